@@ -1,0 +1,102 @@
+"""The error hierarchy of carecollect.
+
+Every error raised by carecollect derives from :class:`CareCollectError`.
+Each subclass also inherits the builtin exception it most resembles, so
+``except ValueError`` keeps working for callers who do not know carecollect.
+
+Messages name the object by its identifier and the field, never by a
+patient's name or any clinical detail, and say what to do next.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CareCollectError",
+    "ConfigurationError",
+    "CurrencyMismatch",
+    "DuplicateEntry",
+    "InvalidMoney",
+    "InvalidTransition",
+    "NaiveDatetime",
+    "PluginError",
+    "PolicyViolation",
+    "ScheduleMismatch",
+    "ValidationError",
+]
+
+
+class CareCollectError(Exception):
+    """Root of every error carecollect raises."""
+
+
+class ValidationError(CareCollectError, ValueError):
+    """A value given to a constructor or function is not acceptable.
+
+    :param record: the kind and id of the object, for example ``"Invoice INV-1"``.
+    :param field: the field that holds the bad value.
+    :param problem: what is wrong and what to do about it.
+    """
+
+    def __init__(self, record: str, field: str, problem: str) -> None:
+        self.record = record
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{record}: field {field!r}: {problem}")
+
+
+class InvalidMoney(ValidationError):
+    """An amount cannot be turned into exact money (a float, a bad code...)."""
+
+
+class NaiveDatetime(ValidationError):
+    """A datetime without a time zone was given where an instant is needed."""
+
+
+class ScheduleMismatch(ValidationError):
+    """Instalments or allocations do not sum exactly to their total."""
+
+
+class CurrencyMismatch(CareCollectError, TypeError):
+    """Two amounts in different currencies were combined.
+
+    Convert one of them explicitly (carecollect never converts on its own) or
+    keep them on separate accounts.
+    """
+
+    def __init__(self, left: str, right: str, operation: str, record: str = "") -> None:
+        self.left = left
+        self.right = right
+        self.operation = operation
+        where = f"{record}: " if record else ""
+        super().__init__(
+            f"{where}cannot {operation} {left} and {right}: amounts in different "
+            "currencies never mix; convert one explicitly or keep them on separate accounts"
+        )
+
+
+class InvalidTransition(CareCollectError, ValueError):
+    """A state change is not allowed from the object's current state."""
+
+    def __init__(self, record: str, current: object, attempted: str, hint: str = "") -> None:
+        self.record = record
+        self.current = current
+        self.attempted = attempted
+        tail = f"; {hint}" if hint else ""
+        cur = getattr(current, "value", current)
+        super().__init__(f"{record}: cannot {attempted} while status is {cur!r}{tail}")
+
+
+class DuplicateEntry(CareCollectError, ValueError):
+    """An entry with the same idempotency key but different content was given."""
+
+
+class PolicyViolation(CareCollectError, ValueError):
+    """A configuration or request would break a rule of a policy pack."""
+
+
+class ConfigurationError(CareCollectError, ValueError):
+    """carecollect was configured in a way that cannot work."""
+
+
+class PluginError(CareCollectError, RuntimeError):
+    """A plugin could not be loaded, registered or called."""

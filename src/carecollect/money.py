@@ -1,0 +1,385 @@
+"""Exact, currency-aware money.
+
+:class:`Money` extends :class:`money.Money` (from the ``money-py3``
+distribution) with what a billing system needs and the base class lacks:
+
+* a strict constructor: ``int``, ``str`` or :class:`~decimal.Decimal` amounts
+  only (never ``float``), active ISO 4217 codes only, and never more decimal
+  places than the currency's minor unit;
+* quantising to the minor unit (JPY 0, EUR 2, BHD 3) with **one** rounding
+  rule, :data:`ROUNDING` (half away from zero, the commercial rounding
+  printed on invoices in Germany, Norway, Bulgaria and the US);
+* :meth:`Money.allocate` and :meth:`Money.split`, which never lose or invent
+  a minor unit;
+* no arithmetic with bare numbers (``Money + 1`` is an error), exact
+  multiplication only by whole numbers;
+* conversion to and from integer minor units (:attr:`Money.minor_units`,
+  :meth:`Money.from_minor`), which payment files need;
+* locale-aware :meth:`Money.format` that requires an explicit locale and
+  never derives the currency from it.
+
+>>> from carecollect.money import Money
+>>> total = Money("100.00", "EUR")
+>>> [str(part) for part in total.split(3)]
+['EUR 33.34', 'EUR 33.33', 'EUR 33.33']
+>>> Money.of("10.005", "EUR")
+Money('10.01', 'EUR')
+>>> Money("1.5", "JPY")
+Traceback (most recent call last):
+...
+carecollect.errors.InvalidMoney: Money: field 'amount': 1.5 has more decimal places than JPY allows (0); round it explicitly with Money.of()
+>>> Money("1234.5", "EUR").format("de_DE")
+'1.234,50\\xa0€'
+"""
+
+from __future__ import annotations
+
+import decimal
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import Any, SupportsInt
+
+import babel
+import babel.numbers
+import money as _money
+
+from .errors import CurrencyMismatch, InvalidMoney, ValidationError
+
+__all__ = ["ISO_4217", "ROUNDING", "Money", "minor_unit_exponent"]
+
+#: The one rounding rule used wherever an amount must be brought to its
+#: currency's minor unit: round half away from zero ("kaufmännisches Runden").
+ROUNDING = decimal.ROUND_HALF_UP
+
+#: Active ISO 4217 currency codes (list one, 2026) with their minor units.
+#: Funds and precious-metal codes (XAU, XDR...) are left out on purpose: a
+#: patient never owes them.
+_ZERO = {
+    "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF",
+    "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF",
+}
+_THREE = {"BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"}
+_FOUR = {"CLF", "UYW"}
+_TWO = {
+    "AED", "AFN", "ALL", "AMD", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM",
+    "BBD", "BDT", "BGN", "BMD", "BND", "BOB", "BRL", "BSD", "BTN", "BWP",
+    "BYN", "BZD", "CAD", "CDF", "CHF", "CNY", "COP", "CRC", "CUP", "CVE",
+    "CZK", "DKK", "DOP", "DZD", "EGP", "ERN", "ETB", "EUR", "FJD", "FKP",
+    "GBP", "GEL", "GHS", "GIP", "GMD", "GTQ", "GYD", "HKD", "HNL", "HTG",
+    "HUF", "IDR", "ILS", "INR", "IRR", "JMD", "KES", "KGS", "KHR", "KPW",
+    "KYD", "KZT", "LAK", "LBP", "LKR", "LRD", "LSL", "MAD", "MDL", "MGA",
+    "MKD", "MMK", "MNT", "MOP", "MRU", "MUR", "MVR", "MWK", "MXN", "MYR",
+    "MZN", "NAD", "NGN", "NIO", "NOK", "NPR", "NZD", "PAB", "PEN", "PGK",
+    "PHP", "PKR", "PLN", "QAR", "RON", "RSD", "RUB", "SAR", "SBD", "SCR",
+    "SDG", "SEK", "SGD", "SHP", "SLE", "SOS", "SRD", "SSP", "STN", "SVC",
+    "SYP", "SZL", "THB", "TJS", "TMT", "TOP", "TRY", "TTD", "TWD", "TZS",
+    "UAH", "USD", "UYU", "UZS", "VED", "VES", "WST", "XCD", "XCG", "YER",
+    "ZAR", "ZMW", "ZWG",
+}
+ISO_4217: dict[str, int] = {
+    **{c: 0 for c in _ZERO},
+    **{c: 2 for c in _TWO},
+    **{c: 3 for c in _THREE},
+    **{c: 4 for c in _FOUR},
+}
+_QUANTA = {digits: Decimal(1).scaleb(-digits) for digits in set(ISO_4217.values())}
+
+
+def minor_unit_exponent(currency: str) -> int:
+    """Return the number of decimal places of ``currency``'s minor unit.
+
+    >>> minor_unit_exponent("BHD"), minor_unit_exponent("JPY")
+    (3, 0)
+    """
+    try:
+        return ISO_4217[currency]
+    except (KeyError, TypeError):
+        raise InvalidMoney(
+            "Money", "currency", f"{currency!r} is not an active ISO 4217 code (e.g. 'EUR', 'USD', 'NOK')"
+        ) from None
+
+
+def _to_decimal(amount: object, field: str = "amount") -> Decimal:
+    if isinstance(amount, bool) or isinstance(amount, float):
+        raise InvalidMoney(
+            "Money",
+            field,
+            f"{type(amount).__name__} is not accepted for money; pass a str, int or Decimal",
+        )
+    if isinstance(amount, Decimal):
+        value = amount
+    elif isinstance(amount, (int, str)):
+        try:
+            value = Decimal(amount.strip() if isinstance(amount, str) else amount)
+        except decimal.InvalidOperation:
+            raise InvalidMoney("Money", field, f"{amount!r} is not a decimal number") from None
+    else:
+        raise InvalidMoney(
+            "Money", field, f"{type(amount).__name__} is not accepted for money; pass a str, int or Decimal"
+        )
+    if not value.is_finite():
+        raise InvalidMoney("Money", field, f"{amount!r} is not a finite number")
+    return value
+
+
+class Money(_money.Money):  # type: ignore[misc]
+    """An exact amount in one currency, always at its currency's minor unit.
+
+    :param amount: ``str``, ``int`` or :class:`~decimal.Decimal`; never ``float``.
+    :param currency: an active ISO 4217 code such as ``"EUR"``.
+    :raises InvalidMoney: on a float, a bad code, or more decimals than the
+        currency has (use :meth:`of` to round).
+    """
+
+    __slots__ = ()
+
+    def __init__(self, amount: Decimal | int | str, currency: str) -> None:
+        value = _to_decimal(amount)
+        exponent = minor_unit_exponent(currency)
+        quantum = _QUANTA[exponent]
+        quantised = value.quantize(quantum)
+        if quantised != value:
+            raise InvalidMoney(
+                "Money",
+                "amount",
+                f"{amount} has more decimal places than {currency} allows ({exponent}); "
+                "round it explicitly with Money.of()",
+            )
+        self._amount = quantised
+        self._currency = currency
+
+    # -- named constructors ------------------------------------------------
+    @classmethod
+    def of(cls, amount: Decimal | int | str, currency: str) -> Money:
+        """Build an amount, rounding to the minor unit with :data:`ROUNDING`.
+
+        >>> Money.of("2.675", "EUR"), Money.of("0.5", "JPY")
+        (Money('2.68', 'EUR'), Money('1', 'JPY'))
+        """
+        value = _to_decimal(amount)
+        quantum = _QUANTA[minor_unit_exponent(currency)]
+        return cls(value.quantize(quantum, rounding=ROUNDING), currency)
+
+    @classmethod
+    def zero(cls, currency: str) -> Money:
+        """Return nothing, in ``currency``."""
+        return cls(0, currency)
+
+    @classmethod
+    def from_minor(cls, units: int, currency: str) -> Money:
+        """Build an amount from integer minor units (cents, øre, stotinki).
+
+        >>> Money.from_minor(12345, "EUR"), Money.from_minor(12345, "BHD")
+        (Money('123.45', 'EUR'), Money('12.345', 'BHD'))
+        """
+        if isinstance(units, bool) or not isinstance(units, int):
+            raise InvalidMoney("Money", "units", f"minor units must be an int, got {type(units).__name__}")
+        exponent = minor_unit_exponent(currency)
+        return cls(Decimal(units).scaleb(-exponent), currency)
+
+    @classmethod
+    def parse(cls, text: str) -> Money:
+        """Parse ``"EUR 12.50"`` or ``"12.50 EUR"`` (the form :func:`str` gives).
+
+        >>> Money.parse("NOK 1250.00")
+        Money('1250.00', 'NOK')
+        """
+        if not isinstance(text, str):
+            raise InvalidMoney("Money", "text", f"expected a str, got {type(text).__name__}")
+        parts = text.split()
+        if len(parts) != 2:
+            raise InvalidMoney("Money", "text", f"{text!r} is not of the form 'EUR 12.50'")
+        first, second = parts
+        if first.isalpha():
+            return cls(second, first)
+        return cls(first, second)
+
+    # -- conversions -------------------------------------------------------
+    @property
+    def minor_units(self) -> int:
+        """The amount as an integer count of minor units (cents for EUR)."""
+        return int(self._amount.scaleb(minor_unit_exponent(self._currency)))
+
+    @property
+    def exponent(self) -> int:
+        """Decimal places of this currency's minor unit."""
+        return minor_unit_exponent(self._currency)
+
+    def is_zero(self) -> bool:
+        """True when the amount is zero."""
+        return bool(self._amount == 0)
+
+    def is_positive(self) -> bool:
+        """True when the amount is above zero."""
+        return bool(self._amount > 0)
+
+    def is_negative(self) -> bool:
+        """True when the amount is below zero."""
+        return bool(self._amount < 0)
+
+    def format(self, locale: str, *, currency_digits: bool = True) -> str:  # type: ignore[override]
+        """Format for a patient in ``locale`` (``"en_US"``, ``"de_DE"``, ``"nb_NO"``, ``"bg_BG"``...).
+
+        The locale is required and only decides the *layout*; the currency
+        is always this amount's own (Bulgaria pays in EUR since 2026-01-01,
+        whatever older locale data says).
+
+        >>> Money("1234.50", "EUR").format("bg_BG")
+        '1\\xa0234,50\\xa0€'
+        >>> Money("1234.50", "NOK").format("nb_NO")
+        '1\\xa0234,50\\xa0kr'
+        """
+        if not locale or not isinstance(locale, str):
+            raise ValidationError("Money", "locale", "an explicit locale such as 'en_US' is required")
+        try:
+            loc = babel.Locale.parse(locale)
+        except (ValueError, babel.UnknownLocaleError):
+            raise ValidationError("Money", "locale", f"{locale!r} is not a known locale") from None
+        return str(
+            babel.numbers.format_currency(
+                self._amount, self._currency, locale=loc, currency_digits=currency_digits
+            )
+        )
+
+    # -- splitting ---------------------------------------------------------
+    def allocate(self, ratios: Sequence[SupportsInt | Decimal | str]) -> list[Money]:
+        """Split by ``ratios`` without losing or inventing a minor unit.
+
+        Each part gets its exact share rounded down; the minor units left
+        over go one by one to the parts with the largest remainders (ties to
+        the earlier part). The parts always sum to ``self``.
+
+        >>> [p.minor_units for p in Money("1.00", "EUR").allocate([1, 1, 1])]
+        [34, 33, 33]
+        >>> [str(p) for p in Money("10", "JPY").allocate([70, 30])]
+        ['JPY 7', 'JPY 3']
+        """
+        weights = [_to_decimal(r, "ratios") if not isinstance(r, Decimal) else r for r in ratios]
+        if not weights:
+            raise ValidationError("Money", "ratios", "at least one ratio is required")
+        if any(w < 0 for w in weights):
+            raise ValidationError("Money", "ratios", "ratios must not be negative")
+        total_weight = sum(weights, Decimal(0))
+        if total_weight == 0:
+            raise ValidationError("Money", "ratios", "ratios must not all be zero")
+        units = self.minor_units
+        sign = -1 if units < 0 else 1
+        units = abs(units)
+        with decimal.localcontext() as ctx:
+            ctx.prec = 60
+            exact = [Decimal(units) * w / total_weight for w in weights]
+        floors = [int(e) for e in exact]
+        left = units - sum(floors)
+        order = sorted(range(len(weights)), key=lambda i: (-(exact[i] - floors[i]), i))
+        for i in order[:left]:
+            floors[i] += 1
+        return [Money.from_minor(sign * f, self._currency) for f in floors]
+
+    def split(self, parts: int) -> list[Money]:
+        """Split into ``parts`` near-equal amounts; the first ones get the extra minor units."""
+        if isinstance(parts, bool) or not isinstance(parts, int) or parts < 1:
+            raise ValidationError("Money", "parts", f"must be a positive int, got {parts!r}")
+        return self.allocate([1] * parts)
+
+    def percent(self, rate: Decimal | str | int) -> Money:
+        """Return ``rate`` percent of this amount, rounded with :data:`ROUNDING`.
+
+        >>> Money("33.33", "EUR").percent("5")
+        Money('1.67', 'EUR')
+        """
+        r = _to_decimal(rate, "rate")
+        return Money.of(self._amount * r / 100, self._currency)
+
+    # -- arithmetic: Money with Money only ---------------------------------
+    def _same(self, other: object, op: str) -> Money:
+        if not isinstance(other, _money.Money):
+            raise TypeError(
+                f"cannot {op} Money and {type(other).__name__}: wrap the number as Money first "
+                "(bare numbers are never added to money)"
+            )
+        if other.currency != self._currency:
+            raise CurrencyMismatch(self._currency, other.currency, op)
+        return other  # type: ignore[return-value]
+
+    def __add__(self, other: object) -> Money:
+        o = self._same(other, "add")
+        return Money(self._amount + o._amount, self._currency)
+
+    def __radd__(self, other: object) -> Money:
+        return self.__add__(other)
+
+    def __sub__(self, other: object) -> Money:
+        o = self._same(other, "subtract")
+        return Money(self._amount - o._amount, self._currency)
+
+    def __rsub__(self, other: object) -> Money:
+        o = self._same(other, "subtract")
+        return Money(o._amount - self._amount, self._currency)
+
+    def __mul__(self, other: object) -> Money:
+        if isinstance(other, bool) or not isinstance(other, int):
+            raise TypeError(
+                "Money can only be multiplied by an int; use percent() or allocate() for fractions"
+            )
+        return Money(self._amount * other, self._currency)
+
+    def __rmul__(self, other: object) -> Money:
+        return self.__mul__(other)
+
+    def __truediv__(self, other: object) -> Any:
+        raise TypeError("Money is never divided; use split() or allocate(), which keep every minor unit")
+
+    __floordiv__ = __truediv__
+    __mod__ = __truediv__
+    __divmod__ = __truediv__
+    __rtruediv__ = __truediv__
+    __pow__ = __truediv__
+
+    def __neg__(self) -> Money:
+        return Money(-self._amount, self._currency)
+
+    def __pos__(self) -> Money:
+        return self
+
+    def __abs__(self) -> Money:
+        return Money(abs(self._amount), self._currency)
+
+    def __bool__(self) -> bool:
+        raise TypeError("the truth of Money is ambiguous; use is_zero() or is_positive()")
+
+    def __lt__(self, other: object) -> bool:
+        return bool(self._amount < self._same(other, "compare")._amount)
+
+    def __le__(self, other: object) -> bool:
+        return bool(self._amount <= self._same(other, "compare")._amount)
+
+    def __gt__(self, other: object) -> bool:
+        return bool(self._amount > self._same(other, "compare")._amount)
+
+    def __ge__(self, other: object) -> bool:
+        return bool(self._amount >= self._same(other, "compare")._amount)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, _money.Money):
+            return bool(self._amount == other.amount and self._currency == other.currency)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((self._amount, self._currency))
+
+    def __repr__(self) -> str:
+        return f"Money('{self._amount}', '{self._currency}')"
+
+    def __str__(self) -> str:
+        return f"{self._currency} {self._amount}"
+
+
+def total(amounts: Iterable[Money], currency: str) -> Money:
+    """Sum ``amounts`` (all in ``currency``); an empty iterable gives zero."""
+    result = Money.zero(currency)
+    for a in amounts:
+        result = result + a
+    return result
+
+
+__all__ += ["total"]
