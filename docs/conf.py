@@ -1,0 +1,36 @@
+"""Sphinx configuration for carecollect."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+
+project = "carecollect"
+author = "carecollect developers"
+copyright = "2026, carecollect developers"
+release = "0.1.0"
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.doctest",
+    "sphinx.ext.intersphinx",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.viewcode",
+]
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_default_options = {"members": True, "show-inheritance": True}
+nitpicky = False
+html_theme = "furo"
+html_title = "carecollect"
+html_static_path = ["_static"]
+intersphinx_mapping: dict[str, tuple[str, None]] = {}
+doctest_global_setup = """
+import datetime as dt
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+"""
+suppress_warnings = ["autodoc.import_object"] if False else []
+exclude_patterns = ["_build"]
