@@ -1,0 +1,198 @@
+"""Disputes: a patient's objection to a bill, handled by a written procedure.
+
+Opening a dispute freezes outreach and any handoff on the debt (the policy
+functions read :attr:`Dispute.is_open`). Resolving records the outcome, the
+corrective action promised and the date of the follow-up call.
+
+>>> import datetime as dt
+>>> from carecollect.disputes import Dispute, DisputeReason, Resolution, ResolutionKind, resolve_dispute
+>>> t = dt.datetime(2026, 3, 9, 10, tzinfo=dt.timezone.utc)
+>>> d = Dispute(id="D-1", account_id="A-1", invoice_id="INV-1", reason=DisputeReason.QUALITY_OF_SERVICE, opened_at=t)
+>>> d.is_open
+True
+>>> d2, ev = resolve_dispute(d, Resolution(ResolutionKind.UPHELD), follow_up_on=dt.date(2026, 3, 12), at=t)
+>>> d2.status.value, d2.follow_up_on.isoformat()
+('resolved', '2026-03-12')
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+import attrs
+
+from .errors import InvalidTransition, ValidationError
+from .events import Event, EventType
+from .money import Money
+from .timekeeping import require_aware
+from .validation import aware, aware_or_none, date_or_none, identifier
+
+__all__ = [
+    "Dispute",
+    "DisputeReason",
+    "DisputeStatus",
+    "EscalationLevel",
+    "Resolution",
+    "ResolutionKind",
+    "escalate_dispute",
+    "record_follow_up",
+    "resolve_dispute",
+    "withdraw_dispute",
+]
+
+
+class DisputeReason(enum.Enum):
+    """Why the patient disputes the bill."""
+
+    QUALITY_OF_SERVICE = "quality_of_service"
+    BILLING_ERROR = "billing_error"
+    ABOVE_ESTIMATE = "above_estimate"
+    NOT_MINE = "not_mine"
+    INSURANCE_SHOULD_PAY = "insurance_should_pay"
+    #: A written dispute of a debt within a collector's validation period (FDCPA 1692g(b)).
+    VALIDATION = "validation"
+
+
+class DisputeStatus(enum.Enum):
+    """Life cycle of a dispute."""
+
+    OPEN = "open"
+    RESOLVED = "resolved"
+    WITHDRAWN = "withdrawn"
+
+
+class EscalationLevel(enum.IntEnum):
+    """Who handles the dispute; a higher level may grant more."""
+
+    FRONT_LINE = 0
+    OFFICE_MANAGER = 1
+    PROVIDER = 2
+    EXECUTIVE = 3
+
+
+class ResolutionKind(enum.Enum):
+    """How a dispute ended."""
+
+    CORRECTION = "correction"
+    DISCOUNT = "discount"
+    WRITE_OFF = "write_off"
+    #: The bill stands as it was.
+    UPHELD = "upheld"
+    #: Verification sent to the patient (US collector).
+    VERIFIED = "verified"
+
+
+@attrs.frozen
+class Resolution:
+    """The outcome of a dispute.
+
+    :param kind: :class:`ResolutionKind`.
+    :param amount: the discount, write-off or correction amount, if any.
+    :param approved_by: staff id of who approved it.
+    :param corrective_action: what the creditor promised to change (internal; not in reprs).
+    :param effective_after_insurance: the reduction applies to what remains
+        once the insurer's payment is posted.
+    """
+
+    kind: ResolutionKind
+    amount: Money | None = None
+    approved_by: str | None = None
+    corrective_action: str | None = attrs.field(default=None, repr=False)
+    effective_after_insurance: bool = False
+
+
+@attrs.frozen
+class Dispute:
+    """A patient's dispute of one invoice (or the whole account).
+
+    :param id: stable identifier.
+    :param account_id: the account.
+    :param invoice_id: the disputed invoice, or ``None`` for the account.
+    :param reason: :class:`DisputeReason`.
+    :param opened_at: when the patient raised it (aware).
+    :param status: :class:`DisputeStatus`.
+    :param level: :class:`EscalationLevel`.
+    :param resolution: set when resolved.
+    :param resolved_at: when resolved.
+    :param first_response_at: when staff first answered.
+    :param met_patient_at: when staff met or spoke with the patient.
+    :param follow_up_on: the date of the follow-up call.
+    :param follow_up_done_at: when it happened.
+    :param satisfied: the patient's answer at follow-up.
+    :param in_writing: the dispute was made in writing.
+    """
+
+    id: str = attrs.field(validator=identifier)
+    account_id: str = attrs.field(validator=identifier)
+    invoice_id: str | None
+    reason: DisputeReason = attrs.field(validator=attrs.validators.instance_of(DisputeReason))
+    opened_at: dt.datetime = attrs.field(validator=aware)
+    status: DisputeStatus = DisputeStatus.OPEN
+    level: EscalationLevel = EscalationLevel.FRONT_LINE
+    resolution: Resolution | None = None
+    resolved_at: dt.datetime | None = attrs.field(default=None, validator=aware_or_none)
+    first_response_at: dt.datetime | None = attrs.field(default=None, validator=aware_or_none)
+    met_patient_at: dt.datetime | None = attrs.field(default=None, validator=aware_or_none)
+    follow_up_on: dt.date | None = attrs.field(default=None, validator=date_or_none)
+    follow_up_done_at: dt.datetime | None = attrs.field(default=None, validator=aware_or_none)
+    satisfied: bool | None = None
+    in_writing: bool = False
+
+    @property
+    def is_open(self) -> bool:
+        """True while the dispute is open (outreach and handoff frozen)."""
+        return self.status is DisputeStatus.OPEN
+
+    def covers(self, invoice_id: str | None) -> bool:
+        """True when this dispute concerns ``invoice_id`` (an account-wide dispute covers all)."""
+        return self.invoice_id is None or self.invoice_id == invoice_id
+
+
+def _guard(d: Dispute, action: str, at: dt.datetime) -> None:
+    require_aware(at, f"Dispute {d.id}", "at")
+    if d.status is not DisputeStatus.OPEN:
+        raise InvalidTransition(f"Dispute {d.id}", d.status, action, "only an open dispute can change")
+
+
+def escalate_dispute(d: Dispute, to: EscalationLevel, *, at: dt.datetime) -> tuple[Dispute, Event]:
+    """Hand the dispute to a higher level."""
+    _guard(d, "escalate", at)
+    if to <= d.level:
+        raise InvalidTransition(f"Dispute {d.id}", d.level.name, f"escalate to {to.name}", "escalation only goes up")
+    return attrs.evolve(d, level=to), Event(EventType.DISPUTE_ESCALATED, d.id, at, {"level": to.name})
+
+
+def resolve_dispute(
+    d: Dispute, resolution: Resolution, *, follow_up_on: dt.date | None, at: dt.datetime
+) -> tuple[Dispute, Event]:
+    """Record the outcome and when to call the patient back."""
+    _guard(d, "resolve", at)
+    needs_amount = resolution.kind in (ResolutionKind.DISCOUNT, ResolutionKind.WRITE_OFF, ResolutionKind.CORRECTION)
+    if needs_amount and (resolution.amount is None or not resolution.amount.is_positive()):
+        raise ValidationError(f"Dispute {d.id}", "resolution.amount", f"a {resolution.kind.value} needs a positive amount")
+    if follow_up_on is not None and follow_up_on < at.date():
+        raise ValidationError(f"Dispute {d.id}", "follow_up_on", "the follow-up cannot be in the past")
+    new = attrs.evolve(d, status=DisputeStatus.RESOLVED, resolution=resolution, resolved_at=at, follow_up_on=follow_up_on,
+                       first_response_at=d.first_response_at or at)
+    details: dict[str, object] = {"kind": resolution.kind.value}
+    if resolution.amount is not None:
+        details["amount"] = resolution.amount
+    return new, Event(EventType.DISPUTE_RESOLVED, d.id, at, details)
+
+
+def withdraw_dispute(d: Dispute, *, at: dt.datetime) -> tuple[Dispute, Event]:
+    """The patient withdrew the dispute."""
+    _guard(d, "withdraw", at)
+    return attrs.evolve(d, status=DisputeStatus.WITHDRAWN, resolved_at=at), Event(EventType.DISPUTE_WITHDRAWN, d.id, at)
+
+
+def record_follow_up(d: Dispute, *, satisfied: bool, at: dt.datetime) -> tuple[Dispute, Event]:
+    """Record the follow-up call after resolution and whether the patient is satisfied."""
+    require_aware(at, f"Dispute {d.id}", "at")
+    if d.status is not DisputeStatus.RESOLVED:
+        raise InvalidTransition(f"Dispute {d.id}", d.status, "record a follow-up", "resolve it first")
+    if d.follow_up_done_at is not None:
+        raise InvalidTransition(f"Dispute {d.id}", d.status, "record a second follow-up")
+    new = attrs.evolve(d, follow_up_done_at=at, satisfied=satisfied)
+    return new, Event(EventType.DISPUTE_FOLLOWED_UP, d.id, at, {"satisfied": satisfied})

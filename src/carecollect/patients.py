@@ -1,0 +1,233 @@
+"""Patients, their contact points and wishes, and the accounts that pay.
+
+Everything a patient tells us about contact (consent, opt-out, a request to
+stop, a wish for confidential communication) is recorded here with its time
+and is never silently dropped: the transition functions only ever add
+information, and the governor reads it.
+
+>>> import datetime as dt
+>>> from zoneinfo import ZoneInfo
+>>> from carecollect.patients import Patient, ContactPoint, opt_out
+>>> from carecollect.channels import Channel
+>>> t0 = dt.datetime(2026, 3, 1, 9, tzinfo=ZoneInfo("Europe/Oslo"))
+>>> p = Patient(id="P-1", preferred_language="nb", time_zones=("Europe/Oslo",),
+...             contact_points=(ContactPoint(Channel.SMS, "+4790000000", consent_at=t0),))
+>>> p2, event = opt_out(p, Channel.SMS, at=t0 + dt.timedelta(days=1))
+>>> p2.may_use(Channel.SMS), event.type.value
+(False, 'patient.opted_out')
+>>> "4790000000" in repr(p2)
+False
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+import attrs
+
+from .channels import Channel
+from .errors import ValidationError
+from .events import Event, EventType
+from .money import Money, minor_unit_exponent
+from .timekeeping import require_aware, zone
+from .validation import aware_or_none, identifier
+
+__all__ = [
+    "Account",
+    "ContactPoint",
+    "Patient",
+    "grant_consent",
+    "opt_out",
+    "request_cease_communication",
+    "SUPPORTED_LANGUAGES",
+]
+
+#: Languages carecollect writes patient messages in; others fall back to English.
+SUPPORTED_LANGUAGES = ("en", "de", "nb", "bg")
+
+
+@attrs.frozen
+class ContactPoint:
+    """One way to reach a patient.
+
+    :param channel: the :class:`~carecollect.channels.Channel`.
+    :param address: e-mail address, phone number, postal address or portal id
+        (never shown in reprs).
+    :param consent_at: when the patient consented to this channel (``None``: no consent recorded).
+    :param opted_out_at: when the patient opted out (takes effect at once).
+    :param verified_at: when the number was last checked (US reassigned-numbers database).
+    :param time_zone: the zone this point suggests (a phone's area code), if known.
+    """
+
+    channel: Channel = attrs.field(validator=attrs.validators.instance_of(Channel))
+    address: str = attrs.field(repr=False)
+    consent_at: dt.datetime | None = attrs.field(default=None, validator=aware_or_none)
+    opted_out_at: dt.datetime | None = attrs.field(default=None, validator=aware_or_none)
+    verified_at: dt.datetime | None = attrs.field(default=None, validator=aware_or_none)
+    time_zone: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.address, str) or not self.address.strip():
+            raise ValidationError("ContactPoint", "address", "must be a non-empty string")
+        if self.time_zone is not None:
+            zone(self.time_zone)
+
+    @property
+    def opted_out(self) -> bool:
+        """True once the patient has opted out of this point."""
+        return self.opted_out_at is not None
+
+
+class ConfidentialWish(enum.Enum):
+    """A patient's request for confidential communication (HIPAA 164.522(b))."""
+
+    NONE = "none"
+    #: Use only the contact points marked ``confidential`` by the patient.
+    ONLY_LISTED = "only_listed"
+    #: No voicemail: a message may be overheard.
+    NO_VOICEMAIL = "no_voicemail"
+
+
+def _zones(instance: object, attribute: attrs.Attribute[tuple[str, ...]], value: tuple[str, ...]) -> None:
+    if not value:
+        raise ValidationError(f"Patient {getattr(instance, 'id', '')}", "time_zones", "at least one IANA time zone")
+    for name in value:
+        zone(name)
+
+
+def _language(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if not (isinstance(value, str) and 2 <= len(value) <= 8 and value.replace("_", "").replace("-", "").isalpha()):
+        raise ValidationError(f"Patient {getattr(instance, 'id', '')}", "preferred_language", "a BCP 47 language tag such as 'de'")
+
+
+@attrs.frozen
+class Patient:
+    """A patient (or the person we write to about a patient's bill).
+
+    :param id: stable identifier; the only thing errors and logs show.
+    :param preferred_language: BCP 47 tag (``en``, ``de``, ``nb``, ``bg``...).
+    :param time_zones: every IANA zone the patient may be in (address, phone
+        area code...). Quiet hours must hold in all of them.
+    :param contact_points: the ways to reach the patient.
+    :param name: display name for letters (never in reprs or errors).
+    :param country: ISO 3166-1 country of residence.
+    :param state: subdivision (US state) of residence, for state rules.
+    :param confidential: the patient's confidential-communication wish.
+    :param confidential_channels: channels allowed under ``ONLY_LISTED``.
+    :param cease_requested_at: when the patient asked us to stop contacting them.
+    :param date_of_birth: for matching records (never shown).
+    """
+
+    id: str = attrs.field(validator=identifier)
+    preferred_language: str = attrs.field(default="en", validator=_language)
+    time_zones: tuple[str, ...] = attrs.field(default=("UTC",), converter=tuple, validator=_zones)
+    contact_points: tuple[ContactPoint, ...] = attrs.field(default=(), converter=tuple)
+    name: str = attrs.field(default="", repr=False)
+    country: str | None = None
+    state: str | None = None
+    confidential: ConfidentialWish = ConfidentialWish.NONE
+    confidential_channels: frozenset[Channel] = attrs.field(default=frozenset(), converter=frozenset)
+    cease_requested_at: dt.datetime | None = attrs.field(default=None, validator=aware_or_none)
+    date_of_birth: dt.date | None = attrs.field(default=None, repr=False)
+
+    def points(self, channel: Channel) -> tuple[ContactPoint, ...]:
+        """Contact points on ``channel``."""
+        return tuple(p for p in self.contact_points if p.channel is channel)
+
+    def may_use(self, channel: Channel) -> bool:
+        """True when some point on ``channel`` has consent and no opt-out, and no wish forbids it.
+
+        Letters need no consent, only an address and no opt-out. This is the
+        patient's side only; the governor adds the law's side.
+        """
+        if self.confidential is ConfidentialWish.ONLY_LISTED and channel not in self.confidential_channels:
+            return False
+        for point in self.points(channel):
+            if point.opted_out:
+                continue
+            if channel is Channel.LETTER or point.consent_at is not None:
+                return True
+        return False
+
+
+def _evolve_points(patient: Patient, channel: Channel, **changes: object) -> tuple[ContactPoint, ...]:
+    points = patient.points(channel)
+    if not points:
+        raise ValidationError(f"Patient {patient.id}", "contact_points", f"has no {channel.value} contact point")
+    return tuple(attrs.evolve(p, **changes) if p.channel is channel else p for p in patient.contact_points)
+
+
+def opt_out(patient: Patient, channel: Channel, *, at: dt.datetime) -> tuple[Patient, Event]:
+    """Record an opt-out from ``channel``; it takes effect at ``at``, at once.
+
+    An earlier opt-out is kept (the first one counts); opting out twice is harmless.
+    """
+    require_aware(at, f"Patient {patient.id}", "at")
+    points = tuple(
+        attrs.evolve(p, opted_out_at=p.opted_out_at or at) if p.channel is channel else p for p in patient.contact_points
+    )
+    new = attrs.evolve(patient, contact_points=points)
+    return new, Event(EventType.OPTED_OUT, patient.id, at, {"channel": channel.value})
+
+
+def grant_consent(patient: Patient, channel: Channel, *, at: dt.datetime) -> tuple[Patient, Event]:
+    """Record the patient's consent to ``channel`` (clears an earlier opt-out: the patient asked)."""
+    require_aware(at, f"Patient {patient.id}", "at")
+    points = _evolve_points(patient, channel, consent_at=at, opted_out_at=None)
+    return attrs.evolve(patient, contact_points=points), Event(
+        EventType.CONSENT_GRANTED, patient.id, at, {"channel": channel.value}
+    )
+
+
+def request_cease_communication(patient: Patient, *, at: dt.datetime) -> tuple[Patient, Event]:
+    """Record a request to stop all communication (FDCPA 1692c(c)); the first request counts."""
+    require_aware(at, f"Patient {patient.id}", "at")
+    new = attrs.evolve(patient, cease_requested_at=patient.cease_requested_at or at)
+    return new, Event(EventType.CEASE_REQUESTED, patient.id, at)
+
+
+@attrs.frozen
+class Account:
+    """The guarantor account responsible for paying one or more invoices.
+
+    :param id: stable identifier.
+    :param patient_id: the patient the account is about.
+    :param creditor_id: who is owed.
+    :param currency: ISO 4217 currency of every amount on the account.
+    :param jurisdiction: policy pack key (``"us"``, ``"no"``, ``"de"``, ``"bg"``).
+    :param guarantor_id: the person responsible for paying, when not the patient
+        (a parent, a spouse); messages go to the guarantor.
+    :param household_size: people in the guarantor's household (for assistance screening).
+    :param annual_income: gross household income in the account's currency (optional).
+    """
+
+    id: str = attrs.field(validator=identifier)
+    patient_id: str = attrs.field(validator=identifier)
+    creditor_id: str = attrs.field(validator=identifier)
+    currency: str
+    jurisdiction: str = "default"
+    guarantor_id: str | None = None
+    household_size: int | None = None
+    annual_income: Money | None = attrs.field(default=None, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        try:
+            minor_unit_exponent(self.currency)
+        except ValidationError:
+            raise ValidationError(f"Account {self.id}", "currency", f"{self.currency!r} is not an ISO 4217 code") from None
+        if self.household_size is not None and (not isinstance(self.household_size, int) or self.household_size < 1):
+            raise ValidationError(f"Account {self.id}", "household_size", "must be a positive int")
+        if self.annual_income is not None:
+            if not isinstance(self.annual_income, Money) or self.annual_income.currency != self.currency:
+                raise ValidationError(f"Account {self.id}", "annual_income", f"must be Money in {self.currency}")
+            if self.annual_income.is_negative():
+                raise ValidationError(f"Account {self.id}", "annual_income", "must not be negative")
+
+    @property
+    def payer_id(self) -> str:
+        """The guarantor if there is one, else the patient."""
+        return self.guarantor_id or self.patient_id
+
+
+__all__ += ["ConfidentialWish"]

@@ -1,0 +1,120 @@
+"""Payments, adjustments and refunds: the money events a ledger records."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+import attrs
+
+from .money import Money
+from .validation import aware, identifier, money_non_negative
+
+__all__ = ["Adjustment", "AdjustmentKind", "Payment", "PaymentMethod", "PaymentSource", "Refund"]
+
+
+class PaymentMethod(enum.Enum):
+    """How a payment was made."""
+
+    CARD = "card"
+    DIRECT_DEBIT = "direct_debit"
+    MOBILE = "mobile"
+    BANK_TRANSFER = "bank_transfer"
+    CASH = "cash"
+    CHEQUE = "cheque"
+
+
+class PaymentSource(enum.Enum):
+    """Who paid."""
+
+    PATIENT = "patient"
+    INSURER = "insurer"
+    AGENCY = "agency"
+
+
+def _positive(instance: object, attribute: attrs.Attribute[Money], value: Money) -> None:
+    money_non_negative(instance, attribute, value)
+    if value.is_zero():
+        from .errors import InvalidMoney
+        from .validation import record_name
+
+        raise InvalidMoney(record_name(instance), attribute.name, "must be more than zero")
+
+
+@attrs.frozen
+class Payment:
+    """Money received.
+
+    :param id: stable id; also the idempotency key of its ledger entries.
+    :param account_id: the account paid into.
+    :param amount: more than zero.
+    :param method: :class:`PaymentMethod`.
+    :param received_at: when it was received (aware).
+    :param source: patient, insurer, or an agency remitting what it collected.
+    :param provider_reference: the gateway's reference (not shown in reprs).
+    :param directed_to: invoice ids the payer asked the payment to go to, in order.
+    """
+
+    id: str = attrs.field(validator=identifier)
+    account_id: str = attrs.field(validator=identifier)
+    amount: Money = attrs.field(validator=_positive)
+    method: PaymentMethod = attrs.field(validator=attrs.validators.instance_of(PaymentMethod))
+    received_at: dt.datetime = attrs.field(validator=aware)
+    source: PaymentSource = PaymentSource.PATIENT
+    provider_reference: str | None = attrs.field(default=None, repr=False)
+    directed_to: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+
+
+class AdjustmentKind(enum.Enum):
+    """Why a balance was reduced without a payment."""
+
+    DISCOUNT = "discount"
+    PROMPT_PAY_DISCOUNT = "prompt_pay_discount"
+    WRITE_OFF = "write_off"
+    CHARITY_CARE = "charity_care"
+    INSURANCE_ADJUSTMENT = "insurance_adjustment"
+    CORRECTION = "correction"
+
+
+@attrs.frozen
+class Adjustment:
+    """A reduction of one invoice's balance.
+
+    :param id: stable id (idempotency key).
+    :param account_id: the account.
+    :param invoice_id: the invoice reduced.
+    :param amount: more than zero; never more than the invoice's open balance.
+    :param kind: :class:`AdjustmentKind`.
+    :param reason_code: the creditor's reason code (e.g. ``"DISPUTE-QUALITY"``).
+    :param approved_by: id of the staff member who approved it.
+    :param at: when it was made (aware).
+    """
+
+    id: str = attrs.field(validator=identifier)
+    account_id: str = attrs.field(validator=identifier)
+    invoice_id: str = attrs.field(validator=identifier)
+    amount: Money = attrs.field(validator=_positive)
+    kind: AdjustmentKind = attrs.field(validator=attrs.validators.instance_of(AdjustmentKind))
+    reason_code: str
+    approved_by: str
+    at: dt.datetime = attrs.field(validator=aware)
+
+
+@attrs.frozen
+class Refund:
+    """Money returned to a payer.
+
+    :param id: stable id (idempotency key).
+    :param account_id: the account.
+    :param payment_id: the payment refunded.
+    :param amount: more than zero; never more than what that payment has left.
+    :param at: when (aware).
+    :param reason_code: why.
+    """
+
+    id: str = attrs.field(validator=identifier)
+    account_id: str = attrs.field(validator=identifier)
+    payment_id: str = attrs.field(validator=identifier)
+    amount: Money = attrs.field(validator=_positive)
+    at: dt.datetime = attrs.field(validator=aware)
+    reason_code: str = "refund"

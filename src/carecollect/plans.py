@@ -1,0 +1,281 @@
+"""Payment plans: exact instalment schedules and the plan's life cycle.
+
+The schedule is exact: :func:`build_schedule` splits the total with
+:meth:`Money.split <carecollect.money.Money.split>`, so the instalments sum to
+the plan total to the minor unit, and lands each on the patient's chosen day
+of the month (moved to the next business day when a calendar is given).
+
+>>> import datetime as dt
+>>> from carecollect.money import Money
+>>> from carecollect.calendars import BusinessCalendar
+>>> from carecollect.plans import build_schedule
+>>> sched = build_schedule(Money("100.00", "EUR"), 3, first_due=dt.date(2026, 5, 1),
+...                        day_of_month=1, calendar=BusinessCalendar.for_country("DE"))
+>>> [(i.due_date.isoformat(), str(i.amount)) for i in sched]
+[('2026-05-04', 'EUR 33.34'), ('2026-06-01', 'EUR 33.33'), ('2026-07-01', 'EUR 33.33')]
+"""
+
+from __future__ import annotations
+
+import calendar as _cal
+import datetime as dt
+import enum
+
+import attrs
+
+from .calendars import BusinessCalendar
+from .errors import InvalidTransition, ScheduleMismatch, ValidationError
+from .events import Event, EventType
+from .money import Money, total
+from .timekeeping import require_aware
+from .validation import aware, date_only, date_or_none, identifier, money_non_negative
+
+__all__ = [
+    "Instalment",
+    "InstalmentStatus",
+    "PaymentPlan",
+    "PlanStatus",
+    "activate_plan",
+    "build_schedule",
+    "cancel_plan",
+    "complete_plan",
+    "default_plan",
+    "mark_instalment_missed",
+    "pause_plan",
+    "record_instalment_payment",
+    "resume_plan",
+]
+
+
+class PlanStatus(enum.Enum):
+    """Life cycle of a payment plan."""
+
+    PROPOSED = "proposed"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    DEFAULTED = "defaulted"
+    CANCELLED = "cancelled"
+    PAUSED = "paused"
+
+    @property
+    def current(self) -> bool:
+        """True for a plan the patient is keeping (active or paused for hardship)."""
+        return self in (PlanStatus.ACTIVE, PlanStatus.PAUSED)
+
+
+class InstalmentStatus(enum.Enum):
+    """State of one instalment."""
+
+    DUE = "due"
+    PAID = "paid"
+    MISSED = "missed"
+    FORGIVEN = "forgiven"
+
+
+@attrs.frozen
+class Instalment:
+    """One scheduled payment of a plan."""
+
+    number: int
+    due_date: dt.date = attrs.field(validator=date_only)
+    amount: Money = attrs.field(validator=money_non_negative)
+    status: InstalmentStatus = InstalmentStatus.DUE
+    paid: Money | None = None
+
+
+def _add_months(day: dt.date, months: int, day_of_month: int) -> dt.date:
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    last = _cal.monthrange(year, month)[1]
+    return dt.date(year, month, min(day_of_month, last))
+
+
+def build_schedule(
+    plan_total: Money,
+    count: int,
+    *,
+    first_due: dt.date,
+    day_of_month: int | None = None,
+    calendar: BusinessCalendar | None = None,
+) -> tuple[Instalment, ...]:
+    """Monthly instalments summing exactly to ``plan_total``.
+
+    :param plan_total: the amount the plan pays off.
+    :param count: number of instalments (at least 1).
+    :param first_due: the first due date (its month starts the schedule).
+    :param day_of_month: the patient's chosen day (1-31; clipped to short months);
+        default the day of ``first_due``.
+    :param calendar: if given, a due date on a weekend or holiday moves to the
+        next business day.
+    """
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValidationError("PaymentPlan", "count", f"must be a positive int, got {count!r}")
+    dom = first_due.day if day_of_month is None else day_of_month
+    if not 1 <= dom <= 31:
+        raise ValidationError("PaymentPlan", "day_of_month", f"must be 1-31, got {dom}")
+    amounts = plan_total.split(count)
+    out = []
+    for n, amount in enumerate(amounts):
+        due = _add_months(first_due, n, dom) if n else first_due
+        if n == 0 and day_of_month is not None:
+            due = _add_months(first_due, 0, dom)
+            if due < first_due:
+                due = _add_months(first_due, 1, dom)
+        if calendar is not None:
+            due = calendar.roll_forward(due)
+        out.append(Instalment(n + 1, due, amount))
+    return tuple(out)
+
+
+def _instalments(instance: PaymentPlan, attribute: attrs.Attribute[tuple[Instalment, ...]], value: tuple[Instalment, ...]) -> None:
+    rec = f"PaymentPlan {instance.id}"
+    if not value:
+        raise ValidationError(rec, "instalments", "a plan needs at least one instalment")
+    for i, inst in enumerate(value):
+        if inst.amount.currency != instance.total.currency:
+            raise ScheduleMismatch(rec, f"instalments[{i}]", f"currency {inst.amount.currency} is not {instance.total.currency}")
+    s = total((i.amount for i in value), instance.total.currency)
+    if s != instance.total:
+        raise ScheduleMismatch(rec, "instalments", f"instalments sum to {s}, not the plan total {instance.total}")
+    dates = [i.due_date for i in value]
+    if dates != sorted(dates):
+        raise ValidationError(rec, "instalments", "due dates must not go backwards")
+
+
+@attrs.frozen
+class PaymentPlan:
+    """An agreement to pay a balance in instalments.
+
+    :param id: stable identifier.
+    :param account_id: the account.
+    :param invoice_ids: the invoices the plan covers.
+    :param total: what the plan pays off (instalments sum to it exactly).
+    :param instalments: the schedule.
+    :param status: :class:`PlanStatus`.
+    :param created_at: when it was proposed (aware).
+    :param interest_rate_percent: annual rate; zero by default.
+    :param paused_at: start of a hardship pause.
+    """
+
+    id: str = attrs.field(validator=identifier)
+    account_id: str = attrs.field(validator=identifier)
+    invoice_ids: tuple[str, ...] = attrs.field(converter=tuple)
+    total: Money = attrs.field(validator=money_non_negative)
+    instalments: tuple[Instalment, ...] = attrs.field(converter=tuple, validator=_instalments)
+    created_at: dt.datetime = attrs.field(validator=aware)
+    status: PlanStatus = PlanStatus.PROPOSED
+    interest_rate_percent: str = "0"
+    paused_at: dt.date | None = attrs.field(default=None, validator=date_or_none)
+
+    @property
+    def missed(self) -> tuple[Instalment, ...]:
+        """Instalments marked missed."""
+        return tuple(i for i in self.instalments if i.status is InstalmentStatus.MISSED)
+
+    @property
+    def paid_count(self) -> int:
+        """Instalments paid."""
+        return sum(1 for i in self.instalments if i.status is InstalmentStatus.PAID)
+
+    @property
+    def remaining(self) -> Money:
+        """What is still to pay under the plan."""
+        return total((i.amount for i in self.instalments if i.status in (InstalmentStatus.DUE, InstalmentStatus.MISSED)),
+                     self.total.currency)
+
+    def next_due(self) -> Instalment | None:
+        """The earliest unpaid instalment."""
+        for i in self.instalments:
+            if i.status in (InstalmentStatus.DUE, InstalmentStatus.MISSED):
+                return i
+        return None
+
+
+def _guard(plan: PaymentPlan, allowed: tuple[PlanStatus, ...], action: str, at: dt.datetime) -> None:
+    require_aware(at, f"PaymentPlan {plan.id}", "at")
+    if plan.status not in allowed:
+        raise InvalidTransition(f"PaymentPlan {plan.id}", plan.status, action,
+                                "allowed from " + ", ".join(s.value for s in allowed))
+
+
+def activate_plan(plan: PaymentPlan, *, at: dt.datetime) -> tuple[PaymentPlan, Event]:
+    """The patient accepted a proposed plan."""
+    _guard(plan, (PlanStatus.PROPOSED,), "activate", at)
+    return attrs.evolve(plan, status=PlanStatus.ACTIVE), Event(EventType.PLAN_ACTIVATED, plan.id, at)
+
+
+def _replace(plan: PaymentPlan, number: int, **changes: object) -> tuple[Instalment, ...]:
+    if not any(i.number == number for i in plan.instalments):
+        raise ValidationError(f"PaymentPlan {plan.id}", "number", f"there is no instalment {number}")
+    return tuple(attrs.evolve(i, **changes) if i.number == number else i for i in plan.instalments)
+
+
+def record_instalment_payment(plan: PaymentPlan, number: int, amount: Money, *, at: dt.datetime) -> tuple[PaymentPlan, Event]:
+    """Mark instalment ``number`` paid with ``amount`` (at least the instalment's amount); completes the plan after the last."""
+    _guard(plan, (PlanStatus.ACTIVE, PlanStatus.PAUSED), "record a payment", at)
+    inst = next((i for i in plan.instalments if i.number == number), None)
+    if inst is None:
+        raise ValidationError(f"PaymentPlan {plan.id}", "number", f"there is no instalment {number}")
+    if inst.status is InstalmentStatus.PAID:
+        raise InvalidTransition(f"PaymentPlan {plan.id}", inst.status, f"pay instalment {number} again")
+    if amount < inst.amount:
+        raise ValidationError(f"PaymentPlan {plan.id}", "amount", f"{amount} is less than the {inst.amount} due")
+    new = attrs.evolve(plan, instalments=_replace(plan, number, status=InstalmentStatus.PAID, paid=amount))
+    if new.next_due() is None:
+        new = attrs.evolve(new, status=PlanStatus.COMPLETED)
+    return new, Event(EventType.PLAN_INSTALMENT_PAID, plan.id, at, {"number": number, "amount": amount})
+
+
+def mark_instalment_missed(plan: PaymentPlan, number: int, *, at: dt.datetime) -> tuple[PaymentPlan, Event]:
+    """Mark a due instalment missed (the relief policy decides grace and default)."""
+    _guard(plan, (PlanStatus.ACTIVE,), "mark an instalment missed", at)
+    inst = next((i for i in plan.instalments if i.number == number), None)
+    if inst is None or inst.status is not InstalmentStatus.DUE:
+        raise InvalidTransition(f"PaymentPlan {plan.id}", inst.status if inst else "absent", f"miss instalment {number}")
+    new = attrs.evolve(plan, instalments=_replace(plan, number, status=InstalmentStatus.MISSED))
+    return new, Event(EventType.PLAN_INSTALMENT_MISSED, plan.id, at, {"number": number})
+
+
+def default_plan(plan: PaymentPlan, *, at: dt.datetime) -> tuple[PaymentPlan, Event]:
+    """Call an active plan defaulted (only with a missed instalment)."""
+    _guard(plan, (PlanStatus.ACTIVE,), "default", at)
+    if not plan.missed:
+        raise InvalidTransition(f"PaymentPlan {plan.id}", plan.status, "default", "no instalment has been missed")
+    return attrs.evolve(plan, status=PlanStatus.DEFAULTED), Event(EventType.PLAN_DEFAULTED, plan.id, at)
+
+
+def complete_plan(plan: PaymentPlan, *, at: dt.datetime, reason: str = "paid") -> tuple[PaymentPlan, Event]:
+    """Close a plan as completed; what is unpaid is forgiven (e.g. a state's "paid after N payments" rule)."""
+    _guard(plan, (PlanStatus.ACTIVE, PlanStatus.PAUSED), "complete", at)
+    insts = tuple(
+        attrs.evolve(i, status=InstalmentStatus.FORGIVEN) if i.status is not InstalmentStatus.PAID else i
+        for i in plan.instalments
+    )
+    return attrs.evolve(plan, status=PlanStatus.COMPLETED, instalments=insts), Event(
+        EventType.PLAN_COMPLETED, plan.id, at, {"reason": reason}
+    )
+
+
+def cancel_plan(plan: PaymentPlan, *, at: dt.datetime) -> tuple[PaymentPlan, Event]:
+    """Cancel a proposed, active or paused plan (the patient paid another way, or chose another plan)."""
+    _guard(plan, (PlanStatus.PROPOSED, PlanStatus.ACTIVE, PlanStatus.PAUSED), "cancel", at)
+    return attrs.evolve(plan, status=PlanStatus.CANCELLED), Event(EventType.PLAN_CANCELLED, plan.id, at)
+
+
+def pause_plan(plan: PaymentPlan, *, on: dt.date, at: dt.datetime) -> tuple[PaymentPlan, Event]:
+    """Pause an active plan for hardship; nothing is missed while paused."""
+    _guard(plan, (PlanStatus.ACTIVE,), "pause", at)
+    return attrs.evolve(plan, status=PlanStatus.PAUSED, paused_at=on), Event(EventType.PLAN_PAUSED, plan.id, at)
+
+
+def resume_plan(
+    plan: PaymentPlan, *, count: int, first_due: dt.date, at: dt.datetime, calendar: BusinessCalendar | None = None
+) -> tuple[PaymentPlan, Event]:
+    """Resume a paused plan, re-amortising what remains over ``count`` new instalments."""
+    _guard(plan, (PlanStatus.PAUSED,), "resume", at)
+    paid = tuple(i for i in plan.instalments if i.status is InstalmentStatus.PAID)
+    remaining = plan.remaining
+    fresh = build_schedule(remaining, count, first_due=first_due, calendar=calendar) if remaining.is_positive() else ()
+    renumbered = paid + tuple(attrs.evolve(i, number=len(paid) + i.number) for i in fresh)
+    new = attrs.evolve(plan, status=PlanStatus.ACTIVE, instalments=renumbered, paused_at=None)
+    return new, Event(EventType.PLAN_RESUMED, plan.id, at, {"count": count})

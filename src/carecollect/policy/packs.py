@@ -1,0 +1,107 @@
+"""Policy packs: one per jurisdiction, plain data plus pure functions.
+
+A :class:`PolicyPack` is a key (``"us"``, ``"no"``, ``"de"``, ``"bg"`` or
+``"default"``), the country whose holiday calendar it uses, and a
+:class:`~carecollect.policy.rules.RuleSet` holding every number the outreach
+and relief policies read. The rules come from two data modules,
+:mod:`carecollect.policy.outreach_rules` and
+:mod:`carecollect.policy.relief_rules`; a creditor tightens them with
+:meth:`PolicyPack.with_house_rules`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from ..calendars import BusinessCalendar
+from ..errors import ConfigurationError
+from .rules import Rule, RuleSet
+
+__all__ = ["BUILTIN_PACKS", "PolicyPack", "available_packs", "get_pack"]
+
+
+@attrs.frozen
+class PolicyPack:
+    """A jurisdiction's rules.
+
+    :param key: short key (``"us"``, ``"no"``, ``"de"``, ``"bg"``, ``"default"``).
+    :param name: human name.
+    :param country: ISO 3166-1 country for the holiday calendar (``None``: weekends only, via ``"default_country"``).
+    :param rules: the :class:`RuleSet`.
+    :param calendar_country: country whose holidays count as non-business days.
+    """
+
+    key: str
+    name: str
+    rules: RuleSet
+    calendar_country: str = "US"
+    calendar_subdivision: str | None = None
+
+    def value(self, rule_id: str, *, on: dt.date) -> Any:
+        """The value of ``rule_id`` on ``on``."""
+        return self.rules.value(rule_id, on=on)
+
+    def rule(self, rule_id: str, *, on: dt.date) -> Rule:
+        """The :class:`Rule` in force on ``on`` (with its source)."""
+        return self.rules.rule(rule_id, on=on)
+
+    def get(self, rule_id: str, default: Any, *, on: dt.date) -> Any:
+        """``value`` with a default for rules the pack does not define."""
+        return self.rules.get(rule_id, default, on=on)
+
+    @property
+    def calendar(self) -> BusinessCalendar:
+        """The pack's business-day calendar."""
+        return BusinessCalendar.for_country(self.calendar_country, self.calendar_subdivision)
+
+    def with_house_rules(
+        self, overrides: Mapping[str, Any], *, source: str = "house rules", effective_from: dt.date | None = None
+    ) -> PolicyPack:
+        """This pack with a creditor's stricter house rules (never looser; see :meth:`RuleSet.with_house_rules`)."""
+        return attrs.evolve(self, rules=self.rules.with_house_rules(overrides, source=source, effective_from=effective_from))
+
+    def with_rules(self, extra: tuple[Rule, ...]) -> PolicyPack:
+        """This pack with ``extra`` rules added as they are (for a new year's data, or a state's rules)."""
+        return attrs.evolve(self, rules=self.rules.merged(extra))
+
+
+_META: dict[str, tuple[str, str]] = {
+    "default": ("Patient-friendly default", "US"),
+    "us": ("United States", "US"),
+    "no": ("Norway", "NO"),
+    "de": ("Germany", "DE"),
+    "bg": ("Bulgaria", "BG"),
+}
+
+
+def _build() -> dict[str, PolicyPack]:
+    from . import outreach_rules, relief_rules
+
+    packs = {}
+    for key, (name, country) in _META.items():
+        rules = tuple(outreach_rules.RULES.get(key, ())) + tuple(relief_rules.RULES.get(key, ()))
+        packs[key] = PolicyPack(key=key, name=name, rules=RuleSet(rules), calendar_country=country)
+    return packs
+
+
+BUILTIN_PACKS: Mapping[str, PolicyPack] = _build()
+
+
+def available_packs() -> list[str]:
+    """Keys of the built-in packs."""
+    return sorted(BUILTIN_PACKS)
+
+
+def get_pack(key: str) -> PolicyPack:
+    """The built-in pack ``key``.
+
+    :raises ConfigurationError: unknown key (the message lists the known ones).
+    """
+    try:
+        return BUILTIN_PACKS[key]
+    except KeyError:
+        raise ConfigurationError(f"no policy pack {key!r}; available: {', '.join(available_packs())}") from None
