@@ -190,12 +190,14 @@ class Invoice:
     @property
     def insurer_paid(self) -> Money:
         """What the insurer paid (zero if nothing)."""
-        return self.insurance.insurer_paid or Money.zero(self.currency)
+        paid = self.insurance.insurer_paid
+        return Money.zero(self.currency) if paid is None else paid
 
     @property
     def contractual_adjustment(self) -> Money:
         """The contractual adjustment (zero if none)."""
-        return self.insurance.contractual_adjustment or Money.zero(self.currency)
+        adj = self.insurance.contractual_adjustment
+        return Money.zero(self.currency) if adj is None else adj
 
     @property
     def patient_responsibility(self) -> Money:

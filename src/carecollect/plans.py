@@ -114,13 +114,14 @@ def build_schedule(
     if not 1 <= dom <= 31:
         raise ValidationError("PaymentPlan", "day_of_month", f"must be 1-31, got {dom}")
     amounts = plan_total.split(count)
+    first = first_due
+    if day_of_month is not None:
+        first = _add_months(first_due, 0, dom)
+        if first < first_due:
+            first = _add_months(first_due, 1, dom)
     out = []
     for n, amount in enumerate(amounts):
-        due = _add_months(first_due, n, dom) if n else first_due
-        if n == 0 and day_of_month is not None:
-            due = _add_months(first_due, 0, dom)
-            if due < first_due:
-                due = _add_months(first_due, 1, dom)
+        due = _add_months(first, n, dom)
         if calendar is not None:
             due = calendar.roll_forward(due)
         out.append(Instalment(n + 1, due, amount))

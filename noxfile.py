@@ -1,0 +1,130 @@
+"""nox sessions: the one entry point for tests, lint, types, docs, build, plugins and the benchmark.
+
+Interpreters: each supported Python is looked up on PATH and, where a pyenv
+shim hides it, among pyenv's installed versions; a missing one is reported
+and skipped, never silently passed off as tested.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["tests", "lint", "typecheck", "docs", "build", "plugins"]
+
+ROOT = Path(__file__).parent
+SUPPORTED = ("3.11", "3.12", "3.13")
+
+
+def _works(exe: str) -> bool:
+    try:
+        return subprocess.run([exe, "-c", "import venv"], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def _find_pythons() -> list[str]:
+    found = []
+    pyenv_root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    for version in SUPPORTED:
+        name = f"python{version}"
+        exe = shutil.which(name)
+        if exe and _works(exe):
+            found.append(version)
+            continue
+        candidates = sorted(glob.glob(os.path.join(pyenv_root, "versions", f"{version}.*", "bin", name)))
+        for cand in reversed(candidates):
+            if _works(cand):
+                os.environ["PATH"] = os.path.dirname(cand) + os.pathsep + os.environ["PATH"]
+                found.append(version)
+                break
+        else:
+            print(f"noxfile: Python {version} not found on this machine; its test session is skipped")
+    return found
+
+
+PYTHONS = _find_pythons()
+DEFAULT = PYTHONS[0] if PYTHONS else None
+REFERENCE_PLUGINS = sorted(p for p in (ROOT / "plugins").glob("*") if (p / "pyproject.toml").exists())
+
+
+@nox.session(python=PYTHONS)
+def tests(session: nox.Session) -> None:
+    """Unit, property, scenario and doctest tests on every supported Python."""
+    session.install("-e", ".[test,pdf,fhir]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python=DEFAULT)
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install("ruff")
+    session.run("ruff", "check", "src", "tests", "plugins", "noxfile.py", "docs/conf.py")
+    session.run("ruff", "format", "--check", "src", "tests", "plugins", "noxfile.py", "docs/conf.py")
+
+
+@nox.session(python=DEFAULT)
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on src/."""
+    session.install("-e", ".[test,pdf,fhir]", "mypy")
+    session.run("mypy", "--strict", "src/carecollect")
+
+
+@nox.session(python=DEFAULT)
+def docs(session: nox.Session) -> None:
+    """Sphinx HTML and doctest, warnings are errors."""
+    session.install("-e", ".[test,pdf,fhir]", "sphinx", "furo")
+    session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
+    session.run("sphinx-build", "-W", "--keep-going", "-b", "doctest", "docs", "docs/_build/doctest")
+
+
+@nox.session(python=DEFAULT)
+def build(session: nox.Session) -> None:
+    """Build sdist and wheel, install the wheel into a clean venv and import it."""
+    session.install("build")
+    dist = ROOT / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    session.run("python", "-m", "build", "--outdir", str(dist))
+    wheels = sorted(dist.glob("carecollect-*.whl"))
+    if not wheels:
+        session.error("no wheel was built")
+    clean = Path(session.create_tmp()) / "clean-venv"
+    shutil.rmtree(clean, ignore_errors=True)
+    session.run("python", "-m", "venv", str(clean))
+    py = str(clean / "bin" / "python")
+    session.run(py, "-m", "pip", "install", "-q", str(wheels[-1]), external=True)
+    session.run(
+        py,
+        "-c",
+        "import carecollect, pathlib; "
+        "assert {'Invoice','PaymentPlan','Dispute','OutreachStep'} <= set(carecollect.__all__); "
+        "assert (pathlib.Path(carecollect.__file__).parent / 'py.typed').exists(); "
+        "print('wheel OK', carecollect.__version__)",
+        external=True,
+    )
+
+
+@nox.session(python=DEFAULT)
+def plugins(session: nox.Session) -> None:
+    """Install every reference plugin in plugins/ and run its tests against the conformance kit."""
+    session.install("-e", ".[test,pdf,fhir]")
+    if not REFERENCE_PLUGINS:
+        session.error("no reference plugins found in plugins/")
+    for plugin in REFERENCE_PLUGINS:
+        session.install("-e", str(plugin))
+    for plugin in REFERENCE_PLUGINS:
+        session.run("pytest", "-p", "no:cacheprovider", "--rootdir", str(plugin), str(plugin / "tests"))
+
+
+@nox.session(python=DEFAULT)
+def bench(session: nox.Session) -> None:
+    """The benchmark: prints its figures (never a timed unit test)."""
+    session.install("-e", ".")
+    session.run("python", "-m", "carecollect.bench", *session.posargs)

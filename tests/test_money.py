@@ -1,0 +1,188 @@
+"""Money: strictness, quantising, allocation, minor units, formatting."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from carecollect import CurrencyMismatch, InvalidMoney, Money, ValidationError
+from carecollect.money import ISO_4217, ROUNDING, minor_unit_exponent, total
+
+CURRENCIES = ["JPY", "EUR", "BHD", "USD", "NOK"]
+
+
+def test_float_is_refused_with_a_clear_error() -> None:
+    with pytest.raises(InvalidMoney, match="float is not accepted"):
+        Money(1.5, "EUR")  # type: ignore[arg-type]
+
+
+def test_bool_is_refused() -> None:
+    with pytest.raises(InvalidMoney):
+        Money(True, "EUR")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("code", ["eur", "EURO", "XXX", "", "DEM", None])
+def test_non_iso_codes_are_refused(code: object) -> None:
+    with pytest.raises(InvalidMoney, match="ISO 4217"):
+        Money("1", code)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("code", "digits"), [("JPY", 0), ("EUR", 2), ("BHD", 3), ("CLF", 4), ("BGN", 2)])
+def test_minor_units(code: str, digits: int) -> None:
+    assert minor_unit_exponent(code) == digits
+
+
+def test_too_many_decimals_refused_then_rounded_explicitly() -> None:
+    with pytest.raises(InvalidMoney, match="more decimal places than EUR"):
+        Money("10.005", "EUR")
+    assert Money.of("10.005", "EUR") == Money("10.01", "EUR")
+    assert Money.of("-10.005", "EUR") == Money("-10.01", "EUR")  # half away from zero
+    assert Money.of("2.5", "JPY") == Money("3", "JPY")
+    assert Money.of("1.0005", "BHD") == Money("1.001", "BHD")
+    assert ROUNDING == "ROUND_HALF_UP"
+
+
+@pytest.mark.parametrize("bad", ["abc", "1e", "NaN", "Infinity", object()])
+def test_garbage_amounts(bad: object) -> None:
+    with pytest.raises(InvalidMoney):
+        Money(bad, "EUR")  # type: ignore[arg-type]
+
+
+def test_no_arithmetic_with_bare_numbers() -> None:
+    m = Money("1.00", "EUR")
+    with pytest.raises(TypeError, match="bare numbers"):
+        m + 1
+    with pytest.raises(TypeError):
+        1 + m
+    with pytest.raises(TypeError):
+        m - Decimal("1")
+    with pytest.raises(TypeError, match="only be multiplied by an int"):
+        m * Decimal("1.5")
+    with pytest.raises(TypeError, match="never divided"):
+        m / 2
+    with pytest.raises(TypeError, match="ambiguous"):
+        bool(m)
+    with pytest.raises(TypeError):
+        m < 5  # noqa: B015
+
+
+def test_mixing_currencies_says_what_to_do() -> None:
+    with pytest.raises(CurrencyMismatch, match="convert one explicitly"):
+        Money("1", "EUR") + Money("1", "USD")
+    with pytest.raises(CurrencyMismatch):
+        Money("1", "EUR") < Money("1", "USD")  # noqa: B015
+
+
+def test_arithmetic_stays_exact_and_typed() -> None:
+    a = Money("0.10", "EUR")
+    s = a + a + a
+    assert s == Money("0.30", "EUR")
+    assert isinstance(s, Money)
+    assert (a * 3) == s
+    assert -a == Money("-0.10", "EUR")
+    assert abs(-a) == a
+    assert total([a, a], "EUR") == Money("0.20", "EUR")
+    assert total([], "JPY") == Money.zero("JPY")
+
+
+def test_minor_unit_conversion_round_trip() -> None:
+    assert Money("123.45", "EUR").minor_units == 12345
+    assert Money("7", "JPY").minor_units == 7
+    assert Money("1.234", "BHD").minor_units == 1234
+    assert Money.from_minor(-5, "USD") == Money("-0.05", "USD")
+    with pytest.raises(InvalidMoney):
+        Money.from_minor(1.0, "USD")  # type: ignore[arg-type]
+
+
+@given(units=st.integers(-(10**12), 10**12), code=st.sampled_from(sorted(ISO_4217)))
+def test_minor_units_round_trip_property(units: int, code: str) -> None:
+    assert Money.from_minor(units, code).minor_units == units
+
+
+def test_parse() -> None:
+    assert Money.parse("EUR 1.50") == Money("1.50", "EUR")
+    assert Money.parse("1.50 EUR") == Money("1.50", "EUR")
+    with pytest.raises(InvalidMoney):
+        Money.parse("1.50")
+
+
+@pytest.mark.parametrize(
+    ("locale", "code", "expected"),
+    [
+        ("en_US", "USD", "$1,234.50"),
+        ("de_DE", "EUR", "1.234,50\xa0€"),
+        ("nb_NO", "NOK", "1\xa0234,50\xa0kr"),
+        ("bg_BG", "EUR", "1\xa0234,50\xa0€"),
+    ],
+)
+def test_formatting_needs_a_locale_and_keeps_the_currency(locale: str, code: str, expected: str) -> None:
+    assert Money("1234.50", code).format(locale) == expected
+
+
+def test_bulgarian_locale_never_turns_euro_into_lev() -> None:
+    assert "лв" not in Money("10.00", "EUR").format("bg_BG")
+
+
+def test_formatting_refuses_missing_or_unknown_locale() -> None:
+    with pytest.raises(ValidationError, match="explicit locale"):
+        Money("1", "EUR").format("")
+    with pytest.raises(ValidationError, match="not a known locale"):
+        Money("1", "EUR").format("xx_YY")
+
+
+def test_split_and_allocate_examples() -> None:
+    assert [m.minor_units for m in Money("0.05", "EUR").split(3)] == [2, 2, 1]
+    assert [m.minor_units for m in Money("-0.05", "EUR").split(3)] == [-2, -2, -1]
+    assert [m.minor_units for m in Money("10", "JPY").allocate([1, 2])] == [3, 7]
+    assert [m.minor_units for m in Money("1.000", "BHD").allocate([1, 1, 1])] == [334, 333, 333]
+    with pytest.raises(ValidationError):
+        Money("1", "EUR").allocate([])
+    with pytest.raises(ValidationError):
+        Money("1", "EUR").allocate([0, 0])
+    with pytest.raises(ValidationError):
+        Money("1", "EUR").allocate([1, -1])
+    with pytest.raises(ValidationError):
+        Money("1", "EUR").split(0)
+
+
+@given(
+    units=st.integers(-(10**9), 10**9),
+    code=st.sampled_from(CURRENCIES),
+    ratios=st.lists(st.integers(0, 1000), min_size=1, max_size=12).filter(lambda r: sum(r) > 0),
+)
+def test_allocation_never_loses_or_invents_a_minor_unit(units: int, code: str, ratios: list[int]) -> None:
+    amount = Money.from_minor(units, code)
+    parts = amount.allocate(ratios)
+    assert len(parts) == len(ratios)
+    assert sum(p.minor_units for p in parts) == units
+    for part, ratio in zip(parts, ratios, strict=True):
+        exact = Decimal(units) * ratio / sum(ratios)
+        assert abs(Decimal(part.minor_units) - exact) < 1
+        if ratio == 0:
+            assert part.is_zero()
+
+
+@given(units=st.integers(0, 10**9), parts=st.integers(1, 60), code=st.sampled_from(CURRENCIES))
+def test_split_is_near_equal_and_exact(units: int, parts: int, code: str) -> None:
+    pieces = Money.from_minor(units, code).split(parts)
+    values = [p.minor_units for p in pieces]
+    assert sum(values) == units
+    assert max(values) - min(values) <= 1
+    assert values == sorted(values, reverse=True)
+
+
+def test_percent_rounds_once() -> None:
+    assert Money("33.33", "EUR").percent("5") == Money("1.67", "EUR")
+    assert Money("100", "JPY").percent(Decimal("2.5")) == Money("3", "JPY")
+    with pytest.raises(InvalidMoney):
+        Money("1", "EUR").percent(0.5)  # type: ignore[arg-type]
+
+
+def test_money_is_hashable_and_comparable() -> None:
+    assert {Money("1.00", "EUR"), Money("1", "EUR")} == {Money("1", "EUR")}
+    assert Money("1", "EUR") < Money("2", "EUR")
+    assert Money("1", "EUR") != Money("1", "USD")
+    assert min(Money("3", "EUR"), Money("2", "EUR")) == Money("2", "EUR")
