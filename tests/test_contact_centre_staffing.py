@@ -47,7 +47,9 @@ def test_call_centre_helper_worked_example() -> None:
     assert service_level(11, traffic, 180 * S, 20 * S) == pytest.approx(0.3896, abs=5e-5)
     table = staffing_levels(100, HALF_HOUR, 180 * S, 20 * S, range(11, 16))
     assert [round(level.service_level, 3) for level in table] == [0.39, 0.64, 0.796, 0.888, 0.941]
-    plan = required_agents(100, HALF_HOUR, 180 * S, target_share=0.8, within=20 * S, shrinkage=0.3, max_occupancy=0.85)
+    plan = required_agents(
+        100, HALF_HOUR, 180 * S, target_share=0.8, within=20 * S, shrinkage=0.3, max_occupancy=0.85
+    )
     assert plan.agents == 14
     assert plan.scheduled_agents == 20  # 14 / 0.7 is exactly 20: no float rounding up to 21
     assert plan.level.asa_seconds == pytest.approx(7.84, abs=0.01)
@@ -82,7 +84,9 @@ def test_erlang_c_single_agent_is_utilisation() -> None:
 
 @pytest.mark.parametrize(("agents", "traffic"), [(3, 2), (5, 3), (13, 10), (30, 25), (80, 72)])
 def test_recursion_matches_exact_formula(agents: int, traffic: int) -> None:
-    assert erlang_c(agents, float(traffic)) == pytest.approx(float(exact_erlang_c(agents, Fraction(traffic))), rel=1e-12)
+    assert erlang_c(agents, float(traffic)) == pytest.approx(
+        float(exact_erlang_c(agents, Fraction(traffic))), rel=1e-12
+    )
 
 
 def test_large_centre_is_stable() -> None:
@@ -143,7 +147,9 @@ wait_st = st.integers(min_value=0, max_value=120)
 
 
 @given(traffic=traffic_st, aht=aht_st, wait=wait_st, extra=st.integers(min_value=0, max_value=40))
-def test_more_agents_never_lower_service_level_or_raise_asa(traffic: float, aht: int, wait: int, extra: int) -> None:
+def test_more_agents_never_lower_service_level_or_raise_asa(
+    traffic: float, aht: int, wait: int, extra: int
+) -> None:
     n = math.floor(traffic) + extra
     sl_n = service_level(n, traffic, aht * S, wait * S)
     sl_next = service_level(n + 1, traffic, aht * S, wait * S)
@@ -161,10 +167,14 @@ def test_required_agents_is_the_fewest(traffic: float, aht: int, wait: int, goal
     assert service_level(plan.agents - 1, a, aht * S, wait * S) < goal
 
 
-@given(agents=st.integers(min_value=1, max_value=60), shrink=st.sampled_from(["0", "0.1", "0.25", "0.3", "0.35"]))
+@given(
+    agents=st.integers(min_value=1, max_value=60), shrink=st.sampled_from(["0", "0.1", "0.25", "0.3", "0.35"])
+)
 def test_shrinkage_rounds_up_exactly(agents: int, shrink: str) -> None:
     share = Fraction(shrink)
     calls = float(agents - 1) * 1800 / 180 if agents > 1 else 1.0
-    plan = required_agents(calls, HALF_HOUR, 180 * S, target_share=0.5, within=20 * S, shrinkage=float(shrink))
+    plan = required_agents(
+        calls, HALF_HOUR, 180 * S, target_share=0.5, within=20 * S, shrinkage=float(shrink)
+    )
     assert plan.scheduled_agents == math.ceil(Fraction(plan.agents) / (1 - share))
     assert plan.scheduled_agents * (1 - share) >= plan.agents

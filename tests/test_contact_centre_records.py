@@ -1,0 +1,229 @@
+"""Contact records: validation, state at an instant, and the history they leave."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from carecollect.contact_centre import (
+    ContactChannel,
+    ContactRecord,
+    ContactState,
+    Conversation,
+    Direction,
+    HistoryKind,
+    Outcome,
+    Topic,
+    conversations,
+)
+from carecollect.errors import NaiveDatetime, ValidationError
+
+OSLO = ZoneInfo("Europe/Oslo")
+T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=OSLO)
+S = dt.timedelta(seconds=1)
+
+
+def outbound(
+    cid: str, outcome: Outcome, at: dt.datetime, *, account: str = "A-1", invoice: str | None = "INV-1"
+):
+    answered = at + 20 * S if outcome in (Outcome.CONVERSATION, Outcome.THIRD_PARTY) else None
+    return ContactRecord(
+        cid,
+        account,
+        ContactChannel.PHONE,
+        Direction.OUTBOUND,
+        Topic.PAYMENT,
+        at,
+        answered_at=answered,
+        ended_at=at + 200 * S,
+        outcome=outcome,
+        invoice_id=invoice,
+    )
+
+
+def test_naive_instants_are_rejected_naming_contact_and_field() -> None:
+    with pytest.raises(NaiveDatetime) as info:
+        ContactRecord(
+            "C-9", "A-1", ContactChannel.PHONE, Direction.INBOUND, Topic.OTHER, dt.datetime(2026, 3, 2, 9)
+        )
+    assert (info.value.record, info.value.field) == ("ContactRecord C-9", "started_at")
+    with pytest.raises(NaiveDatetime, match="answered_at"):
+        ContactRecord(
+            "C-9",
+            "A-1",
+            ContactChannel.PHONE,
+            Direction.INBOUND,
+            Topic.OTHER,
+            T0,
+            answered_at=dt.datetime(2026, 3, 2, 9, 1),
+            outcome=Outcome.CONVERSATION,
+        )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"answered_at": T0 - S, "outcome": Outcome.CONVERSATION}, "answered_at"),
+        ({"ended_at": T0 - S, "outcome": Outcome.ABANDONED}, "ended_at"),
+        ({"outcome": Outcome.CONVERSATION}, "answered_at"),
+        ({"answered_at": T0, "outcome": Outcome.PENDING}, "outcome"),
+        ({"outcome": Outcome.ABANDONED}, "ended_at"),
+        ({"ended_at": T0, "outcome": Outcome.VOICEMAIL}, "outcome"),  # inbound call cannot reach voicemail
+        ({"ended_at": T0, "answered_at": T0, "outcome": Outcome.ABANDONED}, "answered_at"),
+    ],
+)
+def test_inconsistent_records_are_refused(kwargs: dict[str, object], field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        ContactRecord("C-1", "A-1", ContactChannel.PHONE, Direction.INBOUND, Topic.OTHER, T0, **kwargs)  # type: ignore[arg-type]
+    assert info.value.field == field
+    assert "C-1" in str(info.value)
+
+
+def test_an_email_is_answered_not_a_conversation() -> None:
+    with pytest.raises(ValidationError, match="written contact"):
+        ContactRecord(
+            "E-1",
+            "A-1",
+            ContactChannel.EMAIL,
+            Direction.INBOUND,
+            Topic.OTHER,
+            T0,
+            answered_at=T0 + S,
+            outcome=Outcome.CONVERSATION,
+        )
+    with pytest.raises(ValidationError, match="inbound call"):
+        ContactRecord(
+            "E-1",
+            "A-1",
+            ContactChannel.EMAIL,
+            Direction.INBOUND,
+            Topic.OTHER,
+            T0,
+            ended_at=T0 + S,
+            outcome=Outcome.ABANDONED,
+        )
+
+
+def test_empty_ids_are_refused() -> None:
+    with pytest.raises(ValidationError, match="account_id"):
+        ContactRecord("C-1", " ", ContactChannel.PHONE, Direction.INBOUND, Topic.OTHER, T0)
+
+
+def test_state_and_wait_at_an_instant() -> None:
+    rec = ContactRecord(
+        "C-1",
+        "A-1",
+        ContactChannel.PHONE,
+        Direction.INBOUND,
+        Topic.OTHER,
+        T0,
+        answered_at=T0 + 45 * S,
+        ended_at=T0 + 400 * S,
+        outcome=Outcome.CONVERSATION,
+    )
+    assert rec.state_at(T0 - S) is ContactState.NOT_YET_ARRIVED
+    assert rec.state_at(T0 + 30 * S) is ContactState.WAITING
+    assert rec.wait_at(T0 + 30 * S) == 30 * S
+    assert rec.state_at(T0 + 45 * S) is ContactState.ANSWERED
+    assert rec.wait_at(T0 + dt.timedelta(days=1)) == 45 * S
+    gone = ContactRecord(
+        "C-2",
+        "A-1",
+        ContactChannel.PHONE,
+        Direction.INBOUND,
+        Topic.OTHER,
+        T0,
+        ended_at=T0 + 70 * S,
+        outcome=Outcome.ABANDONED,
+    )
+    assert gone.state_at(T0 + 80 * S) is ContactState.ENDED_UNANSWERED
+    assert gone.wait_at(T0 + 80 * S) == 70 * S
+
+
+def test_repr_carries_ids_only() -> None:
+    rec = outbound("C-1", Outcome.CONVERSATION, T0)
+    text = repr(rec)
+    assert "C-1" in text
+    assert "A-1" in text
+    names = {a.name for a in ContactRecord.__attrs_attrs__}
+    assert names.isdisjoint({"name", "patient_name", "phone_number", "address", "body", "text"})
+
+
+def test_history_events() -> None:
+    kinds = {
+        Outcome.CONVERSATION: HistoryKind.CONVERSATION,
+        Outcome.THIRD_PARTY: HistoryKind.THIRD_PARTY,
+        Outcome.VOICEMAIL: HistoryKind.VOICEMAIL,
+        Outcome.NO_CONNECTION: HistoryKind.ATTEMPT,
+    }
+    for outcome, kind in kinds.items():
+        event = outbound("C-1", outcome, T0).to_history_event()
+        assert event is not None
+        assert event.kind is kind
+        assert event.account_id == "A-1"
+        assert event.invoice_id == "INV-1"
+        assert event.reached_patient is (kind is HistoryKind.CONVERSATION)
+    conv = outbound("C-1", Outcome.CONVERSATION, T0).to_history_event()
+    assert conv is not None
+    assert conv.at == T0 + 20 * S
+    open_call = ContactRecord("C-2", "A-1", ContactChannel.PHONE, Direction.INBOUND, Topic.OTHER, T0)
+    assert open_call.to_history_event() is None
+    mail = ContactRecord(
+        "E-1",
+        "A-1",
+        ContactChannel.EMAIL,
+        Direction.INBOUND,
+        Topic.DISPUTE,
+        T0,
+        answered_at=T0 + 3600 * S,
+        outcome=Outcome.ANSWERED,
+    )
+    event = mail.to_history_event()
+    assert event is not None
+    assert event.kind is HistoryKind.WRITTEN_REPLY
+    assert event.reached_patient
+
+
+def test_conversations_for_the_governor() -> None:
+    records = [
+        outbound("C-3", Outcome.CONVERSATION, T0 + dt.timedelta(hours=2), account="A-2", invoice=None),
+        outbound("C-1", Outcome.VOICEMAIL, T0),
+        outbound("C-2", Outcome.CONVERSATION, T0 + dt.timedelta(hours=1)),
+        outbound("C-4", Outcome.THIRD_PARTY, T0 + dt.timedelta(hours=3)),
+        ContactRecord(
+            "E-1",
+            "A-1",
+            ContactChannel.EMAIL,
+            Direction.INBOUND,
+            Topic.DISPUTE,
+            T0,
+            answered_at=T0 + 60 * S,
+            outcome=Outcome.ANSWERED,
+            invoice_id="INV-1",
+        ),
+        ContactRecord(
+            "K-1",
+            "A-3",
+            ContactChannel.CALLBACK,
+            Direction.INBOUND,
+            Topic.HARDSHIP,
+            T0,
+            answered_at=T0 + 600 * S,
+            ended_at=T0 + 900 * S,
+            outcome=Outcome.CONVERSATION,
+        ),
+    ]
+    found = list(conversations(records))
+    assert found == [
+        Conversation("A-3", None, T0 + 600 * S),
+        Conversation("A-1", "INV-1", T0 + dt.timedelta(hours=1, seconds=20)),
+        Conversation("A-2", None, T0 + dt.timedelta(hours=2, seconds=20)),
+    ]
+    account, invoice, at = found[1]
+    assert (account, invoice) == ("A-1", "INV-1")
+    assert at.tzinfo is not None
+    with_written = list(conversations(records, include_written=True))
+    assert Conversation("A-1", "INV-1", T0 + 60 * S) in with_written
+    assert len(with_written) == 4
