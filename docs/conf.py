@@ -32,5 +32,8 @@ import datetime as dt
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 """
-suppress_warnings = ["autodoc.import_object"] if False else []
 exclude_patterns = ["_build"]
+
+# Docstring examples are run by pytest (--doctest-modules) in their module's
+# namespace; Sphinx's doctest builder runs the ``.. doctest::`` blocks of the pages.
+doctest_test_doctest_blocks = ""
