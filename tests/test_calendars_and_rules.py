@@ -14,7 +14,12 @@ from carecollect.timekeeping import local_date, require_aware, require_date, zon
 
 @pytest.mark.parametrize(
     ("country", "holiday"),
-    [("US", dt.date(2026, 7, 3)), ("NO", dt.date(2026, 5, 14)), ("DE", dt.date(2026, 10, 3)), ("BG", dt.date(2026, 3, 3))],
+    [
+        ("US", dt.date(2026, 7, 3)),
+        ("NO", dt.date(2026, 5, 14)),
+        ("DE", dt.date(2026, 10, 3)),
+        ("BG", dt.date(2026, 3, 3)),
+    ],
 )
 def test_national_holidays_are_not_business_days(country: str, holiday: dt.date) -> None:
     cal = BusinessCalendar.for_country(country)
@@ -36,14 +41,16 @@ def test_us_federal_holiday_observed_and_subdivision() -> None:
     us = BusinessCalendar.for_country("US")
     assert not us.is_business_day(dt.date(2026, 7, 3))  # 4 July is a Saturday: observed Friday
     by = BusinessCalendar.for_country("DE", "BY")
-    assert by.is_holiday(dt.date(2026, 1, 6)) and not BusinessCalendar.for_country("DE").is_holiday(dt.date(2026, 1, 6))
+    assert by.is_holiday(dt.date(2026, 1, 6)) and not BusinessCalendar.for_country("DE").is_holiday(
+        dt.date(2026, 1, 6)
+    )
 
 
 def test_calendar_refuses_bad_input() -> None:
     with pytest.raises(ValidationError, match="country"):
         BusinessCalendar.for_country("XX")
     with pytest.raises(ValidationError, match="not a datetime"):
-        BusinessCalendar.for_country("NO").is_business_day(dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
+        BusinessCalendar.for_country("NO").is_business_day(dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
     with pytest.raises(ValidationError, match="weekend"):
         BusinessCalendar("NO", weekend=frozenset(range(7)))
 
@@ -52,22 +59,35 @@ def test_time_guards() -> None:
     with pytest.raises(ValidationError):
         require_aware(dt.date(2026, 1, 1), "X 1", "at")
     with pytest.raises(ValidationError):
-        require_date(dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), "X 1", "due")
+        require_date(dt.datetime(2026, 1, 1, tzinfo=dt.UTC), "X 1", "due")
     with pytest.raises(ValidationError, match="IANA"):
         zone("Mars/Olympus")
-    assert local_date(dt.datetime(2026, 1, 1, 3, tzinfo=dt.timezone.utc), "America/Los_Angeles") == dt.date(2025, 12, 31)
+    assert local_date(dt.datetime(2026, 1, 1, 3, tzinfo=dt.UTC), "America/Los_Angeles") == dt.date(
+        2025, 12, 31
+    )
 
 
 def _rules() -> RuleSet:
-    return RuleSet((
-        Rule("wait_days", 14, "inkassoloven § 9", dt.date(1988, 5, 13), Strictness.AT_LEAST),
-        Rule("cap", 5, "house", dt.date(2020, 1, 1), Strictness.AT_MOST),
-        Rule("sats", 700, "inkassoforskriften § 1-1", dt.date(2025, 1, 1), Strictness.FIXED, dt.date(2025, 12, 31)),
-        Rule("sats", 750, "inkassoforskriften § 1-1", dt.date(2026, 1, 1), Strictness.FIXED, verified=False),
-        Rule("sms_allowed", True, "default", dt.date(2020, 1, 1), Strictness.ALLOWED_IF_TRUE),
-        Rule("notice_required", False, "default", dt.date(2020, 1, 1), Strictness.REQUIRED_IF_TRUE),
-        Rule("discount", 10, "creditor", dt.date(2020, 1, 1), Strictness.CHOICE),
-    ))
+    return RuleSet(
+        (
+            Rule("wait_days", 14, "inkassoloven § 9", dt.date(1988, 5, 13), Strictness.AT_LEAST),
+            Rule("cap", 5, "house", dt.date(2020, 1, 1), Strictness.AT_MOST),
+            Rule(
+                "sats",
+                700,
+                "inkassoforskriften § 1-1",
+                dt.date(2025, 1, 1),
+                Strictness.FIXED,
+                dt.date(2025, 12, 31),
+            ),
+            Rule(
+                "sats", 750, "inkassoforskriften § 1-1", dt.date(2026, 1, 1), Strictness.FIXED, verified=False
+            ),
+            Rule("sms_allowed", True, "default", dt.date(2020, 1, 1), Strictness.ALLOWED_IF_TRUE),
+            Rule("notice_required", False, "default", dt.date(2020, 1, 1), Strictness.REQUIRED_IF_TRUE),
+            Rule("discount", 10, "creditor", dt.date(2020, 1, 1), Strictness.CHOICE),
+        )
+    )
 
 
 def test_rule_versions_by_date() -> None:
@@ -85,7 +105,8 @@ def test_rule_versions_by_date() -> None:
 def test_house_rules_tighten_but_never_loosen() -> None:
     rs = _rules()
     tight = rs.with_house_rules(
-        {"wait_days": 21, "cap": 4, "sms_allowed": False, "notice_required": True, "discount": 25}, source="Clinic X policy"
+        {"wait_days": 21, "cap": 4, "sms_allowed": False, "notice_required": True, "discount": 25},
+        source="Clinic X policy",
     )
     on = dt.date(2026, 2, 1)
     assert tight.value("wait_days", on=on) == 21

@@ -49,7 +49,13 @@ from carecollect import (
 )
 from carecollect.calendars import BusinessCalendar
 from carecollect.disputes import escalate_dispute, record_follow_up, resolve_dispute, withdraw_dispute
-from carecollect.invoices import cancel_invoice, issue_invoice, mark_paid, record_first_statement, reopen_invoice
+from carecollect.invoices import (
+    cancel_invoice,
+    issue_invoice,
+    mark_paid,
+    record_first_statement,
+    reopen_invoice,
+)
 from carecollect.outreach import cancel_step, record_attempt
 from carecollect.patients import grant_consent, opt_out, request_cease_communication
 from carecollect.placements import place_account, recall_placement, record_remittance, return_placement
@@ -78,7 +84,11 @@ def line(amount: str = "100.00", cur: str = "NOK", desc: str = CLINICAL) -> Invo
 
 def invoice(**kw: object) -> Invoice:
     base: dict[str, object] = dict(
-        id="INV-1", account_id="A-1", currency="NOK", lines=(line(),), issue_date=dt.date(2026, 3, 2),
+        id="INV-1",
+        account_id="A-1",
+        currency="NOK",
+        lines=(line(),),
+        issue_date=dt.date(2026, 3, 2),
         due_date=dt.date(2026, 3, 16),
     )
     base.update(kw)
@@ -97,6 +107,7 @@ def test_domain_objects_are_frozen() -> None:
 
 
 # -- bad input ----------------------------------------------------------------------------------
+
 
 def test_negative_line_amount_names_record_and_field() -> None:
     with pytest.raises(InvalidMoney, match="InvoiceLine: field 'amount': must not be negative"):
@@ -128,14 +139,23 @@ def test_float_amount_and_bad_currency() -> None:
 
 
 def test_insurance_cannot_exceed_total() -> None:
-    ins = Insurance(ClaimStatus.ADJUDICATED, insurer_paid=Money("90.00", "NOK"), contractual_adjustment=Money("20.00", "NOK"))
+    ins = Insurance(
+        ClaimStatus.ADJUDICATED,
+        insurer_paid=Money("90.00", "NOK"),
+        contractual_adjustment=Money("20.00", "NOK"),
+    )
     with pytest.raises(ValidationError, match="exceed the invoice total"):
         invoice(insurance=ins)
 
 
 def test_instalments_that_do_not_sum_are_refused() -> None:
-    insts = (Instalment(1, dt.date(2026, 4, 1), Money("50.00", "EUR")), Instalment(2, dt.date(2026, 5, 1), Money("49.99", "EUR")))
-    with pytest.raises(ScheduleMismatch, match="PaymentPlan PL-1: field 'instalments': instalments sum to EUR 99.99"):
+    insts = (
+        Instalment(1, dt.date(2026, 4, 1), Money("50.00", "EUR")),
+        Instalment(2, dt.date(2026, 5, 1), Money("49.99", "EUR")),
+    )
+    with pytest.raises(
+        ScheduleMismatch, match="PaymentPlan PL-1: field 'instalments': instalments sum to EUR 99.99"
+    ):
         PaymentPlan("PL-1", "A-1", ("INV-1",), Money("100.00", "EUR"), insts, T)
 
 
@@ -148,9 +168,16 @@ def test_empty_ids_refused() -> None:
 
 # -- no PHI in reprs or errors ------------------------------------------------------------------
 
+
 def test_no_phi_in_reprs() -> None:
-    p = Patient("P-1", "nb", ("Europe/Oslo",), (ContactPoint(Channel.SMS, "+4791234567", consent_at=T),), name=SECRET_NAME,
-                date_of_birth=dt.date(1980, 5, 17))
+    p = Patient(
+        "P-1",
+        "nb",
+        ("Europe/Oslo",),
+        (ContactPoint(Channel.SMS, "+4791234567", consent_at=T),),
+        name=SECRET_NAME,
+        date_of_birth=dt.date(1980, 5, 17),
+    )
     inv = invoice()
     texts = [repr(p), repr(inv), str(inv), repr(inv.lines)]
     for text in texts:
@@ -167,6 +194,7 @@ def test_no_phi_in_errors() -> None:
 
 
 # -- transitions ---------------------------------------------------------------------------------
+
 
 def test_invoice_life_cycle() -> None:
     inv = invoice()
@@ -188,7 +216,9 @@ def test_invoice_life_cycle() -> None:
 
 
 def test_patient_responsibility_and_insurer_wait() -> None:
-    ins = Insurance(ClaimStatus.PENDING, insurer_paid=Money("60.00", "NOK"), contractual_adjustment=Money("10.00", "NOK"))
+    ins = Insurance(
+        ClaimStatus.PENDING, insurer_paid=Money("60.00", "NOK"), contractual_adjustment=Money("10.00", "NOK")
+    )
     inv = invoice(insurance=ins)
     assert inv.patient_responsibility == Money("30.00", "NOK")
     assert inv.waiting_for_insurer
@@ -205,8 +235,12 @@ def test_estimate_comparison() -> None:
 
 
 def test_patient_wishes_are_kept() -> None:
-    p = Patient("P-1", "nb", ("Europe/Oslo",), (ContactPoint(Channel.SMS, "+4791234567", consent_at=T),
-                                                ContactPoint(Channel.LETTER, "Storgata 1")))
+    p = Patient(
+        "P-1",
+        "nb",
+        ("Europe/Oslo",),
+        (ContactPoint(Channel.SMS, "+4791234567", consent_at=T), ContactPoint(Channel.LETTER, "Storgata 1")),
+    )
     assert p.may_use(Channel.SMS) and p.may_use(Channel.LETTER) and not p.may_use(Channel.EMAIL)
     p1, _ = opt_out(p, Channel.SMS, at=T)
     p2, _ = opt_out(p1, Channel.SMS, at=T + dt.timedelta(days=1))
@@ -243,7 +277,10 @@ def _plan() -> PaymentPlan:
 
 def test_plan_life_cycle() -> None:
     plan = _plan()
-    with pytest.raises(InvalidTransition, match="PaymentPlan PL-1: cannot mark an instalment missed while status is 'proposed'"):
+    with pytest.raises(
+        InvalidTransition,
+        match="PaymentPlan PL-1: cannot mark an instalment missed while status is 'proposed'",
+    ):
         mark_instalment_missed(plan, 1, at=T)
     plan, _ = activate_plan(plan, at=T)
     with pytest.raises(InvalidTransition, match="no instalment has been missed"):
@@ -279,13 +316,19 @@ def test_plan_completes_after_last_instalment() -> None:
 
 def test_schedule_lands_on_business_days_and_chosen_day() -> None:
     cal = BusinessCalendar.for_country("NO")
-    sched = build_schedule(Money("1000.00", "NOK"), 3, first_due=dt.date(2026, 4, 1), day_of_month=31, calendar=cal)
+    sched = build_schedule(
+        Money("1000.00", "NOK"), 3, first_due=dt.date(2026, 4, 1), day_of_month=31, calendar=cal
+    )
     # 30 April is a Thursday; 31 May is a Sunday → 1 June; 30 June (clipped) is a Tuesday
     assert [i.due_date for i in sched] == [dt.date(2026, 4, 30), dt.date(2026, 6, 1), dt.date(2026, 6, 30)]
 
 
-@given(units=st.integers(1, 10**8), count=st.integers(1, 72), dom=st.integers(1, 31),
-       code=st.sampled_from(["JPY", "EUR", "BHD"]))
+@given(
+    units=st.integers(1, 10**8),
+    count=st.integers(1, 72),
+    dom=st.integers(1, 31),
+    code=st.sampled_from(["JPY", "EUR", "BHD"]),
+)
 def test_schedules_always_sum_exactly(units: int, count: int, dom: int, code: str) -> None:
     total = Money.from_minor(units, code)
     sched = build_schedule(total, count, first_due=dt.date(2026, 1, 31), day_of_month=dom)
@@ -303,7 +346,9 @@ def test_dispute_life_cycle() -> None:
         resolve_dispute(d, Resolution(ResolutionKind.DISCOUNT), follow_up_on=None, at=T)
     with pytest.raises(InvalidTransition, match="resolve it first"):
         record_follow_up(d, satisfied=True, at=T)
-    r = Resolution(ResolutionKind.DISCOUNT, Money("50.00", "NOK"), "mgr-1", corrective_action="Shorter waiting time")
+    r = Resolution(
+        ResolutionKind.DISCOUNT, Money("50.00", "NOK"), "mgr-1", corrective_action="Shorter waiting time"
+    )
     d, ev = resolve_dispute(d, r, follow_up_on=dt.date(2026, 3, 5), at=T)
     assert not d.is_open and ev.detail("amount") == "NOK 50.00"
     assert "Shorter" not in repr(d)
@@ -319,15 +364,21 @@ def test_outreach_step_and_attempts() -> None:
     assert step.template_key == "reminder"
     with pytest.raises(ValidationError, match="channels"):
         OutreachStep("S-2", "A-1", None, OutreachPurpose.REMINDER, (), T)
-    failed, _ = record_attempt(step, ContactAttempt("CA-1", "S-1", "A-1", "INV-1", Channel.EMAIL, T, AttemptOutcome.BOUNCED))
+    failed, _ = record_attempt(
+        step, ContactAttempt("CA-1", "S-1", "A-1", "INV-1", Channel.EMAIL, T, AttemptOutcome.BOUNCED)
+    )
     assert failed.status is OutreachStatus.FAILED
-    sent, ev = record_attempt(failed, ContactAttempt("CA-2", "S-1", "A-1", "INV-1", Channel.LETTER, T, AttemptOutcome.DELIVERED))
+    sent, ev = record_attempt(
+        failed, ContactAttempt("CA-2", "S-1", "A-1", "INV-1", Channel.LETTER, T, AttemptOutcome.DELIVERED)
+    )
     assert sent.status is OutreachStatus.DELIVERED and ev.type.value == "outreach.sent"
     with pytest.raises(InvalidTransition, match="already gone out"):
         cancel_step(sent, at=T, reason="paid")
     call = ContactAttempt("CA-3", None, "A-1", "INV-1", Channel.PHONE, T, AttemptOutcome.ANSWERED)
     assert call.is_conversation and call.counts_as_call
-    assert not ContactAttempt("CA-4", None, "A-1", "INV-1", Channel.PHONE, T, AttemptOutcome.NO_CONNECTION).counts_as_call
+    assert not ContactAttempt(
+        "CA-4", None, "A-1", "INV-1", Channel.PHONE, T, AttemptOutcome.NO_CONNECTION
+    ).counts_as_call
 
 
 def test_placement_life_cycle() -> None:

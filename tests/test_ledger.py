@@ -32,7 +32,7 @@ from carecollect.ledger import (
     post_refund,
 )
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 T0 = dt.datetime(2026, 1, 5, 9, tzinfo=UTC)
 
 
@@ -94,10 +94,14 @@ def test_same_key_different_entry_is_refused() -> None:
 
 def test_adjustment_cannot_make_an_invoice_negative() -> None:
     book = two_invoices()
-    adj = Adjustment("ADJ-1", "A-1", "INV-2", eur("60.00"), AdjustmentKind.DISCOUNT, "GOODWILL", "staff-7", day(3))
+    adj = Adjustment(
+        "ADJ-1", "A-1", "INV-2", eur("60.00"), AdjustmentKind.DISCOUNT, "GOODWILL", "staff-7", day(3)
+    )
     with pytest.raises(ValidationError, match="more than the EUR 50.00 open on invoice INV-2"):
         post_adjustment(book, adj)
-    ok = Adjustment("ADJ-2", "A-1", "INV-2", eur("50.00"), AdjustmentKind.WRITE_OFF, "HARDSHIP", "mgr-1", day(3))
+    ok = Adjustment(
+        "ADJ-2", "A-1", "INV-2", eur("50.00"), AdjustmentKind.WRITE_OFF, "HARDSHIP", "mgr-1", day(3)
+    )
     book, _ = post_adjustment(book, ok)
     assert book.sum_of(EntryKind.WRITE_OFF) == eur("50.00")
     assert book.invoice_balance("INV-2").is_zero()
@@ -155,6 +159,7 @@ def test_naive_datetime_refused() -> None:
 
 # -- conservation: a random walk of everything that can happen to an account -------------------
 
+
 def _ops() -> st.SearchStrategy[list[tuple[str, int, int]]]:
     return st.lists(
         st.tuples(
@@ -189,10 +194,14 @@ def test_money_is_conserved(code: str, ops: list[tuple[str, int, int]]) -> None:
                 inv = open_[pick % len(open_)]
                 amt = min(amount, book.invoice_balance(inv))
                 kind = AdjustmentKind.WRITE_OFF if op == "writeoff" else AdjustmentKind.DISCOUNT
-                book, _ = post_adjustment(book, Adjustment(f"ADJ{n}", "A-1", inv, amt, kind, "X", "staff", at))
+                book, _ = post_adjustment(
+                    book, Adjustment(f"ADJ{n}", "A-1", inv, amt, kind, "X", "staff", at)
+                )
             elif op == "insure" and open_:
                 inv = open_[pick % len(open_)]
-                book, _ = post_insurance_payment(book, inv, min(amount, book.invoice_balance(inv)), key=f"ERA{n}", at=at)
+                book, _ = post_insurance_payment(
+                    book, inv, min(amount, book.invoice_balance(inv)), key=f"ERA{n}", at=at
+                )
             elif op == "refund" and payments:
                 p = payments[pick % len(payments)]
                 left = book.paid_by(p.id)
@@ -211,8 +220,13 @@ def test_money_is_conserved(code: str, ops: list[tuple[str, int, int]]) -> None:
         # the books balance after every step, to the minor unit
         charges = book.sum_of(EntryKind.CHARGE).minor_units
         refunds = book.sum_of(EntryKind.REFUND).minor_units
-        paid = book.sum_of(EntryKind.PATIENT_PAYMENT).minor_units + book.sum_of(EntryKind.INSURANCE_PAYMENT).minor_units
-        adjusted = book.sum_of(EntryKind.ADJUSTMENT).minor_units + book.sum_of(EntryKind.WRITE_OFF).minor_units
+        paid = (
+            book.sum_of(EntryKind.PATIENT_PAYMENT).minor_units
+            + book.sum_of(EntryKind.INSURANCE_PAYMENT).minor_units
+        )
+        adjusted = (
+            book.sum_of(EntryKind.ADJUSTMENT).minor_units + book.sum_of(EntryKind.WRITE_OFF).minor_units
+        )
         assert charges + refunds == paid + adjusted + book.balance.minor_units
         assert all(not book.invoice_balance(i).is_negative() for i in book.invoice_ids())
         assert not book.credit.is_negative()

@@ -38,9 +38,13 @@ def _check_country(instance: object, attribute: attrs.Attribute[str], value: str
         raise ValidationError("BusinessCalendar", "country", f"{value!r} has no holiday calendar")
 
 
-def _check_weekend(instance: object, attribute: attrs.Attribute[frozenset[int]], value: frozenset[int]) -> None:
+def _check_weekend(
+    instance: object, attribute: attrs.Attribute[frozenset[int]], value: frozenset[int]
+) -> None:
     if not value <= frozenset(range(7)) or len(value) >= 7:
-        raise ValidationError("BusinessCalendar", "weekend", "weekday numbers 0-6 (Monday is 0), not all seven")
+        raise ValidationError(
+            "BusinessCalendar", "weekend", "weekday numbers 0-6 (Monday is 0), not all seven"
+        )
 
 
 @attrs.frozen
@@ -56,7 +60,9 @@ class BusinessCalendar:
 
     country: str = attrs.field(validator=_check_country)
     subdivision: str | None = None
-    weekend: frozenset[int] = attrs.field(default=frozenset({5, 6}), converter=frozenset, validator=_check_weekend)
+    weekend: frozenset[int] = attrs.field(
+        default=frozenset({5, 6}), converter=frozenset, validator=_check_weekend
+    )
 
     @classmethod
     def for_country(cls, country: str, subdivision: str | None = None) -> BusinessCalendar:
@@ -115,7 +121,9 @@ class BusinessCalendar:
 def _as_date(day: dt.date) -> dt.date:
     if isinstance(day, dt.datetime):
         raise ValidationError(
-            "BusinessCalendar", "day", "a date is expected, not a datetime; convert in the patient's time zone first"
+            "BusinessCalendar",
+            "day",
+            "a date is expected, not a datetime; convert in the patient's time zone first",
         )
     if not isinstance(day, dt.date):
         raise ValidationError("BusinessCalendar", "day", f"a date is expected, got {type(day).__name__}")

@@ -38,7 +38,11 @@ def _country(instance: object, attribute: attrs.Attribute[str], value: str) -> N
     from .errors import ValidationError
 
     if not (isinstance(value, str) and len(value) == 2 and value.isupper()):
-        raise ValidationError(f"Creditor {getattr(instance, 'id', '')}".strip(), "country", "an ISO 3166-1 alpha-2 code such as 'NO'")
+        raise ValidationError(
+            f"Creditor {getattr(instance, 'id', '')}".strip(),
+            "country",
+            "an ISO 3166-1 alpha-2 code such as 'NO'",
+        )
 
 
 @attrs.frozen

@@ -159,7 +159,9 @@ def escalate_dispute(d: Dispute, to: EscalationLevel, *, at: dt.datetime) -> tup
     """Hand the dispute to a higher level."""
     _guard(d, "escalate", at)
     if to <= d.level:
-        raise InvalidTransition(f"Dispute {d.id}", d.level.name, f"escalate to {to.name}", "escalation only goes up")
+        raise InvalidTransition(
+            f"Dispute {d.id}", d.level.name, f"escalate to {to.name}", "escalation only goes up"
+        )
     return attrs.evolve(d, level=to), Event(EventType.DISPUTE_ESCALATED, d.id, at, {"level": to.name})
 
 
@@ -168,13 +170,25 @@ def resolve_dispute(
 ) -> tuple[Dispute, Event]:
     """Record the outcome and when to call the patient back."""
     _guard(d, "resolve", at)
-    needs_amount = resolution.kind in (ResolutionKind.DISCOUNT, ResolutionKind.WRITE_OFF, ResolutionKind.CORRECTION)
+    needs_amount = resolution.kind in (
+        ResolutionKind.DISCOUNT,
+        ResolutionKind.WRITE_OFF,
+        ResolutionKind.CORRECTION,
+    )
     if needs_amount and (resolution.amount is None or not resolution.amount.is_positive()):
-        raise ValidationError(f"Dispute {d.id}", "resolution.amount", f"a {resolution.kind.value} needs a positive amount")
+        raise ValidationError(
+            f"Dispute {d.id}", "resolution.amount", f"a {resolution.kind.value} needs a positive amount"
+        )
     if follow_up_on is not None and follow_up_on < at.date():
         raise ValidationError(f"Dispute {d.id}", "follow_up_on", "the follow-up cannot be in the past")
-    new = attrs.evolve(d, status=DisputeStatus.RESOLVED, resolution=resolution, resolved_at=at, follow_up_on=follow_up_on,
-                       first_response_at=d.first_response_at or at)
+    new = attrs.evolve(
+        d,
+        status=DisputeStatus.RESOLVED,
+        resolution=resolution,
+        resolved_at=at,
+        follow_up_on=follow_up_on,
+        first_response_at=d.first_response_at or at,
+    )
     details: dict[str, object] = {"kind": resolution.kind.value}
     if resolution.amount is not None:
         details["amount"] = resolution.amount
@@ -184,7 +198,9 @@ def resolve_dispute(
 def withdraw_dispute(d: Dispute, *, at: dt.datetime) -> tuple[Dispute, Event]:
     """The patient withdrew the dispute."""
     _guard(d, "withdraw", at)
-    return attrs.evolve(d, status=DisputeStatus.WITHDRAWN, resolved_at=at), Event(EventType.DISPUTE_WITHDRAWN, d.id, at)
+    return attrs.evolve(d, status=DisputeStatus.WITHDRAWN, resolved_at=at), Event(
+        EventType.DISPUTE_WITHDRAWN, d.id, at
+    )
 
 
 def record_follow_up(d: Dispute, *, satisfied: bool, at: dt.datetime) -> tuple[Dispute, Event]:

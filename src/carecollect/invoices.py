@@ -111,7 +111,9 @@ class Insurance:
     """
 
     status: ClaimStatus = ClaimStatus.NONE
-    insurer_paid: Money | None = attrs.field(default=None, validator=attrs.validators.optional(money_non_negative))
+    insurer_paid: Money | None = attrs.field(
+        default=None, validator=attrs.validators.optional(money_non_negative)
+    )
     contractual_adjustment: Money | None = attrs.field(
         default=None, validator=attrs.validators.optional(money_non_negative)
     )
@@ -119,23 +121,32 @@ class Insurance:
     payer_name: str | None = None
 
 
-def _lines(instance: Invoice, attribute: attrs.Attribute[tuple[InvoiceLine, ...]], value: tuple[InvoiceLine, ...]) -> None:
+def _lines(
+    instance: Invoice, attribute: attrs.Attribute[tuple[InvoiceLine, ...]], value: tuple[InvoiceLine, ...]
+) -> None:
     rec = f"Invoice {instance.id}"
     if not value:
         raise ValidationError(rec, "lines", "an invoice needs at least one line")
     for i, line in enumerate(value):
         if not isinstance(line, InvoiceLine):
-            raise ValidationError(rec, f"lines[{i}]", f"an InvoiceLine is expected, got {type(line).__name__}")
+            raise ValidationError(
+                rec, f"lines[{i}]", f"an InvoiceLine is expected, got {type(line).__name__}"
+            )
         if line.amount.currency != instance.currency:
-            raise CurrencyMismatch(instance.currency, line.amount.currency, "put on one invoice", record=f"{rec} lines[{i}]")
+            raise CurrencyMismatch(
+                instance.currency, line.amount.currency, "put on one invoice", record=f"{rec} lines[{i}]"
+            )
 
 
 def _currency(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
     try:
         minor_unit_exponent(value)
     except ValidationError:
-        raise ValidationError(f"{type(instance).__name__} {getattr(instance, 'id', '')}".strip(), attribute.name,
-                              f"{value!r} is not an active ISO 4217 code") from None
+        raise ValidationError(
+            f"{type(instance).__name__} {getattr(instance, 'id', '')}".strip(),
+            attribute.name,
+            f"{value!r} is not an active ISO 4217 code",
+        ) from None
 
 
 @attrs.frozen
@@ -171,16 +182,22 @@ class Invoice:
     def __attrs_post_init__(self) -> None:
         rec = f"Invoice {self.id}"
         if self.due_date < self.issue_date:
-            raise ValidationError(rec, "due_date", f"{self.due_date} is before the issue date {self.issue_date}")
+            raise ValidationError(
+                rec, "due_date", f"{self.due_date} is before the issue date {self.issue_date}"
+            )
         if self.first_statement_date is not None and self.first_statement_date < self.issue_date:
             raise ValidationError(rec, "first_statement_date", "cannot be before the issue date")
         ins = self.insurance
         for field in ("insurer_paid", "contractual_adjustment"):
             amount = getattr(ins, field)
             if amount is not None and amount.currency != self.currency:
-                raise CurrencyMismatch(self.currency, amount.currency, "put on one invoice", record=f"{rec} insurance.{field}")
+                raise CurrencyMismatch(
+                    self.currency, amount.currency, "put on one invoice", record=f"{rec} insurance.{field}"
+                )
         if self.insurer_paid + self.contractual_adjustment > self.total:
-            raise ValidationError(rec, "insurance", "insurer payment plus contractual adjustment exceed the invoice total")
+            raise ValidationError(
+                rec, "insurance", "insurer payment plus contractual adjustment exceed the invoice total"
+            )
 
     @property
     def total(self) -> Money:
@@ -218,7 +235,9 @@ def issue_invoice(invoice: Invoice, *, at: dt.datetime) -> tuple[Invoice, Event]
     """Move a draft invoice to open."""
     _at(at, invoice)
     if invoice.status is not InvoiceStatus.DRAFT:
-        raise InvalidTransition(f"Invoice {invoice.id}", invoice.status, "issue", "only a draft can be issued")
+        raise InvalidTransition(
+            f"Invoice {invoice.id}", invoice.status, "issue", "only a draft can be issued"
+        )
     return attrs.evolve(invoice, status=InvoiceStatus.OPEN), Event(
         EventType.INVOICE_ISSUED, invoice.id, at, {"total": invoice.total}
     )
@@ -228,7 +247,9 @@ def record_first_statement(invoice: Invoice, sent_on: dt.date, *, at: dt.datetim
     """Record the date of the first billing statement (kept if already set: the first one counts)."""
     _at(at, invoice)
     if invoice.status is not InvoiceStatus.OPEN:
-        raise InvalidTransition(f"Invoice {invoice.id}", invoice.status, "record a statement", "issue it first")
+        raise InvalidTransition(
+            f"Invoice {invoice.id}", invoice.status, "record a statement", "issue it first"
+        )
     new = attrs.evolve(invoice, first_statement_date=invoice.first_statement_date or sent_on)
     return new, Event(EventType.INVOICE_STATEMENT_SENT, invoice.id, at, {"date": new.first_statement_date})
 
@@ -246,7 +267,9 @@ def mark_paid(invoice: Invoice, *, at: dt.datetime) -> tuple[Invoice, Event]:
     """Mark an open invoice paid (the ledger decides when its balance is zero)."""
     _at(at, invoice)
     if invoice.status is not InvoiceStatus.OPEN:
-        raise InvalidTransition(f"Invoice {invoice.id}", invoice.status, "mark paid", "only an open invoice can be paid")
+        raise InvalidTransition(
+            f"Invoice {invoice.id}", invoice.status, "mark paid", "only an open invoice can be paid"
+        )
     return attrs.evolve(invoice, status=InvoiceStatus.PAID), Event(EventType.INVOICE_PAID, invoice.id, at)
 
 
@@ -254,7 +277,9 @@ def reopen_invoice(invoice: Invoice, *, at: dt.datetime) -> tuple[Invoice, Event
     """Reopen a paid invoice (a payment was refunded or reversed)."""
     _at(at, invoice)
     if invoice.status is not InvoiceStatus.PAID:
-        raise InvalidTransition(f"Invoice {invoice.id}", invoice.status, "reopen", "only a paid invoice can be reopened")
+        raise InvalidTransition(
+            f"Invoice {invoice.id}", invoice.status, "reopen", "only a paid invoice can be reopened"
+        )
     return attrs.evolve(invoice, status=InvoiceStatus.OPEN), Event(EventType.INVOICE_REOPENED, invoice.id, at)
 
 
@@ -262,8 +287,12 @@ def cancel_invoice(invoice: Invoice, *, at: dt.datetime) -> tuple[Invoice, Event
     """Cancel a draft or open invoice (a billing error); a paid one must be refunded first."""
     _at(at, invoice)
     if invoice.status not in (InvoiceStatus.DRAFT, InvoiceStatus.OPEN):
-        raise InvalidTransition(f"Invoice {invoice.id}", invoice.status, "cancel", "refund and reopen it first")
-    return attrs.evolve(invoice, status=InvoiceStatus.CANCELLED), Event(EventType.INVOICE_CANCELLED, invoice.id, at)
+        raise InvalidTransition(
+            f"Invoice {invoice.id}", invoice.status, "cancel", "refund and reopen it first"
+        )
+    return attrs.evolve(invoice, status=InvoiceStatus.CANCELLED), Event(
+        EventType.INVOICE_CANCELLED, invoice.id, at
+    )
 
 
 @attrs.frozen

@@ -101,9 +101,24 @@ class LedgerEntry:
     def __attrs_post_init__(self) -> None:
         if self.amount.is_zero():
             raise ValidationError(f"LedgerEntry {self.key}", "amount", "must be more than zero")
-        if self.kind in (EntryKind.CHARGE, EntryKind.ADJUSTMENT, EntryKind.WRITE_OFF, EntryKind.INSURANCE_PAYMENT,
-                         EntryKind.CREDIT_APPLIED) and self.invoice_id is None:
-            raise ValidationError(f"LedgerEntry {self.key}", "invoice_id", f"a {self.kind.value} entry needs an invoice")
+        if (
+            self.kind
+            in (
+                EntryKind.CHARGE,
+                EntryKind.ADJUSTMENT,
+                EntryKind.WRITE_OFF,
+                EntryKind.INSURANCE_PAYMENT,
+                EntryKind.CREDIT_APPLIED,
+            )
+            and self.invoice_id is None
+        ):
+            raise ValidationError(
+                f"LedgerEntry {self.key}", "invoice_id", f"a {self.kind.value} entry needs an invoice"
+            )
+
+
+def _entries(value: Iterable[LedgerEntry]) -> tuple[LedgerEntry, ...]:
+    return tuple(value)
 
 
 @attrs.frozen
@@ -117,7 +132,7 @@ class Ledger:
 
     account_id: str = attrs.field(validator=identifier)
     currency: str
-    entries: tuple[LedgerEntry, ...] = attrs.field(default=(), converter=tuple)
+    entries: tuple[LedgerEntry, ...] = attrs.field(default=(), converter=_entries)
     _by_key: dict[str, LedgerEntry] = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
@@ -127,7 +142,9 @@ class Ledger:
             if e.key in index:
                 raise DuplicateEntry(f"Ledger {self.account_id}: key {e.key!r} appears twice")
             if e.amount.currency != self.currency:
-                raise CurrencyMismatch(self.currency, e.amount.currency, "post", record=f"Ledger {self.account_id}")
+                raise CurrencyMismatch(
+                    self.currency, e.amount.currency, "post", record=f"Ledger {self.account_id}"
+                )
             index[e.key] = e
         object.__setattr__(self, "_by_key", index)
 
@@ -138,11 +155,12 @@ class Ledger:
     def _zero(self) -> Money:
         return Money.zero(self.currency)
 
-    def sum_of(self, kind: EntryKind, invoice_id: str | None | type[Ellipsis] = ...) -> Money:
-        """Total of entries of ``kind`` (optionally for one invoice; ``None`` means account credit)."""
+    def sum_of(self, kind: EntryKind, invoice_id: str | None = None, *, only_invoice: bool = False) -> Money:
+        """Total of entries of ``kind``; with ``only_invoice=True``, only those on ``invoice_id``
+        (``None`` then means account credit)."""
         units = 0
         for e in self.entries:
-            if e.kind is kind and (invoice_id is ... or e.invoice_id == invoice_id):
+            if e.kind is kind and (not only_invoice or e.invoice_id == invoice_id):
                 units += e.amount.minor_units
         return Money.from_minor(units, self.currency)
 
@@ -215,7 +233,9 @@ def _append(ledger: Ledger, entries: Iterable[LedgerEntry]) -> Ledger:
 
 def _check_currency(ledger: Ledger, amount: Money, what: str) -> None:
     if amount.currency != ledger.currency:
-        raise CurrencyMismatch(ledger.currency, amount.currency, f"post {what}", record=f"Ledger {ledger.account_id}")
+        raise CurrencyMismatch(
+            ledger.currency, amount.currency, f"post {what}", record=f"Ledger {ledger.account_id}"
+        )
 
 
 def post(ledger: Ledger, entry: LedgerEntry) -> tuple[Ledger, Event | None]:
@@ -238,7 +258,9 @@ def post(ledger: Ledger, entry: LedgerEntry) -> tuple[Ledger, Event | None]:
     if entry.kind in _REDUCES_INVOICE:
         assert entry.invoice_id is not None
         if entry.invoice_id not in ledger.invoice_ids():
-            raise ValidationError(f"Ledger {ledger.account_id}", "invoice_id", f"invoice {entry.invoice_id} was never charged")
+            raise ValidationError(
+                f"Ledger {ledger.account_id}", "invoice_id", f"invoice {entry.invoice_id} was never charged"
+            )
         if entry.amount > ledger.invoice_balance(entry.invoice_id):
             raise ValidationError(
                 f"Ledger {ledger.account_id}",
@@ -249,14 +271,20 @@ def post(ledger: Ledger, entry: LedgerEntry) -> tuple[Ledger, Event | None]:
     if entry.kind is EntryKind.CREDIT_APPLIED and entry.amount > ledger.credit:
         raise ValidationError(f"Ledger {ledger.account_id}", "amount", "more than the account's credit")
     if entry.kind is EntryKind.REFUND and entry.invoice_id is None and entry.amount > ledger.credit:
-        raise ValidationError(f"Ledger {ledger.account_id}", "amount", "refund from credit is more than the credit")
+        raise ValidationError(
+            f"Ledger {ledger.account_id}", "amount", "refund from credit is more than the credit"
+        )
     new = _append(ledger, [entry])
     return new, _event(ledger, [entry], entry.at, entry.kind.value)
 
 
-def post_charge(ledger: Ledger, invoice_id: str, amount: Money, *, at: dt.datetime) -> tuple[Ledger, Event | None]:
+def post_charge(
+    ledger: Ledger, invoice_id: str, amount: Money, *, at: dt.datetime
+) -> tuple[Ledger, Event | None]:
     """Charge an invoice's gross total to the account (key ``charge:<invoice>``)."""
-    return post(ledger, LedgerEntry(f"charge:{invoice_id}", EntryKind.CHARGE, amount, at, invoice_id, invoice_id))
+    return post(
+        ledger, LedgerEntry(f"charge:{invoice_id}", EntryKind.CHARGE, amount, at, invoice_id, invoice_id)
+    )
 
 
 def post_insurance_payment(
@@ -270,13 +298,20 @@ def post_adjustment(ledger: Ledger, adjustment: Adjustment) -> tuple[Ledger, Eve
     """Post a discount, write-off, charity care, insurance adjustment or correction on one invoice."""
     kind = EntryKind.WRITE_OFF if adjustment.kind is AdjustmentKind.WRITE_OFF else EntryKind.ADJUSTMENT
     entry = LedgerEntry(
-        adjustment.id, kind, adjustment.amount, adjustment.at, adjustment.invoice_id, adjustment.id,
+        adjustment.id,
+        kind,
+        adjustment.amount,
+        adjustment.at,
+        adjustment.invoice_id,
+        adjustment.id,
         f"{adjustment.kind.value}:{adjustment.reason_code}",
     )
     return post(ledger, entry)
 
 
-def post_payment(ledger: Ledger, payment: Payment, *, order: Sequence[str] | None = None) -> tuple[Ledger, Event | None]:
+def post_payment(
+    ledger: Ledger, payment: Payment, *, order: Sequence[str] | None = None
+) -> tuple[Ledger, Event | None]:
     """Post a payment, allocated across open invoices.
 
     The allocation follows ``order`` if given, else the invoices the payer
@@ -285,10 +320,16 @@ def post_payment(ledger: Ledger, payment: Payment, *, order: Sequence[str] | Non
     changes nothing.
     """
     if payment.account_id != ledger.account_id:
-        raise ValidationError(f"Payment {payment.id}", "account_id", f"belongs to {payment.account_id}, not {ledger.account_id}")
+        raise ValidationError(
+            f"Payment {payment.id}", "account_id", f"belongs to {payment.account_id}, not {ledger.account_id}"
+        )
     _check_currency(ledger, payment.amount, "payment")
     if payment.source is PaymentSource.INSURER:
-        raise ValidationError(f"Payment {payment.id}", "source", "insurer payments go to one invoice: use post_insurance_payment")
+        raise ValidationError(
+            f"Payment {payment.id}",
+            "source",
+            "insurer payments go to one invoice: use post_insurance_payment",
+        )
     prior = [e for e in ledger.entries if e.source_id == payment.id and e.kind is EntryKind.PATIENT_PAYMENT]
     if prior:
         units = sum(e.amount.minor_units for e in prior)
@@ -299,7 +340,9 @@ def post_payment(ledger: Ledger, payment: Payment, *, order: Sequence[str] | Non
     preferred = list(order) if order is not None else list(payment.directed_to)
     for inv in preferred:
         if inv not in ledger.invoice_ids():
-            raise ValidationError(f"Payment {payment.id}", "directed_to", f"invoice {inv} is not on account {ledger.account_id}")
+            raise ValidationError(
+                f"Payment {payment.id}", "directed_to", f"invoice {inv} is not on account {ledger.account_id}"
+            )
     sequence = [i for i in preferred if i in open_ids] + [i for i in open_ids if i not in preferred]
     remaining = payment.amount
     entries: list[LedgerEntry] = []
@@ -308,12 +351,30 @@ def post_payment(ledger: Ledger, payment: Payment, *, order: Sequence[str] | Non
             break
         take = min(remaining, ledger.invoice_balance(inv))
         if take.is_positive():
-            entries.append(LedgerEntry(f"{payment.id}#{inv}", EntryKind.PATIENT_PAYMENT, take, payment.received_at, inv,
-                                       payment.id, payment.method.value))
+            entries.append(
+                LedgerEntry(
+                    f"{payment.id}#{inv}",
+                    EntryKind.PATIENT_PAYMENT,
+                    take,
+                    payment.received_at,
+                    inv,
+                    payment.id,
+                    payment.method.value,
+                )
+            )
             remaining = remaining - take
     if remaining.is_positive():
-        entries.append(LedgerEntry(f"{payment.id}#credit", EntryKind.PATIENT_PAYMENT, remaining, payment.received_at, None,
-                                   payment.id, payment.method.value))
+        entries.append(
+            LedgerEntry(
+                f"{payment.id}#credit",
+                EntryKind.PATIENT_PAYMENT,
+                remaining,
+                payment.received_at,
+                None,
+                payment.id,
+                payment.method.value,
+            )
+        )
     return _append(ledger, entries), _event(ledger, entries, payment.received_at, "patient_payment")
 
 
@@ -330,35 +391,61 @@ def post_refund(ledger: Ledger, refund: Refund) -> tuple[Ledger, Event | None]:
         return ledger, None
     available = ledger.paid_by(refund.payment_id)
     if not available.is_positive():
-        raise ValidationError(f"Refund {refund.id}", "payment_id", f"payment {refund.payment_id} has nothing left to refund")
+        raise ValidationError(
+            f"Refund {refund.id}", "payment_id", f"payment {refund.payment_id} has nothing left to refund"
+        )
     if refund.amount > available:
-        raise ValidationError(f"Refund {refund.id}", "amount", f"{refund.amount} is more than the {available} left of the payment")
+        raise ValidationError(
+            f"Refund {refund.id}",
+            "amount",
+            f"{refund.amount} is more than the {available} left of the payment",
+        )
     reason = f"refund-of:{refund.payment_id}"
     entries: list[LedgerEntry] = []
     remaining = refund.amount
-    from_credit = min(remaining, ledger.credit) if ledger.credit.is_positive() else Money.zero(ledger.currency)
+    from_credit = (
+        min(remaining, ledger.credit) if ledger.credit.is_positive() else Money.zero(ledger.currency)
+    )
     if from_credit.is_positive():
-        entries.append(LedgerEntry(f"{refund.id}#credit", EntryKind.REFUND, from_credit, refund.at, None, refund.id, reason))
+        entries.append(
+            LedgerEntry(
+                f"{refund.id}#credit", EntryKind.REFUND, from_credit, refund.at, None, refund.id, reason
+            )
+        )
         remaining = remaining - from_credit
     if remaining.is_positive():
         # reverse the payment's invoice allocations, latest first, net of earlier reversals
-        allocations = [e for e in ledger.entries if e.source_id == refund.payment_id and e.invoice_id is not None]
+        allocations = [
+            e for e in ledger.entries if e.source_id == refund.payment_id and e.invoice_id is not None
+        ]
         for alloc in reversed(allocations):
             if not remaining.is_positive():
                 break
             assert alloc.invoice_id is not None
             reversed_units = sum(
-                e.amount.minor_units for e in ledger.entries
+                e.amount.minor_units
+                for e in ledger.entries
                 if e.kind is EntryKind.REFUND and e.reason == reason and e.invoice_id == alloc.invoice_id
             )
             room = Money.from_minor(alloc.amount.minor_units - reversed_units, ledger.currency)
             take = min(remaining, room)
             if take.is_positive():
-                entries.append(LedgerEntry(f"{refund.id}#{alloc.invoice_id}", EntryKind.REFUND, take, refund.at,
-                                           alloc.invoice_id, refund.id, reason))
+                entries.append(
+                    LedgerEntry(
+                        f"{refund.id}#{alloc.invoice_id}",
+                        EntryKind.REFUND,
+                        take,
+                        refund.at,
+                        alloc.invoice_id,
+                        refund.id,
+                        reason,
+                    )
+                )
                 remaining = remaining - take
     if remaining.is_positive():
-        raise ValidationError(f"Refund {refund.id}", "amount", "the payment's credit was already used; refund less")
+        raise ValidationError(
+            f"Refund {refund.id}", "amount", "the payment's credit was already used; refund less"
+        )
     return _append(ledger, entries), _event(ledger, entries, refund.at, "refund")
 
 

@@ -55,32 +55,166 @@ ROUNDING = decimal.ROUND_HALF_UP
 #: Funds and precious-metal codes (XAU, XDR...) are left out on purpose: a
 #: patient never owes them.
 _ZERO = {
-    "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF",
-    "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF",
+    "BIF",
+    "CLP",
+    "DJF",
+    "GNF",
+    "ISK",
+    "JPY",
+    "KMF",
+    "KRW",
+    "PYG",
+    "RWF",
+    "UGX",
+    "UYI",
+    "VND",
+    "VUV",
+    "XAF",
+    "XOF",
+    "XPF",
 }
 _THREE = {"BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"}
 _FOUR = {"CLF", "UYW"}
 _TWO = {
-    "AED", "AFN", "ALL", "AMD", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM",
-    "BBD", "BDT", "BGN", "BMD", "BND", "BOB", "BRL", "BSD", "BTN", "BWP",
-    "BYN", "BZD", "CAD", "CDF", "CHF", "CNY", "COP", "CRC", "CUP", "CVE",
-    "CZK", "DKK", "DOP", "DZD", "EGP", "ERN", "ETB", "EUR", "FJD", "FKP",
-    "GBP", "GEL", "GHS", "GIP", "GMD", "GTQ", "GYD", "HKD", "HNL", "HTG",
-    "HUF", "IDR", "ILS", "INR", "IRR", "JMD", "KES", "KGS", "KHR", "KPW",
-    "KYD", "KZT", "LAK", "LBP", "LKR", "LRD", "LSL", "MAD", "MDL", "MGA",
-    "MKD", "MMK", "MNT", "MOP", "MRU", "MUR", "MVR", "MWK", "MXN", "MYR",
-    "MZN", "NAD", "NGN", "NIO", "NOK", "NPR", "NZD", "PAB", "PEN", "PGK",
-    "PHP", "PKR", "PLN", "QAR", "RON", "RSD", "RUB", "SAR", "SBD", "SCR",
-    "SDG", "SEK", "SGD", "SHP", "SLE", "SOS", "SRD", "SSP", "STN", "SVC",
-    "SYP", "SZL", "THB", "TJS", "TMT", "TOP", "TRY", "TTD", "TWD", "TZS",
-    "UAH", "USD", "UYU", "UZS", "VED", "VES", "WST", "XCD", "XCG", "YER",
-    "ZAR", "ZMW", "ZWG",
+    "AED",
+    "AFN",
+    "ALL",
+    "AMD",
+    "AOA",
+    "ARS",
+    "AUD",
+    "AWG",
+    "AZN",
+    "BAM",
+    "BBD",
+    "BDT",
+    "BGN",
+    "BMD",
+    "BND",
+    "BOB",
+    "BRL",
+    "BSD",
+    "BTN",
+    "BWP",
+    "BYN",
+    "BZD",
+    "CAD",
+    "CDF",
+    "CHF",
+    "CNY",
+    "COP",
+    "CRC",
+    "CUP",
+    "CVE",
+    "CZK",
+    "DKK",
+    "DOP",
+    "DZD",
+    "EGP",
+    "ERN",
+    "ETB",
+    "EUR",
+    "FJD",
+    "FKP",
+    "GBP",
+    "GEL",
+    "GHS",
+    "GIP",
+    "GMD",
+    "GTQ",
+    "GYD",
+    "HKD",
+    "HNL",
+    "HTG",
+    "HUF",
+    "IDR",
+    "ILS",
+    "INR",
+    "IRR",
+    "JMD",
+    "KES",
+    "KGS",
+    "KHR",
+    "KPW",
+    "KYD",
+    "KZT",
+    "LAK",
+    "LBP",
+    "LKR",
+    "LRD",
+    "LSL",
+    "MAD",
+    "MDL",
+    "MGA",
+    "MKD",
+    "MMK",
+    "MNT",
+    "MOP",
+    "MRU",
+    "MUR",
+    "MVR",
+    "MWK",
+    "MXN",
+    "MYR",
+    "MZN",
+    "NAD",
+    "NGN",
+    "NIO",
+    "NOK",
+    "NPR",
+    "NZD",
+    "PAB",
+    "PEN",
+    "PGK",
+    "PHP",
+    "PKR",
+    "PLN",
+    "QAR",
+    "RON",
+    "RSD",
+    "RUB",
+    "SAR",
+    "SBD",
+    "SCR",
+    "SDG",
+    "SEK",
+    "SGD",
+    "SHP",
+    "SLE",
+    "SOS",
+    "SRD",
+    "SSP",
+    "STN",
+    "SVC",
+    "SYP",
+    "SZL",
+    "THB",
+    "TJS",
+    "TMT",
+    "TOP",
+    "TRY",
+    "TTD",
+    "TWD",
+    "TZS",
+    "UAH",
+    "USD",
+    "UYU",
+    "UZS",
+    "VED",
+    "VES",
+    "WST",
+    "XCD",
+    "XCG",
+    "YER",
+    "ZAR",
+    "ZMW",
+    "ZWG",
 }
 ISO_4217: dict[str, int] = {
-    **{c: 0 for c in _ZERO},
-    **{c: 2 for c in _TWO},
-    **{c: 3 for c in _THREE},
-    **{c: 4 for c in _FOUR},
+    **dict.fromkeys(_ZERO, 0),
+    **dict.fromkeys(_TWO, 2),
+    **dict.fromkeys(_THREE, 3),
+    **dict.fromkeys(_FOUR, 4),
 }
 _QUANTA = {digits: Decimal(1).scaleb(-digits) for digits in set(ISO_4217.values())}
 
@@ -100,7 +234,7 @@ def minor_unit_exponent(currency: str) -> int:
 
 
 def _to_decimal(amount: object, field: str = "amount") -> Decimal:
-    if isinstance(amount, bool) or isinstance(amount, float):
+    if isinstance(amount, (bool, float)):
         raise InvalidMoney(
             "Money",
             field,
@@ -130,8 +264,6 @@ class Money(_money.Money):  # type: ignore[misc]
     :raises InvalidMoney: on a float, a bad code, or more decimals than the
         currency has (use :meth:`of` to round).
     """
-
-    __slots__ = ()
 
     def __init__(self, amount: Decimal | int | str, currency: str) -> None:
         value = _to_decimal(amount)
@@ -217,7 +349,7 @@ class Money(_money.Money):  # type: ignore[misc]
         """True when the amount is below zero."""
         return bool(self._amount < 0)
 
-    def format(self, locale: str, *, currency_digits: bool = True) -> str:  # type: ignore[override]
+    def format(self, locale: str, *, currency_digits: bool = True) -> str:
         """Format for a patient in ``locale`` (``"en_US"``, ``"de_DE"``, ``"nb_NO"``, ``"bg_BG"``...).
 
         The locale is required and only decides the *layout*; the currency
@@ -299,7 +431,8 @@ class Money(_money.Money):  # type: ignore[misc]
             )
         if other.currency != self._currency:
             raise CurrencyMismatch(self._currency, other.currency, op)
-        return other  # type: ignore[return-value]
+        assert isinstance(other, Money)
+        return other
 
     def __add__(self, other: object) -> Money:
         o = self._same(other, "add")

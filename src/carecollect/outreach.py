@@ -58,12 +58,21 @@ class OutreachPurpose(enum.Enum):
         return self in _COLLECTION
 
 
-_COLLECTION = frozenset({
-    OutreachPurpose.STATEMENT, OutreachPurpose.PRE_DUE_REMINDER, OutreachPurpose.REMINDER,
-    OutreachPurpose.FINAL_NOTICE, OutreachPurpose.VALIDATION_NOTICE, OutreachPurpose.INKASSOVARSEL,
-    OutreachPurpose.BETALINGSOPPFORDRING, OutreachPurpose.MAHNUNG, OutreachPurpose.DEFAULT_NOTICE,
-    OutreachPurpose.ECA_NOTICE, OutreachPurpose.PRE_PLACEMENT_NOTICE,
-})
+_COLLECTION = frozenset(
+    {
+        OutreachPurpose.STATEMENT,
+        OutreachPurpose.PRE_DUE_REMINDER,
+        OutreachPurpose.REMINDER,
+        OutreachPurpose.FINAL_NOTICE,
+        OutreachPurpose.VALIDATION_NOTICE,
+        OutreachPurpose.INKASSOVARSEL,
+        OutreachPurpose.BETALINGSOPPFORDRING,
+        OutreachPurpose.MAHNUNG,
+        OutreachPurpose.DEFAULT_NOTICE,
+        OutreachPurpose.ECA_NOTICE,
+        OutreachPurpose.PRE_PLACEMENT_NOTICE,
+    }
+)
 
 
 class OutreachStatus(enum.Enum):
@@ -167,7 +176,11 @@ def record_attempt(step: OutreachStep, attempt: ContactAttempt) -> tuple[Outreac
         raise InvalidTransition(f"OutreachStep {step.id}", step.status, "record an attempt")
     ok = attempt.outcome in (AttemptOutcome.DELIVERED, AttemptOutcome.ANSWERED, AttemptOutcome.VOICEMAIL)
     if ok:
-        status = OutreachStatus.DELIVERED if attempt.outcome is not AttemptOutcome.VOICEMAIL else OutreachStatus.SENT
+        status = (
+            OutreachStatus.DELIVERED
+            if attempt.outcome is not AttemptOutcome.VOICEMAIL
+            else OutreachStatus.SENT
+        )
         new = attrs.evolve(step, status=status, sent_at=step.sent_at or attempt.at)
         return new, Event(EventType.OUTREACH_SENT, step.id, attempt.at, {"channel": attempt.channel.value})
     if step.status is OutreachStatus.DELIVERED:
@@ -182,4 +195,6 @@ def cancel_step(step: OutreachStep, *, at: dt.datetime, reason: str) -> tuple[Ou
     require_aware(at, f"OutreachStep {step.id}", "at")
     if step.status not in (OutreachStatus.PLANNED, OutreachStatus.FAILED):
         raise InvalidTransition(f"OutreachStep {step.id}", step.status, "cancel", "it has already gone out")
-    return attrs.evolve(step, status=OutreachStatus.CANCELLED), Event(EventType.OUTREACH_CANCELLED, step.id, at, {"reason": reason})
+    return attrs.evolve(step, status=OutreachStatus.CANCELLED), Event(
+        EventType.OUTREACH_CANCELLED, step.id, at, {"reason": reason}
+    )

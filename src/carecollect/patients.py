@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Iterable
+from typing import Any
 
 import attrs
 
@@ -34,13 +36,13 @@ from .timekeeping import require_aware, zone
 from .validation import aware_or_none, identifier
 
 __all__ = [
+    "SUPPORTED_LANGUAGES",
     "Account",
     "ContactPoint",
     "Patient",
     "grant_consent",
     "opt_out",
     "request_cease_communication",
-    "SUPPORTED_LANGUAGES",
 ]
 
 #: Languages carecollect writes patient messages in; others fall back to English.
@@ -89,16 +91,36 @@ class ConfidentialWish(enum.Enum):
     NO_VOICEMAIL = "no_voicemail"
 
 
+def _points(value: Iterable[ContactPoint]) -> tuple[ContactPoint, ...]:
+    return tuple(value)
+
+
+def _strs(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+def _channels(value: Iterable[Channel]) -> frozenset[Channel]:
+    return frozenset(value)
+
+
 def _zones(instance: object, attribute: attrs.Attribute[tuple[str, ...]], value: tuple[str, ...]) -> None:
     if not value:
-        raise ValidationError(f"Patient {getattr(instance, 'id', '')}", "time_zones", "at least one IANA time zone")
+        raise ValidationError(
+            f"Patient {getattr(instance, 'id', '')}", "time_zones", "at least one IANA time zone"
+        )
     for name in value:
         zone(name)
 
 
 def _language(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
-    if not (isinstance(value, str) and 2 <= len(value) <= 8 and value.replace("_", "").replace("-", "").isalpha()):
-        raise ValidationError(f"Patient {getattr(instance, 'id', '')}", "preferred_language", "a BCP 47 language tag such as 'de'")
+    if not (
+        isinstance(value, str) and 2 <= len(value) <= 8 and value.replace("_", "").replace("-", "").isalpha()
+    ):
+        raise ValidationError(
+            f"Patient {getattr(instance, 'id', '')}",
+            "preferred_language",
+            "a BCP 47 language tag such as 'de'",
+        )
 
 
 @attrs.frozen
@@ -121,13 +143,13 @@ class Patient:
 
     id: str = attrs.field(validator=identifier)
     preferred_language: str = attrs.field(default="en", validator=_language)
-    time_zones: tuple[str, ...] = attrs.field(default=("UTC",), converter=tuple, validator=_zones)
-    contact_points: tuple[ContactPoint, ...] = attrs.field(default=(), converter=tuple)
+    time_zones: tuple[str, ...] = attrs.field(default=("UTC",), converter=_strs, validator=_zones)
+    contact_points: tuple[ContactPoint, ...] = attrs.field(default=(), converter=_points)
     name: str = attrs.field(default="", repr=False)
     country: str | None = None
     state: str | None = None
     confidential: ConfidentialWish = ConfidentialWish.NONE
-    confidential_channels: frozenset[Channel] = attrs.field(default=frozenset(), converter=frozenset)
+    confidential_channels: frozenset[Channel] = attrs.field(default=frozenset(), converter=_channels)
     cease_requested_at: dt.datetime | None = attrs.field(default=None, validator=aware_or_none)
     date_of_birth: dt.date | None = attrs.field(default=None, repr=False)
 
@@ -151,10 +173,12 @@ class Patient:
         return False
 
 
-def _evolve_points(patient: Patient, channel: Channel, **changes: object) -> tuple[ContactPoint, ...]:
+def _evolve_points(patient: Patient, channel: Channel, **changes: Any) -> tuple[ContactPoint, ...]:
     points = patient.points(channel)
     if not points:
-        raise ValidationError(f"Patient {patient.id}", "contact_points", f"has no {channel.value} contact point")
+        raise ValidationError(
+            f"Patient {patient.id}", "contact_points", f"has no {channel.value} contact point"
+        )
     return tuple(attrs.evolve(p, **changes) if p.channel is channel else p for p in patient.contact_points)
 
 
@@ -165,7 +189,8 @@ def opt_out(patient: Patient, channel: Channel, *, at: dt.datetime) -> tuple[Pat
     """
     require_aware(at, f"Patient {patient.id}", "at")
     points = tuple(
-        attrs.evolve(p, opted_out_at=p.opted_out_at or at) if p.channel is channel else p for p in patient.contact_points
+        attrs.evolve(p, opted_out_at=p.opted_out_at or at) if p.channel is channel else p
+        for p in patient.contact_points
     )
     new = attrs.evolve(patient, contact_points=points)
     return new, Event(EventType.OPTED_OUT, patient.id, at, {"channel": channel.value})
@@ -215,12 +240,18 @@ class Account:
         try:
             minor_unit_exponent(self.currency)
         except ValidationError:
-            raise ValidationError(f"Account {self.id}", "currency", f"{self.currency!r} is not an ISO 4217 code") from None
-        if self.household_size is not None and (not isinstance(self.household_size, int) or self.household_size < 1):
+            raise ValidationError(
+                f"Account {self.id}", "currency", f"{self.currency!r} is not an ISO 4217 code"
+            ) from None
+        if self.household_size is not None and (
+            not isinstance(self.household_size, int) or self.household_size < 1
+        ):
             raise ValidationError(f"Account {self.id}", "household_size", "must be a positive int")
         if self.annual_income is not None:
             if not isinstance(self.annual_income, Money) or self.annual_income.currency != self.currency:
-                raise ValidationError(f"Account {self.id}", "annual_income", f"must be Money in {self.currency}")
+                raise ValidationError(
+                    f"Account {self.id}", "annual_income", f"must be Money in {self.currency}"
+                )
             if self.annual_income.is_negative():
                 raise ValidationError(f"Account {self.id}", "annual_income", "must not be negative")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Iterable
 
 import attrs
 
@@ -17,8 +18,15 @@ from .money import Money, total
 from .timekeeping import require_aware
 from .validation import aware, aware_or_none, identifier, money_non_negative
 
-__all__ = ["AgencyPlacement", "PlacementStatus", "Remittance", "place_account", "recall_placement",
-           "record_remittance", "return_placement"]
+__all__ = [
+    "AgencyPlacement",
+    "PlacementStatus",
+    "Remittance",
+    "place_account",
+    "recall_placement",
+    "record_remittance",
+    "return_placement",
+]
 
 
 class PlacementStatus(enum.Enum):
@@ -46,6 +54,14 @@ class Remittance:
     fee: Money | None = None
 
 
+def _remits(value: Iterable[Remittance]) -> tuple[Remittance, ...]:
+    return tuple(value)
+
+
+def _ids(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class AgencyPlacement:
     """An account placed with an agency.
@@ -68,8 +84,8 @@ class AgencyPlacement:
     status: PlacementStatus = PlacementStatus.PENDING
     placed_at: dt.datetime | None = attrs.field(default=None, validator=aware_or_none)
     closed_at: dt.datetime | None = attrs.field(default=None, validator=aware_or_none)
-    remittances: tuple[Remittance, ...] = attrs.field(default=(), converter=tuple)
-    invoice_ids: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    remittances: tuple[Remittance, ...] = attrs.field(default=(), converter=_remits)
+    invoice_ids: tuple[str, ...] = attrs.field(default=(), converter=_ids)
 
     @property
     def collected(self) -> Money:
@@ -93,13 +109,19 @@ def record_remittance(p: AgencyPlacement, r: Remittance) -> tuple[AgencyPlacemen
         if old.id == r.id:
             if old == r:
                 return p, None
-            raise DuplicateEntry(f"AgencyPlacement {p.id}: remittance {r.id} was already recorded differently")
+            raise DuplicateEntry(
+                f"AgencyPlacement {p.id}: remittance {r.id} was already recorded differently"
+            )
     if p.status not in (PlacementStatus.PLACED, PlacementStatus.RECALLED, PlacementStatus.RETURNED):
         raise InvalidTransition(f"AgencyPlacement {p.id}", p.status, "record a remittance")
     if r.amount.currency != p.amount_placed.currency:
-        raise CurrencyMismatch(p.amount_placed.currency, r.amount.currency, "remit", record=f"AgencyPlacement {p.id}")
+        raise CurrencyMismatch(
+            p.amount_placed.currency, r.amount.currency, "remit", record=f"AgencyPlacement {p.id}"
+        )
     if p.collected + r.amount > p.amount_placed:
-        raise ValidationError(f"AgencyPlacement {p.id}", "remittances", "the agency reports more than was placed")
+        raise ValidationError(
+            f"AgencyPlacement {p.id}", "remittances", "the agency reports more than was placed"
+        )
     return attrs.evolve(p, remittances=(*p.remittances, r)), Event(
         EventType.PLACEMENT_REMITTANCE, p.id, r.collected_at, {"amount": r.amount, "remittance": r.id}
     )
@@ -120,4 +142,6 @@ def return_placement(p: AgencyPlacement, *, at: dt.datetime) -> tuple[AgencyPlac
     require_aware(at, f"AgencyPlacement {p.id}", "at")
     if p.status is not PlacementStatus.PLACED:
         raise InvalidTransition(f"AgencyPlacement {p.id}", p.status, "return")
-    return attrs.evolve(p, status=PlacementStatus.RETURNED, closed_at=at), Event(EventType.PLACEMENT_RETURNED, p.id, at)
+    return attrs.evolve(p, status=PlacementStatus.RETURNED, closed_at=at), Event(
+        EventType.PLACEMENT_RETURNED, p.id, at
+    )

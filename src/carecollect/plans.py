@@ -20,6 +20,8 @@ from __future__ import annotations
 import calendar as _cal
 import datetime as dt
 import enum
+from collections.abc import Iterable
+from typing import Any
 
 import attrs
 
@@ -128,16 +130,30 @@ def build_schedule(
     return tuple(out)
 
 
-def _instalments(instance: PaymentPlan, attribute: attrs.Attribute[tuple[Instalment, ...]], value: tuple[Instalment, ...]) -> None:
+def _insts(value: Iterable[Instalment]) -> tuple[Instalment, ...]:
+    return tuple(value)
+
+
+def _ids(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+def _instalments(
+    instance: PaymentPlan, attribute: attrs.Attribute[tuple[Instalment, ...]], value: tuple[Instalment, ...]
+) -> None:
     rec = f"PaymentPlan {instance.id}"
     if not value:
         raise ValidationError(rec, "instalments", "a plan needs at least one instalment")
     for i, inst in enumerate(value):
         if inst.amount.currency != instance.total.currency:
-            raise ScheduleMismatch(rec, f"instalments[{i}]", f"currency {inst.amount.currency} is not {instance.total.currency}")
+            raise ScheduleMismatch(
+                rec, f"instalments[{i}]", f"currency {inst.amount.currency} is not {instance.total.currency}"
+            )
     s = total((i.amount for i in value), instance.total.currency)
     if s != instance.total:
-        raise ScheduleMismatch(rec, "instalments", f"instalments sum to {s}, not the plan total {instance.total}")
+        raise ScheduleMismatch(
+            rec, "instalments", f"instalments sum to {s}, not the plan total {instance.total}"
+        )
     dates = [i.due_date for i in value]
     if dates != sorted(dates):
         raise ValidationError(rec, "instalments", "due dates must not go backwards")
@@ -160,9 +176,9 @@ class PaymentPlan:
 
     id: str = attrs.field(validator=identifier)
     account_id: str = attrs.field(validator=identifier)
-    invoice_ids: tuple[str, ...] = attrs.field(converter=tuple)
+    invoice_ids: tuple[str, ...] = attrs.field(converter=_ids)
     total: Money = attrs.field(validator=money_non_negative)
-    instalments: tuple[Instalment, ...] = attrs.field(converter=tuple, validator=_instalments)
+    instalments: tuple[Instalment, ...] = attrs.field(converter=_insts, validator=_instalments)
     created_at: dt.datetime = attrs.field(validator=aware)
     status: PlanStatus = PlanStatus.PROPOSED
     interest_rate_percent: str = "0"
@@ -181,8 +197,14 @@ class PaymentPlan:
     @property
     def remaining(self) -> Money:
         """What is still to pay under the plan."""
-        return total((i.amount for i in self.instalments if i.status in (InstalmentStatus.DUE, InstalmentStatus.MISSED)),
-                     self.total.currency)
+        return total(
+            (
+                i.amount
+                for i in self.instalments
+                if i.status in (InstalmentStatus.DUE, InstalmentStatus.MISSED)
+            ),
+            self.total.currency,
+        )
 
     def next_due(self) -> Instalment | None:
         """The earliest unpaid instalment."""
@@ -195,8 +217,12 @@ class PaymentPlan:
 def _guard(plan: PaymentPlan, allowed: tuple[PlanStatus, ...], action: str, at: dt.datetime) -> None:
     require_aware(at, f"PaymentPlan {plan.id}", "at")
     if plan.status not in allowed:
-        raise InvalidTransition(f"PaymentPlan {plan.id}", plan.status, action,
-                                "allowed from " + ", ".join(s.value for s in allowed))
+        raise InvalidTransition(
+            f"PaymentPlan {plan.id}",
+            plan.status,
+            action,
+            "allowed from " + ", ".join(s.value for s in allowed),
+        )
 
 
 def activate_plan(plan: PaymentPlan, *, at: dt.datetime) -> tuple[PaymentPlan, Event]:
@@ -205,13 +231,15 @@ def activate_plan(plan: PaymentPlan, *, at: dt.datetime) -> tuple[PaymentPlan, E
     return attrs.evolve(plan, status=PlanStatus.ACTIVE), Event(EventType.PLAN_ACTIVATED, plan.id, at)
 
 
-def _replace(plan: PaymentPlan, number: int, **changes: object) -> tuple[Instalment, ...]:
+def _replace(plan: PaymentPlan, number: int, **changes: Any) -> tuple[Instalment, ...]:
     if not any(i.number == number for i in plan.instalments):
         raise ValidationError(f"PaymentPlan {plan.id}", "number", f"there is no instalment {number}")
     return tuple(attrs.evolve(i, **changes) if i.number == number else i for i in plan.instalments)
 
 
-def record_instalment_payment(plan: PaymentPlan, number: int, amount: Money, *, at: dt.datetime) -> tuple[PaymentPlan, Event]:
+def record_instalment_payment(
+    plan: PaymentPlan, number: int, amount: Money, *, at: dt.datetime
+) -> tuple[PaymentPlan, Event]:
     """Mark instalment ``number`` paid with ``amount`` (at least the instalment's amount); completes the plan after the last."""
     _guard(plan, (PlanStatus.ACTIVE, PlanStatus.PAUSED), "record a payment", at)
     inst = next((i for i in plan.instalments if i.number == number), None)
@@ -220,7 +248,9 @@ def record_instalment_payment(plan: PaymentPlan, number: int, amount: Money, *, 
     if inst.status is InstalmentStatus.PAID:
         raise InvalidTransition(f"PaymentPlan {plan.id}", inst.status, f"pay instalment {number} again")
     if amount < inst.amount:
-        raise ValidationError(f"PaymentPlan {plan.id}", "amount", f"{amount} is less than the {inst.amount} due")
+        raise ValidationError(
+            f"PaymentPlan {plan.id}", "amount", f"{amount} is less than the {inst.amount} due"
+        )
     new = attrs.evolve(plan, instalments=_replace(plan, number, status=InstalmentStatus.PAID, paid=amount))
     if new.next_due() is None:
         new = attrs.evolve(new, status=PlanStatus.COMPLETED)
@@ -232,7 +262,9 @@ def mark_instalment_missed(plan: PaymentPlan, number: int, *, at: dt.datetime) -
     _guard(plan, (PlanStatus.ACTIVE,), "mark an instalment missed", at)
     inst = next((i for i in plan.instalments if i.number == number), None)
     if inst is None or inst.status is not InstalmentStatus.DUE:
-        raise InvalidTransition(f"PaymentPlan {plan.id}", inst.status if inst else "absent", f"miss instalment {number}")
+        raise InvalidTransition(
+            f"PaymentPlan {plan.id}", inst.status if inst else "absent", f"miss instalment {number}"
+        )
     new = attrs.evolve(plan, instalments=_replace(plan, number, status=InstalmentStatus.MISSED))
     return new, Event(EventType.PLAN_INSTALMENT_MISSED, plan.id, at, {"number": number})
 
@@ -241,7 +273,9 @@ def default_plan(plan: PaymentPlan, *, at: dt.datetime) -> tuple[PaymentPlan, Ev
     """Call an active plan defaulted (only with a missed instalment)."""
     _guard(plan, (PlanStatus.ACTIVE,), "default", at)
     if not plan.missed:
-        raise InvalidTransition(f"PaymentPlan {plan.id}", plan.status, "default", "no instalment has been missed")
+        raise InvalidTransition(
+            f"PaymentPlan {plan.id}", plan.status, "default", "no instalment has been missed"
+        )
     return attrs.evolve(plan, status=PlanStatus.DEFAULTED), Event(EventType.PLAN_DEFAULTED, plan.id, at)
 
 
@@ -266,17 +300,28 @@ def cancel_plan(plan: PaymentPlan, *, at: dt.datetime) -> tuple[PaymentPlan, Eve
 def pause_plan(plan: PaymentPlan, *, on: dt.date, at: dt.datetime) -> tuple[PaymentPlan, Event]:
     """Pause an active plan for hardship; nothing is missed while paused."""
     _guard(plan, (PlanStatus.ACTIVE,), "pause", at)
-    return attrs.evolve(plan, status=PlanStatus.PAUSED, paused_at=on), Event(EventType.PLAN_PAUSED, plan.id, at)
+    return attrs.evolve(plan, status=PlanStatus.PAUSED, paused_at=on), Event(
+        EventType.PLAN_PAUSED, plan.id, at
+    )
 
 
 def resume_plan(
-    plan: PaymentPlan, *, count: int, first_due: dt.date, at: dt.datetime, calendar: BusinessCalendar | None = None
+    plan: PaymentPlan,
+    *,
+    count: int,
+    first_due: dt.date,
+    at: dt.datetime,
+    calendar: BusinessCalendar | None = None,
 ) -> tuple[PaymentPlan, Event]:
     """Resume a paused plan, re-amortising what remains over ``count`` new instalments."""
     _guard(plan, (PlanStatus.PAUSED,), "resume", at)
     paid = tuple(i for i in plan.instalments if i.status is InstalmentStatus.PAID)
     remaining = plan.remaining
-    fresh = build_schedule(remaining, count, first_due=first_due, calendar=calendar) if remaining.is_positive() else ()
+    fresh = (
+        build_schedule(remaining, count, first_due=first_due, calendar=calendar)
+        if remaining.is_positive()
+        else ()
+    )
     renumbered = paid + tuple(attrs.evolve(i, number=len(paid) + i.number) for i in fresh)
     new = attrs.evolve(plan, status=PlanStatus.ACTIVE, instalments=renumbered, paused_at=None)
     return new, Event(EventType.PLAN_RESUMED, plan.id, at, {"count": count})

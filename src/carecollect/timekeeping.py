@@ -41,7 +41,9 @@ def require_aware(value: object, record: str, field: str) -> dt.datetime:
 def require_date(value: object, record: str, field: str) -> dt.date:
     """Return ``value`` if it is a plain date (not a datetime), else raise."""
     if isinstance(value, dt.datetime) or not isinstance(value, dt.date):
-        raise ValidationError(record, field, f"a date (not a datetime) is expected, got {type(value).__name__}")
+        raise ValidationError(
+            record, field, f"a date (not a datetime) is expected, got {type(value).__name__}"
+        )
     return value
 
 

@@ -46,7 +46,9 @@ def identifier(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> No
 def aware(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     """An aware :class:`datetime.datetime`."""
     if not isinstance(value, dt.datetime):
-        raise ValidationError(record_name(instance), attribute.name, f"a datetime is expected, got {type(value).__name__}")
+        raise ValidationError(
+            record_name(instance), attribute.name, f"a datetime is expected, got {type(value).__name__}"
+        )
     if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
         raise NaiveDatetime(
             record_name(instance),
@@ -65,7 +67,9 @@ def date_only(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> Non
     """A :class:`datetime.date` that is not a datetime."""
     if isinstance(value, dt.datetime) or not isinstance(value, dt.date):
         raise ValidationError(
-            record_name(instance), attribute.name, f"a date (not a datetime) is expected, got {type(value).__name__}"
+            record_name(instance),
+            attribute.name,
+            f"a date (not a datetime) is expected, got {type(value).__name__}",
         )
 
 
@@ -79,7 +83,9 @@ def money_non_negative(instance: Any, attribute: attrs.Attribute[Any], value: An
     """A :class:`~carecollect.money.Money` that is zero or more."""
     if not isinstance(value, Money):
         raise InvalidMoney(
-            record_name(instance), attribute.name, f"carecollect.money.Money is expected, got {type(value).__name__}"
+            record_name(instance),
+            attribute.name,
+            f"carecollect.money.Money is expected, got {type(value).__name__}",
         )
     if value.is_negative():
         raise InvalidMoney(record_name(instance), attribute.name, f"must not be negative (got {value})")

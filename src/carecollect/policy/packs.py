@@ -59,10 +59,16 @@ class PolicyPack:
         return BusinessCalendar.for_country(self.calendar_country, self.calendar_subdivision)
 
     def with_house_rules(
-        self, overrides: Mapping[str, Any], *, source: str = "house rules", effective_from: dt.date | None = None
+        self,
+        overrides: Mapping[str, Any],
+        *,
+        source: str = "house rules",
+        effective_from: dt.date | None = None,
     ) -> PolicyPack:
         """This pack with a creditor's stricter house rules (never looser; see :meth:`RuleSet.with_house_rules`)."""
-        return attrs.evolve(self, rules=self.rules.with_house_rules(overrides, source=source, effective_from=effective_from))
+        return attrs.evolve(
+            self, rules=self.rules.with_house_rules(overrides, source=source, effective_from=effective_from)
+        )
 
     def with_rules(self, extra: tuple[Rule, ...]) -> PolicyPack:
         """This pack with ``extra`` rules added as they are (for a new year's data, or a state's rules)."""
@@ -104,4 +110,6 @@ def get_pack(key: str) -> PolicyPack:
     try:
         return BUILTIN_PACKS[key]
     except KeyError:
-        raise ConfigurationError(f"no policy pack {key!r}; available: {', '.join(available_packs())}") from None
+        raise ConfigurationError(
+            f"no policy pack {key!r}; available: {', '.join(available_packs())}"
+        ) from None

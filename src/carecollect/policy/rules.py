@@ -102,11 +102,15 @@ def _tighter_or_equal(rule: Rule, new: Any) -> bool:
     return bool(new or not old)  # REQUIRED_IF_TRUE
 
 
+def _rules(value: Iterable[Rule]) -> tuple[Rule, ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class RuleSet:
     """A collection of rules, looked up by id and date."""
 
-    rules: tuple[Rule, ...] = attrs.field(converter=tuple)
+    rules: tuple[Rule, ...] = attrs.field(converter=_rules)
     _index: dict[str, tuple[Rule, ...]] = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
@@ -169,19 +173,31 @@ class RuleSet:
         for rule_id, new in overrides.items():
             versions = self._index.get(rule_id)
             if not versions:
-                raise ConfigurationError(f"house rule {rule_id!r} names no rule of this pack; known: {', '.join(self.ids())}")
+                raise ConfigurationError(
+                    f"house rule {rule_id!r} names no rule of this pack; known: {', '.join(self.ids())}"
+                )
             if isinstance(new, float):
                 new = Decimal(str(new))
             for r in versions:
                 if not _tighter_or_equal(r, new):
-                    verb = "change the fixed value" if r.strictness is Strictness.FIXED else "loosen the limit"
+                    verb = (
+                        "change the fixed value" if r.strictness is Strictness.FIXED else "loosen the limit"
+                    )
                     raise PolicyViolation(
                         f"rule {rule_id!r}: {new!r} would {verb} {r.value!r} ({r.source}); house rules may only tighten it"
                     )
             start = effective_from or min(r.effective_from for r in versions)
             base = versions[-1]
-            added.append(attrs.evolve(base, value=new, source=f"{source} (tightens {base.source})", effective_from=start,
-                                      effective_to=None, note=base.note))
+            added.append(
+                attrs.evolve(
+                    base,
+                    value=new,
+                    source=f"{source} (tightens {base.source})",
+                    effective_from=start,
+                    effective_to=None,
+                    note=base.note,
+                )
+            )
         shadowed = {r.id: r.effective_from for r in added}
         kept = tuple(r for r in self.rules if not (r.id in shadowed and r.effective_from >= shadowed[r.id]))
         return RuleSet(kept + tuple(added))
