@@ -1,0 +1,548 @@
+"""The store interface the daily run depends on.
+
+A store keeps every record of carecollect between runs: patients, creditors,
+accounts, invoices, the ledger, plans, disputes, outreach steps and contact
+attempts, placements with their remittances, the outbox, the ids of
+processed webhook and remittance events, the run lock and the audit log.
+
+:class:`Store` is a :class:`typing.Protocol`: it speaks only in domain
+objects (:class:`~carecollect.patients.Patient`,
+:class:`~carecollect.invoices.Invoice`...), plain values and the small frozen
+records defined here. Nothing in it is specific to SQLite, so a PostgreSQL
+store can implement it without touching the core;
+:class:`carecollect.store.sqlite.SQLiteStore` is the embedded default.
+
+Writes happen inside a unit of work (:meth:`Store.transaction`): everything
+written in the ``with`` block is committed together, or nothing is.
+
+>>> import datetime as dt
+>>> from carecollect.store.base import next_retry_at
+>>> t = dt.datetime(2026, 3, 2, 8, tzinfo=dt.timezone.utc)
+>>> [str(next_retry_at(n, t) - t) for n in (1, 2, 3, 12)]
+['0:05:00', '0:10:00', '0:20:00', '1 day, 0:00:00']
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, NamedTuple, Protocol, runtime_checkable
+
+import attrs
+
+from ..creditors import Creditor
+from ..disputes import Dispute
+from ..errors import CareCollectError
+from ..invoices import Invoice
+from ..ledger import Ledger, LedgerEntry
+from ..outreach import ContactAttempt, OutreachStep
+from ..patients import Account, Patient
+from ..placements import AgencyPlacement
+from ..plans import PaymentPlan
+from ..timekeeping import require_aware
+
+__all__ = [
+    "GENESIS_HASH",
+    "AccountSnapshot",
+    "AuditRecord",
+    "AuditVerification",
+    "InvoiceRow",
+    "NotFound",
+    "OutboxItem",
+    "OutboxStatus",
+    "PortfolioRows",
+    "RunLock",
+    "RunLocked",
+    "Store",
+    "StoreError",
+    "audit_hash",
+    "canonical_json",
+    "next_retry_at",
+]
+
+#: The ``prev_hash`` of the first audit record.
+GENESIS_HASH = "0" * 64
+
+
+class StoreError(CareCollectError, RuntimeError):
+    """The store cannot do what was asked (a schema newer than this code, a broken file...)."""
+
+
+class NotFound(CareCollectError, KeyError):
+    """No record of that kind has that id.
+
+    :param record: the kind of record, for example ``"Invoice"``.
+    :param ident: the id that was looked up.
+    """
+
+    def __init__(self, record: str, ident: str) -> None:
+        self.record = record
+        self.ident = ident
+        super().__init__(f"{record} {ident}: not in the store; import or create it first")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class RunLocked(CareCollectError, RuntimeError):
+    """Another run holds the run lock.
+
+    :param owner: who holds it.
+    :param pid: the process id that holds it.
+    :param heartbeat_at: when the holder last said it was alive.
+    """
+
+    def __init__(self, owner: str, pid: int, started_at: dt.datetime, heartbeat_at: dt.datetime) -> None:
+        self.owner = owner
+        self.pid = pid
+        self.started_at = started_at
+        self.heartbeat_at = heartbeat_at
+        super().__init__(
+            f"another run is in progress (owner {owner!r}, pid {pid}, started {started_at.isoformat()}, "
+            f"last heartbeat {heartbeat_at.isoformat()}); wait for it to finish, or if that process is gone, "
+            "wait until the lock is stale and run again"
+        )
+
+
+class OutboxStatus(enum.Enum):
+    """Where an outbox item stands."""
+
+    #: Recorded as intended; not yet known to be done.
+    INTENDED = "intended"
+    #: Performed and recorded done; never performed again.
+    DONE = "done"
+    #: The last attempt failed; retried at ``next_retry_at``.
+    FAILED = "failed"
+
+
+@attrs.frozen
+class OutboxItem:
+    """One outgoing message or money-moving call, recorded before it is performed.
+
+    :param key: the idempotency key (unique in the store); also passed to the
+        channel or gateway so a repeated call is recognised there too.
+    :param kind: what it is (``"message"``, ``"placement"``, ``"refund"``...).
+    :param payload: what to perform, as JSON-compatible data (ids and amounts, no PHI).
+    :param status: :class:`OutboxStatus`.
+    :param recorded_at: when the intent was recorded.
+    :param attempts: how many times performing it has been tried.
+    :param account_id: the account it concerns, if any.
+    :param updated_at: the last change.
+    :param next_retry_at: when a failed item may be tried again.
+    :param last_error: a short, scrubbed error text of the last failure.
+    :param result: what the channel or gateway answered when done (a reference...).
+    """
+
+    key: str
+    kind: str
+    payload: Mapping[str, Any] = attrs.field(repr=False)
+    status: OutboxStatus
+    recorded_at: dt.datetime
+    attempts: int = 0
+    account_id: str | None = None
+    updated_at: dt.datetime | None = None
+    next_retry_at: dt.datetime | None = None
+    last_error: str | None = None
+    result: Mapping[str, Any] | None = attrs.field(default=None, repr=False)
+
+
+@attrs.frozen
+class RunLock:
+    """The exclusive lock a run holds.
+
+    :param owner: a free label (``"cli run"``, a host name).
+    :param pid: the process id.
+    :param started_at: when the lock was taken.
+    :param heartbeat_at: when the holder last said it was alive.
+    """
+
+    owner: str
+    pid: int
+    started_at: dt.datetime
+    heartbeat_at: dt.datetime
+
+
+@attrs.frozen
+class AuditRecord:
+    """One entry of the append-only, hash-chained audit log.
+
+    :param seq: position in the log, from 1.
+    :param at: when the decision or change happened.
+    :param kind: what it is (``"outreach.decision"``, ``"import"``...).
+    :param subject_id: the record it concerns (an account id...).
+    :param data: the reasons and values, JSON-compatible (ids, codes, amounts; no PHI).
+    :param prev_hash: the hash of the record before (:data:`GENESIS_HASH` for the first).
+    :param hash: ``sha256(prev_hash + canonical_json(record))`` (see :func:`audit_hash`).
+    """
+
+    seq: int
+    at: dt.datetime
+    kind: str
+    subject_id: str
+    data: Mapping[str, Any] = attrs.field(repr=False)
+    prev_hash: str
+    hash: str
+
+
+@attrs.frozen
+class AuditVerification:
+    """The result of checking the audit chain.
+
+    :param ok: True when every link holds.
+    :param checked: records checked.
+    :param first_broken_seq: the first record whose link does not hold.
+    :param problem: what is wrong with it.
+    """
+
+    ok: bool
+    checked: int
+    first_broken_seq: int | None = None
+    problem: str | None = None
+
+
+@attrs.frozen
+class AccountSnapshot:
+    """Everything the daily run needs to decide about one account.
+
+    :param account: the account.
+    :param patient: the patient it is about.
+    :param invoices: its invoices, by id.
+    :param ledger: its ledger (balances derive from it).
+    :param plans: its payment plans.
+    :param disputes: its disputes.
+    :param steps: its outreach steps.
+    :param attempts: its contact attempts, oldest first.
+    :param placements: its agency placements.
+    """
+
+    account: Account
+    patient: Patient
+    invoices: tuple[Invoice, ...]
+    ledger: Ledger
+    plans: tuple[PaymentPlan, ...] = ()
+    disputes: tuple[Dispute, ...] = ()
+    steps: tuple[OutreachStep, ...] = ()
+    attempts: tuple[ContactAttempt, ...] = ()
+    placements: tuple[AgencyPlacement, ...] = ()
+
+
+class InvoiceRow(NamedTuple):
+    """A flat, fast view of one invoice for hot loops (no domain objects built).
+
+    Amounts are integer minor units of ``currency``; dates are
+    :class:`datetime.date`. ``balance_minor`` is derived from the ledger.
+    """
+
+    invoice_id: str
+    account_id: str
+    patient_id: str
+    jurisdiction: str
+    currency: str
+    language: str
+    time_zone: str
+    status: str
+    claim_status: str
+    issue_date: dt.date
+    due_date: dt.date
+    first_statement_date: dt.date | None
+    total_minor: int
+    balance_minor: int
+    open_dispute: bool
+    plan_status: str | None
+    cease_requested: bool
+
+
+@attrs.frozen
+class PortfolioRows:
+    """A batch of plain rows for :meth:`Store.bulk_load` (the fast path of generators).
+
+    Each field is a list of tuples in the column order documented in
+    :doc:`/reference/store`; every datetime is an ISO-8601 string with its
+    UTC offset, every date an ISO date string, money integer minor units.
+    """
+
+    creditors: list[tuple[Any, ...]] = attrs.Factory(list)
+    patients: list[tuple[Any, ...]] = attrs.Factory(list)
+    contact_points: list[tuple[Any, ...]] = attrs.Factory(list)
+    accounts: list[tuple[Any, ...]] = attrs.Factory(list)
+    invoices: list[tuple[Any, ...]] = attrs.Factory(list)
+    invoice_lines: list[tuple[Any, ...]] = attrs.Factory(list)
+    ledger_entries: list[tuple[Any, ...]] = attrs.Factory(list)
+    plans: list[tuple[Any, ...]] = attrs.Factory(list)
+    instalments: list[tuple[Any, ...]] = attrs.Factory(list)
+    disputes: list[tuple[Any, ...]] = attrs.Factory(list)
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys, no spaces, UTF-8 kept: the same data always gives the same text.
+
+    >>> canonical_json({"b": 1, "a": [1, "ø"]})
+    '{"a":[1,"ø"],"b":1}'
+    """
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def audit_hash(
+    prev_hash: str, seq: int, at: dt.datetime, kind: str, subject_id: str, data: Mapping[str, Any]
+) -> str:
+    """The hash that chains an audit record to the one before it.
+
+    ``sha256(prev_hash + canonical_json({"seq", "at", "kind", "subject_id", "data"}))``
+    as lowercase hex; ``at`` is written as ISO-8601 in UTC.
+
+    >>> import datetime as dt
+    >>> h = audit_hash(GENESIS_HASH, 1, dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), "k", "A-1", {})
+    >>> len(h), h == audit_hash(GENESIS_HASH, 1, dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), "k", "A-1", {"x": 1})
+    (64, False)
+    """
+    require_aware(at, f"AuditRecord {seq}", "at")
+    body = canonical_json(
+        {
+            "seq": seq,
+            "at": at.astimezone(dt.UTC).isoformat(),
+            "kind": kind,
+            "subject_id": subject_id,
+            "data": data,
+        }
+    )
+    return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
+
+
+def next_retry_at(
+    attempts: int,
+    failed_at: dt.datetime,
+    *,
+    base: dt.timedelta = dt.timedelta(minutes=5),
+    cap: dt.timedelta = dt.timedelta(days=1),
+) -> dt.datetime:
+    """When an outbox item that failed ``attempts`` times may be tried again: exponential back-off.
+
+    The wait is ``base * 2**(attempts - 1)``, never more than ``cap``.
+
+    :param attempts: failures so far (at least 1).
+    :param failed_at: when the last attempt failed (aware).
+    :raises ValidationError: on a naive ``failed_at``.
+    """
+    require_aware(failed_at, "OutboxItem", "failed_at")
+    exponent = max(0, min(attempts - 1, 30))
+    wait: dt.timedelta = min(base * (2**exponent), cap)
+    return failed_at + wait
+
+
+@runtime_checkable
+class Store(Protocol):
+    """What the daily run, the importers and the CLI need from a store.
+
+    Reads return domain objects; ``get_*`` raises :class:`NotFound`.
+    Writes outside :meth:`transaction` each run in a transaction of their own.
+    """
+
+    # -- unit of work ------------------------------------------------------
+    def transaction(self) -> AbstractContextManager[None]:
+        """A unit of work: commit on normal exit, roll back on an exception. Nests."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection."""
+        ...
+
+    # -- parties and invoices ---------------------------------------------
+    def put_creditor(self, creditor: Creditor) -> None:
+        """Insert or replace a creditor."""
+        ...
+
+    def get_creditor(self, creditor_id: str) -> Creditor:
+        """The creditor with that id."""
+        ...
+
+    def put_patient(self, patient: Patient) -> None:
+        """Insert or replace a patient with their contact points."""
+        ...
+
+    def get_patient(self, patient_id: str) -> Patient:
+        """The patient with that id."""
+        ...
+
+    def put_account(self, account: Account) -> None:
+        """Insert or replace an account (its patient and creditor must exist)."""
+        ...
+
+    def get_account(self, account_id: str) -> Account:
+        """The account with that id."""
+        ...
+
+    def put_invoice(self, invoice: Invoice) -> None:
+        """Insert or replace an invoice with its lines and insurance (its account must exist)."""
+        ...
+
+    def get_invoice(self, invoice_id: str) -> Invoice:
+        """The invoice with that id."""
+        ...
+
+    def invoices_for(self, account_id: str) -> tuple[Invoice, ...]:
+        """An account's invoices, by id."""
+        ...
+
+    # -- ledger ------------------------------------------------------------
+    def append_ledger(self, account_id: str, entries: Iterable[LedgerEntry]) -> int:
+        """Append entries to an account's ledger; an identical entry already there is skipped.
+
+        :returns: how many entries were new.
+        :raises DuplicateEntry: a key is already used by a different entry.
+        """
+        ...
+
+    def ledger(self, account_id: str) -> Ledger:
+        """The account's ledger, entries in posting order."""
+        ...
+
+    # -- plans, disputes, outreach, placements -----------------------------
+    def put_plan(self, plan: PaymentPlan) -> None:
+        """Insert or replace a plan with its instalments."""
+        ...
+
+    def get_plan(self, plan_id: str) -> PaymentPlan:
+        """The plan with that id."""
+        ...
+
+    def put_dispute(self, dispute: Dispute) -> None:
+        """Insert or replace a dispute."""
+        ...
+
+    def get_dispute(self, dispute_id: str) -> Dispute:
+        """The dispute with that id."""
+        ...
+
+    def put_step(self, step: OutreachStep) -> None:
+        """Insert or replace an outreach step."""
+        ...
+
+    def get_step(self, step_id: str) -> OutreachStep:
+        """The step with that id."""
+        ...
+
+    def add_attempt(self, attempt: ContactAttempt) -> bool:
+        """Record a contact attempt; the same id twice is kept once. Returns True if new."""
+        ...
+
+    def attempts_for(self, account_id: str) -> tuple[ContactAttempt, ...]:
+        """An account's attempts, oldest first."""
+        ...
+
+    def put_placement(self, placement: AgencyPlacement) -> None:
+        """Insert or replace a placement; remittances are only ever added."""
+        ...
+
+    def get_placement(self, placement_id: str) -> AgencyPlacement:
+        """The placement with that id, with its remittances."""
+        ...
+
+    # -- reading the portfolio --------------------------------------------
+    def account_snapshot(self, account_id: str) -> AccountSnapshot:
+        """Everything about one account."""
+        ...
+
+    def iter_account_snapshots(self, *, batch_size: int = 1000) -> Iterator[AccountSnapshot]:
+        """Every account, in id order, read ``batch_size`` accounts at a time."""
+        ...
+
+    def iter_invoice_rows(self, *, batch_size: int = 5000) -> Iterator[InvoiceRow]:
+        """Every invoice as a flat :class:`InvoiceRow`, read in batches."""
+        ...
+
+    def counts(self) -> Mapping[str, int]:
+        """How many records of each kind the store holds."""
+        ...
+
+    def bulk_load(self, rows: PortfolioRows) -> None:
+        """Insert a batch of plain rows (new records only) as fast as the backend allows."""
+        ...
+
+    # -- outbox ------------------------------------------------------------
+    def outbox_intend(
+        self,
+        key: str,
+        kind: str,
+        payload: Mapping[str, Any],
+        *,
+        at: dt.datetime,
+        account_id: str | None = None,
+    ) -> OutboxItem:
+        """Record the intent to perform something; the same key again returns the item as it is.
+
+        :raises DuplicateEntry: the key is recorded with a different kind or payload.
+        """
+        ...
+
+    def outbox_done(
+        self, key: str, *, at: dt.datetime, result: Mapping[str, Any] | None = None
+    ) -> OutboxItem:
+        """Record that the item was performed (counts an attempt)."""
+        ...
+
+    def outbox_failed(
+        self, key: str, *, at: dt.datetime, error: str, retry_at: dt.datetime | None = None
+    ) -> OutboxItem:
+        """Record a failed attempt; it is due again at ``retry_at`` (default: :func:`next_retry_at`)."""
+        ...
+
+    def outbox_get(self, key: str) -> OutboxItem:
+        """The item with that key."""
+        ...
+
+    def outbox_due(self, now: dt.datetime, *, limit: int = 1000) -> Sequence[OutboxItem]:
+        """Items not done whose retry time has come, oldest first."""
+        ...
+
+    # -- dedupe of incoming events -----------------------------------------
+    def mark_processed(self, source: str, event_id: str, *, at: dt.datetime) -> bool:
+        """Record that an incoming event was processed; False if it already was (do nothing then)."""
+        ...
+
+    def was_processed(self, source: str, event_id: str) -> bool:
+        """True when the event was already processed."""
+        ...
+
+    # -- run lock ------------------------------------------------------------
+    def acquire_run_lock(
+        self, owner: str, pid: int, *, now: dt.datetime, stale_after: dt.timedelta = dt.timedelta(minutes=10)
+    ) -> RunLock:
+        """Take the exclusive run lock.
+
+        :raises RunLocked: another holder's heartbeat is younger than ``stale_after``.
+        """
+        ...
+
+    def heartbeat_run_lock(self, owner: str, pid: int, *, now: dt.datetime) -> None:
+        """Say the holder is still alive.
+
+        :raises RunLocked: the lock is held by someone else (it went stale and was taken).
+        """
+        ...
+
+    def release_run_lock(self, owner: str, pid: int) -> None:
+        """Give the lock back (does nothing if someone else holds it)."""
+        ...
+
+    def current_run_lock(self) -> RunLock | None:
+        """The lock as it stands, if held."""
+        ...
+
+    # -- audit -----------------------------------------------------------------
+    def audit_append(
+        self, kind: str, subject_id: str, data: Mapping[str, Any], *, at: dt.datetime
+    ) -> AuditRecord:
+        """Append a record to the audit log, chained to the one before."""
+        ...
+
+    def audit_records(self, *, subject_id: str | None = None) -> Iterator[AuditRecord]:
+        """The audit log in order (optionally only one subject's records)."""
+        ...
+
+    def verify_audit(self) -> AuditVerification:
+        """Recompute the chain and report the first broken link."""
+        ...

@@ -1,0 +1,955 @@
+"""The embedded default store, on SQLite (the standard library's :mod:`sqlite3`).
+
+* WAL journal, ``foreign_keys`` on, ``synchronous=NORMAL``, a busy timeout;
+* one transaction per unit of work (:meth:`SQLiteStore.transaction`,
+  ``BEGIN IMMEDIATE``; nested blocks become savepoints);
+* the schema is versioned: :data:`MIGRATIONS` are applied in order when the
+  file is opened and each is recorded in ``schema_version``; a file written by
+  a newer carecollect is refused;
+* ledger entries and audit records are append-only (triggers refuse UPDATE
+  and DELETE), and the audit log is hash-chained (:meth:`SQLiteStore.verify_audit`).
+
+>>> import datetime as dt
+>>> from carecollect.store.sqlite import SQLiteStore
+>>> store = SQLiteStore(":memory:")
+>>> store.schema_version() == len(MIGRATIONS)
+True
+>>> t = dt.datetime(2026, 3, 2, 8, tzinfo=dt.timezone.utc)
+>>> store.mark_processed("stripe", "evt_1", at=t), store.mark_processed("stripe", "evt_1", at=t)
+(True, False)
+>>> store.close()
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sqlite3
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ..creditors import Creditor
+from ..disputes import Dispute
+from ..errors import DuplicateEntry, ValidationError
+from ..invoices import Invoice, InvoiceLine
+from ..ledger import Ledger, LedgerEntry
+from ..outreach import ContactAttempt, OutreachStep
+from ..patients import Account, ContactPoint, Patient
+from ..placements import AgencyPlacement
+from ..plans import PaymentPlan
+from . import codec
+from .base import (
+    GENESIS_HASH,
+    AccountSnapshot,
+    AuditRecord,
+    AuditVerification,
+    InvoiceRow,
+    NotFound,
+    OutboxItem,
+    OutboxStatus,
+    PortfolioRows,
+    RunLock,
+    RunLocked,
+    StoreError,
+    audit_hash,
+    canonical_json,
+    next_retry_at,
+)
+
+__all__ = ["MIGRATIONS", "SQLiteStore"]
+
+_NO_CHANGE = "SELECT RAISE(ABORT, '{table} is append-only: add a correcting entry instead')"
+
+#: The schema, as numbered migrations: ``(version, description, statements)``. Only ever append.
+MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
+    (
+        1,
+        "initial schema",
+        (
+            """CREATE TABLE creditors (id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL,
+                country TEXT NOT NULL, nonprofit INTEGER NOT NULL, state TEXT, business_name_for_voicemail TEXT)""",
+            """CREATE TABLE patients (id TEXT PRIMARY KEY, preferred_language TEXT NOT NULL,
+                time_zones TEXT NOT NULL, name TEXT NOT NULL, country TEXT, state TEXT, confidential TEXT NOT NULL,
+                confidential_channels TEXT NOT NULL, cease_requested_at TEXT, date_of_birth TEXT)""",
+            """CREATE TABLE contact_points (patient_id TEXT NOT NULL REFERENCES patients(id) ON DELETE CASCADE,
+                position INTEGER NOT NULL, channel TEXT NOT NULL, address TEXT NOT NULL, consent_at TEXT,
+                opted_out_at TEXT, verified_at TEXT, time_zone TEXT, PRIMARY KEY (patient_id, position))""",
+            """CREATE TABLE accounts (id TEXT PRIMARY KEY, patient_id TEXT NOT NULL REFERENCES patients(id),
+                creditor_id TEXT NOT NULL REFERENCES creditors(id), currency TEXT NOT NULL,
+                jurisdiction TEXT NOT NULL, guarantor_id TEXT, household_size INTEGER, annual_income_minor INTEGER)""",
+            "CREATE INDEX accounts_patient ON accounts(patient_id)",
+            """CREATE TABLE invoices (id TEXT PRIMARY KEY, account_id TEXT NOT NULL REFERENCES accounts(id),
+                currency TEXT NOT NULL, issue_date TEXT NOT NULL, due_date TEXT NOT NULL, first_statement_date TEXT,
+                status TEXT NOT NULL, kind TEXT NOT NULL, estimate_id TEXT, claim_status TEXT NOT NULL,
+                insurer_paid_minor INTEGER, contractual_adjustment_minor INTEGER, claim_submitted_on TEXT,
+                payer_name TEXT)""",
+            "CREATE INDEX invoices_account ON invoices(account_id)",
+            """CREATE TABLE invoice_lines (invoice_id TEXT NOT NULL REFERENCES invoices(id) ON DELETE CASCADE,
+                position INTEGER NOT NULL, account_id TEXT NOT NULL, code TEXT NOT NULL, description TEXT NOT NULL,
+                amount_minor INTEGER NOT NULL CHECK (amount_minor >= 0), service_date TEXT NOT NULL,
+                PRIMARY KEY (invoice_id, position))""",
+            "CREATE INDEX invoice_lines_account ON invoice_lines(account_id)",
+            """CREATE TABLE ledger_entries (seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                account_id TEXT NOT NULL REFERENCES accounts(id), key TEXT NOT NULL, kind TEXT NOT NULL,
+                amount_minor INTEGER NOT NULL CHECK (amount_minor > 0), currency TEXT NOT NULL, at TEXT NOT NULL,
+                invoice_id TEXT, source_id TEXT NOT NULL, reason TEXT NOT NULL, UNIQUE (account_id, key))""",
+            "CREATE INDEX ledger_invoice ON ledger_entries(invoice_id)",
+            "CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger_entries BEGIN "
+            + _NO_CHANGE.format(table="the ledger")
+            + "; END",
+            "CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger_entries BEGIN "
+            + _NO_CHANGE.format(table="the ledger")
+            + "; END",
+            """CREATE TABLE plans (id TEXT PRIMARY KEY, account_id TEXT NOT NULL REFERENCES accounts(id),
+                invoice_ids TEXT NOT NULL, total_minor INTEGER NOT NULL, currency TEXT NOT NULL,
+                created_at TEXT NOT NULL, status TEXT NOT NULL, interest_rate_percent TEXT NOT NULL, paused_at TEXT)""",
+            "CREATE INDEX plans_account ON plans(account_id)",
+            """CREATE TABLE instalments (plan_id TEXT NOT NULL REFERENCES plans(id) ON DELETE CASCADE,
+                position INTEGER NOT NULL, account_id TEXT NOT NULL, number INTEGER NOT NULL, due_date TEXT NOT NULL,
+                amount_minor INTEGER NOT NULL, status TEXT NOT NULL, paid_minor INTEGER,
+                PRIMARY KEY (plan_id, position))""",
+            """CREATE TABLE disputes (id TEXT PRIMARY KEY, account_id TEXT NOT NULL REFERENCES accounts(id),
+                invoice_id TEXT, reason TEXT NOT NULL, opened_at TEXT NOT NULL, status TEXT NOT NULL,
+                level INTEGER NOT NULL, resolution_kind TEXT, resolution_amount_minor INTEGER,
+                resolution_currency TEXT, resolution_approved_by TEXT, resolution_corrective_action TEXT,
+                resolution_after_insurance INTEGER, resolved_at TEXT, first_response_at TEXT, met_patient_at TEXT,
+                follow_up_on TEXT, follow_up_done_at TEXT, satisfied INTEGER, in_writing INTEGER NOT NULL)""",
+            "CREATE INDEX disputes_account ON disputes(account_id)",
+            """CREATE TABLE outreach_steps (id TEXT PRIMARY KEY, account_id TEXT NOT NULL REFERENCES accounts(id),
+                invoice_id TEXT, purpose TEXT NOT NULL, channels TEXT NOT NULL, due_at TEXT NOT NULL,
+                template_key TEXT NOT NULL, status TEXT NOT NULL, sent_at TEXT, deadline TEXT)""",
+            "CREATE INDEX outreach_steps_account ON outreach_steps(account_id)",
+            """CREATE TABLE contact_attempts (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
+                step_id TEXT REFERENCES outreach_steps(id), account_id TEXT NOT NULL REFERENCES accounts(id),
+                invoice_id TEXT, channel TEXT NOT NULL, at TEXT NOT NULL, outcome TEXT NOT NULL,
+                provider_message_id TEXT)""",
+            "CREATE INDEX contact_attempts_account ON contact_attempts(account_id)",
+            """CREATE TABLE placements (id TEXT PRIMARY KEY, account_id TEXT NOT NULL REFERENCES accounts(id),
+                agency TEXT NOT NULL, amount_placed_minor INTEGER NOT NULL, currency TEXT NOT NULL,
+                status TEXT NOT NULL, placed_at TEXT, closed_at TEXT, invoice_ids TEXT NOT NULL)""",
+            "CREATE INDEX placements_account ON placements(account_id)",
+            """CREATE TABLE remittances (placement_id TEXT NOT NULL REFERENCES placements(id),
+                position INTEGER NOT NULL, id TEXT NOT NULL, account_id TEXT NOT NULL, amount_minor INTEGER NOT NULL,
+                collected_at TEXT NOT NULL, fee_minor INTEGER, PRIMARY KEY (placement_id, id))""",
+            """CREATE TABLE outbox (key TEXT PRIMARY KEY, kind TEXT NOT NULL, account_id TEXT, payload TEXT NOT NULL,
+                status TEXT NOT NULL, recorded_at TEXT NOT NULL, updated_at TEXT, attempts INTEGER NOT NULL DEFAULT 0,
+                next_retry_at TEXT, last_error TEXT, result TEXT)""",
+            "CREATE INDEX outbox_due ON outbox(status, next_retry_at)",
+            """CREATE TABLE processed_events (source TEXT NOT NULL, event_id TEXT NOT NULL,
+                processed_at TEXT NOT NULL, PRIMARY KEY (source, event_id))""",
+            """CREATE TABLE run_lock (name TEXT PRIMARY KEY CHECK (name = 'run'), owner TEXT NOT NULL,
+                pid INTEGER NOT NULL, started_at TEXT NOT NULL, heartbeat_at TEXT NOT NULL)""",
+            """CREATE TABLE audit_log (seq INTEGER PRIMARY KEY, at TEXT NOT NULL, kind TEXT NOT NULL,
+                subject_id TEXT NOT NULL, data TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)""",
+            "CREATE INDEX audit_subject ON audit_log(subject_id)",
+            "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit_log BEGIN "
+            + _NO_CHANGE.format(table="the audit log")
+            + "; END",
+            "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit_log BEGIN "
+            + _NO_CHANGE.format(table="the audit log")
+            + "; END",
+        ),
+    ),
+)
+
+_CHILD_TABLES = (
+    "invoices",
+    "invoice_lines",
+    "ledger_entries",
+    "plans",
+    "instalments",
+    "disputes",
+    "outreach_steps",
+    "contact_attempts",
+    "placements",
+    "remittances",
+)
+
+
+def _cols(table: str) -> str:
+    return ", ".join(codec.COLUMNS[table])
+
+
+def _insert(table: str, verb: str = "INSERT") -> str:
+    cols = codec.COLUMNS[table]
+    return f"{verb} INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+
+
+def _upsert(table: str) -> str:
+    cols = codec.COLUMNS[table]
+    updates = ", ".join(f"{c} = excluded.{c}" for c in cols[1:])
+    return f"{_insert(table)} ON CONFLICT(id) DO UPDATE SET {updates}"
+
+
+def _batch_size(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationError("Store", "batch_size", f"must be a positive int, got {value!r}")
+    return value
+
+
+class SQLiteStore:
+    """The :class:`~carecollect.store.base.Store` on one SQLite file.
+
+    :param path: the database file (created with its folder if missing), or ``":memory:"``.
+    :param timeout: seconds to wait for another writer before giving up.
+    :raises StoreError: the file's schema is newer than this carecollect.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        self._depth = 0
+        self._db.execute("PRAGMA foreign_keys = ON")
+        if self.path != ":memory:":
+            self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = NORMAL")
+        self._migrate()
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r})"
+
+    # -- connection, transactions, migrations -----------------------------------
+    def close(self) -> None:
+        """Close the connection (the store cannot be used afterwards)."""
+        self._db.close()
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One unit of work: ``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` on an exception.
+
+        A nested block is a savepoint: if it fails, only its own writes are undone.
+        """
+        if self._depth == 0:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield
+            except BaseException:
+                self._depth = 0
+                self._db.execute("ROLLBACK")
+                raise
+            self._depth = 0
+            self._db.execute("COMMIT")
+            return
+        name = f"sp{self._depth}"
+        self._db.execute(f"SAVEPOINT {name}")
+        self._depth += 1
+        try:
+            yield
+        except BaseException:
+            self._depth -= 1
+            self._db.execute(f"ROLLBACK TO {name}")
+            self._db.execute(f"RELEASE {name}")
+            raise
+        self._depth -= 1
+        self._db.execute(f"RELEASE {name}")
+
+    def schema_version(self) -> int:
+        """The highest migration applied to this file."""
+        row = self._db.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        return int(row[0] or 0)
+
+    def applied_migrations(self) -> list[tuple[int, str, str]]:
+        """``(version, description, applied_at)`` of every migration applied, in order."""
+        return [
+            tuple(r)
+            for r in self._db.execute(
+                "SELECT version, description, applied_at FROM schema_version ORDER BY version"
+            )
+        ]
+
+    def _migrate(self) -> None:
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, description TEXT NOT NULL, "
+            "applied_at TEXT NOT NULL)"
+        )
+        current = self.schema_version()
+        known = MIGRATIONS[-1][0]
+        if current > known:
+            self.close()
+            raise StoreError(
+                f"Store {self.path}: schema version {current} is newer than this carecollect knows ({known}); "
+                "upgrade carecollect to open it"
+            )
+        for version, description, statements in MIGRATIONS:
+            if version <= current:
+                continue
+            with self.transaction():
+                for statement in statements:
+                    self._db.execute(statement)
+                self._db.execute(
+                    "INSERT INTO schema_version (version, description, applied_at) VALUES (?, ?, ?)",
+                    (version, description, dt.datetime.now(dt.UTC).isoformat()),
+                )
+
+    def _one(self, sql: str, params: Sequence[Any], record: str, ident: str) -> Any:
+        row = self._db.execute(sql, params).fetchone()
+        if row is None:
+            raise NotFound(record, ident)
+        return row
+
+    # -- creditors, patients, accounts -----------------------------------------------
+    def put_creditor(self, creditor: Creditor) -> None:
+        """Insert or replace a creditor."""
+        with self.transaction():
+            self._db.execute(_upsert("creditors"), codec.creditor_row(creditor))
+
+    def get_creditor(self, creditor_id: str) -> Creditor:
+        """The creditor with that id; :class:`NotFound` if there is none."""
+        row = self._one(
+            f"SELECT {_cols('creditors')} FROM creditors WHERE id = ?",
+            (creditor_id,),
+            "Creditor",
+            creditor_id,
+        )
+        return codec.creditor_from_row(row)
+
+    def creditors(self) -> list[Creditor]:
+        """Every creditor, by id."""
+        return [
+            codec.creditor_from_row(r)
+            for r in self._db.execute(f"SELECT {_cols('creditors')} FROM creditors ORDER BY id")
+        ]
+
+    def put_patient(self, patient: Patient) -> None:
+        """Insert or replace a patient and their contact points."""
+        with self.transaction():
+            self._db.execute(_upsert("patients"), codec.patient_row(patient))
+            self._db.execute("DELETE FROM contact_points WHERE patient_id = ?", (patient.id,))
+            self._db.executemany(_insert("contact_points"), codec.contact_point_rows(patient))
+
+    def _points(self, where: str, params: Sequence[Any]) -> dict[str, list[ContactPoint]]:
+        out: dict[str, list[ContactPoint]] = defaultdict(list)
+        sql = f"SELECT {_cols('contact_points')} FROM contact_points WHERE {where} ORDER BY patient_id, position"
+        for r in self._db.execute(sql, params):
+            out[r[0]].append(codec.contact_point_from_row(r))
+        return out
+
+    def get_patient(self, patient_id: str) -> Patient:
+        """The patient with that id, with their contact points."""
+        row = self._one(
+            f"SELECT {_cols('patients')} FROM patients WHERE id = ?", (patient_id,), "Patient", patient_id
+        )
+        return codec.patient_from_row(row, self._points("patient_id = ?", (patient_id,)).get(patient_id, []))
+
+    def patients(self) -> Iterator[Patient]:
+        """Every patient, by id (read in batches)."""
+        last = ""
+        while True:
+            rows = self._db.execute(
+                f"SELECT {_cols('patients')} FROM patients WHERE id > ? ORDER BY id LIMIT 1000", (last,)
+            ).fetchall()
+            if not rows:
+                return
+            points = self._points("patient_id BETWEEN ? AND ?", (rows[0][0], rows[-1][0]))
+            for r in rows:
+                yield codec.patient_from_row(r, points.get(r[0], []))
+            last = rows[-1][0]
+
+    def put_account(self, account: Account) -> None:
+        """Insert or replace an account; its patient and creditor must be in the store."""
+        with self.transaction():
+            self._db.execute(_upsert("accounts"), codec.account_row(account))
+
+    def get_account(self, account_id: str) -> Account:
+        """The account with that id."""
+        row = self._one(
+            f"SELECT {_cols('accounts')} FROM accounts WHERE id = ?", (account_id,), "Account", account_id
+        )
+        return codec.account_from_row(row)
+
+    # -- invoices ------------------------------------------------------------------------
+    def put_invoice(self, invoice: Invoice) -> None:
+        """Insert or replace an invoice with its lines; its account must be in the store."""
+        with self.transaction():
+            self._db.execute(_upsert("invoices"), codec.invoice_row(invoice))
+            self._db.execute("DELETE FROM invoice_lines WHERE invoice_id = ?", (invoice.id,))
+            self._db.executemany(_insert("invoice_lines"), codec.invoice_line_rows(invoice))
+
+    def _invoices(self, where: str, params: Sequence[Any]) -> list[Invoice]:
+        rows = self._db.execute(
+            f"SELECT {_cols('invoices')} FROM invoices WHERE {where} ORDER BY account_id, id", params
+        ).fetchall()
+        if not rows:
+            return []
+        currency = {r[0]: r[2] for r in rows}
+        lines: dict[str, list[InvoiceLine]] = defaultdict(list)
+        line_where = where.replace("id", "invoice_id") if where.startswith("id") else where
+        for r in self._db.execute(
+            f"SELECT {_cols('invoice_lines')} FROM invoice_lines WHERE {line_where} ORDER BY invoice_id, position",
+            params,
+        ):
+            if r[0] in currency:
+                lines[r[0]].append(codec.invoice_line_from_row(r, currency[r[0]]))
+        return [codec.invoice_from_row(r, lines[r[0]]) for r in rows]
+
+    def get_invoice(self, invoice_id: str) -> Invoice:
+        """The invoice with that id, with its lines."""
+        found = self._invoices("id = ?", (invoice_id,))
+        if not found:
+            raise NotFound("Invoice", invoice_id)
+        return found[0]
+
+    def invoices_for(self, account_id: str) -> tuple[Invoice, ...]:
+        """An account's invoices, by id."""
+        return tuple(self._invoices("account_id = ?", (account_id,)))
+
+    # -- ledger ----------------------------------------------------------------------------
+    def append_ledger(self, account_id: str, entries: Iterable[LedgerEntry]) -> int:
+        """Append entries to the account's ledger; identical entries already there are skipped.
+
+        :returns: how many were new.
+        :raises DuplicateEntry: a key is already used on this account by a different entry.
+        """
+        added = 0
+        with self.transaction():
+            for entry in entries:
+                row = codec.ledger_entry_row(account_id, entry)
+                cur = self._db.execute(
+                    _insert("ledger_entries") + " ON CONFLICT(account_id, key) DO NOTHING", row
+                )
+                if cur.rowcount == 1:
+                    added += 1
+                    continue
+                old = self._db.execute(
+                    f"SELECT {_cols('ledger_entries')} FROM ledger_entries WHERE account_id = ? AND key = ?",
+                    (account_id, entry.key),
+                ).fetchone()
+                if codec.ledger_entry_from_row(old) != entry:
+                    raise DuplicateEntry(
+                        f"Ledger {account_id}: key {entry.key!r} is already used by a different entry; "
+                        "use a new key for a new entry"
+                    )
+        return added
+
+    def ledger(self, account_id: str) -> Ledger:
+        """The account's ledger, entries in posting order."""
+        account = self.get_account(account_id)
+        rows = self._db.execute(
+            f"SELECT {_cols('ledger_entries')} FROM ledger_entries WHERE account_id = ? ORDER BY seq",
+            (account_id,),
+        )
+        return Ledger(account_id, account.currency, tuple(codec.ledger_entry_from_row(r) for r in rows))
+
+    # -- plans, disputes, outreach, placements ---------------------------------------------------
+    def put_plan(self, plan: PaymentPlan) -> None:
+        """Insert or replace a plan with its instalments."""
+        with self.transaction():
+            self._db.execute(_upsert("plans"), codec.plan_row(plan))
+            self._db.execute("DELETE FROM instalments WHERE plan_id = ?", (plan.id,))
+            self._db.executemany(_insert("instalments"), codec.instalment_rows(plan))
+
+    def _plans(self, where: str, params: Sequence[Any]) -> list[PaymentPlan]:
+        rows = self._db.execute(
+            f"SELECT {_cols('plans')} FROM plans WHERE {where} ORDER BY account_id, id", params
+        ).fetchall()
+        if not rows:
+            return []
+        insts: dict[str, list[Any]] = defaultdict(list)
+        inst_where = where.replace("id", "plan_id") if where.startswith("id") else where
+        for r in self._db.execute(
+            f"SELECT {_cols('instalments')} FROM instalments WHERE {inst_where} ORDER BY plan_id, position",
+            params,
+        ):
+            insts[r[0]].append(r)
+        return [codec.plan_from_row(r, insts[r[0]]) for r in rows]
+
+    def get_plan(self, plan_id: str) -> PaymentPlan:
+        """The plan with that id."""
+        found = self._plans("id = ?", (plan_id,))
+        if not found:
+            raise NotFound("PaymentPlan", plan_id)
+        return found[0]
+
+    def put_dispute(self, dispute: Dispute) -> None:
+        """Insert or replace a dispute."""
+        with self.transaction():
+            self._db.execute(_upsert("disputes"), codec.dispute_row(dispute))
+
+    def get_dispute(self, dispute_id: str) -> Dispute:
+        """The dispute with that id."""
+        row = self._one(
+            f"SELECT {_cols('disputes')} FROM disputes WHERE id = ?", (dispute_id,), "Dispute", dispute_id
+        )
+        return codec.dispute_from_row(row)
+
+    def put_step(self, step: OutreachStep) -> None:
+        """Insert or replace an outreach step."""
+        with self.transaction():
+            self._db.execute(_upsert("outreach_steps"), codec.step_row(step))
+
+    def get_step(self, step_id: str) -> OutreachStep:
+        """The step with that id."""
+        row = self._one(
+            f"SELECT {_cols('outreach_steps')} FROM outreach_steps WHERE id = ?",
+            (step_id,),
+            "OutreachStep",
+            step_id,
+        )
+        return codec.step_from_row(row)
+
+    def add_attempt(self, attempt: ContactAttempt) -> bool:
+        """Record an attempt; the same id again is ignored. Returns True if it was new."""
+        with self.transaction():
+            cur = self._db.execute(
+                _insert("contact_attempts") + " ON CONFLICT(id) DO NOTHING", codec.attempt_row(attempt)
+            )
+        return cur.rowcount == 1
+
+    def attempts_for(self, account_id: str) -> tuple[ContactAttempt, ...]:
+        """The account's attempts, oldest first."""
+        rows = self._db.execute(
+            f"SELECT {_cols('contact_attempts')} FROM contact_attempts WHERE account_id = ? ORDER BY at, seq",
+            (account_id,),
+        )
+        return tuple(codec.attempt_from_row(r) for r in rows)
+
+    def put_placement(self, placement: AgencyPlacement) -> None:
+        """Insert or replace a placement; remittances already stored are kept, new ones added."""
+        with self.transaction():
+            self._db.execute(_upsert("placements"), codec.placement_row(placement))
+            self._db.executemany(
+                _insert("remittances") + " ON CONFLICT(placement_id, id) DO NOTHING",
+                codec.remittance_rows(placement),
+            )
+
+    def _placements(self, where: str, params: Sequence[Any]) -> list[AgencyPlacement]:
+        rows = self._db.execute(
+            f"SELECT {_cols('placements')} FROM placements WHERE {where} ORDER BY account_id, id", params
+        ).fetchall()
+        if not rows:
+            return []
+        rems: dict[str, list[Any]] = defaultdict(list)
+        rem_where = where.replace("id", "placement_id") if where.startswith("id") else where
+        for r in self._db.execute(
+            f"SELECT {_cols('remittances')} FROM remittances WHERE {rem_where} ORDER BY placement_id, position",
+            params,
+        ):
+            rems[r[0]].append(r)
+        return [codec.placement_from_row(r, rems[r[0]]) for r in rows]
+
+    def get_placement(self, placement_id: str) -> AgencyPlacement:
+        """The placement with that id, with its remittances."""
+        found = self._placements("id = ?", (placement_id,))
+        if not found:
+            raise NotFound("AgencyPlacement", placement_id)
+        return found[0]
+
+    # -- reading the portfolio ------------------------------------------------------------------
+    def account_snapshot(self, account_id: str) -> AccountSnapshot:
+        """Everything about one account."""
+        self.get_account(account_id)
+        return next(self._snapshots(account_id, account_id))
+
+    def _snapshots(self, lo: str, hi: str) -> Iterator[AccountSnapshot]:
+        rng = (lo, hi)
+        accounts = [
+            codec.account_from_row(r)
+            for r in self._db.execute(
+                f"SELECT {_cols('accounts')} FROM accounts WHERE id BETWEEN ? AND ? ORDER BY id", rng
+            )
+        ]
+        patient_rows = {
+            r[0]: r
+            for r in self._db.execute(
+                f"SELECT {', '.join('p.' + c for c in codec.COLUMNS['patients'])} FROM patients p "
+                "JOIN accounts a ON a.patient_id = p.id WHERE a.id BETWEEN ? AND ?",
+                rng,
+            )
+        }
+        points: dict[str, list[ContactPoint]] = defaultdict(list)
+        for r in self._db.execute(
+            f"SELECT {', '.join('c.' + c for c in codec.COLUMNS['contact_points'])} FROM contact_points c "
+            "WHERE c.patient_id IN (SELECT patient_id FROM accounts WHERE id BETWEEN ? AND ?) "
+            "ORDER BY c.patient_id, c.position",
+            rng,
+        ):
+            points[r[0]].append(codec.contact_point_from_row(r))
+        patients = {pid: codec.patient_from_row(r, points.get(pid, [])) for pid, r in patient_rows.items()}
+        where = "account_id BETWEEN ? AND ?"
+        invoices: dict[str, list[Invoice]] = defaultdict(list)
+        for inv in self._invoices(where, rng):
+            invoices[inv.account_id].append(inv)
+        entries: dict[str, list[LedgerEntry]] = defaultdict(list)
+        for r in self._db.execute(
+            f"SELECT {_cols('ledger_entries')} FROM ledger_entries WHERE {where} ORDER BY seq", rng
+        ):
+            entries[r[0]].append(codec.ledger_entry_from_row(r))
+        plans: dict[str, list[PaymentPlan]] = defaultdict(list)
+        for plan in self._plans(where, rng):
+            plans[plan.account_id].append(plan)
+        disputes: dict[str, list[Dispute]] = defaultdict(list)
+        for r in self._db.execute(f"SELECT {_cols('disputes')} FROM disputes WHERE {where} ORDER BY id", rng):
+            disputes[r[1]].append(codec.dispute_from_row(r))
+        steps: dict[str, list[OutreachStep]] = defaultdict(list)
+        for r in self._db.execute(
+            f"SELECT {_cols('outreach_steps')} FROM outreach_steps WHERE {where} ORDER BY id", rng
+        ):
+            steps[r[1]].append(codec.step_from_row(r))
+        attempts: dict[str, list[ContactAttempt]] = defaultdict(list)
+        for r in self._db.execute(
+            f"SELECT {_cols('contact_attempts')} FROM contact_attempts WHERE {where} ORDER BY at, seq", rng
+        ):
+            attempts[r[2]].append(codec.attempt_from_row(r))
+        placements: dict[str, list[AgencyPlacement]] = defaultdict(list)
+        for pl in self._placements(where, rng):
+            placements[pl.account_id].append(pl)
+        for a in accounts:
+            yield AccountSnapshot(
+                account=a,
+                patient=patients[a.patient_id],
+                invoices=tuple(invoices.get(a.id, ())),
+                ledger=Ledger(a.id, a.currency, tuple(entries.get(a.id, ()))),
+                plans=tuple(plans.get(a.id, ())),
+                disputes=tuple(disputes.get(a.id, ())),
+                steps=tuple(steps.get(a.id, ())),
+                attempts=tuple(attempts.get(a.id, ())),
+                placements=tuple(placements.get(a.id, ())),
+            )
+
+    def iter_account_snapshots(self, *, batch_size: int = 1000) -> Iterator[AccountSnapshot]:
+        """Every account in id order, ``batch_size`` accounts per read: memory stays flat."""
+        size = _batch_size(batch_size)
+        last = ""
+        while True:
+            ids = [
+                r[0]
+                for r in self._db.execute(
+                    "SELECT id FROM accounts WHERE id > ? ORDER BY id LIMIT ?", (last, size)
+                )
+            ]
+            if not ids:
+                return
+            yield from self._snapshots(ids[0], ids[-1])
+            last = ids[-1]
+
+    _ROW_SQL = """
+        SELECT i.id, i.account_id, a.patient_id, a.jurisdiction, i.currency, p.preferred_language, p.time_zones,
+               i.status, i.claim_status, i.issue_date, i.due_date, i.first_statement_date,
+               (SELECT COALESCE(SUM(l.amount_minor), 0) FROM invoice_lines l WHERE l.invoice_id = i.id),
+               (SELECT COALESCE(SUM(CASE WHEN e.kind IN ('charge', 'refund') THEN e.amount_minor
+                                         ELSE -e.amount_minor END), 0)
+                  FROM ledger_entries e WHERE e.invoice_id = i.id AND e.account_id = i.account_id),
+               EXISTS (SELECT 1 FROM disputes d WHERE d.account_id = i.account_id AND d.status = 'open'
+                       AND (d.invoice_id IS NULL OR d.invoice_id = i.id)),
+               (SELECT pl.status FROM plans pl WHERE pl.account_id = i.account_id
+                  ORDER BY pl.created_at DESC, pl.id DESC LIMIT 1),
+               p.cease_requested_at IS NOT NULL
+          FROM invoices i JOIN accounts a ON a.id = i.account_id JOIN patients p ON p.id = a.patient_id
+         WHERE i.id > ? ORDER BY i.id LIMIT ?"""
+
+    def iter_invoice_rows(self, *, batch_size: int = 5000) -> Iterator[InvoiceRow]:
+        """Every invoice as a flat :class:`InvoiceRow` (balance from the ledger), read in batches."""
+        size = _batch_size(batch_size)
+        last = ""
+        fromiso = dt.date.fromisoformat
+        while True:
+            rows = self._db.execute(self._ROW_SQL, (last, size)).fetchall()
+            if not rows:
+                return
+            for r in rows:
+                yield InvoiceRow(
+                    r[0],
+                    r[1],
+                    r[2],
+                    r[3],
+                    r[4],
+                    r[5],
+                    r[6].split(" ", 1)[0],
+                    r[7],
+                    r[8],
+                    fromiso(r[9]),
+                    fromiso(r[10]),
+                    fromiso(r[11]) if r[11] else None,
+                    r[12],
+                    r[13],
+                    bool(r[14]),
+                    r[15],
+                    bool(r[16]),
+                )
+            last = rows[-1][0]
+
+    def counts(self) -> dict[str, int]:
+        """How many rows each table holds."""
+        tables = (
+            "creditors",
+            "patients",
+            "contact_points",
+            "accounts",
+            *_CHILD_TABLES,
+            "outbox",
+            "processed_events",
+            "audit_log",
+        )
+        return {t: int(self._db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in tables}
+
+    def bulk_load(self, rows: PortfolioRows) -> None:
+        """Insert a batch of plain rows (column order :data:`~carecollect.store.codec.COLUMNS`) in one transaction."""
+        with self.transaction():
+            for table in (
+                "creditors",
+                "patients",
+                "contact_points",
+                "accounts",
+                "invoices",
+                "invoice_lines",
+                "ledger_entries",
+                "plans",
+                "instalments",
+                "disputes",
+            ):
+                batch = getattr(rows, table)
+                if batch:
+                    self._db.executemany(_insert(table), batch)
+
+    # -- outbox ----------------------------------------------------------------------------------
+    _OUTBOX = (
+        "key, kind, account_id, payload, status, recorded_at, updated_at, attempts, next_retry_at, "
+        "last_error, result"
+    )
+
+    @staticmethod
+    def _outbox_item(r: Sequence[Any]) -> OutboxItem:
+        return OutboxItem(
+            key=r[0],
+            kind=r[1],
+            account_id=r[2],
+            payload=json.loads(r[3]),
+            status=OutboxStatus(r[4]),
+            recorded_at=codec.parse_instant(r[5]),
+            updated_at=codec.opt_parse_instant(r[6]),
+            attempts=r[7],
+            next_retry_at=codec.opt_parse_instant(r[8]),
+            last_error=r[9],
+            result=None if r[10] is None else json.loads(r[10]),
+        )
+
+    def outbox_get(self, key: str) -> OutboxItem:
+        """The outbox item with that key."""
+        return self._outbox_item(
+            self._one(f"SELECT {self._OUTBOX} FROM outbox WHERE key = ?", (key,), "OutboxItem", key)
+        )
+
+    def outbox_intend(
+        self,
+        key: str,
+        kind: str,
+        payload: Mapping[str, Any],
+        *,
+        at: dt.datetime,
+        account_id: str | None = None,
+    ) -> OutboxItem:
+        """Record the intent; the same key with the same kind and payload returns the existing item unchanged.
+
+        :raises DuplicateEntry: the key is already recorded with a different kind or payload.
+        """
+        text = canonical_json(dict(payload))
+        with self.transaction():
+            cur = self._db.execute(
+                "INSERT INTO outbox (key, kind, account_id, payload, status, recorded_at) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(key) DO NOTHING",
+                (key, kind, account_id, text, OutboxStatus.INTENDED.value, codec.iso_instant(at)),
+            )
+            item = self.outbox_get(key)
+            if cur.rowcount == 0 and (item.kind != kind or canonical_json(dict(item.payload)) != text):
+                raise DuplicateEntry(
+                    f"OutboxItem {key}: already recorded with a different kind or payload; use a new key"
+                )
+        return item
+
+    def outbox_done(
+        self, key: str, *, at: dt.datetime, result: Mapping[str, Any] | None = None
+    ) -> OutboxItem:
+        """Record the item performed; doing so twice keeps the first record."""
+        with self.transaction():
+            item = self.outbox_get(key)
+            if item.status is OutboxStatus.DONE:
+                return item
+            self._db.execute(
+                "UPDATE outbox SET status = ?, updated_at = ?, attempts = attempts + 1, next_retry_at = NULL, "
+                "result = ? WHERE key = ?",
+                (
+                    OutboxStatus.DONE.value,
+                    codec.iso_instant(at),
+                    None if result is None else canonical_json(dict(result)),
+                    key,
+                ),
+            )
+            return self.outbox_get(key)
+
+    def outbox_failed(
+        self, key: str, *, at: dt.datetime, error: str, retry_at: dt.datetime | None = None
+    ) -> OutboxItem:
+        """Record a failed attempt; due again at ``retry_at`` or by :func:`~carecollect.store.base.next_retry_at`.
+
+        :raises InvalidTransition-like DuplicateEntry: never; a done item stays done (the call is ignored).
+        """
+        with self.transaction():
+            item = self.outbox_get(key)
+            if item.status is OutboxStatus.DONE:
+                return item
+            attempts = item.attempts + 1
+            when = retry_at if retry_at is not None else next_retry_at(attempts, at)
+            self._db.execute(
+                "UPDATE outbox SET status = ?, updated_at = ?, attempts = ?, next_retry_at = ?, last_error = ? "
+                "WHERE key = ?",
+                (
+                    OutboxStatus.FAILED.value,
+                    codec.iso_instant(at),
+                    attempts,
+                    codec.iso_instant(when),
+                    error[:500],
+                    key,
+                ),
+            )
+            return self.outbox_get(key)
+
+    def outbox_due(self, now: dt.datetime, *, limit: int = 1000) -> list[OutboxItem]:
+        """Items intended, or failed with their retry time come, oldest first."""
+        rows = self._db.execute(
+            f"SELECT {self._OUTBOX} FROM outbox WHERE status = 'intended' OR (status = 'failed' AND next_retry_at <= ?) "
+            "ORDER BY recorded_at, key LIMIT ?",
+            (codec.iso_instant(now), _batch_size(limit)),
+        )
+        return [self._outbox_item(r) for r in rows]
+
+    # -- dedupe ----------------------------------------------------------------------------------
+    def mark_processed(self, source: str, event_id: str, *, at: dt.datetime) -> bool:
+        """Record an incoming event; False if it was already processed."""
+        with self.transaction():
+            cur = self._db.execute(
+                "INSERT INTO processed_events (source, event_id, processed_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(source, event_id) DO NOTHING",
+                (source, event_id, codec.iso_instant(at)),
+            )
+        return cur.rowcount == 1
+
+    def was_processed(self, source: str, event_id: str) -> bool:
+        """True when the event was already processed."""
+        return (
+            self._db.execute(
+                "SELECT 1 FROM processed_events WHERE source = ? AND event_id = ?", (source, event_id)
+            ).fetchone()
+            is not None
+        )
+
+    # -- run lock ---------------------------------------------------------------------------------
+    def current_run_lock(self) -> RunLock | None:
+        """The lock as it stands, if anyone holds it."""
+        r = self._db.execute(
+            "SELECT owner, pid, started_at, heartbeat_at FROM run_lock WHERE name = 'run'"
+        ).fetchone()
+        if r is None:
+            return None
+        return RunLock(r[0], r[1], codec.parse_instant(r[2]), codec.parse_instant(r[3]))
+
+    def acquire_run_lock(
+        self, owner: str, pid: int, *, now: dt.datetime, stale_after: dt.timedelta = dt.timedelta(minutes=10)
+    ) -> RunLock:
+        """Take the run lock; a lock whose heartbeat is older than ``stale_after`` is taken over.
+
+        :raises RunLocked: someone else holds a live lock.
+        """
+        stamp = codec.iso_instant(now)
+        with self.transaction():
+            held = self.current_run_lock()
+            if (
+                held is not None
+                and not (held.owner == owner and held.pid == pid)
+                and held.heartbeat_at + stale_after > now
+            ):
+                raise RunLocked(held.owner, held.pid, held.started_at, held.heartbeat_at)
+            self._db.execute(
+                "INSERT INTO run_lock (name, owner, pid, started_at, heartbeat_at) VALUES ('run', ?, ?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET owner = excluded.owner, pid = excluded.pid, "
+                "started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at",
+                (owner, pid, stamp, stamp),
+            )
+        return RunLock(owner, pid, now, now)
+
+    def heartbeat_run_lock(self, owner: str, pid: int, *, now: dt.datetime) -> None:
+        """Say the holder is alive.
+
+        :raises RunLocked: the lock is no longer this holder's.
+        """
+        with self.transaction():
+            cur = self._db.execute(
+                "UPDATE run_lock SET heartbeat_at = ? WHERE name = 'run' AND owner = ? AND pid = ?",
+                (codec.iso_instant(now), owner, pid),
+            )
+            if cur.rowcount == 0:
+                held = self.current_run_lock()
+                if held is None:
+                    raise RunLocked("nobody", 0, now, now)
+                raise RunLocked(held.owner, held.pid, held.started_at, held.heartbeat_at)
+
+    def release_run_lock(self, owner: str, pid: int) -> None:
+        """Give the lock back; does nothing if another holder has it."""
+        with self.transaction():
+            self._db.execute(
+                "DELETE FROM run_lock WHERE name = 'run' AND owner = ? AND pid = ?", (owner, pid)
+            )
+
+    # -- audit --------------------------------------------------------------------------------------
+    def audit_append(
+        self, kind: str, subject_id: str, data: Mapping[str, Any], *, at: dt.datetime
+    ) -> AuditRecord:
+        """Append a record chained to the last one (inside the caller's unit of work, if any)."""
+        payload = dict(data)
+        text = canonical_json(payload)
+        with self.transaction():
+            last = self._db.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+            seq, prev = (1, GENESIS_HASH) if last is None else (last[0] + 1, last[1])
+            digest = audit_hash(prev, seq, at, kind, subject_id, payload)
+            self._db.execute(
+                "INSERT INTO audit_log (seq, at, kind, subject_id, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (seq, codec.iso_instant(at), kind, subject_id, text, prev, digest),
+            )
+        return AuditRecord(seq, at, kind, subject_id, payload, prev, digest)
+
+    def audit_records(self, *, subject_id: str | None = None) -> Iterator[AuditRecord]:
+        """The audit log in order, optionally one subject's records only."""
+        sql = "SELECT seq, at, kind, subject_id, data, prev_hash, hash FROM audit_log"
+        params: tuple[Any, ...] = ()
+        if subject_id is not None:
+            sql += " WHERE subject_id = ?"
+            params = (subject_id,)
+        for r in self._db.execute(sql + " ORDER BY seq", params).fetchall():
+            yield AuditRecord(r[0], codec.parse_instant(r[1]), r[2], r[3], json.loads(r[4]), r[5], r[6])
+
+    def verify_audit(self) -> AuditVerification:
+        """Recompute every hash and link; report the first record that does not hold."""
+        prev = GENESIS_HASH
+        checked = 0
+        expected_seq = 1
+        for r in self._db.execute(
+            "SELECT seq, at, kind, subject_id, data, prev_hash, hash FROM audit_log ORDER BY seq"
+        ):
+            seq = r[0]
+            if seq != expected_seq:
+                return AuditVerification(False, checked, expected_seq, f"record {expected_seq} is missing")
+            if r[5] != prev:
+                return AuditVerification(False, checked, seq, "prev_hash does not match the record before")
+            try:
+                data = json.loads(r[4])
+                digest = audit_hash(prev, seq, codec.parse_instant(r[1]), r[2], r[3], data)
+            except (ValueError, TypeError):
+                return AuditVerification(False, checked, seq, "the record cannot be read")
+            if digest != r[6]:
+                return AuditVerification(False, checked, seq, "hash does not match the record's content")
+            prev = r[6]
+            checked += 1
+            expected_seq += 1
+        return AuditVerification(True, checked)
