@@ -1,0 +1,137 @@
+"""Reasons and decisions: why a policy function said yes, no or later.
+
+Every decision carecollect's outreach policy takes (the cadence's "this step
+is due", the governor's "you may not call now") carries a tuple of
+:class:`Reason` objects. A reason names the rule (its id in the policy pack),
+the rule's legal or published source, the outcome it led to and a short
+message a staff screen can show. Messages never carry a patient's name or a
+clinical detail: only record ids, dates and numbers.
+
+A reason turns into a plain ``dict`` with :meth:`Reason.to_record` and back
+with :meth:`Reason.from_record`, so an auditor can store the decision and
+replay it: the same inputs always give the same reasons, in the same order.
+
+>>> import datetime as dt
+>>> from carecollect.policy.explain import Outcome, Reason, Decision
+>>> r = Reason("calls.max_per_7_days", "12 CFR 1006.14(b)(2)", Outcome.DENY, "7 calls on this debt in the 7 days ending 2026-03-08")
+>>> d = Decision(allowed=False, reasons=(r,))
+>>> d.denials[0].rule_id
+'calls.max_per_7_days'
+>>> Reason.from_record(r.to_record()) == r
+True
+>>> print(d.explain())
+DENY calls.max_per_7_days (12 CFR 1006.14(b)(2)): 7 calls on this debt in the 7 days ending 2026-03-08
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+
+import attrs
+
+from ..errors import ValidationError
+from .rules import Rule
+
+__all__ = ["Decision", "Outcome", "Reason", "reason_from_rule"]
+
+
+class Outcome(enum.Enum):
+    """What a rule did to a decision."""
+
+    #: The rule was checked and lets the action go ahead.
+    ALLOW = "allow"
+    #: The rule forbids the action; no later time fixes that (opt-out, dispute...).
+    DENY = "deny"
+    #: The rule forbids the action now; it will be allowed later (quiet hours, a cap).
+    DEFER = "defer"
+    #: The action may go ahead under a condition (no voicemail, letter only...).
+    CONDITION = "condition"
+    #: Information for the staff screen (which step, which deadline).
+    INFO = "info"
+
+    @property
+    def blocks(self) -> bool:
+        """True for :attr:`DENY` and :attr:`DEFER`."""
+        return self in (Outcome.DENY, Outcome.DEFER)
+
+
+@attrs.frozen
+class Reason:
+    """One rule's contribution to a decision.
+
+    :param rule_id: the rule's id in the pack (``"quiet_hours.start"``).
+    :param source: the rule's legal or published source.
+    :param outcome: the :class:`Outcome`.
+    :param message: a short, PHI-free sentence for a staff screen.
+    """
+
+    rule_id: str
+    source: str
+    outcome: Outcome
+    message: str
+
+    def to_record(self) -> dict[str, str]:
+        """A plain ``dict`` for an audit log (see :meth:`from_record`).
+
+        :returns: keys ``rule_id``, ``source``, ``outcome``, ``message``.
+        """
+        return {"rule_id": self.rule_id, "source": self.source, "outcome": self.outcome.value, "message": self.message}
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, str]) -> Reason:
+        """Rebuild a reason stored with :meth:`to_record`.
+
+        :param record: the stored mapping.
+        :raises ValidationError: a key is missing or the outcome is unknown.
+        """
+        try:
+            return cls(record["rule_id"], record["source"], Outcome(record["outcome"]), record["message"])
+        except (KeyError, ValueError) as exc:
+            raise ValidationError("Reason", "record", f"not a stored reason ({exc})") from None
+
+    def __str__(self) -> str:
+        return f"{self.outcome.name} {self.rule_id} ({self.source}): {self.message}"
+
+
+def reason_from_rule(rule: Rule, outcome: Outcome, message: str) -> Reason:
+    """A :class:`Reason` citing ``rule`` (its id and source).
+
+    :param rule: the :class:`~carecollect.policy.rules.Rule` in force.
+    :param outcome: what it did.
+    :param message: a PHI-free sentence.
+    :returns: the reason.
+
+    >>> import datetime as dt
+    >>> from carecollect.policy.rules import Rule
+    >>> rule = Rule("quiet_hours.start", dt.time(8), "12 CFR 1006.6(b)(1)(i)", dt.date(2021, 11, 30))
+    >>> reason_from_rule(rule, Outcome.DEFER, "07:30 local time").source
+    '12 CFR 1006.6(b)(1)(i)'
+    """
+    source = rule.source if rule.verified else f"{rule.source} [secondary source, to be checked]"
+    return Reason(rule.id, source, outcome, message)
+
+
+@attrs.frozen
+class Decision:
+    """A yes/no answer with every reason behind it.
+
+    :param allowed: the answer.
+    :param reasons: the reasons, in the order the rules were checked.
+    """
+
+    allowed: bool
+    reasons: tuple[Reason, ...] = attrs.field(converter=tuple, default=())
+
+    @property
+    def denials(self) -> tuple[Reason, ...]:
+        """The reasons that block (deny or defer)."""
+        return tuple(r for r in self.reasons if r.outcome.blocks)
+
+    def explain(self) -> str:
+        """The reasons, one per line, for a staff screen or a log (no PHI)."""
+        return "\n".join(str(r) for r in self.reasons)
+
+    def to_record(self) -> dict[str, object]:
+        """A plain ``dict`` for an audit log: ``allowed`` and the reasons' records."""
+        return {"allowed": self.allowed, "reasons": [r.to_record() for r in self.reasons]}
