@@ -394,12 +394,13 @@ def invoice_line_from_row(r: Sequence[Any], currency: str) -> InvoiceLine:
 def invoice_from_row(r: Sequence[Any], lines: Sequence[InvoiceLine]) -> Invoice:
     """Read an ``invoices`` row with its lines."""
     cur = r[2]
+    line_tuple: tuple[InvoiceLine, ...] = tuple(lines)
     insurance = Insurance(ClaimStatus(r[9]), money(r[10], cur), money(r[11], cur), parse_date(r[12]), r[13])
     return Invoice(
         id=r[0],
         account_id=r[1],
         currency=cur,
-        lines=list(lines),
+        lines=line_tuple,  # type: ignore[arg-type]  # attrs converter=tuple confuses mypy
         issue_date=_date(r[3]),
         due_date=_date(r[4]),
         first_statement_date=parse_date(r[5]),
@@ -557,12 +558,13 @@ def step_row(s: OutreachStep) -> Row:
 
 def step_from_row(r: Sequence[Any]) -> OutreachStep:
     """Read an ``outreach_steps`` row."""
+    channels: tuple[Channel, ...] = tuple(Channel(c) for c in split_words(r[4]))
     return OutreachStep(
         r[0],
         r[1],
         r[2],
         OutreachPurpose(r[3]),
-        [Channel(c) for c in split_words(r[4])],
+        channels,  # type: ignore[arg-type]  # attrs converter=tuple confuses mypy
         parse_instant(r[5]),
         r[6],
         OutreachStatus(r[7]),
