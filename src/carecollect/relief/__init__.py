@@ -9,6 +9,6 @@ plain message, outcome).
 
 from __future__ import annotations
 
-from .reasons import Outcome, Reason
+from .reasons import Decision, Outcome, Reason
 
-__all__ = ["Outcome", "Reason"]
+__all__ = ["Decision", "Outcome", "Reason"]

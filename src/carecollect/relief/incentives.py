@@ -80,8 +80,16 @@ class Incentive:
             raise ValidationError(f"Incentive {self.id}", "valid_until", "is before valid_from")
 
     @classmethod
-    def within_days(cls, id: str, kind: IncentiveKind, start: dt.date, days: int, *,
-                    percent: Decimal | None = None, amount: Money | None = None) -> Incentive:
+    def within_days(
+        cls,
+        id: str,
+        kind: IncentiveKind,
+        start: dt.date,
+        days: int,
+        *,
+        percent: Decimal | None = None,
+        amount: Money | None = None,
+    ) -> Incentive:
         """An offer valid from ``start`` (a statement date) for ``days`` calendar days after it."""
         return cls(id, kind, start, start + dt.timedelta(days=days), percent, amount)
 
@@ -93,7 +101,9 @@ class Incentive:
         """The discount on ``balance`` (never more than the balance)."""
         if self.amount is not None:
             if self.amount.currency != balance.currency:
-                raise CurrencyMismatch(balance.currency, self.amount.currency, "discount", record=f"Incentive {self.id}")
+                raise CurrencyMismatch(
+                    balance.currency, self.amount.currency, "discount", record=f"Incentive {self.id}"
+                )
             d = self.amount
         else:
             assert self.percent is not None
@@ -101,13 +111,18 @@ class Incentive:
         return d if d <= balance else balance
 
 
-def active_incentives(incentives: Sequence[Incentive], *, on: dt.date, self_pay: bool = False) -> tuple[Incentive, ...]:
+def active_incentives(
+    incentives: Sequence[Incentive], *, on: dt.date, self_pay: bool = False
+) -> tuple[Incentive, ...]:
     """The offers valid on ``on`` (self-pay offers only for self-pay patients)."""
-    return tuple(i for i in incentives if i.valid_on(on) and (self_pay or i.kind is not IncentiveKind.SELF_PAY))
+    return tuple(
+        i for i in incentives if i.valid_on(on) and (self_pay or i.kind is not IncentiveKind.SELF_PAY)
+    )
 
 
-def best_incentive(balance: Money, incentives: Sequence[Incentive], *, on: dt.date,
-                   self_pay: bool = False) -> tuple[Incentive | None, Money]:
+def best_incentive(
+    balance: Money, incentives: Sequence[Incentive], *, on: dt.date, self_pay: bool = False
+) -> tuple[Incentive | None, Money]:
     """The single offer giving the largest discount on ``on`` (ties: the first listed) and that discount."""
     best: Incentive | None = None
     best_d = Money.zero(balance.currency)

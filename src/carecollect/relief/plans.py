@@ -53,7 +53,7 @@ from ..plans import (
 )
 from ..policy.packs import PolicyPack
 from .incentives import Incentive, best_incentive
-from .reasons import Outcome, Reason
+from .reasons import Outcome, Reason, note, rule_reason
 
 __all__ = [
     "Affordability",
@@ -115,8 +115,9 @@ class Affordability:
     fpl_percent: Decimal | None = attrs.field(default=None, repr=False)
 
     @classmethod
-    def from_annual(cls, annual_income: Money, household_size: int | None = None,
-                    fpl_percent: Decimal | None = None) -> Affordability:
+    def from_annual(
+        cls, annual_income: Money, household_size: int | None = None, fpl_percent: Decimal | None = None
+    ) -> Affordability:
         """From a yearly income: the monthly figure is a twelfth, rounded down to the minor unit.
 
         >>> Affordability.from_annual(Money("40000.00", "USD")).gross_monthly_income
@@ -217,13 +218,27 @@ def monthly_cap(
     """
     income = affordability.gross_monthly_income
     if income is None:
-        return None, (Reason("plan.max_income_percent", "carecollect", "income not known: ask the patient what they can "
-                             "afford; only the minimum instalment and maximum term apply", Outcome.INFORMS),)
+        return None, (
+            note(
+                "plan.max_income_percent",
+                "carecollect",
+                "income not known: ask the patient what they can "
+                "afford; only the minimum instalment and maximum term apply",
+                Outcome.INFO,
+            ),
+        )
     if income.currency != currency:
         raise ValidationError("Affordability", "gross_monthly_income", f"must be in {currency}")
     pct: Decimal = pack.value("plan.max_income_percent", on=on)
-    reasons = [Reason.from_rule(pack, "plan.max_income_percent", on, Outcome.ADJUSTS,
-                                f"instalments at most {pct} % of gross monthly income")]
+    reasons = [
+        rule_reason(
+            pack,
+            "plan.max_income_percent",
+            on,
+            Outcome.CONDITION,
+            f"instalments at most {pct} % of gross monthly income",
+        )
+    ]
     state = creditor.state
     if state:
         limit = state_value(pack, state, "plan.income_limit_fpl_percent", on=on)
@@ -233,36 +248,67 @@ def monthly_cap(
             if spct is not None and in_scope:
                 if spct < pct:
                     pct = spct
-                reasons.append(Reason.from_rule(pack, state_rule_id(state, name), on, Outcome.ADJUSTS,
-                                                f"{state} caps a {bill_kind.value} bill's instalment at {spct} % of income"))
+                reasons.append(
+                    rule_reason(
+                        pack,
+                        state_rule_id(state, name),
+                        on,
+                        Outcome.CONDITION,
+                        f"{state} caps a {bill_kind.value} bill's instalment at {spct} % of income",
+                    )
+                )
                 break
     units = (income.minor_units * pct / 100).to_integral_value(rounding="ROUND_FLOOR")
     return Money.from_minor(int(units), currency), tuple(reasons)
 
 
 def _max_interest(pack: PolicyPack, creditor: Creditor, on: dt.date) -> Decimal | None:
-    return state_value(pack, creditor.state, "plan.max_interest_percent", on=on)
+    cap: Decimal | None = state_value(pack, creditor.state, "plan.max_interest_percent", on=on)
+    return cap
 
 
-def _interest_rate(pack: PolicyPack, creditor: Creditor, on: dt.date, requested: Decimal,
-                   reasons: list[Reason]) -> Decimal:
+def _interest_rate(
+    pack: PolicyPack, creditor: Creditor, on: dt.date, requested: Decimal, reasons: list[Reason]
+) -> Decimal:
     if requested <= 0:
         return Decimal(0)
     if not pack.value("plan.interest_allowed", on=on):
-        reasons.append(Reason.from_rule(pack, "plan.interest_allowed", on, Outcome.BLOCKS,
-                                        "interest on plans is not allowed in this pack; plans are interest-free"))
+        reasons.append(
+            rule_reason(
+                pack,
+                "plan.interest_allowed",
+                on,
+                Outcome.DENY,
+                "interest on plans is not allowed in this pack; plans are interest-free",
+            )
+        )
         return Decimal(0)
     cap = _max_interest(pack, creditor, on)
     if cap is not None and requested > cap:
-        reasons.append(Reason.from_rule(pack, state_rule_id(creditor.state, "plan.max_interest_percent"), on,
-                                        Outcome.ADJUSTS, f"interest lowered from {requested} % to the state cap {cap} %"))
+        reasons.append(
+            rule_reason(
+                pack,
+                state_rule_id(creditor.state, "plan.max_interest_percent"),
+                on,
+                Outcome.CONDITION,
+                f"interest lowered from {requested} % to the state cap {cap} %",
+            )
+        )
         return Decimal(cap)
-    reasons.append(Reason("creditor.plan_interest", "creditor's plan settings", f"interest {requested} % a year on the "
-                          "declining balance, turned on by the creditor", Outcome.INFORMS))
+    reasons.append(
+        note(
+            "creditor.plan_interest",
+            "creditor's plan settings",
+            f"interest {requested} % a year on the declining balance, turned on by the creditor",
+            Outcome.INFO,
+        )
+    )
     return requested
 
 
-def _with_interest(schedule: tuple[Instalment, ...], principal: Money, annual_percent: Decimal) -> tuple[Instalment, ...]:
+def _with_interest(
+    schedule: tuple[Instalment, ...], principal: Money, annual_percent: Decimal
+) -> tuple[Instalment, ...]:
     """Equal principal parts plus a month's interest on the declining balance, each rounded half-up."""
     if annual_percent == 0:
         return schedule
@@ -270,13 +316,23 @@ def _with_interest(schedule: tuple[Instalment, ...], principal: Money, annual_pe
     out = []
     for inst in schedule:
         interest = int((Decimal(left) * annual_percent / 1200).quantize(Decimal(1), rounding=ROUND_HALF_UP))
-        out.append(attrs.evolve(inst, amount=Money.from_minor(inst.amount.minor_units + interest, principal.currency)))
+        out.append(
+            attrs.evolve(
+                inst, amount=Money.from_minor(inst.amount.minor_units + interest, principal.currency)
+            )
+        )
         left -= inst.amount.minor_units
     return tuple(out)
 
 
-def _schedule(amount: Money, count: int, first_due: dt.date, day_of_month: int | None,
-              calendar: BusinessCalendar | None, rate: Decimal) -> tuple[Instalment, ...]:
+def _schedule(
+    amount: Money,
+    count: int,
+    first_due: dt.date,
+    day_of_month: int | None,
+    calendar: BusinessCalendar | None,
+    rate: Decimal,
+) -> tuple[Instalment, ...]:
     base = build_schedule(amount, count, first_due=first_due, day_of_month=day_of_month, calendar=calendar)
     return _with_interest(base, amount, rate)
 
@@ -322,7 +378,9 @@ def propose_plan_options(
     if not balance.is_positive():
         raise ValidationError("PlanProposal", "balance", "must be more than zero")
     reasons: list[Reason] = []
-    cap, cap_reasons = monthly_cap(affordability, currency=cur, on=today, pack=pack, creditor=creditor, bill_kind=bill_kind)
+    cap, cap_reasons = monthly_cap(
+        affordability, currency=cur, on=today, pack=pack, creditor=creditor, bill_kind=bill_kind
+    )
     reasons.extend(cap_reasons)
     calendar = pack.calendar if pack.value("plan.roll_to_business_day", on=today) else None
     rate = _interest_rate(pack, creditor, today, interest_percent, reasons)
@@ -333,12 +391,27 @@ def propose_plan_options(
     full_due = first_due if offer is None or offer.valid_until >= first_due else offer.valid_until
     full_reasons: tuple[Reason, ...] = ()
     if offer is not None:
-        full_reasons = (Reason(f"creditor.incentive.{offer.kind.value}", "creditor's incentive policy",
-                               f"{offer.kind.value} discount of {discount} if paid by {offer.valid_until.isoformat()}",
-                               Outcome.ADJUSTS),)
-    options = [PlanOption(OptionKind.PAY_IN_FULL, balance, discount, zero,
-                          (Instalment(1, full_due, balance - discount),), zero,
-                          offer.id if offer else None, offer.valid_until if offer else None, full_reasons)]
+        full_reasons = (
+            note(
+                f"creditor.incentive.{offer.kind.value}",
+                "creditor's incentive policy",
+                f"{offer.kind.value} discount of {discount} if paid by {offer.valid_until.isoformat()}",
+                Outcome.CONDITION,
+            ),
+        )
+    options = [
+        PlanOption(
+            OptionKind.PAY_IN_FULL,
+            balance,
+            discount,
+            zero,
+            (Instalment(1, full_due, balance - discount),),
+            zero,
+            offer.id if offer else None,
+            offer.valid_until if offer else None,
+            full_reasons,
+        )
+    ]
 
     # -- plans ---------------------------------------------------------------------------
     b = balance.minor_units
@@ -346,15 +419,29 @@ def propose_plan_options(
     min_units = Money.of(pack.value("plan.min_instalment", on=today), cur).minor_units
     if cap_units is not None and min_units > cap_units:
         min_units = max(cap_units, 1)
-        reasons.append(Reason.from_rule(pack, "plan.min_instalment", today, Outcome.ADJUSTS,
-                                        "the minimum instalment is lowered to the affordability cap"))
+        reasons.append(
+            rule_reason(
+                pack,
+                "plan.min_instalment",
+                today,
+                Outcome.CONDITION,
+                "the minimum instalment is lowered to the affordability cap",
+            )
+        )
     limit: int = pack.value("plan.max_term_months", on=today)
     paid_after = state_value(pack, creditor.state, "plan.paid_after_payments", on=today)
     if paid_after is not None:
         limit = min(limit, paid_after)
     if cap_units is not None and cap_units <= 0:
-        reasons.append(Reason.from_rule(pack, "plan.max_income_percent", today, Outcome.BLOCKS,
-                                        "no income to pay from: screen for financial assistance"))
+        reasons.append(
+            rule_reason(
+                pack,
+                "plan.max_income_percent",
+                today,
+                Outcome.DENY,
+                "no income to pay from: screen for financial assistance",
+            )
+        )
         return PlanProposal(tuple(options), cap, tuple(reasons))
     needed = 1 if cap_units is None else -(-b // cap_units)
     by_min = max(1, b // min_units) if min_units > 0 else limit
@@ -363,23 +450,42 @@ def propose_plan_options(
         if paid_after is not None and cap_units is not None:
             paid = Money.from_minor(cap_units * limit, cur)
             sched = _schedule(paid, limit, first_due, day_of_month, calendar, Decimal(0))
-            why = Reason.from_rule(pack, state_rule_id(creditor.state, "plan.paid_after_payments"), today, Outcome.ADJUSTS,
-                                   f"after {limit} payments of {cap} the rest, {balance - paid}, counts as paid")
-            options.append(PlanOption(OptionKind.LONG_PLAN, balance, zero, zero, sched, balance - paid, reasons=(why,)))
+            why = rule_reason(
+                pack,
+                state_rule_id(creditor.state, "plan.paid_after_payments"),
+                today,
+                Outcome.CONDITION,
+                f"after {limit} payments of {cap} the rest, {balance - paid}, counts as paid",
+            )
+            options.append(
+                PlanOption(OptionKind.LONG_PLAN, balance, zero, zero, sched, balance - paid, reasons=(why,))
+            )
         else:
-            reasons.append(Reason.from_rule(pack, "plan.max_term_months", today, Outcome.BLOCKS,
-                                            f"no plan of at most {limit} months fits the cap of {cap}: screen for "
-                                            "financial assistance or a hardship arrangement"))
+            reasons.append(
+                rule_reason(
+                    pack,
+                    "plan.max_term_months",
+                    today,
+                    Outcome.DENY,
+                    f"no plan of at most {limit} months fits the cap of {cap}: screen for "
+                    "financial assistance or a hardship arrangement",
+                )
+            )
         return PlanProposal(tuple(options), cap, tuple(reasons))
 
     offered: list[int] = []
-    for kind, rid in ((OptionKind.SHORT_PLAN, "plan.short_term_months"), (OptionKind.LONG_PLAN, "plan.long_term_months")):
+    for kind, rid in (
+        (OptionKind.SHORT_PLAN, "plan.short_term_months"),
+        (OptionKind.LONG_PLAN, "plan.long_term_months"),
+    ):
         want: int = pack.value(rid, on=today)
         n = max(needed, min(want, by_min, limit))
         if n < 2 or (offered and n <= offered[-1]):
             continue
         sched = _schedule(balance, n, first_due, day_of_month, calendar, rate)
-        while not _fits(sched, cap_units) and n < limit:  # interest can push the first instalment over the cap
+        while (
+            not _fits(sched, cap_units) and n < limit
+        ):  # interest can push the first instalment over the cap
             n += 1
             sched = _schedule(balance, n, first_due, day_of_month, calendar, rate)
         if not _fits(sched, cap_units) or (offered and n <= offered[-1]):
@@ -390,16 +496,24 @@ def propose_plan_options(
     return PlanProposal(tuple(options), cap, tuple(reasons))
 
 
-def option_to_plan(option: PlanOption, *, plan_id: str, account_id: str, invoice_ids: Sequence[str],
-                   created_at: dt.datetime) -> PaymentPlan:
+def option_to_plan(
+    option: PlanOption, *, plan_id: str, account_id: str, invoice_ids: Sequence[str], created_at: dt.datetime
+) -> PaymentPlan:
     """The proposed :class:`~carecollect.plans.PaymentPlan` for the option the patient chose.
 
     The plan's total is what the patient pays under the option (a discount or
     a state's "counts as paid" remainder is posted as an adjustment, not paid).
     """
     rate = "0" if option.interest.is_zero() else "see schedule"
-    return PaymentPlan(id=plan_id, account_id=account_id, invoice_ids=tuple(invoice_ids), total=option.total,
-                       instalments=option.instalments, created_at=created_at, interest_rate_percent=rate)
+    return PaymentPlan(
+        id=plan_id,
+        account_id=account_id,
+        invoice_ids=tuple(invoice_ids),
+        total=option.total,
+        instalments=option.instalments,
+        created_at=created_at,
+        interest_rate_percent=rate,
+    )
 
 
 # -- missed instalments, hardship ---------------------------------------------------------
@@ -439,8 +553,9 @@ class PlanCheck:
     reasons: tuple[Reason, ...]
 
 
-def check_plan(plan: PaymentPlan, *, today: dt.date, pack: PolicyPack,
-               reminded_on: Mapping[int, dt.date] | None = None) -> PlanCheck:
+def check_plan(
+    plan: PaymentPlan, *, today: dt.date, pack: PolicyPack, reminded_on: Mapping[int, dt.date] | None = None
+) -> PlanCheck:
     """Decide how to handle overdue instalments: remind, wait out the grace period, mark missed, or default.
 
     :param plan: the plan.
@@ -463,14 +578,23 @@ def check_plan(plan: PaymentPlan, *, today: dt.date, pack: PolicyPack,
     """
     reminded = reminded_on or {}
     if plan.status is PlanStatus.PAUSED:
-        return PlanCheck(MissedAction.PAUSED, None, None, (Reason("record.plan_paused", "plan record",
-                                                                  "paused for hardship: nothing is due", Outcome.INFORMS),))
+        return PlanCheck(
+            MissedAction.PAUSED,
+            None,
+            None,
+            (note("record.plan_paused", "plan record", "paused for hardship: nothing is due", Outcome.INFO),),
+        )
     if plan.status is not PlanStatus.ACTIVE:
         return PlanCheck(MissedAction.NOT_ACTIVE, None, None, ())
     threshold: int = pack.value("plan.missed_before_default", on=today)
     if len(plan.missed) >= threshold:
-        why = Reason.from_rule(pack, "plan.missed_before_default", today, Outcome.PERMITS,
-                               f"{len(plan.missed)} instalments missed (threshold {threshold}) after reminders and grace")
+        why = rule_reason(
+            pack,
+            "plan.missed_before_default",
+            today,
+            Outcome.ALLOW,
+            f"{len(plan.missed)} instalments missed (threshold {threshold}) after reminders and grace",
+        )
         return PlanCheck(MissedAction.DEFAULT, plan.missed[-1].number, today, (why,))
     grace: int = pack.value("plan.grace_days", on=today)
     must_remind: bool = pack.value("plan.reminder_before_default", on=today)
@@ -480,21 +604,37 @@ def check_plan(plan: PaymentPlan, *, today: dt.date, pack: PolicyPack,
         grace_end = inst.due_date + dt.timedelta(days=grace)
         sent = reminded.get(inst.number)
         if must_remind and (sent is None or sent < inst.due_date):
-            why = Reason.from_rule(pack, "plan.reminder_before_default", today, Outcome.BLOCKS,
-                                   f"instalment {inst.number} is overdue: a friendly reminder comes first")
+            why = rule_reason(
+                pack,
+                "plan.reminder_before_default",
+                today,
+                Outcome.DEFER,
+                f"instalment {inst.number} is overdue: a friendly reminder comes first",
+            )
             return PlanCheck(MissedAction.SEND_REMINDER, inst.number, today, (why,))
         if today <= grace_end:
-            why = Reason.from_rule(pack, "plan.grace_days", today, Outcome.BLOCKS,
-                                   f"grace period of {grace} days runs to {grace_end.isoformat()}")
+            why = rule_reason(
+                pack,
+                "plan.grace_days",
+                today,
+                Outcome.DEFER,
+                f"grace period of {grace} days runs to {grace_end.isoformat()}",
+            )
             return PlanCheck(MissedAction.WAIT, inst.number, grace_end + dt.timedelta(days=1), (why,))
-        why = Reason.from_rule(pack, "plan.grace_days", today, Outcome.PERMITS,
-                               f"instalment {inst.number} unpaid after the {grace}-day grace period and a reminder")
+        why = rule_reason(
+            pack,
+            "plan.grace_days",
+            today,
+            Outcome.ALLOW,
+            f"instalment {inst.number} unpaid after the {grace}-day grace period and a reminder",
+        )
         return PlanCheck(MissedAction.MARK_MISSED, inst.number, today, (why,))
     return PlanCheck(MissedAction.ON_TRACK, None, None, ())
 
 
-def hardship_pause(plan: PaymentPlan, *, on: dt.date, at: dt.datetime, pack: PolicyPack,
-                   months: int) -> tuple[PaymentPlan, Event, tuple[Reason, ...]]:
+def hardship_pause(
+    plan: PaymentPlan, *, on: dt.date, at: dt.datetime, pack: PolicyPack, months: int
+) -> tuple[PaymentPlan, Event, tuple[Reason, ...]]:
     """Pause an active plan for hardship (nothing is missed while paused).
 
     :param months: the pause staff grant; longer than ``plan.hardship_pause_max_months``
@@ -502,10 +642,13 @@ def hardship_pause(plan: PaymentPlan, *, on: dt.date, at: dt.datetime, pack: Pol
     """
     new, event = pause_plan(plan, on=on, at=at)
     limit: int = pack.value("plan.hardship_pause_max_months", on=on)
-    outcome = Outcome.PERMITS if months <= limit else Outcome.INFORMS
-    msg = (f"hardship pause of {months} months" if months <= limit
-           else f"pause of {months} months exceeds {limit}: record the escalation")
-    return new, event, (Reason.from_rule(pack, "plan.hardship_pause_max_months", on, outcome, msg),)
+    outcome = Outcome.ALLOW if months <= limit else Outcome.INFO
+    msg = (
+        f"hardship pause of {months} months"
+        if months <= limit
+        else f"pause of {months} months exceeds {limit}: record the escalation"
+    )
+    return new, event, (rule_reason(pack, "plan.hardship_pause_max_months", on, outcome, msg),)
 
 
 def resume_after_hardship(
@@ -529,18 +672,33 @@ def resume_after_hardship(
     on = first_due
     cur = plan.total.currency
     remaining = plan.remaining
-    cap, reasons = monthly_cap(affordability, currency=cur, on=on, pack=pack, creditor=creditor, bill_kind=bill_kind)
+    cap, reasons = monthly_cap(
+        affordability, currency=cur, on=on, pack=pack, creditor=creditor, bill_kind=bill_kind
+    )
     left = sum(1 for i in plan.instalments if i.status is not InstalmentStatus.PAID)
     limit: int = pack.value("plan.max_term_months", on=on)
     needed = 1 if cap is None or cap.is_zero() else -(-remaining.minor_units // cap.minor_units)
     if cap is not None and (cap.is_zero() or needed > limit):
-        raise PolicyViolation(f"PaymentPlan {plan.id}: what remains cannot fit the affordability cap within "
-                              f"{limit} months; screen for financial assistance")
+        raise PolicyViolation(
+            f"PaymentPlan {plan.id}: what remains cannot fit the affordability cap within "
+            f"{limit} months; screen for financial assistance"
+        )
     count = max(needed, left, 1)
     calendar = pack.calendar if pack.value("plan.roll_to_business_day", on=on) else None
     new, event = resume_plan(plan, count=count, first_due=first_due, at=at, calendar=calendar)
-    return new, event, (*reasons, Reason("record.reamortised", "plan record",
-                                         f"{remaining} re-amortised over {count} instalments", Outcome.ADJUSTS))
+    return (
+        new,
+        event,
+        (
+            *reasons,
+            note(
+                "record.reamortised",
+                "plan record",
+                f"{remaining} re-amortised over {count} instalments",
+                Outcome.CONDITION,
+            ),
+        ),
+    )
 
 
 def apply_paid_after_payments_rule(
@@ -556,6 +714,11 @@ def apply_paid_after_payments_rule(
     if n is None or not plan.status.current or plan.paid_count < n or plan.remaining.is_zero():
         return None
     new, event = complete_plan(plan, at=at, reason=state_rule_id(creditor.state, "plan.paid_after_payments"))
-    why = Reason.from_rule(pack, state_rule_id(creditor.state, "plan.paid_after_payments"), on, Outcome.ADJUSTS,
-                           f"{plan.paid_count} payments made: the remaining {plan.remaining} counts as paid")
+    why = rule_reason(
+        pack,
+        state_rule_id(creditor.state, "plan.paid_after_payments"),
+        on,
+        Outcome.CONDITION,
+        f"{plan.paid_count} payments made: the remaining {plan.remaining} counts as paid",
+    )
     return new, event, why

@@ -1,80 +1,65 @@
-"""Why a relief decision came out as it did: one :class:`Reason` per rule applied.
+"""Reasons for relief decisions, in the shared shape of :mod:`carecollect.policy.explain`.
 
-Every gate, plan proposal and fee computation returns its reasons, so staff
-screens, letters and audits can say which rule decided and where it comes
-from. The shape (``rule_id``, ``source``, ``message``, ``outcome``) is the
-one the outreach policy's explanations use.
+Relief decisions (gates, plan proposals, fees, pauses) explain themselves
+with the same :class:`~carecollect.policy.explain.Reason` and
+:class:`~carecollect.policy.explain.Outcome` the outreach cadence and
+governor use, so one staff screen and one audit log show both. This module
+adds two helpers: :func:`rule_reason` cites a pack rule in force on a date,
+and :func:`note` builds a reason for a fact that is not a pack rule (a
+creditor's own policy, a record's state) with the message before the outcome.
+
+How relief uses the outcomes: ``DENY`` blocks with no date that would lift
+it (an open dispute, missing consent); ``DEFER`` blocks until a known date
+(an age rule, a waiting period); ``CONDITION`` means a rule changed an
+amount or date (a cap applied); ``ALLOW`` a rule was checked and is met;
+``INFO`` is for the staff screen.
 
 >>> import datetime as dt
 >>> from carecollect.policy import get_pack
->>> from carecollect.relief.reasons import Outcome, Reason
->>> r = Reason.from_rule(get_pack("us"), "credit.min_balance_usd", dt.date(2026, 3, 1), Outcome.BLOCKS,
-...                      "balance below $500 is never reported")
+>>> from carecollect.relief.reasons import Outcome, rule_reason
+>>> r = rule_reason(get_pack("us"), "credit.min_balance_usd", dt.date(2026, 3, 1), Outcome.DENY,
+...                 "balance below $500 is never reported")
 >>> r.rule_id, r.source.startswith("CDIA"), r.outcome.value
-('credit.min_balance_usd', True, 'blocks')
+('credit.min_balance_usd', True, 'deny')
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import enum
 
-import attrs
-
+from ..policy.explain import Decision, Outcome, Reason, reason_from_rule
 from ..policy.packs import PolicyPack
 
-__all__ = ["Outcome", "Reason", "blocking"]
+__all__ = ["Decision", "Outcome", "Reason", "blocking", "note", "rule_reason"]
 
 
-class Outcome(enum.Enum):
-    """What a reason did to the decision."""
+def rule_reason(pack: PolicyPack, rule_id: str, on: dt.date, outcome: Outcome, message: str) -> Reason:
+    """A reason citing the source of ``rule_id`` as in force in ``pack`` on ``on``.
 
-    #: The rule stops the action (for now or for good).
-    BLOCKS = "blocks"
-    #: The rule was checked and is satisfied.
-    PERMITS = "permits"
-    #: The rule changed an amount or date (a cap applied, a date rolled).
-    ADJUSTS = "adjusts"
-    #: Information for staff or the patient; changes nothing.
-    INFORMS = "informs"
-
-
-@attrs.frozen
-class Reason:
-    """One rule's part in a decision.
-
-    :param rule_id: the pack rule (``"credit.min_balance_usd"``) or a
-        ``"creditor.*"`` / ``"record.*"`` id for facts that are not pack rules.
-    :param source: the legal or published source.
-    :param message: plain-language explanation (identifiers and amounts only, never PHI).
-    :param outcome: :class:`Outcome`.
+    :param pack: the policy pack.
+    :param rule_id: the rule's id.
+    :param on: the day whose version of the rule applies.
+    :param outcome: what the rule did.
+    :param message: a PHI-free sentence.
+    :returns: the reason (an unverified rule's source is marked as such).
+    :raises ConfigurationError: the pack has no such rule in force on ``on``.
     """
+    return reason_from_rule(pack.rule(rule_id, on=on), outcome, message)
 
-    rule_id: str
-    source: str
-    message: str
-    outcome: Outcome
 
-    @classmethod
-    def from_rule(cls, pack: PolicyPack, rule_id: str, on: dt.date, outcome: Outcome, message: str) -> Reason:
-        """A reason citing the source of ``rule_id`` as in force in ``pack`` on ``on``.
+def note(rule_id: str, source: str, message: str, outcome: Outcome) -> Reason:
+    """A reason for a fact that is not a pack rule (``"creditor.*"``, ``"record.*"`` ids).
 
-        :raises ConfigurationError: the pack has no such rule in force.
-        """
-        rule = pack.rule(rule_id, on=on)
-        source = rule.source if rule.verified else f"{rule.source} [unverified]"
-        return cls(rule_id, source, message, outcome)
-
-    @property
-    def blocks(self) -> bool:
-        """True when this reason stops the action."""
-        return self.outcome is Outcome.BLOCKS
+    >>> note("record.dispute_open", "dispute D-1", "dispute open", Outcome.DENY).outcome.blocks
+    True
+    """
+    return Reason(rule_id, source, outcome, message)
 
 
 def blocking(reasons: tuple[Reason, ...]) -> tuple[Reason, ...]:
-    """The reasons that block.
+    """The reasons that block (deny or defer).
 
-    >>> blocking((Reason("a", "s", "m", Outcome.PERMITS), Reason("b", "s", "m", Outcome.BLOCKS)))[0].rule_id
+    >>> blocking((note("a", "s", "m", Outcome.ALLOW), note("b", "s", "m", Outcome.DEFER)))[0].rule_id
     'b'
     """
-    return tuple(r for r in reasons if r.blocks)
+    return tuple(r for r in reasons if r.outcome.blocks)

@@ -1,0 +1,424 @@
+"""Financial assistance: poverty-guideline screening, free and discounted care, and the 501(r) timeline.
+
+Screening compares household income with the HHS poverty guideline for the
+household's size and region (48 states and DC, Alaska, Hawaii; 2025 and 2026
+tables in the US pack). The tiers are the creditor's policy, not federal law;
+the common default is free care at or below 200 % and a sliding discount up
+to 400 % (:meth:`AssistancePolicy.from_pack`).
+
+>>> import datetime as dt
+>>> from carecollect.money import Money
+>>> from carecollect.policy import get_pack
+>>> from carecollect.relief.assistance import AssistancePolicy, poverty_guideline, screen
+>>> poverty_guideline(4, on=dt.date(2026, 3, 1), pack=get_pack("us"))
+Money('33000.00', 'USD')
+>>> s = screen(Money("80000.00", "USD"), 4, on=dt.date(2026, 3, 1), pack=get_pack("us"),
+...            policy=AssistancePolicy.from_pack(get_pack("us"), on=dt.date(2026, 3, 1)))
+>>> s.fpl_percent, s.eligibility.value, s.discount_percent
+(Decimal('242.42'), 'discount', Decimal('80'))
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Iterable, Sequence
+from decimal import ROUND_DOWN, Decimal
+
+import attrs
+
+from ..errors import ValidationError
+from ..money import Money
+from ..policy.packs import PolicyPack
+from ..validation import date_only, date_or_none, identifier
+from .reasons import Outcome, Reason, note, rule_reason
+
+__all__ = [
+    "ApplicationStatus",
+    "AssistanceApplication",
+    "AssistancePolicy",
+    "DiscountTier",
+    "EcaTimeline",
+    "Eligibility",
+    "FplRegion",
+    "PresumptiveBasis",
+    "Screening",
+    "application_suspends_eca",
+    "eca_timeline",
+    "fpl_percent",
+    "poverty_guideline",
+    "region_for_state",
+    "screen",
+    "within_application_period",
+]
+
+
+class FplRegion(enum.Enum):
+    """Which poverty-guideline table applies."""
+
+    CONTIGUOUS = "contiguous"
+    ALASKA = "alaska"
+    HAWAII = "hawaii"
+
+
+def region_for_state(state: str | None) -> FplRegion:
+    """The table for a US state of residence (``None`` or any other state: the 48-state table).
+
+    >>> region_for_state("AK"), region_for_state("hi"), region_for_state(None)
+    (<FplRegion.ALASKA: 'alaska'>, <FplRegion.HAWAII: 'hawaii'>, <FplRegion.CONTIGUOUS: 'contiguous'>)
+    """
+    s = (state or "").upper()
+    return {"AK": FplRegion.ALASKA, "HI": FplRegion.HAWAII}.get(s, FplRegion.CONTIGUOUS)
+
+
+def poverty_guideline(
+    household_size: int, *, on: dt.date, pack: PolicyPack, region: FplRegion = FplRegion.CONTIGUOUS
+) -> Money:
+    """The yearly poverty guideline in USD for ``household_size`` persons, from the table in force on ``on``.
+
+    :raises ValidationError: a household of fewer than one person.
+    :raises ConfigurationError: the pack has no table for that date.
+
+    >>> from carecollect.policy import get_pack
+    >>> poverty_guideline(1, on=dt.date(2025, 6, 1), pack=get_pack("us"), region=FplRegion.ALASKA)
+    Money('19550.00', 'USD')
+    """
+    if isinstance(household_size, bool) or not isinstance(household_size, int) or household_size < 1:
+        raise ValidationError("Screening", "household_size", "must be a positive int")
+    first, extra = pack.value(f"fpl.{region.value}", on=on)
+    return Money.of(first + extra * (household_size - 1), "USD")
+
+
+def fpl_percent(
+    annual_income: Money,
+    household_size: int,
+    *,
+    on: dt.date,
+    pack: PolicyPack,
+    region: FplRegion = FplRegion.CONTIGUOUS,
+) -> Decimal:
+    """Household income as a percentage of the guideline, truncated to two places (in the patient's favour).
+
+    >>> from carecollect.policy import get_pack
+    >>> fpl_percent(Money("31920.00", "USD"), 1, on=dt.date(2026, 2, 1), pack=get_pack("us"))
+    Decimal('200.00')
+    """
+    if annual_income.currency != "USD":
+        raise ValidationError("Screening", "annual_income", "poverty guidelines are in USD")
+    guideline = poverty_guideline(household_size, on=on, pack=pack, region=region)
+    ratio: Decimal = annual_income.amount * 100 / guideline.amount
+    return ratio.quantize(Decimal("0.01"), rounding=ROUND_DOWN)
+
+
+class Eligibility(enum.Enum):
+    """The result of screening."""
+
+    FREE = "free"
+    DISCOUNT = "discount"
+    NOT_ELIGIBLE = "not_eligible"
+
+
+class PresumptiveBasis(enum.Enum):
+    """Facts that make a patient presumptively eligible, without an income check."""
+
+    MEDICAID = "medicaid"
+    SNAP = "snap"
+    WIC = "wic"
+    HOMELESS = "homeless"
+    DECEASED_NO_ESTATE = "deceased_no_estate"
+    BANKRUPTCY = "bankruptcy"
+
+
+@attrs.frozen
+class DiscountTier:
+    """Up to and including ``max_fpl_percent``, ``discount_percent`` off.
+
+    :param max_fpl_percent: upper bound of the tier (% of the guideline).
+    :param discount_percent: discount on the patient's responsibility (0-100).
+    """
+
+    max_fpl_percent: Decimal
+    discount_percent: Decimal
+
+
+def _tier_tuple(value: Iterable[DiscountTier]) -> tuple[DiscountTier, ...]:
+    return tuple(value)
+
+
+def _tiers(
+    instance: AssistancePolicy,
+    attribute: attrs.Attribute[tuple[DiscountTier, ...]],
+    value: tuple[DiscountTier, ...],
+) -> None:
+    bounds = [t.max_fpl_percent for t in value]
+    if bounds != sorted(bounds) or len(set(bounds)) != len(bounds):
+        raise ValidationError("AssistancePolicy", "tiers", "tiers must rise strictly by max_fpl_percent")
+    for t in value:
+        if not 0 < t.discount_percent <= 100:
+            raise ValidationError("AssistancePolicy", "tiers", "discounts must be above 0 and at most 100 %")
+
+
+def _plain(d: Decimal) -> Decimal:
+    """``Decimal('250.00')`` → ``Decimal('250')`` without exponent notation; two places at most."""
+    q = d.quantize(Decimal("0.01"), rounding=ROUND_DOWN)
+    return q.quantize(Decimal(1)) if q == q.to_integral_value() else q
+
+
+@attrs.frozen
+class AssistancePolicy:
+    """A creditor's financial-assistance policy as data.
+
+    :param free_at_or_below: free care at or below this % of the guideline.
+    :param tiers: discount tiers above it, rising.
+    :param presumptive: bases that make a patient presumptively eligible for free care.
+    :param source: where the policy is published (shown in reasons).
+    """
+
+    free_at_or_below: Decimal
+    tiers: tuple[DiscountTier, ...] = attrs.field(converter=_tier_tuple, validator=_tiers)
+    presumptive: frozenset[PresumptiveBasis] = attrs.field(
+        default=frozenset(PresumptiveBasis), converter=frozenset
+    )
+    source: str = "creditor's financial-assistance policy"
+
+    @classmethod
+    def from_pack(cls, pack: PolicyPack, *, on: dt.date, steps: int = 4) -> AssistancePolicy:
+        """The common default: free at or below ``assistance.free_at_or_below_fpl_percent``, then a
+        discount sliding down in ``steps`` equal tiers to ``assistance.discount_up_to_fpl_percent``.
+
+        >>> import datetime as dt
+        >>> from carecollect.policy import get_pack
+        >>> p = AssistancePolicy.from_pack(get_pack("us"), on=dt.date(2026, 1, 5))
+        >>> [(str(t.max_fpl_percent), str(t.discount_percent)) for t in p.tiers]
+        [('250', '80'), ('300', '60'), ('350', '40'), ('400', '20')]
+        """
+        free: Decimal = pack.value("assistance.free_at_or_below_fpl_percent", on=on)
+        top: Decimal = pack.value("assistance.discount_up_to_fpl_percent", on=on)
+        width = (top - free) / steps
+        tiers = tuple(
+            DiscountTier(free + width * (k + 1), Decimal(100) * (steps - k) / (steps + 1))
+            for k in range(steps)
+        )
+        tiers = tuple(
+            attrs.evolve(
+                t, max_fpl_percent=_plain(t.max_fpl_percent), discount_percent=_plain(t.discount_percent)
+            )
+            for t in tiers
+        )
+        return cls(
+            free,
+            tiers,
+            source="carecollect default tiers ("
+            + pack.rule("assistance.free_at_or_below_fpl_percent", on=on).source
+            + ")",
+        )
+
+
+@attrs.frozen
+class Screening:
+    """The result of :func:`screen`.
+
+    :param eligibility: :class:`Eligibility`.
+    :param discount_percent: 100 for free care, the tier's discount, or 0.
+    :param fpl_percent: the household's % of the guideline (``None`` when presumptive).
+    :param reasons: why.
+    """
+
+    eligibility: Eligibility
+    discount_percent: Decimal
+    fpl_percent: Decimal | None = attrs.field(repr=False)
+    reasons: tuple[Reason, ...]
+
+    def discount_on(self, balance: Money) -> Money:
+        """The assistance discount on ``balance`` (free care: all of it)."""
+        if self.discount_percent >= 100:
+            return balance
+        return balance.percent(self.discount_percent)
+
+
+def screen(
+    annual_income: Money | None,
+    household_size: int,
+    *,
+    on: dt.date,
+    pack: PolicyPack,
+    policy: AssistancePolicy,
+    region: FplRegion = FplRegion.CONTIGUOUS,
+    presumptive: Sequence[PresumptiveBasis] = (),
+) -> Screening:
+    """Screen a household against the guideline and the creditor's tiers.
+
+    :param annual_income: gross household income in USD (``None`` allowed when presumptive).
+    :param presumptive: facts that make the patient presumptively eligible
+        (enrolment in Medicaid, SNAP...); any one the policy accepts gives free care.
+    """
+    for basis in presumptive:
+        if basis in policy.presumptive:
+            return Screening(
+                Eligibility.FREE,
+                Decimal(100),
+                None,
+                (
+                    note(
+                        "creditor.assistance.presumptive",
+                        policy.source,
+                        f"presumptively eligible ({basis.value}): free care without an income check",
+                        Outcome.CONDITION,
+                    ),
+                ),
+            )
+    if annual_income is None:
+        raise ValidationError("Screening", "annual_income", "needed unless a presumptive basis applies")
+    pct = fpl_percent(annual_income, household_size, on=on, pack=pack, region=region)
+    fpl_rule = rule_reason(
+        pack,
+        f"fpl.{region.value}",
+        on,
+        Outcome.INFO,
+        f"household of {household_size} at {pct} % of the poverty guideline",
+    )
+    if pct <= policy.free_at_or_below:
+        return Screening(
+            Eligibility.FREE,
+            Decimal(100),
+            pct,
+            (
+                fpl_rule,
+                note(
+                    "creditor.assistance.free",
+                    policy.source,
+                    f"free care at or below {policy.free_at_or_below} %",
+                    Outcome.CONDITION,
+                ),
+            ),
+        )
+    for tier in policy.tiers:
+        if pct <= tier.max_fpl_percent:
+            return Screening(
+                Eligibility.DISCOUNT,
+                tier.discount_percent,
+                pct,
+                (
+                    fpl_rule,
+                    note(
+                        "creditor.assistance.tier",
+                        policy.source,
+                        f"{tier.discount_percent} % discount up to {tier.max_fpl_percent} %",
+                        Outcome.CONDITION,
+                    ),
+                ),
+            )
+    return Screening(
+        Eligibility.NOT_ELIGIBLE,
+        Decimal(0),
+        pct,
+        (
+            fpl_rule,
+            note(
+                "creditor.assistance.none",
+                policy.source,
+                "above every tier of the policy; a plan may still help",
+                Outcome.INFO,
+            ),
+        ),
+    )
+
+
+# -- 501(r): notification and application periods -------------------------------------
+
+
+@attrs.frozen
+class EcaTimeline:
+    """The 501(r) dates of one episode of care.
+
+    :param first_statement: the first post-discharge billing statement.
+    :param notification_period_ends: first statement + 120 days; no ECA before the day after.
+    :param earliest_eca: the first day an ECA may happen (``None`` until the written notice is sent).
+    :param application_period_ends: the later of day 240 and the notice's deadline.
+    """
+
+    first_statement: dt.date
+    notification_period_ends: dt.date
+    earliest_eca: dt.date | None
+    application_period_ends: dt.date
+
+
+def eca_timeline(
+    first_statement: dt.date,
+    *,
+    pack: PolicyPack,
+    notice_sent_on: dt.date | None = None,
+    notice_deadline: dt.date | None = None,
+) -> EcaTimeline:
+    """The 501(r) timeline (26 CFR 1.501(r)-6(c); check wording against the eCFR).
+
+    >>> import datetime as dt
+    >>> from carecollect.policy import get_pack
+    >>> t = eca_timeline(dt.date(2026, 1, 15), pack=get_pack("us"), notice_sent_on=dt.date(2026, 4, 1),
+    ...                  notice_deadline=dt.date(2026, 5, 15))
+    >>> t.notification_period_ends, t.earliest_eca, t.application_period_ends
+    (datetime.date(2026, 5, 15), datetime.date(2026, 5, 15), datetime.date(2026, 9, 12))
+    """
+    on = first_statement
+    notify: int = pack.value("r501.notification_period_days", on=on)
+    before: int = pack.value("r501.notice_days_before_eca", on=on)
+    app: int = pack.value("r501.application_period_days", on=on)
+    ends = first_statement + dt.timedelta(days=notify)
+    earliest = None
+    if notice_sent_on is not None:
+        earliest = max(ends, notice_sent_on + dt.timedelta(days=before))
+        if notice_deadline is not None:
+            earliest = max(earliest, notice_deadline)
+    app_end = first_statement + dt.timedelta(days=app)
+    if notice_deadline is not None and notice_deadline > app_end:
+        app_end = notice_deadline
+    return EcaTimeline(first_statement, ends, earliest, app_end)
+
+
+class ApplicationStatus(enum.Enum):
+    """State of a financial-assistance application."""
+
+    RECEIVED = "received"
+    INCOMPLETE = "incomplete"
+    APPROVED = "approved"
+    DENIED = "denied"
+    WITHDRAWN = "withdrawn"
+
+    @property
+    def pending(self) -> bool:
+        """True while a decision is outstanding."""
+        return self in (ApplicationStatus.RECEIVED, ApplicationStatus.INCOMPLETE)
+
+
+@attrs.frozen
+class AssistanceApplication:
+    """A patient's application for financial assistance.
+
+    :param id: stable identifier.
+    :param account_id: the account.
+    :param received_on: the date it was received.
+    :param status: :class:`ApplicationStatus`.
+    :param decided_on: the date of the decision, if any.
+    """
+
+    id: str = attrs.field(validator=identifier)
+    account_id: str = attrs.field(validator=identifier)
+    received_on: dt.date = attrs.field(validator=date_only)
+    status: ApplicationStatus = ApplicationStatus.RECEIVED
+    decided_on: dt.date | None = attrs.field(default=None, validator=date_or_none)
+
+
+def application_suspends_eca(app: AssistanceApplication) -> bool:
+    """True when a pending application suspends extraordinary collection actions.
+
+    Under 501(r) an application received within the application period
+    suspends ECAs; carecollect suspends for *any* pending application,
+    late or not (patient-friendly); :func:`within_application_period` tells
+    whether the law also requires it.
+    """
+    return app.status.pending
+
+
+def within_application_period(app: AssistanceApplication, timeline: EcaTimeline) -> bool:
+    """True when ``app`` was received by the end of the 501(r) application period (the legal minimum)."""
+    return app.received_on <= timeline.application_period_ends
