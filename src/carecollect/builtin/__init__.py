@@ -1,0 +1,7 @@
+"""Built-in plugins, registered like any other plugin (and blockable the same way).
+
+* :mod:`carecollect.builtin.outbox`: the ``outbox`` message channel, which writes
+  each rendered message to a folder (what a developer uses on day one);
+* :mod:`carecollect.builtin.manual`: the ``manual`` payment provider for cash,
+  cheques and bank transfers recorded by staff.
+"""

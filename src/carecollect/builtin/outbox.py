@@ -1,0 +1,185 @@
+"""The ``outbox`` message channel: every rendered message written to a folder.
+
+What a developer uses on day one: nothing is sent, every message can be read.
+E-mails are written as ``<id>.eml`` (open them in a mail client); letters,
+SMS, calls and portal notices as ``<id>.txt``. Writing the same message id
+again changes nothing. Delivery reports and replies are JSON bodies, so a test
+or a developer can simulate them.
+
+>>> import tempfile, datetime as dt
+>>> from carecollect.channels import Channel
+>>> from carecollect.messaging import RenderedMessage
+>>> folder = tempfile.mkdtemp()
+>>> channel = OUTBOX.create({"folder": folder})
+>>> receipt = channel.send(RenderedMessage(id="MSG-1", channel=Channel.SMS, recipient="+4790000000",
+...                                        body="Your bill of NOK 450 is due on 1 April."))
+>>> receipt.status.value, receipt.provider_message_id
+('accepted', 'MSG-1.txt')
+>>> reply = channel.parse_inbound({}, b'{"id": "in-1", "from": "+4790000000", "text": "STOPP"}',
+...                               now=dt.datetime(2026, 3, 2, 9, tzinfo=dt.timezone.utc))
+>>> reply.is_opt_out
+True
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.message
+import email.utils
+import hashlib
+import json
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..channels import Channel
+from ..errors import ConfigurationError, ValidationError
+from ..hookspecs import hookimpl
+from ..messaging import (
+    ChannelCapabilities,
+    DeliveryReport,
+    DeliveryState,
+    InboundReply,
+    MessageChannelDescriptor,
+    Receipt,
+    ReceiptStatus,
+    RenderedMessage,
+)
+from ..timekeeping import require_aware
+
+__all__ = ["OUTBOX", "OutboxChannel", "carecollect_message_channels"]
+
+#: Every channel, any length, opt-out links, simulated reports and replies.
+CAPABILITIES = ChannelCapabilities(
+    channels=frozenset(Channel), opt_out_link=True, delivery_reports=True, inbound=True, html=True
+)
+
+
+def _file_stem(message_id: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", message_id)
+    if safe != message_id or safe.startswith("."):
+        safe = f"{safe.lstrip('.')}-{hashlib.sha256(message_id.encode()).hexdigest()[:8]}"
+    return safe
+
+
+def _json(body: bytes, what: str) -> dict[str, Any]:
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ValidationError("outbox", what, "the body must be a UTF-8 JSON object") from None
+    if not isinstance(data, dict):
+        raise ValidationError("outbox", what, "the body must be a UTF-8 JSON object")
+    return data
+
+
+def _when(data: Mapping[str, Any], now: dt.datetime) -> dt.datetime:
+    if "at" not in data:
+        return now
+    at = dt.datetime.fromisoformat(str(data["at"]))
+    require_aware(at, "outbox", "at")
+    return at
+
+
+class OutboxChannel:
+    """Writes each message to ``folder``.
+
+    :param settings: ``{"folder": path}``; the folder is created if missing.
+    :raises ConfigurationError: no folder given.
+    """
+
+    capabilities = CAPABILITIES
+
+    def __init__(self, settings: Mapping[str, str]) -> None:
+        folder = settings.get("folder")
+        if not folder:
+            raise ConfigurationError(
+                "the outbox channel needs a 'folder' setting (where messages are written)"
+            )
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def _render(self, message: RenderedMessage) -> tuple[str, bytes]:
+        stem = _file_stem(message.id)
+        if message.channel is Channel.EMAIL:
+            mail = email.message.EmailMessage()
+            mail["To"] = message.recipient
+            mail["Subject"] = message.subject
+            mail["Message-ID"] = f"<{stem}@outbox.carecollect.invalid>"
+            mail["Content-Language"] = message.language
+            if message.opt_out_url:
+                mail["List-Unsubscribe"] = f"<{message.opt_out_url}>"
+            mail.set_content(message.body)
+            if message.html:
+                mail.add_alternative(message.html, subtype="html")
+            return f"{stem}.eml", bytes(mail)
+        lines = [
+            f"Channel: {message.channel.value}",
+            f"To: {message.recipient}",
+            f"Language: {message.language}",
+        ]
+        if message.subject:
+            lines.append(f"Subject: {message.subject}")
+        if message.opt_out_url:
+            lines.append(f"Opt-out: {message.opt_out_url}")
+        return f"{stem}.txt", ("\n".join(lines) + "\n\n" + message.body + "\n").encode("utf-8")
+
+    def send(self, message: RenderedMessage) -> Receipt:
+        """Write ``message``; the receipt's provider id is the file name.
+
+        :returns: an ``ACCEPTED`` receipt (the same one again for the same message id).
+        """
+        name, data = self._render(message)
+        target = self.folder / name
+        if not target.exists():
+            partial = self.folder / f".{name}.partial"
+            partial.write_bytes(data)
+            os.replace(partial, target)
+        return Receipt(message.id, ReceiptStatus.ACCEPTED, provider_message_id=name)
+
+    def parse_delivery_report(
+        self, headers: Mapping[str, str], body: bytes, *, now: dt.datetime
+    ) -> DeliveryReport:
+        """``{"id": <file name>, "state": "delivered", "at": <ISO time, optional>}``.
+
+        :raises ValidationError: not such a JSON object, or an unknown state.
+        """
+        data = _json(body, "delivery report")
+        try:
+            state = DeliveryState(data.get("state"))
+        except ValueError:
+            raise ValidationError("outbox", "state", f"one of {[s.value for s in DeliveryState]}") from None
+        return DeliveryReport(
+            str(data.get("id", "")), state, _when(data, now), detail=str(data.get("detail", ""))
+        )
+
+    def parse_inbound(self, headers: Mapping[str, str], body: bytes, *, now: dt.datetime) -> InboundReply:
+        """``{"id": ..., "from": ..., "text": ..., "channel": "sms" (default), "in_reply_to": ...}``.
+
+        :raises ValidationError: not such a JSON object.
+        """
+        data = _json(body, "inbound reply")
+        return InboundReply(
+            provider_message_id=str(data.get("id", "")),
+            channel=Channel(data.get("channel", "sms")),
+            sender=str(data.get("from", "")),
+            text=str(data.get("text", "")),
+            at=_when(data, now),
+            in_reply_to=data.get("in_reply_to"),
+        )
+
+
+#: The descriptor the built-in plugin registers.
+OUTBOX = MessageChannelDescriptor(
+    name="outbox",
+    capabilities=CAPABILITIES,
+    factory=OutboxChannel,
+    description="Writes every message to a folder instead of sending it",
+)
+
+
+@hookimpl
+def carecollect_message_channels() -> list[MessageChannelDescriptor]:
+    """The ``outbox`` channel."""
+    return [OUTBOX]
