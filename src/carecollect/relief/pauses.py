@@ -1,0 +1,91 @@
+"""Predicates the outreach cadence calls: is collection on this debt paused, and why?
+
+Relief stops reminders in several ways: an open dispute freezes collection
+outreach (seed 001; FDCPA 1692g(b); 45 CFR 149.620), a plan the patient keeps
+replaces dunning with instalment reminders, a pending assistance application
+suspends collection, and a claim the insurer may still pay is not billed to
+the patient. :func:`collection_paused` answers for one invoice (or the whole
+account) with the reasons; the cadence skips collection steps
+(:attr:`~carecollect.outreach.OutreachPurpose.is_collection`) while it is true.
+
+>>> import datetime as dt
+>>> from carecollect.money import Money
+>>> from carecollect.policy import get_pack
+>>> from carecollect.disputes import Dispute, DisputeReason
+>>> from carecollect.relief.pauses import collection_paused
+>>> from carecollect.relief.snapshot import AccountSnapshot
+>>> t = dt.datetime(2026, 3, 9, 10, tzinfo=dt.timezone.utc)
+>>> d = Dispute(id="D-1", account_id="A-1", invoice_id="INV-1", reason=DisputeReason.QUALITY_OF_SERVICE, opened_at=t)
+>>> paused, why = collection_paused(AccountSnapshot("A-1", Money("120.00", "USD"), disputes=(d,)),
+...                                 invoice_id="INV-1", now=t, pack=get_pack("us"))
+>>> paused, why[0].rule_id
+(True, 'dispute.freezes_collection')
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from ..policy.packs import PolicyPack
+from ..timekeeping import require_aware
+from .insurer import billable_to_patient
+from .reasons import Outcome, Reason, rule_reason
+from .snapshot import AccountSnapshot
+
+__all__ = ["collection_paused"]
+
+
+def collection_paused(
+    snapshot: AccountSnapshot, *, invoice_id: str | None = None, now: dt.datetime, pack: PolicyPack
+) -> tuple[bool, tuple[Reason, ...]]:
+    """True (with the reasons) when no collection message may go out on ``invoice_id`` (``None``: the account).
+
+    Instalment reminders, dispute acknowledgements and follow-up calls are not
+    collection steps and are not paused by this.
+
+    :param snapshot: the account's records.
+    :param invoice_id: the invoice a step concerns (``None``: any).
+    :param now: the moment (aware).
+    :param pack: the rules.
+    :returns: ``(paused, reasons)``; the reasons are empty when nothing pauses collection.
+    """
+    require_aware(now, f"AccountSnapshot {snapshot.account_id}", "now")
+    today = now.date()
+    reasons: list[Reason] = []
+    for d in snapshot.open_disputes(invoice_id):
+        reasons.append(
+            rule_reason(
+                pack,
+                "dispute.freezes_collection",
+                today,
+                Outcome.DENY,
+                f"dispute {d.id} is open: collection outreach is frozen",
+            )
+        )
+    for p in snapshot.current_plans(invoice_id):
+        reasons.append(
+            rule_reason(
+                pack,
+                "gate.plan_blocks",
+                today,
+                Outcome.DENY,
+                f"plan {p.id} is {p.status.value}: instalment reminders only",
+            )
+        )
+    for a in snapshot.pending_applications():
+        reasons.append(
+            rule_reason(
+                pack,
+                "gate.application_blocks",
+                today,
+                Outcome.DENY,
+                f"assistance application {a.id} awaits a decision",
+            )
+        )
+    for inv in snapshot.invoices:
+        if invoice_id is not None and inv.id != invoice_id:
+            continue
+        wait = billable_to_patient(inv, today=today, pack=pack)
+        if wait.waiting:
+            reasons.extend(wait.reasons)
+    return bool(reasons), tuple(reasons)

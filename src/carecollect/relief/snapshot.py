@@ -1,0 +1,113 @@
+"""An account's state as the gates and pauses read it: one frozen snapshot, no store access.
+
+The caller (a daily run, a staff screen) gathers the records of one debt or
+account into an :class:`AccountSnapshot`; :mod:`carecollect.relief.gates` and
+:mod:`carecollect.relief.pauses` are pure functions of it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+import attrs
+
+from ..disputes import Dispute
+from ..errors import ValidationError
+from ..invoices import Invoice
+from ..money import Money
+from ..outreach import OutreachPurpose
+from ..plans import PaymentPlan
+from ..validation import aware_or_none, date_only, date_or_none, identifier
+from .assistance import AssistanceApplication
+
+__all__ = ["AccountSnapshot", "SentNotice"]
+
+
+@attrs.frozen
+class SentNotice:
+    """A notice that went out (a pre-placement notice, an inkassovarsel, a 501(r) ECA notice).
+
+    :param purpose: :class:`~carecollect.outreach.OutreachPurpose`.
+    :param sent_on: the day it was sent.
+    :param deadline: the pay-by or object-by date it stated, if any.
+    :param invoice_id: the invoice it concerned (``None``: the whole account).
+    """
+
+    purpose: OutreachPurpose
+    sent_on: dt.date = attrs.field(validator=date_only)
+    deadline: dt.date | None = attrs.field(default=None, validator=date_or_none)
+    invoice_id: str | None = None
+
+
+def _t(value: Iterable[object]) -> tuple[object, ...]:
+    return tuple(value)
+
+
+@attrs.frozen
+class AccountSnapshot:
+    """Everything the gates need about one debt (or account).
+
+    :param account_id: the account.
+    :param balance: the open balance the action would concern.
+    :param invoices: the invoices behind it.
+    :param disputes: disputes on the account (open or not).
+    :param plans: payment plans on the account.
+    :param applications: financial-assistance applications.
+    :param notices: notices sent (see :class:`SentNotice`).
+    :param handoff_consent_at: when the patient consented to handing the claim to an agency (Germany).
+    :param spoke_with_consumer_on: the last day a collector spoke with the consumer about the debt.
+    :param last_message_on: the last day a collector sent the consumer a message about the debt.
+    """
+
+    account_id: str = attrs.field(validator=identifier)
+    balance: Money
+    invoices: tuple[Invoice, ...] = attrs.field(default=(), converter=_t)
+    disputes: tuple[Dispute, ...] = attrs.field(default=(), converter=_t)
+    plans: tuple[PaymentPlan, ...] = attrs.field(default=(), converter=_t)
+    applications: tuple[AssistanceApplication, ...] = attrs.field(default=(), converter=_t)
+    notices: tuple[SentNotice, ...] = attrs.field(default=(), converter=_t)
+    handoff_consent_at: dt.datetime | None = attrs.field(default=None, validator=aware_or_none)
+    spoke_with_consumer_on: dt.date | None = attrs.field(default=None, validator=date_or_none)
+    last_message_on: dt.date | None = attrs.field(default=None, validator=date_or_none)
+
+    def __attrs_post_init__(self) -> None:
+        for inv in self.invoices:
+            if inv.currency != self.balance.currency:
+                raise ValidationError(
+                    f"AccountSnapshot {self.account_id}",
+                    "invoices",
+                    f"invoice {inv.id} is not in {self.balance.currency}",
+                )
+
+    @property
+    def first_statement(self) -> dt.date | None:
+        """The earliest first-statement date of the invoices (``None`` if none was recorded)."""
+        dates = [i.first_statement_date for i in self.invoices if i.first_statement_date is not None]
+        return min(dates) if dates else None
+
+    @property
+    def delinquent_since(self) -> dt.date | None:
+        """The earliest due date of the invoices."""
+        return min((i.due_date for i in self.invoices), default=None)
+
+    def open_disputes(self, invoice_id: str | None = None) -> tuple[Dispute, ...]:
+        """Open disputes (covering ``invoice_id`` when given)."""
+        return tuple(d for d in self.disputes if d.is_open and (invoice_id is None or d.covers(invoice_id)))
+
+    def current_plans(self, invoice_id: str | None = None) -> tuple[PaymentPlan, ...]:
+        """Plans the patient is keeping (active or paused), covering ``invoice_id`` when given."""
+        return tuple(
+            p
+            for p in self.plans
+            if p.status.current and (invoice_id is None or not p.invoice_ids or invoice_id in p.invoice_ids)
+        )
+
+    def pending_applications(self) -> tuple[AssistanceApplication, ...]:
+        """Assistance applications awaiting a decision."""
+        return tuple(a for a in self.applications if a.status.pending)
+
+    def last_notice(self, *purposes: OutreachPurpose) -> SentNotice | None:
+        """The most recent notice of one of ``purposes``."""
+        found = [n for n in self.notices if n.purpose in purposes]
+        return max(found, key=lambda n: n.sent_on) if found else None
