@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from typing import Any
 
 import attrs
 
@@ -96,7 +97,9 @@ class GateDecision:
 
     def as_decision(self) -> Decision:
         """The same answer as a :class:`~carecollect.policy.explain.Decision` (for audit logs)."""
-        return attrs.evolve(Decision(self.allowed), reasons=self.reasons)
+        make: Any = Decision  # its attrs converter=tuple confuses mypy's attrs plugin
+        decision: Decision = make(self.allowed, self.reasons)
+        return decision
 
 
 class _Collector:
