@@ -12,7 +12,7 @@ and relief policies read. The rules come from two data modules,
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -21,7 +21,7 @@ from ..calendars import BusinessCalendar
 from ..errors import ConfigurationError
 from .rules import Rule, RuleSet
 
-__all__ = ["BUILTIN_PACKS", "PolicyPack", "available_packs", "get_pack"]
+__all__ = ["BUILTIN_PACKS", "PolicyPack", "available_packs", "get_pack", "pack_registry"]
 
 
 @attrs.frozen
@@ -102,14 +102,37 @@ def available_packs() -> list[str]:
     return sorted(BUILTIN_PACKS)
 
 
-def get_pack(key: str) -> PolicyPack:
-    """The built-in pack ``key``.
+def pack_registry(extra: Iterable[PolicyPack] = ()) -> dict[str, PolicyPack]:
+    """The built-in packs plus ``extra`` ones, keyed by pack key (no plugins, no global state).
+
+    :param extra: packs of your own (a state's rules, a house pack under its own key).
+    :raises ConfigurationError: an extra pack reuses a key (built in or given twice).
+
+    >>> from carecollect.policy.packs import get_pack, pack_registry
+    >>> colorado = attrs.evolve(get_pack("us"), key="us-co", name="United States, Colorado")
+    >>> sorted(pack_registry([colorado]))
+    ['bg', 'de', 'default', 'no', 'us', 'us-co']
+    """
+    packs = dict(BUILTIN_PACKS)
+    for pack in extra:
+        if pack.key in packs:
+            raise ConfigurationError(f"policy pack key {pack.key!r} is already taken; give the pack its own key")
+        packs[pack.key] = pack
+    return packs
+
+
+def get_pack(key: str, *, extra: Iterable[PolicyPack] = ()) -> PolicyPack:
+    """The pack ``key``: built in, or one of ``extra`` (see :func:`pack_registry`).
+
+    Plugins add packs through the ``carecollect_policy_packs`` hook
+    (``PluginManager.policy_pack``); this function needs no plugin system.
 
     :raises ConfigurationError: unknown key (the message lists the known ones).
     """
+    packs = pack_registry(extra) if extra else BUILTIN_PACKS
     try:
-        return BUILTIN_PACKS[key]
+        return packs[key]
     except KeyError:
         raise ConfigurationError(
-            f"no policy pack {key!r}; available: {', '.join(available_packs())}"
+            f"no policy pack {key!r}; available: {', '.join(sorted(packs))}"
         ) from None
