@@ -58,7 +58,14 @@ def _r(
 _EPOCH = dt.date(2020, 1, 1)
 
 
-def _common(min_instalment: Decimal, *, interest_allowed: bool, interest_source: str) -> tuple[Rule, ...]:
+def _common(
+    min_instalment: Decimal,
+    *,
+    interest_allowed: bool,
+    interest_source: str,
+    notice_required: bool = True,
+    notice_source: str = _HOUSE + " (501(r) notice in the US)",
+) -> tuple[Rule, ...]:
     """Rules every pack carries: plans, disputes, insurer wait, assistance tiers, gates."""
     return (
         # -- payment plans ---------------------------------------------------------------
@@ -191,8 +198,8 @@ def _common(min_instalment: Decimal, *, interest_allowed: bool, interest_source:
         # -- gates before an agency ----------------------------------------------------------
         _r(
             "gate.pre_placement_notice_required",
-            True,
-            _HOUSE + " (501(r) notice in the US)",
+            notice_required,
+            notice_source,
             _EPOCH,
             S.REQUIRED_IF_TRUE,
             "A written notice before placement, sale or reporting.",
@@ -470,7 +477,13 @@ _US = (
 )
 
 _NO = (
-    *_common(D("250"), interest_allowed=False, interest_source=_HOUSE),
+    *_common(
+        D("250"),
+        interest_allowed=False,
+        interest_source=_HOUSE,
+        notice_required=False,
+        notice_source="inkassoloven § 9: the inkassovarsel is the notice before handoff (see no.inkassovarsel_days)",
+    ),
     _r(
         "gate.min_days_after_first_statement",
         0,
