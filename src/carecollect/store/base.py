@@ -359,6 +359,14 @@ class Store(Protocol):
         """The creditor with that id."""
         ...
 
+    def creditors(self) -> list[Creditor]:
+        """Every creditor, by id."""
+        ...
+
+    def patients(self) -> Iterator[Patient]:
+        """Every patient, by id, read in batches."""
+        ...
+
     def put_patient(self, patient: Patient) -> None:
         """Insert or replace a patient with their contact points."""
         ...

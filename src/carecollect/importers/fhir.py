@@ -1,0 +1,452 @@
+"""FHIR R4 import and export: Organization, Patient, Account, Invoice and PaymentReconciliation.
+
+Resources are validated with ``fhir.resources`` (the optional extra
+``carecollect[fhir]``; its ``R4B`` models, which read R4 resources of these
+types) before they are mapped; an invalid resource is reported with its
+resource type, id and the failing element. The mapping (see
+:doc:`/reference/import-schema`) then goes through the same checks as CSV and
+JSON, and the import is all or nothing.
+
+FHIR R4 has no place for a few facts carecollect needs; they travel in
+extensions under :data:`EXT` (``jurisdiction`` and ``currency`` on Account,
+``due-date`` on Invoice, ``creditor-role`` on Organization, ``payment-method``
+on a PaymentReconciliation detail). The time zone uses the standard
+``http://hl7.org/fhir/StructureDefinition/tz-code`` extension on Patient.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigurationError
+from ..store.base import Store
+from .records import ImportFailed, ImportProblem, ImportSummary, Record, apply_records
+from .tabular import export_document
+
+__all__ = ["EXT", "TZ_EXTENSION", "export_fhir_bundle", "import_fhir", "records_from_bundle"]
+
+#: Base URL of carecollect's FHIR extensions.
+EXT = "https://carecollect.dev/fhir/StructureDefinition/"
+#: The standard FHIR extension for a time zone code.
+TZ_EXTENSION = "http://hl7.org/fhir/StructureDefinition/tz-code"
+
+_SUPPORTED = ("Organization", "Patient", "Account", "Invoice", "PaymentReconciliation")
+_DEFAULT_ZONES = {"NO": "Europe/Oslo", "DE": "Europe/Berlin", "BG": "Europe/Sofia", "US": "America/New_York"}
+_INVOICE_STATUS = {
+    "draft": "draft",
+    "issued": "open",
+    "balanced": "paid",
+    "cancelled": "cancelled",
+    "entered-in-error": "cancelled",
+}
+_INVOICE_STATUS_BACK = {"draft": "draft", "open": "issued", "paid": "balanced", "cancelled": "cancelled"}
+_TELECOM = {"email": "email", "sms": "sms", "phone": "phone"}
+
+
+def _models() -> Any:
+    try:
+        from fhir.resources import R4B
+    except ImportError:
+        raise ConfigurationError(
+            "FHIR import needs the optional extra: pip install 'carecollect[fhir]' (installs fhir.resources)"
+        ) from None
+    return R4B
+
+
+def _ext(resource: Mapping[str, Any], name: str) -> Any:
+    url = name if name.startswith("http") else EXT + name
+    for e in resource.get("extension", []) or []:
+        if isinstance(e, Mapping) and e.get("url") == url:
+            for key, value in e.items():
+                if key.startswith("value"):
+                    return value
+    return None
+
+
+def _ref(value: Any, kind: str) -> str | None:
+    if isinstance(value, Mapping) and isinstance(value.get("reference"), str):
+        ref = value["reference"]
+        prefix = f"{kind}/"
+        return ref[len(prefix) :] if ref.startswith(prefix) else None
+    return None
+
+
+def _decimal_text(value: Any) -> Any:
+    if isinstance(value, float):
+        return str(Decimal(repr(value)))
+    if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def _organization(r: Mapping[str, Any]) -> dict[str, Any]:
+    address = (r.get("address") or [{}])[0]
+    return {
+        "id": r.get("id"),
+        "name": r.get("name"),
+        "role": _ext(r, "creditor-role") or "provider",
+        "country": address.get("country"),
+        "state": address.get("state"),
+        "nonprofit": bool(_ext(r, "nonprofit") or False),
+    }
+
+
+def _patient(r: Mapping[str, Any]) -> dict[str, Any]:
+    address = (r.get("address") or [{}])[0]
+    country = address.get("country")
+    language = None
+    for comm in r.get("communication", []) or []:
+        codes = (comm.get("language") or {}).get("coding") or []
+        if codes and (language is None or comm.get("preferred")):
+            language = str(codes[0].get("code", "")).split("-")[0] or None
+    zones = [e.get("valueCode") for e in r.get("extension", []) or [] if e.get("url") == TZ_EXTENSION]
+    if not zones and country in _DEFAULT_ZONES:
+        zones = [_DEFAULT_ZONES[country]]
+    names = r.get("name") or [{}]
+    name = names[0].get("text") or " ".join([*names[0].get("given", []), names[0].get("family", "")]).strip()
+    points: list[dict[str, Any]] = []
+    for t in r.get("telecom", []) or []:
+        channel = _TELECOM.get(t.get("system", ""))
+        if channel and t.get("value"):
+            period = t.get("period") or {}
+            points.append(
+                {
+                    "channel": channel,
+                    "address": t["value"],
+                    "consent_at": period.get("start"),
+                    "opted_out_at": period.get("end"),
+                }
+            )
+    lines = [
+        *address.get("line", []),
+        " ".join(x for x in (address.get("postalCode"), address.get("city")) if x),
+    ]
+    if any(lines):
+        points.append({"channel": "letter", "address": ", ".join(x for x in lines if x)})
+    return {
+        "id": r.get("id"),
+        "preferred_language": language,
+        "time_zones": zones,
+        "name": name,
+        "country": country,
+        "state": address.get("state"),
+        "date_of_birth": r.get("birthDate"),
+        "contact_points": points,
+    }
+
+
+def _account(r: Mapping[str, Any], currencies: Mapping[str, str]) -> dict[str, Any]:
+    patient = _ref((r.get("subject") or [{}])[0], "Patient")
+    guarantor = None
+    for g in r.get("guarantor", []) or []:
+        party = g.get("party") or {}
+        ref = party.get("reference", "")
+        guarantor = ref.split("/", 1)[-1] if ref else None
+    return {
+        "id": r.get("id"),
+        "patient_id": patient,
+        "creditor_id": _ref(r.get("owner"), "Organization"),
+        "currency": _ext(r, "currency") or currencies.get(str(r.get("id"))),
+        "jurisdiction": _ext(r, "jurisdiction"),
+        "guarantor_id": guarantor if guarantor != patient else None,
+    }
+
+
+def _invoice(r: Mapping[str, Any]) -> dict[str, Any]:
+    issued = str(r.get("date") or "")[:10] or None
+    currency = (r.get("totalGross") or {}).get("currency")
+    lines = []
+    for item in r.get("lineItem", []) or []:
+        concept = item.get("chargeItemCodeableConcept") or {}
+        coding = (concept.get("coding") or [{}])[0]
+        base = next((p for p in item.get("priceComponent", []) or [] if p.get("type") == "base"), {})
+        amount = base.get("amount") or {}
+        currency = currency or amount.get("currency")
+        lines.append(
+            {
+                "code": coding.get("code"),
+                "description": concept.get("text") or coding.get("display") or "",
+                "amount": _decimal_text(amount.get("value")),
+                "service_date": _ext(item, "service-date") or issued,
+            }
+        )
+    due = _ext(r, "due-date")
+    if due is None and issued:
+        try:
+            due = (dt.date.fromisoformat(issued) + dt.timedelta(days=30)).isoformat()
+        except ValueError:
+            due = None
+    return {
+        "id": r.get("id"),
+        "account_id": _ref(r.get("account"), "Account"),
+        "currency": currency,
+        "issue_date": issued,
+        "due_date": due,
+        "status": _INVOICE_STATUS.get(str(r.get("status")), r.get("status")),
+        "lines": lines,
+    }
+
+
+def _payments(r: Mapping[str, Any], invoice_accounts: Mapping[str, str]) -> list[dict[str, Any]]:
+    out = []
+    for n, d in enumerate(r.get("detail", []) or []):
+        invoice = _ref(d.get("request"), "Invoice")
+        account = _ref(d.get("request"), "Account") or (invoice_accounts.get(invoice) if invoice else None)
+        ident = (d.get("identifier") or {}).get("value") or f"{r.get('id')}-{n}"
+        out.append(
+            {
+                "id": ident,
+                "account_id": account,
+                "amount": _decimal_text((d.get("amount") or {}).get("value")),
+                "method": _ext(d, "payment-method") or "bank_transfer",
+                "received_at": r.get("created"),
+                "directed_to": [invoice] if invoice else [],
+            }
+        )
+    return out
+
+
+def records_from_bundle(bundle: Any) -> dict[str, list[Record]]:
+    """Validate every resource of a Bundle (or a list of resources) and map it to import records.
+
+    :raises ImportFailed: a resource is invalid or of an unsupported type.
+    :raises ConfigurationError: ``fhir.resources`` is not installed.
+    """
+    models = _models()
+    from pydantic import ValidationError as PydanticError
+
+    if isinstance(bundle, Mapping) and bundle.get("resourceType") == "Bundle":
+        entries = bundle.get("entry") or []
+        resources = [e.get("resource") if isinstance(e, Mapping) else None for e in entries]
+    elif isinstance(bundle, list):
+        resources = list(bundle)
+    else:
+        raise ImportFailed(
+            [ImportProblem("document", "resourceType", "must be a FHIR Bundle or a list of resources")]
+        )
+    problems: list[ImportProblem] = []
+    valid: list[tuple[str, Mapping[str, Any]]] = []
+    for n, res in enumerate(resources):
+        if not isinstance(res, Mapping) or not isinstance(res.get("resourceType"), str):
+            problems.append(ImportProblem(f"entry[{n}]", "resourceType", "must be a FHIR resource"))
+            continue
+        kind = res["resourceType"]
+        where = f"{kind}/{res.get('id')}" if isinstance(res.get("id"), str) else f"entry[{n}] ({kind[:40]})"
+        if kind not in _SUPPORTED:
+            problems.append(ImportProblem(where, "resourceType", f"unsupported; use {', '.join(_SUPPORTED)}"))
+            continue
+        try:
+            models.get_fhir_model_class(kind).model_validate(dict(res))
+        except PydanticError as exc:
+            for err in exc.errors()[:5]:
+                loc = ".".join(str(x) for x in err.get("loc", ())) or "resource"
+                problems.append(
+                    ImportProblem(where, loc, "is not valid FHIR R4 (" + str(err.get("type")) + ")")
+                )
+            continue
+        except (ValueError, TypeError, KeyError, AttributeError):
+            problems.append(ImportProblem(where, "resource", "is not valid FHIR R4"))
+            continue
+        if not isinstance(res.get("id"), str):
+            problems.append(ImportProblem(where, "id", "is required"))
+            continue
+        valid.append((where, res))
+    if problems:
+        raise ImportFailed(problems)
+    invoices = [(w, _invoice(r)) for w, r in valid if r["resourceType"] == "Invoice"]
+    currencies = {
+        str(i["account_id"]): i["currency"] for _, i in invoices if i["currency"] and i["account_id"]
+    }
+    invoice_accounts = {str(i["id"]): str(i["account_id"]) for _, i in invoices}
+    out: dict[str, list[Record]] = {
+        "creditors": [],
+        "patients": [],
+        "accounts": [],
+        "invoices": [],
+        "payments": [],
+    }
+    for where, r in valid:
+        kind = r["resourceType"]
+        if kind == "Organization":
+            out["creditors"].append(Record(where, _organization(r)))
+        elif kind == "Patient":
+            out["patients"].append(Record(where, _patient(r)))
+        elif kind == "Account":
+            out["accounts"].append(Record(where, _account(r, currencies)))
+        elif kind == "PaymentReconciliation":
+            out["payments"].extend(
+                Record(f"{where} detail[{n}]", p) for n, p in enumerate(_payments(r, invoice_accounts))
+            )
+    out["invoices"] = [Record(w, i) for w, i in invoices]
+    return out
+
+
+def import_fhir(
+    store: Store, source: Mapping[str, Any] | Sequence[Any] | str | os.PathLike[str]
+) -> ImportSummary:
+    """Import a FHIR R4 Bundle (a mapping, a list of resources, or the path of a JSON file), all or nothing.
+
+    :raises ImportFailed: every problem found; nothing is stored.
+    :raises ConfigurationError: ``fhir.resources`` is not installed.
+    """
+    _models()
+    data: Any
+    if isinstance(source, (str, os.PathLike)):
+        try:
+            data = json.loads(Path(source).read_text(encoding="utf-8"), parse_float=Decimal)
+        except (OSError, UnicodeDecodeError, ValueError):
+            raise ImportFailed(
+                [ImportProblem(Path(source).name, "document", "cannot be read as JSON")]
+            ) from None
+    else:
+        data = source
+    return apply_records(store, records_from_bundle(data))
+
+
+def export_fhir_bundle(store: Store) -> dict[str, Any]:
+    """The store as a FHIR R4 collection Bundle that :func:`import_fhir` reads back."""
+    doc = export_document(store)
+    entries: list[dict[str, Any]] = []
+
+    def add(resource: dict[str, Any]) -> None:
+        entries.append(
+            {"fullUrl": f"urn:carecollect:{resource['resourceType']}/{resource['id']}", "resource": resource}
+        )
+
+    for c in doc["creditors"]:
+        add(
+            {
+                "resourceType": "Organization",
+                "id": c["id"],
+                "name": c["name"],
+                "extension": [
+                    {"url": EXT + "creditor-role", "valueCode": c["role"]},
+                    {"url": EXT + "nonprofit", "valueBoolean": bool(c["nonprofit"])},
+                ],
+                "address": [{k: v for k, v in (("country", c["country"]), ("state", c["state"])) if v}],
+            }
+        )
+    for p in doc["patients"]:
+        telecom = []
+        letter = None
+        for cp in p["contact_points"]:
+            if cp["channel"] == "letter":
+                letter = letter or cp["address"]
+                continue
+            if cp["channel"] not in _TELECOM:
+                continue
+            item: dict[str, Any] = {"system": cp["channel"], "value": cp["address"]}
+            period = {k: v for k, v in (("start", cp["consent_at"]), ("end", cp["opted_out_at"])) if v}
+            if period:
+                item["period"] = period
+            telecom.append(item)
+        resource: dict[str, Any] = {
+            "resourceType": "Patient",
+            "id": p["id"],
+            "extension": [{"url": TZ_EXTENSION, "valueCode": z} for z in p["time_zones"]],
+            "communication": [
+                {
+                    "language": {"coding": [{"system": "urn:ietf:bcp:47", "code": p["preferred_language"]}]},
+                    "preferred": True,
+                }
+            ],
+        }
+        if p["name"]:
+            resource["name"] = [{"text": p["name"]}]
+        if telecom:
+            resource["telecom"] = telecom
+        address = {k: v for k, v in (("country", p["country"]), ("state", p["state"])) if v}
+        if letter:
+            address["line"] = [letter]
+        if address:
+            resource["address"] = [address]
+        if p["date_of_birth"]:
+            resource["birthDate"] = p["date_of_birth"]
+        add(resource)
+    for a in doc["accounts"]:
+        acc: dict[str, Any] = {
+            "resourceType": "Account",
+            "id": a["id"],
+            "status": "active",
+            "extension": [
+                {"url": EXT + "jurisdiction", "valueCode": a["jurisdiction"]},
+                {"url": EXT + "currency", "valueCode": a["currency"]},
+            ],
+            "subject": [{"reference": f"Patient/{a['patient_id']}"}],
+            "owner": {"reference": f"Organization/{a['creditor_id']}"},
+        }
+        if a["guarantor_id"]:
+            acc["guarantor"] = [{"party": {"reference": f"RelatedPerson/{a['guarantor_id']}"}}]
+        add(acc)
+    for i in doc["invoices"]:
+        add(
+            {
+                "resourceType": "Invoice",
+                "id": i["id"],
+                "status": _INVOICE_STATUS_BACK[i["status"]],
+                "extension": [{"url": EXT + "due-date", "valueDate": i["due_date"]}],
+                "account": {"reference": f"Account/{i['account_id']}"},
+                "date": i["issue_date"],
+                "lineItem": [
+                    {
+                        "sequence": n + 1,
+                        "extension": [{"url": EXT + "service-date", "valueDate": ln["service_date"]}],
+                        "chargeItemCodeableConcept": {
+                            "coding": [{"code": ln["code"]}],
+                            "text": ln["description"],
+                        },
+                        "priceComponent": [
+                            {
+                                "type": "base",
+                                "amount": {"value": Decimal(ln["amount"]), "currency": i["currency"]},
+                            }
+                        ],
+                    }
+                    for n, ln in enumerate(i["lines"])
+                ],
+                "totalGross": {
+                    "value": sum((Decimal(ln["amount"]) for ln in i["lines"]), Decimal(0)),
+                    "currency": i["currency"],
+                },
+            }
+        )
+    for pay in doc["payments"]:
+        target = pay["directed_to"][0] if len(pay["directed_to"]) == 1 else None
+        add(
+            {
+                "resourceType": "PaymentReconciliation",
+                "id": pay["id"].replace("#", "-")[:64],
+                "status": "active",
+                "created": pay["received_at"],
+                "paymentDate": pay["received_at"][:10],
+                "paymentAmount": {
+                    "value": Decimal(pay["amount"]),
+                    "currency": _currency_of(doc, pay["account_id"]),
+                },
+                "detail": [
+                    {
+                        "identifier": {"value": pay["id"]},
+                        "type": {"coding": [{"code": "payment"}]},
+                        "extension": [{"url": EXT + "payment-method", "valueCode": pay["method"]}],
+                        "request": {
+                            "reference": f"Invoice/{target}" if target else f"Account/{pay['account_id']}"
+                        },
+                        "amount": {
+                            "value": Decimal(pay["amount"]),
+                            "currency": _currency_of(doc, pay["account_id"]),
+                        },
+                    }
+                ],
+            }
+        )
+    return {"resourceType": "Bundle", "type": "collection", "entry": entries}
+
+
+def _currency_of(doc: Mapping[str, Any], account_id: str) -> str:
+    return str(next(a["currency"] for a in doc["accounts"] if a["id"] == account_id))

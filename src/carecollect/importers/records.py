@@ -1,0 +1,566 @@
+"""The common core of every importer: plain records to domain objects, checked, then stored all at once.
+
+Each importer (CSV, JSON, FHIR) turns its input into :class:`RecordSet`
+mappings of plain values (the schema in :doc:`/reference/import-schema`),
+each tagged with where it came from. :func:`apply_records` builds the domain
+objects, collects **every** problem (with the row or resource and the field),
+and raises one :class:`ImportFailed` if there is any; otherwise it writes all
+of it in one unit of work, so an import is all or nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import attrs
+
+from ..channels import Channel
+from ..creditors import Creditor, CreditorRole
+from ..errors import CareCollectError
+from ..invoices import BillKind, ClaimStatus, Insurance, Invoice, InvoiceLine, InvoiceStatus
+from ..ledger import EntryKind, Ledger, LedgerEntry, post, post_payment
+from ..money import Money
+from ..patients import Account, ConfidentialWish, ContactPoint, Patient
+from ..payments import Payment, PaymentMethod
+from ..store.base import NotFound, Store
+
+__all__ = [
+    "KINDS",
+    "ImportFailed",
+    "ImportProblem",
+    "ImportSummary",
+    "Record",
+    "RecordSet",
+    "apply_records",
+]
+
+#: The kinds of records an import may hold, in the order they are stored.
+KINDS = ("creditors", "patients", "accounts", "invoices", "payments")
+
+T = TypeVar("T")
+
+
+@attrs.frozen
+class ImportProblem:
+    """One thing wrong with one record.
+
+    :param where: the file or section and row (``"invoices.csv row 7"``, ``"invoices[2]"``,
+        ``"Invoice/INV-9"``).
+    :param field: the field (``"due_date"``, ``"lines[0].amount"``).
+    :param problem: what is wrong and what to write instead (never the value of a
+        name, address or description).
+    :param record_id: the record's id, when it has one.
+    """
+
+    where: str
+    field: str
+    problem: str
+    record_id: str | None = None
+
+    def __str__(self) -> str:
+        ident = f" ({self.record_id})" if self.record_id else ""
+        return f"{self.where}{ident}: field {self.field!r}: {self.problem}"
+
+
+class ImportFailed(CareCollectError, ValueError):
+    """An import was refused; nothing of it was stored.
+
+    :param problems: every problem found, in input order.
+    """
+
+    def __init__(self, problems: Sequence[ImportProblem]) -> None:
+        self.problems = tuple(problems)
+        head = "; ".join(str(p) for p in self.problems[:5])
+        more = f" (and {len(self.problems) - 5} more)" if len(self.problems) > 5 else ""
+        super().__init__(f"import refused, nothing was stored: {len(self.problems)} problem(s): {head}{more}")
+
+
+@attrs.frozen
+class Record:
+    """One input record: its plain fields and where it came from."""
+
+    where: str
+    fields: Mapping[str, Any] = attrs.field(repr=False)
+
+
+#: Records by kind (keys from :data:`KINDS`).
+RecordSet = Mapping[str, Sequence[Record]]
+
+
+@attrs.frozen
+class ImportSummary:
+    """What an import stored (counts by kind, and ledger entries added)."""
+
+    creditors: int = 0
+    patients: int = 0
+    accounts: int = 0
+    invoices: int = 0
+    payments: int = 0
+    ledger_entries: int = 0
+
+
+class _Bad(Exception):
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+
+
+# -- field readers (each raises _Bad naming the field) ---------------------------------------
+def _get(f: Mapping[str, Any], name: str) -> Any:
+    value = f.get(name)
+    return None if value == "" else value
+
+
+def _text(f: Mapping[str, Any], name: str, *, required: bool = True) -> str | None:
+    value = _get(f, name)
+    if value is None:
+        if required:
+            raise _Bad(name, "is required")
+        return None
+    if not isinstance(value, str):
+        raise _Bad(name, f"must be text, got {type(value).__name__}")
+    return value
+
+
+def _req(f: Mapping[str, Any], name: str) -> str:
+    value = _text(f, name)
+    assert value is not None
+    return value
+
+
+def _choice(f: Mapping[str, Any], name: str, enum: type[T], default: T | None = None) -> T:
+    value = _get(f, name)
+    if value is None:
+        if default is None:
+            raise _Bad(name, "is required")
+        return default
+    try:
+        return enum(value)  # type: ignore[call-arg]
+    except ValueError:
+        allowed = ", ".join(str(m.value) for m in enum)  # type: ignore[attr-defined]
+        raise _Bad(name, f"must be one of: {allowed}") from None
+
+
+def _date(f: Mapping[str, Any], name: str, *, required: bool = True) -> dt.date | None:
+    value = _text(f, name, required=required)
+    if value is None:
+        return None
+    try:
+        if len(value) != 10:
+            raise ValueError
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise _Bad(name, "must be an ISO date such as 2026-03-15") from None
+
+
+def _instant(f: Mapping[str, Any], name: str, *, required: bool = False) -> dt.datetime | None:
+    value = _text(f, name, required=required)
+    if value is None:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise _Bad(
+            name, "must be an ISO-8601 date and time with offset, such as 2026-03-01T09:30:00+01:00"
+        ) from None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise _Bad(
+            name, "needs a UTC offset (a time without one is ambiguous), such as 2026-03-01T09:30:00+01:00"
+        )
+    return parsed
+
+
+def _money(f: Mapping[str, Any], name: str, currency: str, *, required: bool = True) -> Money | None:
+    value = _get(f, name)
+    if value is None:
+        if required:
+            raise _Bad(name, "is required")
+        return None
+    if isinstance(value, bool) or isinstance(value, float) or not isinstance(value, (str, int, Decimal)):
+        raise _Bad(name, 'must be a decimal amount written as text, such as "125.50"')
+    try:
+        return Money(value, currency)
+    except CareCollectError as exc:
+        raise _Bad(name, getattr(exc, "problem", str(exc))) from None
+
+
+def _int(f: Mapping[str, Any], name: str) -> int | None:
+    value = _get(f, name)
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise _Bad(name, "must be a whole number")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    raise _Bad(name, "must be a whole number")
+
+
+def _bool(f: Mapping[str, Any], name: str) -> bool:
+    value = _get(f, name)
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.lower() in ("true", "1", "yes")
+    raise _Bad(name, "must be true or false")
+
+
+def _names(f: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    value = _get(f, name)
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(value.split())
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise _Bad(name, "must be a list of names (or text with names separated by spaces)")
+
+
+def _nested(f: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]:
+    value = _get(f, name)
+    if value is None:
+        return []
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, Mapping) for v in value):
+        raise _Bad(name, "must be a list of objects")
+    return list(value)
+
+
+def _build(build: Callable[[], T], prefix: str = "") -> T:
+    try:
+        return build()
+    except _Bad as bad:
+        raise _Bad(prefix + bad.field, bad.problem) from None
+    except CareCollectError as exc:
+        field = getattr(exc, "field", None) or "record"
+        problem = getattr(exc, "problem", None) or _scrub(str(exc))
+        raise _Bad(prefix + field, problem) from None
+
+
+def _scrub(message: str) -> str:
+    # Errors from the core name records by id and fields, never a patient's data; keep them short.
+    return message[:300]
+
+
+# -- record kinds -----------------------------------------------------------------------------------
+def creditor_from(f: Mapping[str, Any]) -> Creditor:
+    """Build a :class:`~carecollect.creditors.Creditor` from plain fields."""
+    return Creditor(
+        id=_req(f, "id"),
+        name=_req(f, "name"),
+        role=_choice(f, "role", CreditorRole, CreditorRole.PROVIDER),
+        country=_req(f, "country"),
+        nonprofit=_bool(f, "nonprofit"),
+        state=_text(f, "state", required=False),
+        business_name_for_voicemail=_text(f, "business_name_for_voicemail", required=False),
+    )
+
+
+def contact_point_from(f: Mapping[str, Any]) -> ContactPoint:
+    """Build a :class:`~carecollect.patients.ContactPoint` from plain fields."""
+    return ContactPoint(
+        channel=_choice(f, "channel", Channel),
+        address=_req(f, "address"),
+        consent_at=_instant(f, "consent_at"),
+        opted_out_at=_instant(f, "opted_out_at"),
+        verified_at=_instant(f, "verified_at"),
+        time_zone=_text(f, "time_zone", required=False),
+    )
+
+
+def patient_from(f: Mapping[str, Any]) -> Patient:
+    """Build a :class:`~carecollect.patients.Patient` (with ``contact_points``) from plain fields."""
+    points = []
+    for n, cp in enumerate(_nested(f, "contact_points")):
+        points.append(_build(lambda cp=cp: contact_point_from(cp), f"contact_points[{n}]."))
+    zones = _names(f, "time_zones") or ("UTC",)
+    return Patient(
+        id=_req(f, "id"),
+        preferred_language=_text(f, "preferred_language", required=False) or "en",
+        time_zones=zones,
+        contact_points=tuple(points),
+        name=_text(f, "name", required=False) or "",
+        country=_text(f, "country", required=False),
+        state=_text(f, "state", required=False),
+        confidential=_choice(f, "confidential", ConfidentialWish, ConfidentialWish.NONE),
+        confidential_channels=frozenset(_channel(c) for c in _names(f, "confidential_channels")),
+        cease_requested_at=_instant(f, "cease_requested_at"),
+        date_of_birth=_date(f, "date_of_birth", required=False),
+    )
+
+
+def _channel(value: str) -> Channel:
+    try:
+        return Channel(value)
+    except ValueError:
+        raise _Bad(
+            "confidential_channels", "must be channels: " + ", ".join(c.value for c in Channel)
+        ) from None
+
+
+def account_from(f: Mapping[str, Any]) -> Account:
+    """Build an :class:`~carecollect.patients.Account` from plain fields."""
+    currency = _req(f, "currency")
+    return Account(
+        id=_req(f, "id"),
+        patient_id=_req(f, "patient_id"),
+        creditor_id=_req(f, "creditor_id"),
+        currency=currency,
+        jurisdiction=_text(f, "jurisdiction", required=False) or "default",
+        guarantor_id=_text(f, "guarantor_id", required=False),
+        household_size=_int(f, "household_size"),
+        annual_income=_money(f, "annual_income", currency, required=False)
+        if _currency_ok(currency)
+        else None,
+    )
+
+
+def _currency_ok(code: str) -> bool:
+    try:
+        Money.zero(code)
+    except CareCollectError:
+        raise _Bad("currency", "must be an ISO 4217 code such as EUR, NOK or USD") from None
+    return True
+
+
+def invoice_from(f: Mapping[str, Any]) -> Invoice:
+    """Build an :class:`~carecollect.invoices.Invoice` (with ``lines`` and the insurance fields) from plain fields."""
+    currency = _req(f, "currency")
+    _currency_ok(currency)
+    lines = []
+    for n, line in enumerate(_nested(f, "lines")):
+        lines.append(
+            _build(
+                lambda line=line: InvoiceLine(
+                    code=_req(line, "code"),
+                    description=_text(line, "description", required=False) or "",
+                    amount=_money(line, "amount", currency),
+                    service_date=_date(line, "service_date"),
+                ),
+                f"lines[{n}].",
+            )
+        )
+    insurance = Insurance(
+        status=_choice(f, "claim_status", ClaimStatus, ClaimStatus.NONE),
+        insurer_paid=_money(f, "insurer_paid", currency, required=False),
+        contractual_adjustment=_money(f, "contractual_adjustment", currency, required=False),
+        submitted_on=_date(f, "claim_submitted_on", required=False),
+        payer_name=_text(f, "payer_name", required=False),
+    )
+    return Invoice(
+        id=_req(f, "id"),
+        account_id=_req(f, "account_id"),
+        currency=currency,
+        lines=tuple(lines),
+        issue_date=_date(f, "issue_date"),
+        due_date=_date(f, "due_date"),
+        first_statement_date=_date(f, "first_statement_date", required=False),
+        insurance=insurance,
+        status=_choice(f, "status", InvoiceStatus, InvoiceStatus.OPEN),
+        kind=_choice(f, "kind", BillKind, BillKind.HOSPITAL),
+        estimate_id=_text(f, "estimate_id", required=False),
+    )
+
+
+def payment_from(f: Mapping[str, Any], currency: str) -> Payment:
+    """Build a :class:`~carecollect.payments.Payment` from plain fields (in its account's ``currency``)."""
+    received = _instant(f, "received_at", required=True)
+    assert received is not None
+    return Payment(
+        id=_req(f, "id"),
+        account_id=_req(f, "account_id"),
+        amount=_money(f, "amount", currency),
+        method=_choice(f, "method", PaymentMethod),
+        received_at=received,
+        directed_to=_names(f, "directed_to"),
+    )
+
+
+# -- applying ------------------------------------------------------------------------------------------
+def _charge_entries(inv: Invoice) -> list[LedgerEntry]:
+    """What an imported invoice puts on the ledger: its charge, insurer payment and contractual adjustment."""
+    if inv.status in (InvoiceStatus.DRAFT, InvoiceStatus.CANCELLED):
+        return []
+    at = dt.datetime.combine(inv.issue_date, dt.time(0), dt.UTC)
+    entries = [LedgerEntry(f"charge:{inv.id}", EntryKind.CHARGE, inv.total, at, inv.id, inv.id)]
+    if inv.insurance.insurer_paid is not None and inv.insurance.insurer_paid.is_positive():
+        entries.append(
+            LedgerEntry(
+                f"insurer:{inv.id}",
+                EntryKind.INSURANCE_PAYMENT,
+                inv.insurance.insurer_paid,
+                at,
+                inv.id,
+                f"insurer:{inv.id}",
+            )
+        )
+    adj = inv.insurance.contractual_adjustment
+    if adj is not None and adj.is_positive():
+        entries.append(
+            LedgerEntry(
+                f"contractual:{inv.id}",
+                EntryKind.ADJUSTMENT,
+                adj,
+                at,
+                inv.id,
+                f"contractual:{inv.id}",
+                "insurance_adjustment:contractual",
+            )
+        )
+    return entries
+
+
+def _ids(records: Iterable[Record]) -> Iterator[str]:
+    for r in records:
+        value = r.fields.get("id")
+        if isinstance(value, str):
+            yield value
+
+
+def apply_records(store: Store, records: RecordSet) -> ImportSummary:
+    """Check every record and store them all in one unit of work, or nothing.
+
+    Invoices that are open or paid are charged to their account's ledger
+    (``charge:<id>``, plus ``insurer:<id>`` and ``contractual:<id>`` for the
+    insurance side), and payments are allocated with
+    :func:`~carecollect.ledger.post_payment`. Importing the same data again
+    changes nothing.
+
+    :raises ImportFailed: with every problem found; the store is unchanged.
+    """
+    unknown = set(records) - set(KINDS)
+    problems: list[ImportProblem] = [
+        ImportProblem(k, "section", f"unknown section; use {', '.join(KINDS)}") for k in sorted(unknown)
+    ]
+    built: dict[str, list[tuple[Record, Any]]] = {k: [] for k in KINDS}
+    seen: dict[str, set[str]] = {k: set() for k in KINDS}
+
+    def check(kind: str, rec: Record, make: Callable[[], Any]) -> None:
+        rid = rec.fields.get("id") if isinstance(rec.fields.get("id"), str) else None
+        try:
+            obj = _build(make)
+        except _Bad as bad:
+            problems.append(ImportProblem(rec.where, bad.field, bad.problem, rid))
+            return
+        if obj.id in seen[kind]:
+            problems.append(ImportProblem(rec.where, "id", "appears twice in this import", rid))
+            return
+        seen[kind].add(obj.id)
+        built[kind].append((rec, obj))
+
+    def known(kind: str, ident: str, lookup: Callable[[str], Any]) -> Any:
+        try:
+            return lookup(ident)
+        except NotFound:
+            return None
+
+    for rec in records.get("creditors", ()):
+        check("creditors", rec, lambda rec=rec: creditor_from(rec.fields))
+    for rec in records.get("patients", ()):
+        check("patients", rec, lambda rec=rec: patient_from(rec.fields))
+    for rec in records.get("accounts", ()):
+        check("accounts", rec, lambda rec=rec: account_from(rec.fields))
+    for rec in records.get("invoices", ()):
+        check("invoices", rec, lambda rec=rec: invoice_from(rec.fields))
+
+    accounts: dict[str, Account] = {a.id: a for _, a in built["accounts"]}
+    for rec, acc in built["accounts"]:
+        if (
+            acc.patient_id not in seen["patients"]
+            and known("patients", acc.patient_id, store.get_patient) is None
+        ):
+            problems.append(
+                ImportProblem(rec.where, "patient_id", "no such patient in this import or the store", acc.id)
+            )
+        if (
+            acc.creditor_id not in seen["creditors"]
+            and known("c", acc.creditor_id, store.get_creditor) is None
+        ):
+            problems.append(
+                ImportProblem(
+                    rec.where, "creditor_id", "no such creditor in this import or the store", acc.id
+                )
+            )
+
+    def account_of(ident: str) -> Account | None:
+        return accounts.get(ident) or known("accounts", ident, store.get_account)
+
+    for rec, inv in built["invoices"]:
+        acc = account_of(inv.account_id)
+        if acc is None:
+            problems.append(
+                ImportProblem(rec.where, "account_id", "no such account in this import or the store", inv.id)
+            )
+        elif acc.currency != inv.currency:
+            problems.append(ImportProblem(rec.where, "currency", f"the account is in {acc.currency}", inv.id))
+
+    for rec in records.get("payments", ()):
+        acc_id = rec.fields.get("account_id")
+        acc = account_of(acc_id) if isinstance(acc_id, str) and acc_id else None
+        rid = rec.fields.get("id") if isinstance(rec.fields.get("id"), str) else None
+        if acc is None:
+            problems.append(
+                ImportProblem(rec.where, "account_id", "no such account in this import or the store", rid)
+            )
+            continue
+        check("payments", rec, lambda rec=rec, cur=acc.currency: payment_from(rec.fields, cur))
+
+    if problems:
+        raise ImportFailed(problems)
+
+    added = 0
+    with store.transaction():
+        for _, c in built["creditors"]:
+            store.put_creditor(c)
+        for _, p in built["patients"]:
+            store.put_patient(p)
+        for _, a in built["accounts"]:
+            store.put_account(a)
+        for _, inv in built["invoices"]:
+            store.put_invoice(inv)
+        touched = {inv.account_id for _, inv in built["invoices"]} | {
+            p.account_id for _, p in built["payments"]
+        }
+        ledgers: dict[str, Ledger] = {a: store.ledger(a) for a in sorted(touched)}
+        for rec, inv in built["invoices"]:
+            for entry in _charge_entries(inv):
+                try:
+                    ledgers[inv.account_id], _ = post(ledgers[inv.account_id], entry)
+                except CareCollectError as exc:
+                    problems.append(
+                        ImportProblem(
+                            rec.where,
+                            getattr(exc, "field", "ledger"),
+                            getattr(exc, "problem", _scrub(str(exc))),
+                            inv.id,
+                        )
+                    )
+        for rec, pay in built["payments"]:
+            try:
+                ledgers[pay.account_id], _ = post_payment(ledgers[pay.account_id], pay)
+            except CareCollectError as exc:
+                problems.append(
+                    ImportProblem(
+                        rec.where,
+                        getattr(exc, "field", "amount"),
+                        getattr(exc, "problem", _scrub(str(exc))),
+                        pay.id,
+                    )
+                )
+        if problems:
+            raise ImportFailed(problems)
+        for account_id, ledger in ledgers.items():
+            added += store.append_ledger(account_id, ledger.entries)
+    return ImportSummary(
+        creditors=len(built["creditors"]),
+        patients=len(built["patients"]),
+        accounts=len(built["accounts"]),
+        invoices=len(built["invoices"]),
+        payments=len(built["payments"]),
+        ledger_entries=added,
+    )
