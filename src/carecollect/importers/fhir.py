@@ -399,7 +399,7 @@ def export_fhir_bundle(store: Store) -> dict[str, Any]:
                         "extension": [{"url": EXT + "service-date", "valueDate": ln["service_date"]}],
                         "chargeItemCodeableConcept": {
                             "coding": [{"code": ln["code"]}],
-                            "text": ln["description"],
+                            **({"text": ln["description"]} if ln["description"] else {}),
                         },
                         "priceComponent": [
                             {
