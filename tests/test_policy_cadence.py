@@ -37,23 +37,37 @@ P = OutreachPurpose
 
 
 def person(zone: str = "Europe/Oslo") -> Patient:
-    return Patient(id="P-1", time_zones=(zone,), contact_points=(
-        ContactPoint(Channel.LETTER, "Storgata 1"),
-        ContactPoint(Channel.EMAIL, "p@example.org", consent_at=T0),
-        ContactPoint(Channel.SMS, "+4790000000", consent_at=T0, verified_at=T0),
-    ))
+    return Patient(
+        id="P-1",
+        time_zones=(zone,),
+        contact_points=(
+            ContactPoint(Channel.LETTER, "Storgata 1"),
+            ContactPoint(Channel.EMAIL, "p@example.org", consent_at=T0),
+            ContactPoint(Channel.SMS, "+4790000000", consent_at=T0, verified_at=T0),
+        ),
+    )
 
 
 def invoice(issue: dt.date, due: dt.date, currency: str = "NOK", **kw: object) -> Invoice:
     line = InvoiceLine("2ad", "Consultation", Money("500.00", currency), issue)
-    return Invoice(id="INV-1", account_id="A-1", currency=currency, lines=(line,), issue_date=issue, due_date=due,
-                   status=InvoiceStatus.OPEN, **kw)  # type: ignore[arg-type]
+    return Invoice(
+        id="INV-1",
+        account_id="A-1",
+        currency=currency,
+        lines=(line,),
+        issue_date=issue,
+        due_date=due,
+        status=InvoiceStatus.OPEN,
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 PROVIDER = Creditor(id="C-1", name="Legekontor", role=CreditorRole.PROVIDER, country="NO")
 
 
-def ctx(inv: Invoice, pack_key: str = "no", sent: tuple[OutreachStep, ...] = (), **kw: object) -> InvoiceContext:
+def ctx(
+    inv: Invoice, pack_key: str = "no", sent: tuple[OutreachStep, ...] = (), **kw: object
+) -> InvoiceContext:
     kw.setdefault("patient", person())
     kw.setdefault("creditor", PROVIDER)
     return InvoiceContext(invoice=inv, pack=get_pack(pack_key), sent_steps=sent, **kw)  # type: ignore[arg-type]
@@ -61,8 +75,16 @@ def ctx(inv: Invoice, pack_key: str = "no", sent: tuple[OutreachStep, ...] = (),
 
 def sent(purpose: OutreachPurpose, day: dt.date, n: int = 1, tz: ZoneInfo = OSLO) -> OutreachStep:
     at = dt.datetime.combine(day, dt.time(10), tzinfo=tz)
-    return OutreachStep(id=f"S-{purpose.value}-{n}", account_id="A-1", invoice_id="INV-1", purpose=purpose,
-                        channels=(Channel.LETTER,), due_at=at, status=OutreachStatus.SENT, sent_at=at)
+    return OutreachStep(
+        id=f"S-{purpose.value}-{n}",
+        account_id="A-1",
+        invoice_id="INV-1",
+        purpose=purpose,
+        channels=(Channel.LETTER,),
+        due_at=at,
+        status=OutreachStatus.SENT,
+        sent_at=at,
+    )
 
 
 def at(day: dt.date, tz: ZoneInfo = OSLO) -> dt.datetime:
@@ -83,7 +105,9 @@ def test_norway_full_sequence_with_inkassovarsel_and_betalingsoppfordring() -> N
     assert plan.next_at is not None and plan.next_at.date() == dt.date(2026, 3, 13)  # 3 days before due
 
     history = (sent(P.STATEMENT, ISSUE),)
-    assert [s.purpose for s in due_steps(ctx(inv, sent=history), at(dt.date(2026, 3, 13))).due] == [P.PRE_DUE_REMINDER]
+    assert [s.purpose for s in due_steps(ctx(inv, sent=history), at(dt.date(2026, 3, 13))).due] == [
+        P.PRE_DUE_REMINDER
+    ]
     history += (sent(P.PRE_DUE_REMINDER, dt.date(2026, 3, 13)),)
     assert due_steps(ctx(inv, sent=history), at(DUE)).due == ()
     reminder_day = DUE + dt.timedelta(days=14)
@@ -96,8 +120,9 @@ def test_norway_full_sequence_with_inkassovarsel_and_betalingsoppfordring() -> N
     assert varsel.purpose is P.INKASSOVARSEL and varsel.channels == (Channel.LETTER,)
     assert varsel.deadline == varsel_day + dt.timedelta(days=14)  # at least 14 days counted from sending
     assert plan.next_at is not None and plan.next_at.date() == varsel.deadline + dt.timedelta(days=1)
-    assert check_formal_notice(get_pack("no"), P.INKASSOVARSEL, sent_on=varsel_day, deadline=varsel.deadline,
-                               due_date=DUE).allowed
+    assert check_formal_notice(
+        get_pack("no"), P.INKASSOVARSEL, sent_on=varsel_day, deadline=varsel.deadline, due_date=DUE
+    ).allowed
     history += (sent(P.INKASSOVARSEL, varsel_day),)
 
     # Not on the varsel's deadline day, only after it.
@@ -108,7 +133,9 @@ def test_norway_full_sequence_with_inkassovarsel_and_betalingsoppfordring() -> N
 
 def test_inkassovarsel_with_13_day_deadline_refused() -> None:
     no = get_pack("no")
-    d = check_formal_notice(no, P.INKASSOVARSEL, sent_on=dt.date(2026, 4, 13), deadline=dt.date(2026, 4, 26), due_date=DUE)
+    d = check_formal_notice(
+        no, P.INKASSOVARSEL, sent_on=dt.date(2026, 4, 13), deadline=dt.date(2026, 4, 26), due_date=DUE
+    )
     assert not d.allowed
     assert [r.rule_id for r in d.denials] == ["no.inkassovarsel.deadline_days"]
     assert "inkassoloven § 9" in d.denials[0].source
@@ -117,18 +144,28 @@ def test_inkassovarsel_with_13_day_deadline_refused() -> None:
 
 
 def test_inkassovarsel_on_or_before_due_date_refused() -> None:
-    d = check_formal_notice(get_pack("no"), P.INKASSOVARSEL, sent_on=DUE, deadline=DUE + dt.timedelta(days=20), due_date=DUE)
+    d = check_formal_notice(
+        get_pack("no"), P.INKASSOVARSEL, sent_on=DUE, deadline=DUE + dt.timedelta(days=20), due_date=DUE
+    )
     assert [r.rule_id for r in d.denials] == ["no.inkassovarsel.min_days_after_due"]
 
 
 def test_betalingsoppfordring_before_varsel_deadline_refused() -> None:
-    d = check_formal_notice(get_pack("no"), P.BETALINGSOPPFORDRING, sent_on=dt.date(2026, 4, 27),
-                            deadline=dt.date(2026, 5, 11), due_date=DUE, previous_deadline=dt.date(2026, 4, 27))
+    d = check_formal_notice(
+        get_pack("no"),
+        P.BETALINGSOPPFORDRING,
+        sent_on=dt.date(2026, 4, 27),
+        deadline=dt.date(2026, 5, 11),
+        due_date=DUE,
+        previous_deadline=dt.date(2026, 4, 27),
+    )
     assert not d.allowed
 
 
 def test_house_rule_waiting_longer_moves_the_varsel() -> None:
-    house = get_pack("no").with_house_rules({"cadence.inkassovarsel.days_after_due": 45}, source="Legekontor policy")
+    house = get_pack("no").with_house_rules(
+        {"cadence.inkassovarsel.days_after_due": 45}, source="Legekontor policy"
+    )
     cp = compile_pack(house, on=DUE)
     i = cp.index_of(P.INKASSOVARSEL)
     assert cp.start[i] == 45
@@ -168,8 +205,20 @@ def test_default_pack_two_reminders_are_distinct_steps() -> None:
 @pytest.mark.parametrize(
     ("changes", "rule"),
     [
-        ({"disputes": (Dispute(id="D-1", account_id="A-1", invoice_id="INV-1", reason=DisputeReason.BILLING_ERROR,
-                               opened_at=T0),)}, "dispute.freeze"),
+        (
+            {
+                "disputes": (
+                    Dispute(
+                        id="D-1",
+                        account_id="A-1",
+                        invoice_id="INV-1",
+                        reason=DisputeReason.BILLING_ERROR,
+                        opened_at=T0,
+                    ),
+                )
+            },
+            "dispute.freeze",
+        ),
         ({"plan_status": PlanStatus.ACTIVE}, "plan.pause_reminders"),
         ({"insurer_waiting": True}, "insurer.pause"),
         ({"assistance_pending": True}, "assistance.pause"),
@@ -188,8 +237,9 @@ def test_paid_and_pending_claim_invoices_get_nothing() -> None:
     assert due_steps(zero, at(ISSUE)).due == ()
     pending = invoice(ISSUE, DUE, insurance=Insurance(status=ClaimStatus.PENDING))
     assert due_steps(ctx(pending), at(ISSUE)).due == ()
-    resolved_dispute = Dispute(id="D-2", account_id="A-1", invoice_id="INV-9", reason=DisputeReason.BILLING_ERROR,
-                               opened_at=T0)
+    resolved_dispute = Dispute(
+        id="D-2", account_id="A-1", invoice_id="INV-9", reason=DisputeReason.BILLING_ERROR, opened_at=T0
+    )
     assert due_steps(ctx(invoice(ISSUE, DUE), disputes=(resolved_dispute,)), at(ISSUE)).due != ()
 
 
@@ -199,14 +249,18 @@ def test_patient_wishes_filter_channels_and_cease_limits_steps() -> None:
     assert step.channels == (Channel.LETTER,)
     house = get_pack("no").with_house_rules({"sms.allowed": False})
     history = (sent(P.STATEMENT, ISSUE),)
-    c = InvoiceContext(invoice=invoice(ISSUE, DUE), patient=person(), creditor=PROVIDER, pack=house, sent_steps=history)
+    c = InvoiceContext(
+        invoice=invoice(ISSUE, DUE), patient=person(), creditor=PROVIDER, pack=house, sent_steps=history
+    )
     (pre,) = due_steps(c, at(dt.date(2026, 3, 13))).due
     assert pre.channels == (Channel.EMAIL,)
     stopped, _ = request_cease_communication(person(), at=T0)
     plan = due_steps(ctx(invoice(ISSUE, DUE), patient=stopped, sent=history), at(dt.date(2026, 3, 13)))
     assert plan.due == () and "cease.allowed_purposes" in {r.rule_id for r in plan.reasons}
-    history2 = history + (sent(P.REMINDER, DUE + dt.timedelta(days=14)),)
-    (varsel,) = due_steps(ctx(invoice(ISSUE, DUE), patient=stopped, sent=history2), at(DUE + dt.timedelta(days=28))).due
+    history2 = (*history, sent(P.REMINDER, DUE + dt.timedelta(days=14)))
+    (varsel,) = due_steps(
+        ctx(invoice(ISSUE, DUE), patient=stopped, sent=history2), at(DUE + dt.timedelta(days=28))
+    ).due
     assert varsel.purpose is P.INKASSOVARSEL and varsel.channels == (Channel.LETTER,)
 
 
@@ -253,10 +307,17 @@ def test_germany_statement_hint_mahnung_and_default_notice() -> None:
 
 
 def test_estimate_and_payment_terms_before_treatment() -> None:
-    est = Estimate(id="E-1", patient_id="P-1", currency="USD",
-                   lines=(InvoiceLine("99213", "Visit", Money("150.00", "USD"), dt.date(2026, 3, 20)),),
-                   given_on=dt.date(2026, 3, 2), scheduled_for=dt.date(2026, 3, 20))
-    ec = EstimateContext(estimate=est, account_id="A-1", patient=person("America/New_York"), pack=get_pack("us"))
+    est = Estimate(
+        id="E-1",
+        patient_id="P-1",
+        currency="USD",
+        lines=(InvoiceLine("99213", "Visit", Money("150.00", "USD"), dt.date(2026, 3, 20)),),
+        given_on=dt.date(2026, 3, 2),
+        scheduled_for=dt.date(2026, 3, 20),
+    )
+    ec = EstimateContext(
+        estimate=est, account_id="A-1", patient=person("America/New_York"), pack=get_pack("us")
+    )
     (step,) = due_steps(ec, at(dt.date(2026, 3, 2), EAST)).due
     assert step.purpose is P.ESTIMATE and "payment_terms" in step.notices
     assert step.deadline == dt.date(2026, 3, 5)  # scheduled 14 business days ahead: 3 business days

@@ -28,7 +28,9 @@ US = get_pack("us")
 DEBT = Debt("A-1", "INV-1")
 
 
-def patient(zones: tuple[str, ...] = ("America/New_York",), phone_zone: str | None = None, **kw: object) -> Patient:
+def patient(
+    zones: tuple[str, ...] = ("America/New_York",), phone_zone: str | None = None, **kw: object
+) -> Patient:
     points = (
         ContactPoint(Channel.PHONE, "+12125550100", consent_at=CONSENT, time_zone=phone_zone),
         ContactPoint(Channel.SMS, "+12125550100", consent_at=CONSENT, verified_at=CONSENT),
@@ -38,9 +40,18 @@ def patient(zones: tuple[str, ...] = ("America/New_York",), phone_zone: str | No
     return Patient(id="P-1", time_zones=zones, contact_points=points, **kw)  # type: ignore[arg-type]
 
 
-def call(i: int, at: dt.datetime, outcome: AttemptOutcome = AttemptOutcome.UNANSWERED, invoice: str = "INV-1") -> ContactAttempt:
-    return ContactAttempt(id=f"CA-{i}", step_id=None, account_id="A-1", invoice_id=invoice, channel=Channel.PHONE,
-                          at=at, outcome=outcome)
+def call(
+    i: int, at: dt.datetime, outcome: AttemptOutcome = AttemptOutcome.UNANSWERED, invoice: str = "INV-1"
+) -> ContactAttempt:
+    return ContactAttempt(
+        id=f"CA-{i}",
+        step_id=None,
+        account_id="A-1",
+        invoice_id=invoice,
+        channel=Channel.PHONE,
+        at=at,
+        outcome=outcome,
+    )
 
 
 def rule_ids(decision: object, outcome: Outcome) -> set[str]:
@@ -54,7 +65,9 @@ def test_eighth_call_in_seven_days_is_refused_until_the_first_leaves_the_window(
     # Seven unanswered calls Mon 2 March .. Sun 8 March 2026, one a day at 10:00 Eastern.
     calls = tuple(call(i, dt.datetime(2026, 3, 2 + i, 10, tzinfo=EAST)) for i in range(7))
     p = patient()
-    d = may_contact(p, DEBT, Channel.PHONE, dt.datetime(2026, 3, 8, 15, tzinfo=EAST), ContactHistory(calls), US, AGENCY)
+    d = may_contact(
+        p, DEBT, Channel.PHONE, dt.datetime(2026, 3, 8, 15, tzinfo=EAST), ContactHistory(calls), US, AGENCY
+    )
     assert not d.allowed
     assert "calls.max_per_7_days" in rule_ids(d, Outcome.DEFER)
     # The 2 March call leaves the window [3..9 March] on 9 March: 08:00 Eastern.
@@ -64,17 +77,35 @@ def test_eighth_call_in_seven_days_is_refused_until_the_first_leaves_the_window(
 
 
 def test_calls_that_never_connected_do_not_count_and_other_debts_do_not_count() -> None:
-    calls = tuple(call(i, dt.datetime(2026, 3, 2 + i, 10, tzinfo=EAST), AttemptOutcome.NO_CONNECTION) for i in range(7))
-    other = tuple(call(10 + i, dt.datetime(2026, 3, 2 + i, 11, tzinfo=EAST), invoice="INV-2") for i in range(7))
-    d = may_contact(patient(), DEBT, Channel.PHONE, dt.datetime(2026, 3, 8, 15, tzinfo=EAST),
-                    ContactHistory(calls + other), US, AGENCY)
+    calls = tuple(
+        call(i, dt.datetime(2026, 3, 2 + i, 10, tzinfo=EAST), AttemptOutcome.NO_CONNECTION) for i in range(7)
+    )
+    other = tuple(
+        call(10 + i, dt.datetime(2026, 3, 2 + i, 11, tzinfo=EAST), invoice="INV-2") for i in range(7)
+    )
+    d = may_contact(
+        patient(),
+        DEBT,
+        Channel.PHONE,
+        dt.datetime(2026, 3, 8, 15, tzinfo=EAST),
+        ContactHistory(calls + other),
+        US,
+        AGENCY,
+    )
     assert d.allowed
 
 
 def test_call_one_day_after_a_conversation_is_refused_until_day_eight() -> None:
     talk = call(1, dt.datetime(2026, 3, 3, 14, tzinfo=EAST), AttemptOutcome.ANSWERED)
-    d = may_contact(patient(), DEBT, Channel.PHONE, dt.datetime(2026, 3, 4, 10, tzinfo=EAST),
-                    ContactHistory((talk,)), US, AGENCY)
+    d = may_contact(
+        patient(),
+        DEBT,
+        Channel.PHONE,
+        dt.datetime(2026, 3, 4, 10, tzinfo=EAST),
+        ContactHistory((talk,)),
+        US,
+        AGENCY,
+    )
     assert not d.allowed
     assert "calls.days_after_conversation" in rule_ids(d, Outcome.DEFER)
     # Day of conversation (3 March) is day 1; days 1-7 are 3..9 March; calls resume 10 March.
@@ -83,8 +114,15 @@ def test_call_one_day_after_a_conversation_is_refused_until_day_eight() -> None:
 
 def test_contact_centre_conversations_count_like_answered_calls() -> None:
     convs = (("A-1", "INV-1", dt.datetime(2026, 3, 3, 19, tzinfo=dt.UTC)),)
-    d = may_contact(patient(), DEBT, Channel.PHONE, dt.datetime(2026, 3, 9, 20, tzinfo=EAST),
-                    ContactHistory.of((), iter(convs)), US, AGENCY)
+    d = may_contact(
+        patient(),
+        DEBT,
+        Channel.PHONE,
+        dt.datetime(2026, 3, 9, 20, tzinfo=EAST),
+        ContactHistory.of((), iter(convs)),
+        US,
+        AGENCY,
+    )
     assert not d.allowed and d.earliest_allowed == dt.datetime(2026, 3, 10, 8, tzinfo=EAST)
 
 
@@ -104,7 +142,9 @@ def test_provider_is_not_bound_by_reg_f_caps_unless_the_house_opts_in() -> None:
 def test_eastern_phone_pacific_address_at_1030_eastern() -> None:
     p = patient(zones=("America/Los_Angeles",), phone_zone="America/New_York")
     assert set(patient_zones(p)) == {"America/Los_Angeles", "America/New_York"}
-    d = may_contact(p, DEBT, Channel.PHONE, dt.datetime(2026, 3, 2, 10, 30, tzinfo=EAST), ContactHistory(), US, AGENCY)
+    d = may_contact(
+        p, DEBT, Channel.PHONE, dt.datetime(2026, 3, 2, 10, 30, tzinfo=EAST), ContactHistory(), US, AGENCY
+    )
     assert not d.allowed
     assert "quiet_hours.start" in rule_ids(d, Outcome.DEFER)
     assert d.earliest_allowed == dt.datetime(2026, 3, 2, 11, 0, tzinfo=EAST)
@@ -114,7 +154,9 @@ def test_eastern_phone_pacific_address_at_1030_eastern() -> None:
 
 def test_after_nine_pm_eastern_waits_for_next_morning() -> None:
     p = patient(zones=("America/Los_Angeles",), phone_zone="America/New_York")
-    d = may_contact(p, DEBT, Channel.SMS, dt.datetime(2026, 3, 2, 18, 30, tzinfo=WEST), ContactHistory(), US, AGENCY)
+    d = may_contact(
+        p, DEBT, Channel.SMS, dt.datetime(2026, 3, 2, 18, 30, tzinfo=WEST), ContactHistory(), US, AGENCY
+    )
     assert not d.allowed
     assert d.earliest_allowed == dt.datetime(2026, 3, 3, 11, 0, tzinfo=EAST)
 
@@ -145,16 +187,33 @@ def test_fall_back_europe_and_mixed_zones() -> None:
 
 def test_zones_without_a_common_window_never_allowed() -> None:
     p = patient(zones=("Pacific/Auckland", "Europe/Oslo"))
-    d = may_contact(p, DEBT, Channel.PHONE, dt.datetime(2026, 3, 2, 10, tzinfo=OSLO), ContactHistory(), get_pack("default"), AGENCY)
+    d = may_contact(
+        p,
+        DEBT,
+        Channel.PHONE,
+        dt.datetime(2026, 3, 2, 10, tzinfo=OSLO),
+        ContactHistory(),
+        get_pack("default"),
+        AGENCY,
+    )
     assert not d.allowed and d.earliest_allowed is None
 
 
 def test_letters_ignore_quiet_hours_but_respect_caps() -> None:
     at = dt.datetime(2026, 3, 2, 23, 30, tzinfo=EAST)
     assert may_contact(patient(), DEBT, Channel.LETTER, at, ContactHistory(), US, AGENCY).allowed
-    letters = tuple(ContactAttempt(id=f"L-{i}", step_id=None, account_id="A-1", invoice_id="INV-1",
-                                   channel=Channel.LETTER, at=dt.datetime(2026, 3, 1, 9, tzinfo=EAST),
-                                   outcome=AttemptOutcome.DELIVERED) for i in range(3))
+    letters = tuple(
+        ContactAttempt(
+            id=f"L-{i}",
+            step_id=None,
+            account_id="A-1",
+            invoice_id="INV-1",
+            channel=Channel.LETTER,
+            at=dt.datetime(2026, 3, 1, 9, tzinfo=EAST),
+            outcome=AttemptOutcome.DELIVERED,
+        )
+        for i in range(3)
+    )
     d = may_contact(patient(), DEBT, Channel.LETTER, at, ContactHistory(letters), US, AGENCY)
     assert not d.allowed and "letter.max_per_7_days" in rule_ids(d, Outcome.DEFER)
     assert d.earliest_allowed == dt.datetime(2026, 3, 8, 0, 0, tzinfo=EAST)
@@ -165,12 +224,17 @@ def test_letters_ignore_quiet_hours_but_respect_caps() -> None:
 
 def test_opt_out_takes_effect_at_once_and_has_no_earliest() -> None:
     p, _ = opt_out(patient(), Channel.SMS, at=dt.datetime(2026, 3, 2, 10, 0, tzinfo=EAST))
-    before = may_contact(p, DEBT, Channel.SMS, dt.datetime(2026, 3, 2, 9, 59, tzinfo=EAST), ContactHistory(), US, HOSPITAL)
-    after = may_contact(p, DEBT, Channel.SMS, dt.datetime(2026, 3, 2, 10, 0, tzinfo=EAST), ContactHistory(), US, HOSPITAL)
+    before = may_contact(
+        p, DEBT, Channel.SMS, dt.datetime(2026, 3, 2, 9, 59, tzinfo=EAST), ContactHistory(), US, HOSPITAL
+    )
+    after = may_contact(
+        p, DEBT, Channel.SMS, dt.datetime(2026, 3, 2, 10, 0, tzinfo=EAST), ContactHistory(), US, HOSPITAL
+    )
     assert before.allowed
     assert not after.allowed and after.earliest_allowed is None
-    assert may_contact(p, DEBT, Channel.EMAIL, dt.datetime(2026, 3, 2, 10, 1, tzinfo=EAST), ContactHistory(), US,
-                       HOSPITAL).allowed
+    assert may_contact(
+        p, DEBT, Channel.EMAIL, dt.datetime(2026, 3, 2, 10, 1, tzinfo=EAST), ContactHistory(), US, HOSPITAL
+    ).allowed
 
 
 def test_collector_text_needs_consent_or_check_within_60_days() -> None:
@@ -184,8 +248,12 @@ def test_cease_request_allows_only_the_notices_the_law_allows() -> None:
     p, _ = request_cease_communication(patient(), at=dt.datetime(2026, 3, 1, 9, tzinfo=EAST))
     at = dt.datetime(2026, 3, 2, 10, tzinfo=EAST)
     assert not may_contact(p, DEBT, Channel.PHONE, at, ContactHistory(), US, AGENCY).allowed
-    assert not may_contact(p, DEBT, Channel.LETTER, at, ContactHistory(), US, AGENCY, OutreachPurpose.REMINDER).allowed
-    ok = may_contact(p, DEBT, Channel.LETTER, at, ContactHistory(), US, AGENCY, OutreachPurpose.PRE_PLACEMENT_NOTICE)
+    assert not may_contact(
+        p, DEBT, Channel.LETTER, at, ContactHistory(), US, AGENCY, OutreachPurpose.REMINDER
+    ).allowed
+    ok = may_contact(
+        p, DEBT, Channel.LETTER, at, ContactHistory(), US, AGENCY, OutreachPurpose.PRE_PLACEMENT_NOTICE
+    )
     assert ok.allowed and "cease.allowed_purposes" in rule_ids(ok, Outcome.ALLOW)
 
 
@@ -203,8 +271,22 @@ def test_confidential_wish_listed_channels_and_no_voicemail() -> None:
 @pytest.mark.parametrize(
     ("debt", "rule"),
     [
-        (Debt("A-1", "INV-1", disputes=(Dispute(id="D-1", account_id="A-1", invoice_id=None,
-                                                 reason=DisputeReason.BILLING_ERROR, opened_at=CONSENT),)), "dispute.freeze"),
+        (
+            Debt(
+                "A-1",
+                "INV-1",
+                disputes=(
+                    Dispute(
+                        id="D-1",
+                        account_id="A-1",
+                        invoice_id=None,
+                        reason=DisputeReason.BILLING_ERROR,
+                        opened_at=CONSENT,
+                    ),
+                ),
+            ),
+            "dispute.freeze",
+        ),
         (Debt("A-1", "INV-1", insurer_waiting=True), "insurer.pause"),
         (Debt("A-1", "INV-1", plan_current=True), "plan.pause_reminders"),
         (Debt("A-1", "INV-1", assistance_pending=True), "assistance.pause"),
@@ -212,16 +294,34 @@ def test_confidential_wish_listed_channels_and_no_voicemail() -> None:
 )
 def test_freezes_stop_collection_but_not_acknowledgements(debt: Debt, rule: str) -> None:
     at = dt.datetime(2026, 3, 2, 10, tzinfo=EAST)
-    d = may_contact(patient(), debt, Channel.EMAIL, at, ContactHistory(), US, HOSPITAL, OutreachPurpose.REMINDER)
+    d = may_contact(
+        patient(), debt, Channel.EMAIL, at, ContactHistory(), US, HOSPITAL, OutreachPurpose.REMINDER
+    )
     assert not d.allowed and rule in rule_ids(d, Outcome.DENY) and d.earliest_allowed is None
-    ack = may_contact(patient(), debt, Channel.EMAIL, at, ContactHistory(), US, HOSPITAL,
-                      OutreachPurpose.DISPUTE_ACKNOWLEDGEMENT)
+    ack = may_contact(
+        patient(),
+        debt,
+        Channel.EMAIL,
+        at,
+        ContactHistory(),
+        US,
+        HOSPITAL,
+        OutreachPurpose.DISPUTE_ACKNOWLEDGEMENT,
+    )
     assert ack.allowed
 
 
 def test_same_inputs_same_decision_and_records_replay() -> None:
     calls = tuple(call(i, dt.datetime(2026, 3, 2 + i, 10, tzinfo=EAST)) for i in range(7))
-    args = (patient(), DEBT, Channel.PHONE, dt.datetime(2026, 3, 8, 15, tzinfo=EAST), ContactHistory(calls), US, AGENCY)
+    args = (
+        patient(),
+        DEBT,
+        Channel.PHONE,
+        dt.datetime(2026, 3, 8, 15, tzinfo=EAST),
+        ContactHistory(calls),
+        US,
+        AGENCY,
+    )
     a, b = may_contact(*args), may_contact(*args)
     assert a == b and a.to_record() == b.to_record()
     assert "Patient" not in a.explain() and "+1212" not in a.explain()
@@ -239,16 +339,31 @@ def scenarios(draw: st.DrawFn) -> tuple[Patient, dt.datetime, ContactHistory, st
     phone_zone = draw(st.sampled_from([None, *ZONES]))
     at = BASE + dt.timedelta(minutes=draw(st.integers(0, 40 * 24 * 60)))
     offsets = draw(st.lists(st.integers(1, 12 * 24 * 60), max_size=12))
-    outcomes = draw(st.lists(st.sampled_from(list(AttemptOutcome)), min_size=len(offsets), max_size=len(offsets)))
+    outcomes = draw(
+        st.lists(st.sampled_from(list(AttemptOutcome)), min_size=len(offsets), max_size=len(offsets))
+    )
     attempts = tuple(
-        ContactAttempt(id=f"H-{i}", step_id=None, account_id="A-1", invoice_id="INV-1", channel=Channel.PHONE,
-                       at=at - dt.timedelta(minutes=o), outcome=oc)
+        ContactAttempt(
+            id=f"H-{i}",
+            step_id=None,
+            account_id="A-1",
+            invoice_id="INV-1",
+            channel=Channel.PHONE,
+            at=at - dt.timedelta(minutes=o),
+            outcome=oc,
+        )
         for i, (o, oc) in enumerate(zip(offsets, outcomes, strict=True))
     )
-    p = Patient(id="P-9", time_zones=zones, contact_points=(
-        ContactPoint(Channel.PHONE, "+15555550100", consent_at=BASE - dt.timedelta(days=1), time_zone=phone_zone),
-        ContactPoint(Channel.EMAIL, "x@example.org", consent_at=BASE - dt.timedelta(days=1)),
-    ))
+    p = Patient(
+        id="P-9",
+        time_zones=zones,
+        contact_points=(
+            ContactPoint(
+                Channel.PHONE, "+15555550100", consent_at=BASE - dt.timedelta(days=1), time_zone=phone_zone
+            ),
+            ContactPoint(Channel.EMAIL, "x@example.org", consent_at=BASE - dt.timedelta(days=1)),
+        ),
+    )
     key = draw(st.sampled_from(["us", "default", "no", "de", "bg"]))
     channel = draw(st.sampled_from([Channel.PHONE, Channel.EMAIL]))
     creditor = draw(st.sampled_from([AGENCY, HOSPITAL]))
@@ -268,7 +383,9 @@ def test_no_allowed_contact_in_quiet_hours_or_beyond_a_cap_and_earliest_is_allow
     if d.allowed:
         assert d.earliest_allowed == at
         assert quiet_hours_ok(at, patient_zones(p), start, end)
-        if channel is Channel.PHONE and (creditor.role.is_collector or pack.value("calls.cap_for_all_creditors", on=on)):
+        if channel is Channel.PHONE and (
+            creditor.role.is_collector or pack.value("calls.cap_for_all_creditors", on=on)
+        ):
             tz = ZoneInfo(p.time_zones[0])
             today = at.astimezone(tz).date()
             days = [a.at.astimezone(tz).date() for a in history.attempts if a.counts_as_call]

@@ -32,8 +32,15 @@ def test_every_outreach_rule_is_sourced_dated_and_explained(key: str) -> None:
 @pytest.mark.parametrize("key", ["default", "us", "no", "de", "bg"])
 def test_every_pack_has_what_governor_and_cadence_read(key: str) -> None:
     pack = get_pack(key)
-    for rule_id in ("quiet_hours.start", "quiet_hours.end", "calls.max_per_7_days", "dispute.freeze",
-                    "cease.allowed_purposes", "content.forbidden.sms", "cadence.min_days_between_messages"):
+    for rule_id in (
+        "quiet_hours.start",
+        "quiet_hours.end",
+        "calls.max_per_7_days",
+        "dispute.freeze",
+        "cease.allowed_purposes",
+        "content.forbidden.sms",
+        "cadence.min_days_between_messages",
+    ):
         pack.value(rule_id, on=ON)
 
 
@@ -100,7 +107,9 @@ def test_packs_without_plugins() -> None:
         get_pack("xx", extra=[colorado])
 
 
-@pytest.mark.parametrize("surface", [Surface.SMS, Surface.VOICEMAIL, Surface.EMAIL_SUBJECT, Surface.PORTAL_NOTIFICATION])
+@pytest.mark.parametrize(
+    "surface", [Surface.SMS, Surface.VOICEMAIL, Surface.EMAIL_SUBJECT, Surface.PORTAL_NOTIFICATION]
+)
 @pytest.mark.parametrize("key", ["default", "us", "no", "de", "bg"])
 def test_nothing_clinical_on_exposed_surfaces(key: str, surface: Surface) -> None:
     pack = get_pack(key)
@@ -113,8 +122,12 @@ def test_nothing_clinical_on_exposed_surfaces(key: str, surface: Surface) -> Non
 
 def test_limited_content_voicemail_fields() -> None:
     us = get_pack("us")
-    base = {VoicemailField.BUSINESS_NAME, VoicemailField.REQUEST_TO_REPLY, VoicemailField.PERSON_NAME,
-            VoicemailField.CALL_BACK_NUMBER}
+    base = {
+        VoicemailField.BUSINESS_NAME,
+        VoicemailField.REQUEST_TO_REPLY,
+        VoicemailField.PERSON_NAME,
+        VoicemailField.CALL_BACK_NUMBER,
+    }
     assert check_content(us, Surface.VOICEMAIL, on=ON, fields=base | {VoicemailField.SALUTATION}).allowed
     missing = check_content(us, Surface.VOICEMAIL, on=ON, fields=base - {VoicemailField.CALL_BACK_NUMBER})
     assert not missing.allowed and "call_back_number" in missing.denials[0].message

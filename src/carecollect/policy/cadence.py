@@ -44,7 +44,7 @@ again (steps are matched to history by purpose and rank).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import attrs
 
@@ -146,7 +146,9 @@ class CompiledPack:
             return self.receipt_table[i]
         if self.calendar is None or not self.receipt_business_days:
             return sent
-        return self.calendar.add_business_days(dt.date.fromordinal(sent), self.receipt_business_days).toordinal()
+        return self.calendar.add_business_days(
+            dt.date.fromordinal(sent), self.receipt_business_days
+        ).toordinal()
 
     def deadline_day(self, step: int, sent: int) -> int:
         """The last day to pay (ordinal) that step ``step`` states when sent on ``sent`` (``NONE``: no deadline)."""
@@ -210,7 +212,14 @@ def plan_invoice(
 
 
 def _scan(
-    cp: CompiledPack, today: int, issue: int, due: int, placed: int, last_idx: int, last_idx_day: int, last_msg_day: int
+    cp: CompiledPack,
+    today: int,
+    issue: int,
+    due: int,
+    placed: int,
+    last_idx: int,
+    last_idx_day: int,
+    last_msg_day: int,
 ) -> tuple[int, int]:
     anchor, start_off, end_off, requires = cp.anchor, cp.start, cp.end, cp.requires
     gap_from = last_msg_day + cp.gap if last_msg_day != NONE else NONE
@@ -294,45 +303,149 @@ def _compile(pack: PolicyPack, on: dt.date, collector: bool) -> CompiledPack:
     us_collector = collector and "us.validation_period_days" in rules
     P = OutreachPurpose
     if us_collector:
-        specs.append(_Spec(P.VALIDATION_NOTICE, ANCHOR_PLACED, 0, _OPEN_END, "us.validation_notice.max_days_after_initial_communication",
-                           "cadence.channels.validation_notice", deadline_days=v("us.validation_period_days"), receipt_lag=True))
-        specs.append(_Spec(P.REMINDER, ANCHOR_PLACED, 0, _OPEN_END, "us.validation_period_days", "cadence.channels.reminder",
-                           requires_previous=True))
+        specs.append(
+            _Spec(
+                P.VALIDATION_NOTICE,
+                ANCHOR_PLACED,
+                0,
+                _OPEN_END,
+                "us.validation_notice.max_days_after_initial_communication",
+                "cadence.channels.validation_notice",
+                deadline_days=v("us.validation_period_days"),
+                receipt_lag=True,
+            )
+        )
+        specs.append(
+            _Spec(
+                P.REMINDER,
+                ANCHOR_PLACED,
+                0,
+                _OPEN_END,
+                "us.validation_period_days",
+                "cadence.channels.reminder",
+                requires_previous=True,
+            )
+        )
         if "cadence.final_notice.days_after_due" in rules:
-            specs.append(_Spec(P.FINAL_NOTICE, ANCHOR_PLACED, v("cadence.final_notice.days_after_due"), _OPEN_END,
-                               "cadence.final_notice.days_after_due", "cadence.channels.final_notice"))
+            specs.append(
+                _Spec(
+                    P.FINAL_NOTICE,
+                    ANCHOR_PLACED,
+                    v("cadence.final_notice.days_after_due"),
+                    _OPEN_END,
+                    "cadence.final_notice.days_after_due",
+                    "cadence.channels.final_notice",
+                )
+            )
     else:
-        specs.append(_Spec(P.STATEMENT, ANCHOR_ISSUE, 0, _OPEN_END, "cadence.channels.statement", "cadence.channels.statement"))
+        specs.append(
+            _Spec(
+                P.STATEMENT,
+                ANCHOR_ISSUE,
+                0,
+                _OPEN_END,
+                "cadence.channels.statement",
+                "cadence.channels.statement",
+            )
+        )
         if rules.value("cadence.pre_due_reminder.enabled", on=on):
-            specs.append(_Spec(P.PRE_DUE_REMINDER, ANCHOR_DUE, -v("cadence.pre_due_reminder.days_before_due"), 0,
-                               "cadence.pre_due_reminder.days_before_due", "cadence.channels.pre_due_reminder"))
+            specs.append(
+                _Spec(
+                    P.PRE_DUE_REMINDER,
+                    ANCHOR_DUE,
+                    -v("cadence.pre_due_reminder.days_before_due"),
+                    0,
+                    "cadence.pre_due_reminder.days_before_due",
+                    "cadence.channels.pre_due_reminder",
+                )
+            )
         if "cadence.mahnung.days_after_due" in rules:
-            specs.append(_Spec(P.MAHNUNG, ANCHOR_DUE, v("cadence.mahnung.days_after_due"), _OPEN_END,
-                               "cadence.mahnung.days_after_due", "cadence.channels.mahnung"))
+            specs.append(
+                _Spec(
+                    P.MAHNUNG,
+                    ANCHOR_DUE,
+                    v("cadence.mahnung.days_after_due"),
+                    _OPEN_END,
+                    "cadence.mahnung.days_after_due",
+                    "cadence.channels.mahnung",
+                )
+            )
         if "cadence.reminder_1.days_after_due" in rules:
-            specs.append(_Spec(P.REMINDER, ANCHOR_DUE, v("cadence.reminder_1.days_after_due"), _OPEN_END,
-                               "cadence.reminder_1.days_after_due", "cadence.channels.reminder"))
+            specs.append(
+                _Spec(
+                    P.REMINDER,
+                    ANCHOR_DUE,
+                    v("cadence.reminder_1.days_after_due"),
+                    _OPEN_END,
+                    "cadence.reminder_1.days_after_due",
+                    "cadence.channels.reminder",
+                )
+            )
         if "de.default_notice.days_after_due" in rules:
             # BGB 286(3): default begins once 30 days after due date and receipt have passed.
-            specs.append(_Spec(P.DEFAULT_NOTICE, ANCHOR_DUE, v("de.default_notice.days_after_due") + 1, _OPEN_END,
-                               "de.default_notice.days_after_due", "cadence.channels.default_notice"))
+            specs.append(
+                _Spec(
+                    P.DEFAULT_NOTICE,
+                    ANCHOR_DUE,
+                    v("de.default_notice.days_after_due") + 1,
+                    _OPEN_END,
+                    "de.default_notice.days_after_due",
+                    "cadence.channels.default_notice",
+                )
+            )
         if "cadence.reminder_2.days_after_due" in rules:
-            specs.append(_Spec(P.REMINDER, ANCHOR_DUE, v("cadence.reminder_2.days_after_due"), _OPEN_END,
-                               "cadence.reminder_2.days_after_due", "cadence.channels.reminder"))
+            specs.append(
+                _Spec(
+                    P.REMINDER,
+                    ANCHOR_DUE,
+                    v("cadence.reminder_2.days_after_due"),
+                    _OPEN_END,
+                    "cadence.reminder_2.days_after_due",
+                    "cadence.channels.reminder",
+                )
+            )
         if "cadence.inkassovarsel.days_after_due" in rules:
             offset = v("cadence.inkassovarsel.days_after_due")
             minimum = v("no.inkassovarsel.min_days_after_due")
             if offset < minimum:
-                raise PolicyViolation(f"rule 'cadence.inkassovarsel.days_after_due': {offset} is before the earliest day "
-                                      f"{minimum} after the due date (inkassoloven § 9)")
-            specs.append(_Spec(P.INKASSOVARSEL, ANCHOR_DUE, offset, _OPEN_END, "no.inkassovarsel.deadline_days",
-                               "cadence.channels.inkassovarsel", deadline_days=v("no.inkassovarsel.deadline_days")))
-            specs.append(_Spec(P.BETALINGSOPPFORDRING, ANCHOR_DUE, offset, _OPEN_END, "no.betalingsoppfordring.deadline_days",
-                               "cadence.channels.betalingsoppfordring", requires_previous=True,
-                               deadline_days=v("no.betalingsoppfordring.deadline_days")))
+                raise PolicyViolation(
+                    f"rule 'cadence.inkassovarsel.days_after_due': {offset} is before the earliest day "
+                    f"{minimum} after the due date (inkassoloven § 9)"
+                )
+            specs.append(
+                _Spec(
+                    P.INKASSOVARSEL,
+                    ANCHOR_DUE,
+                    offset,
+                    _OPEN_END,
+                    "no.inkassovarsel.deadline_days",
+                    "cadence.channels.inkassovarsel",
+                    deadline_days=v("no.inkassovarsel.deadline_days"),
+                )
+            )
+            specs.append(
+                _Spec(
+                    P.BETALINGSOPPFORDRING,
+                    ANCHOR_DUE,
+                    offset,
+                    _OPEN_END,
+                    "no.betalingsoppfordring.deadline_days",
+                    "cadence.channels.betalingsoppfordring",
+                    requires_previous=True,
+                    deadline_days=v("no.betalingsoppfordring.deadline_days"),
+                )
+            )
         if "cadence.final_notice.days_after_due" in rules:
-            specs.append(_Spec(P.FINAL_NOTICE, ANCHOR_DUE, v("cadence.final_notice.days_after_due"), _OPEN_END,
-                               "cadence.final_notice.days_after_due", "cadence.channels.final_notice"))
+            specs.append(
+                _Spec(
+                    P.FINAL_NOTICE,
+                    ANCHOR_DUE,
+                    v("cadence.final_notice.days_after_due"),
+                    _OPEN_END,
+                    "cadence.final_notice.days_after_due",
+                    "cadence.channels.final_notice",
+                )
+            )
     ranks: list[int] = []
     seen: dict[OutreachPurpose, int] = {}
     for s in specs:
@@ -416,8 +529,15 @@ class PlannedStep:
         :param due_at: when it is due (aware).
         """
         sid = f"{self.invoice_id or self.account_id}.{self.key}"
-        return OutreachStep(id=sid, account_id=self.account_id, invoice_id=self.invoice_id, purpose=self.purpose,
-                            channels=self.channels, due_at=due_at, deadline=self.deadline)
+        return OutreachStep(
+            id=sid,
+            account_id=self.account_id,
+            invoice_id=self.invoice_id,
+            purpose=self.purpose,
+            channels=self.channels,  # type: ignore[arg-type]  # OutreachStep's converter=tuple is untyped
+            due_at=due_at,
+            deadline=self.deadline,
+        )
 
 
 @attrs.frozen
@@ -432,6 +552,14 @@ class CadencePlan:
     due: tuple[PlannedStep, ...]
     next_at: dt.datetime | None
     reasons: tuple[Reason, ...]
+
+
+def _disputes(value: Iterable[Dispute]) -> tuple[Dispute, ...]:
+    return tuple(value)
+
+
+def _steps(value: Iterable[OutreachStep]) -> tuple[OutreachStep, ...]:
+    return tuple(value)
 
 
 @attrs.frozen
@@ -460,12 +588,12 @@ class InvoiceContext:
     creditor: Creditor
     pack: PolicyPack
     balance: Money | None = None
-    disputes: tuple[Dispute, ...] = attrs.field(default=(), converter=tuple)
+    disputes: tuple[Dispute, ...] = attrs.field(default=(), converter=_disputes)
     dispute_open: bool = False
     plan_status: PlanStatus | None = None
     insurer_waiting: bool | None = None
     assistance_pending: bool = False
-    sent_steps: tuple[OutreachStep, ...] = attrs.field(default=(), converter=tuple)
+    sent_steps: tuple[OutreachStep, ...] = attrs.field(default=(), converter=_steps)
     placed_on: dt.date | None = None
 
 
@@ -484,7 +612,7 @@ class EstimateContext:
     account_id: str
     patient: Patient
     pack: PolicyPack
-    sent_steps: tuple[OutreachStep, ...] = attrs.field(default=(), converter=tuple)
+    sent_steps: tuple[OutreachStep, ...] = attrs.field(default=(), converter=_steps)
 
 
 _SENT = (OutreachStatus.SENT, OutreachStatus.DELIVERED)
@@ -535,19 +663,32 @@ def due_steps(context: InvoiceContext | EstimateContext, now: dt.datetime) -> Ca
         reasons.append(reason_from_rule(pack.rule(rule_id, on=today), outcome, message))
 
     if inv.status is not InvoiceStatus.OPEN:
-        reasons.append(Reason("invoice.status", "invoice record", Outcome.DENY, f"invoice {inv.id} is {inv.status.value}"))
+        reasons.append(
+            Reason(
+                "invoice.status", "invoice record", Outcome.DENY, f"invoice {inv.id} is {inv.status.value}"
+            )
+        )
         return CadencePlan((), None, tuple(reasons))
     balance = ctx.balance if ctx.balance is not None else inv.patient_responsibility
     if balance.currency != inv.currency:
         raise ValidationError(f"Invoice {inv.id}", "balance", f"must be in {inv.currency}")
     if not balance.is_positive():
-        reasons.append(Reason("invoice.balance", "ledger", Outcome.DENY, f"invoice {inv.id} has nothing left to pay"))
+        reasons.append(
+            Reason("invoice.balance", "ledger", Outcome.DENY, f"invoice {inv.id} has nothing left to pay")
+        )
         return CadencePlan((), None, tuple(reasons))
     insurer = ctx.insurer_waiting if ctx.insurer_waiting is not None else inv.waiting_for_insurer
     freezes = (
-        (ctx.dispute_open or any(d.is_open and d.covers(inv.id) for d in ctx.disputes), "dispute.freeze",
-         "a dispute of this invoice is open"),
-        (ctx.plan_status is not None and ctx.plan_status.current, "plan.pause_reminders", "a payment plan is current"),
+        (
+            ctx.dispute_open or any(d.is_open and d.covers(inv.id) for d in ctx.disputes),
+            "dispute.freeze",
+            "a dispute of this invoice is open",
+        ),
+        (
+            ctx.plan_status is not None and ctx.plan_status.current,
+            "plan.pause_reminders",
+            "a payment plan is current",
+        ),
         (insurer, "insurer.pause", "the insurer has not decided yet"),
         (ctx.assistance_pending, "assistance.pause", "a financial-assistance application is under review"),
     )
@@ -562,33 +703,68 @@ def due_steps(context: InvoiceContext | EstimateContext, now: dt.datetime) -> Ca
     collector = ctx.creditor.role.is_collector
     cp = compile_pack(pack, on=today, collector=collector)
     if collector and ctx.placed_on is None and ANCHOR_PLACED in cp.anchor:
-        raise ValidationError(f"Invoice {inv.id}", "placed_on", "a collector's cadence needs the placement date")
+        raise ValidationError(
+            f"Invoice {inv.id}", "placed_on", "a collector's cadence needs the placement date"
+        )
     last_idx, last_idx_day, last_msg_day = _history(cp, ctx.sent_steps, inv.id, patient)
     placed = ctx.placed_on.toordinal() if ctx.placed_on is not None else 0
-    idx, nxt = plan_invoice(cp, today.toordinal(), inv.issue_date.toordinal(), inv.due_date.toordinal(), placed,
-                            balance.minor_units, False, last_idx, last_idx_day, last_msg_day)
+    idx, nxt = plan_invoice(
+        cp,
+        today.toordinal(),
+        inv.issue_date.toordinal(),
+        inv.due_date.toordinal(),
+        placed,
+        balance.minor_units,
+        False,
+        last_idx,
+        last_idx_day,
+        last_msg_day,
+    )
     next_at = _at_start(dt.date.fromordinal(nxt), patient, pack) if nxt != NONE else None
     if idx == NONE:
-        reasons.append(Reason("cadence", pack.key, Outcome.INFO, "no step is due today"
-                              + (f"; the next falls on {dt.date.fromordinal(nxt).isoformat()}" if nxt != NONE else "")))
+        reasons.append(
+            Reason(
+                "cadence",
+                pack.key,
+                Outcome.INFO,
+                "no step is due today"
+                + (f"; the next falls on {dt.date.fromordinal(nxt).isoformat()}" if nxt != NONE else ""),
+            )
+        )
         return CadencePlan((), next_at, tuple(reasons))
 
     purpose = cp.purposes[idx]
     rr(cp.rule_ids[idx], Outcome.INFO, f"{purpose.value} #{cp.ranks[idx]} is due on {today.isoformat()}")
     cease = patient.cease_requested_at is not None and patient.cease_requested_at <= now
     if cease and purpose.value not in pack.value("cease.allowed_purposes", on=today):
-        rr("cease.allowed_purposes", Outcome.DENY, f"the patient asked us to stop; {purpose.value} may not follow")
+        rr(
+            "cease.allowed_purposes",
+            Outcome.DENY,
+            f"the patient asked us to stop; {purpose.value} may not follow",
+        )
         return CadencePlan((), None, tuple(reasons))
     channels = _channels(cp.channels[idx], patient, pack, now, today, cease)
     if not channels:
-        reasons.append(Reason("patient.consent", "patient record", Outcome.DENY,
-                              f"no usable channel among {', '.join(c.value for c in cp.channels[idx])}"))
+        reasons.append(
+            Reason(
+                "patient.consent",
+                "patient record",
+                Outcome.DENY,
+                f"no usable channel among {', '.join(c.value for c in cp.channels[idx])}",
+            )
+        )
         return CadencePlan((), next_at, tuple(reasons))
     deadline_day = cp.deadline_day(idx, today.toordinal())
     notices: tuple[str, ...] = ()
-    if purpose is OutreachPurpose.STATEMENT and pack.get("de.statement.default_hint_required", False, on=today):
+    if purpose is OutreachPurpose.STATEMENT and pack.get(
+        "de.statement.default_hint_required", False, on=today
+    ):
         notices = ("bgb_286_3_hint",)
-        rr("de.statement.default_hint_required", Outcome.CONDITION, "the statement states the 30-day default rule")
+        rr(
+            "de.statement.default_hint_required",
+            Outcome.CONDITION,
+            "the statement states the 30-day default rule",
+        )
     step = PlannedStep(
         key=f"{purpose.value}#{cp.ranks[idx]}",
         account_id=inv.account_id,
@@ -603,12 +779,16 @@ def due_steps(context: InvoiceContext | EstimateContext, now: dt.datetime) -> Ca
     return CadencePlan((step,), next_at, tuple(reasons))
 
 
-def _history(cp: CompiledPack, sent: Sequence[OutreachStep], invoice_id: str, patient: Patient) -> tuple[int, int, int]:
+def _history(
+    cp: CompiledPack, sent: Sequence[OutreachStep], invoice_id: str, patient: Patient
+) -> tuple[int, int, int]:
     """(index of the latest compiled step sent, its day, the day of the latest message), from history."""
     counts: dict[OutreachPurpose, list[int]] = {}
     last_msg = NONE
-    for s in sorted((s for s in sent if s.invoice_id == invoice_id and s.status in _SENT and s.sent_at is not None),
-                    key=lambda s: (s.sent_at, s.id)):
+    for s in sorted(
+        (s for s in sent if s.invoice_id == invoice_id and s.status in _SENT and s.sent_at is not None),
+        key=lambda s: (s.sent_at, s.id),
+    ):
         assert s.sent_at is not None
         day = _local_day(s.sent_at, patient).toordinal()
         counts.setdefault(s.purpose, []).append(day)
@@ -625,22 +805,50 @@ def _estimate_plan(ctx: EstimateContext, now: dt.datetime) -> CadencePlan:
     est, pack, patient = ctx.estimate, ctx.pack, ctx.patient
     today = _local_day(now, patient)
     if any(s.purpose is OutreachPurpose.ESTIMATE and s.status in _SENT for s in ctx.sent_steps):
-        return CadencePlan((), None, (Reason("cadence.channels.estimate", pack.key, Outcome.INFO, "estimate already sent"),))
+        return CadencePlan(
+            (), None, (Reason("cadence.channels.estimate", pack.key, Outcome.INFO, "estimate already sent"),)
+        )
     if est.scheduled_for is not None and today >= est.scheduled_for:
-        return CadencePlan((), None, (Reason("cadence.channels.estimate", pack.key, Outcome.INFO,
-                                             "the service date has passed"),))
+        return CadencePlan(
+            (),
+            None,
+            (Reason("cadence.channels.estimate", pack.key, Outcome.INFO, "the service date has passed"),),
+        )
     reasons: list[Reason] = []
     deadline = _gfe_deadline(est, pack, reasons)
     cease = patient.cease_requested_at is not None and patient.cease_requested_at <= now
-    channels = _channels(tuple(Channel(c) for c in pack.value("cadence.channels.estimate", on=today)),
-                         patient, pack, now, today, cease)
+    channels = _channels(
+        tuple(Channel(c) for c in pack.value("cadence.channels.estimate", on=today)),
+        patient,
+        pack,
+        now,
+        today,
+        cease,
+    )
     if not channels:
-        reasons.append(Reason("patient.consent", "patient record", Outcome.DENY, "no usable channel for the estimate"))
+        reasons.append(
+            Reason("patient.consent", "patient record", Outcome.DENY, "no usable channel for the estimate")
+        )
         return CadencePlan((), None, tuple(reasons))
-    reasons.insert(0, reason_from_rule(pack.rule("cadence.channels.estimate", on=today), Outcome.INFO,
-                                       "estimate and payment terms are due before treatment"))
-    step = PlannedStep(key="estimate#1", account_id=ctx.account_id, invoice_id=None, purpose=OutreachPurpose.ESTIMATE,
-                       rank=1, channels=channels, due_on=today, deadline=deadline, notices=("payment_terms",))
+    reasons.insert(
+        0,
+        reason_from_rule(
+            pack.rule("cadence.channels.estimate", on=today),
+            Outcome.INFO,
+            "estimate and payment terms are due before treatment",
+        ),
+    )
+    step = PlannedStep(
+        key="estimate#1",
+        account_id=ctx.account_id,
+        invoice_id=None,
+        purpose=OutreachPurpose.ESTIMATE,
+        rank=1,
+        channels=channels,
+        due_on=today,
+        deadline=deadline,
+        notices=("payment_terms",),
+    )
     return CadencePlan((step,), None, tuple(reasons))
 
 
@@ -695,21 +903,42 @@ def check_formal_notice(
     reasons: list[Reason] = []
 
     def rr(rule_id: str, ok: bool, message: str) -> None:
-        reasons.append(reason_from_rule(pack.rule(rule_id, on=sent_on), Outcome.ALLOW if ok else Outcome.DENY, message))
+        reasons.append(
+            reason_from_rule(pack.rule(rule_id, on=sent_on), Outcome.ALLOW if ok else Outcome.DENY, message)
+        )
 
     days = (deadline - sent_on).days
     if purpose is OutreachPurpose.INKASSOVARSEL and "no.inkassovarsel.deadline_days" in pack.rules:
         after = (sent_on - due_date).days
         minimum_after = int(pack.value("no.inkassovarsel.min_days_after_due", on=sent_on))
-        rr("no.inkassovarsel.min_days_after_due", after >= minimum_after,
-           f"sent {after} days after the due date (at least {minimum_after})")
+        rr(
+            "no.inkassovarsel.min_days_after_due",
+            after >= minimum_after,
+            f"sent {after} days after the due date (at least {minimum_after})",
+        )
         need = int(pack.value("no.inkassovarsel.deadline_days", on=sent_on))
-        rr("no.inkassovarsel.deadline_days", days >= need, f"{days} days to pay from sending (at least {need})")
-    elif purpose is OutreachPurpose.BETALINGSOPPFORDRING and "no.betalingsoppfordring.deadline_days" in pack.rules:
+        rr(
+            "no.inkassovarsel.deadline_days",
+            days >= need,
+            f"{days} days to pay from sending (at least {need})",
+        )
+    elif (
+        purpose is OutreachPurpose.BETALINGSOPPFORDRING
+        and "no.betalingsoppfordring.deadline_days" in pack.rules
+    ):
         ok_after = previous_deadline is not None and sent_on > previous_deadline
-        rr("no.betalingsoppfordring.deadline_days", ok_after, "sent after the inkassovarsel's deadline"
-           if ok_after else "the inkassovarsel's deadline has not passed (or no varsel was sent)")
+        rr(
+            "no.betalingsoppfordring.deadline_days",
+            ok_after,
+            "sent after the inkassovarsel's deadline"
+            if ok_after
+            else "the inkassovarsel's deadline has not passed (or no varsel was sent)",
+        )
         need = int(pack.value("no.betalingsoppfordring.deadline_days", on=sent_on))
-        rr("no.betalingsoppfordring.deadline_days", days >= need, f"{days} days to pay or object (at least {need})")
+        rr(
+            "no.betalingsoppfordring.deadline_days",
+            days >= need,
+            f"{days} days to pay or object (at least {need})",
+        )
     allowed = not any(r.outcome.blocks for r in reasons)
     return Decision(allowed=allowed, reasons=tuple(reasons))

@@ -109,8 +109,12 @@ def content_rules(pack: PolicyPack, *, on: dt.date) -> ContentRules:
     return ContentRules(
         forbidden=forbidden,
         voicemail_limited=bool(pack.value("voicemail.limited_content", on=on)),
-        voicemail_required=frozenset(VoicemailField(v) for v in pack.value("voicemail.required_fields", on=on)),
-        voicemail_optional=frozenset(VoicemailField(v) for v in pack.value("voicemail.optional_fields", on=on)),
+        voicemail_required=frozenset(
+            VoicemailField(v) for v in pack.value("voicemail.required_fields", on=on)
+        ),
+        voicemail_optional=frozenset(
+            VoicemailField(v) for v in pack.value("voicemail.optional_fields", on=on)
+        ),
     )
 
 
@@ -157,12 +161,20 @@ def check_content(
         missing = rules.voicemail_required - have
         extra = have - rules.voicemail_required - rules.voicemail_optional
         if missing:
-            reasons.append(reason_from_rule(rule, Outcome.DENY,
-                                            "missing: " + ", ".join(sorted(f.value for f in missing))))
+            reasons.append(
+                reason_from_rule(
+                    rule, Outcome.DENY, "missing: " + ", ".join(sorted(f.value for f in missing))
+                )
+            )
         if extra:
-            reasons.append(reason_from_rule(rule, Outcome.DENY,
-                                            "not allowed in a limited-content voicemail: "
-                                            + ", ".join(sorted(f.value for f in extra))))
+            reasons.append(
+                reason_from_rule(
+                    rule,
+                    Outcome.DENY,
+                    "not allowed in a limited-content voicemail: "
+                    + ", ".join(sorted(f.value for f in extra)),
+                )
+            )
         if not missing and not extra:
             reasons.append(reason_from_rule(rule, Outcome.ALLOW, "a limited-content voicemail"))
     return Decision(allowed=not any(r.outcome.blocks for r in reasons), reasons=tuple(reasons))

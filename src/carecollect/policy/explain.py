@@ -26,7 +26,7 @@ DENY calls.max_per_7_days (12 CFR 1006.14(b)(2)): 7 calls on this debt in the 7 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import attrs
 
@@ -76,7 +76,12 @@ class Reason:
 
         :returns: keys ``rule_id``, ``source``, ``outcome``, ``message``.
         """
-        return {"rule_id": self.rule_id, "source": self.source, "outcome": self.outcome.value, "message": self.message}
+        return {
+            "rule_id": self.rule_id,
+            "source": self.source,
+            "outcome": self.outcome.value,
+            "message": self.message,
+        }
 
     @classmethod
     def from_record(cls, record: Mapping[str, str]) -> Reason:
@@ -112,6 +117,10 @@ def reason_from_rule(rule: Rule, outcome: Outcome, message: str) -> Reason:
     return Reason(rule.id, source, outcome, message)
 
 
+def _reasons(value: Iterable[Reason]) -> tuple[Reason, ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class Decision:
     """A yes/no answer with every reason behind it.
@@ -121,7 +130,7 @@ class Decision:
     """
 
     allowed: bool
-    reasons: tuple[Reason, ...] = attrs.field(converter=tuple, default=())
+    reasons: tuple[Reason, ...] = attrs.field(converter=_reasons, default=())
 
     @property
     def denials(self) -> tuple[Reason, ...]:

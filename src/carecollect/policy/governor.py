@@ -68,6 +68,18 @@ Conversation = tuple[str, str | None, dt.datetime]
 _MAX_ROUNDS = 32
 
 
+def _disputes(value: Iterable[Dispute]) -> tuple[Dispute, ...]:
+    return tuple(value)
+
+
+def _attempts(value: Iterable[ContactAttempt]) -> tuple[ContactAttempt, ...]:
+    return tuple(value)
+
+
+def _conversations(value: Iterable[Conversation]) -> tuple[Conversation, ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class Debt:
     """The debt a contact is about, with the facts that freeze outreach on it.
@@ -83,7 +95,7 @@ class Debt:
 
     account_id: str
     invoice_id: str | None = None
-    disputes: tuple[Dispute, ...] = attrs.field(default=(), converter=tuple)
+    disputes: tuple[Dispute, ...] = attrs.field(default=(), converter=_disputes)
     dispute_open: bool = False
     insurer_waiting: bool = False
     plan_current: bool = False
@@ -111,11 +123,13 @@ class ContactHistory:
         ``carecollect.contact_centre`` reports); they count like an answered call.
     """
 
-    attempts: tuple[ContactAttempt, ...] = attrs.field(default=(), converter=tuple)
-    conversations: tuple[Conversation, ...] = attrs.field(default=(), converter=tuple)
+    attempts: tuple[ContactAttempt, ...] = attrs.field(default=(), converter=_attempts)
+    conversations: tuple[Conversation, ...] = attrs.field(default=(), converter=_conversations)
 
     @classmethod
-    def of(cls, attempts: Iterable[ContactAttempt] = (), conversations: Iterable[Conversation] = ()) -> ContactHistory:
+    def of(
+        cls, attempts: Iterable[ContactAttempt] = (), conversations: Iterable[Conversation] = ()
+    ) -> ContactHistory:
         """Build a history from any iterables (a generator from the contact centre, say).
 
         :param attempts: contact attempts.
@@ -181,7 +195,7 @@ def quiet_hours_ok(at: dt.datetime, zones: Iterable[str], start: dt.time, end: d
     """True when ``at`` is within ``[start, end)`` local time in every zone.
 
     >>> import datetime as dt
-    >>> at = dt.datetime(2026, 3, 2, 15, 30, tzinfo=dt.timezone.utc)  # 10:30 New York, 07:30 Los Angeles
+    >>> at = dt.datetime(2026, 3, 2, 15, 30, tzinfo=dt.UTC)  # 10:30 New York, 07:30 Los Angeles
     >>> quiet_hours_ok(at, ("America/New_York",), dt.time(8), dt.time(21))
     True
     >>> quiet_hours_ok(at, ("America/New_York", "America/Los_Angeles"), dt.time(8), dt.time(21))
@@ -203,7 +217,7 @@ def _next_window_start(at: dt.datetime, name: str, start: dt.time, end: dt.time)
     day = local.date() if local.time() < start else local.date() + dt.timedelta(days=1)
     for _ in range(3):
         # Wall time -> instant; a start that falls in a DST gap lands just after it.
-        candidate = dt.datetime.combine(day, start, tzinfo=tz).astimezone(dt.timezone.utc)
+        candidate = dt.datetime.combine(day, start, tzinfo=tz).astimezone(dt.UTC)
         back = candidate.astimezone(tz).time()
         if start <= back < end and candidate >= at:
             return candidate
@@ -211,7 +225,9 @@ def _next_window_start(at: dt.datetime, name: str, start: dt.time, end: dt.time)
     return at + dt.timedelta(days=1)  # unreachable for sane windows; keeps the loop moving
 
 
-def _quiet_earliest(at: dt.datetime, zones: tuple[str, ...], start: dt.time, end: dt.time) -> dt.datetime | None:
+def _quiet_earliest(
+    at: dt.datetime, zones: tuple[str, ...], start: dt.time, end: dt.time
+) -> dt.datetime | None:
     t = at
     for _ in range(_MAX_ROUNDS):
         moved = False
@@ -229,7 +245,7 @@ def _day(at: dt.datetime, tz_name: str) -> dt.date:
 
 
 def _start_of(day: dt.date, tz_name: str) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(0), tzinfo=zone(tz_name)).astimezone(dt.timezone.utc)
+    return dt.datetime.combine(day, dt.time(0), tzinfo=zone(tz_name)).astimezone(dt.UTC)
 
 
 @attrs.frozen
@@ -295,16 +311,33 @@ def may_contact(
 
     # Consent / opt-out / confidential ----------------------------------------
     if channel_usable(patient, channel, at):
-        reasons.append(Reason("patient.consent", "patient record", Outcome.ALLOW,
-                              f"{channel.value}: consent on record and no opt-out"))
+        reasons.append(
+            Reason(
+                "patient.consent",
+                "patient record",
+                Outcome.ALLOW,
+                f"{channel.value}: consent on record and no opt-out",
+            )
+        )
     else:
         permanent = True
-        if (patient.confidential is ConfidentialWish.ONLY_LISTED and channel not in patient.confidential_channels
-                and pack.value("confidential.honour", on=on)):
-            rule_reason("confidential.honour", Outcome.DENY, f"{channel.value} is not a channel the patient listed")
+        if (
+            patient.confidential is ConfidentialWish.ONLY_LISTED
+            and channel not in patient.confidential_channels
+            and pack.value("confidential.honour", on=on)
+        ):
+            rule_reason(
+                "confidential.honour", Outcome.DENY, f"{channel.value} is not a channel the patient listed"
+            )
         else:
-            reasons.append(Reason("opt_out.delay_days", pack.rule("opt_out.delay_days", on=on).source, Outcome.DENY,
-                                  f"{channel.value}: opted out, no consent, or no contact point"))
+            reasons.append(
+                Reason(
+                    "opt_out.delay_days",
+                    pack.rule("opt_out.delay_days", on=on).source,
+                    Outcome.DENY,
+                    f"{channel.value}: opted out, no consent, or no contact point",
+                )
+            )
     if channel is Channel.PHONE and patient.confidential is ConfidentialWish.NO_VOICEMAIL:
         rule_reason("confidential.honour", Outcome.CONDITION, "do not leave a voicemail")
     if channel is Channel.SMS:
@@ -315,19 +348,29 @@ def may_contact(
             recheck = int(pack.value("sms.consent_recheck_days", on=on))
             if not any(_checked_within(p, at, recheck) for p in patient.points(Channel.SMS)):
                 permanent = True
-                rule_reason("sms.consent_recheck_days", Outcome.DENY,
-                            f"no consent or number check within {recheck} days")
+                rule_reason(
+                    "sms.consent_recheck_days",
+                    Outcome.DENY,
+                    f"no consent or number check within {recheck} days",
+                )
 
     # Cease communication --------------------------------------------------------
     if patient.cease_requested_at is not None and patient.cease_requested_at <= at:
         purposes = pack.value("cease.allowed_purposes", on=on)
         channels = pack.value("cease.allowed_channels", on=on)
         if purpose.value in purposes and channel.value in channels:
-            rule_reason("cease.allowed_purposes", Outcome.ALLOW, f"{purpose.value} by {channel.value} is allowed after a stop request")
+            rule_reason(
+                "cease.allowed_purposes",
+                Outcome.ALLOW,
+                f"{purpose.value} by {channel.value} is allowed after a stop request",
+            )
         else:
             permanent = True
-            rule_reason("cease.allowed_purposes", Outcome.DENY,
-                        f"the patient asked us to stop; only {', '.join(purposes)} by {', '.join(channels)} may follow")
+            rule_reason(
+                "cease.allowed_purposes",
+                Outcome.DENY,
+                f"the patient asked us to stop; only {', '.join(purposes)} by {', '.join(channels)} may follow",
+            )
 
     # Freezes on the debt ---------------------------------------------------------
     if purpose.is_collection:
@@ -335,7 +378,11 @@ def may_contact(
             (debt.has_open_dispute, "dispute.freeze", "a dispute of this debt is open"),
             (debt.insurer_waiting, "insurer.pause", "the insurer has not decided yet"),
             (debt.plan_current, "plan.pause_reminders", "a payment plan is current"),
-            (debt.assistance_pending, "assistance.pause", "a financial-assistance application is under review"),
+            (
+                debt.assistance_pending,
+                "assistance.pause",
+                "a financial-assistance application is under review",
+            ),
         )
         for active, rule_id, message in freezes:
             if active and pack.value(rule_id, on=on):
@@ -378,26 +425,40 @@ def may_contact(
     earliest = next_ok(at)
     if timed:
         if quiet_hours_ok(at, zones, start, end):
-            rule_reason("quiet_hours.start", Outcome.ALLOW,
-                        f"{start:%H:%M}-{end:%H:%M} local time holds in {', '.join(zones)}")
+            rule_reason(
+                "quiet_hours.start",
+                Outcome.ALLOW,
+                f"{start:%H:%M}-{end:%H:%M} local time holds in {', '.join(zones)}",
+            )
         else:
-            rule_reason("quiet_hours.start", Outcome.DEFER,
-                        f"outside {start:%H:%M}-{end:%H:%M} local time in at least one of {', '.join(zones)}")
+            rule_reason(
+                "quiet_hours.start",
+                Outcome.DEFER,
+                f"outside {start:%H:%M}-{end:%H:%M} local time in at least one of {', '.join(zones)}",
+            )
     if caps is not None:
         today = on
         if caps.after_conversation_days and conv_days:
             last = max(conv_days)
             if today < last + dt.timedelta(days=caps.after_conversation_days):
-                rule_reason("calls.days_after_conversation", Outcome.DEFER,
-                            f"a conversation about this debt on {last.isoformat()} (day 1); "
-                            f"calls resume on {(last + dt.timedelta(days=caps.after_conversation_days)).isoformat()}")
+                rule_reason(
+                    "calls.days_after_conversation",
+                    Outcome.DEFER,
+                    f"a conversation about this debt on {last.isoformat()} (day 1); "
+                    f"calls resume on {(last + dt.timedelta(days=caps.after_conversation_days)).isoformat()}",
+                )
         recent = _count_cap_earliest(event_days, today, caps.max_in_window, caps.window_days)
         if recent is not None:
-            rule_reason(caps.cap_rule_id, Outcome.DEFER,
-                        f"{caps.max_in_window} {channel.value} contacts on this debt in the "
-                        f"{caps.window_days} days ending {today.isoformat()}")
+            rule_reason(
+                caps.cap_rule_id,
+                Outcome.DEFER,
+                f"{caps.max_in_window} {channel.value} contacts on this debt in the "
+                f"{caps.window_days} days ending {today.isoformat()}",
+            )
         else:
-            rule_reason(caps.cap_rule_id, Outcome.ALLOW, f"fewer than {caps.max_in_window} in {caps.window_days} days")
+            rule_reason(
+                caps.cap_rule_id, Outcome.ALLOW, f"fewer than {caps.max_in_window} in {caps.window_days} days"
+            )
 
     allowed = not permanent and earliest == at
     if permanent:
@@ -416,10 +477,18 @@ def _caps_for(channel: Channel, pack: PolicyPack, creditor: Creditor, on: dt.dat
     if channel is Channel.PHONE:
         if not (creditor.role.is_collector or pack.value("calls.cap_for_all_creditors", on=on)):
             return None
-        return _Caps(channel, int(pack.value("calls.max_per_7_days", on=on)), int(pack.value("calls.window_days", on=on)),
-                     int(pack.value("calls.days_after_conversation", on=on)), "calls.max_per_7_days")
-    rule_id = {Channel.EMAIL: "email.max_per_7_days", Channel.SMS: "sms.max_per_7_days",
-               Channel.LETTER: "letter.max_per_7_days"}.get(channel)
+        return _Caps(
+            channel,
+            int(pack.value("calls.max_per_7_days", on=on)),
+            int(pack.value("calls.window_days", on=on)),
+            int(pack.value("calls.days_after_conversation", on=on)),
+            "calls.max_per_7_days",
+        )
+    rule_id = {
+        Channel.EMAIL: "email.max_per_7_days",
+        Channel.SMS: "sms.max_per_7_days",
+        Channel.LETTER: "letter.max_per_7_days",
+    }.get(channel)
     if rule_id is None or rule_id not in pack.rules:
         return None
     return _Caps(channel, int(pack.value(rule_id, on=on)), 7, 0, rule_id)

@@ -116,7 +116,9 @@ def pack_registry(extra: Iterable[PolicyPack] = ()) -> dict[str, PolicyPack]:
     packs = dict(BUILTIN_PACKS)
     for pack in extra:
         if pack.key in packs:
-            raise ConfigurationError(f"policy pack key {pack.key!r} is already taken; give the pack its own key")
+            raise ConfigurationError(
+                f"policy pack key {pack.key!r} is already taken; give the pack its own key"
+            )
         packs[pack.key] = pack
     return packs
 
@@ -133,6 +135,4 @@ def get_pack(key: str, *, extra: Iterable[PolicyPack] = ()) -> PolicyPack:
     try:
         return packs[key]
     except KeyError:
-        raise ConfigurationError(
-            f"no policy pack {key!r}; available: {', '.join(sorted(packs))}"
-        ) from None
+        raise ConfigurationError(f"no policy pack {key!r}; available: {', '.join(sorted(packs))}") from None
