@@ -11,10 +11,10 @@ import pytest
 
 pytest.importorskip("fhir.resources")
 
-from carecollect.importers import ImportFailed, export_document  # noqa: E402
-from carecollect.importers.fhir import EXT, TZ_EXTENSION, export_fhir_bundle, import_fhir  # noqa: E402
-from carecollect.money import Money  # noqa: E402
-from carecollect.store import SQLiteStore  # noqa: E402
+from carecollect.importers import ImportFailed, export_document
+from carecollect.importers.fhir import EXT, TZ_EXTENSION, export_fhir_bundle, import_fhir
+from carecollect.money import Money
+from carecollect.store import SQLiteStore
 
 
 def bundle() -> dict[str, Any]:

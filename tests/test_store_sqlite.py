@@ -206,10 +206,15 @@ def test_ledger_is_append_only_and_idempotent(store: SQLiteStore) -> None:
 
 def test_a_failed_unit_of_work_leaves_nothing(store: SQLiteStore) -> None:
     _seed(store)
-    with pytest.raises(RuntimeError), store.transaction():
-        store.put_invoice(_invoice("INV-2"))
-        store.audit_append("import", "A-1", {"n": 1}, at=T0)
-        raise RuntimeError("boom")
+
+    def unit_of_work() -> None:
+        with store.transaction():
+            store.put_invoice(_invoice("INV-2"))
+            store.audit_append("import", "A-1", {"n": 1}, at=T0)
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        unit_of_work()
     with pytest.raises(NotFound):
         store.get_invoice("INV-2")
     assert list(store.audit_records()) == []
@@ -219,9 +224,14 @@ def test_a_nested_failure_rolls_back_only_its_savepoint(store: SQLiteStore) -> N
     _seed(store)
     with store.transaction():
         store.put_invoice(_invoice("INV-2"))
-        with pytest.raises(RuntimeError), store.transaction():
-            store.put_invoice(_invoice("INV-3"))
-            raise RuntimeError("inner")
+
+        def inner() -> None:
+            with store.transaction():
+                store.put_invoice(_invoice("INV-3"))
+                raise RuntimeError("inner")
+
+        with pytest.raises(RuntimeError):
+            inner()
     assert [i.id for i in store.invoices_for("A-1")] == ["INV-1", "INV-2"]
 
 

@@ -165,7 +165,9 @@ def _invoice(r: Mapping[str, Any]) -> dict[str, Any]:
     for item in r.get("lineItem", []) or []:
         concept = item.get("chargeItemCodeableConcept") or {}
         coding = (concept.get("coding") or [{}])[0]
-        base = next((p for p in item.get("priceComponent", []) or [] if p.get("type") == "base"), {})
+        base: Mapping[str, Any] = next(
+            (p for p in item.get("priceComponent", []) or [] if p.get("type") == "base"), {}
+        )
         amount = base.get("amount") or {}
         currency = currency or amount.get("currency")
         lines.append(

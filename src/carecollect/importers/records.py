@@ -11,6 +11,7 @@ of it in one unit of work, so an import is all or nothing.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -156,6 +157,18 @@ def _date(f: Mapping[str, Any], name: str, *, required: bool = True) -> dt.date 
         raise _Bad(name, "must be an ISO date such as 2026-03-15") from None
 
 
+def _date_req(f: Mapping[str, Any], name: str) -> dt.date:
+    value = _date(f, name)
+    assert value is not None
+    return value
+
+
+def _money_req(f: Mapping[str, Any], name: str, currency: str) -> Money:
+    value = _money(f, name, currency)
+    assert value is not None
+    return value
+
+
 def _instant(f: Mapping[str, Any], name: str, *, required: bool = False) -> dt.datetime | None:
     value = _text(f, name, required=required)
     if value is None:
@@ -179,7 +192,7 @@ def _money(f: Mapping[str, Any], name: str, currency: str, *, required: bool = T
         if required:
             raise _Bad(name, "is required")
         return None
-    if isinstance(value, bool) or isinstance(value, float) or not isinstance(value, (str, int, Decimal)):
+    if isinstance(value, (bool, float)) or not isinstance(value, (str, int, Decimal)):
         raise _Bad(name, 'must be a decimal amount written as text, such as "125.50"')
     try:
         return Money(value, currency)
@@ -277,7 +290,7 @@ def patient_from(f: Mapping[str, Any]) -> Patient:
     """Build a :class:`~carecollect.patients.Patient` (with ``contact_points``) from plain fields."""
     points = []
     for n, cp in enumerate(_nested(f, "contact_points")):
-        points.append(_build(lambda cp=cp: contact_point_from(cp), f"contact_points[{n}]."))
+        points.append(_build(functools.partial(contact_point_from, cp), f"contact_points[{n}]."))
     zones = _names(f, "time_zones") or ("UTC",)
     return Patient(
         id=_req(f, "id"),
@@ -336,11 +349,11 @@ def invoice_from(f: Mapping[str, Any]) -> Invoice:
     for n, line in enumerate(_nested(f, "lines")):
         lines.append(
             _build(
-                lambda line=line: InvoiceLine(
+                lambda line=line: InvoiceLine(  # type: ignore[misc]
                     code=_req(line, "code"),
                     description=_text(line, "description", required=False) or "",
-                    amount=_money(line, "amount", currency),
-                    service_date=_date(line, "service_date"),
+                    amount=_money_req(line, "amount", currency),
+                    service_date=_date_req(line, "service_date"),
                 ),
                 f"lines[{n}].",
             )
@@ -356,9 +369,9 @@ def invoice_from(f: Mapping[str, Any]) -> Invoice:
         id=_req(f, "id"),
         account_id=_req(f, "account_id"),
         currency=currency,
-        lines=tuple(lines),
-        issue_date=_date(f, "issue_date"),
-        due_date=_date(f, "due_date"),
+        lines=tuple(lines),  # type: ignore[arg-type]  # attrs converter=tuple confuses mypy
+        issue_date=_date_req(f, "issue_date"),
+        due_date=_date_req(f, "due_date"),
         first_statement_date=_date(f, "first_statement_date", required=False),
         insurance=insurance,
         status=_choice(f, "status", InvoiceStatus, InvoiceStatus.OPEN),
@@ -374,10 +387,10 @@ def payment_from(f: Mapping[str, Any], currency: str) -> Payment:
     return Payment(
         id=_req(f, "id"),
         account_id=_req(f, "account_id"),
-        amount=_money(f, "amount", currency),
+        amount=_money_req(f, "amount", currency),
         method=_choice(f, "method", PaymentMethod),
         received_at=received,
-        directed_to=_names(f, "directed_to"),
+        directed_to=_names(f, "directed_to"),  # type: ignore[arg-type]  # attrs converter=tuple
     )
 
 
@@ -460,13 +473,13 @@ def apply_records(store: Store, records: RecordSet) -> ImportSummary:
             return None
 
     for rec in records.get("creditors", ()):
-        check("creditors", rec, lambda rec=rec: creditor_from(rec.fields))
+        check("creditors", rec, functools.partial(creditor_from, rec.fields))
     for rec in records.get("patients", ()):
-        check("patients", rec, lambda rec=rec: patient_from(rec.fields))
+        check("patients", rec, functools.partial(patient_from, rec.fields))
     for rec in records.get("accounts", ()):
-        check("accounts", rec, lambda rec=rec: account_from(rec.fields))
+        check("accounts", rec, functools.partial(account_from, rec.fields))
     for rec in records.get("invoices", ()):
-        check("invoices", rec, lambda rec=rec: invoice_from(rec.fields))
+        check("invoices", rec, functools.partial(invoice_from, rec.fields))
 
     accounts: dict[str, Account] = {a.id: a for _, a in built["accounts"]}
     for rec, acc in built["accounts"]:
@@ -508,7 +521,7 @@ def apply_records(store: Store, records: RecordSet) -> ImportSummary:
                 ImportProblem(rec.where, "account_id", "no such account in this import or the store", rid)
             )
             continue
-        check("payments", rec, lambda rec=rec, cur=acc.currency: payment_from(rec.fields, cur))
+        check("payments", rec, functools.partial(payment_from, rec.fields, acc.currency))
 
     if problems:
         raise ImportFailed(problems)

@@ -174,7 +174,7 @@ def import_json(store: Store, source: Mapping[str, Any] | str | os.PathLike[str]
         except (OSError, UnicodeDecodeError) as exc:
             raise ImportFailed(
                 [ImportProblem(Path(source).name, "file", f"cannot be read ({type(exc).__name__})")]
-            )
+            ) from None
         try:
             document = json.loads(text, parse_float=Decimal)
         except ValueError as exc:
