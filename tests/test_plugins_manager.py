@@ -1,0 +1,312 @@
+"""The plugin manager: discovery, blocking, load errors, duplicates, broadcasts, tracing."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import attrs
+import pytest
+
+from carecollect.agencies import AgencyConnectorCapabilities, AgencyConnectorDescriptor
+from carecollect.builtin.manual import MANUAL
+from carecollect.builtin.outbox import OUTBOX
+from carecollect.channels import Channel
+from carecollect.errors import ConfigurationError, PluginError
+from carecollect.hookspecs import EVENT_HOOKS, hookimpl
+from carecollect.money import Money
+from carecollect.payments import PaymentMethod
+from carecollect.plugin_manager import BLOCKED_ENV_VAR, make_plugin_manager
+from carecollect.policy.packs import get_pack
+from carecollect.providers import Instrument
+from carecollect.testing import factories as f
+
+
+def install_dist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dist: str, entry: str, code: str | None
+) -> None:
+    """A distribution on sys.path with a ``carecollect`` entry point, as pip would leave it."""
+    module = entry.split("=")[1].strip()
+    if code is not None:
+        (tmp_path / f"{module}.py").write_text(textwrap.dedent(code))
+    info = tmp_path / f"{dist.replace('-', '_')}-1.2.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2.3\n")
+    (info / "entry_points.txt").write_text(f"[carecollect]\n{entry}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv(BLOCKED_ENV_VAR, "")
+
+
+def test_builtins_are_plugins() -> None:
+    pm = make_plugin_manager(load_entrypoints=False, environ={})
+    assert pm.payment_providers() == {"manual": MANUAL}
+    assert pm.message_channels() == {"outbox": OUTBOX}
+    assert pm.agency_connectors() == {}
+
+
+def test_entry_point_plugin_is_found_and_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo gateway, installed as its own distribution, is found through its entry point."""
+    gateway_src = Path(__file__).resolve().parent.parent / "plugins" / "carecollect-demo-gateway" / "src"
+    monkeypatch.syspath_prepend(str(gateway_src))
+    install_dist(
+        tmp_path, monkeypatch, "carecollect-demo-gateway", "demo-gateway = carecollect_demo_gateway", None
+    )
+    pm = make_plugin_manager(environ={})
+    assert pm.distributions()["demo-gateway"] == "carecollect-demo-gateway 1.2.3"
+    provider = pm.payment_provider("demo-gateway").create({"webhook_secret": "whsec_x"})
+    card = Instrument(PaymentMethod.CARD, "tok_ok")
+    auth = provider.authorize(Money("80.00", "EUR"), card, idempotency_key="k1", account_id="A-1")
+    assert auth.success and auth.reference is not None
+    assert provider.capture(auth.reference, Money("80.00", "EUR"), idempotency_key="k2").amount == Money(
+        "80.00", "EUR"
+    )
+
+
+def test_blocked_by_argument_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    install_dist(
+        tmp_path, monkeypatch, "cc-broken", "broken = cc_broken_mod", "raise ImportError('missing sdk')\n"
+    )
+    assert (
+        "manual"
+        not in make_plugin_manager(
+            blocked=["broken", "carecollect.builtin.manual"], environ={}
+        ).payment_providers()
+    )
+    pm = make_plugin_manager(environ={BLOCKED_ENV_VAR: "broken, carecollect.builtin.outbox"})
+    assert pm.message_channels() == {}
+
+
+def test_load_failure_names_entry_point_and_distribution(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install_dist(
+        tmp_path,
+        monkeypatch,
+        "cc-broken",
+        "broken = cc_broken_mod2",
+        "raise ImportError('api_key=sk_live_abcdef123456 missing')\n",
+    )
+    with pytest.raises(PluginError) as info:
+        make_plugin_manager(environ={})
+    message = str(info.value)
+    assert "'broken'" in message and "cc-broken 1.2.3" in message and "ImportError" in message
+    assert "sk_live_abcdef123456" not in message
+    assert f"{BLOCKED_ENV_VAR}=broken" in message
+
+
+def test_unknown_hook_is_refused_by_check_pending() -> None:
+    class Typo:
+        @hookimpl
+        def carecollect_payment_provider(self) -> list[object]:  # missing "s"
+            return []
+
+    with pytest.raises(PluginError, match="carecollect_payment_provider"):
+        make_plugin_manager(load_entrypoints=False, plugins=[Typo()], environ={})
+
+
+def test_bad_hook_signature_is_refused() -> None:
+    class Wrong:
+        @hookimpl
+        def carecollect_on_opt_out(self, patient, channel):  # type: ignore[no-untyped-def]
+            pass
+
+    with pytest.raises(PluginError, match="could not be registered"):
+        make_plugin_manager(load_entrypoints=False, plugins=[Wrong()], environ={})
+
+
+class Twin:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @hookimpl
+    def carecollect_payment_providers(self) -> list[object]:
+        return [attrs.evolve(MANUAL, name="twin")]
+
+    @hookimpl
+    def carecollect_message_channels(self) -> list[object]:
+        return [attrs.evolve(OUTBOX, name="twin")]
+
+    @hookimpl
+    def carecollect_agency_connectors(self) -> list[object]:
+        caps = AgencyConnectorCapabilities(countries={"NO"}, currencies={"NOK"})
+        return [AgencyConnectorDescriptor("twin", caps, lambda settings: None)]  # type: ignore[arg-type,return-value]
+
+
+def test_duplicate_names_are_refused_naming_both_plugins() -> None:
+    pm = make_plugin_manager(load_entrypoints=False, environ={})
+    pm.register(Twin("a"), name="vendor-a")
+    pm.register(Twin("b"), name="vendor-b")
+    for method in (pm.payment_providers, pm.message_channels, pm.agency_connectors):
+        with pytest.raises(PluginError) as info:
+            method()
+        assert "'vendor-a'" in str(info.value) and "'vendor-b'" in str(info.value)
+
+
+def test_registration_hook_failure_and_wrong_type_name_the_plugin() -> None:
+    class Raises:
+        @hookimpl
+        def carecollect_message_channels(self) -> list[object]:
+            raise RuntimeError("no config")
+
+    class WrongType:
+        @hookimpl
+        def carecollect_payment_providers(self) -> list[object]:
+            return ["manual"]
+
+    pm = make_plugin_manager(load_entrypoints=False, environ={})
+    pm.register(Raises(), name="raiser")
+    pm.register(WrongType(), name="stringy")
+    with pytest.raises(PluginError, match="'raiser' failed in carecollect_message_channels"):
+        pm.message_channels()
+    with pytest.raises(PluginError, match="'stringy' returned str"):
+        pm.payment_providers()
+
+
+def test_unknown_name_lists_installed() -> None:
+    pm = make_plugin_manager(load_entrypoints=False, environ={})
+    with pytest.raises(ConfigurationError, match="installed: outbox"):
+        pm.message_channel("sms-gateway")
+    with pytest.raises(ConfigurationError, match="installed: none"):
+        pm.agency_connector("credicare")
+    assert pm.message_channel("outbox") is OUTBOX
+
+
+def test_carecollect_policy_packs_merge_with_builtins() -> None:
+    class StatePack:
+        @hookimpl
+        def carecollect_policy_packs(self) -> list[object]:
+            return [attrs.evolve(get_pack("us"), key="us-ca", name="California")]
+
+    class Clash:
+        @hookimpl
+        def carecollect_policy_packs(self) -> list[object]:
+            return [get_pack("de")]
+
+    pm = make_plugin_manager(load_entrypoints=False, plugins=[StatePack()], environ={})
+    packs = pm.policy_packs()
+    assert pm.policy_pack("us-ca").name == "California" and packs["no"] is get_pack("no")
+    pm.register(Clash(), name="clash")
+    with pytest.raises(PluginError, match="'de' is built into carecollect"):
+        pm.policy_packs()
+
+
+class Recorder:
+    """Implements every event hook; records what it saw."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.seen: list[str] = []
+        self.fail = fail
+
+    def _record(self, hook: str) -> None:
+        self.seen.append(hook)
+        if self.fail:
+            raise RuntimeError("webhook for card 4111 1111 1111 1111 failed")
+
+    @hookimpl
+    def carecollect_on_payment_received(self, payment, event):  # type: ignore[no-untyped-def]
+        self._record("carecollect_on_payment_received")
+
+    @hookimpl
+    def carecollect_on_outreach_sent(self, step, event):  # type: ignore[no-untyped-def]
+        self._record("carecollect_on_outreach_sent")
+
+    @hookimpl
+    def carecollect_on_outreach_failed(self, step, event, reason):  # type: ignore[no-untyped-def]
+        self._record("carecollect_on_outreach_failed")
+
+    @hookimpl
+    def carecollect_on_dispute_opened(self, dispute, event):  # type: ignore[no-untyped-def]
+        self._record("carecollect_on_dispute_opened")
+
+    @hookimpl
+    def carecollect_on_dispute_resolved(self, dispute, event):  # type: ignore[no-untyped-def]
+        self._record("carecollect_on_dispute_resolved")
+
+    @hookimpl
+    def carecollect_on_account_placed(self, placement, event):  # type: ignore[no-untyped-def]
+        self._record("carecollect_on_account_placed")
+
+    @hookimpl
+    def carecollect_on_account_recalled(self, placement, event):  # type: ignore[no-untyped-def]
+        self._record("carecollect_on_account_recalled")
+
+    @hookimpl
+    def carecollect_on_opt_out(self, patient_id, channel, event):  # type: ignore[no-untyped-def]
+        self._record("carecollect_on_opt_out")
+
+
+def _calls():  # type: ignore[no-untyped-def]
+    event = f.payment_event()
+    return {
+        "carecollect_on_payment_received": lambda pm: pm.on_payment_received(f.make_payment(), event),
+        "carecollect_on_outreach_sent": lambda pm: pm.on_outreach_sent(f.make_outreach_step(), event),
+        "carecollect_on_outreach_failed": lambda pm: pm.on_outreach_failed(
+            f.make_outreach_step(), event, "bounced"
+        ),
+        "carecollect_on_dispute_opened": lambda pm: pm.on_dispute_opened(f.make_dispute(), event),
+        "carecollect_on_dispute_resolved": lambda pm: pm.on_dispute_resolved(f.make_dispute(), event),
+        "carecollect_on_account_placed": lambda pm: pm.on_account_placed(f.make_placement(), event),
+        "carecollect_on_account_recalled": lambda pm: pm.on_account_recalled(f.make_placement(), event),
+        "carecollect_on_opt_out": lambda pm: pm.on_opt_out("P-1", Channel.SMS, event),
+    }
+
+
+@pytest.mark.parametrize("hook", EVENT_HOOKS)
+def test_event_hook_failure_does_not_stop_the_others(hook: str) -> None:
+    first, last = Recorder(), Recorder()
+    pm = make_plugin_manager(load_entrypoints=False, builtins=False, environ={})
+    pm.register(first, name="first")
+    crasher = Recorder(fail=True)
+    pm.register(crasher, name="crasher")
+    pm.register(last, name="last")
+    result = _calls()[hook](pm)
+    assert result.hook == hook and result.event == f.payment_event()
+    assert set(result.delivered) == {"first", "last"}
+    assert result.failed_plugins == ("crasher",) and not result.ok
+    assert result.failures[0].error_type == "RuntimeError"
+    assert "4111 1111 1111 1111" not in result.failures[0].message
+    assert first.seen == last.seen == [hook]
+    again = pm.broadcast(hook, only=result.failed_plugins, **_kwargs(hook))
+    assert again.delivered == () and again.failed_plugins == ("crasher",)
+    assert crasher.seen == [hook, hook]
+    assert first.seen == [hook], "delivering again to the failed plugin leaves the others alone"
+
+
+def _kwargs(hook: str) -> dict[str, object]:
+    event = f.payment_event()
+    base: dict[str, object] = {"event": event}
+    extra = {
+        "carecollect_on_payment_received": {"payment": f.make_payment()},
+        "carecollect_on_outreach_sent": {"step": f.make_outreach_step()},
+        "carecollect_on_outreach_failed": {"step": f.make_outreach_step(), "reason": "bounced"},
+        "carecollect_on_dispute_opened": {"dispute": f.make_dispute()},
+        "carecollect_on_dispute_resolved": {"dispute": f.make_dispute()},
+        "carecollect_on_account_placed": {"placement": f.make_placement()},
+        "carecollect_on_account_recalled": {"placement": f.make_placement()},
+        "carecollect_on_opt_out": {"patient_id": "P-1", "channel": Channel.SMS},
+    }[hook]
+    return {**base, **extra}
+
+
+def test_broadcast_refuses_non_event_hooks() -> None:
+    pm = make_plugin_manager(load_entrypoints=False, environ={})
+    with pytest.raises(ValueError, match="not an event hook"):
+        pm.broadcast("carecollect_payment_providers", event=f.payment_event())
+
+
+def test_trace_writes_scrubbed_calls() -> None:
+    lines: list[str] = []
+    pm = make_plugin_manager(
+        load_entrypoints=False, builtins=False, plugins=[Recorder()], trace=lines.append, environ={}
+    )
+    pm.on_outreach_failed(f.make_outreach_step(), f.payment_event(), "card 4111111111111111 refused")
+    assert lines[0].startswith("carecollect_on_outreach_failed(") and "[PAN …1111]" in lines[0]
+    assert "4111111111111111" not in "".join(lines)
+    assert lines[1] == "carecollect_on_outreach_failed finished"
+
+
+def test_no_global_manager() -> None:
+    a = make_plugin_manager(load_entrypoints=False, environ={})
+    b = make_plugin_manager(load_entrypoints=False, environ={})
+    a.set_blocked("carecollect.builtin.manual")
+    assert a is not b and "manual" in b.payment_providers()
