@@ -3,11 +3,11 @@
 import json
 
 import pytest
-from carecollect_demo_gateway import DEMO_GATEWAY
-
 from carecollect.payments import PaymentMethod
 from carecollect.providers import Instrument, sign_webhook
 from carecollect.testing import PaymentProviderContract
+
+from carecollect_demo_gateway import DEMO_GATEWAY
 
 SECRET = "whsec_demo_0123456789"
 
