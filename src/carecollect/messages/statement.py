@@ -39,10 +39,10 @@ from collections.abc import Mapping, Sequence
 import attrs
 
 from ..errors import ValidationError
-from ..invoices import Invoice
+from ..invoices import Estimate, Invoice
 from ..money import Money, total
 
-__all__ = ["ShareKind", "ShareReason", "Statement", "StatementLine", "build_statement"]
+__all__ = ["ShareKind", "ShareReason", "Statement", "StatementLine", "build_statement", "statement_from_estimate"]
 
 
 class ShareKind(enum.Enum):
@@ -193,3 +193,30 @@ def build_statement(
         payments,
         invoice.waiting_for_insurer,
     )
+
+
+def statement_from_estimate(estimate: Estimate, *, due_date: dt.date | None = None) -> Statement:
+    """Lay out a cost estimate like a statement (the patient pays every line).
+
+    :param estimate: the :class:`~carecollect.invoices.Estimate`.
+    :param due_date: when payment will be due; defaults to the scheduled date
+        (or the date given) plus the promised payment terms.
+    :returns: a :class:`Statement` whose lines are self-pay.
+
+    >>> import datetime as dt
+    >>> from carecollect.money import Money
+    >>> from carecollect.invoices import Estimate, InvoiceLine
+    >>> est = Estimate("EST-1", "P-1", "EUR", (InvoiceLine("GOÄ 1", "Consultation", Money("40.22", "EUR"),
+    ...                dt.date(2026, 3, 2)),), given_on=dt.date(2026, 2, 20), scheduled_for=dt.date(2026, 3, 2))
+    >>> statement_from_estimate(est).due_date
+    datetime.date(2026, 4, 1)
+    """
+    start = estimate.scheduled_for or estimate.given_on
+    due = due_date or start + dt.timedelta(days=estimate.payment_terms_days)
+    zero = Money.zero(estimate.currency)
+    lines = tuple(
+        StatementLine(ln.code, ln.description, ln.service_date, ln.amount, zero, zero, ln.amount,
+                      (ShareReason(ShareKind.SELF_PAY, ln.amount),) if ln.amount.is_positive() else ())
+        for ln in estimate.lines
+    )
+    return Statement(estimate.id, estimate.given_on, due, lines)

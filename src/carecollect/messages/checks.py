@@ -1,0 +1,250 @@
+"""Checks every rendering passes before it may go out.
+
+* **Minimum necessary** (HIPAA 45 CFR 164.502(b); GDPR Art. 9 and 5(1)(c)):
+  no clinical words in an SMS, a phone script or voicemail, or an e-mail
+  subject, and no statement-line description there either; the voicemail is
+  limited content (12 CFR 1006.2(j)): no amount, no reference.
+* **Opt-out**: every e-mail, SMS and portal notification carries a working
+  opt-out (12 CFR 1006.6(e); TCPA): the e-mail and portal the context's
+  opt-out URL, the SMS the opt-out keyword.
+* **SMS length and encoding**: GSM-7 (160 septets, 153 per segment when
+  concatenated, extension characters count twice) or UCS-2 (70 UTF-16 units,
+  67 per segment); Bulgarian is Cyrillic and so always UCS-2.
+* **Tone**: no shaming words anywhere, and no threatening words in a friendly
+  step, per language.
+
+The clinical word lists are carecollect's own (no shared content policy
+module existed when this was written): they name specialties, conditions and
+procedures a message must never reveal. Extend them with
+:func:`check_rendering`'s ``extra_clinical`` argument.
+
+>>> sms_segments("Hello")
+(<SmsEncoding.GSM7: 'gsm7'>, 1)
+>>> sms_segments("Здравейте")
+(<SmsEncoding.UCS2: 'ucs2'>, 1)
+>>> sms_segments("x" * 161)
+(<SmsEncoding.GSM7: 'gsm7'>, 2)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+from ..channels import Channel
+from ..errors import CareCollectError
+from ..outreach import OutreachPurpose
+from .context import MessageContext, SmsEncoding
+
+__all__ = [
+    "CLINICAL_WORDS",
+    "FRIENDLY_PURPOSES",
+    "SHAMING_WORDS",
+    "THREAT_WORDS",
+    "MessageCheckFailed",
+    "check_rendering",
+    "find_words",
+    "sms_segments",
+]
+
+
+class MessageCheckFailed(CareCollectError, ValueError):
+    """A rendering failed a check; it must not be sent.
+
+    :param template: the template (purpose/channel/language).
+    :param rule: the check that failed.
+    :param detail: what was found (never patient data beyond the offending word).
+    """
+
+    def __init__(self, template: str, rule: str, detail: str) -> None:
+        self.template = template
+        self.rule = rule
+        self.detail = detail
+        super().__init__(f"message {template}: check {rule!r} failed: {detail}")
+
+
+#: Steps whose tone must stay friendly (no threats of legal steps).
+FRIENDLY_PURPOSES = frozenset({
+    OutreachPurpose.ESTIMATE, OutreachPurpose.PAYMENT_TERMS, OutreachPurpose.STATEMENT,
+    OutreachPurpose.PRE_DUE_REMINDER, OutreachPurpose.REMINDER, OutreachPurpose.FINANCIAL_ASSISTANCE,
+    OutreachPurpose.PLAN_OFFER, OutreachPurpose.INSTALMENT_REMINDER, OutreachPurpose.PAYMENT_CONFIRMATION,
+    OutreachPurpose.DISPUTE_ACKNOWLEDGEMENT, OutreachPurpose.DISPUTE_RESOLUTION, OutreachPurpose.FOLLOW_UP_CALL,
+})
+
+#: Words that reveal a condition, specialty or procedure, per language (matched
+#: case-insensitively at word starts, so "oncolog" catches "oncology").
+CLINICAL_WORDS: dict[str, tuple[str, ...]] = {
+    "en": ("diagnos", "oncolog", "cancer", "tumour", "tumor", "chemotherap", "radiotherap", "hiv", "aids",
+           "pregnan", "abortion", "psychiatr", "mental health", "psycholog", "therapy", "surgery", "surgical",
+           "dialysis", "addiction", "rehab", "std", "fertility", "ivf", "dermatolog", "cardiolog", "blood test",
+           "x-ray", "mri", "biopsy", "gynaecolog", "gynecolog", "urolog", "dental", "prescription drug"),
+    "de": ("diagnose", "onkolog", "krebs", "tumor", "chemotherap", "strahlentherap", "hiv", "aids",
+           "schwanger", "abtreibung", "schwangerschaftsabbruch", "psychiatr", "psycholog", "psychotherap",
+           "operation", "chirurg", "dialyse", "sucht", "entzug", "kinderwunsch", "dermatolog", "kardiolog",
+           "blutuntersuchung", "röntgen", "mrt", "biopsie", "gynäkolog", "urolog", "zahn"),
+    "nb": ("diagnose", "onkolog", "kreft", "svulst", "cellegift", "strålebehandling", "hiv", "aids",
+           "gravid", "abort", "psykiatr", "psykisk helse", "psykolog", "terapi", "operasjon", "kirurg",
+           "dialyse", "rus", "avhengighet", "fertilitet", "assistert befruktning", "hudlege", "kardiolog",
+           "blodprøve", "røntgen", "mr-undersøkelse", "biopsi", "gynekolog", "urolog", "tannlege"),
+    "bg": ("диагноз", "онколог", "рак", "тумор", "химиотерап", "лъчетерап", "хив", "спин",
+           "бременност", "аборт", "психиатр", "психично", "психолог", "терапия", "операция", "хирург",
+           "диализа", "зависимост", "инвитро", "дерматолог", "кардиолог", "кръвн", "рентген",
+           "ядрено-магнитен", "биопсия", "гинеколог", "уролог", "зъболекар"),
+}
+
+#: Threatening words a friendly step must not use, per language.
+THREAT_WORDS: dict[str, tuple[str, ...]] = {
+    "en": ("lawsuit", "sue ", "court", "legal action", "garnish", "seize", "arrest", "final warning",
+           "immediately", "credit bureau", "debt collector", "enforced collection", "consequences"),
+    "de": ("klage", "gericht", "rechtliche schritte", "pfändung", "zwangsvollstreckung", "letzte warnung",
+           "sofort", "schufa", "auskunftei", "inkasso", "konsequenzen"),
+    "nb": ("søksmål", "domstol", "rettslige skritt", "utlegg", "tvangsinndrivelse", "namsmann",
+           "siste advarsel", "umiddelbart", "kredittopplysning", "inkasso", "konsekvenser"),
+    "bg": ("съда", "съдебн", "съдебен иск", "запор", "принудително", "съдия-изпълнител", "последно предупреждение",
+           "незабавно", "кредитно бюро", "колектор", "последствия"),
+}
+
+#: Shaming words no message may use, per language.
+SHAMING_WORDS: dict[str, tuple[str, ...]] = {
+    "en": ("irresponsible", "shame", "deadbeat", "delinquent", "negligent", "you failed", "refused to pay",
+           "dishonest", "lazy"),
+    "de": ("verantwortungslos", "schäm", "schande", "säumiger schuldner", "zahlungsunwillig", "nachlässig",
+           "unehrlich", "faul"),
+    "nb": ("uansvarlig", "skam", "skyldner som nekter", "betalingsuvillig", "uærlig", "lat ", "forsømmelig"),
+    "bg": ("безотговорн", "срам", "некоректен платец", "злонамерен", "нечестн", "мързелив", "небрежн"),
+}
+
+_GSM_BASIC = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM_EXT = set("^{}\\[~]|€\f")
+
+
+def sms_segments(text: str) -> tuple[SmsEncoding, int]:
+    """The encoding and number of segments an SMS needs (3GPP TS 23.038 / 23.040).
+
+    :param text: the SMS text.
+    :returns: ``(encoding, segments)``; GSM-7 when every character is in the
+        GSM 03.38 basic set or extension table, else UCS-2.
+    """
+    if all(c in _GSM_BASIC or c in _GSM_EXT for c in text):
+        septets = sum(2 if c in _GSM_EXT else 1 for c in text)
+        return SmsEncoding.GSM7, 1 if septets <= 160 else -(-septets // 153)
+    units = len(text.encode("utf-16-le")) // 2
+    return SmsEncoding.UCS2, 1 if units <= 70 else -(-units // 67)
+
+
+def find_words(text: str, words: Iterable[str]) -> list[str]:
+    """The ``words`` (lower case) that start a word in ``text``.
+
+    >>> find_words("Your Oncology visit", CLINICAL_WORDS["en"])
+    ['oncolog']
+
+    :param text: the text to scan.
+    :param words: word starts to look for.
+    :returns: the ones found, in list order.
+    """
+    low = " " + text.casefold() + " "
+    found = []
+    for w in words:
+        if re.search(r"(?<![\w])" + re.escape(w.casefold()), low):
+            found.append(w)
+    return found
+
+
+def check_rendering(
+    *,
+    template: str,
+    purpose: OutreachPurpose,
+    channel: Channel,
+    language: str,
+    context: MessageContext,
+    text: str,
+    subject: str | None = None,
+    html: str | None = None,
+    voicemail: str | None = None,
+    max_sms_segments: int = 4,
+    extra_clinical: Sequence[str] = (),
+    descriptions: Sequence[str] = (),
+    tone_exempt: Sequence[str] = (),
+) -> tuple[str, ...]:
+    """Run every check on one rendering.
+
+    :param template: the template name (for the error).
+    :param purpose: the outreach purpose.
+    :param channel: the channel.
+    :param language: the language rendered.
+    :param context: the context rendered.
+    :param text: the plain text.
+    :param subject: the subject (e-mail) or headline.
+    :param html: the HTML part.
+    :param voicemail: the voicemail text (phone).
+    :param max_sms_segments: the longest SMS allowed.
+    :param extra_clinical: more clinical words to refuse.
+    :param descriptions: statement-line descriptions that must not appear in
+        restricted places.
+    :param tone_exempt: quoted reference texts (rights, glossary) the tone
+        check skips: they name legal steps to inform, not to threaten.
+    :returns: the names of the checks that passed.
+    :raises MessageCheckFailed: naming the template and the rule.
+    """
+    passed: list[str] = []
+    clinical = tuple(CLINICAL_WORDS.get(language, ())) + tuple(CLINICAL_WORDS["en"]) + tuple(extra_clinical)
+
+    restricted: list[tuple[str, str]] = []
+    if channel is Channel.SMS:
+        restricted.append(("sms", text))
+    if channel is Channel.PHONE:
+        restricted.append(("phone script", text))
+    if voicemail is not None:
+        restricted.append(("voicemail", voicemail))
+    if channel is Channel.EMAIL and subject is not None:
+        restricted.append(("e-mail subject", subject))
+    for where, part in restricted:
+        hits = find_words(part, clinical)
+        if hits:
+            raise MessageCheckFailed(template, "minimum_necessary", f"clinical word {hits[0]!r} in {where}")
+        for d in descriptions:
+            if d and d.casefold() in part.casefold():
+                raise MessageCheckFailed(template, "minimum_necessary", f"a statement-line description in {where}")
+    if restricted:
+        passed.append("minimum_necessary")
+
+    if voicemail is not None:
+        for token in (context.reference, str(context.amount_due.amount)):
+            if token in voicemail:
+                raise MessageCheckFailed(template, "limited_content_voicemail", "the voicemail names the account or an amount")
+        passed.append("limited_content_voicemail")
+
+    if channel in (Channel.EMAIL, Channel.PORTAL):
+        url = context.opt_out_url
+        if not url:
+            raise MessageCheckFailed(template, "opt_out", "context.opt_out_url is required for e-mail and portal")
+        if url not in text or (html is not None and url not in html):
+            raise MessageCheckFailed(template, "opt_out", "the opt-out link is missing from the message")
+        passed.append("opt_out")
+    if channel is Channel.SMS:
+        if not re.search(r"(?<!\w)" + re.escape(context.opt_out_keyword) + r"(?!\w)", text):
+            raise MessageCheckFailed(template, "opt_out", "the SMS lacks the opt-out keyword")
+        passed.append("opt_out")
+        encoding, segments = sms_segments(text)
+        if segments > max_sms_segments:
+            raise MessageCheckFailed(
+                template, "sms_length", f"{segments} {encoding.value} segments; at most {max_sms_segments} allowed"
+            )
+        passed.append("sms_length")
+
+    whole = " ".join(" ".join(p.split()) for p in (subject, text, voicemail) if p)
+    for quoted in tone_exempt:
+        whole = whole.replace(" ".join(quoted.split()), " ")
+    lang_shame = tuple(SHAMING_WORDS.get(language, ())) + tuple(SHAMING_WORDS["en"] if language != "en" else ())
+    hits = find_words(whole, lang_shame)
+    if hits:
+        raise MessageCheckFailed(template, "tone", f"shaming word {hits[0]!r}")
+    if purpose in FRIENDLY_PURPOSES:
+        hits = find_words(whole, THREAT_WORDS.get(language, THREAT_WORDS["en"]))
+        if hits:
+            raise MessageCheckFailed(template, "tone", f"threatening word {hits[0]!r} in a friendly step")
+    passed.append("tone")
+    return tuple(passed)

@@ -1,0 +1,470 @@
+"""Render any outreach message in any language on any channel, checked.
+
+The renderer is a Jinja2 environment over a loader chain (vendor folders
+first, then the built-in templates shipped inside this package) and a set of
+catalogs (:mod:`carecollect.messages.catalog`, plus any vendor dict). Money
+is formatted with :meth:`Money.format <carecollect.money.Money.format>` for the
+locale (the currency is always the amount's own), dates and relative dates
+with Babel, plurals with Babel's CLDR plural rules. HTML is autoescaped.
+Every rendering runs :func:`~carecollect.messages.checks.check_rendering`
+and raises :class:`~carecollect.messages.checks.MessageCheckFailed` rather
+than return a message that must not go out.
+
+Template lookup for purpose ``P`` on channel ``C`` in language ``L``, first
+found wins: ``L/C/P.ext``, ``C/P.ext``, ``C/_default.ext`` (``ext`` is
+``txt``, ``html`` or ``subject.txt``); the body shared by letter, e-mail and
+portal is ``body/P.j2`` inside ``body/main.j2``.
+
+>>> import datetime as dt
+>>> from carecollect.money import Money
+>>> from carecollect.channels import Channel
+>>> from carecollect.outreach import OutreachPurpose
+>>> from carecollect.messages.context import MessageContext
+>>> ctx = MessageContext(reference="INV-7", creditor_name="Praxis Dr. Weber", jurisdiction="de",
+...     today=dt.date(2026, 3, 20), phone="+49 30 1234567", email="abrechnung@example.de",
+...     amount_due=Money("60.33", "EUR"), due_date=dt.date(2026, 4, 2),
+...     pay_link="https://pay.example.de/p/x", opt_out_url="https://example.de/abmelden")
+>>> msg = render(OutreachPurpose.PRE_DUE_REMINDER, Channel.SMS, "de", ctx)
+>>> msg.text
+'Praxis Dr. Weber: Eine freundliche Erinnerung, dass Rechnung INV-7 über 60,33\\xa0€ am 2. April 2026 fällig ist. https://pay.example.de/p/x Abmelden: Antworten Sie mit STOP.'
+>>> msg.encoding.value, msg.segments
+('gsm7', 2)
+>>> choose_language(["sv-SE", "nb-NO"])
+'nb'
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import textwrap
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import attrs
+import babel
+import babel.dates
+import babel.numbers
+import jinja2
+from markupsafe import Markup
+
+from ..channels import Channel
+from ..errors import CareCollectError, ConfigurationError, ValidationError
+from ..money import Money
+from ..outreach import OutreachPurpose
+from . import glossary
+from .catalog import LANGUAGES, Entry, builtin_catalogs
+from .checks import check_rendering, sms_segments
+from .context import MessageContext, PaymentMethod, RenderedMessage
+from .statement import ShareKind, Statement
+
+__all__ = [
+    "DEFAULT_LOCALES",
+    "MissingTranslation",
+    "Renderer",
+    "choose_language",
+    "locale_for",
+    "render",
+]
+
+#: Locale used for a language when the jurisdiction's region has none.
+DEFAULT_LOCALES = {"en": "en_US", "de": "de_DE", "nb": "nb_NO", "bg": "bg_BG"}
+_REGION = {"us": "US", "no": "NO", "de": "DE", "bg": "BG"}
+_ALIASES = {"no": "nb", "nn": "nb", "nob": "nb", "ger": "de", "deu": "de", "bul": "bg", "eng": "en"}
+
+#: Fields of the context each purpose needs.
+REQUIRED: dict[OutreachPurpose, tuple[str, ...]] = {
+    OutreachPurpose.ESTIMATE: ("statement",),
+    OutreachPurpose.PAYMENT_TERMS: ("due_date",),
+    OutreachPurpose.STATEMENT: ("statement", "due_date"),
+    OutreachPurpose.PRE_DUE_REMINDER: ("due_date",),
+    OutreachPurpose.REMINDER: ("due_date",),
+    OutreachPurpose.FINAL_NOTICE: ("deadline",),
+    OutreachPurpose.VALIDATION_NOTICE: ("deadline", "notice"),
+    OutreachPurpose.INKASSOVARSEL: ("due_date", "deadline"),
+    OutreachPurpose.BETALINGSOPPFORDRING: ("deadline", "notice"),
+    OutreachPurpose.MAHNUNG: ("due_date", "deadline"),
+    OutreachPurpose.DEFAULT_NOTICE: ("due_date",),
+    OutreachPurpose.ECA_NOTICE: ("action_date", "assistance_url"),
+    OutreachPurpose.PRE_PLACEMENT_NOTICE: ("action_date", "deadline"),
+    OutreachPurpose.FINANCIAL_ASSISTANCE: ("assistance_url",),
+    OutreachPurpose.PLAN_OFFER: ("plan_options",),
+    OutreachPurpose.INSTALMENT_REMINDER: ("instalment",),
+    OutreachPurpose.PAYMENT_CONFIRMATION: ("payment",),
+    OutreachPurpose.DISPUTE_ACKNOWLEDGEMENT: ("dispute",),
+    OutreachPurpose.DISPUTE_RESOLUTION: ("dispute",),
+    OutreachPurpose.FOLLOW_UP_CALL: ("dispute",),
+}
+_NO_PAY = frozenset({
+    OutreachPurpose.PAYMENT_CONFIRMATION, OutreachPurpose.DISPUTE_ACKNOWLEDGEMENT,
+    OutreachPurpose.FOLLOW_UP_CALL, OutreachPurpose.ESTIMATE, OutreachPurpose.PAYMENT_TERMS,
+    OutreachPurpose.FINANCIAL_ASSISTANCE,
+})
+_RIGHTS = frozenset({
+    OutreachPurpose.STATEMENT, OutreachPurpose.FINAL_NOTICE, OutreachPurpose.VALIDATION_NOTICE,
+    OutreachPurpose.INKASSOVARSEL, OutreachPurpose.BETALINGSOPPFORDRING, OutreachPurpose.MAHNUNG,
+    OutreachPurpose.DEFAULT_NOTICE, OutreachPurpose.ECA_NOTICE, OutreachPurpose.PRE_PLACEMENT_NOTICE,
+    OutreachPurpose.FINANCIAL_ASSISTANCE, OutreachPurpose.PAYMENT_TERMS,
+})
+
+
+class MissingTranslation(CareCollectError, LookupError):
+    """A template asked for a message key the language's catalog lacks."""
+
+    def __init__(self, language: str, key: str) -> None:
+        self.language = language
+        self.key = key
+        super().__init__(f"catalog {language!r} has no message {key!r}; add it to the catalog")
+
+
+def choose_language(preferred: str | Sequence[str] | None, available: Iterable[str] = LANGUAGES) -> str:
+    """The first of the patient's preferred languages we have, else English.
+
+    :param preferred: a language tag (``"nb-NO"``) or tags in order of preference.
+    :param available: the languages on offer.
+    :returns: a language code from ``available``, or ``"en"``.
+
+    >>> choose_language("de-AT"), choose_language("no"), choose_language("fi")
+    ('de', 'nb', 'en')
+    """
+    avail = set(available)
+    tags = [preferred] if isinstance(preferred, str) else list(preferred or ())
+    for tag in tags:
+        base = tag.replace("_", "-").split("-")[0].lower()
+        base = _ALIASES.get(base, base)
+        if tag in avail:
+            return tag
+        if base in avail:
+            return base
+    return "en"
+
+
+def locale_for(language: str, jurisdiction: str) -> str:
+    """The Babel locale for a language in a jurisdiction (``"en", "no"`` → ``"en_NO"``).
+
+    :param language: the language.
+    :param jurisdiction: ``"us"``, ``"no"``, ``"de"`` or ``"bg"``.
+    :returns: ``language_REGION`` when Babel knows it, else the language's default.
+    """
+    candidate = f"{language}_{_REGION.get(jurisdiction, '')}"
+    try:
+        babel.Locale.parse(candidate)
+        return candidate
+    except (ValueError, babel.UnknownLocaleError):
+        pass
+    if language in DEFAULT_LOCALES:
+        return DEFAULT_LOCALES[language]
+    try:
+        babel.Locale.parse(language)
+    except (ValueError, babel.UnknownLocaleError):
+        raise ConfigurationError(f"no locale data for language {language!r}; use a CLDR language code") from None
+    return language
+
+
+class _Fmt:
+    """Block helpers for body templates: plain text or HTML."""
+
+    def __init__(self, html: bool, width: int = 72) -> None:
+        self.html = html
+        self.width = width
+
+    def _wrap(self, text: str, indent: str = "") -> str:
+        return textwrap.fill(text, self.width, initial_indent=indent, subsequent_indent=" " * len(indent),
+                             break_long_words=False, break_on_hyphens=False)
+
+    def p(self, text: str) -> str:
+        return Markup("<p>{}</p>\n").format(text) if self.html else self._wrap(text) + "\n\n"
+
+    def h(self, text: str) -> str:
+        return Markup("<h2>{}</h2>\n").format(text) if self.html else f"{text}\n{'-' * len(text)}\n"
+
+    def ul(self, items: Iterable[str]) -> str:
+        items = [i for i in items if i]
+        if self.html:
+            return Markup("<ul>\n{}</ul>\n").format(Markup("").join(Markup("<li>{}</li>\n").format(i) for i in items))
+        return "".join(self._wrap(i, "- ") + "\n" for i in items) + "\n"
+
+    def table(self, rows: Iterable[tuple[str, str]]) -> str:
+        rows = list(rows)
+        if self.html:
+            body = Markup("").join(
+                Markup('<tr><th scope="row" style="text-align:left">{}</th><td style="text-align:right">{}</td></tr>\n').format(a, b)
+                for a, b in rows
+            )
+            return Markup("<table>\n{}</table>\n").format(body)
+        w = max(len(a) for a, _ in rows) if rows else 0
+        return "".join(f"{a.ljust(w)}  {b}\n" for a, b in rows) + "\n"
+
+
+@attrs.frozen
+class _Tr:
+    """Catalog lookup with placeholder values, bound to one rendering."""
+
+    language: str
+    catalog: Mapping[str, Entry]
+    locale: babel.Locale
+    values: Mapping[str, str]
+
+    def __call__(self, key: str, **extra: object) -> str:
+        entry = self.catalog.get(key)
+        if entry is None:
+            raise MissingTranslation(self.language, key)
+        if isinstance(entry, dict):
+            raise MissingTranslation(self.language, f"{key} (plural: use tn)")
+        return self._fill(key, entry, extra)
+
+    def n(self, key: str, count: int, **extra: object) -> str:
+        entry = self.catalog.get(key)
+        if not isinstance(entry, dict):
+            raise MissingTranslation(self.language, key)
+        form = self.locale.plural_form(count)
+        text = entry.get(form, entry.get("other"))
+        if text is None:
+            raise MissingTranslation(self.language, f"{key}[{form}]")
+        return self._fill(key, text, {"count": babel.numbers.format_decimal(count, locale=self.locale), **extra})
+
+    def _fill(self, key: str, text: str, extra: Mapping[str, object]) -> str:
+        try:
+            return text.format_map({**self.values, **{k: str(v) for k, v in extra.items()}})
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValidationError(f"Message {self.language}/{key}", "placeholders", f"unknown or bad placeholder {exc}") from None
+
+
+class Renderer:
+    """A configured message renderer.
+
+    :param template_dirs: vendor template folders searched before the
+        built-in templates (a file there overrides the built-in one of the
+        same name, or adds a language-specific one under ``<lang>/``).
+    :param catalogs: vendor catalogs per language; keys here override the
+        built-in texts, and a new language code adds a language (it must then
+        have every English key, see :meth:`missing`).
+    :param max_sms_segments: the longest SMS allowed (default 4).
+    :param extra_clinical: more words to refuse where the minimum-necessary rule applies.
+    :raises ConfigurationError: if a template folder does not exist.
+    """
+
+    def __init__(
+        self,
+        template_dirs: Sequence[str | Path] = (),
+        catalogs: Mapping[str, Mapping[str, Entry]] | None = None,
+        *,
+        max_sms_segments: int = 4,
+        extra_clinical: Sequence[str] = (),
+    ) -> None:
+        for d in template_dirs:
+            if not Path(d).is_dir():
+                raise ConfigurationError(f"template folder {str(d)!r} does not exist")
+        loader = jinja2.ChoiceLoader(
+            [jinja2.FileSystemLoader([str(d) for d in template_dirs])] if template_dirs else []
+        )
+        loader.loaders.append(jinja2.PackageLoader("carecollect.messages", "templates"))
+        common: dict[str, Any] = {"loader": loader, "undefined": jinja2.StrictUndefined,
+                                  "trim_blocks": True, "lstrip_blocks": True, "keep_trailing_newline": False}
+        self._text_env = jinja2.Environment(autoescape=False, **common)  # noqa: S701 - plain text only
+        self._html_env = jinja2.Environment(autoescape=True, **common)
+        cats = builtin_catalogs()
+        for lang, extra in (catalogs or {}).items():
+            cats.setdefault(lang, {}).update(extra)
+        self._catalogs = cats
+        self.max_sms_segments = max_sms_segments
+        self.extra_clinical = tuple(extra_clinical)
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The languages this renderer offers."""
+        return tuple(self._catalogs)
+
+    def missing(self, language: str) -> tuple[str, ...]:
+        """English keys the ``language`` catalog lacks (empty when complete).
+
+        :param language: a language code.
+        :returns: the missing keys, sorted.
+        """
+        cat = self._catalogs.get(language, {})
+        return tuple(sorted(k for k in self._catalogs["en"] if k not in cat))
+
+    # -- values ---------------------------------------------------------------
+    def _values(self, ctx: MessageContext, lang: str, loc: str, babel_loc: babel.Locale) -> dict[str, str]:
+        def money(m: Money | None) -> str:
+            return m.format(loc) if m is not None else ""
+
+        def date(d: dt.date | None) -> str:
+            return babel.dates.format_date(d, "long", locale=babel_loc) if d is not None else ""
+
+        def rel(d: dt.date | None) -> str:
+            if d is None:
+                return ""
+            return str(babel.dates.format_timedelta(d - ctx.today, granularity="day", threshold=1000,
+                                                    add_direction=True, locale=babel_loc))
+
+        v = {
+            "ref": ctx.reference, "creditor": ctx.creditor_name, "sender": ctx.sender_name,
+            "phone": ctx.phone, "email": ctx.email, "amount": money(ctx.amount_due),
+            "due": date(ctx.due_date), "due_rel": rel(ctx.due_date),
+            "deadline": date(ctx.deadline), "deadline_rel": rel(ctx.deadline),
+            "action_date": date(ctx.action_date), "today": date(ctx.today),
+            "pay_link": ctx.pay_link or "", "opt_out_url": ctx.opt_out_url or "",
+            "keyword": ctx.opt_out_keyword, "portal_url": ctx.portal_url or "",
+            "assistance_url": ctx.assistance_url or "", "name": ctx.recipient_name or "",
+            "agent": ctx.agent_name or self._catalogs[lang].get("voice.agent_default", ""),  # type: ignore[dict-item]
+            "original_creditor": ctx.creditor_name,
+        }
+        if ctx.notice is not None:
+            n = ctx.notice
+            v["original_creditor"] = n.original_creditor or ctx.creditor_name
+            v["principal"] = money(n.principal)
+            v["invoice_date"] = date(n.invoice_date)
+            v["interest_from"] = date(n.interest_from)
+            v["rate"] = (
+                babel.numbers.format_percent(n.interest_rate / Decimal(100), "#,##0.00 %", locale=babel_loc)
+                if n.interest_rate is not None else ""
+            )
+            if n.itemization is not None:
+                v["itemization_date"] = date(n.itemization.itemization_date)
+        if ctx.payment is not None:
+            p = ctx.payment
+            v |= {"paid_amount": money(p.amount), "paid_on": date(p.paid_on), "remaining": money(p.remaining),
+                  "receipt": p.receipt_id}
+        if ctx.instalment is not None:
+            i = ctx.instalment
+            v |= {"number": str(i.number), "count": str(i.count), "instalment_amount": money(i.amount),
+                  "instalment_due": date(i.due_date)}
+            v["due_rel"] = rel(i.due_date)
+        if ctx.dispute is not None:
+            d = ctx.dispute
+            v |= {"dispute_id": d.dispute_id, "received_on": date(d.received_on),
+                  "respond_by": date(d.respond_by), "new_amount": money(d.new_amount),
+                  "corrective_action": d.corrective_action or ""}
+        return v
+
+    # -- rendering ------------------------------------------------------------
+    def render(
+        self,
+        purpose: OutreachPurpose,
+        channel: Channel,
+        language: str | Sequence[str] | None,
+        context: MessageContext,
+    ) -> RenderedMessage:
+        """Render and check one message.
+
+        :param purpose: the :class:`~carecollect.outreach.OutreachPurpose`.
+        :param channel: the :class:`~carecollect.channels.Channel`.
+        :param language: the patient's preferred language tag(s); English is the fallback.
+        :param context: the :class:`~carecollect.messages.context.MessageContext`.
+        :returns: the checked :class:`~carecollect.messages.context.RenderedMessage`.
+        :raises ValidationError: when the context lacks a field the purpose needs.
+        :raises MissingTranslation: when the catalog lacks a key.
+        :raises MessageCheckFailed: when a check fails (naming template and rule).
+        """
+        lang = choose_language(language, self._catalogs)
+        for field in REQUIRED[purpose]:
+            if not getattr(context, field):
+                raise ValidationError(f"MessageContext {context.reference}", field, f"required for a {purpose.value} message")
+        loc = locale_for(lang, context.jurisdiction)
+        bloc = babel.Locale.parse(loc)
+        tr = _Tr(lang, self._catalogs[lang], bloc, self._values(context, lang, loc, bloc))
+        statement = context.statement if isinstance(context.statement, Statement) else None
+        ns: dict[str, Any] = {
+            "t": tr, "tn": tr.n, "v": tr.values, "ctx": context, "purpose": purpose.value, "lang": lang,
+            "channel": channel.value, "statement": statement, "money": lambda m: m.format(loc),
+            "date": lambda d: tr.values["today"] if d is None else babel.dates.format_date(d, "long", locale=bloc),
+            "show_pay": purpose not in _NO_PAY and context.amount_due.is_positive(),
+            "show_rights": purpose in _RIGHTS,
+            "show_deadline": "deadline" in REQUIRED[purpose],
+            "rights": glossary.rights_text(context.jurisdiction, lang),
+            "glossary": [glossary.glossary_entry(term, lang) for term in _glossary_terms(statement)],
+            "ShareKind": ShareKind,
+            "pay_keys": _pay_keys(context),
+            "tl": lambda keys: [tr(k) for k in keys],
+        }
+        template = f"{lang}/{channel.value}/{purpose.value}"
+        subject = html = voicemail = None
+        if channel is Channel.EMAIL:
+            subject = " ".join(self._render(self._text_env, lang, "email", purpose, "subject.txt", ns, html=False).split())
+            text = self._render(self._text_env, lang, "email", purpose, "txt", ns, html=False)
+            html = self._render(self._html_env, lang, "email", purpose, "html", ns, html=True)
+        elif channel is Channel.PHONE:
+            voicemail = self._render(self._text_env, lang, "phone", purpose, "voicemail.txt", ns, html=False).strip()
+            ns["voicemail"] = voicemail
+            text = self._render(self._text_env, lang, "phone", purpose, "txt", ns, html=False)
+        else:
+            text = self._render(self._text_env, lang, channel.value, purpose, "txt", ns, html=False)
+            if channel in (Channel.LETTER, Channel.PORTAL):
+                subject = tr(f"{purpose.value}.subject")
+        if channel is Channel.SMS:
+            text = " ".join(text.split())
+        else:
+            text = re.sub(r"\n{3,}", "\n\n", text.strip()) + "\n"
+        descriptions = [ln.description for ln in statement.lines] if statement is not None else []
+        if context.dispute is not None and context.dispute.corrective_action:
+            descriptions.append(context.dispute.corrective_action)
+        checks = check_rendering(
+            template=template, purpose=purpose, channel=channel, language=lang, context=context, text=text,
+            subject=subject, html=html, voicemail=voicemail, max_sms_segments=self.max_sms_segments,
+            extra_clinical=self.extra_clinical, descriptions=descriptions,
+            tone_exempt=[*ns["rights"], *(f"{w}: {d}" for w, d in ns["glossary"])],
+        )
+        encoding = segments = None
+        if channel is Channel.SMS:
+            encoding, segments = sms_segments(text)
+        return RenderedMessage(purpose, channel, lang, loc, text, subject, html, voicemail, encoding, segments, checks)
+
+    def _render(self, env: jinja2.Environment, lang: str, channel: str, purpose: OutreachPurpose, ext: str,
+                ns: dict[str, Any], *, html: bool) -> str:
+        names = [f"{lang}/{channel}/{purpose.value}.{ext}", f"{channel}/{purpose.value}.{ext}", f"{channel}/_default.{ext}"]
+        tmpl = env.select_template(names)
+        return tmpl.render(ns | {"m": _Fmt(html)})
+
+
+def _pay_keys(ctx: MessageContext) -> list[str]:
+    keys = []
+    for method in ctx.payment_methods:
+        if method is PaymentMethod.ONLINE:
+            if ctx.pay_link:
+                keys.append("pay.online")
+            elif ctx.portal_url:
+                keys.append("pay.online_portal")
+        elif method is PaymentMethod.MOBILE:
+            if ctx.pay_link or ctx.portal_url:
+                keys.append("pay.mobile")
+        else:
+            keys.append(f"pay.{method.value}")
+    return keys
+
+
+def _glossary_terms(statement: Statement | None) -> list[str]:
+    terms = ["contractual_adjustment", "financial_assistance", "payment_plan", "direct_debit", "dispute"]
+    if statement is not None:
+        kinds = {r.kind for ln in statement.lines for r in ln.reasons}
+        for kind, term in ((ShareKind.DEDUCTIBLE, "deductible"), (ShareKind.COINSURANCE, "coinsurance"),
+                           (ShareKind.COPAY, "copay")):
+            if kind in kinds:
+                terms.insert(0, term)
+    return terms
+
+
+_DEFAULT: Renderer | None = None
+
+
+def render(
+    purpose: OutreachPurpose,
+    channel: Channel,
+    language: str | Sequence[str] | None,
+    context: MessageContext,
+) -> RenderedMessage:
+    """Render with the built-in templates and catalogs (see :meth:`Renderer.render`).
+
+    :param purpose: the outreach purpose.
+    :param channel: the channel.
+    :param language: the preferred language tag(s).
+    :param context: the message context.
+    :returns: the checked rendering.
+    :raises MessageCheckFailed: when a check fails.
+    """
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = Renderer()
+    return _DEFAULT.render(purpose, channel, language, context)
