@@ -36,18 +36,21 @@ def usd(x: str) -> Money:
     return Money(x, "USD")
 
 
-@pytest.mark.parametrize(("size", "region", "on", "expected"), [
-    (1, FplRegion.CONTIGUOUS, D26, "15960"),
-    (4, FplRegion.CONTIGUOUS, D26, "33000"),
-    (8, FplRegion.CONTIGUOUS, D26, "55720"),
-    (4, FplRegion.ALASKA, D26, "41250"),
-    (4, FplRegion.HAWAII, D26, "37950"),
-    (1, FplRegion.CONTIGUOUS, dt.date(2025, 12, 31), "15650"),
-    (4, FplRegion.CONTIGUOUS, dt.date(2025, 6, 1), "32150"),
-    (1, FplRegion.ALASKA, dt.date(2025, 6, 1), "19550"),
-    (1, FplRegion.HAWAII, dt.date(2025, 6, 1), "17990"),
-    (1, FplRegion.CONTIGUOUS, dt.date(2026, 1, 1), "15960"),
-])
+@pytest.mark.parametrize(
+    ("size", "region", "on", "expected"),
+    [
+        (1, FplRegion.CONTIGUOUS, D26, "15960"),
+        (4, FplRegion.CONTIGUOUS, D26, "33000"),
+        (8, FplRegion.CONTIGUOUS, D26, "55720"),
+        (4, FplRegion.ALASKA, D26, "41250"),
+        (4, FplRegion.HAWAII, D26, "37950"),
+        (1, FplRegion.CONTIGUOUS, dt.date(2025, 12, 31), "15650"),
+        (4, FplRegion.CONTIGUOUS, dt.date(2025, 6, 1), "32150"),
+        (1, FplRegion.ALASKA, dt.date(2025, 6, 1), "19550"),
+        (1, FplRegion.HAWAII, dt.date(2025, 6, 1), "17990"),
+        (1, FplRegion.CONTIGUOUS, dt.date(2026, 1, 1), "15960"),
+    ],
+)
 def test_poverty_guidelines(size: int, region: FplRegion, on: dt.date, expected: str) -> None:
     assert poverty_guideline(size, on=on, pack=US, region=region) == Money.of(expected, "USD")
 
@@ -61,15 +64,18 @@ def test_guideline_needs_a_household_and_a_table() -> None:
         poverty_guideline(1, on=D26, pack=get_pack("no"))
 
 
-@pytest.mark.parametrize(("income", "eligibility", "discount"), [
-    ("31920.00", Eligibility.FREE, "100"),       # exactly 200 %
-    ("31921.00", Eligibility.FREE, "100"),       # 200.006 % truncates to 200.00: in the patient's favour
-    ("32000.00", Eligibility.DISCOUNT, "80"),    # 200.50 %
-    ("39900.00", Eligibility.DISCOUNT, "80"),    # 250 %
-    ("47880.00", Eligibility.DISCOUNT, "60"),    # 300 %
-    ("63840.00", Eligibility.DISCOUNT, "20"),    # 400 %
-    ("64000.00", Eligibility.NOT_ELIGIBLE, "0"), # 401 %
-])
+@pytest.mark.parametrize(
+    ("income", "eligibility", "discount"),
+    [
+        ("31920.00", Eligibility.FREE, "100"),  # exactly 200 %
+        ("31921.00", Eligibility.FREE, "100"),  # 200.006 % truncates to 200.00: in the patient's favour
+        ("32000.00", Eligibility.DISCOUNT, "80"),  # 200.50 %
+        ("39900.00", Eligibility.DISCOUNT, "80"),  # 250 %
+        ("47880.00", Eligibility.DISCOUNT, "60"),  # 300 %
+        ("63840.00", Eligibility.DISCOUNT, "20"),  # 400 %
+        ("64000.00", Eligibility.NOT_ELIGIBLE, "0"),  # 401 %
+    ],
+)
 def test_screening_tiers_household_of_one_2026(income: str, eligibility: Eligibility, discount: str) -> None:
     s = screen(usd(income), 1, on=D26, pack=US, policy=POLICY)
     assert s.eligibility is eligibility and s.discount_percent == Decimal(discount)
@@ -78,7 +84,10 @@ def test_screening_tiers_household_of_one_2026(income: str, eligibility: Eligibi
 
 def test_screening_alaska_household() -> None:
     assert fpl_percent(usd("82500.00"), 4, on=D26, pack=US, region=FplRegion.ALASKA) == Decimal("200.00")
-    assert screen(usd("82500.00"), 4, on=D26, pack=US, policy=POLICY, region=FplRegion.ALASKA).eligibility is Eligibility.FREE
+    assert (
+        screen(usd("82500.00"), 4, on=D26, pack=US, policy=POLICY, region=FplRegion.ALASKA).eligibility
+        is Eligibility.FREE
+    )
 
 
 def test_presumptive_eligibility_needs_no_income() -> None:
@@ -97,17 +106,25 @@ def test_discount_amount_is_exact() -> None:
 
 def test_creditor_tiers_must_rise() -> None:
     with pytest.raises(ValidationError):
-        AssistancePolicy(Decimal(200), (DiscountTier(Decimal(300), Decimal(50)), DiscountTier(Decimal(250), Decimal(75))))
+        AssistancePolicy(
+            Decimal(200), (DiscountTier(Decimal(300), Decimal(50)), DiscountTier(Decimal(250), Decimal(75)))
+        )
 
 
 def test_501r_timeline_without_and_with_notice() -> None:
     t = eca_timeline(dt.date(2026, 1, 15), pack=US)
     assert t.notification_period_ends == dt.date(2026, 5, 15) and t.earliest_eca is None
     assert t.application_period_ends == dt.date(2026, 9, 12)
-    late = eca_timeline(dt.date(2026, 1, 15), pack=US, notice_sent_on=dt.date(2026, 8, 20),
-                        notice_deadline=dt.date(2026, 10, 1))
+    late = eca_timeline(
+        dt.date(2026, 1, 15),
+        pack=US,
+        notice_sent_on=dt.date(2026, 8, 20),
+        notice_deadline=dt.date(2026, 10, 1),
+    )
     assert late.earliest_eca == dt.date(2026, 10, 1)
-    assert late.application_period_ends == dt.date(2026, 10, 1)  # the later of day 240 and the notice's deadline
+    assert late.application_period_ends == dt.date(
+        2026, 10, 1
+    )  # the later of day 240 and the notice's deadline
     early = eca_timeline(dt.date(2026, 1, 15), pack=US, notice_sent_on=dt.date(2026, 4, 1))
     assert early.earliest_eca == dt.date(2026, 5, 15)
 
@@ -118,20 +135,31 @@ def test_application_suspends_while_pending() -> None:
     assert application_suspends_eca(app) and within_application_period(app, t)
     late = AssistanceApplication("FA-2", "A-1", dt.date(2026, 9, 13))
     assert application_suspends_eca(late) and not within_application_period(late, t)
-    done = AssistanceApplication("FA-3", "A-1", dt.date(2026, 3, 1), ApplicationStatus.DENIED, dt.date(2026, 3, 20))
+    done = AssistanceApplication(
+        "FA-3", "A-1", dt.date(2026, 3, 1), ApplicationStatus.DENIED, dt.date(2026, 3, 20)
+    )
     assert not application_suspends_eca(done)
 
 
 def test_incentive_windows_and_best_offer() -> None:
-    prompt = Incentive.within_days("PP", IncentiveKind.PROMPT_PAY, dt.date(2026, 3, 2), 30, percent=Decimal("5"))
-    early = Incentive("EO", IncentiveKind.EARLY_OUT, dt.date(2026, 3, 10), dt.date(2026, 3, 20), amount=usd("40.00"))
-    selfpay = Incentive("SP", IncentiveKind.SELF_PAY, dt.date(2026, 1, 1), dt.date(2026, 12, 31), Decimal("20"))
+    prompt = Incentive.within_days(
+        "PP", IncentiveKind.PROMPT_PAY, dt.date(2026, 3, 2), 30, percent=Decimal("5")
+    )
+    early = Incentive(
+        "EO", IncentiveKind.EARLY_OUT, dt.date(2026, 3, 10), dt.date(2026, 3, 20), amount=usd("40.00")
+    )
+    selfpay = Incentive(
+        "SP", IncentiveKind.SELF_PAY, dt.date(2026, 1, 1), dt.date(2026, 12, 31), Decimal("20")
+    )
     offers = [prompt, early, selfpay]
     bal = usd("500.00")
     assert best_incentive(bal, offers, on=dt.date(2026, 3, 5)) == (prompt, usd("25.00"))
     assert best_incentive(bal, offers, on=dt.date(2026, 3, 15)) == (early, usd("40.00"))
     assert best_incentive(bal, offers, on=dt.date(2026, 3, 15), self_pay=True) == (selfpay, usd("100.00"))
-    assert best_incentive(bal, offers, on=dt.date(2026, 4, 2)) == (None, usd("0.00"))  # window closed on 1 April
+    assert best_incentive(bal, offers, on=dt.date(2026, 4, 2)) == (
+        None,
+        usd("0.00"),
+    )  # window closed on 1 April
     assert active_incentives(offers, on=dt.date(2026, 4, 1)) == (prompt,)
     assert early.discount_on(usd("30.00")) == usd("30.00")  # never more than the balance
 
@@ -140,6 +168,8 @@ def test_incentive_validation() -> None:
     with pytest.raises(ValidationError):
         Incentive("X", IncentiveKind.PROMPT_PAY, dt.date(2026, 3, 2), dt.date(2026, 3, 1), Decimal("5"))
     with pytest.raises(ValidationError):
-        Incentive("X", IncentiveKind.PROMPT_PAY, dt.date(2026, 3, 2), dt.date(2026, 3, 9), Decimal("5"), usd("1.00"))
+        Incentive(
+            "X", IncentiveKind.PROMPT_PAY, dt.date(2026, 3, 2), dt.date(2026, 3, 9), Decimal("5"), usd("1.00")
+        )
     with pytest.raises(ValidationError):
         Incentive("X", IncentiveKind.PROMPT_PAY, dt.date(2026, 3, 2), dt.date(2026, 3, 9), Decimal("101"))

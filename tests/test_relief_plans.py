@@ -38,7 +38,7 @@ from carecollect.relief.plans import (
 )
 
 US = get_pack("us")
-T = dt.datetime(2026, 3, 2, 10, tzinfo=dt.timezone.utc)
+T = dt.datetime(2026, 3, 2, 10, tzinfo=dt.UTC)
 TODAY = dt.date(2026, 3, 2)
 
 
@@ -50,10 +50,21 @@ def usd(x: str) -> Money:
     return Money(x, "USD")
 
 
-def propose(balance: str, income: str | None, *, state: str | None = None, pack=US, currency: str = "USD", **kw):
-    aff = Affordability(Money(income, currency) if income is not None else None, fpl_percent=kw.pop("fpl", None))
-    return propose_plan_options(Money(balance, currency), today=kw.pop("today", TODAY), first_due=dt.date(2026, 4, 1),
-                                pack=pack, creditor=creditor(state, kw.pop("country", "US")), affordability=aff, **kw)
+def propose(
+    balance: str, income: str | None, *, state: str | None = None, pack=US, currency: str = "USD", **kw
+):
+    aff = Affordability(
+        Money(income, currency) if income is not None else None, fpl_percent=kw.pop("fpl", None)
+    )
+    return propose_plan_options(
+        Money(balance, currency),
+        today=kw.pop("today", TODAY),
+        first_due=dt.date(2026, 4, 1),
+        pack=pack,
+        creditor=creditor(state, kw.pop("country", "US")),
+        affordability=aff,
+        **kw,
+    )
 
 
 def test_three_options_within_five_percent_cap() -> None:
@@ -118,7 +129,9 @@ def test_new_york_interest_capped_at_two_percent() -> None:
 
 
 def test_interest_refused_where_pack_does_not_allow_it() -> None:
-    p = propose("1200.00", "3000.00", pack=get_pack("de"), currency="EUR", country="DE", interest_percent=Decimal("5"))
+    p = propose(
+        "1200.00", "3000.00", pack=get_pack("de"), currency="EUR", country="DE", interest_percent=Decimal("5")
+    )
     assert all(o.interest.is_zero() for o in p.options)
     assert any(r.rule_id == "plan.interest_allowed" and r.outcome.blocks for r in p.reasons)
 
@@ -145,7 +158,9 @@ def test_no_plan_fits_points_to_assistance() -> None:
 
 
 def test_prompt_pay_discount_on_pay_in_full_only() -> None:
-    offer = Incentive("PP-1", IncentiveKind.PROMPT_PAY, dt.date(2026, 3, 1), dt.date(2026, 3, 31), Decimal("10"))
+    offer = Incentive(
+        "PP-1", IncentiveKind.PROMPT_PAY, dt.date(2026, 3, 1), dt.date(2026, 3, 31), Decimal("10")
+    )
     p = propose("1200.00", "3000.00", incentives=[offer])
     full = p.options[0]
     assert full.discount == usd("120.00") and full.total == usd("1080.00")
@@ -171,7 +186,9 @@ def test_missed_instalment_reminder_grace_then_missed_then_default() -> None:
     c = check_plan(plan, today=dt.date(2026, 2, 3), pack=US)
     assert (c.action, c.instalment_number) == (MissedAction.SEND_REMINDER, 1)
     reminded = {1: dt.date(2026, 2, 3)}
-    c = check_plan(plan, today=dt.date(2026, 2, 17), pack=US, reminded_on=reminded)  # grace: 15 days to 17 Feb
+    c = check_plan(
+        plan, today=dt.date(2026, 2, 17), pack=US, reminded_on=reminded
+    )  # grace: 15 days to 17 Feb
     assert c.action is MissedAction.WAIT and c.act_on == dt.date(2026, 2, 18)
     c = check_plan(plan, today=dt.date(2026, 2, 18), pack=US, reminded_on=reminded)
     assert c.action is MissedAction.MARK_MISSED
@@ -190,8 +207,14 @@ def test_hardship_pause_and_reamortise_within_new_cap() -> None:
     paused, _, why = hardship_pause(plan, on=dt.date(2026, 3, 1), at=T, pack=US, months=2)
     assert paused.status is PlanStatus.PAUSED and not why[0].outcome.blocks
     assert check_plan(paused, today=dt.date(2026, 4, 20), pack=US).action is MissedAction.PAUSED
-    resumed, _, _ = resume_after_hardship(paused, first_due=dt.date(2026, 5, 4), at=T, pack=US, creditor=creditor(),
-                                          affordability=Affordability(usd("1000.00")))
+    resumed, _, _ = resume_after_hardship(
+        paused,
+        first_due=dt.date(2026, 5, 4),
+        at=T,
+        pack=US,
+        creditor=creditor(),
+        affordability=Affordability(usd("1000.00")),
+    )
     fresh = [i for i in resumed.instalments if i.status is InstalmentStatus.DUE]
     assert len(fresh) == 10 and all(i.amount == usd("50.00") for i in fresh)
     assert total((i.amount for i in resumed.instalments), "USD") == usd("600.00")
@@ -200,8 +223,14 @@ def test_hardship_pause_and_reamortise_within_new_cap() -> None:
 def test_resume_refused_when_nothing_fits() -> None:
     plan = hardship_pause(_plan("6000.00", 6), on=dt.date(2026, 3, 1), at=T, pack=US, months=1)[0]
     with pytest.raises(PolicyViolation, match="financial assistance"):
-        resume_after_hardship(plan, first_due=dt.date(2026, 5, 4), at=T, pack=US, creditor=creditor(),
-                              affordability=Affordability(usd("1000.00")))
+        resume_after_hardship(
+            plan,
+            first_due=dt.date(2026, 5, 4),
+            at=T,
+            pack=US,
+            creditor=creditor(),
+            affordability=Affordability(usd("1000.00")),
+        )
 
 
 def test_long_pause_flags_escalation() -> None:
@@ -211,8 +240,10 @@ def test_long_pause_flags_escalation() -> None:
 
 def test_colorado_36_payments_rule_completes_plan() -> None:
     sched = build_schedule(usd("3700.00"), 37, first_due=dt.date(2023, 1, 2))
-    plan = activate_plan(PaymentPlan("PL-9", "A-1", ("INV-1",), usd("3700.00"), sched, T - dt.timedelta(days=1200)),
-                         at=T - dt.timedelta(days=1200))[0]
+    plan = activate_plan(
+        PaymentPlan("PL-9", "A-1", ("INV-1",), usd("3700.00"), sched, T - dt.timedelta(days=1200)),
+        at=T - dt.timedelta(days=1200),
+    )[0]
     for n in range(1, 36):
         plan = record_instalment_payment(plan, n, usd("100.00"), at=T)[0]
     assert apply_paid_after_payments_rule(plan, pack=US, creditor=creditor("CO"), at=T) is None
@@ -221,6 +252,7 @@ def test_colorado_36_payments_rule_completes_plan() -> None:
     done = apply_paid_after_payments_rule(plan, pack=US, creditor=creditor("CO"), at=T)
     assert done is not None
     new, event, why = done
+    assert event.detail("reason") == "state.CO.plan.paid_after_payments"
     assert new.status is PlanStatus.COMPLETED and new.instalments[-1].status is InstalmentStatus.FORGIVEN
     assert why.rule_id == "state.CO.plan.paid_after_payments" and "USD 100.00" in why.message
 
@@ -231,15 +263,29 @@ _cents = st.integers(min_value=1, max_value=5_000_000)
 
 
 @settings(max_examples=60, deadline=None)
-@given(balance=_cents, income=st.one_of(st.none(), st.integers(min_value=0, max_value=2_000_000)),
-       state=st.sampled_from([None, "CO", "MD", "NY", "TX"]), kind=st.sampled_from(list(BillKind)),
-       rate=st.sampled_from(["0", "2", "7.5"]), dom=st.one_of(st.none(), st.integers(1, 31)))
-def test_no_plan_exceeds_cap_and_every_schedule_sums(balance: int, income: int | None, state: str | None,
-                                                     kind: BillKind, rate: str, dom: int | None) -> None:
+@given(
+    balance=_cents,
+    income=st.one_of(st.none(), st.integers(min_value=0, max_value=2_000_000)),
+    state=st.sampled_from([None, "CO", "MD", "NY", "TX"]),
+    kind=st.sampled_from(list(BillKind)),
+    rate=st.sampled_from(["0", "2", "7.5"]),
+    dom=st.one_of(st.none(), st.integers(1, 31)),
+)
+def test_no_plan_exceeds_cap_and_every_schedule_sums(
+    balance: int, income: int | None, state: str | None, kind: BillKind, rate: str, dom: int | None
+) -> None:
     aff = Affordability(Money.from_minor(income, "USD") if income is not None else None)
-    p = propose_plan_options(Money.from_minor(balance, "USD"), today=TODAY, first_due=dt.date(2026, 4, 1), pack=US,
-                             creditor=creditor(state), affordability=aff, bill_kind=kind,
-                             interest_percent=Decimal(rate), day_of_month=dom)
+    p = propose_plan_options(
+        Money.from_minor(balance, "USD"),
+        today=TODAY,
+        first_due=dt.date(2026, 4, 1),
+        pack=US,
+        creditor=creditor(state),
+        affordability=aff,
+        bill_kind=kind,
+        interest_percent=Decimal(rate),
+        day_of_month=dom,
+    )
     cap, _ = monthly_cap(aff, currency="USD", on=TODAY, pack=US, creditor=creditor(state), bill_kind=kind)
     assert cap == p.monthly_cap
     if income is not None:
