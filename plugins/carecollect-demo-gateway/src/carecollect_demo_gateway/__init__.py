@@ -28,13 +28,11 @@ class DemoGateway(BasePaymentProvider):
     def authorize(self, amount: Money, instrument: Instrument, *, idempotency_key: str, account_id: str):
         if instrument.token.startswith("tok_decline"):
             return PaymentResult.failed(
-                PaymentErrorCode.DECLINED, "card declined", raw={"token": instrument.token}
+                PaymentErrorCode.DECLINED, "declined", raw={"token": instrument.token}
             )
         return self._book.authorize(amount, idempotency_key=idempotency_key)
 
-    def create_payment_link(
-        self, amount: Money, *, idempotency_key: str, account_id: str, expires_at: datetime
-    ):
+    def create_payment_link(self, amount: Money, *, idempotency_key: str, account_id: str, expires_at=None):
         ref = self._book.authorize(amount, idempotency_key=idempotency_key).reference
         return PaymentResult.ok(ref, amount, url=f"https://pay.demo-gateway.invalid/{ref}")
 
@@ -44,9 +42,7 @@ class DemoGateway(BasePaymentProvider):
         return WebhookEvent(data["id"], WebhookKind(data["type"]), data.get("reference"), signed_at, raw=data)
 
 
-DEMO_GATEWAY = PaymentProviderDescriptor(
-    "demo-gateway", CAPABILITIES, DemoGateway, "Demo hosted-card gateway"
-)
+DEMO_GATEWAY = PaymentProviderDescriptor("demo-gateway", CAPABILITIES, DemoGateway, "Demo card gateway")
 
 
 @hookimpl
