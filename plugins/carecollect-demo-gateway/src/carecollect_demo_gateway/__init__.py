@@ -2,7 +2,6 @@
 
 # ruff: noqa: I001  (imports kept on three lines for the tutorial)
 import json
-from datetime import datetime
 
 from carecollect.hookspecs import hookimpl
 from carecollect.money import Money
@@ -36,7 +35,7 @@ class DemoGateway(BasePaymentProvider):
         ref = self._book.authorize(amount, idempotency_key=idempotency_key).reference
         return PaymentResult.ok(ref, amount, url=f"https://pay.demo-gateway.invalid/{ref}")
 
-    def parse_webhook(self, headers, body: bytes, *, now: datetime) -> WebhookEvent:
+    def parse_webhook(self, headers, body: bytes, *, now) -> WebhookEvent:
         signed_at = verify_webhook_signature(self._secret, headers, body, now=now)  # raises if bad or old
         data = json.loads(body)
         return WebhookEvent(data["id"], WebhookKind(data["type"]), data.get("reference"), signed_at, raw=data)
