@@ -139,3 +139,18 @@ def test_reason_records_round_trip() -> None:
     assert Reason.from_record(r.to_record()) == r
     with pytest.raises(ValueError, match="not a stored reason"):
         Reason.from_record({"rule_id": "x"})
+
+
+def test_pack_pages_are_generated_from_the_current_data() -> None:
+    import importlib.util
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    spec = importlib.util.spec_from_file_location("generate_pack_pages", docs / "generate_pack_pages.py")
+    assert spec is not None and spec.loader is not None
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    for key in RULES:
+        text = (docs / "explanation" / f"pack-{key}.rst").read_text(encoding="utf-8")
+        assert text == gen.page(key), f"run python docs/generate_pack_pages.py ({key})"
+        assert all(f"``{r.id}``" in text for r in RULES[key])

@@ -25,15 +25,16 @@ DENY calls.max_per_7_days (12 CFR 1006.14(b)(2)): 7 calls on this debt in the 7 
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 from collections.abc import Iterable, Mapping
 
 import attrs
 
 from ..errors import ValidationError
-from .rules import Rule
+from .rules import Rule, Strictness
 
-__all__ = ["Decision", "Outcome", "Reason", "reason_from_rule"]
+__all__ = ["Decision", "Outcome", "Reason", "reason_from_rule", "rules_rst_table"]
 
 
 class Outcome(enum.Enum):
@@ -144,3 +145,81 @@ class Decision:
     def to_record(self) -> dict[str, object]:
         """A plain ``dict`` for an audit log: ``allowed`` and the reasons' records."""
         return {"allowed": self.allowed, "reasons": [r.to_record() for r in self.reasons]}
+
+
+def _show(value: object) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dt.time):
+        return value.strftime("%H:%M")
+    if isinstance(value, tuple):
+        return ", ".join(_show(v) for v in value) or "(none)"
+    return str(value)
+
+
+_LONG_AGO = dt.date(2000, 1, 1)  # the outreach data's "in force for as long as carecollect cares" date
+
+_DIRECTION = {
+    Strictness.AT_MOST: "house may lower",
+    Strictness.AT_LEAST: "house may raise",
+    Strictness.ALLOWED_IF_TRUE: "house may turn off",
+    Strictness.REQUIRED_IF_TRUE: "house may turn on",
+    Strictness.CHOICE: "creditor's choice",
+    Strictness.FIXED: "fixed",
+}
+
+
+def rules_rst_table(rules: Iterable[Rule], *, title: str = "Rules") -> str:
+    """A reStructuredText ``list-table`` of ``rules`` (id, value, source, from, house rules, note).
+
+    The pack pages in the docs are generated with it, so the docs cannot drift
+    from the data. Secondary-source figures are marked "(secondary source, check)".
+
+    :param rules: the rules, in the order to show.
+    :param title: the table's title.
+    :returns: the table as text.
+
+    >>> import datetime as dt
+    >>> from carecollect.policy.rules import Rule, Strictness
+    >>> print(rules_rst_table([Rule("calls.max_per_7_days", 7, "12 CFR 1006.14(b)(2)", dt.date(2021, 11, 30),
+    ...                             Strictness.AT_MOST, note="Calls per debt.")]))  # doctest: +NORMALIZE_WHITESPACE
+    .. list-table:: Rules
+       :header-rows: 1
+       :widths: 22 14 24 10 12 28
+    <BLANKLINE>
+       * - Rule
+         - Value
+         - Source
+         - From
+         - House rules
+         - Note
+       * - ``calls.max_per_7_days``
+         - 7
+         - 12 CFR 1006.14(b)(2)
+         - 2021-11-30
+         - house may lower
+         - Calls per debt.
+    """
+    lines = [
+        f".. list-table:: {title}",
+        "   :header-rows: 1",
+        "   :widths: 22 14 24 10 12 28",
+        "",
+        "   * - Rule",
+        "     - Value",
+        "     - Source",
+        "     - From",
+        "     - House rules",
+        "     - Note",
+    ]
+    for r in rules:
+        source = r.source if r.verified else f"{r.source} (secondary source, check)"
+        lines += [
+            f"   * - ``{r.id}``",
+            f"     - {_show(r.value)}",
+            f"     - {source}",
+            f"     - {r.effective_from.isoformat() if r.effective_from > _LONG_AGO else 'long in force'}",
+            f"     - {_DIRECTION[r.strictness]}",
+            f"     - {r.note or '-'}",
+        ]
+    return "\n".join(lines)
