@@ -26,7 +26,7 @@ portal is ``body/P.j2`` inside ``body/main.j2``.
 ...     pay_link="https://pay.example.de/p/x", opt_out_url="https://example.de/abmelden")
 >>> msg = render(OutreachPurpose.PRE_DUE_REMINDER, Channel.SMS, "de", ctx)
 >>> msg.text
-'Praxis Dr. Weber: Eine freundliche Erinnerung, dass Rechnung INV-7 über 60,33\\xa0€ am 2. April 2026 fällig ist. https://pay.example.de/p/x Abmelden: Antworten Sie mit STOP.'
+'Praxis Dr. Weber: Eine freundliche Erinnerung, dass Rechnung INV-7 über 60,33 € am 2. April 2026 fällig ist. https://pay.example.de/p/x Abmelden: Antworten Sie mit STOP.'
 >>> msg.encoding.value, msg.segments
 ('gsm7', 2)
 >>> choose_language(["sv-SE", "nb-NO"])
@@ -287,7 +287,9 @@ class Renderer:
         return tuple(sorted(k for k in self._catalogs["en"] if k not in cat))
 
     # -- values ---------------------------------------------------------------
-    def _values(self, ctx: MessageContext, lang: str, loc: str, babel_loc: babel.Locale) -> dict[str, str]:
+    def _values(
+        self, ctx: MessageContext, purpose: OutreachPurpose, lang: str, loc: str, babel_loc: babel.Locale
+    ) -> dict[str, str]:
         def money(m: Money | None) -> str:
             return m.format(loc) if m is not None else ""
 
@@ -332,7 +334,8 @@ class Renderer:
             i = ctx.instalment
             v |= {"number": str(i.number), "count": str(i.count), "instalment_amount": money(i.amount),
                   "instalment_due": date(i.due_date)}
-            v["due_rel"] = rel(i.due_date)
+            if purpose is OutreachPurpose.INSTALMENT_REMINDER:
+                v["due_rel"] = rel(i.due_date)
         if ctx.dispute is not None:
             d = ctx.dispute
             v |= {"dispute_id": d.dispute_id, "received_on": date(d.received_on),
@@ -365,7 +368,7 @@ class Renderer:
                 raise ValidationError(f"MessageContext {context.reference}", field, f"required for a {purpose.value} message")
         loc = locale_for(lang, context.jurisdiction)
         bloc = babel.Locale.parse(loc)
-        tr = _Tr(lang, self._catalogs[lang], bloc, self._values(context, lang, loc, bloc))
+        tr = _Tr(lang, self._catalogs[lang], bloc, self._values(context, purpose, lang, loc, bloc))
         statement = context.statement if isinstance(context.statement, Statement) else None
         ns: dict[str, Any] = {
             "t": tr, "tn": tr.n, "v": tr.values, "ctx": context, "purpose": purpose.value, "lang": lang,
