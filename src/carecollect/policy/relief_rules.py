@@ -36,7 +36,7 @@ _SEED_001 = "carecollect default after seed article 001 (written refusal-to-pay 
 _SEED_003 = "carecollect default after seed article 003 (plans fitted to income, several options)"
 _HOUSE = "carecollect patient-friendly default (creditor's choice; no statute)"
 _R501 = "26 CFR 1.501(r)-6(c) and 1.501(r)-1(b)(3) (check wording against the eCFR)"
-_FPL_2025 = "HHS poverty guidelines 2025, 90 FR 5917 (2025-01-17)"
+_FPL_2025 = "HHS poverty guidelines 2025 (Federal Register, January 2025)"
 _FPL_2026 = "HHS poverty guidelines 2026 (48 states and DC; Alaska; Hawaii)"
 _CDIA = "CDIA (Equifax, Experian, TransUnion) voluntary medical-debt changes, 2022-07-01 and 2023-04-11"
 
