@@ -347,3 +347,31 @@ def test_no_gate_opens_while_a_dispute_is_open(
     assert collection_paused(
         s, invoice_id="INV-1", now=at(FIRST + dt.timedelta(days=days)), pack=get_pack(pack_key)
     )[0]
+
+
+# -- the cadence reads the relief flags -------------------------------------------------------
+
+
+def test_relief_flags_feed_the_outreach_cadence() -> None:
+    from carecollect.patients import Patient
+    from carecollect.policy.cadence import InvoiceContext, due_steps
+    from carecollect.relief.pauses import relief_flags
+
+    inv = invoice(claim=ClaimStatus.PENDING)
+    patient = Patient(id="P-1", time_zones=("America/New_York",))
+    now = at(dt.date(2026, 4, 20))
+    s = snap(inv=inv, disputes=(dispute(),))
+    flags = relief_flags(s, invoice_id="INV-1", now=now, pack=US)
+    assert flags.dispute_open and not flags.insurer_waiting  # filed 6 January: the 60-day wait is over
+    ctx = InvoiceContext(inv, patient, cred(), US, **flags.as_context_kwargs())
+    plan = due_steps(ctx, now)
+    assert plan.due == () and any(r.rule_id == "dispute.freeze" for r in plan.reasons)
+    free = relief_flags(snap(inv=inv), invoice_id="INV-1", now=now, pack=US)
+    assert free.as_context_kwargs() == {
+        "dispute_open": False,
+        "plan_status": None,
+        "insurer_waiting": False,
+        "assistance_pending": False,
+    }
+    waiting = relief_flags(snap(inv=inv), invoice_id="INV-1", now=at(dt.date(2026, 2, 1)), pack=US)
+    assert waiting.insurer_waiting and waiting.reasons[0].rule_id == "insurer.pending_wait_days"

@@ -25,14 +25,18 @@ account) with the reasons; the cadence skips collection steps
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
+import attrs
+
+from ..plans import PlanStatus
 from ..policy.packs import PolicyPack
 from ..timekeeping import require_aware
 from .insurer import billable_to_patient
 from .reasons import Outcome, Reason, rule_reason
 from .snapshot import AccountSnapshot
 
-__all__ = ["collection_paused"]
+__all__ = ["ReliefFlags", "collection_paused", "relief_flags"]
 
 
 def collection_paused(
@@ -89,3 +93,61 @@ def collection_paused(
         if wait.waiting:
             reasons.extend(wait.reasons)
     return bool(reasons), tuple(reasons)
+
+
+@attrs.frozen
+class ReliefFlags:
+    """The relief facts the outreach cadence reads for one invoice
+    (the matching fields of :class:`carecollect.policy.cadence.InvoiceContext`).
+
+    :param dispute_open: an open dispute covers the invoice.
+    :param plan_status: the status of a current plan covering it (``None``: no current plan).
+    :param insurer_waiting: the claim is pending or appealed and the pack's wait has not run out.
+    :param assistance_pending: an assistance application awaits a decision.
+    :param reasons: the reasons behind the flags.
+    """
+
+    dispute_open: bool
+    plan_status: PlanStatus | None
+    insurer_waiting: bool
+    assistance_pending: bool
+    reasons: tuple[Reason, ...]
+
+    def as_context_kwargs(self) -> dict[str, Any]:
+        """The flags as keyword arguments for ``InvoiceContext(...)``."""
+        return {
+            "dispute_open": self.dispute_open,
+            "plan_status": self.plan_status,
+            "insurer_waiting": self.insurer_waiting,
+            "assistance_pending": self.assistance_pending,
+        }
+
+
+def relief_flags(
+    snapshot: AccountSnapshot, *, invoice_id: str, now: dt.datetime, pack: PolicyPack
+) -> ReliefFlags:
+    """The relief flags of ``invoice_id`` for the cadence, with the pack's insurer wait applied.
+
+    >>> import datetime as dt
+    >>> from carecollect.money import Money
+    >>> from carecollect.policy import get_pack
+    >>> from carecollect.relief.snapshot import AccountSnapshot
+    >>> f = relief_flags(AccountSnapshot("A-1", Money("10.00", "USD")), invoice_id="INV-1",
+    ...                  now=dt.datetime(2026, 3, 2, tzinfo=dt.timezone.utc), pack=get_pack("us"))
+    >>> f.as_context_kwargs()
+    {'dispute_open': False, 'plan_status': None, 'insurer_waiting': False, 'assistance_pending': False}
+    """
+    _, reasons = collection_paused(snapshot, invoice_id=invoice_id, now=now, pack=pack)
+    plans = snapshot.current_plans(invoice_id)
+    waiting = any(
+        billable_to_patient(inv, today=now.date(), pack=pack).waiting
+        for inv in snapshot.invoices
+        if inv.id == invoice_id
+    )
+    return ReliefFlags(
+        dispute_open=bool(snapshot.open_disputes(invoice_id)),
+        plan_status=plans[0].status if plans else None,
+        insurer_waiting=waiting,
+        assistance_pending=bool(snapshot.pending_applications()),
+        reasons=reasons,
+    )
