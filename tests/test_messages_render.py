@@ -83,8 +83,15 @@ def test_every_purpose_renders_checked_on_every_channel(purpose: P, language: st
     vm = rendered[Channel.PHONE].voicemail
     assert vm and ctx.phone in vm and ctx.reference not in vm and ctx.amount_due.format(loc) not in vm
     # money and dates are formatted for the locale
-    if purpose not in (P.PAYMENT_CONFIRMATION, P.DISPUTE_ACKNOWLEDGEMENT, P.DISPUTE_RESOLUTION, P.FOLLOW_UP_CALL,
-                       P.ESTIMATE, P.FINANCIAL_ASSISTANCE, P.PAYMENT_TERMS):
+    if purpose not in (
+        P.PAYMENT_CONFIRMATION,
+        P.DISPUTE_ACKNOWLEDGEMENT,
+        P.DISPUTE_RESOLUTION,
+        P.FOLLOW_UP_CALL,
+        P.ESTIMATE,
+        P.FINANCIAL_ASSISTANCE,
+        P.PAYMENT_TERMS,
+    ):
         assert _flat(ctx.amount_due.format(loc)) in _flat(letter.text)
     for field in ("due_date", "deadline", "action_date"):
         if field in REQUIRED[purpose]:
@@ -145,8 +152,14 @@ def test_statement_explains_every_line() -> None:
     assert "Left for you to pay: $184.12. $25.00 is your copay" in text
     assert "$159.12 counts towards your deductible" in text
     assert "Balance you owe $245.50" in text
-    for heading in ("How to pay", "If you cannot pay all at once", "Questions and help",
-                    "If you think something is wrong", "Your rights", "Words on this statement"):
+    for heading in (
+        "How to pay",
+        "If you cannot pay all at once",
+        "Questions and help",
+        "If you think something is wrong",
+        "Your rights",
+        "Words on this statement",
+    ):
         assert heading in text
     assert "Direct debit" in text and "Mobile" in text and "Online" in text
 
@@ -154,17 +167,31 @@ def test_statement_explains_every_line() -> None:
 def test_formal_notices_carry_required_content() -> None:
     iv = _flat(render(P.INKASSOVARSEL, Channel.LETTER, "nb", context(P.INKASSOVARSEL, "no")).text)
     assert "inkassoloven § 9" in iv and "minst 14 dager" in iv and "3. april 2026" in iv
-    bp = _flat(render(P.BETALINGSOPPFORDRING, Channel.LETTER, "nb", context(P.BETALINGSOPPFORDRING, "no")).text)
-    for part in ("inkassoloven § 10", "14 dager", "Hovedstol 1 250,00 kr", "Purregebyr 37,50 kr",
-                 "Forsinkelsesrente på 12,00 % per år løper fra 23. mars 2026", "innsigelse"):
+    bp = _flat(
+        render(P.BETALINGSOPPFORDRING, Channel.LETTER, "nb", context(P.BETALINGSOPPFORDRING, "no")).text
+    )
+    for part in (
+        "inkassoloven § 10",
+        "14 dager",
+        "Hovedstol 1 250,00 kr",
+        "Purregebyr 37,50 kr",
+        "Forsinkelsesrente på 12,00 % per år løper fra 23. mars 2026",
+        "innsigelse",
+    ):
         assert part in bp, part
     dn = _flat(render(P.DEFAULT_NOTICE, Channel.LETTER, "de", context(P.DEFAULT_NOTICE, "de")).text)
     assert "Sie kommen spätestens 30 Tage nach Fälligkeit und Zugang dieser Rechnung in Verzug" in dn
     mahnung = _flat(render(P.MAHNUNG, Channel.LETTER, "de", context(P.MAHNUNG, "de")).text)
     assert "6,27 %" in mahnung and "kostenfrei" in mahnung
     vn = _flat(render(P.VALIDATION_NOTICE, Channel.LETTER, "en", context(P.VALIDATION_NOTICE, "us")).text)
-    for part in ("is a debt collector", "As of January 5, 2026, you owed $245.50", "Total amount of the debt now $245.50",
-                 "by April 3, 2026", "www.cfpb.gov/debt-collection", "original creditor"):
+    for part in (
+        "is a debt collector",
+        "As of January 5, 2026, you owed $245.50",
+        "Total amount of the debt now $245.50",
+        "by April 3, 2026",
+        "www.cfpb.gov/debt-collection",
+        "original creditor",
+    ):
         assert part in vn, part
 
 
@@ -192,7 +219,10 @@ def test_vendor_adds_language_and_overrides_template(tmp_path: Path) -> None:
     sv["optout.sms"] = "Svara {keyword} för att avsluta."
     r = Renderer([tmp_path], catalogs={"sv": sv, "en": {"closing": "Warm regards,"}})
     ctx = context(P.REMINDER, "us")
-    assert r.render(P.REMINDER, Channel.SMS, "en", ctx).text == "Hi from Riverside Community Hospital! Reply STOP to opt out."
+    assert (
+        r.render(P.REMINDER, Channel.SMS, "en", ctx).text
+        == "Hi from Riverside Community Hospital! Reply STOP to opt out."
+    )
     assert r.render(P.REMINDER, Channel.SMS, "de", ctx).text.startswith("Hallo von")
     assert r.render(P.REMINDER, Channel.SMS, "sv", ctx).text.endswith("Svara STOP för att avsluta.")
     assert "Warm regards," in r.render(P.REMINDER, Channel.LETTER, "en", ctx).text

@@ -64,52 +64,238 @@ class MessageCheckFailed(CareCollectError, ValueError):
 
 
 #: Steps whose tone must stay friendly (no threats of legal steps).
-FRIENDLY_PURPOSES = frozenset({
-    OutreachPurpose.ESTIMATE, OutreachPurpose.PAYMENT_TERMS, OutreachPurpose.STATEMENT,
-    OutreachPurpose.PRE_DUE_REMINDER, OutreachPurpose.REMINDER, OutreachPurpose.FINANCIAL_ASSISTANCE,
-    OutreachPurpose.PLAN_OFFER, OutreachPurpose.INSTALMENT_REMINDER, OutreachPurpose.PAYMENT_CONFIRMATION,
-    OutreachPurpose.DISPUTE_ACKNOWLEDGEMENT, OutreachPurpose.DISPUTE_RESOLUTION, OutreachPurpose.FOLLOW_UP_CALL,
-})
+FRIENDLY_PURPOSES = frozenset(
+    {
+        OutreachPurpose.ESTIMATE,
+        OutreachPurpose.PAYMENT_TERMS,
+        OutreachPurpose.STATEMENT,
+        OutreachPurpose.PRE_DUE_REMINDER,
+        OutreachPurpose.REMINDER,
+        OutreachPurpose.FINANCIAL_ASSISTANCE,
+        OutreachPurpose.PLAN_OFFER,
+        OutreachPurpose.INSTALMENT_REMINDER,
+        OutreachPurpose.PAYMENT_CONFIRMATION,
+        OutreachPurpose.DISPUTE_ACKNOWLEDGEMENT,
+        OutreachPurpose.DISPUTE_RESOLUTION,
+        OutreachPurpose.FOLLOW_UP_CALL,
+    }
+)
 
 #: Words that reveal a condition, specialty or procedure, per language (matched
 #: case-insensitively at word starts, so "oncolog" catches "oncology").
 CLINICAL_WORDS: dict[str, tuple[str, ...]] = {
-    "en": ("diagnos", "oncolog", "cancer", "tumour", "tumor", "chemotherap", "radiotherap", "hiv", "aids",
-           "pregnan", "abortion", "psychiatr", "mental health", "psycholog", "therapy", "surgery", "surgical",
-           "dialysis", "addiction", "rehab", "std", "fertility", "ivf", "dermatolog", "cardiolog", "blood test",
-           "x-ray", "mri", "biopsy", "gynaecolog", "gynecolog", "urolog", "dental", "prescription drug"),
-    "de": ("diagnose", "onkolog", "krebs", "tumor", "chemotherap", "strahlentherap", "hiv", "aids",
-           "schwanger", "abtreibung", "schwangerschaftsabbruch", "psychiatr", "psycholog", "psychotherap",
-           "operation", "chirurg", "dialyse", "sucht", "entzug", "kinderwunsch", "dermatolog", "kardiolog",
-           "blutuntersuchung", "röntgen", "mrt", "biopsie", "gynäkolog", "urolog", "zahn"),
-    "nb": ("diagnose", "onkolog", "kreft", "svulst", "cellegift", "strålebehandling", "hiv", "aids",
-           "gravid", "abort", "psykiatr", "psykisk helse", "psykolog", "terapi", "operasjon", "kirurg",
-           "dialyse", "rus", "avhengighet", "fertilitet", "assistert befruktning", "hudlege", "kardiolog",
-           "blodprøve", "røntgen", "mr-undersøkelse", "biopsi", "gynekolog", "urolog", "tannlege"),
-    "bg": ("диагноз", "онколог", "рак", "тумор", "химиотерап", "лъчетерап", "хив", "спин",
-           "бременност", "аборт", "психиатр", "психично", "психолог", "терапия", "операция", "хирург",
-           "диализа", "зависимост", "инвитро", "дерматолог", "кардиолог", "кръвн", "рентген",
-           "ядрено-магнитен", "биопсия", "гинеколог", "уролог", "зъболекар"),
+    "en": (
+        "diagnos",
+        "oncolog",
+        "cancer",
+        "tumour",
+        "tumor",
+        "chemotherap",
+        "radiotherap",
+        "hiv",
+        "aids",
+        "pregnan",
+        "abortion",
+        "psychiatr",
+        "mental health",
+        "psycholog",
+        "therapy",
+        "surgery",
+        "surgical",
+        "dialysis",
+        "addiction",
+        "rehab",
+        "std",
+        "fertility",
+        "ivf",
+        "dermatolog",
+        "cardiolog",
+        "blood test",
+        "x-ray",
+        "mri",
+        "biopsy",
+        "gynaecolog",
+        "gynecolog",
+        "urolog",
+        "dental",
+        "prescription drug",
+    ),
+    "de": (
+        "diagnose",
+        "onkolog",
+        "krebs",
+        "tumor",
+        "chemotherap",
+        "strahlentherap",
+        "hiv",
+        "aids",
+        "schwanger",
+        "abtreibung",
+        "schwangerschaftsabbruch",
+        "psychiatr",
+        "psycholog",
+        "psychotherap",
+        "operation",
+        "chirurg",
+        "dialyse",
+        "sucht",
+        "entzug",
+        "kinderwunsch",
+        "dermatolog",
+        "kardiolog",
+        "blutuntersuchung",
+        "röntgen",
+        "mrt",
+        "biopsie",
+        "gynäkolog",
+        "urolog",
+        "zahn",
+    ),
+    "nb": (
+        "diagnose",
+        "onkolog",
+        "kreft",
+        "svulst",
+        "cellegift",
+        "strålebehandling",
+        "hiv",
+        "aids",
+        "gravid",
+        "abort",
+        "psykiatr",
+        "psykisk helse",
+        "psykolog",
+        "terapi",
+        "operasjon",
+        "kirurg",
+        "dialyse",
+        "rus",
+        "avhengighet",
+        "fertilitet",
+        "assistert befruktning",
+        "hudlege",
+        "kardiolog",
+        "blodprøve",
+        "røntgen",
+        "mr-undersøkelse",
+        "biopsi",
+        "gynekolog",
+        "urolog",
+        "tannlege",
+    ),
+    "bg": (
+        "диагноз",
+        "онколог",
+        "рак",
+        "тумор",
+        "химиотерап",
+        "лъчетерап",
+        "хив",
+        "спин",
+        "бременност",
+        "аборт",
+        "психиатр",
+        "психично",
+        "психолог",
+        "терапия",
+        "операция",
+        "хирург",
+        "диализа",
+        "зависимост",
+        "инвитро",
+        "дерматолог",
+        "кардиолог",
+        "кръвн",
+        "рентген",
+        "ядрено-магнитен",
+        "биопсия",
+        "гинеколог",
+        "уролог",
+        "зъболекар",
+    ),
 }
 
 #: Threatening words a friendly step must not use, per language.
 THREAT_WORDS: dict[str, tuple[str, ...]] = {
-    "en": ("lawsuit", "sue ", "court", "legal action", "garnish", "seize", "arrest", "final warning",
-           "immediately", "credit bureau", "debt collector", "enforced collection", "consequences"),
-    "de": ("klage", "gericht", "rechtliche schritte", "pfändung", "zwangsvollstreckung", "letzte warnung",
-           "sofort", "schufa", "auskunftei", "inkasso", "konsequenzen"),
-    "nb": ("søksmål", "domstol", "rettslige skritt", "utlegg", "tvangsinndrivelse", "namsmann",
-           "siste advarsel", "umiddelbart", "kredittopplysning", "inkasso", "konsekvenser"),
-    "bg": ("съда", "съдебн", "съдебен иск", "запор", "принудително", "съдия-изпълнител", "последно предупреждение",
-           "незабавно", "кредитно бюро", "колектор", "последствия"),
+    "en": (
+        "lawsuit",
+        "sue ",
+        "court",
+        "legal action",
+        "garnish",
+        "seize",
+        "arrest",
+        "final warning",
+        "immediately",
+        "credit bureau",
+        "debt collector",
+        "enforced collection",
+        "consequences",
+    ),
+    "de": (
+        "klage",
+        "gericht",
+        "rechtliche schritte",
+        "pfändung",
+        "zwangsvollstreckung",
+        "letzte warnung",
+        "sofort",
+        "schufa",
+        "auskunftei",
+        "inkasso",
+        "konsequenzen",
+    ),
+    "nb": (
+        "søksmål",
+        "domstol",
+        "rettslige skritt",
+        "utlegg",
+        "tvangsinndrivelse",
+        "namsmann",
+        "siste advarsel",
+        "umiddelbart",
+        "kredittopplysning",
+        "inkasso",
+        "konsekvenser",
+    ),
+    "bg": (
+        "съда",
+        "съдебн",
+        "съдебен иск",
+        "запор",
+        "принудително",
+        "съдия-изпълнител",
+        "последно предупреждение",
+        "незабавно",
+        "кредитно бюро",
+        "колектор",
+        "последствия",
+    ),
 }
 
 #: Shaming words no message may use, per language.
 SHAMING_WORDS: dict[str, tuple[str, ...]] = {
-    "en": ("irresponsible", "shame", "deadbeat", "delinquent", "negligent", "you failed", "refused to pay",
-           "dishonest", "lazy"),
-    "de": ("verantwortungslos", "schäm", "schande", "säumiger schuldner", "zahlungsunwillig", "nachlässig",
-           "unehrlich", "faul"),
+    "en": (
+        "irresponsible",
+        "shame",
+        "deadbeat",
+        "delinquent",
+        "negligent",
+        "you failed",
+        "refused to pay",
+        "dishonest",
+        "lazy",
+    ),
+    "de": (
+        "verantwortungslos",
+        "schäm",
+        "schande",
+        "säumiger schuldner",
+        "zahlungsunwillig",
+        "nachlässig",
+        "unehrlich",
+        "faul",
+    ),
     "nb": ("uansvarlig", "skam", "skyldner som nekter", "betalingsuvillig", "uærlig", "lat ", "forsømmelig"),
     "bg": ("безотговорн", "срам", "некоректен платец", "злонамерен", "нечестн", "мързелив", "небрежн"),
 }
@@ -207,20 +393,26 @@ def check_rendering(
             raise MessageCheckFailed(template, "minimum_necessary", f"clinical word {hits[0]!r} in {where}")
         for d in descriptions:
             if d and d.casefold() in part.casefold():
-                raise MessageCheckFailed(template, "minimum_necessary", f"a statement-line description in {where}")
+                raise MessageCheckFailed(
+                    template, "minimum_necessary", f"a statement-line description in {where}"
+                )
     if restricted:
         passed.append("minimum_necessary")
 
     if voicemail is not None:
         for token in (context.reference, str(context.amount_due.amount)):
             if token in voicemail:
-                raise MessageCheckFailed(template, "limited_content_voicemail", "the voicemail names the account or an amount")
+                raise MessageCheckFailed(
+                    template, "limited_content_voicemail", "the voicemail names the account or an amount"
+                )
         passed.append("limited_content_voicemail")
 
     if channel in (Channel.EMAIL, Channel.PORTAL):
         url = context.opt_out_url
         if not url:
-            raise MessageCheckFailed(template, "opt_out", "context.opt_out_url is required for e-mail and portal")
+            raise MessageCheckFailed(
+                template, "opt_out", "context.opt_out_url is required for e-mail and portal"
+            )
         if url not in text or (html is not None and url not in html):
             raise MessageCheckFailed(template, "opt_out", "the opt-out link is missing from the message")
         passed.append("opt_out")
@@ -231,14 +423,18 @@ def check_rendering(
         encoding, segments = sms_segments(text)
         if segments > max_sms_segments:
             raise MessageCheckFailed(
-                template, "sms_length", f"{segments} {encoding.value} segments; at most {max_sms_segments} allowed"
+                template,
+                "sms_length",
+                f"{segments} {encoding.value} segments; at most {max_sms_segments} allowed",
             )
         passed.append("sms_length")
 
     whole = " ".join(" ".join(p.split()) for p in (subject, text, voicemail) if p)
     for quoted in tone_exempt:
         whole = whole.replace(" ".join(quoted.split()), " ")
-    lang_shame = tuple(SHAMING_WORDS.get(language, ())) + tuple(SHAMING_WORDS["en"] if language != "en" else ())
+    lang_shame = tuple(SHAMING_WORDS.get(language, ())) + tuple(
+        SHAMING_WORDS["en"] if language != "en" else ()
+    )
     hits = find_words(whole, lang_shame)
     if hits:
         raise MessageCheckFailed(template, "tone", f"shaming word {hits[0]!r}")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Iterable
 from decimal import Decimal
 
 import attrs
@@ -86,6 +87,22 @@ def _money(instance: object, attribute: attrs.Attribute[Money], value: Money) ->
 def _money_opt(instance: object, attribute: attrs.Attribute[Money | None], value: Money | None) -> None:
     if value is not None:
         _money(instance, attribute, value)  # type: ignore[arg-type]
+
+
+def _fees(value: Iterable[Fee]) -> tuple[Fee, ...]:
+    return tuple(value)
+
+
+def _strs(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+def _methods(value: Iterable[PaymentMethod]) -> tuple[PaymentMethod, ...]:
+    return tuple(value)
+
+
+def _options(value: Iterable[PlanOption]) -> tuple[PlanOption, ...]:
+    return tuple(value)
 
 
 @attrs.frozen
@@ -216,7 +233,7 @@ class NoticeInfo:
     """
 
     principal: Money = attrs.field(validator=_money)
-    fees: tuple[Fee, ...] = attrs.field(default=(), converter=tuple)
+    fees: tuple[Fee, ...] = attrs.field(default=(), converter=_fees)
     interest_rate: Decimal | None = None
     interest_from: dt.date | None = attrs.field(default=None, validator=date_or_none)
     original_creditor: str | None = None
@@ -280,14 +297,14 @@ class MessageContext:
     opt_out_keyword: str = "STOP"
     portal_url: str | None = None
     assistance_url: str | None = None
-    address: tuple[str, ...] = attrs.field(default=(), converter=tuple, repr=False)
+    address: tuple[str, ...] = attrs.field(default=(), converter=_strs, repr=False)
     recipient_name: str | None = attrs.field(default=None, repr=False)
     agent_name: str | None = attrs.field(default=None, repr=False)
     payment_methods: tuple[PaymentMethod, ...] = attrs.field(
-        default=(PaymentMethod.ONLINE, PaymentMethod.DIRECT_DEBIT, PaymentMethod.MOBILE), converter=tuple
+        default=(PaymentMethod.ONLINE, PaymentMethod.DIRECT_DEBIT, PaymentMethod.MOBILE), converter=_methods
     )
     statement: object | None = attrs.field(default=None, repr=False)
-    plan_options: tuple[PlanOption, ...] = attrs.field(default=(), converter=tuple)
+    plan_options: tuple[PlanOption, ...] = attrs.field(default=(), converter=_options)
     payment: PaymentInfo | None = None
     instalment: InstalmentInfo | None = None
     dispute: DisputeInfo | None = None

@@ -16,6 +16,8 @@ import datetime as dt
 from decimal import Decimal
 
 from ..invoices import ClaimStatus, Insurance, Invoice, InvoiceLine
+from ..money import Money
+from ..outreach import OutreachPurpose as P
 from .context import (
     DisputeInfo,
     DisputeOutcome,
@@ -30,14 +32,15 @@ from .context import (
 )
 from .paylinks import PayLinkSigner
 from .statement import ShareKind, ShareReason, build_statement
-from ..money import Money
-from ..outreach import OutreachPurpose as P
 
 #: purpose -> jurisdiction whose notice it is (others render in every jurisdiction's context)
 JURISDICTION_OF = {
-    P.VALIDATION_NOTICE: "us", P.ECA_NOTICE: "us",
-    P.INKASSOVARSEL: "no", P.BETALINGSOPPFORDRING: "no",
-    P.MAHNUNG: "de", P.DEFAULT_NOTICE: "de",
+    P.VALIDATION_NOTICE: "us",
+    P.ECA_NOTICE: "us",
+    P.INKASSOVARSEL: "no",
+    P.BETALINGSOPPFORDRING: "no",
+    P.MAHNUNG: "de",
+    P.DEFAULT_NOTICE: "de",
 }
 
 CURRENCY = {"us": "USD", "no": "NOK", "de": "EUR", "bg": "EUR"}
@@ -48,7 +51,7 @@ CREDITOR = {
     "bg": ("МЦ Витоша", "+359 2 123 4567", "plashtania@vitosha.example"),
 }
 SIGNER = PayLinkSigner(b"test-key-0123456789abcdef0123456789", "https://pay.example.org/p")
-EXPIRY = dt.datetime(2026, 5, 1, tzinfo=dt.timezone.utc)
+EXPIRY = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
 #: descriptions are clinical: they may appear only in letters, e-mail bodies and the portal
 DESCRIPTIONS = ("Cardiology consultation", "Blood test (full blood count)")
 
@@ -68,42 +71,98 @@ def context(purpose: P, jurisdiction: str) -> MessageContext:
     today = dt.date(2026, 3, 20)
     amount = Money("1250.00", cur) if cur == "NOK" else Money("245.50", cur)
     invoice = Invoice(
-        id="INV-2026-0042", account_id="ACC-9", currency=cur,
-        lines=(InvoiceLine("99213", DESCRIPTIONS[0], Money("300.00", cur) if cur != "NOK" else Money("1800.00", cur), dt.date(2026, 2, 2)),
-               InvoiceLine("85025", DESCRIPTIONS[1], Money("100.00", cur) if cur != "NOK" else Money("400.00", cur), dt.date(2026, 2, 2))),
-        issue_date=dt.date(2026, 2, 20), due_date=dt.date(2026, 3, 22),
-        insurance=Insurance(ClaimStatus.ADJUDICATED,
-                            insurer_paid=Money("100.00", cur) if cur != "NOK" else Money("600.00", cur),
-                            contractual_adjustment=Money("54.50", cur) if cur != "NOK" else Money("350.00", cur),
-                            payer_name="Acme Health"),
+        id="INV-2026-0042",
+        account_id="ACC-9",
+        currency=cur,
+        lines=(  # type: ignore[arg-type]  # Invoice's converter=tuple reads as Iterable[_T_co] to mypy
+            InvoiceLine(
+                "99213",
+                DESCRIPTIONS[0],
+                Money("300.00", cur) if cur != "NOK" else Money("1800.00", cur),
+                dt.date(2026, 2, 2),
+            ),
+            InvoiceLine(
+                "85025",
+                DESCRIPTIONS[1],
+                Money("100.00", cur) if cur != "NOK" else Money("400.00", cur),
+                dt.date(2026, 2, 2),
+            ),
+        ),
+        issue_date=dt.date(2026, 2, 20),
+        due_date=dt.date(2026, 3, 22),
+        insurance=Insurance(
+            ClaimStatus.ADJUDICATED,
+            insurer_paid=Money("100.00", cur) if cur != "NOK" else Money("600.00", cur),
+            contractual_adjustment=Money("54.50", cur) if cur != "NOK" else Money("350.00", cur),
+            payer_name="Acme Health",
+        ),
     )
     st = build_statement(invoice)
     owes0 = st.lines[0].patient_owes
-    st = build_statement(invoice, reasons={0: (ShareReason(ShareKind.COPAY, Money("25.00", cur)),
-                                                ShareReason(ShareKind.DEDUCTIBLE, owes0 - Money("25.00", cur)))})
+    st = build_statement(
+        invoice,
+        reasons={
+            0: (
+                ShareReason(ShareKind.COPAY, Money("25.00", cur)),
+                ShareReason(ShareKind.DEDUCTIBLE, owes0 - Money("25.00", cur)),
+            )
+        },
+    )
     amount = st.balance
     notice = None
     if purpose is P.VALIDATION_NOTICE:
-        notice = NoticeInfo(principal=amount, original_creditor="Riverside Community Hospital",
-                            itemization=Itemization(dt.date(2026, 1, 5), amount, Money.zero(cur), Money.zero(cur), Money.zero(cur)))
+        notice = NoticeInfo(
+            principal=amount,
+            original_creditor="Riverside Community Hospital",
+            itemization=Itemization(
+                dt.date(2026, 1, 5), amount, Money.zero(cur), Money.zero(cur), Money.zero(cur)
+            ),
+        )
     elif purpose in (P.BETALINGSOPPFORDRING, P.INKASSOVARSEL, P.MAHNUNG):
         fees = (Fee(FeeKind.REMINDER_FEE, Money("37.50", cur)),) if purpose is not P.MAHNUNG else ()
         principal = amount
         amount = amount + sum((f.amount for f in fees), Money.zero(cur))
-        notice = NoticeInfo(principal=principal, fees=fees, interest_rate=Decimal("12.00") if cur == "NOK" else Decimal("6.27"),
-                            interest_from=dt.date(2026, 3, 23), invoice_date=dt.date(2026, 2, 20))
+        notice = NoticeInfo(
+            principal=principal,
+            fees=fees,
+            interest_rate=Decimal("12.00") if cur == "NOK" else Decimal("6.27"),
+            interest_from=dt.date(2026, 3, 23),
+            invoice_date=dt.date(2026, 2, 20),
+        )
     half = amount.split(2)
     thirds = amount.split(3)
     return MessageContext(
-        reference="INV-2026-0042", creditor_name=name, jurisdiction=jurisdiction, today=today,
-        phone=phone, email=email, amount_due=amount, due_date=dt.date(2026, 3, 22),
-        deadline=dt.date(2026, 4, 3), pay_link=SIGNER.issue("INV-2026-0042", amount, expires_at=EXPIRY, nonce="Xk3v9QaL0pc").url,
-        opt_out_url="https://example.org/prefs/u/7f3a", portal_url="https://portal.example.org",
-        assistance_url="https://example.org/help", address=("Main Street 1", "0150 Oslo"), recipient_name="Kari Nordmann",
-        statement=st, notice=notice, action_date=dt.date(2026, 5, 4),
-        plan_options=(PlanOption("A", half[0], 2, amount, dt.date(2026, 4, 1)), PlanOption("B", thirds[0], 3, amount)),
-        payment=PaymentInfo(Money("100.00", cur), dt.date(2026, 3, 18), amount - Money("100.00", cur), "RCPT-881"),
+        reference="INV-2026-0042",
+        creditor_name=name,
+        jurisdiction=jurisdiction,
+        today=today,
+        phone=phone,
+        email=email,
+        amount_due=amount,
+        due_date=dt.date(2026, 3, 22),
+        deadline=dt.date(2026, 4, 3),
+        pay_link=SIGNER.issue("INV-2026-0042", amount, expires_at=EXPIRY, nonce="Xk3v9QaL0pc").url,
+        opt_out_url="https://example.org/prefs/u/7f3a",
+        portal_url="https://portal.example.org",
+        assistance_url="https://example.org/help",
+        address=("Main Street 1", "0150 Oslo"),
+        recipient_name="Kari Nordmann",
+        statement=st,
+        notice=notice,
+        action_date=dt.date(2026, 5, 4),
+        plan_options=(
+            PlanOption("A", half[0], 2, amount, dt.date(2026, 4, 1)),
+            PlanOption("B", thirds[0], 3, amount),
+        ),
+        payment=PaymentInfo(
+            Money("100.00", cur), dt.date(2026, 3, 18), amount - Money("100.00", cur), "RCPT-881"
+        ),
         instalment=InstalmentInfo(2, 3, thirds[1], dt.date(2026, 4, 1), direct_debit=True),
-        dispute=DisputeInfo("DSP-17", dt.date(2026, 3, 10), dt.date(2026, 3, 31), DisputeOutcome.CONFIRMED,
-                            corrective_action="Front desk staff will explain wait times at check-in."),
+        dispute=DisputeInfo(
+            "DSP-17",
+            dt.date(2026, 3, 10),
+            dt.date(2026, 3, 31),
+            DisputeOutcome.CONFIRMED,
+            corrective_action="Front desk staff will explain wait times at check-in.",
+        ),
     )

@@ -36,14 +36,26 @@ TERMS = (
 GLOSSARY: dict[str, dict[str, tuple[str, str]]] = {
     "deductible": {
         "en": ("Deductible", "The amount you pay yourself each year before your insurance starts to pay."),
-        "de": ("Selbstbehalt", "Der Betrag, den Sie jedes Jahr selbst zahlen, bevor Ihre Versicherung zahlt."),
+        "de": (
+            "Selbstbehalt",
+            "Der Betrag, den Sie jedes Jahr selbst zahlen, bevor Ihre Versicherung zahlt.",
+        ),
         "nb": ("Egenandel", "Beløpet du betaler selv hvert år før forsikringen begynner å betale."),
-        "bg": ("Самоучастие", "Сумата, която плащате сами всяка година, преди застраховката да започне да плаща."),
+        "bg": (
+            "Самоучастие",
+            "Сумата, която плащате сами всяка година, преди застраховката да започне да плаща.",
+        ),
     },
     "coinsurance": {
         "en": ("Coinsurance", "Your agreed percentage of a cost after the deductible, for example 20 %."),
-        "de": ("Prozentuale Selbstbeteiligung", "Ihr vereinbarter Prozentanteil an den Kosten nach dem Selbstbehalt, zum Beispiel 20 %."),
-        "nb": ("Prosentvis egenandel", "Din avtalte prosentdel av kostnaden etter egenandelen, for eksempel 20 %."),
+        "de": (
+            "Prozentuale Selbstbeteiligung",
+            "Ihr vereinbarter Prozentanteil an den Kosten nach dem Selbstbehalt, zum Beispiel 20 %.",
+        ),
+        "nb": (
+            "Prosentvis egenandel",
+            "Din avtalte prosentdel av kostnaden etter egenandelen, for eksempel 20 %.",
+        ),
         "bg": ("Съучастие", "Договореният Ви процент от разходите след самоучастието, например 20 %."),
     },
     "copay": {
@@ -53,22 +65,52 @@ GLOSSARY: dict[str, dict[str, tuple[str, str]]] = {
         "bg": ("Доплащане", "Фиксирана сума, която плащате за посещение или рецепта."),
     },
     "contractual_adjustment": {
-        "en": ("Contractual adjustment", "The part of a charge we may not bill under our contract with your insurer. You never pay it."),
-        "de": ("Vertragliche Minderung", "Der Teil eines Betrags, den wir nach unserem Vertrag mit Ihrer Versicherung nicht berechnen dürfen. Sie zahlen ihn nie."),
-        "nb": ("Avtalefestet fradrag", "Den delen av et beløp vi ikke kan kreve etter avtalen med forsikringen din. Du betaler den aldri."),
-        "bg": ("Договорна отстъпка", "Частта от сумата, която не можем да искаме по договора ни с Вашия застраховател. Вие никога не я плащате."),
+        "en": (
+            "Contractual adjustment",
+            "The part of a charge we may not bill under our contract with your insurer. You never pay it.",
+        ),
+        "de": (
+            "Vertragliche Minderung",
+            "Der Teil eines Betrags, den wir nach unserem Vertrag mit Ihrer Versicherung nicht berechnen dürfen. Sie zahlen ihn nie.",
+        ),
+        "nb": (
+            "Avtalefestet fradrag",
+            "Den delen av et beløp vi ikke kan kreve etter avtalen med forsikringen din. Du betaler den aldri.",
+        ),
+        "bg": (
+            "Договорна отстъпка",
+            "Частта от сумата, която не можем да искаме по договора ни с Вашия застраховател. Вие никога не я плащате.",
+        ),
     },
     "financial_assistance": {
-        "en": ("Financial assistance", "Free or reduced-cost care for people whose income is low or whose bills are high compared with their income."),
-        "de": ("Finanzielle Unterstützung", "Kostenlose oder günstigere Versorgung für Menschen mit niedrigem Einkommen oder im Verhältnis dazu hohen Rechnungen."),
-        "nb": ("Økonomisk hjelp", "Gratis eller rimeligere helsehjelp for personer med lav inntekt eller høye regninger sammenlignet med inntekten."),
-        "bg": ("Финансова помощ", "Безплатна или по-евтина грижа за хора с ниски доходи или с високи сметки спрямо доходите им."),
+        "en": (
+            "Financial assistance",
+            "Free or reduced-cost care for people whose income is low or whose bills are high compared with their income.",
+        ),
+        "de": (
+            "Finanzielle Unterstützung",
+            "Kostenlose oder günstigere Versorgung für Menschen mit niedrigem Einkommen oder im Verhältnis dazu hohen Rechnungen.",
+        ),
+        "nb": (
+            "Økonomisk hjelp",
+            "Gratis eller rimeligere helsehjelp for personer med lav inntekt eller høye regninger sammenlignet med inntekten.",
+        ),
+        "bg": (
+            "Финансова помощ",
+            "Безплатна или по-евтина грижа за хора с ниски доходи или с високи сметки спрямо доходите им.",
+        ),
     },
     "payment_plan": {
         "en": ("Payment plan", "An agreement to pay a bill in smaller parts over several months."),
-        "de": ("Ratenzahlung", "Eine Vereinbarung, eine Rechnung in kleineren Beträgen über mehrere Monate zu zahlen."),
+        "de": (
+            "Ratenzahlung",
+            "Eine Vereinbarung, eine Rechnung in kleineren Beträgen über mehrere Monate zu zahlen.",
+        ),
         "nb": ("Nedbetalingsplan", "En avtale om å betale en regning i mindre deler over flere måneder."),
-        "bg": ("Разсрочено плащане", "Споразумение да платите сметка на по-малки части в продължение на няколко месеца."),
+        "bg": (
+            "Разсрочено плащане",
+            "Споразумение да платите сметка на по-малки части в продължение на няколко месеца.",
+        ),
     },
     "estimate": {
         "en": ("Cost estimate", "What we expect a service to cost, given to you before it takes place."),
@@ -77,16 +119,37 @@ GLOSSARY: dict[str, dict[str, tuple[str, str]]] = {
         "bg": ("Предварителна оценка", "Колко очакваме да струва дадена услуга, съобщено Ви предварително."),
     },
     "direct_debit": {
-        "en": ("Direct debit", "You allow us to collect each payment from your bank account on the due date."),
-        "de": ("Lastschrift", "Sie erlauben uns, jede Zahlung am Fälligkeitstag von Ihrem Konto einzuziehen."),
+        "en": (
+            "Direct debit",
+            "You allow us to collect each payment from your bank account on the due date.",
+        ),
+        "de": (
+            "Lastschrift",
+            "Sie erlauben uns, jede Zahlung am Fälligkeitstag von Ihrem Konto einzuziehen.",
+        ),
         "nb": ("AvtaleGiro", "Du gir oss lov til å trekke hver betaling fra kontoen din på forfallsdagen."),
-        "bg": ("Директен дебит", "Разрешавате ни да събираме всяко плащане от банковата Ви сметка на датата на падежа."),
+        "bg": (
+            "Директен дебит",
+            "Разрешавате ни да събираме всяко плащане от банковата Ви сметка на датата на падежа.",
+        ),
     },
     "dispute": {
-        "en": ("Dispute", "Telling us that you think a bill or part of it is wrong. We check it before asking you to pay."),
-        "de": ("Beanstandung", "Sie teilen uns mit, dass eine Rechnung oder ein Teil davon Ihrer Meinung nach falsch ist. Wir prüfen, bevor wir Zahlung verlangen."),
-        "nb": ("Innsigelse", "Du sier fra at du mener en regning eller en del av den er feil. Vi undersøker før vi ber deg betale."),
-        "bg": ("Възражение", "Казвате ни, че смятате сметката или част от нея за погрешна. Проверяваме, преди да искаме плащане."),
+        "en": (
+            "Dispute",
+            "Telling us that you think a bill or part of it is wrong. We check it before asking you to pay.",
+        ),
+        "de": (
+            "Beanstandung",
+            "Sie teilen uns mit, dass eine Rechnung oder ein Teil davon Ihrer Meinung nach falsch ist. Wir prüfen, bevor wir Zahlung verlangen.",
+        ),
+        "nb": (
+            "Innsigelse",
+            "Du sier fra at du mener en regning eller en del av den er feil. Vi undersøker før vi ber deg betale.",
+        ),
+        "bg": (
+            "Възражение",
+            "Казвате ни, че смятате сметката или част от нея за погрешна. Проверяваме, преди да искаме плащане.",
+        ),
     },
     "late_interest": {
         "en": ("Late interest", "Interest the law allows on an amount paid after it was due."),
@@ -95,10 +158,22 @@ GLOSSARY: dict[str, dict[str, tuple[str, str]]] = {
         "bg": ("Лихва за забава", "Лихва, която законът позволява върху сума, платена след падежа."),
     },
     "debt_collection": {
-        "en": ("Debt collection", "When an unpaid bill is handed to an agency that collects it. The law limits what it may do and charge."),
-        "de": ("Inkasso", "Wenn eine unbezahlte Rechnung an ein Unternehmen übergeben wird, das sie einzieht. Das Gesetz begrenzt, was es tun und berechnen darf."),
-        "nb": ("Inkasso", "Når en ubetalt regning overlates til et selskap som krever den inn. Loven begrenser hva det kan gjøre og kreve."),
-        "bg": ("Събиране на вземания", "Когато неплатена сметка се предаде на агенция, която я събира. Законът ограничава какво може да прави и да начислява."),
+        "en": (
+            "Debt collection",
+            "When an unpaid bill is handed to an agency that collects it. The law limits what it may do and charge.",
+        ),
+        "de": (
+            "Inkasso",
+            "Wenn eine unbezahlte Rechnung an ein Unternehmen übergeben wird, das sie einzieht. Das Gesetz begrenzt, was es tun und berechnen darf.",
+        ),
+        "nb": (
+            "Inkasso",
+            "Når en ubetalt regning overlates til et selskap som krever den inn. Loven begrenser hva det kan gjøre og kreve.",
+        ),
+        "bg": (
+            "Събиране на вземания",
+            "Когато неплатена сметка се предаде на агенция, която я събира. Законът ограничава какво може да прави и да начислява.",
+        ),
     },
 }
 

@@ -47,8 +47,8 @@ __all__ = [
     "PayLinkError",
     "PayLinkExpired",
     "PayLinkInvalid",
-    "PayLinkUsed",
     "PayLinkSigner",
+    "PayLinkUsed",
     "new_nonce",
 ]
 
@@ -145,12 +145,16 @@ class PayLinkSigner:
         """
         require_aware(expires_at, f"PayLink {invoice_id}", "expires_at")
         if not _SAFE.match(invoice_id):
-            raise ValidationError(f"PayLink {invoice_id!r}", "invoice_id", "letters, digits, '-' and '_' only")
+            raise ValidationError(
+                f"PayLink {invoice_id!r}", "invoice_id", "letters, digits, '-' and '_' only"
+            )
         if not _SAFE.match(nonce):
             raise ValidationError(f"PayLink {invoice_id}", "nonce", "letters, digits, '-' and '_' only")
         if not amount.is_positive():
             raise ValidationError(f"PayLink {invoice_id}", "amount", "must be positive")
-        payload = ".".join((invoice_id, str(amount.minor_units), amount.currency, str(int(expires_at.timestamp())), nonce))
+        payload = ".".join(
+            (invoice_id, str(amount.minor_units), amount.currency, str(int(expires_at.timestamp())), nonce)
+        )
         token = f"{payload}.{self._tag(payload)}"
         return PayLink(f"{self.base_url.rstrip('/')}/{token}", token, nonce)
 
@@ -182,7 +186,7 @@ class PayLinkSigner:
         invoice_id, minor, currency, expiry, nonce = parts[:5]
         try:
             amount = Money.from_minor(int(minor), currency)
-            expires_at = dt.datetime.fromtimestamp(int(expiry), tz=dt.timezone.utc)
+            expires_at = dt.datetime.fromtimestamp(int(expiry), tz=dt.UTC)
         except (ValueError, CareCollectError):
             raise PayLinkInvalid("pay link is malformed; ask for a new link") from None
         if now >= expires_at:

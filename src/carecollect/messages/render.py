@@ -97,17 +97,31 @@ REQUIRED: dict[OutreachPurpose, tuple[str, ...]] = {
     OutreachPurpose.DISPUTE_RESOLUTION: ("dispute",),
     OutreachPurpose.FOLLOW_UP_CALL: ("dispute",),
 }
-_NO_PAY = frozenset({
-    OutreachPurpose.PAYMENT_CONFIRMATION, OutreachPurpose.DISPUTE_ACKNOWLEDGEMENT,
-    OutreachPurpose.FOLLOW_UP_CALL, OutreachPurpose.ESTIMATE, OutreachPurpose.PAYMENT_TERMS,
-    OutreachPurpose.FINANCIAL_ASSISTANCE,
-})
-_RIGHTS = frozenset({
-    OutreachPurpose.STATEMENT, OutreachPurpose.FINAL_NOTICE, OutreachPurpose.VALIDATION_NOTICE,
-    OutreachPurpose.INKASSOVARSEL, OutreachPurpose.BETALINGSOPPFORDRING, OutreachPurpose.MAHNUNG,
-    OutreachPurpose.DEFAULT_NOTICE, OutreachPurpose.ECA_NOTICE, OutreachPurpose.PRE_PLACEMENT_NOTICE,
-    OutreachPurpose.FINANCIAL_ASSISTANCE, OutreachPurpose.PAYMENT_TERMS,
-})
+_NO_PAY = frozenset(
+    {
+        OutreachPurpose.PAYMENT_CONFIRMATION,
+        OutreachPurpose.DISPUTE_ACKNOWLEDGEMENT,
+        OutreachPurpose.FOLLOW_UP_CALL,
+        OutreachPurpose.ESTIMATE,
+        OutreachPurpose.PAYMENT_TERMS,
+        OutreachPurpose.FINANCIAL_ASSISTANCE,
+    }
+)
+_RIGHTS = frozenset(
+    {
+        OutreachPurpose.STATEMENT,
+        OutreachPurpose.FINAL_NOTICE,
+        OutreachPurpose.VALIDATION_NOTICE,
+        OutreachPurpose.INKASSOVARSEL,
+        OutreachPurpose.BETALINGSOPPFORDRING,
+        OutreachPurpose.MAHNUNG,
+        OutreachPurpose.DEFAULT_NOTICE,
+        OutreachPurpose.ECA_NOTICE,
+        OutreachPurpose.PRE_PLACEMENT_NOTICE,
+        OutreachPurpose.FINANCIAL_ASSISTANCE,
+        OutreachPurpose.PAYMENT_TERMS,
+    }
+)
 
 
 class MissingTranslation(CareCollectError, LookupError):
@@ -159,7 +173,9 @@ def locale_for(language: str, jurisdiction: str) -> str:
     try:
         babel.Locale.parse(language)
     except (ValueError, babel.UnknownLocaleError):
-        raise ConfigurationError(f"no locale data for language {language!r}; use a CLDR language code") from None
+        raise ConfigurationError(
+            f"no locale data for language {language!r}; use a CLDR language code"
+        ) from None
     return language
 
 
@@ -171,8 +187,14 @@ class _Fmt:
         self.width = width
 
     def _wrap(self, text: str, indent: str = "") -> str:
-        return textwrap.fill(text, self.width, initial_indent=indent, subsequent_indent=" " * len(indent),
-                             break_long_words=False, break_on_hyphens=False)
+        return textwrap.fill(
+            text,
+            self.width,
+            initial_indent=indent,
+            subsequent_indent=" " * len(indent),
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
 
     def p(self, text: str) -> str:
         return Markup("<p>{}</p>\n").format(text) if self.html else self._wrap(text) + "\n\n"
@@ -183,14 +205,18 @@ class _Fmt:
     def ul(self, items: Iterable[str]) -> str:
         items = [i for i in items if i]
         if self.html:
-            return Markup("<ul>\n{}</ul>\n").format(Markup("").join(Markup("<li>{}</li>\n").format(i) for i in items))
+            return Markup("<ul>\n{}</ul>\n").format(
+                Markup("").join(Markup("<li>{}</li>\n").format(i) for i in items)
+            )
         return "".join(self._wrap(i, "- ") + "\n" for i in items) + "\n"
 
     def table(self, rows: Iterable[tuple[str, str]]) -> str:
         rows = list(rows)
         if self.html:
             body = Markup("").join(
-                Markup('<tr><th scope="row" style="text-align:left">{}</th><td style="text-align:right">{}</td></tr>\n').format(a, b)
+                Markup(
+                    '<tr><th scope="row" style="text-align:left">{}</th><td style="text-align:right">{}</td></tr>\n'
+                ).format(a, b)
                 for a, b in rows
             )
             return Markup("<table>\n{}</table>\n").format(body)
@@ -223,13 +249,17 @@ class _Tr:
         text = entry.get(form, entry.get("other"))
         if text is None:
             raise MissingTranslation(self.language, f"{key}[{form}]")
-        return self._fill(key, text, {"count": babel.numbers.format_decimal(count, locale=self.locale), **extra})
+        return self._fill(
+            key, text, {"count": babel.numbers.format_decimal(count, locale=self.locale), **extra}
+        )
 
     def _fill(self, key: str, text: str, extra: Mapping[str, object]) -> str:
         try:
             return text.format_map({**self.values, **{k: str(v) for k, v in extra.items()}})
         except (KeyError, IndexError, ValueError) as exc:
-            raise ValidationError(f"Message {self.language}/{key}", "placeholders", f"unknown or bad placeholder {exc}") from None
+            raise ValidationError(
+                f"Message {self.language}/{key}", "placeholders", f"unknown or bad placeholder {exc}"
+            ) from None
 
 
 class Renderer:
@@ -257,13 +287,19 @@ class Renderer:
         for d in template_dirs:
             if not Path(d).is_dir():
                 raise ConfigurationError(f"template folder {str(d)!r} does not exist")
-        loader = jinja2.ChoiceLoader(
-            [jinja2.FileSystemLoader([str(d) for d in template_dirs])] if template_dirs else []
-        )
-        loader.loaders.append(jinja2.PackageLoader("carecollect.messages", "templates"))
-        common: dict[str, Any] = {"loader": loader, "undefined": jinja2.StrictUndefined,
-                                  "trim_blocks": True, "lstrip_blocks": True, "keep_trailing_newline": False}
-        self._text_env = jinja2.Environment(autoescape=False, **common)  # noqa: S701 - plain text only
+        loaders: list[jinja2.BaseLoader] = []
+        if template_dirs:
+            loaders.append(jinja2.FileSystemLoader([str(d) for d in template_dirs]))
+        loaders.append(jinja2.PackageLoader("carecollect.messages", "templates"))
+        loader = jinja2.ChoiceLoader(loaders)
+        common: dict[str, Any] = {
+            "loader": loader,
+            "undefined": jinja2.StrictUndefined,
+            "trim_blocks": True,
+            "lstrip_blocks": True,
+            "keep_trailing_newline": False,
+        }
+        self._text_env = jinja2.Environment(autoescape=False, **common)
         self._html_env = jinja2.Environment(autoescape=True, **common)
         cats = builtin_catalogs()
         for lang, extra in (catalogs or {}).items():
@@ -299,19 +335,32 @@ class Renderer:
         def rel(d: dt.date | None) -> str:
             if d is None:
                 return ""
-            return str(babel.dates.format_timedelta(d - ctx.today, granularity="day", threshold=1000,
-                                                    add_direction=True, locale=babel_loc))
+            return str(
+                babel.dates.format_timedelta(
+                    d - ctx.today, granularity="day", threshold=1000, add_direction=True, locale=babel_loc
+                )
+            )
 
         v = {
-            "ref": ctx.reference, "creditor": ctx.creditor_name, "sender": ctx.sender_name,
-            "phone": ctx.phone, "email": ctx.email, "amount": money(ctx.amount_due),
-            "due": date(ctx.due_date), "due_rel": rel(ctx.due_date),
-            "deadline": date(ctx.deadline), "deadline_rel": rel(ctx.deadline),
-            "action_date": date(ctx.action_date), "today": date(ctx.today),
-            "pay_link": ctx.pay_link or "", "opt_out_url": ctx.opt_out_url or "",
-            "keyword": ctx.opt_out_keyword, "portal_url": ctx.portal_url or "",
-            "assistance_url": ctx.assistance_url or "", "name": ctx.recipient_name or "",
-            "agent": ctx.agent_name or self._catalogs[lang].get("voice.agent_default", ""),  # type: ignore[dict-item]
+            "ref": ctx.reference,
+            "creditor": ctx.creditor_name,
+            "sender": ctx.sender_name,
+            "phone": ctx.phone,
+            "email": ctx.email,
+            "amount": money(ctx.amount_due),
+            "due": date(ctx.due_date),
+            "due_rel": rel(ctx.due_date),
+            "deadline": date(ctx.deadline),
+            "deadline_rel": rel(ctx.deadline),
+            "action_date": date(ctx.action_date),
+            "today": date(ctx.today),
+            "pay_link": ctx.pay_link or "",
+            "opt_out_url": ctx.opt_out_url or "",
+            "keyword": ctx.opt_out_keyword,
+            "portal_url": ctx.portal_url or "",
+            "assistance_url": ctx.assistance_url or "",
+            "name": ctx.recipient_name or "",
+            "agent": ctx.agent_name or str(self._catalogs[lang].get("voice.agent_default", "")),
             "original_creditor": ctx.creditor_name,
         }
         if ctx.notice is not None:
@@ -322,25 +371,38 @@ class Renderer:
             v["interest_from"] = date(n.interest_from)
             v["rate"] = (
                 babel.numbers.format_percent(n.interest_rate / Decimal(100), "#,##0.00 %", locale=babel_loc)
-                if n.interest_rate is not None else ""
+                if n.interest_rate is not None
+                else ""
             )
             if n.itemization is not None:
                 v["itemization_date"] = date(n.itemization.itemization_date)
         if ctx.payment is not None:
             p = ctx.payment
-            v |= {"paid_amount": money(p.amount), "paid_on": date(p.paid_on), "remaining": money(p.remaining),
-                  "receipt": p.receipt_id}
+            v |= {
+                "paid_amount": money(p.amount),
+                "paid_on": date(p.paid_on),
+                "remaining": money(p.remaining),
+                "receipt": p.receipt_id,
+            }
         if ctx.instalment is not None:
             i = ctx.instalment
-            v |= {"number": str(i.number), "count": str(i.count), "instalment_amount": money(i.amount),
-                  "instalment_due": date(i.due_date)}
+            v |= {
+                "number": str(i.number),
+                "count": str(i.count),
+                "instalment_amount": money(i.amount),
+                "instalment_due": date(i.due_date),
+            }
             if purpose is OutreachPurpose.INSTALMENT_REMINDER:
                 v["due_rel"] = rel(i.due_date)
         if ctx.dispute is not None:
             d = ctx.dispute
-            v |= {"dispute_id": d.dispute_id, "received_on": date(d.received_on),
-                  "respond_by": date(d.respond_by), "new_amount": money(d.new_amount),
-                  "corrective_action": d.corrective_action or ""}
+            v |= {
+                "dispute_id": d.dispute_id,
+                "received_on": date(d.received_on),
+                "respond_by": date(d.respond_by),
+                "new_amount": money(d.new_amount),
+                "corrective_action": d.corrective_action or "",
+            }
         return v
 
     # -- rendering ------------------------------------------------------------
@@ -365,15 +427,26 @@ class Renderer:
         lang = choose_language(language, self._catalogs)
         for field in REQUIRED[purpose]:
             if not getattr(context, field):
-                raise ValidationError(f"MessageContext {context.reference}", field, f"required for a {purpose.value} message")
+                raise ValidationError(
+                    f"MessageContext {context.reference}", field, f"required for a {purpose.value} message"
+                )
         loc = locale_for(lang, context.jurisdiction)
         bloc = babel.Locale.parse(loc)
         tr = _Tr(lang, self._catalogs[lang], bloc, self._values(context, purpose, lang, loc, bloc))
         statement = context.statement if isinstance(context.statement, Statement) else None
         ns: dict[str, Any] = {
-            "t": tr, "tn": tr.n, "v": tr.values, "ctx": context, "purpose": purpose.value, "lang": lang,
-            "channel": channel.value, "statement": statement, "money": lambda m: m.format(loc),
-            "date": lambda d: tr.values["today"] if d is None else babel.dates.format_date(d, "long", locale=bloc),
+            "t": tr,
+            "tn": tr.n,
+            "v": tr.values,
+            "ctx": context,
+            "purpose": purpose.value,
+            "lang": lang,
+            "channel": channel.value,
+            "statement": statement,
+            "money": lambda m: m.format(loc),
+            "date": lambda d: (
+                tr.values["today"] if d is None else babel.dates.format_date(d, "long", locale=bloc)
+            ),
             "show_pay": purpose not in _NO_PAY and context.amount_due.is_positive(),
             "show_rights": purpose in _RIGHTS,
             "show_deadline": "deadline" in REQUIRED[purpose],
@@ -386,11 +459,15 @@ class Renderer:
         template = f"{lang}/{channel.value}/{purpose.value}"
         subject = html = voicemail = None
         if channel is Channel.EMAIL:
-            subject = " ".join(self._render(self._text_env, lang, "email", purpose, "subject.txt", ns, html=False).split())
+            subject = " ".join(
+                self._render(self._text_env, lang, "email", purpose, "subject.txt", ns, html=False).split()
+            )
             text = self._render(self._text_env, lang, "email", purpose, "txt", ns, html=False)
             html = self._render(self._html_env, lang, "email", purpose, "html", ns, html=True)
         elif channel is Channel.PHONE:
-            voicemail = self._render(self._text_env, lang, "phone", purpose, "voicemail.txt", ns, html=False).strip()
+            voicemail = self._render(
+                self._text_env, lang, "phone", purpose, "voicemail.txt", ns, html=False
+            ).strip()
             ns["voicemail"] = voicemail
             text = self._render(self._text_env, lang, "phone", purpose, "txt", ns, html=False)
         else:
@@ -405,19 +482,43 @@ class Renderer:
         if context.dispute is not None and context.dispute.corrective_action:
             descriptions.append(context.dispute.corrective_action)
         checks = check_rendering(
-            template=template, purpose=purpose, channel=channel, language=lang, context=context, text=text,
-            subject=subject, html=html, voicemail=voicemail, max_sms_segments=self.max_sms_segments,
-            extra_clinical=self.extra_clinical, descriptions=descriptions,
+            template=template,
+            purpose=purpose,
+            channel=channel,
+            language=lang,
+            context=context,
+            text=text,
+            subject=subject,
+            html=html,
+            voicemail=voicemail,
+            max_sms_segments=self.max_sms_segments,
+            extra_clinical=self.extra_clinical,
+            descriptions=descriptions,
             tone_exempt=[*ns["rights"], *(f"{w}: {d}" for w, d in ns["glossary"])],
         )
         encoding = segments = None
         if channel is Channel.SMS:
             encoding, segments = sms_segments(text)
-        return RenderedMessage(purpose, channel, lang, loc, text, subject, html, voicemail, encoding, segments, checks)
+        return RenderedMessage(
+            purpose, channel, lang, loc, text, subject, html, voicemail, encoding, segments, checks
+        )
 
-    def _render(self, env: jinja2.Environment, lang: str, channel: str, purpose: OutreachPurpose, ext: str,
-                ns: dict[str, Any], *, html: bool) -> str:
-        names = [f"{lang}/{channel}/{purpose.value}.{ext}", f"{channel}/{purpose.value}.{ext}", f"{channel}/_default.{ext}"]
+    def _render(
+        self,
+        env: jinja2.Environment,
+        lang: str,
+        channel: str,
+        purpose: OutreachPurpose,
+        ext: str,
+        ns: dict[str, Any],
+        *,
+        html: bool,
+    ) -> str:
+        names = [
+            f"{lang}/{channel}/{purpose.value}.{ext}",
+            f"{channel}/{purpose.value}.{ext}",
+            f"{channel}/_default.{ext}",
+        ]
         tmpl = env.select_template(names)
         return tmpl.render(ns | {"m": _Fmt(html)})
 
@@ -442,8 +543,11 @@ def _glossary_terms(statement: Statement | None) -> list[str]:
     terms = ["contractual_adjustment", "financial_assistance", "payment_plan", "direct_debit", "dispute"]
     if statement is not None:
         kinds = {r.kind for ln in statement.lines for r in ln.reasons}
-        for kind, term in ((ShareKind.DEDUCTIBLE, "deductible"), (ShareKind.COINSURANCE, "coinsurance"),
-                           (ShareKind.COPAY, "copay")):
+        for kind, term in (
+            (ShareKind.DEDUCTIBLE, "deductible"),
+            (ShareKind.COINSURANCE, "coinsurance"),
+            (ShareKind.COPAY, "copay"),
+        ):
             if kind in kinds:
                 terms.insert(0, term)
     return terms

@@ -42,7 +42,14 @@ from ..errors import ValidationError
 from ..invoices import Estimate, Invoice
 from ..money import Money, total
 
-__all__ = ["ShareKind", "ShareReason", "Statement", "StatementLine", "build_statement", "statement_from_estimate"]
+__all__ = [
+    "ShareKind",
+    "ShareReason",
+    "Statement",
+    "StatementLine",
+    "build_statement",
+    "statement_from_estimate",
+]
 
 
 class ShareKind(enum.Enum):
@@ -115,7 +122,7 @@ class Statement:
     @property
     def currency(self) -> str:
         """The statement's currency."""
-        return self.lines[0].charge.currency
+        return str(self.lines[0].charge.currency)
 
     @property
     def charges(self) -> Money:
@@ -140,7 +147,9 @@ class Statement:
     @property
     def balance(self) -> Money:
         """What is still open: the patient share minus payments made."""
-        return self.patient_share - (self.payments or Money.zero(self.currency))
+        return self.patient_share - (
+            self.payments if self.payments is not None else Money.zero(self.currency)
+        )
 
 
 def build_statement(
@@ -178,10 +187,14 @@ def build_statement(
         why = tuple(reasons.get(i, ()))
         if why:
             if total((r.amount for r in why), invoice.currency) != owes:
-                raise ValidationError(rec, f"reasons[{i}]", f"reasons must add up to the line's patient share {owes}")
+                raise ValidationError(
+                    rec, f"reasons[{i}]", f"reasons must add up to the line's patient share {owes}"
+                )
         elif uninsured and owes.is_positive():
             why = (ShareReason(ShareKind.SELF_PAY, owes),)
-        lines.append(StatementLine(ln.code, ln.description, ln.service_date, ln.amount, paid[i], adj[i], owes, why))
+        lines.append(
+            StatementLine(ln.code, ln.description, ln.service_date, ln.amount, paid[i], adj[i], owes, why)
+        )
     if payments is not None and payments.currency != invoice.currency:
         raise ValidationError(rec, "payments", f"must be in {invoice.currency}")
     return Statement(
@@ -215,8 +228,16 @@ def statement_from_estimate(estimate: Estimate, *, due_date: dt.date | None = No
     due = due_date or start + dt.timedelta(days=estimate.payment_terms_days)
     zero = Money.zero(estimate.currency)
     lines = tuple(
-        StatementLine(ln.code, ln.description, ln.service_date, ln.amount, zero, zero, ln.amount,
-                      (ShareReason(ShareKind.SELF_PAY, ln.amount),) if ln.amount.is_positive() else ())
+        StatementLine(
+            ln.code,
+            ln.description,
+            ln.service_date,
+            ln.amount,
+            zero,
+            zero,
+            ln.amount,
+            (ShareReason(ShareKind.SELF_PAY, ln.amount),) if ln.amount.is_positive() else (),
+        )
         for ln in estimate.lines
     )
     return Statement(estimate.id, estimate.given_on, due, lines)

@@ -1,0 +1,100 @@
+"""SMS segments, clinical words, opt-out and tone."""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+
+from carecollect.channels import Channel
+from carecollect.messages.checks import MessageCheckFailed, check_rendering, find_words, sms_segments
+from carecollect.messages.context import SmsEncoding
+from carecollect.messages.examples import context
+from carecollect.outreach import OutreachPurpose as P
+
+G, U = SmsEncoding.GSM7, SmsEncoding.UCS2
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a" * 160, (G, 1)),
+        ("a" * 161, (G, 2)),
+        ("a" * 306, (G, 2)),
+        ("a" * 307, (G, 3)),
+        ("€" * 80, (G, 1)),
+        ("€" * 81, (G, 2)),  # extension characters take two septets
+        ("Rødgrød med fløde: ÆØÅ æøå ÄÖÜ äöü ß", (G, 1)),
+        ("ж" * 70, (U, 1)),
+        ("ж" * 71, (U, 2)),
+        ("ж" * 134, (U, 2)),
+        ("ж" * 135, (U, 3)),
+        ("a" * 159 + "ł", (U, 3)),  # one character outside GSM-7 switches the whole message
+    ],
+)
+def test_sms_segments(text: str, expected: tuple[SmsEncoding, int]) -> None:
+    assert sms_segments(text) == expected
+
+
+def test_find_words_matches_word_starts_only() -> None:
+    assert find_words("Kardiologie-Praxis", ["kardiolog"]) == ["kardiolog"]
+    assert find_words("Hospitality", ["hospital"]) == ["hospital"]
+    assert find_words("shospital", ["hospital"]) == []
+
+
+def _check(**kw: object) -> tuple[str, ...]:
+    ctx = context(P.REMINDER, "us")
+    base = {
+        "template": "t",
+        "purpose": P.REMINDER,
+        "channel": Channel.SMS,
+        "language": "en",
+        "context": ctx,
+        "text": "Riverside: invoice open. Reply STOP to opt out.",
+    }
+    base |= kw
+    return check_rendering(**base)  # type: ignore[arg-type]
+
+
+def test_checks_pass_and_fail() -> None:
+    assert _check() == ("minimum_necessary", "opt_out", "sms_length", "tone")
+    with pytest.raises(MessageCheckFailed, match="opt_out"):
+        _check(text="Riverside: invoice open.")
+    with pytest.raises(MessageCheckFailed, match="clinical word 'psychiatr'"):
+        _check(text="Riverside Psychiatry: invoice open. Reply STOP")
+    with pytest.raises(MessageCheckFailed, match="clinical word 'schwanger'"):
+        _check(language="de", text="Ihre Schwangerschaft: Rechnung offen. STOP")
+    with pytest.raises(MessageCheckFailed, match="clinical word 'онколог'"):
+        _check(language="bg", text="Онкологичен център: STOP")
+    with pytest.raises(MessageCheckFailed, match="shaming word"):
+        _check(text="Do not be irresponsible. Reply STOP")
+    with pytest.raises(MessageCheckFailed, match="threatening word 'tvangsinndrivelse'"):
+        _check(language="nb", text="Betal, ellers tvangsinndrivelse. STOP")
+    # a formal notice may state legal consequences, but never shame
+    assert "tone" in _check(
+        purpose=P.BETALINGSOPPFORDRING,
+        language="nb",
+        text="Ellers kan tvangsinndrivelse bli satt i gang. STOP",
+    )
+    with pytest.raises(MessageCheckFailed, match="shaming word 'skam'"):
+        _check(purpose=P.BETALINGSOPPFORDRING, language="nb", text="Skam deg. STOP")
+    with pytest.raises(MessageCheckFailed, match="sms_length"):
+        _check(text="x " * 400 + "STOP")
+    with pytest.raises(MessageCheckFailed, match="description"):
+        _check(text="Cardio visit STOP", descriptions=["Cardio visit"])
+
+
+def test_email_needs_opt_out_url_in_both_parts() -> None:
+    ctx = context(P.REMINDER, "us")
+    url = ctx.opt_out_url
+    kw = {"channel": Channel.EMAIL, "subject": "Invoice", "text": f"x {url}", "html": "<p>x</p>"}
+    with pytest.raises(MessageCheckFailed, match="opt-out link is missing"):
+        _check(**kw)
+    with pytest.raises(MessageCheckFailed, match="opt_out_url is required"):
+        _check(**kw, context=attrs.evolve(ctx, opt_out_url=None))
+    assert "opt_out" in _check(**(kw | {"html": f"<a href='{url}'>stop</a>"}))
+
+
+def test_voicemail_is_limited_content() -> None:
+    ctx = context(P.REMINDER, "us")
+    with pytest.raises(MessageCheckFailed, match="limited_content_voicemail"):
+        _check(channel=Channel.PHONE, text="script", voicemail=f"About invoice {ctx.reference}, call us.")
