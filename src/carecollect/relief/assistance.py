@@ -64,6 +64,8 @@ class FplRegion(enum.Enum):
 def region_for_state(state: str | None) -> FplRegion:
     """The table for a US state of residence (``None`` or any other state: the 48-state table).
 
+    :param state: a US state code such as ``"CO"`` (``None``: no state).
+
     >>> region_for_state("AK"), region_for_state("hi"), region_for_state(None)
     (<FplRegion.ALASKA: 'alaska'>, <FplRegion.HAWAII: 'hawaii'>, <FplRegion.CONTIGUOUS: 'contiguous'>)
     """
@@ -79,6 +81,10 @@ def poverty_guideline(
     :raises ValidationError: a household of fewer than one person.
     :raises ConfigurationError: the pack has no table for that date.
 
+    :param household_size: persons in the household (at least 1).
+    :param on: the day whose rules apply.
+    :param pack: the policy pack (the rules in force on the day apply).
+    :param region: the poverty-guideline table (48 states and DC, Alaska, Hawaii).
     >>> from carecollect.policy import get_pack
     >>> poverty_guideline(1, on=dt.date(2025, 6, 1), pack=get_pack("us"), region=FplRegion.ALASKA)
     Money('19550.00', 'USD')
@@ -98,6 +104,12 @@ def fpl_percent(
     region: FplRegion = FplRegion.CONTIGUOUS,
 ) -> Decimal:
     """Household income as a percentage of the guideline, truncated to two places (in the patient's favour).
+
+    :param annual_income: gross household income a year, in USD.
+    :param household_size: persons in the household (at least 1).
+    :param on: the day whose rules apply.
+    :param pack: the policy pack (the rules in force on the day apply).
+    :param region: the poverty-guideline table (48 states and DC, Alaska, Hawaii).
 
     >>> from carecollect.policy import get_pack
     >>> fpl_percent(Money("31920.00", "USD"), 1, on=dt.date(2026, 2, 1), pack=get_pack("us"))
@@ -186,6 +198,10 @@ class AssistancePolicy:
         """The common default: free at or below ``assistance.free_at_or_below_fpl_percent``, then a
         discount sliding down in ``steps`` equal tiers to ``assistance.discount_up_to_fpl_percent``.
 
+        :param pack: the policy pack (the rules in force on the day apply).
+        :param on: the day whose rules apply.
+        :param steps: number of equal discount tiers.
+
         >>> import datetime as dt
         >>> from carecollect.policy import get_pack
         >>> p = AssistancePolicy.from_pack(get_pack("us"), on=dt.date(2026, 1, 5))
@@ -230,7 +246,10 @@ class Screening:
     reasons: tuple[Reason, ...]
 
     def discount_on(self, balance: Money) -> Money:
-        """The assistance discount on ``balance`` (free care: all of it)."""
+        """The assistance discount on ``balance`` (free care: all of it).
+
+        :param balance: the balance the amount is measured against.
+        """
         if self.discount_percent >= 100:
             return balance
         return balance.percent(self.discount_percent)
@@ -251,6 +270,12 @@ def screen(
     :param annual_income: gross household income in USD (``None`` allowed when presumptive).
     :param presumptive: facts that make the patient presumptively eligible
         (enrolment in Medicaid, SNAP...); any one the policy accepts gives free care.
+
+    :param household_size: persons in the household (at least 1).
+    :param on: the day whose rules apply.
+    :param pack: the policy pack (the rules in force on the day apply).
+    :param policy: the creditor's :class:`AssistancePolicy`.
+    :param region: the poverty-guideline table (48 states and DC, Alaska, Hawaii).
     """
     for basis in presumptive:
         if basis in policy.presumptive:
@@ -352,6 +377,11 @@ def eca_timeline(
 ) -> EcaTimeline:
     """The 501(r) timeline (26 CFR 1.501(r)-6(c); check wording against the eCFR).
 
+    :param first_statement: the date of the first post-discharge billing statement.
+    :param pack: the policy pack (the rules in force on the day apply).
+    :param notice_sent_on: the day the written ECA notice was sent, if it was.
+    :param notice_deadline: the deadline the notice states, if any.
+
     >>> import datetime as dt
     >>> from carecollect.policy import get_pack
     >>> t = eca_timeline(dt.date(2026, 1, 15), pack=get_pack("us"), notice_sent_on=dt.date(2026, 4, 1),
@@ -415,10 +445,16 @@ def application_suspends_eca(app: AssistanceApplication) -> bool:
     suspends ECAs; carecollect suspends for *any* pending application,
     late or not (patient-friendly); :func:`within_application_period` tells
     whether the law also requires it.
+
+    :param app: the application.
     """
     return app.status.pending
 
 
 def within_application_period(app: AssistanceApplication, timeline: EcaTimeline) -> bool:
-    """True when ``app`` was received by the end of the 501(r) application period (the legal minimum)."""
+    """True when ``app`` was received by the end of the 501(r) application period (the legal minimum).
+
+    :param app: the application.
+    :param timeline: the episode's :class:`EcaTimeline`.
+    """
     return app.received_on <= timeline.application_period_ends

@@ -78,7 +78,11 @@ class LevelAuthority:
     may_write_off: bool = False
 
     def may_grant(self, amount: Money, *, balance: Money) -> bool:
-        """True when this level may grant a discount or write-off of ``amount`` on ``balance``."""
+        """True when this level may grant a discount or write-off of ``amount`` on ``balance``.
+
+        :param amount: the discount or write-off asked for.
+        :param balance: the balance the amount is measured against.
+        """
         if self.may_write_off:
             return True
         if amount > balance.percent(self.max_discount_percent):
@@ -114,8 +118,10 @@ class DisputeProcedure:
 
     @classmethod
     def default(cls, currency: str) -> DisputeProcedure:
-        """The default after seed 001: the front line listens and hands on; the office manager may
-        grant up to 25 % (at most 500 in the currency); the provider may grant anything, write-off included."""
+        """nt up to 25 % (at most 500 in the currency); the provider may grant anything, write-off included.
+
+        :param currency: ISO 4217 currency of the amount limits.
+        """
         return cls(
             (
                 LevelAuthority(EscalationLevel.FRONT_LINE, "front desk"),
@@ -128,11 +134,18 @@ class DisputeProcedure:
         )
 
     def authority(self, level: EscalationLevel) -> LevelAuthority | None:
-        """The authority of ``level`` (``None`` if the procedure has no such level)."""
+        """The authority of ``level`` (``None`` if the procedure has no such level).
+
+        :param level: the :class:`~carecollect.disputes.EscalationLevel`.
+        """
         return next((a for a in self.levels if a.level is level), None)
 
     def lowest_level_for_discount(self, amount: Money, *, balance: Money) -> EscalationLevel | None:
-        """The lowest level that may grant ``amount`` off ``balance`` (``None``: nobody may)."""
+        """The lowest level that may grant ``amount`` off ``balance`` (``None``: nobody may).
+
+        :param amount: the discount or write-off asked for.
+        :param balance: the balance the amount is measured against.
+        """
         return next((a.level for a in self.levels if a.may_grant(amount, balance=balance)), None)
 
 
@@ -151,6 +164,14 @@ def open_dispute(
     :returns: the dispute, its event, and the date by which the first response
         is due (``dispute.first_response_business_days`` business days after the
         day it was raised; the same day if that is a business day and the target is 0).
+
+    :param dispute_id: id of the new dispute.
+    :param account_id: the account.
+    :param invoice_id: the disputed invoice (``None``: the whole account).
+    :param reason: the :class:`~carecollect.disputes.DisputeReason`.
+    :param at: when the patient raised it (aware).
+    :param pack: the policy pack (the rules in force on the day apply).
+    :param in_writing: the patient disputed in writing.
     """
     require_aware(at, f"Dispute {dispute_id}", "at")
     d = Dispute(
@@ -182,6 +203,11 @@ def resolve_dispute(
 
     :param balance: the open balance the discount or write-off is measured against.
     :raises PolicyViolation: the level may not grant this (escalate first).
+    :param d: the dispute (its current level's authority applies).
+    :param resolution: the :class:`~carecollect.disputes.Resolution`.
+    :param at: the instant (aware).
+    :param pack: the policy pack (the rules in force on the day apply).
+    :param procedure: the creditor's :class:`DisputeProcedure`.
     """
     require_aware(at, f"Dispute {d.id}", "at")
     reasons: list[Reason] = []
@@ -259,6 +285,9 @@ def settle_after_insurance(
 
     :param open_balance: the invoice's open balance on the ledger after the insurer's payment.
 
+    :param offer: the :class:`AfterInsuranceOffer`.
+    :param invoice: the invoice with its insurance side.
+    :param at: the instant (aware).
     >>> import datetime as dt
     >>> from decimal import Decimal
     >>> from carecollect.money import Money
@@ -321,6 +350,10 @@ def nsa_dispute_eligibility(
     :attr:`~carecollect.disputes.DisputeReason.ABOVE_ESTIMATE`; the gates and
     :func:`~carecollect.relief.pauses.collection_paused` then stop everything).
 
+    :param comparison: the estimate compared with the bill.
+    :param bill_date: the date of the bill.
+    :param on: the day whose rules apply.
+    :param pack: the policy pack (the rules in force on the day apply).
     >>> import datetime as dt
     >>> from carecollect.money import Money
     >>> from carecollect.invoices import EstimateComparison

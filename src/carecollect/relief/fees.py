@@ -97,6 +97,8 @@ def norway_reminder_fee(
     :param due: its due date.
     :param sent_on: the day the notice is sent.
     :param fee_notices_before: fee-bearing notices already sent on this claim.
+    :param pack: the policy pack (the rules in force on the day apply).
+    :param settings: the creditor's :class:`FeeSettings` (everything off by default).
     """
     cur = principal.currency
     if not settings.reminder_fees:
@@ -184,6 +186,9 @@ def germany_default_interest(
     :param default_from: the first day of default (interest runs from the next day).
     :param until: the last day counted.
 
+    :param principal: the overdue amount (EUR).
+    :param pack: the policy pack (the rules in force on the day apply).
+    :param settings: the creditor's :class:`FeeSettings` (everything off by default).
     >>> import datetime as dt
     >>> from carecollect.money import Money
     >>> from carecollect.policy import get_pack
@@ -228,6 +233,12 @@ def germany_reminder_cost(
 ) -> FeeDecision:
     """What a German Mahnung may cost the patient: nothing for the one that creates default; otherwise the
     actual cost, never more than ``de.reminder_cost_max``.
+
+    :param actual_cost: what the reminder actually cost the creditor.
+    :param creates_default: this is the reminder that puts the patient in default.
+    :param on: the day whose rules apply.
+    :param pack: the policy pack (the rules in force on the day apply).
+    :param settings: the creditor's :class:`FeeSettings` (everything off by default).
 
     >>> import datetime as dt
     >>> from carecollect.money import Money
@@ -277,6 +288,12 @@ def bulgaria_late_interest(
     principal: Money, *, late_from: dt.date, until: dt.date, pack: PolicyPack, settings: FeeSettings
 ) -> FeeDecision:
     """Bulgarian statutory late interest: ECB MRO + 8 points (from 2026-01-01; check), ACT/360 (check).
+
+    :param principal: the amount the interest or fee is computed on.
+    :param late_from: the last day before lateness (interest runs from the next day).
+    :param until: the last day counted.
+    :param pack: the policy pack (the rules in force on the day apply).
+    :param settings: the creditor's :class:`FeeSettings` (everything off by default).
 
     >>> import datetime as dt
     >>> from carecollect.money import Money

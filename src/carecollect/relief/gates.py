@@ -427,5 +427,11 @@ def _credit(
 def may_place(
     snapshot: AccountSnapshot, *, now: dt.datetime, pack: PolicyPack, creditor: Creditor
 ) -> GateDecision:
-    """Shorthand for ``gate(snapshot, GateAction.PLACE_WITH_AGENCY, ...)``."""
+    """Shorthand for ``gate(snapshot, GateAction.PLACE_WITH_AGENCY, ...)``.
+
+    :param snapshot: the account's records.
+    :param now: the moment of the decision (aware).
+    :param pack: the policy pack (the rules in force on the day apply).
+    :param creditor: the creditor (role, nonprofit flag, state).
+    """
     return gate(snapshot, GateAction.PLACE_WITH_AGENCY, now=now, pack=pack, creditor=creditor)

@@ -90,15 +90,29 @@ class Incentive:
         percent: Decimal | None = None,
         amount: Money | None = None,
     ) -> Incentive:
-        """An offer valid from ``start`` (a statement date) for ``days`` calendar days after it."""
+        """An offer valid from ``start`` (a statement date) for ``days`` calendar days after it.
+
+        :param id: stable identifier.
+        :param kind: the :class:`IncentiveKind`.
+        :param start: the first valid day (a statement date).
+        :param days: calendar days the offer stays open after ``start``.
+        :param percent: a percentage off, or
+        :param amount: a fixed amount off (exactly one of the two).
+        """
         return cls(id, kind, start, start + dt.timedelta(days=days), percent, amount)
 
     def valid_on(self, day: dt.date) -> bool:
-        """True when the offer may be accepted on ``day``."""
+        """True when the offer may be accepted on ``day``.
+
+        :param day: the day.
+        """
         return self.valid_from <= day <= self.valid_until
 
     def discount_on(self, balance: Money) -> Money:
-        """The discount on ``balance`` (never more than the balance)."""
+        """The discount on ``balance`` (never more than the balance).
+
+        :param balance: the balance the amount is measured against.
+        """
         if self.amount is not None:
             if self.amount.currency != balance.currency:
                 raise CurrencyMismatch(
@@ -114,7 +128,12 @@ class Incentive:
 def active_incentives(
     incentives: Sequence[Incentive], *, on: dt.date, self_pay: bool = False
 ) -> tuple[Incentive, ...]:
-    """The offers valid on ``on`` (self-pay offers only for self-pay patients)."""
+    """The offers valid on ``on`` (self-pay offers only for self-pay patients).
+
+    :param incentives: the creditor's offers.
+    :param on: the day the patient would accept the offer.
+    :param self_pay: the patient is uninsured (self-pay offers apply).
+    """
     return tuple(
         i for i in incentives if i.valid_on(on) and (self_pay or i.kind is not IncentiveKind.SELF_PAY)
     )
@@ -123,7 +142,13 @@ def active_incentives(
 def best_incentive(
     balance: Money, incentives: Sequence[Incentive], *, on: dt.date, self_pay: bool = False
 ) -> tuple[Incentive | None, Money]:
-    """The single offer giving the largest discount on ``on`` (ties: the first listed) and that discount."""
+    """The single offer giving the largest discount on ``on`` (ties: the first listed) and that discount.
+
+    :param balance: the balance the amount is measured against.
+    :param incentives: the creditor's offers.
+    :param on: the day the patient would accept the offer.
+    :param self_pay: the patient is uninsured (self-pay offers apply).
+    """
     best: Incentive | None = None
     best_d = Money.zero(balance.currency)
     for inc in active_incentives(incentives, on=on, self_pay=self_pay):

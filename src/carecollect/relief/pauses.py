@@ -128,6 +128,11 @@ def relief_flags(
 ) -> ReliefFlags:
     """The relief flags of ``invoice_id`` for the cadence, with the pack's insurer wait applied.
 
+    :param snapshot: the account's records.
+    :param invoice_id: the invoice the cadence is planning for.
+    :param now: the moment of the decision (aware).
+    :param pack: the policy pack (the rules in force on the day apply).
+
     >>> import datetime as dt
     >>> from carecollect.money import Money
     >>> from carecollect.policy import get_pack

@@ -75,12 +75,22 @@ __all__ = [
 
 
 def state_rule_id(state: str | None, name: str) -> str:
-    """The pack rule id of state ``state``'s rule ``name`` (``"state.CO.plan.max_income_percent.hospital"``)."""
+    """The pack rule id of state ``state``'s rule ``name`` (``"state.CO.plan.max_income_percent.hospital"``).
+
+    :param state: a US state code such as ``"CO"`` (``None``: no state).
+    :param name: the rule name after the state prefix (``"plan.max_income_percent"``).
+    """
     return f"state.{(state or '').upper()}.{name}"
 
 
 def state_value(pack: PolicyPack, state: str | None, name: str, *, on: dt.date, default: Any = None) -> Any:
     """A state rule's value in force on ``on``, or ``default`` when the state has none.
+
+    :param pack: the policy pack (the rules in force on the day apply).
+    :param state: a US state code such as ``"CO"`` (``None``: no state).
+    :param name: the rule name after the state prefix (``"plan.max_income_percent"``).
+    :param on: the day whose rules apply.
+    :param default: returned when the state has no such rule in force.
 
     >>> from carecollect.policy import get_pack
     >>> state_value(get_pack("us"), "NY", "plan.max_interest_percent", on=dt.date(2026, 1, 5))
@@ -119,6 +129,10 @@ class Affordability:
         cls, annual_income: Money, household_size: int | None = None, fpl_percent: Decimal | None = None
     ) -> Affordability:
         """From a yearly income: the monthly figure is a twelfth, rounded down to the minor unit.
+
+        :param annual_income: gross household income a year, in USD.
+        :param household_size: persons in the household (at least 1).
+        :param fpl_percent: the household's % of the poverty guideline, if screened.
 
         >>> Affordability.from_annual(Money("40000.00", "USD")).gross_monthly_income
         Money('3333.33', 'USD')
@@ -191,7 +205,10 @@ class PlanProposal:
     reasons: tuple[Reason, ...]
 
     def option(self, kind: OptionKind) -> PlanOption | None:
-        """The option of ``kind``, if offered."""
+        """The option of ``kind``, if offered.
+
+        :param kind: the kind.
+        """
         return next((o for o in self.options if o.kind is kind), None)
 
 
@@ -207,6 +224,13 @@ def monthly_cap(
     """The largest monthly instalment allowed, rounded *down* to the minor unit, and why.
 
     The lowest of the pack's cap and any state cap selected by ``creditor.state`` applies.
+
+    :param affordability: the household's :class:`Affordability`.
+    :param currency: the account's currency.
+    :param on: the day whose rules apply.
+    :param pack: the policy pack (the rules in force on the day apply).
+    :param creditor: the creditor (role, nonprofit flag, state).
+    :param bill_kind: hospital or professional bill (Colorado's caps differ).
 
     >>> from carecollect.policy import get_pack
     >>> from carecollect.creditors import Creditor, CreditorRole
@@ -503,6 +527,12 @@ def option_to_plan(
 
     The plan's total is what the patient pays under the option (a discount or
     a state's "counts as paid" remainder is posted as an adjustment, not paid).
+
+    :param option: the option the patient chose.
+    :param plan_id: id of the new plan.
+    :param account_id: the account.
+    :param invoice_ids: the invoices the plan covers.
+    :param created_at: when the plan is proposed (aware).
     """
     rate = "0" if option.interest.is_zero() else "see schedule"
     return PaymentPlan(
@@ -639,6 +669,11 @@ def hardship_pause(
 
     :param months: the pause staff grant; longer than ``plan.hardship_pause_max_months``
         needs escalation (the reason says so; the pause is still granted).
+
+    :param plan: the plan.
+    :param on: the first day of the pause.
+    :param at: the instant (aware).
+    :param pack: the policy pack (the rules in force on the day apply).
     """
     new, event = pause_plan(plan, on=on, at=at)
     limit: int = pack.value("plan.hardship_pause_max_months", on=on)
@@ -668,6 +703,14 @@ def resume_after_hardship(
 
     :raises PolicyViolation: what remains cannot fit the cap within the maximum term
         (screen for financial assistance instead).
+
+    :param plan: the plan.
+    :param first_due: the first new due date.
+    :param at: the instant (aware).
+    :param pack: the policy pack (the rules in force on the day apply).
+    :param creditor: the creditor (role, nonprofit flag, state).
+    :param affordability: the household's :class:`Affordability`.
+    :param bill_kind: hospital or professional bill (Colorado's caps differ).
     """
     on = first_due
     cur = plan.total.currency
@@ -708,6 +751,11 @@ def apply_paid_after_payments_rule(
 
     Returns ``None`` when the rule does not apply yet; otherwise the completed
     plan (unpaid instalments forgiven), its event and the reason.
+
+    :param plan: the plan.
+    :param pack: the policy pack (the rules in force on the day apply).
+    :param creditor: the creditor (role, nonprofit flag, state).
+    :param at: the instant (aware).
     """
     on = at.date()
     n = state_value(pack, creditor.state, "plan.paid_after_payments", on=on)

@@ -50,6 +50,11 @@ def rule_reason(pack: PolicyPack, rule_id: str, on: dt.date, outcome: Outcome, m
 def note(rule_id: str, source: str, message: str, outcome: Outcome) -> Reason:
     """A reason for a fact that is not a pack rule (``"creditor.*"``, ``"record.*"`` ids).
 
+    :param rule_id: the id (``"creditor.*"`` or ``"record.*"``).
+    :param source: where the fact comes from.
+    :param message: a PHI-free sentence.
+    :param outcome: what it did.
+
     >>> note("record.dispute_open", "dispute D-1", "dispute open", Outcome.DENY).outcome.blocks
     True
     """
@@ -58,6 +63,8 @@ def note(rule_id: str, source: str, message: str, outcome: Outcome) -> Reason:
 
 def blocking(reasons: tuple[Reason, ...]) -> tuple[Reason, ...]:
     """The reasons that block (deny or defer).
+
+    :param reasons: the reasons.
 
     >>> blocking((note("a", "s", "m", Outcome.ALLOW), note("b", "s", "m", Outcome.DEFER)))[0].rule_id
     'b'

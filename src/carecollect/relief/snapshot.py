@@ -92,11 +92,17 @@ class AccountSnapshot:
         return min((i.due_date for i in self.invoices), default=None)
 
     def open_disputes(self, invoice_id: str | None = None) -> tuple[Dispute, ...]:
-        """Open disputes (covering ``invoice_id`` when given)."""
+        """Open disputes (covering ``invoice_id`` when given).
+
+        :param invoice_id: an invoice id (``None``: any).
+        """
         return tuple(d for d in self.disputes if d.is_open and (invoice_id is None or d.covers(invoice_id)))
 
     def current_plans(self, invoice_id: str | None = None) -> tuple[PaymentPlan, ...]:
-        """Plans the patient is keeping (active or paused), covering ``invoice_id`` when given."""
+        """Plans the patient is keeping (active or paused), covering ``invoice_id`` when given.
+
+        :param invoice_id: an invoice id (``None``: any).
+        """
         return tuple(
             p
             for p in self.plans
