@@ -80,11 +80,11 @@ def poverty_guideline(
 
     :raises ValidationError: a household of fewer than one person.
     :raises ConfigurationError: the pack has no table for that date.
-
     :param household_size: persons in the household (at least 1).
     :param on: the day whose rules apply.
     :param pack: the policy pack (the rules in force on the day apply).
     :param region: the poverty-guideline table (48 states and DC, Alaska, Hawaii).
+
     >>> from carecollect.policy import get_pack
     >>> poverty_guideline(1, on=dt.date(2025, 6, 1), pack=get_pack("us"), region=FplRegion.ALASKA)
     Money('19550.00', 'USD')

@@ -288,6 +288,7 @@ def settle_after_insurance(
     :param offer: the :class:`AfterInsuranceOffer`.
     :param invoice: the invoice with its insurance side.
     :param at: the instant (aware).
+
     >>> import datetime as dt
     >>> from decimal import Decimal
     >>> from carecollect.money import Money
@@ -354,6 +355,7 @@ def nsa_dispute_eligibility(
     :param bill_date: the date of the bill.
     :param on: the day whose rules apply.
     :param pack: the policy pack (the rules in force on the day apply).
+
     >>> import datetime as dt
     >>> from carecollect.money import Money
     >>> from carecollect.invoices import EstimateComparison

@@ -189,6 +189,7 @@ def germany_default_interest(
     :param principal: the overdue amount (EUR).
     :param pack: the policy pack (the rules in force on the day apply).
     :param settings: the creditor's :class:`FeeSettings` (everything off by default).
+
     >>> import datetime as dt
     >>> from carecollect.money import Money
     >>> from carecollect.policy import get_pack
