@@ -352,7 +352,7 @@ _US = (
         _r(
             "credit.passive_wait_days",
             14,
-            "12 CFR 1006.30(a)(1)",
+            "12 CFR 1006.30(a)",
             dt.date(2021, 11, 30),
             S.AT_LEAST,
             "A collector that has not spoken to the consumer waits 14 consecutive days after a message before reporting.",
@@ -361,7 +361,7 @@ _US = (
         _r(
             "nsa.dispute_threshold_usd",
             D("400"),
-            "45 CFR 149.620(b)(1)",
+            "45 CFR 149.620",
             dt.date(2022, 1, 1),
             S.AT_MOST,
             "A bill exceeding the good-faith estimate by this much or more may go to dispute resolution.",
@@ -369,7 +369,7 @@ _US = (
         _r(
             "nsa.dispute_window_days",
             120,
-            "45 CFR 149.620(b)(2)",
+            "45 CFR 149.620",
             dt.date(2022, 1, 1),
             S.AT_LEAST,
             "Calendar days from the bill's date to start the dispute.",
@@ -502,7 +502,7 @@ _NO = (
     _r(
         "no.inkassosats",
         D("700"),
-        "inkassoforskriften § 1-1; Finansdepartementet (inkassosats 2025)",
+        "inkassoforskriften; inkassosats 2025",
         dt.date(2025, 1, 1),
         S.FIXED,
         "Inkassosats in NOK.",
@@ -510,7 +510,7 @@ _NO = (
     _r(
         "no.inkassosats",
         D("750"),
-        "inkassoforskriften § 1-1; inkassosats 2026 (check)",
+        "inkassoforskriften; inkassosats 2026 (check)",
         dt.date(2026, 1, 1),
         S.FIXED,
         "Inkassosats in NOK.",
@@ -544,7 +544,7 @@ _NO = (
     _r(
         "no.late_interest_percent",
         D("12.00"),
-        "forsinkelsesrenteloven § 3; Finansdepartementet H1 2026 (check)",
+        "forsinkelsesrenteloven; rate for H1 2026 (check)",
         dt.date(2026, 1, 1),
         S.FIXED,
         "Norges Bank policy rate + 8 points, set each half-year.",
@@ -667,7 +667,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
 def unverified() -> list[tuple[str, str, str]]:
     """Every ``(pack, rule id, source)`` still marked ``verified=False``, for the release checklist.
 
-    >>> ("no", "no.inkassosats", "inkassoforskriften § 1-1; inkassosats 2026 (check)") in unverified()
+    >>> ("no", "no.inkassosats", "inkassoforskriften; inkassosats 2026 (check)") in unverified()
     True
     """
     return [(key, r.id, r.source) for key, rules in RULES.items() for r in rules if not r.verified]
