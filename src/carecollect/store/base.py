@@ -34,6 +34,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import attrs
 
+from ..channels import Channel
 from ..creditors import Creditor
 from ..disputes import Dispute
 from ..errors import CareCollectError
@@ -373,6 +374,10 @@ class Store(Protocol):
 
     def get_patient(self, patient_id: str) -> Patient:
         """The patient with that id."""
+        ...
+
+    def patients_with_address(self, address: str) -> list[tuple[str, Channel]]:
+        """Patients and channels whose contact point has exactly ``address`` (to apply an inbound opt-out)."""
         ...
 
     def put_account(self, account: Account) -> None:

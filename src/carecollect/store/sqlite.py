@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..channels import Channel
 from ..creditors import Creditor
 from ..disputes import Dispute
 from ..errors import DuplicateEntry, ValidationError
@@ -153,6 +154,11 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             + _NO_CHANGE.format(table="the audit log")
             + "; END",
         ),
+    ),
+    (
+        2,
+        "find patients by contact address (inbound STOP replies)",
+        ("CREATE INDEX contact_points_address ON contact_points(address)",),
     ),
 )
 
@@ -343,6 +349,14 @@ class SQLiteStore:
             f"SELECT {_cols('patients')} FROM patients WHERE id = ?", (patient_id,), "Patient", patient_id
         )
         return codec.patient_from_row(row, self._points("patient_id = ?", (patient_id,)).get(patient_id, []))
+
+    def patients_with_address(self, address: str) -> list[tuple[str, Channel]]:
+        """Patients (and the channel) whose contact point has exactly ``address``: who sent a reply."""
+        rows = self._db.execute(
+            "SELECT DISTINCT patient_id, channel FROM contact_points WHERE address = ? ORDER BY patient_id",
+            (address,),
+        )
+        return [(r[0], Channel(r[1])) for r in rows]
 
     def patients(self) -> Iterator[Patient]:
         """Every patient, by id (read in batches)."""

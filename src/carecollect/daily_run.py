@@ -1,0 +1,1051 @@
+"""The daily collection run: plan every decision, then send exactly once through an outbox.
+
+The run has three phases, each usable on its own:
+
+1. :func:`intake` takes in what came back since the last run: delivery
+   reports, inbound replies (a ``STOP`` is an opt-out) and agency remittances.
+   Every event has an id, and an id already processed changes nothing.
+2. :func:`plan_run` reads every account from the store in batches and applies
+   the packs: the cadence (:func:`~carecollect.policy.cadence.due_steps`), the
+   contact governor (:func:`~carecollect.policy.governor.may_contact`) for each
+   channel, missed plan instalments, and the agency gate
+   (:func:`~carecollect.relief.gates.may_place`). It writes nothing: a dry run
+   is exactly this plan.
+3. :func:`execute_run` takes the run lock, records every message in the
+   outbox as *intended*, re-reads the account (an opt-out or a dispute that
+   arrived meanwhile wins), renders the message, sends it through the channel
+   plugin with the outbox key as idempotency key, and records it *done* or
+   *failed* with a back-off. A run killed at any point and run again sends
+   nothing twice and skips nothing. Every decision goes to the hash-chained
+   audit log with its reasons, so :func:`explain_account` can answer "why did
+   this patient get, or not get, a message".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import os
+import secrets
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+import attrs
+
+from .agencies import Debtor, PlacedInvoice, PlacementRequest
+from .channels import Channel
+from .creditors import Creditor
+from .errors import CareCollectError
+from .invoices import InvoiceStatus
+from .ledger import post_payment
+from .messages.context import Itemization, MessageContext, NoticeInfo
+from .messages.paylinks import PayLinkSigner, new_nonce
+from .messages.render import Renderer
+from .messages.statement import build_statement
+from .messaging import ReceiptStatus
+from .messaging import RenderedMessage as OutgoingMessage
+from .money import Money
+from .outreach import AttemptOutcome, ContactAttempt, OutreachPurpose, OutreachStatus, OutreachStep
+from .payments import Payment, PaymentMethod, PaymentSource
+from .placements import AgencyPlacement, PlacementStatus, Remittance, place_account, record_remittance
+from .plans import InstalmentStatus, PlanStatus, mark_instalment_missed
+from .policy.cadence import InvoiceContext, due_steps
+from .policy.explain import Reason
+from .policy.governor import ContactHistory, Debt, may_contact
+from .policy.packs import PolicyPack, get_pack
+from .relief.gates import may_place
+from .relief.snapshot import AccountSnapshot as GateSnapshot
+from .relief.snapshot import SentNotice
+from .store.base import AccountSnapshot, OutboxStatus, Store, next_retry_at
+from .timekeeping import require_aware, zone
+
+__all__ = [
+    "Decision",
+    "DecisionKind",
+    "InboundEvent",
+    "IntakeReport",
+    "PlannedMessage",
+    "PlannedPlacement",
+    "RunPlan",
+    "RunReport",
+    "RunSettings",
+    "execute_run",
+    "explain_account",
+    "intake",
+    "plan_account",
+    "plan_run",
+]
+
+_MESSAGE_JURISDICTIONS = ("us", "no", "de", "bg")
+_NEEDS_DEADLINE = frozenset(
+    {
+        OutreachPurpose.FINAL_NOTICE,
+        OutreachPurpose.VALIDATION_NOTICE,
+        OutreachPurpose.INKASSOVARSEL,
+        OutreachPurpose.BETALINGSOPPFORDRING,
+        OutreachPurpose.MAHNUNG,
+        OutreachPurpose.PRE_PLACEMENT_NOTICE,
+    }
+)
+_NEEDS_NOTICE = frozenset({OutreachPurpose.VALIDATION_NOTICE, OutreachPurpose.BETALINGSOPPFORDRING})
+#: Days to pay a notice gives when the cadence set no deadline (the longest legal minimum of the packs).
+_DEFAULT_NOTICE_DAYS = 14
+_SENT = (OutreachStatus.SENT, OutreachStatus.DELIVERED)
+
+
+@attrs.frozen
+class RunSettings:
+    """How a creditor runs the daily cycle.
+
+    :param channel_plugins: which message-channel plugin serves each channel (by plugin name).
+    :param channel_config: settings per channel plugin name (e.g. ``{"outbox": {"folder": "out"}}``).
+    :param agency: the agency connector name to place eligible accounts with (``None``: never place).
+    :param agency_config: its settings.
+    :param house_rules: per pack key, the creditor's stricter rules.
+    :param packs: extra or replacement packs by key (from plugins or your own).
+    :param phone: the help line shown in messages.
+    :param email: the billing e-mail shown in messages.
+    :param portal_url: the patient portal.
+    :param opt_out_url: where a patient stops electronic messages.
+    :param pay_link_base: the payment page pay links open.
+    :param pay_link_key: the HMAC key for pay links (at least 32 bytes); ``None``: no pay links.
+    :param pay_link_days: how long a pay link stays valid.
+    :param batch_size: accounts read per batch (memory stays flat).
+    :param max_attempts: sends tried before an outbox item is given up (and reported).
+    """
+
+    channel_plugins: Mapping[Channel, str] = attrs.field(factory=lambda: dict.fromkeys(Channel, "outbox"))
+    channel_config: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
+    agency: str | None = None
+    agency_config: Mapping[str, Any] = attrs.field(factory=dict)
+    house_rules: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
+    packs: Mapping[str, PolicyPack] = attrs.field(factory=dict)
+    phone: str = "+1 555 0100"
+    email: str = "billing@example.org"
+    portal_url: str | None = "https://portal.example.org"
+    opt_out_url: str | None = "https://portal.example.org/stop"
+    pay_link_base: str = "https://pay.example.org/p"
+    pay_link_key: bytes | None = attrs.field(default=None, repr=False)
+    pay_link_days: int = 30
+    batch_size: int = 500
+    max_attempts: int = 6
+    remittance_lookback_days: int = 90
+
+    def pack(self, key: str) -> PolicyPack:
+        """The pack for ``key`` with the house rules applied."""
+        base = self.packs.get(key) or get_pack(key)
+        rules = self.house_rules.get(key)
+        return base.with_house_rules(rules, source="house rules") if rules else base
+
+
+class DecisionKind(enum.Enum):
+    """What the run decided about one step on one channel."""
+
+    SEND = "send"
+    HOLD = "hold"
+    NOTHING_DUE = "nothing_due"
+    PAUSED = "paused"
+    PLAN_MISSED = "plan_missed"
+    PLACE = "place"
+    GATE_HELD = "gate_held"
+
+
+@attrs.frozen
+class Decision:
+    """One decision, with its reasons (what the audit log stores)."""
+
+    kind: DecisionKind
+    account_id: str
+    invoice_id: str | None
+    purpose: str | None
+    channel: str | None
+    reasons: tuple[Reason, ...] = ()
+    earliest: dt.datetime | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        """A JSON-ready dict (ids and rule references only; no PHI)."""
+        return {
+            "kind": self.kind.value,
+            "account_id": self.account_id,
+            "invoice_id": self.invoice_id,
+            "purpose": self.purpose,
+            "channel": self.channel,
+            "earliest": self.earliest.isoformat() if self.earliest else None,
+            "reasons": [r.to_record() for r in self.reasons],
+        }
+
+
+@attrs.frozen
+class PlannedMessage:
+    """A message the run will send: one step on one channel.
+
+    :param key: the outbox idempotency key (``<step id>:<channel>``).
+    :param step: the outreach step.
+    :param channel: the channel.
+    :param decision: the decision that allowed it.
+    """
+
+    key: str
+    step: OutreachStep
+    channel: Channel
+    decision: Decision
+
+
+@attrs.frozen
+class PlannedPlacement:
+    """An account the gate allows to place with the agency."""
+
+    account_id: str
+    amount: Money
+    invoice_ids: tuple[str, ...]
+    decision: Decision
+
+
+@attrs.frozen
+class AccountPlan:
+    """Everything decided for one account."""
+
+    messages: tuple[PlannedMessage, ...]
+    decisions: tuple[Decision, ...]
+    missed: tuple[tuple[str, int], ...]
+    placement: PlannedPlacement | None
+
+
+@attrs.frozen
+class RunPlan:
+    """The plan of a whole run (also the result of a dry run)."""
+
+    now: dt.datetime
+    accounts: int
+    invoices: int
+    messages: tuple[PlannedMessage, ...]
+    decisions: tuple[Decision, ...]
+    missed: tuple[tuple[str, int], ...]
+    placements: tuple[PlannedPlacement, ...]
+
+    def counts(self) -> dict[str, int]:
+        """Decisions by kind."""
+        out: dict[str, int] = {}
+        for d in self.decisions:
+            out[d.kind.value] = out.get(d.kind.value, 0) + 1
+        return out
+
+
+@attrs.frozen
+class RunReport:
+    """What a real run did."""
+
+    plan: RunPlan
+    sent: int
+    skipped_already_sent: int
+    suppressed: int
+    failed: int
+    deferred_retry: int
+    placed: int
+    instalments_missed: int
+    intake: IntakeReport | None = None
+
+
+# -- planning ----------------------------------------------------------------------------------
+
+
+def _today(now: dt.datetime, tz: str) -> dt.date:
+    return now.astimezone(zone(tz)).date()
+
+
+def _plan_status(snap: AccountSnapshot, invoice_id: str) -> PlanStatus | None:
+    best: PlanStatus | None = None
+    for plan in snap.plans:
+        if invoice_id in plan.invoice_ids:
+            if plan.status.current:
+                return plan.status
+            best = best or plan.status
+    return best
+
+
+def _sent_steps(snap: AccountSnapshot, invoice_id: str) -> tuple[OutreachStep, ...]:
+    return tuple(s for s in snap.steps if s.invoice_id == invoice_id and s.status in _SENT)
+
+
+def _gate_snapshot(
+    snap: AccountSnapshot, balance: Money, invoice_ids: tuple[str, ...], tz: str
+) -> GateSnapshot:
+    notices = tuple(
+        SentNotice(s.purpose, _today(s.sent_at, tz), s.deadline, s.invoice_id)
+        for s in snap.steps
+        if s.status in _SENT and s.sent_at is not None
+    )
+    last = max((n.sent_on for n in notices), default=None)
+    spoke = max((_today(a.at, tz) for a in snap.attempts if a.is_conversation), default=None)
+    return GateSnapshot(
+        snap.account.id,
+        balance,
+        invoices=tuple(i for i in snap.invoices if i.id in invoice_ids),
+        disputes=snap.disputes,
+        plans=snap.plans,
+        notices=notices,
+        handoff_consent_at=getattr(snap.patient, "handoff_consent_at", None),
+        spoke_with_consumer_on=spoke,
+        last_message_on=last,
+    )
+
+
+def plan_account(
+    snap: AccountSnapshot,
+    creditor: Creditor,
+    pack: PolicyPack,
+    now: dt.datetime,
+    *,
+    agency: str | None = None,
+    conversations: Iterable[tuple[str, str | None, dt.datetime]] = (),
+) -> AccountPlan:
+    """Decide everything for one account at ``now`` (pure: reads only its arguments).
+
+    :param snap: the account's records.
+    :param creditor: its creditor.
+    :param pack: the pack (with house rules).
+    :param now: the run's instant (aware).
+    :param agency: the agency connector, if accounts may be placed.
+    :param conversations: contact-centre conversations ``(account_id, invoice_id, at)``.
+    """
+    require_aware(now, f"Account {snap.account.id}", "now")
+    patient = snap.patient
+    tz = patient.time_zones[0]
+    today = _today(now, tz)
+    history = ContactHistory.of(snap.attempts, conversations)
+    messages: list[PlannedMessage] = []
+    decisions: list[Decision] = []
+    missed: list[tuple[str, int]] = []
+    open_ids: list[str] = []
+
+    # missed plan instalments: after the pack's grace period
+    grace = int(pack.get("plan.grace_days", 10, on=today))
+    for plan in snap.plans:
+        if plan.status is not PlanStatus.ACTIVE:
+            continue
+        for inst in plan.instalments:
+            if inst.status is InstalmentStatus.DUE and (today - inst.due_date).days > grace:
+                missed.append((plan.id, inst.number))
+                decisions.append(
+                    Decision(
+                        DecisionKind.PLAN_MISSED,
+                        snap.account.id,
+                        None,
+                        None,
+                        None,
+                        (
+                            Reason(
+                                "plan.grace_days",
+                                "creditor policy",
+                                _outcome("INFO"),
+                                f"instalment {inst.number} of plan {plan.id} unpaid {grace} days after it fell due",
+                            ),
+                        ),
+                    )
+                )
+
+    for inv in snap.invoices:
+        if inv.status is not InvoiceStatus.OPEN:
+            continue
+        balance = (
+            snap.ledger.invoice_balance(inv.id)
+            if inv.id in snap.ledger.invoice_ids()
+            else inv.patient_responsibility
+        )
+        if not balance.is_positive():
+            decisions.append(
+                Decision(
+                    DecisionKind.NOTHING_DUE,
+                    snap.account.id,
+                    inv.id,
+                    None,
+                    None,
+                    (Reason("invoice.paid", "ledger", _outcome("INFO"), "nothing is owed on this invoice"),),
+                )
+            )
+            continue
+        open_ids.append(inv.id)
+        ctx = InvoiceContext(
+            invoice=inv,
+            patient=patient,
+            creditor=creditor,
+            pack=pack,
+            balance=balance,
+            disputes=snap.disputes,
+            plan_status=_plan_status(snap, inv.id),
+            sent_steps=_sent_steps(snap, inv.id),
+            placed_on=_placed_on(snap, tz) if creditor.role.is_collector else None,
+        )
+        cad = due_steps(ctx, now)
+        if not cad.due:
+            decisions.append(
+                Decision(
+                    DecisionKind.NOTHING_DUE, snap.account.id, inv.id, None, None, cad.reasons, cad.next_at
+                )
+            )
+            continue
+        debt = Debt(
+            snap.account.id,
+            inv.id,
+            disputes=snap.disputes,
+            insurer_waiting=inv.waiting_for_insurer,
+            plan_current=bool(ctx.plan_status and ctx.plan_status.current),
+        )
+        for planned in cad.due:
+            step = planned.to_outreach_step(now)
+            for channel in planned.channels:
+                verdict = may_contact(patient, debt, channel, now, history, pack, creditor, planned.purpose)
+                reasons = cad.reasons + verdict.reasons
+                if verdict.allowed:
+                    d = Decision(
+                        DecisionKind.SEND,
+                        snap.account.id,
+                        inv.id,
+                        planned.purpose.value,
+                        channel.value,
+                        reasons,
+                    )
+                    messages.append(PlannedMessage(f"{step.id}:{channel.value}", step, channel, d))
+                else:
+                    d = Decision(
+                        DecisionKind.HOLD,
+                        snap.account.id,
+                        inv.id,
+                        planned.purpose.value,
+                        channel.value,
+                        reasons,
+                        verdict.earliest_allowed,
+                    )
+                decisions.append(d)
+
+    placement = None
+    if agency and open_ids and not any(p.status is PlacementStatus.PLACED for p in snap.placements):
+        amount = Money.from_minor(
+            sum(
+                snap.ledger.invoice_balance(i).minor_units for i in open_ids if i in snap.ledger.invoice_ids()
+            ),
+            snap.account.currency,
+        )
+        if amount.is_positive():
+            gate = may_place(
+                _gate_snapshot(snap, amount, tuple(open_ids), tz), now=now, pack=pack, creditor=creditor
+            )
+            kind = DecisionKind.PLACE if gate.allowed else DecisionKind.GATE_HELD
+            d = Decision(kind, snap.account.id, None, None, None, gate.reasons)
+            decisions.append(d)
+            if gate.allowed:
+                placement = PlannedPlacement(snap.account.id, amount, tuple(open_ids), d)
+    return AccountPlan(tuple(messages), tuple(decisions), tuple(missed), placement)
+
+
+def _outcome(name: str) -> Any:
+    from .policy.explain import Outcome
+
+    return Outcome[name]
+
+
+def _placed_on(snap: AccountSnapshot, tz: str) -> dt.date | None:
+    for p in snap.placements:
+        if p.placed_at is not None:
+            return _today(p.placed_at, tz)
+    first = min((i.issue_date for i in snap.invoices), default=None)
+    return first
+
+
+class _Creditors:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._cache: dict[str, Creditor] = {}
+
+    def __call__(self, creditor_id: str) -> Creditor:
+        if creditor_id not in self._cache:
+            self._cache[creditor_id] = self._store.get_creditor(creditor_id)
+        return self._cache[creditor_id]
+
+
+def _iter_plans(
+    store: Store, now: dt.datetime, settings: RunSettings
+) -> Iterator[tuple[AccountSnapshot, AccountPlan]]:
+    creditors = _Creditors(store)
+    packs: dict[str, PolicyPack] = {}
+    for snap in store.iter_account_snapshots(batch_size=settings.batch_size):
+        key = snap.account.jurisdiction
+        if key not in packs:
+            packs[key] = settings.pack(key)
+        yield (
+            snap,
+            plan_account(snap, creditors(snap.account.creditor_id), packs[key], now, agency=settings.agency),
+        )
+
+
+def plan_run(store: Store, now: dt.datetime, settings: RunSettings | None = None) -> RunPlan:
+    """Plan a run without sending or writing anything (the dry run).
+
+    :param store: the store.
+    :param now: the run's instant (aware).
+    :param settings: run settings (default :class:`RunSettings`).
+    """
+    require_aware(now, "run", "now")
+    settings = settings or RunSettings()
+    messages: list[PlannedMessage] = []
+    decisions: list[Decision] = []
+    missed: list[tuple[str, int]] = []
+    placements: list[PlannedPlacement] = []
+    accounts = invoices = 0
+    for snap, plan in _iter_plans(store, now, settings):
+        accounts += 1
+        invoices += len(snap.invoices)
+        messages.extend(plan.messages)
+        decisions.extend(plan.decisions)
+        missed.extend(plan.missed)
+        if plan.placement:
+            placements.append(plan.placement)
+    return RunPlan(
+        now, accounts, invoices, tuple(messages), tuple(decisions), tuple(missed), tuple(placements)
+    )
+
+
+# -- intake ------------------------------------------------------------------------------------
+
+
+class InboundKind(enum.Enum):
+    """What an inbound event is."""
+
+    DELIVERY_REPORT = "delivery_report"
+    REPLY = "reply"
+
+
+@attrs.frozen
+class InboundEvent:
+    """Something that came back, as the plugin received it.
+
+    :param kind: :class:`InboundKind`.
+    :param plugin: the channel or agency plugin name that parses it.
+    :param body: the raw body.
+    :param headers: the raw headers.
+    """
+
+    kind: InboundKind
+    plugin: str
+    body: bytes = attrs.field(repr=False)
+    headers: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+
+
+@attrs.frozen
+class IntakeReport:
+    """What intake did."""
+
+    processed: int = 0
+    duplicates: int = 0
+    opt_outs: int = 0
+    delivery_reports: int = 0
+    remittances: int = 0
+    failures: tuple[str, ...] = ()
+
+
+def _channel_instance(pm: Any, settings: RunSettings, name: str, cache: dict[str, Any]) -> Any:
+    if name not in cache:
+        desc = pm.message_channel(name)
+        cache[name] = desc.create(dict(settings.channel_config.get(name, {})))
+    return cache[name]
+
+
+def intake(
+    store: Store, pm: Any, settings: RunSettings, events: Iterable[InboundEvent], now: dt.datetime
+) -> IntakeReport:
+    """Take in delivery reports, replies and remittances; each event id is processed once.
+
+    An inbound ``STOP`` (in any of the supported languages) becomes an opt-out on
+    the matching contact point at once.
+    """
+    from .patients import opt_out
+
+    require_aware(now, "intake", "now")
+    counts = {"processed": 0, "duplicates": 0, "opt_outs": 0, "delivery": 0, "remittances": 0}
+    failures: list[str] = []
+    channels: dict[str, Any] = {}
+    for ev in events:
+        try:
+            channel = _channel_instance(pm, settings, ev.plugin, channels)
+            if ev.kind is InboundKind.REPLY:
+                reply = channel.parse_inbound(dict(ev.headers), ev.body, now=now)
+                with store.transaction():
+                    if not store.mark_processed(f"channel:{ev.plugin}", reply.id, at=now):
+                        counts["duplicates"] += 1
+                        continue
+                    if reply.is_opt_out:
+                        for patient_id, ch in store.patients_with_address(reply.sender):
+                            patient = store.get_patient(patient_id)
+                            patient, event = opt_out(patient, ch, at=reply.received_at)
+                            store.put_patient(patient)
+                            store.audit_append("opt_out", patient_id, {"channel": ch.value}, at=now)
+                            pm.on_opt_out(patient_id, ch, event)
+                            counts["opt_outs"] += 1
+                counts["processed"] += 1
+            else:
+                report = channel.parse_delivery_report(dict(ev.headers), ev.body)
+                with store.transaction():
+                    if not store.mark_processed(
+                        f"channel:{ev.plugin}",
+                        f"dr:{report.provider_message_id}:{report.state.value}",
+                        at=now,
+                    ):
+                        counts["duplicates"] += 1
+                        continue
+                    store.audit_append(
+                        "delivery_report", report.provider_message_id, {"state": report.state.value}, at=now
+                    )
+                counts["delivery"] += 1
+                counts["processed"] += 1
+        except CareCollectError as exc:
+            failures.append(f"{ev.kind.value} via {ev.plugin}: {type(exc).__name__}: {exc}")
+        except (KeyError, ValueError) as exc:
+            failures.append(f"{ev.kind.value} via {ev.plugin}: malformed event ({type(exc).__name__})")
+    if settings.agency:
+        try:
+            connector = pm.agency_connector(settings.agency).create(dict(settings.agency_config))
+            since = now - dt.timedelta(days=settings.remittance_lookback_days)
+            for item in connector.read_remittances(since):
+                if _take_remittance(store, pm, settings.agency, item.placement_id, item.remittance, now):
+                    counts["remittances"] += 1
+                    counts["processed"] += 1
+                else:
+                    counts["duplicates"] += 1
+        except CareCollectError as exc:
+            failures.append(f"remittances via {settings.agency}: {type(exc).__name__}: {exc}")
+    return IntakeReport(
+        counts["processed"],
+        counts["duplicates"],
+        counts["opt_outs"],
+        counts["delivery"],
+        counts["remittances"],
+        tuple(failures),
+    )
+
+
+def _take_remittance(
+    store: Store, pm: Any, agency: str, placement_id: str, rem: Remittance, now: dt.datetime
+) -> bool:
+    """Record one remittance on the placement and post it to the ledger, once."""
+    with store.transaction():
+        if not store.mark_processed(f"agency:{agency}", rem.id, at=now):
+            return False
+        placement = store.get_placement(placement_id)
+        placement, _ = record_remittance(placement, rem)
+        store.put_placement(placement)
+        payment = Payment(
+            f"REM-{rem.id}",
+            placement.account_id,
+            rem.amount,
+            PaymentMethod.BANK_TRANSFER,
+            rem.collected_at,
+            source=PaymentSource.AGENCY,
+        )
+        book = store.ledger(placement.account_id)
+        new_book, event = post_payment(book, payment)
+        store.append_ledger(placement.account_id, new_book.entries[len(book.entries) :])
+        store.audit_append(
+            "remittance", placement.account_id, {"remittance": rem.id, "amount": str(rem.amount)}, at=now
+        )
+    if event is not None:
+        pm.on_payment_received(payment, event)
+    return True
+
+
+# -- execution ---------------------------------------------------------------------------------
+
+
+def _message_context(
+    snap: AccountSnapshot,
+    creditor: Creditor,
+    step: OutreachStep,
+    settings: RunSettings,
+    now: dt.datetime,
+    signer: PayLinkSigner | None,
+) -> MessageContext:
+    inv = next(i for i in snap.invoices if i.id == step.invoice_id)
+    balance = (
+        snap.ledger.invoice_balance(inv.id)
+        if inv.id in snap.ledger.invoice_ids()
+        else inv.patient_responsibility
+    )
+    jurisdiction = (
+        snap.account.jurisdiction
+        if snap.account.jurisdiction in _MESSAGE_JURISDICTIONS
+        else (creditor.country.lower() if creditor.country.lower() in _MESSAGE_JURISDICTIONS else "us")
+    )
+    link = None
+    if signer is not None:
+        link = signer.issue(
+            inv.id, balance, expires_at=now + dt.timedelta(days=settings.pay_link_days), nonce=new_nonce()
+        ).url
+    statement = build_statement(inv) if step.purpose is OutreachPurpose.STATEMENT else None
+    today = _today(now, snap.patient.time_zones[0])
+    deadline = step.deadline
+    if deadline is None and step.purpose in _NEEDS_DEADLINE:
+        # a notice always states a pay-by date; fall back to the pack's minimum notice period
+        deadline = today + dt.timedelta(days=_DEFAULT_NOTICE_DAYS)
+    notice = None
+    if step.purpose in _NEEDS_NOTICE:
+        paid = inv.total - inv.insurer_paid - inv.contractual_adjustment - balance
+        notice = NoticeInfo(
+            principal=balance,
+            original_creditor=creditor.name,
+            invoice_date=inv.issue_date,
+            itemization=Itemization(
+                inv.issue_date,
+                inv.patient_responsibility,
+                Money.zero(balance.currency),
+                Money.zero(balance.currency),
+                paid if paid.is_positive() else Money.zero(balance.currency),
+            ),
+        )
+    return MessageContext(
+        reference=inv.id,
+        creditor_name=creditor.name,
+        sender_name=creditor.business_name_for_voicemail or creditor.name,
+        jurisdiction=jurisdiction,
+        today=today,
+        phone=settings.phone,
+        email=settings.email,
+        amount_due=balance,
+        due_date=inv.due_date,
+        deadline=deadline,
+        notice=notice,
+        pay_link=link,
+        opt_out_url=settings.opt_out_url,
+        portal_url=settings.portal_url,
+        recipient_name=snap.patient.name or None,
+        statement=statement,
+    )
+
+
+def _recipient(snap: AccountSnapshot, channel: Channel, at: dt.datetime) -> str | None:
+    for point in snap.patient.points(channel):
+        if point.opted_out_at is None or point.opted_out_at > at:
+            return point.address
+    return None
+
+
+def execute_run(
+    store: Store,
+    now: dt.datetime,
+    pm: Any,
+    settings: RunSettings | None = None,
+    *,
+    owner: str = "carecollect",
+    events: Iterable[InboundEvent] = (),
+    renderer: Renderer | None = None,
+    progress: Callable[[int], None] | None = None,
+    stale_after: dt.timedelta = dt.timedelta(hours=2),
+) -> RunReport:
+    """Run the daily cycle for real: intake, plan, then send each message exactly once.
+
+    :param store: the store.
+    :param now: the run's instant (aware; pass ``--as-of`` from the CLI).
+    :param pm: a plugin manager (:func:`carecollect.plugin_manager.make_plugin_manager`).
+    :param settings: run settings.
+    :param owner: who holds the run lock.
+    :param events: inbound events to take in first.
+    :param renderer: the message renderer (default: built-in templates).
+    :param progress: called with the number of accounts done, for progress bars.
+    :param stale_after: a lock whose heartbeat is older than this may be taken over.
+    :raises RunLocked: another run holds the lock.
+    """
+    require_aware(now, "run", "now")
+    settings = settings or RunSettings()
+    renderer = renderer or Renderer()
+    pid = os.getpid()
+    store.acquire_run_lock(owner, pid, now=now, stale_after=stale_after)
+    try:
+        intake_report = intake(store, pm, settings, events, now)
+        return _execute(store, now, pm, settings, renderer, intake_report, progress, owner, pid)
+    finally:
+        store.release_run_lock(owner, pid)
+
+
+def _execute(
+    store: Store,
+    now: dt.datetime,
+    pm: Any,
+    settings: RunSettings,
+    renderer: Renderer,
+    intake_report: IntakeReport,
+    progress: Callable[[int], None] | None,
+    owner: str,
+    pid: int,
+) -> RunReport:
+    signer = PayLinkSigner(settings.pay_link_key, settings.pay_link_base) if settings.pay_link_key else None
+    channels: dict[str, Any] = {}
+    creditors = _Creditors(store)
+    counts = {"sent": 0, "skipped": 0, "suppressed": 0, "failed": 0, "deferred": 0, "placed": 0, "missed": 0}
+    all_messages: list[PlannedMessage] = []
+    all_decisions: list[Decision] = []
+    all_missed: list[tuple[str, int]] = []
+    all_placements: list[PlannedPlacement] = []
+    accounts = invoices = 0
+    for snap, plan in _iter_plans(store, now, settings):
+        accounts += 1
+        invoices += len(snap.invoices)
+        all_messages.extend(plan.messages)
+        all_decisions.extend(plan.decisions)
+        all_missed.extend(plan.missed)
+        creditor = creditors(snap.account.creditor_id)
+        with store.transaction():
+            for d in plan.decisions:
+                store.audit_append(f"decision.{d.kind.value}", snap.account.id, d.to_record(), at=now)
+            for plan_id, number in plan.missed:
+                p = store.get_plan(plan_id)
+                inst = next(i for i in p.instalments if i.number == number)
+                if p.status is PlanStatus.ACTIVE and inst.status is InstalmentStatus.DUE:
+                    p, _ = mark_instalment_missed(p, number, at=now)
+                    store.put_plan(p)
+                    counts["missed"] += 1
+        for msg in plan.messages:
+            outcome = _send_one(store, pm, settings, renderer, signer, channels, creditor, msg, now)
+            counts[outcome] += 1
+        if plan.placement is not None:
+            all_placements.append(plan.placement)
+            counts["placed"] += _place(store, pm, settings, plan.placement, now)
+        store.heartbeat_run_lock(owner, pid, now=now)
+        if progress is not None:
+            progress(accounts)
+    run_plan = RunPlan(
+        now,
+        accounts,
+        invoices,
+        tuple(all_messages),
+        tuple(all_decisions),
+        tuple(all_missed),
+        tuple(all_placements),
+    )
+    return RunReport(
+        run_plan,
+        counts["sent"],
+        counts["skipped"],
+        counts["suppressed"],
+        counts["failed"],
+        counts["deferred"],
+        counts["placed"],
+        counts["missed"],
+        intake_report,
+    )
+
+
+def _send_one(
+    store: Store,
+    pm: Any,
+    settings: RunSettings,
+    renderer: Renderer,
+    signer: PayLinkSigner | None,
+    channels: dict[str, Any],
+    creditor: Creditor,
+    msg: PlannedMessage,
+    now: dt.datetime,
+) -> str:
+    """Outbox protocol for one message; returns the counter to bump."""
+    step = msg.step
+    plugin = settings.channel_plugins.get(msg.channel)
+    if plugin is None:
+        return "suppressed"
+    with store.transaction():
+        item = store.outbox_intend(
+            msg.key,
+            "message",
+            {"step": step.id, "channel": msg.channel.value, "purpose": step.purpose.value},
+            at=now,
+            account_id=step.account_id,
+        )
+    if item.status is OutboxStatus.DONE:
+        return "skipped"
+    if item.status is OutboxStatus.FAILED and item.next_retry_at is None:
+        return "failed"  # gave up after max_attempts: reported, never retried silently
+    if item.next_retry_at is not None and item.next_retry_at > now:
+        return "deferred"
+    # Re-read the account: an opt-out or dispute that arrived since planning wins.
+    fresh = store.account_snapshot(step.account_id)
+    pack = settings.pack(fresh.account.jurisdiction)
+    inv = next((i for i in fresh.invoices if i.id == step.invoice_id), None)
+    debt = Debt(
+        step.account_id,
+        step.invoice_id,
+        disputes=fresh.disputes,
+        insurer_waiting=bool(inv and inv.waiting_for_insurer),
+        plan_current=bool(inv and (_plan_status(fresh, inv.id) or PlanStatus.CANCELLED).current),
+    )
+    verdict = may_contact(
+        fresh.patient, debt, msg.channel, now, ContactHistory.of(fresh.attempts), pack, creditor, step.purpose
+    )
+    address = _recipient(fresh, msg.channel, now)
+    if not verdict.allowed or address is None or inv is None or inv.status is not InvoiceStatus.OPEN:
+        with store.transaction():
+            store.outbox_done(
+                msg.key,
+                at=now,
+                result={
+                    "suppressed": True,
+                    "reasons": [r.rule_id for r in verdict.reasons if r.outcome.value in ("deny", "defer")],
+                },
+            )
+            store.audit_append("message.suppressed", step.account_id, {"key": msg.key}, at=now)
+        return "suppressed"
+    try:
+        rendered = renderer.render(
+            step.purpose,
+            msg.channel,
+            fresh.patient.preferred_language,
+            _message_context(fresh, creditor, step, settings, now, signer),
+        )
+        channel = _channel_instance(pm, settings, plugin, channels)
+        outgoing = OutgoingMessage(
+            id=msg.key.replace(":", "_").replace("#", "-"),
+            channel=msg.channel,
+            recipient=address,
+            body=rendered.text,
+            subject=rendered.subject or "",
+            html=rendered.html,
+            language=rendered.language,
+            account_id=step.account_id,
+            opt_out_url=settings.opt_out_url,
+        )
+        receipt = channel.send(outgoing)
+    except CareCollectError as exc:
+        return _failed(store, settings, msg, now, f"{type(exc).__name__}: {exc}")
+    except OSError as exc:
+        return _failed(store, settings, msg, now, f"transport: {type(exc).__name__}")
+    if receipt.status is not ReceiptStatus.ACCEPTED:
+        return _failed(store, settings, msg, now, f"channel said {receipt.status.value}")
+    sent_step = attrs.evolve(step, status=OutreachStatus.SENT, sent_at=now)
+    with store.transaction():
+        store.put_step(sent_step)
+        store.add_attempt(
+            ContactAttempt(
+                f"{msg.key}@{now.isoformat()}",
+                step.id,
+                step.account_id,
+                step.invoice_id,
+                msg.channel,
+                now,
+                AttemptOutcome.DELIVERED,
+                receipt.provider_message_id,
+            )
+        )
+        store.outbox_done(msg.key, at=now, result={"provider_message_id": receipt.provider_message_id})
+        store.audit_append(
+            "message.sent", step.account_id, {"key": msg.key, "language": rendered.language}, at=now
+        )
+    pm.on_outreach_sent(sent_step, _sent_event(sent_step, msg.channel, now))
+    return "sent"
+
+
+def _sent_event(step: OutreachStep, channel: Channel, now: dt.datetime) -> Any:
+    from .events import Event, EventType
+
+    return Event(EventType.OUTREACH_SENT, step.id, now, {"channel": channel.value})
+
+
+def _failed(store: Store, settings: RunSettings, msg: PlannedMessage, now: dt.datetime, why: str) -> str:
+    with store.transaction():
+        item = store.outbox_get(msg.key)
+        retry = next_retry_at(item.attempts + 1, now) if item.attempts + 1 < settings.max_attempts else None
+        store.outbox_failed(msg.key, at=now, error=why[:300], retry_at=retry)
+        store.audit_append(
+            "message.failed", msg.step.account_id, {"key": msg.key, "error": why[:300]}, at=now
+        )
+    return "failed"
+
+
+def _place(
+    store: Store, pm: Any, settings: RunSettings, placement: PlannedPlacement, now: dt.datetime
+) -> int:
+    key = f"place:{placement.account_id}"
+    with store.transaction():
+        item = store.outbox_intend(
+            key, "placement", {"amount": str(placement.amount)}, at=now, account_id=placement.account_id
+        )
+    if item.status is OutboxStatus.DONE:
+        return 0
+    assert settings.agency is not None
+    desc = pm.agency_connector(settings.agency)
+    connector = desc.create(dict(settings.agency_config))
+    record = AgencyPlacement(
+        f"PLC-{placement.account_id}",
+        placement.account_id,
+        settings.agency,
+        placement.amount,
+        invoice_ids=placement.invoice_ids,
+    )
+    try:
+        receipt = connector.place(_placement_request(store, record))
+    except CareCollectError as exc:
+        _failed_placement(store, key, now, f"{type(exc).__name__}")
+        return 0
+    if not receipt.accepted:
+        _failed_placement(store, key, now, "agency refused the placement")
+        return 0
+    record, event = place_account(record, at=now)
+    with store.transaction():
+        store.put_placement(record)
+        store.outbox_done(key, at=now, result={"placement": record.id})
+        store.audit_append(
+            "placement",
+            placement.account_id,
+            {"agency": settings.agency, "amount": str(placement.amount)},
+            at=now,
+        )
+    pm.on_account_placed(record, event)
+    return 1
+
+
+def _failed_placement(store: Store, key: str, now: dt.datetime, why: str) -> None:
+    with store.transaction():
+        item = store.outbox_get(key)
+        store.outbox_failed(key, at=now, error=why, retry_at=next_retry_at(item.attempts + 1, now))
+
+
+def _placement_request(store: Store, record: AgencyPlacement) -> PlacementRequest:
+    """Only what the agency needs: the debtor's contact data and the open invoices, no clinical detail."""
+    snap = store.account_snapshot(record.account_id)
+    patient = snap.patient
+    letter = patient.points(Channel.LETTER)
+    email = patient.points(Channel.EMAIL)
+    phone = patient.points(Channel.PHONE) or patient.points(Channel.SMS)
+    debtor = Debtor(
+        id=snap.account.payer_id,
+        name=patient.name or snap.account.payer_id,
+        postal_address=tuple(letter[0].address.split("\n")) if letter else (),
+        country=(patient.country or "US").upper(),
+        language=patient.preferred_language,
+        email=email[0].address if email else None,
+        phone=phone[0].address if phone else None,
+    )
+    invoices = tuple(
+        PlacedInvoice.from_invoice(i, open_balance=snap.ledger.invoice_balance(i.id))
+        for i in snap.invoices
+        if i.id in record.invoice_ids
+    )
+    return PlacementRequest(
+        record.id,
+        record.account_id,
+        snap.account.creditor_id,
+        debtor,
+        invoices,
+        jurisdiction=snap.account.jurisdiction,
+    )
+
+
+def explain_account(store: Store, account_id: str) -> list[dict[str, Any]]:
+    """Every decision recorded for ``account_id``, oldest first, from the audit log.
+
+    Each item has the run time, the decision kind, the invoice, purpose and
+    channel, and the reasons (rule id, source, outcome, message).
+    """
+    out = []
+    for rec in store.audit_records(subject_id=account_id):
+        out.append({"at": rec.at.isoformat(), "kind": rec.kind, **dict(rec.data)})
+    return out
+
+
+def new_pay_link_key() -> bytes:
+    """A fresh 32-byte key for pay links (store it as a secret)."""
+    return secrets.token_bytes(32)
