@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from ..invoices import ClaimStatus, Insurance, Invoice, InvoiceLine
+from ..invoices import ClaimStatus, Estimate, Insurance, Invoice, InvoiceLine
 from ..money import Money
 from ..outreach import OutreachPurpose as P
 from .context import (
@@ -31,7 +31,7 @@ from .context import (
     PlanOption,
 )
 from .paylinks import PayLinkSigner
-from .statement import ShareKind, ShareReason, build_statement
+from .statement import ShareKind, ShareReason, build_statement, statement_from_estimate
 
 #: purpose -> jurisdiction whose notice it is (others render in every jurisdiction's context)
 JURISDICTION_OF = {
@@ -52,11 +52,17 @@ CREDITOR = {
 }
 SIGNER = PayLinkSigner(b"test-key-0123456789abcdef0123456789", "https://pay.example.org/p")
 EXPIRY = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
+ADDRESS = {
+    "us": ("1200 River Road", "Springfield, IL 62701"),
+    "no": ("Fjordveien 12", "0150 Oslo"),
+    "de": ("Lindenstraße 5", "10969 Berlin"),
+    "bg": ("бул. Витоша 100", "1000 София"),
+}
 #: descriptions are clinical: they may appear only in letters, e-mail bodies and the portal
 DESCRIPTIONS = ("Cardiology consultation", "Blood test (full blood count)")
 
 
-__all__ = ["CREDITOR", "CURRENCY", "DESCRIPTIONS", "JURISDICTION_OF", "context"]
+__all__ = ["ADDRESS", "CREDITOR", "CURRENCY", "DESCRIPTIONS", "JURISDICTION_OF", "context"]
 
 
 def context(purpose: P, jurisdiction: str) -> MessageContext:
@@ -109,6 +115,17 @@ def context(purpose: P, jurisdiction: str) -> MessageContext:
         },
     )
     amount = st.balance
+    if purpose is P.ESTIMATE:
+        est = Estimate(
+            "EST-2026-0042",
+            "PAT-1",
+            cur,
+            invoice.lines,  # type: ignore[arg-type]  # converter=tuple reads as Iterable[_T_co] to mypy
+            given_on=today,
+            scheduled_for=dt.date(2026, 4, 2),
+        )
+        st = statement_from_estimate(est)
+        amount = st.charges
     notice = None
     if purpose is P.VALIDATION_NOTICE:
         notice = NoticeInfo(
@@ -145,7 +162,7 @@ def context(purpose: P, jurisdiction: str) -> MessageContext:
         opt_out_url="https://example.org/prefs/u/7f3a",
         portal_url="https://portal.example.org",
         assistance_url="https://example.org/help",
-        address=("Main Street 1", "0150 Oslo"),
+        address=ADDRESS[jurisdiction],
         recipient_name="Kari Nordmann",
         statement=st,
         notice=notice,
