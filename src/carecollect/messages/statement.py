@@ -175,7 +175,12 @@ def build_statement(
     if sum(weights) == 0:
         weights = [1] * len(charges)
     paid = invoice.insurer_paid.allocate(weights)
-    adj = invoice.contractual_adjustment.allocate(weights)
+    # the adjustment is spread over what the insurer left, so no line goes below zero
+    left = [c.minor_units - p.minor_units for c, p in zip(charges, paid, strict=True)]
+    if invoice.contractual_adjustment.is_zero() or sum(left) == 0:
+        adj = [Money.zero(invoice.currency)] * len(charges)
+    else:
+        adj = invoice.contractual_adjustment.allocate(left)
     reasons = dict(reasons or {})
     for idx in reasons:
         if not 0 <= idx < len(charges):
