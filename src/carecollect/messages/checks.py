@@ -387,6 +387,9 @@ def check_rendering(
         restricted.append(("voicemail", voicemail))
     if channel is Channel.EMAIL and subject is not None:
         restricted.append(("e-mail subject", subject))
+    if channel is Channel.PORTAL and subject is not None:
+        # the headline is what a portal push notification shows
+        restricted.append(("portal notification", subject))
     for where, part in restricted:
         hits = find_words(part, clinical)
         if hits:
