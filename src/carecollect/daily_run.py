@@ -54,6 +54,7 @@ from .policy.explain import Reason
 from .policy.governor import ContactHistory, Debt, may_contact
 from .policy.packs import PolicyPack, get_pack
 from .relief.gates import may_place
+from .relief.pauses import relief_flags
 from .relief.snapshot import AccountSnapshot as GateSnapshot
 from .relief.snapshot import SentNotice
 from .store.base import AccountSnapshot, OutboxStatus, Store, next_retry_at
@@ -317,6 +318,7 @@ def plan_account(
     decisions: list[Decision] = []
     missed: list[tuple[str, int]] = []
     open_ids: list[str] = []
+    relief_view: GateSnapshot | None = None
 
     # missed plan instalments: after the pack's grace period
     grace = int(pack.get("plan.grace_days", 10, on=today))
@@ -365,6 +367,9 @@ def plan_account(
             )
             continue
         open_ids.append(inv.id)
+        if relief_view is None:
+            relief_view = _gate_snapshot(snap, snap.ledger.balance, tuple(i.id for i in snap.invoices), tz)
+        flags = relief_flags(relief_view, invoice_id=inv.id, now=now, pack=pack)
         ctx = InvoiceContext(
             invoice=inv,
             patient=patient,
@@ -372,9 +377,9 @@ def plan_account(
             pack=pack,
             balance=balance,
             disputes=snap.disputes,
-            plan_status=_plan_status(snap, inv.id),
             sent_steps=_sent_steps(snap, inv.id),
             placed_on=_placed_on(snap, tz) if creditor.role.is_collector else None,
+            **flags.as_context_kwargs(),
         )
         cad = due_steps(ctx, now)
         if not cad.due:
@@ -388,8 +393,9 @@ def plan_account(
             snap.account.id,
             inv.id,
             disputes=snap.disputes,
-            insurer_waiting=inv.waiting_for_insurer,
-            plan_current=bool(ctx.plan_status and ctx.plan_status.current),
+            insurer_waiting=flags.insurer_waiting,
+            plan_current=bool(flags.plan_status and flags.plan_status.current),
+            assistance_pending=flags.assistance_pending,
         )
         for planned in cad.due:
             step = planned.to_outreach_step(now)
@@ -866,28 +872,39 @@ def _send_one(
     fresh = store.account_snapshot(step.account_id)
     pack = settings.pack(fresh.account.jurisdiction)
     inv = next((i for i in fresh.invoices if i.id == step.invoice_id), None)
+    tz = fresh.patient.time_zones[0]
+    view = _gate_snapshot(fresh, fresh.ledger.balance, tuple(i.id for i in fresh.invoices), tz)
+    flags = relief_flags(view, invoice_id=step.invoice_id or "", now=now, pack=pack)
     debt = Debt(
         step.account_id,
         step.invoice_id,
         disputes=fresh.disputes,
-        insurer_waiting=bool(inv and inv.waiting_for_insurer),
-        plan_current=bool(inv and (_plan_status(fresh, inv.id) or PlanStatus.CANCELLED).current),
+        insurer_waiting=flags.insurer_waiting,
+        plan_current=bool(flags.plan_status and flags.plan_status.current),
+        assistance_pending=flags.assistance_pending,
     )
     verdict = may_contact(
         fresh.patient, debt, msg.channel, now, ContactHistory.of(fresh.attempts), pack, creditor, step.purpose
     )
     address = _recipient(fresh, msg.channel, now)
     if not verdict.allowed or address is None or inv is None or inv.status is not InvoiceStatus.OPEN:
+        # Nothing was sent: the item stays open and a later run re-plans it (or never does, when the
+        # patient's wish or the debt's state now forbids it for good).
+        blocking = [r.rule_id for r in verdict.reasons if r.outcome.value in ("deny", "defer")]
+        if address is None:
+            blocking.append("contact_point.missing")
+        if inv is None or inv.status is not InvoiceStatus.OPEN:
+            blocking.append("invoice.not_open")
         with store.transaction():
-            store.outbox_done(
+            store.outbox_failed(
                 msg.key,
                 at=now,
-                result={
-                    "suppressed": True,
-                    "reasons": [r.rule_id for r in verdict.reasons if r.outcome.value in ("deny", "defer")],
-                },
+                error="suppressed: " + ",".join(blocking)[:250],
+                retry_at=verdict.earliest_allowed or now + dt.timedelta(days=1),
             )
-            store.audit_append("message.suppressed", step.account_id, {"key": msg.key}, at=now)
+            store.audit_append(
+                "message.suppressed", step.account_id, {"key": msg.key, "rules": blocking}, at=now
+            )
         return "suppressed"
     try:
         rendered = renderer.render(
