@@ -24,6 +24,7 @@ from .errors import (
     ValidationError,
 )
 from .events import Event, EventType
+from .hookspecs import hookimpl
 from .invoices import BillKind, ClaimStatus, Estimate, Insurance, Invoice, InvoiceLine, InvoiceStatus
 from .ledger import EntryKind, Ledger, LedgerEntry
 from .money import Money
@@ -32,6 +33,7 @@ from .patients import Account, ConfidentialWish, ContactPoint, Patient
 from .payments import Adjustment, AdjustmentKind, Payment, PaymentMethod, PaymentSource, Refund
 from .placements import AgencyPlacement, PlacementStatus, Remittance
 from .plans import Instalment, InstalmentStatus, PaymentPlan, PlanStatus
+from .plugin_manager import make_plugin_manager
 
 __version__ = "0.1.0"
 
@@ -93,4 +95,6 @@ __all__ = [
     "ScheduleMismatch",
     "ValidationError",
     "__version__",
+    "hookimpl",
+    "make_plugin_manager",
 ]
