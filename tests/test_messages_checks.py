@@ -98,3 +98,9 @@ def test_voicemail_is_limited_content() -> None:
     ctx = context(P.REMINDER, "us")
     with pytest.raises(MessageCheckFailed, match="limited_content_voicemail"):
         _check(channel=Channel.PHONE, text="script", voicemail=f"About invoice {ctx.reference}, call us.")
+
+
+def test_minimum_necessary_cites_the_packs_content_rule() -> None:
+    """The refusal names the rule of the pack's content rules (policy.content), the data behind the check."""
+    with pytest.raises(MessageCheckFailed, match=r"in sms \(content\.forbidden\.sms\)"):
+        _check(text="Riverside Psychiatry: invoice open. Reply STOP")

@@ -32,8 +32,10 @@ import re
 from collections.abc import Iterable, Sequence
 
 from ..channels import Channel
-from ..errors import CareCollectError
+from ..errors import CareCollectError, ConfigurationError
 from ..outreach import OutreachPurpose
+from ..policy.content import Sensitive, Surface, check_content
+from ..policy.packs import PolicyPack, get_pack
 from .context import MessageContext, SmsEncoding
 
 __all__ = [
@@ -339,6 +341,22 @@ def find_words(text: str, words: Iterable[str]) -> list[str]:
     return found
 
 
+_SURFACES = {
+    "sms": Surface.SMS,
+    "phone script": Surface.VOICEMAIL,
+    "voicemail": Surface.VOICEMAIL,
+    "e-mail subject": Surface.EMAIL_SUBJECT,
+    "portal notification": Surface.PORTAL_NOTIFICATION,
+}
+
+
+def _content_pack(jurisdiction: str) -> PolicyPack:
+    try:
+        return get_pack(jurisdiction)
+    except ConfigurationError:
+        return get_pack("default")
+
+
 def check_rendering(
     *,
     template: str,
@@ -391,14 +409,21 @@ def check_rendering(
         # the headline is what a portal push notification shows
         restricted.append(("portal notification", subject))
     for where, part in restricted:
+        found: set[Sensitive] = set()
         hits = find_words(part, clinical)
         if hits:
-            raise MessageCheckFailed(template, "minimum_necessary", f"clinical word {hits[0]!r} in {where}")
-        for d in descriptions:
-            if d and d.casefold() in part.casefold():
-                raise MessageCheckFailed(
-                    template, "minimum_necessary", f"a statement-line description in {where}"
-                )
+            found.add(Sensitive.CLINICAL)
+        if any(d and d.casefold() in part.casefold() for d in descriptions):
+            found.add(Sensitive.PROCEDURE)
+        if not found:
+            continue
+        # the pack's content rules are the data this check enforces (rule id and source in the error)
+        verdict = check_content(
+            _content_pack(context.jurisdiction), _SURFACES[where], on=context.today, sensitive=found
+        )
+        rule = verdict.denials[0].rule_id if not verdict.allowed else "minimum_necessary"
+        what = f"clinical word {hits[0]!r}" if hits else "a statement-line description"
+        raise MessageCheckFailed(template, "minimum_necessary", f"{what} in {where} ({rule})")
     if restricted:
         passed.append("minimum_necessary")
 
