@@ -493,22 +493,42 @@ def plan_run(store: Store, now: dt.datetime, settings: RunSettings | None = None
     """
     require_aware(now, "run", "now")
     settings = settings or RunSettings()
-    messages: list[PlannedMessage] = []
-    decisions: list[Decision] = []
-    missed: list[tuple[str, int]] = []
-    placements: list[PlannedPlacement] = []
-    accounts = invoices = 0
+    collected = _Collected()
     for snap, plan in _iter_plans(store, now, settings):
-        accounts += 1
-        invoices += len(snap.invoices)
-        messages.extend(plan.messages)
-        decisions.extend(plan.decisions)
-        missed.extend(plan.missed)
-        if plan.placement:
-            placements.append(plan.placement)
-    return RunPlan(
-        now, accounts, invoices, tuple(messages), tuple(decisions), tuple(missed), tuple(placements)
-    )
+        collected.add(snap, plan)
+    return collected.plan(now)
+
+
+class _Collected:
+    """Accumulates the account plans of a run into a :class:`RunPlan`."""
+
+    def __init__(self) -> None:
+        self.accounts = 0
+        self.invoices = 0
+        self.messages: list[PlannedMessage] = []
+        self.decisions: list[Decision] = []
+        self.missed: list[tuple[str, int]] = []
+        self.placements: list[PlannedPlacement] = []
+
+    def add(self, snap: AccountSnapshot, plan: AccountPlan) -> None:
+        self.accounts += 1
+        self.invoices += len(snap.invoices)
+        self.messages.extend(plan.messages)
+        self.decisions.extend(plan.decisions)
+        self.missed.extend(plan.missed)
+        if plan.placement is not None:
+            self.placements.append(plan.placement)
+
+    def plan(self, now: dt.datetime) -> RunPlan:
+        return RunPlan(
+            now,
+            self.accounts,
+            self.invoices,
+            tuple(self.messages),
+            tuple(self.decisions),
+            tuple(self.missed),
+            tuple(self.placements),
+        )
 
 
 # -- intake ------------------------------------------------------------------------------------
@@ -785,17 +805,9 @@ def _execute(
     channels: dict[str, Any] = {}
     creditors = _Creditors(store)
     counts = {"sent": 0, "skipped": 0, "suppressed": 0, "failed": 0, "deferred": 0, "placed": 0, "missed": 0}
-    all_messages: list[PlannedMessage] = []
-    all_decisions: list[Decision] = []
-    all_missed: list[tuple[str, int]] = []
-    all_placements: list[PlannedPlacement] = []
-    accounts = invoices = 0
+    collected = _Collected()
     for snap, plan in _iter_plans(store, now, settings):
-        accounts += 1
-        invoices += len(snap.invoices)
-        all_messages.extend(plan.messages)
-        all_decisions.extend(plan.decisions)
-        all_missed.extend(plan.missed)
+        collected.add(snap, plan)
         creditor = creditors(snap.account.creditor_id)
         with store.transaction():
             for d in plan.decisions:
@@ -811,22 +823,12 @@ def _execute(
             outcome = _send_one(store, pm, settings, renderer, signer, channels, creditor, msg, now)
             counts[outcome] += 1
         if plan.placement is not None:
-            all_placements.append(plan.placement)
             counts["placed"] += _place(store, pm, settings, plan.placement, now)
         store.heartbeat_run_lock(owner, pid, now=now)
         if progress is not None:
-            progress(accounts)
-    run_plan = RunPlan(
-        now,
-        accounts,
-        invoices,
-        tuple(all_messages),
-        tuple(all_decisions),
-        tuple(all_missed),
-        tuple(all_placements),
-    )
+            progress(collected.accounts)
     return RunReport(
-        run_plan,
+        collected.plan(now),
         counts["sent"],
         counts["skipped"],
         counts["suppressed"],
