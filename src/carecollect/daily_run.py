@@ -27,6 +27,7 @@ import datetime as dt
 import enum
 import os
 import secrets
+import socket
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -775,19 +776,46 @@ def execute_run(
     :param events: inbound events to take in first.
     :param renderer: the message renderer (default: built-in templates).
     :param progress: called with the number of accounts done, for progress bars.
-    :param stale_after: a lock whose heartbeat is older than this may be taken over.
+    :param stale_after: a lock whose heartbeat is older than this may be taken over; a lock
+        held by the same owner on this host whose process is gone (killed) is taken over at once.
     :raises RunLocked: another run holds the lock.
     """
     require_aware(now, "run", "now")
     settings = settings or RunSettings()
     renderer = renderer or Renderer()
     pid = os.getpid()
+    owner = f"{owner}@{socket.gethostname()}"
+    _release_if_holder_died(store, owner, pid, now)
     store.acquire_run_lock(owner, pid, now=now, stale_after=stale_after)
     try:
         intake_report = intake(store, pm, settings, events, now)
         return _execute(store, now, pm, settings, renderer, intake_report, progress, owner, pid)
     finally:
         store.release_run_lock(owner, pid)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def _release_if_holder_died(store: Store, owner: str, pid: int, now: dt.datetime) -> None:
+    """Free a lock left by a run on this host whose process is gone (killed, crashed).
+
+    The owner carries the host name (``<owner>@<host>``), so a pid is only ever checked on the host
+    it belongs to; a reused pid keeps the lock until it is stale (the safe side).
+    """
+    held = store.current_run_lock()
+    host = owner.rpartition("@")[2]
+    if held is None or held.owner.rpartition("@")[2] != host or held.pid == pid or _pid_alive(held.pid):
+        return
+    store.release_run_lock(held.owner, held.pid)
+    store.audit_append("run.lock_taken_over", "run", {"dead_pid": held.pid, "pid": pid}, at=now)
 
 
 def _execute(
@@ -819,9 +847,13 @@ def _execute(
                     p, _ = mark_instalment_missed(p, number, at=now)
                     store.put_plan(p)
                     counts["missed"] += 1
+        by_step: dict[str, tuple[OutreachStep, list[tuple[str, str]]]] = {}
         for msg in plan.messages:
             outcome = _send_one(store, pm, settings, renderer, signer, channels, creditor, msg, now)
-            counts[outcome] += 1
+            counts["failed" if outcome == "gave_up" else outcome] += 1
+            by_step.setdefault(msg.step.id, (msg.step, []))[1].append((msg.key, outcome))
+        for step, outcomes in by_step.values():
+            _close_step(store, step, outcomes)
         if plan.placement is not None:
             counts["placed"] += _place(store, pm, settings, plan.placement, now)
         store.heartbeat_run_lock(owner, pid, now=now)
@@ -867,7 +899,7 @@ def _send_one(
     if item.status is OutboxStatus.DONE:
         return "skipped"
     if item.status is OutboxStatus.FAILED and item.next_retry_at is None:
-        return "failed"  # gave up after max_attempts: reported, never retried silently
+        return "gave_up"  # gave up after max_attempts: reported (as failed), never retried silently
     if item.next_retry_at is not None and item.next_retry_at > now:
         return "deferred"
     # Re-read the account: an opt-out or dispute that arrived since planning wins.
@@ -936,7 +968,9 @@ def _send_one(
         return _failed(store, settings, msg, now, f"channel said {receipt.status.value}")
     sent_step = attrs.evolve(step, status=OutreachStatus.SENT, sent_at=now)
     with store.transaction():
-        store.put_step(sent_step)
+        # the step is recorded sent by _close_step once all its channels are through; until then
+        # it stays planned, so a run killed between two channels of one step re-plans the rest
+        store.put_step(step)
         store.add_attempt(
             ContactAttempt(
                 f"{msg.key}@{now.isoformat()}",
@@ -955,6 +989,25 @@ def _send_one(
         )
     pm.on_outreach_sent(sent_step, _sent_event(sent_step, msg.channel, now))
     return "sent"
+
+
+def _close_step(store: Store, step: OutreachStep, outcomes: list[tuple[str, str]]) -> None:
+    """Record ``step`` sent once every channel planned for it is through.
+
+    A channel that failed or waits for its back-off keeps the step open, so the next
+    run plans it again (its done channels are skipped by their outbox keys). A
+    suppressed channel (an opt-out or a dispute won) or one given up does not: the
+    step counts as sent if any channel delivered it. ``sent_at`` is the first delivery.
+    """
+    if any(o in ("failed", "deferred") for _, o in outcomes):
+        return
+    done = [k for k, o in outcomes if o in ("sent", "skipped")]
+    if not done:
+        return
+    times = [store.outbox_get(k).updated_at for k in done]
+    sent_at = min(t for t in times if t is not None)
+    with store.transaction():
+        store.put_step(attrs.evolve(step, status=OutreachStatus.SENT, sent_at=sent_at))
 
 
 def _sent_event(step: OutreachStep, channel: Channel, now: dt.datetime) -> Any:
