@@ -1,0 +1,75 @@
+"""The benchmark's planning paths at a tiny size: the fast path, the floor and the rich layer decide alike.
+
+No timing is asserted here; ``nox -s bench`` prints the figures.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from carecollect.bench.__main__ import AS_OF, main, memory_rows
+from carecollect.bench.planning import RunTables, decode, plan_fast, plan_floor, plan_rich
+from carecollect.bench.rows import R_ID, Contexts, iter_store_rows
+from carecollect.portfolio import load_portfolio
+from carecollect.store import SQLiteStore
+
+SIZE = 2000
+# 15:30 UTC: European and US-east daytime, 07:30 in Los Angeles (quiet hours hold there);
+# 03:00 UTC: night in Europe, evening in the US (some zones allowed, some not).
+INSTANTS = (dt.datetime(2026, 3, 2, 15, 30, tzinfo=dt.UTC), dt.datetime(2026, 3, 3, 3, 0, tzinfo=dt.UTC))
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> SQLiteStore:
+    path = tmp_path_factory.mktemp("bench") / "portfolio.db"
+    s = SQLiteStore(path)
+    load_portfolio(s, SIZE, seed=1, as_of=AS_OF)
+    return s
+
+
+@pytest.fixture(scope="module")
+def memory() -> tuple[list[tuple[object, ...]], Contexts]:
+    return memory_rows(SIZE, 1)
+
+
+@pytest.mark.parametrize("now", INSTANTS)
+def test_fast_path_equals_floor_and_rich(
+    now: dt.datetime, store: SQLiteStore, memory: tuple[list[tuple[object, ...]], Contexts]
+) -> None:
+    rows, contexts = memory
+    tables = RunTables(contexts, now)
+    fast = plan_fast(rows, tables)
+    assert fast == plan_floor(rows, tables)
+    by_id = {r[R_ID]: code for r, code in zip(rows, fast, strict=True)}
+    rich = dict(plan_rich(store.iter_account_snapshots(batch_size=200), store.get_creditor, now))
+    assert rich == by_id
+    # the sample exercises every kind of decision: sends, holds, nothing due, a next day
+    decoded = [decode(c) for c in fast]
+    assert any(send for _, _, send, _ in decoded)
+    assert any(planned & ~send for _, planned, send, _ in decoded)
+    assert any(idx < 0 for idx, _, _, _ in decoded)
+    assert any(idx < 0 and nxt > 0 for idx, _, _, nxt in decoded)
+
+
+def test_store_rows_equal_memory_rows(
+    store: SQLiteStore, memory: tuple[list[tuple[object, ...]], Contexts]
+) -> None:
+    rows, contexts = memory
+    streamed_contexts = Contexts()
+    streamed = [r for batch in iter_store_rows(store.path, streamed_contexts, batch_size=300) for r in batch]
+    assert len(streamed) == len(rows) == SIZE
+
+    def resolved(rs: list[tuple[object, ...]], cs: Contexts) -> dict[object, tuple[object, ...]]:
+        return {r[0]: (cs[r[1]], *r[2:]) for r in rs}  # type: ignore[index]
+
+    assert resolved(streamed, streamed_contexts) == resolved(rows, contexts)
+
+
+def test_quick_bench_prints_its_figures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--size", "3000", "--skip-store", "--skip-full", "--cache-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "same decisions: True" in out
+    assert "bare-Python floor" in out
