@@ -9,6 +9,7 @@ import attrs
 import pytest
 
 from carecollect.agencies import AgencyConnectorCapabilities, AgencyConnectorDescriptor
+from carecollect.builtin.agency_files import AGENCY_FILES
 from carecollect.builtin.manual import MANUAL
 from carecollect.builtin.outbox import OUTBOX
 from carecollect.channels import Channel
@@ -41,7 +42,7 @@ def test_builtins_are_plugins() -> None:
     pm = make_plugin_manager(load_entrypoints=False, environ={})
     assert pm.payment_providers() == {"manual": MANUAL}
     assert pm.message_channels() == {"outbox": OUTBOX}
-    assert pm.agency_connectors() == {}
+    assert pm.agency_connectors() == {"agency-files": AGENCY_FILES}
 
 
 def test_entry_point_plugin_is_found_and_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -166,7 +167,7 @@ def test_unknown_name_lists_installed() -> None:
     pm = make_plugin_manager(load_entrypoints=False, environ={})
     with pytest.raises(ConfigurationError, match="installed: outbox"):
         pm.message_channel("sms-gateway")
-    with pytest.raises(ConfigurationError, match="installed: none"):
+    with pytest.raises(ConfigurationError, match="installed: agency-files"):
         pm.agency_connector("credicare")
     assert pm.message_channel("outbox") is OUTBOX
 

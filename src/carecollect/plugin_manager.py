@@ -65,7 +65,11 @@ __all__ = [
 #: Environment variable with comma-separated plugin names to block.
 BLOCKED_ENV_VAR = "CARECOLLECT_BLOCKED_PLUGINS"
 #: Modules registered as plugins by default, under these names.
-BUILTIN_PLUGINS: tuple[str, ...] = ("carecollect.builtin.outbox", "carecollect.builtin.manual")
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "carecollect.builtin.outbox",
+    "carecollect.builtin.manual",
+    "carecollect.builtin.agency_files",
+)
 
 _log = logging.getLogger("carecollect.plugins")
 _D = TypeVar("_D")

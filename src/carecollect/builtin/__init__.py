@@ -3,5 +3,8 @@
 * :mod:`carecollect.builtin.outbox`: the ``outbox`` message channel, which writes
   each rendered message to a folder (what a developer uses on day one);
 * :mod:`carecollect.builtin.manual`: the ``manual`` payment provider for cash,
-  cheques and bank transfers recorded by staff.
+  cheques and bank transfers recorded by staff;
+* :mod:`carecollect.builtin.agency_files`: the ``agency-files`` agency connector,
+  which writes placements to a folder and reads the agency's answers from another
+  (a simulated agency for demos and development).
 """
