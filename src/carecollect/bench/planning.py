@@ -87,7 +87,9 @@ class RunTables:
     :param packs: packs by key (default: :func:`~carecollect.policy.packs.get_pack`).
     """
 
-    def __init__(self, contexts: Contexts, now: dt.datetime, packs: dict[str, PolicyPack] | None = None) -> None:
+    def __init__(
+        self, contexts: Contexts, now: dt.datetime, packs: dict[str, PolicyPack] | None = None
+    ) -> None:
         require_aware(now, "RunTables", "now")
         self.contexts = contexts
         self.now = now
@@ -196,7 +198,9 @@ def plan_fast(rows: Iterable[PlanRow], tables: RunTables) -> list[int]:
         if c >= n_views:
             views = tables.views()
             n_views = len(views)
-        (cp, today, fd, fp, fi, fa, cease_ok, cease_mask, sms_ok, step_codes, recheck, qmask, qok, caps) = views[c]
+        (cp, today, fd, fp, fi, fa, cease_ok, cease_mask, sms_ok, step_codes, recheck, qmask, qok, caps) = (
+            views[c]
+        )
         if (r[7] and fd) or (r[8] and fp) or (r[9] and fi) or (r[10] and fa):
             append(0)
             continue

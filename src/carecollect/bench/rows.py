@@ -61,9 +61,6 @@ from ..store.base import PortfolioRows
 __all__ = [
     "CHANNEL_CODES",
     "NEVER",
-    "Context",
-    "Contexts",
-    "PlanRow",
     "R_ASSIST",
     "R_BALANCE",
     "R_CEASE",
@@ -83,6 +80,9 @@ __all__ = [
     "R_POINTS",
     "R_RECENT",
     "R_SMS_CHECKED",
+    "Context",
+    "Contexts",
+    "PlanRow",
     "iter_store_rows",
     "rows_from_batch",
 ]
@@ -189,12 +189,12 @@ def _points(points: Sequence[tuple[str, str | None, str | None, str | None]]) ->
             chosen[code] = p
     out: list[int] = []
     for code in range(5):
-        p = chosen.get(code)
-        if p is None:
+        point = chosen.get(code)
+        if point is None:
             out += (NEVER, NEVER)
         else:
-            since = 0 if code == 0 else _epoch(p[1], NEVER)
-            out += (since, _epoch(p[2], NEVER))
+            since = 0 if code == 0 else _epoch(point[1], NEVER)
+            out += (since, _epoch(point[2], NEVER))
     sms = chosen.get(2)
     checked = -1
     if sms is not None:
@@ -269,9 +269,16 @@ def rows_from_batch(
         if facts is None:
             p = patients[pid]
             ctx = contexts.index(
-                acc[4], _zones(p[2], point_zones.get(pid, ())), roles.get(acc[2], "provider") in _COLLECTOR_ROLES
+                acc[4],
+                _zones(p[2], point_zones.get(pid, ())),
+                roles.get(acc[2], "provider") in _COLLECTOR_ROLES,
             )
-            facts = per_patient[pid] = (ctx, _epoch(p[8], -1), _conf(p[6], p[7]), _points(points.get(pid, ())))
+            facts = per_patient[pid] = (
+                ctx,
+                _epoch(p[8], -1),
+                _conf(p[6], p[7]),
+                _points(points.get(pid, ())),
+            )
         ctx, cease, conf, pts = facts
         out.append(
             (
