@@ -597,20 +597,20 @@ def intake(
             if ev.kind is InboundKind.REPLY:
                 reply = channel.parse_inbound(dict(ev.headers), ev.body, now=now)
                 with store.transaction():
-                    if not store.mark_processed(f"channel:{ev.plugin}", reply.id, at=now):
+                    if not store.mark_processed(f"channel:{ev.plugin}", reply.provider_message_id, at=now):
                         counts["duplicates"] += 1
                         continue
                     if reply.is_opt_out:
                         for patient_id, ch in store.patients_with_address(reply.sender):
                             patient = store.get_patient(patient_id)
-                            patient, event = opt_out(patient, ch, at=reply.received_at)
+                            patient, event = opt_out(patient, ch, at=reply.at)
                             store.put_patient(patient)
                             store.audit_append("opt_out", patient_id, {"channel": ch.value}, at=now)
                             pm.on_opt_out(patient_id, ch, event)
                             counts["opt_outs"] += 1
                 counts["processed"] += 1
             else:
-                report = channel.parse_delivery_report(dict(ev.headers), ev.body)
+                report = channel.parse_delivery_report(dict(ev.headers), ev.body, now=now)
                 with store.transaction():
                     if not store.mark_processed(
                         f"channel:{ev.plugin}",
