@@ -1,0 +1,456 @@
+"""The commands of ``carecollect`` (see :doc:`/reference/cli`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..errors import CareCollectError, ConfigurationError
+from ..reports import BUCKETS, CollectionReport, report_from_store
+from ..store.sqlite import SQLiteStore
+from .config import config_path, load_config, write_default_config
+from .contacts import read_records
+
+__all__ = ["RUN_HOUR_UTC", "main", "parse_as_of"]
+
+#: The hour (UTC) a bare ``--as-of DATE`` means: 16:00 UTC is daytime in the
+#: US (08:00-12:00), Norway, Germany and Bulgaria, so no quiet hours hold every message.
+RUN_HOUR_UTC = 16
+
+_DB_HELP = "The SQLite database (its settings file is the same name with .toml)."
+
+
+def parse_as_of(value: str | None, clock: Callable[[], dt.datetime] | None = None) -> dt.datetime:
+    """The run's instant from ``--as-of``.
+
+    An ISO date-time must carry its UTC offset; a bare ISO date means
+    :data:`RUN_HOUR_UTC`:00 UTC that day; nothing means the clock now.
+
+    :param value: the option's text.
+    :param clock: what "now" is (default: the system clock, in UTC).
+    :raises click.BadParameter: not a date, or a date-time without an offset.
+
+    >>> parse_as_of("2026-03-02").isoformat()
+    '2026-03-02T16:00:00+00:00'
+    >>> parse_as_of("2026-03-02T09:30+01:00").isoformat()
+    '2026-03-02T09:30:00+01:00'
+    """
+    if value is None:
+        return (clock or (lambda: dt.datetime.now(dt.UTC)))()
+    text = value.strip()
+    if len(text) == 10:
+        try:
+            day = dt.date.fromisoformat(text)
+        except ValueError:
+            raise click.BadParameter(f"{value!r} is not an ISO date (YYYY-MM-DD)") from None
+        return dt.datetime.combine(day, dt.time(RUN_HOUR_UTC), tzinfo=dt.UTC)
+    try:
+        at = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO date or date-time") from None
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise click.BadParameter(f"{value!r} has no UTC offset; write e.g. {text}+00:00")
+    return at
+
+
+class _Group(click.Group):
+    """Turns every :class:`~carecollect.errors.CareCollectError` into one line and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CareCollectError as exc:
+            raise click.ClickException(str(exc)) from None
+        except OSError as exc:
+            raise click.ClickException(f"{exc.strerror or type(exc).__name__}: {exc.filename or ''}") from None
+
+
+def _console() -> Console:
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=max(console.width, 140))
+    return console
+
+
+def _db_option(default: str = "carecollect.sqlite") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(
+        "--db",
+        "db",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=default,
+        show_default=True,
+        help=_DB_HELP,
+    )
+
+
+_AS_OF_HELP = (
+    "The run's instant: an ISO date-time with its offset (2026-03-02T09:00+01:00), "
+    f"or a date (meaning {RUN_HOUR_UTC}:00 UTC). Default: now."
+)
+
+
+@contextmanager
+def _open(db: Path) -> Iterator[SQLiteStore]:
+    if not db.exists():
+        raise ConfigurationError(f"no database at {db}; run `carecollect init --db {db}` first")
+    store = SQLiteStore(db)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="carecollect")
+def main() -> None:
+    """Patient-friendly billing and collections: run the daily cycle, explain it, report on it."""
+
+
+@main.command()
+@_db_option()
+def init(db: Path) -> None:
+    """Create the database (applying migrations) and its settings file.
+
+    Running it again on an existing database only applies new migrations and
+    keeps the settings file as it is.
+    """
+    console = _console()
+    existed = db.exists()
+    db.parent.mkdir(parents=True, exist_ok=True)
+    store = SQLiteStore(db)
+    try:
+        version = store.schema_version()
+    finally:
+        store.close()
+    had_config = config_path(db).exists()
+    cfg = write_default_config(db)
+    console.print(f"{'Opened' if existed else 'Created'} {db} (schema version {version})")
+    console.print(f"{'Kept' if had_config else 'Wrote'} settings {cfg}")
+
+
+@main.command("import")
+@_db_option()
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "json", "fhir"]),
+    default=None,
+    help="csv: a folder of CSV files; json: a JSON document; fhir: a FHIR R4 Bundle (JSON). "
+    "Default: from SOURCE (a folder is csv, *.json is json).",
+)
+def import_(db: Path, source: Path, fmt: str | None) -> None:
+    """Import SOURCE, all or nothing; every bad row is listed with where it is and its field."""
+    from ..importers import ImportFailed, import_csv, import_json
+
+    console = _console()
+    fmt = fmt or ("csv" if source.is_dir() else "json")
+    with _open(db) as store:
+        try:
+            if fmt == "csv":
+                summary = import_csv(store, source)
+            elif fmt == "json":
+                summary = import_json(store, source)
+            else:
+                from ..importers.fhir import import_fhir
+
+                summary = import_fhir(store, source)
+        except ImportFailed as exc:
+            err = Console(stderr=True, highlight=False, soft_wrap=True)
+            err.print(f"Import refused, nothing was stored: {len(exc.problems)} problem(s)")
+            for p in exc.problems:
+                err.print(f"  {p}", markup=False)
+            raise SystemExit(1) from None
+    table = Table(title=f"Imported from {source.name}")
+    table.add_column("records")
+    table.add_column("count", justify="right")
+    for name in ("creditors", "patients", "accounts", "invoices", "payments", "ledger_entries"):
+        table.add_row(name.replace("_", " "), str(getattr(summary, name)))
+    console.print(table)
+
+
+@main.command()
+@_db_option()
+@click.option("--dry-run", is_flag=True, help="Plan only: send nothing and write nothing.")
+@click.option("--as-of", "as_of", default=None, help=_AS_OF_HELP)
+def run(db: Path, dry_run: bool, as_of: str | None) -> None:
+    """Run the daily cycle: intake, plan, send each message once, mark missed instalments, place."""
+    from ..daily_run import execute_run, plan_run
+    from ..plugin_manager import make_plugin_manager
+
+    now = parse_as_of(as_of)
+    console = _console()
+    with _open(db) as store:
+        settings = load_config(db).settings
+        table = Table(title=f"{'Dry run' if dry_run else 'Run'} at {now.isoformat()}")
+        table.add_column("")
+        table.add_column("count", justify="right")
+        if dry_run:
+            plan = plan_run(store, now, settings)
+            counts = plan.counts()
+            rows = [
+                ("accounts", plan.accounts),
+                ("invoices", plan.invoices),
+                ("messages planned", len(plan.messages)),
+                ("messages held", counts.get("hold", 0)),
+                ("invoices with nothing due", counts.get("nothing_due", 0)),
+                ("instalments to mark missed", len(plan.missed)),
+                ("placements planned", len(plan.placements)),
+                ("agency gate held", counts.get("gate_held", 0)),
+            ]
+        else:
+            total = store.counts()["accounts"]
+            pm = make_plugin_manager()
+            with _progress(console) as bar:
+                task = bar.add_task("accounts", total=total)
+                report = execute_run(
+                    store,
+                    now,
+                    pm,
+                    settings,
+                    owner="carecollect run",
+                    progress=lambda done: bar.update(task, completed=done),
+                )
+            counts = report.plan.counts()
+            rows = [
+                ("accounts", report.plan.accounts),
+                ("messages planned", len(report.plan.messages)),
+                ("sent", report.sent),
+                ("already sent (skipped)", report.skipped_already_sent),
+                ("held", counts.get("hold", 0)),
+                ("suppressed", report.suppressed),
+                ("failed", report.failed),
+                ("deferred (retry later)", report.deferred_retry),
+                ("instalments marked missed", report.instalments_missed),
+                ("placed with agency", report.placed),
+            ]
+            if report.intake is not None:
+                rows.append(("inbound events taken in", report.intake.processed))
+                rows.append(("opt-outs", report.intake.opt_outs))
+        for label, value in rows:
+            table.add_row(label, str(value))
+        console.print(table)
+
+
+@main.command()
+@_db_option()
+@click.argument("account_id")
+def explain(db: Path, account_id: str) -> None:
+    """Why ACCOUNT_ID got, or did not get, each message (from the audit log)."""
+    from ..daily_run import explain_account
+
+    console = _console()
+    with _open(db) as store:
+        store.get_account(account_id)
+        items = explain_account(store, account_id)
+    if not items:
+        console.print(f"No decisions recorded for account {account_id} yet; run `carecollect run` first.")
+        return
+    table = Table(title=f"Account {account_id}: {len(items)} record(s)", show_lines=True)
+    for col in ("at", "kind", "invoice", "purpose", "channel", "reasons"):
+        table.add_column(col, overflow="fold")
+    for item in items:
+        reasons = "\n".join(
+            f"{r.get('outcome', '')} {r.get('rule_id', '')} ({r.get('source', '')}): {r.get('message', '')}"
+            for r in item.get("reasons", ())
+        )
+        extra = ", ".join(
+            f"{k}={v}"
+            for k, v in item.items()
+            if k not in {"at", "kind", "invoice_id", "purpose", "channel", "reasons", "account_id", "earliest"}
+        )
+        if item.get("earliest"):
+            reasons = f"earliest {item['earliest']}\n{reasons}".strip()
+        table.add_row(
+            item["at"],
+            item["kind"],
+            str(item.get("invoice_id") or ""),
+            str(item.get("purpose") or ""),
+            str(item.get("channel") or ""),
+            (reasons or extra),
+            end_section=False,
+        )
+    console.print(table, markup=False)
+
+
+def print_report(console: Console, report: CollectionReport) -> None:
+    """Print ``report`` as rich tables.
+
+    :param console: where to print.
+    :param report: the report.
+    """
+    aging = Table(title=f"Aging of open balances at {report.now.isoformat()} (days past due)")
+    aging.add_column("currency")
+    for name in BUCKETS:
+        aging.add_column(name, justify="right")
+    aging.add_column("total", justify="right")
+    aging.add_column("invoices", justify="right")
+    for line in report.aging:
+        aging.add_row(
+            line.currency,
+            *(str(a).removeprefix(f"{line.currency} ") for a in line.amounts),
+            str(line.total),
+            str(sum(line.invoices)),
+        )
+    console.print(aging)
+
+    money = Table(title=f"Collected since {report.start.date().isoformat()}")
+    money.add_column("currency")
+    money.add_column("amount", justify="right")
+    money.add_column("payments", justify="right")
+    for c in report.collected:
+        money.add_row(c.currency, str(c.amount), str(c.payments))
+    console.print(money)
+
+    msgs = Table(title=f"Messages sent since {report.start.date().isoformat()}: {report.messages.total}")
+    for col in ("step (purpose)", "n", "channel", "n ", "language", " n"):
+        msgs.add_column(col, justify="right" if col.strip() == "n" else "left")
+    groups = (report.messages.by_purpose, report.messages.by_channel, report.messages.by_language)
+    for i in range(max((len(g) for g in groups), default=0)):
+        cells: list[str] = []
+        for g in groups:
+            cells.extend((g[i].label, str(g[i].count)) if i < len(g) else ("", ""))
+        msgs.add_row(*cells)
+    console.print(msgs)
+
+    status = Table(title="Payment plans and disputes")
+    status.add_column("plans (offered = proposed)")
+    status.add_column("n", justify="right")
+    status.add_column("disputes")
+    status.add_column("n ", justify="right")
+    for i in range(max(len(report.plans), len(report.disputes))):
+        p = report.plans[i] if i < len(report.plans) else None
+        d = report.disputes[i] if i < len(report.disputes) else None
+        status.add_row(p.label if p else "", str(p.count) if p else "", d.label if d else "", str(d.count) if d else "")
+    console.print(status)
+
+    held = Table(title="Rules that held accounts back (distinct accounts)")
+    held.add_column("held")
+    held.add_column("rule")
+    held.add_column("accounts", justify="right")
+    for h in report.held:
+        held.add_row(h.kind, h.rule_id, str(h.accounts))
+    console.print(held)
+
+    if report.contact_centre is not None:
+        cc = report.contact_centre
+        centre = Table(title=f"Contact centre, {cc.day.isoformat()} ({cc.tz})")
+        for col in ("queue", "offered", "answered", "service level", "target", "ASA (s)", "abandoned", "backlog", "late"):
+            centre.add_column(col, justify="left" if col == "queue" else "right")
+        for q in cc.queues:
+            asa = "-" if q.average_speed_of_answer is None else f"{q.average_speed_of_answer.total_seconds():.0f}"
+            centre.add_row(
+                q.queue,
+                str(q.offered),
+                str(q.answered),
+                "-" if q.service_level is None else f"{q.service_level * 100:.1f} %",
+                f"{q.target_share * 100:.0f} %",
+                asa,
+                "-" if q.abandonment_rate is None else f"{q.abandoned} ({q.abandonment_rate * 100:.1f} %)",
+                str(q.waiting),
+                str(q.past_deadline),
+            )
+        console.print(centre)
+
+
+@main.command()
+@_db_option()
+@click.option("--as-of", "as_of", default=None, help=_AS_OF_HELP)
+@click.option("--days", default=30, show_default=True, type=click.IntRange(1), help="The period for money collected, messages and holds.")
+def report(db: Path, as_of: str | None, days: int) -> None:
+    """Aging, money collected, messages, plans, disputes, holds and the contact centre's day."""
+    now = parse_as_of(as_of)
+    console = _console()
+    with _open(db) as store:
+        config = load_config(db)
+        contacts = read_records(config.contacts) if config.contacts.exists() else None
+        result = report_from_store(
+            store, now, days=days, contacts=contacts, centre_country=config.centre_country, centre_tz=config.centre_tz
+        )
+    print_report(console, result)
+    if result.contact_centre is None:
+        console.print(f"(no contact-centre records at {config.contacts})")
+
+
+@main.command()
+@_db_option("carecollect-demo.sqlite")
+@click.option("--size", default=2000, show_default=True, type=click.IntRange(1), help="Invoices in the portfolio.")
+@click.option("--weeks", default=4, show_default=True, type=click.IntRange(1, 26), help="Simulated weeks.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Random seed (same seed, same figures).")
+@click.option("--fresh", is_flag=True, help="Replace an earlier demo at --db (its database, settings, outbox).")
+def demo(db: Path, size: int, weeks: int, seed: int, fresh: bool) -> None:
+    """From nothing: a synthetic portfolio taken through a few simulated weeks of daily runs."""
+    from ..demo import run_demo
+
+    console = _console()
+    started = dt.datetime.now(dt.UTC)
+    with _progress(console) as bar:
+        days_task = bar.add_task("simulated days", total=None)
+        accounts_task = bar.add_task("accounts in this run", total=None)
+
+        def on_day(index: int, total: int, day: dt.date) -> None:
+            bar.update(days_task, total=total, completed=index, description=f"day {day.isoformat()}")
+            bar.reset(accounts_task)
+
+        result = run_demo(
+            db,
+            size=size,
+            weeks=weeks,
+            seed=seed,
+            fresh=fresh,
+            on_day=on_day,
+            progress=lambda done: bar.update(accounts_task, completed=done),
+        )
+    elapsed = (dt.datetime.now(dt.UTC) - started).total_seconds()
+    f = result.portfolio
+    console.print(
+        f"[bold]carecollect demo[/bold]: {f.invoices} invoices of {f.patients} patients "
+        f"(US, Norway, Germany, Bulgaria), {f.plans} plans, {f.disputes} disputes at the start; "
+        f"{len(result.days)} daily runs over {weeks} week(s)."
+    )
+    runs = Table(title="Daily runs")
+    for col in ("day", "sent", "held", "suppressed", "failed", "deferred", "paid", "STOP", "disputes +/-", "contacts"):
+        runs.add_column(col, justify="left" if col == "day" else "right")
+    for d in result.days:
+        r = d.report
+        runs.add_row(
+            d.day.isoformat(),
+            str(r.sent),
+            str(r.plan.counts().get("hold", 0)),
+            str(r.suppressed),
+            str(r.failed),
+            str(r.deferred_retry),
+            str(d.payments),
+            str(d.stop_replies),
+            f"{d.disputes_opened}/{d.disputes_resolved}",
+            str(d.contacts),
+        )
+    console.print(runs)
+    print_report(console, result.report)
+    outbox_files = sum(1 for _ in result.outbox.iterdir()) if result.outbox.is_dir() else 0
+    console.print(
+        f"Done in {elapsed:.1f} s. Database {result.db}; {outbox_files} messages in {result.outbox}{os.sep}. "
+        f"Try: carecollect explain --db {result.db} {result.days[0].report.plan.messages[0].step.account_id}"
+        if result.days and result.days[0].report.plan.messages
+        else f"Done in {elapsed:.1f} s. Database {result.db}."
+    )

@@ -1,0 +1,224 @@
+"""The command line's settings file: one TOML file next to the database.
+
+``carecollect init --db clinic.sqlite`` writes ``clinic.toml`` beside it
+(:func:`config_path`). Relative paths in it (the outbox folder, the
+contact-centre records) are relative to the file's folder. The file holds no
+secret: a pay-link key, if you use pay links, comes from the environment
+variable ``CARECOLLECT_PAY_LINK_KEY`` (hex).
+
+>>> from pathlib import Path
+>>> config_path(Path("data/clinic.sqlite")).as_posix()
+'data/clinic.toml'
+>>> cfg = parse_config(default_config_text("clinic"), Path("data"))
+>>> cfg.settings.channel_config["outbox"]["folder"].endswith("clinic-outbox")
+True
+>>> cfg.settings.agency is None, cfg.centre_country
+(True, 'NO')
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ..channels import Channel
+from ..daily_run import RunSettings
+from ..errors import ConfigurationError
+
+__all__ = [
+    "CliConfig",
+    "config_path",
+    "contacts_path",
+    "default_config_text",
+    "load_config",
+    "parse_config",
+    "write_default_config",
+]
+
+
+def config_path(db: Path) -> Path:
+    """The settings file of the database ``db``: the same name with ``.toml``.
+
+    :param db: the database file.
+    """
+    return db.with_suffix(".toml")
+
+
+def default_config_text(stem: str) -> str:
+    """The settings file ``carecollect init`` writes, for a database named ``<stem>.sqlite``.
+
+    :param stem: the database file's name without its suffix.
+    """
+    return f"""\
+# carecollect settings for {stem}.sqlite, written by `carecollect init`.
+# Relative paths are relative to this file's folder.
+
+[creditor]
+# What messages show patients: the help line, billing e-mail and links.
+phone = "+1 555 0100"
+email = "billing@example.org"
+portal_url = "https://portal.example.org"
+opt_out_url = "https://portal.example.org/stop"
+pay_link_base = "https://pay.example.org/p"
+
+[channels]
+# Which message-channel plugin sends each channel (by plugin name).
+# "outbox" writes every message to a folder instead of sending it.
+letter = "outbox"
+email = "outbox"
+sms = "outbox"
+phone = "outbox"
+portal = "outbox"
+
+[plugins.outbox]
+folder = "{stem}-outbox"
+
+[agency]
+# The agency connector plugin to place eligible accounts with; "" never places.
+name = ""
+
+[agency.settings]
+
+[house_rules]
+# Your stricter rules per policy pack (they may only tighten the law), e.g.
+# [house_rules.us]
+# "calls.max_per_7_days" = 3
+
+[contact_centre]
+# The contact centre's country (its business days) and time zone, and the
+# file of contact records (JSON lines) that `carecollect report` reads.
+country = "NO"
+time_zone = "Europe/Oslo"
+contacts = "{stem}-contacts.jsonl"
+"""
+
+
+def contacts_path(db: Path) -> Path:
+    """Where the contact-centre records of ``db`` are kept by default (``<stem>-contacts.jsonl``).
+
+    :param db: the database file.
+    """
+    return db.with_name(f"{db.stem}-contacts.jsonl")
+
+
+@attrs.frozen
+class CliConfig:
+    """The settings the commands use.
+
+    :param settings: the daily run's settings.
+    :param centre_country: the contact centre's country.
+    :param centre_tz: the contact centre's time zone.
+    :param contacts: the contact-records file.
+    """
+
+    settings: RunSettings
+    centre_country: str
+    centre_tz: str
+    contacts: Path
+
+
+def _table(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(f"settings file: [{key}] must be a table")
+    return value
+
+
+def _text(table: Mapping[str, Any], key: str, where: str, default: str) -> str:
+    value = table.get(key, default)
+    if not isinstance(value, str):
+        raise ConfigurationError(f"settings file: {where}.{key} must be a string")
+    return value
+
+
+def parse_config(text: str, folder: Path) -> CliConfig:
+    """Read the settings from TOML ``text``; relative paths are resolved against ``folder``.
+
+    :param text: the file's text.
+    :param folder: the file's folder.
+    :raises ConfigurationError: not TOML, or a value of the wrong kind (named in the message).
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"settings file is not valid TOML: {exc}") from None
+    creditor = _table(data, "creditor")
+    channels = _table(data, "channels")
+    plugin_map: dict[Channel, str] = {}
+    for name, plugin in channels.items():
+        try:
+            channel = Channel(name)
+        except ValueError:
+            known = ", ".join(c.value for c in Channel)
+            raise ConfigurationError(f"settings file: [channels] {name!r} is not a channel ({known})") from None
+        if not isinstance(plugin, str) or not plugin:
+            raise ConfigurationError(f"settings file: [channels] {name} must name a plugin")
+        plugin_map[channel] = plugin
+    plugins = _table(data, "plugins")
+    plugin_config: dict[str, dict[str, Any]] = {}
+    for name, conf in plugins.items():
+        if not isinstance(conf, Mapping):
+            raise ConfigurationError(f"settings file: [plugins.{name}] must be a table")
+        conf = dict(conf)
+        if name == "outbox" and isinstance(conf.get("folder"), str):
+            conf["folder"] = str(folder / conf["folder"])
+        plugin_config[name] = conf
+    agency = _table(data, "agency")
+    agency_name = _text(agency, "name", "agency", "")
+    house = _table(data, "house_rules")
+    for key, rules in house.items():
+        if not isinstance(rules, Mapping):
+            raise ConfigurationError(f"settings file: [house_rules.{key}] must be a table of rule ids")
+    centre = _table(data, "contact_centre")
+    key_hex = os.environ.get("CARECOLLECT_PAY_LINK_KEY")
+    try:
+        pay_key = bytes.fromhex(key_hex) if key_hex else None
+    except ValueError:
+        raise ConfigurationError("CARECOLLECT_PAY_LINK_KEY must be hex (64 hex digits for 32 bytes)") from None
+    settings = RunSettings(
+        channel_plugins=plugin_map,
+        channel_config=plugin_config,
+        agency=agency_name or None,
+        agency_config=dict(_table(agency, "settings")),
+        house_rules={k: dict(v) for k, v in house.items()},
+        phone=_text(creditor, "phone", "creditor", "+1 555 0100"),
+        email=_text(creditor, "email", "creditor", "billing@example.org"),
+        portal_url=_text(creditor, "portal_url", "creditor", "") or None,
+        opt_out_url=_text(creditor, "opt_out_url", "creditor", "") or None,
+        pay_link_base=_text(creditor, "pay_link_base", "creditor", "https://pay.example.org/p"),
+        pay_link_key=pay_key,
+    )
+    return CliConfig(
+        settings=settings,
+        centre_country=_text(centre, "country", "contact_centre", "NO").upper(),
+        centre_tz=_text(centre, "time_zone", "contact_centre", "Europe/Oslo"),
+        contacts=folder / _text(centre, "contacts", "contact_centre", "contacts.jsonl"),
+    )
+
+
+def load_config(db: Path) -> CliConfig:
+    """The settings of database ``db`` (from :func:`config_path`).
+
+    :param db: the database file.
+    :raises ConfigurationError: the file is missing or wrong.
+    """
+    path = config_path(db)
+    if not path.exists():
+        raise ConfigurationError(f"no settings file at {path}; run `carecollect init --db {db}` first")
+    return parse_config(path.read_text(encoding="utf-8"), path.parent)
+
+
+def write_default_config(db: Path) -> Path:
+    """Write the default settings file for ``db`` unless one exists; returns its path.
+
+    :param db: the database file.
+    """
+    path = config_path(db)
+    if not path.exists():
+        path.write_text(default_config_text(db.stem), encoding="utf-8")
+    return path

@@ -1,0 +1,339 @@
+"""The demo: a synthetic portfolio taken through a few simulated weeks of daily runs.
+
+:func:`run_demo` creates a SQLite database, its settings file and an outbox
+folder, loads a portfolio (:func:`~carecollect.portfolio.load_portfolio`:
+patients in the US, Norway, Germany and Bulgaria), then for every business
+day of the simulated weeks:
+
+1. simulates what patients did since the last run: some pay an invoice in
+   full or in part, some answer an SMS with ``STOP`` (an inbound reply in the
+   outbox channel's JSON format, taken in by the run), a few open a dispute
+   and earlier disputes are resolved; the contact centre answers calls and
+   e-mails (synthetic :class:`~carecollect.contact_centre.ContactRecord`
+   objects appended to the contact-records file);
+2. runs the daily cycle (:func:`~carecollect.daily_run.execute_run`) at
+   16:00 UTC, inside daytime hours in every country of the portfolio,
+   through the file-outbox channel.
+
+Everything is drawn from one seeded :class:`random.Random`: the same
+arguments give the same figures. The simulated clock starts on
+:data:`DEMO_START`; nothing reads the real clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import attrs
+
+from .channels import Channel
+from .cli.config import CliConfig, config_path, load_config, write_default_config
+from .cli.contacts import append_records
+from .contact_centre import (
+    AccountState,
+    ContactChannel,
+    ContactRecord,
+    Direction,
+    Outcome,
+    Topic,
+    route,
+)
+from .daily_run import InboundEvent, InboundKind, RunReport, execute_run
+from .disputes import Dispute, DisputeReason, DisputeStatus, Resolution, ResolutionKind, resolve_dispute
+from .errors import ConfigurationError, ValidationError
+from .ledger import post_payment
+from .money import Money
+from .payments import Payment, PaymentMethod
+from .plugin_manager import make_plugin_manager
+from .portfolio import PortfolioFacts, load_portfolio
+from .reports import CollectionReport, report_from_store
+from .store.sqlite import SQLiteStore
+from .timekeeping import zone
+
+__all__ = ["DEMO_RUN_HOUR", "DEMO_START", "DayResult", "DemoResult", "run_demo", "simulated_days"]
+
+#: The first simulated day (a Monday).
+DEMO_START = dt.date(2026, 3, 2)
+#: The hour (UTC) of each simulated run: 08:00-09:00 in Los Angeles, afternoon in Europe.
+DEMO_RUN_HOUR = 16
+
+_PAY_SHARE = 0.03
+_PART_PAY_SHARE = 0.3
+_STOP_SHARE = 0.15
+_DISPUTE_PER_INVOICES = 400
+_CONTACTS_PER_INVOICES = 40
+
+
+@attrs.frozen
+class DayResult:
+    """What happened on one simulated day.
+
+    :param day: the date.
+    :param report: what the run did.
+    :param payments: payments the patients made since the last run.
+    :param stop_replies: STOP replies sent in.
+    :param disputes_opened: disputes opened.
+    :param disputes_resolved: disputes resolved.
+    :param contacts: contact-centre records of the day.
+    """
+
+    day: dt.date
+    report: RunReport
+    payments: int
+    stop_replies: int
+    disputes_opened: int
+    disputes_resolved: int
+    contacts: int
+
+
+@attrs.frozen
+class DemoResult:
+    """What the demo did and where it left its files.
+
+    :param db: the database file.
+    :param outbox: the outbox folder.
+    :param portfolio: what was loaded.
+    :param days: one :class:`DayResult` per run.
+    :param report: the report at the last run.
+    """
+
+    db: Path
+    outbox: Path
+    portfolio: PortfolioFacts
+    days: tuple[DayResult, ...]
+    report: CollectionReport
+
+    @property
+    def sent(self) -> int:
+        """Messages sent over all runs."""
+        return sum(d.report.sent for d in self.days)
+
+
+def simulated_days(start: dt.date, weeks: int) -> list[dt.date]:
+    """The business days (Monday to Friday) of ``weeks`` weeks from ``start``.
+
+    :param start: the first day.
+    :param weeks: how many weeks.
+
+    >>> [d.isoformat() for d in simulated_days(dt.date(2026, 3, 2), 1)][-1]
+    '2026-03-06'
+    >>> len(simulated_days(dt.date(2026, 3, 2), 4))
+    20
+    """
+    days = (start + dt.timedelta(days=i) for i in range(7 * weeks))
+    return [d for d in days if d.weekday() < 5]
+
+
+def _check_fresh(db: Path, fresh: bool) -> None:
+    cfg = config_path(db)
+    if not (db.exists() or cfg.exists()):
+        return
+    if not fresh:
+        raise ConfigurationError(f"{db} already exists; pass --fresh to replace the demo, or choose another --db")
+    old: CliConfig | None = None
+    if cfg.exists():
+        old = load_config(db)
+    for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm"), cfg):
+        path.unlink(missing_ok=True)
+    if old is not None:
+        old.contacts.unlink(missing_ok=True)
+        folder = old.settings.channel_config.get("outbox", {}).get("folder")
+        if folder and Path(folder).is_dir():
+            shutil.rmtree(folder)
+
+
+class _Simulation:
+    """Patients' behaviour between runs (seeded)."""
+
+    def __init__(self, store: SQLiteStore, rng: random.Random, size: int, centre_tz: str) -> None:
+        self.store = store
+        self.rng = rng
+        self.size = size
+        self.centre_tz = centre_tz
+        self.replies = 0
+        self.contact_seq = 0
+
+    def payments(self, at: dt.datetime) -> int:
+        open_accounts = sorted({r.account_id for r in self.store.iter_invoice_rows() if r.status == "open" and r.balance_minor > 0})
+        n = 0
+        for account_id in open_accounts:
+            if self.rng.random() >= _PAY_SHARE:
+                continue
+            book = self.store.ledger(account_id)
+            balance = book.balance
+            if not balance.is_positive():
+                continue
+            minor = balance.minor_units
+            if self.rng.random() < _PART_PAY_SHARE:
+                minor = max(1, minor // self.rng.choice((2, 3, 4)))
+            payment = Payment(
+                f"DEMO-PAY-{account_id}-{at.date().isoformat()}",
+                account_id,
+                Money.from_minor(minor, balance.currency),
+                self.rng.choice((PaymentMethod.CARD, PaymentMethod.BANK_TRANSFER)),
+                at,
+            )
+            new_book, _ = post_payment(book, payment)
+            with self.store.transaction():
+                self.store.append_ledger(account_id, new_book.entries[len(book.entries) :])
+            n += 1
+        return n
+
+    def stop_replies(self, last: RunReport | None, at: dt.datetime) -> list[InboundEvent]:
+        if last is None:
+            return []
+        accounts = sorted({m.step.account_id for m in last.plan.messages if m.channel is Channel.SMS})
+        events = []
+        for account_id in accounts:
+            if self.rng.random() >= _STOP_SHARE:
+                continue
+            patient = self.store.get_patient(self.store.get_account(account_id).patient_id)
+            points = patient.points(Channel.SMS)
+            if not points:
+                continue
+            self.replies += 1
+            word = {"nb": "STOPP", "de": "STOPP", "bg": "СТОП"}.get(patient.preferred_language, "STOP")
+            body = {"id": f"demo-in-{self.replies}", "from": points[0].address, "text": word, "at": at.isoformat()}
+            events.append(InboundEvent(InboundKind.REPLY, "outbox", json.dumps(body).encode("utf-8")))
+        return events
+
+    def disputes(self, day_index: int, at: dt.datetime) -> tuple[int, int]:
+        store = self.store
+        opened = resolved = 0
+        rows = [r for r in store.iter_invoice_rows() if r.status == "open" and r.balance_minor > 0 and not r.open_dispute]
+        want = max(1, self.size // _DISPUTE_PER_INVOICES) if day_index % 5 == 0 else 0
+        for row in self.rng.sample(rows, min(want, len(rows))):
+            dispute = Dispute(
+                f"DEMO-DSP-{row.invoice_id}",
+                row.account_id,
+                row.invoice_id,
+                self.rng.choice((DisputeReason.BILLING_ERROR, DisputeReason.ABOVE_ESTIMATE, DisputeReason.INSURANCE_SHOULD_PAY)),
+                at,
+                in_writing=True,
+            )
+            store.put_dispute(dispute)
+            opened += 1
+        # disputes opened a week ago or more are answered: half upheld, half corrected
+        for snap in store.iter_account_snapshots(batch_size=1000):
+            for d in snap.disputes:
+                if d.status is DisputeStatus.OPEN and d.id.startswith("DEMO-DSP-") and at - d.opened_at >= dt.timedelta(days=7):
+                    resolution = Resolution(ResolutionKind.UPHELD, approved_by="demo-staff")
+                    done, _ = resolve_dispute(d, resolution, follow_up_on=None, at=at)
+                    store.put_dispute(done)
+                    resolved += 1
+        return opened, resolved
+
+    def contacts(self, day: dt.date, accounts: Sequence[str]) -> list[ContactRecord]:
+        """A day of inbound calls and e-mails, between 08:00 and 15:30 in the centre's time zone."""
+        rng = self.rng
+        tz = zone(self.centre_tz)
+        out = []
+        n = max(4, self.size // _CONTACTS_PER_INVOICES)
+        for _ in range(n):
+            self.contact_seq += 1
+            cid = f"DEMO-C{self.contact_seq:06d}"
+            account = rng.choice(accounts)
+            topic = rng.choices(
+                (Topic.BALANCE_QUESTION, Topic.PAYMENT, Topic.PAYMENT_PLAN, Topic.HARDSHIP, Topic.INSURANCE, Topic.DISPUTE, Topic.COMPLAINT),
+                weights=(30, 25, 15, 8, 12, 6, 4),
+            )[0]
+            channel = ContactChannel.PHONE if rng.random() < 0.7 else ContactChannel.EMAIL
+            queue = route(channel, topic, AccountState(account)).queue
+            start = dt.datetime.combine(day, dt.time(8), tzinfo=tz) + dt.timedelta(seconds=rng.randrange(0, 27_000))
+            if channel is ContactChannel.PHONE:
+                wait = dt.timedelta(seconds=min(600, int(rng.expovariate(1 / 35))))
+                if rng.random() < 0.05 or wait > dt.timedelta(seconds=300):
+                    rec = ContactRecord(cid, account, channel, Direction.INBOUND, topic, start,
+                                        ended_at=start + wait, outcome=Outcome.ABANDONED, queue=queue)
+                else:
+                    answered = start + wait
+                    rec = ContactRecord(cid, account, channel, Direction.INBOUND, topic, start, answered,
+                                        answered + dt.timedelta(seconds=rng.randrange(120, 600)),
+                                        Outcome.CONVERSATION, queue=queue, agent_id=f"agent-{rng.randrange(1, 9)}")
+            else:
+                if rng.random() < 0.85:
+                    answered = start + dt.timedelta(hours=rng.uniform(0.5, 20))
+                    rec = ContactRecord(cid, account, channel, Direction.INBOUND, topic, start, answered, answered,
+                                        Outcome.ANSWERED, queue=queue, agent_id=f"agent-{rng.randrange(1, 9)}")
+                else:
+                    rec = ContactRecord(cid, account, channel, Direction.INBOUND, topic, start, queue=queue)
+            out.append(rec)
+        return out
+
+
+def run_demo(
+    db: Path,
+    *,
+    size: int = 2000,
+    weeks: int = 4,
+    seed: int = 0,
+    fresh: bool = False,
+    on_day: Callable[[int, int, dt.date], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> DemoResult:
+    """Create the demo database next to ``db`` and take it through ``weeks`` simulated weeks.
+
+    :param db: the database file to create (with ``<stem>.toml``, ``<stem>-outbox/``
+        and ``<stem>-contacts.jsonl`` beside it).
+    :param size: invoices in the portfolio.
+    :param weeks: simulated weeks (one run per business day).
+    :param seed: the random seed.
+    :param fresh: replace an earlier demo at the same path (its database,
+        settings, contact records and outbox folder).
+    :param on_day: called before each run with ``(index, total, day)``.
+    :param progress: called with accounts done during each run.
+    :raises ConfigurationError: ``db`` exists and ``fresh`` is false.
+    :raises ValidationError: ``size`` or ``weeks`` out of range.
+    """
+    if size < 1:
+        raise ValidationError("demo", "size", "must be at least 1 invoice")
+    if weeks < 1:
+        raise ValidationError("demo", "weeks", "must be at least 1 week")
+    db = Path(db)
+    _check_fresh(db, fresh)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    store = SQLiteStore(db)
+    try:
+        write_default_config(db)
+        config = load_config(db)
+        settings = config.settings
+        rng = random.Random(seed)
+        facts = load_portfolio(store, size, seed=seed, as_of=DEMO_START)
+        accounts = sorted({r.account_id for r in store.iter_invoice_rows()})
+        pm = make_plugin_manager(load_entrypoints=False)
+        sim = _Simulation(store, rng, size, config.centre_tz)
+        days = simulated_days(DEMO_START, weeks)
+        results: list[DayResult] = []
+        last: RunReport | None = None
+        now = dt.datetime.combine(DEMO_START, dt.time(DEMO_RUN_HOUR), tzinfo=dt.UTC)
+        for index, day in enumerate(days):
+            now = dt.datetime.combine(day, dt.time(DEMO_RUN_HOUR), tzinfo=dt.UTC)
+            if on_day is not None:
+                on_day(index, len(days), day)
+            morning = now - dt.timedelta(hours=6)
+            paid = sim.payments(morning) if index else 0
+            events = sim.stop_replies(last, morning)
+            opened, resolved = sim.disputes(index, morning)
+            contacts = sim.contacts(day, accounts)
+            append_records(config.contacts, contacts)
+            last = execute_run(store, now, pm, settings, owner="carecollect demo", events=events, progress=progress)
+            results.append(DayResult(day, last, paid, len(events), opened, resolved, len(contacts)))
+        from .cli.contacts import read_records
+
+        report = report_from_store(
+            store,
+            now,
+            days=7 * weeks,
+            contacts=read_records(config.contacts),
+            centre_country=config.centre_country,
+            centre_tz=config.centre_tz,
+        )
+        outbox = Path(str(settings.channel_config.get("outbox", {}).get("folder", db.parent)))
+        return DemoResult(db, outbox, facts, tuple(results), report)
+    finally:
+        store.close()
