@@ -44,11 +44,12 @@ from pathlib import Path
 
 import pytest
 
-from carecollect.daily_run import RunSettings, plan_run
+from carecollect.daily_run import RunSettings, execute_run, plan_run
 from carecollect.ledger import EntryKind
 from carecollect.outreach import OutreachStatus
+from carecollect.plugin_manager import make_plugin_manager
 from carecollect.portfolio import load_portfolio
-from carecollect.store.base import OutboxStatus
+from carecollect.store.base import OutboxStatus, RunLocked
 from carecollect.store.sqlite import SQLiteStore
 
 NOW = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)
@@ -59,6 +60,7 @@ CHILD = textwrap.dedent(
     """
     import datetime as dt
     import sys
+    import time
 
     from carecollect.builtin.outbox import CAPABILITIES, OutboxChannel
     from carecollect.channels import Channel
@@ -69,6 +71,7 @@ CHILD = textwrap.dedent(
     from carecollect.store.sqlite import SQLiteStore
 
     db, folder, log, now = sys.argv[1:5]
+    pause = float(sys.argv[5]) if len(sys.argv) > 5 else 0.0  # seconds per send (a slow provider)
 
 
     class Recording(OutboxChannel):
@@ -78,6 +81,7 @@ CHILD = textwrap.dedent(
 
         def send(self, message):
             self._log.write(message.id + "\\n")  # the raw call, before the delivery
+            time.sleep(pause)
             return super().send(message)
 
 
@@ -113,13 +117,14 @@ def _lines(path: Path) -> int:
         return 0
 
 
-def _spawn(tmp: Path) -> subprocess.Popen[bytes]:
+def _spawn(tmp: Path, *extra: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     return subprocess.Popen(
         [
             sys.executable,
             *(str(tmp / f) for f in ("child.py", "run.db", "out", "sends.log")),
             NOW.isoformat(),
+            *extra,
         ],
         env=env,
         stdout=subprocess.PIPE,
@@ -233,3 +238,45 @@ def test_killed_runs_send_every_due_message_exactly_once(tmp_path: Path) -> None
 def test_killed_runs_many_times_send_every_due_message_exactly_once(tmp_path: Path, seed: int) -> None:
     """Slow variant: twenty kills in a run of about 2,800 messages, two portfolios."""
     _crash_and_recover(tmp_path, invoices=2000, kills=20, seed=seed)
+
+
+def test_a_second_run_while_one_is_running_is_refused(tmp_path: Path) -> None:
+    """A run in another process holds the lock: a second run is refused and says who holds it.
+
+    Once that process is gone (killed), the next run on this host takes the lock over at once.
+    """
+    (tmp_path / "child.py").write_text(CHILD, encoding="utf-8")
+    store = SQLiteStore(tmp_path / "run.db")
+    load_portfolio(store, 120, seed=5, as_of=NOW.date())
+    settings = RunSettings(channel_config={"outbox": {"folder": str(tmp_path / "out")}})
+    planned = {m.key for m in plan_run(store, NOW, settings).messages}
+    pm = make_plugin_manager(load_entrypoints=False)
+    child = _spawn(tmp_path, "0.05")  # a slow provider: the first run takes a while
+    try:
+        deadline = time.monotonic() + 60
+        while _lines(tmp_path / "sends.log") < 2:
+            assert child.poll() is None, child.communicate()[1].decode()
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        with pytest.raises(RunLocked) as info:
+            execute_run(store, NOW + dt.timedelta(minutes=1), pm, settings)
+        message = str(info.value)
+        assert "another run is in progress" in message
+        assert f"pid {child.pid}" in message
+        assert info.value.pid == child.pid
+        assert info.value.owner.startswith("carecollect@")
+        assert child.poll() is None  # the first run was not disturbed
+        held = store.current_run_lock()
+        assert held is not None and held.pid == child.pid
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.communicate()
+    # the holder is gone: the lock is taken over at once (not after stale_after), and the run completes
+    report = execute_run(store, NOW + dt.timedelta(minutes=1), pm, settings)
+    assert report.sent >= 1
+    done = {k for k in planned if store.outbox_get(k).status is OutboxStatus.DONE}
+    assert done == planned
+    assert [r.data["dead_pid"] for r in store.audit_records(subject_id="run")] == [child.pid]
+    assert store.current_run_lock() is None
+    assert store.verify_audit().ok
+    store.close()
