@@ -134,7 +134,9 @@ def _check_fresh(db: Path, fresh: bool) -> None:
     if not (db.exists() or cfg.exists()):
         return
     if not fresh:
-        raise ConfigurationError(f"{db} already exists; pass --fresh to replace the demo, or choose another --db")
+        raise ConfigurationError(
+            f"{db} already exists; pass --fresh to replace the demo, or choose another --db"
+        )
     old: CliConfig | None = None
     if cfg.exists():
         old = load_config(db)
@@ -157,9 +159,16 @@ class _Simulation:
         self.centre_tz = centre_tz
         self.replies = 0
         self.contact_seq = 0
+        self.open_disputes: list[str] = []
 
     def payments(self, at: dt.datetime) -> int:
-        open_accounts = sorted({r.account_id for r in self.store.iter_invoice_rows() if r.status == "open" and r.balance_minor > 0})
+        open_accounts = sorted(
+            {
+                r.account_id
+                for r in self.store.iter_invoice_rows()
+                if r.status == "open" and r.balance_minor > 0
+            }
+        )
         n = 0
         for account_id in open_accounts:
             if self.rng.random() >= _PAY_SHARE:
@@ -198,34 +207,51 @@ class _Simulation:
                 continue
             self.replies += 1
             word = {"nb": "STOPP", "de": "STOPP", "bg": "СТОП"}.get(patient.preferred_language, "STOP")
-            body = {"id": f"demo-in-{self.replies}", "from": points[0].address, "text": word, "at": at.isoformat()}
+            body = {
+                "id": f"demo-in-{self.replies}",
+                "from": points[0].address,
+                "text": word,
+                "at": at.isoformat(),
+            }
             events.append(InboundEvent(InboundKind.REPLY, "outbox", json.dumps(body).encode("utf-8")))
         return events
 
     def disputes(self, day_index: int, at: dt.datetime) -> tuple[int, int]:
         store = self.store
         opened = resolved = 0
-        rows = [r for r in store.iter_invoice_rows() if r.status == "open" and r.balance_minor > 0 and not r.open_dispute]
+        rows = [
+            r
+            for r in store.iter_invoice_rows()
+            if r.status == "open" and r.balance_minor > 0 and not r.open_dispute
+        ]
         want = max(1, self.size // _DISPUTE_PER_INVOICES) if day_index % 5 == 0 else 0
         for row in self.rng.sample(rows, min(want, len(rows))):
             dispute = Dispute(
                 f"DEMO-DSP-{row.invoice_id}",
                 row.account_id,
                 row.invoice_id,
-                self.rng.choice((DisputeReason.BILLING_ERROR, DisputeReason.ABOVE_ESTIMATE, DisputeReason.INSURANCE_SHOULD_PAY)),
+                self.rng.choice(
+                    (
+                        DisputeReason.BILLING_ERROR,
+                        DisputeReason.ABOVE_ESTIMATE,
+                        DisputeReason.INSURANCE_SHOULD_PAY,
+                    )
+                ),
                 at,
                 in_writing=True,
             )
             store.put_dispute(dispute)
+            self.open_disputes.append(dispute.id)
             opened += 1
-        # disputes opened a week ago or more are answered: half upheld, half corrected
-        for snap in store.iter_account_snapshots(batch_size=1000):
-            for d in snap.disputes:
-                if d.status is DisputeStatus.OPEN and d.id.startswith("DEMO-DSP-") and at - d.opened_at >= dt.timedelta(days=7):
-                    resolution = Resolution(ResolutionKind.UPHELD, approved_by="demo-staff")
-                    done, _ = resolve_dispute(d, resolution, follow_up_on=None, at=at)
-                    store.put_dispute(done)
-                    resolved += 1
+        # disputes opened a week ago or more are answered (the bill stands)
+        for dispute_id in list(self.open_disputes):
+            d = store.get_dispute(dispute_id)
+            if d.status is DisputeStatus.OPEN and at - d.opened_at >= dt.timedelta(days=7):
+                resolution = Resolution(ResolutionKind.UPHELD, approved_by="demo-staff")
+                done, _ = resolve_dispute(d, resolution, follow_up_on=None, at=at)
+                store.put_dispute(done)
+                self.open_disputes.remove(dispute_id)
+                resolved += 1
         return opened, resolved
 
     def contacts(self, day: dt.date, accounts: Sequence[str]) -> list[ContactRecord]:
@@ -239,27 +265,67 @@ class _Simulation:
             cid = f"DEMO-C{self.contact_seq:06d}"
             account = rng.choice(accounts)
             topic = rng.choices(
-                (Topic.BALANCE_QUESTION, Topic.PAYMENT, Topic.PAYMENT_PLAN, Topic.HARDSHIP, Topic.INSURANCE, Topic.DISPUTE, Topic.COMPLAINT),
+                (
+                    Topic.BALANCE_QUESTION,
+                    Topic.PAYMENT,
+                    Topic.PAYMENT_PLAN,
+                    Topic.HARDSHIP,
+                    Topic.INSURANCE,
+                    Topic.DISPUTE,
+                    Topic.COMPLAINT,
+                ),
                 weights=(30, 25, 15, 8, 12, 6, 4),
             )[0]
             channel = ContactChannel.PHONE if rng.random() < 0.7 else ContactChannel.EMAIL
             queue = route(channel, topic, AccountState(account)).queue
-            start = dt.datetime.combine(day, dt.time(8), tzinfo=tz) + dt.timedelta(seconds=rng.randrange(0, 27_000))
+            start = dt.datetime.combine(day, dt.time(8), tzinfo=tz) + dt.timedelta(
+                seconds=rng.randrange(0, 27_000)
+            )
             if channel is ContactChannel.PHONE:
                 wait = dt.timedelta(seconds=min(600, int(rng.expovariate(1 / 35))))
                 if rng.random() < 0.05 or wait > dt.timedelta(seconds=300):
-                    rec = ContactRecord(cid, account, channel, Direction.INBOUND, topic, start,
-                                        ended_at=start + wait, outcome=Outcome.ABANDONED, queue=queue)
+                    rec = ContactRecord(
+                        cid,
+                        account,
+                        channel,
+                        Direction.INBOUND,
+                        topic,
+                        start,
+                        ended_at=start + wait,
+                        outcome=Outcome.ABANDONED,
+                        queue=queue,
+                    )
                 else:
                     answered = start + wait
-                    rec = ContactRecord(cid, account, channel, Direction.INBOUND, topic, start, answered,
-                                        answered + dt.timedelta(seconds=rng.randrange(120, 600)),
-                                        Outcome.CONVERSATION, queue=queue, agent_id=f"agent-{rng.randrange(1, 9)}")
+                    rec = ContactRecord(
+                        cid,
+                        account,
+                        channel,
+                        Direction.INBOUND,
+                        topic,
+                        start,
+                        answered,
+                        answered + dt.timedelta(seconds=rng.randrange(120, 600)),
+                        Outcome.CONVERSATION,
+                        queue=queue,
+                        agent_id=f"agent-{rng.randrange(1, 9)}",
+                    )
             else:
                 if rng.random() < 0.85:
                     answered = start + dt.timedelta(hours=rng.uniform(0.5, 20))
-                    rec = ContactRecord(cid, account, channel, Direction.INBOUND, topic, start, answered, answered,
-                                        Outcome.ANSWERED, queue=queue, agent_id=f"agent-{rng.randrange(1, 9)}")
+                    rec = ContactRecord(
+                        cid,
+                        account,
+                        channel,
+                        Direction.INBOUND,
+                        topic,
+                        start,
+                        answered,
+                        answered,
+                        Outcome.ANSWERED,
+                        queue=queue,
+                        agent_id=f"agent-{rng.randrange(1, 9)}",
+                    )
                 else:
                     rec = ContactRecord(cid, account, channel, Direction.INBOUND, topic, start, queue=queue)
             out.append(rec)
@@ -321,7 +387,9 @@ def run_demo(
             opened, resolved = sim.disputes(index, morning)
             contacts = sim.contacts(day, accounts)
             append_records(config.contacts, contacts)
-            last = execute_run(store, now, pm, settings, owner="carecollect demo", events=events, progress=progress)
+            last = execute_run(
+                store, now, pm, settings, owner="carecollect demo", events=events, progress=progress
+            )
             results.append(DayResult(day, last, paid, len(events), opened, resolved, len(contacts)))
         from .cli.contacts import read_records
 

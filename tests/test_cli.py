@@ -1,0 +1,194 @@
+"""The command line on real SQLite files: init, import, run, explain, report, the lock, the demo."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from carecollect.cli import main
+from carecollect.cli.commands import parse_as_of
+from carecollect.cli.config import config_path
+from carecollect.importers import export_document
+from carecollect.portfolio import load_portfolio
+from carecollect.store.sqlite import SQLiteStore
+
+AS_OF = "2026-03-02"
+
+
+def _cli(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def _document(size: int = 30) -> dict[str, Any]:
+    store = SQLiteStore(":memory:")
+    load_portfolio(store, size, seed=5, as_of=dt.date(2026, 3, 2))
+    doc = export_document(store)
+    store.close()
+    return doc
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "clinic.sqlite"
+    result = _cli("init", "--db", str(path))
+    assert result.exit_code == 0, result.output
+    source = tmp_path / "portfolio.json"
+    source.write_text(json.dumps(_document()), encoding="utf-8")
+    result = _cli("import", "--db", str(path), str(source))
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def _outbox(db: Path) -> Path:
+    return db.with_name(f"{db.stem}-outbox")
+
+
+def test_init_creates_database_and_settings(tmp_path: Path) -> None:
+    path = tmp_path / "new.sqlite"
+    result = _cli("init", "--db", str(path))
+    assert result.exit_code == 0
+    assert path.exists() and config_path(path).exists()
+    assert "schema version 2" in result.output
+    text = config_path(path).read_text(encoding="utf-8")
+    config_path(path).write_text(text + "\n# mine\n", encoding="utf-8")
+    again = _cli("init", "--db", str(path))
+    assert "Kept settings" in again.output
+    assert config_path(path).read_text(encoding="utf-8").endswith("# mine\n")
+
+
+def test_import_good_file_stores_everything(db: Path) -> None:
+    store = SQLiteStore(db)
+    counts = store.counts()
+    store.close()
+    assert counts["invoices"] == 30
+    assert counts["patients"] > 0
+
+
+def test_import_bad_file_lists_each_problem_and_stores_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    _cli("init", "--db", str(path))
+    doc = _document(6)
+    doc["invoices"][1]["due_date"] = "31.02.2026"
+    doc["invoices"][3]["currency"] = "XXX1"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc), encoding="utf-8")
+    result = CliRunner().invoke(main, ["import", "--db", str(path), str(bad)])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert "nothing was stored" in result.output
+    assert "due_date" in result.output and doc["invoices"][1]["id"] in result.output
+    assert "currency" in result.output
+    # no PHI: no patient's name appears
+    for patient in doc["patients"]:
+        assert patient["name"] not in result.output
+    store = SQLiteStore(path)
+    assert store.counts()["invoices"] == 0
+    store.close()
+
+
+def test_commands_refuse_a_missing_database_in_one_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["run", "--db", str(tmp_path / "none.sqlite"), "--as-of", AS_OF])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert "carecollect init" in result.output
+    assert result.output.count("\n") == 1
+
+
+def test_dry_run_sends_nothing_and_run_sends_each_message_once(db: Path) -> None:
+    dry = _cli("run", "--db", str(db), "--dry-run", "--as-of", AS_OF)
+    assert dry.exit_code == 0, dry.output
+    planned = int(_row(dry.output, "messages planned"))
+    assert planned > 0
+    assert not _outbox(db).exists() or not any(_outbox(db).iterdir())
+    store = SQLiteStore(db)
+    assert store.counts()["outbox"] == 0 and store.counts()["audit_log"] == 0
+    store.close()
+
+    real = _cli("run", "--db", str(db), "--as-of", AS_OF)
+    assert real.exit_code == 0, real.output
+    sent = int(_row(real.output, "sent"))
+    assert sent == planned
+    files = sorted(p.name for p in _outbox(db).iterdir())
+    assert len(files) == sent
+
+    again = _cli("run", "--db", str(db), "--as-of", AS_OF)
+    assert again.exit_code == 0
+    assert int(_row(again.output, "sent")) == 0
+    assert sorted(p.name for p in _outbox(db).iterdir()) == files
+
+
+def _row(output: str, label: str) -> str:
+    for line in output.splitlines():
+        cells = [c.strip() for c in line.replace("┃", "│").split("│") if c.strip()]
+        if len(cells) == 2 and cells[0] == label:
+            return cells[1]
+    raise AssertionError(f"no row {label!r} in:\n{output}")
+
+
+def test_explain_shows_each_decision_with_rule_ids(db: Path) -> None:
+    _cli("run", "--db", str(db), "--as-of", AS_OF)
+    store = SQLiteStore(db)
+    record = next(r for r in store.audit_records() if r.kind == "message.sent")
+    account = record.subject_id
+    store.close()
+    result = _cli("explain", "--db", str(db), account)
+    assert result.exit_code == 0, result.output
+    assert "│ send " in result.output and "message.sent" in result.output
+    assert "allow" in result.output
+    missing = CliRunner().invoke(main, ["explain", "--db", str(db), "NO-SUCH-ACCOUNT"])
+    assert missing.exit_code == 1 and "NO-SUCH-ACCOUNT" in missing.output
+    assert "Traceback" not in missing.output
+
+
+def test_report_shows_aging_messages_and_contact_centre(db: Path) -> None:
+    _cli("run", "--db", str(db), "--as-of", AS_OF)
+    result = _cli("report", "--db", str(db), "--as-of", AS_OF)
+    assert result.exit_code == 0, result.output
+    for heading in ("Aging of open balances", "Collected since", "Messages sent since", "Payment plans"):
+        assert heading in result.output
+    assert "120+" in result.output
+    assert "no contact-centre records" in result.output
+
+
+def test_a_second_run_is_refused_while_the_lock_is_held(db: Path) -> None:
+    store = SQLiteStore(db)
+    store.acquire_run_lock("other host", 4242, now=parse_as_of(AS_OF))
+    store.close()
+    result = CliRunner().invoke(main, ["run", "--db", str(db), "--as-of", AS_OF])
+    assert result.exit_code == 1
+    assert "another run is in progress" in result.output and "4242" in result.output
+    assert "Traceback" not in result.output
+    assert not _outbox(db).exists() or not any(_outbox(db).iterdir())
+
+
+def test_as_of_needs_an_offset() -> None:
+    result = CliRunner().invoke(main, ["run", "--as-of", "2026-03-02T09:00"])
+    assert result.exit_code == 2 and "offset" in result.output
+
+
+def test_demo_small_from_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = _cli("demo", "--size", "200", "--weeks", "2")
+    assert result.exit_code == 0, result.output
+    db = tmp_path / "carecollect-demo.sqlite"
+    assert db.exists() and _outbox(db).is_dir()
+    files = list(_outbox(db).iterdir())
+    assert len(files) > 100
+    for heading in ("Daily runs", "Aging of open balances", "Contact centre", "Messages sent since"):
+        assert heading in result.output
+    assert "phone-general" in result.output
+    store = SQLiteStore(db)
+    kinds = {r.kind for r in store.audit_records()}
+    assert store.verify_audit().ok
+    store.close()
+    assert {"message.sent", "opt_out"} <= kinds
+    # the demo's own report equals `carecollect report` on its database
+    report = _cli("report", "--db", str(db), "--as-of", "2026-03-13", "--days", "14")
+    assert "Contact centre, 2026-03-13" in report.output
+    again = CliRunner().invoke(main, ["demo", "--size", "200", "--weeks", "2"])
+    assert again.exit_code == 1 and "--fresh" in again.output
