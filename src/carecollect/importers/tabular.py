@@ -37,6 +37,7 @@ Money('10.72', 'EUR')
 ...         print(problem)
 invoices[0] (INV-2): field 'lines': an invoice needs at least one line
 invoices[1] (INV-3): field 'lines[0].amount': 10.725 has more decimal places than EUR allows (2); round it explicitly with Money.of()
+>>> store.close()
 """
 
 from __future__ import annotations

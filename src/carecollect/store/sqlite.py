@@ -215,7 +215,11 @@ class SQLiteStore:
         if self.path != ":memory:":
             self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = NORMAL")
-        self._migrate()
+        try:
+            self._migrate()
+        except BaseException:
+            self._db.close()  # a refused file leaves no connection behind
+            raise
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
