@@ -118,7 +118,19 @@ def plugins(session: nox.Session) -> None:
     if not REFERENCE_PLUGINS:
         session.error("no reference plugins found in plugins/")
     for plugin in REFERENCE_PLUGINS:
-        session.install("-e", str(plugin))
+        session.install(str(plugin))  # a real install: found through its entry point, not a path
+    # every installed reference plugin is discovered through the "carecollect" entry-point group
+    session.run(
+        "python",
+        "-c",
+        "from importlib.metadata import entry_points; "
+        "from carecollect.plugin_manager import make_plugin_manager; "
+        "names = {ep.name for ep in entry_points(group='carecollect')}; "
+        "pm = make_plugin_manager(); "
+        "found = set(pm.payment_providers()) | set(pm.message_channels()) | set(pm.agency_connectors()); "
+        "print('entry points:', sorted(names), '-> provides:', sorted(found)); "
+        "assert names, 'no plugin registered under the carecollect entry-point group'",
+    )
     for plugin in REFERENCE_PLUGINS:
         session.run("pytest", "-p", "no:cacheprovider", "--rootdir", str(plugin), str(plugin / "tests"))
 
