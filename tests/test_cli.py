@@ -192,3 +192,15 @@ def test_demo_small_from_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert "Contact centre, 2026-03-13" in report.output
     again = CliRunner().invoke(main, ["demo", "--size", "200", "--weeks", "2"])
     assert again.exit_code == 1 and "--fresh" in again.output
+
+
+def test_cli_reference_page_shows_the_current_help_of_every_command() -> None:
+    page = (Path(__file__).resolve().parent.parent / "docs" / "reference" / "cli.rst").read_text(
+        encoding="utf-8"
+    )
+    runner = CliRunner()
+    for command in ("", "init", "import", "run", "explain", "report", "demo"):
+        args = [command, "--help"] if command else ["--help"]
+        text = runner.invoke(main, args, prog_name="carecollect", terminal_width=88).output
+        block = "\n".join(("   " + line).rstrip() for line in text.rstrip().splitlines())
+        assert block in page, f"docs/reference/cli.rst is out of date for `carecollect {command}`"
