@@ -171,7 +171,9 @@ class CollectedLine:
 _PAYMENT_KINDS = frozenset({EntryKind.PATIENT_PAYMENT})
 
 
-def collected(entries: Iterable[LedgerEntry], start: dt.datetime, end: dt.datetime) -> tuple[CollectedLine, ...]:
+def collected(
+    entries: Iterable[LedgerEntry], start: dt.datetime, end: dt.datetime
+) -> tuple[CollectedLine, ...]:
     """Payments posted to the ledger with ``start <= at < end``, by currency.
 
     Patient payments and agency remittances (both posted as patient-payment
@@ -322,7 +324,9 @@ def held_back(records: Iterable[AuditRecord]) -> tuple[HeldBack, ...]:
     return tuple(sorted(out, key=lambda h: (h.kind != "message", -h.accounts, h.rule_id)))
 
 
-def sent_messages(records: Iterable[AuditRecord], outbox_payload: Mapping[str, Mapping[str, Any]]) -> list[SentMessage]:
+def sent_messages(
+    records: Iterable[AuditRecord], outbox_payload: Mapping[str, Mapping[str, Any]]
+) -> list[SentMessage]:
     """The messages sent, from ``message.sent`` audit records and their outbox payloads.
 
     :param records: audit records.

@@ -71,7 +71,9 @@ class _Group(click.Group):
         except CareCollectError as exc:
             raise click.ClickException(str(exc)) from None
         except OSError as exc:
-            raise click.ClickException(f"{exc.strerror or type(exc).__name__}: {exc.filename or ''}") from None
+            raise click.ClickException(
+                f"{exc.strerror or type(exc).__name__}: {exc.filename or ''}"
+            ) from None
 
 
 def _console() -> Console:
@@ -277,7 +279,8 @@ def explain(db: Path, account_id: str) -> None:
         extra = ", ".join(
             f"{k}={v}"
             for k, v in item.items()
-            if k not in {"at", "kind", "invoice_id", "purpose", "channel", "reasons", "account_id", "earliest"}
+            if k
+            not in {"at", "kind", "invoice_id", "purpose", "channel", "reasons", "account_id", "earliest"}
         )
         if item.get("earliest"):
             reasons = f"earliest {item['earliest']}\n{reasons}".strip()
@@ -341,7 +344,9 @@ def print_report(console: Console, report: CollectionReport) -> None:
     for i in range(max(len(report.plans), len(report.disputes))):
         p = report.plans[i] if i < len(report.plans) else None
         d = report.disputes[i] if i < len(report.disputes) else None
-        status.add_row(p.label if p else "", str(p.count) if p else "", d.label if d else "", str(d.count) if d else "")
+        status.add_row(
+            p.label if p else "", str(p.count) if p else "", d.label if d else "", str(d.count) if d else ""
+        )
     console.print(status)
 
     held = Table(title="Rules that held accounts back (distinct accounts)")
@@ -355,10 +360,24 @@ def print_report(console: Console, report: CollectionReport) -> None:
     if report.contact_centre is not None:
         cc = report.contact_centre
         centre = Table(title=f"Contact centre, {cc.day.isoformat()} ({cc.tz})")
-        for col in ("queue", "offered", "answered", "service level", "target", "ASA (s)", "abandoned", "backlog", "late"):
+        for col in (
+            "queue",
+            "offered",
+            "answered",
+            "service level",
+            "target",
+            "ASA (s)",
+            "abandoned",
+            "backlog",
+            "late",
+        ):
             centre.add_column(col, justify="left" if col == "queue" else "right")
         for q in cc.queues:
-            asa = "-" if q.average_speed_of_answer is None else f"{q.average_speed_of_answer.total_seconds():.0f}"
+            asa = (
+                "-"
+                if q.average_speed_of_answer is None
+                else f"{q.average_speed_of_answer.total_seconds():.0f}"
+            )
             centre.add_row(
                 q.queue,
                 str(q.offered),
@@ -376,7 +395,13 @@ def print_report(console: Console, report: CollectionReport) -> None:
 @main.command()
 @_db_option()
 @click.option("--as-of", "as_of", default=None, help=_AS_OF_HELP)
-@click.option("--days", default=30, show_default=True, type=click.IntRange(1), help="The period for money collected, messages and holds.")
+@click.option(
+    "--days",
+    default=30,
+    show_default=True,
+    type=click.IntRange(1),
+    help="The period for money collected, messages and holds.",
+)
 def report(db: Path, as_of: str | None, days: int) -> None:
     """Aging, money collected, messages, plans, disputes, holds and the contact centre's day."""
     now = parse_as_of(as_of)
@@ -385,7 +410,12 @@ def report(db: Path, as_of: str | None, days: int) -> None:
         config = load_config(db)
         contacts = read_records(config.contacts) if config.contacts.exists() else None
         result = report_from_store(
-            store, now, days=days, contacts=contacts, centre_country=config.centre_country, centre_tz=config.centre_tz
+            store,
+            now,
+            days=days,
+            contacts=contacts,
+            centre_country=config.centre_country,
+            centre_tz=config.centre_tz,
         )
     print_report(console, result)
     if result.contact_centre is None:
@@ -394,10 +424,14 @@ def report(db: Path, as_of: str | None, days: int) -> None:
 
 @main.command()
 @_db_option("carecollect-demo.sqlite")
-@click.option("--size", default=2000, show_default=True, type=click.IntRange(1), help="Invoices in the portfolio.")
+@click.option(
+    "--size", default=2000, show_default=True, type=click.IntRange(1), help="Invoices in the portfolio."
+)
 @click.option("--weeks", default=4, show_default=True, type=click.IntRange(1, 26), help="Simulated weeks.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed (same seed, same figures).")
-@click.option("--fresh", is_flag=True, help="Replace an earlier demo at --db (its database, settings, outbox).")
+@click.option(
+    "--fresh", is_flag=True, help="Replace an earlier demo at --db (its database, settings, outbox)."
+)
 def demo(db: Path, size: int, weeks: int, seed: int, fresh: bool) -> None:
     """From nothing: a synthetic portfolio taken through a few simulated weeks of daily runs."""
     from ..demo import run_demo
@@ -429,7 +463,18 @@ def demo(db: Path, size: int, weeks: int, seed: int, fresh: bool) -> None:
         f"{len(result.days)} daily runs over {weeks} week(s)."
     )
     runs = Table(title="Daily runs")
-    for col in ("day", "sent", "held", "suppressed", "failed", "deferred", "paid", "STOP", "disputes +/-", "contacts"):
+    for col in (
+        "day",
+        "sent",
+        "held",
+        "suppressed",
+        "failed",
+        "deferred",
+        "paid",
+        "STOP",
+        "disputes +/-",
+        "contacts",
+    ):
         runs.add_column(col, justify="left" if col == "day" else "right")
     for d in result.days:
         r = d.report

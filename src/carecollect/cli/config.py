@@ -155,7 +155,9 @@ def parse_config(text: str, folder: Path) -> CliConfig:
             channel = Channel(name)
         except ValueError:
             known = ", ".join(c.value for c in Channel)
-            raise ConfigurationError(f"settings file: [channels] {name!r} is not a channel ({known})") from None
+            raise ConfigurationError(
+                f"settings file: [channels] {name!r} is not a channel ({known})"
+            ) from None
         if not isinstance(plugin, str) or not plugin:
             raise ConfigurationError(f"settings file: [channels] {name} must name a plugin")
         plugin_map[channel] = plugin
@@ -179,7 +181,9 @@ def parse_config(text: str, folder: Path) -> CliConfig:
     try:
         pay_key = bytes.fromhex(key_hex) if key_hex else None
     except ValueError:
-        raise ConfigurationError("CARECOLLECT_PAY_LINK_KEY must be hex (64 hex digits for 32 bytes)") from None
+        raise ConfigurationError(
+            "CARECOLLECT_PAY_LINK_KEY must be hex (64 hex digits for 32 bytes)"
+        ) from None
     settings = RunSettings(
         channel_plugins=plugin_map,
         channel_config=plugin_config,
