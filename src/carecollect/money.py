@@ -35,6 +35,7 @@ carecollect.errors.InvalidMoney: Money: field 'amount': 1.5 has more decimal pla
 from __future__ import annotations
 
 import decimal
+import functools
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any, SupportsInt
@@ -219,6 +220,14 @@ ISO_4217: dict[str, int] = {
 _QUANTA = {digits: Decimal(1).scaleb(-digits) for digits in set(ISO_4217.values())}
 
 
+@functools.lru_cache(maxsize=64)
+def _locale(name: str) -> babel.Locale:
+    try:
+        return babel.Locale.parse(name)
+    except (ValueError, babel.UnknownLocaleError):
+        raise ValidationError("Money", "locale", f"{name!r} is not a known locale") from None
+
+
 def minor_unit_exponent(currency: str) -> int:
     """Return the number of decimal places of ``currency``'s minor unit.
 
@@ -363,10 +372,7 @@ class Money(_money.Money):  # type: ignore[misc]
         """
         if not locale or not isinstance(locale, str):
             raise ValidationError("Money", "locale", "an explicit locale such as 'en_US' is required")
-        try:
-            loc = babel.Locale.parse(locale)
-        except (ValueError, babel.UnknownLocaleError):
-            raise ValidationError("Money", "locale", f"{locale!r} is not a known locale") from None
+        loc = _locale(locale)
         return str(
             babel.numbers.format_currency(
                 self._amount, self._currency, locale=loc, currency_digits=currency_digits

@@ -28,6 +28,7 @@ procedures a message must never reveal. Extend them with
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 
@@ -333,12 +334,19 @@ def find_words(text: str, words: Iterable[str]) -> list[str]:
     :param words: word starts to look for.
     :returns: the ones found, in list order.
     """
+    ws = tuple(words)
+    if not ws:
+        return []
     low = " " + text.casefold() + " "
-    found = []
-    for w in words:
-        if re.search(r"(?<![\w])" + re.escape(w.casefold()), low):
-            found.append(w)
-    return found
+    if _any_word(ws).search(low) is None:  # one compiled scan; the common case is no hit at all
+        return []
+    return [w for w in ws if re.search(r"(?<![\w])" + re.escape(w.casefold()), low)]
+
+
+@functools.lru_cache(maxsize=256)
+def _any_word(words: tuple[str, ...]) -> re.Pattern[str]:
+    alternatives = sorted({re.escape(w.casefold()) for w in words}, key=len, reverse=True)
+    return re.compile(r"(?<![\w])(?:" + "|".join(alternatives) + ")")
 
 
 _SURFACES = {
