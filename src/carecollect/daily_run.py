@@ -28,7 +28,7 @@ import enum
 import os
 import secrets
 import socket
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -71,6 +71,7 @@ __all__ = [
     "RunPlan",
     "RunReport",
     "RunSettings",
+    "by_account",
     "execute_run",
     "explain_account",
     "intake",
@@ -470,9 +471,26 @@ class _Creditors:
         return self._cache[creditor_id]
 
 
+Conversations = Mapping[str, Sequence[tuple[str, str | None, dt.datetime]]]
+
+
+def by_account(conversations: Iterable[tuple[str, str | None, dt.datetime]]) -> Conversations:
+    """Group contact-centre conversations ``(account_id, invoice_id, at)`` by account, for the run.
+
+    Feed it :func:`carecollect.contact_centre.conversations` of the day's contact records:
+    a call that reached the patient then pauses further calls as the packs require.
+    """
+    grouped: dict[str, list[tuple[str, str | None, dt.datetime]]] = {}
+    for conv in conversations:
+        require_aware(conv[2], "Conversation", "at")
+        grouped.setdefault(conv[0], []).append((conv[0], conv[1], conv[2]))
+    return grouped
+
+
 def _iter_plans(
-    store: Store, now: dt.datetime, settings: RunSettings
+    store: Store, now: dt.datetime, settings: RunSettings, conversations: Conversations | None = None
 ) -> Iterator[tuple[AccountSnapshot, AccountPlan]]:
+    conversations = conversations or {}
     creditors = _Creditors(store)
     packs: dict[str, PolicyPack] = {}
     for snap in store.iter_account_snapshots(batch_size=settings.batch_size):
@@ -481,21 +499,36 @@ def _iter_plans(
             packs[key] = settings.pack(key)
         yield (
             snap,
-            plan_account(snap, creditors(snap.account.creditor_id), packs[key], now, agency=settings.agency),
+            plan_account(
+                snap,
+                creditors(snap.account.creditor_id),
+                packs[key],
+                now,
+                agency=settings.agency,
+                conversations=conversations.get(snap.account.id, ()),
+            ),
         )
 
 
-def plan_run(store: Store, now: dt.datetime, settings: RunSettings | None = None) -> RunPlan:
+def plan_run(
+    store: Store,
+    now: dt.datetime,
+    settings: RunSettings | None = None,
+    *,
+    conversations: Iterable[tuple[str, str | None, dt.datetime]] = (),
+) -> RunPlan:
     """Plan a run without sending or writing anything (the dry run).
 
     :param store: the store.
     :param now: the run's instant (aware).
     :param settings: run settings (default :class:`RunSettings`).
+    :param conversations: contact-centre conversations ``(account_id, invoice_id, at)`` that
+        count like answered calls (see :func:`by_account`).
     """
     require_aware(now, "run", "now")
     settings = settings or RunSettings()
     collected = _Collected()
-    for snap, plan in _iter_plans(store, now, settings):
+    for snap, plan in _iter_plans(store, now, settings, by_account(conversations)):
         collected.add(snap, plan)
     return collected.plan(now)
 
@@ -765,6 +798,7 @@ def execute_run(
     renderer: Renderer | None = None,
     progress: Callable[[int], None] | None = None,
     stale_after: dt.timedelta = dt.timedelta(hours=2),
+    conversations: Iterable[tuple[str, str | None, dt.datetime]] = (),
 ) -> RunReport:
     """Run the daily cycle for real: intake, plan, then send each message exactly once.
 
@@ -776,6 +810,8 @@ def execute_run(
     :param events: inbound events to take in first.
     :param renderer: the message renderer (default: built-in templates).
     :param progress: called with the number of accounts done, for progress bars.
+    :param conversations: contact-centre conversations ``(account_id, invoice_id, at)``; they
+        count like answered calls in the governor (see :func:`by_account`).
     :param stale_after: a lock whose heartbeat is older than this may be taken over; a lock
         held by the same owner on this host whose process is gone (killed) is taken over at once.
     :raises RunLocked: another run holds the lock.
@@ -789,7 +825,9 @@ def execute_run(
     store.acquire_run_lock(owner, pid, now=now, stale_after=stale_after)
     try:
         intake_report = intake(store, pm, settings, events, now)
-        return _execute(store, now, pm, settings, renderer, intake_report, progress, owner, pid)
+        return _execute(
+            store, now, pm, settings, renderer, intake_report, progress, owner, pid, by_account(conversations)
+        )
     finally:
         store.release_run_lock(owner, pid)
 
@@ -828,13 +866,14 @@ def _execute(
     progress: Callable[[int], None] | None,
     owner: str,
     pid: int,
+    conversations: Conversations,
 ) -> RunReport:
     signer = PayLinkSigner(settings.pay_link_key, settings.pay_link_base) if settings.pay_link_key else None
     channels: dict[str, Any] = {}
     creditors = _Creditors(store)
     counts = {"sent": 0, "skipped": 0, "suppressed": 0, "failed": 0, "deferred": 0, "placed": 0, "missed": 0}
     collected = _Collected()
-    for snap, plan in _iter_plans(store, now, settings):
+    for snap, plan in _iter_plans(store, now, settings, conversations):
         collected.add(snap, plan)
         creditor = creditors(snap.account.creditor_id)
         with store.transaction():
@@ -849,7 +888,18 @@ def _execute(
                     counts["missed"] += 1
         by_step: dict[str, tuple[OutreachStep, list[tuple[str, str]]]] = {}
         for msg in plan.messages:
-            outcome = _send_one(store, pm, settings, renderer, signer, channels, creditor, msg, now)
+            outcome = _send_one(
+                store,
+                pm,
+                settings,
+                renderer,
+                signer,
+                channels,
+                creditor,
+                msg,
+                now,
+                conversations.get(snap.account.id, ()),
+            )
             counts["failed" if outcome == "gave_up" else outcome] += 1
             by_step.setdefault(msg.step.id, (msg.step, []))[1].append((msg.key, outcome))
         for step, outcomes in by_step.values():
@@ -882,6 +932,7 @@ def _send_one(
     creditor: Creditor,
     msg: PlannedMessage,
     now: dt.datetime,
+    account_conversations: Sequence[tuple[str, str | None, dt.datetime]] = (),
 ) -> str:
     """Outbox protocol for one message; returns the counter to bump."""
     step = msg.step
@@ -918,7 +969,14 @@ def _send_one(
         assistance_pending=flags.assistance_pending,
     )
     verdict = may_contact(
-        fresh.patient, debt, msg.channel, now, ContactHistory.of(fresh.attempts), pack, creditor, step.purpose
+        fresh.patient,
+        debt,
+        msg.channel,
+        now,
+        ContactHistory.of(fresh.attempts, account_conversations),
+        pack,
+        creditor,
+        step.purpose,
     )
     address = _recipient(fresh, msg.channel, now)
     if not verdict.allowed or address is None or inv is None or inv.status is not InvoiceStatus.OPEN:
