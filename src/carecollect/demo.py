@@ -33,7 +33,7 @@ import attrs
 
 from .channels import Channel
 from .cli.config import CliConfig, config_path, load_config, write_default_config
-from .cli.contacts import append_records
+from .cli.contacts import append_records, read_records
 from .contact_centre import (
     AccountState,
     ContactChannel,
@@ -41,6 +41,7 @@ from .contact_centre import (
     Direction,
     Outcome,
     Topic,
+    conversations,
     route,
 )
 from .daily_run import InboundEvent, InboundKind, RunReport, execute_run
@@ -388,11 +389,16 @@ def run_demo(
             contacts = sim.contacts(day, accounts)
             append_records(config.contacts, contacts)
             last = execute_run(
-                store, now, pm, settings, owner="carecollect demo", events=events, progress=progress
+                store,
+                now,
+                pm,
+                settings,
+                owner="carecollect demo",
+                events=events,
+                progress=progress,
+                conversations=conversations(read_records(config.contacts)),
             )
             results.append(DayResult(day, last, paid, len(events), opened, resolved, len(contacts)))
-        from .cli.contacts import read_records
-
         report = report_from_store(
             store,
             now,

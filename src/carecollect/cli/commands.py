@@ -29,6 +29,16 @@ RUN_HOUR_UTC = 16
 _DB_HELP = "The SQLite database (its settings file is the same name with .toml)."
 
 
+def _conversations(path: Path) -> list[tuple[str, str | None, dt.datetime]]:
+    """Right-party conversations from the contact-centre records file (none if it does not exist)."""
+    from ..contact_centre import conversations
+    from .contacts import read_records
+
+    if not path.exists():
+        return []
+    return list(conversations(read_records(path)))
+
+
 def parse_as_of(value: str | None, clock: Callable[[], dt.datetime] | None = None) -> dt.datetime:
     """The run's instant from ``--as-of``.
 
@@ -207,8 +217,10 @@ def run(db: Path, dry_run: bool, as_of: str | None) -> None:
         table = Table(title=f"{'Dry run' if dry_run else 'Run'} at {now.isoformat()}")
         table.add_column("")
         table.add_column("count", justify="right")
+        config = load_config(db)
+        talks = _conversations(config.contacts)
         if dry_run:
-            plan = plan_run(store, now, settings)
+            plan = plan_run(store, now, settings, conversations=talks)
             counts = plan.counts()
             rows = [
                 ("accounts", plan.accounts),
@@ -232,6 +244,7 @@ def run(db: Path, dry_run: bool, as_of: str | None) -> None:
                     settings,
                     owner="carecollect run",
                     progress=lambda done: bar.update(task, completed=done),
+                    conversations=talks,
                 )
             counts = report.plan.counts()
             rows = [
