@@ -74,7 +74,7 @@ def test_blocked_by_argument_and_environment(tmp_path: Path, monkeypatch: pytest
         ).payment_providers()
     )
     pm = make_plugin_manager(environ={BLOCKED_ENV_VAR: "broken, carecollect.builtin.outbox"})
-    assert pm.message_channels() == {}
+    assert "outbox" not in pm.message_channels()  # installed plugins (carecollect-smtp) may remain
 
 
 def test_load_failure_names_entry_point_and_distribution(

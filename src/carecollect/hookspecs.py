@@ -121,8 +121,8 @@ def carecollect_agency_connectors() -> Iterable[AgencyConnectorDescriptor]:  # t
     .. versionadded:: 0.1
 
     >>> from carecollect.plugin_manager import make_plugin_manager
-    >>> make_plugin_manager(load_entrypoints=False).agency_connectors()
-    {}
+    >>> sorted(make_plugin_manager(load_entrypoints=False).agency_connectors())
+    ['agency-files']
     """
 
 
