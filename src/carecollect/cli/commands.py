@@ -63,13 +63,15 @@ def parse_as_of(value: str | None, clock: Callable[[], dt.datetime] | None = Non
         except ValueError:
             raise click.BadParameter(f"{value!r} is not an ISO date (YYYY-MM-DD)") from None
         return dt.datetime.combine(day, dt.time(RUN_HOUR_UTC), tzinfo=dt.UTC)
+    from ..errors import NaiveDatetime, ValidationError
+    from ..timekeeping import parse_instant
+
     try:
-        at = dt.datetime.fromisoformat(text)
-    except ValueError:
+        return parse_instant(text, field="--as-of")
+    except NaiveDatetime:
+        raise click.BadParameter(f"{value!r} has no UTC offset; write e.g. {text}+00:00") from None
+    except ValidationError:
         raise click.BadParameter(f"{value!r} is not an ISO date or date-time") from None
-    if at.tzinfo is None or at.utcoffset() is None:
-        raise click.BadParameter(f"{value!r} has no UTC offset; write e.g. {text}+00:00")
-    return at
 
 
 class _Group(click.Group):
