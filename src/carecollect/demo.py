@@ -148,6 +148,14 @@ def _check_fresh(db: Path, fresh: bool) -> None:
         folder = old.settings.channel_config.get("outbox", {}).get("folder")
         if folder and Path(folder).is_dir():
             shutil.rmtree(folder)
+    agency_folder = _agency_folder(db)
+    if agency_folder.is_dir():
+        shutil.rmtree(agency_folder)
+
+
+def _agency_folder(db: Path) -> Path:
+    """Where the demo's built-in ``agency-files`` connector writes placements (and reads remittances)."""
+    return db.parent / f"{db.stem}-agency"
 
 
 class _Simulation:
@@ -368,7 +376,10 @@ def run_demo(
     try:
         write_default_config(db)
         config = load_config(db)
-        settings = config.settings
+        # the demo places eligible accounts with the built-in file agency, so the gates show their work
+        settings = attrs.evolve(
+            config.settings, agency="agency-files", agency_config={"folder": str(_agency_folder(db))}
+        )
         rng = random.Random(seed)
         facts = load_portfolio(store, size, seed=seed, as_of=DEMO_START)
         accounts = sorted({r.account_id for r in store.iter_invoice_rows()})
