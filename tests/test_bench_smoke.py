@@ -6,6 +6,7 @@ No timing is asserted here; ``nox -s bench`` prints the figures.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,11 +24,11 @@ INSTANTS = (dt.datetime(2026, 3, 2, 15, 30, tzinfo=dt.UTC), dt.datetime(2026, 3,
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> SQLiteStore:
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SQLiteStore]:
     path = tmp_path_factory.mktemp("bench") / "portfolio.db"
-    s = SQLiteStore(path)
-    load_portfolio(s, SIZE, seed=1, as_of=AS_OF)
-    return s
+    with SQLiteStore(path) as s:
+        load_portfolio(s, SIZE, seed=1, as_of=AS_OF)
+        yield s
 
 
 @pytest.fixture(scope="module")
