@@ -63,3 +63,14 @@ def test_glossary_and_rights_in_all_languages() -> None:
         counts = {len(rights_text(jur, lang)) for lang in LANGUAGES}
         assert len(counts) == 1, f"{jur}: paragraph counts differ between languages"
     assert glossary_entry("copay", "fi") == GLOSSARY["copay"]["en"]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_plural_entries_have_every_category_the_language_uses(language: str) -> None:
+    """A counted word needs each CLDR category of its language (Bulgarian: one, other)."""
+    import babel
+
+    needed = babel.Locale.parse(language).plural_form.tags | {"other"}
+    for key, value in CATS[language].items():
+        if isinstance(value, dict):
+            assert needed <= set(value), f"{language}/{key}: missing {sorted(needed - set(value))}"

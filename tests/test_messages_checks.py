@@ -9,6 +9,7 @@ from carecollect.channels import Channel
 from carecollect.messages.checks import MessageCheckFailed, check_rendering, find_words, sms_segments
 from carecollect.messages.context import SmsEncoding
 from carecollect.messages.examples import context
+from carecollect.money import Money
 from carecollect.outreach import OutreachPurpose as P
 
 G, U = SmsEncoding.GSM7, SmsEncoding.UCS2
@@ -104,3 +105,52 @@ def test_minimum_necessary_cites_the_packs_content_rule() -> None:
     """The refusal names the rule of the pack's content rules (policy.content), the data behind the check."""
     with pytest.raises(MessageCheckFailed, match=r"in sms \(content\.forbidden\.sms\)"):
         _check(text="Riverside Psychiatry: invoice open. Reply STOP")
+
+
+@pytest.mark.parametrize(
+    ("language", "threat", "shame"),
+    [
+        ("en", "We will take you to court. Reply STOP", "You are irresponsible. Reply STOP"),
+        ("de", "Sonst folgt die Zwangsvollstreckung. STOP", "Sie sind verantwortungslos. STOP"),
+        ("nb", "Ellers sender vi saken til inkasso. STOP", "Du er uansvarlig. STOP"),
+        ("bg", "Ще подадем съдебен иск. STOP", "Вие сте безотговорни. STOP"),
+    ],
+)
+def test_tone_check_per_language(language: str, threat: str, shame: str) -> None:
+    """Each language has its own threat and shame lists; a formal notice may inform, never shame."""
+    with pytest.raises(MessageCheckFailed, match="threatening word"):
+        _check(language=language, text=threat)
+    with pytest.raises(MessageCheckFailed, match="shaming word"):
+        _check(language=language, text=shame)
+    assert "tone" in _check(language=language, purpose=P.FINAL_NOTICE, text=threat)
+    with pytest.raises(MessageCheckFailed, match="shaming word"):
+        _check(language=language, purpose=P.FINAL_NOTICE, text=shame)
+
+
+def test_tone_check_reads_the_html_part() -> None:
+    """The HTML part is what most patients read: a threat there is refused like one in the text."""
+    ctx = context(P.REMINDER, "us")
+    url = ctx.opt_out_url
+    kw = {"channel": Channel.EMAIL, "subject": "Invoice", "text": f"Invoice open. {url}"}
+    assert "tone" in _check(**kw, html=f"<p>Invoice open.</p><a href='{url}'>stop</a>")
+    with pytest.raises(MessageCheckFailed, match="threatening word 'court'"):
+        _check(**kw, html=f"<p>Pay or we see you in <b>court</b>.</p><a href='{url}'>stop</a>")
+
+
+@pytest.mark.parametrize("written", ["245.50", "245,50 €", "$245.50", "kr 245,50"])
+def test_voicemail_names_no_amount_in_any_locale(written: str) -> None:
+    ctx = context(P.REMINDER, "us")  # amount_due 245.50
+    assert str(ctx.amount_due.amount) == "245.50"
+    with pytest.raises(MessageCheckFailed, match="limited_content_voicemail"):
+        _check(channel=Channel.PHONE, text="script", voicemail=f"You owe {written}. Call +1 555 0100.")
+
+
+def test_voicemail_with_large_amount_and_phone_number() -> None:
+    big = attrs.evolve(context(P.REMINDER, "no"), amount_due=Money("1250.00", "NOK"))
+    vm_ok = "Hei, dette er Fjordklinikken. Ring oss på 22 12 50 00."
+    assert "limited_content_voicemail" in _check(
+        context=big, channel=Channel.PHONE, text="script", voicemail=vm_ok
+    )
+    for written in ("1\u00a0250,00 kr", "1 250,00", "1,250.00", "1.250,00 €"):
+        with pytest.raises(MessageCheckFailed, match="limited_content_voicemail"):
+            _check(context=big, channel=Channel.PHONE, text="script", voicemail=f"{vm_ok} {written}")

@@ -310,6 +310,29 @@ _GSM_BASIC = set(
 _GSM_EXT = set("^{}\\[~]|€\f")
 
 
+def html_to_text(html: str) -> str:
+    """The words of an HTML part: tags dropped, entities decoded.
+
+    >>> html_to_text("<p>Pay by <b>court</b> &amp; law</p>")
+    'Pay by court & law'
+    """
+    import html as _html
+
+    return " ".join(_html.unescape(re.sub(r"<[^>]+>", " ", html)).split())
+
+
+_AMOUNT = re.compile(r"(?<![\d])(?:\d{1,3}(?:[.,\u00a0\u202f ]\d{3})+|\d+)[.,]\d{2}(?!\d)")
+
+
+def _amounts_in(text: str) -> set[str]:
+    """The amounts written in ``text`` (any locale's separators), as digit strings of minor units.
+
+    >>> sorted(_amounts_in("1\u00a0250,00 kr, $1,250.00 or 245.50; call 22 12 50 00"))
+    ['125000', '24550']
+    """
+    return {re.sub(r"\D", "", m) for m in _AMOUNT.findall(text)}
+
+
 def sms_segments(text: str) -> tuple[SmsEncoding, int]:
     """The encoding and number of segments an SMS needs (3GPP TS 23.038 / 23.040).
 
@@ -436,11 +459,12 @@ def check_rendering(
         passed.append("minimum_necessary")
 
     if voicemail is not None:
-        for token in (context.reference, str(context.amount_due.amount)):
-            if token in voicemail:
-                raise MessageCheckFailed(
-                    template, "limited_content_voicemail", "the voicemail names the account or an amount"
-                )
+        # the amount as any locale writes it (245.50, 1 250,00, 1,250.00): a voicemail names none
+        amounts = _amounts_in(voicemail)
+        if context.reference in voicemail or str(context.amount_due.minor_units) in amounts:
+            raise MessageCheckFailed(
+                template, "limited_content_voicemail", "the voicemail names the account or an amount"
+            )
         passed.append("limited_content_voicemail")
 
     if channel in (Channel.EMAIL, Channel.PORTAL):
@@ -465,7 +489,9 @@ def check_rendering(
             )
         passed.append("sms_length")
 
-    whole = " ".join(" ".join(p.split()) for p in (subject, text, voicemail) if p)
+    # the HTML part is what most patients read: its words count too (tags and entities dropped)
+    html_words = html_to_text(html) if html else None
+    whole = " ".join(" ".join(p.split()) for p in (subject, text, html_words, voicemail) if p)
     for quoted in tone_exempt:
         whole = whole.replace(" ".join(quoted.split()), " ")
     lang_shame = tuple(SHAMING_WORDS.get(language, ())) + tuple(

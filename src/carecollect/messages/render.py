@@ -36,6 +36,7 @@ portal is ``body/P.j2`` inside ``body/main.j2``.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import textwrap
 from collections.abc import Iterable, Mapping, Sequence
@@ -268,9 +269,10 @@ class Renderer:
     :param template_dirs: vendor template folders searched before the
         built-in templates (a file there overrides the built-in one of the
         same name, or adds a language-specific one under ``<lang>/``).
-    :param catalogs: vendor catalogs per language; keys here override the
-        built-in texts, and a new language code adds a language (it must then
-        have every English key, see :meth:`missing`).
+    :param catalogs: vendor catalogs per language, each a dict or the path of a
+        gettext ``.po`` file (:func:`~carecollect.messages.gettext.read_po`);
+        keys here override the built-in texts, and a new language code adds a
+        language (it must then have every English key, see :meth:`missing`).
     :param max_sms_segments: the longest SMS allowed (default 4).
     :param extra_clinical: more words to refuse where the minimum-necessary rule applies.
     :raises ConfigurationError: if a template folder does not exist.
@@ -279,7 +281,7 @@ class Renderer:
     def __init__(
         self,
         template_dirs: Sequence[str | Path] = (),
-        catalogs: Mapping[str, Mapping[str, Entry]] | None = None,
+        catalogs: Mapping[str, Mapping[str, Entry] | str | os.PathLike[str]] | None = None,
         *,
         max_sms_segments: int = 4,
         extra_clinical: Sequence[str] = (),
@@ -303,6 +305,10 @@ class Renderer:
         self._html_env = jinja2.Environment(autoescape=True, **common)
         cats = builtin_catalogs()
         for lang, extra in (catalogs or {}).items():
+            if isinstance(extra, str | os.PathLike):
+                from .gettext import read_po
+
+                extra = read_po(extra, lang)
             cats.setdefault(lang, {}).update(extra)
         self._catalogs = cats
         self.max_sms_segments = max_sms_segments
