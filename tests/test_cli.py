@@ -15,7 +15,7 @@ from carecollect.cli.commands import parse_as_of
 from carecollect.cli.config import config_path
 from carecollect.importers import export_document
 from carecollect.portfolio import load_portfolio
-from carecollect.store.sqlite import SQLiteStore
+from carecollect.store.sqlite import MIGRATIONS, SQLiteStore
 
 AS_OF = "2026-03-02"
 
@@ -53,7 +53,7 @@ def test_init_creates_database_and_settings(tmp_path: Path) -> None:
     result = _cli("init", "--db", str(path))
     assert result.exit_code == 0
     assert path.exists() and config_path(path).exists()
-    assert "schema version 2" in result.output
+    assert f"schema version {MIGRATIONS[-1][0]}" in result.output
     text = config_path(path).read_text(encoding="utf-8")
     config_path(path).write_text(text + "\n# mine\n", encoding="utf-8")
     again = _cli("init", "--db", str(path))

@@ -2,21 +2,27 @@
 
 The run has three phases, each usable on its own:
 
-1. :func:`intake` takes in what came back since the last run: delivery
-   reports, inbound replies (a ``STOP`` is an opt-out) and agency remittances.
-   Every event has an id, and an id already processed changes nothing.
+1. :func:`intake` takes in what came back since the last run: payment
+   provider webhooks (payments are posted to the ledger and pay plan
+   instalments; a revoked mandate stops charges), delivery reports, inbound
+   replies (a ``STOP`` is an opt-out) and agency remittances. Every event has
+   an id, and an id already processed changes nothing.
 2. :func:`plan_run` reads every account from the store in batches and applies
    the packs: the cadence (:func:`~carecollect.policy.cadence.due_steps`), the
    contact governor (:func:`~carecollect.policy.governor.may_contact`) for each
-   channel, missed plan instalments, and the agency gate
+   channel, missed plan instalments, instalments due to be charged to a stored
+   mandate, and the agency gate
    (:func:`~carecollect.relief.gates.may_place`). It writes nothing: a dry run
    is exactly this plan.
 3. :func:`execute_run` takes the run lock, records every message in the
    outbox as *intended*, re-reads the account (an opt-out or a dispute that
    arrived meanwhile wins), renders the message, sends it through the channel
    plugin with the outbox key as idempotency key, and records it *done* or
-   *failed* with a back-off. A run killed at any point and run again sends
-   nothing twice and skips nothing. Every decision goes to the hash-chained
+   *failed* with a back-off. Instalment charges and agency placements (the
+   run's money-moving calls) go through the same outbox: intended, performed
+   with the outbox key as the provider's idempotency key, then done. A run
+   killed at any point and run again sends or charges nothing twice and skips
+   nothing. Every decision goes to the hash-chained
    audit log with its reasons, so :func:`explain_account` can answer "why did
    this patient get, or not get, a message".
 """
@@ -36,7 +42,7 @@ import attrs
 from .agencies import Debtor, PlacedInvoice, PlacementRequest
 from .channels import Channel
 from .creditors import Creditor
-from .errors import CareCollectError
+from .errors import CareCollectError, DuplicateEntry
 from .invoices import InvoiceStatus
 from .ledger import post_payment
 from .messages.context import Itemization, MessageContext, NoticeInfo
@@ -49,16 +55,17 @@ from .money import Money
 from .outreach import AttemptOutcome, ContactAttempt, OutreachPurpose, OutreachStatus, OutreachStep
 from .payments import Payment, PaymentMethod, PaymentSource
 from .placements import AgencyPlacement, PlacementStatus, Remittance, place_account, record_remittance
-from .plans import InstalmentStatus, PlanStatus, mark_instalment_missed
+from .plans import InstalmentStatus, PlanStatus, mark_instalment_missed, record_instalment_payment
 from .policy.cadence import InvoiceContext, due_steps
 from .policy.explain import Reason
 from .policy.governor import ContactHistory, Debt, may_contact
 from .policy.packs import PolicyPack, get_pack
+from .providers import Instrument, WebhookKind
 from .relief.gates import may_place
 from .relief.pauses import relief_flags
 from .relief.snapshot import AccountSnapshot as GateSnapshot
 from .relief.snapshot import SentNotice
-from .store.base import AccountSnapshot, OutboxStatus, Store, next_retry_at
+from .store.base import AccountSnapshot, Mandate, OutboxStatus, ProviderPayment, Store, next_retry_at
 from .timekeeping import require_aware, zone
 
 __all__ = [
@@ -66,6 +73,7 @@ __all__ = [
     "DecisionKind",
     "InboundEvent",
     "IntakeReport",
+    "PlannedCharge",
     "PlannedMessage",
     "PlannedPlacement",
     "RunPlan",
@@ -113,6 +121,8 @@ class RunSettings:
     :param pay_link_base: the payment page pay links open.
     :param pay_link_key: the HMAC key for pay links (at least 32 bytes); ``None``: no pay links.
     :param pay_link_days: how long a pay link stays valid.
+    :param payment_providers: settings per payment-provider plugin name (API keys, webhook
+        secrets); a plan's mandate names its provider. Not shown in reprs.
     :param batch_size: accounts read per batch (memory stays flat).
     :param max_attempts: sends tried before an outbox item is given up (and reported).
     """
@@ -130,6 +140,7 @@ class RunSettings:
     pay_link_base: str = "https://pay.example.org/p"
     pay_link_key: bytes | None = attrs.field(default=None, repr=False)
     pay_link_days: int = 30
+    payment_providers: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict, repr=False)
     batch_size: int = 500
     max_attempts: int = 6
     remittance_lookback_days: int = 90
@@ -151,6 +162,8 @@ class DecisionKind(enum.Enum):
     PLAN_MISSED = "plan_missed"
     PLACE = "place"
     GATE_HELD = "gate_held"
+    CHARGE = "charge"
+    CHARGE_HELD = "charge_held"
 
 
 @attrs.frozen
@@ -205,6 +218,28 @@ class PlannedPlacement:
 
 
 @attrs.frozen
+class PlannedCharge:
+    """A plan instalment due today, to be charged to the plan's stored mandate.
+
+    :param key: the outbox and provider idempotency key (``charge:<plan id>#<number>``).
+    :param account_id: the account.
+    :param plan_id: the plan.
+    :param number: the instalment number.
+    :param amount: the instalment's amount.
+    :param provider: the payment-provider plugin that holds the mandate.
+    :param decision: the decision that allowed it.
+    """
+
+    key: str
+    account_id: str
+    plan_id: str
+    number: int
+    amount: Money
+    provider: str
+    decision: Decision
+
+
+@attrs.frozen
 class AccountPlan:
     """Everything decided for one account."""
 
@@ -212,6 +247,7 @@ class AccountPlan:
     decisions: tuple[Decision, ...]
     missed: tuple[tuple[str, int], ...]
     placement: PlannedPlacement | None
+    charges: tuple[PlannedCharge, ...] = ()
 
 
 @attrs.frozen
@@ -225,6 +261,7 @@ class RunPlan:
     decisions: tuple[Decision, ...]
     missed: tuple[tuple[str, int], ...]
     placements: tuple[PlannedPlacement, ...]
+    charges: tuple[PlannedCharge, ...] = ()
 
     def counts(self) -> dict[str, int]:
         """Decisions by kind."""
@@ -247,6 +284,8 @@ class RunReport:
     placed: int
     instalments_missed: int
     intake: IntakeReport | None = None
+    charged: int = 0
+    charges_failed: int = 0
 
 
 # -- planning ----------------------------------------------------------------------------------
@@ -322,12 +361,21 @@ def plan_account(
     open_ids: list[str] = []
     relief_view: GateSnapshot | None = None
 
-    # missed plan instalments: after the pack's grace period
+    charges: list[PlannedCharge] = []
+    mandates = {m.plan_id: m for m in snap.mandates if m.revoked_at is None or m.revoked_at > now}
+
+    # missed plan instalments: after the pack's grace period; before that, a due
+    # instalment is charged to the plan's stored mandate (if the patient gave one)
     grace = int(pack.get("plan.grace_days", 10, on=today))
     for plan in snap.plans:
         if plan.status is not PlanStatus.ACTIVE:
             continue
         for inst in plan.instalments:
+            due = inst.status is InstalmentStatus.DUE and inst.due_date <= today
+            if due and plan.id in mandates and (today - inst.due_date).days <= grace:
+                charges.append(_plan_charge(snap, plan.id, plan.invoice_ids, inst, mandates[plan.id]))
+                decisions.append(charges[-1].decision)
+                continue
             if inst.status is InstalmentStatus.DUE and (today - inst.due_date).days > grace:
                 missed.append((plan.id, inst.number))
                 decisions.append(
@@ -443,7 +491,43 @@ def plan_account(
             decisions.append(d)
             if gate.allowed:
                 placement = PlannedPlacement(snap.account.id, amount, tuple(open_ids), d)
-    return AccountPlan(tuple(messages), tuple(decisions), tuple(missed), placement)
+    return AccountPlan(tuple(messages), tuple(decisions), tuple(missed), placement, tuple(charges))
+
+
+def _plan_charge(
+    snap: AccountSnapshot, plan_id: str, invoice_ids: Sequence[str], inst: Any, mandate: Mandate
+) -> PlannedCharge:
+    """Charge a due instalment, unless an open dispute on the plan's invoices holds it."""
+    disputed = [
+        d.id for d in snap.disputes if d.is_open and (d.invoice_id is None or d.invoice_id in invoice_ids)
+    ]
+    if disputed:
+        reason = Reason(
+            "plan.charge_disputed",
+            "creditor policy",
+            _outcome("DEFER"),
+            f"instalment {inst.number} of plan {plan_id} is not charged while dispute {disputed[0]} is open",
+        )
+        kind = DecisionKind.CHARGE_HELD
+    else:
+        reason = Reason(
+            "plan.mandate_charge",
+            "patient's mandate",
+            _outcome("INFO"),
+            f"instalment {inst.number} of plan {plan_id} fell due on {inst.due_date.isoformat()}; "
+            f"charged to the mandate at {mandate.provider}",
+        )
+        kind = DecisionKind.CHARGE
+    d = Decision(kind, snap.account.id, None, None, None, (reason,))
+    return PlannedCharge(
+        f"charge:{plan_id}#{inst.number}",
+        snap.account.id,
+        plan_id,
+        inst.number,
+        inst.amount,
+        mandate.provider,
+        d,
+    )
 
 
 def _outcome(name: str) -> Any:
@@ -543,6 +627,7 @@ class _Collected:
         self.decisions: list[Decision] = []
         self.missed: list[tuple[str, int]] = []
         self.placements: list[PlannedPlacement] = []
+        self.charges: list[PlannedCharge] = []
 
     def add(self, snap: AccountSnapshot, plan: AccountPlan) -> None:
         self.accounts += 1
@@ -552,6 +637,7 @@ class _Collected:
         self.missed.extend(plan.missed)
         if plan.placement is not None:
             self.placements.append(plan.placement)
+        self.charges.extend(c for c in plan.charges if c.decision.kind is DecisionKind.CHARGE)
 
     def plan(self, now: dt.datetime) -> RunPlan:
         return RunPlan(
@@ -562,6 +648,7 @@ class _Collected:
             tuple(self.decisions),
             tuple(self.missed),
             tuple(self.placements),
+            tuple(self.charges),
         )
 
 
@@ -573,6 +660,8 @@ class InboundKind(enum.Enum):
 
     DELIVERY_REPORT = "delivery_report"
     REPLY = "reply"
+    #: A payment provider's webhook (``plugin`` is the payment-provider name).
+    PAYMENT = "payment"
 
 
 @attrs.frozen
@@ -580,7 +669,7 @@ class InboundEvent:
     """Something that came back, as the plugin received it.
 
     :param kind: :class:`InboundKind`.
-    :param plugin: the channel or agency plugin name that parses it.
+    :param plugin: the channel or payment-provider plugin name that parses it.
     :param body: the raw body.
     :param headers: the raw headers.
     """
@@ -601,6 +690,8 @@ class IntakeReport:
     delivery_reports: int = 0
     remittances: int = 0
     failures: tuple[str, ...] = ()
+    payments: int = 0
+    mandates_revoked: int = 0
 
 
 def _channel_instance(pm: Any, settings: RunSettings, name: str, cache: dict[str, Any]) -> Any:
@@ -613,19 +704,46 @@ def _channel_instance(pm: Any, settings: RunSettings, name: str, cache: dict[str
 def intake(
     store: Store, pm: Any, settings: RunSettings, events: Iterable[InboundEvent], now: dt.datetime
 ) -> IntakeReport:
-    """Take in delivery reports, replies and remittances; each event id is processed once.
+    """Take in payment webhooks, delivery reports, replies and remittances; each event id is processed once.
 
     An inbound ``STOP`` (in any of the supported languages) becomes an opt-out on
-    the matching contact point at once.
+    the matching contact point at once. A payment webhook is verified by its
+    provider plugin (a refused one is listed in the failures and records
+    nothing); a succeeded payment whose reference the store knows
+    (:meth:`~carecollect.store.base.Store.link_provider_payment`: the run links
+    its instalment charges, a payment page links what it creates) is posted to
+    the ledger once and pays its plan instalment. An unknown reference is listed
+    in the failures and not marked processed, so the provider's redelivery is
+    taken once the link exists.
     """
     from .patients import opt_out
 
     require_aware(now, "intake", "now")
-    counts = {"processed": 0, "duplicates": 0, "opt_outs": 0, "delivery": 0, "remittances": 0}
+    counts = {
+        "processed": 0,
+        "duplicates": 0,
+        "opt_outs": 0,
+        "delivery": 0,
+        "remittances": 0,
+        "payments": 0,
+        "revoked": 0,
+    }
     failures: list[str] = []
     channels: dict[str, Any] = {}
+    providers: dict[str, Any] = {}
     for ev in events:
         try:
+            if ev.kind is InboundKind.PAYMENT:
+                outcome = _take_payment_webhook(store, pm, settings, ev, providers, now)
+                if outcome == "duplicate":
+                    counts["duplicates"] += 1
+                elif outcome.startswith("unmatched"):
+                    failures.append(f"payment via {ev.plugin}: {outcome}")
+                else:
+                    counts["processed"] += 1
+                    if outcome in ("payments", "revoked"):
+                        counts[outcome] += 1
+                continue
             channel = _channel_instance(pm, settings, ev.plugin, channels)
             if ev.kind is InboundKind.REPLY:
                 reply = channel.parse_inbound(dict(ev.headers), ev.body, now=now)
@@ -680,7 +798,80 @@ def intake(
         counts["delivery"],
         counts["remittances"],
         tuple(failures),
+        counts["payments"],
+        counts["revoked"],
     )
+
+
+def _take_payment_webhook(
+    store: Store,
+    pm: Any,
+    settings: RunSettings,
+    ev: InboundEvent,
+    providers: dict[str, Any],
+    now: dt.datetime,
+) -> str:
+    """Take one payment webhook; returns what it was (``"duplicate"``, ``"payments"``, ``"unmatched: ..."``...)."""
+    provider = _provider(pm, settings, ev.plugin, providers)
+    event = provider.parse_webhook(dict(ev.headers), ev.body, now=now)  # raises WebhookError when refused
+    source = f"provider:{ev.plugin}"
+    if store.was_processed(source, event.event_id):
+        return "duplicate"
+    link = store.provider_payment(ev.plugin, event.reference) if event.reference else None
+    subject = link.account_id if link else source
+    record = {"event": event.event_id, "kind": event.kind.value, "reference": event.reference}
+    posted: tuple[Payment, Any] | None = None
+    outcome = "other"
+    with store.transaction():
+        if event.kind is WebhookKind.PAYMENT_SUCCEEDED:
+            if link is None:
+                return f"unmatched: no account is linked to reference {event.reference!r} (event {event.event_id})"
+            book = store.ledger(link.account_id)
+            already = any(e.source_id == link.payment_id for e in book.entries)
+            if not already:
+                if event.amount is None:
+                    return f"unmatched: event {event.event_id} carries no amount"
+                method = str(event.raw.get("method", PaymentMethod.CARD.value))
+                payment = Payment(
+                    link.payment_id,
+                    link.account_id,
+                    event.amount,
+                    PaymentMethod(method)
+                    if method in PaymentMethod._value2member_map_
+                    else PaymentMethod.CARD,
+                    event.occurred_at,
+                    provider_reference=event.reference,
+                )
+                new_book, paid = post_payment(book, payment)
+                store.append_ledger(link.account_id, new_book.entries[len(book.entries) :])
+                posted = (payment, paid)
+                if link.plan_id is not None and link.instalment is not None:
+                    plan = store.get_plan(link.plan_id)
+                    inst = next((i for i in plan.instalments if i.number == link.instalment), None)
+                    if (
+                        plan.status.current
+                        and inst is not None
+                        and inst.status is not InstalmentStatus.PAID
+                        and event.amount >= inst.amount
+                    ):
+                        plan, _ = record_instalment_payment(
+                            plan, inst.number, event.amount, at=event.occurred_at
+                        )
+                        store.put_plan(plan)
+            record["payment"] = link.payment_id
+            record["posted"] = not already
+            outcome = "payments" if not already else "other"
+        elif event.kind is WebhookKind.MANDATE_REVOKED and event.reference:
+            mandate = store.revoke_mandate(ev.plugin, event.reference, at=event.occurred_at)
+            if mandate is not None:
+                subject = mandate.account_id
+                record["plan"] = mandate.plan_id
+                outcome = "revoked"
+        store.mark_processed(source, event.event_id, at=now)
+        store.audit_append(f"webhook.{event.kind.value}", subject, record, at=now)
+    if posted is not None and posted[1] is not None:
+        pm.on_payment_received(posted[0], posted[1])
+    return outcome
 
 
 def _take_remittance(
@@ -871,7 +1062,18 @@ def _execute(
     signer = PayLinkSigner(settings.pay_link_key, settings.pay_link_base) if settings.pay_link_key else None
     channels: dict[str, Any] = {}
     creditors = _Creditors(store)
-    counts = {"sent": 0, "skipped": 0, "suppressed": 0, "failed": 0, "deferred": 0, "placed": 0, "missed": 0}
+    counts = {
+        "sent": 0,
+        "skipped": 0,
+        "suppressed": 0,
+        "failed": 0,
+        "deferred": 0,
+        "placed": 0,
+        "missed": 0,
+        "charged": 0,
+        "charge_failed": 0,
+    }
+    providers: dict[str, Any] = {}
     collected = _Collected()
     for snap, plan in _iter_plans(store, now, settings, conversations):
         collected.add(snap, plan)
@@ -886,6 +1088,11 @@ def _execute(
                     p, _ = mark_instalment_missed(p, number, at=now)
                     store.put_plan(p)
                     counts["missed"] += 1
+        for charge in plan.charges:
+            if charge.decision.kind is DecisionKind.CHARGE:
+                outcome = _charge(store, pm, settings, providers, charge, now)
+                if outcome in ("charged", "charge_failed"):
+                    counts[outcome] += 1
         by_step: dict[str, tuple[OutreachStep, list[tuple[str, str]]]] = {}
         for msg in plan.messages:
             outcome = _send_one(
@@ -919,6 +1126,8 @@ def _execute(
         counts["placed"],
         counts["missed"],
         intake_report,
+        counts["charged"],
+        counts["charge_failed"],
     )
 
 
@@ -1078,7 +1287,7 @@ def _failed(store: Store, settings: RunSettings, msg: PlannedMessage, now: dt.da
     with store.transaction():
         item = store.outbox_get(msg.key)
         retry = next_retry_at(item.attempts + 1, now) if item.attempts + 1 < settings.max_attempts else None
-        store.outbox_failed(msg.key, at=now, error=why[:300], retry_at=retry)
+        store.outbox_failed(msg.key, at=now, error=why[:300], retry_at=retry, give_up=retry is None)
         store.audit_append(
             "message.failed", msg.step.account_id, {"key": msg.key, "error": why[:300]}, at=now
         )
@@ -1088,16 +1297,24 @@ def _failed(store: Store, settings: RunSettings, msg: PlannedMessage, now: dt.da
 def _place(
     store: Store, pm: Any, settings: RunSettings, placement: PlannedPlacement, now: dt.datetime
 ) -> int:
+    """Outbox protocol for one placement; the placement id is the agency's idempotency key.
+
+    The outbox payload names only the agency (the amount may change between a failed attempt
+    and its retry); a failure is retried with back-off and never stops the other accounts.
+    """
     key = f"place:{placement.account_id}"
-    with store.transaction():
-        item = store.outbox_intend(
-            key, "placement", {"amount": str(placement.amount)}, at=now, account_id=placement.account_id
-        )
+    assert settings.agency is not None
+    try:
+        with store.transaction():
+            item = store.outbox_intend(
+                key, "placement", {"agency": settings.agency}, at=now, account_id=placement.account_id
+            )
+    except DuplicateEntry:  # recorded by an earlier version with another payload
+        item = store.outbox_get(key)
     if item.status is OutboxStatus.DONE:
         return 0
-    assert settings.agency is not None
-    desc = pm.agency_connector(settings.agency)
-    connector = desc.create(dict(settings.agency_config))
+    if item.next_retry_at is not None and item.next_retry_at > now:
+        return 0
     record = AgencyPlacement(
         f"PLC-{placement.account_id}",
         placement.account_id,
@@ -1106,9 +1323,13 @@ def _place(
         invoice_ids=placement.invoice_ids,
     )
     try:
+        connector = pm.agency_connector(settings.agency).create(dict(settings.agency_config))
         receipt = connector.place(_placement_request(store, record))
     except CareCollectError as exc:
         _failed_placement(store, key, now, f"{type(exc).__name__}")
+        return 0
+    except OSError as exc:
+        _failed_placement(store, key, now, f"transport: {type(exc).__name__}")
         return 0
     if not receipt.accepted:
         _failed_placement(store, key, now, "agency refused the placement")
@@ -1127,10 +1348,139 @@ def _place(
     return 1
 
 
+def _provider(pm: Any, settings: RunSettings, name: str, cache: dict[str, Any]) -> Any:
+    if name not in cache:
+        cache[name] = pm.payment_provider(name).create(dict(settings.payment_providers.get(name, {})))
+    return cache[name]
+
+
+def provider_payment_id(provider: str, reference: str) -> str:
+    """The ledger payment id of a provider's payment reference (a webhook and a charge agree on it)."""
+    return f"PAY-{provider}-{reference}"
+
+
+def _charge(
+    store: Store,
+    pm: Any,
+    settings: RunSettings,
+    providers: dict[str, Any],
+    charge: PlannedCharge,
+    now: dt.datetime,
+) -> str:
+    """Outbox protocol for one instalment charge: intended, charged with the key, posted and done.
+
+    A run killed between the provider's answer and the ``done`` record charges again with the
+    same idempotency key; the provider answers with the first result, and the ledger posts
+    the payment once (its id derives from the provider's reference).
+    """
+    with store.transaction():
+        item = store.outbox_intend(
+            charge.key,
+            "charge",
+            {"plan": charge.plan_id, "instalment": charge.number, "amount": str(charge.amount)},
+            at=now,
+            account_id=charge.account_id,
+        )
+    if item.status is OutboxStatus.DONE:
+        return "skipped"
+    if item.status is OutboxStatus.FAILED and item.next_retry_at is None:
+        return "gave_up"
+    if item.next_retry_at is not None and item.next_retry_at > now:
+        return "deferred"
+    # re-read: a payment, a dispute or a revoked mandate that arrived since planning wins
+    fresh = store.account_snapshot(charge.account_id)
+    plan = next((p for p in fresh.plans if p.id == charge.plan_id), None)
+    inst = next((i for i in plan.instalments if i.number == charge.number), None) if plan else None
+    mandate = next((m for m in fresh.mandates if m.plan_id == charge.plan_id), None)
+    blocking = []
+    if plan is None or plan.status is not PlanStatus.ACTIVE:
+        blocking.append("plan.not_active")
+    if inst is None or inst.status is not InstalmentStatus.DUE:
+        blocking.append("instalment.not_due")
+    if mandate is None or (mandate.revoked_at is not None and mandate.revoked_at <= now):
+        blocking.append("mandate.revoked")
+    if plan is not None and any(
+        d.is_open and (d.invoice_id is None or d.invoice_id in plan.invoice_ids) for d in fresh.disputes
+    ):
+        blocking.append("dispute.open")
+    if blocking or plan is None or inst is None or mandate is None:
+        with store.transaction():
+            store.outbox_failed(
+                charge.key,
+                at=now,
+                error="suppressed: " + ",".join(blocking),
+                retry_at=now + dt.timedelta(days=1),
+            )
+            store.audit_append(
+                "charge.suppressed", charge.account_id, {"key": charge.key, "rules": blocking}, at=now
+            )
+        return "suppressed"
+    try:
+        provider = _provider(pm, settings, mandate.provider, providers)
+        result = provider.purchase(
+            inst.amount,
+            Instrument(PaymentMethod(mandate.method), mandate.reference),
+            idempotency_key=charge.key,
+            account_id=charge.account_id,
+        )
+    except CareCollectError as exc:
+        return _charge_failed(store, settings, charge, item.attempts, now, type(exc).__name__)
+    except OSError as exc:
+        return _charge_failed(store, settings, charge, item.attempts, now, f"transport: {type(exc).__name__}")
+    if not result.success:
+        code = result.error_code.value if result.error_code is not None else "failed"
+        return _charge_failed(store, settings, charge, item.attempts, now, f"provider said {code}")
+    reference = result.reference or charge.key
+    payment = Payment(
+        provider_payment_id(mandate.provider, reference),
+        charge.account_id,
+        inst.amount,
+        PaymentMethod(mandate.method),
+        now,
+        provider_reference=reference,
+    )
+    with store.transaction():
+        store.link_provider_payment(
+            ProviderPayment(mandate.provider, reference, charge.account_id, payment.id, plan.id, inst.number)
+        )
+        book = store.ledger(charge.account_id)
+        order = [i for i in plan.invoice_ids if i in book.invoice_ids()]  # the plan's invoices first
+        new_book, event = post_payment(
+            book, payment, order=order + [i for i in book.open_invoices() if i not in order]
+        )
+        store.append_ledger(charge.account_id, new_book.entries[len(book.entries) :])
+        paid_plan, _ = record_instalment_payment(plan, inst.number, inst.amount, at=now)
+        store.put_plan(paid_plan)
+        store.outbox_done(charge.key, at=now, result={"reference": reference, "payment": payment.id})
+        store.audit_append(
+            "charge",
+            charge.account_id,
+            {"key": charge.key, "amount": str(inst.amount), "payment": payment.id},
+            at=now,
+        )
+    if event is not None:
+        pm.on_payment_received(payment, event)
+    return "charged"
+
+
+def _charge_failed(
+    store: Store, settings: RunSettings, charge: PlannedCharge, attempts: int, now: dt.datetime, why: str
+) -> str:
+    """A declined or failed charge: retried with back-off (the plan's grace period still runs)."""
+    with store.transaction():
+        retry = next_retry_at(attempts + 1, now) if attempts + 1 < settings.max_attempts else None
+        store.outbox_failed(charge.key, at=now, error=why[:300], retry_at=retry, give_up=retry is None)
+        store.audit_append(
+            "charge.failed", charge.account_id, {"key": charge.key, "error": why[:300]}, at=now
+        )
+    return "charge_failed"
+
+
 def _failed_placement(store: Store, key: str, now: dt.datetime, why: str) -> None:
     with store.transaction():
         item = store.outbox_get(key)
         store.outbox_failed(key, at=now, error=why, retry_at=next_retry_at(item.attempts + 1, now))
+        store.audit_append("placement.failed", item.account_id or key, {"key": key, "error": why}, at=now)
 
 
 def _placement_request(store: Store, record: AgencyPlacement) -> PlacementRequest:

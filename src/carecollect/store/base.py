@@ -52,10 +52,12 @@ __all__ = [
     "AuditRecord",
     "AuditVerification",
     "InvoiceRow",
+    "Mandate",
     "NotFound",
     "OutboxItem",
     "OutboxStatus",
     "PortfolioRows",
+    "ProviderPayment",
     "RunLock",
     "RunLocked",
     "Store",
@@ -152,6 +154,51 @@ class OutboxItem:
 
 
 @attrs.frozen
+class Mandate:
+    """A stored card or direct-debit mandate that pays a plan's instalments.
+
+    The run charges each due instalment of an active plan with a live mandate
+    through the payment provider, with the outbox key as idempotency key.
+
+    :param plan_id: the plan it pays.
+    :param account_id: the plan's account.
+    :param provider: the payment-provider plugin name.
+    :param method: :class:`~carecollect.payments.PaymentMethod` value (``"card"``, ``"direct_debit"``).
+    :param reference: the provider's mandate or token reference (never in reprs).
+    :param created_at: when it was stored.
+    :param revoked_at: when the patient or the provider revoked it (no charge after that).
+    """
+
+    plan_id: str
+    account_id: str
+    provider: str
+    method: str
+    reference: str = attrs.field(repr=False)
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None = None
+
+
+@attrs.frozen
+class ProviderPayment:
+    """What a provider's payment reference belongs to (so a webhook finds its account).
+
+    :param provider: the payment-provider plugin name.
+    :param reference: the provider's payment reference.
+    :param account_id: the account paid into.
+    :param payment_id: the ledger payment id it was (or will be) posted as.
+    :param plan_id: the plan, for an instalment charge.
+    :param instalment: the instalment number, for an instalment charge.
+    """
+
+    provider: str
+    reference: str
+    account_id: str
+    payment_id: str
+    plan_id: str | None = None
+    instalment: int | None = None
+
+
+@attrs.frozen
 class RunLock:
     """The exclusive lock a run holds.
 
@@ -218,6 +265,7 @@ class AccountSnapshot:
     :param steps: its outreach steps.
     :param attempts: its contact attempts, oldest first.
     :param placements: its agency placements.
+    :param mandates: the mandates that pay its plans (revoked ones included).
     """
 
     account: Account
@@ -229,6 +277,7 @@ class AccountSnapshot:
     steps: tuple[OutreachStep, ...] = ()
     attempts: tuple[ContactAttempt, ...] = ()
     placements: tuple[AgencyPlacement, ...] = ()
+    mandates: tuple[Mandate, ...] = ()
 
 
 class InvoiceRow(NamedTuple):
@@ -454,6 +503,22 @@ class Store(Protocol):
         """The placement with that id, with its remittances."""
         ...
 
+    def put_mandate(self, mandate: Mandate) -> None:
+        """Insert or replace the mandate of ``mandate.plan_id`` (one per plan)."""
+        ...
+
+    def revoke_mandate(self, provider: str, reference: str, *, at: dt.datetime) -> Mandate | None:
+        """Mark the mandate with that provider reference revoked; None if there is none."""
+        ...
+
+    def link_provider_payment(self, link: ProviderPayment) -> None:
+        """Record what a provider's payment reference belongs to (the same link twice is kept once)."""
+        ...
+
+    def provider_payment(self, provider: str, reference: str) -> ProviderPayment | None:
+        """The link recorded for a provider's payment reference, if any."""
+        ...
+
     # -- reading the portfolio --------------------------------------------
     def account_snapshot(self, account_id: str) -> AccountSnapshot:
         """Everything about one account."""
@@ -498,9 +563,18 @@ class Store(Protocol):
         ...
 
     def outbox_failed(
-        self, key: str, *, at: dt.datetime, error: str, retry_at: dt.datetime | None = None
+        self,
+        key: str,
+        *,
+        at: dt.datetime,
+        error: str,
+        retry_at: dt.datetime | None = None,
+        give_up: bool = False,
     ) -> OutboxItem:
-        """Record a failed attempt; it is due again at ``retry_at`` (default: :func:`next_retry_at`)."""
+        """Record a failed attempt; it is due again at ``retry_at`` (default: :func:`next_retry_at`).
+
+        With ``give_up`` it is never due again (``next_retry_at`` stays empty) and is reported.
+        """
         ...
 
     def outbox_get(self, key: str) -> OutboxItem:

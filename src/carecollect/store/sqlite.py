@@ -49,10 +49,12 @@ from .base import (
     AuditRecord,
     AuditVerification,
     InvoiceRow,
+    Mandate,
     NotFound,
     OutboxItem,
     OutboxStatus,
     PortfolioRows,
+    ProviderPayment,
     RunLock,
     RunLocked,
     StoreError,
@@ -159,6 +161,20 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         2,
         "find patients by contact address (inbound STOP replies)",
         ("CREATE INDEX contact_points_address ON contact_points(address)",),
+    ),
+    (
+        3,
+        "mandates that pay plans; provider payment references (instalment charges, payment webhooks)",
+        (
+            """CREATE TABLE mandates (plan_id TEXT PRIMARY KEY REFERENCES plans(id),
+                account_id TEXT NOT NULL REFERENCES accounts(id), provider TEXT NOT NULL, method TEXT NOT NULL,
+                reference TEXT NOT NULL, created_at TEXT NOT NULL, revoked_at TEXT)""",
+            "CREATE INDEX mandates_account ON mandates(account_id)",
+            "CREATE INDEX mandates_reference ON mandates(provider, reference)",
+            """CREATE TABLE provider_payments (provider TEXT NOT NULL, reference TEXT NOT NULL,
+                account_id TEXT NOT NULL REFERENCES accounts(id), payment_id TEXT NOT NULL, plan_id TEXT,
+                instalment INTEGER, PRIMARY KEY (provider, reference))""",
+        ),
     ),
 )
 
@@ -565,6 +581,70 @@ class SQLiteStore:
             raise NotFound("AgencyPlacement", placement_id)
         return found[0]
 
+    # -- mandates and provider payment references -------------------------------------------------
+    _MANDATE = "plan_id, account_id, provider, method, reference, created_at, revoked_at"
+
+    @staticmethod
+    def _mandate(r: Sequence[Any]) -> Mandate:
+        return Mandate(r[0], r[1], r[2], r[3], r[4], codec.parse_instant(r[5]), codec.opt_parse_instant(r[6]))
+
+    def _mandates(self, where: str, params: Sequence[Any]) -> list[Mandate]:
+        rows = self._db.execute(
+            f"SELECT {self._MANDATE} FROM mandates WHERE {where} ORDER BY plan_id", params
+        )
+        return [self._mandate(r) for r in rows]
+
+    def put_mandate(self, mandate: Mandate) -> None:
+        """Insert or replace the mandate of ``mandate.plan_id`` (one per plan)."""
+        with self.transaction():
+            self._db.execute(
+                f"INSERT OR REPLACE INTO mandates ({self._MANDATE}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    mandate.plan_id,
+                    mandate.account_id,
+                    mandate.provider,
+                    mandate.method,
+                    mandate.reference,
+                    codec.iso_instant(mandate.created_at),
+                    codec.opt_instant(mandate.revoked_at),
+                ),
+            )
+
+    def revoke_mandate(self, provider: str, reference: str, *, at: dt.datetime) -> Mandate | None:
+        """Mark the mandate with that provider reference revoked (the first revocation stands)."""
+        with self.transaction():
+            self._db.execute(
+                "UPDATE mandates SET revoked_at = ? WHERE provider = ? AND reference = ? AND revoked_at IS NULL",
+                (codec.iso_instant(at), provider, reference),
+            )
+            found = self._mandates("provider = ? AND reference = ?", (provider, reference))
+        return found[0] if found else None
+
+    def link_provider_payment(self, link: ProviderPayment) -> None:
+        """Record what a provider's payment reference belongs to (the first link stands)."""
+        with self.transaction():
+            self._db.execute(
+                "INSERT INTO provider_payments (provider, reference, account_id, payment_id, plan_id, instalment) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(provider, reference) DO NOTHING",
+                (
+                    link.provider,
+                    link.reference,
+                    link.account_id,
+                    link.payment_id,
+                    link.plan_id,
+                    link.instalment,
+                ),
+            )
+
+    def provider_payment(self, provider: str, reference: str) -> ProviderPayment | None:
+        """The link recorded for a provider's payment reference, if any."""
+        r = self._db.execute(
+            "SELECT provider, reference, account_id, payment_id, plan_id, instalment FROM provider_payments "
+            "WHERE provider = ? AND reference = ?",
+            (provider, reference),
+        ).fetchone()
+        return None if r is None else ProviderPayment(r[0], r[1], r[2], r[3], r[4], r[5])
+
     # -- reading the portfolio ------------------------------------------------------------------
     def account_snapshot(self, account_id: str) -> AccountSnapshot:
         """Everything about one account."""
@@ -624,6 +704,9 @@ class SQLiteStore:
         placements: dict[str, list[AgencyPlacement]] = defaultdict(list)
         for pl in self._placements(where, rng):
             placements[pl.account_id].append(pl)
+        mandates: dict[str, list[Mandate]] = defaultdict(list)
+        for m in self._mandates(where, rng):
+            mandates[m.account_id].append(m)
         for a in accounts:
             yield AccountSnapshot(
                 account=a,
@@ -635,6 +718,7 @@ class SQLiteStore:
                 steps=tuple(steps.get(a.id, ())),
                 attempts=tuple(attempts.get(a.id, ())),
                 placements=tuple(placements.get(a.id, ())),
+                mandates=tuple(mandates.get(a.id, ())),
             )
 
     def iter_account_snapshots(self, *, batch_size: int = 1000) -> Iterator[AccountSnapshot]:
@@ -808,18 +892,25 @@ class SQLiteStore:
             return self.outbox_get(key)
 
     def outbox_failed(
-        self, key: str, *, at: dt.datetime, error: str, retry_at: dt.datetime | None = None
+        self,
+        key: str,
+        *,
+        at: dt.datetime,
+        error: str,
+        retry_at: dt.datetime | None = None,
+        give_up: bool = False,
     ) -> OutboxItem:
         """Record a failed attempt; due again at ``retry_at`` or by :func:`~carecollect.store.base.next_retry_at`.
 
-        :raises InvalidTransition-like DuplicateEntry: never; a done item stays done (the call is ignored).
+        With ``give_up`` the item is never due again (``next_retry_at`` is empty): it stays failed
+        for a person to look at. A done item stays done (the call is ignored).
         """
         with self.transaction():
             item = self.outbox_get(key)
             if item.status is OutboxStatus.DONE:
                 return item
             attempts = item.attempts + 1
-            when = retry_at if retry_at is not None else next_retry_at(attempts, at)
+            when = None if give_up else (retry_at if retry_at is not None else next_retry_at(attempts, at))
             self._db.execute(
                 "UPDATE outbox SET status = ?, updated_at = ?, attempts = ?, next_retry_at = ?, last_error = ? "
                 "WHERE key = ?",
@@ -827,7 +918,7 @@ class SQLiteStore:
                     OutboxStatus.FAILED.value,
                     codec.iso_instant(at),
                     attempts,
-                    codec.iso_instant(when),
+                    codec.opt_instant(when),
                     error[:500],
                     key,
                 ),

@@ -1,0 +1,367 @@
+"""The run's money-moving calls and payment webhooks: exactly once, retried with back-off, never twice.
+
+A plan with a stored mandate has its due instalments charged by the daily run
+through a payment-provider plugin (a test double built on
+:class:`~carecollect.providers.TransactionBook`, which answers a repeated
+idempotency key with its first result, as real gateways do). Payment webhooks
+are signed with :func:`~carecollect.providers.sign_webhook` and taken in by
+:func:`~carecollect.daily_run.intake`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import attrs
+import pytest
+
+from carecollect.channels import Channel
+from carecollect.daily_run import (
+    DecisionKind,
+    InboundEvent,
+    InboundKind,
+    RunSettings,
+    execute_run,
+    intake,
+    plan_run,
+    provider_payment_id,
+)
+from carecollect.disputes import Dispute, DisputeReason, DisputeStatus
+from carecollect.hookspecs import hookimpl
+from carecollect.invoices import InvoiceStatus
+from carecollect.ledger import EntryKind
+from carecollect.money import Money
+from carecollect.payments import PaymentMethod
+from carecollect.plans import InstalmentStatus, PaymentPlan, PlanStatus, build_schedule
+from carecollect.plugin_manager import PluginManager, make_plugin_manager
+from carecollect.portfolio import load_portfolio
+from carecollect.providers import (
+    SIGNATURE_HEADER,
+    BasePaymentProvider,
+    Instrument,
+    PaymentErrorCode,
+    PaymentProviderDescriptor,
+    PaymentResult,
+    ProviderCapabilities,
+    TransactionBook,
+    WebhookEvent,
+    WebhookKind,
+    sign_webhook,
+    verify_webhook_signature,
+)
+from carecollect.store.base import Mandate, OutboxStatus, ProviderPayment
+from carecollect.store.sqlite import SQLiteStore
+
+NOW = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)
+SECRET = b"webhook-secret-for-tests"
+CAPS = ProviderCapabilities(
+    methods={PaymentMethod.CARD, PaymentMethod.DIRECT_DEBIT}, currencies={"EUR", "NOK", "USD"}, webhooks=True
+)
+
+
+class FakeGateway(BasePaymentProvider):
+    """Charges stored mandates; one book per test (class-level), so a repeated key replays."""
+
+    capabilities = CAPS
+    book: ClassVar[TransactionBook] = TransactionBook("gw")
+    calls: ClassVar[list[str]] = []
+    references: ClassVar[list[str]] = []
+    decline: ClassVar[bool] = False
+    down: ClassVar[bool] = False
+
+    def __init__(self, settings: Mapping[str, str]) -> None:
+        self.secret = settings["webhook_secret"].encode()
+
+    def purchase(
+        self, amount: Money, instrument: Instrument, *, idempotency_key: str, account_id: str
+    ) -> PaymentResult:
+        FakeGateway.calls.append(idempotency_key)
+        if FakeGateway.down:
+            raise TimeoutError("gateway timed out")
+        if FakeGateway.decline:
+            return PaymentResult.failed(PaymentErrorCode.DECLINED, "insufficient funds")
+        result = FakeGateway.book.authorize(amount, idempotency_key=idempotency_key, capture=True)
+        FakeGateway.references.append(str(result.reference))
+        return result
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes, *, now: dt.datetime) -> WebhookEvent:
+        at = verify_webhook_signature(self.secret, headers, body, now=now)
+        data = json.loads(body)
+        amount = Money(data["amount"], data["currency"]) if "amount" in data else None
+        return WebhookEvent(data["id"], WebhookKind(data["type"]), data.get("reference"), at, amount)
+
+
+class Plugin:
+    @hookimpl
+    def carecollect_payment_providers(self) -> list[PaymentProviderDescriptor]:
+        return [PaymentProviderDescriptor("fake-gw", CAPS, FakeGateway)]
+
+
+@pytest.fixture(autouse=True)
+def _reset() -> None:
+    FakeGateway.book = TransactionBook("gw")
+    FakeGateway.calls = []
+    FakeGateway.references = []
+    FakeGateway.decline = False
+    FakeGateway.down = False
+
+
+@pytest.fixture
+def pm() -> PluginManager:
+    return make_plugin_manager(load_entrypoints=False, plugins=[Plugin()])
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> RunSettings:
+    return RunSettings(
+        channel_plugins=dict.fromkeys(Channel, "outbox"),
+        channel_config={"outbox": {"folder": str(tmp_path / "out")}},
+        payment_providers={"fake-gw": {"webhook_secret": SECRET.decode()}},
+        max_attempts=3,
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SQLiteStore]:
+    s = SQLiteStore(tmp_path / "run.db")
+    load_portfolio(s, 40, seed=4, as_of=NOW.date())
+    yield s
+    s.close()
+
+
+def _plan_with_mandate(store: SQLiteStore, *, first_due: dt.date) -> PaymentPlan:
+    """An active 3-instalment plan over the first open invoice with no plan or dispute, with a card mandate."""
+    for snap in store.iter_account_snapshots():
+        if snap.plans or snap.disputes:
+            continue
+        for inv in snap.invoices:
+            if inv.status is InvoiceStatus.OPEN and snap.ledger.invoice_balance(inv.id).is_positive():
+                balance = snap.ledger.invoice_balance(inv.id)
+                plan = PaymentPlan(
+                    f"PLAN-{inv.id}",
+                    snap.account.id,
+                    (inv.id,),
+                    balance,
+                    build_schedule(balance, 3, first_due=first_due),
+                    NOW - dt.timedelta(days=40),
+                    status=PlanStatus.ACTIVE,
+                )
+                with store.transaction():
+                    store.put_plan(plan)
+                    store.put_mandate(
+                        Mandate(
+                            plan.id,
+                            plan.account_id,
+                            "fake-gw",
+                            "card",
+                            "mandate-ref-1",
+                            NOW - dt.timedelta(days=40),
+                        )
+                    )
+                return plan
+    raise AssertionError("no suitable account in the portfolio")
+
+
+def _payments(store: SQLiteStore, account_id: str) -> dict[str, int]:
+    units: dict[str, int] = {}
+    for e in store.ledger(account_id).entries:
+        if e.kind is EntryKind.PATIENT_PAYMENT:
+            units[e.source_id] = units.get(e.source_id, 0) + e.amount.minor_units
+    return units
+
+
+def test_a_due_instalment_is_planned_charged_once_and_posted(
+    store: SQLiteStore, pm: PluginManager, settings: RunSettings
+) -> None:
+    plan = _plan_with_mandate(store, first_due=NOW.date() - dt.timedelta(days=2))
+    dry = plan_run(store, NOW, settings)
+    assert [(c.plan_id, c.number, c.amount) for c in dry.charges] == [
+        (plan.id, 1, plan.instalments[0].amount)
+    ]
+    assert store.counts()["outbox"] == 0  # the dry run wrote nothing
+    assert FakeGateway.calls == []
+
+    report = execute_run(store, NOW, pm, settings)
+    assert (report.charged, report.charges_failed) == (1, 0)
+    key = f"charge:{plan.id}#1"
+    assert FakeGateway.calls == [key]  # the outbox key is the provider's idempotency key
+    item = store.outbox_get(key)
+    assert item.status is OutboxStatus.DONE and item.kind == "charge"
+    paid = store.get_plan(plan.id)
+    assert paid.instalments[0].status is InstalmentStatus.PAID
+    assert paid.instalments[1].status is InstalmentStatus.DUE
+    payment_id = provider_payment_id("fake-gw", item.result["reference"])  # type: ignore[index]
+    assert _payments(store, plan.account_id)[payment_id] == plan.instalments[0].amount.minor_units
+    assert [r.kind for r in store.audit_records(subject_id=plan.account_id)].count("charge") == 1
+
+    # the next run (and a later one) charges nothing again
+    again = execute_run(store, NOW + dt.timedelta(hours=1), pm, settings)
+    assert again.charged == 0 and FakeGateway.calls == [key]
+    assert store.verify_audit().ok
+
+
+def test_a_run_killed_after_the_charge_charges_again_with_the_same_key_and_posts_once(
+    store: SQLiteStore, pm: PluginManager, settings: RunSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan = _plan_with_mandate(store, first_due=NOW.date() - dt.timedelta(days=1))
+    key = f"charge:{plan.id}#1"
+
+    def killed(*args: Any, **kwargs: Any) -> None:
+        raise SystemExit("killed after the provider answered")
+
+    # the process dies between the provider's answer and the ledger/outbox write
+    monkeypatch.setattr(store, "link_provider_payment", killed)
+    with pytest.raises(SystemExit):
+        execute_run(store, NOW, pm, settings)
+    monkeypatch.undo()
+    assert store.outbox_get(key).status is OutboxStatus.INTENDED
+    assert _payments(store, plan.account_id) == {}
+
+    report = execute_run(store, NOW, pm, settings)
+    assert report.charged == 1
+    assert FakeGateway.calls == [key, key]  # asked twice with one key ...
+    assert len(set(FakeGateway.references)) == 1  # ... the provider charged once
+    assert len(_payments(store, plan.account_id)) == 1
+    assert store.get_plan(plan.id).instalments[0].status is InstalmentStatus.PAID
+
+
+def test_a_declined_or_unreachable_gateway_is_retried_with_back_off_then_given_up(
+    store: SQLiteStore, pm: PluginManager, settings: RunSettings
+) -> None:
+    plan = _plan_with_mandate(store, first_due=NOW.date())
+    key = f"charge:{plan.id}#1"
+    FakeGateway.decline = True
+    first = execute_run(store, NOW, pm, settings)
+    assert (first.charged, first.charges_failed) == (0, 1)
+    item = store.outbox_get(key)
+    assert item.status is OutboxStatus.FAILED and item.next_retry_at == NOW + dt.timedelta(minutes=5)
+    assert "declined" in (item.last_error or "")
+
+    # before the back-off ends: not asked again
+    execute_run(store, NOW + dt.timedelta(minutes=1), pm, settings)
+    assert FakeGateway.calls == [key]
+
+    # the gateway is down (a timeout): recorded failed, the run goes on
+    FakeGateway.decline, FakeGateway.down = False, True
+    second = execute_run(store, NOW + dt.timedelta(minutes=6), pm, settings)
+    assert second.charges_failed == 1 and second.sent == 0
+    assert "transport: TimeoutError" in (store.outbox_get(key).last_error or "")
+
+    # the third failure reaches max_attempts: given up, never due again, nothing charged
+    third = execute_run(store, NOW + dt.timedelta(hours=1), pm, settings)
+    assert third.charges_failed == 1
+    gone = store.outbox_get(key)
+    assert gone.status is OutboxStatus.FAILED and gone.next_retry_at is None and gone.attempts == 3
+    assert all(i.key != key for i in store.outbox_due(NOW + dt.timedelta(days=30)))
+    FakeGateway.down = False
+    execute_run(store, NOW + dt.timedelta(days=1), pm, settings)
+    assert FakeGateway.calls == [key] * 3
+    assert _payments(store, plan.account_id) == {}
+
+
+def test_an_open_dispute_holds_the_charge_and_a_revoked_mandate_stops_it(
+    store: SQLiteStore, pm: PluginManager, settings: RunSettings
+) -> None:
+    plan = _plan_with_mandate(store, first_due=NOW.date())
+    dispute = Dispute(
+        "D-PAY",
+        plan.account_id,
+        plan.invoice_ids[0],
+        DisputeReason.BILLING_ERROR,
+        NOW - dt.timedelta(hours=2),
+    )
+    store.put_dispute(dispute)
+    dry = plan_run(store, NOW, settings)
+    assert dry.charges == ()
+    held = [d for d in dry.decisions if d.kind is DecisionKind.CHARGE_HELD]
+    assert [r.rule_id for d in held for r in d.reasons] == ["plan.charge_disputed"]
+    execute_run(store, NOW, pm, settings)
+    assert FakeGateway.calls == []
+
+    # the mandate is revoked by the provider's webhook: no charge once the dispute is gone
+    store.put_dispute(attrs.evolve(dispute, status=DisputeStatus.WITHDRAWN))
+    body = json.dumps({"id": "evt-rev", "type": "mandate.revoked", "reference": "mandate-ref-1"}).encode()
+    report = intake(store, pm, settings, [_webhook(body)], NOW)
+    assert report.mandates_revoked == 1
+    assert plan_run(store, NOW + dt.timedelta(hours=1), settings).charges == ()
+    execute_run(store, NOW + dt.timedelta(hours=1), pm, settings)
+    assert FakeGateway.calls == []
+
+
+def _webhook(body: bytes, at: dt.datetime = NOW) -> InboundEvent:
+    return InboundEvent(InboundKind.PAYMENT, "fake-gw", body, sign_webhook(SECRET, body, at=at))
+
+
+def _paid(event_id: str, reference: str, amount: Money) -> bytes:
+    data = {
+        "id": event_id,
+        "type": "payment.succeeded",
+        "reference": reference,
+        "amount": str(amount.amount),
+        "currency": amount.currency,
+    }
+    return json.dumps(data).encode()
+
+
+def test_payment_webhooks_post_once_replays_and_out_of_order_change_nothing(
+    store: SQLiteStore, pm: PluginManager, settings: RunSettings
+) -> None:
+    plan = _plan_with_mandate(store, first_due=NOW.date() + dt.timedelta(days=5))  # nothing to charge yet
+    amount = plan.instalments[0].amount
+    body = _paid("evt-1", "pay-ref-9", amount)
+
+    # an unknown reference is reported and not marked processed (the redelivery is taken later)
+    unknown = intake(store, pm, settings, [_webhook(body)], NOW)
+    assert unknown.processed == 0 and unknown.payments == 0
+    assert any("pay-ref-9" in f for f in unknown.failures)
+    assert not store.was_processed("provider:fake-gw", "evt-1")
+
+    # the payment page linked its reference to the plan's first instalment: taken once
+    store.link_provider_payment(
+        ProviderPayment(
+            "fake-gw", "pay-ref-9", plan.account_id, provider_payment_id("fake-gw", "pay-ref-9"), plan.id, 1
+        )
+    )
+    taken = intake(store, pm, settings, [_webhook(body), _webhook(body)], NOW)
+    assert (taken.payments, taken.duplicates) == (1, 1)
+    ledger_after = store.ledger(plan.account_id).entries
+    assert _payments(store, plan.account_id) == {"PAY-fake-gw-pay-ref-9": amount.minor_units}
+    assert store.get_plan(plan.id).instalments[0].status is InstalmentStatus.PAID
+
+    # replayed a day later, or an older event for the same payment arriving after it: nothing changes
+    later = intake(
+        store, pm, settings, [_webhook(body, NOW + dt.timedelta(minutes=3))], NOW + dt.timedelta(minutes=3)
+    )
+    older = intake(store, pm, settings, [_webhook(_paid("evt-0", "pay-ref-9", amount))], NOW)
+    assert later.duplicates == 1 and older.payments == 0 and older.processed == 1
+    assert store.ledger(plan.account_id).entries == ledger_after
+
+    # a forged signature is refused and records nothing
+    forged = InboundEvent(
+        InboundKind.PAYMENT,
+        "fake-gw",
+        _paid("evt-2", "pay-ref-9", amount),
+        {SIGNATURE_HEADER: f"t={int(NOW.timestamp())},v1=00"},
+    )
+    refused = intake(store, pm, settings, [forged], NOW)
+    assert refused.processed == 0 and refused.failures
+    assert not store.was_processed("provider:fake-gw", "evt-2")
+    assert store.verify_audit().ok
+
+
+def test_the_webhook_of_a_charge_the_run_already_posted_changes_nothing(
+    store: SQLiteStore, pm: PluginManager, settings: RunSettings
+) -> None:
+    plan = _plan_with_mandate(store, first_due=NOW.date())
+    execute_run(store, NOW, pm, settings)
+    reference = store.outbox_get(f"charge:{plan.id}#1").result["reference"]  # type: ignore[index]
+    before = store.ledger(plan.account_id).entries
+    report = intake(
+        store, pm, settings, [_webhook(_paid("evt-c", reference, plan.instalments[0].amount))], NOW
+    )
+    assert report.processed == 1 and report.payments == 0
+    assert store.ledger(plan.account_id).entries == before
