@@ -311,3 +311,43 @@ def test_no_global_manager() -> None:
     b = make_plugin_manager(load_entrypoints=False, environ={})
     a.set_blocked("carecollect.builtin.manual")
     assert a is not b and "manual" in b.payment_providers()
+
+
+class Flaky(Recorder):
+    """Raises on its first call of each hook, then works (a provider's outage)."""
+
+    def _record(self, hook: str) -> None:
+        first = hook not in self.seen
+        self.seen.append(hook)
+        if first:
+            raise ConnectionError("suppression list API down")
+
+
+@pytest.mark.parametrize("hook", EVENT_HOOKS)
+def test_failed_event_is_kept_until_redelivered(hook: str) -> None:
+    """A caller that ignores the BroadcastResult loses nothing: the manager keeps it and delivers again."""
+    steady, flaky = Recorder(), Flaky()
+    pm = make_plugin_manager(load_entrypoints=False, builtins=False, environ={})
+    pm.register(steady, name="steady")
+    pm.register(flaky, name="flaky")
+    _calls()[hook](pm)  # result ignored on purpose
+    [kept] = pm.undelivered()
+    assert kept.hook == hook and kept.failed_plugins == ("flaky",) and kept.delivered == ("steady",)
+    assert "P-1" not in repr(kept) and "arguments" not in repr(kept)
+    [again] = pm.redeliver()
+    assert again.ok and again.delivered == ("flaky",) and again.event == kept.event
+    assert pm.undelivered() == () and steady.seen == [hook] and flaky.seen == [hook, hook]
+
+
+def test_a_plugin_that_keeps_failing_stays_undelivered(caplog: pytest.LogCaptureFixture) -> None:
+    pm = make_plugin_manager(
+        load_entrypoints=False, builtins=False, plugins=[Recorder(fail=True)], environ={}
+    )
+    with caplog.at_level("WARNING", logger="carecollect.plugins"):
+        pm.on_opt_out("P-1", Channel.SMS, f.payment_event())
+    assert "raised RuntimeError in carecollect_on_opt_out" in caplog.text
+    assert "4111" not in caplog.text
+    pm.redeliver()
+    [still] = pm.undelivered()
+    assert still.hook == "carecollect_on_opt_out" and not still.ok
+    assert make_plugin_manager(load_entrypoints=False, environ={}).undelivered() == ()

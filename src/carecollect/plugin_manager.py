@@ -17,7 +17,10 @@ There is no global manager. :func:`make_plugin_manager` builds one:
 :class:`PluginManager` is a :class:`pluggy.PluginManager` with a typed method
 for every hook. Registration methods return ``{name: descriptor}`` and refuse
 duplicate names; event methods broadcast to each implementation on its own and
-return a :class:`BroadcastResult` that keeps the event and every failure.
+return a :class:`BroadcastResult` that keeps the event and every failure. A
+failure is also logged (WARNING, ``carecollect.plugins``) and kept by the
+manager until delivered (:meth:`PluginManager.undelivered`,
+:meth:`PluginManager.redeliver`).
 
 >>> pm = make_plugin_manager(load_entrypoints=False)
 >>> sorted(pm.payment_providers()), sorted(pm.message_channels())
@@ -98,12 +101,15 @@ class BroadcastResult:
         :meth:`PluginManager.broadcast` and ``only=result.failed_plugins``).
     :param delivered: plugins that handled it, in call order.
     :param failures: :class:`HookFailure` records of plugins that raised.
+    :param arguments: every argument the hook was called with (to deliver again;
+        not compared, not in reprs: it may hold patient data).
     """
 
     hook: str
     event: Event
     delivered: tuple[str, ...] = ()
     failures: tuple[HookFailure, ...] = ()
+    arguments: Mapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -127,6 +133,7 @@ class PluginManager(pluggy.PluginManager):
         super().__init__(hookspecs.PROJECT_NAME)
         self.add_hookspecs(hookspecs)
         self._distributions: dict[str, str] = {}
+        self._undelivered: list[BroadcastResult] = []
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -257,6 +264,27 @@ class PluginManager(pluggy.PluginManager):
 
     # -- event hooks ---------------------------------------------------------------------------
 
+    def undelivered(self) -> tuple[BroadcastResult, ...]:
+        """Broadcasts that some plugin has not handled yet, oldest first (kept by this manager).
+
+        Every event a plugin raised on is kept here, with its arguments' event,
+        until :meth:`redeliver` gets it through, so a caller that ignored a
+        :class:`BroadcastResult` still loses nothing: report these, or retry them.
+        """
+        return tuple(self._undelivered)
+
+    def redeliver(self) -> tuple[BroadcastResult, ...]:
+        """Call each failed plugin again with its kept event; returns the new results.
+
+        A plugin that still raises stays in :meth:`undelivered`; the plugins that
+        handled the event the first time are not called again.
+        """
+        pending, self._undelivered = self._undelivered, []
+        results = []
+        for old in pending:
+            results.append(self.broadcast(old.hook, only=old.failed_plugins, **old.arguments))
+        return tuple(results)
+
     def broadcast(
         self, hook_name: str, *, only: Iterable[str] | None = None, **kwargs: Any
     ) -> BroadcastResult:
@@ -286,7 +314,12 @@ class PluginManager(pluggy.PluginManager):
                 failures.append(HookFailure(impl.plugin_name, type(exc).__name__, scrub_text(str(exc))))
             else:
                 delivered.append(impl.plugin_name)
-        return BroadcastResult(hook_name, kwargs["event"], tuple(delivered), tuple(failures))
+        result = BroadcastResult(
+            hook_name, kwargs["event"], tuple(delivered), tuple(failures), arguments=dict(kwargs)
+        )
+        if failures:
+            self._undelivered.append(result)
+        return result
 
     def on_payment_received(self, payment: Payment, event: Event) -> BroadcastResult:
         """Broadcast ``carecollect_on_payment_received``."""

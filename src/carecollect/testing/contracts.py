@@ -209,11 +209,11 @@ class PaymentProviderContract:
     def test_same_key_for_a_different_request_conflicts(
         self, provider: PaymentProvider, amount: Money, instrument: Instrument
     ) -> None:
-        """Reusing a key for another amount is refused with IDEMPOTENCY_CONFLICT."""
-        assert self.charge(provider, amount, instrument, "kit-conflict").success
-        other = self.charge(
-            provider, amount + Money.from_minor(1, amount.currency), instrument, "kit-conflict"
-        )
+        """Reusing a key for another amount is refused with IDEMPOTENCY_CONFLICT (on the first verb itself)."""
+        verb = provider.authorize if provider.capabilities.two_step else provider.purchase
+        assert verb(amount, instrument, idempotency_key="kit-conflict", account_id="A-1").success
+        more = amount + Money.from_minor(1, amount.currency)
+        other = verb(more, instrument, idempotency_key="kit-conflict", account_id="A-1")
         assert other.error_code is PaymentErrorCode.IDEMPOTENCY_CONFLICT
 
     def test_partial_capture(
@@ -228,9 +228,34 @@ class PaymentProviderContract:
             pytest.skip("partial capture not claimed")
         auth = provider.authorize(amount, instrument, idempotency_key="kit-pc-auth", account_id="A-1")
         assert auth.success and auth.reference
-        part = amount.allocate([2, 3])[0]
+        part, rest = amount.allocate([2, 3])
         cap = provider.capture(auth.reference, part, idempotency_key="kit-pc-cap")
         assert cap.success and cap.amount == part
+        unit = Money.from_minor(1, amount.currency)
+        over = provider.capture(auth.reference, rest + unit, idempotency_key="kit-pc-over")
+        assert over.error_code is PaymentErrorCode.AMOUNT_EXCEEDS_AUTHORIZED, "only the rest may be captured"
+        if capabilities.refunds:
+            # refunds are bounded by what was captured, not by what was authorized
+            refund = provider.refund(auth.reference, part + unit, idempotency_key="kit-pc-refund")
+            assert refund.error_code is PaymentErrorCode.AMOUNT_EXCEEDS_REFUNDABLE
+        rest_cap = provider.capture(auth.reference, rest, idempotency_key="kit-pc-rest")
+        assert rest_cap.success and rest_cap.amount == rest
+
+    def test_partial_capture_refused_when_not_claimed(
+        self,
+        provider: PaymentProvider,
+        amount: Money,
+        instrument: Instrument,
+        capabilities: ProviderCapabilities,
+    ) -> None:
+        """A two-step provider that does not claim partial capture refuses one (a result, not money taken)."""
+        if not capabilities.two_step or capabilities.partial_capture:
+            pytest.skip("only for two-step providers without partial capture")
+        auth = provider.authorize(amount, instrument, idempotency_key="kit-npc-auth", account_id="A-1")
+        assert auth.success and auth.reference
+        part = amount.allocate([2, 3])[0]
+        result = provider.capture(auth.reference, part, idempotency_key="kit-npc-cap")
+        assert not result.success and result.error_code is not None
 
     def test_capture_over_authorized_fails(
         self,
@@ -380,14 +405,21 @@ class PaymentProviderContract:
         provider: PaymentProvider,
         capabilities: ProviderCapabilities,
         signed_webhook: SignedWebhook | None,
+        secrets: tuple[str, ...],
         now: dt.datetime,
     ) -> None:
-        """A tampered body, or no signature at all, is refused."""
+        """A tampered body, a forged signature, or none at all, is refused without echoing it."""
         headers, body = self._webhooks(capabilities, signed_webhook)("evt_kit_2", now)
-        with pytest.raises(WebhookSignatureInvalid):
+        with pytest.raises(WebhookSignatureInvalid) as tampered:
             provider.parse_webhook(headers, body + b" ", now=now)
         with pytest.raises(WebhookSignatureInvalid):
             provider.parse_webhook({}, body, now=now)
+        forged = {k: v[:-4] + ("0000" if not v.endswith("0000") else "1111") for k, v in headers.items()}
+        with pytest.raises(WebhookError):
+            provider.parse_webhook(forged, body, now=now)
+        message = str(tampered.value)
+        for value in (*headers.values(), *(s for s in secrets if s)):
+            assert value not in message, "a webhook refusal echoes the signature or a secret"
 
     def test_webhook_with_old_timestamp_is_refused(
         self,
@@ -427,9 +459,20 @@ class PaymentProviderContract:
         secrets: tuple[str, ...],
     ) -> None:
         """No secret, token or card number appears in results, their raw responses or reprs."""
-        results = [self.charge(provider, amount, instrument, "kit-secrets-1")]
+        results: list[object] = [self.charge(provider, amount, instrument, "kit-secrets-1")]
+        first = results[0]
+        if provider.capabilities.two_step:  # the authorisation itself, not just the capture after it
+            results.append(
+                provider.authorize(amount, instrument, idempotency_key="kit-secrets-1", account_id="A-1")
+            )
         if declining_instrument is not None:
             results.append(self.charge(provider, amount, declining_instrument, "kit-secrets-2"))
+        if provider.capabilities.refunds and isinstance(first, PaymentResult) and first.reference:
+            results.append(provider.refund(first.reference, amount, idempotency_key="kit-secrets-3"))
+        if provider.capabilities.mandates:
+            results.append(
+                provider.store_mandate(instrument, idempotency_key="kit-secrets-4", account_id="A-1")
+            )
         text = _transcript(*results, instrument, provider)
         for secret in secrets:
             assert secret not in text, "a secret reached a result, repr or message"
