@@ -394,3 +394,211 @@ def test_placement_life_cycle() -> None:
         record_remittance(p, Remittance("REM-2", Money("600.01", "NOK"), T))
     p, _ = return_placement(p, at=T)
     assert p.status is PlacementStatus.RETURNED and p.collected == Money("400.00", "NOK")
+
+
+# -- every refusal is typed and names the record by id and the field -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("build", "where"),
+    [
+        (
+            lambda: OutreachStep("S-9", "A-1", None, "reminder", (Channel.EMAIL,), T),
+            "OutreachStep S-9: field 'purpose'",
+        ),
+        (
+            lambda: OutreachStep("S-9", "A-1", None, OutreachPurpose.REMINDER, ("email",), T),
+            "OutreachStep S-9: field 'channels[0]'",
+        ),
+        (
+            lambda: OutreachStep(
+                "S-9", "A-1", None, OutreachPurpose.REMINDER, (Channel.EMAIL,), T, deadline=T
+            ),
+            "OutreachStep S-9: field 'deadline'",
+        ),
+        (
+            lambda: ContactAttempt("CA-9", None, "", None, Channel.PHONE, T, AttemptOutcome.ANSWERED),
+            "ContactAttempt CA-9: field 'account_id'",
+        ),
+        (
+            lambda: ContactAttempt("CA-9", None, "A-1", None, "phone", T, AttemptOutcome.ANSWERED),
+            "ContactAttempt CA-9: field 'channel'",
+        ),
+        (
+            lambda: ContactAttempt("CA-9", None, "A-1", None, Channel.PHONE, T, "answered"),
+            "ContactAttempt CA-9: field 'outcome'",
+        ),
+        (
+            lambda: Dispute("D-9", "A-1", "INV-1", "billing_error", T),
+            "Dispute D-9: field 'reason'",
+        ),
+        (
+            lambda: Dispute("D-9", "A-1", "", DisputeReason.BILLING_ERROR, T),
+            "Dispute D-9: field 'invoice_id'",
+        ),
+        (
+            lambda: Dispute("D-9", "A-1", None, DisputeReason.BILLING_ERROR, T, level=7),
+            "Dispute D-9: field 'level'",
+        ),
+        (lambda: invoice(id="INV-9", status="open"), "Invoice INV-9: field 'status'"),
+        (
+            lambda: Creditor("CR-9", "Clinic", "provider", "NO"),  # type: ignore[arg-type]
+            "Creditor CR-9: field 'role'",
+        ),
+        (lambda: Remittance("REM-9", Money("0.00", "NOK"), T), "Remittance REM-9: field 'amount'"),
+        (
+            lambda: PaymentPlan(
+                "PL-9",
+                "A-1",
+                ("INV-1",),
+                Money("10.00", "EUR"),
+                (Instalment(1, dt.date(2026, 4, 1), Money("10.00", "EUR")),),
+                T,
+                status="active",
+            ),
+            "PaymentPlan PL-9: field 'status'",
+        ),
+        (
+            lambda: PaymentPlan(
+                "PL-9",
+                "A-1",
+                ("INV-1",),
+                Money("10.00", "EUR"),
+                (
+                    Instalment(1, dt.date(2026, 4, 1), Money("5.00", "EUR")),
+                    Instalment(1, dt.date(2026, 5, 1), Money("5.00", "EUR")),
+                ),
+                T,
+            ),
+            "PaymentPlan PL-9: field 'instalments'",
+        ),
+        (lambda: Instalment(0, dt.date(2026, 4, 1), Money("5.00", "EUR")), "Instalment: field 'number'"),
+        (
+            lambda: AgencyPlacement("PL-9", "A-1", "agency", Money("1.00", "NOK"), status="placed"),
+            "AgencyPlacement PL-9: field 'status'",
+        ),
+        (lambda: Patient("P-9", confidential="none"), "Patient P-9: field 'confidential'"),
+        (lambda: Patient("P-9", contact_points=("+4791234567",)), "Patient P-9: field 'contact_points[0]'"),
+        (
+            lambda: InvoiceLine("", CLINICAL, Money("1.00", "NOK"), dt.date(2026, 3, 1)),
+            "InvoiceLine: field 'code'",
+        ),
+    ],
+)
+def test_bad_input_is_a_typed_error_naming_record_and_field(build: object, where: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        build()  # type: ignore[operator]
+    assert str(info.value).startswith(where), str(info.value)
+
+
+def test_ledger_with_a_bad_currency_is_named_as_the_ledger() -> None:
+    from carecollect import Ledger
+
+    with pytest.raises(ValidationError, match="Ledger A-9: field 'currency'"):
+        Ledger("A-9", "KRONER")
+
+
+# -- no PHI anywhere a log or a screen might show it ---------------------------------------------
+
+PHONE = "+4791234567"
+EMAIL = "kari.nordmann@example.no"
+ADDRESS = "Storgata 1, 0155 Oslo"
+BIRTH = dt.date(1980, 5, 17)
+PHI = (SECRET_NAME, "Nordmann", PHONE, "91234567", EMAIL, "Storgata", CLINICAL, "1980-05-17", "1980")
+
+
+def _phi_patient(**kw: object) -> Patient:
+    base: dict[str, object] = dict(
+        id="P-1",
+        preferred_language="nb",
+        time_zones=("Europe/Oslo",),
+        contact_points=(
+            ContactPoint(Channel.SMS, PHONE, consent_at=T),
+            ContactPoint(Channel.EMAIL, EMAIL, consent_at=T),
+            ContactPoint(Channel.LETTER, ADDRESS),
+        ),
+        name=SECRET_NAME,
+        date_of_birth=BIRTH,
+    )
+    base.update(kw)
+    return Patient(**base)  # type: ignore[arg-type]
+
+
+def _assert_clean(text: str) -> None:
+    for secret in PHI:
+        assert secret not in text, f"{secret!r} leaked into: {text}"
+
+
+def test_reprs_and_strs_of_every_object_hold_no_phi() -> None:
+    from carecollect import Adjustment, AdjustmentKind, Payment, PaymentMethod, Refund
+
+    patient = _phi_patient()
+    objects: list[object] = [
+        patient,
+        *patient.contact_points,
+        Account("A-1", "P-1", "CR-1", "NOK", annual_income=Money("456789.00", "NOK")),
+        invoice(),
+        invoice().lines[0],
+        Estimate("E-1", "P-1", "NOK", (line(),), dt.date(2026, 2, 1)),
+        Payment(
+            "PAY-1",
+            "A-1",
+            Money("10.00", "NOK"),
+            PaymentMethod.CARD,
+            T,
+            provider_reference="ch_4242424242424242",
+        ),
+        Adjustment("ADJ-1", "A-1", "INV-1", Money("1.00", "NOK"), AdjustmentKind.DISCOUNT, "X", "staff-1", T),
+        Refund("R-1", "A-1", "PAY-1", Money("1.00", "NOK"), T),
+        Resolution(
+            ResolutionKind.DISCOUNT,
+            Money("5.00", "NOK"),
+            "staff-1",
+            corrective_action=f"Call {SECRET_NAME} about {CLINICAL}",
+        ),
+        Dispute("D-1", "A-1", "INV-1", DisputeReason.QUALITY_OF_SERVICE, T),
+        ContactAttempt(
+            "CA-1", None, "A-1", "INV-1", Channel.PHONE, T, AttemptOutcome.ANSWERED, provider_message_id=PHONE
+        ),
+    ]
+    for obj in objects:
+        _assert_clean(repr(obj))
+        _assert_clean(str(obj))
+    assert "4242424242424242" not in repr(objects[6])
+    assert "456789" not in repr(objects[2])
+    # the events of the patient transitions carry ids and channels only
+    for _, event in (
+        opt_out(patient, Channel.SMS, at=T),
+        grant_consent(patient, Channel.EMAIL, at=T),
+        request_cease_communication(patient, at=T),
+    ):
+        _assert_clean(repr(event))
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: _phi_patient(preferred_language="norsk bokmål!"),
+        lambda: _phi_patient(time_zones=("Mars/Olympus",)),
+        lambda: _phi_patient(time_zones=()),
+        lambda: _phi_patient(confidential=SECRET_NAME),
+        lambda: _phi_patient(
+            contact_points=(ContactPoint(Channel.SMS, PHONE, consent_at=dt.datetime(2026, 1, 1)),)
+        ),
+        lambda: _phi_patient(contact_points=(PHONE,)),
+        lambda: ContactPoint(Channel.SMS, PHONE, time_zone="Mars/Olympus"),
+        lambda: ContactPoint(Channel.EMAIL, "   "),
+        lambda: InvoiceLine("K-1", CLINICAL, Money("-1.00", "NOK"), dt.date(2026, 3, 1)),
+        lambda: InvoiceLine("K-1", CLINICAL, Money("1.00", "NOK"), dt.datetime(2026, 3, 1, tzinfo=OSLO)),
+        lambda: invoice(lines=(line(desc=CLINICAL), line(desc=CLINICAL, cur="EUR"))),
+        lambda: invoice(lines=(line(desc=CLINICAL),), due_date=dt.date(2000, 1, 1)),
+        lambda: Account("A-1", "P-1", "CR-1", "NOK", annual_income=Money("-1.00", "NOK")),
+        lambda: grant_consent(_phi_patient(contact_points=()), Channel.SMS, at=T),
+        lambda: opt_out(_phi_patient(), Channel.SMS, at=dt.datetime(2026, 3, 1)),
+    ],
+)
+def test_errors_hold_no_phi(build: object) -> None:
+    with pytest.raises(carecollect.CareCollectError) as info:
+        build()  # type: ignore[operator]
+    _assert_clean(str(info.value))
+    _assert_clean(repr(info.value))

@@ -174,22 +174,33 @@ def _ops() -> st.SearchStrategy[list[tuple[str, int, int]]]:
 @settings(max_examples=150, deadline=None)
 @given(code=st.sampled_from(["JPY", "EUR", "BHD"]), ops=_ops())
 def test_money_is_conserved(code: str, ops: list[tuple[str, int, int]]) -> None:
+    """charges = payments + adjustments + balance, to the minor unit, against tallies kept *outside* the ledger.
+
+    The tallies count what was handed to the ledger (a charge of 12.34, a payment of 5.00...), so the
+    check does not merely re-add the ledger's own entries: a payment allocated wrongly, a credit
+    counted twice or a refund that reopens too much makes it fail.
+    """
     book = Ledger("A-1", code)
     payments: list[Payment] = []
+    tally = {"charged": 0, "paid": 0, "insured": 0, "adjusted": 0, "refunded": 0}
     n = 0
     for op, pick, units in ops:
         n += 1
         amount = Money.from_minor(units, code)
         at = day(n)
-        invoices = book.invoice_ids()
         open_ = book.open_invoices()
+        before = book
         try:
             if op == "charge":
                 book, _ = post_charge(book, f"INV-{n}", amount, at=at)
+                tally["charged"] += units
             elif op == "pay":
                 p = Payment(f"P{n}", "A-1", amount, PaymentMethod.DIRECT_DEBIT, at)
                 book, _ = post_payment(book, p)
                 payments.append(p)
+                tally["paid"] += units
+                # the payment's allocations sum exactly to the payment
+                assert sum(e.amount.minor_units for e in book.entries if e.source_id == p.id) == units
             elif op in ("adjust", "writeoff") and open_:
                 inv = open_[pick % len(open_)]
                 amt = min(amount, book.invoice_balance(inv))
@@ -197,36 +208,46 @@ def test_money_is_conserved(code: str, ops: list[tuple[str, int, int]]) -> None:
                 book, _ = post_adjustment(
                     book, Adjustment(f"ADJ{n}", "A-1", inv, amt, kind, "X", "staff", at)
                 )
+                tally["adjusted"] += amt.minor_units
             elif op == "insure" and open_:
                 inv = open_[pick % len(open_)]
-                book, _ = post_insurance_payment(
-                    book, inv, min(amount, book.invoice_balance(inv)), key=f"ERA{n}", at=at
-                )
+                amt = min(amount, book.invoice_balance(inv))
+                book, _ = post_insurance_payment(book, inv, amt, key=f"ERA{n}", at=at)
+                tally["insured"] += amt.minor_units
             elif op == "refund" and payments:
                 p = payments[pick % len(payments)]
                 left = book.paid_by(p.id)
                 if left.is_positive():
-                    book, _ = post_refund(book, Refund(f"R{n}", "A-1", p.id, min(amount, left), at))
+                    amt = min(amount, left)
+                    book, _ = post_refund(book, Refund(f"R{n}", "A-1", p.id, amt, at))
+                    tally["refunded"] += amt.minor_units
             elif op == "credit":
+                credit_before = book.credit
                 book, _ = apply_credit(book, key=f"CA{n}", at=at)
+                assert book.balance == before.balance  # moving credit changes no total
+                assert not book.credit.is_negative() and book.credit <= credit_before
             elif op == "replay" and payments:
-                before = book
                 book, event = post_payment(book, payments[pick % len(payments)])
                 assert book is before and event is None
         except ValidationError as exc:
             # the only refusal possible here: a refund whose payment's credit was already applied elsewhere
             assert "credit was already used" in str(exc), exc
-        del invoices
-        # the books balance after every step, to the minor unit
-        charges = book.sum_of(EntryKind.CHARGE).minor_units
-        refunds = book.sum_of(EntryKind.REFUND).minor_units
-        paid = (
-            book.sum_of(EntryKind.PATIENT_PAYMENT).minor_units
-            + book.sum_of(EntryKind.INSURANCE_PAYMENT).minor_units
-        )
-        adjusted = (
+            assert book is before
+        # the ledger's own sums equal what was handed to it
+        assert book.sum_of(EntryKind.CHARGE).minor_units == tally["charged"]
+        assert book.sum_of(EntryKind.PATIENT_PAYMENT).minor_units == tally["paid"]
+        assert book.sum_of(EntryKind.INSURANCE_PAYMENT).minor_units == tally["insured"]
+        assert (
             book.sum_of(EntryKind.ADJUSTMENT).minor_units + book.sum_of(EntryKind.WRITE_OFF).minor_units
+            == tally["adjusted"]
         )
-        assert charges + refunds == paid + adjusted + book.balance.minor_units
+        assert book.sum_of(EntryKind.REFUND).minor_units == tally["refunded"]
+        # the books balance after every step, to the minor unit
+        expected_balance = (
+            tally["charged"] + tally["refunded"] - tally["paid"] - tally["insured"] - tally["adjusted"]
+        )
+        assert book.balance.minor_units == expected_balance
+        owed = sum(book.invoice_balance(i).minor_units for i in book.invoice_ids())
+        assert owed - book.credit.minor_units == expected_balance
         assert all(not book.invoice_balance(i).is_negative() for i in book.invoice_ids())
         assert not book.credit.is_negative()

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from carecollect import CurrencyMismatch, InvalidMoney, Money, ValidationError
-from carecollect.money import ISO_4217, ROUNDING, minor_unit_exponent, total
+from carecollect.money import ISO_4217, MAX_MINOR_DIGITS, ROUNDING, minor_unit_exponent, total
 
 CURRENCIES = ["JPY", "EUR", "BHD", "USD", "NOK"]
 
@@ -97,7 +97,10 @@ def test_minor_unit_conversion_round_trip() -> None:
         Money.from_minor(1.0, "USD")  # type: ignore[arg-type]
 
 
-@given(units=st.integers(-(10**12), 10**12), code=st.sampled_from(sorted(ISO_4217)))
+@given(
+    units=st.integers(-(10**MAX_MINOR_DIGITS) + 1, 10**MAX_MINOR_DIGITS - 1),
+    code=st.sampled_from(sorted(ISO_4217)),
+)
 def test_minor_units_round_trip_property(units: int, code: str) -> None:
     assert Money.from_minor(units, code).minor_units == units
 
@@ -186,3 +189,86 @@ def test_money_is_hashable_and_comparable() -> None:
     assert Money("1", "EUR") < Money("2", "EUR")
     assert Money("1", "EUR") != Money("1", "USD")
     assert min(Money("3", "EUR"), Money("2", "EUR")) == Money("2", "EUR")
+
+
+# -- the range, the way out, and conversion ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("amount", "code"),
+    [("1e30", "EUR"), ("10000000000000000", "EUR"), (10**18, "JPY"), ("1000000000000000", "BHD")],
+)
+def test_amounts_beyond_the_range_are_a_typed_error_not_a_decimal_trap(amount: object, code: str) -> None:
+    with pytest.raises(InvalidMoney, match="out of range"):
+        Money(amount, code)  # type: ignore[arg-type]
+    with pytest.raises(InvalidMoney, match="out of range"):
+        Money.of(amount, code)  # type: ignore[arg-type]
+
+
+def test_the_largest_amounts_stay_exact_and_overflow_is_refused() -> None:
+    top = Money.from_minor(10**MAX_MINOR_DIGITS - 1, "EUR")
+    assert top.minor_units == 10**MAX_MINOR_DIGITS - 1
+    assert (top - Money("0.01", "EUR")).minor_units == 10**MAX_MINOR_DIGITS - 2
+    with pytest.raises(InvalidMoney, match="out of range"):
+        top + Money("0.01", "EUR")
+    with pytest.raises(InvalidMoney, match="out of range"):
+        top * 10
+
+
+def test_a_narrow_thread_context_does_not_round_money() -> None:
+    import decimal
+
+    with decimal.localcontext() as ctx:
+        ctx.prec = 5
+        assert Money("123456789.12", "EUR").minor_units == 12345678912
+        assert Money.of("123456789.125", "EUR") == Money("123456789.13", "EUR")
+
+
+def test_negative_zero_has_one_spelling() -> None:
+    assert str(Money("-0.00", "EUR")) == "EUR 0.00"
+    assert repr(-Money.zero("NOK")) == "Money('0.00', 'NOK')"
+
+
+def test_no_way_out_to_float_int_or_another_rounding() -> None:
+    m = Money("1.25", "EUR")
+    with pytest.raises(TypeError, match="never becomes a float"):
+        float(m)
+    with pytest.raises(TypeError, match="minor_units"):
+        int(m)
+    with pytest.raises(TypeError, match="one rounding rule"):
+        round(m, 1)
+
+
+def test_currency_conversion_is_refused() -> None:
+    m = Money("1.00", "EUR")
+    assert m.to("EUR") is m
+    with pytest.raises(InvalidMoney, match="never converts EUR to BGN"):
+        m.to("BGN")
+
+
+def test_a_plain_money_money_is_held_to_the_strict_rules() -> None:
+    import money as base
+
+    assert Money("1.00", "EUR") + base.Money("2.00", "EUR") == Money("3.00", "EUR")
+    with pytest.raises(InvalidMoney, match="more decimal places"):
+        Money("1.00", "EUR") + base.Money("0.001", "EUR")
+    with pytest.raises(CurrencyMismatch):
+        Money("1.00", "EUR") + base.Money("1.00", "USD")
+
+
+@pytest.mark.parametrize(
+    ("locale", "expected"),
+    [("en", "€1,234.50"), ("de", "1.234,50\xa0€"), ("nb", "1\xa0234,50\xa0€"), ("bg", "1\xa0234,50\xa0€")],
+)
+def test_bare_languages_format_and_never_swap_the_currency(locale: str, expected: str) -> None:
+    assert Money("1234.50", "EUR").format(locale) == expected
+
+
+def test_the_currency_comes_from_the_amount_never_the_locale() -> None:
+    assert "kr" not in Money("10.00", "USD").format("nb_NO")
+    assert "$" not in Money("10.00", "NOK").format("en_US")
+    # Bulgaria: the lev is still a valid code (old invoices); it shows as lev only when the amount is in BGN
+    assert "лв" in Money("10.00", "BGN").format("bg_BG")
+    assert "лв" not in Money("10.00", "EUR").format("bg_BG")
+    with pytest.raises(ValidationError, match="explicit locale"):
+        Money("1", "EUR").format(None)  # type: ignore[arg-type]

@@ -11,7 +11,7 @@ import enum
 
 import attrs
 
-from .validation import identifier
+from .validation import identifier, of_type
 
 __all__ = ["Creditor", "CreditorRole"]
 
@@ -61,7 +61,7 @@ class Creditor:
 
     id: str = attrs.field(validator=identifier)
     name: str
-    role: CreditorRole = attrs.field(validator=attrs.validators.instance_of(CreditorRole))
+    role: CreditorRole = attrs.field(validator=of_type(CreditorRole))
     country: str = attrs.field(validator=_country)
     nonprofit: bool = False
     state: str | None = None

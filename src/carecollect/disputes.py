@@ -26,7 +26,7 @@ from .errors import InvalidTransition, ValidationError
 from .events import Event, EventType
 from .money import Money
 from .timekeeping import require_aware
-from .validation import aware, aware_or_none, date_or_none, identifier
+from .validation import aware, aware_or_none, date_or_none, identifier, money_or_none, of_type
 
 __all__ = [
     "Dispute",
@@ -95,8 +95,8 @@ class Resolution:
         once the insurer's payment is posted.
     """
 
-    kind: ResolutionKind
-    amount: Money | None = None
+    kind: ResolutionKind = attrs.field(validator=of_type(ResolutionKind))
+    amount: Money | None = attrs.field(default=None, validator=money_or_none)
     approved_by: str | None = None
     corrective_action: str | None = attrs.field(default=None, repr=False)
     effective_after_insurance: bool = False
@@ -125,12 +125,16 @@ class Dispute:
 
     id: str = attrs.field(validator=identifier)
     account_id: str = attrs.field(validator=identifier)
-    invoice_id: str | None
-    reason: DisputeReason = attrs.field(validator=attrs.validators.instance_of(DisputeReason))
+    invoice_id: str | None = attrs.field(validator=attrs.validators.optional(identifier))
+    reason: DisputeReason = attrs.field(validator=of_type(DisputeReason))
     opened_at: dt.datetime = attrs.field(validator=aware)
-    status: DisputeStatus = DisputeStatus.OPEN
-    level: EscalationLevel = EscalationLevel.FRONT_LINE
-    resolution: Resolution | None = None
+    status: DisputeStatus = attrs.field(default=DisputeStatus.OPEN, validator=of_type(DisputeStatus))
+    level: EscalationLevel = attrs.field(
+        default=EscalationLevel.FRONT_LINE, validator=of_type(EscalationLevel)
+    )
+    resolution: Resolution | None = attrs.field(
+        default=None, validator=attrs.validators.optional(of_type(Resolution))
+    )
     resolved_at: dt.datetime | None = attrs.field(default=None, validator=aware_or_none)
     first_response_at: dt.datetime | None = attrs.field(default=None, validator=aware_or_none)
     met_patient_at: dt.datetime | None = attrs.field(default=None, validator=aware_or_none)

@@ -29,7 +29,7 @@ from .errors import CurrencyMismatch, InvalidTransition, ValidationError
 from .events import Event, EventType
 from .money import Money, minor_unit_exponent, total
 from .timekeeping import require_aware
-from .validation import date_only, date_or_none, identifier, money_non_negative
+from .validation import date_only, date_or_none, identifier, money_non_negative, of_type
 
 __all__ = [
     "BillKind",
@@ -81,6 +81,18 @@ class BillKind(enum.Enum):
     PROFESSIONAL = "professional"
 
 
+def _code(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if not isinstance(value, str) or not value.strip() or len(value) > 64:
+        raise ValidationError("InvoiceLine", "code", "a billing code is required (at most 64 characters)")
+
+
+def _description(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    # the text (and the billing code) can be clinical: never echo either. An empty description
+    # is allowed: some exports (FHIR, CSV) carry only the billing code.
+    if not isinstance(value, str):
+        raise ValidationError("InvoiceLine", "description", f"a str is expected, got {type(value).__name__}")
+
+
 @attrs.frozen
 class InvoiceLine:
     """One charge on an invoice.
@@ -92,8 +104,8 @@ class InvoiceLine:
     :param service_date: the date of service.
     """
 
-    code: str
-    description: str = attrs.field(repr=False)
+    code: str = attrs.field(validator=_code)
+    description: str = attrs.field(repr=False, validator=_description)
     amount: Money = attrs.field(validator=money_non_negative)
     service_date: dt.date = attrs.field(validator=date_only)
 
@@ -110,7 +122,7 @@ class Insurance:
     :param payer_name: the insurer's name (shown on statements).
     """
 
-    status: ClaimStatus = ClaimStatus.NONE
+    status: ClaimStatus = attrs.field(default=ClaimStatus.NONE, validator=of_type(ClaimStatus))
     insurer_paid: Money | None = attrs.field(
         default=None, validator=attrs.validators.optional(money_non_negative)
     )
@@ -175,8 +187,8 @@ class Invoice:
     due_date: dt.date = attrs.field(validator=date_only)
     first_statement_date: dt.date | None = attrs.field(default=None, validator=date_or_none)
     insurance: Insurance = Insurance()
-    status: InvoiceStatus = InvoiceStatus.DRAFT
-    kind: BillKind = BillKind.HOSPITAL
+    status: InvoiceStatus = attrs.field(default=InvoiceStatus.DRAFT, validator=of_type(InvoiceStatus))
+    kind: BillKind = attrs.field(default=BillKind.HOSPITAL, validator=of_type(BillKind))
     estimate_id: str | None = None
 
     def __attrs_post_init__(self) -> None:

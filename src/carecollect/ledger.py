@@ -39,7 +39,7 @@ from .events import Event, EventType
 from .money import Money
 from .payments import Adjustment, AdjustmentKind, Payment, PaymentSource, Refund
 from .timekeeping import require_aware
-from .validation import aware, identifier, money_non_negative
+from .validation import aware, identifier, money_non_negative, of_type
 
 __all__ = [
     "EntryKind",
@@ -91,7 +91,7 @@ class LedgerEntry:
     """
 
     key: str = attrs.field(validator=identifier)
-    kind: EntryKind = attrs.field(validator=attrs.validators.instance_of(EntryKind))
+    kind: EntryKind = attrs.field(validator=of_type(EntryKind))
     amount: Money = attrs.field(validator=money_non_negative)
     at: dt.datetime = attrs.field(validator=aware)
     invoice_id: str | None = None
@@ -136,7 +136,12 @@ class Ledger:
     _by_key: dict[str, LedgerEntry] = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
-        Money.zero(self.currency)
+        try:
+            Money.zero(self.currency)
+        except ValidationError:
+            raise ValidationError(
+                f"Ledger {self.account_id}", "currency", f"{self.currency!r} is not an active ISO 4217 code"
+            ) from None
         index: dict[str, LedgerEntry] = {}
         for e in self.entries:
             if e.key in index:

@@ -12,7 +12,11 @@ distribution) with what a billing system needs and the base class lacks:
 * :meth:`Money.allocate` and :meth:`Money.split`, which never lose or invent
   a minor unit;
 * no arithmetic with bare numbers (``Money + 1`` is an error), exact
-  multiplication only by whole numbers;
+  multiplication only by whole numbers, and no way out to a float
+  (``float(m)``, ``int(m)``, ``round(m)`` and currency conversion refuse);
+* a bounded range: at most :data:`MAX_MINOR_DIGITS` digits of minor units
+  (what a signed 64-bit column or a payment file holds), so every sum is
+  exact and nothing is silently rounded by :mod:`decimal`;
 * conversion to and from integer minor units (:attr:`Money.minor_units`,
   :meth:`Money.from_minor`), which payment files need;
 * locale-aware :meth:`Money.format` that requires an explicit locale and
@@ -46,11 +50,22 @@ import money as _money
 
 from .errors import CurrencyMismatch, InvalidMoney, ValidationError
 
-__all__ = ["ISO_4217", "ROUNDING", "Money", "minor_unit_exponent"]
+__all__ = ["ISO_4217", "MAX_MINOR_DIGITS", "ROUNDING", "Money", "minor_unit_exponent"]
 
 #: The one rounding rule used wherever an amount must be brought to its
 #: currency's minor unit: round half away from zero ("kaufmännisches Runden").
 ROUNDING = decimal.ROUND_HALF_UP
+
+#: The most digits an amount may have, counted in minor units: 18 digits
+#: (just under 10**18 cents, øre or fils) fit a signed 64-bit integer, which
+#: is what the store and payment files keep. Sums of two amounts in range
+#: never exceed the 28 digits of :mod:`decimal`'s default precision, so no
+#: arithmetic on money is ever rounded behind the caller's back.
+MAX_MINOR_DIGITS = 18
+_MAX_MINOR = 10**MAX_MINOR_DIGITS
+#: A private context for quantising: wide enough for any input we accept,
+#: independent of whatever precision the caller set on the thread's context.
+_CONTEXT = decimal.Context(prec=60, rounding=ROUNDING, Emax=999_999, Emin=-999_999)
 
 #: Active ISO 4217 currency codes (list one, 2026) with their minor units.
 #: Funds and precious-metal codes (XAU, XDR...) are left out on purpose: a
@@ -265,6 +280,21 @@ def _to_decimal(amount: object, field: str = "amount") -> Decimal:
     return value
 
 
+def _quantise(value: Decimal, exponent: int, currency: str, *, rounding: str | None) -> Decimal:
+    """``value`` at ``exponent`` decimal places (rounded with ``rounding``, or exact), range-checked."""
+    out_of_range = InvalidMoney(
+        "Money",
+        "amount",
+        f"{value} {currency} is out of range: at most {MAX_MINOR_DIGITS} digits of minor units are allowed",
+    )
+    if not value.is_zero() and value.adjusted() + exponent >= MAX_MINOR_DIGITS:
+        raise out_of_range
+    quantised = value.quantize(_QUANTA[exponent], rounding=rounding or decimal.ROUND_DOWN, context=_CONTEXT)
+    if abs(quantised.scaleb(exponent, context=_CONTEXT)) >= _MAX_MINOR:
+        raise out_of_range
+    return quantised
+
+
 class Money(_money.Money):  # type: ignore[misc]
     """An exact amount in one currency, always at its currency's minor unit.
 
@@ -277,8 +307,7 @@ class Money(_money.Money):  # type: ignore[misc]
     def __init__(self, amount: Decimal | int | str, currency: str) -> None:
         value = _to_decimal(amount)
         exponent = minor_unit_exponent(currency)
-        quantum = _QUANTA[exponent]
-        quantised = value.quantize(quantum)
+        quantised = _quantise(value, exponent, currency, rounding=None)
         if quantised != value:
             raise InvalidMoney(
                 "Money",
@@ -286,7 +315,8 @@ class Money(_money.Money):  # type: ignore[misc]
                 f"{amount} has more decimal places than {currency} allows ({exponent}); "
                 "round it explicitly with Money.of()",
             )
-        self._amount = quantised
+        # -0.00 and 0.00 are the same amount; keep one spelling (str and repr show no "-0").
+        self._amount = quantised.copy_abs() if quantised.is_zero() else quantised
         self._currency = currency
 
     # -- named constructors ------------------------------------------------
@@ -298,8 +328,7 @@ class Money(_money.Money):  # type: ignore[misc]
         (Money('2.68', 'EUR'), Money('1', 'JPY'))
         """
         value = _to_decimal(amount)
-        quantum = _QUANTA[minor_unit_exponent(currency)]
-        return cls(value.quantize(quantum, rounding=ROUNDING), currency)
+        return cls(_quantise(value, minor_unit_exponent(currency), currency, rounding=ROUNDING), currency)
 
     @classmethod
     def zero(cls, currency: str) -> Money:
@@ -339,7 +368,7 @@ class Money(_money.Money):  # type: ignore[misc]
     @property
     def minor_units(self) -> int:
         """The amount as an integer count of minor units (cents for EUR)."""
-        return int(self._amount.scaleb(minor_unit_exponent(self._currency)))
+        return int(self._amount.scaleb(minor_unit_exponent(self._currency), context=_CONTEXT))
 
     @property
     def exponent(self) -> int:
@@ -428,6 +457,33 @@ class Money(_money.Money):  # type: ignore[misc]
         r = _to_decimal(rate, "rate")
         return Money.of(self._amount * r / 100, self._currency)
 
+    # -- no way out to floats, no silent conversion --------------------------
+    def __float__(self) -> float:
+        raise TypeError("Money never becomes a float; use .amount (a Decimal) or .minor_units (an int)")
+
+    def __int__(self) -> int:
+        raise TypeError("int(Money) would drop the minor units; use .minor_units")
+
+    def __round__(self, ndigits: int | None = None) -> Any:
+        raise TypeError(
+            "round() on Money would bypass the one rounding rule; use Money.of(), which rounds with ROUNDING"
+        )
+
+    def to(self, currency: str) -> Money:
+        """Refuse: carecollect never converts between currencies on its own.
+
+        Converting is a business decision (whose rate, at what time); do it
+        outside carecollect and build a new amount with :class:`Money`.
+        """
+        if currency == self._currency:
+            return self
+        raise InvalidMoney(
+            "Money",
+            "currency",
+            f"carecollect never converts {self._currency} to {currency} itself; convert at a rate "
+            f"you choose and build Money(amount, {currency!r})",
+        )
+
     # -- arithmetic: Money with Money only ---------------------------------
     def _same(self, other: object, op: str) -> Money:
         if not isinstance(other, _money.Money):
@@ -437,7 +493,9 @@ class Money(_money.Money):  # type: ignore[misc]
             )
         if other.currency != self._currency:
             raise CurrencyMismatch(self._currency, other.currency, op)
-        assert isinstance(other, Money)
+        if not isinstance(other, Money):
+            # a plain money.Money from elsewhere: it must pass the strict constructor too
+            return Money(other.amount, other.currency)
         return other
 
     def __add__(self, other: object) -> Money:

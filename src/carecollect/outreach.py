@@ -15,7 +15,7 @@ from .channels import Channel
 from .errors import InvalidTransition, ValidationError
 from .events import Event, EventType
 from .timekeeping import require_aware
-from .validation import aware, aware_or_none, identifier
+from .validation import aware, aware_or_none, date_or_none, identifier, of_type
 
 __all__ = [
     "AttemptOutcome",
@@ -117,18 +117,26 @@ class OutreachStep:
 
     id: str = attrs.field(validator=identifier)
     account_id: str = attrs.field(validator=identifier)
-    invoice_id: str | None
-    purpose: OutreachPurpose
+    invoice_id: str | None = attrs.field(validator=attrs.validators.optional(identifier))
+    purpose: OutreachPurpose = attrs.field(validator=of_type(OutreachPurpose))
     channels: tuple[Channel, ...] = attrs.field(converter=tuple)
     due_at: dt.datetime = attrs.field(validator=aware)
     template_key: str = ""
     status: OutreachStatus = OutreachStatus.PLANNED
     sent_at: dt.datetime | None = attrs.field(default=None, validator=aware_or_none)
-    deadline: dt.date | None = None
+    deadline: dt.date | None = attrs.field(default=None, validator=date_or_none)
 
     def __attrs_post_init__(self) -> None:
         if not self.channels:
             raise ValidationError(f"OutreachStep {self.id}", "channels", "at least one channel")
+        for i, channel in enumerate(self.channels):
+            if not isinstance(channel, Channel):
+                raise ValidationError(
+                    f"OutreachStep {self.id}",
+                    f"channels[{i}]",
+                    f"a Channel is expected, got {type(channel).__name__}",
+                )
+
         if not self.template_key:
             object.__setattr__(self, "template_key", self.purpose.value)
 
@@ -148,13 +156,13 @@ class ContactAttempt:
     """
 
     id: str = attrs.field(validator=identifier)
-    step_id: str | None
-    account_id: str
-    invoice_id: str | None
-    channel: Channel
+    step_id: str | None = attrs.field(validator=attrs.validators.optional(identifier))
+    account_id: str = attrs.field(validator=identifier)
+    invoice_id: str | None = attrs.field(validator=attrs.validators.optional(identifier))
+    channel: Channel = attrs.field(validator=of_type(Channel))
     at: dt.datetime = attrs.field(validator=aware)
-    outcome: AttemptOutcome
-    provider_message_id: str | None = None
+    outcome: AttemptOutcome = attrs.field(validator=of_type(AttemptOutcome))
+    provider_message_id: str | None = attrs.field(default=None, repr=False)
 
     @property
     def is_conversation(self) -> bool:

@@ -33,7 +33,7 @@ from .errors import ValidationError
 from .events import Event, EventType
 from .money import Money, minor_unit_exponent
 from .timekeeping import require_aware, zone
-from .validation import aware_or_none, identifier
+from .validation import aware_or_none, identifier, of_type
 
 __all__ = [
     "SUPPORTED_LANGUAGES",
@@ -62,7 +62,7 @@ class ContactPoint:
     :param time_zone: the zone this point suggests (a phone's area code), if known.
     """
 
-    channel: Channel = attrs.field(validator=attrs.validators.instance_of(Channel))
+    channel: Channel = attrs.field(validator=of_type(Channel))
     address: str = attrs.field(repr=False)
     consent_at: dt.datetime | None = attrs.field(default=None, validator=aware_or_none)
     opted_out_at: dt.datetime | None = attrs.field(default=None, validator=aware_or_none)
@@ -93,6 +93,18 @@ class ConfidentialWish(enum.Enum):
 
 def _points(value: Iterable[ContactPoint]) -> tuple[ContactPoint, ...]:
     return tuple(value)
+
+
+def _check_points(
+    instance: object, attribute: attrs.Attribute[tuple[ContactPoint, ...]], value: tuple[ContactPoint, ...]
+) -> None:
+    for i, point in enumerate(value):
+        if not isinstance(point, ContactPoint):
+            raise ValidationError(
+                f"Patient {getattr(instance, 'id', '')}".strip(),
+                f"contact_points[{i}]",
+                f"a ContactPoint is expected, got {type(point).__name__}",
+            )
 
 
 def _strs(value: Iterable[str]) -> tuple[str, ...]:
@@ -144,11 +156,15 @@ class Patient:
     id: str = attrs.field(validator=identifier)
     preferred_language: str = attrs.field(default="en", validator=_language)
     time_zones: tuple[str, ...] = attrs.field(default=("UTC",), converter=_strs, validator=_zones)
-    contact_points: tuple[ContactPoint, ...] = attrs.field(default=(), converter=_points)
+    contact_points: tuple[ContactPoint, ...] = attrs.field(
+        default=(), converter=_points, validator=_check_points
+    )
     name: str = attrs.field(default="", repr=False)
     country: str | None = None
     state: str | None = None
-    confidential: ConfidentialWish = ConfidentialWish.NONE
+    confidential: ConfidentialWish = attrs.field(
+        default=ConfidentialWish.NONE, validator=of_type(ConfidentialWish)
+    )
     confidential_channels: frozenset[Channel] = attrs.field(default=frozenset(), converter=_channels)
     cease_requested_at: dt.datetime | None = attrs.field(default=None, validator=aware_or_none)
     date_of_birth: dt.date | None = attrs.field(default=None, repr=False)

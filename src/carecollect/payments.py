@@ -8,7 +8,7 @@ import enum
 import attrs
 
 from .money import Money
-from .validation import aware, identifier, money_non_negative
+from .validation import aware, identifier, money_non_negative, of_type
 
 __all__ = ["Adjustment", "AdjustmentKind", "Payment", "PaymentMethod", "PaymentSource", "Refund"]
 
@@ -58,7 +58,7 @@ class Payment:
     id: str = attrs.field(validator=identifier)
     account_id: str = attrs.field(validator=identifier)
     amount: Money = attrs.field(validator=_positive)
-    method: PaymentMethod = attrs.field(validator=attrs.validators.instance_of(PaymentMethod))
+    method: PaymentMethod = attrs.field(validator=of_type(PaymentMethod))
     received_at: dt.datetime = attrs.field(validator=aware)
     source: PaymentSource = PaymentSource.PATIENT
     provider_reference: str | None = attrs.field(default=None, repr=False)
@@ -94,7 +94,7 @@ class Adjustment:
     account_id: str = attrs.field(validator=identifier)
     invoice_id: str = attrs.field(validator=identifier)
     amount: Money = attrs.field(validator=_positive)
-    kind: AdjustmentKind = attrs.field(validator=attrs.validators.instance_of(AdjustmentKind))
+    kind: AdjustmentKind = attrs.field(validator=of_type(AdjustmentKind))
     reason_code: str
     approved_by: str
     at: dt.datetime = attrs.field(validator=aware)

@@ -16,7 +16,7 @@ from .errors import CurrencyMismatch, DuplicateEntry, InvalidTransition, Validat
 from .events import Event, EventType
 from .money import Money, total
 from .timekeeping import require_aware
-from .validation import aware, aware_or_none, identifier, money_non_negative
+from .validation import aware, aware_or_none, identifier, money_non_negative, money_or_none, of_type
 
 __all__ = [
     "AgencyPlacement",
@@ -51,7 +51,15 @@ class Remittance:
     id: str = attrs.field(validator=identifier)
     amount: Money = attrs.field(validator=money_non_negative)
     collected_at: dt.datetime = attrs.field(validator=aware)
-    fee: Money | None = None
+    fee: Money | None = attrs.field(default=None, validator=money_or_none)
+
+    def __attrs_post_init__(self) -> None:
+        if self.amount.is_zero():
+            raise ValidationError(f"Remittance {self.id}", "amount", "must be more than zero")
+        if self.fee is not None and self.fee.currency != self.amount.currency:
+            raise CurrencyMismatch(
+                self.amount.currency, self.fee.currency, "deduct a fee", record=f"Remittance {self.id}"
+            )
 
 
 def _remits(value: Iterable[Remittance]) -> tuple[Remittance, ...]:
@@ -81,7 +89,7 @@ class AgencyPlacement:
     account_id: str = attrs.field(validator=identifier)
     agency: str = attrs.field(validator=identifier)
     amount_placed: Money = attrs.field(validator=money_non_negative)
-    status: PlacementStatus = PlacementStatus.PENDING
+    status: PlacementStatus = attrs.field(default=PlacementStatus.PENDING, validator=of_type(PlacementStatus))
     placed_at: dt.datetime | None = attrs.field(default=None, validator=aware_or_none)
     closed_at: dt.datetime | None = attrs.field(default=None, validator=aware_or_none)
     remittances: tuple[Remittance, ...] = attrs.field(default=(), converter=_remits)

@@ -30,7 +30,7 @@ from .errors import InvalidTransition, ScheduleMismatch, ValidationError
 from .events import Event, EventType
 from .money import Money, total
 from .timekeeping import require_aware
-from .validation import aware, date_only, date_or_none, identifier, money_non_negative
+from .validation import aware, date_only, date_or_none, identifier, money_non_negative, money_or_none, of_type
 
 __all__ = [
     "Instalment",
@@ -78,11 +78,16 @@ class InstalmentStatus(enum.Enum):
 class Instalment:
     """One scheduled payment of a plan."""
 
-    number: int
+    number: int = attrs.field(validator=lambda i, a, v: _positive_int(v, "Instalment", a.name))
     due_date: dt.date = attrs.field(validator=date_only)
     amount: Money = attrs.field(validator=money_non_negative)
-    status: InstalmentStatus = InstalmentStatus.DUE
-    paid: Money | None = None
+    status: InstalmentStatus = attrs.field(default=InstalmentStatus.DUE, validator=of_type(InstalmentStatus))
+    paid: Money | None = attrs.field(default=None, validator=money_or_none)
+
+
+def _positive_int(value: object, record: str, field: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationError(record, field, f"must be a positive int, got {value!r}")
 
 
 def _add_months(day: dt.date, months: int, day_of_month: int) -> dt.date:
@@ -149,6 +154,9 @@ def _instalments(
             raise ScheduleMismatch(
                 rec, f"instalments[{i}]", f"currency {inst.amount.currency} is not {instance.total.currency}"
             )
+    numbers = [i.number for i in value]
+    if len(set(numbers)) != len(numbers):
+        raise ValidationError(rec, "instalments", "two instalments share a number")
     s = total((i.amount for i in value), instance.total.currency)
     if s != instance.total:
         raise ScheduleMismatch(
@@ -180,7 +188,7 @@ class PaymentPlan:
     total: Money = attrs.field(validator=money_non_negative)
     instalments: tuple[Instalment, ...] = attrs.field(converter=_insts, validator=_instalments)
     created_at: dt.datetime = attrs.field(validator=aware)
-    status: PlanStatus = PlanStatus.PROPOSED
+    status: PlanStatus = attrs.field(default=PlanStatus.PROPOSED, validator=of_type(PlanStatus))
     interest_rate_percent: str = "0"
     paused_at: dt.date | None = attrs.field(default=None, validator=date_or_none)
 

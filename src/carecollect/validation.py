@@ -22,6 +22,7 @@ __all__ = [
     "identifier",
     "money_non_negative",
     "money_or_none",
+    "of_type",
     "record_name",
 ]
 
@@ -95,3 +96,22 @@ def money_or_none(instance: Any, attribute: attrs.Attribute[Any], value: Any) ->
     """``None`` or a non-negative Money."""
     if value is not None:
         money_non_negative(instance, attribute, value)
+
+
+def of_type(kind: type) -> Any:
+    """A validator: the value is an instance of ``kind`` (an enum, usually).
+
+    Unlike ``attrs.validators.instance_of`` it raises
+    :class:`~carecollect.errors.ValidationError` naming the record by id and
+    the field, like every other refusal in carecollect.
+    """
+
+    def check(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if not isinstance(value, kind):
+            raise ValidationError(
+                record_name(instance),
+                attribute.name,
+                f"a {kind.__name__} is expected, got {type(value).__name__}",
+            )
+
+    return check
