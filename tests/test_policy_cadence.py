@@ -366,6 +366,20 @@ def test_kernel_never_bursts_never_repeats(key: str, issue_off: int, terms: int,
         if nxt != NONE:
             assert nxt > today
     assert len(sent_days) <= cp.size
+    if sent_days:  # the first message is always the first statement (or a collector's validation notice)
+        assert cp.purposes[0] is P.STATEMENT
+
+
+def test_kernel_never_skips_the_statement_or_the_validation_notice() -> None:
+    cp = compile_pack(get_pack("no"), on=dt.date(2026, 3, 1))
+    d = DUE.toordinal()
+    # 90 days after the due date with nothing sent: the statement, and the next step only after the gap.
+    idx, nxt = plan_invoice(cp, d + 90, d - 14, d, 0, 100, False, NONE, NONE, NONE)
+    assert cp.purposes[idx] is P.STATEMENT and nxt == d + 97
+    col = compile_pack(get_pack("us"), on=dt.date(2026, 3, 1), collector=True)
+    placed = d - 100  # placed long ago, nothing sent: the validation notice first, not the final notice
+    idx, _ = plan_invoice(col, d, d - 200, d - 170, placed, 100, False, NONE, NONE, NONE)
+    assert col.purposes[idx] is P.VALIDATION_NOTICE
 
 
 def test_kernel_blocked_or_zero_balance_is_silent() -> None:
@@ -373,3 +387,38 @@ def test_kernel_blocked_or_zero_balance_is_silent() -> None:
     d = DUE.toordinal()
     assert plan_invoice(cp, d + 40, d - 14, d, 0, 100, True, NONE, NONE, NONE) == (NONE, NONE)
     assert plan_invoice(cp, d + 40, d - 14, d, 0, 0, False, NONE, NONE, NONE) == (NONE, NONE)
+
+
+def test_pending_claim_stops_reminders_only_for_the_packs_wait() -> None:
+    filed = ISSUE
+    pending = invoice(ISSUE, DUE, insurance=Insurance(status=ClaimStatus.PENDING, submitted_on=filed))
+    waiting = due_steps(ctx(pending), at(filed + dt.timedelta(days=59)))
+    assert waiting.due == () and "insurer.pause" in {r.rule_id for r in waiting.reasons}
+    # insurer.pending_wait_days (60) has run out: the patient is billed anyway. The due date passed
+    # during the wait, but the first message is the statement, never a reminder or an inkassovarsel.
+    (step,) = due_steps(ctx(pending), at(filed + dt.timedelta(days=60))).due
+    assert step.purpose is P.STATEMENT
+    history = (sent(P.STATEMENT, filed + dt.timedelta(days=60)),)
+    later = due_steps(ctx(pending, sent=history), at(filed + dt.timedelta(days=61)))
+    assert later.due == () and later.next_at is not None
+    assert later.next_at.date() == filed + dt.timedelta(days=67)  # then the gap of 7 days
+    appealed = attrs.evolve(pending, insurance=Insurance(status=ClaimStatus.APPEALED, submitted_on=filed))
+    assert due_steps(ctx(appealed), at(filed + dt.timedelta(days=60))).due == ()  # an appeal waits 90 days
+    # A caller that already knows (relief_flags) decides for itself.
+    assert due_steps(ctx(pending, insurer_waiting=False), at(filed)).due != ()
+
+
+def test_letter_and_email_go_out_together_as_one_step() -> None:
+    (step,) = due_steps(ctx(invoice(ISSUE, DUE)), at(ISSUE)).due
+    assert step.channels == (Channel.LETTER, Channel.EMAIL)  # one step, two channels: one record, one key
+    assert step.to_outreach_step(at(ISSUE)).channels == (Channel.LETTER, Channel.EMAIL)
+
+
+def test_three_day_outage_catches_up_with_one_message_per_invoice() -> None:
+    """The job ran on 29 March, then not on 30, 31 March and 1 April; on 2 April one reminder goes out."""
+    inv = invoice(ISSUE, DUE)
+    history = (sent(P.STATEMENT, ISSUE), sent(P.PRE_DUE_REMINDER, dt.date(2026, 3, 13)))
+    assert due_steps(ctx(inv, sent=history), at(dt.date(2026, 3, 29))).due == ()
+    plan = due_steps(ctx(inv, sent=history), at(dt.date(2026, 4, 2)))
+    assert [s.key for s in plan.due] == ["reminder#1"]
+    assert plan.next_at is not None and plan.next_at.date() == DUE + dt.timedelta(days=28)

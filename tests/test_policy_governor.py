@@ -219,6 +219,37 @@ def test_letters_ignore_quiet_hours_but_respect_caps() -> None:
     assert d.earliest_allowed == dt.datetime(2026, 3, 8, 0, 0, tzinfo=EAST)
 
 
+def test_pack_limits_for_email_and_text() -> None:
+    def sent(i: int, channel: Channel, day: int) -> ContactAttempt:
+        return ContactAttempt(
+            id=f"M-{i}",
+            step_id=None,
+            account_id="A-1",
+            invoice_id="INV-1",
+            channel=channel,
+            at=dt.datetime(2026, 3, day, 10, tzinfo=EAST),
+            outcome=AttemptOutcome.DELIVERED,
+        )
+
+    at = dt.datetime(2026, 3, 6, 12, tzinfo=EAST)
+    # US pack: 3 e-mails per debt in 7 days (2, 3 and 4 March); the fourth waits until 2 March leaves the window.
+    mails = ContactHistory(tuple(sent(i, Channel.EMAIL, 2 + i) for i in range(3)))
+    d = may_contact(patient(), DEBT, Channel.EMAIL, at, mails, US, HOSPITAL)
+    assert not d.allowed and "email.max_per_7_days" in rule_ids(d, Outcome.DEFER)
+    assert d.earliest_allowed == dt.datetime(
+        2026, 3, 9, 8, tzinfo=EAST
+    )  # 9 March, at the start of quiet hours
+    # E-mails do not count against texts; 2 texts in the week stop the third.
+    assert may_contact(patient(), DEBT, Channel.SMS, at, mails, US, HOSPITAL).allowed
+    texts = ContactHistory(tuple(sent(i, Channel.SMS, 4 + i) for i in range(2)))
+    d2 = may_contact(patient(), DEBT, Channel.SMS, at, texts, US, HOSPITAL)
+    assert not d2.allowed and "sms.max_per_7_days" in rule_ids(d2, Outcome.DEFER)
+    # A house that counts over 14 days waits longer.
+    house = US.with_house_rules({"messages.window_days": 14})
+    d3 = may_contact(patient(), DEBT, Channel.EMAIL, at, mails, house, HOSPITAL)
+    assert d3.earliest_allowed == dt.datetime(2026, 3, 16, 8, tzinfo=EAST)
+
+
 # --- wishes and freezes -----------------------------------------------------------------------------------
 
 
@@ -331,6 +362,12 @@ def test_same_inputs_same_decision_and_records_replay() -> None:
 
 ZONES = ["America/New_York", "America/Los_Angeles", "America/Chicago", "Europe/Oslo", "Europe/Berlin", "UTC"]
 BASE = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)  # around the US (8 Mar) and EU (29 Mar) DST changes
+CHANNELS = [Channel.PHONE, Channel.EMAIL, Channel.SMS, Channel.LETTER]
+CAP_RULE = {
+    Channel.EMAIL: "email.max_per_7_days",
+    Channel.SMS: "sms.max_per_7_days",
+    Channel.LETTER: "letter.max_per_7_days",
+}
 
 
 @st.composite
@@ -342,17 +379,18 @@ def scenarios(draw: st.DrawFn) -> tuple[Patient, dt.datetime, ContactHistory, st
     outcomes = draw(
         st.lists(st.sampled_from(list(AttemptOutcome)), min_size=len(offsets), max_size=len(offsets))
     )
+    channels = draw(st.lists(st.sampled_from(CHANNELS), min_size=len(offsets), max_size=len(offsets)))
     attempts = tuple(
         ContactAttempt(
             id=f"H-{i}",
             step_id=None,
             account_id="A-1",
             invoice_id="INV-1",
-            channel=Channel.PHONE,
+            channel=ch,
             at=at - dt.timedelta(minutes=o),
             outcome=oc,
         )
-        for i, (o, oc) in enumerate(zip(offsets, outcomes, strict=True))
+        for i, (o, oc, ch) in enumerate(zip(offsets, outcomes, channels, strict=True))
     )
     p = Patient(
         id="P-9",
@@ -362,15 +400,17 @@ def scenarios(draw: st.DrawFn) -> tuple[Patient, dt.datetime, ContactHistory, st
                 Channel.PHONE, "+15555550100", consent_at=BASE - dt.timedelta(days=1), time_zone=phone_zone
             ),
             ContactPoint(Channel.EMAIL, "x@example.org", consent_at=BASE - dt.timedelta(days=1)),
+            ContactPoint(Channel.SMS, "+15555550100", consent_at=at - dt.timedelta(days=1)),
+            ContactPoint(Channel.LETTER, "1 Main St"),
         ),
     )
     key = draw(st.sampled_from(["us", "default", "no", "de", "bg"]))
-    channel = draw(st.sampled_from([Channel.PHONE, Channel.EMAIL]))
+    channel = draw(st.sampled_from(CHANNELS))
     creditor = draw(st.sampled_from([AGENCY, HOSPITAL]))
     return p, at, ContactHistory(attempts), key, channel, creditor
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=250, deadline=None)
 @given(scenarios())
 def test_no_allowed_contact_in_quiet_hours_or_beyond_a_cap_and_earliest_is_allowed(
     s: tuple[Patient, dt.datetime, ContactHistory, str, Channel, Creditor],
@@ -382,16 +422,32 @@ def test_no_allowed_contact_in_quiet_hours_or_beyond_a_cap_and_earliest_is_allow
     start, end = pack.value("quiet_hours.start", on=on), pack.value("quiet_hours.end", on=on)
     if d.allowed:
         assert d.earliest_allowed == at
-        assert quiet_hours_ok(at, patient_zones(p), start, end)
+        if channel is not Channel.LETTER:
+            assert quiet_hours_ok(at, patient_zones(p), start, end)
+        if channel in CAP_RULE:
+            tz = ZoneInfo(p.time_zones[0])
+            today = at.astimezone(tz).date()
+            window = pack.value("messages.window_days", on=on)
+            sent = [
+                a.at.astimezone(tz).date()
+                for a in history.attempts
+                if a.channel is channel
+                and today - dt.timedelta(days=window - 1) <= a.at.astimezone(tz).date()
+            ]
+            assert len(sent) < pack.value(CAP_RULE[channel], on=on)
         if channel is Channel.PHONE and (
             creditor.role.is_collector or pack.value("calls.cap_for_all_creditors", on=on)
         ):
             tz = ZoneInfo(p.time_zones[0])
             today = at.astimezone(tz).date()
-            days = [a.at.astimezone(tz).date() for a in history.attempts if a.counts_as_call]
+            days = [
+                a.at.astimezone(tz).date()
+                for a in history.attempts
+                if a.channel is Channel.PHONE and a.counts_as_call
+            ]
             in_window = [x for x in days if today - dt.timedelta(days=6) <= x <= today]
             assert len(in_window) < pack.value("calls.max_per_7_days", on=on)
-            talks = [a.at.astimezone(tz).date() for a in history.attempts if a.is_conversation]
+            talks = [a.at.astimezone(tz).date() for a in history.attempts if a.is_conversation]  # any channel
             assert all((today - t).days >= 7 for t in talks)
     if d.earliest_allowed is not None:
         assert d.earliest_allowed >= at

@@ -12,6 +12,7 @@ from carecollect.policy.content import Sensitive, Surface, VoicemailField, check
 from carecollect.policy.explain import Outcome, Reason
 from carecollect.policy.outreach_rules import RULES
 from carecollect.policy.packs import get_pack, pack_registry
+from carecollect.policy.relief_rules import RULES as RELIEF_RULES
 from carecollect.policy.rules import Rule, Strictness
 
 ON = dt.date(2026, 3, 2)
@@ -154,3 +155,61 @@ def test_pack_pages_are_generated_from_the_current_data() -> None:
         text = (docs / "explanation" / f"pack-{key}.rst").read_text(encoding="utf-8")
         assert text == gen.page(key), f"run python docs/generate_pack_pages.py ({key})"
         assert all(f"``{r.id}``" in text for r in RULES[key])
+        assert all(f"``{r.id}``" in text for r in RELIEF_RULES[key])
+        for r in (*RULES[key], *RELIEF_RULES[key]):
+            if not r.verified:  # every secondary-source figure is flagged on its pack's page
+                assert f"{r.source} (secondary source, check)" in text, r.id
+
+
+# -- every number is data; nothing loosens silently ---------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["default", "us", "no", "de", "bg"])
+def test_every_relief_rule_is_sourced_and_dated(key: str) -> None:
+    for rule in RELIEF_RULES[key]:
+        assert isinstance(rule, Rule) and rule.source.strip(), rule.id
+        assert isinstance(rule.effective_from, dt.date) and isinstance(rule.strictness, Strictness)
+        assert rule.effective_to is None or rule.effective_to >= rule.effective_from
+
+
+def test_email_text_and_letter_caps_read_their_window_from_the_pack() -> None:
+    for key in ("default", "us", "no", "de", "bg"):
+        rule = get_pack(key).rule("messages.window_days", on=ON)
+        assert rule.value == 7 and rule.strictness is Strictness.AT_LEAST
+    with pytest.raises(PolicyViolation):
+        get_pack("us").with_house_rules({"messages.window_days": 6})
+
+
+def test_with_rules_never_loosens_silently() -> None:
+    us = get_pack("us")
+    later = dt.date(2027, 1, 1)
+    looser = Rule("calls.max_per_7_days", 9, "a house", later, Strictness.AT_MOST)
+    with pytest.raises(PolicyViolation, match="law_change"):
+        us.with_rules((looser,))
+    with pytest.raises(PolicyViolation):  # same date as the law's own version: a silent rewrite
+        us.with_rules((Rule("quiet_hours.end", dt.time(22), "x", dt.date(2000, 1, 1), Strictness.AT_MOST),))
+    # A change of the law itself may move either way, and says so by its source and date.
+    changed = us.with_rules((attrs.evolve(looser, source="12 CFR 1006.14 as amended 2027"),), law_change=True)
+    assert changed.value("calls.max_per_7_days", on=later) == 9
+    assert changed.value("calls.max_per_7_days", on=dt.date(2026, 12, 31)) == 7
+    tighter = us.with_rules((Rule("calls.max_per_7_days", 5, "a house", later, Strictness.AT_MOST),))
+    assert tighter.value("calls.max_per_7_days", on=later) == 5
+    fresh = us.with_rules((Rule("house.own_rule", 1, "a house", later, Strictness.CHOICE),))
+    assert fresh.value("house.own_rule", on=later) == 1
+    # A new year's inkassosats is a fixed figure: only a law change may set it.
+    no = get_pack("no")
+    sats_2027 = Rule("no.inkassosats", 800, "inkassosats 2027", later, Strictness.FIXED)
+    with pytest.raises(PolicyViolation):
+        no.with_rules((sats_2027,))
+    assert no.with_rules((sats_2027,), law_change=True).value("no.inkassosats", on=later) == 800
+
+
+def test_creditor_role_decides_which_cadence_applies() -> None:
+    from carecollect.outreach import OutreachPurpose
+    from carecollect.policy.cadence import compile_pack
+
+    provider = compile_pack(get_pack("us"), on=ON)
+    collector = compile_pack(get_pack("us"), on=ON, collector=True)
+    assert OutreachPurpose.VALIDATION_NOTICE not in provider.purposes  # Reg F binds collectors only
+    assert collector.purposes[0] is OutreachPurpose.VALIDATION_NOTICE
+    assert OutreachPurpose.STATEMENT not in collector.purposes  # the provider sent the statements

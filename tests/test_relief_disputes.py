@@ -6,6 +6,7 @@ import datetime as dt
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import attrs
 import pytest
 
 from carecollect.disputes import (
@@ -83,6 +84,22 @@ def test_resolution_needs_the_levels_authority_and_books_follow_up() -> None:
     d2, _ = escalate_dispute(d2, EscalationLevel.OFFICE_MANAGER, at=at)
     with pytest.raises(PolicyViolation, match="PROVIDER"):
         resolve_dispute(d2, write_off, balance=usd("1000.00"), at=at, pack=US, procedure=proc)
+
+
+def test_procedure_sets_follow_up_and_cannot_slow_the_first_response() -> None:
+    proc = attrs.evolve(
+        DisputeProcedure.default("USD"), follow_up_business_days=5, first_response_business_days=2
+    )
+    at = dt.datetime(2026, 3, 4, 16, tzinfo=NY_TZ)  # Wednesday
+    d, _, respond_by = open_dispute(
+        "D-1", "A-1", "INV-1", DisputeReason.BILLING_ERROR, at=at, pack=US, procedure=proc
+    )
+    assert respond_by == dt.date(2026, 3, 4)  # the pack's same-business-day target still holds
+    done, _, why = resolve_dispute(
+        d, Resolution(ResolutionKind.UPHELD), balance=usd("100.00"), at=at, pack=US, procedure=proc
+    )
+    assert done.follow_up_on == dt.date(2026, 3, 11)  # 5 business days after Wednesday 4 March
+    assert why[-1].rule_id == "creditor.dispute.follow_up" and proc.source in why[-1].source
 
 
 def test_follow_up_skips_norwegian_easter() -> None:

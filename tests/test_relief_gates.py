@@ -94,6 +94,21 @@ def test_501r_nonprofit_120_days_and_30_day_notice() -> None:
     assert d.as_decision().allowed
 
 
+def test_nonprofit_house_rules_that_wait_longer_still_apply() -> None:
+    house = US.with_house_rules(
+        {"gate.min_days_after_first_statement": 180, "gate.pre_placement_notice_days": 45}
+    )
+    s = snap(notices=(notice(dt.date(2026, 4, 10)),))
+    d = may_place(s, now=at(dt.date(2026, 5, 20)), pack=house, creditor=cred(nonprofit=True))
+    # 501(r) alone would allow 10 May; the house waits 180 days (5 July) and 45 days after the notice.
+    assert [r.rule_id for r in d.blocking] == [
+        "gate.min_days_after_first_statement",
+        "gate.pre_placement_notice_days",
+    ]
+    assert d.earliest == FIRST + dt.timedelta(days=180) == dt.date(2026, 7, 5)
+    assert may_place(s, now=at(dt.date(2026, 7, 5)), pack=house, creditor=cred(nonprofit=True)).allowed
+
+
 def test_notice_deadline_extends_the_wait() -> None:
     s = snap(
         notices=(notice(dt.date(2026, 4, 10), OutreachPurpose.ECA_NOTICE, deadline=dt.date(2026, 6, 1)),)

@@ -108,6 +108,18 @@ def test_colorado_cap_only_at_or_below_250_percent_fpl() -> None:
     assert propose("1000.00", "2500.00", state="CO", fpl=Decimal("250.01")).monthly_cap == usd("125.00")
 
 
+def test_colorado_forgiveness_only_at_or_below_250_percent_fpl() -> None:
+    # 5 % of 2500 is 125 a month; 36 x 125 = 4500 < 5000: above 250 % FPL no plan fits and nothing is forgiven.
+    above = propose("5000.00", "2500.00", state="CO", fpl=Decimal("300"))
+    assert above.monthly_cap == usd("125.00")
+    assert all(o.forgiven_after_term.is_zero() for o in above.options)
+    assert above.option(OptionKind.LONG_PLAN) is None
+    assert "plan.max_term_months" in [r.rule_id for r in above.reasons]
+    within = propose("5000.00", "2500.00", state="CO", fpl=Decimal("250"))
+    long = within.option(OptionKind.LONG_PLAN)
+    assert long is not None and long.forgiven_after_term == usd("1400.00")
+
+
 def test_maryland_cap_applies_from_2025_10_01() -> None:
     before = propose("1000.00", "2000.00", state="MD", today=dt.date(2025, 9, 30))
     after = propose("1000.00", "2000.00", state="MD", today=dt.date(2025, 10, 1))
@@ -255,6 +267,20 @@ def test_colorado_36_payments_rule_completes_plan() -> None:
     assert event.detail("reason") == "state.CO.plan.paid_after_payments"
     assert new.status is PlanStatus.COMPLETED and new.instalments[-1].status is InstalmentStatus.FORGIVEN
     assert why.rule_id == "state.CO.plan.paid_after_payments" and "USD 100.00" in why.message
+    screened_above = Affordability(usd("5000.00"), 2, fpl_percent=Decimal("260"))
+    assert (
+        apply_paid_after_payments_rule(
+            plan, pack=US, creditor=creditor("CO"), at=T, affordability=screened_above
+        )
+        is None
+    )
+    screened_within = Affordability(usd("2500.00"), 2, fpl_percent=Decimal("240"))
+    assert (
+        apply_paid_after_payments_rule(
+            plan, pack=US, creditor=creditor("CO"), at=T, affordability=screened_within
+        )
+        is not None
+    )
 
 
 # -- properties --------------------------------------------------------------------------

@@ -129,6 +129,7 @@ class RunTables:
                     cp.gap,
                     len(cp.anchor),
                     *v[1:],
+                    cp.scan_end,
                 )
             )
         return self._floor
@@ -159,7 +160,7 @@ class RunTables:
             (Channel.LETTER, "letter.max_per_7_days"),
         ):
             if rule_id in pack.rules:
-                caps[CHANNEL_CODES[ch]] = (int(val(rule_id)), 7)
+                caps[CHANNEL_CODES[ch]] = (int(val(rule_id)), int(val("messages.window_days")))
         return (
             cp,
             today.toordinal(),
@@ -270,7 +271,7 @@ def plan_floor(rows: Iterable[PlanRow], tables: RunTables) -> list[int]:
             rbase,
             rtable,
             gap,
-            n,
+            _n,
             today,
             fd,
             fp,
@@ -284,6 +285,7 @@ def plan_floor(rows: Iterable[PlanRow], tables: RunTables) -> list[int]:
             qmask,
             qok,
             caps,
+            scan_end,
         ) = tabs[c]
         if (r[7] and fd) or (r[8] and fp) or (r[9] and fi) or (r[10] and fa):
             append(0)
@@ -296,7 +298,7 @@ def plan_floor(rows: Iterable[PlanRow], tables: RunTables) -> list[int]:
             gap_from = last_msg + gap if last_msg != -1 else -1
             found = -1
             nxt = _BIG
-            for i in range(last_idx + 1, n):
+            for i in range(last_idx + 1, scan_end[last_idx + 1]):
                 k = anchor[i]
                 a = issue if k == 0 else (due if k == 1 else placed)
                 if a <= 0:
@@ -423,6 +425,7 @@ def plan_rich(
                 balance=balance,
                 disputes=snap.disputes,
                 plan_status=plan_status,
+                insurer_waiting=inv.waiting_for_insurer,  # the bench's rows carry the claim status only
                 sent_steps=tuple(s for s in snap.steps if s.invoice_id == inv.id and s.status in _SENT),
                 placed_on=today if creditor.role.is_collector else None,
             )

@@ -26,7 +26,11 @@ Two layers, one source of truth:
 
 After a missed run, the latest due step is chosen and earlier ones are
 skipped: one message, never a burst, and a step already sent is never sent
-again (steps are matched to history by purpose and rank).
+again (steps are matched to history by purpose and rank). Two steps are never
+skipped: the first statement (a patient never gets a reminder or a formal
+notice about a bill they were never sent, for instance when a freeze such as
+the insurer's wait outlasted the due date) and a US collector's validation
+notice.
 
 >>> import datetime as dt
 >>> from carecollect.policy.packs import get_pack
@@ -58,6 +62,7 @@ from ..money import Money
 from ..outreach import OutreachPurpose, OutreachStatus, OutreachStep
 from ..patients import Patient
 from ..plans import PlanStatus
+from ..relief.insurer import billable_to_patient
 from ..timekeeping import require_aware, zone
 from .explain import Decision, Outcome, Reason, reason_from_rule
 from .governor import channel_usable
@@ -104,6 +109,10 @@ class CompiledPack:
     :param start: first day offset from the anchor.
     :param end: day offset from the anchor at which the step expires (exclusive).
     :param requires: index of the step that must be the last one sent, or ``NONE``.
+    :param mandatory: steps that are never skipped (the first statement; a collector's
+        validation notice): no later step is due before they have gone out.
+    :param scan_end: for a scan that starts at step ``i``, the index after the first mandatory
+        step from ``i`` on (``size`` when there is none); ``len(scan_end) == size + 1``.
     :param deadline_days: days to pay the step states (0: none), counted from receipt.
     :param receipt_lag: 1 when the deadline counts from assumed receipt (the table), 0 from sending.
     :param channels: the pack's channels per step.
@@ -124,6 +133,8 @@ class CompiledPack:
     start: tuple[int, ...]
     end: tuple[int, ...]
     requires: tuple[int, ...]
+    mandatory: tuple[bool, ...]
+    scan_end: tuple[int, ...]
     deadline_days: tuple[int, ...]
     receipt_lag: tuple[int, ...]
     channels: tuple[tuple[Channel, ...], ...]
@@ -225,7 +236,8 @@ def _scan(
     gap_from = last_msg_day + cp.gap if last_msg_day != NONE else NONE
     best = NONE
     nxt = _OPEN_END * 10
-    for i in range(last_idx + 1, len(anchor)):
+    # A mandatory step not yet sent ends the scan: nothing after it is due before it has gone out.
+    for i in range(last_idx + 1, cp.scan_end[last_idx + 1]):
         k = anchor[i]
         a = issue if k == 0 else (due if k == 1 else placed)
         if a <= 0:
@@ -265,6 +277,7 @@ class _Spec:
     requires_previous: bool = False
     deadline_days: int = 0
     receipt_lag: bool = False
+    mandatory: bool = False
 
 
 _COMPILED: dict[tuple[int, int, bool], tuple[PolicyPack, CompiledPack]] = {}
@@ -313,6 +326,7 @@ def _compile(pack: PolicyPack, on: dt.date, collector: bool) -> CompiledPack:
                 "cadence.channels.validation_notice",
                 deadline_days=v("us.validation_period_days"),
                 receipt_lag=True,
+                mandatory=True,
             )
         )
         specs.append(
@@ -346,6 +360,7 @@ def _compile(pack: PolicyPack, on: dt.date, collector: bool) -> CompiledPack:
                 _OPEN_END,
                 "cadence.channels.statement",
                 "cadence.channels.statement",
+                mandatory=True,
             )
         )
         if rules.value("cadence.pre_due_reminder.enabled", on=on):
@@ -469,6 +484,8 @@ def _compile(pack: PolicyPack, on: dt.date, collector: bool) -> CompiledPack:
         start=tuple(s.start for s in specs),
         end=tuple(s.end for s in specs),
         requires=tuple(i - 1 if s.requires_previous else NONE for i, s in enumerate(specs)),
+        mandatory=tuple(s.mandatory for s in specs),
+        scan_end=_scan_ends([s.mandatory for s in specs]),
         deadline_days=tuple(s.deadline_days for s in specs),
         receipt_lag=tuple(int(s.receipt_lag) for s in specs),
         channels=tuple(tuple(Channel(c) for c in rules.value(s.channels_rule, on=on)) for s in specs),
@@ -479,6 +496,22 @@ def _compile(pack: PolicyPack, on: dt.date, collector: bool) -> CompiledPack:
         calendar=calendar,
         receipt_business_days=lag_days,
     )
+
+
+def _scan_ends(mandatory: list[bool]) -> tuple[int, ...]:
+    """For each first index of a scan, where it must stop (just after the next mandatory step).
+
+    >>> _scan_ends([True, False, False])
+    (1, 3, 3, 3)
+    """
+    n = len(mandatory)
+    ends = [n] * (n + 1)
+    stop = n
+    for i in range(n - 1, -1, -1):
+        if mandatory[i]:
+            stop = i + 1
+        ends[i] = stop
+    return tuple(ends)
 
 
 def _receipt_table(calendar: BusinessCalendar, first: dt.date, days: int, lag: int) -> tuple[int, ...]:
@@ -577,7 +610,8 @@ class InvoiceContext:
     :param disputes: disputes on the account.
     :param dispute_open: set when the caller already knows a dispute is open.
     :param plan_status: the status of a payment plan covering the invoice, if any.
-    :param insurer_waiting: the insurer may still pay (default: from the invoice's claim status).
+    :param insurer_waiting: the insurer may still pay (default: the claim is pending or appealed
+        and the pack's ``insurer.pending_wait_days`` / ``insurer.appeal_wait_days`` have not run out).
     :param assistance_pending: a financial-assistance application is under review.
     :param sent_steps: outreach steps already sent on this invoice (history).
     :param placed_on: the day a collector received the account (collectors only).
@@ -677,7 +711,13 @@ def due_steps(context: InvoiceContext | EstimateContext, now: dt.datetime) -> Ca
             Reason("invoice.balance", "ledger", Outcome.DENY, f"invoice {inv.id} has nothing left to pay")
         )
         return CadencePlan((), None, tuple(reasons))
-    insurer = ctx.insurer_waiting if ctx.insurer_waiting is not None else inv.waiting_for_insurer
+    insurer = ctx.insurer_waiting
+    if insurer is None:  # from the claim, with the pack's wait before the patient is billed anyway
+        insurer = (
+            billable_to_patient(inv, today=today, pack=pack).waiting
+            if "insurer.pending_wait_days" in pack.rules
+            else inv.waiting_for_insurer
+        )
     freezes = (
         (
             ctx.dispute_open or any(d.is_open and d.covers(inv.id) for d in ctx.disputes),

@@ -169,8 +169,13 @@ _DIRECTION = {
 }
 
 
+def _since(rule: Rule) -> str:
+    start = rule.effective_from.isoformat() if rule.effective_from > _LONG_AGO else "long in force"
+    return start if rule.effective_to is None else f"{start} to {rule.effective_to.isoformat()}"
+
+
 def rules_rst_table(rules: Iterable[Rule], *, title: str = "Rules") -> str:
-    """A reStructuredText ``list-table`` of ``rules`` (id, value, source, from, house rules, note).
+    """A reStructuredText ``list-table`` of ``rules`` (id, value, source, in force, house rules, note).
 
     The pack pages in the docs are generated with it, so the docs cannot drift
     from the data. Secondary-source figures are marked "(secondary source, check)".
@@ -190,7 +195,7 @@ def rules_rst_table(rules: Iterable[Rule], *, title: str = "Rules") -> str:
        * - Rule
          - Value
          - Source
-         - From
+         - In force
          - House rules
          - Note
        * - ``calls.max_per_7_days``
@@ -208,7 +213,7 @@ def rules_rst_table(rules: Iterable[Rule], *, title: str = "Rules") -> str:
         "   * - Rule",
         "     - Value",
         "     - Source",
-        "     - From",
+        "     - In force",
         "     - House rules",
         "     - Note",
     ]
@@ -218,7 +223,7 @@ def rules_rst_table(rules: Iterable[Rule], *, title: str = "Rules") -> str:
             f"   * - ``{r.id}``",
             f"     - {_show(r.value)}",
             f"     - {source}",
-            f"     - {r.effective_from.isoformat() if r.effective_from > _LONG_AGO else 'long in force'}",
+            f"     - {_since(r)}",
             f"     - {_DIRECTION[r.strictness]}",
             f"     - {r.note or '-'}",
         ]

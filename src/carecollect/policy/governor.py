@@ -491,7 +491,9 @@ def _caps_for(channel: Channel, pack: PolicyPack, creditor: Creditor, on: dt.dat
     }.get(channel)
     if rule_id is None or rule_id not in pack.rules:
         return None
-    return _Caps(channel, int(pack.value(rule_id, on=on)), 7, 0, rule_id)
+    window_rule = "messages.window_days" if "messages.window_days" in pack.rules else "calls.window_days"
+    window = int(pack.value(window_rule, on=on))
+    return _Caps(channel, int(pack.value(rule_id, on=on)), window, 0, rule_id)
 
 
 def _history_days(

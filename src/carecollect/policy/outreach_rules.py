@@ -168,6 +168,14 @@ def _common(
             "Letters per debt in any 7 consecutive days.",
         ),
         _r(
+            "messages.window_days",
+            7,
+            CARECOLLECT_DEFAULT,
+            _ALWAYS,
+            _AT_LEAST,
+            "Length of the rolling window, in calendar days, for the e-mail, text and letter caps.",
+        ),
+        _r(
             "sms.allowed",
             True,
             CARECOLLECT_DEFAULT,

@@ -18,8 +18,8 @@ from typing import Any
 import attrs
 
 from ..calendars import BusinessCalendar
-from ..errors import ConfigurationError
-from .rules import Rule, RuleSet
+from ..errors import ConfigurationError, PolicyViolation
+from .rules import Rule, RuleSet, tightens
 
 __all__ = ["BUILTIN_PACKS", "PolicyPack", "available_packs", "get_pack", "pack_registry"]
 
@@ -70,9 +70,44 @@ class PolicyPack:
             self, rules=self.rules.with_house_rules(overrides, source=source, effective_from=effective_from)
         )
 
-    def with_rules(self, extra: tuple[Rule, ...]) -> PolicyPack:
-        """This pack with ``extra`` rules added as they are (for a new year's data, or a state's rules)."""
-        return attrs.evolve(self, rules=self.rules.merged(extra))
+    def with_rules(self, extra: Iterable[Rule], *, law_change: bool = False) -> PolicyPack:
+        """This pack with ``extra`` rules added (a new year's figure, a state's rules, new rule ids).
+
+        A rule with a new id is added as it is. A rule that shadows one of the
+        pack's rules (same id, from its ``effective_from`` on) must not loosen
+        the version in force on that day, judged by that rule's
+        :class:`~carecollect.policy.rules.Strictness`, unless ``law_change`` says
+        the new value records a change in the law itself (a new inkassosats, a
+        new poverty guideline): then it may move either way, and its source
+        and date say so. Nothing is loosened silently.
+
+        :param extra: the rules to add.
+        :param law_change: the rules record a change of the law, not a house's choice.
+        :raises PolicyViolation: a rule would loosen the pack's limit and ``law_change`` is not set.
+
+        >>> import datetime as dt
+        >>> from carecollect.policy.rules import Rule, Strictness
+        >>> us = get_pack("us")
+        >>> us.with_rules((Rule("calls.max_per_7_days", 9, "house", dt.date(2027, 1, 1), Strictness.AT_MOST),))
+        Traceback (most recent call last):
+        ...
+        carecollect.errors.PolicyViolation: rule 'calls.max_per_7_days' from 2027-01-01: 9 would loosen 7 (12 CFR 1006.14(b)(2)); pass law_change=True only when the law itself changed
+        """
+        added = tuple(extra)
+        if not law_change:
+            for new in added:
+                if new.id not in self.rules:
+                    continue
+                try:
+                    old = self.rules.rule(new.id, on=new.effective_from)
+                except ConfigurationError:
+                    continue  # no version in force yet: nothing to loosen
+                if not tightens(old, new.value):
+                    raise PolicyViolation(
+                        f"rule {new.id!r} from {new.effective_from.isoformat()}: {new.value!r} would loosen "
+                        f"{old.value!r} ({old.source}); pass law_change=True only when the law itself changed"
+                    )
+        return attrs.evolve(self, rules=self.rules.merged(added))
 
 
 _META: dict[str, tuple[str, str]] = {

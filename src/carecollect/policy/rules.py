@@ -37,7 +37,7 @@ import attrs
 
 from ..errors import ConfigurationError, PolicyViolation
 
-__all__ = ["Rule", "RuleSet", "Strictness"]
+__all__ = ["Rule", "RuleSet", "Strictness", "tightens"]
 
 
 class Strictness(enum.Enum):
@@ -84,6 +84,17 @@ class Rule:
     def applies_on(self, day: dt.date) -> bool:
         """True when the rule is in force on ``day``."""
         return self.effective_from <= day and (self.effective_to is None or day <= self.effective_to)
+
+
+def tightens(rule: Rule, new: Any) -> bool:
+    """True when ``new`` is as strict as ``rule``'s value or stricter, by the rule's :class:`Strictness`.
+
+    >>> import datetime as dt
+    >>> cap = Rule("calls.max_per_7_days", 7, "12 CFR 1006.14(b)(2)", dt.date(2021, 11, 30), Strictness.AT_MOST)
+    >>> tightens(cap, 3), tightens(cap, 7), tightens(cap, 8)
+    (True, True, False)
+    """
+    return _tighter_or_equal(rule, new)
 
 
 def _tighter_or_equal(rule: Rule, new: Any) -> bool:

@@ -357,7 +357,9 @@ class EcaTimeline:
     """The 501(r) dates of one episode of care.
 
     :param first_statement: the first post-discharge billing statement.
-    :param notification_period_ends: first statement + 120 days; no ECA before the day after.
+    :param notification_period_ends: first statement + 120 days, the first day an ECA may
+        happen if the written notice's 30 days have also passed (POLICY-SOURCES: "no ECA before
+        120 days after the first post-discharge billing statement"; wording still to check against the eCFR).
     :param earliest_eca: the first day an ECA may happen (``None`` until the written notice is sent).
     :param application_period_ends: the later of day 240 and the notice's deadline.
     """

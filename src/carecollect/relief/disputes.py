@@ -118,7 +118,9 @@ class DisputeProcedure:
 
     @classmethod
     def default(cls, currency: str) -> DisputeProcedure:
-        """nt up to 25 % (at most 500 in the currency); the provider may grant anything, write-off included.
+        """The default procedure after seed 001: the front desk hands the patient on; the office manager may
+        grant a discount up to 25 % (at most 500 in the currency); the provider may grant anything, write-off
+        included. First response the same business day; follow-up call 3 business days after resolution.
 
         :param currency: ISO 4217 currency of the amount limits.
         """
@@ -158,12 +160,14 @@ def open_dispute(
     at: dt.datetime,
     pack: PolicyPack,
     in_writing: bool = False,
+    procedure: DisputeProcedure | None = None,
 ) -> tuple[Dispute, Event, dt.date]:
     """Open a dispute; outreach and handoff on the debt freeze at once.
 
     :returns: the dispute, its event, and the date by which the first response
         is due (``dispute.first_response_business_days`` business days after the
-        day it was raised; the same day if that is a business day and the target is 0).
+        day it was raised, or the procedure's target when that is sooner; the
+        same day if that is a business day and the target is 0).
 
     :param dispute_id: id of the new dispute.
     :param account_id: the account.
@@ -172,6 +176,7 @@ def open_dispute(
     :param at: when the patient raised it (aware).
     :param pack: the policy pack (the rules in force on the day apply).
     :param in_writing: the patient disputed in writing.
+    :param procedure: the creditor's :class:`DisputeProcedure` (its response target applies when sooner).
     """
     require_aware(at, f"Dispute {dispute_id}", "at")
     d = Dispute(
@@ -183,6 +188,8 @@ def open_dispute(
         in_writing=in_writing,
     )
     days: int = pack.value("dispute.first_response_business_days", on=at.date())
+    if procedure is not None:
+        days = min(days, procedure.first_response_business_days)
     cal = pack.calendar
     respond_by = cal.roll_forward(at.date())
     if days:
@@ -238,15 +245,18 @@ def resolve_dispute(
         )
     days = procedure.follow_up_business_days
     follow = pack.calendar.add_business_days(at.date(), days)
-    reasons.append(
-        rule_reason(
-            pack,
-            "dispute.follow_up_business_days",
-            at.date(),
-            Outcome.INFO,
-            f"follow-up call on {follow.isoformat()} to ask whether the patient is satisfied",
+    message = f"follow-up call on {follow.isoformat()} to ask whether the patient is satisfied"
+    if days == pack.value("dispute.follow_up_business_days", on=at.date()):
+        reasons.append(rule_reason(pack, "dispute.follow_up_business_days", at.date(), Outcome.INFO, message))
+    else:  # the creditor's own procedure sets another day (a creditor's choice)
+        reasons.append(
+            note(
+                "creditor.dispute.follow_up",
+                procedure.source,
+                f"{message} ({days} business days)",
+                Outcome.INFO,
+            )
         )
-    )
     new, event = _resolve(d, resolution, follow_up_on=follow, at=at)
     return new, event, tuple(reasons)
 

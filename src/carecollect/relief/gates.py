@@ -140,6 +140,11 @@ def _age(c: _Collector, pack: PolicyPack, rule_id: str, start: dt.date, today: d
         c.allow(rule_reason(pack, rule_id, today, Outcome.ALLOW, f"{what}: {days} days have passed"))
 
 
+def _stricter(pack: PolicyPack, today: dt.date, legal: str, house: str) -> str:
+    """Of two waiting-period rules, the one that waits longer (``legal`` on a tie)."""
+    return house if pack.value(house, on=today) > pack.value(legal, on=today) else legal
+
+
 def gate(
     snapshot: AccountSnapshot, action: GateAction, *, now: dt.datetime, pack: PolicyPack, creditor: Creditor
 ) -> GateDecision:
@@ -223,10 +228,12 @@ def gate(
             )
         )
     else:
+        age_rule = "gate.min_days_after_first_statement"
         if creditor.nonprofit and "r501.notification_period_days" in pack.rules:
-            _age(c, pack, "r501.notification_period_days", first, today, "501(r) notification period")
-        else:
-            _age(c, pack, "gate.min_days_after_first_statement", first, today, "account age")
+            # 501(r) binds a nonprofit hospital; a house rule that waits longer still wins.
+            age_rule = _stricter(pack, today, "r501.notification_period_days", age_rule)
+        what = "501(r) notification period" if age_rule.startswith("r501.") else "account age"
+        _age(c, pack, age_rule, first, today, what)
         if state_value(pack, creditor.state, "min_days_before_action", on=today) is not None:
             _age(
                 c,
@@ -251,11 +258,9 @@ def gate(
 
     # -- the pre-placement notice -----------------------------------------------------------
     if pack.value("gate.pre_placement_notice_required", on=today):
-        rid = (
-            "r501.notice_days_before_eca"
-            if creditor.nonprofit and "r501.notice_days_before_eca" in pack.rules
-            else "gate.pre_placement_notice_days"
-        )
+        rid = "gate.pre_placement_notice_days"
+        if creditor.nonprofit and "r501.notice_days_before_eca" in pack.rules:
+            rid = _stricter(pack, today, "r501.notice_days_before_eca", rid)
         days: int = pack.value(rid, on=today)
         notice = snapshot.last_notice(OutreachPurpose.PRE_PLACEMENT_NOTICE, OutreachPurpose.ECA_NOTICE)
         if notice is None:

@@ -265,8 +265,7 @@ def monthly_cap(
     ]
     state = creditor.state
     if state:
-        limit = state_value(pack, state, "plan.income_limit_fpl_percent", on=on)
-        in_scope = limit is None or affordability.fpl_percent is None or affordability.fpl_percent <= limit
+        in_scope = _state_plan_rules_apply(pack, state, affordability, on)
         for name in (f"plan.max_income_percent.{bill_kind.value}", "plan.max_income_percent"):
             spct = state_value(pack, state, name, on=on)
             if spct is not None and in_scope:
@@ -284,6 +283,14 @@ def monthly_cap(
                 break
     units = (income.minor_units * pct / 100).to_integral_value(rounding="ROUND_FLOOR")
     return Money.from_minor(int(units), currency), tuple(reasons)
+
+
+def _state_plan_rules_apply(
+    pack: PolicyPack, state: str | None, affordability: Affordability, on: dt.date
+) -> bool:
+    """True when the state's plan rules cover this household (Colorado: at or below 250 % FPL; unknown: yes)."""
+    limit = state_value(pack, state, "plan.income_limit_fpl_percent", on=on)
+    return limit is None or affordability.fpl_percent is None or affordability.fpl_percent <= limit
 
 
 def _max_interest(pack: PolicyPack, creditor: Creditor, on: dt.date) -> Decimal | None:
@@ -453,7 +460,11 @@ def propose_plan_options(
             )
         )
     limit: int = pack.value("plan.max_term_months", on=today)
-    paid_after = state_value(pack, creditor.state, "plan.paid_after_payments", on=today)
+    paid_after = (
+        state_value(pack, creditor.state, "plan.paid_after_payments", on=today)
+        if _state_plan_rules_apply(pack, creditor.state, affordability, today)
+        else None
+    )
     if paid_after is not None:
         limit = min(limit, paid_after)
     if cap_units is not None and cap_units <= 0:
@@ -745,19 +756,30 @@ def resume_after_hardship(
 
 
 def apply_paid_after_payments_rule(
-    plan: PaymentPlan, *, pack: PolicyPack, creditor: Creditor, at: dt.datetime
+    plan: PaymentPlan,
+    *,
+    pack: PolicyPack,
+    creditor: Creditor,
+    at: dt.datetime,
+    affordability: Affordability | None = None,
 ) -> tuple[PaymentPlan, Event, Reason] | None:
     """Complete a plan whose state says the balance counts as paid after N payments (Colorado: 36).
 
-    Returns ``None`` when the rule does not apply yet; otherwise the completed
-    plan (unpaid instalments forgiven), its event and the reason.
+    Returns ``None`` when the rule does not apply (yet); otherwise the completed
+    plan (unpaid instalments forgiven), its event and the reason. Colorado's
+    rule covers households at or below 250 % of the poverty guideline: pass the
+    screened ``affordability`` and a household above it is left alone (not
+    screened: the rule applies, in the patient's favour).
 
     :param plan: the plan.
     :param pack: the policy pack (the rules in force on the day apply).
     :param creditor: the creditor (role, nonprofit flag, state).
     :param at: the instant (aware).
+    :param affordability: the household's screening, if known.
     """
     on = at.date()
+    if affordability is not None and not _state_plan_rules_apply(pack, creditor.state, affordability, on):
+        return None
     n = state_value(pack, creditor.state, "plan.paid_after_payments", on=on)
     if n is None or not plan.status.current or plan.paid_count < n or plan.remaining.is_zero():
         return None
