@@ -227,3 +227,74 @@ def test_conversations_for_the_governor() -> None:
     with_written = list(conversations(records, include_written=True))
     assert Conversation("A-1", "INV-1", T0 + 60 * S) in with_written
     assert len(with_written) == 4
+
+
+# -- the dispute procedure sees that the patient was met ----------------------------------------
+
+
+def _dispute(invoice: str | None = "INV-1"):  # type: ignore[no-untyped-def]
+    from carecollect.disputes import Dispute, DisputeReason
+
+    return Dispute("D-1", "A-1", invoice, DisputeReason.QUALITY_OF_SERVICE, T0)
+
+
+def test_the_first_conversation_after_opening_meets_the_patient() -> None:
+    from carecollect.contact_centre import meet_in_dispute
+
+    before = outbound("C-0", Outcome.CONVERSATION, T0 - 3600 * S)  # before the dispute: not an answer
+    voicemail = outbound("C-1", Outcome.VOICEMAIL, T0 + 60 * S)  # left a message: not met
+    other_account = outbound("C-2", Outcome.CONVERSATION, T0 + 120 * S, account="A-2")
+    other_invoice = outbound("C-3", Outcome.CONVERSATION, T0 + 180 * S, invoice="INV-2")
+    met_call = outbound("C-4", Outcome.CONVERSATION, T0 + 600 * S)
+    later_call = outbound("C-5", Outcome.CONVERSATION, T0 + 7200 * S, invoice=None)
+    records = [later_call, voicemail, before, other_account, other_invoice, met_call]
+    dispute, event = meet_in_dispute(_dispute(), records)
+    assert event is not None and event.type.value == "dispute.patient_met"
+    assert dispute.met_patient_at == T0 + 620 * S  # the instant the call was answered
+    assert dispute.first_response_at == dispute.met_patient_at
+    # calling it again on every run changes nothing
+    assert meet_in_dispute(dispute, records) == (dispute, None)
+    # an account-wide dispute counts a conversation about any invoice of the account
+    wide, _ = meet_in_dispute(_dispute(invoice=None), records)
+    assert wide.met_patient_at == T0 + 200 * S
+
+
+def test_a_written_reply_meets_the_patient_and_nothing_else_does() -> None:
+    from carecollect.contact_centre import meet_in_dispute
+
+    email = ContactRecord(
+        "E-1",
+        "A-1",
+        ContactChannel.EMAIL,
+        Direction.INBOUND,
+        Topic.DISPUTE,
+        T0 + 60 * S,
+        answered_at=T0 + 5400 * S,
+        outcome=Outcome.ANSWERED,
+        invoice_id="INV-1",
+    )
+    waiting = ContactRecord("E-2", "A-1", ContactChannel.EMAIL, Direction.INBOUND, Topic.DISPUTE, T0 + 30 * S)
+    unmet, event = meet_in_dispute(_dispute(), [waiting, outbound("C-1", Outcome.NO_CONNECTION, T0)])
+    assert event is None and unmet.met_patient_at is None
+    met, event = meet_in_dispute(_dispute(), [waiting, email])
+    assert event is not None and event.detail("channel") == "email"
+    assert met.met_patient_at == T0 + 5400 * S
+
+
+def test_a_closed_dispute_is_left_alone_and_guards_hold() -> None:
+    from carecollect.contact_centre import meet_in_dispute
+    from carecollect.disputes import record_patient_met, withdraw_dispute
+    from carecollect.errors import InvalidTransition
+
+    closed, _ = withdraw_dispute(_dispute(), at=T0 + S)
+    assert meet_in_dispute(closed, [outbound("C-4", Outcome.CONVERSATION, T0 + 600 * S)]) == (closed, None)
+    with pytest.raises(InvalidTransition, match="Dispute D-1"):
+        record_patient_met(closed, at=T0 + 600 * S, channel="phone")
+    with pytest.raises(ValidationError, match="Dispute D-1: field 'met_patient_at'"):
+        record_patient_met(_dispute(), at=T0 - S, channel="phone")
+    with pytest.raises(NaiveDatetime):
+        record_patient_met(_dispute(), at=dt.datetime(2026, 3, 2, 10, 0), channel="phone")
+    # an earlier meeting is kept when a later one is recorded
+    first, _ = record_patient_met(_dispute(), at=T0 + 60 * S, channel="phone")
+    again, _ = record_patient_met(first, at=T0 + 120 * S, channel="email")
+    assert again.met_patient_at == T0 + 60 * S

@@ -56,6 +56,34 @@ def test_call_centre_helper_worked_example() -> None:
     assert plan.level.occupancy == pytest.approx(0.7143, abs=1e-4)
 
 
+# The same published example, as an independent open-source implementation encodes it in its own
+# tests (rodrigo-arenas/pyworkforce, pyworkforce/queuing/tests/test_erlang.py): with a maximum
+# occupancy of 85 % it needs 14 raw positions, 20 after 30 % shrinkage, service level 0.888,
+# occupancy 0.714 and probability of waiting 0.174; with a maximum occupancy of 70 % it needs 15 and
+# 22, service level 0.941, occupancy 0.667, probability of waiting 0.102. Our numbers must agree to
+# the three decimals published there.
+@pytest.mark.parametrize(
+    ("max_occupancy", "raw", "scheduled", "sl", "occ", "pw"),
+    [(0.85, 14, 20, 0.888, 0.714, 0.174), (0.7, 15, 22, 0.941, 0.667, 0.102)],
+)
+def test_call_centre_helper_example_as_published_by_pyworkforce(
+    max_occupancy: float, raw: int, scheduled: int, sl: float, occ: float, pw: float
+) -> None:
+    plan = required_agents(
+        100,
+        HALF_HOUR,
+        180 * S,
+        target_share=0.8,
+        within=20 * S,
+        shrinkage=0.3,
+        max_occupancy=max_occupancy,
+    )
+    assert (plan.agents, plan.scheduled_agents) == (raw, scheduled)
+    assert round(plan.level.service_level, 3) == sl
+    assert round(plan.level.occupancy, 3) == occ
+    assert round(plan.level.probability_of_wait, 3) == pw
+
+
 # Westbay Engineers' step-by-step "The Erlang-C formula" page (erlang.com): 360 calls per half
 # hour, average call duration 4 minutes, 55 agents, target answer time 15 s. Recomputed here and
 # cross-checked against the factorial formula in exact arithmetic: traffic 48 Erlangs, occupancy

@@ -37,6 +37,7 @@ __all__ = [
     "ResolutionKind",
     "escalate_dispute",
     "record_follow_up",
+    "record_patient_met",
     "resolve_dispute",
     "withdraw_dispute",
 ]
@@ -216,3 +217,30 @@ def record_follow_up(d: Dispute, *, satisfied: bool, at: dt.datetime) -> tuple[D
         raise InvalidTransition(f"Dispute {d.id}", d.status, "record a second follow-up")
     new = attrs.evolve(d, follow_up_done_at=at, satisfied=satisfied)
     return new, Event(EventType.DISPUTE_FOLLOWED_UP, d.id, at, {"satisfied": satisfied})
+
+
+def record_patient_met(d: Dispute, *, at: dt.datetime, channel: str) -> tuple[Dispute, Event]:
+    """Record that staff reached the patient about an open dispute (seed article 001: meet them at once).
+
+    ``at`` is when the patient was reached (a call answered, a written reply
+    sent); ``channel`` is the channel's name (``"phone"``, ``"email"``...).
+    The first contact counts: an earlier ``met_patient_at`` (and
+    ``first_response_at``) is kept. A contact before the dispute was opened
+    is not an answer to it.
+
+    >>> import datetime as dt
+    >>> t = dt.datetime(2026, 3, 9, 10, tzinfo=dt.timezone.utc)
+    >>> d = Dispute("D-1", "A-1", None, DisputeReason.BILLING_ERROR, t)
+    >>> d2, ev = record_patient_met(d, at=t + dt.timedelta(minutes=20), channel="phone")
+    >>> d2.met_patient_at.isoformat(), d2.first_response_at == d2.met_patient_at, ev.type.value
+    ('2026-03-09T10:20:00+00:00', True, 'dispute.patient_met')
+    """
+    _guard(d, "record that the patient was met", at)
+    if at < d.opened_at:
+        raise ValidationError(
+            f"Dispute {d.id}", "met_patient_at", "a contact before the dispute was opened does not answer it"
+        )
+    first = d.met_patient_at if d.met_patient_at is not None and d.met_patient_at <= at else at
+    response = d.first_response_at if d.first_response_at is not None and d.first_response_at <= at else at
+    new = attrs.evolve(d, met_patient_at=first, first_response_at=response)
+    return new, Event(EventType.DISPUTE_PATIENT_MET, d.id, at, {"channel": channel})

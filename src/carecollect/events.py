@@ -43,6 +43,8 @@ class EventType(enum.Enum):
     DISPUTE_RESOLVED = "dispute.resolved"
     DISPUTE_WITHDRAWN = "dispute.withdrawn"
     DISPUTE_FOLLOWED_UP = "dispute.followed_up"
+    #: Staff reached the patient about an open dispute (a conversation or a written reply).
+    DISPUTE_PATIENT_MET = "dispute.patient_met"
     OUTREACH_PLANNED = "outreach.planned"
     OUTREACH_SENT = "outreach.sent"
     OUTREACH_FAILED = "outreach.failed"

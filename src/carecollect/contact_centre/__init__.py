@@ -25,6 +25,7 @@ from .records import (
     Outcome,
     Topic,
     conversations,
+    meet_in_dispute,
 )
 from .routing import (
     AccountState,
@@ -95,6 +96,7 @@ __all__ = [
     "erlang_b",
     "erlang_c",
     "measure",
+    "meet_in_dispute",
     "occupancy",
     "offer_order",
     "queue_name",

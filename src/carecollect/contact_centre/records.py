@@ -36,7 +36,9 @@ from typing import NamedTuple
 
 import attrs
 
+from ..disputes import Dispute, record_patient_met
 from ..errors import ValidationError
+from ..events import Event
 from ..timekeeping import require_aware
 
 __all__ = [
@@ -50,6 +52,7 @@ __all__ = [
     "Outcome",
     "Topic",
     "conversations",
+    "meet_in_dispute",
 ]
 
 
@@ -396,3 +399,49 @@ def conversations(
     ]
     found.sort(key=lambda c: (c.at, c.account_id, c.invoice_id or ""))
     return iter(found)
+
+
+def meet_in_dispute(dispute: Dispute, records: Iterable[ContactRecord]) -> tuple[Dispute, Event | None]:
+    """Let an open dispute see that the patient was met, from the contact centre's records.
+
+    The earliest finished contact on the dispute's account that reached the
+    patient (a conversation or a written reply, see
+    :attr:`ContactHistoryEvent.reached_patient`) at or after the dispute was
+    opened, and about the disputed invoice (or about no invoice in
+    particular), is recorded with
+    :func:`carecollect.disputes.record_patient_met`. Returns the dispute
+    unchanged and ``None`` when no such contact exists, when the dispute is
+    no longer open, or when that contact is already recorded, so calling it
+    on every run is harmless.
+
+    >>> import datetime as dt
+    >>> from carecollect.disputes import Dispute, DisputeReason
+    >>> t = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone.utc)
+    >>> d = Dispute("D-1", "A-7", "INV-3", DisputeReason.BILLING_ERROR, t)
+    >>> call = ContactRecord("C-1", "A-7", ContactChannel.PHONE, Direction.INBOUND, Topic.DISPUTE,
+    ...                      started_at=t + dt.timedelta(minutes=5),
+    ...                      answered_at=t + dt.timedelta(minutes=5, seconds=40),
+    ...                      ended_at=t + dt.timedelta(minutes=12), outcome=Outcome.CONVERSATION,
+    ...                      invoice_id="INV-3")
+    >>> met, event = meet_in_dispute(d, [call])
+    >>> met.met_patient_at.isoformat(), event.detail("channel")
+    ('2026-03-02T09:05:40+00:00', 'phone')
+    >>> meet_in_dispute(met, [call])[1] is None
+    True
+    """
+    if not dispute.is_open:
+        return dispute, None
+    best: ContactHistoryEvent | None = None
+    for record in records:
+        if record.account_id != dispute.account_id:
+            continue
+        if record.invoice_id is not None and not dispute.covers(record.invoice_id):
+            continue
+        event = record.to_history_event()
+        if event is None or not event.reached_patient or event.at < dispute.opened_at:
+            continue
+        if best is None or (event.at, event.contact_id) < (best.at, best.contact_id):
+            best = event
+    if best is None or (dispute.met_patient_at is not None and dispute.met_patient_at <= best.at):
+        return dispute, None
+    return record_patient_met(dispute, at=best.at, channel=best.channel.value)
