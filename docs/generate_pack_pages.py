@@ -34,7 +34,8 @@ INTRO: dict[str, tuple[str, str]] = {
         "in every zone the patient may be in (comment 6(b)(1)(i)-1). A collector's cadence starts with the "
         "validation notice (1006.34); reminders follow only after the validation period, counted from the "
         "assumed receipt five business days after mailing. IRS 501(r) notices and credit-reporting gates are "
-        "relief and agency rules (see the relief pages).",
+        "relief and agency rules (see the relief pages). The first statement (for a collector, the validation "
+        "notice) is never skipped: after a freeze or a missed run, no reminder goes out before it.",
     ),
     "no": (
         "Policy pack ``no``: Norway",

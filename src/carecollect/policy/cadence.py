@@ -713,11 +713,9 @@ def due_steps(context: InvoiceContext | EstimateContext, now: dt.datetime) -> Ca
         return CadencePlan((), None, tuple(reasons))
     insurer = ctx.insurer_waiting
     if insurer is None:  # from the claim, with the pack's wait before the patient is billed anyway
-        insurer = (
-            billable_to_patient(inv, today=today, pack=pack).waiting
-            if "insurer.pending_wait_days" in pack.rules
-            else inv.waiting_for_insurer
-        )
+        insurer = inv.waiting_for_insurer
+        if insurer and "insurer.pending_wait_days" in pack.rules:
+            insurer = billable_to_patient(inv, today=today, pack=pack).waiting
     freezes = (
         (
             ctx.dispute_open or any(d.is_open and d.covers(inv.id) for d in ctx.disputes),

@@ -19,7 +19,7 @@ import attrs
 
 from ..calendars import BusinessCalendar
 from ..errors import ConfigurationError, PolicyViolation
-from .rules import Rule, RuleSet, tightens
+from .rules import Rule, RuleSet, Strictness, tightens
 
 __all__ = ["BUILTIN_PACKS", "PolicyPack", "available_packs", "get_pack", "pack_registry"]
 
@@ -103,8 +103,9 @@ class PolicyPack:
                 except ConfigurationError:
                     continue  # no version in force yet: nothing to loosen
                 if not tightens(old, new.value):
+                    verb = "change the fixed value" if old.strictness is Strictness.FIXED else "loosen"
                     raise PolicyViolation(
-                        f"rule {new.id!r} from {new.effective_from.isoformat()}: {new.value!r} would loosen "
+                        f"rule {new.id!r} from {new.effective_from.isoformat()}: {new.value!r} would {verb} "
                         f"{old.value!r} ({old.source}); pass law_change=True only when the law itself changed"
                     )
         return attrs.evolve(self, rules=self.rules.merged(added))
