@@ -24,8 +24,12 @@ run:
   again, and the channel's idempotency by message id keeps it one delivery);
 * every outbox item is ``done``: nothing left intended or failed;
 * one contact attempt per planned key, and every planned step is recorded sent;
-* the ledger balances for every account (charges + refunds == payments +
-  adjustments + write-offs + balance) and is untouched by the run;
+* every plan instalment that fell due on a plan with a stored mandate was
+  charged exactly once at the gateway (a file-backed gateway that, like a real
+  one, answers a repeated idempotency key with its first result) and posted to
+  the ledger exactly once; the run changed the ledger by those payments and
+  nothing else, and every ledger balances (charges + refunds == payments +
+  adjustments + write-offs + balance);
 * the hash-chained audit log verifies.
 """
 
@@ -45,11 +49,13 @@ from pathlib import Path
 import pytest
 
 from carecollect.daily_run import RunSettings, execute_run, plan_run
+from carecollect.invoices import InvoiceStatus
 from carecollect.ledger import EntryKind
 from carecollect.outreach import OutreachStatus
+from carecollect.plans import InstalmentStatus, PaymentPlan, PlanStatus, build_schedule
 from carecollect.plugin_manager import make_plugin_manager
 from carecollect.portfolio import load_portfolio
-from carecollect.store.base import OutboxStatus, RunLocked
+from carecollect.store.base import Mandate, OutboxStatus, RunLocked
 from carecollect.store.sqlite import SQLiteStore
 
 NOW = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)
@@ -62,12 +68,19 @@ CHILD = textwrap.dedent(
     import sys
     import time
 
+    import os
+    from pathlib import Path
+
     from carecollect.builtin.outbox import CAPABILITIES, OutboxChannel
     from carecollect.channels import Channel
     from carecollect.daily_run import RunSettings, execute_run
     from carecollect.hookspecs import hookimpl
     from carecollect.messaging import MessageChannelDescriptor
+    from carecollect.payments import PaymentMethod
     from carecollect.plugin_manager import make_plugin_manager
+    from carecollect.providers import (
+        BasePaymentProvider, PaymentProviderDescriptor, PaymentResult, ProviderCapabilities,
+    )
     from carecollect.store.sqlite import SQLiteStore
 
     db, folder, log, now = sys.argv[1:5]
@@ -85,16 +98,45 @@ CHILD = textwrap.dedent(
             return super().send(message)
 
 
+    GATEWAY = ProviderCapabilities(methods={PaymentMethod.CARD}, currencies={"EUR", "NOK", "USD"})
+
+
+    class FileGateway(BasePaymentProvider):
+        # a gateway whose book survives the kill: one file per idempotency key, written atomically
+
+        capabilities = GATEWAY
+
+        def __init__(self, settings):
+            self.book = Path(settings["folder"])
+            self.book.mkdir(exist_ok=True)
+            self._log = open(settings["log"], "a", buffering=1, encoding="utf-8")
+
+        def purchase(self, amount, instrument, *, idempotency_key, account_id):
+            self._log.write(idempotency_key + "\\n")
+            path = self.book / idempotency_key.replace(":", "_").replace("#", "-")
+            if not path.exists():  # first time: charge, and remember the answer
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text(f"ref-{path.name} {amount.minor_units}", encoding="utf-8")
+                os.replace(tmp, path)
+            reference = path.read_text(encoding="utf-8").split()[0]
+            return PaymentResult.ok(reference, amount)
+
+
     class Plugin:
         @hookimpl
         def carecollect_message_channels(self):
             return [MessageChannelDescriptor("recording", CAPABILITIES, Recording)]
+
+        @hookimpl
+        def carecollect_payment_providers(self):
+            return [PaymentProviderDescriptor("file-gw", GATEWAY, FileGateway)]
 
 
     pm = make_plugin_manager(load_entrypoints=False, plugins=[Plugin()])
     settings = RunSettings(
         channel_plugins=dict.fromkeys(Channel, "recording"),
         channel_config={"recording": {"folder": folder, "log": log}},
+        payment_providers={"file-gw": {"folder": folder + "-gateway", "log": log + ".charges"}},
         batch_size=50,
     )
     store = SQLiteStore(db)
@@ -132,17 +174,58 @@ def _spawn(tmp: Path, *extra: str) -> subprocess.Popen[bytes]:
     )
 
 
+def _add_mandated_plans(store: SQLiteStore, count: int, rng: random.Random) -> None:
+    """Give ``count`` accounts an active plan whose first instalment fell due 0-5 days ago, with a card mandate."""
+    added = 0
+    for snap in store.iter_account_snapshots(batch_size=500):
+        if added == count:
+            return
+        if snap.plans or snap.disputes:
+            continue
+        inv = next(
+            (
+                i
+                for i in snap.invoices
+                if i.status is InvoiceStatus.OPEN and snap.ledger.invoice_balance(i.id).minor_units >= 300
+            ),
+            None,
+        )
+        if inv is None:
+            continue
+        balance = snap.ledger.invoice_balance(inv.id)
+        first_due = NOW.date() - dt.timedelta(days=rng.randrange(6))
+        plan = PaymentPlan(
+            f"PL-{inv.id}",
+            snap.account.id,
+            (inv.id,),
+            balance,
+            build_schedule(balance, 3, first_due=first_due),
+            NOW - dt.timedelta(days=30),
+            status=PlanStatus.ACTIVE,
+        )
+        with store.transaction():
+            store.put_plan(plan)
+            store.put_mandate(
+                Mandate(plan.id, plan.account_id, "file-gw", "card", f"mandate-{plan.id}", plan.created_at)
+            )
+        added += 1
+    assert added == count, added
+
+
 def _crash_and_recover(tmp: Path, *, invoices: int, kills: int, seed: int) -> None:
     rng = random.Random(seed)
     (tmp / "child.py").write_text(CHILD, encoding="utf-8")
     store = SQLiteStore(tmp / "run.db")
     load_portfolio(store, invoices, seed=seed, as_of=NOW.date())
+    _add_mandated_plans(store, invoices // 20, rng)
     ledgers_before = {
         snap.account.id: snap.ledger.entries for snap in store.iter_account_snapshots(batch_size=500)
     }
     plan = plan_run(store, NOW, RunSettings())
     planned = {m.key for m in plan.messages}
     assert 1000 <= len(planned) <= 4000, len(planned)  # a run of thousands of messages
+    charges = {c.key: c for c in plan.charges}
+    assert len(charges) == invoices // 20  # every mandated plan has an instalment due today
     store.close()
 
     # kill points: distinct cumulative send counts spread over the whole run, each with a jitter
@@ -189,7 +272,7 @@ def _crash_and_recover(tmp: Path, *, invoices: int, kills: int, seed: int) -> No
         items = [store.outbox_get(k) for k in sorted(planned)]
         assert {i.status for i in items} == {OutboxStatus.DONE}
         assert store.outbox_due(NOW + dt.timedelta(days=365)) == []
-        assert store.counts()["outbox"] == len(planned)
+        assert store.counts()["outbox"] == len(planned) + len(charges)
 
         # steps and attempts: each planned step sent, one attempt per key
         snaps = list(store.iter_account_snapshots(batch_size=500))
@@ -200,10 +283,30 @@ def _crash_and_recover(tmp: Path, *, invoices: int, kills: int, seed: int) -> No
         for m in plan.messages:
             assert steps[m.step.id].status is OutreachStatus.SENT
 
-        # the ledger: untouched by the run, and it balances per account
+        # money: each due instalment charged once at the gateway and posted once to the ledger
+        gateway = {p.name: p.read_text(encoding="utf-8") for p in (tmp / "out-gateway").iterdir()}
+        assert sorted(gateway) == sorted(_message_id(k) for k in charges)
+        charge_calls = Counter((tmp / "sends.log.charges").read_text(encoding="utf-8").split())
+        assert set(charge_calls) == set(charges)
+        assert sum(n - 1 for n in charge_calls.values()) <= killed
+        posted: Counter[str] = Counter()
+        for key, charge in charges.items():
+            item = store.outbox_get(key)
+            assert item.status is OutboxStatus.DONE, item
+            assert item.result is not None
+            reference, units = gateway[_message_id(key)].split()
+            assert item.result["reference"] == reference and int(units) == charge.amount.minor_units
+            assert store.get_plan(charge.plan_id).instalments[0].status is InstalmentStatus.PAID
+            posted[charge.account_id] += charge.amount.minor_units
+
+        # the ledger: changed by exactly those payments, and it balances per account
         for snap in snaps:
             book = snap.ledger
-            assert book.entries == ledgers_before[snap.account.id]
+            before = ledgers_before[snap.account.id]
+            assert book.entries[: len(before)] == before
+            added = book.entries[len(before) :]
+            assert all(e.kind is EntryKind.PATIENT_PAYMENT for e in added)
+            assert sum(e.amount.minor_units for e in added) == posted[snap.account.id], snap.account.id
             total = {k: book.sum_of(k).minor_units for k in EntryKind}
             owed = total[EntryKind.CHARGE] + total[EntryKind.REFUND]
             settled = (
