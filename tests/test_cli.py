@@ -199,8 +199,25 @@ def test_cli_reference_page_shows_the_current_help_of_every_command() -> None:
         encoding="utf-8"
     )
     runner = CliRunner()
-    for command in ("", "init", "import", "run", "explain", "report", "demo"):
+    for command in ("", "init", "import", "export", "run", "explain", "report", "demo"):
         args = [command, "--help"] if command else ["--help"]
         text = runner.invoke(main, args, prog_name="carecollect", terminal_width=88).output
         block = "\n".join(("   " + line).rstrip() for line in text.rstrip().splitlines())
         assert block in page, f"docs/reference/cli.rst is out of date for `carecollect {command}`"
+
+
+@pytest.mark.parametrize(("fmt", "name"), [("csv", "out-csv"), ("json", "out.json"), ("fhir", "bundle.json")])
+def test_export_writes_what_import_reads_back(db: Path, tmp_path: Path, fmt: str, name: str) -> None:
+    if fmt == "fhir":
+        pytest.importorskip("fhir.resources")
+    dest = tmp_path / name
+    result = _cli("export", "--db", str(db), "--format", fmt, str(dest))
+    assert result.exit_code == 0, result.output
+    assert "Exported" in result.output and f"({fmt})" in result.output
+    copy = tmp_path / "copy.sqlite"
+    assert _cli("init", "--db", str(copy)).exit_code == 0
+    back = _cli("import", "--db", str(copy), "--format", fmt, str(dest))
+    assert back.exit_code == 0, back.output
+    with SQLiteStore(db) as a, SQLiteStore(copy) as b:
+        for kind in ("patients", "accounts", "invoices", "invoice_lines", "ledger_entries"):
+            assert a.counts()[kind] == b.counts()[kind], kind

@@ -97,3 +97,21 @@ def test_dry_run_plans_but_writes_nothing(tmp_path: Path) -> None:
         assert plan.counts()["send"] == len(plan.messages)
         assert dict(store.counts()) == before
         assert sum(1 for _ in store.audit_records()) == audit_before
+
+
+def test_the_dry_run_is_exactly_the_plan_the_real_run_executes(tmp_path: Path) -> None:
+    from carecollect.daily_run import RunSettings, execute_run
+    from carecollect.plugin_manager import make_plugin_manager
+
+    now = dt.datetime(2026, 3, 2, 16, tzinfo=dt.UTC)
+    settings = RunSettings(channel_config={"outbox": {"folder": str(tmp_path / "out")}})
+    with SQLiteStore(tmp_path / "p.db") as store:
+        load_portfolio(store, 150, seed=5, as_of=dt.date(2026, 3, 1))
+        dry = plan_run(store, now, settings)
+        report = execute_run(store, now, make_plugin_manager(load_entrypoints=False), settings)
+        assert report.plan == dry  # every message, decision, reason, missed instalment and placement
+        assert report.sent == len(dry.messages) > 0
+        sent = {r.data["key"] for r in store.audit_records() if r.kind == "message.sent"}
+        assert sent == {m.key for m in dry.messages}
+        decided = [r.data for r in store.audit_records() if r.kind.startswith("decision.")]
+        assert decided == [d.to_record() for d in dry.decisions]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
+import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -152,3 +154,15 @@ def test_fhir_export_reads_back_the_same(tmp_path: Path) -> None:
 def test_non_bundle_input_is_an_import_failure(tmp_path: Path) -> None:
     with SQLiteStore(tmp_path / "f.db") as store, pytest.raises(ImportFailed, match="Bundle"):
         import_fhir(store, {"resourceType": "Patient"})
+
+
+def test_a_fhir_round_trip_keeps_the_insurance_side_and_every_balance() -> None:
+    from carecollect.portfolio import load_portfolio
+
+    with SQLiteStore(":memory:") as a, SQLiteStore(":memory:") as b:
+        load_portfolio(a, 40, seed=5, as_of=dt.date(2026, 3, 2))
+        import_fhir(b, json.loads(json.dumps(export_fhir_bundle(a), default=str)))
+        before = {s.account.id: (s.ledger.balance, s.invoices) for s in a.iter_account_snapshots()}
+        after = {s.account.id: (s.ledger.balance, s.invoices) for s in b.iter_account_snapshots()}
+        assert after == before
+        assert any(i.insurance.insurer_paid is not None for _, invs in before.values() for i in invs)

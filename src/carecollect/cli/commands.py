@@ -203,6 +203,42 @@ def import_(db: Path, source: Path, fmt: str | None) -> None:
     console.print(table)
 
 
+@main.command("export")
+@_db_option()
+@click.argument("dest", type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "json", "fhir"]),
+    default=None,
+    help="csv: a folder of CSV files; json: a JSON document; fhir: a FHIR R4 Bundle (JSON). "
+    "Default: from DEST (*.json is json, anything else a csv folder).",
+)
+def export(db: Path, dest: Path, fmt: str | None) -> None:
+    """Write every record to DEST in the format `carecollect import` reads back."""
+    import json
+
+    from ..importers import export_csv, export_json
+
+    console = _console()
+    fmt = fmt or ("json" if dest.suffix.lower() == ".json" else "csv")
+    with _open(db) as store:
+        counts = store.counts()
+        if fmt == "csv":
+            export_csv(store, dest)
+        elif fmt == "json":
+            export_json(store, dest)
+        else:
+            from ..importers.fhir import export_fhir_bundle
+
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_text(json.dumps(export_fhir_bundle(store), indent=1, default=str), encoding="utf-8")
+    console.print(
+        f"Exported {counts['patients']} patients, {counts['accounts']} accounts and "
+        f"{counts['invoices']} invoices to {dest} ({fmt})"
+    )
+
+
 @main.command()
 @_db_option()
 @click.option("--dry-run", is_flag=True, help="Plan only: send nothing and write nothing.")

@@ -9,8 +9,11 @@ JSON, and the import is all or nothing.
 
 FHIR R4 has no place for a few facts carecollect needs; they travel in
 extensions under :data:`EXT` (``jurisdiction`` and ``currency`` on Account,
-``due-date`` on Invoice, ``creditor-role`` on Organization, ``payment-method``
-on a PaymentReconciliation detail). The time zone uses the standard
+``due-date`` and the insurance side on Invoice: ``claim-status``,
+``insurer-paid``, ``contractual-adjustment``, ``claim-submitted-on``,
+``payer-name``, ``first-statement-date``, ``bill-kind`` and ``estimate-id``; ``creditor-role`` on Organization,
+``payment-method`` on a PaymentReconciliation detail). Without the insurance
+extensions an invoice's patient share would be its whole total. The time zone uses the standard
 ``http://hl7.org/fhir/StructureDefinition/tz-code`` extension on Patient.
 """
 
@@ -179,6 +182,14 @@ def _invoice(r: Mapping[str, Any]) -> dict[str, Any]:
             }
         )
     due = _ext(r, "due-date")
+    money: dict[str, Any] = {}
+    for name in ("insurer-paid", "contractual-adjustment"):
+        value = _ext(r, name)
+        if isinstance(value, Mapping):
+            currency = currency or value.get("currency")
+            money[name.replace("-", "_")] = _decimal_text(value.get("value"))
+        elif value is not None:
+            money[name.replace("-", "_")] = value  # reported by the field check
     if due is None and issued:
         try:
             due = (dt.date.fromisoformat(issued) + dt.timedelta(days=30)).isoformat()
@@ -192,6 +203,13 @@ def _invoice(r: Mapping[str, Any]) -> dict[str, Any]:
         "due_date": due,
         "status": _INVOICE_STATUS.get(str(r.get("status")), r.get("status")),
         "lines": lines,
+        "claim_status": _ext(r, "claim-status"),
+        "claim_submitted_on": _ext(r, "claim-submitted-on"),
+        "payer_name": _ext(r, "payer-name"),
+        "first_statement_date": _ext(r, "first-statement-date"),
+        "kind": _ext(r, "bill-kind"),
+        "estimate_id": _ext(r, "estimate-id"),
+        **money,
     }
 
 
@@ -392,7 +410,10 @@ def export_fhir_bundle(store: Store) -> dict[str, Any]:
                 "resourceType": "Invoice",
                 "id": i["id"],
                 "status": _INVOICE_STATUS_BACK[i["status"]],
-                "extension": [{"url": EXT + "due-date", "valueDate": i["due_date"]}],
+                "extension": [
+                    {"url": EXT + "due-date", "valueDate": i["due_date"]},
+                    *_insurance_extensions(i),
+                ],
                 "account": {"reference": f"Account/{i['account_id']}"},
                 "date": i["issue_date"],
                 "lineItem": [
@@ -448,6 +469,29 @@ def export_fhir_bundle(store: Store) -> dict[str, Any]:
             }
         )
     return {"resourceType": "Bundle", "type": "collection", "entry": entries}
+
+
+def _insurance_extensions(i: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The invoice's insurance side, first statement date, bill kind and estimate as extensions (what is set)."""
+    out: list[dict[str, Any]] = [{"url": EXT + "claim-status", "valueCode": i["claim_status"]}]
+    for field in ("insurer_paid", "contractual_adjustment"):
+        if i[field] is not None:
+            out.append(
+                {
+                    "url": EXT + field.replace("_", "-"),
+                    "valueMoney": {"value": Decimal(i[field]), "currency": i["currency"]},
+                }
+            )
+    for field, name, kind in (
+        ("claim_submitted_on", "claim-submitted-on", "valueDate"),
+        ("payer_name", "payer-name", "valueString"),
+        ("first_statement_date", "first-statement-date", "valueDate"),
+        ("kind", "bill-kind", "valueCode"),
+        ("estimate_id", "estimate-id", "valueString"),
+    ):
+        if i[field] is not None:
+            out.append({"url": EXT + name, kind: i[field]})
+    return out
 
 
 def _currency_of(doc: Mapping[str, Any], account_id: str) -> str:
