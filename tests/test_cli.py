@@ -221,3 +221,45 @@ def test_export_writes_what_import_reads_back(db: Path, tmp_path: Path, fmt: str
     with SQLiteStore(db) as a, SQLiteStore(copy) as b:
         for kind in ("patients", "accounts", "invoices", "invoice_lines", "ledger_entries"):
             assert a.counts()[kind] == b.counts()[kind], kind
+
+
+def test_run_takes_in_events_from_a_file_once(db: Path, tmp_path: Path) -> None:
+    with SQLiteStore(db) as store:
+        sms = next(
+            p.address
+            for patient in store.patients()
+            for p in patient.contact_points
+            if p.channel.value == "sms" and p.opted_out_at is None
+        )
+    reply = {"id": "in-1", "from": sms, "text": "STOP", "channel": "sms"}
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        json.dumps({"kind": "reply", "plugin": "outbox", "body": json.dumps(reply)}) + "\n", encoding="utf-8"
+    )
+    first = _cli("run", "--db", str(db), "--as-of", AS_OF, "--events", str(events))
+    assert first.exit_code == 0, first.output
+    assert _row(first.output, "inbound events taken in") == "1"
+    assert _row(first.output, "opt-outs") == "1"
+    again = _cli("run", "--db", str(db), "--as-of", AS_OF, "--events", str(events))
+    assert _row(again.output, "duplicates ignored") == "1"
+    assert _row(again.output, "opt-outs") == "0"
+
+    events.write_text('{"kind": "reply"}\nnot json\n', encoding="utf-8")
+    bad = _cli("run", "--db", str(db), "--as-of", AS_OF, "--events", str(events))
+    assert bad.exit_code == 1 and "events.jsonl line 1: not an event" in bad.output
+
+
+def test_payment_provider_settings_take_secrets_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from carecollect.cli.config import parse_config
+    from carecollect.errors import ConfigurationError
+
+    text = '[payment_providers.demo-gateway]\nwebhook_secret = "env:GW_SECRET"\nmode = "test"\n'
+    monkeypatch.setenv("GW_SECRET", "s3cret")
+    settings = parse_config(text, tmp_path).settings
+    assert settings.payment_providers == {"demo-gateway": {"webhook_secret": "s3cret", "mode": "test"}}
+    assert "s3cret" not in repr(settings)
+    monkeypatch.delenv("GW_SECRET")
+    with pytest.raises(ConfigurationError, match="GW_SECRET"):
+        parse_config(text, tmp_path)

@@ -85,6 +85,7 @@ __all__ = [
     "intake",
     "plan_account",
     "plan_run",
+    "provider_payment_id",
 ]
 
 _MESSAGE_JURISDICTIONS = ("us", "no", "de", "bg")

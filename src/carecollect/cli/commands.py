@@ -74,6 +74,38 @@ def parse_as_of(value: str | None, clock: Callable[[], dt.datetime] | None = Non
         raise click.BadParameter(f"{value!r} is not an ISO date or date-time") from None
 
 
+def read_events(path: Path) -> list[Any]:
+    """Inbound events from a JSON-lines file (see ``carecollect run --help``).
+
+    :param path: the file.
+    :raises ConfigurationError: a line is not such an object (named by its line number).
+    """
+    import json
+
+    from ..daily_run import InboundEvent, InboundKind
+
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            out.append(
+                InboundEvent(
+                    InboundKind(data["kind"]),
+                    str(data["plugin"]),
+                    str(data["body"]).encode("utf-8"),
+                    {str(k): str(v) for k, v in dict(data.get("headers") or {}).items()},
+                )
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ConfigurationError(
+                f"{path.name} line {n}: not an event ({type(exc).__name__}); "
+                'expected {"kind": ..., "plugin": ..., "body": ..., "headers": {...}}'
+            ) from None
+    return out
+
+
 class _Group(click.Group):
     """Turns every :class:`~carecollect.errors.CareCollectError` into one line and exit code 1."""
 
@@ -243,8 +275,15 @@ def export(db: Path, dest: Path, fmt: str | None) -> None:
 @_db_option()
 @click.option("--dry-run", is_flag=True, help="Plan only: send nothing and write nothing.")
 @click.option("--as-of", "as_of", default=None, help=_AS_OF_HELP)
-def run(db: Path, dry_run: bool, as_of: str | None) -> None:
-    """Run the daily cycle: intake, plan, send each message once, mark missed instalments, place."""
+@click.option(
+    "--events",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Inbound events to take in first, one JSON object per line: kind (payment, reply or "
+    "delivery_report), plugin, body (the raw text), headers. Ignored by --dry-run.",
+)
+def run(db: Path, dry_run: bool, as_of: str | None, events: Path | None) -> None:
+    """Run the daily cycle: intake, plan, send each message once, charge due instalments, place."""
     from ..daily_run import execute_run, plan_run
     from ..plugin_manager import make_plugin_manager
 
@@ -267,6 +306,7 @@ def run(db: Path, dry_run: bool, as_of: str | None) -> None:
                 ("messages held", counts.get("hold", 0)),
                 ("invoices with nothing due", counts.get("nothing_due", 0)),
                 ("instalments to mark missed", len(plan.missed)),
+                ("instalments to charge", len(plan.charges)),
                 ("placements planned", len(plan.placements)),
                 ("agency gate held", counts.get("gate_held", 0)),
             ]
@@ -281,6 +321,7 @@ def run(db: Path, dry_run: bool, as_of: str | None) -> None:
                     pm,
                     settings,
                     owner="carecollect run",
+                    events=read_events(events) if events is not None else (),
                     progress=lambda done: bar.update(task, completed=done),
                     conversations=talks,
                 )
@@ -295,11 +336,16 @@ def run(db: Path, dry_run: bool, as_of: str | None) -> None:
                 ("failed", report.failed),
                 ("deferred (retry later)", report.deferred_retry),
                 ("instalments marked missed", report.instalments_missed),
+                ("instalments charged", report.charged),
+                ("charges failed (retried later)", report.charges_failed),
                 ("placed with agency", report.placed),
             ]
             if report.intake is not None:
                 rows.append(("inbound events taken in", report.intake.processed))
+                rows.append(("duplicates ignored", report.intake.duplicates))
+                rows.append(("payments posted", report.intake.payments))
                 rows.append(("opt-outs", report.intake.opt_outs))
+                rows.append(("events refused or unmatched", len(report.intake.failures)))
         for label, value in rows:
             table.add_row(label, str(value))
         console.print(table)

@@ -84,6 +84,13 @@ name = ""
 
 [agency.settings]
 
+[payment_providers]
+# Settings per payment-provider plugin (plans with a stored mandate are charged
+# through it, its webhooks are taken in by `carecollect run --events`). A value
+# "env:NAME" is read from the environment variable NAME (keep secrets there), e.g.
+# [payment_providers.demo-gateway]
+# webhook_secret = "env:DEMO_GATEWAY_WEBHOOK_SECRET"
+
 [house_rules]
 # Your stricter rules per policy pack (they may only tighten the law), e.g.
 # [house_rules.us]
@@ -136,6 +143,18 @@ def _text(table: Mapping[str, Any], key: str, where: str, default: str) -> str:
     return value
 
 
+def _from_env(value: Any, where: str) -> Any:
+    """``"env:NAME"`` is the environment variable ``NAME``; any other value is itself."""
+    if isinstance(value, str) and value.startswith("env:"):
+        name = value[4:]
+        if name not in os.environ:
+            raise ConfigurationError(
+                f"settings file: {where} wants the environment variable {name}, which is not set"
+            )
+        return os.environ[name]
+    return value
+
+
 def parse_config(text: str, folder: Path) -> CliConfig:
     """Read the settings from TOML ``text``; relative paths are resolved against ``folder``.
 
@@ -176,6 +195,11 @@ def parse_config(text: str, folder: Path) -> CliConfig:
     for key, rules in house.items():
         if not isinstance(rules, Mapping):
             raise ConfigurationError(f"settings file: [house_rules.{key}] must be a table of rule ids")
+    providers: dict[str, dict[str, Any]] = {}
+    for name, conf in _table(data, "payment_providers").items():
+        if not isinstance(conf, Mapping):
+            raise ConfigurationError(f"settings file: [payment_providers.{name}] must be a table")
+        providers[name] = {k: _from_env(v, f"payment_providers.{name}.{k}") for k, v in conf.items()}
     centre = _table(data, "contact_centre")
     key_hex = os.environ.get("CARECOLLECT_PAY_LINK_KEY")
     try:
@@ -196,6 +220,7 @@ def parse_config(text: str, folder: Path) -> CliConfig:
         opt_out_url=_text(creditor, "opt_out_url", "creditor", "") or None,
         pay_link_base=_text(creditor, "pay_link_base", "creditor", "https://pay.example.org/p"),
         pay_link_key=pay_key,
+        payment_providers=providers,
     )
     return CliConfig(
         settings=settings,
