@@ -247,6 +247,7 @@ def test_written_queue_figures_and_backlog() -> None:
     )
     assert fig.service_level == pytest.approx(1 / 3)  # E1 in time; E2 late; E3 open past deadline
     assert fig.as_dict()["past_deadline"] == 1
+    assert fig.abandonment_rate is None  # nobody hangs up on an e-mail: no abandonment figure
 
 
 def test_target_validation_names_the_queue() -> None:

@@ -176,7 +176,9 @@ class QueueFigures:
         fate is known (``None`` when none is).
     :param target_share: the share the target asks for.
     :param average_speed_of_answer: mean wait of answered contacts.
-    :param abandonment_rate: abandoned / offered (``None`` if nothing offered).
+    :param abandonment_rate: abandoned / offered for a queue measured in seconds
+        (calls, callbacks); ``None`` if nothing was offered or the queue is a
+        written one (e-mail, portal), where nobody hangs up.
     :param longest_wait: longest wait of any contact in the window or waiting now.
     """
 
@@ -308,6 +310,6 @@ def measure(
         service_level=in_target / counted if counted else None,
         target_share=float(target.share),
         average_speed_of_answer=total_answer / answered if answered else None,
-        abandonment_rate=abandoned / offered if offered else None,
+        abandonment_rate=(abandoned / offered if offered and isinstance(target, AnswerTimeTarget) else None),
         longest_wait=longest,
     )
