@@ -41,10 +41,11 @@ import attrs
 
 from .agencies import Debtor, PlacedInvoice, PlacementRequest
 from .channels import Channel
+from .contact_centre.records import ContactRecord
 from .creditors import Creditor
 from .errors import CareCollectError, DuplicateEntry
 from .invoices import InvoiceStatus
-from .ledger import post_payment
+from .ledger import post_adjustment, post_payment
 from .messages.context import Itemization, MessageContext, NoticeInfo
 from .messages.paylinks import PayLinkSigner, new_nonce
 from .messages.render import Renderer
@@ -53,8 +54,15 @@ from .messaging import ReceiptStatus
 from .messaging import RenderedMessage as OutgoingMessage
 from .money import Money
 from .outreach import AttemptOutcome, ContactAttempt, OutreachPurpose, OutreachStatus, OutreachStep
-from .payments import Payment, PaymentMethod, PaymentSource
-from .placements import AgencyPlacement, PlacementStatus, Remittance, place_account, record_remittance
+from .payments import Adjustment, AdjustmentKind, Payment, PaymentMethod, PaymentSource
+from .placements import (
+    AgencyPlacement,
+    PlacementStatus,
+    Remittance,
+    place_account,
+    recall_placement,
+    record_remittance,
+)
 from .plans import InstalmentStatus, PlanStatus, mark_instalment_missed, record_instalment_payment
 from .policy.cadence import InvoiceContext, due_steps
 from .policy.explain import Reason
@@ -65,7 +73,15 @@ from .relief.gates import may_place
 from .relief.pauses import relief_flags
 from .relief.snapshot import AccountSnapshot as GateSnapshot
 from .relief.snapshot import SentNotice
-from .store.base import AccountSnapshot, Mandate, OutboxStatus, ProviderPayment, Store, next_retry_at
+from .store.base import (
+    AccountSnapshot,
+    Mandate,
+    OutboxItem,
+    OutboxStatus,
+    ProviderPayment,
+    Store,
+    next_retry_at,
+)
 from .timekeeping import require_aware, zone
 
 __all__ = [
@@ -79,9 +95,11 @@ __all__ = [
     "RunPlan",
     "RunReport",
     "RunSettings",
+    "announce_send_failure",
     "by_account",
     "execute_run",
     "explain_account",
+    "hook_failures",
     "intake",
     "plan_account",
     "plan_run",
@@ -287,6 +305,9 @@ class RunReport:
     intake: IntakeReport | None = None
     charged: int = 0
     charges_failed: int = 0
+    #: Event broadcasts some plugin raised on (from the plugin manager's
+    #: :meth:`~carecollect.plugin_manager.PluginManager.undelivered`), one scrubbed line each.
+    hook_failures: tuple[str, ...] = ()
 
 
 # -- planning ----------------------------------------------------------------------------------
@@ -663,6 +684,9 @@ class InboundKind(enum.Enum):
     REPLY = "reply"
     #: A payment provider's webhook (``plugin`` is the payment-provider name).
     PAYMENT = "payment"
+    #: A dispute opened, resolved or withdrawn in the creditor's own systems (portal, front desk,
+    #: ticketing); ``plugin`` names that source and ``body`` is JSON (see :func:`intake`).
+    DISPUTE = "dispute"
 
 
 @attrs.frozen
@@ -693,6 +717,10 @@ class IntakeReport:
     failures: tuple[str, ...] = ()
     payments: int = 0
     mandates_revoked: int = 0
+    disputes_opened: int = 0
+    disputes_resolved: int = 0
+    recalled: int = 0
+    disputes_met: int = 0
 
 
 def _channel_instance(pm: Any, settings: RunSettings, name: str, cache: dict[str, Any]) -> Any:
@@ -703,9 +731,15 @@ def _channel_instance(pm: Any, settings: RunSettings, name: str, cache: dict[str
 
 
 def intake(
-    store: Store, pm: Any, settings: RunSettings, events: Iterable[InboundEvent], now: dt.datetime
+    store: Store,
+    pm: Any,
+    settings: RunSettings,
+    events: Iterable[InboundEvent],
+    now: dt.datetime,
+    *,
+    contacts: Iterable[ContactRecord] = (),
 ) -> IntakeReport:
-    """Take in payment webhooks, delivery reports, replies and remittances; each event id is processed once.
+    """Take in payment webhooks, delivery reports, replies, disputes and remittances; each event id once.
 
     An inbound ``STOP`` (in any of the supported languages) becomes an opt-out on
     the matching contact point at once. A payment webhook is verified by its
@@ -716,22 +750,50 @@ def intake(
     the ledger once and pays its plan instalment. An unknown reference is listed
     in the failures and not marked processed, so the provider's redelivery is
     taken once the link exists.
+
+    A :attr:`InboundKind.DISPUTE` event's body is a JSON object with ``action``
+    (``"open"``, ``"resolve"`` or ``"withdraw"``) and ``dispute_id``; to open:
+    ``account_id``, ``invoice_id`` (or ``null`` for the whole account),
+    ``reason`` (a :class:`~carecollect.disputes.DisputeReason` value), ``at``
+    (ISO 8601 with offset) and optionally ``in_writing``; to resolve: ``kind``
+    (a :class:`~carecollect.disputes.ResolutionKind` value), ``at``,
+    ``approved_by`` and, for a correction, discount or write-off, ``amount``
+    (posted to the ledger as an adjustment of the disputed invoice). A dispute
+    opened on an account placed with the configured agency recalls the
+    placement through the agency connector (an outbox item, retried with
+    back-off until the agency accepts). Opened, resolved or withdrawn disputes
+    and recalls are broadcast to their event hooks.
+
+    ``contacts`` are the contact centre's records
+    (:class:`~carecollect.contact_centre.ContactRecord`): an open dispute whose
+    patient they show was reached is stored with
+    :func:`~carecollect.contact_centre.meet_in_dispute`, so the dispute
+    procedure sees it.
     """
     from .patients import opt_out
 
     require_aware(now, "intake", "now")
-    counts = {
-        "processed": 0,
-        "duplicates": 0,
-        "opt_outs": 0,
-        "delivery": 0,
-        "remittances": 0,
-        "payments": 0,
-        "revoked": 0,
-    }
+    counts = dict.fromkeys(
+        (
+            "processed",
+            "duplicates",
+            "opt_outs",
+            "delivery",
+            "remittances",
+            "payments",
+            "revoked",
+            "opened",
+            "resolved",
+            "recalled",
+            "met",
+        ),
+        0,
+    )
     failures: list[str] = []
     channels: dict[str, Any] = {}
     providers: dict[str, Any] = {}
+    if settings.agency:
+        counts["recalled"] += _retry_recalls(store, pm, settings, now, failures)
     for ev in events:
         try:
             if ev.kind is InboundKind.PAYMENT:
@@ -745,6 +807,16 @@ def intake(
                     if outcome in ("payments", "revoked"):
                         counts[outcome] += 1
                 continue
+            if ev.kind is InboundKind.DISPUTE:
+                outcome = _take_dispute(store, pm, settings, ev, now)
+                if outcome == "duplicate":
+                    counts["duplicates"] += 1
+                else:
+                    counts["processed"] += 1
+                    kind, _, recalled = outcome.partition("+")
+                    counts[kind] += 1
+                    counts["recalled"] += int(recalled or 0)
+                continue
             channel = _channel_instance(pm, settings, ev.plugin, channels)
             if ev.kind is InboundKind.REPLY:
                 reply = channel.parse_inbound(dict(ev.headers), ev.body, now=now)
@@ -752,14 +824,17 @@ def intake(
                     if not store.mark_processed(f"channel:{ev.plugin}", reply.provider_message_id, at=now):
                         counts["duplicates"] += 1
                         continue
+                    opted: list[tuple[str, Channel, Any]] = []
                     if reply.is_opt_out:
                         for patient_id, ch in store.patients_with_address(reply.sender):
                             patient = store.get_patient(patient_id)
                             patient, event = opt_out(patient, ch, at=reply.at)
                             store.put_patient(patient)
                             store.audit_append("opt_out", patient_id, {"channel": ch.value}, at=now)
-                            pm.on_opt_out(patient_id, ch, event)
-                            counts["opt_outs"] += 1
+                            opted.append((patient_id, ch, event))
+                for patient_id, ch, event in opted:  # broadcast once the opt-out is stored
+                    pm.on_opt_out(patient_id, ch, event)
+                    counts["opt_outs"] += 1
                 counts["processed"] += 1
             else:
                 report = channel.parse_delivery_report(dict(ev.headers), ev.body, now=now)
@@ -778,8 +853,9 @@ def intake(
                 counts["processed"] += 1
         except CareCollectError as exc:
             failures.append(f"{ev.kind.value} via {ev.plugin}: {type(exc).__name__}: {exc}")
-        except (KeyError, ValueError) as exc:
+        except (KeyError, ValueError, TypeError) as exc:
             failures.append(f"{ev.kind.value} via {ev.plugin}: malformed event ({type(exc).__name__})")
+    counts["met"] += _meet_disputes(store, contacts, now)
     if settings.agency:
         try:
             connector = pm.agency_connector(settings.agency).create(dict(settings.agency_config))
@@ -801,7 +877,253 @@ def intake(
         tuple(failures),
         counts["payments"],
         counts["revoked"],
+        counts["opened"],
+        counts["resolved"],
+        counts["recalled"],
+        counts["met"],
     )
+
+
+def announce_send_failure(store: Store, pm: Any, msg: PlannedMessage, now: dt.datetime) -> None:
+    """Broadcast ``carecollect_on_outreach_failed`` for a send the outbox has just recorded failed.
+
+    The reason is the outbox item's scrubbed error; the event says whether the
+    send will be retried (``retry_at``) or was given up after the last attempt.
+    """
+    from .events import Event, EventType
+
+    item = store.outbox_get(msg.key)
+    details: dict[str, object] = {
+        "channel": msg.channel.value,
+        "key": msg.key,
+        "attempts": item.attempts,
+        "gave_up": item.next_retry_at is None,
+    }
+    if item.next_retry_at is not None:
+        details["retry_at"] = item.next_retry_at.isoformat()
+    event = Event(EventType.OUTREACH_FAILED, msg.step.id, now, details)
+    pm.on_outreach_failed(msg.step, event, item.last_error or "failed")
+
+
+def hook_failures(pm: Any) -> tuple[str, ...]:
+    """One scrubbed line per event broadcast a plugin has not handled yet (``pm.undelivered()``).
+
+    A plugin's own failure never stops the run; it is kept by the plugin manager
+    (redeliver it with :meth:`~carecollect.plugin_manager.PluginManager.redeliver`)
+    and shown in the run's report.
+    """
+    lines = []
+    for result in pm.undelivered():
+        for failure in result.failures:
+            lines.append(
+                f"{result.hook} {result.event.type.value} {result.event.record_id}: "
+                f"plugin {failure.plugin!r} raised {failure.error_type}: {failure.message}"[:300]
+            )
+    return tuple(lines)
+
+
+def _meet_disputes(store: Store, contacts: Iterable[ContactRecord], now: dt.datetime) -> int:
+    """Store, on each open dispute, that the contact records show its patient was reached."""
+    from .contact_centre import meet_in_dispute
+
+    grouped: dict[str, list[ContactRecord]] = {}
+    for record in contacts:
+        grouped.setdefault(record.account_id, []).append(record)
+    met = 0
+    for account_id, records in grouped.items():
+        try:
+            disputes = store.account_snapshot(account_id).disputes
+        except CareCollectError:  # a contact about an account this store does not hold
+            continue
+        for dispute in disputes:
+            new, event = meet_in_dispute(dispute, records)
+            if event is None:
+                continue
+            with store.transaction():
+                store.put_dispute(new)
+                store.audit_append(
+                    "dispute.patient_met",
+                    account_id,
+                    {
+                        "dispute": dispute.id,
+                        "channel": event.detail("channel"),
+                        "met_at": event.at.isoformat(),
+                    },
+                    at=now,
+                )
+            met += 1
+    return met
+
+
+def _dispute_body(ev: InboundEvent) -> dict[str, Any]:
+    import json
+
+    data = json.loads(ev.body.decode("utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError("a dispute event is a JSON object")
+    return data
+
+
+def _instant(data: Mapping[str, Any], key: str, now: dt.datetime) -> dt.datetime:
+    value = data.get(key)
+    if value is None:
+        return now
+    at = dt.datetime.fromisoformat(str(value))
+    require_aware(at, "dispute event", key)
+    return at
+
+
+def _take_dispute(store: Store, pm: Any, settings: RunSettings, ev: InboundEvent, now: dt.datetime) -> str:
+    """Take one dispute event; returns ``"duplicate"``, ``"opened+<recalls>"`` or ``"resolved"``."""
+    from .disputes import DisputeReason, Resolution, ResolutionKind, resolve_dispute, withdraw_dispute
+    from .relief.disputes import open_dispute
+
+    data = _dispute_body(ev)
+    action = str(data["action"])
+    dispute_id = str(data["dispute_id"])
+    source = f"disputes:{ev.plugin}"
+    if action not in ("open", "resolve", "withdraw"):
+        raise ValueError(f"unknown dispute action {action!r}")
+    if store.was_processed(source, f"{action}:{dispute_id}"):
+        return "duplicate"
+    at = _instant(data, "at", now)
+    if action == "open":
+        snap = store.account_snapshot(str(data["account_id"]))
+        invoice_id = data.get("invoice_id")
+        dispute, event, respond_by = open_dispute(
+            dispute_id,
+            snap.account.id,
+            None if invoice_id is None else str(invoice_id),
+            DisputeReason(data["reason"]),
+            at=at,
+            pack=settings.pack(snap.account.jurisdiction),
+            in_writing=bool(data.get("in_writing", False)),
+        )
+        with store.transaction():
+            store.put_dispute(dispute)
+            store.mark_processed(source, f"{action}:{dispute_id}", at=now)
+            store.audit_append(
+                "dispute.opened",
+                snap.account.id,
+                {
+                    "dispute": dispute.id,
+                    "invoice_id": dispute.invoice_id,
+                    "reason": dispute.reason.value,
+                    "respond_by": respond_by.isoformat(),
+                },
+                at=now,
+            )
+        pm.on_dispute_opened(dispute, event)
+        recalled = 0
+        if settings.agency:
+            for placement in snap.placements:
+                if placement.status is PlacementStatus.PLACED and (
+                    dispute.invoice_id is None or dispute.invoice_id in placement.invoice_ids
+                ):
+                    recalled += _recall(store, pm, settings, placement.id, f"dispute {dispute.id}", now)
+        return f"opened+{recalled}"
+    dispute = store.get_dispute(dispute_id)
+    adjustment = None
+    if action == "withdraw":
+        new, event = withdraw_dispute(dispute, at=at)
+    else:
+        kind = ResolutionKind(data["kind"])
+        snap = store.account_snapshot(dispute.account_id)
+        amount = (
+            Money.of(str(data["amount"]), snap.account.currency) if data.get("amount") is not None else None
+        )
+        resolution = Resolution(kind, amount=amount, approved_by=data.get("approved_by"))
+        pack = settings.pack(snap.account.jurisdiction)
+        days = int(pack.value("dispute.follow_up_business_days", on=at.date()))
+        follow = pack.calendar.add_business_days(at.date(), days)
+        new, event = resolve_dispute(dispute, resolution, follow_up_on=follow, at=at)
+        if amount is not None:
+            if dispute.invoice_id is None:
+                raise ValueError(f"dispute {dispute.id} covers the whole account: name the invoice to adjust")
+            adjustment = Adjustment(
+                f"ADJ-{dispute.id}",
+                dispute.account_id,
+                dispute.invoice_id,
+                amount,
+                AdjustmentKind(kind.value),
+                f"DISPUTE-{dispute.reason.value}",
+                str(data.get("approved_by") or ev.plugin),
+                at,
+            )
+    with store.transaction():
+        if adjustment is not None:
+            book = store.ledger(dispute.account_id)
+            new_book, _ = post_adjustment(book, adjustment)
+            store.append_ledger(dispute.account_id, new_book.entries[len(book.entries) :])
+        store.put_dispute(new)
+        store.mark_processed(source, f"{action}:{dispute_id}", at=now)
+        store.audit_append(
+            f"dispute.{new.status.value}",
+            dispute.account_id,
+            {"dispute": dispute.id, "event": event.type.value},
+            at=now,
+        )
+    pm.on_dispute_resolved(new, event)
+    return "resolved"
+
+
+def _recall(
+    store: Store, pm: Any, settings: RunSettings, placement_id: str, reason: str, now: dt.datetime
+) -> int:
+    """Outbox protocol for one recall: intended, sent to the agency, recorded; 1 when recalled now."""
+    key = f"recall:{placement_id}"
+    assert settings.agency is not None
+    placement = store.get_placement(placement_id)
+    try:
+        with store.transaction():
+            item = store.outbox_intend(
+                key,
+                "recall",
+                {"placement": placement_id, "reason": reason},
+                at=now,
+                account_id=placement.account_id,
+            )
+    except DuplicateEntry:  # an earlier recall of this placement (its reason stands)
+        item = store.outbox_get(key)
+    if item.status is OutboxStatus.DONE or placement.status is not PlacementStatus.PLACED:
+        return 0
+    if item.next_retry_at is not None and item.next_retry_at > now:
+        return 0
+    why = str(item.payload.get("reason", reason))
+    try:
+        connector = pm.agency_connector(placement.agency).create(dict(settings.agency_config))
+        receipt = connector.recall(placement.id, reason=why, at=now)
+        refused = None if receipt.accepted else "agency refused the recall"
+    except CareCollectError as exc:
+        refused = type(exc).__name__
+    except OSError as exc:
+        refused = f"transport: {type(exc).__name__}"
+    if refused is not None:
+        with store.transaction():
+            store.outbox_failed(key, at=now, error=refused, retry_at=next_retry_at(item.attempts + 1, now))
+            store.audit_append("recall.failed", placement.account_id, {"key": key, "error": refused}, at=now)
+        return 0
+    recalled, event = recall_placement(placement, at=now, reason=why)
+    with store.transaction():
+        store.put_placement(recalled)
+        store.outbox_done(key, at=now, result={"placement": placement.id})
+        store.audit_append("recall", placement.account_id, {"placement": placement.id, "reason": why}, at=now)
+    pm.on_account_recalled(recalled, event)
+    return 1
+
+
+def _retry_recalls(
+    store: Store, pm: Any, settings: RunSettings, now: dt.datetime, failures: list[str]
+) -> int:
+    """Recalls that failed on an earlier run and whose back-off has passed."""
+    done = 0
+    for item in store.outbox_due(now, limit=100_000):
+        if item.kind == "recall":
+            try:
+                done += _recall(store, pm, settings, str(item.payload["placement"]), "", now)
+            except CareCollectError as exc:
+                failures.append(f"recall {item.key}: {type(exc).__name__}: {exc}")
+    return done
 
 
 def _take_payment_webhook(
@@ -991,6 +1313,7 @@ def execute_run(
     progress: Callable[[int], None] | None = None,
     stale_after: dt.timedelta = dt.timedelta(hours=2),
     conversations: Iterable[tuple[str, str | None, dt.datetime]] = (),
+    contacts: Iterable[ContactRecord] = (),
 ) -> RunReport:
     """Run the daily cycle for real: intake, plan, then send each message exactly once.
 
@@ -1004,6 +1327,8 @@ def execute_run(
     :param progress: called with the number of accounts done, for progress bars.
     :param conversations: contact-centre conversations ``(account_id, invoice_id, at)``; they
         count like answered calls in the governor (see :func:`by_account`).
+    :param contacts: the contact centre's records; an open dispute whose patient they show was
+        reached is stored as met (see :func:`intake`).
     :param stale_after: a lock whose heartbeat is older than this may be taken over; a lock
         held by the same owner on this host whose process is gone (killed) is taken over at once.
     :raises RunLocked: another run holds the lock.
@@ -1016,10 +1341,11 @@ def execute_run(
     _release_if_holder_died(store, owner, pid, now)
     store.acquire_run_lock(owner, pid, now=now, stale_after=stale_after)
     try:
-        intake_report = intake(store, pm, settings, events, now)
-        return _execute(
+        intake_report = intake(store, pm, settings, events, now, contacts=contacts)
+        report = _execute(
             store, now, pm, settings, renderer, intake_report, progress, owner, pid, by_account(conversations)
         )
+        return attrs.evolve(report, hook_failures=hook_failures(pm))
     finally:
         store.release_run_lock(owner, pid)
 
@@ -1095,6 +1421,7 @@ def _execute(
                 if outcome in ("charged", "charge_failed"):
                     counts[outcome] += 1
         by_step: dict[str, tuple[OutreachStep, list[tuple[str, str]]]] = {}
+        intended = _intend_all(store, settings, plan.messages, now)
         for msg in plan.messages:
             outcome = _send_one(
                 store,
@@ -1107,11 +1434,14 @@ def _execute(
                 msg,
                 now,
                 conversations.get(snap.account.id, ()),
+                item=intended.get(msg.key),
             )
             counts["failed" if outcome == "gave_up" else outcome] += 1
+            if outcome == "failed":
+                announce_send_failure(store, pm, msg, now)
             by_step.setdefault(msg.step.id, (msg.step, []))[1].append((msg.key, outcome))
         for step, outcomes in by_step.values():
-            _close_step(store, step, outcomes)
+            _close_step(store, step, outcomes, now)
         if plan.placement is not None:
             counts["placed"] += _place(store, pm, settings, plan.placement, now)
         store.heartbeat_run_lock(owner, pid, now=now)
@@ -1143,20 +1473,19 @@ def _send_one(
     msg: PlannedMessage,
     now: dt.datetime,
     account_conversations: Sequence[tuple[str, str | None, dt.datetime]] = (),
+    *,
+    item: OutboxItem | None = None,
 ) -> str:
-    """Outbox protocol for one message; returns the counter to bump."""
+    """Outbox protocol for one message; returns the counter to bump.
+
+    ``item`` is the message's outbox item when :func:`_intend_all` already recorded the intent.
+    """
     step = msg.step
     plugin = settings.channel_plugins.get(msg.channel)
     if plugin is None:
         return "suppressed"
-    with store.transaction():
-        item = store.outbox_intend(
-            msg.key,
-            "message",
-            {"step": step.id, "channel": msg.channel.value, "purpose": step.purpose.value},
-            at=now,
-            account_id=step.account_id,
-        )
+    if item is None:
+        item = _intend_all(store, settings, (msg,), now)[msg.key]
     if item.status is OutboxStatus.DONE:
         return "skipped"
     if item.status is OutboxStatus.FAILED and item.next_retry_at is None:
@@ -1259,7 +1588,34 @@ def _send_one(
     return "sent"
 
 
-def _close_step(store: Store, step: OutreachStep, outcomes: list[tuple[str, str]]) -> None:
+def _intend_all(
+    store: Store, settings: RunSettings, messages: Sequence[PlannedMessage], now: dt.datetime
+) -> dict[str, OutboxItem]:
+    """Record every message of one account as intended, in one unit of work, before any is sent.
+
+    Still exactly once: each intent is durable before its send, a killed run finds the intents
+    (and whatever of them is done) on its rerun, and the channel is called with the outbox key as
+    idempotency key. A message whose channel has no plugin is not recorded (it is suppressed).
+    """
+    todo = [m for m in messages if settings.channel_plugins.get(m.channel) is not None]
+    if not todo:
+        return {}
+    with store.transaction():
+        return {
+            m.key: store.outbox_intend(
+                m.key,
+                "message",
+                {"step": m.step.id, "channel": m.channel.value, "purpose": m.step.purpose.value},
+                at=now,
+                account_id=m.step.account_id,
+            )
+            for m in todo
+        }
+
+
+def _close_step(
+    store: Store, step: OutreachStep, outcomes: list[tuple[str, str]], now: dt.datetime | None = None
+) -> None:
     """Record ``step`` sent once every channel planned for it is through.
 
     A channel that failed or waits for its back-off keeps the step open, so the next
@@ -1269,10 +1625,11 @@ def _close_step(store: Store, step: OutreachStep, outcomes: list[tuple[str, str]
     """
     if any(o in ("failed", "deferred") for _, o in outcomes):
         return
-    done = [k for k, o in outcomes if o in ("sent", "skipped")]
+    done = [(k, o) for k, o in outcomes if o in ("sent", "skipped")]
     if not done:
         return
-    times = [store.outbox_get(k).updated_at for k in done]
+    # a channel this run sent was recorded done at ``now``; one done by an earlier run is read back
+    times = [now if o == "sent" and now is not None else store.outbox_get(k).updated_at for k, o in done]
     sent_at = min(t for t in times if t is not None)
     with store.transaction():
         store.put_step(attrs.evolve(step, status=OutreachStatus.SENT, sent_at=sent_at))

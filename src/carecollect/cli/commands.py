@@ -29,14 +29,18 @@ RUN_HOUR_UTC = 16
 _DB_HELP = "The SQLite database (its settings file is the same name with .toml)."
 
 
-def _conversations(path: Path) -> list[tuple[str, str | None, dt.datetime]]:
-    """Right-party conversations from the contact-centre records file (none if it does not exist)."""
-    from ..contact_centre import conversations
+def _contact_records(path: Path) -> list[Any]:
+    """The contact-centre records file's records (none if it does not exist)."""
     from .contacts import read_records
 
-    if not path.exists():
-        return []
-    return list(conversations(read_records(path)))
+    return read_records(path) if path.exists() else []
+
+
+def _talks(records: list[Any]) -> list[tuple[str, str | None, dt.datetime]]:
+    """Right-party conversations among the contact-centre records."""
+    from ..contact_centre import conversations
+
+    return list(conversations(records))
 
 
 def parse_as_of(value: str | None, clock: Callable[[], dt.datetime] | None = None) -> dt.datetime:
@@ -279,8 +283,8 @@ def export(db: Path, dest: Path, fmt: str | None) -> None:
     "--events",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="Inbound events to take in first, one JSON object per line: kind (payment, reply or "
-    "delivery_report), plugin, body (the raw text), headers. Ignored by --dry-run.",
+    help="Inbound events to take in first, one JSON object per line: kind (payment, reply, "
+    "delivery_report or dispute), plugin, body (the raw text), headers. Ignored by --dry-run.",
 )
 def run(db: Path, dry_run: bool, as_of: str | None, events: Path | None) -> None:
     """Run the daily cycle: intake, plan, send each message once, charge due instalments, place."""
@@ -295,7 +299,8 @@ def run(db: Path, dry_run: bool, as_of: str | None, events: Path | None) -> None
         table.add_column("")
         table.add_column("count", justify="right")
         config = load_config(db)
-        talks = _conversations(config.contacts)
+        records = _contact_records(config.contacts)
+        talks = _talks(records)
         if dry_run:
             plan = plan_run(store, now, settings, conversations=talks)
             counts = plan.counts()
@@ -324,6 +329,7 @@ def run(db: Path, dry_run: bool, as_of: str | None, events: Path | None) -> None
                     events=read_events(events) if events is not None else (),
                     progress=lambda done: bar.update(task, completed=done),
                     conversations=talks,
+                    contacts=records,
                 )
             counts = report.plan.counts()
             rows = [
@@ -345,10 +351,18 @@ def run(db: Path, dry_run: bool, as_of: str | None, events: Path | None) -> None
                 rows.append(("duplicates ignored", report.intake.duplicates))
                 rows.append(("payments posted", report.intake.payments))
                 rows.append(("opt-outs", report.intake.opt_outs))
+                rows.append(("disputes opened", report.intake.disputes_opened))
+                rows.append(("disputes resolved or withdrawn", report.intake.disputes_resolved))
+                rows.append(("disputes: patient met (contact centre)", report.intake.disputes_met))
+                rows.append(("recalled from agency", report.intake.recalled))
                 rows.append(("events refused or unmatched", len(report.intake.failures)))
+            rows.append(("plugin hook failures (not delivered)", len(report.hook_failures)))
         for label, value in rows:
             table.add_row(label, str(value))
         console.print(table)
+        if not dry_run:
+            for line in report.hook_failures:
+                console.print(f"[yellow]plugin hook failed:[/yellow] {line}", markup=True, highlight=False)
 
 
 @main.command()
