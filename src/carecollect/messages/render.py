@@ -36,6 +36,7 @@ portal is ``body/P.j2`` inside ``body/main.j2``.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import re
 import textwrap
@@ -156,6 +157,7 @@ def choose_language(preferred: str | Sequence[str] | None, available: Iterable[s
     return "en"
 
 
+@functools.lru_cache(maxsize=256)
 def locale_for(language: str, jurisdiction: str) -> str:
     """The Babel locale for a language in a jurisdiction (``"en", "no"`` → ``"en_NO"``).
 
@@ -180,6 +182,49 @@ def locale_for(language: str, jurisdiction: str) -> str:
     return language
 
 
+# Pure functions of their arguments, cached: the same paragraphs (help, dispute, rights), dates and
+# amounts recur across thousands of messages of one run. A cached result is the very string the
+# uncached call returns, so every rendering is still checked in full (see check_rendering).
+@functools.lru_cache(maxsize=64)
+def _babel_locale(loc: str) -> babel.Locale:
+    return babel.Locale.parse(loc)
+
+
+@functools.lru_cache(maxsize=8192)
+def _fill(text: str, width: int, indent: str) -> str:
+    return textwrap.fill(
+        text,
+        width,
+        initial_indent=indent,
+        subsequent_indent=" " * len(indent),
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+
+
+@functools.lru_cache(maxsize=8192)
+def _format_money(m: Money, loc: str) -> str:
+    return m.format(loc)
+
+
+@functools.lru_cache(maxsize=8192)
+def _format_date(d: dt.date, loc: str) -> str:
+    return str(babel.dates.format_date(d, "long", locale=_babel_locale(loc)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _format_days(days: int, loc: str) -> str:
+    return str(
+        babel.dates.format_timedelta(
+            dt.timedelta(days=days),
+            granularity="day",
+            threshold=1000,
+            add_direction=True,
+            locale=_babel_locale(loc),
+        )
+    )
+
+
 class _Fmt:
     """Block helpers for body templates: plain text or HTML."""
 
@@ -188,14 +233,7 @@ class _Fmt:
         self.width = width
 
     def _wrap(self, text: str, indent: str = "") -> str:
-        return textwrap.fill(
-            text,
-            self.width,
-            initial_indent=indent,
-            subsequent_indent=" " * len(indent),
-            break_long_words=False,
-            break_on_hyphens=False,
-        )
+        return _fill(text, self.width, indent)
 
     def p(self, text: str) -> str:
         return Markup("<p>{}</p>\n").format(text) if self.html else self._wrap(text) + "\n\n"
@@ -223,6 +261,10 @@ class _Fmt:
             return Markup("<table>\n{}</table>\n").format(body)
         w = max(len(a) for a, _ in rows) if rows else 0
         return "".join(f"{a.ljust(w)}  {b}\n" for a, b in rows) + "\n"
+
+
+_FMT_TEXT = _Fmt(False)
+_FMT_HTML = _Fmt(True)
 
 
 @attrs.frozen
@@ -256,6 +298,8 @@ class _Tr:
 
     def _fill(self, key: str, text: str, extra: Mapping[str, object]) -> str:
         try:
+            if not extra:
+                return text.format_map(self.values)
             return text.format_map({**self.values, **{k: str(v) for k, v in extra.items()}})
         except (KeyError, IndexError, ValueError) as exc:
             raise ValidationError(
@@ -276,6 +320,9 @@ class Renderer:
     :param max_sms_segments: the longest SMS allowed (default 4).
     :param extra_clinical: more words to refuse where the minimum-necessary rule applies.
     :raises ConfigurationError: if a template folder does not exist.
+
+    Templates are compiled once per renderer and kept (a daily run renders the same few
+    thousand times); make a new renderer to pick up template files edited since.
     """
 
     def __init__(
@@ -300,6 +347,9 @@ class Renderer:
             "trim_blocks": True,
             "lstrip_blocks": True,
             "keep_trailing_newline": False,
+            # templates are read once per renderer (no stat of every file on every rendering);
+            # make a new Renderer to pick up edited template files
+            "auto_reload": False,
         }
         self._text_env = jinja2.Environment(autoescape=False, **common)
         self._html_env = jinja2.Environment(autoescape=True, **common)
@@ -311,6 +361,7 @@ class Renderer:
                 extra = read_po(extra, lang)
             cats.setdefault(lang, {}).update(extra)
         self._catalogs = cats
+        self._templates: dict[tuple[bool, str, str, OutreachPurpose, str], jinja2.Template] = {}
         self.max_sms_segments = max_sms_segments
         self.extra_clinical = tuple(extra_clinical)
 
@@ -333,19 +384,13 @@ class Renderer:
         self, ctx: MessageContext, purpose: OutreachPurpose, lang: str, loc: str, babel_loc: babel.Locale
     ) -> dict[str, str]:
         def money(m: Money | None) -> str:
-            return m.format(loc) if m is not None else ""
+            return _format_money(m, loc) if m is not None else ""
 
         def date(d: dt.date | None) -> str:
-            return babel.dates.format_date(d, "long", locale=babel_loc) if d is not None else ""
+            return _format_date(d, loc) if d is not None else ""
 
         def rel(d: dt.date | None) -> str:
-            if d is None:
-                return ""
-            return str(
-                babel.dates.format_timedelta(
-                    d - ctx.today, granularity="day", threshold=1000, add_direction=True, locale=babel_loc
-                )
-            )
+            return _format_days((d - ctx.today).days, loc) if d is not None else ""
 
         v = {
             "ref": ctx.reference,
@@ -437,7 +482,7 @@ class Renderer:
                     f"MessageContext {context.reference}", field, f"required for a {purpose.value} message"
                 )
         loc = locale_for(lang, context.jurisdiction)
-        bloc = babel.Locale.parse(loc)
+        bloc = _babel_locale(loc)
         tr = _Tr(lang, self._catalogs[lang], bloc, self._values(context, purpose, lang, loc, bloc))
         statement = context.statement if isinstance(context.statement, Statement) else None
         ns: dict[str, Any] = {
@@ -449,10 +494,8 @@ class Renderer:
             "lang": lang,
             "channel": channel.value,
             "statement": statement,
-            "money": lambda m: m.format(loc),
-            "date": lambda d: (
-                tr.values["today"] if d is None else babel.dates.format_date(d, "long", locale=bloc)
-            ),
+            "money": lambda m: _format_money(m, loc),
+            "date": lambda d: tr.values["today"] if d is None else _format_date(d, loc),
             "show_pay": purpose not in _NO_PAY and context.amount_due.is_positive(),
             "show_rights": purpose in _RIGHTS,
             "show_deadline": "deadline" in REQUIRED[purpose],
@@ -520,13 +563,17 @@ class Renderer:
         *,
         html: bool,
     ) -> str:
-        names = [
-            f"{lang}/{channel}/{purpose.value}.{ext}",
-            f"{channel}/{purpose.value}.{ext}",
-            f"{channel}/_default.{ext}",
-        ]
-        tmpl = env.select_template(names)
-        return tmpl.render(ns | {"m": _Fmt(html)})
+        key = (html, lang, channel, purpose, ext)
+        tmpl = self._templates.get(key)
+        if tmpl is None:
+            tmpl = self._templates[key] = env.select_template(
+                [
+                    f"{lang}/{channel}/{purpose.value}.{ext}",
+                    f"{channel}/{purpose.value}.{ext}",
+                    f"{channel}/_default.{ext}",
+                ]
+            )
+        return tmpl.render(ns | {"m": _FMT_HTML if html else _FMT_TEXT})
 
 
 def _pay_keys(ctx: MessageContext) -> list[str]:

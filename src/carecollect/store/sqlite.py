@@ -282,6 +282,20 @@ class SQLiteStore:
         self._depth -= 1
         self._db.execute(f"RELEASE {name}")
 
+    @contextmanager
+    def _unit(self) -> Iterator[None]:
+        """A store method's own unit of work, for methods with at most one write, as their last statement.
+
+        Alone, it is a transaction. Inside a caller's transaction it joins it without a savepoint:
+        a single SQLite statement is atomic by itself (it is undone whole if it fails), and nothing
+        follows it that could fail, so there is never a partial write to roll back.
+        """
+        if self._depth:
+            yield
+            return
+        with self.transaction():
+            yield
+
     def schema_version(self) -> int:
         """The highest migration applied to this file."""
         row = self._db.execute("SELECT MAX(version) FROM schema_version").fetchone()
@@ -521,7 +535,7 @@ class SQLiteStore:
 
     def put_step(self, step: OutreachStep) -> None:
         """Insert or replace an outreach step."""
-        with self.transaction():
+        with self._unit():
             self._db.execute(_upsert("outreach_steps"), codec.step_row(step))
 
     def get_step(self, step_id: str) -> OutreachStep:
@@ -536,7 +550,7 @@ class SQLiteStore:
 
     def add_attempt(self, attempt: ContactAttempt) -> bool:
         """Record an attempt; the same id again is ignored. Returns True if it was new."""
-        with self.transaction():
+        with self._unit():
             cur = self._db.execute(
                 _insert("contact_attempts") + " ON CONFLICT(id) DO NOTHING", codec.attempt_row(attempt)
             )
@@ -858,38 +872,41 @@ class SQLiteStore:
         :raises DuplicateEntry: the key is already recorded with a different kind or payload.
         """
         text = canonical_json(dict(payload))
-        with self.transaction():
-            cur = self._db.execute(
-                "INSERT INTO outbox (key, kind, account_id, payload, status, recorded_at) VALUES (?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT(key) DO NOTHING",
-                (key, kind, account_id, text, OutboxStatus.INTENDED.value, codec.iso_instant(at)),
+        with self._unit():  # read, then at most one write (we hold the write lock: no race)
+            row = self._db.execute(f"SELECT {self._OUTBOX} FROM outbox WHERE key = ?", (key,)).fetchone()
+            if row is not None:
+                item = self._outbox_item(row)
+                if item.kind != kind or canonical_json(dict(item.payload)) != text:
+                    raise DuplicateEntry(
+                        f"OutboxItem {key}: already recorded with a different kind or payload; use a new key"
+                    )
+                return item
+            new = (key, kind, account_id, text, OutboxStatus.INTENDED.value, codec.iso_instant(at))
+            self._db.execute(
+                "INSERT INTO outbox (key, kind, account_id, payload, status, recorded_at) VALUES (?, ?, ?, ?, ?, ?)",
+                new,
             )
-            item = self.outbox_get(key)
-            if cur.rowcount == 0 and (item.kind != kind or canonical_json(dict(item.payload)) != text):
-                raise DuplicateEntry(
-                    f"OutboxItem {key}: already recorded with a different kind or payload; use a new key"
-                )
-        return item
+        # the row as stored (the columns not written take their defaults)
+        return self._outbox_item((*new, None, 0, None, None, None))
 
     def outbox_done(
         self, key: str, *, at: dt.datetime, result: Mapping[str, Any] | None = None
     ) -> OutboxItem:
         """Record the item performed; doing so twice keeps the first record."""
-        with self.transaction():
-            item = self.outbox_get(key)
-            if item.status is OutboxStatus.DONE:
-                return item
-            self._db.execute(
+        # one write, which returns the row as updated (SQLite makes all its changes at once)
+        with self._unit():
+            rows = self._db.execute(
                 "UPDATE outbox SET status = ?, updated_at = ?, attempts = attempts + 1, next_retry_at = NULL, "
-                "result = ? WHERE key = ?",
+                f"result = ? WHERE key = ? AND status != ? RETURNING {self._OUTBOX}",
                 (
                     OutboxStatus.DONE.value,
                     codec.iso_instant(at),
                     None if result is None else canonical_json(dict(result)),
                     key,
+                    OutboxStatus.DONE.value,
                 ),
-            )
-            return self.outbox_get(key)
+            ).fetchall()  # stepped to the end: no statement left open
+        return self._outbox_item(rows[0]) if rows else self.outbox_get(key)
 
     def outbox_failed(
         self,
@@ -1018,7 +1035,7 @@ class SQLiteStore:
         """Append a record chained to the last one (inside the caller's unit of work, if any)."""
         payload = dict(data)
         text = canonical_json(payload)
-        with self.transaction():
+        with self._unit():  # a read, then the one write
             last = self._db.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
             seq, prev = (1, GENESIS_HASH) if last is None else (last[0] + 1, last[1])
             digest = audit_hash(prev, seq, at, kind, subject_id, payload)
