@@ -282,17 +282,21 @@ def _to_decimal(amount: object, field: str = "amount") -> Decimal:
 
 def _quantise(value: Decimal, exponent: int, currency: str, *, rounding: str | None) -> Decimal:
     """``value`` at ``exponent`` decimal places (rounded with ``rounding``, or exact), range-checked."""
-    out_of_range = InvalidMoney(
+    if not value.is_zero() and value.adjusted() + exponent >= MAX_MINOR_DIGITS:
+        raise _out_of_range(value, currency)
+    quantised = value.quantize(_QUANTA[exponent], rounding=rounding or decimal.ROUND_DOWN, context=_CONTEXT)
+    if abs(quantised.scaleb(exponent, context=_CONTEXT)) >= _MAX_MINOR:
+        raise _out_of_range(value, currency)
+    return quantised
+
+
+def _out_of_range(value: Decimal, currency: str) -> InvalidMoney:
+    # built only when raised: formatting it for every amount cost a third of Money()'s time
+    return InvalidMoney(
         "Money",
         "amount",
         f"{value} {currency} is out of range: at most {MAX_MINOR_DIGITS} digits of minor units are allowed",
     )
-    if not value.is_zero() and value.adjusted() + exponent >= MAX_MINOR_DIGITS:
-        raise out_of_range
-    quantised = value.quantize(_QUANTA[exponent], rounding=rounding or decimal.ROUND_DOWN, context=_CONTEXT)
-    if abs(quantised.scaleb(exponent, context=_CONTEXT)) >= _MAX_MINOR:
-        raise out_of_range
-    return quantised
 
 
 class Money(_money.Money):  # type: ignore[misc]
