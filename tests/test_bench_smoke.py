@@ -6,6 +6,7 @@ No timing is asserted here; ``nox -s bench`` prints the figures.
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,3 +77,59 @@ def test_quick_bench_prints_its_figures(tmp_path: Path, capsys: pytest.CaptureFi
     out = capsys.readouterr().out
     assert "same decisions: True" in out
     assert "bare-Python floor" in out
+
+
+# Claims the insurer has not decided, filed at various distances from 2026-03-02: the us pack waits
+# 60 days on a pending claim and 90 on an appealed one, then the patient is billed anyway.
+CLAIMS = (
+    ("pending", "2026-01-15", True),  # 46 days: still waiting
+    ("pending", "2026-01-01", False),  # 60 days: the wait ran out today
+    ("pending", "2025-12-01", False),  # 91 days
+    ("appealed", "2026-01-01", True),  # 60 of 90 days
+    ("appealed", "2025-11-15", False),  # 107 days
+)
+
+
+@pytest.fixture(scope="module")
+def claims_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SQLiteStore, dict[str, bool]]]:
+    path = tmp_path_factory.mktemp("claims") / "portfolio.db"
+    with SQLiteStore(path) as s:
+        load_portfolio(s, 1500, seed=4, as_of=AS_OF)
+    db = sqlite3.connect(path)
+    ids = [
+        r[0]
+        for r in db.execute(
+            "SELECT id FROM invoices WHERE claim_status = 'pending' AND status = 'open' ORDER BY id"
+        )
+    ]
+    holds: dict[str, bool] = {}
+    for n, iid in enumerate(ids):
+        status, filed, waiting = CLAIMS[n % len(CLAIMS)]
+        db.execute(
+            "UPDATE invoices SET claim_status = ?, claim_submitted_on = ? WHERE id = ?", (status, filed, iid)
+        )
+        holds[iid] = waiting
+    db.commit()
+    db.close()
+    with SQLiteStore(path) as s:
+        yield s, holds
+
+
+def test_insurer_wait_runs_out_alike_on_every_path(claims_store: tuple[SQLiteStore, dict[str, bool]]) -> None:
+    store, holds = claims_store
+    assert len(holds) >= 25
+    now = INSTANTS[0]
+    contexts = Contexts()
+    rows = [r for batch in iter_store_rows(store.path, contexts, batch_size=400) for r in batch]
+    tables = RunTables(contexts, now)
+    fast = plan_fast(rows, tables)
+    assert fast == plan_floor(rows, tables)
+    by_id = {r[R_ID]: code for r, code in zip(rows, fast, strict=True)}
+    rich = dict(plan_rich(store.iter_account_snapshots(batch_size=200), store.get_creditor, now))
+    assert rich == by_id
+    # a claim within its wait holds the invoice; past it (pending or appealed) the patient is billed
+    for iid, waiting in holds.items():
+        if waiting:
+            assert by_id[iid] == 0, iid
+    released = [decode(by_id[i]) for i, waiting in holds.items() if not waiting]
+    assert sum(1 for idx, _, _, _ in released if idx >= 0) >= 10

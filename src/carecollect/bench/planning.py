@@ -42,6 +42,7 @@ from ..outreach import OutreachStatus
 from ..policy.cadence import NONE, CompiledPack, InvoiceContext, compile_pack, due_steps, plan_invoice
 from ..policy.governor import ContactHistory, Debt, may_contact, quiet_hours_ok
 from ..policy.packs import PolicyPack, get_pack
+from ..relief.insurer import billable_to_patient
 from ..store.base import AccountSnapshot
 from ..timekeeping import require_aware, zone
 from .rows import CHANNEL_CODES, Contexts, PlanRow
@@ -76,7 +77,9 @@ class RunTables:
     """Per-run tables, one tuple per :class:`~carecollect.bench.rows.Context`, built on first use.
 
     A context's view holds the compiled pack and today's ordinal in the
-    patient's home zone, the four freeze rules, which steps may follow a stop
+    patient's home zone, the four freeze rules, the latest filing days of a
+    pending and of an appealed claim that still hold an invoice (the pack's
+    insurer waits), which steps may follow a stop
     request and on which channels, whether SMS is used, each step's channel
     codes, the SMS consent-recheck window (-1: not applied), the channels
     that keep quiet hours and whether ``now`` is inside them in every zone,
@@ -134,6 +137,23 @@ class RunTables:
             )
         return self._floor
 
+    def _insurer_cutoffs(self, pack: PolicyPack) -> tuple[int, int]:
+        """The latest filing days (pending, appealed) whose claim still holds the invoice today.
+
+        A claim filed on ``f`` holds while ``today < f + wait`` (:func:`~carecollect.relief.insurer.billable_to_patient`),
+        that is while ``f > today - wait``. "Today" and the rule's day are the run's date as the
+        daily run reads them for the insurer (:func:`~carecollect.relief.pauses.relief_flags`:
+        ``now.date()``). A pack without the wait rules holds for ever.
+        """
+        if "insurer.pending_wait_days" not in pack.rules:
+            return -_BIG, -_BIG
+        day = self.now.date()
+        today = day.toordinal()
+        return (
+            today - int(pack.value("insurer.pending_wait_days", on=day)),
+            today - int(pack.value("insurer.appeal_wait_days", on=day)),
+        )
+
     def _view(self, i: int) -> tuple[Any, ...]:
         ctx = self.contexts[i]
         pack = self.pack(ctx.pack_key)
@@ -168,6 +188,7 @@ class RunTables:
             bool(val("plan.pause_reminders")),
             bool(val("insurer.pause")),
             bool(val("assistance.pause")),
+            *self._insurer_cutoffs(pack),
             tuple(p.value in cease_purposes for p in cp.purposes),
             cease_mask,
             bool(val("sms.allowed")),
@@ -199,10 +220,31 @@ def plan_fast(rows: Iterable[PlanRow], tables: RunTables) -> list[int]:
         if c >= n_views:
             views = tables.views()
             n_views = len(views)
-        (cp, today, fd, fp, fi, fa, cease_ok, cease_mask, sms_ok, step_codes, recheck, qmask, qok, caps) = (
-            views[c]
-        )
-        if (r[7] and fd) or (r[8] and fp) or (r[9] and fi) or (r[10] and fa):
+        (
+            cp,
+            today,
+            fd,
+            fp,
+            fi,
+            fa,
+            ins_p,
+            ins_a,
+            cease_ok,
+            cease_mask,
+            sms_ok,
+            step_codes,
+            recheck,
+            qmask,
+            qok,
+            caps,
+        ) = views[c]
+        claim = r[9]
+        if (
+            (r[7] and fd)
+            or (r[8] and fp)
+            or (claim and fi and (claim > ins_p if claim > 0 else -claim > ins_a))
+            or (r[10] and fa)
+        ):
             append(0)
             continue
         idx, nxt = plan_invoice(cp, today, r[3], r[4], r[5], r[6], False, r[24], r[25], r[26])
@@ -277,6 +319,8 @@ def plan_floor(rows: Iterable[PlanRow], tables: RunTables) -> list[int]:
             fp,
             fi,
             fa,
+            ins_p,
+            ins_a,
             cease_ok,
             cease_mask,
             sms_ok,
@@ -287,7 +331,13 @@ def plan_floor(rows: Iterable[PlanRow], tables: RunTables) -> list[int]:
             caps,
             scan_end,
         ) = tabs[c]
-        if (r[7] and fd) or (r[8] and fp) or (r[9] and fi) or (r[10] and fa):
+        claim = r[9]
+        waiting = False
+        if claim > 0:
+            waiting = claim > ins_p
+        elif claim < 0:
+            waiting = -claim > ins_a
+        if (r[7] and fd) or (r[8] and fp) or (waiting and fi) or (r[10] and fa):
             append(0)
             continue
         issue, due, placed = r[3], r[4], r[5]
@@ -417,6 +467,8 @@ def plan_rich(
                         plan_status = plan.status
                         break
                     plan_status = plan_status or plan.status
+            # as the daily run passes it (relief_flags): the claim holds until the pack's wait runs out
+            waiting = billable_to_patient(inv, today=now.date(), pack=pack).waiting
             ctx = InvoiceContext(
                 invoice=inv,
                 patient=patient,
@@ -425,7 +477,7 @@ def plan_rich(
                 balance=balance,
                 disputes=snap.disputes,
                 plan_status=plan_status,
-                insurer_waiting=inv.waiting_for_insurer,  # the bench's rows carry the claim status only
+                insurer_waiting=waiting,
                 sent_steps=tuple(s for s in snap.steps if s.invoice_id == inv.id and s.status in _SENT),
                 placed_on=today if creditor.role.is_collector else None,
             )
@@ -441,7 +493,7 @@ def plan_rich(
                 snap.account.id,
                 inv.id,
                 disputes=snap.disputes,
-                insurer_waiting=inv.waiting_for_insurer,
+                insurer_waiting=waiting,
                 plan_current=bool(plan_status and plan_status.current),
             )
             planned = send = 0

@@ -13,7 +13,12 @@ million of them plan in seconds. Its fields, by index (the ``R_*`` constants):
  6    ``R_BALANCE``      open balance (minor units, from the ledger)
  7    ``R_DISPUTE``      an open dispute covers the invoice (or the whole account)
  8    ``R_PLAN``         a current payment plan (active or paused) covers the invoice
- 9    ``R_INSURER``      the claim is pending or appealed
+ 9    ``R_INSURER``      the claim the insurer has not decided: its filing day (ordinal; the issue
+                         date when not recorded), positive when pending, negative when appealed;
+                         0: no claim waiting. The run compares it with the pack's
+                         ``insurer.pending_wait_days`` / ``insurer.appeal_wait_days``
+                         (:class:`~carecollect.bench.planning.RunTables`), so a claim pending
+                         beyond the wait no longer holds the invoice
 10    ``R_ASSIST``       a financial-assistance application is under review
 11    ``R_CEASE``        when the patient asked us to stop (epoch seconds; -1: never)
 12    ``R_CONF``         channel bits the patient allows (confidential wish; 31: all)
@@ -173,6 +178,7 @@ class Contexts:
 
 
 _COLLECTOR_ROLES = frozenset({"third_party_collector", "debt_buyer"})
+_WAITING = frozenset({"pending", "appealed"})
 
 
 def _epoch(text: str | None, default: int) -> int:
@@ -222,6 +228,21 @@ def _zones(home: str, points: Sequence[str | None]) -> tuple[str, ...]:
 
 
 _NO_HISTORY = (-1, -1, -1, ())
+
+
+def _claim(status: str, submitted: str | None, issue: str) -> int:
+    """``R_INSURER``: the filing day of a claim still waiting (negative when appealed), else 0.
+
+    >>> _claim("pending", "2026-01-05", "2026-01-07") == dt.date(2026, 1, 5).toordinal()
+    True
+    >>> _claim("appealed", None, "2026-01-07") == -dt.date(2026, 1, 7).toordinal(), _claim("denied", None, "2026-01-07")
+    (True, 0)
+    """
+    if status == "pending":
+        return dt.date.fromisoformat(submitted or issue).toordinal()
+    if status == "appealed":
+        return -dt.date.fromisoformat(submitted or issue).toordinal()
+    return 0
 
 
 def rows_from_batch(
@@ -291,7 +312,7 @@ def rows_from_batch(
                 balance.get(iid, 0),
                 iid in disputed or aid in disputed_accounts,
                 iid in plan_current,
-                inv[9] in ("pending", "appealed"),
+                _claim(inv[9], inv[12], inv[3]),
                 False,
                 cease,
                 conf,
@@ -312,7 +333,8 @@ _STORE_SQL = """
            EXISTS (SELECT 1 FROM plans pl WHERE pl.account_id = i.account_id
                    AND pl.status IN ('active', 'paused')
                    AND (' ' || pl.invoice_ids || ' ') LIKE ('% ' || i.id || ' %')),
-           i.claim_status, p.cease_requested_at, p.confidential, p.confidential_channels, p.id
+           i.claim_status, p.cease_requested_at, p.confidential, p.confidential_channels, p.id,
+           i.claim_submitted_on
       FROM invoices i JOIN accounts a ON a.id = i.account_id JOIN patients p ON p.id = a.patient_id
       JOIN creditors cr ON cr.id = a.creditor_id
      WHERE i.id > ? ORDER BY i.id LIMIT ?"""
@@ -381,7 +403,7 @@ def iter_store_rows(path: str, contexts: Contexts, *, batch_size: int = 5000) ->
                         r[7],
                         bool(r[8]),
                         bool(r[9]),
-                        r[10] in ("pending", "appealed"),
+                        _claim(r[10], r[15], r[5]) if r[10] in _WAITING else 0,
                         False,
                         facts[1],
                         facts[2],
