@@ -23,6 +23,7 @@ True
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import json
@@ -65,6 +66,50 @@ def _file_stem(message_id: str) -> str:
     return safe
 
 
+_PLAIN_HEADER = re.compile(r"[!-~]*")  # printable ASCII without spaces: never encoded nor folded
+
+
+def _part(subtype: str, text: str) -> bytes:
+    return (
+        f'Content-Type: text/{subtype}; charset="utf-8"\nMIME-Version: 1.0\n'
+        "Content-Transfer-Encoding: base64\n\n"
+    ).encode("ascii") + base64.encodebytes(text.encode("utf-8"))
+
+
+def _eml(message: RenderedMessage, stem: str) -> bytes | None:
+    """The ``.eml`` the MIME classes write, assembled directly (several times faster).
+
+    The same structure, headers and base64 bodies as :class:`~email.mime.multipart.MIMEMultipart`
+    with :class:`~email.mime.text.MIMEText` parts in UTF-8, whose boundary is random anyway;
+    ``None`` when a header would need encoding or folding (the MIME classes then write it).
+    """
+    headers = [("To", message.recipient), ("Message-ID", f"<{stem}@outbox.carecollect.invalid>")]
+    headers.append(("Content-Language", message.language))
+    if message.opt_out_url:
+        headers.append(("List-Unsubscribe", f"<{message.opt_out_url}>"))
+    if not all(v and len(k) + len(v) < 76 and _PLAIN_HEADER.fullmatch(v) for k, v in headers):
+        return None
+    subject = Header(message.subject, "utf-8", header_name="Subject").encode()
+    head = [f"{k}: {v}" for k, v in headers]
+    head.insert(1, f"Subject: {subject}")
+    text = _part("plain", message.body)
+    if not message.html:
+        top = 'Content-Type: text/plain; charset="utf-8"\nMIME-Version: 1.0\nContent-Transfer-Encoding: base64\n'
+        return (top + "\n".join(head) + "\n\n").encode("ascii") + text.split(b"\n\n", 1)[1]
+    # base64 lines never hold "=_" ("_" is not in its alphabet, "=" only ends a body)
+    boundary = f"=_{hashlib.sha256(stem.encode()).hexdigest()[:24]}"
+    top = f'Content-Type: multipart/alternative; boundary="{boundary}"\nMIME-Version: 1.0\n'
+    sep = f"\n--{boundary}\n".encode("ascii")
+    return (
+        (top + "\n".join(head) + "\n").encode("ascii")
+        + sep
+        + text
+        + sep
+        + _part("html", message.html)
+        + f"\n--{boundary}--\n".encode("ascii")
+    )
+
+
 def _json(body: bytes, what: str) -> dict[str, Any]:
     try:
         data = json.loads(body.decode("utf-8"))
@@ -103,6 +148,8 @@ class OutboxChannel:
 
     def _render(self, message: RenderedMessage) -> tuple[str, bytes]:
         stem = _file_stem(message.id)
+        if message.channel is Channel.EMAIL and (fast := _eml(message, stem)) is not None:
+            return f"{stem}.eml", fast
         if message.channel is Channel.EMAIL:
             # the classic MIME classes: the same standard .eml, about five times faster than EmailMessage
             mail: MIMEMultipart | MIMEText
