@@ -11,7 +11,10 @@ Figures:
 4. growth of time and memory from 10,000 invoices to ``--size``;
 5. the daily run's own planner, :func:`carecollect.daily_run.plan_run` (what
    ``carecollect run --dry-run`` does: domain objects, every reason, the agency
-   gate, missed instalments and charges), on the store of 1 % of ``--size``.
+   gate, missed instalments and charges), on the store of 1 % of ``--size``: on
+   the run's day (no history, every first statement due) and the day after a
+   real run (most invoices have nothing due), with its compiled-kernel
+   pre-screen and with the rich path for every invoice.
 
 ``--quick`` runs everything at CI size. See :doc:`/explanation/performance`.
 """
@@ -154,17 +157,49 @@ def full_run(invoices: int, seed: int) -> dict[str, Any]:
     return {"invoices": invoices, "sent": report.sent, "files": files, "cpu": cpu, "wall": wall}
 
 
-def rich_plan(path: Path) -> dict[str, Any]:
-    """Time :func:`carecollect.daily_run.plan_run` on the store file at ``path``."""
-    from ..daily_run import RunSettings, plan_run
+def rich_plan(path: Path, *, day_after: bool = False) -> dict[str, Any]:
+    """Time :func:`carecollect.daily_run.plan_run` on the store file at ``path``, with and without its pre-screen.
+
+    :param path: the store file (not changed).
+    :param day_after: plan on a copy that one real run at :data:`NOW` (file outbox, not timed) has
+        given its history, one day later: the daily run's usual day, when most invoices have
+        nothing due.
+    """
+    import shutil
+
+    from ..daily_run import RunSettings, execute_run, plan_run
+    from ..plugin_manager import make_plugin_manager
     from ..store import SQLiteStore
 
-    store = SQLiteStore(path)
-    try:
-        plan, cpu, wall = timed(lambda: plan_run(store, NOW, RunSettings()))
-    finally:
-        store.close()
-    return {"invoices": plan.invoices, "messages": len(plan.messages), "cpu": cpu, "wall": wall}
+    with tempfile.TemporaryDirectory(prefix="carecollect-bench-") as tmp:
+        now = NOW
+        if day_after:
+            copy = Path(tmp) / "run.db"
+            shutil.copy(path, copy)
+            path = copy
+            with SQLiteStore(path) as store:
+                out = {"outbox": {"folder": os.path.join(tmp, "out")}}
+                execute_run(
+                    store, NOW, make_plugin_manager(load_entrypoints=False), RunSettings(channel_config=out)
+                )
+            now = NOW + dt.timedelta(days=1)
+        with SQLiteStore(path) as store:
+            plan, cpu, wall = timed(lambda: plan_run(store, now, RunSettings()))
+            rich, rich_cpu, _ = timed(lambda: plan_run(store, now, RunSettings(), prescreen=False))
+    same = (plan.messages, plan.decisions, plan.placements) == (
+        rich.messages,
+        rich.decisions,
+        rich.placements,
+    )
+    return {
+        "invoices": plan.invoices,
+        "messages": len(plan.messages),
+        "nothing_due": plan.counts().get("nothing_due", 0),
+        "cpu": cpu,
+        "wall": wall,
+        "rich_cpu": rich_cpu,
+        "same": same,
+    }
 
 
 def _row(*cells: object) -> None:
@@ -244,14 +279,21 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.skip_store:
         small = sizes[0]
-        r = rich_plan(store_path(cache, small, args.seed))
-        per = r["cpu"] / r["invoices"] if r["invoices"] else 0.0
         print("5. The daily run's own planner: carecollect.daily_run.plan_run (the dry run), from the store")
         print(
-            f"  {r['invoices']:,} invoices -> {r['messages']:,} messages planned: wall {r['wall']:.1f} s, "
-            f"CPU {r['cpu']:.1f} s, {per * 1e6:.0f} µs/invoice; 1,000,000 invoices at this rate: "
-            f"{per * 1_000_000:.0f} s CPU\n"
+            "   (CPU per invoice with the compiled-kernel pre-screen, and with the rich path for every invoice)"
         )
+        for label, after in (("run day, no history", False), ("the day after a run", True)):
+            r = rich_plan(store_path(cache, small, args.seed), day_after=after)
+            n = r["invoices"] or 1
+            per = r["cpu"] / n
+            print(
+                f"  {label}: {r['invoices']:,} invoices -> {r['messages']:,} messages, "
+                f"{r['nothing_due']:,} nothing due; wall {r['wall']:.1f} s, CPU {r['cpu']:.1f} s, "
+                f"{per * 1e6:.0f} µs/invoice (rich path only: {r['rich_cpu'] / n * 1e6:.0f}; "
+                f"same plan: {r['same']}); 1,000,000 invoices at this rate: {per * 1_000_000:.0f} s CPU"
+            )
+        print()
 
     if not args.skip_full:
         print(

@@ -78,6 +78,8 @@ __all__ = [
     "check_formal_notice",
     "compile_pack",
     "due_steps",
+    "invoice_history",
+    "nothing_due",
     "plan_invoice",
 ]
 
@@ -758,18 +760,9 @@ def due_steps(context: InvoiceContext | EstimateContext, now: dt.datetime) -> Ca
         last_idx_day,
         last_msg_day,
     )
-    next_at = _at_start(dt.date.fromordinal(nxt), patient, pack) if nxt != NONE else None
     if idx == NONE:
-        reasons.append(
-            Reason(
-                "cadence",
-                pack.key,
-                Outcome.INFO,
-                "no step is due today"
-                + (f"; the next falls on {dt.date.fromordinal(nxt).isoformat()}" if nxt != NONE else ""),
-            )
-        )
-        return CadencePlan((), next_at, tuple(reasons))
+        return nothing_due(pack, patient, nxt, tuple(reasons))
+    next_at = _at_start(dt.date.fromordinal(nxt), patient, pack) if nxt != NONE else None
 
     purpose = cp.purposes[idx]
     rr(cp.rule_ids[idx], Outcome.INFO, f"{purpose.value} #{cp.ranks[idx]} is due on {today.isoformat()}")
@@ -815,6 +808,45 @@ def due_steps(context: InvoiceContext | EstimateContext, now: dt.datetime) -> Ca
         notices=notices,
     )
     return CadencePlan((step,), next_at, tuple(reasons))
+
+
+def nothing_due(
+    pack: PolicyPack, patient: Patient, nxt: int, reasons: tuple[Reason, ...] = ()
+) -> CadencePlan:
+    """The plan of an open, unfrozen invoice on which :func:`plan_invoice` finds no step due today.
+
+    What :func:`due_steps` answers then, for callers that ran the kernel themselves
+    (the daily run's pre-screen): no step, the next one at the start of the
+    sending day ``nxt`` in the patient's zone, and the reason.
+
+    :param pack: the pack.
+    :param patient: the patient.
+    :param nxt: the ordinal of the day the next step falls (``NONE``: none).
+    :param reasons: reasons gathered before.
+    """
+    next_on = dt.date.fromordinal(nxt) if nxt != NONE else None
+    why = Reason(
+        "cadence",
+        pack.key,
+        Outcome.INFO,
+        "no step is due today" + (f"; the next falls on {next_on.isoformat()}" if next_on else ""),
+    )
+    next_at = _at_start(next_on, patient, pack) if next_on is not None else None
+    return CadencePlan((), next_at, (*reasons, why))
+
+
+def invoice_history(
+    cp: CompiledPack, sent: Sequence[OutreachStep], invoice_id: str, patient: Patient
+) -> tuple[int, int, int]:
+    """The kernel's history arguments of one invoice: the latest compiled step sent, its day, the latest message's day.
+
+    :param cp: the compiled pack.
+    :param sent: outreach steps of the account (only this invoice's sent ones count).
+    :param invoice_id: the invoice.
+    :param patient: the patient (days are in their first zone).
+    :returns: ``(last_idx, last_idx_day, last_msg_day)`` for :func:`plan_invoice` (``NONE``: none).
+    """
+    return _history(cp, sent, invoice_id, patient)
 
 
 def _history(
