@@ -96,14 +96,18 @@ class Meddling(Recording):
     """On its first send, writes news into the store through its own connection (as a webhook would)."""
 
     news: ClassVar[list[Any]] = []
+    #: write the news when sending this message id (``None``: on the first send)
+    on_message: ClassVar[str | None] = None
+    #: write it through this store (the run's own connection) instead of a connection of its own
+    through: ClassVar[SQLiteStore | None] = None
 
     def __init__(self, settings: Mapping[str, str]) -> None:
         super().__init__(settings)
         self.db = settings["db"]
 
     def send(self, message: RenderedMessage) -> Receipt:
-        if Meddling.news:
-            other = SQLiteStore(self.db)
+        if Meddling.news and Meddling.on_message in (None, message.id):
+            other = Meddling.through or SQLiteStore(self.db)
             try:
                 with other.transaction():
                     for item in Meddling.news:
@@ -112,7 +116,8 @@ class Meddling(Recording):
                         else:
                             other.put_patient(item)
             finally:
-                other.close()
+                if Meddling.through is None:
+                    other.close()
             Meddling.news = []
         return super().send(message)
 
@@ -168,6 +173,8 @@ def _reset_doubles() -> None:
     HalfFailing.turn = 0
     HalfFailing.failures = []
     Meddling.news = []
+    Meddling.on_message = None
+    Meddling.through = None
     FakeAgency.remittances = []
     FakeAgency.placed = []
 
@@ -462,4 +469,50 @@ def test_news_arriving_mid_run_wins_over_messages_not_yet_sent(
     again = _delivered(tmp_path / "out")
     assert not {_message_id(k) for k in suppressed_keys} & set(again)
     assert nxt.failed == 0
+    assert store.verify_audit().ok
+
+
+@pytest.mark.parametrize("news", ["opt_out", "dispute"])
+@pytest.mark.parametrize("connection", ["another", "the run's own"])
+def test_news_between_two_messages_of_one_account_wins(
+    store: SQLiteStore, pm: PluginManager, tmp_path: Path, news: str, connection: str
+) -> None:
+    # The run re-uses the account it read for a message for the account's next message only when
+    # nothing was written since (a change token); news written while the first one is sent,
+    # through another connection or through the run's own, must still hold the later ones back.
+    settings = _settings(tmp_path, "meddling")
+    plan = plan_run(store, NOW, settings)
+    by_account: dict[str, list[Any]] = {}
+    for m in plan.messages:
+        by_account.setdefault(m.step.account_id, []).append(m)
+    first, *later = next(
+        ms
+        for ms in by_account.values()
+        if len(ms) >= 3 and any(m.channel is not ms[0].channel for m in ms[1:])
+    )
+    target = next(m for m in later if m.channel is not first.channel)
+    if news == "opt_out":
+        patient = store.account_snapshot(first.step.account_id).patient
+        opted, _ = opt_out(patient, target.channel, at=NOW)
+        Meddling.news = [opted]
+        held = {m.key for m in later if m.channel is target.channel}
+    else:
+        Meddling.news = [
+            Dispute(
+                "D-SAME", target.step.account_id, target.step.invoice_id, DisputeReason.BILLING_ERROR, NOW
+            )
+        ]
+        held = {m.key for m in later if m.step.invoice_id == target.step.invoice_id}
+    Meddling.on_message = _message_id(first.key)
+    Meddling.through = store if connection == "the run's own" else None
+
+    report = execute_run(store, NOW, pm, settings)
+    delivered = _delivered(tmp_path / "out")
+    assert Meddling.news == []  # the news was written, during the first message's send
+    assert _message_id(first.key) in delivered
+    assert held and not {_message_id(k) for k in held} & set(delivered)
+    for key in held:
+        assert store.outbox_get(key).last_error.startswith("suppressed:")  # type: ignore[union-attr]
+    assert report.suppressed == len(held)
+    assert set(delivered) == {_message_id(m.key) for m in plan.messages} - {_message_id(k) for k in held}
     assert store.verify_audit().ok

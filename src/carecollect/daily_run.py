@@ -44,7 +44,7 @@ from .channels import Channel
 from .contact_centre.records import ContactRecord
 from .creditors import Creditor
 from .errors import CareCollectError, DuplicateEntry
-from .invoices import Invoice, InvoiceStatus
+from .invoices import InvoiceStatus
 from .ledger import post_adjustment, post_payment
 from .messages.context import Itemization, MessageContext, NoticeInfo
 from .messages.paylinks import PayLinkSigner, new_nonce
@@ -64,17 +64,7 @@ from .placements import (
     record_remittance,
 )
 from .plans import InstalmentStatus, PlanStatus, mark_instalment_missed, record_instalment_payment
-from .policy.cadence import (
-    ANCHOR_PLACED,
-    NONE,
-    CadencePlan,
-    InvoiceContext,
-    compile_pack,
-    due_steps,
-    invoice_history,
-    nothing_due,
-    plan_invoice,
-)
+from .policy.cadence import InvoiceContext, due_steps
 from .policy.explain import Reason
 from .policy.governor import ContactHistory, Debt, may_contact
 from .policy.packs import PolicyPack, get_pack
@@ -372,7 +362,6 @@ def plan_account(
     *,
     agency: str | None = None,
     conversations: Iterable[tuple[str, str | None, dt.datetime]] = (),
-    prescreen: bool = True,
 ) -> AccountPlan:
     """Decide everything for one account at ``now`` (pure: reads only its arguments).
 
@@ -382,9 +371,6 @@ def plan_account(
     :param now: the run's instant (aware).
     :param agency: the agency connector, if accounts may be placed.
     :param conversations: contact-centre conversations ``(account_id, invoice_id, at)``.
-    :param prescreen: ask the compiled cadence kernel first (:func:`_prescreen`) and skip the
-        relief flags, :func:`~carecollect.policy.cadence.due_steps` and the governor for an
-        invoice it finds nothing due on; the plan is the same either way.
     """
     require_aware(now, f"Account {snap.account.id}", "now")
     patient = snap.patient
@@ -399,12 +385,6 @@ def plan_account(
 
     charges: list[PlannedCharge] = []
     mandates = {m.plan_id: m for m in snap.mandates if m.revoked_at is None or m.revoked_at > now}
-    # the pre-screen only takes accounts nothing can freeze (no open dispute, no current plan)
-    screen = (
-        prescreen
-        and not any(d.is_open for d in snap.disputes)
-        and not any(p.status.current for p in snap.plans)
-    )
 
     # missed plan instalments: after the pack's grace period; before that, a due
     # instalment is charged to the plan's stored mandate (if the patient gave one)
@@ -459,21 +439,6 @@ def plan_account(
             )
             continue
         open_ids.append(inv.id)
-        if screen:
-            quiet = _prescreen(snap, inv, balance, creditor, pack, now, today)
-            if quiet is not None:
-                decisions.append(
-                    Decision(
-                        DecisionKind.NOTHING_DUE,
-                        snap.account.id,
-                        inv.id,
-                        None,
-                        None,
-                        quiet.reasons,
-                        quiet.next_at,
-                    )
-                )
-                continue
         if relief_view is None:
             relief_view = _gate_snapshot(snap, snap.ledger.balance, tuple(i.id for i in snap.invoices), tz)
         flags = relief_flags(relief_view, invoice_id=inv.id, now=now, pack=pack)
@@ -549,51 +514,6 @@ def plan_account(
             if gate.allowed:
                 placement = PlannedPlacement(snap.account.id, amount, tuple(open_ids), d)
     return AccountPlan(tuple(messages), tuple(decisions), tuple(missed), placement, tuple(charges))
-
-
-def _prescreen(
-    snap: AccountSnapshot,
-    inv: Invoice,
-    balance: Money,
-    creditor: Creditor,
-    pack: PolicyPack,
-    now: dt.datetime,
-    today: dt.date,
-) -> CadencePlan | None:
-    """The cadence's plan of an open invoice with nothing due today, from the compiled kernel alone.
-
-    ``None`` (ask the rich path) unless the answer is sure to be the one
-    :func:`~carecollect.policy.cadence.due_steps` gives: the caller has made
-    sure no dispute is open and no plan is current on the account; a claim the
-    insurer has not decided, a balance in another currency or a collector
-    without a placement day go to the rich path too, and so does any invoice
-    with a step due today (its channels and the governor need the rich path).
-    With no freeze, no step due means no message, whatever the patient's
-    wishes, so the plan is ``nothing_due`` with the kernel's next day.
-    """
-    if inv.insurance.status.waiting or balance.currency != inv.currency:
-        return None
-    collector = creditor.role.is_collector
-    cp = compile_pack(pack, on=today, collector=collector)
-    placed_on = _placed_on(snap, snap.patient.time_zones[0]) if collector else None
-    if collector and placed_on is None and ANCHOR_PLACED in cp.anchor:
-        return None
-    last_idx, last_idx_day, last_msg_day = invoice_history(cp, snap.steps, inv.id, snap.patient)
-    idx, nxt = plan_invoice(
-        cp,
-        today.toordinal(),
-        inv.issue_date.toordinal(),
-        inv.due_date.toordinal(),
-        placed_on.toordinal() if placed_on is not None else 0,
-        balance.minor_units,
-        False,
-        last_idx,
-        last_idx_day,
-        last_msg_day,
-    )
-    if idx != NONE:
-        return None
-    return nothing_due(pack, snap.patient, nxt)
 
 
 def _plan_charge(
@@ -674,12 +594,7 @@ def by_account(conversations: Iterable[tuple[str, str | None, dt.datetime]]) -> 
 
 
 def _iter_plans(
-    store: Store,
-    now: dt.datetime,
-    settings: RunSettings,
-    conversations: Conversations | None = None,
-    *,
-    prescreen: bool = True,
+    store: Store, now: dt.datetime, settings: RunSettings, conversations: Conversations | None = None
 ) -> Iterator[tuple[AccountSnapshot, AccountPlan]]:
     conversations = conversations or {}
     creditors = _Creditors(store)
@@ -697,7 +612,6 @@ def _iter_plans(
                 now,
                 agency=settings.agency,
                 conversations=conversations.get(snap.account.id, ()),
-                prescreen=prescreen,
             ),
         )
 
@@ -708,7 +622,6 @@ def plan_run(
     settings: RunSettings | None = None,
     *,
     conversations: Iterable[tuple[str, str | None, dt.datetime]] = (),
-    prescreen: bool = True,
 ) -> RunPlan:
     """Plan a run without sending or writing anything (the dry run).
 
@@ -717,14 +630,11 @@ def plan_run(
     :param settings: run settings (default :class:`RunSettings`).
     :param conversations: contact-centre conversations ``(account_id, invoice_id, at)`` that
         count like answered calls (see :func:`by_account`).
-    :param prescreen: let the compiled cadence kernel settle the invoices with nothing due
-        (see :func:`plan_account`); ``False`` asks the rich path for every invoice (same plan,
-        slower: for comparisons).
     """
     require_aware(now, "run", "now")
     settings = settings or RunSettings()
     collected = _Collected()
-    for snap, plan in _iter_plans(store, now, settings, by_account(conversations), prescreen=prescreen):
+    for snap, plan in _iter_plans(store, now, settings, by_account(conversations)):
         collected.add(snap, plan)
     return collected.plan(now)
 
@@ -1491,6 +1401,7 @@ def _execute(
         "charge_failed": 0,
     }
     providers: dict[str, Any] = {}
+    accounts = _Fresh(store)
     collected = _Collected()
     for snap, plan in _iter_plans(store, now, settings, conversations):
         collected.add(snap, plan)
@@ -1525,6 +1436,7 @@ def _execute(
                 now,
                 conversations.get(snap.account.id, ()),
                 item=intended.get(msg.key),
+                accounts=accounts,
             )
             counts["failed" if outcome == "gave_up" else outcome] += 1
             if outcome == "failed":
@@ -1565,10 +1477,12 @@ def _send_one(
     account_conversations: Sequence[tuple[str, str | None, dt.datetime]] = (),
     *,
     item: OutboxItem | None = None,
+    accounts: _Fresh | None = None,
 ) -> str:
     """Outbox protocol for one message; returns the counter to bump.
 
-    ``item`` is the message's outbox item when :func:`_intend_all` already recorded the intent.
+    ``item`` is the message's outbox item when :func:`_intend_all` already recorded the intent;
+    ``accounts`` reads the account as stored now (see :class:`_Fresh`).
     """
     step = msg.step
     plugin = settings.channel_plugins.get(msg.channel)
@@ -1583,7 +1497,8 @@ def _send_one(
     if item.next_retry_at is not None and item.next_retry_at > now:
         return "deferred"
     # Re-read the account: an opt-out or dispute that arrived since planning wins.
-    fresh = store.account_snapshot(step.account_id)
+    accounts = accounts or _Fresh(store)
+    fresh = accounts.get(step.account_id)
     pack = settings.pack(fresh.account.jurisdiction)
     inv = next((i for i in fresh.invoices if i.id == step.invoice_id), None)
     tz = fresh.patient.time_zones[0]
@@ -1655,6 +1570,7 @@ def _send_one(
         return _failed(store, settings, msg, now, f"channel said {receipt.status.value}")
     sent_step = attrs.evolve(step, status=OutreachStatus.SENT, sent_at=now)
     with store.transaction():
+        untouched = accounts.untouched(step.account_id)
         # the step is recorded sent by _close_step once all its channels are through; until then
         # it stays planned, so a run killed between two channels of one step re-plans the rest
         store.put_step(step)
@@ -1674,8 +1590,70 @@ def _send_one(
         store.audit_append(
             "message.sent", step.account_id, {"key": msg.key, "language": rendered.language}, at=now
         )
+        accounts.sent(step, untouched)
     pm.on_outreach_sent(sent_step, _sent_event(sent_step, msg.channel, now))
     return "sent"
+
+
+class _Fresh:
+    """The account as the store holds it now, read again only when something was written since.
+
+    An opt-out or a dispute that arrives during the run must win over any message not yet sent, so
+    each message is checked against the account as stored at that moment. Reading the whole account
+    again for every message does that; when the store offers ``change_token()`` (a value that
+    changes with any write, by this connection or another: :meth:`SQLiteStore.change_token
+    <carecollect.store.sqlite.SQLiteStore.change_token>`), the next message of the same account
+    uses the account read for the previous one if nothing was written since but this run's own
+    record of that send (checked and taken inside that record's unit of work, while no one else
+    can write). Of that record (the step, still planned; the contact attempt; the outbox item
+    done; the audit record) the account holds the step, put in its place, and the attempts, read
+    again. Any other write (a webhook, a reply, a plugin hook, a failed or suppressed message)
+    changes the token, and the whole account is read again. News committed before a message's
+    check wins over it, exactly as with a full read for every message.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._token: Callable[[], object] | None = getattr(store, "change_token", None)
+        self._account_id: str | None = None
+        self._seen: object = None
+        self._snap: AccountSnapshot | None = None
+
+    def get(self, account_id: str) -> AccountSnapshot:
+        """The account as stored now."""
+        if (
+            self._snap is not None
+            and self._token is not None
+            and account_id == self._account_id
+            and self._token() == self._seen
+        ):
+            return self._snap
+        self._seen = self._token() if self._token is not None else None  # taken before the read
+        self._snap = self._store.account_snapshot(account_id)
+        self._account_id = account_id
+        return self._snap
+
+    def untouched(self, account_id: str) -> bool:
+        """Nothing was written since :meth:`get` read ``account_id`` (call it holding the write lock)."""
+        return (
+            self._snap is not None
+            and self._token is not None
+            and account_id == self._account_id
+            and self._token() == self._seen
+        )
+
+    def sent(self, step: OutreachStep, untouched: bool) -> None:
+        """This run just wrote its record of a message of ``step`` sent, in the unit of work that is
+        still open (so nobody else can write); ``untouched`` is :meth:`untouched` at its start.
+        """
+        if not untouched or self._token is None or self._snap is None:
+            self._snap = None
+            return
+        steps = sorted([s for s in self._snap.steps if s.id != step.id] + [step], key=lambda s: s.id)
+        self._snap = attrs.evolve(
+            self._snap, steps=tuple(steps), attempts=self._store.attempts_for(step.account_id)
+        )
+        self._seen = self._token()
 
 
 def _intend_all(

@@ -296,6 +296,15 @@ class SQLiteStore:
         with self.transaction():
             yield
 
+    def change_token(self) -> tuple[int, int]:
+        """A value that differs whenever anything was written to the file since it was taken.
+
+        It pairs SQLite's ``data_version`` (it changes when *another* connection, in this process or
+        any other, commits) with this connection's count of changed rows (its own writes). The
+        daily run uses it to skip re-reading an account that nothing touched since it last read it.
+        """
+        return (int(self._db.execute("PRAGMA data_version").fetchone()[0]), self._db.total_changes)
+
     def schema_version(self) -> int:
         """The highest migration applied to this file."""
         row = self._db.execute("SELECT MAX(version) FROM schema_version").fetchone()
