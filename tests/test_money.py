@@ -272,3 +272,23 @@ def test_the_currency_comes_from_the_amount_never_the_locale() -> None:
     assert "лв" not in Money("10.00", "EUR").format("bg_BG")
     with pytest.raises(ValidationError, match="explicit locale"):
         Money("1", "EUR").format(None)  # type: ignore[arg-type]
+
+
+@given(
+    st.integers(min_value=-(10**MAX_MINOR_DIGITS) + 1, max_value=10**MAX_MINOR_DIGITS - 1),
+    st.sampled_from(["EUR", "JPY", "BHD", "NOK", "USD", "BGN"]),
+)
+def test_from_minor_builds_what_the_constructor_builds(units: int, code: str) -> None:
+    # from_minor skips the constructor's quantising for in-range ints: same amount, same digits
+    fast = Money.from_minor(units, code)
+    exp = minor_unit_exponent(code)
+    slow = Money(Decimal(units).scaleb(-exp), code)
+    assert fast == slow and hash(fast) == hash(slow) and str(fast) == str(slow) and repr(fast) == repr(slow)
+    assert fast.amount.as_tuple() == slow.amount.as_tuple()
+    assert type(fast) is Money and fast.minor_units == units
+
+
+def test_zero_is_the_constructors_zero() -> None:
+    for code in ("EUR", "JPY", "BHD"):
+        assert Money.zero(code).amount.as_tuple() == Money(0, code).amount.as_tuple()
+        assert str(Money.zero(code)) == str(Money(0, code))

@@ -206,7 +206,11 @@ class Invoice:
                 raise CurrencyMismatch(
                     self.currency, amount.currency, "put on one invoice", record=f"{rec} insurance.{field}"
                 )
-        if self.insurer_paid + self.contractual_adjustment > self.total:
+        # lines are never negative, so without an insurer payment or adjustment there is nothing to check
+        # (and no Money to add up: invoices are read by the thousand in every run)
+        if (ins.insurer_paid is not None or ins.contractual_adjustment is not None) and (
+            self.insurer_paid + self.contractual_adjustment > self.total
+        ):
             raise ValidationError(
                 rec, "insurance", "insurer payment plus contractual adjustment exceed the invoice total"
             )

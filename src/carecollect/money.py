@@ -337,7 +337,7 @@ class Money(_money.Money):  # type: ignore[misc]
     @classmethod
     def zero(cls, currency: str) -> Money:
         """Return nothing, in ``currency``."""
-        return cls(0, currency)
+        return cls.from_minor(0, currency)
 
     @classmethod
     def from_minor(cls, units: int, currency: str) -> Money:
@@ -349,7 +349,15 @@ class Money(_money.Money):  # type: ignore[misc]
         if isinstance(units, bool) or not isinstance(units, int):
             raise InvalidMoney("Money", "units", f"minor units must be an int, got {type(units).__name__}")
         exponent = minor_unit_exponent(currency)
-        return cls(Decimal(units).scaleb(-exponent), currency)
+        value = Decimal(units).scaleb(-exponent, context=_CONTEXT)
+        if -_MAX_MINOR < units < _MAX_MINOR:
+            # already exact at the minor unit and in range: what __init__ would check and store
+            # (stores read amounts by the hundred thousand; this skips the quantising)
+            out: Money = cls.__new__(cls)
+            out._amount = value
+            out._currency = currency
+            return out
+        return cls(value, currency)
 
     @classmethod
     def parse(cls, text: str) -> Money:
