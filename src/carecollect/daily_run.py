@@ -476,7 +476,7 @@ def plan_account(
                 continue
         if relief_view is None:
             relief_view = _gate_snapshot(snap, snap.ledger.balance, tuple(i.id for i in snap.invoices), tz)
-        flags = relief_flags(relief_view, invoice_id=inv.id, now=now, pack=pack)
+        flags = relief_flags(relief_view, invoice_id=inv.id, now=now.astimezone(zone(tz)), pack=pack)
         ctx = InvoiceContext(
             invoice=inv,
             patient=patient,
@@ -1593,7 +1593,7 @@ def _send_one(
     inv = next((i for i in fresh.invoices if i.id == step.invoice_id), None)
     tz = fresh.patient.time_zones[0]
     view = _gate_snapshot(fresh, fresh.ledger.balance, tuple(i.id for i in fresh.invoices), tz)
-    flags = relief_flags(view, invoice_id=step.invoice_id or "", now=now, pack=pack)
+    flags = relief_flags(view, invoice_id=step.invoice_id or "", now=now.astimezone(zone(tz)), pack=pack)
     debt = Debt(
         step.account_id,
         step.invoice_id,

@@ -137,17 +137,17 @@ class RunTables:
             )
         return self._floor
 
-    def _insurer_cutoffs(self, pack: PolicyPack) -> tuple[int, int]:
-        """The latest filing days (pending, appealed) whose claim still holds the invoice today.
+    @staticmethod
+    def _insurer_cutoffs(pack: PolicyPack, day: dt.date) -> tuple[int, int]:
+        """The latest filing days (pending, appealed) whose claim still holds the invoice on ``day``.
 
         A claim filed on ``f`` holds while ``today < f + wait`` (:func:`~carecollect.relief.insurer.billable_to_patient`),
-        that is while ``f > today - wait``. "Today" and the rule's day are the run's date as the
-        daily run reads them for the insurer (:func:`~carecollect.relief.pauses.relief_flags`:
-        ``now.date()``). A pack without the wait rules holds for ever.
+        that is while ``f > today - wait``. ``day`` is the run's date in the patient's first zone,
+        as the daily run reads it for the insurer (:func:`~carecollect.relief.pauses.relief_flags`
+        with ``now`` in that zone). A pack without the wait rules holds for ever.
         """
         if "insurer.pending_wait_days" not in pack.rules:
             return -_BIG, -_BIG
-        day = self.now.date()
         today = day.toordinal()
         return (
             today - int(pack.value("insurer.pending_wait_days", on=day)),
@@ -188,7 +188,7 @@ class RunTables:
             bool(val("plan.pause_reminders")),
             bool(val("insurer.pause")),
             bool(val("assistance.pause")),
-            *self._insurer_cutoffs(pack),
+            *self._insurer_cutoffs(pack, today),
             tuple(p.value in cease_purposes for p in cp.purposes),
             cease_mask,
             bool(val("sms.allowed")),
@@ -467,8 +467,8 @@ def plan_rich(
                         plan_status = plan.status
                         break
                     plan_status = plan_status or plan.status
-            # as the daily run passes it (relief_flags): the claim holds until the pack's wait runs out
-            waiting = billable_to_patient(inv, today=now.date(), pack=pack).waiting
+            # as the daily run passes it (relief_flags, in the patient's zone): the claim holds until the wait runs out
+            waiting = billable_to_patient(inv, today=today, pack=pack).waiting
             ctx = InvoiceContext(
                 invoice=inv,
                 patient=patient,

@@ -130,7 +130,9 @@ def relief_flags(
 
     :param snapshot: the account's records.
     :param invoice_id: the invoice the cadence is planning for.
-    :param now: the moment of the decision (aware).
+    :param now: the moment of the decision (aware). "Today" (for the insurer's wait and the
+        rules in force) is ``now``'s date in ``now``'s own zone: pass it in the patient's zone,
+        as the daily run and the cadence do, so that the wait ends on the patient's day.
     :param pack: the policy pack (the rules in force on the day apply).
 
     >>> import datetime as dt
