@@ -35,20 +35,23 @@ INTRO: dict[str, tuple[str, str]] = {
         "validation notice (1006.34); reminders follow only after the validation period, counted from the "
         "assumed receipt five business days after mailing. IRS 501(r) notices and credit-reporting gates are "
         "relief and agency rules (see the relief pages). The first statement (for a collector, the validation "
-        "notice) is never skipped: after a freeze or a missed run, no reminder goes out before it.",
+        "notice) is never skipped: after a freeze or a missed run, no reminder goes out before it. Nor is the "
+        "first reminder after the due date: no final notice comes before it.",
     ),
     "no": (
         "Policy pack ``no``: Norway",
         "The inkassolov sets the formal steps: an inkassovarsel only after the due date, with at least 14 days "
         "to pay counted from sending (§ 9), then a betalingsoppfordring only after that deadline, with at least "
         "14 days to pay or object (§ 10). carecollect sends the varsel 28 days after the due date and checks any "
-        "planned notice with ``check_formal_notice``. Fees, interest and the inkassosats are relief rules.",
+        "planned notice with ``check_formal_notice``. A friendly reminder always comes first: after a missed run "
+        "or for an old backlog, the varsel waits until a reminder has gone out and the gap between messages has "
+        "passed. Fees, interest and the inkassosats are relief rules.",
     ),
     "de": (
         "Policy pack ``de``: Germany",
         "The statement carries the hint that a consumer is in default 30 days after due date and receipt "
         "(BGB § 286(3)); the Mahnung (BGB § 286(1)) goes out 14 days after the due date and is free; the notice "
-        "that default has begun follows on day 31. Quiet hours and caps are carecollect defaults: German law sets "
+        "that default has begun follows on day 31, and never before the Mahnung has gone out. Quiet hours and caps are carecollect defaults: German law sets "
         "none for creditors collecting their own bills.",
     ),
     "bg": (

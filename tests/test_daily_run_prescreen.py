@@ -3,7 +3,7 @@
 ``plan_run(..., prescreen=True)`` lets the kernel settle invoices with nothing
 due; ``prescreen=False`` asks the rich path (relief flags, ``due_steps``, the
 governor) for every invoice. On a varied portfolio with a history of sent
-steps (two real runs through the file outbox), claims the insurer has not
+steps (three real runs through the file outbox), claims the insurer has not
 decided within and past the pack's wait, plans, disputes, opt-outs and an
 agency, the two plans must be identical at every instant, decisions and their
 reasons included.
@@ -57,8 +57,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SQLiteStore]:
     with SQLiteStore(path) as s:
         pm = make_plugin_manager(load_entrypoints=False)
         settings = RunSettings(channel_config={"outbox": {"folder": str(tmp / "out")}})
-        # a history of sent steps: the first statements, then what fell due three weeks later
-        for day in (0, 22):
+        # a history of sent steps: the first statements, then what fell due three and six weeks later
+        for day in (0, 22, 44):
             assert execute_run(s, NOW + dt.timedelta(days=day), pm, settings).sent > 0
         yield s
 

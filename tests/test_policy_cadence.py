@@ -178,10 +178,16 @@ def test_missed_run_sends_one_message_the_latest_due_step() -> None:
     inv = invoice(ISSUE, DUE)
     history = (sent(P.STATEMENT, ISSUE),)
     # The job did not run from 12 to 15 March: the pre-due reminder (13 March) has expired at the due date,
-    # nothing is sent on 16 March; and after weeks of silence only the latest step goes out.
+    # nothing is sent on 16 March; and after weeks of silence one message goes out: the first reminder,
+    # which is never skipped (no inkassovarsel before a friendly reminder), then the varsel after the gap.
     assert due_steps(ctx(inv, sent=history), at(DUE)).due == ()
     late = due_steps(ctx(inv, sent=history), at(DUE + dt.timedelta(days=30)))
-    assert [s.purpose for s in late.due] == [P.INKASSOVARSEL]
+    assert [s.purpose for s in late.due] == [P.REMINDER]
+    after = (*history, sent(P.REMINDER, DUE + dt.timedelta(days=30)))
+    assert due_steps(ctx(inv, sent=after), at(DUE + dt.timedelta(days=36))).due == ()  # the 7-day gap
+    assert [s.purpose for s in due_steps(ctx(inv, sent=after), at(DUE + dt.timedelta(days=37))).due] == [
+        P.INKASSOVARSEL
+    ]
     # Missed by three days just after the reminder date: the reminder, once.
     plan = due_steps(ctx(inv, sent=history), at(DUE + dt.timedelta(days=17)))
     assert [s.key for s in plan.due] == ["reminder#1"]

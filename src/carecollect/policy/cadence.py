@@ -26,11 +26,13 @@ Two layers, one source of truth:
 
 After a missed run, the latest due step is chosen and earlier ones are
 skipped: one message, never a burst, and a step already sent is never sent
-again (steps are matched to history by purpose and rank). Two steps are never
-skipped: the first statement (a patient never gets a reminder or a formal
+again (steps are matched to history by purpose and rank). Some steps are
+never skipped: the first statement (a patient never gets a reminder or a formal
 notice about a bill they were never sent, for instance when a freeze such as
-the insurer's wait outlasted the due date) and a US collector's validation
-notice.
+the insurer's wait outlasted the due date); the first friendly step after the
+due date, a reminder or Germany's Mahnung (no final notice, inkassovarsel or
+default notice comes first, even for an old backlog imported with long-past
+due dates); and a US collector's validation notice.
 
 >>> import datetime as dt
 >>> from carecollect.policy.packs import get_pack
@@ -111,8 +113,9 @@ class CompiledPack:
     :param start: first day offset from the anchor.
     :param end: day offset from the anchor at which the step expires (exclusive).
     :param requires: index of the step that must be the last one sent, or ``NONE``.
-    :param mandatory: steps that are never skipped (the first statement; a collector's
-        validation notice): no later step is due before they have gone out.
+    :param mandatory: steps that are never skipped (the first statement; the first reminder
+        after the due date, or Germany's Mahnung; a collector's validation notice): no later
+        step is due before they have gone out.
     :param scan_end: for a scan that starts at step ``i``, the index after the first mandatory
         step from ``i`` on (``size`` when there is none); ``len(scan_end) == size + 1``.
     :param deadline_days: days to pay the step states (0: none), counted from receipt.
@@ -213,7 +216,11 @@ def plan_invoice(
     >>> cp = compile_pack(get_pack("default"), on=dt.date(2026, 3, 1))
     >>> d = dt.date(2026, 3, 31).toordinal()
     >>> idx, nxt = plan_invoice(cp, d + 40, d - 30, d, 0, 12000, False, 0, d - 30, d - 30)  # run missed for weeks
-    >>> cp.purposes[idx].value, cp.ranks[idx]  # one message: the latest due reminder, not the missed ones
+    >>> cp.purposes[idx].value, cp.ranks[idx]  # one message: the first reminder is never skipped
+    ('reminder', 1)
+    >>> r1 = idx  # sent 20 days after the due date; the run then misses weeks again
+    >>> idx, nxt = plan_invoice(cp, d + 40, d - 30, d, 0, 12000, False, r1, d + 20, d + 20)
+    >>> cp.purposes[idx].value, cp.ranks[idx]  # one message: the latest due step, not the missed ones
     ('reminder', 2)
     """
     if blocked or balance_minor <= 0:
@@ -463,6 +470,20 @@ def _compile(pack: PolicyPack, on: dt.date, collector: bool) -> CompiledPack:
                     "cadence.channels.final_notice",
                 )
             )
+    if not us_collector:
+        # The first friendly step after the due date (a reminder; Germany's Mahnung) is never
+        # skipped either: a patient hears "this is overdue, here is help" before any final
+        # notice or formal step, even when an old backlog is imported with long-past due dates.
+        friendly = next(
+            (
+                i
+                for i, s in enumerate(specs)
+                if s.anchor == ANCHOR_DUE and s.start > 0 and s.purpose in (P.REMINDER, P.MAHNUNG)
+            ),
+            None,
+        )
+        if friendly is not None:
+            specs[friendly] = attrs.evolve(specs[friendly], mandatory=True)
     ranks: list[int] = []
     seen: dict[OutreachPurpose, int] = {}
     for s in specs:
