@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from carecollect.bench.__main__ import AS_OF, main, memory_rows
+from carecollect.bench.__main__ import AS_OF, full_run, main, memory_rows
 from carecollect.bench.planning import RunTables, decode, plan_fast, plan_floor, plan_rich
 from carecollect.bench.rows import R_ID, Contexts, iter_store_rows
 from carecollect.portfolio import load_portfolio
@@ -77,6 +77,13 @@ def test_quick_bench_prints_its_figures(tmp_path: Path, capsys: pytest.CaptureFi
     out = capsys.readouterr().out
     assert "same decisions: True" in out
     assert "bare-Python floor" in out
+
+
+def test_full_run_figure_counts_the_same_with_two_workers() -> None:
+    one, two = full_run(150, 1, 1), full_run(150, 1, 2)
+    assert one["sent"] == two["sent"] == one["files"] == two["files"] > 0
+    assert (one["workers"], two["workers"]) == (1, 2)
+    assert two["cpu"] > 0  # the workers' CPU time is counted
 
 
 # Claims the insurer has not decided, filed at various distances from 2026-03-02: the us pack waits

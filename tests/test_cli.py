@@ -122,6 +122,21 @@ def test_dry_run_sends_nothing_and_run_sends_each_message_once(db: Path) -> None
     assert sorted(p.name for p in _outbox(db).iterdir()) == files
 
 
+def test_run_with_two_workers_sends_each_message_once(db: Path) -> None:
+    dry = _cli("run", "--db", str(db), "--dry-run", "--as-of", AS_OF)
+    planned = int(_row(dry.output, "messages planned"))
+    real = _cli("run", "--db", str(db), "--as-of", AS_OF, "--workers", "2")
+    assert real.exit_code == 0, real.output
+    assert int(_row(real.output, "sent")) == planned > 0
+    assert len(list(_outbox(db).iterdir())) == planned
+    again = _cli("run", "--db", str(db), "--as-of", AS_OF, "--workers", "2")
+    assert int(_row(again.output, "sent")) == 0
+    assert len(list(_outbox(db).iterdir())) == planned
+    with SQLiteStore(db) as store:
+        assert store.verify_audit().ok
+    assert CliRunner().invoke(main, ["run", "--db", str(db), "--workers", "0"]).exit_code == 2
+
+
 def _row(output: str, label: str) -> str:
     for line in output.splitlines():
         cells = [c.strip() for c in line.replace("┃", "│").split("│") if c.strip()]

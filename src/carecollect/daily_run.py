@@ -31,9 +31,11 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import hashlib
 import os
 import secrets
 import socket
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -83,6 +85,7 @@ from .relief.gates import may_place
 from .relief.pauses import relief_flags
 from .relief.snapshot import AccountSnapshot as GateSnapshot
 from .relief.snapshot import SentNotice
+from .scrubbing import scrub_text
 from .store.base import (
     AccountSnapshot,
     Mandate,
@@ -92,6 +95,7 @@ from .store.base import (
     Store,
     next_retry_at,
 )
+from .store.sqlite import SQLiteStore
 from .timekeeping import require_aware, zone
 
 __all__ = [
@@ -1404,6 +1408,8 @@ def execute_run(
     stale_after: dt.timedelta = dt.timedelta(hours=2),
     conversations: Iterable[tuple[str, str | None, dt.datetime]] = (),
     contacts: Iterable[ContactRecord] = (),
+    workers: int = 1,
+    pm_factory: Callable[[], Any] | None = None,
 ) -> RunReport:
     """Run the daily cycle for real: intake, plan, then send each message exactly once.
 
@@ -1421,10 +1427,30 @@ def execute_run(
         reached is stored as met (see :func:`intake`).
     :param stale_after: a lock whose heartbeat is older than this may be taken over; a lock
         held by the same owner on this host whose process is gone (killed) is taken over at once.
+    :param workers: processes that send. With more than one, this process takes in the events,
+        plans every account and holds the run lock for the whole run, while ``workers`` processes
+        (started with ``spawn``) each open their own connection to the same SQLite file and their
+        own plugin manager and channels, and carry out the plans of their share of the accounts
+        (by a stable hash of the account id) exactly as one process would; the report adds up
+        theirs. The store must be a :class:`~carecollect.store.sqlite.SQLiteStore` on a file, and
+        ``settings`` and a ``renderer`` you pass must pickle (by default each worker builds its own). Plugins' ``on_outreach_sent`` and other hooks
+        of the send path then run in the workers; the report lists the hook failures of every
+        worker, but only those of this process's ``pm`` can be redelivered.
+    :param pm_factory: builds each worker's plugin manager (it must pickle: a module-level
+        function or a :func:`functools.partial`); default
+        :func:`~carecollect.plugin_manager.make_plugin_manager` with its defaults.
     :raises RunLocked: another run holds the lock.
+    :raises ValueError: ``workers`` is below 1, or above 1 with a store that is not a SQLite file.
+    :raises RunWorkerError: a worker process failed or died (what it finished stays done; a rerun
+        carries on exactly once).
     """
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers}")
+    if workers > 1 and (not isinstance(store, SQLiteStore) or store.path == ":memory:"):
+        raise ValueError("workers > 1 needs a SQLiteStore on a file (each worker opens it)")
     require_aware(now, "run", "now")
     settings = settings or RunSettings()
+    given_renderer = renderer
     renderer = renderer or Renderer()
     pid = os.getpid()
     owner = f"{owner}@{socket.gethostname()}"
@@ -1432,9 +1458,23 @@ def execute_run(
     store.acquire_run_lock(owner, pid, now=now, stale_after=stale_after)
     try:
         intake_report = intake(store, pm, settings, events, now, contacts=contacts)
-        report = _execute(
-            store, now, pm, settings, renderer, intake_report, progress, owner, pid, by_account(conversations)
-        )
+        talks = by_account(conversations)
+        if workers > 1:
+            report, failures = _execute_parallel(
+                store,
+                now,
+                settings,
+                given_renderer,
+                intake_report,
+                progress,
+                owner,
+                pid,
+                talks,
+                workers,
+                pm_factory,
+            )
+            return attrs.evolve(report, hook_failures=hook_failures(pm) + failures)
+        report = _execute(store, now, pm, settings, renderer, intake_report, progress, owner, pid, talks)
         return attrs.evolve(report, hook_failures=hook_failures(pm))
     finally:
         store.release_run_lock(owner, pid)
@@ -1464,6 +1504,95 @@ def _release_if_holder_died(store: Store, owner: str, pid: int, now: dt.datetime
     store.audit_append("run.lock_taken_over", "run", {"dead_pid": held.pid, "pid": pid}, at=now)
 
 
+class _Sender:
+    """The per-account send loop: decisions audited, missed instalments, charges, messages, placement.
+
+    The parent runs it for every account with ``workers=1``; with more workers, each worker process
+    runs it (unchanged) on its own connection to the same store file for its share of the accounts.
+    """
+
+    def __init__(
+        self, store: Store, pm: Any, settings: RunSettings, renderer: Renderer, now: dt.datetime
+    ) -> None:
+        self.store = store
+        self.pm = pm
+        self.settings = settings
+        self.renderer = renderer
+        self.now = now
+        self.signer = (
+            PayLinkSigner(settings.pay_link_key, settings.pay_link_base) if settings.pay_link_key else None
+        )
+        self.channels: dict[str, Any] = {}
+        self.providers: dict[str, Any] = {}
+        self.creditors = _Creditors(store)
+        self.accounts = _Fresh(store)
+        self.counts = dict.fromkeys(_COUNTERS, 0)
+
+    def account(
+        self,
+        account_id: str,
+        creditor_id: str,
+        plan: AccountPlan,
+        account_conversations: Sequence[tuple[str, str | None, dt.datetime]],
+    ) -> None:
+        """Carry out one account's plan."""
+        store, settings, now, counts = self.store, self.settings, self.now, self.counts
+        creditor = self.creditors(creditor_id)
+        with store.transaction():
+            for d in plan.decisions:
+                store.audit_append(f"decision.{d.kind.value}", account_id, d.to_record(), at=now)
+            for plan_id, number in plan.missed:
+                p = store.get_plan(plan_id)
+                inst = next(i for i in p.instalments if i.number == number)
+                if p.status is PlanStatus.ACTIVE and inst.status is InstalmentStatus.DUE:
+                    p, _ = mark_instalment_missed(p, number, at=now)
+                    store.put_plan(p)
+                    counts["missed"] += 1
+        for charge in plan.charges:
+            if charge.decision.kind is DecisionKind.CHARGE:
+                outcome = _charge(store, self.pm, settings, self.providers, charge, now)
+                if outcome in ("charged", "charge_failed"):
+                    counts[outcome] += 1
+        by_step: dict[str, tuple[OutreachStep, list[tuple[str, str]]]] = {}
+        intended = _intend_all(store, settings, plan.messages, now)
+        for msg in plan.messages:
+            outcome = _send_one(
+                store,
+                self.pm,
+                settings,
+                self.renderer,
+                self.signer,
+                self.channels,
+                creditor,
+                msg,
+                now,
+                account_conversations,
+                item=intended.get(msg.key),
+                accounts=self.accounts,
+            )
+            counts["failed" if outcome == "gave_up" else outcome] += 1
+            if outcome == "failed":
+                announce_send_failure(store, self.pm, msg, now)
+            by_step.setdefault(msg.step.id, (msg.step, []))[1].append((msg.key, outcome))
+        for step, outcomes in by_step.values():
+            _close_step(store, step, outcomes, now)
+        if plan.placement is not None:
+            counts["placed"] += _place(store, self.pm, settings, plan.placement, now)
+
+
+_COUNTERS = (
+    "sent",
+    "skipped",
+    "suppressed",
+    "failed",
+    "deferred",
+    "placed",
+    "missed",
+    "charged",
+    "charge_failed",
+)
+
+
 def _execute(
     store: Store,
     now: dt.datetime,
@@ -1476,71 +1605,22 @@ def _execute(
     pid: int,
     conversations: Conversations,
 ) -> RunReport:
-    signer = PayLinkSigner(settings.pay_link_key, settings.pay_link_base) if settings.pay_link_key else None
-    channels: dict[str, Any] = {}
-    creditors = _Creditors(store)
-    counts = {
-        "sent": 0,
-        "skipped": 0,
-        "suppressed": 0,
-        "failed": 0,
-        "deferred": 0,
-        "placed": 0,
-        "missed": 0,
-        "charged": 0,
-        "charge_failed": 0,
-    }
-    providers: dict[str, Any] = {}
-    accounts = _Fresh(store)
+    sender = _Sender(store, pm, settings, renderer, now)
     collected = _Collected()
     for snap, plan in _iter_plans(store, now, settings, conversations):
         collected.add(snap, plan)
-        creditor = creditors(snap.account.creditor_id)
-        with store.transaction():
-            for d in plan.decisions:
-                store.audit_append(f"decision.{d.kind.value}", snap.account.id, d.to_record(), at=now)
-            for plan_id, number in plan.missed:
-                p = store.get_plan(plan_id)
-                inst = next(i for i in p.instalments if i.number == number)
-                if p.status is PlanStatus.ACTIVE and inst.status is InstalmentStatus.DUE:
-                    p, _ = mark_instalment_missed(p, number, at=now)
-                    store.put_plan(p)
-                    counts["missed"] += 1
-        for charge in plan.charges:
-            if charge.decision.kind is DecisionKind.CHARGE:
-                outcome = _charge(store, pm, settings, providers, charge, now)
-                if outcome in ("charged", "charge_failed"):
-                    counts[outcome] += 1
-        by_step: dict[str, tuple[OutreachStep, list[tuple[str, str]]]] = {}
-        intended = _intend_all(store, settings, plan.messages, now)
-        for msg in plan.messages:
-            outcome = _send_one(
-                store,
-                pm,
-                settings,
-                renderer,
-                signer,
-                channels,
-                creditor,
-                msg,
-                now,
-                conversations.get(snap.account.id, ()),
-                item=intended.get(msg.key),
-                accounts=accounts,
-            )
-            counts["failed" if outcome == "gave_up" else outcome] += 1
-            if outcome == "failed":
-                announce_send_failure(store, pm, msg, now)
-            by_step.setdefault(msg.step.id, (msg.step, []))[1].append((msg.key, outcome))
-        for step, outcomes in by_step.values():
-            _close_step(store, step, outcomes, now)
-        if plan.placement is not None:
-            counts["placed"] += _place(store, pm, settings, plan.placement, now)
+        sender.account(
+            snap.account.id, snap.account.creditor_id, plan, conversations.get(snap.account.id, ())
+        )
         store.heartbeat_run_lock(owner, pid, now=now)
         if progress is not None:
             progress(collected.accounts)
+    return _report(collected.plan(now), sender.counts, intake_report)
+
+
+def _report(plan: RunPlan, counts: Mapping[str, int], intake_report: IntakeReport | None) -> RunReport:
     return RunReport(
-        collected.plan(now),
+        plan,
         counts["sent"],
         counts["skipped"],
         counts["suppressed"],
@@ -1552,6 +1632,197 @@ def _execute(
         counts["charged"],
         counts["charge_failed"],
     )
+
+
+class RunWorkerError(CareCollectError):
+    """A worker process of a parallel run failed or died; what it finished stays done."""
+
+
+def worker_of(account_id: str, workers: int) -> int:
+    """The worker (``0 .. workers - 1``) that sends for ``account_id``: a stable hash, the same in
+    every process and every run (not Python's salted :func:`hash`).
+
+    >>> worker_of("acc-1", 2) == worker_of("acc-1", 2)
+    True
+    """
+    digest = hashlib.blake2b(account_id.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % workers
+
+
+#: Accounts handed to a worker in one piece, and pieces a worker's queue holds (memory stays flat).
+_CHUNK = 32
+_QUEUED = 8
+
+
+def _execute_parallel(
+    store: Store,
+    now: dt.datetime,
+    settings: RunSettings,
+    renderer: Renderer | None,
+    intake_report: IntakeReport,
+    progress: Callable[[int], None] | None,
+    owner: str,
+    pid: int,
+    conversations: Conversations,
+    workers: int,
+    pm_factory: Callable[[], Any] | None,
+) -> tuple[RunReport, tuple[str, ...]]:
+    import multiprocessing
+    import queue as queues
+
+    assert isinstance(store, SQLiteStore)
+    ctx = multiprocessing.get_context("spawn")
+    results: Any = ctx.Queue()
+    inboxes: list[Any] = [ctx.Queue(maxsize=_QUEUED) for _ in range(workers)]
+    procs = [
+        ctx.Process(
+            target=_worker,
+            args=(i, store.path, settings, renderer, pm_factory, now, owner, pid, inboxes[i], results),
+            name=f"carecollect-run-worker-{i}",
+            daemon=True,
+        )
+        for i in range(workers)
+    ]
+    for proc in procs:
+        proc.start()
+    counts = dict.fromkeys(_COUNTERS, 0)
+    failures: list[str] = []
+    errors: list[str] = []
+    finished = [False] * workers
+    done = 0
+
+    def take(block: bool) -> None:
+        nonlocal done
+        while True:
+            try:
+                what, index, body = results.get(timeout=0.5) if block else results.get_nowait()
+            except queues.Empty:
+                return
+            if what == "progress":
+                done += body
+                store.heartbeat_run_lock(owner, pid, now=now)
+                if progress is not None:
+                    progress(done)
+            elif what == "error":
+                errors.append(f"worker {index}: {body}")
+                finished[index] = True
+            else:  # "report"
+                worker_counts, worker_failures = body
+                for k, v in worker_counts.items():
+                    counts[k] += v
+                failures.extend(worker_failures)
+                finished[index] = True
+            block = False
+
+    def hand(index: int, item: Any) -> None:
+        while True:
+            try:
+                inboxes[index].put(item, timeout=0.5)
+                return
+            except queues.Full:
+                take(False)
+                if finished[index] or not procs[index].is_alive():
+                    raise RunWorkerError(_worker_failure(index, procs[index], errors)) from None
+
+    try:
+        collected = _Collected()
+        pieces: list[list[Any]] = [[] for _ in range(workers)]
+        for snap, plan in _iter_plans(store, now, settings, conversations):
+            collected.add(snap, plan)
+            i = worker_of(snap.account.id, workers)
+            pieces[i].append(
+                (snap.account.id, snap.account.creditor_id, plan, conversations.get(snap.account.id, ()))
+            )
+            if len(pieces[i]) >= _CHUNK:
+                hand(i, pieces[i])
+                pieces[i] = []
+                take(False)
+        for i, piece in enumerate(pieces):
+            if piece:
+                hand(i, piece)
+            hand(i, None)  # nothing more: report and stop
+        while not all(finished):
+            take(True)
+            for i, proc in enumerate(procs):
+                if not finished[i] and not proc.is_alive():
+                    take(False)  # it may have reported just before it ended
+                    if not finished[i]:
+                        raise RunWorkerError(_worker_failure(i, proc, errors))
+        if errors:
+            raise RunWorkerError("; ".join(errors))
+    finally:
+        for proc in procs:
+            if not all(finished):  # this process failed: stop the workers as a kill would (the
+                proc.terminate()  # outbox keeps it exactly once; the rerun carries on)
+            proc.join()
+    return _report(collected.plan(now), counts, intake_report), tuple(failures)
+
+
+def _worker_failure(index: int, proc: Any, errors: Sequence[str]) -> str:
+    return "; ".join(errors) or f"worker {index} ended with exit code {proc.exitcode} before it reported"
+
+
+def _die_with(parent: int) -> None:
+    """Let the kernel kill this worker when the run's process dies (Linux), as if it were one process.
+
+    A run killed (SIGKILL) then stops sending at once, in all its processes, and its rerun finds
+    the outbox as a one-process run would leave it. Elsewhere a worker stops before its next
+    account when its parent is gone or the lock is no longer its run's (see :func:`_worker`).
+    """
+    if sys.platform.startswith("linux"):
+        import contextlib
+        import ctypes
+        import signal
+
+        with contextlib.suppress(OSError, AttributeError):  # no prctl: the checks in _worker remain
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before that took effect
+        os._exit(0)
+
+
+def _worker(
+    index: int,
+    path: str,
+    settings: RunSettings,
+    renderer: Renderer | None,
+    pm_factory: Callable[[], Any] | None,
+    now: dt.datetime,
+    owner: str,
+    parent: int,
+    inbox: Any,
+    results: Any,
+) -> None:
+    """A worker process of a parallel run: the per-account send loop on its own connection."""
+    import queue as queues
+
+    from .plugin_manager import make_plugin_manager
+
+    _die_with(parent)
+    try:
+        with SQLiteStore(path) as store:
+            pm = (pm_factory or make_plugin_manager)()
+            sender = _Sender(store, pm, settings, renderer or Renderer(), now)
+            while True:
+                try:
+                    piece = inbox.get(timeout=1.0)
+                except queues.Empty:
+                    if os.getppid() != parent:  # the run died (killed): stop, its rerun carries on
+                        return
+                    continue
+                if piece is None:
+                    break
+                for account_id, creditor_id, plan, talks in piece:
+                    # the run must still hold the lock: a worker orphaned by a killed run stops
+                    # before its next account, which the rerun (it took the lock over) carries on
+                    held = store.current_run_lock()
+                    if os.getppid() != parent or held is None or (held.owner, held.pid) != (owner, parent):
+                        return
+                    sender.account(account_id, creditor_id, plan, talks)
+                results.put(("progress", index, len(piece)))
+            results.put(("report", index, (sender.counts, hook_failures(pm))))
+    except BaseException as exc:  # reported to the run, which raises RunWorkerError
+        results.put(("error", index, scrub_text(f"{type(exc).__name__}: {exc}")[:500]))
+        raise
 
 
 def _send_one(

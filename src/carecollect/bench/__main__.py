@@ -140,8 +140,14 @@ def run_stream(path: Path, batch_size: int) -> dict[str, Any]:
     return result
 
 
-def full_run(invoices: int, seed: int) -> dict[str, Any]:
-    """Render and send every due message of an ``invoices``-invoice portfolio through the file outbox."""
+def full_run(invoices: int, seed: int, workers: int = 1) -> dict[str, Any]:
+    """Render and send every due message of an ``invoices``-invoice portfolio through the file outbox.
+
+    :param workers: sending processes (:func:`carecollect.daily_run.execute_run`'s ``workers``);
+        ``cpu`` is then this process's and its finished workers' CPU time together.
+    """
+    import functools
+
     from ..daily_run import RunSettings, execute_run
     from ..plugin_manager import make_plugin_manager
     from ..store import SQLiteStore
@@ -151,10 +157,23 @@ def full_run(invoices: int, seed: int) -> dict[str, Any]:
         load_portfolio(store, invoices, seed=seed, as_of=AS_OF)
         pm = make_plugin_manager(load_entrypoints=False)
         settings = RunSettings(channel_config={"outbox": {"folder": os.path.join(tmp, "out")}})
-        report, cpu, wall = timed(lambda: execute_run(store, NOW, pm, settings))
+        factory = functools.partial(make_plugin_manager, load_entrypoints=False)
+        before = os.times()
+        report, cpu, wall = timed(
+            lambda: execute_run(store, NOW, pm, settings, workers=workers, pm_factory=factory)
+        )
+        after = os.times()
+        cpu += (after.children_user - before.children_user) + (after.children_system - before.children_system)
         files = sum(len(fs) for _, _, fs in os.walk(os.path.join(tmp, "out")))
         store.close()
-    return {"invoices": invoices, "sent": report.sent, "files": files, "cpu": cpu, "wall": wall}
+    return {
+        "invoices": invoices,
+        "workers": workers,
+        "sent": report.sent,
+        "files": files,
+        "cpu": cpu,
+        "wall": wall,
+    }
 
 
 def rich_plan(path: Path, *, day_after: bool = False) -> dict[str, Any]:
@@ -299,16 +318,17 @@ def main(argv: list[str] | None = None) -> int:
         print(
             "3. Full run: carecollect.daily_run.execute_run (plan, outbox, render, send via the file outbox)"
         )
-        r = full_run(full_invoices, args.seed)
-        rate = r["sent"] / r["wall"] if r["wall"] else 0.0
-        # on a shared machine the wall time also holds other processes' turns; CPU is the run's own
-        cpu_rate = r["sent"] / r["cpu"] if r["cpu"] else 0.0
-        print(
-            f"  {r['invoices']:,} invoices -> {r['sent']:,} messages sent ({r['files']:,} files): "
-            f"wall {r['wall']:.1f} s, CPU {r['cpu']:.1f} s, {rate:.0f} messages/s "
-            f"({cpu_rate:.0f} per CPU second); "
-            f"100,000 messages at this rate: {100_000 / rate if rate else float('inf'):.0f} s"
-        )
+        for workers in (1, 2):
+            r = full_run(full_invoices, args.seed, workers)
+            rate = r["sent"] / r["wall"] if r["wall"] else 0.0
+            # on a shared machine the wall time also holds other processes' turns; CPU is the run's own
+            cpu_rate = r["sent"] / r["cpu"] if r["cpu"] else 0.0
+            print(
+                f"  workers={workers}: {r['invoices']:,} invoices -> {r['sent']:,} messages sent "
+                f"({r['files']:,} files): wall {r['wall']:.1f} s, CPU {r['cpu']:.1f} s, {rate:.0f} messages/s "
+                f"({cpu_rate:.0f} per CPU second); "
+                f"100,000 messages at this rate: {100_000 / rate if rate else float('inf'):.0f} s"
+            )
     return 0
 
 

@@ -286,7 +286,15 @@ def export(db: Path, dest: Path, fmt: str | None) -> None:
     help="Inbound events to take in first, one JSON object per line: kind (payment, reply, "
     "delivery_report or dispute), plugin, body (the raw text), headers. Ignored by --dry-run.",
 )
-def run(db: Path, dry_run: bool, as_of: str | None, events: Path | None) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    metavar="N",
+    help="Processes that render and send (planning stays in this one); each opens the database "
+    "itself. Default: 1.",
+)
+def run(db: Path, dry_run: bool, as_of: str | None, events: Path | None, workers: int) -> None:
     """Run the daily cycle: intake, plan, send each message once, charge due instalments, place."""
     from ..daily_run import execute_run, plan_run
     from ..plugin_manager import make_plugin_manager
@@ -330,6 +338,7 @@ def run(db: Path, dry_run: bool, as_of: str | None, events: Path | None) -> None
                     progress=lambda done: bar.update(task, completed=done),
                     conversations=talks,
                     contacts=records,
+                    workers=workers,
                 )
             counts = report.plan.counts()
             rows = [
