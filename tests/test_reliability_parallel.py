@@ -94,7 +94,12 @@ def _broken_plugin_manager() -> object:
     raise RuntimeError("no plugins here")
 
 
-def test_a_failing_worker_fails_the_run_and_frees_the_lock(tmp_path: Path) -> None:
+def test_a_failing_worker_fails_the_run_and_frees_the_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a spawned worker unpickles _broken_plugin_manager by its module name (tests.test_...):
+    # the repository root must be on the path it inherits, whether pytest ran as a script or with -m
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))
     store = SQLiteStore(tmp_path / "run.db")
     load_portfolio(store, 60, seed=5, as_of=NOW.date())
     settings = RunSettings(channel_config={"outbox": {"folder": str(tmp_path / "out")}})
