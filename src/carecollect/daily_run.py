@@ -362,6 +362,7 @@ def _gate_snapshot(
         disputes=snap.disputes,
         plans=snap.plans,
         notices=notices,
+        applications=snap.applications,
         handoff_consent_at=getattr(snap.patient, "handoff_consent_at", None),
         spoke_with_consumer_on=spoke,
         last_message_on=last,
@@ -408,6 +409,7 @@ def plan_account(
         prescreen
         and not any(d.is_open for d in snap.disputes)
         and not any(p.status.current for p in snap.plans)
+        and not any(a.status.pending for a in snap.applications)
     )
 
     # missed plan instalments: after the pack's grace period; before that, a due
@@ -568,7 +570,8 @@ def _prescreen(
 
     ``None`` (ask the rich path) unless the answer is sure to be the one
     :func:`~carecollect.policy.cadence.due_steps` gives: the caller has made
-    sure no dispute is open and no plan is current on the account; a claim the
+    sure no dispute is open, no plan is current and no assistance application
+    is pending on the account; a claim the
     insurer has not decided, a balance in another currency or a collector
     without a placement day go to the rich path too, and so does any invoice
     with a step due today (its channels and the governor need the rich path).

@@ -44,6 +44,7 @@ from ..outreach import ContactAttempt, OutreachStep
 from ..patients import Account, Patient
 from ..placements import AgencyPlacement
 from ..plans import PaymentPlan
+from ..relief.assistance import AssistanceApplication
 from ..timekeeping import require_aware
 
 __all__ = [
@@ -266,6 +267,7 @@ class AccountSnapshot:
     :param attempts: its contact attempts, oldest first.
     :param placements: its agency placements.
     :param mandates: the mandates that pay its plans (revoked ones included).
+    :param applications: its financial-assistance applications (a pending one pauses outreach).
     """
 
     account: Account
@@ -278,6 +280,7 @@ class AccountSnapshot:
     attempts: tuple[ContactAttempt, ...] = ()
     placements: tuple[AgencyPlacement, ...] = ()
     mandates: tuple[Mandate, ...] = ()
+    applications: tuple[AssistanceApplication, ...] = ()
 
 
 class InvoiceRow(NamedTuple):
@@ -509,6 +512,10 @@ class Store(Protocol):
 
     def revoke_mandate(self, provider: str, reference: str, *, at: dt.datetime) -> Mandate | None:
         """Mark the mandate with that provider reference revoked; None if there is none."""
+        ...
+
+    def put_application(self, application: AssistanceApplication) -> None:
+        """Insert or replace a financial-assistance application (by id); its account must exist."""
         ...
 
     def link_provider_payment(self, link: ProviderPayment) -> None:

@@ -42,6 +42,7 @@ from ..outreach import ContactAttempt, OutreachStep
 from ..patients import Account, ContactPoint, Patient
 from ..placements import AgencyPlacement
 from ..plans import PaymentPlan
+from ..relief.assistance import ApplicationStatus, AssistanceApplication
 from . import codec
 from .base import (
     GENESIS_HASH,
@@ -176,6 +177,16 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
                 instalment INTEGER, PRIMARY KEY (provider, reference))""",
         ),
     ),
+    (
+        4,
+        "financial-assistance applications (a pending one pauses outreach and the gates)",
+        (
+            """CREATE TABLE assistance_applications (id TEXT PRIMARY KEY,
+                account_id TEXT NOT NULL REFERENCES accounts(id), received_on TEXT NOT NULL,
+                status TEXT NOT NULL, decided_on TEXT)""",
+            "CREATE INDEX assistance_applications_account ON assistance_applications(account_id)",
+        ),
+    ),
 )
 
 _CHILD_TABLES = (
@@ -189,6 +200,7 @@ _CHILD_TABLES = (
     "contact_attempts",
     "placements",
     "remittances",
+    "assistance_applications",
 )
 
 
@@ -643,6 +655,44 @@ class SQLiteStore:
             found = self._mandates("provider = ? AND reference = ?", (provider, reference))
         return found[0] if found else None
 
+    # -- financial-assistance applications ---------------------------------------------------------
+    _APPLICATION = "id, account_id, received_on, status, decided_on"
+
+    def _applications(self, where: str, params: Sequence[Any]) -> list[AssistanceApplication]:
+        rows = self._db.execute(
+            f"SELECT {self._APPLICATION} FROM assistance_applications WHERE {where} ORDER BY received_on, id",
+            params,
+        )
+        return [
+            AssistanceApplication(
+                r[0],
+                r[1],
+                dt.date.fromisoformat(r[2]),
+                ApplicationStatus(r[3]),
+                dt.date.fromisoformat(r[4]) if r[4] else None,
+            )
+            for r in rows
+        ]
+
+    def put_application(self, application: AssistanceApplication) -> None:
+        """Insert or replace a financial-assistance application (by id); its account must exist."""
+        with self.transaction():
+            if (
+                self._db.execute("SELECT 1 FROM accounts WHERE id = ?", (application.account_id,)).fetchone()
+                is None
+            ):
+                raise NotFound("Account", application.account_id)
+            self._db.execute(
+                f"INSERT OR REPLACE INTO assistance_applications ({self._APPLICATION}) VALUES (?, ?, ?, ?, ?)",
+                (
+                    application.id,
+                    application.account_id,
+                    application.received_on.isoformat(),
+                    application.status.value,
+                    application.decided_on.isoformat() if application.decided_on else None,
+                ),
+            )
+
     def link_provider_payment(self, link: ProviderPayment) -> None:
         """Record what a provider's payment reference belongs to (the first link stands)."""
         with self.transaction():
@@ -730,6 +780,9 @@ class SQLiteStore:
         mandates: dict[str, list[Mandate]] = defaultdict(list)
         for m in self._mandates(where, rng):
             mandates[m.account_id].append(m)
+        applications: dict[str, list[AssistanceApplication]] = defaultdict(list)
+        for app in self._applications(where, rng):
+            applications[app.account_id].append(app)
         for a in accounts:
             yield AccountSnapshot(
                 account=a,
@@ -742,6 +795,7 @@ class SQLiteStore:
                 attempts=tuple(attempts.get(a.id, ())),
                 placements=tuple(placements.get(a.id, ())),
                 mandates=tuple(mandates.get(a.id, ())),
+                applications=tuple(applications.get(a.id, ())),
             )
 
     def iter_account_snapshots(self, *, batch_size: int = 1000) -> Iterator[AccountSnapshot]:
