@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import pytest
 
 from carecollect.agencies import (
+    AgencyAccountStatus,
     AgencyConnectorCapabilities,
     AgencyConnectorDescriptor,
     AgencyReceipt,
@@ -129,6 +130,7 @@ class FakeAgency:
         countries={"US", "NO", "DE", "BG"}, currencies={"USD", "EUR", "NOK"}
     )
     remittances: ClassVar[list[AgencyRemittance]] = []
+    updates: ClassVar[list[AgencyStatusUpdate]] = []
     placed: ClassVar[list[str]] = []
 
     def __init__(self, settings: Mapping[str, str]) -> None:
@@ -145,7 +147,7 @@ class FakeAgency:
         return AgencyReceipt(True)
 
     def read_status_updates(self, since: dt.datetime) -> Sequence[AgencyStatusUpdate]:
-        return []
+        return list(FakeAgency.updates)
 
     def read_remittances(self, since: dt.datetime) -> Sequence[AgencyRemittance]:
         return list(FakeAgency.remittances)
@@ -176,6 +178,7 @@ def _reset_doubles() -> None:
     Meddling.on_message = None
     Meddling.through = None
     FakeAgency.remittances = []
+    FakeAgency.updates = []
     FakeAgency.placed = []
 
 
@@ -516,3 +519,40 @@ def test_news_between_two_messages_of_one_account_wins(
     assert report.suppressed == len(held)
     assert set(delivered) == {_message_id(m.key) for m in plan.messages} - {_message_id(k) for k in held}
     assert store.verify_audit().ok
+
+
+def test_agency_status_updates_keep_the_placement_and_the_disputes_true(
+    store: SQLiteStore, pm: PluginManager, tmp_path: Path
+) -> None:
+    """A reported dispute freezes the account like one raised with us; a return closes the placement; once each."""
+    account, placement, _ = _placed_account(store)
+    at = NOW - dt.timedelta(days=1)
+    FakeAgency.updates = [
+        AgencyStatusUpdate("U-1", placement, AgencyAccountStatus.IN_PROGRESS, at - dt.timedelta(days=5)),
+        AgencyStatusUpdate("U-2", placement, AgencyAccountStatus.DISPUTED, at),
+    ]
+    settings = _settings(tmp_path, agency="fake-agency")
+    first = intake(store, pm, settings, [], NOW)
+    assert (first.agency_updates, first.duplicates, first.failures) == (2, 0, ())
+    disputes = store.account_snapshot(account).disputes
+    assert [(d.id, d.reason, d.is_open) for d in disputes if d.id == "AGY-U-2"] == [
+        ("AGY-U-2", DisputeReason.AGENCY_REPORTED, True)
+    ]
+    # the dispute freezes every message about the account
+    plan = plan_run(store, NOW, settings)
+    assert not [m for m in plan.messages if m.step.account_id == account]
+    # read again (the agency's file is read on every run): nothing changes
+    snapshot = (store.account_snapshot(account).disputes, _audit_kinds(store))
+    again = intake(store, pm, settings, [], NOW + dt.timedelta(hours=1))
+    assert (again.agency_updates, again.duplicates) == (0, 2)
+    assert (store.account_snapshot(account).disputes, _audit_kinds(store)) == snapshot
+    # the agency gives the account back
+    FakeAgency.updates = [AgencyStatusUpdate("U-3", placement, AgencyAccountStatus.RETURNED, NOW)]
+    assert intake(store, pm, settings, [], NOW + dt.timedelta(hours=2)).agency_updates == 1
+    returned = store.get_placement(placement)
+    assert (returned.status, returned.closed_at) == (PlacementStatus.RETURNED, NOW)
+    # an update for a placement we do not know is reported, never half-applied
+    FakeAgency.updates = [AgencyStatusUpdate("U-4", "PLC-NOPE", AgencyAccountStatus.PAID, NOW)]
+    odd = intake(store, pm, settings, [], NOW + dt.timedelta(hours=3))
+    assert odd.agency_updates == 0 and len(odd.failures) == 1 and "PLC-NOPE" in odd.failures[0]
+    assert intake(store, pm, settings, [], NOW + dt.timedelta(hours=4)).failures == odd.failures

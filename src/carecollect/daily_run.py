@@ -41,7 +41,7 @@ from typing import Any
 
 import attrs
 
-from .agencies import Debtor, PlacedInvoice, PlacementRequest
+from .agencies import AgencyAccountStatus, AgencyStatusUpdate, Debtor, PlacedInvoice, PlacementRequest
 from .channels import Channel
 from .contact_centre.records import ContactRecord
 from .creditors import Creditor
@@ -64,6 +64,7 @@ from .placements import (
     place_account,
     recall_placement,
     record_remittance,
+    return_placement,
 )
 from .plans import InstalmentStatus, PlanStatus, mark_instalment_missed, record_instalment_payment
 from .policy.cadence import (
@@ -818,6 +819,7 @@ class IntakeReport:
     disputes_resolved: int = 0
     recalled: int = 0
     disputes_met: int = 0
+    agency_updates: int = 0
 
 
 def _channel_instance(pm: Any, settings: RunSettings, name: str, cache: dict[str, Any]) -> Any:
@@ -883,6 +885,7 @@ def intake(
             "resolved",
             "recalled",
             "met",
+            "agency_updates",
         ),
         0,
     )
@@ -963,8 +966,19 @@ def intake(
                     counts["processed"] += 1
                 else:
                     counts["duplicates"] += 1
+            for update in connector.read_status_updates(since):
+                try:
+                    taken = _take_status_update(store, pm, settings, update, now)
+                except CareCollectError as exc:
+                    failures.append(f"status update via {settings.agency}: {type(exc).__name__}: {exc}")
+                    continue
+                if taken:
+                    counts["agency_updates"] += 1
+                    counts["processed"] += 1
+                else:
+                    counts["duplicates"] += 1
         except CareCollectError as exc:
-            failures.append(f"remittances via {settings.agency}: {type(exc).__name__}: {exc}")
+            failures.append(f"agency {settings.agency}: {type(exc).__name__}: {exc}")
     return IntakeReport(
         counts["processed"],
         counts["duplicates"],
@@ -978,6 +992,7 @@ def intake(
         counts["resolved"],
         counts["recalled"],
         counts["met"],
+        counts["agency_updates"],
     )
 
 
@@ -1320,6 +1335,61 @@ def _take_remittance(
         )
     if event is not None:
         pm.on_payment_received(payment, event)
+    return True
+
+
+def _take_status_update(
+    store: Store, pm: Any, settings: RunSettings, update: AgencyStatusUpdate, now: dt.datetime
+) -> bool:
+    """Apply one agency status update to the placement, once; ``False`` for one already taken.
+
+    ``returned`` and ``recalled`` close a placement that is still placed (the account is the
+    creditor's again); ``disputed`` opens a dispute on the placed invoices, so outreach, plan
+    charges and every gate freeze as for a dispute the patient raised with the creditor (the
+    agency does not say why: the reason is
+    :attr:`~carecollect.disputes.DisputeReason.AGENCY_REPORTED`); the other states are
+    recorded in the audit log (the money comes with remittances).
+    """
+    from .disputes import DisputeReason
+    from .relief.disputes import open_dispute
+
+    opened = None
+    with store.transaction():
+        if not store.mark_processed(f"agency:{settings.agency}", f"status:{update.id}", at=now):
+            return False
+        placement = store.get_placement(update.placement_id)
+        status = update.status
+        if status in (AgencyAccountStatus.RETURNED, AgencyAccountStatus.RECALLED):
+            if placement.status is PlacementStatus.PLACED:
+                if status is AgencyAccountStatus.RETURNED:
+                    placement, _ = return_placement(placement, at=update.at)
+                else:
+                    placement, _ = recall_placement(
+                        placement, at=update.at, reason=f"agency update {update.id}"
+                    )
+                store.put_placement(placement)
+        elif status is AgencyAccountStatus.DISPUTED:
+            snap = store.account_snapshot(placement.account_id)
+            invoice_id = placement.invoice_ids[0] if len(placement.invoice_ids) == 1 else None
+            if not any(d.is_open and d.invoice_id in (None, invoice_id) for d in snap.disputes):
+                dispute, event, _ = open_dispute(
+                    f"AGY-{update.id}",
+                    placement.account_id,
+                    invoice_id,
+                    DisputeReason.AGENCY_REPORTED,
+                    at=update.at,
+                    pack=settings.pack(snap.account.jurisdiction),
+                )
+                store.put_dispute(dispute)
+                opened = (dispute, event)
+        store.audit_append(
+            "agency.status",
+            placement.account_id,
+            {"placement": placement.id, "update": update.id, "status": status.value},
+            at=now,
+        )
+    if opened is not None:
+        pm.on_dispute_opened(*opened)
     return True
 
 

@@ -53,6 +53,8 @@ class DisputeReason(enum.Enum):
     INSURANCE_SHOULD_PAY = "insurance_should_pay"
     #: A written dispute of a debt within a collector's validation period (FDCPA 1692g(b)).
     VALIDATION = "validation"
+    #: The collection agency reports that the patient disputes the debt; it does not say why.
+    AGENCY_REPORTED = "agency_reported"
 
 
 class DisputeStatus(enum.Enum):

@@ -364,6 +364,7 @@ def run(db: Path, dry_run: bool, as_of: str | None, events: Path | None, workers
                 rows.append(("disputes resolved or withdrawn", report.intake.disputes_resolved))
                 rows.append(("disputes: patient met (contact centre)", report.intake.disputes_met))
                 rows.append(("recalled from agency", report.intake.recalled))
+                rows.append(("agency status updates", report.intake.agency_updates))
                 rows.append(("events refused or unmatched", len(report.intake.failures)))
             rows.append(("plugin hook failures (not delivered)", len(report.hook_failures)))
         for label, value in rows:
