@@ -42,7 +42,7 @@ from carecollect.hookspecs import hookimpl
 from carecollect.ledger import EntryKind
 from carecollect.messaging import MessageChannelDescriptor, Receipt, ReceiptStatus, RenderedMessage
 from carecollect.money import Money
-from carecollect.outreach import OutreachPurpose, OutreachStatus
+from carecollect.outreach import AttemptOutcome, OutreachPurpose, OutreachStatus
 from carecollect.patients import opt_out
 from carecollect.placements import AgencyPlacement, PlacementStatus, Remittance
 from carecollect.plugin_manager import PluginManager, make_plugin_manager
@@ -556,3 +556,44 @@ def test_agency_status_updates_keep_the_placement_and_the_disputes_true(
     odd = intake(store, pm, settings, [], NOW + dt.timedelta(hours=3))
     assert odd.agency_updates == 0 and len(odd.failures) == 1 and "PLC-NOPE" in odd.failures[0]
     assert intake(store, pm, settings, [], NOW + dt.timedelta(hours=4)).failures == odd.failures
+
+
+class _FailedSends:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    @hookimpl
+    def carecollect_on_outreach_failed(self, step: Any, event: Any, reason: str) -> None:
+        self.seen.append((step.id, reason))
+
+
+def test_a_bounce_is_recorded_on_its_step_and_broadcast_once(store: SQLiteStore, tmp_path: Path) -> None:
+    listener = _FailedSends()
+    pm = make_plugin_manager(load_entrypoints=False, plugins=[Plugin(), listener])
+    settings = _settings(tmp_path)
+    report = execute_run(store, NOW, pm, settings)
+    assert report.sent > 0
+    sent = next(
+        att for snap in store.iter_account_snapshots() for att in snap.attempts if att.provider_message_id
+    )
+    bounce = InboundEvent(
+        InboundKind.DELIVERY_REPORT,
+        "outbox",
+        json.dumps(
+            {"id": sent.provider_message_id, "state": "undeliverable", "detail": "mailbox unknown"}
+        ).encode(),
+    )
+    later = NOW + dt.timedelta(hours=1)
+    first = intake(store, pm, settings, [bounce, bounce], later)
+    assert (first.bounced, first.duplicates, first.failures) == (1, 1, ())
+    assert listener.seen == [(sent.step_id, "undeliverable: mailbox unknown")]
+    outcomes = [a.outcome for a in store.attempts_for(sent.account_id) if a.step_id == sent.step_id]
+    assert outcomes.count(AttemptOutcome.BOUNCED) == 1
+    # replayed later: nothing more
+    again = intake(store, pm, settings, [bounce], later + dt.timedelta(hours=1))
+    assert (again.bounced, again.duplicates) == (0, 1)
+    assert len(listener.seen) == 1
+    # a report about a message this store never sent is only audited
+    stranger = _report("not-ours.txt", "undeliverable")
+    assert intake(store, pm, settings, [stranger], later).bounced == 0
+    assert store.verify_audit().ok

@@ -52,7 +52,7 @@ from .messages.context import Itemization, MessageContext, NoticeInfo
 from .messages.paylinks import PayLinkSigner, new_nonce
 from .messages.render import Renderer
 from .messages.statement import build_statement
-from .messaging import ReceiptStatus
+from .messaging import DeliveryReport, DeliveryState, ReceiptStatus
 from .messaging import RenderedMessage as OutgoingMessage
 from .money import Money
 from .outreach import AttemptOutcome, ContactAttempt, OutreachPurpose, OutreachStatus, OutreachStep
@@ -820,6 +820,7 @@ class IntakeReport:
     recalled: int = 0
     disputes_met: int = 0
     agency_updates: int = 0
+    bounced: int = 0
 
 
 def _channel_instance(pm: Any, settings: RunSettings, name: str, cache: dict[str, Any]) -> Any:
@@ -886,6 +887,7 @@ def intake(
             "recalled",
             "met",
             "agency_updates",
+            "bounced",
         ),
         0,
     )
@@ -949,6 +951,12 @@ def intake(
                     store.audit_append(
                         "delivery_report", report.provider_message_id, {"state": report.state.value}, at=now
                     )
+                    bounced = (
+                        _record_bounce(store, report) if report.state is DeliveryState.UNDELIVERABLE else None
+                    )
+                if bounced is not None:
+                    pm.on_outreach_failed(*bounced)
+                    counts["bounced"] += 1
                 counts["delivery"] += 1
                 counts["processed"] += 1
         except CareCollectError as exc:
@@ -993,6 +1001,7 @@ def intake(
         counts["recalled"],
         counts["met"],
         counts["agency_updates"],
+        counts["bounced"],
     )
 
 
@@ -1336,6 +1345,36 @@ def _take_remittance(
     if event is not None:
         pm.on_payment_received(payment, event)
     return True
+
+
+def _record_bounce(store: Store, report: DeliveryReport) -> tuple[OutreachStep, Any, str] | None:
+    """Record an undeliverable message as a bounced attempt on its step; what to broadcast, or ``None``.
+
+    Runs inside intake's unit of work for the report. A report for a message the
+    store never sent (another system's, or older than the store) is audited only.
+    """
+    from .events import Event, EventType
+
+    sent = store.attempt_by_provider_message_id(report.provider_message_id)
+    if sent is None or sent.step_id is None:
+        return None
+    store.add_attempt(
+        ContactAttempt(
+            f"{sent.id}-bounce",
+            sent.step_id,
+            sent.account_id,
+            sent.invoice_id,
+            sent.channel,
+            report.at,
+            AttemptOutcome.BOUNCED,
+        )
+    )
+    step = store.get_step(sent.step_id)
+    reason = f"undeliverable: {report.detail}" if report.detail else "undeliverable"
+    event = Event(
+        EventType.OUTREACH_FAILED, step.id, report.at, {"channel": sent.channel.value, "bounced": True}
+    )
+    return step, event, reason
 
 
 def _take_status_update(

@@ -494,6 +494,10 @@ class Store(Protocol):
         """Record a contact attempt; the same id twice is kept once. Returns True if new."""
         ...
 
+    def attempt_by_provider_message_id(self, provider_message_id: str) -> ContactAttempt | None:
+        """The first attempt that carried the channel's ``provider_message_id`` (``None``: none)."""
+        ...
+
     def attempts_for(self, account_id: str) -> tuple[ContactAttempt, ...]:
         """An account's attempts, oldest first."""
         ...

@@ -187,6 +187,11 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "CREATE INDEX assistance_applications_account ON assistance_applications(account_id)",
         ),
     ),
+    (
+        5,
+        "find a sent message by the channel's id (bounces in delivery reports)",
+        ("CREATE INDEX contact_attempts_provider_message ON contact_attempts(provider_message_id)",),
+    ),
 )
 
 _CHILD_TABLES = (
@@ -576,6 +581,15 @@ class SQLiteStore:
                 _insert("contact_attempts") + " ON CONFLICT(id) DO NOTHING", codec.attempt_row(attempt)
             )
         return cur.rowcount == 1
+
+    def attempt_by_provider_message_id(self, provider_message_id: str) -> ContactAttempt | None:
+        """The first attempt that carried the channel's ``provider_message_id`` (``None``: none)."""
+        row = self._db.execute(
+            f"SELECT {_cols('contact_attempts')} FROM contact_attempts WHERE provider_message_id = ? "
+            "ORDER BY seq LIMIT 1",
+            (provider_message_id,),
+        ).fetchone()
+        return None if row is None else codec.attempt_from_row(row)
 
     def attempts_for(self, account_id: str) -> tuple[ContactAttempt, ...]:
         """The account's attempts, oldest first."""
