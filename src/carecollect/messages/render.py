@@ -40,6 +40,7 @@ import functools
 import os
 import re
 import textwrap
+import types
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -50,7 +51,8 @@ import babel
 import babel.dates
 import babel.numbers
 import jinja2
-from markupsafe import Markup
+import jinja2.runtime
+from markupsafe import Markup, escape
 
 from ..channels import Channel
 from ..errors import CareCollectError, ConfigurationError, ValidationError
@@ -235,30 +237,29 @@ class _Fmt:
     def _wrap(self, text: str, indent: str = "") -> str:
         return _fill(text, self.width, indent)
 
+    # Markup(f"...{escape(x)}...") is what Markup("...{}...").format(x) returns (the argument
+    # escaped unless it is already Markup), without the formatter's machinery
     def p(self, text: str) -> str:
-        return Markup("<p>{}</p>\n").format(text) if self.html else self._wrap(text) + "\n\n"
+        return Markup(f"<p>{escape(text)}</p>\n") if self.html else self._wrap(text) + "\n\n"
 
     def h(self, text: str) -> str:
-        return Markup("<h2>{}</h2>\n").format(text) if self.html else f"{text}\n{'-' * len(text)}\n"
+        return Markup(f"<h2>{escape(text)}</h2>\n") if self.html else f"{text}\n{'-' * len(text)}\n"
 
     def ul(self, items: Iterable[str]) -> str:
         items = [i for i in items if i]
         if self.html:
-            return Markup("<ul>\n{}</ul>\n").format(
-                Markup("").join(Markup("<li>{}</li>\n").format(i) for i in items)
-            )
+            return Markup("<ul>\n" + "".join(f"<li>{escape(i)}</li>\n" for i in items) + "</ul>\n")
         return "".join(self._wrap(i, "- ") + "\n" for i in items) + "\n"
 
     def table(self, rows: Iterable[tuple[str, str]]) -> str:
         rows = list(rows)
         if self.html:
-            body = Markup("").join(
-                Markup(
-                    '<tr><th scope="row" style="text-align:left">{}</th><td style="text-align:right">{}</td></tr>\n'
-                ).format(a, b)
+            body = "".join(
+                f'<tr><th scope="row" style="text-align:left">{escape(a)}</th>'
+                f'<td style="text-align:right">{escape(b)}</td></tr>\n'
                 for a, b in rows
             )
-            return Markup("<table>\n{}</table>\n").format(body)
+            return Markup(f"<table>\n{body}</table>\n")
         w = max(len(a) for a, _ in rows) if rows else 0
         return "".join(f"{a.ljust(w)}  {b}\n" for a, b in rows) + "\n"
 
@@ -267,14 +268,43 @@ _FMT_TEXT = _Fmt(False)
 _FMT_HTML = _Fmt(True)
 
 
+class _Values(dict[str, str]):
+    """The placeholder values: a dict (``v["ref"]``, :meth:`str.format_map`) whose keys also read as
+    attributes (``v.ref``), so a template's ``v.ref`` is found on the first try (Jinja tries the
+    attribute before the item, and a failed attribute lookup costs an exception every time).
+    """
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> str:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
 @attrs.frozen
 class _Tr:
-    """Catalog lookup with placeholder values, bound to one rendering."""
+    """Catalog lookup with placeholder values, bound to one rendering, and the formatters
+    templates call (``money``, ``date``, ``tl``)."""
 
     language: str
     catalog: Mapping[str, Entry]
     locale: babel.Locale
     values: Mapping[str, str]
+    loc: str = ""
+
+    def money(self, m: Money) -> str:
+        """``m`` formatted for the rendering's locale."""
+        return _format_money(m, self.loc)
+
+    def date(self, d: dt.date | None) -> str:
+        """``d`` as a long date for the rendering's locale (today when ``None``)."""
+        return self.values["today"] if d is None else _format_date(d, self.loc)
+
+    def list(self, keys: Iterable[str]) -> list[str]:
+        """The texts of ``keys``."""
+        return [self(k) for k in keys]
 
     def __call__(self, key: str, **extra: object) -> str:
         entry = self.catalog.get(key)
@@ -305,6 +335,27 @@ class _Tr:
             raise ValidationError(
                 f"Message {self.language}/{key}", "placeholders", f"unknown or bad placeholder {exc}"
             ) from None
+
+
+class _Context(jinja2.runtime.Context):
+    """Jinja's context, calling the renderer's own helpers (``t``, ``tn``, ``money``, ``date``,
+    ``tl`` and the ``m`` block helpers) directly.
+
+    Jinja checks every call for ``pass_context``-style markers (several ``hasattr`` lookups per
+    call, about a hundred calls per message); the renderer's helpers never carry one, so they skip
+    the check. Everything else (vendor globals, filters, macros) goes through Jinja's own path.
+    """
+
+    def call(__self, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        kind = type(__obj)
+        if kind is _Tr or (kind is types.MethodType and type(__obj.__self__) in _OWN):
+            kwargs.pop("_block_vars", None)
+            kwargs.pop("_loop_vars", None)
+            return __obj(*args, **kwargs)
+        return super().call(__obj, *args, **kwargs)
+
+
+_OWN = (_Tr, _Fmt)
 
 
 class Renderer:
@@ -353,6 +404,7 @@ class Renderer:
         }
         self._text_env = jinja2.Environment(autoescape=False, **common)
         self._html_env = jinja2.Environment(autoescape=True, **common)
+        self._text_env.context_class = self._html_env.context_class = _Context
         cats = builtin_catalogs()
         for lang, extra in (catalogs or {}).items():
             if isinstance(extra, str | os.PathLike):
@@ -382,7 +434,7 @@ class Renderer:
     # -- values ---------------------------------------------------------------
     def _values(
         self, ctx: MessageContext, purpose: OutreachPurpose, lang: str, loc: str, babel_loc: babel.Locale
-    ) -> dict[str, str]:
+    ) -> _Values:
         def money(m: Money | None) -> str:
             return _format_money(m, loc) if m is not None else ""
 
@@ -392,28 +444,30 @@ class Renderer:
         def rel(d: dt.date | None) -> str:
             return _format_days((d - ctx.today).days, loc) if d is not None else ""
 
-        v = {
-            "ref": ctx.reference,
-            "creditor": ctx.creditor_name,
-            "sender": ctx.sender_name,
-            "phone": ctx.phone,
-            "email": ctx.email,
-            "amount": money(ctx.amount_due),
-            "due": date(ctx.due_date),
-            "due_rel": rel(ctx.due_date),
-            "deadline": date(ctx.deadline),
-            "deadline_rel": rel(ctx.deadline),
-            "action_date": date(ctx.action_date),
-            "today": date(ctx.today),
-            "pay_link": ctx.pay_link or "",
-            "opt_out_url": ctx.opt_out_url or "",
-            "keyword": ctx.opt_out_keyword,
-            "portal_url": ctx.portal_url or "",
-            "assistance_url": ctx.assistance_url or "",
-            "name": ctx.recipient_name or "",
-            "agent": ctx.agent_name or str(self._catalogs[lang].get("voice.agent_default", "")),
-            "original_creditor": ctx.creditor_name,
-        }
+        v = _Values(
+            {
+                "ref": ctx.reference,
+                "creditor": ctx.creditor_name,
+                "sender": ctx.sender_name,
+                "phone": ctx.phone,
+                "email": ctx.email,
+                "amount": money(ctx.amount_due),
+                "due": date(ctx.due_date),
+                "due_rel": rel(ctx.due_date),
+                "deadline": date(ctx.deadline),
+                "deadline_rel": rel(ctx.deadline),
+                "action_date": date(ctx.action_date),
+                "today": date(ctx.today),
+                "pay_link": ctx.pay_link or "",
+                "opt_out_url": ctx.opt_out_url or "",
+                "keyword": ctx.opt_out_keyword,
+                "portal_url": ctx.portal_url or "",
+                "assistance_url": ctx.assistance_url or "",
+                "name": ctx.recipient_name or "",
+                "agent": ctx.agent_name or str(self._catalogs[lang].get("voice.agent_default", "")),
+                "original_creditor": ctx.creditor_name,
+            }
+        )
         if ctx.notice is not None:
             n = ctx.notice
             v["original_creditor"] = n.original_creditor or ctx.creditor_name
@@ -483,7 +537,7 @@ class Renderer:
                 )
         loc = locale_for(lang, context.jurisdiction)
         bloc = _babel_locale(loc)
-        tr = _Tr(lang, self._catalogs[lang], bloc, self._values(context, purpose, lang, loc, bloc))
+        tr = _Tr(lang, self._catalogs[lang], bloc, self._values(context, purpose, lang, loc, bloc), loc)
         statement = context.statement if isinstance(context.statement, Statement) else None
         ns: dict[str, Any] = {
             "t": tr,
@@ -494,8 +548,8 @@ class Renderer:
             "lang": lang,
             "channel": channel.value,
             "statement": statement,
-            "money": lambda m: _format_money(m, loc),
-            "date": lambda d: tr.values["today"] if d is None else _format_date(d, loc),
+            "money": tr.money,
+            "date": tr.date,
             "show_pay": purpose not in _NO_PAY and context.amount_due.is_positive(),
             "show_rights": purpose in _RIGHTS,
             "show_deadline": "deadline" in REQUIRED[purpose],
@@ -503,7 +557,7 @@ class Renderer:
             "glossary": [glossary.glossary_entry(term, lang) for term in _glossary_terms(statement)],
             "ShareKind": ShareKind,
             "pay_keys": _pay_keys(context),
-            "tl": lambda keys: [tr(k) for k in keys],
+            "tl": tr.list,
         }
         template = f"{lang}/{channel.value}/{purpose.value}"
         subject = html = voicemail = None
