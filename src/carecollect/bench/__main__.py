@@ -7,7 +7,8 @@ Figures:
 2. the same streamed from a SQLite store file (cached between runs by size and
    seed), with the peak-RSS growth of a fresh process;
 3. a full run (render and send through the file outbox) with
-   :func:`carecollect.daily_run.execute_run`;
+   :func:`carecollect.daily_run.execute_run`, in one process and with two sending
+   workers, of a 65,000-invoice portfolio (about 100,000 due messages; ``--full-invoices``);
 4. growth of time and memory from 10,000 invoices to ``--size``;
 5. the daily run's own planner, :func:`carecollect.daily_run.plan_run` (what
    ``carecollect run --dry-run`` does: domain objects, every reason, the agency
@@ -236,7 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--skip-full", action="store_true", help="skip the full run (3)")
     ap.add_argument(
-        "--full-invoices", type=int, default=None, help="portfolio size of the full run (default 3,000)"
+        "--full-invoices",
+        type=int,
+        default=None,
+        help="portfolio size of the full run (default 65,000: about 100,000 due messages)",
     )
     ap.add_argument("--batch", type=int, default=5000, help="invoices per store read")
     ap.add_argument("--cache-dir", default=os.path.join(tempfile.gettempdir(), "carecollect-bench"))
@@ -246,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(stream_child(args._stream, args.batch)))
         return 0
     size = 20_000 if args.quick else args.size
-    full_invoices = args.full_invoices or (300 if args.quick else 3_000)
+    full_invoices = args.full_invoices or (300 if args.quick else 65_000)
     sizes = sorted({s for s in (size // 100, size // 10, size) if s >= 1000})
     cache = Path(args.cache_dir)
     print(f"carecollect benchmark: {size:,} invoices, seed {args.seed}, run at {NOW.isoformat()}")
