@@ -137,6 +137,16 @@ def good_document() -> dict[str, Any]:
                 "received_at": "2026-03-01T12:00:00-06:00",
             }
         ],
+        "assistance_applications": [
+            {"id": "FA-1", "account_id": "A-2", "received_on": "2026-02-25", "status": "received"},
+            {
+                "id": "FA-0",
+                "account_id": "A-1",
+                "received_on": "2026-01-20",
+                "status": "withdrawn",
+                "decided_on": "2026-02-02",
+            },
+        ],
     }
 
 
@@ -156,6 +166,7 @@ def _problems(store: SQLiteStore, doc: Any) -> list[tuple[str, str, str | None]]
 def test_a_good_document_is_stored_with_its_ledger(store: SQLiteStore) -> None:
     summary = import_json(store, good_document())
     assert (summary.patients, summary.accounts, summary.invoices, summary.payments) == (2, 2, 2, 1)
+    assert summary.assistance_applications == 2
     assert store.ledger("A-1").balance == Money("450.00", "NOK")
     # 600 charged - 300 insurer - 120 contractual - 50 paid
     assert store.ledger("A-2").balance == Money("130.00", "USD")
@@ -299,7 +310,11 @@ def test_random_and_malformed_json_only_ever_raises_import_failed(
     tmp_path: Path, data: st.DataObject
 ) -> None:
     doc = good_document()
-    section = data.draw(st.sampled_from(["creditors", "patients", "accounts", "invoices", "payments"]))
+    section = data.draw(
+        st.sampled_from(
+            ["creditors", "patients", "accounts", "invoices", "payments", "assistance_applications"]
+        )
+    )
     if data.draw(st.booleans()):
         record = data.draw(st.sampled_from(doc[section]))
         key = data.draw(st.sampled_from([*record.keys(), "lines", "contact_points", "extra"]))
@@ -312,6 +327,7 @@ def test_random_and_malformed_json_only_ever_raises_import_failed(
         except ImportFailed as failed:
             assert failed.problems
             assert s.counts()["invoices"] == 0
+            assert s.counts()["assistance_applications"] == 0
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

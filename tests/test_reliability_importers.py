@@ -30,6 +30,7 @@ from carecollect.importers import (
     import_json,
 )
 from carecollect.portfolio import load_portfolio
+from carecollect.relief.assistance import ApplicationStatus, AssistanceApplication
 from carecollect.store import SQLiteStore
 
 AS_OF = dt.date(2026, 3, 2)
@@ -40,10 +41,21 @@ SETTINGS = settings(
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small real portfolio exported as CSV files and a JSON document."""
+    """A small real portfolio, with financial-assistance applications, exported as CSV files and a JSON document."""
     base = tmp_path_factory.mktemp("exports")
     with SQLiteStore(":memory:") as store:
         load_portfolio(store, 6, seed=2, as_of=AS_OF)
+        for n, snap in enumerate(list(store.iter_account_snapshots())[:3]):
+            decided = n % 2 == 1
+            store.put_application(
+                AssistanceApplication(
+                    f"FA-{n}",
+                    snap.account.id,
+                    AS_OF - dt.timedelta(days=20 + n),
+                    ApplicationStatus.APPROVED if decided else ApplicationStatus.RECEIVED,
+                    AS_OF - dt.timedelta(days=5) if decided else None,
+                )
+            )
         export_csv(store, base / "csv")
         export_json(store, base / "doc.json")
     return base
@@ -73,9 +85,11 @@ edits = st.lists(
 
 def test_the_exports_import_cleanly(exports: Path) -> None:
     with SQLiteStore(":memory:") as store:
-        assert import_json(store, exports / "doc.json").invoices == 6
+        summary = import_json(store, exports / "doc.json")
+        assert (summary.invoices, summary.assistance_applications) == (6, 3)
     with SQLiteStore(":memory:") as store:
-        assert import_csv(store, exports / "csv").invoices == 6
+        summary = import_csv(store, exports / "csv")
+        assert (summary.invoices, summary.assistance_applications) == (6, 3)
 
 
 @SETTINGS
@@ -111,7 +125,9 @@ def test_a_corrupted_json_export(
 
 @SETTINGS
 @given(
-    kind=st.sampled_from(["patients", "contact_points", "accounts", "invoices", "invoice_lines"]),
+    kind=st.sampled_from(
+        ["patients", "contact_points", "accounts", "invoices", "invoice_lines", "assistance_applications"]
+    ),
     changes=edits,
 )
 def test_a_corrupted_csv_export(

@@ -234,7 +234,15 @@ def import_(db: Path, source: Path, fmt: str | None) -> None:
     table = Table(title=f"Imported from {source.name}")
     table.add_column("records")
     table.add_column("count", justify="right")
-    for name in ("creditors", "patients", "accounts", "invoices", "payments", "ledger_entries"):
+    for name in (
+        "creditors",
+        "patients",
+        "accounts",
+        "invoices",
+        "payments",
+        "assistance_applications",
+        "ledger_entries",
+    ):
         table.add_row(name.replace("_", " "), str(getattr(summary, name)))
     console.print(table)
 
@@ -273,6 +281,13 @@ def export(db: Path, dest: Path, fmt: str | None) -> None:
         f"Exported {counts['patients']} patients, {counts['accounts']} accounts and "
         f"{counts['invoices']} invoices to {dest} ({fmt})"
     )
+    applications = counts.get("assistance_applications", 0)
+    if fmt == "fhir" and applications:
+        # FHIR R4 has no resource for them; losing one would let a patient who applied be dunned.
+        Console(stderr=True, highlight=False, soft_wrap=True).print(
+            f"Warning: the FHIR bundle leaves out {applications} financial-assistance application(s) "
+            "(FHIR R4 has no resource for them); export csv or json as well to keep them."
+        )
 
 
 @main.command()

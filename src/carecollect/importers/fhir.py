@@ -15,6 +15,10 @@ extensions under :data:`EXT` (``jurisdiction`` and ``currency`` on Account,
 ``payment-method`` on a PaymentReconciliation detail). Without the insurance
 extensions an invoice's patient share would be its whole total. The time zone uses the standard
 ``http://hl7.org/fhir/StructureDefinition/tz-code`` extension on Patient.
+
+Financial-assistance applications are not mapped: FHIR R4 has no resource for
+them. Import them from CSV or JSON (an ``assistance_applications`` section on its
+own attaches to accounts already in the store).
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from ..ledger import EntryKind, Ledger, LedgerEntry, post, post_payment
 from ..money import Money
 from ..patients import Account, ConfidentialWish, ContactPoint, Patient
 from ..payments import Payment, PaymentMethod
+from ..relief.assistance import ApplicationStatus, AssistanceApplication
 from ..store.base import NotFound, Store
 
 __all__ = [
@@ -38,8 +39,8 @@ __all__ = [
     "apply_records",
 ]
 
-#: The kinds of records an import may hold, in the order they are stored.
-KINDS = ("creditors", "patients", "accounts", "invoices", "payments")
+#: The kinds of records an import may hold.
+KINDS = ("creditors", "patients", "accounts", "invoices", "payments", "assistance_applications")
 
 T = TypeVar("T")
 
@@ -101,6 +102,7 @@ class ImportSummary:
     invoices: int = 0
     payments: int = 0
     ledger_entries: int = 0
+    assistance_applications: int = 0
 
 
 class _Bad(Exception):
@@ -394,6 +396,21 @@ def payment_from(f: Mapping[str, Any], currency: str) -> Payment:
     )
 
 
+def application_from(f: Mapping[str, Any]) -> AssistanceApplication:
+    """Build an :class:`~carecollect.relief.assistance.AssistanceApplication` from plain fields.
+
+    Without a ``status`` the application is ``received``: pending, so it pauses
+    outreach and the agency gates until someone records the decision.
+    """
+    return AssistanceApplication(
+        id=_req(f, "id"),
+        account_id=_req(f, "account_id"),
+        received_on=_date_req(f, "received_on"),
+        status=_choice(f, "status", ApplicationStatus, ApplicationStatus.RECEIVED),
+        decided_on=_date(f, "decided_on", required=False),
+    )
+
+
 # -- applying ------------------------------------------------------------------------------------------
 def _charge_entries(inv: Invoice) -> list[LedgerEntry]:
     """What an imported invoice puts on the ledger: its charge, insurer payment and contractual adjustment."""
@@ -441,8 +458,10 @@ def apply_records(store: Store, records: RecordSet) -> ImportSummary:
     Invoices that are open or paid are charged to their account's ledger
     (``charge:<id>``, plus ``insurer:<id>`` and ``contractual:<id>`` for the
     insurance side), and payments are allocated with
-    :func:`~carecollect.ledger.post_payment`. Importing the same data again
-    changes nothing.
+    :func:`~carecollect.ledger.post_payment`. Financial-assistance applications
+    are stored with their account (which must be in the import or the store);
+    an application already stored under the same id is replaced by the
+    imported one. Importing the same data again changes nothing.
 
     :raises ImportFailed: with every problem found; the store is unchanged.
     """
@@ -480,6 +499,8 @@ def apply_records(store: Store, records: RecordSet) -> ImportSummary:
         check("accounts", rec, functools.partial(account_from, rec.fields))
     for rec in records.get("invoices", ()):
         check("invoices", rec, functools.partial(invoice_from, rec.fields))
+    for rec in records.get("assistance_applications", ()):
+        check("assistance_applications", rec, functools.partial(application_from, rec.fields))
 
     accounts: dict[str, Account] = {a.id: a for _, a in built["accounts"]}
     for rec, acc in built["accounts"]:
@@ -512,6 +533,12 @@ def apply_records(store: Store, records: RecordSet) -> ImportSummary:
         elif acc.currency != inv.currency:
             problems.append(ImportProblem(rec.where, "currency", f"the account is in {acc.currency}", inv.id))
 
+    for rec, app in built["assistance_applications"]:
+        if account_of(app.account_id) is None:
+            problems.append(
+                ImportProblem(rec.where, "account_id", "no such account in this import or the store", app.id)
+            )
+
     for rec in records.get("payments", ()):
         acc_id = rec.fields.get("account_id")
         acc = account_of(acc_id) if isinstance(acc_id, str) and acc_id else None
@@ -536,6 +563,8 @@ def apply_records(store: Store, records: RecordSet) -> ImportSummary:
             store.put_account(a)
         for _, inv in built["invoices"]:
             store.put_invoice(inv)
+        for _, app in built["assistance_applications"]:
+            store.put_application(app)
         touched = {inv.account_id for _, inv in built["invoices"]} | {
             p.account_id for _, p in built["payments"]
         }
@@ -576,4 +605,5 @@ def apply_records(store: Store, records: RecordSet) -> ImportSummary:
         invoices=len(built["invoices"]),
         payments=len(built["payments"]),
         ledger_entries=added,
+        assistance_applications=len(built["assistance_applications"]),
     )

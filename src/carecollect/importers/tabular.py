@@ -3,11 +3,13 @@
 JSON is one document::
 
     {"format": "carecollect-import/1", "creditors": [...], "patients": [...],
-     "accounts": [...], "invoices": [...], "payments": [...]}
+     "accounts": [...], "invoices": [...], "payments": [...],
+     "assistance_applications": [...]}
 
 CSV is a folder of files, one per kind (``creditors.csv``, ``patients.csv``,
 ``contact_points.csv``, ``accounts.csv``, ``invoices.csv``,
-``invoice_lines.csv``, ``payments.csv``); any may be missing. Amounts are
+``invoice_lines.csv``, ``payments.csv``, ``assistance_applications.csv``);
+any may be missing. Amounts are
 decimal text (``"125.50"``), dates ISO dates, instants ISO-8601 with offset.
 
 >>> import datetime as dt
@@ -125,6 +127,7 @@ CSV_COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     "invoice_lines": ("invoice_id", "code", "description", "amount", "service_date"),
     "payments": ("id", "account_id", "amount", "method", "received_at", "directed_to"),
+    "assistance_applications": ("id", "account_id", "received_on", "status", "decided_on"),
 }
 
 
@@ -369,7 +372,8 @@ def export_document(store: Store) -> dict[str, Any]:
 
     Payments are rebuilt from the ledger: one per payment id, ``directed_to``
     listing the invoices it was allocated to, so importing the export again
-    allocates it the same way.
+    allocates it the same way. Financial-assistance applications are listed
+    account by account, oldest first.
     """
     doc: dict[str, Any] = {
         "format": FORMAT,
@@ -378,6 +382,7 @@ def export_document(store: Store) -> dict[str, Any]:
         "accounts": [],
         "invoices": [],
         "payments": [],
+        "assistance_applications": [],
     }
     for c in store.creditors():
         doc["creditors"].append(
@@ -429,6 +434,16 @@ def export_document(store: Store) -> dict[str, Any]:
         for pay in payments.values():
             pay["amount"] = _amount(Money.from_minor(pay.pop("units"), a.currency))
             doc["payments"].append(pay)
+        doc["assistance_applications"].extend(
+            {
+                "id": app.id,
+                "account_id": app.account_id,
+                "received_on": _iso(app.received_on),
+                "status": app.status.value,
+                "decided_on": _iso(app.decided_on),
+            }
+            for app in snap.applications
+        )
     return doc
 
 
