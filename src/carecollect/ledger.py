@@ -8,7 +8,7 @@ Payments are allocated across open invoices, oldest first unless the payer
 directed them; what is left becomes a credit on the account, never a negative
 invoice. The books always balance::
 
-    charges + refunds == patient payments + insurer payments + adjustments + write-offs + balance
+    charges + refunds + reversals == patient payments + insurer payments + adjustments + write-offs + balance
 
 >>> import datetime as dt
 >>> from carecollect.money import Money
