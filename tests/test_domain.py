@@ -49,6 +49,7 @@ from carecollect import (
 )
 from carecollect.calendars import BusinessCalendar
 from carecollect.disputes import escalate_dispute, record_follow_up, resolve_dispute, withdraw_dispute
+from carecollect.events import EventType
 from carecollect.invoices import (
     cancel_invoice,
     issue_invoice,
@@ -61,6 +62,7 @@ from carecollect.patients import grant_consent, opt_out, request_cease_communica
 from carecollect.placements import place_account, recall_placement, record_remittance, return_placement
 from carecollect.plans import (
     Instalment,
+    InstalmentStatus,
     activate_plan,
     build_schedule,
     cancel_plan,
@@ -70,6 +72,7 @@ from carecollect.plans import (
     pause_plan,
     record_instalment_payment,
     resume_plan,
+    reverse_instalment_payment,
 )
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -305,6 +308,45 @@ def test_plan_life_cycle() -> None:
     assert done.status is PlanStatus.COMPLETED and done.remaining.is_zero()
     cancelled, _ = cancel_plan(_plan(), at=T)
     assert cancelled.status is PlanStatus.CANCELLED
+
+
+def test_a_reversed_instalment_payment_is_due_again_and_reopens_a_completed_plan() -> None:
+    plan, _ = activate_plan(_plan(), at=T)
+    with pytest.raises(
+        InvalidTransition, match="PaymentPlan PL-1: cannot reverse the payment of instalment 1"
+    ):
+        reverse_instalment_payment(plan, 1, at=T)  # not paid
+    with pytest.raises(ValidationError, match="no instalment 9"):
+        reverse_instalment_payment(plan, 9, at=T)
+    for n in (1, 2, 3):
+        plan, _ = record_instalment_payment(plan, n, Money("100.00", "EUR"), at=T)
+    assert plan.status is PlanStatus.COMPLETED
+    # due again with its own due date, even past it: the relief policy's grace decides missed
+    later = T + dt.timedelta(days=120)
+    back, event = reverse_instalment_payment(plan, 2, at=later, reason="chargeback")
+    assert back.status is PlanStatus.ACTIVE
+    assert [(i.status, i.paid) for i in back.instalments][1] == (InstalmentStatus.DUE, None)
+    assert back.instalments[1].due_date == plan.instalments[1].due_date
+    assert back.remaining == Money("100.00", "EUR") and back.next_due() == back.instalments[1]
+    assert event.type is EventType.PLAN_INSTALMENT_REVERSED and event.record_id == "PL-1"
+    assert (event.detail("number"), event.detail("amount"), event.detail("reason")) == (
+        "2",
+        "EUR 100.00",
+        "chargeback",
+    )
+    # it can be paid again; a paused plan stays paused
+    again, _ = record_instalment_payment(back, 2, Money("100.00", "EUR"), at=later)
+    assert again.status is PlanStatus.COMPLETED
+    paused, _ = pause_plan(back, on=dt.date(2026, 8, 1), at=later)
+    paused_back, _ = reverse_instalment_payment(paused, 1, at=later)
+    assert paused_back.status is PlanStatus.PAUSED
+    # a defaulted or cancelled plan is not reopened by a reversal
+    for closed in (
+        default_plan(mark_instalment_missed(back, 2, at=later)[0], at=later)[0],
+        cancel_plan(back, at=T)[0],
+    ):
+        with pytest.raises(InvalidTransition, match="PaymentPlan PL-1"):
+            reverse_instalment_payment(closed, 1, at=later)
 
 
 def test_plan_completes_after_last_instalment() -> None:

@@ -30,6 +30,7 @@ from carecollect.ledger import (
     post_insurance_payment,
     post_payment,
     post_refund,
+    reverse_payment,
 )
 
 UTC = dt.UTC
@@ -157,13 +158,92 @@ def test_naive_datetime_refused() -> None:
         LedgerEntry("k", EntryKind.CHARGE, eur("1.00"), dt.datetime(2026, 1, 1), "INV-1")
 
 
+def _reverse(book: Ledger, rid: str, pid: str, amount: str, when: int = 8, reason: str = "chargeback"):  # type: ignore[no-untyped-def]
+    return reverse_payment(
+        book, reversal_id=rid, payment_id=pid, amount=eur(amount), at=day(when), reason=reason
+    )
+
+
+def test_a_reversal_takes_credit_first_then_reopens_the_latest_allocation() -> None:
+    book, _ = post_payment(two_invoices(), pay("P1", "170.00"))  # INV-1 100, INV-2 50, credit 20
+    book, event = _reverse(book, "REV-1", "P1", "30.00")
+    assert event is not None and event.detail("kind") == "payment_reversed"
+    assert (event.detail("payment"), event.detail("reason"), event.detail("amount")) == (
+        "P1",
+        "chargeback",
+        "EUR 30.00",
+    )
+    assert book.credit == eur("0.00")
+    assert book.invoice_balance("INV-2") == eur("10.00")
+    assert book.invoice_balance("INV-1") == eur("0.00")
+    assert book.paid_by("P1") == eur("140.00")
+    # a report tells it from a refund: its own kind, no refund entries
+    assert book.sum_of(EntryKind.PAYMENT_REVERSED) == eur("30.00")
+    assert book.sum_of(EntryKind.REFUND).is_zero()
+    # the rest of the payment goes back too, and the invoices owe exactly what they did before it
+    book, _ = _reverse(book, "REV-2", "P1", "140.00", when=9)
+    assert (book.invoice_balance("INV-1"), book.invoice_balance("INV-2")) == (eur("100.00"), eur("50.00"))
+    assert book.paid_by("P1").is_zero() and book.balance == eur("150.00")
+
+
+def test_a_reversal_is_idempotent_and_never_takes_more_than_is_left() -> None:
+    book, _ = post_payment(two_invoices(), pay("P1", "60.00"))
+    book, _ = _reverse(book, "REV-1", "P1", "25.00")
+    same, event = _reverse(book, "REV-1", "P1", "25.00")
+    assert same is book and event is None
+    with pytest.raises(DuplicateEntry, match="REV-1"):
+        _reverse(book, "REV-1", "P1", "26.00")
+    with pytest.raises(ValidationError, match=r"Reversal REV-2.*amount.*more than the EUR 35.00 left"):
+        _reverse(book, "REV-2", "P1", "35.01")
+    with pytest.raises(ValidationError, match=r"Reversal REV-3.*payment_id.*P9 has nothing left"):
+        _reverse(book, "REV-3", "P9", "1.00")
+    with pytest.raises(ValidationError, match="reason"):
+        _reverse(book, "REV-4", "P1", "1.00", reason="bank: returned")
+    with pytest.raises(CurrencyMismatch):
+        reverse_payment(
+            book, reversal_id="REV-5", payment_id="P1", amount=Money("1.00", "USD"), at=day(9), reason="x"
+        )
+    assert book.paid_by("P1") == eur("35.00")  # nothing was written by the refusals
+
+
+def test_refunds_and_reversals_of_one_payment_never_reopen_an_allocation_twice() -> None:
+    book, _ = post_payment(two_invoices(), pay("P1", "150.00"))  # INV-1 100, INV-2 50
+    book, _ = _reverse(book, "REV-1", "P1", "40.00")  # INV-2 reopened by 40
+    book, _ = post_refund(book, Refund("R1", "A-1", "P1", eur("30.00"), day(9)))  # INV-2 10 more, INV-1 20
+    assert book.invoice_balance("INV-2") == eur("50.00")
+    assert book.invoice_balance("INV-1") == eur("20.00")
+    with pytest.raises(ValidationError):
+        _reverse(book, "REV-2", "P1", "80.01", when=10)
+    book, _ = _reverse(book, "REV-2", "P1", "80.00", when=10)
+    assert book.invoice_balance("INV-1") == eur("100.00") and book.paid_by("P1").is_zero()
+
+
+def test_a_reversal_reopens_the_invoice_its_credit_was_moved_to() -> None:
+    book, _ = post_payment(two_invoices(), pay("P1", "170.00"))  # 20 credit
+    book, _ = post_charge(book, "INV-3", eur("20.00"), at=day(9))
+    book, _ = apply_credit(book, key="CA-1", at=day(9))
+    assert book.credit.is_zero() and book.invoice_balance("INV-3").is_zero()
+    # a refund may not (the creditor can refund less), a chargeback must (the money is gone)
+    with pytest.raises(ValidationError, match="credit was already used"):
+        post_refund(book, Refund("R1", "A-1", "P1", eur("170.00"), day(10)))
+    book, _ = _reverse(book, "REV-1", "P1", "170.00", when=10)
+    assert [book.invoice_balance(i) for i in ("INV-1", "INV-2", "INV-3")] == [
+        eur("100.00"),
+        eur("50.00"),
+        eur("20.00"),
+    ]
+    assert book.credit.is_zero() and book.balance == eur("170.00")
+
+
 # -- conservation: a random walk of everything that can happen to an account -------------------
 
 
 def _ops() -> st.SearchStrategy[list[tuple[str, int, int]]]:
     return st.lists(
         st.tuples(
-            st.sampled_from(["charge", "pay", "adjust", "writeoff", "insure", "refund", "credit", "replay"]),
+            st.sampled_from(
+                ["charge", "pay", "adjust", "writeoff", "insure", "refund", "reverse", "credit", "replay"]
+            ),
             st.integers(0, 10),
             st.integers(1, 50_000),
         ),
@@ -182,7 +262,7 @@ def test_money_is_conserved(code: str, ops: list[tuple[str, int, int]]) -> None:
     """
     book = Ledger("A-1", code)
     payments: list[Payment] = []
-    tally = {"charged": 0, "paid": 0, "insured": 0, "adjusted": 0, "refunded": 0}
+    tally = {"charged": 0, "paid": 0, "insured": 0, "adjusted": 0, "refunded": 0, "reversed": 0}
     n = 0
     for op, pick, units in ops:
         n += 1
@@ -221,6 +301,24 @@ def test_money_is_conserved(code: str, ops: list[tuple[str, int, int]]) -> None:
                     amt = min(amount, left)
                     book, _ = post_refund(book, Refund(f"R{n}", "A-1", p.id, amt, at))
                     tally["refunded"] += amt.minor_units
+            elif op == "reverse" and payments:
+                # a returned debit or chargeback of what the payment has left
+                p = payments[pick % len(payments)]
+                left = book.paid_by(p.id)
+                if left.is_positive():
+                    amt = min(amount, left)
+                    book, _ = reverse_payment(
+                        book, reversal_id=f"V{n}", payment_id=p.id, amount=amt, at=at, reason="chargeback"
+                    )
+                    tally["reversed"] += amt.minor_units
+                    assert book.paid_by(p.id) == left - amt
+                    # what is owed goes back up by exactly the amount reversed
+                    assert book.balance - before.balance == amt
+                    # and the replay changes nothing
+                    again, event = reverse_payment(
+                        book, reversal_id=f"V{n}", payment_id=p.id, amount=amt, at=at, reason="chargeback"
+                    )
+                    assert again is book and event is None
             elif op == "credit":
                 credit_before = book.credit
                 book, _ = apply_credit(book, key=f"CA{n}", at=at)
@@ -230,7 +328,9 @@ def test_money_is_conserved(code: str, ops: list[tuple[str, int, int]]) -> None:
                 book, event = post_payment(book, payments[pick % len(payments)])
                 assert book is before and event is None
         except ValidationError as exc:
-            # the only refusal possible here: a refund whose payment's credit was already applied elsewhere
+            # the only refusal possible here: a refund whose payment's credit was already applied
+            # elsewhere, or a reversal whose payment's credit another payment's refund took (credit is
+            # the account's, not the payment's); nothing is written
             assert "credit was already used" in str(exc), exc
             assert book is before
         # the ledger's own sums equal what was handed to it
@@ -242,9 +342,15 @@ def test_money_is_conserved(code: str, ops: list[tuple[str, int, int]]) -> None:
             == tally["adjusted"]
         )
         assert book.sum_of(EntryKind.REFUND).minor_units == tally["refunded"]
+        assert book.sum_of(EntryKind.PAYMENT_REVERSED).minor_units == tally["reversed"]
         # the books balance after every step, to the minor unit
         expected_balance = (
-            tally["charged"] + tally["refunded"] - tally["paid"] - tally["insured"] - tally["adjusted"]
+            tally["charged"]
+            + tally["refunded"]
+            + tally["reversed"]
+            - tally["paid"]
+            - tally["insured"]
+            - tally["adjusted"]
         )
         assert book.balance.minor_units == expected_balance
         owed = sum(book.invoice_balance(i).minor_units for i in book.invoice_ids())

@@ -365,3 +365,197 @@ def test_the_webhook_of_a_charge_the_run_already_posted_changes_nothing(
     )
     assert report.processed == 1 and report.payments == 0
     assert store.ledger(plan.account_id).entries == before
+
+
+# -- money that did not stay: returned debits, chargebacks, provider refunds ---------------------
+
+
+def _returned(event_id: str, kind: str, reference: str, amount: Money | None = None) -> bytes:
+    data: dict[str, str] = {"id": event_id, "type": kind, "reference": reference}
+    if amount is not None:
+        data |= {"amount": str(amount.amount), "currency": amount.currency}
+    return json.dumps(data).encode()
+
+
+def _owed(store: SQLiteStore, account_id: str) -> dict[str, int]:
+    book = store.ledger(account_id)
+    return {i: book.invoice_balance(i).minor_units for i in book.invoice_ids()}
+
+
+def _conserved(store: SQLiteStore, account_id: str) -> None:
+    """charges + refunds + reversals == payments + insurer + adjustments + write-offs + balance."""
+    book = store.ledger(account_id)
+    total = {k: book.sum_of(k).minor_units for k in EntryKind}
+    assert total[EntryKind.CHARGE] + total[EntryKind.REFUND] + total[EntryKind.PAYMENT_REVERSED] == (
+        total[EntryKind.PATIENT_PAYMENT]
+        + total[EntryKind.INSURANCE_PAYMENT]
+        + total[EntryKind.ADJUSTMENT]
+        + total[EntryKind.WRITE_OFF]
+        + book.balance.minor_units
+    )
+    # the store's flat invoice rows agree with the ledger
+    rows = {r.invoice_id: r.balance_minor for r in store.iter_invoice_rows() if r.account_id == account_id}
+    assert rows == {i: max(units, 0) for i, units in _owed(store, account_id).items()} | {
+        i: rows[i] for i in rows if i not in book.invoice_ids()
+    }
+
+
+def _paid_by_webhook(
+    store: SQLiteStore, pm: PluginManager, settings: RunSettings, plan: PaymentPlan, reference: str
+) -> Money:
+    store.link_provider_payment(
+        ProviderPayment(
+            "fake-gw", reference, plan.account_id, provider_payment_id("fake-gw", reference), plan.id, 1
+        )
+    )
+    amount = plan.instalments[0].amount
+    assert (
+        intake(
+            store, pm, settings, [_webhook(_paid(f"evt-pay-{reference}", reference, amount))], NOW
+        ).payments
+        == 1
+    )
+    return amount
+
+
+def test_a_chargeback_takes_the_payment_back_once_and_the_instalment_is_due_again(
+    store: SQLiteStore, pm: PluginManager, settings: RunSettings
+) -> None:
+    plan = _plan_with_mandate(store, first_due=NOW.date() + dt.timedelta(days=5))  # nothing to charge yet
+    before = _owed(store, plan.account_id)
+    amount = _paid_by_webhook(store, pm, settings, plan, "pay-ref-cb")
+    assert _owed(store, plan.account_id) != before
+    assert store.get_plan(plan.id).instalments[0].status is InstalmentStatus.PAID
+
+    body = _returned("evt-cb-1", "chargeback.opened", "pay-ref-cb")  # no amount: all that is left
+    report = intake(
+        store, pm, settings, [_webhook(body, NOW + dt.timedelta(days=1))], NOW + dt.timedelta(days=1)
+    )
+    assert (report.payments_reversed, report.processed, report.failures) == (1, 1, ())
+    # the invoice owes what it did before the payment; the money is a reversal, not a refund
+    assert _owed(store, plan.account_id) == before
+    book = store.ledger(plan.account_id)
+    payment_id = provider_payment_id("fake-gw", "pay-ref-cb")
+    assert book.paid_by(payment_id).is_zero()
+    assert book.sum_of(EntryKind.PAYMENT_REVERSED) == amount and book.sum_of(EntryKind.REFUND).is_zero()
+    _conserved(store, plan.account_id)
+    # the instalment is due again (not yet missed: its due date is ahead), the plan still active
+    again = store.get_plan(plan.id)
+    assert again.status is PlanStatus.ACTIVE
+    assert (again.instalments[0].status, again.instalments[0].paid) == (InstalmentStatus.DUE, None)
+    # the audit says what was reversed, with ids and amounts only
+    audit = [
+        r for r in store.audit_records(subject_id=plan.account_id) if r.kind == "webhook.chargeback.opened"
+    ]
+    assert len(audit) == 1
+    assert dict(audit[0].data) == {
+        "event": "evt-cb-1",
+        "kind": "chargeback.opened",
+        "reference": "pay-ref-cb",
+        "payment": payment_id,
+        "reversal": "REV-fake-gw-evt-cb-1",
+        "amount": str(amount),
+        "left": str(Money.zero(amount.currency)),
+        "plan": plan.id,
+        "instalment": 1,
+    }
+
+    # the same chargeback again (a replay) changes nothing
+    entries = store.ledger(plan.account_id).entries
+    replay = intake(
+        store, pm, settings, [_webhook(body, NOW + dt.timedelta(days=1))], NOW + dt.timedelta(days=1)
+    )
+    assert (replay.duplicates, replay.payments_reversed) == (1, 0)
+    assert store.ledger(plan.account_id).entries == entries
+    # a later event for money already taken back changes no money either
+    late = intake(
+        store, pm, settings, [_webhook(_returned("evt-cb-2", "payment.refunded", "pay-ref-cb"))], NOW
+    )
+    assert (late.processed, late.payments_reversed, late.failures) == (1, 0, ())
+    assert store.ledger(plan.account_id).entries == entries
+    assert store.verify_audit().ok
+
+
+def test_a_partial_chargeback_reopens_exactly_its_amount_and_more_than_is_left_is_refused(
+    store: SQLiteStore, pm: PluginManager, settings: RunSettings
+) -> None:
+    plan = _plan_with_mandate(store, first_due=NOW.date() + dt.timedelta(days=5))
+    before = _owed(store, plan.account_id)
+    amount = _paid_by_webhook(store, pm, settings, plan, "pay-ref-part")
+    paid = _owed(store, plan.account_id)
+    invoice = plan.invoice_ids[0]
+    part = Money.from_minor(amount.minor_units // 3, amount.currency)
+
+    report = intake(
+        store, pm, settings, [_webhook(_returned("evt-p1", "chargeback.opened", "pay-ref-part", part))], NOW
+    )
+    assert report.payments_reversed == 1
+    assert _owed(store, plan.account_id)[invoice] == paid[invoice] + part.minor_units
+    _conserved(store, plan.account_id)
+    # what is left no longer covers the instalment: it is due again
+    assert store.get_plan(plan.id).instalments[0].status is InstalmentStatus.DUE
+
+    # more than is left: refused, nothing written, not marked processed (staff see the failure)
+    entries = store.ledger(plan.account_id).entries
+    too_much = _returned("evt-p2", "chargeback.opened", "pay-ref-part", amount)
+    refused = intake(store, pm, settings, [_webhook(too_much)], NOW)
+    assert refused.processed == 0 and any("evt-p2" in f or "amount" in f for f in refused.failures)
+    assert store.ledger(plan.account_id).entries == entries
+    assert not store.was_processed("provider:fake-gw", "evt-p2")
+
+    # the rest: the invoice owes what it did before the payment
+    rest = amount - part
+    intake(store, pm, settings, [_webhook(_returned("evt-p3", "payment.failed", "pay-ref-part", rest))], NOW)
+    assert _owed(store, plan.account_id) == before
+    _conserved(store, plan.account_id)
+
+
+def test_a_failed_payment_never_posted_changes_no_money(
+    store: SQLiteStore, pm: PluginManager, settings: RunSettings
+) -> None:
+    plan = _plan_with_mandate(store, first_due=NOW.date() + dt.timedelta(days=5))
+    store.link_provider_payment(
+        ProviderPayment(
+            "fake-gw", "pay-ref-nf", plan.account_id, provider_payment_id("fake-gw", "pay-ref-nf"), plan.id, 1
+        )
+    )
+    entries = store.ledger(plan.account_id).entries
+    amount = plan.instalments[0].amount
+    report = intake(
+        store, pm, settings, [_webhook(_returned("evt-nf", "payment.failed", "pay-ref-nf", amount))], NOW
+    )
+    assert (report.processed, report.payments_reversed, report.failures) == (1, 0, ())
+    assert store.ledger(plan.account_id).entries == entries
+    assert store.get_plan(plan.id).instalments[0].status is InstalmentStatus.DUE
+    audit = [r for r in store.audit_records(subject_id=plan.account_id) if r.kind == "webhook.payment.failed"]
+    assert [dict(r.data).get("posted") for r in audit] == [False]
+
+
+def test_a_returned_direct_debit_of_a_run_charge_reopens_the_completed_plan_and_grace_decides_missed(
+    store: SQLiteStore, pm: PluginManager, settings: RunSettings
+) -> None:
+    # a one-instalment plan charged by the run: paid, so the plan is completed
+    plan = _plan_with_mandate(store, first_due=NOW.date())
+    plan = attrs.evolve(plan, instalments=build_schedule(plan.total, 1, first_due=NOW.date()))
+    store.put_plan(plan)
+    before = _owed(store, plan.account_id)
+    assert execute_run(store, NOW, pm, settings).charged == 1
+    assert store.get_plan(plan.id).status is PlanStatus.COMPLETED
+    reference = store.outbox_get(f"charge:{plan.id}#1").result["reference"]  # type: ignore[index]
+
+    # the bank returns the debit four days later
+    later = NOW + dt.timedelta(days=4)
+    body = _returned("evt-ret", "payment.failed", reference, plan.total)
+    assert intake(store, pm, settings, [_webhook(body, later)], later).payments_reversed == 1
+    assert _owed(store, plan.account_id) == before
+    _conserved(store, plan.account_id)
+    back = store.get_plan(plan.id)
+    assert back.status is PlanStatus.ACTIVE and back.instalments[0].status is InstalmentStatus.DUE
+
+    # the run does not charge the returned instalment again on its own (the charge key is done);
+    # once the pack's grace after the due date is over, the instalment is missed
+    dry = plan_run(store, later, settings)
+    assert dry.missed == ()
+    run = execute_run(store, NOW + dt.timedelta(days=30), pm, settings)
+    assert run.instalments_missed == 1 and len(FakeGateway.calls) == 1
+    assert store.get_plan(plan.id).instalments[0].status is InstalmentStatus.MISSED

@@ -46,8 +46,8 @@ from .channels import Channel
 from .contact_centre.records import ContactRecord
 from .creditors import Creditor
 from .errors import CareCollectError, DuplicateEntry
-from .invoices import Invoice, InvoiceStatus
-from .ledger import post_adjustment, post_payment
+from .invoices import Invoice, InvoiceStatus, reopen_invoice
+from .ledger import EntryKind, post_adjustment, post_payment, reverse_payment
 from .messages.context import Itemization, MessageContext, NoticeInfo
 from .messages.paylinks import PayLinkSigner, new_nonce
 from .messages.render import Renderer
@@ -66,7 +66,13 @@ from .placements import (
     record_remittance,
     return_placement,
 )
-from .plans import InstalmentStatus, PlanStatus, mark_instalment_missed, record_instalment_payment
+from .plans import (
+    InstalmentStatus,
+    PlanStatus,
+    mark_instalment_missed,
+    record_instalment_payment,
+    reverse_instalment_payment,
+)
 from .policy.cadence import (
     ANCHOR_PLACED,
     NONE,
@@ -81,7 +87,7 @@ from .policy.cadence import (
 from .policy.explain import Reason
 from .policy.governor import ContactHistory, Debt, may_contact
 from .policy.packs import PolicyPack, get_pack
-from .providers import Instrument, WebhookKind
+from .providers import Instrument, WebhookEvent, WebhookKind
 from .relief.gates import may_place
 from .relief.pauses import relief_flags
 from .relief.snapshot import AccountSnapshot as GateSnapshot
@@ -821,6 +827,9 @@ class IntakeReport:
     disputes_met: int = 0
     agency_updates: int = 0
     bounced: int = 0
+    #: Posted payments taken back by a provider's webhook (a returned debit, a chargeback, a
+    #: refund the provider made), in whole or in part.
+    payments_reversed: int = 0
 
 
 def _channel_instance(pm: Any, settings: RunSettings, name: str, cache: dict[str, Any]) -> Any:
@@ -850,6 +859,17 @@ def intake(
     the ledger once and pays its plan instalment. An unknown reference is listed
     in the failures and not marked processed, so the provider's redelivery is
     taken once the link exists.
+
+    A failed payment (a direct debit returned after it was reported succeeded),
+    an opened chargeback or a refund the provider made, whose reference links to
+    a payment on the ledger, takes that payment back
+    (:func:`~carecollect.ledger.reverse_payment`: the event's amount, or all
+    that is left of the payment), reopens an invoice marked paid whose balance
+    is owed again, and puts the linked plan instalment back to due when what is
+    left of the payment no longer covers it
+    (:func:`~carecollect.plans.reverse_instalment_payment`), all in the unit of
+    work that marks the event processed. For a payment never posted it changes
+    no money; it is recorded in the audit log either way.
 
     A :attr:`InboundKind.DISPUTE` event's body is a JSON object with ``action``
     (``"open"``, ``"resolve"`` or ``"withdraw"``) and ``dispute_id``; to open:
@@ -888,6 +908,7 @@ def intake(
             "met",
             "agency_updates",
             "bounced",
+            "reversed",
         ),
         0,
     )
@@ -906,7 +927,7 @@ def intake(
                     failures.append(f"payment via {ev.plugin}: {outcome}")
                 else:
                     counts["processed"] += 1
-                    if outcome in ("payments", "revoked"):
+                    if outcome in ("payments", "revoked", "reversed"):
                         counts[outcome] += 1
                 continue
             if ev.kind is InboundKind.DISPUTE:
@@ -1002,6 +1023,7 @@ def intake(
         counts["met"],
         counts["agency_updates"],
         counts["bounced"],
+        counts["reversed"],
     )
 
 
@@ -1305,6 +1327,11 @@ def _take_payment_webhook(
             record["payment"] = link.payment_id
             record["posted"] = not already
             outcome = "payments" if not already else "other"
+        elif event.kind in _REVERSAL_REASONS and link is not None:
+            record["payment"] = link.payment_id
+            taken = _reverse_linked_payment(store, ev.plugin, link, event)
+            record.update(taken)
+            outcome = "reversed" if "reversal" in taken else "other"
         elif event.kind is WebhookKind.MANDATE_REVOKED and event.reference:
             mandate = store.revoke_mandate(ev.plugin, event.reference, at=event.occurred_at)
             if mandate is not None:
@@ -1316,6 +1343,73 @@ def _take_payment_webhook(
     if posted is not None and posted[1] is not None:
         pm.on_payment_received(posted[0], posted[1])
     return outcome
+
+
+#: Webhook kinds that take back money already posted, and the reason code each leaves on the ledger.
+_REVERSAL_REASONS = {
+    WebhookKind.PAYMENT_FAILED: "payment_failed",
+    WebhookKind.CHARGEBACK_OPENED: "chargeback",
+    WebhookKind.REFUNDED: "provider_refund",
+}
+
+
+def _reverse_linked_payment(
+    store: Store, plugin: str, link: ProviderPayment, event: WebhookEvent
+) -> dict[str, Any]:
+    """Take back the linked payment in the ledger, reopen what it paid; the audit details (ids, amounts).
+
+    Runs inside the caller's transaction. A payment never posted, or with nothing
+    left, changes nothing (``{"posted": False}`` or ``{"left": "..."}``).
+    """
+    book = store.ledger(link.account_id)
+    if not any(e.source_id == link.payment_id and e.kind is EntryKind.PATIENT_PAYMENT for e in book.entries):
+        return {"posted": False}
+    left = book.paid_by(link.payment_id)
+    if not left.is_positive():
+        return {"left": str(left)}
+    amount = event.amount if event.amount is not None else left
+    reason = _REVERSAL_REASONS[event.kind]
+    reversal_id = f"REV-{plugin}-{event.event_id}"
+    new_book, _ = reverse_payment(
+        book,
+        reversal_id=reversal_id,
+        payment_id=link.payment_id,
+        amount=amount,
+        at=event.occurred_at,
+        reason=reason,
+    )
+    added = new_book.entries[len(book.entries) :]
+    store.append_ledger(link.account_id, added)
+    out: dict[str, Any] = {
+        "reversal": reversal_id,
+        "amount": str(amount),
+        "left": str(new_book.paid_by(link.payment_id)),
+    }
+    reopened = []
+    for invoice_id in sorted({e.invoice_id for e in added if e.invoice_id is not None}):
+        invoice = store.get_invoice(invoice_id)
+        if invoice.status is InvoiceStatus.PAID and new_book.invoice_balance(invoice_id).is_positive():
+            invoice, _ = reopen_invoice(invoice, at=event.occurred_at)
+            store.put_invoice(invoice)
+            reopened.append(invoice_id)
+    if reopened:
+        out["invoices_reopened"] = reopened
+    if link.plan_id is not None and link.instalment is not None:
+        plan = store.get_plan(link.plan_id)
+        inst = next((i for i in plan.instalments if i.number == link.instalment), None)
+        # the payment paid the instalment if it covered it; undo that once it no longer does
+        if (
+            inst is not None
+            and inst.status is InstalmentStatus.PAID
+            and plan.status in (PlanStatus.ACTIVE, PlanStatus.PAUSED, PlanStatus.COMPLETED)
+            and left >= inst.amount
+            and new_book.paid_by(link.payment_id) < inst.amount
+        ):
+            plan, _ = reverse_instalment_payment(plan, inst.number, at=event.occurred_at, reason=reason)
+            store.put_plan(plan)
+            out["plan"] = plan.id
+            out["instalment"] = inst.number
+    return out
 
 
 def _take_remittance(

@@ -33,6 +33,8 @@ class EventType(enum.Enum):
     PLAN_ACTIVATED = "plan.activated"
     PLAN_INSTALMENT_PAID = "plan.instalment_paid"
     PLAN_INSTALMENT_MISSED = "plan.instalment_missed"
+    #: The money of a paid instalment went back (a returned debit, a chargeback); it is due again.
+    PLAN_INSTALMENT_REVERSED = "plan.instalment_reversed"
     PLAN_DEFAULTED = "plan.defaulted"
     PLAN_COMPLETED = "plan.completed"
     PLAN_CANCELLED = "plan.cancelled"

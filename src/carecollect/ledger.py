@@ -8,7 +8,7 @@ Payments are allocated across open invoices, oldest first unless the payer
 directed them; what is left becomes a credit on the account, never a negative
 invoice. The books always balance::
 
-    charges + refunds == patient payments + insurer payments + adjustments + write-offs + balance
+    charges + refunds + reversals == patient payments + insurer payments + adjustments + write-offs + balance
 
 >>> import datetime as dt
 >>> from carecollect.money import Money
@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
 
@@ -52,6 +52,7 @@ __all__ = [
     "post_insurance_payment",
     "post_payment",
     "post_refund",
+    "reverse_payment",
 ]
 
 
@@ -66,6 +67,10 @@ class EntryKind(enum.Enum):
     REFUND = "refund"
     #: Credit from an earlier overpayment moved onto an invoice.
     CREDIT_APPLIED = "credit_applied"
+    #: Money of a posted payment that did not stay: a returned direct debit, a card
+    #: chargeback, a refund the provider made. Reopens what the payment paid, as a
+    #: :attr:`REFUND` does, but a refund is money the creditor chose to give back.
+    PAYMENT_REVERSED = "payment_reversed"
 
 
 _REDUCES_INVOICE = {
@@ -75,6 +80,43 @@ _REDUCES_INVOICE = {
     EntryKind.WRITE_OFF,
     EntryKind.CREDIT_APPLIED,
 }
+#: Entries that take money back from the account: they reopen an invoice, or reduce the credit.
+_TAKES_BACK = frozenset({EntryKind.REFUND, EntryKind.PAYMENT_REVERSED})
+#: Tags in a reversal entry's reason (``<cause>:<tag>:<payment id>``): the payment's own
+#: allocation (or credit) taken back, or an invoice reopened that credit had paid.
+_OF_PAYMENT = "reversal-of"
+_OF_APPLIED_CREDIT = "reversal-of-applied-credit"
+
+
+def _reversal_reason(entry: LedgerEntry) -> tuple[str, str] | None:
+    """``(tag, payment id)`` of a :attr:`EntryKind.PAYMENT_REVERSED` entry, else ``None``."""
+    if entry.kind is not EntryKind.PAYMENT_REVERSED:
+        return None
+    _cause, _, rest = entry.reason.partition(":")
+    tag, _, payment_id = rest.partition(":")
+    return tag, payment_id
+
+
+def _takes_back_from(entry: LedgerEntry, payment_id: str) -> bool:
+    """Whether ``entry`` is a refund or a reversal of payment ``payment_id``."""
+    if entry.kind is EntryKind.REFUND:
+        return entry.reason == f"refund-of:{payment_id}"
+    parsed = _reversal_reason(entry)
+    return parsed is not None and parsed[1] == payment_id
+
+
+def _reopened_allocation(ledger: Ledger, payment_id: str, invoice_id: str) -> int:
+    """Minor units of payment ``payment_id``'s allocation to ``invoice_id`` already refunded or reversed."""
+    units = 0
+    for e in ledger.entries:
+        if e.invoice_id != invoice_id:
+            continue
+        if (e.kind is EntryKind.REFUND and e.reason == f"refund-of:{payment_id}") or _reversal_reason(e) == (
+            _OF_PAYMENT,
+            payment_id,
+        ):
+            units += e.amount.minor_units
+    return units
 
 
 @attrs.frozen
@@ -184,7 +226,7 @@ class Ledger:
         for e in self.entries:
             if e.invoice_id != invoice_id:
                 continue
-            if e.kind is EntryKind.CHARGE or e.kind is EntryKind.REFUND:
+            if e.kind is EntryKind.CHARGE or e.kind in _TAKES_BACK:
                 units += e.amount.minor_units
             else:
                 units -= e.amount.minor_units
@@ -197,7 +239,7 @@ class Ledger:
         for e in self.entries:
             if e.invoice_id is None and e.kind is EntryKind.PATIENT_PAYMENT:
                 units += e.amount.minor_units
-            elif (e.invoice_id is None and e.kind is EntryKind.REFUND) or e.kind is EntryKind.CREDIT_APPLIED:
+            elif (e.invoice_id is None and e.kind in _TAKES_BACK) or e.kind is EntryKind.CREDIT_APPLIED:
                 units -= e.amount.minor_units
         return Money.from_minor(units, self.currency)
 
@@ -212,24 +254,26 @@ class Ledger:
         return [i for i in self.invoice_ids() if self.invoice_balance(i).is_positive()]
 
     def paid_by(self, payment_id: str) -> Money:
-        """How much of payment ``payment_id`` is on the books, net of its refunds."""
+        """How much of payment ``payment_id`` is on the books, net of its refunds and reversals."""
         units = 0
         for e in self.entries:
             if e.source_id == payment_id and e.kind is EntryKind.PATIENT_PAYMENT:
                 units += e.amount.minor_units
-            elif e.kind is EntryKind.REFUND and e.reason == f"refund-of:{payment_id}":
+            elif _takes_back_from(e, payment_id):
                 units -= e.amount.minor_units
         return Money.from_minor(units, self.currency)
 
 
-def _event(ledger: Ledger, entries: Sequence[LedgerEntry], at: dt.datetime, kind: str) -> Event:
+def _event(
+    ledger: Ledger,
+    entries: Sequence[LedgerEntry],
+    at: dt.datetime,
+    kind: str,
+    extra: Mapping[str, object] | None = None,
+) -> Event:
     units = sum(e.amount.minor_units for e in entries)
-    return Event(
-        EventType.LEDGER_POSTED,
-        ledger.account_id,
-        at,
-        {"kind": kind, "amount": Money.from_minor(units, ledger.currency), "entries": len(entries)},
-    )
+    details = {"kind": kind, "amount": Money.from_minor(units, ledger.currency), "entries": len(entries)}
+    return Event(EventType.LEDGER_POSTED, ledger.account_id, at, {**details, **(extra or {})})
 
 
 def _append(ledger: Ledger, entries: Iterable[LedgerEntry]) -> Ledger:
@@ -275,9 +319,9 @@ def post(ledger: Ledger, entry: LedgerEntry) -> tuple[Ledger, Event | None]:
             )
     if entry.kind is EntryKind.CREDIT_APPLIED and entry.amount > ledger.credit:
         raise ValidationError(f"Ledger {ledger.account_id}", "amount", "more than the account's credit")
-    if entry.kind is EntryKind.REFUND and entry.invoice_id is None and entry.amount > ledger.credit:
+    if entry.kind in _TAKES_BACK and entry.invoice_id is None and entry.amount > ledger.credit:
         raise ValidationError(
-            f"Ledger {ledger.account_id}", "amount", "refund from credit is more than the credit"
+            f"Ledger {ledger.account_id}", "amount", f"{entry.kind.value} from credit is more than the credit"
         )
     new = _append(ledger, [entry])
     return new, _event(ledger, [entry], entry.at, entry.kind.value)
@@ -427,11 +471,7 @@ def post_refund(ledger: Ledger, refund: Refund) -> tuple[Ledger, Event | None]:
             if not remaining.is_positive():
                 break
             assert alloc.invoice_id is not None
-            reversed_units = sum(
-                e.amount.minor_units
-                for e in ledger.entries
-                if e.kind is EntryKind.REFUND and e.reason == reason and e.invoice_id == alloc.invoice_id
-            )
+            reversed_units = _reopened_allocation(ledger, refund.payment_id, alloc.invoice_id)
             room = Money.from_minor(alloc.amount.minor_units - reversed_units, ledger.currency)
             take = min(remaining, room)
             if take.is_positive():
@@ -452,6 +492,150 @@ def post_refund(ledger: Ledger, refund: Refund) -> tuple[Ledger, Event | None]:
             f"Refund {refund.id}", "amount", "the payment's credit was already used; refund less"
         )
     return _append(ledger, entries), _event(ledger, entries, refund.at, "refund")
+
+
+def reverse_payment(
+    ledger: Ledger,
+    *,
+    reversal_id: str,
+    payment_id: str,
+    amount: Money,
+    at: dt.datetime,
+    reason: str,
+) -> tuple[Ledger, Event | None]:
+    """Take back (part of) a posted payment whose money did not stay: a returned direct debit, a chargeback.
+
+    The money comes off the account the way a refund's does (:func:`post_refund`):
+    first from the account's credit, then by reopening what the payment paid,
+    its latest invoice allocation first, net of what earlier refunds and
+    reversals of the payment reopened. Unlike a refund, the creditor did not
+    choose this: if the payment's credit was meanwhile moved onto invoices
+    (:func:`apply_credit`), those invoices are reopened too, latest first, so
+    the whole amount always comes back on the books. The entries are
+    :attr:`EntryKind.PAYMENT_REVERSED` (keys ``<reversal_id>#<invoice>``,
+    ``<reversal_id>#credit`` and ``<reversal_id>#applied:<credit key>``), so a
+    report tells a bank return or a chargeback from a refund.
+
+    :param reversal_id: idempotency key, e.g. derived from the provider's event id; the
+        same id again with the same amount changes nothing.
+    :param payment_id: the payment (its :attr:`~carecollect.payments.Payment.id`).
+    :param amount: how much went back (more than zero, at most what the payment has left,
+        :meth:`Ledger.paid_by`).
+    :param at: when the provider says it happened (aware).
+    :param reason: a reason code without ``:`` or spaces (``"payment_failed"``, ``"chargeback"``...).
+    :returns: the new ledger and its :attr:`~carecollect.events.EventType.LEDGER_POSTED`
+        event (``kind`` ``payment_reversed``, with ``payment`` and ``reason``), or the
+        ledger unchanged and ``None`` for a repeat.
+    :raises DuplicateEntry: ``reversal_id`` was used with a different amount.
+    :raises ValidationError: an amount that is not positive, more than the payment has
+        left, an unknown payment, or a malformed reason; nothing is written. Also the one
+        case the books cannot place: credit is shared by the account, and if another
+        payment's refund or reversal took this payment's credit, that part is no longer
+        anywhere to reopen (the message says so).
+
+    >>> import datetime as dt
+    >>> from carecollect.money import Money
+    >>> from carecollect.payments import Payment, PaymentMethod
+    >>> t = dt.datetime(2026, 3, 1, 12, tzinfo=dt.timezone.utc)
+    >>> book, _ = post_charge(Ledger("A-1", "EUR"), "INV-1", Money("80.00", "EUR"), at=t)
+    >>> book, _ = post_payment(book, Payment("PAY-1", "A-1", Money("80.00", "EUR"), PaymentMethod.DIRECT_DEBIT, t))
+    >>> book, event = reverse_payment(book, reversal_id="REV-1", payment_id="PAY-1",
+    ...                               amount=Money("30.00", "EUR"), at=t, reason="payment_failed")
+    >>> book.invoice_balance("INV-1"), book.paid_by("PAY-1"), event.detail("kind")
+    (Money('30.00', 'EUR'), Money('50.00', 'EUR'), 'payment_reversed')
+    """
+    record = f"Reversal {reversal_id}"
+    require_aware(at, record, "at")
+    _check_currency(ledger, amount, "payment reversal")
+    if not isinstance(reason, str) or not reason or ":" in reason or reason != "".join(reason.split()):
+        raise ValidationError(record, "reason", f"{reason!r} is not a reason code (no ':' and no spaces)")
+    if not amount.is_positive():
+        raise ValidationError(record, "amount", f"{amount} is not more than zero")
+    if any(e.source_id == reversal_id for e in ledger.entries):
+        done = sum(e.amount.minor_units for e in ledger.entries if e.source_id == reversal_id)
+        if done != amount.minor_units:
+            raise DuplicateEntry(
+                f"{record} was already posted with a different amount; use a new reversal id"
+            )
+        return ledger, None
+    available = ledger.paid_by(payment_id)
+    if not available.is_positive():
+        raise ValidationError(record, "payment_id", f"payment {payment_id} has nothing left to reverse")
+    if amount > available:
+        raise ValidationError(
+            record, "amount", f"{amount} is more than the {available} left of payment {payment_id}"
+        )
+    own = f"{reason}:{_OF_PAYMENT}:{payment_id}"
+    entries: list[LedgerEntry] = []
+    remaining = amount
+    if ledger.credit.is_positive():
+        take = min(remaining, ledger.credit)
+        entries.append(
+            LedgerEntry(f"{reversal_id}#credit", EntryKind.PAYMENT_REVERSED, take, at, None, reversal_id, own)
+        )
+        remaining = remaining - take
+    # the payment's own invoice allocations, latest first, net of earlier refunds and reversals
+    allocations = [
+        e
+        for e in ledger.entries
+        if e.source_id == payment_id and e.kind is EntryKind.PATIENT_PAYMENT and e.invoice_id is not None
+    ]
+    for alloc in reversed(allocations):
+        if not remaining.is_positive():
+            break
+        assert alloc.invoice_id is not None
+        room = alloc.amount.minor_units - _reopened_allocation(ledger, payment_id, alloc.invoice_id)
+        take = min(remaining, Money.from_minor(room, ledger.currency))
+        if take.is_positive():
+            entries.append(
+                LedgerEntry(
+                    f"{reversal_id}#{alloc.invoice_id}",
+                    EntryKind.PAYMENT_REVERSED,
+                    take,
+                    at,
+                    alloc.invoice_id,
+                    reversal_id,
+                    own,
+                )
+            )
+            remaining = remaining - take
+    # the payment's credit was moved onto invoices: reopen them, latest move first
+    applied = [e for e in ledger.entries if e.kind is EntryKind.CREDIT_APPLIED]
+    for move in reversed(applied):
+        if not remaining.is_positive():
+            break
+        assert move.invoice_id is not None
+        undone = sum(
+            e.amount.minor_units
+            for e in ledger.entries
+            if e.kind is EntryKind.PAYMENT_REVERSED
+            and e.key.endswith(f"#applied:{move.key}")
+            and (_reversal_reason(e) or ("", ""))[0] == _OF_APPLIED_CREDIT
+        )
+        take = min(remaining, Money.from_minor(move.amount.minor_units - undone, ledger.currency))
+        if take.is_positive():
+            entries.append(
+                LedgerEntry(
+                    f"{reversal_id}#applied:{move.key}",
+                    EntryKind.PAYMENT_REVERSED,
+                    take,
+                    at,
+                    move.invoice_id,
+                    reversal_id,
+                    f"{reason}:{_OF_APPLIED_CREDIT}:{payment_id}",
+                )
+            )
+            remaining = remaining - take
+    if remaining.is_positive():
+        raise ValidationError(
+            record,
+            "amount",
+            f"only {amount - remaining} of payment {payment_id} can be reopened: the payment's credit was "
+            "already used by another payment's refund or reversal; post the rest as an adjustment by hand",
+        )
+    return _append(ledger, entries), _event(
+        ledger, entries, at, EntryKind.PAYMENT_REVERSED.value, {"payment": payment_id, "reason": reason}
+    )
 
 
 def apply_credit(ledger: Ledger, *, key: str, at: dt.datetime) -> tuple[Ledger, Event | None]:

@@ -46,6 +46,7 @@ __all__ = [
     "pause_plan",
     "record_instalment_payment",
     "resume_plan",
+    "reverse_instalment_payment",
 ]
 
 
@@ -275,6 +276,67 @@ def mark_instalment_missed(plan: PaymentPlan, number: int, *, at: dt.datetime) -
         )
     new = attrs.evolve(plan, instalments=_replace(plan, number, status=InstalmentStatus.MISSED))
     return new, Event(EventType.PLAN_INSTALMENT_MISSED, plan.id, at, {"number": number})
+
+
+def reverse_instalment_payment(
+    plan: PaymentPlan, number: int, *, at: dt.datetime, reason: str = "payment_reversed"
+) -> tuple[PaymentPlan, Event]:
+    """Undo the payment of instalment ``number``: its money went back (a returned debit, a chargeback).
+
+    The instalment goes back to :attr:`InstalmentStatus.DUE` with its own due
+    date, even when that date has passed: this function does not decide grace.
+    The relief policy does, as for any unpaid instalment: the daily run marks a
+    due instalment missed once the pack's ``plan.grace_days`` after its due date
+    are over (:func:`mark_instalment_missed`), and until then it stays due. A
+    completed plan is active again; an active or paused plan keeps its status.
+
+    :param plan: an active, paused or completed plan.
+    :param number: a paid instalment of it.
+    :param at: when the payment was reversed (aware).
+    :param reason: a reason code for the event (``"payment_failed"``, ``"chargeback"``...).
+    :returns: the new plan and a :attr:`~carecollect.events.EventType.PLAN_INSTALMENT_REVERSED` event.
+    :raises InvalidTransition: the plan is proposed, defaulted or cancelled, or the
+        instalment is not paid (the message names the plan).
+    :raises ValidationError: there is no instalment ``number``.
+
+    >>> import datetime as dt
+    >>> from carecollect.money import Money
+    >>> t = dt.datetime(2026, 5, 3, 9, tzinfo=dt.timezone.utc)
+    >>> plan = PaymentPlan("PLAN-1", "A-1", ("INV-1",), Money("20.00", "EUR"),
+    ...                    build_schedule(Money("20.00", "EUR"), 1, first_due=dt.date(2026, 5, 1)),
+    ...                    t, status=PlanStatus.ACTIVE)
+    >>> plan, _ = record_instalment_payment(plan, 1, Money("20.00", "EUR"), at=t)
+    >>> plan.status
+    <PlanStatus.COMPLETED: 'completed'>
+    >>> plan, event = reverse_instalment_payment(plan, 1, at=t, reason="chargeback")
+    >>> plan.status, plan.instalments[0].status, plan.instalments[0].paid, event.detail("reason")
+    (<PlanStatus.ACTIVE: 'active'>, <InstalmentStatus.DUE: 'due'>, None, 'chargeback')
+    """
+    _guard(
+        plan,
+        (PlanStatus.ACTIVE, PlanStatus.PAUSED, PlanStatus.COMPLETED),
+        "reverse an instalment payment",
+        at,
+    )
+    inst = next((i for i in plan.instalments if i.number == number), None)
+    if inst is None:
+        raise ValidationError(f"PaymentPlan {plan.id}", "number", f"there is no instalment {number}")
+    if inst.status is not InstalmentStatus.PAID:
+        raise InvalidTransition(
+            f"PaymentPlan {plan.id}",
+            inst.status,
+            f"reverse the payment of instalment {number}",
+            "it is not paid",
+        )
+    new = attrs.evolve(plan, instalments=_replace(plan, number, status=InstalmentStatus.DUE, paid=None))
+    if new.status is PlanStatus.COMPLETED:
+        new = attrs.evolve(new, status=PlanStatus.ACTIVE)
+    return new, Event(
+        EventType.PLAN_INSTALMENT_REVERSED,
+        plan.id,
+        at,
+        {"number": number, "amount": inst.paid if inst.paid is not None else inst.amount, "reason": reason},
+    )
 
 
 def default_plan(plan: PaymentPlan, *, at: dt.datetime) -> tuple[PaymentPlan, Event]:

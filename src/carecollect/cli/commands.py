@@ -374,6 +374,7 @@ def run(db: Path, dry_run: bool, as_of: str | None, events: Path | None, workers
                 rows.append(("inbound events taken in", report.intake.processed))
                 rows.append(("duplicates ignored", report.intake.duplicates))
                 rows.append(("payments posted", report.intake.payments))
+                rows.append(("payments reversed", report.intake.payments_reversed))
                 rows.append(("opt-outs", report.intake.opt_outs))
                 rows.append(("disputes opened", report.intake.disputes_opened))
                 rows.append(("disputes resolved or withdrawn", report.intake.disputes_resolved))

@@ -372,8 +372,10 @@ def export_document(store: Store) -> dict[str, Any]:
 
     Payments are rebuilt from the ledger: one per payment id, ``directed_to``
     listing the invoices it was allocated to, so importing the export again
-    allocates it the same way. Financial-assistance applications are listed
-    account by account, oldest first.
+    allocates it the same way. A payment's amount is what it still pays, net of
+    its refunds and reversals (a payment taken back in full is left out), so the
+    account's balance reads back as exported. Financial-assistance applications
+    are listed account by account, oldest first.
     """
     doc: dict[str, Any] = {
         "format": FORMAT,
@@ -432,7 +434,12 @@ def export_document(store: Store) -> dict[str, Any]:
             if e.invoice_id is not None:
                 pay["directed_to"].append(e.invoice_id)
         for pay in payments.values():
-            pay["amount"] = _amount(Money.from_minor(pay.pop("units"), a.currency))
+            # what the payment still pays: refunds and reversals (chargebacks, returned debits) taken off
+            pay.pop("units")
+            left = snap.ledger.paid_by(pay["id"])
+            if not left.is_positive():
+                continue
+            pay["amount"] = _amount(left)
             doc["payments"].append(pay)
         doc["assistance_applications"].extend(
             {

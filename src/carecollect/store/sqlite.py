@@ -832,8 +832,8 @@ class SQLiteStore:
         SELECT i.id, i.account_id, a.patient_id, a.jurisdiction, i.currency, p.preferred_language, p.time_zones,
                i.status, i.claim_status, i.issue_date, i.due_date, i.first_statement_date,
                (SELECT COALESCE(SUM(l.amount_minor), 0) FROM invoice_lines l WHERE l.invoice_id = i.id),
-               (SELECT COALESCE(SUM(CASE WHEN e.kind IN ('charge', 'refund') THEN e.amount_minor
-                                         ELSE -e.amount_minor END), 0)
+               (SELECT COALESCE(SUM(CASE WHEN e.kind IN ('charge', 'refund', 'payment_reversed')
+                                         THEN e.amount_minor ELSE -e.amount_minor END), 0)
                   FROM ledger_entries e WHERE e.invoice_id = i.id AND e.account_id = i.account_id),
                EXISTS (SELECT 1 FROM disputes d WHERE d.account_id = i.account_id AND d.status = 'open'
                        AND (d.invoice_id IS NULL OR d.invoice_id = i.id)),
