@@ -263,7 +263,7 @@ def test_delivery_reports_before_after_and_replayed(
     assert early.intake is not None
     assert (early.intake.delivery_reports, early.intake.failures) == (1, ())
     assert early.sent == len(plan.messages)
-    assert store.outbox_get(msg.key).result == {"provider_message_id": name}
+    assert store.outbox_get(msg.key).result["provider_message_id"] == name
 
     later = NOW + dt.timedelta(hours=2)
     reports = [_report(name, "delivered"), _report(name, "delivered"), _report(name, "pending")]

@@ -85,7 +85,7 @@ from .policy.cadence import (
     plan_invoice,
 )
 from .policy.explain import Reason
-from .policy.governor import ContactHistory, Debt, may_contact
+from .policy.governor import UNDELIVERABLE_RULE, ContactHistory, Debt, may_contact
 from .policy.packs import PolicyPack, get_pack
 from .providers import Instrument, WebhookEvent, WebhookKind
 from .relief.gates import may_place
@@ -972,9 +972,7 @@ def intake(
                     store.audit_append(
                         "delivery_report", report.provider_message_id, {"state": report.state.value}, at=now
                     )
-                    bounced = (
-                        _record_bounce(store, report) if report.state is DeliveryState.UNDELIVERABLE else None
-                    )
+                    bounced = _record_bounce(store, report) if report.state is HARD_BOUNCE else None
                 if bounced is not None:
                     pm.on_outreach_failed(*bounced)
                     counts["bounced"] += 1
@@ -1441,11 +1439,21 @@ def _take_remittance(
     return True
 
 
+#: A delivery report in this state is a hard bounce: the contact point it went to is marked
+#: undeliverable at once (one report suffices; channels report temporary failures as ``pending``).
+HARD_BOUNCE = DeliveryState.UNDELIVERABLE
+
+
 def _record_bounce(store: Store, report: DeliveryReport) -> tuple[OutreachStep, Any, str] | None:
     """Record an undeliverable message as a bounced attempt on its step; what to broadcast, or ``None``.
 
     Runs inside intake's unit of work for the report. A report for a message the
     store never sent (another system's, or older than the store) is audited only.
+    The contact point the message went to is marked undeliverable
+    (:func:`~carecollect.patients.mark_undeliverable`), so later messages skip it
+    and go to the patient's other points and channels; the point is found by the
+    digest of its address kept with the sent message, so a point replaced since
+    (a new address) is not marked. The BOUNCED attempt is recorded either way.
     """
     from .events import Event, EventType
 
@@ -1463,12 +1471,41 @@ def _record_bounce(store: Store, report: DeliveryReport) -> tuple[OutreachStep, 
             AttemptOutcome.BOUNCED,
         )
     )
+    if report.state is HARD_BOUNCE:
+        _mark_bounced_point(store, sent, report.at)
     step = store.get_step(sent.step_id)
     reason = f"undeliverable: {report.detail}" if report.detail else "undeliverable"
     event = Event(
         EventType.OUTREACH_FAILED, step.id, report.at, {"channel": sent.channel.value, "bounced": True}
     )
     return step, event, reason
+
+
+def _mark_bounced_point(store: Store, sent: ContactAttempt, at: dt.datetime) -> None:
+    """Mark the point ``sent`` went to undeliverable, and audit it (ids and the channel only)."""
+    from .patients import mark_undeliverable
+    from .store.base import NotFound
+
+    patient = store.get_patient(store.get_account(sent.account_id).patient_id)
+    try:
+        digest = (store.outbox_get(sent.id.rpartition("@")[0]).result or {}).get("to")
+    except NotFound:
+        digest = None
+    if digest is None:  # sent before digests were kept: the point a send at that time would pick
+        candidates = [p for p in patient.points(sent.channel) if p.deliverable(sent.at)]
+        candidates = [p for p in candidates if p.opted_out_at is None or p.opted_out_at > sent.at][:1]
+    else:
+        candidates = [p for p in patient.points(sent.channel) if _address_digest(p.address) == digest]
+    for point in candidates:
+        patient, event = mark_undeliverable(patient, sent.channel, point.address, at=at)
+        if event is not None:
+            store.put_patient(patient)
+            store.audit_append(
+                UNDELIVERABLE_RULE,
+                patient.id,
+                {"channel": sent.channel.value, "account": sent.account_id, "attempt": sent.id},
+                at=at,
+            )
 
 
 def _take_status_update(
@@ -1595,10 +1632,16 @@ def _message_context(
 
 
 def _recipient(snap: AccountSnapshot, channel: Channel, at: dt.datetime) -> str | None:
+    """The address a message on ``channel`` goes to at ``at``: the first point not opted out nor bounced."""
     for point in snap.patient.points(channel):
-        if point.opted_out_at is None or point.opted_out_at > at:
+        if (point.opted_out_at is None or point.opted_out_at > at) and point.deliverable(at):
             return point.address
     return None
+
+
+def _address_digest(address: str) -> str:
+    """A short digest that tells whether a later bounce is about the same address (never the address)."""
+    return hashlib.sha256(address.encode("utf-8")).hexdigest()[:16]
 
 
 def execute_run(
@@ -2094,7 +2137,7 @@ def _send_one(
         # Nothing was sent: the item stays open and a later run re-plans it (or never does, when the
         # patient's wish or the debt's state now forbids it for good).
         blocking = [r.rule_id for r in verdict.reasons if r.outcome.value in ("deny", "defer")]
-        if address is None:
+        if address is None and UNDELIVERABLE_RULE not in blocking:
             blocking.append("contact_point.missing")
         if inv is None or inv.status is not InvoiceStatus.OPEN:
             blocking.append("invoice.not_open")
@@ -2153,7 +2196,11 @@ def _send_one(
                 receipt.provider_message_id,
             )
         )
-        store.outbox_done(msg.key, at=now, result={"provider_message_id": receipt.provider_message_id})
+        store.outbox_done(
+            msg.key,
+            at=now,
+            result={"provider_message_id": receipt.provider_message_id, "to": _address_digest(address)},
+        )
         store.audit_append(
             "message.sent", step.account_id, {"key": msg.key, "language": rendered.language}, at=now
         )

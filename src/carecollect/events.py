@@ -54,6 +54,8 @@ class EventType(enum.Enum):
     CONSENT_GRANTED = "patient.consent_granted"
     OPTED_OUT = "patient.opted_out"
     CEASE_REQUESTED = "patient.cease_requested"
+    #: A delivery report said a contact point cannot be reached (a hard bounce).
+    CONTACT_POINT_UNDELIVERABLE = "patient.contact_point_undeliverable"
     PLACEMENT_PLACED = "placement.placed"
     PLACEMENT_REMITTANCE = "placement.remittance"
     PLACEMENT_RECALLED = "placement.recalled"

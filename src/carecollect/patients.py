@@ -41,6 +41,7 @@ __all__ = [
     "ContactPoint",
     "Patient",
     "grant_consent",
+    "mark_undeliverable",
     "opt_out",
     "request_cease_communication",
 ]
@@ -60,6 +61,10 @@ class ContactPoint:
     :param opted_out_at: when the patient opted out (takes effect at once).
     :param verified_at: when the number was last checked (US reassigned-numbers database).
     :param time_zone: the zone this point suggests (a phone's area code), if known.
+    :param undeliverable_at: when a delivery report said a message to this point
+        could not be delivered (a hard bounce: :func:`mark_undeliverable`). From
+        then on the point is treated as absent, until a new address replaces it or
+        ``verified_at`` records a later check.
     """
 
     channel: Channel = attrs.field(validator=of_type(Channel))
@@ -68,6 +73,7 @@ class ContactPoint:
     opted_out_at: dt.datetime | None = attrs.field(default=None, validator=aware_or_none)
     verified_at: dt.datetime | None = attrs.field(default=None, validator=aware_or_none)
     time_zone: str | None = None
+    undeliverable_at: dt.datetime | None = attrs.field(default=None, validator=aware_or_none)
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.address, str) or not self.address.strip():
@@ -79,6 +85,12 @@ class ContactPoint:
     def opted_out(self) -> bool:
         """True once the patient has opted out of this point."""
         return self.opted_out_at is not None
+
+    def deliverable(self, at: dt.datetime) -> bool:
+        """False when a bounce at or before ``at`` marked the point and no later check cleared it."""
+        if self.undeliverable_at is None or self.undeliverable_at > at:
+            return True
+        return self.verified_at is not None and self.undeliverable_at < self.verified_at <= at
 
 
 class ConfidentialWish(enum.Enum):
@@ -219,6 +231,46 @@ def grant_consent(patient: Patient, channel: Channel, *, at: dt.datetime) -> tup
     return attrs.evolve(patient, contact_points=points), Event(
         EventType.CONSENT_GRANTED, patient.id, at, {"channel": channel.value}
     )
+
+
+def mark_undeliverable(
+    patient: Patient, channel: Channel, address: str, *, at: dt.datetime
+) -> tuple[Patient, Event | None]:
+    """Record that messages to ``address`` on ``channel`` cannot be delivered (a hard bounce).
+
+    The point is then skipped by the planner and the send path as if it were
+    absent, so the cadence uses the patient's other points and channels. An
+    earlier mark is kept (the first bounce counts), so a replayed report changes
+    nothing; a point that no longer carries ``address`` (replaced since the
+    message went out) is left alone. Opt-outs and consent are untouched.
+
+    :returns: the patient and the event, or the patient unchanged and ``None``
+        when no point was newly marked. The event names the channel only, never
+        the address.
+
+    >>> import datetime as dt
+    >>> t0 = dt.datetime(2026, 3, 1, 9, tzinfo=dt.UTC)
+    >>> p = Patient(id="P-1", contact_points=(
+    ...     ContactPoint(Channel.EMAIL, "old@example.org", consent_at=t0),
+    ...     ContactPoint(Channel.LETTER, "1 Main Street")))
+    >>> p2, event = mark_undeliverable(p, Channel.EMAIL, "old@example.org", at=t0 + dt.timedelta(days=1))
+    >>> event.type.value, event.detail("channel"), p2.contact_points[0].deliverable(t0 + dt.timedelta(days=2))
+    ('patient.contact_point_undeliverable', 'email', False)
+    >>> mark_undeliverable(p2, Channel.EMAIL, "old@example.org", at=t0 + dt.timedelta(days=3))[1] is None
+    True
+    """
+    require_aware(at, f"Patient {patient.id}", "at")
+    changed = False
+    points = []
+    for p in patient.contact_points:
+        if p.channel is channel and p.address == address and p.deliverable(at):
+            p = attrs.evolve(p, undeliverable_at=at)
+            changed = True
+        points.append(p)
+    if not changed:
+        return patient, None
+    new = attrs.evolve(patient, contact_points=tuple(points))
+    return new, Event(EventType.CONTACT_POINT_UNDELIVERABLE, patient.id, at, {"channel": channel.value})
 
 
 def request_cease_communication(patient: Patient, *, at: dt.datetime) -> tuple[Patient, Event]:

@@ -204,7 +204,7 @@ def _draw(size: int, seed: int, as_of: dt.date) -> Iterator[tuple[PortfolioRows,
         consent = _instant(joined, 9)
         rows.contact_points.extend(
             (
-                (pid, 0, "letter", f"{n} Main Street", None, None, None, None),
+                (pid, 0, "letter", f"{n} Main Street", None, None, None, None, None),
                 (
                     pid,
                     1,
@@ -214,6 +214,7 @@ def _draw(size: int, seed: int, as_of: dt.date) -> Iterator[tuple[PortfolioRows,
                     _instant(as_of - dt.timedelta(days=randint(1, 90)), 12)
                     if opted and rand() < 0.5
                     else None,
+                    None,
                     None,
                     None,
                 ),
@@ -226,6 +227,7 @@ def _draw(size: int, seed: int, as_of: dt.date) -> Iterator[tuple[PortfolioRows,
                     _instant(as_of - dt.timedelta(days=randint(1, 90)), 12) if opted else None,
                     None,
                     tz,
+                    None,
                 ),
             )
         )

@@ -67,7 +67,7 @@ from ..plans import PlanStatus
 from ..relief.insurer import billable_to_patient
 from ..timekeeping import require_aware, zone
 from .explain import Decision, Outcome, Reason, reason_from_rule
-from .governor import channel_usable
+from .governor import UNDELIVERABLE_RULE, channel_undeliverable, channel_usable
 from .packs import PolicyPack
 
 __all__ = [
@@ -685,8 +685,15 @@ def _at_start(day: dt.date, patient: Patient, pack: PolicyPack) -> dt.datetime:
 
 
 def _channels(
-    wanted: Sequence[Channel], patient: Patient, pack: PolicyPack, at: dt.datetime, on: dt.date, cease: bool
+    wanted: Sequence[Channel],
+    patient: Patient,
+    pack: PolicyPack,
+    at: dt.datetime,
+    on: dt.date,
+    cease: bool,
+    reasons: list[Reason] | None = None,
 ) -> tuple[Channel, ...]:
+    """The usable channels of ``wanted``; a channel skipped because its points bounced adds a reason."""
     allowed_after_cease = pack.value("cease.allowed_channels", on=on) if cease else None
     out = []
     for ch in wanted:
@@ -696,6 +703,15 @@ def _channels(
             continue
         if channel_usable(patient, ch, at):
             out.append(ch)
+        elif reasons is not None and channel_undeliverable(patient, ch, at):
+            reasons.append(
+                Reason(
+                    UNDELIVERABLE_RULE,
+                    "delivery report",
+                    Outcome.INFO,
+                    f"{ch.value} skipped: every {ch.value} contact point bounced (undeliverable)",
+                )
+            )
     return tuple(out)
 
 
@@ -795,7 +811,7 @@ def due_steps(context: InvoiceContext | EstimateContext, now: dt.datetime) -> Ca
             f"the patient asked us to stop; {purpose.value} may not follow",
         )
         return CadencePlan((), None, tuple(reasons))
-    channels = _channels(cp.channels[idx], patient, pack, now, today, cease)
+    channels = _channels(cp.channels[idx], patient, pack, now, today, cease, reasons)
     if not channels:
         reasons.append(
             Reason(
@@ -915,6 +931,7 @@ def _estimate_plan(ctx: EstimateContext, now: dt.datetime) -> CadencePlan:
         now,
         today,
         cease,
+        reasons,
     )
     if not channels:
         reasons.append(

@@ -52,10 +52,12 @@ from .explain import Decision, Outcome, Reason, reason_from_rule
 from .packs import PolicyPack
 
 __all__ = [
+    "UNDELIVERABLE_RULE",
     "ContactDecision",
     "ContactHistory",
     "Conversation",
     "Debt",
+    "channel_undeliverable",
     "channel_usable",
     "may_contact",
     "patient_zones",
@@ -66,6 +68,9 @@ __all__ = [
 Conversation = tuple[str, str | None, dt.datetime]
 
 _MAX_ROUNDS = 32
+
+#: The reason's rule id when a channel is skipped because its points bounced.
+UNDELIVERABLE_RULE = "contact_point.undeliverable"
 
 
 def _disputes(value: Iterable[Dispute]) -> tuple[Dispute, ...]:
@@ -172,19 +177,39 @@ def channel_usable(patient: Patient, channel: Channel, at: dt.datetime) -> bool:
     """True when the patient's own wishes allow ``channel`` at ``at``.
 
     A point is usable when it is not opted out at ``at`` (an opt-out takes
-    effect at once) and, except for letters, consent was given at or before
-    ``at``. A confidential wish restricting channels is honoured.
+    effect at once), no bounce marked it undeliverable (see
+    :meth:`~carecollect.patients.ContactPoint.deliverable`) and, except for
+    letters, consent was given at or before ``at``. A confidential wish
+    restricting channels is honoured.
 
     :param patient: the patient.
     :param channel: the channel.
     :param at: the instant (aware).
     """
+    return _usable(patient, channel, at, skip_bounced=True)
+
+
+def channel_undeliverable(patient: Patient, channel: Channel, at: dt.datetime) -> bool:
+    """True when ``channel`` is unusable at ``at`` only because its points bounced.
+
+    The patient's wishes would allow it (:func:`channel_usable` ignoring bounce
+    marks), but every such point is marked undeliverable. Used to say why a
+    channel was skipped (reason ``contact_point.undeliverable``).
+    """
+    return not _usable(patient, channel, at, skip_bounced=True) and _usable(
+        patient, channel, at, skip_bounced=False
+    )
+
+
+def _usable(patient: Patient, channel: Channel, at: dt.datetime, *, skip_bounced: bool) -> bool:
     if patient.confidential is ConfidentialWish.ONLY_LISTED and channel not in patient.confidential_channels:
         return False
     for point in patient.contact_points:
         if point.channel is not channel:
             continue
         if point.opted_out_at is not None and point.opted_out_at <= at:
+            continue
+        if skip_bounced and point.undeliverable_at is not None and not point.deliverable(at):
             continue
         if channel is Channel.LETTER or (point.consent_at is not None and point.consent_at <= at):
             return True
@@ -328,6 +353,15 @@ def may_contact(
         ):
             rule_reason(
                 "confidential.honour", Outcome.DENY, f"{channel.value} is not a channel the patient listed"
+            )
+        elif channel_undeliverable(patient, channel, at):
+            reasons.append(
+                Reason(
+                    UNDELIVERABLE_RULE,
+                    "delivery report",
+                    Outcome.DENY,
+                    f"{channel.value}: every contact point bounced (undeliverable); a new address clears it",
+                )
             )
         else:
             reasons.append(

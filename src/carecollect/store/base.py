@@ -421,7 +421,12 @@ class Store(Protocol):
         ...
 
     def put_patient(self, patient: Patient) -> None:
-        """Insert or replace a patient with their contact points."""
+        """Insert or replace a patient with their contact points.
+
+        A point whose channel and address are unchanged keeps its stored bounce
+        mark (``undeliverable_at``) when the new point carries none; a new
+        address starts clean.
+        """
         ...
 
     def get_patient(self, patient_id: str) -> Patient:

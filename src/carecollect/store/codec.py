@@ -68,6 +68,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "opted_out_at",
         "verified_at",
         "time_zone",
+        "undeliverable_at",
     ),
     "accounts": (
         "id",
@@ -300,6 +301,7 @@ def contact_point_rows(p: Patient) -> list[Row]:
             opt_instant(c.opted_out_at),
             opt_instant(c.verified_at),
             c.time_zone,
+            opt_instant(c.undeliverable_at),
         )
         for i, c in enumerate(p.contact_points)
     ]
@@ -308,7 +310,13 @@ def contact_point_rows(p: Patient) -> list[Row]:
 def contact_point_from_row(r: Sequence[Any]) -> ContactPoint:
     """Read a ``contact_points`` row."""
     return ContactPoint(
-        Channel(r[2]), r[3], opt_parse_instant(r[4]), opt_parse_instant(r[5]), opt_parse_instant(r[6]), r[7]
+        Channel(r[2]),
+        r[3],
+        opt_parse_instant(r[4]),
+        opt_parse_instant(r[5]),
+        opt_parse_instant(r[6]),
+        r[7],
+        opt_parse_instant(r[8]),
     )
 
 

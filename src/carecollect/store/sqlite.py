@@ -192,6 +192,11 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         "find a sent message by the channel's id (bounces in delivery reports)",
         ("CREATE INDEX contact_attempts_provider_message ON contact_attempts(provider_message_id)",),
     ),
+    (
+        6,
+        "contact points a hard bounce marked undeliverable",
+        ("ALTER TABLE contact_points ADD COLUMN undeliverable_at TEXT",),
+    ),
 )
 
 _CHILD_TABLES = (
@@ -390,11 +395,28 @@ class SQLiteStore:
         ]
 
     def put_patient(self, patient: Patient) -> None:
-        """Insert or replace a patient and their contact points."""
+        """Insert or replace a patient and their contact points.
+
+        A point whose channel and address are unchanged keeps the bounce mark
+        (``undeliverable_at``) stored on it when the new point carries none, so
+        an import that repeats a dead address does not revive it; a new address
+        starts clean (see :meth:`~carecollect.patients.ContactPoint.deliverable`).
+        """
         with self.transaction():
+            marks = {
+                (r[0], r[1]): r[2]
+                for r in self._db.execute(
+                    "SELECT channel, address, undeliverable_at FROM contact_points "
+                    "WHERE patient_id = ? AND undeliverable_at IS NOT NULL",
+                    (patient.id,),
+                )
+            }
+            rows = codec.contact_point_rows(patient)
+            if marks:
+                rows = [(*r[:-1], r[-1] or marks.get((r[2], r[3]))) for r in rows]
             self._db.execute(_upsert("patients"), codec.patient_row(patient))
             self._db.execute("DELETE FROM contact_points WHERE patient_id = ?", (patient.id,))
-            self._db.executemany(_insert("contact_points"), codec.contact_point_rows(patient))
+            self._db.executemany(_insert("contact_points"), rows)
 
     def _points(self, where: str, params: Sequence[Any]) -> dict[str, list[ContactPoint]]:
         out: dict[str, list[ContactPoint]] = defaultdict(list)
