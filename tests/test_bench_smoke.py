@@ -140,3 +140,34 @@ def test_insurer_wait_runs_out_alike_on_every_path(claims_store: tuple[SQLiteSto
             assert by_id[iid] == 0, iid
     released = [decode(by_id[i]) for i, waiting in holds.items() if not waiting]
     assert sum(1 for idx, _, _, _ in released if idx >= 0) >= 10
+
+
+def test_streamed_rows_skip_bounced_points_as_the_daily_run_does(tmp_path: Path, store: SQLiteStore) -> None:
+    """A point a bounce marked counts as absent on the fast path too: the same decisions as the rich path."""
+    from carecollect.channels import Channel
+    from carecollect.patients import mark_undeliverable
+
+    path = tmp_path / "bounced.db"
+    with sqlite3.connect(store.path) as src, sqlite3.connect(path) as dst:
+        src.backup(dst)  # the store's WAL included
+    now = INSTANTS[0]
+    marked = 0
+    with SQLiteStore(path) as copy:
+        for snap in copy.iter_account_snapshots(batch_size=500):
+            points = snap.patient.points(Channel.EMAIL)
+            if points and marked < 150:
+                patient, event = mark_undeliverable(
+                    snap.patient, Channel.EMAIL, points[0].address, at=now - dt.timedelta(days=1)
+                )
+                if event is not None:
+                    copy.put_patient(patient)
+                    marked += 1
+        assert marked == 150
+        contexts = Contexts()
+        rows = [r for batch in iter_store_rows(str(path), contexts, batch_size=300) for r in batch]
+        fast = plan_fast(rows, RunTables(contexts, now))
+        by_id = {r[R_ID]: code for r, code in zip(rows, fast, strict=True)}
+        rich = dict(plan_rich(copy.iter_account_snapshots(batch_size=200), copy.get_creditor, now))
+    assert rich == by_id
+    # and the marks changed decisions (the comparison above is not between two unchanged plans)
+    assert rich != dict(plan_rich(store.iter_account_snapshots(batch_size=200), store.get_creditor, now))

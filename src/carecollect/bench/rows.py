@@ -262,6 +262,8 @@ def rows_from_batch(
     points: dict[str, list[tuple[str, str | None, str | None, str | None]]] = {}
     point_zones: dict[str, list[str | None]] = {}
     for cp in batch.contact_points:
+        if len(cp) > 8 and not _deliverable(cp[8], cp[6]):
+            continue  # a bounced point counts as absent, as in the daily run
         points.setdefault(cp[0], []).append((cp[2], cp[4], cp[5], cp[6]))
         point_zones.setdefault(cp[0], []).append(cp[7])
     accounts = {a[0]: a for a in batch.accounts}
@@ -341,7 +343,21 @@ _STORE_SQL = """
 
 _POINTS_SQL = """
     SELECT patient_id, channel, consent_at, opted_out_at, verified_at, time_zone FROM contact_points
-     WHERE patient_id IN (SELECT value FROM json_each(?)) ORDER BY patient_id, position"""
+     WHERE patient_id IN (SELECT value FROM json_each(?)) {deliverable}ORDER BY patient_id, position"""
+#: Schema 6 and later: a point a bounce marked (and no later check cleared) counts as absent.
+_DELIVERABLE_SQL = "AND (undeliverable_at IS NULL OR verified_at > undeliverable_at) "
+
+
+def _deliverable(undeliverable_at: str | None, verified_at: str | None) -> bool:
+    """A stored point is usable unless a bounce marked it and no later check cleared it.
+
+    The bench plans at one instant after every mark it could hold (the generator makes none).
+    """
+    if undeliverable_at is None:
+        return True
+    return verified_at is not None and dt.datetime.fromisoformat(verified_at) > dt.datetime.fromisoformat(
+        undeliverable_at
+    )
 
 
 def iter_store_rows(path: str, contexts: Contexts, *, batch_size: int = 5000) -> Iterator[list[PlanRow]]:
@@ -360,6 +376,8 @@ def iter_store_rows(path: str, contexts: Contexts, *, batch_size: int = 5000) ->
 
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
+        columns = {r[1] for r in db.execute("PRAGMA table_info(contact_points)")}
+        points_sql = _POINTS_SQL.format(deliverable=_DELIVERABLE_SQL if "undeliverable_at" in columns else "")
         fromiso = dt.date.fromisoformat
         ords: dict[str, int] = {}
         last = ""
@@ -370,7 +388,7 @@ def iter_store_rows(path: str, contexts: Contexts, *, batch_size: int = 5000) ->
             pids = sorted({r[14] for r in batch})
             points: dict[str, list[tuple[str, str | None, str | None, str | None]]] = {}
             pzones: dict[str, list[str | None]] = {}
-            for pid, ch, consent, opt, verified, tz in db.execute(_POINTS_SQL, (json.dumps(pids),)):
+            for pid, ch, consent, opt, verified, tz in db.execute(points_sql, (json.dumps(pids),)):
                 points.setdefault(pid, []).append((ch, consent, opt, verified))
                 pzones.setdefault(pid, []).append(tz)
             per_patient: dict[str, tuple[int, int, int, tuple[int, ...]]] = {}
