@@ -166,3 +166,36 @@ def test_a_fhir_round_trip_keeps_the_insurance_side_and_every_balance() -> None:
         after = {s.account.id: (s.ledger.balance, s.invoices) for s in b.iter_account_snapshots()}
         assert after == before
         assert any(i.insurance.insurer_paid is not None for _, invs in before.values() for i in invs)
+
+
+def test_a_fhir_round_trip_keeps_a_bounced_point_bounced(tmp_path: Path) -> None:
+    """The hard-bounce mark travels as carecollect's telecom extension, validated by fhir.resources."""
+    from carecollect.channels import Channel
+    from carecollect.importers.fhir import UNDELIVERABLE_EXTENSION
+    from carecollect.patients import mark_undeliverable
+
+    at = dt.datetime(2026, 3, 1, 8, tzinfo=dt.UTC)
+    with SQLiteStore(tmp_path / "a.db") as first, SQLiteStore(tmp_path / "b.db") as second:
+        import_fhir(first, bundle())
+        patient = next(
+            first.get_patient(s.patient.id)
+            for s in first.iter_account_snapshots()
+            if any(p.channel is not Channel.LETTER for p in s.patient.contact_points)
+        )
+        point = next(p for p in patient.contact_points if p.channel is not Channel.LETTER)
+        marked, event = mark_undeliverable(patient, point.channel, point.address, at=at)
+        assert event is not None
+        first.put_patient(marked)
+        exported = export_fhir_bundle(first)
+        telecoms = [
+            t
+            for e in exported["entry"]
+            if e["resource"]["resourceType"] == "Patient"
+            for t in e["resource"].get("telecom", [])
+        ]
+        assert any(x["url"] == UNDELIVERABLE_EXTENSION for t in telecoms for x in t.get("extension", []))
+        import_fhir(second, json.loads(json.dumps(exported, default=str)))
+        (again,) = [p for p in second.get_patient(patient.id).contact_points if p.address == point.address]
+        assert again.undeliverable_at == at
+        assert not again.deliverable(at + dt.timedelta(days=1))
+        assert export_document(second) == export_document(first)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from carecollect.channels import Channel
 from carecollect.importers import (
     FORMAT,
     ImportFailed,
@@ -49,6 +51,12 @@ def good_document() -> dict[str, Any]:
                 "contact_points": [
                     {"channel": "sms", "address": "+4790000000", "consent_at": "2026-01-05T10:00:00+01:00"},
                     {"channel": "letter", "address": "Storgata 1, 0155 Oslo"},
+                    {
+                        "channel": "email",
+                        "address": "kari@example.no",
+                        "consent_at": "2026-01-05T10:00:00+01:00",
+                        "undeliverable_at": "2026-02-10T08:00:00+01:00",
+                    },
                 ],
             },
             {
@@ -239,6 +247,9 @@ def test_csv_export_and_reimport_round_trip(store: SQLiteStore, tmp_path: Path) 
         assert export_document(second) == export_document(store)
         assert second.ledger("A-2") == store.ledger("A-2")
         assert second.get_patient("P-1") == store.get_patient("P-1")
+        # a bounced point stays bounced across a move (the daily run keeps skipping it)
+        (email,) = second.get_patient("P-1").points(Channel.EMAIL)
+        assert email.undeliverable_at == dt.datetime(2026, 2, 10, 7, tzinfo=dt.UTC)
 
 
 def test_json_export_and_reimport_round_trip(store: SQLiteStore, tmp_path: Path) -> None:
@@ -247,6 +258,8 @@ def test_json_export_and_reimport_round_trip(store: SQLiteStore, tmp_path: Path)
     with SQLiteStore(tmp_path / "second.db") as second:
         import_json(second, tmp_path / "out.json")
         assert export_document(second) == export_document(store)
+        (email,) = second.get_patient("P-1").points(Channel.EMAIL)
+        assert email.undeliverable_at == dt.datetime(2026, 2, 10, 7, tzinfo=dt.UTC)
     exported = export_document(store)
     for kind in ("creditors", "accounts"):
         assert [x["id"] for x in exported[kind]] == [x["id"] for x in good_document()[kind]]

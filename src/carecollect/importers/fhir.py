@@ -42,6 +42,8 @@ __all__ = ["EXT", "TZ_EXTENSION", "export_fhir_bundle", "import_fhir", "records_
 EXT = "https://carecollect.dev/fhir/StructureDefinition/"
 #: The standard FHIR extension for a time zone code.
 TZ_EXTENSION = "http://hl7.org/fhir/StructureDefinition/tz-code"
+#: carecollect's extension on a ``telecom`` item: when a hard bounce marked it undeliverable.
+UNDELIVERABLE_EXTENSION = EXT + "contact-point-undeliverable"
 
 _SUPPORTED = ("Organization", "Patient", "Account", "Invoice", "PaymentReconciliation")
 _DEFAULT_ZONES = {"NO": "Europe/Oslo", "DE": "Europe/Berlin", "BG": "Europe/Sofia", "US": "America/New_York"}
@@ -128,6 +130,14 @@ def _patient(r: Mapping[str, Any]) -> dict[str, Any]:
                     "address": t["value"],
                     "consent_at": period.get("start"),
                     "opted_out_at": period.get("end"),
+                    "undeliverable_at": next(
+                        (
+                            e.get("valueDateTime")
+                            for e in t.get("extension", []) or []
+                            if e.get("url") == UNDELIVERABLE_EXTENSION
+                        ),
+                        None,
+                    ),
                 }
             )
     lines = [
@@ -369,6 +379,10 @@ def export_fhir_bundle(store: Store) -> dict[str, Any]:
             period = {k: v for k, v in (("start", cp["consent_at"]), ("end", cp["opted_out_at"])) if v}
             if period:
                 item["period"] = period
+            if cp.get("undeliverable_at"):
+                item["extension"] = [
+                    {"url": UNDELIVERABLE_EXTENSION, "valueDateTime": cp["undeliverable_at"]}
+                ]
             telecom.append(item)
         resource: dict[str, Any] = {
             "resourceType": "Patient",

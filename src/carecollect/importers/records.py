@@ -285,6 +285,7 @@ def contact_point_from(f: Mapping[str, Any]) -> ContactPoint:
         opted_out_at=_instant(f, "opted_out_at"),
         verified_at=_instant(f, "verified_at"),
         time_zone=_text(f, "time_zone", required=False),
+        undeliverable_at=_instant(f, "undeliverable_at"),
     )
 
 

@@ -98,6 +98,7 @@ CSV_COLUMNS: dict[str, tuple[str, ...]] = {
         "opted_out_at",
         "verified_at",
         "time_zone",
+        "undeliverable_at",
     ),
     "accounts": (
         "id",
@@ -332,6 +333,7 @@ def _patient_doc(p: Patient) -> dict[str, Any]:
                 "opted_out_at": _iso(c.opted_out_at),
                 "verified_at": _iso(c.verified_at),
                 "time_zone": c.time_zone,
+                "undeliverable_at": _iso(c.undeliverable_at),
             }
             for c in p.contact_points
         ],
