@@ -202,6 +202,9 @@ def test_demo_small_from_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert store.verify_audit().ok
     store.close()
     assert {"message.sent", "opt_out"} <= kinds
+    # some e-mails bounce: the intake marks their addresses, and the run table counts them
+    assert "bounced" in result.output
+    assert "contact_point.undeliverable" in kinds
     # the demo's own report equals `carecollect report` on its database
     report = _cli("report", "--db", str(db), "--as-of", "2026-03-13", "--days", "14")
     assert "Contact centre, 2026-03-13" in report.output

@@ -122,6 +122,7 @@ __all__ = [
     "explain_account",
     "hook_failures",
     "intake",
+    "message_id",
     "plan_account",
     "plan_run",
     "provider_payment_id",
@@ -2074,6 +2075,16 @@ def _worker(
         raise
 
 
+def message_id(key: str) -> str:
+    """The id a message is sent under (the channel's idempotency key): its outbox key with ``:``
+    and ``#`` replaced, so it is safe as a file name or a provider's reference.
+
+    >>> message_id("step:INV-1:statement#1:email")
+    'step_INV-1_statement-1_email'
+    """
+    return key.replace(":", "_").replace("#", "-")
+
+
 def _send_one(
     store: Store,
     pm: Any,
@@ -2161,7 +2172,7 @@ def _send_one(
         )
         channel = _channel_instance(pm, settings, plugin, channels)
         outgoing = OutgoingMessage(
-            id=msg.key.replace(":", "_").replace("#", "-"),
+            id=message_id(msg.key),
             channel=msg.channel,
             recipient=address,
             body=rendered.text,

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import attrs
 
+from .builtin.outbox import file_name
 from .channels import Channel
 from .cli.config import CliConfig, config_path, load_config, write_default_config
 from .cli.contacts import append_records, read_records
@@ -44,7 +45,7 @@ from .contact_centre import (
     conversations,
     route,
 )
-from .daily_run import InboundEvent, InboundKind, RunReport, execute_run
+from .daily_run import InboundEvent, InboundKind, RunReport, execute_run, message_id
 from .disputes import Dispute, DisputeReason, DisputeStatus, Resolution, ResolutionKind, resolve_dispute
 from .errors import ConfigurationError, ValidationError
 from .ledger import post_payment
@@ -66,6 +67,8 @@ DEMO_RUN_HOUR = 16
 _PAY_SHARE = 0.03
 _PART_PAY_SHARE = 0.3
 _STOP_SHARE = 0.15
+#: E-mails of a run whose address turns out dead (a hard bounce reported before the next run).
+_BOUNCE_SHARE = 0.02
 _DISPUTE_PER_INVOICES = 400
 _CONTACTS_PER_INVOICES = 40
 
@@ -81,6 +84,8 @@ class DayResult:
     :param disputes_opened: disputes opened.
     :param disputes_resolved: disputes resolved.
     :param contacts: contact-centre records of the day.
+    :param bounces: hard-bounce reports for e-mails of the run before (each marks the address
+        undeliverable, so later steps reach the patient another way).
     """
 
     day: dt.date
@@ -90,6 +95,7 @@ class DayResult:
     disputes_opened: int
     disputes_resolved: int
     contacts: int
+    bounces: int = 0
 
 
 @attrs.frozen
@@ -223,6 +229,27 @@ class _Simulation:
                 "at": at.isoformat(),
             }
             events.append(InboundEvent(InboundKind.REPLY, "outbox", json.dumps(body).encode("utf-8")))
+        return events
+
+    def bounces(self, last: RunReport | None, at: dt.datetime) -> list[InboundEvent]:
+        """Delivery reports of the e-mails of the last run that bounced (the file outbox's format)."""
+        if last is None:
+            return []
+        keys = sorted(m.key for m in last.plan.messages if m.channel is Channel.EMAIL)
+        events = []
+        for key in keys:
+            if self.rng.random() >= _BOUNCE_SHARE:
+                continue
+            # the name the file outbox gave the message: its provider message id
+            body = {
+                "id": file_name(message_id(key), Channel.EMAIL),
+                "state": "undeliverable",
+                "detail": "550 5.1.1 mailbox unknown",
+                "at": at.isoformat(),
+            }
+            events.append(
+                InboundEvent(InboundKind.DELIVERY_REPORT, "outbox", json.dumps(body).encode("utf-8"))
+            )
         return events
 
     def disputes(self, day_index: int, at: dt.datetime) -> tuple[int, int]:
@@ -395,7 +422,8 @@ def run_demo(
                 on_day(index, len(days), day)
             morning = now - dt.timedelta(hours=6)
             paid = sim.payments(morning) if index else 0
-            events = sim.stop_replies(last, morning)
+            bounced = sim.bounces(last, morning)
+            events = sim.stop_replies(last, morning) + bounced
             opened, resolved = sim.disputes(index, morning)
             contacts = sim.contacts(day, accounts)
             append_records(config.contacts, contacts)
@@ -409,7 +437,11 @@ def run_demo(
                 progress=progress,
                 conversations=conversations(read_records(config.contacts)),
             )
-            results.append(DayResult(day, last, paid, len(events), opened, resolved, len(contacts)))
+            results.append(
+                DayResult(
+                    day, last, paid, len(events) - len(bounced), opened, resolved, len(contacts), len(bounced)
+                )
+            )
         report = report_from_store(
             store,
             now,

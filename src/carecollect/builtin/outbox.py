@@ -51,7 +51,7 @@ from ..messaging import (
 )
 from ..timekeeping import require_aware
 
-__all__ = ["OUTBOX", "OutboxChannel", "carecollect_message_channels"]
+__all__ = ["OUTBOX", "OutboxChannel", "carecollect_message_channels", "file_name"]
 
 #: Every channel, any length, opt-out links, simulated reports and replies.
 CAPABILITIES = ChannelCapabilities(
@@ -64,6 +64,16 @@ def _file_stem(message_id: str) -> str:
     if safe != message_id or safe.startswith("."):
         safe = f"{safe.lstrip('.')}-{hashlib.sha256(message_id.encode()).hexdigest()[:8]}"
     return safe
+
+
+def file_name(message_id: str, channel: Channel) -> str:
+    """The file the outbox writes a message to: also the receipt's provider message id, which
+    delivery reports name.
+
+    >>> file_name("step-1_email", Channel.EMAIL), file_name("a/b", Channel.SMS)
+    ('step-1_email.eml', 'a_b-c14cddc0.txt')
+    """
+    return f"{_file_stem(message_id)}.{'eml' if channel is Channel.EMAIL else 'txt'}"
 
 
 _PLAIN_HEADER = re.compile(r"[!-~]*")  # printable ASCII without spaces: never encoded nor folded

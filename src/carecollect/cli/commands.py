@@ -609,6 +609,7 @@ def demo(db: Path, size: int, weeks: int, seed: int, fresh: bool) -> None:
         "deferred",
         "paid",
         "STOP",
+        "bounced",
         "disputes +/-",
         "contacts",
     ):
@@ -624,6 +625,7 @@ def demo(db: Path, size: int, weeks: int, seed: int, fresh: bool) -> None:
             str(r.deferred_retry),
             str(d.payments),
             str(d.stop_replies),
+            str(d.bounces),
             f"{d.disputes_opened}/{d.disputes_resolved}",
             str(d.contacts),
         )
