@@ -208,6 +208,10 @@ class Recorder:
         self._record("carecollect_on_payment_received")
 
     @hookimpl
+    def carecollect_on_payment_reversed(self, reversal, event):  # type: ignore[no-untyped-def]
+        self._record("carecollect_on_payment_reversed")
+
+    @hookimpl
     def carecollect_on_outreach_sent(self, step, event):  # type: ignore[no-untyped-def]
         self._record("carecollect_on_outreach_sent")
 
@@ -240,6 +244,9 @@ def _calls():  # type: ignore[no-untyped-def]
     event = f.payment_event()
     return {
         "carecollect_on_payment_received": lambda pm: pm.on_payment_received(f.make_payment(), event),
+        "carecollect_on_payment_reversed": lambda pm: pm.on_payment_reversed(
+            f.make_payment_reversal(), event
+        ),
         "carecollect_on_outreach_sent": lambda pm: pm.on_outreach_sent(f.make_outreach_step(), event),
         "carecollect_on_outreach_failed": lambda pm: pm.on_outreach_failed(
             f.make_outreach_step(), event, "bounced"
@@ -278,6 +285,7 @@ def _kwargs(hook: str) -> dict[str, object]:
     base: dict[str, object] = {"event": event}
     extra = {
         "carecollect_on_payment_received": {"payment": f.make_payment()},
+        "carecollect_on_payment_reversed": {"reversal": f.make_payment_reversal()},
         "carecollect_on_outreach_sent": {"step": f.make_outreach_step()},
         "carecollect_on_outreach_failed": {"step": f.make_outreach_step(), "reason": "bounced"},
         "carecollect_on_dispute_opened": {"dispute": f.make_dispute()},

@@ -18,8 +18,11 @@ from typing import Any, ClassVar
 
 import attrs
 import pytest
+from click.testing import CliRunner
 
 from carecollect.channels import Channel
+from carecollect.cli import main
+from carecollect.cli.config import write_default_config
 from carecollect.daily_run import (
     DecisionKind,
     InboundEvent,
@@ -31,11 +34,12 @@ from carecollect.daily_run import (
     provider_payment_id,
 )
 from carecollect.disputes import Dispute, DisputeReason, DisputeStatus
+from carecollect.events import Event, EventType
 from carecollect.hookspecs import hookimpl
 from carecollect.invoices import InvoiceStatus
-from carecollect.ledger import EntryKind
+from carecollect.ledger import EntryKind, LedgerEntry
 from carecollect.money import Money
-from carecollect.payments import PaymentMethod
+from carecollect.payments import PaymentMethod, PaymentReversal, ReversalCause
 from carecollect.plans import InstalmentStatus, PaymentPlan, PlanStatus, build_schedule
 from carecollect.plugin_manager import PluginManager, make_plugin_manager
 from carecollect.portfolio import load_portfolio
@@ -53,6 +57,7 @@ from carecollect.providers import (
     sign_webhook,
     verify_webhook_signature,
 )
+from carecollect.reports import CollectedLine, collected, report_from_store
 from carecollect.store.base import Mandate, OutboxStatus, ProviderPayment
 from carecollect.store.sqlite import SQLiteStore
 
@@ -559,3 +564,223 @@ def test_a_returned_direct_debit_of_a_run_charge_reopens_the_completed_plan_and_
     run = execute_run(store, NOW + dt.timedelta(days=30), pm, settings)
     assert run.instalments_missed == 1 and len(FakeGateway.calls) == 1
     assert store.get_plan(plan.id).instalments[0].status is InstalmentStatus.MISSED
+
+
+# -- plugins hear of reversals; the report shows them -----------------------------------------------
+
+
+class Listener:
+    """Implements ``carecollect_on_payment_reversed``; checks the reversal is committed when it hears of it."""
+
+    def __init__(self, db: Path, fail: bool = False) -> None:
+        self.db = db
+        self.fail = fail
+        self.calls: list[tuple[PaymentReversal, Event]] = []
+        self.reversed_on_disk: list[int] = []
+
+    @hookimpl
+    def carecollect_on_payment_reversed(self, reversal: PaymentReversal, event: Event) -> None:
+        self.calls.append((reversal, event))
+        other = SQLiteStore(self.db)  # a second connection sees only what was committed
+        try:
+            book = other.ledger(reversal.account_id)
+            self.reversed_on_disk.append(book.sum_of(EntryKind.PAYMENT_REVERSED).minor_units)
+        finally:
+            other.close()
+        if self.fail:
+            raise RuntimeError("accounting export down for card 4111 1111 1111 1111")
+
+
+def test_a_plugin_hears_of_a_chargeback_once_and_not_of_its_replay_nor_of_money_never_posted(
+    store: SQLiteStore, settings: RunSettings, tmp_path: Path
+) -> None:
+    listener = Listener(tmp_path / "run.db")
+    pm = make_plugin_manager(load_entrypoints=False, plugins=[Plugin(), listener])
+    plan = _plan_with_mandate(store, first_due=NOW.date() + dt.timedelta(days=5))
+    amount = _paid_by_webhook(store, pm, settings, plan, "pay-ref-hk")
+    assert listener.calls == [], "a payment is not a reversal"
+
+    later = NOW + dt.timedelta(days=1)
+    body = _returned("evt-hk-1", "chargeback.opened", "pay-ref-hk")  # no amount: all that is left
+    assert intake(store, pm, settings, [_webhook(body, later)], later).payments_reversed == 1
+    payment_id = provider_payment_id("fake-gw", "pay-ref-hk")
+    [(reversal, event)] = listener.calls
+    assert reversal == PaymentReversal(
+        "REV-fake-gw-evt-hk-1",
+        payment_id,
+        plan.account_id,
+        amount,
+        Money.zero(amount.currency),
+        ReversalCause.CHARGEBACK,
+        later,
+        "fake-gw",
+        "evt-hk-1",
+    )
+    assert (event.type, event.record_id, event.at) == (EventType.LEDGER_POSTED, plan.account_id, later)
+    assert (event.detail("kind"), event.detail("amount")) == ("payment_reversed", str(amount))
+    assert (event.detail("payment"), event.detail("reason")) == (payment_id, "chargeback")
+    assert listener.reversed_on_disk == [amount.minor_units], "broadcast only after the commit"
+    assert pm.undelivered() == ()
+
+    # the replay, and a later event for a payment with nothing left: no money moves, nothing is broadcast
+    replay = intake(store, pm, settings, [_webhook(body, later)], later)
+    rest = intake(
+        store, pm, settings, [_webhook(_returned("evt-hk-2", "payment.refunded", "pay-ref-hk"))], NOW
+    )
+    assert (replay.duplicates, rest.processed, rest.payments_reversed) == (1, 1, 0)
+    assert len(listener.calls) == 1
+
+    # a returned debit of a payment that was never posted: no money moves, nothing is broadcast
+    store.link_provider_payment(
+        ProviderPayment(
+            "fake-gw", "pay-ref-np", plan.account_id, provider_payment_id("fake-gw", "pay-ref-np"), plan.id, 2
+        )
+    )
+    failed = _returned("evt-hk-3", "payment.failed", "pay-ref-np", plan.instalments[1].amount)
+    assert intake(store, pm, settings, [_webhook(failed)], NOW).processed == 1
+    assert len(listener.calls) == 1
+
+    # a partial returned debit of another payment: one call with its amount and what is left
+    amount2 = plan.instalments[0].amount
+    store.link_provider_payment(
+        ProviderPayment(
+            "fake-gw", "pay-ref-p2", plan.account_id, provider_payment_id("fake-gw", "pay-ref-p2"), plan.id, 1
+        )
+    )
+    assert (
+        intake(store, pm, settings, [_webhook(_paid("evt-p2-pay", "pay-ref-p2", amount2))], NOW).payments == 1
+    )
+    part = Money.from_minor(amount2.minor_units // 3, amount2.currency)
+    intake(store, pm, settings, [_webhook(_returned("evt-hk-4", "payment.failed", "pay-ref-p2", part))], NOW)
+    assert len(listener.calls) == 2
+    second = listener.calls[1][0]
+    assert (second.amount, second.remaining, second.cause) == (
+        part,
+        amount2 - part,
+        ReversalCause.PAYMENT_FAILED,
+    )
+
+
+def test_a_reversal_hook_that_raises_is_reported_and_does_not_undo_the_reversal(
+    store: SQLiteStore, settings: RunSettings, tmp_path: Path
+) -> None:
+    crasher, steady = Listener(tmp_path / "run.db", fail=True), Listener(tmp_path / "run.db")
+    pm = make_plugin_manager(load_entrypoints=False, plugins=[Plugin()])
+    pm.register(crasher, name="crasher")
+    pm.register(steady, name="steady")
+    plan = _plan_with_mandate(store, first_due=NOW.date() + dt.timedelta(days=5))
+    before = _owed(store, plan.account_id)
+    amount = _paid_by_webhook(store, pm, settings, plan, "pay-ref-rs")
+
+    later = NOW + dt.timedelta(days=1)
+    body = _returned("evt-rs-1", "chargeback.opened", "pay-ref-rs", amount)
+    report = execute_run(store, later, pm, settings, events=[_webhook(body, later)])
+    assert report.intake is not None and report.intake.payments_reversed == 1
+    assert report.intake.failures == ()
+    # the failure is in the run's report, scrubbed; the other plugin heard of it
+    [line] = [h for h in report.hook_failures if "carecollect_on_payment_reversed" in h]
+    assert line.startswith(f"carecollect_on_payment_reversed ledger.posted {plan.account_id}: ")
+    assert "plugin 'crasher' raised RuntimeError" in line and "4111 1111 1111 1111" not in line
+    assert len(crasher.calls) == len(steady.calls) == 1
+    # the reversal stands: the money is back on the invoice, the instalment is due again
+    assert _owed(store, plan.account_id) == before
+    assert store.ledger(plan.account_id).sum_of(EntryKind.PAYMENT_REVERSED) == amount
+    assert store.get_plan(plan.id).instalments[0].status is InstalmentStatus.DUE
+    assert store.was_processed("provider:fake-gw", "evt-rs-1")
+    _conserved(store, plan.account_id)
+    # delivered again to the plugin that failed only
+    crasher.fail = False
+    [again] = pm.redeliver()
+    assert again.ok and again.delivered == ("crasher",) and again.event == crasher.calls[0][1]
+    assert len(crasher.calls) == 2 and len(steady.calls) == 1
+
+
+def test_collected_is_shown_gross_reversed_and_net_per_currency() -> None:
+    t0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+    t1 = t0 + dt.timedelta(days=30)
+
+    def e(key: str, kind: EntryKind, amount: str, cur: str, at: dt.datetime, source: str) -> LedgerEntry:
+        return LedgerEntry(key, kind, Money(amount, cur), at, "I-1", source, "x")
+
+    entries = [
+        e("p1", EntryKind.PATIENT_PAYMENT, "100.00", "EUR", t0, "PAY-1"),
+        e("p2a", EntryKind.PATIENT_PAYMENT, "20.01", "EUR", t0 + dt.timedelta(days=1), "PAY-2"),
+        e("p2b", EntryKind.PATIENT_PAYMENT, "9.99", "EUR", t0 + dt.timedelta(days=1), "PAY-2"),
+        e("p0", EntryKind.PATIENT_PAYMENT, "70.00", "EUR", t0 - dt.timedelta(seconds=1), "PAY-0"),  # before
+        e("r1a", EntryKind.PAYMENT_REVERSED, "30.00", "EUR", t0 + dt.timedelta(days=2), "REV-1"),
+        e("r1b", EntryKind.PAYMENT_REVERSED, "3.33", "EUR", t0 + dt.timedelta(days=2), "REV-1"),
+        e("r0", EntryKind.PAYMENT_REVERSED, "70.00", "EUR", t0 + dt.timedelta(days=3), "REV-0"),  # of PAY-0
+        e("r9", EntryKind.PAYMENT_REVERSED, "1.00", "EUR", t1, "REV-9"),  # the end is exclusive
+        e(
+            "f1", EntryKind.REFUND, "5.00", "EUR", t0 + dt.timedelta(days=2), "RF-1"
+        ),  # a refund is not a reversal
+        e(
+            "n1", EntryKind.PAYMENT_REVERSED, "250", "NOK", t0 + dt.timedelta(days=4), "REV-N"
+        ),  # reversals only
+        e("u1", EntryKind.PATIENT_PAYMENT, "0.07", "USD", t1 - dt.timedelta(microseconds=1), "PAY-U"),
+    ]
+    lines = {c.currency: c for c in collected(entries, t0, t1)}
+    assert list(lines) == ["EUR", "NOK", "USD"]
+    eur, nok, usd = lines["EUR"], lines["NOK"], lines["USD"]
+    assert (eur.amount, eur.payments, eur.reversed, eur.reversals, eur.net) == (
+        Money("130.00", "EUR"),
+        2,
+        Money("103.33", "EUR"),
+        2,
+        Money("26.67", "EUR"),
+    )
+    assert (nok.amount, nok.payments, nok.reversed, nok.reversals, nok.net) == (
+        Money.zero("NOK"),
+        0,
+        Money("250.00", "NOK"),
+        1,
+        Money("-250.00", "NOK"),
+    )
+    assert (usd.amount, usd.reversed, usd.net) == (
+        Money("0.07", "USD"),
+        Money.zero("USD"),
+        Money("0.07", "USD"),
+    )
+    # a line built without reversals (the old constructor) has none
+    assert CollectedLine("EUR", Money("1.00", "EUR"), 1).net == Money("1.00", "EUR")
+
+
+def test_the_report_shows_a_chargeback_next_to_what_was_collected(
+    store: SQLiteStore, pm: PluginManager, settings: RunSettings, tmp_path: Path
+) -> None:
+    later = NOW + dt.timedelta(days=1)
+    as_of = later + dt.timedelta(hours=1)
+    base = {c.currency: c for c in report_from_store(store, as_of, days=30).collected}
+    plan = _plan_with_mandate(store, first_due=NOW.date() + dt.timedelta(days=5))
+    amount = _paid_by_webhook(store, pm, settings, plan, "pay-ref-rp")
+    part = Money.from_minor(amount.minor_units // 3, amount.currency)
+    body = _returned("evt-rp-1", "chargeback.opened", "pay-ref-rp", part)
+    assert intake(store, pm, settings, [_webhook(body, later)], later).payments_reversed == 1
+
+    after = {c.currency: c for c in report_from_store(store, as_of, days=30).collected}
+    cur = amount.currency
+    old = base.get(cur, CollectedLine(cur, Money.zero(cur), 0))
+    line = after[cur]
+    assert (line.amount, line.payments) == (old.amount + amount, old.payments + 1)
+    assert (line.reversed, line.reversals) == (old.reversed + part, old.reversals + 1)
+    assert line.net == old.net + amount - part == line.amount - line.reversed
+    assert {c: v for c, v in after.items() if c != cur} == {c: v for c, v in base.items() if c != cur}
+
+    # `carecollect report` prints the same figures
+    db = tmp_path / "run.db"
+    write_default_config(db)
+    result = CliRunner().invoke(main, ["report", "--db", str(db), "--as-of", as_of.isoformat()])
+    assert result.exit_code == 0, result.output
+    for header in ("collected (gross)", "reversed", "reversals", "net"):
+        assert header in result.output
+    table = result.output[result.output.index("Collected since") :]
+    row = next(r for r in table.splitlines() if r.strip("│ ").startswith(cur))
+    cells = [c.strip() for c in row.strip().strip("│").split("│")]
+    assert cells == [
+        cur,
+        str(line.amount),
+        str(line.payments),
+        str(line.reversed),
+        str(line.reversals),
+        str(line.net),
+    ]

@@ -56,7 +56,15 @@ from .messaging import DeliveryReport, DeliveryState, ReceiptStatus
 from .messaging import RenderedMessage as OutgoingMessage
 from .money import Money
 from .outreach import AttemptOutcome, ContactAttempt, OutreachPurpose, OutreachStatus, OutreachStep
-from .payments import Adjustment, AdjustmentKind, Payment, PaymentMethod, PaymentSource
+from .payments import (
+    Adjustment,
+    AdjustmentKind,
+    Payment,
+    PaymentMethod,
+    PaymentReversal,
+    PaymentSource,
+    ReversalCause,
+)
 from .placements import (
     AgencyPlacement,
     PlacementStatus,
@@ -1286,6 +1294,7 @@ def _take_payment_webhook(
     subject = link.account_id if link else source
     record = {"event": event.event_id, "kind": event.kind.value, "reference": event.reference}
     posted: tuple[Payment, Any] | None = None
+    reversed_: tuple[PaymentReversal, Any] | None = None
     outcome = "other"
     with store.transaction():
         if event.kind is WebhookKind.PAYMENT_SUCCEEDED:
@@ -1326,11 +1335,11 @@ def _take_payment_webhook(
             record["payment"] = link.payment_id
             record["posted"] = not already
             outcome = "payments" if not already else "other"
-        elif event.kind in _REVERSAL_REASONS and link is not None:
+        elif event.kind in _REVERSAL_CAUSES and link is not None:
             record["payment"] = link.payment_id
-            taken = _reverse_linked_payment(store, ev.plugin, link, event)
+            taken, reversed_ = _reverse_linked_payment(store, ev.plugin, link, event)
             record.update(taken)
-            outcome = "reversed" if "reversal" in taken else "other"
+            outcome = "reversed" if reversed_ is not None else "other"
         elif event.kind is WebhookKind.MANDATE_REVOKED and event.reference:
             mandate = store.revoke_mandate(ev.plugin, event.reference, at=event.occurred_at)
             if mandate is not None:
@@ -1341,35 +1350,40 @@ def _take_payment_webhook(
         store.audit_append(f"webhook.{event.kind.value}", subject, record, at=now)
     if posted is not None and posted[1] is not None:
         pm.on_payment_received(posted[0], posted[1])
+    if reversed_ is not None:  # committed; a replay returned "duplicate" above and broadcasts nothing
+        pm.on_payment_reversed(*reversed_)
     return outcome
 
 
-#: Webhook kinds that take back money already posted, and the reason code each leaves on the ledger.
-_REVERSAL_REASONS = {
-    WebhookKind.PAYMENT_FAILED: "payment_failed",
-    WebhookKind.CHARGEBACK_OPENED: "chargeback",
-    WebhookKind.REFUNDED: "provider_refund",
+#: Webhook kinds that take back money already posted, and the cause each leaves on the ledger.
+_REVERSAL_CAUSES = {
+    WebhookKind.PAYMENT_FAILED: ReversalCause.PAYMENT_FAILED,
+    WebhookKind.CHARGEBACK_OPENED: ReversalCause.CHARGEBACK,
+    WebhookKind.REFUNDED: ReversalCause.PROVIDER_REFUND,
 }
 
 
 def _reverse_linked_payment(
     store: Store, plugin: str, link: ProviderPayment, event: WebhookEvent
-) -> dict[str, Any]:
-    """Take back the linked payment in the ledger, reopen what it paid; the audit details (ids, amounts).
+) -> tuple[dict[str, Any], tuple[PaymentReversal, Any] | None]:
+    """Take back the linked payment in the ledger, reopen what it paid.
 
-    Runs inside the caller's transaction. A payment never posted, or with nothing
-    left, changes nothing (``{"posted": False}`` or ``{"left": "..."}``).
+    Runs inside the caller's transaction. Returns the audit details (ids,
+    amounts) and, when money went back, the reversal and its ledger event to
+    broadcast once the transaction commits. A payment never posted, or with
+    nothing left, changes nothing (``{"posted": False}`` or ``{"left": "..."}``, ``None``).
     """
     book = store.ledger(link.account_id)
     if not any(e.source_id == link.payment_id and e.kind is EntryKind.PATIENT_PAYMENT for e in book.entries):
-        return {"posted": False}
+        return {"posted": False}, None
     left = book.paid_by(link.payment_id)
     if not left.is_positive():
-        return {"left": str(left)}
+        return {"left": str(left)}, None
     amount = event.amount if event.amount is not None else left
-    reason = _REVERSAL_REASONS[event.kind]
+    cause = _REVERSAL_CAUSES[event.kind]
+    reason = cause.value
     reversal_id = f"REV-{plugin}-{event.event_id}"
-    new_book, _ = reverse_payment(
+    new_book, ledger_event = reverse_payment(
         book,
         reversal_id=reversal_id,
         payment_id=link.payment_id,
@@ -1379,11 +1393,24 @@ def _reverse_linked_payment(
     )
     added = new_book.entries[len(book.entries) :]
     store.append_ledger(link.account_id, added)
+    remaining = new_book.paid_by(link.payment_id)
     out: dict[str, Any] = {
         "reversal": reversal_id,
         "amount": str(amount),
-        "left": str(new_book.paid_by(link.payment_id)),
+        "left": str(remaining),
     }
+    reversal = PaymentReversal(
+        reversal_id,
+        link.payment_id,
+        link.account_id,
+        amount,
+        remaining,
+        cause,
+        event.occurred_at,
+        plugin,
+        event.event_id,
+    )
+    broadcast = (reversal, ledger_event) if ledger_event is not None else None
     reopened = []
     for invoice_id in sorted({e.invoice_id for e in added if e.invoice_id is not None}):
         invoice = store.get_invoice(invoice_id)
@@ -1408,7 +1435,7 @@ def _reverse_linked_payment(
             store.put_plan(plan)
             out["plan"] = plan.id
             out["instalment"] = inst.number
-    return out
+    return out, broadcast
 
 
 def _take_remittance(

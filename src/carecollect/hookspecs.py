@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from .events import Event
     from .messaging import MessageChannelDescriptor
     from .outreach import OutreachStep
-    from .payments import Payment
+    from .payments import Payment, PaymentReversal
     from .placements import AgencyPlacement
     from .policy.packs import PolicyPack
     from .providers import PaymentProviderDescriptor
@@ -171,6 +171,40 @@ def carecollect_on_payment_received(payment: Payment, event: Event) -> None:
     >>> from carecollect.testing.factories import make_payment, payment_event
     >>> pm.on_payment_received(make_payment(), payment_event()).ok, seen
     (True, ['PAY-1'])
+    """
+
+
+@hookspec
+def carecollect_on_payment_reversed(reversal: PaymentReversal, event: Event) -> None:
+    """Money of a posted payment went back: a returned direct debit, a chargeback, a provider's refund.
+
+    Broadcast once per reversal, after the unit of work that took the money
+    off the ledger committed; a replayed webhook, or one for a payment that was
+    never posted or has nothing left, broadcasts nothing. The arguments carry
+    ids and amounts only (no patient data): an accounting export books the
+    reversal, a CRM or a contact-centre queue follows up on the account.
+
+    :param reversal: the :class:`~carecollect.payments.PaymentReversal` (reversal id, payment id,
+        account id, amount, what is left of the payment, cause, provider and its event id).
+    :param event: the ledger's :class:`~carecollect.events.Event` that records it
+        (:attr:`~carecollect.events.EventType.LEDGER_POSTED`, ``kind`` ``payment_reversed``).
+    :returns: ignored.
+    :raises: nothing on purpose; an exception is caught and recorded in the
+        :class:`~carecollect.plugin_manager.BroadcastResult` (and the run report's
+        hook failures); the reversal stays on the ledger and the other plugins still run.
+
+    .. versionadded:: 0.1
+
+    >>> from carecollect.plugin_manager import make_plugin_manager
+    >>> seen = []
+    >>> class Plugin:
+    ...     @hookimpl
+    ...     def carecollect_on_payment_reversed(self, reversal, event):
+    ...         seen.append((reversal.payment_id, str(reversal.amount), reversal.cause.value))
+    >>> pm = make_plugin_manager(load_entrypoints=False, builtins=False, plugins=[Plugin()])
+    >>> from carecollect.testing.factories import make_payment_reversal, reversal_event
+    >>> pm.on_payment_reversed(make_payment_reversal(), reversal_event()).ok, seen
+    (True, [('PAY-1', 'EUR 50.00', 'chargeback')])
     """
 
 
@@ -315,6 +349,7 @@ REGISTRATION_HOOKS: tuple[str, ...] = (
 #: Hooks that are broadcast.
 EVENT_HOOKS: tuple[str, ...] = (
     "carecollect_on_payment_received",
+    "carecollect_on_payment_reversed",
     "carecollect_on_outreach_sent",
     "carecollect_on_outreach_failed",
     "carecollect_on_dispute_opened",

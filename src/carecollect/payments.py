@@ -10,7 +10,16 @@ import attrs
 from .money import Money
 from .validation import aware, identifier, money_non_negative, of_type
 
-__all__ = ["Adjustment", "AdjustmentKind", "Payment", "PaymentMethod", "PaymentSource", "Refund"]
+__all__ = [
+    "Adjustment",
+    "AdjustmentKind",
+    "Payment",
+    "PaymentMethod",
+    "PaymentReversal",
+    "PaymentSource",
+    "Refund",
+    "ReversalCause",
+]
 
 
 class PaymentMethod(enum.Enum):
@@ -118,3 +127,47 @@ class Refund:
     amount: Money = attrs.field(validator=_positive)
     at: dt.datetime = attrs.field(validator=aware)
     reason_code: str = "refund"
+
+
+class ReversalCause(enum.Enum):
+    """Why the money of a posted payment went back; the payer's bank or the provider decided, not the creditor.
+
+    The value is the reason code the ledger's :attr:`~carecollect.ledger.EntryKind.PAYMENT_REVERSED`
+    entries carry.
+    """
+
+    #: A direct debit returned after the provider reported it succeeded.
+    PAYMENT_FAILED = "payment_failed"
+    #: The payer disputed the charge with their card issuer.
+    CHARGEBACK = "chargeback"
+    #: The provider refunded the payer (not a refund the creditor posted, :class:`Refund`).
+    PROVIDER_REFUND = "provider_refund"
+
+
+@attrs.frozen
+class PaymentReversal:
+    """(Part of) a posted payment taken back: a returned debit, a chargeback, a provider's refund.
+
+    What :func:`~carecollect.hookspecs.carecollect_on_payment_reversed` hands to
+    plugins: ids and amounts only, nothing about the patient.
+
+    :param id: the reversal id: the source id of its ledger entries (idempotency key).
+    :param payment_id: the payment taken back (its :attr:`Payment.id`).
+    :param account_id: the account.
+    :param amount: what went back; more than zero.
+    :param remaining: what is left of the payment afterwards (zero once all of it went back).
+    :param cause: :class:`ReversalCause`.
+    :param at: when the provider says it happened (aware).
+    :param provider: the payment-provider plugin that reported it.
+    :param provider_event_id: the provider's event id (its webhook's idempotency key).
+    """
+
+    id: str = attrs.field(validator=identifier)
+    payment_id: str = attrs.field(validator=identifier)
+    account_id: str = attrs.field(validator=identifier)
+    amount: Money = attrs.field(validator=_positive)
+    remaining: Money = attrs.field(validator=money_non_negative)
+    cause: ReversalCause = attrs.field(validator=of_type(ReversalCause))
+    at: dt.datetime = attrs.field(validator=aware)
+    provider: str
+    provider_event_id: str

@@ -50,7 +50,7 @@ from .errors import ConfigurationError, PluginError
 from .events import Event
 from .messaging import MessageChannelDescriptor
 from .outreach import OutreachStep
-from .payments import Payment
+from .payments import Payment, PaymentReversal
 from .placements import AgencyPlacement
 from .policy.packs import BUILTIN_PACKS, PolicyPack
 from .providers import PaymentProviderDescriptor
@@ -324,6 +324,10 @@ class PluginManager(pluggy.PluginManager):
     def on_payment_received(self, payment: Payment, event: Event) -> BroadcastResult:
         """Broadcast ``carecollect_on_payment_received``."""
         return self.broadcast("carecollect_on_payment_received", payment=payment, event=event)
+
+    def on_payment_reversed(self, reversal: PaymentReversal, event: Event) -> BroadcastResult:
+        """Broadcast ``carecollect_on_payment_reversed``."""
+        return self.broadcast("carecollect_on_payment_reversed", reversal=reversal, event=event)
 
     def on_outreach_sent(self, step: OutreachStep, event: Event) -> BroadcastResult:
         """Broadcast ``carecollect_on_outreach_sent``."""

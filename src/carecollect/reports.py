@@ -10,7 +10,8 @@ them; the command line and the demo both use it.
   *1-30*, *31-60*, *61-90*, *91-120* and *120+* days past the due date
   (each invoice's days counted on the patient's local date);
 * :func:`collected` — patient and agency payments posted to the ledger in
-  a period, by currency;
+  a period, by currency, gross and net of what went back in the period
+  (returned debits, chargebacks, provider refunds);
 * :func:`message_figures` — messages sent, by purpose (the outreach step),
   channel and language;
 * :func:`status_counts` — plans by status (offered = proposed, chosen =
@@ -154,30 +155,53 @@ def aging(rows: Iterable[InvoiceRow], now: dt.datetime) -> tuple[AgingLine, ...]
     )
 
 
+def _zero_of_line(line: CollectedLine) -> Money:
+    return Money.zero(line.currency)
+
+
 @attrs.frozen
 class CollectedLine:
-    """Money collected in one currency during the period.
+    """Money collected in one currency during the period, and what of it went back.
 
     :param currency: ISO 4217 code.
-    :param amount: the sum of payment entries.
+    :param amount: the sum of payment entries (gross).
     :param payments: how many distinct payments they came from.
+    :param reversed: the sum of :attr:`~carecollect.ledger.EntryKind.PAYMENT_REVERSED` entries
+        in the period: returned direct debits, chargebacks and refunds the provider made, of
+        payments from this period or earlier. Refunds the creditor posted are not in it.
+    :param reversals: how many distinct reversals they came from.
     """
 
     currency: str
     amount: Money
     payments: int
+    reversed: Money = attrs.field(default=attrs.Factory(_zero_of_line, takes_self=True))
+    reversals: int = 0
+
+    @property
+    def net(self) -> Money:
+        """What was collected net of what went back: ``amount - reversed`` (negative if more went back)."""
+        return self.amount - self.reversed
 
 
 _PAYMENT_KINDS = frozenset({EntryKind.PATIENT_PAYMENT})
+_REVERSAL_KINDS = frozenset({EntryKind.PAYMENT_REVERSED})
+_COLLECTED_KINDS = _PAYMENT_KINDS | _REVERSAL_KINDS
 
 
 def collected(
     entries: Iterable[LedgerEntry], start: dt.datetime, end: dt.datetime
 ) -> tuple[CollectedLine, ...]:
-    """Payments posted to the ledger with ``start <= at < end``, by currency.
+    """Payments posted to the ledger with ``start <= at < end``, and reversals in that period, by currency.
 
     Patient payments and agency remittances (both posted as patient-payment
     entries) count; insurer payments, adjustments and write-offs do not.
+    Money that went back in the period (payment-reversed entries: a returned
+    direct debit, a chargeback, a refund the provider made) is summed apart, so
+    a line shows collected gross (:attr:`CollectedLine.amount`), reversed and
+    net (:attr:`CollectedLine.net`). A reversal counts in the period it
+    happened, whenever its payment was made; a currency with only reversals in
+    the period has a line with nothing collected.
 
     :param entries: ledger entries of any accounts.
     :param start: the period's start (aware).
@@ -188,20 +212,37 @@ def collected(
     >>> from carecollect.ledger import LedgerEntry, EntryKind
     >>> t = dt.datetime(2026, 3, 2, 12, tzinfo=dt.timezone.utc)
     >>> e = LedgerEntry("k1", EntryKind.PATIENT_PAYMENT, Money("25.00", "EUR"), t, "I-1", "PAY-1", "payment")
-    >>> [(c.currency, str(c.amount), c.payments) for c in collected([e], t, t + dt.timedelta(days=1))]
-    [('EUR', 'EUR 25.00', 1)]
+    >>> r = LedgerEntry("REV-1#I-1", EntryKind.PAYMENT_REVERSED, Money("10.00", "EUR"), t, "I-1", "REV-1",
+    ...                 "chargeback:reversal-of:PAY-1")
+    >>> [(c.currency, str(c.amount), c.payments, str(c.reversed), c.reversals, str(c.net))
+    ...  for c in collected([e, r], t, t + dt.timedelta(days=1))]
+    [('EUR', 'EUR 25.00', 1, 'EUR 10.00', 1, 'EUR 15.00')]
     """
     require_aware(start, "report", "start")
     require_aware(end, "report", "end")
     minor: dict[str, int] = defaultdict(int)
     sources: dict[str, set[str]] = defaultdict(set)
+    back: dict[str, int] = defaultdict(int)
+    reversals: dict[str, set[str]] = defaultdict(set)
     for entry in entries:
-        if entry.kind in _PAYMENT_KINDS and start <= entry.at < end:
-            cur = entry.amount.currency
+        if not start <= entry.at < end:
+            continue
+        cur = entry.amount.currency
+        if entry.kind in _PAYMENT_KINDS:
             minor[cur] += entry.amount.minor_units
             sources[cur].add(entry.source_id)
+        elif entry.kind in _REVERSAL_KINDS:
+            back[cur] += entry.amount.minor_units
+            reversals[cur].add(entry.source_id)
     return tuple(
-        CollectedLine(cur, Money.from_minor(minor[cur], cur), len(sources[cur])) for cur in sorted(minor)
+        CollectedLine(
+            cur,
+            Money.from_minor(minor[cur], cur),
+            len(sources[cur]),
+            Money.from_minor(back[cur], cur),
+            len(reversals[cur]),
+        )
+        for cur in sorted(minor.keys() | back.keys())
     )
 
 
@@ -382,7 +423,7 @@ class CollectionReport:
     :param now: the report's instant.
     :param start: the period's start (amounts collected and messages count from here).
     :param aging: open balances by currency and bucket.
-    :param collected: payments in the period.
+    :param collected: payments in the period, gross, reversed and net.
     :param messages: messages sent in the period.
     :param plans: plans by status (all time).
     :param disputes: disputes by status (all time).
@@ -425,7 +466,7 @@ def report_from_store(
     plans: list[PaymentPlan] = []
     disputes: list[Dispute] = []
     for snap in store.iter_account_snapshots(batch_size=1000):
-        entries.extend(e for e in snap.ledger.entries if e.kind in _PAYMENT_KINDS)
+        entries.extend(e for e in snap.ledger.entries if e.kind in _COLLECTED_KINDS)
         plans.extend(snap.plans)
         disputes.extend(snap.disputes)
     in_period = [r for r in store.audit_records() if start <= r.at <= now]

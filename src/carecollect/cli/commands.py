@@ -454,12 +454,17 @@ def print_report(console: Console, report: CollectionReport) -> None:
         )
     console.print(aging)
 
-    money = Table(title=f"Collected since {report.start.date().isoformat()}")
+    money = Table(
+        title=f"Collected since {report.start.date().isoformat()}",
+        caption="reversed: returned debits, chargebacks, provider refunds; net = gross - reversed",
+    )
     money.add_column("currency")
-    money.add_column("amount", justify="right")
-    money.add_column("payments", justify="right")
+    for col in ("collected (gross)", "payments", "reversed", "reversals", "net"):
+        money.add_column(col, justify="right")
     for c in report.collected:
-        money.add_row(c.currency, str(c.amount), str(c.payments))
+        money.add_row(
+            c.currency, str(c.amount), str(c.payments), str(c.reversed), str(c.reversals), str(c.net)
+        )
     console.print(money)
 
     msgs = Table(title=f"Messages sent since {report.start.date().isoformat()}: {report.messages.total}")

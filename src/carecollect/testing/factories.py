@@ -25,7 +25,7 @@ from ..messaging import RenderedMessage
 from ..money import Money
 from ..outreach import OutreachPurpose, OutreachStep
 from ..patients import Account, ContactPoint, Patient
-from ..payments import Payment, PaymentMethod
+from ..payments import Payment, PaymentMethod, PaymentReversal, ReversalCause
 from ..placements import AgencyPlacement
 from ..providers import Instrument
 
@@ -39,9 +39,11 @@ __all__ = [
     "make_outreach_step",
     "make_patient",
     "make_payment",
+    "make_payment_reversal",
     "make_placement",
     "make_placement_request",
     "payment_event",
+    "reversal_event",
 ]
 
 #: The default instant: Monday 2 March 2026, 09:00 UTC.
@@ -110,6 +112,35 @@ def payment_event(payment: Payment | None = None) -> Event:
     """The ledger event that records ``payment`` (default :func:`make_payment`)."""
     p = payment or make_payment()
     return Event(EventType.LEDGER_POSTED, p.account_id, p.received_at, {"payment": p.id, "amount": p.amount})
+
+
+def make_payment_reversal(**overrides: Any) -> PaymentReversal:
+    """All EUR 50.00 of payment ``PAY-1`` of ``A-1`` taken back by a chargeback, a day after :data:`NOW`."""
+    defaults = {
+        "id": "REV-gw-evt-1",
+        "payment_id": "PAY-1",
+        "account_id": "A-1",
+        "amount": Money("50.00", "EUR"),
+        "remaining": Money("0.00", "EUR"),
+        "cause": ReversalCause.CHARGEBACK,
+        "at": NOW + dt.timedelta(days=1),
+        "provider": "gw",
+        "provider_event_id": "evt-1",
+    }
+    result: PaymentReversal = _build(PaymentReversal, defaults, overrides)
+    return result
+
+
+def reversal_event(reversal: PaymentReversal | None = None) -> Event:
+    """The ledger event that records ``reversal`` (default :func:`make_payment_reversal`)."""
+    r = reversal or make_payment_reversal()
+    details = {
+        "kind": "payment_reversed",
+        "amount": r.amount,
+        "payment": r.payment_id,
+        "reason": r.cause.value,
+    }
+    return Event(EventType.LEDGER_POSTED, r.account_id, r.at, details)
 
 
 def make_dispute(**overrides: Any) -> Dispute:
