@@ -784,3 +784,112 @@ def test_the_report_shows_a_chargeback_next_to_what_was_collected(
         str(line.reversals),
         str(line.net),
     ]
+
+
+def test_a_chargeback_that_overtakes_its_payment_is_applied_when_the_payment_arrives(
+    store: SQLiteStore, settings: RunSettings, tmp_path: Path
+) -> None:
+    """Providers do not promise order: a chargeback delivered before the success still takes the money back."""
+    listener = Listener(tmp_path / "run.db")
+    pm = make_plugin_manager(load_entrypoints=False, plugins=[Plugin(), listener])
+    plan = _plan_with_mandate(store, first_due=NOW.date() + dt.timedelta(days=5))
+    store.link_provider_payment(
+        ProviderPayment(
+            "fake-gw",
+            "pay-ref-ooo",
+            plan.account_id,
+            provider_payment_id("fake-gw", "pay-ref-ooo"),
+            plan.id,
+            1,
+        )
+    )
+    before = _owed(store, plan.account_id)
+    amount = plan.instalments[0].amount
+    # the chargeback (happened a day after the payment) is delivered first: nothing to take back yet
+    cb = _returned("evt-ooo-cb", "chargeback.opened", "pay-ref-ooo", amount)
+    first = intake(
+        store, pm, settings, [_webhook(cb, NOW + dt.timedelta(days=1))], NOW + dt.timedelta(days=1)
+    )
+    assert (first.processed, first.payments_reversed) == (1, 0)
+    assert _owed(store, plan.account_id) == before
+    # then the success: posted and taken back at once, in one unit of work; the plugin hears once
+    day = NOW + dt.timedelta(days=1)
+    paid = intake(store, pm, settings, [_webhook(_paid("evt-ooo-pay", "pay-ref-ooo", amount), day)], day)
+    assert (paid.payments, paid.payments_reversed, paid.failures) == (1, 1, ())
+    assert _owed(store, plan.account_id) == before
+    book = store.ledger(plan.account_id)
+    assert book.paid_by(provider_payment_id("fake-gw", "pay-ref-ooo")).is_zero()
+    assert book.sum_of(EntryKind.PAYMENT_REVERSED) == amount
+    _conserved(store, plan.account_id)
+    assert store.get_plan(plan.id).instalments[0].status is InstalmentStatus.DUE
+    assert [(r.id, r.provider_event_id) for r, _ in listener.calls] == [
+        ("REV-fake-gw-evt-ooo-cb", "evt-ooo-cb")
+    ]
+    assert listener.reversed_on_disk == [amount.minor_units]  # committed before the plugin heard
+    # replays of either change nothing more
+    entries = store.ledger(plan.account_id).entries
+    again = intake(
+        store,
+        pm,
+        settings,
+        [
+            _webhook(cb, NOW + dt.timedelta(days=1)),
+            _webhook(_paid("evt-ooo-pay", "pay-ref-ooo", amount), day),
+        ],
+        NOW + dt.timedelta(days=1),
+    )
+    assert again.duplicates == 2 and store.ledger(plan.account_id).entries == entries
+    assert len(listener.calls) == 1
+    assert store.verify_audit().ok
+
+
+def test_a_failure_before_a_success_is_an_earlier_attempt_and_takes_nothing_back(
+    store: SQLiteStore, pm: PluginManager, settings: RunSettings
+) -> None:
+    """A failed attempt, then the retry that went through (same reference): the money stays paid."""
+    plan = _plan_with_mandate(store, first_due=NOW.date() + dt.timedelta(days=5))
+    store.link_provider_payment(
+        ProviderPayment(
+            "fake-gw",
+            "pay-ref-retry",
+            plan.account_id,
+            provider_payment_id("fake-gw", "pay-ref-retry"),
+            plan.id,
+            1,
+        )
+    )
+    amount = plan.instalments[0].amount
+    failed = _returned("evt-retry-f", "payment.failed", "pay-ref-retry", amount)
+    intake(store, pm, settings, [_webhook(failed, NOW - dt.timedelta(minutes=2))], NOW)
+    paid = intake(store, pm, settings, [_webhook(_paid("evt-retry-ok", "pay-ref-retry", amount))], NOW)
+    assert (paid.payments, paid.payments_reversed) == (1, 0)
+    assert store.ledger(plan.account_id).paid_by(provider_payment_id("fake-gw", "pay-ref-retry")) == amount
+    assert store.get_plan(plan.id).instalments[0].status is InstalmentStatus.PAID
+    # a failure that happened after the success and was delivered before it does take it back
+    plan2 = _plan_with_mandate(store, first_due=NOW.date() + dt.timedelta(days=6))
+    store.link_provider_payment(
+        ProviderPayment(
+            "fake-gw",
+            "pay-ref-ret",
+            plan2.account_id,
+            provider_payment_id("fake-gw", "pay-ref-ret"),
+            plan2.id,
+            1,
+        )
+    )
+    returned = _returned("evt-ret-f", "payment.failed", "pay-ref-ret", plan2.instalments[0].amount)
+    intake(store, pm, settings, [_webhook(returned, NOW + dt.timedelta(days=3))], NOW + dt.timedelta(days=3))
+    late = intake(
+        store,
+        pm,
+        settings,
+        [
+            _webhook(
+                _paid("evt-ret-ok", "pay-ref-ret", plan2.instalments[0].amount),
+                NOW + dt.timedelta(days=3, minutes=-3),
+            )
+        ],
+        NOW + dt.timedelta(days=3),
+    )
+    assert (late.payments, late.payments_reversed) == (1, 1)
+    assert store.ledger(plan2.account_id).paid_by(provider_payment_id("fake-gw", "pay-ref-ret")).is_zero()

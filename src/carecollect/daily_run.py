@@ -936,8 +936,11 @@ def intake(
                     failures.append(f"payment via {ev.plugin}: {outcome}")
                 else:
                     counts["processed"] += 1
-                    if outcome in ("payments", "revoked", "reversed"):
-                        counts[outcome] += 1
+                    # "payments+N": posted, and N reversals that had arrived before it applied
+                    kind, _, overtaken = outcome.partition("+")
+                    if kind in ("payments", "revoked", "reversed"):
+                        counts[kind] += 1
+                    counts["reversed"] += int(overtaken or 0)
                 continue
             if ev.kind is InboundKind.DISPUTE:
                 outcome = _take_dispute(store, pm, settings, ev, now)
@@ -1284,7 +1287,8 @@ def _take_payment_webhook(
     providers: dict[str, Any],
     now: dt.datetime,
 ) -> str:
-    """Take one payment webhook; returns what it was (``"duplicate"``, ``"payments"``, ``"unmatched: ..."``...)."""
+    """Take one payment webhook; returns what it was (``"duplicate"``, ``"payments"``, ``"payments+N"``
+    when N failures, chargebacks or refunds of it had arrived first, ``"reversed"``, ``"unmatched: ..."``...)."""
     provider = _provider(pm, settings, ev.plugin, providers)
     event = provider.parse_webhook(dict(ev.headers), ev.body, now=now)  # raises WebhookError when refused
     source = f"provider:{ev.plugin}"
@@ -1294,7 +1298,7 @@ def _take_payment_webhook(
     subject = link.account_id if link else source
     record = {"event": event.event_id, "kind": event.kind.value, "reference": event.reference}
     posted: tuple[Payment, Any] | None = None
-    reversed_: tuple[PaymentReversal, Any] | None = None
+    reversals: list[tuple[PaymentReversal, Any]] = []
     outcome = "other"
     with store.transaction():
         if event.kind is WebhookKind.PAYMENT_SUCCEEDED:
@@ -1332,14 +1336,28 @@ def _take_payment_webhook(
                             plan, inst.number, event.amount, at=event.occurred_at
                         )
                         store.put_plan(plan)
+                # a failure, chargeback or refund of this payment that arrived before it
+                for late in _overtaken_reversals(store, link, event):
+                    _, reversal = _reverse_linked_payment(store, ev.plugin, link, late)
+                    if reversal is not None:
+                        reversals.append(reversal)
+                        record.setdefault("reversed_by", []).append(late.event_id)
             record["payment"] = link.payment_id
             record["posted"] = not already
-            outcome = "payments" if not already else "other"
+            outcome = "other" if already else f"payments+{len(reversals)}" if reversals else "payments"
         elif event.kind in _REVERSAL_CAUSES and link is not None:
             record["payment"] = link.payment_id
-            taken, reversed_ = _reverse_linked_payment(store, ev.plugin, link, event)
+            taken, reversal = _reverse_linked_payment(store, ev.plugin, link, event)
             record.update(taken)
-            outcome = "reversed" if reversed_ is not None else "other"
+            if taken.get("posted") is False:
+                # it may have overtaken the success (providers do not promise order): kept, so a
+                # success that arrives later is taken back at once (see _overtaken_reversals)
+                record |= {"pending": True, "occurred_at": event.occurred_at.isoformat()}
+                if event.amount is not None:
+                    record |= {"amount_minor": event.amount.minor_units, "currency": event.amount.currency}
+            if reversal is not None:
+                reversals.append(reversal)
+            outcome = "reversed" if reversal is not None else "other"
         elif event.kind is WebhookKind.MANDATE_REVOKED and event.reference:
             mandate = store.revoke_mandate(ev.plugin, event.reference, at=event.occurred_at)
             if mandate is not None:
@@ -1350,9 +1368,32 @@ def _take_payment_webhook(
         store.audit_append(f"webhook.{event.kind.value}", subject, record, at=now)
     if posted is not None and posted[1] is not None:
         pm.on_payment_received(posted[0], posted[1])
-    if reversed_ is not None:  # committed; a replay returned "duplicate" above and broadcasts nothing
-        pm.on_payment_reversed(*reversed_)
+    for reversal in reversals:  # committed; a replay returned "duplicate" above and broadcasts nothing
+        pm.on_payment_reversed(*reversal)
     return outcome
+
+
+def _overtaken_reversals(store: Store, link: ProviderPayment, success: WebhookEvent) -> list[WebhookEvent]:
+    """The failures, chargebacks and refunds of ``link``'s payment that arrived before its success.
+
+    Read back from the audit log, where intake kept them (``pending``) because there was nothing
+    posted to take back yet; oldest first. A chargeback or a refund always comes after the money,
+    so it applies; a failure only if it happened after the success (one before it was an earlier
+    attempt that failed, and the payment then went through). Each is taken back under its own
+    event id (``REV-<plugin>-<event>``), so it applies once.
+    """
+    found: list[WebhookEvent] = []
+    for r in store.audit_records(subject_id=link.account_id):
+        d = r.data
+        if not (r.kind.startswith("webhook.") and d.get("pending") and d.get("payment") == link.payment_id):
+            continue
+        kind = WebhookKind(d["kind"])
+        at = dt.datetime.fromisoformat(d["occurred_at"])
+        if kind is WebhookKind.PAYMENT_FAILED and at <= success.occurred_at:
+            continue
+        amount = Money.from_minor(d["amount_minor"], d["currency"]) if "amount_minor" in d else None
+        found.append(WebhookEvent(d["event"], kind, d.get("reference"), at, amount))
+    return sorted(found, key=lambda e: e.occurred_at)
 
 
 #: Webhook kinds that take back money already posted, and the cause each leaves on the ledger.
