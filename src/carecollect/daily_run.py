@@ -174,6 +174,9 @@ class RunSettings:
         secrets); a plan's mandate names its provider. Not shown in reprs.
     :param batch_size: accounts read per batch (memory stays flat).
     :param max_attempts: sends tried before an outbox item is given up (and reported).
+    :param keep_plan: keep every planned message and decision in the :class:`RunPlan` a run or a
+        dry run returns (the default); ``False`` keeps their counts only, so memory stays flat
+        however large the portfolio (a real run still audits every decision with its reasons).
     """
 
     channel_plugins: Mapping[Channel, str] = attrs.field(factory=lambda: dict.fromkeys(Channel, "outbox"))
@@ -193,6 +196,7 @@ class RunSettings:
     batch_size: int = 500
     max_attempts: int = 6
     remittance_lookback_days: int = 90
+    keep_plan: bool = True
 
     def pack(self, key: str) -> PolicyPack:
         """The pack for ``key`` with the house rules applied."""
@@ -301,7 +305,12 @@ class AccountPlan:
 
 @attrs.frozen
 class RunPlan:
-    """The plan of a whole run (also the result of a dry run)."""
+    """The plan of a whole run (also the result of a dry run).
+
+    With :attr:`RunSettings.keep_plan` false the lists are empty and :attr:`tally` holds what they
+    would have counted: read the plan's size with :meth:`counts` and :meth:`size`, which work
+    either way.
+    """
 
     now: dt.datetime
     accounts: int
@@ -311,13 +320,31 @@ class RunPlan:
     missed: tuple[tuple[str, int], ...]
     placements: tuple[PlannedPlacement, ...]
     charges: tuple[PlannedCharge, ...] = ()
+    #: Counts kept instead of the lists (``None``: the lists are complete): ``messages``,
+    #: ``missed``, ``placements``, ``charges`` and ``decision.<kind>``.
+    tally: Mapping[str, int] | None = None
 
     def counts(self) -> dict[str, int]:
         """Decisions by kind."""
+        if self.tally is not None:
+            return {
+                k.removeprefix("decision."): v for k, v in self.tally.items() if k.startswith("decision.")
+            }
         out: dict[str, int] = {}
         for d in self.decisions:
             out[d.kind.value] = out.get(d.kind.value, 0) + 1
         return out
+
+    def size(self, what: str) -> int:
+        """How many ``messages``, ``missed`` instalments, ``placements`` or ``charges`` were planned.
+
+        :raises ValueError: for any other name.
+        """
+        if what not in ("messages", "missed", "placements", "charges"):
+            raise ValueError(f"size of {what!r}: one of messages, missed, placements, charges")
+        if self.tally is not None:
+            return self.tally.get(what, 0)
+        return len(getattr(self, what))
 
 
 @attrs.frozen
@@ -746,16 +773,17 @@ def plan_run(
     """
     require_aware(now, "run", "now")
     settings = settings or RunSettings()
-    collected = _Collected()
+    collected = _Collected(settings.keep_plan)
     for snap, plan in _iter_plans(store, now, settings, by_account(conversations), prescreen=prescreen):
         collected.add(snap, plan)
     return collected.plan(now)
 
 
 class _Collected:
-    """Accumulates the account plans of a run into a :class:`RunPlan`."""
+    """Accumulates the account plans of a run into a :class:`RunPlan` (or only their counts)."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: bool = True) -> None:
+        self.keep = keep
         self.accounts = 0
         self.invoices = 0
         self.messages: list[PlannedMessage] = []
@@ -763,16 +791,31 @@ class _Collected:
         self.missed: list[tuple[str, int]] = []
         self.placements: list[PlannedPlacement] = []
         self.charges: list[PlannedCharge] = []
+        self.tally: dict[str, int] = {}
 
     def add(self, snap: AccountSnapshot, plan: AccountPlan) -> None:
         self.accounts += 1
         self.invoices += len(snap.invoices)
+        charges = [c for c in plan.charges if c.decision.kind is DecisionKind.CHARGE]
+        if not self.keep:
+            t = self.tally
+            for what, n in (
+                ("messages", len(plan.messages)),
+                ("missed", len(plan.missed)),
+                ("placements", plan.placement is not None),
+                ("charges", len(charges)),
+            ):
+                t[what] = t.get(what, 0) + n
+            for d in plan.decisions:
+                key = f"decision.{d.kind.value}"
+                t[key] = t.get(key, 0) + 1
+            return
         self.messages.extend(plan.messages)
         self.decisions.extend(plan.decisions)
         self.missed.extend(plan.missed)
         if plan.placement is not None:
             self.placements.append(plan.placement)
-        self.charges.extend(c for c in plan.charges if c.decision.kind is DecisionKind.CHARGE)
+        self.charges.extend(charges)
 
     def plan(self, now: dt.datetime) -> RunPlan:
         return RunPlan(
@@ -784,6 +827,7 @@ class _Collected:
             tuple(self.missed),
             tuple(self.placements),
             tuple(self.charges),
+            None if self.keep else dict(self.tally),
         )
 
 
@@ -1924,7 +1968,7 @@ def _execute(
     conversations: Conversations,
 ) -> RunReport:
     sender = _Sender(store, pm, settings, renderer, now)
-    collected = _Collected()
+    collected = _Collected(settings.keep_plan)
     for snap, plan in _iter_plans(store, now, settings, conversations):
         collected.add(snap, plan)
         sender.account(
@@ -2043,7 +2087,7 @@ def _execute_parallel(
                     raise RunWorkerError(_worker_failure(index, procs[index], errors)) from None
 
     try:
-        collected = _Collected()
+        collected = _Collected(settings.keep_plan)
         pieces: list[list[Any]] = [[] for _ in range(workers)]
         for snap, plan in _iter_plans(store, now, settings, conversations):
             collected.add(snap, plan)

@@ -157,7 +157,10 @@ def full_run(invoices: int, seed: int, workers: int = 1) -> dict[str, Any]:
         store = SQLiteStore(os.path.join(tmp, "run.db"))
         load_portfolio(store, invoices, seed=seed, as_of=AS_OF)
         pm = make_plugin_manager(load_entrypoints=False)
-        settings = RunSettings(channel_config={"outbox": {"folder": os.path.join(tmp, "out")}})
+        # counts only, as ``carecollect run`` keeps them: memory stays flat
+        settings = RunSettings(
+            channel_config={"outbox": {"folder": os.path.join(tmp, "out")}}, keep_plan=False
+        )
         factory = functools.partial(make_plugin_manager, load_entrypoints=False)
         before = os.times()
         report, cpu, wall = timed(

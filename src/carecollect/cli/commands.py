@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import attrs
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -317,7 +318,8 @@ def run(db: Path, dry_run: bool, as_of: str | None, events: Path | None, workers
     now = parse_as_of(as_of)
     console = _console()
     with _open(db) as store:
-        settings = load_config(db).settings
+        # only counts are shown: the plan keeps no lists, so memory stays flat for any portfolio
+        settings = attrs.evolve(load_config(db).settings, keep_plan=False)
         table = Table(title=f"{'Dry run' if dry_run else 'Run'} at {now.isoformat()}")
         table.add_column("")
         table.add_column("count", justify="right")
@@ -330,12 +332,12 @@ def run(db: Path, dry_run: bool, as_of: str | None, events: Path | None, workers
             rows = [
                 ("accounts", plan.accounts),
                 ("invoices", plan.invoices),
-                ("messages planned", len(plan.messages)),
+                ("messages planned", plan.size("messages")),
                 ("messages held", counts.get("hold", 0)),
                 ("invoices with nothing due", counts.get("nothing_due", 0)),
-                ("instalments to mark missed", len(plan.missed)),
-                ("instalments to charge", len(plan.charges)),
-                ("placements planned", len(plan.placements)),
+                ("instalments to mark missed", plan.size("missed")),
+                ("instalments to charge", plan.size("charges")),
+                ("placements planned", plan.size("placements")),
                 ("agency gate held", counts.get("gate_held", 0)),
             ]
         else:
@@ -358,7 +360,7 @@ def run(db: Path, dry_run: bool, as_of: str | None, events: Path | None, workers
             counts = report.plan.counts()
             rows = [
                 ("accounts", report.plan.accounts),
-                ("messages planned", len(report.plan.messages)),
+                ("messages planned", report.plan.size("messages")),
                 ("sent", report.sent),
                 ("already sent (skipped)", report.skipped_already_sent),
                 ("held", counts.get("hold", 0)),
