@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -148,7 +149,8 @@ def test_streamed_rows_skip_bounced_points_as_the_daily_run_does(tmp_path: Path,
     from carecollect.patients import mark_undeliverable
 
     path = tmp_path / "bounced.db"
-    with sqlite3.connect(store.path) as src, sqlite3.connect(path) as dst:
+    # (a connection's own context manager commits but does not close: closing() does)
+    with closing(sqlite3.connect(store.path)) as src, closing(sqlite3.connect(path)) as dst:
         src.backup(dst)  # the store's WAL included
     now = INSTANTS[0]
     marked = 0
