@@ -421,3 +421,29 @@ def test_audit_chain_detects_a_deleted_record(tmp_path: Path) -> None:
     db.close()
     with SQLiteStore(tmp_path / "a.db") as s:
         assert s.verify_audit().first_broken_seq == 2
+
+
+def test_audit_records_filter_by_subject_and_kind(tmp_path: Path) -> None:
+    at = dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC)
+    with SQLiteStore(tmp_path / "audit.db") as store:
+        for n, (kind, subject) in enumerate(
+            [
+                ("decision.send", "A-1"),
+                ("webhook.chargeback.opened", "A-1"),
+                ("webhook.chargeback.opened", "A-2"),
+                ("webhook.payment.failed", "A-1"),
+                ("decision.hold", "A-1"),
+            ]
+        ):
+            store.audit_append(kind, subject, {"n": n}, at=at)
+        got = [
+            r.data["n"]
+            for r in store.audit_records(
+                subject_id="A-1", kinds=["webhook.chargeback.opened", "webhook.payment.failed"]
+            )
+        ]
+        assert got == [1, 3]
+        assert [r.data["n"] for r in store.audit_records(kinds={"webhook.chargeback.opened"})] == [1, 2]
+        assert list(store.audit_records(kinds=[])) == []
+        assert [r.data["n"] for r in store.audit_records(subject_id="A-1")] == [0, 1, 3, 4]
+        assert store.verify_audit().ok

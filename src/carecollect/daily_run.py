@@ -1427,9 +1427,10 @@ def _overtaken_reversals(store: Store, link: ProviderPayment, success: WebhookEv
     event id (``REV-<plugin>-<event>``), so it applies once.
     """
     found: list[WebhookEvent] = []
-    for r in store.audit_records(subject_id=link.account_id):
+    kinds = [f"webhook.{k.value}" for k in _REVERSAL_CAUSES]
+    for r in store.audit_records(subject_id=link.account_id, kinds=kinds):
         d = r.data
-        if not (r.kind.startswith("webhook.") and d.get("pending") and d.get("payment") == link.payment_id):
+        if not (d.get("pending") and d.get("payment") == link.payment_id):
             continue
         kind = WebhookKind(d["kind"])
         at = dt.datetime.fromisoformat(d["occurred_at"])

@@ -286,7 +286,7 @@ class _Values(dict[str, str]):
 @attrs.frozen
 class _Tr:
     """Catalog lookup with placeholder values, bound to one rendering, and the formatters
-    templates call (``money``, ``date``, ``tl``)."""
+    templates call (``money``, ``date``, ``tl``: :meth:`texts`)."""
 
     language: str
     catalog: Mapping[str, Entry]
@@ -302,7 +302,7 @@ class _Tr:
         """``d`` as a long date for the rendering's locale (today when ``None``)."""
         return self.values["today"] if d is None else _format_date(d, self.loc)
 
-    def list(self, keys: Iterable[str]) -> list[str]:
+    def texts(self, keys: Iterable[str]) -> list[str]:
         """The texts of ``keys``."""
         return [self(k) for k in keys]
 
@@ -557,7 +557,7 @@ class Renderer:
             "glossary": [glossary.glossary_entry(term, lang) for term in _glossary_terms(statement)],
             "ShareKind": ShareKind,
             "pay_keys": _pay_keys(context),
-            "tl": tr.list,
+            "tl": tr.texts,
         }
         template = f"{lang}/{channel.value}/{purpose.value}"
         subject = html = voicemail = None

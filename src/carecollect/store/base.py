@@ -28,7 +28,7 @@ import datetime as dt
 import enum
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
@@ -642,8 +642,10 @@ class Store(Protocol):
         """Append a record to the audit log, chained to the one before."""
         ...
 
-    def audit_records(self, *, subject_id: str | None = None) -> Iterator[AuditRecord]:
-        """The audit log in order (optionally only one subject's records)."""
+    def audit_records(
+        self, *, subject_id: str | None = None, kinds: Collection[str] | None = None
+    ) -> Iterator[AuditRecord]:
+        """The audit log in order (optionally only one subject's records, only these kinds)."""
         ...
 
     def verify_audit(self) -> AuditVerification:

@@ -27,7 +27,7 @@ import json
 import os
 import sqlite3
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -1144,13 +1144,22 @@ class SQLiteStore:
             )
         return AuditRecord(seq, at, kind, subject_id, payload, prev, digest)
 
-    def audit_records(self, *, subject_id: str | None = None) -> Iterator[AuditRecord]:
-        """The audit log in order, optionally one subject's records only."""
+    def audit_records(
+        self, *, subject_id: str | None = None, kinds: Collection[str] | None = None
+    ) -> Iterator[AuditRecord]:
+        """The audit log in order, optionally one subject's records only, and only ``kinds``."""
         sql = "SELECT seq, at, kind, subject_id, data, prev_hash, hash FROM audit_log"
-        params: tuple[Any, ...] = ()
+        where: list[str] = []
+        params: list[Any] = []
         if subject_id is not None:
-            sql += " WHERE subject_id = ?"
-            params = (subject_id,)
+            where.append("subject_id = ?")
+            params.append(subject_id)
+        if kinds is not None:
+            wanted = sorted(set(kinds))
+            where.append(f"kind IN ({', '.join('?' * len(wanted))})" if wanted else "0")
+            params.extend(wanted)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
         for r in self._db.execute(sql + " ORDER BY seq", params).fetchall():
             yield AuditRecord(r[0], codec.parse_instant(r[1]), r[2], r[3], json.loads(r[4]), r[5], r[6])
 
