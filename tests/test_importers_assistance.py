@@ -176,6 +176,8 @@ def test_bad_json_applications_are_reported_by_index_id_and_field_and_nothing_is
     apps.append({"id": "FA-4", "account_id": "A-1", "status": "received"})  # no received_on
     apps.append({"id": "FA-3", "account_id": "A-1", "received_on": "2026-02-21"})  # duplicate id
     apps.append({"id": "FA-6", "account_id": "A-1", "received_on": "2026-02-21", "decided_on": 20260301})
+    # decided before it was received
+    apps.append({"id": "FA-7", "account_id": "A-1", "received_on": "2026-02-21", "decided_on": "2026-02-20"})
     with pytest.raises(ImportFailed) as info:
         import_json(store, doc)
     found = [(p.where, p.field, p.record_id) for p in info.value.problems]
@@ -185,6 +187,7 @@ def test_bad_json_applications_are_reported_by_index_id_and_field_and_nothing_is
         ("assistance_applications[3]", "received_on", "FA-4"),
         ("assistance_applications[4]", "id", "FA-3"),
         ("assistance_applications[5]", "decided_on", "FA-6"),
+        ("assistance_applications[6]", "decided_on", "FA-7"),
         ("assistance_applications[2]", "account_id", "FA-3"),
     ]
     assert "must be one of: received, incomplete, approved, denied, withdrawn" in str(info.value)

@@ -173,3 +173,23 @@ def test_incentive_validation() -> None:
         )
     with pytest.raises(ValidationError):
         Incentive("X", IncentiveKind.PROMPT_PAY, dt.date(2026, 3, 2), dt.date(2026, 3, 9), Decimal("101"))
+
+
+def test_an_application_refuses_a_decision_before_it_was_received_and_an_unknown_status() -> None:
+    import datetime as dt
+
+    from carecollect.errors import ValidationError
+    from carecollect.relief.assistance import ApplicationStatus, AssistanceApplication
+
+    ok = AssistanceApplication(
+        "FA-1", "A-1", dt.date(2026, 2, 1), ApplicationStatus.APPROVED, decided_on=dt.date(2026, 2, 1)
+    )
+    assert ok.decided_on == ok.received_on
+    with pytest.raises(ValidationError) as info:
+        AssistanceApplication(
+            "FA-2", "A-1", dt.date(2026, 2, 1), ApplicationStatus.DENIED, decided_on=dt.date(2026, 1, 31)
+        )
+    assert (info.value.record, info.value.field) == ("AssistanceApplication FA-2", "decided_on")
+    with pytest.raises(ValidationError) as info:
+        AssistanceApplication("FA-3", "A-1", dt.date(2026, 2, 1), "approved")  # type: ignore[arg-type]
+    assert info.value.field == "status" and "FA-3" in info.value.record

@@ -30,7 +30,7 @@ import attrs
 from ..errors import ValidationError
 from ..money import Money
 from ..policy.packs import PolicyPack
-from ..validation import date_only, date_or_none, identifier
+from ..validation import date_only, date_or_none, identifier, of_type
 from .reasons import Outcome, Reason, note, rule_reason
 
 __all__ = [
@@ -430,14 +430,26 @@ class AssistanceApplication:
     :param account_id: the account.
     :param received_on: the date it was received.
     :param status: :class:`ApplicationStatus`.
-    :param decided_on: the date of the decision, if any.
+    :param decided_on: the date of the decision, if any (not before ``received_on``).
+    :raises ValidationError: a status that is not an :class:`ApplicationStatus`, or a decision
+        dated before the application was received (naming the application and the field).
     """
 
     id: str = attrs.field(validator=identifier)
     account_id: str = attrs.field(validator=identifier)
     received_on: dt.date = attrs.field(validator=date_only)
-    status: ApplicationStatus = ApplicationStatus.RECEIVED
+    status: ApplicationStatus = attrs.field(
+        default=ApplicationStatus.RECEIVED, validator=of_type(ApplicationStatus)
+    )
     decided_on: dt.date | None = attrs.field(default=None, validator=date_or_none)
+
+    def __attrs_post_init__(self) -> None:
+        if self.decided_on is not None and self.decided_on < self.received_on:
+            raise ValidationError(
+                f"AssistanceApplication {self.id}",
+                "decided_on",
+                f"{self.decided_on.isoformat()} is before it was received ({self.received_on.isoformat()})",
+            )
 
 
 def application_suspends_eca(app: AssistanceApplication) -> bool:
