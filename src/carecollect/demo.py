@@ -422,8 +422,9 @@ def run_demo(
                 on_day(index, len(days), day)
             morning = now - dt.timedelta(hours=6)
             paid = sim.payments(morning) if index else 0
-            bounced = sim.bounces(last, morning)
-            events = sim.stop_replies(last, morning) + bounced
+            bounced = sim.bounces(last, morning)  # (drawn first: the seeded demo stays the same)
+            replies = sim.stop_replies(last, morning)
+            events = replies + bounced
             opened, resolved = sim.disputes(index, morning)
             contacts = sim.contacts(day, accounts)
             append_records(config.contacts, contacts)
@@ -438,9 +439,7 @@ def run_demo(
                 conversations=conversations(read_records(config.contacts)),
             )
             results.append(
-                DayResult(
-                    day, last, paid, len(events) - len(bounced), opened, resolved, len(contacts), len(bounced)
-                )
+                DayResult(day, last, paid, len(replies), opened, resolved, len(contacts), len(bounced))
             )
         report = report_from_store(
             store,

@@ -262,7 +262,7 @@ def rows_from_batch(
     points: dict[str, list[tuple[str, str | None, str | None, str | None]]] = {}
     point_zones: dict[str, list[str | None]] = {}
     for cp in batch.contact_points:
-        if len(cp) > 8 and not _deliverable(cp[8], cp[6]):
+        if not _deliverable(cp[8], cp[6]):
             continue  # a bounced point counts as absent, as in the daily run
         points.setdefault(cp[0], []).append((cp[2], cp[4], cp[5], cp[6]))
         point_zones.setdefault(cp[0], []).append(cp[7])
