@@ -398,6 +398,7 @@ def _gate_snapshot(
     )
     last = max((n.sent_on for n in notices), default=None)
     spoke = max((_today(a.at, tz) for a in snap.attempts if a.is_conversation), default=None)
+    returned = tuple(_today(a.at, tz) for a in snap.attempts if a.outcome is AttemptOutcome.BOUNCED)
     return GateSnapshot(
         snap.account.id,
         balance,
@@ -409,6 +410,7 @@ def _gate_snapshot(
         handoff_consent_at=getattr(snap.patient, "handoff_consent_at", None),
         spoke_with_consumer_on=spoke,
         last_message_on=last,
+        undeliverable_on=returned,
     )
 
 

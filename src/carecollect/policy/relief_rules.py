@@ -355,7 +355,7 @@ _US = (
             "12 CFR 1006.30(a)",
             dt.date(2021, 11, 30),
             S.AT_LEAST,
-            "A collector that has not spoken to the consumer waits 14 consecutive days after a message before reporting.",
+            "A collector that has not spoken to the consumer waits 14 consecutive days after a message before reporting; a notice of undeliverability in that time means a new message and a new wait.",
         ),
         # No Surprises Act, collector validation
         _r(

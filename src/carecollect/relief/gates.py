@@ -22,7 +22,7 @@ Checked, in order:
 * Norway: an inkassovarsel sent, and its 14 days passed (inkassoloven § 9);
 * credit reports: never under $500, not before a year, paid debts never, and
   a collector's 14-day wait after a message when it has not spoken to the
-  consumer (CDIA; 12 CFR 1006.30(a)).
+  consumer, with no notice of undeliverability in that wait (CDIA; 12 CFR 1006.30(a)).
 
 >>> import datetime as dt
 >>> from carecollect.money import Money
@@ -419,14 +419,27 @@ def _credit(
                 until,
             )
         else:
-            _age(
-                c,
-                pack,
-                "credit.passive_wait_days",
-                snapshot.last_message_on,
-                today,
-                "wait for undeliverability",
-            )
+            sent = snapshot.last_message_on
+            window_end = sent + dt.timedelta(days=days)
+            returned = sorted(d for d in snapshot.undeliverable_on if sent <= d <= window_end)
+            if returned:
+                # 1006.30(a)(2): a notice of undeliverability within the period means the message
+                # did not reach the consumer: a new message must go out, and its own wait pass.
+                until = today + dt.timedelta(days=days)
+                c.defer(
+                    rule_reason(
+                        pack,
+                        "credit.passive_wait_days",
+                        today,
+                        Outcome.DEFER,
+                        f"message of {sent.isoformat()} was reported undeliverable on "
+                        f"{returned[0].isoformat()}: send a message that reaches the consumer "
+                        f"and wait {days} days (earliest {until.isoformat()})",
+                    ),
+                    until,
+                )
+            else:
+                _age(c, pack, "credit.passive_wait_days", sent, today, "wait for undeliverability")
 
 
 def may_place(

@@ -58,6 +58,10 @@ class AccountSnapshot:
     :param handoff_consent_at: when the patient consented to handing the claim to an agency (Germany).
     :param spoke_with_consumer_on: the last day a collector spoke with the consumer about the debt.
     :param last_message_on: the last day a collector sent the consumer a message about the debt.
+    :param undeliverable_on: the days a notice of undeliverability arrived (a bounced e-mail or
+        text, a returned letter: a ``BOUNCED`` contact attempt). One that arrives within the
+        waiting period after ``last_message_on`` means the message did not reach the consumer,
+        so it cannot open the way to passive credit reporting (12 CFR 1006.30(a)(2)).
     """
 
     account_id: str = attrs.field(validator=identifier)
@@ -70,8 +74,16 @@ class AccountSnapshot:
     handoff_consent_at: dt.datetime | None = attrs.field(default=None, validator=aware_or_none)
     spoke_with_consumer_on: dt.date | None = attrs.field(default=None, validator=date_or_none)
     last_message_on: dt.date | None = attrs.field(default=None, validator=date_or_none)
+    undeliverable_on: tuple[dt.date, ...] = attrs.field(default=(), converter=tuple)
 
     def __attrs_post_init__(self) -> None:
+        for i, day in enumerate(self.undeliverable_on):
+            if not isinstance(day, dt.date) or isinstance(day, dt.datetime):
+                raise ValidationError(
+                    f"AccountSnapshot {self.account_id}",
+                    f"undeliverable_on[{i}]",
+                    f"a date is expected, got {type(day).__name__}",
+                )
         for inv in self.invoices:
             if inv.currency != self.balance.currency:
                 raise ValidationError(
