@@ -407,7 +407,7 @@ def _gate_snapshot(
         plans=snap.plans,
         notices=notices,
         applications=snap.applications,
-        handoff_consent_at=getattr(snap.patient, "handoff_consent_at", None),
+        handoff_consent=snap.patient.handoff_consent,
         spoke_with_consumer_on=spoke,
         last_message_on=last,
         undeliverable_on=returned,

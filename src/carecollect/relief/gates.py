@@ -304,19 +304,27 @@ def gate(
 
     # -- Germany: consent ---------------------------------------------------------------------
     if "de.handoff_requires_consent" in pack.rules and pack.value("de.handoff_requires_consent", on=today):
-        if snapshot.handoff_consent_at is None:
-            c.deny(
+        consent = snapshot.handoff_consent
+        if consent is None:
+            why = "no recorded consent to hand the medical claim to a third party: record it first"
+        elif consent.withdrawn_at is not None and consent.withdrawn_at <= now:
+            why = f"the patient withdrew the consent on {consent.withdrawn_at.date().isoformat()}"
+        elif consent.given_at > now:
+            why = f"the recorded consent is dated {consent.given_at.date().isoformat()}, after today"
+        else:
+            why = ""
+        if why:
+            c.deny(rule_reason(pack, "de.handoff_requires_consent", today, Outcome.DENY, why))
+        else:
+            assert consent is not None
+            c.allow(
                 rule_reason(
                     pack,
                     "de.handoff_requires_consent",
                     today,
-                    Outcome.DENY,
-                    "no recorded consent to hand the medical claim to a third party",
+                    Outcome.ALLOW,
+                    f"consent given on {consent.given_at.date().isoformat()} ({consent.method.value})",
                 )
-            )
-        else:
-            c.allow(
-                rule_reason(pack, "de.handoff_requires_consent", today, Outcome.ALLOW, "consent recorded")
             )
 
     # -- Norway: inkassovarsel ------------------------------------------------------------------
