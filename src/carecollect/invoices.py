@@ -180,7 +180,7 @@ class Invoice:
     :param default_notice_given: the invoice told the patient that a consumer is in
         default 30 days after due date and receipt without a reminder (BGB § 286 (3)
         sentence 1); German statements print the notice when this is true. A fact about
-        the invoice that went out, read by :func:`~carecollect.relief.default.germany_default_start`.
+        the invoice that went out, read by :func:`~carecollect.relief.payment_default.germany_default_start`.
     :param received_on: the day the patient received the invoice (BGB § 286 (3): the
         30 days run from the later of due date and receipt), if known; not before ``issue_date``.
     """

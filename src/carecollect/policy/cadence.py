@@ -827,12 +827,20 @@ def due_steps(context: InvoiceContext | EstimateContext, now: dt.datetime) -> Ca
     if purpose is OutreachPurpose.STATEMENT and pack.get(
         "de.statement.default_hint_required", False, on=today
     ):
-        notices = ("bgb_286_3_hint",)
-        rr(
-            "de.statement.default_hint_required",
-            Outcome.CONDITION,
-            "the statement states the 30-day default rule",
-        )
+        # whether the invoice states the rule is a fact about the invoice, not a house rule
+        if inv.default_notice_given:
+            notices = ("bgb_286_3_hint",)
+            rr(
+                "de.statement.default_hint_required",
+                Outcome.CONDITION,
+                "the invoice states the 30-day default rule, and so does the statement",
+            )
+        else:
+            rr(
+                "de.statement.default_hint_required",
+                Outcome.INFO,
+                "the invoice does not state the 30-day default rule: default begins only with a reminder",
+            )
     step = PlannedStep(
         key=f"{purpose.value}#{cp.ranks[idx]}",
         account_id=inv.account_id,
