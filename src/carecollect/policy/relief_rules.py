@@ -276,6 +276,38 @@ _US = (
             verified=False,
         ),
         _r(
+            "cadence.eca_notice.days_after_issue",
+            90,
+            "26 CFR 1.501(r)-6(c)(4): written notice at least 30 days before the first ECA, which waits "
+            "120 days after the first post-discharge statement (1.501(r)-6(c)(1)) (check)",
+            dt.date(2016, 1, 1),
+            S.AT_LEAST,
+            "A nonprofit hospital's written ECA notice, with the plain-language summary of its financial-assistance "
+            "policy, goes out this many days after the invoice (only for nonprofit creditors); the action date it "
+            "states is r501.notice_days_before_eca days after sending.",
+            verified=False,
+        ),
+        _r(
+            "cadence.channels.eca_notice",
+            ("letter", "email"),
+            "26 CFR 1.501(r)-6(c)(4) (a written notice; check)",
+            dt.date(2016, 1, 1),
+            S.CHOICE,
+            "Channels for the written ECA notice.",
+            verified=False,
+        ),
+        _r(
+            "r501.statement_fap_summary",
+            True,
+            "26 CFR 1.501(r)-4(b)(5)(i)(D) (notice of the FAP on billing statements; check)",
+            dt.date(2016, 1, 1),
+            S.REQUIRED_IF_TRUE,
+            "A nonprofit hospital's statements say financial assistance is available, summarise the policy in plain "
+            "language and give the telephone number and the address of the web page with the policy, the "
+            "application and the summary (the assistance URL of the run settings).",
+            verified=False,
+        ),
+        _r(
             "r501.application_period_days",
             240,
             _R501,
