@@ -594,7 +594,8 @@ _DE = (
         "StGB § 203; BGH VIII ZR 296/90",
         dt.date(1991, 7, 10),
         S.REQUIRED_IF_TRUE,
-        "A medical fee claim is not handed to an agency or buyer without the patient's recorded consent.",
+        "A medical fee claim is not handed to an agency or buyer without the patient's recorded consent "
+        "(Patient.handoff_consent: when and how it was given, in force on the day, not withdrawn).",
     ),
     _r(
         "de.base_rate_percent",
@@ -651,7 +652,8 @@ _DE = (
         "BGB § 286 (3)",
         dt.date(2002, 1, 1),
         S.AT_LEAST,
-        "A consumer is in default 30 days after due date and receipt only if the invoice says so.",
+        "A consumer is in default 30 days after due date and receipt only if the invoice says so "
+        "(Invoice.default_notice_given, Invoice.received_on); otherwise only after a Mahnung (BGB § 286 (1)).",
     ),
 )
 
