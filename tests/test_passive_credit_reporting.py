@@ -150,3 +150,67 @@ def test_the_run_carries_a_bounced_attempt_into_the_gate() -> None:
     view = _gate_snapshot(returned, book.balance, ("INV-1",), "UTC")
     d = report(view, dt.date(2027, 3, 6))
     assert not d.allowed and "undeliverable" in d.blocking[0].message  # type: ignore[attr-defined]
+
+
+def test_the_run_carries_every_fact_the_gates_read() -> None:
+    """The class behind a gate that never saw a fact: each field of the gates' snapshot is filled by the run.
+
+    A field the run leaves at its default (as ``handoff_consent_at`` was, read with ``getattr`` from a
+    patient that never had it) fails here by name.
+    """
+    import attrs
+
+    from carecollect.handoff_consent import ConsentMethod, HandoffConsent
+    from carecollect.plans import PaymentPlan, PlanStatus, build_schedule
+    from carecollect.relief.assistance import AssistanceApplication
+    from carecollect.testing.factories import make_dispute
+
+    sent_at = at(dt.date(2027, 2, 19))
+    patient = Patient(
+        "P-1",
+        "en",
+        ("UTC",),
+        (ContactPoint(Channel.PHONE, "+12125550100", consent_at=at(dt.date(2026, 1, 1))),),
+        handoff_consent=HandoffConsent(at(dt.date(2026, 1, 2)), ConsentMethod.ELECTRONIC),
+    )
+    account = Account("A-1", "P-1", "C-1", "USD", jurisdiction="us")
+    book, _ = post_charge(Ledger("A-1", "USD"), "INV-1", Money("900.00", "USD"), at=at(dt.date(2026, 1, 6)))
+    step = OutreachStep(
+        "S-1",
+        "A-1",
+        "INV-1",
+        OutreachPurpose.REMINDER,
+        (Channel.PHONE,),
+        sent_at,
+        status=OutreachStatus.SENT,
+        sent_at=sent_at,
+    )
+    attempts = (
+        ContactAttempt("S-1-a", "S-1", "A-1", "INV-1", Channel.PHONE, sent_at, AttemptOutcome.ANSWERED),
+        ContactAttempt("S-1-b", "S-1", "A-1", "INV-1", Channel.PHONE, sent_at, AttemptOutcome.BOUNCED),
+    )
+    plan = PaymentPlan(
+        "PL-1",
+        "A-1",
+        ("INV-1",),
+        Money("900.00", "USD"),
+        build_schedule(Money("900.00", "USD"), 3, first_due=dt.date(2026, 3, 1)),
+        at(dt.date(2026, 2, 1)),
+        PlanStatus.ACTIVE,
+    )
+    store_view = StoreSnapshot(
+        account,
+        patient,
+        (invoice(),),
+        book,
+        plans=(plan,),
+        disputes=(make_dispute(account_id="A-1", invoice_id="INV-1"),),
+        steps=(step,),
+        attempts=attempts,
+        applications=(AssistanceApplication("FA-1", "A-1", dt.date(2026, 5, 1)),),
+    )
+    view = _gate_snapshot(store_view, book.balance, ("INV-1",), "UTC")
+    for field in attrs.fields(AccountSnapshot):
+        value = getattr(view, field.name)
+        default = field.default if field.default is not attrs.NOTHING else object()
+        assert value != default and value not in ((), None), f"the run does not fill {field.name}"
