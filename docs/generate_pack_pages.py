@@ -34,7 +34,11 @@ INTRO: dict[str, tuple[str, str]] = {
         "in every zone the patient may be in (comment 6(b)(1)(i)-1). A collector's cadence starts with the "
         "validation notice (1006.34); reminders follow only after the validation period, counted from the "
         "assumed receipt five business days after mailing. IRS 501(r) notices and credit-reporting gates are "
-        "relief and agency rules (see the relief pages). The first statement (for a collector, the validation "
+        "relief and agency rules (see the relief pages): for a nonprofit hospital the cadence adds the written "
+        "ECA notice with the plain-language summary of its financial-assistance policy (26 CFR "
+        "1.501(r)-6(c)(4)), at least 30 days before any extraordinary collection action, and its statements "
+        "carry the summary (26 CFR 1.501(r)-4(b)(5)); a collector's passive credit reporting waits 14 days after "
+        "a message that no notice of undeliverability followed (12 CFR 1006.30(a)). The first statement (for a collector, the validation "
         "notice) is never skipped: after a freeze or a missed run, no reminder goes out before it. Nor is the "
         "first reminder after the due date: no final notice comes before it.",
     ),
@@ -50,7 +54,11 @@ INTRO: dict[str, tuple[str, str]] = {
     "de": (
         "Policy pack ``de``: Germany",
         "The statement carries the hint that a consumer is in default 30 days after due date and receipt "
-        "(BGB § 286(3)); the Mahnung (BGB § 286(1)) goes out 14 days after the due date and is free; the notice "
+        "(BGB § 286(3)) when the invoice gave it (a fact recorded on the invoice, ``default_notice_given``, "
+        "with the day of receipt; :func:`~carecollect.relief.payment_default.germany_default_start` gives the "
+        "day default began, and default interest at the base rate plus 5 points (BGB § 288(1)) runs from it); "
+        "without it, default begins only with a Mahnung received after the due date. No claim goes to an agency "
+        "without the patient's recorded consent (StGB § 203; BGH VIII ZR 296/90). The Mahnung (BGB § 286(1)) goes out 14 days after the due date and is free; the notice "
         "that default has begun follows on day 31, and never before the Mahnung has gone out. Quiet hours and caps are carecollect defaults: German law sets "
         "none for creditors collecting their own bills.",
     ),

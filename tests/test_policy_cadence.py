@@ -302,6 +302,8 @@ def test_germany_statement_hint_mahnung_and_default_notice() -> None:
     inv = invoice(ISSUE, DUE, currency="EUR")
     de = dict(patient=person("Europe/Berlin"))
     (st_,) = due_steps(ctx(inv, "de", **de), at(ISSUE)).due
+    assert st_.notices == ()  # the invoice did not state the 30-day rule: the statement does not either
+    (st_,) = due_steps(ctx(attrs.evolve(inv, default_notice_given=True), "de", **de), at(ISSUE)).due
     assert st_.notices == ("bgb_286_3_hint",)
     history = (sent(P.STATEMENT, ISSUE),)
     (m,) = due_steps(ctx(inv, "de", history, **de), at(DUE + dt.timedelta(days=14))).due

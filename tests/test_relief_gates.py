@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from carecollect.creditors import Creditor, CreditorRole
 from carecollect.disputes import Dispute, DisputeReason, DisputeStatus
+from carecollect.handoff_consent import ConsentMethod, HandoffConsent
 from carecollect.invoices import ClaimStatus, Insurance, Invoice, InvoiceLine, InvoiceStatus
 from carecollect.money import Money
 from carecollect.outreach import OutreachPurpose
@@ -27,6 +28,13 @@ FIRST = dt.date(2026, 1, 6)
 
 def at(day: dt.date) -> dt.datetime:
     return dt.datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
+
+
+def consent(given: dt.datetime) -> HandoffConsent:
+    return HandoffConsent(given, ConsentMethod.WRITTEN)
+
+
+consent_of = consent
 
 
 def cred(
@@ -230,7 +238,7 @@ def test_collector_waits_14_days_after_a_message() -> None:
 
 
 def test_credit_report_refused_where_pack_has_no_rules() -> None:
-    s = snap("EUR", notices=(notice(dt.date(2026, 1, 10)),), handoff_consent_at=at(dt.date(2026, 1, 6)))
+    s = snap("EUR", notices=(notice(dt.date(2026, 1, 10)),), handoff_consent=consent(at(dt.date(2026, 1, 6))))
     d = gate(s, GateAction.CREDIT_REPORT, now=at(dt.date(2027, 3, 1)), pack=DE, creditor=cred(country="DE"))
     assert not d.allowed and d.blocking[0].rule_id == "pack.credit_reporting"
 
@@ -241,7 +249,7 @@ def test_germany_needs_recorded_consent() -> None:
     assert not d.allowed and d.earliest is None
     assert d.blocking[0].rule_id == "de.handoff_requires_consent" and "203" in d.blocking[0].source
     consented = snap(
-        "EUR", notices=(notice(dt.date(2026, 2, 1)),), handoff_consent_at=at(dt.date(2026, 1, 5))
+        "EUR", notices=(notice(dt.date(2026, 2, 1)),), handoff_consent=consent(at(dt.date(2026, 1, 5)))
     )
     assert may_place(consented, now=at(dt.date(2026, 4, 1)), pack=DE, creditor=cred(country="DE")).allowed
 
@@ -342,7 +350,7 @@ def test_no_gate_opens_while_a_dispute_is_open(
         amount if amount != "0.00" else "10.00",
         disputes=(dispute(reason=reason, invoice_id=None if account_wide else "INV-1"),),
         notices=tuple(notice(FIRST + dt.timedelta(days=n), p) for p, n in notices),
-        handoff_consent_at=at(FIRST) if consent else None,
+        handoff_consent=consent_of(at(FIRST)) if consent else None,
         spoke_with_consumer_on=FIRST,
         last_message_on=FIRST,
     )

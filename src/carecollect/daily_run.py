@@ -147,6 +147,8 @@ _NEEDS_DEADLINE = frozenset(
         OutreachPurpose.PRE_PLACEMENT_NOTICE,
     }
 )
+#: Notices that announce the earliest date of a next step (an ECA, a placement): their deadline.
+_ANNOUNCES_ACTION = frozenset({OutreachPurpose.ECA_NOTICE, OutreachPurpose.PRE_PLACEMENT_NOTICE})
 _NEEDS_NOTICE = frozenset({OutreachPurpose.VALIDATION_NOTICE, OutreachPurpose.BETALINGSOPPFORDRING})
 #: Days to pay a notice gives when the cadence set no deadline (the longest legal minimum of the packs).
 _DEFAULT_NOTICE_DAYS = 14
@@ -167,6 +169,11 @@ class RunSettings:
     :param email: the billing e-mail shown in messages.
     :param portal_url: the patient portal.
     :param opt_out_url: where a patient stops electronic messages.
+    :param assistance_url: the web page with the financial-assistance policy, its application form
+        and its plain-language summary. A US nonprofit hospital needs it: its statements and its
+        written ECA notice give it (26 CFR 1.501(r)-4(b)(5), 1.501(r)-6(c)(4)); the telephone
+        number they give is ``phone``. ``None``: such a statement or notice fails with a
+        :class:`~carecollect.errors.ValidationError` naming the field.
     :param pay_link_base: the payment page pay links open.
     :param pay_link_key: the HMAC key for pay links (at least 32 bytes); ``None``: no pay links.
     :param pay_link_days: how long a pay link stays valid.
@@ -189,6 +196,7 @@ class RunSettings:
     email: str = "billing@example.org"
     portal_url: str | None = "https://portal.example.org"
     opt_out_url: str | None = "https://portal.example.org/stop"
+    assistance_url: str | None = "https://portal.example.org/financial-assistance"
     pay_link_base: str = "https://pay.example.org/p"
     pay_link_key: bytes | None = attrs.field(default=None, repr=False)
     pay_link_days: int = 30
@@ -398,6 +406,7 @@ def _gate_snapshot(
     )
     last = max((n.sent_on for n in notices), default=None)
     spoke = max((_today(a.at, tz) for a in snap.attempts if a.is_conversation), default=None)
+    returned = tuple(_today(a.at, tz) for a in snap.attempts if a.outcome is AttemptOutcome.BOUNCED)
     return GateSnapshot(
         snap.account.id,
         balance,
@@ -406,9 +415,10 @@ def _gate_snapshot(
         plans=snap.plans,
         notices=notices,
         applications=snap.applications,
-        handoff_consent_at=getattr(snap.patient, "handoff_consent_at", None),
+        handoff_consent=snap.patient.handoff_consent,
         spoke_with_consumer_on=spoke,
         last_message_on=last,
+        undeliverable_on=returned,
     )
 
 
@@ -624,7 +634,7 @@ def _prescreen(
     if inv.insurance.status.waiting or balance.currency != inv.currency:
         return None
     collector = creditor.role.is_collector
-    cp = compile_pack(pack, on=today, collector=collector)
+    cp = compile_pack(pack, on=today, collector=collector, nonprofit=creditor.nonprofit)
     placed_on = _placed_on(snap, snap.patient.time_zones[0]) if collector else None
     if collector and placed_on is None and ANCHOR_PLACED in cp.anchor:
         return None
@@ -1710,6 +1720,13 @@ def _message_context(
     if deadline is None and step.purpose in _NEEDS_DEADLINE:
         # a notice always states a pay-by date; fall back to the pack's minimum notice period
         deadline = today + dt.timedelta(days=_DEFAULT_NOTICE_DAYS)
+    # the date before which no extraordinary action (or placement) follows: the notice's deadline
+    action_date = deadline if step.purpose in _ANNOUNCES_ACTION else None
+    fap_summary = (
+        statement is not None
+        and creditor.nonprofit
+        and bool(settings.pack(snap.account.jurisdiction).get("r501.statement_fap_summary", False, on=today))
+    )
     notice = None
     if step.purpose in _NEEDS_NOTICE:
         paid = inv.total - inv.insurer_paid - inv.contractual_adjustment - balance
@@ -1742,6 +1759,9 @@ def _message_context(
         portal_url=settings.portal_url,
         recipient_name=snap.patient.name or None,
         statement=statement,
+        assistance_url=settings.assistance_url,
+        action_date=action_date,
+        fap_summary=fap_summary,
     )
 
 

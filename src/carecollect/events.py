@@ -54,6 +54,9 @@ class EventType(enum.Enum):
     CONSENT_GRANTED = "patient.consent_granted"
     OPTED_OUT = "patient.opted_out"
     CEASE_REQUESTED = "patient.cease_requested"
+    #: The patient consented to handing the claim to an agency (Germany: StGB § 203).
+    HANDOFF_CONSENT_GIVEN = "patient.handoff_consent_given"
+    HANDOFF_CONSENT_WITHDRAWN = "patient.handoff_consent_withdrawn"
     #: A delivery report said a contact point cannot be reached (a hard bounce).
     CONTACT_POINT_UNDELIVERABLE = "patient.contact_point_undeliverable"
     PLACEMENT_PLACED = "placement.placed"

@@ -177,6 +177,12 @@ class Invoice:
     :param status: :class:`InvoiceStatus`.
     :param kind: hospital or professional bill.
     :param estimate_id: the good-faith estimate this invoice follows, if any.
+    :param default_notice_given: the invoice told the patient that a consumer is in
+        default 30 days after due date and receipt without a reminder (BGB § 286 (3)
+        sentence 1); German statements print the notice when this is true. A fact about
+        the invoice that went out, read by :func:`~carecollect.relief.payment_default.germany_default_start`.
+    :param received_on: the day the patient received the invoice (BGB § 286 (3): the
+        30 days run from the later of due date and receipt), if known; not before ``issue_date``.
     """
 
     id: str = attrs.field(validator=identifier)
@@ -190,9 +196,13 @@ class Invoice:
     status: InvoiceStatus = attrs.field(default=InvoiceStatus.DRAFT, validator=of_type(InvoiceStatus))
     kind: BillKind = attrs.field(default=BillKind.HOSPITAL, validator=of_type(BillKind))
     estimate_id: str | None = None
+    default_notice_given: bool = attrs.field(default=False, validator=of_type(bool))
+    received_on: dt.date | None = attrs.field(default=None, validator=date_or_none)
 
     def __attrs_post_init__(self) -> None:
         rec = f"Invoice {self.id}"
+        if self.received_on is not None and self.received_on < self.issue_date:
+            raise ValidationError(rec, "received_on", "cannot be before the issue date")
         if self.due_date < self.issue_date:
             raise ValidationError(
                 rec, "due_date", f"{self.due_date} is before the issue date {self.issue_date}"

@@ -31,6 +31,7 @@ import attrs
 from .channels import Channel
 from .errors import ValidationError
 from .events import Event, EventType
+from .handoff_consent import HandoffConsent
 from .money import Money, minor_unit_exponent
 from .timekeeping import require_aware, zone
 from .validation import aware_or_none, identifier, of_type
@@ -163,6 +164,8 @@ class Patient:
     :param confidential_channels: channels allowed under ``ONLY_LISTED``.
     :param cease_requested_at: when the patient asked us to stop contacting them.
     :param date_of_birth: for matching records (never shown).
+    :param handoff_consent: the patient's consent to hand a claim to an agency or billing
+        service (:class:`~carecollect.handoff_consent.HandoffConsent`; required in Germany).
     """
 
     id: str = attrs.field(validator=identifier)
@@ -180,6 +183,9 @@ class Patient:
     confidential_channels: frozenset[Channel] = attrs.field(default=frozenset(), converter=_channels)
     cease_requested_at: dt.datetime | None = attrs.field(default=None, validator=aware_or_none)
     date_of_birth: dt.date | None = attrs.field(default=None, repr=False)
+    handoff_consent: HandoffConsent | None = attrs.field(
+        default=None, validator=attrs.validators.optional(of_type(HandoffConsent))
+    )
 
     def points(self, channel: Channel) -> tuple[ContactPoint, ...]:
         """Contact points on ``channel``."""

@@ -198,6 +198,10 @@ def _draw(size: int, seed: int, as_of: dt.date) -> Iterator[tuple[PortfolioRows,
                 "letter" if confidential else "",
                 cease,
                 (as_of - dt.timedelta(days=randint(18 * 365, 90 * 365))).isoformat(),
+                None,  # no handoff consent recorded (given at the practice, imported when it is)
+                None,
+                None,
+                None,
             )
         )
         opted = rand() < 0.06
@@ -359,6 +363,8 @@ def _draw(size: int, seed: int, as_of: dt.date) -> Iterator[tuple[PortfolioRows,
                     adjust,
                     submitted,
                     payer,
+                    int(prof.country == "DE"),  # German invoices state the BGB § 286 (3) notice
+                    None,
                 )
             )
             if has_dispute and disputed_inv is None and status == "open":

@@ -57,7 +57,7 @@ def _maxrss_kib() -> int:
 def memory_rows(size: int, seed: int) -> tuple[list[PlanRow], Contexts]:
     """Generate ``size`` invoices and turn them into plan rows in memory."""
     contexts = Contexts()
-    roles: dict[str, str] = {}
+    roles: dict[str, tuple[str, bool]] = {}
     rows: list[PlanRow] = []
     for batch in generate_rows(size, seed=seed, as_of=AS_OF):
         rows.extend(rows_from_batch(batch, contexts, roles))

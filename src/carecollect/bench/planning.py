@@ -159,7 +159,7 @@ class RunTables:
         pack = self.pack(ctx.pack_key)
         now = self.now
         today = now.astimezone(zone(ctx.zones[0])).date()
-        cp = compile_pack(pack, on=today, collector=ctx.collector)
+        cp = compile_pack(pack, on=today, collector=ctx.collector, nonprofit=ctx.nonprofit)
 
         def val(rule_id: str) -> Any:
             return pack.value(rule_id, on=today)
@@ -487,7 +487,9 @@ def plan_rich(
                 yield inv.id, encode(-1, 0, 0, nxt)
                 continue
             step = cad.due[0]
-            cp = compile_pack(pack, on=today, collector=creditor.role.is_collector)
+            cp = compile_pack(
+                pack, on=today, collector=creditor.role.is_collector, nonprofit=creditor.nonprofit
+            )
             idx = cp.index_of(step.purpose, step.rank)
             debt = Debt(
                 snap.account.id,

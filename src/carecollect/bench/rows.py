@@ -130,17 +130,19 @@ NEVER = 2**62
 
 @attrs.frozen
 class Context:
-    """What rows share: the pack, every zone the patient may be in (first: home), the creditor's role.
+    """What rows share: the pack, every zone the patient may be in (first: home), the creditor's role and kind.
 
     :param pack_key: the policy pack key.
     :param zones: IANA zones, the patient's own first (as
         :func:`~carecollect.policy.governor.patient_zones` orders them).
     :param collector: the creditor is a third-party collector or debt buyer.
+    :param nonprofit: the creditor is a nonprofit hospital (US: the 501(r) ECA notice is a step).
     """
 
     pack_key: str
     zones: tuple[str, ...]
     collector: bool
+    nonprofit: bool = False
 
 
 class Contexts:
@@ -152,22 +154,23 @@ class Contexts:
     """
 
     def __init__(self) -> None:
-        self._index: dict[tuple[str, tuple[str, ...], bool], int] = {}
+        self._index: dict[tuple[str, tuple[str, ...], bool, bool], int] = {}
         self._items: list[Context] = []
 
-    def index(self, pack_key: str, zones: tuple[str, ...], collector: bool) -> int:
-        """The index of ``(pack_key, zones, collector)``, registering it on first sight.
+    def index(self, pack_key: str, zones: tuple[str, ...], collector: bool, nonprofit: bool = False) -> int:
+        """The index of ``(pack_key, zones, collector, nonprofit)``, registering it on first sight.
 
         :param pack_key: pack key.
         :param zones: the patient's zones.
         :param collector: collector role.
+        :param nonprofit: a nonprofit hospital.
         :returns: a small int.
         """
-        key = (pack_key, zones, collector)
+        key = (pack_key, zones, collector, nonprofit)
         i = self._index.get(key)
         if i is None:
             i = self._index[key] = len(self._items)
-            self._items.append(Context(pack_key, zones, collector))
+            self._items.append(Context(pack_key, zones, collector, nonprofit))
         return i
 
     def __getitem__(self, i: int) -> Context:
@@ -246,18 +249,19 @@ def _claim(status: str, submitted: str | None, issue: str) -> int:
 
 
 def rows_from_batch(
-    batch: PortfolioRows, contexts: Contexts, roles: dict[str, str] | None = None
+    batch: PortfolioRows, contexts: Contexts, roles: dict[str, tuple[str, bool]] | None = None
 ) -> list[PlanRow]:
     """Plan rows for the invoices of one generator batch (column order of :mod:`carecollect.store.codec`).
 
     :param batch: a batch from :func:`~carecollect.portfolio.generate_rows`.
     :param contexts: the registry to put contexts in.
-    :param roles: creditor id -> role value, carried across batches (filled from ``batch.creditors``).
+    :param roles: creditor id -> (role value, nonprofit), carried across batches (filled from
+        ``batch.creditors``).
     :returns: one row per invoice, in batch order.
     """
     roles = {} if roles is None else roles
     for c in batch.creditors:
-        roles[c[0]] = c[2]
+        roles[c[0]] = (c[2], bool(c[4]))
     patients = {p[0]: p for p in batch.patients}
     points: dict[str, list[tuple[str, str | None, str | None, str | None]]] = {}
     point_zones: dict[str, list[str | None]] = {}
@@ -291,10 +295,9 @@ def rows_from_batch(
         facts = per_patient.get(pid)
         if facts is None:
             p = patients[pid]
+            role, nonprofit = roles.get(acc[2], ("provider", False))
             ctx = contexts.index(
-                acc[4],
-                _zones(p[2], point_zones.get(pid, ())),
-                roles.get(acc[2], "provider") in _COLLECTOR_ROLES,
+                acc[4], _zones(p[2], point_zones.get(pid, ())), role in _COLLECTOR_ROLES, nonprofit
             )
             facts = per_patient[pid] = (
                 ctx,
@@ -336,7 +339,7 @@ _STORE_SQL = """
                    AND pl.status IN ('active', 'paused')
                    AND (' ' || pl.invoice_ids || ' ') LIKE ('% ' || i.id || ' %')),
            i.claim_status, p.cease_requested_at, p.confidential, p.confidential_channels, p.id,
-           i.claim_submitted_on
+           i.claim_submitted_on, cr.nonprofit
       FROM invoices i JOIN accounts a ON a.id = i.account_id JOIN patients p ON p.id = a.patient_id
       JOIN creditors cr ON cr.id = a.creditor_id
      WHERE i.id > ? ORDER BY i.id LIMIT ?"""
@@ -397,7 +400,9 @@ def iter_store_rows(path: str, contexts: Contexts, *, batch_size: int = 5000) ->
                 pid = r[14]
                 facts = per_patient.get(pid)
                 if facts is None:
-                    ctx = contexts.index(r[1], _zones(r[2], pzones.get(pid, ())), r[3] in _COLLECTOR_ROLES)
+                    ctx = contexts.index(
+                        r[1], _zones(r[2], pzones.get(pid, ())), r[3] in _COLLECTOR_ROLES, bool(r[16])
+                    )
                     facts = per_patient[pid] = (
                         ctx,
                         _epoch(r[11], -1),

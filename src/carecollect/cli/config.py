@@ -65,6 +65,9 @@ email = "billing@example.org"
 portal_url = "https://portal.example.org"
 opt_out_url = "https://portal.example.org/stop"
 pay_link_base = "https://pay.example.org/p"
+# A US nonprofit hospital (IRS 501(r)): the page with the financial-assistance policy,
+# its application form and plain-language summary; its statements and ECA notices give it.
+assistance_url = "https://portal.example.org/financial-assistance"
 
 [channels]
 # Which message-channel plugin sends each channel (by plugin name).
@@ -218,6 +221,7 @@ def parse_config(text: str, folder: Path) -> CliConfig:
         email=_text(creditor, "email", "creditor", "billing@example.org"),
         portal_url=_text(creditor, "portal_url", "creditor", "") or None,
         opt_out_url=_text(creditor, "opt_out_url", "creditor", "") or None,
+        assistance_url=_text(creditor, "assistance_url", "creditor", "") or None,
         pay_link_base=_text(creditor, "pay_link_base", "creditor", "https://pay.example.org/p"),
         pay_link_key=pay_key,
         payment_providers=providers,

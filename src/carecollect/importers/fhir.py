@@ -11,7 +11,9 @@ FHIR R4 has no place for a few facts carecollect needs; they travel in
 extensions under :data:`EXT` (``jurisdiction`` and ``currency`` on Account,
 ``due-date`` and the insurance side on Invoice: ``claim-status``,
 ``insurer-paid``, ``contractual-adjustment``, ``claim-submitted-on``,
-``payer-name``, ``first-statement-date``, ``bill-kind`` and ``estimate-id``; ``creditor-role`` on Organization,
+``payer-name``, ``first-statement-date``, ``bill-kind``, ``estimate-id``, and the BGB § 286 (3) facts
+``default-notice-given`` and ``received-on``; ``creditor-role`` on Organization, ``handoff-consent``
+(complex: ``givenAt``, ``method``, ``reference``, ``withdrawnAt``) on Patient,
 ``payment-method`` on a PaymentReconciliation detail). Without the insurance
 extensions an invoice's patient share would be its whole total. The time zone uses the standard
 ``http://hl7.org/fhir/StructureDefinition/tz-code`` extension on Patient.
@@ -36,7 +38,14 @@ from ..store.base import Store
 from .records import ImportFailed, ImportProblem, ImportSummary, Record, apply_records
 from .tabular import export_document
 
-__all__ = ["EXT", "TZ_EXTENSION", "export_fhir_bundle", "import_fhir", "records_from_bundle"]
+__all__ = [
+    "EXT",
+    "HANDOFF_CONSENT_EXTENSION",
+    "TZ_EXTENSION",
+    "export_fhir_bundle",
+    "import_fhir",
+    "records_from_bundle",
+]
 
 #: Base URL of carecollect's FHIR extensions.
 EXT = "https://carecollect.dev/fhir/StructureDefinition/"
@@ -155,7 +164,34 @@ def _patient(r: Mapping[str, Any]) -> dict[str, Any]:
         "state": address.get("state"),
         "date_of_birth": r.get("birthDate"),
         "contact_points": points,
+        **_consent_fields(r),
     }
+
+
+#: carecollect's extension on Patient: the consent to hand a claim to an agency (Germany),
+#: with the parts ``givenAt``, ``method``, ``reference`` and ``withdrawnAt``.
+HANDOFF_CONSENT_EXTENSION = EXT + "handoff-consent"
+_CONSENT_PARTS = (
+    ("handoff_consent_given_at", "givenAt", "valueDateTime"),
+    ("handoff_consent_method", "method", "valueCode"),
+    ("handoff_consent_reference", "reference", "valueString"),
+    ("handoff_consent_withdrawn_at", "withdrawnAt", "valueDateTime"),
+)
+
+
+def _consent_fields(r: Mapping[str, Any]) -> dict[str, Any]:
+    for e in r.get("extension", []) or []:
+        if isinstance(e, Mapping) and e.get("url") == HANDOFF_CONSENT_EXTENSION:
+            parts = {p.get("url"): p for p in e.get("extension", []) or [] if isinstance(p, Mapping)}
+            return {field: (parts.get(part) or {}).get(kind) for field, part, kind in _CONSENT_PARTS}
+    return {}
+
+
+def _consent_extension(p: Mapping[str, Any]) -> list[dict[str, Any]]:
+    if not p.get("handoff_consent_given_at"):
+        return []
+    parts = [{"url": part, kind: p[field]} for field, part, kind in _CONSENT_PARTS if p.get(field)]
+    return [{"url": HANDOFF_CONSENT_EXTENSION, "extension": parts}]
 
 
 def _account(r: Mapping[str, Any], currencies: Mapping[str, str]) -> dict[str, Any]:
@@ -223,6 +259,8 @@ def _invoice(r: Mapping[str, Any]) -> dict[str, Any]:
         "first_statement_date": _ext(r, "first-statement-date"),
         "kind": _ext(r, "bill-kind"),
         "estimate_id": _ext(r, "estimate-id"),
+        "default_notice_given": _ext(r, "default-notice-given"),
+        "received_on": _ext(r, "received-on"),
         **money,
     }
 
@@ -387,7 +425,10 @@ def export_fhir_bundle(store: Store) -> dict[str, Any]:
         resource: dict[str, Any] = {
             "resourceType": "Patient",
             "id": p["id"],
-            "extension": [{"url": TZ_EXTENSION, "valueCode": z} for z in p["time_zones"]],
+            "extension": [
+                *({"url": TZ_EXTENSION, "valueCode": z} for z in p["time_zones"]),
+                *_consent_extension(p),
+            ],
             "communication": [
                 {
                     "language": {"coding": [{"system": "urn:ietf:bcp:47", "code": p["preferred_language"]}]},
@@ -506,9 +547,12 @@ def _insurance_extensions(i: Mapping[str, Any]) -> list[dict[str, Any]]:
         ("first_statement_date", "first-statement-date", "valueDate"),
         ("kind", "bill-kind", "valueCode"),
         ("estimate_id", "estimate-id", "valueString"),
+        ("received_on", "received-on", "valueDate"),
     ):
         if i[field] is not None:
             out.append({"url": EXT + name, kind: i[field]})
+    if i["default_notice_given"]:
+        out.append({"url": EXT + "default-notice-given", "valueBoolean": True})
     return out
 
 

@@ -21,6 +21,7 @@ import attrs
 from ..channels import Channel
 from ..creditors import Creditor, CreditorRole
 from ..errors import CareCollectError
+from ..handoff_consent import ConsentMethod, HandoffConsent
 from ..invoices import BillKind, ClaimStatus, Insurance, Invoice, InvoiceLine, InvoiceStatus
 from ..ledger import EntryKind, Ledger, LedgerEntry, post, post_payment
 from ..money import Money
@@ -307,7 +308,35 @@ def patient_from(f: Mapping[str, Any]) -> Patient:
         confidential_channels=frozenset(_channel(c) for c in _names(f, "confidential_channels")),
         cease_requested_at=_instant(f, "cease_requested_at"),
         date_of_birth=_date(f, "date_of_birth", required=False),
+        handoff_consent=_handoff_consent(f),
     )
+
+
+#: The flat fields of a patient's handoff consent (Germany), as every importer names them.
+HANDOFF_CONSENT_FIELDS = (
+    "handoff_consent_given_at",
+    "handoff_consent_method",
+    "handoff_consent_reference",
+    "handoff_consent_withdrawn_at",
+)
+
+
+def _handoff_consent(f: Mapping[str, Any]) -> HandoffConsent | None:
+    given = _instant(f, "handoff_consent_given_at")
+    if given is None:
+        for name in HANDOFF_CONSENT_FIELDS[1:]:
+            if _get(f, name) is not None:
+                raise _Bad("handoff_consent_given_at", f"is required when {name} is given")
+        return None
+    method = _choice(f, "handoff_consent_method", ConsentMethod)
+    reference = _text(f, "handoff_consent_reference", required=False)
+    withdrawn = _instant(f, "handoff_consent_withdrawn_at")
+    try:
+        return HandoffConsent(given, method, reference, withdrawn)
+    except CareCollectError as exc:
+        raise _Bad(
+            "handoff_consent_" + getattr(exc, "field", "given_at"), getattr(exc, "problem", "")
+        ) from None
 
 
 def _channel(value: str) -> Channel:
@@ -380,6 +409,8 @@ def invoice_from(f: Mapping[str, Any]) -> Invoice:
         status=_choice(f, "status", InvoiceStatus, InvoiceStatus.OPEN),
         kind=_choice(f, "kind", BillKind, BillKind.HOSPITAL),
         estimate_id=_text(f, "estimate_id", required=False),
+        default_notice_given=_bool(f, "default_notice_given"),
+        received_on=_date(f, "received_on", required=False),
     )
 
 

@@ -59,7 +59,15 @@ from ..ledger import EntryKind
 from ..money import Money
 from ..patients import Patient
 from ..store.base import Store
-from .records import KINDS, ImportFailed, ImportProblem, ImportSummary, Record, apply_records
+from .records import (
+    HANDOFF_CONSENT_FIELDS,
+    KINDS,
+    ImportFailed,
+    ImportProblem,
+    ImportSummary,
+    Record,
+    apply_records,
+)
 
 __all__ = [
     "CSV_COLUMNS",
@@ -89,6 +97,10 @@ CSV_COLUMNS: dict[str, tuple[str, ...]] = {
         "confidential_channels",
         "cease_requested_at",
         "date_of_birth",
+        "handoff_consent_given_at",
+        "handoff_consent_method",
+        "handoff_consent_reference",
+        "handoff_consent_withdrawn_at",
     ),
     "contact_points": (
         "patient_id",
@@ -125,6 +137,8 @@ CSV_COLUMNS: dict[str, tuple[str, ...]] = {
         "contractual_adjustment",
         "claim_submitted_on",
         "payer_name",
+        "default_notice_given",
+        "received_on",
     ),
     "invoice_lines": ("invoice_id", "code", "description", "amount", "service_date"),
     "payments": ("id", "account_id", "amount", "method", "received_at", "directed_to"),
@@ -313,6 +327,19 @@ def _iso(value: Any) -> str | None:
     return iso_instant(value) if hasattr(value, "tzinfo") and hasattr(value, "hour") else value.isoformat()
 
 
+def _consent_doc(p: Patient) -> dict[str, Any]:
+    c = p.handoff_consent
+    if c is None:
+        return dict.fromkeys(HANDOFF_CONSENT_FIELDS)
+    return dict(
+        zip(
+            HANDOFF_CONSENT_FIELDS,
+            (_iso(c.given_at), c.method.value, c.reference, _iso(c.withdrawn_at)),
+            strict=True,
+        )
+    )
+
+
 def _patient_doc(p: Patient) -> dict[str, Any]:
     return {
         "id": p.id,
@@ -325,6 +352,7 @@ def _patient_doc(p: Patient) -> dict[str, Any]:
         "confidential_channels": sorted(c.value for c in p.confidential_channels),
         "cease_requested_at": _iso(p.cease_requested_at),
         "date_of_birth": _iso(p.date_of_birth),
+        **_consent_doc(p),
         "contact_points": [
             {
                 "channel": c.channel.value,
@@ -357,6 +385,8 @@ def _invoice_doc(i: Invoice) -> dict[str, Any]:
         "contractual_adjustment": _amount(ins.contractual_adjustment),
         "claim_submitted_on": _iso(ins.submitted_on),
         "payer_name": ins.payer_name,
+        "default_notice_given": i.default_notice_given,
+        "received_on": _iso(i.received_on),
         "lines": [
             {
                 "code": ln.code,

@@ -280,6 +280,9 @@ class MessageContext:
     :param notice: a :class:`NoticeInfo`.
     :param action_date: the earliest date of a next step a notice announces
         (an extraordinary collection action, a placement with an agency).
+    :param fap_summary: a statement carries the plain-language summary of the
+        financial-assistance policy with ``assistance_url`` and ``phone`` (a US
+        nonprofit hospital's statements, 26 CFR 1.501(r)-4(b)(5)); needs ``assistance_url``.
     """
 
     reference: str = attrs.field(validator=identifier)
@@ -310,6 +313,7 @@ class MessageContext:
     dispute: DisputeInfo | None = None
     notice: NoticeInfo | None = None
     action_date: dt.date | None = attrs.field(default=None, validator=date_or_none)
+    fap_summary: bool = False
 
     def __attrs_post_init__(self) -> None:
         if not self.sender_name:

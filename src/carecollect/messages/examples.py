@@ -102,6 +102,8 @@ def context(purpose: P, jurisdiction: str) -> MessageContext:
             contractual_adjustment=Money("54.50", cur) if cur != "NOK" else Money("350.00", cur),
             payer_name="Acme Health",
         ),
+        # a German invoice states the 30-day default rule (BGB § 286 (3)), so the statement prints it
+        default_notice_given=jurisdiction == "de",
     )
     st = build_statement(invoice)
     owes0 = st.lines[0].patient_owes

@@ -535,6 +535,13 @@ class Renderer:
                 raise ValidationError(
                     f"MessageContext {context.reference}", field, f"required for a {purpose.value} message"
                 )
+        if context.fap_summary and purpose is OutreachPurpose.STATEMENT and not context.assistance_url:
+            raise ValidationError(
+                f"MessageContext {context.reference}",
+                "assistance_url",
+                "a nonprofit hospital's statement gives the financial-assistance page: set assistance_url "
+                "in the [creditor] settings",
+            )
         loc = locale_for(lang, context.jurisdiction)
         bloc = _babel_locale(loc)
         tr = _Tr(lang, self._catalogs[lang], bloc, self._values(context, purpose, lang, loc, bloc), loc)

@@ -109,6 +109,8 @@ class Statement:
     :param payer_name: the insurer's name, if any.
     :param payments: what the patient has paid already.
     :param claim_pending: True while the insurer may still pay.
+    :param default_notice_given: the invoice states that a consumer is in default 30 days
+        after due date and receipt (BGB § 286 (3)); a German statement prints the notice.
     """
 
     invoice_id: str
@@ -118,6 +120,7 @@ class Statement:
     payer_name: str | None = None
     payments: Money | None = None
     claim_pending: bool = False
+    default_notice_given: bool = False
 
     @property
     def currency(self) -> str:
@@ -210,6 +213,7 @@ def build_statement(
         invoice.insurance.payer_name,
         payments,
         invoice.waiting_for_insurer,
+        invoice.default_notice_given,
     )
 
 

@@ -289,10 +289,12 @@ class _Spec:
     mandatory: bool = False
 
 
-_COMPILED: dict[tuple[int, int, bool], tuple[PolicyPack, CompiledPack]] = {}
+_COMPILED: dict[tuple[int, int, bool, bool], tuple[PolicyPack, CompiledPack]] = {}
 
 
-def compile_pack(pack: PolicyPack, *, on: dt.date, collector: bool = False) -> CompiledPack:
+def compile_pack(
+    pack: PolicyPack, *, on: dt.date, collector: bool = False, nonprofit: bool = False
+) -> CompiledPack:
     """Read ``pack``'s cadence rules in force on ``on`` into a :class:`CompiledPack`.
 
     Results are memoised per (pack object, day, role); a pack is immutable, so
@@ -301,21 +303,22 @@ def compile_pack(pack: PolicyPack, *, on: dt.date, collector: bool = False) -> C
     :param pack: the pack, with any house rules.
     :param on: the day whose rules apply.
     :param collector: compile for a third-party collector (US: validation notice first).
+    :param nonprofit: compile for a nonprofit hospital (US: the written 501(r) ECA notice is a step).
     :raises PolicyViolation: the rules break the law's own constraints (an
         inkassovarsel before the due date or with less than 14 days).
     """
-    key = (id(pack), on.toordinal(), collector)
+    key = (id(pack), on.toordinal(), collector, nonprofit)
     hit = _COMPILED.get(key)
     if hit is not None and hit[0] is pack:
         return hit[1]
-    cp = _compile(pack, on, collector)
+    cp = _compile(pack, on, collector, nonprofit)
     if len(_COMPILED) > 256:
         _COMPILED.clear()
     _COMPILED[key] = (pack, cp)
     return cp
 
 
-def _compile(pack: PolicyPack, on: dt.date, collector: bool) -> CompiledPack:
+def _compile(pack: PolicyPack, on: dt.date, collector: bool, nonprofit: bool = False) -> CompiledPack:
     rules = pack.rules
 
     def v(rule_id: str) -> int:
@@ -470,6 +473,20 @@ def _compile(pack: PolicyPack, on: dt.date, collector: bool) -> CompiledPack:
                     "cadence.channels.final_notice",
                 )
             )
+    if nonprofit and not us_collector and "cadence.eca_notice.days_after_issue" in rules:
+        # 26 CFR 1.501(r)-6(c)(4): the written notice, at least 30 days before the first ECA;
+        # the gates keep every ECA until the date it states has passed.
+        specs.append(
+            _Spec(
+                P.ECA_NOTICE,
+                ANCHOR_ISSUE,
+                v("cadence.eca_notice.days_after_issue"),
+                _OPEN_END,
+                "cadence.eca_notice.days_after_issue",
+                "cadence.channels.eca_notice",
+                deadline_days=v("r501.notice_days_before_eca"),
+            )
+        )
     if not us_collector:
         # The first friendly step after the due date (a reminder; Germany's Mahnung) is never
         # skipped either: a patient hears "this is overdue, here is help" before any final
@@ -778,7 +795,7 @@ def due_steps(context: InvoiceContext | EstimateContext, now: dt.datetime) -> Ca
         return CadencePlan((), None, tuple(reasons))
 
     collector = ctx.creditor.role.is_collector
-    cp = compile_pack(pack, on=today, collector=collector)
+    cp = compile_pack(pack, on=today, collector=collector, nonprofit=ctx.creditor.nonprofit)
     if collector and ctx.placed_on is None and ANCHOR_PLACED in cp.anchor:
         raise ValidationError(
             f"Invoice {inv.id}", "placed_on", "a collector's cadence needs the placement date"
@@ -827,12 +844,20 @@ def due_steps(context: InvoiceContext | EstimateContext, now: dt.datetime) -> Ca
     if purpose is OutreachPurpose.STATEMENT and pack.get(
         "de.statement.default_hint_required", False, on=today
     ):
-        notices = ("bgb_286_3_hint",)
-        rr(
-            "de.statement.default_hint_required",
-            Outcome.CONDITION,
-            "the statement states the 30-day default rule",
-        )
+        # whether the invoice states the rule is a fact about the invoice, not a house rule
+        if inv.default_notice_given:
+            notices = ("bgb_286_3_hint",)
+            rr(
+                "de.statement.default_hint_required",
+                Outcome.CONDITION,
+                "the invoice states the 30-day default rule, and so does the statement",
+            )
+        else:
+            rr(
+                "de.statement.default_hint_required",
+                Outcome.INFO,
+                "the invoice does not state the 30-day default rule: default begins only with a reminder",
+            )
     step = PlannedStep(
         key=f"{purpose.value}#{cp.ranks[idx]}",
         account_id=inv.account_id,

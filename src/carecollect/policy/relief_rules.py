@@ -276,6 +276,38 @@ _US = (
             verified=False,
         ),
         _r(
+            "cadence.eca_notice.days_after_issue",
+            90,
+            "26 CFR 1.501(r)-6(c)(4): written notice at least 30 days before the first ECA, which waits "
+            "120 days after the first post-discharge statement (1.501(r)-6(c)(1)) (check)",
+            dt.date(2016, 1, 1),
+            S.AT_LEAST,
+            "A nonprofit hospital's written ECA notice, with the plain-language summary of its financial-assistance "
+            "policy, goes out this many days after the invoice (only for nonprofit creditors); the action date it "
+            "states is r501.notice_days_before_eca days after sending.",
+            verified=False,
+        ),
+        _r(
+            "cadence.channels.eca_notice",
+            ("letter", "email"),
+            "26 CFR 1.501(r)-6(c)(4) (a written notice; check)",
+            dt.date(2016, 1, 1),
+            S.CHOICE,
+            "Channels for the written ECA notice.",
+            verified=False,
+        ),
+        _r(
+            "r501.statement_fap_summary",
+            True,
+            "26 CFR 1.501(r)-4(b)(5)(i)(D) (notice of the FAP on billing statements; check)",
+            dt.date(2016, 1, 1),
+            S.REQUIRED_IF_TRUE,
+            "A nonprofit hospital's statements say financial assistance is available, summarise the policy in plain "
+            "language and give the telephone number and the address of the web page with the policy, the "
+            "application and the summary (the assistance URL of the run settings).",
+            verified=False,
+        ),
+        _r(
             "r501.application_period_days",
             240,
             _R501,
@@ -355,7 +387,7 @@ _US = (
             "12 CFR 1006.30(a)",
             dt.date(2021, 11, 30),
             S.AT_LEAST,
-            "A collector that has not spoken to the consumer waits 14 consecutive days after a message before reporting.",
+            "A collector that has not spoken to the consumer waits 14 consecutive days after a message before reporting; a notice of undeliverability in that time means a new message and a new wait.",
         ),
         # No Surprises Act, collector validation
         _r(
@@ -562,7 +594,8 @@ _DE = (
         "StGB § 203; BGH VIII ZR 296/90",
         dt.date(1991, 7, 10),
         S.REQUIRED_IF_TRUE,
-        "A medical fee claim is not handed to an agency or buyer without the patient's recorded consent.",
+        "A medical fee claim is not handed to an agency or buyer without the patient's recorded consent "
+        "(Patient.handoff_consent: when and how it was given, in force on the day, not withdrawn).",
     ),
     _r(
         "de.base_rate_percent",
@@ -619,7 +652,8 @@ _DE = (
         "BGB § 286 (3)",
         dt.date(2002, 1, 1),
         S.AT_LEAST,
-        "A consumer is in default 30 days after due date and receipt only if the invoice says so.",
+        "A consumer is in default 30 days after due date and receipt only if the invoice says so "
+        "(Invoice.default_notice_given, Invoice.received_on); otherwise only after a Mahnung (BGB § 286 (1)).",
     ),
 )
 

@@ -39,6 +39,7 @@ import attrs
 from ..errors import ConfigurationError, ValidationError
 from ..money import Money
 from ..policy.packs import PolicyPack
+from .payment_default import DefaultStart
 from .reasons import Outcome, Reason, note, rule_reason
 
 __all__ = [
@@ -179,12 +180,21 @@ def _basis(convention: str) -> int:
 
 
 def germany_default_interest(
-    principal: Money, *, default_from: dt.date, until: dt.date, pack: PolicyPack, settings: FeeSettings
+    principal: Money,
+    *,
+    start: DefaultStart | None = None,
+    default_from: dt.date | None = None,
+    until: dt.date,
+    pack: PolicyPack,
+    settings: FeeSettings,
 ) -> FeeDecision:
     """German default interest (Verzugszinsen) for a consumer: base rate + 5 points, ACT/365.
 
-    :param default_from: the first day of default (interest runs from the next day).
-    :param until: the last day counted.
+    :param start: when default began, from :func:`~carecollect.relief.payment_default.germany_default_start`
+        (interest runs from its ``interest_from``).
+    :param default_from: instead of ``start``: the day of the event that caused default
+        (interest runs from the next day).
+    :param until: the last day counted (not before the day before interest starts).
 
     :param principal: the overdue amount (EUR).
     :param pack: the policy pack (the rules in force on the day apply).
@@ -198,6 +208,11 @@ def germany_default_interest(
     Money('62.70', 'EUR')
     """
     cur = principal.currency
+    if (start is None) == (default_from is None):
+        raise ValidationError("FeeDecision", "start", "give either start or default_from")
+    if start is not None:
+        default_from = start.interest_from - dt.timedelta(days=1)
+    assert default_from is not None
     if not settings.late_interest:
         return _off(cur, "default interest")
     if until < default_from:

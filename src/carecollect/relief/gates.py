@@ -22,7 +22,7 @@ Checked, in order:
 * Norway: an inkassovarsel sent, and its 14 days passed (inkassoloven § 9);
 * credit reports: never under $500, not before a year, paid debts never, and
   a collector's 14-day wait after a message when it has not spoken to the
-  consumer (CDIA; 12 CFR 1006.30(a)).
+  consumer, with no notice of undeliverability in that wait (CDIA; 12 CFR 1006.30(a)).
 
 >>> import datetime as dt
 >>> from carecollect.money import Money
@@ -304,19 +304,27 @@ def gate(
 
     # -- Germany: consent ---------------------------------------------------------------------
     if "de.handoff_requires_consent" in pack.rules and pack.value("de.handoff_requires_consent", on=today):
-        if snapshot.handoff_consent_at is None:
-            c.deny(
+        consent = snapshot.handoff_consent
+        if consent is None:
+            why = "no recorded consent to hand the medical claim to a third party: record it first"
+        elif consent.withdrawn_at is not None and consent.withdrawn_at <= now:
+            why = f"the patient withdrew the consent on {consent.withdrawn_at.date().isoformat()}"
+        elif consent.given_at > now:
+            why = f"the recorded consent is dated {consent.given_at.date().isoformat()}, after today"
+        else:
+            why = ""
+        if why:
+            c.deny(rule_reason(pack, "de.handoff_requires_consent", today, Outcome.DENY, why))
+        else:
+            assert consent is not None
+            c.allow(
                 rule_reason(
                     pack,
                     "de.handoff_requires_consent",
                     today,
-                    Outcome.DENY,
-                    "no recorded consent to hand the medical claim to a third party",
+                    Outcome.ALLOW,
+                    f"consent given on {consent.given_at.date().isoformat()} ({consent.method.value})",
                 )
-            )
-        else:
-            c.allow(
-                rule_reason(pack, "de.handoff_requires_consent", today, Outcome.ALLOW, "consent recorded")
             )
 
     # -- Norway: inkassovarsel ------------------------------------------------------------------
@@ -419,14 +427,27 @@ def _credit(
                 until,
             )
         else:
-            _age(
-                c,
-                pack,
-                "credit.passive_wait_days",
-                snapshot.last_message_on,
-                today,
-                "wait for undeliverability",
-            )
+            sent = snapshot.last_message_on
+            window_end = sent + dt.timedelta(days=days)
+            returned = sorted(d for d in snapshot.undeliverable_on if sent <= d <= window_end)
+            if returned:
+                # 1006.30(a)(2): a notice of undeliverability within the period means the message
+                # did not reach the consumer: a new message must go out, and its own wait pass.
+                until = today + dt.timedelta(days=days)
+                c.defer(
+                    rule_reason(
+                        pack,
+                        "credit.passive_wait_days",
+                        today,
+                        Outcome.DEFER,
+                        f"message of {sent.isoformat()} was reported undeliverable on "
+                        f"{returned[0].isoformat()}: send a message that reaches the consumer "
+                        f"and wait {days} days (earliest {until.isoformat()})",
+                    ),
+                    until,
+                )
+            else:
+                _age(c, pack, "credit.passive_wait_days", sent, today, "wait for undeliverability")
 
 
 def may_place(

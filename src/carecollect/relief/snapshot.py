@@ -14,11 +14,12 @@ import attrs
 
 from ..disputes import Dispute
 from ..errors import ValidationError
+from ..handoff_consent import HandoffConsent
 from ..invoices import Invoice
 from ..money import Money
 from ..outreach import OutreachPurpose
 from ..plans import PaymentPlan
-from ..validation import aware_or_none, date_only, date_or_none, identifier
+from ..validation import date_only, date_or_none, identifier
 from .assistance import AssistanceApplication
 
 __all__ = ["AccountSnapshot", "SentNotice"]
@@ -44,6 +45,10 @@ def _t(value: Iterable[object]) -> tuple[object, ...]:
     return tuple(value)
 
 
+def _dates(value: Iterable[dt.date]) -> tuple[dt.date, ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class AccountSnapshot:
     """Everything the gates need about one debt (or account).
@@ -55,9 +60,13 @@ class AccountSnapshot:
     :param plans: payment plans on the account.
     :param applications: financial-assistance applications.
     :param notices: notices sent (see :class:`SentNotice`).
-    :param handoff_consent_at: when the patient consented to handing the claim to an agency (Germany).
+    :param handoff_consent: the patient's consent to handing the claim to an agency (Germany).
     :param spoke_with_consumer_on: the last day a collector spoke with the consumer about the debt.
     :param last_message_on: the last day a collector sent the consumer a message about the debt.
+    :param undeliverable_on: the days a notice of undeliverability arrived (a bounced e-mail or
+        text, a returned letter: a ``BOUNCED`` contact attempt). One that arrives within the
+        waiting period after ``last_message_on`` means the message did not reach the consumer,
+        so it cannot open the way to passive credit reporting (12 CFR 1006.30(a)(2)).
     """
 
     account_id: str = attrs.field(validator=identifier)
@@ -67,11 +76,21 @@ class AccountSnapshot:
     plans: tuple[PaymentPlan, ...] = attrs.field(default=(), converter=_t)
     applications: tuple[AssistanceApplication, ...] = attrs.field(default=(), converter=_t)
     notices: tuple[SentNotice, ...] = attrs.field(default=(), converter=_t)
-    handoff_consent_at: dt.datetime | None = attrs.field(default=None, validator=aware_or_none)
+    handoff_consent: HandoffConsent | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.instance_of(HandoffConsent))
+    )
     spoke_with_consumer_on: dt.date | None = attrs.field(default=None, validator=date_or_none)
     last_message_on: dt.date | None = attrs.field(default=None, validator=date_or_none)
+    undeliverable_on: tuple[dt.date, ...] = attrs.field(default=(), converter=_dates)
 
     def __attrs_post_init__(self) -> None:
+        for i, day in enumerate(self.undeliverable_on):
+            if not isinstance(day, dt.date) or isinstance(day, dt.datetime):
+                raise ValidationError(
+                    f"AccountSnapshot {self.account_id}",
+                    f"undeliverable_on[{i}]",
+                    f"a date is expected, got {type(day).__name__}",
+                )
         for inv in self.invoices:
             if inv.currency != self.balance.currency:
                 raise ValidationError(

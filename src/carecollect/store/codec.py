@@ -25,6 +25,7 @@ from typing import Any
 from ..channels import Channel
 from ..creditors import Creditor, CreditorRole
 from ..disputes import Dispute, DisputeReason, DisputeStatus, EscalationLevel, Resolution, ResolutionKind
+from ..handoff_consent import ConsentMethod, HandoffConsent
 from ..invoices import BillKind, ClaimStatus, Insurance, Invoice, InvoiceLine, InvoiceStatus
 from ..ledger import EntryKind, LedgerEntry
 from ..money import Money
@@ -58,6 +59,10 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "confidential_channels",
         "cease_requested_at",
         "date_of_birth",
+        "handoff_consent_given_at",
+        "handoff_consent_method",
+        "handoff_consent_reference",
+        "handoff_consent_withdrawn_at",
     ),
     "contact_points": (
         "patient_id",
@@ -95,6 +100,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "contractual_adjustment_minor",
         "claim_submitted_on",
         "payer_name",
+        "default_notice_given",
+        "received_on",
     ),
     "invoice_lines": (
         "invoice_id",
@@ -286,7 +293,23 @@ def patient_row(p: Patient) -> Row:
         words(sorted(c.value for c in p.confidential_channels)),
         opt_instant(p.cease_requested_at),
         iso_date(p.date_of_birth),
+        *handoff_consent_values(p.handoff_consent),
     )
+
+
+def handoff_consent_values(c: HandoffConsent | None) -> tuple[str | None, str | None, str | None, str | None]:
+    """A handoff consent as its four stored values (given at, method, reference, withdrawn at)."""
+    if c is None:
+        return (None, None, None, None)
+    return (opt_instant(c.given_at), c.method.value, c.reference, opt_instant(c.withdrawn_at))
+
+
+def handoff_consent_from(values: Sequence[Any]) -> HandoffConsent | None:
+    """Read the four stored values of a handoff consent (``None`` when none was given)."""
+    given = opt_parse_instant(values[0])
+    if given is None:
+        return None
+    return HandoffConsent(given, ConsentMethod(values[1]), values[2], opt_parse_instant(values[3]))
 
 
 def contact_point_rows(p: Patient) -> list[Row]:
@@ -334,6 +357,7 @@ def patient_from_row(r: Sequence[Any], points: Sequence[ContactPoint]) -> Patien
         confidential_channels=frozenset(Channel(c) for c in split_words(r[7])),
         cease_requested_at=opt_parse_instant(r[8]),
         date_of_birth=parse_date(r[9]),
+        handoff_consent=handoff_consent_from(r[10:14]),
     )
 
 
@@ -375,6 +399,8 @@ def invoice_row(i: Invoice) -> Row:
         minor(ins.contractual_adjustment),
         iso_date(ins.submitted_on),
         ins.payer_name,
+        int(i.default_notice_given),
+        iso_date(i.received_on),
     )
 
 
@@ -416,6 +442,8 @@ def invoice_from_row(r: Sequence[Any], lines: Sequence[InvoiceLine]) -> Invoice:
         status=InvoiceStatus(r[6]),
         kind=BillKind(r[7]),
         estimate_id=r[8],
+        default_notice_given=bool(r[14]),
+        received_on=parse_date(r[15]),
     )
 
 

@@ -197,6 +197,18 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         "contact points a hard bounce marked undeliverable",
         ("ALTER TABLE contact_points ADD COLUMN undeliverable_at TEXT",),
     ),
+    (
+        7,
+        "German handoff consent on patients (StGB § 203); BGB § 286 (3) default facts on invoices",
+        (
+            "ALTER TABLE patients ADD COLUMN handoff_consent_given_at TEXT",
+            "ALTER TABLE patients ADD COLUMN handoff_consent_method TEXT",
+            "ALTER TABLE patients ADD COLUMN handoff_consent_reference TEXT",
+            "ALTER TABLE patients ADD COLUMN handoff_consent_withdrawn_at TEXT",
+            "ALTER TABLE invoices ADD COLUMN default_notice_given INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE invoices ADD COLUMN received_on TEXT",
+        ),
+    ),
 )
 
 _CHILD_TABLES = (
