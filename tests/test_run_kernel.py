@@ -121,6 +121,14 @@ def _vary(path: Path) -> None:
                     None if n % 3 == 0 else "2026-02-10",
                 ),
             )
+        # mandates for some active plans (their due instalments are charged), one revoked
+        plans = db.execute("SELECT id, account_id FROM plans WHERE status = 'active' ORDER BY id").fetchall()
+        for n, (plan_id, aid) in enumerate(plans):
+            db.execute(
+                "INSERT INTO mandates (plan_id, account_id, provider, method, reference, created_at, revoked_at) "
+                "VALUES (?, ?, 'demo-gateway', 'card', ?, ?, ?)",
+                (plan_id, aid, f"tok-{n}", _iso(-60), _iso(n % 40) if n % 4 == 3 else None),
+            )
         # one creditor collects for others: its cadence starts on the placement day
         cid = db.execute("SELECT id FROM creditors ORDER BY id LIMIT 1").fetchone()[0]
         db.execute("UPDATE creditors SET role = 'third_party_collector' WHERE id = ?", (cid,))
@@ -183,7 +191,7 @@ def test_the_fast_plan_equals_the_rich_plan(store: SQLiteStore, now: dt.datetime
 def test_the_comparison_covers_every_kind_of_decision(store: SQLiteStore) -> None:
     kinds: dict[str, int] = {}
     states: set[int] = set()
-    for day in (0, 1, 9, 30, 45, 80, 120):
+    for day in (0, 1, 9, 12, 20, 30, 38, 45, 52, 80, 120):
         now = NOW + dt.timedelta(days=day, hours=day % 3 * 7)
         for kind, n in plan_run(store, now, RunSettings(keep_plan=False)).counts().items():
             kinds[kind] = kinds.get(kind, 0) + n
@@ -191,7 +199,7 @@ def test_the_comparison_covers_every_kind_of_decision(store: SQLiteStore) -> Non
         for facts in store.iter_plan_facts(batch_size=100):
             for acc in rows_from_facts(facts, now, tables.contexts):
                 states.update(decode(c)[0] for c in decide(acc.rows, tables))
-    for kind in ("send", "hold", "nothing_due", "plan_missed"):
+    for kind in ("send", "hold", "nothing_due", "plan_missed", "charge", "charge_held"):
         assert kinds.get(kind, 0) > 0, (kind, kinds)
     assert {DUE, NOT_DUE} <= states and len(states) >= 5, states
 
@@ -206,12 +214,16 @@ def test_rows_from_the_store_equal_rows_from_snapshots(store: SQLiteStore, day: 
     snaps = list(store.iter_account_snapshots())
     from_snaps = [rows_from_snapshot(s, store.get_creditor(s.account.creditor_id), now, b) for s in snaps]
     assert len(from_facts) == len(from_snaps) == len(snaps)
-    plain = 0
+    plain = relief = 0
     for x, y in zip(from_facts, from_snaps, strict=True):
         assert (x.account_id, x.rich, x.invoices) == (y.account_id, y.rich, y.invoices)
         assert [r[2:] for r in x.rows] == [r[2:] for r in y.rows]
         assert [a[r[1]] for r in x.rows] == [b[r[1]] for r in y.rows]
         plain += not x.rich
-    # most accounts are settled without objects; the rest (disputes, plans, applications,
-    # conversations) go to the rich path
-    assert len(snaps) * 0.6 < plain < len(snaps)
+        relief += x.relief
+    # most accounts are settled on rows, those with disputes, plans and applications included
+    # (only their reasons need the snapshot); conversations go to the rich path
+    assert len(snaps) * 0.8 < plain <= len(snaps)
+    assert relief > 10
+    if day >= 37:
+        assert plain < len(snaps)

@@ -101,7 +101,18 @@ from .relief.gates import may_place
 from .relief.pauses import relief_flags
 from .relief.snapshot import AccountSnapshot as GateSnapshot
 from .relief.snapshot import SentNotice
-from .run.kernel import CLOSED, NOT_DUE, PAID, RunTables, decide, decode, tally
+from .run.kernel import (
+    CLOSED,
+    NOT_DUE,
+    PAID,
+    InstalmentAction,
+    RunTables,
+    decide,
+    decode,
+    instalment_actions,
+    tally,
+    tally_instalments,
+)
 from .run.rows import R_CTX, R_ID, AccountRows, Contexts, rows_from_facts
 from .scrubbing import scrub_text
 from .store.base import (
@@ -461,34 +472,50 @@ def plan_account(
     # missed plan instalments: after the pack's grace period; before that, a due
     # instalment is charged to the plan's stored mandate (if the patient gave one)
     grace = int(pack.get("plan.grace_days", 10, on=today))
-    for plan in snap.plans:
-        if plan.status is not PlanStatus.ACTIVE:
-            continue
-        for inst in plan.instalments:
-            due = inst.status is InstalmentStatus.DUE and inst.due_date <= today
-            if due and plan.id in mandates and (today - inst.due_date).days <= grace:
-                charges.append(_plan_charge(snap, plan.id, plan.invoice_ids, inst, mandates[plan.id]))
-                decisions.append(charges[-1].decision)
-                continue
-            if inst.status is InstalmentStatus.DUE and (today - inst.due_date).days > grace:
-                missed.append((plan.id, inst.number))
-                decisions.append(
-                    Decision(
-                        DecisionKind.PLAN_MISSED,
-                        snap.account.id,
-                        None,
-                        None,
-                        None,
-                        (
-                            Reason(
-                                "plan.grace_days",
-                                "creditor policy",
-                                _outcome("INFO"),
-                                f"instalment {inst.number} of plan {plan.id} unpaid {grace} days after it fell due",
-                            ),
+    active = {plan.id: plan for plan in snap.plans if plan.status is PlanStatus.ACTIVE}
+    for action, plan_id, number in instalment_actions(
+        (
+            (
+                plan.id,
+                plan.invoice_ids,
+                (
+                    (inst.number, inst.due_date.toordinal())
+                    for inst in plan.instalments
+                    if inst.status is InstalmentStatus.DUE
+                ),
+            )
+            for plan in active.values()
+        ),
+        mandates,
+        tuple(d.invoice_id for d in snap.disputes if d.is_open),
+        today.toordinal(),
+        grace,
+    ):
+        plan = active[plan_id]
+        inst = next(i for i in plan.instalments if i.number == number)
+        if action is not InstalmentAction.MISSED:
+            held = action is InstalmentAction.CHARGE_HELD
+            charges.append(_plan_charge(snap, plan.id, plan.invoice_ids, inst, mandates[plan.id], held))
+            decisions.append(charges[-1].decision)
+        else:
+            missed.append((plan.id, inst.number))
+            decisions.append(
+                Decision(
+                    DecisionKind.PLAN_MISSED,
+                    snap.account.id,
+                    None,
+                    None,
+                    None,
+                    (
+                        Reason(
+                            "plan.grace_days",
+                            "creditor policy",
+                            _outcome("INFO"),
+                            f"instalment {inst.number} of plan {plan.id} unpaid {grace} days after it fell due",
                         ),
-                    )
+                    ),
                 )
+            )
 
     for inv in snap.invoices:
         if inv.status is not InvoiceStatus.OPEN:
@@ -653,13 +680,13 @@ def _prescreen(
 
 
 def _plan_charge(
-    snap: AccountSnapshot, plan_id: str, invoice_ids: Sequence[str], inst: Any, mandate: Mandate
+    snap: AccountSnapshot, plan_id: str, invoice_ids: Sequence[str], inst: Any, mandate: Mandate, held: bool
 ) -> PlannedCharge:
-    """Charge a due instalment, unless an open dispute on the plan's invoices holds it."""
+    """The charge of a due instalment, or its hold while an open dispute on the plan's invoices lasts."""
     disputed = [
         d.id for d in snap.disputes if d.is_open and (d.invoice_id is None or d.invoice_id in invoice_ids)
     ]
-    if disputed:
+    if held:
         reason = Reason(
             "plan.charge_disputed",
             "creditor policy",
@@ -738,6 +765,8 @@ class _Planned:
     invoices: int
     plan: AccountPlan | None
     codes: Sequence[int] = ()
+    #: Counts of instalment actions (without ``objects``: ``missed``, ``charges``, ``decision.*``).
+    extra: Mapping[str, int] = attrs.field(factory=dict)
 
 
 def _iter_plans(
@@ -792,9 +821,13 @@ def _iter_plans(
                 continue
             codes = decide(acc.rows, tables)
             if not objects:
-                settled[acc.account_id] = _Planned(acc.account_id, acc.creditor_id, acc.invoices, None, codes)
+                extra: dict[str, int] = {}
+                tally_instalments(acc, tables, extra)
+                settled[acc.account_id] = _Planned(
+                    acc.account_id, acc.creditor_id, acc.invoices, None, codes, extra
+                )
                 continue
-            plan = _plan_of_codes(acc, codes, tables)
+            plan = None if acc.relief else _plan_of_codes(acc, codes, tables)
             if plan is None:
                 rich.append(acc.account_id)
             else:
@@ -895,6 +928,8 @@ class _Collected:
         plan = planned.plan
         if plan is None:
             tally(planned.codes, self.tally)
+            for key, n in planned.extra.items():
+                self.tally[key] = self.tally.get(key, 0) + n
             return
         charges = [c for c in plan.charges if c.decision.kind is DecisionKind.CHARGE]
         if not self.keep:

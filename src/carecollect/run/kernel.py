@@ -26,7 +26,8 @@ True
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+import enum
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from ..channels import Channel
@@ -34,7 +35,7 @@ from ..policy.cadence import NONE, compile_pack, history_of_days, plan_invoice
 from ..policy.governor import quiet_hours_ok
 from ..policy.packs import PolicyPack, get_pack
 from ..timekeeping import require_aware, zone
-from .rows import CHANNEL_CODES, Contexts, PlanRow, micros
+from .rows import CHANNEL_CODES, AccountRows, Contexts, PlanRow, micros
 
 __all__ = [
     "CEASED",
@@ -43,11 +44,14 @@ __all__ = [
     "FROZEN",
     "NOT_DUE",
     "PAID",
+    "InstalmentAction",
     "RunTables",
     "decide",
     "decode",
     "encode",
+    "instalment_actions",
     "tally",
+    "tally_instalments",
 ]
 
 #: Decision states: the invoice is not open (no decision), nothing is owed, a claim the insurer
@@ -57,6 +61,51 @@ CLOSED, PAID, FROZEN, CEASED, NOT_DUE, DUE = range(6)
 
 _SMS, _PHONE = CHANNEL_CODES[Channel.SMS], CHANNEL_CODES[Channel.PHONE]
 _BIG = 10**8
+
+
+class InstalmentAction(enum.Enum):
+    """What the run does about a due instalment of an active plan."""
+
+    #: Charge it to the plan's mandate.
+    CHARGE = "charge"
+    #: A dispute on the plan's invoices holds the charge.
+    CHARGE_HELD = "charge_held"
+    #: Unpaid past the pack's grace period: mark it missed.
+    MISSED = "missed"
+
+
+def instalment_actions(
+    plans: Iterable[tuple[str, Sequence[str], Iterable[tuple[int, int]]]],
+    mandated: Iterable[str],
+    disputes: Sequence[str | None],
+    today: int,
+    grace: int,
+) -> Iterator[tuple[InstalmentAction, str, int]]:
+    """The actions on the due instalments of an account's active plans, in plan and instalment order.
+
+    An instalment due on or before today is charged to the plan's mandate (if the patient
+    gave one, not revoked) until ``grace`` days after it fell due, held while an open dispute
+    covers the plan's invoices; one unpaid more than ``grace`` days is missed.
+
+    :param plans: ``(plan id, invoice ids, ((number, due day ordinal), ...))`` of each
+        *active* plan, with its instalments still *due*.
+    :param mandated: ids of plans with a mandate in force now.
+    :param disputes: the invoice ids of the account's open disputes (``None``: the whole account).
+    :param today: today's ordinal in the patient's zone.
+    :param grace: the pack's ``plan.grace_days``.
+
+    >>> list(instalment_actions([("PL-1", ("I-1",), ((1, 100), (2, 130)))], {"PL-1"}, (), 135, 10))
+    [(<InstalmentAction.MISSED: 'missed'>, 'PL-1', 1), (<InstalmentAction.CHARGE: 'charge'>, 'PL-1', 2)]
+    """
+    mandated = set(mandated)
+    for plan_id, invoice_ids, instalments in plans:
+        for number, due in instalments:
+            late = today - due
+            if 0 <= late <= grace and plan_id in mandated:
+                held = any(d is None or d in invoice_ids for d in disputes)
+                yield (InstalmentAction.CHARGE_HELD if held else InstalmentAction.CHARGE), plan_id, number
+            elif late > grace:
+                yield InstalmentAction.MISSED, plan_id, number
 
 
 def encode(state: int, idx: int, planned: int, send: int, nxt: int) -> int:
@@ -81,7 +130,7 @@ class RunTables:
     """Per-run tables, one tuple per :class:`~carecollect.run.rows.Context`, built on first use.
 
     A context's view holds the compiled pack and today's ordinal in the patient's home zone,
-    the four freeze rules, the latest filing days of a pending and of an appealed claim that
+    the four freeze rules (dispute, plan, insurer, assistance), the latest filing days of a pending and of an appealed claim that
     still hold an invoice, which steps may follow a stop request and on which channels,
     whether SMS is used, each step's channel codes, the SMS consent-recheck window, the
     channels that keep quiet hours and whether ``now`` is inside them in every zone, and the
@@ -163,7 +212,10 @@ class RunTables:
         return (
             cp,
             today.toordinal(),
+            bool(val("dispute.freeze")),
+            bool(val("plan.pause_reminders")),
             bool(val("insurer.pause")),
+            bool(val("assistance.pause")),
             *self._insurer_cutoffs(pack, today),
             tuple(p.value in cease_purposes for p in cp.purposes),
             cease_mask,
@@ -204,7 +256,10 @@ def decide(rows: Iterable[PlanRow], tables: RunTables) -> list[int]:
         (
             cp,
             today,
+            fd,
+            fp,
             fi,
+            fa,
             ins_p,
             ins_a,
             cease_ok,
@@ -217,7 +272,12 @@ def decide(rows: Iterable[PlanRow], tables: RunTables) -> list[int]:
             caps,
         ) = views[c]
         claim = r[9]
-        if claim and fi and (claim > ins_p if claim > 0 else -claim > ins_a):
+        if (
+            (r[7] and fd)
+            or (r[8] and fp)
+            or (claim and fi and (claim > ins_p if claim > 0 else -claim > ins_a))
+            or (r[10] and fa)
+        ):
             append(FROZEN << 16)
             continue
         last_idx, last_day, last_msg = history_of_days(cp, r[14]) if r[14] else (NONE, NONE, NONE)
@@ -278,3 +338,29 @@ def tally(codes: Iterable[int], counts: dict[str, int]) -> None:
     ):
         if n:
             counts[key] = counts.get(key, 0) + n
+
+
+def tally_instalments(acc: AccountRows, tables: RunTables, counts: dict[str, int]) -> None:
+    """Add an account's instalment actions (:func:`instalment_actions`) to a run's counts.
+
+    ``missed`` and ``decision.plan_missed`` for each instalment missed, ``charges`` and
+    ``decision.charge`` for each charge, ``decision.charge_held`` for each held one.
+
+    :param acc: the account's rows (with its plans, mandates and disputes).
+    :param tables: the run's tables (today and the grace period in the account's context).
+    :param counts: the counts to add to.
+    """
+    if not acc.plans or not acc.rows:
+        return
+    view = tables.views()[acc.rows[0][1]]
+    ctx = tables.contexts[acc.rows[0][1]]
+    today = view[1]
+    grace = int(tables.pack(ctx.pack_key).get("plan.grace_days", 10, on=dt.date.fromordinal(today)))
+    for action, _plan, _number in instalment_actions(acc.plans, acc.mandated, acc.disputes, today, grace):
+        keys = {
+            InstalmentAction.MISSED: ("missed", "decision.plan_missed"),
+            InstalmentAction.CHARGE: ("charges", "decision.charge"),
+            InstalmentAction.CHARGE_HELD: ("decision.charge_held",),
+        }[action]
+        for key in keys:
+            counts[key] = counts.get(key, 0) + 1

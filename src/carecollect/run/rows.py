@@ -5,10 +5,10 @@ store hands over its raw facts (:class:`~carecollect.store.base.PlanFacts`,
 one query per table and batch), :func:`rows_from_facts` turns them into
 plan rows, and :func:`carecollect.run.kernel.decide` makes the decisions on
 them with the compiled cadence kernel. An account whose records need the
-rich path (an open dispute, a current plan, a pending assistance
-application, a conversation with the contact centre, an agency gate to
-check, an invoice in another currency) is marked ``rich`` and decided on
-its :class:`~carecollect.store.base.AccountSnapshot` instead.
+rich path (a conversation with the contact centre, an agency gate to check,
+an invoice in another currency, a patient without a zone) is marked
+``rich`` and decided on its :class:`~carecollect.store.base.AccountSnapshot`
+instead.
 
 :func:`rows_from_snapshot` makes the same rows from a snapshot, for stores
 without :meth:`iter_plan_facts` and for the property test that holds the two
@@ -24,11 +24,11 @@ A row's fields, by index (the ``R_*`` constants); "now" is the run's instant:
  4    ``R_DUE``           due date (ordinal)
  5    ``R_PLACED``        a collector's placement day (ordinal; 0 for other creditors)
  6    ``R_BALANCE``       what is owed (minor units: the ledger once charged, else the patient's share)
- 7    ``R_DISPUTE``       an open dispute covers the invoice (such accounts are rich)
- 8    ``R_PLAN``          a current plan covers the invoice (such accounts are rich)
+ 7    ``R_DISPUTE``       an open dispute covers the invoice (or the whole account)
+ 8    ``R_PLAN``          a current (active or paused) plan covers the invoice
  9    ``R_INSURER``       the filing day of a claim the insurer has not decided (ordinal), negative
                           when appealed, 0 when no claim waits
-10    ``R_ASSIST``        an assistance application is pending (such accounts are rich)
+10    ``R_ASSIST``        an assistance application of the account is pending
 11    ``R_CEASE``         the patient asked us to stop, at or before now
 12    ``R_USABLE``        channel bits the patient's wishes allow now (consent, no opt-out, not
                           bounced, the confidential wish), as
@@ -46,7 +46,6 @@ Days are in the patient's first zone.
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -58,6 +57,7 @@ from ..invoices import InvoiceStatus
 from ..outreach import AttemptOutcome, OutreachPurpose, OutreachStatus
 from ..patients import ConfidentialWish, Patient
 from ..placements import PlacementStatus
+from ..plans import InstalmentStatus, PlanStatus
 from ..policy.governor import channel_usable, patient_zones
 from ..store.base import AccountSnapshot, PlanFacts
 from ..timekeeping import zone
@@ -187,6 +187,12 @@ class AccountRows:
     :param invoices: how many invoices it has (open or not).
     :param rows: one row per invoice, in the store's order (empty when ``rich``).
     :param rich: decide this account on its snapshot (see the module docstring).
+    :param plans: its active plans with their due instalments, as
+        :func:`~carecollect.run.kernel.instalment_actions` reads them.
+    :param mandated: ids of its plans with a mandate in force now.
+    :param disputes: the invoice ids of its open disputes (``None``: the whole account).
+    :param relief: an open dispute, a current plan or a pending assistance application: the
+        counts come from the rows, but decisions with their reasons need the snapshot.
     """
 
     account_id: str
@@ -194,6 +200,10 @@ class AccountRows:
     invoices: int
     rows: tuple[PlanRow, ...]
     rich: bool
+    plans: tuple[tuple[str, tuple[str, ...], tuple[tuple[int, int], ...]], ...] = ()
+    mandated: tuple[str, ...] = ()
+    disputes: tuple[str | None, ...] = ()
+    relief: bool = False
 
 
 def _claim(status: str, submitted: str | None, issue: str) -> int:
@@ -207,6 +217,37 @@ def _claim(status: str, submitted: str | None, issue: str) -> int:
 
 def _day(at: dt.datetime, tz: dt.tzinfo) -> int:
     return at.astimezone(tz).date().toordinal()
+
+
+def _group(rows: Sequence[tuple[Any, ...]], key: int = 0) -> dict[str, list[tuple[Any, ...]]]:
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    for r in rows:
+        k = r[key]
+        bucket = out.get(k)
+        if bucket is None:
+            out[k] = [r]
+        else:
+            bucket.append(r)
+    return out
+
+
+class _Clock:
+    """``now`` and comparisons of the store's ISO instants with it, on the text where that is exact.
+
+    The store writes instants in UTC as ``YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00``; two such texts
+    compare as their instants do, so most checks need no parsing. Anything else is parsed.
+    """
+
+    def __init__(self, now: dt.datetime) -> None:
+        self.now = now
+        self.iso = now.astimezone(dt.UTC).isoformat()
+        self.utc = self.iso.endswith("+00:00")
+
+    def passed(self, text: str) -> bool:
+        """The instant ``text`` is at or before now."""
+        if self.utc and text.endswith("+00:00"):
+            return text <= self.iso
+        return dt.datetime.fromisoformat(text) <= self.now
 
 
 def rows_from_facts(
@@ -227,119 +268,138 @@ def rows_from_facts(
     :returns: one :class:`AccountRows` per account, in id order.
     """
     conversations = conversations or {}
+    clock = _Clock(now)
+    passed = clock.passed
     parse = dt.datetime.fromisoformat
-    invoices: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
-    for r in facts.invoices:
-        invoices[r[1]].append(r)
-    balances = {r[0]: (bool(r[1]), r[2]) for r in facts.balances}
-    points: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
-    for r in facts.contact_points:
-        points[r[0]].append(r)
-    steps: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
-    for r in facts.steps:
-        steps[r[0]].append(r)
-    attempts: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
-    for r in facts.attempts:
-        attempts[r[0]].append(r)
-    held = {r[0] for r in facts.holds}
-    placements: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
-    for r in facts.placements:
-        placements[r[0]].append(r)
+    invoices = _group(facts.invoices, 1)
+    balances = {r[0]: r for r in facts.balances}
+    points = _group(facts.contact_points)
+    steps = _group(facts.steps)
+    attempts = _group(facts.attempts)
+    placements = _group(facts.placements)
+    disputes = _group(facts.disputes)
+    plans = _group(facts.plans)
+    instalments = _group(facts.instalments, 1)
+    mandates = _group(facts.mandates)
+    applying = {r[0] for r in facts.applications}
+    ords: dict[str, int] = {}
     answered = AttemptOutcome.ANSWERED.value
     no_connection = AttemptOutcome.NO_CONNECTION.value
+    placed_status = PlacementStatus.PLACED.value
+    only_listed = ConfidentialWish.ONLY_LISTED.value
     out: list[AccountRows] = []
+    append = out.append
     for acc in facts.accounts:
         aid, _pid, creditor_id, currency, pack_key, zones_text, conf, conf_channels, cease_at, role = acc
-        invs = invoices.get(aid, [])
-        acc_attempts = [a for a in attempts.get(aid, ()) if parse(a[3]) <= now]
-        open_any = any(r[5] == "open" for r in invs)
-        rich = (
-            aid in held
-            or aid in conversations
-            or any(a[2] == "phone" and a[4] == answered for a in acc_attempts)
-            or any(r[2] != currency for r in invs)
-            or (
-                agency
-                and open_any
-                and not any(p[1] == PlacementStatus.PLACED.value for p in placements.get(aid, ()))
-            )
-        )
-        if rich or not invs:
-            out.append(AccountRows(aid, creditor_id, len(invs), (), rich))
+        invs = invoices.get(aid)
+        if invs is None:
+            append(AccountRows(aid, creditor_id, 0, (), aid in conversations))
             continue
-        pts = points.get(aid, [])
+        acc_attempts = [a for a in attempts.get(aid, ()) if passed(a[3])]
+        rich = aid in conversations
+        if not rich:
+            for r in invs:
+                if r[2] != currency:
+                    rich = True
+            for a in acc_attempts:
+                if a[2] == "phone" and a[4] == answered:
+                    rich = True
+            if agency and not rich and any(r[5] == "open" for r in invs):
+                rich = not any(p[1] == placed_status for p in placements.get(aid, ()))
         home = zones_text.split()
-        if not home:
-            out.append(AccountRows(aid, creditor_id, len(invs), (), True))  # the rich path says why
+        if rich or not home:  # no zone: the rich path says why
+            append(AccountRows(aid, creditor_id, len(invs), (), True))
             continue
-        seen = dict.fromkeys(home)
+        pts = points.get(aid, ())
+        zones = tuple(home)
         for p in pts:
-            if p[5]:
-                seen.setdefault(p[5], None)
-        tz = zone(home[0])
+            if p[5] and p[5] not in zones:
+                zones += (p[5],)
         collector = role in _COLLECTOR_ROLES
-        ctx = contexts.index(pack_key, tuple(seen), collector)
+        ctx = contexts.index(pack_key, zones, collector)
         usable = 0
         sms_checked = -1
-        listed = set(conf_channels.split()) if conf == ConfidentialWish.ONLY_LISTED.value else None
+        listed = conf_channels.split() if conf == only_listed else None
         for p in pts:
-            ch = p[1]
-            consent, opted, verified, bounced = p[2], p[3], p[4], p[6]
+            ch, consent, opted, verified, bounced = p[1], p[2], p[3], p[4], p[6]
             if ch == "sms":
-                stamps = [parse(t) for t in (consent, verified) if t is not None]
-                stamps = [t for t in stamps if t <= now]
+                stamps = [parse(t) for t in (consent, verified) if t is not None and passed(t)]
                 if stamps:
                     sms_checked = max(sms_checked, micros(max(stamps)))
             if listed is not None and ch not in listed:
                 continue
-            if opted is not None and parse(opted) <= now:
+            if opted is not None and passed(opted):
                 continue
-            if bounced is not None:
+            if bounced is not None and passed(bounced):
                 b = parse(bounced)
-                if b <= now and not (verified is not None and b < parse(verified) <= now):
+                if not (verified is not None and b < parse(verified) <= now):
                     continue
-            if ch == "letter" or (consent is not None and parse(consent) <= now):
+            if ch == "letter" or (consent is not None and passed(consent)):
                 usable |= 1 << _CODE_OF[ch]
+        tz = None
         placed = 0
         if collector:
+            tz = zone(home[0])
             for p in placements.get(aid, ()):
                 if p[2] is not None:
                     placed = _day(parse(p[2]), tz)
                     break
             else:
                 placed = min(dt.date.fromisoformat(r[3]).toordinal() for r in invs)
-        sent: dict[str | None, list[tuple[dt.datetime, str, str]]] = defaultdict(list)
-        for s in steps.get(aid, ()):
-            sent[s[1]].append((parse(s[3]), s[4], s[2]))
-        cease = cease_at is not None and parse(cease_at) <= now
+        sent: dict[str | None, list[tuple[dt.datetime, str, str]]] | None = None
+        acc_steps = steps.get(aid)
+        if acc_steps:
+            sent = {}
+            for st in acc_steps:
+                sent.setdefault(st[1], []).append((parse(st[3]), st[4], st[2]))
+        counted: list[tuple[str | None, int, int]] | None = None
+        if acc_attempts:
+            tz = tz or zone(home[0])
+            counted = [
+                (a[1], _CODE_OF[a[2]], _day(parse(a[3]), tz))
+                for a in acc_attempts
+                if a[2] != "phone" or a[4] != no_connection
+            ]
+        cease = cease_at is not None and passed(cease_at)
+        acc_disputes = tuple(d[1] for d in disputes.get(aid, ()))
+        acc_plans = plans.get(aid, ())
+        assisting = aid in applying
         rows: list[PlanRow] = []
         for r in invs:
             iid = r[0]
-            charged, ledger = balances.get(iid, (False, 0))
-            balance = ledger if charged else r[8] - (r[9] or 0) - (r[10] or 0)
-            history = tuple(
-                (_PURPOSES[purpose], _day(at, tz)) for at, _sid, purpose in sorted(sent.get(iid, ()))
-            )
-            recent = tuple(
-                sorted(
-                    (_CODE_OF[a[2]], _day(parse(a[3]), tz))
-                    for a in acc_attempts
-                    if (a[1] is None or a[1] == iid) and (a[2] != "phone" or a[4] != no_connection)
+            bal = balances.get(iid)
+            balance = bal[2] if bal is not None and bal[1] else r[8] - (r[9] or 0) - (r[10] or 0)
+            history: tuple[tuple[OutreachPurpose, int], ...] = ()
+            if sent is not None:
+                mine = sent.get(iid)
+                if mine:
+                    tz = tz or zone(home[0])
+                    history = tuple((_PURPOSES[purpose], _day(at, tz)) for at, _sid, purpose in sorted(mine))
+            recent: tuple[tuple[int, int], ...] = ()
+            if counted:
+                recent = tuple(
+                    sorted((code, day) for inv_id, code, day in counted if inv_id is None or inv_id == iid)
                 )
-            )
+            issue = ords.get(r[3])
+            if issue is None:
+                issue = ords[r[3]] = dt.date.fromisoformat(r[3]).toordinal()
+            due = ords.get(r[4])
+            if due is None:
+                due = ords[r[4]] = dt.date.fromisoformat(r[4]).toordinal()
+            claim = r[6]
             rows.append(
                 (
                     iid,
                     ctx,
                     r[5] == "open",
-                    dt.date.fromisoformat(r[3]).toordinal(),
-                    dt.date.fromisoformat(r[4]).toordinal(),
+                    issue,
+                    due,
                     placed,
                     balance,
-                    False,
-                    False,
-                    _claim(r[6], r[7], r[3]),
-                    False,
+                    any(d is None or d == iid for d in acc_disputes) if acc_disputes else False,
+                    any(not pl[2] or iid in pl[2].split() for pl in acc_plans) if acc_plans else False,
+                    _claim(claim, r[7], r[3]) if claim == "pending" or claim == "appealed" else 0,
+                    assisting,
                     cease,
                     usable,
                     sms_checked,
@@ -347,7 +407,29 @@ def rows_from_facts(
                     recent,
                 )
             )
-        out.append(AccountRows(aid, creditor_id, len(invs), tuple(rows), False))
+        active = tuple(
+            (
+                pl[1],
+                tuple(pl[2].split()),
+                tuple((i[2], dt.date.fromisoformat(i[3]).toordinal()) for i in instalments.get(pl[1], ())),
+            )
+            for pl in acc_plans
+            if pl[3] == "active"
+        )
+        mandated = tuple(m[1] for m in mandates.get(aid, ()) if m[2] is None or not passed(m[2]))
+        append(
+            AccountRows(
+                aid,
+                creditor_id,
+                len(invs),
+                tuple(rows),
+                False,
+                active,
+                mandated,
+                acc_disputes,
+                bool(acc_disputes or acc_plans or assisting),
+            )
+        )
     return out
 
 
@@ -373,10 +455,7 @@ def rows_from_snapshot(
     invs = snap.invoices
     attempts = [a for a in snap.attempts if a.at <= now]
     rich = (
-        any(d.is_open for d in snap.disputes)
-        or any(p.status.current for p in snap.plans)
-        or any(a.status.pending for a in snap.applications)
-        or bool(conversations)
+        bool(conversations)
         or any(a.is_conversation for a in attempts)
         or any(i.currency != acc.currency for i in invs)
         or (
@@ -410,6 +489,9 @@ def rows_from_snapshot(
             placed = min(i.issue_date for i in invs).toordinal()
     charged = set(snap.ledger.invoice_ids())
     cease = patient.cease_requested_at is not None and patient.cease_requested_at <= now
+    disputes = tuple(d.invoice_id for d in snap.disputes if d.is_open)
+    current = [p for p in snap.plans if p.status.current]
+    assisting = any(a.status.pending for a in snap.applications)
     rows: list[PlanRow] = []
     for inv in invs:
         balance = (
@@ -449,14 +531,14 @@ def rows_from_snapshot(
                 inv.due_date.toordinal(),
                 placed,
                 balance,
-                False,
-                False,
+                any(d is None or d == inv.id for d in disputes),
+                any(not p.invoice_ids or inv.id in p.invoice_ids for p in current),
                 _claim(
                     claim.status.value,
                     claim.submitted_on.isoformat() if claim.submitted_on else None,
                     inv.issue_date.isoformat(),
                 ),
-                False,
+                assisting,
                 cease,
                 usable,
                 sms_checked,
@@ -464,7 +546,29 @@ def rows_from_snapshot(
                 recent,
             )
         )
-    return AccountRows(acc.id, acc.creditor_id, len(invs), tuple(rows), False)
+    active = tuple(
+        (
+            p.id,
+            tuple(p.invoice_ids),
+            tuple(
+                (i.number, i.due_date.toordinal()) for i in p.instalments if i.status is InstalmentStatus.DUE
+            ),
+        )
+        for p in snap.plans
+        if p.status is PlanStatus.ACTIVE
+    )
+    mandated = tuple(m.plan_id for m in snap.mandates if m.revoked_at is None or m.revoked_at > now)
+    return AccountRows(
+        acc.id,
+        acc.creditor_id,
+        len(invs),
+        tuple(rows),
+        False,
+        active,
+        mandated,
+        disputes,
+        bool(disputes or current or assisting),
+    )
 
 
 def iter_rows(batches: Iterable[list[AccountRows]]) -> Iterable[PlanRow]:

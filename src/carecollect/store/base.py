@@ -351,9 +351,13 @@ class PlanFacts:
         time_zone, undeliverable_at)``, in the patient's order.
     :param steps: sent outreach steps ``(account_id, invoice_id, purpose, sent_at, id)``.
     :param attempts: contact attempts ``(account_id, invoice_id, channel, at, outcome)``.
-    :param holds: ``(account_id, what)`` for each record that makes the rich path decide the
-        account: ``dispute`` (open), ``plan`` (active or paused: reminders pause, instalments
-        are charged or missed), ``application`` (pending).
+    :param disputes: open disputes ``(account_id, invoice_id or None)``.
+    :param plans: plans the patient keeps (active or paused) ``(account_id, plan_id,
+        invoice_ids (space-separated), status)``, in the store's order.
+    :param instalments: unpaid instalments of active plans ``(account_id, plan_id, number,
+        due_date, status)``, in plan order.
+    :param mandates: ``(account_id, plan_id, revoked_at)``.
+    :param applications: pending assistance applications ``(account_id,)``.
     :param placements: ``(account_id, status, placed_at)`` in the store's order (a collector's
         cadence starts on the first placement's day; an account placed with the agency is not
         placed again).
@@ -365,7 +369,11 @@ class PlanFacts:
     contact_points: list[tuple[Any, ...]]
     steps: list[tuple[Any, ...]]
     attempts: list[tuple[Any, ...]]
-    holds: list[tuple[str, str]]
+    disputes: list[tuple[Any, ...]]
+    plans: list[tuple[Any, ...]]
+    instalments: list[tuple[Any, ...]]
+    mandates: list[tuple[Any, ...]]
+    applications: list[tuple[Any, ...]]
     placements: list[tuple[Any, ...]]
 
 

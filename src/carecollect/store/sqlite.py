@@ -888,7 +888,11 @@ class SQLiteStore:
                 contact_points=db.execute(self._FACTS_POINTS, rng).fetchall(),
                 steps=db.execute(self._FACTS_STEPS, rng).fetchall(),
                 attempts=db.execute(self._FACTS_ATTEMPTS, rng).fetchall(),
-                holds=db.execute(self._FACTS_HOLDS, rng * 3).fetchall(),
+                disputes=db.execute(self._FACTS_DISPUTES, rng).fetchall(),
+                plans=db.execute(self._FACTS_PLANS, rng).fetchall(),
+                instalments=db.execute(self._FACTS_INSTALMENTS, rng).fetchall(),
+                mandates=db.execute(self._FACTS_MANDATES, rng).fetchall(),
+                applications=db.execute(self._FACTS_APPLICATIONS, rng).fetchall(),
                 placements=db.execute(self._FACTS_PLACEMENTS, rng).fetchall(),
             )
             last = accounts[-1][0]
@@ -920,12 +924,19 @@ class SQLiteStore:
     _FACTS_ATTEMPTS = """
         SELECT account_id, invoice_id, channel, at, outcome FROM contact_attempts
          WHERE account_id BETWEEN ? AND ?"""
-    _FACTS_HOLDS = """
-        SELECT account_id, 'dispute' FROM disputes WHERE account_id BETWEEN ? AND ? AND status = 'open'
-        UNION ALL
-        SELECT account_id, 'plan' FROM plans WHERE account_id BETWEEN ? AND ? AND status IN ('active', 'paused')
-        UNION ALL
-        SELECT account_id, 'application' FROM assistance_applications
+    _FACTS_DISPUTES = """
+        SELECT account_id, invoice_id FROM disputes WHERE account_id BETWEEN ? AND ? AND status = 'open'"""
+    _FACTS_PLANS = """
+        SELECT account_id, id, invoice_ids, status FROM plans
+         WHERE account_id BETWEEN ? AND ? AND status IN ('active', 'paused') ORDER BY account_id, id"""
+    _FACTS_INSTALMENTS = """
+        SELECT p.account_id, i.plan_id, i.number, i.due_date, i.status
+          FROM plans p JOIN instalments i ON i.plan_id = p.id
+         WHERE p.account_id BETWEEN ? AND ? AND p.status = 'active' AND i.status = 'due'
+         ORDER BY p.account_id, p.id, i.position"""
+    _FACTS_MANDATES = "SELECT account_id, plan_id, revoked_at FROM mandates WHERE account_id BETWEEN ? AND ?"
+    _FACTS_APPLICATIONS = """
+        SELECT account_id FROM assistance_applications
          WHERE account_id BETWEEN ? AND ? AND status IN ('received', 'incomplete')"""
     _FACTS_PLACEMENTS = """
         SELECT account_id, status, placed_at FROM placements WHERE account_id BETWEEN ? AND ?
