@@ -6,7 +6,6 @@ No timing is asserted here; ``nox -s bench`` prints the figures.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,8 +25,8 @@ INSTANTS = (
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    yield store_for(tmp_path_factory.mktemp("bench"), 2000, 1)
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return store_for(tmp_path_factory.mktemp("bench"), 2000, 1)
 
 
 @pytest.mark.parametrize("now", INSTANTS)

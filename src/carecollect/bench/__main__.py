@@ -44,7 +44,7 @@ def _cli() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "carecollect.cli"]
 
 
-def measure(cmd: list[str], *, cwd: str | None = None, env: dict[str, str] | None = None) -> dict[str, float]:
+def measure(cmd: list[str], *, cwd: str | None = None, env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run ``cmd`` as a process: its wall time, CPU time (user + system) and peak RSS (MiB).
 
     :raises subprocess.CalledProcessError: the command failed.
@@ -64,7 +64,7 @@ def measure(cmd: list[str], *, cwd: str | None = None, env: dict[str, str] | Non
         "wall": wall,
         "cpu": usage.ru_utime + usage.ru_stime,
         "rss_mib": usage.ru_maxrss / 1024,
-        "stdout": stdout,  # type: ignore[dict-item]
+        "stdout": stdout,
     }
 
 
@@ -164,7 +164,7 @@ def full_run(path: Path, workers: int, tmp: Path) -> dict[str, Any]:
         cwd=str(folder),
     )
     sent = 0
-    for line in res["stdout"].splitlines():  # type: ignore[union-attr]
+    for line in res["stdout"].splitlines():
         cells = [c.strip() for c in line.replace("┃", "│").split("│") if c.strip()]
         if len(cells) == 2 and cells[0] == "sent":
             sent = int(cells[1].replace(",", ""))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from ..run.kernel import CEASED, DUE, FROZEN, NOT_DUE, PAID, RunTables
 from ..run.rows import AccountRows, Contexts, PlanRow, rows_from_facts
@@ -64,7 +65,7 @@ def decision_floor(rows: Iterable[PlanRow], tables: RunTables) -> list[int]:
     append = out.append
     views = tables.views()
     now_us = tables.now_us
-    flat: list[tuple[object, ...]] = []
+    flat: list[tuple[Any, ...]] = []
     for r in rows:
         if not r[2]:
             append(0)
@@ -122,7 +123,7 @@ def decision_floor(rows: Iterable[PlanRow], tables: RunTables) -> list[int]:
             qmask,
             qok,
             caps,
-        ) = flat[c]  # type: ignore[misc]
+        ) = flat[c]
         claim = r[9]
         waiting = (claim > ins_p) if claim > 0 else (-claim > ins_a if claim < 0 else False)
         if (r[7] and fd) or (r[8] and fp) or (waiting and fi) or (r[10] and fa):
