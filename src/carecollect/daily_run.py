@@ -90,6 +90,7 @@ from .policy.cadence import (
     due_steps,
     invoice_history,
     nothing_due,
+    nothing_due_in,
     plan_invoice,
 )
 from .policy.explain import Reason
@@ -100,6 +101,19 @@ from .relief.gates import may_place
 from .relief.pauses import relief_flags
 from .relief.snapshot import AccountSnapshot as GateSnapshot
 from .relief.snapshot import SentNotice
+from .run.kernel import (
+    CLOSED,
+    NOT_DUE,
+    PAID,
+    InstalmentAction,
+    RunTables,
+    decide,
+    decode,
+    instalment_actions,
+    tally,
+    tally_instalments,
+)
+from .run.rows import R_CTX, R_ID, AccountRows, Contexts, rows_from_facts
 from .scrubbing import scrub_text
 from .store.base import (
     AccountSnapshot,
@@ -468,34 +482,50 @@ def plan_account(
     # missed plan instalments: after the pack's grace period; before that, a due
     # instalment is charged to the plan's stored mandate (if the patient gave one)
     grace = int(pack.get("plan.grace_days", 10, on=today))
-    for plan in snap.plans:
-        if plan.status is not PlanStatus.ACTIVE:
-            continue
-        for inst in plan.instalments:
-            due = inst.status is InstalmentStatus.DUE and inst.due_date <= today
-            if due and plan.id in mandates and (today - inst.due_date).days <= grace:
-                charges.append(_plan_charge(snap, plan.id, plan.invoice_ids, inst, mandates[plan.id]))
-                decisions.append(charges[-1].decision)
-                continue
-            if inst.status is InstalmentStatus.DUE and (today - inst.due_date).days > grace:
-                missed.append((plan.id, inst.number))
-                decisions.append(
-                    Decision(
-                        DecisionKind.PLAN_MISSED,
-                        snap.account.id,
-                        None,
-                        None,
-                        None,
-                        (
-                            Reason(
-                                "plan.grace_days",
-                                "creditor policy",
-                                _outcome("INFO"),
-                                f"instalment {inst.number} of plan {plan.id} unpaid {grace} days after it fell due",
-                            ),
+    active = {plan.id: plan for plan in snap.plans if plan.status is PlanStatus.ACTIVE}
+    for action, plan_id, number in instalment_actions(
+        (
+            (
+                plan.id,
+                plan.invoice_ids,
+                (
+                    (inst.number, inst.due_date.toordinal())
+                    for inst in plan.instalments
+                    if inst.status is InstalmentStatus.DUE
+                ),
+            )
+            for plan in active.values()
+        ),
+        mandates,
+        tuple(d.invoice_id for d in snap.disputes if d.is_open),
+        today.toordinal(),
+        grace,
+    ):
+        plan = active[plan_id]
+        inst = next(i for i in plan.instalments if i.number == number)
+        if action is not InstalmentAction.MISSED:
+            held = action is InstalmentAction.CHARGE_HELD
+            charges.append(_plan_charge(snap, plan.id, plan.invoice_ids, inst, mandates[plan.id], held))
+            decisions.append(charges[-1].decision)
+        else:
+            missed.append((plan.id, inst.number))
+            decisions.append(
+                Decision(
+                    DecisionKind.PLAN_MISSED,
+                    snap.account.id,
+                    None,
+                    None,
+                    None,
+                    (
+                        Reason(
+                            "plan.grace_days",
+                            "creditor policy",
+                            _outcome("INFO"),
+                            f"instalment {inst.number} of plan {plan.id} unpaid {grace} days after it fell due",
                         ),
-                    )
+                    ),
                 )
+            )
 
     for inv in snap.invoices:
         if inv.status is not InvoiceStatus.OPEN:
@@ -506,16 +536,7 @@ def plan_account(
             else inv.patient_responsibility
         )
         if not balance.is_positive():
-            decisions.append(
-                Decision(
-                    DecisionKind.NOTHING_DUE,
-                    snap.account.id,
-                    inv.id,
-                    None,
-                    None,
-                    (Reason("invoice.paid", "ledger", _outcome("INFO"), "nothing is owed on this invoice"),),
-                )
-            )
+            decisions.append(_paid(snap.account.id, inv.id))
             continue
         open_ids.append(inv.id)
         if screen:
@@ -610,6 +631,18 @@ def plan_account(
     return AccountPlan(tuple(messages), tuple(decisions), tuple(missed), placement, tuple(charges))
 
 
+def _paid(account_id: str, invoice_id: str) -> Decision:
+    """The decision on an open invoice with nothing left to pay."""
+    return Decision(
+        DecisionKind.NOTHING_DUE,
+        account_id,
+        invoice_id,
+        None,
+        None,
+        (Reason("invoice.paid", "ledger", _outcome("INFO"), "nothing is owed on this invoice"),),
+    )
+
+
 def _prescreen(
     snap: AccountSnapshot,
     inv: Invoice,
@@ -657,13 +690,13 @@ def _prescreen(
 
 
 def _plan_charge(
-    snap: AccountSnapshot, plan_id: str, invoice_ids: Sequence[str], inst: Any, mandate: Mandate
+    snap: AccountSnapshot, plan_id: str, invoice_ids: Sequence[str], inst: Any, mandate: Mandate, held: bool
 ) -> PlannedCharge:
-    """Charge a due instalment, unless an open dispute on the plan's invoices holds it."""
+    """The charge of a due instalment, or its hold while an open dispute on the plan's invoices lasts."""
     disputed = [
         d.id for d in snap.disputes if d.is_open and (d.invoice_id is None or d.invoice_id in invoice_ids)
     ]
-    if disputed:
+    if held:
         reason = Reason(
             "plan.charge_disputed",
             "creditor policy",
@@ -733,6 +766,19 @@ def by_account(conversations: Iterable[tuple[str, str | None, dt.datetime]]) -> 
     return grouped
 
 
+@attrs.frozen
+class _Planned:
+    """One account's plan as the run's planner hands it on: the plan, or only its decision codes."""
+
+    account_id: str
+    creditor_id: str
+    invoices: int
+    plan: AccountPlan | None
+    codes: Sequence[int] = ()
+    #: Counts of instalment actions (without ``objects``: ``missed``, ``charges``, ``decision.*``).
+    extra: Mapping[str, int] = attrs.field(factory=dict)
+
+
 def _iter_plans(
     store: Store,
     now: dt.datetime,
@@ -740,26 +786,107 @@ def _iter_plans(
     conversations: Conversations | None = None,
     *,
     prescreen: bool = True,
-) -> Iterator[tuple[AccountSnapshot, AccountPlan]]:
+    objects: bool = True,
+) -> Iterator[_Planned]:
+    """Decide every account: on plan rows with the compiled kernel where that settles it, else on its snapshot.
+
+    A store with ``iter_plan_facts`` (:class:`~carecollect.store.sqlite.SQLiteStore`) hands over
+    flat facts; :func:`carecollect.run.rows.rows_from_facts` makes plan rows and
+    :func:`carecollect.run.kernel.decide` decides them. An account is read as a snapshot and
+    decided by :func:`plan_account` when it is rich (a dispute, plan, application, conversation,
+    agency gate) or, with ``objects``, when a step is due, stopped or frozen on it (its
+    messages and reasons need the records). Without ``objects`` a plain account yields only
+    its decision codes (the dry run's counts). ``prescreen=False`` decides every account on
+    its snapshot (slower, for comparisons).
+    """
     conversations = conversations or {}
     creditors = _Creditors(store)
-    packs: dict[str, PolicyPack] = {}
-    for snap in store.iter_account_snapshots(batch_size=settings.batch_size):
-        key = snap.account.jurisdiction
-        if key not in packs:
-            packs[key] = settings.pack(key)
-        yield (
-            snap,
-            plan_account(
-                snap,
-                creditors(snap.account.creditor_id),
-                packs[key],
-                now,
-                agency=settings.agency,
-                conversations=conversations.get(snap.account.id, ()),
-                prescreen=prescreen,
-            ),
-        )
+    tables = RunTables(Contexts(), now, settings.pack)
+    facts_of = getattr(store, "iter_plan_facts", None)
+    if not prescreen or facts_of is None:
+        for snap in store.iter_account_snapshots(batch_size=settings.batch_size):
+            yield _Planned(
+                snap.account.id,
+                snap.account.creditor_id,
+                len(snap.invoices),
+                plan_account(
+                    snap,
+                    creditors(snap.account.creditor_id),
+                    tables.pack(snap.account.jurisdiction),
+                    now,
+                    agency=settings.agency,
+                    conversations=conversations.get(snap.account.id, ()),
+                    prescreen=prescreen,
+                ),
+            )
+        return
+    agency = settings.agency is not None
+    for facts in facts_of(batch_size=max(settings.batch_size, 2000)):
+        batch = rows_from_facts(facts, now, tables.contexts, agency=agency, conversations=conversations)
+        settled: dict[str, _Planned] = {}
+        rich: list[str] = []
+        for acc in batch:
+            if acc.rich:
+                rich.append(acc.account_id)
+                continue
+            codes = decide(acc.rows, tables)
+            if not objects:
+                extra: dict[str, int] = {}
+                tally_instalments(acc, tables, extra)
+                settled[acc.account_id] = _Planned(
+                    acc.account_id, acc.creditor_id, acc.invoices, None, codes, extra
+                )
+                continue
+            plan = None if acc.relief else _plan_of_codes(acc, codes, tables)
+            if plan is None:
+                rich.append(acc.account_id)
+            else:
+                settled[acc.account_id] = _Planned(acc.account_id, acc.creditor_id, acc.invoices, plan)
+        snaps = {s.account.id: s for s in store.account_snapshots(rich)} if rich else {}  # type: ignore[attr-defined]
+        for acc in batch:
+            planned = settled.get(acc.account_id)
+            if planned is None:
+                snap = snaps[acc.account_id]
+                planned = _Planned(
+                    acc.account_id,
+                    acc.creditor_id,
+                    acc.invoices,
+                    plan_account(
+                        snap,
+                        creditors(acc.creditor_id),
+                        tables.pack(snap.account.jurisdiction),
+                        now,
+                        agency=settings.agency,
+                        conversations=conversations.get(acc.account_id, ()),
+                    ),
+                )
+            yield planned
+
+
+def _plan_of_codes(acc: AccountRows, codes: Sequence[int], tables: RunTables) -> AccountPlan | None:
+    """The :class:`AccountPlan` of an account whose invoices are all closed, paid or not due; else ``None``.
+
+    The decisions and their reasons are the ones :func:`plan_account` gives (the same
+    :func:`_paid` and :func:`~carecollect.policy.cadence.nothing_due_in`).
+    """
+    decisions: list[Decision] = []
+    for row, code in zip(acc.rows, codes, strict=True):
+        state, _idx, _planned, _send, nxt = decode(code)
+        if state == CLOSED:
+            continue
+        if state == PAID:
+            decisions.append(_paid(acc.account_id, row[R_ID]))
+        elif state == NOT_DUE:
+            ctx = tables.contexts[row[R_CTX]]
+            cad = nothing_due_in(tables.pack(ctx.pack_key), ctx.zones[0], nxt)
+            decisions.append(
+                Decision(
+                    DecisionKind.NOTHING_DUE, acc.account_id, row[R_ID], None, None, cad.reasons, cad.next_at
+                )
+            )
+        else:
+            return None
+    return AccountPlan((), tuple(decisions), (), None)
 
 
 def plan_run(
@@ -784,8 +911,10 @@ def plan_run(
     require_aware(now, "run", "now")
     settings = settings or RunSettings()
     collected = _Collected(settings.keep_plan)
-    for snap, plan in _iter_plans(store, now, settings, by_account(conversations), prescreen=prescreen):
-        collected.add(snap, plan)
+    for planned in _iter_plans(
+        store, now, settings, by_account(conversations), prescreen=prescreen, objects=settings.keep_plan
+    ):
+        collected.add(planned)
     return collected.plan(now)
 
 
@@ -803,9 +932,15 @@ class _Collected:
         self.charges: list[PlannedCharge] = []
         self.tally: dict[str, int] = {}
 
-    def add(self, snap: AccountSnapshot, plan: AccountPlan) -> None:
+    def add(self, planned: _Planned) -> None:
         self.accounts += 1
-        self.invoices += len(snap.invoices)
+        self.invoices += planned.invoices
+        plan = planned.plan
+        if plan is None:
+            tally(planned.codes, self.tally)
+            for key, n in planned.extra.items():
+                self.tally[key] = self.tally.get(key, 0) + n
+            return
         charges = [c for c in plan.charges if c.decision.kind is DecisionKind.CHARGE]
         if not self.keep:
             t = self.tally
@@ -1990,10 +2125,11 @@ def _execute(
 ) -> RunReport:
     sender = _Sender(store, pm, settings, renderer, now)
     collected = _Collected(settings.keep_plan)
-    for snap, plan in _iter_plans(store, now, settings, conversations):
-        collected.add(snap, plan)
+    for planned in _iter_plans(store, now, settings, conversations):
+        collected.add(planned)
+        assert planned.plan is not None
         sender.account(
-            snap.account.id, snap.account.creditor_id, plan, conversations.get(snap.account.id, ())
+            planned.account_id, planned.creditor_id, planned.plan, conversations.get(planned.account_id, ())
         )
         store.heartbeat_run_lock(owner, pid, now=now)
         if progress is not None:
@@ -2110,11 +2246,16 @@ def _execute_parallel(
     try:
         collected = _Collected(settings.keep_plan)
         pieces: list[list[Any]] = [[] for _ in range(workers)]
-        for snap, plan in _iter_plans(store, now, settings, conversations):
-            collected.add(snap, plan)
-            i = worker_of(snap.account.id, workers)
+        for planned in _iter_plans(store, now, settings, conversations):
+            collected.add(planned)
+            i = worker_of(planned.account_id, workers)
             pieces[i].append(
-                (snap.account.id, snap.account.creditor_id, plan, conversations.get(snap.account.id, ()))
+                (
+                    planned.account_id,
+                    planned.creditor_id,
+                    planned.plan,
+                    conversations.get(planned.account_id, ()),
+                )
             )
             if len(pieces[i]) >= _CHUNK:
                 hand(i, pieces[i])

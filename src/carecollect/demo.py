@@ -368,6 +368,40 @@ class _Simulation:
         return out
 
 
+def _new_demo_store(db: Path, fresh: bool) -> SQLiteStore:
+    """An empty store at ``db`` with the default settings file beside it."""
+    _check_fresh(db, fresh)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    store = SQLiteStore(db)
+    write_default_config(db)
+    return store
+
+
+def create_demo_portfolio(db: Path, *, invoices: int, seed: int = 0, fresh: bool = False) -> PortfolioFacts:
+    """Create a database with a synthetic portfolio of ``invoices`` invoices and no runs yet.
+
+    What ``carecollect demo --invoices N --no-run`` does: the demo's patients, accounts,
+    invoices, payments, plans and disputes (US, Norway, Germany, Bulgaria) as of the demo's
+    first day, written in batches (memory stays flat at any size), with the default settings
+    file beside the database. Reproduce the benchmark's figures on it with
+    ``carecollect run --dry-run --db <db> --as-of <day>``.
+
+    :param db: the database file to create.
+    :param invoices: invoices in the portfolio.
+    :param seed: the random seed (same seed, same portfolio).
+    :param fresh: replace an earlier demo at the same path.
+    :raises ConfigurationError: ``db`` exists and ``fresh`` is false.
+    :raises ValidationError: ``invoices`` is below 1.
+    """
+    if invoices < 1:
+        raise ValidationError("demo", "invoices", "must be at least 1 invoice")
+    store = _new_demo_store(Path(db), fresh)
+    try:
+        return load_portfolio(store, invoices, seed=seed, as_of=DEMO_START)
+    finally:
+        store.close()
+
+
 def run_demo(
     db: Path,
     *,
@@ -397,11 +431,8 @@ def run_demo(
     if weeks < 1:
         raise ValidationError("demo", "weeks", "must be at least 1 week")
     db = Path(db)
-    _check_fresh(db, fresh)
-    db.parent.mkdir(parents=True, exist_ok=True)
-    store = SQLiteStore(db)
+    store = _new_demo_store(db, fresh)
     try:
-        write_default_config(db)
         config = load_config(db)
         # the demo places eligible accounts with the built-in file agency, so the gates show their work
         settings = attrs.evolve(

@@ -569,19 +569,39 @@ def report(db: Path, as_of: str | None, days: int) -> None:
 @main.command()
 @_db_option("carecollect-demo.sqlite")
 @click.option(
-    "--size", default=2000, show_default=True, type=click.IntRange(1), help="Invoices in the portfolio."
+    "--invoices",
+    "--size",
+    "size",
+    default=2000,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Invoices in the portfolio (any size: it is written in batches). --size is the old name.",
 )
 @click.option("--weeks", default=4, show_default=True, type=click.IntRange(1, 26), help="Simulated weeks.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed (same seed, same figures).")
 @click.option(
     "--fresh", is_flag=True, help="Replace an earlier demo at --db (its database, settings, outbox)."
 )
-def demo(db: Path, size: int, weeks: int, seed: int, fresh: bool) -> None:
+@click.option(
+    "--no-run",
+    is_flag=True,
+    help="Only create the portfolio (no simulated runs): a store to time 'carecollect run' on.",
+)
+def demo(db: Path, size: int, weeks: int, seed: int, fresh: bool, no_run: bool) -> None:
     """From nothing: a synthetic portfolio taken through a few simulated weeks of daily runs."""
-    from ..demo import run_demo
+    from ..demo import DEMO_START, create_demo_portfolio, run_demo
 
     console = _console()
     started = dt.datetime.now(dt.UTC)
+    if no_run:
+        facts = create_demo_portfolio(db, invoices=size, seed=seed, fresh=fresh)
+        elapsed = (dt.datetime.now(dt.UTC) - started).total_seconds()
+        console.print(
+            f"[bold]carecollect demo[/bold]: {facts.invoices} invoices of {facts.patients} patients "
+            f"as of {DEMO_START.isoformat()} written to {db} in {elapsed:.1f} s (no runs). "
+            f"Try: carecollect run --dry-run --db {db} --as-of {DEMO_START.isoformat()}"
+        )
+        return
     with _progress(console) as bar:
         days_task = bar.add_task("simulated days", total=None)
         accounts_task = bar.add_task("accounts in this run", total=None)

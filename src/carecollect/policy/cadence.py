@@ -80,8 +80,10 @@ __all__ = [
     "check_formal_notice",
     "compile_pack",
     "due_steps",
+    "history_of_days",
     "invoice_history",
     "nothing_due",
+    "nothing_due_in",
     "plan_invoice",
 ]
 
@@ -697,8 +699,12 @@ def _local_day(at: dt.datetime, patient: Patient) -> dt.date:
 
 
 def _at_start(day: dt.date, patient: Patient, pack: PolicyPack) -> dt.datetime:
+    return _at_start_in(day, patient.time_zones[0], pack)
+
+
+def _at_start_in(day: dt.date, time_zone: str, pack: PolicyPack) -> dt.datetime:
     start = pack.get("quiet_hours.start", dt.time(9), on=day)
-    return dt.datetime.combine(day, start, tzinfo=zone(patient.time_zones[0]))
+    return dt.datetime.combine(day, start, tzinfo=zone(time_zone))
 
 
 def _channels(
@@ -886,6 +892,19 @@ def nothing_due(
     :param nxt: the ordinal of the day the next step falls (``NONE``: none).
     :param reasons: reasons gathered before.
     """
+    return nothing_due_in(pack, patient.time_zones[0], nxt, reasons)
+
+
+def nothing_due_in(
+    pack: PolicyPack, time_zone: str, nxt: int, reasons: tuple[Reason, ...] = ()
+) -> CadencePlan:
+    """:func:`nothing_due` for a patient whose first zone is ``time_zone`` (no :class:`Patient` needed).
+
+    :param pack: the pack.
+    :param time_zone: the patient's first (home) zone.
+    :param nxt: the ordinal of the day the next step falls (``NONE``: none).
+    :param reasons: reasons gathered before.
+    """
     next_on = dt.date.fromordinal(nxt) if nxt != NONE else None
     why = Reason(
         "cadence",
@@ -893,7 +912,7 @@ def nothing_due(
         Outcome.INFO,
         "no step is due today" + (f"; the next falls on {next_on.isoformat()}" if next_on else ""),
     )
-    next_at = _at_start(next_on, patient, pack) if next_on is not None else None
+    next_at = _at_start_in(next_on, time_zone, pack) if next_on is not None else None
     return CadencePlan((), next_at, (*reasons, why))
 
 
@@ -915,15 +934,37 @@ def _history(
     cp: CompiledPack, sent: Sequence[OutreachStep], invoice_id: str, patient: Patient
 ) -> tuple[int, int, int]:
     """(index of the latest compiled step sent, its day, the day of the latest message), from history."""
+    return history_of_days(
+        cp,
+        (
+            (s.purpose, _local_day(s.sent_at, patient).toordinal())
+            for s in sorted(
+                (
+                    s
+                    for s in sent
+                    if s.invoice_id == invoice_id and s.status in _SENT and s.sent_at is not None
+                ),
+                key=lambda s: (s.sent_at, s.id),
+            )
+            if s.sent_at is not None
+        ),
+    )
+
+
+def history_of_days(cp: CompiledPack, sent: Iterable[tuple[OutreachPurpose, int]]) -> tuple[int, int, int]:
+    """The kernel's history arguments from an invoice's sent steps as ``(purpose, day ordinal)``, oldest first.
+
+    :func:`invoice_history` reads them from outreach steps; the daily run's plan rows carry
+    them as plain pairs (:mod:`carecollect.run.rows`). Days are in the patient's first zone.
+
+    :param cp: the compiled pack.
+    :param sent: ``(purpose, day)`` of each sent step, in the order they were sent.
+    :returns: ``(last_idx, last_idx_day, last_msg_day)`` for :func:`plan_invoice` (``NONE``: none).
+    """
     counts: dict[OutreachPurpose, list[int]] = {}
     last_msg = NONE
-    for s in sorted(
-        (s for s in sent if s.invoice_id == invoice_id and s.status in _SENT and s.sent_at is not None),
-        key=lambda s: (s.sent_at, s.id),
-    ):
-        assert s.sent_at is not None
-        day = _local_day(s.sent_at, patient).toordinal()
-        counts.setdefault(s.purpose, []).append(day)
+    for purpose, day in sent:
+        counts.setdefault(purpose, []).append(day)
         last_msg = max(last_msg, day)
     last_idx, last_day = NONE, NONE
     for i, (purpose, rank) in enumerate(zip(cp.purposes, cp.ranks, strict=True)):

@@ -57,6 +57,7 @@ __all__ = [
     "NotFound",
     "OutboxItem",
     "OutboxStatus",
+    "PlanFacts",
     "PortfolioRows",
     "ProviderPayment",
     "RunLock",
@@ -328,6 +329,52 @@ class PortfolioRows:
     plans: list[tuple[Any, ...]] = attrs.Factory(list)
     instalments: list[tuple[Any, ...]] = attrs.Factory(list)
     disputes: list[tuple[Any, ...]] = attrs.Factory(list)
+
+
+@attrs.frozen
+class PlanFacts:
+    """The raw facts the daily run's planner reads for a range of accounts (one read per table).
+
+    What :meth:`SQLiteStore.iter_plan_facts <carecollect.store.sqlite.SQLiteStore.iter_plan_facts>`
+    yields: plain tuples straight from the store, no domain objects, so that the run can settle
+    most accounts without building any (:mod:`carecollect.run.rows` turns them into plan rows).
+    Instants are ISO-8601 strings in UTC (as the store writes them), dates ISO date strings,
+    money integer minor units. Every list is in account id order.
+
+    :param accounts: ``(id, patient_id, creditor_id, currency, jurisdiction, time_zones,
+        confidential, confidential_channels, cease_requested_at, creditor_role, creditor_nonprofit)``.
+    :param invoices: ``(id, account_id, currency, issue_date, due_date, status, claim_status,
+        claim_submitted_on, lines_total_minor, insurer_paid_minor, contractual_adjustment_minor)``.
+    :param balances: ``(invoice_id, charged, ledger_balance_minor)`` for invoices with ledger
+        entries; ``charged`` is true when a charge was posted (the ledger then holds the balance).
+    :param contact_points: ``(account_id, channel, consent_at, opted_out_at, verified_at,
+        time_zone, undeliverable_at)``, in the patient's order.
+    :param steps: sent outreach steps ``(account_id, invoice_id, purpose, sent_at, id)``.
+    :param attempts: contact attempts ``(account_id, invoice_id, channel, at, outcome)``.
+    :param disputes: open disputes ``(account_id, invoice_id or None)``.
+    :param plans: plans the patient keeps (active or paused) ``(account_id, plan_id,
+        invoice_ids (space-separated), status)``, in the store's order.
+    :param instalments: unpaid instalments of active plans ``(account_id, plan_id, number,
+        due_date, status)``, in plan order.
+    :param mandates: ``(account_id, plan_id, revoked_at)``.
+    :param applications: pending assistance applications ``(account_id,)``.
+    :param placements: ``(account_id, status, placed_at)`` in the store's order (a collector's
+        cadence starts on the first placement's day; an account placed with the agency is not
+        placed again).
+    """
+
+    accounts: list[tuple[Any, ...]]
+    invoices: list[tuple[Any, ...]]
+    balances: list[tuple[Any, ...]]
+    contact_points: list[tuple[Any, ...]]
+    steps: list[tuple[Any, ...]]
+    attempts: list[tuple[Any, ...]]
+    disputes: list[tuple[Any, ...]]
+    plans: list[tuple[Any, ...]]
+    instalments: list[tuple[Any, ...]]
+    mandates: list[tuple[Any, ...]]
+    applications: list[tuple[Any, ...]]
+    placements: list[tuple[Any, ...]]
 
 
 def canonical_json(value: Any) -> str:

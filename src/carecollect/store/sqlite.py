@@ -54,6 +54,7 @@ from .base import (
     NotFound,
     OutboxItem,
     OutboxStatus,
+    PlanFacts,
     PortfolioRows,
     ProviderPayment,
     RunLock,
@@ -773,31 +774,44 @@ class SQLiteStore:
         return next(self._snapshots(account_id, account_id))
 
     def _snapshots(self, lo: str, hi: str) -> Iterator[AccountSnapshot]:
-        rng = (lo, hi)
+        yield from self._snapshots_where("BETWEEN ? AND ?", (lo, hi))
+
+    def account_snapshots(self, account_ids: Sequence[str]) -> Iterator[AccountSnapshot]:
+        """The snapshots of ``account_ids`` (in id order; unknown ids are left out), read together.
+
+        :param account_ids: account ids.
+        """
+        if not account_ids:
+            return
+        yield from self._snapshots_where(
+            "IN (SELECT value FROM json_each(?))", (json.dumps(list(account_ids)),)
+        )
+
+    def _snapshots_where(self, match: str, rng: tuple[str, ...]) -> Iterator[AccountSnapshot]:
         accounts = [
             codec.account_from_row(r)
             for r in self._db.execute(
-                f"SELECT {_cols('accounts')} FROM accounts WHERE id BETWEEN ? AND ? ORDER BY id", rng
+                f"SELECT {_cols('accounts')} FROM accounts WHERE id {match} ORDER BY id", rng
             )
         ]
         patient_rows = {
             r[0]: r
             for r in self._db.execute(
                 f"SELECT {', '.join('p.' + c for c in codec.COLUMNS['patients'])} FROM patients p "
-                "JOIN accounts a ON a.patient_id = p.id WHERE a.id BETWEEN ? AND ?",
+                f"JOIN accounts a ON a.patient_id = p.id WHERE a.id {match}",
                 rng,
             )
         }
         points: dict[str, list[ContactPoint]] = defaultdict(list)
         for r in self._db.execute(
             f"SELECT {', '.join('c.' + c for c in codec.COLUMNS['contact_points'])} FROM contact_points c "
-            "WHERE c.patient_id IN (SELECT patient_id FROM accounts WHERE id BETWEEN ? AND ?) "
+            f"WHERE c.patient_id IN (SELECT patient_id FROM accounts WHERE id {match}) "
             "ORDER BY c.patient_id, c.position",
             rng,
         ):
             points[r[0]].append(codec.contact_point_from_row(r))
         patients = {pid: codec.patient_from_row(r, points.get(pid, [])) for pid, r in patient_rows.items()}
-        where = "account_id BETWEEN ? AND ?"
+        where = f"account_id {match}"
         invoices: dict[str, list[Invoice]] = defaultdict(list)
         for inv in self._invoices(where, rng):
             invoices[inv.account_id].append(inv)
@@ -861,6 +875,84 @@ class SQLiteStore:
                 return
             yield from self._snapshots(ids[0], ids[-1])
             last = ids[-1]
+
+    def iter_plan_facts(self, *, batch_size: int = 2000) -> Iterator[PlanFacts]:
+        """The planner's raw facts, ``batch_size`` accounts per :class:`~carecollect.store.base.PlanFacts`.
+
+        One query per table and batch, aggregated in SQL where that is exact (an invoice's lines
+        total and ledger balance); no domain objects. Accounts come in id order, so every fact of
+        one account is in one batch.
+
+        :param batch_size: accounts per batch.
+        """
+        size = _batch_size(batch_size)
+        db = self._db
+        last = ""
+        while True:
+            accounts = db.execute(self._FACTS_ACCOUNTS, (last, size)).fetchall()
+            if not accounts:
+                return
+            rng = (accounts[0][0], accounts[-1][0])
+            yield PlanFacts(
+                accounts=accounts,
+                invoices=db.execute(self._FACTS_INVOICES, rng).fetchall(),
+                balances=db.execute(self._FACTS_BALANCES, rng).fetchall(),
+                contact_points=db.execute(self._FACTS_POINTS, rng).fetchall(),
+                steps=db.execute(self._FACTS_STEPS, rng).fetchall(),
+                attempts=db.execute(self._FACTS_ATTEMPTS, rng).fetchall(),
+                disputes=db.execute(self._FACTS_DISPUTES, rng).fetchall(),
+                plans=db.execute(self._FACTS_PLANS, rng).fetchall(),
+                instalments=db.execute(self._FACTS_INSTALMENTS, rng).fetchall(),
+                mandates=db.execute(self._FACTS_MANDATES, rng).fetchall(),
+                applications=db.execute(self._FACTS_APPLICATIONS, rng).fetchall(),
+                placements=db.execute(self._FACTS_PLACEMENTS, rng).fetchall(),
+            )
+            last = accounts[-1][0]
+
+    _FACTS_ACCOUNTS = """
+        SELECT a.id, a.patient_id, a.creditor_id, a.currency, a.jurisdiction, p.time_zones, p.confidential,
+               p.confidential_channels, p.cease_requested_at, c.role, c.nonprofit
+          FROM accounts a JOIN patients p ON p.id = a.patient_id JOIN creditors c ON c.id = a.creditor_id
+         WHERE a.id > ? ORDER BY a.id LIMIT ?"""
+    _FACTS_INVOICES = """
+        SELECT i.id, i.account_id, i.currency, i.issue_date, i.due_date, i.status, i.claim_status,
+               i.claim_submitted_on,
+               (SELECT COALESCE(SUM(l.amount_minor), 0) FROM invoice_lines l WHERE l.invoice_id = i.id),
+               i.insurer_paid_minor, i.contractual_adjustment_minor
+          FROM invoices i WHERE i.account_id BETWEEN ? AND ? ORDER BY i.account_id, i.id"""
+    _FACTS_BALANCES = """
+        SELECT invoice_id, MAX(kind = 'charge'),
+               SUM(CASE WHEN kind IN ('charge', 'refund', 'payment_reversed') THEN amount_minor
+                        ELSE -amount_minor END)
+          FROM ledger_entries WHERE account_id BETWEEN ? AND ? AND invoice_id IS NOT NULL
+         GROUP BY invoice_id"""
+    _FACTS_POINTS = """
+        SELECT a.id, c.channel, c.consent_at, c.opted_out_at, c.verified_at, c.time_zone, c.undeliverable_at
+          FROM accounts a JOIN contact_points c ON c.patient_id = a.patient_id
+         WHERE a.id BETWEEN ? AND ? ORDER BY a.id, c.position"""
+    _FACTS_STEPS = """
+        SELECT account_id, invoice_id, purpose, sent_at, id FROM outreach_steps
+         WHERE account_id BETWEEN ? AND ? AND status IN ('sent', 'delivered') AND sent_at IS NOT NULL"""
+    _FACTS_ATTEMPTS = """
+        SELECT account_id, invoice_id, channel, at, outcome FROM contact_attempts
+         WHERE account_id BETWEEN ? AND ?"""
+    _FACTS_DISPUTES = """
+        SELECT account_id, invoice_id FROM disputes WHERE account_id BETWEEN ? AND ? AND status = 'open'"""
+    _FACTS_PLANS = """
+        SELECT account_id, id, invoice_ids, status FROM plans
+         WHERE account_id BETWEEN ? AND ? AND status IN ('active', 'paused') ORDER BY account_id, id"""
+    _FACTS_INSTALMENTS = """
+        SELECT p.account_id, i.plan_id, i.number, i.due_date, i.status
+          FROM plans p JOIN instalments i ON i.plan_id = p.id
+         WHERE p.account_id BETWEEN ? AND ? AND p.status = 'active' AND i.status = 'due'
+         ORDER BY p.account_id, p.id, i.position"""
+    _FACTS_MANDATES = "SELECT account_id, plan_id, revoked_at FROM mandates WHERE account_id BETWEEN ? AND ?"
+    _FACTS_APPLICATIONS = """
+        SELECT account_id FROM assistance_applications
+         WHERE account_id BETWEEN ? AND ? AND status IN ('received', 'incomplete')"""
+    _FACTS_PLACEMENTS = """
+        SELECT account_id, status, placed_at FROM placements WHERE account_id BETWEEN ? AND ?
+         ORDER BY account_id, id"""
 
     _ROW_SQL = """
         SELECT i.id, i.account_id, a.patient_id, a.jurisdiction, i.currency, p.preferred_language, p.time_zones,

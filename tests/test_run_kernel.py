@@ -1,0 +1,231 @@
+"""The run's one decision path: plan rows and the compiled kernel decide exactly what the rich path decides.
+
+``plan_run`` settles every account it can on plan rows (the store's flat facts, no domain
+objects) with :func:`carecollect.run.kernel.decide`, and reads snapshots only for the rest.
+On a store with a history of sent steps and every fact the rich path honours (payment
+reversals, bounced and re-checked points, opt-outs and stop requests at several times,
+confidential wishes, contact points in other zones, phone attempts of every outcome,
+e-mails that count towards caps, assistance applications, claims within and past the
+insurer's wait, a collector with placements), the plan must equal the rich path's at every
+instant hypothesis picks: the counts of the dry run and, with ``keep_plan``, every decision
+with its reasons and next date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from carecollect.daily_run import RunPlan, RunSettings, execute_run, plan_run
+from carecollect.plugin_manager import make_plugin_manager
+from carecollect.portfolio import load_portfolio
+from carecollect.run.kernel import DUE, NOT_DUE, RunTables, decide, decode
+from carecollect.run.rows import Contexts, rows_from_facts, rows_from_snapshot
+from carecollect.store import SQLiteStore
+
+AS_OF = dt.date(2026, 3, 2)
+NOW = dt.datetime(2026, 3, 2, 15, 30, tzinfo=dt.UTC)
+CLAIMS = (
+    ("pending", "2026-02-20"),
+    ("pending", "2025-11-20"),
+    ("appealed", "2026-01-10"),
+    ("appealed", "2025-11-01"),
+)
+
+
+def _iso(day: int, hour: int = 12) -> str:
+    return (NOW + dt.timedelta(days=day, hours=hour - 15)).isoformat()
+
+
+def _vary(path: Path) -> None:
+    """Give the store every fact the planner reads, at times around the test's instants."""
+    db = sqlite3.connect(path)
+    try:
+        pids = [r[0] for r in db.execute("SELECT id FROM patients ORDER BY id")]
+        for n, pid in enumerate(pids):
+            if n % 11 == 0:
+                db.execute("UPDATE patients SET cease_requested_at = ? WHERE id = ?", (_iso(n % 40 - 5), pid))
+            if n % 13 == 0:
+                db.execute(
+                    "UPDATE patients SET confidential = 'only_listed', confidential_channels = ? WHERE id = ?",
+                    ("letter sms" if n % 2 else "email", pid),
+                )
+            if n % 7 == 1:
+                db.execute(
+                    "UPDATE contact_points SET opted_out_at = ? WHERE patient_id = ? AND channel = ?",
+                    (_iso(n % 30 - 3), pid, ("email", "sms", "letter")[n % 3]),
+                )
+            if n % 5 == 2:  # a bounce; every other one cleared by a later check
+                db.execute(
+                    "UPDATE contact_points SET undeliverable_at = ?, verified_at = ? "
+                    "WHERE patient_id = ? AND channel = 'email'",
+                    (_iso(n % 20 - 2), _iso(n % 20 + 4) if n % 2 else None, pid),
+                )
+            if n % 6 == 3:
+                db.execute(
+                    "UPDATE contact_points SET verified_at = ? WHERE patient_id = ? AND channel = 'sms'",
+                    (_iso(-(n % 400)), pid),
+                )
+            if n % 4 == 0:  # a phone in another zone (quiet hours must hold in both)
+                zone = ("America/Los_Angeles", "Asia/Tokyo", "Europe/Oslo", None)[n % 16 // 4]
+                db.execute(
+                    "INSERT INTO contact_points (patient_id, position, channel, address, consent_at, "
+                    "opted_out_at, verified_at, time_zone) VALUES (?, 99, 'phone', '+15555550100', ?, NULL, ?, ?)",
+                    (pid, _iso(-100), _iso(-10), zone),
+                )
+        accounts = db.execute("SELECT id, currency FROM accounts ORDER BY id").fetchall()
+        invoices = db.execute(
+            "SELECT id, account_id FROM invoices WHERE status = 'open' ORDER BY account_id, id"
+        ).fetchall()
+        seq = 0
+        for n, (iid, aid) in enumerate(invoices):
+            cur = dict(accounts)[aid]
+            if n % 9 == 0:  # a payment that was returned: the balance goes back up
+                for kind, key in (("patient_payment", f"t-pay-{iid}"), ("payment_reversed", f"t-rev-{iid}")):
+                    db.execute(
+                        "INSERT INTO ledger_entries (account_id, key, kind, amount_minor, currency, at, "
+                        "invoice_id, source_id, reason) VALUES (?, ?, ?, 1500, ?, ?, ?, ?, 'test')",
+                        (aid, key, kind, cur, _iso(-1), iid, f"PAY-{iid}"),
+                    )
+            if n % 8 == 5:
+                for k, (channel, outcome) in enumerate(
+                    (("phone", "voicemail"), ("phone", "no_connection"), ("email", "delivered"))
+                    + ((("phone", "answered"),) if n % 24 == 5 else ())
+                ):
+                    seq += 1
+                    db.execute(
+                        "INSERT INTO contact_attempts (id, step_id, account_id, invoice_id, channel, at, outcome) "
+                        "VALUES (?, NULL, ?, ?, ?, ?, ?)",
+                        (f"T-{seq}", aid, iid if k % 2 else None, channel, _iso(n % 12 - 6 + k), outcome),
+                    )
+        ids = [r[0] for r in db.execute("SELECT id FROM invoices WHERE claim_status = 'pending' ORDER BY id")]
+        for n, iid in enumerate(ids):
+            db.execute(
+                "UPDATE invoices SET claim_status = ?, claim_submitted_on = ? WHERE id = ?",
+                (*CLAIMS[n % 4], iid),
+            )
+        for n, (aid, _) in enumerate(accounts[::17]):
+            db.execute(
+                "INSERT INTO assistance_applications (id, account_id, received_on, status, decided_on) "
+                "VALUES (?, ?, '2026-02-01', ?, ?)",
+                (
+                    f"APP-{n}",
+                    aid,
+                    ("received", "approved", "denied")[n % 3],
+                    None if n % 3 == 0 else "2026-02-10",
+                ),
+            )
+        # mandates for some active plans (their due instalments are charged), one revoked
+        plans = db.execute("SELECT id, account_id FROM plans WHERE status = 'active' ORDER BY id").fetchall()
+        for n, (plan_id, aid) in enumerate(plans):
+            db.execute(
+                "INSERT INTO mandates (plan_id, account_id, provider, method, reference, created_at, revoked_at) "
+                "VALUES (?, ?, 'demo-gateway', 'card', ?, ?, ?)",
+                (plan_id, aid, f"tok-{n}", _iso(-60), _iso(n % 40) if n % 4 == 3 else None),
+            )
+        # US nonprofit hospitals (501(r)): their cadence has the written ECA notice
+        db.execute("UPDATE creditors SET nonprofit = 1 WHERE country = 'US'")
+        # one creditor collects for others: its cadence starts on the placement day
+        cid = db.execute("SELECT id FROM creditors ORDER BY id LIMIT 1").fetchone()[0]
+        db.execute("UPDATE creditors SET role = 'third_party_collector' WHERE id = ?", (cid,))
+        for n, (aid,) in enumerate(
+            db.execute("SELECT id FROM accounts WHERE creditor_id = ? ORDER BY id", (cid,)).fetchall()
+        ):
+            if n % 2:
+                db.execute(
+                    "INSERT INTO placements (id, account_id, agency, amount_placed_minor, currency, status, "
+                    "placed_at, closed_at, invoice_ids) VALUES (?, ?, 'x', 100, 'USD', 'returned', ?, NULL, '')",
+                    (f"PL-{aid}", aid, _iso(-(n % 50))),
+                )
+        db.commit()
+    finally:
+        db.close()
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SQLiteStore]:
+    tmp = tmp_path_factory.mktemp("kernel")
+    path = tmp / "run.db"
+    with SQLiteStore(path) as s:
+        load_portfolio(s, 500, seed=5, as_of=AS_OF)
+        pm = make_plugin_manager(load_entrypoints=False)
+        run_settings = RunSettings(channel_config={"outbox": {"folder": str(tmp / "out")}})
+        for day in (0, 22):  # a history of sent steps
+            assert execute_run(s, NOW + dt.timedelta(days=day), pm, run_settings).sent > 0
+    _vary(path)
+    with SQLiteStore(path) as s:
+        yield s
+
+
+def _same(a: RunPlan, b: RunPlan) -> None:
+    assert (a.accounts, a.invoices) == (b.accounts, b.invoices)
+    assert a.messages == b.messages
+    assert a.placements == b.placements
+    assert a.charges == b.charges
+    assert a.missed == b.missed
+    assert a.decisions == b.decisions  # reasons and next dates included
+
+
+instants = st.builds(
+    lambda days, minutes: NOW + dt.timedelta(days=days, minutes=minutes),
+    st.integers(-3, 160),
+    st.integers(0, 24 * 60 - 1),
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(now=instants)
+def test_the_fast_plan_equals_the_rich_plan(store: SQLiteStore, now: dt.datetime) -> None:
+    rich = plan_run(store, now, RunSettings(), prescreen=False)
+    _same(rich, plan_run(store, now, RunSettings()))
+    counts = plan_run(store, now, RunSettings(keep_plan=False))
+    assert counts.counts() == rich.counts()
+    assert counts.size("messages") == len(rich.messages)
+    assert (counts.accounts, counts.invoices) == (rich.accounts, rich.invoices)
+
+
+def test_the_comparison_covers_every_kind_of_decision(store: SQLiteStore) -> None:
+    kinds: dict[str, int] = {}
+    states: set[int] = set()
+    for day in (0, 1, 9, 12, 20, 30, 38, 45, 52, 80, 120):
+        now = NOW + dt.timedelta(days=day, hours=day % 3 * 7)
+        for kind, n in plan_run(store, now, RunSettings(keep_plan=False)).counts().items():
+            kinds[kind] = kinds.get(kind, 0) + n
+        tables = RunTables(Contexts(), now)
+        for facts in store.iter_plan_facts(batch_size=100):
+            for acc in rows_from_facts(facts, now, tables.contexts):
+                states.update(decode(c)[0] for c in decide(acc.rows, tables))
+    for kind in ("send", "hold", "nothing_due", "plan_missed", "charge", "charge_held"):
+        assert kinds.get(kind, 0) > 0, (kind, kinds)
+    assert {DUE, NOT_DUE} <= states and len(states) >= 5, states
+
+
+@pytest.mark.parametrize("day", [0, 4, 37, 90])
+def test_rows_from_the_store_equal_rows_from_snapshots(store: SQLiteStore, day: int) -> None:
+    now = NOW + dt.timedelta(days=day, hours=5)
+    a, b = Contexts(), Contexts()
+    from_facts = [
+        acc for facts in store.iter_plan_facts(batch_size=64) for acc in rows_from_facts(facts, now, a)
+    ]
+    snaps = list(store.iter_account_snapshots())
+    from_snaps = [rows_from_snapshot(s, store.get_creditor(s.account.creditor_id), now, b) for s in snaps]
+    assert len(from_facts) == len(from_snaps) == len(snaps)
+    plain = relief = 0
+    for x, y in zip(from_facts, from_snaps, strict=True):
+        assert (x.account_id, x.rich, x.invoices) == (y.account_id, y.rich, y.invoices)
+        assert [r[2:] for r in x.rows] == [r[2:] for r in y.rows]
+        assert [a[r[1]] for r in x.rows] == [b[r[1]] for r in y.rows]
+        plain += not x.rich
+        relief += x.relief
+    # most accounts are settled on rows, those with disputes, plans and applications included
+    # (only their reasons need the snapshot); conversations go to the rich path
+    assert len(snaps) * 0.8 < plain <= len(snaps)
+    assert relief > 10
+    if day >= 37:
+        assert plain < len(snaps)
