@@ -768,15 +768,17 @@ def by_account(conversations: Iterable[tuple[str, str | None, dt.datetime]]) -> 
 
 @attrs.frozen
 class _Planned:
-    """One account's plan as the run's planner hands it on: the plan, or only its decision codes."""
+    """One account's plan as the run's planner hands it on, or (without objects) the counts of many."""
 
     account_id: str
     creditor_id: str
     invoices: int
     plan: AccountPlan | None
+    #: Without ``objects``: the decision codes of the invoices of :attr:`accounts` accounts.
     codes: Sequence[int] = ()
     #: Counts of instalment actions (without ``objects``: ``missed``, ``charges``, ``decision.*``).
-    extra: Mapping[str, int] = attrs.field(factory=dict)
+    extra: Mapping[str, int] | None = None
+    accounts: int = 1
 
 
 def _iter_plans(
@@ -825,18 +827,29 @@ def _iter_plans(
         batch = rows_from_facts(facts, now, tables.contexts, agency=agency, conversations=conversations)
         settled: dict[str, _Planned] = {}
         rich: list[str] = []
+        if not objects:  # counts only: every plain account of the batch decided in one go
+            plain = [acc for acc in batch if not acc.rich]
+            extra: dict[str, int] = {}
+            for acc in plain:
+                if acc.plans:
+                    tally_instalments(acc, tables, extra)
+            yield _Planned(
+                "",
+                "",
+                sum(acc.invoices for acc in plain),
+                None,
+                decide([row for acc in plain for row in acc.rows], tables),
+                extra,
+                len(plain),
+            )
+            rich = [acc.account_id for acc in batch if acc.rich]
+            batch = [acc for acc in batch if acc.rich]
         for acc in batch:
             if acc.rich:
-                rich.append(acc.account_id)
+                if objects:
+                    rich.append(acc.account_id)
                 continue
             codes = decide(acc.rows, tables)
-            if not objects:
-                extra: dict[str, int] = {}
-                tally_instalments(acc, tables, extra)
-                settled[acc.account_id] = _Planned(
-                    acc.account_id, acc.creditor_id, acc.invoices, None, codes, extra
-                )
-                continue
             plan = None if acc.relief else _plan_of_codes(acc, codes, tables)
             if plan is None:
                 rich.append(acc.account_id)
@@ -933,12 +946,12 @@ class _Collected:
         self.tally: dict[str, int] = {}
 
     def add(self, planned: _Planned) -> None:
-        self.accounts += 1
+        self.accounts += planned.accounts
         self.invoices += planned.invoices
         plan = planned.plan
         if plan is None:
             tally(planned.codes, self.tally)
-            for key, n in planned.extra.items():
+            for key, n in (planned.extra or {}).items():
                 self.tally[key] = self.tally.get(key, 0) + n
             return
         charges = [c for c in plan.charges if c.decision.kind is DecisionKind.CHARGE]
