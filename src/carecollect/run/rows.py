@@ -285,6 +285,7 @@ def rows_from_facts(
     mandates = _group(facts.mandates)
     applying = {r[0] for r in facts.applications}
     ords: dict[str, int] = {}
+    stamp_us: dict[str, int] = {}
     answered = AttemptOutcome.ANSWERED.value
     no_connection = AttemptOutcome.NO_CONNECTION.value
     placed_status = PlacementStatus.PLACED.value
@@ -309,13 +310,15 @@ def rows_from_facts(
         if invs is None:
             append(AccountRows(aid, creditor_id, 0, (), aid in conversations))
             continue
-        acc_attempts = [a for a in attempts.get(aid, ()) if passed(a[3])]
+        acc_attempts = attempts.get(aid)
+        if acc_attempts is not None:
+            acc_attempts = [a for a in acc_attempts if passed(a[3])]
         rich = aid in conversations
         if not rich:
             for r in invs:
                 if r[2] != currency:
                     rich = True
-            for a in acc_attempts:
+            for a in acc_attempts or ():
                 if a[2] == "phone" and a[4] == answered:
                     rich = True
             if agency and not rich and any(r[5] == "open" for r in invs):
@@ -337,9 +340,13 @@ def rows_from_facts(
         for p in pts:
             ch, consent, opted, verified, bounced = p[1], p[2], p[3], p[4], p[6]
             if ch == "sms":
-                stamps = [parse(t) for t in (consent, verified) if t is not None and passed(t)]
-                if stamps:
-                    sms_checked = max(sms_checked, micros(max(stamps)))
+                for t in (consent, verified):
+                    if t is not None and passed(t):
+                        us = stamp_us.get(t)
+                        if us is None:
+                            us = stamp_us[t] = micros(parse(t))
+                        if us > sms_checked:
+                            sms_checked = us
             if listed is not None and ch not in listed:
                 continue
             if opted is not None and passed(opted):
@@ -375,7 +382,8 @@ def rows_from_facts(
                 if a[2] != "phone" or a[4] != no_connection
             ]
         cease = cease_at is not None and passed(cease_at)
-        acc_disputes = tuple(d[1] for d in disputes.get(aid, ()))
+        open_disputes = disputes.get(aid)
+        acc_disputes = tuple(d[1] for d in open_disputes) if open_disputes else ()
         acc_plans = plans.get(aid, ())
         assisting = aid in applying
         rows: list[PlanRow] = []
