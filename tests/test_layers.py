@@ -1,0 +1,151 @@
+"""The house has floors: no module imports from a floor above its own.
+
+Floors, bottom up (CONTRIBUTING.md draws the map): the base (errors, money, time, calendars,
+scrubbing); records (frozen domain objects and their guarded transitions); rules (policy packs,
+rule reading, reasons); decisions (cadence, governor, relief, contact centre); messages;
+plugins (hook specifications, contracts, manager, built-ins, the conformance kit); the store;
+the run (plan rows, kernel, daily run); the edges that feed and read it (importers, reports,
+the synthetic portfolio); and the top (command line, demo, benchmark).
+
+Every ``import`` is read from the source (also those inside functions), so a lazy import does
+not hide an arrow that runs back up.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parent.parent / "src" / "carecollect"
+
+#: module prefix (relative to carecollect) -> floor; the longest matching prefix wins.
+FLOORS: dict[str, int] = {
+    "errors": 0,
+    "scrubbing": 0,
+    "channels": 0,
+    "money": 0,
+    "timekeeping": 0,
+    "calendars": 0,
+    "validation": 0,
+    "events": 0,
+    "patients": 1,
+    "handoff_consent": 1,
+    "invoices": 1,
+    "payments": 1,
+    "plans": 1,
+    "disputes": 1,
+    "placements": 1,
+    "outreach": 1,
+    "creditors": 1,
+    "ledger": 1,
+    "policy.packs": 2,
+    "policy.rules": 2,
+    "policy.explain": 2,
+    "policy.content": 2,
+    "policy.relief_rules": 2,
+    "policy.outreach_rules": 2,
+    "policy": 3,
+    "relief": 3,
+    "contact_centre": 3,
+    "messages": 4,
+    "providers": 5,
+    "agencies": 5,
+    "messaging": 5,
+    "hookspecs": 5,
+    "plugin_manager": 5,
+    "builtin": 5,
+    "testing": 5,
+    "store": 6,
+    "run": 7,
+    "daily_run": 7,
+    "importers": 8,
+    "reports": 8,
+    "portfolio": 8,
+    "cli": 9,
+    "demo": 9,
+    "bench": 9,
+    "web": 9,
+}
+
+#: Arrows that run back up today, each with the reason it is still there. The list may only
+#: shrink: a new arrow up fails the test, and so does an entry here that no longer exists.
+KNOWN_UPWARD: dict[tuple[str, str], str] = {}
+
+
+def _floor(module: str) -> int | None:
+    parts = module.split(".")
+    for n in range(len(parts), 0, -1):
+        key = ".".join(parts[:n])
+        if key in FLOORS:
+            return FLOORS[key]
+    return None
+
+
+def _module_of(path: Path) -> str:
+    rel = path.relative_to(SRC).with_suffix("")
+    parts = [p for p in rel.parts if p != "__init__"]
+    return ".".join(parts)
+
+
+def _imports(path: Path, module: str) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - node.level + 1] if node.level > 1 else package
+                target = ".".join([*base, *(node.module.split(".") if node.module else [])])
+                if node.module is None:
+                    found.update(".".join([*base, a.name]) for a in node.names)
+                else:
+                    found.add(target)
+            elif node.module and node.module.startswith("carecollect."):
+                found.add(node.module.removeprefix("carecollect."))
+        elif isinstance(node, ast.Import):
+            found.update(
+                a.name.removeprefix("carecollect.") for a in node.names if a.name.startswith("carecollect.")
+            )
+    return {m for m in found if m}
+
+
+def _arrows() -> dict[tuple[str, str], tuple[int, int]]:
+    upward: dict[tuple[str, str], tuple[int, int]] = {}
+    for path in sorted(SRC.rglob("*.py")):
+        module = _module_of(path)
+        if not module:
+            continue  # the package's own __init__: lazy names only
+        mine = _floor(module)
+        assert mine is not None, f"carecollect.{module} has no floor: add it to FLOORS"
+        for target in _imports(path, module):
+            theirs = _floor(target)
+            if theirs is not None and theirs > mine:
+                upward[(module, target)] = (mine, theirs)
+    return upward
+
+
+def test_every_module_has_a_floor() -> None:
+    for path in SRC.rglob("*.py"):
+        module = _module_of(path)
+        if module:
+            assert _floor(module) is not None, f"carecollect.{module} has no floor: add it to FLOORS"
+
+
+def test_no_module_imports_from_a_floor_above() -> None:
+    upward = _arrows()
+    new = {k: v for k, v in upward.items() if k not in KNOWN_UPWARD}
+    assert not new, "imports that run up the floors: " + "; ".join(
+        f"carecollect.{a} (floor {fa}) imports carecollect.{b} (floor {fb})"
+        for (a, b), (fa, fb) in sorted(new.items())
+    )
+    gone = set(KNOWN_UPWARD) - set(upward)
+    assert not gone, f"no longer upward, take them off KNOWN_UPWARD: {sorted(gone)}"
+
+
+@pytest.mark.parametrize(
+    ("module", "floor"), [("policy.cadence", 3), ("policy.packs", 2), ("store.sqlite", 6), ("run.kernel", 7)]
+)
+def test_floors_are_read_by_the_longest_prefix(module: str, floor: int) -> None:
+    assert _floor(module) == floor
