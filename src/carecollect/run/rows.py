@@ -274,7 +274,6 @@ def rows_from_facts(
     passed = clock.passed
     parse = dt.datetime.fromisoformat
     invoices = _group(facts.invoices, 1)
-    balances = {r[0]: r for r in facts.balances}
     points = _group(facts.contact_points)
     steps = _group(facts.steps)
     attempts = _group(facts.attempts)
@@ -389,8 +388,6 @@ def rows_from_facts(
         rows: list[PlanRow] = []
         for r in invs:
             iid = r[0]
-            bal = balances.get(iid)
-            balance = bal[2] if bal is not None and bal[1] else r[8] - (r[9] or 0) - (r[10] or 0)
             history: tuple[tuple[OutreachPurpose, int], ...] = ()
             if sent is not None:
                 mine = sent.get(iid)
@@ -417,7 +414,7 @@ def rows_from_facts(
                     issue,
                     due,
                     placed,
-                    balance,
+                    r[8],
                     any(d is None or d == iid for d in acc_disputes) if acc_disputes else False,
                     any(not pl[2] or iid in pl[2].split() for pl in acc_plans) if acc_plans else False,
                     _claim(claim, r[7], r[3]) if claim == "pending" or claim == "appealed" else 0,

@@ -344,9 +344,9 @@ class PlanFacts:
     :param accounts: ``(id, patient_id, creditor_id, currency, jurisdiction, time_zones,
         confidential, confidential_channels, cease_requested_at, creditor_role, creditor_nonprofit)``.
     :param invoices: ``(id, account_id, currency, issue_date, due_date, status, claim_status,
-        claim_submitted_on, lines_total_minor, insurer_paid_minor, contractual_adjustment_minor)``.
-    :param balances: ``(invoice_id, charged, ledger_balance_minor)`` for invoices with ledger
-        entries; ``charged`` is true when a charge was posted (the ledger then holds the balance).
+        claim_submitted_on, balance_minor)``; the balance is the ledger's once a charge was
+        posted, else the patient's share (lines less what the insurer paid and the contractual
+        adjustment), as :func:`~carecollect.daily_run.plan_account` reads it.
     :param contact_points: ``(account_id, channel, consent_at, opted_out_at, verified_at,
         time_zone, undeliverable_at)``, in the patient's order.
     :param steps: sent outreach steps ``(account_id, invoice_id, purpose, sent_at, id)``.
@@ -365,7 +365,6 @@ class PlanFacts:
 
     accounts: list[tuple[Any, ...]]
     invoices: list[tuple[Any, ...]]
-    balances: list[tuple[Any, ...]]
     contact_points: list[tuple[Any, ...]]
     steps: list[tuple[Any, ...]]
     attempts: list[tuple[Any, ...]]

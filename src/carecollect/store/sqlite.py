@@ -895,8 +895,7 @@ class SQLiteStore:
             rng = (accounts[0][0], accounts[-1][0])
             yield PlanFacts(
                 accounts=accounts,
-                invoices=db.execute(self._FACTS_INVOICES, rng).fetchall(),
-                balances=db.execute(self._FACTS_BALANCES, rng).fetchall(),
+                invoices=db.execute(self._FACTS_INVOICES, rng * 2).fetchall(),
                 contact_points=db.execute(self._FACTS_POINTS, rng).fetchall(),
                 steps=db.execute(self._FACTS_STEPS, rng).fetchall(),
                 attempts=db.execute(self._FACTS_ATTEMPTS, rng).fetchall(),
@@ -917,15 +916,16 @@ class SQLiteStore:
     _FACTS_INVOICES = """
         SELECT i.id, i.account_id, i.currency, i.issue_date, i.due_date, i.status, i.claim_status,
                i.claim_submitted_on,
-               (SELECT COALESCE(SUM(l.amount_minor), 0) FROM invoice_lines l WHERE l.invoice_id = i.id),
-               i.insurer_paid_minor, i.contractual_adjustment_minor
-          FROM invoices i WHERE i.account_id BETWEEN ? AND ? ORDER BY i.account_id, i.id"""
-    _FACTS_BALANCES = """
-        SELECT invoice_id, MAX(kind = 'charge'),
-               SUM(CASE WHEN kind IN ('charge', 'refund', 'payment_reversed') THEN amount_minor
-                        ELSE -amount_minor END)
-          FROM ledger_entries WHERE account_id BETWEEN ? AND ? AND invoice_id IS NOT NULL
-         GROUP BY invoice_id"""
+               CASE WHEN b.charged THEN b.balance
+                    ELSE (SELECT COALESCE(SUM(l.amount_minor), 0) FROM invoice_lines l WHERE l.invoice_id = i.id)
+                         - COALESCE(i.insurer_paid_minor, 0) - COALESCE(i.contractual_adjustment_minor, 0) END
+          FROM invoices i LEFT JOIN (
+               SELECT invoice_id, MAX(kind = 'charge') AS charged,
+                      SUM(CASE WHEN kind IN ('charge', 'refund', 'payment_reversed') THEN amount_minor
+                               ELSE -amount_minor END) AS balance
+                 FROM ledger_entries WHERE account_id BETWEEN ? AND ? AND invoice_id IS NOT NULL
+                GROUP BY invoice_id) b ON b.invoice_id = i.id
+         WHERE i.account_id BETWEEN ? AND ? ORDER BY i.account_id, i.id"""
     _FACTS_POINTS = """
         SELECT a.id, c.channel, c.consent_at, c.opted_out_at, c.verified_at, c.time_zone, c.undeliverable_at
           FROM accounts a JOIN contact_points c ON c.patient_id = a.patient_id
