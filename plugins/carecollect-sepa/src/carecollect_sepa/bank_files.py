@@ -308,7 +308,8 @@ def _camt(root: etree._Element, where: str, zone: dt.tzinfo, kind: BankFileKind)
             e2e = _text(tx, "Refs", "EndToEndId")
             if not e2e or e2e == "NOTPROVIDED":
                 raise BankFileError(where, "EndToEndId", "a direct-debit entry must name its collection")
-            amount = _money(_child(tx, "AmtDtls", "TxAmt", "Amt") or _child(tx, "Amt"), where)
+            amount_node = _child(tx, "AmtDtls", "TxAmt", "Amt")
+            amount = _money(amount_node if amount_node is not None else _child(tx, "Amt"), where)
             if amount is None and len(details) == 1:
                 amount = _money(_child(entry, "Amt"), where)
             charges: Money | None = None

@@ -207,7 +207,6 @@ def build_pain008(
         "instrument": "CORE",
     }
     document = sepaxml.SepaDD(config, schema=version, clean=True)
-    document.msg_id = message_id
     by_id: dict[str, DebitInstruction] = {}
     for ins in instructions:
         if ins.amount.currency != "EUR" or not ins.amount.is_positive():
@@ -232,6 +231,9 @@ def build_pain008(
     ns = _NS + version
     header = root.find(f"{{{ns}}}CstmrDrctDbtInitn/{{{ns}}}GrpHdr")
     assert header is not None
+    msg_id = header.find(f"{{{ns}}}MsgId")
+    assert msg_id is not None
+    msg_id.text = message_id
     created = header.find(f"{{{ns}}}CreDtTm")
     assert created is not None
     created.text = created_at.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")

@@ -37,6 +37,7 @@ from carecollect.errors import ValidationError
 from carecollect.messaging import MessageChannel, Receipt, RenderedMessage
 from carecollect.money import Money
 from carecollect.payments import PaymentMethod
+from carecollect.policy.packs import PolicyPack
 from carecollect.providers import (
     BasePaymentProvider,
     Instrument,
@@ -145,6 +146,7 @@ class SepaDirectDebit(BasePaymentProvider):
         return charge is passed on; default: never).
     :param clock: the current instant (the edge reads the clock; tests pass a fixed one).
     :param channel: the message channel for notices (instead of ``notice_channel``).
+    :param pack: the policy pack (instead of ``policy_pack``, e.g. one with house rules).
     :raises SepaConfigurationError: a required setting is missing or invalid.
     """
 
@@ -156,6 +158,7 @@ class SepaDirectDebit(BasePaymentProvider):
         *,
         clock: Callable[[], dt.datetime] = _utc_now,
         channel: MessageChannel | None = None,
+        pack: PolicyPack | None = None,
     ) -> None:
         try:
             self._creditor = Creditor.from_settings(
@@ -177,7 +180,11 @@ class SepaDirectDebit(BasePaymentProvider):
         self._folder = Path(_setting(settings, "folder"))
         self._contact = _setting(settings, "contact")
         self._version = str(settings.get("pain_version", DEFAULT_VERSION))
-        self._pack = settings.get("policy_pack")
+        self._pack: PolicyPack | None = pack
+        if pack is None and settings.get("policy_pack"):
+            from carecollect.policy.packs import get_pack
+
+            self._pack = get_pack(str(settings["policy_pack"]))
         self._clock = clock
         self._channel = channel
         self._channel_name = settings.get("notice_channel")
@@ -258,10 +265,10 @@ class SepaDirectDebit(BasePaymentProvider):
         """
         return self._state.mandates[reference]
 
-    def amend_mandate(self, reference: str, **changes: str) -> SepaMandate:
+    def amend_mandate(self, mandate_reference: str, **changes: str) -> SepaMandate:
         """Change a mandate (see :meth:`SepaMandate.amend`); sent with its next collection."""
-        mandate = self._state.mandates[reference].amend(on=self._today(), **changes)
-        del self._state.mandates[reference]
+        mandate = self._state.mandates[mandate_reference].amend(on=self._today(), **changes)
+        del self._state.mandates[mandate_reference]
         self._state.mandates[mandate.reference] = mandate
         self._state.save()
         return mandate
@@ -375,8 +382,9 @@ class SepaDirectDebit(BasePaymentProvider):
             e2e = f"CC{now.astimezone(dt.UTC):%y%m%d}{self._state.next_number():07d}"
             sequence = mandate.next_sequence()
             self._state.mandates[mandate.reference] = mandate.record_collection(due)
+            # the mandate's pending amendment goes with this, its next collection
             self._state.collections[e2e] = Collection(
-                e2e, account_id, mandate.reference, amount, due, sequence, now
+                e2e, account_id, mandate.reference, amount, due, sequence, now, amendment=mandate.amendment
             )
             self._state.save()
             self._announce(self._state.collections[e2e])
@@ -459,14 +467,7 @@ class SepaDirectDebit(BasePaymentProvider):
         message_id = f"CC-{now.astimezone(dt.UTC):%Y%m%d%H%M%S}-{self._state.next_number():05d}"
         for key in ready:
             c = self._state.collections[key]
-            mandate = self._state.mandates[c.mandate_reference]
-            amendment = None
-            if mandate.amendment is not None:  # sent with this, the mandate's next collection
-                amendment = mandate.amendment
-                self._state.mandates[c.mandate_reference] = attrs.evolve(mandate, amendment=None)
-            self._state.collections[key] = attrs.evolve(
-                c, status=CollectionStatus.SUBMITTED, file_id=message_id, amendment=amendment
-            )
+            self._state.collections[key] = attrs.evolve(c, status=CollectionStatus.SUBMITTED, file_id=message_id)
         created = now.replace(microsecond=0)
         try:
             document = self._build(message_id, created)
@@ -501,11 +502,9 @@ class SepaDirectDebit(BasePaymentProvider):
         return InboundEvent(InboundKind.PAYMENT, PROVIDER_NAME, body, sign_webhook(self._secret, body, at=at))
 
     def _fee_allowed(self, on: dt.date) -> bool:
-        if not self._pack:
+        if self._pack is None:
             return False
-        from carecollect.policy.packs import get_pack
-
-        return bool(get_pack(str(self._pack)).get("direct_debit.return_fee_allowed", False, on=on))
+        return self._pack.get("direct_debit.return_fee_allowed", False, on=on) is True
 
     def read_bank_file(self, data: bytes, *, name: str = "bank file") -> BankFileResult:
         """Apply a pain.002, camt.054 or camt.053 and return the intake events it gives.
