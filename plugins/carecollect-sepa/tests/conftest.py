@@ -78,7 +78,14 @@ def sepa(settings: dict[str, Any], clock: Clock, channel: MessageChannel) -> Sep
     provider = SepaDirectDebit(settings, clock=clock, channel=channel)
     provider.add_mandate(mandate())
     provider.add_mandate(
-        mandate("CC-A-2-01", "A-2", iban=OTHER_IBAN, debtor_name="Max Mustermann", signed_on=dt.date(2026, 2, 10),
-                language="en", notice_address="max@example.de")
+        mandate(
+            "CC-A-2-01",
+            "A-2",
+            iban=OTHER_IBAN,
+            debtor_name="Max Mustermann",
+            signed_on=dt.date(2026, 2, 10),
+            language="en",
+            notice_address="max@example.de",
+        )
     )
     return provider

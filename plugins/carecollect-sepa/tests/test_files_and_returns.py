@@ -31,7 +31,10 @@ EUR = "EUR"
 
 def _charge(sepa: SepaDirectDebit, token: str, account: str, amount: str, key: str) -> str:
     result = sepa.purchase(
-        Money(amount, EUR), Instrument(PaymentMethod.DIRECT_DEBIT, token), idempotency_key=key, account_id=account
+        Money(amount, EUR),
+        Instrument(PaymentMethod.DIRECT_DEBIT, token),
+        idempotency_key=key,
+        account_id=account,
     )
     assert result.success, result
     assert result.reference is not None
@@ -46,7 +49,9 @@ def _two_debits_in_a_file(sepa: SepaDirectDebit) -> Path:
     return written.path
 
 
-def test_a_debit_is_announced_14_days_ahead_in_the_patients_language(sepa: SepaDirectDebit, outbox: Path) -> None:
+def test_a_debit_is_announced_14_days_ahead_in_the_patients_language(
+    sepa: SepaDirectDebit, outbox: Path
+) -> None:
     e2e = _charge(sepa, "CC-A-1-01", "A-1", "100.00", "k1")
     debit = sepa.collection(e2e)
     assert debit.due_on == dt.date(2026, 3, 16) and debit.sequence is SequenceType.FIRST
@@ -133,7 +138,8 @@ def test_recurring_and_amended_debits_go_in_their_own_batches(sepa: SepaDirectDe
     assert written is not None
     root = etree.fromstring(written.path.read_bytes())
     batches = {
-        i.findtext("p:PmtTpInf/p:SeqTp", namespaces=NS): i for i in root.iterfind(".//p:PmtInf", namespaces=NS)
+        i.findtext("p:PmtTpInf/p:SeqTp", namespaces=NS): i
+        for i in root.iterfind(".//p:PmtInf", namespaces=NS)
     }
     assert set(batches) == {"RCUR", "FRST"}
     amended = batches["FRST"].find(".//p:MndtRltdInf", namespaces=NS)
@@ -141,12 +147,16 @@ def test_recurring_and_amended_debits_go_in_their_own_batches(sepa: SepaDirectDe
     assert amended.findtext("p:MndtId", namespaces=NS) == "CC-A-2-02"
     assert amended.findtext("p:AmdmntInd", namespaces=NS) == "true"
     assert amended.findtext("p:AmdmntInfDtls/p:OrgnlMndtId", namespaces=NS) == "CC-A-2-01"
-    assert amended.findtext("p:AmdmntInfDtls/p:OrgnlDbtrAgt/p:FinInstnId/p:Othr/p:Id", namespaces=NS) == "SMNDA"
+    assert (
+        amended.findtext("p:AmdmntInfDtls/p:OrgnlDbtrAgt/p:FinInstnId/p:Othr/p:Id", namespaces=NS) == "SMNDA"
+    )
     assert batches["RCUR"].find(".//p:AmdmntInd", namespaces=NS) is None
     assert sepa.mandate("CC-A-2-02").amendment is None  # sent once
 
 
-def test_a_missed_cut_off_redates_and_announces_again(sepa: SepaDirectDebit, clock: Clock, outbox: Path) -> None:
+def test_a_missed_cut_off_redates_and_announces_again(
+    sepa: SepaDirectDebit, clock: Clock, outbox: Path
+) -> None:
     e2e = _charge(sepa, "CC-A-1-01", "A-1", "100.00", "k1")
     clock.now = dt.datetime(2026, 3, 13, 15, 0, tzinfo=dt.UTC)  # after Friday's cut-off for Monday the 16th
     written = sepa.write_collection_file()
@@ -169,7 +179,9 @@ def test_a_file_recorded_but_not_written_is_written_again_identical(
 def test_unusable_mandates_are_declines_not_exceptions(sepa: SepaDirectDebit) -> None:
     def buy(token: str, account: str = "A-1", currency: str = EUR) -> PaymentErrorCode | None:
         return sepa.purchase(
-            Money("5.00", currency), Instrument(PaymentMethod.DIRECT_DEBIT, token), idempotency_key=f"x-{token}-{account}-{currency}",
+            Money("5.00", currency),
+            Instrument(PaymentMethod.DIRECT_DEBIT, token),
+            idempotency_key=f"x-{token}-{account}-{currency}",
             account_id=account,
         ).error_code
 
@@ -220,8 +232,12 @@ def test_a_returned_debit_after_settlement_and_the_fee_rule(
     assert event["id"] == "sepa-failed-CC2603020000001" and event["outcome"] == "returned"
     assert "fee_minor" not in event  # no pack allows passing the bank's charge on
     assert sepa.collection("CC2603020000001").status is CollectionStatus.RETURNED
-    assert sepa.mandate("CC-A-1-01").next_sequence() is SequenceType.RECURRING  # AM04 does not end the mandate
-    assert "Wir haben Ihnen dafür keine Gebühr berechnet." in _eml_body(outbox / "SEPA-RET-CC2603020000001.eml")
+    assert (
+        sepa.mandate("CC-A-1-01").next_sequence() is SequenceType.RECURRING
+    )  # AM04 does not end the mandate
+    assert "Wir haben Ihnen dafür keine Gebühr berechnet." in _eml_body(
+        outbox / "SEPA-RET-CC2603020000001.eml"
+    )
 
 
 def test_a_pack_that_allows_it_passes_the_return_charge_on(
@@ -230,12 +246,21 @@ def test_a_pack_that_allows_it_passes_the_return_charge_on(
     from conftest import mandate
 
     pack = get_pack("de").with_rules(
-        (Rule("direct_debit.return_fee_allowed", True, "agreement with the patient", dt.date(2026, 1, 1),
-              Strictness.ALLOWED_IF_TRUE),)
+        (
+            Rule(
+                "direct_debit.return_fee_allowed",
+                True,
+                "agreement with the patient",
+                dt.date(2026, 1, 1),
+                Strictness.ALLOWED_IF_TRUE,
+            ),
+        )
     )
     sepa = SepaDirectDebit(settings, clock=clock, channel=channel, pack=pack)
     sepa.add_mandate(mandate())
-    sepa.add_mandate(mandate("CC-A-2-01", "A-2", iban=OTHER_IBAN, language="en", notice_address="max@example.de"))
+    sepa.add_mandate(
+        mandate("CC-A-2-01", "A-2", iban=OTHER_IBAN, language="en", notice_address="max@example.de")
+    )
     _two_debits_in_a_file(sepa)
     (event,) = _events(sepa.read_bank_file((FIXTURES / "camt054_return.xml").read_bytes()))
     assert (event["fee_minor"], event["fee_currency"]) == (300, "EUR")
@@ -248,14 +273,18 @@ def test_a_reason_that_ends_the_mandate_revokes_it(
 ) -> None:
     _two_debits_in_a_file(sepa)
     sepa._clock.now = dt.datetime(2026, 3, 19, 7, tzinfo=dt.UTC)  # type: ignore[attr-defined]
-    data = (FIXTURES / "camt054_return.xml").read_bytes().replace(b"<Cd>AM04</Cd>", f"<Cd>{code}</Cd>".encode())
+    data = (
+        (FIXTURES / "camt054_return.xml").read_bytes().replace(b"<Cd>AM04</Cd>", f"<Cd>{code}</Cd>".encode())
+    )
     events = _events(sepa.read_bank_file(data))
     assert [e["type"] for e in events] == ["payment.failed", "mandate.revoked"]
     assert events[1]["reference"] == "CC-A-1-01"
     assert sepa.mandate("CC-A-1-01").revoked_on == dt.date(2026, 3, 18)
     assert (outbox / "SEPA-RET-CC2603020000001.eml").exists() is told
     refused = sepa.purchase(
-        Money("1.00", EUR), Instrument(PaymentMethod.DIRECT_DEBIT, "CC-A-1-01"), idempotency_key="after",
+        Money("1.00", EUR),
+        Instrument(PaymentMethod.DIRECT_DEBIT, "CC-A-1-01"),
+        idempotency_key="after",
         account_id="A-1",
     )
     assert refused.error_code is PaymentErrorCode.MANDATE_REVOKED
@@ -278,7 +307,9 @@ def test_a_bank_file_that_cannot_be_read_names_the_file_and_element(sepa: SepaDi
     with pytest.raises(BankFileError, match="x.xml"):
         sepa.read_bank_file(b"<nope", name="x.xml")
     with pytest.raises(BankFileError, match="OrgnlEndToEndId"):
-        sepa.read_bank_file((FIXTURES / "pain002_reject.xml").read_bytes().replace(b"OrgnlEndToEndId", b"Other"))
+        sepa.read_bank_file(
+            (FIXTURES / "pain002_reject.xml").read_bytes().replace(b"OrgnlEndToEndId", b"Other")
+        )
 
 
 def test_secrets_and_account_data_stay_out_of_reprs_and_messages(
@@ -289,7 +320,13 @@ def test_secrets_and_account_data_stay_out_of_reprs_and_messages(
     _two_debits_in_a_file(sepa)
     result = sepa.read_bank_file((FIXTURES / "camt054_return.xml").read_bytes())
     text = "\n".join(
-        [repr(sepa), repr(sepa.creditor), repr(sepa.mandate("CC-A-1-01")), repr(result), repr(sepa.collection("CC2603020000001"))]
+        [
+            repr(sepa),
+            repr(sepa.creditor),
+            repr(sepa.mandate("CC-A-1-01")),
+            repr(result),
+            repr(sepa.collection("CC2603020000001")),
+        ]
     )
     for secret in (INTAKE_SECRET, DEBTOR_IBAN, "Erika", settings["creditor_iban"]):
         assert secret not in text

@@ -68,7 +68,10 @@ def test_a_one_off_mandate_is_used_once() -> None:
 
 def test_a_rejected_first_collection_makes_the_next_one_first_again() -> None:
     m = mandate().record_collection(dt.date(2026, 2, 2))
-    assert m.undo_rejected_collection(SequenceType.FIRST, dt.date(2026, 2, 2)).next_sequence() is SequenceType.FIRST
+    assert (
+        m.undo_rejected_collection(SequenceType.FIRST, dt.date(2026, 2, 2)).next_sequence()
+        is SequenceType.FIRST
+    )
     # a rejected recurring one changes nothing
     m2 = m.record_collection(dt.date(2026, 3, 2))
     assert m2.undo_rejected_collection(SequenceType.RECURRING, dt.date(2026, 3, 2)) == m2
@@ -99,8 +102,16 @@ def test_amendments_are_kept_until_the_next_collection_and_another_bank_means_fr
 
 @pytest.mark.parametrize(
     "day",
-    [dt.date(2026, 1, 1), dt.date(2026, 4, 3), dt.date(2026, 4, 6), dt.date(2026, 5, 1),
-     dt.date(2026, 12, 25), dt.date(2026, 12, 26), dt.date(2027, 3, 26), dt.date(2027, 3, 29)],
+    [
+        dt.date(2026, 1, 1),
+        dt.date(2026, 4, 3),
+        dt.date(2026, 4, 6),
+        dt.date(2026, 5, 1),
+        dt.date(2026, 12, 25),
+        dt.date(2026, 12, 26),
+        dt.date(2027, 3, 26),
+        dt.date(2027, 3, 29),
+    ],
 )
 def test_target2_closing_days_come_from_the_holiday_calendar(day: dt.date) -> None:
     assert not is_target_day(day)
@@ -118,7 +129,9 @@ def test_due_dates_respect_notice_cut_off_and_holidays() -> None:
     # 14 days' notice lands on Good Friday (3 April): the next TARGET day is Tuesday 7 April
     assert cal.earliest_due_date(morning, notice_days=14) == dt.date(2026, 4, 7)
     # an agreed 2-day notice: the bank's D-1 decides; after the cut-off the file counts from the next day
-    assert cal.earliest_due_date(dt.datetime(2026, 3, 3, 9, tzinfo=dt.UTC), notice_days=2) == dt.date(2026, 3, 5)
+    assert cal.earliest_due_date(dt.datetime(2026, 3, 3, 9, tzinfo=dt.UTC), notice_days=2) == dt.date(
+        2026, 3, 5
+    )
     late = dt.datetime(2026, 3, 3, 15, 30, tzinfo=dt.UTC)  # 16:30 in Berlin
     assert cal.earliest_due_date(late, notice_days=1) == dt.date(2026, 3, 5)
     assert cal.submission_deadline(dt.date(2026, 4, 7)).date() == dt.date(2026, 4, 2)

@@ -90,7 +90,11 @@ class ReturnReason:
     @property
     def ends_mandate(self) -> bool:
         """Whether the mandate cannot be used for another collection."""
-        return self.category in (ReturnCategory.ACCOUNT_UNUSABLE, ReturnCategory.NO_MANDATE, ReturnCategory.DECEASED)
+        return self.category in (
+            ReturnCategory.ACCOUNT_UNUSABLE,
+            ReturnCategory.NO_MANDATE,
+            ReturnCategory.DECEASED,
+        )
 
     @property
     def patient_is_told(self) -> bool:
@@ -138,7 +142,9 @@ def return_reason(code: str | None) -> ReturnReason:
     (<ReturnCategory.INSUFFICIENT_FUNDS: 'insufficient_funds'>, True)
     """
     key = (code or "").strip().upper()
-    return _REASONS.get(key) or ReturnReason(key or "NARR", ReturnCategory.OTHER, "Reason not in the code list")
+    return _REASONS.get(key) or ReturnReason(
+        key or "NARR", ReturnCategory.OTHER, "Reason not in the code list"
+    )
 
 
 @attrs.frozen
@@ -253,7 +259,9 @@ def _pain002(root: etree._Element, where: str, zone: dt.tzinfo) -> BankReport:
                 continue
             e2e = _text(tx, "OrgnlEndToEndId")
             if not e2e:
-                raise BankFileError(where, "OrgnlEndToEndId", "a rejected transaction must name its collection")
+                raise BankFileError(
+                    where, "OrgnlEndToEndId", "a rejected transaction must name its collection"
+                )
             code = _text(tx, "StsRsnInf", "Rsn", "Cd") or _text(info, "StsRsnInf", "Rsn", "Cd")
             ref = _child(tx, "OrgnlTxRef")
             amount = _money(_child(ref, "Amt", "InstdAmt") if ref is not None else None, where)
@@ -276,8 +284,10 @@ def _is_direct_debit(entry: etree._Element, family: tuple[str, ...]) -> bool:
     domain = _child(entry, "BkTxCd", "Domn")
     if domain is None:
         return False
-    return _text(domain, "Cd") == "PMNT" and _text(domain, "Fmly", "Cd") == "RDDT" and (
-        _text(domain, "Fmly", "SubFmlyCd") in family
+    return (
+        _text(domain, "Cd") == "PMNT"
+        and _text(domain, "Fmly", "Cd") == "RDDT"
+        and (_text(domain, "Fmly", "SubFmlyCd") in family)
     )
 
 
@@ -302,7 +312,9 @@ def _camt(root: etree._Element, where: str, zone: dt.tzinfo, kind: BankFileKind)
         if settled and not details:
             batch = _text(entry, "NtryDtls", "Btch", "PmtInfId")
             if batch:
-                out.append(TransactionReport(None, TransactionOutcome.SETTLED, None, None, booked, batch_id=batch))
+                out.append(
+                    TransactionReport(None, TransactionOutcome.SETTLED, None, None, booked, batch_id=batch)
+                )
             continue
         for tx in details:
             e2e = _text(tx, "Refs", "EndToEndId")
@@ -325,11 +337,19 @@ def _camt(root: etree._Element, where: str, zone: dt.tzinfo, kind: BankFileKind)
                 code = _text(tx, "RtrInf", "Rsn", "Cd")
                 out.append(
                     TransactionReport(
-                        e2e, TransactionOutcome.RETURNED, return_reason(code), amount, booked, charges, mandate
+                        e2e,
+                        TransactionOutcome.RETURNED,
+                        return_reason(code),
+                        amount,
+                        booked,
+                        charges,
+                        mandate,
                     )
                 )
             else:
-                out.append(TransactionReport(e2e, TransactionOutcome.SETTLED, None, amount, booked, None, mandate))
+                out.append(
+                    TransactionReport(e2e, TransactionOutcome.SETTLED, None, amount, booked, None, mandate)
+                )
     return BankReport(kind, message_id, created, tuple(out))
 
 

@@ -214,7 +214,9 @@ def return_notice_text(
     """
     lang = _language(language)
     if category not in _RETURN_REASON:
-        raise ValidationError("SEPA return notice", "category", f"{category.value} is not told to the patient")
+        raise ValidationError(
+            "SEPA return notice", "category", f"{category.value} is not told to the patient"
+        )
     loc = _LOCALES[lang]
     no_fee, with_fee = _RETURN_FEE[lang]
     parts = [

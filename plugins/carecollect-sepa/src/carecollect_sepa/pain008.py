@@ -1,4 +1,4 @@
-"""Collection files: ISO 20022 pain.008 (customer direct debit initiation), validated against the official XSD.
+"""Collection files: ISO 20022 pain.008 (direct debit initiation), validated against the official XSD.
 
 The document is built with :mod:`sepaxml` (batch booking on: one ``PmtInf``
 per sequence type and due date, booked as one amount on the creditor's
@@ -103,7 +103,9 @@ def schema_path(version: str) -> Path:
     :raises SepaFileInvalid: unknown version, or a schema that is not the one for it.
     """
     if version not in SUPPORTED_VERSIONS:
-        raise SepaFileInvalid(f"pain.008 version {version!r} is not supported; use one of {SUPPORTED_VERSIONS}")
+        raise SepaFileInvalid(
+            f"pain.008 version {version!r} is not supported; use one of {SUPPORTED_VERSIONS}"
+        )
     path = Path(sepaxml.__file__).parent / "schemas" / f"{version}.xsd"
     root = etree.parse(str(path)).getroot()
     if root.get("targetNamespace") != _NS + version:
@@ -210,7 +212,9 @@ def build_pain008(
     by_id: dict[str, DebitInstruction] = {}
     for ins in instructions:
         if ins.amount.currency != "EUR" or not ins.amount.is_positive():
-            raise ValidationError(f"collection {ins.end_to_end_id}", "amount", "SEPA collects positive EUR amounts")
+            raise ValidationError(
+                f"collection {ins.end_to_end_id}", "amount", "SEPA collects positive EUR amounts"
+            )
         by_id[ins.end_to_end_id] = ins
         document.add_payment(
             {

@@ -111,7 +111,12 @@ class BankFileResult:
         """The events as ``carecollect run --events`` reads them (one JSON object per line)."""
         lines = [
             json.dumps(
-                {"kind": e.kind.value, "plugin": e.plugin, "body": e.body.decode("utf-8"), "headers": dict(e.headers)}
+                {
+                    "kind": e.kind.value,
+                    "plugin": e.plugin,
+                    "body": e.body.decode("utf-8"),
+                    "headers": dict(e.headers),
+                }
             )
             for e in self.events
         ]
@@ -123,7 +128,9 @@ def _setting(settings: Mapping[str, Any], key: str, default: str | None = None) 
     if isinstance(value, str) and value.startswith("env:"):
         name = value[4:]
         if name not in os.environ:
-            raise SepaConfigurationError(f"sepa: setting {key!r} wants the environment variable {name}, which is not set")
+            raise SepaConfigurationError(
+                f"sepa: setting {key!r} wants the environment variable {name}, which is not set"
+            )
         value = os.environ[name]
     if value is None or (isinstance(value, str) and not value.strip()):
         raise SepaConfigurationError(f"sepa: setting {key!r} is required")
@@ -175,7 +182,9 @@ class SepaDirectDebit(BasePaymentProvider):
         except ValidationError as exc:
             raise SepaConfigurationError(f"sepa: {exc}") from None
         except ValueError:
-            raise SepaConfigurationError("sepa: lead_days must be a number and cut_off a time (HH:MM)") from None
+            raise SepaConfigurationError(
+                "sepa: lead_days must be a number and cut_off a time (HH:MM)"
+            ) from None
         self._secret = _setting(settings, "intake_secret").encode()
         self._folder = Path(_setting(settings, "folder"))
         self._contact = _setting(settings, "contact")
@@ -295,7 +304,8 @@ class SepaDirectDebit(BasePaymentProvider):
         if seen is not None:
             if seen[0] != request:
                 return PaymentResult.failed(
-                    PaymentErrorCode.IDEMPOTENCY_CONFLICT, "this idempotency key was used for a different request"
+                    PaymentErrorCode.IDEMPOTENCY_CONFLICT,
+                    "this idempotency key was used for a different request",
                 )
             r = seen[1]
             amount = Money.from_minor(r["amount"][0], r["amount"][1]) if r.get("amount") else None
@@ -310,7 +320,9 @@ class SepaDirectDebit(BasePaymentProvider):
                 "reference": result.reference,
                 "code": result.error_code.value if result.error_code else None,
                 "message": result.message,
-                "amount": [result.amount.minor_units, result.amount.currency] if result.amount is not None else None,
+                "amount": [result.amount.minor_units, result.amount.currency]
+                if result.amount is not None
+                else None,
             },
         ]
         self._state.save()
@@ -320,7 +332,9 @@ class SepaDirectDebit(BasePaymentProvider):
         if mandate is None:
             return PaymentResult.failed(PaymentErrorCode.INVALID_INSTRUMENT, "no mandate with this reference")
         if mandate.account_id != account_id:
-            return PaymentResult.failed(PaymentErrorCode.INVALID_INSTRUMENT, "the mandate belongs to another account")
+            return PaymentResult.failed(
+                PaymentErrorCode.INVALID_INSTRUMENT, "the mandate belongs to another account"
+            )
         problem = mandate.problem(on)
         if problem == "revoked":
             return PaymentResult.failed(PaymentErrorCode.MANDATE_REVOKED, "the mandate was revoked")
@@ -330,12 +344,16 @@ class SepaDirectDebit(BasePaymentProvider):
 
     # -- verbs ---------------------------------------------------------------------------------------
 
-    def store_mandate(self, instrument: Instrument, *, idempotency_key: str, account_id: str) -> PaymentResult:
+    def store_mandate(
+        self, instrument: Instrument, *, idempotency_key: str, account_id: str
+    ) -> PaymentResult:
         """Confirm a recorded mandate for ``account_id``; the result's reference is the mandate reference."""
 
         def act() -> PaymentResult:
             if instrument.method is not PaymentMethod.DIRECT_DEBIT:
-                return PaymentResult.failed(PaymentErrorCode.METHOD_NOT_SUPPORTED, "SEPA takes direct-debit mandates")
+                return PaymentResult.failed(
+                    PaymentErrorCode.METHOD_NOT_SUPPORTED, "SEPA takes direct-debit mandates"
+                )
             mandate = self._state.mandates.get(instrument.token)
             refusal = self._refusal(mandate, account_id, self._today())
             if refusal is not None or mandate is None:
@@ -375,7 +393,9 @@ class SepaDirectDebit(BasePaymentProvider):
                 return PaymentResult.failed(PaymentErrorCode.DECLINED, "nothing to collect")
             now = self._now()
             mandate = self._state.mandates.get(instrument.token)
-            due = self._calendar.earliest_due_date(now, notice_days=mandate.pre_notification_days if mandate else 14)
+            due = self._calendar.earliest_due_date(
+                now, notice_days=mandate.pre_notification_days if mandate else 14
+            )
             refusal = self._refusal(mandate, account_id, due)
             if refusal is not None or mandate is None:
                 return refusal or PaymentResult.failed(PaymentErrorCode.INVALID_INSTRUMENT)
@@ -467,7 +487,9 @@ class SepaDirectDebit(BasePaymentProvider):
         message_id = f"CC-{now.astimezone(dt.UTC):%Y%m%d%H%M%S}-{self._state.next_number():05d}"
         for key in ready:
             c = self._state.collections[key]
-            self._state.collections[key] = attrs.evolve(c, status=CollectionStatus.SUBMITTED, file_id=message_id)
+            self._state.collections[key] = attrs.evolve(
+                c, status=CollectionStatus.SUBMITTED, file_id=message_id
+            )
         created = now.replace(microsecond=0)
         try:
             document = self._build(message_id, created)
@@ -478,7 +500,9 @@ class SepaDirectDebit(BasePaymentProvider):
         for info in (e for e in root.iter() if etree.QName(e).localname == "PmtInf"):
             batch = next(e.text for e in info.iter() if etree.QName(e).localname == "PmtInfId")
             for e2e in (e.text for e in info.iter() if etree.QName(e).localname == "EndToEndId"):
-                self._state.collections[str(e2e)] = attrs.evolve(self._state.collections[str(e2e)], batch_id=batch)
+                self._state.collections[str(e2e)] = attrs.evolve(
+                    self._state.collections[str(e2e)], batch_id=batch
+                )
         self._state.files[message_id] = f"{message_id}.xml|{created.isoformat()}"
         self._state.save()
         write_atomically(self._outgoing(message_id), document)
@@ -493,8 +517,16 @@ class SepaDirectDebit(BasePaymentProvider):
 
     # -- bank files and intake events ----------------------------------------------------------------
 
-    def _event(self, event_id: str, kind: WebhookKind, reference: str, at: dt.datetime, **extra: Any) -> bytes:
-        body = {"id": event_id, "type": kind.value, "reference": reference, "occurred_at": at.isoformat(), **extra}
+    def _event(
+        self, event_id: str, kind: WebhookKind, reference: str, at: dt.datetime, **extra: Any
+    ) -> bytes:
+        body = {
+            "id": event_id,
+            "type": kind.value,
+            "reference": reference,
+            "occurred_at": at.isoformat(),
+            **extra,
+        }
         return json.dumps(body, sort_keys=True).encode("utf-8")
 
     def signed_event(self, body: bytes, *, at: dt.datetime) -> InboundEvent:
@@ -550,12 +582,19 @@ class SepaDirectDebit(BasePaymentProvider):
             mandate = self._state.mandates[collection.mandate_reference]
             if tx.reason.ends_mandate:
                 body = self._event(
-                    f"sepa-revoked-{mandate.reference}", WebhookKind.MANDATE_REVOKED, mandate.reference, occurred
+                    f"sepa-revoked-{mandate.reference}",
+                    WebhookKind.MANDATE_REVOKED,
+                    mandate.reference,
+                    occurred,
                 )
                 events.append(self.signed_event(body, at=now))
             if collection.status.failed:
                 continue  # applied before: the book, the mandate and the patient are left as they are
-            status = CollectionStatus.REJECTED if tx.outcome is TransactionOutcome.REJECTED else CollectionStatus.RETURNED
+            status = (
+                CollectionStatus.REJECTED
+                if tx.outcome is TransactionOutcome.REJECTED
+                else CollectionStatus.RETURNED
+            )
             self._state.collections[key] = attrs.evolve(collection, status=status, reason=tx.reason.code)
             if status is CollectionStatus.REJECTED:
                 mandate = mandate.undo_rejected_collection(collection.sequence, collection.due_on)
@@ -598,7 +637,9 @@ class SepaDirectDebit(BasePaymentProvider):
         try:
             data = json.loads(body)
             amount = (
-                Money.from_minor(int(data["amount_minor"]), str(data["currency"])) if "amount_minor" in data else None
+                Money.from_minor(int(data["amount_minor"]), str(data["currency"]))
+                if "amount_minor" in data
+                else None
             )
             return WebhookEvent(
                 str(data["id"]),
@@ -609,4 +650,6 @@ class SepaDirectDebit(BasePaymentProvider):
                 raw=data,
             )
         except (ValueError, KeyError, TypeError) as exc:
-            raise WebhookSignatureInvalid(f"sepa: a signed event that is not one ({type(exc).__name__})") from None
+            raise WebhookSignatureInvalid(
+                f"sepa: a signed event that is not one ({type(exc).__name__})"
+            ) from None

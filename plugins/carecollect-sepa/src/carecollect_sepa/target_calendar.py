@@ -69,7 +69,9 @@ def _zone(instance: object, attribute: attrs.Attribute[str], value: str) -> None
     try:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValidationError("CollectionCalendar", attribute.name, "an IANA time zone, e.g. Europe/Berlin") from None
+        raise ValidationError(
+            "CollectionCalendar", attribute.name, "an IANA time zone, e.g. Europe/Berlin"
+        ) from None
 
 
 @attrs.frozen
@@ -77,7 +79,7 @@ class CollectionCalendar:
     """The creditor bank's submission rules.
 
     :param lead_days: TARGET days between the file reaching the bank and the due date (SEPA Core: 1).
-    :param cut_off: the bank's daily cut-off time, in ``zone``; a file after it counts from the next TARGET day.
+    :param cut_off: the bank's daily cut-off time in ``zone``; a later file counts from the next TARGET day.
     :param zone: the bank's time zone.
     :param max_days_ahead: how many calendar days ahead of the due date the bank accepts a file (14).
     """
@@ -89,7 +91,9 @@ class CollectionCalendar:
 
     def __attrs_post_init__(self) -> None:
         if not 1 <= self.lead_days <= 10:
-            raise ValidationError("CollectionCalendar", "lead_days", "1-10 TARGET days (SEPA Core needs at least 1)")
+            raise ValidationError(
+                "CollectionCalendar", "lead_days", "1-10 TARGET days (SEPA Core needs at least 1)"
+            )
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
@@ -123,4 +127,6 @@ class CollectionCalendar:
     def may_submit(self, due: dt.date, now: dt.datetime) -> bool:
         """Whether a collection due on ``due`` goes into a file made at ``now`` (not too early, not late)."""
         local = now.astimezone(self.tz)
-        return due - local.date() <= dt.timedelta(days=self.max_days_ahead) and now <= self.submission_deadline(due)
+        return due - local.date() <= dt.timedelta(
+            days=self.max_days_ahead
+        ) and now <= self.submission_deadline(due)
