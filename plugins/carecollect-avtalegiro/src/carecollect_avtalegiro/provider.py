@@ -181,7 +181,8 @@ _NOTICE = {
     "bg": (
         "Известие за плащане с AvtaleGiro",
         "Здравейте,\n\n{creditor} ще събере {amount} "
-        "чрез AvtaleGiro на {due}. KID: {kid}.\nАко нещо не е наред, свържете се с нас преди падежа: {contact}.",
+        "чрез AvtaleGiro на {due}. KID: {kid}.\nАко нещо не е наред, "
+        "свържете се с нас преди падежа: {contact}.",
     ),
 }
 _LOCALES = {"nb": "nb_NO", "en": "en_GB", "de": "de_DE", "bg": "bg_BG"}
