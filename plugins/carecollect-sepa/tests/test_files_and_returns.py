@@ -167,13 +167,34 @@ def test_a_missed_cut_off_redates_and_announces_again(
 
 
 def test_a_file_recorded_but_not_written_is_written_again_identical(
-    sepa: SepaDirectDebit, settings: dict[str, Any], clock: Clock, channel: Any
+    sepa: SepaDirectDebit,
+    settings: dict[str, Any],
+    clock: Clock,
+    channel: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    path = _two_debits_in_a_file(sepa)
-    data = path.read_bytes()
-    path.unlink()  # as if the process died between the book and the file
+    import carecollect_sepa.provider as provider_module
+
+    assert _charge(sepa, "CC-A-1-01", "A-1", "100.00", "k1")
+
+    def crash(path: Path, data: bytes) -> None:
+        raise SystemExit("killed while writing the file")
+
+    with monkeypatch.context() as patched, pytest.raises(SystemExit):
+        patched.setattr(provider_module, "write_atomically", crash)
+        sepa.write_collection_file()
+    outgoing = Path(settings["folder"]) / "outgoing"
+    assert not outgoing.exists() or not list(outgoing.iterdir())
+    restarted = SepaDirectDebit(settings, clock=clock, channel=channel)  # writes the pending file
+    (path,) = outgoing.iterdir()
+    assert validate_pain008(path.read_bytes()) == "pain.008.001.08"
+    assert restarted.collection("CC2603020000001").file_id == path.stem
+    assert restarted.write_collection_file() is None  # the debit is not sent twice
+
+    # a written file the operator moved away after the upload is not written again
+    path.unlink()
     SepaDirectDebit(settings, clock=clock, channel=channel)
-    assert path.read_bytes() == data
+    assert not path.exists()
 
 
 def test_unusable_mandates_are_declines_not_exceptions(sepa: SepaDirectDebit) -> None:

@@ -459,8 +459,9 @@ class SepaDirectDebit(BasePaymentProvider):
         """Write the pain.008 of every scheduled debit whose submission window is open now.
 
         A debit whose cut-off passed without a file is given the next possible due date and
-        announced again. The book records the file before the file is written; a file recorded but
-        missing (a crash between the two) is written again, identical, when the provider starts.
+        announced again. The book records the file as pending before it is written and as written
+        after; a pending file (a crash in between) is written again, identical, when the provider
+        starts. A written file is never written again: move it away once uploaded.
 
         :returns: the file, or ``None`` when no debit is ready.
         :raises SepaFileInvalid: the document does not validate (nothing is written or recorded).
@@ -503,17 +504,25 @@ class SepaDirectDebit(BasePaymentProvider):
                 self._state.collections[str(e2e)] = attrs.evolve(
                     self._state.collections[str(e2e)], batch_id=batch
                 )
-        self._state.files[message_id] = f"{message_id}.xml|{created.isoformat()}"
+        # recorded as pending first: a crash before the file is complete leaves a pending entry,
+        # and the next start writes the same document again; once written, never again (the
+        # operator may move or delete an uploaded file without it coming back)
+        self._state.files[message_id] = f"pending|{created.isoformat()}"
         self._state.save()
         write_atomically(self._outgoing(message_id), document)
+        self._state.files[message_id] = f"written|{created.isoformat()}"
+        self._state.save()
         return CollectionFile(message_id, self._outgoing(message_id), tuple(ready), tuple(redated))
 
     def _write_missing_files(self) -> None:
-        for message_id, entry in self._state.files.items():
-            path = self._outgoing(message_id)
-            if not path.exists() and not (self._folder / "sent" / path.name).exists():
-                created = dt.datetime.fromisoformat(entry.split("|", 1)[1])
-                write_atomically(path, self._build(message_id, created))
+        for message_id, entry in list(self._state.files.items()):
+            status, created = entry.split("|", 1)
+            if status == "pending":
+                write_atomically(
+                    self._outgoing(message_id), self._build(message_id, dt.datetime.fromisoformat(created))
+                )
+                self._state.files[message_id] = f"written|{created}"
+                self._state.save()
 
     # -- bank files and intake events ----------------------------------------------------------------
 
