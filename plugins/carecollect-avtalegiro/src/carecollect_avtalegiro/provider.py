@@ -115,6 +115,8 @@ class Claim:
     due_on: dt.date
     status: ClaimStatus = ClaimStatus.SCHEDULED
     transmission: str | None = None
+    #: the OCR transaction that paid it (transmission/assignment/transaction number)
+    paid_by: str | None = None
 
 
 @attrs.frozen
@@ -596,6 +598,8 @@ class AvtaleGiro(BasePaymentProvider):
         for assignment in transmission.assignments:
             if assignment.type is netsgiro.AssignmentType.AVTALEGIRO_AGREEMENTS:
                 for record in assignment.transactions:
+                    if not isinstance(record, netsgiro.Agreement):
+                        continue
                     known = self._agreements.get(str(record.kid))
                     if known is None:
                         unknown += 1
@@ -618,7 +622,12 @@ class AvtaleGiro(BasePaymentProvider):
                         )
                 continue
             for tx in assignment.transactions:
+                if not isinstance(tx, netsgiro.Transaction):
+                    continue
                 amount = Money.from_minor(int(tx.amount * 100), "NOK")
+                seen = f"{transmission.number}/{assignment.number}/{tx.number}/{int(tx.type)}"
+                if any(c.paid_by == seen for c in self._claims.values()):
+                    continue  # this file was read before
                 reversal = tx.type in (
                     netsgiro.TransactionType.REVERSING_WITH_KID,
                     netsgiro.TransactionType.REVERSING_WITH_TEXT,
@@ -646,9 +655,7 @@ class AvtaleGiro(BasePaymentProvider):
                     self._claims[claim.reference] = attrs.evolve(claim, status=ClaimStatus.FAILED)
                     events.append(self._failed(claim, "reversed"))
                 elif claim.status is ClaimStatus.SUBMITTED:
-                    self._claims[claim.reference] = attrs.evolve(
-                        claim, status=ClaimStatus.PAID, transmission=f"paid:{tx.number}:{tx.date}"
-                    )
+                    self._claims[claim.reference] = attrs.evolve(claim, status=ClaimStatus.PAID, paid_by=seen)
                     paid.append(claim.reference)
         self._save()
         return OcrResult(tuple(events), tuple(paid), tuple(agreements), unknown)

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 
 import attrs
 from carecollect.money import Money
-from lxml import etree
+from lxml import etree  # type: ignore[import-untyped]
 
 from .errors import BankFileError
 

@@ -20,12 +20,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import attrs
-import sepaxml
+import sepaxml  # type: ignore[import-untyped]
 from carecollect.errors import ValidationError
 from carecollect.money import Money
 from carecollect.scrubbing import scrub_text
 from carecollect.timekeeping import require_aware
-from lxml import etree
+from lxml import etree  # type: ignore[import-untyped]
 
 from .errors import SepaFileInvalid
 from .mandates import SepaMandate, SequenceType, check_creditor_identifier, check_iban

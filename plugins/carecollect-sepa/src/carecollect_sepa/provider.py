@@ -52,7 +52,7 @@ from carecollect.providers import (
     verify_webhook_signature,
 )
 from carecollect.timekeeping import require_aware
-from lxml import etree
+from lxml import etree  # type: ignore[import-untyped]
 
 from .bank_files import BankReport, TransactionOutcome, TransactionReport, read_bank_file
 from .errors import MandateError, SepaConfigurationError
