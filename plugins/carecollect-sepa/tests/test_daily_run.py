@@ -105,7 +105,11 @@ def test_a_returned_debit_of_a_run_charge_is_reversed_once(
         channel_plugins=dict.fromkeys(Channel, "outbox"),
         channel_config={"outbox": {"folder": str(tmp_path / "out")}},
         payment_providers={
-            "sepa": {**settings, "notice_channel": "outbox", "notice_channel_settings": {"folder": str(outbox)}}
+            "sepa": {
+                **settings,
+                "notice_channel": "outbox",
+                "notice_channel_settings": {"folder": str(outbox)},
+            }
         },
     )
     assert execute_run(store, NOW, pm, run_settings).charged == 1

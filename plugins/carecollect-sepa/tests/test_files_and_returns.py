@@ -356,3 +356,20 @@ def test_secrets_and_account_data_stay_out_of_reprs_and_messages(
     with pytest.raises(ConfigurationError) as err:
         SepaDirectDebit({**settings, "intake_secret": "env:SEPA_NOT_SET_ANYWHERE"})
     assert "SEPA_NOT_SET_ANYWHERE" in str(err.value)
+
+
+def test_a_file_refused_whole_fails_each_of_its_debits_without_telling_the_patients(
+    sepa: SepaDirectDebit, outbox: Path
+) -> None:
+    _two_debits_in_a_file(sepa)
+    before = sorted(p.name for p in outbox.iterdir())
+    result = sepa.read_bank_file((FIXTURES / "pain002_file_rejected.xml").read_bytes())
+    assert [e["id"] for e in _events(result)] == [
+        "sepa-failed-CC2603020000001",
+        "sepa-failed-CC2603020000002",
+    ]
+    assert {e["reason"] for e in _events(result)} == {"FF01"}
+    assert sepa.collection("CC2603020000001").status is CollectionStatus.REJECTED
+    assert sepa.mandate("CC-A-1-01").next_sequence() is SequenceType.FIRST  # the FRST did not happen
+    assert sorted(p.name for p in outbox.iterdir()) == before  # a technical fault: nobody is told
+    assert result.receipts == ()

@@ -158,7 +158,9 @@ class TransactionReport:
     :param charges: the bank's charges for a return, when the file gives them.
     :param booked_on: booking or report date.
     :param mandate_reference: ``MndtId``, when the file gives it.
-    :param batch_id: the ``PmtInfId`` of a batch-booked settlement without transaction details.
+    :param batch_id: without an ``end_to_end_id``: the ``PmtInfId`` of a batch (a batch-booked
+        settlement, a rejected batch) or the ``MsgId`` of a whole rejected file; it concerns every
+        debit in it.
     """
 
     end_to_end_id: str | None
@@ -251,8 +253,26 @@ def _pain002(root: etree._Element, where: str, zone: dt.tzinfo) -> BankReport:
     original = _text(root, "OrgnlGrpInfAndSts", "OrgnlMsgId")
     group_status = _text(root, "OrgnlGrpInfAndSts", "GrpSts")
     out: list[TransactionReport] = []
-    for info in _all(root, "OrgnlPmtInfAndSts"):
+    group_code = _text(root, "OrgnlGrpInfAndSts", "StsRsnInf", "Rsn", "Cd")
+    infos = list(_all(root, "OrgnlPmtInfAndSts"))
+    if group_status == "RJCT" and not any(_local(c.tag) == "TxInfAndSts" for i in infos for c in i):
+        # the whole file was refused (a format or authorisation fault): every debit in it failed
+        out.append(
+            TransactionReport(
+                None, TransactionOutcome.REJECTED, return_reason(group_code), None, created.date(),
+                batch_id=original,
+            )
+        )  # fmt: skip
+    for info in infos:
         batch_status = _text(info, "PmtInfSts")
+        batch_code = _text(info, "StsRsnInf", "Rsn", "Cd") or group_code
+        if batch_status == "RJCT" and not any(_local(c.tag) == "TxInfAndSts" for c in info):
+            out.append(
+                TransactionReport(
+                    None, TransactionOutcome.REJECTED, return_reason(batch_code), None, created.date(),
+                    batch_id=_text(info, "OrgnlPmtInfId"),
+                )
+            )  # fmt: skip
         for tx in (c for c in info if _local(c.tag) == "TxInfAndSts"):
             status = _text(tx, "TxSts") or batch_status or group_status
             if status != "RJCT":
@@ -262,7 +282,7 @@ def _pain002(root: etree._Element, where: str, zone: dt.tzinfo) -> BankReport:
                 raise BankFileError(
                     where, "OrgnlEndToEndId", "a rejected transaction must name its collection"
                 )
-            code = _text(tx, "StsRsnInf", "Rsn", "Cd") or _text(info, "StsRsnInf", "Rsn", "Cd")
+            code = _text(tx, "StsRsnInf", "Rsn", "Cd") or batch_code
             ref = _child(tx, "OrgnlTxRef")
             amount = _money(_child(ref, "Amt", "InstdAmt") if ref is not None else None, where)
             due = _text(ref, "ReqdColltnDt") if ref is not None else None
@@ -325,13 +345,12 @@ def _camt(root: etree._Element, where: str, zone: dt.tzinfo, kind: BankFileKind)
             if amount is None and len(details) == 1:
                 amount = _money(_child(entry, "Amt"), where)
             charges: Money | None = None
-            for charge in _all(tx, "Chrgs"):
-                for value in (c for c in charge.iter() if _local(c.tag) in ("Amt", "TtlChrgsAndTaxAmt")):
-                    if _local(value.tag) == "TtlChrgsAndTaxAmt":
-                        continue
-                    money = _money(value, where)
-                    if money is not None:
-                        charges = money if charges is None else charges + money
+            # each charge's Amt (camt.054.001.02: Chrgs/Amt; later versions: Chrgs/Rcrd/Amt), not the
+            # TtlChrgsAndTaxAmt that sums them
+            for value in (e for charge in _all(tx, "Chrgs") for e in _all(charge, "Amt")):
+                money = _money(value, where)
+                if money is not None:
+                    charges = money if charges is None else charges + money
             mandate = _text(tx, "Refs", "MndtId")
             if returned:
                 code = _text(tx, "RtrInf", "Rsn", "Cd")

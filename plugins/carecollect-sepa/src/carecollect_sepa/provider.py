@@ -569,62 +569,86 @@ class SepaDirectDebit(BasePaymentProvider):
             if tx.outcome is TransactionOutcome.SETTLED:
                 changed.extend(self._settle(tx))
                 continue
-            collection = self._state.collections.get(tx.end_to_end_id or "")
-            if collection is None:
-                unknown.append(str(tx.end_to_end_id))
-                continue
-            assert tx.reason is not None
-            key = collection.end_to_end_id
-            fee = tx.charges if tx.charges is not None and self._fee_allowed(tx.booked_on) else None
-            extra: dict[str, Any] = {
-                "amount_minor": collection.amount.minor_units,
-                "currency": collection.amount.currency,
-                "method": PaymentMethod.DIRECT_DEBIT.value,
-                "reason": tx.reason.code,
-                "outcome": tx.outcome.value,
-            }
-            if fee is not None:
-                extra |= {"fee_minor": fee.minor_units, "fee_currency": fee.currency}
-            occurred = dt.datetime.combine(collection.due_on, dt.time(12), tzinfo=self._calendar.tz)
-            body = self._event(f"sepa-failed-{key}", WebhookKind.PAYMENT_FAILED, key, occurred, **extra)
-            events.append(self.signed_event(body, at=now))
-            mandate = self._state.mandates[collection.mandate_reference]
-            if tx.reason.ends_mandate:
-                body = self._event(
-                    f"sepa-revoked-{mandate.reference}",
-                    WebhookKind.MANDATE_REVOKED,
-                    mandate.reference,
-                    occurred,
+            if tx.end_to_end_id is None:  # a rejected batch or file: each of its debits
+                keys = sorted(
+                    k
+                    for k, c in self._state.collections.items()
+                    if tx.batch_id is not None and tx.batch_id in (c.file_id, c.batch_id)
                 )
-                events.append(self.signed_event(body, at=now))
-            if collection.status.failed:
-                continue  # applied before: the book, the mandate and the patient are left as they are
-            status = (
-                CollectionStatus.REJECTED
-                if tx.outcome is TransactionOutcome.REJECTED
-                else CollectionStatus.RETURNED
-            )
-            self._state.collections[key] = attrs.evolve(collection, status=status, reason=tx.reason.code)
-            if status is CollectionStatus.REJECTED:
-                mandate = mandate.undo_rejected_collection(collection.sequence, collection.due_on)
-            if tx.reason.ends_mandate:
-                mandate = mandate.revoke(tx.booked_on)
-            self._state.mandates[mandate.reference] = mandate
-            changed.append(key)
-            if tx.reason.patient_is_told:
-                text = return_notice_text(
-                    mandate.language,
-                    category=tx.reason.category,
-                    amount=collection.amount,
-                    due_on=collection.due_on,
-                    contact=self._contact,
-                    fee=fee,
-                )
-                receipt = self._send(f"SEPA-RET-{key}", mandate, text.subject, text.body)
-                if receipt is not None:
-                    receipts.append(receipt)
+                if not keys:
+                    unknown.append(str(tx.batch_id))
+                singles = [attrs.evolve(tx, end_to_end_id=k) for k in keys]
+            else:
+                singles = [tx]
+            for single in singles:
+                self._apply_failure(single, now, events, changed, unknown, receipts)
         self._state.save()
         return BankFileResult(report, tuple(events), tuple(changed), tuple(unknown), tuple(receipts))
+
+    def _apply_failure(
+        self,
+        tx: TransactionReport,
+        now: dt.datetime,
+        events: list[InboundEvent],
+        changed: list[str],
+        unknown: list[str],
+        receipts: list[Receipt],
+    ) -> None:
+        """One rejected or returned debit: its events always, its changes the first time only."""
+        collection = self._state.collections.get(tx.end_to_end_id or "")
+        if collection is None:
+            unknown.append(str(tx.end_to_end_id))
+            return
+        assert tx.reason is not None
+        key = collection.end_to_end_id
+        fee = tx.charges if tx.charges is not None and self._fee_allowed(tx.booked_on) else None
+        extra: dict[str, Any] = {
+            "amount_minor": collection.amount.minor_units,
+            "currency": collection.amount.currency,
+            "method": PaymentMethod.DIRECT_DEBIT.value,
+            "reason": tx.reason.code,
+            "outcome": tx.outcome.value,
+        }
+        if fee is not None:
+            extra |= {"fee_minor": fee.minor_units, "fee_currency": fee.currency}
+        occurred = dt.datetime.combine(collection.due_on, dt.time(12), tzinfo=self._calendar.tz)
+        body = self._event(f"sepa-failed-{key}", WebhookKind.PAYMENT_FAILED, key, occurred, **extra)
+        events.append(self.signed_event(body, at=now))
+        mandate = self._state.mandates[collection.mandate_reference]
+        if tx.reason.ends_mandate:
+            body = self._event(
+                f"sepa-revoked-{mandate.reference}",
+                WebhookKind.MANDATE_REVOKED,
+                mandate.reference,
+                occurred,
+            )
+            events.append(self.signed_event(body, at=now))
+        if collection.status.failed:
+            return  # applied before: the book, the mandate and the patient are left as they are
+        status = (
+            CollectionStatus.REJECTED
+            if tx.outcome is TransactionOutcome.REJECTED
+            else CollectionStatus.RETURNED
+        )
+        self._state.collections[key] = attrs.evolve(collection, status=status, reason=tx.reason.code)
+        if status is CollectionStatus.REJECTED:
+            mandate = mandate.undo_rejected_collection(collection.sequence, collection.due_on)
+        if tx.reason.ends_mandate:
+            mandate = mandate.revoke(tx.booked_on)
+        self._state.mandates[mandate.reference] = mandate
+        changed.append(key)
+        if tx.reason.patient_is_told:
+            text = return_notice_text(
+                mandate.language,
+                category=tx.reason.category,
+                amount=collection.amount,
+                due_on=collection.due_on,
+                contact=self._contact,
+                fee=fee,
+            )
+            receipt = self._send(f"SEPA-RET-{key}", mandate, text.subject, text.body)
+            if receipt is not None:
+                receipts.append(receipt)
 
     def _settle(self, tx: TransactionReport) -> Iterable[str]:
         done = []
