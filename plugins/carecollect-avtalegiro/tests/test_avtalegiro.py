@@ -277,3 +277,63 @@ def test_reprs_and_settings_keep_secrets_out(ag: AvtaleGiro, settings: dict[str,
 
     with pytest.raises(ConfigurationError, match="account"):
         AvtaleGiro({**settings, "account": "123"})
+
+
+def test_a_cancelled_claim_goes_to_nets_once_identical_and_fails(
+    ag: AvtaleGiro, settings: dict[str, Any]
+) -> None:
+    kid2 = ag.kid_for("A-2")
+    r = ag.purchase(
+        Money("10", "NOK"),
+        Instrument(PaymentMethod.DIRECT_DEBIT, kid2),
+        idempotency_key="k",
+        account_id="A-2",
+    )
+    assert r.reference
+    first = ag.write_claim_file()
+    assert first is not None
+    ag.cancel_claim(r.reference)
+    second = ag.write_claim_file()
+    assert second is not None and ag.write_claim_file() is None  # sent once
+    claim = netsgiro.parse(first.read_text()).assignments[0].transactions[0]
+    (cancel_assignment,) = netsgiro.parse(second.read_text()).assignments
+    assert cancel_assignment.type is netsgiro.AssignmentType.AVTALEGIRO_CANCELLATIONS
+    (cancel,) = cancel_assignment.transactions
+    assert (cancel.kid, cancel.amount, cancel.date, cancel.text) == (
+        claim.kid,
+        claim.amount,
+        claim.date,
+        claim.text,
+    )
+    assert cancel.type is netsgiro.TransactionType.AVTALEGIRO_CANCELLATION
+    (event,) = ag.unpaid_claims()
+    assert json.loads(event.body)["reason"] == "cancelled"
+
+
+def test_a_transmission_recorded_but_not_written_is_written_at_start(
+    ag: AvtaleGiro, settings: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import carecollect_avtalegiro.provider as module
+
+    kid2 = ag.kid_for("A-2")
+    ag.purchase(
+        Money("10", "NOK"),
+        Instrument(PaymentMethod.DIRECT_DEBIT, kid2),
+        idempotency_key="k",
+        account_id="A-2",
+    )
+
+    real = module._write_atomically
+
+    def crash(path: Path, data: bytes) -> None:
+        if path.parent.name == "outgoing":
+            raise SystemExit("killed while writing the transmission")
+        real(path, data)
+
+    with monkeypatch.context() as patched, pytest.raises(SystemExit):
+        patched.setattr(module, "_write_atomically", crash)
+        ag.write_claim_file()
+    again = AvtaleGiro(settings, clock=Clock(NOW))
+    (path,) = (Path(settings["folder"]) / "outgoing").iterdir()
+    assert netsgiro.parse(path.read_text()).assignments[0].transactions[0].kid == kid2
+    assert again.write_claim_file() is None

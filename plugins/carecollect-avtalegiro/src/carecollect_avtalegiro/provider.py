@@ -115,6 +115,10 @@ class Claim:
     due_on: dt.date
     status: ClaimStatus = ClaimStatus.SCHEDULED
     transmission: str | None = None
+    #: the transmission that cancelled it at Nets
+    cancelled_in: str | None = None
+    #: the bank-notification text shown in the payer's bank when the payer wants no notice from us
+    bank_text: str | None = None
     #: the OCR transaction that paid it (transmission/assignment/transaction number)
     paid_by: str | None = None
 
@@ -256,6 +260,7 @@ class AvtaleGiro(BasePaymentProvider):
         self._channel_settings = dict(settings.get("notice_channel_settings") or {})
         self._path = self._folder / "avtalegiro-state.json"
         self._load()
+        self._write_pending_files()
 
     def __repr__(self) -> str:
         return f"AvtaleGiro(agreement_id={self._agreement_id!r}, folder={self._folder.name!r})"
@@ -280,6 +285,7 @@ class AvtaleGiro(BasePaymentProvider):
             for k, v in data.get("claims", {}).items()
         }
         self._keys: dict[str, list[Any]] = data.get("keys", {})
+        self._files: dict[str, str] = data.get("files", {})
         self._counter: int = data.get("counter", 0)
 
     def _save(self) -> None:
@@ -302,6 +308,7 @@ class AvtaleGiro(BasePaymentProvider):
                 for k, v in self._claims.items()
             },
             "keys": self._keys,
+            "files": self._files,
             "counter": self._counter,
         }
         out = json.dumps(data, sort_keys=True, indent=1, ensure_ascii=False).encode()
@@ -437,7 +444,8 @@ class AvtaleGiro(BasePaymentProvider):
                 due = max(due, now.astimezone(OSLO).date() + dt.timedelta(days=self._notice_days))
             self._counter += 1
             reference = f"AG{now.astimezone(OSLO):%y%m%d}{self._counter:06d}"
-            claim = Claim(reference, agreement.kid, account_id, amount, due)
+            bank_text = None if agreement.notify else f"{self._creditor[:20]} {reference}"[:40]
+            claim = Claim(reference, agreement.kid, account_id, amount, due, bank_text=bank_text)
             self._claims[reference] = claim
             self._save()
             if agreement.notify:
@@ -495,42 +503,34 @@ class AvtaleGiro(BasePaymentProvider):
 
     # -- files ---------------------------------------------------------------------------------------
 
-    def write_claim_file(self) -> Path | None:
-        """Write the transmission of scheduled claims and cancellations (``None``: nothing to send)."""
-        now = self._now()
-        claims = sorted(
-            (c for c in self._claims.values() if c.status is ClaimStatus.SCHEDULED), key=lambda c: c.reference
-        )
-        cancels = sorted(
-            (c for c in self._claims.values() if c.status is ClaimStatus.CANCEL_REQUESTED),
-            key=lambda c: c.reference,
-        )
-        if not claims and not cancels:
-            return None
-        self._counter += 1
-        number = f"{self._counter % 10_000_000:07d}"
+    def _build(self, number: str, day: dt.date) -> str:
         transmission = netsgiro.Transmission(
-            number=number,
-            data_transmitter=self._transmitter,
-            data_recipient=NETS_RECIPIENT,
-            date=now.astimezone(OSLO).date(),
+            number=number, data_transmitter=self._transmitter, data_recipient=NETS_RECIPIENT, date=day
         )
-        for kind, items in (
-            (netsgiro.AssignmentType.TRANSACTIONS, claims),
-            (netsgiro.AssignmentType.AVTALEGIRO_CANCELLATIONS, cancels),
+        by_ref = sorted(self._claims.values(), key=lambda c: c.reference)
+        for n, (kind, items) in enumerate(
+            (
+                (netsgiro.AssignmentType.TRANSACTIONS, [c for c in by_ref if c.transmission == number]),
+                (
+                    netsgiro.AssignmentType.AVTALEGIRO_CANCELLATIONS,
+                    [c for c in by_ref if c.cancelled_in == number],
+                ),
+            ),
+            start=1,
         ):
             if not items:
                 continue
             assignment = transmission.add_assignment(
                 service_code=netsgiro.ServiceCode.AVTALEGIRO,
                 assignment_type=kind,
-                agreement_id=self._agreement_id,
-                number=f"{(self._counter * 2 + len(transmission.assignments)) % 10_000_000:07d}",
+                # a cancellation assignment carries no agreement id (the format has zeros there)
+                agreement_id=self._agreement_id if kind is netsgiro.AssignmentType.TRANSACTIONS else None,
+                number=f"{number[1:]}{n}",
                 account=self._account,
             )
             for c in items:
-                agreement = self._agreements[c.kid]
-                text = False if agreement.notify else f"{self._creditor[:20]} {c.reference}"[:40]
+                # a cancellation repeats its claim (KID, due date, amount); the format has no text for it
+                text = c.bank_text or False
                 add = (
                     assignment.add_payment_request
                     if kind is netsgiro.AssignmentType.TRANSACTIONS
@@ -543,12 +543,46 @@ class AvtaleGiro(BasePaymentProvider):
                     reference=c.reference[:25],
                     bank_notification=text,
                 )
+        return transmission.to_ocr() + "\n"
+
+    def _outgoing(self, number: str) -> Path:
+        return self._folder / "outgoing" / f"avtalegiro-{number}.txt"
+
+    def write_claim_file(self) -> Path | None:
+        """Write the transmission of scheduled claims and cancellations (``None``: nothing to send).
+
+        The book records the transmission as pending, the file is written atomically, then the
+        book records it written; a pending transmission (a crash in between) is written again,
+        identical, when the provider starts. A written one is never written again.
+        """
+        now = self._now()
+        claims = [c for c in self._claims.values() if c.status is ClaimStatus.SCHEDULED]
+        cancels = [c for c in self._claims.values() if c.status is ClaimStatus.CANCEL_REQUESTED]
+        if not claims and not cancels:
+            return None
+        self._counter += 1
+        number = f"{self._counter % 10_000_000:07d}"
+        day = now.astimezone(OSLO).date()
         for c in claims:
             self._claims[c.reference] = attrs.evolve(c, status=ClaimStatus.SUBMITTED, transmission=number)
-        path = self._folder / "outgoing" / f"avtalegiro-{number}.txt"
+        for c in cancels:
+            self._claims[c.reference] = attrs.evolve(c, status=ClaimStatus.FAILED, cancelled_in=number)
+        text = self._build(number, day)
+        self._files[number] = f"pending|{day.isoformat()}"
         self._save()
-        _write_atomically(path, (transmission.to_ocr() + "\n").encode("ascii"))
-        return path
+        _write_atomically(self._outgoing(number), text.encode("ascii"))
+        self._files[number] = f"written|{day.isoformat()}"
+        self._save()
+        return self._outgoing(number)
+
+    def _write_pending_files(self) -> None:
+        for number, entry in list(self._files.items()):
+            status, day = entry.split("|", 1)
+            if status == "pending":
+                text = self._build(number, dt.date.fromisoformat(day))
+                _write_atomically(self._outgoing(number), text.encode("ascii"))
+                self._files[number] = f"written|{day}"
+                self._save()
 
     def _event(
         self, event_id: str, kind: WebhookKind, reference: str, at: dt.datetime, **extra: Any
@@ -661,20 +695,21 @@ class AvtaleGiro(BasePaymentProvider):
         return OcrResult(tuple(events), tuple(paid), tuple(agreements), unknown)
 
     def unpaid_claims(self) -> tuple[InboundEvent, ...]:
-        """``payment.failed`` for each claim unpaid after the grace days, and each cancelled one."""
+        """``payment.failed`` for each claim that will not be paid (unpaid, cancelled, reversed).
+
+        Nets reports only payments, so a claim the payer's bank refused is known by its absence.
+        A failed claim is reported again on every call under its one event id (intake takes it
+        once), so calling this every run is safe.
+        """
         today = self._now().astimezone(OSLO).date()
         events = []
-        for c in list(self._claims.values()):
-            overdue = c.status is ClaimStatus.SUBMITTED and today > c.due_on + dt.timedelta(
-                days=self._grace_days
-            )
-            if overdue or c.status is ClaimStatus.CANCEL_REQUESTED:
-                self._claims[c.reference] = attrs.evolve(c, status=ClaimStatus.FAILED)
-            if overdue or c.status in (ClaimStatus.CANCEL_REQUESTED, ClaimStatus.FAILED):
-                # a failed claim is reported again under its one event id: intake takes it once
-                events.append(
-                    self._failed(c, "cancelled" if c.status is ClaimStatus.CANCEL_REQUESTED else "not paid")
-                )
+        for c in sorted(self._claims.values(), key=lambda c: c.reference):
+            if c.status is ClaimStatus.SUBMITTED and today > c.due_on + dt.timedelta(days=self._grace_days):
+                c = attrs.evolve(c, status=ClaimStatus.FAILED)
+                self._claims[c.reference] = c
+            if c.status in (ClaimStatus.FAILED, ClaimStatus.CANCEL_REQUESTED):
+                cancelled = c.status is ClaimStatus.CANCEL_REQUESTED or c.cancelled_in is not None
+                events.append(self._failed(c, "cancelled" if cancelled else "not paid"))
         self._save()
         return tuple(events)
 
