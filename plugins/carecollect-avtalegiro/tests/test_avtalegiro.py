@@ -20,7 +20,7 @@ from carecollect_avtalegiro import AvtaleGiro, ClaimStatus, KidAlgorithm, is_val
 from carecollect_avtalegiro.kid import mod10_check_digit, mod11_check_digit
 
 NOW = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
-SECRET = "avtalegiro-intake-secret-987654321"
+from conftest import SECRET  # noqa: E402, F401
 
 
 class Clock:
@@ -29,25 +29,6 @@ class Clock:
 
     def __call__(self) -> dt.datetime:
         return self.now
-
-
-@pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    monkeypatch.setenv("AG_SECRET", SECRET)
-    return {
-        "creditor_name": "Legesenteret",
-        "data_transmitter": "12345678",
-        "agreement_id": "000012345",
-        "account": "86011117947",
-        "folder": str(tmp_path / "ag"),
-        "intake_secret": "env:AG_SECRET",
-        "contact": "22 00 00 00",
-    }
-
-
-@pytest.fixture
-def outbox(tmp_path: Path) -> Path:
-    return tmp_path / "outbox"
 
 
 def _agreements_file(*rows: tuple[str, bool, netsgiro.AvtaleGiroRegistrationType]) -> str:
