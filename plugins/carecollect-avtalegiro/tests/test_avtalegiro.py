@@ -15,12 +15,12 @@ from carecollect.money import Money
 from carecollect.payments import PaymentMethod
 from carecollect.providers import Instrument, PaymentProvider, WebhookKind
 from carecollect.testing import PaymentProviderContract
+from conftest import SECRET
 
 from carecollect_avtalegiro import AvtaleGiro, ClaimStatus, KidAlgorithm, is_valid_kid, kid_for_account
 from carecollect_avtalegiro.kid import mod10_check_digit, mod11_check_digit
 
 NOW = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
-from conftest import SECRET  # noqa: E402, F401
 
 
 class Clock:
