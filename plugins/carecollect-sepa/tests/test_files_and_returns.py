@@ -152,6 +152,11 @@ def test_recurring_and_amended_debits_go_in_their_own_batches(sepa: SepaDirectDe
     )
     assert batches["RCUR"].find(".//p:AmdmntInd", namespaces=NS) is None
     assert sepa.mandate("CC-A-2-02").amendment is None  # sent once
+    # the plan's stored mandate still names the old reference: it keeps working
+    clock.now += dt.timedelta(days=30)
+    again = _charge(sepa, "CC-A-2-01", "A-2", "60.00", "k5")
+    assert sepa.collection(again).mandate_reference == "CC-A-2-02"
+    assert sepa.collection(again).sequence is SequenceType.RECURRING
 
 
 def test_a_missed_cut_off_redates_and_announces_again(

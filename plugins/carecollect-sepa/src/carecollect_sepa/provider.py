@@ -58,7 +58,14 @@ from .bank_files import BankReport, TransactionOutcome, TransactionReport, read_
 from .errors import MandateError, SepaConfigurationError
 from .mandates import SepaMandate
 from .notices import pre_notification_text, return_notice_text
-from .pain008 import DEFAULT_VERSION, Creditor, DebitInstruction, build_pain008, write_atomically
+from .pain008 import (
+    DEFAULT_VERSION,
+    SUPPORTED_VERSIONS,
+    Creditor,
+    DebitInstruction,
+    build_pain008,
+    write_atomically,
+)
 from .state import Collection, CollectionStatus, SepaState
 from .target_calendar import CollectionCalendar
 
@@ -189,6 +196,8 @@ class SepaDirectDebit(BasePaymentProvider):
         self._folder = Path(_setting(settings, "folder"))
         self._contact = _setting(settings, "contact")
         self._version = str(settings.get("pain_version", DEFAULT_VERSION))
+        if self._version not in SUPPORTED_VERSIONS:
+            raise SepaConfigurationError(f"sepa: pain_version must be one of {', '.join(SUPPORTED_VERSIONS)}")
         self._pack: PolicyPack | None = pack
         if pack is None and settings.get("policy_pack"):
             from carecollect.policy.packs import get_pack
@@ -272,20 +281,36 @@ class SepaDirectDebit(BasePaymentProvider):
 
         :raises KeyError: unknown reference.
         """
-        return self._state.mandates[reference]
+        mandate = self._state.mandate(reference)
+        if mandate is None:
+            raise KeyError(reference)
+        return mandate
 
     def amend_mandate(self, mandate_reference: str, **changes: str) -> SepaMandate:
-        """Change a mandate (see :meth:`SepaMandate.amend`); sent with its next collection."""
+        """Change a mandate (see :meth:`SepaMandate.amend`); sent with its next collection.
+
+        A new reference replaces the old one everywhere in the book; the old one keeps working as
+        an instrument token (the plan's stored mandate may still name it).
+        """
+        mandate_reference = self.mandate(mandate_reference).reference
         mandate = self._state.mandates[mandate_reference].amend(on=self._today(), **changes)
-        del self._state.mandates[mandate_reference]
+        if mandate.reference != mandate_reference:
+            del self._state.mandates[mandate_reference]
+            self._state.aliases[mandate_reference] = mandate.reference
+            for old, new in list(self._state.aliases.items()):
+                if new == mandate_reference:
+                    self._state.aliases[old] = mandate.reference
+            for key, c in list(self._state.collections.items()):
+                if c.mandate_reference == mandate_reference:
+                    self._state.collections[key] = attrs.evolve(c, mandate_reference=mandate.reference)
         self._state.mandates[mandate.reference] = mandate
         self._state.save()
         return mandate
 
     def request_final(self, reference: str) -> SepaMandate:
         """Mark the next collection under ``reference`` as the last one (``FNAL``)."""
-        mandate = self._state.mandates[reference].request_final()
-        self._state.mandates[reference] = mandate
+        mandate = self.mandate(reference).request_final()
+        self._state.mandates[mandate.reference] = mandate
         self._state.save()
         return mandate
 
@@ -354,7 +379,7 @@ class SepaDirectDebit(BasePaymentProvider):
                 return PaymentResult.failed(
                     PaymentErrorCode.METHOD_NOT_SUPPORTED, "SEPA takes direct-debit mandates"
                 )
-            mandate = self._state.mandates.get(instrument.token)
+            mandate = self._state.mandate(instrument.token)
             refusal = self._refusal(mandate, account_id, self._today())
             if refusal is not None or mandate is None:
                 return refusal or PaymentResult.failed(PaymentErrorCode.INVALID_INSTRUMENT)
@@ -366,10 +391,10 @@ class SepaDirectDebit(BasePaymentProvider):
         """End the mandate ``reference`` today (debits already in a file still go)."""
 
         def act() -> PaymentResult:
-            mandate = self._state.mandates.get(reference)
+            mandate = self._state.mandate(reference)
             if mandate is None:
                 return PaymentResult.failed(PaymentErrorCode.NOT_FOUND, "no mandate with this reference")
-            self._state.mandates[reference] = mandate.revoke(self._today())
+            self._state.mandates[mandate.reference] = mandate.revoke(self._today())
             return PaymentResult.ok(reference)
 
         return self._once(idempotency_key, ["remove_mandate", reference], act)
@@ -392,7 +417,7 @@ class SepaDirectDebit(BasePaymentProvider):
             if not amount.is_positive():
                 return PaymentResult.failed(PaymentErrorCode.DECLINED, "nothing to collect")
             now = self._now()
-            mandate = self._state.mandates.get(instrument.token)
+            mandate = self._state.mandate(instrument.token)
             due = self._calendar.earliest_due_date(
                 now, notice_days=mandate.pre_notification_days if mandate else 14
             )

@@ -139,9 +139,11 @@ class SepaState:
     collections: dict[str, Collection] = attrs.field(factory=dict)
     #: idempotency key -> [request, result as JSON]
     keys: dict[str, list[Any]] = attrs.field(factory=dict)
-    #: pain.008 MsgId -> file name
+    #: pain.008 MsgId -> "pending|<created>" or "written|<created>"
     files: dict[str, str] = attrs.field(factory=dict)
     counter: int = 0
+    #: a mandate reference replaced by an amendment -> the current one
+    aliases: dict[str, str] = attrs.field(factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> SepaState:
@@ -156,6 +158,7 @@ class SepaState:
             dict(data["keys"]),
             dict(data["files"]),
             int(data["counter"]),
+            dict(data.get("aliases", {})),
         )
 
     def dumps(self) -> bytes:
@@ -166,6 +169,7 @@ class SepaState:
             "keys": self.keys,
             "files": self.files,
             "counter": self.counter,
+            "aliases": self.aliases,
         }
         return json.dumps(data, sort_keys=True, indent=1, ensure_ascii=False).encode("utf-8")
 
@@ -175,6 +179,10 @@ class SepaState:
         if self.path.exists() and self.path.read_bytes() == data:
             return
         write_atomically(self.path, data)
+
+    def mandate(self, reference: str) -> SepaMandate | None:
+        """The mandate ``reference`` names, following amendments of the reference (``None``: unknown)."""
+        return self.mandates.get(self.aliases.get(reference, reference))
 
     def next_number(self) -> int:
         """A new serial number for references."""
