@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -210,27 +211,31 @@ def build_pain008(
     }
     document = sepaxml.SepaDD(config, schema=version, clean=True)
     by_id: dict[str, DebitInstruction] = {}
-    for ins in instructions:
-        if ins.amount.currency != "EUR" or not ins.amount.is_positive():
-            raise ValidationError(
-                f"collection {ins.end_to_end_id}", "amount", "SEPA collects positive EUR amounts"
+    with warnings.catch_warnings():
+        # sepaxml tests an ElementTree element's truth value (Python 3.12+ warns about it); what it
+        # produces is validated against the schema below, so the warning is not passed on
+        warnings.filterwarnings("ignore", "Testing an element's truth value", DeprecationWarning)
+        for ins in instructions:
+            if ins.amount.currency != "EUR" or not ins.amount.is_positive():
+                raise ValidationError(
+                    f"collection {ins.end_to_end_id}", "amount", "SEPA collects positive EUR amounts"
+                )
+            by_id[ins.end_to_end_id] = ins
+            document.add_payment(
+                {
+                    "name": ins.mandate.debtor_name,
+                    "IBAN": ins.mandate.iban,
+                    "BIC": ins.mandate.bic,
+                    "amount": ins.amount.minor_units,
+                    "type": ins.sequence.value,
+                    "collection_date": ins.due_on,
+                    "mandate_id": ins.mandate.reference,
+                    "mandate_date": ins.mandate.signed_on,
+                    "description": ins.remittance,
+                    "endtoend_id": ins.end_to_end_id,
+                }
             )
-        by_id[ins.end_to_end_id] = ins
-        document.add_payment(
-            {
-                "name": ins.mandate.debtor_name,
-                "IBAN": ins.mandate.iban,
-                "BIC": ins.mandate.bic,
-                "amount": ins.amount.minor_units,
-                "type": ins.sequence.value,
-                "collection_date": ins.due_on,
-                "mandate_id": ins.mandate.reference,
-                "mandate_date": ins.mandate.signed_on,
-                "description": ins.remittance,
-                "endtoend_id": ins.end_to_end_id,
-            }
-        )
-    raw = document.export(validate=False)
+        raw = document.export(validate=False)
     root = etree.fromstring(raw)
     ns = _NS + version
     header = root.find(f"{{{ns}}}CstmrDrctDbtInitn/{{{ns}}}GrpHdr")
