@@ -127,23 +127,28 @@ _RETURN_REASON = {
         "bg": "Банката не посочи причина, която можем да обясним.",
     },
 }
+# The plugin never posts a fee itself (the core has no fee for it): with the pack's permission it
+# reports the bank's charge in the intake event, and the notice says only what may happen.
 _RETURN_FEE = {
     "en": (
         "No fee has been added to your bill.",
-        "Your bank charged us {fee} for the return; as your agreement allows, it is added to your bill.",
+        "Your bank charged us {fee} for the return. Your agreement allows us to pass this on; if we do, "
+        "it will be shown on your next statement.",
     ),
     "de": (
         "Wir haben Ihnen dafür keine Gebühr berechnet.",
-        "Ihre Bank hat uns {fee} für die Rückgabe berechnet; wie vereinbart, wird dieser Betrag Ihrer "
-        "Rechnung hinzugefügt.",
+        "Ihre Bank hat uns {fee} für die Rückgabe berechnet. Ihre Vereinbarung erlaubt uns, diesen Betrag "
+        "weiterzugeben; wenn wir das tun, steht er auf Ihrer nächsten Abrechnung.",
     ),
     "nb": (
         "Vi har ikke lagt noe gebyr til regningen din.",
-        "Banken din belastet oss {fee} for returen; som avtalt legges beløpet til regningen din.",
+        "Banken din belastet oss {fee} for returen. Avtalen din tillater at vi krever dette av deg; gjør vi "
+        "det, står det på neste oversikt.",
     ),
     "bg": (
         "Не сме добавили такса към сметката Ви.",
-        "Банката Ви ни начисли {fee} за връщането; както е уговорено, сумата се добавя към сметката Ви.",
+        "Банката Ви ни начисли {fee} за връщането. Споразумението Ви ни позволява да Ви я прехвърлим; ако "
+        "го направим, тя ще бъде посочена в следващото Ви извлечение.",
     ),
 }
 _RETURN_CLOSE = {
@@ -210,7 +215,8 @@ def return_notice_text(
 
     :param category: the reason's category (:attr:`ReturnCategory.TECHNICAL` and
         :attr:`ReturnCategory.DECEASED` are never told to the patient: a :class:`ValidationError`).
-    :param fee: a return fee passed on (only when the policy pack allows it); ``None``: no fee.
+    :param fee: the bank's return charge, when the policy pack allows passing it on (the notice says it
+        may appear on the next statement; the plugin does not post it); ``None``: no fee.
     """
     lang = _language(language)
     if category not in _RETURN_REASON:
