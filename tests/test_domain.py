@@ -632,7 +632,7 @@ def test_reprs_and_strs_of_every_object_hold_no_phi() -> None:
     [
         lambda: _phi_patient(preferred_language="norsk bokmål!"),
         lambda: _phi_patient(time_zones=("Mars/Olympus",)),
-        lambda: _phi_patient(time_zones=()),
+        lambda: _phi_patient(time_zones=(), contact_points=(ContactPoint(Channel.EMAIL, EMAIL),)),
         lambda: _phi_patient(confidential=SECRET_NAME),
         lambda: _phi_patient(
             contact_points=(ContactPoint(Channel.SMS, PHONE, consent_at=dt.datetime(2026, 1, 1)),)

@@ -21,6 +21,7 @@ from .errors import (
     PluginError,
     PolicyViolation,
     ScheduleMismatch,
+    TimeZoneUnknown,
     ValidationError,
 )
 from .events import Event, EventType
@@ -93,6 +94,7 @@ __all__ = [
     "Resolution",
     "ResolutionKind",
     "ScheduleMismatch",
+    "TimeZoneUnknown",
     "ValidationError",
     "__version__",
     "hookimpl",
