@@ -154,7 +154,6 @@ CLINICAL_WORDS: dict[str, tuple[str, ...]] = {
     "nb": (
         "diagnose",
         "onkolog",
-        "kreft",
         "svulst",
         "cellegift",
         "strålebehandling",
@@ -194,7 +193,6 @@ CLINICAL_WORDS: dict[str, tuple[str, ...]] = {
         "терапия",
         "хирург",
         "диализа",
-        "зависимост",
         "инвитро",
         "дерматолог",
         "кардиолог",

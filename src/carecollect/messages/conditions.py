@@ -161,7 +161,7 @@ CONDITION_TERMS: dict[str, tuple[str, ...]] = {
         "arrhythmi",
         "atrial fibrillation",
         "coronary",
-        "stroke.",
+        "stroke!",
         "thrombos",
         "embolism",
         "aneurysm",
@@ -663,7 +663,7 @@ CONDITION_TERMS: dict[str, tuple[str, ...]] = {
         "inkontinens",
         # hud, muskler, skjelett
         "psoriasis",
-        "eksem",
+        "eksem.",
         "atopisk",
         "akne.",
         "rosacea",
@@ -891,7 +891,6 @@ CONDITION_TERMS: dict[str, tuple[str, ...]] = {
         # инфекции
         "хив.",
         "спин!",
-        "спина!",
         "хив-позитив",
         "ковид",
         "коронавирус",
