@@ -287,12 +287,7 @@ def test_every_message_the_catalog_renders_passes_and_carries_no_condition(langu
     for purpose in OutreachPurpose:
         ctx = context(purpose, JURISDICTION_OF.get(purpose, HOME[language]))
         for channel in (Channel.SMS, Channel.EMAIL, Channel.LETTER, Channel.PHONE, Channel.PORTAL):
-            try:
-                msg = render(purpose, channel, language, ctx)
-            except MessageCheckFailed:
-                raise
-            except Exception:  # noqa: BLE001 - a purpose without a template for this channel
-                continue
+            msg = render(purpose, channel, language, ctx)  # the checks run here, and pass
             rendered += 1
             for part in (msg.text, msg.subject, msg.voicemail):
                 if part:
