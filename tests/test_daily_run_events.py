@@ -457,3 +457,26 @@ def test_intake_refuses_a_resolution_beyond_the_levels_authority(store: SQLiteSt
     ok = intake(store, pm, _settings(tmp_path, dispute_procedure=generous), [write_off], later)
     assert (ok.disputes_resolved, ok.failures) == (1, ())
     assert store.ledger(account).invoice_balance(invoice) == balance - type(balance)("1.00", balance.currency)
+
+
+def test_intake_writes_nothing_off_while_the_insurer_has_not_paid(store: SQLiteStore, tmp_path: Path) -> None:
+    import attrs
+
+    from carecollect.invoices import ClaimStatus, Insurance
+
+    account, invoice, _ = _placed(store)
+    with store.transaction():
+        store.put_invoice(attrs.evolve(store.get_invoice(invoice), insurance=Insurance(ClaimStatus.PENDING)))
+    pm, settings = _pm(), _settings(tmp_path)
+    events = [
+        _dispute(
+            "open", "D-3", account_id=account, invoice_id=invoice, reason="billing_error", at=NOW.isoformat()
+        ),
+        _dispute("escalate", "D-3", level="PROVIDER", at=NOW.isoformat()),
+    ]
+    assert intake(store, pm, settings, events, NOW).failures == ()
+    balance = store.ledger(account).invoice_balance(invoice)
+    write_off = _dispute("resolve", "D-3", kind="write_off", amount="1.00", at=NOW.isoformat())
+    report = intake(store, pm, settings, [write_off], NOW)
+    assert report.disputes_resolved == 0 and "waits for its insurer" in report.failures[0]
+    assert store.get_dispute("D-3").is_open and store.ledger(account).invoice_balance(invoice) == balance

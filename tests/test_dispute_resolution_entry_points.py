@@ -194,3 +194,30 @@ def test_the_demo_resolves_through_the_checked_path(tmp_path: Path, monkeypatch:
             if d.status is DisputeStatus.RESOLVED
         ]
     assert resolved and all(d.follow_up_on is not None for d in resolved)
+
+
+def test_nothing_is_written_off_before_the_insurer_has_paid() -> None:
+    from carecollect.invoices import ClaimStatus, Insurance, Invoice, InvoiceLine
+
+    line = InvoiceLine("99213", "Visit", usd("300.00"), dt.date(2026, 3, 2))
+    pending = Invoice(
+        "INV-1",
+        "A-1",
+        "USD",
+        (line,),
+        dt.date(2026, 3, 3),
+        dt.date(2026, 4, 2),
+        insurance=Insurance(ClaimStatus.PENDING),
+    )
+    d = _open(EscalationLevel.PROVIDER)
+    now = Resolution(ResolutionKind.WRITE_OFF, usd("300.00"))
+    with pytest.raises(PolicyViolation, match="waits for its insurer"):
+        resolve_dispute(d, now, balance=usd("300.00"), at=AT, pack=US, procedure=PROC, invoice=pending)
+    later = attrs.evolve(now, effective_after_insurance=True)
+    done, _, _ = resolve_dispute(
+        d, later, balance=usd("300.00"), at=AT, pack=US, procedure=PROC, invoice=pending
+    )
+    assert done.status is DisputeStatus.RESOLVED
+    paid = attrs.evolve(pending, insurance=Insurance(ClaimStatus.ADJUDICATED, insurer_paid=usd("240.00")))
+    done, _, _ = resolve_dispute(d, now, balance=usd("300.00"), at=AT, pack=US, procedure=PROC, invoice=paid)
+    assert done.resolution == now

@@ -1255,12 +1255,9 @@ def _take_dispute(store: Store, pm: Any, settings: RunSettings, ev: InboundEvent
         amount = (
             Money.of(str(data["amount"]), snap.account.currency) if data.get("amount") is not None else None
         )
-        resolution = Resolution(
-            kind,
-            amount=amount,
-            approved_by=data.get("approved_by"),
-            effective_after_insurance=bool(data.get("effective_after_insurance", False)),
-        )
+        # a reduction on what remains after insurance is an AfterInsuranceOffer (Python API);
+        # taken in here, a resolution takes effect now, so none is written off before the insurer pays
+        resolution = Resolution(kind, amount=amount, approved_by=data.get("approved_by"))
         if amount is not None and dispute.invoice_id is None:
             raise ValueError(f"dispute {dispute.id} covers the whole account: name the invoice to adjust")
         book = snap.ledger
@@ -1273,6 +1270,7 @@ def _take_dispute(store: Store, pm: Any, settings: RunSettings, ev: InboundEvent
             at=at,
             pack=settings.pack(snap.account.jurisdiction),
             procedure=procedure,
+            invoice=store.get_invoice(dispute.invoice_id) if dispute.invoice_id is not None else None,
         )
         if amount is not None and dispute.invoice_id is not None:
             adjustment = Adjustment(

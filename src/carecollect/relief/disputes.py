@@ -209,6 +209,7 @@ def resolve_dispute(
     at: dt.datetime,
     pack: PolicyPack,
     procedure: DisputeProcedure,
+    invoice: Invoice | None = None,
 ) -> tuple[Dispute, Event, tuple[Reason, ...]]:
     """Resolve a dispute: the one way a resolution is recorded (Python API, the daily run's intake
     of dispute events, the demo).
@@ -224,7 +225,10 @@ def resolve_dispute(
       :meth:`LevelAuthority.may_grant` (:class:`~carecollect.errors.PolicyViolation` naming the
       level needed: escalate first);
     * a reduction that waits for the insurer (``effective_after_insurance``) needs a procedure
-      that offers reductions after insurance (``offer_after_insurance``).
+      that offers reductions after insurance (``offer_after_insurance``);
+    * while the disputed ``invoice`` still waits for its insurer, a reduction is only what
+      remains after insurance (``effective_after_insurance``): nobody yet knows what the patient
+      will owe, so nothing is written off before the insurer has paid.
 
     :param d: the dispute (its current level's authority applies).
     :param resolution: the :class:`~carecollect.disputes.Resolution`.
@@ -232,6 +236,7 @@ def resolve_dispute(
     :param at: the instant (aware).
     :param pack: the policy pack (the rules in force on the day apply).
     :param procedure: the creditor's :class:`DisputeProcedure`.
+    :param invoice: the disputed invoice, when known (its insurance claim is checked).
     :raises InvalidTransition: the dispute is not open.
     :raises ValidationError: a missing, non-positive, foreign-currency or too large amount.
     :raises PolicyViolation: the level may not grant this (escalate first), or the procedure does
@@ -261,6 +266,11 @@ def resolve_dispute(
         if resolution.effective_after_insurance and not procedure.offer_after_insurance:
             raise PolicyViolation(
                 f"{record}: the procedure ({procedure.source}) does not offer reductions after insurance"
+            )
+        if invoice is not None and invoice.waiting_for_insurer and not resolution.effective_after_insurance:
+            raise PolicyViolation(
+                f"{record}: invoice {invoice.id} still waits for its insurer; offer the "
+                f"{resolution.kind.value} on what remains after insurance (effective_after_insurance)"
             )
         auth = procedure.authority(d.level)
         ok = auth is not None and (
