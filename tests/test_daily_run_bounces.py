@@ -217,7 +217,7 @@ def test_a_bounce_of_a_replaced_address_marks_nothing(
 
 
 def test_mark_undeliverable_keeps_the_first_mark_and_names_no_address() -> None:
-    p = Patient(id="P-9", contact_points=(_email(), _email("other@example.org"), LETTER))
+    p = Patient(id="P-9", country="NO", contact_points=(_email(), _email("other@example.org"), LETTER))
     at = NOW + dt.timedelta(days=1)
     marked, event = mark_undeliverable(p, Channel.EMAIL, ADDRESS, at=at)
     assert event is not None and event.detail("channel") == "email"

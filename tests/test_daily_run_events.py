@@ -242,6 +242,11 @@ def test_a_dispute_taken_in_opens_recalls_and_resolves_once(store: SQLiteStore, 
     assert len(recorder.seen) == 2 and len(Agency.recalls) == 1
 
     balance = store.ledger(account).invoice_balance(invoice)
+    # the front line may grant nothing under the default procedure: the office manager takes it
+    escalated = _dispute(
+        "escalate", "D-77", level="OFFICE_MANAGER", at=(NOW + dt.timedelta(days=1)).isoformat()
+    )
+    assert intake(store, pm, settings, [escalated], NOW + dt.timedelta(days=1)).failures == ()
     resolved = _dispute(
         "resolve",
         "D-77",
@@ -403,3 +408,75 @@ def test_execute_run_takes_contact_records(store: SQLiteStore, tmp_path: Path) -
     assert store.get_dispute("D-6").met_patient_at == NOW + dt.timedelta(minutes=30)
     # the open dispute froze outreach on the invoice in the same run
     assert not [m for m in report.plan.messages if m.step.invoice_id == invoice]
+
+
+def test_intake_refuses_a_resolution_beyond_the_levels_authority(store: SQLiteStore, tmp_path: Path) -> None:
+    """A front-line resolution taken in as an event writes off nothing; the dispute stays open,
+    the ledger and the processed-key are untouched, and the failure is reported."""
+    account, invoice, _ = _placed(store)
+    pm = _pm()
+    settings = _settings(tmp_path)
+    opened = _dispute(
+        "open", "D-9", account_id=account, invoice_id=invoice, reason="billing_error", at=NOW.isoformat()
+    )
+    assert intake(store, pm, settings, [opened], NOW).disputes_opened == 1
+    balance = store.ledger(account).invoice_balance(invoice)
+    later = NOW + dt.timedelta(days=1)
+    refused = [
+        _dispute("resolve", "D-9", kind="write_off", amount=str(balance.amount), at=later.isoformat()),
+        _dispute("resolve", "D-9", kind="discount", amount="0.01", at=later.isoformat()),
+        _dispute("resolve", "D-9", kind="correction", amount="5.00", at=later.isoformat()),
+    ]
+    for event in refused:
+        report = intake(store, pm, settings, [event], later)
+        assert report.disputes_resolved == 0 and len(report.failures) == 1
+        assert "FRONT_LINE may not grant" in report.failures[0]
+        assert store.get_dispute("D-9").is_open
+        assert store.ledger(account).invoice_balance(invoice) == balance
+    # the office manager may not write off either, nor discount more than is owed
+    up = _dispute("escalate", "D-9", level="OFFICE_MANAGER", at=later.isoformat())
+    assert intake(store, pm, settings, [up], later).failures == ()
+    assert store.get_dispute("D-9").level.name == "OFFICE_MANAGER"
+    write_off = _dispute("resolve", "D-9", kind="write_off", amount="1.00", at=later.isoformat())
+    assert "escalate to PROVIDER" in intake(store, pm, settings, [write_off], later).failures[0]
+    too_much = str(balance.amount + 1)
+    over = _dispute("resolve", "D-9", kind="discount", amount=too_much, at=later.isoformat())
+    assert "exceeds the balance" in intake(store, pm, settings, [over], later).failures[0]
+    assert store.get_dispute("D-9").is_open
+    assert store.ledger(account).invoice_balance(invoice) == balance
+    # the creditor's own procedure (in the settings) governs: here the front desk holds authority
+    from carecollect.disputes import EscalationLevel
+    from carecollect.relief.disputes import DisputeProcedure, LevelAuthority
+
+    generous = DisputeProcedure(
+        (
+            LevelAuthority(EscalationLevel.FRONT_LINE, "front desk"),
+            LevelAuthority(EscalationLevel.OFFICE_MANAGER, "office manager", may_write_off=True),
+        )
+    )
+    ok = intake(store, pm, _settings(tmp_path, dispute_procedure=generous), [write_off], later)
+    assert (ok.disputes_resolved, ok.failures) == (1, ())
+    assert store.ledger(account).invoice_balance(invoice) == balance - type(balance)("1.00", balance.currency)
+
+
+def test_intake_writes_nothing_off_while_the_insurer_has_not_paid(store: SQLiteStore, tmp_path: Path) -> None:
+    import attrs
+
+    from carecollect.invoices import ClaimStatus, Insurance
+
+    account, invoice, _ = _placed(store)
+    with store.transaction():
+        store.put_invoice(attrs.evolve(store.get_invoice(invoice), insurance=Insurance(ClaimStatus.PENDING)))
+    pm, settings = _pm(), _settings(tmp_path)
+    events = [
+        _dispute(
+            "open", "D-3", account_id=account, invoice_id=invoice, reason="billing_error", at=NOW.isoformat()
+        ),
+        _dispute("escalate", "D-3", level="PROVIDER", at=NOW.isoformat()),
+    ]
+    assert intake(store, pm, settings, events, NOW).failures == ()
+    balance = store.ledger(account).invoice_balance(invoice)
+    write_off = _dispute("resolve", "D-3", kind="write_off", amount="1.00", at=NOW.isoformat())
+    report = intake(store, pm, settings, [write_off], NOW)
+    assert report.disputes_resolved == 0 and "waits for its insurer" in report.failures[0]
+    assert store.get_dispute("D-3").is_open and store.ledger(account).invoice_balance(invoice) == balance

@@ -48,7 +48,7 @@ from carecollect import (
     ValidationError,
 )
 from carecollect.calendars import BusinessCalendar
-from carecollect.disputes import escalate_dispute, record_follow_up, resolve_dispute, withdraw_dispute
+from carecollect.disputes import escalate_dispute, record_follow_up, withdraw_dispute
 from carecollect.events import EventType
 from carecollect.invoices import (
     cancel_invoice,
@@ -74,6 +74,8 @@ from carecollect.plans import (
     resume_plan,
     reverse_instalment_payment,
 )
+from carecollect.policy import get_pack as _get_pack
+from carecollect.relief.disputes import DisputeProcedure, resolve_dispute
 
 OSLO = ZoneInfo("Europe/Oslo")
 T = dt.datetime(2026, 3, 2, 10, tzinfo=OSLO)
@@ -379,19 +381,27 @@ def test_schedules_always_sum_exactly(units: int, count: int, dom: int, code: st
     assert dates == sorted(dates) and len(set(dates)) == len(dates)
 
 
+_RESOLVE: dict[str, object] = {
+    "balance": Money("500.00", "NOK"),
+    "at": T,
+    "pack": _get_pack("no"),
+    "procedure": DisputeProcedure.default("NOK"),
+}
+
+
 def test_dispute_life_cycle() -> None:
     d = Dispute("D-1", "A-1", "INV-1", DisputeReason.QUALITY_OF_SERVICE, T)
     d, _ = escalate_dispute(d, EscalationLevel.OFFICE_MANAGER, at=T)
     with pytest.raises(InvalidTransition, match="escalation only goes up"):
         escalate_dispute(d, EscalationLevel.FRONT_LINE, at=T)
     with pytest.raises(ValidationError, match="needs a positive amount"):
-        resolve_dispute(d, Resolution(ResolutionKind.DISCOUNT), follow_up_on=None, at=T)
+        resolve_dispute(d, Resolution(ResolutionKind.DISCOUNT), **_RESOLVE)
     with pytest.raises(InvalidTransition, match="resolve it first"):
         record_follow_up(d, satisfied=True, at=T)
     r = Resolution(
         ResolutionKind.DISCOUNT, Money("50.00", "NOK"), "mgr-1", corrective_action="Shorter waiting time"
     )
-    d, ev = resolve_dispute(d, r, follow_up_on=dt.date(2026, 3, 5), at=T)
+    d, ev, _ = resolve_dispute(d, r, **_RESOLVE)
     assert not d.is_open and ev.detail("amount") == "NOK 50.00"
     assert "Shorter" not in repr(d)
     d, _ = record_follow_up(d, satisfied=True, at=T)
@@ -622,7 +632,7 @@ def test_reprs_and_strs_of_every_object_hold_no_phi() -> None:
     [
         lambda: _phi_patient(preferred_language="norsk bokmål!"),
         lambda: _phi_patient(time_zones=("Mars/Olympus",)),
-        lambda: _phi_patient(time_zones=()),
+        lambda: _phi_patient(time_zones=(), contact_points=(ContactPoint(Channel.EMAIL, EMAIL),)),
         lambda: _phi_patient(confidential=SECRET_NAME),
         lambda: _phi_patient(
             contact_points=(ContactPoint(Channel.SMS, PHONE, consent_at=dt.datetime(2026, 1, 1)),)

@@ -199,3 +199,21 @@ def test_a_fhir_round_trip_keeps_a_bounced_point_bounced(tmp_path: Path) -> None
         assert again.undeliverable_at == at
         assert not again.deliverable(at + dt.timedelta(days=1))
         assert export_document(second) == export_document(first)
+
+
+def test_fhir_import_derives_from_the_address_and_never_guesses_a_us_zone(tmp_path: Path) -> None:
+    doc = bundle()
+    patient = doc["entry"][1]["resource"]
+    patient.pop("extension")
+    with SQLiteStore(tmp_path / "f.db") as store:
+        import_fhir(store, doc)
+        assert store.get_patient("P-1").time_zones == ("Europe/Berlin",)
+    patient["address"] = [{"line": ["1 Main St"], "city": "Springfield", "country": "US"}]
+    with SQLiteStore(tmp_path / "g.db") as store:
+        with pytest.raises(ImportFailed) as info:
+            import_fhir(store, doc)
+        assert ("Patient/P-1", "time_zones") in {(p.where, p.field) for p in info.value.problems}
+    patient["address"][0]["state"] = "OR"
+    with SQLiteStore(tmp_path / "h.db") as store:
+        import_fhir(store, doc)
+        assert store.get_patient("P-1").time_zones == ("America/Los_Angeles", "America/Boise")

@@ -357,3 +357,48 @@ def test_random_csv_text_only_ever_raises_import_failed(
             assert failed.problems
         assert s.counts()["invoices"] == 0
     json.dumps(text)
+
+
+# -- a missing time zone is reported by row and field (issue 13) --------------------------
+
+
+def test_json_import_reports_a_patient_without_a_zone_by_row_and_field(tmp_path: Path) -> None:
+    doc = good_document()
+    for p in doc["patients"]:
+        p.pop("time_zones")
+    doc["patients"][0].pop("country")  # P-1: only a Norwegian phone → Oslo
+    doc["patients"][1].pop("state")  # P-2: US without a state, no phone → refused
+    with SQLiteStore(tmp_path / "j.db") as store:
+        with pytest.raises(ImportFailed) as info:
+            import_json(store, doc)
+        found = [(p.where, p.field, p.record_id) for p in info.value.problems]
+        assert ("patients[1]", "time_zones", "P-2") in found
+        assert all(w != "patients[0]" for w, _, _ in found)
+        assert store.counts()["patients"] == 0  # nothing half-imported
+    doc["patients"][1]["state"] = "MN"
+    with SQLiteStore(tmp_path / "k.db") as store:
+        import_json(store, doc)
+        assert store.get_patient("P-1").time_zones == ("Europe/Oslo",)
+        assert store.get_patient("P-2").time_zones == ("America/Chicago",)
+
+
+def test_csv_import_reports_a_missing_zone_by_file_row_and_field(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path / "a.db") as first:
+        import_json(first, good_document())
+        export_csv(first, tmp_path / "csv")
+    path = tmp_path / "csv" / "patients.csv"
+    rows = list(csv.reader(path.read_text(encoding="utf-8").splitlines()))
+    header = rows[0]
+    for row in rows[1:]:
+        row[header.index("time_zones")] = ""
+        if row[header.index("id")] == "P-2":
+            row[header.index("state")] = ""
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    with SQLiteStore(tmp_path / "b.db") as second:
+        with pytest.raises(ImportFailed) as info:
+            import_csv(second, tmp_path / "csv")
+        found = {(p.where, p.field) for p in info.value.problems}
+        line = next(n for n, r in enumerate(rows, 1) if r[header.index("id")] == "P-2")
+        assert (f"patients.csv row {line}", "time_zones") in found
+        assert second.counts()["patients"] == 0

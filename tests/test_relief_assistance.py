@@ -68,7 +68,7 @@ def test_guideline_needs_a_household_and_a_table() -> None:
     ("income", "eligibility", "discount"),
     [
         ("31920.00", Eligibility.FREE, "100"),  # exactly 200 %
-        ("31921.00", Eligibility.FREE, "100"),  # 200.006 % truncates to 200.00: in the patient's favour
+        ("31921.00", Eligibility.DISCOUNT, "80"),  # 200.006 %: above the line, decided exactly
         ("32000.00", Eligibility.DISCOUNT, "80"),  # 200.50 %
         ("39900.00", Eligibility.DISCOUNT, "80"),  # 250 %
         ("47880.00", Eligibility.DISCOUNT, "60"),  # 300 %

@@ -172,7 +172,10 @@ def test_parties_and_invoices_round_trip_exactly(store: SQLiteStore) -> None:
 def test_replacing_a_patient_replaces_their_contact_points(store: SQLiteStore) -> None:
     _seed(store)
     fewer = Patient(
-        id="P-1", preferred_language="de", contact_points=(ContactPoint(Channel.EMAIL, "x@example.org"),)
+        id="P-1",
+        preferred_language="de",
+        time_zones=("Europe/Berlin",),
+        contact_points=(ContactPoint(Channel.EMAIL, "x@example.org"),),
     )
     store.put_patient(fewer)
     assert store.get_patient("P-1") == fewer

@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # the names below are imported on first use (import carecolle
         PluginError,
         PolicyViolation,
         ScheduleMismatch,
+        TimeZoneUnknown,
         ValidationError,
     )
     from .events import Event, EventType
@@ -95,6 +96,7 @@ _LAZY: dict[str, str] = {
     "Resolution": "disputes",
     "ResolutionKind": "disputes",
     "ScheduleMismatch": "errors",
+    "TimeZoneUnknown": "errors",
     "ValidationError": "errors",
     "hookimpl": "hookspecs",
     "make_plugin_manager": "plugin_manager",
@@ -174,6 +176,7 @@ __all__ = [
     "Resolution",
     "ResolutionKind",
     "ScheduleMismatch",
+    "TimeZoneUnknown",
     "ValidationError",
     "__version__",
     "hookimpl",

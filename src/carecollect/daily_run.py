@@ -97,6 +97,7 @@ from .policy.explain import Reason
 from .policy.governor import UNDELIVERABLE_RULE, ContactHistory, Debt, may_contact
 from .policy.packs import PolicyPack, get_pack
 from .providers import Instrument, WebhookEvent, WebhookKind
+from .relief.disputes import DisputeProcedure
 from .relief.gates import may_place
 from .relief.pauses import relief_flags
 from .relief.snapshot import AccountSnapshot as GateSnapshot
@@ -198,6 +199,10 @@ class RunSettings:
     :param keep_plan: keep every planned message and decision in the :class:`RunPlan` a run or a
         dry run returns (the default); ``False`` keeps their counts only, so memory stays flat
         however large the portfolio (a real run still audits every decision with its reasons).
+    :param dispute_procedure: the creditor's written dispute procedure; resolutions taken in as
+        dispute events are checked against it (``None``:
+        :meth:`DisputeProcedure.default <carecollect.relief.disputes.DisputeProcedure.default>`
+        in the account's currency).
     """
 
     channel_plugins: Mapping[Channel, str] = attrs.field(factory=lambda: dict.fromkeys(Channel, "outbox"))
@@ -219,6 +224,7 @@ class RunSettings:
     max_attempts: int = 6
     remittance_lookback_days: int = 90
     keep_plan: bool = True
+    dispute_procedure: DisputeProcedure | None = None
 
     def pack(self, key: str) -> PolicyPack:
         """The pack for ``key`` with the house rules applied."""
@@ -1115,6 +1121,7 @@ def intake(
             "revoked",
             "opened",
             "resolved",
+            "escalated",
             "recalled",
             "met",
             "agency_updates",
@@ -1329,17 +1336,33 @@ def _instant(data: Mapping[str, Any], key: str, now: dt.datetime) -> dt.datetime
 
 
 def _take_dispute(store: Store, pm: Any, settings: RunSettings, ev: InboundEvent, now: dt.datetime) -> str:
-    """Take one dispute event; returns ``"duplicate"``, ``"opened+<recalls>"`` or ``"resolved"``."""
-    from .disputes import DisputeReason, Resolution, ResolutionKind, resolve_dispute, withdraw_dispute
-    from .relief.disputes import open_dispute
+    """Take one dispute event; returns ``"duplicate"``, ``"opened+<recalls>"``, ``"escalated"`` or
+    ``"resolved"``.
+
+    A resolution goes through :func:`carecollect.relief.disputes.resolve_dispute`: the authority of
+    the dispute's level under :attr:`RunSettings.dispute_procedure` is checked before anything is
+    written; a refused one raises (reported by the intake) and leaves the dispute open and the
+    ledger as it was.  ``"escalate"`` hands the dispute to a higher level (``"level"``: an
+    :class:`~carecollect.disputes.EscalationLevel` name).
+    """
+    from .disputes import (
+        DisputeReason,
+        EscalationLevel,
+        Resolution,
+        ResolutionKind,
+        escalate_dispute,
+        withdraw_dispute,
+    )
+    from .relief.disputes import open_dispute, resolve_dispute
 
     data = _dispute_body(ev)
     action = str(data["action"])
     dispute_id = str(data["dispute_id"])
     source = f"disputes:{ev.plugin}"
-    if action not in ("open", "resolve", "withdraw"):
+    if action not in ("open", "resolve", "withdraw", "escalate"):
         raise ValueError(f"unknown dispute action {action!r}")
-    if store.was_processed(source, f"{action}:{dispute_id}"):
+    key = f"{action}:{dispute_id}" if action != "escalate" else f"escalate:{dispute_id}:{data.get('level')}"
+    if store.was_processed(source, key):
         return "duplicate"
     at = _instant(data, "at", now)
     if action == "open":
@@ -1356,7 +1379,7 @@ def _take_dispute(store: Store, pm: Any, settings: RunSettings, ev: InboundEvent
         )
         with store.transaction():
             store.put_dispute(dispute)
-            store.mark_processed(source, f"{action}:{dispute_id}", at=now)
+            store.mark_processed(source, key, at=now)
             store.audit_append(
                 "dispute.opened",
                 snap.account.id,
@@ -1381,20 +1404,33 @@ def _take_dispute(store: Store, pm: Any, settings: RunSettings, ev: InboundEvent
     adjustment = None
     if action == "withdraw":
         new, event = withdraw_dispute(dispute, at=at)
+    elif action == "escalate":
+        level = EscalationLevel[str(data["level"])]
+        new, event = escalate_dispute(dispute, level, at=at)
     else:
         kind = ResolutionKind(data["kind"])
         snap = store.account_snapshot(dispute.account_id)
         amount = (
             Money.of(str(data["amount"]), snap.account.currency) if data.get("amount") is not None else None
         )
+        # a reduction on what remains after insurance is an AfterInsuranceOffer (Python API);
+        # taken in here, a resolution takes effect now, so none is written off before the insurer pays
         resolution = Resolution(kind, amount=amount, approved_by=data.get("approved_by"))
-        pack = settings.pack(snap.account.jurisdiction)
-        days = int(pack.value("dispute.follow_up_business_days", on=at.date()))
-        follow = pack.calendar.add_business_days(at.date(), days)
-        new, event = resolve_dispute(dispute, resolution, follow_up_on=follow, at=at)
-        if amount is not None:
-            if dispute.invoice_id is None:
-                raise ValueError(f"dispute {dispute.id} covers the whole account: name the invoice to adjust")
+        if amount is not None and dispute.invoice_id is None:
+            raise ValueError(f"dispute {dispute.id} covers the whole account: name the invoice to adjust")
+        book = snap.ledger
+        balance = book.invoice_balance(dispute.invoice_id) if dispute.invoice_id is not None else book.balance
+        procedure = settings.dispute_procedure or DisputeProcedure.default(snap.account.currency)
+        new, event, _ = resolve_dispute(
+            dispute,
+            resolution,
+            balance=balance,
+            at=at,
+            pack=settings.pack(snap.account.jurisdiction),
+            procedure=procedure,
+            invoice=store.get_invoice(dispute.invoice_id) if dispute.invoice_id is not None else None,
+        )
+        if amount is not None and dispute.invoice_id is not None:
             adjustment = Adjustment(
                 f"ADJ-{dispute.id}",
                 dispute.account_id,
@@ -1411,13 +1447,15 @@ def _take_dispute(store: Store, pm: Any, settings: RunSettings, ev: InboundEvent
             new_book, _ = post_adjustment(book, adjustment)
             store.append_ledger(dispute.account_id, new_book.entries[len(book.entries) :])
         store.put_dispute(new)
-        store.mark_processed(source, f"{action}:{dispute_id}", at=now)
+        store.mark_processed(source, key, at=now)
         store.audit_append(
-            f"dispute.{new.status.value}",
+            f"dispute.{new.status.value}" if action != "escalate" else "dispute.escalated",
             dispute.account_id,
             {"dispute": dispute.id, "event": event.type.value},
             at=now,
         )
+    if action == "escalate":
+        return "escalated"
     pm.on_dispute_resolved(new, event)
     return "resolved"
 

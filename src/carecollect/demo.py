@@ -46,13 +46,15 @@ from .contact_centre import (
     route,
 )
 from .daily_run import InboundEvent, InboundKind, RunReport, execute_run, message_id
-from .disputes import Dispute, DisputeReason, DisputeStatus, Resolution, ResolutionKind, resolve_dispute
+from .disputes import Dispute, DisputeReason, DisputeStatus, Resolution, ResolutionKind
 from .errors import ConfigurationError, ValidationError
 from .ledger import post_payment
 from .money import Money
 from .payments import Payment, PaymentMethod
 from .plugin_manager import make_plugin_manager
+from .policy.packs import get_pack
 from .portfolio import PortfolioFacts, load_portfolio
+from .relief.disputes import DisputeProcedure, resolve_dispute
 from .reports import CollectionReport, report_from_store
 from .store.sqlite import SQLiteStore
 from .timekeeping import zone
@@ -284,7 +286,17 @@ class _Simulation:
             d = store.get_dispute(dispute_id)
             if d.status is DisputeStatus.OPEN and at - d.opened_at >= dt.timedelta(days=7):
                 resolution = Resolution(ResolutionKind.UPHELD, approved_by="demo-staff")
-                done, _ = resolve_dispute(d, resolution, follow_up_on=None, at=at)
+                snap = store.account_snapshot(d.account_id)
+                book = snap.ledger
+                balance = book.invoice_balance(d.invoice_id) if d.invoice_id is not None else book.balance
+                done, _, _ = resolve_dispute(
+                    d,
+                    resolution,
+                    balance=balance,
+                    at=at,
+                    pack=get_pack(snap.account.jurisdiction),
+                    procedure=DisputeProcedure.default(snap.account.currency),
+                )
                 store.put_dispute(done)
                 self.open_disputes.remove(dispute_id)
                 resolved += 1

@@ -1,24 +1,26 @@
 """Disputes: a patient's objection to a bill, handled by a written procedure.
 
 Opening a dispute freezes outreach and any handoff on the debt (the policy
-functions read :attr:`Dispute.is_open`). Resolving records the outcome, the
-corrective action promised and the date of the follow-up call.
+functions read :attr:`Dispute.is_open`). A dispute is resolved in one place only,
+:func:`carecollect.relief.disputes.resolve_dispute`, which checks the resolution
+against the authority the creditor's written procedure gives the dispute's level
+and books the follow-up call; the Python API, the daily run's intake of dispute
+events and the demo all go through it.
 
 >>> import datetime as dt
->>> from carecollect.disputes import Dispute, DisputeReason, Resolution, ResolutionKind, resolve_dispute
+>>> from carecollect.disputes import Dispute, DisputeReason
 >>> t = dt.datetime(2026, 3, 9, 10, tzinfo=dt.timezone.utc)
 >>> d = Dispute(id="D-1", account_id="A-1", invoice_id="INV-1", reason=DisputeReason.QUALITY_OF_SERVICE, opened_at=t)
 >>> d.is_open
 True
->>> d2, ev = resolve_dispute(d, Resolution(ResolutionKind.UPHELD), follow_up_on=dt.date(2026, 3, 12), at=t)
->>> d2.status.value, d2.follow_up_on.isoformat()
-('resolved', '2026-03-12')
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
+import warnings
+from typing import Any
 
 import attrs
 
@@ -38,7 +40,6 @@ __all__ = [
     "escalate_dispute",
     "record_follow_up",
     "record_patient_met",
-    "resolve_dispute",
     "withdraw_dispute",
 ]
 
@@ -172,36 +173,6 @@ def escalate_dispute(d: Dispute, to: EscalationLevel, *, at: dt.datetime) -> tup
     return attrs.evolve(d, level=to), Event(EventType.DISPUTE_ESCALATED, d.id, at, {"level": to.name})
 
 
-def resolve_dispute(
-    d: Dispute, resolution: Resolution, *, follow_up_on: dt.date | None, at: dt.datetime
-) -> tuple[Dispute, Event]:
-    """Record the outcome and when to call the patient back."""
-    _guard(d, "resolve", at)
-    needs_amount = resolution.kind in (
-        ResolutionKind.DISCOUNT,
-        ResolutionKind.WRITE_OFF,
-        ResolutionKind.CORRECTION,
-    )
-    if needs_amount and (resolution.amount is None or not resolution.amount.is_positive()):
-        raise ValidationError(
-            f"Dispute {d.id}", "resolution.amount", f"a {resolution.kind.value} needs a positive amount"
-        )
-    if follow_up_on is not None and follow_up_on < at.date():
-        raise ValidationError(f"Dispute {d.id}", "follow_up_on", "the follow-up cannot be in the past")
-    new = attrs.evolve(
-        d,
-        status=DisputeStatus.RESOLVED,
-        resolution=resolution,
-        resolved_at=at,
-        follow_up_on=follow_up_on,
-        first_response_at=d.first_response_at or at,
-    )
-    details: dict[str, object] = {"kind": resolution.kind.value}
-    if resolution.amount is not None:
-        details["amount"] = resolution.amount
-    return new, Event(EventType.DISPUTE_RESOLVED, d.id, at, details)
-
-
 def withdraw_dispute(d: Dispute, *, at: dt.datetime) -> tuple[Dispute, Event]:
     """The patient withdrew the dispute."""
     _guard(d, "withdraw", at)
@@ -246,3 +217,19 @@ def record_patient_met(d: Dispute, *, at: dt.datetime, channel: str) -> tuple[Di
     response = d.first_response_at if d.first_response_at is not None and d.first_response_at <= at else at
     new = attrs.evolve(d, met_patient_at=first, first_response_at=response)
     return new, Event(EventType.DISPUTE_PATIENT_MET, d.id, at, {"channel": channel})
+
+
+def __getattr__(name: str) -> Any:
+    """``carecollect.disputes.resolve_dispute`` is deprecated: it is the checked
+    :func:`carecollect.relief.disputes.resolve_dispute` (authority, balance and procedure)."""
+    if name == "resolve_dispute":
+        warnings.warn(
+            "carecollect.disputes.resolve_dispute is deprecated; use carecollect.relief.disputes."
+            "resolve_dispute (it checks the resolver's authority under the written procedure)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from .relief.disputes import resolve_dispute
+
+        return resolve_dispute
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

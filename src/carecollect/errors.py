@@ -21,6 +21,7 @@ __all__ = [
     "PluginError",
     "PolicyViolation",
     "ScheduleMismatch",
+    "TimeZoneUnknown",
     "ValidationError",
 ]
 
@@ -54,6 +55,14 @@ class NaiveDatetime(ValidationError):
 
 class ScheduleMismatch(ValidationError):
     """Instalments or allocations do not sum exactly to their total."""
+
+
+class TimeZoneUnknown(ValidationError):
+    """No time zone is given for a patient and none can be derived from what is known
+    (contact points, country and region of the address, a phone's country code).
+
+    carecollect does not guess one: quiet hours must hold where the patient is.
+    """
 
 
 class CurrencyMismatch(CareCollectError, TypeError):

@@ -29,8 +29,9 @@ from typing import Any
 import attrs
 
 from .channels import Channel
-from .errors import ValidationError
+from .errors import TimeZoneUnknown, ValidationError
 from .events import Event, EventType
+from .geography import zones_for_phone, zones_for_place
 from .handoff_consent import HandoffConsent
 from .money import Money, minor_unit_exponent
 from .timekeeping import require_aware, zone
@@ -41,6 +42,7 @@ __all__ = [
     "Account",
     "ContactPoint",
     "Patient",
+    "derive_time_zones",
     "grant_consent",
     "mark_undeliverable",
     "opt_out",
@@ -129,12 +131,34 @@ def _channels(value: Iterable[Channel]) -> frozenset[Channel]:
 
 
 def _zones(instance: object, attribute: attrs.Attribute[tuple[str, ...]], value: tuple[str, ...]) -> None:
-    if not value:
-        raise ValidationError(
-            f"Patient {getattr(instance, 'id', '')}", "time_zones", "at least one IANA time zone"
-        )
-    for name in value:
+    for name in value:  # empty: derived in Patient.__attrs_post_init__, or refused there
         zone(name)
+
+
+def derive_time_zones(
+    contact_points: Iterable[ContactPoint], country: str | None, state: str | None
+) -> tuple[str, ...]:
+    """Every zone a patient may be in, from what is known: the zones contact points carry, the
+    zones of the address's country (of its state, where the country has several), and the
+    country of each international phone number. ``()`` when nothing tells.
+
+    :param contact_points: the patient's contact points.
+    :param country: ISO 3166-1 country of residence.
+    :param state: subdivision of residence (a US state).
+
+    >>> derive_time_zones((ContactPoint(Channel.SMS, "+4790000000"),), "DE", None)
+    ('Europe/Berlin', 'Europe/Oslo')
+    """
+    found: dict[str, None] = {}
+    points = tuple(contact_points)
+    for point in points:
+        if point.time_zone is not None:
+            found[point.time_zone] = None
+    found.update(dict.fromkeys(zones_for_place(country, state)))
+    for point in points:
+        if point.channel in (Channel.SMS, Channel.PHONE):
+            found.update(dict.fromkeys(zones_for_phone(point.address)))
+    return tuple(found)
 
 
 def _language(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
@@ -154,8 +178,11 @@ class Patient:
 
     :param id: stable identifier; the only thing errors and logs show.
     :param preferred_language: BCP 47 tag (``en``, ``de``, ``nb``, ``bg``...).
-    :param time_zones: every IANA zone the patient may be in (address, phone
-        area code...). Quiet hours must hold in all of them.
+    :param time_zones: every IANA zone the patient may be in. Quiet hours must hold in all of
+        them. When none is given they are derived (:func:`derive_time_zones`: the contact
+        points' zones, the country and state of the address, a phone's country code); when
+        nothing tells, :class:`~carecollect.errors.TimeZoneUnknown` is raised naming the patient
+        and ``time_zones``: no zone is guessed.
     :param contact_points: the ways to reach the patient.
     :param name: display name for letters (never in reprs or errors).
     :param country: ISO 3166-1 country of residence.
@@ -170,7 +197,7 @@ class Patient:
 
     id: str = attrs.field(validator=identifier)
     preferred_language: str = attrs.field(default="en", validator=_language)
-    time_zones: tuple[str, ...] = attrs.field(default=("UTC",), converter=_strs, validator=_zones)
+    time_zones: tuple[str, ...] = attrs.field(default=(), converter=_strs, validator=_zones)
     contact_points: tuple[ContactPoint, ...] = attrs.field(
         default=(), converter=_points, validator=_check_points
     )
@@ -186,6 +213,20 @@ class Patient:
     handoff_consent: HandoffConsent | None = attrs.field(
         default=None, validator=attrs.validators.optional(of_type(HandoffConsent))
     )
+
+    def __attrs_post_init__(self) -> None:
+        if self.time_zones:
+            return
+        derived = derive_time_zones(self.contact_points, self.country, self.state)
+        if not derived:
+            raise TimeZoneUnknown(
+                f"Patient {self.id}",
+                "time_zones",
+                "no time zone given and none follows from the contact points, the country and state "
+                "of the address or a phone's country code; give time_zones (or country, and state "
+                "where the country has several zones)",
+            )
+        object.__setattr__(self, "time_zones", derived)
 
     def points(self, channel: Channel) -> tuple[ContactPoint, ...]:
         """Contact points on ``channel``."""
@@ -256,7 +297,7 @@ def mark_undeliverable(
 
     >>> import datetime as dt
     >>> t0 = dt.datetime(2026, 3, 1, 9, tzinfo=dt.UTC)
-    >>> p = Patient(id="P-1", contact_points=(
+    >>> p = Patient(id="P-1", time_zones=("Europe/Oslo",), contact_points=(
     ...     ContactPoint(Channel.EMAIL, "old@example.org", consent_at=t0),
     ...     ContactPoint(Channel.LETTER, "1 Main Street")))
     >>> p2, event = mark_undeliverable(p, Channel.EMAIL, "old@example.org", at=t0 + dt.timedelta(days=1))

@@ -55,7 +55,6 @@ TZ_EXTENSION = "http://hl7.org/fhir/StructureDefinition/tz-code"
 UNDELIVERABLE_EXTENSION = EXT + "contact-point-undeliverable"
 
 _SUPPORTED = ("Organization", "Patient", "Account", "Invoice", "PaymentReconciliation")
-_DEFAULT_ZONES = {"NO": "Europe/Oslo", "DE": "Europe/Berlin", "BG": "Europe/Sofia", "US": "America/New_York"}
 _INVOICE_STATUS = {
     "draft": "draft",
     "issued": "open",
@@ -124,8 +123,8 @@ def _patient(r: Mapping[str, Any]) -> dict[str, Any]:
         if codes and (language is None or comm.get("preferred")):
             language = str(codes[0].get("code", "")).split("-")[0] or None
     zones = [e.get("valueCode") for e in r.get("extension", []) or [] if e.get("url") == TZ_EXTENSION]
-    if not zones and country in _DEFAULT_ZONES:
-        zones = [_DEFAULT_ZONES[country]]
+    # no zone extension: Patient derives the zones from the address (country, state) and the
+    # phone numbers, or the import reports the resource and field; no zone is guessed
     names = r.get("name") or [{}]
     name = names[0].get("text") or " ".join([*names[0].get("given", []), names[0].get("family", "")]).strip()
     points: list[dict[str, Any]] = []

@@ -295,7 +295,7 @@ def patient_from(f: Mapping[str, Any]) -> Patient:
     points = []
     for n, cp in enumerate(_nested(f, "contact_points")):
         points.append(_build(functools.partial(contact_point_from, cp), f"contact_points[{n}]."))
-    zones = _names(f, "time_zones") or ("UTC",)
+    zones = _names(f, "time_zones")  # none: derived by Patient, or refused by row and field
     return Patient(
         id=_req(f, "id"),
         preferred_language=_text(f, "preferred_language", required=False) or "en",

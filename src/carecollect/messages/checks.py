@@ -13,10 +13,11 @@
 * **Tone**: no shaming words anywhere, and no threatening words in a friendly
   step, per language.
 
-The clinical word lists are carecollect's own (no shared content policy
-module existed when this was written): they name specialties, conditions and
-procedures a message must never reveal. Extend them with
-:func:`check_rendering`'s ``extra_clinical`` argument.
+The clinical vocabulary is the sourced list of condition names of
+:mod:`carecollect.messages.conditions` (hundreds of terms per language) and the
+specialty and procedure words of :data:`CLINICAL_WORDS`, matched on word
+boundaries by one compiled scan per language. Vendors add terms with
+:func:`check_rendering`'s ``extra_clinical`` argument (``Renderer(extra_clinical=...)``).
 
 >>> sms_segments("Hello")
 (<SmsEncoding.GSM7: 'gsm7'>, 1)
@@ -37,6 +38,7 @@ from ..errors import CareCollectError, ConfigurationError
 from ..outreach import OutreachPurpose
 from ..policy.content import Sensitive, Surface, check_content
 from ..policy.packs import PolicyPack, get_pack
+from .conditions import clinical_matcher
 from .context import MessageContext, SmsEncoding
 
 __all__ = [
@@ -84,8 +86,10 @@ FRIENDLY_PURPOSES = frozenset(
     }
 )
 
-#: Words that reveal a condition, specialty or procedure, per language (matched
-#: case-insensitively at word starts, so "oncolog" catches "oncology").
+#: Words that reveal a specialty or procedure, per language, in the term syntax of
+#: :mod:`carecollect.messages.conditions` (a plain word is a word start, so "oncolog" catches
+#: "oncology"; ``"mri."`` is a whole word). The names of conditions are
+#: :data:`~carecollect.messages.conditions.CONDITION_TERMS`; the check uses both.
 CLINICAL_WORDS: dict[str, tuple[str, ...]] = {
     "en": (
         "diagnos",
@@ -95,8 +99,6 @@ CLINICAL_WORDS: dict[str, tuple[str, ...]] = {
         "tumor",
         "chemotherap",
         "radiotherap",
-        "hiv",
-        "aids",
         "pregnan",
         "abortion",
         "psychiatr",
@@ -108,14 +110,13 @@ CLINICAL_WORDS: dict[str, tuple[str, ...]] = {
         "dialysis",
         "addiction",
         "rehab",
-        "std",
         "fertility",
-        "ivf",
+        "ivf.",
         "dermatolog",
         "cardiolog",
         "blood test",
         "x-ray",
-        "mri",
+        "mri.",
         "biopsy",
         "gynaecolog",
         "gynecolog",
@@ -130,8 +131,6 @@ CLINICAL_WORDS: dict[str, tuple[str, ...]] = {
         "tumor",
         "chemotherap",
         "strahlentherap",
-        "hiv",
-        "aids",
         "schwanger",
         "abtreibung",
         "schwangerschaftsabbruch",
@@ -141,14 +140,12 @@ CLINICAL_WORDS: dict[str, tuple[str, ...]] = {
         "operation",
         "chirurg",
         "dialyse",
-        "sucht",
-        "entzug",
         "kinderwunsch",
         "dermatolog",
         "kardiolog",
         "blutuntersuchung",
         "röntgen",
-        "mrt",
+        "mrt.",
         "biopsie",
         "gynäkolog",
         "urolog",
@@ -157,12 +154,9 @@ CLINICAL_WORDS: dict[str, tuple[str, ...]] = {
     "nb": (
         "diagnose",
         "onkolog",
-        "kreft",
         "svulst",
         "cellegift",
         "strålebehandling",
-        "hiv",
-        "aids",
         "gravid",
         "abort",
         "psykiatr",
@@ -172,7 +166,6 @@ CLINICAL_WORDS: dict[str, tuple[str, ...]] = {
         "operasjon",
         "kirurg",
         "dialyse",
-        "rus",
         "avhengighet",
         "fertilitet",
         "assistert befruktning",
@@ -189,22 +182,17 @@ CLINICAL_WORDS: dict[str, tuple[str, ...]] = {
     "bg": (
         "диагноз",
         "онколог",
-        "рак",
         "тумор",
         "химиотерап",
         "лъчетерап",
-        "хив",
-        "спин",
         "бременност",
         "аборт",
         "психиатр",
         "психично",
         "психолог",
         "терапия",
-        "операция",
         "хирург",
         "диализа",
-        "зависимост",
         "инвитро",
         "дерматолог",
         "кардиолог",
@@ -416,7 +404,8 @@ def check_rendering(
     :param html: the HTML part.
     :param voicemail: the voicemail text (phone).
     :param max_sms_segments: the longest SMS allowed.
-    :param extra_clinical: more clinical words to refuse.
+    :param extra_clinical: more clinical terms to refuse (a vendor's own; the syntax of
+        :mod:`carecollect.messages.conditions`: a plain word is a word start).
     :param descriptions: statement-line descriptions that must not appear in
         restricted places.
     :param tone_exempt: quoted reference texts (rights, glossary) the tone
@@ -425,7 +414,8 @@ def check_rendering(
     :raises MessageCheckFailed: naming the template and the rule.
     """
     passed: list[str] = []
-    clinical = tuple(CLINICAL_WORDS.get(language, ())) + tuple(CLINICAL_WORDS["en"]) + tuple(extra_clinical)
+    base = CLINICAL_WORDS.get(language, ()) + (CLINICAL_WORDS["en"] if language != "en" else ())
+    clinical = clinical_matcher(language, tuple(extra_clinical), base=base)
 
     restricted: list[tuple[str, str]] = []
     if channel is Channel.SMS:
@@ -441,7 +431,7 @@ def check_rendering(
         restricted.append(("portal notification", subject))
     for where, part in restricted:
         found: set[Sensitive] = set()
-        hits = find_words(part, clinical)
+        hits = clinical.find(part)
         if hits:
             found.add(Sensitive.CLINICAL)
         if any(d and d.casefold() in part.casefold() for d in descriptions):

@@ -15,7 +15,7 @@ Money('33000.00', 'USD')
 >>> s = screen(Money("80000.00", "USD"), 4, on=dt.date(2026, 3, 1), pack=get_pack("us"),
 ...            policy=AssistancePolicy.from_pack(get_pack("us"), on=dt.date(2026, 3, 1)))
 >>> s.fpl_percent, s.eligibility.value, s.discount_percent
-(Decimal('242.42'), 'discount', Decimal('80'))
+(Decimal('242.43'), 'discount', Decimal('80'))
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import datetime as dt
 import enum
 from collections.abc import Iterable, Sequence
 from decimal import ROUND_DOWN, Decimal
+from fractions import Fraction
 
 import attrs
 
@@ -44,8 +45,10 @@ __all__ = [
     "PresumptiveBasis",
     "Screening",
     "application_suspends_eca",
+    "display_percent",
     "eca_timeline",
     "fpl_percent",
+    "fpl_ratio",
     "poverty_guideline",
     "region_for_state",
     "screen",
@@ -95,6 +98,55 @@ def poverty_guideline(
     return Money.of(first + extra * (household_size - 1), "USD")
 
 
+def fpl_ratio(
+    annual_income: Money,
+    household_size: int,
+    *,
+    on: dt.date,
+    pack: PolicyPack,
+    region: FplRegion = FplRegion.CONTIGUOUS,
+) -> Fraction:
+    """Household income as a percentage of the guideline, exactly (``income × 100 / guideline``).
+
+    Every decision against a percentage limit (the screen's tiers, Colorado's 250 % line) uses
+    this figure: ``fpl_ratio(...) <= limit`` is the exact comparison
+    ``income × 100 <= limit × guideline``, with no rounding.  :func:`fpl_percent` is the same
+    figure rounded for display.
+
+    :param annual_income: gross household income a year, in USD.
+    :param household_size: persons in the household (at least 1).
+    :param on: the day whose rules apply.
+    :param pack: the policy pack (the rules in force on the day apply).
+    :param region: the poverty-guideline table (48 states and DC, Alaska, Hawaii).
+    :raises ValidationError: an income not in USD, or a household of fewer than one person.
+
+    >>> from carecollect.policy import get_pack
+    >>> r = fpl_ratio(Money("31921.00", "USD"), 1, on=dt.date(2026, 2, 1), pack=get_pack("us"))
+    >>> r, r > 200
+    (Fraction(159605, 798), True)
+    """
+    if annual_income.currency != "USD":
+        raise ValidationError("Screening", "annual_income", "poverty guidelines are in USD")
+    guideline = poverty_guideline(household_size, on=on, pack=pack, region=region)
+    return Fraction(annual_income.minor_units * 100, guideline.minor_units)
+
+
+def display_percent(ratio: Fraction) -> Decimal:
+    """An exact percentage rounded *up* to two places, for display only.
+
+    Rounding up keeps the shown figure on the same side of any limit with two decimals or
+    fewer as the exact one: an income a hair above 200 % reads 200.01 %, never 200.00 %.
+
+    :param ratio: the exact percentage (:func:`fpl_ratio`).
+
+    >>> from fractions import Fraction
+    >>> display_percent(Fraction(159605, 798)), display_percent(Fraction(200))
+    (Decimal('200.01'), Decimal('200.00'))
+    """
+    hundredths = -((-ratio.numerator * 100) // ratio.denominator)  # ceiling, in integers
+    return Decimal(hundredths).scaleb(-2)
+
+
 def fpl_percent(
     annual_income: Money,
     household_size: int,
@@ -103,7 +155,8 @@ def fpl_percent(
     pack: PolicyPack,
     region: FplRegion = FplRegion.CONTIGUOUS,
 ) -> Decimal:
-    """Household income as a percentage of the guideline, truncated to two places (in the patient's favour).
+    """Household income as a percentage of the guideline, for display: :func:`fpl_ratio` rounded
+    up to two places (:func:`display_percent`).  Decisions use :func:`fpl_ratio`.
 
     :param annual_income: gross household income a year, in USD.
     :param household_size: persons in the household (at least 1).
@@ -115,11 +168,7 @@ def fpl_percent(
     >>> fpl_percent(Money("31920.00", "USD"), 1, on=dt.date(2026, 2, 1), pack=get_pack("us"))
     Decimal('200.00')
     """
-    if annual_income.currency != "USD":
-        raise ValidationError("Screening", "annual_income", "poverty guidelines are in USD")
-    guideline = poverty_guideline(household_size, on=on, pack=pack, region=region)
-    ratio: Decimal = annual_income.amount * 100 / guideline.amount
-    return ratio.quantize(Decimal("0.01"), rounding=ROUND_DOWN)
+    return display_percent(fpl_ratio(annual_income, household_size, on=on, pack=pack, region=region))
 
 
 class Eligibility(enum.Enum):
@@ -236,14 +285,19 @@ class Screening:
 
     :param eligibility: :class:`Eligibility`.
     :param discount_percent: 100 for free care, the tier's discount, or 0.
-    :param fpl_percent: the household's % of the guideline (``None`` when presumptive).
+    :param fpl_percent: the household's % of the guideline for display, rounded up to two
+        places (``None`` when presumptive).
     :param reasons: why.
+    :param fpl_ratio: the exact % the tier was decided on (:func:`fpl_ratio`; ``None`` when
+        presumptive).  Pass this, not the display figure, to
+        :class:`~carecollect.relief.plans.Affordability`.
     """
 
     eligibility: Eligibility
     discount_percent: Decimal
     fpl_percent: Decimal | None = attrs.field(repr=False)
     reasons: tuple[Reason, ...]
+    fpl_ratio: Fraction | None = attrs.field(default=None, repr=False)
 
     def discount_on(self, balance: Money) -> Money:
         """The assistance discount on ``balance`` (free care: all of it).
@@ -294,7 +348,8 @@ def screen(
             )
     if annual_income is None:
         raise ValidationError("Screening", "annual_income", "needed unless a presumptive basis applies")
-    pct = fpl_percent(annual_income, household_size, on=on, pack=pack, region=region)
+    exact = fpl_ratio(annual_income, household_size, on=on, pack=pack, region=region)
+    pct = display_percent(exact)
     fpl_rule = rule_reason(
         pack,
         f"fpl.{region.value}",
@@ -302,7 +357,7 @@ def screen(
         Outcome.INFO,
         f"household of {household_size} at {pct} % of the poverty guideline",
     )
-    if pct <= policy.free_at_or_below:
+    if exact <= Fraction(policy.free_at_or_below):
         return Screening(
             Eligibility.FREE,
             Decimal(100),
@@ -316,9 +371,10 @@ def screen(
                     Outcome.CONDITION,
                 ),
             ),
+            exact,
         )
     for tier in policy.tiers:
-        if pct <= tier.max_fpl_percent:
+        if exact <= Fraction(tier.max_fpl_percent):
             return Screening(
                 Eligibility.DISCOUNT,
                 tier.discount_percent,
@@ -332,6 +388,7 @@ def screen(
                         Outcome.CONDITION,
                     ),
                 ),
+                exact,
             )
     return Screening(
         Eligibility.NOT_ELIGIBLE,
@@ -346,6 +403,7 @@ def screen(
                 Outcome.INFO,
             ),
         ),
+        exact,
     )
 
 

@@ -36,9 +36,8 @@ from decimal import Decimal
 
 import attrs
 
-from ..disputes import Dispute, DisputeReason, EscalationLevel, Resolution, ResolutionKind
-from ..disputes import resolve_dispute as _resolve
-from ..errors import PolicyViolation, ValidationError
+from ..disputes import Dispute, DisputeReason, DisputeStatus, EscalationLevel, Resolution, ResolutionKind
+from ..errors import InvalidTransition, PolicyViolation, ValidationError
 from ..events import Event, EventType
 from ..invoices import EstimateComparison, Invoice
 from ..money import Money
@@ -48,6 +47,7 @@ from ..timekeeping import require_aware
 from .reasons import Outcome, Reason, note, rule_reason
 
 __all__ = [
+    "REDUCING_KINDS",
     "AfterInsuranceKind",
     "AfterInsuranceOffer",
     "DisputeProcedure",
@@ -197,6 +197,10 @@ def open_dispute(
     return d, Event(EventType.DISPUTE_OPENED, d.id, at, {"reason": reason.value}), respond_by
 
 
+#: Resolutions that reduce what the patient owes: each needs the authority of the dispute's level.
+REDUCING_KINDS = frozenset({ResolutionKind.DISCOUNT, ResolutionKind.WRITE_OFF, ResolutionKind.CORRECTION})
+
+
 def resolve_dispute(
     d: Dispute,
     resolution: Resolution,
@@ -205,41 +209,89 @@ def resolve_dispute(
     at: dt.datetime,
     pack: PolicyPack,
     procedure: DisputeProcedure,
+    invoice: Invoice | None = None,
 ) -> tuple[Dispute, Event, tuple[Reason, ...]]:
-    """Resolve with the authority of the dispute's current level and book the follow-up call.
+    """Resolve a dispute: the one way a resolution is recorded (Python API, the daily run's intake
+    of dispute events, the demo).
 
-    :param balance: the open balance the discount or write-off is measured against.
-    :raises PolicyViolation: the level may not grant this (escalate first).
+    Everything is checked before anything changes, and a refused resolution leaves the dispute
+    as it was:
+
+    * only an open dispute is resolved (:class:`~carecollect.errors.InvalidTransition`);
+    * a discount, write-off or correction names a positive amount in the balance's currency, at
+      most the balance (:class:`~carecollect.errors.ValidationError`);
+    * each of them needs the authority the procedure gives the dispute's current level: a
+      write-off needs ``may_write_off``, a discount or correction must fit
+      :meth:`LevelAuthority.may_grant` (:class:`~carecollect.errors.PolicyViolation` naming the
+      level needed: escalate first);
+    * a reduction that waits for the insurer (``effective_after_insurance``) needs a procedure
+      that offers reductions after insurance (``offer_after_insurance``);
+    * while the disputed ``invoice`` still waits for its insurer, a reduction is only what
+      remains after insurance (``effective_after_insurance``): nobody yet knows what the patient
+      will owe, so nothing is written off before the insurer has paid.
+
     :param d: the dispute (its current level's authority applies).
     :param resolution: the :class:`~carecollect.disputes.Resolution`.
+    :param balance: the open balance the discount or write-off is measured against.
     :param at: the instant (aware).
     :param pack: the policy pack (the rules in force on the day apply).
     :param procedure: the creditor's :class:`DisputeProcedure`.
+    :param invoice: the disputed invoice, when known (its insurance claim is checked).
+    :raises InvalidTransition: the dispute is not open.
+    :raises ValidationError: a missing, non-positive, foreign-currency or too large amount.
+    :raises PolicyViolation: the level may not grant this (escalate first), or the procedure does
+        not offer reductions after insurance.
     """
     require_aware(at, f"Dispute {d.id}", "at")
+    record = f"Dispute {d.id}"
+    if d.status is not DisputeStatus.OPEN:
+        raise InvalidTransition(record, d.status, "resolve", "only an open dispute can change")
     reasons: list[Reason] = []
-    if (
-        resolution.kind in (ResolutionKind.DISCOUNT, ResolutionKind.WRITE_OFF)
-        and resolution.amount is not None
-    ):
+    if resolution.kind in REDUCING_KINDS:
+        amount = resolution.amount
+        if amount is None or not amount.is_positive():
+            raise ValidationError(
+                record, "resolution.amount", f"a {resolution.kind.value} needs a positive amount"
+            )
+        if amount.currency != balance.currency:
+            raise ValidationError(
+                record, "resolution.amount", f"is in {amount.currency}, the balance in {balance.currency}"
+            )
+        if amount > balance:
+            raise ValidationError(
+                record,
+                "resolution.amount",
+                f"a {resolution.kind.value} of {amount} exceeds the balance {balance}",
+            )
+        if resolution.effective_after_insurance and not procedure.offer_after_insurance:
+            raise PolicyViolation(
+                f"{record}: the procedure ({procedure.source}) does not offer reductions after insurance"
+            )
+        if invoice is not None and invoice.waiting_for_insurer and not resolution.effective_after_insurance:
+            raise PolicyViolation(
+                f"{record}: invoice {invoice.id} still waits for its insurer; offer the "
+                f"{resolution.kind.value} on what remains after insurance (effective_after_insurance)"
+            )
         auth = procedure.authority(d.level)
         ok = auth is not None and (
             auth.may_write_off
             if resolution.kind is ResolutionKind.WRITE_OFF
-            else auth.may_grant(resolution.amount, balance=balance)
+            else auth.may_grant(amount, balance=balance)
         )
         if not ok:
-            need = procedure.lowest_level_for_discount(resolution.amount, balance=balance)
+            if resolution.kind is ResolutionKind.WRITE_OFF:
+                need = next((a.level for a in procedure.levels if a.may_write_off), None)
+            else:
+                need = procedure.lowest_level_for_discount(amount, balance=balance)
             hint = f"escalate to {need.name}" if need is not None else "nobody in the procedure may grant it"
             raise PolicyViolation(
-                f"Dispute {d.id}: level {d.level.name} may not grant a {resolution.kind.value} of "
-                f"{resolution.amount}; {hint}"
+                f"{record}: level {d.level.name} may not grant a {resolution.kind.value} of {amount}; {hint}"
             )
         reasons.append(
             note(
                 "creditor.dispute.authority",
                 procedure.source,
-                f"{d.level.name} may grant a {resolution.kind.value} of {resolution.amount}",
+                f"{d.level.name} may grant a {resolution.kind.value} of {amount}",
                 Outcome.ALLOW,
             )
         )
@@ -257,8 +309,18 @@ def resolve_dispute(
                 Outcome.INFO,
             )
         )
-    new, event = _resolve(d, resolution, follow_up_on=follow, at=at)
-    return new, event, tuple(reasons)
+    new = attrs.evolve(
+        d,
+        status=DisputeStatus.RESOLVED,
+        resolution=resolution,
+        resolved_at=at,
+        follow_up_on=follow,
+        first_response_at=d.first_response_at or at,
+    )
+    details: dict[str, object] = {"kind": resolution.kind.value}
+    if resolution.amount is not None:
+        details["amount"] = resolution.amount
+    return new, Event(EventType.DISPUTE_RESOLVED, d.id, at, details), tuple(reasons)
 
 
 class AfterInsuranceKind(enum.Enum):

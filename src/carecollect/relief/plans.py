@@ -31,6 +31,7 @@ import datetime as dt
 import enum
 from collections.abc import Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
 from typing import Any
 
 import attrs
@@ -116,17 +117,25 @@ class Affordability:
     :param gross_monthly_income: gross monthly household income (``None``: not
         known; then only the minimum instalment and maximum term apply).
     :param household_size: persons in the household.
-    :param fpl_percent: household income as a % of the poverty guideline, if
-        screened (Colorado's caps apply at or below 250 %; unknown counts as eligible).
+    :param fpl_percent: household income as a % of the poverty guideline, if screened
+        (Colorado's caps apply at or below 250 %; unknown counts as eligible). Compared exactly
+        with the limit: pass the exact figure (:attr:`Screening.fpl_ratio
+        <carecollect.relief.assistance.Screening>` or
+        :func:`~carecollect.relief.assistance.fpl_ratio`); a display figure from
+        :func:`~carecollect.relief.assistance.fpl_percent` is rounded up, so it never lets an
+        income above the line through.
     """
 
     gross_monthly_income: Money | None = attrs.field(default=None, repr=False)
     household_size: int | None = None
-    fpl_percent: Decimal | None = attrs.field(default=None, repr=False)
+    fpl_percent: Fraction | Decimal | None = attrs.field(default=None, repr=False)
 
     @classmethod
     def from_annual(
-        cls, annual_income: Money, household_size: int | None = None, fpl_percent: Decimal | None = None
+        cls,
+        annual_income: Money,
+        household_size: int | None = None,
+        fpl_percent: Fraction | Decimal | None = None,
     ) -> Affordability:
         """From a yearly income: the monthly figure is a twelfth, rounded down to the minor unit.
 
@@ -290,7 +299,9 @@ def _state_plan_rules_apply(
 ) -> bool:
     """True when the state's plan rules cover this household (Colorado: at or below 250 % FPL; unknown: yes)."""
     limit = state_value(pack, state, "plan.income_limit_fpl_percent", on=on)
-    return limit is None or affordability.fpl_percent is None or affordability.fpl_percent <= limit
+    if limit is None or affordability.fpl_percent is None:
+        return True
+    return Fraction(affordability.fpl_percent) <= Fraction(limit)
 
 
 def _max_interest(pack: PolicyPack, creditor: Creditor, on: dt.date) -> Decimal | None:
