@@ -172,7 +172,8 @@ def test_report_shows_aging_messages_and_contact_centre(db: Path) -> None:
 
 def test_a_second_run_is_refused_while_the_lock_is_held(db: Path) -> None:
     store = SQLiteStore(db)
-    store.acquire_run_lock("other host", 4242, now=parse_as_of(AS_OF))
+    # a live holder on another host: its heartbeat is recent on the wall clock (not the run's --as-of)
+    store.acquire_run_lock("other@elsewhere", 4242, now=dt.datetime.now(dt.UTC))
     store.close()
     result = CliRunner().invoke(main, ["run", "--db", str(db), "--as-of", AS_OF])
     assert result.exit_code == 1

@@ -35,7 +35,9 @@ import hashlib
 import os
 import secrets
 import socket
+import sqlite3
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -106,7 +108,9 @@ from .store.base import (
     Mandate,
     OutboxItem,
     OutboxStatus,
+    RUN_LOCK_STALE_AFTER,
     ProviderPayment,
+    RunLocked,
     Store,
     next_retry_at,
 )
@@ -121,6 +125,7 @@ __all__ = [
     "PlannedCharge",
     "PlannedMessage",
     "PlannedPlacement",
+    "RunHeartbeat",
     "RunPlan",
     "RunReport",
     "RunSettings",
@@ -1768,7 +1773,7 @@ def execute_run(
     events: Iterable[InboundEvent] = (),
     renderer: Renderer | None = None,
     progress: Callable[[int], None] | None = None,
-    stale_after: dt.timedelta = dt.timedelta(hours=2),
+    stale_after: dt.timedelta = RUN_LOCK_STALE_AFTER,
     conversations: Iterable[tuple[str, str | None, dt.datetime]] = (),
     contacts: Iterable[ContactRecord] = (),
     workers: int = 1,
@@ -1788,8 +1793,12 @@ def execute_run(
         count like answered calls in the governor (see :func:`by_account`).
     :param contacts: the contact centre's records; an open dispute whose patient they show was
         reached is stored as met (see :func:`intake`).
-    :param stale_after: a lock whose heartbeat is older than this may be taken over; a lock
-        held by the same owner on this host whose process is gone (killed) is taken over at once.
+    :param stale_after: this run's promise to the next: it says it is alive (a heartbeat on the
+        wall clock, from a thread and at every account) several times within this span, so its lock
+        is never taken from it while it lives; after this span without a heartbeat (the process is
+        frozen, or died on another host) a later run may take it over. A lock held on this host by a
+        process that is gone (killed) is taken over at once. Staleness never depends on ``now``:
+        runs with different instants (``--as-of``) still exclude each other.
     :param workers: processes that send. With more than one, this process takes in the events,
         plans every account and holds the run lock for the whole run, while ``workers`` processes
         (started with ``spawn``) each open their own connection to the same SQLite file and their
@@ -1818,8 +1827,10 @@ def execute_run(
     pid = os.getpid()
     owner = f"{owner}@{socket.gethostname()}"
     _release_if_holder_died(store, owner, pid, now)
-    store.acquire_run_lock(owner, pid, now=now, stale_after=stale_after)
+    store.acquire_run_lock(owner, pid, now=_wall_clock(), stale_after=stale_after)
+    heart = RunHeartbeat(store, owner, pid, stale_after)
     try:
+        heart.start()
         intake_report = intake(store, pm, settings, events, now, contacts=contacts)
         talks = by_account(conversations)
         if workers > 1:
@@ -1835,12 +1846,87 @@ def execute_run(
                 talks,
                 workers,
                 pm_factory,
+                heart,
             )
             return attrs.evolve(report, hook_failures=hook_failures(pm) + failures)
-        report = _execute(store, now, pm, settings, renderer, intake_report, progress, owner, pid, talks)
+        report = _execute(store, now, pm, settings, renderer, intake_report, progress, heart, talks)
         return attrs.evolve(report, hook_failures=hook_failures(pm))
     finally:
+        heart.stop()
         store.release_run_lock(owner, pid)
+
+
+def _wall_clock() -> dt.datetime:
+    """The wall clock (UTC), which every process on every host shares: the run lock's time."""
+    return dt.datetime.now(dt.UTC)
+
+
+class RunHeartbeat:
+    """Keeps a run's lock alive on the wall clock while the run lives.
+
+    A thread says "alive" every third of ``stale_after`` (timed on the monotonic clock) on its own
+    connection to the store file, so a long send, a slow plugin or a large intake never lets the
+    lock go stale; the run also calls :meth:`beat` at every account, which writes when a third of
+    ``stale_after`` has passed since the last heartbeat and raises
+    :class:`~carecollect.store.base.RunLocked` if the lock was lost (the run stops before its next
+    account). A store that is not a SQLite file gets only the beats at account boundaries.
+
+    :param store: the run's store.
+    :param owner: the lock's owner.
+    :param pid: the lock's pid.
+    :param stale_after: the span the holder promised to beat within.
+    """
+
+    def __init__(self, store: Store, owner: str, pid: int, stale_after: dt.timedelta) -> None:
+        import threading
+
+        self.store = store
+        self.owner = owner
+        self.pid = pid
+        self.interval = stale_after.total_seconds() / 3
+        self._last = time.monotonic()
+        self._stop = threading.Event()
+        self._lost: RunLocked | None = None
+        self._thread: Any = None
+        path = getattr(store, "path", ":memory:") if isinstance(store, SQLiteStore) else ":memory:"
+        if path != ":memory:":
+            self._thread = threading.Thread(
+                target=self._run, args=(path,), name="carecollect-run-heartbeat", daemon=True
+            )
+
+    def start(self) -> None:
+        """Start the thread (if the store is a file)."""
+        if self._thread is not None:
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread and wait for it (before the lock is released)."""
+        self._stop.set()
+        if self._thread is not None and self._thread.is_alive():
+            self._thread.join()
+
+    def beat(self) -> None:
+        """Say "alive" from the run's own connection when a third of ``stale_after`` has passed.
+
+        :raises RunLocked: the lock is no longer this run's.
+        """
+        if self._lost is not None:
+            raise self._lost
+        if time.monotonic() - self._last >= self.interval:
+            self.store.heartbeat_run_lock(self.owner, self.pid, now=_wall_clock())
+            self._last = time.monotonic()
+
+    def _run(self, path: str) -> None:
+        with SQLiteStore(path) as own:
+            while not self._stop.wait(self.interval):
+                try:
+                    own.heartbeat_run_lock(self.owner, self.pid, now=_wall_clock())
+                except RunLocked as exc:
+                    self._lost = exc
+                    return
+                except sqlite3.OperationalError:  # busy for longer than the timeout: try again
+                    continue
+                self._last = time.monotonic()
 
 
 def _pid_alive(pid: int) -> bool:
@@ -1964,8 +2050,7 @@ def _execute(
     renderer: Renderer,
     intake_report: IntakeReport,
     progress: Callable[[int], None] | None,
-    owner: str,
-    pid: int,
+    heart: RunHeartbeat,
     conversations: Conversations,
 ) -> RunReport:
     sender = _Sender(store, pm, settings, renderer, now)
@@ -1975,7 +2060,7 @@ def _execute(
         sender.account(
             snap.account.id, snap.account.creditor_id, plan, conversations.get(snap.account.id, ())
         )
-        store.heartbeat_run_lock(owner, pid, now=now)
+        heart.beat()
         if progress is not None:
             progress(collected.accounts)
     return _report(collected.plan(now), sender.counts, intake_report)
@@ -2029,6 +2114,7 @@ def _execute_parallel(
     conversations: Conversations,
     workers: int,
     pm_factory: Callable[[], Any] | None,
+    heart: RunHeartbeat,
 ) -> tuple[RunReport, tuple[str, ...]]:
     import multiprocessing
     import queue as queues
@@ -2063,7 +2149,7 @@ def _execute_parallel(
                 return
             if what == "progress":
                 done += body
-                store.heartbeat_run_lock(owner, pid, now=now)
+                heart.beat()
                 if progress is not None:
                     progress(done)
             elif what == "error":

@@ -59,6 +59,7 @@ __all__ = [
     "OutboxStatus",
     "PortfolioRows",
     "ProviderPayment",
+    "RUN_LOCK_STALE_AFTER",
     "RunLock",
     "RunLocked",
     "Store",
@@ -70,6 +71,10 @@ __all__ = [
 
 #: The ``prev_hash`` of the first audit record.
 GENESIS_HASH = "0" * 64
+
+#: How long a run lock lives without a heartbeat by default. A live run beats several times
+#: within it (a thread, on the wall clock), so only a dead or frozen holder ever goes stale.
+RUN_LOCK_STALE_AFTER = dt.timedelta(seconds=30)
 
 
 class StoreError(CareCollectError, RuntimeError):
@@ -100,15 +105,24 @@ class RunLocked(CareCollectError, RuntimeError):
     :param heartbeat_at: when the holder last said it was alive.
     """
 
-    def __init__(self, owner: str, pid: int, started_at: dt.datetime, heartbeat_at: dt.datetime) -> None:
+    def __init__(
+        self,
+        owner: str,
+        pid: int,
+        started_at: dt.datetime,
+        heartbeat_at: dt.datetime,
+        stale_after: dt.timedelta | None = None,
+    ) -> None:
         self.owner = owner
         self.pid = pid
         self.started_at = started_at
         self.heartbeat_at = heartbeat_at
+        self.stale_after = stale_after if stale_after is not None else RUN_LOCK_STALE_AFTER
         super().__init__(
             f"another run is in progress (owner {owner!r}, pid {pid}, started {started_at.isoformat()}, "
-            f"last heartbeat {heartbeat_at.isoformat()}); wait for it to finish, or if that process is gone, "
-            "wait until the lock is stale and run again"
+            f"last heartbeat {heartbeat_at.isoformat()}); wait for it to finish. If that process is gone, "
+            f"the next run takes the lock over at once on the same host, or from another host once "
+            f"{self.stale_after.total_seconds():g} s have passed without a heartbeat"
         )
 
 
@@ -203,16 +217,27 @@ class ProviderPayment:
 class RunLock:
     """The exclusive lock a run holds.
 
+    Its times are on the wall clock (``time.time()``), never the run's own instant
+    (``--as-of``): two processes with different instants still agree on whether
+    a holder is alive.
+
     :param owner: a free label (``"cli run"``, a host name).
     :param pid: the process id.
-    :param started_at: when the lock was taken.
-    :param heartbeat_at: when the holder last said it was alive.
+    :param started_at: when the lock was taken (wall clock).
+    :param heartbeat_at: when the holder last said it was alive (wall clock).
+    :param stale_after: the holder's promise: it beats more often than this; a
+        lock with no heartbeat for this long is stale and may be taken over.
     """
 
     owner: str
     pid: int
     started_at: dt.datetime
     heartbeat_at: dt.datetime
+    stale_after: dt.timedelta = attrs.field(factory=lambda: RUN_LOCK_STALE_AFTER)
+
+    def stale(self, wall_now: dt.datetime) -> bool:
+        """True once ``stale_after`` has passed since the last heartbeat at ``wall_now``."""
+        return self.heartbeat_at + self.stale_after <= wall_now
 
 
 @attrs.frozen
@@ -612,16 +637,18 @@ class Store(Protocol):
 
     # -- run lock ------------------------------------------------------------
     def acquire_run_lock(
-        self, owner: str, pid: int, *, now: dt.datetime, stale_after: dt.timedelta = dt.timedelta(minutes=10)
+        self, owner: str, pid: int, *, now: dt.datetime, stale_after: dt.timedelta = RUN_LOCK_STALE_AFTER
     ) -> RunLock:
         """Take the exclusive run lock.
 
-        :raises RunLocked: another holder's heartbeat is younger than ``stale_after``.
+        :param now: the wall clock (``datetime.now(UTC)``), not the run's instant.
+        :param stale_after: this holder's promise to beat more often than that.
+        :raises RunLocked: another holder's heartbeat is younger than *its* ``stale_after``.
         """
         ...
 
     def heartbeat_run_lock(self, owner: str, pid: int, *, now: dt.datetime) -> None:
-        """Say the holder is still alive.
+        """Say the holder is still alive (``now``: the wall clock).
 
         :raises RunLocked: the lock is held by someone else (it went stale and was taken).
         """

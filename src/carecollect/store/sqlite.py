@@ -56,6 +56,7 @@ from .base import (
     OutboxStatus,
     PortfolioRows,
     ProviderPayment,
+    RUN_LOCK_STALE_AFTER,
     RunLock,
     RunLocked,
     StoreError,
@@ -196,6 +197,11 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         6,
         "contact points a hard bounce marked undeliverable",
         ("ALTER TABLE contact_points ADD COLUMN undeliverable_at TEXT",),
+    ),
+    (
+        7,
+        "run lock on the wall clock: the holder's promised heartbeat interval (stale after it)",
+        ("ALTER TABLE run_lock ADD COLUMN stale_after_seconds REAL NOT NULL DEFAULT 600",),
     ),
 )
 
@@ -1074,38 +1080,43 @@ class SQLiteStore:
     def current_run_lock(self) -> RunLock | None:
         """The lock as it stands, if anyone holds it."""
         r = self._db.execute(
-            "SELECT owner, pid, started_at, heartbeat_at FROM run_lock WHERE name = 'run'"
+            "SELECT owner, pid, started_at, heartbeat_at, stale_after_seconds FROM run_lock WHERE name = 'run'"
         ).fetchone()
         if r is None:
             return None
-        return RunLock(r[0], r[1], codec.parse_instant(r[2]), codec.parse_instant(r[3]))
+        return RunLock(
+            r[0], r[1], codec.parse_instant(r[2]), codec.parse_instant(r[3]), dt.timedelta(seconds=r[4])
+        )
 
     def acquire_run_lock(
-        self, owner: str, pid: int, *, now: dt.datetime, stale_after: dt.timedelta = dt.timedelta(minutes=10)
+        self, owner: str, pid: int, *, now: dt.datetime, stale_after: dt.timedelta = RUN_LOCK_STALE_AFTER
     ) -> RunLock:
-        """Take the run lock; a lock whose heartbeat is older than ``stale_after`` is taken over.
+        """Take the run lock; a lock whose holder let its own ``stale_after`` pass is taken over.
+
+        ``now`` is the wall clock (the lock is shared between processes); ``stale_after`` is
+        this holder's promise to beat more often than that.
 
         :raises RunLocked: someone else holds a live lock.
         """
+        if stale_after <= dt.timedelta(0):
+            raise ValidationError("RunLock", "stale_after", f"must be positive, got {stale_after}")
         stamp = codec.iso_instant(now)
         with self.transaction():
             held = self.current_run_lock()
-            if (
-                held is not None
-                and not (held.owner == owner and held.pid == pid)
-                and held.heartbeat_at + stale_after > now
-            ):
-                raise RunLocked(held.owner, held.pid, held.started_at, held.heartbeat_at)
+            if held is not None and not (held.owner == owner and held.pid == pid) and not held.stale(now):
+                raise RunLocked(held.owner, held.pid, held.started_at, held.heartbeat_at, held.stale_after)
             self._db.execute(
-                "INSERT INTO run_lock (name, owner, pid, started_at, heartbeat_at) VALUES ('run', ?, ?, ?, ?) "
+                "INSERT INTO run_lock (name, owner, pid, started_at, heartbeat_at, stale_after_seconds) "
+                "VALUES ('run', ?, ?, ?, ?, ?) "
                 "ON CONFLICT(name) DO UPDATE SET owner = excluded.owner, pid = excluded.pid, "
-                "started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at",
-                (owner, pid, stamp, stamp),
+                "started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, "
+                "stale_after_seconds = excluded.stale_after_seconds",
+                (owner, pid, stamp, stamp, stale_after.total_seconds()),
             )
-        return RunLock(owner, pid, now, now)
+        return RunLock(owner, pid, now, now, stale_after)
 
     def heartbeat_run_lock(self, owner: str, pid: int, *, now: dt.datetime) -> None:
-        """Say the holder is alive.
+        """Say the holder is alive (``now`` on the wall clock).
 
         :raises RunLocked: the lock is no longer this holder's.
         """
@@ -1118,7 +1129,7 @@ class SQLiteStore:
                 held = self.current_run_lock()
                 if held is None:
                     raise RunLocked("nobody", 0, now, now)
-                raise RunLocked(held.owner, held.pid, held.started_at, held.heartbeat_at)
+                raise RunLocked(held.owner, held.pid, held.started_at, held.heartbeat_at, held.stale_after)
 
     def release_run_lock(self, owner: str, pid: int) -> None:
         """Give the lock back; does nothing if another holder has it."""
