@@ -11,7 +11,6 @@ import pytest
 from click.testing import CliRunner, Result
 
 from carecollect.cli import main
-from carecollect.cli.commands import parse_as_of
 from carecollect.cli.config import config_path
 from carecollect.importers import export_document
 from carecollect.portfolio import load_portfolio

@@ -104,11 +104,11 @@ from .relief.snapshot import AccountSnapshot as GateSnapshot
 from .relief.snapshot import SentNotice
 from .scrubbing import scrub_text
 from .store.base import (
+    RUN_LOCK_STALE_AFTER,
     AccountSnapshot,
     Mandate,
     OutboxItem,
     OutboxStatus,
-    RUN_LOCK_STALE_AFTER,
     ProviderPayment,
     RunLocked,
     Store,

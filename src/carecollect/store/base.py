@@ -49,6 +49,7 @@ from ..timekeeping import require_aware
 
 __all__ = [
     "GENESIS_HASH",
+    "RUN_LOCK_STALE_AFTER",
     "AccountSnapshot",
     "AuditRecord",
     "AuditVerification",
@@ -59,7 +60,6 @@ __all__ = [
     "OutboxStatus",
     "PortfolioRows",
     "ProviderPayment",
-    "RUN_LOCK_STALE_AFTER",
     "RunLock",
     "RunLocked",
     "Store",

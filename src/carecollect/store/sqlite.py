@@ -46,6 +46,7 @@ from ..relief.assistance import ApplicationStatus, AssistanceApplication
 from . import codec
 from .base import (
     GENESIS_HASH,
+    RUN_LOCK_STALE_AFTER,
     AccountSnapshot,
     AuditRecord,
     AuditVerification,
@@ -56,7 +57,6 @@ from .base import (
     OutboxStatus,
     PortfolioRows,
     ProviderPayment,
-    RUN_LOCK_STALE_AFTER,
     RunLock,
     RunLocked,
     StoreError,
