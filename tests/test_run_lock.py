@@ -115,8 +115,13 @@ def test_a_run_dated_a_day_later_never_takes_the_lock_from_a_live_run(db: Path, 
     log = tmp_path / "sends.log"
     first = subprocess.Popen(
         # 1.5 s per send, a lock that is stale after 1 s of silence
-        [sys.executable, str(tmp_path / "slow.py"), str(db), str(tmp_path / "out"), str(log), NOW.isoformat()]
-        + ["1.5", "1"],
+        [
+            sys.executable,
+            *map(str, (tmp_path / "slow.py", db, tmp_path / "out", log)),
+            NOW.isoformat(),
+            "1.5",
+            "1",
+        ],
         env=_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
