@@ -47,7 +47,7 @@ from .agencies import AgencyAccountStatus, AgencyStatusUpdate, Debtor, PlacedInv
 from .channels import Channel
 from .contact_centre.records import ContactRecord
 from .creditors import Creditor
-from .errors import CareCollectError, DuplicateEntry
+from .errors import CareCollectError, ConfigurationError, DuplicateEntry
 from .invoices import Invoice, InvoiceStatus, reopen_invoice
 from .ledger import EntryKind, post_adjustment, post_payment, reverse_payment
 from .messages.context import Itemization, MessageContext, NoticeInfo
@@ -131,6 +131,7 @@ __all__ = [
     "RunSettings",
     "announce_send_failure",
     "by_account",
+    "check_settings",
     "execute_run",
     "explain_account",
     "hook_failures",
@@ -139,6 +140,7 @@ __all__ = [
     "plan_account",
     "plan_run",
     "provider_payment_id",
+    "settings_problems",
 ]
 
 _MESSAGE_JURISDICTIONS = ("us", "no", "de", "bg")
@@ -208,6 +210,63 @@ class RunSettings:
         base = self.packs.get(key) or get_pack(key)
         rules = self.house_rules.get(key)
         return base.with_house_rules(rules, source="house rules") if rules else base
+
+
+def _did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest known name, or nothing."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def settings_problems(settings: RunSettings, pm: Any) -> tuple[str, ...]:
+    """Everything in ``settings`` that cannot work with the plugins ``pm`` has, one line each.
+
+    Checked: every channel's plugin and every ``channel_config`` name is an installed
+    message-channel plugin, every ``payment_providers`` name an installed payment provider, the
+    agency an installed connector, and every pack's house rules apply (a known pack, known rules,
+    never looser than the law). Each line names the setting, says which names exist, and
+    suggests the closest.
+
+    :param settings: the run settings.
+    :param pm: the plugin manager the run would use.
+    """
+    problems: list[str] = []
+    channels, providers, agencies = pm.message_channels(), pm.payment_providers(), pm.agency_connectors()
+
+    def unknown(kind: str, where: str, name: str, known: Mapping[str, Any]) -> None:
+        if name not in known:
+            installed = ", ".join(sorted(known)) or "none"
+            problems.append(
+                f"{where}: no {kind} plugin {name!r}{_did_you_mean(name, known)}; installed: {installed}"
+            )
+
+    for channel, name in settings.channel_plugins.items():
+        unknown("message-channel", f"channel {Channel(channel).value}", name, channels)
+    for name in settings.channel_config:
+        unknown("message-channel", f"settings for {name!r}", name, channels)
+    for name in settings.payment_providers:
+        unknown("payment-provider", f"payment provider settings {name!r}", name, providers)
+    if settings.agency:
+        unknown("agency-connector", "agency", settings.agency, agencies)
+    for key in settings.house_rules:
+        try:
+            settings.pack(key)
+        except (CareCollectError, KeyError, ValueError) as exc:
+            problems.append(f"house rules for {key!r}: {scrub_text(str(exc))}")
+    return tuple(problems)
+
+
+def check_settings(settings: RunSettings, pm: Any) -> None:
+    """Refuse settings that cannot work (see :func:`settings_problems`), all problems at once.
+
+    :raises ConfigurationError: one line per problem.
+    """
+    problems = settings_problems(settings, pm)
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise ConfigurationError(f"the run's settings cannot work ({len(problems)} problem(s)):\n{lines}")
 
 
 class DecisionKind(enum.Enum):
@@ -1811,6 +1870,8 @@ def execute_run(
     :param pm_factory: builds each worker's plugin manager (it must pickle: a module-level
         function or a :func:`functools.partial`); default
         :func:`~carecollect.plugin_manager.make_plugin_manager` with its defaults.
+    :raises ConfigurationError: the settings name a plugin that is not installed, or house rules
+        that do not apply (:func:`settings_problems`); nothing was taken in, planned or sent.
     :raises RunLocked: another run holds the lock.
     :raises ValueError: ``workers`` is below 1, or above 1 with a store that is not a SQLite file.
     :raises RunWorkerError: a worker process failed or died (what it finished stays done; a rerun
@@ -1822,6 +1883,7 @@ def execute_run(
         raise ValueError("workers > 1 needs a SQLiteStore on a file (each worker opens it)")
     require_aware(now, "run", "now")
     settings = settings or RunSettings()
+    check_settings(settings, pm)  # before anything is taken in, planned or sent
     given_renderer = renderer
     renderer = renderer or Renderer()
     pid = os.getpid()

@@ -18,7 +18,7 @@ from rich.table import Table
 from ..errors import CareCollectError, ConfigurationError
 from ..reports import BUCKETS, CollectionReport, report_from_store
 from ..store.sqlite import SQLiteStore
-from .config import config_path, load_config, write_default_config
+from .config import check_config, config_path, load_config, write_default_config
 from .contacts import read_records
 
 __all__ = ["RUN_HOUR_UTC", "main", "parse_as_of"]
@@ -318,12 +318,14 @@ def run(db: Path, dry_run: bool, as_of: str | None, events: Path | None, workers
     now = parse_as_of(as_of)
     console = _console()
     with _open(db) as store:
+        config = load_config(db)
+        pm = make_plugin_manager()
+        check_config(config, pm)  # before anything is planned or sent: a wrong name fails loudly
         # only counts are shown: the plan keeps no lists, so memory stays flat for any portfolio
-        settings = attrs.evolve(load_config(db).settings, keep_plan=False)
+        settings = attrs.evolve(config.settings, keep_plan=False)
         table = Table(title=f"{'Dry run' if dry_run else 'Run'} at {now.isoformat()}")
         table.add_column("")
         table.add_column("count", justify="right")
-        config = load_config(db)
         records = _contact_records(config.contacts)
         talks = _talks(records)
         if dry_run:
@@ -342,7 +344,6 @@ def run(db: Path, dry_run: bool, as_of: str | None, events: Path | None, workers
             ]
         else:
             total = store.counts()["accounts"]
-            pm = make_plugin_manager()
             with _progress(console) as bar:
                 task = bar.add_task("accounts", total=total)
                 report = execute_run(
@@ -356,6 +357,7 @@ def run(db: Path, dry_run: bool, as_of: str | None, events: Path | None, workers
                     conversations=talks,
                     contacts=records,
                     workers=workers,
+                    stale_after=config.lock_stale_after,
                 )
             counts = report.plan.counts()
             rows = [
@@ -391,6 +393,31 @@ def run(db: Path, dry_run: bool, as_of: str | None, events: Path | None, workers
         if not dry_run:
             for line in report.hook_failures:
                 console.print(f"[yellow]plugin hook failed:[/yellow] {line}", markup=True, highlight=False)
+
+
+@main.group()
+def config() -> None:
+    """The settings file (the database's name with .toml)."""
+
+
+@config.command("check")
+@_db_option()
+def config_check(db: Path) -> None:
+    """Check the settings file without running: unknown sections and keys, plugin names that are
+    not installed, secrets (env:NAME) whose variable is not set. Exit code 1 on any problem.
+    """
+    from ..plugin_manager import make_plugin_manager
+
+    cfg = load_config(db)
+    pm = make_plugin_manager()
+    check_config(cfg, pm)
+    s = cfg.settings
+    _console().print(
+        f"Settings {config_path(db)} are complete: channels "
+        + ", ".join(f"{c.value}={p}" for c, p in sorted(s.channel_plugins.items(), key=lambda i: i[0].value))
+        + f"; payment providers: {', '.join(sorted(s.payment_providers)) or 'none'}"
+        + f"; agency: {s.agency or 'none'}; run lock stale after {cfg.lock_stale_after.total_seconds():g} s"
+    )
 
 
 @main.command()
