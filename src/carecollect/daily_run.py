@@ -114,6 +114,7 @@ from .store.base import (
     Store,
     next_retry_at,
 )
+from .store.event_queue import encode_arguments
 from .store.sqlite import SQLiteStore
 from .timekeeping import require_aware, zone
 
@@ -122,6 +123,7 @@ __all__ = [
     "DecisionKind",
     "InboundEvent",
     "IntakeReport",
+    "OwedHookEvent",
     "PlannedCharge",
     "PlannedMessage",
     "PlannedPlacement",
@@ -132,14 +134,17 @@ __all__ = [
     "announce_send_failure",
     "by_account",
     "check_settings",
+    "deliver_hooks",
     "execute_run",
     "explain_account",
     "hook_failures",
     "intake",
     "message_id",
+    "owe_hook",
     "plan_account",
     "plan_run",
     "provider_payment_id",
+    "redeliver_hook_events",
     "settings_problems",
 ]
 
@@ -1067,17 +1072,26 @@ def intake(
                     if not store.mark_processed(f"channel:{ev.plugin}", reply.provider_message_id, at=now):
                         counts["duplicates"] += 1
                         continue
-                    opted: list[tuple[str, Channel, Any]] = []
+                    opted: list[OwedHookEvent] = []
                     if reply.is_opt_out:
                         for patient_id, ch in store.patients_with_address(reply.sender):
                             patient = store.get_patient(patient_id)
                             patient, event = opt_out(patient, ch, at=reply.at)
                             store.put_patient(patient)
                             store.audit_append("opt_out", patient_id, {"channel": ch.value}, at=now)
-                            opted.append((patient_id, ch, event))
-                for patient_id, ch, event in opted:  # broadcast once the opt-out is stored
-                    pm.on_opt_out(patient_id, ch, event)
-                    counts["opt_outs"] += 1
+                            opted.append(
+                                owe_hook(
+                                    store,
+                                    pm,
+                                    "carecollect_on_opt_out",
+                                    now,
+                                    patient_id=patient_id,
+                                    channel=ch,
+                                    event=event,
+                                )
+                            )
+                deliver_hooks(store, pm, opted, now)  # broadcast once the opt-out is stored
+                counts["opt_outs"] += len(opted)
                 counts["processed"] += 1
             else:
                 report = channel.parse_delivery_report(dict(ev.headers), ev.body, now=now)
@@ -1093,8 +1107,23 @@ def intake(
                         "delivery_report", report.provider_message_id, {"state": report.state.value}, at=now
                     )
                     bounced = _record_bounce(store, report) if report.state is HARD_BOUNCE else None
+                    owed = (
+                        ()
+                        if bounced is None
+                        else (
+                            owe_hook(
+                                store,
+                                pm,
+                                "carecollect_on_outreach_failed",
+                                now,
+                                step=bounced[0],
+                                event=bounced[1],
+                                reason=bounced[2],
+                            ),
+                        )
+                    )
                 if bounced is not None:
-                    pm.on_outreach_failed(*bounced)
+                    deliver_hooks(store, pm, owed, now)
                     counts["bounced"] += 1
                 counts["delivery"] += 1
                 counts["processed"] += 1
@@ -1151,6 +1180,13 @@ def announce_send_failure(store: Store, pm: Any, msg: PlannedMessage, now: dt.da
     The reason is the outbox item's scrubbed error; the event says whether the
     send will be retried (``retry_at``) or was given up after the last attempt.
     """
+    with store.transaction():
+        owed = _owe_send_failure(store, pm, msg, now)
+    deliver_hooks(store, pm, (owed,), now)
+
+
+def _owe_send_failure(store: Store, pm: Any, msg: PlannedMessage, now: dt.datetime) -> OwedHookEvent:
+    """Queue ``carecollect_on_outreach_failed`` for the send the outbox just recorded failed."""
     from .events import Event, EventType
 
     item = store.outbox_get(msg.key)
@@ -1163,15 +1199,105 @@ def announce_send_failure(store: Store, pm: Any, msg: PlannedMessage, now: dt.da
     if item.next_retry_at is not None:
         details["retry_at"] = item.next_retry_at.isoformat()
     event = Event(EventType.OUTREACH_FAILED, msg.step.id, now, details)
-    pm.on_outreach_failed(msg.step, event, item.last_error or "failed")
+    return owe_hook(
+        store,
+        pm,
+        "carecollect_on_outreach_failed",
+        now,
+        step=msg.step,
+        event=event,
+        reason=item.last_error or "failed",
+    )
+
+
+@attrs.frozen
+class OwedHookEvent:
+    """An event-hook broadcast queued in the store (:func:`owe_hook`), to deliver once committed.
+
+    :param seq: its place in the store's queue.
+    :param hook: the hook's name.
+    :param targets: the plugins that must take it.
+    :param arguments: the hook's keyword arguments.
+    """
+
+    seq: int
+    hook: str
+    targets: tuple[str, ...]
+    arguments: Mapping[str, Any] = attrs.field(eq=False, repr=False)
+
+
+def owe_hook(store: Store, pm: Any, hook: str, at: dt.datetime, **arguments: Any) -> OwedHookEvent:
+    """Queue the broadcast of ``hook`` in the store; call it inside the unit of work that makes
+    the change the event reports, then :func:`deliver_hooks` once that unit is committed.
+
+    The store keeps it until every plugin that implements the hook has taken it, so a plugin that
+    raises, or a process that dies between the commit and the broadcast, loses nothing: the next
+    run delivers it (:func:`redeliver_hook_events`). ``reason`` (``on_outreach_failed``) is
+    scrubbed first.
+
+    :param store: the store (in the caller's transaction).
+    :param pm: the plugin manager (its implementers of ``hook`` are the targets).
+    :param hook: one of :data:`carecollect.hookspecs.EVENT_HOOKS`.
+    :param at: the run's instant.
+    :param arguments: the hook's keyword arguments.
+    """
+    if "reason" in arguments:
+        arguments["reason"] = scrub_text(str(arguments["reason"]))
+    targets = tuple(pm.event_hook_plugins(hook))
+    seq = store.hook_event_record(hook, encode_arguments(arguments), targets, at=at)
+    return OwedHookEvent(seq, hook, targets, arguments)
+
+
+def _deliver(
+    store: Store,
+    pm: Any,
+    seq: int,
+    hook: str,
+    owed: Sequence[str],
+    arguments: Mapping[str, Any],
+    at: dt.datetime,
+) -> None:
+    """Broadcast to the plugins in ``owed`` that are installed; record who took it."""
+    installed = set(pm.event_hook_plugins(hook))
+    calling = [p for p in owed if p in installed]
+    if not calling:
+        return  # its plugins are not installed now (blocked?): kept for a run that has them
+    result = pm.broadcast(hook, only=calling, **arguments)
+    error = "; ".join(f"{f.plugin}: {f.error_type}: {f.message}" for f in result.failures)[:500] or None
+    store.hook_event_delivered(seq, result.delivered, at=at, error=error)
+
+
+def deliver_hooks(store: Store, pm: Any, owed: Iterable[OwedHookEvent], at: dt.datetime) -> None:
+    """Broadcast events queued by :func:`owe_hook` (their unit of work is committed) and record,
+    per plugin, who took them; a plugin that raises keeps its event in the queue."""
+    for o in owed:
+        _deliver(store, pm, o.seq, o.hook, o.targets, o.arguments, at)
+
+
+def redeliver_hook_events(store: Store, pm: Any, at: dt.datetime) -> int:
+    """Deliver again every queued event some plugin has not taken (the run does this first).
+
+    Each event goes only to the plugins that have not taken it, oldest first; a plugin that
+    raises again keeps it for the next run. Returns the number of events tried.
+    """
+    from .store.event_queue import decode_arguments
+
+    tried = 0
+    while True:
+        pending = [e for e in store.hook_events_pending(limit=500) if e.seq > tried]
+        if not pending:
+            return tried
+        for event in pending:
+            _deliver(store, pm, event.seq, event.hook, event.owed, decode_arguments(event.arguments), at)
+            tried = event.seq
 
 
 def hook_failures(pm: Any) -> tuple[str, ...]:
-    """One scrubbed line per event broadcast a plugin has not handled yet (``pm.undelivered()``).
+    """One scrubbed line per event broadcast a plugin has not handled yet in this run
+    (``pm.undelivered()``).
 
-    A plugin's own failure never stops the run; it is kept by the plugin manager
-    (redeliver it with :meth:`~carecollect.plugin_manager.PluginManager.redeliver`)
-    and shown in the run's report.
+    A plugin's own failure never stops the run; the event stays in the store's queue
+    (:func:`owe_hook`) and the next run delivers it again (:func:`redeliver_hook_events`).
     """
     lines = []
     for result in pm.undelivered():
@@ -1274,7 +1400,8 @@ def _take_dispute(store: Store, pm: Any, settings: RunSettings, ev: InboundEvent
                 },
                 at=now,
             )
-        pm.on_dispute_opened(dispute, event)
+            owed = owe_hook(store, pm, "carecollect_on_dispute_opened", now, dispute=dispute, event=event)
+        deliver_hooks(store, pm, (owed,), now)
         recalled = 0
         if settings.agency:
             for placement in snap.placements:
@@ -1324,7 +1451,8 @@ def _take_dispute(store: Store, pm: Any, settings: RunSettings, ev: InboundEvent
             {"dispute": dispute.id, "event": event.type.value},
             at=now,
         )
-    pm.on_dispute_resolved(new, event)
+        owed = owe_hook(store, pm, "carecollect_on_dispute_resolved", now, dispute=new, event=event)
+    deliver_hooks(store, pm, (owed,), now)
     return "resolved"
 
 
@@ -1369,7 +1497,8 @@ def _recall(
         store.put_placement(recalled)
         store.outbox_done(key, at=now, result={"placement": placement.id})
         store.audit_append("recall", placement.account_id, {"placement": placement.id, "reason": why}, at=now)
-    pm.on_account_recalled(recalled, event)
+        owed = owe_hook(store, pm, "carecollect_on_account_recalled", now, placement=recalled, event=event)
+    deliver_hooks(store, pm, (owed,), now)
     return 1
 
 
@@ -1474,10 +1603,25 @@ def _take_payment_webhook(
                 outcome = "revoked"
         store.mark_processed(source, event.event_id, at=now)
         store.audit_append(f"webhook.{event.kind.value}", subject, record, at=now)
-    if posted is not None and posted[1] is not None:
-        pm.on_payment_received(posted[0], posted[1])
-    for reversal in reversals:  # committed; a replay returned "duplicate" above and broadcasts nothing
-        pm.on_payment_reversed(*reversal)
+        owed = []
+        if posted is not None and posted[1] is not None:
+            owed.append(
+                owe_hook(
+                    store, pm, "carecollect_on_payment_received", now, payment=posted[0], event=posted[1]
+                )
+            )
+        for taken_back, reversed_event in reversals:  # a replay returned "duplicate" above: owes nothing
+            owed.append(
+                owe_hook(
+                    store,
+                    pm,
+                    "carecollect_on_payment_reversed",
+                    now,
+                    reversal=taken_back,
+                    event=reversed_event,
+                )
+            )
+    deliver_hooks(store, pm, owed, now)
     return outcome
 
 
@@ -1612,8 +1756,12 @@ def _take_remittance(
         store.audit_append(
             "remittance", placement.account_id, {"remittance": rem.id, "amount": str(rem.amount)}, at=now
         )
-    if event is not None:
-        pm.on_payment_received(payment, event)
+        owed = (
+            ()
+            if event is None
+            else (owe_hook(store, pm, "carecollect_on_payment_received", now, payment=payment, event=event),)
+        )
+    deliver_hooks(store, pm, owed, now)
     return True
 
 
@@ -1736,8 +1884,14 @@ def _take_status_update(
             {"placement": placement.id, "update": update.id, "status": status.value},
             at=now,
         )
-    if opened is not None:
-        pm.on_dispute_opened(*opened)
+        owed = (
+            ()
+            if opened is None
+            else (
+                owe_hook(store, pm, "carecollect_on_dispute_opened", now, dispute=opened[0], event=opened[1]),
+            )
+        )
+    deliver_hooks(store, pm, owed, now)
     return True
 
 
@@ -1893,6 +2047,7 @@ def execute_run(
     heart = RunHeartbeat(store, owner, pid, stale_after)
     try:
         heart.start()
+        redeliver_hook_events(store, pm, now)  # what earlier runs owe plugins goes first
         intake_report = intake(store, pm, settings, events, now, contacts=contacts)
         talks = by_account(conversations)
         if workers > 1:
@@ -2082,8 +2237,6 @@ class _Sender:
                 accounts=self.accounts,
             )
             counts["failed" if outcome == "gave_up" else outcome] += 1
-            if outcome == "failed":
-                announce_send_failure(store, self.pm, msg, now)
             by_step.setdefault(msg.step.id, (msg.step, []))[1].append((msg.key, outcome))
         for step, outcomes in by_step.values():
             _close_step(store, step, outcomes, now)
@@ -2445,11 +2598,11 @@ def _send_one(
         )
         receipt = channel.send(outgoing)
     except CareCollectError as exc:
-        return _failed(store, settings, msg, now, f"{type(exc).__name__}: {exc}")
+        return _failed(store, pm, settings, msg, now, f"{type(exc).__name__}: {exc}")
     except OSError as exc:
-        return _failed(store, settings, msg, now, f"transport: {type(exc).__name__}")
+        return _failed(store, pm, settings, msg, now, f"transport: {type(exc).__name__}")
     if receipt.status is not ReceiptStatus.ACCEPTED:
-        return _failed(store, settings, msg, now, f"channel said {receipt.status.value}")
+        return _failed(store, pm, settings, msg, now, f"channel said {receipt.status.value}")
     sent_step = attrs.evolve(step, status=OutreachStatus.SENT, sent_at=now)
     with store.transaction():
         untouched = accounts.untouched(step.account_id)
@@ -2477,7 +2630,15 @@ def _send_one(
             "message.sent", step.account_id, {"key": msg.key, "language": rendered.language}, at=now
         )
         accounts.sent(step, untouched)
-    pm.on_outreach_sent(sent_step, _sent_event(sent_step, msg.channel, now))
+        owed = owe_hook(
+            store,
+            pm,
+            "carecollect_on_outreach_sent",
+            now,
+            step=sent_step,
+            event=_sent_event(sent_step, msg.channel, now),
+        )
+    deliver_hooks(store, pm, (owed,), now)
     return "sent"
 
 
@@ -2595,7 +2756,10 @@ def _sent_event(step: OutreachStep, channel: Channel, now: dt.datetime) -> Any:
     return Event(EventType.OUTREACH_SENT, step.id, now, {"channel": channel.value})
 
 
-def _failed(store: Store, settings: RunSettings, msg: PlannedMessage, now: dt.datetime, why: str) -> str:
+def _failed(
+    store: Store, pm: Any, settings: RunSettings, msg: PlannedMessage, now: dt.datetime, why: str
+) -> str:
+    """Record a failed send and, in the same unit of work, the ``on_outreach_failed`` owed to plugins."""
     with store.transaction():
         item = store.outbox_get(msg.key)
         retry = next_retry_at(item.attempts + 1, now) if item.attempts + 1 < settings.max_attempts else None
@@ -2603,6 +2767,8 @@ def _failed(store: Store, settings: RunSettings, msg: PlannedMessage, now: dt.da
         store.audit_append(
             "message.failed", msg.step.account_id, {"key": msg.key, "error": why[:300]}, at=now
         )
+        owed = _owe_send_failure(store, pm, msg, now)
+    deliver_hooks(store, pm, (owed,), now)
     return "failed"
 
 
@@ -2656,7 +2822,8 @@ def _place(
             {"agency": settings.agency, "amount": str(placement.amount)},
             at=now,
         )
-    pm.on_account_placed(record, event)
+        owed = owe_hook(store, pm, "carecollect_on_account_placed", now, placement=record, event=event)
+    deliver_hooks(store, pm, (owed,), now)
     return 1
 
 
@@ -2770,8 +2937,12 @@ def _charge(
             {"key": charge.key, "amount": str(inst.amount), "payment": payment.id},
             at=now,
         )
-    if event is not None:
-        pm.on_payment_received(payment, event)
+        owed = (
+            ()
+            if event is None
+            else (owe_hook(store, pm, "carecollect_on_payment_received", now, payment=payment, event=event),)
+        )
+    deliver_hooks(store, pm, owed, now)
     return "charged"
 
 

@@ -58,6 +58,7 @@ __all__ = [
     "NotFound",
     "OutboxItem",
     "OutboxStatus",
+    "PendingHookEvent",
     "PortfolioRows",
     "ProviderPayment",
     "RunLock",
@@ -238,6 +239,36 @@ class RunLock:
     def stale(self, wall_now: dt.datetime) -> bool:
         """True once ``stale_after`` has passed since the last heartbeat at ``wall_now``."""
         return self.heartbeat_at + self.stale_after <= wall_now
+
+
+@attrs.frozen
+class PendingHookEvent:
+    """An event-hook broadcast some plugin has not taken yet, kept in the store.
+
+    :param seq: its place in the queue (delivered in this order).
+    :param hook: the hook's name (one of :data:`carecollect.hookspecs.EVENT_HOOKS`).
+    :param arguments: the hook's keyword arguments as JSON
+        (:func:`carecollect.store.event_queue.decode_arguments` reads them).
+    :param targets: the plugins that implemented the hook when the event was recorded.
+    :param delivered: those of them that have taken it.
+    :param recorded_at: when the change that caused it was stored.
+    :param attempts: broadcasts tried so far.
+    :param last_error: the last failure, scrubbed (plugin, exception type and message).
+    """
+
+    seq: int
+    hook: str
+    arguments: str = attrs.field(repr=False)
+    targets: tuple[str, ...]
+    delivered: tuple[str, ...]
+    recorded_at: dt.datetime
+    attempts: int = 0
+    last_error: str | None = None
+
+    @property
+    def owed(self) -> tuple[str, ...]:
+        """The plugins that still have to take it."""
+        return tuple(p for p in self.targets if p not in self.delivered)
 
 
 @attrs.frozen
@@ -633,6 +664,26 @@ class Store(Protocol):
 
     def was_processed(self, source: str, event_id: str) -> bool:
         """True when the event was already processed."""
+        ...
+
+    # -- event hooks owed to plugins ------------------------------------------------
+    def hook_event_record(self, hook: str, arguments: str, targets: Sequence[str], *, at: dt.datetime) -> int:
+        """Queue a broadcast (call it in the unit of work that makes the change); returns its seq.
+
+        :param arguments: JSON (:func:`carecollect.store.event_queue.encode_arguments`).
+        :param targets: the plugins that must take it.
+        """
+        ...
+
+    def hook_event_delivered(
+        self, seq: int, plugins: Sequence[str], *, at: dt.datetime, error: str | None = None
+    ) -> None:
+        """Record that ``plugins`` took event ``seq`` (and the broadcast's failure, if any); once
+        every target has, the event leaves :meth:`hook_events_pending`."""
+        ...
+
+    def hook_events_pending(self, *, limit: int = 1000) -> Sequence[PendingHookEvent]:
+        """Events some target plugin has not taken yet, oldest first."""
         ...
 
     # -- run lock ------------------------------------------------------------

@@ -55,6 +55,7 @@ from .base import (
     NotFound,
     OutboxItem,
     OutboxStatus,
+    PendingHookEvent,
     PortfolioRows,
     ProviderPayment,
     RunLock,
@@ -202,6 +203,18 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         7,
         "run lock on the wall clock: the holder's promised heartbeat interval (stale after it)",
         ("ALTER TABLE run_lock ADD COLUMN stale_after_seconds REAL NOT NULL DEFAULT 600",),
+    ),
+    (
+        8,
+        "event-hook broadcasts owed to plugins, kept until each plugin took them",
+        (
+            """CREATE TABLE hook_events (seq INTEGER PRIMARY KEY AUTOINCREMENT, hook TEXT NOT NULL,
+                arguments TEXT NOT NULL, targets TEXT NOT NULL, recorded_at TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, done_at TEXT)""",
+            "CREATE INDEX hook_events_pending ON hook_events(seq) WHERE done_at IS NULL",
+            """CREATE TABLE hook_deliveries (seq INTEGER NOT NULL REFERENCES hook_events(seq),
+                plugin TEXT NOT NULL, delivered_at TEXT NOT NULL, PRIMARY KEY (seq, plugin))""",
+        ),
     ),
 )
 
@@ -1075,6 +1088,64 @@ class SQLiteStore:
             ).fetchone()
             is not None
         )
+
+    # -- event hooks owed to plugins ------------------------------------------------------------------
+    def hook_event_record(self, hook: str, arguments: str, targets: Sequence[str], *, at: dt.datetime) -> int:
+        """Queue a broadcast in the caller's unit of work; returns its seq (nothing owed: done at once)."""
+        with self._unit():
+            cur = self._db.execute(
+                "INSERT INTO hook_events (hook, arguments, targets, recorded_at, done_at) VALUES (?, ?, ?, ?, ?)",
+                (
+                    hook,
+                    arguments,
+                    json.dumps(list(targets)),
+                    codec.iso_instant(at),
+                    None if targets else codec.iso_instant(at),
+                ),
+            )
+        return int(cur.lastrowid or 0)
+
+    def hook_event_delivered(
+        self, seq: int, plugins: Sequence[str], *, at: dt.datetime, error: str | None = None
+    ) -> None:
+        """Record the plugins that took event ``seq``; done once every target has."""
+        stamp = codec.iso_instant(at)
+        with self.transaction():
+            row = self._one("SELECT targets FROM hook_events WHERE seq = ?", (seq,), "HookEvent", str(seq))
+            self._db.executemany(
+                "INSERT OR IGNORE INTO hook_deliveries (seq, plugin, delivered_at) VALUES (?, ?, ?)",
+                [(seq, p, stamp) for p in plugins],
+            )
+            taken = {
+                r[0] for r in self._db.execute("SELECT plugin FROM hook_deliveries WHERE seq = ?", (seq,))
+            }
+            done = set(json.loads(row[0])) <= taken
+            self._db.execute(
+                "UPDATE hook_events SET attempts = attempts + 1, last_error = ?, done_at = ? WHERE seq = ?",
+                (error, stamp if done else None, seq),
+            )
+
+    def hook_events_pending(self, *, limit: int = 1000) -> list[PendingHookEvent]:
+        """Events some target plugin has not taken yet, oldest first."""
+        rows = self._db.execute(
+            "SELECT seq, hook, arguments, targets, recorded_at, attempts, last_error FROM hook_events "
+            "WHERE done_at IS NULL ORDER BY seq LIMIT ?",
+            (limit,),
+        ).fetchall()
+        out = []
+        for r in rows:
+            taken = tuple(
+                p[0]
+                for p in self._db.execute(
+                    "SELECT plugin FROM hook_deliveries WHERE seq = ? ORDER BY plugin", (r[0],)
+                )
+            )
+            out.append(
+                PendingHookEvent(
+                    r[0], r[1], r[2], tuple(json.loads(r[3])), taken, codec.parse_instant(r[4]), r[5], r[6]
+                )
+            )
+        return out
 
     # -- run lock ---------------------------------------------------------------------------------
     def current_run_lock(self) -> RunLock | None:
