@@ -111,9 +111,16 @@ def test_an_event_waits_for_its_plugin_while_it_is_not_installed(store: SQLiteSt
 def test_an_owed_event_is_undone_with_the_change_that_caused_it(store: SQLiteStore) -> None:
     pm = _pm(crm=Crm())
     event = Event(EventType.OPTED_OUT, "P-1", NOW, {"channel": "sms"})
-    with pytest.raises(RuntimeError, match="rolled back"), store.transaction():
-        owe_hook(store, pm, "carecollect_on_opt_out", NOW, patient_id="P-1", channel=Channel.SMS, event=event)
-        raise RuntimeError("rolled back")
+
+    def change_that_fails() -> None:
+        with store.transaction():
+            owe_hook(
+                store, pm, "carecollect_on_opt_out", NOW, patient_id="P-1", channel=Channel.SMS, event=event
+            )
+            raise RuntimeError("rolled back")
+
+    with pytest.raises(RuntimeError, match="rolled back"):
+        change_that_fails()
     assert store.hook_events_pending() == []
 
 
