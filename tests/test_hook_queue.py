@@ -190,7 +190,7 @@ def test_a_run_killed_between_commit_and_broadcast_delivers_on_the_next_run(
         timeout=300,
     )
     assert child.returncode == -9, child.stderr.decode()
-    sent = [r for r in store.audit_records(kinds={"message.sent"})]
+    sent = list(store.audit_records(kinds={"message.sent"}))
     assert len(sent) == 1  # the change is stored...
     (owed,) = store.hook_events_pending()  # ...and so is the event it owes the CRM
     assert owed.hook == "carecollect_on_outreach_sent" and owed.owed == ("crm",)
