@@ -260,7 +260,12 @@ def import_(db: Path, source: Path, fmt: str | None) -> None:
     "Default: from DEST (*.json is json, anything else a csv folder).",
 )
 def export(db: Path, dest: Path, fmt: str | None) -> None:
-    """Write every record to DEST in the format `carecollect import` reads back."""
+    """Write every record to DEST in the format `carecollect import` reads back.
+
+    An export is not a backup: it leaves out the run's history (outreach, plans,
+    disputes, placements, the outbox, the audit log), so a database imported
+    from it would send first statements again. Use `carecollect backup`.
+    """
     import json
 
     from ..importers import export_csv, export_json
@@ -282,6 +287,25 @@ def export(db: Path, dest: Path, fmt: str | None) -> None:
         f"Exported {counts['patients']} patients, {counts['accounts']} accounts and "
         f"{counts['invoices']} invoices to {dest} ({fmt})"
     )
+    history = {
+        name: counts.get(table, 0)
+        for name, table in (
+            ("outreach steps", "outreach_steps"),
+            ("contact attempts", "contact_attempts"),
+            ("payment plans", "plans"),
+            ("disputes", "disputes"),
+            ("placements", "placements"),
+            ("outbox items", "outbox"),
+            ("audit records", "audit_log"),
+        )
+    }
+    if any(history.values()):
+        Console(stderr=True, highlight=False, soft_wrap=True).print(
+            "Note: an export is not a backup. It leaves out the run's history ("
+            + ", ".join(f"{n} {name}" for name, n in history.items() if n)
+            + "); a database imported from it would send first statements again. "
+            f"For a backup: carecollect backup --db {db} <new file>"
+        )
     applications = counts.get("assistance_applications", 0)
     if fmt == "fhir" and applications:
         # FHIR R4 has no resource for them; losing one would let a patient who applied be dunned.
@@ -289,6 +313,81 @@ def export(db: Path, dest: Path, fmt: str | None) -> None:
             f"Warning: the FHIR bundle leaves out {applications} financial-assistance application(s) "
             "(FHIR R4 has no resource for them); export csv or json as well to keep them."
         )
+
+
+@main.command()
+@_db_option()
+@click.argument("dest", type=click.Path(dir_okay=False, path_type=Path))
+def backup(db: Path, dest: Path) -> None:
+    """Copy the whole database to the new file DEST, consistent even while a run writes.
+
+    DEST holds everything: records, the run's history (outreach, outbox, plans,
+    disputes, applications, placements, mandates, processed webhook ids, events
+    owed to plugins) and the audit log. The settings file is copied beside it.
+    Restore with `carecollect restore`.
+    """
+    import shutil
+
+    console = _console()
+    with _open(db) as store:
+        store.backup(dest)
+    with SQLiteStore(dest) as copy:
+        check = copy.verify_audit()
+        counts = copy.counts()
+        version = copy.schema_version()
+    if not check.ok:
+        raise ConfigurationError(f"the backup's audit chain does not verify ({check.problem}); keep {db}")
+    settings = config_path(db)
+    if settings.exists() and not config_path(dest).exists():
+        shutil.copyfile(settings, config_path(dest))
+    console.print(
+        f"Backed up {db} to {dest} (schema version {version}): {counts['accounts']} accounts, "
+        f"{counts['outreach_steps']} outreach steps, {counts['outbox']} outbox items, "
+        f"{counts['audit_log']} audit records (chain verified)"
+    )
+
+
+@main.command()
+@_db_option()
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace the database at --db if it exists.")
+def restore(db: Path, source: Path, force: bool) -> None:
+    """Restore the database from SOURCE, a file `carecollect backup` wrote.
+
+    SOURCE is checked first (a carecollect database, its audit chain verifies).
+    An existing database is replaced only with --force, and never while a run
+    holds its lock. Its settings file is copied too when --db has none.
+    """
+    import shutil
+    import sqlite3
+
+    from ..store.base import RunLocked
+
+    console = _console()
+    try:
+        source_store = SQLiteStore(source)
+    except sqlite3.DatabaseError:
+        raise ConfigurationError(f"{source} is not a carecollect database") from None
+    with source_store:
+        check = source_store.verify_audit()
+        if not check.ok:
+            raise ConfigurationError(
+                f"{source}: the audit chain does not verify ({check.problem}); not restored"
+            )
+        if db.exists() and not force:
+            raise ConfigurationError(f"{db} exists; pass --force to replace it with {source}")
+        with SQLiteStore(db) as target:
+            held = target.current_run_lock()
+            if held is not None and not held.stale(dt.datetime.now(dt.UTC)):
+                raise RunLocked(held.owner, held.pid, held.started_at, held.heartbeat_at, held.stale_after)
+            target.restore_from(source_store)
+            counts = target.counts()
+    if config_path(source).exists() and not config_path(db).exists():
+        shutil.copyfile(config_path(source), config_path(db))
+    console.print(
+        f"Restored {db} from {source}: {counts['accounts']} accounts, {counts['outreach_steps']} outreach "
+        f"steps, {counts['audit_log']} audit records"
+    )
 
 
 @main.command()

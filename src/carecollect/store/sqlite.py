@@ -28,7 +28,7 @@ import os
 import sqlite3
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -336,6 +336,43 @@ class SQLiteStore:
             return
         with self.transaction():
             yield
+
+    def backup(self, dest: str | os.PathLike[str]) -> None:
+        """Copy the whole store to the new file ``dest`` with SQLite's online backup API.
+
+        The copy is one consistent snapshot even while another process (a run) writes to this
+        file: every table, the schema version, the run's history (outreach, outbox, plans,
+        disputes, applications, placements, mandates, processed webhook ids, the hook-event
+        queue) and the audit log, whose chain verifies in the copy as here.
+
+        :param dest: the file to write; it must not exist.
+        :raises StoreError: ``dest`` exists (a backup never overwrites a database).
+        """
+        target = Path(dest)
+        if target.exists():
+            raise StoreError(f"Store backup: {target} exists; choose a new file (a backup never overwrites)")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with closing(sqlite3.connect(target)) as copy:
+                self._db.backup(copy)
+                copy.execute("DELETE FROM run_lock")  # a run going on here does not hold the copy
+                copy.commit()
+                copy.execute("PRAGMA journal_mode = DELETE")  # one self-contained file, no -wal beside it
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
+
+    def restore_from(self, source: SQLiteStore) -> None:
+        """Replace everything in this store with the whole of ``source`` (SQLite's backup API).
+
+        :param source: the store to copy, e.g. a file :meth:`backup` wrote.
+        :raises StoreError: called inside a transaction.
+        """
+        if self._depth:
+            raise StoreError("Store restore: not inside a transaction")
+        source._db.backup(self._db)
+        with self.transaction():
+            self._db.execute("DELETE FROM run_lock")  # the source's run does not hold this file
 
     def change_token(self) -> tuple[int, int]:
         """A value that differs whenever anything was written to the file since it was taken.
