@@ -217,7 +217,19 @@ def test_cli_reference_page_shows_the_current_help_of_every_command() -> None:
         encoding="utf-8"
     )
     runner = CliRunner()
-    for command in ("", "init", "config check", "import", "export", "run", "explain", "report", "demo"):
+    commands = (
+        "",
+        "init",
+        "config check",
+        "import",
+        "export",
+        "backup",
+        "restore",
+        "run",
+        "explain",
+        "report",
+    )
+    for command in (*commands, "demo"):
         args = [*command.split(), "--help"]
         text = runner.invoke(main, args, prog_name="carecollect", terminal_width=88).output
         block = "\n".join(("   " + line).rstrip() for line in text.rstrip().splitlines())
