@@ -202,3 +202,13 @@ def test_a_run_killed_between_commit_and_broadcast_delivers_on_the_next_run(
     assert crm.sent.count((step_id, decode_arguments(owed.arguments)["event"].detail("channel"))) == 1
     assert crm.sent[0][0] == step_id  # delivered first, before the run's own events
     assert store.hook_events_pending() == []
+
+
+def test_an_event_no_plugin_listens_to_is_not_written(store: SQLiteStore, tmp_path: Path) -> None:
+    import contextlib
+    import sqlite3
+
+    report = execute_run(store, NOW, _pm(), _settings(tmp_path))
+    assert report.sent > 0
+    with contextlib.closing(sqlite3.connect(store.path)) as db:
+        assert db.execute("SELECT COUNT(*) FROM hook_events").fetchone() == (0,)

@@ -1240,10 +1240,13 @@ def owe_hook(store: Store, pm: Any, hook: str, at: dt.datetime, **arguments: Any
     :param hook: one of :data:`carecollect.hookspecs.EVENT_HOOKS`.
     :param at: the run's instant.
     :param arguments: the hook's keyword arguments.
+    :returns: the queued event (``seq`` 0 when no plugin implements the hook: nothing is owed).
     """
     if "reason" in arguments:
         arguments["reason"] = scrub_text(str(arguments["reason"]))
     targets = tuple(pm.event_hook_plugins(hook))
+    if not targets:  # no plugin listens: nothing is owed, nothing is written
+        return OwedHookEvent(0, hook, targets, arguments)
     seq = store.hook_event_record(hook, encode_arguments(arguments), targets, at=at)
     return OwedHookEvent(seq, hook, targets, arguments)
 
@@ -1258,6 +1261,8 @@ def _deliver(
     at: dt.datetime,
 ) -> None:
     """Broadcast to the plugins in ``owed`` that are installed; record who took it."""
+    if not owed:
+        return
     installed = set(pm.event_hook_plugins(hook))
     calling = [p for p in owed if p in installed]
     if not calling:
