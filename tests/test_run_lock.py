@@ -184,3 +184,41 @@ def test_staleness_is_judged_on_the_holders_own_promise_and_the_wall_clock(tmp_p
         assert taken.owner == "manual@h2"
         with pytest.raises(RunLocked):
             a.heartbeat_run_lock("cron@h1", 101, now=wall + dt.timedelta(seconds=51))
+
+
+def test_a_frozen_run_loses_its_lock_after_its_promise_and_stops_when_it_wakes(
+    db: Path, tmp_path: Path
+) -> None:
+    """SIGSTOP freezes the first run (its heartbeat thread too): after its ``stale_after`` of
+    silence the second takes the lock; the first, woken, finds the lock gone and stops."""
+    (tmp_path / "slow.py").write_text(SLOW_RUN, encoding="utf-8")
+    log = tmp_path / "sends.log"
+    first = subprocess.Popen(
+        [
+            sys.executable,
+            *map(str, (tmp_path / "slow.py", db, tmp_path / "out", log)),
+            NOW.isoformat(),
+            "0.5",
+            "1",
+        ],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while _lines(log) < 1:
+            assert first.poll() is None, first.communicate()[1].decode()
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        first.send_signal(signal.SIGSTOP)
+        time.sleep(1.5)  # longer than the 1 s it promised
+        second = _cli_run(db, NOW)
+        assert second.returncode == 0, second.stdout + second.stderr
+    finally:
+        first.send_signal(signal.SIGCONT)
+    _, err = first.communicate(timeout=120)
+    assert first.returncode != 0 and b"RunLocked" in err
+    with SQLiteStore(db) as store:
+        assert store.current_run_lock() is None
+        assert store.verify_audit().ok
