@@ -2139,14 +2139,18 @@ class RunHeartbeat:
             self._last = time.monotonic()
 
     def _run(self, path: str) -> None:
-        with SQLiteStore(path) as own:
+        try:
+            own = SQLiteStore(path)
+        except (sqlite3.Error, CareCollectError):
+            return  # the beats at account boundaries remain
+        with own:
             while not self._stop.wait(self.interval):
                 try:
                     own.heartbeat_run_lock(self.owner, self.pid, now=_wall_clock())
                 except RunLocked as exc:
                     self._lost = exc
                     return
-                except sqlite3.OperationalError:  # busy for longer than the timeout: try again
+                except sqlite3.Error:  # busy for longer than the timeout: try again next time
                     continue
                 self._last = time.monotonic()
 
