@@ -11,7 +11,6 @@ import pytest
 from click.testing import CliRunner, Result
 
 from carecollect.cli import main
-from carecollect.cli.commands import parse_as_of
 from carecollect.cli.config import config_path
 from carecollect.importers import export_document
 from carecollect.portfolio import load_portfolio
@@ -172,7 +171,8 @@ def test_report_shows_aging_messages_and_contact_centre(db: Path) -> None:
 
 def test_a_second_run_is_refused_while_the_lock_is_held(db: Path) -> None:
     store = SQLiteStore(db)
-    store.acquire_run_lock("other host", 4242, now=parse_as_of(AS_OF))
+    # a live holder on another host: its heartbeat is recent on the wall clock (not the run's --as-of)
+    store.acquire_run_lock("other@elsewhere", 4242, now=dt.datetime.now(dt.UTC))
     store.close()
     result = CliRunner().invoke(main, ["run", "--db", str(db), "--as-of", AS_OF])
     assert result.exit_code == 1
@@ -217,8 +217,20 @@ def test_cli_reference_page_shows_the_current_help_of_every_command() -> None:
         encoding="utf-8"
     )
     runner = CliRunner()
-    for command in ("", "init", "import", "export", "run", "explain", "report", "demo"):
-        args = [command, "--help"] if command else ["--help"]
+    commands = (
+        "",
+        "init",
+        "config check",
+        "import",
+        "export",
+        "backup",
+        "restore",
+        "run",
+        "explain",
+        "report",
+    )
+    for command in (*commands, "demo"):
+        args = [*command.split(), "--help"]
         text = runner.invoke(main, args, prog_name="carecollect", terminal_width=88).output
         block = "\n".join(("   " + line).rstrip() for line in text.rstrip().splitlines())
         assert block in page, f"docs/reference/cli.rst is out of date for `carecollect {command}`"

@@ -318,7 +318,7 @@ def test_plans_disputes_steps_attempts_placements_round_trip(store: SQLiteStore)
 
 
 def test_second_run_is_refused_until_the_lock_is_stale(store: SQLiteStore, tmp_path: Path) -> None:
-    store.acquire_run_lock("cron", 101, now=T0)
+    store.acquire_run_lock("cron", 101, now=T0, stale_after=dt.timedelta(minutes=10))
     with SQLiteStore(tmp_path / "cc.db") as other:
         with pytest.raises(RunLocked, match="another run is in progress") as info:
             other.acquire_run_lock("manual", 202, now=T0 + dt.timedelta(minutes=5))

@@ -35,7 +35,9 @@ import hashlib
 import os
 import secrets
 import socket
+import sqlite3
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -45,7 +47,7 @@ from .agencies import AgencyAccountStatus, AgencyStatusUpdate, Debtor, PlacedInv
 from .channels import Channel
 from .contact_centre.records import ContactRecord
 from .creditors import Creditor
-from .errors import CareCollectError, DuplicateEntry
+from .errors import CareCollectError, ConfigurationError, DuplicateEntry
 from .invoices import Invoice, InvoiceStatus, reopen_invoice
 from .ledger import EntryKind, post_adjustment, post_payment, reverse_payment
 from .messages.context import Itemization, MessageContext, NoticeInfo
@@ -117,14 +119,17 @@ from .run.kernel import (
 from .run.rows import R_CTX, R_ID, AccountRows, Contexts, rows_from_facts
 from .scrubbing import scrub_text
 from .store.base import (
+    RUN_LOCK_STALE_AFTER,
     AccountSnapshot,
     Mandate,
     OutboxItem,
     OutboxStatus,
     ProviderPayment,
+    RunLocked,
     Store,
     next_retry_at,
 )
+from .store.event_queue import encode_arguments
 from .store.sqlite import SQLiteStore
 from .timekeeping import require_aware, zone
 
@@ -133,22 +138,29 @@ __all__ = [
     "DecisionKind",
     "InboundEvent",
     "IntakeReport",
+    "OwedHookEvent",
     "PlannedCharge",
     "PlannedMessage",
     "PlannedPlacement",
+    "RunHeartbeat",
     "RunPlan",
     "RunReport",
     "RunSettings",
     "announce_send_failure",
     "by_account",
+    "check_settings",
+    "deliver_hooks",
     "execute_run",
     "explain_account",
     "hook_failures",
     "intake",
     "message_id",
+    "owe_hook",
     "plan_account",
     "plan_run",
     "provider_payment_id",
+    "redeliver_hook_events",
+    "settings_problems",
 ]
 
 _MESSAGE_JURISDICTIONS = ("us", "no", "de", "bg")
@@ -231,6 +243,63 @@ class RunSettings:
         base = self.packs.get(key) or get_pack(key)
         rules = self.house_rules.get(key)
         return base.with_house_rules(rules, source="house rules") if rules else base
+
+
+def _did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest known name, or nothing."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def settings_problems(settings: RunSettings, pm: Any) -> tuple[str, ...]:
+    """Everything in ``settings`` that cannot work with the plugins ``pm`` has, one line each.
+
+    Checked: every channel's plugin and every ``channel_config`` name is an installed
+    message-channel plugin, every ``payment_providers`` name an installed payment provider, the
+    agency an installed connector, and every pack's house rules apply (a known pack, known rules,
+    never looser than the law). Each line names the setting, says which names exist, and
+    suggests the closest.
+
+    :param settings: the run settings.
+    :param pm: the plugin manager the run would use.
+    """
+    problems: list[str] = []
+    channels, providers, agencies = pm.message_channels(), pm.payment_providers(), pm.agency_connectors()
+
+    def unknown(kind: str, where: str, name: str, known: Mapping[str, Any]) -> None:
+        if name not in known:
+            installed = ", ".join(sorted(known)) or "none"
+            problems.append(
+                f"{where}: no {kind} plugin {name!r}{_did_you_mean(name, known)}; installed: {installed}"
+            )
+
+    for channel, name in settings.channel_plugins.items():
+        unknown("message-channel", f"channel {Channel(channel).value}", name, channels)
+    for name in settings.channel_config:
+        unknown("message-channel", f"settings for {name!r}", name, channels)
+    for name in settings.payment_providers:
+        unknown("payment-provider", f"payment provider settings {name!r}", name, providers)
+    if settings.agency:
+        unknown("agency-connector", "agency", settings.agency, agencies)
+    for key in settings.house_rules:
+        try:
+            settings.pack(key)
+        except (CareCollectError, KeyError, ValueError) as exc:
+            problems.append(f"house rules for {key!r}: {scrub_text(str(exc))}")
+    return tuple(problems)
+
+
+def check_settings(settings: RunSettings, pm: Any) -> None:
+    """Refuse settings that cannot work (see :func:`settings_problems`), all problems at once.
+
+    :raises ConfigurationError: one line per problem.
+    """
+    problems = settings_problems(settings, pm)
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise ConfigurationError(f"the run's settings cannot work ({len(problems)} problem(s)):\n{lines}")
 
 
 class DecisionKind(enum.Enum):
@@ -1168,17 +1237,26 @@ def intake(
                     if not store.mark_processed(f"channel:{ev.plugin}", reply.provider_message_id, at=now):
                         counts["duplicates"] += 1
                         continue
-                    opted: list[tuple[str, Channel, Any]] = []
+                    opted: list[OwedHookEvent] = []
                     if reply.is_opt_out:
                         for patient_id, ch in store.patients_with_address(reply.sender):
                             patient = store.get_patient(patient_id)
                             patient, event = opt_out(patient, ch, at=reply.at)
                             store.put_patient(patient)
                             store.audit_append("opt_out", patient_id, {"channel": ch.value}, at=now)
-                            opted.append((patient_id, ch, event))
-                for patient_id, ch, event in opted:  # broadcast once the opt-out is stored
-                    pm.on_opt_out(patient_id, ch, event)
-                    counts["opt_outs"] += 1
+                            opted.append(
+                                owe_hook(
+                                    store,
+                                    pm,
+                                    "carecollect_on_opt_out",
+                                    now,
+                                    patient_id=patient_id,
+                                    channel=ch,
+                                    event=event,
+                                )
+                            )
+                deliver_hooks(store, pm, opted, now)  # broadcast once the opt-out is stored
+                counts["opt_outs"] += len(opted)
                 counts["processed"] += 1
             else:
                 report = channel.parse_delivery_report(dict(ev.headers), ev.body, now=now)
@@ -1194,8 +1272,23 @@ def intake(
                         "delivery_report", report.provider_message_id, {"state": report.state.value}, at=now
                     )
                     bounced = _record_bounce(store, report) if report.state is HARD_BOUNCE else None
+                    owed = (
+                        ()
+                        if bounced is None
+                        else (
+                            owe_hook(
+                                store,
+                                pm,
+                                "carecollect_on_outreach_failed",
+                                now,
+                                step=bounced[0],
+                                event=bounced[1],
+                                reason=bounced[2],
+                            ),
+                        )
+                    )
                 if bounced is not None:
-                    pm.on_outreach_failed(*bounced)
+                    deliver_hooks(store, pm, owed, now)
                     counts["bounced"] += 1
                 counts["delivery"] += 1
                 counts["processed"] += 1
@@ -1252,6 +1345,13 @@ def announce_send_failure(store: Store, pm: Any, msg: PlannedMessage, now: dt.da
     The reason is the outbox item's scrubbed error; the event says whether the
     send will be retried (``retry_at``) or was given up after the last attempt.
     """
+    with store.transaction():
+        owed = _owe_send_failure(store, pm, msg, now)
+    deliver_hooks(store, pm, (owed,), now)
+
+
+def _owe_send_failure(store: Store, pm: Any, msg: PlannedMessage, now: dt.datetime) -> OwedHookEvent:
+    """Queue ``carecollect_on_outreach_failed`` for the send the outbox just recorded failed."""
     from .events import Event, EventType
 
     item = store.outbox_get(msg.key)
@@ -1264,15 +1364,110 @@ def announce_send_failure(store: Store, pm: Any, msg: PlannedMessage, now: dt.da
     if item.next_retry_at is not None:
         details["retry_at"] = item.next_retry_at.isoformat()
     event = Event(EventType.OUTREACH_FAILED, msg.step.id, now, details)
-    pm.on_outreach_failed(msg.step, event, item.last_error or "failed")
+    return owe_hook(
+        store,
+        pm,
+        "carecollect_on_outreach_failed",
+        now,
+        step=msg.step,
+        event=event,
+        reason=item.last_error or "failed",
+    )
+
+
+@attrs.frozen
+class OwedHookEvent:
+    """An event-hook broadcast queued in the store (:func:`owe_hook`), to deliver once committed.
+
+    :param seq: its place in the store's queue.
+    :param hook: the hook's name.
+    :param targets: the plugins that must take it.
+    :param arguments: the hook's keyword arguments.
+    """
+
+    seq: int
+    hook: str
+    targets: tuple[str, ...]
+    arguments: Mapping[str, Any] = attrs.field(eq=False, repr=False)
+
+
+def owe_hook(store: Store, pm: Any, hook: str, at: dt.datetime, **arguments: Any) -> OwedHookEvent:
+    """Queue the broadcast of ``hook`` in the store; call it inside the unit of work that makes
+    the change the event reports, then :func:`deliver_hooks` once that unit is committed.
+
+    The store keeps it until every plugin that implements the hook has taken it, so a plugin that
+    raises, or a process that dies between the commit and the broadcast, loses nothing: the next
+    run delivers it (:func:`redeliver_hook_events`). ``reason`` (``on_outreach_failed``) is
+    scrubbed first.
+
+    :param store: the store (in the caller's transaction).
+    :param pm: the plugin manager (its implementers of ``hook`` are the targets).
+    :param hook: one of :data:`carecollect.hookspecs.EVENT_HOOKS`.
+    :param at: the run's instant.
+    :param arguments: the hook's keyword arguments.
+    :returns: the queued event (``seq`` 0 when no plugin implements the hook: nothing is owed).
+    """
+    if "reason" in arguments:
+        arguments["reason"] = scrub_text(str(arguments["reason"]))
+    targets = tuple(pm.event_hook_plugins(hook))
+    if not targets:  # no plugin listens: nothing is owed, nothing is written
+        return OwedHookEvent(0, hook, targets, arguments)
+    seq = store.hook_event_record(hook, encode_arguments(arguments), targets, at=at)
+    return OwedHookEvent(seq, hook, targets, arguments)
+
+
+def _deliver(
+    store: Store,
+    pm: Any,
+    seq: int,
+    hook: str,
+    owed: Sequence[str],
+    arguments: Mapping[str, Any],
+    at: dt.datetime,
+) -> None:
+    """Broadcast to the plugins in ``owed`` that are installed; record who took it."""
+    if not owed:
+        return
+    installed = set(pm.event_hook_plugins(hook))
+    calling = [p for p in owed if p in installed]
+    if not calling:
+        return  # its plugins are not installed now (blocked?): kept for a run that has them
+    result = pm.broadcast(hook, only=calling, **arguments)
+    error = "; ".join(f"{f.plugin}: {f.error_type}: {f.message}" for f in result.failures)[:500] or None
+    store.hook_event_delivered(seq, result.delivered, at=at, error=error)
+
+
+def deliver_hooks(store: Store, pm: Any, owed: Iterable[OwedHookEvent], at: dt.datetime) -> None:
+    """Broadcast events queued by :func:`owe_hook` (their unit of work is committed) and record,
+    per plugin, who took them; a plugin that raises keeps its event in the queue."""
+    for o in owed:
+        _deliver(store, pm, o.seq, o.hook, o.targets, o.arguments, at)
+
+
+def redeliver_hook_events(store: Store, pm: Any, at: dt.datetime) -> int:
+    """Deliver again every queued event some plugin has not taken (the run does this first).
+
+    Each event goes only to the plugins that have not taken it, oldest first; a plugin that
+    raises again keeps it for the next run. Returns the number of events tried.
+    """
+    from .store.event_queue import decode_arguments
+
+    tried = 0
+    while True:
+        pending = [e for e in store.hook_events_pending(limit=500) if e.seq > tried]
+        if not pending:
+            return tried
+        for event in pending:
+            _deliver(store, pm, event.seq, event.hook, event.owed, decode_arguments(event.arguments), at)
+            tried = event.seq
 
 
 def hook_failures(pm: Any) -> tuple[str, ...]:
-    """One scrubbed line per event broadcast a plugin has not handled yet (``pm.undelivered()``).
+    """One scrubbed line per event broadcast a plugin has not handled yet in this run
+    (``pm.undelivered()``).
 
-    A plugin's own failure never stops the run; it is kept by the plugin manager
-    (redeliver it with :meth:`~carecollect.plugin_manager.PluginManager.redeliver`)
-    and shown in the run's report.
+    A plugin's own failure never stops the run; the event stays in the store's queue
+    (:func:`owe_hook`) and the next run delivers it again (:func:`redeliver_hook_events`).
     """
     lines = []
     for result in pm.undelivered():
@@ -1391,7 +1586,8 @@ def _take_dispute(store: Store, pm: Any, settings: RunSettings, ev: InboundEvent
                 },
                 at=now,
             )
-        pm.on_dispute_opened(dispute, event)
+            owed = owe_hook(store, pm, "carecollect_on_dispute_opened", now, dispute=dispute, event=event)
+        deliver_hooks(store, pm, (owed,), now)
         recalled = 0
         if settings.agency:
             for placement in snap.placements:
@@ -1454,9 +1650,10 @@ def _take_dispute(store: Store, pm: Any, settings: RunSettings, ev: InboundEvent
             {"dispute": dispute.id, "event": event.type.value},
             at=now,
         )
-    if action == "escalate":
-        return "escalated"
-    pm.on_dispute_resolved(new, event)
+        if action == "escalate":
+            return "escalated"
+        owed = owe_hook(store, pm, "carecollect_on_dispute_resolved", now, dispute=new, event=event)
+    deliver_hooks(store, pm, (owed,), now)
     return "resolved"
 
 
@@ -1501,7 +1698,8 @@ def _recall(
         store.put_placement(recalled)
         store.outbox_done(key, at=now, result={"placement": placement.id})
         store.audit_append("recall", placement.account_id, {"placement": placement.id, "reason": why}, at=now)
-    pm.on_account_recalled(recalled, event)
+        owed = owe_hook(store, pm, "carecollect_on_account_recalled", now, placement=recalled, event=event)
+    deliver_hooks(store, pm, (owed,), now)
     return 1
 
 
@@ -1606,10 +1804,25 @@ def _take_payment_webhook(
                 outcome = "revoked"
         store.mark_processed(source, event.event_id, at=now)
         store.audit_append(f"webhook.{event.kind.value}", subject, record, at=now)
-    if posted is not None and posted[1] is not None:
-        pm.on_payment_received(posted[0], posted[1])
-    for reversal in reversals:  # committed; a replay returned "duplicate" above and broadcasts nothing
-        pm.on_payment_reversed(*reversal)
+        owed = []
+        if posted is not None and posted[1] is not None:
+            owed.append(
+                owe_hook(
+                    store, pm, "carecollect_on_payment_received", now, payment=posted[0], event=posted[1]
+                )
+            )
+        for taken_back, reversed_event in reversals:  # a replay returned "duplicate" above: owes nothing
+            owed.append(
+                owe_hook(
+                    store,
+                    pm,
+                    "carecollect_on_payment_reversed",
+                    now,
+                    reversal=taken_back,
+                    event=reversed_event,
+                )
+            )
+    deliver_hooks(store, pm, owed, now)
     return outcome
 
 
@@ -1744,8 +1957,12 @@ def _take_remittance(
         store.audit_append(
             "remittance", placement.account_id, {"remittance": rem.id, "amount": str(rem.amount)}, at=now
         )
-    if event is not None:
-        pm.on_payment_received(payment, event)
+        owed = (
+            ()
+            if event is None
+            else (owe_hook(store, pm, "carecollect_on_payment_received", now, payment=payment, event=event),)
+        )
+    deliver_hooks(store, pm, owed, now)
     return True
 
 
@@ -1868,8 +2085,14 @@ def _take_status_update(
             {"placement": placement.id, "update": update.id, "status": status.value},
             at=now,
         )
-    if opened is not None:
-        pm.on_dispute_opened(*opened)
+        owed = (
+            ()
+            if opened is None
+            else (
+                owe_hook(store, pm, "carecollect_on_dispute_opened", now, dispute=opened[0], event=opened[1]),
+            )
+        )
+    deliver_hooks(store, pm, owed, now)
     return True
 
 
@@ -1974,7 +2197,7 @@ def execute_run(
     events: Iterable[InboundEvent] = (),
     renderer: Renderer | None = None,
     progress: Callable[[int], None] | None = None,
-    stale_after: dt.timedelta = dt.timedelta(hours=2),
+    stale_after: dt.timedelta = RUN_LOCK_STALE_AFTER,
     conversations: Iterable[tuple[str, str | None, dt.datetime]] = (),
     contacts: Iterable[ContactRecord] = (),
     workers: int = 1,
@@ -1994,8 +2217,12 @@ def execute_run(
         count like answered calls in the governor (see :func:`by_account`).
     :param contacts: the contact centre's records; an open dispute whose patient they show was
         reached is stored as met (see :func:`intake`).
-    :param stale_after: a lock whose heartbeat is older than this may be taken over; a lock
-        held by the same owner on this host whose process is gone (killed) is taken over at once.
+    :param stale_after: this run's promise to the next: it says it is alive (a heartbeat on the
+        wall clock, from a thread and at every account) several times within this span, so its lock
+        is never taken from it while it lives; after this span without a heartbeat (the process is
+        frozen, or died on another host) a later run may take it over. A lock held on this host by a
+        process that is gone (killed) is taken over at once. Staleness never depends on ``now``:
+        runs with different instants (``--as-of``) still exclude each other.
     :param workers: processes that send. With more than one, this process takes in the events,
         plans every account and holds the run lock for the whole run, while ``workers`` processes
         (started with ``spawn``) each open their own connection to the same SQLite file and their
@@ -2008,6 +2235,8 @@ def execute_run(
     :param pm_factory: builds each worker's plugin manager (it must pickle: a module-level
         function or a :func:`functools.partial`); default
         :func:`~carecollect.plugin_manager.make_plugin_manager` with its defaults.
+    :raises ConfigurationError: the settings name a plugin that is not installed, or house rules
+        that do not apply (:func:`settings_problems`); nothing was taken in, planned or sent.
     :raises RunLocked: another run holds the lock.
     :raises ValueError: ``workers`` is below 1, or above 1 with a store that is not a SQLite file.
     :raises RunWorkerError: a worker process failed or died (what it finished stays done; a rerun
@@ -2019,13 +2248,17 @@ def execute_run(
         raise ValueError("workers > 1 needs a SQLiteStore on a file (each worker opens it)")
     require_aware(now, "run", "now")
     settings = settings or RunSettings()
+    check_settings(settings, pm)  # before anything is taken in, planned or sent
     given_renderer = renderer
     renderer = renderer or Renderer()
     pid = os.getpid()
     owner = f"{owner}@{socket.gethostname()}"
     _release_if_holder_died(store, owner, pid, now)
-    store.acquire_run_lock(owner, pid, now=now, stale_after=stale_after)
+    store.acquire_run_lock(owner, pid, now=_wall_clock(), stale_after=stale_after)
+    heart = RunHeartbeat(store, owner, pid, stale_after)
     try:
+        heart.start()
+        redeliver_hook_events(store, pm, now)  # what earlier runs owe plugins goes first
         intake_report = intake(store, pm, settings, events, now, contacts=contacts)
         talks = by_account(conversations)
         if workers > 1:
@@ -2041,12 +2274,91 @@ def execute_run(
                 talks,
                 workers,
                 pm_factory,
+                heart,
             )
             return attrs.evolve(report, hook_failures=hook_failures(pm) + failures)
-        report = _execute(store, now, pm, settings, renderer, intake_report, progress, owner, pid, talks)
+        report = _execute(store, now, pm, settings, renderer, intake_report, progress, heart, talks)
         return attrs.evolve(report, hook_failures=hook_failures(pm))
     finally:
+        heart.stop()
         store.release_run_lock(owner, pid)
+
+
+def _wall_clock() -> dt.datetime:
+    """The wall clock (UTC), which every process on every host shares: the run lock's time."""
+    return dt.datetime.now(dt.UTC)
+
+
+class RunHeartbeat:
+    """Keeps a run's lock alive on the wall clock while the run lives.
+
+    A thread says "alive" every third of ``stale_after`` (timed on the monotonic clock) on its own
+    connection to the store file, so a long send, a slow plugin or a large intake never lets the
+    lock go stale; the run also calls :meth:`beat` at every account, which writes when a third of
+    ``stale_after`` has passed since the last heartbeat and raises
+    :class:`~carecollect.store.base.RunLocked` if the lock was lost (the run stops before its next
+    account). A store that is not a SQLite file gets only the beats at account boundaries.
+
+    :param store: the run's store.
+    :param owner: the lock's owner.
+    :param pid: the lock's pid.
+    :param stale_after: the span the holder promised to beat within.
+    """
+
+    def __init__(self, store: Store, owner: str, pid: int, stale_after: dt.timedelta) -> None:
+        import threading
+
+        self.store = store
+        self.owner = owner
+        self.pid = pid
+        self.interval = stale_after.total_seconds() / 3
+        self._last = time.monotonic()
+        self._stop = threading.Event()
+        self._lost: RunLocked | None = None
+        self._thread: Any = None
+        path = getattr(store, "path", ":memory:") if isinstance(store, SQLiteStore) else ":memory:"
+        if path != ":memory:":
+            self._thread = threading.Thread(
+                target=self._run, args=(path,), name="carecollect-run-heartbeat", daemon=True
+            )
+
+    def start(self) -> None:
+        """Start the thread (if the store is a file)."""
+        if self._thread is not None:
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread and wait for it (before the lock is released)."""
+        self._stop.set()
+        if self._thread is not None and self._thread.is_alive():
+            self._thread.join()
+
+    def beat(self) -> None:
+        """Say "alive" from the run's own connection when a third of ``stale_after`` has passed.
+
+        :raises RunLocked: the lock is no longer this run's.
+        """
+        if self._lost is not None:
+            raise self._lost
+        if time.monotonic() - self._last >= self.interval:
+            self.store.heartbeat_run_lock(self.owner, self.pid, now=_wall_clock())
+            self._last = time.monotonic()
+
+    def _run(self, path: str) -> None:
+        try:
+            own = SQLiteStore(path)
+        except (sqlite3.Error, CareCollectError):
+            return  # the beats at account boundaries remain
+        with own:
+            while not self._stop.wait(self.interval):
+                try:
+                    own.heartbeat_run_lock(self.owner, self.pid, now=_wall_clock())
+                except RunLocked as exc:
+                    self._lost = exc
+                    return
+                except sqlite3.Error:  # busy for longer than the timeout: try again next time
+                    continue
+                self._last = time.monotonic()
 
 
 def _pid_alive(pid: int) -> bool:
@@ -2140,8 +2452,6 @@ class _Sender:
                 accounts=self.accounts,
             )
             counts["failed" if outcome == "gave_up" else outcome] += 1
-            if outcome == "failed":
-                announce_send_failure(store, self.pm, msg, now)
             by_step.setdefault(msg.step.id, (msg.step, []))[1].append((msg.key, outcome))
         for step, outcomes in by_step.values():
             _close_step(store, step, outcomes, now)
@@ -2170,8 +2480,7 @@ def _execute(
     renderer: Renderer,
     intake_report: IntakeReport,
     progress: Callable[[int], None] | None,
-    owner: str,
-    pid: int,
+    heart: RunHeartbeat,
     conversations: Conversations,
 ) -> RunReport:
     sender = _Sender(store, pm, settings, renderer, now)
@@ -2182,7 +2491,7 @@ def _execute(
         sender.account(
             planned.account_id, planned.creditor_id, planned.plan, conversations.get(planned.account_id, ())
         )
-        store.heartbeat_run_lock(owner, pid, now=now)
+        heart.beat()
         if progress is not None:
             progress(collected.accounts)
     return _report(collected.plan(now), sender.counts, intake_report)
@@ -2236,6 +2545,7 @@ def _execute_parallel(
     conversations: Conversations,
     workers: int,
     pm_factory: Callable[[], Any] | None,
+    heart: RunHeartbeat,
 ) -> tuple[RunReport, tuple[str, ...]]:
     import multiprocessing
     import queue as queues
@@ -2270,7 +2580,7 @@ def _execute_parallel(
                 return
             if what == "progress":
                 done += body
-                store.heartbeat_run_lock(owner, pid, now=now)
+                heart.beat()
                 if progress is not None:
                     progress(done)
             elif what == "error":
@@ -2509,11 +2819,11 @@ def _send_one(
         )
         receipt = channel.send(outgoing)
     except CareCollectError as exc:
-        return _failed(store, settings, msg, now, f"{type(exc).__name__}: {exc}")
+        return _failed(store, pm, settings, msg, now, f"{type(exc).__name__}: {exc}")
     except OSError as exc:
-        return _failed(store, settings, msg, now, f"transport: {type(exc).__name__}")
+        return _failed(store, pm, settings, msg, now, f"transport: {type(exc).__name__}")
     if receipt.status is not ReceiptStatus.ACCEPTED:
-        return _failed(store, settings, msg, now, f"channel said {receipt.status.value}")
+        return _failed(store, pm, settings, msg, now, f"channel said {receipt.status.value}")
     sent_step = attrs.evolve(step, status=OutreachStatus.SENT, sent_at=now)
     with store.transaction():
         untouched = accounts.untouched(step.account_id)
@@ -2541,7 +2851,15 @@ def _send_one(
             "message.sent", step.account_id, {"key": msg.key, "language": rendered.language}, at=now
         )
         accounts.sent(step, untouched)
-    pm.on_outreach_sent(sent_step, _sent_event(sent_step, msg.channel, now))
+        owed = owe_hook(
+            store,
+            pm,
+            "carecollect_on_outreach_sent",
+            now,
+            step=sent_step,
+            event=_sent_event(sent_step, msg.channel, now),
+        )
+    deliver_hooks(store, pm, (owed,), now)
     return "sent"
 
 
@@ -2659,7 +2977,10 @@ def _sent_event(step: OutreachStep, channel: Channel, now: dt.datetime) -> Any:
     return Event(EventType.OUTREACH_SENT, step.id, now, {"channel": channel.value})
 
 
-def _failed(store: Store, settings: RunSettings, msg: PlannedMessage, now: dt.datetime, why: str) -> str:
+def _failed(
+    store: Store, pm: Any, settings: RunSettings, msg: PlannedMessage, now: dt.datetime, why: str
+) -> str:
+    """Record a failed send and, in the same unit of work, the ``on_outreach_failed`` owed to plugins."""
     with store.transaction():
         item = store.outbox_get(msg.key)
         retry = next_retry_at(item.attempts + 1, now) if item.attempts + 1 < settings.max_attempts else None
@@ -2667,6 +2988,8 @@ def _failed(store: Store, settings: RunSettings, msg: PlannedMessage, now: dt.da
         store.audit_append(
             "message.failed", msg.step.account_id, {"key": msg.key, "error": why[:300]}, at=now
         )
+        owed = _owe_send_failure(store, pm, msg, now)
+    deliver_hooks(store, pm, (owed,), now)
     return "failed"
 
 
@@ -2720,7 +3043,8 @@ def _place(
             {"agency": settings.agency, "amount": str(placement.amount)},
             at=now,
         )
-    pm.on_account_placed(record, event)
+        owed = owe_hook(store, pm, "carecollect_on_account_placed", now, placement=record, event=event)
+    deliver_hooks(store, pm, (owed,), now)
     return 1
 
 
@@ -2834,8 +3158,12 @@ def _charge(
             {"key": charge.key, "amount": str(inst.amount), "payment": payment.id},
             at=now,
         )
-    if event is not None:
-        pm.on_payment_received(payment, event)
+        owed = (
+            ()
+            if event is None
+            else (owe_hook(store, pm, "carecollect_on_payment_received", now, payment=payment, event=event),)
+        )
+    deliver_hooks(store, pm, owed, now)
     return "charged"
 
 

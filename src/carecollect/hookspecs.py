@@ -18,7 +18,13 @@ Two kinds of hook:
 * **Event hooks** (``carecollect_on_*``) are broadcast: every implementation is
   called on its own; one that raises does not stop the others, and the failure
   is recorded in a :class:`~carecollect.plugin_manager.BroadcastResult` with
-  the event, so nothing is lost. Their return value is ignored.
+  the event. The daily run keeps every event it owes plugins in the store until
+  each plugin took it (:func:`carecollect.daily_run.owe_hook`), so nothing is
+  lost: a plugin that raised, or a run that died before its broadcast, gets the
+  event on the next run. Delivery is at least once (a process killed after a
+  plugin took an event and before that was recorded calls it again): use
+  ``event.record_id`` with the event type to recognise a repeat. Their return
+  value is ignored.
 
 The versioning promise: a hook's signature only grows (new parameters are
 added, none removed or renamed; an implementation may accept any subset of

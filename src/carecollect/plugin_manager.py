@@ -264,6 +264,17 @@ class PluginManager(pluggy.PluginManager):
 
     # -- event hooks ---------------------------------------------------------------------------
 
+    def event_hook_plugins(self, hook_name: str) -> tuple[str, ...]:
+        """The plugins that implement the event hook ``hook_name``, in call order.
+
+        :raises ValueError: ``hook_name`` is not an event hook.
+        """
+        if hook_name not in hookspecs.EVENT_HOOKS:
+            raise ValueError(
+                f"{hook_name!r} is not an event hook; use one of {', '.join(hookspecs.EVENT_HOOKS)}"
+            )
+        return tuple(str(impl.plugin_name) for impl in self._impls(hook_name))
+
     def undelivered(self) -> tuple[BroadcastResult, ...]:
         """Broadcasts that some plugin has not handled yet, oldest first (kept by this manager).
 

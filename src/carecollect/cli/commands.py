@@ -18,7 +18,7 @@ from rich.table import Table
 from ..errors import CareCollectError, ConfigurationError
 from ..reports import BUCKETS, CollectionReport, report_from_store
 from ..store.sqlite import SQLiteStore
-from .config import config_path, load_config, write_default_config
+from .config import check_config, config_path, load_config, write_default_config
 from .contacts import read_records
 
 __all__ = ["RUN_HOUR_UTC", "main", "parse_as_of"]
@@ -260,7 +260,12 @@ def import_(db: Path, source: Path, fmt: str | None) -> None:
     "Default: from DEST (*.json is json, anything else a csv folder).",
 )
 def export(db: Path, dest: Path, fmt: str | None) -> None:
-    """Write every record to DEST in the format `carecollect import` reads back."""
+    """Write every record to DEST in the format `carecollect import` reads back.
+
+    An export is not a backup: it leaves out the run's history (outreach, plans,
+    disputes, placements, the outbox, the audit log), so a database imported
+    from it would send first statements again. Use `carecollect backup`.
+    """
     import json
 
     from ..importers import export_csv, export_json
@@ -282,6 +287,25 @@ def export(db: Path, dest: Path, fmt: str | None) -> None:
         f"Exported {counts['patients']} patients, {counts['accounts']} accounts and "
         f"{counts['invoices']} invoices to {dest} ({fmt})"
     )
+    history = {
+        name: counts.get(table, 0)
+        for name, table in (
+            ("outreach steps", "outreach_steps"),
+            ("contact attempts", "contact_attempts"),
+            ("payment plans", "plans"),
+            ("disputes", "disputes"),
+            ("placements", "placements"),
+            ("outbox items", "outbox"),
+            ("audit records", "audit_log"),
+        )
+    }
+    if any(history.values()):
+        Console(stderr=True, highlight=False, soft_wrap=True).print(
+            "Note: an export is not a backup. It leaves out the run's history ("
+            + ", ".join(f"{n} {name}" for name, n in history.items() if n)
+            + "); a database imported from it would send first statements again. "
+            f"For a backup: carecollect backup --db {db} <new file>"
+        )
     applications = counts.get("assistance_applications", 0)
     if fmt == "fhir" and applications:
         # FHIR R4 has no resource for them; losing one would let a patient who applied be dunned.
@@ -289,6 +313,81 @@ def export(db: Path, dest: Path, fmt: str | None) -> None:
             f"Warning: the FHIR bundle leaves out {applications} financial-assistance application(s) "
             "(FHIR R4 has no resource for them); export csv or json as well to keep them."
         )
+
+
+@main.command()
+@_db_option()
+@click.argument("dest", type=click.Path(dir_okay=False, path_type=Path))
+def backup(db: Path, dest: Path) -> None:
+    """Copy the whole database to the new file DEST, consistent even while a run writes.
+
+    DEST holds everything: records, the run's history (outreach, outbox, plans,
+    disputes, applications, placements, mandates, processed webhook ids, events
+    owed to plugins) and the audit log. The settings file is copied beside it.
+    Restore with `carecollect restore`.
+    """
+    import shutil
+
+    console = _console()
+    with _open(db) as store:
+        store.backup(dest)
+    with SQLiteStore(dest) as copy:
+        check = copy.verify_audit()
+        counts = copy.counts()
+        version = copy.schema_version()
+    if not check.ok:
+        raise ConfigurationError(f"the backup's audit chain does not verify ({check.problem}); keep {db}")
+    settings = config_path(db)
+    if settings.exists() and not config_path(dest).exists():
+        shutil.copyfile(settings, config_path(dest))
+    console.print(
+        f"Backed up {db} to {dest} (schema version {version}): {counts['accounts']} accounts, "
+        f"{counts['outreach_steps']} outreach steps, {counts['outbox']} outbox items, "
+        f"{counts['audit_log']} audit records (chain verified)"
+    )
+
+
+@main.command()
+@_db_option()
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace the database at --db if it exists.")
+def restore(db: Path, source: Path, force: bool) -> None:
+    """Restore the database from SOURCE, a file `carecollect backup` wrote.
+
+    SOURCE is checked first (a carecollect database, its audit chain verifies).
+    An existing database is replaced only with --force, and never while a run
+    holds its lock. Its settings file is copied too when --db has none.
+    """
+    import shutil
+    import sqlite3
+
+    from ..store.base import RunLocked
+
+    console = _console()
+    try:
+        source_store = SQLiteStore(source)
+    except sqlite3.DatabaseError:
+        raise ConfigurationError(f"{source} is not a carecollect database") from None
+    with source_store:
+        check = source_store.verify_audit()
+        if not check.ok:
+            raise ConfigurationError(
+                f"{source}: the audit chain does not verify ({check.problem}); not restored"
+            )
+        if db.exists() and not force:
+            raise ConfigurationError(f"{db} exists; pass --force to replace it with {source}")
+        with SQLiteStore(db) as target:
+            held = target.current_run_lock()
+            if held is not None and not held.stale(dt.datetime.now(dt.UTC)):
+                raise RunLocked(held.owner, held.pid, held.started_at, held.heartbeat_at, held.stale_after)
+            target.restore_from(source_store)
+            counts = target.counts()
+    if config_path(source).exists() and not config_path(db).exists():
+        shutil.copyfile(config_path(source), config_path(db))
+    console.print(
+        f"Restored {db} from {source}: {counts['accounts']} accounts, {counts['outreach_steps']} outreach "
+        f"steps, {counts['audit_log']} audit records"
+    )
 
 
 @main.command()
@@ -318,12 +417,14 @@ def run(db: Path, dry_run: bool, as_of: str | None, events: Path | None, workers
     now = parse_as_of(as_of)
     console = _console()
     with _open(db) as store:
+        config = load_config(db)
+        pm = make_plugin_manager()
+        check_config(config, pm)  # before anything is planned or sent: a wrong name fails loudly
         # only counts are shown: the plan keeps no lists, so memory stays flat for any portfolio
-        settings = attrs.evolve(load_config(db).settings, keep_plan=False)
+        settings = attrs.evolve(config.settings, keep_plan=False)
         table = Table(title=f"{'Dry run' if dry_run else 'Run'} at {now.isoformat()}")
         table.add_column("")
         table.add_column("count", justify="right")
-        config = load_config(db)
         records = _contact_records(config.contacts)
         talks = _talks(records)
         if dry_run:
@@ -342,7 +443,6 @@ def run(db: Path, dry_run: bool, as_of: str | None, events: Path | None, workers
             ]
         else:
             total = store.counts()["accounts"]
-            pm = make_plugin_manager()
             with _progress(console) as bar:
                 task = bar.add_task("accounts", total=total)
                 report = execute_run(
@@ -356,6 +456,7 @@ def run(db: Path, dry_run: bool, as_of: str | None, events: Path | None, workers
                     conversations=talks,
                     contacts=records,
                     workers=workers,
+                    stale_after=config.lock_stale_after,
                 )
             counts = report.plan.counts()
             rows = [
@@ -391,6 +492,31 @@ def run(db: Path, dry_run: bool, as_of: str | None, events: Path | None, workers
         if not dry_run:
             for line in report.hook_failures:
                 console.print(f"[yellow]plugin hook failed:[/yellow] {line}", markup=True, highlight=False)
+
+
+@main.group()
+def config() -> None:
+    """The settings file (the database's name with .toml)."""
+
+
+@config.command("check")
+@_db_option()
+def config_check(db: Path) -> None:
+    """Check the settings file without running: unknown sections and keys, plugin names that are
+    not installed, secrets (env:NAME) whose variable is not set. Exit code 1 on any problem.
+    """
+    from ..plugin_manager import make_plugin_manager
+
+    cfg = load_config(db)
+    pm = make_plugin_manager()
+    check_config(cfg, pm)
+    s = cfg.settings
+    _console().print(
+        f"Settings {config_path(db)} are complete: channels "
+        + ", ".join(f"{c.value}={p}" for c, p in sorted(s.channel_plugins.items(), key=lambda i: i[0].value))
+        + f"; payment providers: {', '.join(sorted(s.payment_providers)) or 'none'}"
+        + f"; agency: {s.agency or 'none'}; run lock stale after {cfg.lock_stale_after.total_seconds():g} s"
+    )
 
 
 @main.command()

@@ -18,20 +18,25 @@ True
 
 from __future__ import annotations
 
+import datetime as dt
+import difflib
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
 
 from ..channels import Channel
-from ..daily_run import RunSettings
+from ..daily_run import RunSettings, settings_problems
 from ..errors import ConfigurationError
+from ..store.base import RUN_LOCK_STALE_AFTER
 
 __all__ = [
+    "SECTIONS",
     "CliConfig",
+    "check_config",
     "config_path",
     "contacts_path",
     "default_config_text",
@@ -105,6 +110,11 @@ name = ""
 country = "NO"
 time_zone = "Europe/Oslo"
 contacts = "{stem}-contacts.jsonl"
+
+[run]
+# Seconds a run may go without a heartbeat before another run may take its lock
+# (a live run beats every third of it; a killed run on this host is noticed at once).
+lock_stale_after = {RUN_LOCK_STALE_AFTER.total_seconds():g}
 """
 
 
@@ -124,12 +134,53 @@ class CliConfig:
     :param centre_country: the contact centre's country.
     :param centre_tz: the contact centre's time zone.
     :param contacts: the contact-records file.
+    :param lock_stale_after: how long this run's lock lives without a heartbeat.
     """
 
     settings: RunSettings
     centre_country: str
     centre_tz: str
     contacts: Path
+    lock_stale_after: dt.timedelta = RUN_LOCK_STALE_AFTER
+
+
+#: The settings file's sections and their keys; ``None``: the keys are names (of channels'
+#: plugins, payment providers, packs) checked against what is installed (:func:`check_config`).
+SECTIONS: Mapping[str, frozenset[str] | None] = {
+    "creditor": frozenset({"phone", "email", "portal_url", "opt_out_url", "pay_link_base", "assistance_url"}),
+    "channels": frozenset(c.value for c in Channel),
+    "plugins": None,
+    "agency": frozenset({"name", "settings"}),
+    "payment_providers": None,
+    "house_rules": None,
+    "contact_centre": frozenset({"country", "time_zone", "contacts"}),
+    "run": frozenset({"lock_stale_after"}),
+}
+
+
+def _suggest(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _unknown_keys(data: Mapping[str, Any]) -> list[str]:
+    """Sections and keys the file has that carecollect does not know, each with a suggestion."""
+    problems = []
+    for section, value in data.items():
+        if section not in SECTIONS:
+            problems.append(
+                f"unknown section [{section}]{_suggest(section, SECTIONS)}; known: {', '.join(SECTIONS)}"
+            )
+            continue
+        keys = SECTIONS[section]
+        if keys is None or not isinstance(value, Mapping):
+            continue
+        for key in value:
+            if key not in keys:
+                problems.append(
+                    f"unknown key {key!r} in [{section}]{_suggest(key, keys)}; known: {', '.join(sorted(keys))}"
+                )
+    return problems
 
 
 def _table(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -146,16 +197,22 @@ def _text(table: Mapping[str, Any], key: str, where: str, default: str) -> str:
     return value
 
 
-def _from_env(value: Any, where: str) -> Any:
-    """``"env:NAME"`` is the environment variable ``NAME``; any other value is itself."""
+def _from_env(value: Any, where: str, problems: list[str]) -> Any:
+    """``"env:NAME"`` is the environment variable ``NAME``; any other value is itself.
+
+    An unset variable is added to ``problems`` (its name, never a value).
+    """
     if isinstance(value, str) and value.startswith("env:"):
         name = value[4:]
-        if name not in os.environ:
-            raise ConfigurationError(
-                f"settings file: {where} wants the environment variable {name}, which is not set"
-            )
+        if not os.environ.get(name):
+            problems.append(f"{where} wants the environment variable {name}, which is not set")
+            return ""
         return os.environ[name]
     return value
+
+
+def _secrets(table: Mapping[str, Any], where: str, problems: list[str]) -> dict[str, Any]:
+    return {k: _from_env(v, f"{where}.{k}", problems) for k, v in table.items()}
 
 
 def parse_config(text: str, folder: Path) -> CliConfig:
@@ -163,12 +220,15 @@ def parse_config(text: str, folder: Path) -> CliConfig:
 
     :param text: the file's text.
     :param folder: the file's folder.
-    :raises ConfigurationError: not TOML, or a value of the wrong kind (named in the message).
+    :raises ConfigurationError: not TOML, an unknown section or key (with the closest known
+        one), a value of the wrong kind, or an ``env:`` secret whose variable is not set; every
+        problem of the file at once, one line each.
     """
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"settings file is not valid TOML: {exc}") from None
+    problems = _unknown_keys(data)
     creditor = _table(data, "creditor")
     channels = _table(data, "channels")
     plugin_map: dict[Channel, str] = {}
@@ -176,10 +236,7 @@ def parse_config(text: str, folder: Path) -> CliConfig:
         try:
             channel = Channel(name)
         except ValueError:
-            known = ", ".join(c.value for c in Channel)
-            raise ConfigurationError(
-                f"settings file: [channels] {name!r} is not a channel ({known})"
-            ) from None
+            continue  # reported by _unknown_keys, with the closest channel
         if not isinstance(plugin, str) or not plugin:
             raise ConfigurationError(f"settings file: [channels] {name} must name a plugin")
         plugin_map[channel] = plugin
@@ -188,7 +245,7 @@ def parse_config(text: str, folder: Path) -> CliConfig:
     for name, conf in plugins.items():
         if not isinstance(conf, Mapping):
             raise ConfigurationError(f"settings file: [plugins.{name}] must be a table")
-        conf = dict(conf)
+        conf = _secrets(conf, f"plugins.{name}", problems)
         if name == "outbox" and isinstance(conf.get("folder"), str):
             conf["folder"] = str(folder / conf["folder"])
         plugin_config[name] = conf
@@ -202,8 +259,16 @@ def parse_config(text: str, folder: Path) -> CliConfig:
     for name, conf in _table(data, "payment_providers").items():
         if not isinstance(conf, Mapping):
             raise ConfigurationError(f"settings file: [payment_providers.{name}] must be a table")
-        providers[name] = {k: _from_env(v, f"payment_providers.{name}.{k}") for k, v in conf.items()}
+        providers[name] = _secrets(conf, f"payment_providers.{name}", problems)
     centre = _table(data, "contact_centre")
+    stale = _table(data, "run").get("lock_stale_after", RUN_LOCK_STALE_AFTER.total_seconds())
+    if isinstance(stale, bool) or not isinstance(stale, (int, float)) or not 1 <= stale <= 86400:
+        problems.append(f"run.lock_stale_after must be a number of seconds from 1 to 86400, not {stale!r}")
+        stale = RUN_LOCK_STALE_AFTER.total_seconds()
+    agency_settings = _secrets(_table(agency, "settings"), "agency.settings", problems)
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise ConfigurationError(f"settings file: {len(problems)} problem(s):\n{lines}")
     key_hex = os.environ.get("CARECOLLECT_PAY_LINK_KEY")
     try:
         pay_key = bytes.fromhex(key_hex) if key_hex else None
@@ -215,7 +280,7 @@ def parse_config(text: str, folder: Path) -> CliConfig:
         channel_plugins=plugin_map,
         channel_config=plugin_config,
         agency=agency_name or None,
-        agency_config=dict(_table(agency, "settings")),
+        agency_config=agency_settings,
         house_rules={k: dict(v) for k, v in house.items()},
         phone=_text(creditor, "phone", "creditor", "+1 555 0100"),
         email=_text(creditor, "email", "creditor", "billing@example.org"),
@@ -231,7 +296,23 @@ def parse_config(text: str, folder: Path) -> CliConfig:
         centre_country=_text(centre, "country", "contact_centre", "NO").upper(),
         centre_tz=_text(centre, "time_zone", "contact_centre", "Europe/Oslo"),
         contacts=folder / _text(centre, "contacts", "contact_centre", "contacts.jsonl"),
+        lock_stale_after=dt.timedelta(seconds=stale),
     )
+
+
+def check_config(config: CliConfig, pm: Any) -> None:
+    """Refuse settings that name plugins ``pm`` does not have (see
+    :func:`~carecollect.daily_run.settings_problems`), every problem at once.
+
+    :param config: the parsed settings (:func:`parse_config` already refused unknown keys and
+        unset secrets).
+    :param pm: the plugin manager the run would use.
+    :raises ConfigurationError: one line per problem, each naming what is installed.
+    """
+    problems = settings_problems(config.settings, pm)
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise ConfigurationError(f"settings file: {len(problems)} problem(s):\n{lines}")
 
 
 def load_config(db: Path) -> CliConfig:

@@ -49,6 +49,7 @@ from ..timekeeping import require_aware
 
 __all__ = [
     "GENESIS_HASH",
+    "RUN_LOCK_STALE_AFTER",
     "AccountSnapshot",
     "AuditRecord",
     "AuditVerification",
@@ -57,6 +58,7 @@ __all__ = [
     "NotFound",
     "OutboxItem",
     "OutboxStatus",
+    "PendingHookEvent",
     "PlanFacts",
     "PortfolioRows",
     "ProviderPayment",
@@ -71,6 +73,10 @@ __all__ = [
 
 #: The ``prev_hash`` of the first audit record.
 GENESIS_HASH = "0" * 64
+
+#: How long a run lock lives without a heartbeat by default. A live run beats several times
+#: within it (a thread, on the wall clock), so only a dead or frozen holder ever goes stale.
+RUN_LOCK_STALE_AFTER = dt.timedelta(seconds=30)
 
 
 class StoreError(CareCollectError, RuntimeError):
@@ -101,15 +107,24 @@ class RunLocked(CareCollectError, RuntimeError):
     :param heartbeat_at: when the holder last said it was alive.
     """
 
-    def __init__(self, owner: str, pid: int, started_at: dt.datetime, heartbeat_at: dt.datetime) -> None:
+    def __init__(
+        self,
+        owner: str,
+        pid: int,
+        started_at: dt.datetime,
+        heartbeat_at: dt.datetime,
+        stale_after: dt.timedelta | None = None,
+    ) -> None:
         self.owner = owner
         self.pid = pid
         self.started_at = started_at
         self.heartbeat_at = heartbeat_at
+        self.stale_after = stale_after if stale_after is not None else RUN_LOCK_STALE_AFTER
         super().__init__(
             f"another run is in progress (owner {owner!r}, pid {pid}, started {started_at.isoformat()}, "
-            f"last heartbeat {heartbeat_at.isoformat()}); wait for it to finish, or if that process is gone, "
-            "wait until the lock is stale and run again"
+            f"last heartbeat {heartbeat_at.isoformat()}); wait for it to finish. If that process is gone, "
+            f"the next run takes the lock over at once on the same host, or from another host once "
+            f"{self.stale_after.total_seconds():g} s have passed without a heartbeat"
         )
 
 
@@ -204,16 +219,57 @@ class ProviderPayment:
 class RunLock:
     """The exclusive lock a run holds.
 
+    Its times are on the wall clock (``time.time()``), never the run's own instant
+    (``--as-of``): two processes with different instants still agree on whether
+    a holder is alive.
+
     :param owner: a free label (``"cli run"``, a host name).
     :param pid: the process id.
-    :param started_at: when the lock was taken.
-    :param heartbeat_at: when the holder last said it was alive.
+    :param started_at: when the lock was taken (wall clock).
+    :param heartbeat_at: when the holder last said it was alive (wall clock).
+    :param stale_after: the holder's promise: it beats more often than this; a
+        lock with no heartbeat for this long is stale and may be taken over.
     """
 
     owner: str
     pid: int
     started_at: dt.datetime
     heartbeat_at: dt.datetime
+    stale_after: dt.timedelta = attrs.field(factory=lambda: RUN_LOCK_STALE_AFTER)
+
+    def stale(self, wall_now: dt.datetime) -> bool:
+        """True once ``stale_after`` has passed since the last heartbeat at ``wall_now``."""
+        return self.heartbeat_at + self.stale_after <= wall_now
+
+
+@attrs.frozen
+class PendingHookEvent:
+    """An event-hook broadcast some plugin has not taken yet, kept in the store.
+
+    :param seq: its place in the queue (delivered in this order).
+    :param hook: the hook's name (one of :data:`carecollect.hookspecs.EVENT_HOOKS`).
+    :param arguments: the hook's keyword arguments as JSON
+        (:func:`carecollect.store.event_queue.decode_arguments` reads them).
+    :param targets: the plugins that implemented the hook when the event was recorded.
+    :param delivered: those of them that have taken it.
+    :param recorded_at: when the change that caused it was stored.
+    :param attempts: broadcasts tried so far.
+    :param last_error: the last failure, scrubbed (plugin, exception type and message).
+    """
+
+    seq: int
+    hook: str
+    arguments: str = attrs.field(repr=False)
+    targets: tuple[str, ...]
+    delivered: tuple[str, ...]
+    recorded_at: dt.datetime
+    attempts: int = 0
+    last_error: str | None = None
+
+    @property
+    def owed(self) -> tuple[str, ...]:
+        """The plugins that still have to take it."""
+        return tuple(p for p in self.targets if p not in self.delivered)
 
 
 @attrs.frozen
@@ -656,18 +712,40 @@ class Store(Protocol):
         """True when the event was already processed."""
         ...
 
+    # -- event hooks owed to plugins ------------------------------------------------
+    def hook_event_record(self, hook: str, arguments: str, targets: Sequence[str], *, at: dt.datetime) -> int:
+        """Queue a broadcast (call it in the unit of work that makes the change); returns its seq.
+
+        :param arguments: JSON (:func:`carecollect.store.event_queue.encode_arguments`).
+        :param targets: the plugins that must take it.
+        """
+        ...
+
+    def hook_event_delivered(
+        self, seq: int, plugins: Sequence[str], *, at: dt.datetime, error: str | None = None
+    ) -> None:
+        """Record that ``plugins`` took event ``seq`` (and the broadcast's failure, if any); once
+        every target has, the event leaves :meth:`hook_events_pending`."""
+        ...
+
+    def hook_events_pending(self, *, limit: int = 1000) -> Sequence[PendingHookEvent]:
+        """Events some target plugin has not taken yet, oldest first."""
+        ...
+
     # -- run lock ------------------------------------------------------------
     def acquire_run_lock(
-        self, owner: str, pid: int, *, now: dt.datetime, stale_after: dt.timedelta = dt.timedelta(minutes=10)
+        self, owner: str, pid: int, *, now: dt.datetime, stale_after: dt.timedelta = RUN_LOCK_STALE_AFTER
     ) -> RunLock:
         """Take the exclusive run lock.
 
-        :raises RunLocked: another holder's heartbeat is younger than ``stale_after``.
+        :param now: the wall clock (``datetime.now(UTC)``), not the run's instant.
+        :param stale_after: this holder's promise to beat more often than that.
+        :raises RunLocked: another holder's heartbeat is younger than *its* ``stale_after``.
         """
         ...
 
     def heartbeat_run_lock(self, owner: str, pid: int, *, now: dt.datetime) -> None:
-        """Say the holder is still alive.
+        """Say the holder is still alive (``now``: the wall clock).
 
         :raises RunLocked: the lock is held by someone else (it went stale and was taken).
         """

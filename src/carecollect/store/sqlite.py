@@ -28,7 +28,7 @@ import os
 import sqlite3
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ from ..relief.assistance import ApplicationStatus, AssistanceApplication
 from . import codec
 from .base import (
     GENESIS_HASH,
+    RUN_LOCK_STALE_AFTER,
     AccountSnapshot,
     AuditRecord,
     AuditVerification,
@@ -54,6 +55,7 @@ from .base import (
     NotFound,
     OutboxItem,
     OutboxStatus,
+    PendingHookEvent,
     PlanFacts,
     PortfolioRows,
     ProviderPayment,
@@ -210,6 +212,23 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "ALTER TABLE invoices ADD COLUMN received_on TEXT",
         ),
     ),
+    (
+        8,
+        "run lock on the wall clock: the holder's promised heartbeat interval (stale after it)",
+        ("ALTER TABLE run_lock ADD COLUMN stale_after_seconds REAL NOT NULL DEFAULT 600",),
+    ),
+    (
+        9,
+        "event-hook broadcasts owed to plugins, kept until each plugin took them",
+        (
+            """CREATE TABLE hook_events (seq INTEGER PRIMARY KEY AUTOINCREMENT, hook TEXT NOT NULL,
+                arguments TEXT NOT NULL, targets TEXT NOT NULL, recorded_at TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, done_at TEXT)""",
+            "CREATE INDEX hook_events_pending ON hook_events(seq) WHERE done_at IS NULL",
+            """CREATE TABLE hook_deliveries (seq INTEGER NOT NULL REFERENCES hook_events(seq),
+                plugin TEXT NOT NULL, delivered_at TEXT NOT NULL, PRIMARY KEY (seq, plugin))""",
+        ),
+    ),
 )
 
 _CHILD_TABLES = (
@@ -262,11 +281,11 @@ class SQLiteStore:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
         self._depth = 0
-        self._db.execute("PRAGMA foreign_keys = ON")
-        if self.path != ":memory:":
-            self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA synchronous = NORMAL")
         try:
+            self._db.execute("PRAGMA foreign_keys = ON")
+            if self.path != ":memory:":
+                self._db.execute("PRAGMA journal_mode = WAL")  # fails first on a file that is no database
+            self._db.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
         except BaseException:
             self._db.close()  # a refused file leaves no connection behind
@@ -330,6 +349,43 @@ class SQLiteStore:
             return
         with self.transaction():
             yield
+
+    def backup(self, dest: str | os.PathLike[str]) -> None:
+        """Copy the whole store to the new file ``dest`` with SQLite's online backup API.
+
+        The copy is one consistent snapshot even while another process (a run) writes to this
+        file: every table, the schema version, the run's history (outreach, outbox, plans,
+        disputes, applications, placements, mandates, processed webhook ids, the hook-event
+        queue) and the audit log, whose chain verifies in the copy as here.
+
+        :param dest: the file to write; it must not exist.
+        :raises StoreError: ``dest`` exists (a backup never overwrites a database).
+        """
+        target = Path(dest)
+        if target.exists():
+            raise StoreError(f"Store backup: {target} exists; choose a new file (a backup never overwrites)")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with closing(sqlite3.connect(target)) as copy:
+                self._db.backup(copy)
+                copy.execute("DELETE FROM run_lock")  # a run going on here does not hold the copy
+                copy.commit()
+                copy.execute("PRAGMA journal_mode = DELETE")  # one self-contained file, no -wal beside it
+        except BaseException:
+            target.unlink(missing_ok=True)
+            raise
+
+    def restore_from(self, source: SQLiteStore) -> None:
+        """Replace everything in this store with the whole of ``source`` (SQLite's backup API).
+
+        :param source: the store to copy, e.g. a file :meth:`backup` wrote.
+        :raises StoreError: called inside a transaction.
+        """
+        if self._depth:
+            raise StoreError("Store restore: not inside a transaction")
+        source._db.backup(self._db)
+        with self.transaction():
+            self._db.execute("DELETE FROM run_lock")  # the source's run does not hold this file
 
     def change_token(self) -> tuple[int, int]:
         """A value that differs whenever anything was written to the file since it was taken.
@@ -1174,42 +1230,105 @@ class SQLiteStore:
             is not None
         )
 
+    # -- event hooks owed to plugins ------------------------------------------------------------------
+    def hook_event_record(self, hook: str, arguments: str, targets: Sequence[str], *, at: dt.datetime) -> int:
+        """Queue a broadcast in the caller's unit of work; returns its seq (nothing owed: done at once)."""
+        with self._unit():
+            cur = self._db.execute(
+                "INSERT INTO hook_events (hook, arguments, targets, recorded_at, done_at) VALUES (?, ?, ?, ?, ?)",
+                (
+                    hook,
+                    arguments,
+                    json.dumps(list(targets)),
+                    codec.iso_instant(at),
+                    None if targets else codec.iso_instant(at),
+                ),
+            )
+        return int(cur.lastrowid or 0)
+
+    def hook_event_delivered(
+        self, seq: int, plugins: Sequence[str], *, at: dt.datetime, error: str | None = None
+    ) -> None:
+        """Record the plugins that took event ``seq``; done once every target has."""
+        stamp = codec.iso_instant(at)
+        with self.transaction():
+            row = self._one("SELECT targets FROM hook_events WHERE seq = ?", (seq,), "HookEvent", str(seq))
+            self._db.executemany(
+                "INSERT OR IGNORE INTO hook_deliveries (seq, plugin, delivered_at) VALUES (?, ?, ?)",
+                [(seq, p, stamp) for p in plugins],
+            )
+            taken = {
+                r[0] for r in self._db.execute("SELECT plugin FROM hook_deliveries WHERE seq = ?", (seq,))
+            }
+            done = set(json.loads(row[0])) <= taken
+            self._db.execute(
+                "UPDATE hook_events SET attempts = attempts + 1, last_error = ?, done_at = ? WHERE seq = ?",
+                (error, stamp if done else None, seq),
+            )
+
+    def hook_events_pending(self, *, limit: int = 1000) -> list[PendingHookEvent]:
+        """Events some target plugin has not taken yet, oldest first."""
+        rows = self._db.execute(
+            "SELECT seq, hook, arguments, targets, recorded_at, attempts, last_error FROM hook_events "
+            "WHERE done_at IS NULL ORDER BY seq LIMIT ?",
+            (limit,),
+        ).fetchall()
+        out = []
+        for r in rows:
+            taken = tuple(
+                p[0]
+                for p in self._db.execute(
+                    "SELECT plugin FROM hook_deliveries WHERE seq = ? ORDER BY plugin", (r[0],)
+                )
+            )
+            out.append(
+                PendingHookEvent(
+                    r[0], r[1], r[2], tuple(json.loads(r[3])), taken, codec.parse_instant(r[4]), r[5], r[6]
+                )
+            )
+        return out
+
     # -- run lock ---------------------------------------------------------------------------------
     def current_run_lock(self) -> RunLock | None:
         """The lock as it stands, if anyone holds it."""
         r = self._db.execute(
-            "SELECT owner, pid, started_at, heartbeat_at FROM run_lock WHERE name = 'run'"
+            "SELECT owner, pid, started_at, heartbeat_at, stale_after_seconds FROM run_lock WHERE name = 'run'"
         ).fetchone()
         if r is None:
             return None
-        return RunLock(r[0], r[1], codec.parse_instant(r[2]), codec.parse_instant(r[3]))
+        return RunLock(
+            r[0], r[1], codec.parse_instant(r[2]), codec.parse_instant(r[3]), dt.timedelta(seconds=r[4])
+        )
 
     def acquire_run_lock(
-        self, owner: str, pid: int, *, now: dt.datetime, stale_after: dt.timedelta = dt.timedelta(minutes=10)
+        self, owner: str, pid: int, *, now: dt.datetime, stale_after: dt.timedelta = RUN_LOCK_STALE_AFTER
     ) -> RunLock:
-        """Take the run lock; a lock whose heartbeat is older than ``stale_after`` is taken over.
+        """Take the run lock; a lock whose holder let its own ``stale_after`` pass is taken over.
+
+        ``now`` is the wall clock (the lock is shared between processes); ``stale_after`` is
+        this holder's promise to beat more often than that.
 
         :raises RunLocked: someone else holds a live lock.
         """
+        if stale_after <= dt.timedelta(0):
+            raise ValidationError("RunLock", "stale_after", f"must be positive, got {stale_after}")
         stamp = codec.iso_instant(now)
         with self.transaction():
             held = self.current_run_lock()
-            if (
-                held is not None
-                and not (held.owner == owner and held.pid == pid)
-                and held.heartbeat_at + stale_after > now
-            ):
-                raise RunLocked(held.owner, held.pid, held.started_at, held.heartbeat_at)
+            if held is not None and not (held.owner == owner and held.pid == pid) and not held.stale(now):
+                raise RunLocked(held.owner, held.pid, held.started_at, held.heartbeat_at, held.stale_after)
             self._db.execute(
-                "INSERT INTO run_lock (name, owner, pid, started_at, heartbeat_at) VALUES ('run', ?, ?, ?, ?) "
+                "INSERT INTO run_lock (name, owner, pid, started_at, heartbeat_at, stale_after_seconds) "
+                "VALUES ('run', ?, ?, ?, ?, ?) "
                 "ON CONFLICT(name) DO UPDATE SET owner = excluded.owner, pid = excluded.pid, "
-                "started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at",
-                (owner, pid, stamp, stamp),
+                "started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, "
+                "stale_after_seconds = excluded.stale_after_seconds",
+                (owner, pid, stamp, stamp, stale_after.total_seconds()),
             )
-        return RunLock(owner, pid, now, now)
+        return RunLock(owner, pid, now, now, stale_after)
 
     def heartbeat_run_lock(self, owner: str, pid: int, *, now: dt.datetime) -> None:
-        """Say the holder is alive.
+        """Say the holder is alive (``now`` on the wall clock).
 
         :raises RunLocked: the lock is no longer this holder's.
         """
@@ -1222,7 +1341,7 @@ class SQLiteStore:
                 held = self.current_run_lock()
                 if held is None:
                     raise RunLocked("nobody", 0, now, now)
-                raise RunLocked(held.owner, held.pid, held.started_at, held.heartbeat_at)
+                raise RunLocked(held.owner, held.pid, held.started_at, held.heartbeat_at, held.stale_after)
 
     def release_run_lock(self, owner: str, pid: int) -> None:
         """Give the lock back; does nothing if another holder has it."""
