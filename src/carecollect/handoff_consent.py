@@ -16,7 +16,7 @@ the future (GDPR Art. 7 (3)).
 >>> from carecollect.patients import Patient
 >>> t0 = dt.datetime(2026, 3, 2, 10, tzinfo=dt.timezone.utc)
 >>> consent = HandoffConsent(given_at=t0, method=ConsentMethod.WRITTEN, reference="form 2026-117")
->>> p, event = record_handoff_consent(Patient(id="P-1"), consent)
+>>> p, event = record_handoff_consent(Patient(id="P-1", time_zones=("Europe/Berlin",)), consent)
 >>> p.handoff_consent.in_force(t0), event.type.value
 (True, 'patient.handoff_consent_given')
 >>> p2, _ = withdraw_handoff_consent(p, at=t0 + dt.timedelta(days=30))
