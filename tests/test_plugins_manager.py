@@ -143,6 +143,56 @@ def test_duplicate_names_are_refused_naming_both_plugins() -> None:
         assert "'vendor-a'" in str(info.value) and "'vendor-b'" in str(info.value)
 
 
+def test_a_plugin_instance_is_named_by_the_test_not_by_its_id() -> None:
+    with pytest.raises(PluginError) as info:
+        make_plugin_manager(
+            load_entrypoints=False, plugins={"first-twin": Twin("a"), "second-twin": Twin("b")}, environ={}
+        ).payment_providers()
+    message = str(info.value)
+    assert "'first-twin'" in message and "'second-twin'" in message
+
+
+def test_an_unnamed_instance_is_named_by_its_class() -> None:
+    one, two = Twin("a"), Twin("b")
+    pm = make_plugin_manager(load_entrypoints=False, builtins=False, plugins=[one, two], environ={})
+    base = f"{Twin.__module__}.Twin"  # tests.test_plugins_manager.Twin
+    assert [pm.get_name(one), pm.get_name(two)] == [base, f"{base}#2"]
+    with pytest.raises(PluginError) as info:
+        pm.payment_providers()
+    assert str(id(one)) not in str(info.value) and str(id(two)) not in str(info.value)
+    assert f"'{base}' (registered in code)" in str(info.value)
+
+
+def test_a_duplicate_names_the_distributions_and_versions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code = """
+        import attrs
+        from carecollect.builtin.manual import MANUAL
+        from carecollect.hookspecs import hookimpl
+
+        @hookimpl
+        def carecollect_payment_providers():
+            return [attrs.evolve(MANUAL, name="stripe")]
+        """
+    for folder, dist in (("a", "cc-stripe-one"), ("b", "cc-stripe-two")):
+        (tmp_path / folder).mkdir()
+        entry = f"{dist.removeprefix('cc-')} = {dist.replace('-', '_')}"
+        install_dist(tmp_path / folder, monkeypatch, dist, entry, code)
+    pm = make_plugin_manager(environ={}, plugins={"in-code": Twin("c")})
+    with pytest.raises(PluginError) as info:
+        pm.payment_providers()
+    message = str(info.value)
+    assert "payment provider 'stripe'" in message
+    assert "'stripe-one' (distribution cc-stripe-one 1.2.3)" in message
+    assert "'stripe-two' (distribution cc-stripe-two 1.2.3)" in message
+    twin = make_plugin_manager(load_entrypoints=False, environ={}, plugins={"in-code": Twin("c")})
+    twin.register(Twin("d"), name="also-in-code")
+    with pytest.raises(PluginError) as info:
+        twin.payment_providers()
+    assert "'in-code' (registered in code)" in str(info.value)
+
+
 def test_registration_hook_failure_and_wrong_type_name_the_plugin() -> None:
     class Raises:
         @hookimpl
