@@ -409,3 +409,56 @@ def test_a_plugin_that_keeps_failing_stays_undelivered(caplog: pytest.LogCapture
     [still] = pm.undelivered()
     assert still.hook == "carecollect_on_opt_out" and not still.ok
     assert make_plugin_manager(load_entrypoints=False, environ={}).undelivered() == ()
+
+
+def test_an_event_hook_wrapper_runs_around_each_implementation_on_its_own() -> None:
+    """What docs/extend/hooks.rst promises: not pluggy's one wrap around the whole call.
+
+    Each implementation of an event hook is called on its own (so one that
+    raises stops no other); a wrapper therefore runs once per implementation,
+    sees that implementation's result or exception, and, when a failed plugin
+    is delivered to again, runs again around it alone.
+    """
+    calls: list[str] = []
+
+    class Wrapper:
+        @hookimpl(wrapper=True)
+        def carecollect_on_opt_out(self, patient_id, channel, event):  # type: ignore[no-untyped-def]
+            calls.append("wrap:before")
+            try:
+                result = yield
+            except RuntimeError:
+                calls.append("wrap:saw-error")
+                raise
+            calls.append(f"wrap:after{result}")
+            return result
+
+    class Quiet:
+        @hookimpl
+        def carecollect_on_opt_out(self, patient_id, channel, event):  # type: ignore[no-untyped-def]
+            calls.append("quiet")
+
+    class Loud:
+        @hookimpl
+        def carecollect_on_opt_out(self, patient_id, channel, event):  # type: ignore[no-untyped-def]
+            calls.append("loud")
+            raise RuntimeError("down")
+
+    pm = make_plugin_manager(
+        load_entrypoints=False,
+        builtins=False,
+        plugins={"wrapper": Wrapper(), "quiet": Quiet(), "loud": Loud()},
+        environ={},
+    )
+    result = pm.on_opt_out("P-1", Channel.SMS, f.payment_event())
+    assert result.delivered == ("quiet",) and result.failed_plugins == ("loud",)
+    assert "wrapper" not in result.delivered  # a wrapper is not an implementation of its own
+    assert calls == ["wrap:before", "loud", "wrap:saw-error", "wrap:before", "quiet", "wrap:after[]"]
+    calls.clear()
+    [again] = pm.redeliver()
+    assert again.failed_plugins == ("loud",)
+    assert calls == ["wrap:before", "loud", "wrap:saw-error"]  # around the one plugin delivered to
+    alone = make_plugin_manager(load_entrypoints=False, builtins=False, plugins={"w": Wrapper()}, environ={})
+    calls.clear()
+    assert alone.on_opt_out("P-1", Channel.SMS, f.payment_event()).delivered == ()
+    assert calls == []  # no implementation, so the wrapper is not called at all
