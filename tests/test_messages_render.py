@@ -291,3 +291,17 @@ def test_sender_name_keeps_specialty_out_of_sms() -> None:
     ok = render(P.REMINDER, Channel.SMS, "en", attrs.evolve(ctx, sender_name="Bay Medical Billing"))
     assert ok.text.startswith("Bay Medical Billing:")
     assert dt.date(2026, 3, 20) == ctx.today
+
+
+def test_sender_name_follows_the_creditor_name_unless_set() -> None:
+    import attrs
+
+    ctx = attrs.evolve(context(P.REMINDER, "us"), sender_name="")
+    assert ctx.sender_name == ctx.creditor_name
+    renamed = attrs.evolve(ctx, creditor_name="Lakeside Clinic")
+    assert renamed.sender_name == "Lakeside Clinic"  # derived, not the old name kept from construction
+    sms = render(P.REMINDER, Channel.SMS, "en", renamed)
+    assert sms.text.startswith("Lakeside Clinic") and ctx.creditor_name not in sms.text
+    chosen = attrs.evolve(ctx, sender_name="Bay Medical Billing")
+    assert attrs.evolve(chosen, creditor_name="Bay Oncology Center").sender_name == "Bay Medical Billing"
+    assert attrs.evolve(chosen, sender_name="").sender_name == chosen.creditor_name

@@ -29,6 +29,11 @@ from carecollect.builtin.outbox import OUTBOX
 
 CAPS = ProviderCapabilities(
     methods={PaymentMethod.CARD}, currencies={"EUR"}, two_step=True, partial_capture=True,
+    multiple_captures=True, refunds=True, partial_refunds=True, void=True, webhooks=True,
+)
+#: One capture per authorisation, as at Stripe.
+ONE_CAPTURE = ProviderCapabilities(
+    methods={PaymentMethod.CARD}, currencies={"EUR"}, two_step=True, partial_capture=True,
     refunds=True, partial_refunds=True, void=True, webhooks=True,
 )
 SECRET = "whsec_kit_0123456789"
@@ -38,7 +43,7 @@ class Good(BasePaymentProvider):
     capabilities = CAPS
 
     def __init__(self):
-        self.book = TransactionBook("good")
+        self.book = TransactionBook("good", multiple_captures=True)
 
     def authorize(self, amount, instrument, *, idempotency_key, account_id):
         if instrument.token.startswith("tok_decline"):
@@ -81,6 +86,51 @@ class TestGood(Base):
     @pytest.fixture
     def provider(self):
         return Good()
+
+
+class OneCapture(Good):
+    """A correct gateway that takes one capture per authorisation and says so."""
+
+    capabilities = ONE_CAPTURE
+
+    def __init__(self):
+        self.book = TransactionBook("one")
+
+
+class TestOneCapture(Base):
+    @pytest.fixture
+    def provider(self):
+        return OneCapture()
+
+
+class CapturesTwiceUnclaimed(Good):
+    """Claims one capture per authorisation, yet takes a second one."""
+
+    capabilities = ONE_CAPTURE
+
+
+class TestCapturesTwiceUnclaimed(Base):
+    @pytest.fixture
+    def provider(self):
+        return CapturesTwiceUnclaimed()
+
+
+class RaisesOnSecondCapture(OneCapture):
+    """Refuses a second capture with an exception instead of a declined result."""
+
+    def capture(self, reference, amount, *, idempotency_key):
+        self.keys = getattr(self, "keys", set())
+        taken = self.book.captured(reference)
+        if taken is not None and taken.is_positive() and idempotency_key not in self.keys:
+            raise RuntimeError("already captured")  # a replayed key still gets its first answer
+        self.keys.add(idempotency_key)
+        return super().capture(reference, amount, idempotency_key=idempotency_key)
+
+
+class TestRaisesOnSecondCapture(Base):
+    @pytest.fixture
+    def provider(self):
+        return RaisesOnSecondCapture()
 
 
 class ForgetsKeys(Good):
@@ -207,6 +257,8 @@ EXPECTED = {
         "test_webhook_with_old_timestamp_is_refused",
     },
     "TestNoClockCheck": {"test_webhook_with_old_timestamp_is_refused"},
+    "TestCapturesTwiceUnclaimed": {"test_second_capture_refused_when_not_claimed"},
+    "TestRaisesOnSecondCapture": {"test_second_capture_refused_when_not_claimed"},
     "TestRaisesOnDecline": {"test_decline_is_a_result", "test_secrets_stay_out_of_transcripts"},
     "TestLeaksToken": {"test_secrets_stay_out_of_transcripts"},
     "TestSendsTwice": {"test_same_message_twice_is_sent_once"},
@@ -245,6 +297,11 @@ def kit_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
 
 def test_a_correct_provider_passes_the_kit(kit_run: dict[str, set[str]]) -> None:
     assert "TestGood" not in kit_run, kit_run.get("TestGood")
+
+
+def test_a_correct_one_capture_provider_passes_the_kit(kit_run: dict[str, set[str]]) -> None:
+    """One capture per authorisation (Stripe's rule), claimed as such, is not a fault."""
+    assert "TestOneCapture" not in kit_run, kit_run.get("TestOneCapture")
 
 
 @pytest.mark.parametrize("broken", sorted(EXPECTED))

@@ -143,6 +143,56 @@ def test_duplicate_names_are_refused_naming_both_plugins() -> None:
         assert "'vendor-a'" in str(info.value) and "'vendor-b'" in str(info.value)
 
 
+def test_a_plugin_instance_is_named_by_the_test_not_by_its_id() -> None:
+    with pytest.raises(PluginError) as info:
+        make_plugin_manager(
+            load_entrypoints=False, plugins={"first-twin": Twin("a"), "second-twin": Twin("b")}, environ={}
+        ).payment_providers()
+    message = str(info.value)
+    assert "'first-twin'" in message and "'second-twin'" in message
+
+
+def test_an_unnamed_instance_is_named_by_its_class() -> None:
+    one, two = Twin("a"), Twin("b")
+    pm = make_plugin_manager(load_entrypoints=False, builtins=False, plugins=[one, two], environ={})
+    base = f"{Twin.__module__}.Twin"  # tests.test_plugins_manager.Twin
+    assert [pm.get_name(one), pm.get_name(two)] == [base, f"{base}#2"]
+    with pytest.raises(PluginError) as info:
+        pm.payment_providers()
+    assert str(id(one)) not in str(info.value) and str(id(two)) not in str(info.value)
+    assert f"'{base}' (registered in code)" in str(info.value)
+
+
+def test_a_duplicate_names_the_distributions_and_versions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code = """
+        import attrs
+        from carecollect.builtin.manual import MANUAL
+        from carecollect.hookspecs import hookimpl
+
+        @hookimpl
+        def carecollect_payment_providers():
+            return [attrs.evolve(MANUAL, name="stripe")]
+        """
+    for folder, dist in (("a", "cc-stripe-one"), ("b", "cc-stripe-two")):
+        (tmp_path / folder).mkdir()
+        entry = f"{dist.removeprefix('cc-')} = {dist.replace('-', '_')}"
+        install_dist(tmp_path / folder, monkeypatch, dist, entry, code)
+    pm = make_plugin_manager(environ={}, plugins={"in-code": Twin("c")})
+    with pytest.raises(PluginError) as info:
+        pm.payment_providers()
+    message = str(info.value)
+    assert "payment provider 'stripe'" in message
+    assert "'stripe-one' (distribution cc-stripe-one 1.2.3)" in message
+    assert "'stripe-two' (distribution cc-stripe-two 1.2.3)" in message
+    twin = make_plugin_manager(load_entrypoints=False, environ={}, plugins={"in-code": Twin("c")})
+    twin.register(Twin("d"), name="also-in-code")
+    with pytest.raises(PluginError) as info:
+        twin.payment_providers()
+    assert "'in-code' (registered in code)" in str(info.value)
+
+
 def test_registration_hook_failure_and_wrong_type_name_the_plugin() -> None:
     class Raises:
         @hookimpl
@@ -359,3 +409,56 @@ def test_a_plugin_that_keeps_failing_stays_undelivered(caplog: pytest.LogCapture
     [still] = pm.undelivered()
     assert still.hook == "carecollect_on_opt_out" and not still.ok
     assert make_plugin_manager(load_entrypoints=False, environ={}).undelivered() == ()
+
+
+def test_an_event_hook_wrapper_runs_around_each_implementation_on_its_own() -> None:
+    """What docs/extend/hooks.rst promises: not pluggy's one wrap around the whole call.
+
+    Each implementation of an event hook is called on its own (so one that
+    raises stops no other); a wrapper therefore runs once per implementation,
+    sees that implementation's result or exception, and, when a failed plugin
+    is delivered to again, runs again around it alone.
+    """
+    calls: list[str] = []
+
+    class Wrapper:
+        @hookimpl(wrapper=True)
+        def carecollect_on_opt_out(self, patient_id, channel, event):  # type: ignore[no-untyped-def]
+            calls.append("wrap:before")
+            try:
+                result = yield
+            except RuntimeError:
+                calls.append("wrap:saw-error")
+                raise
+            calls.append(f"wrap:after{result}")
+            return result
+
+    class Quiet:
+        @hookimpl
+        def carecollect_on_opt_out(self, patient_id, channel, event):  # type: ignore[no-untyped-def]
+            calls.append("quiet")
+
+    class Loud:
+        @hookimpl
+        def carecollect_on_opt_out(self, patient_id, channel, event):  # type: ignore[no-untyped-def]
+            calls.append("loud")
+            raise RuntimeError("down")
+
+    pm = make_plugin_manager(
+        load_entrypoints=False,
+        builtins=False,
+        plugins={"wrapper": Wrapper(), "quiet": Quiet(), "loud": Loud()},
+        environ={},
+    )
+    result = pm.on_opt_out("P-1", Channel.SMS, f.payment_event())
+    assert result.delivered == ("quiet",) and result.failed_plugins == ("loud",)
+    assert "wrapper" not in result.delivered  # a wrapper is not an implementation of its own
+    assert calls == ["wrap:before", "loud", "wrap:saw-error", "wrap:before", "quiet", "wrap:after[]"]
+    calls.clear()
+    [again] = pm.redeliver()
+    assert again.failed_plugins == ("loud",)
+    assert calls == ["wrap:before", "loud", "wrap:saw-error"]  # around the one plugin delivered to
+    alone = make_plugin_manager(load_entrypoints=False, builtins=False, plugins={"w": Wrapper()}, environ={})
+    calls.clear()
+    assert alone.on_opt_out("P-1", Channel.SMS, f.payment_event()).delivered == ()
+    assert calls == []  # no implementation, so the wrapper is not called at all

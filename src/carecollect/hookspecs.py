@@ -26,6 +26,13 @@ Two kinds of hook:
   ``event.record_id`` with the event type to recognise a repeat. Their return
   value is ignored.
 
+Because each implementation is called on its own, a pluggy **wrapper**
+(``@hookimpl(wrapper=True)`` or ``hookwrapper=True``) runs around each
+implementation separately, once per implementation (and again around a
+failed one when it is delivered to again), never once around all of them;
+it is not called when the hook has no implementation. See
+:doc:`/extend/hooks` ("Wrappers").
+
 The versioning promise: a hook's signature only grows (new parameters are
 added, none removed or renamed; an implementation may accept any subset of
 the parameters), its name never changes, and a parameter that is to go away is

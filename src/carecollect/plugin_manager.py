@@ -36,6 +36,7 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import os
+import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -141,6 +142,22 @@ class PluginManager(pluggy.PluginManager):
         """``{plugin name: "distribution version"}`` for plugins loaded from entry points."""
         return dict(self._distributions)
 
+    def describe(self, name: str) -> str:
+        """A registered plugin as errors name it: its name and where it comes from.
+
+        ``plugin 'stripe' (distribution carecollect-stripe 1.0.0)`` for an entry
+        point, ``plugin 'carecollect.builtin.manual' (built into carecollect
+        0.9.0)`` for a built-in, ``plugin 'fake' (registered in code)`` for an
+        object passed to :func:`make_plugin_manager` or registered directly.
+        """
+        if name in self._distributions:
+            origin = f"distribution {self._distributions[name]}"
+        elif name in BUILTIN_PLUGINS:
+            origin = f"built into carecollect {_version()}"
+        else:
+            origin = "registered in code"
+        return f"plugin {name!r} ({origin})"
+
     def _impls(self, hook_name: str) -> list[pluggy.HookImpl]:
         caller: pluggy.HookCaller = getattr(self.hook, hook_name)
         # pluggy calls the last registered implementation first; keep its order.
@@ -175,8 +192,9 @@ class PluginManager(pluggy.PluginManager):
                 name = key(item)
                 if name in found:
                     raise PluginError(
-                        f"{kind} {name!r} is provided by both plugin {found[name][0]!r} and plugin "
-                        f"{impl.plugin_name!r}; uninstall or block one of them ({BLOCKED_ENV_VAR})"
+                        f"{kind} {name!r} is provided by both {self.describe(found[name][0])} and "
+                        f"{self.describe(impl.plugin_name)}; uninstall or block one of them "
+                        f"({BLOCKED_ENV_VAR})"
                     )
                 found[name] = (impl.plugin_name, item)
         return {name: item for name, (_, item) in sorted(found.items())}
@@ -377,6 +395,31 @@ def _blocked_names(blocked: Iterable[str], environ: Mapping[str, str]) -> list[s
     return names
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("carecollect")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - a source checkout
+        return "(not installed)"
+
+
+def _default_name(pm: PluginManager, plugin: object) -> str:
+    """A readable name for a plugin passed without one: its module's or class's qualified name.
+
+    pluggy would name an instance by its ``id()``, which tells a reader
+    nothing; a second instance of the same class gets ``#2``.
+    """
+    if isinstance(plugin, types.ModuleType):
+        base = plugin.__name__
+    else:
+        cls = plugin if isinstance(plugin, type) else type(plugin)
+        base = f"{cls.__module__}.{cls.__qualname__}"
+    name, n = base, 1
+    while pm.get_plugin(name) is not None or pm.is_blocked(name):
+        n += 1
+        name = f"{base}#{n}"
+    return name
+
+
 def _register(pm: PluginManager, plugin: object, name: str | None, origin: str) -> None:
     try:
         pm.register(plugin, name=name)
@@ -423,7 +466,7 @@ def make_plugin_manager(
     *,
     load_entrypoints: bool = True,
     blocked: Iterable[str] = (),
-    plugins: Iterable[object] = (),
+    plugins: Iterable[object] | Mapping[str, object] = (),
     builtins: bool = True,
     environ: Mapping[str, str] | None = None,
     trace: bool | Callable[[str], None] = False,
@@ -432,7 +475,11 @@ def make_plugin_manager(
 
     :param load_entrypoints: load the plugins installed under the ``carecollect`` entry-point group.
     :param blocked: plugin names (entry-point names, or ``carecollect.builtin.*``) never to register.
-    :param plugins: plugin objects (modules, instances) to register as well.
+    :param plugins: plugin objects (modules, instances) to register as well: a
+        mapping ``{name: plugin}`` names them (as errors and
+        :attr:`BroadcastResult.failed_plugins` will); in a plain list each is
+        named by its module or class (``tests.fakes.FakeGateway``, then
+        ``...#2`` for a second instance).
     :param builtins: register the built-in plugins (:data:`BUILTIN_PLUGINS`).
     :param environ: where to read ``CARECOLLECT_BLOCKED_PLUGINS`` (default: ``os.environ``).
     :param trace: ``True`` writes every hook call to the ``carecollect.plugins``
@@ -460,8 +507,10 @@ def make_plugin_manager(
                 _register(
                     pm, importlib.import_module(module_name), module_name, f"built-in plugin {module_name!r}"
                 )
-    for plugin in plugins:
-        _register(pm, plugin, None, f"plugin {plugin!r}")
+    named = plugins.items() if isinstance(plugins, Mapping) else ((None, p) for p in plugins)
+    for given, plugin in named:
+        name = given or _default_name(pm, plugin)
+        _register(pm, plugin, name, f"plugin {name!r}")
     if load_entrypoints:
         _load_entrypoints(pm)
     try:

@@ -140,7 +140,13 @@ class ProviderCapabilities:
     :param currencies: ISO 4217 codes accepted.
     :param countries: ISO 3166-1 countries served (empty: not restricted).
     :param two_step: authorize first, capture later (otherwise :meth:`~PaymentProvider.purchase` only).
-    :param partial_capture: capture less than was authorized (needs ``two_step``).
+    :param partial_capture: capture less than was authorized (needs ``two_step``);
+        the rest of the authorisation is released, as most gateways do.
+    :param multiple_captures: capture one authorisation in several parts, up to
+        the amount authorized (needs ``partial_capture``). Many gateways
+        (Stripe among them) allow one capture per authorisation; a provider
+        that does not claim this answers a second capture with a failed
+        :class:`PaymentResult` (``ALREADY_CAPTURED``), never an exception.
     :param refunds: refund captured money.
     :param partial_refunds: refund part of a capture (needs ``refunds``).
     :param void: cancel an authorisation before capture (needs ``two_step``).
@@ -166,6 +172,7 @@ class ProviderCapabilities:
     mandates: bool = False
     payment_links: bool = False
     webhooks: bool = False
+    multiple_captures: bool = False
 
     def __attrs_post_init__(self) -> None:
         if not self.methods or not all(isinstance(m, PaymentMethod) for m in self.methods):
@@ -176,6 +183,7 @@ class ProviderCapabilities:
             minor_unit_exponent(code)
         for flag, needs in (
             ("partial_capture", "two_step"),
+            ("multiple_captures", "partial_capture"),
             ("void", "two_step"),
             ("partial_refunds", "refunds"),
         ):
@@ -613,11 +621,14 @@ class TransactionBook:
 
     :param prefix: start of every reference this book issues.
     :param partial_capture: whether a capture may be less than the authorisation.
+    :param multiple_captures: whether an authorisation may be captured more than
+        once (in parts); by default one capture settles it, as at most gateways.
     """
 
-    def __init__(self, prefix: str, *, partial_capture: bool = True) -> None:
+    def __init__(self, prefix: str, *, partial_capture: bool = True, multiple_captures: bool = False) -> None:
         self._prefix = prefix
         self._partial_capture = partial_capture
+        self._multiple_captures = multiple_captures
         self._txs: dict[str, _Tx] = {}
         self._keys: dict[str, tuple[tuple[object, ...], PaymentResult]] = {}
         self._counter = 0
@@ -675,6 +686,12 @@ class TransactionBook:
             if amount.currency != tx.authorized.currency or not amount.is_positive():
                 return PaymentResult.failed(
                     PaymentErrorCode.AMOUNT_EXCEEDS_AUTHORIZED, "amount or currency does not fit"
+                )
+            if tx.captured.is_positive() and not self._multiple_captures:
+                return PaymentResult.failed(
+                    PaymentErrorCode.ALREADY_CAPTURED,
+                    "this authorisation was captured already (one capture per authorisation)",
+                    reference=reference,
                 )
             if tx.captured + amount > tx.authorized:
                 return PaymentResult.failed(

@@ -52,11 +52,21 @@ def require_date(value: object, record: str, field: str) -> dt.date:
 
 @cache
 def zone(name: str) -> ZoneInfo:
-    """The IANA time zone ``name``; raises :class:`ValidationError` if unknown."""
+    """The IANA time zone ``name``; raises :class:`ValidationError` if unknown.
+
+    A name the operating system cannot even look up (far too long, a NUL
+    character) is unknown too: the error never carries the zone database's path.
+
+    >>> zone("x" * 5000)
+    Traceback (most recent call last):
+    ...
+    carecollect.errors.ValidationError: TimeZone: field 'name': 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx…' is not an IANA time zone
+    """
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValidationError("TimeZone", "name", f"{name!r} is not an IANA time zone") from None
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        shown = name if len(name) <= 40 else name[:40] + "…"
+        raise ValidationError("TimeZone", "name", f"{shown!r} is not an IANA time zone") from None
 
 
 def local_date(instant: dt.datetime, tz: str) -> dt.date:

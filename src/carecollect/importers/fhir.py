@@ -26,7 +26,6 @@ own attaches to accounts already in the store).
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
@@ -36,7 +35,7 @@ from typing import Any
 from ..errors import ConfigurationError
 from ..store.base import Store
 from .records import ImportFailed, ImportProblem, ImportSummary, Record, apply_records
-from .tabular import export_document
+from .tabular import export_document, read_json
 
 __all__ = [
     "EXT",
@@ -121,15 +120,18 @@ def _patient(r: Mapping[str, Any]) -> dict[str, Any]:
     for comm in r.get("communication", []) or []:
         codes = (comm.get("language") or {}).get("coding") or []
         if codes and (language is None or comm.get("preferred")):
-            language = str(codes[0].get("code", "")).split("-")[0] or None
+            language = str(codes[0].get("code") or "").split("-")[0] or None
     zones = [e.get("valueCode") for e in r.get("extension", []) or [] if e.get("url") == TZ_EXTENSION]
     # no zone extension: Patient derives the zones from the address (country, state) and the
     # phone numbers, or the import reports the resource and field; no zone is guessed
     names = r.get("name") or [{}]
-    name = names[0].get("text") or " ".join([*names[0].get("given", []), names[0].get("family", "")]).strip()
+    name = (
+        names[0].get("text")
+        or " ".join([*(names[0].get("given") or []), names[0].get("family") or ""]).strip()
+    )
     points: list[dict[str, Any]] = []
     for t in r.get("telecom", []) or []:
-        channel = _TELECOM.get(t.get("system", ""))
+        channel = _TELECOM.get(t.get("system") or "")
         if channel and t.get("value"):
             period = t.get("period") or {}
             points.append(
@@ -149,7 +151,7 @@ def _patient(r: Mapping[str, Any]) -> dict[str, Any]:
                 }
             )
     lines = [
-        *address.get("line", []),
+        *(address.get("line") or []),
         " ".join(x for x in (address.get("postalCode"), address.get("city")) if x),
     ]
     if any(lines):
@@ -198,7 +200,7 @@ def _account(r: Mapping[str, Any], currencies: Mapping[str, str]) -> dict[str, A
     guarantor = None
     for g in r.get("guarantor", []) or []:
         party = g.get("party") or {}
-        ref = party.get("reference", "")
+        ref = party.get("reference") or ""
         guarantor = ref.split("/", 1)[-1] if ref else None
     return {
         "id": r.get("id"),
@@ -242,8 +244,8 @@ def _invoice(r: Mapping[str, Any]) -> dict[str, Any]:
     if due is None and issued:
         try:
             due = (dt.date.fromisoformat(issued) + dt.timedelta(days=30)).isoformat()
-        except ValueError:
-            due = None
+        except (ValueError, OverflowError):
+            due = None  # the issue date's own problem is reported
     return {
         "id": r.get("id"),
         "account_id": _ref(r.get("account"), "Account"),
@@ -289,26 +291,40 @@ def records_from_bundle(bundle: Any) -> dict[str, list[Record]]:
     :raises ImportFailed: a resource is invalid or of an unsupported type.
     :raises ConfigurationError: ``fhir.resources`` is not installed.
     """
+    records, problems = _bundle_records(bundle)
+    if problems:
+        raise ImportFailed(problems)
+    return records
+
+
+def _bundle_records(bundle: Any, at: str = "") -> tuple[dict[str, list[Record]], list[ImportProblem]]:
+    """The import records of the valid resources, and a problem for each invalid one (``at``: the file)."""
     models = _models()
     from pydantic import ValidationError as PydanticError
 
     if isinstance(bundle, Mapping) and bundle.get("resourceType") == "Bundle":
         entries = bundle.get("entry") or []
+        if not isinstance(entries, list):
+            entries = []
         resources = [e.get("resource") if isinstance(e, Mapping) else None for e in entries]
     elif isinstance(bundle, list):
         resources = list(bundle)
     else:
-        raise ImportFailed(
-            [ImportProblem("document", "resourceType", "must be a FHIR Bundle or a list of resources")]
-        )
+        return {}, [
+            ImportProblem(f"{at}document", "resourceType", "must be a FHIR Bundle or a list of resources")
+        ]
     problems: list[ImportProblem] = []
     valid: list[tuple[str, Mapping[str, Any]]] = []
     for n, res in enumerate(resources):
         if not isinstance(res, Mapping) or not isinstance(res.get("resourceType"), str):
-            problems.append(ImportProblem(f"entry[{n}]", "resourceType", "must be a FHIR resource"))
+            problems.append(ImportProblem(f"{at}entry[{n}]", "resourceType", "must be a FHIR resource"))
             continue
         kind = res["resourceType"]
-        where = f"{kind}/{res.get('id')}" if isinstance(res.get("id"), str) else f"entry[{n}] ({kind[:40]})"
+        where = (
+            f"{at}{kind}/{res.get('id')}"
+            if isinstance(res.get("id"), str)
+            else f"{at}entry[{n}] ({kind[:40]})"
+        )
         if kind not in _SUPPORTED:
             problems.append(ImportProblem(where, "resourceType", f"unsupported; use {', '.join(_SUPPORTED)}"))
             continue
@@ -321,15 +337,16 @@ def records_from_bundle(bundle: Any) -> dict[str, list[Record]]:
                     ImportProblem(where, loc, "is not valid FHIR R4 (" + str(err.get("type")) + ")")
                 )
             continue
-        except (ValueError, TypeError, KeyError, AttributeError):
+        except RecursionError:
+            problems.append(ImportProblem(where, "resource", "nests too deeply to be valid FHIR R4"))
+            continue
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError):
             problems.append(ImportProblem(where, "resource", "is not valid FHIR R4"))
             continue
         if not isinstance(res.get("id"), str):
             problems.append(ImportProblem(where, "id", "is required"))
             continue
         valid.append((where, res))
-    if problems:
-        raise ImportFailed(problems)
     invoices = [(w, _invoice(r)) for w, r in valid if r["resourceType"] == "Invoice"]
     currencies = {
         str(i["account_id"]): i["currency"] for _, i in invoices if i["currency"] and i["account_id"]
@@ -355,7 +372,7 @@ def records_from_bundle(bundle: Any) -> dict[str, list[Record]]:
                 Record(f"{where} detail[{n}]", p) for n, p in enumerate(_payments(r, invoice_accounts))
             )
     out["invoices"] = [Record(w, i) for w, i in invoices]
-    return out
+    return out, problems
 
 
 def import_fhir(
@@ -363,21 +380,24 @@ def import_fhir(
 ) -> ImportSummary:
     """Import a FHIR R4 Bundle (a mapping, a list of resources, or the path of a JSON file), all or nothing.
 
+    Every problem is reported at once: invalid resources (by type, id and
+    element) together with the problems of the valid ones' records. Read from
+    a file, every problem names the file (``"bundle.json Invoice/INV-9"``).
+
     :raises ImportFailed: every problem found; nothing is stored.
     :raises ConfigurationError: ``fhir.resources`` is not installed.
     """
     _models()
     data: Any
+    at = ""
     if isinstance(source, (str, os.PathLike)):
-        try:
-            data = json.loads(Path(source).read_text(encoding="utf-8"), parse_float=Decimal)
-        except (OSError, UnicodeDecodeError, ValueError):
-            raise ImportFailed(
-                [ImportProblem(Path(source).name, "document", "cannot be read as JSON")]
-            ) from None
+        # FHIR writes decimals as JSON numbers: read them exactly
+        data = read_json(source, parse_float=Decimal)
+        at = f"{Path(source).name} "
     else:
         data = source
-    return apply_records(store, records_from_bundle(data))
+    records, problems = _bundle_records(data, at)
+    return apply_records(store, records, found=problems)
 
 
 def export_fhir_bundle(store: Store) -> dict[str, Any]:

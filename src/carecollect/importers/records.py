@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -29,9 +31,12 @@ from ..patients import Account, ConfidentialWish, ContactPoint, Patient
 from ..payments import Payment, PaymentMethod
 from ..relief.assistance import ApplicationStatus, AssistanceApplication
 from ..store.base import NotFound, Store
+from ..timekeeping import zone
 
 __all__ = [
+    "EARLIEST_DATE",
     "KINDS",
+    "LATEST_DATE",
     "ImportFailed",
     "ImportProblem",
     "ImportSummary",
@@ -43,7 +48,50 @@ __all__ = [
 #: The kinds of records an import may hold.
 KINDS = ("creditors", "patients", "accounts", "invoices", "payments", "assistance_applications")
 
+#: The earliest date (and day of an instant) an import accepts: older dates in
+#: billing data are typing errors (and a date near year 1 overflows once a
+#: time zone or a number of days is applied to it).
+EARLIEST_DATE = dt.date(1900, 1, 1)
+#: The latest date (and day of an instant) an import accepts.
+LATEST_DATE = dt.date(2199, 12, 31)
+
+#: The longest a located name (a file, a section, a column, an id) is shown in a problem.
+_SHOWN = 80
+
 T = TypeVar("T")
+
+
+def _printable(text: object, limit: int = _SHOWN) -> str:
+    """``text`` made safe to print anywhere: control characters and lone surrogates escaped, long text cut.
+
+    A problem can name a section, a column or a file taken from the input
+    itself; printed raw, a lone surrogate would make the terminal's encoder
+    raise and a control character would garble the line.
+
+    >>> _printable("bad\\ud800name\\x00")
+    'bad\\\\ud800name\\\\x00'
+    >>> _printable("x" * 100, 10)
+    'xxxxxxxxx…'
+    """
+    out = []
+    for char in str(text):
+        if unicodedata.category(char) in ("Cc", "Cs", "Cf", "Co", "Cn"):
+            code = ord(char)
+            out.append(
+                f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+            )
+        else:
+            out.append(char)
+    shown = "".join(out)
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+
+
+def _problem_text(text: object) -> str:
+    return _printable(text, 400)
+
+
+def _optional_printable(text: object) -> str | None:
+    return None if text is None else _printable(text)
 
 
 @attrs.frozen
@@ -58,10 +106,10 @@ class ImportProblem:
     :param record_id: the record's id, when it has one.
     """
 
-    where: str
-    field: str
-    problem: str
-    record_id: str | None = None
+    where: str = attrs.field(converter=_printable)
+    field: str = attrs.field(converter=_printable)
+    problem: str = attrs.field(converter=_problem_text)
+    record_id: str | None = attrs.field(default=None, converter=_optional_printable)
 
     def __str__(self) -> str:
         ident = f" ({self.record_id})" if self.record_id else ""
@@ -112,10 +160,64 @@ class _Bad(Exception):
         self.problem = problem
 
 
+class _JsonNumber:
+    """A JSON number that cannot be read exactly: a fraction or exponent (a float) or an integer too long.
+
+    :func:`~carecollect.importers.tabular.import_json` reads such numbers as
+    this marker (``json.loads(parse_float=_JsonNumber, parse_int=...)``) instead
+    of a float, so the field that holds one is refused by name (amounts are
+    decimal text, never a binary float) and the rest of the document is still
+    checked.
+
+    :param text: the number as written.
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"_JsonNumber({_printable(self.text, 30)!r})"
+
+    @classmethod
+    def parse_int(cls, text: str) -> int | _JsonNumber:
+        """An integer, or the marker when it has more than 30 digits (no amount or count is that long)."""
+        return int(text) if len(text) <= 30 else cls(text)
+
+
+def _kind_of(value: Any) -> str:
+    """What a value is, in the words of the input's format (never the value itself)."""
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float, Decimal, _JsonNumber)):
+        return "a number"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    return type(value).__name__
+
+
 # -- field readers (each raises _Bad naming the field) ---------------------------------------
 def _get(f: Mapping[str, Any], name: str) -> Any:
     value = f.get(name)
     return None if value == "" else value
+
+
+def _clean(name: str, value: str) -> str:
+    """Refuse text the store cannot keep: a lone surrogate (not Unicode) or a NUL character."""
+    if not value.isascii():
+        for char in value:
+            if unicodedata.category(char) == "Cs":
+                raise _Bad(
+                    name,
+                    f"is not valid Unicode text (an unpaired surrogate \\u{ord(char):04x}); "
+                    "re-export the file as UTF-8",
+                )
+    if "\x00" in value:
+        raise _Bad(name, "holds a NUL character; remove it")
+    return value
 
 
 def _text(f: Mapping[str, Any], name: str, *, required: bool = True) -> str | None:
@@ -125,8 +227,8 @@ def _text(f: Mapping[str, Any], name: str, *, required: bool = True) -> str | No
             raise _Bad(name, "is required")
         return None
     if not isinstance(value, str):
-        raise _Bad(name, f"must be text, got {type(value).__name__}")
-    return value
+        raise _Bad(name, f"must be text, got {_kind_of(value)}")
+    return _clean(name, value)
 
 
 def _req(f: Mapping[str, Any], name: str) -> str:
@@ -141,23 +243,50 @@ def _choice(f: Mapping[str, Any], name: str, enum: type[T], default: T | None = 
         if default is None:
             raise _Bad(name, "is required")
         return default
+    allowed = ", ".join(str(m.value) for m in enum)  # type: ignore[attr-defined]
+    if not isinstance(value, str):  # every value is text; a list or number is not even looked up
+        raise _Bad(name, f"must be one of: {allowed}")
     try:
         return enum(value)  # type: ignore[call-arg]
     except ValueError:
-        allowed = ", ".join(str(m.value) for m in enum)  # type: ignore[attr-defined]
         raise _Bad(name, f"must be one of: {allowed}") from None
+
+
+def _ascii_digits(name: str, value: str, example: str) -> str:
+    """Numbers, dates and instants are written with the digits 0-9 only.
+
+    ``int()``, :class:`~decimal.Decimal` and ``date.fromisoformat`` each accept
+    some digits of other scripts (Arabic-Indic, full-width...) and refuse others
+    (superscripts); an importer that read them would turn a mis-encoded or
+    spoofed value into money, so they are refused by field.
+    """
+    if not value.isascii():
+        raise _Bad(name, f"must be written with the digits 0-9 only, such as {example}")
+    return value
+
+
+def _in_range(name: str, day: dt.date, example: str) -> None:
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise _Bad(
+            name,
+            f"must fall between {EARLIEST_DATE.isoformat()} and {LATEST_DATE.isoformat()}, such as {example}",
+        )
 
 
 def _date(f: Mapping[str, Any], name: str, *, required: bool = True) -> dt.date | None:
     value = _text(f, name, required=required)
     if value is None:
         return None
+    example = "2026-03-15"
+    _ascii_digits(name, value, example)
     try:
         if len(value) != 10:
             raise ValueError
-        return dt.date.fromisoformat(value)
+        day = dt.date.fromisoformat(value)
     except ValueError:
-        raise _Bad(name, "must be an ISO date such as 2026-03-15") from None
+        raise _Bad(name, f"must be an ISO date such as {example}") from None
+    _in_range(name, day, example)
+    return day
 
 
 def _date_req(f: Mapping[str, Any], name: str) -> dt.date:
@@ -176,16 +305,18 @@ def _instant(f: Mapping[str, Any], name: str, *, required: bool = False) -> dt.d
     value = _text(f, name, required=required)
     if value is None:
         return None
+    example = "2026-03-01T09:30:00+01:00"
+    _ascii_digits(name, value, example)
     try:
+        if len(value) > 40:
+            raise ValueError
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:
-        raise _Bad(
-            name, "must be an ISO-8601 date and time with offset, such as 2026-03-01T09:30:00+01:00"
-        ) from None
+        raise _Bad(name, f"must be an ISO-8601 date and time with offset, such as {example}") from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise _Bad(
-            name, "needs a UTC offset (a time without one is ambiguous), such as 2026-03-01T09:30:00+01:00"
-        )
+        raise _Bad(name, f"needs a UTC offset (a time without one is ambiguous), such as {example}")
+    # the local day in range: then the instant in UTC (and in any zone) exists too
+    _in_range(name, parsed.date(), example)
     return parsed
 
 
@@ -195,25 +326,32 @@ def _money(f: Mapping[str, Any], name: str, currency: str, *, required: bool = T
         if required:
             raise _Bad(name, "is required")
         return None
-    if isinstance(value, (bool, float)) or not isinstance(value, (str, int, Decimal)):
-        raise _Bad(name, 'must be a decimal amount written as text, such as "125.50"')
+    if isinstance(value, (bool, float, _JsonNumber)) or not isinstance(value, (str, int, Decimal)):
+        raise _Bad(name, 'must be a decimal amount written as text, such as "125.50" (never a JSON float)')
+    if isinstance(value, str):
+        _ascii_digits(name, _clean(name, value), '"125.50"')
+        if len(value) > 60:
+            raise _Bad(name, 'must be a decimal amount written as text, such as "125.50"')
     try:
         return Money(value, currency)
     except CareCollectError as exc:
         raise _Bad(name, getattr(exc, "problem", str(exc))) from None
 
 
+#: Whole numbers an import holds (a household's size) are small; this bound keeps them in the store's range.
+_MAX_WHOLE = 1000
+
+
 def _int(f: Mapping[str, Any], name: str) -> int | None:
     value = _get(f, name)
     if value is None:
         return None
-    if isinstance(value, bool):
-        raise _Bad(name, "must be a whole number")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    raise _Bad(name, "must be a whole number")
+    problem = f"must be a whole number from 1 to {_MAX_WHOLE}"
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit() and len(value) <= 6:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _MAX_WHOLE:
+        raise _Bad(name, problem)
+    return value
 
 
 def _bool(f: Mapping[str, Any], name: str) -> bool:
@@ -232,10 +370,35 @@ def _names(f: Mapping[str, Any], name: str) -> tuple[str, ...]:
     if value is None:
         return ()
     if isinstance(value, str):
-        return tuple(value.split())
+        return tuple(_clean(name, value).split())
     if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        return tuple(value)
+        return tuple(_clean(name, v) for v in value)
     raise _Bad(name, "must be a list of names (or text with names separated by spaces)")
+
+
+#: The longest IANA time-zone name is 32 characters (America/Argentina/ComodRivadavia).
+_ZONE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+){0,2}")
+
+
+def _zone_name(name: str, value: str) -> str:
+    """An IANA time-zone name, refused by ``name`` (the real field) when unknown."""
+    problem = f"{_printable(value, 40)!r} is not an IANA time zone name such as Europe/Oslo"
+    if len(value) > 64 or not _ZONE_NAME.fullmatch(value):
+        raise _Bad(name, problem)
+    try:
+        zone(value)
+    except CareCollectError:
+        raise _Bad(name, problem) from None
+    return value
+
+
+def _zones(f: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    return tuple(_zone_name(name, z) for z in _names(f, name))
+
+
+def _zone(f: Mapping[str, Any], name: str) -> str | None:
+    value = _text(f, name, required=False)
+    return None if value is None else _zone_name(name, value)
 
 
 def _nested(f: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]:
@@ -285,7 +448,7 @@ def contact_point_from(f: Mapping[str, Any]) -> ContactPoint:
         consent_at=_instant(f, "consent_at"),
         opted_out_at=_instant(f, "opted_out_at"),
         verified_at=_instant(f, "verified_at"),
-        time_zone=_text(f, "time_zone", required=False),
+        time_zone=_zone(f, "time_zone"),
         undeliverable_at=_instant(f, "undeliverable_at"),
     )
 
@@ -295,7 +458,7 @@ def patient_from(f: Mapping[str, Any]) -> Patient:
     points = []
     for n, cp in enumerate(_nested(f, "contact_points")):
         points.append(_build(functools.partial(contact_point_from, cp), f"contact_points[{n}]."))
-    zones = _names(f, "time_zones")  # none: derived by Patient, or refused by row and field
+    zones = _zones(f, "time_zones")  # none: derived by Patient, or refused by row and field
     return Patient(
         id=_req(f, "id"),
         preferred_language=_text(f, "preferred_language", required=False) or "en",
@@ -484,7 +647,7 @@ def _ids(records: Iterable[Record]) -> Iterator[str]:
             yield value
 
 
-def apply_records(store: Store, records: RecordSet) -> ImportSummary:
+def apply_records(store: Store, records: RecordSet, *, found: Sequence[ImportProblem] = ()) -> ImportSummary:
     """Check every record and store them all in one unit of work, or nothing.
 
     Invoices that are open or paid are charged to their account's ledger
@@ -495,14 +658,24 @@ def apply_records(store: Store, records: RecordSet) -> ImportSummary:
     an application already stored under the same id is replaced by the
     imported one. Importing the same data again changes nothing.
 
+    Every problem of the import is reported at once: those an importer
+    found reading its input (``found``: a broken row, an invalid resource),
+    every record's field problems, missing references and what posting the
+    charges and payments to the ledgers would refuse. A record that was
+    refused is not reported a second time as missing by the records that
+    refer to it.
+
+    :param found: problems found earlier, reading the input; reported with the rest.
     :raises ImportFailed: with every problem found; the store is unchanged.
     """
     unknown = set(records) - set(KINDS)
-    problems: list[ImportProblem] = [
+    problems: list[ImportProblem] = list(found)
+    problems.extend(
         ImportProblem(k, "section", f"unknown section; use {', '.join(KINDS)}") for k in sorted(unknown)
-    ]
+    )
     built: dict[str, list[tuple[Record, Any]]] = {k: [] for k in KINDS}
     seen: dict[str, set[str]] = {k: set() for k in KINDS}
+    refused: dict[str, set[str]] = {k: set() for k in KINDS}
 
     def check(kind: str, rec: Record, make: Callable[[], Any]) -> None:
         rid = rec.fields.get("id") if isinstance(rec.fields.get("id"), str) else None
@@ -510,6 +683,8 @@ def apply_records(store: Store, records: RecordSet) -> ImportSummary:
             obj = _build(make)
         except _Bad as bad:
             problems.append(ImportProblem(rec.where, bad.field, bad.problem, rid))
+            if rid is not None:
+                refused[kind].add(rid)
             return
         if obj.id in seen[kind]:
             problems.append(ImportProblem(rec.where, "id", "appears twice in this import", rid))
@@ -538,6 +713,7 @@ def apply_records(store: Store, records: RecordSet) -> ImportSummary:
     for rec, acc in built["accounts"]:
         if (
             acc.patient_id not in seen["patients"]
+            and acc.patient_id not in refused["patients"]
             and known("patients", acc.patient_id, store.get_patient) is None
         ):
             problems.append(
@@ -545,6 +721,7 @@ def apply_records(store: Store, records: RecordSet) -> ImportSummary:
             )
         if (
             acc.creditor_id not in seen["creditors"]
+            and acc.creditor_id not in refused["creditors"]
             and known("c", acc.creditor_id, store.get_creditor) is None
         ):
             problems.append(
@@ -556,31 +733,82 @@ def apply_records(store: Store, records: RecordSet) -> ImportSummary:
     def account_of(ident: str) -> Account | None:
         return accounts.get(ident) or known("accounts", ident, store.get_account)
 
-    for rec, inv in built["invoices"]:
-        acc = account_of(inv.account_id)
-        if acc is None:
-            problems.append(
-                ImportProblem(rec.where, "account_id", "no such account in this import or the store", inv.id)
-            )
-        elif acc.currency != inv.currency:
-            problems.append(ImportProblem(rec.where, "currency", f"the account is in {acc.currency}", inv.id))
-
-    for rec, app in built["assistance_applications"]:
-        if account_of(app.account_id) is None:
-            problems.append(
-                ImportProblem(rec.where, "account_id", "no such account in this import or the store", app.id)
-            )
-
-    for rec in records.get("payments", ()):
-        acc_id = rec.fields.get("account_id")
-        acc = account_of(acc_id) if isinstance(acc_id, str) and acc_id else None
-        rid = rec.fields.get("id") if isinstance(rec.fields.get("id"), str) else None
-        if acc is None:
+    def missing_account(rec: Record, ident: str, rid: str | None) -> None:
+        if ident not in refused["accounts"]:
             problems.append(
                 ImportProblem(rec.where, "account_id", "no such account in this import or the store", rid)
             )
+
+    charged: list[tuple[Record, Invoice]] = []
+    for rec, inv in built["invoices"]:
+        acc = account_of(inv.account_id)
+        if acc is None:
+            missing_account(rec, inv.account_id, inv.id)
+            refused["invoices"].add(inv.id)
+        elif acc.currency != inv.currency:
+            problems.append(ImportProblem(rec.where, "currency", f"the account is in {acc.currency}", inv.id))
+            refused["invoices"].add(inv.id)
+        else:
+            charged.append((rec, inv))
+
+    for rec, app in built["assistance_applications"]:
+        if account_of(app.account_id) is None:
+            missing_account(rec, app.account_id, app.id)
+
+    for rec in records.get("payments", ()):
+        rid = rec.fields.get("id") if isinstance(rec.fields.get("id"), str) else None
+        try:
+            acc_id = _req(rec.fields, "account_id")  # checked before it is looked up in the store
+        except _Bad as bad:
+            problems.append(ImportProblem(rec.where, bad.field, bad.problem, rid))
+            continue
+        acc = account_of(acc_id)
+        if acc is None:
+            missing_account(rec, acc_id, rid)
             continue
         check("payments", rec, functools.partial(payment_from, rec.fields, acc.currency))
+
+    # What the ledgers would refuse is found before anything is written, so it is reported
+    # with every other problem (and a refused import never opens a write transaction).
+    ledgers: dict[str, Ledger] = {}
+
+    def ledger_of(account_id: str) -> Ledger:
+        if account_id not in ledgers:
+            try:
+                ledgers[account_id] = store.ledger(account_id)
+            except NotFound:
+                acc = accounts[account_id]
+                ledgers[account_id] = Ledger(acc.id, acc.currency)
+        return ledgers[account_id]
+
+    for rec, inv in charged:
+        for entry in _charge_entries(inv):
+            try:
+                ledgers[inv.account_id], _ = post(ledger_of(inv.account_id), entry)
+            except CareCollectError as exc:
+                refused["invoices"].add(inv.id)
+                problems.append(
+                    ImportProblem(
+                        rec.where,
+                        getattr(exc, "field", "ledger"),
+                        getattr(exc, "problem", _scrub(str(exc))),
+                        inv.id,
+                    )
+                )
+    for rec, pay in built["payments"]:
+        if refused["invoices"].intersection(pay.directed_to):
+            continue  # directed to an invoice refused above: that invoice's problem says it all
+        try:
+            ledgers[pay.account_id], _ = post_payment(ledger_of(pay.account_id), pay)
+        except CareCollectError as exc:
+            problems.append(
+                ImportProblem(
+                    rec.where,
+                    getattr(exc, "field", "amount"),
+                    getattr(exc, "problem", _scrub(str(exc))),
+                    pay.id,
+                )
+            )
 
     if problems:
         raise ImportFailed(problems)
@@ -597,38 +825,7 @@ def apply_records(store: Store, records: RecordSet) -> ImportSummary:
             store.put_invoice(inv)
         for _, app in built["assistance_applications"]:
             store.put_application(app)
-        touched = {inv.account_id for _, inv in built["invoices"]} | {
-            p.account_id for _, p in built["payments"]
-        }
-        ledgers: dict[str, Ledger] = {a: store.ledger(a) for a in sorted(touched)}
-        for rec, inv in built["invoices"]:
-            for entry in _charge_entries(inv):
-                try:
-                    ledgers[inv.account_id], _ = post(ledgers[inv.account_id], entry)
-                except CareCollectError as exc:
-                    problems.append(
-                        ImportProblem(
-                            rec.where,
-                            getattr(exc, "field", "ledger"),
-                            getattr(exc, "problem", _scrub(str(exc))),
-                            inv.id,
-                        )
-                    )
-        for rec, pay in built["payments"]:
-            try:
-                ledgers[pay.account_id], _ = post_payment(ledgers[pay.account_id], pay)
-            except CareCollectError as exc:
-                problems.append(
-                    ImportProblem(
-                        rec.where,
-                        getattr(exc, "field", "amount"),
-                        getattr(exc, "problem", _scrub(str(exc))),
-                        pay.id,
-                    )
-                )
-        if problems:
-            raise ImportFailed(problems)
-        for account_id, ledger in ledgers.items():
+        for account_id, ledger in sorted(ledgers.items()):
             added += store.append_ledger(account_id, ledger.entries)
     return ImportSummary(
         creditors=len(built["creditors"]),

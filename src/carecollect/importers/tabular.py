@@ -48,9 +48,9 @@ import csv
 import io
 import json
 import os
+import re
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
-from decimal import Decimal
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,7 @@ from .records import (
     ImportProblem,
     ImportSummary,
     Record,
+    _JsonNumber,
     apply_records,
 )
 
@@ -77,6 +78,7 @@ __all__ = [
     "export_json",
     "import_csv",
     "import_json",
+    "read_json",
     "records_from_document",
 ]
 
@@ -147,100 +149,155 @@ CSV_COLUMNS: dict[str, tuple[str, ...]] = {
 
 
 # -- JSON ----------------------------------------------------------------------------------------
-def records_from_document(document: Any) -> dict[str, list[Record]]:
-    """Split a JSON import document into records tagged ``"invoices[3]"``.
-
-    :raises ImportFailed: the document is not an object of the expected shape.
-    """
+def _document_records(document: Any, at: str = "") -> tuple[dict[str, list[Record]], list[ImportProblem]]:
+    """The records of a JSON import document and the problems of its shape (``at``: the file, if any)."""
     if not isinstance(document, Mapping):
-        raise ImportFailed([ImportProblem("document", "document", "must be a JSON object")])
+        return {}, [ImportProblem(f"{at}document", "document", "must be a JSON object")]
     problems = []
     if document.get("format") != FORMAT:
-        problems.append(ImportProblem("document", "format", f"must be {FORMAT!r}"))
+        problems.append(ImportProblem(f"{at}document", "format", f"must be {FORMAT!r}"))
     out: dict[str, list[Record]] = {}
     for key, value in document.items():
         if key == "format":
             continue
         if key not in KINDS:
             problems.append(
-                ImportProblem("document", str(key)[:40], f"unknown section; use {', '.join(KINDS)}")
+                ImportProblem(f"{at}document", str(key), f"unknown section; use {', '.join(KINDS)}")
             )
             continue
         if not isinstance(value, list):
-            problems.append(ImportProblem(key, key, "must be a list of objects"))
+            problems.append(ImportProblem(f"{at}{key}", key, "must be a list of objects"))
             continue
         items = []
         for n, item in enumerate(value):
             if not isinstance(item, Mapping):
-                problems.append(ImportProblem(f"{key}[{n}]", "record", "must be an object"))
+                problems.append(ImportProblem(f"{at}{key}[{n}]", "record", "must be an object"))
                 continue
-            items.append(Record(f"{key}[{n}]", item))
+            items.append(Record(f"{at}{key}[{n}]", item))
         out[key] = items
+    return out, problems
+
+
+def records_from_document(document: Any) -> dict[str, list[Record]]:
+    """Split a JSON import document into records tagged ``"invoices[3]"``.
+
+    :raises ImportFailed: the document is not an object of the expected shape.
+    """
+    records, problems = _document_records(document)
     if problems:
         raise ImportFailed(problems)
-    return out
+    return records
+
+
+def read_json(path: str | os.PathLike[str], *, parse_float: Callable[[str], Any]) -> Any:
+    """Read a JSON file for an import, or raise :class:`ImportFailed` naming the file (and line).
+
+    :param parse_float: what a number with a fraction or an exponent becomes
+        (:class:`~decimal.Decimal` for FHIR, whose decimals are JSON numbers;
+        a marker the field readers refuse by name for carecollect's schema,
+        whose amounts are text). An integer of more than 30 digits becomes
+        that marker too, whatever ``parse_float`` is.
+    :raises ImportFailed: the file cannot be read as UTF-8, is not JSON, or
+        nests too deeply to be read.
+    """
+    name = Path(path).name
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ImportFailed(
+            [ImportProblem(name, "file", f"cannot be read as UTF-8 text ({type(exc).__name__})")]
+        ) from None
+    try:
+        return json.loads(text, parse_float=parse_float, parse_int=_JsonNumber.parse_int)
+    except RecursionError:
+        raise ImportFailed(
+            [ImportProblem(name, "document", "nests too deeply to be an import document")]
+        ) from None
+    except ValueError as exc:
+        line = getattr(exc, "lineno", None)
+        raise ImportFailed(
+            [ImportProblem(name if line is None else f"{name} line {line}", "document", "is not valid JSON")]
+        ) from None
 
 
 def import_json(store: Store, source: Mapping[str, Any] | str | os.PathLike[str]) -> ImportSummary:
     """Import a JSON document (a mapping, or the path of a ``.json`` file), all or nothing.
 
+    Read from a file, every problem names the file (``"doc.json invoices[3]"``),
+    and a number with a fraction or an exponent is refused in the field that
+    holds it: amounts are decimal text, never a JSON float.
+
     :raises ImportFailed: every problem found; nothing is stored.
     """
     document: Any = source
+    at = ""
     if isinstance(source, (str, os.PathLike)):
-        try:
-            text = Path(source).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ImportFailed(
-                [ImportProblem(Path(source).name, "file", f"cannot be read ({type(exc).__name__})")]
-            ) from None
-        try:
-            document = json.loads(text, parse_float=Decimal)
-        except ValueError as exc:
-            line = getattr(exc, "lineno", None)
-            raise ImportFailed(
-                [ImportProblem(f"{Path(source).name} line {line}", "document", "is not valid JSON")]
-            ) from None
-    return apply_records(store, records_from_document(document))
+        document = read_json(source, parse_float=_JsonNumber)
+        at = f"{Path(source).name} "
+    records, problems = _document_records(document, at)
+    return apply_records(store, records, found=problems)
 
 
 # -- CSV -------------------------------------------------------------------------------------------------
 def _read_csv(path: Path, kind: str, problems: list[ImportProblem]) -> Iterator[tuple[int, dict[str, str]]]:
+    """The rows of one CSV file with their line numbers; every problem of its shape goes to ``problems``.
+
+    A row that is not well-formed CSV (a quote never closed, a stray quote in
+    a field) is reported at the line where it starts, and reading goes on
+    with the next line, so every broken row of the file is listed at once.
+    """
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(ImportProblem(path.name, "file", f"cannot be read as UTF-8 ({type(exc).__name__})"))
         return
-    try:
-        reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
-        header = reader.fieldnames or []
-        required = (
-            {"id"}
-            if kind not in ("contact_points", "invoice_lines")
-            else {"contact_points": {"patient_id"}, "invoice_lines": {"invoice_id"}}[kind]
-        )
-        missing = required - set(header)
-        unknown = [h for h in header if h not in CSV_COLUMNS[kind]]
-        if missing:
-            problems.append(
-                ImportProblem(f"{path.name} row 1", sorted(missing)[0], "column is missing from the header")
-            )
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    columns = CSV_COLUMNS[kind]
+    header: list[str] | None = None
+    while True:
+        start = reader.line_num + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
             return
-        for h in unknown:
+        except csv.Error as exc:
             problems.append(
-                ImportProblem(f"{path.name} row 1", h[:40], "unknown column; see the import schema")
+                ImportProblem(f"{path.name} row {start}", "row", f"is not well-formed CSV ({exc})")
             )
-        for row in reader:
-            if None in row:
+            if header is None:
+                return
+            continue
+        if header is None:
+            header = cells
+            required = (
+                {"id"}
+                if kind not in ("contact_points", "invoice_lines")
+                else {"contact_points": {"patient_id"}, "invoice_lines": {"invoice_id"}}[kind]
+            )
+            missing = required - set(header)
+            if missing:
                 problems.append(
                     ImportProblem(
-                        f"{path.name} row {reader.line_num}", "row", "has more cells than the header"
+                        f"{path.name} row 1", sorted(missing)[0], "column is missing from the header"
                     )
                 )
-                continue
-            yield reader.line_num, {k: v for k, v in row.items() if k in CSV_COLUMNS[kind] and v is not None}
-    except csv.Error:
-        problems.append(ImportProblem(f"{path.name}", "file", "is not well-formed CSV"))
+                return
+            for n, h in enumerate(header, 1):
+                if not h.strip():
+                    problems.append(ImportProblem(f"{path.name} row 1", f"column {n}", "has no name"))
+                elif h not in columns:
+                    problems.append(
+                        ImportProblem(f"{path.name} row 1", h, "unknown column; see the import schema")
+                    )
+            continue
+        if not cells:
+            continue  # a blank line
+        if len(cells) > len(header):
+            problems.append(
+                ImportProblem(f"{path.name} row {reader.line_num}", "row", "has more cells than the header")
+            )
+            continue
+        yield reader.line_num, {h: v for h, v in zip(header, cells, strict=False) if h in columns}
 
 
 def import_csv(store: Store, folder: str | os.PathLike[str]) -> ImportSummary:
@@ -289,10 +346,8 @@ def import_csv(store: Store, folder: str | os.PathLike[str]) -> ImportSummary:
             items.append(Record(where, row))
         if kind in rows:
             records[kind] = items
-    if problems:
-        raise ImportFailed(problems)
     try:
-        return apply_records(store, records)
+        return apply_records(store, records, found=problems)
     except ImportFailed as failed:
         raise ImportFailed([_child_where(p, records, children) for p in failed.problems]) from None
 
@@ -303,15 +358,18 @@ def _child_where(
     children: Mapping[str, Mapping[str, list[dict[str, Any]]]],
 ) -> ImportProblem:
     """Point a problem in ``lines[2].amount`` at its own row of invoice_lines.csv."""
-    for prefix, child in (("lines[", "invoice_lines"), ("contact_points[", "contact_points")):
-        if p.field.startswith(prefix) and p.record_id is not None:
-            index = int(p.field[len(prefix) : p.field.index("]")])
-            owned = children[child].get(p.record_id, [])
-            if index < len(owned):
-                return ImportProblem(
-                    owned[index]["_where"], p.field[p.field.index("]") + 2 :], p.problem, p.record_id
-                )
+    nested = _NESTED_FIELD.fullmatch(p.field)
+    if nested is None or p.record_id is None:
+        return p
+    child = {"lines": "invoice_lines", "contact_points": "contact_points"}[nested["list"]]
+    owned = children[child].get(p.record_id, [])
+    index = int(nested["index"])
+    if index < len(owned):
+        return ImportProblem(owned[index]["_where"], nested["field"], p.problem, p.record_id)
     return p
+
+
+_NESTED_FIELD = re.compile(r"(?P<list>lines|contact_points)\[(?P<index>[0-9]{1,6})\]\.(?P<field>.+)")
 
 
 # -- export ------------------------------------------------------------------------------------------------------

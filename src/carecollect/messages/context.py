@@ -253,8 +253,11 @@ class MessageContext:
     :param reference: the invoice (or account) reference shown to the patient.
     :param creditor_name: the creditor's name as shown in letters and e-mail bodies.
     :param sender_name: a neutral name for SMS, subject lines and voicemail that
-        reveals neither debt collection nor a clinic's specialty (defaults to
-        ``creditor_name``; set it when the name reveals a specialty).
+        reveals neither debt collection nor a clinic's specialty (set it when
+        the creditor's name reveals a specialty). Left empty, the attribute
+        :attr:`sender_name` is derived from ``creditor_name`` whenever it is
+        read, so ``attrs.evolve(ctx, creditor_name=...)`` renames the sender
+        too; a name set here stays until it is evolved away.
     :param jurisdiction: ``"us"``, ``"no"``, ``"de"`` or ``"bg"``: whose rights
         texts and notices apply, and the region used for number layout.
     :param today: the date the message is rendered (for relative dates).
@@ -292,7 +295,7 @@ class MessageContext:
     phone: str
     email: str
     amount_due: Money = attrs.field(validator=_money)
-    sender_name: str = ""
+    _sender_name: str = attrs.field(default="", alias="sender_name")
     due_date: dt.date | None = attrs.field(default=None, validator=date_or_none)
     deadline: dt.date | None = attrs.field(default=None, validator=date_or_none)
     pay_link: str | None = None
@@ -315,9 +318,19 @@ class MessageContext:
     action_date: dt.date | None = attrs.field(default=None, validator=date_or_none)
     fap_summary: bool = False
 
-    def __attrs_post_init__(self) -> None:
-        if not self.sender_name:
-            object.__setattr__(self, "sender_name", self.creditor_name)
+    @property
+    def sender_name(self) -> str:
+        """The name SMS, subject lines and voicemail show: the one set, else ``creditor_name``.
+
+        >>> import datetime as dt
+        >>> from carecollect.money import Money
+        >>> ctx = MessageContext(reference="INV-1", creditor_name="Bay Clinic", jurisdiction="us",
+        ...     today=dt.date(2026, 3, 2), phone="+1 555 0100", email="b@example.org",
+        ...     amount_due=Money("10.00", "USD"))
+        >>> attrs.evolve(ctx, creditor_name="Lakeside Clinic").sender_name
+        'Lakeside Clinic'
+        """
+        return self._sender_name or self.creditor_name
 
 
 class SmsEncoding(enum.Enum):

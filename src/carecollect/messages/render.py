@@ -209,6 +209,30 @@ def _format_money(m: Money, loc: str) -> str:
     return m.format(loc)
 
 
+#: A full stop right after another one (not an ellipsis), outside a URL or an e-mail address.
+_DOUBLE_STOP = re.compile(
+    r"(?P<keep>[^\s<>\"']+://[^\s<>\"']+|[^\s<>\"']+@[^\s<>\"']+)|(?<!\.)\.(?P<tags>(?:</?[a-z]+>)*)\.(?!\.)"
+)
+
+
+def _one_full_stop(text: str) -> str:
+    """One full stop where a sentence ends in an abbreviation or a value that already ends in one.
+
+    Bulgarian long dates end in "г." ("22 март 2026 г.") and currency
+    abbreviations in a full stop ("щ.д."); a template that puts either at the
+    end of a sentence would print two. Typography takes one (as after "etc."
+    in English). Ellipses, URLs and e-mail addresses are left alone.
+
+    >>> _one_full_stop("Падежът е 22 март 2026 г.. Благодарим!")
+    'Падежът е 22 март 2026 г. Благодарим!'
+    >>> _one_full_stop("Wait... https://x.example/a..b and <b>2026 г.</b>.")
+    'Wait... https://x.example/a..b and <b>2026 г.</b>'
+    """
+    if ".." not in text and ".<" not in text:  # the common case, without a regular expression
+        return text
+    return _DOUBLE_STOP.sub(lambda m: m["keep"] or "." + m["tags"], text)
+
+
 @functools.lru_cache(maxsize=8192)
 def _format_date(d: dt.date, loc: str) -> str:
     return str(babel.dates.format_date(d, "long", locale=_babel_locale(loc)))
@@ -588,6 +612,10 @@ class Renderer:
             text = " ".join(text.split())
         else:
             text = re.sub(r"\n{3,}", "\n\n", text.strip()) + "\n"
+        text = _one_full_stop(text)
+        subject = _one_full_stop(subject) if subject is not None else None
+        html = _one_full_stop(html) if html is not None else None
+        voicemail = _one_full_stop(voicemail) if voicemail is not None else None
         descriptions = [ln.description for ln in statement.lines] if statement is not None else []
         if context.dispute is not None and context.dispute.corrective_action:
             descriptions.append(context.dispute.corrective_action)

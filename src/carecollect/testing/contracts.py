@@ -223,23 +223,62 @@ class PaymentProviderContract:
         instrument: Instrument,
         capabilities: ProviderCapabilities,
     ) -> None:
-        """Capturing part of an authorisation captures just that part."""
+        """Capturing part of an authorisation captures just that part (and refunds stop there)."""
         if not capabilities.partial_capture:
             pytest.skip("partial capture not claimed")
         auth = provider.authorize(amount, instrument, idempotency_key="kit-pc-auth", account_id="A-1")
         assert auth.success and auth.reference
-        part, rest = amount.allocate([2, 3])
+        part = amount.allocate([2, 3])[0]
         cap = provider.capture(auth.reference, part, idempotency_key="kit-pc-cap")
         assert cap.success and cap.amount == part
-        unit = Money.from_minor(1, amount.currency)
-        over = provider.capture(auth.reference, rest + unit, idempotency_key="kit-pc-over")
-        assert over.error_code is PaymentErrorCode.AMOUNT_EXCEEDS_AUTHORIZED, "only the rest may be captured"
         if capabilities.refunds:
             # refunds are bounded by what was captured, not by what was authorized
+            unit = Money.from_minor(1, amount.currency)
             refund = provider.refund(auth.reference, part + unit, idempotency_key="kit-pc-refund")
             assert refund.error_code is PaymentErrorCode.AMOUNT_EXCEEDS_REFUNDABLE
-        rest_cap = provider.capture(auth.reference, rest, idempotency_key="kit-pc-rest")
+
+    def test_multiple_partial_captures(
+        self,
+        provider: PaymentProvider,
+        amount: Money,
+        instrument: Instrument,
+        capabilities: ProviderCapabilities,
+    ) -> None:
+        """Several captures of one authorisation add up to the amount authorized and no further."""
+        if not capabilities.multiple_captures:
+            pytest.skip("multiple captures not claimed")
+        auth = provider.authorize(amount, instrument, idempotency_key="kit-mc-auth", account_id="A-1")
+        assert auth.success and auth.reference
+        part, rest = amount.allocate([2, 3])
+        cap = provider.capture(auth.reference, part, idempotency_key="kit-mc-cap")
+        assert cap.success and cap.amount == part
+        unit = Money.from_minor(1, amount.currency)
+        over = provider.capture(auth.reference, rest + unit, idempotency_key="kit-mc-over")
+        assert over.error_code is PaymentErrorCode.AMOUNT_EXCEEDS_AUTHORIZED, "only the rest may be captured"
+        rest_cap = provider.capture(auth.reference, rest, idempotency_key="kit-mc-rest")
         assert rest_cap.success and rest_cap.amount == rest
+
+    def test_second_capture_refused_when_not_claimed(
+        self,
+        provider: PaymentProvider,
+        amount: Money,
+        instrument: Instrument,
+        capabilities: ProviderCapabilities,
+    ) -> None:
+        """Without ``multiple_captures``, a second capture is a failed result (not an exception, no money)."""
+        if not capabilities.partial_capture or capabilities.multiple_captures:
+            pytest.skip("only for providers with partial capture but one capture per authorisation")
+        auth = provider.authorize(amount, instrument, idempotency_key="kit-sc-auth", account_id="A-1")
+        assert auth.success and auth.reference
+        part, rest = amount.allocate([2, 3])
+        assert provider.capture(auth.reference, part, idempotency_key="kit-sc-cap").success
+        second = provider.capture(auth.reference, rest, idempotency_key="kit-sc-second")
+        assert not second.success and second.error_code is not None, "a second capture must be declined"
+        if capabilities.refunds:
+            # nothing more was taken: refunds still stop at the first capture
+            unit = Money.from_minor(1, amount.currency)
+            refund = provider.refund(auth.reference, part + unit, idempotency_key="kit-sc-refund")
+            assert refund.error_code is PaymentErrorCode.AMOUNT_EXCEEDS_REFUNDABLE
 
     def test_partial_capture_refused_when_not_claimed(
         self,
