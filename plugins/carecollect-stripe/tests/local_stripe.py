@@ -331,7 +331,8 @@ class LocalStripe:
             400,
             type="invalid_request_error",
             code="payment_intent_unexpected_state",
-            message=f"This PaymentIntent could not be {action} because it has a status of {intent['status']}. "
+            message=f"This PaymentIntent could not be {action} because it has a status of "
+            f"{intent['status']}. "
             f"Only a PaymentIntent with one of the following statuses may be {action}: {allowed}.",
             payment_intent=self._public(intent),
         )
@@ -357,7 +358,11 @@ class LocalStripe:
         allowed = ("requires_payment_method", "requires_capture", "requires_confirmation", "requires_action")
         if intent["status"] not in allowed:
             raise self._unexpected(intent, "canceled", ", ".join(allowed))
-        intent |= {"status": "canceled", "amount_capturable": 0, "cancellation_reason": "requested_by_customer"}
+        intent |= {
+            "status": "canceled",
+            "amount_capturable": 0,
+            "cancellation_reason": "requested_by_customer",
+        }
         return self._public(intent)
 
     def _refund(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -412,7 +417,9 @@ class LocalStripe:
         pm = self._method(id)
         if _TEST_CARDS[pm["_behaviour"]][2] not in (None, "3ds"):
             code, decline = _TEST_CARDS[pm["_behaviour"]][2]  # type: ignore[misc]
-            raise StripeError(402, type="card_error", code=code, decline_code=decline, message=_MESSAGES[decline])
+            raise StripeError(
+                402, type="card_error", code=code, decline_code=decline, message=_MESSAGES[decline]
+            )
         pm["customer"] = p["customer"]
         return self._public(pm)
 

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
+import os
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import stripe
@@ -35,7 +37,7 @@ from carecollect.providers import (
 )
 from carecollect.scrubbing import scrub, scrub_text
 
-from .webhooks import StripeWebhookParser
+from .webhooks import Secret, StripeWebhookParser
 
 __all__ = [
     "CAPABILITIES",
@@ -109,7 +111,7 @@ class StripeUnreachable(CareCollectError, ConnectionError):
 
 
 class StripeRequestRefused(CareCollectError, ValueError):
-    """Stripe refused a request as malformed (a fault in the call or the account's settings, not a decline)."""
+    """Stripe refused a request as malformed: a fault in the call or the account's setup, not a decline."""
 
 
 def stripe_idempotency_key(operation_id: str, step: str = "") -> str:
@@ -130,6 +132,32 @@ def stripe_idempotency_key(operation_id: str, step: str = "") -> str:
     if len(key) > 255:
         key = "carecollect:sha256:" + hashlib.sha256(key.encode()).hexdigest()[:57]
     return key
+
+
+class _NoBodies(logging.Filter):
+    """Drops the ``stripe`` library's debug records that carry request and response bodies.
+
+    Those bodies hold client secrets, card details and metadata; the library's other
+    records (method, URL, status, request id) pass, scrubbed.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if text.startswith(("message='API response body'", "message='Post details'")):
+            return False
+        record.msg, record.args = scrub_text(text), None
+        return True
+
+
+def _quiet_library_bodies() -> None:
+    logger = logging.getLogger("stripe")
+    if not any(isinstance(f, _NoBodies) for f in logger.filters):
+        logger.addFilter(_NoBodies())
+    if "debug" in (str(getattr(stripe, "log", "") or ""), os.environ.get("STRIPE_LOG", "")):
+        raise ConfigurationError(
+            "the stripe library's debug output is on (stripe.log or STRIPE_LOG = 'debug'): it prints "
+            "payment bodies to stderr unscrubbed; turn it off ('info' is fine) before using the provider"
+        )
 
 
 def _local(url: str) -> bool:
@@ -163,14 +191,16 @@ class StripeProvider(BasePaymentProvider):
     def __init__(
         self, settings: Mapping[str, str], *, clock: Callable[[], dt.datetime] | None = None
     ) -> None:
+        _quiet_library_bodies()
         api_key = str(settings.get("api_key", ""))
         if not api_key.startswith(("sk_", "rk_")):
             raise ConfigurationError(
                 "the stripe provider needs 'api_key': a secret key (sk_test_..., sk_live_...) "
-                "or a restricted key (rk_...); keep it in the environment (\"env:STRIPE_API_KEY\")"
+                'or a restricted key (rk_...); keep it in the environment ("env:STRIPE_API_KEY")'
             )
-        self._api_key = api_key
-        self._webhook_secret = str(settings.get("webhook_secret", "")) or None
+        self._api_key = Secret(api_key)
+        hook_secret = str(settings.get("webhook_secret", ""))
+        self._webhook_secret = Secret(hook_secret) if hook_secret else None
         self.livemode = "_live_" in api_key
         self.api_base = _https_or_local("api_base", str(settings.get("api_base", stripe.DEFAULT_API_BASE)))
         self._success_url = settings.get("success_url")
@@ -210,7 +240,7 @@ class StripeProvider(BasePaymentProvider):
     # -- plumbing ------------------------------------------------------------------------------
 
     def _secrets(self) -> tuple[str, ...]:
-        return tuple(s for s in (self._api_key, self._webhook_secret) if s)
+        return tuple(s.reveal() for s in (self._api_key, self._webhook_secret) if s is not None)
 
     def _raw(self, obj: Any, *, hide: tuple[str, ...] = ()) -> dict[str, Any]:
         data = obj if isinstance(obj, Mapping) else {}
@@ -280,7 +310,9 @@ class StripeProvider(BasePaymentProvider):
             return failed(PaymentErrorCode.AMOUNT_EXCEEDS_REFUNDABLE)
         if code == "currency_not_supported" or param == "currency":
             return failed(PaymentErrorCode.CURRENCY_NOT_SUPPORTED)
-        raise StripeRequestRefused(f"stripe {verb}: Stripe refused the request ({code or 'no code'}): {message}")
+        raise StripeRequestRefused(
+            f"stripe {verb}: Stripe refused the request ({code or 'no code'}): {message}"
+        )
 
     def _check(self, verb: str, amount: Money | None, instrument: Instrument | None) -> PaymentResult | None:
         if amount is not None and amount.currency not in self.capabilities.currencies:
@@ -291,14 +323,17 @@ class StripeProvider(BasePaymentProvider):
             raise StripeRequestRefused(f"stripe {verb}: the amount must be positive")
         if instrument is not None and instrument.method not in self.capabilities.methods:
             return PaymentResult.failed(
-                PaymentErrorCode.METHOD_NOT_SUPPORTED, f"stripe {verb}: {instrument.method.value} is not offered"
+                PaymentErrorCode.METHOD_NOT_SUPPORTED,
+                f"stripe {verb}: {instrument.method.value} is not offered",
             )
         return None
 
     def _customer_of(self, payment_method: str) -> str | None:
         """The customer a saved PaymentMethod belongs to (``None``: a one-off method)."""
         try:
-            pm = self._call("read a payment method", lambda: self._client.v1.payment_methods.retrieve(payment_method))
+            pm = self._call(
+                "read a payment method", lambda: self._client.v1.payment_methods.retrieve(payment_method)
+            )
         except stripe.InvalidRequestError:
             return None  # unknown here: let the charge itself answer (a decline or not found)
         customer = pm.get("customer")
@@ -330,7 +365,7 @@ class StripeProvider(BasePaymentProvider):
             intent = self._call(
                 verb,
                 lambda: self._client.v1.payment_intents.create(
-                    params, {"idempotency_key": stripe_idempotency_key(key)}
+                    cast(Any, params), {"idempotency_key": stripe_idempotency_key(key)}
                 ),
             )
         except stripe.StripeError as exc:
@@ -418,9 +453,7 @@ class StripeProvider(BasePaymentProvider):
         intent_id = reference
         if reference.startswith("cs_"):
             try:
-                session = self._call(
-                    "refund", lambda: self._client.v1.checkout.sessions.retrieve(reference)
-                )
+                session = self._call("refund", lambda: self._client.v1.checkout.sessions.retrieve(reference))
             except stripe.StripeError as exc:
                 return self._failure("refund", exc)
             if not session.get("payment_intent"):
@@ -469,7 +502,7 @@ class StripeProvider(BasePaymentProvider):
             setup = self._call(
                 "verify",
                 lambda: self._client.v1.setup_intents.create(
-                    params, {"idempotency_key": stripe_idempotency_key(idempotency_key)}
+                    cast(Any, params), {"idempotency_key": stripe_idempotency_key(idempotency_key)}
                 ),
             )
         except stripe.StripeError as exc:
@@ -580,7 +613,7 @@ class StripeProvider(BasePaymentProvider):
             session = self._call(
                 "create a payment link",
                 lambda: self._client.v1.checkout.sessions.create(
-                    params, {"idempotency_key": stripe_idempotency_key(idempotency_key)}
+                    cast(Any, params), {"idempotency_key": stripe_idempotency_key(idempotency_key)}
                 ),
             )
         except stripe.StripeError as exc:
@@ -594,7 +627,9 @@ class StripeProvider(BasePaymentProvider):
         try:
             sessions = self._call(
                 "read checkout sessions",
-                lambda: self._client.v1.checkout.sessions.list({"payment_intent": payment_intent, "limit": 1}),
+                lambda: self._client.v1.checkout.sessions.list(
+                    {"payment_intent": payment_intent, "limit": 1}
+                ),
             )
         except stripe.StripeError as exc:
             raise StripeRequestRefused(
@@ -606,4 +641,3 @@ class StripeProvider(BasePaymentProvider):
     def parse_webhook(self, headers: Mapping[str, str], body: bytes, *, now: dt.datetime) -> WebhookEvent:
         """Verify the ``Stripe-Signature`` header and read the event (see :mod:`.webhooks`)."""
         return self._webhooks.parse(headers, body, now=now)
-

@@ -47,10 +47,34 @@ from carecollect.providers import (
     WebhookSignatureInvalid,
 )
 
-__all__ = ["SIGNATURE_HEADER", "StripeWebhookParser", "stripe_signature"]
+__all__ = ["SIGNATURE_HEADER", "Secret", "StripeWebhookParser", "stripe_signature"]
 
 #: The header Stripe signs its deliveries in.
 SIGNATURE_HEADER = "Stripe-Signature"
+
+
+class Secret:
+    """A secret setting (an API key, a signing secret) that never shows in a repr or ``vars()``.
+
+    >>> key = Secret("sk_test_abc123")
+    >>> key, str(key), key.reveal()
+    (Secret('[REDACTED]'), '[REDACTED]', 'sk_test_abc123')
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The value, for the one place that sends it (the HTTP client, the HMAC)."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('[REDACTED]')"
+
+    def __str__(self) -> str:
+        return "[REDACTED]"
 
 
 def stripe_signature(secret: str, body: bytes, timestamp: int) -> str:
@@ -85,7 +109,7 @@ class StripeWebhookParser:
 
     def __init__(
         self,
-        secret: str | None,
+        secret: Secret | None,
         *,
         tolerance: dt.timedelta,
         livemode: bool,
@@ -106,7 +130,9 @@ class StripeWebhookParser:
         :raises WebhookExpired: the signed time is outside the tolerance.
         """
         if self._secret is None:
-            raise ConfigurationError("the stripe provider needs 'webhook_secret' (whsec_...) to take webhooks")
+            raise ConfigurationError(
+                "the stripe provider needs 'webhook_secret' (whsec_...) to take webhooks"
+            )
         value = _header(headers, SIGNATURE_HEADER)
         if not value:
             raise WebhookSignatureInvalid("stripe webhook: the Stripe-Signature header is missing")
@@ -122,8 +148,10 @@ class StripeWebhookParser:
             elif name == "v1":
                 given.append(item)
         if timestamp is None or not given:
-            raise WebhookSignatureInvalid("stripe webhook: the Stripe-Signature header is malformed (t=...,v1=...)")
-        expected = stripe_signature(self._secret, body, timestamp).encode()
+            raise WebhookSignatureInvalid(
+                "stripe webhook: the Stripe-Signature header is malformed (t=...,v1=...)"
+            )
+        expected = stripe_signature(self._secret.reveal(), body, timestamp).encode()
         if not any(hmac.compare_digest(expected, v.encode()) for v in given):
             raise WebhookSignatureInvalid(
                 "stripe webhook: no signature matches the body; check the endpoint's signing secret"
@@ -131,7 +159,8 @@ class StripeWebhookParser:
         signed_at = dt.datetime.fromtimestamp(timestamp, tz=dt.UTC)
         if abs(now - signed_at) > self._tolerance:
             raise WebhookExpired(
-                f"stripe webhook: signed at {signed_at.isoformat()}, outside {self._tolerance} of {now.isoformat()}"
+                f"stripe webhook: signed at {signed_at.isoformat()}, "
+                f"outside {self._tolerance} of {now.isoformat()}"
             )
         return signed_at
 
@@ -178,7 +207,11 @@ class StripeWebhookParser:
         ident = obj.get("id")
         if name in ("checkout.session.completed", "checkout.session.async_payment_succeeded"):
             if obj.get("payment_status") == "paid":
-                return WebhookKind.PAYMENT_SUCCEEDED, ident, _money(obj.get("amount_total"), obj.get("currency"))
+                return (
+                    WebhookKind.PAYMENT_SUCCEEDED,
+                    ident,
+                    _money(obj.get("amount_total"), obj.get("currency")),
+                )
             return WebhookKind.OTHER, ident, None
         if name == "checkout.session.async_payment_failed":
             return WebhookKind.PAYMENT_FAILED, ident, None
@@ -186,7 +219,11 @@ class StripeWebhookParser:
         if name == "payment_intent.succeeded":
             if from_checkout:  # the session's own event posts it, under the session's reference
                 return WebhookKind.OTHER, ident, None
-            return WebhookKind.PAYMENT_SUCCEEDED, ident, _money(obj.get("amount_received"), obj.get("currency"))
+            return (
+                WebhookKind.PAYMENT_SUCCEEDED,
+                ident,
+                _money(obj.get("amount_received"), obj.get("currency")),
+            )
         if name == "payment_intent.payment_failed":
             reference = self._session_for(str(ident)) if from_checkout else ident
             return WebhookKind.PAYMENT_FAILED, reference or ident, None
