@@ -19,7 +19,9 @@ WEBHOOK_URL = "https://pay.clinic.example/webhooks/vipps?source=epayment"
 
 @pytest.fixture
 def vipps_server() -> Iterator[LocalVipps]:
-    yield from serve(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, subscription_key=SUBSCRIPTION_KEY, msn=MSN)
+    yield from serve(
+        client_id=CLIENT_ID, client_secret=CLIENT_SECRET, subscription_key=SUBSCRIPTION_KEY, msn=MSN
+    )
 
 
 @pytest.fixture

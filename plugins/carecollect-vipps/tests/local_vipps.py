@@ -31,10 +31,9 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
-
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit as _split
 
 APPROVES = "4791234567"
@@ -207,7 +206,9 @@ class LocalVipps:
             raise Problem(400, "Bad Request", "reference must match ^[a-zA-Z0-9-]{8,50}$.")
         amount = body.get("amount") or {}
         if amount.get("currency") not in ("NOK", "DKK", "EUR") or not isinstance(amount.get("value"), int):
-            raise Problem(400, "Bad Request", "amount must have a currency (NOK, DKK, EUR) and an integer value.")
+            raise Problem(
+                400, "Bad Request", "amount must have a currency (NOK, DKK, EUR) and an integer value."
+            )
         if (body.get("paymentMethod") or {}).get("type") not in ("WALLET", "CARD"):
             raise Problem(400, "Bad Request", "paymentMethod.type must be WALLET or CARD.")
         flow = body.get("userFlow")
@@ -298,7 +299,11 @@ class LocalVipps:
         agg = payment["aggregate"]
         if payment["state"] != "AUTHORIZED":
             raise Problem(400, "Bad Request", f"A payment in state {payment['state']} cannot be captured.")
-        left = agg["authorizedAmount"]["value"] - agg["capturedAmount"]["value"] - agg["cancelledAmount"]["value"]
+        left = (
+            agg["authorizedAmount"]["value"]
+            - agg["capturedAmount"]["value"]
+            - agg["cancelledAmount"]["value"]
+        )
         if units > left:
             raise Problem(400, "Bad Request", "Capture amount is higher than the amount left to capture.")
         agg["capturedAmount"]["value"] += units
@@ -309,7 +314,9 @@ class LocalVipps:
         units = self._amount_of(payment, body)
         agg = payment["aggregate"]
         if units > agg["capturedAmount"]["value"] - agg["refundedAmount"]["value"]:
-            raise Problem(400, "Bad Request", "Refund amount is higher than the captured amount left to refund.")
+            raise Problem(
+                400, "Bad Request", "Refund amount is higher than the captured amount left to refund."
+            )
         agg["refundedAmount"]["value"] += units
         self._event(payment, "REFUNDED", units, key)
         return self._modification(payment)
@@ -321,7 +328,11 @@ class LocalVipps:
         if payment["state"] == "CREATED":
             self._set_state(payment, "TERMINATED", key)
             return self._modification(payment)
-        left = agg["authorizedAmount"]["value"] - agg["capturedAmount"]["value"] - agg["cancelledAmount"]["value"]
+        left = (
+            agg["authorizedAmount"]["value"]
+            - agg["capturedAmount"]["value"]
+            - agg["cancelledAmount"]["value"]
+        )
         if left <= 0:
             raise Problem(400, "Bad Request", "Nothing is left to cancel.")
         agg["cancelledAmount"]["value"] += left
@@ -329,6 +340,13 @@ class LocalVipps:
             payment["state"] = "TERMINATED"
         self._event(payment, "CANCELLED", left, key)
         return self._modification(payment)
+
+    def approve(self, reference: str) -> None:
+        """The payer approves payment ``reference`` in the app (what the test approve endpoint does)."""
+        with self._lock:
+            payment = self.payments[reference]
+            if payment["state"] == "CREATED":
+                self._set_state(payment, "AUTHORIZED", None)
 
     # -- webhooks --------------------------------------------------------------------------------
 
@@ -339,12 +357,15 @@ class LocalVipps:
         parts = urlsplit(url)
         path = parts.path + (f"?{parts.query}" if parts.query else "")
         signed = f"POST\n{path}\n{date};{parts.netloc};{digest}"
-        signature = base64.b64encode(hmac.new(secret.encode(), signed.encode(), hashlib.sha256).digest()).decode()
+        signature = base64.b64encode(
+            hmac.new(secret.encode(), signed.encode(), hashlib.sha256).digest()
+        ).decode()
         return {
             "Host": parts.netloc,
             "x-ms-date": date,
             "x-ms-content-sha256": digest,
-            "Authorization": f"HMAC-SHA256 SignedHeaders=x-ms-date;host;x-ms-content-sha256&Signature={signature}",
+            "Authorization": "HMAC-SHA256 SignedHeaders=x-ms-date;host;x-ms-content-sha256"
+            f"&Signature={signature}",
             "Content-Type": "application/json",
         }
 

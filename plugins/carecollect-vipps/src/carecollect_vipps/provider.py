@@ -100,8 +100,10 @@ def vipps_reference(operation_id: str) -> str:
 def vipps_idempotency_key(operation_id: str, step: str = "") -> str:
     """The ``Idempotency-Key`` for ``operation_id`` (and ``step`` of it): at most 50 characters.
 
-    >>> len(vipps_idempotency_key("charge:PLAN-7#3")), vipps_idempotency_key("a") != vipps_idempotency_key("a", "x")
-    (47, True)
+    >>> len(vipps_idempotency_key("charge:PLAN-7#3"))
+    47
+    >>> vipps_idempotency_key("a") != vipps_idempotency_key("a", "x")
+    True
     """
     return "cc-" + hashlib.sha256(f"{operation_id}|{step}".encode()).hexdigest()[:44]
 
@@ -304,7 +306,8 @@ class VippsProvider(BasePaymentProvider):
             raise VippsRequestRefused(f"vipps {verb}: the amount must be positive")
         if instrument is not None and instrument.method not in self.capabilities.methods:
             return PaymentResult.failed(
-                PaymentErrorCode.METHOD_NOT_SUPPORTED, f"vipps {verb}: {instrument.method.value} is not offered"
+                PaymentErrorCode.METHOD_NOT_SUPPORTED,
+                f"vipps {verb}: {instrument.method.value} is not offered",
             )
         return None
 
@@ -368,7 +371,9 @@ class VippsProvider(BasePaymentProvider):
         if state == "AUTHORIZED":
             return PaymentResult.ok(reference, amount, raw=raw)
         if state == "CREATED":
-            self._api("POST", self._path(reference, "cancel"), key=vipps_idempotency_key(idempotency_key, "cancel"))
+            self._api(
+                "POST", self._path(reference, "cancel"), key=vipps_idempotency_key(idempotency_key, "cancel")
+            )
             return PaymentResult.failed(
                 PaymentErrorCode.DECLINED,
                 f"not approved in the app within {self._approval_timeout:g} s; the request was cancelled",
@@ -386,7 +391,9 @@ class VippsProvider(BasePaymentProvider):
         auth = self.authorize(amount, instrument, idempotency_key=idempotency_key, account_id=account_id)
         if not auth.success or auth.reference is None:
             return auth
-        return self._modify("capture", auth.reference, amount, vipps_idempotency_key(idempotency_key, "capture"))
+        return self._modify(
+            "capture", auth.reference, amount, vipps_idempotency_key(idempotency_key, "capture")
+        )
 
     def _classify(
         self, verb: str, reference: str, amount: Money | None, payload: Mapping[str, Any]
@@ -396,14 +403,16 @@ class VippsProvider(BasePaymentProvider):
         raw = self._raw(payload)
         payment = self._get(reference)
         if payment is None:
-            return PaymentResult.failed(PaymentErrorCode.NOT_FOUND, "no such payment", reference=reference, raw=raw)
+            return PaymentResult.failed(
+                PaymentErrorCode.NOT_FOUND, "no such payment", reference=reference, raw=raw
+            )
         agg = payment.get("aggregate", {})
 
         def units(name: str) -> int:
             return int((agg.get(name) or {}).get("value", 0))
 
         authorized, captured = units("authorizedAmount"), units("capturedAmount")
-        cancelled, refunded = units("cancelledAmount"), units("refundedAmount")
+        cancelled = units("cancelledAmount")
         state = payment.get("state")
 
         def failed(code: PaymentErrorCode) -> PaymentResult:
@@ -435,12 +444,16 @@ class VippsProvider(BasePaymentProvider):
             )
         if status == 409 and "dempoten" in str(payload.get("detail", "")):
             return PaymentResult.failed(
-                PaymentErrorCode.IDEMPOTENCY_CONFLICT, self._message(payload, "conflict"), raw=self._raw(payload)
+                PaymentErrorCode.IDEMPOTENCY_CONFLICT,
+                self._message(payload, "conflict"),
+                raw=self._raw(payload),
             )
         if status >= 400:
             return self._classify(verb, reference, amount, payload)
         if verb == "refund":
-            return PaymentResult.ok(str(payload.get("pspReference") or reference), amount, raw=self._raw(payload))
+            return PaymentResult.ok(
+                str(payload.get("pspReference") or reference), amount, raw=self._raw(payload)
+            )
         return PaymentResult.ok(reference, amount, raw=self._raw(payload))
 
     def capture(self, reference: str, amount: Money, *, idempotency_key: str) -> PaymentResult:
@@ -501,7 +514,9 @@ class VippsProvider(BasePaymentProvider):
                 "this idempotency key was used for a different payment",
                 raw=self._raw(payload),
             )
-        return PaymentResult.ok(reference, amount, url=str(payload.get("redirectUrl")), raw=self._raw(payload))
+        return PaymentResult.ok(
+            reference, amount, url=str(payload.get("redirectUrl")), raw=self._raw(payload)
+        )
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes, *, now: dt.datetime) -> WebhookEvent:
         """Verify the Webhooks API's HMAC and read the ePayment event (see :mod:`.webhooks`)."""
