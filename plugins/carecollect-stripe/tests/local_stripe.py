@@ -27,10 +27,9 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-
-from werkzeug.serving import make_server
-from werkzeug.wrappers import Request, Response
+from urllib.parse import parse_qsl, urlsplit
 
 API_VERSION = "2026-10-28.endive"
 
@@ -71,6 +70,29 @@ def decode_form(pairs: list[tuple[str, str]]) -> dict[str, Any]:
     return lists(root)
 
 
+class Response:
+    """What the server answers: status, headers and a body."""
+
+    def __init__(self, body: str | bytes, *, status: int, content_type: str) -> None:
+        self.status_code = status
+        self.headers = {"Content-Type": content_type}
+        self.body = body.encode() if isinstance(body, str) else body
+
+    def get_data(self) -> bytes:
+        return self.body
+
+
+class Request:
+    """Method, path, query and form pairs, and headers of one request."""
+
+    def __init__(self, method: str, target: str, headers: Any, body: bytes) -> None:
+        parts = urlsplit(target)
+        self.method, self.path, self.headers = method, parts.path, headers
+        self.pairs = parse_qsl(parts.query, keep_blank_values=True)
+        if body:
+            self.pairs += parse_qsl(body.decode(), keep_blank_values=True)
+
+
 class StripeError(Exception):
     def __init__(self, status: int, **error: Any) -> None:
         super().__init__(error.get("message"))
@@ -101,14 +123,12 @@ class LocalStripe:
 
     # -- the WSGI app ----------------------------------------------------------------------------
 
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        request = Request(environ)
+    def answer(self, request: Request) -> Response:
         with self._lock:
-            response = self._handle(request)
-        return response(environ, start_response)
+            return self._handle(request)
 
     def _handle(self, request: Request) -> Response:
-        params = decode_form(list(request.form.items(multi=True)) + list(request.args.items(multi=True)))
+        params = decode_form(request.pairs)
         self.requests.append(
             {
                 "method": request.method,
@@ -601,9 +621,29 @@ class LocalStripe:
 def serve(api_key: str, webhook_secret: str) -> Iterator[LocalStripe]:
     """Run a :class:`LocalStripe` on a free 127.0.0.1 port for the duration of the generator."""
     app = LocalStripe(api_key, webhook_secret)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as the library's HTTP client expects
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            response = app.answer(Request(self.command, self.path, self.headers, body))
+            self.send_response(response.status_code)
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(response.body)))
+            self.end_headers()
+            self.wfile.write(response.body)
+
+        do_GET = do_POST = do_DELETE = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     app.url = f"http://127.0.0.1:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield app

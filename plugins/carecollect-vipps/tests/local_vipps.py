@@ -407,7 +407,7 @@ def serve(**credentials: str) -> Iterator[LocalVipps]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     app.url = f"http://127.0.0.1:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield app
