@@ -433,3 +433,24 @@ def test_idempotency_key_helper_is_stable() -> None:
     assert stripe_idempotency_key("a" * 400) == stripe_idempotency_key("a" * 400)
     assert stripe_idempotency_key("a" * 400) != stripe_idempotency_key("a" * 401)
     assert len(stripe_idempotency_key("a" * 400)) <= 255
+
+
+def test_secrets_come_from_env_references_in_the_settings_file(
+    tmp_path: Path, stripe_server: LocalStripe, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from carecollect.cli.config import parse_config
+
+    monkeypatch.setenv("STRIPE_API_KEY", API_KEY)
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
+    text = f"""
+[payment_providers.stripe]
+api_key = "env:STRIPE_API_KEY"
+webhook_secret = "env:STRIPE_WEBHOOK_SECRET"
+api_base = "{stripe_server.url}"
+success_url = "https://pay.clinic.example/thanks"
+cancel_url = "https://pay.clinic.example/cancelled"
+"""
+    settings = parse_config(text, tmp_path).settings.payment_providers["stripe"]
+    provider = STRIPE.create(settings)
+    assert provider.purchase(EUR, VISA, idempotency_key="env-1", account_id="A-1").success
+    assert API_KEY not in text and API_KEY not in repr(provider)

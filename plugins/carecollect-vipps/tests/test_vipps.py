@@ -339,3 +339,24 @@ def test_a_vipps_payment_is_posted_once_on_capture_and_a_refund_taken_back(
     assert (refunded.payments_reversed, refunded.failures) == (1, ())
     book = store.ledger(snap.account.id)
     assert book.sum_of(EntryKind.PAYMENT_REVERSED) == part and book.balance == part
+
+
+def test_secrets_come_from_env_references_in_the_settings_file(
+    tmp_path: Path, vipps_server: LocalVipps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from carecollect.cli.config import parse_config
+
+    monkeypatch.setenv("VIPPS_CLIENT_SECRET", CLIENT_SECRET)
+    monkeypatch.setenv("VIPPS_SUBSCRIPTION_KEY", SUBSCRIPTION_KEY)
+    text = f"""
+[payment_providers.vipps]
+client_id = "fb492b5e-7907-4d83-ba20-c7fb60ca35de"
+client_secret = "env:VIPPS_CLIENT_SECRET"
+subscription_key = "env:VIPPS_SUBSCRIPTION_KEY"
+merchant_serial_number = "{MSN}"
+api_base = "{vipps_server.url}"
+return_url = "https://pay.clinic.example/vipps/return"
+"""
+    provider = VIPPS.create(parse_config(text, tmp_path).settings.payment_providers["vipps"])
+    link = provider.create_payment_link(NOK, idempotency_key="env-1", account_id="A-1", expires_at=_now())
+    assert link.success and CLIENT_SECRET not in text
