@@ -189,6 +189,9 @@ def test_capture_after_void_and_void_after_capture(stripe_provider: StripeProvid
     assert late.error_code is PaymentErrorCode.ALREADY_CAPTURED
     unknown = stripe_provider.capture("pi_unknown", EUR, idempotency_key="v-6")
     assert unknown.error_code is PaymentErrorCode.NOT_FOUND
+    gone = Instrument(PaymentMethod.CARD, token="pm_1NoSuchCardAnywhere")
+    bad = stripe_provider.purchase(EUR, gone, idempotency_key="v-7", account_id="A-1")
+    assert bad.error_code is PaymentErrorCode.INVALID_INSTRUMENT
 
 
 def test_a_partial_capture_releases_the_rest(stripe_provider: StripeProvider) -> None:

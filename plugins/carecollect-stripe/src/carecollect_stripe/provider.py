@@ -293,6 +293,9 @@ class StripeProvider(BasePaymentProvider):
         if isinstance(exc, stripe.APIError):  # Stripe's own 5xx
             return failed(PaymentErrorCode.PROCESSING_ERROR)
         if code == "resource_missing":
+            # an unknown card token is the instrument's fault; an unknown payment is not found
+            if param == "payment_method":
+                return failed(PaymentErrorCode.INVALID_INSTRUMENT)
             return failed(PaymentErrorCode.NOT_FOUND)
         if code == "payment_intent_unexpected_state":
             if status == "canceled":
