@@ -11,12 +11,20 @@ from pathlib import Path
 import pytest
 import stripe
 from carecollect.channels import Channel
-from carecollect.daily_run import InboundEvent, InboundKind, RunSettings, intake, provider_payment_id
+from carecollect.daily_run import (
+    InboundEvent,
+    InboundKind,
+    RunSettings,
+    execute_run,
+    intake,
+    provider_payment_id,
+)
 from carecollect.errors import ConfigurationError
 from carecollect.invoices import InvoiceStatus
 from carecollect.ledger import EntryKind
 from carecollect.money import Money
 from carecollect.payments import PaymentMethod
+from carecollect.plans import InstalmentStatus, PaymentPlan, PlanStatus, build_schedule
 from carecollect.plugin_manager import make_plugin_manager
 from carecollect.portfolio import load_portfolio
 from carecollect.providers import (
@@ -26,13 +34,13 @@ from carecollect.providers import (
     WebhookKind,
     WebhookSignatureInvalid,
 )
-from carecollect.store.base import ProviderPayment
+from carecollect.store.base import Mandate, ProviderPayment
 from carecollect.store.sqlite import SQLiteStore
 from conftest import API_KEY, WEBHOOK_SECRET
 from local_stripe import LocalStripe
 
 import carecollect_stripe
-from carecollect_stripe import STRIPE, StripeProvider, StripeUnreachable, stripe_idempotency_key
+from carecollect_stripe import CAPABILITIES, STRIPE, StripeProvider, StripeUnreachable, stripe_idempotency_key
 
 EUR = Money("120.50", "EUR")
 VISA = Instrument(PaymentMethod.CARD, token="pm_card_visa")
@@ -457,3 +465,79 @@ cancel_url = "https://pay.clinic.example/cancelled"
     provider = STRIPE.create(settings)
     assert provider.purchase(EUR, VISA, idempotency_key="env-1", account_id="A-1").success
     assert API_KEY not in text and API_KEY not in repr(provider)
+
+
+# -- plan instalments through the daily run -------------------------------------------------------------
+
+
+def _plan_paid_by(store: SQLiteStore, provider: StripeProvider, token: str, now: dt.datetime) -> PaymentPlan:
+    """An active 3-instalment plan, first instalment due, paid by a card saved at Stripe."""
+    snap = next(
+        s
+        for s in store.iter_account_snapshots()
+        if not s.plans
+        and not s.disputes
+        and s.ledger.balance.currency in CAPABILITIES.currencies
+        and any(
+            i.status is InvoiceStatus.OPEN and s.ledger.invoice_balance(i.id).is_positive()
+            for i in s.invoices
+        )
+    )
+    invoice = next(
+        i
+        for i in snap.invoices
+        if i.status is InvoiceStatus.OPEN and snap.ledger.invoice_balance(i.id).is_positive()
+    )
+    balance = snap.ledger.invoice_balance(invoice.id)
+    plan = PaymentPlan(
+        f"PLAN-{invoice.id}",
+        snap.account.id,
+        (invoice.id,),
+        balance,
+        build_schedule(balance, 3, first_due=now.date() - dt.timedelta(days=1)),
+        now - dt.timedelta(days=30),
+        status=PlanStatus.ACTIVE,
+    )
+    saved = provider.store_mandate(
+        Instrument(PaymentMethod.CARD, token),
+        idempotency_key=f"mandate:{plan.id}",
+        account_id=snap.account.id,
+    )
+    assert saved.success and saved.reference
+    with store.transaction():
+        store.put_plan(plan)
+        store.put_mandate(
+            Mandate(plan.id, plan.account_id, "stripe", "card", saved.reference, now - dt.timedelta(days=30))
+        )
+    return plan
+
+
+@pytest.mark.parametrize(
+    ("token", "charged"), [("pm_card_visa", True), ("pm_card_authenticationRequired", False)]
+)
+def test_the_daily_run_charges_a_due_instalment_off_session(
+    store: SQLiteStore,
+    settings: dict[str, str],
+    stripe_server: LocalStripe,
+    tmp_path: Path,
+    token: str,
+    charged: bool,
+) -> None:
+    now = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)
+    plan = _plan_paid_by(store, STRIPE.create(settings), token, now)  # type: ignore[arg-type]
+    pm = make_plugin_manager(load_entrypoints=False, plugins=[carecollect_stripe])
+    run = RunSettings(
+        channel_plugins=dict.fromkeys(Channel, "outbox"),
+        channel_config={"outbox": {"folder": str(tmp_path / "out")}},
+        payment_providers={"stripe": settings},
+    )
+    report = execute_run(store, now, pm, run)
+    charge = [r for r in stripe_server.requests if r["path"] == "/v1/payment_intents"][-1]
+    assert charge["idempotency_key"] == f"carecollect:charge:{plan.id}#1"  # the run's outbox key
+    assert charge["params"]["off_session"] == "true"
+    assert charge["params"]["amount"] == str(plan.instalments[0].amount.minor_units)
+    paid = store.get_plan(plan.id).instalments[0].status is InstalmentStatus.PAID
+    assert (report.charged, report.charges_failed, paid) == ((1, 0, True) if charged else (0, 1, False))
+    if not charged:  # the bank wants Kari to authenticate: the run records why, and a link is the way on
+        item = store.outbox_get(f"charge:{plan.id}#1")
+        assert "authentication_required" in str(item.last_error)
