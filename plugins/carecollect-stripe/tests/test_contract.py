@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-import attrs
 import pytest
 from carecollect.payments import PaymentMethod
-from carecollect.providers import Instrument, ProviderCapabilities
+from carecollect.providers import Instrument
 from carecollect.testing import PaymentProviderContract
 from conftest import API_KEY, WEBHOOK_SECRET
 from local_stripe import LocalStripe
-
-#: Whether this carecollect's ProviderCapabilities can say "several captures of one authorisation".
-#: Until it can, the kit's partial-capture test captures twice, which Stripe never allows.
-KIT_KNOWS_MULTIPLE_CAPTURES = any("multi" in name for name in attrs.fields_dict(ProviderCapabilities))
 
 
 class TestStripeProvider(PaymentProviderContract):
@@ -55,12 +50,3 @@ class TestStripeProvider(PaymentProviderContract):
             return stripe_server.signed(body, at=at), body
 
         return sign
-
-    @pytest.mark.xfail(
-        not KIT_KNOWS_MULTIPLE_CAPTURES,
-        strict=True,
-        reason="Stripe captures once (the rest is released); the kit on this branch still captures "
-        "twice and needs the declared multiple-capture capability to skip that part",
-    )
-    def test_partial_capture(self, provider, amount, instrument, capabilities):
-        super().test_partial_capture(provider, amount, instrument, capabilities)

@@ -67,6 +67,7 @@ CAPABILITIES = ProviderCapabilities(
     countries={"NO", "DK", "FI"},
     two_step=True,
     partial_capture=True,
+    multiple_captures=True,  # the ePayment API captures a reserved amount in several parts
     refunds=True,
     partial_refunds=True,
     void=True,
