@@ -905,8 +905,15 @@ def intake(
     now: dt.datetime,
     *,
     contacts: Iterable[ContactRecord] = (),
+    poll_agency: bool = True,
 ) -> IntakeReport:
     """Take in payment webhooks, delivery reports, replies, disputes and remittances; each event id once.
+
+    The ``events`` given are taken first, then the events the store's inbox holds
+    (:meth:`~carecollect.store.base.Store.inbox_pending`: what the patient pages' webhook door
+    received over HTTP), each marked taken once handled. ``poll_agency=False`` skips retrying
+    recalls and reading the agency's remittances and status updates (the patient pages take in
+    their inbox that way after each event, and leave the agency to the run).
 
     An inbound ``STOP`` (in any of the supported languages) becomes an opt-out on
     the matching contact point at once. A payment webhook is verified by its
@@ -973,7 +980,7 @@ def intake(
     failures: list[str] = []
     channels: dict[str, Any] = {}
     providers: dict[str, Any] = {}
-    if settings.agency:
+    if settings.agency and poll_agency:
         counts["recalled"] += _retry_recalls(store, pm, settings, now, failures)
     for ev in itertools.chain(events, _inbox_events(store, failures, now)):
         try:
@@ -1044,7 +1051,7 @@ def intake(
         except (KeyError, ValueError, TypeError) as exc:
             failures.append(f"{ev.kind.value} via {ev.plugin}: malformed event ({type(exc).__name__})")
     counts["met"] += _meet_disputes(store, contacts, now)
-    if settings.agency:
+    if settings.agency and poll_agency:
         try:
             connector = pm.agency_connector(settings.agency).create(dict(settings.agency_config))
             since = now - dt.timedelta(days=settings.remittance_lookback_days)

@@ -10,6 +10,8 @@ from carecollect.providers import BasePaymentProvider, Instrument, PaymentErrorC
 from carecollect.providers import PaymentProviderDescriptor, ProviderCapabilities, TransactionBook
 from carecollect.providers import WebhookEvent, WebhookKind, verify_webhook_signature
 
+from carecollect_demo_gateway.hosted import checkout_token
+
 CAPABILITIES = ProviderCapabilities(
     methods={PaymentMethod.CARD}, currencies={"EUR", "NOK", "USD"}, two_step=True, partial_capture=True,
     refunds=True, partial_refunds=True, void=True, payment_links=True, webhooks=True,
@@ -21,6 +23,8 @@ class DemoGateway(BasePaymentProvider):
 
     def __init__(self, settings):
         self._secret = settings["webhook_secret"].encode()
+        # the hosted checkout page (see carecollect_demo_gateway.hosted); without it links are placeholders
+        self._checkout = settings.get("checkout_url", "https://pay.demo-gateway.invalid")
         self._book = TransactionBook("demo")  # stands in for the gateway's own records
         self.capture, self.void, self.refund = self._book.capture, self._book.void, self._book.refund
 
@@ -32,13 +36,17 @@ class DemoGateway(BasePaymentProvider):
         return self._book.authorize(amount, idempotency_key=idempotency_key)
 
     def create_payment_link(self, amount: Money, *, idempotency_key: str, account_id: str, expires_at=None):
-        ref = self._book.authorize(amount, idempotency_key=idempotency_key).reference
-        return PaymentResult.ok(ref, amount, url=f"https://pay.demo-gateway.invalid/{ref}")
+        # the reference comes from the idempotency key, so the same request gives the same link
+        ref = "demo_link_" + checkout_token(self._secret, idempotency_key, amount)[-16:]
+        token = checkout_token(self._secret, ref, amount)
+        return PaymentResult.ok(ref, amount, url=f"{self._checkout.rstrip('/')}/{token}")
 
     def parse_webhook(self, headers, body: bytes, *, now) -> WebhookEvent:
         signed_at = verify_webhook_signature(self._secret, headers, body, now=now)  # raises if bad or old
         data = json.loads(body)
-        return WebhookEvent(data["id"], WebhookKind(data["type"]), data.get("reference"), signed_at, raw=data)
+        amount = Money.from_minor(data["amount"], data["currency"]) if "amount" in data else None
+        kind = WebhookKind(data["type"])
+        return WebhookEvent(data["id"], kind, data.get("reference"), signed_at, amount, raw=data)
 
 
 DEMO_GATEWAY = PaymentProviderDescriptor("demo-gateway", CAPABILITIES, DemoGateway, "Demo card gateway")

@@ -1,0 +1,183 @@
+"""Shared parts of the patient-page tests: a store with patients in two languages, signed links, the app."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("starlette", reason="the patient pages need carecollect[web]")
+
+from carecollect.channels import Channel
+from carecollect.creditors import Creditor, CreditorRole
+from carecollect.daily_run import RunSettings
+from carecollect.invoices import ClaimStatus, Insurance, Invoice, InvoiceLine
+from carecollect.messages.paylinks import PayLinkSigner, new_nonce
+from carecollect.money import Money
+from carecollect.patients import Account, ContactPoint, Patient
+from carecollect.plugin_manager import make_plugin_manager
+from carecollect.store.sqlite import SQLiteStore
+from carecollect.web import BankTransfer, WebSettings, create_app
+
+KEY = b"web-test-key-0123456789abcdef-0123456789"
+SECRET = "whsec_web_test_0123456789"
+BASE = "https://testserver/p"
+
+
+class Clock:
+    """A settable clock: real time by default (the demo gateway signs webhooks with real time)."""
+
+    def __init__(self) -> None:
+        self.offset = dt.timedelta(0)
+
+    def __call__(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC) + self.offset
+
+
+def _patient(pid: str, language: str, zone: str) -> Patient:
+    consent = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+    return Patient(
+        id=pid,
+        preferred_language=language,
+        time_zones=(zone,),
+        contact_points=(
+            ContactPoint(Channel.SMS, f"+4790000{pid[-3:]}", consent_at=consent),
+            ContactPoint(Channel.EMAIL, f"{pid.lower()}@example.org", consent_at=consent),
+            ContactPoint(Channel.LETTER, "Street 1, 0150 Oslo", consent_at=consent),
+        ),
+        name="Test Person",
+        country="NO" if language == "nb" else "DE",
+    )
+
+
+def populate(store: SQLiteStore, today: dt.date) -> dict[str, str]:
+    """Two German-speaking and two Norwegian-speaking patients, each with one open, overdue invoice."""
+    store.put_creditor(Creditor(id="C-DE", name="Praxis am Park", role=CreditorRole.PROVIDER, country="DE"))
+    store.put_creditor(Creditor(id="C-NO", name="Fjordklinikken", role=CreditorRole.PROVIDER, country="NO"))
+    out: dict[str, str] = {}
+    rows = [
+        ("de", "EUR", "C-DE", "de", "Europe/Berlin"),
+        ("nb", "NOK", "C-NO", "no", "Europe/Oslo"),
+        ("en", "EUR", "C-DE", "de", "America/New_York"),
+        ("bg", "EUR", "C-DE", "de", "Europe/Sofia"),
+    ]
+    for n, (lang, cur, cid, jur, zone) in enumerate(rows, start=1):
+        for k in (1, 2, 3):
+            pid, aid, iid = f"P-{lang}{k}", f"A-{lang}{k}", f"INV-{lang}{k}"
+            store.put_patient(_patient(pid, lang, zone))
+            store.put_account(Account(id=aid, patient_id=pid, creditor_id=cid, currency=cur, jurisdiction=jur))
+            store.put_invoice(
+                Invoice(
+                    id=iid,
+                    account_id=aid,
+                    currency=cur,
+                    lines=(
+                        InvoiceLine("1", "Consultation", Money("180.00", cur), today - dt.timedelta(days=60)),
+                        InvoiceLine("2", "Blood test", Money("60.00", cur), today - dt.timedelta(days=60)),
+                    ),
+                    issue_date=today - dt.timedelta(days=55),
+                    due_date=today - dt.timedelta(days=25),
+                    insurance=Insurance(
+                        ClaimStatus.ADJUDICATED,
+                        insurer_paid=Money("120.00", cur),
+                        contractual_adjustment=Money("20.00", cur),
+                        payer_name="Acme Health",
+                    ),
+                )
+            )
+            out[f"{lang}{k}"] = iid
+        assert n
+    return out
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def db(tmp_path: Path, clock: Clock) -> Path:
+    path = tmp_path / "web.sqlite"
+    with contextlib.closing(SQLiteStore(path)) as store:
+        populate(store, clock().date())
+    return path
+
+
+@pytest.fixture
+def settings() -> RunSettings:
+    return RunSettings(
+        pay_link_key=KEY,
+        pay_link_base=BASE,
+        phone="+47 21 00 00 00",
+        payment_providers={
+            "demo-gateway": {
+                "webhook_secret": SECRET,
+                "checkout_url": "https://testserver/gateway",
+            }
+        },
+    )
+
+
+@pytest.fixture
+def pm() -> Any:
+    import carecollect_demo_gateway
+
+    return make_plugin_manager(load_entrypoints=False, plugins=[carecollect_demo_gateway])
+
+
+@pytest.fixture
+def signer() -> PayLinkSigner:
+    return PayLinkSigner(KEY, BASE)
+
+
+@pytest.fixture
+def link(signer: PayLinkSigner, clock: Clock) -> Callable[..., str]:
+    """The token of a fresh pay link for an invoice (valid 30 days unless told)."""
+
+    def make(invoice_id: str, amount: str = "100.00", currency: str = "EUR", days: int = 30) -> str:
+        return signer.issue(
+            invoice_id, Money(amount, currency), expires_at=clock() + dt.timedelta(days=days), nonce=new_nonce()
+        ).token
+
+    return make
+
+
+WEB = WebSettings(bank_transfer=BankTransfer("Praxis am Park", "DE89 3704 0044 0532 0130 00", "COBADEFFXXX"))
+
+
+@pytest.fixture
+def make_app(db: Path, settings: RunSettings, pm: Any, clock: Clock) -> Iterator[Callable[..., Any]]:
+    apps: list[Any] = []
+
+    def build(**web: Any) -> Any:
+        import attrs
+
+        app = create_app(
+            settings,
+            lambda: SQLiteStore(db),
+            pm,
+            web=attrs.evolve(WEB, **web),
+            clock=clock,
+        )
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        app.state.carecollect_close()
+
+
+@pytest.fixture
+def client(make_app: Callable[..., Any]) -> Iterator[Any]:
+    from starlette.testclient import TestClient
+
+    with TestClient(make_app(), base_url="https://testserver") as c:
+        yield c
+
+
+def open_store(db: Path) -> contextlib.closing[SQLiteStore]:
+    return contextlib.closing(SQLiteStore(db))
