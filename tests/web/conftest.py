@@ -15,7 +15,8 @@ pytest.importorskip("starlette", reason="the patient pages need carecollect[web]
 from carecollect.channels import Channel
 from carecollect.creditors import Creditor, CreditorRole
 from carecollect.daily_run import RunSettings
-from carecollect.invoices import ClaimStatus, Insurance, Invoice, InvoiceLine
+from carecollect.invoices import ClaimStatus, Insurance, Invoice, InvoiceLine, InvoiceStatus
+from carecollect.ledger import EntryKind, LedgerEntry
 from carecollect.messages.paylinks import PayLinkSigner, new_nonce
 from carecollect.money import Money
 from carecollect.patients import Account, ContactPoint, Patient
@@ -54,8 +55,26 @@ def _patient(pid: str, language: str, zone: str) -> Patient:
     )
 
 
+def charge_entries(inv: Invoice) -> list[LedgerEntry]:
+    """What an importer puts on the ledger for an invoice: the charge, the insurer's payment, the adjustment."""
+    at = dt.datetime.combine(inv.issue_date, dt.time(0), dt.UTC)
+    return [
+        LedgerEntry(f"charge:{inv.id}", EntryKind.CHARGE, inv.total, at, inv.id, inv.id),
+        LedgerEntry(f"insurer:{inv.id}", EntryKind.INSURANCE_PAYMENT, inv.insurer_paid, at, inv.id, f"insurer:{inv.id}"),
+        LedgerEntry(
+            f"contractual:{inv.id}",
+            EntryKind.ADJUSTMENT,
+            inv.contractual_adjustment,
+            at,
+            inv.id,
+            f"contractual:{inv.id}",
+            "insurance_adjustment:contractual",
+        ),
+    ]
+
+
 def populate(store: SQLiteStore, today: dt.date) -> dict[str, str]:
-    """Two German-speaking and two Norwegian-speaking patients, each with one open, overdue invoice."""
+    """Three patients in each of the four languages, each with one open invoice past its due date."""
     store.put_creditor(Creditor(id="C-DE", name="Praxis am Park", role=CreditorRole.PROVIDER, country="DE"))
     store.put_creditor(Creditor(id="C-NO", name="Fjordklinikken", role=CreditorRole.PROVIDER, country="NO"))
     out: dict[str, str] = {}
@@ -68,27 +87,32 @@ def populate(store: SQLiteStore, today: dt.date) -> dict[str, str]:
     for n, (lang, cur, cid, jur, zone) in enumerate(rows, start=1):
         for k in (1, 2, 3):
             pid, aid, iid = f"P-{lang}{k}", f"A-{lang}{k}", f"INV-{lang}{k}"
+            scale = 10 if cur == "NOK" else 1  # what is left: EUR 100.00, NOK 1 000.00
             store.put_patient(_patient(pid, lang, zone))
             store.put_account(Account(id=aid, patient_id=pid, creditor_id=cid, currency=cur, jurisdiction=jur))
-            store.put_invoice(
+            invoice = (
                 Invoice(
                     id=iid,
                     account_id=aid,
                     currency=cur,
                     lines=(
-                        InvoiceLine("1", "Consultation", Money("180.00", cur), today - dt.timedelta(days=60)),
-                        InvoiceLine("2", "Blood test", Money("60.00", cur), today - dt.timedelta(days=60)),
+                        InvoiceLine("1", "Consultation", Money(scale * 180, cur), today - dt.timedelta(days=60)),
+                        InvoiceLine("2", "Blood test", Money(scale * 60, cur), today - dt.timedelta(days=60)),
                     ),
+                    status=InvoiceStatus.OPEN,
+                    first_statement_date=today - dt.timedelta(days=55),
                     issue_date=today - dt.timedelta(days=55),
                     due_date=today - dt.timedelta(days=25),
                     insurance=Insurance(
                         ClaimStatus.ADJUDICATED,
-                        insurer_paid=Money("120.00", cur),
-                        contractual_adjustment=Money("20.00", cur),
+                        insurer_paid=Money(scale * 120, cur),
+                        contractual_adjustment=Money(scale * 20, cur),
                         payer_name="Acme Health",
                     ),
                 )
             )
+            store.put_invoice(invoice)
+            store.append_ledger(aid, charge_entries(invoice))
             out[f"{lang}{k}"] = iid
         assert n
     return out
