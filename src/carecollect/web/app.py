@@ -305,14 +305,15 @@ class _Pages:
             chosen = lang or override
             return path + (f"?lang={chosen}" if chosen else "")
 
-        here = request.url.path
         return {
             "t": t,
             "lang": t.language,
             "url": url,
             "static": f"{root}/static/carecollect.css",
             "languages": [
-                (code, LANGUAGE_NAMES[code], f"{here}?lang={code}", code == t.language) for code in LANGUAGES
+                # query-only links: the same page in another language, the path never echoed
+                (code, LANGUAGE_NAMES[code], f"?lang={code}", code == t.language)
+                for code in LANGUAGES
             ],
             "creditor": link.creditor.name if link else None,
             "phone": self.settings.phone,
