@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
+import shutil
+import socket
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 pytest.importorskip("starlette", reason="the patient pages need carecollect[web]")
@@ -178,8 +184,6 @@ def make_app(db: Path, settings: RunSettings, pm: Any, clock: Clock) -> Iterator
     apps: list[Any] = []
 
     def build(**web: Any) -> Any:
-        import attrs
-
         app = create_app(
             settings,
             lambda: SQLiteStore(db),
@@ -205,3 +209,110 @@ def client(make_app: Callable[..., Any]) -> Iterator[Any]:
 
 def open_store(db: Path) -> contextlib.closing[SQLiteStore]:
     return contextlib.closing(SQLiteStore(db))
+
+
+# -- a real server and a real browser ---------------------------------------------------------------
+
+AXE_ENV = "CARECOLLECT_AXE_JS"
+REQUIRE_ENV = "CARECOLLECT_REQUIRE_BROWSER"
+HOW_TO_INSTALL = (
+    "apt-get install -y chromium; pip install 'carecollect[web]' playwright (never `playwright install`); "
+    "npm install --prefix tests/web axe-core (or set CARECOLLECT_AXE_JS to axe.min.js); then `nox -s browser`"
+)
+
+
+def _missing(what: str) -> None:
+    """Skip loudly, or fail where the browser tests must run (CI sets CARECOLLECT_REQUIRE_BROWSER=1)."""
+    message = f"browser tests need {what}: {HOW_TO_INSTALL}"
+    if os.environ.get(REQUIRE_ENV) == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    path = Path(os.environ.get(AXE_ENV) or Path(__file__).parent / "node_modules" / "axe-core" / "axe.min.js")
+    if not path.is_file():
+        _missing(f"axe-core ({path} not found)")
+    return path.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    executable = shutil.which("chromium")
+    if executable is None:
+        _missing("Debian's chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("playwright")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-dev-shm-usage"])
+        yield b
+        b.close()
+
+
+class LiveServer:
+    """The patient pages and the demo gateway's hosted checkout, served by uvicorn on a loopback port."""
+
+    def __init__(self, app_factory: Callable[[str], Any]) -> None:
+        import uvicorn
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.app = app_factory(self.url)
+        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.sock.close()
+
+
+def live_settings(url: str) -> RunSettings:
+    return RunSettings(
+        pay_link_key=KEY,
+        pay_link_base=f"{url}/p",
+        phone="+47 21 00 00 00",
+        payment_providers={"demo-gateway": {"webhook_secret": SECRET, "checkout_url": f"{url}/gateway"}},
+    )
+
+
+@pytest.fixture
+def live(db: Path, pm: Any, clock: Clock) -> Iterator[LiveServer]:
+    from carecollect_demo_gateway.hosted import create_checkout_app
+
+    def factory(url: str) -> Any:
+        checkout = create_checkout_app(
+            {"webhook_secret": SECRET, "notify_url": f"{url}/webhooks/demo-gateway", "return_base": f"{url}/p/"}
+        )
+        return create_app(
+            live_settings(url),
+            lambda: SQLiteStore(db),
+            pm,
+            web=attrs.evolve(WEB, hsts_seconds=0),
+            clock=clock,
+            mounts={"/gateway": checkout},
+        )
+
+    server = LiveServer(factory)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def page(browser: Any, axe_source: str) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1024, "height": 900}, locale="en-US")
+    p = context.new_page()
+    yield p
+    context.close()
