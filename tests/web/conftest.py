@@ -66,7 +66,14 @@ def charge_entries(inv: Invoice) -> list[LedgerEntry]:
     at = dt.datetime.combine(inv.issue_date, dt.time(0), dt.UTC)
     return [
         LedgerEntry(f"charge:{inv.id}", EntryKind.CHARGE, inv.total, at, inv.id, inv.id),
-        LedgerEntry(f"insurer:{inv.id}", EntryKind.INSURANCE_PAYMENT, inv.insurer_paid, at, inv.id, f"insurer:{inv.id}"),
+        LedgerEntry(
+            f"insurer:{inv.id}",
+            EntryKind.INSURANCE_PAYMENT,
+            inv.insurer_paid,
+            at,
+            inv.id,
+            f"insurer:{inv.id}",
+        ),
         LedgerEntry(
             f"contractual:{inv.id}",
             EntryKind.ADJUSTMENT,
@@ -95,27 +102,27 @@ def populate(store: SQLiteStore, today: dt.date) -> dict[str, str]:
             pid, aid, iid = f"P-{lang}{k}", f"A-{lang}{k}", f"INV-{lang}{k}"
             scale = 10 if cur == "NOK" else 1  # what is left: EUR 100.00, NOK 1 000.00
             store.put_patient(_patient(pid, lang, zone))
-            store.put_account(Account(id=aid, patient_id=pid, creditor_id=cid, currency=cur, jurisdiction=jur))
-            invoice = (
-                Invoice(
-                    id=iid,
-                    account_id=aid,
-                    currency=cur,
-                    lines=(
-                        InvoiceLine("1", "Consultation", Money(scale * 180, cur), today - dt.timedelta(days=60)),
-                        InvoiceLine("2", "Blood test", Money(scale * 60, cur), today - dt.timedelta(days=60)),
-                    ),
-                    status=InvoiceStatus.OPEN,
-                    first_statement_date=today - dt.timedelta(days=55),
-                    issue_date=today - dt.timedelta(days=55),
-                    due_date=today - dt.timedelta(days=25),
-                    insurance=Insurance(
-                        ClaimStatus.ADJUDICATED,
-                        insurer_paid=Money(scale * 120, cur),
-                        contractual_adjustment=Money(scale * 20, cur),
-                        payer_name="Acme Health",
-                    ),
-                )
+            store.put_account(
+                Account(id=aid, patient_id=pid, creditor_id=cid, currency=cur, jurisdiction=jur)
+            )
+            invoice = Invoice(
+                id=iid,
+                account_id=aid,
+                currency=cur,
+                lines=(
+                    InvoiceLine("1", "Consultation", Money(scale * 180, cur), today - dt.timedelta(days=60)),
+                    InvoiceLine("2", "Blood test", Money(scale * 60, cur), today - dt.timedelta(days=60)),
+                ),
+                status=InvoiceStatus.OPEN,
+                first_statement_date=today - dt.timedelta(days=55),
+                issue_date=today - dt.timedelta(days=55),
+                due_date=today - dt.timedelta(days=25),
+                insurance=Insurance(
+                    ClaimStatus.ADJUDICATED,
+                    insurer_paid=Money(scale * 120, cur),
+                    contractual_adjustment=Money(scale * 20, cur),
+                    payer_name="Acme Health",
+                ),
             )
             store.put_invoice(invoice)
             store.append_ledger(aid, charge_entries(invoice))
@@ -170,7 +177,10 @@ def link(signer: PayLinkSigner, clock: Clock) -> Callable[..., str]:
 
     def make(invoice_id: str, amount: str = "100.00", currency: str = "EUR", days: int = 30) -> str:
         return signer.issue(
-            invoice_id, Money(amount, currency), expires_at=clock() + dt.timedelta(days=days), nonce=new_nonce()
+            invoice_id,
+            Money(amount, currency),
+            expires_at=clock() + dt.timedelta(days=days),
+            nonce=new_nonce(),
         ).token
 
     return make
@@ -294,7 +304,11 @@ def live(db: Path, pm: Any, clock: Clock) -> Iterator[LiveServer]:
 
     def factory(url: str) -> Any:
         checkout = create_checkout_app(
-            {"webhook_secret": SECRET, "notify_url": f"{url}/webhooks/demo-gateway", "return_base": f"{url}/p/"}
+            {
+                "webhook_secret": SECRET,
+                "notify_url": f"{url}/webhooks/demo-gateway",
+                "return_base": f"{url}/p/",
+            }
         )
         return create_app(
             live_settings(url),

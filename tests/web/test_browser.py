@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.web.conftest import KEY, live_settings, open_store
 
 from carecollect.daily_run import plan_run
 from carecollect.messages.paylinks import PayLinkSigner, new_nonce
 from carecollect.money import Money
-from tests.web.conftest import KEY, live_settings, open_store
 
 pytestmark = pytest.mark.browser
 
@@ -30,7 +30,9 @@ def axe(page: Any, source: str, where: str) -> None:
 
 
 def no_sideways_scroll(page: Any, where: str) -> None:
-    width = page.evaluate("() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    width = page.evaluate(
+        "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
     assert width[0] <= width[1], f"{where} scrolls sideways at {width[1]} px: {width[0]} px wide"
 
 
@@ -89,9 +91,20 @@ def test_pay_through_the_hosted_checkout_then_the_link_is_used(
         assert store.ledger(account).invoice_balance(invoice).is_zero()
 
 
-@pytest.mark.parametrize(("invoice", "currency", "amount", "lang"), [("INV-de2", "EUR", "100.00", "de"), ("INV-nb2", "NOK", "1000.00", "nb")])
+@pytest.mark.parametrize(
+    ("invoice", "currency", "amount", "lang"),
+    [("INV-de2", "EUR", "100.00", "de"), ("INV-nb2", "NOK", "1000.00", "nb")],
+)
 def test_choose_a_plan(
-    live: Any, page: Any, axe_source: str, clock: Any, db: Path, invoice: str, currency: str, amount: str, lang: str
+    live: Any,
+    page: Any,
+    axe_source: str,
+    clock: Any,
+    db: Path,
+    invoice: str,
+    currency: str,
+    amount: str,
+    lang: str,
 ) -> None:
     account = invoice.replace("INV", "A")
     assert planned(db, live, clock, account)
@@ -111,7 +124,10 @@ def test_choose_a_plan(
     assert planned(db, live, clock, account) == []
 
 
-@pytest.mark.parametrize(("invoice", "lang", "done"), [("INV-en2", "en", "We are checking your bill"), ("INV-bg2", "bg", "Проверяваме")])
+@pytest.mark.parametrize(
+    ("invoice", "lang", "done"),
+    [("INV-en2", "en", "We are checking your bill"), ("INV-bg2", "bg", "Проверяваме")],
+)
 def test_open_a_dispute_with_the_keyboard_only(
     live: Any, page: Any, axe_source: str, clock: Any, db: Path, invoice: str, lang: str, done: str
 ) -> None:
@@ -143,7 +159,9 @@ def test_open_a_dispute_with_the_keyboard_only(
 
 
 @pytest.mark.parametrize(("invoice", "lang"), [("INV-de3", "de"), ("INV-bg3", "bg")])
-def test_opt_out_of_email(live: Any, page: Any, axe_source: str, clock: Any, db: Path, invoice: str, lang: str) -> None:
+def test_opt_out_of_email(
+    live: Any, page: Any, axe_source: str, clock: Any, db: Path, invoice: str, lang: str
+) -> None:
     account = invoice.replace("INV", "A")
     assert ("statement", "email") in planned(db, live, clock, account)
     page.goto(f"{live.url}/p/{token_for(live, invoice, '100.00', 'EUR', clock)}")
@@ -158,7 +176,9 @@ def test_opt_out_of_email(live: Any, page: Any, axe_source: str, clock: Any, db:
 
 
 @pytest.mark.parametrize("lang", ["nb", "bg"])
-def test_the_other_pages_and_states_pass_axe(live: Any, page: Any, axe_source: str, clock: Any, lang: str) -> None:
+def test_the_other_pages_and_states_pass_axe(
+    live: Any, page: Any, axe_source: str, clock: Any, lang: str
+) -> None:
     token = token_for(live, "INV-en1", "100.00", "EUR", clock)
     for path in ("/assistance", "/contact", ""):
         page.goto(f"{live.url}/p/{token}{path}?lang={lang}")
@@ -177,7 +197,9 @@ def test_the_other_pages_and_states_pass_axe(live: Any, page: Any, axe_source: s
     axe(page, axe_source, f"changed link ({lang})")
 
 
-@pytest.mark.parametrize(("width", "height", "why"), [(360, 740, "a 360 px phone"), (640, 450, "200 % zoom of 1280 px")])
+@pytest.mark.parametrize(
+    ("width", "height", "why"), [(360, 740, "a 360 px phone"), (640, 450, "200 % zoom of 1280 px")]
+)
 def test_the_pages_reflow_on_a_phone_and_at_200_percent(
     live: Any, browser: Any, axe_source: str, clock: Any, width: int, height: int, why: str
 ) -> None:
@@ -193,7 +215,9 @@ def test_the_pages_reflow_on_a_phone_and_at_200_percent(
         context.close()
 
 
-def test_the_axe_check_finds_a_violation_when_there_is_one(live: Any, page: Any, axe_source: str, clock: Any) -> None:
+def test_the_axe_check_finds_a_violation_when_there_is_one(
+    live: Any, page: Any, axe_source: str, clock: Any
+) -> None:
     """The check can fail: an unlabelled field and an image without text are serious or critical."""
     page.goto(f"{live.url}/p/{token_for(live, 'INV-de1', '100.00', 'EUR', clock)}")
     page.evaluate(

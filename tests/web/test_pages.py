@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.web.conftest import SECRET, open_store
 
 from carecollect.channels import Channel
 from carecollect.daily_run import RunSettings, intake, plan_run
@@ -17,7 +18,6 @@ from carecollect.disputes import DisputeReason
 from carecollect.plans import PlanStatus
 from carecollect.providers import sign_webhook
 from carecollect.relief.assistance import ApplicationStatus
-from tests.web.conftest import SECRET, open_store
 
 
 def csrf(html: str) -> str:
@@ -34,7 +34,9 @@ def planned(db: Path, settings: RunSettings, clock: Any, account_id: str) -> lis
     return [(m.step.purpose.value, m.channel.value) for m in plan.messages if m.step.account_id == account_id]
 
 
-def webhook(reference: str, amount_minor: int, currency: str, event_id: str, at: dt.datetime) -> tuple[bytes, dict[str, str]]:
+def webhook(
+    reference: str, amount_minor: int, currency: str, event_id: str, at: dt.datetime
+) -> tuple[bytes, dict[str, str]]:
     body = json.dumps(
         {
             "id": event_id,
@@ -55,7 +57,11 @@ def webhook(reference: str, amount_minor: int, currency: str, event_id: str, at:
     ("invoice", "lang", "words"),
     [
         ("INV-de1", "de", ["Ihre Rechnung", "100,00\u00a0€", "Von der Versicherung bezahlt", "Überweisung"]),
-        ("INV-nb1", "nb", ["Regningen din", "1\u00a0000,00\u00a0kr", "Bankoverføring", "Hva regningen gjelder"]),
+        (
+            "INV-nb1",
+            "nb",
+            ["Regningen din", "1\u00a0000,00\u00a0kr", "Bankoverføring", "Hva regningen gjelder"],
+        ),
         ("INV-bg1", "bg", ["Вашата сметка", "100,00\u00a0€", "Банков превод"]),
         ("INV-en1", "en", ["Your bill", "100,00\u00a0€", "Bank transfer", "What this bill is for"]),
     ],
@@ -139,7 +145,9 @@ def test_the_run_takes_in_what_the_door_kept_in_the_inbox(
     with TestClient(make_app(take_in_webhooks=False), base_url="https://testserver") as client:
         token = link("INV-nb1", "1000.00", "NOK")
         page = client.get(f"/p/{token}")
-        handoff = client.post(f"/p/{token}/pay/demo-gateway", data={"csrf": csrf(page.text)}, follow_redirects=False)
+        handoff = client.post(
+            f"/p/{token}/pay/demo-gateway", data={"csrf": csrf(page.text)}, follow_redirects=False
+        )
         reference = handoff.headers["location"].split("/gateway/")[1].split(".")[0]
         body, headers = webhook(reference, 100000, "NOK", "evt-inbox-1", clock() - dt.timedelta(minutes=1))
         assert client.post("/webhooks/demo-gateway", content=body, headers=headers).status_code == 200
@@ -157,9 +165,18 @@ def test_the_run_takes_in_what_the_door_kept_in_the_inbox(
 # -- plan, assistance, dispute, opt-out: each stops outreach at once ------------------------------------
 
 
-@pytest.mark.parametrize(("invoice", "account", "income"), [("INV-de2", "A-de2", "2 500,00"), ("INV-nb2", "A-nb2", "")])
+@pytest.mark.parametrize(
+    ("invoice", "account", "income"), [("INV-de2", "A-de2", "2 500,00"), ("INV-nb2", "A-nb2", "")]
+)
 def test_choosing_a_plan_stores_it_active_and_outreach_stops(
-    client: Any, link: Any, db: Path, settings: RunSettings, clock: Any, invoice: str, account: str, income: str
+    client: Any,
+    link: Any,
+    db: Path,
+    settings: RunSettings,
+    clock: Any,
+    invoice: str,
+    account: str,
+    income: str,
 ) -> None:
     assert planned(db, settings, clock, account), "the dry run plans a message before the plan"
     token = link(invoice)
@@ -177,13 +194,17 @@ def test_choosing_a_plan_stores_it_active_and_outreach_stops(
         plans = store.account_snapshot(account).plans
     assert [p.status for p in plans] == [PlanStatus.ACTIVE]
     assert plans[0].invoice_ids == (invoice,)
-    assert sum(i.amount.minor_units for i in plans[0].instalments) == (100000 if invoice.startswith("INV-nb") else 10000)
+    assert sum(i.amount.minor_units for i in plans[0].instalments) == (
+        100000 if invoice.startswith("INV-nb") else 10000
+    )
     assert planned(db, settings, clock, account) == []
 
 
 def test_a_plan_needs_the_patients_agreement(client: Any, link: Any, db: Path) -> None:
     token = link("INV-de3")
-    options = client.post(f"/p/{token}/plan", data={"csrf": csrf(client.get(f"/p/{token}/plan").text), "income": ""})
+    options = client.post(
+        f"/p/{token}/plan", data={"csrf": csrf(client.get(f"/p/{token}/plan").text), "income": ""}
+    )
     refused = client.post(
         f"/p/{token}/plan/agree", data={"csrf": csrf(options.text), "income": "", "option": "short_plan"}
     )
@@ -192,9 +213,19 @@ def test_a_plan_needs_the_patients_agreement(client: Any, link: Any, db: Path) -
         assert store.account_snapshot("A-de3").plans == ()
 
 
-@pytest.mark.parametrize(("invoice", "account", "lang_word"), [("INV-de2", "A-de2", "finanzielle"), ("INV-bg2", "A-bg2", "финансова")])
+@pytest.mark.parametrize(
+    ("invoice", "account", "lang_word"),
+    [("INV-de2", "A-de2", "finanzielle"), ("INV-bg2", "A-bg2", "финансова")],
+)
 def test_asking_for_assistance_pauses_outreach(
-    client: Any, link: Any, db: Path, settings: RunSettings, clock: Any, invoice: str, account: str, lang_word: str
+    client: Any,
+    link: Any,
+    db: Path,
+    settings: RunSettings,
+    clock: Any,
+    invoice: str,
+    account: str,
+    lang_word: str,
 ) -> None:
     assert planned(db, settings, clock, account)
     token = link(invoice)
@@ -244,7 +275,9 @@ def test_a_dispute_is_opened_in_one_step_and_outreach_freezes(
     assert 'name="reason"' not in again.text
 
 
-@pytest.mark.parametrize(("invoice", "account", "patient"), [("INV-de2", "A-de2", "P-de2"), ("INV-nb3", "A-nb3", "P-nb3")])
+@pytest.mark.parametrize(
+    ("invoice", "account", "patient"), [("INV-de2", "A-de2", "P-de2"), ("INV-nb3", "A-nb3", "P-nb3")]
+)
 def test_opting_out_of_a_channel_stops_it_at_once(
     client: Any,
     link: Any,
@@ -270,7 +303,9 @@ def test_opting_out_of_a_channel_stops_it_at_once(
     assert ("statement", "letter") in after
 
 
-@pytest.mark.parametrize(("invoice", "account", "words"), [("INV-de3", "A-de3", "(Ihre Zeit)"), ("INV-nb3", "A-nb3", "(din tid)")])
+@pytest.mark.parametrize(
+    ("invoice", "account", "words"), [("INV-de3", "A-de3", "(Ihre Zeit)"), ("INV-nb3", "A-nb3", "(din tid)")]
+)
 def test_the_contact_form_creates_a_contact_record_with_its_deadline(
     client: Any, link: Any, db: Path, clock: Any, invoice: str, account: str, words: str
 ) -> None:
@@ -279,7 +314,12 @@ def test_the_contact_form_creates_a_contact_record_with_its_deadline(
     assert "+47 21 00 00 00" in page.text and words in page.text
     done = client.post(
         f"/p/{token}/contact",
-        data={"csrf": csrf(page.text), "topic": "balance_question", "reply_by": "email", "message": "Please call."},
+        data={
+            "csrf": csrf(page.text),
+            "topic": "balance_question",
+            "reply_by": "email",
+            "message": "Please call.",
+        },
     )
     assert done.status_code == 200 and words in done.text
     with open_store(db) as store:

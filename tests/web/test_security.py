@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from carecollect.providers import sign_webhook
 from tests.web.conftest import SECRET, open_store
 from tests.web.test_pages import csrf, webhook
+
+from carecollect.providers import sign_webhook
 
 
 def snapshot(db: Path) -> dict[str, Any]:
@@ -44,11 +44,15 @@ def test_a_changed_link_gets_a_clear_page_and_no_data(client: Any, link: Any, db
 def test_an_unknown_invoice_is_refused_like_a_changed_link(client: Any, signer: Any, clock: Any) -> None:
     from carecollect.money import Money
 
-    token = signer.issue("INV-gone", Money("1.00", "EUR"), expires_at=clock() + dt.timedelta(days=1), nonce="n1").token
+    token = signer.issue(
+        "INV-gone", Money("1.00", "EUR"), expires_at=clock() + dt.timedelta(days=1), nonce="n1"
+    ).token
     assert client.get(f"/p/{token}").status_code == 404
 
 
-@pytest.mark.parametrize(("invoice", "words"), [("INV-nb1", "Denne betalingslenken er utløpt"), ("INV-bg1", "изтекла")])
+@pytest.mark.parametrize(
+    ("invoice", "words"), [("INV-nb1", "Denne betalingslenken er utløpt"), ("INV-bg1", "изтекла")]
+)
 def test_an_expired_link_is_refused_in_the_patients_language(
     client: Any, link: Any, clock: Any, db: Path, invoice: str, words: str
 ) -> None:
@@ -110,9 +114,13 @@ def test_a_form_token_of_another_link_or_without_the_cookie_is_refused(
     with TestClient(make_app(), base_url="https://testserver") as client:
         field = csrf(client.get(f"/p/{other}").text)
         before = snapshot(db)
-        assert client.post(f"/p/{mine}/dispute", data={"csrf": field, "reason": "not_mine"}).status_code == 403
+        assert (
+            client.post(f"/p/{mine}/dispute", data={"csrf": field, "reason": "not_mine"}).status_code == 403
+        )
         client.cookies.clear()
-        assert client.post(f"/p/{other}/dispute", data={"csrf": field, "reason": "not_mine"}).status_code == 403
+        assert (
+            client.post(f"/p/{other}/dispute", data={"csrf": field, "reason": "not_mine"}).status_code == 403
+        )
         assert snapshot(db) == before
 
 
@@ -132,7 +140,9 @@ def test_a_webhook_with_a_bad_signature_changes_nothing(client: Any, clock: Any,
 def test_a_replayed_webhook_is_kept_once_and_posts_once(client: Any, link: Any, clock: Any, db: Path) -> None:
     token = link("INV-de1")
     handoff = client.post(
-        f"/p/{token}/pay/demo-gateway", data={"csrf": csrf(client.get(f"/p/{token}").text)}, follow_redirects=False
+        f"/p/{token}/pay/demo-gateway",
+        data={"csrf": csrf(client.get(f"/p/{token}").text)},
+        follow_redirects=False,
     )
     reference = handoff.headers["location"].split("/gateway/")[1].split(".")[0]
     body, headers = webhook(reference, 10000, "EUR", "evt-replay", clock())

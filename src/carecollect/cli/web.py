@@ -88,12 +88,16 @@ def web() -> None:
     is_flag=True,
     help="Serve the demo gateway's simulated hosted checkout at /gateway (carecollect-demo-gateway).",
 )
-def serve(db: Path, host: str, port: int, key_file: Path | None, public_url: str | None, demo_checkout: bool) -> None:
+def serve(
+    db: Path, host: str, port: int, key_file: Path | None, public_url: str | None, demo_checkout: bool
+) -> None:
     """Serve the patient pages and the webhook door with uvicorn (access log off: URLs carry pay links)."""
     try:
         import uvicorn
     except ImportError:
-        raise ConfigurationError('the patient pages need the web extra: pip install "carecollect[web]"') from None
+        raise ConfigurationError(
+            'the patient pages need the web extra: pip install "carecollect[web]"'
+        ) from None
     from ..plugin_manager import make_plugin_manager
     from ..store.sqlite import SQLiteStore
     from ..web import BankTransfer, OfficeHours, WebSettings, create_app
@@ -106,7 +110,9 @@ def serve(db: Path, host: str, port: int, key_file: Path | None, public_url: str
     table = _web_table(db)
     bank = None
     if table.get("bank_account"):
-        bank = BankTransfer(str(table.get("bank_recipient", "")), str(table["bank_account"]), table.get("bank_bic"))
+        bank = BankTransfer(
+            str(table.get("bank_recipient", "")), str(table["bank_account"]), table.get("bank_bic")
+        )
     mounts: dict[str, Any] = {}
     origins: tuple[str, ...] = ()
     if demo_checkout:
@@ -118,9 +124,13 @@ def serve(db: Path, host: str, port: int, key_file: Path | None, public_url: str
             ) from None
         gateway = dict(settings.payment_providers.get("demo-gateway", {}))
         if "webhook_secret" not in gateway:
-            raise ConfigurationError("--demo-checkout: [payment_providers.demo-gateway] needs a webhook_secret")
+            raise ConfigurationError(
+                "--demo-checkout: [payment_providers.demo-gateway] needs a webhook_secret"
+            )
         gateway["checkout_url"] = f"{base}/gateway"
-        settings = attrs.evolve(settings, payment_providers={**settings.payment_providers, "demo-gateway": gateway})
+        settings = attrs.evolve(
+            settings, payment_providers={**settings.payment_providers, "demo-gateway": gateway}
+        )
         mounts["/gateway"] = create_checkout_app(
             {
                 "webhook_secret": gateway["webhook_secret"],
@@ -165,7 +175,11 @@ def link(db: Path, invoice_id: str, key_file: Path | None, base: str, days: int)
 def _issue(store: Any, key: bytes, base: str, invoice_id: str, days: int) -> str:
     invoice = store.get_invoice(invoice_id)
     book = store.ledger(invoice.account_id)
-    balance = book.invoice_balance(invoice.id) if invoice.id in book.invoice_ids() else invoice.patient_responsibility
+    balance = (
+        book.invoice_balance(invoice.id)
+        if invoice.id in book.invoice_ids()
+        else invoice.patient_responsibility
+    )
     if not balance.is_positive():
         raise ConfigurationError(f"Invoice {invoice_id}: nothing is owed on it; pick an open invoice")
     expires = dt.datetime.now(dt.UTC) + dt.timedelta(days=days)
@@ -197,7 +211,9 @@ def demo_pages(db: Path) -> tuple[Path, str] | None:
     try:
         for row in store.iter_invoice_rows():
             if row.status == InvoiceStatus.OPEN.value and row.balance_minor > 0 and not row.open_dispute:
-                url = _issue(store, _key(key_file), f"http://{DEFAULT_HOST}:{DEFAULT_PORT}/p", row.invoice_id, 30)
+                url = _issue(
+                    store, _key(key_file), f"http://{DEFAULT_HOST}:{DEFAULT_PORT}/p", row.invoice_id, 30
+                )
                 return key_file, url
     finally:
         store.close()

@@ -1124,7 +1124,9 @@ class SQLiteStore:
             (_batch_size(limit),),
         ).fetchall()
         return [
-            InboxItem(r[0], r[1], r[2], bytes(r[4]), json.loads(r[3]), codec.parse_instant(r[5]), None, r[7], r[8])
+            InboxItem(
+                r[0], r[1], r[2], bytes(r[4]), json.loads(r[3]), codec.parse_instant(r[5]), None, r[7], r[8]
+            )
             for r in rows
         ]
 

@@ -46,10 +46,10 @@ from typing import Any, TypeVar
 import attrs
 import jinja2
 
+from ..calendars import BusinessCalendar
 from ..channels import Channel
 from ..contact_centre.records import ContactChannel, ContactRecord, Direction, Topic
 from ..contact_centre.service_levels import ResponseTarget
-from ..calendars import BusinessCalendar
 from ..daily_run import InboundKind, RunSettings, intake
 from ..disputes import DisputeReason
 from ..errors import CareCollectError, ConfigurationError
@@ -60,7 +60,7 @@ from ..messages.statement import ShareKind, Statement, build_statement
 from ..money import Money
 from ..patients import opt_out
 from ..payments import PaymentMethod
-from ..plans import PlanStatus, activate_plan
+from ..plans import activate_plan
 from ..providers import WebhookError
 from ..relief.assistance import ApplicationStatus, AssistanceApplication
 from ..relief.disputes import open_dispute
@@ -161,7 +161,9 @@ class _StoreThread:
         self._given = store if isinstance(store, Store) else None
         self._factory = None if isinstance(store, Store) else store
         self._store: Store | None = self._given
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="carecollect-store")
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="carecollect-store"
+        )
         self._closed = False
 
     def _call(self, fn: Callable[[Store], _T]) -> _T:
@@ -292,7 +294,10 @@ class _Pages:
             return None
         t = PageTexts(pick_language(request.query_params.get("lang"), request.headers.get("accept-language")))
         body = self.env.get_template("refused.html").render(
-            self.base_context(request, t, None), title=t("refused.title"), message=t("refused.rate"), help=None
+            self.base_context(request, t, None),
+            title=t("refused.title"),
+            message=t("refused.rate"),
+            help=None,
         )
         return HTMLResponse(body, 429, headers={"Retry-After": str(self.by_ip.retry_after())})
 
@@ -459,10 +464,14 @@ class _Pages:
                     "insurer": t.money(line.insurer_paid),
                     "adjustment": t.money(line.adjustment),
                     "owes": t.money(line.patient_owes),
-                    "why": [t.message(f"st.reason.{r.kind.value}", amount=t.money(r.amount)) for r in line.reasons],
+                    "why": [
+                        t.message(f"st.reason.{r.kind.value}", amount=t.money(r.amount)) for r in line.reasons
+                    ],
                 }
             )
-        terms = [k.value for k in (ShareKind.DEDUCTIBLE, ShareKind.COINSURANCE, ShareKind.COPAY) if k in kinds]
+        terms = [
+            k.value for k in (ShareKind.DEDUCTIBLE, ShareKind.COINSURANCE, ShareKind.COPAY) if k in kinds
+        ]
         if statement.adjustments.is_positive():
             terms.append("contractual_adjustment")
         terms += ["payment_plan", "financial_assistance", "dispute"]
@@ -573,8 +582,10 @@ class _Pages:
 
         await self.store.run(record)
         base = self.web.public_url or str(request.base_url).rstrip("/")
-        back = base + f"/p/{link.token}/receipt" if self.web.public_url else str(
-            request.url_for("receipt", token=link.token)
+        back = (
+            base + f"/p/{link.token}/receipt"
+            if self.web.public_url
+            else str(request.url_for("receipt", token=link.token))
         )
         lang = request.query_params.get("lang")
         if lang in LANGUAGES:
@@ -627,7 +638,7 @@ class _Pages:
         )
 
     @staticmethod
-    def income(value: str | None, currency: str) -> Money | None | bool:
+    def income(value: str | None, currency: str) -> Money | bool | None:
         """The income the patient typed (``None``: left empty; ``False``: not a valid amount)."""
         text = (value or "").strip().replace(" ", "").replace("\u00a0", "")
         if not text:
@@ -650,7 +661,9 @@ class _Pages:
                     "kind": option.kind.value,
                     "label": t(f"plan.option.{option.kind.value}"),
                     "summary": t("plan.summary", count=option.count, total=t.money(option.total)),
-                    "discount": t("plan.discount", date=t.date(option.valid_until), amount=t.money(option.discount))
+                    "discount": t(
+                        "plan.discount", date=t.date(option.valid_until), amount=t.money(option.discount)
+                    )
                     if option.discount.is_positive() and option.valid_until is not None
                     else None,
                     "rows": [(i.number, t.date(i.due_date), t.money(i.amount)) for i in option.instalments],
@@ -763,7 +776,10 @@ class _Pages:
             return form
         now = self.clock()
         application = AssistanceApplication(
-            f"FA-WEB-{link.claim.nonce}", link.snap.account.id, self.today(link, now), ApplicationStatus.RECEIVED
+            f"FA-WEB-{link.claim.nonce}",
+            link.snap.account.id,
+            self.today(link, now),
+            ApplicationStatus.RECEIVED,
         )
 
         def record(store: Store) -> None:
@@ -789,7 +805,9 @@ class _Pages:
         t = self.texts(request, link)
         reasons = (DisputeReason.BILLING_ERROR, DisputeReason.NOT_MINE, DisputeReason.QUALITY_OF_SERVICE)
         if any(d.is_open and d.covers(link.claim.invoice_id) for d in link.snap.disputes):
-            return self.render(request, "done.html", link, t, title=t("dispute.title"), message=t("dispute.exists"))
+            return self.render(
+                request, "done.html", link, t, title=t("dispute.title"), message=t("dispute.exists")
+            )
         if request.method == "GET":
             return self.render(
                 request,
@@ -823,7 +841,12 @@ class _Pages:
         import json
 
         item = InboxItem(
-            InboundKind.DISPUTE.value, "patient-pages", f"open:{dispute_id}", json.dumps(body).encode(), {}, now
+            InboundKind.DISPUTE.value,
+            "patient-pages",
+            f"open:{dispute_id}",
+            json.dumps(body).encode(),
+            {},
+            now,
         )
         await self.store.run(lambda s: s.inbox_put(item))
         await self.take_in()
@@ -848,7 +871,11 @@ class _Pages:
     def channels_to_stop(self, link: _Link) -> list[Channel]:
         seen: list[Channel] = []
         for point in link.snap.patient.contact_points:
-            if point.channel is not Channel.LETTER and point.opted_out_at is None and point.channel not in seen:
+            if (
+                point.channel is not Channel.LETTER
+                and point.opted_out_at is None
+                and point.channel not in seen
+            ):
                 seen.append(point.channel)
         return seen
 
@@ -883,7 +910,9 @@ class _Pages:
             with store.transaction():
                 patient, event = opt_out(store.get_patient(patient_id), channel, at=now)
                 store.put_patient(patient)
-                store.audit_append("opt_out", patient_id, {"channel": channel.value, "via": "patient pages"}, at=now)
+                store.audit_append(
+                    "opt_out", patient_id, {"channel": channel.value, "via": "patient pages"}, at=now
+                )
             return event
 
         event = await self.store.run(record)
@@ -958,7 +987,11 @@ class _Pages:
                 store.audit_append(
                     "contact.requested",
                     link.snap.account.id,
-                    {"contact": record.contact_id, "topic": topic.value, "respond_by": request_.respond_by.isoformat()},
+                    {
+                        "contact": record.contact_id,
+                        "topic": topic.value,
+                        "respond_by": request_.respond_by.isoformat(),
+                    },
                     at=now,
                 )
 
@@ -1027,7 +1060,9 @@ class _Pages:
         item = InboxItem(InboundKind.REPLY.value, name, reply.provider_message_id, body, headers, now)
         new = await self.store.run(lambda s: s.inbox_put(item))
         task = BackgroundTask(self.take_in) if new and self.web.take_in_webhooks else None
-        return JSONResponse({"received": reply.provider_message_id, "duplicate": not new}, 200, background=task)
+        return JSONResponse(
+            {"received": reply.provider_message_id, "duplicate": not new}, 200, background=task
+        )
 
 
 def _digest_for_log(path: str) -> str:
@@ -1074,7 +1109,9 @@ def create_app(
     pages = _Pages(settings, thread, plugin_manager, web, clock)
 
     async def stylesheet(request: Request) -> Response:
-        return FileResponse(_HERE / "static" / "carecollect.css", headers={"Cache-Control": "public, max-age=3600"})
+        return FileResponse(
+            _HERE / "static" / "carecollect.css", headers={"Cache-Control": "public, max-age=3600"}
+        )
 
     routes: list[Any] = [
         Route("/p/{token}", pages.pay_page, methods=["GET"], name="pay"),
@@ -1125,7 +1162,9 @@ def create_app(
             )
 
     csp = content_security_policy(web.checkout_origins)
-    guarded = SecurityHeaders(BodyLimit(log_requests, max_bytes=web.max_body_bytes), csp=csp, hsts_seconds=web.hsts_seconds)
+    guarded = SecurityHeaders(
+        BodyLimit(log_requests, max_bytes=web.max_body_bytes), csp=csp, hsts_seconds=web.hsts_seconds
+    )
     return _App(guarded, app)
 
 

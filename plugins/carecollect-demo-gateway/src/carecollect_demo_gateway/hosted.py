@@ -13,6 +13,7 @@ asked for: this is a simulation, and the page says so.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import html
@@ -59,9 +60,12 @@ _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Demo gateway checkout</title>
-<style>body{{font:1.125rem/1.5 system-ui,sans-serif;max-width:32rem;margin:1rem auto;padding:0 1rem;color:#1a1a1a}}
+<style>
+body{{font:1.125rem/1.5 system-ui,sans-serif;max-width:32rem;margin:1rem auto;padding:0 1rem;color:#1a1a1a}}
 button{{font:inherit;padding:.6rem 1.2rem;background:#1d4ed8;color:#fff;border:0;border-radius:.3rem}}
-button:focus-visible,a:focus-visible{{outline:3px solid #b45309;outline-offset:2px}} a{{color:#1d4ed8}}</style>
+button:focus-visible,a:focus-visible{{outline:3px solid #b45309;outline-offset:2px}}
+a{{color:#1d4ed8}}
+</style>
 </head><body><main>
 <h1>Demo gateway</h1>
 {content}
@@ -85,7 +89,7 @@ def create_checkout_app(settings: Mapping[str, str]) -> Any:
     return_base = settings.get("return_base", "")
 
     def page(content: str, status: int = 200) -> HTMLResponse:
-        # the style is inline, so this page carries its own CSP with a hash-free nonce
+        # the style is inline, so this page carries its own CSP with a nonce for it
         nonce = secrets.token_urlsafe(12)
         body = _PAGE.format(content=content).replace("<style>", f'<style nonce="{nonce}">')
         return HTMLResponse(
@@ -93,7 +97,9 @@ def create_checkout_app(settings: Mapping[str, str]) -> Any:
             status,
             headers={
                 "Content-Security-Policy": f"default-src 'none'; style-src 'nonce-{nonce}'; "
-                "form-action 'self' " + (return_base or "'self'") + "; frame-ancestors 'none'; base-uri 'none'",
+                "form-action 'self' "
+                + (return_base or "'self'")
+                + "; frame-ancestors 'none'; base-uri 'none'",
                 "Referrer-Policy": "no-referrer",
                 "X-Content-Type-Options": "nosniff",
                 "Cache-Control": "no-store",
@@ -138,8 +144,6 @@ def create_checkout_app(settings: Mapping[str, str]) -> Any:
             },
             separators=(",", ":"),
         ).encode()
-        import datetime as dt
-
         headers = sign_webhook(secret, body, at=dt.datetime.fromtimestamp(int(time.time()), dt.UTC))
         req = urllib.request.Request(
             notify_url, data=body, method="POST", headers={**headers, "Content-Type": "application/json"}
@@ -157,4 +161,6 @@ def create_checkout_app(settings: Mapping[str, str]) -> Any:
             return page("<p>The payment could not be confirmed to the merchant. Please try again.</p>", 502)
         return RedirectResponse(return_url, status_code=303)
 
-    return Starlette(routes=[Route("/{token}", show, methods=["GET"]), Route("/{token}", pay, methods=["POST"])])
+    return Starlette(
+        routes=[Route("/{token}", show, methods=["GET"]), Route("/{token}", pay, methods=["POST"])]
+    )
