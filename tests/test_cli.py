@@ -217,8 +217,20 @@ def test_cli_reference_page_shows_the_current_help_of_every_command() -> None:
         encoding="utf-8"
     )
     runner = CliRunner()
-    for command in ("", "init", "import", "export", "run", "explain", "report", "demo"):
-        args = [command, "--help"] if command else ["--help"]
+    for command in (
+        "",
+        "init",
+        "import",
+        "export",
+        "run",
+        "explain",
+        "report",
+        "demo",
+        "web",
+        "web serve",
+        "web link",
+    ):
+        args = [*command.split(), "--help"]
         text = runner.invoke(main, args, prog_name="carecollect", terminal_width=88).output
         block = "\n".join(("   " + line).rstrip() for line in text.rstrip().splitlines())
         assert block in page, f"docs/reference/cli.rst is out of date for `carecollect {command}`"

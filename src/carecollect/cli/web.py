@@ -71,7 +71,13 @@ def web() -> None:
 @click.option("--db", "db", type=click.Path(dir_okay=False, path_type=Path), default="carecollect.sqlite",
               show_default=True, help="The SQLite database (its settings file is the same name with .toml).")  # fmt: skip
 @click.option("--host", default=DEFAULT_HOST, show_default=True, help="The address to listen on.")
-@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--port",
+    default=DEFAULT_PORT,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="The port to listen on.",
+)
 @click.option(
     "--key-file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -158,9 +164,21 @@ def serve(
 @click.option("--db", "db", type=click.Path(dir_okay=False, path_type=Path), default="carecollect.sqlite",
               show_default=True, help="The SQLite database.")  # fmt: skip
 @click.argument("invoice_id")
-@click.option("--key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
-@click.option("--base", default=f"http://{DEFAULT_HOST}:{DEFAULT_PORT}/p", show_default=True)
-@click.option("--days", default=30, show_default=True, type=click.IntRange(1, 365))
+@click.option(
+    "--key-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="A file holding the pay-link key in hex (instead of CARECOLLECT_PAY_LINK_KEY).",
+)
+@click.option(
+    "--base",
+    default=f"http://{DEFAULT_HOST}:{DEFAULT_PORT}/p",
+    show_default=True,
+    help="Where the pay page is served.",
+)
+@click.option(
+    "--days", default=30, show_default=True, type=click.IntRange(1, 365), help="Days the link is valid."
+)
 def link(db: Path, invoice_id: str, key_file: Path | None, base: str, days: int) -> None:
     """Print a pay link for INVOICE_ID's open balance (valid --days days)."""
     from ..store.sqlite import SQLiteStore
