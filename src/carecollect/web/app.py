@@ -581,12 +581,10 @@ class _Pages:
                 )
 
         await self.store.run(record)
-        base = self.web.public_url or str(request.base_url).rstrip("/")
-        back = (
-            base + f"/p/{link.token}/receipt"
-            if self.web.public_url
-            else str(request.url_for("receipt", token=link.token))
-        )
+        # where the patient comes back: the public URL, else this request's origin and mount point
+        u = request.url
+        base = self.web.public_url or f"{u.scheme}://{u.netloc}{request.scope.get('root_path', '')}"
+        back = f"{base.rstrip('/')}/p/{link.token}/receipt"
         lang = request.query_params.get("lang")
         if lang in LANGUAGES:
             back += f"?lang={lang}"
