@@ -6,13 +6,16 @@ import re
 from pathlib import Path
 from typing import Any
 
+from tests.web.conftest import WEB
+
 from carecollect.daily_run import RunSettings
 from carecollect.store.sqlite import SQLiteStore
 from carecollect.web import create_app
-from tests.web.conftest import WEB
 
 
-def test_the_pages_work_mounted_under_a_prefix(db: Path, settings: RunSettings, pm: Any, link: Any, clock: Any) -> None:
+def test_the_pages_work_mounted_under_a_prefix(
+    db: Path, settings: RunSettings, pm: Any, link: Any, clock: Any
+) -> None:
     from starlette.applications import Starlette
     from starlette.responses import PlainTextResponse
     from starlette.routing import Mount, Route

@@ -658,7 +658,9 @@ class _Pages:
                 {
                     "kind": option.kind.value,
                     "label": t(f"plan.option.{option.kind.value}"),
-                    "summary": t("plan.summary", count=option.count, total=t.money(option.total)),
+                    "summary": t("plan.summary", count=option.count, total=t.money(option.total))
+                    if option.count > 1
+                    else t("plan.summary_one", total=t.money(option.total)),
                     "discount": t(
                         "plan.discount", date=t.date(option.valid_until), amount=t.money(option.discount)
                     )
