@@ -231,20 +231,29 @@ def _pay(url: str, token: str, page: Any) -> None:
         assert answer.status == 200
 
 
-def capture(screenshots: Path | None = None) -> dict[str, dict[str, Any]]:
-    """Every scene in every language: its structure (and a screenshot into ``screenshots``)."""
-    from playwright.sync_api import sync_playwright
+def capture(screenshots: Path | None = None, browser: Any = None) -> dict[str, dict[str, Any]]:
+    """Every scene in every language: its structure (and a screenshot into ``screenshots``).
 
+    :param browser: a Playwright browser to use (the tests' own); default: start chromium here.
+    """
+    if browser is None:
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as p:
+            executable = shutil.which("chromium")
+            own = p.chromium.launch(
+                executable_path=executable, args=["--no-sandbox", "--disable-dev-shm-usage"]
+            )
+            try:
+                return capture(screenshots, own)
+            finally:
+                own.close()
     structures: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "gallery.sqlite"
         _store(db)
         clock_at = [NOW]
-        with serve(db, lambda: clock_at[0]) as url, sync_playwright() as p:
-            executable = shutil.which("chromium")
-            browser = p.chromium.launch(
-                executable_path=executable, args=["--no-sandbox", "--disable-dev-shm-usage"]
-            )
+        with serve(db, lambda: clock_at[0]) as url:
             context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=1)
             page = context.new_page()
             for lang in LANGUAGES:
@@ -305,7 +314,7 @@ def capture(screenshots: Path | None = None) -> dict[str, dict[str, Any]]:
                             type="jpeg",
                             quality=55,
                         )
-            browser.close()
+            context.close()
     return structures
 
 

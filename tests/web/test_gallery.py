@@ -31,7 +31,7 @@ def test_the_gallery_is_current(browser: Any) -> None:
     committed = json.loads(
         (DOCS / "_static" / "patient-pages" / "structure.json").read_text(encoding="utf-8")
     )
-    current = gallery.capture()
+    current = gallery.capture(browser=browser)
     assert sorted(current) == sorted(committed), "pages were added or removed: regenerate the gallery"
     for name in sorted(current):
         assert current[name] == committed[name], (
