@@ -145,8 +145,9 @@ def db(tmp_path: Path, clock: Clock) -> Path:
 
 
 @pytest.fixture
-def settings() -> RunSettings:
+def settings(tmp_path: Path) -> RunSettings:
     return RunSettings(
+        channel_config={"outbox": {"folder": str(tmp_path / "outbox")}},
         pay_link_key=KEY,
         pay_link_base=BASE,
         phone="+47 21 00 00 00",

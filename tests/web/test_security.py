@@ -205,3 +205,35 @@ def test_the_log_names_no_invoice_amount_or_patient(client: Any, link: Any, capl
     assert re.search(r"GET /p/<link [0-9a-f]{8}> 200", text)
     for secret in ("INV-de1", "10000", "Test Person", "A-de1", token):
         assert secret not in text
+
+
+def test_replies_come_in_only_through_channels_listed_as_signed(
+    make_app: Any, db: Path, clock: Any, pm: Any
+) -> None:
+    """A STOP reply through a listed channel opts the number out once; an unlisted channel is not a door."""
+    import json as _json
+
+    from starlette.testclient import TestClient
+
+    from carecollect.channels import Channel
+
+    with open_store(db) as store:
+        number = next(
+            p.address for p in store.get_patient("P-de1").contact_points if p.channel is Channel.SMS
+        )
+    reply = _json.dumps({"id": "sms-in-1", "from": number, "text": "STOP", "channel": "sms"}).encode()
+    before = snapshot(db)
+    with TestClient(make_app(), base_url="https://testserver") as closed:
+        assert closed.post("/inbound/outbox", content=reply).status_code == 404
+    assert snapshot(db) == before
+    with TestClient(make_app(inbound_channels=("outbox",)), base_url="https://testserver") as client:
+        assert client.post("/inbound/outbox", content=b"not json").status_code == 400
+        assert snapshot(db) == before
+        first = client.post("/inbound/outbox", content=reply)
+        assert first.status_code == 200 and first.json() == {"received": "sms-in-1", "duplicate": False}
+        assert client.post("/inbound/outbox", content=reply).json()["duplicate"] is True
+    with open_store(db) as store:
+        sms = [p for p in store.get_patient("P-de1").contact_points if p.channel is Channel.SMS]
+        assert all(p.opted_out_at is not None for p in sms)
+        assert store.inbox_pending() == []
+        assert sum(1 for r in store.audit_records(subject_id="P-de1") if r.kind == "opt_out") == 1

@@ -136,6 +136,9 @@ class WebSettings:
     :param hsts_seconds: ``Strict-Transport-Security`` max-age (0: none).
     :param take_in_webhooks: take the inbox in at once after an event is stored (payments
         show on the receipt within seconds); ``False`` leaves it to the next run.
+    :param inbound_channels: channel plugins whose replies ``POST /inbound/<plugin>`` accepts.
+        List only plugins whose ``parse_inbound`` checks the sender's signature: an unsigned
+        door would let anyone opt a phone number out. Default: none.
     """
 
     public_url: str | None = None
@@ -152,6 +155,7 @@ class WebSettings:
     secure_cookies: bool = True
     hsts_seconds: int = 31_536_000
     take_in_webhooks: bool = True
+    inbound_channels: tuple[str, ...] = ()
 
 
 class _StoreThread:
@@ -1040,7 +1044,7 @@ class _Pages:
         name = request.path_params["channel"]
         if (limited := self.limited(request, None)) is not None:
             return limited
-        if name not in set(self.settings.channel_plugins.values()):
+        if name not in self.web.inbound_channels:
             return JSONResponse({"error": "unknown channel"}, 404)
         try:
             desc = self.pm.message_channel(name)
