@@ -163,8 +163,9 @@ def settings(tmp_path: Path) -> RunSettings:
 @pytest.fixture
 def pm() -> Any:
     import carecollect_demo_gateway
+    from tests.web import debit_plugin
 
-    return make_plugin_manager(load_entrypoints=False, plugins=[carecollect_demo_gateway])
+    return make_plugin_manager(load_entrypoints=False, plugins=[carecollect_demo_gateway, debit_plugin])
 
 
 @pytest.fixture
@@ -194,9 +195,9 @@ WEB = WebSettings(bank_transfer=BankTransfer("Praxis am Park", "DE89 3704 0044 0
 def make_app(db: Path, settings: RunSettings, pm: Any, clock: Clock) -> Iterator[Callable[..., Any]]:
     apps: list[Any] = []
 
-    def build(**web: Any) -> Any:
+    def build(run: RunSettings | None = None, **web: Any) -> Any:
         app = create_app(
-            settings,
+            run or settings,
             lambda: SQLiteStore(db),
             pm,
             web=attrs.evolve(WEB, **web),
@@ -295,7 +296,10 @@ def live_settings(url: str) -> RunSettings:
         pay_link_key=KEY,
         pay_link_base=f"{url}/p",
         phone="+47 21 00 00 00",
-        payment_providers={"demo-gateway": {"webhook_secret": SECRET, "checkout_url": f"{url}/gateway"}},
+        payment_providers={
+            "demo-gateway": {"webhook_secret": SECRET, "checkout_url": f"{url}/gateway"},
+            "test-debit": {},
+        },
     )
 
 

@@ -328,3 +328,48 @@ def test_the_contact_form_creates_a_contact_record_with_its_deadline(
     assert request.reply_by == "email" and request.message == "Please call."
     now = clock()
     assert now < request.respond_by <= now + dt.timedelta(days=5)
+
+
+def test_a_plan_can_be_paid_by_direct_debit_and_the_account_number_stays_with_the_provider(
+    make_app: Any, link: Any, db: Path, settings: RunSettings, caplog: Any
+) -> None:
+    import logging
+
+    import attrs
+    from starlette.testclient import TestClient
+    from tests.web import debit_plugin
+
+    caplog.set_level(logging.INFO, logger="carecollect.web")
+    iban = "DE89 3704 0044 0532 0130 00"
+    token = link("INV-de2")
+    with_debit = attrs.evolve(settings, payment_providers={**settings.payment_providers, "test-debit": {}})
+    with TestClient(make_app(with_debit), base_url="https://testserver") as client:
+        before = client.get(f"/p/{token}/direct-debit")
+        assert "Lastschrift" in before.text and 'name="iban"' not in before.text  # a plan first
+        plan_form = client.get(f"/p/{token}/plan")
+        options = client.post(f"/p/{token}/plan", data={"csrf": csrf(plan_form.text), "income": ""})
+        agreed = client.post(
+            f"/p/{token}/plan/agree",
+            data={"csrf": csrf(options.text), "income": "", "option": "short_plan", "agree": "yes"},
+        )
+        assert "/direct-debit" in agreed.text
+        form = client.get(f"/p/{token}/direct-debit")
+        assert 'name="iban"' in form.text
+        field = csrf(form.text)
+        bad = client.post(
+            f"/p/{token}/direct-debit", data={"csrf": field, "iban": "DE00 1234", "consent": "yes"}
+        )
+        assert bad.status_code == 400
+        unconsented = client.post(f"/p/{token}/direct-debit", data={"csrf": field, "iban": iban})
+        assert unconsented.status_code == 400
+        done = client.post(f"/p/{token}/direct-debit", data={"csrf": field, "iban": iban, "consent": "yes"})
+        assert done.status_code == 200 and "Lastschrift ist eingerichtet" in done.text
+    with open_store(db) as store:
+        snap = store.account_snapshot("A-de2")
+        [mandate] = snap.mandates
+        [plan] = snap.plans
+    assert (mandate.plan_id, mandate.provider, mandate.method) == (plan.id, "test-debit", "direct_debit")
+    assert debit_plugin.MANDATES[mandate.reference][2] == iban.replace(" ", "")
+    raw = b"".join(p.read_bytes() for p in db.parent.glob("web.sqlite*"))
+    assert iban.replace(" ", "").encode() not in raw and b"3704 0044" not in raw
+    assert "3704" not in "\n".join(r.getMessage() for r in caplog.records)

@@ -12,6 +12,7 @@ in ``/p``):
 ``GET  /p/{token}/receipt``                the receipt when the patient comes back
 ``GET|POST /p/{token}/plan``               ability to pay, the plan options and schedules
 ``POST /p/{token}/plan/agree``             the chosen plan, stored active (outreach stops)
+``GET|POST /p/{token}/direct-debit``       a direct-debit mandate that pays the plan's instalments
 ``GET|POST /p/{token}/assistance``         ask for financial assistance (outreach pauses)
 ``GET|POST /p/{token}/dispute``            dispute the bill (outreach freezes)
 ``GET|POST /p/{token}/opt-out``            stop messages on one channel
@@ -61,11 +62,12 @@ from ..money import Money
 from ..patients import opt_out
 from ..payments import PaymentMethod
 from ..plans import activate_plan
-from ..providers import WebhookError
+from ..providers import Instrument, WebhookError
 from ..relief.assistance import ApplicationStatus, AssistanceApplication
 from ..relief.disputes import open_dispute
 from ..relief.plans import Affordability, OptionKind, PlanProposal, option_to_plan, propose_plan_options
-from ..store.base import AccountSnapshot, ContactRequest, InboxItem, NotFound, ProviderPayment, Store
+from ..scrubbing import scrub_text
+from ..store.base import AccountSnapshot, ContactRequest, InboxItem, Mandate, NotFound, ProviderPayment, Store
 from ..timekeeping import zone
 from .security import BodyLimit, FormTokens, RateLimiter, SecurityHeaders, content_security_policy
 from .texts import LANGUAGE_NAMES, LANGUAGES, PageTexts, pick_language
@@ -765,7 +767,83 @@ class _Pages:
             title=t("plan.done_title"),
             message=t("plan.done", amount=t.money(first.amount), date=t.date(first.due_date)),
             schedule=[(i.number, t.date(i.due_date), t.money(i.amount)) for i in plan.instalments],
+            debit=self.debit_provider(link.snap.account.currency) is not None,
         )
+
+    # -- direct debit for a plan ------------------------------------------------------------------
+    def debit_provider(self, currency: str) -> str | None:
+        """The first configured provider that stores direct-debit mandates in ``currency``."""
+        for name in self.settings.payment_providers:
+            try:
+                caps = self.pm.payment_provider(name).capabilities
+            except CareCollectError:
+                continue
+            if caps.mandates and caps.supports(PaymentMethod.DIRECT_DEBIT, currency):
+                return str(name)
+        return None
+
+    def current_plan(self, link: _Link) -> Any:
+        return next(
+            (p for p in link.snap.plans if p.status.current and link.claim.invoice_id in p.invoice_ids), None
+        )
+
+    async def direct_debit(self, request: Any) -> Any:
+        from starlette.concurrency import run_in_threadpool
+
+        link = await self.link(request)
+        if not isinstance(link, _Link):
+            return link
+        t = self.texts(request, link)
+        plan = self.current_plan(link)
+        name = self.debit_provider(link.snap.account.currency)
+        if plan is None or name is None:
+            return self.render(request, "done.html", link, t, title=t("dd.title"), message=t("dd.none"))
+        label = self.pm.payment_provider(name).description or name
+        if any(m.plan_id == plan.id and m.revoked_at is None for m in link.snap.mandates):
+            return self.render(request, "done.html", link, t, title=t("dd.done_title"), message=t("dd.done"))
+        if request.method == "GET":
+            return self.render(
+                request,
+                "debit.html",
+                link,
+                t,
+                title=t("dd.title"),
+                provider=label,
+                creditor_name=link.creditor.name,
+            )
+        form = await self.form(request, link)
+        if not isinstance(form, Mapping):
+            return form
+        iban = "".join(form.get("iban", "").split()).upper()
+        # the whole field must be one IBAN that passes the ISO 13616 mod-97 check
+        if form.get("consent") != "yes" or not iban or scrub_text(iban) != "[IBAN]":
+            return self.refused(request, _Refusal("form", t.language))
+        result = await run_in_threadpool(
+            self.provider(name).store_mandate,
+            Instrument(PaymentMethod.DIRECT_DEBIT, token=iban),
+            idempotency_key=f"mandate:{plan.id}",
+            account_id=link.snap.account.id,
+        )
+        if not result.success or not result.reference:
+            log.warning("provider %s refused a mandate: %s", name, result.error_code)
+            return self.refused(request, _Refusal("form", t.language), 502)
+        now = self.clock()
+        mandate = Mandate(
+            plan.id, link.snap.account.id, name, PaymentMethod.DIRECT_DEBIT.value, result.reference, now
+        )
+
+        def record(store: Store) -> None:
+            with store.transaction():
+                store.put_mandate(mandate)
+                store.audit_append(
+                    "mandate.stored",
+                    link.snap.account.id,
+                    {"plan": plan.id, "provider": name, "method": mandate.method, "via": "patient pages"},
+                    at=now,
+                )
+
+        await self.store.run(record)
+        return self.render(request, "done.html", link, t, title=t("dd.done_title"), message=t("dd.done"))
 
     # -- assistance, dispute, opt-out ------------------------------------------------------------
     async def assistance(self, request: Any) -> Any:
@@ -1123,6 +1201,7 @@ def create_app(
         Route("/p/{token}/receipt", pages.receipt, methods=["GET"], name="receipt"),
         Route("/p/{token}/plan", pages.plan, methods=["GET", "POST"], name="plan"),
         Route("/p/{token}/plan/agree", pages.agree_plan, methods=["POST"], name="agree_plan"),
+        Route("/p/{token}/direct-debit", pages.direct_debit, methods=["GET", "POST"], name="direct_debit"),
         Route("/p/{token}/assistance", pages.assistance, methods=["GET", "POST"], name="assistance"),
         Route("/p/{token}/dispute", pages.dispute, methods=["GET", "POST"], name="dispute"),
         Route("/p/{token}/opt-out", pages.opt_out, methods=["GET", "POST"], name="opt_out"),
