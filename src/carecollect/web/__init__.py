@@ -9,9 +9,11 @@ See :doc:`/how-to/mount-patient-pages`, :doc:`/extend/webhooks` and
 
 from __future__ import annotations
 
-from .app import BankTransfer, OfficeHours, WebSettings, create_app, payment_id_for_link
+from .app import create_app
 from .security import BodyLimit, FormTokens, RateLimiter, SecurityHeaders, content_security_policy
+from .settings import BankTransfer, OfficeHours, WebSettings
 from .texts import LANGUAGES, PageTexts, pick_language
+from .views import payment_id_for_link
 
 __all__ = [
     "LANGUAGES",
