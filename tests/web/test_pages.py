@@ -373,3 +373,36 @@ def test_a_plan_can_be_paid_by_direct_debit_and_the_account_number_stays_with_th
     raw = b"".join(p.read_bytes() for p in db.parent.glob("web.sqlite*"))
     assert iban.replace(" ", "").encode() not in raw and b"3704 0044" not in raw
     assert "3704" not in "\n".join(r.getMessage() for r in caplog.records)
+
+
+def test_a_second_request_after_a_decision_keeps_the_first_on_record(
+    client: Any, link: Any, db: Path
+) -> None:
+    """A new plan, application or dispute through the same link never overwrites an earlier, decided one."""
+    import attrs
+
+    from carecollect.disputes import DisputeStatus
+    from carecollect.plans import PlanStatus
+    from carecollect.relief.assistance import ApplicationStatus
+
+    token = link("INV-de3")
+    page = client.get(f"/p/{token}/assistance")
+    client.post(f"/p/{token}/assistance", data={"csrf": csrf(page.text)})
+    client.post(f"/p/{token}/dispute", data={"csrf": csrf(page.text), "reason": "billing_error"})
+    with open_store(db) as store:
+        snap = store.account_snapshot("A-de3")
+        store.put_application(
+            attrs.evolve(
+                snap.applications[0],
+                status=ApplicationStatus.DENIED,
+                decided_on=snap.applications[0].received_on,
+            )
+        )
+        store.put_dispute(attrs.evolve(snap.disputes[0], status=DisputeStatus.WITHDRAWN))
+    client.post(f"/p/{token}/assistance", data={"csrf": csrf(page.text)})
+    client.post(f"/p/{token}/dispute", data={"csrf": csrf(page.text), "reason": "not_mine"})
+    with open_store(db) as store:
+        snap = store.account_snapshot("A-de3")
+    assert sorted(a.status.value for a in snap.applications) == ["denied", "received"]
+    assert sorted(d.status.value for d in snap.disputes) == ["open", "withdrawn"]
+    assert not any(p.status is PlanStatus.ACTIVE for p in snap.plans)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import urllib.parse
 import uuid
 from collections.abc import Mapping
@@ -321,7 +322,7 @@ class _Pages(_Views):
             return self.refused(request, _Refusal("form", t.language))
         plan = option_to_plan(
             option,
-            plan_id=f"PLAN-WEB-{link.claim.nonce}",
+            plan_id=f"PLAN-WEB-{link.claim.nonce}-{len(link.snap.plans) + 1}",  # never replaces an old plan
             account_id=link.snap.account.id,
             invoice_ids=(link.claim.invoice_id,),
             created_at=now,
@@ -445,7 +446,7 @@ class _Pages(_Views):
             return form
         now = self.clock()
         application = AssistanceApplication(
-            f"FA-WEB-{link.claim.nonce}",
+            f"FA-WEB-{link.claim.nonce}-{len(link.snap.applications) + 1}",
             link.snap.account.id,
             self.today(link, now),
             ApplicationStatus.RECEIVED,
@@ -496,7 +497,7 @@ class _Pages(_Views):
         if reason not in reasons:
             return self.refused(request, _Refusal("form", t.language))
         now = self.clock()
-        dispute_id = f"DSP-WEB-{link.claim.nonce}"
+        dispute_id = f"DSP-WEB-{link.claim.nonce}-{len(link.snap.disputes) + 1}"
         # the same door as every other source of disputes: an event in the inbox, taken in at once
         body = {
             "action": "open",
@@ -507,8 +508,6 @@ class _Pages(_Views):
             "at": now.isoformat(),
             "in_writing": True,
         }
-        import json
-
         item = InboxItem(
             InboundKind.DISPUTE.value,
             "patient-pages",
