@@ -42,10 +42,10 @@ from ..store.base import Store
 from .door import _Door
 from .pages import _Pages
 from .security import BodyLimit, SecurityHeaders, content_security_policy
-from .settings import BankTransfer, OfficeHours, WebSettings
-from .views import _StoreThread, log, payment_id_for_link
+from .settings import WebSettings
+from .views import _StoreThread, log
 
-__all__ = ["BankTransfer", "OfficeHours", "WebSettings", "create_app", "payment_id_for_link"]
+__all__ = ["create_app"]
 
 _HERE = Path(__file__).parent
 
