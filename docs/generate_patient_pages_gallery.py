@@ -176,7 +176,10 @@ def serve(db: Path, clock: Any) -> Iterator[str]:
         lambda: SQLiteStore(db),
         make_plugin_manager(load_entrypoints=False, plugins=[carecollect_demo_gateway]),
         web=WebSettings(
-            bank_transfer=BankTransfer("Sample Clinic", "NO93 8601 1117 947", "DNBANOKK"), hsts_seconds=0
+            bank_transfer=BankTransfer("Sample Clinic", "NO93 8601 1117 947", "DNBANOKK"),
+            hsts_seconds=0,
+            ip_capacity=100_000,  # one visitor walks every page in every language quickly
+            link_capacity=100_000,
         ),
         clock=clock,
     )

@@ -319,7 +319,8 @@ def live(db: Path, pm: Any, clock: Clock) -> Iterator[LiveServer]:
             live_settings(url),
             lambda: SQLiteStore(db),
             pm,
-            web=attrs.evolve(WEB, hsts_seconds=0),
+            # one browser walks many pages quickly; the limits have their own tests
+            web=attrs.evolve(WEB, hsts_seconds=0, ip_capacity=10_000, link_capacity=10_000),
             clock=clock,
             mounts={"/gateway": checkout},
         )
