@@ -58,8 +58,21 @@ REFERENCE_PLUGINS = sorted(p for p in (ROOT / "plugins").glob("*") if (p / "pypr
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """Unit, property, scenario and doctest tests on every supported Python."""
-    session.install("-e", ".[test,pdf,fhir]")
+    session.install("-e", ".[test,pdf,fhir,web]", "-e", "plugins/carecollect-demo-gateway")
     session.run("pytest", *session.posargs)
+
+
+@nox.session(python=DEFAULT)
+def browser(session: nox.Session) -> None:
+    """The patient pages in Debian's chromium with axe-core; fails (never skips) when either is missing.
+
+    Needs ``apt-get install -y chromium`` and ``npm install --prefix tests/web axe-core`` first
+    (``.ci/run`` does both); Playwright drives the installed chromium (no browser download).
+    """
+    session.install("-e", ".[test,web]", "-e", "plugins/carecollect-demo-gateway", "playwright>=1.45")
+    session.run(
+        "pytest", "-m", "browser", "tests/web", *session.posargs, env={"CARECOLLECT_REQUIRE_BROWSER": "1"}
+    )
 
 
 @nox.session(python=DEFAULT)
@@ -73,7 +86,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=DEFAULT)
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on src/."""
-    session.install("-e", ".[test,pdf,fhir]", "mypy")
+    session.install("-e", ".[test,pdf,fhir,web]", "mypy")
     session.run("mypy", "--strict", "src/carecollect")
 
 

@@ -228,6 +228,9 @@ def test_cli_reference_page_shows_the_current_help_of_every_command() -> None:
         "run",
         "explain",
         "report",
+        "web",
+        "web serve",
+        "web link",
     )
     for command in (*commands, "demo"):
         args = [*command.split(), "--help"]

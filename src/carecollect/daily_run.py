@@ -32,6 +32,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import hashlib
+import itertools
 import os
 import secrets
 import socket
@@ -1087,12 +1088,16 @@ class InboundEvent:
     :param plugin: the channel or payment-provider plugin name that parses it.
     :param body: the raw body.
     :param headers: the raw headers.
+    :param received_at: when it was received over HTTP and its signature checked (an event from
+        the store's inbox); the plugin checks the signature again as of this instant, so a
+        webhook received yesterday is still taken today. ``None``: checked as of the run's ``now``.
     """
 
     kind: InboundKind
     plugin: str
     body: bytes = attrs.field(repr=False)
     headers: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+    received_at: dt.datetime | None = None
 
 
 @attrs.frozen
@@ -1133,8 +1138,15 @@ def intake(
     now: dt.datetime,
     *,
     contacts: Iterable[ContactRecord] = (),
+    poll_agency: bool = True,
 ) -> IntakeReport:
     """Take in payment webhooks, delivery reports, replies, disputes and remittances; each event id once.
+
+    The ``events`` given are taken first, then the events the store's inbox holds
+    (:meth:`~carecollect.store.base.Store.inbox_pending`: what the patient pages' webhook door
+    received over HTTP), each marked taken once handled. ``poll_agency=False`` skips retrying
+    recalls and reading the agency's remittances and status updates (the patient pages take in
+    their inbox that way after each event, and leave the agency to the run).
 
     An inbound ``STOP`` (in any of the supported languages) becomes an opt-out on
     the matching contact point at once. A payment webhook is verified by its
@@ -1202,9 +1214,9 @@ def intake(
     failures: list[str] = []
     channels: dict[str, Any] = {}
     providers: dict[str, Any] = {}
-    if settings.agency:
+    if settings.agency and poll_agency:
         counts["recalled"] += _retry_recalls(store, pm, settings, now, failures)
-    for ev in events:
+    for ev in itertools.chain(events, _inbox_events(store, failures, now)):
         try:
             if ev.kind is InboundKind.PAYMENT:
                 outcome = _take_payment_webhook(store, pm, settings, ev, providers, now)
@@ -1232,7 +1244,7 @@ def intake(
                 continue
             channel = _channel_instance(pm, settings, ev.plugin, channels)
             if ev.kind is InboundKind.REPLY:
-                reply = channel.parse_inbound(dict(ev.headers), ev.body, now=now)
+                reply = channel.parse_inbound(dict(ev.headers), ev.body, now=ev.received_at or now)
                 with store.transaction():
                     if not store.mark_processed(f"channel:{ev.plugin}", reply.provider_message_id, at=now):
                         counts["duplicates"] += 1
@@ -1297,7 +1309,7 @@ def intake(
         except (KeyError, ValueError, TypeError) as exc:
             failures.append(f"{ev.kind.value} via {ev.plugin}: malformed event ({type(exc).__name__})")
     counts["met"] += _meet_disputes(store, contacts, now)
-    if settings.agency:
+    if settings.agency and poll_agency:
         try:
             connector = pm.agency_connector(settings.agency).create(dict(settings.agency_config))
             since = now - dt.timedelta(days=settings.remittance_lookback_days)
@@ -1337,6 +1349,29 @@ def intake(
         counts["bounced"],
         counts["reversed"],
     )
+
+
+#: Intakes that try an inbox event before it is given up (and reported): a month of daily runs.
+INBOX_MAX_ATTEMPTS = 30
+
+
+def _inbox_events(store: Store, failures: list[str], now: dt.datetime) -> Iterator[InboundEvent]:
+    """The store's pending inbox events, each marked taken (or counted as tried) once it was handled.
+
+    The loop of :func:`intake` resumes this generator after handling the event it yielded, so the
+    mark is written after the event's own unit of work; an event whose handling failed stays
+    pending and is tried again by the next intake, up to :data:`INBOX_MAX_ATTEMPTS` times.
+    """
+    for item in store.inbox_pending():
+        before = len(failures)
+        yield InboundEvent(InboundKind(item.kind), item.plugin, item.body, item.headers, item.received_at)
+        if len(failures) == before:
+            store.inbox_taken(item.kind, item.plugin, item.event_id, at=now, outcome="taken")
+        elif item.attempts + 1 >= INBOX_MAX_ATTEMPTS:
+            failures[-1] += f" (given up after {item.attempts + 1} attempts)"
+            store.inbox_taken(item.kind, item.plugin, item.event_id, at=now, outcome="given up")
+        else:
+            store.inbox_retry(item.kind, item.plugin, item.event_id, outcome="failed")
 
 
 def announce_send_failure(store: Store, pm: Any, msg: PlannedMessage, now: dt.datetime) -> None:
@@ -1728,7 +1763,8 @@ def _take_payment_webhook(
     """Take one payment webhook; returns what it was (``"duplicate"``, ``"payments"``, ``"payments+N"``
     when N failures, chargebacks or refunds of it had arrived first, ``"reversed"``, ``"unmatched: ..."``...)."""
     provider = _provider(pm, settings, ev.plugin, providers)
-    event = provider.parse_webhook(dict(ev.headers), ev.body, now=now)  # raises WebhookError when refused
+    # raises WebhookError when refused; an inbox event is checked as of when it was received
+    event = provider.parse_webhook(dict(ev.headers), ev.body, now=ev.received_at or now)
     source = f"provider:{ev.plugin}"
     if store.was_processed(source, event.event_id):
         return "duplicate"

@@ -20,6 +20,7 @@ from ..reports import BUCKETS, CollectionReport, report_from_store
 from ..store.sqlite import SQLiteStore
 from .config import check_config, config_path, load_config, write_default_config
 from .contacts import read_records
+from .web import demo_pages, web
 
 __all__ = ["RUN_HOUR_UTC", "main", "parse_as_of"]
 
@@ -791,3 +792,16 @@ def demo(db: Path, size: int, weeks: int, seed: int, fresh: bool, no_run: bool) 
         if result.days and result.days[0].report.plan.messages
         else f"Done in {elapsed:.1f} s. Database {result.db}."
     )
+    pages = demo_pages(result.db)
+    if pages is not None:
+        key_file, url = pages
+        console.print(
+            "Open a demo patient's pay page (needs carecollect[web] and carecollect-demo-gateway):\n"
+            f"  carecollect web serve --db {result.db} --key-file {key_file} --demo-checkout\n"
+            f"  then open {url}",
+            soft_wrap=True,
+            markup=False,
+        )
+
+
+main.add_command(web)

@@ -155,6 +155,7 @@ SECTIONS: Mapping[str, frozenset[str] | None] = {
     "house_rules": None,
     "contact_centre": frozenset({"country", "time_zone", "contacts"}),
     "run": frozenset({"lock_stale_after"}),
+    "web": frozenset({"bank_recipient", "bank_account", "bank_bic"}),
 }
 
 

@@ -35,6 +35,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 import attrs
 
 from ..channels import Channel
+from ..contact_centre.records import ContactRecord
 from ..creditors import Creditor
 from ..disputes import Dispute
 from ..errors import CareCollectError
@@ -53,6 +54,8 @@ __all__ = [
     "AccountSnapshot",
     "AuditRecord",
     "AuditVerification",
+    "ContactRequest",
+    "InboxItem",
     "InvoiceRow",
     "Mandate",
     "NotFound",
@@ -213,6 +216,54 @@ class ProviderPayment:
     payment_id: str
     plan_id: str | None = None
     instalment: int | None = None
+
+
+@attrs.frozen
+class InboxItem:
+    """One inbound event received over HTTP, kept durably until the run takes it in.
+
+    The patient pages' webhook door (:mod:`carecollect.web`) writes it after the
+    provider's signature was verified and *before* it answers 2xx; the run's intake
+    (:func:`carecollect.daily_run.intake`) reads what is not yet taken and marks it taken.
+
+    :param kind: the :class:`~carecollect.daily_run.InboundKind` value (``"payment"``, ``"reply"``...).
+    :param plugin: the payment-provider or channel plugin that parses it.
+    :param event_id: the provider's event id (de-duplicates: the same event twice is kept once).
+    :param body: the exact raw body (signatures are over these bytes).
+    :param headers: the request headers that matter to the plugin (the signature...).
+    :param received_at: when the door received and verified it (the intake verifies it again as of this instant).
+    :param taken_at: when the intake took it in (``None``: not yet).
+    :param outcome: what the intake made of it (a short code, no PHI).
+    :param attempts: how many times the intake tried it.
+    """
+
+    kind: str
+    plugin: str
+    event_id: str
+    body: bytes = attrs.field(repr=False)
+    headers: Mapping[str, str] = attrs.field(repr=False)
+    received_at: dt.datetime
+    taken_at: dt.datetime | None = None
+    outcome: str | None = None
+    attempts: int = 0
+
+
+@attrs.frozen
+class ContactRequest:
+    """A patient's written request to be contacted, with the service-level deadline it must be answered by.
+
+    :param record: the contact-centre :class:`~carecollect.contact_centre.ContactRecord`
+        (pending, written channel, inbound).
+    :param respond_by: the instant the answer is due (from the centre's
+        :class:`~carecollect.contact_centre.service_levels.ResponseTarget`).
+    :param reply_by: how the patient wants the answer (``"phone"`` or ``"email"``).
+    :param message: what the patient wrote (kept in the store only; never logged).
+    """
+
+    record: ContactRecord
+    respond_by: dt.datetime
+    reply_by: str
+    message: str = attrs.field(repr=False)
 
 
 @attrs.frozen
@@ -730,6 +781,30 @@ class Store(Protocol):
 
     def hook_events_pending(self, *, limit: int = 1000) -> Sequence[PendingHookEvent]:
         """Events some target plugin has not taken yet, oldest first."""
+    # -- inbox of events received over HTTP -----------------------------------
+    def inbox_put(self, item: InboxItem) -> bool:
+        """Keep an inbound event durably (committed when this returns); False if ``(kind, plugin, event_id)`` is already kept."""
+        ...
+
+    def inbox_pending(self, *, limit: int = 1000) -> Sequence[InboxItem]:
+        """Events not yet taken in, oldest first."""
+        ...
+
+    def inbox_taken(self, kind: str, plugin: str, event_id: str, *, at: dt.datetime, outcome: str) -> None:
+        """Mark an event taken in (it is not read again)."""
+        ...
+
+    def inbox_retry(self, kind: str, plugin: str, event_id: str, *, outcome: str) -> None:
+        """Count a failed attempt to take an event in; it stays pending (read again by the next intake)."""
+        ...
+
+    # -- contact requests --------------------------------------------------------
+    def put_contact_request(self, request: ContactRequest) -> None:
+        """Keep a patient's contact request (by the record's contact id)."""
+        ...
+
+    def contact_requests(self, account_id: str | None = None) -> list[ContactRequest]:
+        """Contact requests (of one account, or all), oldest first."""
         ...
 
     # -- run lock ------------------------------------------------------------

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..channels import Channel
+from ..contact_centre.records import ContactChannel, ContactRecord, Direction, Topic
 from ..creditors import Creditor
 from ..disputes import Dispute
 from ..errors import DuplicateEntry, ValidationError
@@ -50,6 +51,8 @@ from .base import (
     AccountSnapshot,
     AuditRecord,
     AuditVerification,
+    ContactRequest,
+    InboxItem,
     InvoiceRow,
     Mandate,
     NotFound,
@@ -229,6 +232,21 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
                 plugin TEXT NOT NULL, delivered_at TEXT NOT NULL, PRIMARY KEY (seq, plugin))""",
         ),
     ),
+    (
+        10,
+        "inbox of events received over HTTP (taken in by the run); patients' contact requests",
+        (
+            """CREATE TABLE inbox (kind TEXT NOT NULL, plugin TEXT NOT NULL, event_id TEXT NOT NULL,
+                headers TEXT NOT NULL, body BLOB NOT NULL, received_at TEXT NOT NULL, taken_at TEXT,
+                outcome TEXT, attempts INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (kind, plugin, event_id))""",
+            "CREATE INDEX inbox_pending ON inbox(taken_at, received_at)",
+            """CREATE TABLE contact_requests (contact_id TEXT PRIMARY KEY,
+                account_id TEXT NOT NULL REFERENCES accounts(id), channel TEXT NOT NULL, topic TEXT NOT NULL,
+                started_at TEXT NOT NULL, invoice_id TEXT, queue TEXT, respond_by TEXT NOT NULL,
+                reply_by TEXT NOT NULL, message TEXT NOT NULL)""",
+            "CREATE INDEX contact_requests_account ON contact_requests(account_id)",
+        ),
+    ),
 )
 
 _CHILD_TABLES = (
@@ -272,14 +290,21 @@ class SQLiteStore:
 
     :param path: the database file (created with its folder if missing), or ``":memory:"``.
     :param timeout: seconds to wait for another writer before giving up.
+    :param check_same_thread: refuse use from a thread other than the one that opened it
+        (:mod:`sqlite3`'s guard). Pass ``False`` only when the caller serialises every use
+        itself, as the patient pages do (one store thread).
     :raises StoreError: the file's schema is newer than this carecollect.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, timeout: float = 30.0, check_same_thread: bool = True
+    ) -> None:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        self._db = sqlite3.connect(
+            self.path, timeout=timeout, isolation_level=None, check_same_thread=check_same_thread
+        )
         self._depth = 0
         try:
             self._db.execute("PRAGMA foreign_keys = ON")
@@ -1287,6 +1312,110 @@ class SQLiteStore:
                 )
             )
         return out
+    # -- inbox ----------------------------------------------------------------------------------
+    def inbox_put(self, item: InboxItem) -> bool:
+        """Keep an inbound event (committed on return); False when it is already kept."""
+        with self._unit():
+            cur = self._db.execute(
+                "INSERT INTO inbox (kind, plugin, event_id, headers, body, received_at, taken_at, outcome, attempts) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(kind, plugin, event_id) DO NOTHING",
+                (
+                    item.kind,
+                    item.plugin,
+                    item.event_id,
+                    canonical_json(dict(item.headers)),
+                    bytes(item.body),
+                    codec.iso_instant(item.received_at),
+                    codec.opt_instant(item.taken_at),
+                    item.outcome,
+                    item.attempts,
+                ),
+            )
+        return cur.rowcount == 1
+
+    def inbox_pending(self, *, limit: int = 1000) -> list[InboxItem]:
+        """Events not yet taken in, oldest first."""
+        rows = self._db.execute(
+            "SELECT kind, plugin, event_id, headers, body, received_at, taken_at, outcome, attempts FROM inbox "
+            "WHERE taken_at IS NULL ORDER BY received_at, rowid LIMIT ?",
+            (_batch_size(limit),),
+        ).fetchall()
+        return [
+            InboxItem(
+                r[0], r[1], r[2], bytes(r[4]), json.loads(r[3]), codec.parse_instant(r[5]), None, r[7], r[8]
+            )
+            for r in rows
+        ]
+
+    def inbox_taken(self, kind: str, plugin: str, event_id: str, *, at: dt.datetime, outcome: str) -> None:
+        """Mark an event taken in."""
+        with self._unit():
+            cur = self._db.execute(
+                "UPDATE inbox SET taken_at = ?, outcome = ?, attempts = attempts + 1 "
+                "WHERE kind = ? AND plugin = ? AND event_id = ?",
+                (codec.iso_instant(at), outcome, kind, plugin, event_id),
+            )
+        if cur.rowcount != 1:
+            raise NotFound("InboxItem", f"{kind}/{plugin}/{event_id}")
+
+    def inbox_retry(self, kind: str, plugin: str, event_id: str, *, outcome: str) -> None:
+        """Count a failed attempt; the event stays pending."""
+        with self._unit():
+            cur = self._db.execute(
+                "UPDATE inbox SET outcome = ?, attempts = attempts + 1 WHERE kind = ? AND plugin = ? AND event_id = ?",
+                (outcome, kind, plugin, event_id),
+            )
+        if cur.rowcount != 1:
+            raise NotFound("InboxItem", f"{kind}/{plugin}/{event_id}")
+
+    # -- contact requests --------------------------------------------------------------------------
+    def put_contact_request(self, request: ContactRequest) -> None:
+        """Keep a patient's contact request (insert or replace by contact id)."""
+        rec = request.record
+        with self._unit():
+            self._db.execute(
+                "INSERT OR REPLACE INTO contact_requests (contact_id, account_id, channel, topic, started_at, "
+                "invoice_id, queue, respond_by, reply_by, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    rec.contact_id,
+                    rec.account_id,
+                    rec.channel.value,
+                    rec.topic.value,
+                    codec.iso_instant(rec.started_at),
+                    rec.invoice_id,
+                    rec.queue,
+                    codec.iso_instant(request.respond_by),
+                    request.reply_by,
+                    request.message,
+                ),
+            )
+
+    def contact_requests(self, account_id: str | None = None) -> list[ContactRequest]:
+        """Contact requests (of one account, or all), oldest first."""
+        where, params = ("WHERE account_id = ?", (account_id,)) if account_id is not None else ("", ())
+        rows = self._db.execute(
+            "SELECT contact_id, account_id, channel, topic, started_at, invoice_id, queue, respond_by, reply_by, "
+            f"message FROM contact_requests {where} ORDER BY started_at, contact_id",
+            params,
+        ).fetchall()
+        return [
+            ContactRequest(
+                ContactRecord(
+                    r[0],
+                    r[1],
+                    ContactChannel(r[2]),
+                    Direction.INBOUND,
+                    Topic(r[3]),
+                    codec.parse_instant(r[4]),
+                    invoice_id=r[5],
+                    queue=r[6],
+                ),
+                codec.parse_instant(r[7]),
+                r[8],
+                r[9],
+            )
+            for r in rows
+        ]
 
     # -- run lock ---------------------------------------------------------------------------------
     def current_run_lock(self) -> RunLock | None:
