@@ -59,7 +59,8 @@ REFERENCE_PLUGINS = sorted(p for p in (ROOT / "plugins").glob("*") if (p / "pypr
 def tests(session: nox.Session) -> None:
     """Unit, property, scenario and doctest tests on every supported Python."""
     session.install("-e", ".[test,pdf,fhir,web]", "-e", "plugins/carecollect-demo-gateway")
-    session.run("pytest", *session.posargs)
+    # the real-browser suite runs once, in its own session (nox -s browser)
+    session.run("pytest", "-m", "not browser", *session.posargs)
 
 
 @nox.session(python=DEFAULT)
