@@ -36,6 +36,7 @@ from typing import Any
 from ..channels import Channel
 from ..errors import ConfigurationError, ValidationError
 from ..hookspecs import hookimpl
+from ..messages.email import build_email
 from ..messaging import (
     ChannelCapabilities,
     DeliveryReport,
@@ -46,7 +47,6 @@ from ..messaging import (
     ReceiptStatus,
     RenderedMessage,
 )
-from ..messages.email import build_email
 from ..timekeeping import require_aware
 
 __all__ = ["OUTBOX", "OutboxChannel", "carecollect_message_channels", "file_name"]
