@@ -10,6 +10,7 @@ import pytest
 
 from carecollect.agencies import AgencyConnectorCapabilities, AgencyConnectorDescriptor
 from carecollect.builtin.agency_files import AGENCY_FILES
+from carecollect.builtin.letters import LETTERS
 from carecollect.builtin.manual import MANUAL
 from carecollect.builtin.outbox import OUTBOX
 from carecollect.channels import Channel
@@ -41,7 +42,7 @@ def install_dist(
 def test_builtins_are_plugins() -> None:
     pm = make_plugin_manager(load_entrypoints=False, environ={})
     assert pm.payment_providers() == {"manual": MANUAL}
-    assert pm.message_channels() == {"outbox": OUTBOX}
+    assert pm.message_channels() == {"outbox": OUTBOX, "letter": LETTERS}
     assert pm.agency_connectors() == {"agency-files": AGENCY_FILES}
 
 
