@@ -65,7 +65,7 @@ class CountryProfile:
     :param phone_prefix: the prefix of the (fictitious) phone numbers.
     :param codes: billing codes used on lines.
     :param phone_digits: digits after the prefix (the numbers are valid for the country's plan).
-    :param postal: the postal address, ``{n}`` a house number (lines separated by ``\n``).
+    :param postal: the postal address, ``{n}`` a house number (one line per line break).
     """
 
     country: str

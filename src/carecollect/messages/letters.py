@@ -347,7 +347,7 @@ def _was_filled(line: str, following: str) -> bool:
 def body_blocks(text: str) -> list[Block]:
     """The blocks of a letter's body as the text renderer writes them.
 
-    A heading is a line underlined with ``-``; bullets start with ``- `` (continued by
+    A heading is a line underlined with ``-``; a bullet starts with a dash and a space (continued by
     indented lines); a table is a block whose every line is a label, two or more spaces, and
     a value; a paragraph of filled lines is reflowed, a block of short lines kept line by line.
     """
