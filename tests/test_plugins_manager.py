@@ -166,7 +166,7 @@ def test_registration_hook_failure_and_wrong_type_name_the_plugin() -> None:
 
 def test_unknown_name_lists_installed() -> None:
     pm = make_plugin_manager(load_entrypoints=False, environ={})
-    with pytest.raises(ConfigurationError, match="installed: outbox"):
+    with pytest.raises(ConfigurationError, match="installed: letter, outbox"):
         pm.message_channel("sms-gateway")
     with pytest.raises(ConfigurationError, match="installed: agency-files"):
         pm.agency_connector("credicare")
