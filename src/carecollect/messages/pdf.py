@@ -111,8 +111,14 @@ class _Writer:
         self.pdf.set_font(family, style, size)
 
     def width(self, text: str, family: str = "body", size: float = _BODY, style: str = "") -> float:
-        self.font(family, size, style)
-        return float(self.pdf.get_string_width(text))
+        # the same words recur in every letter of a batch: measure each once per document
+        widths: dict[tuple[str, str, str, float], float] = self.pdf.carecollect_widths
+        key = (text, family, style, size)
+        found = widths.get(key)
+        if found is None:
+            self.font(family, size, style)
+            found = widths[key] = float(self.pdf.get_string_width(text))
+        return found
 
     def put(
         self,
@@ -225,19 +231,22 @@ class _Writer:
                 return
             self.ensure(line_h)
             cx = x
-            for word, family, wsize, w in line:
-                top = self.y + (size - wsize) * _PT * _ASCENT
-                link = word.strip("().,;") if family == "mono" else None
-                self.put(
-                    cx,
-                    top,
-                    word,
-                    family=family,
-                    size=wsize,
-                    style=style if family == "body" else "",
-                    link=link,
-                )
-                cx += w + space
+            i = 0
+            while i < len(line):
+                word, family, wsize, w = line[i]
+                if family == "mono":
+                    top = self.y + (size - wsize) * _PT * _ASCENT
+                    self.put(cx, top, word, family="mono", size=wsize, link=word.strip("().,;"))
+                    cx += w + space
+                    i += 1
+                    continue
+                # a run of body words is one string: the same positions, far fewer drawing calls
+                j = i
+                while j < len(line) and line[j][1] == "body":
+                    j += 1
+                self.put(cx, self.y, " ".join(t for t, *_ in line[i:j]), size=size, style=style)
+                cx += sum(item[3] for item in line[i:j]) + space * (j - i)
+                i = j
             self.y += line_h
             line, used = [], 0.0
 
@@ -308,8 +317,8 @@ class _Writer:
         side = 28.0
         self.ensure(side + 6)
         self.y += 3
-        qr = self.segno.make(link, error="m")
-        if self.draw:
+        if self.draw:  # (the page count needs only the block's height)
+            qr = self.segno.make(link, error="m")
             modules = qr.symbol_size(scale=1, border=4)[0]
             cell = side / modules
             self.pdf.set_fill_color(0, 0, 0)
@@ -367,6 +376,7 @@ def _document(fpdf: Any, first: LetterLayout) -> Any:
     pdf.add_font("body", "", str(FONT_DIR / "DejaVuSans.ttf"))
     pdf.add_font("body", "B", str(FONT_DIR / "DejaVuSans-Bold.ttf"))
     pdf.add_font("mono", "", str(FONT_DIR / "DejaVuSansMono.ttf"))
+    pdf.carecollect_widths = {}
     return pdf
 
 
