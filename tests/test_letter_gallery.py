@@ -19,7 +19,9 @@ def test_the_gallery_matches_the_letters_made_now(tmp_path: Path) -> None:
     assert [p.name for p in written] == [f"{c}-{lang}.png" for c, lang in GALLERY]
     for png in written:
         kept = GALLERY_DIR / png.name
-        assert kept.exists(), f"{kept} is missing: python -m carecollect.messages.letter_gallery docs/_static/letters"
+        assert kept.exists(), (
+            f"{kept} is missing: python -m carecollect.messages.letter_gallery docs/_static/letters"
+        )
         text = png.with_suffix(".txt").read_text(encoding="utf-8")
         assert text.strip(), f"{png.name}: no text"
         assert (GALLERY_DIR / f"{png.stem}.txt").read_text(encoding="utf-8") == text, (
