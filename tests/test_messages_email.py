@@ -130,3 +130,13 @@ def test_naive_date_and_bad_sender_are_refused() -> None:
         build_email(_message("en"), sender=SENDER, at=AT.replace(tzinfo=None))
     with pytest.raises(ValidationError, match="sender"):
         build_email(_message("en"), sender="billing", at=AT)
+
+
+def test_the_same_message_gives_the_same_bytes_and_headers_are_not_mixed_up() -> None:
+    """Parsed and folded headers are remembered across e-mails: each e-mail still gets its own."""
+    first = build_email(_message("bg"), sender=SENDER, at=AT).as_bytes()
+    assert build_email(_message("bg"), sender=SENDER, at=AT).as_bytes() == first  # boundary from the id
+    other = build_email(_message("bg", id="M-2", recipient="ivan@example.bg"), sender=SENDER, at=AT)
+    mail = _parse(other.as_bytes())
+    assert mail["To"] == "ivan@example.bg" and "M-2" in mail["Message-ID"]
+    assert _parse(first)["To"].addresses[0].addr_spec == "kari@example.no"
