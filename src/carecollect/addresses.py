@@ -32,9 +32,6 @@ from __future__ import annotations
 
 import re
 
-import email_validator
-import phonenumbers
-
 from .channels import Channel
 from .errors import ValidationError
 
@@ -87,6 +84,8 @@ def normalise_phone(text: str, region: str | None, *, record: str = "ContactPoin
     :returns: ``+<country code><number>``.
     :raises ValidationError: not a valid number for the region (field ``address``).
     """
+    import phonenumbers  # imported when first needed: the run only reads numbers already checked
+
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
@@ -107,6 +106,8 @@ def normalise_email(text: str, *, record: str = "ContactPoint") -> str:
     :returns: the normalised address.
     :raises ValidationError: not an e-mail address (field ``address``, with the reason).
     """
+    import email_validator  # imported when first needed (it brings dnspython, unused here)
+
     try:
         checked = email_validator.validate_email(text.strip(), check_deliverability=False)
     except email_validator.EmailNotValidError as exc:

@@ -69,7 +69,7 @@ from ..messaging import (
     RenderedMessage,
 )
 from ..timekeeping import require_aware
-from .outbox import _file_stem
+from .outbox import file_stem
 
 __all__ = ["LETTERS", "MANIFEST_COLUMNS", "LetterChannel", "carecollect_message_channels"]
 
@@ -190,7 +190,7 @@ class LetterChannel:
             that cannot be a letter (not a letter, an address that is not complete, a country
             without an envelope layout), naming the field.
         """
-        stem = _file_stem(message.id)
+        stem = file_stem(message.id)
         provider_id = f"letter-{stem}"
         target = self.pending / f"{stem}.json"
         if target.exists() or self._batched(message.id):

@@ -49,7 +49,15 @@ from ..messaging import (
 )
 from ..timekeeping import require_aware
 
-__all__ = ["OUTBOX", "OutboxChannel", "carecollect_message_channels", "file_name"]
+__all__ = [
+    "OUTBOX",
+    "OUTBOX_DOMAIN",
+    "OUTBOX_SENDER",
+    "OutboxChannel",
+    "carecollect_message_channels",
+    "file_name",
+    "file_stem",
+]
 
 #: Every channel, any length, opt-out links, simulated reports and replies.
 CAPABILITIES = ChannelCapabilities(
@@ -63,7 +71,13 @@ OUTBOX_SENDER = "carecollect outbox <outbox@outbox.carecollect.invalid>"
 OUTBOX_DOMAIN = "outbox.carecollect.invalid"
 
 
-def _file_stem(message_id: str) -> str:
+def file_stem(message_id: str) -> str:
+    """``message_id`` as a safe file name stem: unchanged when it is one, else made safe and given
+    8 hex digits of its SHA-256, so two ids never share a file.
+
+    >>> file_stem("step-1_email"), file_stem("a/b")
+    ('step-1_email', 'a_b-c14cddc0')
+    """
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", message_id)
     if safe != message_id or safe.startswith("."):
         safe = f"{safe.lstrip('.')}-{hashlib.sha256(message_id.encode()).hexdigest()[:8]}"
@@ -77,7 +91,7 @@ def file_name(message_id: str, channel: Channel) -> str:
     >>> file_name("step-1_email", Channel.EMAIL), file_name("a/b", Channel.SMS)
     ('step-1_email.eml', 'a_b-c14cddc0.txt')
     """
-    return f"{_file_stem(message_id)}.{'eml' if channel is Channel.EMAIL else 'txt'}"
+    return f"{file_stem(message_id)}.{'eml' if channel is Channel.EMAIL else 'txt'}"
 
 
 def _json(body: bytes, what: str) -> dict[str, Any]:
@@ -121,7 +135,7 @@ class OutboxChannel:
         self.unsubscribe_mailto = settings.get("unsubscribe_mailto")
 
     def _render(self, message: RenderedMessage) -> tuple[str, bytes]:
-        stem = _file_stem(message.id)
+        stem = file_stem(message.id)
         if message.channel is Channel.EMAIL:
             mail = build_email(
                 message,
