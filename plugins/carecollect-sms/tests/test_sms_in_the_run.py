@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import carecollect_sms
 import pytest
 from carecollect.channels import Channel
 from carecollect.creditors import Creditor, CreditorRole
@@ -14,6 +13,8 @@ from carecollect.patients import ContactPoint
 from carecollect.plugin_manager import make_plugin_manager
 from carecollect.store.sqlite import SQLiteStore
 from carecollect.testing.factories import NOW, make_account, make_invoice, make_patient
+
+import carecollect_sms
 
 from .conftest import ACCOUNT
 from .test_sms_channel import INBOUND_URL, STATUS_URL, twilio_signed
