@@ -300,3 +300,45 @@ def test_nothing_is_set_outside_the_margins(tmp_path: Path, country: str, langua
                 and word.box.right <= width - letter.layout.right + 0.5
             )
             assert word.box.bottom <= height - 5
+
+
+@pytest.mark.parametrize(("country", "language"), [("no", "nb"), ("us", "en")])
+def test_the_qr_code_printed_is_the_pay_link(tmp_path: Path, country: str, language: str) -> None:
+    """Every module of the printed code, read from the rendered page, is the pay link's QR code."""
+    import segno
+    from PIL import Image
+
+    letter = example_letter(country, language)
+    pdf = _pdf(tmp_path, letter)
+    page = _pages(pdf)  # the pay block closes the letter
+    caption = _find(_words(pdf, page), letter.labels["scan"])[0]
+    top, left, side = caption.box.y - 3, letter.layout.left, 28.0  # the block's top, as laid out
+    dpi = 300
+    subprocess.run(
+        [
+            "pdftoppm",
+            "-png",
+            "-gray",
+            "-r",
+            str(dpi),
+            "-f",
+            str(page),
+            "-l",
+            str(page),
+            "-singlefile",
+            str(pdf),
+            str(tmp_path / "qr"),
+        ],
+        check=True,
+    )
+    qr = segno.make(letter.pay_link, error="m")
+    modules = qr.symbol_size(scale=1, border=4)[0]
+    cell = side / modules
+    px = dpi / 25.4
+    with Image.open(tmp_path / "qr.png") as image:
+        grey = image.convert("L")
+        for r, row in enumerate(qr.matrix):
+            for c, dark in enumerate(row):
+                x = (left + (c + 4.5) * cell) * px
+                y = (top + (r + 4.5) * cell) * px
+                assert (grey.getpixel((round(x), round(y))) < 128) == bool(dark), (r, c)
