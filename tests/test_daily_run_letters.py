@@ -112,3 +112,15 @@ def test_no_postal_address_holds_the_letter_with_a_reason(
     assert report.sent == 0 and report.batches == ()
     held = [r for d in report.plan.decisions for r in d.reasons if r.rule_id == "patient.consent"]
     assert held and "letter" in str(held[0])  # "no usable channel among letter, ...": held, with the reason
+
+
+def test_a_letter_channel_that_cannot_start_does_not_stop_the_run(
+    store: SQLiteStore, pm: PluginManager, tmp_path: Path
+) -> None:
+    plugins = dict.fromkeys(Channel, "outbox")
+    plugins[Channel.LETTER] = "print-house"  # no such plugin: each letter fails, the run reports it
+    settings = RunSettings(
+        channel_plugins=plugins, channel_config={"outbox": {"folder": str(tmp_path / "o")}}
+    )
+    report = execute_run(store, T0, pm, settings)
+    assert (report.sent, report.failed, report.batches) == (0, 1, ())

@@ -46,7 +46,7 @@ from .agencies import AgencyAccountStatus, AgencyStatusUpdate, Debtor, PlacedInv
 from .channels import Channel
 from .contact_centre.records import ContactRecord
 from .creditors import Creditor
-from .errors import CareCollectError, DuplicateEntry
+from .errors import CareCollectError, ConfigurationError, DuplicateEntry
 from .invoices import Invoice, InvoiceStatus, reopen_invoice
 from .ledger import EntryKind, post_adjustment, post_payment, reverse_payment
 from .messages.context import Itemization, MessageContext, NoticeInfo
@@ -1860,10 +1860,14 @@ def close_batches(pm: Any, settings: RunSettings, now: dt.datetime) -> tuple[str
     """
     batches: list[str] = []
     for name in sorted(set(settings.channel_plugins.values())):
-        desc = pm.message_channel(name)
-        if callable(getattr(desc.factory, "close_batch", None)):
+        try:
+            desc = pm.message_channel(name)
+            if not callable(getattr(desc.factory, "close_batch", None)):
+                continue
             channel = desc.create(dict(settings.channel_config.get(name, {})))
-            batches.extend(channel.close_batch(now))
+        except ConfigurationError:  # not installed or not configured: its sends failed and say so
+            continue
+        batches.extend(channel.close_batch(now))
     return tuple(batches)
 
 
