@@ -132,7 +132,7 @@ def plugins(session: nox.Session) -> None:
     if not REFERENCE_PLUGINS:
         session.error("no reference plugins found in plugins/")
     for plugin in REFERENCE_PLUGINS:
-        session.install(str(plugin))  # a real install: found through its entry point, not a path
+        session.install(f"{plugin}[test]")  # a real install: found through its entry point, not a path
     # every installed reference plugin is discovered through the "carecollect" entry-point group
     session.run(
         "python",

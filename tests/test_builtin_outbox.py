@@ -1,4 +1,4 @@
-"""The file outbox's ``.eml`` files: the fast writer gives what the MIME classes give."""
+"""The file outbox's ``.eml`` files: the standard e-mail of :func:`build_email`, parsed back."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from carecollect.builtin import outbox
-from carecollect.builtin.outbox import OUTBOX, OutboxChannel
+from carecollect.builtin.outbox import OUTBOX
 from carecollect.channels import Channel
-from carecollect.messaging import RenderedMessage
+from carecollect.messaging import ReceiptStatus, RenderedMessage
 
 BODY = "Hei Ola,\n\nDin regning på 1\u00a0250,00\u00a0kr forfaller 2. april 2026.\n" * 9
 
@@ -23,26 +22,16 @@ def _parse(data: bytes) -> EmailMessage:
     return msg
 
 
-def _summary(msg: EmailMessage) -> tuple[object, ...]:
-    # the MIME classes fold a long encoded subject after "Subject:", which reads back with a space
-    headers = {k: str(v).strip() for k, v in msg.items() if k.lower() != "content-type"}
-    parts = [
-        (p.get_content_type(), p.get_content_charset(), p["Content-Transfer-Encoding"], p.get_content())
-        for p in (msg.iter_parts() if msg.is_multipart() else [msg])
-    ]
-    return msg.get_content_type(), headers, parts
-
-
 @pytest.mark.parametrize(
     "kw",
     [
         {"subject": "Regning fra Legesenteret – påminnelse om betaling av faktura INV-00012345 " * 2},
         {"subject": "Your statement", "html": "<p>Hello <b>Ola</b> – 1\u00a0250,00\u00a0kr</p>\n" * 40},
         {"subject": "", "html": None, "opt_out_url": None},
-        {"subject": "Счет", "body": "Ваша сметка е готова.\n"},
+        {"subject": "Счет", "body": "Ваша сметка е готова.\n", "language": "bg"},
     ],
 )
-def test_fast_eml_equals_the_mime_classes(tmp_path: Path, kw: dict[str, object]) -> None:
+def test_outbox_writes_the_standard_email(tmp_path: Path, kw: dict[str, object]) -> None:
     fields: dict[str, object] = {
         "id": "MSG-1",
         "channel": Channel.EMAIL,
@@ -53,35 +42,52 @@ def test_fast_eml_equals_the_mime_classes(tmp_path: Path, kw: dict[str, object])
         **kw,
     }
     message = RenderedMessage(**fields)  # type: ignore[arg-type]
-    fast = outbox._eml(message, "MSG-1")
-    assert fast is not None
     channel = OUTBOX.create({"folder": str(tmp_path)})
-    assert isinstance(channel, OutboxChannel)
-    name, written = channel._render(message)
-    assert name == "MSG-1.eml" and written == fast
-    # what the MIME classes write (the fast path turned off)
-    slow_channel = _Classic({"folder": str(tmp_path / "classic")})
-    _, classic = slow_channel._render(message)
-    if message.html is None and len(message.subject) < 30:
-        assert classic == fast  # byte for byte (a multipart's boundary is random; a long subject folds)
-    assert _summary(_parse(fast)) == _summary(_parse(classic))
-    assert _parse(fast)["Subject"] == message.subject
+    receipt = channel.send(message)
+    assert receipt.provider_message_id == "MSG-1.eml"
+    raw = (tmp_path / "MSG-1.eml").read_bytes()
+    raw.decode("ascii")  # 7-bit clean
+    mail = _parse(raw)
+    assert mail["Subject"] == message.subject
+    assert mail["To"] == message.recipient
+    assert mail["From"] == "carecollect outbox <outbox@outbox.carecollect.invalid>"
+    assert mail["Date"] and mail["Date"].datetime.tzinfo is not None
+    assert mail["Message-ID"].startswith("<MSG-1.") and mail["Message-ID"].endswith(
+        "@outbox.carecollect.invalid>"
+    )
+    assert mail["Content-Language"] == message.language
+    assert mail.get_body(("plain",)).get_content().replace("\r\n", "\n") == message.body
+    if message.html:
+        assert mail.get_content_type() == "multipart/alternative"
+        assert mail.get_body(("html",)).get_content().replace("\r\n", "\n") == message.html
+    if message.opt_out_url:
+        assert f"<{message.opt_out_url}>" in mail["List-Unsubscribe"]
+        assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    else:
+        assert mail["List-Unsubscribe"].strip().startswith("<mailto:")
+        assert mail["List-Unsubscribe-Post"] is None
+    # written once: sending again leaves the file as it was
+    channel.send(message)
+    assert (tmp_path / "MSG-1.eml").read_bytes() == raw
 
 
-class _Classic(OutboxChannel):
-    def _render(self, message: RenderedMessage) -> tuple[str, bytes]:
-        original = outbox._eml
-        outbox._eml = lambda *_: None  # type: ignore[assignment]
-        try:
-            return super()._render(message)
-        finally:
-            outbox._eml = original  # type: ignore[assignment]
-
-
-def test_headers_that_need_encoding_go_through_the_mime_classes() -> None:
+def test_a_display_name_recipient_and_sender_setting(tmp_path: Path) -> None:
     message = RenderedMessage(
         id="MSG-2", channel=Channel.EMAIL, recipient="Ola Nordmann <ola@example.no>", body="x"
     )
-    assert outbox._eml(message, "MSG-2") is None
-    msg = _parse(OutboxChannel({"folder": "/tmp/unused-carecollect"})._render(message)[1])
+    channel = OUTBOX.create({"folder": str(tmp_path), "from": "Klinikk <faktura@klinikk.example>"})
+    channel.send(message)
+    msg = _parse((tmp_path / "MSG-2.eml").read_bytes())
     assert msg["To"] == "Ola Nordmann <ola@example.no>"
+    assert msg["From"] == "Klinikk <faktura@klinikk.example>"
+
+
+@pytest.mark.parametrize("recipient", ["not-an-address", "ola@example.no\r\nBcc: all@example.org"])
+def test_an_address_no_email_can_carry_is_rejected_and_nothing_written(
+    tmp_path: Path, recipient: str
+) -> None:
+    message = RenderedMessage(id="MSG-3", channel=Channel.EMAIL, recipient=recipient, body="x")
+    receipt = OUTBOX.create({"folder": str(tmp_path)}).send(message)
+    assert receipt.status is ReceiptStatus.REJECTED
+    assert recipient not in receipt.detail
+    assert list(tmp_path.iterdir()) == []

@@ -205,6 +205,14 @@ def test_demo_small_from_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     # some e-mails bounce: the intake marks their addresses, and the run table counts them
     assert "bounced" in result.output
     assert "contact_point.undeliverable" in kinds
+    # with the pdf extra, letters are laid out and written as print batches
+    batches = tmp_path / "carecollect-demo-letters" / "batches"
+    manifests = sorted(batches.glob("*.csv"))
+    assert "print batches" in result.output and manifests
+    assert all(m.with_suffix(".pdf").exists() for m in manifests)
+    assert not any(
+        f.read_text(encoding="utf-8", errors="replace").startswith("Channel: letter") for f in files
+    )
     # the demo's own report equals `carecollect report` on its database
     report = _cli("report", "--db", str(db), "--as-of", "2026-03-13", "--days", "14")
     assert "Contact centre, 2026-03-13" in report.output

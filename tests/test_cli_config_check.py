@@ -69,7 +69,7 @@ def test_a_misspelt_channel_plugin_fails_the_run_before_anything_is_sent(
     _edit(db, 'email = "outbox"', 'email = "outbx"')
     out = _refused(_cli("run", "--db", str(db), "--as-of", AS_OF, *args))
     assert "channel email: no message-channel plugin 'outbx' (did you mean 'outbox'?)" in out
-    assert "installed: outbox" in out
+    assert re.search(r"installed: ([\w-]+, )*outbox\b", out), out
     _untouched(db)
 
 
@@ -118,7 +118,9 @@ def test_unknown_provider_agency_plugin_settings_and_house_rules(db: Path) -> No
     )
     out = _refused(_cli("config", "check", "--db", str(db)))
     assert "agency: no agency-connector plugin 'agency-filez' (did you mean 'agency-files'?)" in out
-    assert "settings for 'smtp': no message-channel plugin 'smtp'; installed: outbox" in out
+    assert re.search(
+        r"settings for 'smtp': no message-channel plugin 'smtp'; installed: ([\w-]+, )*outbox\b", out
+    )
     # the installed providers are named: the built-in manual one, and any plugin distribution
     assert re.search(r"no payment-provider plugin 'stripe'; installed: ([\w-]+, )*manual\b", out), out
     assert "house rules for 'xx'" in out

@@ -10,6 +10,7 @@ import pytest
 
 from carecollect.agencies import AgencyConnectorCapabilities, AgencyConnectorDescriptor
 from carecollect.builtin.agency_files import AGENCY_FILES
+from carecollect.builtin.letters import LETTERS
 from carecollect.builtin.manual import MANUAL
 from carecollect.builtin.outbox import OUTBOX
 from carecollect.channels import Channel
@@ -41,7 +42,7 @@ def install_dist(
 def test_builtins_are_plugins() -> None:
     pm = make_plugin_manager(load_entrypoints=False, environ={})
     assert pm.payment_providers() == {"manual": MANUAL}
-    assert pm.message_channels() == {"outbox": OUTBOX}
+    assert pm.message_channels() == {"outbox": OUTBOX, "letter": LETTERS}
     assert pm.agency_connectors() == {"agency-files": AGENCY_FILES}
 
 
@@ -215,7 +216,7 @@ def test_registration_hook_failure_and_wrong_type_name_the_plugin() -> None:
 
 def test_unknown_name_lists_installed() -> None:
     pm = make_plugin_manager(load_entrypoints=False, environ={})
-    with pytest.raises(ConfigurationError, match="installed: outbox"):
+    with pytest.raises(ConfigurationError, match="installed: letter, outbox"):
         pm.message_channel("sms-gateway")
     with pytest.raises(ConfigurationError, match="installed: agency-files"):
         pm.agency_connector("credicare")

@@ -44,6 +44,7 @@ from typing import Any
 
 import attrs
 
+from .addresses import region_of
 from .agencies import AgencyAccountStatus, AgencyStatusUpdate, Debtor, PlacedInvoice, PlacementRequest
 from .channels import Channel
 from .contact_centre.records import ContactRecord
@@ -463,6 +464,8 @@ class RunReport:
     #: Event broadcasts some plugin raised on (from the plugin manager's
     #: :meth:`~carecollect.plugin_manager.PluginManager.undelivered`), one scrubbed line each.
     hook_failures: tuple[str, ...] = ()
+    #: Print batches the run closed (:func:`close_batches`), by id.
+    batches: tuple[str, ...] = ()
 
 
 # -- planning ----------------------------------------------------------------------------------
@@ -2312,9 +2315,11 @@ def execute_run(
                 pm_factory,
                 heart,
             )
-            return attrs.evolve(report, hook_failures=hook_failures(pm) + failures)
+            return attrs.evolve(
+                report, hook_failures=hook_failures(pm) + failures, batches=close_batches(pm, settings, now)
+            )
         report = _execute(store, now, pm, settings, renderer, intake_report, progress, heart, talks)
-        return attrs.evolve(report, hook_failures=hook_failures(pm))
+        return attrs.evolve(report, hook_failures=hook_failures(pm), batches=close_batches(pm, settings, now))
     finally:
         heart.stop()
         store.release_run_lock(owner, pid)
@@ -2395,6 +2400,29 @@ class RunHeartbeat:
                 except sqlite3.Error:  # busy for longer than the timeout: try again next time
                     continue
                 self._last = time.monotonic()
+
+
+def close_batches(pm: Any, settings: RunSettings, now: dt.datetime) -> tuple[str, ...]:
+    """Close the batches of every channel plugin that sends in batches (printed letters).
+
+    A channel whose class offers ``close_batch(now)`` (:class:`~carecollect.messaging.BatchingChannel`)
+    collects what it was sent; the run calls it once, after every message is through (with
+    several workers, after all of them), so one run makes one batch per envelope layout. A batch
+    that fails stays pending and is made by the next run.
+
+    :returns: the ids of the batches written.
+    """
+    batches: list[str] = []
+    for name in sorted(set(settings.channel_plugins.values())):
+        try:
+            desc = pm.message_channel(name)
+            if not callable(getattr(desc.factory, "close_batch", None)):
+                continue
+            channel = desc.create(dict(settings.channel_config.get(name, {})))
+        except ConfigurationError:  # not installed or not configured: its sends failed and say so
+            continue
+        batches.extend(channel.close_batch(now))
+    return tuple(batches)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -2835,23 +2863,26 @@ def _send_one(
             )
         return "suppressed"
     try:
-        rendered = renderer.render(
-            step.purpose,
-            msg.channel,
-            fresh.patient.preferred_language,
-            _message_context(fresh, creditor, step, settings, now, signer),
-        )
+        ctx = _message_context(fresh, creditor, step, settings, now, signer)
+        rendered = renderer.render(step.purpose, msg.channel, fresh.patient.preferred_language, ctx)
         channel = _channel_instance(pm, settings, plugin, channels)
         outgoing = OutgoingMessage(
             id=message_id(msg.key),
             channel=msg.channel,
-            recipient=address,
+            # a letter's window shows the patient's name above the address
+            recipient=f"{fresh.patient.name}\n{address}"
+            if msg.channel is Channel.LETTER and fresh.patient.name
+            else address,
             body=rendered.text,
             subject=rendered.subject or "",
             html=rendered.html,
             language=rendered.language,
             account_id=step.account_id,
             opt_out_url=settings.opt_out_url,
+            country=fresh.patient.country or region_of(fresh.account.jurisdiction),
+            reference=ctx.reference,
+            pay_link=ctx.pay_link,
+            written_on=ctx.today,
         )
         receipt = channel.send(outgoing)
     except CareCollectError as exc:

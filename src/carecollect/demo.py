@@ -13,7 +13,9 @@ day of the simulated weeks:
    objects appended to the contact-records file);
 2. runs the daily cycle (:func:`~carecollect.daily_run.execute_run`) at
    16:00 UTC, inside daytime hours in every country of the portfolio,
-   through the file-outbox channel.
+   through the file-outbox channel; with the ``pdf`` extra installed, letters
+   go through the ``letter`` channel instead, and each run writes its print
+   batches (a PDF and a manifest CSV per envelope layout).
 
 Everything is drawn from one seeded :class:`random.Random`: the same
 arguments give the same figures. The simulated clock starts on
@@ -109,6 +111,8 @@ class DemoResult:
     :param portfolio: what was loaded.
     :param days: one :class:`DayResult` per run.
     :param report: the report at the last run.
+    :param letters: the letter channel's folder (print batches in ``batches/``), when the
+        ``pdf`` extra is installed; ``None`` when letters went to the outbox as text.
     """
 
     db: Path
@@ -116,6 +120,12 @@ class DemoResult:
     portfolio: PortfolioFacts
     days: tuple[DayResult, ...]
     report: CollectionReport
+    letters: Path | None = None
+
+    @property
+    def batches(self) -> tuple[str, ...]:
+        """The print batches the runs wrote (one PDF and one manifest CSV each)."""
+        return tuple(b for d in self.days for b in d.report.batches)
 
     @property
     def sent(self) -> int:
@@ -153,12 +163,20 @@ def _check_fresh(db: Path, fresh: bool) -> None:
         path.unlink(missing_ok=True)
     if old is not None:
         old.contacts.unlink(missing_ok=True)
-        folder = old.settings.channel_config.get("outbox", {}).get("folder")
-        if folder and Path(folder).is_dir():
-            shutil.rmtree(folder)
+        for plugin in ("outbox", "letter"):
+            folder = old.settings.channel_config.get(plugin, {}).get("folder")
+            if folder and Path(folder).is_dir():
+                shutil.rmtree(folder)
     agency_folder = _agency_folder(db)
     if agency_folder.is_dir():
         shutil.rmtree(agency_folder)
+
+
+def _pdf_available() -> bool:
+    """Whether the ``pdf`` extra (fpdf2, segno) is installed: then the demo prints its letters."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) is not None for name in ("fpdf", "segno"))
 
 
 def _agency_folder(db: Path) -> Path:
@@ -445,6 +463,12 @@ def run_demo(
     db = Path(db)
     store = _new_demo_store(db, fresh)
     try:
+        letters = _pdf_available()
+        if letters:  # letters laid out for window envelopes, in print batches
+            cfg = config_path(db)
+            cfg.write_text(
+                cfg.read_text(encoding="utf-8").replace('letter = "outbox"', 'letter = "letter"', 1)
+            )
         config = load_config(db)
         # the demo places eligible accounts with the built-in file agency, so the gates show their work
         settings = attrs.evolve(
@@ -493,6 +517,7 @@ def run_demo(
             centre_tz=config.centre_tz,
         )
         outbox = Path(str(settings.channel_config.get("outbox", {}).get("folder", db.parent)))
-        return DemoResult(db, outbox, facts, tuple(results), report)
+        folder = settings.channel_config.get("letter", {}).get("folder") if letters else None
+        return DemoResult(db, outbox, facts, tuple(results), report, Path(folder) if folder else None)
     finally:
         store.close()

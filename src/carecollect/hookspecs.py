@@ -119,7 +119,7 @@ def carecollect_message_channels() -> Iterable[MessageChannelDescriptor]:  # typ
 
     >>> from carecollect.plugin_manager import make_plugin_manager
     >>> sorted(make_plugin_manager(load_entrypoints=False).message_channels())
-    ['outbox']
+    ['letter', 'outbox']
     """
 
 

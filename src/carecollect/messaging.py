@@ -35,6 +35,7 @@ from .validation import aware, identifier
 
 __all__ = [
     "OPT_OUT_KEYWORDS",
+    "BatchingChannel",
     "ChannelCapabilities",
     "DeliveryReport",
     "DeliveryState",
@@ -62,6 +63,12 @@ class RenderedMessage:
     :param language: BCP 47 tag of the text.
     :param account_id: the account the message is about.
     :param opt_out_url: where the patient opts out, when the channel carries links.
+    :param country: the recipient's country (ISO 3166), when known: a letter's envelope
+        and postage depend on it.
+    :param reference: the reference the patient sees (the invoice), for a letter's reference block.
+    :param pay_link: the message's pay link, for channels that print it (a letter's QR code;
+        never in reprs).
+    :param written_on: the date the message is written (a letter's date), in the patient's zone.
     """
 
     id: str = attrs.field(validator=identifier)
@@ -73,6 +80,10 @@ class RenderedMessage:
     language: str = "en"
     account_id: str | None = None
     opt_out_url: str | None = None
+    country: str | None = None
+    reference: str | None = None
+    pay_link: str | None = attrs.field(default=None, repr=False)
+    written_on: dt.date | None = None
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.recipient, str) or not self.recipient.strip():
@@ -286,6 +297,18 @@ class MessageChannel(Protocol):
 
     def parse_inbound(self, headers: Mapping[str, str], body: bytes, *, now: dt.datetime) -> InboundReply:
         """Parse a patient's reply."""
+        ...
+
+
+class BatchingChannel(MessageChannel, Protocol):
+    """A channel that collects what it is sent and hands it over in batches (printed letters).
+
+    The daily run calls :meth:`close_batch` once after all of a run's messages are through
+    (:func:`~carecollect.daily_run.close_batches`).
+    """
+
+    def close_batch(self, now: dt.datetime) -> tuple[str, ...]:
+        """Hand over everything collected since the last batch; the ids of the batches made."""
         ...
 
 

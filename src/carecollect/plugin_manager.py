@@ -24,7 +24,7 @@ manager until delivered (:meth:`PluginManager.undelivered`,
 
 >>> pm = make_plugin_manager(load_entrypoints=False)
 >>> sorted(pm.payment_providers()), sorted(pm.message_channels())
-(['manual'], ['outbox'])
+(['manual'], ['letter', 'outbox'])
 >>> pm.payment_provider("stripe")
 Traceback (most recent call last):
 ...
@@ -71,6 +71,7 @@ BLOCKED_ENV_VAR = "CARECOLLECT_BLOCKED_PLUGINS"
 #: Modules registered as plugins by default, under these names.
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "carecollect.builtin.outbox",
+    "carecollect.builtin.letters",
     "carecollect.builtin.manual",
     "carecollect.builtin.agency_files",
 )
@@ -489,7 +490,8 @@ def make_plugin_manager(
         entry point and distribution), or implements an unknown ``carecollect_*`` hook.
 
     >>> lines = []
-    >>> pm = make_plugin_manager(load_entrypoints=False, blocked=["carecollect.builtin.outbox"], trace=lines.append)
+    >>> blocked = ["carecollect.builtin.outbox", "carecollect.builtin.letters"]
+    >>> pm = make_plugin_manager(load_entrypoints=False, blocked=blocked, trace=lines.append)
     >>> list(pm.message_channels()), lines
     ([], [])
     >>> list(pm.payment_providers()), lines[0]

@@ -64,6 +64,8 @@ class CountryProfile:
     :param line_range: smallest and largest line amount, in minor units.
     :param phone_prefix: the prefix of the (fictitious) phone numbers.
     :param codes: billing codes used on lines.
+    :param phone_digits: digits after the prefix (the numbers are valid for the country's plan).
+    :param postal: the postal address, ``{n}`` a house number (one line per line break).
     """
 
     country: str
@@ -76,6 +78,8 @@ class CountryProfile:
     line_range: tuple[int, int]
     phone_prefix: str
     codes: tuple[str, ...]
+    phone_digits: int = 7
+    postal: str = "{n} Main Street\nSpringfield, IL 62701"
 
 
 #: The four countries of the synthetic portfolio.
@@ -89,8 +93,10 @@ COUNTRIES: tuple[CountryProfile, ...] = (
         30,
         40,
         (2_500, 250_000),
-        "+1555",
+        "+12025",
         ("99213", "99214", "80053", "71046", "93000"),
+        6,
+        "{n} Main Street\nSpringfield, IL 62701",
     ),
     CountryProfile(
         "NO",
@@ -101,8 +107,10 @@ COUNTRIES: tuple[CountryProfile, ...] = (
         14,
         20,
         (15_000, 900_000),
-        "+4740",
+        "+474",
         ("2ad", "2cd", "701a", "706a"),
+        7,
+        "Storgata {n}\n0155 Oslo",
     ),
     CountryProfile(
         "DE",
@@ -115,6 +123,8 @@ COUNTRIES: tuple[CountryProfile, ...] = (
         (1_000, 80_000),
         "+49151",
         ("GOÄ 1", "GOÄ 3", "GOÄ 5", "GOÄ 250"),
+        8,
+        "Hauptstraße {n}\n10115 Berlin",
     ),
     CountryProfile(
         "BG",
@@ -127,6 +137,8 @@ COUNTRIES: tuple[CountryProfile, ...] = (
         (500, 40_000),
         "+35988",
         ("01.01", "03.11", "06.05"),
+        7,
+        "ул. Витоша {n}\n1000 София",
     ),
 )
 
@@ -208,7 +220,7 @@ def _draw(size: int, seed: int, as_of: dt.date) -> Iterator[tuple[PortfolioRows,
         consent = _instant(joined, 9)
         rows.contact_points.extend(
             (
-                (pid, 0, "letter", f"{n} Main Street", None, None, None, None, None),
+                (pid, 0, "letter", prof.postal.format(n=n % 999 + 1), None, None, None, None, None),
                 (
                     pid,
                     1,
@@ -226,7 +238,7 @@ def _draw(size: int, seed: int, as_of: dt.date) -> Iterator[tuple[PortfolioRows,
                     pid,
                     2,
                     "sms",
-                    f"{prof.phone_prefix}{n % 10_000_000:07d}",
+                    f"{prof.phone_prefix}{n % 10**prof.phone_digits:0{prof.phone_digits}d}",
                     consent,
                     _instant(as_of - dt.timedelta(days=randint(1, 90)), 12) if opted else None,
                     None,

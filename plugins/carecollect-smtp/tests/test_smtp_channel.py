@@ -93,7 +93,9 @@ def test_sends_text_html_subject_and_unsubscribe_headers(smtp_server):
     mail = parsed(content)
     assert mail["Subject"] == "Your statement"
     assert mail["Reply-To"] == "help@clinic.example"
-    assert mail["List-Unsubscribe"] == "<https://example.org/opt-out/A-1>"
+    assert mail["List-Unsubscribe"].strip() == (
+        "<mailto:billing@clinic.example?subject=unsubscribe%20MSG-1>, <https://example.org/opt-out/A-1>"
+    )
     assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert mail["Content-Language"] == "de"
     assert mail.get_content_type() == "multipart/alternative"
@@ -105,7 +107,8 @@ def test_no_opt_out_url_no_unsubscribe_header(smtp_server):
     SMTP.create(settings(smtp_server)).send(f.make_message(opt_out_url=None))
     ((_, _, content),) = smtp_server.messages
     mail = parsed(content)
-    assert mail["List-Unsubscribe"] is None and mail.get_content_type() == "text/plain"
+    assert mail["List-Unsubscribe"].strip().startswith("<mailto:") and mail["List-Unsubscribe-Post"] is None
+    assert mail.get_content_type() == "text/plain"
 
 
 def test_same_message_id_reaches_the_server_once(smtp_server):
@@ -192,3 +195,33 @@ def test_bad_settings_are_configuration_errors(bad):
 def test_default_ports():
     assert SMTPChannel({"host": "h", "from": SENDER}).port == 25
     assert SMTPChannel({"host": "h", "from": SENDER, "starttls": "yes"}).port == 587
+
+
+@pytest.mark.parametrize(
+    ("language", "subject", "body"),
+    [
+        ("en", "Your statement", "Your balance of $120.00 is due on April 2, 2026.\n"),
+        ("de", "Ihre Rechnung – Zahlungserinnerung", "Bitte überweisen Sie 60,33 € bis zum 2. April 2026.\n"),
+        (
+            "nb",
+            "Påminnelse om regning",
+            "Beløpet på 1\u00a0250,00\u00a0kr forfaller 2. april 2026. Hilsen Ærlig Ørn\n",
+        ),
+        ("bg", "Напомняне за сметка", "Сумата от 120,00 лв. е дължима на 2 април 2026 г.\n"),
+    ],
+)
+def test_every_language_arrives_intact_and_seven_bit_clean(smtp_server, language, subject, body):
+    message = f.make_message(
+        id=f"MSG-{language}", subject=subject, body=body, language=language, html=f"<p>{body}</p>"
+    )
+    channel = SMTP.create(settings(smtp_server) | {"from": "Klinikk Ås <billing@clinic.example>"})
+    assert channel.send(message).status is ReceiptStatus.ACCEPTED
+    ((mail_from, rcpts, content),) = smtp_server.messages
+    assert mail_from == SENDER and rcpts == ["patient@example.org"]
+    content.decode("ascii")  # no 8BITMIME needed
+    mail = parsed(content)
+    assert mail["Subject"] == subject and mail["Content-Language"] == language
+    assert mail["From"].addresses[0].display_name == "Klinikk Ås"
+    assert mail.get_body(("plain",)).get_content().replace("\r\n", "\n") == body
+    assert body.strip() in mail.get_body(("html",)).get_content()
+    assert mail["Message-ID"] == channel.message_id(message)

@@ -2,6 +2,8 @@
 
 * :mod:`carecollect.builtin.outbox`: the ``outbox`` message channel, which writes
   each rendered message to a folder (what a developer uses on day one);
+* :mod:`carecollect.builtin.letters`: the ``letter`` message channel, which lays
+  letters out for window envelopes and writes print batches (PDF and manifest CSV);
 * :mod:`carecollect.builtin.manual`: the ``manual`` payment provider for cash,
   cheques and bank transfers recorded by staff;
 * :mod:`carecollect.builtin.agency_files`: the ``agency-files`` agency connector,

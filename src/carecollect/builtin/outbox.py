@@ -1,7 +1,8 @@
 """The ``outbox`` message channel: every rendered message written to a folder.
 
 What a developer uses on day one: nothing is sent, every message can be read.
-E-mails are written as ``<id>.eml`` (open them in a mail client); letters,
+E-mails are written as ``<id>.eml`` (open them in a mail client), built by
+:func:`~carecollect.messages.email.build_email` exactly as the SMTP plugin sends them; letters,
 SMS, calls and portal notices as ``<id>.txt``. Writing the same message id
 again changes nothing. Delivery reports and replies are JSON bodies, so a test
 or a developer can simulate them.
@@ -23,22 +24,19 @@ True
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import json
 import os
 import re
 from collections.abc import Mapping
-from email.header import Header
-from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
 from pathlib import Path
 from typing import Any
 
 from ..channels import Channel
 from ..errors import ConfigurationError, ValidationError
 from ..hookspecs import hookimpl
+from ..messages.email import build_email
 from ..messaging import (
     ChannelCapabilities,
     DeliveryReport,
@@ -51,7 +49,15 @@ from ..messaging import (
 )
 from ..timekeeping import require_aware
 
-__all__ = ["OUTBOX", "OutboxChannel", "carecollect_message_channels", "file_name"]
+__all__ = [
+    "OUTBOX",
+    "OUTBOX_DOMAIN",
+    "OUTBOX_SENDER",
+    "OutboxChannel",
+    "carecollect_message_channels",
+    "file_name",
+    "file_stem",
+]
 
 #: Every channel, any length, opt-out links, simulated reports and replies.
 CAPABILITIES = ChannelCapabilities(
@@ -59,7 +65,19 @@ CAPABILITIES = ChannelCapabilities(
 )
 
 
-def _file_stem(message_id: str) -> str:
+#: The ``From`` of the outbox's e-mails unless the ``from`` setting names another.
+OUTBOX_SENDER = "carecollect outbox <outbox@outbox.carecollect.invalid>"
+#: The right-hand side of the outbox's Message-IDs (``.invalid``: never a real domain, RFC 2606).
+OUTBOX_DOMAIN = "outbox.carecollect.invalid"
+
+
+def file_stem(message_id: str) -> str:
+    """``message_id`` as a safe file name stem: unchanged when it is one, else made safe and given
+    8 hex digits of its SHA-256, so two ids never share a file.
+
+    >>> file_stem("step-1_email"), file_stem("a/b")
+    ('step-1_email', 'a_b-c14cddc0')
+    """
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", message_id)
     if safe != message_id or safe.startswith("."):
         safe = f"{safe.lstrip('.')}-{hashlib.sha256(message_id.encode()).hexdigest()[:8]}"
@@ -73,51 +91,7 @@ def file_name(message_id: str, channel: Channel) -> str:
     >>> file_name("step-1_email", Channel.EMAIL), file_name("a/b", Channel.SMS)
     ('step-1_email.eml', 'a_b-c14cddc0.txt')
     """
-    return f"{_file_stem(message_id)}.{'eml' if channel is Channel.EMAIL else 'txt'}"
-
-
-_PLAIN_HEADER = re.compile(r"[!-~]*")  # printable ASCII without spaces: never encoded nor folded
-
-
-def _part(subtype: str, text: str) -> bytes:
-    return (
-        f'Content-Type: text/{subtype}; charset="utf-8"\nMIME-Version: 1.0\n'
-        "Content-Transfer-Encoding: base64\n\n"
-    ).encode("ascii") + base64.encodebytes(text.encode("utf-8"))
-
-
-def _eml(message: RenderedMessage, stem: str) -> bytes | None:
-    """The ``.eml`` the MIME classes write, assembled directly (several times faster).
-
-    The same structure, headers and base64 bodies as :class:`~email.mime.multipart.MIMEMultipart`
-    with :class:`~email.mime.text.MIMEText` parts in UTF-8, whose boundary is random anyway;
-    ``None`` when a header would need encoding or folding (the MIME classes then write it).
-    """
-    headers = [("To", message.recipient), ("Message-ID", f"<{stem}@outbox.carecollect.invalid>")]
-    headers.append(("Content-Language", message.language))
-    if message.opt_out_url:
-        headers.append(("List-Unsubscribe", f"<{message.opt_out_url}>"))
-    if not all(v and len(k) + len(v) < 76 and _PLAIN_HEADER.fullmatch(v) for k, v in headers):
-        return None
-    subject = Header(message.subject, "utf-8", header_name="Subject").encode()
-    head = [f"{k}: {v}" for k, v in headers]
-    head.insert(1, f"Subject: {subject}")
-    text = _part("plain", message.body)
-    if not message.html:
-        top = 'Content-Type: text/plain; charset="utf-8"\nMIME-Version: 1.0\nContent-Transfer-Encoding: base64\n'
-        return (top + "\n".join(head) + "\n\n").encode("ascii") + text.split(b"\n\n", 1)[1]
-    # base64 lines never hold "=_" ("_" is not in its alphabet, "=" only ends a body)
-    boundary = f"=_{hashlib.sha256(stem.encode()).hexdigest()[:24]}"
-    top = f'Content-Type: multipart/alternative; boundary="{boundary}"\nMIME-Version: 1.0\n'
-    sep = f"\n--{boundary}\n".encode("ascii")
-    return (
-        (top + "\n".join(head) + "\n").encode("ascii")
-        + sep
-        + text
-        + sep
-        + _part("html", message.html)
-        + f"\n--{boundary}--\n".encode("ascii")
-    )
+    return f"{file_stem(message_id)}.{'eml' if channel is Channel.EMAIL else 'txt'}"
 
 
 def _json(body: bytes, what: str) -> dict[str, Any]:
@@ -141,7 +115,9 @@ def _when(data: Mapping[str, Any], now: dt.datetime) -> dt.datetime:
 class OutboxChannel:
     """Writes each message to ``folder``.
 
-    :param settings: ``{"folder": path}``; the folder is created if missing.
+    :param settings: ``{"folder": path}``; the folder is created if missing. Optional:
+        ``from`` (the e-mails' sender, default :data:`OUTBOX_SENDER`) and ``unsubscribe_mailto``
+        (the ``mailto:`` opt-out address, default the sender's; empty for none).
     :raises ConfigurationError: no folder given.
     """
 
@@ -155,27 +131,19 @@ class OutboxChannel:
             )
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.sender = settings.get("from") or OUTBOX_SENDER
+        self.unsubscribe_mailto = settings.get("unsubscribe_mailto")
 
     def _render(self, message: RenderedMessage) -> tuple[str, bytes]:
-        stem = _file_stem(message.id)
-        if message.channel is Channel.EMAIL and (fast := _eml(message, stem)) is not None:
-            return f"{stem}.eml", fast
+        stem = file_stem(message.id)
         if message.channel is Channel.EMAIL:
-            # the classic MIME classes: the same standard .eml, about five times faster than EmailMessage
-            mail: MIMEMultipart | MIMEText
-            text = MIMEText(message.body, "plain", "utf-8")
-            if message.html:
-                mail = MIMEMultipart("alternative")
-                mail.attach(text)
-                mail.attach(MIMEText(message.html, "html", "utf-8"))
-            else:
-                mail = text
-            mail["To"] = message.recipient
-            mail["Subject"] = Header(message.subject, "utf-8").encode()
-            mail["Message-ID"] = f"<{stem}@outbox.carecollect.invalid>"
-            mail["Content-Language"] = message.language
-            if message.opt_out_url:
-                mail["List-Unsubscribe"] = f"<{message.opt_out_url}>"
+            mail = build_email(
+                message,
+                sender=self.sender,
+                at=dt.datetime.now(dt.UTC),
+                message_id_domain=OUTBOX_DOMAIN,
+                unsubscribe_mailto=self.unsubscribe_mailto,
+            )
             return f"{stem}.eml", mail.as_bytes()
         lines = [
             f"Channel: {message.channel.value}",
@@ -191,9 +159,13 @@ class OutboxChannel:
     def send(self, message: RenderedMessage) -> Receipt:
         """Write ``message``; the receipt's provider id is the file name.
 
-        :returns: an ``ACCEPTED`` receipt (the same one again for the same message id).
+        :returns: an ``ACCEPTED`` receipt (the same one again for the same message id); ``REJECTED``
+            for an e-mail whose recipient or subject is not a valid header.
         """
-        name, data = self._render(message)
+        try:
+            name, data = self._render(message)
+        except ValidationError as exc:  # an address or subject no e-mail can carry
+            return Receipt(message.id, ReceiptStatus.REJECTED, detail=f"not a valid e-mail: {exc.field}")
         target = self.folder / name
         if not target.exists():
             partial = self.folder / f".{name}.partial"

@@ -786,6 +786,10 @@ def demo(db: Path, size: int, weeks: int, seed: int, fresh: bool, no_run: bool) 
     console.print(runs)
     print_report(console, result.report)
     outbox_files = sum(1 for _ in result.outbox.iterdir()) if result.outbox.is_dir() else 0
+    if result.letters is not None:
+        console.print(
+            f"{len(result.batches)} print batches (PDF and manifest) in {result.letters / 'batches'}{os.sep}"
+        )
     console.print(
         f"Done in {elapsed:.1f} s. Database {result.db}; {outbox_files} messages in {result.outbox}{os.sep}. "
         f"Try: carecollect explain --db {result.db} {result.days[0].report.plan.messages[0].step.account_id}"

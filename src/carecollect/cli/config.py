@@ -86,6 +86,13 @@ portal = "outbox"
 [plugins.outbox]
 folder = "{stem}-outbox"
 
+# Printed letters in print batches (PDF and manifest CSV for a print-and-mail
+# house; needs `pip install carecollect[pdf]`): set letter = "letter" above.
+[plugins.letter]
+folder = "{stem}-letters"
+# sender = "Clinic name|Street 1|0150 Oslo"
+# din_form = "B"
+
 [agency]
 # The agency connector plugin to place eligible accounts with; "" never places.
 name = ""
@@ -247,8 +254,9 @@ def parse_config(text: str, folder: Path) -> CliConfig:
         if not isinstance(conf, Mapping):
             raise ConfigurationError(f"settings file: [plugins.{name}] must be a table")
         conf = _secrets(conf, f"plugins.{name}", problems)
-        if name == "outbox" and isinstance(conf.get("folder"), str):
-            conf["folder"] = str(folder / conf["folder"])
+        for key in ("folder", "journal"):  # the outbox's and the letters' folders, the SMS journal
+            if isinstance(conf.get(key), str) and conf[key]:
+                conf[key] = str(folder / conf[key])
         plugin_config[name] = conf
     agency = _table(data, "agency")
     agency_name = _text(agency, "name", "agency", "")

@@ -155,7 +155,7 @@ def _patient(r: Mapping[str, Any]) -> dict[str, Any]:
         " ".join(x for x in (address.get("postalCode"), address.get("city")) if x),
     ]
     if any(lines):
-        points.append({"channel": "letter", "address": ", ".join(x for x in lines if x)})
+        points.append({"channel": "letter", "address": "\n".join(x for x in lines if x)})
     return {
         "id": r.get("id"),
         "preferred_language": language,
@@ -461,7 +461,7 @@ def export_fhir_bundle(store: Store) -> dict[str, Any]:
             resource["telecom"] = telecom
         address = {k: v for k, v in (("country", p["country"]), ("state", p["state"])) if v}
         if letter:
-            address["line"] = [letter]
+            address["line"] = letter.split("\n")
         if address:
             resource["address"] = [address]
         if p["date_of_birth"]:

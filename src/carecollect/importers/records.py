@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import attrs
 
+from ..addresses import normalise_contact_address, region_of
 from ..channels import Channel
 from ..creditors import Creditor, CreditorRole
 from ..errors import CareCollectError
@@ -440,11 +441,17 @@ def creditor_from(f: Mapping[str, Any]) -> Creditor:
     )
 
 
-def contact_point_from(f: Mapping[str, Any]) -> ContactPoint:
-    """Build a :class:`~carecollect.patients.ContactPoint` from plain fields."""
+def contact_point_from(f: Mapping[str, Any], region: str | None = None) -> ContactPoint:
+    """Build a :class:`~carecollect.patients.ContactPoint` from plain fields.
+
+    The address is checked and normalised for its channel
+    (:func:`~carecollect.addresses.normalise_contact_address`): phone numbers to E.164 in
+    ``region`` (the patient's country), e-mail addresses normalised, postal addresses in lines.
+    """
+    channel = _choice(f, "channel", Channel)
     return ContactPoint(
-        channel=_choice(f, "channel", Channel),
-        address=_req(f, "address"),
+        channel=channel,
+        address=normalise_contact_address(channel, _req(f, "address"), region),
         consent_at=_instant(f, "consent_at"),
         opted_out_at=_instant(f, "opted_out_at"),
         verified_at=_instant(f, "verified_at"),
@@ -453,11 +460,16 @@ def contact_point_from(f: Mapping[str, Any]) -> ContactPoint:
     )
 
 
-def patient_from(f: Mapping[str, Any]) -> Patient:
-    """Build a :class:`~carecollect.patients.Patient` (with ``contact_points``) from plain fields."""
+def patient_from(f: Mapping[str, Any], region: str | None = None) -> Patient:
+    """Build a :class:`~carecollect.patients.Patient` (with ``contact_points``) from plain fields.
+
+    :param region: the country contact addresses are read in when the patient's own ``country``
+        is not given (the jurisdiction of the patient's account).
+    """
     points = []
+    region = region_of(_text(f, "country", required=False)) or region
     for n, cp in enumerate(_nested(f, "contact_points")):
-        points.append(_build(functools.partial(contact_point_from, cp), f"contact_points[{n}]."))
+        points.append(_build(functools.partial(contact_point_from, cp, region), f"contact_points[{n}]."))
     zones = _zones(f, "time_zones")  # none: derived by Patient, or refused by row and field
     return Patient(
         id=_req(f, "id"),
@@ -647,6 +659,21 @@ def _ids(records: Iterable[Record]) -> Iterator[str]:
             yield value
 
 
+def _account_regions(accounts: Iterable[Record]) -> dict[str, str]:
+    """The country of each patient's account jurisdiction (its policy pack's calendar country)."""
+    from ..policy.packs import BUILTIN_PACKS
+
+    regions: dict[str, str] = {}
+    for rec in accounts:
+        pid, key = rec.fields.get("patient_id"), rec.fields.get("jurisdiction")
+        if isinstance(pid, str) and isinstance(key, str):
+            pack = BUILTIN_PACKS.get(key)
+            region = region_of(pack.calendar_country if pack is not None else key)
+            if region is not None:
+                regions.setdefault(pid, region)
+    return regions
+
+
 def apply_records(store: Store, records: RecordSet, *, found: Sequence[ImportProblem] = ()) -> ImportSummary:
     """Check every record and store them all in one unit of work, or nothing.
 
@@ -700,8 +727,10 @@ def apply_records(store: Store, records: RecordSet, *, found: Sequence[ImportPro
 
     for rec in records.get("creditors", ()):
         check("creditors", rec, functools.partial(creditor_from, rec.fields))
+    regions = _account_regions(records.get("accounts", ()))
     for rec in records.get("patients", ()):
-        check("patients", rec, functools.partial(patient_from, rec.fields))
+        pid = rec.fields.get("id")
+        check("patients", rec, functools.partial(patient_from, rec.fields, regions.get(str(pid))))
     for rec in records.get("accounts", ()):
         check("accounts", rec, functools.partial(account_from, rec.fields))
     for rec in records.get("invoices", ()):

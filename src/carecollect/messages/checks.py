@@ -329,10 +329,23 @@ def sms_segments(text: str) -> tuple[SmsEncoding, int]:
         GSM 03.38 basic set or extension table, else UCS-2.
     """
     if all(c in _GSM_BASIC or c in _GSM_EXT for c in text):
-        septets = sum(2 if c in _GSM_EXT else 1 for c in text)
-        return SmsEncoding.GSM7, 1 if septets <= 160 else -(-septets // 153)
-    units = len(text.encode("utf-16-le")) // 2
-    return SmsEncoding.UCS2, 1 if units <= 70 else -(-units // 67)
+        sizes = [2 if c in _GSM_EXT else 1 for c in text]  # an extension character is escape + code
+        return SmsEncoding.GSM7, _packed(sizes, 160, 153)
+    sizes = [len(c.encode("utf-16-le")) // 2 for c in text]  # beyond the BMP: a surrogate pair
+    return SmsEncoding.UCS2, _packed(sizes, 70, 67)
+
+
+def _packed(sizes: list[int], single: int, part: int) -> int:
+    """Segments needed for characters of ``sizes`` units: one of ``single`` units, else parts of
+    ``part`` units each (the rest holds the concatenation header), no character split between two."""
+    if sum(sizes) <= single:
+        return 1
+    segments, used = 1, 0
+    for size in sizes:
+        if used + size > part:
+            segments, used = segments + 1, 0
+        used += size
+    return segments
 
 
 def find_words(text: str, words: Iterable[str]) -> list[str]:

@@ -781,6 +781,7 @@ class Store(Protocol):
 
     def hook_events_pending(self, *, limit: int = 1000) -> Sequence[PendingHookEvent]:
         """Events some target plugin has not taken yet, oldest first."""
+
     # -- inbox of events received over HTTP -----------------------------------
     def inbox_put(self, item: InboxItem) -> bool:
         """Keep an inbound event durably (committed when this returns); False if ``(kind, plugin, event_id)`` is already kept."""

@@ -1312,6 +1312,7 @@ class SQLiteStore:
                 )
             )
         return out
+
     # -- inbox ----------------------------------------------------------------------------------
     def inbox_put(self, item: InboxItem) -> bool:
         """Keep an inbound event (committed on return); False when it is already kept."""

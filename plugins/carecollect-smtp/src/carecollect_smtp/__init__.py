@@ -1,5 +1,11 @@
 """An e-mail message channel for carecollect that sends over SMTP with :mod:`smtplib`.
 
+Each message is carecollect's standard e-mail
+(:func:`carecollect.messages.email.build_email`: ``From``, ``To``, ``Date``, a
+Message-ID derived from the message id, ``List-Unsubscribe`` with ``mailto:`` and
+the HTTPS opt-out page, one-click ``List-Unsubscribe-Post``, text and HTML), the
+very bytes the file outbox writes as ``.eml``.
+
 Settings (all strings, as carecollect passes them):
 
 ``host``
@@ -19,8 +25,11 @@ Settings (all strings, as carecollect passes them):
 ``message_id_domain``
     the right-hand side of Message-IDs (default: the sender's domain).
 ``one_click_unsubscribe``
-    ``"true"`` to add ``List-Unsubscribe-Post: List-Unsubscribe=One-Click``
-    (RFC 8058); only when the opt-out URL accepts that POST.
+    ``"true"`` (the default) adds ``List-Unsubscribe-Post: List-Unsubscribe=One-Click``
+    (RFC 8058) when the opt-out URL is HTTPS; ``"false"`` when that page does not take the POST.
+``unsubscribe_mailto``
+    the address in the ``mailto:`` opt-out of ``List-Unsubscribe`` (default: the sender's
+    address; empty for none).
 ``timeout``
     seconds to wait for the server (default ``30``).
 
@@ -50,18 +59,16 @@ from __future__ import annotations
 
 import datetime as dt
 import email.message
-import email.policy
 import email.utils
-import hashlib
 import logging
-import re
 import smtplib
 import ssl
 from collections.abc import Mapping
 
 from carecollect.channels import Channel
-from carecollect.errors import ConfigurationError
+from carecollect.errors import ConfigurationError, ValidationError
 from carecollect.hookspecs import hookimpl
+from carecollect.messages.email import build_email, message_id_header
 from carecollect.messaging import (
     ChannelCapabilities,
     DeliveryReport,
@@ -126,8 +133,14 @@ class SMTPChannel:
         if self._password.reveal() and not self.username:
             raise ConfigurationError("the smtp channel has a 'password' but no 'username'")
         self.reply_to = settings.get("reply_to") or None
-        self.domain = settings.get("message_id_domain") or self.sender.rsplit("@", 1)[1]
-        self.one_click = _flag(settings, "one_click_unsubscribe")
+        self.envelope_from = email.utils.parseaddr(self.sender)[1]
+        if "@" not in self.envelope_from:
+            raise ConfigurationError(
+                "the smtp channel's 'from' setting needs an address (billing@clinic.example)"
+            )
+        self.domain = settings.get("message_id_domain") or self.envelope_from.rsplit("@", 1)[1]
+        self.one_click = str(settings.get("one_click_unsubscribe", "true")).strip().lower() in _TRUE
+        self.unsubscribe_mailto = settings.get("unsubscribe_mailto")
         self._sent: dict[str, Receipt] = {}
 
     def __repr__(self) -> str:
@@ -140,36 +153,29 @@ class SMTPChannel:
         """The Message-ID ``message`` is sent with: the same for every attempt.
 
         :param message: the message.
-        :returns: ``<id.hash@domain>``, the id made header-safe.
+        :returns: ``<id.hash@domain>``
+            (:func:`~carecollect.messages.email.message_id_header`).
         """
-        stem = re.sub(r"[^A-Za-z0-9._-]", "_", message.id)[:64]
-        digest = hashlib.sha256(message.id.encode("utf-8")).hexdigest()[:12]
-        return f"<{stem}.{digest}@{self.domain}>"
+        return message_id_header(message.id, self.domain)
 
-    def build(self, message: RenderedMessage) -> email.message.EmailMessage:
-        """The e-mail for ``message``: text, the HTML alternative, and the unsubscribe headers.
+    def build(self, message: RenderedMessage, *, at: dt.datetime | None = None) -> email.message.EmailMessage:
+        """The e-mail for ``message``: carecollect's standard e-mail
+        (:func:`~carecollect.messages.email.build_email`) with this channel's sender.
 
         :param message: the message.
+        :param at: its ``Date`` (default: now).
         :returns: the :class:`email.message.EmailMessage`.
-        :raises ValueError: a recipient or subject that is not a valid header.
+        :raises ValidationError: a recipient or subject that is not a valid header.
         """
-        mail = email.message.EmailMessage(policy=email.policy.SMTP)
-        mail["From"] = self.sender
-        mail["To"] = message.recipient
-        if self.reply_to:
-            mail["Reply-To"] = self.reply_to
-        mail["Subject"] = message.subject
-        mail["Date"] = email.utils.format_datetime(dt.datetime.now(dt.UTC))
-        mail["Message-ID"] = self.message_id(message)
-        if message.opt_out_url:
-            mail["List-Unsubscribe"] = f"<{message.opt_out_url}>"
-            if self.one_click:
-                mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        mail.set_content(message.body)
-        if message.html:
-            mail.add_alternative(message.html, subtype="html")
-        mail["Content-Language"] = message.language  # after the parts: make_alternative moves Content-*
-        return mail
+        return build_email(
+            message,
+            sender=self.sender,
+            at=at or dt.datetime.now(dt.UTC),
+            reply_to=self.reply_to,
+            message_id_domain=self.domain,
+            unsubscribe_mailto=self.unsubscribe_mailto,
+            one_click=self.one_click,
+        )
 
     def _clean(self, text: object, message: RenderedMessage) -> str:
         """A server's answer without the recipient's address or the password."""
@@ -199,7 +205,7 @@ class SMTPChannel:
             return Receipt(message.id, ReceiptStatus.REJECTED, detail="the smtp channel carries e-mail only")
         try:
             mail = self.build(message)
-        except ValueError:
+        except ValidationError:
             return Receipt(
                 message.id, ReceiptStatus.REJECTED, detail="the recipient or subject is not a valid header"
             )
@@ -209,7 +215,9 @@ class SMTPChannel:
                     smtp.starttls(context=ssl.create_default_context())
                 if self.username:
                     smtp.login(self.username, self._password.reveal())
-                smtp.send_message(mail, from_addr=self.sender, to_addrs=[message.recipient])
+                smtp.send_message(
+                    mail, from_addr=self.envelope_from, to_addrs=[email.utils.parseaddr(message.recipient)[1]]
+                )
         except smtplib.SMTPAuthenticationError as exc:
             raise ConfigurationError(
                 f"the smtp server {self.host} refused the login for the configured username "

@@ -1,0 +1,233 @@
+"""Standard e-mail: one :class:`email.message.EmailMessage` per rendered message.
+
+:func:`build_email` is the one place a carecollect e-mail is put together; the
+file outbox (:mod:`carecollect.builtin.outbox`) writes what it builds as
+``.eml`` files and the SMTP plugin (``carecollect-smtp``) sends it. It sets:
+
+* ``From``, ``To``, ``Reply-To`` (optional), ``Date`` (the instant passed in)
+  and ``Subject`` (the renderer's subject, which is checked to carry no health
+  information; a line break in it is refused, never folded into a new header);
+* ``Message-ID`` derived from the carecollect message id (:func:`message_id_header`),
+  so every attempt at one message carries the same id and a bounce or reply
+  can be matched to it;
+* ``List-Unsubscribe`` with a ``mailto:`` address and the HTTPS opt-out page,
+  and ``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` (RFC 2369, RFC 8058:
+  the one-click header is only sent with an HTTPS URI, as RFC 8058 requires);
+* ``Content-Language`` and a ``multipart/alternative`` body, plain text first and
+  HTML second (RFC 2046: the richer part last), both UTF-8.
+
+The message is 7-bit clean, so it passes any SMTP server, with or without
+``8BITMIME``: ASCII text stays as it is, other text is quoted-printable or base64
+(whichever is shorter: German and Norwegian text comes out quoted-printable,
+Bulgarian base64), and non-ASCII headers are RFC 2047 encoded words.
+
+>>> import datetime as dt
+>>> from carecollect.channels import Channel
+>>> from carecollect.messaging import RenderedMessage
+>>> msg = RenderedMessage(id="step_INV-1_statement-1_email", channel=Channel.EMAIL,
+...     recipient="ola@example.no", subject="Påminnelse om regning INV-1", body="Hei!\\n",
+...     html="<p>Hei!</p>", language="nb", opt_out_url="https://portal.example.no/stopp")
+>>> mail = build_email(msg, sender="Legesenteret <faktura@legesenteret.example>",
+...     at=dt.datetime(2026, 3, 2, 9, 30, tzinfo=dt.timezone.utc))
+>>> mail["Message-ID"]
+'<step_INV-1_statement-1_email.c88ca69aad55@legesenteret.example>'
+>>> mail["List-Unsubscribe"]
+'<mailto:faktura@legesenteret.example?subject=unsubscribe%20step_INV-1_statement-1_email>, <https://portal.example.no/stopp>'
+>>> mail["List-Unsubscribe-Post"], mail.get_content_type()
+('List-Unsubscribe=One-Click', 'multipart/alternative')
+>>> mail["Date"]
+'Mon, 02 Mar 2026 09:30:00 +0000'
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.errors
+import email.headerregistry
+import email.message
+import email.policy
+import email.utils
+import functools
+import hashlib
+import re
+import urllib.parse
+from typing import Any
+
+from ..channels import Channel
+from ..errors import ValidationError
+from ..messaging import RenderedMessage
+from ..timekeeping import require_aware
+
+__all__ = ["EMAIL_POLICY", "build_email", "message_id_header", "unsubscribe_headers"]
+
+
+class _Headers(email.headerregistry.HeaderRegistry):
+    """The standard header registry, remembering what it parsed.
+
+    A run writes thousands of e-mails whose headers mostly repeat (the sender, the subject of
+    a purpose in a language, the parts' ``Content-Type``); parsing and folding headers is the
+    costliest part of building an e-mail with the standard library. A parsed header is an
+    immutable ``str``, so one parse serves every message with the same header, and the class
+    for a header name is made once (the registry makes a new one on every lookup).
+    """
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019 - one registry for the module's lifetime
+    def __getitem__(self, name: str) -> type[email.headerregistry.BaseHeader]:
+        return super().__getitem__(name)
+
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 - one registry for the module's lifetime
+    def __call__(self, name: str, value: str) -> email.headerregistry.BaseHeader:
+        return super().__call__(name, value)
+
+
+_FOLDED: dict[tuple[object, ...], Any] = {}
+
+
+class _Policy(email.policy.EmailPolicy):
+    """:data:`email.policy.SMTP` with 7-bit transfer encodings and folded headers remembered
+    (the generators clone the policy, so the memory is keyed by what folding depends on)."""
+
+    def _remembered(self, how: str, name: str, value: str) -> Any:
+        key = (how, name, str(value), type(value), self.linesep, self.max_line_length, self.utf8)
+        folded = _FOLDED.get(key)
+        if folded is None:
+            if len(_FOLDED) > 8192:
+                _FOLDED.clear()
+            fold = super().fold if how == "text" else super().fold_binary
+            folded = _FOLDED[key] = fold(name, value)
+        return folded
+
+    def fold(self, name: str, value: str) -> str:
+        return str(self._remembered("text", name, value))
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        return bytes(self._remembered("binary", name, value))
+
+
+#: The policy every carecollect e-mail is built and written with: CRLF line ends, lines of at
+#: most 78 characters, and 7-bit transfer encodings only (quoted-printable or base64 for text
+#: that is not ASCII), so no server needs ``8BITMIME`` or ``SMTPUTF8``.
+EMAIL_POLICY = _Policy(linesep="\r\n", cte_type="7bit", header_factory=_Headers())
+
+_STEM = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def message_id_header(message_id: str, domain: str) -> str:
+    """The ``Message-ID`` of a carecollect message: the same for every attempt at it.
+
+    :param message_id: the carecollect message id.
+    :param domain: the right-hand side (the sender's domain).
+    :returns: ``<stem.digest@domain>``: the id made header-safe (at most 64 characters) and
+        12 hex digits of its SHA-256, so two ids that read the same once made safe still differ.
+    :raises ValidationError: a domain that is not a plain host name.
+
+    >>> message_id_header("a/b", "clinic.example")
+    '<a_b.c14cddc033f6@clinic.example>'
+    """
+    if not re.fullmatch(r"[A-Za-z0-9.-]+", domain or ""):
+        raise ValidationError("e-mail", "message_id_domain", "a plain host name such as clinic.example")
+    stem = _STEM.sub("_", message_id)[:64]
+    digest = hashlib.sha256(message_id.encode("utf-8")).hexdigest()[:12]
+    return f"<{stem}.{digest}@{domain}>"
+
+
+def unsubscribe_headers(message_id: str, opt_out_url: str | None, mailto: str | None) -> dict[str, str]:
+    """``List-Unsubscribe`` (and ``List-Unsubscribe-Post`` with an HTTPS URL) for one message.
+
+    :param message_id: the carecollect message id (named in the mailto subject, so an opt-out
+        by mail can be matched to the message and so to the patient without the address).
+    :param opt_out_url: the opt-out page; an HTTPS URL also allows one-click (RFC 8058).
+    :param mailto: an address that takes opt-outs by mail.
+    :returns: the headers; empty when there is neither.
+
+    >>> unsubscribe_headers("M-1", "http://example.org/stop", None)
+    {'List-Unsubscribe': '<http://example.org/stop>'}
+    """
+    uris = []
+    if mailto:
+        uris.append(f"<mailto:{mailto}?subject={urllib.parse.quote('unsubscribe ' + message_id)}>")
+    if opt_out_url:
+        uris.append(f"<{opt_out_url}>")
+    if not uris:
+        return {}
+    headers = {"List-Unsubscribe": ", ".join(uris)}
+    if opt_out_url and opt_out_url.lower().startswith("https://"):
+        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    return headers
+
+
+def _one_line(record: str, field: str, value: str) -> str:
+    if "\r" in value or "\n" in value:
+        raise ValidationError(record, field, "must be one line (a line break would start a new header)")
+    return value
+
+
+def build_email(
+    message: RenderedMessage,
+    *,
+    sender: str,
+    at: dt.datetime,
+    reply_to: str | None = None,
+    message_id_domain: str | None = None,
+    unsubscribe_mailto: str | None = None,
+    one_click: bool = True,
+) -> email.message.EmailMessage:
+    """Build the standard e-mail for ``message``.
+
+    :param message: an :attr:`~carecollect.channels.Channel.EMAIL` message.
+    :param sender: the ``From`` address, optionally with a display name
+        (``"Clinic <billing@clinic.example>"``).
+    :param at: the ``Date`` (aware; the channel passes the moment it sends or writes).
+    :param reply_to: an optional ``Reply-To`` address.
+    :param message_id_domain: the right-hand side of the Message-ID (default: the sender's domain).
+    :param unsubscribe_mailto: the address in the ``mailto:`` opt-out (default: the sender's
+        address); ``""`` for none.
+    :param one_click: ``False`` leaves out ``List-Unsubscribe-Post`` (for an opt-out page that
+        does not take the RFC 8058 POST).
+    :returns: the :class:`email.message.EmailMessage` (write it with ``bytes(mail)`` or
+        ``mail.as_bytes()``; its policy is :data:`EMAIL_POLICY`).
+    :raises ValidationError: not an e-mail, a sender without a domain, or a recipient,
+        subject or address that is not a valid one-line header (naming the message by id).
+    """
+    record = f"RenderedMessage {message.id}"
+    require_aware(at, record, "at")
+    if message.channel is not Channel.EMAIL:
+        raise ValidationError(record, "channel", f"build_email needs an e-mail, not {message.channel.value}")
+    for field, value in (("sender", sender), ("recipient", message.recipient), ("subject", message.subject)):
+        _one_line(record, field, value)
+    _one_line(record, "reply_to", reply_to or "")
+    _, address = email.utils.parseaddr(sender)
+    if "@" not in address:
+        raise ValidationError(record, "sender", "needs an address such as billing@clinic.example")
+    domain = message_id_domain or address.rsplit("@", 1)[1]
+    mail = email.message.EmailMessage(policy=EMAIL_POLICY)
+    try:
+        mail["From"] = sender
+        mail["To"] = message.recipient
+        if reply_to:
+            mail["Reply-To"] = reply_to
+        mail["Subject"] = message.subject
+        mail["Date"] = email.utils.format_datetime(at.astimezone(dt.UTC))
+        mail["Message-ID"] = message_id_header(message.id, domain)
+        mailto = address if unsubscribe_mailto is None else unsubscribe_mailto
+        for name, value in unsubscribe_headers(message.id, message.opt_out_url, mailto).items():
+            if name != "List-Unsubscribe-Post" or one_click:
+                mail[name] = value
+        to = mail["To"]
+    except (ValueError, IndexError, email.errors.HeaderParseError):
+        raise ValidationError(record, "headers", "the recipient or sender is not a valid address") from None
+    if (
+        not isinstance(to, email.headerregistry.AddressHeader)
+        or not all("@" in a.addr_spec for a in to.addresses)
+        or not to.addresses
+    ):
+        raise ValidationError(record, "recipient", "not an e-mail address")
+    mail.set_content(message.body, charset="utf-8")
+    if message.html:
+        mail.add_alternative(message.html, subtype="html", charset="utf-8")
+        # derived from the message id, so the same message gives the same bytes; "=_" never
+        # occurs in base64 or quoted-printable text, and 24 hex digits of SHA-256 not by chance
+        # in a 7-bit part
+        mail.set_boundary("=_" + hashlib.sha256(message.id.encode("utf-8")).hexdigest()[:24])
+    mail["Content-Language"] = message.language  # after the parts: make_alternative moves Content-*
+    return mail

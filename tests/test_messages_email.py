@@ -1,0 +1,142 @@
+"""The standard e-mail: headers, encodings for every language, and a lossless round trip."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.policy
+from email.message import EmailMessage
+
+import pytest
+
+from carecollect.channels import Channel
+from carecollect.errors import ValidationError
+from carecollect.messages.email import EMAIL_POLICY, build_email, message_id_header
+from carecollect.messaging import RenderedMessage
+
+AT = dt.datetime(2026, 3, 2, 10, 15, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+SENDER = "Legesenteret Ås <faktura@legesenteret.example>"
+TEXTS = {
+    "en": ("Your statement from the clinic", "Your balance of $120.00 is due on April 2, 2026.\n"),
+    "de": (
+        "Ihre Rechnung – Zahlungserinnerung",
+        "Bitte überweisen Sie 60,33 € bis zum 2. April 2026. Grüße\n",
+    ),
+    "nb": (
+        "Påminnelse om regning",
+        "Beløpet på 1\u00a0250,00\u00a0kr forfaller 2. april 2026. Hilsen Ærlig Ørn\n",
+    ),
+    "bg": ("Напомняне за сметка", "Сумата от 120,00 лв. е дължима на 2 април 2026 г.\n" * 3),
+}
+
+
+def _message(language: str, **kw: object) -> RenderedMessage:
+    subject, body = TEXTS[language]
+    fields: dict[str, object] = {
+        "id": f"step_INV-1_reminder-1_email-{language}",
+        "channel": Channel.EMAIL,
+        "recipient": "Kari Nordmann <kari@example.no>",
+        "subject": subject,
+        "body": body,
+        "html": "<p>" + body.strip() + "</p>\n",
+        "language": language,
+        "opt_out_url": "https://portal.example.no/stop/T0K3N",
+        **kw,
+    }
+    return RenderedMessage(**fields)  # type: ignore[arg-type]
+
+
+def _parse(raw: bytes) -> EmailMessage:
+    mail = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(mail, EmailMessage) and not mail.defects
+    return mail
+
+
+@pytest.mark.parametrize("language", sorted(TEXTS))
+def test_headers_parts_and_encodings(language: str) -> None:
+    message = _message(language)
+    raw = build_email(message, sender=SENDER, at=AT).as_bytes()
+    raw.decode("ascii")  # 7-bit clean: no server needs 8BITMIME
+    assert all(len(line) <= 78 for line in raw.split(b"\r\n"))
+    mail = _parse(raw)
+    assert mail["From"].addresses[0].addr_spec == "faktura@legesenteret.example"
+    assert mail["From"].addresses[0].display_name == "Legesenteret Ås"
+    assert mail["To"].addresses[0].addr_spec == "kari@example.no"
+    assert mail["Subject"] == message.subject
+    assert mail["Date"].datetime == AT
+    assert mail["Message-ID"] == message_id_header(message.id, "legesenteret.example")
+    assert mail["Content-Language"] == language
+    assert [u.strip() for u in mail["List-Unsubscribe"].split(",")] == [
+        f"<mailto:faktura@legesenteret.example?subject=unsubscribe%20{message.id}>",
+        "<https://portal.example.no/stop/T0K3N>",
+    ]
+    assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert mail.get_content_type() == "multipart/alternative"
+    text, html = mail.iter_parts()
+    assert text.get_content_type() == "text/plain" and html.get_content_type() == "text/html"
+    for part in (text, html):
+        assert part.get_content_charset() == "utf-8"
+        expected = "7bit" if language == "en" else ("base64" if language == "bg" else "quoted-printable")
+        assert part["Content-Transfer-Encoding"] == expected
+    assert text.get_content().replace("\r\n", "\n") == message.body
+    assert html.get_content().replace("\r\n", "\n") == message.html
+
+
+@pytest.mark.parametrize("language", sorted(TEXTS))
+def test_the_eml_round_trips(language: str) -> None:
+    raw = build_email(_message(language), sender=SENDER, at=AT).as_bytes()
+    again = _parse(raw)
+    assert again.as_bytes(policy=EMAIL_POLICY) == raw
+
+
+def test_message_id_is_stable_and_distinguishes_ids_that_read_alike() -> None:
+    a = build_email(_message("en"), sender=SENDER, at=AT)["Message-ID"]
+    b = build_email(_message("en"), sender=SENDER, at=AT + dt.timedelta(hours=3))["Message-ID"]
+    assert a == b
+    assert message_id_header("a/b", "x.example") != message_id_header("a_b", "x.example")
+
+
+def test_no_https_page_no_one_click() -> None:
+    mail = build_email(_message("en", opt_out_url="http://portal.example.no/stop"), sender=SENDER, at=AT)
+    assert mail["List-Unsubscribe-Post"] is None
+    mail = build_email(_message("en"), sender=SENDER, at=AT, one_click=False, unsubscribe_mailto="")
+    assert mail["List-Unsubscribe"] == "<https://portal.example.no/stop/T0K3N>"
+    assert mail["List-Unsubscribe-Post"] is None
+
+
+def test_text_only_is_not_multipart() -> None:
+    mail = build_email(_message("de", html=None), sender=SENDER, at=AT)
+    assert mail.get_content_type() == "text/plain"
+
+
+@pytest.mark.parametrize(
+    ("kw", "field"),
+    [
+        ({"recipient": "kari@example.no\r\nBcc: everyone@example.org"}, "recipient"),
+        ({"subject": "Hello\nBcc: everyone@example.org"}, "subject"),
+        ({"recipient": "kari"}, "recipient"),
+        ({"channel": Channel.SMS}, "channel"),
+    ],
+)
+def test_bad_messages_are_refused_by_field(kw: dict[str, object], field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        build_email(_message("en", **kw), sender=SENDER, at=AT)
+    assert info.value.field == field
+    assert "kari" not in str(info.value)
+
+
+def test_naive_date_and_bad_sender_are_refused() -> None:
+    with pytest.raises(ValidationError):
+        build_email(_message("en"), sender=SENDER, at=AT.replace(tzinfo=None))
+    with pytest.raises(ValidationError, match="sender"):
+        build_email(_message("en"), sender="billing", at=AT)
+
+
+def test_the_same_message_gives_the_same_bytes_and_headers_are_not_mixed_up() -> None:
+    """Parsed and folded headers are remembered across e-mails: each e-mail still gets its own."""
+    first = build_email(_message("bg"), sender=SENDER, at=AT).as_bytes()
+    assert build_email(_message("bg"), sender=SENDER, at=AT).as_bytes() == first  # boundary from the id
+    other = build_email(_message("bg", id="M-2", recipient="ivan@example.bg"), sender=SENDER, at=AT)
+    mail = _parse(other.as_bytes())
+    assert mail["To"] == "ivan@example.bg" and "M-2" in mail["Message-ID"]
+    assert _parse(first)["To"].addresses[0].addr_spec == "kari@example.no"
