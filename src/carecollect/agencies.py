@@ -211,14 +211,19 @@ class AgencyReceipt:
 class AgencyAccountStatus(enum.Enum):
     """Where the agency is with an account."""
 
+    #: The agency confirmed it received the account.
     ACKNOWLEDGED = "acknowledged"
+    #: The agency is working the account (contacting the patient).
     IN_PROGRESS = "in_progress"
+    #: The patient agreed a payment plan with the agency.
     PAYMENT_PLAN = "payment_plan"
     #: The patient disputes the debt: collection stops until it is answered.
     DISPUTED = "disputed"
+    #: The patient paid the agency in full.
     PAID = "paid"
     #: The agency gives the account back (uncollectable, closed).
     RETURNED = "returned"
+    #: The creditor took the account back and the agency confirmed it.
     RECALLED = "recalled"
 
 

@@ -10,8 +10,11 @@ __all__ = ["Channel"]
 class Channel(enum.Enum):
     """A communication channel."""
 
+    #: A printed letter sent by post.
     LETTER = "letter"
+    #: An e-mail to the patient's address.
     EMAIL = "email"
+    #: A text message to the patient's mobile number.
     SMS = "sms"
     #: A telephone call by staff or an automated system (a voicemail is an outcome of a call).
     PHONE = "phone"

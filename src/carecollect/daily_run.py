@@ -307,14 +307,23 @@ def check_settings(settings: RunSettings, pm: Any) -> None:
 class DecisionKind(enum.Enum):
     """What the run decided about one step on one channel."""
 
+    #: Send this outreach step on this channel now.
     SEND = "send"
+    #: A step is due but a rule holds it back (quiet hours, a cap, no consent, a dispute...).
     HOLD = "hold"
+    #: No step is due for this invoice today.
     NOTHING_DUE = "nothing_due"
+    #: Collection on the account is paused (a dispute, a wait for the insurer, a plan).
     PAUSED = "paused"
+    #: An instalment of a plan stayed unpaid past the grace days: it is marked missed.
     PLAN_MISSED = "plan_missed"
+    #: The account may be and is placed with a collection agency.
     PLACE = "place"
+    #: Placement (or another extraordinary action) was wanted but a gate refuses it for now.
     GATE_HELD = "gate_held"
+    #: A due instalment is charged to the patient's mandate.
     CHARGE = "charge"
+    #: A due instalment is not charged while a dispute on its invoices is open.
     CHARGE_HELD = "charge_held"
 
 

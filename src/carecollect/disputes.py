@@ -47,10 +47,15 @@ __all__ = [
 class DisputeReason(enum.Enum):
     """Why the patient disputes the bill."""
 
+    #: The patient is unhappy with the care or service they received.
     QUALITY_OF_SERVICE = "quality_of_service"
+    #: The bill is wrong (a line, a code, an amount, a date).
     BILLING_ERROR = "billing_error"
+    #: The bill is higher than the estimate the patient was given.
     ABOVE_ESTIMATE = "above_estimate"
+    #: The patient says the bill is not theirs (identity, a different person).
     NOT_MINE = "not_mine"
+    #: The patient says their insurer should pay (more of) it.
     INSURANCE_SHOULD_PAY = "insurance_should_pay"
     #: A written dispute of a debt within a collector's validation period (FDCPA 1692g(b)).
     VALIDATION = "validation"
@@ -61,25 +66,35 @@ class DisputeReason(enum.Enum):
 class DisputeStatus(enum.Enum):
     """Life cycle of a dispute."""
 
+    #: Being handled: collection on the disputed bill stops.
     OPEN = "open"
+    #: Answered with a resolution (see :class:`ResolutionKind`).
     RESOLVED = "resolved"
+    #: The patient withdrew the dispute.
     WITHDRAWN = "withdrawn"
 
 
 class EscalationLevel(enum.IntEnum):
     """Who handles the dispute; a higher level may grant more."""
 
+    #: Reception or billing staff who first take the dispute.
     FRONT_LINE = 0
+    #: The office or billing manager.
     OFFICE_MANAGER = 1
+    #: The treating provider (doctor, dentist).
     PROVIDER = 2
+    #: Management of the practice or hospital: the last level.
     EXECUTIVE = 3
 
 
 class ResolutionKind(enum.Enum):
     """How a dispute ended."""
 
+    #: The bill was wrong and is corrected.
     CORRECTION = "correction"
+    #: The bill stands but the creditor grants a discount.
     DISCOUNT = "discount"
+    #: The creditor writes the disputed amount off.
     WRITE_OFF = "write_off"
     #: The bill stands as it was.
     UPHELD = "upheld"

@@ -52,9 +52,13 @@ __all__ = [
 class InvoiceStatus(enum.Enum):
     """Life cycle of an invoice."""
 
+    #: Being prepared; not yet issued to the patient.
     DRAFT = "draft"
+    #: Issued and not fully paid.
     OPEN = "open"
+    #: Nothing left to pay.
     PAID = "paid"
+    #: Withdrawn; nothing is owed on it.
     CANCELLED = "cancelled"
 
 
@@ -63,9 +67,13 @@ class ClaimStatus(enum.Enum):
 
     #: No insurance: self-pay.
     NONE = "none"
+    #: Billed to the insurer, no answer yet: the patient is not asked to pay.
     PENDING = "pending"
+    #: The insurer's answer is under appeal: the patient is not asked to pay.
     APPEALED = "appealed"
+    #: The insurer has decided and paid its part; the rest is the patient's.
     ADJUDICATED = "adjudicated"
+    #: The insurer refused the claim; the bill is the patient's unless appealed.
     DENIED = "denied"
 
     @property
@@ -77,7 +85,9 @@ class ClaimStatus(enum.Enum):
 class BillKind(enum.Enum):
     """Whether a bill is a facility (hospital) bill or a professional one; some state caps differ."""
 
+    #: A facility bill from a hospital.
     HOSPITAL = "hospital"
+    #: A bill for a clinician's professional services.
     PROFESSIONAL = "professional"
 
 

@@ -59,11 +59,17 @@ __all__ = [
 class EntryKind(enum.Enum):
     """Kinds of ledger entries."""
 
+    #: What the invoice charges.
     CHARGE = "charge"
+    #: Money the insurer paid.
     INSURANCE_PAYMENT = "insurance_payment"
+    #: Money the patient (or someone for them) paid.
     PATIENT_PAYMENT = "patient_payment"
+    #: A reduction without payment (a discount, charity care, a correction).
     ADJUSTMENT = "adjustment"
+    #: An amount the creditor gave up collecting.
     WRITE_OFF = "write_off"
+    #: Money the creditor chose to pay back to the patient.
     REFUND = "refund"
     #: Credit from an earlier overpayment moved onto an invoice.
     CREDIT_APPLIED = "credit_applied"

@@ -95,6 +95,7 @@ class RenderedMessage:
 class ReceiptStatus(enum.Enum):
     """What the channel's provider said when the message was handed over."""
 
+    #: The provider took the message for delivery.
     ACCEPTED = "accepted"
     #: Refused for good (bad address, too long, opted out at the provider): do not retry.
     REJECTED = "rejected"
@@ -141,7 +142,9 @@ class Receipt:
 class DeliveryState(enum.Enum):
     """What a delivery report says."""
 
+    #: The message reached the patient's phone, inbox or letterbox.
     DELIVERED = "delivered"
+    #: Not delivered yet; a later report will say.
     PENDING = "pending"
     #: Could not be delivered (hard bounce, unknown number): the contact point needs checking.
     UNDELIVERABLE = "undeliverable"
@@ -168,8 +171,11 @@ class DeliveryReport:
 class ReplyIntent(enum.Enum):
     """What an inbound reply asks for."""
 
+    #: Stop messages on this channel (``STOP``, ``STOPP``, ``СТОП``).
     OPT_OUT = "opt_out"
+    #: The patient asks for help or contact details (``HELP``).
     HELP = "help"
+    #: Any other reply: staff read it.
     OTHER = "other"
 
 

@@ -31,25 +31,45 @@ __all__ = [
 class OutreachPurpose(enum.Enum):
     """Why we contact the patient."""
 
+    #: A cost estimate before care.
     ESTIMATE = "estimate"
+    #: The terms of payment (when and how to pay) before or at care.
     PAYMENT_TERMS = "payment_terms"
+    #: The bill: what the patient owes and why.
     STATEMENT = "statement"
+    #: A friendly note a few days before the due date.
     PRE_DUE_REMINDER = "pre_due_reminder"
+    #: A reminder that a bill is overdue.
     REMINDER = "reminder"
+    #: The last reminder before a formal or extraordinary step.
     FINAL_NOTICE = "final_notice"
+    #: The US debt collector's validation notice (Regulation F, 12 CFR 1006.34).
     VALIDATION_NOTICE = "validation_notice"
+    #: Norway's collection warning (inkassoloven § 9): 14 days before collection may start.
     INKASSOVARSEL = "inkassovarsel"
+    #: Norway's payment demand by a collector (inkassoloven § 10).
     BETALINGSOPPFORDRING = "betalingsoppfordring"
+    #: Germany's reminder (BGB § 286): puts the debtor in default.
     MAHNUNG = "mahnung"
+    #: Notice that the debtor is in default, with the interest and fees that may follow.
     DEFAULT_NOTICE = "default_notice"
+    #: The US 501(r) notice of extraordinary collection actions, 30 days before any is taken.
     ECA_NOTICE = "eca_notice"
+    #: Notice that the account will be handed to a collection agency.
     PRE_PLACEMENT_NOTICE = "pre_placement_notice"
+    #: How to apply for financial assistance (charity care), and the plain-language summary.
     FINANCIAL_ASSISTANCE = "financial_assistance"
+    #: Payment plan options the patient can choose from.
     PLAN_OFFER = "plan_offer"
+    #: A reminder that an instalment of a plan is due or overdue.
     INSTALMENT_REMINDER = "instalment_reminder"
+    #: A receipt: the payment arrived.
     PAYMENT_CONFIRMATION = "payment_confirmation"
+    #: The dispute was received and collection on the bill stops meanwhile.
     DISPUTE_ACKNOWLEDGEMENT = "dispute_acknowledgement"
+    #: The answer to a dispute.
     DISPUTE_RESOLUTION = "dispute_resolution"
+    #: A staff call to talk about the bill and options (with a call script).
     FOLLOW_UP_CALL = "follow_up_call"
 
     @property
@@ -78,24 +98,34 @@ _COLLECTION = frozenset(
 class OutreachStatus(enum.Enum):
     """State of an outreach step."""
 
+    #: Planned, not yet sent.
     PLANNED = "planned"
+    #: Handed to the channel.
     SENT = "sent"
+    #: The channel reported delivery.
     DELIVERED = "delivered"
+    #: Could not be sent or delivered.
     FAILED = "failed"
+    #: Cancelled before it was sent (paid, disputed, opted out).
     CANCELLED = "cancelled"
 
 
 class AttemptOutcome(enum.Enum):
     """What happened when we tried to reach the patient."""
 
+    #: The message was delivered.
     DELIVERED = "delivered"
+    #: The attempt failed (rejected, or an error at the provider).
     FAILED = "failed"
     #: A call reached the patient: a conversation.
     ANSWERED = "answered"
+    #: A call reached voicemail and a message was left.
     VOICEMAIL = "voicemail"
     #: A call that never connected (does not count towards US call caps).
     NO_CONNECTION = "no_connection"
+    #: A call connected but nobody answered and no message was left.
     UNANSWERED = "unanswered"
+    #: An e-mail bounced or a number was unknown: the contact point is undeliverable.
     BOUNCED = "bounced"
 
 

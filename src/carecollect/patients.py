@@ -99,6 +99,7 @@ class ContactPoint:
 class ConfidentialWish(enum.Enum):
     """A patient's request for confidential communication (HIPAA 164.522(b))."""
 
+    #: No request: every contact point with consent may be used.
     NONE = "none"
     #: Use only the contact points marked ``confidential`` by the patient.
     ONLY_LISTED = "only_listed"

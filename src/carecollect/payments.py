@@ -25,19 +25,28 @@ __all__ = [
 class PaymentMethod(enum.Enum):
     """How a payment was made."""
 
+    #: A debit or credit card.
     CARD = "card"
+    #: A direct debit from a bank account under a mandate (SEPA, AvtaleGiro).
     DIRECT_DEBIT = "direct_debit"
+    #: A mobile wallet (Vipps and the like).
     MOBILE = "mobile"
+    #: A bank transfer made by the payer.
     BANK_TRANSFER = "bank_transfer"
+    #: Cash at the desk.
     CASH = "cash"
+    #: A cheque.
     CHEQUE = "cheque"
 
 
 class PaymentSource(enum.Enum):
     """Who paid."""
 
+    #: The patient, or someone paying for them.
     PATIENT = "patient"
+    #: The patient's insurer.
     INSURER = "insurer"
+    #: A collection agency remitting what it collected.
     AGENCY = "agency"
 
 
@@ -77,11 +86,17 @@ class Payment:
 class AdjustmentKind(enum.Enum):
     """Why a balance was reduced without a payment."""
 
+    #: A discount the creditor granted (a dispute, a goodwill gesture).
     DISCOUNT = "discount"
+    #: A discount for paying early or in full.
     PROMPT_PAY_DISCOUNT = "prompt_pay_discount"
+    #: An amount the creditor gave up collecting.
     WRITE_OFF = "write_off"
+    #: Free or discounted care under the financial-assistance policy.
     CHARITY_CARE = "charity_care"
+    #: The contractual reduction agreed with the insurer.
     INSURANCE_ADJUSTMENT = "insurance_adjustment"
+    #: A billing error put right.
     CORRECTION = "correction"
 
 

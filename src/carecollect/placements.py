@@ -32,9 +32,13 @@ __all__ = [
 class PlacementStatus(enum.Enum):
     """Life cycle of a placement."""
 
+    #: Decided, not yet sent to the agency.
     PENDING = "pending"
+    #: The agency has the account.
     PLACED = "placed"
+    #: The creditor took the account back.
     RECALLED = "recalled"
+    #: The agency gave the account back.
     RETURNED = "returned"
 
 

@@ -53,11 +53,17 @@ __all__ = [
 class PlanStatus(enum.Enum):
     """Life cycle of a payment plan."""
 
+    #: Offered, not yet accepted by the patient.
     PROPOSED = "proposed"
+    #: Accepted and running: reminders for the plan's invoices stop.
     ACTIVE = "active"
+    #: Every instalment paid.
     COMPLETED = "completed"
+    #: Called defaulted after missed instalments.
     DEFAULTED = "defaulted"
+    #: Cancelled (by the patient or the creditor) before it completed.
     CANCELLED = "cancelled"
+    #: On hold (hardship, a dispute): nothing is due meanwhile.
     PAUSED = "paused"
 
     @property
@@ -69,9 +75,13 @@ class PlanStatus(enum.Enum):
 class InstalmentStatus(enum.Enum):
     """State of one instalment."""
 
+    #: Not paid yet (due now or later).
     DUE = "due"
+    #: Paid in full.
     PAID = "paid"
+    #: Unpaid past the grace days.
     MISSED = "missed"
+    #: The creditor let this instalment go.
     FORGIVEN = "forgiven"
 
 

@@ -110,19 +110,31 @@ class PaymentErrorCode(enum.Enum):
 
     #: The issuer or bank declined without a more precise reason.
     DECLINED = "declined"
+    #: Not enough money on the account or card.
     INSUFFICIENT_FUNDS = "insufficient_funds"
+    #: The card or mandate has expired.
     EXPIRED_INSTRUMENT = "expired_instrument"
+    #: The card number, account or token is not valid.
     INVALID_INSTRUMENT = "invalid_instrument"
     #: Strong customer authentication (3-D Secure) is needed: send a payment link.
     AUTHENTICATION_REQUIRED = "authentication_required"
+    #: The provider or bank suspects fraud.
     FRAUD_SUSPECTED = "fraud_suspected"
+    #: A capture asks for more than was authorised.
     AMOUNT_EXCEEDS_AUTHORIZED = "amount_exceeds_authorized"
+    #: A refund asks for more than is left to refund.
     AMOUNT_EXCEEDS_REFUNDABLE = "amount_exceeds_refundable"
+    #: The payment was already captured.
     ALREADY_CAPTURED = "already_captured"
+    #: The authorisation was already voided.
     ALREADY_VOIDED = "already_voided"
+    #: The provider does not know the payment, mandate or customer.
     NOT_FOUND = "not_found"
+    #: The patient (or their bank) revoked the direct-debit mandate.
     MANDATE_REVOKED = "mandate_revoked"
+    #: The provider cannot take this currency.
     CURRENCY_NOT_SUPPORTED = "currency_not_supported"
+    #: The provider cannot take this payment method.
     METHOD_NOT_SUPPORTED = "method_not_supported"
     #: The idempotency key was used before for a different request.
     IDEMPOTENCY_CONFLICT = "idempotency_conflict"
@@ -292,11 +304,17 @@ class PaymentResult:
 class WebhookKind(enum.Enum):
     """What a provider's webhook reports."""
 
+    #: A payment went through: it is posted.
     PAYMENT_SUCCEEDED = "payment.succeeded"
+    #: A payment failed.
     PAYMENT_FAILED = "payment.failed"
+    #: The provider refunded (part of) a payment.
     REFUNDED = "payment.refunded"
+    #: The payer's bank took the money back (a chargeback, a returned debit).
     CHARGEBACK_OPENED = "chargeback.opened"
+    #: A direct-debit mandate was revoked.
     MANDATE_REVOKED = "mandate.revoked"
+    #: Anything else the provider reports: recorded, not acted on.
     OTHER = "other"
 
 

@@ -63,6 +63,7 @@ class ContactChannel(enum.Enum):
     PHONE = "phone"
     #: A request to be called back; answered by an outbound call.
     CALLBACK = "callback"
+    #: An e-mail to or from the contact centre.
     EMAIL = "email"
     #: A message in the patient portal.
     PORTAL = "portal"
@@ -89,20 +90,30 @@ class ContactChannel(enum.Enum):
 class Direction(enum.Enum):
     """Who started the contact."""
 
+    #: The patient (or someone for them) contacted the centre.
     INBOUND = "inbound"
+    #: The centre contacted the patient (a call, a callback, an e-mail).
     OUTBOUND = "outbound"
 
 
 class Topic(enum.Enum):
     """What the contact is about, as far as the patient said or the menu captured."""
 
+    #: The patient disputes a bill or the debt.
     DISPUTE = "dispute"
+    #: The patient complains about the service or the way they were contacted.
     COMPLAINT = "complaint"
+    #: The patient cannot pay or asks about financial help.
     HARDSHIP = "hardship"
+    #: The patient asks for, or about, a payment plan.
     PAYMENT_PLAN = "payment_plan"
+    #: The patient wants to pay or asks about a payment made.
     PAYMENT = "payment"
+    #: A question about what insurance paid or should pay.
     INSURANCE = "insurance"
+    #: A question about the balance or what a bill is for.
     BALANCE_QUESTION = "balance_question"
+    #: Anything else, or not known.
     OTHER = "other"
 
 
@@ -128,9 +139,13 @@ class Outcome(enum.Enum):
 class ContactState(enum.Enum):
     """Where a contact stands at one instant (see :meth:`ContactRecord.state_at`)."""
 
+    #: The contact has not reached the centre yet at that instant.
     NOT_YET_ARRIVED = "not_yet_arrived"
+    #: The contact is in a queue, not yet answered.
     WAITING = "waiting"
+    #: An agent answered the contact.
     ANSWERED = "answered"
+    #: The contact ended without an answer (the caller hung up, the e-mail was closed unanswered).
     ENDED_UNANSWERED = "ended_unanswered"
 
 

@@ -53,14 +53,18 @@ class Priority(enum.IntEnum):
     URGENT = 0
     #: A patient in hardship, or asking about hardship or a payment plan.
     HIGH = 1
+    #: Everything else, served in order of arrival.
     NORMAL = 2
 
 
 class QueueKind(enum.Enum):
     """The kind of work a queue holds; a queue's name is ``<channel>-<kind>``."""
 
+    #: Disputes and complaints.
     DISPUTES = "disputes"
+    #: Hardship, financial assistance and payment plans.
     HARDSHIP = "hardship"
+    #: Every other contact.
     GENERAL = "general"
 
 
@@ -165,8 +169,11 @@ def queue_order(
 class Competence(enum.Enum):
     """An agent's tier for one queue; A answers first."""
 
+    #: Answers first: the agents best trained for the queue.
     A = "A"
+    #: Answers when no A agent is free.
     B = "B"
+    #: Answers last: help from another queue or channel.
     C = "C"
 
     @property
@@ -178,7 +185,9 @@ class Competence(enum.Enum):
 class HomeChannel(enum.Enum):
     """The work an agent mainly does: calls, or written contacts (e-mail, portal)."""
 
+    #: The agent mainly answers calls.
     PHONE = "phone"
+    #: The agent mainly answers e-mail and portal messages (last in the phone loop).
     WRITTEN = "written"
 
 

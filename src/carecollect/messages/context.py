@@ -54,17 +54,24 @@ JURISDICTIONS = ("us", "no", "de", "bg")
 class PaymentMethod(enum.Enum):
     """Ways to pay a message may offer."""
 
+    #: Pay online (a payment link).
     ONLINE = "online"
+    #: Pay by direct debit (SEPA, AvtaleGiro).
     DIRECT_DEBIT = "direct_debit"
+    #: Pay with a mobile wallet (Vipps and the like).
     MOBILE = "mobile"
+    #: Pay by bank transfer to the account and reference given.
     BANK_TRANSFER = "bank_transfer"
 
 
 class FeeKind(enum.Enum):
     """Kinds of fee a formal notice itemises."""
 
+    #: A fee for a reminder (Mahngebühr, purregebyr).
     REMINDER_FEE = "reminder_fee"
+    #: A collection cost the law lets the creditor charge.
     COLLECTION_FEE = "collection_fee"
+    #: Interest for late payment.
     INTEREST = "interest"
 
 
@@ -336,7 +343,9 @@ class MessageContext:
 class SmsEncoding(enum.Enum):
     """The encoding an SMS travels in."""
 
+    #: The GSM 7-bit alphabet: 160 characters in one segment, 153 per segment when split.
     GSM7 = "gsm7"
+    #: UCS-2 (for text GSM 7-bit cannot carry, such as Cyrillic): 70 characters, 67 per segment when split.
     UCS2 = "ucs2"
 
 

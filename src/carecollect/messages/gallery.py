@@ -22,7 +22,7 @@ from .catalog import LANGUAGES
 from .examples import JURISDICTION_OF, context
 from .render import render
 
-__all__ = ["gallery_rst"]
+__all__ = ["gallery_rst", "heading"]
 
 _LANG_NAMES = {"en": "English", "de": "Deutsch", "nb": "Norsk bokmål", "bg": "Български"}
 _HOME = {"en": "us", "de": "de", "nb": "no", "bg": "bg"}
@@ -38,6 +38,27 @@ _LETTER_FIRST = {
     OutreachPurpose.PRE_PLACEMENT_NOTICE,
     OutreachPurpose.FINAL_NOTICE,
 }
+
+
+#: Headings spelled as a reader expects them (abbreviations in capitals, hyphenated compounds);
+#: every other purpose is its value with spaces, first letter capital.
+_HEADINGS = {
+    OutreachPurpose.PRE_DUE_REMINDER: "Pre-due reminder",
+    OutreachPurpose.ECA_NOTICE: "ECA notice (extraordinary collection action)",
+    OutreachPurpose.PRE_PLACEMENT_NOTICE: "Pre-placement notice",
+    OutreachPurpose.FOLLOW_UP_CALL: "Follow-up call",
+}
+
+
+def heading(purpose: OutreachPurpose) -> str:
+    """The gallery heading of a purpose.
+
+    >>> heading(OutreachPurpose.ECA_NOTICE)
+    'ECA notice (extraordinary collection action)'
+    >>> heading(OutreachPurpose.PAYMENT_TERMS)
+    'Payment terms'
+    """
+    return _HEADINGS.get(purpose) or purpose.value.replace("_", " ").capitalize()
 
 
 def _title(text: str, char: str) -> str:
@@ -69,14 +90,13 @@ def gallery_rst(
         "home jurisdiction (English: US, Deutsch: Germany, norsk: Norway,\n"
         "български: Bulgaria). Each shows the SMS, the e-mail (subject and plain-text\n"
         "part) or the letter, and the staff call script with its voicemail.\n\n",
-        ".. contents:: Messages\n   :local:\n   :depth: 1\n\n",
     ]
     for purpose in purposes:
-        out.append(_title(purpose.value.replace("_", " ").capitalize(), "-"))
+        out.append(_title(heading(purpose), "-"))
         for lang in languages:
             jur = JURISDICTION_OF.get(purpose, _HOME[lang])
             ctx = context(purpose, jur)
-            out.append(_title(f"{purpose.value.replace('_', ' ').capitalize()}: {_LANG_NAMES[lang]}", "~"))
+            out.append(_title(f"{heading(purpose)}: {_LANG_NAMES[lang]}", "~"))
             sms = render(purpose, Channel.SMS, lang, ctx)
             out.append(
                 f"**SMS** ({sms.encoding.value if sms.encoding else ''}, {sms.segments} segment(s)):\n\n"

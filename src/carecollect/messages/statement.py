@@ -55,10 +55,15 @@ __all__ = [
 class ShareKind(enum.Enum):
     """Why the patient pays part of a charge (glossary terms)."""
 
+    #: The amount the patient pays before the insurer starts to pay.
     DEDUCTIBLE = "deductible"
+    #: The patient's percentage share of a covered service.
     COINSURANCE = "coinsurance"
+    #: A fixed amount the patient pays for a covered service.
     COPAY = "copay"
+    #: A service the insurance does not cover.
     NOT_COVERED = "not_covered"
+    #: No insurance: the patient pays the charge.
     SELF_PAY = "self_pay"
 
 

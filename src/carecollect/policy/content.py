@@ -37,9 +37,13 @@ __all__ = ["ContentRules", "Sensitive", "Surface", "VoicemailField", "check_cont
 class Surface(enum.Enum):
     """Where text reaches the patient (or someone near them)."""
 
+    #: A text message: may be read on a locked screen.
     SMS = "sms"
+    #: A voicemail: may be heard by others.
     VOICEMAIL = "voicemail"
+    #: An e-mail subject: shown in inbox lists and notifications.
     EMAIL_SUBJECT = "email_subject"
+    #: A portal notification: shown before the patient signs in.
     PORTAL_NOTIFICATION = "portal_notification"
     #: The body of a letter or e-mail: may carry details (the patient opened it).
     BODY = "body"
@@ -48,7 +52,9 @@ class Surface(enum.Enum):
 class Sensitive(enum.Enum):
     """Categories of content that are clinical or reveal care."""
 
+    #: A diagnosis or a diagnosis code.
     DIAGNOSIS = "diagnosis"
+    #: A procedure or a procedure code.
     PROCEDURE = "procedure"
     #: The clinic's specialty (oncology, psychiatry...), including in a clinic name.
     SPECIALTY = "specialty"
@@ -61,13 +67,21 @@ class Sensitive(enum.Enum):
 class VoicemailField(enum.Enum):
     """Fields of a limited-content voicemail (12 CFR 1006.2(j))."""
 
+    #: A business name that does not say it collects debts.
     BUSINESS_NAME = "business_name"
+    #: A request that the person reply.
     REQUEST_TO_REPLY = "request_to_reply"
+    #: The name of the person to call back.
     PERSON_NAME = "person_name"
+    #: A telephone number to call back.
     CALL_BACK_NUMBER = "call_back_number"
+    #: A greeting.
     SALUTATION = "salutation"
+    #: The date and time of the message.
     DATE_TIME = "date_time"
+    #: A general statement that the message relates to an account.
     GENERIC_ACCOUNT_STATEMENT = "generic_account_statement"
+    #: Suggested times to reply.
     SUGGESTED_REPLY_TIMES = "suggested_reply_times"
     #: Anything else: the amount, the creditor's or clinic's name, "debt"...
     OTHER = "other"

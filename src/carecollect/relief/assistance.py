@@ -59,8 +59,11 @@ __all__ = [
 class FplRegion(enum.Enum):
     """Which poverty-guideline table applies."""
 
+    #: The 48 contiguous states and the District of Columbia.
     CONTIGUOUS = "contiguous"
+    #: Alaska's own, higher table.
     ALASKA = "alaska"
+    #: Hawaii's own, higher table.
     HAWAII = "hawaii"
 
 
@@ -174,19 +177,28 @@ def fpl_percent(
 class Eligibility(enum.Enum):
     """The result of screening."""
 
+    #: Eligible for free care.
     FREE = "free"
+    #: Eligible for a discount.
     DISCOUNT = "discount"
+    #: Not eligible under the policy.
     NOT_ELIGIBLE = "not_eligible"
 
 
 class PresumptiveBasis(enum.Enum):
     """Facts that make a patient presumptively eligible, without an income check."""
 
+    #: The patient is enrolled in Medicaid.
     MEDICAID = "medicaid"
+    #: The patient receives SNAP (food assistance).
     SNAP = "snap"
+    #: The patient receives WIC benefits.
     WIC = "wic"
+    #: The patient is homeless.
     HOMELESS = "homeless"
+    #: The patient died and left no estate.
     DECEASED_NO_ESTATE = "deceased_no_estate"
+    #: The patient is in bankruptcy.
     BANKRUPTCY = "bankruptcy"
 
 
@@ -468,10 +480,15 @@ def eca_timeline(
 class ApplicationStatus(enum.Enum):
     """State of a financial-assistance application."""
 
+    #: Received, being assessed: extraordinary collection actions wait.
     RECEIVED = "received"
+    #: Information is missing; the patient was told what to send.
     INCOMPLETE = "incomplete"
+    #: Approved: free or discounted care applies.
     APPROVED = "approved"
+    #: Not eligible under the policy.
     DENIED = "denied"
+    #: The patient withdrew the application.
     WITHDRAWN = "withdrawn"
 
     @property

@@ -326,7 +326,9 @@ def resolve_dispute(
 class AfterInsuranceKind(enum.Enum):
     """What the creditor offered to do once insurance has paid."""
 
+    #: Reduce what is left after insurance by a percentage.
     REDUCE_PERCENT = "reduce_percent"
+    #: Write off what is left after insurance.
     WRITE_OFF_REMAINDER = "write_off_remainder"
 
 

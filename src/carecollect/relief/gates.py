@@ -69,8 +69,11 @@ __all__ = ["GateAction", "GateDecision", "gate", "may_place"]
 class GateAction(enum.Enum):
     """What the creditor wants to do with the account."""
 
+    #: Hand the account to a collection agency.
     PLACE_WITH_AGENCY = "place_with_agency"
+    #: Sell the debt to another party.
     SELL = "sell"
+    #: Report the debt to a credit bureau.
     CREDIT_REPORT = "credit_report"
 
 

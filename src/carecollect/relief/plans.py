@@ -153,8 +153,11 @@ class Affordability:
 class OptionKind(enum.Enum):
     """The kinds of option a patient chooses from."""
 
+    #: Pay the whole balance now (with any prompt-pay discount).
     PAY_IN_FULL = "pay_in_full"
+    #: A short plan with larger instalments.
     SHORT_PLAN = "short_plan"
+    #: A long plan with instalments within what the patient can afford each month.
     LONG_PLAN = "long_plan"
 
 
@@ -574,6 +577,7 @@ def option_to_plan(
 class MissedAction(enum.Enum):
     """What to do about a plan today."""
 
+    #: Every instalment due so far is paid: nothing to do.
     ON_TRACK = "on_track"
     #: An instalment is overdue: send a friendly reminder (no fee, no threat).
     SEND_REMINDER = "send_reminder"
