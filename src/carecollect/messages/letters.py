@@ -310,10 +310,13 @@ LABELS: dict[str, dict[str, str]] = {
 class BlockKind(enum.Enum):
     """What a block of a letter's body is."""
 
+    #: Running text, wrapped to the page.
     PARAGRAPH = "paragraph"
     #: Short lines kept as they are (a closing, a signature).
     LINES = "lines"
+    #: A heading above the blocks that follow it.
     HEADING = "heading"
+    #: A bulleted list.
     BULLETS = "bullets"
     #: Label and value rows (amounts, dates): values right-aligned in one column.
     TABLE = "table"
