@@ -318,7 +318,8 @@ class CreditorSettings:
     :param assistance_url: its financial-assistance page (501(r)).
     :param pay_link_base: its payment page.
     :param pay_link_key: its own pay-link HMAC key (``None``: the installation's).
-    :param channel_plugins: channel by channel, the plugin that sends its messages.
+    :param channel_plugins: channel by channel, the plugin that sends its messages (``""``: this
+        creditor sends nothing on that channel; its messages there are suppressed).
     :param channel_config: per channel plugin, settings over the installation's.
     :param house_rules: per pack key, its rules over the installation's (rule by rule).
     :param packs: its own replacement packs by key.
@@ -357,7 +358,7 @@ class CreditorSettings:
             assistance_url=text(self.assistance_url, base.assistance_url),
             pay_link_base=self.pay_link_base or base.pay_link_base,
             pay_link_key=self.pay_link_key or base.pay_link_key,
-            channel_plugins={**base.channel_plugins, **self.channel_plugins},
+            channel_plugins={c: p for c, p in {**base.channel_plugins, **self.channel_plugins}.items() if p},
             channel_config=_merge(base.channel_config, self.channel_config),
             house_rules=_merge(base.house_rules, self.house_rules),
             packs={**base.packs, **self.packs},
@@ -411,7 +412,8 @@ def settings_problems(settings: RunSettings, pm: Any) -> tuple[str, ...]:
     for creditor_id, own in settings.creditors.items():
         where = f"creditor {creditor_id!r}"
         for channel, name in own.channel_plugins.items():
-            unknown("message-channel", f"{where} channel {Channel(channel).value}", name, channels)
+            if name:
+                unknown("message-channel", f"{where} channel {Channel(channel).value}", name, channels)
         for name in own.channel_config:
             unknown("message-channel", f"{where} settings for {name!r}", name, channels)
         for name in own.payment_providers:
@@ -2273,7 +2275,11 @@ def _message_context(
     fap_summary = (
         statement is not None
         and creditor.nonprofit
-        and bool(settings.pack(snap.account.jurisdiction, snap.account.creditor_id).get("r501.statement_fap_summary", False, on=today))
+        and bool(
+            settings.pack(snap.account.jurisdiction, snap.account.creditor_id).get(
+                "r501.statement_fap_summary", False, on=today
+            )
+        )
     )
     notice = None
     if step.purpose in _NEEDS_NOTICE:

@@ -326,7 +326,7 @@ class _Reader:
                         f"unknown key {name!r} in [{where}]{_suggest(name, known)}; known: {', '.join(sorted(known))}"
                     )
                 continue
-            if not isinstance(plugin, str) or not plugin:
+            if not isinstance(plugin, str) or not (plugin or where.startswith("creditors.")):
                 self.problems.append(f"{where}.{name} must name a message-channel plugin, not {plugin!r}")
                 continue
             out[Channel(name)] = plugin
@@ -548,8 +548,11 @@ def effective_settings(config: CliConfig) -> str:
             lines.append(f"  pay_link_key = <secret from {key_ref}>")
         lines.append(
             "  channels = "
-            + ", ".join(
-                f"{c.value}={p}" for c, p in sorted(s.channel_plugins.items(), key=lambda i: i[0].value)
+            + (
+                ", ".join(
+                    f"{c.value}={p}" for c, p in sorted(s.channel_plugins.items(), key=lambda i: i[0].value)
+                )
+                or "none"
             )
         )
         own_tables: Mapping[str, Mapping[str, Any]]
