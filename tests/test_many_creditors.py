@@ -279,3 +279,50 @@ def test_a_single_creditor_installation_runs_as_before() -> None:
     one = RunSettings(creditors={"CR-A": CreditorSettings(opt_out_url="", email="a@example.org")})
     a = one.for_creditor("CR-A")
     assert (a.opt_out_url, a.email, a.phone, a.creditors) == (None, "a@example.org", "+1 555 0100", {})
+
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "how-to"
+
+
+def test_the_two_clinics_guide_runs_as_written(tmp_path: Path) -> None:
+    """docs/how-to/two-clinics.rst, step by step, with the files it ships."""
+    db = tmp_path / "clinics.sqlite"
+    assert _cli("init", "--db", str(db)).exit_code == 0
+    imported = _cli("import", "--db", str(db), str(DOCS / "two-clinics.json"))
+    assert imported.exit_code == 0, imported.output
+    config_path(db).write_text((DOCS / "two-clinics.toml").read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "lakeside-pay-link.hex").write_text("1f" * 32 + "\n", encoding="utf-8")
+    env = {"NORTHSIDE_PAY_LINK_KEY": "2e" * 32}
+    checked = _cli("config", "check", "--db", str(db), env=env)
+    assert checked.exit_code == 0, checked.output
+    assert "1f" * 32 not in checked.output and "2e" * 32 not in checked.output
+    assert "[creditors.LAKESIDE]" in checked.output and "[creditors.NORTHSIDE]" in checked.output
+    dry = _cli("run", "--db", str(db), "--as-of", AS_OF, "--dry-run", env=env)
+    assert dry.exit_code == 0, dry.output
+    ran = _cli("run", "--db", str(db), "--as-of", AS_OF, env=env)
+    assert ran.exit_code == 0, ran.output
+    for folder, name, phone, pay, invoices in (
+        (
+            "lakeside-outbox",
+            "Lakeside Family Clinic",
+            "+1 612 555 0111",
+            "https://pay.lakeside-clinic.example/p/",
+            {"INV-1", "INV-2"},
+        ),
+        (
+            "northside-outbox",
+            "Northside Children's Clinic",
+            "+1 612 555 0122",
+            "https://northside-kids.example/pay/",
+            {"INV-3", "INV-4"},
+        ),
+    ):
+        sent = _sent(tmp_path / folder)
+        assert {n.split(".")[0] for n in sent} == invoices
+        assert {n.rsplit("_", 1)[1] for n in sent} == {"letter.txt", "email.eml"}
+        for file, text in sent.items():
+            assert name in text and phone in text and "+1 612 555 0100" not in text
+            if file.endswith(".txt"):
+                assert pay in text
+    assert not (tmp_path / "clinics-outbox").exists() or not any((tmp_path / "clinics-outbox").iterdir())
