@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from carecollect.channels import Channel
 from carecollect.cli import main
-from carecollect.cli.config import config_path, load_config
+from carecollect.cli.config import config_path, default_config_text, load_config, parse_config
 from carecollect.daily_run import CreditorSettings, RunSettings
 from carecollect.errors import CareCollectError
 from carecollect.messages.paylinks import PayLinkSigner
@@ -326,3 +327,20 @@ def test_the_two_clinics_guide_runs_as_written(tmp_path: Path) -> None:
             if file.endswith(".txt"):
                 assert pay in text
     assert not (tmp_path / "clinics-outbox").exists() or not any((tmp_path / "clinics-outbox").iterdir())
+
+
+def test_the_default_files_example_of_a_creditor_section_is_valid(tmp_path: Path) -> None:
+    text = default_config_text("clinic")
+    head, example = text.split("# Serving several clinics?")
+    body = "\n".join(
+        line[2:] if line.startswith("# [") or line[2:3].isalpha() or line[2:3] == '"' else line
+        for line in example.splitlines()[2:]
+    )
+    assert "[creditors.CLINIC-A]" in body and "# pay_link_key" not in body
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "clinic-a-pay-link.hex").write_text("ab" * 32, encoding="utf-8")
+    settings = parse_config(head + body, tmp_path).settings
+    clinic = settings.for_creditor("CLINIC-A")
+    assert clinic.phone == "+1 555 0111" and clinic.pay_link_key == bytes.fromhex("ab" * 32)
+    assert Channel.SMS not in clinic.channel_plugins and Channel.SMS in settings.channel_plugins
+    assert clinic.channel_config["outbox"]["folder"] == str(tmp_path / "clinic-a-outbox")

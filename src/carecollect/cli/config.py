@@ -3,8 +3,11 @@
 ``carecollect init --db clinic.sqlite`` writes ``clinic.toml`` beside it
 (:func:`config_path`). Relative paths in it (the outbox folder, the
 contact-centre records) are relative to the file's folder. The file holds no
-secret: a pay-link key, if you use pay links, comes from the environment
-variable ``CARECOLLECT_PAY_LINK_KEY`` (hex).
+secret: a secret is a reference, ``env:NAME`` (an environment variable) or
+``file:PATH`` (a file, e.g. a mounted Docker or Kubernetes secret); the
+installation's pay-link key may also come from ``CARECOLLECT_PAY_LINK_KEY`` (hex).
+An installation serving several creditors gives each its own settings in a
+``[creditors.<id>]`` section over the installation's (see :doc:`/reference/settings`).
 
 >>> from pathlib import Path
 >>> config_path(Path("data/clinic.sqlite")).as_posix()
@@ -79,6 +82,8 @@ pay_link_base = "https://pay.example.org/p"
 # its application form and plain-language summary; its statements and ECA notices give it.
 assistance_url = "https://portal.example.org/financial-assistance"
 
+# pay_link_key = "env:CARECOLLECT_PAY_LINK_KEY"   # or "file:/run/secrets/pay-link-key" (hex)
+
 [channels]
 # Which message-channel plugin sends each channel (by plugin name).
 # "outbox" writes every message to a folder instead of sending it.
@@ -120,6 +125,19 @@ contacts = "{stem}-contacts.jsonl"
 # Seconds a run may go without a heartbeat before another run may take its lock
 # (a live run beats every third of it; a killed run on this host is noticed at once).
 lock_stale_after = {RUN_LOCK_STALE_AFTER.total_seconds():g}
+
+# Serving several clinics? Give each creditor (by its id in the database) its own
+# settings over the ones above, e.g.
+# [creditors.CLINIC-A]
+# phone = "+1 555 0111"
+# pay_link_base = "https://pay.clinic-a.example/p"
+# pay_link_key = "file:secrets/clinic-a-pay-link.hex"
+# [creditors.CLINIC-A.channels]
+# sms = ""                    # this clinic sends no SMS
+# [creditors.CLINIC-A.plugins.outbox]
+# folder = "clinic-a-outbox"
+# [creditors.CLINIC-A.house_rules.us]
+# "cadence.min_days_between_messages" = 14
 """
 
 
