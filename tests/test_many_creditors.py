@@ -247,7 +247,11 @@ def test_a_creditors_plugin_and_house_rules_are_checked_like_the_installations(d
         '[creditors.CR-US.channels]\n# Lakeside sends letters only\nemail = ""',
         '[creditors.CR-US.channels]\nemail = "outbx"',
     )
-    _edit(db, '"cadence.min_days_between_messages" = 14', '"cadence.min_days_between_messages" = 1')
+    _edit(
+        db,
+        '[creditors.CR-DE.house_rules.de]\n"cadence.min_days_between_messages" = 14',
+        '[creditors.CR-DE.house_rules.de]\n"cadence.min_days_between_messages" = 1',
+    )
     out = " ".join(_refused(_cli("config", "check", "--db", str(db), env=ENV)).split())
     assert "creditor 'CR-US' channel email: no message-channel plugin 'outbx' (did you mean 'outbox'?)" in out
     assert "creditor 'CR-DE' house rules for 'de'" in out
