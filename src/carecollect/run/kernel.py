@@ -371,7 +371,9 @@ def tally_instalments(acc: AccountRows, tables: RunTables, counts: dict[str, int
     view = tables.views()[acc.rows[0][1]]
     ctx = tables.contexts[acc.rows[0][1]]
     today = view[1]
-    grace = int(tables.pack(ctx.pack_key, ctx.creditor_id).get("plan.grace_days", 10, on=dt.date.fromordinal(today)))
+    grace = int(
+        tables.pack(ctx.pack_key, ctx.creditor_id).get("plan.grace_days", 10, on=dt.date.fromordinal(today))
+    )
     for action, _plan, _number in instalment_actions(acc.plans, acc.mandated, acc.disputes, today, grace):
         keys = {
             InstalmentAction.MISSED: ("missed", "decision.plan_missed"),

@@ -189,7 +189,9 @@ class Contexts:
     ) -> int:
         """The index of ``(pack_key, zones, collector, nonprofit)`` and, when ``creditor_id`` has
         its own house rules for the pack, the creditor; registering it on first sight."""
-        own = creditor_id if creditor_id and self._own_rules and self._own_rules(creditor_id, pack_key) else ""
+        own = (
+            creditor_id if creditor_id and self._own_rules and self._own_rules(creditor_id, pack_key) else ""
+        )
         key = (pack_key, zones, collector, nonprofit, own)
         i = self._index.get(key)
         if i is None:
