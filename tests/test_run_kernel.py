@@ -18,11 +18,13 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from carecollect.daily_run import RunPlan, RunSettings, execute_run, plan_run
+from carecollect.creditors import Creditor, CreditorRole
+from carecollect.daily_run import CreditorSettings, RunPlan, RunSettings, execute_run, plan_run
 from carecollect.plugin_manager import make_plugin_manager
 from carecollect.portfolio import load_portfolio
 from carecollect.run.kernel import DUE, NOT_DUE, RunTables, decide, decode
@@ -229,3 +231,74 @@ def test_rows_from_the_store_equal_rows_from_snapshots(store: SQLiteStore, day: 
     assert relief > 10
     if day >= 37:
         assert plain < len(snaps)
+
+
+# Two clinics on one pack: CR-US2 takes over every other US account and has its own, stricter
+# house rules; CR-US runs on the installation's. The plan rows' context then carries CR-US2
+# (and only it), and the fast plan still equals the rich one.
+TWO_CLINICS = RunSettings(
+    creditors={
+        "CR-US2": CreditorSettings(
+            house_rules={"us": {"cadence.min_days_between_messages": 30, "calls.max_per_7_days": 1}}
+        )
+    }
+)
+
+
+@pytest.fixture(scope="module")
+def two_clinics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SQLiteStore]:
+    tmp = tmp_path_factory.mktemp("kernel-two")
+    path = tmp / "run.db"
+    with SQLiteStore(path) as s:
+        load_portfolio(s, 300, seed=9, as_of=AS_OF)
+        s.put_creditor(Creditor("CR-US2", "Northside Clinic", CreditorRole.PROVIDER, "US", state="MN"))
+    db = sqlite3.connect(path)
+    try:
+        ids = [r[0] for r in db.execute("SELECT id FROM accounts WHERE creditor_id = 'CR-US' ORDER BY id")]
+        db.executemany("UPDATE accounts SET creditor_id = 'CR-US2' WHERE id = ?", [(i,) for i in ids[::2]])
+        db.commit()
+    finally:
+        db.close()
+    with SQLiteStore(path) as s:
+        pm = make_plugin_manager(load_entrypoints=False)
+        run_settings = attrs.evolve(TWO_CLINICS, channel_config={"outbox": {"folder": str(tmp / "out")}})
+        for day in (0, 12):  # a history of sent steps, on each clinic's own rules
+            assert execute_run(s, NOW + dt.timedelta(days=day), pm, run_settings).sent > 0
+    _vary(path)
+    with SQLiteStore(path) as s:
+        yield s
+
+
+@pytest.mark.parametrize("day", [13, 20, 31, 45])
+def test_two_creditors_with_their_own_house_rules_on_one_pack(two_clinics: SQLiteStore, day: int) -> None:
+    now = NOW + dt.timedelta(days=day, hours=1)
+    rich = plan_run(two_clinics, now, TWO_CLINICS, prescreen=False)
+    _same(rich, plan_run(two_clinics, now, TWO_CLINICS))
+    counts = plan_run(two_clinics, now, attrs.evolve(TWO_CLINICS, keep_plan=False))
+    assert counts.counts() == rich.counts()
+    # the contexts keep the creditor only where its rules differ
+    tables = RunTables(
+        Contexts(TWO_CLINICS.own_rules), now, TWO_CLINICS.pack, creditor_pack_of=TWO_CLINICS.pack
+    )
+    for facts in two_clinics.iter_plan_facts(batch_size=100):
+        rows_from_facts(facts, now, tables.contexts)
+    owners = {tables.contexts[i].creditor_id for i in range(len(tables.contexts))}
+    assert owners == {"", "CR-US2"}
+    assert tables.pack("us", "CR-US2").value("calls.max_per_7_days", on=AS_OF) == 1
+    assert tables.pack("us").value("calls.max_per_7_days", on=AS_OF) > 1
+
+
+def test_a_creditors_own_house_rules_change_only_its_accounts(two_clinics: SQLiteStore) -> None:
+    differ = {"CR-US": 0, "CR-US2": 0}
+    for day in (13, 20, 31):
+        now = NOW + dt.timedelta(days=day, hours=1)
+        own = plan_run(two_clinics, now, TWO_CLINICS)
+        plain = plan_run(two_clinics, now, RunSettings())
+        creditor = {s.account.id: s.account.creditor_id for s in two_clinics.iter_account_snapshots()}
+        mine = {(d.account_id, d.invoice_id, d.kind, d.channel) for d in own.decisions}
+        theirs = {(d.account_id, d.invoice_id, d.kind, d.channel) for d in plain.decisions}
+        for d in mine ^ theirs:
+            if creditor[d[0]] in differ:
+                differ[creditor[d[0]]] += 1
+    assert differ["CR-US"] == 0  # the installation's rules: the same decisions
+    assert differ["CR-US2"] > 0  # its own, stricter rules: other decisions

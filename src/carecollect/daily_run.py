@@ -136,6 +136,7 @@ from .store.sqlite import SQLiteStore
 from .timekeeping import require_aware, zone
 
 __all__ = [
+    "CreditorSettings",
     "Decision",
     "DecisionKind",
     "InboundEvent",
@@ -217,6 +218,17 @@ class RunSettings:
         dispute events are checked against it (``None``:
         :meth:`DisputeProcedure.default <carecollect.relief.disputes.DisputeProcedure.default>`
         in the account's currency).
+    :param creditors: per creditor id (the store's), that creditor's own settings over these
+        (an installation serving several clinics); a creditor not listed runs on these.
+        :meth:`for_creditor` resolves them.
+
+    One clinic with its own help line, over the installation's defaults:
+
+    >>> s = RunSettings(phone="+1 555 0100", creditors={"CR-A": CreditorSettings(phone="+1 555 0111")})
+    >>> s.for_creditor("CR-A").phone, s.for_creditor("CR-B").phone
+    ('+1 555 0111', '+1 555 0100')
+    >>> s.for_creditor("CR-A") is s.for_creditor("CR-A")
+    True
     """
 
     channel_plugins: Mapping[Channel, str] = attrs.field(factory=lambda: dict.fromkeys(Channel, "outbox"))
@@ -239,12 +251,121 @@ class RunSettings:
     remittance_lookback_days: int = 90
     keep_plan: bool = True
     dispute_procedure: DisputeProcedure | None = None
+    creditors: Mapping[str, CreditorSettings] = attrs.field(factory=dict)
+    _resolved: dict[str, RunSettings] = attrs.field(factory=dict, init=False, repr=False, eq=False)
 
-    def pack(self, key: str) -> PolicyPack:
-        """The pack for ``key`` with the house rules applied."""
-        base = self.packs.get(key) or get_pack(key)
-        rules = self.house_rules.get(key)
+    def for_creditor(self, creditor_id: str | None) -> RunSettings:
+        """The settings an account of ``creditor_id`` runs on: its :class:`CreditorSettings`
+        over these (resolved once, then cached); these when the creditor has none.
+
+        Plain values replace the installation's; ``channel_plugins`` replace channel by
+        channel; ``channel_config``, ``payment_providers`` and ``house_rules`` merge key by key
+        within each plugin's or pack's table; ``packs`` replace pack by pack.
+
+        :param creditor_id: the store's creditor id (``None`` or unknown: these settings).
+        """
+        own = self.creditors.get(creditor_id) if creditor_id else None
+        if own is None:
+            return self
+        resolved = self._resolved.get(own_id := str(creditor_id))
+        if resolved is None:
+            resolved = self._resolved[own_id] = own.over(self)
+        return resolved
+
+    def own_rules(self, creditor_id: str, pack_key: str) -> bool:
+        """Whether ``creditor_id``'s pack ``pack_key`` differs from the installation's (its own
+        house rules or its own pack for that key).
+
+        :param creditor_id: the store's creditor id.
+        :param pack_key: the policy pack key.
+        """
+        own = self.creditors.get(creditor_id)
+        return own is not None and (pack_key in own.house_rules or pack_key in own.packs)
+
+    def pack(self, key: str, creditor_id: str | None = None) -> PolicyPack:
+        """The pack for ``key`` with the house rules applied (``creditor_id``'s own, if it has some).
+
+        :param key: the policy pack key.
+        :param creditor_id: the account's creditor (``None``: the installation's rules).
+        """
+        s = self.for_creditor(creditor_id)
+        base = s.packs.get(key) or get_pack(key)
+        rules = s.house_rules.get(key)
         return base.with_house_rules(rules, source="house rules") if rules else base
+
+
+def _merge(
+    base: Mapping[str, Mapping[str, Any]], own: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """``base``'s tables with ``own``'s keys over them, table by table."""
+    out = {name: dict(table) for name, table in base.items()}
+    for name, table in own.items():
+        out.setdefault(name, {}).update(table)
+    return out
+
+
+@attrs.frozen
+class CreditorSettings:
+    """One creditor's own settings in an installation that serves several (a clinic, a hospital).
+
+    ``None`` (or an empty mapping) keeps the installation's value; an empty string for a URL says
+    "none" (no portal, no opt-out page). The creditor's name comes from the store
+    (:class:`~carecollect.creditors.Creditor`), the rest from here. See
+    :meth:`RunSettings.for_creditor` for how each field combines with the installation's.
+
+    :param phone: the help line shown in this creditor's messages.
+    :param email: the billing e-mail shown in them.
+    :param portal_url: its patient portal.
+    :param opt_out_url: where its patients stop electronic messages.
+    :param assistance_url: its financial-assistance page (501(r)).
+    :param pay_link_base: its payment page.
+    :param pay_link_key: its own pay-link HMAC key (``None``: the installation's).
+    :param channel_plugins: channel by channel, the plugin that sends its messages (``""``: this
+        creditor sends nothing on that channel; its messages there are suppressed).
+    :param channel_config: per channel plugin, settings over the installation's.
+    :param house_rules: per pack key, its rules over the installation's (rule by rule).
+    :param packs: its own replacement packs by key.
+    :param payment_providers: per payment provider, settings over the installation's.
+    """
+
+    phone: str | None = None
+    email: str | None = None
+    portal_url: str | None = None
+    opt_out_url: str | None = None
+    assistance_url: str | None = None
+    pay_link_base: str | None = None
+    pay_link_key: bytes | None = attrs.field(default=None, repr=False)
+    channel_plugins: Mapping[Channel, str] = attrs.field(factory=dict)
+    channel_config: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
+    house_rules: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
+    packs: Mapping[str, PolicyPack] = attrs.field(factory=dict)
+    payment_providers: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict, repr=False)
+
+    def over(self, base: RunSettings) -> RunSettings:
+        """``base`` with these settings over it (a flat :class:`RunSettings`, no creditors of its own).
+
+        :param base: the installation's settings.
+        """
+
+        def text(own: str | None, default: str | None) -> str | None:
+            return default if own is None else (own or None)
+
+        return attrs.evolve(
+            base,
+            creditors={},
+            phone=self.phone or base.phone,
+            email=self.email or base.email,
+            portal_url=text(self.portal_url, base.portal_url),
+            opt_out_url=text(self.opt_out_url, base.opt_out_url),
+            assistance_url=text(self.assistance_url, base.assistance_url),
+            pay_link_base=self.pay_link_base or base.pay_link_base,
+            pay_link_key=self.pay_link_key or base.pay_link_key,
+            channel_plugins={c: p for c, p in {**base.channel_plugins, **self.channel_plugins}.items() if p},
+            channel_config=_merge(base.channel_config, self.channel_config),
+            house_rules=_merge(base.house_rules, self.house_rules),
+            packs={**base.packs, **self.packs},
+            payment_providers=_merge(base.payment_providers, self.payment_providers),
+        )
 
 
 def _did_you_mean(name: str, known: Iterable[str]) -> str:
@@ -290,6 +411,20 @@ def settings_problems(settings: RunSettings, pm: Any) -> tuple[str, ...]:
             settings.pack(key)
         except (CareCollectError, KeyError, ValueError) as exc:
             problems.append(f"house rules for {key!r}: {scrub_text(str(exc))}")
+    for creditor_id, own in settings.creditors.items():
+        where = f"creditor {creditor_id!r}"
+        for channel, name in own.channel_plugins.items():
+            if name:
+                unknown("message-channel", f"{where} channel {Channel(channel).value}", name, channels)
+        for name in own.channel_config:
+            unknown("message-channel", f"{where} settings for {name!r}", name, channels)
+        for name in own.payment_providers:
+            unknown("payment-provider", f"{where} payment provider settings {name!r}", name, providers)
+        for key in {*own.house_rules, *own.packs}:
+            try:
+                settings.pack(key, creditor_id)
+            except (CareCollectError, KeyError, ValueError) as exc:
+                problems.append(f"{where} house rules for {key!r}: {scrub_text(str(exc))}")
     return tuple(problems)
 
 
@@ -891,7 +1026,7 @@ def _iter_plans(
     """
     conversations = conversations or {}
     creditors = _Creditors(store)
-    tables = RunTables(Contexts(), now, settings.pack)
+    tables = RunTables(Contexts(settings.own_rules), now, settings.pack, creditor_pack_of=settings.pack)
     facts_of = getattr(store, "iter_plan_facts", None)
     if not prescreen or facts_of is None:
         for snap in store.iter_account_snapshots(batch_size=settings.batch_size):
@@ -902,7 +1037,7 @@ def _iter_plans(
                 plan_account(
                     snap,
                     creditors(snap.account.creditor_id),
-                    tables.pack(snap.account.jurisdiction),
+                    tables.pack(snap.account.jurisdiction, _rules_key(settings, snap.account)),
                     now,
                     agency=settings.agency,
                     conversations=conversations.get(snap.account.id, ()),
@@ -955,13 +1090,19 @@ def _iter_plans(
                     plan_account(
                         snap,
                         creditors(acc.creditor_id),
-                        tables.pack(snap.account.jurisdiction),
+                        tables.pack(snap.account.jurisdiction, _rules_key(settings, snap.account)),
                         now,
                         agency=settings.agency,
                         conversations=conversations.get(acc.account_id, ()),
                     ),
                 )
             yield planned
+
+
+def _rules_key(settings: RunSettings, account: Any) -> str:
+    """The creditor id whose own pack applies to ``account`` ("": the installation's)."""
+    cid: str = account.creditor_id
+    return cid if settings.own_rules(cid, account.jurisdiction) else ""
 
 
 def _plan_of_codes(acc: AccountRows, codes: Sequence[int], tables: RunTables) -> AccountPlan | None:
@@ -1616,7 +1757,7 @@ def _take_dispute(store: Store, pm: Any, settings: RunSettings, ev: InboundEvent
             None if invoice_id is None else str(invoice_id),
             DisputeReason(data["reason"]),
             at=at,
-            pack=settings.pack(snap.account.jurisdiction),
+            pack=settings.pack(snap.account.jurisdiction, snap.account.creditor_id),
             in_writing=bool(data.get("in_writing", False)),
         )
         with store.transaction():
@@ -1669,7 +1810,7 @@ def _take_dispute(store: Store, pm: Any, settings: RunSettings, ev: InboundEvent
             resolution,
             balance=balance,
             at=at,
-            pack=settings.pack(snap.account.jurisdiction),
+            pack=settings.pack(snap.account.jurisdiction, snap.account.creditor_id),
             procedure=procedure,
             invoice=store.get_invoice(dispute.invoice_id) if dispute.invoice_id is not None else None,
         )
@@ -2123,7 +2264,7 @@ def _take_status_update(
                     invoice_id,
                     DisputeReason.AGENCY_REPORTED,
                     at=update.at,
-                    pack=settings.pack(snap.account.jurisdiction),
+                    pack=settings.pack(snap.account.jurisdiction, snap.account.creditor_id),
                 )
                 store.put_dispute(dispute)
                 opened = (dispute, event)
@@ -2182,7 +2323,11 @@ def _message_context(
     fap_summary = (
         statement is not None
         and creditor.nonprofit
-        and bool(settings.pack(snap.account.jurisdiction).get("r501.statement_fap_summary", False, on=today))
+        and bool(
+            settings.pack(snap.account.jurisdiction, snap.account.creditor_id).get(
+                "r501.statement_fap_summary", False, on=today
+            )
+        )
     )
     notice = None
     if step.purpose in _NEEDS_NOTICE:
@@ -2473,14 +2618,23 @@ class _Sender:
         self.settings = settings
         self.renderer = renderer
         self.now = now
-        self.signer = (
-            PayLinkSigner(settings.pay_link_key, settings.pay_link_base) if settings.pay_link_key else None
-        )
-        self.channels: dict[str, Any] = {}
-        self.providers: dict[str, Any] = {}
+        #: Per creditor with its own settings ("": the installation's): its settings, pay-link
+        #: signer, channel and payment-provider instances (each made once per run).
+        self._own: dict[str, tuple[RunSettings, PayLinkSigner | None, dict[str, Any], dict[str, Any]]] = {}
         self.creditors = _Creditors(store)
         self.accounts = _Fresh(store)
         self.counts = dict.fromkeys(_COUNTERS, 0)
+
+    def _creditor_settings(
+        self, creditor_id: str
+    ) -> tuple[RunSettings, PayLinkSigner | None, dict[str, Any], dict[str, Any]]:
+        key = creditor_id if creditor_id in self.settings.creditors else ""
+        own = self._own.get(key)
+        if own is None:
+            s = self.settings.for_creditor(key)
+            signer = PayLinkSigner(s.pay_link_key, s.pay_link_base) if s.pay_link_key else None
+            own = self._own[key] = (s, signer, {}, {})
+        return own
 
     def account(
         self,
@@ -2489,8 +2643,9 @@ class _Sender:
         plan: AccountPlan,
         account_conversations: Sequence[tuple[str, str | None, dt.datetime]],
     ) -> None:
-        """Carry out one account's plan."""
-        store, settings, now, counts = self.store, self.settings, self.now, self.counts
+        """Carry out one account's plan (on its creditor's settings)."""
+        store, now, counts = self.store, self.now, self.counts
+        settings, signer, channels, providers = self._creditor_settings(creditor_id)
         creditor = self.creditors(creditor_id)
         with store.transaction():
             for d in plan.decisions:
@@ -2504,7 +2659,7 @@ class _Sender:
                     counts["missed"] += 1
         for charge in plan.charges:
             if charge.decision.kind is DecisionKind.CHARGE:
-                outcome = _charge(store, self.pm, settings, self.providers, charge, now)
+                outcome = _charge(store, self.pm, settings, providers, charge, now)
                 if outcome in ("charged", "charge_failed"):
                     counts[outcome] += 1
         by_step: dict[str, tuple[OutreachStep, list[tuple[str, str]]]] = {}
@@ -2515,8 +2670,8 @@ class _Sender:
                 self.pm,
                 settings,
                 self.renderer,
-                self.signer,
-                self.channels,
+                signer,
+                channels,
                 creditor,
                 msg,
                 now,
@@ -2828,7 +2983,7 @@ def _send_one(
     # Re-read the account: an opt-out or dispute that arrived since planning wins.
     accounts = accounts or _Fresh(store)
     fresh = accounts.get(step.account_id)
-    pack = settings.pack(fresh.account.jurisdiction)
+    pack = settings.pack(fresh.account.jurisdiction, fresh.account.creditor_id)
     inv = next((i for i in fresh.invoices if i.id == step.invoice_id), None)
     tz = fresh.patient.time_zones[0]
     view = _gate_snapshot(fresh, fresh.ledger.balance, tuple(i.id for i in fresh.invoices), tz)

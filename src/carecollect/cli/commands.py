@@ -18,7 +18,7 @@ from rich.table import Table
 from ..errors import CareCollectError, ConfigurationError
 from ..reports import BUCKETS, CollectionReport, report_from_store
 from ..store.sqlite import SQLiteStore
-from .config import check_config, config_path, load_config, write_default_config
+from .config import check_config, config_path, effective_settings, load_config, write_default_config
 from .contacts import read_records
 from .web import demo_pages, web
 
@@ -420,7 +420,8 @@ def run(db: Path, dry_run: bool, as_of: str | None, events: Path | None, workers
     with _open(db) as store:
         config = load_config(db)
         pm = make_plugin_manager()
-        check_config(config, pm)  # before anything is planned or sent: a wrong name fails loudly
+        # before anything is planned or sent: a wrong name (plugin or creditor) fails loudly
+        check_config(config, pm, [c.id for c in store.creditors()])
         # only counts are shown: the plan keeps no lists, so memory stays flat for any portfolio
         settings = attrs.evolve(config.settings, keep_plan=False)
         table = Table(title=f"{'Dry run' if dry_run else 'Run'} at {now.isoformat()}")
@@ -503,21 +504,29 @@ def config() -> None:
 @config.command("check")
 @_db_option()
 def config_check(db: Path) -> None:
-    """Check the settings file without running: unknown sections and keys, plugin names that are
-    not installed, secrets (env:NAME) whose variable is not set. Exit code 1 on any problem.
+    """Check the settings file without running: unknown sections and keys, values of the wrong
+    kind, plugin names that are not installed, [creditors.<id>] sections for creditors the
+    database does not have, secrets (env:NAME, file:PATH) that cannot be read. Exit code 1 on
+    any problem; else the effective settings per creditor, secrets shown by reference only.
     """
     from ..plugin_manager import make_plugin_manager
 
     cfg = load_config(db)
     pm = make_plugin_manager()
-    check_config(cfg, pm)
+    stored = None
+    if db.exists():
+        with _open(db) as store:
+            stored = [c.id for c in store.creditors()]
+    check_config(cfg, pm, stored)
     s = cfg.settings
-    _console().print(
+    console = _console()
+    console.print(
         f"Settings {config_path(db)} are complete: channels "
         + ", ".join(f"{c.value}={p}" for c, p in sorted(s.channel_plugins.items(), key=lambda i: i[0].value))
         + f"; payment providers: {', '.join(sorted(s.payment_providers)) or 'none'}"
         + f"; agency: {s.agency or 'none'}; run lock stale after {cfg.lock_stale_after.total_seconds():g} s"
     )
+    console.print(effective_settings(cfg), markup=False, highlight=False)
 
 
 @main.command()

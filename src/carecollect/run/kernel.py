@@ -140,24 +140,40 @@ class RunTables:
     :param now: the run's instant (aware).
     :param pack_of: the pack (with house rules) for a pack key; default
         :func:`~carecollect.policy.packs.get_pack`.
+    :param creditor_pack_of: the pack for ``(pack key, creditor id)`` of a context whose
+        creditor has its own house rules (:attr:`Context.creditor_id
+        <carecollect.run.rows.Context.creditor_id>`); ``None``: ``pack_of`` for every creditor.
     """
 
     def __init__(
-        self, contexts: Contexts, now: dt.datetime, pack_of: Callable[[str], PolicyPack] | None = None
+        self,
+        contexts: Contexts,
+        now: dt.datetime,
+        pack_of: Callable[[str], PolicyPack] | None = None,
+        *,
+        creditor_pack_of: Callable[[str, str], PolicyPack] | None = None,
     ) -> None:
         require_aware(now, "RunTables", "now")
         self.contexts = contexts
         self.now = now
         self.now_us = micros(now)
         self._pack_of = pack_of or get_pack
-        self.packs: dict[str, PolicyPack] = {}
+        self._creditor_pack_of = creditor_pack_of
+        self.packs: dict[tuple[str, str], PolicyPack] = {}
         self._views: list[tuple[Any, ...]] = []
 
-    def pack(self, key: str) -> PolicyPack:
-        """The pack for ``key`` (read once per run)."""
-        if key not in self.packs:
-            self.packs[key] = self._pack_of(key)
-        return self.packs[key]
+    def pack(self, key: str, creditor_id: str = "") -> PolicyPack:
+        """The pack for ``key`` (read once per run), ``creditor_id``'s own when given.
+
+        :param key: the pack key.
+        :param creditor_id: a creditor with its own house rules for the pack ("": the installation's).
+        """
+        if (key, creditor_id) not in self.packs:
+            if creditor_id and self._creditor_pack_of is not None:
+                self.packs[key, creditor_id] = self._creditor_pack_of(key, creditor_id)
+            else:
+                self.packs[key, creditor_id] = self._pack_of(key)
+        return self.packs[key, creditor_id]
 
     def views(self) -> list[tuple[Any, ...]]:
         """The kernel's view per context index (extended as contexts are registered)."""
@@ -183,7 +199,7 @@ class RunTables:
 
     def _view(self, i: int) -> tuple[Any, ...]:
         ctx = self.contexts[i]
-        pack = self.pack(ctx.pack_key)
+        pack = self.pack(ctx.pack_key, ctx.creditor_id)
         now = self.now
         today = now.astimezone(zone(ctx.zones[0])).date()
         cp = compile_pack(pack, on=today, collector=ctx.collector, nonprofit=ctx.nonprofit)
@@ -355,7 +371,9 @@ def tally_instalments(acc: AccountRows, tables: RunTables, counts: dict[str, int
     view = tables.views()[acc.rows[0][1]]
     ctx = tables.contexts[acc.rows[0][1]]
     today = view[1]
-    grace = int(tables.pack(ctx.pack_key).get("plan.grace_days", 10, on=dt.date.fromordinal(today)))
+    grace = int(
+        tables.pack(ctx.pack_key, ctx.creditor_id).get("plan.grace_days", 10, on=dt.date.fromordinal(today))
+    )
     for action, _plan, _number in instalment_actions(acc.plans, acc.mandated, acc.disputes, today, grace):
         keys = {
             InstalmentAction.MISSED: ("missed", "decision.plan_missed"),

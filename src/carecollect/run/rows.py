@@ -46,7 +46,7 @@ Days are in the patient's first zone.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -144,33 +144,59 @@ class Context:
     :param zones: IANA zones as :func:`~carecollect.policy.governor.patient_zones` orders them.
     :param collector: the creditor is a third-party collector or debt buyer.
     :param nonprofit: the creditor is a nonprofit hospital (US: the 501(r) ECA notice is a step).
+    :param creditor_id: the creditor whose own house rules (or pack) apply to ``pack_key``; empty
+        when the installation's do (accounts of such creditors share their contexts).
     """
 
     pack_key: str
     zones: tuple[str, ...]
     collector: bool
     nonprofit: bool = False
+    creditor_id: str = ""
 
 
 class Contexts:
     """A registry of :class:`Context` values; rows carry the index.
 
+    :param own_rules: ``(creditor_id, pack_key) -> bool``: the creditor has its own house rules
+        for the pack (:meth:`RunSettings.own_rules <carecollect.daily_run.RunSettings.own_rules>`);
+        only then does a context keep the creditor id. ``None``: every creditor runs on the
+        installation's rules.
+
     >>> c = Contexts()
     >>> c.index("no", ("Europe/Oslo",), False), c.index("no", ("Europe/Oslo",), False), len(c)
     (0, 0, 1)
+    >>> c = Contexts(lambda creditor, pack: creditor == "CR-B")
+    >>> [c.index("no", ("Europe/Oslo",), False, creditor_id=x) for x in ("CR-A", "CR-B", "CR-C")]
+    [0, 1, 0]
+    >>> c[1].creditor_id
+    'CR-B'
     """
 
-    def __init__(self) -> None:
-        self._index: dict[tuple[str, tuple[str, ...], bool, bool], int] = {}
+    def __init__(self, own_rules: Callable[[str, str], bool] | None = None) -> None:
+        self._own_rules = own_rules
+        self._index: dict[tuple[str, tuple[str, ...], bool, bool, str], int] = {}
         self._items: list[Context] = []
 
-    def index(self, pack_key: str, zones: tuple[str, ...], collector: bool, nonprofit: bool = False) -> int:
-        """The index of ``(pack_key, zones, collector, nonprofit)``, registering it on first sight."""
-        key = (pack_key, zones, collector, nonprofit)
+    def index(
+        self,
+        pack_key: str,
+        zones: tuple[str, ...],
+        collector: bool,
+        nonprofit: bool = False,
+        *,
+        creditor_id: str = "",
+    ) -> int:
+        """The index of ``(pack_key, zones, collector, nonprofit)`` and, when ``creditor_id`` has
+        its own house rules for the pack, the creditor; registering it on first sight."""
+        own = (
+            creditor_id if creditor_id and self._own_rules and self._own_rules(creditor_id, pack_key) else ""
+        )
+        key = (pack_key, zones, collector, nonprofit, own)
         i = self._index.get(key)
         if i is None:
             i = self._index[key] = len(self._items)
-            self._items.append(Context(pack_key, zones, collector, nonprofit))
+            self._items.append(Context(pack_key, zones, collector, nonprofit, own))
         return i
 
     def __getitem__(self, i: int) -> Context:
@@ -332,7 +358,7 @@ def rows_from_facts(
             if p[5] and p[5] not in zones:
                 zones += (p[5],)
         collector = role in _COLLECTOR_ROLES
-        ctx = contexts.index(pack_key, zones, collector, bool(nonprofit))
+        ctx = contexts.index(pack_key, zones, collector, bool(nonprofit), creditor_id=creditor_id)
         usable = 0
         sms_checked = -1
         listed = conf_channels.split() if conf == only_listed else None
@@ -488,7 +514,9 @@ def rows_from_snapshot(
         return AccountRows(acc.id, acc.creditor_id, len(invs), (), rich or bool(invs))
     tz = zone(patient.time_zones[0])
     collector = creditor.role.is_collector
-    ctx = contexts.index(acc.jurisdiction, patient_zones(patient), collector, creditor.nonprofit)
+    ctx = contexts.index(
+        acc.jurisdiction, patient_zones(patient), collector, creditor.nonprofit, creditor_id=acc.creditor_id
+    )
     usable = 0
     for ch, code in CHANNEL_CODES.items():
         if channel_usable(patient, ch, now):
