@@ -374,8 +374,9 @@ def claim_entries(
         return ()
     cur = ledger.currency
     have_paid, have_adj = insurer_books(ledger, invoice_id)
-    want_paid = insurance.insurer_paid or Money.zero(cur)
-    want_adj = insurance.contractual_adjustment or Money.zero(cur)
+    zero = Money.zero(cur)
+    want_paid = zero if insurance.insurer_paid is None else insurance.insurer_paid
+    want_adj = zero if insurance.contractual_adjustment is None else insurance.contractual_adjustment
     out: list[LedgerEntry] = []
     d_paid, d_adj = want_paid - have_paid, want_adj - have_adj
     if d_paid.is_negative():

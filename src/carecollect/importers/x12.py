@@ -404,7 +404,7 @@ def write_835(
 
     Claims are written with their claim-level adjustments and their service lines
     (each with its charge, payment, adjustments, the invoice line number in REF*6R and
-    the service date); the patient is not named (NM1*QC carries only the control number).
+    the service date); the patient is not named (NM1*QC carries no name).
 
     :param remittance: what to write (USD).
     :param sender_id: the payer's interchange id (ISA06, GS02).
@@ -436,7 +436,7 @@ def write_835(
             f"{_money(c.patient_responsibility)}*12*{c.payer_claim_id or c.invoice_id}*11*1"
         )
         body.extend(_cas_segments(c.adjustments))
-        body.append(f"NM1*QC*1*******PI*{c.invoice_id}")
+        body.append("NM1*QC*1")
         for ln in c.lines:
             body.append(f"SVC*HC:{ln.code}*{_money(ln.charge)}*{_money(ln.paid)}**1")
             if ln.service_date is not None:

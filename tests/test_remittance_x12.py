@@ -1,0 +1,139 @@
+"""X12 835 remittances: real files read through pyx12, applied to a store, idempotent, reversible, refused whole."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pyx12")
+
+from carecollect.creditors import Creditor, CreditorRole
+from carecollect.errors import RemittanceRefused
+from carecollect.importers.remittance import (
+    claim_history,
+    claims_in_force,
+    import_remittance,
+    looks_like_remittance,
+)
+from carecollect.importers.x12 import read_835, write_835
+from carecollect.invoices import ClaimStatus, Insurance, InvoiceLine, InvoiceStatus
+from carecollect.ledger import EntryKind, LedgerEntry
+from carecollect.money import Money
+from carecollect.patients import Account
+from carecollect.remittance import AdjustmentGroup, ClaimOutcome
+from carecollect.store import SQLiteStore
+from carecollect.testing.factories import make_invoice, make_patient
+
+DATA = Path(__file__).parent / "data" / "x12"
+AT = dt.datetime(2026, 3, 23, 9, tzinfo=dt.UTC)
+
+
+def usd(s: str) -> Money:
+    return Money(s, "USD")
+
+
+# invoice id -> line charges (the files in tests/data/x12 answer these)
+INVOICES = {
+    "INV-1001": ("180.00", "70.00"),
+    "INV-1002": ("400.00",),
+    "INV-1003": ("120.00",),
+    "INV-2001": ("1500.00", "620.00"),
+}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SQLiteStore]:
+    with contextlib.closing(SQLiteStore(tmp_path / "cc.db")) as s:
+        s.put_creditor(Creditor("C-US", "Care Clinic", CreditorRole.PROVIDER, "US"))
+        s.put_patient(make_patient(id="P-1", time_zones=("America/New_York",), country="US"))
+        s.put_account(Account("A-1", "P-1", "C-US", "USD", "us"))
+        at = dt.datetime(2026, 3, 3, tzinfo=dt.UTC)
+        for inv_id, charges in INVOICES.items():
+            inv = make_invoice(
+                id=inv_id,
+                currency="USD",
+                lines=tuple(InvoiceLine(f"9921{i}", "Visit", usd(c), dt.date(2026, 3, 2)) for i, c in enumerate(charges)),
+                issue_date=dt.date(2026, 3, 3),
+                due_date=dt.date(2026, 4, 2),
+                status=InvoiceStatus.OPEN,
+                insurance=Insurance(ClaimStatus.PENDING, submitted_on=dt.date(2026, 3, 3), payer_name="Acme Health"),
+            )
+            s.put_invoice(inv)
+            s.append_ledger("A-1", [LedgerEntry(f"charge:{inv_id}", EntryKind.CHARGE, inv.total, at, inv_id, inv_id)])
+        yield s
+
+
+def test_professional_claim_with_deductible_coinsurance_copay_and_co45(store: SQLiteStore) -> None:
+    path = DATA / "professional.835"
+    assert looks_like_remittance(path)
+    summary = import_remittance(store, path, at=AT)
+    assert (summary.applied, summary.claims, summary.insurer_paid) == (1, 1, usd("150.00"))
+    inv = store.get_invoice("INV-1001")
+    assert inv.insurance.status is ClaimStatus.ADJUDICATED
+    assert (inv.insurer_paid, inv.contractual_adjustment, inv.patient_responsibility) == (
+        usd("150.00"),
+        usd("20.00"),
+        usd("80.00"),
+    )
+    assert not inv.waiting_for_insurer
+    # the ledger agrees: what is open is the patient's share
+    assert store.ledger("A-1").invoice_balance("INV-1001") == usd("80.00")
+    (claim,) = claims_in_force(store, "INV-1001")
+    shares = {(a.group, a.reason): a.amount for ln in claim.lines for a in ln.adjustments}
+    assert shares == {
+        (AdjustmentGroup.CO, "45"): usd("20.00"),
+        (AdjustmentGroup.PR, "1"): usd("50.00"),
+        (AdjustmentGroup.PR, "2"): usd("10.00"),
+        (AdjustmentGroup.PR, "3"): usd("20.00"),
+    }
+
+
+def test_reimporting_the_same_file_changes_nothing(store: SQLiteStore) -> None:
+    import_remittance(store, DATA / "professional.835", at=AT)
+    entries = store.ledger("A-1").entries
+    again = import_remittance(store, DATA / "professional.835", at=AT + dt.timedelta(days=1))
+    assert (again.applied, again.skipped, again.ledger_entries) == (0, 1, 0)
+    assert store.ledger("A-1").entries == entries
+    assert len(claim_history(store, "INV-1001")) == 1
+
+
+def test_writer_output_is_valid_and_reads_back(store: SQLiteStore) -> None:
+    (rem,) = read_835((DATA / "professional.835").read_text())
+    text = write_835(rem, sender_id="ACMEHEALTH", receiver_id="CARECLINIC", control_number=7, created_at=AT)
+    (back,) = read_835(text)
+    assert back.claims[0].lines == rem.claims[0].lines
+    assert (back.total_paid, back.trace, back.claims[0].outcome) == (rem.total_paid, rem.trace, ClaimOutcome.PRIMARY)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "segment", "element"),
+    [
+        ("SE*26*0001", "SE*25*0001", "SE", "SE01"),
+        ("IEA*1*000000101", "IEA*1*000000102", "IEA", "IEA02"),
+        ("GE*1*101", "GE*2*101", "GE", "GE01"),
+        ("CAS*CO*45*20", "CAS*ZZ*45*20", "CAS", "CAS"),
+        ("CLP*INV-1001*1*250*150*80", "CLP*INV-1001*1*250*140*80", "CLP", "CLP04"),
+        ("CLP*INV-1001*1*250*150*80", "CLP*INV-1001*1*250*150*70", "CLP", "CLP05"),
+        ("BPR*I*150*C", "BPR*I*155*C", "BPR", "BPR02"),
+        ("SVC*HC:85025*70*40", "SVC*HC:85025*70*45", "SVC", "SVC03"),
+        ("CLP*INV-1001*1*", "CLP*INV-1001*23*", "CLP", "CLP02"),
+    ],
+)
+def test_malformed_files_are_refused_whole_naming_the_segment(
+    store: SQLiteStore, tmp_path: Path, old: str, new: str, segment: str, element: str
+) -> None:
+    text = (DATA / "professional.835").read_text()
+    assert old in text
+    bad = tmp_path / "bad.835"
+    bad.write_text(text.replace(old, new, 1))
+    before = store.ledger("A-1").entries
+    with pytest.raises(RemittanceRefused) as info:
+        import_remittance(store, bad, at=AT)
+    assert (info.value.segment, info.value.element) == (segment, element), str(info.value)
+    assert store.ledger("A-1").entries == before
+    assert store.get_invoice("INV-1001").insurance.status is ClaimStatus.PENDING
+    assert claim_history(store, "INV-1001") == ()
