@@ -137,3 +137,71 @@ def test_malformed_files_are_refused_whole_naming_the_segment(
     assert store.ledger("A-1").entries == before
     assert store.get_invoice("INV-1001").insurance.status is ClaimStatus.PENDING
     assert claim_history(store, "INV-1001") == ()
+
+
+def test_institutional_claim_level_adjustments_and_remarks(store: SQLiteStore) -> None:
+    import_remittance(store, DATA / "institutional.835", at=AT)
+    inv = store.get_invoice("INV-2001")
+    assert (inv.insurance.status, inv.insurer_paid, inv.contractual_adjustment, inv.patient_responsibility) == (
+        ClaimStatus.ADJUDICATED,
+        usd("1400.00"),
+        usd("420.00"),
+        usd("300.00"),
+    )
+    (claim,) = claims_in_force(store, "INV-2001")
+    assert claim.remarks == ("MA130",)
+    assert store.ledger("A-1").invoice_balance("INV-2001") == usd("300.00")
+
+
+def test_several_claims_on_one_check_with_a_denial_and_interest(store: SQLiteStore) -> None:
+    summary = import_remittance(store, DATA / "multiple.835", at=AT)
+    (rem,) = read_835((DATA / "multiple.835").read_text())
+    # the bank deposit is the claims' payments plus the interest (PLB L6, negative: paid to the provider)
+    assert rem.total_paid == usd("302.50") and rem.provider_adjustments == usd("-2.50")
+    assert summary.insurer_paid == usd("300.00") == rem.total_paid + rem.provider_adjustments
+    assert (summary.claims, summary.denied) == (2, 1)
+    paid, denied = store.get_invoice("INV-1002"), store.get_invoice("INV-1003")
+    assert (paid.insurance.status, paid.patient_responsibility) == (ClaimStatus.ADJUDICATED, usd("40.00"))
+    # a denial ends the wait: the patient's share is what the insurer put on the patient (PR 204), nothing else
+    assert denied.insurance.status is ClaimStatus.DENIED and not denied.waiting_for_insurer
+    assert (denied.insurer_paid, denied.patient_responsibility) == (usd("0.00"), usd("120.00"))
+    assert claims_in_force(store, "INV-1003")[0].remarks == ("N130",)
+
+
+def test_a_correction_pair_undoes_and_redoes_exactly_once(store: SQLiteStore) -> None:
+    import_remittance(store, DATA / "professional.835", at=AT)
+    import_remittance(store, DATA / "correction.835", at=AT + dt.timedelta(days=18))
+    inv = store.get_invoice("INV-1001")
+    assert (inv.insurer_paid, inv.contractual_adjustment, inv.patient_responsibility) == (
+        usd("170.00"),
+        usd("20.00"),
+        usd("60.00"),
+    )
+    book = store.ledger("A-1")
+    assert book.invoice_balance("INV-1001") == usd("60.00")
+    taken_back = [e for e in book.entries if e.kind is EntryKind.INSURANCE_REVERSED]
+    assert taken_back == []  # the net move was a further payment of 20.00, no take-back needed
+    assert [c.payer_claim_id for c in claims_in_force(store, "INV-1001")] == ["ACME0001B"]
+    # the reversal again (the same file) changes nothing
+    entries = book.entries
+    assert import_remittance(store, DATA / "correction.835", at=AT + dt.timedelta(days=19)).skipped == 1
+    assert store.ledger("A-1").entries == entries
+
+
+def test_a_reversal_without_its_claim_is_refused(store: SQLiteStore) -> None:
+    with pytest.raises(RemittanceRefused) as info:
+        import_remittance(store, DATA / "correction.835", at=AT)
+    assert (info.value.segment, info.value.element) == ("CLP", "CLP07")
+    assert store.get_invoice("INV-1001").insurance.status is ClaimStatus.PENDING
+
+
+def test_a_claim_for_an_unknown_invoice_refuses_the_whole_file(store: SQLiteStore, tmp_path: Path) -> None:
+    text = (DATA / "multiple.835").read_text().replace("CLP*INV-1003*", "CLP*INV-9999*")
+    bad = tmp_path / "unknown.835"
+    bad.write_text(text)
+    with pytest.raises(RemittanceRefused) as info:
+        import_remittance(store, bad, at=AT)
+    assert (info.value.segment, info.value.element) == ("CLP", "CLP01")
+    # the first claim of the file was not written either
+    assert store.get_invoice("INV-1002").insurance.status is ClaimStatus.PENDING
+    assert store.ledger("A-1").invoice_balance("INV-1002") == usd("400.00")
