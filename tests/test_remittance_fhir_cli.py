@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ from carecollect.invoices import ClaimStatus
 from carecollect.money import Money
 from carecollect.store import SQLiteStore
 
-from .test_remittance_x12 import AT, DATA, store  # noqa: F401  (the fixture)
+DATA = Path(__file__).parent / "data" / "x12"
+AT = dt.datetime(2026, 3, 23, 9, tzinfo=dt.UTC)
 
 
 def usd(s: str) -> Money:
@@ -44,7 +46,9 @@ def claim_response() -> dict[str, Any]:
         "resourceType": "ClaimResponse",
         "id": "CR-1001",
         "status": "active",
-        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/claim-type", "code": "professional"}]},
+        "type": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/claim-type", "code": "professional"}]
+        },
         "use": "claim",
         "patient": {"reference": "Patient/P-1"},
         "created": "2026-03-20",
@@ -82,35 +86,42 @@ def claim_response() -> dict[str, Any]:
     }
 
 
-def test_a_claim_response_has_the_effect_of_the_835(store: SQLiteStore, tmp_path: Path) -> None:
+def test_a_claim_response_has_the_effect_of_the_835(remit_store: SQLiteStore, tmp_path: Path) -> None:
     path = tmp_path / "cr.json"
     path.write_text(json.dumps(claim_response()))
-    summary = import_remittance(store, path, at=AT)
+    summary = import_remittance(remit_store, path, at=AT)
     assert summary.insurer_paid == usd("150.00")
-    inv = store.get_invoice("INV-1001")
-    assert (inv.insurance.status, inv.insurer_paid, inv.contractual_adjustment, inv.patient_responsibility) == (
+    inv = remit_store.get_invoice("INV-1001")
+    assert (
+        inv.insurance.status,
+        inv.insurer_paid,
+        inv.contractual_adjustment,
+        inv.patient_responsibility,
+    ) == (
         ClaimStatus.ADJUDICATED,
         usd("150.00"),
         usd("20.00"),
         usd("80.00"),
     )
-    assert store.ledger("A-1").invoice_balance("INV-1001") == usd("80.00")
-    assert import_remittance(store, path, at=AT).skipped == 1
+    assert remit_store.ledger("A-1").invoice_balance("INV-1001") == usd("80.00")
+    assert import_remittance(remit_store, path, at=AT).skipped == 1
     # cancelling the response takes its effect back exactly once
     cancelled = claim_response() | {"status": "cancelled"}
     path.write_text(json.dumps(cancelled))
-    import_remittance(store, path, at=AT)
-    inv = store.get_invoice("INV-1001")
-    assert inv.insurance.status is ClaimStatus.PENDING and claims_in_force(store, "INV-1001") == ()
-    assert store.ledger("A-1").invoice_balance("INV-1001") == usd("250.00")
+    import_remittance(remit_store, path, at=AT)
+    inv = remit_store.get_invoice("INV-1001")
+    assert inv.insurance.status is ClaimStatus.PENDING and claims_in_force(remit_store, "INV-1001") == ()
+    assert remit_store.ledger("A-1").invoice_balance("INV-1001") == usd("250.00")
 
 
-def test_an_explanation_of_benefit_in_a_bundle_denies(store: SQLiteStore) -> None:
+def test_an_explanation_of_benefit_in_a_bundle_denies(remit_store: SQLiteStore) -> None:
     eob = {
         "resourceType": "ExplanationOfBenefit",
         "id": "EOB-1003",
         "status": "active",
-        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/claim-type", "code": "professional"}]},
+        "type": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/claim-type", "code": "professional"}]
+        },
         "use": "claim",
         "patient": {"reference": "Patient/P-1"},
         "created": "2026-03-26",
@@ -127,19 +138,24 @@ def test_an_explanation_of_benefit_in_a_bundle_denies(store: SQLiteStore) -> Non
             }
         ],
     }
-    (rem,) = read_fhir_remittance(json.dumps({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": eob}]}))
+    (rem,) = read_fhir_remittance(
+        json.dumps({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": eob}]})
+    )
     from carecollect.importers.remittance import apply_remittances
 
-    summary = apply_remittances(store, [rem], at=AT)
+    summary = apply_remittances(remit_store, [rem], at=AT)
     assert summary.denied == 1
-    inv = store.get_invoice("INV-1003")
+    inv = remit_store.get_invoice("INV-1003")
     assert (inv.insurance.status, inv.patient_responsibility) == (ClaimStatus.DENIED, usd("120.00"))
 
 
 @pytest.mark.parametrize(
     ("change", "element"),
     [
-        (lambda r: r["item"][0]["adjudication"].pop(3), "item[0].adjudication"),  # no benefit: does not balance
+        (
+            lambda r: r["item"][0]["adjudication"].pop(3),
+            "item[0].adjudication",
+        ),  # no benefit: does not balance
         (lambda r: r.pop("request"), "request"),
         (lambda r: r["payment"].update(amount={"value": 149.0, "currency": "USD"}), "payment.amount"),
         (lambda r: r["item"][0].update(itemSequence="one"), "item"),  # not valid FHIR R4
@@ -153,13 +169,17 @@ def test_faulty_claim_responses_are_refused_naming_the_element(change: Any, elem
     assert info.value.element.startswith(element), str(info.value)
 
 
-def test_the_cli_imports_an_835_and_a_claim_response(store: SQLiteStore, tmp_path: Path) -> None:
-    db = store.path
-    store.close()
-    out = CliRunner().invoke(main, ["import", "--db", str(db), str(DATA / "multiple.835")], catch_exceptions=False)
+def test_the_cli_imports_an_835_and_a_claim_response(remit_store: SQLiteStore, tmp_path: Path) -> None:
+    db = remit_store.path
+    remit_store.close()
+    out = CliRunner().invoke(
+        main, ["import", "--db", str(db), str(DATA / "multiple.835")], catch_exceptions=False
+    )
     assert out.exit_code == 0, out.output
     assert "denied" in out.output and "USD 300.00" in out.output
-    again = CliRunner().invoke(main, ["import", "--db", str(db), str(DATA / "multiple.835")], catch_exceptions=False)
+    again = CliRunner().invoke(
+        main, ["import", "--db", str(db), str(DATA / "multiple.835")], catch_exceptions=False
+    )
     assert "already applied" in again.output
     cr = tmp_path / "answer.json"
     cr.write_text(json.dumps(claim_response()))

@@ -50,7 +50,10 @@ def answer(draw: st.DrawFn, n: int) -> ClaimPayment:
     m = lambda u: Money.from_minor(u, "USD")  # noqa: E731
     adjustments = tuple(
         a
-        for a in (ClaimAdjustment(AdjustmentGroup.CO, "45", m(co)), ClaimAdjustment(AdjustmentGroup.PR, "1", m(pr)))
+        for a in (
+            ClaimAdjustment(AdjustmentGroup.CO, "45", m(co)),
+            ClaimAdjustment(AdjustmentGroup.PR, "1", m(pr)),
+        )
         if a.amount.is_positive()
     )
     return ClaimPayment("INV-1", outcome, m(TOTAL), m(paid), m(pr), f"PCN{n}", adjustments, key=f"R{n}")
@@ -102,7 +105,9 @@ def test_books_balance_after_any_order_of_answers_and_reversals(events: list[Cla
             else ClaimStatus.ADJUDICATED
         )
     # the end state depends only on which answers are still in force, not on the way there
-    final = settle_claims(invoice(), active_claims(history), payer_name="Acme", decided_on=dt.date(2026, 3, 2))
+    final = settle_claims(
+        invoice(), active_claims(history), payer_name="Acme", decided_on=dt.date(2026, 3, 2)
+    )
     assert (final.insurer_paid, final.contractual_adjustment) == (
         inv.insurance.insurer_paid,
         inv.insurance.contractual_adjustment,

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("pyx12")
 
-from carecollect.creditors import Creditor, CreditorRole
 from carecollect.errors import RemittanceRefused
 from carecollect.importers.remittance import (
     claim_history,
@@ -20,13 +17,11 @@ from carecollect.importers.remittance import (
     looks_like_remittance,
 )
 from carecollect.importers.x12 import read_835, write_835
-from carecollect.invoices import ClaimStatus, Insurance, InvoiceLine, InvoiceStatus
-from carecollect.ledger import EntryKind, LedgerEntry
+from carecollect.invoices import ClaimStatus
+from carecollect.ledger import EntryKind
 from carecollect.money import Money
-from carecollect.patients import Account
 from carecollect.remittance import AdjustmentGroup, ClaimOutcome
 from carecollect.store import SQLiteStore
-from carecollect.testing.factories import make_invoice, make_patient
 
 DATA = Path(__file__).parent / "data" / "x12"
 AT = dt.datetime(2026, 3, 23, 9, tzinfo=dt.UTC)
@@ -36,43 +31,12 @@ def usd(s: str) -> Money:
     return Money(s, "USD")
 
 
-# invoice id -> line charges (the files in tests/data/x12 answer these)
-INVOICES = {
-    "INV-1001": ("180.00", "70.00"),
-    "INV-1002": ("400.00",),
-    "INV-1003": ("120.00",),
-    "INV-2001": ("1500.00", "620.00"),
-}
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
-    with contextlib.closing(SQLiteStore(tmp_path / "cc.db")) as s:
-        s.put_creditor(Creditor("C-US", "Care Clinic", CreditorRole.PROVIDER, "US"))
-        s.put_patient(make_patient(id="P-1", time_zones=("America/New_York",), country="US"))
-        s.put_account(Account("A-1", "P-1", "C-US", "USD", "us"))
-        at = dt.datetime(2026, 3, 3, tzinfo=dt.UTC)
-        for inv_id, charges in INVOICES.items():
-            inv = make_invoice(
-                id=inv_id,
-                currency="USD",
-                lines=tuple(InvoiceLine(f"9921{i}", "Visit", usd(c), dt.date(2026, 3, 2)) for i, c in enumerate(charges)),
-                issue_date=dt.date(2026, 3, 3),
-                due_date=dt.date(2026, 4, 2),
-                status=InvoiceStatus.OPEN,
-                insurance=Insurance(ClaimStatus.PENDING, submitted_on=dt.date(2026, 3, 3), payer_name="Acme Health"),
-            )
-            s.put_invoice(inv)
-            s.append_ledger("A-1", [LedgerEntry(f"charge:{inv_id}", EntryKind.CHARGE, inv.total, at, inv_id, inv_id)])
-        yield s
-
-
-def test_professional_claim_with_deductible_coinsurance_copay_and_co45(store: SQLiteStore) -> None:
+def test_professional_claim_with_deductible_coinsurance_copay_and_co45(remit_store: SQLiteStore) -> None:
     path = DATA / "professional.835"
     assert looks_like_remittance(path)
-    summary = import_remittance(store, path, at=AT)
+    summary = import_remittance(remit_store, path, at=AT)
     assert (summary.applied, summary.claims, summary.insurer_paid) == (1, 1, usd("150.00"))
-    inv = store.get_invoice("INV-1001")
+    inv = remit_store.get_invoice("INV-1001")
     assert inv.insurance.status is ClaimStatus.ADJUDICATED
     assert (inv.insurer_paid, inv.contractual_adjustment, inv.patient_responsibility) == (
         usd("150.00"),
@@ -81,8 +45,8 @@ def test_professional_claim_with_deductible_coinsurance_copay_and_co45(store: SQ
     )
     assert not inv.waiting_for_insurer
     # the ledger agrees: what is open is the patient's share
-    assert store.ledger("A-1").invoice_balance("INV-1001") == usd("80.00")
-    (claim,) = claims_in_force(store, "INV-1001")
+    assert remit_store.ledger("A-1").invoice_balance("INV-1001") == usd("80.00")
+    (claim,) = claims_in_force(remit_store, "INV-1001")
     shares = {(a.group, a.reason): a.amount for ln in claim.lines for a in ln.adjustments}
     assert shares == {
         (AdjustmentGroup.CO, "45"): usd("20.00"),
@@ -92,21 +56,25 @@ def test_professional_claim_with_deductible_coinsurance_copay_and_co45(store: SQ
     }
 
 
-def test_reimporting_the_same_file_changes_nothing(store: SQLiteStore) -> None:
-    import_remittance(store, DATA / "professional.835", at=AT)
-    entries = store.ledger("A-1").entries
-    again = import_remittance(store, DATA / "professional.835", at=AT + dt.timedelta(days=1))
+def test_reimporting_the_same_file_changes_nothing(remit_store: SQLiteStore) -> None:
+    import_remittance(remit_store, DATA / "professional.835", at=AT)
+    entries = remit_store.ledger("A-1").entries
+    again = import_remittance(remit_store, DATA / "professional.835", at=AT + dt.timedelta(days=1))
     assert (again.applied, again.skipped, again.ledger_entries) == (0, 1, 0)
-    assert store.ledger("A-1").entries == entries
-    assert len(claim_history(store, "INV-1001")) == 1
+    assert remit_store.ledger("A-1").entries == entries
+    assert len(claim_history(remit_store, "INV-1001")) == 1
 
 
-def test_writer_output_is_valid_and_reads_back(store: SQLiteStore) -> None:
+def test_writer_output_is_valid_and_reads_back(remit_store: SQLiteStore) -> None:
     (rem,) = read_835((DATA / "professional.835").read_text())
     text = write_835(rem, sender_id="ACMEHEALTH", receiver_id="CARECLINIC", control_number=7, created_at=AT)
     (back,) = read_835(text)
     assert back.claims[0].lines == rem.claims[0].lines
-    assert (back.total_paid, back.trace, back.claims[0].outcome) == (rem.total_paid, rem.trace, ClaimOutcome.PRIMARY)
+    assert (back.total_paid, back.trace, back.claims[0].outcome) == (
+        rem.total_paid,
+        rem.trace,
+        ClaimOutcome.PRIMARY,
+    )
 
 
 @pytest.mark.parametrize(
@@ -124,84 +92,91 @@ def test_writer_output_is_valid_and_reads_back(store: SQLiteStore) -> None:
     ],
 )
 def test_malformed_files_are_refused_whole_naming_the_segment(
-    store: SQLiteStore, tmp_path: Path, old: str, new: str, segment: str, element: str
+    remit_store: SQLiteStore, tmp_path: Path, old: str, new: str, segment: str, element: str
 ) -> None:
     text = (DATA / "professional.835").read_text()
     assert old in text
     bad = tmp_path / "bad.835"
     bad.write_text(text.replace(old, new, 1))
-    before = store.ledger("A-1").entries
+    before = remit_store.ledger("A-1").entries
     with pytest.raises(RemittanceRefused) as info:
-        import_remittance(store, bad, at=AT)
+        import_remittance(remit_store, bad, at=AT)
     assert (info.value.segment, info.value.element) == (segment, element), str(info.value)
-    assert store.ledger("A-1").entries == before
-    assert store.get_invoice("INV-1001").insurance.status is ClaimStatus.PENDING
-    assert claim_history(store, "INV-1001") == ()
+    assert remit_store.ledger("A-1").entries == before
+    assert remit_store.get_invoice("INV-1001").insurance.status is ClaimStatus.PENDING
+    assert claim_history(remit_store, "INV-1001") == ()
 
 
-def test_institutional_claim_level_adjustments_and_remarks(store: SQLiteStore) -> None:
-    import_remittance(store, DATA / "institutional.835", at=AT)
-    inv = store.get_invoice("INV-2001")
-    assert (inv.insurance.status, inv.insurer_paid, inv.contractual_adjustment, inv.patient_responsibility) == (
+def test_institutional_claim_level_adjustments_and_remarks(remit_store: SQLiteStore) -> None:
+    import_remittance(remit_store, DATA / "institutional.835", at=AT)
+    inv = remit_store.get_invoice("INV-2001")
+    assert (
+        inv.insurance.status,
+        inv.insurer_paid,
+        inv.contractual_adjustment,
+        inv.patient_responsibility,
+    ) == (
         ClaimStatus.ADJUDICATED,
         usd("1400.00"),
         usd("420.00"),
         usd("300.00"),
     )
-    (claim,) = claims_in_force(store, "INV-2001")
+    (claim,) = claims_in_force(remit_store, "INV-2001")
     assert claim.remarks == ("MA130",)
-    assert store.ledger("A-1").invoice_balance("INV-2001") == usd("300.00")
+    assert remit_store.ledger("A-1").invoice_balance("INV-2001") == usd("300.00")
 
 
-def test_several_claims_on_one_check_with_a_denial_and_interest(store: SQLiteStore) -> None:
-    summary = import_remittance(store, DATA / "multiple.835", at=AT)
+def test_several_claims_on_one_check_with_a_denial_and_interest(remit_store: SQLiteStore) -> None:
+    summary = import_remittance(remit_store, DATA / "multiple.835", at=AT)
     (rem,) = read_835((DATA / "multiple.835").read_text())
     # the bank deposit is the claims' payments plus the interest (PLB L6, negative: paid to the provider)
     assert rem.total_paid == usd("302.50") and rem.provider_adjustments == usd("-2.50")
     assert summary.insurer_paid == usd("300.00") == rem.total_paid + rem.provider_adjustments
     assert (summary.claims, summary.denied) == (2, 1)
-    paid, denied = store.get_invoice("INV-1002"), store.get_invoice("INV-1003")
+    paid, denied = remit_store.get_invoice("INV-1002"), remit_store.get_invoice("INV-1003")
     assert (paid.insurance.status, paid.patient_responsibility) == (ClaimStatus.ADJUDICATED, usd("40.00"))
     # a denial ends the wait: the patient's share is what the insurer put on the patient (PR 204), nothing else
     assert denied.insurance.status is ClaimStatus.DENIED and not denied.waiting_for_insurer
     assert (denied.insurer_paid, denied.patient_responsibility) == (usd("0.00"), usd("120.00"))
-    assert claims_in_force(store, "INV-1003")[0].remarks == ("N130",)
+    assert claims_in_force(remit_store, "INV-1003")[0].remarks == ("N130",)
 
 
-def test_a_correction_pair_undoes_and_redoes_exactly_once(store: SQLiteStore) -> None:
-    import_remittance(store, DATA / "professional.835", at=AT)
-    import_remittance(store, DATA / "correction.835", at=AT + dt.timedelta(days=18))
-    inv = store.get_invoice("INV-1001")
+def test_a_correction_pair_undoes_and_redoes_exactly_once(remit_store: SQLiteStore) -> None:
+    import_remittance(remit_store, DATA / "professional.835", at=AT)
+    import_remittance(remit_store, DATA / "correction.835", at=AT + dt.timedelta(days=18))
+    inv = remit_store.get_invoice("INV-1001")
     assert (inv.insurer_paid, inv.contractual_adjustment, inv.patient_responsibility) == (
         usd("170.00"),
         usd("20.00"),
         usd("60.00"),
     )
-    book = store.ledger("A-1")
+    book = remit_store.ledger("A-1")
     assert book.invoice_balance("INV-1001") == usd("60.00")
     taken_back = [e for e in book.entries if e.kind is EntryKind.INSURANCE_REVERSED]
     assert taken_back == []  # the net move was a further payment of 20.00, no take-back needed
-    assert [c.payer_claim_id for c in claims_in_force(store, "INV-1001")] == ["ACME0001B"]
+    assert [c.payer_claim_id for c in claims_in_force(remit_store, "INV-1001")] == ["ACME0001B"]
     # the reversal again (the same file) changes nothing
     entries = book.entries
-    assert import_remittance(store, DATA / "correction.835", at=AT + dt.timedelta(days=19)).skipped == 1
-    assert store.ledger("A-1").entries == entries
+    assert import_remittance(remit_store, DATA / "correction.835", at=AT + dt.timedelta(days=19)).skipped == 1
+    assert remit_store.ledger("A-1").entries == entries
 
 
-def test_a_reversal_without_its_claim_is_refused(store: SQLiteStore) -> None:
+def test_a_reversal_without_its_claim_is_refused(remit_store: SQLiteStore) -> None:
     with pytest.raises(RemittanceRefused) as info:
-        import_remittance(store, DATA / "correction.835", at=AT)
+        import_remittance(remit_store, DATA / "correction.835", at=AT)
     assert (info.value.segment, info.value.element) == ("CLP", "CLP07")
-    assert store.get_invoice("INV-1001").insurance.status is ClaimStatus.PENDING
+    assert remit_store.get_invoice("INV-1001").insurance.status is ClaimStatus.PENDING
 
 
-def test_a_claim_for_an_unknown_invoice_refuses_the_whole_file(store: SQLiteStore, tmp_path: Path) -> None:
+def test_a_claim_for_an_unknown_invoice_refuses_the_whole_file(
+    remit_store: SQLiteStore, tmp_path: Path
+) -> None:
     text = (DATA / "multiple.835").read_text().replace("CLP*INV-1003*", "CLP*INV-9999*")
     bad = tmp_path / "unknown.835"
     bad.write_text(text)
     with pytest.raises(RemittanceRefused) as info:
-        import_remittance(store, bad, at=AT)
+        import_remittance(remit_store, bad, at=AT)
     assert (info.value.segment, info.value.element) == ("CLP", "CLP01")
     # the first claim of the file was not written either
-    assert store.get_invoice("INV-1002").insurance.status is ClaimStatus.PENDING
-    assert store.ledger("A-1").invoice_balance("INV-1002") == usd("400.00")
+    assert remit_store.get_invoice("INV-1002").insurance.status is ClaimStatus.PENDING
+    assert remit_store.ledger("A-1").invoice_balance("INV-1002") == usd("400.00")

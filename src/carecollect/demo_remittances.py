@@ -56,7 +56,16 @@ def draw_answer(invoice: Invoice, rng: random.Random) -> ClaimPayment:
             )
             for i, ln in enumerate(invoice.lines)
         )
-        return ClaimPayment(invoice.id, ClaimOutcome.DENIED, invoice.total, Money.zero(cur), invoice.total, f"D{invoice.id}", (), lines)
+        return ClaimPayment(
+            invoice.id,
+            ClaimOutcome.DENIED,
+            invoice.total,
+            Money.zero(cur),
+            invoice.total,
+            f"D{invoice.id}",
+            (),
+            lines,
+        )
     out = []
     copay_left = rng.choice((0, 2000, 3000))
     for i, ln in enumerate(invoice.lines):
@@ -79,15 +88,25 @@ def draw_answer(invoice: Invoice, rng: random.Random) -> ClaimPayment:
             if u
         ]
         out.append(
-            ServiceLinePayment(ln.code, ln.amount, Money.from_minor(paid, cur), tuple(adj), (), i + 1, ln.service_date)
+            ServiceLinePayment(
+                ln.code, ln.amount, Money.from_minor(paid, cur), tuple(adj), (), i + 1, ln.service_date
+            )
         )
     paid_total = total((ln.paid for ln in out), cur)
     share = total((a.amount for ln in out for a in ln.adjustments if a.group is AdjustmentGroup.PR), cur)
-    return ClaimPayment(invoice.id, ClaimOutcome.PRIMARY, invoice.total, paid_total, share, f"P{invoice.id}", (), tuple(out))
+    return ClaimPayment(
+        invoice.id, ClaimOutcome.PRIMARY, invoice.total, paid_total, share, f"P{invoice.id}", (), tuple(out)
+    )
 
 
 def answer_pending_claims(
-    store: Store, folder: Path, *, on: dt.date, at: dt.datetime, seed: int = 0, payer: str = "ACME HEALTH PLAN"
+    store: Store,
+    folder: Path,
+    *,
+    on: dt.date,
+    at: dt.datetime,
+    seed: int = 0,
+    payer: str = "ACME HEALTH PLAN",
 ) -> tuple[RemittanceSummary, ...]:
     """Answer every pending claim on an open USD invoice with generated 835 files in ``folder``, and import them.
 
@@ -115,7 +134,9 @@ def answer_pending_claims(
     folder.mkdir(parents=True, exist_ok=True)
     summaries = []
     for n, start in enumerate(range(0, len(pending), CLAIMS_PER_CHECK), 1):
-        claims = tuple(draw_answer(store.get_invoice(i), rng) for i in pending[start : start + CLAIMS_PER_CHECK])
+        claims = tuple(
+            draw_answer(store.get_invoice(i), rng) for i in pending[start : start + CLAIMS_PER_CHECK]
+        )
         trace = f"DEMO{on:%Y%m%d}{n:04d}"
         rem = Remittance(
             f"835:demo:{trace}",

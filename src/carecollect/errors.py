@@ -116,7 +116,9 @@ class RemittanceRefused(ValidationError):
     :param line: the segment's position in the file (1-based), when known.
     """
 
-    def __init__(self, segment: str, element: str, problem: str, *, line: int | None = None, record: str = "") -> None:
+    def __init__(
+        self, segment: str, element: str, problem: str, *, line: int | None = None, record: str = ""
+    ) -> None:
         self.segment = segment
         self.element = element
         self.line = line

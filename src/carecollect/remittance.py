@@ -187,7 +187,9 @@ class ClaimPayment:
     def adjusted(self, *groups: AdjustmentGroup) -> Money:
         """The sum of the adjustments of ``groups`` (all groups when none given)."""
         wanted = set(groups) or set(AdjustmentGroup)
-        return total((a.amount for a in self.all_adjustments() if a.group in wanted), str(self.charge.currency))
+        return total(
+            (a.amount for a in self.all_adjustments() if a.group in wanted), str(self.charge.currency)
+        )
 
     def negated(self) -> ClaimPayment:
         """The same answer with every amount negated (what its reversal carries)."""
@@ -275,7 +277,9 @@ def active_claims(claims: Sequence[ClaimPayment]) -> tuple[ClaimPayment, ...]:
             -target.patient_responsibility,
         ) or c.adjusted() != -target.adjusted():
             raise _refuse(
-                c, "CLP04", f"the reversal's amounts do not negate claim payment {target.key or target.invoice_id}"
+                c,
+                "CLP04",
+                f"the reversal's amounts do not negate claim payment {target.key or target.invoice_id}",
             )
         del live[i]
     return tuple(live)
@@ -382,14 +386,24 @@ def claim_entries(
     if d_paid.is_negative():
         out.append(
             LedgerEntry(
-                f"{key}#paid-back", EntryKind.INSURANCE_REVERSED, -d_paid, at, invoice_id, source,
+                f"{key}#paid-back",
+                EntryKind.INSURANCE_REVERSED,
+                -d_paid,
+                at,
+                invoice_id,
+                source,
                 f"claim_reversal:payment:{key}",
             )
         )
     if d_adj.is_negative():
         out.append(
             LedgerEntry(
-                f"{key}#adjusted-back", EntryKind.INSURANCE_REVERSED, -d_adj, at, invoice_id, source,
+                f"{key}#adjusted-back",
+                EntryKind.INSURANCE_REVERSED,
+                -d_adj,
+                at,
+                invoice_id,
+                source,
                 f"claim_reversal:adjustment:{key}",
             )
         )
@@ -398,7 +412,12 @@ def claim_entries(
     if d_adj.is_positive():
         out.append(
             LedgerEntry(
-                f"{key}#adjusted", EntryKind.ADJUSTMENT, d_adj, at, invoice_id, source,
+                f"{key}#adjusted",
+                EntryKind.ADJUSTMENT,
+                d_adj,
+                at,
+                invoice_id,
+                source,
                 "insurance_adjustment:remittance",
             )
         )

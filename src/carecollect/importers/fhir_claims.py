@@ -111,7 +111,9 @@ def _invoice_id(res: Mapping[str, Any]) -> str:
     raise _refuse(res, field, "names no claim: a reference Claim/<invoice id> or an identifier is required")
 
 
-def _item(res: Mapping[str, Any], item: Mapping[str, Any], i: int, notes: Mapping[int, str]) -> ServiceLinePayment:
+def _item(
+    res: Mapping[str, Any], item: Mapping[str, Any], i: int, notes: Mapping[int, str]
+) -> ServiceLinePayment:
     where = f"item[{i}]"
     cur: str | None = None
     charge = paid = eligible = None
@@ -134,10 +136,14 @@ def _item(res: Mapping[str, Any], item: Mapping[str, Any], i: int, notes: Mappin
         elif category in _SHARE:
             adjustments.append(ClaimAdjustment(AdjustmentGroup.PR, carc or _SHARE[category], amount))
         elif carc is not None:
-            group = AdjustmentGroup(category) if category in AdjustmentGroup.__members__ else AdjustmentGroup.CO
+            group = (
+                AdjustmentGroup(category) if category in AdjustmentGroup.__members__ else AdjustmentGroup.CO
+            )
             adjustments.append(ClaimAdjustment(group, carc, amount))
         elif category not in ("eligpercent", "tax", "unallocdeduct"):
-            raise _refuse(res, f"{at}.category", f"adjudication category {category!r} is not one carecollect reads")
+            raise _refuse(
+                res, f"{at}.category", f"adjudication category {category!r} is not one carecollect reads"
+            )
     if charge is None:
         raise _refuse(res, where, "a 'submitted' adjudication (the charge) is required")
     paid = paid if paid is not None else Money.zero(charge.currency)
@@ -146,11 +152,15 @@ def _item(res: Mapping[str, Any], item: Mapping[str, Any], i: int, notes: Mappin
     adjusted = total((a.amount for a in adjustments), str(charge.currency))
     if charge - paid != adjusted:
         raise _refuse(
-            res, f"{where}.adjudication", f"the item does not balance: charge {charge} − paid {paid} ≠ adjustments {adjusted}"
+            res,
+            f"{where}.adjudication",
+            f"the item does not balance: charge {charge} − paid {paid} ≠ adjustments {adjusted}",
         )
     seq = item.get("itemSequence", item.get("sequence"))
     remarks = tuple(notes[n] for n in item.get("noteNumber", []) or [] if n in notes)
-    return ServiceLinePayment("", charge, paid, tuple(adjustments), remarks, seq if isinstance(seq, int) else None)
+    return ServiceLinePayment(
+        "", charge, paid, tuple(adjustments), remarks, seq if isinstance(seq, int) else None
+    )
 
 
 def remittance_from_resource(res: Mapping[str, Any]) -> Remittance:
@@ -187,12 +197,22 @@ def remittance_from_resource(res: Mapping[str, Any]) -> Remittance:
     trace = str((payment.get("identifier") or {}).get("value") or res.get("id"))
     rid = f"fhir:{res['resourceType']}/{res.get('id')}"
     outcome = ClaimOutcome.DENIED if paid.is_zero() and charge.is_positive() else ClaimOutcome.PRIMARY
-    claim = ClaimPayment(invoice_id, outcome, charge, paid, share, rid, (), lines, tuple(notes.values()), rid + "/1")
+    claim = ClaimPayment(
+        invoice_id, outcome, charge, paid, share, rid, (), lines, tuple(notes.values()), rid + "/1"
+    )
     if res.get("status") in ("cancelled", "entered-in-error"):
         claim = claim.negated()
         claim = ClaimPayment(
-            claim.invoice_id, ClaimOutcome.REVERSAL, claim.charge, claim.paid, claim.patient_responsibility,
-            rid, (), claim.lines, claim.remarks, rid + "/reversal",
+            claim.invoice_id,
+            ClaimOutcome.REVERSAL,
+            claim.charge,
+            claim.paid,
+            claim.patient_responsibility,
+            rid,
+            (),
+            claim.lines,
+            claim.remarks,
+            rid + "/reversal",
         )
         rid += "/reversal"
         paid = -paid
@@ -208,7 +228,9 @@ def read_fhir_remittance(text: str) -> tuple[Remittance, ...]:
     try:
         doc = json.loads(text, parse_float=Decimal)
     except ValueError as exc:
-        raise RemittanceRefused("Bundle", "json", f"not JSON: {exc.__class__.__name__}", record="FHIR file") from None
+        raise RemittanceRefused(
+            "Bundle", "json", f"not JSON: {exc.__class__.__name__}", record="FHIR file"
+        ) from None
     resources: Sequence[Any]
     if isinstance(doc, Mapping) and doc.get("resourceType") == "Bundle":
         resources = [e.get("resource") for e in doc.get("entry", []) or [] if isinstance(e, Mapping)]

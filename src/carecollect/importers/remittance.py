@@ -228,7 +228,9 @@ def apply_remittances(
                     new_inv, _event = update_insurance(inv, ins, at=at)
                 except (CareCollectError, ValueError) as exc:
                     raise RemittanceRefused(
-                        "CLP", "CLP01", f"invoice {invoice_id} cannot take the insurer's answer: {exc}",
+                        "CLP",
+                        "CLP01",
+                        f"invoice {invoice_id} cannot take the insurer's answer: {exc}",
                         line=first.position,
                     ) from None
                 entries_written += store.append_ledger(inv.account_id, entries)

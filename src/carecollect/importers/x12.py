@@ -107,7 +107,9 @@ def _faults(doc: dict[str, Any]) -> list[RemittanceRefused]:
         for s in node.get("segments", []):
             seg_id = str(s.get("seg_id"))
             for e in s.get("errors", []):
-                out.append(RemittanceRefused(seg_id, seg_id, str(e.get("err_str", "")), line=s.get("cur_line")))
+                out.append(
+                    RemittanceRefused(seg_id, seg_id, str(e.get("err_str", "")), line=s.get("cur_line"))
+                )
             for el in s.get("elements", []):
                 ref = str(el.get("ele_ref_num") or el.get("ele_pos") or "")
                 pos = el.get("ele_pos")
@@ -152,7 +154,9 @@ def _validate(text: str) -> None:
             line=first.line,
         )
     if not valid:
-        raise RemittanceRefused("ISA", "ISA", "not a valid X12 005010X221A1 interchange; nothing was imported")
+        raise RemittanceRefused(
+            "ISA", "ISA", "not a valid X12 005010X221A1 interchange; nothing was imported"
+        )
 
 
 def _amount(seg: Any, element: str, line: int, *, required: bool = True) -> Money:
@@ -175,7 +179,9 @@ def _date(seg: Any, element: str, line: int) -> dt.date:
     try:
         return dt.datetime.strptime(raw, "%Y%m%d").date()
     except ValueError:
-        raise RemittanceRefused(element[:-2], element, f"{raw!r} is not a date (CCYYMMDD)", line=line) from None
+        raise RemittanceRefused(
+            element[:-2], element, f"{raw!r} is not a date (CCYYMMDD)", line=line
+        ) from None
 
 
 def _cas(seg: Any, line: int) -> tuple[ClaimAdjustment, ...]:
@@ -203,7 +209,10 @@ class _Claim:
             self.outcome = ClaimOutcome(code)
         except ValueError:
             raise RemittanceRefused(
-                "CLP", "CLP02", f"claim status {code!r} is not one carecollect applies (1-4, 19-22)", line=line
+                "CLP",
+                "CLP02",
+                f"claim status {code!r} is not one carecollect applies (1-4, 19-22)",
+                line=line,
             ) from None
         self.invoice_id = (seg.get_value("CLP01") or "").strip()
         self.charge = _amount(seg, "CLP03", line)
@@ -298,7 +307,15 @@ def read_835(text: str) -> tuple[Remittance, ...]:
         n += 1
         sid = seg.get_seg_id()
         if sid == "ST":
-            st = {"claims": [], "plb": [], "payer": "", "payee": "", "st_line": n, "trace": "", "payer_id": ""}
+            st = {
+                "claims": [],
+                "plb": [],
+                "payer": "",
+                "payee": "",
+                "st_line": n,
+                "trace": "",
+                "payer_id": "",
+            }
             claim = svc = None
             continue
         if st is None:
@@ -418,7 +435,11 @@ def write_835(
     body: list[str] = [
         "ST*835*0001",
         f"BPR*{'I' if remittance.total_paid.is_positive() else 'H'}*{_money(remittance.total_paid)}*C*"
-        + ("ACH*CCP*01*999999992*DA*123456*1512345678**01*999988880*DA*98765*" if remittance.total_paid.is_positive() else "NON************")
+        + (
+            "ACH*CCP*01*999999992*DA*123456*1512345678**01*999988880*DA*98765*"
+            if remittance.total_paid.is_positive()
+            else "NON************"
+        )
         + remittance.paid_on.strftime("%Y%m%d"),
         f"TRN*1*{remittance.trace}*1{sender_id[:9].ljust(9, '0')}",
         f"DTM*405*{d}",
@@ -446,7 +467,9 @@ def write_835(
                 body.append(f"REF*6R*{ln.line_number}")
             body.extend(f"LQ*HE*{r}" for r in ln.remarks)
     if not remittance.provider_adjustments.is_zero():
-        body.append(f"PLB*{payee_npi}*{remittance.paid_on.year}1231*L6:{remittance.trace}*{_money(remittance.provider_adjustments)}")
+        body.append(
+            f"PLB*{payee_npi}*{remittance.paid_on.year}1231*L6:{remittance.trace}*{_money(remittance.provider_adjustments)}"
+        )
     body.append(f"SE*{len(body) + 1}*0001")
     isa = (
         f"ISA*00*{'':10}*00*{'':10}*ZZ*{sender_id:<15}*ZZ*{receiver_id:<15}*"

@@ -236,7 +236,16 @@ def build_statement(
             why = (ShareReason(ShareKind.SELF_PAY, owes),)
         lines.append(
             StatementLine(
-                ln.code, ln.description, ln.service_date, ln.amount, paid[i], adj[i], owes, why, codes[i], remarks[i]
+                ln.code,
+                ln.description,
+                ln.service_date,
+                ln.amount,
+                paid[i],
+                adj[i],
+                owes,
+                why,
+                codes[i],
+                remarks[i],
             )
         )
     if payments is not None and payments.currency != invoice.currency:
@@ -266,7 +275,8 @@ def _share_reasons(adjustments: Sequence[ClaimAdjustment]) -> tuple[ShareReason,
         if a.group is AdjustmentGroup.PR and not a.amount.is_zero():
             by_code[a.reason] = by_code[a.reason] + a.amount if a.reason in by_code else a.amount
     return tuple(
-        ShareReason(_KIND_BY_CARC.get(code, ShareKind.NOT_COVERED), amount, code) for code, amount in by_code.items()
+        ShareReason(_KIND_BY_CARC.get(code, ShareKind.NOT_COVERED), amount, code)
+        for code, amount in by_code.items()
     )
 
 
@@ -278,7 +288,9 @@ def _decisive(claims: Sequence[ClaimPayment]) -> ClaimPayment:
 def _lay_claims(
     invoice: Invoice, claims: Sequence[ClaimPayment]
 ) -> (
-    tuple[list[Money], list[Money], list[tuple[ShareReason, ...]], list[tuple[str, ...]], list[tuple[str, ...]]]
+    tuple[
+        list[Money], list[Money], list[tuple[ShareReason, ...]], list[tuple[str, ...]], list[tuple[str, ...]]
+    ]
     | None
 ):
     """Per invoice line: insurer paid, taken off, the patient's reasons, the codes taken off, the remarks.
@@ -315,11 +327,11 @@ def _lay_claims(
         mine: list[ClaimAdjustment] = []
         off: list[str] = []
         notes: list[str] = []
-        for c, ln in placed[i]:
-            if ln is not None:
-                got = got + ln.paid
-                items = ln.adjustments
-                notes.extend(ln.remarks)
+        for c, svc in placed[i]:
+            if svc is not None:
+                got = got + svc.paid
+                items = svc.adjustments
+                notes.extend(svc.remarks)
             else:
                 got = got + (c.paid if not c.lines else Money.zero(cur))
                 items = c.adjustments
