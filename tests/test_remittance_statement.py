@@ -12,8 +12,9 @@ pytest.importorskip("pyx12")
 
 from carecollect.channels import Channel
 from carecollect.importers.remittance import claims_in_force, import_remittance
+from carecollect.messages.catalog import LANGUAGES
 from carecollect.messages.examples import context
-from carecollect.messages.remittance_codes import CARC_TEXTS, LANGUAGES, RARC_TEXTS, carc_text, rarc_text
+from carecollect.messages.remittance_codes import CARC_TEXTS, RARC_TEXTS, carc_text, rarc_text
 from carecollect.messages.render import render
 from carecollect.messages.statement import ShareKind, build_statement
 from carecollect.money import Money

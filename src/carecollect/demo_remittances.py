@@ -28,7 +28,7 @@ from .remittance import (
     ClaimAdjustment,
     ClaimOutcome,
     ClaimPayment,
-    Remittance,
+    RemittanceAdvice,
     ServiceLinePayment,
 )
 from .store.base import Store
@@ -138,7 +138,7 @@ def answer_pending_claims(
             draw_answer(store.get_invoice(i), rng) for i in pending[start : start + CLAIMS_PER_CHECK]
         )
         trace = f"DEMO{on:%Y%m%d}{n:04d}"
-        rem = Remittance(
+        rem = RemittanceAdvice(
             f"835:demo:{trace}",
             payer,
             "CARECOLLECT DEMO CLINICS",

@@ -3,7 +3,7 @@
 An insurer answers a claim with a remittance: an X12 835 in the US, a FHIR
 ClaimResponse or ExplanationOfBenefit elsewhere (the readers are in
 :mod:`carecollect.importers.x12` and :mod:`carecollect.importers.fhir_claims`).
-Both become the same records here: a :class:`Remittance` (one payment, one
+Both become the same records here: a :class:`RemittanceAdvice` (one payment, one
 trace number) holding :class:`ClaimPayment` records (one per claim, matched
 to a carecollect invoice by the patient control number), each with its
 :class:`ServiceLinePayment` lines and :class:`ClaimAdjustment` amounts by
@@ -44,7 +44,8 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import attrs
 
@@ -54,17 +55,24 @@ from .ledger import EntryKind, Ledger, LedgerEntry
 from .money import Money, total
 
 __all__ = [
+    "CLAIM_RECORD",
     "AdjustmentGroup",
     "ClaimAdjustment",
     "ClaimOutcome",
     "ClaimPayment",
-    "Remittance",
+    "RemittanceAdvice",
     "ServiceLinePayment",
     "active_claims",
     "claim_entries",
+    "claim_from_record",
+    "claim_record",
     "insurer_books",
     "settle_claims",
 ]
+
+#: The audit-log kind under which each claim answer applied to an invoice is kept
+#: (:func:`claim_record`; subject: the invoice id).
+CLAIM_RECORD = "remittance.claim"
 
 
 class ClaimOutcome(enum.Enum):
@@ -211,7 +219,7 @@ class ClaimPayment:
 
 
 @attrs.frozen
-class Remittance:
+class RemittanceAdvice:
     """One remittance: a payment (or a notice of no payment) and the claims it answers.
 
     :param id: the file's identity, stable across re-imports (``"835:<sender>:<ISA13>:<TRN02>"``
@@ -422,3 +430,73 @@ def claim_entries(
             )
         )
     return tuple(out)
+
+
+def _m(m: Money) -> list[Any]:
+    return [m.minor_units, str(m.currency)]
+
+
+def _unm(v: Sequence[Any]) -> Money:
+    return Money.from_minor(int(v[0]), str(v[1]))
+
+
+def _adj_data(items: Iterable[ClaimAdjustment]) -> list[list[Any]]:
+    return [[a.group.value, a.reason, *_m(a.amount)] for a in items]
+
+
+def _adj_from(items: Iterable[Sequence[Any]]) -> tuple[ClaimAdjustment, ...]:
+    return tuple(ClaimAdjustment(AdjustmentGroup(g), r, _unm((u, c))) for g, r, u, c in items)
+
+
+def claim_record(claim: ClaimPayment) -> dict[str, Any]:
+    """A claim answer as JSON-compatible data (codes and amounts only) for the audit log."""
+    return {
+        "invoice": claim.invoice_id,
+        "outcome": claim.outcome.value,
+        "charge": _m(claim.charge),
+        "paid": _m(claim.paid),
+        "patient": _m(claim.patient_responsibility),
+        "payer_claim": claim.payer_claim_id,
+        "adjustments": _adj_data(claim.adjustments),
+        "remarks": list(claim.remarks),
+        "key": claim.key,
+        "lines": [
+            {
+                "code": ln.code,
+                "charge": _m(ln.charge),
+                "paid": _m(ln.paid),
+                "adjustments": _adj_data(ln.adjustments),
+                "remarks": list(ln.remarks),
+                "line": ln.line_number,
+                "date": ln.service_date.isoformat() if ln.service_date else None,
+            }
+            for ln in claim.lines
+        ],
+    }
+
+
+def claim_from_record(data: Mapping[str, Any]) -> ClaimPayment:
+    """The inverse of :func:`claim_record`."""
+    return ClaimPayment(
+        data["invoice"],
+        ClaimOutcome(data["outcome"]),
+        _unm(data["charge"]),
+        _unm(data["paid"]),
+        _unm(data["patient"]),
+        data.get("payer_claim", ""),
+        _adj_from(data.get("adjustments", [])),
+        tuple(
+            ServiceLinePayment(
+                ln["code"],
+                _unm(ln["charge"]),
+                _unm(ln["paid"]),
+                _adj_from(ln.get("adjustments", [])),
+                tuple(ln.get("remarks", [])),
+                ln.get("line"),
+                dt.date.fromisoformat(ln["date"]) if ln.get("date") else None,
+            )
+            for ln in data.get("lines", [])
+        ),
+        tuple(data.get("remarks", [])),
+        data.get("key", ""),
+    )

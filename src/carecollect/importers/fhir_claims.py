@@ -2,7 +2,7 @@
 
 Each resource is validated with ``fhir.resources`` (the ``carecollect[fhir]``
 extra, its R4B models, which read R4 resources of these types) and becomes one
-:class:`~carecollect.remittance.Remittance` with one
+:class:`~carecollect.remittance.RemittanceAdvice` with one
 :class:`~carecollect.remittance.ClaimPayment`, applied by
 :func:`carecollect.importers.remittance.apply_remittances` exactly as an 835 is.
 
@@ -41,7 +41,7 @@ from ..remittance import (
     ClaimAdjustment,
     ClaimOutcome,
     ClaimPayment,
-    Remittance,
+    RemittanceAdvice,
     ServiceLinePayment,
 )
 
@@ -163,8 +163,8 @@ def _item(
     )
 
 
-def remittance_from_resource(res: Mapping[str, Any]) -> Remittance:
-    """One validated ClaimResponse or ExplanationOfBenefit as a :class:`~carecollect.remittance.Remittance`.
+def remittance_from_resource(res: Mapping[str, Any]) -> RemittanceAdvice:
+    """One validated ClaimResponse or ExplanationOfBenefit as a :class:`~carecollect.remittance.RemittanceAdvice`.
 
     :raises RemittanceRefused: not valid FHIR R4, or a fact carecollect needs is missing or does not balance
         (naming the resource and the element).
@@ -217,10 +217,10 @@ def remittance_from_resource(res: Mapping[str, Any]) -> Remittance:
         rid += "/reversal"
         paid = -paid
     payer = str((res.get("insurer") or {}).get("display") or "")
-    return Remittance(rid, payer, "", paid, paid_on, trace, (claim,), Money.zero(cur))
+    return RemittanceAdvice(rid, payer, "", paid, paid_on, trace, (claim,), Money.zero(cur))
 
 
-def read_fhir_remittance(text: str) -> tuple[Remittance, ...]:
+def read_fhir_remittance(text: str) -> tuple[RemittanceAdvice, ...]:
     """Read a ClaimResponse, an ExplanationOfBenefit, or a Bundle of them (JSON text).
 
     :raises RemittanceRefused: not JSON, another resource type, or a fault in a resource.

@@ -4,7 +4,7 @@
 ExplanationOfBenefit or a Bundle of them) and :func:`apply_remittances` applies
 what was read, in one unit of work: for every invoice a remittance answers, the
 insurer's answers so far (the claim history, kept in the audit log under
-:data:`CLAIM_RECORD`, amounts and codes only) plus the new ones are settled
+:data:`~carecollect.remittance.CLAIM_RECORD`, amounts and codes only) plus the new ones are settled
 (:func:`carecollect.remittance.settle_claims`), the invoice's insurance side is
 replaced, and the ledger is moved to it (:func:`carecollect.remittance.claim_entries`).
 Anything wrong anywhere refuses the whole file and nothing is written.
@@ -18,9 +18,8 @@ number posts nothing twice.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import attrs
 
@@ -29,33 +28,28 @@ from ..invoices import ClaimStatus, update_insurance
 from ..ledger import post
 from ..money import Money
 from ..remittance import (
-    AdjustmentGroup,
-    ClaimAdjustment,
-    ClaimOutcome,
+    CLAIM_RECORD,
     ClaimPayment,
-    Remittance,
-    ServiceLinePayment,
+    RemittanceAdvice,
     active_claims,
     claim_entries,
+    claim_from_record,
+    claim_record,
     settle_claims,
 )
 from ..store.base import NotFound, Store
 
 __all__ = [
-    "CLAIM_RECORD",
     "PROCESSED_SOURCE",
     "RemittanceSummary",
     "apply_remittances",
-    "claim_from_data",
     "claim_history",
-    "claim_to_data",
+    "claims_in_force",
     "import_remittance",
     "looks_like_remittance",
     "read_remittance_file",
 ]
 
-#: The audit-log kind of one claim answer applied to an invoice.
-CLAIM_RECORD = "remittance.claim"
 #: The source name under which applied remittances are marked processed.
 PROCESSED_SOURCE = "remittance"
 
@@ -84,80 +78,11 @@ class RemittanceSummary:
     ledger_entries: int
 
 
-def _m(m: Money) -> list[Any]:
-    return [m.minor_units, str(m.currency)]
-
-
-def _unm(v: Sequence[Any]) -> Money:
-    return Money.from_minor(int(v[0]), str(v[1]))
-
-
-def _adj_data(items: Iterable[ClaimAdjustment]) -> list[list[Any]]:
-    return [[a.group.value, a.reason, *_m(a.amount)] for a in items]
-
-
-def _adj_from(items: Iterable[Sequence[Any]]) -> tuple[ClaimAdjustment, ...]:
-    return tuple(ClaimAdjustment(AdjustmentGroup(g), r, _unm((u, c))) for g, r, u, c in items)
-
-
-def claim_to_data(claim: ClaimPayment) -> dict[str, Any]:
-    """A claim answer as JSON-compatible data (codes and amounts only) for the audit log."""
-    return {
-        "invoice": claim.invoice_id,
-        "outcome": claim.outcome.value,
-        "charge": _m(claim.charge),
-        "paid": _m(claim.paid),
-        "patient": _m(claim.patient_responsibility),
-        "payer_claim": claim.payer_claim_id,
-        "adjustments": _adj_data(claim.adjustments),
-        "remarks": list(claim.remarks),
-        "key": claim.key,
-        "lines": [
-            {
-                "code": ln.code,
-                "charge": _m(ln.charge),
-                "paid": _m(ln.paid),
-                "adjustments": _adj_data(ln.adjustments),
-                "remarks": list(ln.remarks),
-                "line": ln.line_number,
-                "date": ln.service_date.isoformat() if ln.service_date else None,
-            }
-            for ln in claim.lines
-        ],
-    }
-
-
-def claim_from_data(data: Mapping[str, Any]) -> ClaimPayment:
-    """The inverse of :func:`claim_to_data`."""
-    return ClaimPayment(
-        data["invoice"],
-        ClaimOutcome(data["outcome"]),
-        _unm(data["charge"]),
-        _unm(data["paid"]),
-        _unm(data["patient"]),
-        data.get("payer_claim", ""),
-        _adj_from(data.get("adjustments", [])),
-        tuple(
-            ServiceLinePayment(
-                ln["code"],
-                _unm(ln["charge"]),
-                _unm(ln["paid"]),
-                _adj_from(ln.get("adjustments", [])),
-                tuple(ln.get("remarks", [])),
-                ln.get("line"),
-                dt.date.fromisoformat(ln["date"]) if ln.get("date") else None,
-            )
-            for ln in data.get("lines", [])
-        ),
-        tuple(data.get("remarks", [])),
-        data.get("key", ""),
-    )
-
-
 def claim_history(store: Store, invoice_id: str) -> tuple[ClaimPayment, ...]:
     """Every claim answer applied to ``invoice_id``, oldest first (reversals included)."""
     return tuple(
-        claim_from_data(rec.data) for rec in store.audit_records(subject_id=invoice_id, kinds={CLAIM_RECORD})
+        claim_from_record(rec.data)
+        for rec in store.audit_records(subject_id=invoice_id, kinds={CLAIM_RECORD})
     )
 
 
@@ -167,7 +92,7 @@ def claims_in_force(store: Store, invoice_id: str) -> tuple[ClaimPayment, ...]:
 
 
 def apply_remittances(
-    store: Store, remittances: Sequence[Remittance], *, at: dt.datetime
+    store: Store, remittances: Sequence[RemittanceAdvice], *, at: dt.datetime
 ) -> RemittanceSummary:
     """Apply remittances to ``store``, all or nothing.
 
@@ -236,7 +161,7 @@ def apply_remittances(
                 entries_written += store.append_ledger(inv.account_id, entries)
                 store.put_invoice(new_inv)
                 for c in new:
-                    store.audit_append(CLAIM_RECORD, invoice_id, claim_to_data(c), at=at)
+                    store.audit_append(CLAIM_RECORD, invoice_id, claim_record(c), at=at)
                 claims += len(new)
                 changed.add(invoice_id)
                 if ins.status is ClaimStatus.DENIED:
@@ -272,7 +197,7 @@ def looks_like_remittance(path: Path) -> bool:
     return False
 
 
-def read_remittance_file(path: Path) -> tuple[Remittance, ...]:
+def read_remittance_file(path: Path) -> tuple[RemittanceAdvice, ...]:
     """Read a remittance file, telling the format by its content: X12 835, or FHIR JSON.
 
     :raises RemittanceRefused: neither format, or a fault in the file.

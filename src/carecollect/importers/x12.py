@@ -10,7 +10,7 @@ claim balances (CLP03 − CLP04 = the sum of its CAS amounts, CLP05 = the sum of
 ``PR`` amounts, each SVC line likewise) and the payment balances (BPR02 = the sum of
 CLP04 minus the PLB provider adjustments).
 
-:func:`read_835` answers one :class:`~carecollect.remittance.Remittance` per
+:func:`read_835` answers one :class:`~carecollect.remittance.RemittanceAdvice` per
 transaction set (ST/SE); :func:`write_835` writes one (the demo's remittances, and
 tests). Applying them to a store is :func:`carecollect.importers.remittance.import_remittance`.
 Nothing here reads the patient's name (NM1*QC): the claim is matched by the patient
@@ -34,7 +34,7 @@ from ..remittance import (
     ClaimAdjustment,
     ClaimOutcome,
     ClaimPayment,
-    Remittance,
+    RemittanceAdvice,
     ServiceLinePayment,
 )
 
@@ -285,8 +285,8 @@ def _balance(claim: ClaimPayment, svc_lines: Sequence[int]) -> None:
             )
 
 
-def read_835(text: str) -> tuple[Remittance, ...]:
-    """Read an X12 835 interchange: one :class:`~carecollect.remittance.Remittance` per transaction set.
+def read_835(text: str) -> tuple[RemittanceAdvice, ...]:
+    """Read an X12 835 interchange: one :class:`~carecollect.remittance.RemittanceAdvice` per transaction set.
 
     :param text: the file's content.
     :raises RemittanceRefused: the envelope, a count, a segment or a code is wrong
@@ -298,7 +298,7 @@ def read_835(text: str) -> tuple[Remittance, ...]:
     _validate(text)
     px = _pyx12()
     reader = px.x12file.X12Reader(io.StringIO(text))
-    out: list[Remittance] = []
+    out: list[RemittanceAdvice] = []
     st: dict[str, Any] | None = None
     claim: _Claim | None = None
     svc: dict[str, Any] | None = None
@@ -375,7 +375,7 @@ def read_835(text: str) -> tuple[Remittance, ...]:
     return tuple(out)
 
 
-def _remittance(st: dict[str, Any]) -> Remittance:
+def _remittance(st: dict[str, Any]) -> RemittanceAdvice:
     claims: list[ClaimPayment] = st["claims"]
     amount, direction, line = st["bpr"]
     paid = -amount if direction == "D" else amount
@@ -390,7 +390,7 @@ def _remittance(st: dict[str, Any]) -> Remittance:
         )
     if not st["trace"]:
         raise RemittanceRefused("TRN", "TRN02", "the trace number is required", line=st["st_line"])
-    return Remittance(
+    return RemittanceAdvice(
         f"835:{st['payer_id']}:{st['trace']}",
         st["payer"],
         st["payee"],
@@ -409,7 +409,7 @@ def _money(m: Money) -> str:
 
 
 def write_835(
-    remittance: Remittance,
+    remittance: RemittanceAdvice,
     *,
     sender_id: str,
     receiver_id: str,

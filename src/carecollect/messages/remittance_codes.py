@@ -20,13 +20,11 @@ True
 from __future__ import annotations
 
 from ..errors import ValidationError
+from .catalog import LANGUAGES
 
-__all__ = ["CARC_TEXTS", "LANGUAGES", "RARC_TEXTS", "carc_text", "rarc_text"]
+__all__ = ["CARC_TEXTS", "RARC_TEXTS", "carc_text", "rarc_text"]
 
-#: The languages every text is written in.
-LANGUAGES = ("en", "de", "nb", "bg")
-
-#: CARC -> language -> plain-language text for the patient.
+#: CARC -> language (every one of :data:`~carecollect.messages.catalog.LANGUAGES`) -> plain-language text.
 CARC_TEXTS: dict[str, dict[str, str]] = {
     "1": {
         "en": "This counts towards your deductible: the amount you pay yourself each year before your insurance starts to pay.",
