@@ -68,7 +68,7 @@ MESSAGES: dict[str, Entry] = {
     "st.reason.self_pay": "{amount} tragen Sie selbst, weil für diese Rechnung keine Versicherung besteht.",
     "st.pending": "Ihre Versicherung hat die Abrechnung noch nicht abgeschlossen. Wir verlangen erst dann eine Zahlung von Ihnen.",
     "st.line.taken_off": "{amount} wurden abgezogen; diesen Teil zahlen Sie nicht.",
-    "st.reason.coded": '{amount} zahlen Sie selbst: {text}',
+    "st.reason.coded": "{amount} zahlen Sie selbst: {text}",
     "st.claim_reasons": "Warum ein Teil der Rechnung bei Ihnen liegt:",
     "st.denied": "Ihre Versicherung hat diese Rechnung nicht bezahlt; die Gründe stehen oben. Wenn Sie meinen, dass die Versicherung falsch entschieden hat, sagen Sie es uns: Wir helfen Ihnen, Widerspruch einzulegen. Wenn Ihnen das Bezahlen schwerfällt, fragen Sie uns nach finanzieller Unterstützung oder einer Ratenzahlung, bevor Sie etwas bezahlen.",
     "st.totals.charges": "Summe der Leistungen",

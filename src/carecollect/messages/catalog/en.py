@@ -71,7 +71,7 @@ MESSAGES: dict[str, Entry] = {
     "st.reason.self_pay": "{amount} is yours to pay because there is no insurance for this bill.",
     "st.pending": "Your insurer has not finished with the claim yet. We will not ask you to pay until it has.",
     "st.line.taken_off": "{amount} was taken off, and you do not pay it.",
-    "st.reason.coded": '{amount} is yours to pay: {text}',
+    "st.reason.coded": "{amount} is yours to pay: {text}",
     "st.claim_reasons": "Why part of the bill is yours:",
     "st.denied": "Your insurer did not pay this bill; the reasons are above. If you think the insurer is wrong, tell us: we can help you ask it to look again (an appeal). If paying is hard for you, ask us about financial assistance or a payment plan before you pay anything.",
     "st.totals.charges": "Total charges",

@@ -68,7 +68,7 @@ MESSAGES: dict[str, Entry] = {
     "st.reason.self_pay": "{amount} betaler du selv fordi det ikke er noen forsikring for denne fakturaen.",
     "st.pending": "Forsikringen har ikke behandlet kravet ferdig ennå. Vi ber deg ikke betale før den har gjort det.",
     "st.line.taken_off": "{amount} er trukket fra, og det betaler du ikke.",
-    "st.reason.coded": '{amount} betaler du selv: {text}',
+    "st.reason.coded": "{amount} betaler du selv: {text}",
     "st.claim_reasons": "Hvorfor en del av regningen er din:",
     "st.denied": "Forsikringen betalte ikke denne regningen; grunnene står over. Hvis du mener forsikringen tar feil, si fra til oss: vi kan hjelpe deg å klage. Hvis det er vanskelig å betale, spør oss om økonomisk hjelp eller en betalingsplan før du betaler noe.",
     "st.totals.charges": "Sum av postene",
