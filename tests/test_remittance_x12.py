@@ -89,6 +89,12 @@ def test_writer_output_is_valid_and_reads_back(remit_store: SQLiteStore) -> None
         ("BPR*I*150*C", "BPR*I*155*C", "BPR", "BPR02"),
         ("SVC*HC:85025*70*40", "SVC*HC:85025*70*45", "SVC", "SVC03"),
         ("CLP*INV-1001*1*", "CLP*INV-1001*23*", "CLP", "CLP02"),
+        ("SE*26*0001", "SE*26*0002", "SE", "SE02"),
+        ("IEA*1*000000101~\n", "", "IEA", "IEA"),
+        ("005010X221A1", "005010X222A1", "GS", "GS08"),
+        ("*ZZ*ACMEHEALTH     *", "*ZZ*ACMEHEALTH*", "ISA", "ISA16"),
+        ("DTM*472*20260302", "DTM*472*20261302", "DTM", "DTM02"),
+        ("CLP*INV-1001*1*250*", "CLP*INV-1001*1*25O*", "CLP", "CLP03"),
     ],
 )
 def test_malformed_files_are_refused_whole_naming_the_segment(

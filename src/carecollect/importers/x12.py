@@ -132,7 +132,37 @@ def _faults(doc: dict[str, Any]) -> list[RemittanceRefused]:
     return out
 
 
+def _envelope(text: str) -> None:
+    """What must hold before the guide's map can be chosen: a fixed-width ISA, an 835 group of 005010X221A1."""
+    body = text.lstrip()
+    if not body.startswith("ISA") or len(body) < 106:
+        raise RemittanceRefused(
+            "ISA", "ISA", "the file does not start with a complete ISA segment (106 characters)"
+        )
+    sep, term = body[3], body[105]
+    if body[:106].count(sep) != 16:
+        raise RemittanceRefused(
+            "ISA",
+            "ISA16",
+            "the ISA segment is not 106 characters with 16 elements (it is fixed-width)",
+            line=1,
+        )
+    segments = [seg.strip().split(sep) for seg in body.split(term)]
+    gs = next((seg for seg in segments if seg[0] == "GS"), None)
+    if gs is None or len(gs) < 9:
+        raise RemittanceRefused("GS", "GS08", "no functional group (GS) with its version (GS08)")
+    if gs[1] != "HP" or gs[8] != IMPLEMENTATION_GUIDE:
+        raise RemittanceRefused(
+            "GS",
+            "GS08",
+            f"a group {gs[1]!r} of version {gs[8]!r} is not a health care claim payment/advice "
+            f"(HP, {IMPLEMENTATION_GUIDE})",
+            line=segments.index(gs) + 1,
+        )
+
+
 def _validate(text: str) -> None:
+    _envelope(text)
     px = _pyx12()
     errors = io.StringIO()
     param = px.params.params()
