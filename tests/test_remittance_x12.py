@@ -186,3 +186,15 @@ def test_a_claim_for_an_unknown_invoice_refuses_the_whole_file(
     # the first claim of the file was not written either
     assert remit_store.get_invoice("INV-1002").insurance.status is ClaimStatus.PENDING
     assert remit_store.ledger("A-1").invoice_balance("INV-1002") == usd("400.00")
+
+
+def test_a_fault_in_the_patients_name_does_not_echo_it(remit_store: SQLiteStore, tmp_path: Path) -> None:
+    text = (DATA / "professional.835").read_text()
+    bad = tmp_path / "name.835"
+    bad.write_text(text.replace("NM1*QC*1*DOE*JANE****MI*W123456789", "NM1*QC*9*DOE*JANE****MI*W123456789"))
+    with pytest.raises(RemittanceRefused) as info:
+        import_remittance(remit_store, bad, at=AT)
+    assert info.value.segment == "NM1"
+    assert (
+        "DOE" not in str(info.value) and "JANE" not in str(info.value) and "W123456789" not in str(info.value)
+    )

@@ -58,6 +58,15 @@ _ENVELOPE_ELEMENTS = {
     ("ISA", "023"): "IEA",
 }
 _SEG_LEVEL = {"interchanges": "ISA", "groups": "GS", "transactions": "ST"}
+#: Segments that can hold a patient's name, address or member id: pyx12's message (which may
+#: quote the value) is replaced by one that names only the element.
+_PHI_SEGMENTS = frozenset({"NM1", "N3", "N4", "PER", "REF", "DMG"})
+
+
+def _problem(seg_id: str, text: str, code: object) -> str:
+    if seg_id in _PHI_SEGMENTS:
+        return f"not valid under the implementation guide (error {code}; the value is not shown)"
+    return text
 
 
 def _pyx12() -> Any:
@@ -119,7 +128,9 @@ def _faults(doc: dict[str, Any]) -> list[RemittanceRefused]:
                         RemittanceRefused(
                             seg_id,
                             element,
-                            f"{e.get('err_str', '')} (element {ref})".strip(),
+                            _problem(
+                                seg_id, f"{e.get('err_str', '')} (element {ref})".strip(), e.get("err_cde")
+                            ),
                             line=s.get("cur_line"),
                         )
                     )
