@@ -158,8 +158,9 @@ def _item(
         )
     seq = item.get("itemSequence", item.get("sequence"))
     remarks = tuple(notes[n] for n in item.get("noteNumber", []) or [] if n in notes)
+    code = next((c for _s, c in _codes(item.get("productOrService"))), "")
     return ServiceLinePayment(
-        "", charge, paid, tuple(adjustments), remarks, seq if isinstance(seq, int) else None
+        code, charge, paid, tuple(adjustments), remarks, seq if isinstance(seq, int) else None
     )
 
 

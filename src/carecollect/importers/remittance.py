@@ -103,6 +103,15 @@ def apply_remittances(
         that cannot take the answer (cancelled, paid in full by the patient), a reversal of a
         claim not on the books, amounts that do not fit the invoice; nothing is written.
     """
+    currencies = {str(r.total_paid.currency) for r in remittances}
+    if len(currencies) > 1:
+        raise RemittanceRefused(
+            "BPR",
+            "BPR02",
+            f"one file pays in one currency, not {sorted(currencies)}",
+            record="remittance file",
+        )
+    currency = currencies.pop() if currencies else "USD"
     applied = skipped = claims = entries_written = denied = 0
     changed: set[str] = set()
     paid_units = 0
@@ -175,7 +184,7 @@ def apply_remittances(
         claims,
         len(changed),
         denied,
-        Money.from_minor(paid_units, "USD"),
+        Money.from_minor(paid_units, currency),
         entries_written,
     )
 
