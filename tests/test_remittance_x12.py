@@ -198,3 +198,17 @@ def test_a_fault_in_the_patients_name_does_not_echo_it(remit_store: SQLiteStore,
     assert (
         "DOE" not in str(info.value) and "JANE" not in str(info.value) and "W123456789" not in str(info.value)
     )
+
+
+def test_the_insurer_wait_ends_with_the_answer(remit_store: SQLiteStore) -> None:
+    from carecollect.policy import get_pack
+    from carecollect.relief.insurer import billable_to_patient
+
+    today, pack = dt.date(2026, 3, 24), get_pack("us")
+    before = billable_to_patient(remit_store.get_invoice("INV-1003"), today=today, pack=pack)
+    assert before.waiting and before.amount == usd("0.00")
+    import_remittance(remit_store, DATA / "multiple.835", at=AT)
+    paid = billable_to_patient(remit_store.get_invoice("INV-1002"), today=today, pack=pack)
+    denied = billable_to_patient(remit_store.get_invoice("INV-1003"), today=today, pack=pack)
+    assert (paid.waiting, paid.amount) == (False, usd("40.00"))
+    assert (denied.waiting, denied.amount) == (False, usd("120.00"))
