@@ -19,6 +19,7 @@ from carecollect.errors import RemittanceRefused
 from carecollect.importers.fhir_claims import ADJUDICATION, CARC_SYSTEM, read_fhir_remittance
 from carecollect.importers.remittance import claims_in_force, import_remittance
 from carecollect.invoices import ClaimStatus
+from carecollect.ledger import EntryKind
 from carecollect.money import Money
 from carecollect.store import SQLiteStore
 
@@ -112,6 +113,11 @@ def test_a_claim_response_has_the_effect_of_the_835(remit_store: SQLiteStore, tm
     inv = remit_store.get_invoice("INV-1001")
     assert inv.insurance.status is ClaimStatus.PENDING and claims_in_force(remit_store, "INV-1001") == ()
     assert remit_store.ledger("A-1").invoice_balance("INV-1001") == usd("250.00")
+    # the store's own balance (what the run's plan rows read) counts the take-backs too
+    row = next(r for r in remit_store.iter_invoice_rows() if r.invoice_id == "INV-1001")
+    assert row.balance_minor == 25_000
+    taken = [e for e in remit_store.ledger("A-1").entries if e.kind is EntryKind.INSURANCE_REVERSED]
+    assert sorted(e.amount for e in taken) == [usd("20.00"), usd("150.00")]
 
 
 def test_an_explanation_of_benefit_in_a_bundle_denies(remit_store: SQLiteStore) -> None:
