@@ -58,7 +58,7 @@ REFERENCE_PLUGINS = sorted(p for p in (ROOT / "plugins").glob("*") if (p / "pypr
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """Unit, property, scenario and doctest tests on every supported Python."""
-    session.install("-e", ".[test,pdf,fhir,web]", "-e", "plugins/carecollect-demo-gateway")
+    session.install("-e", ".[test,pdf,fhir,web,x12]", "-e", "plugins/carecollect-demo-gateway")
     # the real-browser suite runs once, in its own session (nox -s browser)
     session.run("pytest", "-m", "not browser", *session.posargs)
 
@@ -87,14 +87,14 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=DEFAULT)
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on src/."""
-    session.install("-e", ".[test,pdf,fhir,web]", "mypy")
+    session.install("-e", ".[test,pdf,fhir,web,x12]", "mypy")
     session.run("mypy", "--strict", "src/carecollect")
 
 
 @nox.session(python=DEFAULT)
 def docs(session: nox.Session) -> None:
     """Sphinx HTML and doctest, warnings are errors."""
-    session.install("-e", ".[test,pdf,fhir]", "sphinx", "furo", "sphinx-copybutton")
+    session.install("-e", ".[test,pdf,fhir,web,x12]", "sphinx", "furo", "sphinx-copybutton")
     session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
     session.run("sphinx-build", "-W", "--keep-going", "-b", "doctest", "docs", "docs/_build/doctest")
     # the reference shows every hook and enum member; tutorials run as pasted (these need Sphinx)
@@ -137,7 +137,7 @@ def build(session: nox.Session) -> None:
 @nox.session(python=DEFAULT)
 def plugins(session: nox.Session) -> None:
     """Install every reference plugin in plugins/ and run its tests against the conformance kit."""
-    session.install("-e", ".[test,pdf,fhir]")
+    session.install("-e", ".[test,pdf,fhir,x12]")
     if not REFERENCE_PLUGINS:
         session.error("no reference plugins found in plugins/")
     for plugin in REFERENCE_PLUGINS:

@@ -51,6 +51,7 @@ FLOORS: dict[str, int] = {
     "policy": 3,
     "relief": 3,
     "contact_centre": 3,
+    "remittance": 3,
     "messages": 4,
     # what a channel sends: the standard e-mail and the printed letter, built for the channel contract
     "messages.email": 5,
@@ -72,6 +73,7 @@ FLOORS: dict[str, int] = {
     "portfolio": 8,
     "cli": 9,
     "demo": 9,
+    "demo_remittances": 9,
     "bench": 9,
     "web": 9,
 }

@@ -89,7 +89,13 @@ def _vary(path: Path) -> None:
         for n, (iid, aid) in enumerate(invoices):
             cur = dict(accounts)[aid]
             if n % 9 == 0:  # a payment that was returned: the balance goes back up
-                for kind, key in (("patient_payment", f"t-pay-{iid}"), ("payment_reversed", f"t-rev-{iid}")):
+                pairs = [("patient_payment", f"t-pay-{iid}"), ("payment_reversed", f"t-rev-{iid}")]
+                if n % 18 == 0:  # and an insurer's payment it took back (a claim reversal)
+                    pairs += [
+                        ("insurance_payment", f"t-ins-{iid}"),
+                        ("insurance_reversed", f"t-insrev-{iid}"),
+                    ]
+                for kind, key in pairs:
                     db.execute(
                         "INSERT INTO ledger_entries (account_id, key, kind, amount_minor, currency, at, "
                         "invoice_id, source_id, reason) VALUES (?, ?, ?, 1500, ?, ?, ?, ?, 'test')",

@@ -106,6 +106,7 @@ from .relief.gates import may_place
 from .relief.pauses import relief_flags
 from .relief.snapshot import AccountSnapshot as GateSnapshot
 from .relief.snapshot import SentNotice
+from .remittance import CLAIM_RECORD, ClaimPayment, active_claims, claim_from_record
 from .run.kernel import (
     CLOSED,
     NOT_DUE,
@@ -2288,6 +2289,14 @@ def _take_status_update(
 # -- execution ---------------------------------------------------------------------------------
 
 
+def _claims_in_force(store: Store, step: OutreachStep) -> tuple[ClaimPayment, ...]:
+    """The insurer's answers in force for a statement's invoice (from the remittances applied)."""
+    if step.purpose is not OutreachPurpose.STATEMENT or step.invoice_id is None:
+        return ()
+    records = store.audit_records(subject_id=step.invoice_id, kinds={CLAIM_RECORD})
+    return active_claims([claim_from_record(r.data) for r in records])
+
+
 def _message_context(
     snap: AccountSnapshot,
     creditor: Creditor,
@@ -2295,7 +2304,10 @@ def _message_context(
     settings: RunSettings,
     now: dt.datetime,
     signer: PayLinkSigner | None,
+    claims: Sequence[ClaimPayment] = (),
 ) -> MessageContext:
+    """The message's context; ``claims`` are the insurer's answers in force for the step's invoice
+    (a statement explains each line with them)."""
     inv = next(i for i in snap.invoices if i.id == step.invoice_id)
     balance = (
         snap.ledger.invoice_balance(inv.id)
@@ -2312,7 +2324,7 @@ def _message_context(
         link = signer.issue(
             inv.id, balance, expires_at=now + dt.timedelta(days=settings.pay_link_days), nonce=new_nonce()
         ).url
-    statement = build_statement(inv) if step.purpose is OutreachPurpose.STATEMENT else None
+    statement = build_statement(inv, claims=claims) if step.purpose is OutreachPurpose.STATEMENT else None
     today = _today(now, snap.patient.time_zones[0])
     deadline = step.deadline
     if deadline is None and step.purpose in _NEEDS_DEADLINE:
@@ -3027,7 +3039,7 @@ def _send_one(
             )
         return "suppressed"
     try:
-        ctx = _message_context(fresh, creditor, step, settings, now, signer)
+        ctx = _message_context(fresh, creditor, step, settings, now, signer, _claims_in_force(store, step))
         rendered = renderer.render(step.purpose, msg.channel, fresh.patient.preferred_language, ctx)
         channel = _channel_instance(pm, settings, plugin, channels)
         outgoing = OutgoingMessage(

@@ -11,6 +11,10 @@ day of the simulated weeks:
    and earlier disputes are resolved; the contact centre answers calls and
    e-mails (synthetic :class:`~carecollect.contact_centre.ContactRecord`
    objects appended to the contact-records file);
+   on the fourth day, with the ``carecollect[x12]`` extra installed, the
+   insurer answers the pending US claims with X12 835 files written to
+   ``<stem>-remittances/`` and imported
+   (:func:`~carecollect.demo_remittances.answer_pending_claims`);
 2. runs the daily cycle (:func:`~carecollect.daily_run.execute_run`) at
    16:00 UTC, inside daytime hours in every country of the portfolio,
    through the file-outbox channel; with the ``pdf`` extra installed, letters
@@ -148,6 +152,17 @@ def simulated_days(start: dt.date, weeks: int) -> list[dt.date]:
     return [d for d in days if d.weekday() < 5]
 
 
+#: The simulated day (index) on which the insurer answers the pending US claims with 835 files.
+_REMITTANCE_DAY = 3
+
+
+def _x12_installed() -> bool:
+    """Whether the ``carecollect[x12]`` extra (pyx12) is installed: the demo's insurer writes 835 files."""
+    import importlib.util
+
+    return importlib.util.find_spec("pyx12") is not None
+
+
 def _check_fresh(db: Path, fresh: bool) -> None:
     cfg = config_path(db)
     if not (db.exists() or cfg.exists()):
@@ -170,6 +185,9 @@ def _check_fresh(db: Path, fresh: bool) -> None:
     agency_folder = _agency_folder(db)
     if agency_folder.is_dir():
         shutil.rmtree(agency_folder)
+    remittances = db.parent / f"{db.stem}-remittances"
+    if remittances.is_dir():
+        shutil.rmtree(remittances)
 
 
 def _pdf_available() -> bool:
@@ -444,8 +462,8 @@ def run_demo(
 ) -> DemoResult:
     """Create the demo database next to ``db`` and take it through ``weeks`` simulated weeks.
 
-    :param db: the database file to create (with ``<stem>.toml``, ``<stem>-outbox/``
-        and ``<stem>-contacts.jsonl`` beside it).
+    :param db: the database file to create (with ``<stem>.toml``, ``<stem>-outbox/``,
+        ``<stem>-contacts.jsonl`` and, with the x12 extra, ``<stem>-remittances/`` beside it).
     :param size: invoices in the portfolio.
     :param weeks: simulated weeks (one run per business day).
     :param seed: the random seed.
@@ -492,6 +510,12 @@ def run_demo(
             bounced = sim.bounces(last, morning)  # (drawn first: the seeded demo stays the same)
             replies = sim.stop_replies(last, morning)
             events = replies + bounced
+            if index == _REMITTANCE_DAY and _x12_installed():
+                from .demo_remittances import answer_pending_claims
+
+                answer_pending_claims(
+                    store, db.parent / f"{db.stem}-remittances", on=day, at=morning, seed=seed
+                )
             opened, resolved = sim.disputes(index, morning)
             contacts = sim.contacts(day, accounts)
             append_records(config.contacts, contacts)

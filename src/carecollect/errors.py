@@ -20,6 +20,7 @@ __all__ = [
     "NaiveDatetime",
     "PluginError",
     "PolicyViolation",
+    "RemittanceRefused",
     "ScheduleMismatch",
     "TimeZoneUnknown",
     "ValidationError",
@@ -109,3 +110,26 @@ class ConfigurationError(CareCollectError, ValueError):
 
 class PluginError(CareCollectError, RuntimeError):
     """A plugin could not be loaded, registered or called."""
+
+
+class RemittanceRefused(ValidationError):
+    """A remittance (X12 835, FHIR ClaimResponse or ExplanationOfBenefit) that cannot be applied.
+
+    The whole file is refused and nothing is written. ``record`` names where the
+    problem is (``"835 CLP #2 (line 14)"``, ``"ClaimResponse CR-1"``), ``field`` the
+    segment element or FHIR element (``"CLP04"``, ``"payment.amount"``).
+
+    :param segment: the X12 segment id (``"CLP"``, ``"BPR"``, ``"SE"``...) or the FHIR
+        resource type.
+    :param element: the element (``"CLP04"``) or FHIR path.
+    :param line: the segment's position in the file (1-based), when known.
+    """
+
+    def __init__(
+        self, segment: str, element: str, problem: str, *, line: int | None = None, record: str = ""
+    ) -> None:
+        self.segment = segment
+        self.element = element
+        self.line = line
+        where = record or (f"835 {segment}" + (f" (segment {line})" if line is not None else ""))
+        super().__init__(where, element, problem)

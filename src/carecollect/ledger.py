@@ -8,7 +8,7 @@ Payments are allocated across open invoices, oldest first unless the payer
 directed them; what is left becomes a credit on the account, never a negative
 invoice. The books always balance::
 
-    charges + refunds + reversals == patient payments + insurer payments + adjustments + write-offs + balance
+    charges + refunds + reversals + insurer take-backs == patient payments + insurer payments + adjustments + write-offs + balance
 
 >>> import datetime as dt
 >>> from carecollect.money import Money
@@ -77,6 +77,11 @@ class EntryKind(enum.Enum):
     #: chargeback, a refund the provider made. Reopens what the payment paid, as a
     #: :attr:`REFUND` does, but a refund is money the creditor chose to give back.
     PAYMENT_REVERSED = "payment_reversed"
+    #: What an insurer's reversal of a claim takes back (X12 835 claim status 22, a FHIR
+    #: ClaimResponse replaced): its payment or the adjustments that came with it. Reopens the
+    #: invoice by that much; the reason says which (``claim_reversal:payment:<key>`` or
+    #: ``claim_reversal:adjustment:<key>``).
+    INSURANCE_REVERSED = "insurance_reversed"
 
 
 _REDUCES_INVOICE = {
@@ -157,6 +162,7 @@ class LedgerEntry:
                 EntryKind.WRITE_OFF,
                 EntryKind.INSURANCE_PAYMENT,
                 EntryKind.CREDIT_APPLIED,
+                EntryKind.INSURANCE_REVERSED,
             )
             and self.invoice_id is None
         ):
@@ -232,7 +238,7 @@ class Ledger:
         for e in self.entries:
             if e.invoice_id != invoice_id:
                 continue
-            if e.kind is EntryKind.CHARGE or e.kind in _TAKES_BACK:
+            if e.kind is EntryKind.CHARGE or e.kind in _TAKES_BACK or e.kind is EntryKind.INSURANCE_REVERSED:
                 units += e.amount.minor_units
             else:
                 units -= e.amount.minor_units

@@ -206,17 +206,23 @@ def init(db: Path) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["csv", "json", "fhir"]),
+    type=click.Choice(["csv", "json", "fhir", "remittance"]),
     default=None,
-    help="csv: a folder of CSV files; json: a JSON document; fhir: a FHIR R4 Bundle (JSON). "
-    "Default: from SOURCE (a folder is csv, *.json is json).",
+    help="csv: a folder of CSV files; json: a JSON document; fhir: a FHIR R4 Bundle (JSON); "
+    "remittance: the insurer's answer, an X12 835 or FHIR ClaimResponse/ExplanationOfBenefit. "
+    "Default: from SOURCE (a folder is csv; an 835 or a claim response by content; else json).",
 )
 def import_(db: Path, source: Path, fmt: str | None) -> None:
     """Import SOURCE, all or nothing; every bad row is listed with where it is and its field."""
     from ..importers import ImportFailed, import_csv, import_json
+    from ..importers.remittance import looks_like_remittance
 
     console = _console()
-    fmt = fmt or ("csv" if source.is_dir() else "json")
+    if fmt is None:
+        fmt = "csv" if source.is_dir() else "remittance" if looks_like_remittance(source) else "json"
+    if fmt == "remittance":
+        _import_remittance(db, source)
+        return
     with _open(db) as store:
         try:
             if fmt == "csv":
@@ -246,6 +252,36 @@ def import_(db: Path, source: Path, fmt: str | None) -> None:
         "ledger_entries",
     ):
         table.add_row(name.replace("_", " "), str(getattr(summary, name)))
+    console.print(table)
+
+
+def _import_remittance(db: Path, source: Path) -> None:
+    from ..errors import RemittanceRefused
+    from ..importers.remittance import import_remittance
+
+    console = _console()
+    with _open(db) as store:
+        try:
+            summary = import_remittance(store, source, at=dt.datetime.now(dt.UTC))
+        except RemittanceRefused as exc:
+            Console(stderr=True, highlight=False, soft_wrap=True).print(
+                f"Remittance refused, nothing was stored: {exc}", markup=False
+            )
+            raise SystemExit(1) from None
+    table = Table(title=f"Remittance {source.name}")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for label, value in (
+        ("remittances", summary.remittances),
+        ("applied", summary.applied),
+        ("already applied (skipped)", summary.skipped),
+        ("claims", summary.claims),
+        ("invoices updated", summary.invoices),
+        ("denied", summary.denied),
+        ("ledger entries", summary.ledger_entries),
+        ("insurer paid (net)", str(summary.insurer_paid)),
+    ):
+        table.add_row(label, str(value))
     console.print(table)
 
 

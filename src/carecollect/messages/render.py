@@ -62,6 +62,7 @@ from . import glossary
 from .catalog import LANGUAGES, Entry, builtin_catalogs
 from .checks import check_rendering, sms_segments
 from .context import MessageContext, PaymentMethod, RenderedMessage
+from .remittance_codes import carc_text, rarc_text
 from .statement import ShareKind, Statement
 
 __all__ = [
@@ -587,6 +588,8 @@ class Renderer:
             "rights": glossary.rights_text(context.jurisdiction, lang),
             "glossary": [glossary.glossary_entry(term, lang) for term in _glossary_terms(statement)],
             "ShareKind": ShareKind,
+            "carc": lambda code: carc_text(code, lang),
+            "rarc": lambda code: rarc_text(code, lang),
             "pay_keys": _pay_keys(context),
             "tl": tr.texts,
         }

@@ -39,8 +39,9 @@ from collections.abc import Mapping, Sequence
 import attrs
 
 from ..errors import ValidationError
-from ..invoices import Estimate, Invoice
+from ..invoices import ClaimStatus, Estimate, Invoice
 from ..money import Money, total
+from ..remittance import AdjustmentGroup, ClaimAdjustment, ClaimPayment, ServiceLinePayment
 
 __all__ = [
     "ShareKind",
@@ -73,10 +74,14 @@ class ShareReason:
 
     :param kind: :class:`ShareKind`.
     :param amount: the part of the line's patient share it explains.
+    :param code: the insurer's Claim Adjustment Reason Code for it (``PR`` group), when the
+        share comes from a remittance; the statement then gives the code's plain-language text
+        (:func:`~carecollect.messages.remittance_codes.carc_text`).
     """
 
     kind: ShareKind
     amount: Money
+    code: str = ""
 
 
 @attrs.frozen
@@ -91,6 +96,8 @@ class StatementLine:
     :param adjustment: the contractual adjustment for this line.
     :param patient_owes: charge minus insurer payment minus adjustment.
     :param reasons: why the patient owes it (sums to ``patient_owes`` when given).
+    :param adjustment_codes: the insurer's reason codes (CARC) for what was taken off.
+    :param remarks: the insurer's remark codes (RARC) on the line.
     """
 
     code: str
@@ -101,6 +108,8 @@ class StatementLine:
     adjustment: Money
     patient_owes: Money
     reasons: tuple[ShareReason, ...] = ()
+    adjustment_codes: tuple[str, ...] = ()
+    remarks: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -116,6 +125,11 @@ class Statement:
     :param claim_pending: True while the insurer may still pay.
     :param default_notice_given: the invoice states that a consumer is in default 30 days
         after due date and receipt (BGB § 286 (3)); a German statement prints the notice.
+    :param claim_denied: the insurer denied the claim; the statement says why and invites the
+        patient to ask about an appeal and about financial assistance.
+    :param claim_reasons: the insurer's reasons for the patient's share of the whole claim, when
+        its answer could not be laid on the lines (claim-level adjustments on a bill of several lines).
+    :param claim_remarks: the insurer's remark codes (RARC) on the whole claim.
     """
 
     invoice_id: str
@@ -126,6 +140,9 @@ class Statement:
     payments: Money | None = None
     claim_pending: bool = False
     default_notice_given: bool = False
+    claim_denied: bool = False
+    claim_reasons: tuple[ShareReason, ...] = ()
+    claim_remarks: tuple[str, ...] = ()
 
     @property
     def currency(self) -> str:
@@ -165,6 +182,7 @@ def build_statement(
     *,
     reasons: Mapping[int, Sequence[ShareReason]] | None = None,
     payments: Money | None = None,
+    claims: Sequence[ClaimPayment] = (),
 ) -> Statement:
     """Explain ``invoice`` line by line.
 
@@ -173,6 +191,11 @@ def build_statement(
         without reasons is explained as self-pay when there is no insurance,
         otherwise by the totals alone.
     :param payments: what the patient has already paid on it.
+    :param claims: the insurer's answers in force for it (from a remittance:
+        :func:`carecollect.importers.remittance.claims_in_force`). Each service line
+        the insurer answered (by its line number, else in order) then shows what the
+        insurer paid for that line, what was taken off and why, and why the rest is
+        the patient's, with the insurer's reason codes (``reasons`` is then ignored).
     :returns: the :class:`Statement`.
     :raises ValidationError: when reasons do not add up to a line's patient
         share, name an unknown line, or are in another currency.
@@ -189,6 +212,17 @@ def build_statement(
         adj = [Money.zero(invoice.currency)] * len(charges)
     else:
         adj = invoice.contractual_adjustment.allocate(left)
+    codes: list[tuple[str, ...]] = [()] * len(charges)
+    remarks: list[tuple[str, ...]] = [()] * len(charges)
+    claim_reasons: tuple[ShareReason, ...] = ()
+    if claims:
+        laid = _lay_claims(invoice, claims)
+        if laid is not None:
+            paid, adj, line_reasons, codes, remarks = laid
+            reasons = dict(enumerate(line_reasons))
+        else:
+            reasons = {}
+            claim_reasons = _share_reasons(_decisive(claims).all_adjustments())
     reasons = dict(reasons or {})
     for idx in reasons:
         if not 0 <= idx < len(charges):
@@ -206,7 +240,18 @@ def build_statement(
         elif uninsured and owes.is_positive():
             why = (ShareReason(ShareKind.SELF_PAY, owes),)
         lines.append(
-            StatementLine(ln.code, ln.description, ln.service_date, ln.amount, paid[i], adj[i], owes, why)
+            StatementLine(
+                ln.code,
+                ln.description,
+                ln.service_date,
+                ln.amount,
+                paid[i],
+                adj[i],
+                owes,
+                why,
+                codes[i],
+                remarks[i],
+            )
         )
     if payments is not None and payments.currency != invoice.currency:
         raise ValidationError(rec, "payments", f"must be in {invoice.currency}")
@@ -219,7 +264,98 @@ def build_statement(
         payments,
         invoice.waiting_for_insurer,
         invoice.default_notice_given,
+        invoice.insurance.status is ClaimStatus.DENIED,
+        claim_reasons,
+        tuple(dict.fromkeys(r for c in claims for r in c.remarks)),
     )
+
+
+_KIND_BY_CARC = {"1": ShareKind.DEDUCTIBLE, "2": ShareKind.COINSURANCE, "3": ShareKind.COPAY}
+
+
+def _share_reasons(adjustments: Sequence[ClaimAdjustment]) -> tuple[ShareReason, ...]:
+    """The patient's (``PR``) adjustments as statement reasons, one per reason code."""
+    by_code: dict[str, Money] = {}
+    for a in adjustments:
+        if a.group is AdjustmentGroup.PR and not a.amount.is_zero():
+            by_code[a.reason] = by_code[a.reason] + a.amount if a.reason in by_code else a.amount
+    return tuple(
+        ShareReason(_KIND_BY_CARC.get(code, ShareKind.NOT_COVERED), amount, code)
+        for code, amount in by_code.items()
+    )
+
+
+def _decisive(claims: Sequence[ClaimPayment]) -> ClaimPayment:
+    """The answer whose patient share counts: the last payer in the order (as the settlement decides)."""
+    return max(enumerate(claims), key=lambda ic: (ic[1].outcome.rank, ic[0]))[1]
+
+
+def _lay_claims(
+    invoice: Invoice, claims: Sequence[ClaimPayment]
+) -> (
+    tuple[
+        list[Money], list[Money], list[tuple[ShareReason, ...]], list[tuple[str, ...]], list[tuple[str, ...]]
+    ]
+    | None
+):
+    """Per invoice line: insurer paid, taken off, the patient's reasons, the codes taken off, the remarks.
+
+    ``None`` when the answers cannot be laid on the lines (a service line without a place, claim-level
+    amounts on a bill of several lines, or sums that do not meet the invoice's).
+    """
+    n = len(invoice.lines)
+    cur = invoice.currency
+    placed: list[list[tuple[ClaimPayment, ServiceLinePayment | None]]] = [[] for _ in range(n)]
+    for c in claims:
+        if not c.lines:
+            if n != 1:
+                return None
+            placed[0].append((c, None))
+            continue
+        if c.adjustments and n != 1:
+            return None
+        for k, ln in enumerate(c.lines):
+            idx = ln.line_number - 1 if ln.line_number is not None else (k if len(c.lines) == n else -1)
+            if not 0 <= idx < n:
+                return None
+            placed[idx].append((c, ln))
+        if n == 1 and c.adjustments:
+            placed[0].append((c, None))
+    decisive = _decisive(claims)
+    paid: list[Money] = []
+    adj: list[Money] = []
+    reasons: list[tuple[ShareReason, ...]] = []
+    codes: list[tuple[str, ...]] = []
+    remarks: list[tuple[str, ...]] = []
+    for i, line in enumerate(invoice.lines):
+        got = Money.zero(cur)
+        mine: list[ClaimAdjustment] = []
+        off: list[str] = []
+        notes: list[str] = []
+        for c, svc in placed[i]:
+            if svc is not None:
+                got = got + svc.paid
+                items = svc.adjustments
+                notes.extend(svc.remarks)
+            else:
+                got = got + (c.paid if not c.lines else Money.zero(cur))
+                items = c.adjustments
+            if c is decisive:
+                mine.extend(items)
+            off.extend(a.reason for a in items if not a.group.patients)
+        why = _share_reasons(mine)
+        owes = total((r.amount for r in why), cur)
+        taken = line.amount - got - owes
+        if taken.is_negative():
+            return None
+        paid.append(got)
+        adj.append(taken)
+        reasons.append(why)
+        codes.append(tuple(dict.fromkeys(off)))
+        remarks.append(tuple(dict.fromkeys(notes)))
+    if total(paid, cur) != invoice.insurer_paid or total(adj, cur) != invoice.contractual_adjustment:
+        return None
+    return paid, adj, reasons, codes, remarks
 
 
 def statement_from_estimate(estimate: Estimate, *, due_date: dt.date | None = None) -> Statement:

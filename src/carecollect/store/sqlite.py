@@ -1002,7 +1002,7 @@ class SQLiteStore:
                          - COALESCE(i.insurer_paid_minor, 0) - COALESCE(i.contractual_adjustment_minor, 0) END
           FROM invoices i LEFT JOIN (
                SELECT invoice_id, MAX(kind = 'charge') AS charged,
-                      SUM(CASE WHEN kind IN ('charge', 'refund', 'payment_reversed') THEN amount_minor
+                      SUM(CASE WHEN kind IN ('charge', 'refund', 'payment_reversed', 'insurance_reversed') THEN amount_minor
                                ELSE -amount_minor END) AS balance
                  FROM ledger_entries WHERE account_id BETWEEN ? AND ? AND invoice_id IS NOT NULL
                 GROUP BY invoice_id) b ON b.invoice_id = i.id
@@ -1039,7 +1039,7 @@ class SQLiteStore:
         SELECT i.id, i.account_id, a.patient_id, a.jurisdiction, i.currency, p.preferred_language, p.time_zones,
                i.status, i.claim_status, i.issue_date, i.due_date, i.first_statement_date,
                (SELECT COALESCE(SUM(l.amount_minor), 0) FROM invoice_lines l WHERE l.invoice_id = i.id),
-               (SELECT COALESCE(SUM(CASE WHEN e.kind IN ('charge', 'refund', 'payment_reversed')
+               (SELECT COALESCE(SUM(CASE WHEN e.kind IN ('charge', 'refund', 'payment_reversed', 'insurance_reversed')
                                          THEN e.amount_minor ELSE -e.amount_minor END), 0)
                   FROM ledger_entries e WHERE e.invoice_id = i.id AND e.account_id = i.account_id),
                EXISTS (SELECT 1 FROM disputes d WHERE d.account_id = i.account_id AND d.status = 'open'
