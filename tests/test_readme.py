@@ -26,6 +26,9 @@ def test_readme_example_runs_and_matches_its_comments() -> None:
 def test_readme_shows_the_two_commands_ci_runs() -> None:
     text = README.read_text(encoding="utf-8")
     ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
-    for command in ("pip install . && carecollect demo", "pip install nox && nox -s tests"):
+    for command in (
+        "pip install . && carecollect demo",
+        "pip install nox && nox -s tests browser plugins docs",
+    ):
         assert command in text
         assert command.split("&& ")[1] in ci
