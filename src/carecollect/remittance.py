@@ -78,13 +78,19 @@ CLAIM_RECORD = "remittance.claim"
 class ClaimOutcome(enum.Enum):
     """What the insurer did with a claim (X12 835 CLP02, the claim status code)."""
 
+    #: Processed as primary payer.
     PRIMARY = "1"
+    #: Processed as secondary payer.
     SECONDARY = "2"
+    #: Processed as tertiary payer.
     TERTIARY = "3"
+    #: Denied: the insurer pays nothing on the claim.
     DENIED = "4"
     #: Processed as primary and forwarded to another payer, who may still pay.
     PRIMARY_FORWARDED = "19"
+    #: Processed as secondary and forwarded to another payer, who may still pay.
     SECONDARY_FORWARDED = "20"
+    #: Processed as tertiary and forwarded to another payer, who may still pay.
     TERTIARY_FORWARDED = "21"
     #: The reversal of an earlier claim payment (every amount negated).
     REVERSAL = "22"
