@@ -208,7 +208,7 @@ def test_fhir_import_derives_from_the_address_and_never_guesses_a_us_zone(tmp_pa
     with SQLiteStore(tmp_path / "f.db") as store:
         import_fhir(store, doc)
         assert store.get_patient("P-1").time_zones == ("Europe/Berlin",)
-    patient["address"] = [{"city": "Springfield", "country": "US"}]  # no street: no letter point
+    patient["address"] = [{"line": ["1 Main St"], "city": "Springfield", "country": "US"}]
     with SQLiteStore(tmp_path / "g.db") as store:
         with pytest.raises(ImportFailed) as info:
             import_fhir(store, doc)
@@ -216,7 +216,9 @@ def test_fhir_import_derives_from_the_address_and_never_guesses_a_us_zone(tmp_pa
         # letter address (it needs "ST 12345") can be had
         fields = {(p.where, p.field) for p in info.value.problems}
         assert fields & {("Patient/P-1", "time_zones"), ("Patient/P-1", "contact_points[1].address")}
-    patient["address"][0]["state"] = "OR"
+    patient["address"] = [
+        {"line": ["1 Main St"], "city": "Springfield", "state": "OR", "postalCode": "97477", "country": "US"}
+    ]
     with SQLiteStore(tmp_path / "h.db") as store:
         import_fhir(store, doc)
         assert store.get_patient("P-1").time_zones == ("America/Los_Angeles", "America/Boise")

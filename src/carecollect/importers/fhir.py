@@ -150,10 +150,12 @@ def _patient(r: Mapping[str, Any]) -> dict[str, Any]:
                     ),
                 }
             )
-    lines = [
-        *(address.get("line") or []),
-        " ".join(x for x in (address.get("postalCode"), address.get("city")) if x),
-    ]
+    if (address.get("country") or "").upper() in ("US", "USA"):  # "Springfield, OR 97477"
+        region = " ".join(x for x in (address.get("state"), address.get("postalCode")) if x)
+        last = ", ".join(x for x in (address.get("city"), region) if x)
+    else:  # "10115 Berlin", "0155 Oslo"
+        last = " ".join(x for x in (address.get("postalCode"), address.get("city")) if x)
+    lines = [*(address.get("line") or []), last]
     if any(lines):
         points.append({"channel": "letter", "address": "\n".join(x for x in lines if x)})
     return {
