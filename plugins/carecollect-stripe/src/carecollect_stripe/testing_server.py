@@ -618,8 +618,8 @@ class LocalStripe:
         return {"Stripe-Signature": f"t={at},v1={mac}", "Content-Type": "application/json; charset=utf-8"}
 
 
-def serve(api_key: str, webhook_secret: str) -> Iterator[LocalStripe]:
-    """Run a :class:`LocalStripe` on a free 127.0.0.1 port for the duration of the generator."""
+def serve(api_key: str, webhook_secret: str, port: int = 0) -> Iterator[LocalStripe]:
+    """Run a :class:`LocalStripe` on 127.0.0.1 (``port`` 0: a free one) for the duration of the generator."""
     app = LocalStripe(api_key, webhook_secret)
 
     class Handler(BaseHTTPRequestHandler):
@@ -641,7 +641,7 @@ def serve(api_key: str, webhook_secret: str) -> Iterator[LocalStripe]:
         def log_message(self, format: str, *args: Any) -> None:  # quiet
             return
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     app.url = f"http://127.0.0.1:{server.server_port}"
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
@@ -651,3 +651,35 @@ def serve(api_key: str, webhook_secret: str) -> Iterator[LocalStripe]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m carecollect_stripe.testing_server``: serve until interrupted.
+
+    Prints the base URL to put in the provider's ``api_base`` setting. The key and
+    secret are test values the server checks, never a Stripe account's.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m carecollect_stripe.testing_server",
+        description="A local server speaking the part of Stripe's API carecollect-stripe uses.",
+    )
+    parser.add_argument("--port", type=int, default=12111, help="port on 127.0.0.1 (0: a free one)")
+    parser.add_argument("--api-key", default="sk_test_local", help="the secret key it accepts")
+    parser.add_argument("--webhook-secret", default="whsec_local", help="the secret it signs events with")
+    args = parser.parse_args(argv)
+    server = serve(args.api_key, args.webhook_secret, port=args.port)
+    app = next(server)
+    print(f"local Stripe API at {app.url} (api_base); Ctrl-C stops it", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+
+
+if __name__ == "__main__":
+    main()
