@@ -30,7 +30,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -381,7 +381,7 @@ class LocalVipps:
         return out
 
 
-def serve(*, port: int = 0, **credentials: str) -> Iterator[LocalVipps]:
+def serve(*, port: int = 0, **credentials: str) -> Generator[LocalVipps, None, None]:
     """Run a :class:`LocalVipps` on 127.0.0.1 (``port`` 0: a free one) for the duration of the generator.
 
     A plain :mod:`http.server`: WSGI servers drop header names with underscores
