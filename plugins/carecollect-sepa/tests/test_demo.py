@@ -19,20 +19,22 @@ from conftest import INTAKE_SECRET
 
 from carecollect_sepa import SepaDirectDebit, SepaMandate, validate_pain008
 
-#: what docs/tutorial/demo.rst tells a reader to add to carecollect-demo.toml (the folder made absolute)
+#: what docs/tutorial/demo.rst shows (it includes these lines) to add to carecollect-demo.toml
 SECTION = """
+# [demo: sepa settings]
 [payment_providers.sepa]
 creditor_name = "Praxis Dr. Weber"
 creditor_id = "DE98ZZZ09999999999"
 creditor_iban = "DE02120300000000202051"
-folder = "{folder}"
+folder = "/srv/carecollect-demo/sepa"                 # an absolute path
 intake_secret = "env:SEPA_INTAKE_SECRET"
 contact = "+49 30 1234567"
 notice_channel = "outbox"
 write_files_on_charge = true
 
 [payment_providers.sepa.notice_channel_settings]
-folder = "{outbox}"
+folder = "/srv/carecollect-demo/sepa-notices"
+# [demo: end]
 """
 
 
@@ -49,9 +51,9 @@ def test_the_demo_with_sepa_writes_a_pain008_that_validates(tmp_path: Path) -> N
     carecollect("demo", "--invoices", "200", "--no-run", "--db", str(db), cwd=tmp_path)
     folder, outbox = tmp_path / "sepa", tmp_path / "sepa-notices"
     settings = db.with_suffix(".toml")
-    settings.write_text(
-        settings.read_text(encoding="utf-8") + SECTION.format(folder=folder, outbox=outbox), encoding="utf-8"
-    )
+    section = SECTION.replace("/srv/carecollect-demo", tmp_path.as_posix())
+    settings.write_text(settings.read_text(encoding="utf-8") + section, encoding="utf-8")
+    # [demo: plan]
     today = dt.datetime.now(dt.UTC).date()
     # a plan for one open euro invoice, its first instalment due today, signed for by SEPA mandate
     with contextlib.closing(SQLiteStore(db)) as store:
@@ -104,6 +106,7 @@ def test_the_demo_with_sepa_writes_a_pain008_that_validates(tmp_path: Path) -> N
         )
     )
 
+    # [demo: run]
     carecollect("run", "--db", str(db), cwd=tmp_path)
 
     [written] = sorted((folder / "outgoing").glob("*.xml"))
