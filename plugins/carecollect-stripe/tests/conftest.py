@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from local_stripe import LocalStripe, serve
 
 from carecollect_stripe import STRIPE, StripeProvider
+from carecollect_stripe.testing_server import LocalStripe, serve
 
 API_KEY = "sk_test_51LocalCarecollectKey0123456789"
 WEBHOOK_SECRET = "whsec_LocalCarecollectSecret0123456789"

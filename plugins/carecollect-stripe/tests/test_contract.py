@@ -9,7 +9,8 @@ from carecollect.payments import PaymentMethod
 from carecollect.providers import Instrument
 from carecollect.testing import PaymentProviderContract
 from conftest import API_KEY, WEBHOOK_SECRET
-from local_stripe import LocalStripe
+
+from carecollect_stripe.testing_server import LocalStripe
 
 
 class TestStripeProvider(PaymentProviderContract):

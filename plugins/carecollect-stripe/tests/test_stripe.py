@@ -37,10 +37,10 @@ from carecollect.providers import (
 from carecollect.store.base import Mandate, ProviderPayment
 from carecollect.store.sqlite import SQLiteStore
 from conftest import API_KEY, WEBHOOK_SECRET
-from local_stripe import LocalStripe
 
 import carecollect_stripe
 from carecollect_stripe import CAPABILITIES, STRIPE, StripeProvider, StripeUnreachable, stripe_idempotency_key
+from carecollect_stripe.testing_server import LocalStripe
 
 EUR = Money("120.50", "EUR")
 VISA = Instrument(PaymentMethod.CARD, token="pm_card_visa")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from local_vipps import LocalVipps, serve
 
 from carecollect_vipps import VIPPS, VippsProvider
+from carecollect_vipps.testing_server import LocalVipps, serve
 
 CLIENT_ID = "fb492b5e-7907-4d83-ba20-c7fb60ca35de"
 CLIENT_SECRET = "Y8Kteew6GE2ZmeycEt6egg=="

@@ -10,7 +10,8 @@ from carecollect.payments import PaymentMethod
 from carecollect.providers import Instrument
 from carecollect.testing import PaymentProviderContract
 from conftest import CLIENT_SECRET, MSN, SUBSCRIPTION_KEY, WEBHOOK_SECRET, WEBHOOK_URL
-from local_vipps import APPROVES, REJECTS, LocalVipps
+
+from carecollect_vipps.testing_server import APPROVES, REJECTS, LocalVipps
 
 
 class TestVippsProvider(PaymentProviderContract):

@@ -11,9 +11,9 @@ from carecollect.ledger import EntryKind
 from carecollect.money import Money
 from carecollect.store.sqlite import SQLiteStore
 from conftest import WEBHOOK_SECRET, WEBHOOK_URL
-from local_vipps import LocalVipps
 
 from carecollect_vipps import VIPPS
+from carecollect_vipps.testing_server import LocalVipps
 
 
 def test_kari_pays_her_gp_bill_with_vipps(

@@ -29,7 +29,6 @@ from carecollect.providers import (
 from carecollect.store.base import ProviderPayment
 from carecollect.store.sqlite import SQLiteStore
 from conftest import CLIENT_SECRET, MSN, SUBSCRIPTION_KEY, WEBHOOK_SECRET, WEBHOOK_URL
-from local_vipps import APPROVES, LocalVipps
 
 import carecollect_vipps
 from carecollect_vipps import (
@@ -40,6 +39,7 @@ from carecollect_vipps import (
     vipps_idempotency_key,
     vipps_reference,
 )
+from carecollect_vipps.testing_server import APPROVES, LocalVipps
 
 NOK = Money("1250.00", "NOK")
 PHONE = Instrument(PaymentMethod.MOBILE, token=APPROVES)

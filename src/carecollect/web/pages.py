@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import json
 import urllib.parse
 import uuid
@@ -34,6 +35,17 @@ from .texts import LANGUAGES, PageTexts
 from .views import _Link, _link_payments, _Refusal, _Views, log, payment_id_for_link
 
 __all__: list[str] = []
+
+
+class _Way(enum.Enum):
+    """A way to pay the pay page offers through a configured provider."""
+
+    #: the provider's hosted checkout: cards, and wallets where the provider takes them
+    CHECKOUT = "checkout"
+    #: the provider's mobile app (Vipps MobilePay), reached through its payment link
+    MOBILE_APP = "mobile_app"
+    #: a SEPA direct-debit mandate for a payment plan (the page takes the IBAN)
+    SEPA_MANDATE = "sepa_mandate"
 
 
 class _Pages(_Views):
@@ -83,21 +95,53 @@ class _Pages(_Views):
             "glossary": [glossary_entry(term, t.language) for term in terms],
         }
 
-    def ways_to_pay(self, link: _Link, t: PageTexts) -> dict[str, Any]:
-        cards = []
-        direct_debit = False
+    def offers(self, link: _Link) -> list[tuple[_Way, str]]:
+        """The ways to pay the configured providers declare for this link, in settings order.
+
+        A provider is offered where its capabilities take the balance's currency and, if it
+        names countries, the patient's country (else the creditor's): a hosted checkout for a
+        provider with payment links and cards (cards and wallets), the mobile app for one with
+        payment links and mobile payment only (Vipps), a SEPA direct-debit mandate for a
+        provider that stores mandates for euro direct debit (the page takes an IBAN; schemes
+        the payer signs in their own bank, such as AvtaleGiro, are not offered here).
+        """
+        currency = link.balance.currency
+        country = link.snap.patient.country or link.creditor.country
+        found: list[tuple[_Way, str]] = []
         for name in self.settings.payment_providers:
             try:
-                desc = self.pm.payment_provider(name)
+                caps = self.pm.payment_provider(name).capabilities
             except CareCollectError:
                 log.warning("payment provider %s is configured but not installed", name)
                 continue
-            caps = desc.capabilities
-            if caps.payment_links and caps.supports(PaymentMethod.CARD, link.balance.currency):
-                cards.append({"name": name, "label": desc.description or name})
-            if PaymentMethod.DIRECT_DEBIT in caps.methods and link.balance.currency in caps.currencies:
-                direct_debit = True
-        return {"cards": cards, "direct_debit": direct_debit, "bank": self.web.bank_transfer}
+            if currency not in caps.currencies or (caps.countries and country not in caps.countries):
+                continue
+            if caps.payment_links and PaymentMethod.CARD in caps.methods:
+                found.append((_Way.CHECKOUT, str(name)))
+            elif caps.payment_links and PaymentMethod.MOBILE in caps.methods:
+                found.append((_Way.MOBILE_APP, str(name)))
+            if caps.mandates and PaymentMethod.DIRECT_DEBIT in caps.methods and currency == "EUR":
+                found.append((_Way.SEPA_MANDATE, str(name)))
+        return found
+
+    def ways_to_pay(self, link: _Link, t: PageTexts) -> dict[str, Any]:
+        buttons = []
+        direct_debit = None
+        for way, name in self.offers(link):
+            desc = self.pm.payment_provider(name)
+            label = desc.description.split(":")[0].strip() or name
+            if way is _Way.SEPA_MANDATE:
+                direct_debit = direct_debit or label
+                continue
+            if way is _Way.MOBILE_APP:
+                text = t("ways.mobile", amount=t.money(link.balance), provider=label)
+                note = t("ways.mobile_note", provider=label)
+            else:
+                wallets = PaymentMethod.MOBILE in desc.capabilities.methods
+                text = t("ways.card_wallet" if wallets else "ways.card", amount=t.money(link.balance))
+                note = t("ways.card_note", provider=label)
+            buttons.append({"name": name, "way": way.value, "text": text, "note": note})
+        return {"buttons": buttons, "direct_debit": direct_debit, "bank": self.web.bank_transfer}
 
     def holds(self, link: _Link, t: PageTexts) -> list[str]:
         inv = link.claim.invoice_id
@@ -142,7 +186,8 @@ class _Pages(_Views):
         if not isinstance(form, Mapping):
             return form
         name = request.path_params["provider"]
-        if name not in self.settings.payment_providers or not link.balance.is_positive():
+        offered = {n for way, n in self.offers(link) if way is not _Way.SEPA_MANDATE}
+        if name not in offered or not link.balance.is_positive():
             return self.refused(request, _Refusal("form", link.snap.patient.preferred_language))
         provider = self.provider(name)
         result = await run_in_threadpool(
@@ -355,20 +400,13 @@ class _Pages(_Views):
             title=t("plan.done_title"),
             message=t("plan.done", amount=t.money(first.amount), date=t.date(first.due_date)),
             schedule=[(i.number, t.date(i.due_date), t.money(i.amount)) for i in plan.instalments],
-            debit=self.debit_provider(link.snap.account.currency) is not None,
+            debit=self.debit_provider(link) is not None,
         )
 
     # -- direct debit for a plan ------------------------------------------------------------------
-    def debit_provider(self, currency: str) -> str | None:
-        """The first configured provider that stores direct-debit mandates in ``currency``."""
-        for name in self.settings.payment_providers:
-            try:
-                caps = self.pm.payment_provider(name).capabilities
-            except CareCollectError:
-                continue
-            if caps.mandates and caps.supports(PaymentMethod.DIRECT_DEBIT, currency):
-                return str(name)
-        return None
+    def debit_provider(self, link: _Link) -> str | None:
+        """The first configured provider offered for a SEPA direct-debit mandate on this link."""
+        return next((name for way, name in self.offers(link) if way is _Way.SEPA_MANDATE), None)
 
     def current_plan(self, link: _Link) -> Any:
         return next(
@@ -383,7 +421,7 @@ class _Pages(_Views):
             return link
         t = self.texts(request, link)
         plan = self.current_plan(link)
-        name = self.debit_provider(link.snap.account.currency)
+        name = self.debit_provider(link)
         if plan is None or name is None:
             return self.render(request, "done.html", link, t, title=t("dd.title"), message=t("dd.none"))
         label = self.pm.payment_provider(name).description or name

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -55,7 +56,7 @@ from carecollect.timekeeping import require_aware
 from lxml import etree  # type: ignore[import-untyped]
 
 from .bank_files import BankReport, TransactionOutcome, TransactionReport, read_bank_file
-from .errors import MandateError, SepaConfigurationError
+from .errors import MandateError, SepaConfigurationError, SepaFileInvalid
 from .mandates import SepaMandate
 from .notices import pre_notification_text, return_notice_text
 from .pain008 import (
@@ -144,6 +145,9 @@ def _setting(settings: Mapping[str, Any], key: str, default: str | None = None) 
     return str(value)
 
 
+_log = logging.getLogger("carecollect_sepa")
+
+
 def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -157,7 +161,10 @@ class SepaDirectDebit(BasePaymentProvider):
         ``lead_days`` (1), ``cut_off`` (``"15:00"``), ``time_zone`` (``Europe/Berlin``),
         ``notice_channel`` (a message-channel plugin name) with ``notice_channel_settings``,
         ``policy_pack`` (whose ``direct_debit.return_fee_allowed`` rule decides whether a bank's
-        return charge is passed on; default: never).
+        return charge is passed on; default: never), ``write_files_on_charge`` (``true``: every
+        successful charge writes the pain.008 of the debits whose window is open, so a plain
+        ``carecollect run`` leaves the file to upload; default ``false``: a job after the run
+        calls :meth:`write_collection_file`, one file for all of the run's debits).
     :param clock: the current instant (the edge reads the clock; tests pass a fixed one).
     :param channel: the message channel for notices (instead of ``notice_channel``).
     :param pack: the policy pack (instead of ``policy_pack``, e.g. one with house rules).
@@ -207,6 +214,10 @@ class SepaDirectDebit(BasePaymentProvider):
         self._channel = channel
         self._channel_name = settings.get("notice_channel")
         self._channel_settings = dict(settings.get("notice_channel_settings") or {})
+        on_charge = settings.get("write_files_on_charge", False)
+        if on_charge not in (True, False, "true", "false"):
+            raise SepaConfigurationError("sepa: write_files_on_charge must be true or false")
+        self._write_on_charge = on_charge in (True, "true")
         self._state = SepaState.load(self._folder / "sepa-state.json")
         self._write_missing_files()
 
@@ -435,7 +446,13 @@ class SepaDirectDebit(BasePaymentProvider):
             self._announce(self._state.collections[e2e])
             return PaymentResult.ok(e2e, amount, raw={"due_on": due.isoformat(), "sequence": sequence.value})
 
-        return self._once(idempotency_key, ["purchase", instrument.token, account_id, str(amount)], act)
+        result = self._once(idempotency_key, ["purchase", instrument.token, account_id, str(amount)], act)
+        if result.success and self._write_on_charge:
+            try:
+                self.write_collection_file()
+            except SepaFileInvalid as exc:  # the debit stays scheduled; the next call writes it
+                _log.error("sepa: the collection file was not written: %s", exc)
+        return result
 
     def _announce(self, collection: Collection) -> Receipt | None:
         mandate = self._state.mandates[collection.mandate_reference]

@@ -30,7 +30,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -381,8 +381,8 @@ class LocalVipps:
         return out
 
 
-def serve(**credentials: str) -> Iterator[LocalVipps]:
-    """Run a :class:`LocalVipps` on a free 127.0.0.1 port for the duration of the generator.
+def serve(*, port: int = 0, **credentials: str) -> Generator[LocalVipps, None, None]:
+    """Run a :class:`LocalVipps` on 127.0.0.1 (``port`` 0: a free one) for the duration of the generator.
 
     A plain :mod:`http.server`: WSGI servers drop header names with underscores
     (``client_id``), which the Access Token API requires.
@@ -405,7 +405,7 @@ def serve(**credentials: str) -> Iterator[LocalVipps]:
         def log_message(self, format: str, *args: Any) -> None:  # quiet
             return
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     app.url = f"http://127.0.0.1:{server.server_port}"
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
@@ -415,3 +415,43 @@ def serve(**credentials: str) -> Iterator[LocalVipps]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m carecollect_vipps.testing_server``: serve until interrupted.
+
+    Prints the base URL to put in the provider's ``api_base`` setting. The
+    credentials are test values the server checks, never a merchant's.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m carecollect_vipps.testing_server",
+        description="A local server speaking the part of Vipps MobilePay's APIs carecollect-vipps uses.",
+    )
+    parser.add_argument("--port", type=int, default=12112, help="port on 127.0.0.1 (0: a free one)")
+    parser.add_argument("--client-id", default="local-client-id")
+    parser.add_argument("--client-secret", default="local-client-secret")
+    parser.add_argument("--subscription-key", default="local-subscription-key")
+    parser.add_argument("--msn", default="123456", help="the merchant serial number")
+    args = parser.parse_args(argv)
+    server = serve(
+        port=args.port,
+        client_id=args.client_id,
+        client_secret=args.client_secret,
+        subscription_key=args.subscription_key,
+        msn=args.msn,
+    )
+    app = next(server)
+    print(f"local Vipps MobilePay API at {app.url} (api_base); Ctrl-C stops it", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+
+
+if __name__ == "__main__":
+    main()

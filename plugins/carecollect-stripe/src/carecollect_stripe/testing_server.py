@@ -26,14 +26,14 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Generator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 API_VERSION = "2026-10-28.endive"
 
-_TEST_CARDS = {
+_TEST_CARDS: dict[str, tuple[str, str, Any]] = {
     "pm_card_visa": ("visa", "4242", None),
     "pm_card_mastercard": ("mastercard", "4444", None),
     "pm_card_chargeDeclined": ("visa", "0002", ("card_declined", "generic_decline")),
@@ -67,7 +67,8 @@ def decode_form(pairs: list[tuple[str, str]]) -> dict[str, Any]:
                 return [node[k] for k in sorted(node, key=int)]
         return node
 
-    return lists(root)
+    decoded: dict[str, Any] = lists(root)
+    return decoded
 
 
 class Response:
@@ -185,7 +186,7 @@ class LocalStripe:
         return response
 
     def _route(self, method: str, path: str, p: dict[str, Any]) -> tuple[int, Any]:
-        routes = [
+        routes: list[tuple[str, str, Callable[..., Any]]] = [
             ("POST", r"/v1/payment_intents", self._create_intent),
             ("GET", r"/v1/payment_intents/(?P<id>[^/]+)", self._get_intent),
             ("POST", r"/v1/payment_intents/(?P<id>[^/]+)/capture", self._capture),
@@ -227,7 +228,7 @@ class LocalStripe:
         if ident not in _TEST_CARDS:
             raise self._missing("payment_method", ident, "payment_method")
         brand, last4, _ = _TEST_CARDS[ident]
-        pm = {
+        pm: dict[str, Any] = {
             "id": self._id("pm"),
             "object": "payment_method",
             "type": "card",
@@ -436,7 +437,7 @@ class LocalStripe:
             raise self._missing("customer", str(p.get("customer")), "customer")
         pm = self._method(id)
         if _TEST_CARDS[pm["_behaviour"]][2] not in (None, "3ds"):
-            code, decline = _TEST_CARDS[pm["_behaviour"]][2]  # type: ignore[misc]
+            code, decline = _TEST_CARDS[pm["_behaviour"]][2]
             raise StripeError(
                 402, type="card_error", code=code, decline_code=decline, message=_MESSAGES[decline]
             )
@@ -618,8 +619,8 @@ class LocalStripe:
         return {"Stripe-Signature": f"t={at},v1={mac}", "Content-Type": "application/json; charset=utf-8"}
 
 
-def serve(api_key: str, webhook_secret: str) -> Iterator[LocalStripe]:
-    """Run a :class:`LocalStripe` on a free 127.0.0.1 port for the duration of the generator."""
+def serve(api_key: str, webhook_secret: str, port: int = 0) -> Generator[LocalStripe, None, None]:
+    """Run a :class:`LocalStripe` on 127.0.0.1 (``port`` 0: a free one) for the duration of the generator."""
     app = LocalStripe(api_key, webhook_secret)
 
     class Handler(BaseHTTPRequestHandler):
@@ -641,7 +642,7 @@ def serve(api_key: str, webhook_secret: str) -> Iterator[LocalStripe]:
         def log_message(self, format: str, *args: Any) -> None:  # quiet
             return
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     app.url = f"http://127.0.0.1:{server.server_port}"
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
@@ -651,3 +652,35 @@ def serve(api_key: str, webhook_secret: str) -> Iterator[LocalStripe]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m carecollect_stripe.testing_server``: serve until interrupted.
+
+    Prints the base URL to put in the provider's ``api_base`` setting. The key and
+    secret are test values the server checks, never a Stripe account's.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m carecollect_stripe.testing_server",
+        description="A local server speaking the part of Stripe's API carecollect-stripe uses.",
+    )
+    parser.add_argument("--port", type=int, default=12111, help="port on 127.0.0.1 (0: a free one)")
+    parser.add_argument("--api-key", default="sk_test_local", help="the secret key it accepts")
+    parser.add_argument("--webhook-secret", default="whsec_local", help="the secret it signs events with")
+    args = parser.parse_args(argv)
+    server = serve(args.api_key, args.webhook_secret, port=args.port)
+    app = next(server)
+    print(f"local Stripe API at {app.url} (api_base); Ctrl-C stops it", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+
+
+if __name__ == "__main__":
+    main()
