@@ -30,6 +30,7 @@ FLOORS: dict[str, int] = {
     "calendars": 0,
     "validation": 0,
     "events": 0,
+    "observability": 0,
     "patients": 1,
     "handoff_consent": 1,
     "geography": 0,

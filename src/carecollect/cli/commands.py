@@ -7,19 +7,18 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import attrs
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from ..errors import CareCollectError, ConfigurationError
-from ..reports import BUCKETS, CollectionReport, report_from_store
-from ..store.sqlite import SQLiteStore
-from .config import check_config, config_path, load_config, write_default_config
-from .contacts import read_records
+
+if TYPE_CHECKING:  # `carecollect --help` imports none of these: each command imports what it uses
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from ..reports import CollectionReport
+    from ..store.sqlite import SQLiteStore
 
 __all__ = ["RUN_HOUR_UTC", "main", "parse_as_of"]
 
@@ -126,6 +125,8 @@ class _Group(click.Group):
 
 
 def _console() -> Console:
+    from rich.console import Console
+
     console = Console(highlight=False)
     if not console.is_terminal:
         console = Console(highlight=False, width=max(console.width, 140))
@@ -151,6 +152,8 @@ _AS_OF_HELP = (
 
 @contextmanager
 def _open(db: Path) -> Iterator[SQLiteStore]:
+    from ..store.sqlite import SQLiteStore
+
     if not db.exists():
         raise ConfigurationError(f"no database at {db}; run `carecollect init --db {db}` first")
     store = SQLiteStore(db)
@@ -161,6 +164,8 @@ def _open(db: Path) -> Iterator[SQLiteStore]:
 
 
 def _progress(console: Console) -> Progress:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -185,6 +190,9 @@ def init(db: Path) -> None:
     Running it again on an existing database only applies new migrations and
     keeps the settings file as it is.
     """
+    from ..store.sqlite import SQLiteStore
+    from .config import config_path, write_default_config
+
     console = _console()
     existed = db.exists()
     db.parent.mkdir(parents=True, exist_ok=True)
@@ -212,6 +220,9 @@ def init(db: Path) -> None:
 )
 def import_(db: Path, source: Path, fmt: str | None) -> None:
     """Import SOURCE, all or nothing; every bad row is listed with where it is and its field."""
+    from rich.console import Console
+    from rich.table import Table
+
     from ..importers import ImportFailed, import_csv, import_json
 
     console = _console()
@@ -267,6 +278,8 @@ def export(db: Path, dest: Path, fmt: str | None) -> None:
     from it would send first statements again. Use `carecollect backup`.
     """
     import json
+
+    from rich.console import Console
 
     from ..importers import export_csv, export_json
 
@@ -328,6 +341,9 @@ def backup(db: Path, dest: Path) -> None:
     """
     import shutil
 
+    from ..store.sqlite import SQLiteStore
+    from .config import config_path
+
     console = _console()
     with _open(db) as store:
         store.backup(dest)
@@ -362,6 +378,8 @@ def restore(db: Path, source: Path, force: bool) -> None:
     import sqlite3
 
     from ..store.base import RunLocked
+    from ..store.sqlite import SQLiteStore
+    from .config import config_path
 
     console = _console()
     try:
@@ -411,8 +429,12 @@ def restore(db: Path, source: Path, force: bool) -> None:
 )
 def run(db: Path, dry_run: bool, as_of: str | None, events: Path | None, workers: int) -> None:
     """Run the daily cycle: intake, plan, send each message once, charge due instalments, place."""
+    import attrs
+    from rich.table import Table
+
     from ..daily_run import execute_run, plan_run
     from ..plugin_manager import make_plugin_manager
+    from .config import check_config, load_config
 
     now = parse_as_of(as_of)
     console = _console()
@@ -506,6 +528,7 @@ def config_check(db: Path) -> None:
     not installed, secrets (env:NAME) whose variable is not set. Exit code 1 on any problem.
     """
     from ..plugin_manager import make_plugin_manager
+    from .config import check_config, config_path, load_config
 
     cfg = load_config(db)
     pm = make_plugin_manager()
@@ -524,6 +547,8 @@ def config_check(db: Path) -> None:
 @click.argument("account_id")
 def explain(db: Path, account_id: str) -> None:
     """Why ACCOUNT_ID got, or did not get, each message (from the audit log)."""
+    from rich.table import Table
+
     from ..daily_run import explain_account
 
     console = _console()
@@ -567,6 +592,10 @@ def print_report(console: Console, report: CollectionReport) -> None:
     :param console: where to print.
     :param report: the report.
     """
+    from rich.table import Table
+
+    from ..reports import BUCKETS
+
     aging = Table(title=f"Aging of open balances at {report.now.isoformat()} (days past due)")
     aging.add_column("currency")
     for name in BUCKETS:
@@ -674,6 +703,10 @@ def print_report(console: Console, report: CollectionReport) -> None:
 )
 def report(db: Path, as_of: str | None, days: int) -> None:
     """Aging, money collected, messages, plans, disputes, holds and the contact centre's day."""
+    from ..reports import report_from_store
+    from .config import load_config
+    from .contacts import read_records
+
     now = parse_as_of(as_of)
     console = _console()
     with _open(db) as store:
@@ -715,6 +748,8 @@ def report(db: Path, as_of: str | None, days: int) -> None:
 )
 def demo(db: Path, size: int, weeks: int, seed: int, fresh: bool, no_run: bool) -> None:
     """From nothing: a synthetic portfolio taken through a few simulated weeks of daily runs."""
+    from rich.table import Table
+
     from ..demo import DEMO_START, create_demo_portfolio, run_demo
 
     console = _console()
