@@ -464,6 +464,8 @@ class RunReport:
     #: Event broadcasts some plugin raised on (from the plugin manager's
     #: :meth:`~carecollect.plugin_manager.PluginManager.undelivered`), one scrubbed line each.
     hook_failures: tuple[str, ...] = ()
+    #: Messages sent on each channel (channels that sent none are left out).
+    sent_by_channel: Mapping[Channel, int] = attrs.field(factory=dict)
 
 
 # -- planning ----------------------------------------------------------------------------------
@@ -2276,8 +2278,21 @@ def execute_run(
             )
             with phase_span("carecollect.run.plan_and_send", run_id=run_id):
                 report = _execute_phase(
-                    store, now, pm, settings, renderer, given_renderer, intake_report, progress,
-                    owner, pid, conversations, workers, pm_factory, heart, run_id,
+                    store,
+                    now,
+                    pm,
+                    settings,
+                    renderer,
+                    given_renderer,
+                    intake_report,
+                    progress,
+                    owner,
+                    pid,
+                    conversations,
+                    workers,
+                    pm_factory,
+                    heart,
+                    run_id,
                 )
     except BaseException as exc:
         log_event("run.failed", run_id=run_id, error=type(exc).__name__)
@@ -2529,6 +2544,8 @@ class _Sender:
                 accounts=self.accounts,
             )
             counts["failed" if outcome == "gave_up" else outcome] += 1
+            if outcome == "sent":
+                counts[f"sent.{msg.channel.value}"] += 1
             by_step.setdefault(msg.step.id, (msg.step, []))[1].append((msg.key, outcome))
         for step, outcomes in by_step.values():
             _close_step(store, step, outcomes, now)
@@ -2546,6 +2563,7 @@ _COUNTERS = (
     "missed",
     "charged",
     "charge_failed",
+    *(f"sent.{c.value}" for c in Channel),
 )
 
 
@@ -2595,6 +2613,7 @@ def _report(plan: RunPlan, counts: Mapping[str, int], intake_report: IntakeRepor
         intake_report,
         counts["charged"],
         counts["charge_failed"],
+        sent_by_channel={c: counts[f"sent.{c.value}"] for c in Channel if counts[f"sent.{c.value}"]},
     )
 
 

@@ -14,10 +14,8 @@ opens the span ``carecollect.run`` with one child span per phase (``carecollect.
 ``carecollect.messages.held`` and ``carecollect.accounts.planned``. Without the package every call
 here does nothing.
 
->>> import logging
->>> log_event("run.started", run_id="r-1")  # doctest: +SKIP
 >>> sorted(RUN_EVENTS)[:2]
-['run.account.planned', 'run.finished']
+['run.account.planned', 'run.failed']
 """
 
 from __future__ import annotations
@@ -27,7 +25,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["LOGGER_NAME", "RUN_EVENTS", "add_metric", "log_event", "phase_span"]
+__all__ = ["LOGGER_NAME", "RUN_EVENTS", "add_metric", "log_event", "phase_span", "use_providers"]
 
 #: The logger every run event goes to.
 LOGGER_NAME = "carecollect.run"
@@ -60,15 +58,42 @@ def log_event(event: str, /, **ids: str | int | bool | None) -> None:
     _log.log(level, "%s %s", event, text, extra={"event": event, "ids": dict(ids)})
 
 
-def _otel() -> tuple[Any, Any] | None:
+_PROVIDERS: dict[str, Any] = {"tracer": None, "meter": None}
+_INSTRUMENTS: dict[str, Any] = {}
+
+
+def use_providers(tracer_provider: Any = None, meter_provider: Any = None) -> None:
+    """Send the run's spans and metrics to these providers rather than OpenTelemetry's global ones.
+
+    For an application that keeps its own providers (and for tests); ``None`` goes back to the
+    global providers (``opentelemetry.trace.set_tracer_provider`` and its metrics twin).
+
+    :param tracer_provider: an ``opentelemetry.trace.TracerProvider``, or ``None``.
+    :param meter_provider: an ``opentelemetry.metrics.MeterProvider``, or ``None``.
+    """
+    _PROVIDERS["tracer"] = tracer_provider
+    _PROVIDERS["meter"] = meter_provider
+    _INSTRUMENTS.clear()
+
+
+def _tracer() -> Any:
+    if _PROVIDERS["tracer"] is not None:
+        return _PROVIDERS["tracer"].get_tracer("carecollect")
     try:
-        from opentelemetry import metrics, trace
+        from opentelemetry import trace
     except ImportError:
         return None
-    return trace, metrics
+    return trace.get_tracer("carecollect")
 
 
-_INSTRUMENTS: dict[str, Any] = {}
+def _meter() -> Any:
+    if _PROVIDERS["meter"] is not None:
+        return _PROVIDERS["meter"].get_meter("carecollect")
+    try:
+        from opentelemetry import metrics
+    except ImportError:
+        return None
+    return metrics.get_meter("carecollect")
 
 
 @contextmanager
@@ -78,11 +103,10 @@ def phase_span(name: str, **attributes: str | int | bool) -> Iterator[None]:
     :param name: the span's name (``carecollect.run``, ``carecollect.run.intake``...).
     :param attributes: the span's attributes (ids and counts only).
     """
-    otel = _otel()
-    if otel is None:
+    tracer = _tracer()
+    if tracer is None:
         yield
         return
-    tracer = otel[0].get_tracer("carecollect")
     with tracer.start_as_current_span(name, attributes=attributes):
         yield
 
@@ -94,12 +118,12 @@ def add_metric(name: str, amount: int, **attributes: str) -> None:
     :param amount: what to add (zero adds nothing).
     :param attributes: the data point's attributes (a channel, a country; never patient data).
     """
-    otel = _otel()
-    if otel is None or amount == 0:
+    if amount == 0:
         return
-    meter = otel[1].get_meter("carecollect")
-    key = f"{id(meter)}:{name}"
-    counter = _INSTRUMENTS.get(key)
+    meter = _meter()
+    if meter is None:
+        return
+    counter = _INSTRUMENTS.get(name)
     if counter is None:
-        counter = _INSTRUMENTS[key] = meter.create_counter(name)
+        counter = _INSTRUMENTS[name] = meter.create_counter(name)
     counter.add(amount, attributes)

@@ -427,42 +427,83 @@ def restore(db: Path, source: Path, force: bool) -> None:
     help="Processes that render and send (planning stays in this one); each opens the database "
     "itself. Default: 1.",
 )
-def run(db: Path, dry_run: bool, as_of: str | None, events: Path | None, workers: int) -> None:
-    """Run the daily cycle: intake, plan, send each message once, charge due instalments, place."""
+@click.option(
+    "--show",
+    is_flag=True,
+    help="With --dry-run: list every planned message (account, step, channel, language, due) "
+    "and every hold with its reasons, not only the counts.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="With --dry-run: json prints one document with stable keys (format carecollect.dry-run/1).",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Run at an --as-of earlier than the last run's (refused without it).",
+)
+def run(
+    db: Path,
+    dry_run: bool,
+    as_of: str | None,
+    events: Path | None,
+    workers: int,
+    show: bool,
+    fmt: str,
+    force: bool,
+) -> None:
+    """Run the daily cycle: intake, plan, send each message once, charge due instalments, place.
+
+    The summary leaves out what is zero and says where the messages went (channel, plugin,
+    folder or server). A dry run counts by default; --show lists what it would send and hold.
+    """
     import attrs
     from rich.table import Table
 
-    from ..daily_run import execute_run, plan_run
+    from ..daily_run import execute_run, last_run_at, plan_run
     from ..plugin_manager import make_plugin_manager
     from .config import check_config, load_config
+    from .run_summary import dry_run_document, dry_run_rows, routes, run_rows
 
+    if (show or fmt != "text") and not dry_run:
+        raise click.UsageError("--show and --format go with --dry-run")
     now = parse_as_of(as_of)
     console = _console()
     with _open(db) as store:
         config = load_config(db)
         pm = make_plugin_manager()
         check_config(config, pm)  # before anything is planned or sent: a wrong name fails loudly
-        # only counts are shown: the plan keeps no lists, so memory stays flat for any portfolio
-        settings = attrs.evolve(config.settings, keep_plan=False)
-        table = Table(title=f"{'Dry run' if dry_run else 'Run'} at {now.isoformat()}")
-        table.add_column("")
-        table.add_column("count", justify="right")
+        last = last_run_at(store)
+        if not dry_run and last is not None and now < last and not force:
+            raise ConfigurationError(
+                f"--as-of {now.isoformat()} is before the last run ({last.isoformat()}); "
+                "running back in time re-plans what that run decided: pass --force if you mean it"
+            )
+        # counts only, unless --show: the plan keeps no lists, so memory stays flat for any portfolio
+        settings = attrs.evolve(config.settings, keep_plan=dry_run and show)
         records = _contact_records(config.contacts)
         talks = _talks(records)
         if dry_run:
             plan = plan_run(store, now, settings, conversations=talks)
-            counts = plan.counts()
-            rows = [
-                ("accounts", plan.accounts),
-                ("invoices", plan.invoices),
-                ("messages planned", plan.size("messages")),
-                ("messages held", counts.get("hold", 0)),
-                ("invoices with nothing due", counts.get("nothing_due", 0)),
-                ("instalments to mark missed", plan.size("missed")),
-                ("instalments to charge", plan.size("charges")),
-                ("placements planned", plan.size("placements")),
-                ("agency gate held", counts.get("gate_held", 0)),
-            ]
+            languages: dict[str, str] = {}
+
+            def language_of(account_id: str) -> str:
+                if account_id not in languages:
+                    account = store.get_account(account_id)
+                    languages[account_id] = store.get_patient(account.patient_id).preferred_language
+                return languages[account_id]
+
+            doc = dry_run_document(plan, language_of)
+            if fmt == "json":
+                import json
+
+                click.echo(json.dumps(doc, indent=1))
+                return
+            rows = dry_run_rows(plan)
         else:
             total = store.counts()["accounts"]
             with _progress(console) as bar:
@@ -480,40 +521,55 @@ def run(db: Path, dry_run: bool, as_of: str | None, events: Path | None, workers
                     workers=workers,
                     stale_after=config.lock_stale_after,
                 )
-            counts = report.plan.counts()
-            rows = [
-                ("accounts", report.plan.accounts),
-                ("messages planned", report.plan.size("messages")),
-                ("sent", report.sent),
-                ("already sent (skipped)", report.skipped_already_sent),
-                ("held", counts.get("hold", 0)),
-                ("suppressed", report.suppressed),
-                ("failed", report.failed),
-                ("deferred (retry later)", report.deferred_retry),
-                ("instalments marked missed", report.instalments_missed),
-                ("instalments charged", report.charged),
-                ("charges failed (retried later)", report.charges_failed),
-                ("placed with agency", report.placed),
-            ]
-            if report.intake is not None:
-                rows.append(("inbound events taken in", report.intake.processed))
-                rows.append(("duplicates ignored", report.intake.duplicates))
-                rows.append(("payments posted", report.intake.payments))
-                rows.append(("payments reversed", report.intake.payments_reversed))
-                rows.append(("opt-outs", report.intake.opt_outs))
-                rows.append(("disputes opened", report.intake.disputes_opened))
-                rows.append(("disputes resolved or withdrawn", report.intake.disputes_resolved))
-                rows.append(("disputes: patient met (contact centre)", report.intake.disputes_met))
-                rows.append(("recalled from agency", report.intake.recalled))
-                rows.append(("agency status updates", report.intake.agency_updates))
-                rows.append(("events refused or unmatched", len(report.intake.failures)))
-            rows.append(("plugin hook failures (not delivered)", len(report.hook_failures)))
-        for label, value in rows:
-            table.add_row(label, str(value))
-        console.print(table)
-        if not dry_run:
-            for line in report.hook_failures:
-                console.print(f"[yellow]plugin hook failed:[/yellow] {line}", markup=True, highlight=False)
+            rows = run_rows(report)
+    table = Table(title=f"{'Dry run' if dry_run else 'Run'} at {now.isoformat()}")
+    table.add_column("")
+    table.add_column("count", justify="right")
+    for label, value in rows:
+        table.add_row(label, str(value))
+    console.print(table)
+    if dry_run:
+        if last is not None and now < last:
+            console.print(f"Note: the last run was at {last.isoformat()}; a real run here needs --force.")
+        if show:
+            _print_dry_run_lists(console, doc)
+        return
+    for route in routes(settings, report.sent_by_channel):
+        console.print(
+            f"{route.channel}: {route.sent} sent by plugin {route.plugin}"
+            + (f" to {route.destination}" if route.destination else ""),
+            markup=False,
+            highlight=False,
+        )
+    for line in report.hook_failures:
+        console.print(f"[yellow]plugin hook failed:[/yellow] {line}", markup=True, highlight=False)
+
+
+def _print_dry_run_lists(console: Console, doc: dict[str, Any]) -> None:
+    """The planned messages and holds of a dry run's document, as two tables."""
+    from rich.table import Table
+
+    messages = Table(title=f"Planned messages: {len(doc['messages'])}")
+    for col in ("account", "invoice", "step", "channel", "language", "due"):
+        messages.add_column(col, overflow="fold")
+    for m in doc["messages"]:
+        messages.add_row(
+            m["account_id"], m["invoice_id"] or "", m["step"], m["channel"], m["language"], m["due_at"]
+        )
+    console.print(messages, markup=False)
+    holds = Table(title=f"Holds: {len(doc['holds'])}")
+    for col in ("account", "invoice", "step", "channel", "earliest", "reasons"):
+        holds.add_column(col, overflow="fold")
+    for h in doc["holds"]:
+        holds.add_row(
+            h["account_id"],
+            h["invoice_id"] or "",
+            h["step"] or "",
+            h["channel"] or "",
+            h["earliest"] or "",
+            "\n".join(f"{r['outcome']} {r['rule_id']}: {r['message']}" for r in h["reasons"]),
+        )
+    console.print(holds, markup=False)
 
 
 @main.group()
