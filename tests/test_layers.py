@@ -64,6 +64,7 @@ FLOORS: dict[str, int] = {
     "daily_run": 7,
     "importers": 8,
     "reports": 8,
+    "report_formats": 8,
     "portfolio": 8,
     "cli": 9,
     "demo": 9,

@@ -652,7 +652,7 @@ def print_report(console: Console, report: CollectionReport) -> None:
 
     from ..reports import BUCKETS
 
-    aging = Table(title=f"Aging of open balances at {report.now.isoformat()} (days past due)")
+    aging = Table(title=f"Aging of open balances on {report.now.date().isoformat()} (days past due)")
     aging.add_column("currency")
     for name in BUCKETS:
         aging.add_column(name, justify="right")
@@ -757,7 +757,23 @@ def print_report(console: Console, report: CollectionReport) -> None:
     type=click.IntRange(1),
     help="The period for money collected, messages and holds.",
 )
-def report(db: Path, as_of: str | None, days: int) -> None:
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "csv", "html"]),
+    default="text",
+    show_default=True,
+    help="text: tables; json and csv: the figures for machines; html: one page with charts "
+    'that opens offline (needs pip install "carecollect[report]").',
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the report to this file (default: print it).",
+)
+def report(db: Path, as_of: str | None, days: int, fmt: str, output: Path | None) -> None:
     """Aging, money collected, messages, plans, disputes, holds and the contact centre's day."""
     from ..reports import report_from_store
     from .config import load_config
@@ -776,9 +792,40 @@ def report(db: Path, as_of: str | None, days: int) -> None:
             centre_country=config.centre_country,
             centre_tz=config.centre_tz,
         )
-    print_report(console, result)
-    if result.contact_centre is None:
-        console.print(f"(no contact-centre records at {config.contacts})")
+        history = None
+        if fmt in ("json", "html"):
+            from ..report_formats import history_from_store
+
+            history = history_from_store(store, now, days)
+    if fmt == "text" and output is None:
+        print_report(console, result)
+        if result.contact_centre is None:
+            console.print(f"(no contact-centre records at {config.contacts})")
+        return
+    from ..report_formats import report_csv, report_document, report_html
+
+    if fmt == "json":
+        import json
+
+        text = json.dumps(report_document(result, history), indent=1)
+    elif fmt == "csv":
+        text = report_csv(result)
+    elif fmt == "html":
+        text = report_html(result, history)
+    else:  # text into a file
+        import io
+
+        from rich.console import Console
+
+        buffer = io.StringIO()
+        print_report(Console(file=buffer, width=140, highlight=False), result)
+        text = buffer.getvalue()
+    if output is None:
+        click.echo(text, nl=not text.endswith("\n"))
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+    console.print(f"Wrote the {fmt} report of {now.date().isoformat()} to {output}")
 
 
 @main.command()
