@@ -224,6 +224,7 @@ def import_(db: Path, source: Path, fmt: str | None) -> None:
     from rich.table import Table
 
     from ..importers import ImportFailed, import_csv, import_json
+    from .wording import counted
 
     console = _console()
     fmt = fmt or ("csv" if source.is_dir() else "json")
@@ -239,7 +240,9 @@ def import_(db: Path, source: Path, fmt: str | None) -> None:
                 summary = import_fhir(store, source)
         except ImportFailed as exc:
             err = Console(stderr=True, highlight=False, soft_wrap=True)
-            err.print(f"Import refused, nothing was stored: {len(exc.problems)} problem(s)")
+            err.print(
+                f"Import refused, nothing was stored: {counted(len(exc.problems), 'problem', 'problems')}"
+            )
             for p in exc.problems:
                 err.print(f"  {p}", markup=False)
             raise SystemExit(1) from None
@@ -282,6 +285,7 @@ def export(db: Path, dest: Path, fmt: str | None) -> None:
     from rich.console import Console
 
     from ..importers import export_csv, export_json
+    from .wording import counted
 
     console = _console()
     fmt = fmt or ("json" if dest.suffix.lower() == ".json" else "csv")
@@ -323,7 +327,7 @@ def export(db: Path, dest: Path, fmt: str | None) -> None:
     if fmt == "fhir" and applications:
         # FHIR R4 has no resource for them; losing one would let a patient who applied be dunned.
         Console(stderr=True, highlight=False, soft_wrap=True).print(
-            f"Warning: the FHIR bundle leaves out {applications} financial-assistance application(s) "
+            f"Warning: the FHIR bundle leaves out {counted(applications, 'financial-assistance application', 'financial-assistance applications')} "
             "(FHIR R4 has no resource for them); export csv or json as well to keep them."
         )
 
@@ -606,6 +610,7 @@ def explain(db: Path, account_id: str) -> None:
     from rich.table import Table
 
     from ..daily_run import explain_account
+    from .wording import counted
 
     console = _console()
     with _open(db) as store:
@@ -614,7 +619,7 @@ def explain(db: Path, account_id: str) -> None:
     if not items:
         console.print(f"No decisions recorded for account {account_id} yet; run `carecollect run` first.")
         return
-    table = Table(title=f"Account {account_id}: {len(items)} record(s)", show_lines=True)
+    table = Table(title=f"Account {account_id}: {counted(len(items), 'record', 'records')}", show_lines=True)
     for col in ("at", "kind", "invoice", "purpose", "channel", "reasons"):
         table.add_column(col, overflow="fold")
     for item in items:
@@ -854,6 +859,8 @@ def demo(db: Path, size: int, weeks: int, seed: int, fresh: bool, no_run: bool) 
     from rich.table import Table
 
     from ..demo import DEMO_START, create_demo_portfolio, run_demo
+    from .config import config_path, load_config
+    from .wording import counted, duration
 
     console = _console()
     started = dt.datetime.now(dt.UTC)
@@ -888,7 +895,7 @@ def demo(db: Path, size: int, weeks: int, seed: int, fresh: bool, no_run: bool) 
     console.print(
         f"[bold]carecollect demo[/bold]: {f.invoices} invoices of {f.patients} patients "
         f"(US, Norway, Germany, Bulgaria), {f.plans} plans, {f.disputes} disputes at the start; "
-        f"{len(result.days)} daily runs over {weeks} week(s)."
+        f"{counted(len(result.days), 'daily run', 'daily runs')} over {duration(weeks, 'week')}."
     )
     runs = Table(title="Daily runs")
     for col in (
@@ -921,11 +928,27 @@ def demo(db: Path, size: int, weeks: int, seed: int, fresh: bool, no_run: bool) 
             str(d.contacts),
         )
     console.print(runs)
+    console.print(
+        "held: when planning, a rule said not now or not at all (quiet hours, a dispute, a cap, "
+        "a waiting period); no message was made.\n"
+        "suppressed: planned, but the check just before sending said no (the patient opted out, a "
+        "cap filled up, no usable address); a later run tries again when the rule allows.\n"
+        "deferred: an earlier attempt failed or was suppressed and waits for its retry time.",
+        markup=False,
+        highlight=False,
+    )
     print_report(console, result.report)
     outbox_files = sum(1 for _ in result.outbox.iterdir()) if result.outbox.is_dir() else 0
-    console.print(
-        f"Done in {elapsed:.1f} s. Database {result.db}; {outbox_files} messages in {result.outbox}{os.sep}. "
-        f"Try: carecollect explain --db {result.db} {result.days[0].report.plan.messages[0].step.account_id}"
-        if result.days and result.days[0].report.plan.messages
-        else f"Done in {elapsed:.1f} s. Database {result.db}."
-    )
+    contacts = load_config(result.db).contacts
+    console.print(f"Done in {elapsed:.1f} s. Written:", highlight=False)
+    for what, path in (
+        ("database", result.db),
+        ("settings", config_path(result.db)),
+        (f"outbox ({counted(outbox_files, 'message', 'messages')})", result.outbox),
+        ("contact-centre records", contacts),
+    ):
+        shown = f"{path}{os.sep}" if path.is_dir() else str(path)
+        console.print(f"  {what}: {shown}", markup=False, highlight=False)
+    if result.days and result.days[0].report.plan.messages:
+        first = result.days[0].report.plan.messages[0].step.account_id
+        console.print(f"Try: carecollect explain --db {result.db} {first}", markup=False, highlight=False)
