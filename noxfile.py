@@ -58,7 +58,9 @@ REFERENCE_PLUGINS = sorted(p for p in (ROOT / "plugins").glob("*") if (p / "pypr
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """Unit, property, scenario and doctest tests on every supported Python."""
-    session.install("-e", ".[test,pdf,fhir]")
+    # report and otel: the HTML report and the run's spans are tested; playwright drives the
+    # system's chromium (never `playwright install`) for the tests marked browser
+    session.install("-e", ".[test,pdf,fhir,report,otel]", "playwright==1.65.2")
     session.run("pytest", *session.posargs)
 
 
@@ -73,14 +75,14 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=DEFAULT)
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on src/."""
-    session.install("-e", ".[test,pdf,fhir]", "mypy")
+    session.install("-e", ".[test,pdf,fhir,report,otel]", "mypy")
     session.run("mypy", "--strict", "src/carecollect")
 
 
 @nox.session(python=DEFAULT)
 def docs(session: nox.Session) -> None:
     """Sphinx HTML and doctest, warnings are errors."""
-    session.install("-e", ".[test,pdf,fhir]", "sphinx", "furo")
+    session.install("-e", ".[test,pdf,fhir,report,otel]", "sphinx", "furo")
     session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
     session.run("sphinx-build", "-W", "--keep-going", "-b", "doctest", "docs", "docs/_build/doctest")
 
