@@ -2294,13 +2294,13 @@ def execute_run(
                     heart,
                     run_id,
                 )
+            _finished(store, report, now, run_id)  # under the lock: the next run sees it
     except BaseException as exc:
         log_event("run.failed", run_id=run_id, error=type(exc).__name__)
         raise
     finally:
         heart.stop()
         store.release_run_lock(owner, pid)
-    _finished(store, report, now, run_id)
     return report
 
 
