@@ -104,7 +104,12 @@ def test_html_report_opens_offline_in_a_real_browser(demo_db: Path, tmp_path: Pa
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.skip("BROWSER TEST SKIPPED: chromium is not installed (apt-get install -y chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    try:  # only a missing browser skips: without playwright the test fails and says what to install
+        from playwright import sync_api
+    except ImportError:
+        pytest.fail(
+            'playwright is not installed: pip install "playwright==1.65.2" (never `playwright install`)'
+        )
     page_file = tmp_path / "report.html"
     _report(demo_db, "html", "-o", str(page_file))
     requested: list[str] = []
@@ -142,3 +147,12 @@ def test_html_report_opens_offline_in_a_real_browser(demo_db: Path, tmp_path: Pa
         finally:
             browser.close()
     assert requested == [page_file.as_uri()]
+
+
+def test_html_without_pygal_names_the_extra(demo_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pygal", None)  # as if the extra were not installed
+    result = CliRunner().invoke(main, ["report", "--db", str(demo_db), "--as-of", AS_OF, "--format", "html"])
+    assert result.exit_code == 1
+    assert 'pip install "carecollect[report]"' in result.output
