@@ -58,7 +58,7 @@ REFERENCE_PLUGINS = sorted(p for p in (ROOT / "plugins").glob("*") if (p / "pypr
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """Unit, property, scenario and doctest tests on every supported Python."""
-    session.install("-e", ".[test,pdf,fhir,web,x12]", "-e", "plugins/carecollect-demo-gateway")
+    session.install("-e", ".[test,pdf,fhir,web,x12,report,otel]", "-e", "plugins/carecollect-demo-gateway")
     # the real-browser suite runs once, in its own session (nox -s browser)
     session.run("pytest", "-m", "not browser", *session.posargs)
 
@@ -70,9 +70,9 @@ def browser(session: nox.Session) -> None:
     Needs ``apt-get install -y chromium`` and ``npm install --prefix tests/web axe-core`` first
     (``.ci/run`` does both); Playwright drives the installed chromium (no browser download).
     """
-    session.install("-e", ".[test,web]", "-e", "plugins/carecollect-demo-gateway", "playwright>=1.45")
+    session.install("-e", ".[test,web,report]", "-e", "plugins/carecollect-demo-gateway", "playwright==1.65.2")
     session.run(
-        "pytest", "-m", "browser", "tests/web", *session.posargs, env={"CARECOLLECT_REQUIRE_BROWSER": "1"}
+        "pytest", "-m", "browser", "tests", *session.posargs, env={"CARECOLLECT_REQUIRE_BROWSER": "1"}
     )
 
 
@@ -87,14 +87,14 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=DEFAULT)
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on src/."""
-    session.install("-e", ".[test,pdf,fhir,web,x12]", "mypy")
+    session.install("-e", ".[test,pdf,fhir,web,x12,report,otel]", "mypy")
     session.run("mypy", "--strict", "src/carecollect")
 
 
 @nox.session(python=DEFAULT)
 def docs(session: nox.Session) -> None:
     """Sphinx HTML and doctest, warnings are errors."""
-    session.install("-e", ".[test,pdf,fhir,web,x12]", "sphinx", "furo", "sphinx-copybutton")
+    session.install("-e", ".[test,pdf,fhir,web,x12,report,otel]", "sphinx", "furo", "sphinx-copybutton")
     session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
     session.run("sphinx-build", "-W", "--keep-going", "-b", "doctest", "docs", "docs/_build/doctest")
     # the reference shows every hook and enum member; tutorials run as pasted (these need Sphinx)

@@ -283,7 +283,7 @@ def test_run_takes_in_events_from_a_file_once(db: Path, tmp_path: Path) -> None:
     assert _row(first.output, "opt-outs") == "1"
     again = _cli("run", "--db", str(db), "--as-of", AS_OF, "--events", str(events))
     assert _row(again.output, "duplicates ignored") == "1"
-    assert _row(again.output, "opt-outs") == "0"
+    assert "opt-outs" not in again.output  # a row of zeros is left out
 
     events.write_text('{"kind": "reply"}\nnot json\n', encoding="utf-8")
     bad = _cli("run", "--db", str(db), "--as-of", AS_OF, "--events", str(events))

@@ -387,7 +387,8 @@ def test_a_second_run_while_one_is_running_is_refused(tmp_path: Path) -> None:
     assert report.sent >= 1
     done = {k for k in planned if store.outbox_get(k).status is OutboxStatus.DONE}
     assert done == planned
-    assert [r.data["dead_pid"] for r in store.audit_records(subject_id="run")] == [child.pid]
+    taken_over = store.audit_records(subject_id="run", kinds=("run.lock_taken_over",))
+    assert [r.data["dead_pid"] for r in taken_over] == [child.pid]
     assert store.current_run_lock() is None
     assert store.verify_audit().ok
     store.close()

@@ -39,6 +39,7 @@ import socket
 import sqlite3
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -59,6 +60,7 @@ from .messages.statement import build_statement
 from .messaging import DeliveryReport, DeliveryState, ReceiptStatus
 from .messaging import RenderedMessage as OutgoingMessage
 from .money import Money
+from .observability import add_metric, log_event, phase_span
 from .outreach import AttemptOutcome, ContactAttempt, OutreachPurpose, OutreachStatus, OutreachStep
 from .payments import (
     Adjustment,
@@ -611,6 +613,8 @@ class RunReport:
     hook_failures: tuple[str, ...] = ()
     #: Print batches the run closed (:func:`close_batches`), by id.
     batches: tuple[str, ...] = ()
+    #: Messages sent on each channel (channels that sent none are left out).
+    sent_by_channel: Mapping[Channel, int] = attrs.field(factory=dict)
 
 
 # -- planning ----------------------------------------------------------------------------------
@@ -2461,34 +2465,122 @@ def execute_run(
     _release_if_holder_died(store, owner, pid, now)
     store.acquire_run_lock(owner, pid, now=_wall_clock(), stale_after=stale_after)
     heart = RunHeartbeat(store, owner, pid, stale_after)
+    run_id = uuid.uuid4().hex[:12]
+    log_event("run.started", run_id=run_id, as_of=now.isoformat(), workers=workers, dry_run=False)
     try:
-        heart.start()
-        redeliver_hook_events(store, pm, now)  # what earlier runs owe plugins goes first
-        intake_report = intake(store, pm, settings, events, now, contacts=contacts)
-        talks = by_account(conversations)
-        if workers > 1:
-            report, failures = _execute_parallel(
-                store,
-                now,
-                settings,
-                given_renderer,
-                intake_report,
-                progress,
-                owner,
-                pid,
-                talks,
-                workers,
-                pm_factory,
-                heart,
+        with phase_span("carecollect.run", run_id=run_id, as_of=now.isoformat(), workers=workers):
+            heart.start()
+            with phase_span("carecollect.run.intake", run_id=run_id):
+                redeliver_hook_events(store, pm, now)  # what earlier runs owe plugins goes first
+                intake_report = intake(store, pm, settings, events, now, contacts=contacts)
+            log_event(
+                "run.intake.done",
+                run_id=run_id,
+                processed=intake_report.processed,
+                duplicates=intake_report.duplicates,
+                payments=intake_report.payments,
+                opt_outs=intake_report.opt_outs,
             )
-            return attrs.evolve(
-                report, hook_failures=hook_failures(pm) + failures, batches=close_batches(pm, settings, now)
-            )
-        report = _execute(store, now, pm, settings, renderer, intake_report, progress, heart, talks)
-        return attrs.evolve(report, hook_failures=hook_failures(pm), batches=close_batches(pm, settings, now))
+            with phase_span("carecollect.run.plan_and_send", run_id=run_id):
+                report = _execute_phase(
+                    store,
+                    now,
+                    pm,
+                    settings,
+                    renderer,
+                    given_renderer,
+                    intake_report,
+                    progress,
+                    owner,
+                    pid,
+                    conversations,
+                    workers,
+                    pm_factory,
+                    heart,
+                    run_id,
+                )
+            _finished(store, report, now, run_id)  # under the lock: the next run sees it
+    except BaseException as exc:
+        log_event("run.failed", run_id=run_id, error=type(exc).__name__)
+        raise
     finally:
         heart.stop()
         store.release_run_lock(owner, pid)
+    return report
+
+
+def _finished(store: Store, report: RunReport, now: dt.datetime, run_id: str) -> None:
+    """Record the run's instant (what :func:`last_run_at` reads) and log and count its outcome."""
+    held = report.plan.counts().get("hold", 0)
+    figures = {
+        "accounts": report.plan.accounts,
+        "sent": report.sent,
+        "held": held,
+        "suppressed": report.suppressed,
+        "failed": report.failed,
+        "deferred": report.deferred_retry,
+    }
+    store.audit_append("run.finished", "run", {"run_id": run_id, "as_of": now.isoformat(), **figures}, at=now)
+    log_event("run.finished", run_id=run_id, **figures)
+    add_metric("carecollect.accounts.planned", report.plan.accounts)
+    add_metric("carecollect.messages.sent", report.sent)
+    add_metric("carecollect.messages.held", held)
+
+
+def last_run_at(store: Store) -> dt.datetime | None:
+    """The instant (``as_of``) of the latest finished run, from the audit log (``None``: no run yet).
+
+    A run records it as the audit record ``run.finished`` (subject ``run``); the command line asks
+    for ``--force`` before it runs at an earlier instant.
+
+    :param store: the store.
+    """
+    latest: dt.datetime | None = None
+    for rec in store.audit_records(subject_id="run", kinds=("run.finished",)):
+        at = dt.datetime.fromisoformat(str(rec.data["as_of"]))
+        latest = at if latest is None or at > latest else latest
+    return latest
+
+
+def _execute_phase(
+    store: Store,
+    now: dt.datetime,
+    pm: Any,
+    settings: RunSettings,
+    renderer: Renderer,
+    given_renderer: Renderer | None,
+    intake_report: IntakeReport,
+    progress: Callable[[int], None] | None,
+    owner: str,
+    pid: int,
+    conversations: Iterable[tuple[str, str | None, dt.datetime]],
+    workers: int,
+    pm_factory: Callable[[], Any] | None,
+    heart: RunHeartbeat,
+    run_id: str,
+) -> RunReport:
+    """Plan and send, in this process or in ``workers`` processes (see :func:`execute_run`)."""
+    talks = by_account(conversations)
+    if workers > 1:
+        report, failures = _execute_parallel(
+            store,
+            now,
+            settings,
+            given_renderer,
+            intake_report,
+            progress,
+            owner,
+            pid,
+            talks,
+            workers,
+            pm_factory,
+            heart,
+        )
+        return attrs.evolve(
+            report, hook_failures=hook_failures(pm) + failures, batches=close_batches(pm, settings, now)
+        )
+    report = _execute(store, now, pm, settings, renderer, intake_report, progress, heart, talks, run_id)
+    return attrs.evolve(report, hook_failures=hook_failures(pm), batches=close_batches(pm, settings, now))
 
 
 def _wall_clock() -> dt.datetime:
@@ -2692,6 +2784,8 @@ class _Sender:
                 accounts=self.accounts,
             )
             counts["failed" if outcome == "gave_up" else outcome] += 1
+            if outcome == "sent":
+                counts[f"sent.{msg.channel.value}"] += 1
             by_step.setdefault(msg.step.id, (msg.step, []))[1].append((msg.key, outcome))
         for step, outcomes in by_step.values():
             _close_step(store, step, outcomes, now)
@@ -2709,6 +2803,7 @@ _COUNTERS = (
     "missed",
     "charged",
     "charge_failed",
+    *(f"sent.{c.value}" for c in Channel),
 )
 
 
@@ -2722,12 +2817,20 @@ def _execute(
     progress: Callable[[int], None] | None,
     heart: RunHeartbeat,
     conversations: Conversations,
+    run_id: str = "",
 ) -> RunReport:
     sender = _Sender(store, pm, settings, renderer, now)
     collected = _Collected(settings.keep_plan)
     for planned in _iter_plans(store, now, settings, conversations):
         collected.add(planned)
         assert planned.plan is not None
+        log_event(
+            "run.account.planned",
+            run_id=run_id,
+            account_id=planned.account_id,
+            messages=len(planned.plan.messages),
+            holds=sum(1 for d in planned.plan.decisions if d.kind is DecisionKind.HOLD),
+        )
         sender.account(
             planned.account_id, planned.creditor_id, planned.plan, conversations.get(planned.account_id, ())
         )
@@ -2750,6 +2853,7 @@ def _report(plan: RunPlan, counts: Mapping[str, int], intake_report: IntakeRepor
         intake_report,
         counts["charged"],
         counts["charge_failed"],
+        sent_by_channel={c: counts[f"sent.{c.value}"] for c in Channel if counts[f"sent.{c.value}"]},
     )
 
 
@@ -3093,6 +3197,7 @@ def _send_one(
         store.audit_append(
             "message.sent", step.account_id, {"key": msg.key, "language": rendered.language}, at=now
         )
+        log_event("run.message.sent", account_id=step.account_id, key=msg.key, channel=msg.channel.value)
         accounts.sent(step, untouched)
         owed = owe_hook(
             store,

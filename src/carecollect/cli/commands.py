@@ -7,19 +7,19 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import attrs
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from ..errors import CareCollectError, ConfigurationError
-from ..reports import BUCKETS, CollectionReport, report_from_store
-from ..store.sqlite import SQLiteStore
-from .config import check_config, config_path, effective_settings, load_config, write_default_config
-from .contacts import read_records
+
+if TYPE_CHECKING:  # `carecollect --help` imports none of these: each command imports what it uses
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from ..reports import CollectionReport
+    from ..store.sqlite import SQLiteStore
+
 from .web import demo_pages, web
 
 __all__ = ["RUN_HOUR_UTC", "main", "parse_as_of"]
@@ -127,6 +127,8 @@ class _Group(click.Group):
 
 
 def _console() -> Console:
+    from rich.console import Console
+
     console = Console(highlight=False)
     if not console.is_terminal:
         console = Console(highlight=False, width=max(console.width, 140))
@@ -152,6 +154,8 @@ _AS_OF_HELP = (
 
 @contextmanager
 def _open(db: Path) -> Iterator[SQLiteStore]:
+    from ..store.sqlite import SQLiteStore
+
     if not db.exists():
         raise ConfigurationError(f"no database at {db}; run `carecollect init --db {db}` first")
     store = SQLiteStore(db)
@@ -162,6 +166,8 @@ def _open(db: Path) -> Iterator[SQLiteStore]:
 
 
 def _progress(console: Console) -> Progress:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -186,6 +192,9 @@ def init(db: Path) -> None:
     Running it again on an existing database only applies new migrations and
     keeps the settings file as it is.
     """
+    from ..store.sqlite import SQLiteStore
+    from .config import config_path, write_default_config
+
     console = _console()
     existed = db.exists()
     db.parent.mkdir(parents=True, exist_ok=True)
@@ -214,8 +223,12 @@ def init(db: Path) -> None:
 )
 def import_(db: Path, source: Path, fmt: str | None) -> None:
     """Import SOURCE, all or nothing; every bad row is listed with where it is and its field."""
+    from rich.console import Console
+    from rich.table import Table
+
     from ..importers import ImportFailed, import_csv, import_json
     from ..importers.remittance import looks_like_remittance
+    from .wording import counted
 
     console = _console()
     if fmt is None:
@@ -235,7 +248,9 @@ def import_(db: Path, source: Path, fmt: str | None) -> None:
                 summary = import_fhir(store, source)
         except ImportFailed as exc:
             err = Console(stderr=True, highlight=False, soft_wrap=True)
-            err.print(f"Import refused, nothing was stored: {len(exc.problems)} problem(s)")
+            err.print(
+                f"Import refused, nothing was stored: {counted(len(exc.problems), 'problem', 'problems')}"
+            )
             for p in exc.problems:
                 err.print(f"  {p}", markup=False)
             raise SystemExit(1) from None
@@ -256,6 +271,9 @@ def import_(db: Path, source: Path, fmt: str | None) -> None:
 
 
 def _import_remittance(db: Path, source: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     from ..errors import RemittanceRefused
     from ..importers.remittance import import_remittance
 
@@ -305,7 +323,10 @@ def export(db: Path, dest: Path, fmt: str | None) -> None:
     """
     import json
 
+    from rich.console import Console
+
     from ..importers import export_csv, export_json
+    from .wording import counted
 
     console = _console()
     fmt = fmt or ("json" if dest.suffix.lower() == ".json" else "csv")
@@ -347,7 +368,7 @@ def export(db: Path, dest: Path, fmt: str | None) -> None:
     if fmt == "fhir" and applications:
         # FHIR R4 has no resource for them; losing one would let a patient who applied be dunned.
         Console(stderr=True, highlight=False, soft_wrap=True).print(
-            f"Warning: the FHIR bundle leaves out {applications} financial-assistance application(s) "
+            f"Warning: the FHIR bundle leaves out {counted(applications, 'financial-assistance application', 'financial-assistance applications')} "
             "(FHIR R4 has no resource for them); export csv or json as well to keep them."
         )
 
@@ -364,6 +385,9 @@ def backup(db: Path, dest: Path) -> None:
     Restore with `carecollect restore`.
     """
     import shutil
+
+    from ..store.sqlite import SQLiteStore
+    from .config import config_path
 
     console = _console()
     with _open(db) as store:
@@ -399,6 +423,8 @@ def restore(db: Path, source: Path, force: bool) -> None:
     import sqlite3
 
     from ..store.base import RunLocked
+    from ..store.sqlite import SQLiteStore
+    from .config import config_path
 
     console = _console()
     try:
@@ -446,11 +472,50 @@ def restore(db: Path, source: Path, force: bool) -> None:
     help="Processes that render and send (planning stays in this one); each opens the database "
     "itself. Default: 1.",
 )
-def run(db: Path, dry_run: bool, as_of: str | None, events: Path | None, workers: int) -> None:
-    """Run the daily cycle: intake, plan, send each message once, charge due instalments, place."""
-    from ..daily_run import execute_run, plan_run
-    from ..plugin_manager import make_plugin_manager
+@click.option(
+    "--show",
+    is_flag=True,
+    help="With --dry-run: list every planned message (account, step, channel, language, due) "
+    "and every hold with its reasons, not only the counts.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="With --dry-run: json prints one document with stable keys (format carecollect.dry-run/1).",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Run at an --as-of earlier than the last run's (refused without it).",
+)
+def run(
+    db: Path,
+    dry_run: bool,
+    as_of: str | None,
+    events: Path | None,
+    workers: int,
+    show: bool,
+    fmt: str,
+    force: bool,
+) -> None:
+    """Run the daily cycle: intake, plan, send each message once, charge due instalments, place.
 
+    The summary leaves out what is zero and says where the messages went (channel, plugin,
+    folder or server). A dry run counts by default; --show lists what it would send and hold.
+    """
+    import attrs
+    from rich.table import Table
+
+    from ..daily_run import execute_run, last_run_at, plan_run
+    from ..plugin_manager import make_plugin_manager
+    from .config import check_config, load_config
+    from .run_summary import dry_run_document, dry_run_rows, routes, run_rows
+
+    if (show or fmt != "text") and not dry_run:
+        raise click.UsageError("--show and --format go with --dry-run")
     now = parse_as_of(as_of)
     console = _console()
     with _open(db) as store:
@@ -458,27 +523,33 @@ def run(db: Path, dry_run: bool, as_of: str | None, events: Path | None, workers
         pm = make_plugin_manager()
         # before anything is planned or sent: a wrong name (plugin or creditor) fails loudly
         check_config(config, pm, [c.id for c in store.creditors()])
-        # only counts are shown: the plan keeps no lists, so memory stays flat for any portfolio
-        settings = attrs.evolve(config.settings, keep_plan=False)
-        table = Table(title=f"{'Dry run' if dry_run else 'Run'} at {now.isoformat()}")
-        table.add_column("")
-        table.add_column("count", justify="right")
+        last = last_run_at(store)
+        if not dry_run and last is not None and now < last and not force:
+            raise ConfigurationError(
+                f"--as-of {now.isoformat()} is before the last run ({last.isoformat()}); "
+                "running back in time re-plans what that run decided: pass --force if you mean it"
+            )
+        # counts only, unless --show: the plan keeps no lists, so memory stays flat for any portfolio
+        settings = attrs.evolve(config.settings, keep_plan=dry_run and show)
         records = _contact_records(config.contacts)
         talks = _talks(records)
         if dry_run:
             plan = plan_run(store, now, settings, conversations=talks)
-            counts = plan.counts()
-            rows = [
-                ("accounts", plan.accounts),
-                ("invoices", plan.invoices),
-                ("messages planned", plan.size("messages")),
-                ("messages held", counts.get("hold", 0)),
-                ("invoices with nothing due", counts.get("nothing_due", 0)),
-                ("instalments to mark missed", plan.size("missed")),
-                ("instalments to charge", plan.size("charges")),
-                ("placements planned", plan.size("placements")),
-                ("agency gate held", counts.get("gate_held", 0)),
-            ]
+            languages: dict[str, str] = {}
+
+            def language_of(account_id: str) -> str:
+                if account_id not in languages:
+                    account = store.get_account(account_id)
+                    languages[account_id] = store.get_patient(account.patient_id).preferred_language
+                return languages[account_id]
+
+            doc = dry_run_document(plan, language_of)
+            if fmt == "json":
+                import json
+
+                click.echo(json.dumps(doc, indent=1))
+                return
+            rows = dry_run_rows(plan)
         else:
             total = store.counts()["accounts"]
             with _progress(console) as bar:
@@ -496,40 +567,55 @@ def run(db: Path, dry_run: bool, as_of: str | None, events: Path | None, workers
                     workers=workers,
                     stale_after=config.lock_stale_after,
                 )
-            counts = report.plan.counts()
-            rows = [
-                ("accounts", report.plan.accounts),
-                ("messages planned", report.plan.size("messages")),
-                ("sent", report.sent),
-                ("already sent (skipped)", report.skipped_already_sent),
-                ("held", counts.get("hold", 0)),
-                ("suppressed", report.suppressed),
-                ("failed", report.failed),
-                ("deferred (retry later)", report.deferred_retry),
-                ("instalments marked missed", report.instalments_missed),
-                ("instalments charged", report.charged),
-                ("charges failed (retried later)", report.charges_failed),
-                ("placed with agency", report.placed),
-            ]
-            if report.intake is not None:
-                rows.append(("inbound events taken in", report.intake.processed))
-                rows.append(("duplicates ignored", report.intake.duplicates))
-                rows.append(("payments posted", report.intake.payments))
-                rows.append(("payments reversed", report.intake.payments_reversed))
-                rows.append(("opt-outs", report.intake.opt_outs))
-                rows.append(("disputes opened", report.intake.disputes_opened))
-                rows.append(("disputes resolved or withdrawn", report.intake.disputes_resolved))
-                rows.append(("disputes: patient met (contact centre)", report.intake.disputes_met))
-                rows.append(("recalled from agency", report.intake.recalled))
-                rows.append(("agency status updates", report.intake.agency_updates))
-                rows.append(("events refused or unmatched", len(report.intake.failures)))
-            rows.append(("plugin hook failures (not delivered)", len(report.hook_failures)))
-        for label, value in rows:
-            table.add_row(label, str(value))
-        console.print(table)
-        if not dry_run:
-            for line in report.hook_failures:
-                console.print(f"[yellow]plugin hook failed:[/yellow] {line}", markup=True, highlight=False)
+            rows = run_rows(report)
+    table = Table(title=f"{'Dry run' if dry_run else 'Run'} at {now.isoformat()}")
+    table.add_column("")
+    table.add_column("count", justify="right")
+    for label, value in rows:
+        table.add_row(label, str(value))
+    console.print(table)
+    if dry_run:
+        if last is not None and now < last:
+            console.print(f"Note: the last run was at {last.isoformat()}; a real run here needs --force.")
+        if show:
+            _print_dry_run_lists(console, doc)
+        return
+    for route in routes(settings, report.sent_by_channel):
+        console.print(
+            f"{route.channel}: {route.sent} sent by plugin {route.plugin}"
+            + (f" to {route.destination}" if route.destination else ""),
+            markup=False,
+            highlight=False,
+        )
+    for line in report.hook_failures:
+        console.print(f"[yellow]plugin hook failed:[/yellow] {line}", markup=True, highlight=False)
+
+
+def _print_dry_run_lists(console: Console, doc: dict[str, Any]) -> None:
+    """The planned messages and holds of a dry run's document, as two tables."""
+    from rich.table import Table
+
+    messages = Table(title=f"Planned messages: {len(doc['messages'])}")
+    for col in ("account", "invoice", "step", "channel", "language", "due"):
+        messages.add_column(col, overflow="fold")
+    for m in doc["messages"]:
+        messages.add_row(
+            m["account_id"], m["invoice_id"] or "", m["step"], m["channel"], m["language"], m["due_at"]
+        )
+    console.print(messages, markup=False)
+    holds = Table(title=f"Holds: {len(doc['holds'])}")
+    for col in ("account", "invoice", "step", "channel", "earliest", "reasons"):
+        holds.add_column(col, overflow="fold")
+    for h in doc["holds"]:
+        holds.add_row(
+            h["account_id"],
+            h["invoice_id"] or "",
+            h["step"] or "",
+            h["channel"] or "",
+            h["earliest"] or "",
+            "\n".join(f"{r['outcome']} {r['rule_id']}: {r['message']}" for r in h["reasons"]),
+        )
+    console.print(holds, markup=False)
 
 
 @main.group()
@@ -546,6 +632,7 @@ def config_check(db: Path) -> None:
     any problem; else the effective settings per creditor, secrets shown by reference only.
     """
     from ..plugin_manager import make_plugin_manager
+    from .config import check_config, config_path, effective_settings, load_config
 
     cfg = load_config(db)
     pm = make_plugin_manager()
@@ -570,7 +657,10 @@ def config_check(db: Path) -> None:
 @click.argument("account_id")
 def explain(db: Path, account_id: str) -> None:
     """Why ACCOUNT_ID got, or did not get, each message (from the audit log)."""
+    from rich.table import Table
+
     from ..daily_run import explain_account
+    from .wording import counted
 
     console = _console()
     with _open(db) as store:
@@ -579,7 +669,7 @@ def explain(db: Path, account_id: str) -> None:
     if not items:
         console.print(f"No decisions recorded for account {account_id} yet; run `carecollect run` first.")
         return
-    table = Table(title=f"Account {account_id}: {len(items)} record(s)", show_lines=True)
+    table = Table(title=f"Account {account_id}: {counted(len(items), 'record', 'records')}", show_lines=True)
     for col in ("at", "kind", "invoice", "purpose", "channel", "reasons"):
         table.add_column(col, overflow="fold")
     for item in items:
@@ -613,7 +703,11 @@ def print_report(console: Console, report: CollectionReport) -> None:
     :param console: where to print.
     :param report: the report.
     """
-    aging = Table(title=f"Aging of open balances at {report.now.isoformat()} (days past due)")
+    from rich.table import Table
+
+    from ..reports import BUCKETS
+
+    aging = Table(title=f"Aging of open balances on {report.now.date().isoformat()} (days past due)")
     aging.add_column("currency")
     for name in BUCKETS:
         aging.add_column(name, justify="right")
@@ -718,8 +812,28 @@ def print_report(console: Console, report: CollectionReport) -> None:
     type=click.IntRange(1),
     help="The period for money collected, messages and holds.",
 )
-def report(db: Path, as_of: str | None, days: int) -> None:
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "csv", "html"]),
+    default="text",
+    show_default=True,
+    help="text: tables; json and csv: the figures for machines; html: one page with charts "
+    'that opens offline (needs pip install "carecollect[report]").',
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the report to this file (default: print it).",
+)
+def report(db: Path, as_of: str | None, days: int, fmt: str, output: Path | None) -> None:
     """Aging, money collected, messages, plans, disputes, holds and the contact centre's day."""
+    from ..reports import report_from_store
+    from .config import load_config
+    from .contacts import read_records
+
     now = parse_as_of(as_of)
     console = _console()
     with _open(db) as store:
@@ -733,9 +847,40 @@ def report(db: Path, as_of: str | None, days: int) -> None:
             centre_country=config.centre_country,
             centre_tz=config.centre_tz,
         )
-    print_report(console, result)
-    if result.contact_centre is None:
-        console.print(f"(no contact-centre records at {config.contacts})")
+        history = None
+        if fmt in ("json", "html"):
+            from ..report_formats import history_from_store
+
+            history = history_from_store(store, now, days)
+    if fmt == "text" and output is None:
+        print_report(console, result)
+        if result.contact_centre is None:
+            console.print(f"(no contact-centre records at {config.contacts})")
+        return
+    from ..report_formats import report_csv, report_document, report_html
+
+    if fmt == "json":
+        import json
+
+        text = json.dumps(report_document(result, history), indent=1)
+    elif fmt == "csv":
+        text = report_csv(result)
+    elif fmt == "html":
+        text = report_html(result, history)
+    else:  # text into a file
+        import io
+
+        from rich.console import Console
+
+        buffer = io.StringIO()
+        print_report(Console(file=buffer, width=140, highlight=False), result)
+        text = buffer.getvalue()
+    if output is None:
+        click.echo(text, nl=not text.endswith("\n"))
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+    console.print(f"Wrote the {fmt} report of {now.date().isoformat()} to {output}")
 
 
 @main.command()
@@ -761,7 +906,11 @@ def report(db: Path, as_of: str | None, days: int) -> None:
 )
 def demo(db: Path, size: int, weeks: int, seed: int, fresh: bool, no_run: bool) -> None:
     """From nothing: a synthetic portfolio taken through a few simulated weeks of daily runs."""
+    from rich.table import Table
+
     from ..demo import DEMO_START, create_demo_portfolio, run_demo
+    from .config import config_path, load_config
+    from .wording import counted, duration
 
     console = _console()
     started = dt.datetime.now(dt.UTC)
@@ -796,7 +945,7 @@ def demo(db: Path, size: int, weeks: int, seed: int, fresh: bool, no_run: bool) 
     console.print(
         f"[bold]carecollect demo[/bold]: {f.invoices} invoices of {f.patients} patients "
         f"(US, Norway, Germany, Bulgaria), {f.plans} plans, {f.disputes} disputes at the start; "
-        f"{len(result.days)} daily runs over {weeks} week(s)."
+        f"{counted(len(result.days), 'daily run', 'daily runs')} over {duration(weeks, 'week')}."
     )
     runs = Table(title="Daily runs")
     for col in (
@@ -829,18 +978,34 @@ def demo(db: Path, size: int, weeks: int, seed: int, fresh: bool, no_run: bool) 
             str(d.contacts),
         )
     console.print(runs)
+    console.print(
+        "held: when planning, a rule said not now or not at all (quiet hours, a dispute, a cap, "
+        "a waiting period); no message was made.\n"
+        "suppressed: planned, but the check just before sending said no (the patient opted out, a "
+        "cap filled up, no usable address); a later run tries again when the rule allows.\n"
+        "deferred: an earlier attempt failed or was suppressed and waits for its retry time.",
+        markup=False,
+        highlight=False,
+    )
     print_report(console, result.report)
     outbox_files = sum(1 for _ in result.outbox.iterdir()) if result.outbox.is_dir() else 0
     if result.letters is not None:
         console.print(
             f"{len(result.batches)} print batches (PDF and manifest) in {result.letters / 'batches'}{os.sep}"
         )
-    console.print(
-        f"Done in {elapsed:.1f} s. Database {result.db}; {outbox_files} messages in {result.outbox}{os.sep}. "
-        f"Try: carecollect explain --db {result.db} {result.days[0].report.plan.messages[0].step.account_id}"
-        if result.days and result.days[0].report.plan.messages
-        else f"Done in {elapsed:.1f} s. Database {result.db}."
-    )
+    contacts = load_config(result.db).contacts
+    console.print(f"Done in {elapsed:.1f} s. Written:", highlight=False)
+    for what, path in (
+        ("database", result.db),
+        ("settings", config_path(result.db)),
+        (f"outbox ({counted(outbox_files, 'message', 'messages')})", result.outbox),
+        ("contact-centre records", contacts),
+    ):
+        shown = f"{path}{os.sep}" if path.is_dir() else str(path)
+        console.print(f"  {what}: {shown}", markup=False, highlight=False)
+    if result.days and result.days[0].report.plan.messages:
+        first = result.days[0].report.plan.messages[0].step.account_id
+        console.print(f"Try: carecollect explain --db {result.db} {first}", markup=False, highlight=False)
     pages = demo_pages(result.db)
     if pages is not None:
         key_file, url = pages

@@ -26,9 +26,6 @@ import attrs
 import click
 
 from ..errors import ConfigurationError
-from ..invoices import InvoiceStatus
-from ..messages.paylinks import PayLinkSigner, new_nonce
-from .config import config_path, load_config
 
 __all__ = ["demo_pages", "web"]
 
@@ -55,6 +52,8 @@ def _key(key_file: Path | None) -> bytes:
 
 
 def _web_table(db: Path) -> Mapping[str, Any]:
+    from .config import config_path
+
     data = tomllib.loads(config_path(db).read_text(encoding="utf-8"))
     table = data.get("web", {})
     if not isinstance(table, Mapping):
@@ -107,6 +106,7 @@ def serve(
     from ..plugin_manager import make_plugin_manager
     from ..store.sqlite import SQLiteStore
     from ..web import BankTransfer, OfficeHours, WebSettings, create_app
+    from .config import load_config
 
     if not db.exists():
         raise ConfigurationError(f"no database at {db}; run `carecollect init --db {db}` first")
@@ -191,6 +191,8 @@ def link(db: Path, invoice_id: str, key_file: Path | None, base: str, days: int)
 
 
 def _issue(store: Any, key: bytes, base: str, invoice_id: str, days: int) -> str:
+    from ..messages.paylinks import PayLinkSigner, new_nonce
+
     invoice = store.get_invoice(invoice_id)
     book = store.ledger(invoice.account_id)
     balance = (
@@ -209,7 +211,9 @@ def demo_pages(db: Path) -> tuple[Path, str] | None:
 
     :returns: the key file and a pay link of a demo patient with an open balance (``None``: none is open).
     """
+    from ..invoices import InvoiceStatus
     from ..store.sqlite import SQLiteStore
+    from .config import config_path
 
     key_file = db.with_name(f"{db.stem}-paylink.key")
     if not key_file.exists():
