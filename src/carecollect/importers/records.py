@@ -730,7 +730,11 @@ def apply_records(store: Store, records: RecordSet, *, found: Sequence[ImportPro
     regions = _account_regions(records.get("accounts", ()))
     for rec in records.get("patients", ()):
         pid = rec.fields.get("id")
-        check("patients", rec, functools.partial(patient_from, rec.fields, regions.get(str(pid))))
+        check(
+            "patients",
+            rec,
+            functools.partial(patient_from, rec.fields, regions.get(pid) if isinstance(pid, str) else None),
+        )
     for rec in records.get("accounts", ()):
         check("accounts", rec, functools.partial(account_from, rec.fields))
     for rec in records.get("invoices", ()):
