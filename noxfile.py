@@ -70,7 +70,9 @@ def browser(session: nox.Session) -> None:
     Needs ``apt-get install -y chromium`` and ``npm install --prefix tests/web axe-core`` first
     (``.ci/run`` does both); Playwright drives the installed chromium (no browser download).
     """
-    session.install("-e", ".[test,web,report]", "-e", "plugins/carecollect-demo-gateway", "playwright==1.65.2")
+    session.install(
+        "-e", ".[test,web,report]", "-e", "plugins/carecollect-demo-gateway", "playwright==1.65.2"
+    )
     session.run(
         "pytest", "-m", "browser", "tests", *session.posargs, env={"CARECOLLECT_REQUIRE_BROWSER": "1"}
     )

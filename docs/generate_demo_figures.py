@@ -30,10 +30,13 @@ SVG = DOCS / "_static" / "demo-output.svg"
 COMMAND = ("demo", "--invoices", "300", "--weeks", "1")
 WIDTH = 140
 _ELAPSED = re.compile(r"\bin \d+(\.\d+)? s\b")
+#: A demo pay link is signed with a fresh key and expires from today: its token varies by run.
+_PAY_LINK = re.compile(r"(/p/)[A-Za-z0-9._~-]{20,}")
 
 
 def demo_output() -> str:
-    """What ``carecollect demo --invoices 300 --weeks 1`` prints, run time replaced by ``<seconds>``."""
+    """What ``carecollect demo --invoices 300 --weeks 1`` prints, run time replaced by ``<seconds>``
+    and the pay link's token (a fresh key and today's expiry) by ``<token>``."""
     env = {**os.environ, "COLUMNS": str(WIDTH), "NO_COLOR": "1", "TERM": "dumb"}
     env.pop("FORCE_COLOR", None)
     with tempfile.TemporaryDirectory(prefix="carecollect-demo-") as folder:
@@ -48,7 +51,8 @@ def demo_output() -> str:
             check=True,
         )
     lines = [line.rstrip() for line in done.stdout.splitlines()]
-    return _ELAPSED.sub("in <seconds> s", "\n".join(lines)).strip("\n") + "\n"
+    text = _ELAPSED.sub("in <seconds> s", "\n".join(lines))
+    return _PAY_LINK.sub(r"\1<token>", text).strip("\n") + "\n"
 
 
 def svg(text: str) -> str:
