@@ -173,9 +173,13 @@ def test_run_spans_and_metrics_reach_opentelemetry(db: Path) -> None:
         observability.use_providers(None, None)
     sent = int(_rows(result.output)["sent"])
     finished = {s.name: s for s in spans.get_finished_spans()}
-    assert set(finished) >= {"carecollect.run", "carecollect.run.intake", "carecollect.run.plan_and_send"}
+    assert set(finished) >= {
+        "carecollect.run",
+        "carecollect.run.event_intake",
+        "carecollect.run.plan_and_send",
+    }
     root = finished["carecollect.run"]
-    assert finished["carecollect.run.intake"].parent.span_id == root.context.span_id
+    assert finished["carecollect.run.event_intake"].parent.span_id == root.context.span_id
     assert root.attributes["as_of"] == "2026-03-02T16:00:00+00:00"
     data = reader.get_metrics_data()
     points = {

@@ -6,7 +6,8 @@ import subprocess
 import sys
 
 HEAVY = (
-    "carecollect.daily_run",
+    "carecollect.run.settings",
+    "carecollect.run.execute",
     "carecollect.store.sqlite",
     "carecollect.reports",
     "carecollect.plugin_manager",

@@ -22,10 +22,11 @@ from carecollect import (
     NaiveDatetime,
     Patient,
 )
-from carecollect.daily_run import DecisionKind, by_account, plan_account, plan_run
 from carecollect.ledger import post_charge
 from carecollect.policy.packs import get_pack
 from carecollect.portfolio import load_portfolio
+from carecollect.run.decisions import DecisionKind
+from carecollect.run.planning import by_account, plan_account, plan_run
 from carecollect.store.base import AccountSnapshot
 from carecollect.store.sqlite import SQLiteStore
 
@@ -100,8 +101,9 @@ def test_dry_run_plans_but_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_the_dry_run_is_exactly_the_plan_the_real_run_executes(tmp_path: Path) -> None:
-    from carecollect.daily_run import RunSettings, execute_run
     from carecollect.plugin_manager import make_plugin_manager
+    from carecollect.run.execute import execute_run
+    from carecollect.run.settings import RunSettings
 
     now = dt.datetime(2026, 3, 2, 16, tzinfo=dt.UTC)
     settings = RunSettings(channel_config={"outbox": {"folder": str(tmp_path / "out")}})

@@ -13,9 +13,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from carecollect.daily_run import RunSettings, plan_run
 from carecollect.portfolio import load_portfolio
 from carecollect.relief.assistance import ApplicationStatus, AssistanceApplication
+from carecollect.run.planning import plan_run
+from carecollect.run.settings import RunSettings
 from carecollect.store import SQLiteStore
 from carecollect.store.base import NotFound
 

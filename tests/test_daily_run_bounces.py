@@ -1,6 +1,6 @@
 """A hard bounce marks the contact point undeliverable; later messages skip it and use another channel.
 
-Real runs (:func:`~carecollect.daily_run.execute_run`) on a real SQLite file,
+Real runs (:func:`~carecollect.run.execute.execute_run`) on a real SQLite file,
 through the built-in file ``outbox`` channel, whose delivery reports are JSON
 bodies: a run e-mails a statement, the bounce comes in, and the next step goes
 by letter (or not at all, with the reason) until a new address arrives.
@@ -19,19 +19,16 @@ import pytest
 
 from carecollect.channels import Channel
 from carecollect.creditors import Creditor, CreditorRole
-from carecollect.daily_run import (
-    DecisionKind,
-    InboundEvent,
-    InboundKind,
-    RunSettings,
-    execute_run,
-    intake,
-    plan_run,
-)
 from carecollect.invoices import InvoiceStatus
 from carecollect.outreach import AttemptOutcome
 from carecollect.patients import ContactPoint, Patient, mark_undeliverable, opt_out
 from carecollect.plugin_manager import PluginManager, make_plugin_manager
+from carecollect.run.decisions import DecisionKind
+from carecollect.run.event_intake import intake
+from carecollect.run.execute import execute_run
+from carecollect.run.inbound import InboundEvent, InboundKind
+from carecollect.run.planning import plan_run
+from carecollect.run.settings import RunSettings
 from carecollect.store.sqlite import MIGRATIONS, SQLiteStore
 from carecollect.testing.factories import NOW, make_account, make_invoice, make_patient
 

@@ -29,7 +29,6 @@ from carecollect.agencies import (
 from carecollect.builtin.outbox import CAPABILITIES, OutboxChannel
 from carecollect.channels import Channel
 from carecollect.contact_centre import ContactChannel, ContactRecord, Direction, Outcome, Topic
-from carecollect.daily_run import InboundEvent, InboundKind, RunSettings, execute_run, intake
 from carecollect.disputes import DisputeStatus
 from carecollect.events import EventType
 from carecollect.hookspecs import hookimpl
@@ -37,6 +36,10 @@ from carecollect.messaging import MessageChannelDescriptor, Receipt, ReceiptStat
 from carecollect.placements import AgencyPlacement, PlacementStatus
 from carecollect.plugin_manager import PluginManager, make_plugin_manager
 from carecollect.portfolio import load_portfolio
+from carecollect.run.event_intake import intake
+from carecollect.run.execute import execute_run
+from carecollect.run.inbound import InboundEvent, InboundKind
+from carecollect.run.settings import RunSettings
 from carecollect.store.base import OutboxStatus
 from carecollect.store.sqlite import SQLiteStore
 

@@ -9,9 +9,12 @@ from pathlib import Path
 import attrs
 import pytest
 
-from carecollect.daily_run import RunPlan, RunSettings, execute_run, plan_run
 from carecollect.plugin_manager import make_plugin_manager
 from carecollect.portfolio import load_portfolio
+from carecollect.run.decisions import RunPlan
+from carecollect.run.execute import execute_run
+from carecollect.run.planning import plan_run
+from carecollect.run.settings import RunSettings
 from carecollect.store import SQLiteStore
 
 AS_OF = dt.date(2026, 3, 2)

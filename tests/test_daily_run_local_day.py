@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from carecollect.daily_run import DecisionKind, RunPlan, RunSettings, plan_run
 from carecollect.policy import get_pack
 from carecollect.portfolio import load_portfolio
+from carecollect.run.decisions import DecisionKind, RunPlan
+from carecollect.run.planning import plan_run
+from carecollect.run.settings import RunSettings
 from carecollect.store import SQLiteStore
 
 WAIT = int(get_pack("us").value("insurer.pending_wait_days", on=dt.date(2026, 5, 1)))

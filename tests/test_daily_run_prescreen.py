@@ -19,10 +19,13 @@ from typing import Any
 
 import pytest
 
-import carecollect.daily_run as daily_run
-from carecollect.daily_run import DecisionKind, RunSettings, execute_run, plan_run
+import carecollect.run.planning as planning
 from carecollect.plugin_manager import make_plugin_manager
 from carecollect.portfolio import load_portfolio
+from carecollect.run.decisions import DecisionKind, RunPlan
+from carecollect.run.execute import execute_run
+from carecollect.run.planning import plan_run
+from carecollect.run.settings import RunSettings
 from carecollect.store import SQLiteStore
 
 AS_OF = dt.date(2026, 3, 2)
@@ -63,7 +66,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SQLiteStore]:
         yield s
 
 
-def _same(a: daily_run.RunPlan, b: daily_run.RunPlan) -> None:
+def _same(a: RunPlan, b: RunPlan) -> None:
     assert (a.accounts, a.invoices) == (b.accounts, b.invoices)
     assert a.messages == b.messages
     assert a.placements == b.placements
@@ -74,7 +77,7 @@ def _same(a: daily_run.RunPlan, b: daily_run.RunPlan) -> None:
 
 def test_prescreen_plans_like_the_rich_path(store: SQLiteStore, monkeypatch: pytest.MonkeyPatch) -> None:
     screened = 0
-    real = daily_run._prescreen
+    real = planning._prescreen
 
     def counting(*args: Any) -> Any:
         nonlocal screened
@@ -82,7 +85,7 @@ def test_prescreen_plans_like_the_rich_path(store: SQLiteStore, monkeypatch: pyt
         screened += out is not None
         return out
 
-    monkeypatch.setattr(daily_run, "_prescreen", counting)
+    monkeypatch.setattr(planning, "_prescreen", counting)
     settings = RunSettings(agency="agency-files")
     kinds: dict[str, int] = {}
     next_dates = 0
@@ -119,11 +122,11 @@ def test_prescreen_leaves_frozen_and_waiting_invoices_to_the_rich_path(store: SQ
     assert waiting
     for snap, inv in waiting:
         balance = snap.ledger.invoice_balance(inv.id)
-        assert daily_run._prescreen(snap, inv, balance, creditor, pack, NOW, today) is None
+        assert planning._prescreen(snap, inv, balance, creditor, pack, NOW, today) is None
 
 
 def test_plan_account_defaults_to_the_prescreen(tmp_path: Path) -> None:
     import inspect
 
     assert inspect.signature(plan_run).parameters["prescreen"].default is True
-    assert inspect.signature(daily_run.plan_account).parameters["prescreen"].default is True
+    assert inspect.signature(planning.plan_account).parameters["prescreen"].default is True

@@ -12,7 +12,6 @@ import pytest
 
 from carecollect.channels import Channel
 from carecollect.creditors import Creditor, CreditorRole
-from carecollect.daily_run import DecisionKind, RunSettings, plan_run
 from carecollect.errors import InvalidTransition, NaiveDatetime, ValidationError
 from carecollect.handoff_consent import (
     ConsentMethod,
@@ -25,6 +24,9 @@ from carecollect.invoices import InvoiceStatus
 from carecollect.ledger import Ledger, post_charge
 from carecollect.outreach import OutreachPurpose, OutreachStatus, OutreachStep
 from carecollect.patients import ContactPoint
+from carecollect.run.decisions import DecisionKind
+from carecollect.run.planning import plan_run
+from carecollect.run.settings import RunSettings
 from carecollect.store.sqlite import MIGRATIONS, SQLiteStore
 from carecollect.testing.factories import make_account, make_invoice, make_patient
 

@@ -19,11 +19,13 @@ from typing import Any
 import pytest
 
 from carecollect.channels import Channel
-from carecollect.daily_run import RunSettings, execute_run, owe_hook, redeliver_hook_events
 from carecollect.events import Event, EventType
 from carecollect.hookspecs import hookimpl
 from carecollect.plugin_manager import PluginManager, make_plugin_manager
 from carecollect.portfolio import load_portfolio
+from carecollect.run.execute import execute_run
+from carecollect.run.hooks import owe_hook, redeliver_hook_events
+from carecollect.run.settings import RunSettings
 from carecollect.store.event_queue import decode_arguments, encode_arguments
 from carecollect.store.sqlite import SQLiteStore
 
@@ -142,14 +144,16 @@ KILLED = textwrap.dedent(
     import signal
     import sys
 
-    import carecollect.daily_run as run
+    import carecollect.run.sending as sending
+    from carecollect.run.execute import execute_run
+    from carecollect.run.settings import RunSettings
     from carecollect.channels import Channel
     from carecollect.hookspecs import hookimpl
     from carecollect.plugin_manager import make_plugin_manager
     from carecollect.store.sqlite import SQLiteStore
 
     db, folder, now = sys.argv[1:4]
-    deliver = run.deliver_hooks
+    deliver = sending.deliver_hooks
 
 
     def die_before_broadcast(store, pm, owed, at):
@@ -159,7 +163,7 @@ KILLED = textwrap.dedent(
         deliver(store, pm, owed, at)
 
 
-    run.deliver_hooks = die_before_broadcast
+    sending.deliver_hooks = die_before_broadcast
 
 
     class Crm:
@@ -170,11 +174,11 @@ KILLED = textwrap.dedent(
 
     pm = make_plugin_manager(load_entrypoints=False)
     pm.register(Crm(), name="crm")
-    settings = run.RunSettings(
+    settings = RunSettings(
         channel_plugins=dict.fromkeys(Channel, "outbox"), channel_config={"outbox": {"folder": folder}}
     )
     with SQLiteStore(db) as store:
-        run.execute_run(store, dt.datetime.fromisoformat(now), pm, settings)
+        execute_run(store, dt.datetime.fromisoformat(now), pm, settings)
     """
 )
 

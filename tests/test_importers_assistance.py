@@ -22,7 +22,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from carecollect.cli import main
-from carecollect.daily_run import RunSettings, plan_run
 from carecollect.importers import (
     CSV_COLUMNS,
     FORMAT,
@@ -35,6 +34,8 @@ from carecollect.importers import (
 )
 from carecollect.portfolio import load_portfolio
 from carecollect.relief.assistance import ApplicationStatus, AssistanceApplication, application_suspends_eca
+from carecollect.run.planning import plan_run
+from carecollect.run.settings import RunSettings
 from carecollect.store import SQLiteStore
 
 NOW = dt.datetime(2026, 3, 2, 15, 30, tzinfo=dt.UTC)

@@ -14,7 +14,6 @@ import pytest
 from carecollect.channels import Channel
 from carecollect.cli.config import parse_config
 from carecollect.creditors import Creditor, CreditorRole
-from carecollect.daily_run import RunSettings, execute_run, plan_run
 from carecollect.errors import ValidationError
 from carecollect.invoices import Invoice, InvoiceLine, InvoiceStatus
 from carecollect.ledger import Ledger, post_charge
@@ -26,6 +25,9 @@ from carecollect.patients import Account, ContactPoint, Patient
 from carecollect.plugin_manager import make_plugin_manager
 from carecollect.policy.cadence import compile_pack
 from carecollect.policy.packs import get_pack
+from carecollect.run.execute import execute_run
+from carecollect.run.planning import plan_run
+from carecollect.run.settings import RunSettings
 from carecollect.store.sqlite import SQLiteStore
 
 NY = dt.timezone(dt.timedelta(hours=-5))

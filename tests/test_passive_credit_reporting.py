@@ -22,13 +22,13 @@ from carecollect import (
     Patient,
 )
 from carecollect.creditors import Creditor, CreditorRole
-from carecollect.daily_run import _gate_snapshot
 from carecollect.errors import ValidationError
 from carecollect.ledger import post_charge
 from carecollect.outreach import AttemptOutcome, ContactAttempt, OutreachPurpose, OutreachStatus, OutreachStep
 from carecollect.policy import get_pack
 from carecollect.relief.gates import GateAction, gate
 from carecollect.relief.snapshot import AccountSnapshot, SentNotice
+from carecollect.run.planning import _gate_snapshot
 from carecollect.store.base import AccountSnapshot as StoreSnapshot
 
 UTC = dt.UTC

@@ -48,13 +48,15 @@ from pathlib import Path
 
 import pytest
 
-from carecollect.daily_run import RunSettings, execute_run, plan_run
 from carecollect.invoices import InvoiceStatus
 from carecollect.ledger import EntryKind
 from carecollect.outreach import OutreachStatus
 from carecollect.plans import InstalmentStatus, PaymentPlan, PlanStatus, build_schedule
 from carecollect.plugin_manager import make_plugin_manager
 from carecollect.portfolio import load_portfolio
+from carecollect.run.execute import execute_run
+from carecollect.run.planning import plan_run
+from carecollect.run.settings import RunSettings
 from carecollect.store.base import Mandate, OutboxStatus, RunLocked
 from carecollect.store.sqlite import SQLiteStore
 
@@ -73,7 +75,8 @@ CHILD = textwrap.dedent(
 
     from carecollect.builtin.outbox import CAPABILITIES, OutboxChannel
     from carecollect.channels import Channel
-    from carecollect.daily_run import RunSettings, execute_run
+    from carecollect.run.execute import execute_run
+    from carecollect.run.settings import RunSettings
     from carecollect.hookspecs import hookimpl
     from carecollect.messaging import MessageChannelDescriptor
     from carecollect.payments import PaymentMethod

@@ -18,10 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from carecollect.daily_run import RunSettings, RunWorkerError, execute_run, plan_run, worker_of
 from carecollect.outreach import OutreachStatus
 from carecollect.plugin_manager import make_plugin_manager
 from carecollect.portfolio import load_portfolio
+from carecollect.run.execute import execute_run
+from carecollect.run.planning import plan_run
+from carecollect.run.settings import RunSettings
+from carecollect.run.workers import RunWorkerError, worker_of
 from carecollect.store.base import OutboxStatus
 from carecollect.store.sqlite import SQLiteStore
 
@@ -151,7 +154,8 @@ import datetime as dt
 import sys
 
 from carecollect.channels import Channel
-from carecollect.daily_run import RunSettings, execute_run
+from carecollect.run.execute import execute_run
+from carecollect.run.settings import RunSettings
 from carecollect.store.sqlite import SQLiteStore
 
 import recording_channel

@@ -5,7 +5,7 @@ through a payment-provider plugin (a test double built on
 :class:`~carecollect.providers.TransactionBook`, which answers a repeated
 idempotency key with its first result, as real gateways do). Payment webhooks
 are signed with :func:`~carecollect.providers.sign_webhook` and taken in by
-:func:`~carecollect.daily_run.intake`.
+:func:`~carecollect.run.event_intake.intake`.
 """
 
 from __future__ import annotations
@@ -23,16 +23,6 @@ from click.testing import CliRunner
 from carecollect.channels import Channel
 from carecollect.cli import main
 from carecollect.cli.config import write_default_config
-from carecollect.daily_run import (
-    DecisionKind,
-    InboundEvent,
-    InboundKind,
-    RunSettings,
-    execute_run,
-    intake,
-    plan_run,
-    provider_payment_id,
-)
 from carecollect.disputes import Dispute, DisputeReason, DisputeStatus
 from carecollect.events import Event, EventType
 from carecollect.hookspecs import hookimpl
@@ -58,6 +48,13 @@ from carecollect.providers import (
     verify_webhook_signature,
 )
 from carecollect.reports import CollectedLine, collected, report_from_store
+from carecollect.run.charges import provider_payment_id
+from carecollect.run.decisions import DecisionKind
+from carecollect.run.event_intake import intake
+from carecollect.run.execute import execute_run
+from carecollect.run.inbound import InboundEvent, InboundKind
+from carecollect.run.planning import plan_run
+from carecollect.run.settings import RunSettings
 from carecollect.store.base import Mandate, OutboxStatus, ProviderPayment
 from carecollect.store.sqlite import SQLiteStore
 

@@ -1,6 +1,6 @@
 """Reliability of the daily run in one process: replays, failing channels, news that arrives mid-run.
 
-Every test runs the real :func:`~carecollect.daily_run.execute_run` on a real
+Every test runs the real :func:`~carecollect.run.execute.execute_run` on a real
 SQLite file with a small synthetic portfolio, through channel and agency
 plugins registered with the real plugin manager. The test channels wrap the
 built-in file outbox, so a delivery is a file in a folder and can be counted.
@@ -29,14 +29,6 @@ from carecollect.agencies import (
 )
 from carecollect.builtin.outbox import CAPABILITIES, OutboxChannel
 from carecollect.channels import Channel
-from carecollect.daily_run import (
-    InboundEvent,
-    InboundKind,
-    RunSettings,
-    execute_run,
-    intake,
-    plan_run,
-)
 from carecollect.disputes import Dispute, DisputeReason
 from carecollect.hookspecs import hookimpl
 from carecollect.ledger import EntryKind
@@ -47,6 +39,11 @@ from carecollect.patients import opt_out
 from carecollect.placements import AgencyPlacement, PlacementStatus, Remittance
 from carecollect.plugin_manager import PluginManager, make_plugin_manager
 from carecollect.portfolio import load_portfolio
+from carecollect.run.event_intake import intake
+from carecollect.run.execute import execute_run
+from carecollect.run.inbound import InboundEvent, InboundKind
+from carecollect.run.planning import plan_run
+from carecollect.run.settings import RunSettings
 from carecollect.store.base import OutboxStatus, next_retry_at
 from carecollect.store.sqlite import SQLiteStore
 

@@ -11,10 +11,11 @@ import pytest
 
 pytest.importorskip("pyx12")
 
-from carecollect.daily_run import RunSettings, execute_run
 from carecollect.importers.remittance import import_remittance
 from carecollect.messages.remittance_codes import carc_text, rarc_text
 from carecollect.plugin_manager import make_plugin_manager
+from carecollect.run.execute import execute_run
+from carecollect.run.settings import RunSettings
 from carecollect.store import SQLiteStore
 
 DATA = Path(__file__).parent / "data" / "x12"

@@ -24,11 +24,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from carecollect.creditors import Creditor, CreditorRole
-from carecollect.daily_run import CreditorSettings, RunPlan, RunSettings, execute_run, plan_run
 from carecollect.plugin_manager import make_plugin_manager
 from carecollect.portfolio import load_portfolio
+from carecollect.run.decisions import RunPlan
+from carecollect.run.execute import execute_run
 from carecollect.run.kernel import DUE, NOT_DUE, RunTables, decide, decode
+from carecollect.run.planning import plan_run
 from carecollect.run.rows import Contexts, rows_from_facts, rows_from_snapshot
+from carecollect.run.settings import CreditorSettings, RunSettings
 from carecollect.store import SQLiteStore
 
 AS_OF = dt.date(2026, 3, 2)

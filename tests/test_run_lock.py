@@ -35,7 +35,8 @@ SLOW_RUN = textwrap.dedent(
 
     from carecollect.builtin.outbox import CAPABILITIES, OutboxChannel
     from carecollect.channels import Channel
-    from carecollect.daily_run import RunSettings, execute_run
+    from carecollect.run.execute import execute_run
+    from carecollect.run.settings import RunSettings
     from carecollect.hookspecs import hookimpl
     from carecollect.messaging import MessageChannelDescriptor
     from carecollect.plugin_manager import make_plugin_manager

@@ -15,7 +15,7 @@ day of the simulated weeks:
    insurer answers the pending US claims with X12 835 files written to
    ``<stem>-remittances/`` and imported
    (:func:`~carecollect.demo_remittances.answer_pending_claims`);
-2. runs the daily cycle (:func:`~carecollect.daily_run.execute_run`) at
+2. runs the daily cycle (:func:`~carecollect.run.execute.execute_run`) at
    16:00 UTC, inside daytime hours in every country of the portfolio,
    through the file-outbox channel; with the ``pdf`` extra installed, letters
    go through the ``letter`` channel instead, and each run writes its print
@@ -51,7 +51,6 @@ from .contact_centre import (
     conversations,
     route,
 )
-from .daily_run import InboundEvent, InboundKind, RunReport, execute_run, message_id
 from .disputes import Dispute, DisputeReason, DisputeStatus, Resolution, ResolutionKind
 from .errors import ConfigurationError, ValidationError
 from .ledger import post_payment
@@ -62,6 +61,10 @@ from .policy.packs import get_pack
 from .portfolio import PortfolioFacts, load_portfolio
 from .relief.disputes import DisputeProcedure, resolve_dispute
 from .reports import CollectionReport, report_from_store
+from .run.execute import execute_run
+from .run.inbound import InboundEvent, InboundKind
+from .run.report import RunReport
+from .run.sending import message_id
 from .store.sqlite import SQLiteStore
 from .timekeeping import zone
 

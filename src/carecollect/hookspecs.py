@@ -19,7 +19,7 @@ Two kinds of hook:
   called on its own; one that raises does not stop the others, and the failure
   is recorded in a :class:`~carecollect.plugin_manager.BroadcastResult` with
   the event. The daily run keeps every event it owes plugins in the store until
-  each plugin took it (:func:`carecollect.daily_run.owe_hook`), so nothing is
+  each plugin took it (:func:`carecollect.run.hooks.owe_hook`), so nothing is
   lost: a plugin that raised, or a run that died before its broadcast, gets the
   event on the next run. Delivery is at least once (a process killed after a
   plugin took an event and before that was recorded calls it again): use

@@ -310,7 +310,7 @@ class BatchingChannel(MessageChannel, Protocol):
     """A channel that collects what it is sent and hands it over in batches (printed letters).
 
     The daily run calls :meth:`close_batch` once after all of a run's messages are through
-    (:func:`~carecollect.daily_run.close_batches`).
+    (:func:`~carecollect.run.sending.close_batches`).
     """
 
     def close_batch(self, now: dt.datetime) -> tuple[str, ...]:

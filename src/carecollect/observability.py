@@ -9,7 +9,7 @@ and counts. Turn them on with ``logging.basicConfig(level=logging.INFO)``; per-a
 
 **Traces and metrics** come from OpenTelemetry when ``opentelemetry-api`` is installed (``pip
 install "carecollect[otel]"``) and the application configured a tracer and meter provider: the run
-opens the span ``carecollect.run`` with one child span per phase (``carecollect.run.intake``,
+opens the span ``carecollect.run`` with one child span per phase (``carecollect.run.event_intake``,
 ``carecollect.run.plan_and_send``) and adds to the counters ``carecollect.messages.sent``,
 ``carecollect.messages.held`` and ``carecollect.accounts.planned``. Without the package every call
 here does nothing.
@@ -100,7 +100,7 @@ def _meter() -> Any:
 def phase_span(name: str, **attributes: str | int | bool) -> Iterator[None]:
     """An OpenTelemetry span named ``name`` around the block (nothing without OpenTelemetry).
 
-    :param name: the span's name (``carecollect.run``, ``carecollect.run.intake``...).
+    :param name: the span's name (``carecollect.run``, ``carecollect.run.event_intake``...).
     :param attributes: the span's attributes (ids and counts only).
     """
     tracer = _tracer()

@@ -20,13 +20,13 @@ pytest.importorskip("starlette", reason="the patient pages need carecollect[web]
 
 from carecollect.channels import Channel
 from carecollect.creditors import Creditor, CreditorRole
-from carecollect.daily_run import RunSettings
 from carecollect.invoices import ClaimStatus, Insurance, Invoice, InvoiceLine, InvoiceStatus
 from carecollect.ledger import EntryKind, LedgerEntry
 from carecollect.messages.paylinks import PayLinkSigner, new_nonce
 from carecollect.money import Money
 from carecollect.patients import Account, ContactPoint, Patient
 from carecollect.plugin_manager import make_plugin_manager
+from carecollect.run.settings import RunSettings
 from carecollect.store.sqlite import SQLiteStore
 from carecollect.web import BankTransfer, WebSettings, create_app
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from tests.web.conftest import KEY, live_settings, open_store
 
-from carecollect.daily_run import plan_run
 from carecollect.messages.paylinks import PayLinkSigner, new_nonce
 from carecollect.money import Money
+from carecollect.run.planning import plan_run
 
 pytestmark = pytest.mark.browser
 

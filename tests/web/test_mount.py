@@ -8,7 +8,7 @@ from typing import Any
 
 from tests.web.conftest import WEB
 
-from carecollect.daily_run import RunSettings
+from carecollect.run.settings import RunSettings
 from carecollect.store.sqlite import SQLiteStore
 from carecollect.web import create_app
 

@@ -13,11 +13,13 @@ import pytest
 from tests.web.conftest import SECRET, open_store
 
 from carecollect.channels import Channel
-from carecollect.daily_run import RunSettings, intake, plan_run
 from carecollect.disputes import DisputeReason
 from carecollect.plans import PlanStatus
 from carecollect.providers import sign_webhook
 from carecollect.relief.assistance import ApplicationStatus
+from carecollect.run.event_intake import intake
+from carecollect.run.planning import plan_run
+from carecollect.run.settings import RunSettings
 
 
 def csrf(html: str) -> str:

@@ -11,7 +11,6 @@ import pytest
 from tests.web.conftest import SECRET, WEB, open_store
 from tests.web.test_pages import csrf
 
-from carecollect.daily_run import RunSettings
 from carecollect.hookspecs import hookimpl
 from carecollect.payments import PaymentMethod
 from carecollect.plugin_manager import make_plugin_manager
@@ -21,6 +20,7 @@ from carecollect.providers import (
     PaymentResult,
     ProviderCapabilities,
 )
+from carecollect.run.settings import RunSettings
 from carecollect.store.sqlite import SQLiteStore
 from carecollect.web import create_app
 

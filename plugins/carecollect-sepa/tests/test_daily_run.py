@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from carecollect.channels import Channel
-from carecollect.daily_run import RunSettings, execute_run, intake
 from carecollect.hookspecs import hookimpl
 from carecollect.invoices import InvoiceStatus
 from carecollect.ledger import EntryKind
@@ -17,6 +16,9 @@ from carecollect.plans import InstalmentStatus, PaymentPlan, PlanStatus, build_s
 from carecollect.plugin_manager import make_plugin_manager
 from carecollect.portfolio import load_portfolio
 from carecollect.providers import PaymentProviderDescriptor
+from carecollect.run.event_intake import intake
+from carecollect.run.execute import execute_run
+from carecollect.run.settings import RunSettings
 from carecollect.store.base import Mandate
 from carecollect.store.sqlite import SQLiteStore
 from conftest import FIXTURES, NOW, Clock

@@ -12,11 +12,11 @@ import urllib.parse
 import attrs
 import pytest
 from carecollect.channels import Channel
-from carecollect.daily_run import HARD_BOUNCE
 from carecollect.errors import ConfigurationError
 from carecollect.messaging import DeliveryState, ReceiptStatus, ReplyIntent
 from carecollect.plugin_manager import make_plugin_manager
 from carecollect.providers import WebhookSignatureInvalid
+from carecollect.run.event_intake import HARD_BOUNCE
 from carecollect.testing import MessageChannelContract
 from carecollect.testing import factories as f
 

@@ -7,10 +7,13 @@ import datetime as dt
 import pytest
 from carecollect.channels import Channel
 from carecollect.creditors import Creditor, CreditorRole
-from carecollect.daily_run import InboundEvent, InboundKind, RunSettings, execute_run, intake
 from carecollect.invoices import InvoiceStatus
 from carecollect.patients import ContactPoint
 from carecollect.plugin_manager import make_plugin_manager
+from carecollect.run.event_intake import intake
+from carecollect.run.execute import execute_run
+from carecollect.run.inbound import InboundEvent, InboundKind
+from carecollect.run.settings import RunSettings
 from carecollect.store.sqlite import SQLiteStore
 from carecollect.testing.factories import NOW, make_account, make_invoice, make_patient
 

@@ -11,14 +11,6 @@ from pathlib import Path
 import pytest
 import stripe
 from carecollect.channels import Channel
-from carecollect.daily_run import (
-    InboundEvent,
-    InboundKind,
-    RunSettings,
-    execute_run,
-    intake,
-    provider_payment_id,
-)
 from carecollect.errors import ConfigurationError
 from carecollect.invoices import InvoiceStatus
 from carecollect.ledger import EntryKind
@@ -34,6 +26,11 @@ from carecollect.providers import (
     WebhookKind,
     WebhookSignatureInvalid,
 )
+from carecollect.run.charges import provider_payment_id
+from carecollect.run.event_intake import intake
+from carecollect.run.execute import execute_run
+from carecollect.run.inbound import InboundEvent, InboundKind
+from carecollect.run.settings import RunSettings
 from carecollect.store.base import Mandate, ProviderPayment
 from carecollect.store.sqlite import SQLiteStore
 from conftest import API_KEY, WEBHOOK_SECRET

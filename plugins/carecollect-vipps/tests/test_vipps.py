@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from carecollect.channels import Channel
-from carecollect.daily_run import InboundEvent, InboundKind, RunSettings, intake, provider_payment_id
 from carecollect.errors import ConfigurationError
 from carecollect.invoices import InvoiceStatus
 from carecollect.ledger import EntryKind
@@ -26,6 +25,10 @@ from carecollect.providers import (
     WebhookKind,
     WebhookSignatureInvalid,
 )
+from carecollect.run.charges import provider_payment_id
+from carecollect.run.event_intake import intake
+from carecollect.run.inbound import InboundEvent, InboundKind
+from carecollect.run.settings import RunSettings
 from carecollect.store.base import ProviderPayment
 from carecollect.store.sqlite import SQLiteStore
 from conftest import CLIENT_SECRET, MSN, SUBSCRIPTION_KEY, WEBHOOK_SECRET, WEBHOOK_URL

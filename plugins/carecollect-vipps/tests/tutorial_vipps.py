@@ -10,18 +10,14 @@ from typing import Any
 
 from carecollect import Account, Channel, ContactPoint, Invoice, InvoiceLine, Money, Patient
 from carecollect.creditors import Creditor, CreditorRole
-from carecollect.daily_run import (
-    InboundEvent,
-    InboundKind,
-    IntakeReport,
-    RunSettings,
-    intake,
-    provider_payment_id,
-)
 from carecollect.invoices import issue_invoice
 from carecollect.ledger import Ledger, post_charge
 from carecollect.plugin_manager import make_plugin_manager
 from carecollect.providers import PaymentResult
+from carecollect.run.charges import provider_payment_id
+from carecollect.run.event_intake import intake
+from carecollect.run.inbound import InboundEvent, InboundKind, IntakeReport
+from carecollect.run.settings import RunSettings
 from carecollect.store.base import ProviderPayment
 from carecollect.store.sqlite import SQLiteStore
 

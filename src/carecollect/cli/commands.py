@@ -88,7 +88,7 @@ def read_events(path: Path) -> list[Any]:
     """
     import json
 
-    from ..daily_run import InboundEvent, InboundKind
+    from ..run.inbound import InboundEvent, InboundKind
 
     out = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
@@ -509,8 +509,9 @@ def run(
     import attrs
     from rich.table import Table
 
-    from ..daily_run import execute_run, last_run_at, plan_run
     from ..plugin_manager import make_plugin_manager
+    from ..run.execute import execute_run, last_run_at
+    from ..run.planning import plan_run
     from .config import check_config, load_config
     from .run_summary import dry_run_document, dry_run_rows, routes, run_rows
 
@@ -659,7 +660,7 @@ def explain(db: Path, account_id: str) -> None:
     """Why ACCOUNT_ID got, or did not get, each message (from the audit log)."""
     from rich.table import Table
 
-    from ..daily_run import explain_account
+    from ..run.execute import explain_account
     from .wording import counted
 
     console = _console()

@@ -33,8 +33,8 @@ from typing import Any
 import attrs
 
 from ..channels import Channel
-from ..daily_run import CreditorSettings, RunSettings, settings_problems
 from ..errors import CareCollectError, ConfigurationError
+from ..run.settings import CreditorSettings, RunSettings, settings_problems
 from ..store.base import RUN_LOCK_STALE_AFTER
 from ..timekeeping import zone
 
@@ -510,7 +510,7 @@ def parse_config(text: str, folder: Path) -> CliConfig:
 
 def check_config(config: CliConfig, pm: Any, creditor_ids: Iterable[str] | None = None) -> None:
     """Refuse settings that name plugins ``pm`` does not have (see
-    :func:`~carecollect.daily_run.settings_problems`), or creditors the store does not have,
+    :func:`~carecollect.run.settings.settings_problems`), or creditors the store does not have,
     every problem at once.
 
     :param config: the parsed settings (:func:`parse_config` already refused unknown keys and
@@ -549,7 +549,7 @@ def effective_settings(config: CliConfig) -> str:
 
     One block for the installation's defaults (every creditor without a section of its own),
     then one per ``[creditors.<id>]`` section with the resolved values
-    (:meth:`~carecollect.daily_run.RunSettings.for_creditor`).
+    (:meth:`~carecollect.run.settings.RunSettings.for_creditor`).
 
     :param config: the parsed settings.
     """

@@ -33,7 +33,9 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 if TYPE_CHECKING:
-    from ..daily_run import RunPlan, RunReport, RunSettings
+    from ..run.decisions import RunPlan
+    from ..run.report import RunReport
+    from ..run.settings import RunSettings
 
 __all__ = [
     "DRY_RUN_COUNTS",
@@ -97,11 +99,11 @@ def dry_run_document(plan: RunPlan, language_of: Callable[[str], str] | None = N
     """The dry run as one JSON-ready document (see the module's description of its keys).
 
     :param plan: the planned run; its lists are listed when it kept them
-        (:attr:`~carecollect.daily_run.RunSettings.keep_plan`), else ``messages`` and ``holds``
+        (:attr:`~carecollect.run.settings.RunSettings.keep_plan`), else ``messages`` and ``holds``
         are ``None``.
     :param language_of: an account id's patient's language tag (default ``"en"``).
     """
-    from ..daily_run import DecisionKind
+    from ..run.decisions import DecisionKind
 
     doc: dict[str, Any] = {
         "format": DRY_RUN_FORMAT,

@@ -1,7 +1,7 @@
 """The daily run's decisions on plan rows: the compiled cadence kernel and the contact checks, as ints.
 
 :func:`decide` answers, per invoice row (:mod:`carecollect.run.rows`) at the
-run's instant, what :func:`~carecollect.daily_run.plan_account` answers for
+run's instant, what :func:`~carecollect.run.planning.plan_account` answers for
 an account without disputes, plans, assistance applications, conversations
 or an agency gate: whether the invoice is closed, paid, frozen (a claim the
 insurer has not decided), or has a step due; which step (the cadence kernel
@@ -248,7 +248,7 @@ def decide(rows: Iterable[PlanRow], tables: RunTables) -> list[int]:
     """Every decision for ``rows`` at ``tables.now``, as decision codes (one per row, in order).
 
     Rows of rich accounts (:attr:`~carecollect.run.rows.AccountRows.rich`) are not decided
-    here; the run gives those accounts to :func:`~carecollect.daily_run.plan_account`.
+    here; the run gives those accounts to :func:`~carecollect.run.planning.plan_account`.
 
     :param rows: plan rows of accounts that are not rich.
     :param tables: the run's tables.

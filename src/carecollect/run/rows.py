@@ -159,7 +159,7 @@ class Contexts:
     """A registry of :class:`Context` values; rows carry the index.
 
     :param own_rules: ``(creditor_id, pack_key) -> bool``: the creditor has its own house rules
-        for the pack (:meth:`RunSettings.own_rules <carecollect.daily_run.RunSettings.own_rules>`);
+        for the pack (:meth:`RunSettings.own_rules <carecollect.run.settings.RunSettings.own_rules>`);
         only then does a context keep the creditor id. ``None``: every creditor runs on the
         installation's rules.
 

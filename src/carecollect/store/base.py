@@ -224,9 +224,9 @@ class InboxItem:
 
     The patient pages' webhook door (:mod:`carecollect.web`) writes it after the
     provider's signature was verified and *before* it answers 2xx; the run's intake
-    (:func:`carecollect.daily_run.intake`) reads what is not yet taken and marks it taken.
+    (:func:`carecollect.run.event_intake.intake`) reads what is not yet taken and marks it taken.
 
-    :param kind: the :class:`~carecollect.daily_run.InboundKind` value (``"payment"``, ``"reply"``...).
+    :param kind: the :class:`~carecollect.run.inbound.InboundKind` value (``"payment"``, ``"reply"``...).
     :param plugin: the payment-provider or channel plugin that parses it.
     :param event_id: the provider's event id (de-duplicates: the same event twice is kept once).
     :param body: the exact raw body (signatures are over these bytes).
@@ -453,7 +453,7 @@ class PlanFacts:
     :param invoices: ``(id, account_id, currency, issue_date, due_date, status, claim_status,
         claim_submitted_on, balance_minor)``; the balance is the ledger's once a charge was
         posted, else the patient's share (lines less what the insurer paid and the contractual
-        adjustment), as :func:`~carecollect.daily_run.plan_account` reads it.
+        adjustment), as :func:`~carecollect.run.planning.plan_account` reads it.
     :param contact_points: ``(account_id, channel, consent_at, opted_out_at, verified_at,
         time_zone, undeliverable_at)``, in the patient's order.
     :param steps: sent outreach steps ``(account_id, invoice_id, purpose, sent_at, id)``.

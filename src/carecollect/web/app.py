@@ -1,6 +1,6 @@
 """The patient pages and the provider's door, as one ASGI application (Starlette).
 
-:func:`create_app` builds it from the same :class:`~carecollect.daily_run.RunSettings`,
+:func:`create_app` builds it from the same :class:`~carecollect.run.settings.RunSettings`,
 store and plugin manager as the daily run. Mount it in a FastAPI or Starlette app, or
 serve it alone (``carecollect web serve``). Routes (relative to where it is mounted; a
 pay link is ``<pay_link_base>/<token>``, so mount the app where ``pay_link_base`` ends
@@ -37,7 +37,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..daily_run import RunSettings
+from ..run.settings import RunSettings
 from ..store.base import Store
 from .door import _Door
 from .pages import _Pages

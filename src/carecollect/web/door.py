@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..daily_run import InboundKind
 from ..errors import CareCollectError
 from ..providers import WebhookError
+from ..run.inbound import InboundKind
 from ..store.base import InboxItem
 from .views import _DROPPED_HEADERS, _Views, log
 

@@ -15,7 +15,6 @@ from ..calendars import BusinessCalendar
 from ..channels import Channel
 from ..contact_centre.records import ContactChannel, ContactRecord, Direction, Topic
 from ..contact_centre.service_levels import ResponseTarget
-from ..daily_run import InboundKind
 from ..disputes import DisputeReason
 from ..errors import CareCollectError
 from ..messages.glossary import glossary_entry, rights_text
@@ -28,6 +27,7 @@ from ..providers import Instrument
 from ..relief.assistance import ApplicationStatus, AssistanceApplication
 from ..relief.disputes import open_dispute
 from ..relief.plans import Affordability, OptionKind, PlanProposal, option_to_plan, propose_plan_options
+from ..run.inbound import InboundKind
 from ..scrubbing import scrub_text
 from ..store.base import ContactRequest, InboxItem, Mandate, ProviderPayment, Store
 from ..timekeeping import zone

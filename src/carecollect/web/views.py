@@ -15,11 +15,12 @@ from typing import Any, TypeVar
 import attrs
 import jinja2
 
-from ..daily_run import RunSettings, intake
 from ..errors import ConfigurationError
 from ..ledger import EntryKind
 from ..messages.paylinks import PayLinkClaim, PayLinkExpired, PayLinkInvalid, PayLinkSigner
 from ..money import Money
+from ..run.event_intake import intake
+from ..run.settings import RunSettings
 from ..store.base import AccountSnapshot, NotFound, Store
 from ..timekeeping import zone
 from .security import FormTokens, RateLimiter

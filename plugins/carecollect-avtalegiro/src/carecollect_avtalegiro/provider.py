@@ -38,7 +38,6 @@ import attrs
 import babel.dates
 import netsgiro
 from carecollect.channels import Channel
-from carecollect.daily_run import InboundEvent, InboundKind
 from carecollect.errors import ConfigurationError, ValidationError
 from carecollect.messaging import MessageChannel, Receipt, RenderedMessage
 from carecollect.money import Money
@@ -56,6 +55,7 @@ from carecollect.providers import (
     sign_webhook,
     verify_webhook_signature,
 )
+from carecollect.run.inbound import InboundEvent, InboundKind
 from carecollect.timekeeping import require_aware
 
 from .kid import KidAlgorithm, is_valid_kid, kid_for_account

@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from carecollect.daily_run import InboundEvent, InboundKind
 from carecollect.errors import ValidationError
 from carecollect.messaging import MessageChannel, Receipt, RenderedMessage
 from carecollect.money import Money
@@ -52,6 +51,7 @@ from carecollect.providers import (
     sign_webhook,
     verify_webhook_signature,
 )
+from carecollect.run.inbound import InboundEvent, InboundKind
 from carecollect.timekeeping import require_aware
 from lxml import etree  # type: ignore[import-untyped]
 

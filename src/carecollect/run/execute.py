@@ -1,0 +1,282 @@
+"""The daily collection run: intake, plan, then send exactly once through an outbox.
+
+The run has three phases, each usable on its own:
+
+1. :func:`~carecollect.run.event_intake.intake` takes in what came back since the last run.
+2. :func:`~carecollect.run.planning.plan_run` plans every decision and writes nothing: a dry
+   run is exactly this plan.
+3. :func:`execute_run` takes the run lock, takes in, plans, and carries the plan out: messages
+   (:mod:`carecollect.run.sending`), instalment charges and agency placements
+   (:mod:`carecollect.run.charges`) go through the outbox, so a run killed at any point and run
+   again sends or charges nothing twice and skips nothing. Every decision goes to the
+   hash-chained audit log with its reasons, so :func:`explain_account` can answer "why did this
+   patient get, or not get, a message".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import attrs
+
+from ..contact_centre.records import ContactRecord
+from ..messages.render import Renderer
+from ..observability import add_metric, log_event, phase_span
+from ..store.base import (
+    RUN_LOCK_STALE_AFTER,
+    Store,
+)
+from ..store.sqlite import SQLiteStore
+from ..timekeeping import require_aware
+from .decisions import DecisionKind, _Collected
+from .event_intake import intake
+from .hooks import hook_failures, redeliver_hook_events
+from .inbound import InboundEvent, IntakeReport
+from .planning import Conversations, _iter_plans, by_account
+from .report import RunReport, _report
+from .sending import _Sender, close_batches
+from .settings import RunSettings, check_settings
+from .workers import RunHeartbeat, _execute_parallel, _release_if_holder_died, _wall_clock
+
+__all__ = [
+    "execute_run",
+    "explain_account",
+    "last_run_at",
+]
+
+
+def execute_run(
+    store: Store,
+    now: dt.datetime,
+    pm: Any,
+    settings: RunSettings | None = None,
+    *,
+    owner: str = "carecollect",
+    events: Iterable[InboundEvent] = (),
+    renderer: Renderer | None = None,
+    progress: Callable[[int], None] | None = None,
+    stale_after: dt.timedelta = RUN_LOCK_STALE_AFTER,
+    conversations: Iterable[tuple[str, str | None, dt.datetime]] = (),
+    contacts: Iterable[ContactRecord] = (),
+    workers: int = 1,
+    pm_factory: Callable[[], Any] | None = None,
+) -> RunReport:
+    """Run the daily cycle for real: intake, plan, then send each message exactly once.
+
+    :param store: the store.
+    :param now: the run's instant (aware; pass ``--as-of`` from the CLI).
+    :param pm: a plugin manager (:func:`carecollect.plugin_manager.make_plugin_manager`).
+    :param settings: run settings.
+    :param owner: who holds the run lock.
+    :param events: inbound events to take in first.
+    :param renderer: the message renderer (default: built-in templates).
+    :param progress: called with the number of accounts done, for progress bars.
+    :param conversations: contact-centre conversations ``(account_id, invoice_id, at)``; they
+        count like answered calls in the governor (see :func:`~carecollect.run.planning.by_account`).
+    :param contacts: the contact centre's records; an open dispute whose patient they show was
+        reached is stored as met (see :func:`~carecollect.run.event_intake.intake`).
+    :param stale_after: this run's promise to the next: it says it is alive (a heartbeat on the
+        wall clock, from a thread and at every account) several times within this span, so its lock
+        is never taken from it while it lives; after this span without a heartbeat (the process is
+        frozen, or died on another host) a later run may take it over. A lock held on this host by a
+        process that is gone (killed) is taken over at once. Staleness never depends on ``now``:
+        runs with different instants (``--as-of``) still exclude each other.
+    :param workers: processes that send. With more than one, this process takes in the events,
+        plans every account and holds the run lock for the whole run, while ``workers`` processes
+        (started with ``spawn``) each open their own connection to the same SQLite file and their
+        own plugin manager and channels, and carry out the plans of their share of the accounts
+        (by a stable hash of the account id) exactly as one process would; the report adds up
+        theirs. The store must be a :class:`~carecollect.store.sqlite.SQLiteStore` on a file, and
+        ``settings`` and a ``renderer`` you pass must pickle (by default each worker builds its own). Plugins' ``on_outreach_sent`` and other hooks
+        of the send path then run in the workers; the report lists the hook failures of every
+        worker, but only those of this process's ``pm`` can be redelivered.
+    :param pm_factory: builds each worker's plugin manager (it must pickle: a module-level
+        function or a :func:`functools.partial`); default
+        :func:`~carecollect.plugin_manager.make_plugin_manager` with its defaults.
+    :raises ConfigurationError: the settings name a plugin that is not installed, or house rules
+        that do not apply (:func:`~carecollect.run.settings.settings_problems`); nothing was taken in, planned or sent.
+    :raises RunLocked: another run holds the lock.
+    :raises ValueError: ``workers`` is below 1, or above 1 with a store that is not a SQLite file.
+    :raises RunWorkerError: a worker process failed or died (what it finished stays done; a rerun
+        carries on exactly once).
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers}")
+    if workers > 1 and (not isinstance(store, SQLiteStore) or store.path == ":memory:"):
+        raise ValueError("workers > 1 needs a SQLiteStore on a file (each worker opens it)")
+    require_aware(now, "run", "now")
+    settings = settings or RunSettings()
+    check_settings(settings, pm)  # before anything is taken in, planned or sent
+    given_renderer = renderer
+    renderer = renderer or Renderer()
+    pid = os.getpid()
+    owner = f"{owner}@{socket.gethostname()}"
+    _release_if_holder_died(store, owner, pid, now)
+    store.acquire_run_lock(owner, pid, now=_wall_clock(), stale_after=stale_after)
+    heart = RunHeartbeat(store, owner, pid, stale_after)
+    run_id = uuid.uuid4().hex[:12]
+    log_event("run.started", run_id=run_id, as_of=now.isoformat(), workers=workers, dry_run=False)
+    try:
+        with phase_span("carecollect.run", run_id=run_id, as_of=now.isoformat(), workers=workers):
+            heart.start()
+            with phase_span("carecollect.run.event_intake", run_id=run_id):
+                redeliver_hook_events(store, pm, now)  # what earlier runs owe plugins goes first
+                intake_report = intake(store, pm, settings, events, now, contacts=contacts)
+            log_event(
+                "run.intake.done",
+                run_id=run_id,
+                processed=intake_report.processed,
+                duplicates=intake_report.duplicates,
+                payments=intake_report.payments,
+                opt_outs=intake_report.opt_outs,
+            )
+            with phase_span("carecollect.run.plan_and_send", run_id=run_id):
+                report = _execute_phase(
+                    store,
+                    now,
+                    pm,
+                    settings,
+                    renderer,
+                    given_renderer,
+                    intake_report,
+                    progress,
+                    owner,
+                    pid,
+                    conversations,
+                    workers,
+                    pm_factory,
+                    heart,
+                    run_id,
+                )
+            _finished(store, report, now, run_id)  # under the lock: the next run sees it
+    except BaseException as exc:
+        log_event("run.failed", run_id=run_id, error=type(exc).__name__)
+        raise
+    finally:
+        heart.stop()
+        store.release_run_lock(owner, pid)
+    return report
+
+
+def _finished(store: Store, report: RunReport, now: dt.datetime, run_id: str) -> None:
+    """Record the run's instant (what :func:`last_run_at` reads) and log and count its outcome."""
+    held = report.plan.counts().get("hold", 0)
+    figures = {
+        "accounts": report.plan.accounts,
+        "sent": report.sent,
+        "held": held,
+        "suppressed": report.suppressed,
+        "failed": report.failed,
+        "deferred": report.deferred_retry,
+    }
+    store.audit_append("run.finished", "run", {"run_id": run_id, "as_of": now.isoformat(), **figures}, at=now)
+    log_event("run.finished", run_id=run_id, **figures)
+    add_metric("carecollect.accounts.planned", report.plan.accounts)
+    add_metric("carecollect.messages.sent", report.sent)
+    add_metric("carecollect.messages.held", held)
+
+
+def last_run_at(store: Store) -> dt.datetime | None:
+    """The instant (``as_of``) of the latest finished run, from the audit log (``None``: no run yet).
+
+    A run records it as the audit record ``run.finished`` (subject ``run``); the command line asks
+    for ``--force`` before it runs at an earlier instant.
+
+    :param store: the store.
+    """
+    latest: dt.datetime | None = None
+    for rec in store.audit_records(subject_id="run", kinds=("run.finished",)):
+        at = dt.datetime.fromisoformat(str(rec.data["as_of"]))
+        latest = at if latest is None or at > latest else latest
+    return latest
+
+
+def _execute_phase(
+    store: Store,
+    now: dt.datetime,
+    pm: Any,
+    settings: RunSettings,
+    renderer: Renderer,
+    given_renderer: Renderer | None,
+    intake_report: IntakeReport,
+    progress: Callable[[int], None] | None,
+    owner: str,
+    pid: int,
+    conversations: Iterable[tuple[str, str | None, dt.datetime]],
+    workers: int,
+    pm_factory: Callable[[], Any] | None,
+    heart: RunHeartbeat,
+    run_id: str,
+) -> RunReport:
+    """Plan and send, in this process or in ``workers`` processes (see :func:`execute_run`)."""
+    talks = by_account(conversations)
+    if workers > 1:
+        report, failures = _execute_parallel(
+            store,
+            now,
+            settings,
+            given_renderer,
+            intake_report,
+            progress,
+            owner,
+            pid,
+            talks,
+            workers,
+            pm_factory,
+            heart,
+        )
+        return attrs.evolve(
+            report, hook_failures=hook_failures(pm) + failures, batches=close_batches(pm, settings, now)
+        )
+    report = _execute(store, now, pm, settings, renderer, intake_report, progress, heart, talks, run_id)
+    return attrs.evolve(report, hook_failures=hook_failures(pm), batches=close_batches(pm, settings, now))
+
+
+def _execute(
+    store: Store,
+    now: dt.datetime,
+    pm: Any,
+    settings: RunSettings,
+    renderer: Renderer,
+    intake_report: IntakeReport,
+    progress: Callable[[int], None] | None,
+    heart: RunHeartbeat,
+    conversations: Conversations,
+    run_id: str = "",
+) -> RunReport:
+    sender = _Sender(store, pm, settings, renderer, now)
+    collected = _Collected(settings.keep_plan)
+    for planned in _iter_plans(store, now, settings, conversations):
+        collected.add(planned)
+        assert planned.plan is not None
+        log_event(
+            "run.account.planned",
+            run_id=run_id,
+            account_id=planned.account_id,
+            messages=len(planned.plan.messages),
+            holds=sum(1 for d in planned.plan.decisions if d.kind is DecisionKind.HOLD),
+        )
+        sender.account(
+            planned.account_id, planned.creditor_id, planned.plan, conversations.get(planned.account_id, ())
+        )
+        heart.beat()
+        if progress is not None:
+            progress(collected.accounts)
+    return _report(collected.plan(now), sender.counts, intake_report)
+
+
+def explain_account(store: Store, account_id: str) -> list[dict[str, Any]]:
+    """Every decision recorded for ``account_id``, oldest first, from the audit log.
+
+    Each item has the run time, the decision kind, the invoice, purpose and
+    channel, and the reasons (rule id, source, outcome, message).
+    """
+    out = []
+    for rec in store.audit_records(subject_id=account_id):
+        out.append({"at": rec.at.isoformat(), "kind": rec.kind, **dict(rec.data)})
+    return out

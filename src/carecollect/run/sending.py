@@ -1,0 +1,610 @@
+"""Sending through the outbox: every message intended, sent once, recorded done or failed.
+
+The run records every message in the outbox as *intended*, re-reads the account (an opt-out or a
+dispute that arrived meanwhile wins), renders the message, sends it through the channel plugin
+with the outbox key (:func:`message_id`) as idempotency key, and records it *done* or *failed*
+with a back-off. A run killed at any point and run again sends nothing twice and skips nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+
+from ..addresses import region_of
+from ..channels import Channel
+from ..creditors import Creditor
+from ..errors import CareCollectError, ConfigurationError
+from ..invoices import InvoiceStatus
+from ..messages.context import Itemization, MessageContext, NoticeInfo
+from ..messages.paylinks import PayLinkSigner, new_nonce
+from ..messages.render import Renderer
+from ..messages.statement import build_statement
+from ..messaging import ReceiptStatus
+from ..messaging import RenderedMessage as OutgoingMessage
+from ..money import Money
+from ..observability import log_event
+from ..outreach import AttemptOutcome, ContactAttempt, OutreachPurpose, OutreachStatus, OutreachStep
+from ..plans import (
+    InstalmentStatus,
+    PlanStatus,
+    mark_instalment_missed,
+)
+from ..policy.governor import UNDELIVERABLE_RULE, ContactHistory, Debt, may_contact
+from ..relief.pauses import relief_flags
+from ..remittance import CLAIM_RECORD, ClaimPayment, active_claims, claim_from_record
+from ..store.base import (
+    AccountSnapshot,
+    OutboxItem,
+    OutboxStatus,
+    Store,
+    next_retry_at,
+)
+from ..timekeeping import zone
+from .charges import _charge, _place
+from .decisions import AccountPlan, DecisionKind, PlannedMessage
+from .hooks import _owe_send_failure, deliver_hooks, owe_hook
+from .planning import _Creditors, _gate_snapshot, _today
+from .settings import RunSettings
+
+__all__ = [
+    "close_batches",
+    "message_id",
+    "new_pay_link_key",
+]
+
+
+_MESSAGE_JURISDICTIONS = ("us", "no", "de", "bg")
+
+
+_NEEDS_DEADLINE = frozenset(
+    {
+        OutreachPurpose.FINAL_NOTICE,
+        OutreachPurpose.VALIDATION_NOTICE,
+        OutreachPurpose.INKASSOVARSEL,
+        OutreachPurpose.BETALINGSOPPFORDRING,
+        OutreachPurpose.MAHNUNG,
+        OutreachPurpose.PRE_PLACEMENT_NOTICE,
+    }
+)
+
+
+#: Notices that announce the earliest date of a next step (an ECA, a placement): their deadline.
+_ANNOUNCES_ACTION = frozenset({OutreachPurpose.ECA_NOTICE, OutreachPurpose.PRE_PLACEMENT_NOTICE})
+
+
+_NEEDS_NOTICE = frozenset({OutreachPurpose.VALIDATION_NOTICE, OutreachPurpose.BETALINGSOPPFORDRING})
+
+
+#: Days to pay a notice gives when the cadence set no deadline (the longest legal minimum of the packs).
+_DEFAULT_NOTICE_DAYS = 14
+
+
+def _channel_instance(pm: Any, settings: RunSettings, name: str, cache: dict[str, Any]) -> Any:
+    if name not in cache:
+        desc = pm.message_channel(name)
+        cache[name] = desc.create(dict(settings.channel_config.get(name, {})))
+    return cache[name]
+
+
+def _claims_in_force(store: Store, step: OutreachStep) -> tuple[ClaimPayment, ...]:
+    """The insurer's answers in force for a statement's invoice (from the remittances applied)."""
+    if step.purpose is not OutreachPurpose.STATEMENT or step.invoice_id is None:
+        return ()
+    records = store.audit_records(subject_id=step.invoice_id, kinds={CLAIM_RECORD})
+    return active_claims([claim_from_record(r.data) for r in records])
+
+
+def _message_context(
+    snap: AccountSnapshot,
+    creditor: Creditor,
+    step: OutreachStep,
+    settings: RunSettings,
+    now: dt.datetime,
+    signer: PayLinkSigner | None,
+    claims: Sequence[ClaimPayment] = (),
+) -> MessageContext:
+    """The message's context; ``claims`` are the insurer's answers in force for the step's invoice
+    (a statement explains each line with them)."""
+    inv = next(i for i in snap.invoices if i.id == step.invoice_id)
+    balance = (
+        snap.ledger.invoice_balance(inv.id)
+        if inv.id in snap.ledger.invoice_ids()
+        else inv.patient_responsibility
+    )
+    jurisdiction = (
+        snap.account.jurisdiction
+        if snap.account.jurisdiction in _MESSAGE_JURISDICTIONS
+        else (creditor.country.lower() if creditor.country.lower() in _MESSAGE_JURISDICTIONS else "us")
+    )
+    link = None
+    if signer is not None:
+        link = signer.issue(
+            inv.id, balance, expires_at=now + dt.timedelta(days=settings.pay_link_days), nonce=new_nonce()
+        ).url
+    statement = build_statement(inv, claims=claims) if step.purpose is OutreachPurpose.STATEMENT else None
+    today = _today(now, snap.patient.time_zones[0])
+    deadline = step.deadline
+    if deadline is None and step.purpose in _NEEDS_DEADLINE:
+        # a notice always states a pay-by date; fall back to the pack's minimum notice period
+        deadline = today + dt.timedelta(days=_DEFAULT_NOTICE_DAYS)
+    # the date before which no extraordinary action (or placement) follows: the notice's deadline
+    action_date = deadline if step.purpose in _ANNOUNCES_ACTION else None
+    fap_summary = (
+        statement is not None
+        and creditor.nonprofit
+        and bool(
+            settings.pack(snap.account.jurisdiction, snap.account.creditor_id).get(
+                "r501.statement_fap_summary", False, on=today
+            )
+        )
+    )
+    notice = None
+    if step.purpose in _NEEDS_NOTICE:
+        paid = inv.total - inv.insurer_paid - inv.contractual_adjustment - balance
+        notice = NoticeInfo(
+            principal=balance,
+            original_creditor=creditor.name,
+            invoice_date=inv.issue_date,
+            itemization=Itemization(
+                inv.issue_date,
+                inv.patient_responsibility,
+                Money.zero(balance.currency),
+                Money.zero(balance.currency),
+                paid if paid.is_positive() else Money.zero(balance.currency),
+            ),
+        )
+    return MessageContext(
+        reference=inv.id,
+        creditor_name=creditor.name,
+        sender_name=creditor.business_name_for_voicemail or creditor.name,
+        jurisdiction=jurisdiction,
+        today=today,
+        phone=settings.phone,
+        email=settings.email,
+        amount_due=balance,
+        due_date=inv.due_date,
+        deadline=deadline,
+        notice=notice,
+        pay_link=link,
+        opt_out_url=settings.opt_out_url,
+        portal_url=settings.portal_url,
+        recipient_name=snap.patient.name or None,
+        statement=statement,
+        assistance_url=settings.assistance_url,
+        action_date=action_date,
+        fap_summary=fap_summary,
+    )
+
+
+def _recipient(snap: AccountSnapshot, channel: Channel, at: dt.datetime) -> str | None:
+    """The address a message on ``channel`` goes to at ``at``: the first point not opted out nor bounced."""
+    for point in snap.patient.points(channel):
+        if (point.opted_out_at is None or point.opted_out_at > at) and point.deliverable(at):
+            return point.address
+    return None
+
+
+def _address_digest(address: str) -> str:
+    """A short digest that tells whether a later bounce is about the same address (never the address)."""
+    return hashlib.sha256(address.encode("utf-8")).hexdigest()[:16]
+
+
+def close_batches(pm: Any, settings: RunSettings, now: dt.datetime) -> tuple[str, ...]:
+    """Close the batches of every channel plugin that sends in batches (printed letters).
+
+    A channel whose class offers ``close_batch(now)`` (:class:`~carecollect.messaging.BatchingChannel`)
+    collects what it was sent; the run calls it once, after every message is through (with
+    several workers, after all of them), so one run makes one batch per envelope layout. A batch
+    that fails stays pending and is made by the next run.
+
+    :returns: the ids of the batches written.
+    """
+    batches: list[str] = []
+    for name in sorted(set(settings.channel_plugins.values())):
+        try:
+            desc = pm.message_channel(name)
+            if not callable(getattr(desc.factory, "close_batch", None)):
+                continue
+            channel = desc.create(dict(settings.channel_config.get(name, {})))
+        except ConfigurationError:  # not installed or not configured: its sends failed and say so
+            continue
+        batches.extend(channel.close_batch(now))
+    return tuple(batches)
+
+
+class _Sender:
+    """The per-account send loop: decisions audited, missed instalments, charges, messages, placement.
+
+    The parent runs it for every account with ``workers=1``; with more workers, each worker process
+    runs it (unchanged) on its own connection to the same store file for its share of the accounts.
+    """
+
+    def __init__(
+        self, store: Store, pm: Any, settings: RunSettings, renderer: Renderer, now: dt.datetime
+    ) -> None:
+        self.store = store
+        self.pm = pm
+        self.settings = settings
+        self.renderer = renderer
+        self.now = now
+        #: Per creditor with its own settings ("": the installation's): its settings, pay-link
+        #: signer, channel and payment-provider instances (each made once per run).
+        self._own: dict[str, tuple[RunSettings, PayLinkSigner | None, dict[str, Any], dict[str, Any]]] = {}
+        self.creditors = _Creditors(store)
+        self.accounts = _Fresh(store)
+        self.counts = dict.fromkeys(_COUNTERS, 0)
+
+    def _creditor_settings(
+        self, creditor_id: str
+    ) -> tuple[RunSettings, PayLinkSigner | None, dict[str, Any], dict[str, Any]]:
+        key = creditor_id if creditor_id in self.settings.creditors else ""
+        own = self._own.get(key)
+        if own is None:
+            s = self.settings.for_creditor(key)
+            signer = PayLinkSigner(s.pay_link_key, s.pay_link_base) if s.pay_link_key else None
+            own = self._own[key] = (s, signer, {}, {})
+        return own
+
+    def account(
+        self,
+        account_id: str,
+        creditor_id: str,
+        plan: AccountPlan,
+        account_conversations: Sequence[tuple[str, str | None, dt.datetime]],
+    ) -> None:
+        """Carry out one account's plan (on its creditor's settings)."""
+        store, now, counts = self.store, self.now, self.counts
+        settings, signer, channels, providers = self._creditor_settings(creditor_id)
+        creditor = self.creditors(creditor_id)
+        with store.transaction():
+            for d in plan.decisions:
+                store.audit_append(f"decision.{d.kind.value}", account_id, d.to_record(), at=now)
+            for plan_id, number in plan.missed:
+                p = store.get_plan(plan_id)
+                inst = next(i for i in p.instalments if i.number == number)
+                if p.status is PlanStatus.ACTIVE and inst.status is InstalmentStatus.DUE:
+                    p, _ = mark_instalment_missed(p, number, at=now)
+                    store.put_plan(p)
+                    counts["missed"] += 1
+        for charge in plan.charges:
+            if charge.decision.kind is DecisionKind.CHARGE:
+                outcome = _charge(store, self.pm, settings, providers, charge, now)
+                if outcome in ("charged", "charge_failed"):
+                    counts[outcome] += 1
+        by_step: dict[str, tuple[OutreachStep, list[tuple[str, str]]]] = {}
+        intended = _intend_all(store, settings, plan.messages, now)
+        for msg in plan.messages:
+            outcome = _send_one(
+                store,
+                self.pm,
+                settings,
+                self.renderer,
+                signer,
+                channels,
+                creditor,
+                msg,
+                now,
+                account_conversations,
+                item=intended.get(msg.key),
+                accounts=self.accounts,
+            )
+            counts["failed" if outcome == "gave_up" else outcome] += 1
+            if outcome == "sent":
+                counts[f"sent.{msg.channel.value}"] += 1
+            by_step.setdefault(msg.step.id, (msg.step, []))[1].append((msg.key, outcome))
+        for step, outcomes in by_step.values():
+            _close_step(store, step, outcomes, now)
+        if plan.placement is not None:
+            counts["placed"] += _place(store, self.pm, settings, plan.placement, now)
+
+
+_COUNTERS = (
+    "sent",
+    "skipped",
+    "suppressed",
+    "failed",
+    "deferred",
+    "placed",
+    "missed",
+    "charged",
+    "charge_failed",
+    *(f"sent.{c.value}" for c in Channel),
+)
+
+
+def message_id(key: str) -> str:
+    """The id a message is sent under (the channel's idempotency key): its outbox key with ``:``
+    and ``#`` replaced, so it is safe as a file name or a provider's reference.
+
+    >>> message_id("step:INV-1:statement#1:email")
+    'step_INV-1_statement-1_email'
+    """
+    return key.replace(":", "_").replace("#", "-")
+
+
+def _send_one(
+    store: Store,
+    pm: Any,
+    settings: RunSettings,
+    renderer: Renderer,
+    signer: PayLinkSigner | None,
+    channels: dict[str, Any],
+    creditor: Creditor,
+    msg: PlannedMessage,
+    now: dt.datetime,
+    account_conversations: Sequence[tuple[str, str | None, dt.datetime]] = (),
+    *,
+    item: OutboxItem | None = None,
+    accounts: _Fresh | None = None,
+) -> str:
+    """Outbox protocol for one message; returns the counter to bump.
+
+    ``item`` is the message's outbox item when :func:`_intend_all` already recorded the intent;
+    ``accounts`` reads the account as stored now (see :class:`_Fresh`).
+    """
+    step = msg.step
+    plugin = settings.channel_plugins.get(msg.channel)
+    if plugin is None:
+        return "suppressed"
+    if item is None:
+        item = _intend_all(store, settings, (msg,), now)[msg.key]
+    if item.status is OutboxStatus.DONE:
+        return "skipped"
+    if item.status is OutboxStatus.FAILED and item.next_retry_at is None:
+        return "gave_up"  # gave up after max_attempts: reported (as failed), never retried silently
+    if item.next_retry_at is not None and item.next_retry_at > now:
+        return "deferred"
+    # Re-read the account: an opt-out or dispute that arrived since planning wins.
+    accounts = accounts or _Fresh(store)
+    fresh = accounts.get(step.account_id)
+    pack = settings.pack(fresh.account.jurisdiction, fresh.account.creditor_id)
+    inv = next((i for i in fresh.invoices if i.id == step.invoice_id), None)
+    tz = fresh.patient.time_zones[0]
+    view = _gate_snapshot(fresh, fresh.ledger.balance, tuple(i.id for i in fresh.invoices), tz)
+    flags = relief_flags(view, invoice_id=step.invoice_id or "", now=now.astimezone(zone(tz)), pack=pack)
+    debt = Debt(
+        step.account_id,
+        step.invoice_id,
+        disputes=fresh.disputes,
+        insurer_waiting=flags.insurer_waiting,
+        plan_current=bool(flags.plan_status and flags.plan_status.current),
+        assistance_pending=flags.assistance_pending,
+    )
+    verdict = may_contact(
+        fresh.patient,
+        debt,
+        msg.channel,
+        now,
+        ContactHistory.of(fresh.attempts, account_conversations),
+        pack,
+        creditor,
+        step.purpose,
+    )
+    address = _recipient(fresh, msg.channel, now)
+    if not verdict.allowed or address is None or inv is None or inv.status is not InvoiceStatus.OPEN:
+        # Nothing was sent: the item stays open and a later run re-plans it (or never does, when the
+        # patient's wish or the debt's state now forbids it for good).
+        blocking = [r.rule_id for r in verdict.reasons if r.outcome.value in ("deny", "defer")]
+        if address is None and UNDELIVERABLE_RULE not in blocking:
+            blocking.append("contact_point.missing")
+        if inv is None or inv.status is not InvoiceStatus.OPEN:
+            blocking.append("invoice.not_open")
+        with store.transaction():
+            store.outbox_failed(
+                msg.key,
+                at=now,
+                error="suppressed: " + ",".join(blocking)[:250],
+                retry_at=verdict.earliest_allowed or now + dt.timedelta(days=1),
+            )
+            store.audit_append(
+                "message.suppressed", step.account_id, {"key": msg.key, "rules": blocking}, at=now
+            )
+        return "suppressed"
+    try:
+        ctx = _message_context(fresh, creditor, step, settings, now, signer, _claims_in_force(store, step))
+        rendered = renderer.render(step.purpose, msg.channel, fresh.patient.preferred_language, ctx)
+        channel = _channel_instance(pm, settings, plugin, channels)
+        outgoing = OutgoingMessage(
+            id=message_id(msg.key),
+            channel=msg.channel,
+            # a letter's window shows the patient's name above the address
+            recipient=f"{fresh.patient.name}\n{address}"
+            if msg.channel is Channel.LETTER and fresh.patient.name
+            else address,
+            body=rendered.text,
+            subject=rendered.subject or "",
+            html=rendered.html,
+            language=rendered.language,
+            account_id=step.account_id,
+            opt_out_url=settings.opt_out_url,
+            country=fresh.patient.country or region_of(fresh.account.jurisdiction),
+            reference=ctx.reference,
+            pay_link=ctx.pay_link,
+            written_on=ctx.today,
+        )
+        receipt = channel.send(outgoing)
+    except CareCollectError as exc:
+        return _failed(store, pm, settings, msg, now, f"{type(exc).__name__}: {exc}")
+    except OSError as exc:
+        return _failed(store, pm, settings, msg, now, f"transport: {type(exc).__name__}")
+    if receipt.status is not ReceiptStatus.ACCEPTED:
+        return _failed(store, pm, settings, msg, now, f"channel said {receipt.status.value}")
+    sent_step = attrs.evolve(step, status=OutreachStatus.SENT, sent_at=now)
+    with store.transaction():
+        untouched = accounts.untouched(step.account_id)
+        # the step is recorded sent by _close_step once all its channels are through; until then
+        # it stays planned, so a run killed between two channels of one step re-plans the rest
+        store.put_step(step)
+        store.add_attempt(
+            ContactAttempt(
+                f"{msg.key}@{now.isoformat()}",
+                step.id,
+                step.account_id,
+                step.invoice_id,
+                msg.channel,
+                now,
+                AttemptOutcome.DELIVERED,
+                receipt.provider_message_id,
+            )
+        )
+        store.outbox_done(
+            msg.key,
+            at=now,
+            result={"provider_message_id": receipt.provider_message_id, "to": _address_digest(address)},
+        )
+        store.audit_append(
+            "message.sent", step.account_id, {"key": msg.key, "language": rendered.language}, at=now
+        )
+        log_event("run.message.sent", account_id=step.account_id, key=msg.key, channel=msg.channel.value)
+        accounts.sent(step, untouched)
+        owed = owe_hook(
+            store,
+            pm,
+            "carecollect_on_outreach_sent",
+            now,
+            step=sent_step,
+            event=_sent_event(sent_step, msg.channel, now),
+        )
+    deliver_hooks(store, pm, (owed,), now)
+    return "sent"
+
+
+class _Fresh:
+    """The account as the store holds it now, read again only when something was written since.
+
+    An opt-out or a dispute that arrives during the run must win over any message not yet sent, so
+    each message is checked against the account as stored at that moment. Reading the whole account
+    again for every message does that; when the store offers ``change_token()`` (a value that
+    changes with any write, by this connection or another: :meth:`SQLiteStore.change_token
+    <carecollect.store.sqlite.SQLiteStore.change_token>`), the next message of the same account
+    uses the account read for the previous one if nothing was written since but this run's own
+    record of that send (checked and taken inside that record's unit of work, while no one else
+    can write). Of that record (the step, still planned; the contact attempt; the outbox item
+    done; the audit record) the account holds the step, put in its place, and the attempts, read
+    again. Any other write (a webhook, a reply, a plugin hook, a failed or suppressed message)
+    changes the token, and the whole account is read again. News committed before a message's
+    check wins over it, exactly as with a full read for every message.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._token: Callable[[], object] | None = getattr(store, "change_token", None)
+        self._account_id: str | None = None
+        self._seen: object = None
+        self._snap: AccountSnapshot | None = None
+
+    def get(self, account_id: str) -> AccountSnapshot:
+        """The account as stored now."""
+        if (
+            self._snap is not None
+            and self._token is not None
+            and account_id == self._account_id
+            and self._token() == self._seen
+        ):
+            return self._snap
+        self._seen = self._token() if self._token is not None else None  # taken before the read
+        self._snap = self._store.account_snapshot(account_id)
+        self._account_id = account_id
+        return self._snap
+
+    def untouched(self, account_id: str) -> bool:
+        """Nothing was written since :meth:`get` read ``account_id`` (call it holding the write lock)."""
+        return (
+            self._snap is not None
+            and self._token is not None
+            and account_id == self._account_id
+            and self._token() == self._seen
+        )
+
+    def sent(self, step: OutreachStep, untouched: bool) -> None:
+        """This run just wrote its record of a message of ``step`` sent, in the unit of work that is
+        still open (so nobody else can write); ``untouched`` is :meth:`untouched` at its start.
+        """
+        if not untouched or self._token is None or self._snap is None:
+            self._snap = None
+            return
+        steps = sorted([s for s in self._snap.steps if s.id != step.id] + [step], key=lambda s: s.id)
+        self._snap = attrs.evolve(
+            self._snap, steps=tuple(steps), attempts=self._store.attempts_for(step.account_id)
+        )
+        self._seen = self._token()
+
+
+def _intend_all(
+    store: Store, settings: RunSettings, messages: Sequence[PlannedMessage], now: dt.datetime
+) -> dict[str, OutboxItem]:
+    """Record every message of one account as intended, in one unit of work, before any is sent.
+
+    Still exactly once: each intent is durable before its send, a killed run finds the intents
+    (and whatever of them is done) on its rerun, and the channel is called with the outbox key as
+    idempotency key. A message whose channel has no plugin is not recorded (it is suppressed).
+    """
+    todo = [m for m in messages if settings.channel_plugins.get(m.channel) is not None]
+    if not todo:
+        return {}
+    with store.transaction():
+        return {
+            m.key: store.outbox_intend(
+                m.key,
+                "message",
+                {"step": m.step.id, "channel": m.channel.value, "purpose": m.step.purpose.value},
+                at=now,
+                account_id=m.step.account_id,
+            )
+            for m in todo
+        }
+
+
+def _close_step(
+    store: Store, step: OutreachStep, outcomes: list[tuple[str, str]], now: dt.datetime | None = None
+) -> None:
+    """Record ``step`` sent once every channel planned for it is through.
+
+    A channel that failed or waits for its back-off keeps the step open, so the next
+    run plans it again (its done channels are skipped by their outbox keys). A
+    suppressed channel (an opt-out or a dispute won) or one given up does not: the
+    step counts as sent if any channel delivered it. ``sent_at`` is the first delivery.
+    """
+    if any(o in ("failed", "deferred") for _, o in outcomes):
+        return
+    done = [(k, o) for k, o in outcomes if o in ("sent", "skipped")]
+    if not done:
+        return
+    # a channel this run sent was recorded done at ``now``; one done by an earlier run is read back
+    times = [now if o == "sent" and now is not None else store.outbox_get(k).updated_at for k, o in done]
+    sent_at = min(t for t in times if t is not None)
+    with store.transaction():
+        store.put_step(attrs.evolve(step, status=OutreachStatus.SENT, sent_at=sent_at))
+
+
+def _sent_event(step: OutreachStep, channel: Channel, now: dt.datetime) -> Any:
+    from ..events import Event, EventType
+
+    return Event(EventType.OUTREACH_SENT, step.id, now, {"channel": channel.value})
+
+
+def _failed(
+    store: Store, pm: Any, settings: RunSettings, msg: PlannedMessage, now: dt.datetime, why: str
+) -> str:
+    """Record a failed send and, in the same unit of work, the ``on_outreach_failed`` owed to plugins."""
+    with store.transaction():
+        item = store.outbox_get(msg.key)
+        retry = next_retry_at(item.attempts + 1, now) if item.attempts + 1 < settings.max_attempts else None
+        store.outbox_failed(msg.key, at=now, error=why[:300], retry_at=retry, give_up=retry is None)
+        store.audit_append(
+            "message.failed", msg.step.account_id, {"key": msg.key, "error": why[:300]}, at=now
+        )
+        owed = _owe_send_failure(store, pm, msg, now)
+    deliver_hooks(store, pm, (owed,), now)
+    return "failed"
+
+
+def new_pay_link_key() -> bytes:
+    """A fresh 32-byte key for pay links (store it as a secret)."""
+    return secrets.token_bytes(32)
