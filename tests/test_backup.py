@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from carecollect.channels import Channel
 from carecollect.cli import main
 from carecollect.daily_run import InboundEvent, InboundKind, RunSettings, execute_run, plan_run
-from carecollect.plugin_manager import make_plugin_manager
+from carecollect.plugins.manager import make_plugin_manager
 from carecollect.portfolio import load_portfolio
 from carecollect.store.base import StoreError
 from carecollect.store.sqlite import SQLiteStore

@@ -18,7 +18,7 @@ from carecollect.cli import main
 from carecollect.cli.config import config_path
 from carecollect.daily_run import RunSettings, execute_run, plan_run
 from carecollect.errors import ConfigurationError
-from carecollect.plugin_manager import make_plugin_manager
+from carecollect.plugins.manager import make_plugin_manager
 from carecollect.portfolio import load_portfolio
 from carecollect.store.sqlite import SQLiteStore
 

@@ -9,7 +9,7 @@ HEAVY = (
     "carecollect.daily_run",
     "carecollect.store.sqlite",
     "carecollect.reports",
-    "carecollect.plugin_manager",
+    "carecollect.plugins.manager",
     "carecollect.messages",
     "carecollect.cli.config",
     "jinja2",

@@ -101,7 +101,7 @@ def test_dry_run_plans_but_writes_nothing(tmp_path: Path) -> None:
 
 def test_the_dry_run_is_exactly_the_plan_the_real_run_executes(tmp_path: Path) -> None:
     from carecollect.daily_run import RunSettings, execute_run
-    from carecollect.plugin_manager import make_plugin_manager
+    from carecollect.plugins.manager import make_plugin_manager
 
     now = dt.datetime(2026, 3, 2, 16, tzinfo=dt.UTC)
     settings = RunSettings(channel_config={"outbox": {"folder": str(tmp_path / "out")}})

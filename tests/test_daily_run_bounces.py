@@ -31,7 +31,7 @@ from carecollect.daily_run import (
 from carecollect.invoices import InvoiceStatus
 from carecollect.outreach import AttemptOutcome
 from carecollect.patients import ContactPoint, Patient, mark_undeliverable, opt_out
-from carecollect.plugin_manager import PluginManager, make_plugin_manager
+from carecollect.plugins.manager import PluginManager, make_plugin_manager
 from carecollect.store.sqlite import MIGRATIONS, SQLiteStore
 from carecollect.testing.factories import NOW, make_account, make_invoice, make_patient
 

@@ -10,7 +10,7 @@ import attrs
 import pytest
 
 from carecollect.daily_run import RunPlan, RunSettings, execute_run, plan_run
-from carecollect.plugin_manager import make_plugin_manager
+from carecollect.plugins.manager import make_plugin_manager
 from carecollect.portfolio import load_portfolio
 from carecollect.store import SQLiteStore
 

@@ -18,7 +18,7 @@ from carecollect.daily_run import InboundEvent, InboundKind, RunSettings, close_
 from carecollect.errors import ConfigurationError
 from carecollect.invoices import InvoiceStatus
 from carecollect.patients import ContactPoint
-from carecollect.plugin_manager import PluginManager, make_plugin_manager
+from carecollect.plugins.manager import PluginManager, make_plugin_manager
 from carecollect.store.sqlite import SQLiteStore
 from carecollect.testing.factories import NOW, make_account, make_invoice, make_patient
 

@@ -21,7 +21,7 @@ import pytest
 
 import carecollect.daily_run as daily_run
 from carecollect.daily_run import DecisionKind, RunSettings, execute_run, plan_run
-from carecollect.plugin_manager import make_plugin_manager
+from carecollect.plugins.manager import make_plugin_manager
 from carecollect.portfolio import load_portfolio
 from carecollect.store import SQLiteStore
 

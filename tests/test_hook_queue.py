@@ -21,8 +21,8 @@ import pytest
 from carecollect.channels import Channel
 from carecollect.daily_run import RunSettings, execute_run, owe_hook, redeliver_hook_events
 from carecollect.events import Event, EventType
-from carecollect.hookspecs import hookimpl
-from carecollect.plugin_manager import PluginManager, make_plugin_manager
+from carecollect.plugins.hookspecs import hookimpl
+from carecollect.plugins.manager import PluginManager, make_plugin_manager
 from carecollect.portfolio import load_portfolio
 from carecollect.store.event_queue import decode_arguments, encode_arguments
 from carecollect.store.sqlite import SQLiteStore
@@ -144,8 +144,8 @@ KILLED = textwrap.dedent(
 
     import carecollect.daily_run as run
     from carecollect.channels import Channel
-    from carecollect.hookspecs import hookimpl
-    from carecollect.plugin_manager import make_plugin_manager
+    from carecollect.plugins.hookspecs import hookimpl
+    from carecollect.plugins.manager import make_plugin_manager
     from carecollect.store.sqlite import SQLiteStore
 
     db, folder, now = sys.argv[1:4]

@@ -53,7 +53,7 @@ from carecollect.invoices import InvoiceStatus
 from carecollect.ledger import EntryKind
 from carecollect.outreach import OutreachStatus
 from carecollect.plans import InstalmentStatus, PaymentPlan, PlanStatus, build_schedule
-from carecollect.plugin_manager import make_plugin_manager
+from carecollect.plugins.manager import make_plugin_manager
 from carecollect.portfolio import load_portfolio
 from carecollect.store.base import Mandate, OutboxStatus, RunLocked
 from carecollect.store.sqlite import SQLiteStore
@@ -71,14 +71,14 @@ CHILD = textwrap.dedent(
     import os
     from pathlib import Path
 
-    from carecollect.builtin.outbox import CAPABILITIES, OutboxChannel
+    from carecollect.plugins.builtin.outbox import CAPABILITIES, OutboxChannel
     from carecollect.channels import Channel
     from carecollect.daily_run import RunSettings, execute_run
-    from carecollect.hookspecs import hookimpl
-    from carecollect.messaging import MessageChannelDescriptor
+    from carecollect.plugins.hookspecs import hookimpl
+    from carecollect.plugins.messaging import MessageChannelDescriptor
     from carecollect.payments import PaymentMethod
-    from carecollect.plugin_manager import make_plugin_manager
-    from carecollect.providers import (
+    from carecollect.plugins.manager import make_plugin_manager
+    from carecollect.plugins.providers import (
         BasePaymentProvider, PaymentProviderDescriptor, PaymentResult, ProviderCapabilities,
     )
     from carecollect.store.sqlite import SQLiteStore

@@ -20,7 +20,7 @@ import pytest
 
 from carecollect.daily_run import RunSettings, RunWorkerError, execute_run, plan_run, worker_of
 from carecollect.outreach import OutreachStatus
-from carecollect.plugin_manager import make_plugin_manager
+from carecollect.plugins.manager import make_plugin_manager
 from carecollect.portfolio import load_portfolio
 from carecollect.store.base import OutboxStatus
 from carecollect.store.sqlite import SQLiteStore
@@ -120,10 +120,10 @@ def test_a_failing_worker_fails_the_run_and_frees_the_lock(
 #: A channel that logs every raw ``send`` call (line-buffered, so a line survives a kill) before
 #: the built-in outbox writes the file; a module of its own, so spawned workers can import it.
 CHANNEL = """
-from carecollect.builtin.outbox import CAPABILITIES, OutboxChannel
-from carecollect.hookspecs import hookimpl
-from carecollect.messaging import MessageChannelDescriptor
-from carecollect.plugin_manager import make_plugin_manager
+from carecollect.plugins.builtin.outbox import CAPABILITIES, OutboxChannel
+from carecollect.plugins.hookspecs import hookimpl
+from carecollect.plugins.messaging import MessageChannelDescriptor
+from carecollect.plugins.manager import make_plugin_manager
 
 
 class Recording(OutboxChannel):

@@ -17,17 +17,6 @@ from typing import Any, ClassVar
 
 import pytest
 
-from carecollect.agencies import (
-    AgencyAccountStatus,
-    AgencyConnectorCapabilities,
-    AgencyConnectorDescriptor,
-    AgencyReceipt,
-    AgencyRemittance,
-    AgencyStatusUpdate,
-    PlacementRequest,
-    PrePlacementNotice,
-)
-from carecollect.builtin.outbox import CAPABILITIES, OutboxChannel
 from carecollect.channels import Channel
 from carecollect.daily_run import (
     InboundEvent,
@@ -38,14 +27,25 @@ from carecollect.daily_run import (
     plan_run,
 )
 from carecollect.disputes import Dispute, DisputeReason
-from carecollect.hookspecs import hookimpl
 from carecollect.ledger import EntryKind
-from carecollect.messaging import MessageChannelDescriptor, Receipt, ReceiptStatus, RenderedMessage
 from carecollect.money import Money
 from carecollect.outreach import AttemptOutcome, OutreachPurpose, OutreachStatus
 from carecollect.patients import opt_out
 from carecollect.placements import AgencyPlacement, PlacementStatus, Remittance
-from carecollect.plugin_manager import PluginManager, make_plugin_manager
+from carecollect.plugins.agencies import (
+    AgencyAccountStatus,
+    AgencyConnectorCapabilities,
+    AgencyConnectorDescriptor,
+    AgencyReceipt,
+    AgencyRemittance,
+    AgencyStatusUpdate,
+    PlacementRequest,
+    PrePlacementNotice,
+)
+from carecollect.plugins.builtin.outbox import CAPABILITIES, OutboxChannel
+from carecollect.plugins.hookspecs import hookimpl
+from carecollect.plugins.manager import PluginManager, make_plugin_manager
+from carecollect.plugins.messaging import MessageChannelDescriptor, Receipt, ReceiptStatus, RenderedMessage
 from carecollect.portfolio import load_portfolio
 from carecollect.store.base import OutboxStatus, next_retry_at
 from carecollect.store.sqlite import SQLiteStore

@@ -14,7 +14,7 @@ pytest.importorskip("pyx12")
 from carecollect.daily_run import RunSettings, execute_run
 from carecollect.importers.remittance import import_remittance
 from carecollect.messages.remittance_codes import carc_text, rarc_text
-from carecollect.plugin_manager import make_plugin_manager
+from carecollect.plugins.manager import make_plugin_manager
 from carecollect.store import SQLiteStore
 
 DATA = Path(__file__).parent / "data" / "x12"

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from carecollect.creditors import Creditor, CreditorRole
 from carecollect.daily_run import CreditorSettings, RunPlan, RunSettings, execute_run, plan_run
-from carecollect.plugin_manager import make_plugin_manager
+from carecollect.plugins.manager import make_plugin_manager
 from carecollect.portfolio import load_portfolio
 from carecollect.run.kernel import DUE, NOT_DUE, RunTables, decide, decode
 from carecollect.run.rows import Contexts, rows_from_facts, rows_from_snapshot

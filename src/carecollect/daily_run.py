@@ -46,7 +46,6 @@ from typing import Any
 import attrs
 
 from .addresses import region_of
-from .agencies import AgencyAccountStatus, AgencyStatusUpdate, Debtor, PlacedInvoice, PlacementRequest
 from .channels import Channel
 from .contact_centre.records import ContactRecord
 from .creditors import Creditor
@@ -57,8 +56,6 @@ from .messages.context import Itemization, MessageContext, NoticeInfo
 from .messages.paylinks import PayLinkSigner, new_nonce
 from .messages.render import Renderer
 from .messages.statement import build_statement
-from .messaging import DeliveryReport, DeliveryState, ReceiptStatus
-from .messaging import RenderedMessage as OutgoingMessage
 from .money import Money
 from .observability import add_metric, log_event, phase_span
 from .outreach import AttemptOutcome, ContactAttempt, OutreachPurpose, OutreachStatus, OutreachStep
@@ -87,6 +84,10 @@ from .plans import (
     record_instalment_payment,
     reverse_instalment_payment,
 )
+from .plugins.agencies import AgencyAccountStatus, AgencyStatusUpdate, Debtor, PlacedInvoice, PlacementRequest
+from .plugins.messaging import DeliveryReport, DeliveryState, ReceiptStatus
+from .plugins.messaging import RenderedMessage as OutgoingMessage
+from .plugins.providers import Instrument, WebhookEvent, WebhookKind
 from .policy.cadence import (
     ANCHOR_PLACED,
     NONE,
@@ -102,7 +103,6 @@ from .policy.cadence import (
 from .policy.explain import Reason
 from .policy.governor import UNDELIVERABLE_RULE, ContactHistory, Debt, may_contact
 from .policy.packs import PolicyPack, get_pack
-from .providers import Instrument, WebhookEvent, WebhookKind
 from .relief.disputes import DisputeProcedure
 from .relief.gates import may_place
 from .relief.pauses import relief_flags
@@ -609,7 +609,7 @@ class RunReport:
     charged: int = 0
     charges_failed: int = 0
     #: Event broadcasts some plugin raised on (from the plugin manager's
-    #: :meth:`~carecollect.plugin_manager.PluginManager.undelivered`), one scrubbed line each.
+    #: :meth:`~carecollect.plugins.manager.PluginManager.undelivered`), one scrubbed line each.
     hook_failures: tuple[str, ...] = ()
     #: Print batches the run closed (:func:`close_batches`), by id.
     batches: tuple[str, ...] = ()
@@ -1595,7 +1595,7 @@ def owe_hook(store: Store, pm: Any, hook: str, at: dt.datetime, **arguments: Any
 
     :param store: the store (in the caller's transaction).
     :param pm: the plugin manager (its implementers of ``hook`` are the targets).
-    :param hook: one of :data:`carecollect.hookspecs.EVENT_HOOKS`.
+    :param hook: one of :data:`carecollect.plugins.hookspecs.EVENT_HOOKS`.
     :param at: the run's instant.
     :param arguments: the hook's keyword arguments.
     :returns: the queued event (``seq`` 0 when no plugin implements the hook: nothing is owed).
@@ -2416,7 +2416,7 @@ def execute_run(
 
     :param store: the store.
     :param now: the run's instant (aware; pass ``--as-of`` from the CLI).
-    :param pm: a plugin manager (:func:`carecollect.plugin_manager.make_plugin_manager`).
+    :param pm: a plugin manager (:func:`carecollect.plugins.manager.make_plugin_manager`).
     :param settings: run settings.
     :param owner: who holds the run lock.
     :param events: inbound events to take in first.
@@ -2443,7 +2443,7 @@ def execute_run(
         worker, but only those of this process's ``pm`` can be redelivered.
     :param pm_factory: builds each worker's plugin manager (it must pickle: a module-level
         function or a :func:`functools.partial`); default
-        :func:`~carecollect.plugin_manager.make_plugin_manager` with its defaults.
+        :func:`~carecollect.plugins.manager.make_plugin_manager` with its defaults.
     :raises ConfigurationError: the settings name a plugin that is not installed, or house rules
         that do not apply (:func:`settings_problems`); nothing was taken in, planned or sent.
     :raises RunLocked: another run holds the lock.
@@ -2663,7 +2663,7 @@ class RunHeartbeat:
 def close_batches(pm: Any, settings: RunSettings, now: dt.datetime) -> tuple[str, ...]:
     """Close the batches of every channel plugin that sends in batches (printed letters).
 
-    A channel whose class offers ``close_batch(now)`` (:class:`~carecollect.messaging.BatchingChannel`)
+    A channel whose class offers ``close_batch(now)`` (:class:`~carecollect.plugins.messaging.BatchingChannel`)
     collects what it was sent; the run calls it once, after every message is through (with
     several workers, after all of them), so one run makes one batch per envelope layout. A batch
     that fails stays pending and is made by the next run.
@@ -3024,7 +3024,7 @@ def _worker(
     """A worker process of a parallel run: the per-account send loop on its own connection."""
     import queue as queues
 
-    from .plugin_manager import make_plugin_manager
+    from .plugins.manager import make_plugin_manager
 
     _die_with(parent)
     try:

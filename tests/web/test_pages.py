@@ -16,7 +16,7 @@ from carecollect.channels import Channel
 from carecollect.daily_run import RunSettings, intake, plan_run
 from carecollect.disputes import DisputeReason
 from carecollect.plans import PlanStatus
-from carecollect.providers import sign_webhook
+from carecollect.plugins.providers import sign_webhook
 from carecollect.relief.assistance import ApplicationStatus
 
 

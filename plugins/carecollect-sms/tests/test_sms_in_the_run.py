@@ -10,7 +10,7 @@ from carecollect.creditors import Creditor, CreditorRole
 from carecollect.daily_run import InboundEvent, InboundKind, RunSettings, execute_run, intake
 from carecollect.invoices import InvoiceStatus
 from carecollect.patients import ContactPoint
-from carecollect.plugin_manager import make_plugin_manager
+from carecollect.plugins.manager import make_plugin_manager
 from carecollect.store.sqlite import SQLiteStore
 from carecollect.testing.factories import NOW, make_account, make_invoice, make_patient
 

@@ -20,8 +20,8 @@ from carecollect.daily_run import (
 )
 from carecollect.invoices import issue_invoice
 from carecollect.ledger import Ledger, post_charge
-from carecollect.plugin_manager import make_plugin_manager
-from carecollect.providers import PaymentResult
+from carecollect.plugins.manager import make_plugin_manager
+from carecollect.plugins.providers import PaymentResult
 from carecollect.store.base import ProviderPayment
 from carecollect.store.sqlite import SQLiteStore
 

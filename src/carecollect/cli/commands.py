@@ -510,7 +510,7 @@ def run(
     from rich.table import Table
 
     from ..daily_run import execute_run, last_run_at, plan_run
-    from ..plugin_manager import make_plugin_manager
+    from ..plugins.manager import make_plugin_manager
     from .config import check_config, load_config
     from .run_summary import dry_run_document, dry_run_rows, routes, run_rows
 
@@ -631,7 +631,7 @@ def config_check(db: Path) -> None:
     database does not have, secrets (env:NAME, file:PATH) that cannot be read. Exit code 1 on
     any problem; else the effective settings per creditor, secrets shown by reference only.
     """
-    from ..plugin_manager import make_plugin_manager
+    from ..plugins.manager import make_plugin_manager
     from .config import check_config, config_path, effective_settings, load_config
 
     cfg = load_config(db)

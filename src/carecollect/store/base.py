@@ -298,7 +298,7 @@ class PendingHookEvent:
     """An event-hook broadcast some plugin has not taken yet, kept in the store.
 
     :param seq: its place in the queue (delivered in this order).
-    :param hook: the hook's name (one of :data:`carecollect.hookspecs.EVENT_HOOKS`).
+    :param hook: the hook's name (one of :data:`carecollect.plugins.hookspecs.EVENT_HOOKS`).
     :param arguments: the hook's keyword arguments as JSON
         (:func:`carecollect.store.event_queue.decode_arguments` reads them).
     :param targets: the plugins that implemented the hook when the event was recorded.

@@ -6,7 +6,7 @@ from typing import Any
 
 from ..daily_run import InboundKind
 from ..errors import CareCollectError
-from ..providers import WebhookError
+from ..plugins.providers import WebhookError
 from ..store.base import InboxItem
 from .views import _DROPPED_HEADERS, _Views, log
 
