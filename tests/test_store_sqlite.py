@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -450,3 +451,16 @@ def test_audit_records_filter_by_subject_and_kind(tmp_path: Path) -> None:
         assert list(store.audit_records(kinds=[])) == []
         assert [r.data["n"] for r in store.audit_records(subject_id="A-1")] == [0, 1, 3, 4]
         assert store.verify_audit().ok
+
+
+def test_the_store_is_both_halves_of_the_protocol(tmp_path: Path) -> None:
+    from carecollect.store import RecordStore, RunJournal, UnitOfWork
+
+    with closing(SQLiteStore(tmp_path / "halves.sqlite")) as store:
+        assert isinstance(store, RecordStore)
+        assert isinstance(store, RunJournal)
+        assert isinstance(store, UnitOfWork)
+    # each half names only its own methods: a record method is not on the journal, nor the reverse
+    assert "put_invoice" in dir(RecordStore) and "put_invoice" not in dir(RunJournal)
+    assert "outbox_intend" in dir(RunJournal) and "outbox_intend" not in dir(RecordStore)
+    assert "iter_plan_facts" in dir(RecordStore)
