@@ -156,7 +156,7 @@ def plugins(session: nox.Session) -> None:
         "python",
         "-c",
         "from importlib.metadata import entry_points; "
-        "from carecollect.plugin_manager import make_plugin_manager; "
+        "from carecollect.plugins.manager import make_plugin_manager; "
         "names = {ep.name for ep in entry_points(group='carecollect')}; "
         "pm = make_plugin_manager(); "
         "found = set(pm.payment_providers()) | set(pm.message_channels()) | set(pm.agency_connectors()); "

@@ -40,7 +40,7 @@ from carecollect.ledger import EntryKind, LedgerEntry  # noqa: E402
 from carecollect.messages.paylinks import PayLinkSigner  # noqa: E402
 from carecollect.money import Money  # noqa: E402
 from carecollect.patients import Account, ContactPoint, Patient  # noqa: E402
-from carecollect.providers import sign_webhook  # noqa: E402
+from carecollect.plugins.providers import sign_webhook  # noqa: E402
 from carecollect.store.sqlite import SQLiteStore  # noqa: E402
 
 OUT = HERE / "_static" / "patient-pages"
@@ -159,7 +159,7 @@ def serve(db: Path, clock: Any) -> Iterator[str]:
     import carecollect_demo_gateway
     import uvicorn
 
-    from carecollect.plugin_manager import make_plugin_manager
+    from carecollect.plugins.manager import make_plugin_manager
     from carecollect.web import BankTransfer, WebSettings, create_app
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from carecollect.channels import Channel
 from carecollect.cli import main
-from carecollect.plugin_manager import make_plugin_manager
+from carecollect.plugins.manager import make_plugin_manager
 from carecollect.portfolio import load_portfolio
 from carecollect.run.execute import execute_run
 from carecollect.run.inbound import InboundEvent, InboundKind

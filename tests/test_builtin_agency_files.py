@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from carecollect.agencies import AgencyAccountStatus, PrePlacementNotice
-from carecollect.builtin.agency_files import AGENCY_FILES, AgencyFilesConnector
 from carecollect.errors import ConfigurationError, NaiveDatetime, ValidationError
 from carecollect.money import Money
-from carecollect.plugin_manager import make_plugin_manager
+from carecollect.plugins.agencies import AgencyAccountStatus, PrePlacementNotice
+from carecollect.plugins.builtin.agency_files import AGENCY_FILES, AgencyFilesConnector
+from carecollect.plugins.manager import make_plugin_manager
 from carecollect.testing import AgencyConnectorContract
 from carecollect.testing import factories as f
 

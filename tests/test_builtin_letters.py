@@ -13,13 +13,13 @@ from pathlib import Path
 import attrs
 import pytest
 
-from carecollect.builtin.letters import LETTERS, MANIFEST_COLUMNS, LetterChannel
 from carecollect.channels import Channel
 from carecollect.errors import ConfigurationError, ValidationError
 from carecollect.messages.examples import context
 from carecollect.messages.render import render
-from carecollect.messaging import DeliveryState, ReceiptStatus, RenderedMessage
 from carecollect.outreach import OutreachPurpose
+from carecollect.plugins.builtin.letters import LETTERS, MANIFEST_COLUMNS, LetterChannel
+from carecollect.plugins.messaging import DeliveryState, ReceiptStatus, RenderedMessage
 from carecollect.testing import MessageChannelContract
 
 pytest.importorskip("fpdf")

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from carecollect.builtin.outbox import OUTBOX
 from carecollect.channels import Channel
-from carecollect.messaging import ReceiptStatus, RenderedMessage
+from carecollect.plugins.builtin.outbox import OUTBOX
+from carecollect.plugins.messaging import ReceiptStatus, RenderedMessage
 
 BODY = "Hei Ola,\n\nDin regning på 1\u00a0250,00\u00a0kr forfaller 2. april 2026.\n" * 9
 

@@ -17,7 +17,7 @@ from carecollect.channels import Channel
 from carecollect.cli import main
 from carecollect.cli.config import config_path
 from carecollect.errors import ConfigurationError
-from carecollect.plugin_manager import make_plugin_manager
+from carecollect.plugins.manager import make_plugin_manager
 from carecollect.portfolio import load_portfolio
 from carecollect.run.execute import execute_run
 from carecollect.run.planning import plan_run

@@ -10,7 +10,7 @@ HEAVY = (
     "carecollect.run.execute",
     "carecollect.store.sqlite",
     "carecollect.reports",
-    "carecollect.plugin_manager",
+    "carecollect.plugins.manager",
     "carecollect.messages",
     "carecollect.cli.config",
     "jinja2",

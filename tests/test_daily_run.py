@@ -101,7 +101,7 @@ def test_dry_run_plans_but_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_the_dry_run_is_exactly_the_plan_the_real_run_executes(tmp_path: Path) -> None:
-    from carecollect.plugin_manager import make_plugin_manager
+    from carecollect.plugins.manager import make_plugin_manager
     from carecollect.run.execute import execute_run
     from carecollect.run.settings import RunSettings
 

@@ -22,7 +22,7 @@ from carecollect.creditors import Creditor, CreditorRole
 from carecollect.invoices import InvoiceStatus
 from carecollect.outreach import AttemptOutcome
 from carecollect.patients import ContactPoint, Patient, mark_undeliverable, opt_out
-from carecollect.plugin_manager import PluginManager, make_plugin_manager
+from carecollect.plugins.manager import PluginManager, make_plugin_manager
 from carecollect.run.decisions import DecisionKind
 from carecollect.run.event_intake import intake
 from carecollect.run.execute import execute_run

@@ -17,7 +17,12 @@ from typing import Any, ClassVar
 
 import pytest
 
-from carecollect.agencies import (
+from carecollect.channels import Channel
+from carecollect.contact_centre import ContactChannel, ContactRecord, Direction, Outcome, Topic
+from carecollect.disputes import DisputeStatus
+from carecollect.events import EventType
+from carecollect.placements import AgencyPlacement, PlacementStatus
+from carecollect.plugins.agencies import (
     AgencyConnectorCapabilities,
     AgencyConnectorDescriptor,
     AgencyReceipt,
@@ -26,15 +31,10 @@ from carecollect.agencies import (
     PlacementRequest,
     PrePlacementNotice,
 )
-from carecollect.builtin.outbox import CAPABILITIES, OutboxChannel
-from carecollect.channels import Channel
-from carecollect.contact_centre import ContactChannel, ContactRecord, Direction, Outcome, Topic
-from carecollect.disputes import DisputeStatus
-from carecollect.events import EventType
-from carecollect.hookspecs import hookimpl
-from carecollect.messaging import MessageChannelDescriptor, Receipt, ReceiptStatus, RenderedMessage
-from carecollect.placements import AgencyPlacement, PlacementStatus
-from carecollect.plugin_manager import PluginManager, make_plugin_manager
+from carecollect.plugins.builtin.outbox import CAPABILITIES, OutboxChannel
+from carecollect.plugins.hookspecs import hookimpl
+from carecollect.plugins.manager import PluginManager, make_plugin_manager
+from carecollect.plugins.messaging import MessageChannelDescriptor, Receipt, ReceiptStatus, RenderedMessage
 from carecollect.portfolio import load_portfolio
 from carecollect.run.event_intake import intake
 from carecollect.run.execute import execute_run

@@ -9,7 +9,7 @@ from pathlib import Path
 import attrs
 import pytest
 
-from carecollect.plugin_manager import make_plugin_manager
+from carecollect.plugins.manager import make_plugin_manager
 from carecollect.portfolio import load_portfolio
 from carecollect.run.decisions import RunPlan
 from carecollect.run.execute import execute_run

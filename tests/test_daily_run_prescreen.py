@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 import carecollect.run.planning as planning
-from carecollect.plugin_manager import make_plugin_manager
+from carecollect.plugins.manager import make_plugin_manager
 from carecollect.portfolio import load_portfolio
 from carecollect.run.decisions import DecisionKind, RunPlan
 from carecollect.run.execute import execute_run

@@ -21,7 +21,7 @@ from warnings import catch_warnings, simplefilter
 import pytest
 
 import carecollect
-from carecollect import hookspecs
+from carecollect.plugins import hookspecs
 
 sphinx = pytest.importorskip("sphinx")
 from sphinx.application import Sphinx  # noqa: E402
@@ -143,7 +143,9 @@ def test_hook_reference_shows_every_hook_with_its_docstring(tmp_path: Path) -> N
     html, _ = _build(tmp_path, (DOCS / "extend" / "hooks.rst").read_text(encoding="utf-8"))
     text = _page_text(html)
     for hook in HOOKS:
-        assert f'id="carecollect.hookspecs.{hook}"' in html, f"{hook} has no entry in the hook reference"
+        assert f'id="carecollect.plugins.hookspecs.{hook}"' in html, (
+            f"{hook} has no entry in the hook reference"
+        )
         first = inspect.getdoc(getattr(hookspecs, hook)).split("\n\n")[0]  # type: ignore[union-attr]
         plain = re.sub(r"\s+", " ", re.sub(r":[a-z]+:`~?([^`]+)`|``([^`]+)``", r"\1\2", first))
         assert plain in text, f"{hook}: its docstring is not shown ({plain!r})"

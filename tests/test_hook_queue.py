@@ -20,8 +20,8 @@ import pytest
 
 from carecollect.channels import Channel
 from carecollect.events import Event, EventType
-from carecollect.hookspecs import hookimpl
-from carecollect.plugin_manager import PluginManager, make_plugin_manager
+from carecollect.plugins.hookspecs import hookimpl
+from carecollect.plugins.manager import PluginManager, make_plugin_manager
 from carecollect.portfolio import load_portfolio
 from carecollect.run.execute import execute_run
 from carecollect.run.hooks import owe_hook, redeliver_hook_events
@@ -148,8 +148,8 @@ KILLED = textwrap.dedent(
     from carecollect.run.execute import execute_run
     from carecollect.run.settings import RunSettings
     from carecollect.channels import Channel
-    from carecollect.hookspecs import hookimpl
-    from carecollect.plugin_manager import make_plugin_manager
+    from carecollect.plugins.hookspecs import hookimpl
+    from carecollect.plugins.manager import make_plugin_manager
     from carecollect.store.sqlite import SQLiteStore
 
     db, folder, now = sys.argv[1:4]

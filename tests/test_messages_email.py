@@ -12,7 +12,7 @@ import pytest
 from carecollect.channels import Channel
 from carecollect.errors import ValidationError
 from carecollect.messages.email import EMAIL_POLICY, build_email, message_id_header
-from carecollect.messaging import RenderedMessage
+from carecollect.plugins.messaging import RenderedMessage
 
 AT = dt.datetime(2026, 3, 2, 10, 15, tzinfo=dt.timezone(dt.timedelta(hours=1)))
 SENDER = "Legesenteret Ås <faktura@legesenteret.example>"

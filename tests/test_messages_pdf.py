@@ -23,7 +23,7 @@ from carecollect.errors import ConfigurationError, ValidationError
 from carecollect.messages.letter_gallery import GALLERY, RECIPIENTS, example_letter
 from carecollect.messages.letters import LAYOUTS, BlockKind, Letter, Rect, body_blocks, layout_for
 from carecollect.messages.pdf import letter_pdf, letters_pdf
-from carecollect.messaging import RenderedMessage
+from carecollect.plugins.messaging import RenderedMessage
 
 pytest.importorskip("fpdf")
 pytestmark = pytest.mark.skipif(

@@ -22,7 +22,7 @@ from carecollect.messages.render import render
 from carecollect.money import Money
 from carecollect.outreach import OutreachPurpose
 from carecollect.patients import Account, ContactPoint, Patient
-from carecollect.plugin_manager import make_plugin_manager
+from carecollect.plugins.manager import make_plugin_manager
 from carecollect.policy.cadence import compile_pack
 from carecollect.policy.packs import get_pack
 from carecollect.run.execute import execute_run

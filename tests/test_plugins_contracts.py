@@ -9,12 +9,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from carecollect.agencies import PlacedInvoice, PlacementRequest
 from carecollect.errors import ValidationError
-from carecollect.messaging import ChannelCapabilities, Receipt, ReceiptStatus, ReplyIntent, classify_reply
 from carecollect.money import Money
 from carecollect.payments import PaymentMethod
-from carecollect.providers import (
+from carecollect.plugins.agencies import PlacedInvoice, PlacementRequest
+from carecollect.plugins.messaging import (
+    ChannelCapabilities,
+    Receipt,
+    ReceiptStatus,
+    ReplyIntent,
+    classify_reply,
+)
+from carecollect.plugins.providers import (
     PaymentErrorCode,
     PaymentResult,
     ProviderCapabilities,

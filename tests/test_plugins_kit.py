@@ -14,7 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from carecollect.agencies import (
+from carecollect.channels import Channel
+from carecollect.money import Money
+from carecollect.payments import PaymentMethod
+from carecollect.placements import Remittance
+from carecollect.plugins.agencies import (
     AgencyAccountStatus,
     AgencyConnectorCapabilities,
     AgencyConnectorDescriptor,
@@ -24,14 +28,10 @@ from carecollect.agencies import (
     PlacementRequest,
     PrePlacementNotice,
 )
-from carecollect.builtin.manual import MANUAL
-from carecollect.builtin.outbox import OUTBOX
-from carecollect.channels import Channel
-from carecollect.messaging import RenderedMessage
-from carecollect.money import Money
-from carecollect.payments import PaymentMethod
-from carecollect.placements import Remittance
-from carecollect.providers import Instrument
+from carecollect.plugins.builtin.manual import MANUAL
+from carecollect.plugins.builtin.outbox import OUTBOX
+from carecollect.plugins.messaging import RenderedMessage
+from carecollect.plugins.providers import Instrument
 from carecollect.testing import AgencyConnectorContract, MessageChannelContract, PaymentProviderContract
 from carecollect.testing.fixtures import (  # noqa: F401
     FrozenClock,

@@ -20,12 +20,12 @@ import json
 import pytest
 from carecollect.money import Money
 from carecollect.payments import PaymentMethod
-from carecollect.providers import (
+from carecollect.plugins.providers import (
     BasePaymentProvider, Instrument, PaymentErrorCode, PaymentResult, ProviderCapabilities,
     TransactionBook, WebhookEvent, WebhookKind, sign_webhook, verify_webhook_signature,
 )
 from carecollect.testing import MessageChannelContract, PaymentProviderContract
-from carecollect.builtin.outbox import OUTBOX
+from carecollect.plugins.builtin.outbox import OUTBOX
 
 CAPS = ProviderCapabilities(
     methods={PaymentMethod.CARD}, currencies={"EUR"}, two_step=True, partial_capture=True,

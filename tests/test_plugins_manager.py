@@ -8,19 +8,19 @@ from pathlib import Path
 import attrs
 import pytest
 
-from carecollect.agencies import AgencyConnectorCapabilities, AgencyConnectorDescriptor
-from carecollect.builtin.agency_files import AGENCY_FILES
-from carecollect.builtin.letters import LETTERS
-from carecollect.builtin.manual import MANUAL
-from carecollect.builtin.outbox import OUTBOX
 from carecollect.channels import Channel
 from carecollect.errors import ConfigurationError, PluginError
-from carecollect.hookspecs import EVENT_HOOKS, hookimpl
 from carecollect.money import Money
 from carecollect.payments import PaymentMethod
-from carecollect.plugin_manager import BLOCKED_ENV_VAR, make_plugin_manager
+from carecollect.plugins.agencies import AgencyConnectorCapabilities, AgencyConnectorDescriptor
+from carecollect.plugins.builtin.agency_files import AGENCY_FILES
+from carecollect.plugins.builtin.letters import LETTERS
+from carecollect.plugins.builtin.manual import MANUAL
+from carecollect.plugins.builtin.outbox import OUTBOX
+from carecollect.plugins.hookspecs import EVENT_HOOKS, hookimpl
+from carecollect.plugins.manager import BLOCKED_ENV_VAR, make_plugin_manager
+from carecollect.plugins.providers import Instrument
 from carecollect.policy.packs import get_pack
-from carecollect.providers import Instrument
 from carecollect.testing import factories as f
 
 
@@ -71,10 +71,10 @@ def test_blocked_by_argument_and_environment(tmp_path: Path, monkeypatch: pytest
     assert (
         "manual"
         not in make_plugin_manager(
-            blocked=["broken", "carecollect.builtin.manual"], environ={}
+            blocked=["broken", "carecollect.plugins.builtin.manual"], environ={}
         ).payment_providers()
     )
-    pm = make_plugin_manager(environ={BLOCKED_ENV_VAR: "broken, carecollect.builtin.outbox"})
+    pm = make_plugin_manager(environ={BLOCKED_ENV_VAR: "broken, carecollect.plugins.builtin.outbox"})
     assert "outbox" not in pm.message_channels()  # installed plugins (carecollect-smtp) may remain
 
 
@@ -169,8 +169,8 @@ def test_a_duplicate_names_the_distributions_and_versions(
 ) -> None:
     code = """
         import attrs
-        from carecollect.builtin.manual import MANUAL
-        from carecollect.hookspecs import hookimpl
+        from carecollect.plugins.builtin.manual import MANUAL
+        from carecollect.plugins.hookspecs import hookimpl
 
         @hookimpl
         def carecollect_payment_providers():
@@ -368,7 +368,7 @@ def test_trace_writes_scrubbed_calls() -> None:
 def test_no_global_manager() -> None:
     a = make_plugin_manager(load_entrypoints=False, environ={})
     b = make_plugin_manager(load_entrypoints=False, environ={})
-    a.set_blocked("carecollect.builtin.manual")
+    a.set_blocked("carecollect.plugins.builtin.manual")
     assert a is not b and "manual" in b.payment_providers()
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from carecollect import hookspecs
+from carecollect.plugins import hookspecs
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOKS = sorted(n for n in dir(hookspecs) if n.startswith("carecollect_"))
@@ -29,7 +29,7 @@ def test_hook_docstring_is_complete(hook: str) -> None:
 @pytest.mark.parametrize("hook", HOOKS)
 def test_hook_is_documented(hook: str) -> None:
     page = (ROOT / "docs" / "extend" / "hooks.rst").read_text()
-    assert ".. automodule:: carecollect.hookspecs" in page and hook in page
+    assert ".. automodule:: carecollect.plugins.hookspecs" in page and hook in page
 
 
 def _test_functions() -> list[tuple[str, str, str]]:

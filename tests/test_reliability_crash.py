@@ -52,7 +52,7 @@ from carecollect.invoices import InvoiceStatus
 from carecollect.ledger import EntryKind
 from carecollect.outreach import OutreachStatus
 from carecollect.plans import InstalmentStatus, PaymentPlan, PlanStatus, build_schedule
-from carecollect.plugin_manager import make_plugin_manager
+from carecollect.plugins.manager import make_plugin_manager
 from carecollect.portfolio import load_portfolio
 from carecollect.run.execute import execute_run
 from carecollect.run.planning import plan_run
@@ -73,15 +73,15 @@ CHILD = textwrap.dedent(
     import os
     from pathlib import Path
 
-    from carecollect.builtin.outbox import CAPABILITIES, OutboxChannel
+    from carecollect.plugins.builtin.outbox import CAPABILITIES, OutboxChannel
     from carecollect.channels import Channel
     from carecollect.run.execute import execute_run
     from carecollect.run.settings import RunSettings
-    from carecollect.hookspecs import hookimpl
-    from carecollect.messaging import MessageChannelDescriptor
+    from carecollect.plugins.hookspecs import hookimpl
+    from carecollect.plugins.messaging import MessageChannelDescriptor
     from carecollect.payments import PaymentMethod
-    from carecollect.plugin_manager import make_plugin_manager
-    from carecollect.providers import (
+    from carecollect.plugins.manager import make_plugin_manager
+    from carecollect.plugins.providers import (
         BasePaymentProvider, PaymentProviderDescriptor, PaymentResult, ProviderCapabilities,
     )
     from carecollect.store.sqlite import SQLiteStore

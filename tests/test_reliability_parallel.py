@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from carecollect.outreach import OutreachStatus
-from carecollect.plugin_manager import make_plugin_manager
+from carecollect.plugins.manager import make_plugin_manager
 from carecollect.portfolio import load_portfolio
 from carecollect.run.execute import execute_run
 from carecollect.run.planning import plan_run
@@ -123,10 +123,10 @@ def test_a_failing_worker_fails_the_run_and_frees_the_lock(
 #: A channel that logs every raw ``send`` call (line-buffered, so a line survives a kill) before
 #: the built-in outbox writes the file; a module of its own, so spawned workers can import it.
 CHANNEL = """
-from carecollect.builtin.outbox import CAPABILITIES, OutboxChannel
-from carecollect.hookspecs import hookimpl
-from carecollect.messaging import MessageChannelDescriptor
-from carecollect.plugin_manager import make_plugin_manager
+from carecollect.plugins.builtin.outbox import CAPABILITIES, OutboxChannel
+from carecollect.plugins.hookspecs import hookimpl
+from carecollect.plugins.messaging import MessageChannelDescriptor
+from carecollect.plugins.manager import make_plugin_manager
 
 
 class Recording(OutboxChannel):

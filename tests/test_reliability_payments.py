@@ -2,9 +2,9 @@
 
 A plan with a stored mandate has its due instalments charged by the daily run
 through a payment-provider plugin (a test double built on
-:class:`~carecollect.providers.TransactionBook`, which answers a repeated
+:class:`~carecollect.plugins.providers.TransactionBook`, which answers a repeated
 idempotency key with its first result, as real gateways do). Payment webhooks
-are signed with :func:`~carecollect.providers.sign_webhook` and taken in by
+are signed with :func:`~carecollect.plugins.providers.sign_webhook` and taken in by
 :func:`~carecollect.run.event_intake.intake`.
 """
 
@@ -25,15 +25,14 @@ from carecollect.cli import main
 from carecollect.cli.config import write_default_config
 from carecollect.disputes import Dispute, DisputeReason, DisputeStatus
 from carecollect.events import Event, EventType
-from carecollect.hookspecs import hookimpl
 from carecollect.invoices import InvoiceStatus
 from carecollect.ledger import EntryKind, LedgerEntry
 from carecollect.money import Money
 from carecollect.payments import PaymentMethod, PaymentReversal, ReversalCause
 from carecollect.plans import InstalmentStatus, PaymentPlan, PlanStatus, build_schedule
-from carecollect.plugin_manager import PluginManager, make_plugin_manager
-from carecollect.portfolio import load_portfolio
-from carecollect.providers import (
+from carecollect.plugins.hookspecs import hookimpl
+from carecollect.plugins.manager import PluginManager, make_plugin_manager
+from carecollect.plugins.providers import (
     SIGNATURE_HEADER,
     BasePaymentProvider,
     Instrument,
@@ -47,6 +46,7 @@ from carecollect.providers import (
     sign_webhook,
     verify_webhook_signature,
 )
+from carecollect.portfolio import load_portfolio
 from carecollect.reports import CollectedLine, collected, report_from_store
 from carecollect.run.charges import provider_payment_id
 from carecollect.run.decisions import DecisionKind

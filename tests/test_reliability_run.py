@@ -17,7 +17,14 @@ from typing import Any, ClassVar
 
 import pytest
 
-from carecollect.agencies import (
+from carecollect.channels import Channel
+from carecollect.disputes import Dispute, DisputeReason
+from carecollect.ledger import EntryKind
+from carecollect.money import Money
+from carecollect.outreach import AttemptOutcome, OutreachPurpose, OutreachStatus
+from carecollect.patients import opt_out
+from carecollect.placements import AgencyPlacement, PlacementStatus, Remittance
+from carecollect.plugins.agencies import (
     AgencyAccountStatus,
     AgencyConnectorCapabilities,
     AgencyConnectorDescriptor,
@@ -27,17 +34,10 @@ from carecollect.agencies import (
     PlacementRequest,
     PrePlacementNotice,
 )
-from carecollect.builtin.outbox import CAPABILITIES, OutboxChannel
-from carecollect.channels import Channel
-from carecollect.disputes import Dispute, DisputeReason
-from carecollect.hookspecs import hookimpl
-from carecollect.ledger import EntryKind
-from carecollect.messaging import MessageChannelDescriptor, Receipt, ReceiptStatus, RenderedMessage
-from carecollect.money import Money
-from carecollect.outreach import AttemptOutcome, OutreachPurpose, OutreachStatus
-from carecollect.patients import opt_out
-from carecollect.placements import AgencyPlacement, PlacementStatus, Remittance
-from carecollect.plugin_manager import PluginManager, make_plugin_manager
+from carecollect.plugins.builtin.outbox import CAPABILITIES, OutboxChannel
+from carecollect.plugins.hookspecs import hookimpl
+from carecollect.plugins.manager import PluginManager, make_plugin_manager
+from carecollect.plugins.messaging import MessageChannelDescriptor, Receipt, ReceiptStatus, RenderedMessage
 from carecollect.portfolio import load_portfolio
 from carecollect.run.event_intake import intake
 from carecollect.run.execute import execute_run

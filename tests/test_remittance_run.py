@@ -13,7 +13,7 @@ pytest.importorskip("pyx12")
 
 from carecollect.importers.remittance import import_remittance
 from carecollect.messages.remittance_codes import carc_text, rarc_text
-from carecollect.plugin_manager import make_plugin_manager
+from carecollect.plugins.manager import make_plugin_manager
 from carecollect.run.execute import execute_run
 from carecollect.run.settings import RunSettings
 from carecollect.store import SQLiteStore

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from carecollect.creditors import Creditor, CreditorRole
-from carecollect.plugin_manager import make_plugin_manager
+from carecollect.plugins.manager import make_plugin_manager
 from carecollect.portfolio import load_portfolio
 from carecollect.run.decisions import RunPlan
 from carecollect.run.execute import execute_run

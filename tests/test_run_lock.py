@@ -33,13 +33,13 @@ SLOW_RUN = textwrap.dedent(
     import sys
     import time
 
-    from carecollect.builtin.outbox import CAPABILITIES, OutboxChannel
+    from carecollect.plugins.builtin.outbox import CAPABILITIES, OutboxChannel
     from carecollect.channels import Channel
     from carecollect.run.execute import execute_run
     from carecollect.run.settings import RunSettings
-    from carecollect.hookspecs import hookimpl
-    from carecollect.messaging import MessageChannelDescriptor
-    from carecollect.plugin_manager import make_plugin_manager
+    from carecollect.plugins.hookspecs import hookimpl
+    from carecollect.plugins.messaging import MessageChannelDescriptor
+    from carecollect.plugins.manager import make_plugin_manager
     from carecollect.store.sqlite import SQLiteStore
 
     db, folder, log, now, pause, stale = sys.argv[1:7]

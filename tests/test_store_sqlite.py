@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -449,4 +450,45 @@ def test_audit_records_filter_by_subject_and_kind(tmp_path: Path) -> None:
         assert [r.data["n"] for r in store.audit_records(kinds={"webhook.chargeback.opened"})] == [1, 2]
         assert list(store.audit_records(kinds=[])) == []
         assert [r.data["n"] for r in store.audit_records(subject_id="A-1")] == [0, 1, 3, 4]
+        assert store.verify_audit().ok
+
+
+def test_the_store_is_both_halves_of_the_protocol(tmp_path: Path) -> None:
+    from carecollect.store import RecordStore, RunJournal, UnitOfWork
+
+    with closing(SQLiteStore(tmp_path / "halves.sqlite")) as store:
+        assert isinstance(store, RecordStore)
+        assert isinstance(store, RunJournal)
+        assert isinstance(store, UnitOfWork)
+    # each half names only its own methods: a record method is not on the journal, nor the reverse
+    assert "put_invoice" in dir(RecordStore) and "put_invoice" not in dir(RunJournal)
+    assert "outbox_intend" in dir(RunJournal) and "outbox_intend" not in dir(RecordStore)
+    assert "iter_plan_facts" in dir(RecordStore)
+
+
+def _append_then_fail(store: SQLiteStore, kind: str, at: dt.datetime) -> None:
+    """Append in a unit of work (a savepoint when nested) that then fails and is rolled back."""
+    with store.transaction():
+        store.audit_append(kind, "s", {}, at=at)
+        raise RuntimeError(f"{kind}: rolled back")
+
+
+def test_the_audit_chain_holds_across_units_of_work_and_undone_savepoints(tmp_path: Path) -> None:
+    at = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+    with closing(SQLiteStore(tmp_path / "audit.sqlite")) as store:
+        store.audit_append("a", "s", {"n": 1}, at=at)  # its own unit of work
+        with store.transaction():
+            store.audit_append("b", "s", {"n": 2}, at=at)
+            with pytest.raises(RuntimeError):
+                _append_then_fail(store, "undone", at)
+            store.audit_append("c", "s", {"n": 4}, at=at)
+        with pytest.raises(RuntimeError):
+            _append_then_fail(store, "undone too", at)
+        # another connection appends between two units of work of this one
+        with closing(SQLiteStore(tmp_path / "audit.sqlite")) as other:
+            other.audit_append("d", "s", {"n": 6}, at=at)
+        with store.transaction():
+            store.audit_append("e", "s", {"n": 7}, at=at)
+        assert [r.kind for r in store.audit_records()] == ["a", "b", "c", "d", "e"]
+        assert [r.seq for r in store.audit_records()] == [1, 2, 3, 4, 5]
         assert store.verify_audit().ok

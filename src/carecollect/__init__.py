@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._moved import install as _install_moved_modules
+
+_install_moved_modules()
+
 if TYPE_CHECKING:  # the names below are imported on first use (import carecollect stays fast)
     from .calendars import BusinessCalendar
     from .channels import Channel
@@ -28,7 +32,6 @@ if TYPE_CHECKING:  # the names below are imported on first use (import carecolle
         ValidationError,
     )
     from .events import Event, EventType
-    from .hookspecs import hookimpl
     from .invoices import BillKind, ClaimStatus, Estimate, Insurance, Invoice, InvoiceLine, InvoiceStatus
     from .ledger import EntryKind, Ledger, LedgerEntry
     from .money import Money
@@ -37,7 +40,8 @@ if TYPE_CHECKING:  # the names below are imported on first use (import carecolle
     from .payments import Adjustment, AdjustmentKind, Payment, PaymentMethod, PaymentSource, Refund
     from .placements import AgencyPlacement, PlacementStatus, Remittance
     from .plans import Instalment, InstalmentStatus, PaymentPlan, PlanStatus
-    from .plugin_manager import make_plugin_manager
+    from .plugins.hookspecs import hookimpl
+    from .plugins.manager import make_plugin_manager
 
 #: Public name -> the module that defines it (imported on first access, PEP 562).
 _LAZY: dict[str, str] = {
@@ -98,8 +102,8 @@ _LAZY: dict[str, str] = {
     "ScheduleMismatch": "errors",
     "TimeZoneUnknown": "errors",
     "ValidationError": "errors",
-    "hookimpl": "hookspecs",
-    "make_plugin_manager": "plugin_manager",
+    "hookimpl": "plugins.hookspecs",
+    "make_plugin_manager": "plugins.manager",
 }
 
 

@@ -37,7 +37,6 @@ from pathlib import Path
 
 import attrs
 
-from .builtin.outbox import file_name
 from .channels import Channel
 from .cli.config import CliConfig, config_path, load_config, write_default_config
 from .cli.contacts import append_records, read_records
@@ -56,7 +55,8 @@ from .errors import ConfigurationError, ValidationError
 from .ledger import post_payment
 from .money import Money
 from .payments import Payment, PaymentMethod
-from .plugin_manager import make_plugin_manager
+from .plugins.builtin.outbox import file_name
+from .plugins.manager import make_plugin_manager
 from .policy.packs import get_pack
 from .portfolio import PortfolioFacts, load_portfolio
 from .relief.disputes import DisputeProcedure, resolve_dispute

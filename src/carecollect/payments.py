@@ -163,7 +163,7 @@ class ReversalCause(enum.Enum):
 class PaymentReversal:
     """(Part of) a posted payment taken back: a returned debit, a chargeback, a provider's refund.
 
-    What :func:`~carecollect.hookspecs.carecollect_on_payment_reversed` hands to
+    What :func:`~carecollect.plugins.hookspecs.carecollect_on_payment_reversed` hands to
     plugins: ids and amounts only, nothing about the patient.
 
     :param id: the reversal id: the source id of its ledger entries (idempotency key).

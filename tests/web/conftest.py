@@ -25,7 +25,7 @@ from carecollect.ledger import EntryKind, LedgerEntry
 from carecollect.messages.paylinks import PayLinkSigner, new_nonce
 from carecollect.money import Money
 from carecollect.patients import Account, ContactPoint, Patient
-from carecollect.plugin_manager import make_plugin_manager
+from carecollect.plugins.manager import make_plugin_manager
 from carecollect.run.settings import RunSettings
 from carecollect.store.sqlite import SQLiteStore
 from carecollect.web import BankTransfer, WebSettings, create_app

@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from carecollect.hookspecs import hookimpl
 from carecollect.payments import PaymentMethod
-from carecollect.providers import (
+from carecollect.plugins.hookspecs import hookimpl
+from carecollect.plugins.providers import (
     BasePaymentProvider,
     Instrument,
     PaymentErrorCode,

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from carecollect.cli import main
 from carecollect.cli.config import load_config
 from carecollect.cli.web import _key
-from carecollect.plugin_manager import make_plugin_manager
+from carecollect.plugins.manager import make_plugin_manager
 from carecollect.store.sqlite import SQLiteStore
 from carecollect.web import create_app
 

@@ -15,7 +15,7 @@ from tests.web.conftest import SECRET, open_store
 from carecollect.channels import Channel
 from carecollect.disputes import DisputeReason
 from carecollect.plans import PlanStatus
-from carecollect.providers import sign_webhook
+from carecollect.plugins.providers import sign_webhook
 from carecollect.relief.assistance import ApplicationStatus
 from carecollect.run.event_intake import intake
 from carecollect.run.planning import plan_run

@@ -13,7 +13,7 @@ import pytest
 from tests.web.conftest import SECRET, open_store
 from tests.web.test_pages import csrf, webhook
 
-from carecollect.providers import sign_webhook
+from carecollect.plugins.providers import sign_webhook
 
 
 def snapshot(db: Path) -> dict[str, Any]:

@@ -11,10 +11,10 @@ import pytest
 from tests.web.conftest import SECRET, WEB, open_store
 from tests.web.test_pages import csrf
 
-from carecollect.hookspecs import hookimpl
 from carecollect.payments import PaymentMethod
-from carecollect.plugin_manager import make_plugin_manager
-from carecollect.providers import (
+from carecollect.plugins.hookspecs import hookimpl
+from carecollect.plugins.manager import make_plugin_manager
+from carecollect.plugins.providers import (
     BasePaymentProvider,
     PaymentProviderDescriptor,
     PaymentResult,

@@ -10,10 +10,10 @@ from typing import Any
 
 import netsgiro
 import pytest
-from carecollect.builtin.outbox import OUTBOX
 from carecollect.money import Money
 from carecollect.payments import PaymentMethod
-from carecollect.providers import Instrument, PaymentProvider, WebhookKind
+from carecollect.plugins.builtin.outbox import OUTBOX
+from carecollect.plugins.providers import Instrument, PaymentProvider, WebhookKind
 from carecollect.testing import PaymentProviderContract
 from conftest import SECRET
 

@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from carecollect.builtin.outbox import OUTBOX
 from carecollect.channels import Channel
-from carecollect.hookspecs import hookimpl
 from carecollect.invoices import InvoiceStatus
 from carecollect.plans import InstalmentStatus, PaymentPlan, PlanStatus, build_schedule
-from carecollect.plugin_manager import make_plugin_manager
+from carecollect.plugins.builtin.outbox import OUTBOX
+from carecollect.plugins.hookspecs import hookimpl
+from carecollect.plugins.manager import make_plugin_manager
+from carecollect.plugins.providers import PaymentProviderDescriptor
 from carecollect.portfolio import load_portfolio
-from carecollect.providers import PaymentProviderDescriptor
 from carecollect.run.event_intake import intake
 from carecollect.run.execute import execute_run
 from carecollect.run.settings import RunSettings

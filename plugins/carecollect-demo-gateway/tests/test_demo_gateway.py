@@ -4,7 +4,7 @@ import json
 
 import pytest
 from carecollect.payments import PaymentMethod
-from carecollect.providers import Instrument, sign_webhook
+from carecollect.plugins.providers import Instrument, sign_webhook
 from carecollect.testing import PaymentProviderContract
 
 from carecollect_demo_gateway import DEMO_GATEWAY

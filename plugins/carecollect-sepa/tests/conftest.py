@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from carecollect.builtin.outbox import OUTBOX
 from carecollect.channels import Channel
-from carecollect.messaging import MessageChannel
+from carecollect.plugins.builtin.outbox import OUTBOX
+from carecollect.plugins.messaging import MessageChannel
 
 from carecollect_sepa import SepaDirectDebit, SepaMandate
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from carecollect.payments import PaymentMethod
-from carecollect.providers import Instrument, PaymentProvider, WebhookKind
+from carecollect.plugins.providers import Instrument, PaymentProvider, WebhookKind
 from carecollect.testing import PaymentProviderContract
 from conftest import DEBTOR_IBAN, INTAKE_SECRET, NOW, Clock, mandate
 
@@ -52,7 +52,7 @@ class TestSepaConformance(PaymentProviderContract):
 
 
 def test_the_entry_point_registers_the_provider() -> None:
-    from carecollect.plugin_manager import make_plugin_manager
+    from carecollect.plugins.manager import make_plugin_manager
 
     assert make_plugin_manager().payment_provider("sepa") is SEPA
     assert not SEPA.capabilities.refunds and not SEPA.capabilities.two_step

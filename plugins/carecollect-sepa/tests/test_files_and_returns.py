@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from carecollect.money import Money
 from carecollect.payments import PaymentMethod
+from carecollect.plugins.providers import Instrument, PaymentErrorCode, WebhookKind
 from carecollect.policy.packs import get_pack
 from carecollect.policy.rules import Rule, Strictness
-from carecollect.providers import Instrument, PaymentErrorCode, WebhookKind
 from conftest import DEBTOR_IBAN, FIXTURES, OTHER_IBAN, Clock
 from lxml import etree
 

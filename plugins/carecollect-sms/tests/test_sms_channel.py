@@ -13,9 +13,9 @@ import attrs
 import pytest
 from carecollect.channels import Channel
 from carecollect.errors import ConfigurationError
-from carecollect.messaging import DeliveryState, ReceiptStatus, ReplyIntent
-from carecollect.plugin_manager import make_plugin_manager
-from carecollect.providers import WebhookSignatureInvalid
+from carecollect.plugins.manager import make_plugin_manager
+from carecollect.plugins.messaging import DeliveryState, ReceiptStatus, ReplyIntent
+from carecollect.plugins.providers import WebhookSignatureInvalid
 from carecollect.run.event_intake import HARD_BOUNCE
 from carecollect.testing import MessageChannelContract
 from carecollect.testing import factories as f

@@ -9,7 +9,7 @@ from carecollect.channels import Channel
 from carecollect.creditors import Creditor, CreditorRole
 from carecollect.invoices import InvoiceStatus
 from carecollect.patients import ContactPoint
-from carecollect.plugin_manager import make_plugin_manager
+from carecollect.plugins.manager import make_plugin_manager
 from carecollect.run.event_intake import intake
 from carecollect.run.execute import execute_run
 from carecollect.run.inbound import InboundEvent, InboundKind

@@ -10,8 +10,8 @@ import socket
 import pytest
 from carecollect.channels import Channel
 from carecollect.errors import ConfigurationError
-from carecollect.messaging import ReceiptStatus
-from carecollect.plugin_manager import make_plugin_manager
+from carecollect.plugins.manager import make_plugin_manager
+from carecollect.plugins.messaging import ReceiptStatus
 from carecollect.testing import MessageChannelContract
 from carecollect.testing import factories as f
 from carecollect.testing.fixtures import LoopbackSMTPServer

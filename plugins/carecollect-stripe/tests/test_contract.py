@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 from carecollect.payments import PaymentMethod
-from carecollect.providers import Instrument
+from carecollect.plugins.providers import Instrument
 from carecollect.testing import PaymentProviderContract
 from conftest import API_KEY, WEBHOOK_SECRET
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 from carecollect.payments import PaymentMethod
-from carecollect.providers import Instrument
+from carecollect.plugins.providers import Instrument
 from carecollect.testing import PaymentProviderContract
 from conftest import CLIENT_SECRET, MSN, SUBSCRIPTION_KEY, WEBHOOK_SECRET, WEBHOOK_URL
 

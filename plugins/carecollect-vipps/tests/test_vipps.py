@@ -16,15 +16,15 @@ from carecollect.invoices import InvoiceStatus
 from carecollect.ledger import EntryKind
 from carecollect.money import Money
 from carecollect.payments import PaymentMethod
-from carecollect.plugin_manager import make_plugin_manager
-from carecollect.portfolio import load_portfolio
-from carecollect.providers import (
+from carecollect.plugins.manager import make_plugin_manager
+from carecollect.plugins.providers import (
     Instrument,
     PaymentErrorCode,
     WebhookExpired,
     WebhookKind,
     WebhookSignatureInvalid,
 )
+from carecollect.portfolio import load_portfolio
 from carecollect.run.charges import provider_payment_id
 from carecollect.run.event_intake import intake
 from carecollect.run.inbound import InboundEvent, InboundKind

@@ -12,8 +12,8 @@ from carecollect import Account, Channel, ContactPoint, Invoice, InvoiceLine, Mo
 from carecollect.creditors import Creditor, CreditorRole
 from carecollect.invoices import issue_invoice
 from carecollect.ledger import Ledger, post_charge
-from carecollect.plugin_manager import make_plugin_manager
-from carecollect.providers import PaymentResult
+from carecollect.plugins.manager import make_plugin_manager
+from carecollect.plugins.providers import PaymentResult
 from carecollect.run.charges import provider_payment_id
 from carecollect.run.event_intake import intake
 from carecollect.run.inbound import InboundEvent, InboundKind, IntakeReport

@@ -509,7 +509,7 @@ def run(
     import attrs
     from rich.table import Table
 
-    from ..plugin_manager import make_plugin_manager
+    from ..plugins.manager import make_plugin_manager
     from ..run.execute import execute_run, last_run_at
     from ..run.planning import plan_run
     from .config import check_config, load_config
@@ -632,7 +632,7 @@ def config_check(db: Path) -> None:
     database does not have, secrets (env:NAME, file:PATH) that cannot be read. Exit code 1 on
     any problem; else the effective settings per creditor, secrets shown by reference only.
     """
-    from ..plugin_manager import make_plugin_manager
+    from ..plugins.manager import make_plugin_manager
     from .config import check_config, config_path, effective_settings, load_config
 
     cfg = load_config(db)

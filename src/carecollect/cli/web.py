@@ -103,7 +103,7 @@ def serve(
         raise ConfigurationError(
             'the patient pages need the web extra: pip install "carecollect[web]"'
         ) from None
-    from ..plugin_manager import make_plugin_manager
+    from ..plugins.manager import make_plugin_manager
     from ..store.sqlite import SQLiteStore
     from ..web import BankTransfer, OfficeHours, WebSettings, create_app
     from .config import load_config

@@ -1,7 +1,7 @@
 """Standard e-mail: one :class:`email.message.EmailMessage` per rendered message.
 
 :func:`build_email` is the one place a carecollect e-mail is put together; the
-file outbox (:mod:`carecollect.builtin.outbox`) writes what it builds as
+file outbox (:mod:`carecollect.plugins.builtin.outbox`) writes what it builds as
 ``.eml`` files and the SMTP plugin (``carecollect-smtp``) sends it. It sets:
 
 * ``From``, ``To``, ``Reply-To`` (optional), ``Date`` (the instant passed in)
@@ -23,7 +23,7 @@ Bulgarian base64), and non-ASCII headers are RFC 2047 encoded words.
 
 >>> import datetime as dt
 >>> from carecollect.channels import Channel
->>> from carecollect.messaging import RenderedMessage
+>>> from carecollect.plugins.messaging import RenderedMessage
 >>> msg = RenderedMessage(id="step_INV-1_statement-1_email", channel=Channel.EMAIL,
 ...     recipient="ola@example.no", subject="Påminnelse om regning INV-1", body="Hei!\\n",
 ...     html="<p>Hei!</p>", language="nb", opt_out_url="https://portal.example.no/stopp")
@@ -55,7 +55,7 @@ from typing import Any
 
 from ..channels import Channel
 from ..errors import ValidationError
-from ..messaging import RenderedMessage
+from ..plugins.messaging import RenderedMessage
 from ..timekeeping import require_aware
 
 __all__ = ["EMAIL_POLICY", "build_email", "message_id_header", "unsubscribe_headers"]

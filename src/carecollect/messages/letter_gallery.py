@@ -23,8 +23,8 @@ import tempfile
 from pathlib import Path
 
 from ..channels import Channel
-from ..messaging import RenderedMessage
 from ..outreach import OutreachPurpose
+from ..plugins.messaging import RenderedMessage
 from .examples import ADDRESS, CREDITOR, context
 from .letters import Letter, format_letter_date
 from .render import render

@@ -27,8 +27,8 @@ envelope, every position in millimetres from the sheet's top-left corner:
     from its top and 22.2 to 136.5 mm from its left edge.
 
 :class:`Letter` is one letter's content, built from a rendered
-:class:`~carecollect.messaging.RenderedMessage` with :meth:`Letter.from_message`;
-:mod:`carecollect.messages.pdf` lays it out, :mod:`carecollect.builtin.letters`
+:class:`~carecollect.plugins.messaging.RenderedMessage` with :meth:`Letter.from_message`;
+:mod:`carecollect.messages.pdf` lays it out, :mod:`carecollect.plugins.builtin.letters`
 sends letters in print batches.
 
 >>> LAYOUTS["de-b"].address.y, LAYOUTS["no"].window.contains(LAYOUTS["no"].address)
@@ -50,7 +50,7 @@ import attrs
 from ..addresses import MAX_POSTAL_LINES, postal_lines, region_of
 from ..channels import Channel
 from ..errors import ValidationError
-from ..messaging import RenderedMessage
+from ..plugins.messaging import RenderedMessage
 
 __all__ = [
     "LABELS",

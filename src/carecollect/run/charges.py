@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from ..agencies import Debtor, PlacedInvoice, PlacementRequest
 from ..channels import Channel
 from ..errors import CareCollectError, DuplicateEntry
 from ..ledger import post_payment
@@ -27,7 +26,8 @@ from ..plans import (
     PlanStatus,
     record_instalment_payment,
 )
-from ..providers import Instrument
+from ..plugins.agencies import Debtor, PlacedInvoice, PlacementRequest
+from ..plugins.providers import Instrument
 from ..store.base import (
     OutboxStatus,
     ProviderPayment,

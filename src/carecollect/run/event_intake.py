@@ -15,16 +15,16 @@ import itertools
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from ..agencies import AgencyAccountStatus, AgencyStatusUpdate
 from ..contact_centre.records import ContactRecord
 from ..errors import CareCollectError
-from ..messaging import DeliveryReport, DeliveryState
 from ..outreach import AttemptOutcome, ContactAttempt, OutreachStep
 from ..placements import (
     PlacementStatus,
     recall_placement,
     return_placement,
 )
+from ..plugins.agencies import AgencyAccountStatus, AgencyStatusUpdate
+from ..plugins.messaging import DeliveryReport, DeliveryState
 from ..policy.governor import UNDELIVERABLE_RULE
 from ..store.base import (
     Store,

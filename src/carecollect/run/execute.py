@@ -70,7 +70,7 @@ def execute_run(
 
     :param store: the store.
     :param now: the run's instant (aware; pass ``--as-of`` from the CLI).
-    :param pm: a plugin manager (:func:`carecollect.plugin_manager.make_plugin_manager`).
+    :param pm: a plugin manager (:func:`carecollect.plugins.manager.make_plugin_manager`).
     :param settings: run settings.
     :param owner: who holds the run lock.
     :param events: inbound events to take in first.
@@ -97,7 +97,7 @@ def execute_run(
         worker, but only those of this process's ``pm`` can be redelivered.
     :param pm_factory: builds each worker's plugin manager (it must pickle: a module-level
         function or a :func:`functools.partial`); default
-        :func:`~carecollect.plugin_manager.make_plugin_manager` with its defaults.
+        :func:`~carecollect.plugins.manager.make_plugin_manager` with its defaults.
     :raises ConfigurationError: the settings name a plugin that is not installed, or house rules
         that do not apply (:func:`~carecollect.run.settings.settings_problems`); nothing was taken in, planned or sent.
     :raises RunLocked: another run holds the lock.

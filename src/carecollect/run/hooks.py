@@ -94,7 +94,7 @@ def owe_hook(store: Store, pm: Any, hook: str, at: dt.datetime, **arguments: Any
 
     :param store: the store (in the caller's transaction).
     :param pm: the plugin manager (its implementers of ``hook`` are the targets).
-    :param hook: one of :data:`carecollect.hookspecs.EVENT_HOOKS`.
+    :param hook: one of :data:`carecollect.plugins.hookspecs.EVENT_HOOKS`.
     :param at: the run's instant.
     :param arguments: the hook's keyword arguments.
     :returns: the queued event (``seq`` 0 when no plugin implements the hook: nothing is owed).

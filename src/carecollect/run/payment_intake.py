@@ -30,7 +30,7 @@ from ..plans import (
     record_instalment_payment,
     reverse_instalment_payment,
 )
-from ..providers import WebhookEvent, WebhookKind
+from ..plugins.providers import WebhookEvent, WebhookKind
 from ..store.base import (
     ProviderPayment,
     Store,

@@ -534,7 +534,7 @@ def _iter_plans(
                 rich.append(acc.account_id)
             else:
                 settled[acc.account_id] = _Planned(acc.account_id, acc.creditor_id, acc.invoices, plan)
-        snaps = {s.account.id: s for s in store.account_snapshots(rich)} if rich else {}  # type: ignore[attr-defined]
+        snaps = {s.account.id: s for s in store.account_snapshots(rich)} if rich else {}
         for acc in batch:
             planned = settled.get(acc.account_id)
             if planned is None:

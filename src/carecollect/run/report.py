@@ -31,7 +31,7 @@ class RunReport:
     charged: int = 0
     charges_failed: int = 0
     #: Event broadcasts some plugin raised on (from the plugin manager's
-    #: :meth:`~carecollect.plugin_manager.PluginManager.undelivered`), one scrubbed line each.
+    #: :meth:`~carecollect.plugins.manager.PluginManager.undelivered`), one scrubbed line each.
     hook_failures: tuple[str, ...] = ()
     #: Print batches the run closed (:func:`~carecollect.run.sending.close_batches`), by id.
     batches: tuple[str, ...] = ()

@@ -25,8 +25,6 @@ from ..messages.context import Itemization, MessageContext, NoticeInfo
 from ..messages.paylinks import PayLinkSigner, new_nonce
 from ..messages.render import Renderer
 from ..messages.statement import build_statement
-from ..messaging import ReceiptStatus
-from ..messaging import RenderedMessage as OutgoingMessage
 from ..money import Money
 from ..observability import log_event
 from ..outreach import AttemptOutcome, ContactAttempt, OutreachPurpose, OutreachStatus, OutreachStep
@@ -35,6 +33,8 @@ from ..plans import (
     PlanStatus,
     mark_instalment_missed,
 )
+from ..plugins.messaging import ReceiptStatus
+from ..plugins.messaging import RenderedMessage as OutgoingMessage
 from ..policy.governor import UNDELIVERABLE_RULE, ContactHistory, Debt, may_contact
 from ..relief.pauses import relief_flags
 from ..remittance import CLAIM_RECORD, ClaimPayment, active_claims, claim_from_record
@@ -198,7 +198,7 @@ def _address_digest(address: str) -> str:
 def close_batches(pm: Any, settings: RunSettings, now: dt.datetime) -> tuple[str, ...]:
     """Close the batches of every channel plugin that sends in batches (printed letters).
 
-    A channel whose class offers ``close_batch(now)`` (:class:`~carecollect.messaging.BatchingChannel`)
+    A channel whose class offers ``close_batch(now)`` (:class:`~carecollect.plugins.messaging.BatchingChannel`)
     collects what it was sent; the run calls it once, after every message is through (with
     several workers, after all of them), so one run makes one batch per envelope layout. A batch
     that fails stays pending and is made by the next run.

@@ -310,7 +310,7 @@ def _worker(
     """A worker process of a parallel run: the per-account send loop on its own connection."""
     import queue as queues
 
-    from ..plugin_manager import make_plugin_manager
+    from ..plugins.manager import make_plugin_manager
 
     _die_with(parent)
     try:

@@ -65,10 +65,13 @@ __all__ = [
     "PlanFacts",
     "PortfolioRows",
     "ProviderPayment",
+    "RecordStore",
+    "RunJournal",
     "RunLock",
     "RunLocked",
     "Store",
     "StoreError",
+    "UnitOfWork",
     "audit_hash",
     "canonical_json",
     "next_retry_at",
@@ -298,7 +301,7 @@ class PendingHookEvent:
     """An event-hook broadcast some plugin has not taken yet, kept in the store.
 
     :param seq: its place in the queue (delivered in this order).
-    :param hook: the hook's name (one of :data:`carecollect.hookspecs.EVENT_HOOKS`).
+    :param hook: the hook's name (one of :data:`carecollect.plugins.hookspecs.EVENT_HOOKS`).
     :param arguments: the hook's keyword arguments as JSON
         (:func:`carecollect.store.event_queue.decode_arguments` reads them).
     :param targets: the plugins that implemented the hook when the event was recorded.
@@ -540,11 +543,12 @@ def next_retry_at(
 
 
 @runtime_checkable
-class Store(Protocol):
-    """What the daily run, the importers and the CLI need from a store.
+class UnitOfWork(Protocol):
+    """A store's transactions: what records and the run journal share.
 
-    Reads return domain objects; ``get_*`` raises :class:`NotFound`.
-    Writes outside :meth:`transaction` each run in a transaction of their own.
+    A record and the journal entry about it (the outbox intent for a message,
+    the audit record of a payment) are written in one unit of work, so both
+    halves of a store live behind one connection.
     """
 
     # -- unit of work ------------------------------------------------------
@@ -555,6 +559,17 @@ class Store(Protocol):
     def close(self) -> None:
         """Release the connection."""
         ...
+
+
+@runtime_checkable
+class RecordStore(UnitOfWork, Protocol):
+    """The records: parties, invoices, the ledger, plans, disputes, outreach, placements.
+
+    Reads return domain objects; ``get_*`` raises :class:`NotFound`. Writes
+    outside :meth:`transaction` each run in a transaction of their own. The
+    plan-row reads (:meth:`iter_plan_facts`) feed the run's compiled kernel
+    without building domain objects.
+    """
 
     # -- parties and invoices ---------------------------------------------
     def put_creditor(self, creditor: Creditor) -> None:
@@ -709,6 +724,34 @@ class Store(Protocol):
         """Insert a batch of plain rows (new records only) as fast as the backend allows."""
         ...
 
+    def account_snapshots(self, account_ids: Sequence[str]) -> Iterator[AccountSnapshot]:
+        """The snapshots of ``account_ids`` (in id order; unknown ids are left out), read together."""
+        ...
+
+    def iter_plan_facts(self, *, batch_size: int = 2000) -> Iterator[PlanFacts]:
+        """The planner's raw facts, ``batch_size`` accounts per :class:`PlanFacts`, accounts in id order.
+
+        Every fact of one account is in one batch; sums that are exact in the
+        backend (an invoice's lines, its ledger balance) may be aggregated there.
+        """
+        ...
+
+    # -- contact requests --------------------------------------------------------
+    def put_contact_request(self, request: ContactRequest) -> None:
+        """Keep a patient's contact request (by the record's contact id)."""
+        ...
+
+    def contact_requests(self, account_id: str | None = None) -> list[ContactRequest]:
+        """Contact requests (of one account, or all), oldest first."""
+        ...
+
+
+@runtime_checkable
+class RunJournal(UnitOfWork, Protocol):
+    """What the run keeps about its own work: the outbox of intents, events already
+    processed, event hooks owed to plugins, the inbox of events received over HTTP,
+    the run lock and the audit chain."""
+
     # -- outbox ------------------------------------------------------------
     def outbox_intend(
         self,
@@ -799,15 +842,6 @@ class Store(Protocol):
         """Count a failed attempt to take an event in; it stays pending (read again by the next intake)."""
         ...
 
-    # -- contact requests --------------------------------------------------------
-    def put_contact_request(self, request: ContactRequest) -> None:
-        """Keep a patient's contact request (by the record's contact id)."""
-        ...
-
-    def contact_requests(self, account_id: str | None = None) -> list[ContactRequest]:
-        """Contact requests (of one account, or all), oldest first."""
-        ...
-
     # -- run lock ------------------------------------------------------------
     def acquire_run_lock(
         self, owner: str, pid: int, *, now: dt.datetime, stale_after: dt.timedelta = RUN_LOCK_STALE_AFTER
@@ -851,3 +885,10 @@ class Store(Protocol):
     def verify_audit(self) -> AuditVerification:
         """Recompute the chain and report the first broken link."""
         ...
+
+
+@runtime_checkable
+class Store(RecordStore, RunJournal, Protocol):
+    """What the daily run, the importers and the CLI need from a store: the records
+    (:class:`RecordStore`) and the run journal (:class:`RunJournal`) in one unit of work.
+    """

@@ -306,6 +306,8 @@ class SQLiteStore:
             self.path, timeout=timeout, isolation_level=None, check_same_thread=check_same_thread
         )
         self._depth = 0
+        #: the audit chain's last (seq, hash) while a unit of work holds the write lock
+        self._audit_head: tuple[int, str] | None = None
         try:
             self._db.execute("PRAGMA foreign_keys = ON")
             if self.path != ":memory:":
@@ -339,13 +341,16 @@ class SQLiteStore:
         if self._depth == 0:
             self._db.execute("BEGIN IMMEDIATE")
             self._depth = 1
+            self._audit_head = None  # read again under the write lock
             try:
                 yield
             except BaseException:
                 self._depth = 0
+                self._audit_head = None
                 self._db.execute("ROLLBACK")
                 raise
             self._depth = 0
+            self._audit_head = None
             self._db.execute("COMMIT")
             return
         name = f"sp{self._depth}"
@@ -355,6 +360,7 @@ class SQLiteStore:
             yield
         except BaseException:
             self._depth -= 1
+            self._audit_head = None  # the savepoint's audit records are undone
             self._db.execute(f"ROLLBACK TO {name}")
             self._db.execute(f"RELEASE {name}")
             raise
@@ -1487,14 +1493,21 @@ class SQLiteStore:
         """Append a record chained to the last one (inside the caller's unit of work, if any)."""
         payload = dict(data)
         text = canonical_json(payload)
-        with self._unit():  # a read, then the one write
-            last = self._db.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
-            seq, prev = (1, GENESIS_HASH) if last is None else (last[0] + 1, last[1])
+        with self._unit():  # a read (or the chain's head kept in this unit of work), then the one write
+            head = self._audit_head
+            if head is None:
+                last = self._db.execute(
+                    "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"
+                ).fetchone()
+                head = (0, GENESIS_HASH) if last is None else (last[0], last[1])
+            seq, prev = head[0] + 1, head[1]
             digest = audit_hash(prev, seq, at, kind, subject_id, payload)
             self._db.execute(
                 "INSERT INTO audit_log (seq, at, kind, subject_id, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (seq, codec.iso_instant(at), kind, subject_id, text, prev, digest),
             )
+            # while this unit of work holds the write lock nobody else appends: the head is known
+            self._audit_head = (seq, digest) if self._depth else None
         return AuditRecord(seq, at, kind, subject_id, payload, prev, digest)
 
     def audit_records(

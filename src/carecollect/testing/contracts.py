@@ -24,23 +24,23 @@ from typing import Any
 import attrs
 import pytest
 
-from ..agencies import (
+from ..errors import CareCollectError
+from ..money import Money
+from ..placements import record_remittance
+from ..plugins.agencies import (
     AgencyConnector,
     AgencyConnectorCapabilities,
     PlacementRequest,
     PrePlacementNotice,
 )
-from ..errors import CareCollectError
-from ..messaging import (
+from ..plugins.messaging import (
     ChannelCapabilities,
     DeliveryReport,
     MessageChannel,
     ReceiptStatus,
     RenderedMessage,
 )
-from ..money import Money
-from ..placements import record_remittance
-from ..providers import (
+from ..plugins.providers import (
     Instrument,
     PaymentErrorCode,
     PaymentProvider,

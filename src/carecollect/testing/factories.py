@@ -16,18 +16,18 @@ from typing import Any
 
 import attrs
 
-from ..agencies import Debtor, PlacedInvoice, PlacementRequest
 from ..channels import Channel
 from ..disputes import Dispute, DisputeReason
 from ..events import Event, EventType
 from ..invoices import Invoice, InvoiceLine
-from ..messaging import RenderedMessage
 from ..money import Money
 from ..outreach import OutreachPurpose, OutreachStep
 from ..patients import Account, ContactPoint, Patient
 from ..payments import Payment, PaymentMethod, PaymentReversal, ReversalCause
 from ..placements import AgencyPlacement
-from ..providers import Instrument
+from ..plugins.agencies import Debtor, PlacedInvoice, PlacementRequest
+from ..plugins.messaging import RenderedMessage
+from ..plugins.providers import Instrument
 
 __all__ = [
     "NOW",

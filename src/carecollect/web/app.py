@@ -79,7 +79,7 @@ def create_app(
         thread the app keeps for it, one at a time. A store passed in must allow use from
         that thread (``SQLiteStore(path, check_same_thread=False)``); a function is called on
         that thread, and the store it returns is closed when the app shuts down.
-    :param plugin_manager: the plugin manager (:func:`~carecollect.plugin_manager.make_plugin_manager`).
+    :param plugin_manager: the plugin manager (:func:`~carecollect.plugins.manager.make_plugin_manager`).
     :param web: :class:`WebSettings` (defaults: strict).
     :param clock: the current instant (aware); default the system clock in UTC.
     :param mounts: extra ASGI apps by path (a simulated gateway's hosted checkout in a demo).

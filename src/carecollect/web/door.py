@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import CareCollectError
-from ..providers import WebhookError
+from ..plugins.providers import WebhookError
 from ..run.inbound import InboundKind
 from ..store.base import InboxItem
 from .views import _DROPPED_HEADERS, _Views, log

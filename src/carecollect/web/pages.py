@@ -23,7 +23,7 @@ from ..money import Money
 from ..patients import opt_out
 from ..payments import PaymentMethod
 from ..plans import activate_plan
-from ..providers import Instrument
+from ..plugins.providers import Instrument
 from ..relief.assistance import ApplicationStatus, AssistanceApplication
 from ..relief.disputes import open_dispute
 from ..relief.plans import Affordability, OptionKind, PlanProposal, option_to_plan, propose_plan_options

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from carecollect.hookspecs import hookimpl
-from carecollect.providers import PaymentProvider, PaymentProviderDescriptor
+from carecollect.plugins.hookspecs import hookimpl
+from carecollect.plugins.providers import PaymentProvider, PaymentProviderDescriptor
 
 from .kid import KidAlgorithm, is_valid_kid, kid_for_account, mod10_check_digit, mod11_check_digit
 from .provider import CAPABILITIES, PROVIDER_NAME, Agreement, AvtaleGiro, Claim, ClaimStatus, OcrResult

@@ -39,10 +39,10 @@ import babel.dates
 import netsgiro
 from carecollect.channels import Channel
 from carecollect.errors import ConfigurationError, ValidationError
-from carecollect.messaging import MessageChannel, Receipt, RenderedMessage
 from carecollect.money import Money
 from carecollect.payments import PaymentMethod
-from carecollect.providers import (
+from carecollect.plugins.messaging import MessageChannel, Receipt, RenderedMessage
+from carecollect.plugins.providers import (
     BasePaymentProvider,
     Instrument,
     PaymentErrorCode,
@@ -456,7 +456,7 @@ class AvtaleGiro(BasePaymentProvider):
 
     def _notify(self, agreement: Agreement, claim: Claim) -> Receipt | None:
         if self._channel is None and self._channel_name:
-            from carecollect.plugin_manager import make_plugin_manager
+            from carecollect.plugins.manager import make_plugin_manager
 
             self._channel = (
                 make_plugin_manager().message_channel(str(self._channel_name)).create(self._channel_settings)

@@ -2,12 +2,12 @@
 
 # ruff: noqa: I001  (imports kept on three lines for the tutorial)
 import json
-from carecollect.hookspecs import hookimpl
+from carecollect.plugins.hookspecs import hookimpl
 from carecollect.money import Money
 from carecollect.payments import PaymentMethod
-from carecollect.providers import BasePaymentProvider, Instrument, PaymentErrorCode, PaymentResult
-from carecollect.providers import PaymentProviderDescriptor, ProviderCapabilities, TransactionBook
-from carecollect.providers import WebhookEvent, WebhookKind, verify_webhook_signature
+from carecollect.plugins.providers import BasePaymentProvider, Instrument, PaymentErrorCode, PaymentResult
+from carecollect.plugins.providers import PaymentProviderDescriptor, ProviderCapabilities, TransactionBook
+from carecollect.plugins.providers import WebhookEvent, WebhookKind, verify_webhook_signature
 from carecollect_demo_gateway.hosted import checkout_token
 
 CAPABILITIES = ProviderCapabilities(

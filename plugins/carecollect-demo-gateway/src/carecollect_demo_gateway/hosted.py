@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from carecollect.money import Money
-from carecollect.providers import sign_webhook
+from carecollect.plugins.providers import sign_webhook
 
 __all__ = ["checkout_token", "create_checkout_app", "read_checkout_token"]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from carecollect.hookspecs import hookimpl
-from carecollect.providers import PaymentProvider, PaymentProviderDescriptor
+from carecollect.plugins.hookspecs import hookimpl
+from carecollect.plugins.providers import PaymentProvider, PaymentProviderDescriptor
 
 from .bank_files import BankReport, ReturnCategory, ReturnReason, read_bank_file, return_reason
 from .errors import BankFileError, MandateError, SepaConfigurationError, SepaFileInvalid

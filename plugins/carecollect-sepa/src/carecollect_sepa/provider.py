@@ -34,11 +34,10 @@ from typing import Any
 
 import attrs
 from carecollect.errors import ValidationError
-from carecollect.messaging import MessageChannel, Receipt, RenderedMessage
 from carecollect.money import Money
 from carecollect.payments import PaymentMethod
-from carecollect.policy.packs import PolicyPack
-from carecollect.providers import (
+from carecollect.plugins.messaging import MessageChannel, Receipt, RenderedMessage
+from carecollect.plugins.providers import (
     BasePaymentProvider,
     Instrument,
     PaymentErrorCode,
@@ -51,6 +50,7 @@ from carecollect.providers import (
     sign_webhook,
     verify_webhook_signature,
 )
+from carecollect.policy.packs import PolicyPack
 from carecollect.run.inbound import InboundEvent, InboundKind
 from carecollect.timekeeping import require_aware
 from lxml import etree  # type: ignore[import-untyped]
@@ -236,7 +236,7 @@ class SepaDirectDebit(BasePaymentProvider):
 
     def _notice_channel(self) -> MessageChannel | None:
         if self._channel is None and self._channel_name:
-            from carecollect.plugin_manager import make_plugin_manager
+            from carecollect.plugins.manager import make_plugin_manager
 
             desc = make_plugin_manager().message_channel(str(self._channel_name))
             self._channel = desc.create(self._channel_settings)

@@ -15,8 +15,8 @@ False
 
 from __future__ import annotations
 
-from carecollect.hookspecs import hookimpl
-from carecollect.messaging import MessageChannelDescriptor
+from carecollect.plugins.hookspecs import hookimpl
+from carecollect.plugins.messaging import MessageChannelDescriptor
 
 from .channel import CAPABILITIES, UNDELIVERABLE_NUMBER_CODES, TwilioSMSChannel, resolve_secret
 from .senders import ALPHANUMERIC_COUNTRIES, choose_sender

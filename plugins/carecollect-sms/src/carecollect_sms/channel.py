@@ -25,7 +25,7 @@ recipient's country does not allow raise :class:`~carecollect.errors.Configurati
 Status callbacks and incoming messages are Twilio's form-encoded webhooks,
 checked against ``X-Twilio-Signature`` (:mod:`carecollect_sms.signature`) with the
 URL they were configured with (``status_callback``, ``inbound_url``); a missing
-or wrong signature raises :class:`~carecollect.providers.WebhookSignatureInvalid`.
+or wrong signature raises :class:`~carecollect.plugins.providers.WebhookSignatureInvalid`.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ import phonenumbers
 from carecollect.channels import Channel
 from carecollect.errors import ConfigurationError
 from carecollect.messages.checks import sms_segments
-from carecollect.messaging import (
+from carecollect.plugins.messaging import (
     ChannelCapabilities,
     DeliveryReport,
     DeliveryState,
@@ -53,7 +53,7 @@ from carecollect.messaging import (
     ReceiptStatus,
     RenderedMessage,
 )
-from carecollect.providers import WebhookSignatureInvalid
+from carecollect.plugins.providers import WebhookSignatureInvalid
 from carecollect.scrubbing import scrub_text
 
 from .senders import choose_sender
@@ -259,7 +259,7 @@ class TwilioSMSChannel:
         """Send ``message`` through Twilio; the same message id twice is sent once.
 
         :param message: an SMS whose recipient is an E.164 number.
-        :returns: the :class:`~carecollect.messaging.Receipt` (see the module's documentation).
+        :returns: the :class:`~carecollect.plugins.messaging.Receipt` (see the module's documentation).
         :raises ConfigurationError: bad credentials, unknown account, or no sender the
             recipient's country allows.
         """
@@ -359,7 +359,7 @@ class TwilioSMSChannel:
     def parse_delivery_report(
         self, headers: Mapping[str, str], body: bytes, *, now: dt.datetime
     ) -> DeliveryReport:
-        """A Twilio status callback as a :class:`~carecollect.messaging.DeliveryReport`.
+        """A Twilio status callback as a :class:`~carecollect.plugins.messaging.DeliveryReport`.
 
         ``delivered`` is DELIVERED, ``read`` READ; ``failed`` or ``undelivered`` with an error
         code of :data:`UNDELIVERABLE_NUMBER_CODES` is UNDELIVERABLE (the run marks the number);
@@ -385,11 +385,11 @@ class TwilioSMSChannel:
         return DeliveryReport(sid, state, now, detail=detail)
 
     def parse_inbound(self, headers: Mapping[str, str], body: bytes, *, now: dt.datetime) -> InboundReply:
-        """An incoming SMS (Twilio's messaging webhook) as an :class:`~carecollect.messaging.InboundReply`.
+        """An incoming SMS (Twilio's messaging webhook) as an inbound reply.
 
         ``STOP``, ``STOPP``, ``СТОП`` and the other keywords of
-        :data:`~carecollect.messaging.OPT_OUT_KEYWORDS` make it an opt-out, ``HELP``, ``HJELP``,
-        ``HILFE``, ``ПОМОЩ`` a request for help (:func:`~carecollect.messaging.classify_reply`).
+        :data:`~carecollect.plugins.messaging.OPT_OUT_KEYWORDS` make it an opt-out, ``HELP``, ``HJELP``,
+        ``HILFE``, ``ПОМОЩ`` a request for help (:func:`~carecollect.plugins.messaging.classify_reply`).
 
         :raises WebhookSignatureInvalid: a missing or wrong signature.
         :raises ConfigurationError: no ``inbound_url`` setting.

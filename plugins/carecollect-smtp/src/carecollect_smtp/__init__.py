@@ -67,9 +67,9 @@ from collections.abc import Mapping
 
 from carecollect.channels import Channel
 from carecollect.errors import ConfigurationError, ValidationError
-from carecollect.hookspecs import hookimpl
 from carecollect.messages.email import build_email, message_id_header
-from carecollect.messaging import (
+from carecollect.plugins.hookspecs import hookimpl
+from carecollect.plugins.messaging import (
     ChannelCapabilities,
     DeliveryReport,
     InboundReply,
@@ -108,7 +108,7 @@ def _flag(settings: Mapping[str, str], name: str) -> bool:
 
 
 class SMTPChannel:
-    """Sends each :class:`~carecollect.messaging.RenderedMessage` as one e-mail.
+    """Sends each :class:`~carecollect.plugins.messaging.RenderedMessage` as one e-mail.
 
     :param settings: see the module's documentation.
     :raises ConfigurationError: no ``host`` or ``from``, a bad ``port`` or
@@ -196,7 +196,7 @@ class SMTPChannel:
         """Send ``message`` over SMTP; the same message id twice is sent once.
 
         :param message: an e-mail (any other channel is rejected).
-        :returns: the :class:`~carecollect.messaging.Receipt` (see the module's documentation).
+        :returns: the :class:`~carecollect.plugins.messaging.Receipt` (see the module's documentation).
         :raises ConfigurationError: the login failed, or STARTTLS or AUTH is not offered.
         """
         if message.id in self._sent:

@@ -6,8 +6,8 @@ settings), and every mutating call carries an idempotency key derived from
 carecollect's operation id (:func:`stripe_idempotency_key`), so a retried
 run moves money once and Stripe answers a reused key with the first response.
 
-Declines come back as :class:`~carecollect.providers.PaymentResult` failures
-with a :class:`~carecollect.providers.PaymentErrorCode`; exceptions are kept
+Declines come back as :class:`~carecollect.plugins.providers.PaymentResult` failures
+with a :class:`~carecollect.plugins.providers.PaymentErrorCode`; exceptions are kept
 for misconfiguration (a refused API key: :class:`~carecollect.errors.ConfigurationError`)
 and transport (:class:`StripeUnreachable`, also a :class:`ConnectionError`).
 """
@@ -26,7 +26,7 @@ import stripe
 from carecollect.errors import CareCollectError, ConfigurationError
 from carecollect.money import Money
 from carecollect.payments import PaymentMethod
-from carecollect.providers import (
+from carecollect.plugins.providers import (
     BasePaymentProvider,
     Instrument,
     PaymentErrorCode,

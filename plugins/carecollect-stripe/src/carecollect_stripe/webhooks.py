@@ -6,7 +6,7 @@ HMAC-SHA256, keyed with the endpoint's signing secret, of ``"<t>.<raw body>"``.
 A delivery is accepted when one ``v1`` matches (compared in constant time) and
 ``t`` is within the tolerance (300 seconds by default) of ``now``.
 
-Events carecollect acts on (everything else is :attr:`~carecollect.providers.WebhookKind.OTHER`,
+Events carecollect acts on (everything else is :attr:`~carecollect.plugins.providers.WebhookKind.OTHER`,
 kept in the audit log):
 
 =====================================  =====================  ==========================================
@@ -40,7 +40,7 @@ from typing import Any
 
 from carecollect.errors import ConfigurationError
 from carecollect.money import Money
-from carecollect.providers import (
+from carecollect.plugins.providers import (
     WebhookEvent,
     WebhookExpired,
     WebhookKind,
@@ -165,7 +165,7 @@ class StripeWebhookParser:
         return signed_at
 
     def parse(self, headers: Mapping[str, str], body: bytes, *, now: dt.datetime) -> WebhookEvent:
-        """Verify, then read the event into a :class:`~carecollect.providers.WebhookEvent`.
+        """Verify, then read the event into a :class:`~carecollect.plugins.providers.WebhookEvent`.
 
         :raises WebhookSignatureInvalid: see :meth:`verify`; also a body that is not a Stripe event,
             or an event from the other mode (test versus live).

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from carecollect.hookspecs import hookimpl
-from carecollect.providers import PaymentProvider, PaymentProviderDescriptor
+from carecollect.plugins.hookspecs import hookimpl
+from carecollect.plugins.providers import PaymentProvider, PaymentProviderDescriptor
 
 from .provider import (
     CAPABILITIES,

@@ -32,7 +32,7 @@ from urllib.parse import quote, urlsplit
 from carecollect.errors import CareCollectError, ConfigurationError
 from carecollect.money import Money
 from carecollect.payments import PaymentMethod
-from carecollect.providers import (
+from carecollect.plugins.providers import (
     BasePaymentProvider,
     Instrument,
     PaymentErrorCode,

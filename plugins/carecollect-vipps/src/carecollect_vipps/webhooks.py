@@ -44,7 +44,7 @@ from urllib.parse import urlsplit
 from carecollect.errors import ConfigurationError
 from carecollect.money import Money
 from carecollect.payments import PaymentMethod
-from carecollect.providers import WebhookEvent, WebhookExpired, WebhookKind, WebhookSignatureInvalid
+from carecollect.plugins.providers import WebhookEvent, WebhookExpired, WebhookKind, WebhookSignatureInvalid
 
 __all__ = ["Secret", "VippsWebhookParser", "sign_vipps_webhook", "vipps_signature"]
 

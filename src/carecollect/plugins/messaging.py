@@ -27,11 +27,11 @@ from typing import Any, Protocol
 
 import attrs
 
-from .channels import Channel
-from .errors import ValidationError
+from ..channels import Channel
+from ..errors import ValidationError
+from ..scrubbing import scrub, scrub_text
+from ..validation import aware, identifier
 from .providers import validate_plugin_name
-from .scrubbing import scrub, scrub_text
-from .validation import aware, identifier
 
 __all__ = [
     "OPT_OUT_KEYWORDS",

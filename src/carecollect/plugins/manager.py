@@ -2,10 +2,10 @@
 
 There is no global manager. :func:`make_plugin_manager` builds one:
 
-1. registers the hook specifications of :mod:`carecollect.hookspecs`;
+1. registers the hook specifications of :mod:`carecollect.plugins.hookspecs`;
 2. blocks the plugins named in ``blocked`` and in the environment variable
    ``CARECOLLECT_BLOCKED_PLUGINS`` (comma-separated);
-3. registers the built-in plugins (:mod:`carecollect.builtin`), then the
+3. registers the built-in plugins (:mod:`carecollect.plugins.builtin`), then the
    ``plugins`` passed in, then, when ``load_entrypoints``, every entry point of
    the ``carecollect`` group; a plugin that fails to load or register raises
    :class:`~carecollect.errors.PluginError` naming the entry point and its
@@ -43,19 +43,20 @@ from typing import Any, TypeVar
 import attrs
 import pluggy
 
+from .._moved import moved_module_name
+from ..channels import Channel
+from ..disputes import Dispute
+from ..errors import ConfigurationError, PluginError
+from ..events import Event
+from ..outreach import OutreachStep
+from ..payments import Payment, PaymentReversal
+from ..placements import AgencyPlacement
+from ..policy.packs import BUILTIN_PACKS, PolicyPack
+from ..scrubbing import scrub, scrub_text
 from . import hookspecs
 from .agencies import AgencyConnectorDescriptor
-from .channels import Channel
-from .disputes import Dispute
-from .errors import ConfigurationError, PluginError
-from .events import Event
 from .messaging import MessageChannelDescriptor
-from .outreach import OutreachStep
-from .payments import Payment, PaymentReversal
-from .placements import AgencyPlacement
-from .policy.packs import BUILTIN_PACKS, PolicyPack
 from .providers import PaymentProviderDescriptor
-from .scrubbing import scrub, scrub_text
 
 __all__ = [
     "BLOCKED_ENV_VAR",
@@ -70,10 +71,10 @@ __all__ = [
 BLOCKED_ENV_VAR = "CARECOLLECT_BLOCKED_PLUGINS"
 #: Modules registered as plugins by default, under these names.
 BUILTIN_PLUGINS: tuple[str, ...] = (
-    "carecollect.builtin.outbox",
-    "carecollect.builtin.letters",
-    "carecollect.builtin.manual",
-    "carecollect.builtin.agency_files",
+    "carecollect.plugins.builtin.outbox",
+    "carecollect.plugins.builtin.letters",
+    "carecollect.plugins.builtin.manual",
+    "carecollect.plugins.builtin.agency_files",
 )
 
 _log = logging.getLogger("carecollect.plugins")
@@ -147,7 +148,7 @@ class PluginManager(pluggy.PluginManager):
         """A registered plugin as errors name it: its name and where it comes from.
 
         ``plugin 'stripe' (distribution carecollect-stripe 1.0.0)`` for an entry
-        point, ``plugin 'carecollect.builtin.manual' (built into carecollect
+        point, ``plugin 'carecollect.plugins.builtin.manual' (built into carecollect
         0.9.0)`` for a built-in, ``plugin 'fake' (registered in code)`` for an
         object passed to :func:`make_plugin_manager` or registered directly.
         """
@@ -320,7 +321,7 @@ class PluginManager(pluggy.PluginManager):
     ) -> BroadcastResult:
         """Call every implementation of the event hook ``hook_name`` on its own.
 
-        :param hook_name: one of :data:`carecollect.hookspecs.EVENT_HOOKS`.
+        :param hook_name: one of :data:`carecollect.plugins.hookspecs.EVENT_HOOKS`.
         :param only: call just these plugins (to deliver again to those that failed).
         :param kwargs: the hook's arguments; ``event`` is required.
         :returns: :class:`BroadcastResult`.
@@ -393,7 +394,8 @@ class PluginManager(pluggy.PluginManager):
 def _blocked_names(blocked: Iterable[str], environ: Mapping[str, str]) -> list[str]:
     names = list(blocked)
     names += [n.strip() for n in environ.get(BLOCKED_ENV_VAR, "").replace(";", ",").split(",") if n.strip()]
-    return names
+    # a built-in named by its module before 0.2 (``carecollect.plugins.builtin.outbox``) is still blocked
+    return [moved_module_name(n) for n in names]
 
 
 def _version() -> str:
@@ -475,7 +477,7 @@ def make_plugin_manager(
     """Build a :class:`PluginManager`.
 
     :param load_entrypoints: load the plugins installed under the ``carecollect`` entry-point group.
-    :param blocked: plugin names (entry-point names, or ``carecollect.builtin.*``) never to register.
+    :param blocked: plugin names (entry-point names, or ``carecollect.plugins.builtin.*``) never to register.
     :param plugins: plugin objects (modules, instances) to register as well: a
         mapping ``{name: plugin}`` names them (as errors and
         :attr:`BroadcastResult.failed_plugins` will); in a plain list each is
@@ -490,12 +492,12 @@ def make_plugin_manager(
         entry point and distribution), or implements an unknown ``carecollect_*`` hook.
 
     >>> lines = []
-    >>> blocked = ["carecollect.builtin.outbox", "carecollect.builtin.letters"]
+    >>> blocked = ["carecollect.plugins.builtin.outbox", "carecollect.plugins.builtin.letters"]
     >>> pm = make_plugin_manager(load_entrypoints=False, blocked=blocked, trace=lines.append)
     >>> list(pm.message_channels()), lines
     ([], [])
     >>> list(pm.payment_providers()), lines[0]
-    (['manual'], 'carecollect_payment_providers({}) -> [carecollect.builtin.manual]')
+    (['manual'], 'carecollect_payment_providers({}) -> [carecollect.plugins.builtin.manual]')
     """
     import importlib
 

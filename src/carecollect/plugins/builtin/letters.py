@@ -54,10 +54,11 @@ from typing import Any
 
 import attrs
 
-from ..channels import Channel
-from ..errors import ConfigurationError, ValidationError
+from ...channels import Channel
+from ...errors import ConfigurationError, ValidationError
+from ...messages.letters import LAYOUTS, Block, BlockKind, Letter, format_letter_date, postage_class
+from ...timekeeping import require_aware
 from ..hookspecs import hookimpl
-from ..messages.letters import LAYOUTS, Block, BlockKind, Letter, format_letter_date, postage_class
 from ..messaging import (
     ChannelCapabilities,
     DeliveryReport,
@@ -68,7 +69,6 @@ from ..messaging import (
     ReceiptStatus,
     RenderedMessage,
 )
-from ..timekeeping import require_aware
 from .outbox import file_stem
 
 __all__ = ["LETTERS", "MANIFEST_COLUMNS", "LetterChannel", "carecollect_message_channels"]
@@ -226,7 +226,7 @@ class LetterChannel:
         :returns: the ids of the batches written (none when nothing is pending).
         """
         require_aware(now, "letter batch", "now")
-        from ..messages.pdf import letters_pdf
+        from ...messages.pdf import letters_pdf
 
         written: list[str] = []
         with _locked(self.folder / ".batch.lock"):

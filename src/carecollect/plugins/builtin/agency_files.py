@@ -6,7 +6,7 @@ and everything the agency reports is read from ``<folder>/incoming``:
 
 * ``outgoing/placement-<placement id>.json``: one placement, only the data an
   agency needs (ids, amounts, dates, the debtor's contact details; a
-  :class:`~carecollect.agencies.PlacementRequest` carries no clinical detail,
+  :class:`~carecollect.plugins.agencies.PlacementRequest` carries no clinical detail,
   and neither does the file);
 * ``outgoing/notice-<notice id>.json``: a pre-placement notice (the placement
   it announces, and the earliest placement date);
@@ -26,7 +26,7 @@ first and renamed, so the agency never reads half a file.
      "amount": "60.00", "currency": "EUR", "fee": "6.00",
      "collected_at": "2026-03-05T10:00:00+00:00"}
 
-``status`` is one of :class:`~carecollect.agencies.AgencyAccountStatus`'s
+``status`` is one of :class:`~carecollect.plugins.agencies.AgencyAccountStatus`'s
 values; ``fee`` is optional (what the agency kept); times are ISO 8601 with an
 offset. Files are read in name order; an item reported twice (same ``type``
 and ``id``) is returned once. A file that cannot be read is an error naming the
@@ -60,6 +60,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ...errors import CareCollectError, ConfigurationError, ValidationError
+from ...money import ISO_4217, Money
+from ...placements import Remittance
+from ...scrubbing import scrub_text
+from ...timekeeping import require_aware
 from ..agencies import (
     AgencyAccountStatus,
     AgencyConnectorCapabilities,
@@ -70,12 +75,7 @@ from ..agencies import (
     PlacementRequest,
     PrePlacementNotice,
 )
-from ..errors import CareCollectError, ConfigurationError, ValidationError
 from ..hookspecs import hookimpl
-from ..money import ISO_4217, Money
-from ..placements import Remittance
-from ..scrubbing import scrub_text
-from ..timekeeping import require_aware
 
 __all__ = [
     "AGENCY_FILES",
@@ -114,7 +114,7 @@ def _money(value: Money) -> dict[str, str]:
 def placement_document(request: PlacementRequest) -> dict[str, Any]:
     """The JSON object written for a placement: what the agency needs, nothing clinical.
 
-    :param request: the :class:`~carecollect.agencies.PlacementRequest`.
+    :param request: the :class:`~carecollect.plugins.agencies.PlacementRequest`.
     :returns: a JSON-ready dict (``format``, ``type``, ids, ``jurisdiction``,
         ``total``, ``debtor`` and ``invoices``).
 
@@ -208,7 +208,7 @@ class AgencyFilesConnector:
     def send_pre_placement_notice(self, notice: PrePlacementNotice) -> AgencyReceipt:
         """Write ``notice-<id>.json`` (the same notice id twice: written once).
 
-        :param notice: the :class:`~carecollect.agencies.PrePlacementNotice`.
+        :param notice: the :class:`~carecollect.plugins.agencies.PrePlacementNotice`.
         :returns: an accepted receipt with reference ``agency-files:<notice id>``;
             a refusal if that id was already used for a different notice.
         """
@@ -225,7 +225,7 @@ class AgencyFilesConnector:
     def place(self, request: PlacementRequest) -> AgencyReceipt:
         """Write ``placement-<placement id>.json`` (the same placement id twice: written once).
 
-        :param request: the :class:`~carecollect.agencies.PlacementRequest`.
+        :param request: the :class:`~carecollect.plugins.agencies.PlacementRequest`.
         :returns: an accepted receipt with reference ``agency-files:<placement id>``;
             a refusal if that id was already placed with different data.
         """

@@ -3,7 +3,7 @@
 Plugins are found through the ``carecollect`` entry-point group and mark
 their functions with :data:`hookimpl`::
 
-    from carecollect.hookspecs import hookimpl
+    from carecollect.plugins.hookspecs import hookimpl
 
     @hookimpl
     def carecollect_payment_providers():
@@ -13,11 +13,11 @@ Two kinds of hook:
 
 * **Registration hooks** return an iterable of frozen descriptors of what the
   plugin provides. Names are unique across plugins: the plugin manager
-  (:mod:`carecollect.plugin_manager`) refuses a duplicate and names both plugins.
+  (:mod:`carecollect.plugins.manager`) refuses a duplicate and names both plugins.
   Which provider serves a patient comes from configuration, by name.
 * **Event hooks** (``carecollect_on_*``) are broadcast: every implementation is
   called on its own; one that raises does not stop the others, and the failure
-  is recorded in a :class:`~carecollect.plugin_manager.BroadcastResult` with
+  is recorded in a :class:`~carecollect.plugins.manager.BroadcastResult` with
   the event. The daily run keeps every event it owes plugins in the store until
   each plugin took it (:func:`carecollect.run.hooks.owe_hook`), so nothing is
   lost: a plugin that raised, or a run that died before its broadcast, gets the
@@ -48,15 +48,15 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from ..channels import Channel
+    from ..disputes import Dispute
+    from ..events import Event
+    from ..outreach import OutreachStep
+    from ..payments import Payment, PaymentReversal
+    from ..placements import AgencyPlacement
+    from ..policy.packs import PolicyPack
     from .agencies import AgencyConnectorDescriptor
-    from .channels import Channel
-    from .disputes import Dispute
-    from .events import Event
     from .messaging import MessageChannelDescriptor
-    from .outreach import OutreachStep
-    from .payments import Payment, PaymentReversal
-    from .placements import AgencyPlacement
-    from .policy.packs import PolicyPack
     from .providers import PaymentProviderDescriptor
 
 __all__ = [
@@ -86,16 +86,16 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 def carecollect_payment_providers() -> Iterable[PaymentProviderDescriptor]:  # type: ignore[empty-body]
     """Payment providers this plugin offers.
 
-    :returns: :class:`~carecollect.providers.PaymentProviderDescriptor` objects.
+    :returns: :class:`~carecollect.plugins.providers.PaymentProviderDescriptor` objects.
     :raises: nothing on purpose; an exception is wrapped in
         :class:`~carecollect.errors.PluginError` naming the plugin, and a name
         another plugin already uses is refused the same way.
 
     .. versionadded:: 0.1
 
-    >>> from carecollect.hookspecs import hookimpl
-    >>> from carecollect.plugin_manager import make_plugin_manager
-    >>> from carecollect.builtin.manual import MANUAL
+    >>> from carecollect.plugins.hookspecs import hookimpl
+    >>> from carecollect.plugins.manager import make_plugin_manager
+    >>> from carecollect.plugins.builtin.manual import MANUAL
     >>> import attrs
     >>> class Plugin:
     ...     @hookimpl
@@ -111,13 +111,13 @@ def carecollect_payment_providers() -> Iterable[PaymentProviderDescriptor]:  # t
 def carecollect_message_channels() -> Iterable[MessageChannelDescriptor]:  # type: ignore[empty-body]
     """Message channels this plugin offers (e-mail, SMS, letter, voice, portal).
 
-    :returns: :class:`~carecollect.messaging.MessageChannelDescriptor` objects.
+    :returns: :class:`~carecollect.plugins.messaging.MessageChannelDescriptor` objects.
     :raises: nothing on purpose; failures and duplicate names become a
         :class:`~carecollect.errors.PluginError` naming the plugin(s).
 
     .. versionadded:: 0.1
 
-    >>> from carecollect.plugin_manager import make_plugin_manager
+    >>> from carecollect.plugins.manager import make_plugin_manager
     >>> sorted(make_plugin_manager(load_entrypoints=False).message_channels())
     ['letter', 'outbox']
     """
@@ -127,13 +127,13 @@ def carecollect_message_channels() -> Iterable[MessageChannelDescriptor]:  # typ
 def carecollect_agency_connectors() -> Iterable[AgencyConnectorDescriptor]:  # type: ignore[empty-body]
     """Collection-agency connectors this plugin offers.
 
-    :returns: :class:`~carecollect.agencies.AgencyConnectorDescriptor` objects.
+    :returns: :class:`~carecollect.plugins.agencies.AgencyConnectorDescriptor` objects.
     :raises: nothing on purpose; failures and duplicate names become a
         :class:`~carecollect.errors.PluginError` naming the plugin(s).
 
     .. versionadded:: 0.1
 
-    >>> from carecollect.plugin_manager import make_plugin_manager
+    >>> from carecollect.plugins.manager import make_plugin_manager
     >>> sorted(make_plugin_manager(load_entrypoints=False).agency_connectors())
     ['agency-files']
     """
@@ -153,7 +153,7 @@ def carecollect_policy_packs() -> Iterable[PolicyPack]:  # type: ignore[empty-bo
 
     .. versionadded:: 0.1
 
-    >>> from carecollect.plugin_manager import make_plugin_manager
+    >>> from carecollect.plugins.manager import make_plugin_manager
     >>> "no" in make_plugin_manager(load_entrypoints=False).policy_packs()
     True
     """
@@ -170,11 +170,11 @@ def carecollect_on_payment_received(payment: Payment, event: Event) -> None:
     :param event: the :class:`~carecollect.events.Event` that records it.
     :returns: ignored.
     :raises: nothing on purpose; an exception is caught and recorded in the
-        :class:`~carecollect.plugin_manager.BroadcastResult`; the other plugins still run.
+        :class:`~carecollect.plugins.manager.BroadcastResult`; the other plugins still run.
 
     .. versionadded:: 0.1
 
-    >>> from carecollect.plugin_manager import make_plugin_manager
+    >>> from carecollect.plugins.manager import make_plugin_manager
     >>> seen = []
     >>> class Plugin:
     ...     @hookimpl
@@ -203,12 +203,12 @@ def carecollect_on_payment_reversed(reversal: PaymentReversal, event: Event) -> 
         (:attr:`~carecollect.events.EventType.LEDGER_POSTED`, ``kind`` ``payment_reversed``).
     :returns: ignored.
     :raises: nothing on purpose; an exception is caught and recorded in the
-        :class:`~carecollect.plugin_manager.BroadcastResult` (and the run report's
+        :class:`~carecollect.plugins.manager.BroadcastResult` (and the run report's
         hook failures); the reversal stays on the ledger and the other plugins still run.
 
     .. versionadded:: 0.1
 
-    >>> from carecollect.plugin_manager import make_plugin_manager
+    >>> from carecollect.plugins.manager import make_plugin_manager
     >>> seen = []
     >>> class Plugin:
     ...     @hookimpl

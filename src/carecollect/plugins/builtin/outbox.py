@@ -9,7 +9,7 @@ or a developer can simulate them.
 
 >>> import tempfile, datetime as dt
 >>> from carecollect.channels import Channel
->>> from carecollect.messaging import RenderedMessage
+>>> from carecollect.plugins.messaging import RenderedMessage
 >>> folder = tempfile.mkdtemp()
 >>> channel = OUTBOX.create({"folder": folder})
 >>> receipt = channel.send(RenderedMessage(id="MSG-1", channel=Channel.SMS, recipient="+4790000000",
@@ -33,10 +33,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..channels import Channel
-from ..errors import ConfigurationError, ValidationError
+from ...channels import Channel
+from ...errors import ConfigurationError, ValidationError
+from ...messages.email import build_email
+from ...timekeeping import require_aware
 from ..hookspecs import hookimpl
-from ..messages.email import build_email
 from ..messaging import (
     ChannelCapabilities,
     DeliveryReport,
@@ -47,7 +48,6 @@ from ..messaging import (
     ReceiptStatus,
     RenderedMessage,
 )
-from ..timekeeping import require_aware
 
 __all__ = [
     "OUTBOX",

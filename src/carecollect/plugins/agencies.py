@@ -37,13 +37,13 @@ from typing import Any, Protocol
 
 import attrs
 
-from .errors import ValidationError
-from .invoices import Invoice
-from .money import Money
-from .placements import Remittance
+from ..errors import ValidationError
+from ..invoices import Invoice
+from ..money import Money
+from ..placements import Remittance
+from ..scrubbing import scrub, scrub_text
+from ..validation import aware, date_only, date_or_none, identifier, money_non_negative
 from .providers import validate_plugin_name
-from .scrubbing import scrub, scrub_text
-from .validation import aware, date_only, date_or_none, identifier, money_non_negative
 
 __all__ = [
     "AgencyAccountStatus",

@@ -7,7 +7,7 @@ ledger is the lasting record.
 
 >>> from carecollect.money import Money
 >>> from carecollect.payments import PaymentMethod
->>> from carecollect.providers import Instrument
+>>> from carecollect.plugins.providers import Instrument
 >>> provider = MANUAL.create()
 >>> cash = Instrument(PaymentMethod.CASH, token="front-desk receipt 0042")
 >>> paid = provider.purchase(Money("40.00", "NOK"), cash, idempotency_key="rcpt-0042", account_id="A-1")
@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from ...money import ISO_4217, Money
+from ...payments import PaymentMethod
 from ..hookspecs import hookimpl
-from ..money import ISO_4217, Money
-from ..payments import PaymentMethod
 from ..providers import (
     BasePaymentProvider,
     Instrument,

@@ -45,11 +45,11 @@ from typing import Any, Protocol
 
 import attrs
 
-from .errors import CareCollectError, ValidationError
-from .money import Money, minor_unit_exponent
-from .payments import PaymentMethod
-from .scrubbing import scrub, scrub_text
-from .timekeeping import require_aware
+from ..errors import CareCollectError, ValidationError
+from ..money import Money, minor_unit_exponent
+from ..payments import PaymentMethod
+from ..scrubbing import scrub, scrub_text
+from ..timekeeping import require_aware
 
 __all__ = [
     "DEFAULT_WEBHOOK_TOLERANCE",

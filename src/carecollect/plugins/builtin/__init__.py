@@ -1,12 +1,12 @@
 """Built-in plugins, registered like any other plugin (and blockable the same way).
 
-* :mod:`carecollect.builtin.outbox`: the ``outbox`` message channel, which writes
+* :mod:`carecollect.plugins.builtin.outbox`: the ``outbox`` message channel, which writes
   each rendered message to a folder (what a developer uses on day one);
-* :mod:`carecollect.builtin.letters`: the ``letter`` message channel, which lays
+* :mod:`carecollect.plugins.builtin.letters`: the ``letter`` message channel, which lays
   letters out for window envelopes and writes print batches (PDF and manifest CSV);
-* :mod:`carecollect.builtin.manual`: the ``manual`` payment provider for cash,
+* :mod:`carecollect.plugins.builtin.manual`: the ``manual`` payment provider for cash,
   cheques and bank transfers recorded by staff;
-* :mod:`carecollect.builtin.agency_files`: the ``agency-files`` agency connector,
+* :mod:`carecollect.plugins.builtin.agency_files`: the ``agency-files`` agency connector,
   which writes placements to a folder and reads the agency's answers from another
   (a simulated agency for demos and development).
 """
