@@ -28,6 +28,7 @@ FLOORS: dict[str, int] = {
     "money": 0,
     "timekeeping": 0,
     "calendars": 0,
+    "office_hours": 0,
     "validation": 0,
     "events": 0,
     "observability": 0,

@@ -39,6 +39,7 @@ def test_filled_texts_read_cleanly(lang: str, jurisdiction: str) -> None:
         "days": "x",
         "opens": "08:00",
         "closes": "16:00",
+        "hours": "Mon–Fri 08:00–16:00",
         "time": "23:59",
     }
     for key in TEXTS[lang]:

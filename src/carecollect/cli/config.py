@@ -34,6 +34,7 @@ import attrs
 
 from ..channels import Channel
 from ..errors import CareCollectError, ConfigurationError
+from ..office_hours import OfficeHours
 from ..run.settings import CreditorSettings, RunSettings, settings_problems
 from ..store.base import RUN_LOCK_STALE_AFTER
 from ..timekeeping import zone
@@ -83,6 +84,13 @@ pay_link_base = "https://pay.example.org/p"
 assistance_url = "https://portal.example.org/financial-assistance"
 
 # pay_link_key = "env:CARECOLLECT_PAY_LINK_KEY"   # or "file:/run/secrets/pay-link-key" (hex)
+
+# When the phone is answered: messages say it under the help line, the patient pages
+# show it in the patient's own time zone.
+# [creditor.hours]
+# days = "Mon-Fri 08:00-16:00; Thu 08:00-18:00"
+# time_zone = "America/New_York"
+# holidays = "US"                # closed on the country's public holidays
 
 [channels]
 # Which message-channel plugin sends each channel (by plugin name).
@@ -139,6 +147,9 @@ lock_stale_after = {RUN_LOCK_STALE_AFTER.total_seconds():g}
 # phone = "+1 555 0111"
 # pay_link_base = "https://pay.clinic-a.example/p"
 # pay_link_key = "file:secrets/clinic-a-pay-link.hex"
+# [creditors.CLINIC-A.hours]
+# days = "Mon-Fri 07:30-15:30"
+# time_zone = "America/Chicago"
 # [creditors.CLINIC-A.channels]
 # sms = ""                    # this clinic sends no SMS
 # [creditors.CLINIC-A.plugins.outbox]
@@ -191,13 +202,18 @@ CREDITOR_KEYS: Mapping[str, str] = {
 
 #: The tables a ``[creditors.<id>]`` section may hold; each is read as the installation's
 #: section of the same name and goes over it for that creditor's accounts.
-CREDITOR_TABLES: frozenset[str] = frozenset({"channels", "plugins", "house_rules", "payment_providers"})
+CREDITOR_TABLES: frozenset[str] = frozenset(
+    {"channels", "plugins", "house_rules", "payment_providers", "hours"}
+)
+
+#: The keys of an ``hours`` table (``[creditor.hours]``, ``[creditors.<id>.hours]``).
+HOURS_KEYS: frozenset[str] = frozenset({"days", "time_zone", "holidays"})
 
 #: The settings file's sections and their keys; ``None``: the keys are names (of channels'
 #: plugins, payment providers, packs, creditors) checked against what is installed or stored
 #: (:func:`check_config`).
 SECTIONS: Mapping[str, frozenset[str] | None] = {
-    "creditor": frozenset(CREDITOR_KEYS),
+    "creditor": frozenset({*CREDITOR_KEYS, "hours"}),
     "creditors": None,
     "channels": frozenset(c.value for c in Channel),
     "plugins": None,
@@ -293,6 +309,36 @@ class _Reader:
 
     def secrets(self, table: Mapping[str, Any], where: str) -> dict[str, Any]:
         return {k: self.secret(v, f"{where}.{k}") for k, v in table.items()}
+
+    def hours(self, table: Mapping[str, Any], where: str) -> OfficeHours | None:
+        """An ``hours`` table (``days``, ``time_zone``, ``holidays``) as :class:`OfficeHours`;
+        ``None`` when the table is absent."""
+        value = table.get("hours")
+        if value is None:
+            return None
+        here = f"{where}.hours"
+        if not isinstance(value, Mapping):
+            self.problems.append(f"[{here}] must be a table with days, time_zone and holidays")
+            return None
+        for key in value:
+            if key not in HOURS_KEYS:
+                self.problems.append(
+                    f"unknown key {key!r} in [{here}]{_suggest(key, HOURS_KEYS)}; known: {', '.join(sorted(HOURS_KEYS))}"
+                )
+        days, tz, holidays = value.get("days"), value.get("time_zone"), value.get("holidays", "")
+        if not isinstance(days, str) or not isinstance(tz, str) or not isinstance(holidays, str):
+            self.problems.append(
+                f'[{here}] needs days = "Mon-Fri 08:00-16:00" and time_zone = "Europe/Oslo" (strings), '
+                'and optionally holidays = "NO" (a country code)'
+            )
+            return None
+        try:
+            return OfficeHours.parse(days, time_zone=tz, holidays=holidays or None)
+        except CareCollectError as exc:
+            field = getattr(exc, "field", "days")
+            problem = getattr(exc, "problem", str(exc))
+            self.problems.append(f"{here}.{'days' if field == 'week' else field}: {problem}")
+            return None
 
     def creditor_keys(self, table: Mapping[str, Any], where: str) -> dict[str, Any]:
         """The checked values of the :data:`CREDITOR_KEYS` in ``table`` (absent keys left out)."""
@@ -413,6 +459,7 @@ class _Reader:
             assistance_url=values.get("assistance_url"),
             pay_link_base=values.get("pay_link_base"),
             pay_link_key=values.get("pay_link_key"),
+            office_hours=self.hours(section, where),
             channel_plugins=self.channels(
                 self.table(section, "channels", f"{where}.channels"), f"{where}.channels"
             ),
@@ -446,6 +493,7 @@ def parse_config(text: str, folder: Path) -> CliConfig:
     read.problems.extend(_unknown_keys(data))
     creditor = read.table(data, "creditor", "creditor")
     defaults = read.creditor_keys(creditor, "creditor")
+    office_hours = read.hours(creditor, "creditor")
     plugin_map = read.channels(read.table(data, "channels", "channels"), "channels")
     plugin_config = read.plugins(read.table(data, "plugins", "plugins"), "plugins")
     agency = read.table(data, "agency", "agency")
@@ -495,6 +543,7 @@ def parse_config(text: str, folder: Path) -> CliConfig:
         assistance_url=defaults.get("assistance_url") or None,
         pay_link_base=defaults.get("pay_link_base", "https://pay.example.org/p"),
         pay_link_key=pay_key,
+        office_hours=office_hours,
         payment_providers=providers,
         creditors=creditors,
     )
@@ -566,6 +615,16 @@ def effective_settings(config: CliConfig) -> str:
         lines.append(f"[{title}]")
         for key in ("phone", "email", "portal_url", "opt_out_url", "assistance_url", "pay_link_base"):
             lines.append(f"  {key} = {getattr(s, key) or 'none'}")
+        hours = s.office_hours
+        lines.append(
+            "  hours = "
+            + (
+                "none (messages name no hours)"
+                if hours is None
+                else f"{hours.describe('en_GB')} ({hours.time_zone}"
+                + (f"; closed on public holidays of {hours.holidays})" if hours.holidays else ")")
+            )
+        )
         if s.pay_link_key is None:
             lines.append("  pay_link_key = none (no pay links)")
         else:

@@ -149,7 +149,7 @@ def serve(
         public_url=base,
         checkout_origins=origins,
         bank_transfer=bank,
-        office_hours=OfficeHours(time_zone=config.centre_tz),
+        office_hours=config.settings.office_hours or OfficeHours(time_zone=config.centre_tz),
         centre_country=config.centre_country,
         hsts_seconds=0 if loopback and public_url is None else 31_536_000,
     )

@@ -27,6 +27,7 @@ import attrs
 from ..channels import Channel
 from ..errors import ValidationError
 from ..money import Money
+from ..office_hours import OfficeHours
 from ..outreach import OutreachPurpose
 from ..validation import date_only, date_or_none, identifier
 
@@ -290,6 +291,10 @@ class MessageContext:
     :param notice: a :class:`NoticeInfo`.
     :param action_date: the earliest date of a next step a notice announces
         (an extraordinary collection action, a placement with an agency).
+    :param office_hours: when the creditor's office answers the phone
+        (:class:`~carecollect.office_hours.OfficeHours`); messages say it under the help line.
+    :param time_zone: the patient's IANA zone: the office hours are shown in it (``None``: in
+        the office's own).
     :param fap_summary: a statement carries the plain-language summary of the
         financial-assistance policy with ``assistance_url`` and ``phone`` (a US
         nonprofit hospital's statements, 26 CFR 1.501(r)-4(b)(5)); needs ``assistance_url``.
@@ -324,6 +329,8 @@ class MessageContext:
     notice: NoticeInfo | None = None
     action_date: dt.date | None = attrs.field(default=None, validator=date_or_none)
     fap_summary: bool = False
+    office_hours: OfficeHours | None = None
+    time_zone: str | None = None
 
     @property
     def sender_name(self) -> str:

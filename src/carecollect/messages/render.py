@@ -491,6 +491,18 @@ class Renderer:
                 "name": ctx.recipient_name or "",
                 "agent": ctx.agent_name or str(self._catalogs[lang].get("voice.agent_default", "")),
                 "original_creditor": ctx.creditor_name,
+                "hours": ""
+                if ctx.office_hours is None
+                else ctx.office_hours.describe(
+                    loc,
+                    in_zone=ctx.time_zone if ctx.time_zone != ctx.office_hours.time_zone else None,
+                    on=ctx.today,
+                ),
+                "hours_yours": "1"
+                if ctx.office_hours is not None
+                and ctx.time_zone is not None
+                and ctx.time_zone != ctx.office_hours.time_zone
+                else "",
             }
         )
         if ctx.notice is not None:

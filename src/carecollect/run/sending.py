@@ -179,6 +179,8 @@ def _message_context(
         assistance_url=settings.assistance_url,
         action_date=action_date,
         fap_summary=fap_summary,
+        office_hours=settings.office_hours,
+        time_zone=snap.patient.time_zones[0],
     )
 
 

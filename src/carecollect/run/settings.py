@@ -14,6 +14,7 @@ import attrs
 
 from ..channels import Channel
 from ..errors import CareCollectError, ConfigurationError
+from ..office_hours import OfficeHours
 from ..policy.packs import PolicyPack, get_pack
 from ..relief.disputes import DisputeProcedure
 from ..scrubbing import scrub_text
@@ -47,6 +48,9 @@ class RunSettings:
         :class:`~carecollect.errors.ValidationError` naming the field.
     :param pay_link_base: the payment page pay links open.
     :param pay_link_key: the HMAC key for pay links (at least 32 bytes); ``None``: no pay links.
+    :param office_hours: when the phone is answered
+        (:class:`~carecollect.office_hours.OfficeHours`); messages say it under the help line and
+        the patient pages show it (``None``: messages say nothing, the pages show their default).
     :param pay_link_days: how long a pay link stays valid.
     :param payment_providers: settings per payment-provider plugin name (API keys, webhook
         secrets); a plan's mandate names its provider. Not shown in reprs.
@@ -86,6 +90,7 @@ class RunSettings:
     pay_link_base: str = "https://pay.example.org/p"
     pay_link_key: bytes | None = attrs.field(default=None, repr=False)
     pay_link_days: int = 30
+    office_hours: OfficeHours | None = None
     payment_providers: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict, repr=False)
     batch_size: int = 500
     max_attempts: int = 6
@@ -161,6 +166,7 @@ class CreditorSettings:
     :param assistance_url: its financial-assistance page (501(r)).
     :param pay_link_base: its payment page.
     :param pay_link_key: its own pay-link HMAC key (``None``: the installation's).
+    :param office_hours: when its phone is answered (``None``: the installation's).
     :param channel_plugins: channel by channel, the plugin that sends its messages (``""``: this
         creditor sends nothing on that channel; its messages there are suppressed).
     :param channel_config: per channel plugin, settings over the installation's.
@@ -176,6 +182,7 @@ class CreditorSettings:
     assistance_url: str | None = None
     pay_link_base: str | None = None
     pay_link_key: bytes | None = attrs.field(default=None, repr=False)
+    office_hours: OfficeHours | None = None
     channel_plugins: Mapping[Channel, str] = attrs.field(factory=dict)
     channel_config: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
     house_rules: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
@@ -201,6 +208,7 @@ class CreditorSettings:
             assistance_url=text(self.assistance_url, base.assistance_url),
             pay_link_base=self.pay_link_base or base.pay_link_base,
             pay_link_key=self.pay_link_key or base.pay_link_key,
+            office_hours=self.office_hours or base.office_hours,
             channel_plugins={c: p for c, p in {**base.channel_plugins, **self.channel_plugins}.items() if p},
             channel_config=_merge(base.channel_config, self.channel_config),
             house_rules=_merge(base.house_rules, self.house_rules),

@@ -20,6 +20,7 @@ from ..errors import CareCollectError
 from ..messages.glossary import glossary_entry, rights_text
 from ..messages.statement import ShareKind, Statement, build_statement
 from ..money import Money
+from ..office_hours import OfficeHours
 from ..patients import opt_out
 from ..payments import PaymentMethod
 from ..plans import activate_plan
@@ -633,13 +634,14 @@ class _Pages(_Views):
         )
 
     # -- reaching a person ---------------------------------------------------------------------
+    def office_hours(self, link: _Link) -> OfficeHours:
+        """The hours of the account's creditor (its own, else the installation's, else the pages')."""
+        return self.settings.for_creditor(link.snap.account.creditor_id).office_hours or self.web.office_hours
+
     def hours(self, link: _Link, t: PageTexts, now: dt.datetime) -> dict[str, str]:
-        hours = self.web.office_hours
-        office = zone(hours.time_zone)
-        today = now.astimezone(office).date()
-        opens = dt.datetime.combine(today, hours.opens, tzinfo=office).astimezone(zone(link.tz))
-        closes = dt.datetime.combine(today, hours.closes, tzinfo=office).astimezone(zone(link.tz))
-        return {"opens": t.time(opens), "closes": t.time(closes), "days": t("days.weekdays")}
+        hours = self.office_hours(link)
+        today = now.astimezone(zone(hours.time_zone)).date()
+        return {"hours": hours.describe(t.locale, in_zone=link.tz, on=today)}
 
     async def contact(self, request: Any) -> Any:
         link = await self.link(request)
@@ -673,7 +675,7 @@ class _Pages(_Views):
             "patient-pages",
             self.web.response_business_days,
             BusinessCalendar.for_country(self.web.centre_country),
-            self.web.office_hours.time_zone,
+            self.office_hours(link).time_zone,
         )
         record = ContactRecord(
             f"WEB-{uuid.uuid4().hex[:16]}",

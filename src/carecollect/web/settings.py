@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import attrs
+
+from ..office_hours import OfficeHours
 
 __all__ = ["BankTransfer", "OfficeHours", "WebSettings"]
 
@@ -24,24 +24,6 @@ class BankTransfer:
 
 
 @attrs.frozen
-class OfficeHours:
-    """When the phone is answered: ``opens``–``closes`` on ``weekdays`` in ``time_zone``.
-
-    The pay page shows them in the patient's own time zone.
-
-    :param opens: local opening time.
-    :param closes: local closing time.
-    :param time_zone: the office's IANA zone.
-    :param weekdays: ISO weekdays (1 = Monday) the phone is answered.
-    """
-
-    opens: dt.time = dt.time(8, 0)
-    closes: dt.time = dt.time(16, 0)
-    time_zone: str = "Europe/Oslo"
-    weekdays: tuple[int, ...] = (1, 2, 3, 4, 5)
-
-
-@attrs.frozen
 class WebSettings:
     """How the patient pages behave (what the run settings do not already say).
 
@@ -50,7 +32,8 @@ class WebSettings:
     :param checkout_origins: origins of providers' hosted checkout pages (the CSP's
         ``form-action`` must allow the redirect to them).
     :param bank_transfer: bank details shown as a way to pay (``None``: not shown).
-    :param office_hours: when the phone is answered.
+    :param office_hours: when the phone is answered, for a creditor whose settings give no
+        hours of their own (:attr:`RunSettings.office_hours <carecollect.run.settings.RunSettings.office_hours>`).
     :param centre_country: the contact centre's country (its business days count).
     :param response_business_days: business days within which a contact form is answered
         (1: the next business day, the seed's standard for e-mail).
@@ -70,7 +53,7 @@ class WebSettings:
     public_url: str | None = None
     checkout_origins: tuple[str, ...] = ()
     bank_transfer: BankTransfer | None = None
-    office_hours: OfficeHours = OfficeHours()
+    office_hours: OfficeHours = attrs.field(factory=OfficeHours)
     centre_country: str = "NO"
     response_business_days: int = 1
     ip_capacity: int = 60

@@ -29,6 +29,8 @@ MESSAGES: dict[str, Entry] = {
     "plan.text": "Wir können den Betrag ohne Mehrkosten auf mehrere Monate verteilen. Sprechen Sie uns einfach an: Sie wählen die Ratenzahlung, die zu Ihnen passt.",
     "help.heading": "Fragen und Hilfe",
     "help.text": "Rufen Sie uns an unter {phone} oder schreiben Sie an {email}. Wir erklären Ihnen gern jede Position.",
+    "help.hours": "Telefonisch erreichen Sie uns {hours}.",
+    "help.hours_yours": "Telefonisch erreichen Sie uns {hours} (Ihre Ortszeit).",
     "help.assistance": "Wenn Ihnen die Zahlung schwerfällt, können Sie vielleicht finanzielle Unterstützung erhalten: {assistance_url}",
     "dispute.heading": "Wenn Sie meinen, dass etwas nicht stimmt",
     "dispute.text": "Sagen Sie es uns telefonisch oder schriftlich. Wir prüfen jede Frage und verlangen den beanstandeten Teil nicht, solange wir prüfen.",

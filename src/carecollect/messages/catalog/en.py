@@ -30,6 +30,8 @@ MESSAGES: dict[str, Entry] = {
     "plan.text": "We can spread the amount over several months at no extra cost. Just ask: you choose the plan that fits you.",
     "help.heading": "Questions and help",
     "help.text": "Call us at {phone} or write to {email}. We are glad to explain any charge.",
+    "help.hours": "We answer the phone {hours}.",
+    "help.hours_yours": "We answer the phone {hours} (your local time).",
     "help.assistance": "If paying is hard for you, you may qualify for financial assistance: {assistance_url}",
     "dispute.heading": "If you think something is wrong",
     "dispute.text": "Tell us by phone or in writing. We check every question, and we do not ask you to pay the part you question while we check it.",

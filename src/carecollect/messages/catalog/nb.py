@@ -29,6 +29,8 @@ MESSAGES: dict[str, Entry] = {
     "plan.text": "Vi kan dele beløpet opp over flere måneder uten ekstra kostnad. Bare spør: du velger den nedbetalingsplanen som passer deg.",
     "help.heading": "Spørsmål og hjelp",
     "help.text": "Ring oss på {phone} eller skriv til {email}. Vi forklarer gjerne hver post.",
+    "help.hours": "Vi svarer på telefon {hours}.",
+    "help.hours_yours": "Vi svarer på telefon {hours} (din lokale tid).",
     "help.assistance": "Hvis det er vanskelig for deg å betale, kan du ha rett på økonomisk hjelp: {assistance_url}",
     "dispute.heading": "Hvis du mener noe er feil",
     "dispute.text": "Si fra på telefon eller skriftlig. Vi undersøker alle spørsmål, og vi krever ikke inn den delen du er uenig i mens vi undersøker.",
