@@ -38,7 +38,7 @@ from ..policy.cadence import (
     nothing_due_in,
     plan_invoice,
 )
-from ..policy.explain import Reason
+from ..policy.explain import Outcome, Reason
 from ..policy.governor import ContactHistory, Debt, may_contact
 from ..policy.packs import PolicyPack
 from ..relief.gates import may_place
@@ -420,8 +420,6 @@ def _plan_charge(
 
 
 def _outcome(name: str) -> Any:
-    from ..policy.explain import Outcome
-
     return Outcome[name]
 
 
