@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 from ..agencies import AgencyAccountStatus, AgencyStatusUpdate
 from ..contact_centre.records import ContactRecord
@@ -290,7 +289,7 @@ def _inbox_events(store: Store, failures: list[str], now: dt.datetime) -> Iterat
 HARD_BOUNCE = DeliveryState.UNDELIVERABLE
 
 
-def _record_bounce(store: Store, report: DeliveryReport) -> tuple[OutreachStep, Any, str] | None:
+def _record_bounce(store: Store, report: DeliveryReport) -> tuple[OutreachStep, Event, str] | None:
     """Record an undeliverable message as a bounced attempt on its step; what to broadcast, or ``None``.
 
     Runs inside intake's unit of work for the report. A report for a message the

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from ..events import Event
 from ..invoices import InvoiceStatus, reopen_invoice
 from ..ledger import EntryKind, post_payment, reverse_payment
 from ..money import Money
@@ -65,8 +66,8 @@ def _take_payment_webhook(
     link = store.provider_payment(ev.plugin, event.reference) if event.reference else None
     subject = link.account_id if link else source
     record: dict[str, Any] = {"event": event.event_id, "kind": event.kind.value, "reference": event.reference}
-    posted: tuple[Payment, Any] | None = None
-    reversals: list[tuple[PaymentReversal, Any]] = []
+    posted: tuple[Payment, Event | None] | None = None
+    reversals: list[tuple[PaymentReversal, Event]] = []
     outcome = EventTaken(Taken.RECORDED)
     with store.transaction():
         if event.kind is WebhookKind.PAYMENT_SUCCEEDED:
@@ -195,7 +196,7 @@ _REVERSAL_CAUSES = {
 
 def _reverse_linked_payment(
     store: Store, plugin: str, link: ProviderPayment, event: WebhookEvent
-) -> tuple[dict[str, Any], tuple[PaymentReversal, Any] | None]:
+) -> tuple[dict[str, Any], tuple[PaymentReversal, Event] | None]:
     """Take back the linked payment in the ledger, reopen what it paid.
 
     Runs inside the caller's transaction. Returns the audit details (ids,

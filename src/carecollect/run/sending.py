@@ -12,7 +12,7 @@ import datetime as dt
 import hashlib
 import secrets
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import cast
 
 import attrs
 
@@ -592,7 +592,7 @@ def _close_step(
         store.put_step(attrs.evolve(step, status=OutreachStatus.SENT, sent_at=sent_at))
 
 
-def _sent_event(step: OutreachStep, channel: Channel, now: dt.datetime) -> Any:
+def _sent_event(step: OutreachStep, channel: Channel, now: dt.datetime) -> Event:
     return Event(EventType.OUTREACH_SENT, step.id, now, {"channel": channel.value})
 
 

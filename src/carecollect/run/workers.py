@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 from ..errors import CareCollectError
@@ -76,7 +77,7 @@ class RunHeartbeat:
         self._last = time.monotonic()
         self._stop = threading.Event()
         self._lost: RunLocked | None = None
-        self._thread: Any = None
+        self._thread: threading.Thread | None = None
         path = getattr(store, "path", ":memory:") if isinstance(store, SQLiteStore) else ":memory:"
         if path != ":memory:":
             self._thread = threading.Thread(
@@ -275,7 +276,7 @@ def _execute_parallel(
     return _report(collected.plan(now), counts, intake_report), tuple(failures)
 
 
-def _worker_failure(index: int, proc: Any, errors: Sequence[str]) -> str:
+def _worker_failure(index: int, proc: BaseProcess, errors: Sequence[str]) -> str:
     return "; ".join(errors) or f"worker {index} ended with exit code {proc.exitcode} before it reported"
 
 
