@@ -68,3 +68,11 @@ def test_every_public_name_of_the_old_module_is_public_in_the_package() -> None:
         assert getattr(run, name) is getattr(
             importlib.import_module(f"carecollect.run.{run._LAZY[name]}"), name
         )
+
+
+def test_importing_the_package_loads_none_of_its_modules() -> None:
+    code = (
+        "import sys, carecollect.run\nprint(sorted(m for m in sys.modules if m.startswith('carecollect.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['carecollect.run']"

@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # the names below are imported on first use
         owe_hook,
         redeliver_hook_events,
     )
-    from .inbound import InboundEvent, InboundKind, IntakeReport
+    from .inbound import EventTaken, InboundEvent, InboundKind, IntakeReport, Taken
     from .planning import by_account, plan_account, plan_run
     from .report import RunReport
     from .sending import close_batches, message_id, new_pay_link_key
@@ -58,6 +58,7 @@ _LAZY: dict[str, str] = {
     "CreditorSettings": "settings",
     "Decision": "decisions",
     "DecisionKind": "decisions",
+    "EventTaken": "inbound",
     "InboundEvent": "inbound",
     "InboundKind": "inbound",
     "IntakeReport": "inbound",
@@ -70,6 +71,7 @@ _LAZY: dict[str, str] = {
     "RunReport": "report",
     "RunSettings": "settings",
     "RunWorkerError": "workers",
+    "Taken": "inbound",
     "announce_send_failure": "hooks",
     "by_account": "planning",
     "check_settings": "settings",
@@ -96,6 +98,7 @@ __all__ = [
     "CreditorSettings",
     "Decision",
     "DecisionKind",
+    "EventTaken",
     "InboundEvent",
     "InboundKind",
     "IntakeReport",
@@ -108,6 +111,7 @@ __all__ = [
     "RunReport",
     "RunSettings",
     "RunWorkerError",
+    "Taken",
     "announce_send_failure",
     "by_account",
     "check_settings",

@@ -8,7 +8,6 @@ charges and places nothing twice.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from ..channels import Channel
 from ..errors import CareCollectError, DuplicateEntry
@@ -27,7 +26,8 @@ from ..plans import (
     record_instalment_payment,
 )
 from ..plugins.agencies import Debtor, PlacedInvoice, PlacementRequest
-from ..plugins.providers import Instrument
+from ..plugins.manager import PluginManager
+from ..plugins.providers import Instrument, PaymentProvider
 from ..store.base import (
     OutboxStatus,
     ProviderPayment,
@@ -44,7 +44,7 @@ __all__ = [
 
 
 def _place(
-    store: Store, pm: Any, settings: RunSettings, placement: PlannedPlacement, now: dt.datetime
+    store: Store, pm: PluginManager, settings: RunSettings, placement: PlannedPlacement, now: dt.datetime
 ) -> int:
     """Outbox protocol for one placement; the placement id is the agency's idempotency key.
 
@@ -98,7 +98,9 @@ def _place(
     return 1
 
 
-def _provider(pm: Any, settings: RunSettings, name: str, cache: dict[str, Any]) -> Any:
+def _provider(
+    pm: PluginManager, settings: RunSettings, name: str, cache: dict[str, PaymentProvider]
+) -> PaymentProvider:
     if name not in cache:
         cache[name] = pm.payment_provider(name).create(dict(settings.payment_providers.get(name, {})))
     return cache[name]
@@ -111,9 +113,9 @@ def provider_payment_id(provider: str, reference: str) -> str:
 
 def _charge(
     store: Store,
-    pm: Any,
+    pm: PluginManager,
     settings: RunSettings,
-    providers: dict[str, Any],
+    providers: dict[str, PaymentProvider],
     charge: PlannedCharge,
     now: dt.datetime,
 ) -> str:

@@ -7,10 +7,20 @@ take is tried again at the next intake.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..contact_centre import meet_in_dispute
 from ..contact_centre.records import ContactRecord
+from ..disputes import (
+    DisputeReason,
+    EscalationLevel,
+    Resolution,
+    ResolutionKind,
+    escalate_dispute,
+    withdraw_dispute,
+)
 from ..errors import CareCollectError, DuplicateEntry
 from ..ledger import post_adjustment
 from ..money import Money
@@ -22,7 +32,8 @@ from ..placements import (
     PlacementStatus,
     recall_placement,
 )
-from ..relief.disputes import DisputeProcedure
+from ..plugins.manager import PluginManager
+from ..relief.disputes import DisputeProcedure, open_dispute, resolve_dispute
 from ..store.base import (
     OutboxStatus,
     Store,
@@ -30,7 +41,7 @@ from ..store.base import (
 )
 from ..timekeeping import require_aware
 from .hooks import deliver_hooks, owe_hook
-from .inbound import InboundEvent
+from .inbound import EventTaken, InboundEvent, Taken
 from .settings import RunSettings
 
 __all__: list[str] = []
@@ -38,8 +49,6 @@ __all__: list[str] = []
 
 def _meet_disputes(store: Store, contacts: Iterable[ContactRecord], now: dt.datetime) -> int:
     """Store, on each open dispute, that the contact records show its patient was reached."""
-    from ..contact_centre import meet_in_dispute
-
     grouped: dict[str, list[ContactRecord]] = {}
     for record in contacts:
         grouped.setdefault(record.account_id, []).append(record)
@@ -70,8 +79,6 @@ def _meet_disputes(store: Store, contacts: Iterable[ContactRecord], now: dt.date
 
 
 def _dispute_body(ev: InboundEvent) -> dict[str, Any]:
-    import json
-
     data = json.loads(ev.body.decode("utf-8"))
     if not isinstance(data, dict):
         raise ValueError("a dispute event is a JSON object")
@@ -87,9 +94,12 @@ def _instant(data: Mapping[str, Any], key: str, now: dt.datetime) -> dt.datetime
     return at
 
 
-def _take_dispute(store: Store, pm: Any, settings: RunSettings, ev: InboundEvent, now: dt.datetime) -> str:
-    """Take one dispute event; returns ``"duplicate"``, ``"opened+<recalls>"``, ``"escalated"`` or
-    ``"resolved"``.
+def _take_dispute(
+    store: Store, pm: PluginManager, settings: RunSettings, ev: InboundEvent, now: dt.datetime
+) -> EventTaken:
+    """Take one dispute event; returns what it did: :attr:`~Taken.OPENED` (with the placements
+    recalled), :attr:`~Taken.ESCALATED`, :attr:`~Taken.RESOLVED` (a withdrawal too) or
+    :attr:`~Taken.DUPLICATE`.
 
     A resolution goes through :func:`carecollect.relief.disputes.resolve_dispute`: the authority of
     the dispute's level under :attr:`~carecollect.run.settings.RunSettings.dispute_procedure` is checked before anything is
@@ -97,16 +107,6 @@ def _take_dispute(store: Store, pm: Any, settings: RunSettings, ev: InboundEvent
     ledger as it was.  ``"escalate"`` hands the dispute to a higher level (``"level"``: an
     :class:`~carecollect.disputes.EscalationLevel` name).
     """
-    from ..disputes import (
-        DisputeReason,
-        EscalationLevel,
-        Resolution,
-        ResolutionKind,
-        escalate_dispute,
-        withdraw_dispute,
-    )
-    from ..relief.disputes import open_dispute, resolve_dispute
-
     data = _dispute_body(ev)
     action = str(data["action"])
     dispute_id = str(data["dispute_id"])
@@ -115,7 +115,7 @@ def _take_dispute(store: Store, pm: Any, settings: RunSettings, ev: InboundEvent
         raise ValueError(f"unknown dispute action {action!r}")
     key = f"{action}:{dispute_id}" if action != "escalate" else f"escalate:{dispute_id}:{data.get('level')}"
     if store.was_processed(source, key):
-        return "duplicate"
+        return EventTaken(Taken.DUPLICATE)
     at = _instant(data, "at", now)
     if action == "open":
         snap = store.account_snapshot(str(data["account_id"]))
@@ -152,7 +152,7 @@ def _take_dispute(store: Store, pm: Any, settings: RunSettings, ev: InboundEvent
                     dispute.invoice_id is None or dispute.invoice_id in placement.invoice_ids
                 ):
                     recalled += _recall(store, pm, settings, placement.id, f"dispute {dispute.id}", now)
-        return f"opened+{recalled}"
+        return EventTaken(Taken.OPENED, recalled=recalled)
     dispute = store.get_dispute(dispute_id)
     adjustment = None
     if action == "withdraw":
@@ -208,14 +208,14 @@ def _take_dispute(store: Store, pm: Any, settings: RunSettings, ev: InboundEvent
             at=now,
         )
         if action == "escalate":
-            return "escalated"
+            return EventTaken(Taken.ESCALATED)
         owed = owe_hook(store, pm, "carecollect_on_dispute_resolved", now, dispute=new, event=event)
     deliver_hooks(store, pm, (owed,), now)
-    return "resolved"
+    return EventTaken(Taken.RESOLVED)
 
 
 def _recall(
-    store: Store, pm: Any, settings: RunSettings, placement_id: str, reason: str, now: dt.datetime
+    store: Store, pm: PluginManager, settings: RunSettings, placement_id: str, reason: str, now: dt.datetime
 ) -> int:
     """Outbox protocol for one recall: intended, sent to the agency, recorded; 1 when recalled now."""
     key = f"recall:{placement_id}"
@@ -261,7 +261,7 @@ def _recall(
 
 
 def _retry_recalls(
-    store: Store, pm: Any, settings: RunSettings, now: dt.datetime, failures: list[str]
+    store: Store, pm: PluginManager, settings: RunSettings, now: dt.datetime, failures: list[str]
 ) -> int:
     """Recalls that failed on an earlier run and whose back-off has passed."""
     done = 0

@@ -13,26 +13,32 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 from ..contact_centre.records import ContactRecord
+from ..disputes import DisputeReason
 from ..errors import CareCollectError
+from ..events import Event, EventType
 from ..outreach import AttemptOutcome, ContactAttempt, OutreachStep
+from ..patients import mark_undeliverable, opt_out
 from ..placements import (
     PlacementStatus,
     recall_placement,
     return_placement,
 )
 from ..plugins.agencies import AgencyAccountStatus, AgencyStatusUpdate
-from ..plugins.messaging import DeliveryReport, DeliveryState
+from ..plugins.manager import PluginManager
+from ..plugins.messaging import DeliveryReport, DeliveryState, MessageChannel
+from ..plugins.providers import PaymentProvider
 from ..policy.governor import UNDELIVERABLE_RULE
+from ..relief.disputes import open_dispute
 from ..store.base import (
+    NotFound,
     Store,
 )
 from ..timekeeping import require_aware
 from .dispute_intake import _meet_disputes, _retry_recalls, _take_dispute
 from .hooks import OwedHookEvent, deliver_hooks, owe_hook
-from .inbound import INBOX_MAX_ATTEMPTS, InboundEvent, InboundKind, IntakeReport
+from .inbound import INBOX_MAX_ATTEMPTS, EventTaken, InboundEvent, InboundKind, IntakeReport, Taken
 from .payment_intake import _take_payment_webhook, _take_remittance
 from .sending import _address_digest, _channel_instance
 from .settings import RunSettings
@@ -44,7 +50,7 @@ __all__ = [
 
 def intake(
     store: Store,
-    pm: Any,
+    pm: PluginManager,
     settings: RunSettings,
     events: Iterable[InboundEvent],
     now: dt.datetime,
@@ -100,8 +106,6 @@ def intake(
     :func:`~carecollect.contact_centre.meet_in_dispute`, so the dispute
     procedure sees it.
     """
-    from ..patients import opt_out
-
     require_aware(now, "intake", "now")
     counts = dict.fromkeys(
         (
@@ -124,35 +128,21 @@ def intake(
         0,
     )
     failures: list[str] = []
-    channels: dict[str, Any] = {}
-    providers: dict[str, Any] = {}
+    channels: dict[str, MessageChannel] = {}
+    providers: dict[str, PaymentProvider] = {}
     if settings.agency and poll_agency:
         counts["recalled"] += _retry_recalls(store, pm, settings, now, failures)
     for ev in itertools.chain(events, _inbox_events(store, failures, now)):
         try:
             if ev.kind is InboundKind.PAYMENT:
-                outcome = _take_payment_webhook(store, pm, settings, ev, providers, now)
-                if outcome == "duplicate":
-                    counts["duplicates"] += 1
-                elif outcome.startswith("unmatched"):
-                    failures.append(f"payment via {ev.plugin}: {outcome}")
+                taken = _take_payment_webhook(store, pm, settings, ev, providers, now)
+                if taken.taken is Taken.UNMATCHED:
+                    failures.append(f"payment via {ev.plugin}: unmatched: {taken.why}")
                 else:
-                    counts["processed"] += 1
-                    # "payments+N": posted, and N reversals that had arrived before it applied
-                    kind, _, overtaken = outcome.partition("+")
-                    if kind in ("payments", "revoked", "reversed"):
-                        counts[kind] += 1
-                    counts["reversed"] += int(overtaken or 0)
+                    _count(counts, taken)
                 continue
             if ev.kind is InboundKind.DISPUTE:
-                outcome = _take_dispute(store, pm, settings, ev, now)
-                if outcome == "duplicate":
-                    counts["duplicates"] += 1
-                else:
-                    counts["processed"] += 1
-                    kind, _, recalled = outcome.partition("+")
-                    counts[kind] += 1
-                    counts["recalled"] += int(recalled or 0)
+                _count(counts, _take_dispute(store, pm, settings, ev, now))
                 continue
             channel = _channel_instance(pm, settings, ev.plugin, channels)
             if ev.kind is InboundKind.REPLY:
@@ -233,11 +223,11 @@ def intake(
                     counts["duplicates"] += 1
             for update in connector.read_status_updates(since):
                 try:
-                    taken = _take_status_update(store, pm, settings, update, now)
+                    applied = _take_status_update(store, pm, settings, update, now)
                 except CareCollectError as exc:
                     failures.append(f"status update via {settings.agency}: {type(exc).__name__}: {exc}")
                     continue
-                if taken:
+                if applied:
                     counts["agency_updates"] += 1
                     counts["processed"] += 1
                 else:
@@ -261,6 +251,18 @@ def intake(
         counts["bounced"],
         counts["reversed"],
     )
+
+
+def _count(counts: dict[str, int], taken: EventTaken) -> None:
+    """Add what taking in one payment or dispute event did to the intake's counters."""
+    if taken.taken is Taken.DUPLICATE:
+        counts["duplicates"] += 1
+        return
+    counts["processed"] += 1
+    if taken.taken is not Taken.RECORDED:
+        counts[taken.taken.value] += 1
+    counts["reversed"] += taken.reversed_too
+    counts["recalled"] += taken.recalled
 
 
 def _inbox_events(store: Store, failures: list[str], now: dt.datetime) -> Iterator[InboundEvent]:
@@ -287,7 +289,7 @@ def _inbox_events(store: Store, failures: list[str], now: dt.datetime) -> Iterat
 HARD_BOUNCE = DeliveryState.UNDELIVERABLE
 
 
-def _record_bounce(store: Store, report: DeliveryReport) -> tuple[OutreachStep, Any, str] | None:
+def _record_bounce(store: Store, report: DeliveryReport) -> tuple[OutreachStep, Event, str] | None:
     """Record an undeliverable message as a bounced attempt on its step; what to broadcast, or ``None``.
 
     Runs inside intake's unit of work for the report. A report for a message the
@@ -298,8 +300,6 @@ def _record_bounce(store: Store, report: DeliveryReport) -> tuple[OutreachStep, 
     digest of its address kept with the sent message, so a point replaced since
     (a new address) is not marked. The BOUNCED attempt is recorded either way.
     """
-    from ..events import Event, EventType
-
     sent = store.attempt_by_provider_message_id(report.provider_message_id)
     if sent is None or sent.step_id is None:
         return None
@@ -326,9 +326,6 @@ def _record_bounce(store: Store, report: DeliveryReport) -> tuple[OutreachStep, 
 
 def _mark_bounced_point(store: Store, sent: ContactAttempt, at: dt.datetime) -> None:
     """Mark the point ``sent`` went to undeliverable, and audit it (ids and the channel only)."""
-    from ..patients import mark_undeliverable
-    from ..store.base import NotFound
-
     patient = store.get_patient(store.get_account(sent.account_id).patient_id)
     try:
         digest = (store.outbox_get(sent.id.rpartition("@")[0]).result or {}).get("to")
@@ -352,7 +349,7 @@ def _mark_bounced_point(store: Store, sent: ContactAttempt, at: dt.datetime) -> 
 
 
 def _take_status_update(
-    store: Store, pm: Any, settings: RunSettings, update: AgencyStatusUpdate, now: dt.datetime
+    store: Store, pm: PluginManager, settings: RunSettings, update: AgencyStatusUpdate, now: dt.datetime
 ) -> bool:
     """Apply one agency status update to the placement, once; ``False`` for one already taken.
 
@@ -363,9 +360,6 @@ def _take_status_update(
     :attr:`~carecollect.disputes.DisputeReason.AGENCY_REPORTED`); the other states are
     recorded in the audit log (the money comes with remittances).
     """
-    from ..disputes import DisputeReason
-    from ..relief.disputes import open_dispute
-
     opened = None
     with store.transaction():
         if not store.mark_processed(f"agency:{settings.agency}", f"status:{update.id}", at=now):

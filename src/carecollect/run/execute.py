@@ -27,6 +27,7 @@ import attrs
 from ..contact_centre.records import ContactRecord
 from ..messages.render import Renderer
 from ..observability import add_metric, log_event, phase_span
+from ..plugins.manager import PluginManager
 from ..store.base import (
     RUN_LOCK_STALE_AFTER,
     Store,
@@ -53,7 +54,7 @@ __all__ = [
 def execute_run(
     store: Store,
     now: dt.datetime,
-    pm: Any,
+    pm: PluginManager,
     settings: RunSettings | None = None,
     *,
     owner: str = "carecollect",
@@ -64,7 +65,7 @@ def execute_run(
     conversations: Iterable[tuple[str, str | None, dt.datetime]] = (),
     contacts: Iterable[ContactRecord] = (),
     workers: int = 1,
-    pm_factory: Callable[[], Any] | None = None,
+    pm_factory: Callable[[], PluginManager] | None = None,
 ) -> RunReport:
     """Run the daily cycle for real: intake, plan, then send each message exactly once.
 
@@ -199,7 +200,7 @@ def last_run_at(store: Store) -> dt.datetime | None:
 def _execute_phase(
     store: Store,
     now: dt.datetime,
-    pm: Any,
+    pm: PluginManager,
     settings: RunSettings,
     renderer: Renderer,
     given_renderer: Renderer | None,
@@ -209,7 +210,7 @@ def _execute_phase(
     pid: int,
     conversations: Iterable[tuple[str, str | None, dt.datetime]],
     workers: int,
-    pm_factory: Callable[[], Any] | None,
+    pm_factory: Callable[[], PluginManager] | None,
     heart: RunHeartbeat,
     run_id: str,
 ) -> RunReport:
@@ -240,7 +241,7 @@ def _execute_phase(
 def _execute(
     store: Store,
     now: dt.datetime,
-    pm: Any,
+    pm: PluginManager,
     settings: RunSettings,
     renderer: Renderer,
     intake_report: IntakeReport,

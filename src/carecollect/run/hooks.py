@@ -14,11 +14,13 @@ from typing import Any
 
 import attrs
 
+from ..events import Event, EventType
+from ..plugins.manager import PluginManager
 from ..scrubbing import scrub_text
 from ..store.base import (
     Store,
 )
-from ..store.event_queue import encode_arguments
+from ..store.event_queue import decode_arguments, encode_arguments
 from .decisions import PlannedMessage
 
 __all__ = [
@@ -31,7 +33,7 @@ __all__ = [
 ]
 
 
-def announce_send_failure(store: Store, pm: Any, msg: PlannedMessage, now: dt.datetime) -> None:
+def announce_send_failure(store: Store, pm: PluginManager, msg: PlannedMessage, now: dt.datetime) -> None:
     """Broadcast ``carecollect_on_outreach_failed`` for a send the outbox has just recorded failed.
 
     The reason is the outbox item's scrubbed error; the event says whether the
@@ -42,10 +44,10 @@ def announce_send_failure(store: Store, pm: Any, msg: PlannedMessage, now: dt.da
     deliver_hooks(store, pm, (owed,), now)
 
 
-def _owe_send_failure(store: Store, pm: Any, msg: PlannedMessage, now: dt.datetime) -> OwedHookEvent:
+def _owe_send_failure(
+    store: Store, pm: PluginManager, msg: PlannedMessage, now: dt.datetime
+) -> OwedHookEvent:
     """Queue ``carecollect_on_outreach_failed`` for the send the outbox just recorded failed."""
-    from ..events import Event, EventType
-
     item = store.outbox_get(msg.key)
     details: dict[str, object] = {
         "channel": msg.channel.value,
@@ -83,7 +85,7 @@ class OwedHookEvent:
     arguments: Mapping[str, Any] = attrs.field(eq=False, repr=False)
 
 
-def owe_hook(store: Store, pm: Any, hook: str, at: dt.datetime, **arguments: Any) -> OwedHookEvent:
+def owe_hook(store: Store, pm: PluginManager, hook: str, at: dt.datetime, **arguments: Any) -> OwedHookEvent:
     """Queue the broadcast of ``hook`` in the store; call it inside the unit of work that makes
     the change the event reports, then :func:`deliver_hooks` once that unit is committed.
 
@@ -110,7 +112,7 @@ def owe_hook(store: Store, pm: Any, hook: str, at: dt.datetime, **arguments: Any
 
 def _deliver(
     store: Store,
-    pm: Any,
+    pm: PluginManager,
     seq: int,
     hook: str,
     owed: Sequence[str],
@@ -129,21 +131,19 @@ def _deliver(
     store.hook_event_delivered(seq, result.delivered, at=at, error=error)
 
 
-def deliver_hooks(store: Store, pm: Any, owed: Iterable[OwedHookEvent], at: dt.datetime) -> None:
+def deliver_hooks(store: Store, pm: PluginManager, owed: Iterable[OwedHookEvent], at: dt.datetime) -> None:
     """Broadcast events queued by :func:`owe_hook` (their unit of work is committed) and record,
     per plugin, who took them; a plugin that raises keeps its event in the queue."""
     for o in owed:
         _deliver(store, pm, o.seq, o.hook, o.targets, o.arguments, at)
 
 
-def redeliver_hook_events(store: Store, pm: Any, at: dt.datetime) -> int:
+def redeliver_hook_events(store: Store, pm: PluginManager, at: dt.datetime) -> int:
     """Deliver again every queued event some plugin has not taken (the run does this first).
 
     Each event goes only to the plugins that have not taken it, oldest first; a plugin that
     raises again keeps it for the next run. Returns the number of events tried.
     """
-    from ..store.event_queue import decode_arguments
-
     tried = 0
     while True:
         pending = [e for e in store.hook_events_pending(limit=500) if e.seq > tried]
@@ -154,7 +154,7 @@ def redeliver_hook_events(store: Store, pm: Any, at: dt.datetime) -> int:
             tried = event.seq
 
 
-def hook_failures(pm: Any) -> tuple[str, ...]:
+def hook_failures(pm: PluginManager) -> tuple[str, ...]:
     """One scrubbed line per event broadcast a plugin has not handled yet in this run
     (``pm.undelivered()``).
 

@@ -13,9 +13,11 @@ from collections.abc import Mapping
 import attrs
 
 __all__ = [
+    "EventTaken",
     "InboundEvent",
     "InboundKind",
     "IntakeReport",
+    "Taken",
 ]
 
 
@@ -75,6 +77,43 @@ class IntakeReport:
     #: Posted payments taken back by a provider's webhook (a returned debit, a chargeback, a
     #: refund the provider made), in whole or in part.
     payments_reversed: int = 0
+
+
+class Taken(enum.Enum):
+    """What taking in one payment or dispute event did; the value names the intake's counter."""
+
+    #: An event id already taken: nothing changed.
+    DUPLICATE = "duplicates"
+    #: A payment posted to the ledger (and to the plan's instalment it pays).
+    POSTED = "payments"
+    #: A posted payment taken back (a returned debit, a chargeback, a refund).
+    REVERSED = "reversed"
+    #: A mandate revoked: its plan's instalments are no longer charged.
+    REVOKED = "revoked"
+    #: A dispute opened.
+    OPENED = "opened"
+    #: A dispute handed to a higher level.
+    ESCALATED = "escalated"
+    #: A dispute resolved or withdrawn.
+    RESOLVED = "resolved"
+    #: Taken and recorded, with nothing to count (a payment already posted, a reversal kept
+    #: until its payment arrives, a webhook kind the run does not act on).
+    RECORDED = "recorded"
+    #: Not taken: it matches nothing this store holds (:attr:`EventTaken.why` says what).
+    UNMATCHED = "unmatched"
+
+
+@attrs.frozen
+class EventTaken:
+    """What taking in one payment or dispute event did (:class:`Taken`), with what came with it."""
+
+    taken: Taken
+    #: Reversals of a just-posted payment that had arrived before it, taken back with it.
+    reversed_too: int = 0
+    #: Placements recalled from the agency because the dispute opened.
+    recalled: int = 0
+    #: Why an :attr:`~Taken.UNMATCHED` event was not taken (ids only).
+    why: str = ""
 
 
 #: Intakes that try an inbox event before it is given up (and reported): a month of daily runs.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from ..events import Event
 from ..invoices import InvoiceStatus, reopen_invoice
 from ..ledger import EntryKind, post_payment, reverse_payment
 from ..money import Money
@@ -30,14 +31,15 @@ from ..plans import (
     record_instalment_payment,
     reverse_instalment_payment,
 )
-from ..plugins.providers import WebhookEvent, WebhookKind
+from ..plugins.manager import PluginManager
+from ..plugins.providers import PaymentProvider, WebhookEvent, WebhookKind
 from ..store.base import (
     ProviderPayment,
     Store,
 )
 from .charges import _provider
 from .hooks import deliver_hooks, owe_hook
-from .inbound import InboundEvent
+from .inbound import EventTaken, InboundEvent, Taken
 from .settings import RunSettings
 
 __all__: list[str] = []
@@ -45,35 +47,40 @@ __all__: list[str] = []
 
 def _take_payment_webhook(
     store: Store,
-    pm: Any,
+    pm: PluginManager,
     settings: RunSettings,
     ev: InboundEvent,
-    providers: dict[str, Any],
+    providers: dict[str, PaymentProvider],
     now: dt.datetime,
-) -> str:
-    """Take one payment webhook; returns what it was (``"duplicate"``, ``"payments"``, ``"payments+N"``
-    when N failures, chargebacks or refunds of it had arrived first, ``"reversed"``, ``"unmatched: ..."``...)."""
+) -> EventTaken:
+    """Take one payment webhook; returns what it did: a payment :attr:`~Taken.POSTED` (with the
+    failures, chargebacks or refunds of it that had arrived first, taken back with it), a payment
+    :attr:`~Taken.REVERSED`, a mandate :attr:`~Taken.REVOKED`, :attr:`~Taken.RECORDED`,
+    :attr:`~Taken.DUPLICATE` or :attr:`~Taken.UNMATCHED`."""
     provider = _provider(pm, settings, ev.plugin, providers)
     # raises WebhookError when refused; an inbox event is checked as of when it was received
     event = provider.parse_webhook(dict(ev.headers), ev.body, now=ev.received_at or now)
     source = f"provider:{ev.plugin}"
     if store.was_processed(source, event.event_id):
-        return "duplicate"
+        return EventTaken(Taken.DUPLICATE)
     link = store.provider_payment(ev.plugin, event.reference) if event.reference else None
     subject = link.account_id if link else source
-    record = {"event": event.event_id, "kind": event.kind.value, "reference": event.reference}
-    posted: tuple[Payment, Any] | None = None
-    reversals: list[tuple[PaymentReversal, Any]] = []
-    outcome = "other"
+    record: dict[str, Any] = {"event": event.event_id, "kind": event.kind.value, "reference": event.reference}
+    posted: tuple[Payment, Event | None] | None = None
+    reversals: list[tuple[PaymentReversal, Event]] = []
+    outcome = EventTaken(Taken.RECORDED)
     with store.transaction():
         if event.kind is WebhookKind.PAYMENT_SUCCEEDED:
             if link is None:
-                return f"unmatched: no account is linked to reference {event.reference!r} (event {event.event_id})"
+                return EventTaken(
+                    Taken.UNMATCHED,
+                    why=f"no account is linked to reference {event.reference!r} (event {event.event_id})",
+                )
             book = store.ledger(link.account_id)
             already = any(e.source_id == link.payment_id for e in book.entries)
             if not already:
                 if event.amount is None:
-                    return f"unmatched: event {event.event_id} carries no amount"
+                    return EventTaken(Taken.UNMATCHED, why=f"event {event.event_id} carries no amount")
                 method = str(event.raw.get("method", PaymentMethod.CARD.value))
                 payment = Payment(
                     link.payment_id,
@@ -109,7 +116,8 @@ def _take_payment_webhook(
                         record.setdefault("reversed_by", []).append(late.event_id)
             record["payment"] = link.payment_id
             record["posted"] = not already
-            outcome = "other" if already else f"payments+{len(reversals)}" if reversals else "payments"
+            if not already:
+                outcome = EventTaken(Taken.POSTED, reversed_too=len(reversals))
         elif event.kind in _REVERSAL_CAUSES and link is not None:
             record["payment"] = link.payment_id
             taken, reversal = _reverse_linked_payment(store, ev.plugin, link, event)
@@ -122,13 +130,14 @@ def _take_payment_webhook(
                     record |= {"amount_minor": event.amount.minor_units, "currency": event.amount.currency}
             if reversal is not None:
                 reversals.append(reversal)
-            outcome = "reversed" if reversal is not None else "other"
+            if reversal is not None:
+                outcome = EventTaken(Taken.REVERSED)
         elif event.kind is WebhookKind.MANDATE_REVOKED and event.reference:
             mandate = store.revoke_mandate(ev.plugin, event.reference, at=event.occurred_at)
             if mandate is not None:
                 subject = mandate.account_id
                 record["plan"] = mandate.plan_id
-                outcome = "revoked"
+                outcome = EventTaken(Taken.REVOKED)
         store.mark_processed(source, event.event_id, at=now)
         store.audit_append(f"webhook.{event.kind.value}", subject, record, at=now)
         owed = []
@@ -138,7 +147,7 @@ def _take_payment_webhook(
                     store, pm, "carecollect_on_payment_received", now, payment=posted[0], event=posted[1]
                 )
             )
-        for taken_back, reversed_event in reversals:  # a replay returned "duplicate" above: owes nothing
+        for taken_back, reversed_event in reversals:  # a replay returned DUPLICATE above: owes nothing
             owed.append(
                 owe_hook(
                     store,
@@ -187,7 +196,7 @@ _REVERSAL_CAUSES = {
 
 def _reverse_linked_payment(
     store: Store, plugin: str, link: ProviderPayment, event: WebhookEvent
-) -> tuple[dict[str, Any], tuple[PaymentReversal, Any] | None]:
+) -> tuple[dict[str, Any], tuple[PaymentReversal, Event] | None]:
     """Take back the linked payment in the ledger, reopen what it paid.
 
     Runs inside the caller's transaction. Returns the audit details (ids,
@@ -261,7 +270,7 @@ def _reverse_linked_payment(
 
 
 def _take_remittance(
-    store: Store, pm: Any, agency: str, placement_id: str, rem: Remittance, now: dt.datetime
+    store: Store, pm: PluginManager, agency: str, placement_id: str, rem: Remittance, now: dt.datetime
 ) -> bool:
     """Record one remittance on the placement and post it to the ledger, once."""
     with store.transaction():

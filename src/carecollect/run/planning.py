@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
 
 from ..creditors import Creditor
 from ..invoices import Invoice, InvoiceStatus
 from ..money import Money
 from ..outreach import AttemptOutcome, OutreachStatus, OutreachStep
+from ..patients import Account
 from ..placements import (
     PlacementStatus,
 )
 from ..plans import (
+    Instalment,
     InstalmentStatus,
     PlanStatus,
 )
@@ -38,7 +39,7 @@ from ..policy.cadence import (
     nothing_due_in,
     plan_invoice,
 )
-from ..policy.explain import Reason
+from ..policy.explain import Outcome, Reason
 from ..policy.governor import ContactHistory, Debt, may_contact
 from ..policy.packs import PolicyPack
 from ..relief.gates import may_place
@@ -384,7 +385,12 @@ def _prescreen(
 
 
 def _plan_charge(
-    snap: AccountSnapshot, plan_id: str, invoice_ids: Sequence[str], inst: Any, mandate: Mandate, held: bool
+    snap: AccountSnapshot,
+    plan_id: str,
+    invoice_ids: Sequence[str],
+    inst: Instalment,
+    mandate: Mandate,
+    held: bool,
 ) -> PlannedCharge:
     """The charge of a due instalment, or its hold while an open dispute on the plan's invoices lasts."""
     disputed = [
@@ -419,9 +425,7 @@ def _plan_charge(
     )
 
 
-def _outcome(name: str) -> Any:
-    from ..policy.explain import Outcome
-
+def _outcome(name: str) -> Outcome:
     return Outcome[name]
 
 
@@ -555,7 +559,7 @@ def _iter_plans(
             yield planned
 
 
-def _rules_key(settings: RunSettings, account: Any) -> str:
+def _rules_key(settings: RunSettings, account: Account) -> str:
     """The creditor id whose own pack applies to ``account`` ("": the installation's)."""
     cid: str = account.creditor_id
     return cid if settings.own_rules(cid, account.jurisdiction) else ""

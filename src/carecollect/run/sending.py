@@ -12,7 +12,7 @@ import datetime as dt
 import hashlib
 import secrets
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import cast
 
 import attrs
 
@@ -20,6 +20,7 @@ from ..addresses import region_of
 from ..channels import Channel
 from ..creditors import Creditor
 from ..errors import CareCollectError, ConfigurationError
+from ..events import Event, EventType
 from ..invoices import InvoiceStatus
 from ..messages.context import Itemization, MessageContext, NoticeInfo
 from ..messages.paylinks import PayLinkSigner, new_nonce
@@ -33,8 +34,10 @@ from ..plans import (
     PlanStatus,
     mark_instalment_missed,
 )
-from ..plugins.messaging import ReceiptStatus
+from ..plugins.manager import PluginManager
+from ..plugins.messaging import BatchingChannel, MessageChannel, ReceiptStatus
 from ..plugins.messaging import RenderedMessage as OutgoingMessage
+from ..plugins.providers import PaymentProvider
 from ..policy.governor import UNDELIVERABLE_RULE, ContactHistory, Debt, may_contact
 from ..relief.pauses import relief_flags
 from ..remittance import CLAIM_RECORD, ClaimPayment, active_claims, claim_from_record
@@ -85,7 +88,9 @@ _NEEDS_NOTICE = frozenset({OutreachPurpose.VALIDATION_NOTICE, OutreachPurpose.BE
 _DEFAULT_NOTICE_DAYS = 14
 
 
-def _channel_instance(pm: Any, settings: RunSettings, name: str, cache: dict[str, Any]) -> Any:
+def _channel_instance(
+    pm: PluginManager, settings: RunSettings, name: str, cache: dict[str, MessageChannel]
+) -> MessageChannel:
     if name not in cache:
         desc = pm.message_channel(name)
         cache[name] = desc.create(dict(settings.channel_config.get(name, {})))
@@ -197,7 +202,7 @@ def _address_digest(address: str) -> str:
     return hashlib.sha256(address.encode("utf-8")).hexdigest()[:16]
 
 
-def close_batches(pm: Any, settings: RunSettings, now: dt.datetime) -> tuple[str, ...]:
+def close_batches(pm: PluginManager, settings: RunSettings, now: dt.datetime) -> tuple[str, ...]:
     """Close the batches of every channel plugin that sends in batches (printed letters).
 
     A channel whose class offers ``close_batch(now)`` (:class:`~carecollect.plugins.messaging.BatchingChannel`)
@@ -213,7 +218,8 @@ def close_batches(pm: Any, settings: RunSettings, now: dt.datetime) -> tuple[str
             desc = pm.message_channel(name)
             if not callable(getattr(desc.factory, "close_batch", None)):
                 continue
-            channel = desc.create(dict(settings.channel_config.get(name, {})))
+            # its class offers close_batch (checked above): a BatchingChannel
+            channel = cast(BatchingChannel, desc.create(dict(settings.channel_config.get(name, {}))))
         except ConfigurationError:  # not installed or not configured: its sends failed and say so
             continue
         batches.extend(channel.close_batch(now))
@@ -228,7 +234,7 @@ class _Sender:
     """
 
     def __init__(
-        self, store: Store, pm: Any, settings: RunSettings, renderer: Renderer, now: dt.datetime
+        self, store: Store, pm: PluginManager, settings: RunSettings, renderer: Renderer, now: dt.datetime
     ) -> None:
         self.store = store
         self.pm = pm
@@ -237,14 +243,17 @@ class _Sender:
         self.now = now
         #: Per creditor with its own settings ("": the installation's): its settings, pay-link
         #: signer, channel and payment-provider instances (each made once per run).
-        self._own: dict[str, tuple[RunSettings, PayLinkSigner | None, dict[str, Any], dict[str, Any]]] = {}
+        self._own: dict[
+            str,
+            tuple[RunSettings, PayLinkSigner | None, dict[str, MessageChannel], dict[str, PaymentProvider]],
+        ] = {}
         self.creditors = _Creditors(store)
         self.accounts = _Fresh(store)
         self.counts = dict.fromkeys(_COUNTERS, 0)
 
     def _creditor_settings(
         self, creditor_id: str
-    ) -> tuple[RunSettings, PayLinkSigner | None, dict[str, Any], dict[str, Any]]:
+    ) -> tuple[RunSettings, PayLinkSigner | None, dict[str, MessageChannel], dict[str, PaymentProvider]]:
         key = creditor_id if creditor_id in self.settings.creditors else ""
         own = self._own.get(key)
         if own is None:
@@ -332,11 +341,11 @@ def message_id(key: str) -> str:
 
 def _send_one(
     store: Store,
-    pm: Any,
+    pm: PluginManager,
     settings: RunSettings,
     renderer: Renderer,
     signer: PayLinkSigner | None,
-    channels: dict[str, Any],
+    channels: dict[str, MessageChannel],
     creditor: Creditor,
     msg: PlannedMessage,
     now: dt.datetime,
@@ -585,14 +594,12 @@ def _close_step(
         store.put_step(attrs.evolve(step, status=OutreachStatus.SENT, sent_at=sent_at))
 
 
-def _sent_event(step: OutreachStep, channel: Channel, now: dt.datetime) -> Any:
-    from ..events import Event, EventType
-
+def _sent_event(step: OutreachStep, channel: Channel, now: dt.datetime) -> Event:
     return Event(EventType.OUTREACH_SENT, step.id, now, {"channel": channel.value})
 
 
 def _failed(
-    store: Store, pm: Any, settings: RunSettings, msg: PlannedMessage, now: dt.datetime, why: str
+    store: Store, pm: PluginManager, settings: RunSettings, msg: PlannedMessage, now: dt.datetime, why: str
 ) -> str:
     """Record a failed send and, in the same unit of work, the ``on_outreach_failed`` owed to plugins."""
     with store.transaction():

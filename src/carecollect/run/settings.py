@@ -7,8 +7,9 @@ it for one creditor (:meth:`RunSettings.for_creditor`). :func:`settings_problems
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -18,6 +19,9 @@ from ..office_hours import OfficeHours
 from ..policy.packs import PolicyPack, get_pack
 from ..relief.disputes import DisputeProcedure
 from ..scrubbing import scrub_text
+
+if TYPE_CHECKING:  # annotations only: reading the settings (carecollect.cli.config) loads no plugin machinery
+    from ..plugins.manager import PluginManager
 
 __all__ = [
     "CreditorSettings",
@@ -219,13 +223,11 @@ class CreditorSettings:
 
 def _did_you_mean(name: str, known: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest known name, or nothing."""
-    import difflib
-
     close = difflib.get_close_matches(name, list(known), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def settings_problems(settings: RunSettings, pm: Any) -> tuple[str, ...]:
+def settings_problems(settings: RunSettings, pm: PluginManager) -> tuple[str, ...]:
     """Everything in ``settings`` that cannot work with the plugins ``pm`` has, one line each.
 
     Checked: every channel's plugin and every ``channel_config`` name is an installed
@@ -277,7 +279,7 @@ def settings_problems(settings: RunSettings, pm: Any) -> tuple[str, ...]:
     return tuple(problems)
 
 
-def check_settings(settings: RunSettings, pm: Any) -> None:
+def check_settings(settings: RunSettings, pm: PluginManager) -> None:
     """Refuse settings that cannot work (see :func:`settings_problems`), all problems at once.
 
     :raises ConfigurationError: one line per problem.

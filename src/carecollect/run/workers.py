@@ -8,17 +8,25 @@ this host is released. With ``workers`` above one, the accounts are dealt to wor
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import datetime as dt
 import hashlib
+import multiprocessing
 import os
+import queue as queues
+import signal
 import sqlite3
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 from ..errors import CareCollectError
 from ..messages.render import Renderer
+from ..plugins.manager import PluginManager, make_plugin_manager
 from ..scrubbing import scrub_text
 from ..store.base import (
     RunLocked,
@@ -62,8 +70,6 @@ class RunHeartbeat:
     """
 
     def __init__(self, store: Store, owner: str, pid: int, stale_after: dt.timedelta) -> None:
-        import threading
-
         self.store = store
         self.owner = owner
         self.pid = pid
@@ -71,7 +77,7 @@ class RunHeartbeat:
         self._last = time.monotonic()
         self._stop = threading.Event()
         self._lost: RunLocked | None = None
-        self._thread: Any = None
+        self._thread: threading.Thread | None = None
         path = getattr(store, "path", ":memory:") if isinstance(store, SQLiteStore) else ":memory:"
         if path != ":memory:":
             self._thread = threading.Thread(
@@ -174,12 +180,9 @@ def _execute_parallel(
     pid: int,
     conversations: Conversations,
     workers: int,
-    pm_factory: Callable[[], Any] | None,
+    pm_factory: Callable[[], PluginManager] | None,
     heart: RunHeartbeat,
 ) -> tuple[RunReport, tuple[str, ...]]:
-    import multiprocessing
-    import queue as queues
-
     assert isinstance(store, SQLiteStore)
     ctx = multiprocessing.get_context("spawn")
     results: Any = ctx.Queue()
@@ -273,7 +276,7 @@ def _execute_parallel(
     return _report(collected.plan(now), counts, intake_report), tuple(failures)
 
 
-def _worker_failure(index: int, proc: Any, errors: Sequence[str]) -> str:
+def _worker_failure(index: int, proc: BaseProcess, errors: Sequence[str]) -> str:
     return "; ".join(errors) or f"worker {index} ended with exit code {proc.exitcode} before it reported"
 
 
@@ -285,10 +288,6 @@ def _die_with(parent: int) -> None:
     account when its parent is gone or the lock is no longer its run's (see :func:`_worker`).
     """
     if sys.platform.startswith("linux"):
-        import contextlib
-        import ctypes
-        import signal
-
         with contextlib.suppress(OSError, AttributeError):  # no prctl: the checks in _worker remain
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     if os.getppid() != parent:  # it died before that took effect
@@ -300,7 +299,7 @@ def _worker(
     path: str,
     settings: RunSettings,
     renderer: Renderer | None,
-    pm_factory: Callable[[], Any] | None,
+    pm_factory: Callable[[], PluginManager] | None,
     now: dt.datetime,
     owner: str,
     parent: int,
@@ -308,10 +307,6 @@ def _worker(
     results: Any,
 ) -> None:
     """A worker process of a parallel run: the per-account send loop on its own connection."""
-    import queue as queues
-
-    from ..plugins.manager import make_plugin_manager
-
     _die_with(parent)
     try:
         with SQLiteStore(path) as store:
