@@ -408,14 +408,15 @@ class PostgresStore:
         try:
             current = self.schema_version()
             known = MIGRATIONS[-1][0]
-            if current != known:
+            if current > known:
+                raise StoreError(
+                    f"Store: schema version {current} is newer than this carecollect knows ({known}); "
+                    "upgrade carecollect to open it"
+                )
+            if current < known:
                 raise StoreError(
                     f"Store: schema version {current}, this carecollect needs {known}; "
-                    + (
-                        "run `carecollect migrate` as the schema's owner"
-                        if current < known
-                        else "upgrade carecollect to open it"
-                    )
+                    "run `carecollect migrate` as the schema's owner"
                 )
         except BaseException:
             self._pool.close()
