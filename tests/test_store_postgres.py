@@ -14,14 +14,16 @@ from collections.abc import Iterator
 
 import pytest
 
-pytest.importorskip("psycopg", reason="NO PSYCOPG: install carecollect[postgres] to test the PostgreSQL store")
+pytest.importorskip(
+    "psycopg", reason="NO PSYCOPG: install carecollect[postgres] to test the PostgreSQL store"
+)
 
-import psycopg  # noqa: E402
+import psycopg
 
-from carecollect.store import Store, StoreError  # noqa: E402
-from carecollect.store.postgres import MIGRATIONS, PostgresStore, apply_migrations  # noqa: E402
-from carecollect.testing.postgres import LocalPostgres, postgres_server  # noqa: E402, F401
-from carecollect.testing.stores import OpenStore, SecondHandle, StoreContract, TamperAudit  # noqa: E402
+from carecollect.store import Store, StoreError
+from carecollect.store.postgres import MIGRATIONS, PostgresStore, apply_migrations
+from carecollect.testing.postgres import LocalPostgres
+from carecollect.testing.stores import OpenStore, SecondHandle, StoreContract, TamperAudit
 
 pytestmark = pytest.mark.postgres
 
@@ -39,7 +41,7 @@ class TestPostgresStore(StoreContract):
         return {}
 
     @pytest.fixture
-    def open_store(self, postgres_server: LocalPostgres, urls: dict[int, str]) -> OpenStore:  # noqa: F811
+    def open_store(self, postgres_server: LocalPostgres, urls: dict[int, str]) -> OpenStore:
         def open_new() -> Store:
             url = _database(postgres_server, "kit")
             store = PostgresStore(url, migrate=True, max_size=2)
@@ -55,17 +57,17 @@ class TestPostgresStore(StoreContract):
     @pytest.fixture
     def tamper_audit(self, urls: dict[int, str]) -> TamperAudit:
         def tamper(store: Store, seq: int, data: str) -> None:
-            with psycopg.connect(urls[id(store)], autocommit=True) as conn:  # the superuser, past the trigger
-                with conn.transaction():
-                    conn.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_append_only")
-                    conn.execute("UPDATE audit_log SET data = %s WHERE seq = %s", (data, seq))
-                    conn.execute("ALTER TABLE audit_log ENABLE TRIGGER audit_append_only")
+            # the superuser, past the trigger
+            with psycopg.connect(urls[id(store)], autocommit=True) as conn, conn.transaction():
+                conn.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_append_only")
+                conn.execute("UPDATE audit_log SET data = %s WHERE seq = %s", (data, seq))
+                conn.execute("ALTER TABLE audit_log ENABLE TRIGGER audit_append_only")
 
         return tamper
 
 
 @pytest.fixture
-def url(postgres_server: LocalPostgres) -> str:  # noqa: F811
+def url(postgres_server: LocalPostgres) -> str:
     return _database(postgres_server, "t")
 
 
@@ -95,7 +97,9 @@ def test_an_empty_database_is_migrated_forward_and_a_dry_run_changes_nothing(url
         assert [m[:2] for m in store.applied_migrations()] == [m[:2] for m in MIGRATIONS]
 
 
-def test_every_older_schema_migrates_to_the_newest_keeping_its_records(postgres_server: LocalPostgres) -> None:  # noqa: F811
+def test_every_older_schema_migrates_to_the_newest_keeping_its_records(
+    postgres_server: LocalPostgres,
+) -> None:
     fresh = _database(postgres_server, "fresh")
     apply_migrations(fresh)
     for start in range(1, MIGRATIONS[-1][0]):
@@ -105,7 +109,9 @@ def test_every_older_schema_migrates_to_the_newest_keeping_its_records(postgres_
             conn.execute("INSERT INTO creditors VALUES ('CR-1', 'Clinic', 'provider', 'NO', 0, NULL, NULL)")
         with pytest.raises(StoreError, match="carecollect migrate"):
             PostgresStore(old)  # the run's store refuses an old schema instead of changing it
-        assert [m[0] for m in apply_migrations(old, dry_run=True)] == list(range(start + 1, MIGRATIONS[-1][0] + 1))
+        assert [m[0] for m in apply_migrations(old, dry_run=True)] == list(
+            range(start + 1, MIGRATIONS[-1][0] + 1)
+        )
         apply_migrations(old)
         assert _schema(old) == _schema(fresh)
         with PostgresStore(old) as store:
@@ -115,7 +121,10 @@ def test_every_older_schema_migrates_to_the_newest_keeping_its_records(postgres_
 def test_a_schema_from_a_newer_carecollect_is_refused(url: str) -> None:
     apply_migrations(url)
     with psycopg.connect(url) as conn:
-        conn.execute("INSERT INTO schema_version (version, description) VALUES (%s, 'from the future')", (MIGRATIONS[-1][0] + 1,))
+        conn.execute(
+            "INSERT INTO schema_version (version, description) VALUES (%s, 'from the future')",
+            (MIGRATIONS[-1][0] + 1,),
+        )
     with pytest.raises(StoreError, match="newer"):
         PostgresStore(url)
     with pytest.raises(StoreError, match="newer"):
@@ -141,7 +150,7 @@ def test_two_migrators_at_once_apply_each_migration_once(url: str) -> None:
     assert sorted(v for r in results for v in r) == [m[0] for m in MIGRATIONS]
 
 
-def test_the_run_role_needs_no_ddl_rights(postgres_server: LocalPostgres, url: str) -> None:  # noqa: F811
+def test_the_run_role_needs_no_ddl_rights(postgres_server: LocalPostgres, url: str) -> None:
     apply_migrations(url)
     database = url.rsplit("/", 1)[1]
     grants = (
@@ -187,7 +196,9 @@ def test_a_portfolio_reads_back_equal_to_the_sqlite_stores(url: str, tmp_path: o
         for store in (pg, lite):
             load_portfolio(store, 80, seed=3, as_of=dt.date(2026, 3, 2))
         assert pg.counts() == lite.counts()
-        assert list(pg.iter_account_snapshots(batch_size=13)) == list(lite.iter_account_snapshots(batch_size=13))
+        assert list(pg.iter_account_snapshots(batch_size=13)) == list(
+            lite.iter_account_snapshots(batch_size=13)
+        )
         assert list(pg.iter_plan_facts(batch_size=11)) == list(lite.iter_plan_facts(batch_size=11))
         assert list(pg.iter_invoice_rows(batch_size=17)) == list(lite.iter_invoice_rows(batch_size=17))
 
@@ -196,5 +207,7 @@ def test_a_portfolio_reads_back_equal_to_the_sqlite_stores(url: str, tmp_path: o
 def _no_leaked_threads() -> Iterator[None]:
     before = set(threading.enumerate())
     yield
-    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive() and "pool" in t.name.lower()]
+    leaked = [
+        t for t in threading.enumerate() if t not in before and t.is_alive() and "pool" in t.name.lower()
+    ]
     assert not leaked, f"pool threads left running: {leaked}"

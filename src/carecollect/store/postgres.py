@@ -351,7 +351,8 @@ def apply_migrations(
                 for statement in statements:
                     conn.execute(statement.encode())
                 conn.execute(
-                    "INSERT INTO schema_version (version, description) VALUES (%s, %s)", (version, description)
+                    "INSERT INTO schema_version (version, description) VALUES (%s, %s)",
+                    (version, description),
                 )
             done.append((version, description, statements))
     return done
@@ -387,10 +388,15 @@ class PostgresStore:
         migrate: bool = False,
     ) -> None:
         if statement_timeout <= dt.timedelta(0):
-            raise ValidationError("PostgresStore", "statement_timeout", f"must be positive, got {statement_timeout}")
+            raise ValidationError(
+                "PostgresStore", "statement_timeout", f"must be positive, got {statement_timeout}"
+            )
         if migrate:
             apply_migrations(conninfo)
         self._statement_timeout = statement_timeout
+        self._dbname = str(
+            psycopg.conninfo.conninfo_to_dict(conninfo).get("dbname", "")
+        )  # no password in reprs
         millis = max(1, int(statement_timeout.total_seconds() * 1000))
         self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
             conninfo,
@@ -423,7 +429,7 @@ class PostgresStore:
             raise
 
     def __repr__(self) -> str:
-        return f"PostgresStore(dbname={self._pool.kwargs.get('dbname', '?')!r})"
+        return f"PostgresStore(dbname={self._dbname!r})"
 
     def close(self) -> None:
         """Close every pooled connection (the store cannot be used afterwards)."""
@@ -517,14 +523,18 @@ class PostgresStore:
         """The creditor with that id."""
         return codec.creditor_from_row(
             self._one(
-                f"SELECT {_cols('creditors')} FROM creditors WHERE id = %s", (creditor_id,), "Creditor", creditor_id
+                f"SELECT {_cols('creditors')} FROM creditors WHERE id = %s",
+                (creditor_id,),
+                "Creditor",
+                creditor_id,
             )
         )
 
     def creditors(self) -> list[Creditor]:
         """Every creditor, by id."""
         return [
-            codec.creditor_from_row(r) for r in self._all(f"SELECT {_cols('creditors')} FROM creditors ORDER BY id")
+            codec.creditor_from_row(r)
+            for r in self._all(f"SELECT {_cols('creditors')} FROM creditors ORDER BY id")
         ]
 
     def put_patient(self, patient: Patient) -> None:
@@ -557,7 +567,10 @@ class PostgresStore:
         """The patient with that id, with their contact points."""
         with self.transaction():
             row = self._one(
-                f"SELECT {_cols('patients')} FROM patients WHERE id = %s", (patient_id,), "Patient", patient_id
+                f"SELECT {_cols('patients')} FROM patients WHERE id = %s",
+                (patient_id,),
+                "Patient",
+                patient_id,
             )
             points = self._points("patient_id = %s", (patient_id,)).get(patient_id, [])
         return codec.patient_from_row(row, points)
@@ -592,7 +605,12 @@ class PostgresStore:
     def get_account(self, account_id: str) -> Account:
         """The account with that id."""
         return codec.account_from_row(
-            self._one(f"SELECT {_cols('accounts')} FROM accounts WHERE id = %s", (account_id,), "Account", account_id)
+            self._one(
+                f"SELECT {_cols('accounts')} FROM accounts WHERE id = %s",
+                (account_id,),
+                "Account",
+                account_id,
+            )
         )
 
     # -- invoices ------------------------------------------------------------------------------
@@ -607,7 +625,9 @@ class PostgresStore:
 
     def _invoices(self, where: str, params: Sequence[Any]) -> list[Invoice]:
         with self.transaction():
-            rows = self._all(f"SELECT {_cols('invoices')} FROM invoices WHERE {where} ORDER BY account_id, id", params)
+            rows = self._all(
+                f"SELECT {_cols('invoices')} FROM invoices WHERE {where} ORDER BY account_id, id", params
+            )
             if not rows:
                 return []
             line_where = where.replace("id", "invoice_id", 1) if where.startswith("id") else where
@@ -685,7 +705,9 @@ class PostgresStore:
 
     def _plans(self, where: str, params: Sequence[Any]) -> list[PaymentPlan]:
         with self.transaction():
-            rows = self._all(f"SELECT {_cols('plans')} FROM plans WHERE {where} ORDER BY account_id, id", params)
+            rows = self._all(
+                f"SELECT {_cols('plans')} FROM plans WHERE {where} ORDER BY account_id, id", params
+            )
             if not rows:
                 return []
             inst_where = where.replace("id", "plan_id", 1) if where.startswith("id") else where
@@ -712,7 +734,12 @@ class PostgresStore:
     def get_dispute(self, dispute_id: str) -> Dispute:
         """The dispute with that id."""
         return codec.dispute_from_row(
-            self._one(f"SELECT {_cols('disputes')} FROM disputes WHERE id = %s", (dispute_id,), "Dispute", dispute_id)
+            self._one(
+                f"SELECT {_cols('disputes')} FROM disputes WHERE id = %s",
+                (dispute_id,),
+                "Dispute",
+                dispute_id,
+            )
         )
 
     def put_step(self, step: OutreachStep) -> None:
@@ -733,7 +760,10 @@ class PostgresStore:
     def add_attempt(self, attempt: ContactAttempt) -> bool:
         """Record an attempt; the same id again is ignored. Returns True if it was new."""
         return (
-            self._exec(_insert("contact_attempts") + " ON CONFLICT (id) DO NOTHING", codec.attempt_row(attempt)) == 1
+            self._exec(
+                _insert("contact_attempts") + " ON CONFLICT (id) DO NOTHING", codec.attempt_row(attempt)
+            )
+            == 1
         )
 
     def attempt_by_provider_message_id(self, provider_message_id: str) -> ContactAttempt | None:
@@ -898,7 +928,9 @@ class PostgresStore:
         with self.transaction():
             accounts = [
                 codec.account_from_row(r)
-                for r in self._all(f"SELECT {_cols('accounts')} FROM accounts WHERE id {match} ORDER BY id", rng)
+                for r in self._all(
+                    f"SELECT {_cols('accounts')} FROM accounts WHERE id {match} ORDER BY id", rng
+                )
             ]
             patient_rows = {
                 r[0]: r
@@ -931,11 +963,14 @@ class PostgresStore:
             for r in self._all(f"SELECT {_cols('disputes')} FROM disputes WHERE {where} ORDER BY id", rng):
                 disputes[r[1]].append(codec.dispute_from_row(r))
             steps: dict[str, list[OutreachStep]] = defaultdict(list)
-            for r in self._all(f"SELECT {_cols('outreach_steps')} FROM outreach_steps WHERE {where} ORDER BY id", rng):
+            for r in self._all(
+                f"SELECT {_cols('outreach_steps')} FROM outreach_steps WHERE {where} ORDER BY id", rng
+            ):
                 steps[r[1]].append(codec.step_from_row(r))
             attempts: dict[str, list[ContactAttempt]] = defaultdict(list)
             for r in self._all(
-                f"SELECT {_cols('contact_attempts')} FROM contact_attempts WHERE {where} ORDER BY at, seq", rng
+                f"SELECT {_cols('contact_attempts')} FROM contact_attempts WHERE {where} ORDER BY at, seq",
+                rng,
             ):
                 attempts[r[2]].append(codec.attempt_from_row(r))
             placements: dict[str, list[AgencyPlacement]] = defaultdict(list)
@@ -970,7 +1005,10 @@ class PostgresStore:
         size = _batch_size(batch_size)
         last = ""
         while True:
-            ids = [r[0] for r in self._all("SELECT id FROM accounts WHERE id > %s ORDER BY id LIMIT %s", (last, size))]
+            ids = [
+                r[0]
+                for r in self._all("SELECT id FROM accounts WHERE id > %s ORDER BY id LIMIT %s", (last, size))
+            ]
             if not ids:
                 return
             yield from self._snapshots_where("BETWEEN %s AND %s", (ids[0], ids[-1]))
@@ -988,7 +1026,9 @@ class PostgresStore:
         while True:
             with self._cur() as cur:
 
-                def q(sql: str, params: Sequence[Any], cur: psycopg.Cursor[Any] = cur) -> list[tuple[Any, ...]]:
+                def q(
+                    sql: str, params: Sequence[Any], cur: psycopg.Cursor[Any] = cur
+                ) -> list[tuple[Any, ...]]:
                     cur.execute(sql.encode(), params)
                     return cur.fetchall()
 
@@ -1197,10 +1237,14 @@ class PostgresStore:
                 return self._outbox_item(row)
             item = self.outbox_get(key)
         if item.kind != kind or canonical_json(dict(item.payload)) != text:
-            raise DuplicateEntry(f"OutboxItem {key}: already recorded with a different kind or payload; use a new key")
+            raise DuplicateEntry(
+                f"OutboxItem {key}: already recorded with a different kind or payload; use a new key"
+            )
         return item
 
-    def outbox_done(self, key: str, *, at: dt.datetime, result: Mapping[str, Any] | None = None) -> OutboxItem:
+    def outbox_done(
+        self, key: str, *, at: dt.datetime, result: Mapping[str, Any] | None = None
+    ) -> OutboxItem:
         """Record the item performed; doing so twice keeps the first record."""
         with self.transaction():
             row = self._first(
@@ -1233,7 +1277,9 @@ class PostgresStore:
         """
         with self.transaction():
             item = self._outbox_item(
-                self._one(f"SELECT {self._OUTBOX} FROM outbox WHERE key = %s FOR UPDATE", (key,), "OutboxItem", key)
+                self._one(
+                    f"SELECT {self._OUTBOX} FROM outbox WHERE key = %s FOR UPDATE", (key,), "OutboxItem", key
+                )
             )
             if item.status is OutboxStatus.DONE:
                 return item
@@ -1278,7 +1324,9 @@ class PostgresStore:
     def was_processed(self, source: str, event_id: str) -> bool:
         """True when the event was already processed."""
         return (
-            self._first("SELECT 1 FROM processed_events WHERE source = %s AND event_id = %s", (source, event_id))
+            self._first(
+                "SELECT 1 FROM processed_events WHERE source = %s AND event_id = %s", (source, event_id)
+            )
             is not None
         )
 
@@ -1382,7 +1430,9 @@ class PostgresStore:
             (_batch_size(limit),),
         )
         return [
-            InboxItem(r[0], r[1], r[2], bytes(r[4]), json.loads(r[3]), codec.parse_instant(r[5]), None, r[7], r[8])
+            InboxItem(
+                r[0], r[1], r[2], bytes(r[4]), json.loads(r[3]), codec.parse_instant(r[5]), None, r[7], r[8]
+            )
             for r in rows
         ]
 
@@ -1413,9 +1463,7 @@ class PostgresStore:
     def put_contact_request(self, request: ContactRequest) -> None:
         """Keep a patient's contact request (insert or replace by contact id)."""
         rec = request.record
-        cols = (
-            "contact_id, account_id, channel, topic, started_at, invoice_id, queue, respond_by, reply_by, message"
-        )
+        cols = "contact_id, account_id, channel, topic, started_at, invoice_id, queue, respond_by, reply_by, message"
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in cols.split(", ")[1:])
         self._exec(
             f"INSERT INTO contact_requests ({cols}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
@@ -1469,7 +1517,9 @@ class PostgresStore:
         )
         if r is None:
             return None
-        return RunLock(r[0], r[1], codec.parse_instant(r[2]), codec.parse_instant(r[3]), dt.timedelta(seconds=r[4]))
+        return RunLock(
+            r[0], r[1], codec.parse_instant(r[2]), codec.parse_instant(r[3]), dt.timedelta(seconds=r[4])
+        )
 
     def acquire_run_lock(
         self, owner: str, pid: int, *, now: dt.datetime, stale_after: dt.timedelta = RUN_LOCK_STALE_AFTER
@@ -1520,7 +1570,9 @@ class PostgresStore:
         self._exec("DELETE FROM run_lock WHERE name = 'run' AND owner = %s AND pid = %s", (owner, pid))
 
     # -- audit ------------------------------------------------------------------------------------
-    def audit_append(self, kind: str, subject_id: str, data: Mapping[str, Any], *, at: dt.datetime) -> AuditRecord:
+    def audit_append(
+        self, kind: str, subject_id: str, data: Mapping[str, Any], *, at: dt.datetime
+    ) -> AuditRecord:
         """Append a record chained to the last one (inside the caller's unit of work, if any).
 
         Appenders queue on a transaction-scoped advisory lock held to the end of their unit of
@@ -1575,9 +1627,13 @@ class PostgresStore:
             for r in rows:
                 seq = int(r[0])
                 if seq != expected_seq:
-                    return AuditVerification(False, checked, expected_seq, f"record {expected_seq} is missing")
+                    return AuditVerification(
+                        False, checked, expected_seq, f"record {expected_seq} is missing"
+                    )
                 if r[5] != prev:
-                    return AuditVerification(False, checked, seq, "prev_hash does not match the record before")
+                    return AuditVerification(
+                        False, checked, seq, "prev_hash does not match the record before"
+                    )
                 try:
                     digest = audit_hash(prev, seq, codec.parse_instant(r[1]), r[2], r[3], json.loads(r[4]))
                 except (ValueError, TypeError):

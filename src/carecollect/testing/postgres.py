@@ -88,7 +88,9 @@ class LocalPostgres:
         self._as: list[str] = []
         if os.geteuid() == 0:
             if shutil.which("runuser") is None:
-                raise PostgresUnavailable("running as root and `runuser` is missing (PostgreSQL refuses root)")
+                raise PostgresUnavailable(
+                    "running as root and `runuser` is missing (PostgreSQL refuses root)"
+                )
             try:
                 import pwd
 
@@ -114,7 +116,9 @@ class LocalPostgres:
             [*self._as, *args], cwd=self.directory, capture_output=True, text=True, check=False, timeout=120
         )
         if done.returncode != 0:
-            raise PostgresUnavailable(f"{Path(args[0]).name} failed ({done.returncode}): {done.stderr.strip()[-800:]}")
+            raise PostgresUnavailable(
+                f"{Path(args[0]).name} failed ({done.returncode}): {done.stderr.strip()[-800:]}"
+            )
 
     def start(self) -> LocalPostgres:
         """``initdb`` a cluster in a fresh directory and start it on a free port of 127.0.0.1."""
@@ -141,7 +145,15 @@ class LocalPostgres:
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
         )
         self._run(
-            str(self.bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(self.directory / "log"), "-w", "start"
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(self.directory / "log"),
+            "-w",
+            "start",
         )
         return self
 
@@ -151,7 +163,15 @@ class LocalPostgres:
             return
         try:
             if (self.directory / "data" / "postmaster.pid").exists():
-                self._run(str(self.bindir / "pg_ctl"), "-D", str(self.directory / "data"), "-m", "fast", "-w", "stop")
+                self._run(
+                    str(self.bindir / "pg_ctl"),
+                    "-D",
+                    str(self.directory / "data"),
+                    "-m",
+                    "fast",
+                    "-w",
+                    "stop",
+                )
         finally:
             shutil.rmtree(self.directory, ignore_errors=True)
             self.directory = None
