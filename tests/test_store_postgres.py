@@ -11,6 +11,7 @@ import datetime as dt
 import itertools
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -150,28 +151,33 @@ def test_two_migrators_at_once_apply_each_migration_once(url: str) -> None:
     assert sorted(v for r in results for v in r) == [m[0] for m in MIGRATIONS]
 
 
-def test_the_run_role_needs_no_ddl_rights(postgres_server: LocalPostgres, url: str) -> None:
-    apply_migrations(url)
-    database = url.rsplit("/", 1)[1]
-    grants = (
-        f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'carecollect_run') THEN "
-        "CREATE ROLE carecollect_run LOGIN; END IF; END $$; "
-        f'REVOKE CREATE ON SCHEMA public FROM PUBLIC; GRANT CONNECT ON DATABASE "{database}" TO carecollect_run; '
-        "GRANT USAGE ON SCHEMA public TO carecollect_run; "
-        "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO carecollect_run; "
-        "GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO carecollect_run;"
-    )
-    postgres_server.psql(grants, database)
-    run_url = postgres_server.url(database, user="carecollect_run")
-    with PostgresStore(run_url) as store:
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "how-to"
+
+
+def test_the_documented_roles_the_run_needs_no_ddl_rights(postgres_server: LocalPostgres) -> None:
+    """The how-to's two SQL files, as written: the owner migrates, the run only reads and writes rows."""
+    postgres_server.psql_file(DOCS / "postgresql-setup.sql")
+    postgres_server.psql_file(DOCS / "postgresql-grants.sql", "billing", user="carecollect_owner")
+    owner_url = postgres_server.url("billing", user="carecollect_owner")
+    run_url = postgres_server.url("billing", user="carecollect_run")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        apply_migrations(run_url)  # the run's role cannot change the schema
+    assert [m[0] for m in apply_migrations(owner_url)] == [m[0] for m in MIGRATIONS]
+    with PostgresStore(run_url) as store:  # tables a migration created are the run's to use
         store.outbox_intend("m-1", "message", {"n": 1}, at=T0)
+        store.outbox_failed("m-1", at=T0, error="x")
         store.audit_append("kit", "A-1", {}, at=T0)
         store.acquire_run_lock("run", 1, now=T0)
+        store.release_run_lock("run", 1)
+        store.hook_event_delivered(store.hook_event_record("h", "{}", ["p"], at=T0), ["p"], at=T0)
         assert store.verify_audit().ok
     with psycopg.connect(run_url) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
         conn.execute("CREATE TABLE sneaky (x int)")
     with psycopg.connect(run_url) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
-        conn.execute("UPDATE audit_log SET kind = 'edited'")  # append-only, whoever asks
+        conn.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_append_only")
+    for who in (run_url, owner_url):  # append-only, whoever asks
+        with psycopg.connect(who) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("UPDATE audit_log SET kind = 'edited'")
 
 
 def test_a_statement_that_waits_past_the_timeout_fails_the_unit_of_work(url: str) -> None:

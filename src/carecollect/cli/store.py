@@ -79,7 +79,11 @@ def _first_line(statement: str) -> str:
 
 @click.command()
 @click.option(
-    "--db", type=click.Path(dir_okay=False, path_type=Path), default="carecollect.sqlite", show_default=True
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="carecollect.sqlite",
+    show_default=True,
+    help="The SQLite database; its settings file may name another store ([store] url).",
 )
 @click.option("--store", "store_url", envvar="CARECOLLECT_STORE_URL", help=_STORE_HELP)
 @click.option(
@@ -194,7 +198,11 @@ def store() -> None:
 
 @store.command("check")
 @click.option(
-    "--db", type=click.Path(dir_okay=False, path_type=Path), default="carecollect.sqlite", show_default=True
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="carecollect.sqlite",
+    show_default=True,
+    help="The SQLite database; its settings file may name another store ([store] url).",
 )
 @click.option("--store", "store_url", envvar="CARECOLLECT_STORE_URL", help=_STORE_HELP)
 def check(db: Path, store_url: str | None) -> None:

@@ -180,8 +180,20 @@ class LocalPostgres:
         """A ``postgresql://`` URL for ``database`` as ``user`` (default: the superuser)."""
         return f"postgresql://{user or self.user}@127.0.0.1:{self.port}/{database}"
 
-    def psql(self, sql: str, database: str = "postgres") -> str:
-        """Run SQL with the server's own ``psql`` as the superuser; returns its output."""
+    def psql(self, sql: str, database: str = "postgres", *, user: str | None = None) -> str:
+        """Run SQL (one command string) with the server's own ``psql``; returns its output.
+
+        :param user: the role to connect as (default: the superuser).
+        """
+        return self._psql(["-c", sql], database, user)
+
+    def psql_file(
+        self, path: str | os.PathLike[str], database: str = "postgres", *, user: str | None = None
+    ) -> str:
+        """Run a SQL script with ``psql -f`` (each statement on its own, stopping at the first error)."""
+        return self._psql(["-f", str(path)], database, user)
+
+    def _psql(self, args: list[str], database: str, user: str | None) -> str:
         assert self.directory is not None
         done = subprocess.run(
             [
@@ -197,11 +209,10 @@ class LocalPostgres:
                 "-p",
                 str(self.port),
                 "-U",
-                self.user,
+                user or self.user,
                 "-d",
                 database,
-                "-c",
-                sql,
+                *args,
             ],
             capture_output=True,
             text=True,
