@@ -217,3 +217,16 @@ def _no_leaked_threads() -> Iterator[None]:
         t for t in threading.enumerate() if t not in before and t.is_alive() and "pool" in t.name.lower()
     ]
     assert not leaked, f"pool threads left running: {leaked}"
+
+
+def test_a_server_that_does_not_answer_is_a_store_error_naming_no_password(
+    postgres_server: LocalPostgres,
+) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(StoreError, match="no connection") as info:
+        PostgresStore(f"postgresql://run:hunter2@127.0.0.1:{port}/billing", connect_timeout=1)
+    assert "hunter2" not in str(info.value)

@@ -36,7 +36,7 @@ import psycopg.errors
 from psycopg.adapt import Buffer
 from psycopg.types.datetime import TimestamptzLoader
 from psycopg.types.string import TextLoader
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..channels import Channel
 from ..contact_centre.records import ContactChannel, ContactRecord, Direction, Topic
@@ -375,7 +375,9 @@ class PostgresStore:
     :param statement_timeout: the longest any one statement may run or wait for a lock.
     :param migrate: bring the schema up to date first (needs DDL rights); without it the
         store refuses a schema that is not current.
-    :raises StoreError: the schema is not this carecollect's (older without ``migrate``, or newer).
+    :param connect_timeout: seconds to wait for the pool's first connection.
+    :raises StoreError: no connection within ``connect_timeout``, or the schema is not this
+        carecollect's (older without ``migrate``, or newer).
     """
 
     def __init__(
@@ -386,6 +388,7 @@ class PostgresStore:
         max_size: int = 4,
         statement_timeout: dt.timedelta = dt.timedelta(seconds=30),
         migrate: bool = False,
+        connect_timeout: float = 30.0,
     ) -> None:
         if statement_timeout <= dt.timedelta(0):
             raise ValidationError(
@@ -409,8 +412,15 @@ class PostgresStore:
             configure=_configure,
             open=False,
         )
-        self._pool.open(wait=True, timeout=30)
         self._local = _Local()
+        try:
+            self._pool.open(wait=True, timeout=connect_timeout)
+        except PoolTimeout as exc:
+            self._pool.close()
+            raise StoreError(
+                f"Store: no connection to the PostgreSQL database {self._dbname!r} within "
+                f"{connect_timeout:g} s; is the server up and the URL right?"
+            ) from exc
         try:
             current = self.schema_version()
             known = MIGRATIONS[-1][0]
