@@ -164,6 +164,9 @@ def test_the_documented_roles_the_run_needs_no_ddl_rights(postgres_server: Local
         apply_migrations(run_url)  # the run's role cannot change the schema
     assert [m[0] for m in apply_migrations(owner_url)] == [m[0] for m in MIGRATIONS]
     with PostgresStore(run_url) as store:  # tables a migration created are the run's to use
+        from carecollect.portfolio import load_portfolio
+
+        load_portfolio(store, 20, seed=1, as_of=T0.date())  # a bulk load leaves ANALYZE to autovacuum
         store.outbox_intend("m-1", "message", {"n": 1}, at=T0)
         store.outbox_failed("m-1", at=T0, error="x")
         store.audit_append("kit", "A-1", {}, at=T0)
@@ -202,6 +205,13 @@ def test_a_portfolio_reads_back_equal_to_the_sqlite_stores(url: str, tmp_path: o
         for store in (pg, lite):
             load_portfolio(store, 80, seed=3, as_of=dt.date(2026, 3, 2))
         assert pg.counts() == lite.counts()
+        with psycopg.connect(url) as conn:  # the load left the planner statistics of the tables it filled
+            estimates = dict(
+                conn.execute(
+                    "SELECT relname, reltuples FROM pg_class WHERE relname IN ('invoices', 'ledger_entries')"
+                ).fetchall()
+            )
+        assert estimates["invoices"] == pg.counts()["invoices"] and estimates["ledger_entries"] > 0
         assert list(pg.iter_account_snapshots(batch_size=13)) == list(
             lite.iter_account_snapshots(batch_size=13)
         )

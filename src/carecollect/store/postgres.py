@@ -1170,7 +1170,13 @@ class PostgresStore:
         return out
 
     def bulk_load(self, rows: PortfolioRows) -> None:
-        """Insert a batch of plain rows (column order :data:`~carecollect.store.codec.COLUMNS`) with ``COPY``, in one transaction."""
+        """Insert a batch of plain rows (column order :data:`~carecollect.store.codec.COLUMNS`) with ``COPY``, in one transaction.
+
+        A table the batch more than doubled is analysed at once (the planner would otherwise
+        plan the run's reads on statistics of a much smaller table until autovacuum comes by);
+        a role that does not own the tables leaves that to autovacuum.
+        """
+        loaded: list[tuple[str, int]] = []
         with self._cur() as cur:
             for table in (
                 "creditors",
@@ -1190,6 +1196,18 @@ class PostgresStore:
                 with cur.copy(f"COPY {table} ({_cols(table)}) FROM STDIN".encode()) as copy:
                     for row in batch:
                         copy.write_row(row)
+                loaded.append((table, len(batch)))
+            if loaded:
+                cur.execute(
+                    "SELECT c.relname, c.reltuples FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner "
+                    "WHERE c.relname = ANY(%s) AND c.relnamespace = 'public'::regnamespace "
+                    "AND pg_has_role(current_user, r.oid, 'USAGE')",
+                    ([t for t, _ in loaded],),
+                )
+                estimates = {r[0]: float(r[1]) for r in cur.fetchall()}
+                for table, count in loaded:
+                    if table in estimates and estimates[table] < count:  # -1: never analysed
+                        cur.execute(f"ANALYZE {table}".encode())
 
     # -- outbox ----------------------------------------------------------------------------------
     _OUTBOX = (
