@@ -63,7 +63,6 @@ __all__ = [
     "OutboxStatus",
     "PendingHookEvent",
     "PlanFacts",
-    "PlanRowStore",
     "PortfolioRows",
     "ProviderPayment",
     "RunLock",
@@ -851,23 +850,4 @@ class Store(Protocol):
 
     def verify_audit(self) -> AuditVerification:
         """Recompute the chain and report the first broken link."""
-        ...
-
-
-@runtime_checkable
-class PlanRowStore(Store, Protocol):
-    """A :class:`Store` that also hands the daily run its plan-row facts (both built-in stores do).
-
-    The run's fast path reads :meth:`iter_plan_facts` and decides most accounts without
-    building domain objects; it reads :meth:`account_snapshots` for the rest. A store without
-    them is still a store: the run then decides every account on its snapshot. The store
-    conformance kit (:mod:`carecollect.testing.stores`) holds both to the records they aggregate.
-    """
-
-    def iter_plan_facts(self, *, batch_size: int = 2000) -> Iterator[PlanFacts]:
-        """The planner's raw facts, ``batch_size`` accounts per :class:`PlanFacts`, in account id order."""
-        ...
-
-    def account_snapshots(self, account_ids: Sequence[str]) -> Iterator[AccountSnapshot]:
-        """The snapshots of ``account_ids`` in id order (unknown ids left out), read together."""
         ...
