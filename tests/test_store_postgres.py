@@ -12,6 +12,7 @@ import itertools
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -240,3 +241,41 @@ def test_a_server_that_does_not_answer_is_a_store_error_naming_no_password(
     with pytest.raises(StoreError, match="no connection") as info:
         PostgresStore(f"postgresql://run:hunter2@127.0.0.1:{port}/billing", connect_timeout=1)
     assert "hunter2" not in str(info.value)
+
+
+def _run_api() -> tuple[Any, Any, Any]:
+    """``(RunSettings, execute_run, make_plugin_manager)`` where this carecollect keeps them."""
+    try:
+        from carecollect.plugins.manager import make_plugin_manager
+    except ImportError:  # before the plugin surface moved into carecollect.plugins
+        from carecollect.plugin_manager import make_plugin_manager
+    from carecollect.daily_run import RunSettings, execute_run
+
+    return RunSettings, execute_run, make_plugin_manager
+
+
+def test_the_daily_run_on_postgresql_does_what_it_does_on_sqlite(url: str, tmp_path: Path) -> None:
+    """In one process, through the Store protocol: the same messages, records and audit trail."""
+    from carecollect.portfolio import load_portfolio
+    from carecollect.store import SQLiteStore
+
+    run_settings, execute_run, make_plugin_manager = _run_api()
+    now = dt.datetime(2026, 3, 2, 15, 30, tzinfo=dt.UTC)
+    apply_migrations(url)
+    seen = {}
+    for name, store in (("sqlite", SQLiteStore(tmp_path / "run.db")), ("postgres", PostgresStore(url))):
+        with store:
+            load_portfolio(store, 120, seed=5, as_of=now.date())
+            pm = make_plugin_manager(load_entrypoints=False)
+            settings = run_settings(channel_config={"outbox": {"folder": str(tmp_path / f"{name}-out")}})
+            sent = [execute_run(store, now + dt.timedelta(days=day), pm, settings).sent for day in (0, 22)]
+            # every decision and change with its reasons (a run's random id aside)
+            trail = [
+                (r.kind, r.subject_id, {k: v for k, v in r.data.items() if k != "run_id"})
+                for r in store.audit_records()
+            ]
+            seen[name] = (sent, store.counts(), trail, store.verify_audit().ok)
+    assert seen["postgres"] == seen["sqlite"]
+    assert seen["postgres"][0][0] > 0 and seen["postgres"][3]
+    out = sorted(p.name for p in (tmp_path / "postgres-out").rglob("*") if p.is_file())
+    assert out == sorted(p.name for p in (tmp_path / "sqlite-out").rglob("*") if p.is_file())
