@@ -477,10 +477,7 @@ class PostgresStore:
                 finally:
                     local.conn, local.depth = None, 0
         except psycopg.errors.QueryCanceled as exc:
-            raise StoreError(
-                f"Store: a statement ran or waited longer than the statement timeout "
-                f"({self._statement_timeout.total_seconds():g} s); the unit of work was rolled back"
-            ) from exc
+            raise self._timed_out() from exc
 
     @contextmanager
     def _cur(self) -> Iterator[psycopg.Cursor[Any]]:
@@ -490,13 +487,57 @@ class PostgresStore:
             with conn.cursor() as cur:
                 yield cur
 
+    @contextmanager
+    def _unit(self) -> Iterator[None]:
+        """A store method's own unit of work: alone, a transaction; inside a caller's, it joins it.
+
+        For methods that read, or read and then write at most once as their last statement: they
+        leave nothing partial behind when they fail, so no savepoint (two round trips) is needed.
+        Methods with several writes use :meth:`transaction`, a savepoint when nested. As always on
+        PostgreSQL, a statement that fails inside a unit of work fails the whole unit of work.
+        """
+        if self._local.conn is not None:
+            yield
+            return
+        with self.transaction():
+            yield
+
+    @contextmanager
+    def _unit_cur(self) -> Iterator[psycopg.Cursor[Any]]:
+        with self._unit():
+            conn = self._local.conn
+            assert conn is not None
+            with conn.cursor() as cur:
+                yield cur
+
+    @contextmanager
+    def _statement(self) -> Iterator[psycopg.Cursor[Any]]:
+        """A cursor for one statement: the thread's unit of work's, else a pooled connection in
+        autocommit (one statement is atomic by itself; no BEGIN and COMMIT round trips)."""
+        conn = self._local.conn
+        if conn is not None:
+            with conn.cursor() as cur:
+                yield cur
+            return
+        try:
+            with self._pool.connection() as own, own.cursor() as cur:
+                yield cur
+        except psycopg.errors.QueryCanceled as exc:
+            raise self._timed_out() from exc
+
+    def _timed_out(self) -> StoreError:
+        return StoreError(
+            f"Store: a statement ran or waited longer than the statement timeout "
+            f"({self._statement_timeout.total_seconds():g} s); the unit of work was rolled back"
+        )
+
     def _all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._cur() as cur:
+        with self._statement() as cur:
             cur.execute(sql.encode(), params)
             return cur.fetchall()
 
     def _first(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
-        with self._cur() as cur:
+        with self._statement() as cur:
             cur.execute(sql.encode(), params)
             return cur.fetchone()
 
@@ -507,14 +548,14 @@ class PostgresStore:
         return row
 
     def _exec(self, sql: str, params: Sequence[Any] = ()) -> int:
-        with self._cur() as cur:
+        with self._statement() as cur:
             cur.execute(sql.encode(), params)
             return cur.rowcount
 
     # -- schema ------------------------------------------------------------------------------
     def schema_version(self) -> int:
         """The highest migration applied to the database."""
-        with self._cur() as cur:
+        with self._unit_cur() as cur:
             return _applied(cur.connection)
 
     def applied_migrations(self) -> list[tuple[int, str, str]]:
@@ -575,7 +616,7 @@ class PostgresStore:
 
     def get_patient(self, patient_id: str) -> Patient:
         """The patient with that id, with their contact points."""
-        with self.transaction():
+        with self._unit():
             row = self._one(
                 f"SELECT {_cols('patients')} FROM patients WHERE id = %s",
                 (patient_id,),
@@ -597,7 +638,7 @@ class PostgresStore:
         """Every patient, by id (read 1000 at a time)."""
         last = ""
         while True:
-            with self.transaction():
+            with self._unit():
                 rows = self._all(
                     f"SELECT {_cols('patients')} FROM patients WHERE id > %s ORDER BY id LIMIT 1000", (last,)
                 )
@@ -634,7 +675,7 @@ class PostgresStore:
                 cur.executemany(_insert("invoice_lines").encode(), lines)
 
     def _invoices(self, where: str, params: Sequence[Any]) -> list[Invoice]:
-        with self.transaction():
+        with self._unit():
             rows = self._all(
                 f"SELECT {_cols('invoices')} FROM invoices WHERE {where} ORDER BY account_id, id", params
             )
@@ -695,7 +736,7 @@ class PostgresStore:
 
     def ledger(self, account_id: str) -> Ledger:
         """The account's ledger, entries in posting order."""
-        with self.transaction():
+        with self._unit():
             account = self.get_account(account_id)
             rows = self._all(
                 f"SELECT {_cols('ledger_entries')} FROM ledger_entries WHERE account_id = %s ORDER BY seq",
@@ -714,7 +755,7 @@ class PostgresStore:
                 cur.executemany(_insert("instalments").encode(), rows)
 
     def _plans(self, where: str, params: Sequence[Any]) -> list[PaymentPlan]:
-        with self.transaction():
+        with self._unit():
             rows = self._all(
                 f"SELECT {_cols('plans')} FROM plans WHERE {where} ORDER BY account_id, id", params
             )
@@ -804,7 +845,7 @@ class PostgresStore:
                 )
 
     def _placements(self, where: str, params: Sequence[Any]) -> list[AgencyPlacement]:
-        with self.transaction():
+        with self._unit():
             rows = self._all(
                 f"SELECT {_cols('placements')} FROM placements WHERE {where} ORDER BY account_id, id", params
             )
@@ -859,7 +900,7 @@ class PostgresStore:
 
     def revoke_mandate(self, provider: str, reference: str, *, at: dt.datetime) -> Mandate | None:
         """Mark the mandate with that provider reference revoked (the first revocation stands)."""
-        with self.transaction():
+        with self._unit():
             self._exec(
                 "UPDATE mandates SET revoked_at = %s WHERE provider = %s AND reference = %s AND revoked_at IS NULL",
                 (codec.iso_instant(at), provider, reference),
@@ -888,7 +929,7 @@ class PostgresStore:
 
     def put_application(self, application: AssistanceApplication) -> None:
         """Insert or replace a financial-assistance application (by id); its account must exist."""
-        with self.transaction():
+        with self._unit():
             if self._first("SELECT 1 FROM accounts WHERE id = %s", (application.account_id,)) is None:
                 raise NotFound("Account", application.account_id)
             self._exec(
@@ -935,7 +976,7 @@ class PostgresStore:
 
     def _snapshots_where(self, match: str, rng: tuple[Any, ...]) -> list[AccountSnapshot]:
         where = f"account_id {match}"
-        with self.transaction():
+        with self._unit():
             accounts = [
                 codec.account_from_row(r)
                 for r in self._all(
@@ -1034,7 +1075,7 @@ class PostgresStore:
         size = _batch_size(batch_size)
         last = ""
         while True:
-            with self._cur() as cur:
+            with self._unit_cur() as cur:
 
                 def q(
                     sql: str, params: Sequence[Any], cur: psycopg.Cursor[Any] = cur
@@ -1161,7 +1202,7 @@ class PostgresStore:
 
     def counts(self) -> dict[str, int]:
         """How many rows each table holds."""
-        with self._cur() as cur:
+        with self._unit_cur() as cur:
             out = {}
             for t in _TABLES:
                 cur.execute(f"SELECT COUNT(*) FROM {t}".encode())
@@ -1254,7 +1295,7 @@ class PostgresStore:
         :raises DuplicateEntry: the key is already recorded with a different kind or payload.
         """
         text = canonical_json(dict(payload))
-        with self.transaction():
+        with self._unit():
             row = self._first(
                 "INSERT INTO outbox (key, kind, account_id, payload, status, recorded_at) "
                 "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (key) DO NOTHING "
@@ -1274,7 +1315,7 @@ class PostgresStore:
         self, key: str, *, at: dt.datetime, result: Mapping[str, Any] | None = None
     ) -> OutboxItem:
         """Record the item performed; doing so twice keeps the first record."""
-        with self.transaction():
+        with self._unit():
             row = self._first(
                 "UPDATE outbox SET status = %s, updated_at = %s, attempts = attempts + 1, next_retry_at = NULL, "
                 f"result = %s WHERE key = %s AND status <> %s RETURNING {self._OUTBOX}",
@@ -1303,7 +1344,7 @@ class PostgresStore:
         recorded at once count two attempts. With ``give_up`` it is never due again; a done
         item stays done.
         """
-        with self.transaction():
+        with self._unit():
             item = self._outbox_item(
                 self._one(
                     f"SELECT {self._OUTBOX} FROM outbox WHERE key = %s FOR UPDATE", (key,), "OutboxItem", key
@@ -1401,7 +1442,7 @@ class PostgresStore:
 
     def hook_events_pending(self, *, limit: int = 1000) -> list[PendingHookEvent]:
         """Events some target plugin has not taken yet, oldest first."""
-        with self.transaction():
+        with self._unit():
             rows = self._all(
                 "SELECT seq, hook, arguments, targets, recorded_at, attempts, last_error FROM hook_events "
                 "WHERE done_at IS NULL ORDER BY seq LIMIT %s",
@@ -1562,7 +1603,7 @@ class PostgresStore:
         if stale_after <= dt.timedelta(0):
             raise ValidationError("RunLock", "stale_after", f"must be positive, got {stale_after}")
         stamp = codec.iso_instant(now)
-        with self.transaction():
+        with self._unit():
             self._exec("SELECT pg_advisory_xact_lock(%s)", (_LOCK_RUN,))
             held = self.current_run_lock()
             if held is not None and not (held.owner == owner and held.pid == pid) and not held.stale(now):
@@ -1582,7 +1623,7 @@ class PostgresStore:
 
         :raises RunLocked: the lock is no longer this holder's.
         """
-        with self.transaction():
+        with self._unit():
             changed = self._exec(
                 "UPDATE run_lock SET heartbeat_at = %s WHERE name = 'run' AND owner = %s AND pid = %s",
                 (codec.iso_instant(now), owner, pid),
@@ -1608,7 +1649,7 @@ class PostgresStore:
         """
         payload = dict(data)
         text = canonical_json(payload)
-        with self.transaction():
+        with self._unit():
             self._exec("SELECT pg_advisory_xact_lock(%s)", (_LOCK_AUDIT,))
             last = self._first("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
             seq, prev = (1, GENESIS_HASH) if last is None else (int(last[0]) + 1, last[1])
