@@ -58,9 +58,33 @@ REFERENCE_PLUGINS = sorted(p for p in (ROOT / "plugins").glob("*") if (p / "pypr
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """Unit, property, scenario and doctest tests on every supported Python."""
-    session.install("-e", ".[test,pdf,fhir,web,x12,report,otel]", "-e", "plugins/carecollect-demo-gateway")
-    # the real-browser suite runs once, in its own session (nox -s browser)
-    session.run("pytest", "-m", "not browser", *session.posargs)
+    session.install(
+        "-e", ".[test,pdf,fhir,web,x12,report,otel,postgres]", "-e", "plugins/carecollect-demo-gateway"
+    )
+    # the real-browser and PostgreSQL suites run once each, in their own sessions
+    # (nox -s browser, nox -s tests_postgres)
+    session.run("pytest", "-m", "not browser and not postgres", *session.posargs)
+
+
+@nox.session(python=DEFAULT)
+def tests_postgres(session: nox.Session) -> None:
+    """The PostgreSQL store (the store conformance kit, migrations, roles, timeouts, the CLI) on a
+    throwaway server; fails (never skips) when no server can be started.
+
+    Needs Debian's ``postgresql`` package (``apt-get install -y postgresql``; ``.ci/run`` installs
+    it): the tests ``initdb`` their own cluster in a temporary directory on a free local port.
+    """
+    session.install("-e", ".[test,postgres]")
+    session.run(
+        "pytest",
+        "-m",
+        "postgres",
+        # only the suites with PostgreSQL tests (no collection skips for extras it does not install)
+        "tests/test_store_postgres.py",
+        "tests/test_cli_store.py",
+        *session.posargs,
+        env={"CARECOLLECT_REQUIRE_POSTGRES": "1"},
+    )
 
 
 @nox.session(python=DEFAULT)
@@ -96,14 +120,16 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=DEFAULT)
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on src/."""
-    session.install("-e", ".[test,pdf,fhir,web,x12,report,otel]", "mypy")
+    session.install("-e", ".[test,pdf,fhir,web,x12,report,otel,postgres]", "mypy")
     session.run("mypy", "--strict", "src/carecollect")
 
 
 @nox.session(python=DEFAULT)
 def docs(session: nox.Session) -> None:
     """Sphinx HTML and doctest, warnings are errors."""
-    session.install("-e", ".[test,pdf,fhir,web,x12,report,otel]", "sphinx", "furo", "sphinx-copybutton")
+    session.install(
+        "-e", ".[test,pdf,fhir,web,x12,report,otel,postgres]", "sphinx", "furo", "sphinx-copybutton"
+    )
     session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
     session.run("sphinx-build", "-W", "--keep-going", "-b", "doctest", "docs", "docs/_build/doctest")
     # the reference shows every hook and enum member; tutorials run as pasted (these need Sphinx)

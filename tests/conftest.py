@@ -16,6 +16,7 @@ from carecollect.money import Money
 from carecollect.patients import Account
 from carecollect.store import SQLiteStore
 from carecollect.testing.factories import make_invoice, make_patient
+from carecollect.testing.postgres import postgres_server  # noqa: F401  (the session's throwaway PostgreSQL)
 
 #: invoice id -> line charges of the US account the files in tests/data/x12 answer
 REMIT_INVOICES = {

@@ -178,6 +178,8 @@ class CliConfig:
     :param lock_stale_after: how long this run's lock lives without a heartbeat.
     :param secret_refs: where each secret was read from, by setting (``payment_providers.x.key``
         -> ``env:NAME`` or ``file:PATH``): what ``carecollect config check`` shows instead.
+    :param store_url: ``[store] url``: the store ``carecollect migrate`` and ``store check``
+        use (``sqlite:///path`` or ``postgresql://...``); ``None``: the ``--db`` file.
     """
 
     settings: RunSettings
@@ -186,6 +188,7 @@ class CliConfig:
     contacts: Path
     lock_stale_after: dt.timedelta = RUN_LOCK_STALE_AFTER
     secret_refs: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+    store_url: str | None = attrs.field(default=None, repr=False)
 
 
 #: What each key of ``[creditor]`` (the installation's defaults) and of ``[creditors.<id>]``
@@ -222,6 +225,7 @@ SECTIONS: Mapping[str, frozenset[str] | None] = {
     "house_rules": None,
     "contact_centre": frozenset({"country", "time_zone", "contacts"}),
     "run": frozenset({"lock_stale_after"}),
+    "store": frozenset({"url"}),
     "web": frozenset({"bank_recipient", "bank_account", "bank_bic"}),
 }
 
@@ -306,6 +310,32 @@ class _Reader:
         if not text:
             self.problems.append(f"{where} wants the file {path}, which is empty")
         return text
+
+    def store_url(self, table: Mapping[str, Any]) -> str | None:
+        """``[store] url``: a ``sqlite:///`` or ``postgresql://`` URL, or a reference to one (it may
+        hold a password, which is never written into the file itself)."""
+        if "url" not in table:
+            return None
+        literal = table["url"]
+        value = self.secret(literal, "store.url")
+        if not isinstance(value, str) or not value:
+            if not self.problems or not self.problems[-1].startswith("store.url"):
+                self.problems.append(f"store.url must be a URL string, not {type(value).__name__}")
+            return None
+        from ..store.urls import safe_url, store_scheme
+
+        try:
+            store_scheme(value)
+        except CareCollectError as exc:
+            self.problems.append(f"store.url: {exc}")
+            return None
+        if literal == value and safe_url(value) != value:
+            self.problems.append(
+                "store.url holds a password; put the URL in an environment variable (env:NAME) "
+                "or a file (file:PATH), or use ~/.pgpass"
+            )
+            return None
+        return value
 
     def secrets(self, table: Mapping[str, Any], where: str) -> dict[str, Any]:
         return {k: self.secret(v, f"{where}.{k}") for k, v in table.items()}
@@ -518,6 +548,7 @@ def parse_config(text: str, folder: Path) -> CliConfig:
             f"run.lock_stale_after must be a number of seconds from 1 to 86400, not {stale!r}"
         )
         stale = RUN_LOCK_STALE_AFTER.total_seconds()
+    store_url = read.store_url(read.table(data, "store", "store"))
     agency_settings = read.secrets(read.table(agency, "settings", "agency.settings"), "agency.settings")
     creditors: dict[str, CreditorSettings] = {}
     for creditor_id, section in read.table(data, "creditors", "creditors").items():
@@ -554,6 +585,7 @@ def parse_config(text: str, folder: Path) -> CliConfig:
         contacts=folder / contacts,
         lock_stale_after=dt.timedelta(seconds=stale),
         secret_refs=read.refs,
+        store_url=store_url,
     )
 
 
