@@ -248,8 +248,8 @@ def _run_api() -> tuple[Any, Any, Any]:
     try:
         from carecollect.plugins.manager import make_plugin_manager
     except ImportError:  # before the plugin surface moved into carecollect.plugins
-        from carecollect.plugin_manager import make_plugin_manager
-    from carecollect.daily_run import RunSettings, execute_run
+        from carecollect.plugins.manager import make_plugin_manager
+    from carecollect.run import RunSettings, execute_run
 
     return RunSettings, execute_run, make_plugin_manager
 
