@@ -303,17 +303,23 @@ def test_the_two_clinics_guide_runs_as_written(tmp_path: Path) -> None:
     assert checked.exit_code == 0, checked.output
     assert "1f" * 32 not in checked.output and "2e" * 32 not in checked.output
     assert "[creditors.LAKESIDE]" in checked.output and "[creditors.NORTHSIDE]" in checked.output
+    # the guide shows these lines of the output as they are
+    guide = (DOCS / "two-clinics.rst").read_text(encoding="utf-8")
+    for line in checked.output.splitlines():
+        if line.strip().startswith("hours = "):
+            assert line.strip() in guide, line
     dry = _cli("run", "--db", str(db), "--as-of", AS_OF, "--dry-run", env=env)
     assert dry.exit_code == 0, dry.output
     ran = _cli("run", "--db", str(db), "--as-of", AS_OF, env=env)
     assert ran.exit_code == 0, ran.output
-    for folder, name, phone, pay, invoices in (
+    for folder, name, phone, pay, invoices, hours in (
         (
             "lakeside-outbox",
             "Lakeside Family Clinic",
             "+1 612 555 0111",
             "https://pay.lakeside-clinic.example/p/",
             {"INV-1", "INV-2"},
+            "Mon–Fri 8:00 AM–5:00 PM",
         ),
         (
             "northside-outbox",
@@ -321,6 +327,7 @@ def test_the_two_clinics_guide_runs_as_written(tmp_path: Path) -> None:
             "+1 612 555 0122",
             "https://northside-kids.example/pay/",
             {"INV-3", "INV-4"},
+            "Thu 7:30 AM–7:00 PM; Sat 9:00 AM–12:00 PM",
         ),
     ):
         sent = _sent(tmp_path / folder)
@@ -328,6 +335,7 @@ def test_the_two_clinics_guide_runs_as_written(tmp_path: Path) -> None:
         assert {n.rsplit("_", 1)[1] for n in sent} == {"letter.txt", "email.eml"}
         for file, text in sent.items():
             assert name in text and phone in text and "+1 612 555 0100" not in text
+            assert hours in " ".join(text.split()), (file, text)  # each clinic's own hours
             if file.endswith(".txt"):
                 assert pay in text
     assert not (tmp_path / "clinics-outbox").exists() or not any((tmp_path / "clinics-outbox").iterdir())

@@ -408,3 +408,31 @@ def test_a_second_request_after_a_decision_keeps_the_first_on_record(
     assert sorted(a.status.value for a in snap.applications) == ["denied", "received"]
     assert sorted(d.status.value for d in snap.disputes) == ["open", "withdrawn"]
     assert not any(p.status is PlanStatus.ACTIVE for p in snap.plans)
+
+
+def test_the_contact_page_shows_the_accounts_creditors_own_hours(
+    make_app: Any, link: Any, settings: RunSettings
+) -> None:
+    """Two clinics of one installation: each patient sees their clinic's hours, in their own zone."""
+    import attrs
+    from starlette.testclient import TestClient
+
+    from carecollect.office_hours import OfficeHours
+    from carecollect.run.settings import CreditorSettings
+
+    run = attrs.evolve(
+        settings,
+        office_hours=OfficeHours.parse("Mon-Fri 09:00-15:00", time_zone="Europe/Oslo"),
+        creditors={
+            "C-DE": CreditorSettings(
+                office_hours=OfficeHours.parse(
+                    "Mon-Fri 08:00-16:00; Thu 08:00-18:00", time_zone="Europe/Berlin"
+                )
+            )
+        },
+    )
+    with TestClient(make_app(run), base_url="https://testserver") as client:
+        german = client.get(f"/p/{link('INV-de3')}/contact").text
+        norwegian = client.get(f"/p/{link('INV-nb3')}/contact").text
+    assert "Do. 08:00–18:00" in german and "09:00–15:00" not in german
+    assert "man.–fre. 09:00–15:00" in norwegian and "18:00" not in norwegian
