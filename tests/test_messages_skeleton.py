@@ -159,3 +159,10 @@ def test_a_template_that_inspects_a_value_renders_with_jinja(tmp_path: Path) -> 
                 P.REMINDER, Channel.SMS, "en", ctx
             )
     assert all(s.opaque for variants in compiled._skeletons.values() for s in variants)
+
+
+@given(st.text(alphabet=st.sampled_from(list(".<>/pab: @\"'h") + ["</p>", "<b>", "://", "г."]), max_size=60))
+def test_the_full_stop_shortcut_changes_nothing(text: str) -> None:
+    from carecollect.messages.render import _DOUBLE_STOP, _one_full_stop
+
+    assert _one_full_stop(text) == _DOUBLE_STOP.sub(lambda m: m["keep"] or "." + m["tags"], text)

@@ -224,6 +224,10 @@ _DOUBLE_STOP = re.compile(
     r"(?P<keep>[^\s<>\"']+://[^\s<>\"']+|[^\s<>\"']+@[^\s<>\"']+)|(?<!\.)\.(?P<tags>(?:</?[a-z]+>)*)\.(?!\.)"
 )
 
+#: The second alternative of :data:`_DOUBLE_STOP` alone: where it finds nothing, the substitution
+#: changes nothing (the first alternative only keeps what it matched).
+_STOP_PAIR = re.compile(r"(?<!\.)\.(?:</?[a-z]+>)*\.(?!\.)")
+
 
 def _one_full_stop(text: str) -> str:
     """One full stop where a sentence ends in an abbreviation or a value that already ends in one.
@@ -239,6 +243,8 @@ def _one_full_stop(text: str) -> str:
     'Wait... https://x.example/a..b and <b>2026 г.</b>'
     """
     if ".." not in text and ".<" not in text:  # the common case, without a regular expression
+        return text
+    if _STOP_PAIR.search(text) is None:  # no pair of stops anywhere: nothing to replace (HTML's ".</p>")
         return text
     return _DOUBLE_STOP.sub(lambda m: m["keep"] or "." + m["tags"], text)
 
