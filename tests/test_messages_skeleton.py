@@ -161,7 +161,7 @@ def test_a_template_that_inspects_a_value_renders_with_jinja(tmp_path: Path) -> 
     assert all(s.opaque for variants in compiled._skeletons.values() for s in variants)
 
 
-@given(st.text(alphabet=st.sampled_from(list(".<>/pab: @\"'h") + ["</p>", "<b>", "://", "г."]), max_size=60))
+@given(st.lists(st.sampled_from([*".<>/pab: @\"'h", "</p>", "<b>", "://", "г."]), max_size=40).map("".join))
 def test_the_full_stop_shortcut_changes_nothing(text: str) -> None:
     from carecollect.messages.render import _DOUBLE_STOP, _one_full_stop
 
