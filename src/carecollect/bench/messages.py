@@ -76,7 +76,9 @@ def cpu_per_message(renderer: Renderer, batch: list[tuple[P, Channel, str, Messa
 
 def main(argv: list[str] | None = None) -> int:
     """Print the CPU time per message with plain Jinja and from compiled skeletons."""
-    ap = argparse.ArgumentParser(prog="python -m carecollect.bench.messages", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m carecollect.bench.messages", description=__doc__.splitlines()[0]
+    )
     ap.add_argument("--messages", type=int, default=5000, help="messages rendered by each renderer")
     args = ap.parse_args(argv)
     batch = messages(args.messages)

@@ -337,9 +337,13 @@ class _ProbeFmt(_Fmt):
         if self.html:
             return super().ul(items)
         items = [i for i in items if i]
-        return "".join(
-            (self.build.block(str(i), "- ") if has_marker(i) else self._wrap(i, "- ")) + "\n" for i in items
-        ) + "\n"
+        return (
+            "".join(
+                (self.build.block(str(i), "- ") if has_marker(i) else self._wrap(i, "- ")) + "\n"
+                for i in items
+            )
+            + "\n"
+        )
 
     def table(self, rows: Iterable[tuple[str, str]]) -> str:
         rows = list(rows)
@@ -495,7 +499,7 @@ class Renderer:
         for is_html, env in ((False, self._text_env), (True, self._html_env)):
             probe_env = self._probe_envs[is_html] = env.overlay()
             probe_env.filters = {k: guarded(f) for k, f in env.filters.items()}
-            probe_env.tests = {k: guarded(f) for k, f in env.tests.items()}
+            probe_env.tests = {k: guarded(f) for k, f in env.tests.items()}  # type: ignore[arg-type]
         self._probe_templates: dict[tuple[bool, str, str, OutreachPurpose, str], jinja2.Template] = {}
         cats = builtin_catalogs()
         for lang, extra in (catalogs or {}).items():
@@ -683,7 +687,9 @@ class Renderer:
         subject = html = voicemail = None
         if channel is Channel.EMAIL:
             subject = " ".join(
-                self._render(self._text_env, lang, "email", purpose, "subject.txt", ns, job, html=False).split()
+                self._render(
+                    self._text_env, lang, "email", purpose, "subject.txt", ns, job, html=False
+                ).split()
             )
             text = self._render(self._text_env, lang, "email", purpose, "txt", ns, job, html=False)
             html = self._render(self._html_env, lang, "email", purpose, "html", ns, job, html=True)

@@ -58,9 +58,7 @@ _SLOT_OPEN, _SLOT_CLOSE, _BLOCK_OPEN, _BLOCK_CLOSE = "\ue000", "\ue001", "\ue002
 _INDEX_BASE = 0xE100
 _MARKERS = frozenset(_SLOT_OPEN + _SLOT_CLOSE + _BLOCK_OPEN + _BLOCK_CLOSE)
 #: a value as is (``<`` survives) or escaped once (``&lt;``); anything else is not a slot
-_SPLIT = re.compile(
-    "\ue000([\ue100-\ue8ff])(<|&lt;)\ue001|\ue002([\ue100-\ue8ff])\ue003"
-)
+_SPLIT = re.compile("\ue000([\ue100-\ue8ff])(<|&lt;)\ue001|\ue002([\ue100-\ue8ff])\ue003")
 _PLAIN = (str, int, bool, float, Decimal, dt.date, type(None), enum.Enum)
 
 
@@ -137,10 +135,10 @@ class _Probe(str):
         return iter(self._opaque())
 
     def __mul__(self, n: Any) -> str:
-        return self._opaque() * n
+        return str(self._opaque() * n)
 
     def __mod__(self, args: Any) -> str:
-        return self._opaque() % args
+        return str(self._opaque() % args)
 
     def __format__(self, spec: str) -> str:
         if spec:
