@@ -166,3 +166,45 @@ def test_the_full_stop_shortcut_changes_nothing(text: str) -> None:
     from carecollect.messages.render import _DOUBLE_STOP, _one_full_stop
 
     assert _one_full_stop(text) == _DOUBLE_STOP.sub(lambda m: m["keep"] or "." + m["tags"], text)
+
+
+_GSM_SAMPLE = "aZ09 .,@£$¥èé\n_ΔÆß^{}\\[~]|€"
+
+
+def _segments_by_walking(text: str) -> tuple[str, int]:
+    """The segment count as the checks counted before: character by character."""
+    from carecollect.messages.checks import _GSM_BASIC, _GSM_EXT, _packed
+
+    if all(c in _GSM_BASIC or c in _GSM_EXT for c in text):
+        return "gsm7", _packed([2 if c in _GSM_EXT else 1 for c in text], 160, 153)
+    return "ucs2", _packed([len(c.encode("utf-16-le")) // 2 for c in text], 70, 67)
+
+
+@given(
+    st.lists(
+        st.sampled_from([*_GSM_SAMPLE, "Ж", "😀", "x" * 50, "€" * 10, "щ" * 30]),
+        max_size=40,
+    ).map("".join)
+)
+def test_sms_segments_from_lengths_equal_the_walk(text: str) -> None:
+    from carecollect.messages.checks import sms_segments
+
+    encoding, segments = sms_segments(text)
+    assert (encoding.value, segments) == _segments_by_walking(text)
+
+
+@given(
+    st.lists(
+        st.sampled_from(["court", "Court", " ", ".", "a", "sue ", "sue", "legal", " action", "x.", "é", "-"]),
+        max_size=30,
+    ).map("".join),
+    st.sampled_from([("court", "sue ", "legal action"), ("mri.", "court"), ("court",)]),
+)
+def test_sentence_by_sentence_scan_finds_what_one_scan_finds(text: str, words: tuple[str, ...]) -> None:
+    import re
+
+    from carecollect.messages.checks import find_words
+
+    low = " " + text.casefold() + " "
+    one_scan = [w for w in words if re.search(r"(?<![\w])" + re.escape(w.casefold()), low)]
+    assert find_words(text, words) == one_scan
