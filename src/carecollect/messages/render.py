@@ -8,7 +8,9 @@ locale (the currency is always the amount's own), dates and relative dates
 with Babel, plurals with Babel's CLDR plural rules. HTML is autoescaped.
 Every rendering runs :func:`~carecollect.messages.checks.check_rendering`
 and raises :class:`~carecollect.messages.checks.MessageCheckFailed` rather
-than return a message that must not go out.
+than return a message that must not go out. Each template is rendered once per shape of
+message and kept as a compiled skeleton (:mod:`~carecollect.messages.skeleton`): later
+messages of that shape only fill in their values, with the very text Jinja gives.
 
 Template lookup for purpose ``P`` on channel ``C`` in language ``L``, first
 found wins: ``L/C/P.ext``, ``C/P.ext``, ``C/_default.ext`` (``ext`` is
