@@ -296,6 +296,7 @@ _GSM_BASIC = set(
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 _GSM_EXT = set("^{}\\[~]|€\f")
+_GSM_ALL = frozenset(_GSM_BASIC | _GSM_EXT)
 
 
 def html_to_text(html: str) -> str:
@@ -328,11 +329,23 @@ def sms_segments(text: str) -> tuple[SmsEncoding, int]:
     :returns: ``(encoding, segments)``; GSM-7 when every character is in the
         GSM 03.38 basic set or extension table, else UCS-2.
     """
-    if all(c in _GSM_BASIC or c in _GSM_EXT for c in text):
+    chars = set(text)
+    if chars <= _GSM_ALL:
+        ext = chars & _GSM_EXT
+        if not ext:  # every character one septet: counted from the length alone
+            return SmsEncoding.GSM7, _by_length(len(text), 160, 153)
         sizes = [2 if c in _GSM_EXT else 1 for c in text]  # an extension character is escape + code
         return SmsEncoding.GSM7, _packed(sizes, 160, 153)
+    units = len(text.encode("utf-16-le")) // 2
+    if units == len(text):  # no character beyond the BMP: one unit each
+        return SmsEncoding.UCS2, _by_length(units, 70, 67)
     sizes = [len(c.encode("utf-16-le")) // 2 for c in text]  # beyond the BMP: a surrogate pair
     return SmsEncoding.UCS2, _packed(sizes, 70, 67)
+
+
+def _by_length(units: int, single: int, part: int) -> int:
+    """Segments for ``units`` characters of one unit each (what :func:`_packed` counts for them)."""
+    return 1 if units <= single else -(-units // part)
 
 
 def _packed(sizes: list[int], single: int, part: int) -> int:
@@ -362,9 +375,32 @@ def find_words(text: str, words: Iterable[str]) -> list[str]:
     if not ws:
         return []
     low = " " + text.casefold() + " "
-    if _any_word(ws).search(low) is None:  # one compiled scan; the common case is no hit at all
+    if not _any_hit(ws, low):  # the common case is no hit at all
         return []
     return [w for w in ws if re.search(r"(?<![\w])" + re.escape(w.casefold()), low)]
+
+
+def _any_hit(words: tuple[str, ...], low: str) -> bool:
+    """Whether any of ``words`` starts a word in ``low`` (case-folded).
+
+    A message is mostly the same sentences as the last one of its template, with a few values in
+    between. When no word holds a full stop, no hit spans one, and a full stop is not a word
+    character (the check before a word start sees the same either way): ``low`` is scanned
+    sentence by sentence, and a sentence already scanned is not scanned again.
+    """
+    if "." in _joined(words):
+        return _any_word(words).search(low) is not None
+    return any(map(functools.partial(_sentence_hit, words), low.split(".")))
+
+
+@functools.lru_cache(maxsize=65536)
+def _sentence_hit(words: tuple[str, ...], sentence: str) -> bool:
+    return _any_word(words).search(sentence) is not None
+
+
+@functools.lru_cache(maxsize=256)
+def _joined(words: tuple[str, ...]) -> str:
+    return "".join(w.casefold() for w in words)
 
 
 @functools.lru_cache(maxsize=256)

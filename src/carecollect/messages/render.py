@@ -8,7 +8,9 @@ locale (the currency is always the amount's own), dates and relative dates
 with Babel, plurals with Babel's CLDR plural rules. HTML is autoescaped.
 Every rendering runs :func:`~carecollect.messages.checks.check_rendering`
 and raises :class:`~carecollect.messages.checks.MessageCheckFailed` rather
-than return a message that must not go out.
+than return a message that must not go out. Each template is rendered once per shape of
+message and kept as a compiled skeleton (:mod:`~carecollect.messages.skeleton`): later
+messages of that shape only fill in their values, with the very text Jinja gives.
 
 Template lookup for purpose ``P`` on channel ``C`` in language ``L``, first
 found wins: ``L/C/P.ext``, ``C/P.ext``, ``C/_default.ext`` (``ext`` is
@@ -63,6 +65,15 @@ from .catalog import LANGUAGES, Entry, builtin_catalogs
 from .checks import check_rendering, sms_segments
 from .context import MessageContext, PaymentMethod, RenderedMessage
 from .remittance_codes import carc_text, rarc_text
+from .skeleton import (
+    MAX_VARIANTS,
+    Skeleton,
+    SkeletonBuild,
+    guarded,
+    has_marker,
+    only_markers,
+    unwatch,
+)
 from .statement import ShareKind, Statement
 
 __all__ = [
@@ -215,6 +226,10 @@ _DOUBLE_STOP = re.compile(
     r"(?P<keep>[^\s<>\"']+://[^\s<>\"']+|[^\s<>\"']+@[^\s<>\"']+)|(?<!\.)\.(?P<tags>(?:</?[a-z]+>)*)\.(?!\.)"
 )
 
+#: The second alternative of :data:`_DOUBLE_STOP` alone: where it finds nothing, the substitution
+#: changes nothing (the first alternative only keeps what it matched).
+_STOP_PAIR = re.compile(r"(?<!\.)\.(?:</?[a-z]+>)*\.(?!\.)")
+
 
 def _one_full_stop(text: str) -> str:
     """One full stop where a sentence ends in an abbreviation or a value that already ends in one.
@@ -230,6 +245,8 @@ def _one_full_stop(text: str) -> str:
     'Wait... https://x.example/a..b and <b>2026 г.</b>'
     """
     if ".." not in text and ".<" not in text:  # the common case, without a regular expression
+        return text
+    if _STOP_PAIR.search(text) is None:  # no pair of stops anywhere: nothing to replace (HTML's ".</p>")
         return text
     return _DOUBLE_STOP.sub(lambda m: m["keep"] or "." + m["tags"], text)
 
@@ -293,6 +310,50 @@ _FMT_TEXT = _Fmt(False)
 _FMT_HTML = _Fmt(True)
 
 
+class _ProbeFmt(_Fmt):
+    """The block helpers of a probing rendering (:mod:`~carecollect.messages.skeleton`).
+
+    In plain text a paragraph or list item holding a value is wrapped once the value is known
+    (a deferred block); a heading underlined to its length, a table label padded to the widest,
+    and a list item made of values only (dropped when empty) make the shape opaque.
+    """
+
+    def __init__(self, html: bool, build: SkeletonBuild) -> None:
+        super().__init__(html)
+        self.build = build
+
+    def p(self, text: str) -> str:
+        if self.html or not has_marker(text):
+            return super().p(text)
+        return self.build.block(str(text), "") + "\n\n"
+
+    def h(self, text: str) -> str:
+        if not self.html and has_marker(text):
+            self.build.opaque()
+        return super().h(text)
+
+    def ul(self, items: Iterable[str]) -> str:
+        items = list(items)
+        if any(type(i) is str and only_markers(i) for i in items):
+            self.build.opaque()
+        if self.html:
+            return super().ul(items)
+        items = [i for i in items if i]
+        return (
+            "".join(
+                (self.build.block(str(i), "- ") if has_marker(i) else self._wrap(i, "- ")) + "\n"
+                for i in items
+            )
+            + "\n"
+        )
+
+    def table(self, rows: Iterable[tuple[str, str]]) -> str:
+        rows = list(rows)
+        if not self.html and any(has_marker(str(a)) for a, _ in rows):
+            self.build.opaque()
+        return super().table(rows)
+
+
 class _Values(dict[str, str]):
     """The placeholder values: a dict (``v["ref"]``, :meth:`str.format_map`) whose keys also read as
     attributes (``v.ref``), so a template's ``v.ref`` is found on the first try (Jinja tries the
@@ -321,11 +382,11 @@ class _Tr:
 
     def money(self, m: Money) -> str:
         """``m`` formatted for the rendering's locale."""
-        return _format_money(m, self.loc)
+        return _format_money(unwatch(m), self.loc)
 
     def date(self, d: dt.date | None) -> str:
         """``d`` as a long date for the rendering's locale (today when ``None``)."""
-        return self.values["today"] if d is None else _format_date(d, self.loc)
+        return self.values["today"] if d is None else _format_date(unwatch(d), self.loc)
 
     def texts(self, keys: Iterable[str]) -> list[str]:
         """The texts of ``keys``."""
@@ -380,7 +441,7 @@ class _Context(jinja2.runtime.Context):
         return super().call(__obj, *args, **kwargs)
 
 
-_OWN = (_Tr, _Fmt)
+_OWN = (_Tr, _Fmt, _ProbeFmt)
 
 
 class Renderer:
@@ -395,6 +456,9 @@ class Renderer:
         language (it must then have every English key, see :meth:`missing`).
     :param max_sms_segments: the longest SMS allowed (default 4).
     :param extra_clinical: more words to refuse where the minimum-necessary rule applies.
+    :param compiled: render from compiled skeletons (the default; the text is the same as plain
+        Jinja's, see :mod:`~carecollect.messages.skeleton`); ``False`` renders every message
+        with Jinja.
     :raises ConfigurationError: if a template folder does not exist.
 
     Templates are compiled once per renderer and kept (a daily run renders the same few
@@ -408,6 +472,7 @@ class Renderer:
         *,
         max_sms_segments: int = 4,
         extra_clinical: Sequence[str] = (),
+        compiled: bool = True,
     ) -> None:
         for d in template_dirs:
             if not Path(d).is_dir():
@@ -430,6 +495,14 @@ class Renderer:
         self._text_env = jinja2.Environment(autoescape=False, **common)
         self._html_env = jinja2.Environment(autoescape=True, **common)
         self._text_env.context_class = self._html_env.context_class = _Context
+        # the probing renderings' own environments: every filter and test guarded (a value given
+        # to one makes the shape opaque), templates compiled apart from the plain ones
+        self._probe_envs: dict[bool, jinja2.Environment] = {}
+        for is_html, env in ((False, self._text_env), (True, self._html_env)):
+            probe_env = self._probe_envs[is_html] = env.overlay()
+            probe_env.filters = {k: guarded(f) for k, f in env.filters.items()}
+            probe_env.tests = {k: guarded(f) for k, f in env.tests.items()}  # type: ignore[arg-type]
+        self._probe_templates: dict[tuple[bool, str, str, OutreachPurpose, str], jinja2.Template] = {}
         cats = builtin_catalogs()
         for lang, extra in (catalogs or {}).items():
             if isinstance(extra, str | os.PathLike):
@@ -439,7 +512,11 @@ class Renderer:
             cats.setdefault(lang, {}).update(extra)
         self._catalogs = cats
         self._templates: dict[tuple[bool, str, str, OutreachPurpose, str], jinja2.Template] = {}
+        self._skeletons: dict[tuple[Any, ...], list[Skeleton]] = {}
         self.max_sms_segments = max_sms_segments
+        #: Whether templates render from compiled skeletons (:mod:`~carecollect.messages.skeleton`);
+        #: ``False`` renders every message with plain Jinja (the same text, slower).
+        self.compiled = compiled
         self.extra_clinical = tuple(extra_clinical)
 
     @property
@@ -606,21 +683,39 @@ class Renderer:
             "tl": tr.texts,
         }
         template = f"{lang}/{channel.value}/{purpose.value}"
+        # everything of the namespace that is plain data: part of every skeleton's key
+        shape = (
+            lang,
+            loc,
+            context.jurisdiction,
+            ns["show_pay"],
+            ns["show_rights"],
+            ns["show_deadline"],
+            tuple(ns["rights"]),
+            tuple(ns["glossary"]),
+            tuple(ns["pay_keys"]),
+            tuple(tr.values),
+            statement is None,
+        )
+        job = _Job(tr, context, statement, shape)
         subject = html = voicemail = None
         if channel is Channel.EMAIL:
             subject = " ".join(
-                self._render(self._text_env, lang, "email", purpose, "subject.txt", ns, html=False).split()
+                self._render(
+                    self._text_env, lang, "email", purpose, "subject.txt", ns, job, html=False
+                ).split()
             )
-            text = self._render(self._text_env, lang, "email", purpose, "txt", ns, html=False)
-            html = self._render(self._html_env, lang, "email", purpose, "html", ns, html=True)
+            text = self._render(self._text_env, lang, "email", purpose, "txt", ns, job, html=False)
+            html = self._render(self._html_env, lang, "email", purpose, "html", ns, job, html=True)
         elif channel is Channel.PHONE:
             voicemail = self._render(
-                self._text_env, lang, "phone", purpose, "voicemail.txt", ns, html=False
+                self._text_env, lang, "phone", purpose, "voicemail.txt", ns, job, html=False
             ).strip()
             ns["voicemail"] = voicemail
-            text = self._render(self._text_env, lang, "phone", purpose, "txt", ns, html=False)
+            job = attrs.evolve(job, shape=(*job.shape, voicemail))
+            text = self._render(self._text_env, lang, "phone", purpose, "txt", ns, job, html=False)
         else:
-            text = self._render(self._text_env, lang, channel.value, purpose, "txt", ns, html=False)
+            text = self._render(self._text_env, lang, channel.value, purpose, "txt", ns, job, html=False)
             if channel in (Channel.LETTER, Channel.PORTAL):
                 subject = tr(f"{purpose.value}.subject")
         if channel is Channel.SMS:
@@ -664,12 +759,21 @@ class Renderer:
         purpose: OutreachPurpose,
         ext: str,
         ns: dict[str, Any],
+        job: _Job | None = None,
         *,
         html: bool,
     ) -> str:
         key = (html, lang, channel, purpose, ext)
+        if job is not None and self.compiled:
+            return self._render_compiled(env, key, ns, job)
+        return self._template(env, key).render(ns | {"m": _FMT_HTML if html else _FMT_TEXT})
+
+    def _template(
+        self, env: jinja2.Environment, key: tuple[bool, str, str, OutreachPurpose, str]
+    ) -> jinja2.Template:
         tmpl = self._templates.get(key)
         if tmpl is None:
+            _, lang, channel, purpose, ext = key
             tmpl = self._templates[key] = env.select_template(
                 [
                     f"{lang}/{channel}/{purpose.value}.{ext}",
@@ -677,7 +781,85 @@ class Renderer:
                     f"{channel}/_default.{ext}",
                 ]
             )
-        return tmpl.render(ns | {"m": _FMT_HTML if html else _FMT_TEXT})
+        return tmpl
+
+    def _render_compiled(
+        self,
+        env: jinja2.Environment,
+        key: tuple[bool, str, str, OutreachPurpose, str],
+        ns: dict[str, Any],
+        job: _Job,
+    ) -> str:
+        """The template's output from the skeleton of this message's shape (built on first use)."""
+        html = key[0]
+        values = job.tr.values
+        roots = {"ctx": job.context, "statement": job.statement}
+        variants = self._skeletons.setdefault((key, job.shape), [])
+        for skeleton in variants:
+            if skeleton.matches(values, roots):
+                if skeleton.parts is None:
+                    break
+                return skeleton.fill(values, self._wrap_block)
+        else:
+            if len(variants) < MAX_VARIANTS:
+                built = self._probe(env, key, ns, job)
+                if built is not None:
+                    variants.append(built)
+                    if built.parts is not None:
+                        return built.fill(values, self._wrap_block)
+        return self._template(env, key).render(ns | {"m": _FMT_HTML if html else _FMT_TEXT})
+
+    def _probe(
+        self,
+        env: jinja2.Environment,
+        key: tuple[bool, str, str, OutreachPurpose, str],
+        ns: dict[str, Any],
+        job: _Job,
+    ) -> Skeleton | None:
+        """Render once with probes; ``None`` when that rendering fails (plain Jinja then tells why)."""
+        tmpl = self._probe_templates.get(key)
+        if tmpl is None:
+            _, lang, channel, purpose, ext = key
+            tmpl = self._probe_templates[key] = self._probe_envs[key[0]].select_template(
+                [
+                    f"{lang}/{channel}/{purpose.value}.{ext}",
+                    f"{channel}/{purpose.value}.{ext}",
+                    f"{channel}/_default.{ext}",
+                ]
+            )
+        build = SkeletonBuild(job.tr.values)
+        tr = attrs.evolve(job.tr, values=_Values(build.probes))
+        probe_ns = ns | {
+            "t": tr,
+            "tn": tr.n,
+            "v": tr.values,
+            "money": tr.money,
+            "date": tr.date,
+            "tl": tr.texts,
+            "ctx": build.watch(job.context, "ctx"),
+            "statement": build.watch(job.statement, "statement"),
+            "m": _ProbeFmt(key[0], build),
+        }
+        try:
+            with build:
+                output = tmpl.render(probe_ns)
+        except Exception:
+            return None
+        return build.finish(output)
+
+    @staticmethod
+    def _wrap_block(text: str, indent: str) -> str:
+        return _FMT_TEXT._wrap(text, indent)
+
+
+@attrs.frozen
+class _Job:
+    """One message's rendering state shared by its templates (the values and the shape key)."""
+
+    tr: _Tr
+    context: MessageContext
+    statement: Statement | None
+    shape: tuple[Any, ...]
 
 
 def _pay_keys(ctx: MessageContext) -> list[str]:

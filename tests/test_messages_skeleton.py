@@ -1,0 +1,210 @@
+"""Rendering from compiled skeletons gives the very text plain Jinja gives, and the same errors.
+
+One compiled renderer lives across all examples, so a skeleton built from one message's values is
+reused for messages with other values: that reuse is what must never change a byte.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+
+import attrs
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from carecollect.channels import Channel
+from carecollect.messages.catalog import LANGUAGES
+from carecollect.messages.checks import MessageCheckFailed
+from carecollect.messages.context import MessageContext, PaymentMethod, PlanOption
+from carecollect.messages.examples import CURRENCY, JURISDICTION_OF, context
+from carecollect.messages.render import Renderer
+from carecollect.money import Money
+from carecollect.outreach import OutreachPurpose as P
+
+COMPILED = Renderer()
+PLAIN = Renderer(compiled=False)
+
+_TEXT = st.text(
+    alphabet=st.sampled_from(list("abcXYZ <>&\"'.,-_/Жщя€£ßæø😀 \u00a0\t\n{}[]é")),
+    max_size=40,
+)
+NAMES = st.one_of(
+    st.none(),
+    st.sampled_from(["Kari", "Иван Петров", "O'Brien & <Sons>", "😀 Zoë", '"Ann"', "a" * 90, "Dr.", ""]),
+    _TEXT,
+)
+COUNTS = st.sampled_from([0, 1, 2, 5, 21]) | st.integers(0, 200)
+DATES = st.dates(dt.date(2025, 1, 1), dt.date(2027, 12, 31))
+URLS = st.none() | st.sampled_from(["https://pay.example.org/p/x?a=1&b=<2>", "https://x.example/é"])
+
+
+def _outcome(renderer: Renderer, purpose: P, channel: Channel, lang: str, ctx: MessageContext) -> object:
+    try:
+        return renderer.render(purpose, channel, lang, ctx)
+    except Exception as exc:  # the same error, with the same message, is the same outcome
+        return (type(exc), str(exc))
+
+
+def _variants(purpose: P, jurisdiction: str) -> list[MessageContext]:
+    base = context(purpose, jurisdiction)
+    return [
+        base,
+        attrs.evolve(base, recipient_name=None, pay_link=None, portal_url=None, assistance_url=None),
+        attrs.evolve(base, payment_methods=(PaymentMethod.ONLINE,), fap_summary="FAP"),
+        attrs.evolve(base, amount_due=Money.zero(base.amount_due.currency)),
+    ]
+
+
+@pytest.mark.parametrize("purpose", list(P), ids=lambda p: p.value)
+def test_every_template_renders_the_same_bytes(purpose: P) -> None:
+    jurisdictions = [JURISDICTION_OF[purpose]] if purpose in JURISDICTION_OF else ["us", "no", "de", "bg"]
+    for jurisdiction in jurisdictions:
+        for ctx in _variants(purpose, jurisdiction):
+            for channel in Channel:
+                for lang in LANGUAGES:
+                    expected = _outcome(PLAIN, purpose, channel, lang, ctx)
+                    assert _outcome(COMPILED, purpose, channel, lang, ctx) == expected
+                    # the second rendering comes from the skeleton the first one built
+                    assert _outcome(COMPILED, purpose, channel, lang, ctx) == expected
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    purpose=st.sampled_from(list(P)),
+    channel=st.sampled_from(list(Channel)),
+    lang=st.sampled_from(LANGUAGES),
+    jurisdiction=st.sampled_from(["us", "no", "de", "bg"]),
+    name=NAMES,
+    creditor=_TEXT.filter(lambda s: s.strip()),
+    agent=NAMES,
+    cents=st.integers(0, 10**9),
+    count=COUNTS,
+    today=DATES,
+    due=DATES,
+    pay_link=URLS,
+    portal=URLS,
+)
+def test_random_values_render_the_same_bytes(
+    purpose: P,
+    channel: Channel,
+    lang: str,
+    jurisdiction: str,
+    name: str | None,
+    creditor: str,
+    agent: str | None,
+    cents: int,
+    count: int,
+    today: dt.date,
+    due: dt.date,
+    pay_link: str | None,
+    portal: str | None,
+) -> None:
+    jurisdiction = JURISDICTION_OF.get(purpose, jurisdiction)
+    base = context(purpose, jurisdiction)
+    cur = CURRENCY[jurisdiction]
+    amount = Money(Decimal(cents) / 100, cur)
+    ctx = attrs.evolve(
+        base,
+        recipient_name=name,
+        creditor_name=creditor,
+        agent_name=agent,
+        amount_due=amount,
+        today=today,
+        due_date=due,
+        deadline=due + dt.timedelta(days=count),
+        pay_link=pay_link,
+        portal_url=portal,
+        plan_options=(PlanOption("A", amount, max(count, 1), amount, due),),
+    )
+    assert _outcome(COMPILED, purpose, channel, lang, ctx) == _outcome(PLAIN, purpose, channel, lang, ctx)
+
+
+def test_skeletons_are_used_for_the_common_messages() -> None:
+    renderer = Renderer()
+    for name in ("Kari", "Иван", "<b>"):
+        ctx = attrs.evolve(context(P.REMINDER, "no"), recipient_name=name)
+        for channel in (Channel.SMS, Channel.EMAIL):
+            renderer.render(P.REMINDER, channel, "nb", ctx)
+    skeletons = [s for variants in renderer._skeletons.values() for s in variants]
+    # the SMS, the subject and the HTML part at least are compiled, built once for three patients
+    assert sum(not s.opaque for s in skeletons) >= 3
+    assert len(skeletons) <= 4
+
+
+def test_a_clinical_word_in_a_value_is_caught_as_before() -> None:
+    ctx = attrs.evolve(context(P.REMINDER, "us"), creditor_name="Valley Oncology Center")
+    for renderer in (PLAIN, COMPILED, COMPILED):
+        with pytest.raises(MessageCheckFailed, match="clinical word 'oncology' in sms"):
+            renderer.render(P.REMINDER, Channel.SMS, "en", ctx)
+    # and a threatening word in a friendly step's value
+    ctx = attrs.evolve(context(P.REMINDER, "us"), recipient_name="Court")
+    outcomes = {repr(_outcome(r, P.REMINDER, Channel.EMAIL, "en", ctx)) for r in (PLAIN, COMPILED, COMPILED)}
+    assert len(outcomes) == 1 and "threatening word 'court'" in outcomes.pop()
+
+
+def test_a_template_that_inspects_a_value_renders_with_jinja(tmp_path: Path) -> None:
+    (tmp_path / "sms").mkdir()
+    (tmp_path / "sms" / "reminder.txt").write_text(
+        "{{ v.creditor|upper }} {{ '*' * (v.ref|length) }} {% if v.name == 'Kari' %}Hi Kari{% endif %}"
+        " {{ t('optout.sms') }}"
+    )
+    compiled, plain = Renderer([tmp_path]), Renderer([tmp_path], compiled=False)
+    for name in ("Kari", "Ola", None):
+        ctx = attrs.evolve(context(P.REMINDER, "no"), recipient_name=name, reference=f"R-{name or 'x'}-1")
+        for _ in range(2):
+            assert compiled.render(P.REMINDER, Channel.SMS, "en", ctx) == plain.render(
+                P.REMINDER, Channel.SMS, "en", ctx
+            )
+    assert all(s.opaque for variants in compiled._skeletons.values() for s in variants)
+
+
+@given(st.lists(st.sampled_from([*".<>/pab: @\"'h", "</p>", "<b>", "://", "г."]), max_size=40).map("".join))
+def test_the_full_stop_shortcut_changes_nothing(text: str) -> None:
+    from carecollect.messages.render import _DOUBLE_STOP, _one_full_stop
+
+    assert _one_full_stop(text) == _DOUBLE_STOP.sub(lambda m: m["keep"] or "." + m["tags"], text)
+
+
+_GSM_SAMPLE = "aZ09 .,@£$¥èé\n_ΔÆß^{}\\[~]|€"
+
+
+def _segments_by_walking(text: str) -> tuple[str, int]:
+    """The segment count as the checks counted before: character by character."""
+    from carecollect.messages.checks import _GSM_BASIC, _GSM_EXT, _packed
+
+    if all(c in _GSM_BASIC or c in _GSM_EXT for c in text):
+        return "gsm7", _packed([2 if c in _GSM_EXT else 1 for c in text], 160, 153)
+    return "ucs2", _packed([len(c.encode("utf-16-le")) // 2 for c in text], 70, 67)
+
+
+@given(
+    st.lists(
+        st.sampled_from([*_GSM_SAMPLE, "Ж", "😀", "x" * 50, "€" * 10, "щ" * 30]),
+        max_size=40,
+    ).map("".join)
+)
+def test_sms_segments_from_lengths_equal_the_walk(text: str) -> None:
+    from carecollect.messages.checks import sms_segments
+
+    encoding, segments = sms_segments(text)
+    assert (encoding.value, segments) == _segments_by_walking(text)
+
+
+@given(
+    st.lists(
+        st.sampled_from(["court", "Court", " ", ".", "a", "sue ", "sue", "legal", " action", "x.", "é", "-"]),
+        max_size=30,
+    ).map("".join),
+    st.sampled_from([("court", "sue ", "legal action"), ("mri.", "court"), ("court",)]),
+)
+def test_sentence_by_sentence_scan_finds_what_one_scan_finds(text: str, words: tuple[str, ...]) -> None:
+    import re
+
+    from carecollect.messages.checks import find_words
+
+    low = " " + text.casefold() + " "
+    one_scan = [w for w in words if re.search(r"(?<![\w])" + re.escape(w.casefold()), low)]
+    assert find_words(text, words) == one_scan
