@@ -40,7 +40,7 @@ from carecollect.daily_run import (
 from carecollect.disputes import Dispute, DisputeReason
 from carecollect.hookspecs import hookimpl
 from carecollect.ledger import EntryKind
-from carecollect.messaging import MessageChannelDescriptor, Receipt, ReceiptStatus, RenderedMessage
+from carecollect.messaging import MessageChannelDescriptor, OutgoingMessage, Receipt, ReceiptStatus
 from carecollect.money import Money
 from carecollect.outreach import AttemptOutcome, OutreachPurpose, OutreachStatus
 from carecollect.patients import opt_out
@@ -71,7 +71,7 @@ class Recording(OutboxChannel):
 
     calls: ClassVar[list[str]] = []
 
-    def send(self, message: RenderedMessage) -> Receipt:
+    def send(self, message: OutgoingMessage) -> Receipt:
         Recording.calls.append(message.id)
         return super().send(message)
 
@@ -82,7 +82,7 @@ class HalfFailing(Recording):
     turn: ClassVar[int] = 0
     failures: ClassVar[list[str]] = []
 
-    def send(self, message: RenderedMessage) -> Receipt:
+    def send(self, message: OutgoingMessage) -> Receipt:
         HalfFailing.turn += 1
         if HalfFailing.turn % 2 == 0:
             HalfFailing.failures.append(message.id)
@@ -106,7 +106,7 @@ class Meddling(Recording):
         super().__init__(settings)
         self.db = settings["db"]
 
-    def send(self, message: RenderedMessage) -> Receipt:
+    def send(self, message: OutgoingMessage) -> Receipt:
         if Meddling.news and Meddling.on_message in (None, message.id):
             other = Meddling.through or SQLiteStore(self.db)
             try:

@@ -57,8 +57,7 @@ from .messages.context import Itemization, MessageContext, NoticeInfo
 from .messages.paylinks import PayLinkSigner, new_nonce
 from .messages.render import Renderer
 from .messages.statement import build_statement
-from .messaging import DeliveryReport, DeliveryState, ReceiptStatus
-from .messaging import RenderedMessage as OutgoingMessage
+from .messaging import DeliveryReport, DeliveryState, OutgoingMessage, ReceiptStatus
 from .money import Money
 from .observability import add_metric, log_event, phase_span
 from .outreach import AttemptOutcome, ContactAttempt, OutreachPurpose, OutreachStatus, OutreachStep
@@ -106,8 +105,7 @@ from .providers import Instrument, WebhookEvent, WebhookKind
 from .relief.disputes import DisputeProcedure
 from .relief.gates import may_place
 from .relief.pauses import relief_flags
-from .relief.snapshot import AccountSnapshot as GateSnapshot
-from .relief.snapshot import SentNotice
+from .relief.snapshot import GateSnapshot, SentNotice
 from .remittance import CLAIM_RECORD, ClaimPayment, active_claims, claim_from_record
 from .run.kernel import (
     CLOSED,

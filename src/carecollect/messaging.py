@@ -4,7 +4,7 @@ A channel plugin returns a :class:`MessageChannelDescriptor` from its
 ``carecollect_message_channels`` hook. The channel it builds offers
 :class:`MessageChannel`'s verbs:
 
-* :meth:`~MessageChannel.send` takes a :class:`RenderedMessage` (already
+* :meth:`~MessageChannel.send` takes a :class:`OutgoingMessage` (already
   rendered, in the patient's language, checked by the governor) and returns a
   :class:`Receipt`: the provider's message id and ``ACCEPTED``, ``REJECTED`` or
   ``RETRY_LATER``. A rejection is a receipt; an exception means misconfiguration.
@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import attrs
 
 from .channels import Channel
+from .deprecation import renamed
 from .errors import ValidationError
 from .providers import validate_plugin_name
 from .scrubbing import scrub, scrub_text
@@ -42,17 +43,22 @@ __all__ = [
     "InboundReply",
     "MessageChannel",
     "MessageChannelDescriptor",
+    "OutgoingMessage",
     "Receipt",
     "ReceiptStatus",
-    "RenderedMessage",
     "ReplyIntent",
     "classify_reply",
 ]
 
 
 @attrs.frozen
-class RenderedMessage:
+class OutgoingMessage:
     """A message ready to go: rendered, translated and allowed by the governor.
+
+    What a channel plugin sends; not the renderer's :class:`~carecollect.messages.context.RenderedMessage`
+    (the checked texts a message is built from).
+
+    .. versionchanged:: 0.2 named ``RenderedMessage`` before (a deprecated alias remains).
 
     :param id: stable id; channels use it as their idempotency key.
     :param channel: the :class:`~carecollect.channels.Channel`.
@@ -87,9 +93,9 @@ class RenderedMessage:
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.recipient, str) or not self.recipient.strip():
-            raise ValidationError(f"RenderedMessage {self.id}", "recipient", "must be a non-empty string")
+            raise ValidationError(f"OutgoingMessage {self.id}", "recipient", "must be a non-empty string")
         if not isinstance(self.body, str) or not self.body.strip():
-            raise ValidationError(f"RenderedMessage {self.id}", "body", "must be a non-empty string")
+            raise ValidationError(f"OutgoingMessage {self.id}", "body", "must be a non-empty string")
 
 
 class ReceiptStatus(enum.Enum):
@@ -119,7 +125,7 @@ def _scrub_mapping(raw: Mapping[str, Any] | None) -> Mapping[str, Any]:
 class Receipt:
     """The answer to :meth:`MessageChannel.send`.
 
-    :param message_id: the :class:`RenderedMessage` id.
+    :param message_id: the :class:`OutgoingMessage` id.
     :param status: :class:`ReceiptStatus`.
     :param provider_message_id: the provider's id (needed to match delivery reports).
     :param detail: a short scrubbed explanation.
@@ -291,7 +297,7 @@ class MessageChannel(Protocol):
 
     capabilities: ChannelCapabilities
 
-    def send(self, message: RenderedMessage) -> Receipt:
+    def send(self, message: OutgoingMessage) -> Receipt:
         """Hand ``message`` to the provider; sending the same message id twice sends it once."""
         ...
 
@@ -342,3 +348,6 @@ class MessageChannelDescriptor:
     def create(self, settings: Mapping[str, str] | None = None) -> MessageChannel:
         """Build the channel from ``settings``."""
         return self.factory(dict(settings or {}))
+
+
+__getattr__ = renamed(__name__, {"RenderedMessage": "carecollect.messaging:OutgoingMessage"})

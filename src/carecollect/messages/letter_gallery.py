@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 from ..channels import Channel
-from ..messaging import RenderedMessage
+from ..messaging import OutgoingMessage
 from ..outreach import OutreachPurpose
 from .examples import ADDRESS, CREDITOR, context
 from .letters import Letter, format_letter_date
@@ -61,7 +61,7 @@ def example_letter(country: str, language: str, *, din_form: str = "B") -> Lette
     ctx = context(OutreachPurpose.STATEMENT, country)
     rendered = render(OutreachPurpose.STATEMENT, Channel.LETTER, language, ctx)
     name, phone, email = CREDITOR[country]
-    message = RenderedMessage(
+    message = OutgoingMessage(
         id=f"step_INV-2026-0042_statement-1_letter-{country}-{language}",
         channel=Channel.LETTER,
         recipient="\n".join(RECIPIENTS[country]),

@@ -61,7 +61,7 @@ from ..outreach import OutreachPurpose
 from . import glossary
 from .catalog import LANGUAGES, Entry, builtin_catalogs
 from .checks import check_rendering, sms_segments
-from .context import MessageContext, PaymentMethod, RenderedMessage
+from .context import MessageContext, RenderedMessage, WayToPay
 from .remittance_codes import carc_text, rarc_text
 from .statement import ShareKind, Statement
 
@@ -671,12 +671,12 @@ class Renderer:
 def _pay_keys(ctx: MessageContext) -> list[str]:
     keys = []
     for method in ctx.payment_methods:
-        if method is PaymentMethod.ONLINE:
+        if method is WayToPay.ONLINE:
             if ctx.pay_link:
                 keys.append("pay.online")
             elif ctx.portal_url:
                 keys.append("pay.online_portal")
-        elif method is PaymentMethod.MOBILE:
+        elif method is WayToPay.MOBILE:
             if ctx.pay_link or ctx.portal_url:
                 keys.append("pay.mobile")
         else:

@@ -12,9 +12,9 @@ with :meth:`Reason.from_record`, so an auditor can store the decision and
 replay it: the same inputs always give the same reasons, in the same order.
 
 >>> import datetime as dt
->>> from carecollect.policy.explain import Outcome, Reason, Decision
+>>> from carecollect.policy.explain import Outcome, Reason, Verdict
 >>> r = Reason("calls.max_per_7_days", "12 CFR 1006.14(b)(2)", Outcome.DENY, "7 calls on this debt in the 7 days ending 2026-03-08")
->>> d = Decision(allowed=False, reasons=(r,))
+>>> d = Verdict(allowed=False, reasons=(r,))
 >>> d.denials[0].rule_id
 'calls.max_per_7_days'
 >>> Reason.from_record(r.to_record()) == r
@@ -31,10 +31,11 @@ from collections.abc import Iterable, Mapping
 
 import attrs
 
+from ..deprecation import renamed
 from ..errors import ValidationError
 from .rules import Rule, Strictness
 
-__all__ = ["Decision", "Outcome", "Reason", "reason_from_rule", "rules_rst_table"]
+__all__ = ["Outcome", "Reason", "Verdict", "reason_from_rule", "rules_rst_table"]
 
 
 class Outcome(enum.Enum):
@@ -123,8 +124,13 @@ def _reasons(value: Iterable[Reason]) -> tuple[Reason, ...]:
 
 
 @attrs.frozen
-class Decision:
-    """A yes/no answer with every reason behind it.
+class Verdict:
+    """A rule check's yes/no answer with every reason behind it.
+
+    Not the daily run's decision (which step, which channel, for the audit log): a verdict
+    answers one question (may we contact now, is this content allowed, may the gate open).
+
+    .. versionchanged:: 0.2 named ``Decision`` before (a deprecated alias remains).
 
     :param allowed: the answer.
     :param reasons: the reasons, in the order the rules were checked.
@@ -228,3 +234,6 @@ def rules_rst_table(rules: Iterable[Rule], *, title: str = "Rules") -> str:
             f"     - {r.note or '-'}",
         ]
     return "\n".join(lines)
+
+
+__getattr__ = renamed(__name__, {"Decision": "carecollect.policy.explain:Verdict"})

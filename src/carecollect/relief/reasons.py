@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ..policy.explain import Decision, Outcome, Reason, reason_from_rule
+from ..deprecation import renamed
+from ..policy.explain import Outcome, Reason, Verdict, reason_from_rule
 from ..policy.packs import PolicyPack
 
-__all__ = ["Decision", "Outcome", "Reason", "blocking", "note", "rule_reason"]
+__all__ = ["Outcome", "Reason", "Verdict", "blocking", "note", "rule_reason"]
 
 
 def rule_reason(pack: PolicyPack, rule_id: str, on: dt.date, outcome: Outcome, message: str) -> Reason:
@@ -70,3 +71,6 @@ def blocking(reasons: tuple[Reason, ...]) -> tuple[Reason, ...]:
     'b'
     """
     return tuple(r for r in reasons if r.outcome.blocks)
+
+
+__getattr__ = renamed(__name__, {"Decision": "carecollect.policy.explain:Verdict"})

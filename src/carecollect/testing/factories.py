@@ -21,7 +21,7 @@ from ..channels import Channel
 from ..disputes import Dispute, DisputeReason
 from ..events import Event, EventType
 from ..invoices import Invoice, InvoiceLine
-from ..messaging import RenderedMessage
+from ..messaging import OutgoingMessage
 from ..money import Money
 from ..outreach import OutreachPurpose, OutreachStep
 from ..patients import Account, ContactPoint, Patient
@@ -200,7 +200,7 @@ def make_placement_request(**overrides: Any) -> PlacementRequest:
     return result
 
 
-def make_message(**overrides: Any) -> RenderedMessage:
+def make_message(**overrides: Any) -> OutgoingMessage:
     """An e-mail reminder ``MSG-1`` with an opt-out link."""
     defaults = {
         "id": "MSG-1",
@@ -211,7 +211,7 @@ def make_message(**overrides: Any) -> RenderedMessage:
         "account_id": "A-1",
         "opt_out_url": "https://example.org/opt-out/A-1",
     }
-    result: RenderedMessage = _build(RenderedMessage, defaults, overrides)
+    result: OutgoingMessage = _build(OutgoingMessage, defaults, overrides)
     return result
 
 

@@ -40,7 +40,7 @@ import netsgiro
 from carecollect.channels import Channel
 from carecollect.daily_run import InboundEvent, InboundKind
 from carecollect.errors import ConfigurationError, ValidationError
-from carecollect.messaging import MessageChannel, Receipt, RenderedMessage
+from carecollect.messaging import MessageChannel, OutgoingMessage, Receipt
 from carecollect.money import Money
 from carecollect.payments import PaymentMethod
 from carecollect.providers import (
@@ -472,7 +472,7 @@ class AvtaleGiro(BasePaymentProvider):
             contact=self._contact,
         )
         return self._channel.send(
-            RenderedMessage(
+            OutgoingMessage(
                 f"AG-NOTICE-{claim.reference}",
                 agreement.notice_channel,
                 agreement.notice_address,

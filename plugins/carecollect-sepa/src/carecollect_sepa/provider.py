@@ -35,7 +35,7 @@ from typing import Any
 import attrs
 from carecollect.daily_run import InboundEvent, InboundKind
 from carecollect.errors import ValidationError
-from carecollect.messaging import MessageChannel, Receipt, RenderedMessage
+from carecollect.messaging import MessageChannel, OutgoingMessage, Receipt
 from carecollect.money import Money
 from carecollect.payments import PaymentMethod
 from carecollect.policy.packs import PolicyPack
@@ -247,7 +247,7 @@ class SepaDirectDebit(BasePaymentProvider):
         if channel is None or mandate.notice_address is None:
             return None
         return channel.send(
-            RenderedMessage(
+            OutgoingMessage(
                 id=message_id,
                 channel=mandate.notice_channel,
                 recipient=mandate.notice_address,
