@@ -66,7 +66,7 @@ def test_an_old_name_warns_and_still_works(old_module: str, old: str, new_module
 def test_every_alias_is_listed_here() -> None:
     _modules()  # importing a module registers its aliases
     listed = {(a, b): (c, d) for a, b, c, d in ALIASES}
-    assert RENAMED == listed
+    assert listed == RENAMED
 
 
 def test_an_unknown_name_is_still_an_attribute_error() -> None:

@@ -50,7 +50,7 @@ from .agencies import AgencyAccountStatus, AgencyStatusUpdate, Debtor, PlacedInv
 from .channels import Channel
 from .contact_centre.records import ContactRecord
 from .creditors import Creditor
-from .errors import CareCollectError, ConfigurationError, DuplicateEntry
+from .errors import CareCollectError, ConfigurationError, DuplicateEntry, RunWorkerError
 from .invoices import Invoice, InvoiceStatus, reopen_invoice
 from .ledger import EntryKind, post_adjustment, post_payment, reverse_payment
 from .messages.context import Itemization, MessageContext, NoticeInfo
@@ -2853,10 +2853,6 @@ def _report(plan: RunPlan, counts: Mapping[str, int], intake_report: IntakeRepor
         counts["charge_failed"],
         sent_by_channel={c: counts[f"sent.{c.value}"] for c in Channel if counts[f"sent.{c.value}"]},
     )
-
-
-class RunWorkerError(CareCollectError):
-    """A worker process of a parallel run failed or died; what it finished stays done."""
 
 
 def worker_of(account_id: str, workers: int) -> int:

@@ -31,7 +31,7 @@ from .channels import Channel
 from .deprecation import renamed
 from .errors import ValidationError
 from .providers import validate_plugin_name
-from .scrubbing import scrub, scrub_text
+from .scrubbing import scrub_mapping, scrub_text
 from .validation import aware, identifier
 
 __all__ = [
@@ -117,10 +117,6 @@ def _scrub_detail(value: object) -> str:
     return scrub_text(str(value))
 
 
-def _scrub_mapping(raw: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return dict(scrub(dict(raw or {})))
-
-
 @attrs.frozen
 class Receipt:
     """The answer to :meth:`MessageChannel.send`.
@@ -136,7 +132,7 @@ class Receipt:
     status: ReceiptStatus
     provider_message_id: str | None = None
     detail: str = attrs.field(default="", converter=_scrub_detail)
-    raw: Mapping[str, Any] = attrs.field(factory=dict, converter=_scrub_mapping, repr=False, eq=False)
+    raw: Mapping[str, Any] = attrs.field(factory=dict, converter=scrub_mapping, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         if self.status is ReceiptStatus.ACCEPTED and not self.provider_message_id:

@@ -55,7 +55,7 @@ import jinja2.runtime
 from markupsafe import Markup, escape
 
 from ..channels import Channel
-from ..errors import CareCollectError, ConfigurationError, ValidationError
+from ..errors import ConfigurationError, MissingTranslation, ValidationError
 from ..money import Money
 from ..outreach import OutreachPurpose
 from . import glossary
@@ -127,15 +127,6 @@ _RIGHTS = frozenset(
         OutreachPurpose.PAYMENT_TERMS,
     }
 )
-
-
-class MissingTranslation(CareCollectError, LookupError):
-    """A template asked for a message key the language's catalog lacks."""
-
-    def __init__(self, language: str, key: str) -> None:
-        self.language = language
-        self.key = key
-        super().__init__(f"catalog {language!r} has no message {key!r}; add it to the catalog")
 
 
 def choose_language(preferred: str | Sequence[str] | None, available: Iterable[str] = LANGUAGES) -> str:
