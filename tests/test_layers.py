@@ -33,6 +33,7 @@ FLOORS: dict[str, int] = {
     "events": 0,
     "observability": 0,
     "patients": 1,
+    "assistance_applications": 1,
     "handoff_consent": 1,
     "geography": 0,
     "addresses": 0,

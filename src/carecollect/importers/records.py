@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import attrs
 
 from ..addresses import normalise_contact_address, region_of
+from ..assistance_applications import ApplicationStatus, AssistanceApplication
 from ..channels import Channel
 from ..creditors import Creditor, CreditorRole
 from ..errors import CareCollectError, ImportFailed, ImportProblem
@@ -30,7 +31,6 @@ from ..ledger import EntryKind, Ledger, LedgerEntry, post, post_payment
 from ..money import Money
 from ..patients import Account, ConfidentialWish, ContactPoint, Patient
 from ..payments import Payment, PaymentMethod
-from ..relief.assistance import ApplicationStatus, AssistanceApplication
 from ..scrubbing import printable
 from ..store.base import NotFound, Store
 from ..timekeeping import zone

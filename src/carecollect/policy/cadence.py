@@ -64,10 +64,10 @@ from ..money import Money
 from ..outreach import OutreachPurpose, OutreachStatus, OutreachStep
 from ..patients import Patient
 from ..plans import PlanStatus
-from ..relief.insurer import billable_to_patient
 from ..timekeeping import require_aware, zone
 from .explain import Outcome, Reason, Verdict, reason_from_rule
 from .governor import UNDELIVERABLE_RULE, channel_undeliverable, channel_usable
+from .insurer import billable_to_patient
 from .packs import PolicyPack
 
 __all__ = [

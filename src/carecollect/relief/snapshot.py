@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 import attrs
 
+from ..assistance_applications import AssistanceApplication
 from ..deprecation import renamed
 from ..disputes import Dispute
 from ..errors import ValidationError
@@ -21,7 +22,6 @@ from ..money import Money
 from ..outreach import OutreachPurpose
 from ..plans import PaymentPlan
 from ..validation import date_only, date_or_none, identifier
-from .assistance import AssistanceApplication
 
 __all__ = ["GateSnapshot", "SentNotice"]
 

@@ -34,6 +34,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import attrs
 
+from ..assistance_applications import AssistanceApplication
 from ..channels import Channel
 from ..contact_centre.records import ContactRecord
 from ..creditors import Creditor
@@ -45,7 +46,6 @@ from ..outreach import ContactAttempt, OutreachStep
 from ..patients import Account, Patient
 from ..placements import AgencyPlacement
 from ..plans import PaymentPlan
-from ..relief.assistance import AssistanceApplication
 from ..timekeeping import require_aware
 
 __all__ = [

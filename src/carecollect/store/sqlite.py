@@ -32,6 +32,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..assistance_applications import ApplicationStatus, AssistanceApplication
 from ..channels import Channel
 from ..contact_centre.records import ContactChannel, ContactRecord, Direction, Topic
 from ..creditors import Creditor
@@ -43,7 +44,6 @@ from ..outreach import ContactAttempt, OutreachStep
 from ..patients import Account, ContactPoint, Patient
 from ..placements import AgencyPlacement
 from ..plans import PaymentPlan
-from ..relief.assistance import ApplicationStatus, AssistanceApplication
 from . import codec
 from .base import (
     GENESIS_HASH,
