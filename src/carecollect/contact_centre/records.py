@@ -411,8 +411,8 @@ def conversations(
 
     A conversation is a call (inbound, outbound, or a callback) that reached
     the patient or their representative: outcome :attr:`ContactOutcome.CONVERSATION`.
-    The outreach governor pauses further calls after one, as the policy packs
-    require; ``at`` is the instant the call was answered. With
+    The outreach governor keeps a waiting period before the next call, as the
+    policy packs require; ``at`` is the instant the call was answered. With
     ``include_written=True``, written answers count too (the dispute
     procedure's "the patient was met").
 

@@ -312,7 +312,7 @@ def may_contact(
     a confidential-communication wish; an open dispute, an insurer still
     deciding, a current plan or an assistance review (collection purposes
     only); the quiet hours in every zone of :func:`patient_zones`; the call cap
-    and the pause after a conversation (for collectors, or for every creditor
+    and the waiting period after a conversation (for collectors, or for every creditor
     when ``calls.cap_for_all_creditors``); the pack's caps for e-mail, text and
     letters. History after ``at`` is ignored.
 

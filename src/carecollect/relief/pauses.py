@@ -1,5 +1,9 @@
 """Predicates the outreach cadence calls: is collection on this debt paused, and why?
 
+A *collection pause* holds collection messages on a debt; it is not a *plan pause*
+(:attr:`carecollect.plans.PlanStatus.PAUSED`: a payment plan's instalments suspended for
+hardship) nor the governor's *waiting period* after a conversation.
+
 Relief stops reminders in several ways: an open dispute freezes collection
 outreach (seed 001; FDCPA 1692g(b); 45 CFR 149.620), a plan the patient keeps
 replaces dunning with instalment reminders, a pending assistance application
