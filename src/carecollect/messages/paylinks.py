@@ -22,7 +22,7 @@ True
 >>> signer.verify(link.token, now=exp, used=set())
 Traceback (most recent call last):
 ...
-carecollect.messages.paylinks.PayLinkExpired: pay link for invoice INV-1 expired; issue a new link
+carecollect.errors.PayLinkExpired: pay link for invoice INV-1 expired; issue a new link
 """
 
 from __future__ import annotations
