@@ -1,7 +1,7 @@
 """Write docs/explanation/pack-<key>.rst from the rules data (run: python docs/generate_pack_pages.py).
 
-The tables come from :data:`carecollect.policy.outreach_rules.RULES` and
-:data:`carecollect.policy.relief_rules.RULES`, so the
+The tables come from :data:`carecollect.policy.outreach_rules.OUTREACH_RULES` and
+:data:`carecollect.policy.relief_rules.RELIEF_RULES`, so the
 pages cannot drift from the data; ``tests/test_policy_packs.py`` checks the
 committed pages are current. No Sphinx extension is needed.
 """
@@ -15,8 +15,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 
 from carecollect.policy.explain import rules_rst_table  # noqa: E402
-from carecollect.policy.outreach_rules import RULES  # noqa: E402
-from carecollect.policy.relief_rules import RULES as RELIEF  # noqa: E402
+from carecollect.policy.outreach_rules import OUTREACH_RULES as RULES  # noqa: E402
+from carecollect.policy.relief_rules import RELIEF_RULES as RELIEF  # noqa: E402
 
 INTRO: dict[str, tuple[str, str]] = {
     "default": (

@@ -19,7 +19,7 @@ from carecollect.messages.examples import context
 from carecollect.messages.render import render
 from carecollect.outreach import OutreachPurpose
 from carecollect.plugins.builtin.letters import LETTERS, MANIFEST_COLUMNS, LetterChannel
-from carecollect.plugins.messaging import DeliveryState, ReceiptStatus, RenderedMessage
+from carecollect.plugins.messaging import DeliveryState, OutgoingMessage, ReceiptStatus
 from carecollect.testing import MessageChannelContract
 
 pytest.importorskip("fpdf")
@@ -32,11 +32,11 @@ def letter(
     country: str = "NO",
     language: str = "nb",
     recipient: str = "Kari Nordmann\nStorgata 1\n0155 Oslo",
-) -> RenderedMessage:
+) -> OutgoingMessage:
     jurisdiction = {"NO": "no", "DE": "de", "BG": "bg", "US": "us"}[country]
     ctx = context(OutreachPurpose.STATEMENT, jurisdiction)
     rendered = render(OutreachPurpose.STATEMENT, Channel.LETTER, language, ctx)
-    return RenderedMessage(
+    return OutgoingMessage(
         id=message_id,
         channel=Channel.LETTER,
         recipient=recipient,
@@ -73,7 +73,7 @@ class TestLetterContract(MessageChannelContract):
         return made
 
     @pytest.fixture
-    def message(self) -> RenderedMessage:
+    def message(self) -> OutgoingMessage:
         return letter()
 
     @pytest.fixture
@@ -88,7 +88,7 @@ class TestLetterContract(MessageChannelContract):
         return find
 
     @pytest.fixture
-    def rejected_message(self) -> RenderedMessage:
+    def rejected_message(self) -> OutgoingMessage:
         return letter(message_id="MSG-NO-ADDRESS", recipient="Kari Nordmann")
 
     @pytest.fixture

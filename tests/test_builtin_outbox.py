@@ -11,7 +11,7 @@ import pytest
 
 from carecollect.channels import Channel
 from carecollect.plugins.builtin.outbox import OUTBOX
-from carecollect.plugins.messaging import ReceiptStatus, RenderedMessage
+from carecollect.plugins.messaging import OutgoingMessage, ReceiptStatus
 
 BODY = "Hei Ola,\n\nDin regning på 1\u00a0250,00\u00a0kr forfaller 2. april 2026.\n" * 9
 
@@ -41,7 +41,7 @@ def test_outbox_writes_the_standard_email(tmp_path: Path, kw: dict[str, object])
         "opt_out_url": "https://portal.example.org/stop",
         **kw,
     }
-    message = RenderedMessage(**fields)  # type: ignore[arg-type]
+    message = OutgoingMessage(**fields)  # type: ignore[arg-type]
     channel = OUTBOX.create({"folder": str(tmp_path)})
     receipt = channel.send(message)
     assert receipt.provider_message_id == "MSG-1.eml"
@@ -72,7 +72,7 @@ def test_outbox_writes_the_standard_email(tmp_path: Path, kw: dict[str, object])
 
 
 def test_a_display_name_recipient_and_sender_setting(tmp_path: Path) -> None:
-    message = RenderedMessage(
+    message = OutgoingMessage(
         id="MSG-2", channel=Channel.EMAIL, recipient="Ola Nordmann <ola@example.no>", body="x"
     )
     channel = OUTBOX.create({"folder": str(tmp_path), "from": "Klinikk <faktura@klinikk.example>"})
@@ -86,7 +86,7 @@ def test_a_display_name_recipient_and_sender_setting(tmp_path: Path) -> None:
 def test_an_address_no_email_can_carry_is_rejected_and_nothing_written(
     tmp_path: Path, recipient: str
 ) -> None:
-    message = RenderedMessage(id="MSG-3", channel=Channel.EMAIL, recipient=recipient, body="x")
+    message = OutgoingMessage(id="MSG-3", channel=Channel.EMAIL, recipient=recipient, body="x")
     receipt = OUTBOX.create({"folder": str(tmp_path)}).send(message)
     assert receipt.status is ReceiptStatus.REJECTED
     assert recipient not in receipt.detail

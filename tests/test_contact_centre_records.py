@@ -9,12 +9,12 @@ import pytest
 
 from carecollect.contact_centre import (
     ContactChannel,
+    ContactOutcome,
     ContactRecord,
     ContactState,
     Conversation,
     Direction,
     HistoryKind,
-    Outcome,
     Topic,
     conversations,
 )
@@ -26,9 +26,9 @@ S = dt.timedelta(seconds=1)
 
 
 def outbound(
-    cid: str, outcome: Outcome, at: dt.datetime, *, account: str = "A-1", invoice: str | None = "INV-1"
+    cid: str, outcome: ContactOutcome, at: dt.datetime, *, account: str = "A-1", invoice: str | None = "INV-1"
 ):
-    answered = at + 20 * S if outcome in (Outcome.CONVERSATION, Outcome.THIRD_PARTY) else None
+    answered = at + 20 * S if outcome in (ContactOutcome.CONVERSATION, ContactOutcome.THIRD_PARTY) else None
     return ContactRecord(
         cid,
         account,
@@ -58,20 +58,23 @@ def test_naive_instants_are_rejected_naming_contact_and_field() -> None:
             Topic.OTHER,
             T0,
             answered_at=dt.datetime(2026, 3, 2, 9, 1),
-            outcome=Outcome.CONVERSATION,
+            outcome=ContactOutcome.CONVERSATION,
         )
 
 
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
-        ({"answered_at": T0 - S, "outcome": Outcome.CONVERSATION}, "answered_at"),
-        ({"ended_at": T0 - S, "outcome": Outcome.ABANDONED}, "ended_at"),
-        ({"outcome": Outcome.CONVERSATION}, "answered_at"),
-        ({"answered_at": T0, "outcome": Outcome.PENDING}, "outcome"),
-        ({"outcome": Outcome.ABANDONED}, "ended_at"),
-        ({"ended_at": T0, "outcome": Outcome.VOICEMAIL}, "outcome"),  # inbound call cannot reach voicemail
-        ({"ended_at": T0, "answered_at": T0, "outcome": Outcome.ABANDONED}, "answered_at"),
+        ({"answered_at": T0 - S, "outcome": ContactOutcome.CONVERSATION}, "answered_at"),
+        ({"ended_at": T0 - S, "outcome": ContactOutcome.ABANDONED}, "ended_at"),
+        ({"outcome": ContactOutcome.CONVERSATION}, "answered_at"),
+        ({"answered_at": T0, "outcome": ContactOutcome.PENDING}, "outcome"),
+        ({"outcome": ContactOutcome.ABANDONED}, "ended_at"),
+        (
+            {"ended_at": T0, "outcome": ContactOutcome.VOICEMAIL},
+            "outcome",
+        ),  # inbound call cannot reach voicemail
+        ({"ended_at": T0, "answered_at": T0, "outcome": ContactOutcome.ABANDONED}, "answered_at"),
     ],
 )
 def test_inconsistent_records_are_refused(kwargs: dict[str, object], field: str) -> None:
@@ -91,7 +94,7 @@ def test_an_email_is_answered_not_a_conversation() -> None:
             Topic.OTHER,
             T0,
             answered_at=T0 + S,
-            outcome=Outcome.CONVERSATION,
+            outcome=ContactOutcome.CONVERSATION,
         )
     with pytest.raises(ValidationError, match="inbound call"):
         ContactRecord(
@@ -102,7 +105,7 @@ def test_an_email_is_answered_not_a_conversation() -> None:
             Topic.OTHER,
             T0,
             ended_at=T0 + S,
-            outcome=Outcome.ABANDONED,
+            outcome=ContactOutcome.ABANDONED,
         )
 
 
@@ -121,7 +124,7 @@ def test_state_and_wait_at_an_instant() -> None:
         T0,
         answered_at=T0 + 45 * S,
         ended_at=T0 + 400 * S,
-        outcome=Outcome.CONVERSATION,
+        outcome=ContactOutcome.CONVERSATION,
     )
     assert rec.state_at(T0 - S) is ContactState.NOT_YET_ARRIVED
     assert rec.state_at(T0 + 30 * S) is ContactState.WAITING
@@ -136,14 +139,14 @@ def test_state_and_wait_at_an_instant() -> None:
         Topic.OTHER,
         T0,
         ended_at=T0 + 70 * S,
-        outcome=Outcome.ABANDONED,
+        outcome=ContactOutcome.ABANDONED,
     )
     assert gone.state_at(T0 + 80 * S) is ContactState.ENDED_UNANSWERED
     assert gone.wait_at(T0 + 80 * S) == 70 * S
 
 
 def test_repr_carries_ids_only() -> None:
-    rec = outbound("C-1", Outcome.CONVERSATION, T0)
+    rec = outbound("C-1", ContactOutcome.CONVERSATION, T0)
     text = repr(rec)
     assert "C-1" in text
     assert "A-1" in text
@@ -153,10 +156,10 @@ def test_repr_carries_ids_only() -> None:
 
 def test_history_events() -> None:
     kinds = {
-        Outcome.CONVERSATION: HistoryKind.CONVERSATION,
-        Outcome.THIRD_PARTY: HistoryKind.THIRD_PARTY,
-        Outcome.VOICEMAIL: HistoryKind.VOICEMAIL,
-        Outcome.NO_CONNECTION: HistoryKind.ATTEMPT,
+        ContactOutcome.CONVERSATION: HistoryKind.CONVERSATION,
+        ContactOutcome.THIRD_PARTY: HistoryKind.THIRD_PARTY,
+        ContactOutcome.VOICEMAIL: HistoryKind.VOICEMAIL,
+        ContactOutcome.NO_CONNECTION: HistoryKind.ATTEMPT,
     }
     for outcome, kind in kinds.items():
         event = outbound("C-1", outcome, T0).to_history_event()
@@ -165,7 +168,7 @@ def test_history_events() -> None:
         assert event.account_id == "A-1"
         assert event.invoice_id == "INV-1"
         assert event.reached_patient is (kind is HistoryKind.CONVERSATION)
-    conv = outbound("C-1", Outcome.CONVERSATION, T0).to_history_event()
+    conv = outbound("C-1", ContactOutcome.CONVERSATION, T0).to_history_event()
     assert conv is not None
     assert conv.at == T0 + 20 * S
     open_call = ContactRecord("C-2", "A-1", ContactChannel.PHONE, Direction.INBOUND, Topic.OTHER, T0)
@@ -178,7 +181,7 @@ def test_history_events() -> None:
         Topic.DISPUTE,
         T0,
         answered_at=T0 + 3600 * S,
-        outcome=Outcome.ANSWERED,
+        outcome=ContactOutcome.ANSWERED,
     )
     event = mail.to_history_event()
     assert event is not None
@@ -188,10 +191,10 @@ def test_history_events() -> None:
 
 def test_conversations_for_the_governor() -> None:
     records = [
-        outbound("C-3", Outcome.CONVERSATION, T0 + dt.timedelta(hours=2), account="A-2", invoice=None),
-        outbound("C-1", Outcome.VOICEMAIL, T0),
-        outbound("C-2", Outcome.CONVERSATION, T0 + dt.timedelta(hours=1)),
-        outbound("C-4", Outcome.THIRD_PARTY, T0 + dt.timedelta(hours=3)),
+        outbound("C-3", ContactOutcome.CONVERSATION, T0 + dt.timedelta(hours=2), account="A-2", invoice=None),
+        outbound("C-1", ContactOutcome.VOICEMAIL, T0),
+        outbound("C-2", ContactOutcome.CONVERSATION, T0 + dt.timedelta(hours=1)),
+        outbound("C-4", ContactOutcome.THIRD_PARTY, T0 + dt.timedelta(hours=3)),
         ContactRecord(
             "E-1",
             "A-1",
@@ -200,7 +203,7 @@ def test_conversations_for_the_governor() -> None:
             Topic.DISPUTE,
             T0,
             answered_at=T0 + 60 * S,
-            outcome=Outcome.ANSWERED,
+            outcome=ContactOutcome.ANSWERED,
             invoice_id="INV-1",
         ),
         ContactRecord(
@@ -212,7 +215,7 @@ def test_conversations_for_the_governor() -> None:
             T0,
             answered_at=T0 + 600 * S,
             ended_at=T0 + 900 * S,
-            outcome=Outcome.CONVERSATION,
+            outcome=ContactOutcome.CONVERSATION,
         ),
     ]
     found = list(conversations(records))
@@ -241,12 +244,12 @@ def _dispute(invoice: str | None = "INV-1"):  # type: ignore[no-untyped-def]
 def test_the_first_conversation_after_opening_meets_the_patient() -> None:
     from carecollect.contact_centre import meet_in_dispute
 
-    before = outbound("C-0", Outcome.CONVERSATION, T0 - 3600 * S)  # before the dispute: not an answer
-    voicemail = outbound("C-1", Outcome.VOICEMAIL, T0 + 60 * S)  # left a message: not met
-    other_account = outbound("C-2", Outcome.CONVERSATION, T0 + 120 * S, account="A-2")
-    other_invoice = outbound("C-3", Outcome.CONVERSATION, T0 + 180 * S, invoice="INV-2")
-    met_call = outbound("C-4", Outcome.CONVERSATION, T0 + 600 * S)
-    later_call = outbound("C-5", Outcome.CONVERSATION, T0 + 7200 * S, invoice=None)
+    before = outbound("C-0", ContactOutcome.CONVERSATION, T0 - 3600 * S)  # before the dispute: not an answer
+    voicemail = outbound("C-1", ContactOutcome.VOICEMAIL, T0 + 60 * S)  # left a message: not met
+    other_account = outbound("C-2", ContactOutcome.CONVERSATION, T0 + 120 * S, account="A-2")
+    other_invoice = outbound("C-3", ContactOutcome.CONVERSATION, T0 + 180 * S, invoice="INV-2")
+    met_call = outbound("C-4", ContactOutcome.CONVERSATION, T0 + 600 * S)
+    later_call = outbound("C-5", ContactOutcome.CONVERSATION, T0 + 7200 * S, invoice=None)
     records = [later_call, voicemail, before, other_account, other_invoice, met_call]
     dispute, event = meet_in_dispute(_dispute(), records)
     assert event is not None and event.type.value == "dispute.patient_met"
@@ -270,11 +273,11 @@ def test_a_written_reply_meets_the_patient_and_nothing_else_does() -> None:
         Topic.DISPUTE,
         T0 + 60 * S,
         answered_at=T0 + 5400 * S,
-        outcome=Outcome.ANSWERED,
+        outcome=ContactOutcome.ANSWERED,
         invoice_id="INV-1",
     )
     waiting = ContactRecord("E-2", "A-1", ContactChannel.EMAIL, Direction.INBOUND, Topic.DISPUTE, T0 + 30 * S)
-    unmet, event = meet_in_dispute(_dispute(), [waiting, outbound("C-1", Outcome.NO_CONNECTION, T0)])
+    unmet, event = meet_in_dispute(_dispute(), [waiting, outbound("C-1", ContactOutcome.NO_CONNECTION, T0)])
     assert event is None and unmet.met_patient_at is None
     met, event = meet_in_dispute(_dispute(), [waiting, email])
     assert event is not None and event.detail("channel") == "email"
@@ -287,7 +290,10 @@ def test_a_closed_dispute_is_left_alone_and_guards_hold() -> None:
     from carecollect.errors import InvalidTransition
 
     closed, _ = withdraw_dispute(_dispute(), at=T0 + S)
-    assert meet_in_dispute(closed, [outbound("C-4", Outcome.CONVERSATION, T0 + 600 * S)]) == (closed, None)
+    assert meet_in_dispute(closed, [outbound("C-4", ContactOutcome.CONVERSATION, T0 + 600 * S)]) == (
+        closed,
+        None,
+    )
     with pytest.raises(InvalidTransition, match="Dispute D-1"):
         record_patient_met(closed, at=T0 + 600 * S, channel="phone")
     with pytest.raises(ValidationError, match="Dispute D-1: field 'met_patient_at'"):

@@ -14,9 +14,9 @@ from carecollect.contact_centre import (
     AbandonRule,
     AnswerTimeTarget,
     ContactChannel,
+    ContactOutcome,
     ContactRecord,
     Direction,
-    Outcome,
     ResponseTarget,
     Topic,
     measure,
@@ -44,7 +44,7 @@ def call(
             Topic.OTHER,
             start,
             ended_at=start + end * S,
-            outcome=Outcome.ABANDONED,
+            outcome=ContactOutcome.ABANDONED,
             queue="phone-general",
         )
     if answer is None:
@@ -60,7 +60,7 @@ def call(
         start,
         answered_at=start + answer * S,
         ended_at=start + (answer + 300) * S,
-        outcome=Outcome.CONVERSATION,
+        outcome=ContactOutcome.CONVERSATION,
         queue="phone-general",
     )
 
@@ -109,7 +109,7 @@ def test_other_queues_and_outbound_are_ignored() -> None:
         T0,
         answered_at=T0,
         ended_at=T0,
-        outcome=Outcome.CONVERSATION,
+        outcome=ContactOutcome.CONVERSATION,
         queue="phone-disputes",
     )
     out = ContactRecord(
@@ -120,7 +120,7 @@ def test_other_queues_and_outbound_are_ignored() -> None:
         Topic.OTHER,
         T0,
         ended_at=T0,
-        outcome=Outcome.NO_CONNECTION,
+        outcome=ContactOutcome.NO_CONNECTION,
         queue="phone-general",
     )
     assert measure([other, out], PHONE, T0 + S).offered == 0
@@ -226,7 +226,7 @@ def test_written_queue_figures_and_backlog() -> None:
             Topic.BALANCE_QUESTION,
             arrived,
             answered_at=answered,
-            outcome=Outcome.ANSWERED,
+            outcome=ContactOutcome.ANSWERED,
             queue="email-general",
         )
 

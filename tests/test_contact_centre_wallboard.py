@@ -14,10 +14,10 @@ from carecollect.contact_centre import (
     AnswerTimeTarget,
     Competence,
     ContactChannel,
+    ContactOutcome,
     ContactRecord,
     Direction,
     HomeChannel,
-    Outcome,
     ResponseTarget,
     Topic,
     daily_contact_centre_report,
@@ -48,7 +48,7 @@ def answered_call(cid: str, start: dt.datetime, wait: int) -> ContactRecord:
         start,
         answered_at=start + wait * S,
         ended_at=start + (wait + 240) * S,
-        outcome=Outcome.CONVERSATION,
+        outcome=ContactOutcome.CONVERSATION,
         queue="phone-general",
     )
 
@@ -76,7 +76,7 @@ def records() -> list[ContactRecord]:
             Topic.OTHER,
             at(10, 30),
             ended_at=at(10, 32),
-            outcome=Outcome.ABANDONED,
+            outcome=ContactOutcome.ABANDONED,
             queue="phone-general",
         ),
         ContactRecord(
@@ -96,7 +96,7 @@ def records() -> list[ContactRecord]:
             Topic.OTHER,
             at(9, 0),
             answered_at=at(13, 0),
-            outcome=Outcome.ANSWERED,
+            outcome=ContactOutcome.ANSWERED,
             queue="email-general",
         ),
         ContactRecord(
@@ -108,7 +108,7 @@ def records() -> list[ContactRecord]:
             at(23, 59, 59),
             answered_at=at(0, 0, 5, day=DAY + dt.timedelta(days=1)),
             ended_at=at(0, 5, day=DAY + dt.timedelta(days=1)),
-            outcome=Outcome.CONVERSATION,
+            outcome=ContactOutcome.CONVERSATION,
             queue="phone-general",
         ),
     ]

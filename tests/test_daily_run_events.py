@@ -18,7 +18,13 @@ from typing import Any, ClassVar
 import pytest
 
 from carecollect.channels import Channel
-from carecollect.contact_centre import ContactChannel, ContactRecord, Direction, Outcome, Topic
+from carecollect.contact_centre import (
+    ContactChannel,
+    ContactOutcome,
+    ContactRecord,
+    Direction,
+    Topic,
+)
 from carecollect.disputes import DisputeStatus
 from carecollect.events import EventType
 from carecollect.placements import AgencyPlacement, PlacementStatus
@@ -34,7 +40,12 @@ from carecollect.plugins.agencies import (
 from carecollect.plugins.builtin.outbox import CAPABILITIES, OutboxChannel
 from carecollect.plugins.hookspecs import hookimpl
 from carecollect.plugins.manager import PluginManager, make_plugin_manager
-from carecollect.plugins.messaging import MessageChannelDescriptor, Receipt, ReceiptStatus, RenderedMessage
+from carecollect.plugins.messaging import (
+    MessageChannelDescriptor,
+    OutgoingMessage,
+    Receipt,
+    ReceiptStatus,
+)
 from carecollect.portfolio import load_portfolio
 from carecollect.run.event_intake import intake
 from carecollect.run.execute import execute_run
@@ -49,7 +60,7 @@ NOW = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)
 class Refusing(OutboxChannel):
     """A channel whose provider always says "try later"."""
 
-    def send(self, message: RenderedMessage) -> Receipt:
+    def send(self, message: OutgoingMessage) -> Receipt:
         return Receipt(message.id, ReceiptStatus.RETRY_LATER, detail="rate limited")
 
 
@@ -358,7 +369,7 @@ def test_contact_records_let_an_open_dispute_see_its_patient_was_met(
         started_at=NOW - dt.timedelta(days=1),
         answered_at=NOW - dt.timedelta(days=1),
         ended_at=NOW - dt.timedelta(days=1, minutes=-5),
-        outcome=Outcome.CONVERSATION,
+        outcome=ContactOutcome.CONVERSATION,
     )
     call = ContactRecord(
         "C-1",
@@ -369,7 +380,7 @@ def test_contact_records_let_an_open_dispute_see_its_patient_was_met(
         started_at=NOW + dt.timedelta(hours=1),
         answered_at=NOW + dt.timedelta(hours=1, seconds=20),
         ended_at=NOW + dt.timedelta(hours=1, minutes=6),
-        outcome=Outcome.CONVERSATION,
+        outcome=ContactOutcome.CONVERSATION,
         invoice_id=invoice,
     )
     report = intake(store, pm, settings, [], NOW + dt.timedelta(hours=2), contacts=[before, call])
@@ -401,7 +412,7 @@ def test_execute_run_takes_contact_records(store: SQLiteStore, tmp_path: Path) -
         started_at=NOW + dt.timedelta(minutes=30),
         answered_at=NOW + dt.timedelta(minutes=30),
         ended_at=NOW + dt.timedelta(minutes=31),
-        outcome=Outcome.ANSWERED,
+        outcome=ContactOutcome.ANSWERED,
         invoice_id=invoice,
     )
     report = execute_run(store, NOW + dt.timedelta(hours=1), pm, settings, events=[opened], contacts=[call])

@@ -12,7 +12,7 @@ import pytest
 from carecollect.channels import Channel
 from carecollect.errors import ValidationError
 from carecollect.messages.email import EMAIL_POLICY, build_email, message_id_header
-from carecollect.plugins.messaging import RenderedMessage
+from carecollect.plugins.messaging import OutgoingMessage
 
 AT = dt.datetime(2026, 3, 2, 10, 15, tzinfo=dt.timezone(dt.timedelta(hours=1)))
 SENDER = "Legesenteret Ås <faktura@legesenteret.example>"
@@ -30,7 +30,7 @@ TEXTS = {
 }
 
 
-def _message(language: str, **kw: object) -> RenderedMessage:
+def _message(language: str, **kw: object) -> OutgoingMessage:
     subject, body = TEXTS[language]
     fields: dict[str, object] = {
         "id": f"step_INV-1_reminder-1_email-{language}",
@@ -43,7 +43,7 @@ def _message(language: str, **kw: object) -> RenderedMessage:
         "opt_out_url": "https://portal.example.no/stop/T0K3N",
         **kw,
     }
-    return RenderedMessage(**fields)  # type: ignore[arg-type]
+    return OutgoingMessage(**fields)  # type: ignore[arg-type]
 
 
 def _parse(raw: bytes) -> EmailMessage:

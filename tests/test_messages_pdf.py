@@ -23,7 +23,7 @@ from carecollect.errors import ConfigurationError, ValidationError
 from carecollect.messages.letter_gallery import GALLERY, RECIPIENTS, example_letter
 from carecollect.messages.letters import LAYOUTS, BlockKind, Letter, Rect, body_blocks, layout_for
 from carecollect.messages.pdf import letter_pdf, letters_pdf
-from carecollect.plugins.messaging import RenderedMessage
+from carecollect.plugins.messaging import OutgoingMessage
 
 pytest.importorskip("fpdf")
 pytestmark = pytest.mark.skipif(
@@ -258,7 +258,7 @@ def test_the_same_letter_gives_the_same_bytes() -> None:
 
 
 def test_letters_need_a_full_address_and_a_known_country() -> None:
-    base = RenderedMessage(
+    base = OutgoingMessage(
         id="M-1",
         channel=Channel.LETTER,
         recipient="Kari Nordmann\nStorgata 1\n0155 Oslo",

@@ -13,7 +13,7 @@ from carecollect.channels import Channel
 from carecollect.errors import ValidationError
 from carecollect.messages.catalog import LANGUAGES, builtin_catalogs
 from carecollect.messages.checks import MessageCheckFailed
-from carecollect.messages.context import PlanOption, SmsEncoding
+from carecollect.messages.context import PlanOptionInfo, SmsEncoding
 from carecollect.messages.examples import DESCRIPTIONS, JURISDICTION_OF, context
 from carecollect.messages.render import (
     REQUIRED,
@@ -121,7 +121,7 @@ def test_relative_due_date_in_subject() -> None:
 
 def test_plural_forms_follow_the_language() -> None:
     ctx = context(P.PLAN_OFFER, "de")
-    one = PlanOption("X", ctx.amount_due, 1, ctx.amount_due)
+    one = PlanOptionInfo("X", ctx.amount_due, 1, ctx.amount_due)
     import attrs
 
     ctx = attrs.evolve(ctx, plan_options=(one, *ctx.plan_options))
@@ -134,7 +134,7 @@ def test_plural_forms_follow_the_language() -> None:
 
 def test_plan_offer_shows_every_option_and_any_extra_cost() -> None:
     ctx = context(P.PLAN_OFFER, "us")
-    dearer = PlanOption("C", Money("45.00", "USD"), 6, Money("270.00", "USD"))
+    dearer = PlanOptionInfo("C", Money("45.00", "USD"), 6, Money("270.00", "USD"))
     import attrs
 
     ctx = attrs.evolve(ctx, plan_options=(*ctx.plan_options, dearer))

@@ -27,7 +27,7 @@ from carecollect.ledger import post_charge
 from carecollect.outreach import AttemptOutcome, ContactAttempt, OutreachPurpose, OutreachStatus, OutreachStep
 from carecollect.policy import get_pack
 from carecollect.relief.gates import GateAction, gate
-from carecollect.relief.snapshot import AccountSnapshot, SentNotice
+from carecollect.relief.snapshot import GateSnapshot, SentNotice
 from carecollect.run.planning import _gate_snapshot
 from carecollect.store.base import AccountSnapshot as StoreSnapshot
 
@@ -54,9 +54,9 @@ def invoice() -> Invoice:
     )
 
 
-def snap(**kw: object) -> AccountSnapshot:
+def snap(**kw: object) -> GateSnapshot:
     notices = (SentNotice(OutreachPurpose.PRE_PLACEMENT_NOTICE, dt.date(2026, 4, 1)),)
-    return AccountSnapshot(
+    return GateSnapshot(
         "A-1",
         Money("900.00", "USD"),
         invoices=(invoice(),),
@@ -66,7 +66,7 @@ def snap(**kw: object) -> AccountSnapshot:
     )
 
 
-def report(s: AccountSnapshot, day: dt.date) -> object:
+def report(s: GateSnapshot, day: dt.date) -> object:
     return gate(s, GateAction.CREDIT_REPORT, now=at(day), pack=US, creditor=COLLECTOR)
 
 
@@ -210,7 +210,7 @@ def test_the_run_carries_every_fact_the_gates_read() -> None:
         applications=(AssistanceApplication("FA-1", "A-1", dt.date(2026, 5, 1)),),
     )
     view = _gate_snapshot(store_view, book.balance, ("INV-1",), "UTC")
-    for field in attrs.fields(AccountSnapshot):
+    for field in attrs.fields(GateSnapshot):
         value = getattr(view, field.name)
         default = field.default if field.default is not attrs.NOTHING else object()
         assert value != default and value not in ((), None), f"the run does not fill {field.name}"

@@ -30,7 +30,7 @@ from carecollect.plugins.agencies import (
 )
 from carecollect.plugins.builtin.manual import MANUAL
 from carecollect.plugins.builtin.outbox import OUTBOX
-from carecollect.plugins.messaging import RenderedMessage
+from carecollect.plugins.messaging import OutgoingMessage
 from carecollect.plugins.providers import Instrument
 from carecollect.testing import AgencyConnectorContract, MessageChannelContract, PaymentProviderContract
 from carecollect.testing.fixtures import (  # noqa: F401
@@ -84,7 +84,7 @@ class TestOutboxChannel(MessageChannelContract):
         return lambda text: ({}, json.dumps({"id": "in-1", "from": "+4790000000", "text": text}).encode())
 
     def test_sms_is_written_as_text_and_unsafe_ids_stay_in_the_folder(self, channel, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-        msg = RenderedMessage(id="../MSG/2", channel=Channel.SMS, recipient="+4790000000", body="Hei")
+        msg = OutgoingMessage(id="../MSG/2", channel=Channel.SMS, recipient="+4790000000", body="Hei")
         receipt = channel.send(msg)
         assert receipt.provider_message_id.endswith(".txt") and "/" not in receipt.provider_message_id
         assert (tmp_path / "outbox" / receipt.provider_message_id).read_text().endswith("Hei\n")

@@ -10,9 +10,9 @@ import pytest
 from carecollect.errors import ConfigurationError, PolicyViolation
 from carecollect.policy.content import Sensitive, Surface, VoicemailField, check_content
 from carecollect.policy.explain import Outcome, Reason
-from carecollect.policy.outreach_rules import RULES
+from carecollect.policy.outreach_rules import OUTREACH_RULES as RULES
 from carecollect.policy.packs import get_pack, pack_registry
-from carecollect.policy.relief_rules import RULES as RELIEF_RULES
+from carecollect.policy.relief_rules import RELIEF_RULES
 from carecollect.policy.rules import Rule, Strictness
 
 ON = dt.date(2026, 3, 2)

@@ -37,7 +37,12 @@ from carecollect.plugins.agencies import (
 from carecollect.plugins.builtin.outbox import CAPABILITIES, OutboxChannel
 from carecollect.plugins.hookspecs import hookimpl
 from carecollect.plugins.manager import PluginManager, make_plugin_manager
-from carecollect.plugins.messaging import MessageChannelDescriptor, Receipt, ReceiptStatus, RenderedMessage
+from carecollect.plugins.messaging import (
+    MessageChannelDescriptor,
+    OutgoingMessage,
+    Receipt,
+    ReceiptStatus,
+)
 from carecollect.portfolio import load_portfolio
 from carecollect.run.event_intake import intake
 from carecollect.run.execute import execute_run
@@ -68,7 +73,7 @@ class Recording(OutboxChannel):
 
     calls: ClassVar[list[str]] = []
 
-    def send(self, message: RenderedMessage) -> Receipt:
+    def send(self, message: OutgoingMessage) -> Receipt:
         Recording.calls.append(message.id)
         return super().send(message)
 
@@ -79,7 +84,7 @@ class HalfFailing(Recording):
     turn: ClassVar[int] = 0
     failures: ClassVar[list[str]] = []
 
-    def send(self, message: RenderedMessage) -> Receipt:
+    def send(self, message: OutgoingMessage) -> Receipt:
         HalfFailing.turn += 1
         if HalfFailing.turn % 2 == 0:
             HalfFailing.failures.append(message.id)
@@ -103,7 +108,7 @@ class Meddling(Recording):
         super().__init__(settings)
         self.db = settings["db"]
 
-    def send(self, message: RenderedMessage) -> Receipt:
+    def send(self, message: OutgoingMessage) -> Receipt:
         if Meddling.news and Meddling.on_message in (None, message.id):
             other = Meddling.through or SQLiteStore(self.db)
             try:

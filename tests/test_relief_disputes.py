@@ -23,6 +23,7 @@ from carecollect.invoices import ClaimStatus, EstimateComparison, Insurance, Inv
 from carecollect.money import Money
 from carecollect.payments import AdjustmentKind
 from carecollect.policy import get_pack
+from carecollect.policy.insurer import billable_to_patient
 from carecollect.relief.disputes import (
     AfterInsuranceKind,
     AfterInsuranceOffer,
@@ -32,7 +33,6 @@ from carecollect.relief.disputes import (
     resolve_dispute,
     settle_after_insurance,
 )
-from carecollect.relief.insurer import billable_to_patient
 
 US, NO = get_pack("us"), get_pack("no")
 NY_TZ = ZoneInfo("America/New_York")

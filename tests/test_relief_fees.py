@@ -9,7 +9,7 @@ import pytest
 from carecollect.errors import ConfigurationError, PolicyViolation
 from carecollect.money import Money
 from carecollect.policy import get_pack
-from carecollect.policy.relief_rules import RULES, unverified
+from carecollect.policy.relief_rules import RELIEF_RULES, unverified
 from carecollect.relief.fees import (
     FeeSettings,
     bulgaria_late_interest,
@@ -56,7 +56,7 @@ def test_unverified_rules_are_listed_with_sources() -> None:
         ("us", "r501.application_period_days"),
     ]:
         assert expected in ids
-    assert all(r.source for rules in RULES.values() for r in rules)
+    assert all(r.source for rules in RELIEF_RULES.values() for r in rules)
 
 
 def test_house_rules_may_tighten_but_not_loosen_the_cap() -> None:

@@ -19,7 +19,7 @@ from carecollect.policy import get_pack
 from carecollect.relief.assistance import ApplicationStatus, AssistanceApplication
 from carecollect.relief.gates import GateAction, gate, may_place
 from carecollect.relief.pauses import collection_paused
-from carecollect.relief.snapshot import AccountSnapshot, SentNotice
+from carecollect.relief.snapshot import GateSnapshot, SentNotice
 
 UTC = dt.UTC
 US, NO, DE, BG, DEFAULT = (get_pack(k) for k in ("us", "no", "de", "bg", "default"))
@@ -62,9 +62,9 @@ def invoice(cur: str = "USD", amount: str = "900.00", claim: ClaimStatus = Claim
     )
 
 
-def snap(cur: str = "USD", amount: str = "900.00", **kw: object) -> AccountSnapshot:
+def snap(cur: str = "USD", amount: str = "900.00", **kw: object) -> GateSnapshot:
     inv = kw.pop("inv", None) or invoice(cur, amount)
-    return AccountSnapshot("A-1", Money(amount, cur), invoices=(inv,), **kw)  # type: ignore[arg-type]
+    return GateSnapshot("A-1", Money(amount, cur), invoices=(inv,), **kw)  # type: ignore[arg-type]
 
 
 def notice(
@@ -206,7 +206,7 @@ def test_credit_report_limits() -> None:
     assert gate(
         at_floor, GateAction.CREDIT_REPORT, now=at(dt.date(2027, 2, 5)), pack=US, creditor=cred()
     ).allowed
-    paid = AccountSnapshot("A-1", Money("0.00", "USD"), invoices=(invoice(),), notices=ok_notice)
+    paid = GateSnapshot("A-1", Money("0.00", "USD"), invoices=(invoice(),), notices=ok_notice)
     d = gate(paid, GateAction.CREDIT_REPORT, now=at(dt.date(2027, 3, 1)), pack=US, creditor=cred())
     assert not d.allowed and d.blocking[0].rule_id == "credit.paid_reportable"
 
@@ -276,7 +276,7 @@ def test_no_first_statement_blocks() -> None:
         dt.date(2026, 2, 5),
         status=InvoiceStatus.OPEN,
     )
-    s = AccountSnapshot("A-1", Money("80.00", "EUR"), invoices=(inv,), notices=(notice(dt.date(2026, 2, 1)),))
+    s = GateSnapshot("A-1", Money("80.00", "EUR"), invoices=(inv,), notices=(notice(dt.date(2026, 2, 1)),))
     d = may_place(s, now=at(dt.date(2026, 6, 1)), pack=BG, creditor=cred(country="BG"))
     assert not d.allowed and d.blocking[0].rule_id == "record.first_statement"
 
@@ -355,7 +355,7 @@ def test_no_gate_opens_while_a_dispute_is_open(
         last_message_on=FIRST,
     )
     if amount == "0.00":
-        s = AccountSnapshot(
+        s = GateSnapshot(
             "A-1", Money("0.00", cur), invoices=s.invoices, disputes=s.disputes, notices=s.notices
         )
     creditor = cred(

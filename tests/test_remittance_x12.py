@@ -202,7 +202,7 @@ def test_a_fault_in_the_patients_name_does_not_echo_it(remit_store: SQLiteStore,
 
 def test_the_insurer_wait_ends_with_the_answer(remit_store: SQLiteStore) -> None:
     from carecollect.policy import get_pack
-    from carecollect.relief.insurer import billable_to_patient
+    from carecollect.policy.insurer import billable_to_patient
 
     today, pack = dt.date(2026, 3, 24), get_pack("us")
     before = billable_to_patient(remit_store.get_invoice("INV-1003"), today=today, pack=pack)

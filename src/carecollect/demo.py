@@ -43,9 +43,9 @@ from .cli.contacts import append_records, read_records
 from .contact_centre import (
     AccountState,
     ContactChannel,
+    ContactOutcome,
     ContactRecord,
     Direction,
-    Outcome,
     Topic,
     conversations,
     route,
@@ -379,7 +379,7 @@ class _Simulation:
                         topic,
                         start,
                         ended_at=start + wait,
-                        outcome=Outcome.ABANDONED,
+                        outcome=ContactOutcome.ABANDONED,
                         queue=queue,
                     )
                 else:
@@ -393,7 +393,7 @@ class _Simulation:
                         start,
                         answered,
                         answered + dt.timedelta(seconds=rng.randrange(120, 600)),
-                        Outcome.CONVERSATION,
+                        ContactOutcome.CONVERSATION,
                         queue=queue,
                         agent_id=f"agent-{rng.randrange(1, 9)}",
                     )
@@ -409,7 +409,7 @@ class _Simulation:
                         start,
                         answered,
                         answered,
-                        Outcome.ANSWERED,
+                        ContactOutcome.ANSWERED,
                         queue=queue,
                         agent_id=f"agent-{rng.randrange(1, 9)}",
                     )

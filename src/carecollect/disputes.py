@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import warnings
-from typing import Any
 
 import attrs
 
+from .deprecation import renamed
 from .errors import InvalidTransition, ValidationError
 from .events import Event, EventType
 from .money import Money
@@ -234,17 +233,6 @@ def record_patient_met(d: Dispute, *, at: dt.datetime, channel: str) -> tuple[Di
     return new, Event(EventType.DISPUTE_PATIENT_MET, d.id, at, {"channel": channel})
 
 
-def __getattr__(name: str) -> Any:
-    """``carecollect.disputes.resolve_dispute`` is deprecated: it is the checked
-    :func:`carecollect.relief.disputes.resolve_dispute` (authority, balance and procedure)."""
-    if name == "resolve_dispute":
-        warnings.warn(
-            "carecollect.disputes.resolve_dispute is deprecated; use carecollect.relief.disputes."
-            "resolve_dispute (it checks the resolver's authority under the written procedure)",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        from .relief.disputes import resolve_dispute
-
-        return resolve_dispute
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+#: ``carecollect.disputes.resolve_dispute`` is deprecated: it is the checked
+#: :func:`carecollect.relief.disputes.resolve_dispute` (authority, balance and procedure).
+__getattr__ = renamed(__name__, {"resolve_dispute": "carecollect.relief.disputes:resolve_dispute"})

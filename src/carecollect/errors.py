@@ -10,20 +10,43 @@ patient's name or any clinical detail, and say what to do next.
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Sequence
+
+import attrs
+
+from .scrubbing import printable
+
 __all__ = [
+    "RUN_LOCK_STALE_AFTER",
     "CareCollectError",
     "ConfigurationError",
     "CurrencyMismatch",
     "DuplicateEntry",
+    "ImportFailed",
+    "ImportProblem",
     "InvalidMoney",
     "InvalidTransition",
+    "MessageCheckFailed",
+    "MissingTranslation",
     "NaiveDatetime",
+    "NotFound",
+    "PayLinkError",
+    "PayLinkExpired",
+    "PayLinkInvalid",
+    "PayLinkUsed",
     "PluginError",
     "PolicyViolation",
     "RemittanceRefused",
+    "RunLocked",
+    "RunWorkerError",
     "ScheduleMismatch",
+    "StoreError",
     "TimeZoneUnknown",
     "ValidationError",
+    "WebhookError",
+    "WebhookExpired",
+    "WebhookSignatureInvalid",
 ]
 
 
@@ -133,3 +156,156 @@ class RemittanceRefused(ValidationError):
         self.line = line
         where = record or (f"835 {segment}" + (f" (segment {line})" if line is not None else ""))
         super().__init__(where, element, problem)
+
+
+#: How long a run lock lives without a heartbeat by default. A live run beats several times
+#: within it (a thread, on the wall clock), so only a dead or frozen holder ever goes stale.
+RUN_LOCK_STALE_AFTER = dt.timedelta(seconds=30)
+
+
+class StoreError(CareCollectError, RuntimeError):
+    """The store cannot do what was asked (a schema newer than this code, a broken file...)."""
+
+
+class NotFound(CareCollectError, KeyError):
+    """No record of that kind has that id.
+
+    :param record: the kind of record, for example ``"Invoice"``.
+    :param ident: the id that was looked up.
+    """
+
+    def __init__(self, record: str, ident: str) -> None:
+        self.record = record
+        self.ident = ident
+        super().__init__(f"{record} {ident}: not in the store; import or create it first")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class RunLocked(CareCollectError, RuntimeError):
+    """Another run holds the run lock.
+
+    :param owner: who holds it.
+    :param pid: the process id that holds it.
+    :param heartbeat_at: when the holder last said it was alive.
+    """
+
+    def __init__(
+        self,
+        owner: str,
+        pid: int,
+        started_at: dt.datetime,
+        heartbeat_at: dt.datetime,
+        stale_after: dt.timedelta | None = None,
+    ) -> None:
+        self.owner = owner
+        self.pid = pid
+        self.started_at = started_at
+        self.heartbeat_at = heartbeat_at
+        self.stale_after = stale_after if stale_after is not None else RUN_LOCK_STALE_AFTER
+        super().__init__(
+            f"another run is in progress (owner {owner!r}, pid {pid}, started {started_at.isoformat()}, "
+            f"last heartbeat {heartbeat_at.isoformat()}); wait for it to finish. If that process is gone, "
+            f"the next run takes the lock over at once on the same host, or from another host once "
+            f"{self.stale_after.total_seconds():g} s have passed without a heartbeat"
+        )
+
+
+class RunWorkerError(CareCollectError, RuntimeError):
+    """A worker process of a parallel run failed or died; what it finished stays done."""
+
+
+def _problem_text(text: object) -> str:
+    return printable(text, 400)
+
+
+def _optional_printable(text: object) -> str | None:
+    return None if text is None else printable(text)
+
+
+@attrs.frozen
+class ImportProblem:
+    """One thing wrong with one record.
+
+    :param where: the file or section and row (``"invoices.csv row 7"``, ``"invoices[2]"``,
+        ``"Invoice/INV-9"``).
+    :param field: the field (``"due_date"``, ``"lines[0].amount"``).
+    :param problem: what is wrong and what to write instead (never the value of a
+        name, address or description).
+    :param record_id: the record's id, when it has one.
+    """
+
+    where: str = attrs.field(converter=printable)
+    field: str = attrs.field(converter=printable)
+    problem: str = attrs.field(converter=_problem_text)
+    record_id: str | None = attrs.field(default=None, converter=_optional_printable)
+
+    def __str__(self) -> str:
+        ident = f" ({self.record_id})" if self.record_id else ""
+        return f"{self.where}{ident}: field {self.field!r}: {self.problem}"
+
+
+class ImportFailed(CareCollectError, ValueError):
+    """An import was refused; nothing of it was stored.
+
+    :param problems: every problem found, in input order.
+    """
+
+    def __init__(self, problems: Sequence[ImportProblem]) -> None:
+        self.problems = tuple(problems)
+        head = "; ".join(str(p) for p in self.problems[:5])
+        more = f" (and {len(self.problems) - 5} more)" if len(self.problems) > 5 else ""
+        super().__init__(f"import refused, nothing was stored: {len(self.problems)} problem(s): {head}{more}")
+
+
+class MissingTranslation(CareCollectError, LookupError):
+    """A template asked for a message key the language's catalog lacks."""
+
+    def __init__(self, language: str, key: str) -> None:
+        self.language = language
+        self.key = key
+        super().__init__(f"catalog {language!r} has no message {key!r}; add it to the catalog")
+
+
+class MessageCheckFailed(CareCollectError, ValueError):
+    """A rendering failed a check; it must not be sent.
+
+    :param template: the template (purpose/channel/language).
+    :param rule: the check that failed.
+    :param detail: what was found (never patient data beyond the offending word).
+    """
+
+    def __init__(self, template: str, rule: str, detail: str) -> None:
+        self.template = template
+        self.rule = rule
+        self.detail = detail
+        super().__init__(f"message {template}: check {rule!r} failed: {detail}")
+
+
+class PayLinkError(CareCollectError, ValueError):
+    """A pay link was refused."""
+
+
+class PayLinkInvalid(PayLinkError):
+    """The link is malformed or its signature does not match (it was changed)."""
+
+
+class PayLinkExpired(PayLinkError):
+    """The link's expiry has passed."""
+
+
+class PayLinkUsed(PayLinkError):
+    """The link's nonce was already used for a payment: no replay."""
+
+
+class WebhookError(CareCollectError, ValueError):
+    """A webhook was refused; answer the sender with HTTP 400 and record nothing."""
+
+
+class WebhookSignatureInvalid(WebhookError):
+    """The signature header is missing, malformed or does not match the body."""
+
+
+class WebhookExpired(WebhookError):
+    """The signed timestamp is outside the tolerance (an old or replayed delivery)."""

@@ -25,10 +25,21 @@ raw response, an error message, a traced hook call) passes through
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["REDACTED", "SENSITIVE_KEY_PARTS", "is_sensitive_key", "luhn_valid", "scrub", "scrub_text"]
+__all__ = [
+    "REDACTED",
+    "SENSITIVE_KEY_PARTS",
+    "SHOWN",
+    "is_sensitive_key",
+    "luhn_valid",
+    "printable",
+    "scrub",
+    "scrub_mapping",
+    "scrub_text",
+]
 
 #: What a scrubbed value is replaced with.
 REDACTED = "[REDACTED]"
@@ -172,3 +183,44 @@ def scrub(value: Any, secrets: Iterable[str] = ()) -> Any:
     if value is None or isinstance(value, bool | int | float):
         return value
     return scrub_text(str(value), known)
+
+
+def scrub_mapping(raw: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A plugin's raw response (or ``None``) as a scrubbed ``dict``: the converter of every
+    ``raw`` field on the plugin contracts' results (payments, messages, agencies).
+
+    >>> scrub_mapping({"status": "ok", "card": "4111 1111 1111 1111"})
+    {'status': 'ok', 'card': '[PAN …1111]'}
+    >>> scrub_mapping(None)
+    {}
+    """
+    return dict(scrub(dict(raw or {})))
+
+
+#: The longest a name taken from input (a file, a section, a column, an id) is shown in a message.
+SHOWN = 80
+
+
+def printable(text: object, limit: int = SHOWN) -> str:
+    """``text`` made safe to print anywhere: control characters and lone surrogates escaped, long text cut.
+
+    A problem can name a section, a column or a file taken from the input
+    itself; printed raw, a lone surrogate would make the terminal's encoder
+    raise and a control character would garble the line.
+
+    >>> printable("bad\\ud800name\\x00")
+    'bad\\\\ud800name\\\\x00'
+    >>> printable("x" * 100, 10)
+    'xxxxxxxxx…'
+    """
+    out = []
+    for char in str(text):
+        if unicodedata.category(char) in ("Cc", "Cs", "Cf", "Co", "Cn"):
+            code = ord(char)
+            out.append(
+                f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+            )
+        else:
+            out.append(char)
+    shown = "".join(out)
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..contact_centre import ContactChannel, ContactRecord, Direction, Outcome, Topic
+from ..contact_centre import ContactChannel, ContactOutcome, ContactRecord, Direction, Topic
 from ..errors import ValidationError
 
 __all__ = ["append_records", "read_records", "record_from_json", "record_to_json"]
@@ -77,7 +77,7 @@ def record_from_json(data: dict[str, Any]) -> ContactRecord:
             started_at=started,
             answered_at=_instant(data, "answered_at"),
             ended_at=_instant(data, "ended_at"),
-            outcome=Outcome(data.get("outcome", "pending")),
+            outcome=ContactOutcome(data.get("outcome", "pending")),
             invoice_id=data.get("invoice_id"),
             queue=data.get("queue"),
             agent_id=data.get("agent_id"),

@@ -14,15 +14,16 @@ ticketing system passes its records, agents and the instant ``now``.
 
 from __future__ import annotations
 
+from ..deprecation import renamed
 from .records import (
     ContactChannel,
     ContactHistoryEvent,
+    ContactOutcome,
     ContactRecord,
     ContactState,
     Conversation,
     Direction,
     HistoryKind,
-    Outcome,
     Topic,
     conversations,
     meet_in_dispute,
@@ -71,6 +72,7 @@ __all__ = [
     "Competence",
     "ContactChannel",
     "ContactHistoryEvent",
+    "ContactOutcome",
     "ContactRecord",
     "ContactState",
     "Conversation",
@@ -78,7 +80,6 @@ __all__ = [
     "Direction",
     "HistoryKind",
     "HomeChannel",
-    "Outcome",
     "Priority",
     "QueueFigures",
     "QueueKind",
@@ -109,3 +110,6 @@ __all__ = [
     "traffic_intensity",
     "wallboard_snapshot",
 ]
+
+
+__getattr__ = renamed(__name__, {"Outcome": "carecollect.contact_centre.records:ContactOutcome"})

@@ -13,13 +13,13 @@ same records drive a live wallboard and a report for a day long past.
 
 >>> import datetime as dt
 >>> from zoneinfo import ZoneInfo
->>> from carecollect.contact_centre import ContactRecord, ContactChannel, Direction, Topic, Outcome
+>>> from carecollect.contact_centre import ContactRecord, ContactChannel, Direction, Topic, ContactOutcome
 >>> oslo = ZoneInfo("Europe/Oslo")
 >>> call = ContactRecord(
 ...     contact_id="C-1", account_id="A-7", channel=ContactChannel.PHONE, direction=Direction.INBOUND,
 ...     topic=Topic.DISPUTE, started_at=dt.datetime(2026, 3, 2, 9, 0, tzinfo=oslo),
 ...     answered_at=dt.datetime(2026, 3, 2, 9, 0, 40, tzinfo=oslo),
-...     ended_at=dt.datetime(2026, 3, 2, 9, 7, tzinfo=oslo), outcome=Outcome.CONVERSATION,
+...     ended_at=dt.datetime(2026, 3, 2, 9, 7, tzinfo=oslo), outcome=ContactOutcome.CONVERSATION,
 ...     invoice_id="INV-3", queue="phone-disputes")
 >>> call.wait_at(call.ended_at)
 datetime.timedelta(seconds=40)
@@ -36,6 +36,7 @@ from typing import NamedTuple
 
 import attrs
 
+from ..deprecation import renamed
 from ..disputes import Dispute, record_patient_met
 from ..errors import ValidationError
 from ..events import Event
@@ -44,12 +45,12 @@ from ..timekeeping import require_aware
 __all__ = [
     "ContactChannel",
     "ContactHistoryEvent",
+    "ContactOutcome",
     "ContactRecord",
     "ContactState",
     "Conversation",
     "Direction",
     "HistoryKind",
-    "Outcome",
     "Topic",
     "conversations",
     "meet_in_dispute",
@@ -117,8 +118,13 @@ class Topic(enum.Enum):
     OTHER = "other"
 
 
-class Outcome(enum.Enum):
-    """How a contact ended (or that it has not yet)."""
+class ContactOutcome(enum.Enum):
+    """How a contact ended (or that it has not yet).
+
+    Not a rule's :class:`~carecollect.policy.explain.Outcome` (allow, deny, defer...).
+
+    .. versionchanged:: 0.2 named ``Outcome`` before (a deprecated alias remains).
+    """
 
     #: Still open: a call in the queue, an e-mail not yet answered.
     PENDING = "pending"
@@ -149,8 +155,10 @@ class ContactState(enum.Enum):
     ENDED_UNANSWERED = "ended_unanswered"
 
 
-_ANSWERED = frozenset({Outcome.CONVERSATION, Outcome.ANSWERED, Outcome.THIRD_PARTY})
-_UNANSWERED_END = frozenset({Outcome.ABANDONED, Outcome.VOICEMAIL, Outcome.NO_CONNECTION})
+_ANSWERED = frozenset({ContactOutcome.CONVERSATION, ContactOutcome.ANSWERED, ContactOutcome.THIRD_PARTY})
+_UNANSWERED_END = frozenset(
+    {ContactOutcome.ABANDONED, ContactOutcome.VOICEMAIL, ContactOutcome.NO_CONNECTION}
+)
 
 
 def _aware(instance: ContactRecord, attribute: attrs.Attribute[dt.datetime], value: dt.datetime) -> None:
@@ -184,7 +192,7 @@ class ContactRecord:
     :param answered_at: when an agent answered (or the written answer was
         sent); ``None`` if not (yet) answered.
     :param ended_at: when the call or conversation ended; ``None`` while open.
-    :param outcome: an :class:`Outcome`.
+    :param outcome: an :class:`ContactOutcome`.
     :param invoice_id: the debt or invoice the contact is about, if known.
     :param queue: the queue the contact was routed to (see
         :func:`carecollect.contact_centre.route`); ``None`` if not routed.
@@ -203,7 +211,9 @@ class ContactRecord:
     started_at: dt.datetime = attrs.field(validator=_aware)
     answered_at: dt.datetime | None = attrs.field(default=None, validator=_aware_or_none)
     ended_at: dt.datetime | None = attrs.field(default=None, validator=_aware_or_none)
-    outcome: Outcome = attrs.field(default=Outcome.PENDING, validator=attrs.validators.instance_of(Outcome))
+    outcome: ContactOutcome = attrs.field(
+        default=ContactOutcome.PENDING, validator=attrs.validators.instance_of(ContactOutcome)
+    )
     invoice_id: str | None = None
     queue: str | None = None
     agent_id: str | None = None
@@ -225,7 +235,7 @@ class ContactRecord:
             if self.answered_at is not None and self.ended_at < self.answered_at:
                 raise ValidationError(name, "ended_at", "is before answered_at")
         outcome = self.outcome
-        if outcome is Outcome.PENDING:
+        if outcome is ContactOutcome.PENDING:
             if self.answered_at is not None or self.ended_at is not None:
                 raise ValidationError(
                     name,
@@ -241,17 +251,20 @@ class ContactRecord:
             raise ValidationError(
                 name, "answered_at", f"outcome {outcome.value!r} means nobody answered; leave it None"
             )
-        if outcome is Outcome.ABANDONED:
+        if outcome is ContactOutcome.ABANDONED:
             if not (self.channel.is_voice and self.direction is Direction.INBOUND):
                 raise ValidationError(name, "outcome", "only an inbound call can be abandoned")
             if self.ended_at is None:
                 raise ValidationError(
                     name, "ended_at", "an abandoned call needs the instant the caller hung up"
                 )
-        if outcome in (Outcome.VOICEMAIL, Outcome.NO_CONNECTION) and self.direction is not Direction.OUTBOUND:
+        if (
+            outcome in (ContactOutcome.VOICEMAIL, ContactOutcome.NO_CONNECTION)
+            and self.direction is not Direction.OUTBOUND
+        ):
             raise ValidationError(name, "outcome", f"{outcome.value!r} is an outcome of an outbound call")
         if (
-            outcome is Outcome.CONVERSATION
+            outcome is ContactOutcome.CONVERSATION
             and self.channel.is_written
             and self.channel is not ContactChannel.CALLBACK
         ):
@@ -263,8 +276,8 @@ class ContactRecord:
 
     @property
     def is_open(self) -> bool:
-        """True while the outcome is still :attr:`Outcome.PENDING`."""
-        return self.outcome is Outcome.PENDING
+        """True while the outcome is still :attr:`ContactOutcome.PENDING`."""
+        return self.outcome is ContactOutcome.PENDING
 
     def state_at(self, now: dt.datetime) -> ContactState:
         """Where this contact stood at ``now`` (aware).
@@ -305,7 +318,7 @@ class ContactRecord:
         >>> import datetime as dt
         >>> t = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone.utc)
         >>> rec = ContactRecord("C-2", "A-1", ContactChannel.PHONE, Direction.OUTBOUND, Topic.PAYMENT,
-        ...                     started_at=t, ended_at=t, outcome=Outcome.VOICEMAIL)
+        ...                     started_at=t, ended_at=t, outcome=ContactOutcome.VOICEMAIL)
         >>> rec.to_history_event().kind
         <HistoryKind.VOICEMAIL: 'voicemail'>
         """
@@ -318,13 +331,13 @@ class ContactRecord:
             at = self.answered_at
         else:
             at = self.ended_at if self.ended_at is not None else self.started_at
-        if outcome is Outcome.CONVERSATION:
+        if outcome is ContactOutcome.CONVERSATION:
             kind = HistoryKind.CONVERSATION
-        elif outcome is Outcome.ANSWERED:
+        elif outcome is ContactOutcome.ANSWERED:
             kind = HistoryKind.WRITTEN_REPLY
-        elif outcome is Outcome.THIRD_PARTY:
+        elif outcome is ContactOutcome.THIRD_PARTY:
             kind = HistoryKind.THIRD_PARTY
-        elif outcome is Outcome.VOICEMAIL:
+        elif outcome is ContactOutcome.VOICEMAIL:
             kind = HistoryKind.VOICEMAIL
         else:
             kind = HistoryKind.ATTEMPT
@@ -397,16 +410,20 @@ def conversations(
     """The right-party conversations among ``records``, earliest first.
 
     A conversation is a call (inbound, outbound, or a callback) that reached
-    the patient or their representative: outcome :attr:`Outcome.CONVERSATION`.
-    The outreach governor pauses further calls after one, as the policy packs
-    require; ``at`` is the instant the call was answered. With
+    the patient or their representative: outcome :attr:`ContactOutcome.CONVERSATION`.
+    The outreach governor keeps a waiting period before the next call, as the
+    policy packs require; ``at`` is the instant the call was answered. With
     ``include_written=True``, written answers count too (the dispute
     procedure's "the patient was met").
 
     >>> list(conversations([]))
     []
     """
-    kinds = {Outcome.CONVERSATION, Outcome.ANSWERED} if include_written else {Outcome.CONVERSATION}
+    kinds = (
+        {ContactOutcome.CONVERSATION, ContactOutcome.ANSWERED}
+        if include_written
+        else {ContactOutcome.CONVERSATION}
+    )
     found = [
         Conversation(r.account_id, r.invoice_id, r.answered_at)
         for r in records
@@ -436,7 +453,7 @@ def meet_in_dispute(dispute: Dispute, records: Iterable[ContactRecord]) -> tuple
     >>> call = ContactRecord("C-1", "A-7", ContactChannel.PHONE, Direction.INBOUND, Topic.DISPUTE,
     ...                      started_at=t + dt.timedelta(minutes=5),
     ...                      answered_at=t + dt.timedelta(minutes=5, seconds=40),
-    ...                      ended_at=t + dt.timedelta(minutes=12), outcome=Outcome.CONVERSATION,
+    ...                      ended_at=t + dt.timedelta(minutes=12), outcome=ContactOutcome.CONVERSATION,
     ...                      invoice_id="INV-3")
     >>> met, event = meet_in_dispute(d, [call])
     >>> met.met_patient_at.isoformat(), event.detail("channel")
@@ -460,3 +477,6 @@ def meet_in_dispute(dispute: Dispute, records: Iterable[ContactRecord]) -> tuple
     if best is None or (dispute.met_patient_at is not None and dispute.met_patient_at <= best.at):
         return dispute, None
     return record_patient_met(dispute, at=best.at, channel=best.channel.value)
+
+
+__getattr__ = renamed(__name__, {"Outcome": "carecollect.contact_centre.records:ContactOutcome"})

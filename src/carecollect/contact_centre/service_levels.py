@@ -34,7 +34,7 @@ import attrs
 from ..calendars import BusinessCalendar
 from ..errors import ValidationError
 from ..timekeeping import require_aware, zone
-from .records import ContactRecord, ContactState, Direction, Outcome
+from .records import ContactOutcome, ContactRecord, ContactState, Direction
 
 __all__ = [
     "AbandonRule",
@@ -291,7 +291,7 @@ def measure(
                 else record.answered_at < limit
             ):
                 in_target += 1
-        elif record.outcome is Outcome.ABANDONED:
+        elif record.outcome is ContactOutcome.ABANDONED:
             abandoned += 1
             assert record.ended_at is not None
             if not (ignore_short and record.ended_at <= limit):

@@ -21,16 +21,17 @@ from typing import Any, TypeVar
 import attrs
 
 from ..addresses import normalise_contact_address, region_of
+from ..assistance_applications import ApplicationStatus, AssistanceApplication
 from ..channels import Channel
 from ..creditors import Creditor, CreditorRole
-from ..errors import CareCollectError
+from ..errors import CareCollectError, ImportFailed, ImportProblem
 from ..handoff_consent import ConsentMethod, HandoffConsent
 from ..invoices import BillKind, ClaimStatus, Insurance, Invoice, InvoiceLine, InvoiceStatus
 from ..ledger import EntryKind, Ledger, LedgerEntry, post, post_payment
 from ..money import Money
 from ..patients import Account, ConfidentialWish, ContactPoint, Patient
 from ..payments import Payment, PaymentMethod
-from ..relief.assistance import ApplicationStatus, AssistanceApplication
+from ..scrubbing import printable
 from ..store.base import NotFound, Store
 from ..timekeeping import zone
 
@@ -56,78 +57,7 @@ EARLIEST_DATE = dt.date(1900, 1, 1)
 #: The latest date (and day of an instant) an import accepts.
 LATEST_DATE = dt.date(2199, 12, 31)
 
-#: The longest a located name (a file, a section, a column, an id) is shown in a problem.
-_SHOWN = 80
-
 T = TypeVar("T")
-
-
-def _printable(text: object, limit: int = _SHOWN) -> str:
-    """``text`` made safe to print anywhere: control characters and lone surrogates escaped, long text cut.
-
-    A problem can name a section, a column or a file taken from the input
-    itself; printed raw, a lone surrogate would make the terminal's encoder
-    raise and a control character would garble the line.
-
-    >>> _printable("bad\\ud800name\\x00")
-    'bad\\\\ud800name\\\\x00'
-    >>> _printable("x" * 100, 10)
-    'xxxxxxxxx…'
-    """
-    out = []
-    for char in str(text):
-        if unicodedata.category(char) in ("Cc", "Cs", "Cf", "Co", "Cn"):
-            code = ord(char)
-            out.append(
-                f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
-            )
-        else:
-            out.append(char)
-    shown = "".join(out)
-    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
-
-
-def _problem_text(text: object) -> str:
-    return _printable(text, 400)
-
-
-def _optional_printable(text: object) -> str | None:
-    return None if text is None else _printable(text)
-
-
-@attrs.frozen
-class ImportProblem:
-    """One thing wrong with one record.
-
-    :param where: the file or section and row (``"invoices.csv row 7"``, ``"invoices[2]"``,
-        ``"Invoice/INV-9"``).
-    :param field: the field (``"due_date"``, ``"lines[0].amount"``).
-    :param problem: what is wrong and what to write instead (never the value of a
-        name, address or description).
-    :param record_id: the record's id, when it has one.
-    """
-
-    where: str = attrs.field(converter=_printable)
-    field: str = attrs.field(converter=_printable)
-    problem: str = attrs.field(converter=_problem_text)
-    record_id: str | None = attrs.field(default=None, converter=_optional_printable)
-
-    def __str__(self) -> str:
-        ident = f" ({self.record_id})" if self.record_id else ""
-        return f"{self.where}{ident}: field {self.field!r}: {self.problem}"
-
-
-class ImportFailed(CareCollectError, ValueError):
-    """An import was refused; nothing of it was stored.
-
-    :param problems: every problem found, in input order.
-    """
-
-    def __init__(self, problems: Sequence[ImportProblem]) -> None:
-        self.problems = tuple(problems)
-        head = "; ".join(str(p) for p in self.problems[:5])
-        more = f" (and {len(self.problems) - 5} more)" if len(self.problems) > 5 else ""
-        super().__init__(f"import refused, nothing was stored: {len(self.problems)} problem(s): {head}{more}")
 
 
 @attrs.frozen
@@ -179,7 +109,7 @@ class _JsonNumber:
         self.text = text
 
     def __repr__(self) -> str:
-        return f"_JsonNumber({_printable(self.text, 30)!r})"
+        return f"_JsonNumber({printable(self.text, 30)!r})"
 
     @classmethod
     def parse_int(cls, text: str) -> int | _JsonNumber:
@@ -383,7 +313,7 @@ _ZONE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+){0,2}")
 
 def _zone_name(name: str, value: str) -> str:
     """An IANA time-zone name, refused by ``name`` (the real field) when unknown."""
-    problem = f"{_printable(value, 40)!r} is not an IANA time zone name such as Europe/Oslo"
+    problem = f"{printable(value, 40)!r} is not an IANA time zone name such as Europe/Oslo"
     if len(value) > 64 or not _ZONE_NAME.fullmatch(value):
         raise _Bad(name, problem)
     try:

@@ -12,17 +12,21 @@ templates and catalogs. See :mod:`carecollect.messages.render`.
 
 from __future__ import annotations
 
+from ..deprecation import renamed
 from .checks import MessageCheckFailed
-from .context import MessageContext, PlanOption, RenderedMessage
+from .context import MessageContext, PlanOptionInfo, RenderedMessage
 from .render import MissingTranslation, Renderer, choose_language, render
 
 __all__ = [
     "MessageCheckFailed",
     "MessageContext",
     "MissingTranslation",
-    "PlanOption",
+    "PlanOptionInfo",
     "RenderedMessage",
     "Renderer",
     "choose_language",
     "render",
 ]
+
+
+__getattr__ = renamed(__name__, {"PlanOption": "carecollect.messages.context:PlanOptionInfo"})

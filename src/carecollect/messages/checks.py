@@ -34,7 +34,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from ..channels import Channel
-from ..errors import CareCollectError, ConfigurationError
+from ..errors import ConfigurationError, MessageCheckFailed
 from ..outreach import OutreachPurpose
 from ..policy.content import Sensitive, Surface, check_content
 from ..policy.packs import PolicyPack, get_pack
@@ -51,21 +51,6 @@ __all__ = [
     "find_words",
     "sms_segments",
 ]
-
-
-class MessageCheckFailed(CareCollectError, ValueError):
-    """A rendering failed a check; it must not be sent.
-
-    :param template: the template (purpose/channel/language).
-    :param rule: the check that failed.
-    :param detail: what was found (never patient data beyond the offending word).
-    """
-
-    def __init__(self, template: str, rule: str, detail: str) -> None:
-        self.template = template
-        self.rule = rule
-        self.detail = detail
-        super().__init__(f"message {template}: check {rule!r} failed: {detail}")
 
 
 #: Steps whose tone must stay friendly (no threats of legal steps).

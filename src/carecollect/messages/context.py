@@ -25,6 +25,7 @@ from decimal import Decimal
 import attrs
 
 from ..channels import Channel
+from ..deprecation import renamed
 from ..errors import ValidationError
 from ..money import Money
 from ..office_hours import OfficeHours
@@ -42,18 +43,23 @@ __all__ = [
     "MessageContext",
     "NoticeInfo",
     "PaymentInfo",
-    "PaymentMethod",
-    "PlanOption",
+    "PlanOptionInfo",
     "RenderedMessage",
     "SmsEncoding",
+    "WayToPay",
 ]
 
 #: Jurisdictions with built-in "know your rights" texts and formal notices.
 JURISDICTIONS = ("us", "no", "de", "bg")
 
 
-class PaymentMethod(enum.Enum):
-    """Ways to pay a message may offer."""
+class WayToPay(enum.Enum):
+    """Ways to pay a message may offer.
+
+    Not the payment record's :class:`~carecollect.payments.PaymentMethod` (how a payment was made).
+
+    .. versionchanged:: 0.2 named ``PaymentMethod`` before (a deprecated alias remains).
+    """
 
     #: Pay online (a payment link).
     ONLINE = "online"
@@ -105,17 +111,22 @@ def _strs(value: Iterable[str]) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _methods(value: Iterable[PaymentMethod]) -> tuple[PaymentMethod, ...]:
+def _methods(value: Iterable[WayToPay]) -> tuple[WayToPay, ...]:
     return tuple(value)
 
 
-def _options(value: Iterable[PlanOption]) -> tuple[PlanOption, ...]:
+def _options(value: Iterable[PlanOptionInfo]) -> tuple[PlanOptionInfo, ...]:
     return tuple(value)
 
 
 @attrs.frozen
-class PlanOption:
-    """One payment-plan option as the policy proposed it (plain data).
+class PlanOptionInfo:
+    """One payment-plan option as a message shows it (plain data).
+
+    Not the relief policy's :class:`~carecollect.relief.plans.PlanOption` (a fitted plan with
+    its reasons): the caller copies the figures it wants the patient to read.
+
+    .. versionchanged:: 0.2 named ``PlanOption`` before (a deprecated alias remains).
 
     :param label: a short label (``"A"``, ``"6 months"``); shown as is.
     :param instalment: the amount of each instalment.
@@ -133,7 +144,7 @@ class PlanOption:
 
     def __attrs_post_init__(self) -> None:
         if self.count < 1:
-            raise ValidationError(f"PlanOption {self.label}", "count", "at least one instalment")
+            raise ValidationError(f"PlanOptionInfo {self.label}", "count", "at least one instalment")
 
 
 @attrs.frozen
@@ -318,11 +329,11 @@ class MessageContext:
     address: tuple[str, ...] = attrs.field(default=(), converter=_strs, repr=False)
     recipient_name: str | None = attrs.field(default=None, repr=False)
     agent_name: str | None = attrs.field(default=None, repr=False)
-    payment_methods: tuple[PaymentMethod, ...] = attrs.field(
-        default=(PaymentMethod.ONLINE, PaymentMethod.DIRECT_DEBIT, PaymentMethod.MOBILE), converter=_methods
+    payment_methods: tuple[WayToPay, ...] = attrs.field(
+        default=(WayToPay.ONLINE, WayToPay.DIRECT_DEBIT, WayToPay.MOBILE), converter=_methods
     )
     statement: object | None = attrs.field(default=None, repr=False)
-    plan_options: tuple[PlanOption, ...] = attrs.field(default=(), converter=_options)
+    plan_options: tuple[PlanOptionInfo, ...] = attrs.field(default=(), converter=_options)
     payment: PaymentInfo | None = None
     instalment: InstalmentInfo | None = None
     dispute: DisputeInfo | None = None
@@ -384,3 +395,12 @@ class RenderedMessage:
     encoding: SmsEncoding | None = None
     segments: int | None = None
     checks: tuple[str, ...] = ()
+
+
+__getattr__ = renamed(
+    __name__,
+    {
+        "PaymentMethod": "carecollect.messages.context:WayToPay",
+        "PlanOption": "carecollect.messages.context:PlanOptionInfo",
+    },
+)

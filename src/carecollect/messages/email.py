@@ -23,8 +23,8 @@ Bulgarian base64), and non-ASCII headers are RFC 2047 encoded words.
 
 >>> import datetime as dt
 >>> from carecollect.channels import Channel
->>> from carecollect.plugins.messaging import RenderedMessage
->>> msg = RenderedMessage(id="step_INV-1_statement-1_email", channel=Channel.EMAIL,
+>>> from carecollect.plugins.messaging import OutgoingMessage
+>>> msg = OutgoingMessage(id="step_INV-1_statement-1_email", channel=Channel.EMAIL,
 ...     recipient="ola@example.no", subject="Påminnelse om regning INV-1", body="Hei!\\n",
 ...     html="<p>Hei!</p>", language="nb", opt_out_url="https://portal.example.no/stopp")
 >>> mail = build_email(msg, sender="Legesenteret <faktura@legesenteret.example>",
@@ -55,7 +55,7 @@ from typing import Any
 
 from ..channels import Channel
 from ..errors import ValidationError
-from ..plugins.messaging import RenderedMessage
+from ..plugins.messaging import OutgoingMessage
 from ..timekeeping import require_aware
 
 __all__ = ["EMAIL_POLICY", "build_email", "message_id_header", "unsubscribe_headers"]
@@ -163,7 +163,7 @@ def _one_line(record: str, field: str, value: str) -> str:
 
 
 def build_email(
-    message: RenderedMessage,
+    message: OutgoingMessage,
     *,
     sender: str,
     at: dt.datetime,
@@ -189,7 +189,7 @@ def build_email(
     :raises ValidationError: not an e-mail, a sender without a domain, or a recipient,
         subject or address that is not a valid one-line header (naming the message by id).
     """
-    record = f"RenderedMessage {message.id}"
+    record = f"OutgoingMessage {message.id}"
     require_aware(at, record, "at")
     if message.channel is not Channel.EMAIL:
         raise ValidationError(record, "channel", f"build_email needs an e-mail, not {message.channel.value}")

@@ -28,7 +28,7 @@ from .context import (
     MessageContext,
     NoticeInfo,
     PaymentInfo,
-    PlanOption,
+    PlanOptionInfo,
 )
 from .paylinks import PayLinkSigner
 from .statement import ShareKind, ShareReason, build_statement, statement_from_estimate
@@ -170,8 +170,8 @@ def context(purpose: P, jurisdiction: str) -> MessageContext:
         notice=notice,
         action_date=dt.date(2026, 5, 4),
         plan_options=(
-            PlanOption("A", half[0], 2, amount, dt.date(2026, 4, 1)),
-            PlanOption("B", thirds[0], 3, amount),
+            PlanOptionInfo("A", half[0], 2, amount, dt.date(2026, 4, 1)),
+            PlanOptionInfo("B", thirds[0], 3, amount),
         ),
         payment=PaymentInfo(
             Money("100.00", cur), dt.date(2026, 3, 18), amount - Money("100.00", cur), "RCPT-881"

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..channels import Channel
 from ..outreach import OutreachPurpose
-from ..plugins.messaging import RenderedMessage
+from ..plugins.messaging import OutgoingMessage
 from .examples import ADDRESS, CREDITOR, context
 from .letters import Letter, format_letter_date
 from .render import render
@@ -61,7 +61,7 @@ def example_letter(country: str, language: str, *, din_form: str = "B") -> Lette
     ctx = context(OutreachPurpose.STATEMENT, country)
     rendered = render(OutreachPurpose.STATEMENT, Channel.LETTER, language, ctx)
     name, phone, email = CREDITOR[country]
-    message = RenderedMessage(
+    message = OutgoingMessage(
         id=f"step_INV-2026-0042_statement-1_letter-{country}-{language}",
         channel=Channel.LETTER,
         recipient="\n".join(RECIPIENTS[country]),

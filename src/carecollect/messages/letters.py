@@ -27,7 +27,7 @@ envelope, every position in millimetres from the sheet's top-left corner:
     from its top and 22.2 to 136.5 mm from its left edge.
 
 :class:`Letter` is one letter's content, built from a rendered
-:class:`~carecollect.plugins.messaging.RenderedMessage` with :meth:`Letter.from_message`;
+:class:`~carecollect.plugins.messaging.OutgoingMessage` with :meth:`Letter.from_message`;
 :mod:`carecollect.messages.pdf` lays it out, :mod:`carecollect.plugins.builtin.letters`
 sends letters in print batches.
 
@@ -50,7 +50,7 @@ import attrs
 from ..addresses import MAX_POSTAL_LINES, postal_lines, region_of
 from ..channels import Channel
 from ..errors import ValidationError
-from ..plugins.messaging import RenderedMessage
+from ..plugins.messaging import OutgoingMessage
 
 __all__ = [
     "LABELS",
@@ -449,7 +449,7 @@ class Letter:
     @classmethod
     def from_message(
         cls,
-        message: RenderedMessage,
+        message: OutgoingMessage,
         *,
         date_text: str,
         sender: Sequence[str] = (),
@@ -471,7 +471,7 @@ class Letter:
         :raises ValidationError: not a letter, a country without a layout, an address of fewer
             than two or more than seven lines, or no sender (each names the message by id).
         """
-        record = f"RenderedMessage {message.id}"
+        record = f"OutgoingMessage {message.id}"
         if message.channel is not Channel.LETTER:
             raise ValidationError(record, "channel", f"a letter is needed, not {message.channel.value}")
         head, headline, body = split_letter_text(message.body)

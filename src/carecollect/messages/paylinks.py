@@ -22,7 +22,7 @@ True
 >>> signer.verify(link.token, now=exp, used=set())
 Traceback (most recent call last):
 ...
-carecollect.messages.paylinks.PayLinkExpired: pay link for invoice INV-1 expired; issue a new link
+carecollect.errors.PayLinkExpired: pay link for invoice INV-1 expired; issue a new link
 """
 
 from __future__ import annotations
@@ -37,7 +37,15 @@ from collections.abc import Callable, Container
 
 import attrs
 
-from ..errors import CareCollectError, ConfigurationError, ValidationError
+from ..errors import (
+    CareCollectError,
+    ConfigurationError,
+    PayLinkError,
+    PayLinkExpired,
+    PayLinkInvalid,
+    PayLinkUsed,
+    ValidationError,
+)
 from ..money import Money
 from ..timekeeping import require_aware
 
@@ -54,22 +62,6 @@ __all__ = [
 
 _SAFE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _TAG_BYTES = 16
-
-
-class PayLinkError(CareCollectError, ValueError):
-    """A pay link was refused."""
-
-
-class PayLinkInvalid(PayLinkError):
-    """The link is malformed or its signature does not match (it was changed)."""
-
-
-class PayLinkExpired(PayLinkError):
-    """The link's expiry has passed."""
-
-
-class PayLinkUsed(PayLinkError):
-    """The link's nonce was already used for a payment: no replay."""
 
 
 @attrs.frozen

@@ -57,13 +57,13 @@ import jinja2.runtime
 from markupsafe import Markup, escape
 
 from ..channels import Channel
-from ..errors import CareCollectError, ConfigurationError, ValidationError
+from ..errors import ConfigurationError, MissingTranslation, ValidationError
 from ..money import Money
 from ..outreach import OutreachPurpose
 from . import glossary
 from .catalog import LANGUAGES, Entry, builtin_catalogs
 from .checks import check_rendering, sms_segments
-from .context import MessageContext, PaymentMethod, RenderedMessage
+from .context import MessageContext, RenderedMessage, WayToPay
 from .remittance_codes import carc_text, rarc_text
 from .skeleton import (
     MAX_VARIANTS,
@@ -138,15 +138,6 @@ _RIGHTS = frozenset(
         OutreachPurpose.PAYMENT_TERMS,
     }
 )
-
-
-class MissingTranslation(CareCollectError, LookupError):
-    """A template asked for a message key the language's catalog lacks."""
-
-    def __init__(self, language: str, key: str) -> None:
-        self.language = language
-        self.key = key
-        super().__init__(f"catalog {language!r} has no message {key!r}; add it to the catalog")
 
 
 def choose_language(preferred: str | Sequence[str] | None, available: Iterable[str] = LANGUAGES) -> str:
@@ -865,12 +856,12 @@ class _Job:
 def _pay_keys(ctx: MessageContext) -> list[str]:
     keys = []
     for method in ctx.payment_methods:
-        if method is PaymentMethod.ONLINE:
+        if method is WayToPay.ONLINE:
             if ctx.pay_link:
                 keys.append("pay.online")
             elif ctx.portal_url:
                 keys.append("pay.online_portal")
-        elif method is PaymentMethod.MOBILE:
+        elif method is WayToPay.MOBILE:
             if ctx.pay_link or ctx.portal_url:
                 keys.append("pay.mobile")
         else:

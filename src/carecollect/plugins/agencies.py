@@ -41,7 +41,7 @@ from ..errors import ValidationError
 from ..invoices import Invoice
 from ..money import Money
 from ..placements import Remittance
-from ..scrubbing import scrub, scrub_text
+from ..scrubbing import scrub_mapping, scrub_text
 from ..validation import aware, date_only, date_or_none, identifier, money_non_negative
 from .providers import validate_plugin_name
 
@@ -188,10 +188,6 @@ def _scrub_detail(value: object) -> str:
     return scrub_text(str(value))
 
 
-def _scrub_mapping(raw: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return dict(scrub(dict(raw or {})))
-
-
 @attrs.frozen
 class AgencyReceipt:
     """The agency's answer to a notice, a placement or a recall.
@@ -205,7 +201,7 @@ class AgencyReceipt:
     accepted: bool
     agency_reference: str | None = None
     detail: str = attrs.field(default="", converter=_scrub_detail)
-    raw: Mapping[str, Any] = attrs.field(factory=dict, converter=_scrub_mapping, repr=False, eq=False)
+    raw: Mapping[str, Any] = attrs.field(factory=dict, converter=scrub_mapping, repr=False, eq=False)
 
 
 class AgencyAccountStatus(enum.Enum):

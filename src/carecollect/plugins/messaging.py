@@ -4,7 +4,7 @@ A channel plugin returns a :class:`MessageChannelDescriptor` from its
 ``carecollect_message_channels`` hook. The channel it builds offers
 :class:`MessageChannel`'s verbs:
 
-* :meth:`~MessageChannel.send` takes a :class:`RenderedMessage` (already
+* :meth:`~MessageChannel.send` takes a :class:`OutgoingMessage` (already
   rendered, in the patient's language, checked by the governor) and returns a
   :class:`Receipt`: the provider's message id and ``ACCEPTED``, ``REJECTED`` or
   ``RETRY_LATER``. A rejection is a receipt; an exception means misconfiguration.
@@ -28,8 +28,9 @@ from typing import Any, Protocol
 import attrs
 
 from ..channels import Channel
+from ..deprecation import renamed
 from ..errors import ValidationError
-from ..scrubbing import scrub, scrub_text
+from ..scrubbing import scrub_mapping, scrub_text
 from ..validation import aware, identifier
 from .providers import validate_plugin_name
 
@@ -42,17 +43,22 @@ __all__ = [
     "InboundReply",
     "MessageChannel",
     "MessageChannelDescriptor",
+    "OutgoingMessage",
     "Receipt",
     "ReceiptStatus",
-    "RenderedMessage",
     "ReplyIntent",
     "classify_reply",
 ]
 
 
 @attrs.frozen
-class RenderedMessage:
+class OutgoingMessage:
     """A message ready to go: rendered, translated and allowed by the governor.
+
+    What a channel plugin sends; not the renderer's :class:`~carecollect.messages.context.RenderedMessage`
+    (the checked texts a message is built from).
+
+    .. versionchanged:: 0.2 named ``RenderedMessage`` before (a deprecated alias remains).
 
     :param id: stable id; channels use it as their idempotency key.
     :param channel: the :class:`~carecollect.channels.Channel`.
@@ -87,9 +93,9 @@ class RenderedMessage:
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.recipient, str) or not self.recipient.strip():
-            raise ValidationError(f"RenderedMessage {self.id}", "recipient", "must be a non-empty string")
+            raise ValidationError(f"OutgoingMessage {self.id}", "recipient", "must be a non-empty string")
         if not isinstance(self.body, str) or not self.body.strip():
-            raise ValidationError(f"RenderedMessage {self.id}", "body", "must be a non-empty string")
+            raise ValidationError(f"OutgoingMessage {self.id}", "body", "must be a non-empty string")
 
 
 class ReceiptStatus(enum.Enum):
@@ -111,15 +117,11 @@ def _scrub_detail(value: object) -> str:
     return scrub_text(str(value))
 
 
-def _scrub_mapping(raw: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return dict(scrub(dict(raw or {})))
-
-
 @attrs.frozen
 class Receipt:
     """The answer to :meth:`MessageChannel.send`.
 
-    :param message_id: the :class:`RenderedMessage` id.
+    :param message_id: the :class:`OutgoingMessage` id.
     :param status: :class:`ReceiptStatus`.
     :param provider_message_id: the provider's id (needed to match delivery reports).
     :param detail: a short scrubbed explanation.
@@ -130,7 +132,7 @@ class Receipt:
     status: ReceiptStatus
     provider_message_id: str | None = None
     detail: str = attrs.field(default="", converter=_scrub_detail)
-    raw: Mapping[str, Any] = attrs.field(factory=dict, converter=_scrub_mapping, repr=False, eq=False)
+    raw: Mapping[str, Any] = attrs.field(factory=dict, converter=scrub_mapping, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         if self.status is ReceiptStatus.ACCEPTED and not self.provider_message_id:
@@ -291,7 +293,7 @@ class MessageChannel(Protocol):
 
     capabilities: ChannelCapabilities
 
-    def send(self, message: RenderedMessage) -> Receipt:
+    def send(self, message: OutgoingMessage) -> Receipt:
         """Hand ``message`` to the provider; sending the same message id twice sends it once."""
         ...
 
@@ -342,3 +344,6 @@ class MessageChannelDescriptor:
     def create(self, settings: Mapping[str, str] | None = None) -> MessageChannel:
         """Build the channel from ``settings``."""
         return self.factory(dict(settings or {}))
+
+
+__getattr__ = renamed(__name__, {"RenderedMessage": "carecollect.plugins.messaging:OutgoingMessage"})

@@ -45,10 +45,10 @@ from typing import Any, Protocol
 
 import attrs
 
-from ..errors import CareCollectError, ValidationError
+from ..errors import ValidationError, WebhookError, WebhookExpired, WebhookSignatureInvalid
 from ..money import Money, minor_unit_exponent
 from ..payments import PaymentMethod
-from ..scrubbing import scrub, scrub_text
+from ..scrubbing import scrub_mapping, scrub_text
 from ..timekeeping import require_aware
 
 __all__ = [
@@ -230,10 +230,6 @@ class Instrument:
             raise ValidationError("Instrument", "token", "a non-empty gateway token or reference is required")
 
 
-def _scrub_mapping(raw: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return dict(scrub(dict(raw or {})))
-
-
 def _scrub_message(text: str) -> str:
     return scrub_text(str(text))
 
@@ -263,7 +259,7 @@ class PaymentResult:
     amount: Money | None = None
     url: str | None = None
     message: str = attrs.field(default="", converter=_scrub_message)
-    raw: Mapping[str, Any] = attrs.field(factory=dict, converter=_scrub_mapping, repr=False, eq=False)
+    raw: Mapping[str, Any] = attrs.field(factory=dict, converter=scrub_mapping, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         if self.success and self.error_code is not None:
@@ -336,7 +332,7 @@ class WebhookEvent:
     reference: str | None
     occurred_at: dt.datetime
     amount: Money | None = None
-    raw: Mapping[str, Any] = attrs.field(factory=dict, converter=_scrub_mapping, repr=False, eq=False)
+    raw: Mapping[str, Any] = attrs.field(factory=dict, converter=scrub_mapping, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.event_id, str) or not self.event_id:
@@ -347,18 +343,6 @@ class WebhookEvent:
     def idempotency_key(self) -> str:
         """The provider's event id."""
         return self.event_id
-
-
-class WebhookError(CareCollectError, ValueError):
-    """A webhook was refused; answer the sender with HTTP 400 and record nothing."""
-
-
-class WebhookSignatureInvalid(WebhookError):
-    """The signature header is missing, malformed or does not match the body."""
-
-
-class WebhookExpired(WebhookError):
-    """The signed timestamp is outside the tolerance (an old or replayed delivery)."""
 
 
 #: The signature header carecollect's own helpers use: ``t=<unix seconds>,v1=<hex HMAC-SHA256>``.

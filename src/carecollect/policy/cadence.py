@@ -64,10 +64,10 @@ from ..money import Money
 from ..outreach import OutreachPurpose, OutreachStatus, OutreachStep
 from ..patients import Patient
 from ..plans import PlanStatus
-from ..relief.insurer import billable_to_patient
 from ..timekeeping import require_aware, zone
-from .explain import Decision, Outcome, Reason, reason_from_rule
+from .explain import Outcome, Reason, Verdict, reason_from_rule
 from .governor import UNDELIVERABLE_RULE, channel_undeliverable, channel_usable
+from .insurer import billable_to_patient
 from .packs import PolicyPack
 
 __all__ = [
@@ -1052,7 +1052,7 @@ def check_formal_notice(
     deadline: dt.date,
     due_date: dt.date,
     previous_deadline: dt.date | None = None,
-) -> Decision:
+) -> Verdict:
     """Check a formal notice's dates against the pack before it goes out.
 
     Norway: an inkassovarsel only after the due date, with at least 14 days
@@ -1065,7 +1065,7 @@ def check_formal_notice(
     :param deadline: the pay-by date it states.
     :param due_date: the invoice's due date.
     :param previous_deadline: the inkassovarsel's deadline (for a betalingsoppfordring).
-    :returns: a :class:`~carecollect.policy.explain.Decision`.
+    :returns: a :class:`~carecollect.policy.explain.Verdict`.
 
     >>> import datetime as dt
     >>> from carecollect.policy.packs import get_pack
@@ -1115,4 +1115,4 @@ def check_formal_notice(
             f"{days} days to pay or object (at least {need})",
         )
     allowed = not any(r.outcome.blocks for r in reasons)
-    return Decision(allowed=allowed, reasons=tuple(reasons))
+    return Verdict(allowed=allowed, reasons=tuple(reasons))

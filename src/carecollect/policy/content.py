@@ -10,7 +10,7 @@ business name that reveals neither debt collection nor the clinic.
 The message layer describes what a rendered message contains (a set of
 :class:`Sensitive` categories and, for voicemail, :class:`VoicemailField`
 fields) and asks :func:`check_content`; the answer is a
-:class:`~carecollect.policy.explain.Decision` with the rule and source.
+:class:`~carecollect.policy.explain.Verdict` with the rule and source.
 
 >>> import datetime as dt
 >>> from carecollect.policy.packs import get_pack
@@ -28,7 +28,7 @@ from collections.abc import Iterable
 
 import attrs
 
-from .explain import Decision, Outcome, Reason, reason_from_rule
+from .explain import Outcome, Reason, Verdict, reason_from_rule
 from .packs import PolicyPack
 
 __all__ = ["ContentRules", "Sensitive", "Surface", "VoicemailField", "check_content", "content_rules"]
@@ -139,7 +139,7 @@ def check_content(
     on: dt.date,
     sensitive: Iterable[Sensitive] = (),
     fields: Iterable[VoicemailField] | None = None,
-) -> Decision:
+) -> Verdict:
     """Check what a rendered message carries against the pack's content rules.
 
     :param pack: the pack.
@@ -147,7 +147,7 @@ def check_content(
     :param on: the day it goes out.
     :param sensitive: sensitive categories the message contains.
     :param fields: for a voicemail, the fields it contains (``None``: not checked).
-    :returns: a :class:`~carecollect.policy.explain.Decision`.
+    :returns: a :class:`~carecollect.policy.explain.Verdict`.
 
     >>> import datetime as dt
     >>> from carecollect.policy.packs import get_pack
@@ -191,4 +191,4 @@ def check_content(
             )
         if not missing and not extra:
             reasons.append(reason_from_rule(rule, Outcome.ALLOW, "a limited-content voicemail"))
-    return Decision(allowed=not any(r.outcome.blocks for r in reasons), reasons=tuple(reasons))
+    return Verdict(allowed=not any(r.outcome.blocks for r in reasons), reasons=tuple(reasons))

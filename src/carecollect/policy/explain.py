@@ -12,9 +12,9 @@ with :meth:`Reason.from_record`, so an auditor can store the decision and
 replay it: the same inputs always give the same reasons, in the same order.
 
 >>> import datetime as dt
->>> from carecollect.policy.explain import Outcome, Reason, Decision
+>>> from carecollect.policy.explain import Outcome, Reason, Verdict
 >>> r = Reason("calls.max_per_7_days", "12 CFR 1006.14(b)(2)", Outcome.DENY, "7 calls on this debt in the 7 days ending 2026-03-08")
->>> d = Decision(allowed=False, reasons=(r,))
+>>> d = Verdict(allowed=False, reasons=(r,))
 >>> d.denials[0].rule_id
 'calls.max_per_7_days'
 >>> Reason.from_record(r.to_record()) == r
@@ -28,13 +28,18 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 import attrs
 
+from ..deprecation import renamed
 from ..errors import ValidationError
 from .rules import Rule, Strictness
 
-__all__ = ["Decision", "Outcome", "Reason", "reason_from_rule", "rules_rst_table"]
+if TYPE_CHECKING:  # packs do not need explain at run time; explain reads a pack's rules
+    from .packs import PolicyPack
+
+__all__ = ["Outcome", "Reason", "Verdict", "reason_from_rule", "rules_rst_table"]
 
 
 class Outcome(enum.Enum):
@@ -123,8 +128,13 @@ def _reasons(value: Iterable[Reason]) -> tuple[Reason, ...]:
 
 
 @attrs.frozen
-class Decision:
-    """A yes/no answer with every reason behind it.
+class Verdict:
+    """A rule check's yes/no answer with every reason behind it.
+
+    Not the daily run's decision (which step, which channel, for the audit log): a verdict
+    answers one question (may we contact now, is this content allowed, may the gate open).
+
+    .. versionchanged:: 0.2 named ``Decision`` before (a deprecated alias remains).
 
     :param allowed: the answer.
     :param reasons: the reasons, in the order the rules were checked.
@@ -228,3 +238,45 @@ def rules_rst_table(rules: Iterable[Rule], *, title: str = "Rules") -> str:
             f"     - {r.note or '-'}",
         ]
     return "\n".join(lines)
+
+
+def rule_reason(pack: PolicyPack, rule_id: str, on: dt.date, outcome: Outcome, message: str) -> Reason:
+    """A reason citing the source of ``rule_id`` as in force in ``pack`` on ``on``.
+
+    :param pack: the policy pack.
+    :param rule_id: the rule's id.
+    :param on: the day whose version of the rule applies.
+    :param outcome: what the rule did.
+    :param message: a PHI-free sentence.
+    :returns: the reason (an unverified rule's source is marked as such).
+    :raises ConfigurationError: the pack has no such rule in force on ``on``.
+    """
+    return reason_from_rule(pack.rule(rule_id, on=on), outcome, message)
+
+
+def note(rule_id: str, source: str, message: str, outcome: Outcome) -> Reason:
+    """A reason for a fact that is not a pack rule (``"creditor.*"``, ``"record.*"`` ids).
+
+    :param rule_id: the id (``"creditor.*"`` or ``"record.*"``).
+    :param source: where the fact comes from.
+    :param message: a PHI-free sentence.
+    :param outcome: what it did.
+
+    >>> note("record.dispute_open", "dispute D-1", "dispute open", Outcome.DENY).outcome.blocks
+    True
+    """
+    return Reason(rule_id, source, outcome, message)
+
+
+def blocking(reasons: tuple[Reason, ...]) -> tuple[Reason, ...]:
+    """The reasons that block (deny or defer).
+
+    :param reasons: the reasons.
+
+    >>> blocking((note("a", "s", "m", Outcome.ALLOW), note("b", "s", "m", Outcome.DEFER)))[0].rule_id
+    'b'
+    """
+    return tuple(r for r in reasons if r.outcome.blocks)
+
+
+__getattr__ = renamed(__name__, {"Decision": "carecollect.policy.explain:Verdict"})

@@ -44,19 +44,20 @@ import attrs
 
 from ..channels import Channel
 from ..creditors import Creditor
+from ..deprecation import renamed
 from ..disputes import Dispute
 from ..outreach import ContactAttempt, OutreachPurpose
 from ..patients import ConfidentialWish, ContactPoint, Patient
 from ..timekeeping import require_aware, zone
-from .explain import Decision, Outcome, Reason, reason_from_rule
+from .explain import Outcome, Reason, Verdict, reason_from_rule
 from .packs import PolicyPack
 
 __all__ = [
     "UNDELIVERABLE_RULE",
     "ContactDecision",
     "ContactHistory",
-    "Conversation",
     "Debt",
+    "ReportedConversation",
     "channel_undeliverable",
     "channel_usable",
     "may_contact",
@@ -65,7 +66,7 @@ __all__ = [
 ]
 
 #: A right-party conversation reported by the contact centre: (account id, invoice id or None, aware instant).
-Conversation = tuple[str, str | None, dt.datetime]
+ReportedConversation = tuple[str, str | None, dt.datetime]
 
 _MAX_ROUNDS = 32
 
@@ -81,7 +82,7 @@ def _attempts(value: Iterable[ContactAttempt]) -> tuple[ContactAttempt, ...]:
     return tuple(value)
 
 
-def _conversations(value: Iterable[Conversation]) -> tuple[Conversation, ...]:
+def _conversations(value: Iterable[ReportedConversation]) -> tuple[ReportedConversation, ...]:
     return tuple(value)
 
 
@@ -129,11 +130,11 @@ class ContactHistory:
     """
 
     attempts: tuple[ContactAttempt, ...] = attrs.field(default=(), converter=_attempts)
-    conversations: tuple[Conversation, ...] = attrs.field(default=(), converter=_conversations)
+    conversations: tuple[ReportedConversation, ...] = attrs.field(default=(), converter=_conversations)
 
     @classmethod
     def of(
-        cls, attempts: Iterable[ContactAttempt] = (), conversations: Iterable[Conversation] = ()
+        cls, attempts: Iterable[ContactAttempt] = (), conversations: Iterable[ReportedConversation] = ()
     ) -> ContactHistory:
         """Build a history from any iterables (a generator from the contact centre, say).
 
@@ -148,7 +149,7 @@ class ContactHistory:
 
 
 @attrs.frozen
-class ContactDecision(Decision):
+class ContactDecision(Verdict):
     """The governor's answer.
 
     :param allowed: whether the contact may happen at the asked instant.
@@ -311,7 +312,7 @@ def may_contact(
     a confidential-communication wish; an open dispute, an insurer still
     deciding, a current plan or an assistance review (collection purposes
     only); the quiet hours in every zone of :func:`patient_zones`; the call cap
-    and the pause after a conversation (for collectors, or for every creditor
+    and the waiting period after a conversation (for collectors, or for every creditor
     when ``calls.cap_for_all_creditors``); the pack's caps for e-mail, text and
     letters. History after ``at`` is ignored.
 
@@ -547,3 +548,6 @@ def _history_days(
         if when <= at and debt.concerns(account_id, invoice_id):
             conversations.append(_day(when, tz_name))
     return conversations, events
+
+
+__getattr__ = renamed(__name__, {"Conversation": "carecollect.policy.governor:ReportedConversation"})

@@ -11,10 +11,10 @@ number lives inside a function.
 Rules whose figure comes from a secondary source carry ``verified=False``;
 the docs (``docs/explanation/pack-*.rst``) mark them.
 
->>> from carecollect.policy.outreach_rules import RULES
->>> sorted(RULES)
+>>> from carecollect.policy.outreach_rules import OUTREACH_RULES
+>>> sorted(OUTREACH_RULES)
 ['bg', 'de', 'default', 'no', 'us']
->>> [r.value for r in RULES["no"] if r.id == "no.inkassovarsel.deadline_days"]
+>>> [r.value for r in OUTREACH_RULES["no"] if r.id == "no.inkassovarsel.deadline_days"]
 [14]
 """
 
@@ -23,9 +23,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from ..deprecation import renamed
 from .rules import Rule, Strictness
 
-__all__ = ["CARECOLLECT_DEFAULT", "RULES"]
+__all__ = ["CARECOLLECT_DEFAULT", "OUTREACH_RULES"]
 
 #: Source named for a value carecollect chose (no law sets it): the patient-friendly default.
 CARECOLLECT_DEFAULT = "carecollect patient-friendly default"
@@ -667,10 +668,13 @@ _BG = (
 )
 
 #: Rules per pack key (``"default"``, ``"us"``, ``"no"``, ``"de"``, ``"bg"``).
-RULES: dict[str, tuple[Rule, ...]] = {
+OUTREACH_RULES: dict[str, tuple[Rule, ...]] = {
     "default": _DEFAULT,
     "us": _US,
     "no": _NO,
     "de": _DE,
     "bg": _BG,
 }
+
+
+__getattr__ = renamed(__name__, {"RULES": "carecollect.policy.outreach_rules:OUTREACH_RULES"})

@@ -125,7 +125,9 @@ def _build() -> dict[str, PolicyPack]:
 
     packs = {}
     for key, (name, country) in _META.items():
-        rules = tuple(outreach_rules.RULES.get(key, ())) + tuple(relief_rules.RULES.get(key, ()))
+        rules = tuple(outreach_rules.OUTREACH_RULES.get(key, ())) + tuple(
+            relief_rules.RELIEF_RULES.get(key, ())
+        )
         packs[key] = PolicyPack(key=key, name=name, rules=RuleSet(rules), calendar_country=country)
     return packs
 

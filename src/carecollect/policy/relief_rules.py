@@ -26,9 +26,10 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+from ..deprecation import renamed
 from .rules import Rule, Strictness
 
-__all__ = ["RULES", "unverified"]
+__all__ = ["RELIEF_RULES", "unverified"]
 
 D = Decimal
 S = Strictness
@@ -689,7 +690,7 @@ _BG = (
 )
 
 #: Rules per pack key (``"default"``, ``"us"``, ``"no"``, ``"de"``, ``"bg"``).
-RULES: dict[str, tuple[Rule, ...]] = {
+RELIEF_RULES: dict[str, tuple[Rule, ...]] = {
     "default": _DEFAULT,
     "us": _US,
     "no": _NO,
@@ -704,4 +705,7 @@ def unverified() -> list[tuple[str, str, str]]:
     >>> ("no", "no.inkassosats", "inkassoforskriften; inkassosats 2026 (check)") in unverified()
     True
     """
-    return [(key, r.id, r.source) for key, rules in RULES.items() for r in rules if not r.verified]
+    return [(key, r.id, r.source) for key, rules in RELIEF_RULES.items() for r in rules if not r.verified]
+
+
+__getattr__ = renamed(__name__, {"RULES": "carecollect.policy.relief_rules:RELIEF_RULES"})

@@ -9,6 +9,10 @@ plain message, outcome).
 
 from __future__ import annotations
 
-from .reasons import Decision, Outcome, Reason
+from ..deprecation import renamed
+from .reasons import Outcome, Reason, Verdict
 
-__all__ = ["Decision", "Outcome", "Reason"]
+__all__ = ["Outcome", "Reason", "Verdict"]
+
+
+__getattr__ = renamed(__name__, {"Decision": "carecollect.policy.explain:Verdict"})

@@ -28,10 +28,10 @@ from fractions import Fraction
 
 import attrs
 
+from ..assistance_applications import ApplicationStatus, AssistanceApplication
 from ..errors import ValidationError
 from ..money import Money
 from ..policy.packs import PolicyPack
-from ..validation import date_only, date_or_none, identifier, of_type
 from .reasons import Outcome, Reason, note, rule_reason
 
 __all__ = [
@@ -475,56 +475,6 @@ def eca_timeline(
     if notice_deadline is not None and notice_deadline > app_end:
         app_end = notice_deadline
     return EcaTimeline(first_statement, ends, earliest, app_end)
-
-
-class ApplicationStatus(enum.Enum):
-    """State of a financial-assistance application."""
-
-    #: Received, being assessed: extraordinary collection actions wait.
-    RECEIVED = "received"
-    #: Information is missing; the patient was told what to send.
-    INCOMPLETE = "incomplete"
-    #: Approved: free or discounted care applies.
-    APPROVED = "approved"
-    #: Not eligible under the policy.
-    DENIED = "denied"
-    #: The patient withdrew the application.
-    WITHDRAWN = "withdrawn"
-
-    @property
-    def pending(self) -> bool:
-        """True while a decision is outstanding."""
-        return self in (ApplicationStatus.RECEIVED, ApplicationStatus.INCOMPLETE)
-
-
-@attrs.frozen
-class AssistanceApplication:
-    """A patient's application for financial assistance.
-
-    :param id: stable identifier.
-    :param account_id: the account.
-    :param received_on: the date it was received.
-    :param status: :class:`ApplicationStatus`.
-    :param decided_on: the date of the decision, if any (not before ``received_on``).
-    :raises ValidationError: a status that is not an :class:`ApplicationStatus`, or a decision
-        dated before the application was received (naming the application and the field).
-    """
-
-    id: str = attrs.field(validator=identifier)
-    account_id: str = attrs.field(validator=identifier)
-    received_on: dt.date = attrs.field(validator=date_only)
-    status: ApplicationStatus = attrs.field(
-        default=ApplicationStatus.RECEIVED, validator=of_type(ApplicationStatus)
-    )
-    decided_on: dt.date | None = attrs.field(default=None, validator=date_or_none)
-
-    def __attrs_post_init__(self) -> None:
-        if self.decided_on is not None and self.decided_on < self.received_on:
-            raise ValidationError(
-                f"AssistanceApplication {self.id}",
-                "decided_on",
-                f"{self.decided_on.isoformat()} is before it was received ({self.received_on.isoformat()})",
-            )
 
 
 def application_suspends_eca(app: AssistanceApplication) -> bool:

@@ -1,6 +1,6 @@
 """The gates before an agency, a sale or a credit report: "may we, now?", with every reason.
 
-:func:`gate` checks one :class:`~carecollect.relief.snapshot.AccountSnapshot`
+:func:`gate` checks one :class:`~carecollect.relief.snapshot.GateSnapshot`
 against every rule that applies to the action in the pack, and returns a
 :class:`GateDecision`: allowed or not, each reason (rule id, source,
 message), and the earliest date the action could be allowed if only waiting
@@ -30,12 +30,12 @@ Checked, in order:
 >>> from carecollect.creditors import Creditor, CreditorRole
 >>> from carecollect.invoices import Invoice, InvoiceLine, InvoiceStatus
 >>> from carecollect.relief.gates import GateAction, gate
->>> from carecollect.relief.snapshot import AccountSnapshot
+>>> from carecollect.relief.snapshot import GateSnapshot
 >>> inv = Invoice("INV-1", "A-1", "USD", (InvoiceLine("99213", "Visit", Money("900.00", "USD"), dt.date(2026, 1, 5)),),
 ...               dt.date(2026, 1, 6), dt.date(2026, 2, 5), first_statement_date=dt.date(2026, 1, 6),
 ...               status=InvoiceStatus.OPEN)
 >>> clinic = Creditor(id="H-1", name="Hospital", role=CreditorRole.PROVIDER, country="US", nonprofit=True)
->>> snap = AccountSnapshot("A-1", Money("900.00", "USD"), invoices=(inv,))
+>>> snap = GateSnapshot("A-1", Money("900.00", "USD"), invoices=(inv,))
 >>> d = gate(snap, GateAction.PLACE_WITH_AGENCY, now=dt.datetime(2026, 3, 2, 12, tzinfo=dt.timezone.utc),
 ...          pack=get_pack("us"), creditor=clinic)
 >>> d.allowed, d.earliest
@@ -60,8 +60,8 @@ from ..policy.packs import PolicyPack
 from ..timekeeping import require_aware
 from .insurer import billable_to_patient
 from .plans import state_rule_id, state_value
-from .reasons import Decision, Outcome, Reason, note, rule_reason
-from .snapshot import AccountSnapshot
+from .reasons import Outcome, Reason, Verdict, note, rule_reason
+from .snapshot import GateSnapshot
 
 __all__ = ["GateAction", "GateDecision", "gate", "may_place"]
 
@@ -98,10 +98,10 @@ class GateDecision:
         """The reasons that block."""
         return tuple(r for r in self.reasons if r.outcome.blocks)
 
-    def as_decision(self) -> Decision:
-        """The same answer as a :class:`~carecollect.policy.explain.Decision` (for audit logs)."""
-        make: Any = Decision  # its attrs converter=tuple confuses mypy's attrs plugin
-        decision: Decision = make(self.allowed, self.reasons)
+    def as_decision(self) -> Verdict:
+        """The same answer as a :class:`~carecollect.policy.explain.Verdict` (for audit logs)."""
+        make: Any = Verdict  # its attrs converter=tuple confuses mypy's attrs plugin
+        decision: Verdict = make(self.allowed, self.reasons)
         return decision
 
 
@@ -149,7 +149,7 @@ def _stricter(pack: PolicyPack, today: dt.date, legal: str, house: str) -> str:
 
 
 def gate(
-    snapshot: AccountSnapshot, action: GateAction, *, now: dt.datetime, pack: PolicyPack, creditor: Creditor
+    snapshot: GateSnapshot, action: GateAction, *, now: dt.datetime, pack: PolicyPack, creditor: Creditor
 ) -> GateDecision:
     """May ``action`` be taken on the account now? Every rule of the pack that applies is checked.
 
@@ -160,7 +160,7 @@ def gate(
     :param creditor: the creditor (role, nonprofit flag, state).
     :returns: a :class:`GateDecision`.
     """
-    require_aware(now, f"AccountSnapshot {snapshot.account_id}", "now")
+    require_aware(now, f"GateSnapshot {snapshot.account_id}", "now")
     today = now.date()
     c = _Collector()
     cur = snapshot.balance.currency
@@ -389,7 +389,7 @@ def gate(
 
 
 def _credit(
-    c: _Collector, snapshot: AccountSnapshot, today: dt.date, pack: PolicyPack, creditor: Creditor, cur: str
+    c: _Collector, snapshot: GateSnapshot, today: dt.date, pack: PolicyPack, creditor: Creditor, cur: str
 ) -> None:
     if "credit.min_balance_usd" not in pack.rules:
         c.deny(
@@ -454,7 +454,7 @@ def _credit(
 
 
 def may_place(
-    snapshot: AccountSnapshot, *, now: dt.datetime, pack: PolicyPack, creditor: Creditor
+    snapshot: GateSnapshot, *, now: dt.datetime, pack: PolicyPack, creditor: Creditor
 ) -> GateDecision:
     """Shorthand for ``gate(snapshot, GateAction.PLACE_WITH_AGENCY, ...)``.
 

@@ -1,5 +1,9 @@
 """Predicates the outreach cadence calls: is collection on this debt paused, and why?
 
+A *collection pause* holds collection messages on a debt; it is not a *plan pause*
+(:attr:`carecollect.plans.PlanStatus.PAUSED`: a payment plan's instalments suspended for
+hardship) nor the governor's *waiting period* after a conversation.
+
 Relief stops reminders in several ways: an open dispute freezes collection
 outreach (seed 001; FDCPA 1692g(b); 45 CFR 149.620), a plan the patient keeps
 replaces dunning with instalment reminders, a pending assistance application
@@ -13,10 +17,10 @@ account) with the reasons; the cadence skips collection steps
 >>> from carecollect.policy import get_pack
 >>> from carecollect.disputes import Dispute, DisputeReason
 >>> from carecollect.relief.pauses import collection_paused
->>> from carecollect.relief.snapshot import AccountSnapshot
+>>> from carecollect.relief.snapshot import GateSnapshot
 >>> t = dt.datetime(2026, 3, 9, 10, tzinfo=dt.timezone.utc)
 >>> d = Dispute(id="D-1", account_id="A-1", invoice_id="INV-1", reason=DisputeReason.QUALITY_OF_SERVICE, opened_at=t)
->>> paused, why = collection_paused(AccountSnapshot("A-1", Money("120.00", "USD"), disputes=(d,)),
+>>> paused, why = collection_paused(GateSnapshot("A-1", Money("120.00", "USD"), disputes=(d,)),
 ...                                 invoice_id="INV-1", now=t, pack=get_pack("us"))
 >>> paused, why[0].rule_id
 (True, 'dispute.freezes_collection')
@@ -34,13 +38,13 @@ from ..policy.packs import PolicyPack
 from ..timekeeping import require_aware
 from .insurer import billable_to_patient
 from .reasons import Outcome, Reason, rule_reason
-from .snapshot import AccountSnapshot
+from .snapshot import GateSnapshot
 
 __all__ = ["ReliefFlags", "collection_paused", "relief_flags"]
 
 
 def collection_paused(
-    snapshot: AccountSnapshot, *, invoice_id: str | None = None, now: dt.datetime, pack: PolicyPack
+    snapshot: GateSnapshot, *, invoice_id: str | None = None, now: dt.datetime, pack: PolicyPack
 ) -> tuple[bool, tuple[Reason, ...]]:
     """True (with the reasons) when no collection message may go out on ``invoice_id`` (``None``: the account).
 
@@ -53,7 +57,7 @@ def collection_paused(
     :param pack: the rules.
     :returns: ``(paused, reasons)``; the reasons are empty when nothing pauses collection.
     """
-    require_aware(now, f"AccountSnapshot {snapshot.account_id}", "now")
+    require_aware(now, f"GateSnapshot {snapshot.account_id}", "now")
     today = now.date()
     reasons: list[Reason] = []
     for d in snapshot.open_disputes(invoice_id):
@@ -124,7 +128,7 @@ class ReliefFlags:
 
 
 def relief_flags(
-    snapshot: AccountSnapshot, *, invoice_id: str, now: dt.datetime, pack: PolicyPack
+    snapshot: GateSnapshot, *, invoice_id: str, now: dt.datetime, pack: PolicyPack
 ) -> ReliefFlags:
     """The relief flags of ``invoice_id`` for the cadence, with the pack's insurer wait applied.
 
@@ -138,8 +142,8 @@ def relief_flags(
     >>> import datetime as dt
     >>> from carecollect.money import Money
     >>> from carecollect.policy import get_pack
-    >>> from carecollect.relief.snapshot import AccountSnapshot
-    >>> f = relief_flags(AccountSnapshot("A-1", Money("10.00", "USD")), invoice_id="INV-1",
+    >>> from carecollect.relief.snapshot import GateSnapshot
+    >>> f = relief_flags(GateSnapshot("A-1", Money("10.00", "USD")), invoice_id="INV-1",
     ...                  now=dt.datetime(2026, 3, 2, tzinfo=dt.timezone.utc), pack=get_pack("us"))
     >>> f.as_context_kwargs()
     {'dispute_open': False, 'plan_status': None, 'insurer_waiting': False, 'assistance_pending': False}

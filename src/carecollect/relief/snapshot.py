@@ -1,7 +1,7 @@
 """An account's state as the gates and pauses read it: one frozen snapshot, no store access.
 
 The caller (a daily run, a staff screen) gathers the records of one debt or
-account into an :class:`AccountSnapshot`; :mod:`carecollect.relief.gates` and
+account into a :class:`GateSnapshot`; :mod:`carecollect.relief.gates` and
 :mod:`carecollect.relief.pauses` are pure functions of it.
 """
 
@@ -12,6 +12,8 @@ from collections.abc import Iterable
 
 import attrs
 
+from ..assistance_applications import AssistanceApplication
+from ..deprecation import renamed
 from ..disputes import Dispute
 from ..errors import ValidationError
 from ..handoff_consent import HandoffConsent
@@ -20,9 +22,8 @@ from ..money import Money
 from ..outreach import OutreachPurpose
 from ..plans import PaymentPlan
 from ..validation import date_only, date_or_none, identifier
-from .assistance import AssistanceApplication
 
-__all__ = ["AccountSnapshot", "SentNotice"]
+__all__ = ["GateSnapshot", "SentNotice"]
 
 
 @attrs.frozen
@@ -50,8 +51,13 @@ def _dates(value: Iterable[dt.date]) -> tuple[dt.date, ...]:
 
 
 @attrs.frozen
-class AccountSnapshot:
-    """Everything the gates need about one debt (or account).
+class GateSnapshot:
+    """Everything the relief gates and pauses need about one debt (or account).
+
+    Not the store's :class:`~carecollect.store.base.AccountSnapshot` (the records the daily
+    run reads): this one is what the gates judge, gathered by the caller.
+
+    .. versionchanged:: 0.2 named ``AccountSnapshot`` before (a deprecated alias remains).
 
     :param account_id: the account.
     :param balance: the open balance the action would concern.
@@ -87,14 +93,14 @@ class AccountSnapshot:
         for i, day in enumerate(self.undeliverable_on):
             if not isinstance(day, dt.date) or isinstance(day, dt.datetime):
                 raise ValidationError(
-                    f"AccountSnapshot {self.account_id}",
+                    f"GateSnapshot {self.account_id}",
                     f"undeliverable_on[{i}]",
                     f"a date is expected, got {type(day).__name__}",
                 )
         for inv in self.invoices:
             if inv.currency != self.balance.currency:
                 raise ValidationError(
-                    f"AccountSnapshot {self.account_id}",
+                    f"GateSnapshot {self.account_id}",
                     "invoices",
                     f"invoice {inv.id} is not in {self.balance.currency}",
                 )
@@ -136,3 +142,6 @@ class AccountSnapshot:
         """The most recent notice of one of ``purposes``."""
         found = [n for n in self.notices if n.purpose in purposes]
         return max(found, key=lambda n: n.sent_on) if found else None
+
+
+__getattr__ = renamed(__name__, {"AccountSnapshot": "carecollect.relief.snapshot:GateSnapshot"})

@@ -44,8 +44,7 @@ from ..policy.governor import ContactHistory, Debt, may_contact
 from ..policy.packs import PolicyPack
 from ..relief.gates import may_place
 from ..relief.pauses import relief_flags
-from ..relief.snapshot import AccountSnapshot as GateSnapshot
-from ..relief.snapshot import SentNotice
+from ..relief.snapshot import GateSnapshot, SentNotice
 from ..store.base import (
     AccountSnapshot,
     Mandate,

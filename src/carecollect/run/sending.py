@@ -35,8 +35,7 @@ from ..plans import (
     mark_instalment_missed,
 )
 from ..plugins.manager import PluginManager
-from ..plugins.messaging import BatchingChannel, MessageChannel, ReceiptStatus
-from ..plugins.messaging import RenderedMessage as OutgoingMessage
+from ..plugins.messaging import BatchingChannel, MessageChannel, OutgoingMessage, ReceiptStatus
 from ..plugins.providers import PaymentProvider
 from ..policy.governor import UNDELIVERABLE_RULE, ContactHistory, Debt, may_contact
 from ..relief.pauses import relief_flags

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from ..errors import CareCollectError
+from ..errors import CareCollectError, RunWorkerError
 from ..messages.render import Renderer
 from ..plugins.manager import PluginManager, make_plugin_manager
 from ..scrubbing import scrub_text
@@ -145,10 +145,6 @@ def _release_if_holder_died(store: Store, owner: str, pid: int, now: dt.datetime
         return
     store.release_run_lock(held.owner, held.pid)
     store.audit_append("run.lock_taken_over", "run", {"dead_pid": held.pid, "pid": pid}, at=now)
-
-
-class RunWorkerError(CareCollectError):
-    """A worker process of a parallel run failed or died; what it finished stays done."""
 
 
 def worker_of(account_id: str, workers: int) -> int:

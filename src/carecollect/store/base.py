@@ -34,18 +34,18 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import attrs
 
+from ..assistance_applications import AssistanceApplication
 from ..channels import Channel
 from ..contact_centre.records import ContactRecord
 from ..creditors import Creditor
 from ..disputes import Dispute
-from ..errors import CareCollectError
+from ..errors import RUN_LOCK_STALE_AFTER, NotFound, RunLocked, StoreError
 from ..invoices import Invoice
 from ..ledger import Ledger, LedgerEntry
 from ..outreach import ContactAttempt, OutreachStep
 from ..patients import Account, Patient
 from ..placements import AgencyPlacement
 from ..plans import PaymentPlan
-from ..relief.assistance import AssistanceApplication
 from ..timekeeping import require_aware
 
 __all__ = [
@@ -79,59 +79,6 @@ __all__ = [
 
 #: The ``prev_hash`` of the first audit record.
 GENESIS_HASH = "0" * 64
-
-#: How long a run lock lives without a heartbeat by default. A live run beats several times
-#: within it (a thread, on the wall clock), so only a dead or frozen holder ever goes stale.
-RUN_LOCK_STALE_AFTER = dt.timedelta(seconds=30)
-
-
-class StoreError(CareCollectError, RuntimeError):
-    """The store cannot do what was asked (a schema newer than this code, a broken file...)."""
-
-
-class NotFound(CareCollectError, KeyError):
-    """No record of that kind has that id.
-
-    :param record: the kind of record, for example ``"Invoice"``.
-    :param ident: the id that was looked up.
-    """
-
-    def __init__(self, record: str, ident: str) -> None:
-        self.record = record
-        self.ident = ident
-        super().__init__(f"{record} {ident}: not in the store; import or create it first")
-
-    def __str__(self) -> str:
-        return str(self.args[0])
-
-
-class RunLocked(CareCollectError, RuntimeError):
-    """Another run holds the run lock.
-
-    :param owner: who holds it.
-    :param pid: the process id that holds it.
-    :param heartbeat_at: when the holder last said it was alive.
-    """
-
-    def __init__(
-        self,
-        owner: str,
-        pid: int,
-        started_at: dt.datetime,
-        heartbeat_at: dt.datetime,
-        stale_after: dt.timedelta | None = None,
-    ) -> None:
-        self.owner = owner
-        self.pid = pid
-        self.started_at = started_at
-        self.heartbeat_at = heartbeat_at
-        self.stale_after = stale_after if stale_after is not None else RUN_LOCK_STALE_AFTER
-        super().__init__(
-            f"another run is in progress (owner {owner!r}, pid {pid}, started {started_at.isoformat()}, "
-            f"last heartbeat {heartbeat_at.isoformat()}); wait for it to finish. If that process is gone, "
-            f"the next run takes the lock over at once on the same host, or from another host once "
-            f"{self.stale_after.total_seconds():g} s have passed without a heartbeat"
-        )
 
 
 class OutboxStatus(enum.Enum):

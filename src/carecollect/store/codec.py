@@ -11,7 +11,7 @@ ISO dates (``2026-03-01``), enums by value, and short lists of names
 >>> from zoneinfo import ZoneInfo
 >>> iso_instant(dt.datetime(2026, 3, 1, 12, tzinfo=ZoneInfo("Europe/Oslo")))
 '2026-03-01T11:00:00+00:00'
->>> parse_instant('2026-03-01T11:00:00+00:00') == dt.datetime(2026, 3, 1, 12, tzinfo=ZoneInfo("Europe/Oslo"))
+>>> instant_from_iso('2026-03-01T11:00:00+00:00') == dt.datetime(2026, 3, 1, 12, tzinfo=ZoneInfo("Europe/Oslo"))
 True
 """
 
@@ -24,6 +24,7 @@ from typing import Any
 
 from ..channels import Channel
 from ..creditors import Creditor, CreditorRole
+from ..deprecation import renamed
 from ..disputes import Dispute, DisputeReason, DisputeStatus, EscalationLevel, Resolution, ResolutionKind
 from ..handoff_consent import ConsentMethod, HandoffConsent
 from ..invoices import BillKind, ClaimStatus, Insurance, Invoice, InvoiceLine, InvoiceStatus
@@ -37,10 +38,10 @@ from ..timekeeping import require_aware
 
 __all__ = [
     "COLUMNS",
+    "instant_from_iso",
     "iso_date",
     "iso_instant",
     "parse_date",
-    "parse_instant",
 ]
 
 Row = tuple[Any, ...]
@@ -223,16 +224,21 @@ def opt_instant(value: dt.datetime | None) -> str | None:
     return None if value is None else iso_instant(value)
 
 
-def parse_instant(text: str) -> dt.datetime:
-    """Read what :func:`iso_instant` wrote (an aware UTC datetime)."""
+def instant_from_iso(text: str) -> dt.datetime:
+    """Read what :func:`iso_instant` wrote (an aware UTC datetime).
+
+    Not :func:`carecollect.timekeeping.parse_instant` (text a person wrote, any zone).
+
+    .. versionchanged:: 0.2 named ``parse_instant`` before (a deprecated alias remains).
+    """
     value = dt.datetime.fromisoformat(text)
     require_aware(value, "instant", "value")
     return value
 
 
-def opt_parse_instant(text: str | None) -> dt.datetime | None:
-    """:func:`parse_instant`, passing ``None`` through."""
-    return None if text is None else parse_instant(text)
+def opt_instant_from_iso(text: str | None) -> dt.datetime | None:
+    """:func:`instant_from_iso`, passing ``None`` through."""
+    return None if text is None else instant_from_iso(text)
 
 
 def iso_date(value: dt.date | None) -> str | None:
@@ -306,10 +312,10 @@ def handoff_consent_values(c: HandoffConsent | None) -> tuple[str | None, str | 
 
 def handoff_consent_from(values: Sequence[Any]) -> HandoffConsent | None:
     """Read the four stored values of a handoff consent (``None`` when none was given)."""
-    given = opt_parse_instant(values[0])
+    given = opt_instant_from_iso(values[0])
     if given is None:
         return None
-    return HandoffConsent(given, ConsentMethod(values[1]), values[2], opt_parse_instant(values[3]))
+    return HandoffConsent(given, ConsentMethod(values[1]), values[2], opt_instant_from_iso(values[3]))
 
 
 def contact_point_rows(p: Patient) -> list[Row]:
@@ -335,11 +341,11 @@ def contact_point_from_row(r: Sequence[Any]) -> ContactPoint:
     return ContactPoint(
         Channel(r[2]),
         r[3],
-        opt_parse_instant(r[4]),
-        opt_parse_instant(r[5]),
-        opt_parse_instant(r[6]),
+        opt_instant_from_iso(r[4]),
+        opt_instant_from_iso(r[5]),
+        opt_instant_from_iso(r[6]),
         r[7],
-        opt_parse_instant(r[8]),
+        opt_instant_from_iso(r[8]),
     )
 
 
@@ -355,7 +361,7 @@ def patient_from_row(r: Sequence[Any], points: Sequence[ContactPoint]) -> Patien
         state=r[5],
         confidential=ConfidentialWish(r[6]),
         confidential_channels=frozenset(Channel(c) for c in split_words(r[7])),
-        cease_requested_at=opt_parse_instant(r[8]),
+        cease_requested_at=opt_instant_from_iso(r[8]),
         date_of_birth=parse_date(r[9]),
         handoff_consent=handoff_consent_from(r[10:14]),
     )
@@ -465,7 +471,7 @@ def ledger_entry_row(account_id: str, e: LedgerEntry) -> Row:
 def ledger_entry_from_row(r: Sequence[Any]) -> LedgerEntry:
     """Read a ``ledger_entries`` row."""
     return LedgerEntry(
-        r[1], EntryKind(r[2]), Money.from_minor(r[3], r[4]), parse_instant(r[5]), r[6], r[7], r[8]
+        r[1], EntryKind(r[2]), Money.from_minor(r[3], r[4]), instant_from_iso(r[5]), r[6], r[7], r[8]
     )
 
 
@@ -515,7 +521,7 @@ def plan_from_row(r: Sequence[Any], instalments: Sequence[Sequence[Any]]) -> Pay
         split_words(r[2]),
         Money.from_minor(r[3], cur),
         insts,
-        parse_instant(r[5]),
+        instant_from_iso(r[5]),
         PlanStatus(r[6]),
         r[7],
         parse_date(r[8]),
@@ -561,15 +567,15 @@ def dispute_from_row(r: Sequence[Any]) -> Dispute:
         account_id=r[1],
         invoice_id=r[2],
         reason=DisputeReason(r[3]),
-        opened_at=parse_instant(r[4]),
+        opened_at=instant_from_iso(r[4]),
         status=DisputeStatus(r[5]),
         level=EscalationLevel(r[6]),
         resolution=resolution,
-        resolved_at=opt_parse_instant(r[13]),
-        first_response_at=opt_parse_instant(r[14]),
-        met_patient_at=opt_parse_instant(r[15]),
+        resolved_at=opt_instant_from_iso(r[13]),
+        first_response_at=opt_instant_from_iso(r[14]),
+        met_patient_at=opt_instant_from_iso(r[15]),
         follow_up_on=parse_date(r[16]),
-        follow_up_done_at=opt_parse_instant(r[17]),
+        follow_up_done_at=opt_instant_from_iso(r[17]),
         satisfied=None if r[18] is None else bool(r[18]),
         in_writing=bool(r[19]),
     )
@@ -601,10 +607,10 @@ def step_from_row(r: Sequence[Any]) -> OutreachStep:
         r[2],
         OutreachPurpose(r[3]),
         channels,  # type: ignore[arg-type]  # attrs converter=tuple confuses mypy
-        parse_instant(r[5]),
+        instant_from_iso(r[5]),
         r[6],
         OutreachStatus(r[7]),
-        opt_parse_instant(r[8]),
+        opt_instant_from_iso(r[8]),
         parse_date(r[9]),
     )
 
@@ -626,7 +632,7 @@ def attempt_row(a: ContactAttempt) -> Row:
 def attempt_from_row(r: Sequence[Any]) -> ContactAttempt:
     """Read a ``contact_attempts`` row."""
     return ContactAttempt(
-        r[0], r[1], r[2], r[3], Channel(r[4]), parse_instant(r[5]), AttemptOutcome(r[6]), r[7]
+        r[0], r[1], r[2], r[3], Channel(r[4]), instant_from_iso(r[5]), AttemptOutcome(r[6]), r[7]
     )
 
 
@@ -658,7 +664,7 @@ def placement_from_row(r: Sequence[Any], remittances: Sequence[Sequence[Any]]) -
     """Read a ``placements`` row with its ``remittances`` rows."""
     cur = r[4]
     rems = tuple(
-        Remittance(x[2], Money.from_minor(x[4], cur), parse_instant(x[5]), money(x[6], cur))
+        Remittance(x[2], Money.from_minor(x[4], cur), instant_from_iso(x[5]), money(x[6], cur))
         for x in remittances
     )
     return AgencyPlacement(
@@ -667,8 +673,8 @@ def placement_from_row(r: Sequence[Any], remittances: Sequence[Sequence[Any]]) -
         r[2],
         Money.from_minor(r[3], cur),
         PlacementStatus(r[5]),
-        opt_parse_instant(r[6]),
-        opt_parse_instant(r[7]),
+        opt_instant_from_iso(r[6]),
+        opt_instant_from_iso(r[7]),
         rems,
         split_words(r[8]),
     )
@@ -677,3 +683,6 @@ def placement_from_row(r: Sequence[Any], remittances: Sequence[Sequence[Any]]) -
 def dumps(value: Any) -> str:
     """JSON text for a payload column."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+__getattr__ = renamed(__name__, {"parse_instant": "carecollect.store.codec:instant_from_iso"})

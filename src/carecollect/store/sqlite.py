@@ -32,6 +32,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..assistance_applications import ApplicationStatus, AssistanceApplication
 from ..channels import Channel
 from ..contact_centre.records import ContactChannel, ContactRecord, Direction, Topic
 from ..creditors import Creditor
@@ -43,7 +44,6 @@ from ..outreach import ContactAttempt, OutreachStep
 from ..patients import Account, ContactPoint, Patient
 from ..placements import AgencyPlacement
 from ..plans import PaymentPlan
-from ..relief.assistance import ApplicationStatus, AssistanceApplication
 from . import codec
 from .base import (
     GENESIS_HASH,
@@ -757,7 +757,9 @@ class SQLiteStore:
 
     @staticmethod
     def _mandate(r: Sequence[Any]) -> Mandate:
-        return Mandate(r[0], r[1], r[2], r[3], r[4], codec.parse_instant(r[5]), codec.opt_parse_instant(r[6]))
+        return Mandate(
+            r[0], r[1], r[2], r[3], r[4], codec.instant_from_iso(r[5]), codec.opt_instant_from_iso(r[6])
+        )
 
     def _mandates(self, where: str, params: Sequence[Any]) -> list[Mandate]:
         rows = self._db.execute(
@@ -1134,10 +1136,10 @@ class SQLiteStore:
             account_id=r[2],
             payload=json.loads(r[3]),
             status=OutboxStatus(r[4]),
-            recorded_at=codec.parse_instant(r[5]),
-            updated_at=codec.opt_parse_instant(r[6]),
+            recorded_at=codec.instant_from_iso(r[5]),
+            updated_at=codec.opt_instant_from_iso(r[6]),
             attempts=r[7],
-            next_retry_at=codec.opt_parse_instant(r[8]),
+            next_retry_at=codec.opt_instant_from_iso(r[8]),
             last_error=r[9],
             result=None if r[10] is None else json.loads(r[10]),
         )
@@ -1314,7 +1316,7 @@ class SQLiteStore:
             )
             out.append(
                 PendingHookEvent(
-                    r[0], r[1], r[2], tuple(json.loads(r[3])), taken, codec.parse_instant(r[4]), r[5], r[6]
+                    r[0], r[1], r[2], tuple(json.loads(r[3])), taken, codec.instant_from_iso(r[4]), r[5], r[6]
                 )
             )
         return out
@@ -1349,7 +1351,15 @@ class SQLiteStore:
         ).fetchall()
         return [
             InboxItem(
-                r[0], r[1], r[2], bytes(r[4]), json.loads(r[3]), codec.parse_instant(r[5]), None, r[7], r[8]
+                r[0],
+                r[1],
+                r[2],
+                bytes(r[4]),
+                json.loads(r[3]),
+                codec.instant_from_iso(r[5]),
+                None,
+                r[7],
+                r[8],
             )
             for r in rows
         ]
@@ -1413,11 +1423,11 @@ class SQLiteStore:
                     ContactChannel(r[2]),
                     Direction.INBOUND,
                     Topic(r[3]),
-                    codec.parse_instant(r[4]),
+                    codec.instant_from_iso(r[4]),
                     invoice_id=r[5],
                     queue=r[6],
                 ),
-                codec.parse_instant(r[7]),
+                codec.instant_from_iso(r[7]),
                 r[8],
                 r[9],
             )
@@ -1433,7 +1443,7 @@ class SQLiteStore:
         if r is None:
             return None
         return RunLock(
-            r[0], r[1], codec.parse_instant(r[2]), codec.parse_instant(r[3]), dt.timedelta(seconds=r[4])
+            r[0], r[1], codec.instant_from_iso(r[2]), codec.instant_from_iso(r[3]), dt.timedelta(seconds=r[4])
         )
 
     def acquire_run_lock(
@@ -1527,7 +1537,7 @@ class SQLiteStore:
         if where:
             sql += " WHERE " + " AND ".join(where)
         for r in self._db.execute(sql + " ORDER BY seq", params).fetchall():
-            yield AuditRecord(r[0], codec.parse_instant(r[1]), r[2], r[3], json.loads(r[4]), r[5], r[6])
+            yield AuditRecord(r[0], codec.instant_from_iso(r[1]), r[2], r[3], json.loads(r[4]), r[5], r[6])
 
     def verify_audit(self) -> AuditVerification:
         """Recompute every hash and link; report the first record that does not hold."""
@@ -1544,7 +1554,7 @@ class SQLiteStore:
                 return AuditVerification(False, checked, seq, "prev_hash does not match the record before")
             try:
                 data = json.loads(r[4])
-                digest = audit_hash(prev, seq, codec.parse_instant(r[1]), r[2], r[3], data)
+                digest = audit_hash(prev, seq, codec.instant_from_iso(r[1]), r[2], r[3], data)
             except (ValueError, TypeError):
                 return AuditVerification(False, checked, seq, "the record cannot be read")
             if digest != r[6]:

@@ -37,8 +37,8 @@ from ..plugins.messaging import (
     ChannelCapabilities,
     DeliveryReport,
     MessageChannel,
+    OutgoingMessage,
     ReceiptStatus,
-    RenderedMessage,
 )
 from ..plugins.providers import (
     Instrument,
@@ -543,7 +543,7 @@ class MessageChannelContract:
         return f.NOW
 
     @pytest.fixture
-    def message(self, capabilities: ChannelCapabilities) -> RenderedMessage:
+    def message(self, capabilities: ChannelCapabilities) -> OutgoingMessage:
         """A message the channel accepts (an e-mail when it carries e-mail)."""
         message = f.make_message()
         if message.channel not in capabilities.channels:
@@ -551,7 +551,7 @@ class MessageChannelContract:
         return message
 
     @pytest.fixture
-    def rejected_message(self) -> RenderedMessage | None:
+    def rejected_message(self) -> OutgoingMessage | None:
         """A message the channel refuses (``None``: that test is skipped)."""
         return None
 
@@ -579,7 +579,7 @@ class MessageChannelContract:
         """The channel declares frozen capabilities."""
         assert isinstance(capabilities, ChannelCapabilities)
 
-    def test_send_is_accepted(self, channel: MessageChannel, message: RenderedMessage) -> None:
+    def test_send_is_accepted(self, channel: MessageChannel, message: OutgoingMessage) -> None:
         """Sending gives an ACCEPTED receipt with the provider's message id."""
         receipt = channel.send(message)
         assert receipt.status is ReceiptStatus.ACCEPTED
@@ -588,7 +588,7 @@ class MessageChannelContract:
     def test_same_message_twice_is_sent_once(
         self,
         channel: MessageChannel,
-        message: RenderedMessage,
+        message: OutgoingMessage,
         read_back: Callable[[str], bytes | None] | None,
     ) -> None:
         """Sending one message id twice returns the same provider id."""
@@ -598,7 +598,7 @@ class MessageChannelContract:
     def test_sent_message_carries_body_and_opt_out_link(
         self,
         channel: MessageChannel,
-        message: RenderedMessage,
+        message: OutgoingMessage,
         capabilities: ChannelCapabilities,
         read_back: Callable[[str], bytes | None] | None,
     ) -> None:
@@ -614,7 +614,7 @@ class MessageChannelContract:
             assert message.opt_out_url.encode() in sent
 
     def test_rejection_is_a_receipt(
-        self, channel: MessageChannel, rejected_message: RenderedMessage | None
+        self, channel: MessageChannel, rejected_message: OutgoingMessage | None
     ) -> None:
         """A refused message is a REJECTED receipt, not an exception."""
         if rejected_message is None:
@@ -622,7 +622,7 @@ class MessageChannelContract:
         assert channel.send(rejected_message).status is ReceiptStatus.REJECTED
 
     def test_too_long_message_is_rejected(
-        self, channel: MessageChannel, message: RenderedMessage, capabilities: ChannelCapabilities
+        self, channel: MessageChannel, message: OutgoingMessage, capabilities: ChannelCapabilities
     ) -> None:
         """A body over the declared length limit is rejected, not cut."""
         if capabilities.max_length is None:
@@ -633,7 +633,7 @@ class MessageChannelContract:
     def test_delivery_report(
         self,
         channel: MessageChannel,
-        message: RenderedMessage,
+        message: OutgoingMessage,
         capabilities: ChannelCapabilities,
         delivery_report_payload: Callable[[str], tuple[dict[str, str], bytes]] | None,
         now: dt.datetime,
@@ -666,7 +666,7 @@ class MessageChannelContract:
         assert not channel.parse_inbound(*inbound_payload("When is my bill due?"), now=now).is_opt_out
 
     def test_receipt_carries_no_recipient_or_secret(
-        self, channel: MessageChannel, message: RenderedMessage, secrets: tuple[str, ...]
+        self, channel: MessageChannel, message: OutgoingMessage, secrets: tuple[str, ...]
     ) -> None:
         """A receipt's repr and detail hold no address, body or secret."""
         text = _transcript(channel.send(message), message)

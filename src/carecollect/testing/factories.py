@@ -26,7 +26,7 @@ from ..patients import Account, ContactPoint, Patient
 from ..payments import Payment, PaymentMethod, PaymentReversal, ReversalCause
 from ..placements import AgencyPlacement
 from ..plugins.agencies import Debtor, PlacedInvoice, PlacementRequest
-from ..plugins.messaging import RenderedMessage
+from ..plugins.messaging import OutgoingMessage
 from ..plugins.providers import Instrument
 
 __all__ = [
@@ -200,7 +200,7 @@ def make_placement_request(**overrides: Any) -> PlacementRequest:
     return result
 
 
-def make_message(**overrides: Any) -> RenderedMessage:
+def make_message(**overrides: Any) -> OutgoingMessage:
     """An e-mail reminder ``MSG-1`` with an opt-out link."""
     defaults = {
         "id": "MSG-1",
@@ -211,7 +211,7 @@ def make_message(**overrides: Any) -> RenderedMessage:
         "account_id": "A-1",
         "opt_out_url": "https://example.org/opt-out/A-1",
     }
-    result: RenderedMessage = _build(RenderedMessage, defaults, overrides)
+    result: OutgoingMessage = _build(OutgoingMessage, defaults, overrides)
     return result
 
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from ..assistance_applications import ApplicationStatus, AssistanceApplication
 from ..calendars import BusinessCalendar
 from ..channels import Channel
 from ..contact_centre.records import ContactChannel, ContactRecord, Direction, Topic
@@ -25,7 +26,6 @@ from ..patients import opt_out
 from ..payments import PaymentMethod
 from ..plans import activate_plan
 from ..plugins.providers import Instrument
-from ..relief.assistance import ApplicationStatus, AssistanceApplication
 from ..relief.disputes import open_dispute
 from ..relief.plans import Affordability, OptionKind, PlanProposal, option_to_plan, propose_plan_options
 from ..run.inbound import InboundKind

@@ -25,14 +25,16 @@ from collections.abc import Mapping
 import babel
 import babel.dates
 
+from ..messages.catalog import LANGUAGES as CATALOG_LANGUAGES
 from ..messages.catalog import builtin_catalogs
 from ..messages.render import locale_for
 from ..money import Money
 
 __all__ = ["LANGUAGES", "TEXTS", "PageTexts", "pick_language"]
 
-#: The languages the pages speak, in the order the language links show them.
-LANGUAGES = ("en", "de", "nb", "bg")
+#: The languages the pages speak, in the order the language links show them: the messages'
+#: languages (one tuple, so pages and messages cannot drift apart).
+LANGUAGES = CATALOG_LANGUAGES
 
 #: Each language's own name (for the language links).
 LANGUAGE_NAMES = {"en": "English", "de": "Deutsch", "nb": "Norsk", "bg": "Български"}

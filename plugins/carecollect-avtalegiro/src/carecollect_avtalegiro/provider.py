@@ -41,7 +41,7 @@ from carecollect.channels import Channel
 from carecollect.errors import ConfigurationError, ValidationError
 from carecollect.money import Money
 from carecollect.payments import PaymentMethod
-from carecollect.plugins.messaging import MessageChannel, Receipt, RenderedMessage
+from carecollect.plugins.messaging import MessageChannel, OutgoingMessage, Receipt
 from carecollect.plugins.providers import (
     BasePaymentProvider,
     Instrument,
@@ -472,7 +472,7 @@ class AvtaleGiro(BasePaymentProvider):
             contact=self._contact,
         )
         return self._channel.send(
-            RenderedMessage(
+            OutgoingMessage(
                 f"AG-NOTICE-{claim.reference}",
                 agreement.notice_channel,
                 agreement.notice_address,

@@ -8,7 +8,7 @@ policy pack's cadence. A pre-notification is not a collection step either: it
 is a duty of the SEPA rulebook, owed for each debit at a date the plugin
 computes when it schedules the debit. So the plugin renders its own short
 texts (English, German, Norwegian Bokmål, Bulgarian) and hands the result,
-a :class:`~carecollect.plugins.messaging.RenderedMessage`, to the configured message
+a :class:`~carecollect.plugins.messaging.OutgoingMessage`, to the configured message
 channel plugin, with a message id derived from the collection, so the
 channel's own idempotency sends each notice once.
 

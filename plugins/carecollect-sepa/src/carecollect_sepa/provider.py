@@ -36,7 +36,7 @@ import attrs
 from carecollect.errors import ValidationError
 from carecollect.money import Money
 from carecollect.payments import PaymentMethod
-from carecollect.plugins.messaging import MessageChannel, Receipt, RenderedMessage
+from carecollect.plugins.messaging import MessageChannel, OutgoingMessage, Receipt
 from carecollect.plugins.providers import (
     BasePaymentProvider,
     Instrument,
@@ -247,7 +247,7 @@ class SepaDirectDebit(BasePaymentProvider):
         if channel is None or mandate.notice_address is None:
             return None
         return channel.send(
-            RenderedMessage(
+            OutgoingMessage(
                 id=message_id,
                 channel=mandate.notice_channel,
                 recipient=mandate.notice_address,

@@ -49,9 +49,9 @@ from carecollect.plugins.messaging import (
     DeliveryReport,
     DeliveryState,
     InboundReply,
+    OutgoingMessage,
     Receipt,
     ReceiptStatus,
-    RenderedMessage,
 )
 from carecollect.plugins.providers import WebhookSignatureInvalid
 from carecollect.scrubbing import scrub_text
@@ -208,7 +208,7 @@ class TwilioSMSChannel:
     def _secrets(self) -> tuple[str, ...]:
         return tuple(s for s in (self._auth_token.reveal(), self._api_key_secret.reveal()) if s)
 
-    def _clean(self, text: object, message: RenderedMessage) -> str:
+    def _clean(self, text: object, message: OutgoingMessage) -> str:
         """A provider's answer without the recipient's number, the body or a secret."""
         value = str(text)
         for private in (message.recipient, message.body):
@@ -255,7 +255,7 @@ class TwilioSMSChannel:
             return None
         return phonenumbers.region_code_for_number(parsed)
 
-    def send(self, message: RenderedMessage) -> Receipt:
+    def send(self, message: OutgoingMessage) -> Receipt:
         """Send ``message`` through Twilio; the same message id twice is sent once.
 
         :param message: an SMS whose recipient is an E.164 number.
@@ -302,7 +302,7 @@ class TwilioSMSChannel:
             )
         return self._answer(message, response, segments)
 
-    def _answer(self, message: RenderedMessage, response: httpx.Response, segments: int) -> Receipt:
+    def _answer(self, message: OutgoingMessage, response: httpx.Response, segments: int) -> Receipt:
         try:
             data: dict[str, Any] = response.json()
         except ValueError:

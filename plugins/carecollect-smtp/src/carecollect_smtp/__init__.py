@@ -74,9 +74,9 @@ from carecollect.plugins.messaging import (
     DeliveryReport,
     InboundReply,
     MessageChannelDescriptor,
+    OutgoingMessage,
     Receipt,
     ReceiptStatus,
-    RenderedMessage,
 )
 
 __all__ = ["CAPABILITIES", "SMTP", "SMTPChannel", "carecollect_message_channels"]
@@ -108,7 +108,7 @@ def _flag(settings: Mapping[str, str], name: str) -> bool:
 
 
 class SMTPChannel:
-    """Sends each :class:`~carecollect.plugins.messaging.RenderedMessage` as one e-mail.
+    """Sends each :class:`~carecollect.plugins.messaging.OutgoingMessage` as one e-mail.
 
     :param settings: see the module's documentation.
     :raises ConfigurationError: no ``host`` or ``from``, a bad ``port`` or
@@ -149,7 +149,7 @@ class SMTPChannel:
             f"login={self.username is not None})"
         )
 
-    def message_id(self, message: RenderedMessage) -> str:
+    def message_id(self, message: OutgoingMessage) -> str:
         """The Message-ID ``message`` is sent with: the same for every attempt.
 
         :param message: the message.
@@ -158,7 +158,7 @@ class SMTPChannel:
         """
         return message_id_header(message.id, self.domain)
 
-    def build(self, message: RenderedMessage, *, at: dt.datetime | None = None) -> email.message.EmailMessage:
+    def build(self, message: OutgoingMessage, *, at: dt.datetime | None = None) -> email.message.EmailMessage:
         """The e-mail for ``message``: carecollect's standard e-mail
         (:func:`~carecollect.messages.email.build_email`) with this channel's sender.
 
@@ -177,7 +177,7 @@ class SMTPChannel:
             one_click=self.one_click,
         )
 
-    def _clean(self, text: object, message: RenderedMessage) -> str:
+    def _clean(self, text: object, message: OutgoingMessage) -> str:
         """A server's answer without the recipient's address or the password."""
         value = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
         for private in (message.recipient, self._password.reveal()):
@@ -185,14 +185,14 @@ class SMTPChannel:
                 value = value.replace(private, "<redacted>")
         return value[:300]
 
-    def _answer(self, message: RenderedMessage, code: int, text: object) -> Receipt:
+    def _answer(self, message: OutgoingMessage, code: int, text: object) -> Receipt:
         status = ReceiptStatus.REJECTED if 500 <= code < 600 else ReceiptStatus.RETRY_LATER
         _log.info("smtp: message %s %s (server code %d)", message.id, status.value, code)
         return Receipt(
             message.id, status, detail=f"{code} {self._clean(text, message)}", raw={"smtp_code": code}
         )
 
-    def send(self, message: RenderedMessage) -> Receipt:
+    def send(self, message: OutgoingMessage) -> Receipt:
         """Send ``message`` over SMTP; the same message id twice is sent once.
 
         :param message: an e-mail (any other channel is rejected).

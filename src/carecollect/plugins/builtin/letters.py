@@ -65,9 +65,9 @@ from ..messaging import (
     DeliveryState,
     InboundReply,
     MessageChannelDescriptor,
+    OutgoingMessage,
     Receipt,
     ReceiptStatus,
-    RenderedMessage,
 )
 from .outbox import file_stem
 
@@ -166,7 +166,7 @@ class LetterChannel:
         self.pay_short = settings.get("pay_short") or None
         self._done: set[str] | None = None
 
-    def letter(self, message: RenderedMessage) -> Letter:
+    def letter(self, message: OutgoingMessage) -> Letter:
         """The :class:`~carecollect.messages.letters.Letter` ``message`` becomes.
 
         :raises ValidationError: the message cannot be a letter (naming the field).
@@ -183,7 +183,7 @@ class LetterChannel:
             pay_short=self.pay_short,
         )
 
-    def send(self, message: RenderedMessage) -> Receipt:
+    def send(self, message: OutgoingMessage) -> Receipt:
         """File ``message`` for the next batch; the same message id twice is filed once.
 
         :returns: ``ACCEPTED`` with the provider id ``letter-<id>``; ``REJECTED`` for a message

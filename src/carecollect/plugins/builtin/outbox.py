@@ -9,10 +9,10 @@ or a developer can simulate them.
 
 >>> import tempfile, datetime as dt
 >>> from carecollect.channels import Channel
->>> from carecollect.plugins.messaging import RenderedMessage
+>>> from carecollect.plugins.messaging import OutgoingMessage
 >>> folder = tempfile.mkdtemp()
 >>> channel = OUTBOX.create({"folder": folder})
->>> receipt = channel.send(RenderedMessage(id="MSG-1", channel=Channel.SMS, recipient="+4790000000",
+>>> receipt = channel.send(OutgoingMessage(id="MSG-1", channel=Channel.SMS, recipient="+4790000000",
 ...                                        body="Your bill of NOK 450 is due on 1 April."))
 >>> receipt.status.value, receipt.provider_message_id
 ('accepted', 'MSG-1.txt')
@@ -44,9 +44,9 @@ from ..messaging import (
     DeliveryState,
     InboundReply,
     MessageChannelDescriptor,
+    OutgoingMessage,
     Receipt,
     ReceiptStatus,
-    RenderedMessage,
 )
 
 __all__ = [
@@ -134,7 +134,7 @@ class OutboxChannel:
         self.sender = settings.get("from") or OUTBOX_SENDER
         self.unsubscribe_mailto = settings.get("unsubscribe_mailto")
 
-    def _render(self, message: RenderedMessage) -> tuple[str, bytes]:
+    def _render(self, message: OutgoingMessage) -> tuple[str, bytes]:
         stem = file_stem(message.id)
         if message.channel is Channel.EMAIL:
             mail = build_email(
@@ -156,7 +156,7 @@ class OutboxChannel:
             lines.append(f"Opt-out: {message.opt_out_url}")
         return f"{stem}.txt", ("\n".join(lines) + "\n\n" + message.body + "\n").encode("utf-8")
 
-    def send(self, message: RenderedMessage) -> Receipt:
+    def send(self, message: OutgoingMessage) -> Receipt:
         """Write ``message``; the receipt's provider id is the file name.
 
         :returns: an ``ACCEPTED`` receipt (the same one again for the same message id); ``REJECTED``
