@@ -117,7 +117,7 @@ def test_the_settings_file_names_the_store_and_never_holds_its_password(tmp_path
 @pytest.mark.postgres
 def test_migrate_and_check_a_postgresql_store(postgres_server: object) -> None:
     pytest.importorskip("psycopg", reason="NO PSYCOPG: install carecollect[postgres]")
-    from carecollect.store.postgres import MIGRATIONS as PG
+    from carecollect.store.postgres import POSTGRES_MIGRATIONS as PG
     from carecollect.testing.postgres import LocalPostgres
 
     assert isinstance(postgres_server, LocalPostgres)

@@ -63,6 +63,8 @@ FLOORS: dict[str, int] = {
     "messages.letter_gallery": 5,
     "messages.pdf": 5,
     "plugins": 5,
+    # the built-in plugins use the messages of floor 5 (standard e-mail, letters)
+    "plugins.builtin": 6,
     "testing": 5,
     "_moved": 0,
     "store": 6,

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from carecollect.channels import Channel
 from carecollect.messages.catalog import LANGUAGES
 from carecollect.messages.checks import MessageCheckFailed
-from carecollect.messages.context import MessageContext, PaymentMethod, PlanOption
+from carecollect.messages.context import MessageContext, PlanOptionInfo, WayToPay
 from carecollect.messages.examples import CURRENCY, JURISDICTION_OF, context
 from carecollect.messages.render import Renderer
 from carecollect.money import Money
@@ -53,7 +53,7 @@ def _variants(purpose: P, jurisdiction: str) -> list[MessageContext]:
     return [
         base,
         attrs.evolve(base, recipient_name=None, pay_link=None, portal_url=None, assistance_url=None),
-        attrs.evolve(base, payment_methods=(PaymentMethod.ONLINE,), fap_summary="FAP"),
+        attrs.evolve(base, payment_methods=(WayToPay.ONLINE,), fap_summary="FAP"),
         attrs.evolve(base, amount_due=Money.zero(base.amount_due.currency)),
     ]
 
@@ -117,7 +117,7 @@ def test_random_values_render_the_same_bytes(
         deadline=due + dt.timedelta(days=count),
         pay_link=pay_link,
         portal_url=portal,
-        plan_options=(PlanOption("A", amount, max(count, 1), amount, due),),
+        plan_options=(PlanOptionInfo("A", amount, max(count, 1), amount, due),),
     )
     assert _outcome(COMPILED, purpose, channel, lang, ctx) == _outcome(PLAIN, purpose, channel, lang, ctx)
 

@@ -40,6 +40,8 @@ ALIASES: list[tuple[str, str, str, str]] = [
 def _modules() -> list[types.ModuleType]:
     found = [carecollect]
     for info in pkgutil.walk_packages(carecollect.__path__, "carecollect."):
+        if info.name == "carecollect.daily_run":  # the deprecated alias: each name it forwards warns
+            continue
         try:
             found.append(importlib.import_module(info.name))
         except ImportError as exc:  # an extra this environment does not install

@@ -23,7 +23,8 @@ pytest.importorskip(
 import psycopg
 
 from carecollect.store import Store, StoreError
-from carecollect.store.postgres import MIGRATIONS, PostgresStore, apply_migrations
+from carecollect.store.postgres import POSTGRES_MIGRATIONS as MIGRATIONS
+from carecollect.store.postgres import PostgresStore, apply_migrations
 from carecollect.testing.postgres import LocalPostgres
 from carecollect.testing.stores import OpenStore, SecondHandle, StoreContract, TamperAudit
 

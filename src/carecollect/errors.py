@@ -37,6 +37,7 @@ __all__ = [
     "PayLinkUsed",
     "PluginError",
     "PolicyViolation",
+    "PostgresUnavailable",
     "RemittanceRefused",
     "RunLocked",
     "RunWorkerError",
@@ -309,3 +310,8 @@ class WebhookSignatureInvalid(WebhookError):
 
 class WebhookExpired(WebhookError):
     """The signed timestamp is outside the tolerance (an old or replayed delivery)."""
+
+
+class PostgresUnavailable(CareCollectError, RuntimeError):
+    """No throwaway PostgreSQL server can be started on this machine for the tests (the reason
+    says why: no server binaries, initdb or the server failed)."""

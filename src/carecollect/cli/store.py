@@ -64,7 +64,7 @@ def _pending(url: str) -> tuple[int, int, list[tuple[int, str, tuple[str, ...]]]
 
         current = _sqlite_version(sqlite_path(url))
         return current, MIGRATIONS[-1][0], [m for m in MIGRATIONS if m[0] > current]
-    from ..store.postgres import MIGRATIONS as PG_MIGRATIONS
+    from ..store.postgres import POSTGRES_MIGRATIONS as PG_MIGRATIONS
     from ..store.postgres import apply_migrations
 
     pending = apply_migrations(url, dry_run=True)

@@ -8,7 +8,7 @@ For a billing service or an agency: several processes share one database.
   savepoints), a connection per unit of work from a :class:`psycopg_pool.ConnectionPool`, a
   statement timeout on every connection (a statement that runs past it, or waits past it
   for a lock, fails the unit of work with :class:`~carecollect.store.base.StoreError`);
-* the schema is versioned: :data:`MIGRATIONS` are applied forward, each in its own transaction,
+* the schema is versioned: :data:`POSTGRES_MIGRATIONS` are applied forward, each in its own transaction,
   by :func:`apply_migrations` (an owner role; ``carecollect migrate``). The run's role needs no DDL
   rights: a store opened without ``migrate=True`` only checks that the schema is current;
 * row locks where the protocol reads and then writes (``SELECT ... FOR UPDATE`` on an outbox
@@ -76,7 +76,7 @@ from .base import (
     next_retry_at,
 )
 
-__all__ = ["MIGRATIONS", "Migration", "PostgresStore", "apply_migrations"]
+__all__ = ["POSTGRES_MIGRATIONS", "Migration", "PostgresStore", "apply_migrations"]
 
 _T = 'text COLLATE "C"'  # every text column: byte order, as SQLite and Python sort
 _TS = "timestamptz"
@@ -96,7 +96,7 @@ BEGIN
 END $$"""
 
 #: The schema, as numbered migrations ``(version, description, statements)``. Only ever append.
-MIGRATIONS: tuple[Migration, ...] = (
+POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
     (
         1,
         "records: parties, invoices, the ledger, plans, disputes, outreach, placements, mandates",
@@ -327,7 +327,7 @@ def apply_migrations(
     :returns: the migrations applied (or, with ``dry_run``, that would be).
     :raises StoreError: the database's schema is newer than this carecollect.
     """
-    known = MIGRATIONS[-1][0]
+    known = POSTGRES_MIGRATIONS[-1][0]
     goal = known if target is None else target
     if not 0 <= goal <= known:
         raise ValidationError("migrate", "target", f"must be between 0 and {known}, got {goal}")
@@ -339,7 +339,7 @@ def apply_migrations(
                 f"Store: schema version {current} is newer than this carecollect knows ({known}); "
                 "upgrade carecollect"
             )
-        pending = [m for m in MIGRATIONS if current < m[0] <= goal]
+        pending = [m for m in POSTGRES_MIGRATIONS if current < m[0] <= goal]
         if dry_run:
             return pending
         for version, description, statements in pending:
@@ -423,7 +423,7 @@ class PostgresStore:
             ) from exc
         try:
             current = self.schema_version()
-            known = MIGRATIONS[-1][0]
+            known = POSTGRES_MIGRATIONS[-1][0]
             if current > known:
                 raise StoreError(
                     f"Store: schema version {current} is newer than this carecollect knows ({known}); "

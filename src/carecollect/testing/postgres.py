@@ -30,6 +30,8 @@ from pathlib import Path
 
 import pytest
 
+from ..errors import PostgresUnavailable
+
 __all__ = [
     "REQUIRE_ENV",
     "LocalPostgres",
@@ -40,10 +42,6 @@ __all__ = [
 
 #: The environment variable that turns "no PostgreSQL server here" from a skip into a failure.
 REQUIRE_ENV = "CARECOLLECT_REQUIRE_POSTGRES"
-
-
-class PostgresUnavailable(RuntimeError):
-    """No PostgreSQL server can be started on this machine (the reason says why)."""
 
 
 def find_server_binaries() -> Path | None:
