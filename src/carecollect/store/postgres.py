@@ -873,7 +873,9 @@ class PostgresStore:
 
     @staticmethod
     def _mandate(r: Sequence[Any]) -> Mandate:
-        return Mandate(r[0], r[1], r[2], r[3], r[4], codec.parse_instant(r[5]), codec.opt_parse_instant(r[6]))
+        return Mandate(
+            r[0], r[1], r[2], r[3], r[4], codec.instant_from_iso(r[5]), codec.opt_instant_from_iso(r[6])
+        )
 
     def _mandates(self, where: str, params: Sequence[Any]) -> list[Mandate]:
         return [
@@ -1264,10 +1266,10 @@ class PostgresStore:
             account_id=r[2],
             payload=json.loads(r[3]),
             status=OutboxStatus(r[4]),
-            recorded_at=codec.parse_instant(r[5]),
-            updated_at=codec.opt_parse_instant(r[6]),
+            recorded_at=codec.instant_from_iso(r[5]),
+            updated_at=codec.opt_instant_from_iso(r[6]),
             attempts=r[7],
-            next_retry_at=codec.opt_parse_instant(r[8]),
+            next_retry_at=codec.opt_instant_from_iso(r[8]),
             last_error=r[9],
             result=None if r[10] is None else json.loads(r[10]),
         )
@@ -1462,7 +1464,7 @@ class PostgresStore:
                 r[2],
                 tuple(json.loads(r[3])),
                 tuple(taken.get(r[0], ())),
-                codec.parse_instant(r[4]),
+                codec.instant_from_iso(r[4]),
                 r[5],
                 r[6],
             )
@@ -1500,7 +1502,15 @@ class PostgresStore:
         )
         return [
             InboxItem(
-                r[0], r[1], r[2], bytes(r[4]), json.loads(r[3]), codec.parse_instant(r[5]), None, r[7], r[8]
+                r[0],
+                r[1],
+                r[2],
+                bytes(r[4]),
+                json.loads(r[3]),
+                codec.instant_from_iso(r[5]),
+                None,
+                r[7],
+                r[8],
             )
             for r in rows
         ]
@@ -1567,11 +1577,11 @@ class PostgresStore:
                     ContactChannel(r[2]),
                     Direction.INBOUND,
                     Topic(r[3]),
-                    codec.parse_instant(r[4]),
+                    codec.instant_from_iso(r[4]),
                     invoice_id=r[5],
                     queue=r[6],
                 ),
-                codec.parse_instant(r[7]),
+                codec.instant_from_iso(r[7]),
                 r[8],
                 r[9],
             )
@@ -1587,7 +1597,7 @@ class PostgresStore:
         if r is None:
             return None
         return RunLock(
-            r[0], r[1], codec.parse_instant(r[2]), codec.parse_instant(r[3]), dt.timedelta(seconds=r[4])
+            r[0], r[1], codec.instant_from_iso(r[2]), codec.instant_from_iso(r[3]), dt.timedelta(seconds=r[4])
         )
 
     def acquire_run_lock(
@@ -1677,7 +1687,9 @@ class PostgresStore:
         if where:
             sql += " WHERE " + " AND ".join(where)
         for r in self._all(sql + " ORDER BY seq", params):
-            yield AuditRecord(int(r[0]), codec.parse_instant(r[1]), r[2], r[3], json.loads(r[4]), r[5], r[6])
+            yield AuditRecord(
+                int(r[0]), codec.instant_from_iso(r[1]), r[2], r[3], json.loads(r[4]), r[5], r[6]
+            )
 
     def verify_audit(self) -> AuditVerification:
         """Recompute every hash and link; report the first record that does not hold."""
@@ -1704,7 +1716,7 @@ class PostgresStore:
                         False, checked, seq, "prev_hash does not match the record before"
                     )
                 try:
-                    digest = audit_hash(prev, seq, codec.parse_instant(r[1]), r[2], r[3], json.loads(r[4]))
+                    digest = audit_hash(prev, seq, codec.instant_from_iso(r[1]), r[2], r[3], json.loads(r[4]))
                 except (ValueError, TypeError):
                     return AuditVerification(False, checked, seq, "the record cannot be read")
                 if digest != r[6]:
