@@ -298,6 +298,9 @@ def rows_from_facts(
     conversations = conversations or {}
     clock = _Clock(now)
     passed = clock.passed
+    iso = clock.iso if clock.utc else ""
+    utc = "+00:00" if clock.utc else None
+    ctx_of: dict[tuple[Any, ...], int] = {}
     parse = dt.datetime.fromisoformat
     invoices = _group(facts.invoices, 1)
     points = _group(facts.contact_points)
@@ -353,20 +356,27 @@ def rows_from_facts(
             append(AccountRows(aid, creditor_id, len(invs), (), True))
             continue
         pts = points.get(aid, ())
-        zones = tuple(home)
-        for p in pts:
-            if p[5] and p[5] not in zones:
-                zones += (p[5],)
+        extra = tuple(p[5] for p in pts if p[5])
+        ctx_key = (pack_key, zones_text, extra, role, nonprofit, creditor_id)
+        ctx = ctx_of.get(ctx_key)
+        if ctx is None:
+            zones = tuple(home)
+            for z in extra:
+                if z not in zones:
+                    zones += (z,)
+            ctx = ctx_of[ctx_key] = contexts.index(
+                pack_key, zones, role in _COLLECTOR_ROLES, bool(nonprofit), creditor_id=creditor_id
+            )
         collector = role in _COLLECTOR_ROLES
-        ctx = contexts.index(pack_key, zones, collector, bool(nonprofit), creditor_id=creditor_id)
         usable = 0
         sms_checked = -1
         listed = conf_channels.split() if conf == only_listed else None
         for p in pts:
             ch, consent, opted, verified, bounced = p[1], p[2], p[3], p[4], p[6]
+            # "passed" inlined: a UTC text compares with now as its instant does (see _Clock)
             if ch == "sms":
                 for t in (consent, verified):
-                    if t is not None and passed(t):
+                    if t is not None and (t <= iso if t[-6:] == utc else passed(t)):
                         us = stamp_us.get(t)
                         if us is None:
                             us = stamp_us[t] = micros(parse(t))
@@ -374,13 +384,13 @@ def rows_from_facts(
                             sms_checked = us
             if listed is not None and ch not in listed:
                 continue
-            if opted is not None and passed(opted):
+            if opted is not None and (opted <= iso if opted[-6:] == utc else passed(opted)):
                 continue
             if bounced is not None and passed(bounced):
                 b = parse(bounced)
                 if not (verified is not None and b < parse(verified) <= now):
                     continue
-            if ch == "letter" or (consent is not None and passed(consent)):
+            if ch == "letter" or (consent is not None and (consent <= iso if consent[-6:] == utc else passed(consent))):
                 usable |= 1 << _CODE_OF[ch]
         tz = None
         placed = 0
