@@ -217,6 +217,33 @@ def test_the_comparison_covers_every_kind_of_decision(store: SQLiteStore) -> Non
     assert {DUE, NOT_DUE} <= states and len(states) >= 5, states
 
 
+def test_the_kernels_memo_changes_no_decision(store: SQLiteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cadence answers the kernel remembers per run give the decisions of a kernel that
+    remembers none, across batches, contexts and instants, and the memo stays bounded."""
+    import carecollect.run.kernel as kernel
+
+    for day in (0, 9, 38, 80):
+        now = NOW + dt.timedelta(days=day, hours=day % 3 * 7)
+        shared = RunTables(Contexts(), now)
+        rows = [
+            r
+            for facts in store.iter_plan_facts(batch_size=50)
+            for acc in rows_from_facts(facts, now, shared.contexts)
+            if not acc.rich
+            for r in acc.rows
+        ]
+        remembered = decide(rows, shared) + decide(rows, shared)  # the second pass answers from the memo
+        assert shared.cadence_memo
+        monkeypatch.setattr(kernel, "_MEMO_SIZE", 0)  # every answer computed afresh
+        fresh = RunTables(shared.contexts, now)
+        assert remembered == decide(rows, fresh) * 2
+        monkeypatch.setattr(kernel, "_MEMO_SIZE", 3)
+        small = RunTables(shared.contexts, now)
+        assert decide(rows, small) == remembered[: len(rows)]
+        assert len(small.cadence_memo) <= 3
+        monkeypatch.undo()
+
+
 @pytest.mark.parametrize("day", [0, 4, 37, 90])
 def test_rows_from_the_store_equal_rows_from_snapshots(store: SQLiteStore, day: int) -> None:
     now = NOW + dt.timedelta(days=day, hours=5)

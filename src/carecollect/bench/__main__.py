@@ -172,6 +172,56 @@ def full_run(path: Path, workers: int, tmp: Path) -> dict[str, Any]:
     return res
 
 
+#: The figures the dry run must reach (issue "one decision path"): wall seconds on one core for
+#: :data:`TARGET_INVOICES` invoices, CPU ratios to the read and decision floors, peak MiB at every size.
+TARGET_WALL_S = 15.0
+TARGET_INVOICES = 1_000_000
+TARGET_READ_RATIO = 1.5
+TARGET_DECISION_RATIO = 10.0
+TARGET_PEAK_MIB = 80.0
+
+
+def against_targets(
+    results: dict[int, tuple[dict[str, Any], dict[str, Any]]], size: int, decision_ratio: float
+) -> list[str]:
+    """One line per target: the figure measured, the target, and whether it is met.
+
+    :param results: ``invoices -> (dry run, read floor)`` as :func:`repeat` measured them.
+    :param size: the largest store's invoices.
+    :param decision_ratio: the dry run's CPU per invoice over the decision floor's.
+
+    >>> run = {"wall": 14.0, "cpu": 13.0, "rss_mib": 60.0}
+    >>> for line in against_targets({1_000_000: (run, {"cpu": 10.0})}, 1_000_000, 9.5):
+    ...     print(line)
+    dry run wall 14.0 s, CPU 13.0 s (target <= 15 s on one core): met
+    CPU 1.30x the read floor (target <= 1.5x): met
+    9.5x the decision floor (target <= 10x): met
+    peak 60 MiB at the largest of 1 sizes (target <= 80 MiB at every size): met
+    """
+    product, floor = results[size]
+    peak = max(r[0]["rss_mib"] for r in results.values())
+    read_ratio = product["cpu"] / floor["cpu"]
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+
+    lines = []
+    if size == TARGET_INVOICES:
+        lines.append(
+            f"dry run wall {product['wall']:.1f} s, CPU {product['cpu']:.1f} s "
+            f"(target <= {TARGET_WALL_S:.0f} s on one core): {verdict(product['wall'] <= TARGET_WALL_S)}"
+        )
+    lines += [
+        f"CPU {read_ratio:.2f}x the read floor (target <= {TARGET_READ_RATIO}x): "
+        f"{verdict(read_ratio <= TARGET_READ_RATIO)}",
+        f"{decision_ratio:.1f}x the decision floor (target <= {TARGET_DECISION_RATIO:.0f}x): "
+        f"{verdict(decision_ratio <= TARGET_DECISION_RATIO)}",
+        f"peak {peak:.0f} MiB at the largest of {len(results)} sizes (target <= {TARGET_PEAK_MIB:.0f} MiB "
+        f"at every size): {verdict(peak <= TARGET_PEAK_MIB)}",
+    ]
+    return lines
+
+
 def _row(*cells: object) -> None:
     print("  " + "".join(f"{c!s:>13}" if i else f"{c!s:<34}" for i, c in enumerate(cells)))
 
@@ -238,8 +288,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"  at {size:,} invoices: {product['wall']:.1f} s wall, {product['cpu']:.1f} s CPU, "
-        f"peak {product['rss_mib']:.0f} MiB; CPU {product['cpu'] / results[size][1]['cpu']:.2f}x the read floor\n"
+        f"peak {product['rss_mib']:.0f} MiB; CPU {product['cpu'] / results[size][1]['cpu']:.2f}x the read floor"
     )
+    print(f"  against the targets (at {size:,} invoices; the wall target is for {TARGET_INVOICES:,}):")
+    for line in against_targets(results, size, per_product / per_floor):
+        print("    " + line)
+    print()
 
     with tempfile.TemporaryDirectory(prefix="carecollect-bench-") as tmp_name:
         tmp = Path(tmp_name)

@@ -55,7 +55,9 @@ def decision_floor(rows: Iterable[PlanRow], tables: RunTables) -> list[int]:
     """The dry run's decision codes for rows in memory, in bare Python (the scan and checks inlined).
 
     Assumed-receipt days outside the compiled table fall back to the sending day, and a sent
-    step's purpose is matched by identity (rows in the benchmark's stores are fresh).
+    step's purpose is matched by identity (rows in the benchmark's stores are fresh). The scan's
+    answer is remembered by ``(context, issue, due, placed, history)`` as the kernel remembers it
+    (unbounded here: the floor only ever sees rows in memory), so the floor stays below the kernel.
 
     :param rows: plan rows of accounts that are not rich.
     :param tables: the run's tables (read once per context).
@@ -66,6 +68,7 @@ def decision_floor(rows: Iterable[PlanRow], tables: RunTables) -> list[int]:
     views = tables.views()
     now_us = tables.now_us
     flat: list[tuple[Any, ...]] = []
+    memo: dict[tuple[Any, ...], tuple[int, int]] = {}
     for r in rows:
         if not r[2]:
             append(0)
@@ -95,19 +98,8 @@ def decision_floor(rows: Iterable[PlanRow], tables: RunTables) -> list[int]:
                     *views[len(flat)][1:],
                 )
             )
+        view = flat[c]
         (
-            anchor,
-            start_off,
-            end_off,
-            requires,
-            ddays,
-            rlag,
-            rbase,
-            rtable,
-            gap,
-            scan_end,
-            purposes,
-            ranks,
             today,
             fd,
             fp,
@@ -123,66 +115,18 @@ def decision_floor(rows: Iterable[PlanRow], tables: RunTables) -> list[int]:
             qmask,
             qok,
             caps,
-        ) = flat[c]
+        ) = view[12:]
         claim = r[9]
         waiting = (claim > ins_p) if claim > 0 else (-claim > ins_a if claim < 0 else False)
         if (r[7] and fd) or (r[8] and fp) or (waiting and fi) or (r[10] and fa):
             append(FROZEN << 16)
             continue
-        last_idx = last_day = last_msg = -1
-        if r[14]:
-            seen: dict[object, list[int]] = {}
-            for purpose, day in r[14]:
-                seen.setdefault(purpose, []).append(day)
-                if day > last_msg:
-                    last_msg = day
-            for i in range(len(purposes)):
-                days = seen.get(purposes[i], ())
-                if len(days) >= ranks[i]:
-                    last_idx, last_day = i, days[ranks[i] - 1]
-        issue, due, placed = r[3], r[4], r[5]
-        best = -1
-        nxt = _BIG
-        for scan in (0, 1):
-            gap_from = last_msg + gap if last_msg != -1 else -1
-            found = -1
-            nxt = _BIG
-            for i in range(last_idx + 1, scan_end[last_idx + 1]):
-                k = anchor[i]
-                a = issue if k == 0 else (due if k == 1 else placed)
-                if a <= 0:
-                    continue
-                s = a + start_off[i]
-                e = a + end_off[i]
-                q = requires[i]
-                if q != -1:
-                    if q != last_idx:
-                        continue
-                    dd = ddays[q]
-                    if dd:
-                        j = last_day - rbase
-                        base = (rtable[j] if 0 <= j < len(rtable) else last_day) if rlag[q] else last_day
-                        d = base + dd + 1
-                    else:
-                        d = 0
-                    if d > s:
-                        s = d
-                if gap_from > s:
-                    s = gap_from
-                if s >= e:
-                    continue
-                if s <= today:
-                    if today < e:
-                        found = i
-                elif s < nxt:
-                    nxt = s
-            if scan == 0:
-                best = found
-                if best == -1:
-                    break
-                last_idx, last_day, last_msg = best, today, today
-        if nxt >= _BIG:
-            nxt = -1
+        key = (c, r[3], r[4], r[5], r[14])
+        known = memo.get(key)
+        if known is not None:
+            best, nxt = known
+        else:
+            best, nxt = memo[key] = _cadence(view, r)
         if best < 0:
             append(((nxt + 1) << 3 | NOT_DUE) << 16)
             continue
@@ -213,3 +157,77 @@ def decision_floor(rows: Iterable[PlanRow], tables: RunTables) -> list[int]:
             send |= bit
         append(((((nxt + 1) << 3) | DUE) << 16) | ((best + 1) << 10) | (planned << 5) | send)
     return out
+
+
+def _cadence(view: tuple[Any, ...], r: PlanRow) -> tuple[int, int]:
+    """The cadence scan written out: ``(due step or -1, next day or -1)`` for one owed, unfrozen row."""
+    (
+        anchor,
+        start_off,
+        end_off,
+        requires,
+        ddays,
+        rlag,
+        rbase,
+        rtable,
+        gap,
+        scan_end,
+        purposes,
+        ranks,
+        today,
+    ) = view[:13]
+    last_idx = last_day = last_msg = -1
+    if r[14]:
+        seen: dict[object, list[int]] = {}
+        for purpose, day in r[14]:
+            seen.setdefault(purpose, []).append(day)
+            if day > last_msg:
+                last_msg = day
+        for i in range(len(purposes)):
+            days = seen.get(purposes[i], ())
+            if len(days) >= ranks[i]:
+                last_idx, last_day = i, days[ranks[i] - 1]
+    issue, due, placed = r[3], r[4], r[5]
+    best = -1
+    nxt = _BIG
+    for scan in (0, 1):
+        gap_from = last_msg + gap if last_msg != -1 else -1
+        found = -1
+        nxt = _BIG
+        for i in range(last_idx + 1, scan_end[last_idx + 1]):
+            k = anchor[i]
+            a = issue if k == 0 else (due if k == 1 else placed)
+            if a <= 0:
+                continue
+            s = a + start_off[i]
+            e = a + end_off[i]
+            q = requires[i]
+            if q != -1:
+                if q != last_idx:
+                    continue
+                dd = ddays[q]
+                if dd:
+                    j = last_day - rbase
+                    base = (rtable[j] if 0 <= j < len(rtable) else last_day) if rlag[q] else last_day
+                    d = base + dd + 1
+                else:
+                    d = 0
+                if d > s:
+                    s = d
+            if gap_from > s:
+                s = gap_from
+            if s >= e:
+                continue
+            if s <= today:
+                if today < e:
+                    found = i
+            elif s < nxt:
+                nxt = s
+        if scan == 0:
+            best = found
+            if best == -1:
+                break
+            last_idx, last_day, last_msg = best, today, today
+    if nxt >= _BIG:
+        nxt = -1
+    return best, nxt

@@ -61,6 +61,8 @@ CLOSED, PAID, FROZEN, CEASED, NOT_DUE, DUE = range(6)
 
 _SMS, _PHONE = CHANNEL_CODES[Channel.SMS], CHANNEL_CODES[Channel.PHONE]
 _BIG = 10**8
+#: At most this many cadence answers are remembered per run (then the memo starts afresh: memory stays flat).
+_MEMO_SIZE = 1 << 16
 
 
 class InstalmentAction(enum.Enum):
@@ -161,6 +163,10 @@ class RunTables:
         self._creditor_pack_of = creditor_pack_of
         self.packs: dict[tuple[str, str], PolicyPack] = {}
         self._views: list[tuple[Any, ...]] = []
+        #: The cadence kernel's answers ``(step, next day)`` by ``(context, issue, due, placed, history)``:
+        #: with the context fixed (pack, today) they depend on nothing else once an invoice is
+        #: open, owed and not frozen, and many invoices share them (bounded; see :func:`decide`).
+        self.cadence_memo: dict[tuple[Any, ...], tuple[int, int]] = {}
 
     def pack(self, key: str, creditor_id: str = "") -> PolicyPack:
         """The pack for ``key`` (read once per run), ``creditor_id``'s own when given.
@@ -255,6 +261,7 @@ def decide(rows: Iterable[PlanRow], tables: RunTables) -> list[int]:
     """
     views = tables.views()
     now_us = tables.now_us
+    memo = tables.cadence_memo
     out: list[int] = []
     append = out.append
     n_views = len(views)
@@ -296,8 +303,16 @@ def decide(rows: Iterable[PlanRow], tables: RunTables) -> list[int]:
         ):
             append(FROZEN << 16)
             continue
-        last_idx, last_day, last_msg = history_of_days(cp, r[14]) if r[14] else (NONE, NONE, NONE)
-        idx, nxt = plan_invoice(cp, today, r[3], r[4], r[5], r[6], False, last_idx, last_day, last_msg)
+        key = (c, r[3], r[4], r[5], r[14])
+        found = memo.get(key)
+        if found is None:
+            if len(memo) >= _MEMO_SIZE:
+                memo.clear()
+            last_idx, last_day, last_msg = history_of_days(cp, r[14]) if r[14] else (NONE, NONE, NONE)
+            found = memo[key] = plan_invoice(
+                cp, today, r[3], r[4], r[5], r[6], False, last_idx, last_day, last_msg
+            )
+        idx, nxt = found
         if idx < 0:
             append(encode(NOT_DUE, NONE, 0, 0, nxt))
             continue

@@ -298,6 +298,9 @@ def rows_from_facts(
     conversations = conversations or {}
     clock = _Clock(now)
     passed = clock.passed
+    iso = clock.iso if clock.utc else ""
+    utc = "+00:00" if clock.utc else None
+    ctx_of: dict[tuple[Any, ...], int] = {}
     parse = dt.datetime.fromisoformat
     invoices = _group(facts.invoices, 1)
     points = _group(facts.contact_points)
@@ -309,6 +312,10 @@ def rows_from_facts(
     instalments = _group(facts.instalments, 1)
     mandates = _group(facts.mandates)
     applying = {r[0] for r in facts.applications}
+    # accounts with any sparse fact (most accounts have none: one set look-up instead of seven)
+    noted = set(applying)
+    for table in (facts.steps, facts.attempts, facts.placements, facts.disputes, facts.plans, facts.mandates):
+        noted.update(r[0] for r in table)
     ords: dict[str, int] = {}
     stamp_us: dict[str, int] = {}
     answered = AttemptOutcome.ANSWERED.value
@@ -335,7 +342,8 @@ def rows_from_facts(
         if invs is None:
             append(AccountRows(aid, creditor_id, 0, (), aid in conversations))
             continue
-        acc_attempts = attempts.get(aid)
+        sparse = aid in noted
+        acc_attempts = attempts.get(aid) if sparse else None
         if acc_attempts is not None:
             acc_attempts = [a for a in acc_attempts if passed(a[3])]
         rich = aid in conversations
@@ -353,20 +361,27 @@ def rows_from_facts(
             append(AccountRows(aid, creditor_id, len(invs), (), True))
             continue
         pts = points.get(aid, ())
-        zones = tuple(home)
-        for p in pts:
-            if p[5] and p[5] not in zones:
-                zones += (p[5],)
+        extra = tuple(p[5] for p in pts if p[5])
+        ctx_key = (pack_key, zones_text, extra, role, nonprofit, creditor_id)
+        ctx = ctx_of.get(ctx_key)
+        if ctx is None:
+            zones = tuple(home)
+            for z in extra:
+                if z not in zones:
+                    zones += (z,)
+            ctx = ctx_of[ctx_key] = contexts.index(
+                pack_key, zones, role in _COLLECTOR_ROLES, bool(nonprofit), creditor_id=creditor_id
+            )
         collector = role in _COLLECTOR_ROLES
-        ctx = contexts.index(pack_key, zones, collector, bool(nonprofit), creditor_id=creditor_id)
         usable = 0
         sms_checked = -1
         listed = conf_channels.split() if conf == only_listed else None
         for p in pts:
             ch, consent, opted, verified, bounced = p[1], p[2], p[3], p[4], p[6]
+            # "passed" inlined: a UTC text compares with now as its instant does (see _Clock)
             if ch == "sms":
                 for t in (consent, verified):
-                    if t is not None and passed(t):
+                    if t is not None and (t <= iso if t[-6:] == utc else passed(t)):
                         us = stamp_us.get(t)
                         if us is None:
                             us = stamp_us[t] = micros(parse(t))
@@ -374,13 +389,15 @@ def rows_from_facts(
                             sms_checked = us
             if listed is not None and ch not in listed:
                 continue
-            if opted is not None and passed(opted):
+            if opted is not None and (opted <= iso if opted[-6:] == utc else passed(opted)):
                 continue
             if bounced is not None and passed(bounced):
                 b = parse(bounced)
                 if not (verified is not None and b < parse(verified) <= now):
                     continue
-            if ch == "letter" or (consent is not None and passed(consent)):
+            if ch == "letter" or (
+                consent is not None and (consent <= iso if consent[-6:] == utc else passed(consent))
+            ):
                 usable |= 1 << _CODE_OF[ch]
         tz = None
         placed = 0
@@ -393,7 +410,7 @@ def rows_from_facts(
             else:
                 placed = min(dt.date.fromisoformat(r[3]).toordinal() for r in invs)
         sent: dict[str | None, list[tuple[dt.datetime, str, str]]] | None = None
-        acc_steps = steps.get(aid)
+        acc_steps = steps.get(aid) if sparse else None
         if acc_steps:
             sent = {}
             for st in acc_steps:
@@ -407,10 +424,10 @@ def rows_from_facts(
                 if a[2] != "phone" or a[4] != no_connection
             ]
         cease = cease_at is not None and passed(cease_at)
-        open_disputes = disputes.get(aid)
+        open_disputes = disputes.get(aid) if sparse else None
         acc_disputes = tuple(d[1] for d in open_disputes) if open_disputes else ()
-        acc_plans = plans.get(aid, ())
-        assisting = aid in applying
+        acc_plans = plans.get(aid, ()) if sparse else ()
+        assisting = sparse and aid in applying
         rows: list[PlanRow] = []
         for r in invs:
             iid = r[0]
@@ -452,16 +469,24 @@ def rows_from_facts(
                     recent,
                 )
             )
-        active = tuple(
-            (
-                pl[1],
-                tuple(pl[2].split()),
-                tuple((i[2], dt.date.fromisoformat(i[3]).toordinal()) for i in instalments.get(pl[1], ())),
+        active = (
+            ()
+            if not acc_plans
+            else tuple(
+                (
+                    pl[1],
+                    tuple(pl[2].split()),
+                    tuple(
+                        (i[2], dt.date.fromisoformat(i[3]).toordinal()) for i in instalments.get(pl[1], ())
+                    ),
+                )
+                for pl in acc_plans
+                if pl[3] == "active"
             )
-            for pl in acc_plans
-            if pl[3] == "active"
         )
-        mandated = tuple(m[1] for m in mandates.get(aid, ()) if m[2] is None or not passed(m[2]))
+        mandated = (
+            tuple(m[1] for m in mandates.get(aid, ()) if m[2] is None or not passed(m[2])) if sparse else ()
+        )
         append(
             AccountRows(
                 aid,

@@ -984,7 +984,7 @@ class SQLiteStore:
             rng = (accounts[0][0], accounts[-1][0])
             yield PlanFacts(
                 accounts=accounts,
-                invoices=db.execute(self._FACTS_INVOICES, rng * 2).fetchall(),
+                invoices=db.execute(self._FACTS_INVOICES, rng).fetchall(),
                 contact_points=db.execute(self._FACTS_POINTS, rng).fetchall(),
                 steps=db.execute(self._FACTS_STEPS, rng).fetchall(),
                 attempts=db.execute(self._FACTS_ATTEMPTS, rng).fetchall(),
@@ -1002,18 +1002,19 @@ class SQLiteStore:
                p.confidential_channels, p.cease_requested_at, c.role, c.nonprofit
           FROM accounts a JOIN patients p ON p.id = a.patient_id JOIN creditors c ON c.id = a.creditor_id
          WHERE a.id > ? ORDER BY a.id LIMIT ?"""
+    # The balance: the account's ledger for the invoice once a charge was posted (one indexed look-up
+    # per invoice, HAVING gives no row, so NULL, without a charge), else the patient's share.
     _FACTS_INVOICES = """
         SELECT i.id, i.account_id, i.currency, i.issue_date, i.due_date, i.status, i.claim_status,
                i.claim_submitted_on,
-               CASE WHEN b.charged THEN b.balance
-                    ELSE (SELECT COALESCE(SUM(l.amount_minor), 0) FROM invoice_lines l WHERE l.invoice_id = i.id)
-                         - COALESCE(i.insurer_paid_minor, 0) - COALESCE(i.contractual_adjustment_minor, 0) END
-          FROM invoices i LEFT JOIN (
-               SELECT invoice_id, MAX(kind = 'charge') AS charged,
-                      SUM(CASE WHEN kind IN ('charge', 'refund', 'payment_reversed', 'insurance_reversed') THEN amount_minor
-                               ELSE -amount_minor END) AS balance
-                 FROM ledger_entries WHERE account_id BETWEEN ? AND ? AND invoice_id IS NOT NULL
-                GROUP BY invoice_id) b ON b.invoice_id = i.id
+               COALESCE(
+                   (SELECT SUM(CASE WHEN e.kind IN ('charge', 'refund', 'payment_reversed', 'insurance_reversed')
+                                    THEN e.amount_minor ELSE -e.amount_minor END)
+                      FROM ledger_entries e WHERE e.invoice_id = i.id AND e.account_id = i.account_id
+                    HAVING MAX(e.kind = 'charge')),
+                   (SELECT COALESCE(SUM(l.amount_minor), 0) FROM invoice_lines l WHERE l.invoice_id = i.id)
+                   - COALESCE(i.insurer_paid_minor, 0) - COALESCE(i.contractual_adjustment_minor, 0))
+          FROM invoices i
          WHERE i.account_id BETWEEN ? AND ? ORDER BY i.account_id, i.id"""
     _FACTS_POINTS = """
         SELECT a.id, c.channel, c.consent_at, c.opted_out_at, c.verified_at, c.time_zone, c.undeliverable_at
