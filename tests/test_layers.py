@@ -76,6 +76,7 @@ FLOORS: dict[str, int] = {
     "cli": 9,
     "demo": 9,
     "demo_remittances": 9,
+    "demo_channels": 9,
     "bench": 9,
     "web": 9,
 }
