@@ -73,9 +73,10 @@ SMS_ACCOUNT = "AC00000000000000000000000000000de0"
 #: The number the demo's SMS come from and STOP replies go to (Twilio's documented test sender).
 SMS_SENDER = "+15005550006"
 _SMS_TOKEN_BYTES = 24
-#: Where Twilio would post (the signatures cover these URLs; the demo hands the posts to the run).
-_SMS_STATUS_URL = "http://127.0.0.1:8000/sms/status"
-_SMS_INBOUND_URL = "http://127.0.0.1:8000/inbound/sms"
+#: Where Twilio would post: the patient pages' reply door and a status endpoint on the demo's pay host
+#: (the signatures cover these URLs; the demo hands the posts to the run's intake).
+_SMS_STATUS_URL = "https://pay.example.org/sms/status"
+_SMS_INBOUND_URL = "https://pay.example.org/inbound/sms"
 #: Headers of a received e-mail the demo shows: none names the patient or their address.
 _SAMPLE_HEADERS = (
     "From",
