@@ -57,4 +57,6 @@ def test_the_deliver_section_shows_a_real_run_through_the_local_servers(generato
     assert generator["DELIVER_TEXT"].read_text(encoding="utf-8") == fresh, (
         "demo --deliver all prints something else now: run python docs/generate_demo_figures.py"
     )
-    assert "_generated/demo-deliver-output.txt" in (DOCS / "tutorial" / "demo.rst").read_text(encoding="utf-8")
+    assert "_generated/demo-deliver-output.txt" in (DOCS / "tutorial" / "demo.rst").read_text(
+        encoding="utf-8"
+    )

@@ -89,10 +89,11 @@ class LocalTwilio:
             return self._json(404, {"code": 20404, "message": "The requested resource was not found"})
         with self._lock:
             self.requests += 1
+        headers = {name.lower(): value for name, value in headers.items()}
         expected = "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
-        if not hmac.compare_digest(headers.get("Authorization", "").encode(), expected.encode()):
+        if not hmac.compare_digest(headers.get("authorization", "").encode(), expected.encode()):
             return self._json(401, {"code": 20003, "message": "Authenticate", "status": 401})
-        if headers.get("Content-Type", "").split(";")[0].strip() != _FORM:
+        if headers.get("content-type", "").split(";")[0].strip() != _FORM:
             return self._json(400, {"code": 20001, "message": "form encoding expected", "status": 400})
         form = dict(urllib.parse.parse_qsl(body.decode("utf-8"), keep_blank_values=True))
         if "To" not in form or "Body" not in form or not ({"From", "MessagingServiceSid"} & set(form)):
