@@ -191,6 +191,14 @@ def plugins(session: nox.Session) -> None:
     )
     for plugin in REFERENCE_PLUGINS:
         session.run("pytest", "-p", "no:cacheprovider", "--rootdir", str(plugin), str(plugin / "tests"))
+    # `carecollect demo --deliver` sends through the smtp and sms plugins to local servers
+    session.run(
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "tests/test_demo_deliver.py",
+        "tests/test_docs_demo_figures.py::test_the_deliver_section_shows_a_real_run_through_the_local_servers",
+    )
 
 
 @nox.session(python=DEFAULT)

@@ -34,13 +34,13 @@ sys.path.insert(0, str(HERE.parent / "plugins" / "carecollect-demo-gateway" / "s
 
 from carecollect.channels import Channel  # noqa: E402
 from carecollect.creditors import Creditor, CreditorRole  # noqa: E402
-from carecollect.run.settings import RunSettings  # noqa: E402
 from carecollect.invoices import ClaimStatus, Insurance, Invoice, InvoiceLine, InvoiceStatus  # noqa: E402
 from carecollect.ledger import EntryKind, LedgerEntry  # noqa: E402
 from carecollect.messages.paylinks import PayLinkSigner  # noqa: E402
 from carecollect.money import Money  # noqa: E402
 from carecollect.patients import Account, ContactPoint, Patient  # noqa: E402
 from carecollect.plugins.providers import sign_webhook  # noqa: E402
+from carecollect.run.settings import RunSettings  # noqa: E402
 from carecollect.store.sqlite import SQLiteStore  # noqa: E402
 
 OUT = HERE / "_static" / "patient-pages"

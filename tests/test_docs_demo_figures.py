@@ -47,3 +47,16 @@ def test_landing_page_picture_shows_that_output(generator: dict[str, Any], fresh
 def test_the_pages_show_the_generated_figures() -> None:
     assert "_generated/demo-output.txt" in (DOCS / "tutorial" / "demo.rst").read_text(encoding="utf-8")
     assert "_static/demo-output.svg" in (DOCS / "index.rst").read_text(encoding="utf-8")
+
+
+def test_the_deliver_section_shows_a_real_run_through_the_local_servers(generator: dict[str, Any]) -> None:
+    if not generator["deliver_installed"]():
+        pytest.skip("needs carecollect[demo-channels], carecollect-smtp and carecollect-sms")
+    fresh = generator["deliver_output"]()
+    assert "received" in fresh and "127.0.0.1:<port>" in fresh
+    assert generator["DELIVER_TEXT"].read_text(encoding="utf-8") == fresh, (
+        "demo --deliver all prints something else now: run python docs/generate_demo_figures.py"
+    )
+    assert "_generated/demo-deliver-output.txt" in (DOCS / "tutorial" / "demo.rst").read_text(
+        encoding="utf-8"
+    )

@@ -101,6 +101,7 @@ FLOORS: dict[str, int] = {
     "cli": 10,
     "demo": 9,
     "demo_remittances": 9,
+    "demo_channels": 9,
     "bench": 9,
     "web": 9,
 }

@@ -19,7 +19,9 @@ day of the simulated weeks:
    16:00 UTC, inside daytime hours in every country of the portfolio,
    through the file-outbox channel; with the ``pdf`` extra installed, letters
    go through the ``letter`` channel instead, and each run writes its print
-   batches (a PDF and a manifest CSV per envelope layout).
+   batches (a PDF and a manifest CSV per envelope layout). ``deliver`` sends e-mail and
+   SMS through the smtp and sms plugins to local servers instead
+   (:mod:`carecollect.demo_channels`).
 
 Everything is drawn from one seeded :class:`random.Random`: the same
 arguments give the same figures. The simulated clock starts on
@@ -29,11 +31,11 @@ arguments give the same figures. The simulated clock starts on
 from __future__ import annotations
 
 import datetime as dt
-import json
 import random
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -50,21 +52,21 @@ from .contact_centre import (
     conversations,
     route,
 )
+from .demo_channels import DemoDelivery, LocalChannels, ServerTally, local_channels, require_installed
 from .disputes import Dispute, DisputeReason, DisputeStatus, Resolution, ResolutionKind
 from .errors import ConfigurationError, ValidationError
 from .ledger import post_payment
 from .money import Money
 from .payments import Payment, PaymentMethod
-from .plugins.builtin.outbox import file_name
 from .plugins.manager import make_plugin_manager
 from .policy.packs import get_pack
 from .portfolio import PortfolioFacts, load_portfolio
 from .relief.disputes import DisputeProcedure, resolve_dispute
 from .reports import CollectionReport, report_from_store
+from .run.event_intake import intake
 from .run.execute import execute_run
-from .run.inbound import InboundEvent, InboundKind
+from .run.inbound import InboundEvent
 from .run.report import RunReport
-from .run.sending import message_id
 from .store.sqlite import SQLiteStore
 from .timekeeping import zone
 
@@ -120,6 +122,7 @@ class DemoResult:
     :param report: the report at the last run.
     :param letters: the letter channel's folder (print batches in ``batches/``), when the
         ``pdf`` extra is installed; ``None`` when letters went to the outbox as text.
+    :param servers: what each local server received (``--deliver smtp``, ``sms`` or ``all``).
     """
 
     db: Path
@@ -128,6 +131,7 @@ class DemoResult:
     days: tuple[DayResult, ...]
     report: CollectionReport
     letters: Path | None = None
+    servers: tuple[ServerTally, ...] = ()
 
     @property
     def batches(self) -> tuple[str, ...]:
@@ -177,7 +181,7 @@ def _check_fresh(db: Path, fresh: bool) -> None:
     old: CliConfig | None = None
     if cfg.exists():
         old = load_config(db)
-    for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm"), cfg):
+    for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm"), cfg, db.parent / f"{db.stem}-sms.jsonl"):
         path.unlink(missing_ok=True)
     if old is not None:
         old.contacts.unlink(missing_ok=True)
@@ -185,6 +189,9 @@ def _check_fresh(db: Path, fresh: bool) -> None:
             folder = old.settings.channel_config.get(plugin, {}).get("folder")
             if folder and Path(folder).is_dir():
                 shutil.rmtree(folder)
+    mail = db.parent / f"{db.stem}-smtp"  # the local SMTP server's Maildir
+    if mail.is_dir():
+        shutil.rmtree(mail)
     agency_folder = _agency_folder(db)
     if agency_folder.is_dir():
         shutil.rmtree(agency_folder)
@@ -208,8 +215,11 @@ def _agency_folder(db: Path) -> Path:
 class _Simulation:
     """Patients' behaviour between runs (seeded)."""
 
-    def __init__(self, store: SQLiteStore, rng: random.Random, size: int, centre_tz: str) -> None:
+    def __init__(
+        self, store: SQLiteStore, rng: random.Random, size: int, centre_tz: str, channels: LocalChannels
+    ) -> None:
         self.store = store
+        self.channels = channels
         self.rng = rng
         self.size = size
         self.centre_tz = centre_tz
@@ -263,13 +273,9 @@ class _Simulation:
                 continue
             self.replies += 1
             word = {"nb": "STOPP", "de": "STOPP", "bg": "СТОП"}.get(patient.preferred_language, "STOP")
-            body = {
-                "id": f"demo-in-{self.replies}",
-                "from": points[0].address,
-                "text": word,
-                "at": at.isoformat(),
-            }
-            events.append(InboundEvent(InboundKind.REPLY, "outbox", json.dumps(body).encode("utf-8")))
+            events.append(
+                self.channels.reply(f"demo-in-{self.replies}", points[0].address, word, at.isoformat())
+            )
         return events
 
     def bounces(self, last: RunReport | None, at: dt.datetime) -> list[InboundEvent]:
@@ -281,16 +287,7 @@ class _Simulation:
         for key in keys:
             if self.rng.random() >= _BOUNCE_SHARE:
                 continue
-            # the name the file outbox gave the message: its provider message id
-            body = {
-                "id": file_name(message_id(key), Channel.EMAIL),
-                "state": "undeliverable",
-                "detail": "550 5.1.1 mailbox unknown",
-                "at": at.isoformat(),
-            }
-            events.append(
-                InboundEvent(InboundKind.DELIVERY_REPORT, "outbox", json.dumps(body).encode("utf-8"))
-            )
+            events.append(self.channels.bounce(key, at.isoformat()))
         return events
 
     def disputes(self, day_index: int, at: dt.datetime) -> tuple[int, int]:
@@ -453,6 +450,59 @@ def create_demo_portfolio(db: Path, *, invoices: int, seed: int = 0, fresh: bool
         store.close()
 
 
+def _simulate(
+    store: SQLiteStore,
+    db: Path,
+    seed: int,
+    weeks: int,
+    accounts: Sequence[str],
+    config: CliConfig,
+    channels: LocalChannels,
+    pm: Any,
+    sim: _Simulation,
+    on_day: Callable[[int, int, dt.date], None] | None,
+    progress: Callable[[int], None] | None,
+) -> tuple[list[DayResult], dt.datetime]:
+    """The simulated days: the patients' doings, then the day's run; the results and the last run's time."""
+    days = simulated_days(DEMO_START, weeks)
+    results: list[DayResult] = []
+    last: RunReport | None = None
+    now = dt.datetime.combine(DEMO_START, dt.time(DEMO_RUN_HOUR), tzinfo=dt.UTC)
+    for index, day in enumerate(days):
+        now = dt.datetime.combine(day, dt.time(DEMO_RUN_HOUR), tzinfo=dt.UTC)
+        if on_day is not None:
+            on_day(index, len(days), day)
+        morning = now - dt.timedelta(hours=6)
+        paid = sim.payments(morning) if index else 0
+        bounced = sim.bounces(last, morning)  # (drawn first: the seeded demo stays the same)
+        replies = sim.stop_replies(last, morning)
+        events = channels.status_callbacks() + replies + bounced
+        if index == _REMITTANCE_DAY and _x12_installed():
+            from .demo_remittances import answer_pending_claims
+
+            answer_pending_claims(store, db.parent / f"{db.stem}-remittances", on=day, at=morning, seed=seed)
+        opened, resolved = sim.disputes(index, morning)
+        contacts = sim.contacts(day, accounts)
+        append_records(config.contacts, contacts)
+        last = execute_run(
+            store,
+            now,
+            pm,
+            channels.settings,
+            owner="carecollect demo",
+            events=events,
+            progress=progress,
+            conversations=conversations(read_records(config.contacts)),
+        )
+        results.append(
+            DayResult(day, last, paid, len(replies), opened, resolved, len(contacts), len(bounced))
+        )
+    callbacks = channels.status_callbacks()  # the last run's, taken in as the next run would
+    if callbacks:
+        intake(store, pm, channels.settings, callbacks, now, poll_agency=False)
+    return results, now
+
+
 def run_demo(
     db: Path,
     *,
@@ -462,6 +512,7 @@ def run_demo(
     fresh: bool = False,
     on_day: Callable[[int, int, dt.date], None] | None = None,
     progress: Callable[[int], None] | None = None,
+    deliver: DemoDelivery = DemoDelivery.OUTBOX,
 ) -> DemoResult:
     """Create the demo database next to ``db`` and take it through ``weeks`` simulated weeks.
 
@@ -474,7 +525,11 @@ def run_demo(
         settings, contact records and outbox folder).
     :param on_day: called before each run with ``(index, total, day)``.
     :param progress: called with accounts done during each run.
-    :raises ConfigurationError: ``db`` exists and ``fresh`` is false.
+    :param deliver: send e-mail and SMS to the file outbox, or through the smtp and sms plugins
+        to local servers (:mod:`carecollect.demo_channels`; they write ``<stem>-smtp/`` and
+        ``<stem>-sms.jsonl``).
+    :raises ConfigurationError: ``db`` exists and ``fresh`` is false, or what ``deliver`` needs
+        is not installed.
     :raises ValidationError: ``size`` or ``weeks`` out of range.
     """
     if size < 1:
@@ -482,6 +537,7 @@ def run_demo(
     if weeks < 1:
         raise ValidationError("demo", "weeks", "must be at least 1 week")
     db = Path(db)
+    require_installed(deliver)
     store = _new_demo_store(db, fresh)
     try:
         letters = _pdf_available()
@@ -498,43 +554,13 @@ def run_demo(
         rng = random.Random(seed)
         facts = load_portfolio(store, size, seed=seed, as_of=DEMO_START)
         accounts = sorted({r.account_id for r in store.iter_invoice_rows()})
-        pm = make_plugin_manager(load_entrypoints=False)
-        sim = _Simulation(store, rng, size, config.centre_tz)
-        days = simulated_days(DEMO_START, weeks)
-        results: list[DayResult] = []
-        last: RunReport | None = None
-        now = dt.datetime.combine(DEMO_START, dt.time(DEMO_RUN_HOUR), tzinfo=dt.UTC)
-        for index, day in enumerate(days):
-            now = dt.datetime.combine(day, dt.time(DEMO_RUN_HOUR), tzinfo=dt.UTC)
-            if on_day is not None:
-                on_day(index, len(days), day)
-            morning = now - dt.timedelta(hours=6)
-            paid = sim.payments(morning) if index else 0
-            bounced = sim.bounces(last, morning)  # (drawn first: the seeded demo stays the same)
-            replies = sim.stop_replies(last, morning)
-            events = replies + bounced
-            if index == _REMITTANCE_DAY and _x12_installed():
-                from .demo_remittances import answer_pending_claims
-
-                answer_pending_claims(
-                    store, db.parent / f"{db.stem}-remittances", on=day, at=morning, seed=seed
-                )
-            opened, resolved = sim.disputes(index, morning)
-            contacts = sim.contacts(day, accounts)
-            append_records(config.contacts, contacts)
-            last = execute_run(
-                store,
-                now,
-                pm,
-                settings,
-                owner="carecollect demo",
-                events=events,
-                progress=progress,
-                conversations=conversations(read_records(config.contacts)),
+        with local_channels(deliver, db, settings) as channels:
+            pm = make_plugin_manager(load_entrypoints=False, plugins=channels.plugins)
+            sim = _Simulation(store, rng, size, config.centre_tz, channels)
+            results, now = _simulate(
+                store, db, seed, weeks, accounts, config, channels, pm, sim, on_day, progress
             )
-            results.append(
-                DayResult(day, last, paid, len(replies), opened, resolved, len(contacts), len(bounced))
-            )
+            servers = channels.tallies()
         report = report_from_store(
             store,
             now,
@@ -545,6 +571,8 @@ def run_demo(
         )
         outbox = Path(str(settings.channel_config.get("outbox", {}).get("folder", db.parent)))
         folder = settings.channel_config.get("letter", {}).get("folder") if letters else None
-        return DemoResult(db, outbox, facts, tuple(results), report, Path(folder) if folder else None)
+        return DemoResult(
+            db, outbox, facts, tuple(results), report, Path(folder) if folder else None, servers
+        )
     finally:
         store.close()

@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # `carecollect --help` imports none of these: each command im
     from rich.console import Console
     from rich.progress import Progress
 
+    from ..demo import DemoResult
     from ..reports import CollectionReport
     from ..store.sqlite import SQLiteStore
 
@@ -906,16 +907,29 @@ def report(db: Path, as_of: str | None, days: int, fmt: str, output: Path | None
     is_flag=True,
     help="Only create the portfolio (no simulated runs): a store to time 'carecollect run' on.",
 )
-def demo(db: Path, size: int, weeks: int, seed: int, fresh: bool, no_run: bool) -> None:
+@click.option(
+    "--deliver",
+    type=click.Choice(["outbox", "smtp", "sms", "all"]),
+    default="outbox",
+    show_default=True,
+    help="Where e-mail and SMS go: files in the outbox, or through the smtp and sms plugins to a local "
+    'SMTP server and a local Twilio API server (pip install "carecollect[demo-channels]" and the plugins).',
+)
+def demo(db: Path, size: int, weeks: int, seed: int, fresh: bool, no_run: bool, deliver: str) -> None:
     """From nothing: a synthetic portfolio taken through a few simulated weeks of daily runs."""
     from rich.table import Table
 
     from ..demo import DEMO_START, create_demo_portfolio, run_demo
+    from ..demo_channels import DemoDelivery, require_installed
     from .config import config_path, load_config
     from .wording import counted, duration
 
     console = _console()
     started = dt.datetime.now(dt.UTC)
+    delivery = DemoDelivery(deliver)
+    if no_run and delivery is not DemoDelivery.OUTBOX:
+        raise click.UsageError("--deliver sends the runs' messages: it has no use with --no-run")
+    require_installed(delivery)  # before the progress bar: one line, nothing written
     if no_run:
         facts = create_demo_portfolio(db, invoices=size, seed=seed, fresh=fresh)
         elapsed = (dt.datetime.now(dt.UTC) - started).total_seconds()
@@ -941,6 +955,7 @@ def demo(db: Path, size: int, weeks: int, seed: int, fresh: bool, no_run: bool) 
             fresh=fresh,
             on_day=on_day,
             progress=lambda done: bar.update(accounts_task, completed=done),
+            deliver=delivery,
         )
     elapsed = (dt.datetime.now(dt.UTC) - started).total_seconds()
     f = result.portfolio
@@ -995,6 +1010,7 @@ def demo(db: Path, size: int, weeks: int, seed: int, fresh: bool, no_run: bool) 
         console.print(
             f"{len(result.batches)} print batches (PDF and manifest) in {result.letters / 'batches'}{os.sep}"
         )
+    _print_servers(console, result)
     contacts = load_config(result.db).contacts
     console.print(f"Done in {elapsed:.1f} s. Written:", highlight=False)
     for what, path in (
@@ -1018,6 +1034,40 @@ def demo(db: Path, size: int, weeks: int, seed: int, fresh: bool, no_run: bool) 
             soft_wrap=True,
             markup=False,
         )
+
+
+def _print_servers(console: Console, result: DemoResult) -> None:
+    """What the local SMTP and SMS servers received (``demo --deliver``), and what came back."""
+    from .wording import counted
+
+    lines = []
+    for tally in result.servers:
+        sent = sum(d.report.sent_by_channel.get(tally.channel, 0) for d in result.days)
+        what = ("e-mail", "e-mails") if tally.channel.value == "email" else ("SMS", "SMS")
+        kind = "SMTP server (aiosmtpd)" if tally.plugin == "smtp" else "Twilio Messages API server"
+        written = f"{tally.written_to}{os.sep}" if tally.written_to.is_dir() else str(tally.written_to)
+        lines.append(
+            f"{tally.plugin} channel -> local {kind} at {tally.address}: received "
+            f"{counted(tally.received, *what)} (the runs sent {sent} by {tally.channel.value}), written to {written}"
+        )
+        if tally.sample:
+            lines.append("  the first, without its recipient:")
+            lines.extend(f"    {name}: {value}" for name, value in tally.sample)
+        back = [f"{n} {kind}" for kind, n in tally.came_back.items()]
+        if back:
+            lines.append(
+                f"  came back signed as Twilio sends them, taken in through the {tally.plugin} channel: "
+                + ", ".join(back)
+            )
+        if tally.plugin == "smtp":
+            lines.append(
+                "  e-mail bounces stay simulated: a delivery report in the outbox's format naming the "
+                "Message-ID (the smtp channel reads no bounce messages)"
+            )
+    if lines:
+        console.print("Delivered through local servers:", highlight=False)
+        for line in lines:
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 main.add_command(web)
