@@ -268,6 +268,7 @@ def _execute(
         heart.beat()
         if progress is not None:
             progress(collected.accounts)
+    sender.finish()
     return _report(collected.plan(now), sender.counts, intake_report)
 
 

@@ -61,7 +61,12 @@ __all__ = [
 
 #: Every channel, any length, opt-out links, simulated reports and replies.
 CAPABILITIES = ChannelCapabilities(
-    channels=frozenset(Channel), opt_out_link=True, delivery_reports=True, inbound=True, html=True
+    channels=frozenset(Channel),
+    opt_out_link=True,
+    delivery_reports=True,
+    inbound=True,
+    html=True,
+    deduplicates=True,
 )
 
 
