@@ -36,10 +36,10 @@ from .providers import validate_plugin_name
 __all__ = [
     "OPT_OUT_KEYWORDS",
     "BatchingChannel",
-    "FlushingChannel",
     "ChannelCapabilities",
     "DeliveryReport",
     "DeliveryState",
+    "FlushingChannel",
     "InboundReply",
     "MessageChannel",
     "MessageChannelDescriptor",

@@ -319,7 +319,7 @@ class _Sender:
                 ],
                 at=now,
             )
-            for account_id, creditor_id, plan, _ in queue:
+            for _, creditor_id, plan, _ in queue:
                 for plan_id, number in plan.missed:
                     p = store.get_plan(plan_id)
                     inst = next(i for i in p.instalments if i.number == number)
@@ -406,7 +406,10 @@ class _Sender:
                 [
                     (
                         h.msg.key,
-                        {"provider_message_id": h.attempt.provider_message_id, "to": _address_digest(h.address)},
+                        {
+                            "provider_message_id": h.attempt.provider_message_id,
+                            "to": _address_digest(h.address),
+                        },
                     )
                     for h in done
                 ],
@@ -422,7 +425,10 @@ class _Sender:
             owed = []
             for h in done:
                 log_event(
-                    "run.message.sent", account_id=h.msg.step.account_id, key=h.msg.key, channel=h.msg.channel.value
+                    "run.message.sent",
+                    account_id=h.msg.step.account_id,
+                    key=h.msg.key,
+                    channel=h.msg.channel.value,
                 )
                 sent_step = attrs.evolve(h.msg.step, status=OutreachStatus.SENT, sent_at=now)
                 owed.append(
@@ -646,7 +652,11 @@ class _Fresh:
         known = {a.id for a in snap.attempts}
         return attrs.evolve(
             snap,
-            steps=tuple(sorted([s for s in snap.steps if s.id not in steps] + list(steps.values()), key=lambda s: s.id)),
+            steps=tuple(
+                sorted(
+                    [s for s in snap.steps if s.id not in steps] + list(steps.values()), key=lambda s: s.id
+                )
+            ),
             attempts=snap.attempts + tuple(a for a in attempts.values() if a.id not in known),
         )
 

@@ -1359,7 +1359,9 @@ class PostgresStore:
 
         :raises DuplicateEntry: a key is recorded with a different kind or payload (nothing is written).
         """
-        texts = {key: (kind, canonical_json(dict(payload)), account_id) for key, kind, payload, account_id in items}
+        texts = {
+            key: (kind, canonical_json(dict(payload)), account_id) for key, kind, payload, account_id in items
+        }
         if not texts:
             return {}
         when = codec.iso_instant(at)

@@ -1224,7 +1224,9 @@ class SQLiteStore:
         :raises DuplicateEntry: a key is recorded with a different kind or payload (nothing is written).
         """
         out: dict[str, OutboxItem] = {}
-        texts = {key: (kind, canonical_json(dict(payload)), account_id) for key, kind, payload, account_id in items}
+        texts = {
+            key: (kind, canonical_json(dict(payload)), account_id) for key, kind, payload, account_id in items
+        }
         if not texts:
             return out
         with self.transaction():
@@ -1618,7 +1620,9 @@ class SQLiteStore:
         with self.transaction():
             head = self._audit_head
             if head is None:
-                last = self._db.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+                last = self._db.execute(
+                    "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"
+                ).fetchone()
                 head = (0, GENESIS_HASH) if last is None else (last[0], last[1])
             seq, prev = head
             when = codec.iso_instant(at)

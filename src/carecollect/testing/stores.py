@@ -471,7 +471,11 @@ class StoreContract:
         store.outbox_intend("m-0", "message", {"n": 0}, at=T0, account_id="A-1")
         with store.transaction():
             items = store.outbox_intend_many(
-                [("m-1", "message", {"n": 1}, "A-1"), ("m-0", "message", {"n": 0}, "A-1"), ("m-2", "x", {}, None)],
+                [
+                    ("m-1", "message", {"n": 1}, "A-1"),
+                    ("m-0", "message", {"n": 0}, "A-1"),
+                    ("m-2", "x", {}, None),
+                ],
                 at=T_HALF,
             )
         assert list(items) == ["m-1", "m-0", "m-2"]
@@ -483,7 +487,9 @@ class StoreContract:
             T_HALF,
         )
         with pytest.raises(DuplicateEntry):  # a changed payload: nothing of the batch is written
-            store.outbox_intend_many([("m-3", "message", {}, None), ("m-1", "message", {"n": 9}, None)], at=T0)
+            store.outbox_intend_many(
+                [("m-3", "message", {}, None), ("m-1", "message", {"n": 9}, None)], at=T0
+            )
         with pytest.raises(NotFound):
             store.outbox_get("m-3")
         at = T0 + dt.timedelta(hours=2)
@@ -501,7 +507,9 @@ class StoreContract:
             store.outbox_done_many([("m-0", None), ("never", None)], at=at)
         assert store.outbox_get("m-0").status is OutboxStatus.INTENDED  # nothing of the batch written
         attempts = [
-            ContactAttempt(f"AT-{n}", None, "A-1", "INV-A-1", Channel.SMS, at, AttemptOutcome.DELIVERED, f"p-{n}")
+            ContactAttempt(
+                f"AT-{n}", None, "A-1", "INV-A-1", Channel.SMS, at, AttemptOutcome.DELIVERED, f"p-{n}"
+            )
             for n in range(3)
         ]
         assert store.add_attempts(attempts[:2]) == 2
