@@ -8,7 +8,10 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any, ClassVar
 
+import attrs
+
 from carecollect.channels import Channel
+from carecollect.outreach import AttemptOutcome, ContactAttempt, OutreachPurpose, OutreachStep
 from carecollect.plugins.builtin.outbox import CAPABILITIES, OutboxChannel, spooled_message, spooled_messages
 from carecollect.plugins.hookspecs import hookimpl
 from carecollect.plugins.manager import make_plugin_manager
@@ -21,7 +24,7 @@ from carecollect.plugins.messaging import (
 from carecollect.portfolio import load_portfolio
 from carecollect.run.execute import execute_run
 from carecollect.run.planning import plan_run
-from carecollect.run.sending import message_id
+from carecollect.run.sending import _Fresh, message_id
 from carecollect.run.settings import RunSettings
 from carecollect.store.base import OutboxStatus
 from carecollect.store.sqlite import SQLiteStore
@@ -139,3 +142,73 @@ def test_a_batch_the_channel_could_not_make_durable_is_recorded_failed_not_done(
 def _all(store: SQLiteStore) -> list[Any]:
     with closing(store._db.execute("SELECT key FROM outbox")) as cur:
         return [store.outbox_get(r[0]) for r in cur.fetchall()]
+
+
+class _OptOutOnFirst(OutboxChannel):
+    """After its first send, every patient opts out of everything, written by another connection."""
+
+    capabilities = CAPABILITIES
+
+    def __init__(self, settings: dict[str, str]) -> None:
+        super().__init__(settings)
+        self._db = settings["db"]
+        self._sent = 0
+
+    def send(self, message: RenderedMessage) -> Receipt:
+        receipt = super().send(message)
+        self._sent += 1
+        if self._sent == 1:
+            with closing(SQLiteStore(self._db)) as other, other.transaction():
+                for patient in list(other.patients()):
+                    points = tuple(attrs.evolve(p, opted_out_at=NOW) for p in patient.contact_points)
+                    other.put_patient(attrs.evolve(patient, contact_points=points))
+        return receipt
+
+
+def test_an_opt_out_written_by_another_connection_wins_inside_a_batch(tmp_path: Path) -> None:
+    with closing(_store(tmp_path)) as store:
+        planned = plan_run(store, NOW, RunSettings()).messages
+        pm_settings = {"folder": str(tmp_path / "out"), "db": str(tmp_path / "run.db")}
+
+        class Plugin:
+            @hookimpl
+            def carecollect_message_channels(self) -> list[MessageChannelDescriptor]:
+                return [MessageChannelDescriptor("optout", CAPABILITIES, _OptOutOnFirst)]
+
+        pm = make_plugin_manager(load_entrypoints=False, plugins=[Plugin()])
+        settings = RunSettings(
+            channel_plugins=dict.fromkeys(Channel, "optout"),
+            channel_config={"optout": pm_settings},
+            send_batch=10_000,  # the whole run is one batch
+        )
+        report = execute_run(store, NOW, pm, settings)
+    assert len(planned) > 10
+    assert report.sent == 1 and report.suppressed == len(planned) - 1
+
+
+def test_messages_handed_over_in_the_batch_are_laid_over_every_read(tmp_path: Path) -> None:
+    with closing(_store(tmp_path)) as store:
+        snap = next(iter(store.iter_account_snapshots(batch_size=10)))
+        fresh = _Fresh(store)
+        step = OutreachStep(
+            "S-new",
+            snap.account.id,
+            snap.invoices[0].id,
+            OutreachPurpose.STATEMENT,
+            (Channel.EMAIL,),
+            NOW,
+            "statement",
+        )
+        attempt = ContactAttempt(
+            "S-new@x", step.id, snap.account.id, step.invoice_id, Channel.EMAIL, NOW, AttemptOutcome.DELIVERED
+        )
+        assert fresh.get(snap.account.id) == snap
+        fresh.handed(step, attempt)
+        assert attempt in fresh.get(snap.account.id).attempts  # the held account
+        with closing(SQLiteStore(tmp_path / "run.db")) as other, other.transaction():
+            other.audit_append("news", snap.account.id, {}, at=NOW)  # another connection commits
+        again = fresh.get(snap.account.id)  # read again, the unrecorded send laid over it
+        assert attempt in again.attempts and step in again.steps
+        assert store.attempts_for(snap.account.id) == snap.attempts  # nothing written yet
+        fresh.recorded(hooks=False)
+        assert fresh.get(snap.account.id) is again  # nothing new from others: no read
