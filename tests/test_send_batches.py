@@ -212,3 +212,23 @@ def test_messages_handed_over_in_the_batch_are_laid_over_every_read(tmp_path: Pa
         assert store.attempts_for(snap.account.id) == snap.attempts  # nothing written yet
         fresh.recorded(hooks=False)
         assert fresh.get(snap.account.id) is again  # nothing new from others: no read
+
+
+def test_the_outbox_commands_list_and_show_the_spool(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from carecollect.cli.commands import main
+
+    channel = OutboxChannel({"folder": str(tmp_path), "layout": "spool"})
+    for n in (1, 2):
+        channel.send(
+            RenderedMessage(id=f"M-{n}", channel=Channel.SMS, recipient="+4790000000", body=f"Bill {n}.")
+        )
+    channel.flush()
+    listed = CliRunner().invoke(main, ["outbox", "list", str(tmp_path)])
+    assert listed.exit_code == 0, listed.output
+    assert [line.split("\t")[:2] for line in listed.stdout.splitlines()] == [["M-1", "sms"], ["M-2", "sms"]]
+    shown = CliRunner().invoke(main, ["outbox", "show", str(tmp_path), "M-2"])
+    assert shown.exit_code == 0 and shown.stdout.endswith("\n\nBill 2.\n")
+    missing = CliRunner().invoke(main, ["outbox", "show", str(tmp_path), "M-9"])
+    assert missing.exit_code == 1 and "M-9" in missing.output

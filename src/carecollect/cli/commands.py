@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # `carecollect --help` imports none of these: each command im
     from ..reports import CollectionReport
     from ..store.sqlite import SQLiteStore
 
+from .outbox import outbox
 from .store import migrate, store
 from .web import demo_pages, web
 
@@ -1023,3 +1024,4 @@ def demo(db: Path, size: int, weeks: int, seed: int, fresh: bool, no_run: bool) 
 main.add_command(web)
 main.add_command(migrate)
 main.add_command(store)
+main.add_command(outbox)
