@@ -297,10 +297,11 @@ class _Sender:
         account_conversations: Sequence[tuple[str, str | None, dt.datetime]],
     ) -> None:
         """Queue one account's plan (carried out on its creditor's settings) in the current batch;
-        the batch is carried out once it holds ``send_batch`` messages or at :meth:`finish`."""
+        the batch is carried out once it holds ``send_batch`` messages or accounts, or at :meth:`finish`."""
         self._queue.append((account_id, creditor_id, plan, account_conversations))
         self._queued += len(plan.messages)
-        if self._queued >= self.settings.send_batch:
+        # whole accounts: a batch closes at send_batch messages, or accounts (a day with little due)
+        if self._queued >= self.settings.send_batch or len(self._queue) >= self.settings.send_batch:
             self.finish()
 
     def finish(self) -> None:
