@@ -250,7 +250,7 @@ def _execute(
     conversations: Conversations,
     run_id: str = "",
 ) -> RunReport:
-    sender = _Sender(store, pm, settings, renderer, now)
+    sender = _Sender(store, pm, settings, renderer, now, beat=heart.beat)
     collected = _Collected(settings.keep_plan)
     for planned in _iter_plans(store, now, settings, conversations):
         collected.add(planned)

@@ -45,6 +45,7 @@ from ..store.base import (
     AccountSnapshot,
     OutboxItem,
     OutboxStatus,
+    RunLocked,
     Store,
     next_retry_at,
 )
@@ -255,7 +256,13 @@ class _Sender:
     """
 
     def __init__(
-        self, store: Store, pm: PluginManager, settings: RunSettings, renderer: Renderer, now: dt.datetime
+        self,
+        store: Store,
+        pm: PluginManager,
+        settings: RunSettings,
+        renderer: Renderer,
+        now: dt.datetime,
+        beat: Callable[[], None] | None = None,
     ) -> None:
         if settings.send_batch < 1:
             raise ConfigurationError(f"send_batch must be at least 1, not {settings.send_batch}")
@@ -264,6 +271,9 @@ class _Sender:
         self.settings = settings
         self.renderer = renderer
         self.now = now
+        #: called before each account is carried out: raises RunLocked when the run lost its lock
+        #: (the run stops before its next account, as it did before batches)
+        self.beat = beat
         #: Per creditor with its own settings ("": the installation's): its settings, pay-link
         #: signer, channel and payment-provider instances (each made once per run).
         self._own: dict[
@@ -331,8 +341,14 @@ class _Sender:
                 settings = self._creditor_settings(creditor_id)[0]
                 intents.extend((settings, m) for m in plan.messages)
             intended = _intend(store, intents, now)
-        for account_id, creditor_id, plan, talks in queue:
-            self._carry_out(account_id, creditor_id, plan, talks, intended)
+        try:
+            for account_id, creditor_id, plan, talks in queue:
+                if self.beat is not None:
+                    self.beat()
+                self._carry_out(account_id, creditor_id, plan, talks, intended)
+        except RunLocked:
+            self._record()  # what was handed over is recorded; the run then stops
+            raise
         self._record()
 
     def _carry_out(
@@ -444,7 +460,7 @@ class _Sender:
                 )
             for step, outcomes in steps:
                 _close_step(store, step, [(k, "failed" if k in lost else o) for k, o in outcomes], now)
-        self.accounts.recorded(any(o.seq for o in owed))
+        self.accounts.recorded()
         deliver_hooks(store, self.pm, owed, now)
         for h in handed:
             if h.msg.key in lost:
@@ -612,19 +628,20 @@ class _Fresh:
 
     An opt-out or a dispute that arrives during the run must win over any message not yet sent, so
     each message is checked against the account as stored at that moment. When the store offers
-    ``data_version()`` (a value that changes whenever *another* connection commits:
-    :meth:`SQLiteStore.data_version <carecollect.store.sqlite.SQLiteStore.data_version>`), the
-    next message of the same account uses the account read for the previous one if no one else
-    committed since; the run's own writes do not force a read. The messages this run handed over
+    ``change_token()`` (a value that changes with any write, by this connection or another:
+    :meth:`SQLiteStore.change_token <carecollect.store.sqlite.SQLiteStore.change_token>`), the
+    next message of the same account uses the account read for the previous one if nothing was
+    written since; the run's records are written once per batch, after which the account is
+    read again. The messages this run handed over
     and has not recorded yet (their records are written once per batch) are laid over every read:
     their steps, still planned, put in place and their contact attempts added, so the governor
-    counts a message sent earlier in the batch. Without ``data_version()`` every message reads
+    counts a message sent earlier in the batch. Without ``change_token()`` every message reads
     the account again.
     """
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._token: Callable[[], object] | None = getattr(store, "data_version", None)
+        self._token: Callable[[], object] | None = getattr(store, "change_token", None)
         self._account_id: str | None = None
         self._seen: object = None
         self._snap: AccountSnapshot | None = None
@@ -669,12 +686,10 @@ class _Fresh:
         if self._snap is not None and self._account_id == step.account_id:
             self._snap = self._overlay(self._snap)
 
-    def recorded(self, hooks: bool) -> None:
-        """The unrecorded sends were written (the account held keeps them); with ``hooks`` plugins
-        are about to be told, and may write through this connection: read the account again."""
+    def recorded(self) -> None:
+        """The unrecorded sends were written: the next message reads its account again."""
         self._pending.clear()
-        if hooks:
-            self._snap = None
+        self._snap = None
 
 
 def _intend(

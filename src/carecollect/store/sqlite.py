@@ -1641,12 +1641,6 @@ class SQLiteStore:
             self._audit_head = (seq, prev)
         return out
 
-    def data_version(self) -> int:
-        """A value that changes whenever *another* connection (in this process or any other)
-        commits to the file, and never for this connection's own writes (SQLite's
-        ``PRAGMA data_version``). The run uses it to tell news from its own records."""
-        return int(self._db.execute("PRAGMA data_version").fetchone()[0])
-
     def audit_records(
         self, *, subject_id: str | None = None, kinds: Collection[str] | None = None
     ) -> Iterator[AuditRecord]:
