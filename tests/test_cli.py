@@ -242,6 +242,9 @@ def test_cli_reference_page_shows_the_current_help_of_every_command() -> None:
         "web",
         "web serve",
         "web link",
+        "outbox",
+        "outbox list",
+        "outbox show",
     )
     for command in (*commands, "demo"):
         args = [*command.split(), "--help"]

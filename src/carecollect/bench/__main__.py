@@ -152,13 +152,25 @@ def day_after(path: Path, tmp: Path) -> tuple[Path, dt.datetime]:
     return copy, NOW + dt.timedelta(days=1)
 
 
-def full_run(path: Path, workers: int, tmp: Path) -> dict[str, Any]:
-    """``carecollect run`` (everything due rendered and sent through the file outbox) on a copy of ``path``."""
-    folder = tmp / f"full-{workers}"
+def _size(path: Path) -> int:
+    """Bytes under ``path`` (a file or a folder)."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def full_run(path: Path, workers: int, tmp: Path, layout: str = "files") -> dict[str, Any]:
+    """``carecollect run`` (everything due rendered and sent through the file outbox, in ``layout``)
+    on a copy of ``path``; with the store's growth and the outbox's size."""
+    folder = tmp / f"full-{workers}-{layout}"
     folder.mkdir()
     copy = folder / "run.sqlite"
     shutil.copy(path, copy)
-    shutil.copy(path.with_suffix(".toml"), copy.with_suffix(".toml"))
+    config = path.with_suffix(".toml").read_text(encoding="utf-8")
+    if layout != "files":
+        config = config.replace("[plugins.outbox]\n", f'[plugins.outbox]\nlayout = "{layout}"\n', 1)
+    copy.with_suffix(".toml").write_text(config, encoding="utf-8")
+    before = _size(copy)
     res = measure(
         [*_cli(), "run", "--db", str(copy), "--as-of", _as_of(NOW), "--workers", str(workers)],
         cwd=str(folder),
@@ -169,6 +181,8 @@ def full_run(path: Path, workers: int, tmp: Path) -> dict[str, Any]:
         if len(cells) == 2 and cells[0] == "sent":
             sent = int(cells[1].replace(",", ""))
     res["sent"] = sent
+    res["db_growth"] = sum(_size(p) for p in folder.glob("run.sqlite*")) - before
+    res["outbox_size"] = sum(_size(p) for p in folder.iterdir() if p.is_dir())
     return res
 
 
@@ -325,14 +339,16 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_full:
             print(f"4. Full run: carecollect run on {full_invoices:,} invoices (render, file outbox, send)")
             path = store_for(cache, full_invoices, args.seed)
-            for workers in (1, 2):
-                r = full_run(path, workers, tmp)
+            for workers, layout in ((1, "files"), (1, "spool"), (2, "files")):
+                r = full_run(path, workers, tmp, layout)
                 rate = r["sent"] / r["wall"] if r["wall"] else 0.0
+                per = max(r["sent"], 1)
                 print(
-                    f"  --workers {workers}: {r['sent']:,} messages sent: wall {r['wall']:.1f} s, "
-                    f"CPU {r['cpu']:.1f} s (all its processes), {rate:.0f} messages/s, "
-                    f"{r['cpu'] / max(r['sent'], 1) * 1000:.2f} ms CPU per message; "
-                    f"peak {r['rss_mib']:.0f} MiB"
+                    f"  --workers {workers}, outbox layout {layout}: {r['sent']:,} messages sent: "
+                    f"wall {r['wall']:.1f} s, CPU {r['cpu']:.1f} s (all its processes), {rate:.0f} messages/s, "
+                    f"{r['cpu'] / per * 1000:.2f} ms CPU per message; peak {r['rss_mib']:.0f} MiB; "
+                    f"database growth {r['db_growth'] / per:,.0f} B and outbox {r['outbox_size'] / per:,.0f} B "
+                    "per message"
                 )
     return 0
 

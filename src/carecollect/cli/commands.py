@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # `carecollect --help` imports none of these: each command im
     from ..reports import CollectionReport
     from ..store.sqlite import SQLiteStore
 
+from .outbox import outbox
 from .store import migrate, store
 from .web import demo_pages, web
 
@@ -1073,3 +1074,4 @@ def _print_servers(console: Console, result: DemoResult) -> None:
 main.add_command(web)
 main.add_command(migrate)
 main.add_command(store)
+main.add_command(outbox)

@@ -40,6 +40,7 @@ __all__ = [
     "ChannelCapabilities",
     "DeliveryReport",
     "DeliveryState",
+    "FlushingChannel",
     "InboundReply",
     "MessageChannel",
     "MessageChannelDescriptor",
@@ -269,6 +270,12 @@ class ChannelCapabilities:
     :param delivery_reports: whether :meth:`MessageChannel.parse_delivery_report` works.
     :param inbound: whether :meth:`MessageChannel.parse_inbound` works.
     :param html: whether an HTML alternative is sent.
+    :param deduplicates: whether a message handed over again under the same id is delivered once
+        (the channel, or the service behind it, keys messages by id). Delivery to a channel is
+        at-least-once keyed by message id: a run killed after a send and before its record hands
+        that message over again on its rerun. The run hands a channel that de-duplicates a batch
+        of messages before it records them; for one that does not (plain SMTP) it records each
+        message right after its send, keeping the window to one message.
     """
 
     channels: frozenset[Channel] = attrs.field(converter=_channel_set)
@@ -278,6 +285,7 @@ class ChannelCapabilities:
     delivery_reports: bool = False
     inbound: bool = False
     html: bool = False
+    deduplicates: bool = False
 
     def __attrs_post_init__(self) -> None:
         if not self.channels or not all(isinstance(c, Channel) for c in self.channels):
@@ -317,6 +325,19 @@ class BatchingChannel(MessageChannel, Protocol):
 
     def close_batch(self, now: dt.datetime) -> tuple[str, ...]:
         """Hand over everything collected since the last batch; the ids of the batches made."""
+        ...
+
+
+class FlushingChannel(MessageChannel, Protocol):
+    """A channel that holds what it was sent until it is told a batch ends (the file outbox's spool).
+
+    The run calls :meth:`flush` after the last message of a batch and before it records any of
+    the batch's messages done: a done-mark is never written for a message the channel has not
+    made durable.
+    """
+
+    def flush(self) -> None:
+        """Make every message sent since the last flush durable (raise ``OSError`` if it cannot)."""
         ...
 
 

@@ -250,7 +250,7 @@ def _execute(
     conversations: Conversations,
     run_id: str = "",
 ) -> RunReport:
-    sender = _Sender(store, pm, settings, renderer, now)
+    sender = _Sender(store, pm, settings, renderer, now, beat=heart.beat)
     collected = _Collected(settings.keep_plan)
     for planned in _iter_plans(store, now, settings, conversations):
         collected.add(planned)
@@ -268,6 +268,7 @@ def _execute(
         heart.beat()
         if progress is not None:
             progress(collected.accounts)
+    sender.finish()
     return _report(collected.plan(now), sender.counts, intake_report)
 
 

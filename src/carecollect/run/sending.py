@@ -44,6 +44,7 @@ from ..store.base import (
     AccountSnapshot,
     OutboxItem,
     OutboxStatus,
+    RunLocked,
     Store,
     next_retry_at,
 )
@@ -225,21 +226,53 @@ def close_batches(pm: PluginManager, settings: RunSettings, now: dt.datetime) ->
     return tuple(batches)
 
 
+@attrs.frozen
+class _Handed:
+    """A message a channel accepted whose records (done-mark, attempt, audit, hook) are not written yet."""
+
+    msg: PlannedMessage
+    settings: RunSettings
+    channel: MessageChannel
+    attempt: ContactAttempt
+    address: str
+    language: str
+
+
 class _Sender:
-    """The per-account send loop: decisions audited, missed instalments, charges, messages, placement.
+    """The send loop: accounts carried out in batches of about ``settings.send_batch`` messages.
+
+    For a batch the run writes, in one unit of work, the decisions' audit records, the missed
+    instalments and every message's intent; then it charges, renders and hands each message to
+    its channel; then it asks every channel used to make the batch durable (``flush()``) and
+    writes, in one unit of work, the batch's done-marks, contact attempts, steps, audit records
+    and owed hooks. A run killed inside a batch hands that batch's messages over again on its
+    rerun (each at most once more): delivery is at-least-once keyed by message id. A channel that
+    cannot de-duplicate by message id has its records written right after each of its messages.
 
     The parent runs it for every account with ``workers=1``; with more workers, each worker process
     runs it (unchanged) on its own connection to the same store file for its share of the accounts.
+    Call :meth:`finish` after the last account.
     """
 
     def __init__(
-        self, store: Store, pm: PluginManager, settings: RunSettings, renderer: Renderer, now: dt.datetime
+        self,
+        store: Store,
+        pm: PluginManager,
+        settings: RunSettings,
+        renderer: Renderer,
+        now: dt.datetime,
+        beat: Callable[[], None] | None = None,
     ) -> None:
+        if settings.send_batch < 1:
+            raise ConfigurationError(f"send_batch must be at least 1, not {settings.send_batch}")
         self.store = store
         self.pm = pm
         self.settings = settings
         self.renderer = renderer
         self.now = now
+        #: called before each account is carried out: raises RunLocked when the run lost its lock
+        #: (the run stops before its next account, as it did before batches)
+        self.beat = beat
         #: Per creditor with its own settings ("": the installation's): its settings, pay-link
         #: signer, channel and payment-provider instances (each made once per run).
         self._own: dict[
@@ -249,6 +282,10 @@ class _Sender:
         self.creditors = _Creditors(store)
         self.accounts = _Fresh(store)
         self.counts = dict.fromkeys(_COUNTERS, 0)
+        self._queue: list[tuple[str, str, AccountPlan, Sequence[tuple[str, str | None, dt.datetime]]]] = []
+        self._queued = 0
+        self._handed: list[_Handed] = []
+        self._steps: list[tuple[OutreachStep, list[tuple[str, str]]]] = []
 
     def _creditor_settings(
         self, creditor_id: str
@@ -268,29 +305,70 @@ class _Sender:
         plan: AccountPlan,
         account_conversations: Sequence[tuple[str, str | None, dt.datetime]],
     ) -> None:
-        """Carry out one account's plan (on its creditor's settings)."""
+        """Queue one account's plan (carried out on its creditor's settings) in the current batch;
+        the batch is carried out once it holds ``send_batch`` messages or accounts, or at :meth:`finish`."""
+        self._queue.append((account_id, creditor_id, plan, account_conversations))
+        self._queued += len(plan.messages)
+        # whole accounts: a batch closes at send_batch messages, or accounts (a day with little due)
+        if self._queued >= self.settings.send_batch or len(self._queue) >= self.settings.send_batch:
+            self.finish()
+
+    def finish(self) -> None:
+        """Carry out every queued account and write their records."""
+        queue, self._queue, self._queued = self._queue, [], 0
+        if not queue:
+            return
+        store, now, counts = self.store, self.now, self.counts
+        intents: list[tuple[RunSettings, PlannedMessage]] = []
+        with store.transaction():
+            store.audit_append_many(
+                [
+                    (f"decision.{d.kind.value}", account_id, d.to_record())
+                    for account_id, _, plan, _ in queue
+                    for d in plan.decisions
+                ],
+                at=now,
+            )
+            for _, creditor_id, plan, _ in queue:
+                for plan_id, number in plan.missed:
+                    p = store.get_plan(plan_id)
+                    inst = next(i for i in p.instalments if i.number == number)
+                    if p.status is PlanStatus.ACTIVE and inst.status is InstalmentStatus.DUE:
+                        p, _ = mark_instalment_missed(p, number, at=now)
+                        store.put_plan(p)
+                        counts["missed"] += 1
+                settings = self._creditor_settings(creditor_id)[0]
+                intents.extend((settings, m) for m in plan.messages)
+            intended = _intend(store, intents, now)
+        try:
+            for account_id, creditor_id, plan, talks in queue:
+                if self.beat is not None:
+                    self.beat()
+                self._carry_out(account_id, creditor_id, plan, talks, intended)
+        except RunLocked:
+            self._record()  # what was handed over is recorded; the run then stops
+            raise
+        self._record()
+
+    def _carry_out(
+        self,
+        account_id: str,
+        creditor_id: str,
+        plan: AccountPlan,
+        account_conversations: Sequence[tuple[str, str | None, dt.datetime]],
+        intended: dict[str, OutboxItem],
+    ) -> None:
         store, now, counts = self.store, self.now, self.counts
         settings, signer, channels, providers = self._creditor_settings(creditor_id)
         creditor = self.creditors(creditor_id)
-        with store.transaction():
-            for d in plan.decisions:
-                store.audit_append(f"decision.{d.kind.value}", account_id, d.to_record(), at=now)
-            for plan_id, number in plan.missed:
-                p = store.get_plan(plan_id)
-                inst = next(i for i in p.instalments if i.number == number)
-                if p.status is PlanStatus.ACTIVE and inst.status is InstalmentStatus.DUE:
-                    p, _ = mark_instalment_missed(p, number, at=now)
-                    store.put_plan(p)
-                    counts["missed"] += 1
         for charge in plan.charges:
             if charge.decision.kind is DecisionKind.CHARGE:
                 outcome = _charge(store, self.pm, settings, providers, charge, now)
                 if outcome in ("charged", "charge_failed"):
                     counts[outcome] += 1
         by_step: dict[str, tuple[OutreachStep, list[tuple[str, str]]]] = {}
-        intended = _intend_all(store, settings, plan.messages, now)
         for msg in plan.messages:
-            outcome = _send_one(
+            outcome, handed = _send_one(
                 store,
                 self.pm,
                 settings,
@@ -308,10 +386,93 @@ class _Sender:
             if outcome == "sent":
                 counts[f"sent.{msg.channel.value}"] += 1
             by_step.setdefault(msg.step.id, (msg.step, []))[1].append((msg.key, outcome))
-        for step, outcomes in by_step.values():
-            _close_step(store, step, outcomes, now)
+            if handed is not None:
+                self._handed.append(handed)
+                if not _deduplicates(handed.channel):
+                    self._record()  # the window stays one message for a channel that cannot de-duplicate
+        self._steps.extend(by_step.values())
         if plan.placement is not None:
+            self._record()  # a placement follows the account's messages as recorded
             counts["placed"] += _place(store, self.pm, settings, plan.placement, now)
+
+    def _record(self) -> None:
+        """Make the channels' batches durable, then write the records of every message handed over."""
+        handed, self._handed = self._handed, []
+        steps, self._steps = self._steps, []
+        if not handed and not steps:
+            return
+        store, now = self.store, self.now
+        broken: dict[int, str] = {}
+        for channel in {id(h.channel): h.channel for h in handed}.values():
+            flush = getattr(channel, "flush", None)
+            if callable(flush):
+                try:
+                    flush()
+                except OSError as exc:  # not durable: recorded failed below, sent again later
+                    broken[id(channel)] = f"transport: {type(exc).__name__}"
+        lost = {h.msg.key: broken[id(h.channel)] for h in handed if id(h.channel) in broken}
+        done = [h for h in handed if h.msg.key not in lost]
+        with store.transaction():
+            for h in done:
+                # the step is recorded sent below once all its channels are through; until then it
+                # stays planned, so a run killed between two channels of one step re-plans the rest
+                store.put_step(h.msg.step)
+            store.add_attempts([h.attempt for h in done])
+            store.outbox_done_many(
+                [
+                    (
+                        h.msg.key,
+                        {
+                            "provider_message_id": h.attempt.provider_message_id,
+                            "to": _address_digest(h.address),
+                        },
+                    )
+                    for h in done
+                ],
+                at=now,
+            )
+            store.audit_append_many(
+                [
+                    ("message.sent", h.msg.step.account_id, {"key": h.msg.key, "language": h.language})
+                    for h in done
+                ],
+                at=now,
+            )
+            owed = []
+            for h in done:
+                log_event(
+                    "run.message.sent",
+                    account_id=h.msg.step.account_id,
+                    key=h.msg.key,
+                    channel=h.msg.channel.value,
+                )
+                sent_step = attrs.evolve(h.msg.step, status=OutreachStatus.SENT, sent_at=now)
+                owed.append(
+                    owe_hook(
+                        store,
+                        self.pm,
+                        "carecollect_on_outreach_sent",
+                        now,
+                        step=sent_step,
+                        event=_sent_event(sent_step, h.msg.channel, now),
+                    )
+                )
+            for step, outcomes in steps:
+                _close_step(store, step, [(k, "failed" if k in lost else o) for k, o in outcomes], now)
+        self.accounts.recorded()
+        deliver_hooks(store, self.pm, owed, now)
+        for h in handed:
+            if h.msg.key in lost:
+                _failed(store, self.pm, h.settings, h.msg, now, lost[h.msg.key])
+                self.counts["sent"] -= 1
+                self.counts[f"sent.{h.msg.channel.value}"] -= 1
+                self.counts["failed"] += 1
+
+
+def _deduplicates(channel: MessageChannel) -> bool:
+    """Whether ``channel`` declares that it delivers a message handed over twice once."""
+    capabilities = getattr(channel, "capabilities", None)
+    return bool(getattr(capabilities, "deduplicates", False))
 
 
 _COUNTERS = (
@@ -352,24 +513,26 @@ def _send_one(
     *,
     item: OutboxItem | None = None,
     accounts: _Fresh | None = None,
-) -> str:
-    """Outbox protocol for one message; returns the counter to bump.
+) -> tuple[str, _Handed | None]:
+    """Outbox protocol for one message; returns the counter to bump and, for a message the channel
+    accepted, what the caller records for it (:meth:`_Sender._record`).
 
-    ``item`` is the message's outbox item when :func:`_intend_all` already recorded the intent;
-    ``accounts`` reads the account as stored now (see :class:`_Fresh`).
+    ``item`` is the message's outbox item when :func:`_intend` already recorded the intent;
+    ``accounts`` reads the account as stored now, with this run's sends not yet recorded (see
+    :class:`_Fresh`).
     """
     step = msg.step
     plugin = settings.channel_plugins.get(msg.channel)
     if plugin is None:
-        return "suppressed"
+        return "suppressed", None
     if item is None:
-        item = _intend_all(store, settings, (msg,), now)[msg.key]
+        item = _intend(store, ((settings, msg),), now)[msg.key]
     if item.status is OutboxStatus.DONE:
-        return "skipped"
+        return "skipped", None
     if item.status is OutboxStatus.FAILED and item.next_retry_at is None:
-        return "gave_up"  # gave up after max_attempts: reported (as failed), never retried silently
+        return "gave_up", None  # gave up after max_attempts: reported (as failed), never retried silently
     if item.next_retry_at is not None and item.next_retry_at > now:
-        return "deferred"
+        return "deferred", None
     # Re-read the account: an opt-out or dispute that arrived since planning wins.
     accounts = accounts or _Fresh(store)
     fresh = accounts.get(step.account_id)
@@ -415,7 +578,7 @@ def _send_one(
             store.audit_append(
                 "message.suppressed", step.account_id, {"key": msg.key, "rules": blocking}, at=now
             )
-        return "suppressed"
+        return "suppressed", None
     try:
         ctx = _message_context(fresh, creditor, step, settings, now, signer, _claims_in_force(store, step))
         rendered = renderer.render(step.purpose, msg.channel, fresh.patient.preferred_language, ctx)
@@ -440,66 +603,39 @@ def _send_one(
         )
         receipt = channel.send(outgoing)
     except CareCollectError as exc:
-        return _failed(store, pm, settings, msg, now, f"{type(exc).__name__}: {exc}")
+        return _failed(store, pm, settings, msg, now, f"{type(exc).__name__}: {exc}"), None
     except OSError as exc:
-        return _failed(store, pm, settings, msg, now, f"transport: {type(exc).__name__}")
+        return _failed(store, pm, settings, msg, now, f"transport: {type(exc).__name__}"), None
     if receipt.status is not ReceiptStatus.ACCEPTED:
-        return _failed(store, pm, settings, msg, now, f"channel said {receipt.status.value}")
-    sent_step = attrs.evolve(step, status=OutreachStatus.SENT, sent_at=now)
-    with store.transaction():
-        untouched = accounts.untouched(step.account_id)
-        # the step is recorded sent by _close_step once all its channels are through; until then
-        # it stays planned, so a run killed between two channels of one step re-plans the rest
-        store.put_step(step)
-        store.add_attempt(
-            ContactAttempt(
-                f"{msg.key}@{now.isoformat()}",
-                step.id,
-                step.account_id,
-                step.invoice_id,
-                msg.channel,
-                now,
-                AttemptOutcome.DELIVERED,
-                receipt.provider_message_id,
-            )
-        )
-        store.outbox_done(
-            msg.key,
-            at=now,
-            result={"provider_message_id": receipt.provider_message_id, "to": _address_digest(address)},
-        )
-        store.audit_append(
-            "message.sent", step.account_id, {"key": msg.key, "language": rendered.language}, at=now
-        )
-        log_event("run.message.sent", account_id=step.account_id, key=msg.key, channel=msg.channel.value)
-        accounts.sent(step, untouched)
-        owed = owe_hook(
-            store,
-            pm,
-            "carecollect_on_outreach_sent",
-            now,
-            step=sent_step,
-            event=_sent_event(sent_step, msg.channel, now),
-        )
-    deliver_hooks(store, pm, (owed,), now)
-    return "sent"
+        return _failed(store, pm, settings, msg, now, f"channel said {receipt.status.value}"), None
+    attempt = ContactAttempt(
+        f"{msg.key}@{now.isoformat()}",
+        step.id,
+        step.account_id,
+        step.invoice_id,
+        msg.channel,
+        now,
+        AttemptOutcome.DELIVERED,
+        receipt.provider_message_id,
+    )
+    accounts.handed(step, attempt)  # the governor sees it for the account's next message
+    return "sent", _Handed(msg, settings, channel, attempt, address, rendered.language)
 
 
 class _Fresh:
-    """The account as the store holds it now, read again only when something was written since.
+    """The account as the store holds it now, with this run's sends not yet recorded laid over it.
 
     An opt-out or a dispute that arrives during the run must win over any message not yet sent, so
-    each message is checked against the account as stored at that moment. Reading the whole account
-    again for every message does that; when the store offers ``change_token()`` (a value that
-    changes with any write, by this connection or another: :meth:`SQLiteStore.change_token
-    <carecollect.store.sqlite.SQLiteStore.change_token>`), the next message of the same account
-    uses the account read for the previous one if nothing was written since but this run's own
-    record of that send (checked and taken inside that record's unit of work, while no one else
-    can write). Of that record (the step, still planned; the contact attempt; the outbox item
-    done; the audit record) the account holds the step, put in its place, and the attempts, read
-    again. Any other write (a webhook, a reply, a plugin hook, a failed or suppressed message)
-    changes the token, and the whole account is read again. News committed before a message's
-    check wins over it, exactly as with a full read for every message.
+    each message is checked against the account as stored at that moment. When the store offers
+    ``change_token()`` (a value that changes with any write, by this connection or another:
+    :meth:`SQLiteStore.change_token <carecollect.store.sqlite.SQLiteStore.change_token>`), the
+    next message of the same account uses the account read for the previous one if nothing was
+    written since; the run's records are written once per batch, after which the account is
+    read again. The messages this run handed over
+    and has not recorded yet (their records are written once per batch) are laid over every read:
+    their steps, still planned, put in place and their contact attempts added, so the governor
+    counts a message sent earlier in the batch. Without ``change_token()`` every message reads
+    the account again.
     """
 
     def __init__(self, store: Store) -> None:
@@ -508,9 +644,11 @@ class _Fresh:
         self._account_id: str | None = None
         self._seen: object = None
         self._snap: AccountSnapshot | None = None
+        #: per account: the steps and attempts of its messages handed over, not yet recorded
+        self._pending: dict[str, tuple[dict[str, OutreachStep], dict[str, ContactAttempt]]] = {}
 
     def get(self, account_id: str) -> AccountSnapshot:
-        """The account as stored now."""
+        """The account as stored now, with this run's unrecorded sends laid over it."""
         if (
             self._snap is not None
             and self._token is not None
@@ -519,56 +657,66 @@ class _Fresh:
         ):
             return self._snap
         self._seen = self._token() if self._token is not None else None  # taken before the read
-        self._snap = self._store.account_snapshot(account_id)
+        self._snap = self._overlay(self._store.account_snapshot(account_id))
         self._account_id = account_id
         return self._snap
 
-    def untouched(self, account_id: str) -> bool:
-        """Nothing was written since :meth:`get` read ``account_id`` (call it holding the write lock)."""
-        return (
-            self._snap is not None
-            and self._token is not None
-            and account_id == self._account_id
-            and self._token() == self._seen
+    def _overlay(self, snap: AccountSnapshot) -> AccountSnapshot:
+        pending = self._pending.get(snap.account.id)
+        if not pending:
+            return snap
+        steps, attempts = pending
+        known = {a.id for a in snap.attempts}
+        return attrs.evolve(
+            snap,
+            steps=tuple(
+                sorted(
+                    [s for s in snap.steps if s.id not in steps] + list(steps.values()), key=lambda s: s.id
+                )
+            ),
+            attempts=snap.attempts + tuple(a for a in attempts.values() if a.id not in known),
         )
 
-    def sent(self, step: OutreachStep, untouched: bool) -> None:
-        """This run just wrote its record of a message of ``step`` sent, in the unit of work that is
-        still open (so nobody else can write); ``untouched`` is :meth:`untouched` at its start.
-        """
-        if not untouched or self._token is None or self._snap is None:
-            self._snap = None
-            return
-        steps = sorted([s for s in self._snap.steps if s.id != step.id] + [step], key=lambda s: s.id)
-        self._snap = attrs.evolve(
-            self._snap, steps=tuple(steps), attempts=self._store.attempts_for(step.account_id)
-        )
-        self._seen = self._token()
+    def handed(self, step: OutreachStep, attempt: ContactAttempt) -> None:
+        """A message of ``step`` was handed over; its records are written later."""
+        steps, attempts = self._pending.setdefault(step.account_id, ({}, {}))
+        steps[step.id] = step
+        attempts[attempt.id] = attempt
+        if self._snap is not None and self._account_id == step.account_id:
+            self._snap = self._overlay(self._snap)
+
+    def recorded(self) -> None:
+        """The unrecorded sends were written: the next message reads its account again."""
+        self._pending.clear()
+        self._snap = None
 
 
-def _intend_all(
-    store: Store, settings: RunSettings, messages: Sequence[PlannedMessage], now: dt.datetime
+def _intend(
+    store: Store, messages: Sequence[tuple[RunSettings, PlannedMessage]], now: dt.datetime
 ) -> dict[str, OutboxItem]:
-    """Record every message of one account as intended, in one unit of work, before any is sent.
+    """Record every message (each with its creditor's settings) as intended, in one unit of work,
+    before any is sent.
 
-    Still exactly once: each intent is durable before its send, a killed run finds the intents
-    (and whatever of them is done) on its rerun, and the channel is called with the outbox key as
-    idempotency key. A message whose channel has no plugin is not recorded (it is suppressed).
+    Each intent is durable before its send, a killed run finds the intents (and whatever of them
+    is done) on its rerun, and the channel is called with the message id as idempotency key. A
+    message whose channel has no plugin is not recorded (it is suppressed).
     """
-    todo = [m for m in messages if settings.channel_plugins.get(m.channel) is not None]
+    todo = [m for s, m in messages if s.channel_plugins.get(m.channel) is not None]
     if not todo:
         return {}
     with store.transaction():
-        return {
-            m.key: store.outbox_intend(
-                m.key,
-                "message",
-                {"step": m.step.id, "channel": m.channel.value, "purpose": m.step.purpose.value},
-                at=now,
-                account_id=m.step.account_id,
-            )
-            for m in todo
-        }
+        return store.outbox_intend_many(
+            [
+                (
+                    m.key,
+                    "message",
+                    {"step": m.step.id, "channel": m.channel.value, "purpose": m.step.purpose.value},
+                    m.step.account_id,
+                )
+                for m in todo
+            ],
+            at=now,
+        )
 
 
 def _close_step(
@@ -616,3 +764,10 @@ def _failed(
 def new_pay_link_key() -> bytes:
     """A fresh 32-byte key for pay links (store it as a secret)."""
     return secrets.token_bytes(32)
+
+
+def _intend_all(
+    store: Store, settings: RunSettings, messages: Sequence[PlannedMessage], now: dt.datetime
+) -> dict[str, OutboxItem]:
+    """:func:`_intend` for messages on one set of settings (one account's)."""
+    return _intend(store, [(settings, m) for m in messages], now)

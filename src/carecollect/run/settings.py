@@ -59,6 +59,12 @@ class RunSettings:
     :param payment_providers: settings per payment-provider plugin name (API keys, webhook
         secrets); a plan's mandate names its provider. Not shown in reprs.
     :param batch_size: accounts read per batch (memory stays flat).
+    :param send_batch: messages the run sends between two writes of its records (about; whole
+        accounts): their intents are written in one unit of work before the first is handed to a
+        channel, and their done-marks, contact attempts, steps and audit records in one after the
+        last. A channel that cannot de-duplicate by message id
+        (:attr:`~carecollect.plugins.messaging.ChannelCapabilities.deduplicates` false) has its
+        records written right after each of its messages.
     :param max_attempts: sends tried before an outbox item is given up (and reported).
     :param keep_plan: keep every planned message and decision in the :class:`~carecollect.run.decisions.RunPlan` a run or a
         dry run returns (the default); ``False`` keeps their counts only, so memory stays flat
@@ -97,6 +103,7 @@ class RunSettings:
     office_hours: OfficeHours | None = None
     payment_providers: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict, repr=False)
     batch_size: int = 500
+    send_batch: int = 300
     max_attempts: int = 6
     remittance_lookback_days: int = 90
     keep_plan: bool = True

@@ -324,6 +324,7 @@ def _worker(
                     if os.getppid() != parent or held is None or (held.owner, held.pid) != (owner, parent):
                         return
                     sender.account(account_id, creditor_id, plan, talks)
+                sender.finish()  # the piece's batch recorded before it is reported done
                 results.put(("progress", index, len(piece)))
             results.put(("report", index, (sender.counts, hook_failures(pm))))
     except BaseException as exc:  # reported to the run, which raises RunWorkerError

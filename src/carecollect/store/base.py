@@ -614,6 +614,10 @@ class RecordStore(UnitOfWork, Protocol):
         """Record a contact attempt; the same id twice is kept once. Returns True if new."""
         ...
 
+    def add_attempts(self, attempts: Sequence[ContactAttempt]) -> int:
+        """Record many contact attempts at once (as :meth:`add_attempt` each); returns how many were new."""
+        ...
+
     def attempt_by_provider_message_id(self, provider_message_id: str) -> ContactAttempt | None:
         """The first attempt that carried the channel's ``provider_message_id`` (``None``: none)."""
         ...
@@ -715,10 +719,33 @@ class RunJournal(UnitOfWork, Protocol):
         """
         ...
 
+    def outbox_intend_many(
+        self,
+        items: Sequence[tuple[str, str, Mapping[str, Any], str | None]],
+        *,
+        at: dt.datetime,
+    ) -> dict[str, OutboxItem]:
+        """Record many intents at once, each ``(key, kind, payload, account_id)`` as :meth:`outbox_intend`
+        would; returns every item by key (as stored, an existing one unchanged).
+
+        :raises DuplicateEntry: a key is recorded with a different kind or payload (nothing is written).
+        """
+        ...
+
     def outbox_done(
         self, key: str, *, at: dt.datetime, result: Mapping[str, Any] | None = None
     ) -> OutboxItem:
         """Record that the item was performed (counts an attempt)."""
+        ...
+
+    def outbox_done_many(
+        self, items: Sequence[tuple[str, Mapping[str, Any] | None]], *, at: dt.datetime
+    ) -> None:
+        """Record many items performed at once, each ``(key, result)`` as :meth:`outbox_done` would
+        (an item already done keeps its first record).
+
+        :raises NotFound: a key was never intended.
+        """
         ...
 
     def outbox_failed(
@@ -821,6 +848,12 @@ class RunJournal(UnitOfWork, Protocol):
         self, kind: str, subject_id: str, data: Mapping[str, Any], *, at: dt.datetime
     ) -> AuditRecord:
         """Append a record to the audit log, chained to the one before."""
+        ...
+
+    def audit_append_many(
+        self, records: Sequence[tuple[str, str, Mapping[str, Any]]], *, at: dt.datetime
+    ) -> list[AuditRecord]:
+        """Append many records ``(kind, subject_id, data)`` in order, the chain computed in memory."""
         ...
 
     def audit_records(

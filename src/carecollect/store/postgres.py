@@ -817,6 +817,25 @@ class PostgresStore:
             == 1
         )
 
+    def add_attempts(self, attempts: Sequence[ContactAttempt]) -> int:
+        """Record many attempts in one ``executemany``; ids already recorded are ignored.
+
+        :returns: how many were new.
+        """
+        if not attempts:
+            return 0
+        with self.transaction(), self._statement() as cur:
+            cur.executemany(
+                (_insert("contact_attempts") + " ON CONFLICT (id) DO NOTHING RETURNING id").encode(),
+                [codec.attempt_row(a) for a in attempts],
+                returning=True,
+            )
+            new = 0
+            while True:
+                new += len(cur.fetchall())
+                if not cur.nextset():
+                    return new
+
     def attempt_by_provider_message_id(self, provider_message_id: str) -> ContactAttempt | None:
         """The first attempt that carried the channel's ``provider_message_id`` (``None``: none)."""
         row = self._first(
@@ -1331,6 +1350,74 @@ class PostgresStore:
             )
             return self._outbox_item(row) if row is not None else self.outbox_get(key)
 
+    def outbox_intend_many(
+        self,
+        items: Sequence[tuple[str, str, Mapping[str, Any], str | None]],
+        *,
+        at: dt.datetime,
+    ) -> dict[str, OutboxItem]:
+        """Record many intents: one ``executemany`` of inserts that skip a key already there, then
+        one read of every key.
+
+        :raises DuplicateEntry: a key is recorded with a different kind or payload (nothing is written).
+        """
+        texts = {
+            key: (kind, canonical_json(dict(payload)), account_id) for key, kind, payload, account_id in items
+        }
+        if not texts:
+            return {}
+        when = codec.iso_instant(at)
+        with self.transaction(), self._statement() as cur:
+            cur.executemany(
+                b"INSERT INTO outbox (key, kind, account_id, payload, status, recorded_at) "
+                b"VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (key) DO NOTHING",
+                [
+                    (key, kind, account_id, text, OutboxStatus.INTENDED.value, when)
+                    for key, (kind, text, account_id) in texts.items()
+                ],
+            )
+            cur.execute(f"SELECT {self._OUTBOX} FROM outbox WHERE key = ANY(%s)".encode(), (list(texts),))
+            out = {item.key: item for item in map(self._outbox_item, cur.fetchall())}
+            for key, (kind, text, _) in texts.items():
+                item = out[key]
+                if item.kind != kind or canonical_json(dict(item.payload)) != text:
+                    raise DuplicateEntry(
+                        f"OutboxItem {key}: already recorded with a different kind or payload; use a new key"
+                    )
+        return {key: out[key] for key in texts}
+
+    def outbox_done_many(
+        self, items: Sequence[tuple[str, Mapping[str, Any] | None]], *, at: dt.datetime
+    ) -> None:
+        """Record many items performed in one ``executemany``; a done item keeps its first record.
+
+        :raises NotFound: a key was never intended (nothing is written).
+        """
+        if not items:
+            return
+        when = codec.iso_instant(at)
+        keys = [key for key, _ in items]
+        with self.transaction(), self._statement() as cur:
+            cur.execute(b"SELECT key FROM outbox WHERE key = ANY(%s)", (keys,))
+            found = {r[0] for r in cur.fetchall()}
+            missing = next((k for k in keys if k not in found), None)
+            if missing is not None:
+                raise NotFound("OutboxItem", missing)
+            cur.executemany(
+                b"UPDATE outbox SET status = %s, updated_at = %s, attempts = attempts + 1, next_retry_at = NULL, "
+                b"result = %s WHERE key = %s AND status <> %s",
+                [
+                    (
+                        OutboxStatus.DONE.value,
+                        when,
+                        None if result is None else canonical_json(dict(result)),
+                        key,
+                        OutboxStatus.DONE.value,
+                    )
+                    for key, result in items
+                ],
+            )
+
     def outbox_failed(
         self,
         key: str,
@@ -1670,6 +1757,35 @@ class PostgresStore:
                 (seq, codec.iso_instant(at), kind, subject_id, text, prev, digest),
             )
         return AuditRecord(seq, at, kind, subject_id, payload, prev, digest)
+
+    def audit_append_many(
+        self, records: Sequence[tuple[str, str, Mapping[str, Any]]], *, at: dt.datetime
+    ) -> list[AuditRecord]:
+        """Append many records in order under the audit lock: the head read once, each hash
+        computed in memory, one ``executemany``."""
+        if not records:
+            return []
+        out: list[AuditRecord] = []
+        with self.transaction(), self._statement() as cur:
+            cur.execute(b"SELECT pg_advisory_xact_lock(%s)", (_LOCK_AUDIT,))
+            cur.execute(b"SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            last = cur.fetchone()
+            seq, prev = (0, GENESIS_HASH) if last is None else (int(last[0]), last[1])
+            when = codec.iso_instant(at)
+            rows = []
+            for kind, subject_id, data in records:
+                payload = dict(data)
+                seq += 1
+                digest = audit_hash(prev, seq, at, kind, subject_id, payload)
+                rows.append((seq, when, kind, subject_id, canonical_json(payload), prev, digest))
+                out.append(AuditRecord(seq, at, kind, subject_id, payload, prev, digest))
+                prev = digest
+            cur.executemany(
+                b"INSERT INTO audit_log (seq, at, kind, subject_id, data, prev_hash, hash) "
+                b"VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                rows,
+            )
+        return out
 
     def audit_records(
         self, *, subject_id: str | None = None, kinds: Collection[str] | None = None

@@ -704,6 +704,21 @@ class SQLiteStore:
             )
         return cur.rowcount == 1
 
+    def add_attempts(self, attempts: Sequence[ContactAttempt]) -> int:
+        """Record many attempts in one statement (``executemany``); ids already recorded are ignored.
+
+        :returns: how many were new.
+        """
+        if not attempts:
+            return 0
+        with self.transaction():
+            before = self._db.total_changes
+            self._db.executemany(
+                _insert("contact_attempts") + " ON CONFLICT(id) DO NOTHING",
+                [codec.attempt_row(a) for a in attempts],
+            )
+            return self._db.total_changes - before
+
     def attempt_by_provider_message_id(self, provider_message_id: str) -> ContactAttempt | None:
         """The first attempt that carried the channel's ``provider_message_id`` (``None``: none)."""
         row = self._db.execute(
@@ -1201,6 +1216,90 @@ class SQLiteStore:
             ).fetchall()  # stepped to the end: no statement left open
         return self._outbox_item(rows[0]) if rows else self.outbox_get(key)
 
+    def outbox_intend_many(
+        self,
+        items: Sequence[tuple[str, str, Mapping[str, Any], str | None]],
+        *,
+        at: dt.datetime,
+    ) -> dict[str, OutboxItem]:
+        """Record many intents: one read of the keys already there, one ``executemany`` for the new.
+
+        :raises DuplicateEntry: a key is recorded with a different kind or payload (nothing is written).
+        """
+        out: dict[str, OutboxItem] = {}
+        texts = {
+            key: (kind, canonical_json(dict(payload)), account_id) for key, kind, payload, account_id in items
+        }
+        if not texts:
+            return out
+        with self.transaction():
+            keys = list(texts)
+            for i in range(0, len(keys), 500):
+                chunk = keys[i : i + 500]
+                for row in self._db.execute(
+                    f"SELECT {self._OUTBOX} FROM outbox WHERE key IN ({', '.join('?' * len(chunk))})", chunk
+                ).fetchall():
+                    item = self._outbox_item(row)
+                    kind, text, _ = texts[item.key]
+                    if item.kind != kind or canonical_json(dict(item.payload)) != text:
+                        raise DuplicateEntry(
+                            f"OutboxItem {item.key}: already recorded with a different kind or payload; use a new key"
+                        )
+                    out[item.key] = item
+            when = codec.iso_instant(at)
+            new = [
+                (key, kind, account_id, text, OutboxStatus.INTENDED.value, when)
+                for key, (kind, text, account_id) in texts.items()
+                if key not in out
+            ]
+            self._db.executemany(
+                "INSERT INTO outbox (key, kind, account_id, payload, status, recorded_at) VALUES (?, ?, ?, ?, ?, ?)",
+                new,
+            )
+        for row in new:
+            out[row[0]] = self._outbox_item((*row, None, 0, None, None, None))
+        return {key: out[key] for key in texts}
+
+    def outbox_done_many(
+        self, items: Sequence[tuple[str, Mapping[str, Any] | None]], *, at: dt.datetime
+    ) -> None:
+        """Record many items performed in one ``executemany``; a done item keeps its first record.
+
+        :raises NotFound: a key was never intended (nothing is written).
+        """
+        if not items:
+            return
+        with self.transaction():
+            when = codec.iso_instant(at)
+            before = self._db.total_changes
+            self._db.executemany(
+                "UPDATE outbox SET status = ?, updated_at = ?, attempts = attempts + 1, next_retry_at = NULL, "
+                "result = ? WHERE key = ? AND status != ?",
+                [
+                    (
+                        OutboxStatus.DONE.value,
+                        when,
+                        None if result is None else canonical_json(dict(result)),
+                        key,
+                        OutboxStatus.DONE.value,
+                    )
+                    for key, result in items
+                ],
+            )
+            if self._db.total_changes - before != len(items):
+                keys = [key for key, _ in items]
+                for i in range(0, len(keys), 500):
+                    chunk = keys[i : i + 500]
+                    found = {
+                        r[0]
+                        for r in self._db.execute(
+                            f"SELECT key FROM outbox WHERE key IN ({', '.join('?' * len(chunk))})", chunk
+                        )
+                    }
+                    missing = next((k for k in chunk if k not in found), None)
+                    if missing is not None:
+                        raise NotFound("OutboxItem", missing)
+
     def outbox_failed(
         self,
         key: str,
@@ -1520,6 +1619,38 @@ class SQLiteStore:
             # while this unit of work holds the write lock nobody else appends: the head is known
             self._audit_head = (seq, digest) if self._depth else None
         return AuditRecord(seq, at, kind, subject_id, payload, prev, digest)
+
+    def audit_append_many(
+        self, records: Sequence[tuple[str, str, Mapping[str, Any]]], *, at: dt.datetime
+    ) -> list[AuditRecord]:
+        """Append many records in order: the chain's head read once, each hash computed in memory,
+        one ``executemany``."""
+        if not records:
+            return []
+        out: list[AuditRecord] = []
+        with self.transaction():
+            head = self._audit_head
+            if head is None:
+                last = self._db.execute(
+                    "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"
+                ).fetchone()
+                head = (0, GENESIS_HASH) if last is None else (last[0], last[1])
+            seq, prev = head
+            when = codec.iso_instant(at)
+            rows = []
+            for kind, subject_id, data in records:
+                payload = dict(data)
+                seq += 1
+                digest = audit_hash(prev, seq, at, kind, subject_id, payload)
+                rows.append((seq, when, kind, subject_id, canonical_json(payload), prev, digest))
+                out.append(AuditRecord(seq, at, kind, subject_id, payload, prev, digest))
+                prev = digest
+            self._db.executemany(
+                "INSERT INTO audit_log (seq, at, kind, subject_id, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            self._audit_head = (seq, prev)
+        return out
 
     def audit_records(
         self, *, subject_id: str | None = None, kinds: Collection[str] | None = None

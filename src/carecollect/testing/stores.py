@@ -466,6 +466,68 @@ class StoreContract:
             store.outbox_intend("m-1", "refund", {"account": "A-1", "n": 1}, at=T0)
         assert [i.key for i in store.outbox_due(T0)] == ["m-1"]
 
+    def test_batch_writes_do_what_one_at_a_time_does(self, store: Store) -> None:
+        _seed(store)
+        store.outbox_intend("m-0", "message", {"n": 0}, at=T0, account_id="A-1")
+        with store.transaction():
+            items = store.outbox_intend_many(
+                [
+                    ("m-1", "message", {"n": 1}, "A-1"),
+                    ("m-0", "message", {"n": 0}, "A-1"),
+                    ("m-2", "x", {}, None),
+                ],
+                at=T_HALF,
+            )
+        assert list(items) == ["m-1", "m-0", "m-2"]
+        assert items["m-0"] == store.outbox_get("m-0") and items["m-0"].recorded_at == T0
+        assert items["m-1"] == store.outbox_get("m-1")
+        assert (items["m-1"].status, items["m-1"].account_id, items["m-1"].recorded_at) == (
+            OutboxStatus.INTENDED,
+            "A-1",
+            T_HALF,
+        )
+        with pytest.raises(DuplicateEntry):  # a changed payload: nothing of the batch is written
+            store.outbox_intend_many(
+                [("m-3", "message", {}, None), ("m-1", "message", {"n": 9}, None)], at=T0
+            )
+        with pytest.raises(NotFound):
+            store.outbox_get("m-3")
+        at = T0 + dt.timedelta(hours=2)
+        store.outbox_done_many([("m-1", {"provider_message_id": "p-1"}), ("m-2", None)], at=at)
+        store.outbox_done_many([("m-1", {"provider_message_id": "again"})], at=at + dt.timedelta(hours=1))
+        done = store.outbox_get("m-1")
+        assert (done.status, done.attempts, done.updated_at, done.result) == (
+            OutboxStatus.DONE,
+            1,
+            at,
+            {"provider_message_id": "p-1"},
+        )
+        assert store.outbox_get("m-2").status is OutboxStatus.DONE
+        with pytest.raises(NotFound):
+            store.outbox_done_many([("m-0", None), ("never", None)], at=at)
+        assert store.outbox_get("m-0").status is OutboxStatus.INTENDED  # nothing of the batch written
+        attempts = [
+            ContactAttempt(
+                f"AT-{n}", None, "A-1", "INV-A-1", Channel.SMS, at, AttemptOutcome.DELIVERED, f"p-{n}"
+            )
+            for n in range(3)
+        ]
+        assert store.add_attempts(attempts[:2]) == 2
+        assert store.add_attempts(attempts) == 1
+        assert store.attempts_for("A-1") == tuple(attempts)
+        assert store.add_attempts([]) == 0
+        first = store.audit_append("import", "A-1", {"rows": 1}, at=T0)
+        with store.transaction():
+            many = store.audit_append_many(
+                [("message.sent", "A-1", {"key": "m-1"}), ("message.sent", "A-2", {"key": "ø"})], at=at
+            )
+            last = store.audit_append("import", "A-2", {"rows": 2}, at=at)
+        assert [r.seq for r in many] == [2, 3] and many[0].prev_hash == first.hash
+        assert last.prev_hash == many[1].hash
+        assert list(store.audit_records()) == [first, *many, last]
+        assert store.audit_append_many([], at=at) == []
+        assert store.verify_audit().ok
+
     def test_a_failure_is_retried_with_back_off_until_done(self, store: Store) -> None:
         store.outbox_intend("m-1", "message", {"n": 1}, at=T0)
         store.outbox_intend("m-2", "message", {"n": 2}, at=T0 + dt.timedelta(seconds=1))

@@ -74,7 +74,9 @@ from .outbox import file_stem
 __all__ = ["LETTERS", "MANIFEST_COLUMNS", "LetterChannel", "carecollect_message_channels"]
 
 #: Letters only; a print house's returns come back as delivery reports.
-CAPABILITIES = ChannelCapabilities(channels=frozenset({Channel.LETTER}), delivery_reports=True)
+CAPABILITIES = ChannelCapabilities(
+    channels=frozenset({Channel.LETTER}), delivery_reports=True, deduplicates=True
+)
 
 #: The manifest's columns, in order.
 MANIFEST_COLUMNS = (

@@ -1,11 +1,14 @@
 """The ``outbox`` message channel: every rendered message written to a folder.
 
 What a developer uses on day one: nothing is sent, every message can be read.
-E-mails are written as ``<id>.eml`` (open them in a mail client), built by
-:func:`~carecollect.messages.email.build_email` exactly as the SMTP plugin sends them; letters,
-SMS, calls and portal notices as ``<id>.txt``. Writing the same message id
-again changes nothing. Delivery reports and replies are JSON bodies, so a test
-or a developer can simulate them.
+With ``layout = "files"`` (the default) e-mails are written as ``<id>.eml`` (open them in a mail
+client), built by :func:`~carecollect.messages.email.build_email` exactly as the SMTP plugin sends
+them; letters, SMS, calls and portal notices as ``<id>.txt``. Writing the same message id again
+changes nothing. With ``layout = "spool"`` the messages of a batch go into one spool file
+(``spool/<run>-<batch>.jsonl``), written aside and renamed into place when the run says the batch
+ends (:meth:`OutboxChannel.flush`); read them back with :func:`spooled_messages` and
+:func:`spooled_message`. Delivery reports and replies are JSON bodies, so a test or a developer
+can simulate them.
 
 >>> import tempfile, datetime as dt
 >>> from carecollect.channels import Channel
@@ -24,14 +27,18 @@ True
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import json
 import os
 import re
-from collections.abc import Mapping
+import secrets
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+import attrs
 
 from ...channels import Channel
 from ...errors import ConfigurationError, ValidationError
@@ -54,14 +61,25 @@ __all__ = [
     "OUTBOX_DOMAIN",
     "OUTBOX_SENDER",
     "OutboxChannel",
+    "SpooledMessage",
     "carecollect_message_channels",
     "file_name",
     "file_stem",
+    "spooled_message",
+    "spooled_messages",
 ]
+
+#: The outbox's layouts: a file per message, or a spool file per batch.
+LAYOUTS = ("files", "spool")
 
 #: Every channel, any length, opt-out links, simulated reports and replies.
 CAPABILITIES = ChannelCapabilities(
-    channels=frozenset(Channel), opt_out_link=True, delivery_reports=True, inbound=True, html=True
+    channels=frozenset(Channel),
+    opt_out_link=True,
+    delivery_reports=True,
+    inbound=True,
+    html=True,
+    deduplicates=True,
 )
 
 
@@ -116,9 +134,11 @@ class OutboxChannel:
     """Writes each message to ``folder``.
 
     :param settings: ``{"folder": path}``; the folder is created if missing. Optional:
-        ``from`` (the e-mails' sender, default :data:`OUTBOX_SENDER`) and ``unsubscribe_mailto``
-        (the ``mailto:`` opt-out address, default the sender's; empty for none).
-    :raises ConfigurationError: no folder given.
+        ``from`` (the e-mails' sender, default :data:`OUTBOX_SENDER`), ``unsubscribe_mailto``
+        (the ``mailto:`` opt-out address, default the sender's; empty for none) and ``layout``
+        (``files``, the default: a file per message; ``spool``: a spool file per batch, under
+        ``<folder>/spool``).
+    :raises ConfigurationError: no folder given, or an unknown layout.
     """
 
     capabilities = CAPABILITIES
@@ -133,6 +153,15 @@ class OutboxChannel:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.sender = settings.get("from") or OUTBOX_SENDER
         self.unsubscribe_mailto = settings.get("unsubscribe_mailto")
+        self.layout = settings.get("layout") or "files"
+        if self.layout not in LAYOUTS:
+            raise ConfigurationError(
+                f"the outbox's layout must be one of {', '.join(LAYOUTS)}, not {self.layout!r}"
+            )
+        #: this instance's run (spool file names): the UTC time it was made and 6 random hex digits
+        self.run = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+        self._batch: dict[str, tuple[Channel, str, bytes]] = {}
+        self._batches = 0
 
     def _render(self, message: OutgoingMessage) -> tuple[str, bytes]:
         stem = file_stem(message.id)
@@ -166,12 +195,54 @@ class OutboxChannel:
             name, data = self._render(message)
         except ValidationError as exc:  # an address or subject no e-mail can carry
             return Receipt(message.id, ReceiptStatus.REJECTED, detail=f"not a valid e-mail: {exc.field}")
+        if self.layout == "spool":
+            self._batch.setdefault(message.id, (message.channel, name, data))
+            return Receipt(message.id, ReceiptStatus.ACCEPTED, provider_message_id=name)
         target = self.folder / name
         if not target.exists():
             partial = self.folder / f".{name}.partial"
             partial.write_bytes(data)
             os.replace(partial, target)
         return Receipt(message.id, ReceiptStatus.ACCEPTED, provider_message_id=name)
+
+    def flush(self) -> None:
+        """End the batch: with the spool layout, write every message sent since the last flush to
+        one spool file (written aside, flushed to disk, renamed into place); the file's first line
+        records the batch's message ids. Nothing to do for the files layout or an empty batch.
+
+        :raises OSError: the spool file could not be written (the batch is kept for the next flush).
+        """
+        if self.layout != "spool" or not self._batch:
+            return
+        spool = self.folder / "spool"
+        spool.mkdir(exist_ok=True)
+        name = f"{self.run}-{self._batches + 1:06d}.jsonl"
+        lines = [json.dumps({"batch": name, "ids": list(self._batch)}, ensure_ascii=False)]
+        for message_id, (channel, file, data) in self._batch.items():
+            try:
+                content, encoding = data.decode("utf-8"), "utf-8"
+            except UnicodeDecodeError:
+                content, encoding = base64.b64encode(data).decode("ascii"), "base64"
+            lines.append(
+                json.dumps(
+                    {
+                        "id": message_id,
+                        "channel": channel.value,
+                        "name": file,
+                        "encoding": encoding,
+                        "content": content,
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        partial = spool / f".{name}.partial"
+        with open(partial, "w", encoding="utf-8") as out:
+            out.write("\n".join(lines) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, spool / name)
+        self._batches += 1
+        self._batch = {}
 
     def parse_delivery_report(
         self, headers: Mapping[str, str], body: bytes, *, now: dt.datetime
@@ -203,6 +274,68 @@ class OutboxChannel:
             at=_when(data, now),
             in_reply_to=data.get("in_reply_to"),
         )
+
+
+@attrs.frozen
+class SpooledMessage:
+    """One message as the spool holds it.
+
+    :param id: the message id the run sent it under.
+    :param channel: its channel.
+    :param name: the file name the files layout would give it (also the receipt's provider id).
+    :param content: what the files layout would write (an e-mail's ``.eml`` bytes, else the text).
+    :param batch: the spool file it was read from (the first, for a message handed over again).
+    """
+
+    id: str
+    channel: Channel
+    name: str
+    content: bytes
+    batch: str
+
+
+def spooled_messages(folder: str | os.PathLike[str]) -> Iterator[SpooledMessage]:
+    """Every message in the outbox folder's spool, oldest batch first, each message id once (a
+    message handed over again after a crash is in two batches: the first is kept).
+
+    >>> import tempfile
+    >>> from carecollect.channels import Channel
+    >>> from carecollect.plugins.messaging import RenderedMessage
+    >>> folder = tempfile.mkdtemp()
+    >>> channel = OUTBOX.create({"folder": folder, "layout": "spool"})
+    >>> for n in (1, 2, 1):
+    ...     _ = channel.send(RenderedMessage(id=f"MSG-{n}", channel=Channel.SMS, recipient="+4790000000",
+    ...                                      body="Your bill is due on 1 April."))
+    >>> channel.flush()
+    >>> [m.id for m in spooled_messages(folder)]
+    ['MSG-1', 'MSG-2']
+    >>> print(spooled_message(folder, "MSG-2").content.decode().splitlines()[0])
+    Channel: sms
+    """
+    spool = Path(folder) / "spool"
+    seen: set[str] = set()
+    for path in sorted(spool.glob("*.jsonl")) if spool.is_dir() else ():
+        with open(path, encoding="utf-8") as lines:
+            next(lines, None)  # the batch's ids
+            for line in lines:
+                row = json.loads(line)
+                if row["id"] in seen:
+                    continue
+                seen.add(row["id"])
+                raw = row["content"]
+                content = base64.b64decode(raw) if row.get("encoding") == "base64" else raw.encode("utf-8")
+                yield SpooledMessage(row["id"], Channel(row["channel"]), row["name"], content, path.name)
+
+
+def spooled_message(folder: str | os.PathLike[str], message_id: str) -> SpooledMessage:
+    """The spooled message with that id.
+
+    :raises ValidationError: no batch in the spool holds it.
+    """
+    for message in spooled_messages(folder):
+        if message.id == message_id:
+            return message
+    raise ValidationError("SpooledMessage", "id", "no batch in the outbox's spool holds this message id")
 
 
 #: The descriptor the built-in plugin registers.

@@ -1,0 +1,233 @@
+"""The run sends in batches: the spool outbox, channels that cannot de-duplicate, failed flushes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from contextlib import closing
+from pathlib import Path
+from typing import Any, ClassVar
+
+import attrs
+
+from carecollect.channels import Channel
+from carecollect.outreach import AttemptOutcome, ContactAttempt, OutreachPurpose, OutreachStep
+from carecollect.plugins.builtin.outbox import CAPABILITIES, OutboxChannel, spooled_message, spooled_messages
+from carecollect.plugins.hookspecs import hookimpl
+from carecollect.plugins.manager import make_plugin_manager
+from carecollect.plugins.messaging import (
+    ChannelCapabilities,
+    MessageChannelDescriptor,
+    Receipt,
+    RenderedMessage,
+)
+from carecollect.portfolio import load_portfolio
+from carecollect.run.execute import execute_run
+from carecollect.run.planning import plan_run
+from carecollect.run.sending import _Fresh, message_id
+from carecollect.run.settings import RunSettings
+from carecollect.store.base import OutboxStatus
+from carecollect.store.sqlite import SQLiteStore
+
+NOW = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)
+
+
+def _store(tmp: Path) -> SQLiteStore:
+    store = SQLiteStore(tmp / "run.db")
+    load_portfolio(store, 80, seed=3, as_of=NOW.date())
+    return store
+
+
+def _run(store: SQLiteStore, name: str, factory: Any, caps: ChannelCapabilities, **config: str) -> Any:
+    class Plugin:
+        @hookimpl
+        def carecollect_message_channels(self) -> list[MessageChannelDescriptor]:
+            return [MessageChannelDescriptor(name, caps, factory)]
+
+    pm = make_plugin_manager(load_entrypoints=False, plugins=[Plugin()])
+    settings = RunSettings(
+        channel_plugins=dict.fromkeys(Channel, name), channel_config={name: config}, send_batch=5
+    )
+    return execute_run(store, NOW, pm, settings)
+
+
+def test_the_spool_holds_every_message_once_in_batch_files(tmp_path: Path) -> None:
+    with closing(_store(tmp_path)) as store:
+        planned = {m.key for m in plan_run(store, NOW, RunSettings()).messages}
+        report = _run(
+            store, "spooling", OutboxChannel, CAPABILITIES, folder=str(tmp_path / "out"), layout="spool"
+        )
+        assert report.sent == len(planned) > 10
+        assert {store.outbox_get(k).status for k in planned} == {OutboxStatus.DONE}
+    spool = sorted((tmp_path / "out" / "spool").iterdir())
+    assert len(spool) > 1 and not any(p.name.startswith(".") for p in spool)
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["spool"]  # no file per message
+    headers = [json.loads(p.read_text(encoding="utf-8").splitlines()[0]) for p in spool]
+    assert [h["batch"] for h in headers] == [p.name for p in spool]
+    ids = [i for h in headers for i in h["ids"]]
+    assert sorted(ids) == sorted(message_id(k) for k in planned)
+    messages = list(spooled_messages(tmp_path / "out"))
+    assert sorted(m.id for m in messages) == sorted(ids)
+    email = next(m for m in messages if m.channel is Channel.EMAIL)
+    assert email.name.endswith(".eml") and b"Message-ID:" in email.content
+    assert spooled_message(tmp_path / "out", email.id) == email
+
+
+def test_a_message_handed_over_again_is_read_back_once(tmp_path: Path) -> None:
+    channel = OutboxChannel({"folder": str(tmp_path), "layout": "spool"})
+    msg = RenderedMessage(id="M-1", channel=Channel.SMS, recipient="+4790000000", body="Due 1 April.")
+    channel.send(msg)
+    channel.flush()
+    again = OutboxChannel({"folder": str(tmp_path), "layout": "spool"})  # the rerun after a crash
+    again.send(msg)
+    again.flush()
+    assert len(list((tmp_path / "spool").iterdir())) == 2
+    assert [m.id for m in spooled_messages(tmp_path)] == ["M-1"]
+
+
+class _Checking(OutboxChannel):
+    """Cannot de-duplicate: checks that the run recorded its previous message before the next."""
+
+    capabilities = ChannelCapabilities(channels=frozenset(Channel))
+    seen: ClassVar[list[bool]] = []
+
+    def __init__(self, settings: dict[str, str]) -> None:
+        super().__init__(settings)
+        self._db = settings["db"]
+        self._last: str | None = None
+
+    def send(self, message: RenderedMessage) -> Receipt:
+        if self._last is not None:
+            with closing(SQLiteStore(self._db)) as other:  # another connection: only what is committed
+                done = {message_id(i.key) for i in _done(other)}
+            self.seen.append(self._last in done)
+        self._last = message.id
+        return super().send(message)
+
+
+def _done(store: SQLiteStore) -> list[Any]:
+    with closing(store._db.execute("SELECT key FROM outbox WHERE status = 'done'")) as cur:
+        return [store.outbox_get(r[0]) for r in cur.fetchall()]
+
+
+def test_a_channel_that_cannot_deduplicate_keeps_the_window_to_one_message(tmp_path: Path) -> None:
+    _Checking.seen = []
+    with closing(_store(tmp_path)) as store:
+        report = _run(
+            store,
+            "checking",
+            _Checking,
+            _Checking.capabilities,
+            folder=str(tmp_path / "out"),
+            db=str(tmp_path / "run.db"),
+        )
+    assert report.sent > 10 and len(_Checking.seen) == report.sent - 1
+    assert all(_Checking.seen)
+
+
+class _Broken(OutboxChannel):
+    def flush(self) -> None:
+        raise OSError("disk full")
+
+
+def test_a_batch_the_channel_could_not_make_durable_is_recorded_failed_not_done(tmp_path: Path) -> None:
+    with closing(_store(tmp_path)) as store:
+        report = _run(store, "broken", _Broken, CAPABILITIES, folder=str(tmp_path / "out"), layout="spool")
+        assert report.sent == 0 and report.failed > 10
+        statuses = {i.status for i in _all(store)}
+        assert OutboxStatus.DONE not in statuses
+        assert store.verify_audit().ok
+
+
+def _all(store: SQLiteStore) -> list[Any]:
+    with closing(store._db.execute("SELECT key FROM outbox")) as cur:
+        return [store.outbox_get(r[0]) for r in cur.fetchall()]
+
+
+class _OptOutOnFirst(OutboxChannel):
+    """After its first send, every patient opts out of everything, written by another connection."""
+
+    capabilities = CAPABILITIES
+
+    def __init__(self, settings: dict[str, str]) -> None:
+        super().__init__(settings)
+        self._db = settings["db"]
+        self._sent = 0
+
+    def send(self, message: RenderedMessage) -> Receipt:
+        receipt = super().send(message)
+        self._sent += 1
+        if self._sent == 1:
+            with closing(SQLiteStore(self._db)) as other, other.transaction():
+                for patient in list(other.patients()):
+                    points = tuple(attrs.evolve(p, opted_out_at=NOW) for p in patient.contact_points)
+                    other.put_patient(attrs.evolve(patient, contact_points=points))
+        return receipt
+
+
+def test_an_opt_out_written_by_another_connection_wins_inside_a_batch(tmp_path: Path) -> None:
+    with closing(_store(tmp_path)) as store:
+        planned = plan_run(store, NOW, RunSettings()).messages
+        pm_settings = {"folder": str(tmp_path / "out"), "db": str(tmp_path / "run.db")}
+
+        class Plugin:
+            @hookimpl
+            def carecollect_message_channels(self) -> list[MessageChannelDescriptor]:
+                return [MessageChannelDescriptor("optout", CAPABILITIES, _OptOutOnFirst)]
+
+        pm = make_plugin_manager(load_entrypoints=False, plugins=[Plugin()])
+        settings = RunSettings(
+            channel_plugins=dict.fromkeys(Channel, "optout"),
+            channel_config={"optout": pm_settings},
+            send_batch=10_000,  # the whole run is one batch
+        )
+        report = execute_run(store, NOW, pm, settings)
+    assert len(planned) > 10
+    assert report.sent == 1 and report.suppressed == len(planned) - 1
+
+
+def test_messages_handed_over_in_the_batch_are_laid_over_every_read(tmp_path: Path) -> None:
+    with closing(_store(tmp_path)) as store:
+        snap = next(iter(store.iter_account_snapshots(batch_size=10)))
+        fresh = _Fresh(store)
+        step = OutreachStep(
+            "S-new",
+            snap.account.id,
+            snap.invoices[0].id,
+            OutreachPurpose.STATEMENT,
+            (Channel.EMAIL,),
+            NOW,
+            "statement",
+        )
+        attempt = ContactAttempt(
+            "S-new@x", step.id, snap.account.id, step.invoice_id, Channel.EMAIL, NOW, AttemptOutcome.DELIVERED
+        )
+        assert fresh.get(snap.account.id) == snap
+        fresh.handed(step, attempt)
+        assert attempt in fresh.get(snap.account.id).attempts  # the held account
+        with closing(SQLiteStore(tmp_path / "run.db")) as other, other.transaction():
+            other.audit_append("news", snap.account.id, {}, at=NOW)  # another connection commits
+        again = fresh.get(snap.account.id)  # read again, the unrecorded send laid over it
+        assert attempt in again.attempts and step in again.steps
+        assert store.attempts_for(snap.account.id) == snap.attempts  # nothing written yet
+        assert fresh.get(snap.account.id) is again  # nothing written since: no read
+
+
+def test_the_outbox_commands_list_and_show_the_spool(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from carecollect.cli.commands import main
+
+    channel = OutboxChannel({"folder": str(tmp_path), "layout": "spool"})
+    for n in (1, 2):
+        channel.send(
+            RenderedMessage(id=f"M-{n}", channel=Channel.SMS, recipient="+4790000000", body=f"Bill {n}.")
+        )
+    channel.flush()
+    listed = CliRunner().invoke(main, ["outbox", "list", str(tmp_path)])
+    assert listed.exit_code == 0, listed.output
+    assert [line.split("\t")[:2] for line in listed.stdout.splitlines()] == [["M-1", "sms"], ["M-2", "sms"]]
+    shown = CliRunner().invoke(main, ["outbox", "show", str(tmp_path), "M-2"])
+    assert shown.exit_code == 0 and shown.stdout.endswith("\n\nBill 2.\n")
+    missing = CliRunner().invoke(main, ["outbox", "show", str(tmp_path), "M-9"])
+    assert missing.exit_code == 1 and "M-9" in missing.output
