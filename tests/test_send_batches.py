@@ -18,8 +18,8 @@ from carecollect.plugins.manager import make_plugin_manager
 from carecollect.plugins.messaging import (
     ChannelCapabilities,
     MessageChannelDescriptor,
+    OutgoingMessage,
     Receipt,
-    RenderedMessage,
 )
 from carecollect.portfolio import load_portfolio
 from carecollect.run.execute import execute_run
@@ -75,7 +75,7 @@ def test_the_spool_holds_every_message_once_in_batch_files(tmp_path: Path) -> No
 
 def test_a_message_handed_over_again_is_read_back_once(tmp_path: Path) -> None:
     channel = OutboxChannel({"folder": str(tmp_path), "layout": "spool"})
-    msg = RenderedMessage(id="M-1", channel=Channel.SMS, recipient="+4790000000", body="Due 1 April.")
+    msg = OutgoingMessage(id="M-1", channel=Channel.SMS, recipient="+4790000000", body="Due 1 April.")
     channel.send(msg)
     channel.flush()
     again = OutboxChannel({"folder": str(tmp_path), "layout": "spool"})  # the rerun after a crash
@@ -96,7 +96,7 @@ class _Checking(OutboxChannel):
         self._db = settings["db"]
         self._last: str | None = None
 
-    def send(self, message: RenderedMessage) -> Receipt:
+    def send(self, message: OutgoingMessage) -> Receipt:
         if self._last is not None:
             with closing(SQLiteStore(self._db)) as other:  # another connection: only what is committed
                 done = {message_id(i.key) for i in _done(other)}
@@ -154,7 +154,7 @@ class _OptOutOnFirst(OutboxChannel):
         self._db = settings["db"]
         self._sent = 0
 
-    def send(self, message: RenderedMessage) -> Receipt:
+    def send(self, message: OutgoingMessage) -> Receipt:
         receipt = super().send(message)
         self._sent += 1
         if self._sent == 1:
@@ -221,7 +221,7 @@ def test_the_outbox_commands_list_and_show_the_spool(tmp_path: Path) -> None:
     channel = OutboxChannel({"folder": str(tmp_path), "layout": "spool"})
     for n in (1, 2):
         channel.send(
-            RenderedMessage(id=f"M-{n}", channel=Channel.SMS, recipient="+4790000000", body=f"Bill {n}.")
+            OutgoingMessage(id=f"M-{n}", channel=Channel.SMS, recipient="+4790000000", body=f"Bill {n}.")
         )
     channel.flush()
     listed = CliRunner().invoke(main, ["outbox", "list", str(tmp_path)])

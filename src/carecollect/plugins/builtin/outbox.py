@@ -300,11 +300,11 @@ def spooled_messages(folder: str | os.PathLike[str]) -> Iterator[SpooledMessage]
 
     >>> import tempfile
     >>> from carecollect.channels import Channel
-    >>> from carecollect.plugins.messaging import RenderedMessage
+    >>> from carecollect.plugins.messaging import OutgoingMessage
     >>> folder = tempfile.mkdtemp()
     >>> channel = OUTBOX.create({"folder": folder, "layout": "spool"})
     >>> for n in (1, 2, 1):
-    ...     _ = channel.send(RenderedMessage(id=f"MSG-{n}", channel=Channel.SMS, recipient="+4790000000",
+    ...     _ = channel.send(OutgoingMessage(id=f"MSG-{n}", channel=Channel.SMS, recipient="+4790000000",
     ...                                      body="Your bill is due on 1 April."))
     >>> channel.flush()
     >>> [m.id for m in spooled_messages(folder)]
