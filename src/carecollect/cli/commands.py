@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # `carecollect --help` imports none of these: each command im
     from rich.progress import Progress
 
     from ..reports import CollectionReport
+    from ..store.base import Store
     from ..store.sqlite import SQLiteStore
 
 from .store import migrate, store
@@ -153,8 +154,37 @@ _AS_OF_HELP = (
 )
 
 
+_STORE_HELP = (
+    "The store: sqlite:///path or postgresql://user@host/db (default: [store] url of the settings "
+    "file, else the --db file). Keep a password out of it: use ~/.pgpass or PGPASSWORD."
+)
+
+
+def _store_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--store", "store_url", envvar="CARECOLLECT_STORE_URL", default=None, help=_STORE_HELP
+    )(f)
+
+
 @contextmanager
-def _open(db: Path) -> Iterator[SQLiteStore]:
+def _open(db: Path, store_url: str | None = None) -> Iterator[Store]:
+    """The store ``--store`` (or ``[store] url`` of ``db``'s settings) names, else the file ``db``."""
+    from ..store.urls import open_store, sqlite_path, store_scheme
+    from .store import resolve_store_url
+
+    url = resolve_store_url(db, store_url)
+    if store_scheme(url) == "sqlite" and not Path(sqlite_path(url)).exists():
+        raise ConfigurationError(f"no database at {sqlite_path(url)}; run `carecollect init --db {db}` first")
+    store = open_store(url)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@contextmanager
+def _open_file(db: Path) -> Iterator[SQLiteStore]:
+    """The SQLite file ``db`` itself (backup and restore copy a file)."""
     from ..store.sqlite import SQLiteStore
 
     if not db.exists():
@@ -212,6 +242,7 @@ def init(db: Path) -> None:
 
 @main.command("import")
 @_db_option()
+@_store_option
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
 @click.option(
     "--format",
@@ -222,7 +253,7 @@ def init(db: Path) -> None:
     "remittance: the insurer's answer, an X12 835 or FHIR ClaimResponse/ExplanationOfBenefit. "
     "Default: from SOURCE (a folder is csv; an 835 or a claim response by content; else json).",
 )
-def import_(db: Path, source: Path, fmt: str | None) -> None:
+def import_(db: Path, source: Path, fmt: str | None, store_url: str | None) -> None:
     """Import SOURCE, all or nothing; every bad row is listed with where it is and its field."""
     from rich.console import Console
     from rich.table import Table
@@ -235,9 +266,9 @@ def import_(db: Path, source: Path, fmt: str | None) -> None:
     if fmt is None:
         fmt = "csv" if source.is_dir() else "remittance" if looks_like_remittance(source) else "json"
     if fmt == "remittance":
-        _import_remittance(db, source)
+        _import_remittance(db, source, store_url)
         return
-    with _open(db) as store:
+    with _open(db, store_url) as store:
         try:
             if fmt == "csv":
                 summary = import_csv(store, source)
@@ -271,7 +302,7 @@ def import_(db: Path, source: Path, fmt: str | None) -> None:
     console.print(table)
 
 
-def _import_remittance(db: Path, source: Path) -> None:
+def _import_remittance(db: Path, source: Path, store_url: str | None) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -279,7 +310,7 @@ def _import_remittance(db: Path, source: Path) -> None:
     from ..importers.remittance import import_remittance
 
     console = _console()
-    with _open(db) as store:
+    with _open(db, store_url) as store:
         try:
             summary = import_remittance(store, source, at=dt.datetime.now(dt.UTC))
         except RemittanceRefused as exc:
@@ -306,6 +337,7 @@ def _import_remittance(db: Path, source: Path) -> None:
 
 @main.command("export")
 @_db_option()
+@_store_option
 @click.argument("dest", type=click.Path(path_type=Path))
 @click.option(
     "--format",
@@ -315,7 +347,7 @@ def _import_remittance(db: Path, source: Path) -> None:
     help="csv: a folder of CSV files; json: a JSON document; fhir: a FHIR R4 Bundle (JSON). "
     "Default: from DEST (*.json is json, anything else a csv folder).",
 )
-def export(db: Path, dest: Path, fmt: str | None) -> None:
+def export(db: Path, dest: Path, fmt: str | None, store_url: str | None) -> None:
     """Write every record to DEST in the format `carecollect import` reads back.
 
     An export is not a backup: it leaves out the run's history (outreach, plans,
@@ -331,7 +363,7 @@ def export(db: Path, dest: Path, fmt: str | None) -> None:
 
     console = _console()
     fmt = fmt or ("json" if dest.suffix.lower() == ".json" else "csv")
-    with _open(db) as store:
+    with _open(db, store_url) as store:
         counts = store.counts()
         if fmt == "csv":
             export_csv(store, dest)
@@ -391,7 +423,7 @@ def backup(db: Path, dest: Path) -> None:
     from .config import config_path
 
     console = _console()
-    with _open(db) as store:
+    with _open_file(db) as store:
         store.backup(dest)
     with SQLiteStore(dest) as copy:
         check = copy.verify_audit()
@@ -456,6 +488,7 @@ def restore(db: Path, source: Path, force: bool) -> None:
 
 @main.command()
 @_db_option()
+@_store_option
 @click.option("--dry-run", is_flag=True, help="Plan only: send nothing and write nothing.")
 @click.option("--as-of", "as_of", default=None, help=_AS_OF_HELP)
 @click.option(
@@ -501,6 +534,7 @@ def run(
     show: bool,
     fmt: str,
     force: bool,
+    store_url: str | None,
 ) -> None:
     """Run the daily cycle: intake, plan, send each message once, charge due instalments, place.
 
@@ -520,7 +554,7 @@ def run(
         raise click.UsageError("--show and --format go with --dry-run")
     now = parse_as_of(as_of)
     console = _console()
-    with _open(db) as store:
+    with _open(db, store_url) as store:
         config = load_config(db)
         pm = make_plugin_manager()
         # before anything is planned or sent: a wrong name (plugin or creditor) fails loudly
@@ -656,8 +690,9 @@ def config_check(db: Path) -> None:
 
 @main.command()
 @_db_option()
+@_store_option
 @click.argument("account_id")
-def explain(db: Path, account_id: str) -> None:
+def explain(db: Path, account_id: str, store_url: str | None) -> None:
     """Why ACCOUNT_ID got, or did not get, each message (from the audit log)."""
     from rich.table import Table
 
@@ -665,7 +700,7 @@ def explain(db: Path, account_id: str) -> None:
     from .wording import counted
 
     console = _console()
-    with _open(db) as store:
+    with _open(db, store_url) as store:
         store.get_account(account_id)
         items = explain_account(store, account_id)
     if not items:
@@ -806,6 +841,7 @@ def print_report(console: Console, report: CollectionReport) -> None:
 
 @main.command()
 @_db_option()
+@_store_option
 @click.option("--as-of", "as_of", default=None, help=_AS_OF_HELP)
 @click.option(
     "--days",
@@ -830,7 +866,9 @@ def print_report(console: Console, report: CollectionReport) -> None:
     default=None,
     help="Write the report to this file (default: print it).",
 )
-def report(db: Path, as_of: str | None, days: int, fmt: str, output: Path | None) -> None:
+def report(
+    db: Path, as_of: str | None, days: int, fmt: str, output: Path | None, store_url: str | None
+) -> None:
     """Aging, money collected, messages, plans, disputes, holds and the contact centre's day."""
     from ..reports import report_from_store
     from .config import load_config
@@ -838,7 +876,7 @@ def report(db: Path, as_of: str | None, days: int, fmt: str, output: Path | None
 
     now = parse_as_of(as_of)
     console = _console()
-    with _open(db) as store:
+    with _open(db, store_url) as store:
         config = load_config(db)
         contacts = read_records(config.contacts) if config.contacts.exists() else None
         result = report_from_store(

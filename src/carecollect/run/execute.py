@@ -32,7 +32,7 @@ from ..store.base import (
     RUN_LOCK_STALE_AFTER,
     Store,
 )
-from ..store.sqlite import SQLiteStore
+from ..store.urls import url_of
 from ..timekeeping import require_aware
 from .decisions import DecisionKind, _Collected
 from .event_intake import intake
@@ -89,10 +89,11 @@ def execute_run(
         runs with different instants (``--as-of``) still exclude each other.
     :param workers: processes that send. With more than one, this process takes in the events,
         plans every account and holds the run lock for the whole run, while ``workers`` processes
-        (started with ``spawn``) each open their own connection to the same SQLite file and their
+        (started with ``spawn``) each open their own handle on the same store (from its URL, see
+        :func:`~carecollect.store.urls.url_of`: a SQLite file or a PostgreSQL server) and their
         own plugin manager and channels, and carry out the plans of their share of the accounts
         (by a stable hash of the account id) exactly as one process would; the report adds up
-        theirs. The store must be a :class:`~carecollect.store.sqlite.SQLiteStore` on a file, and
+        theirs. The store must not be SQLite ``:memory:``, and
         ``settings`` and a ``renderer`` you pass must pickle (by default each worker builds its own). Plugins' ``on_outreach_sent`` and other hooks
         of the send path then run in the workers; the report lists the hook failures of every
         worker, but only those of this process's ``pm`` can be redelivered.
@@ -102,14 +103,14 @@ def execute_run(
     :raises ConfigurationError: the settings name a plugin that is not installed, or house rules
         that do not apply (:func:`~carecollect.run.settings.settings_problems`); nothing was taken in, planned or sent.
     :raises RunLocked: another run holds the lock.
-    :raises ValueError: ``workers`` is below 1, or above 1 with a store that is not a SQLite file.
+    :raises ValueError: ``workers`` is below 1, or above 1 with a store no other process can open.
     :raises RunWorkerError: a worker process failed or died (what it finished stays done; a rerun
         carries on exactly once).
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, not {workers}")
-    if workers > 1 and (not isinstance(store, SQLiteStore) or store.path == ":memory:"):
-        raise ValueError("workers > 1 needs a SQLiteStore on a file (each worker opens it)")
+    if workers > 1 and url_of(store) is None:
+        raise ValueError("workers > 1 needs a store on a file or a server (each worker opens its own)")
     require_aware(now, "run", "now")
     settings = settings or RunSettings()
     check_settings(settings, pm)  # before anything is taken in, planned or sent

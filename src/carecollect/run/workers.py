@@ -32,7 +32,7 @@ from ..store.base import (
     RunLocked,
     Store,
 )
-from ..store.sqlite import SQLiteStore
+from ..store.urls import open_store, url_of
 from .decisions import _Collected
 from .hooks import hook_failures
 from .inbound import IntakeReport
@@ -57,11 +57,12 @@ class RunHeartbeat:
     """Keeps a run's lock alive on the wall clock while the run lives.
 
     A thread says "alive" every third of ``stale_after`` (timed on the monotonic clock) on its own
-    connection to the store file, so a long send, a slow plugin or a large intake never lets the
+    handle on the store (opened from the store's URL: a SQLite file or a PostgreSQL server), so a long send, a slow plugin or a large intake never lets the
     lock go stale; the run also calls :meth:`beat` at every account, which writes when a third of
     ``stale_after`` has passed since the last heartbeat and raises
     :class:`~carecollect.store.base.RunLocked` if the lock was lost (the run stops before its next
-    account). A store that is not a SQLite file gets only the beats at account boundaries.
+    account). A store no second handle can open (SQLite ``:memory:``) gets only the beats at
+    account boundaries.
 
     :param store: the run's store.
     :param owner: the lock's owner.
@@ -78,14 +79,14 @@ class RunHeartbeat:
         self._stop = threading.Event()
         self._lost: RunLocked | None = None
         self._thread: threading.Thread | None = None
-        path = getattr(store, "path", ":memory:") if isinstance(store, SQLiteStore) else ":memory:"
-        if path != ":memory:":
+        url = url_of(store)
+        if url is not None:
             self._thread = threading.Thread(
-                target=self._run, args=(path,), name="carecollect-run-heartbeat", daemon=True
+                target=self._run, args=(url,), name="carecollect-run-heartbeat", daemon=True
             )
 
     def start(self) -> None:
-        """Start the thread (if the store is a file)."""
+        """Start the thread (if another handle on the store can be opened)."""
         if self._thread is not None:
             self._thread.start()
 
@@ -106,21 +107,27 @@ class RunHeartbeat:
             self.store.heartbeat_run_lock(self.owner, self.pid, now=_wall_clock())
             self._last = time.monotonic()
 
-    def _run(self, path: str) -> None:
+    def _run(self, url: str) -> None:
         try:
-            own = SQLiteStore(path)
+            own = open_store(url)
         except (sqlite3.Error, CareCollectError):
             return  # the beats at account boundaries remain
-        with own:
+        try:
             while not self._stop.wait(self.interval):
                 try:
                     own.heartbeat_run_lock(self.owner, self.pid, now=_wall_clock())
                 except RunLocked as exc:
                     self._lost = exc
                     return
-                except sqlite3.Error:  # busy for longer than the timeout: try again next time
+                except (sqlite3.Error, CareCollectError):  # busy, or the server away: try again
+                    continue
+                except Exception as exc:  # a driver's own error (psycopg): try again next time
+                    if type(exc).__module__.split(".")[0] != "psycopg":
+                        raise
                     continue
                 self._last = time.monotonic()
+        finally:
+            own.close()
 
 
 def _pid_alive(pid: int) -> bool:
@@ -183,14 +190,15 @@ def _execute_parallel(
     pm_factory: Callable[[], PluginManager] | None,
     heart: RunHeartbeat,
 ) -> tuple[RunReport, tuple[str, ...]]:
-    assert isinstance(store, SQLiteStore)
+    url = url_of(store)
+    assert url is not None
     ctx = multiprocessing.get_context("spawn")
     results: Any = ctx.Queue()
     inboxes: list[Any] = [ctx.Queue(maxsize=_QUEUED) for _ in range(workers)]
     procs = [
         ctx.Process(
             target=_worker,
-            args=(i, store.path, settings, renderer, pm_factory, now, owner, pid, inboxes[i], results),
+            args=(i, url, settings, renderer, pm_factory, now, owner, pid, inboxes[i], results),
             name=f"carecollect-run-worker-{i}",
             daemon=True,
         )
@@ -296,7 +304,7 @@ def _die_with(parent: int) -> None:
 
 def _worker(
     index: int,
-    path: str,
+    url: str,
     settings: RunSettings,
     renderer: Renderer | None,
     pm_factory: Callable[[], PluginManager] | None,
@@ -309,7 +317,7 @@ def _worker(
     """A worker process of a parallel run: the per-account send loop on its own connection."""
     _die_with(parent)
     try:
-        with SQLiteStore(path) as store:
+        with contextlib.closing(open_store(url)) as store:
             pm = (pm_factory or make_plugin_manager)()
             sender = _Sender(store, pm, settings, renderer or Renderer(), now)
             while True:

@@ -397,6 +397,7 @@ class PostgresStore:
         if migrate:
             apply_migrations(conninfo)
         self._statement_timeout = statement_timeout
+        self._conninfo = conninfo  # for url_of: a worker or the heartbeat opens its own handle
         self._dbname = str(
             psycopg.conninfo.conninfo_to_dict(conninfo).get("dbname", "")
         )  # no password in reprs
