@@ -87,14 +87,18 @@ def execute_run(
         frozen, or died on another host) a later run may take it over. A lock held on this host by a
         process that is gone (killed) is taken over at once. Staleness never depends on ``now``:
         runs with different instants (``--as-of``) still exclude each other.
-    :param workers: processes that send. With more than one, this process takes in the events,
-        plans every account and holds the run lock for the whole run, while ``workers`` processes
-        (started with ``spawn``) each open their own handle on the same store (from its URL, see
-        :func:`~carecollect.store.urls.url_of`: a SQLite file or a PostgreSQL server) and their
-        own plugin manager and channels, and carry out the plans of their share of the accounts
-        (by a stable hash of the account id) exactly as one process would; the report adds up
-        theirs. The store must not be SQLite ``:memory:``, and
-        ``settings`` and a ``renderer`` you pass must pickle (by default each worker builds its own). Plugins' ``on_outreach_sent`` and other hooks
+    :param workers: processes that plan and send. With more than one, this process holds the run
+        lock for the whole run and takes in the events once; then ``workers`` processes (started
+        with ``spawn``), each with its own handle on the same store (from its URL, see
+        :func:`~carecollect.store.urls.url_of`: a SQLite file or a PostgreSQL server) and its
+        own plugin manager and channels, take partitions of the patients
+        (:func:`~carecollect.run.workers.partition_of`, ``workers`` times
+        :data:`~carecollect.run.workers.PARTITIONS_PER_WORKER`) one lease at a time and plan and
+        send each end to end (:func:`~carecollect.run.workers.run_partition`); every unit of work
+        checks the lease's fencing number. A finished partition is not done again when the run
+        is started again for the same ``now``. The report adds up the workers'. The store must
+        not be SQLite ``:memory:``, and ``settings`` and a ``renderer`` you pass must pickle
+        (by default each worker builds its own). Plugins' ``on_outreach_sent`` and other hooks
         of the send path then run in the workers; the report lists the hook failures of every
         worker, but only those of this process's ``pm`` can be redelivered.
     :param pm_factory: builds each worker's plugin manager (it must pickle: a module-level
@@ -154,6 +158,7 @@ def execute_run(
                     pm_factory,
                     heart,
                     run_id,
+                    stale_after,
                 )
             _finished(store, report, now, run_id)  # under the lock: the next run sees it
     except BaseException as exc:
@@ -214,6 +219,7 @@ def _execute_phase(
     pm_factory: Callable[[], PluginManager] | None,
     heart: RunHeartbeat,
     run_id: str,
+    stale_after: dt.timedelta = RUN_LOCK_STALE_AFTER,
 ) -> RunReport:
     """Plan and send, in this process or in ``workers`` processes (see :func:`execute_run`)."""
     talks = by_account(conversations)
@@ -231,6 +237,7 @@ def _execute_phase(
             workers,
             pm_factory,
             heart,
+            stale_after,
         )
         return attrs.evolve(
             report, hook_failures=hook_failures(pm) + failures, batches=close_batches(pm, settings, now)
