@@ -25,6 +25,7 @@ from typing import Any
 import attrs
 
 from ..contact_centre.records import ContactRecord
+from ..errors import ConfigurationError
 from ..messages.render import Renderer
 from ..observability import add_metric, log_event, phase_span
 from ..plugins.manager import PluginManager
@@ -45,10 +46,15 @@ from .settings import RunSettings, check_settings
 from .workers import RunHeartbeat, _execute_parallel, _release_if_holder_died, _wall_clock
 
 __all__ = [
+    "CLUSTER_PARTITIONS",
     "execute_run",
     "explain_account",
     "last_run_at",
 ]
+
+
+#: Partitions of a run on a Dask cluster unless the caller says otherwise.
+CLUSTER_PARTITIONS = 16
 
 
 def execute_run(
@@ -66,6 +72,8 @@ def execute_run(
     contacts: Iterable[ContactRecord] = (),
     workers: int = 1,
     pm_factory: Callable[[], PluginManager] | None = None,
+    cluster: str | None = None,
+    partitions: int | None = None,
 ) -> RunReport:
     """Run the daily cycle for real: intake, plan, then send each message exactly once.
 
@@ -101,6 +109,12 @@ def execute_run(
         (by default each worker builds its own). Plugins' ``on_outreach_sent`` and other hooks
         of the send path then run in the workers; the report lists the hook failures of every
         worker, but only those of this process's ``pm`` can be redelivered.
+    :param cluster: run the partitions on a Dask cluster instead of local processes: ``local:N``
+        (a ``LocalCluster`` of ``N`` worker processes) or a scheduler's address
+        (``tcp://host:8786``); see :mod:`carecollect.run.cluster` (``pip install "carecollect[dask]"``).
+    :param partitions: partitions of the patients for ``workers`` above one or a ``cluster``
+        (default: ``workers`` times :data:`~carecollect.run.workers.PARTITIONS_PER_WORKER`, or 16
+        on a cluster); keep it the same when a run is started again for the same ``now``.
     :param pm_factory: builds each worker's plugin manager (it must pickle: a module-level
         function or a :func:`functools.partial`); default
         :func:`~carecollect.plugins.manager.make_plugin_manager` with its defaults.
@@ -113,7 +127,7 @@ def execute_run(
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, not {workers}")
-    if workers > 1 and url_of(store) is None:
+    if (workers > 1 or cluster is not None) and url_of(store) is None:
         raise ValueError("workers > 1 needs a store on a file or a server (each worker opens its own)")
     require_aware(now, "run", "now")
     settings = settings or RunSettings()
@@ -159,6 +173,8 @@ def execute_run(
                     heart,
                     run_id,
                     stale_after,
+                    cluster,
+                    partitions,
                 )
             _finished(store, report, now, run_id)  # under the lock: the next run sees it
     except BaseException as exc:
@@ -220,9 +236,36 @@ def _execute_phase(
     heart: RunHeartbeat,
     run_id: str,
     stale_after: dt.timedelta = RUN_LOCK_STALE_AFTER,
+    cluster: str | None = None,
+    partitions: int | None = None,
 ) -> RunReport:
     """Plan and send, in this process or in ``workers`` processes (see :func:`execute_run`)."""
     talks = by_account(conversations)
+    if cluster is not None:
+        try:
+            from .cluster import _execute_on_cluster
+        except ImportError:
+            raise ConfigurationError(
+                'the run on a Dask cluster needs the dask extra: pip install "carecollect[dask]"'
+            ) from None
+
+        report, failures = _execute_on_cluster(
+            store,
+            now,
+            settings,
+            intake_report,
+            progress,
+            owner,
+            pid,
+            talks,
+            cluster,
+            pm_factory,
+            heart,
+            partitions or CLUSTER_PARTITIONS,
+        )
+        return attrs.evolve(
+            report, hook_failures=hook_failures(pm) + failures, batches=close_batches(pm, settings, now)
+        )
     if workers > 1:
         report, failures = _execute_parallel(
             store,
@@ -238,6 +281,7 @@ def _execute_phase(
             pm_factory,
             heart,
             stale_after,
+            partitions,
         )
         return attrs.evolve(
             report, hook_failures=hook_failures(pm) + failures, batches=close_batches(pm, settings, now)
