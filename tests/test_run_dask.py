@@ -26,6 +26,7 @@ from carecollect.run.settings import RunSettings
 from carecollect.run.workers import run_key_of
 from carecollect.store.base import OutboxStatus, Store
 from carecollect.store.sqlite import SQLiteStore
+from carecollect.store.urls import open_store, url_of
 
 pytestmark = pytest.mark.dask
 
@@ -70,3 +71,114 @@ def test_a_local_cluster_sends_every_due_message_once_and_a_rerun_redoes_no_part
     again = execute_run(store, NOW, PM(), settings, cluster="local:1", partitions=6, pm_factory=PM)
     assert again.sent == 0 and again.plan.accounts == 0  # every partition was finished
     assert len(list(out.iterdir())) == len(files)
+
+
+#: A channel that logs every raw hand-over (line-buffered, so a line survives a kill) and is slow
+#: enough to be killed mid-partition; a module of its own, so Dask's worker processes import it.
+CHANNEL = """
+import time
+
+from carecollect.plugins.builtin.outbox import CAPABILITIES, OutboxChannel
+from carecollect.plugins.hookspecs import hookimpl
+from carecollect.plugins.messaging import MessageChannelDescriptor
+from carecollect.plugins.manager import make_plugin_manager
+
+
+class Recording(OutboxChannel):
+    def __init__(self, settings):
+        super().__init__(settings)
+        self._log = open(settings["log"], "a", buffering=1, encoding="utf-8")
+
+    def send(self, message):
+        self._log.write(message.id + "\\n")
+        time.sleep(0.02)
+        return super().send(message)
+
+
+class Plugin:
+    @hookimpl
+    def carecollect_message_channels(self):
+        return [MessageChannelDescriptor("recording", CAPABILITIES, Recording)]
+
+
+def pm():
+    return make_plugin_manager(load_entrypoints=False, plugins=[Plugin()])
+"""
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").split() if path.exists() else []
+
+
+def test_a_dask_worker_killed_mid_partition_is_retried_and_nothing_is_sent_twice(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import signal
+    import sys
+    import threading
+    import time
+
+    import distributed
+
+    import carecollect.run.cluster as cluster_module
+    from carecollect.channels import Channel
+
+    (tmp_path / "recording_dask.py").write_text(CHANNEL, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), *sys.path]))
+    monkeypatch.setattr(cluster_module, "PARTITION_STALE_AFTER", dt.timedelta(seconds=3))
+    import recording_dask  # type: ignore[import-not-found]
+
+    load_portfolio(store, 300, seed=5, as_of=NOW.date())
+    out, log = tmp_path / "out", tmp_path / "handed-over.log"
+    settings = RunSettings(
+        channel_plugins=dict.fromkeys(Channel, "recording"),
+        channel_config={"recording": {"folder": str(out), "log": str(log)}},
+    )
+    planned = {m.key for m in plan_run(store, NOW, settings).messages}
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        outcome: dict[str, object] = {}
+
+        def run() -> None:
+            url = url_of(store)
+            assert url is not None
+            try:
+                with open_store(url) as own:  # the run's own handle, in its own thread
+                    outcome["report"] = execute_run(
+                        own,
+                        NOW,
+                        recording_dask.pm(),
+                        settings,
+                        cluster=cluster.scheduler_address,
+                        partitions=6,
+                        pm_factory=recording_dask.pm,
+                    )
+            except BaseException as exc:  # pragma: no cover - shown by the assertion below
+                outcome["error"] = exc
+
+        runner = threading.Thread(target=run)
+        runner.start()
+        deadline = time.monotonic() + 60
+        while len(_lines(log)) < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pids = client.run(os.getpid)
+        victim = sorted(pids.values())[0]
+        os.kill(victim, signal.SIGKILL)  # mid-partition: it was handing messages over
+        runner.join(timeout=240)
+        assert not runner.is_alive()
+    assert "error" not in outcome, outcome.get("error")
+    files = Counter(p.stem for p in out.iterdir() if not p.name.startswith("."))
+    assert len(files) == len(planned) and all(n == 1 for n in files.values())
+    assert {store.outbox_get(k).status for k in planned} == {OutboxStatus.DONE}
+    handed = Counter(_lines(log))
+    # at-least-once keyed by message id: only the one message in flight when the worker died may
+    # have been handed over twice (the outbox file of that id is written once)
+    assert len(handed) == len(planned) and sum(handed.values()) - len(planned) <= 1
+    assert store.verify_audit().ok
+    assert Counter(r.kind for r in store.audit_records())["message.sent"] == len(planned)

@@ -503,8 +503,24 @@ def restore(db: Path, source: Path, force: bool) -> None:
     type=click.IntRange(min=1),
     default=1,
     metavar="N",
-    help="Processes that render and send (planning stays in this one); each opens the database "
-    "itself. Default: 1.",
+    help="Processes that plan and send, each a partition of the patients at a time; each opens "
+    "the store itself. Default: 1.",
+)
+@click.option(
+    "--cluster",
+    default=None,
+    envvar="CARECOLLECT_CLUSTER",
+    metavar="ADDRESS",
+    help="Run the partitions on a Dask cluster: local:N (N worker processes here) or the "
+    'scheduler\'s address tcp://host:8786 (pip install "carecollect[dask]"). Default: no cluster.',
+)
+@click.option(
+    "--partitions",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Partitions of the patients for --workers or --cluster (keep it when running the same "
+    "--as-of again). Default: 4 per worker, 16 on a cluster.",
 )
 @click.option(
     "--show",
@@ -535,6 +551,8 @@ def run(
     fmt: str,
     force: bool,
     store_url: str | None,
+    cluster: str | None,
+    partitions: int | None,
 ) -> None:
     """Run the daily cycle: intake, plan, send each message once, charge due instalments, place.
 
@@ -602,6 +620,8 @@ def run(
                     contacts=records,
                     workers=workers,
                     stale_after=config.lock_stale_after,
+                    cluster=cluster,
+                    partitions=partitions,
                 )
             rows = run_rows(report)
     table = Table(title=f"{'Dry run' if dry_run else 'Run'} at {now.isoformat()}")

@@ -151,9 +151,10 @@ def _execute_on_cluster(
     pm_factory: Callable[[], PluginManager] | None,
     heart: RunHeartbeat,
     partitions: int,
-    stale_after: dt.timedelta = PARTITION_STALE_AFTER,
+    stale_after: dt.timedelta | None = None,
 ) -> tuple[RunReport, tuple[str, ...]]:
     """Submit one task per partition and add up their results (the run lock stays here)."""
+    stale_after = stale_after or PARTITION_STALE_AFTER
     url = url_of(store)
     if url is None:
         raise ValueError("a run on a cluster needs a store on a file or a server (each worker opens its own)")
