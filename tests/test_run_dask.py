@@ -182,3 +182,74 @@ def test_a_dask_worker_killed_mid_partition_is_retried_and_nothing_is_sent_twice
     assert len(handed) == len(planned) and sum(handed.values()) - len(planned) <= 1
     assert store.verify_audit().ok
     assert Counter(r.kind for r in store.audit_records())["message.sent"] == len(planned)
+
+
+CLIENT = """
+import datetime as dt
+import sys
+
+from carecollect.channels import Channel
+from carecollect.run.execute import execute_run
+from carecollect.run.settings import RunSettings
+from carecollect.store.urls import open_store
+
+import recording_dask
+
+if __name__ == "__main__":
+    url, folder, log, now = sys.argv[1:5]
+    settings = RunSettings(
+        channel_plugins=dict.fromkeys(Channel, "recording"),
+        channel_config={"recording": {"folder": folder, "log": log}},
+    )
+    with open_store(url) as store:
+        report = execute_run(
+            store, dt.datetime.fromisoformat(now), recording_dask.pm(), settings,
+            cluster="local:2", partitions=8, pm_factory=recording_dask.pm,
+        )
+    print("sent", report.sent)
+"""
+
+
+def test_the_client_killed_mid_run_and_run_again_redoes_no_finished_partition(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "recording_dask.py").write_text(CHANNEL, encoding="utf-8")
+    (tmp_path / "client.py").write_text(CLIENT, encoding="utf-8")
+    load_portfolio(store, 300, seed=5, as_of=NOW.date())
+    out, log = tmp_path / "out", tmp_path / "handed-over.log"
+    url = url_of(store)
+    assert url is not None
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    args = [sys.executable, str(tmp_path / "client.py"), url, str(out), str(log), NOW.isoformat()]
+    key = run_key_of(NOW)
+    child = subprocess.Popen(args, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not store.finished_partitions(key) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert child.poll() is None, "the run ended before a partition finished"
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)  # the client, its LocalCluster and its workers
+        child.wait()
+    done_first = store.finished_partitions(key)
+    assert 0 < len(done_first) < 8
+    handed_first = Counter(_lines(log))
+    # the rerun takes over the dead run's lock and leases at once (same host, process gone)
+    rerun = subprocess.run(args, env=env, capture_output=True, timeout=300, check=False)
+    assert rerun.returncode == 0, rerun.stderr.decode()[-2000:]
+    assert store.finished_partitions(key) == set(range(8))
+    files = Counter(p.stem for p in out.iterdir() if not p.name.startswith("."))
+    assert all(n == 1 for n in files.values())
+    handed = Counter(_lines(log))
+    assert set(files) == set(handed)  # every message handed over has its one file
+    # nothing the first run had recorded done was handed over again: at most the message in
+    # flight in each of the two killed workers
+    again = {m for m in handed_first if handed[m] > handed_first[m]}
+    assert len(again) <= 2
+    assert store.verify_audit().ok
