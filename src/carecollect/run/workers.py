@@ -189,6 +189,11 @@ def partition_of(patient_id: str, partitions: int) -> int:
     return int.from_bytes(digest, "big") % partitions
 
 
+#: The planner-fed senders' piece and queue sizes, from before partitions; only the deprecated
+#: ``carecollect.daily_run`` alias still names them.
+_CHUNK = 32
+_QUEUED = 8
+
 #: Partitions of a parallel run per worker: a worker that finishes early takes the next one.
 PARTITIONS_PER_WORKER = 4
 
