@@ -62,8 +62,8 @@ def tests(session: nox.Session) -> None:
         "-e", ".[test,pdf,fhir,web,x12,report,otel,postgres]", "-e", "plugins/carecollect-demo-gateway"
     )
     # the real-browser and PostgreSQL suites run once each, in their own sessions
-    # (nox -s browser, nox -s tests_postgres)
-    session.run("pytest", "-m", "not browser and not postgres", *session.posargs)
+    # (nox -s browser, nox -s tests_postgres, nox -s tests_dask)
+    session.run("pytest", "-m", "not browser and not postgres and not dask", *session.posargs)
 
 
 @nox.session(python=DEFAULT)
@@ -82,6 +82,24 @@ def tests_postgres(session: nox.Session) -> None:
         # only the suites with PostgreSQL tests (no collection skips for extras it does not install)
         "tests/test_store_postgres.py",
         "tests/test_cli_store.py",
+        *session.posargs,
+        env={"CARECOLLECT_REQUIRE_POSTGRES": "1"},
+    )
+
+
+@nox.session(python=DEFAULT)
+def tests_dask(session: nox.Session) -> None:
+    """The run's partitions on a Dask LocalCluster (worker processes), on a SQLite file and on a
+    throwaway PostgreSQL server: exactly once, a worker killed mid-partition, the production how-to.
+    Fails (never skips) when no PostgreSQL server can be started.
+    """
+    session.install("-e", ".[test,postgres,dask]")
+    session.run(
+        "pytest",
+        "-m",
+        "dask",
+        "tests/test_run_dask.py",
+        "tests/test_docs_run_in_production.py",
         *session.posargs,
         env={"CARECOLLECT_REQUIRE_POSTGRES": "1"},
     )
@@ -120,7 +138,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=DEFAULT)
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on src/."""
-    session.install("-e", ".[test,pdf,fhir,web,x12,report,otel,postgres]", "mypy")
+    session.install("-e", ".[test,pdf,fhir,web,x12,report,otel,postgres,dask]", "mypy")
     session.run("mypy", "--strict", "src/carecollect")
 
 
@@ -128,7 +146,7 @@ def typecheck(session: nox.Session) -> None:
 def docs(session: nox.Session) -> None:
     """Sphinx HTML and doctest, warnings are errors."""
     session.install(
-        "-e", ".[test,pdf,fhir,web,x12,report,otel,postgres]", "sphinx", "furo", "sphinx-copybutton"
+        "-e", ".[test,pdf,fhir,web,x12,report,otel,postgres,dask]", "sphinx", "furo", "sphinx-copybutton"
     )
     session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
     session.run("sphinx-build", "-W", "--keep-going", "-b", "doctest", "docs", "docs/_build/doctest")
@@ -204,5 +222,5 @@ def plugins(session: nox.Session) -> None:
 @nox.session(python=DEFAULT)
 def bench(session: nox.Session) -> None:
     """The benchmark: prints its figures (never a timed unit test)."""
-    session.install("-e", ".")
+    session.install("-e", ".[dask]")
     session.run("python", "-m", "carecollect.bench", *session.posargs)

@@ -43,7 +43,7 @@ def test_migrate_dry_run_shows_what_would_change_and_changes_nothing(tmp_path: P
     before = db.read_bytes()
     result = _cli("migrate", "--db", str(db), "--dry-run")
     assert result.exit_code == 0, result.output
-    assert f"schema version 7, newest {MIGRATIONS[-1][0]}; would apply 3 migration(s)" in result.output
+    assert f"schema version 7, newest {MIGRATIONS[-1][0]}; would apply 4 migration(s)" in result.output
     assert "8: run lock on the wall clock" in result.output
     assert "ALTER TABLE run_lock ADD COLUMN stale_after_seconds" in result.output
     assert db.read_bytes() == before

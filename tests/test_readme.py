@@ -28,10 +28,10 @@ def test_readme_shows_the_two_commands_ci_runs() -> None:
     ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
     for command in (
         "pip install . && carecollect demo",
-        "pip install nox && nox -s tests browser plugins docs tests_postgres",
+        "pip install nox && nox -s tests browser plugins docs tests_postgres tests_dask",
     ):
         assert command in text
     # CI runs exactly README's commands (not in a comment or an echo; the test command ends its line)
     run = [ln.strip() for ln in ci.splitlines() if ln.strip() and not ln.strip().startswith(("#", "echo"))]
-    assert "pip install nox && nox -s tests browser plugins docs tests_postgres" in run
+    assert "pip install nox && nox -s tests browser plugins docs tests_postgres tests_dask" in run
     assert any("pip install -q ." in ln and "carecollect demo" in ln for ln in run)

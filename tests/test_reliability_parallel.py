@@ -84,9 +84,9 @@ def test_two_workers_deliver_every_due_message_exactly_once(tmp_path: Path) -> N
     store.close()
 
 
-def test_workers_need_a_sqlite_file(tmp_path: Path) -> None:
+def test_workers_need_a_store_other_processes_can_open(tmp_path: Path) -> None:
     store = SQLiteStore(":memory:")
-    with pytest.raises(ValueError, match="SQLiteStore on a file"):
+    with pytest.raises(ValueError, match="a store on a file or a server"):
         execute_run(store, NOW, make_plugin_manager(load_entrypoints=False), workers=2)
     with pytest.raises(ValueError, match="at least 1"):
         execute_run(store, NOW, make_plugin_manager(load_entrypoints=False), workers=0)

@@ -31,6 +31,7 @@ __all__ = [
     "MissingTranslation",
     "NaiveDatetime",
     "NotFound",
+    "PartitionLeaseLost",
     "PayLinkError",
     "PayLinkExpired",
     "PayLinkInvalid",
@@ -315,3 +316,26 @@ class WebhookExpired(WebhookError):
 class PostgresUnavailable(CareCollectError, RuntimeError):
     """No throwaway PostgreSQL server can be started on this machine for the tests (the reason
     says why: no server binaries, initdb or the server failed)."""
+
+
+class PartitionLeaseLost(CareCollectError, RuntimeError):
+    """A worker's lease on a partition of the run is no longer its own (taken over, or finished).
+
+    Raised inside the worker's unit of work before it commits, so nothing of that unit is
+    written: the partition's new holder carries it on.
+
+    :param run_key: the run (its as-of instant).
+    :param partition: the partition.
+    :param fence: the fencing number the worker held.
+    :param current: the fencing number the store holds now (``None``: the lease is gone).
+    """
+
+    def __init__(self, run_key: str, partition: int, fence: int, current: int | None) -> None:
+        self.run_key = run_key
+        self.partition = partition
+        self.fence = fence
+        self.current = current
+        super().__init__(
+            f"run {run_key} partition {partition}: lease {fence} lost "
+            f"({'no lease' if current is None else f'now {current}'}); another worker carries it on"
+        )

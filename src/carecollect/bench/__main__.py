@@ -11,7 +11,12 @@ are shown, with CPU time and peak resident memory of that process):
 2. the dry run the day after a real run (most invoices have their history, few have a step due);
 3. import time: ``python -c "import carecollect"``, ``carecollect --help``, beside ``python -c pass``;
 4. a full run, ``carecollect run`` (plan, render, send through the file outbox), in one process
-   and with two sending workers, of ``--full-invoices`` invoices (about 1.5 messages each).
+   and with two workers (processes, each a partition of the patients at a time), of
+   ``--full-invoices`` invoices (about 1.5 messages each), and their ratio;
+5. the same full run on a Dask ``LocalCluster`` (``--cluster local:1`` and ``local:2``) and
+   their ratio (needs ``carecollect[dask]``; ``--skip-cluster`` leaves it out), and a cost model
+   from the measured per-partition figures, extrapolated to 10,000,000 invoices: how many
+   workers reach a 10-minute daily run.
 
 Nothing here decides anything the product does not: the dry run is the product's command; the
 floors live in :mod:`carecollect.bench.floors`. ``--quick`` runs everything at CI size.
@@ -159,10 +164,13 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def full_run(path: Path, workers: int, tmp: Path, layout: str = "files") -> dict[str, Any]:
+def full_run(
+    path: Path, workers: int, tmp: Path, layout: str = "files", cluster: str | None = None
+) -> dict[str, Any]:
     """``carecollect run`` (everything due rendered and sent through the file outbox, in ``layout``)
-    on a copy of ``path``; with the store's growth and the outbox's size."""
-    folder = tmp / f"full-{workers}-{layout}"
+    on a copy of ``path``, with ``workers`` processes or on a Dask ``cluster``; with the store's
+    growth and the outbox's size."""
+    folder = tmp / f"full-{workers}-{layout}-{cluster or 'processes'}".replace(":", "-")
     folder.mkdir()
     copy = folder / "run.sqlite"
     shutil.copy(path, copy)
@@ -171,10 +179,12 @@ def full_run(path: Path, workers: int, tmp: Path, layout: str = "files") -> dict
         config = config.replace("[plugins.outbox]\n", f'[plugins.outbox]\nlayout = "{layout}"\n', 1)
     copy.with_suffix(".toml").write_text(config, encoding="utf-8")
     before = _size(copy)
-    res = measure(
-        [*_cli(), "run", "--db", str(copy), "--as-of", _as_of(NOW), "--workers", str(workers)],
-        cwd=str(folder),
+    how = (
+        ["--cluster", cluster, "--partitions", str(CLUSTER_BENCH_PARTITIONS)]
+        if cluster
+        else ["--workers", str(workers)]
     )
+    res = measure([*_cli(), "run", "--db", str(copy), "--as-of", _as_of(NOW), *how], cwd=str(folder))
     sent = 0
     for line in res["stdout"].splitlines():
         cells = [c.strip() for c in line.replace("┃", "│").split("│") if c.strip()]
@@ -236,6 +246,48 @@ def against_targets(
     return lines
 
 
+#: Partitions of the cluster runs (the same for 1 and 2 workers, so the work is the same).
+CLUSTER_BENCH_PARTITIONS = 8
+
+#: The daily run the cost model sizes workers for.
+MODEL_SECONDS = 600
+MODEL_INVOICES = 10_000_000
+
+
+def cost_model(invoices: int, sent: int, one: float, two: float, partitions: int, read: float) -> list[str]:
+    """Lines of the cost model: per-partition figures measured here, extrapolated to 10,000,000 invoices.
+
+    ``one`` and ``two`` are the wall times with 1 and 2 workers, ``read`` the seconds one
+    partition spends reading the whole plan-fact stream (each partition filters it while
+    streaming). Per worker: ``work / workers / efficiency + partitions_per_worker * read``.
+    """
+    efficiency = one / two / 2 if two else 0.0
+    per_invoice = (one - partitions * read) / invoices  # the work proper, partitions' reads taken out
+    scale = MODEL_INVOICES / invoices
+    big_read = read * scale
+    lines = [
+        f"  measured: {invoices:,} invoices, {sent:,} messages, {partitions} partitions; "
+        f"1 worker {one:.1f} s, 2 workers {two:.1f} s (efficiency {efficiency:.2f} per added worker)",
+        f"  per partition: the plan-fact read {read * 1000:.0f} ms (the whole stream, filtered while "
+        f"streaming); the work {per_invoice * 1e6:.1f} µs per invoice",
+    ]
+    found = None
+    for workers in (1, 2, 4, 8, 16, 32, 64, 128, 256):
+        parts = workers * 4
+        wall = per_invoice * MODEL_INVOICES / workers / max(efficiency, 0.01) + parts / workers * big_read
+        lines.append(f"  {workers:>4} workers, {parts:>4} partitions: {wall:8.0f} s")
+        if found is None and wall <= MODEL_SECONDS:
+            found = workers
+    floor = 4 * big_read
+    lines.append(
+        f"  10,000,000 invoices in {MODEL_SECONDS} s: "
+        + (f"{found} workers" if found else "not reached")
+        + f" (every worker pays 4 reads of the whole stream, {floor:.0f} s, whatever their number: "
+        "a partition column filtered in SQL removes that floor)"
+    )
+    return lines
+
+
 def _row(*cells: object) -> None:
     print("  " + "".join(f"{c!s:>13}" if i else f"{c!s:<34}" for i, c in enumerate(cells)))
 
@@ -251,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="CI size: stores of 2,000 and at most 10,000 invoices, one run each",
     )
-    ap.add_argument("--skip-full", action="store_true", help="skip the full run (4)")
+    ap.add_argument("--skip-full", action="store_true", help="skip the full runs (4 and 5)")
+    ap.add_argument("--skip-cluster", action="store_true", help="skip the Dask LocalCluster runs (5)")
     ap.add_argument(
         "--full-invoices", type=int, default=None, help="portfolio of the full run (default 65,000)"
     )
@@ -339,8 +392,11 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_full:
             print(f"4. Full run: carecollect run on {full_invoices:,} invoices (render, file outbox, send)")
             path = store_for(cache, full_invoices, args.seed)
+            walls = {}
             for workers, layout in ((1, "files"), (1, "spool"), (2, "files")):
                 r = full_run(path, workers, tmp, layout)
+                if layout == "files":
+                    walls[workers] = r["wall"]
                 rate = r["sent"] / r["wall"] if r["wall"] else 0.0
                 per = max(r["sent"], 1)
                 print(
@@ -350,7 +406,33 @@ def main(argv: list[str] | None = None) -> int:
                     f"database growth {r['db_growth'] / per:,.0f} B and outbox {r['outbox_size'] / per:,.0f} B "
                     "per message"
                 )
+            print(f"  1 worker / 2 workers: {walls[1] / walls[2]:.2f}x (issue 15 asks >= 1.7x)")
+            print()
+            if not args.skip_cluster:
+                _cluster_figures(path, tmp, full_invoices)
     return 0
+
+
+def _cluster_figures(path: Path, tmp: Path, invoices: int) -> None:
+    import importlib.util
+
+    print(
+        f"5. Full run on a Dask LocalCluster ({CLUSTER_BENCH_PARTITIONS} partitions), {invoices:,} invoices"
+    )
+    if importlib.util.find_spec("distributed") is None:
+        print('  skipped: pip install "carecollect[dask]"')
+        return
+    walls = {}
+    sent = 0
+    for workers in (1, 2):
+        r = full_run(path, workers, tmp, cluster=f"local:{workers}")
+        walls[workers], sent = r["wall"], r["sent"]
+        print(f"  --cluster local:{workers}: {r['sent']:,} messages sent: wall {r['wall']:.1f} s")
+    print(f"  local:1 / local:2: {walls[1] / walls[2]:.2f}x (issue 16 asks >= 1.6x)")
+    read = repeat([*_cli(), "run", "--dry-run", "--db", str(path), "--as-of", _as_of(NOW)], 1)["wall"]
+    print("  cost model (the dry run's wall time stands for one partition's read of the stream):")
+    for line in cost_model(invoices, sent, walls[1], walls[2], CLUSTER_BENCH_PARTITIONS, read):
+        print(line)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # `carecollect --help` imports none of these: each command im
 
     from ..demo import DemoResult
     from ..reports import CollectionReport
+    from ..store.base import Store
     from ..store.sqlite import SQLiteStore
 
 from .outbox import outbox
@@ -155,8 +156,37 @@ _AS_OF_HELP = (
 )
 
 
+_STORE_HELP = (
+    "The store: sqlite:///path or postgresql://user@host/db (default: [store] url of the settings "
+    "file, else the --db file). Keep a password out of it: use ~/.pgpass or PGPASSWORD."
+)
+
+
+def _store_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--store", "store_url", envvar="CARECOLLECT_STORE_URL", default=None, help=_STORE_HELP
+    )(f)
+
+
 @contextmanager
-def _open(db: Path) -> Iterator[SQLiteStore]:
+def _open(db: Path, store_url: str | None = None) -> Iterator[Store]:
+    """The store ``--store`` (or ``[store] url`` of ``db``'s settings) names, else the file ``db``."""
+    from ..store.urls import open_store, sqlite_path, store_scheme
+    from .store import resolve_store_url
+
+    url = resolve_store_url(db, store_url)
+    if store_scheme(url) == "sqlite" and not Path(sqlite_path(url)).exists():
+        raise ConfigurationError(f"no database at {sqlite_path(url)}; run `carecollect init --db {db}` first")
+    store = open_store(url)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@contextmanager
+def _open_file(db: Path) -> Iterator[SQLiteStore]:
+    """The SQLite file ``db`` itself (backup and restore copy a file)."""
     from ..store.sqlite import SQLiteStore
 
     if not db.exists():
@@ -214,6 +244,7 @@ def init(db: Path) -> None:
 
 @main.command("import")
 @_db_option()
+@_store_option
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
 @click.option(
     "--format",
@@ -224,7 +255,7 @@ def init(db: Path) -> None:
     "remittance: the insurer's answer, an X12 835 or FHIR ClaimResponse/ExplanationOfBenefit. "
     "Default: from SOURCE (a folder is csv; an 835 or a claim response by content; else json).",
 )
-def import_(db: Path, source: Path, fmt: str | None) -> None:
+def import_(db: Path, source: Path, fmt: str | None, store_url: str | None) -> None:
     """Import SOURCE, all or nothing; every bad row is listed with where it is and its field."""
     from rich.console import Console
     from rich.table import Table
@@ -237,9 +268,9 @@ def import_(db: Path, source: Path, fmt: str | None) -> None:
     if fmt is None:
         fmt = "csv" if source.is_dir() else "remittance" if looks_like_remittance(source) else "json"
     if fmt == "remittance":
-        _import_remittance(db, source)
+        _import_remittance(db, source, store_url)
         return
-    with _open(db) as store:
+    with _open(db, store_url) as store:
         try:
             if fmt == "csv":
                 summary = import_csv(store, source)
@@ -273,7 +304,7 @@ def import_(db: Path, source: Path, fmt: str | None) -> None:
     console.print(table)
 
 
-def _import_remittance(db: Path, source: Path) -> None:
+def _import_remittance(db: Path, source: Path, store_url: str | None) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -281,7 +312,7 @@ def _import_remittance(db: Path, source: Path) -> None:
     from ..importers.remittance import import_remittance
 
     console = _console()
-    with _open(db) as store:
+    with _open(db, store_url) as store:
         try:
             summary = import_remittance(store, source, at=dt.datetime.now(dt.UTC))
         except RemittanceRefused as exc:
@@ -308,6 +339,7 @@ def _import_remittance(db: Path, source: Path) -> None:
 
 @main.command("export")
 @_db_option()
+@_store_option
 @click.argument("dest", type=click.Path(path_type=Path))
 @click.option(
     "--format",
@@ -317,7 +349,7 @@ def _import_remittance(db: Path, source: Path) -> None:
     help="csv: a folder of CSV files; json: a JSON document; fhir: a FHIR R4 Bundle (JSON). "
     "Default: from DEST (*.json is json, anything else a csv folder).",
 )
-def export(db: Path, dest: Path, fmt: str | None) -> None:
+def export(db: Path, dest: Path, fmt: str | None, store_url: str | None) -> None:
     """Write every record to DEST in the format `carecollect import` reads back.
 
     An export is not a backup: it leaves out the run's history (outreach, plans,
@@ -333,7 +365,7 @@ def export(db: Path, dest: Path, fmt: str | None) -> None:
 
     console = _console()
     fmt = fmt or ("json" if dest.suffix.lower() == ".json" else "csv")
-    with _open(db) as store:
+    with _open(db, store_url) as store:
         counts = store.counts()
         if fmt == "csv":
             export_csv(store, dest)
@@ -393,7 +425,7 @@ def backup(db: Path, dest: Path) -> None:
     from .config import config_path
 
     console = _console()
-    with _open(db) as store:
+    with _open_file(db) as store:
         store.backup(dest)
     with SQLiteStore(dest) as copy:
         check = copy.verify_audit()
@@ -458,6 +490,7 @@ def restore(db: Path, source: Path, force: bool) -> None:
 
 @main.command()
 @_db_option()
+@_store_option
 @click.option("--dry-run", is_flag=True, help="Plan only: send nothing and write nothing.")
 @click.option("--as-of", "as_of", default=None, help=_AS_OF_HELP)
 @click.option(
@@ -472,8 +505,24 @@ def restore(db: Path, source: Path, force: bool) -> None:
     type=click.IntRange(min=1),
     default=1,
     metavar="N",
-    help="Processes that render and send (planning stays in this one); each opens the database "
-    "itself. Default: 1.",
+    help="Processes that plan and send, each a partition of the patients at a time; each opens "
+    "the store itself. Default: 1.",
+)
+@click.option(
+    "--cluster",
+    default=None,
+    envvar="CARECOLLECT_CLUSTER",
+    metavar="ADDRESS",
+    help="Run the partitions on a Dask cluster: local:N (N worker processes here) or the "
+    'scheduler\'s address tcp://host:8786 (pip install "carecollect[dask]"). Default: no cluster.',
+)
+@click.option(
+    "--partitions",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Partitions of the patients for --workers or --cluster (keep it when running the same "
+    "--as-of again). Default: 4 per worker, 16 on a cluster.",
 )
 @click.option(
     "--show",
@@ -503,6 +552,9 @@ def run(
     show: bool,
     fmt: str,
     force: bool,
+    store_url: str | None,
+    cluster: str | None,
+    partitions: int | None,
 ) -> None:
     """Run the daily cycle: intake, plan, send each message once, charge due instalments, place.
 
@@ -522,7 +574,7 @@ def run(
         raise click.UsageError("--show and --format go with --dry-run")
     now = parse_as_of(as_of)
     console = _console()
-    with _open(db) as store:
+    with _open(db, store_url) as store:
         config = load_config(db)
         pm = make_plugin_manager()
         # before anything is planned or sent: a wrong name (plugin or creditor) fails loudly
@@ -570,6 +622,8 @@ def run(
                     contacts=records,
                     workers=workers,
                     stale_after=config.lock_stale_after,
+                    cluster=cluster,
+                    partitions=partitions,
                 )
             rows = run_rows(report)
     table = Table(title=f"{'Dry run' if dry_run else 'Run'} at {now.isoformat()}")
@@ -658,8 +712,9 @@ def config_check(db: Path) -> None:
 
 @main.command()
 @_db_option()
+@_store_option
 @click.argument("account_id")
-def explain(db: Path, account_id: str) -> None:
+def explain(db: Path, account_id: str, store_url: str | None) -> None:
     """Why ACCOUNT_ID got, or did not get, each message (from the audit log)."""
     from rich.table import Table
 
@@ -667,7 +722,7 @@ def explain(db: Path, account_id: str) -> None:
     from .wording import counted
 
     console = _console()
-    with _open(db) as store:
+    with _open(db, store_url) as store:
         store.get_account(account_id)
         items = explain_account(store, account_id)
     if not items:
@@ -808,6 +863,7 @@ def print_report(console: Console, report: CollectionReport) -> None:
 
 @main.command()
 @_db_option()
+@_store_option
 @click.option("--as-of", "as_of", default=None, help=_AS_OF_HELP)
 @click.option(
     "--days",
@@ -832,7 +888,9 @@ def print_report(console: Console, report: CollectionReport) -> None:
     default=None,
     help="Write the report to this file (default: print it).",
 )
-def report(db: Path, as_of: str | None, days: int, fmt: str, output: Path | None) -> None:
+def report(
+    db: Path, as_of: str | None, days: int, fmt: str, output: Path | None, store_url: str | None
+) -> None:
     """Aging, money collected, messages, plans, disputes, holds and the contact centre's day."""
     from ..reports import report_from_store
     from .config import load_config
@@ -840,7 +898,7 @@ def report(db: Path, as_of: str | None, days: int, fmt: str, output: Path | None
 
     now = parse_as_of(as_of)
     console = _console()
-    with _open(db) as store:
+    with _open(db, store_url) as store:
         config = load_config(db)
         contacts = read_records(config.contacts) if config.contacts.exists() else None
         result = report_from_store(

@@ -105,8 +105,10 @@ def serve(
         ) from None
     from ..plugins.manager import make_plugin_manager
     from ..store.sqlite import SQLiteStore
+    from ..store.urls import open_store, sqlite_path, store_scheme
     from ..web import BankTransfer, OfficeHours, WebSettings, create_app
     from .config import load_config
+    from .store import resolve_store_url
 
     if not db.exists():
         raise ConfigurationError(f"no database at {db}; run `carecollect init --db {db}` first")
@@ -153,9 +155,18 @@ def serve(
         centre_country=config.centre_country,
         hsts_seconds=0 if loopback and public_url is None else 31_536_000,
     )
-    app = create_app(
-        settings, lambda: SQLiteStore(db, check_same_thread=False), make_plugin_manager(), web=options
-    )
+    url = resolve_store_url(db, None)
+    if store_scheme(url) == "sqlite":
+        path = sqlite_path(url)
+
+        def opener() -> Any:
+            return SQLiteStore(path, check_same_thread=False)
+    else:
+
+        def opener() -> Any:
+            return open_store(url)
+
+    app = create_app(settings, opener, make_plugin_manager(), web=options)
     click.echo(f"carecollect patient pages on {base} (Ctrl+C stops)")
     uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning")
 
@@ -181,9 +192,10 @@ def serve(
 )
 def link(db: Path, invoice_id: str, key_file: Path | None, base: str, days: int) -> None:
     """Print a pay link for INVOICE_ID's open balance (valid --days days)."""
-    from ..store.sqlite import SQLiteStore
+    from ..store.urls import open_store
+    from .store import resolve_store_url
 
-    store = SQLiteStore(db)
+    store = open_store(resolve_store_url(db, None))
     try:
         click.echo(_issue(store, _key(key_file), base, invoice_id, days))
     finally:

@@ -243,6 +243,18 @@ class _Collected:
             self.placements.append(plan.placement)
         self.charges.extend(charges)
 
+    def merge(self, other: _Collected) -> None:
+        """Add what another process collected (a worker's partition) to this one."""
+        self.accounts += other.accounts
+        self.invoices += other.invoices
+        self.messages.extend(other.messages)
+        self.decisions.extend(other.decisions)
+        self.missed.extend(other.missed)
+        self.placements.extend(other.placements)
+        self.charges.extend(other.charges)
+        for key, n in other.tally.items():
+            self.tally[key] = self.tally.get(key, 0) + n
+
     def plan(self, now: dt.datetime) -> RunPlan:
         return RunPlan(
             now,

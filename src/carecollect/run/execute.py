@@ -25,6 +25,7 @@ from typing import Any
 import attrs
 
 from ..contact_centre.records import ContactRecord
+from ..errors import ConfigurationError
 from ..messages.render import Renderer
 from ..observability import add_metric, log_event, phase_span
 from ..plugins.manager import PluginManager
@@ -32,7 +33,7 @@ from ..store.base import (
     RUN_LOCK_STALE_AFTER,
     Store,
 )
-from ..store.sqlite import SQLiteStore
+from ..store.urls import url_of
 from ..timekeeping import require_aware
 from .decisions import DecisionKind, _Collected
 from .event_intake import intake
@@ -45,10 +46,15 @@ from .settings import RunSettings, check_settings
 from .workers import RunHeartbeat, _execute_parallel, _release_if_holder_died, _wall_clock
 
 __all__ = [
+    "CLUSTER_PARTITIONS",
     "execute_run",
     "explain_account",
     "last_run_at",
 ]
+
+
+#: Partitions of a run on a Dask cluster unless the caller says otherwise.
+CLUSTER_PARTITIONS = 16
 
 
 def execute_run(
@@ -66,6 +72,8 @@ def execute_run(
     contacts: Iterable[ContactRecord] = (),
     workers: int = 1,
     pm_factory: Callable[[], PluginManager] | None = None,
+    cluster: str | None = None,
+    partitions: int | None = None,
 ) -> RunReport:
     """Run the daily cycle for real: intake, plan, then send each message exactly once.
 
@@ -87,29 +95,40 @@ def execute_run(
         frozen, or died on another host) a later run may take it over. A lock held on this host by a
         process that is gone (killed) is taken over at once. Staleness never depends on ``now``:
         runs with different instants (``--as-of``) still exclude each other.
-    :param workers: processes that send. With more than one, this process takes in the events,
-        plans every account and holds the run lock for the whole run, while ``workers`` processes
-        (started with ``spawn``) each open their own connection to the same SQLite file and their
-        own plugin manager and channels, and carry out the plans of their share of the accounts
-        (by a stable hash of the account id) exactly as one process would; the report adds up
-        theirs. The store must be a :class:`~carecollect.store.sqlite.SQLiteStore` on a file, and
-        ``settings`` and a ``renderer`` you pass must pickle (by default each worker builds its own). Plugins' ``on_outreach_sent`` and other hooks
+    :param workers: processes that plan and send. With more than one, this process holds the run
+        lock for the whole run and takes in the events once; then ``workers`` processes (started
+        with ``spawn``), each with its own handle on the same store (from its URL, see
+        :func:`~carecollect.store.urls.url_of`: a SQLite file or a PostgreSQL server) and its
+        own plugin manager and channels, take partitions of the patients
+        (:func:`~carecollect.run.workers.partition_of`, ``workers`` times
+        :data:`~carecollect.run.workers.PARTITIONS_PER_WORKER`) one lease at a time and plan and
+        send each end to end (:func:`~carecollect.run.workers.run_partition`); every unit of work
+        checks the lease's fencing number. A finished partition is not done again when the run
+        is started again for the same ``now``. The report adds up the workers'. The store must
+        not be SQLite ``:memory:``, and ``settings`` and a ``renderer`` you pass must pickle
+        (by default each worker builds its own). Plugins' ``on_outreach_sent`` and other hooks
         of the send path then run in the workers; the report lists the hook failures of every
         worker, but only those of this process's ``pm`` can be redelivered.
+    :param cluster: run the partitions on a Dask cluster instead of local processes: ``local:N``
+        (a ``LocalCluster`` of ``N`` worker processes) or a scheduler's address
+        (``tcp://host:8786``); see :mod:`carecollect.run.cluster` (``pip install "carecollect[dask]"``).
+    :param partitions: partitions of the patients for ``workers`` above one or a ``cluster``
+        (default: ``workers`` times :data:`~carecollect.run.workers.PARTITIONS_PER_WORKER`, or 16
+        on a cluster); keep it the same when a run is started again for the same ``now``.
     :param pm_factory: builds each worker's plugin manager (it must pickle: a module-level
         function or a :func:`functools.partial`); default
         :func:`~carecollect.plugins.manager.make_plugin_manager` with its defaults.
     :raises ConfigurationError: the settings name a plugin that is not installed, or house rules
         that do not apply (:func:`~carecollect.run.settings.settings_problems`); nothing was taken in, planned or sent.
     :raises RunLocked: another run holds the lock.
-    :raises ValueError: ``workers`` is below 1, or above 1 with a store that is not a SQLite file.
+    :raises ValueError: ``workers`` is below 1, or above 1 with a store no other process can open.
     :raises RunWorkerError: a worker process failed or died (what it finished stays done; a rerun
         carries on exactly once).
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, not {workers}")
-    if workers > 1 and (not isinstance(store, SQLiteStore) or store.path == ":memory:"):
-        raise ValueError("workers > 1 needs a SQLiteStore on a file (each worker opens it)")
+    if (workers > 1 or cluster is not None) and url_of(store) is None:
+        raise ValueError("workers > 1 needs a store on a file or a server (each worker opens its own)")
     require_aware(now, "run", "now")
     settings = settings or RunSettings()
     check_settings(settings, pm)  # before anything is taken in, planned or sent
@@ -153,6 +172,9 @@ def execute_run(
                     pm_factory,
                     heart,
                     run_id,
+                    stale_after,
+                    cluster,
+                    partitions,
                 )
             _finished(store, report, now, run_id)  # under the lock: the next run sees it
     except BaseException as exc:
@@ -213,9 +235,37 @@ def _execute_phase(
     pm_factory: Callable[[], PluginManager] | None,
     heart: RunHeartbeat,
     run_id: str,
+    stale_after: dt.timedelta = RUN_LOCK_STALE_AFTER,
+    cluster: str | None = None,
+    partitions: int | None = None,
 ) -> RunReport:
     """Plan and send, in this process or in ``workers`` processes (see :func:`execute_run`)."""
     talks = by_account(conversations)
+    if cluster is not None:
+        try:
+            from .cluster import _execute_on_cluster
+        except ImportError:
+            raise ConfigurationError(
+                'the run on a Dask cluster needs the dask extra: pip install "carecollect[dask]"'
+            ) from None
+
+        report, failures = _execute_on_cluster(
+            store,
+            now,
+            settings,
+            intake_report,
+            progress,
+            owner,
+            pid,
+            talks,
+            cluster,
+            pm_factory,
+            heart,
+            partitions or CLUSTER_PARTITIONS,
+        )
+        return attrs.evolve(
+            report, hook_failures=hook_failures(pm) + failures, batches=close_batches(pm, settings, now)
+        )
     if workers > 1:
         report, failures = _execute_parallel(
             store,
@@ -230,6 +280,8 @@ def _execute_phase(
             workers,
             pm_factory,
             heart,
+            stale_after,
+            partitions,
         )
         return attrs.evolve(
             report, hook_failures=hook_failures(pm) + failures, batches=close_batches(pm, settings, now)

@@ -20,7 +20,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.process import BaseProcess
 from typing import Any
 
@@ -29,10 +29,13 @@ from ..messages.render import Renderer
 from ..plugins.manager import PluginManager, make_plugin_manager
 from ..scrubbing import scrub_text
 from ..store.base import (
+    AccountSnapshot,
+    PartitionLease,
+    PlanFacts,
     RunLocked,
     Store,
 )
-from ..store.sqlite import SQLiteStore
+from ..store.urls import open_store, url_of
 from .decisions import _Collected
 from .hooks import hook_failures
 from .inbound import IntakeReport
@@ -42,8 +45,13 @@ from .sending import _COUNTERS, _Sender
 from .settings import RunSettings
 
 __all__ = [
+    "PARTITIONS_PER_WORKER",
+    "PartitionView",
     "RunHeartbeat",
     "RunWorkerError",
+    "partition_of",
+    "run_key_of",
+    "run_partition",
     "worker_of",
 ]
 
@@ -57,11 +65,12 @@ class RunHeartbeat:
     """Keeps a run's lock alive on the wall clock while the run lives.
 
     A thread says "alive" every third of ``stale_after`` (timed on the monotonic clock) on its own
-    connection to the store file, so a long send, a slow plugin or a large intake never lets the
+    handle on the store (opened from the store's URL: a SQLite file or a PostgreSQL server), so a long send, a slow plugin or a large intake never lets the
     lock go stale; the run also calls :meth:`beat` at every account, which writes when a third of
     ``stale_after`` has passed since the last heartbeat and raises
     :class:`~carecollect.store.base.RunLocked` if the lock was lost (the run stops before its next
-    account). A store that is not a SQLite file gets only the beats at account boundaries.
+    account). A store no second handle can open (SQLite ``:memory:``) gets only the beats at
+    account boundaries.
 
     :param store: the run's store.
     :param owner: the lock's owner.
@@ -78,14 +87,14 @@ class RunHeartbeat:
         self._stop = threading.Event()
         self._lost: RunLocked | None = None
         self._thread: threading.Thread | None = None
-        path = getattr(store, "path", ":memory:") if isinstance(store, SQLiteStore) else ":memory:"
-        if path != ":memory:":
+        url = url_of(store)
+        if url is not None:
             self._thread = threading.Thread(
-                target=self._run, args=(path,), name="carecollect-run-heartbeat", daemon=True
+                target=self._run, args=(url,), name="carecollect-run-heartbeat", daemon=True
             )
 
     def start(self) -> None:
-        """Start the thread (if the store is a file)."""
+        """Start the thread (if another handle on the store can be opened)."""
         if self._thread is not None:
             self._thread.start()
 
@@ -106,21 +115,27 @@ class RunHeartbeat:
             self.store.heartbeat_run_lock(self.owner, self.pid, now=_wall_clock())
             self._last = time.monotonic()
 
-    def _run(self, path: str) -> None:
+    def _run(self, url: str) -> None:
         try:
-            own = SQLiteStore(path)
+            own = open_store(url)
         except (sqlite3.Error, CareCollectError):
             return  # the beats at account boundaries remain
-        with own:
+        try:
             while not self._stop.wait(self.interval):
                 try:
                     own.heartbeat_run_lock(self.owner, self.pid, now=_wall_clock())
                 except RunLocked as exc:
                     self._lost = exc
                     return
-                except sqlite3.Error:  # busy for longer than the timeout: try again next time
+                except (sqlite3.Error, CareCollectError):  # busy, or the server away: try again
+                    continue
+                except Exception as exc:  # a driver's own error (psycopg): try again next time
+                    if type(exc).__module__.split(".")[0] != "psycopg":
+                        raise
                     continue
                 self._last = time.monotonic()
+        finally:
+            own.close()
 
 
 def _pid_alive(pid: int) -> bool:
@@ -158,11 +173,145 @@ def worker_of(account_id: str, workers: int) -> int:
     return int.from_bytes(digest, "big") % workers
 
 
-#: Accounts handed to a worker in one piece, and pieces a worker's queue holds (memory stays flat).
+def partition_of(patient_id: str, partitions: int) -> int:
+    """The partition (``0 .. partitions - 1``) of a patient: a stable hash of the patient id, the
+    same in every process, host and run. Every account of one patient falls in one partition, so an
+    opt-out and everything else about one person is decided and sent by one worker.
+
+    >>> partition_of("pat-1", 8) == partition_of("pat-1", 8)
+    True
+    """
+    digest = hashlib.blake2b(patient_id.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % partitions
+
+
+#: The planner-fed senders' piece and queue sizes, from before partitions; only the deprecated
+#: ``carecollect.daily_run`` alias still names them.
 _CHUNK = 32
-
-
 _QUEUED = 8
+
+#: Partitions of a parallel run per worker: a worker that finishes early takes the next one.
+PARTITIONS_PER_WORKER = 4
+
+
+def run_key_of(now: dt.datetime) -> str:
+    """The run's key for its partition leases: its as-of instant in UTC (a rerun for the same
+    instant finds the partitions already finished and skips them)."""
+    return now.astimezone(dt.UTC).isoformat()
+
+
+class PartitionView:
+    """The store as one partition's worker sees it: the plan reads filtered to the partition's
+    patients, and every unit of work fenced by the partition's lease.
+
+    The plan reads are filtered while streaming (the store reads every account's facts, this
+    view keeps the partition's): each partition pays one read of the whole plan-fact stream and
+    plans and sends only its own accounts. Each unit of work first checks the lease's fencing
+    number inside the unit (:meth:`check_partition_fence`), so a worker whose lease was taken
+    over writes nothing (:class:`~carecollect.errors.PartitionLeaseLost`). Everything else goes
+    to the store as it is.
+
+    :param store: the worker's own store handle.
+    :param lease: the partition's lease.
+    :param partitions: how many partitions the run has.
+    """
+
+    def __init__(self, store: Store, lease: PartitionLease, partitions: int) -> None:
+        self._store = store
+        self.lease = lease
+        self.partitions = partitions
+        self._depth = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def _mine(self, patient_id: str) -> bool:
+        return partition_of(patient_id, self.partitions) == self.lease.partition
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """The store's unit of work, refused before it commits anything if the lease was lost."""
+        with self._store.transaction():
+            if self._depth == 0:
+                self._store.check_partition_fence(self.lease)
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+
+    def iter_plan_facts(self, *, batch_size: int = 2000) -> Iterator[PlanFacts]:
+        """The store's plan facts of this partition's accounts (filtered while streaming)."""
+        for facts in self._store.iter_plan_facts(batch_size=batch_size * self.partitions):
+            accounts = [a for a in facts.accounts if self._mine(a[1])]
+            if not accounts:
+                continue
+            ids = {a[0] for a in accounts}
+            yield PlanFacts(
+                accounts=accounts,
+                invoices=[r for r in facts.invoices if r[1] in ids],
+                **{
+                    name: [r for r in getattr(facts, name) if r[0] in ids]
+                    for name in (
+                        "contact_points",
+                        "steps",
+                        "attempts",
+                        "disputes",
+                        "plans",
+                        "instalments",
+                        "mandates",
+                        "applications",
+                        "placements",
+                    )
+                },
+            )
+
+    def iter_account_snapshots(self, *, batch_size: int = 1000) -> Iterator[AccountSnapshot]:
+        """The store's account snapshots of this partition's patients."""
+        for snap in self._store.iter_account_snapshots(batch_size=batch_size):
+            if self._mine(snap.account.patient_id):
+                yield snap
+
+
+def run_partition(
+    store: Store,
+    lease: PartitionLease,
+    partitions: int,
+    now: dt.datetime,
+    settings: RunSettings,
+    pm: PluginManager,
+    renderer: Renderer,
+    conversations: Conversations,
+    stale_after: dt.timedelta,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[_Collected, dict[str, int]]:
+    """Plan and send one partition end to end under its lease, then mark it finished.
+
+    The lease is beaten at account boundaries (a third of ``stale_after`` apart) and checked in
+    every unit of work; a lost lease stops the partition with
+    :class:`~carecollect.errors.PartitionLeaseLost` and nothing of the unit in flight written.
+
+    :returns: what was planned (counts) and the send counters.
+    """
+    view: Any = PartitionView(store, lease, partitions)
+    sender = _Sender(view, pm, settings, renderer, now)
+    collected = _Collected(False)
+    last = time.monotonic()
+    interval = stale_after.total_seconds() / 3
+    for planned in _iter_plans(view, now, settings, conversations):
+        collected.add(planned)
+        assert planned.plan is not None
+        sender.account(
+            planned.account_id, planned.creditor_id, planned.plan, conversations.get(planned.account_id, ())
+        )
+        if time.monotonic() - last >= interval:
+            store.heartbeat_partition(lease, now=_wall_clock())
+            last = time.monotonic()
+        if progress is not None:
+            progress(1)
+    sender.finish()  # the last batch's records, under the lease, before the partition is done
+    store.finish_partition(lease, now=_wall_clock())
+    return collected, sender.counts
 
 
 def _execute_parallel(
@@ -178,15 +327,19 @@ def _execute_parallel(
     workers: int,
     pm_factory: Callable[[], PluginManager] | None,
     heart: RunHeartbeat,
+    stale_after: dt.timedelta = dt.timedelta(minutes=10),
+    partitions: int | None = None,
 ) -> tuple[RunReport, tuple[str, ...]]:
-    assert isinstance(store, SQLiteStore)
+    url = url_of(store)
+    assert url is not None
+    partitions = partitions or workers * PARTITIONS_PER_WORKER
     ctx = multiprocessing.get_context("spawn")
     results: Any = ctx.Queue()
-    inboxes: list[Any] = [ctx.Queue(maxsize=_QUEUED) for _ in range(workers)]
+    job = (url, settings, renderer, pm_factory, now, owner, pid, dict(conversations), partitions, stale_after)
     procs = [
         ctx.Process(
             target=_worker,
-            args=(i, store.path, settings, renderer, pm_factory, now, owner, pid, inboxes[i], results),
+            args=(i, job, results),
             name=f"carecollect-run-worker-{i}",
             daemon=True,
         )
@@ -195,6 +348,7 @@ def _execute_parallel(
     for proc in procs:
         proc.start()
     counts = dict.fromkeys(_COUNTERS, 0)
+    collected = _Collected(settings.keep_plan)
     failures: list[str] = []
     errors: list[str] = []
     finished = [False] * workers
@@ -216,47 +370,18 @@ def _execute_parallel(
                 errors.append(f"worker {index}: {body}")
                 finished[index] = True
             else:  # "report"
-                worker_counts, worker_failures = body
+                worker_counts, worker_failures, worker_collected = body
                 for k, v in worker_counts.items():
                     counts[k] += v
                 failures.extend(worker_failures)
+                collected.merge(worker_collected)
                 finished[index] = True
             block = False
 
-    def hand(index: int, item: Any) -> None:
-        while True:
-            try:
-                inboxes[index].put(item, timeout=0.5)
-                return
-            except queues.Full:
-                take(False)
-                if finished[index] or not procs[index].is_alive():
-                    raise RunWorkerError(_worker_failure(index, procs[index], errors)) from None
-
     try:
-        collected = _Collected(settings.keep_plan)
-        pieces: list[list[Any]] = [[] for _ in range(workers)]
-        for planned in _iter_plans(store, now, settings, conversations):
-            collected.add(planned)
-            i = worker_of(planned.account_id, workers)
-            pieces[i].append(
-                (
-                    planned.account_id,
-                    planned.creditor_id,
-                    planned.plan,
-                    conversations.get(planned.account_id, ()),
-                )
-            )
-            if len(pieces[i]) >= _CHUNK:
-                hand(i, pieces[i])
-                pieces[i] = []
-                take(False)
-        for i, piece in enumerate(pieces):
-            if piece:
-                hand(i, piece)
-            hand(i, None)  # nothing more: report and stop
         while not all(finished):
             take(True)
+            heart.beat()
             for i, proc in enumerate(procs):
                 if not finished[i] and not proc.is_alive():
                     take(False)  # it may have reported just before it ended
@@ -290,43 +415,49 @@ def _die_with(parent: int) -> None:
         os._exit(0)
 
 
-def _worker(
-    index: int,
-    path: str,
-    settings: RunSettings,
-    renderer: Renderer | None,
-    pm_factory: Callable[[], PluginManager] | None,
-    now: dt.datetime,
-    owner: str,
-    parent: int,
-    inbox: Any,
-    results: Any,
-) -> None:
-    """A worker process of a parallel run: the per-account send loop on its own connection."""
+def _worker(index: int, job: tuple[Any, ...], results: Any) -> None:
+    """A worker process of a parallel run: takes partitions until none is left, each end to end."""
+    url, settings, renderer, pm_factory, now, owner, parent, talks, partitions, stale_after = job
     _die_with(parent)
     try:
-        with SQLiteStore(path) as store:
+        with contextlib.closing(open_store(url)) as store:
             pm = (pm_factory or make_plugin_manager)()
-            sender = _Sender(store, pm, settings, renderer or Renderer(), now)
+            renderer = renderer or Renderer()
+            counts = dict.fromkeys(_COUNTERS, 0)
+            collected = _Collected(False)
+            run_owner = f"{owner}:{parent}"
+            me = f"{run_owner}/worker-{index}:{os.getpid()}"
             while True:
-                try:
-                    piece = inbox.get(timeout=1.0)
-                except queues.Empty:
-                    if os.getppid() != parent:  # the run died (killed): stop, its rerun carries on
-                        return
-                    continue
-                if piece is None:
+                # the run must still hold the lock: a worker orphaned by a killed run stops
+                held = store.current_run_lock()
+                if os.getppid() != parent or held is None or (held.owner, held.pid) != (owner, parent):
+                    return
+                lease = store.take_partition(
+                    run_key_of(now),
+                    partitions,
+                    me,
+                    now=_wall_clock(),
+                    stale_after=stale_after,
+                    run_owner=run_owner,
+                )
+                if lease is None:
                     break
-                for account_id, creditor_id, plan, talks in piece:
-                    # the run must still hold the lock: a worker orphaned by a killed run stops
-                    # before its next account, which the rerun (it took the lock over) carries on
-                    held = store.current_run_lock()
-                    if os.getppid() != parent or held is None or (held.owner, held.pid) != (owner, parent):
-                        return
-                    sender.account(account_id, creditor_id, plan, talks)
-                sender.finish()  # the piece's batch recorded before it is reported done
-                results.put(("progress", index, len(piece)))
-            results.put(("report", index, (sender.counts, hook_failures(pm))))
+                part, part_counts = run_partition(
+                    store,
+                    lease,
+                    partitions,
+                    now,
+                    settings,
+                    pm,
+                    renderer,
+                    talks,
+                    stale_after,
+                    progress=lambda n: results.put(("progress", index, n)),
+                )
+                collected.merge(part)
+                for k, v in part_counts.items():
+                    counts[k] = counts.get(k, 0) + v
+            results.put(("report", index, (counts, hook_failures(pm), collected)))
     except BaseException as exc:  # reported to the run, which raises RunWorkerError
         results.put(("error", index, scrub_text(f"{type(exc).__name__}: {exc}")[:500]))
         raise

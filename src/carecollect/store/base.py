@@ -61,6 +61,7 @@ __all__ = [
     "NotFound",
     "OutboxItem",
     "OutboxStatus",
+    "PartitionLease",
     "PendingHookEvent",
     "PlanFacts",
     "PortfolioRows",
@@ -241,6 +242,24 @@ class RunLock:
     def stale(self, wall_now: dt.datetime) -> bool:
         """True once ``stale_after`` has passed since the last heartbeat at ``wall_now``."""
         return self.heartbeat_at + self.stale_after <= wall_now
+
+
+@attrs.frozen
+class PartitionLease:
+    """A worker's lease on one partition of a run (see :mod:`carecollect.run.workers`).
+
+    :param run_key: the run it belongs to (deterministic: the run's as-of instant), so a run
+        started again for the same instant finds its finished partitions.
+    :param partition: ``0 .. partitions - 1``.
+    :param owner: who holds it (a free label: worker, host, pid).
+    :param fence: the fencing number, one higher on every take-over; every unit of work of the
+        holder checks it before it commits (:class:`~carecollect.errors.PartitionLeaseLost`).
+    """
+
+    run_key: str
+    partition: int
+    owner: str
+    fence: int
 
 
 @attrs.frozen
@@ -841,6 +860,57 @@ class RunJournal(UnitOfWork, Protocol):
 
     def current_run_lock(self) -> RunLock | None:
         """The lock as it stands, if held."""
+        ...
+
+    # -- partition leases ----------------------------------------------------
+    def take_partition(
+        self,
+        run_key: str,
+        partitions: int,
+        owner: str,
+        *,
+        now: dt.datetime,
+        stale_after: dt.timedelta,
+        partition: int | None = None,
+        run_owner: str | None = None,
+    ) -> PartitionLease | None:
+        """Lease the next partition of ``run_key`` neither finished nor held by a live holder.
+
+        The first taker lays out ``partitions`` rows; a taker raises the fencing number.
+
+        :param now: the wall clock.
+        :param stale_after: a holder without a heartbeat this long loses the partition.
+        :param partition: take only this one (``None``: the lowest free one).
+        :param run_owner: the run lock's holder the taker works for: leases of other holders are
+            taken over at once (their run is gone; the fencing number shuts them out).
+        :returns: the lease, or ``None`` when nothing is free.
+        :raises ConfigurationError: the run was laid out with another number of partitions.
+        """
+        ...
+
+    def check_partition_fence(self, lease: PartitionLease) -> None:
+        """Inside a unit of work: go on only while ``lease`` holds its partition (and it is not done).
+
+        :raises PartitionLeaseLost: the lease was taken over or the partition finished.
+        """
+        ...
+
+    def heartbeat_partition(self, lease: PartitionLease, *, now: dt.datetime) -> None:
+        """Say the lease's holder is alive (``now``: the wall clock).
+
+        :raises PartitionLeaseLost: the lease is no longer the holder's.
+        """
+        ...
+
+    def finish_partition(self, lease: PartitionLease, *, now: dt.datetime) -> None:
+        """Mark the partition finished: a run started again with the same ``run_key`` skips it.
+
+        :raises PartitionLeaseLost: the lease is no longer the holder's.
+        """
+        ...
+
+    def finished_partitions(self, run_key: str) -> set[int]:
+        """The finished partitions of ``run_key``."""
         ...
 
     # -- audit -----------------------------------------------------------------

@@ -42,7 +42,7 @@ from ..channels import Channel
 from ..contact_centre.records import ContactChannel, ContactRecord, Direction, Topic
 from ..creditors import Creditor
 from ..disputes import Dispute
-from ..errors import DuplicateEntry, ValidationError
+from ..errors import ConfigurationError, DuplicateEntry, PartitionLeaseLost, ValidationError
 from ..invoices import Invoice, InvoiceLine
 from ..ledger import Ledger, LedgerEntry
 from ..outreach import ContactAttempt, OutreachStep
@@ -64,6 +64,7 @@ from .base import (
     NotFound,
     OutboxItem,
     OutboxStatus,
+    PartitionLease,
     PendingHookEvent,
     PlanFacts,
     PortfolioRows,
@@ -232,6 +233,15 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
             "FOR EACH STATEMENT EXECUTE FUNCTION carecollect_append_only()",
         ),
     ),
+    (
+        4,
+        "partition leases of a run (its workers take them with FOR UPDATE SKIP LOCKED, beat, fence, finish)",
+        (
+            f"""CREATE TABLE partition_leases (run_key {_T} NOT NULL, partition integer NOT NULL,
+                partitions integer NOT NULL, owner {_T}, fence bigint NOT NULL DEFAULT 0,
+                heartbeat_at {_TS}, done_at {_TS}, PRIMARY KEY (run_key, partition))""",
+        ),
+    ),
 )
 
 _VERSION_TABLE = (
@@ -397,6 +407,7 @@ class PostgresStore:
         if migrate:
             apply_migrations(conninfo)
         self._statement_timeout = statement_timeout
+        self._conninfo = conninfo  # for url_of: a worker or the heartbeat opens its own handle
         self._dbname = str(
             psycopg.conninfo.conninfo_to_dict(conninfo).get("dbname", "")
         )  # no password in reprs
@@ -1734,6 +1745,112 @@ class PostgresStore:
     def release_run_lock(self, owner: str, pid: int) -> None:
         """Give the lock back; does nothing if another holder has it."""
         self._exec("DELETE FROM run_lock WHERE name = 'run' AND owner = %s AND pid = %s", (owner, pid))
+
+    # -- partition leases ---------------------------------------------------------------------------
+    def take_partition(
+        self,
+        run_key: str,
+        partitions: int,
+        owner: str,
+        *,
+        now: dt.datetime,
+        stale_after: dt.timedelta,
+        partition: int | None = None,
+        run_owner: str | None = None,
+    ) -> PartitionLease | None:
+        """Lease the next partition of ``run_key`` that is neither finished nor held (or whose
+        holder let ``stale_after`` pass without a heartbeat), raising its fencing number.
+
+        Takers skip a row another taker has locked (``FOR UPDATE SKIP LOCKED``): two workers
+        never wait for each other nor take the same partition.
+
+        :param partition: take this one only (``None``: the lowest free one).
+        :param run_owner: the run lock's holder, when the taker works for it: a lease whose owner
+            does not start with ``run_owner + "/"`` belongs to an earlier run (gone, or fenced out
+            by this take) and is taken over at once.
+        :returns: the lease, or ``None`` when no partition (or not ``partition``) is free.
+        :raises ConfigurationError: the run's partitions were laid out with another count.
+        """
+        with self.transaction():
+            known = self._first("SELECT MAX(partitions) FROM partition_leases WHERE run_key = %s", (run_key,))
+            if known is None or known[0] is None:  # two first takers at once: one insert wins
+                self._exec(
+                    "INSERT INTO partition_leases (run_key, partition, partitions) "
+                    "SELECT %s, p, %s FROM generate_series(0, %s - 1) AS p ON CONFLICT DO NOTHING",
+                    (run_key, partitions, partitions),
+                )
+            elif known[0] != partitions:
+                raise ConfigurationError(
+                    f"run {run_key}: its partitions were laid out as {known[0]}, not {partitions}"
+                )
+            row = self._first(
+                "SELECT partition, fence FROM partition_leases WHERE run_key = %s AND done_at IS NULL "
+                "AND (owner IS NULL OR heartbeat_at < %s OR (%s::text IS NOT NULL AND NOT starts_with(owner, %s))) "
+                "AND (%s::integer IS NULL OR partition = %s) ORDER BY partition LIMIT 1 FOR UPDATE SKIP LOCKED",
+                (
+                    run_key,
+                    codec.iso_instant(now - stale_after),
+                    run_owner,
+                    None if run_owner is None else run_owner + "/",
+                    partition,
+                    partition,
+                ),
+            )
+            if row is None:
+                return None
+            self._exec(
+                "UPDATE partition_leases SET owner = %s, fence = %s, heartbeat_at = %s "
+                "WHERE run_key = %s AND partition = %s",
+                (owner, row[1] + 1, codec.iso_instant(now), run_key, row[0]),
+            )
+        return PartitionLease(run_key, row[0], owner, row[1] + 1)
+
+    def check_partition_fence(self, lease: PartitionLease) -> None:
+        """Inside a unit of work: refuse to go on unless ``lease`` still holds its partition.
+
+        The row stays share-locked to the unit's end, so a take-over waits for this commit.
+
+        :raises PartitionLeaseLost: taken over (a higher fence) or already finished.
+        """
+        row = self._first(
+            "SELECT fence, done_at FROM partition_leases WHERE run_key = %s AND partition = %s FOR SHARE",
+            (lease.run_key, lease.partition),
+        )
+        if row is None or row[0] != lease.fence or row[1] is not None:
+            raise PartitionLeaseLost(
+                lease.run_key, lease.partition, lease.fence, None if row is None else row[0]
+            )
+
+    def heartbeat_partition(self, lease: PartitionLease, *, now: dt.datetime) -> None:
+        """Say the lease's holder is alive.
+
+        :raises PartitionLeaseLost: the lease is no longer the holder's.
+        """
+        with self.transaction():
+            self.check_partition_fence(lease)
+            self._exec(
+                "UPDATE partition_leases SET heartbeat_at = %s WHERE run_key = %s AND partition = %s",
+                (codec.iso_instant(now), lease.run_key, lease.partition),
+            )
+
+    def finish_partition(self, lease: PartitionLease, *, now: dt.datetime) -> None:
+        """Mark the partition done (a rerun for the same ``run_key`` skips it).
+
+        :raises PartitionLeaseLost: the lease is no longer the holder's.
+        """
+        with self.transaction():
+            self.check_partition_fence(lease)
+            self._exec(
+                "UPDATE partition_leases SET done_at = %s WHERE run_key = %s AND partition = %s",
+                (codec.iso_instant(now), lease.run_key, lease.partition),
+            )
+
+    def finished_partitions(self, run_key: str) -> set[int]:
+        """The partitions of ``run_key`` that are done."""
+        rows = self._all(
+            "SELECT partition FROM partition_leases WHERE run_key = %s AND done_at IS NOT NULL", (run_key,)
+        )
+        return {r[0] for r in rows}
 
     # -- audit ------------------------------------------------------------------------------------
     def audit_append(

@@ -37,7 +37,7 @@ from ..channels import Channel
 from ..contact_centre.records import ContactChannel, ContactRecord, Direction, Topic
 from ..creditors import Creditor
 from ..disputes import Dispute
-from ..errors import DuplicateEntry, ValidationError
+from ..errors import ConfigurationError, DuplicateEntry, PartitionLeaseLost, ValidationError
 from ..invoices import Invoice, InvoiceLine
 from ..ledger import Ledger, LedgerEntry
 from ..outreach import ContactAttempt, OutreachStep
@@ -58,6 +58,7 @@ from .base import (
     NotFound,
     OutboxItem,
     OutboxStatus,
+    PartitionLease,
     PendingHookEvent,
     PlanFacts,
     PortfolioRows,
@@ -245,6 +246,15 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
                 started_at TEXT NOT NULL, invoice_id TEXT, queue TEXT, respond_by TEXT NOT NULL,
                 reply_by TEXT NOT NULL, message TEXT NOT NULL)""",
             "CREATE INDEX contact_requests_account ON contact_requests(account_id)",
+        ),
+    ),
+    (
+        11,
+        "partition leases of a run (its workers take, beat, fence and finish them)",
+        (
+            """CREATE TABLE partition_leases (run_key TEXT NOT NULL, partition INTEGER NOT NULL,
+                partitions INTEGER NOT NULL, owner TEXT, fence INTEGER NOT NULL DEFAULT 0,
+                heartbeat_at TEXT, done_at TEXT, PRIMARY KEY (run_key, partition))""",
         ),
     ),
 )
@@ -1595,6 +1605,104 @@ class SQLiteStore:
             self._db.execute(
                 "DELETE FROM run_lock WHERE name = 'run' AND owner = ? AND pid = ?", (owner, pid)
             )
+
+    # -- partition leases ---------------------------------------------------------------------------
+    def take_partition(
+        self,
+        run_key: str,
+        partitions: int,
+        owner: str,
+        *,
+        now: dt.datetime,
+        stale_after: dt.timedelta,
+        partition: int | None = None,
+        run_owner: str | None = None,
+    ) -> PartitionLease | None:
+        """Lease the next partition of ``run_key`` that is neither finished nor held (or whose
+        holder let ``stale_after`` pass without a heartbeat), raising its fencing number.
+
+        :param partition: take this one only (``None``: the lowest free one).
+        :param run_owner: the run lock's holder, when the taker works for it: a lease whose owner
+            does not start with ``run_owner + "/"`` belongs to an earlier run (gone, or fenced out
+            by this take) and is taken over at once.
+        :returns: the lease, or ``None`` when no partition (or not ``partition``) is free.
+        :raises ConfigurationError: the run's partitions were laid out with another count.
+        """
+        cutoff = codec.iso_instant(now - stale_after)
+        prefix = None if run_owner is None else run_owner + "/"
+        with self.transaction():
+            db = self._db
+            known = db.execute(
+                "SELECT MAX(partitions) FROM partition_leases WHERE run_key = ?", (run_key,)
+            ).fetchone()[0]
+            if known is None:
+                db.executemany(
+                    "INSERT INTO partition_leases (run_key, partition, partitions) VALUES (?, ?, ?)",
+                    [(run_key, p, partitions) for p in range(partitions)],
+                )
+            elif known != partitions:
+                raise ConfigurationError(
+                    f"run {run_key}: its partitions were laid out as {known}, not {partitions}"
+                )
+            row = db.execute(
+                "SELECT partition, fence FROM partition_leases WHERE run_key = ? AND done_at IS NULL "
+                "AND (owner IS NULL OR heartbeat_at < ? OR (? IS NOT NULL AND substr(owner, 1, length(?)) != ?)) "
+                "AND (? IS NULL OR partition = ?) ORDER BY partition LIMIT 1",
+                (run_key, cutoff, run_owner, prefix, prefix, partition, partition),
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute(
+                "UPDATE partition_leases SET owner = ?, fence = ?, heartbeat_at = ? "
+                "WHERE run_key = ? AND partition = ?",
+                (owner, row[1] + 1, codec.iso_instant(now), run_key, row[0]),
+            )
+        return PartitionLease(run_key, row[0], owner, row[1] + 1)
+
+    def check_partition_fence(self, lease: PartitionLease) -> None:
+        """Inside a unit of work: refuse to go on unless ``lease`` still holds its partition.
+
+        :raises PartitionLeaseLost: taken over (a higher fence) or already finished.
+        """
+        row = self._db.execute(
+            "SELECT fence, done_at FROM partition_leases WHERE run_key = ? AND partition = ?",
+            (lease.run_key, lease.partition),
+        ).fetchone()
+        if row is None or row[0] != lease.fence or row[1] is not None:
+            raise PartitionLeaseLost(
+                lease.run_key, lease.partition, lease.fence, None if row is None else row[0]
+            )
+
+    def heartbeat_partition(self, lease: PartitionLease, *, now: dt.datetime) -> None:
+        """Say the lease's holder is alive.
+
+        :raises PartitionLeaseLost: the lease is no longer the holder's.
+        """
+        with self.transaction():
+            self.check_partition_fence(lease)
+            self._db.execute(
+                "UPDATE partition_leases SET heartbeat_at = ? WHERE run_key = ? AND partition = ?",
+                (codec.iso_instant(now), lease.run_key, lease.partition),
+            )
+
+    def finish_partition(self, lease: PartitionLease, *, now: dt.datetime) -> None:
+        """Mark the partition done (a rerun for the same ``run_key`` skips it).
+
+        :raises PartitionLeaseLost: the lease is no longer the holder's.
+        """
+        with self.transaction():
+            self.check_partition_fence(lease)
+            self._db.execute(
+                "UPDATE partition_leases SET done_at = ? WHERE run_key = ? AND partition = ?",
+                (codec.iso_instant(now), lease.run_key, lease.partition),
+            )
+
+    def finished_partitions(self, run_key: str) -> set[int]:
+        """The partitions of ``run_key`` that are done."""
+        rows = self._db.execute(
+            "SELECT partition FROM partition_leases WHERE run_key = ? AND done_at IS NOT NULL", (run_key,)
+        ).fetchall()
+        return {r[0] for r in rows}
 
     # -- audit --------------------------------------------------------------------------------------
     def audit_append(

@@ -27,7 +27,7 @@ from pathlib import Path
 from ..errors import ConfigurationError
 from .base import Store
 
-__all__ = ["open_store", "safe_url", "sqlite_path", "sqlite_url", "store_scheme"]
+__all__ = ["open_store", "safe_url", "sqlite_path", "sqlite_url", "store_scheme", "url_of"]
 
 _PASSWORD = re.compile(r"(://[^:/@]+:)[^@]*@")
 
@@ -92,3 +92,24 @@ def open_store(url: str, *, migrate: bool = False) -> Store:
             f'store URL {safe_url(url)}: the PostgreSQL store needs `pip install "carecollect[postgres]"` ({exc.name} is missing)'
         ) from None
     return PostgresStore(url, migrate=migrate)
+
+
+def url_of(store: Store) -> str | None:
+    """The URL another process (or thread) opens to reach the same data as ``store``.
+
+    ``None`` for a store only this handle can reach (SQLite ``:memory:``, a store of no known kind).
+    The URL may carry a password: never log it unmasked (:func:`safe_url`).
+
+    >>> from carecollect.store.sqlite import SQLiteStore
+    >>> with SQLiteStore(":memory:") as memory:
+    ...     print(url_of(memory))
+    None
+    """
+    from .sqlite import SQLiteStore
+
+    if isinstance(store, SQLiteStore):
+        return None if store.path == ":memory:" else sqlite_url(Path(store.path))
+    conninfo = getattr(store, "_conninfo", None)
+    if type(store).__name__ == "PostgresStore" and isinstance(conninfo, str):
+        return conninfo
+    return None
