@@ -3,7 +3,7 @@
 :class:`RunHeartbeat` keeps the run lock alive on the wall clock; a lock whose holder died on
 this host is released. With ``workers`` above one, the accounts are dealt to worker processes by
 :func:`worker_of` (one account, one worker, always), and a worker that fails stops the run with
-:class:`RunWorkerError`.
+:class:`~carecollect.errors.RunWorkerError`.
 """
 
 from __future__ import annotations
@@ -48,7 +48,6 @@ __all__ = [
     "PARTITIONS_PER_WORKER",
     "PartitionView",
     "RunHeartbeat",
-    "RunWorkerError",
     "partition_of",
     "run_key_of",
     "run_partition",
