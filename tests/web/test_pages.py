@@ -425,9 +425,10 @@ def test_the_contact_page_shows_the_accounts_creditors_own_hours(
         office_hours=OfficeHours.parse("Mon-Fri 09:00-15:00", time_zone="Europe/Oslo"),
         creditors={
             "C-DE": CreditorSettings(
+                phone="+49 30 1234567",
                 office_hours=OfficeHours.parse(
                     "Mon-Fri 08:00-16:00; Thu 08:00-18:00", time_zone="Europe/Berlin"
-                )
+                ),
             )
         },
     )
@@ -436,3 +437,6 @@ def test_the_contact_page_shows_the_accounts_creditors_own_hours(
         norwegian = client.get(f"/p/{link('INV-nb3')}/contact").text
     assert "Do. 08:00–18:00" in german and "09:00–15:00" not in german
     assert "man.–fre. 09:00–15:00" in norwegian and "18:00" not in norwegian
+    # and each its clinic's own help line
+    assert "+49 30 1234567" in german and "+47 21 00 00 00" not in german
+    assert "+47 21 00 00 00" in norwegian and "+49 30 1234567" not in norwegian

@@ -207,7 +207,8 @@ class _Views:
                 for code in LANGUAGES
             ],
             "creditor": link.creditor.name if link else None,
-            "phone": self.settings.phone,
+            # the account's creditor's own help line (an installation may serve several)
+            "phone": self.settings.for_creditor(link.creditor.id).phone if link else self.settings.phone,
             "csrf": "",
             "lang_field": override or "",
         }
