@@ -59,7 +59,7 @@ REFERENCE_PLUGINS = sorted(p for p in (ROOT / "plugins").glob("*") if (p / "pypr
 def tests(session: nox.Session) -> None:
     """Unit, property, scenario and doctest tests on every supported Python."""
     session.install(
-        "-e", ".[test,pdf,fhir,web,x12,report,otel,postgres]", "-e", "plugins/carecollect-demo-gateway"
+        "-e", ".[test,pdf,fhir,web,x12,report,otel,postgres,dask]", "-e", "plugins/carecollect-demo-gateway"
     )
     # the real-browser and PostgreSQL suites run once each, in their own sessions
     # (nox -s browser, nox -s tests_postgres, nox -s tests_dask)
