@@ -25,6 +25,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the names below are imported on first use
+    from ..errors import RunWorkerError  # raised by the workers; it lives with every error
     from .charges import provider_payment_id
     from .decisions import (
         AccountPlan,
@@ -50,7 +51,7 @@ if TYPE_CHECKING:  # the names below are imported on first use
     from .report import RunReport
     from .sending import close_batches, message_id, new_pay_link_key
     from .settings import CreditorSettings, RunSettings, check_settings, settings_problems
-    from .workers import RunHeartbeat, RunWorkerError, worker_of
+    from .workers import RunHeartbeat, worker_of
 
 #: Public name -> the module of this package that defines it (imported on first access, PEP 562).
 _LAZY: dict[str, str] = {

@@ -35,12 +35,15 @@ from ..patients import Account, ConfidentialWish, ContactPoint, Patient
 from ..placements import AgencyPlacement, PlacementStatus, Remittance
 from ..plans import Instalment, InstalmentStatus, PaymentPlan, PlanStatus
 from ..timekeeping import require_aware
+from .base import OutboxItem, OutboxStatus
 
 __all__ = [
     "COLUMNS",
+    "OUTBOX_COLUMNS",
     "instant_from_iso",
     "iso_date",
     "iso_instant",
+    "outbox_item_from_row",
     "parse_date",
 ]
 
@@ -683,6 +686,30 @@ def placement_from_row(r: Sequence[Any], remittances: Sequence[Sequence[Any]]) -
 def dumps(value: Any) -> str:
     """JSON text for a payload column."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+#: The outbox table's columns in the order :func:`outbox_item_from_row` reads them (both stores).
+OUTBOX_COLUMNS = (
+    "key, kind, account_id, payload, status, recorded_at, updated_at, attempts, next_retry_at, "
+    "last_error, result"
+)
+
+
+def outbox_item_from_row(r: Sequence[Any]) -> OutboxItem:
+    """An :class:`~carecollect.store.base.OutboxItem` from a row of :data:`OUTBOX_COLUMNS`."""
+    return OutboxItem(
+        key=r[0],
+        kind=r[1],
+        account_id=r[2],
+        payload=json.loads(r[3]),
+        status=OutboxStatus(r[4]),
+        recorded_at=instant_from_iso(r[5]),
+        updated_at=opt_instant_from_iso(r[6]),
+        attempts=r[7],
+        next_retry_at=opt_instant_from_iso(r[8]),
+        last_error=r[9],
+        result=None if r[10] is None else json.loads(r[10]),
+    )
 
 
 __getattr__ = renamed(__name__, {"parse_instant": "carecollect.store.codec:instant_from_iso"})

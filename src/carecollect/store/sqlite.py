@@ -1149,26 +1149,8 @@ class SQLiteStore:
                     self._db.executemany(_insert(table), batch)
 
     # -- outbox ----------------------------------------------------------------------------------
-    _OUTBOX = (
-        "key, kind, account_id, payload, status, recorded_at, updated_at, attempts, next_retry_at, "
-        "last_error, result"
-    )
-
-    @staticmethod
-    def _outbox_item(r: Sequence[Any]) -> OutboxItem:
-        return OutboxItem(
-            key=r[0],
-            kind=r[1],
-            account_id=r[2],
-            payload=json.loads(r[3]),
-            status=OutboxStatus(r[4]),
-            recorded_at=codec.instant_from_iso(r[5]),
-            updated_at=codec.opt_instant_from_iso(r[6]),
-            attempts=r[7],
-            next_retry_at=codec.opt_instant_from_iso(r[8]),
-            last_error=r[9],
-            result=None if r[10] is None else json.loads(r[10]),
-        )
+    _OUTBOX = codec.OUTBOX_COLUMNS
+    _outbox_item = staticmethod(codec.outbox_item_from_row)
 
     def outbox_get(self, key: str) -> OutboxItem:
         """The outbox item with that key."""
