@@ -12,6 +12,7 @@ from click.testing import CliRunner, Result
 
 from carecollect.cli import main
 from carecollect.cli.config import config_path
+from carecollect.store.codec import partition_key
 from carecollect.store.sqlite import MIGRATIONS, SQLiteStore
 from carecollect.store.urls import open_store, sqlite_url
 
@@ -43,7 +44,10 @@ def test_migrate_dry_run_shows_what_would_change_and_changes_nothing(tmp_path: P
     before = db.read_bytes()
     result = _cli("migrate", "--db", str(db), "--dry-run")
     assert result.exit_code == 0, result.output
-    assert f"schema version 7, newest {MIGRATIONS[-1][0]}; would apply 4 migration(s)" in result.output
+    pending = MIGRATIONS[-1][0] - 7
+    assert (
+        f"schema version 7, newest {MIGRATIONS[-1][0]}; would apply {pending} migration(s)" in result.output
+    )
     assert "8: run lock on the wall clock" in result.output
     assert "ALTER TABLE run_lock ADD COLUMN stale_after_seconds" in result.output
     assert db.read_bytes() == before
@@ -52,6 +56,29 @@ def test_migrate_dry_run_shows_what_would_change_and_changes_nothing(tmp_path: P
     assert f"schema version {MIGRATIONS[-1][0]}" in applied.output.splitlines()[-1]
     again = _cli("migrate", "--store", sqlite_url(db))
     assert "is up to date" in again.output
+
+
+def test_migrating_to_partition_keys_keys_every_existing_account(tmp_path: Path) -> None:
+    db = tmp_path / "v11.sqlite"
+    _old_file(db, 11)
+    with contextlib.closing(sqlite3.connect(db)) as raw:
+        raw.execute(
+            "INSERT INTO creditors (id, name, role, country, nonprofit) VALUES ('C', 'C', 'provider', 'NO', 0)"
+        )
+        raw.executemany(
+            "INSERT INTO patients (id, preferred_language, time_zones, name, confidential, confidential_channels) "
+            "VALUES (?, 'nb', 'Europe/Oslo', 'x', 'none', '')",
+            [("P-1",), ("P-Ærø",)],
+        )
+        raw.executemany(
+            "INSERT INTO accounts (id, patient_id, creditor_id, currency, jurisdiction) VALUES (?, ?, 'C', 'NOK', 'no')",
+            [("A-1", "P-1"), ("A-2", "P-Ærø"), ("A-3", "P-1")],
+        )
+        raw.commit()
+    assert _cli("migrate", "--db", str(db)).exit_code == 0
+    with contextlib.closing(sqlite3.connect(db)) as raw:
+        keys = dict(raw.execute("SELECT patient_id, partition_key FROM accounts").fetchall())
+    assert keys == {"P-1": partition_key("P-1"), "P-Ærø": partition_key("P-Ærø")}
 
 
 def test_store_check_reports_a_healthy_store_and_exits_0(tmp_path: Path) -> None:

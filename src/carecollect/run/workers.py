@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from ..errors import CareCollectError, RunWorkerError
+from ..errors import CareCollectError, RunWorkerError, ValidationError
 from ..messages.render import Renderer
 from ..plugins.manager import PluginManager, make_plugin_manager
 from ..scrubbing import scrub_text
@@ -35,6 +35,7 @@ from ..store.base import (
     RunLocked,
     Store,
 )
+from ..store.codec import partition_key
 from ..store.urls import open_store, url_of
 from .decisions import _Collected
 from .hooks import hook_failures
@@ -173,15 +174,15 @@ def worker_of(account_id: str, workers: int) -> int:
 
 
 def partition_of(patient_id: str, partitions: int) -> int:
-    """The partition (``0 .. partitions - 1``) of a patient: a stable hash of the patient id, the
-    same in every process, host and run. Every account of one patient falls in one partition, so an
-    opt-out and everything else about one person is decided and sent by one worker.
+    """The partition (``0 .. partitions - 1``) of a patient: the patient's
+    :func:`~carecollect.store.codec.partition_key` modulo ``partitions``, the same in every
+    process, host and run. Every account of one patient falls in one partition, so an opt-out
+    and everything else about one person is decided and sent by one worker.
 
     >>> partition_of("pat-1", 8) == partition_of("pat-1", 8)
     True
     """
-    digest = hashlib.blake2b(patient_id.encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % partitions
+    return partition_key(patient_id) % partitions
 
 
 #: The planner-fed senders' piece and queue sizes, from before partitions; only the deprecated
@@ -203,9 +204,9 @@ class PartitionView:
     """The store as one partition's worker sees it: the plan reads filtered to the partition's
     patients, and every unit of work fenced by the partition's lease.
 
-    The plan reads are filtered while streaming (the store reads every account's facts, this
-    view keeps the partition's): each partition pays one read of the whole plan-fact stream and
-    plans and sends only its own accounts. Each unit of work first checks the lease's fencing
+    The plan reads are filtered by the store in SQL (on the partition key it keeps beside each
+    account, :func:`~carecollect.store.codec.partition_key`): each partition reads only its own
+    accounts' facts, so ``n`` partitions together read the plan-fact stream once. Each unit of work first checks the lease's fencing
     number inside the unit (:meth:`check_partition_fence`), so a worker whose lease was taken
     over writes nothing (:class:`~carecollect.errors.PartitionLeaseLost`). Everything else goes
     to the store as it is.
@@ -239,31 +240,17 @@ class PartitionView:
             finally:
                 self._depth -= 1
 
-    def iter_plan_facts(self, *, batch_size: int = 2000) -> Iterator[PlanFacts]:
-        """The store's plan facts of this partition's accounts (filtered while streaming)."""
-        for facts in self._store.iter_plan_facts(batch_size=batch_size * self.partitions):
-            accounts = [a for a in facts.accounts if self._mine(a[1])]
-            if not accounts:
-                continue
-            ids = {a[0] for a in accounts}
-            yield PlanFacts(
-                accounts=accounts,
-                invoices=[r for r in facts.invoices if r[1] in ids],
-                **{
-                    name: [r for r in getattr(facts, name) if r[0] in ids]
-                    for name in (
-                        "contact_points",
-                        "steps",
-                        "attempts",
-                        "disputes",
-                        "plans",
-                        "instalments",
-                        "mandates",
-                        "applications",
-                        "placements",
-                    )
-                },
-            )
+    def iter_plan_facts(
+        self, *, batch_size: int = 2000, partition: tuple[int, int] | None = None
+    ) -> Iterator[PlanFacts]:
+        """The store's plan facts of this partition's accounts, filtered by the store in SQL.
+
+        :param partition: must be ``None`` or this view's own partition (a view reads its own).
+        """
+        mine = (self.lease.partition, self.partitions)
+        if partition is not None and tuple(partition) != mine:
+            raise ValidationError("PartitionView", "partition", f"this view reads {mine}, not {partition}")
+        return self._store.iter_plan_facts(batch_size=batch_size, partition=mine)
 
     def iter_account_snapshots(self, *, batch_size: int = 1000) -> Iterator[AccountSnapshot]:
         """The store's account snapshots of this partition's patients."""

@@ -39,7 +39,7 @@ from ..channels import Channel
 from ..contact_centre.records import ContactRecord
 from ..creditors import Creditor
 from ..disputes import Dispute
-from ..errors import RUN_LOCK_STALE_AFTER, NotFound, RunLocked, StoreError
+from ..errors import RUN_LOCK_STALE_AFTER, NotFound, RunLocked, StoreError, ValidationError
 from ..invoices import Invoice
 from ..ledger import Ledger, LedgerEntry
 from ..outreach import ContactAttempt, OutreachStep
@@ -75,8 +75,36 @@ __all__ = [
     "UnitOfWork",
     "audit_hash",
     "canonical_json",
+    "checked_partition",
     "next_retry_at",
 ]
+
+
+def checked_partition(value: tuple[int, int] | None) -> tuple[int, int] | None:
+    """A plan read's ``partition`` argument, checked: ``None`` or ``(k, n)`` with ``0 <= k < n``.
+
+    >>> checked_partition((1, 4))
+    (1, 4)
+    >>> checked_partition((4, 4))
+    Traceback (most recent call last):
+    ...
+    carecollect.errors.ValidationError: Store.partition: must be (k, n) with 0 <= k < n, got (4, 4)
+
+    :raises ValidationError: anything else.
+    """
+    if value is None:
+        return None
+    try:
+        part, parts = value
+    except (TypeError, ValueError):
+        raise ValidationError("Store", "partition", f"must be (k, n), got {value!r}") from None
+    if (
+        not all(isinstance(v, int) and not isinstance(v, bool) for v in (part, parts))
+        or not 0 <= part < parts
+    ):
+        raise ValidationError("Store", "partition", f"must be (k, n) with 0 <= k < n, got {value!r}")
+    return part, parts
+
 
 #: The ``prev_hash`` of the first audit record.
 GENESIS_HASH = "0" * 64
@@ -698,11 +726,16 @@ class RecordStore(UnitOfWork, Protocol):
         """The snapshots of ``account_ids`` (in id order; unknown ids are left out), read together."""
         ...
 
-    def iter_plan_facts(self, *, batch_size: int = 2000) -> Iterator[PlanFacts]:
+    def iter_plan_facts(
+        self, *, batch_size: int = 2000, partition: tuple[int, int] | None = None
+    ) -> Iterator[PlanFacts]:
         """The planner's raw facts, ``batch_size`` accounts per :class:`PlanFacts`, accounts in id order.
 
         Every fact of one account is in one batch; sums that are exact in the
         backend (an invoice's lines, its ledger balance) may be aggregated there.
+        With ``partition=(k, n)`` only the accounts whose patient's
+        :func:`~carecollect.store.codec.partition_key` modulo ``n`` is ``k``, filtered
+        in the backend: ``n`` partitions together read every account once.
         """
         ...
 

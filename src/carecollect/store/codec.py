@@ -18,6 +18,7 @@ True
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -45,9 +46,29 @@ __all__ = [
     "iso_instant",
     "outbox_item_from_row",
     "parse_date",
+    "partition_key",
 ]
 
 Row = tuple[Any, ...]
+
+
+def partition_key(patient_id: str) -> int:
+    """A patient's partition key: the first 32 bits of the MD5 digest of the patient id (UTF-8),
+    an unsigned integer, the same in every process, host and backend.
+
+    A run split in ``n`` partitions gives partition ``partition_key(patient_id) % n`` to every
+    account of the patient. The stores keep the key beside each account so that a partition's
+    reads are filtered in SQL; PostgreSQL computes the same number as
+    ``('x' || substr(md5(patient_id), 1, 8))::bit(32)::bigint``. MD5 serves here as a spread,
+    not as a protection.
+
+    >>> partition_key("pat-1") == partition_key("pat-1")
+    True
+    >>> 0 <= partition_key("pat-1") < 2**32
+    True
+    """
+    return int.from_bytes(hashlib.md5(patient_id.encode("utf-8"), usedforsecurity=False).digest()[:4], "big")
+
 
 #: Column order of the row tuple of each table (what :meth:`~carecollect.store.base.Store.bulk_load` takes).
 COLUMNS: dict[str, tuple[str, ...]] = {

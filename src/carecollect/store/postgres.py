@@ -29,7 +29,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 import psycopg.errors
@@ -74,6 +74,7 @@ from .base import (
     StoreError,
     audit_hash,
     canonical_json,
+    checked_partition,
     next_retry_at,
 )
 
@@ -240,6 +241,15 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
             f"""CREATE TABLE partition_leases (run_key {_T} NOT NULL, partition integer NOT NULL,
                 partitions integer NOT NULL, owner {_T}, fence bigint NOT NULL DEFAULT 0,
                 heartbeat_at {_TS}, done_at {_TS}, PRIMARY KEY (run_key, partition))""",
+        ),
+    ),
+    (
+        5,
+        "each account keeps its patient's partition key (a partition's plan reads filter on it)",
+        (
+            # the same number as carecollect.store.codec.partition_key, kept by the database
+            "ALTER TABLE accounts ADD COLUMN partition_key bigint NOT NULL "
+            "GENERATED ALWAYS AS (('x' || substr(md5(patient_id), 1, 8))::bit(32)::bigint) STORED",
         ),
     ),
 )
@@ -1097,50 +1107,63 @@ class PostgresStore:
             yield from self._snapshots_where("BETWEEN %s AND %s", (ids[0], ids[-1]))
             last = ids[-1]
 
-    def iter_plan_facts(self, *, batch_size: int = 2000) -> Iterator[PlanFacts]:
+    def iter_plan_facts(
+        self, *, batch_size: int = 2000, partition: tuple[int, int] | None = None
+    ) -> Iterator[PlanFacts]:
         """The planner's raw facts, ``batch_size`` accounts per :class:`~carecollect.store.base.PlanFacts`.
 
         The same tuples as :meth:`SQLiteStore.iter_plan_facts
         <carecollect.store.sqlite.SQLiteStore.iter_plan_facts>` (instants as ISO text in UTC, money
         in minor units), one query per table and batch, each batch read in one transaction.
+
+        :param partition: ``(k, n)``: only partition ``k`` of ``n``, filtered in SQL on the
+            accounts' stored partition key; ``None``: every account.
+        :raises ValidationError: ``batch_size`` or ``partition`` is malformed.
         """
         size = _batch_size(batch_size)
+        part = checked_partition(partition)
         last = ""
         while True:
             with self._unit_cur() as cur:
 
                 def q(
-                    sql: str, params: Sequence[Any], cur: psycopg.Cursor[Any] = cur
+                    sql: str, params: Sequence[Any] | Mapping[str, Any], cur: psycopg.Cursor[Any] = cur
                 ) -> list[tuple[Any, ...]]:
                     cur.execute(sql.encode(), params)
                     return cur.fetchall()
 
-                accounts = q(self._FACTS_ACCOUNTS, (last, size))
+                if part is None:
+                    accounts = q(self._FACTS_ACCOUNTS, (last, size))
+                    scope, params = (
+                        "BETWEEN %(lo)s AND %(hi)s",
+                        {
+                            "lo": accounts[0][0] if accounts else "",
+                            "hi": accounts[-1][0] if accounts else "",
+                        },
+                    )
+                else:
+                    accounts = q(self._FACTS_ACCOUNTS_OF_PARTITION, (last, part[1], part[0], size))
+                    scope, params = "= ANY(%(ids)s)", {"ids": [a[0] for a in accounts]}
                 if not accounts:
                     return
-                rng = (accounts[0][0], accounts[-1][0])
                 facts = PlanFacts(
                     accounts=accounts,
-                    invoices=q(self._FACTS_INVOICES, rng * 2),
-                    contact_points=q(self._FACTS_POINTS, rng),
-                    steps=q(self._FACTS_STEPS, rng),
-                    attempts=q(self._FACTS_ATTEMPTS, rng),
-                    disputes=q(self._FACTS_DISPUTES, rng),
-                    plans=q(self._FACTS_PLANS, rng),
-                    instalments=q(self._FACTS_INSTALMENTS, rng),
-                    mandates=q(self._FACTS_MANDATES, rng),
-                    applications=q(self._FACTS_APPLICATIONS, rng),
-                    placements=q(self._FACTS_PLACEMENTS, rng),
+                    **{name: q(sql.format(scope=scope), params) for name, sql in self._FACTS.items()},
                 )
             yield facts
             last = accounts[-1][0]
 
-    _FACTS_ACCOUNTS = """
+    _FACTS_SELECT = """
         SELECT a.id, a.patient_id, a.creditor_id, a.currency, a.jurisdiction, p.time_zones, p.confidential,
                p.confidential_channels, p.cease_requested_at, c.role, c.nonprofit
-          FROM accounts a JOIN patients p ON p.id = a.patient_id JOIN creditors c ON c.id = a.creditor_id
-         WHERE a.id > %s ORDER BY a.id LIMIT %s"""
-    _FACTS_INVOICES = """
+          FROM accounts a JOIN patients p ON p.id = a.patient_id JOIN creditors c ON c.id = a.creditor_id"""
+    _FACTS_ACCOUNTS = f"{_FACTS_SELECT} WHERE a.id > %s ORDER BY a.id LIMIT %s"
+    _FACTS_ACCOUNTS_OF_PARTITION = (
+        f"{_FACTS_SELECT} WHERE a.id > %s AND a.partition_key %% %s = %s ORDER BY a.id LIMIT %s"
+    )
+    # Each table's facts of a batch's accounts: ``{scope}`` is an id range, or a partition's ids.
+    _FACTS: ClassVar[dict[str, str]] = {
+        "invoices": """
         SELECT i.id, i.account_id, i.currency, i.issue_date, i.due_date, i.status, i.claim_status,
                i.claim_submitted_on,
                CASE WHEN b.charged THEN b.balance
@@ -1151,40 +1174,41 @@ class PostgresStore:
                SELECT invoice_id, bool_or(kind = 'charge') AS charged,
                       SUM(CASE WHEN kind IN ('charge', 'refund', 'payment_reversed', 'insurance_reversed')
                                THEN amount_minor ELSE -amount_minor END) AS balance
-                 FROM ledger_entries WHERE account_id BETWEEN %s AND %s AND invoice_id IS NOT NULL
+                 FROM ledger_entries WHERE account_id {scope} AND invoice_id IS NOT NULL
                 GROUP BY invoice_id) b ON b.invoice_id = i.id
-         WHERE i.account_id BETWEEN %s AND %s ORDER BY i.account_id, i.id"""
-    _FACTS_POINTS = """
+         WHERE i.account_id {scope} ORDER BY i.account_id, i.id""",
+        "contact_points": """
         SELECT a.id, c.channel, c.consent_at, c.opted_out_at, c.verified_at, c.time_zone, c.undeliverable_at
           FROM accounts a JOIN contact_points c ON c.patient_id = a.patient_id
-         WHERE a.id BETWEEN %s AND %s ORDER BY a.id, c.position"""
-    _FACTS_STEPS = """
+         WHERE a.id {scope} ORDER BY a.id, c.position""",
+        "steps": """
         SELECT account_id, invoice_id, purpose, sent_at, id FROM outreach_steps
-         WHERE account_id BETWEEN %s AND %s AND status IN ('sent', 'delivered') AND sent_at IS NOT NULL
-         ORDER BY account_id, id"""
-    _FACTS_ATTEMPTS = """
+         WHERE account_id {scope} AND status IN ('sent', 'delivered') AND sent_at IS NOT NULL
+         ORDER BY account_id, id""",
+        "attempts": """
         SELECT account_id, invoice_id, channel, at, outcome FROM contact_attempts
-         WHERE account_id BETWEEN %s AND %s ORDER BY account_id, seq"""
-    _FACTS_DISPUTES = """
-        SELECT account_id, invoice_id FROM disputes WHERE account_id BETWEEN %s AND %s AND status = 'open'
-         ORDER BY account_id, id"""
-    _FACTS_PLANS = """
+         WHERE account_id {scope} ORDER BY account_id, seq""",
+        "disputes": """
+        SELECT account_id, invoice_id FROM disputes WHERE account_id {scope} AND status = 'open'
+         ORDER BY account_id, id""",
+        "plans": """
         SELECT account_id, id, invoice_ids, status FROM plans
-         WHERE account_id BETWEEN %s AND %s AND status IN ('active', 'paused') ORDER BY account_id, id"""
-    _FACTS_INSTALMENTS = """
+         WHERE account_id {scope} AND status IN ('active', 'paused') ORDER BY account_id, id""",
+        "instalments": """
         SELECT p.account_id, i.plan_id, i.number, i.due_date, i.status
           FROM plans p JOIN instalments i ON i.plan_id = p.id
-         WHERE p.account_id BETWEEN %s AND %s AND p.status = 'active' AND i.status = 'due'
-         ORDER BY p.account_id, p.id, i.position"""
-    _FACTS_MANDATES = """
-        SELECT account_id, plan_id, revoked_at FROM mandates WHERE account_id BETWEEN %s AND %s
-         ORDER BY account_id, plan_id"""
-    _FACTS_APPLICATIONS = """
+         WHERE p.account_id {scope} AND p.status = 'active' AND i.status = 'due'
+         ORDER BY p.account_id, p.id, i.position""",
+        "mandates": """
+        SELECT account_id, plan_id, revoked_at FROM mandates WHERE account_id {scope}
+         ORDER BY account_id, plan_id""",
+        "applications": """
         SELECT account_id FROM assistance_applications
-         WHERE account_id BETWEEN %s AND %s AND status IN ('received', 'incomplete') ORDER BY account_id, id"""
-    _FACTS_PLACEMENTS = """
-        SELECT account_id, status, placed_at FROM placements WHERE account_id BETWEEN %s AND %s
-         ORDER BY account_id, id"""
+         WHERE account_id {scope} AND status IN ('received', 'incomplete') ORDER BY account_id, id""",
+        "placements": """
+        SELECT account_id, status, placed_at FROM placements WHERE account_id {scope}
+         ORDER BY account_id, id""",
+    }
 
     _ROW_SQL = """
         SELECT i.id, i.account_id, a.patient_id, a.jurisdiction, i.currency, p.preferred_language, p.time_zones,

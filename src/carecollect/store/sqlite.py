@@ -30,7 +30,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ..assistance_applications import ApplicationStatus, AssistanceApplication
 from ..channels import Channel
@@ -68,6 +68,7 @@ from .base import (
     StoreError,
     audit_hash,
     canonical_json,
+    checked_partition,
     next_retry_at,
 )
 
@@ -257,6 +258,14 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
                 heartbeat_at TEXT, done_at TEXT, PRIMARY KEY (run_key, partition))""",
         ),
     ),
+    (
+        12,
+        "each account keeps its patient's partition key (a partition's plan reads filter on it)",
+        (
+            "ALTER TABLE accounts ADD COLUMN partition_key INTEGER",
+            "UPDATE accounts SET partition_key = carecollect_partition_key(patient_id)",
+        ),
+    ),
 )
 
 _CHILD_TABLES = (
@@ -289,6 +298,19 @@ def _upsert(table: str) -> str:
     return f"{_insert(table)} ON CONFLICT(id) DO UPDATE SET {updates}"
 
 
+# An account's row and its patient's partition key (kept by the store, not a field of the record).
+_ACCOUNT_INSERT = (
+    f"INSERT INTO accounts ({_cols('accounts')}, partition_key) "
+    f"VALUES ({', '.join('?' * (len(codec.COLUMNS['accounts']) + 1))})"
+)
+_ACCOUNT_UPSERT = f"{_ACCOUNT_INSERT} ON CONFLICT(id) DO UPDATE SET " + ", ".join(
+    f"{c} = excluded.{c}" for c in (*codec.COLUMNS["accounts"][1:], "partition_key")
+)
+
+#: A partitioned plan read names at most this many accounts per batch (one SQL variable each).
+_PARTITION_BATCH = 5000
+
+
 def _batch_size(value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValidationError("Store", "batch_size", f"must be a positive int, got {value!r}")
@@ -318,6 +340,9 @@ class SQLiteStore:
         self._depth = 0
         #: the audit chain's last (seq, hash) while a unit of work holds the write lock
         self._audit_head: tuple[int, str] | None = None
+        # the migration that added the column fills it, and a read falls back on it for a row
+        # some other program inserted without one
+        self._db.create_function("carecollect_partition_key", 1, codec.partition_key, deterministic=True)
         try:
             self._db.execute("PRAGMA foreign_keys = ON")
             if self.path != ":memory:":
@@ -567,7 +592,9 @@ class SQLiteStore:
     def put_account(self, account: Account) -> None:
         """Insert or replace an account; its patient and creditor must be in the store."""
         with self.transaction():
-            self._db.execute(_upsert("accounts"), codec.account_row(account))
+            self._db.execute(
+                _ACCOUNT_UPSERT, (*codec.account_row(account), codec.partition_key(account.patient_id))
+            )
 
     def get_account(self, account_id: str) -> Account:
         """The account with that id."""
@@ -990,46 +1017,59 @@ class SQLiteStore:
             yield from self._snapshots(ids[0], ids[-1])
             last = ids[-1]
 
-    def iter_plan_facts(self, *, batch_size: int = 2000) -> Iterator[PlanFacts]:
+    def iter_plan_facts(
+        self, *, batch_size: int = 2000, partition: tuple[int, int] | None = None
+    ) -> Iterator[PlanFacts]:
         """The planner's raw facts, ``batch_size`` accounts per :class:`~carecollect.store.base.PlanFacts`.
 
         One query per table and batch, aggregated in SQL where that is exact (an invoice's lines
         total and ledger balance); no domain objects. Accounts come in id order, so every fact of
         one account is in one batch.
 
-        :param batch_size: accounts per batch.
+        :param batch_size: accounts per batch (at most 5,000 for a partition's read).
+        :param partition: ``(k, n)``: only the accounts of partition ``k`` of ``n``
+            (:func:`~carecollect.store.codec.partition_key` of the patient modulo ``n`` is
+            ``k``), filtered in SQL; ``None``: every account.
+        :raises ValidationError: ``batch_size`` or ``partition`` is malformed.
         """
         size = _batch_size(batch_size)
+        part = checked_partition(partition)
         db = self._db
         last = ""
         while True:
-            accounts = db.execute(self._FACTS_ACCOUNTS, (last, size)).fetchall()
+            if part is None:
+                accounts = db.execute(self._FACTS_ACCOUNTS, (last, size)).fetchall()
+                scope, params = "BETWEEN ? AND ?", (accounts[0][0], accounts[-1][0]) if accounts else ()
+            else:
+                accounts = db.execute(
+                    self._FACTS_ACCOUNTS_OF_PARTITION, (last, part[1], part[0], min(size, _PARTITION_BATCH))
+                ).fetchall()
+                params = tuple(a[0] for a in accounts)
+                scope = f"IN ({', '.join('?' * len(params))})"
             if not accounts:
                 return
-            rng = (accounts[0][0], accounts[-1][0])
             yield PlanFacts(
                 accounts=accounts,
-                invoices=db.execute(self._FACTS_INVOICES, rng).fetchall(),
-                contact_points=db.execute(self._FACTS_POINTS, rng).fetchall(),
-                steps=db.execute(self._FACTS_STEPS, rng).fetchall(),
-                attempts=db.execute(self._FACTS_ATTEMPTS, rng).fetchall(),
-                disputes=db.execute(self._FACTS_DISPUTES, rng).fetchall(),
-                plans=db.execute(self._FACTS_PLANS, rng).fetchall(),
-                instalments=db.execute(self._FACTS_INSTALMENTS, rng).fetchall(),
-                mandates=db.execute(self._FACTS_MANDATES, rng).fetchall(),
-                applications=db.execute(self._FACTS_APPLICATIONS, rng).fetchall(),
-                placements=db.execute(self._FACTS_PLACEMENTS, rng).fetchall(),
+                **{
+                    name: db.execute(sql.format(scope=scope), params).fetchall()
+                    for name, sql in self._FACTS.items()
+                },
             )
             last = accounts[-1][0]
 
-    _FACTS_ACCOUNTS = """
+    _FACTS_SELECT = """
         SELECT a.id, a.patient_id, a.creditor_id, a.currency, a.jurisdiction, p.time_zones, p.confidential,
                p.confidential_channels, p.cease_requested_at, c.role, c.nonprofit
-          FROM accounts a JOIN patients p ON p.id = a.patient_id JOIN creditors c ON c.id = a.creditor_id
-         WHERE a.id > ? ORDER BY a.id LIMIT ?"""
-    # The balance: the account's ledger for the invoice once a charge was posted (one indexed look-up
-    # per invoice, HAVING gives no row, so NULL, without a charge), else the patient's share.
-    _FACTS_INVOICES = """
+          FROM accounts a JOIN patients p ON p.id = a.patient_id JOIN creditors c ON c.id = a.creditor_id"""
+    _FACTS_ACCOUNTS = f"{_FACTS_SELECT} WHERE a.id > ? ORDER BY a.id LIMIT ?"
+    _FACTS_ACCOUNTS_OF_PARTITION = f"""{_FACTS_SELECT}
+         WHERE a.id > ? AND COALESCE(a.partition_key, carecollect_partition_key(a.patient_id)) % ? = ?
+         ORDER BY a.id LIMIT ?"""
+    # Each table's facts of a batch's accounts: ``{scope}`` is an id range, or a partition's ids.
+    # The balance: the account's ledger for the invoice once a charge was posted (one indexed
+    # look-up per invoice, HAVING gives no row, so NULL, without a charge), else the patient's share.
+    _FACTS: ClassVar[dict[str, str]] = {
+        "invoices": """
         SELECT i.id, i.account_id, i.currency, i.issue_date, i.due_date, i.status, i.claim_status,
                i.claim_submitted_on,
                COALESCE(
@@ -1040,34 +1080,35 @@ class SQLiteStore:
                    (SELECT COALESCE(SUM(l.amount_minor), 0) FROM invoice_lines l WHERE l.invoice_id = i.id)
                    - COALESCE(i.insurer_paid_minor, 0) - COALESCE(i.contractual_adjustment_minor, 0))
           FROM invoices i
-         WHERE i.account_id BETWEEN ? AND ? ORDER BY i.account_id, i.id"""
-    _FACTS_POINTS = """
+         WHERE i.account_id {scope} ORDER BY i.account_id, i.id""",
+        "contact_points": """
         SELECT a.id, c.channel, c.consent_at, c.opted_out_at, c.verified_at, c.time_zone, c.undeliverable_at
           FROM accounts a JOIN contact_points c ON c.patient_id = a.patient_id
-         WHERE a.id BETWEEN ? AND ? ORDER BY a.id, c.position"""
-    _FACTS_STEPS = """
+         WHERE a.id {scope} ORDER BY a.id, c.position""",
+        "steps": """
         SELECT account_id, invoice_id, purpose, sent_at, id FROM outreach_steps
-         WHERE account_id BETWEEN ? AND ? AND status IN ('sent', 'delivered') AND sent_at IS NOT NULL"""
-    _FACTS_ATTEMPTS = """
+         WHERE account_id {scope} AND status IN ('sent', 'delivered') AND sent_at IS NOT NULL""",
+        "attempts": """
         SELECT account_id, invoice_id, channel, at, outcome FROM contact_attempts
-         WHERE account_id BETWEEN ? AND ?"""
-    _FACTS_DISPUTES = """
-        SELECT account_id, invoice_id FROM disputes WHERE account_id BETWEEN ? AND ? AND status = 'open'"""
-    _FACTS_PLANS = """
+         WHERE account_id {scope}""",
+        "disputes": """
+        SELECT account_id, invoice_id FROM disputes WHERE account_id {scope} AND status = 'open'""",
+        "plans": """
         SELECT account_id, id, invoice_ids, status FROM plans
-         WHERE account_id BETWEEN ? AND ? AND status IN ('active', 'paused') ORDER BY account_id, id"""
-    _FACTS_INSTALMENTS = """
+         WHERE account_id {scope} AND status IN ('active', 'paused') ORDER BY account_id, id""",
+        "instalments": """
         SELECT p.account_id, i.plan_id, i.number, i.due_date, i.status
           FROM plans p JOIN instalments i ON i.plan_id = p.id
-         WHERE p.account_id BETWEEN ? AND ? AND p.status = 'active' AND i.status = 'due'
-         ORDER BY p.account_id, p.id, i.position"""
-    _FACTS_MANDATES = "SELECT account_id, plan_id, revoked_at FROM mandates WHERE account_id BETWEEN ? AND ?"
-    _FACTS_APPLICATIONS = """
+         WHERE p.account_id {scope} AND p.status = 'active' AND i.status = 'due'
+         ORDER BY p.account_id, p.id, i.position""",
+        "mandates": "SELECT account_id, plan_id, revoked_at FROM mandates WHERE account_id {scope}",
+        "applications": """
         SELECT account_id FROM assistance_applications
-         WHERE account_id BETWEEN ? AND ? AND status IN ('received', 'incomplete')"""
-    _FACTS_PLACEMENTS = """
-        SELECT account_id, status, placed_at FROM placements WHERE account_id BETWEEN ? AND ?
-         ORDER BY account_id, id"""
+         WHERE account_id {scope} AND status IN ('received', 'incomplete')""",
+        "placements": """
+        SELECT account_id, status, placed_at FROM placements WHERE account_id {scope}
+         ORDER BY account_id, id""",
+    }
 
     _ROW_SQL = """
         SELECT i.id, i.account_id, a.patient_id, a.jurisdiction, i.currency, p.preferred_language, p.time_zones,
@@ -1145,7 +1186,9 @@ class SQLiteStore:
                 "disputes",
             ):
                 batch = getattr(rows, table)
-                if batch:
+                if table == "accounts":
+                    self._db.executemany(_ACCOUNT_INSERT, [(*r, codec.partition_key(r[1])) for r in batch])
+                elif batch:
                     self._db.executemany(_insert(table), batch)
 
     # -- outbox ----------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ import contextlib
 import datetime as dt
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import attrs
@@ -47,7 +48,7 @@ from ..channels import Channel
 from ..contact_centre.records import ContactChannel, ContactRecord, Direction, Topic
 from ..creditors import Creditor, CreditorRole
 from ..disputes import Dispute, DisputeReason, DisputeStatus, EscalationLevel, Resolution, ResolutionKind
-from ..errors import DuplicateEntry
+from ..errors import DuplicateEntry, ValidationError
 from ..invoices import BillKind, ClaimStatus, Insurance, Invoice, InvoiceLine, InvoiceStatus
 from ..ledger import EntryKind, LedgerEntry
 from ..money import Money
@@ -63,6 +64,7 @@ from ..store.base import (
     Mandate,
     NotFound,
     OutboxStatus,
+    PlanFacts,
     ProviderPayment,
     RunLocked,
     Store,
@@ -726,6 +728,35 @@ class StoreContract:
         }
         assert rows == expected
 
+    def test_a_partitions_plan_facts_are_its_share_of_the_whole(self, store: Store) -> None:
+        from ..portfolio import load_portfolio
+        from ..store.codec import partition_key
+
+        if not hasattr(store, "iter_plan_facts"):
+            pytest.skip("the store has no plan-row queries (the run decides every account on its snapshot)")
+        load_portfolio(store, 90, seed=11, as_of=dt.date(2026, 3, 2))
+        _vary(store)
+        # a patient id outside ASCII: the backend's key must be the same number as Python's
+        store.put_patient(_patient("P-Ærø-ø"))
+        store.put_account(attrs.evolve(_account("A-Ærø", "P-Ærø-ø"), creditor_id=store.creditors()[0].id))
+        whole = [f for facts in store.iter_plan_facts(batch_size=13) for f in _by_account(facts)]
+        for parts in (1, 3):
+            shares = [
+                [
+                    f
+                    for facts in store.iter_plan_facts(batch_size=7, partition=(k, parts))
+                    for f in _by_account(facts)
+                ]
+                for k in range(parts)
+            ]
+            for k, share in enumerate(shares):
+                assert share, f"partition {k} of {parts} is empty"
+                assert all(partition_key(f[0][1]) % parts == k for f in share)
+            assert sorted(f for share in shares for f in share) == sorted(whole)
+        for bad in ((3, 3), (-1, 2), (0, 0), (True, 2), "0/2"):
+            with pytest.raises(ValidationError, match="partition"):
+                next(iter(store.iter_plan_facts(partition=bad)))  # type: ignore[arg-type]
+
     # -- several writers at once ---------------------------------------------------------------
     def test_concurrent_writers_lose_nothing_and_fork_no_chain(
         self, store: Store, second_handle: SecondHandle
@@ -774,6 +805,30 @@ class StoreContract:
         assert (result.ok, result.checked) == (True, writers * rounds)
         for k in range(rounds):
             assert store.outbox_get(f"shared-{k}").attempts == writers  # every failure counted, none lost
+
+
+def _by_account(facts: PlanFacts) -> Iterator[tuple[tuple[Any, ...], ...]]:
+    """One tuple per account of a plan-fact batch: its account row, then every fact row of it."""
+    for account in facts.accounts:
+        aid = account[0]
+        yield (
+            tuple(account),
+            tuple(tuple(r) for r in facts.invoices if r[1] == aid),
+            *(
+                tuple(tuple(r) for r in getattr(facts, name) if r[0] == aid)
+                for name in (
+                    "contact_points",
+                    "steps",
+                    "attempts",
+                    "disputes",
+                    "plans",
+                    "instalments",
+                    "mandates",
+                    "applications",
+                    "placements",
+                )
+            ),
+        )
 
 
 def _vary(store: Store) -> None:
