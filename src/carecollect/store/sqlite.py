@@ -264,6 +264,17 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         (
             "ALTER TABLE accounts ADD COLUMN partition_key INTEGER",
             "UPDATE accounts SET partition_key = carecollect_partition_key(patient_id)",
+            # the plan read's indexes hold every column it reads (no look-up of the table's row);
+            # each replaces an index it begins with
+            "DROP INDEX invoices_account",
+            """CREATE INDEX invoices_plan ON invoices(account_id, id, currency, issue_date, due_date, status,
+                claim_status, claim_submitted_on, insurer_paid_minor, contractual_adjustment_minor)""",
+            "DROP INDEX ledger_invoice",
+            "CREATE INDEX ledger_plan ON ledger_entries(invoice_id, account_id, kind, amount_minor)",
+            "CREATE INDEX invoice_lines_plan ON invoice_lines(invoice_id, amount_minor)",
+            """CREATE INDEX contact_points_plan ON contact_points(patient_id, position, channel, consent_at,
+                opted_out_at, verified_at, time_zone, undeliverable_at)""",
+            "CREATE INDEX accounts_plan ON accounts(id, patient_id, creditor_id, currency, jurisdiction, partition_key)",
         ),
     ),
 )
