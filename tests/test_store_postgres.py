@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 pytest.importorskip(
@@ -280,3 +281,38 @@ def test_the_daily_run_on_postgresql_does_what_it_does_on_sqlite(url: str, tmp_p
     assert seen["postgres"][0][0] > 0 and seen["postgres"][3]
     out = sorted(p.name for p in (tmp_path / "postgres-out").rglob("*") if p.is_file())
     assert out == sorted(p.name for p in (tmp_path / "sqlite-out").rglob("*") if p.is_file())
+
+
+def test_the_plan_read_reads_ahead_and_stops_when_the_caller_stops(url: str) -> None:
+    from carecollect.portfolio import load_portfolio
+
+    def readers() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == "carecollect-plan-read-ahead"]
+
+    with PostgresStore(url, migrate=True, max_size=2) as store:
+        load_portfolio(store, 200, seed=3, as_of=T0.date())
+        whole = [a[0] for facts in store.iter_plan_facts(batch_size=9) for a in facts.accounts]
+        assert whole == sorted(whole) and len(whole) > 40
+        batches = store.iter_plan_facts(batch_size=9)
+        first = next(batches)
+        assert [a[0] for a in first.accounts] == whole[:9]
+        assert len(readers()) == 1  # the next batch is being read meanwhile
+        batches.close()
+        assert readers() == []
+        # inside a unit of work: no read-ahead, and the unit's own writes are seen
+        with store.transaction():
+            patient = store.get_patient(first.accounts[0][1])
+            store.put_patient(attrs.evolve(patient, cease_requested_at=T0))
+            seen = next(iter(store.iter_plan_facts(batch_size=9)))
+            assert readers() == []
+            assert seen.accounts[0][8] == "2026-03-02T09:00:00+00:00"
+        # a failure while reading ahead reaches the caller
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("ALTER TABLE instalments RENAME TO instalments_away")
+        try:
+            with pytest.raises(psycopg.errors.UndefinedTable):
+                list(store.iter_plan_facts(batch_size=9))
+        finally:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("ALTER TABLE instalments_away RENAME TO instalments")
+        assert readers() == []

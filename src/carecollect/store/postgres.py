@@ -23,8 +23,10 @@ ISO-8601 text in UTC, dates as ISO dates), so one codec serves SQLite and Postgr
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import queue
 import threading
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
@@ -1116,12 +1118,55 @@ class PostgresStore:
         <carecollect.store.sqlite.SQLiteStore.iter_plan_facts>` (instants as ISO text in UTC, money
         in minor units), one query per table and batch, each batch read in one transaction.
 
+        Outside a unit of work the next batch is read ahead on a second pooled connection while
+        the caller works on this one (the server's time and the caller's overlap); inside one,
+        every batch is read in the caller's transaction, one after the other, and sees its writes.
+
         :param partition: ``(k, n)``: only partition ``k`` of ``n``, filtered in SQL on the
             accounts' stored partition key; ``None``: every account.
         :raises ValidationError: ``batch_size`` or ``partition`` is malformed.
         """
         size = _batch_size(batch_size)
         part = checked_partition(partition)
+        if self._local.conn is not None:
+            yield from self._plan_batches(size, part)
+            return
+        ahead: queue.Queue[PlanFacts | BaseException | None] = queue.Queue(maxsize=1)
+        stop = threading.Event()
+
+        def read() -> None:
+            try:
+                for facts in self._plan_batches(size, part):
+                    while not stop.is_set():
+                        try:
+                            ahead.put(facts, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+                ahead.put(None)
+            except BaseException as exc:  # handed to the caller's thread, raised there
+                ahead.put(exc)
+
+        reader = threading.Thread(target=read, name="carecollect-plan-read-ahead", daemon=True)
+        reader.start()
+        try:
+            while True:
+                got = ahead.get()
+                if got is None:
+                    return
+                if isinstance(got, BaseException):
+                    raise got
+                yield got
+        finally:
+            stop.set()
+            with contextlib.suppress(queue.Empty):
+                ahead.get_nowait()  # a reader waiting to hand over its batch sees the stop
+            reader.join()
+
+    def _plan_batches(self, size: int, part: tuple[int, int] | None) -> Iterator[PlanFacts]:
+        """:meth:`iter_plan_facts`'s batches, read on this thread."""
         last = ""
         while True:
             with self._unit_cur() as cur:
