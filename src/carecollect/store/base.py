@@ -88,7 +88,7 @@ def checked_partition(value: tuple[int, int] | None) -> tuple[int, int] | None:
     >>> checked_partition((4, 4))
     Traceback (most recent call last):
     ...
-    carecollect.errors.ValidationError: Store.partition: must be (k, n) with 0 <= k < n, got (4, 4)
+    carecollect.errors.ValidationError: Store: field 'partition': must be (k, n) with 0 <= k < n, got (4, 4)
 
     :raises ValidationError: anything else.
     """
