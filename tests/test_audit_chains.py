@@ -73,7 +73,9 @@ def test_a_partitions_view_appends_to_its_own_chain_under_its_lease(store: Store
 
 def _run(store: Store, tmp_path: Path, now: dt.datetime, workers: int) -> None:
     settings = RunSettings(channel_config={"outbox": {"folder": str(tmp_path / "out")}}, batch_size=40)
-    execute_run(store, now, PM(), settings, workers=workers, pm_factory=PM, partitions=4 if workers > 1 else None)
+    execute_run(
+        store, now, PM(), settings, workers=workers, pm_factory=PM, partitions=4 if workers > 1 else None
+    )
 
 
 def test_a_parallel_run_keeps_a_chain_per_partition_and_ends_with_a_seal(tmp_path: Path) -> None:
@@ -99,7 +101,10 @@ def test_a_parallel_run_keeps_a_chain_per_partition_and_ends_with_a_seal(tmp_pat
         assert [r.kind for r in main[-2:]] == ["run.finished", SEAL_KIND]
         seal = main[-1]
         heads = {h["chain"]: h["seq"] for h in seal.data["heads"]}
-        assert heads == {MAIN_CHAIN: main[-2].chain_seq, **{c: n for c, n in chains.items() if c != MAIN_CHAIN}}
+        assert heads == {
+            MAIN_CHAIN: main[-2].chain_seq,
+            **{c: n for c, n in chains.items() if c != MAIN_CHAIN},
+        }
         result = store.verify_audit()
         assert (result.ok, result.chains, result.seals) == (True, 5, 1)
 

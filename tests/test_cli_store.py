@@ -44,7 +44,9 @@ def test_migrate_dry_run_shows_what_would_change_and_changes_nothing(tmp_path: P
     result = _cli("migrate", "--db", str(db), "--dry-run")
     assert result.exit_code == 0, result.output
     pending = len([m for m in MIGRATIONS if m[0] > 7])
-    assert f"schema version 7, newest {MIGRATIONS[-1][0]}; would apply {pending} migration(s)" in result.output
+    assert (
+        f"schema version 7, newest {MIGRATIONS[-1][0]}; would apply {pending} migration(s)" in result.output
+    )
     assert "8: run lock on the wall clock" in result.output
     assert "ALTER TABLE run_lock ADD COLUMN stale_after_seconds" in result.output
     assert db.read_bytes() == before
@@ -110,7 +112,10 @@ def test_store_seal_seals_the_partition_chains_and_check_names_the_chain_that_br
     healthy = _cli("store", "check", "--db", str(db))
     assert healthy.exit_code == 0, healthy.output
     assert "ok: audit chains verify (6 records in 3 chains, 1 seal(s) hold)" in healthy.output
-    assert f"ok: latest audit seal: main record 2 at {seal.at.isoformat()}, 3 chain(s), hash {seal.hash}" in healthy.output
+    assert (
+        f"ok: latest audit seal: main record 2 at {seal.at.isoformat()}, 3 chain(s), hash {seal.hash}"
+        in healthy.output
+    )
     with contextlib.closing(sqlite3.connect(db)) as raw:  # the sealed tail of p1of2 removed behind the store
         raw.execute("DROP TRIGGER audit_no_delete")
         raw.execute("DELETE FROM audit_log WHERE chain = 'p1of2' AND chain_seq = 3")

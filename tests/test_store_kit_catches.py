@@ -44,9 +44,9 @@ class NoBackOff(SQLiteStore):
 
 class ForkedAudit(SQLiteStore):
     def audit_append(
-        self, kind: str, subject_id: str, data: Mapping[str, Any], *, at: dt.datetime
+        self, kind: str, subject_id: str, data: Mapping[str, Any], *, at: dt.datetime, chain: str = MAIN_CHAIN
     ) -> AuditRecord:
-        record = super().audit_append(kind, subject_id, data, at=at)
+        record = super().audit_append(kind, subject_id, data, at=at, chain=chain)
         return attrs.evolve(record, prev_hash=GENESIS_HASH)  # says every record starts a chain
 
 
@@ -56,7 +56,9 @@ class OneChain(SQLiteStore):
     ) -> AuditRecord:
         return super().audit_append(kind, subject_id, data, at=at)  # every record in the main chain
 
-    def audit_append_many(self, records: Any, *, at: dt.datetime, chain: str = MAIN_CHAIN) -> list[AuditRecord]:
+    def audit_append_many(
+        self, records: Any, *, at: dt.datetime, chain: str = MAIN_CHAIN
+    ) -> list[AuditRecord]:
         return super().audit_append_many(records, at=at)
 
 

@@ -166,7 +166,9 @@ def test_audit_records_from_before_the_chains_stay_in_the_main_chain_and_verify(
             prev = digest
     apply_migrations(url)
     with PostgresStore(url) as store:
-        assert [(r.chain, r.chain_seq, r.seq) for r in store.audit_records()] == [("", n, n) for n in (1, 2, 3)]
+        assert [(r.chain, r.chain_seq, r.seq) for r in store.audit_records()] == [
+            ("", n, n) for n in (1, 2, 3)
+        ]
         assert store.verify_audit().ok
         main = store.audit_append("import", "A-4", {"rows": 4}, at=T0)
         part = store.audit_append("decision", "A-5", {}, at=T0, chain="p0of2")

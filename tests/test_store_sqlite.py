@@ -165,13 +165,17 @@ def test_audit_records_from_before_the_chains_stay_in_the_main_chain_and_verify(
         db.commit()
     with SQLiteStore(path) as store:
         assert store.schema_version() == MIGRATIONS[-1][0]
-        assert [(r.chain, r.chain_seq, r.seq) for r in store.audit_records()] == [("", n, n) for n in (1, 2, 3)]
+        assert [(r.chain, r.chain_seq, r.seq) for r in store.audit_records()] == [
+            ("", n, n) for n in (1, 2, 3)
+        ]
         assert store.verify_audit().ok
         main = store.audit_append("import", "A-4", {"rows": 4}, at=T0)
         part = store.audit_append("decision", "A-5", {}, at=T0, chain="p0of2")
         assert (main.seq, main.chain_seq, main.prev_hash) == (4, 4, prev)
         assert (part.seq, part.chain_seq) == (5, 1)
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"):  # the guard is back after the migration
+        with pytest.raises(
+            sqlite3.IntegrityError, match="append-only"
+        ):  # the guard is back after the migration
             store._db.execute("UPDATE audit_log SET chain = 'p9of9' WHERE seq = 1")
         assert store.seal_audit(at=T0) is not None
         result = store.verify_audit()

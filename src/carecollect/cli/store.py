@@ -205,7 +205,9 @@ def _audit_lines(store: Any) -> tuple[list[str], list[str]]:
             f"audit chains verify ({audit.checked} records in {audit.chains} chains, {audit.seals} seal(s) hold)"
         )
     else:
-        facts.append(f"audit: {audit.checked} records in {audit.chains} chains verify, up to the problems below")
+        facts.append(
+            f"audit: {audit.checked} records in {audit.chains} chains verify, up to the problems below"
+        )
     if audit.seals:
         last = list(store.audit_records(kinds={SEAL_KIND}, chain=MAIN_CHAIN))[-1]
         facts.append(

@@ -257,7 +257,9 @@ class PartitionView:
         chain: str | None = None,
     ) -> AuditRecord:
         """Append to the partition's audit chain (or to ``chain``, if given)."""
-        return self._store.audit_append(kind, subject_id, data, at=at, chain=self.chain if chain is None else chain)
+        return self._store.audit_append(
+            kind, subject_id, data, at=at, chain=self.chain if chain is None else chain
+        )
 
     def audit_append_many(
         self,

@@ -77,7 +77,11 @@ def seal_due(heads: Sequence[AuditHead], last_main: AuditRecord | None) -> bool:
         return False
     if last_main is None or last_main.kind != SEAL_KIND:
         return True
-    before = [] if last_main.chain_seq == 1 else [AuditHead(MAIN_CHAIN, last_main.chain_seq - 1, last_main.prev_hash)]
+    before = (
+        []
+        if last_main.chain_seq == 1
+        else [AuditHead(MAIN_CHAIN, last_main.chain_seq - 1, last_main.prev_hash)]
+    )
     return dict(last_main.data) != seal_data([*before, *others])
 
 
@@ -116,10 +120,10 @@ def verify_chains(seals: Iterable[Row], rows: Iterable[Row]) -> AuditVerificatio
     """
     attested, seal_count = _sealed(seals)
     tails: dict[str, tuple[int, int]] = {}  # chain -> (highest attested position, the seal saying so)
-    for (chain, position), claims in attested.items():
+    for (named, position), claims in attested.items():
         seal = min(s for s, _ in claims)
-        if chain not in tails or position > tails[chain][0]:
-            tails[chain] = (position, seal)
+        if named not in tails or position > tails[named][0]:
+            tails[named] = (position, seal)
     problems: dict[str, AuditProblem] = {}
     seen: set[str] = set()
     checked = 0
@@ -153,11 +157,19 @@ def verify_chains(seals: Iterable[Row], rows: Iterable[Row]) -> AuditVerificatio
         if row[7] != prev:
             problem = "prev_hash does not match the record before"
         elif seq <= last_seq:
-            problem = f"out of order: its place in the log ({seq}) is not after the record before ({last_seq})"
+            problem = (
+                f"out of order: its place in the log ({seq}) is not after the record before ({last_seq})"
+            )
         else:
             try:
                 digest = audit_hash(
-                    prev, position, codec.instant_from_iso(row[3]), row[4], row[5], json.loads(row[6]), chain=name
+                    prev,
+                    position,
+                    codec.instant_from_iso(row[3]),
+                    row[4],
+                    row[5],
+                    json.loads(row[6]),
+                    chain=name,
                 )
             except (ValueError, TypeError):
                 problem = "the record cannot be read"

@@ -1866,7 +1866,8 @@ class PostgresStore:
         head ``(position, hash)``; a statement of its own, so it sees what the last holder committed."""
         cur.execute(b"SELECT pg_advisory_xact_lock(%s::integer, hashtext(%s))", (_LOCK_AUDIT, chain))
         cur.execute(
-            b"SELECT chain_seq, hash FROM audit_log WHERE chain = %s ORDER BY chain_seq DESC LIMIT 1", (chain,)
+            b"SELECT chain_seq, hash FROM audit_log WHERE chain = %s ORDER BY chain_seq DESC LIMIT 1",
+            (chain,),
         )
         last = cur.fetchone()
         return (0, GENESIS_HASH) if last is None else (int(last[0]), last[1])
@@ -1899,7 +1900,9 @@ class PostgresStore:
             )
             row = cur.fetchone()
             assert row is not None
-        return AuditRecord(int(row[0]), at, kind, subject_id, payload, prev, digest, chain=chain, chain_seq=position)
+        return AuditRecord(
+            int(row[0]), at, kind, subject_id, payload, prev, digest, chain=chain, chain_seq=position
+        )
 
     def audit_append_many(
         self,
@@ -1923,9 +1926,13 @@ class PostgresStore:
                 payload = dict(data)
                 position += 1
                 digest = audit_hash(prev, position, at, kind, subject_id, payload, chain=chain)
-                rows.append((seq, when, kind, subject_id, canonical_json(payload), prev, digest, chain, position))
+                rows.append(
+                    (seq, when, kind, subject_id, canonical_json(payload), prev, digest, chain, position)
+                )
                 out.append(
-                    AuditRecord(seq, at, kind, subject_id, payload, prev, digest, chain=chain, chain_seq=position)
+                    AuditRecord(
+                        seq, at, kind, subject_id, payload, prev, digest, chain=chain, chain_seq=position
+                    )
                 )
                 prev = digest
             cur.executemany(

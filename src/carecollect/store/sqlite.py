@@ -1717,10 +1717,13 @@ class SQLiteStore:
         head = self._audit_heads.get(chain)
         if head is None:
             last = self._db.execute(
-                "SELECT chain_seq, hash FROM audit_log WHERE chain = ? ORDER BY chain_seq DESC LIMIT 1", (chain,)
+                "SELECT chain_seq, hash FROM audit_log WHERE chain = ? ORDER BY chain_seq DESC LIMIT 1",
+                (chain,),
             ).fetchone()
             head = (0, GENESIS_HASH) if last is None else (last[0], last[1])
-        seq = self._audit_seq or int(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM audit_log").fetchone()[0])
+        seq = self._audit_seq or int(
+            self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM audit_log").fetchone()[0]
+        )
         return seq, head[0], head[1]
 
     def audit_append(
@@ -1770,9 +1773,13 @@ class SQLiteStore:
                 seq += 1
                 position += 1
                 digest = audit_hash(prev, position, at, kind, subject_id, payload, chain=chain)
-                rows.append((seq, when, kind, subject_id, canonical_json(payload), prev, digest, chain, position))
+                rows.append(
+                    (seq, when, kind, subject_id, canonical_json(payload), prev, digest, chain, position)
+                )
                 out.append(
-                    AuditRecord(seq, at, kind, subject_id, payload, prev, digest, chain=chain, chain_seq=position)
+                    AuditRecord(
+                        seq, at, kind, subject_id, payload, prev, digest, chain=chain, chain_seq=position
+                    )
                 )
                 prev = digest
             self._db.executemany(
@@ -1822,7 +1829,8 @@ class SQLiteStore:
         with self.transaction():  # the heads are read under the write lock the seal is written in
             heads = self.audit_heads()
             last = self._db.execute(
-                f"SELECT {AUDIT_ROW} FROM audit_log WHERE chain = ? ORDER BY chain_seq DESC LIMIT 1", (MAIN_CHAIN,)
+                f"SELECT {AUDIT_ROW} FROM audit_log WHERE chain = ? ORDER BY chain_seq DESC LIMIT 1",
+                (MAIN_CHAIN,),
             ).fetchone()
             if not seal_due(heads, None if last is None else record_from_row(last)):
                 return None

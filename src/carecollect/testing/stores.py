@@ -221,7 +221,9 @@ class StoreContract:
     @pytest.fixture
     def swap_audit(self) -> SwapAudit:
         """``(store, seq_a, seq_b)``: exchange two audit records' places in the log (override)."""
-        pytest.fail("override the 'swap_audit' fixture: it swaps two audit records' seq behind the store's back")
+        pytest.fail(
+            "override the 'swap_audit' fixture: it swaps two audit records' seq behind the store's back"
+        )
 
     @pytest.fixture
     def store(self, open_store: OpenStore) -> Iterator[Store]:
@@ -704,7 +706,9 @@ class StoreContract:
 
     def test_each_chain_links_only_its_own_records(self, store: Store) -> None:
         m1 = store.audit_append("import", "A-1", {"rows": 1}, at=T0)
-        a1, a2 = store.audit_append_many([("decision", "A-2", {"n": 1}), ("decision", "A-3", {"n": 2})], at=T0, chain="p0of2")
+        a1, a2 = store.audit_append_many(
+            [("decision", "A-2", {"n": 1}), ("decision", "A-3", {"n": 2})], at=T0, chain="p0of2"
+        )
         b1 = store.audit_append("decision", "A-4", {"n": 1}, at=T0, chain="p1of2")
         m2 = store.audit_append("import", "A-1", {"rows": 2}, at=T_HALF)
 
@@ -728,7 +732,9 @@ class StoreContract:
             ("p1of2", [b1, b2]),
         ):
             assert list(store.audit_records(chain=chain)) == records
-            assert [(r.chain, r.chain_seq) for r in records] == [(chain, n) for n in range(1, len(records) + 1)]
+            assert [(r.chain, r.chain_seq) for r in records] == [
+                (chain, n) for n in range(1, len(records) + 1)
+            ]
             assert [r.prev_hash for r in records] == [GENESIS_HASH, *(r.hash for r in records[:-1])]
         assert list(store.audit_records(subject_id="A-3", chain="p0of2")) == [a2]
         assert list(store.audit_records(subject_id="A-3", chain="p1of2")) == []
@@ -764,9 +770,13 @@ class StoreContract:
         result = store.verify_audit()
         assert (result.ok, result.checked, result.chains, result.seals) == (True, 7, 3, 2)
 
-    def test_an_edited_record_is_found_in_its_own_chain(self, store: Store, tamper_audit: TamperAudit) -> None:
+    def test_an_edited_record_is_found_in_its_own_chain(
+        self, store: Store, tamper_audit: TamperAudit
+    ) -> None:
         store.audit_append("import", "A-1", {"rows": 1}, at=T0)
-        part = store.audit_append_many([("decision", f"A-{n}", {"n": n}) for n in range(4)], at=T0, chain="p1of2")
+        part = store.audit_append_many(
+            [("decision", f"A-{n}", {"n": n}) for n in range(4)], at=T0, chain="p1of2"
+        )
         store.audit_append("decision", "A-9", {"n": 9}, at=T0, chain="p0of2")
         store.audit_append("import", "A-1", {"rows": 2}, at=T0)
         tamper_audit(store, part[1].seq, '{"n":5}')
@@ -782,8 +792,12 @@ class StoreContract:
         self, store: Store, delete_audit: DeleteAudit
     ) -> None:
         store.audit_append("import", "A-1", {"rows": 1}, at=T0)
-        p0 = store.audit_append_many([("decision", f"A-{n}", {"n": n}) for n in range(3)], at=T0, chain="p0of2")
-        p1 = store.audit_append_many([("decision", f"B-{n}", {"n": n}) for n in range(2)], at=T0, chain="p1of2")
+        p0 = store.audit_append_many(
+            [("decision", f"A-{n}", {"n": n}) for n in range(3)], at=T0, chain="p0of2"
+        )
+        p1 = store.audit_append_many(
+            [("decision", f"B-{n}", {"n": n}) for n in range(2)], at=T0, chain="p1of2"
+        )
         seal = store.seal_audit(at=T0)
         assert seal is not None
         later = store.audit_append("decision", "A-3", {"n": 3}, at=T_HALF, chain="p0of2")
@@ -811,7 +825,9 @@ class StoreContract:
 
     def test_reordered_records_are_found(self, store: Store, swap_audit: SwapAudit) -> None:
         store.audit_append("import", "A-1", {"rows": 1}, at=T0)
-        part = store.audit_append_many([("decision", f"A-{n}", {"n": n}) for n in range(3)], at=T0, chain="p1of2")
+        part = store.audit_append_many(
+            [("decision", f"A-{n}", {"n": n}) for n in range(3)], at=T0, chain="p1of2"
+        )
         store.audit_append("decision", "B-1", {}, at=T0, chain="p0of2")
         assert store.verify_audit().ok
         swap_audit(store, part[0].seq, part[1].seq)  # the log now reads record 2 before record 1
