@@ -209,9 +209,8 @@ class PartitionView:
     view keeps the partition's): each partition pays one read of the whole plan-fact stream and
     plans and sends only its own accounts. Each unit of work first checks the lease's fencing
     number inside the unit (:meth:`check_partition_fence`), so a worker whose lease was taken
-    over writes nothing (:class:`~carecollect.errors.PartitionLeaseLost`). Its audit records go
-    to the partition's own audit chain (:attr:`chain`), so the workers of a run do not queue for
-    one chain's head. Everything else goes to the store as it is.
+    over writes nothing (:class:`~carecollect.errors.PartitionLeaseLost`). Everything else goes
+    to the store as it is.
 
     :param store: the worker's own store handle.
     :param lease: the partition's lease.
@@ -244,7 +243,8 @@ class PartitionView:
 
     @property
     def chain(self) -> str:
-        """The partition's audit chain (:func:`~carecollect.store.base.partition_chain`)."""
+        """The partition's audit chain (:func:`~carecollect.store.base.partition_chain`): its
+        audit records go there, so the workers of a run do not queue for one chain's head."""
         return partition_chain(self.lease.partition, self.partitions)
 
     def audit_append(
