@@ -236,6 +236,7 @@ def test_cli_reference_page_shows_the_current_help_of_every_command() -> None:
         "migrate",
         "store",
         "store check",
+        "store seal",
         "run",
         "explain",
         "report",

@@ -44,7 +44,7 @@ def test_migrate_dry_run_shows_what_would_change_and_changes_nothing(tmp_path: P
     before = db.read_bytes()
     result = _cli("migrate", "--db", str(db), "--dry-run")
     assert result.exit_code == 0, result.output
-    pending = MIGRATIONS[-1][0] - 7
+    pending = len([m for m in MIGRATIONS if m[0] > 7])
     assert (
         f"schema version 7, newest {MIGRATIONS[-1][0]}; would apply {pending} migration(s)" in result.output
     )
@@ -117,6 +117,39 @@ def test_store_check_finds_a_stuck_lock_an_old_intent_a_broken_chain_and_an_old_
     stale = _cli("store", "check", "--db", str(old))
     assert stale.exit_code == 1 and "run `carecollect migrate`" in stale.output
     assert old.read_bytes() == before  # a check changes nothing
+
+
+def test_store_seal_seals_the_partition_chains_and_check_names_the_chain_that_broke(tmp_path: Path) -> None:
+    db = tmp_path / "clinic.sqlite"
+    with SQLiteStore(db) as store:
+        store.audit_append("import", "A-1", {"rows": 1}, at=WALL)
+    assert "nothing to seal" in _cli("store", "seal", "--db", str(db)).output  # the main chain alone
+    with SQLiteStore(db) as store:
+        store.audit_append_many([("decision", f"A-{n}", {"n": n}) for n in range(3)], at=WALL, chain="p1of2")
+        store.audit_append("decision", "A-9", {}, at=WALL, chain="p0of2")
+    sealed = _cli("store", "seal", "--db", str(db))
+    assert sealed.exit_code == 0, sealed.output
+    with SQLiteStore(db) as store:
+        (seal,) = store.audit_records(kinds={"audit.seal"})
+    assert f"sealed 3 chain(s) in main record 2: {seal.hash}" in sealed.output
+    assert "nothing to seal" in _cli("store", "seal", "--db", str(db)).output
+    healthy = _cli("store", "check", "--db", str(db))
+    assert healthy.exit_code == 0, healthy.output
+    assert "ok: audit chains verify (6 records in 3 chains, 1 seal(s) hold)" in healthy.output
+    assert (
+        f"ok: latest audit seal: main record 2 at {seal.at.isoformat()}, 3 chain(s), hash {seal.hash}"
+        in healthy.output
+    )
+    with contextlib.closing(sqlite3.connect(db)) as raw:  # the sealed tail of p1of2 removed behind the store
+        raw.execute("DROP TRIGGER audit_no_delete")
+        raw.execute("DELETE FROM audit_log WHERE chain = 'p1of2' AND chain_seq = 3")
+        raw.commit()
+    broken = _cli("store", "check", "--db", str(db))
+    assert broken.exit_code == 1
+    assert (
+        "PROBLEM: audit chain 'p1of2' broken at record 3: record 3 is missing: the chain ends at record 2, "
+        "the seal at main record 2 attests record 3"
+    ) in broken.output
 
 
 def test_the_settings_file_names_the_store_and_never_holds_its_password(tmp_path: Path) -> None:

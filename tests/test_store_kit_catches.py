@@ -21,10 +21,19 @@ import pytest
 from carecollect.ledger import LedgerEntry
 from carecollect.patients import Patient
 from carecollect.store import SQLiteStore, Store
-from carecollect.store.base import GENESIS_HASH, AuditRecord, OutboxItem, PlanFacts, RunLock
+from carecollect.store.audit import AUDIT_ROW, verify_chains
+from carecollect.store.base import (
+    GENESIS_HASH,
+    MAIN_CHAIN,
+    AuditRecord,
+    AuditVerification,
+    OutboxItem,
+    PlanFacts,
+    RunLock,
+)
 from carecollect.testing.stores import StoreContract
 
-from .test_store_kit_sqlite import _tamper
+from .test_store_kit_sqlite import _delete, _swap, _tamper
 
 
 class NoBackOff(SQLiteStore):
@@ -35,10 +44,28 @@ class NoBackOff(SQLiteStore):
 
 class ForkedAudit(SQLiteStore):
     def audit_append(
-        self, kind: str, subject_id: str, data: Mapping[str, Any], *, at: dt.datetime
+        self, kind: str, subject_id: str, data: Mapping[str, Any], *, at: dt.datetime, chain: str = MAIN_CHAIN
     ) -> AuditRecord:
-        record = super().audit_append(kind, subject_id, data, at=at)
+        record = super().audit_append(kind, subject_id, data, at=at, chain=chain)
         return attrs.evolve(record, prev_hash=GENESIS_HASH)  # says every record starts a chain
+
+
+class OneChain(SQLiteStore):
+    def audit_append(
+        self, kind: str, subject_id: str, data: Mapping[str, Any], *, at: dt.datetime, chain: str = MAIN_CHAIN
+    ) -> AuditRecord:
+        return super().audit_append(kind, subject_id, data, at=at)  # every record in the main chain
+
+    def audit_append_many(
+        self, records: Any, *, at: dt.datetime, chain: str = MAIN_CHAIN
+    ) -> list[AuditRecord]:
+        return super().audit_append_many(records, at=at)
+
+
+class SealsUnchecked(SQLiteStore):
+    def verify_audit(self) -> AuditVerification:
+        rows = self._db.execute(f"SELECT {AUDIT_ROW} FROM audit_log ORDER BY chain, chain_seq")
+        return verify_chains([], rows)  # links only: a removed or rewritten sealed tail goes unseen
 
 
 class SecondsOnly(SQLiteStore):
@@ -83,6 +110,8 @@ class DriftingFacts(SQLiteStore):
 FAULTS: list[tuple[type[SQLiteStore], str]] = [
     (NoBackOff, "test_a_failure_is_retried_with_back_off_until_done"),
     (ForkedAudit, "test_the_audit_chain_verifies_and_finds_an_edited_record"),
+    (OneChain, "test_each_chain_links_only_its_own_records"),
+    (SealsUnchecked, "test_a_sealed_tail_removed_or_rewritten_is_found_against_the_seal"),
     (SecondsOnly, "test_parties_and_invoices_round_trip_to_the_minor_unit"),
     (CommitsOnError, "test_a_failed_unit_of_work_leaves_nothing"),
     (SharedLock, "test_the_run_lock_is_exclusive_until_stale"),
@@ -97,6 +126,8 @@ def _call(test: Callable[..., None], store: Store, cls: type[SQLiteStore]) -> No
         "store": store,
         "second_handle": lambda s: cls(s.path),
         "tamper_audit": _tamper,
+        "delete_audit": _delete,
+        "swap_audit": _swap,
         "currency": "NOK",
     }
     test(**{n: fixtures[n] for n in names})

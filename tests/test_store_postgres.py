@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,14 @@ from carecollect.store import Store, StoreError
 from carecollect.store.postgres import POSTGRES_MIGRATIONS as MIGRATIONS
 from carecollect.store.postgres import PostgresStore, apply_migrations
 from carecollect.testing.postgres import LocalPostgres
-from carecollect.testing.stores import OpenStore, SecondHandle, StoreContract, TamperAudit
+from carecollect.testing.stores import (
+    DeleteAudit,
+    OpenStore,
+    SecondHandle,
+    StoreContract,
+    SwapAudit,
+    TamperAudit,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -69,6 +76,27 @@ class TestPostgresStore(StoreContract):
 
         return tamper
 
+    @pytest.fixture
+    def delete_audit(self, urls: dict[int, str]) -> DeleteAudit:
+        def delete(store: Store, seqs: Sequence[int]) -> None:
+            with psycopg.connect(urls[id(store)], autocommit=True) as conn, conn.transaction():
+                conn.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_append_only")
+                conn.execute("DELETE FROM audit_log WHERE seq = ANY(%s)", (list(seqs),))
+                conn.execute("ALTER TABLE audit_log ENABLE TRIGGER audit_append_only")
+
+        return delete
+
+    @pytest.fixture
+    def swap_audit(self, urls: dict[int, str]) -> SwapAudit:
+        def swap(store: Store, a: int, b: int) -> None:
+            with psycopg.connect(urls[id(store)], autocommit=True) as conn, conn.transaction():
+                conn.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_append_only")
+                for old, new in ((a, -1), (b, a), (-1, b)):
+                    conn.execute("UPDATE audit_log SET seq = %s WHERE seq = %s", (new, old))
+                conn.execute("ALTER TABLE audit_log ENABLE TRIGGER audit_append_only")
+
+        return swap
+
 
 @pytest.fixture
 def url(postgres_server: LocalPostgres) -> str:
@@ -106,20 +134,50 @@ def test_every_older_schema_migrates_to_the_newest_keeping_its_records(
 ) -> None:
     fresh = _database(postgres_server, "fresh")
     apply_migrations(fresh)
-    for start in range(1, MIGRATIONS[-1][0]):
+    versions = [m[0] for m in MIGRATIONS]
+    for start in versions[:-1]:
         old = _database(postgres_server, f"from{start}")
-        assert [m[0] for m in apply_migrations(old, target=start)] == list(range(1, start + 1))
+        assert [m[0] for m in apply_migrations(old, target=start)] == [v for v in versions if v <= start]
         with psycopg.connect(old) as conn:  # a record written by that version
             conn.execute("INSERT INTO creditors VALUES ('CR-1', 'Clinic', 'provider', 'NO', 0, NULL, NULL)")
         with pytest.raises(StoreError, match="carecollect migrate"):
             PostgresStore(old)  # the run's store refuses an old schema instead of changing it
-        assert [m[0] for m in apply_migrations(old, dry_run=True)] == list(
-            range(start + 1, MIGRATIONS[-1][0] + 1)
-        )
+        assert [m[0] for m in apply_migrations(old, dry_run=True)] == [v for v in versions if v > start]
         apply_migrations(old)
         assert _schema(old) == _schema(fresh)
         with PostgresStore(old) as store:
             assert [c.id for c in store.creditors()] == ["CR-1"]
+
+
+def test_audit_records_from_before_the_chains_stay_in_the_main_chain_and_verify(url: str) -> None:
+    """Migration 6 gives every record written before it its place in the main chain; the log
+    goes on from there, and its order from the new sequence."""
+    from carecollect.store.base import GENESIS_HASH, audit_hash
+
+    before = max(m[0] for m in MIGRATIONS if m[0] < 6)
+    apply_migrations(url, target=before)
+    prev = GENESIS_HASH
+    with psycopg.connect(url) as conn:  # records as the store wrote them before there were chains
+        for seq in (1, 2, 3):
+            digest = audit_hash(prev, seq, T0, "import", f"A-{seq}", {"rows": seq})
+            conn.execute(
+                "INSERT INTO audit_log VALUES (%s, %s, 'import', %s, %s, %s, %s)",
+                (seq, T0, f"A-{seq}", f'{{"rows":{seq}}}', prev, digest),
+            )
+            prev = digest
+    apply_migrations(url)
+    with PostgresStore(url) as store:
+        assert [(r.chain, r.chain_seq, r.seq) for r in store.audit_records()] == [
+            ("", n, n) for n in (1, 2, 3)
+        ]
+        assert store.verify_audit().ok
+        main = store.audit_append("import", "A-4", {"rows": 4}, at=T0)
+        part = store.audit_append("decision", "A-5", {}, at=T0, chain="p0of2")
+        assert (main.seq, main.chain_seq, main.prev_hash) == (4, 4, prev)
+        assert (part.seq, part.chain_seq) == (5, 1)
+        assert store.seal_audit(at=T0) is not None
+        result = store.verify_audit()
+        assert (result.ok, result.checked, result.chains, result.seals) == (True, 6, 2, 1)
 
 
 def test_a_schema_from_a_newer_carecollect_is_refused(url: str) -> None:

@@ -138,6 +138,52 @@ def test_a_new_file_gets_every_migration_recorded_in_order(tmp_path: Path) -> No
         assert len(s.applied_migrations()) == len(MIGRATIONS)
 
 
+def test_audit_records_from_before_the_chains_stay_in_the_main_chain_and_verify(tmp_path: Path) -> None:
+    """Migration 13 gives every record written before it its place in the main chain."""
+    from carecollect.store.base import GENESIS_HASH, audit_hash
+    from carecollect.store.codec import partition_key
+
+    path = tmp_path / "old.db"
+    with closing(sqlite3.connect(path)) as db:  # a file as carecollect left it before the chains
+        db.create_function("carecollect_partition_key", 1, partition_key)  # migration 12 calls it
+        db.execute(
+            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, description TEXT NOT NULL, "
+            "applied_at TEXT NOT NULL)"
+        )
+        for version, description, statements in MIGRATIONS:
+            if version >= 13:
+                break
+            for statement in statements:
+                db.execute(statement)
+            db.execute("INSERT INTO schema_version VALUES (?, ?, ?)", (version, description, T0.isoformat()))
+        prev = GENESIS_HASH
+        for seq in (1, 2, 3):
+            digest = audit_hash(prev, seq, T0, "import", f"A-{seq}", {"rows": seq})
+            db.execute(
+                "INSERT INTO audit_log VALUES (?, ?, 'import', ?, ?, ?, ?)",
+                (seq, T0.isoformat(), f"A-{seq}", f'{{"rows":{seq}}}', prev, digest),
+            )
+            prev = digest
+        db.commit()
+    with SQLiteStore(path) as store:
+        assert store.schema_version() == MIGRATIONS[-1][0]
+        assert [(r.chain, r.chain_seq, r.seq) for r in store.audit_records()] == [
+            ("", n, n) for n in (1, 2, 3)
+        ]
+        assert store.verify_audit().ok
+        main = store.audit_append("import", "A-4", {"rows": 4}, at=T0)
+        part = store.audit_append("decision", "A-5", {}, at=T0, chain="p0of2")
+        assert (main.seq, main.chain_seq, main.prev_hash) == (4, 4, prev)
+        assert (part.seq, part.chain_seq) == (5, 1)
+        with pytest.raises(
+            sqlite3.IntegrityError, match="append-only"
+        ):  # the guard is back after the migration
+            store._db.execute("UPDATE audit_log SET chain = 'p9of9' WHERE seq = 1")
+        assert store.seal_audit(at=T0) is not None
+        result = store.verify_audit()
+        assert (result.ok, result.checked, result.chains, result.seals) == (True, 6, 2, 1)
+
+
 def test_a_file_from_a_newer_carecollect_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "future.db"
     SQLiteStore(path).close()

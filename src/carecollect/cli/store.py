@@ -17,7 +17,7 @@ import click
 
 from ..errors import ConfigurationError
 
-__all__ = ["check_store", "migrate", "resolve_store_url", "store"]
+__all__ = ["check_store", "migrate", "resolve_store_url", "seal", "store"]
 
 _STORE_HELP = (
     "The store: sqlite:///path or postgresql://user@host/db (default: [store] url of the settings "
@@ -69,7 +69,8 @@ def _pending(url: str) -> tuple[int, int, list[tuple[int, str, tuple[str, ...]]]
 
     pending = apply_migrations(url, dry_run=True)
     newest = PG_MIGRATIONS[-1][0]
-    return newest - len(pending), newest, pending
+    applied = [m[0] for m in PG_MIGRATIONS if m not in pending]  # the numbers need not be consecutive
+    return max(applied, default=0), newest, pending
 
 
 def _first_line(statement: str) -> str:
@@ -135,7 +136,8 @@ def migrate(db: Path, store_url: str | None, dry_run: bool) -> None:
 def check_store(url: str, wall_now: dt.datetime) -> tuple[list[str], list[str]]:
     """What ``carecollect store check`` finds: ``(facts, problems)``, one line each, no patient data.
 
-    Problems: a schema that is not current, an audit chain that does not verify, a run lock
+    Problems: a schema that is not current, an audit chain that does not verify (each broken
+    chain with the record where it breaks, a seal whose heads are not found as sealed), a run lock
     whose holder stopped beating (stuck), outbox items intended over :data:`STUCK_INTENT` ago
     and still not done. Facts: the rest (versions, counts, a live lock's holder).
 
@@ -157,14 +159,9 @@ def check_store(url: str, wall_now: dt.datetime) -> tuple[list[str], list[str]]:
     facts.append(f"schema version {current} (up to date)")
     store: Any = open_store(url)
     try:
-        audit = store.verify_audit()
-        if audit.ok:
-            facts.append(f"audit chain verifies ({audit.checked} records)")
-        else:
-            problems.append(
-                f"audit chain broken at record {audit.first_broken_seq}: {audit.problem} "
-                f"({audit.checked} records verified before it)"
-            )
+        facts_, problems_ = _audit_lines(store)
+        facts.extend(facts_)
+        problems.extend(problems_)
         lock = store.current_run_lock()
         if lock is None:
             facts.append("run lock: free")
@@ -191,6 +188,35 @@ def check_store(url: str, wall_now: dt.datetime) -> tuple[list[str], list[str]]:
     return facts, problems
 
 
+def _audit_lines(store: Any) -> tuple[list[str], list[str]]:
+    """``(facts, problems)`` of the audit log: every chain and every seal verified."""
+    from ..store.base import MAIN_CHAIN, SEAL_KIND
+
+    audit = store.verify_audit()
+    facts: list[str] = []
+    problems = [
+        f"audit chain {'' if p.chain == MAIN_CHAIN else repr(p.chain) + ' '}broken at record {p.seq}: {p.problem}"
+        for p in audit.problems
+    ]
+    if audit.ok and audit.chains <= 1 and not audit.seals:
+        facts.append(f"audit chain verifies ({audit.checked} records)")
+    elif audit.ok:
+        facts.append(
+            f"audit chains verify ({audit.checked} records in {audit.chains} chains, {audit.seals} seal(s) hold)"
+        )
+    else:
+        facts.append(
+            f"audit: {audit.checked} records in {audit.chains} chains verify, up to the problems below"
+        )
+    if audit.seals:
+        last = list(store.audit_records(kinds={SEAL_KIND}, chain=MAIN_CHAIN))[-1]
+        facts.append(
+            f"latest audit seal: main record {last.chain_seq} at {last.at.isoformat()}, "
+            f"{len(last.data.get('heads', ()))} chain(s), hash {last.hash}"
+        )
+    return facts, problems
+
+
 @click.group()
 def store() -> None:
     """Look after the store (SQLite or PostgreSQL)."""
@@ -206,7 +232,7 @@ def store() -> None:
 )
 @click.option("--store", "store_url", envvar="CARECOLLECT_STORE_URL", help=_STORE_HELP)
 def check(db: Path, store_url: str | None) -> None:
-    """Check the schema version, the audit chain, the run lock and stuck outbox items; exit 1 on a problem."""
+    """Check the schema version, the audit chains and seals, the run lock and stuck outbox items; exit 1 on a problem."""
     from ..store.urls import safe_url, sqlite_path, store_scheme
 
     url = resolve_store_url(db, store_url)
@@ -222,3 +248,38 @@ def check(db: Path, store_url: str | None) -> None:
         click.echo(f"  PROBLEM: {line}")
     if problems:
         raise SystemExit(1)
+
+
+@store.command("seal")
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="carecollect.sqlite",
+    show_default=True,
+    help="The SQLite database; its settings file may name another store ([store] url).",
+)
+@click.option("--store", "store_url", envvar="CARECOLLECT_STORE_URL", help=_STORE_HELP)
+def seal(db: Path, store_url: str | None) -> None:
+    """Seal the audit chains: a main-chain record of every chain's head (name, record, hash).
+
+    A run whose partitions wrote chains of their own ends with a seal; this writes one on a day
+    without a run, or before a backup. Nothing is written when no chain changed since the last
+    seal, or when there is no chain but the main one. The seal's hash is printed: keep it
+    outside the database (a log, a ticket) and a rewrite of everything up to it shows.
+    """
+    from ..store.urls import open_store, safe_url, sqlite_path, store_scheme
+
+    url = resolve_store_url(db, store_url)
+    if store_scheme(url) == "sqlite" and not Path(sqlite_path(url)).exists():
+        raise ConfigurationError(
+            f"no database at {sqlite_path(url)}; run `carecollect init --db {sqlite_path(url)}` first"
+        )
+    with contextlib.closing(open_store(url)) as opened:
+        record = opened.seal_audit(at=dt.datetime.now(dt.UTC))
+    click.echo(safe_url(url))
+    if record is None:
+        click.echo("  nothing to seal: no chain but the main one, or none changed since the last seal")
+        return
+    click.echo(
+        f"  sealed {len(record.data['heads'])} chain(s) in main record {record.chain_seq}: {record.hash}"
+    )

@@ -187,7 +187,9 @@ def execute_run(
 
 
 def _finished(store: Store, report: RunReport, now: dt.datetime, run_id: str) -> None:
-    """Record the run's instant (what :func:`last_run_at` reads) and log and count its outcome."""
+    """Record the run's instant (what :func:`last_run_at` reads), seal the audit chains (a run
+    that appended to partition chains ends with a seal of every chain's head, see
+    :meth:`~carecollect.store.base.RunJournal.seal_audit`) and log and count its outcome."""
     held = report.plan.counts().get("hold", 0)
     figures = {
         "accounts": report.plan.accounts,
@@ -198,6 +200,7 @@ def _finished(store: Store, report: RunReport, now: dt.datetime, run_id: str) ->
         "deferred": report.deferred_retry,
     }
     store.audit_append("run.finished", "run", {"run_id": run_id, "as_of": now.isoformat(), **figures}, at=now)
+    store.seal_audit(at=now)  # the day's seal: every partition chain's head, in the main chain
     log_event("run.finished", run_id=run_id, **figures)
     add_metric("carecollect.accounts.planned", report.plan.accounts)
     add_metric("carecollect.messages.sent", report.sent)

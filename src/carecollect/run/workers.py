@@ -20,7 +20,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from multiprocessing.process import BaseProcess
 from typing import Any
 
@@ -30,10 +30,12 @@ from ..plugins.manager import PluginManager, make_plugin_manager
 from ..scrubbing import scrub_text
 from ..store.base import (
     AccountSnapshot,
+    AuditRecord,
     PartitionLease,
     PlanFacts,
     RunLocked,
     Store,
+    partition_chain,
 )
 from ..store.codec import partition_key
 from ..store.urls import open_store, url_of
@@ -239,6 +241,36 @@ class PartitionView:
                 yield
             finally:
                 self._depth -= 1
+
+    @property
+    def chain(self) -> str:
+        """The partition's audit chain (:func:`~carecollect.store.base.partition_chain`): its
+        audit records go there, so the workers of a run do not queue for one chain's head."""
+        return partition_chain(self.lease.partition, self.partitions)
+
+    def audit_append(
+        self,
+        kind: str,
+        subject_id: str,
+        data: Mapping[str, Any],
+        *,
+        at: dt.datetime,
+        chain: str | None = None,
+    ) -> AuditRecord:
+        """Append to the partition's audit chain (or to ``chain``, if given)."""
+        return self._store.audit_append(
+            kind, subject_id, data, at=at, chain=self.chain if chain is None else chain
+        )
+
+    def audit_append_many(
+        self,
+        records: Sequence[tuple[str, str, Mapping[str, Any]]],
+        *,
+        at: dt.datetime,
+        chain: str | None = None,
+    ) -> list[AuditRecord]:
+        """Append many records to the partition's audit chain (or to ``chain``, if given)."""
+        return self._store.audit_append_many(records, at=at, chain=self.chain if chain is None else chain)
 
     def iter_plan_facts(
         self, *, batch_size: int = 2000, partition: tuple[int, int] | None = None

@@ -50,8 +50,12 @@ from ..timekeeping import require_aware
 
 __all__ = [
     "GENESIS_HASH",
+    "MAIN_CHAIN",
     "RUN_LOCK_STALE_AFTER",
+    "SEAL_KIND",
     "AccountSnapshot",
+    "AuditHead",
+    "AuditProblem",
     "AuditRecord",
     "AuditVerification",
     "ContactRequest",
@@ -77,6 +81,7 @@ __all__ = [
     "canonical_json",
     "checked_partition",
     "next_retry_at",
+    "partition_chain",
 ]
 
 
@@ -108,6 +113,28 @@ def checked_partition(value: tuple[int, int] | None) -> tuple[int, int] | None:
 
 #: The ``prev_hash`` of the first audit record.
 GENESIS_HASH = "0" * 64
+
+#: The audit log's main chain: the run's own process, intake, the importers, the web pages.
+MAIN_CHAIN = ""
+
+#: The kind of the main-chain record that seals the heads of every audit chain
+#: (:meth:`RunJournal.seal_audit`).
+SEAL_KIND = "audit.seal"
+
+
+def partition_chain(partition: int, partitions: int) -> str:
+    """The audit chain of one partition of a parallel run: ``p<partition>of<partitions>``.
+
+    The name holds no run key: a partition's chain continues from run to run, as long as the
+    run has the same number of partitions (the same patients fall in it, see
+    :func:`carecollect.run.workers.partition_of`).
+
+    >>> partition_chain(3, 8)
+    'p3of8'
+    """
+    if not 0 <= partition < partitions:
+        raise ValueError(f"partition {partition} is not one of 0..{partitions - 1}")
+    return f"p{partition}of{partitions}"
 
 
 class OutboxStatus(enum.Enum):
@@ -324,13 +351,22 @@ class PendingHookEvent:
 class AuditRecord:
     """One entry of the append-only, hash-chained audit log.
 
-    :param seq: position in the log, from 1.
+    The log holds several chains (see :func:`partition_chain`): the main chain
+    (:data:`MAIN_CHAIN`) and one per partition of a parallel run. Each record is linked to the
+    record before it *in its own chain*.
+
+    :param seq: position in the whole log (the order records were appended), from 1. Between
+        chains it is not gap-free on PostgreSQL (a rolled-back unit of work leaves a gap) and
+        not attested by any hash; within a chain it grows with ``chain_seq``.
     :param at: when the decision or change happened.
     :param kind: what it is (``"outreach.decision"``, ``"import"``...).
     :param subject_id: the record it concerns (an account id...).
     :param data: the reasons and values, JSON-compatible (ids, codes, amounts; no PHI).
-    :param prev_hash: the hash of the record before (:data:`GENESIS_HASH` for the first).
+    :param prev_hash: the hash of the record before in its chain (:data:`GENESIS_HASH` for the first).
     :param hash: ``sha256(prev_hash + canonical_json(record))`` (see :func:`audit_hash`).
+    :param chain: the chain it belongs to (:data:`MAIN_CHAIN`, or a partition's, e.g. ``"p3of8"``).
+    :param chain_seq: position in its chain, from 1, without gaps (hashed); for a record of
+        the main chain written before there were several chains it equals ``seq``.
     """
 
     seq: int
@@ -340,22 +376,70 @@ class AuditRecord:
     data: Mapping[str, Any] = attrs.field(repr=False)
     prev_hash: str
     hash: str
+    chain: str = MAIN_CHAIN
+    chain_seq: int = attrs.field(default=attrs.Factory(lambda self: self.seq, takes_self=True))
+
+
+@attrs.frozen
+class AuditHead:
+    """The last record of one audit chain: what a seal (:data:`SEAL_KIND`) attests.
+
+    :param chain: the chain's name (:data:`MAIN_CHAIN` is ``""``).
+    :param seq: the record's position in the chain (``chain_seq``).
+    :param hash: the record's hash.
+    """
+
+    chain: str
+    seq: int
+    hash: str
+
+
+@attrs.frozen
+class AuditProblem:
+    """Where one audit chain breaks.
+
+    :param chain: the chain (:data:`MAIN_CHAIN` is ``""``).
+    :param seq: the position in that chain (``chain_seq``) of the first record that does not hold.
+    :param problem: what is wrong with it (edited, missing, out of order, or not what a seal attests).
+    """
+
+    chain: str
+    seq: int
+    problem: str
+
+    def describe(self) -> str:
+        """One line for a person: ``chain 'p3of8', record 7: ...`` (the main chain is ``main``).
+
+        >>> AuditProblem("p3of8", 7, "record 7 is missing").describe()
+        "chain 'p3of8' record 7: record 7 is missing"
+        """
+        return f"chain {self.chain or 'main'!r} record {self.seq}: {self.problem}"
 
 
 @attrs.frozen
 class AuditVerification:
-    """The result of checking the audit chain.
+    """The result of checking every audit chain and every seal.
 
-    :param ok: True when every link holds.
-    :param checked: records checked.
-    :param first_broken_seq: the first record whose link does not hold.
+    :param ok: True when every link of every chain holds and every seal's heads are found as sealed.
+    :param checked: records whose link and hash were checked and hold.
+    :param first_broken_seq: the position in its chain (``chain_seq``) of the first record of
+        the first broken chain that does not hold.
     :param problem: what is wrong with it.
+    :param chain: the chain of that first problem.
+    :param chains: the chains found (the main chain counts when it has records).
+    :param seals: the seal records checked against the chains.
+    :param problems: every broken chain's first problem, in chain order (a chain is not read
+        past its first problem; the others are read to the end).
     """
 
     ok: bool
     checked: int
     first_broken_seq: int | None = None
     problem: str | None = None
+    chain: str | None = None
+    chains: int = 0
+    seals: int = 0
+    problems: tuple[AuditProblem, ...] = ()
 
 
 @attrs.frozen
@@ -490,28 +574,42 @@ def canonical_json(value: Any) -> str:
 
 
 def audit_hash(
-    prev_hash: str, seq: int, at: dt.datetime, kind: str, subject_id: str, data: Mapping[str, Any]
+    prev_hash: str,
+    seq: int,
+    at: dt.datetime,
+    kind: str,
+    subject_id: str,
+    data: Mapping[str, Any],
+    *,
+    chain: str = MAIN_CHAIN,
 ) -> str:
-    """The hash that chains an audit record to the one before it.
+    """The hash that chains an audit record to the one before it in its chain.
 
     ``sha256(prev_hash + canonical_json({"seq", "at", "kind", "subject_id", "data"}))``
-    as lowercase hex; ``at`` is written as ISO-8601 in UTC.
+    as lowercase hex; ``at`` is written as ISO-8601 in UTC and ``seq`` is the record's
+    position in its chain. A record of any chain but the main one also hashes its chain's name
+    (``"chain"``), so it cannot be passed off as another chain's; a main-chain record hashes
+    what it always did, so records written before there were several chains still verify.
 
     >>> import datetime as dt
-    >>> h = audit_hash(GENESIS_HASH, 1, dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), "k", "A-1", {})
-    >>> len(h), h == audit_hash(GENESIS_HASH, 1, dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), "k", "A-1", {"x": 1})
+    >>> t = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    >>> h = audit_hash(GENESIS_HASH, 1, t, "k", "A-1", {})
+    >>> len(h), h == audit_hash(GENESIS_HASH, 1, t, "k", "A-1", {"x": 1})
     (64, False)
+    >>> h == audit_hash(GENESIS_HASH, 1, t, "k", "A-1", {}, chain="p0of2")
+    False
     """
     require_aware(at, f"AuditRecord {seq}", "at")
-    body = canonical_json(
-        {
-            "seq": seq,
-            "at": at.astimezone(dt.UTC).isoformat(),
-            "kind": kind,
-            "subject_id": subject_id,
-            "data": data,
-        }
-    )
+    fields: dict[str, Any] = {
+        "seq": seq,
+        "at": at.astimezone(dt.UTC).isoformat(),
+        "kind": kind,
+        "subject_id": subject_id,
+        "data": data,
+    }
+    if chain != MAIN_CHAIN:
+        fields["chain"] = chain
+    body = canonical_json(fields)
     return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
 
 
@@ -948,25 +1046,58 @@ class RunJournal(UnitOfWork, Protocol):
 
     # -- audit -----------------------------------------------------------------
     def audit_append(
-        self, kind: str, subject_id: str, data: Mapping[str, Any], *, at: dt.datetime
+        self,
+        kind: str,
+        subject_id: str,
+        data: Mapping[str, Any],
+        *,
+        at: dt.datetime,
+        chain: str = MAIN_CHAIN,
     ) -> AuditRecord:
-        """Append a record to the audit log, chained to the one before."""
+        """Append a record to the audit log, chained to the one before in ``chain``.
+
+        Appenders of one chain go one at a time (the chain never forks); appenders of
+        different chains do not wait for each other.
+        """
         ...
 
     def audit_append_many(
-        self, records: Sequence[tuple[str, str, Mapping[str, Any]]], *, at: dt.datetime
+        self,
+        records: Sequence[tuple[str, str, Mapping[str, Any]]],
+        *,
+        at: dt.datetime,
+        chain: str = MAIN_CHAIN,
     ) -> list[AuditRecord]:
-        """Append many records ``(kind, subject_id, data)`` in order, the chain computed in memory."""
+        """Append many records ``(kind, subject_id, data)`` to ``chain`` in order, the chain computed in memory."""
         ...
 
     def audit_records(
-        self, *, subject_id: str | None = None, kinds: Collection[str] | None = None
+        self,
+        *,
+        subject_id: str | None = None,
+        kinds: Collection[str] | None = None,
+        chain: str | None = None,
     ) -> Iterator[AuditRecord]:
-        """The audit log in order (optionally only one subject's records, only these kinds)."""
+        """The audit log in order of ``seq`` (optionally only one subject's records, only these
+        kinds, only one chain's)."""
+        ...
+
+    def audit_heads(self) -> list[AuditHead]:
+        """The last record of every chain that has one, by chain name."""
+        ...
+
+    def seal_audit(self, *, at: dt.datetime) -> AuditRecord | None:
+        """Append a seal to the main chain: a record of kind :data:`SEAL_KIND` whose data lists
+        the head (name, position, hash) of every chain, so a chain's records up to its sealed
+        head cannot be removed or rewritten without :meth:`verify_audit` finding it.
+
+        :returns: the seal, or ``None`` when nothing was appended since the last seal (the main
+            chain ends with a seal that lists every head as it stands).
+        """
         ...
 
     def verify_audit(self) -> AuditVerification:
-        """Recompute the chain and report the first broken link."""
+        """Recompute every chain and check every seal; report each broken chain's first problem."""
         ...
 
 

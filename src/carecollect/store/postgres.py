@@ -12,8 +12,10 @@ For a billing service or an agency: several processes share one database.
   by :func:`apply_migrations` (an owner role; ``carecollect migrate``). The run's role needs no DDL
   rights: a store opened without ``migrate=True`` only checks that the schema is current;
 * row locks where the protocol reads and then writes (``SELECT ... FOR UPDATE`` on an outbox
-  item, a queued hook event), and transaction-scoped advisory locks for the two things that
-  must be one at a time across processes: the run lock and the head of the audit chain;
+  item, a queued hook event), and transaction-scoped advisory locks for what must be one at a
+  time across processes: the run lock and the head of each audit chain (the main chain and one
+  per partition of a run, :mod:`carecollect.store.audit`: the workers of a run do not wait for
+  each other);
 * ledger entries and audit records are append-only (triggers refuse UPDATE, DELETE and TRUNCATE).
 
 Reads hand back the same plain values as :mod:`carecollect.store.codec` writes (instants as
@@ -53,10 +55,14 @@ from ..placements import AgencyPlacement
 from ..plans import PaymentPlan
 from ..relief.assistance import ApplicationStatus, AssistanceApplication
 from . import codec
+from .audit import AUDIT_ROW, heads_from_rows, record_from_row, seal_data, seal_due, verify_chains
 from .base import (
     GENESIS_HASH,
+    MAIN_CHAIN,
     RUN_LOCK_STALE_AFTER,
+    SEAL_KIND,
     AccountSnapshot,
+    AuditHead,
     AuditRecord,
     AuditVerification,
     ContactRequest,
@@ -85,7 +91,9 @@ __all__ = ["POSTGRES_MIGRATIONS", "Migration", "PostgresStore", "apply_migration
 _T = 'text COLLATE "C"'  # every text column: byte order, as SQLite and Python sort
 _TS = "timestamptz"
 
-#: Keys of the transaction-scoped advisory locks (two fixed numbers in the ``carecollect`` range).
+#: Keys of the transaction-scoped advisory locks (fixed numbers in the ``carecollect`` range). An
+#: audit chain's lock is the two-key ``(_LOCK_AUDIT, hashtext(chain))``: two-key locks are apart
+#: from one-key ones, and two chain names that hash alike only share a queue.
 _LOCK_MIGRATE = 0x43434D01
 _LOCK_RUN = 0x43434D02
 _LOCK_AUDIT = 0x43434D03
@@ -252,6 +260,24 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
             # the same number as carecollect.store.codec.partition_key, kept by the database
             "ALTER TABLE accounts ADD COLUMN partition_key bigint NOT NULL "
             "GENERATED ALWAYS AS (('x' || substr(md5(patient_id), 1, 8))::bit(32)::bigint) STORED",
+        ),
+    ),
+    (
+        6,
+        "audit chains: each record in one chain (the main one or a partition's) at a position of its own; "
+        "the log's order from a sequence (appenders of different chains do not wait for each other)",
+        (
+            f"ALTER TABLE audit_log ADD COLUMN chain {_T} NOT NULL DEFAULT ''",
+            "ALTER TABLE audit_log ADD COLUMN chain_seq bigint",
+            # the one UPDATE the log ever gets: the records written so far keep their place in the main chain
+            "ALTER TABLE audit_log DISABLE TRIGGER audit_append_only",
+            "UPDATE audit_log SET chain_seq = seq",
+            "ALTER TABLE audit_log ENABLE TRIGGER audit_append_only",
+            "ALTER TABLE audit_log ALTER COLUMN chain_seq SET NOT NULL",
+            "CREATE UNIQUE INDEX audit_chain ON audit_log(chain, chain_seq)",
+            "CREATE SEQUENCE audit_log_seq OWNED BY audit_log.seq",
+            "SELECT setval('audit_log_seq', COALESCE((SELECT MAX(seq) FROM audit_log), 0) + 1, false)",
+            "ALTER TABLE audit_log ALTER COLUMN seq SET DEFAULT nextval('audit_log_seq')",
         ),
     ),
 )
@@ -1904,62 +1930,96 @@ class PostgresStore:
         return {r[0] for r in rows}
 
     # -- audit ------------------------------------------------------------------------------------
-    def audit_append(
-        self, kind: str, subject_id: str, data: Mapping[str, Any], *, at: dt.datetime
-    ) -> AuditRecord:
-        """Append a record chained to the last one (inside the caller's unit of work, if any).
+    def _lock_chain(self, cur: psycopg.Cursor[Any], chain: str) -> tuple[int, str]:
+        """Queue for ``chain``'s advisory lock (held to the end of the unit of work), then read its
+        head ``(position, hash)``; a statement of its own, so it sees what the last holder committed."""
+        cur.execute(b"SELECT pg_advisory_xact_lock(%s::integer, hashtext(%s))", (_LOCK_AUDIT, chain))
+        cur.execute(
+            b"SELECT chain_seq, hash FROM audit_log WHERE chain = %s ORDER BY chain_seq DESC LIMIT 1",
+            (chain,),
+        )
+        last = cur.fetchone()
+        return (0, GENESIS_HASH) if last is None else (int(last[0]), last[1])
 
-        Appenders queue on a transaction-scoped advisory lock held to the end of their unit of
-        work, so the chain never forks however many processes write.
+    def audit_append(
+        self,
+        kind: str,
+        subject_id: str,
+        data: Mapping[str, Any],
+        *,
+        at: dt.datetime,
+        chain: str = MAIN_CHAIN,
+    ) -> AuditRecord:
+        """Append a record chained to the last one of ``chain`` (inside the caller's unit of work, if any).
+
+        Appenders of one chain queue on a transaction-scoped advisory lock held to the end of
+        their unit of work, so no chain ever forks however many processes write; appenders of
+        different chains (the partitions of a run) do not wait for each other.
         """
         payload = dict(data)
         text = canonical_json(payload)
-        with self._unit():
-            self._exec("SELECT pg_advisory_xact_lock(%s)", (_LOCK_AUDIT,))
-            last = self._first("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-            seq, prev = (1, GENESIS_HASH) if last is None else (int(last[0]) + 1, last[1])
-            digest = audit_hash(prev, seq, at, kind, subject_id, payload)
-            self._exec(
-                "INSERT INTO audit_log (seq, at, kind, subject_id, data, prev_hash, hash) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                (seq, codec.iso_instant(at), kind, subject_id, text, prev, digest),
+        with self._unit_cur() as cur:
+            position, prev = self._lock_chain(cur, chain)
+            position += 1
+            digest = audit_hash(prev, position, at, kind, subject_id, payload, chain=chain)
+            cur.execute(
+                b"INSERT INTO audit_log (at, kind, subject_id, data, prev_hash, hash, chain, chain_seq) "
+                b"VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING seq",
+                (codec.iso_instant(at), kind, subject_id, text, prev, digest, chain, position),
             )
-        return AuditRecord(seq, at, kind, subject_id, payload, prev, digest)
+            row = cur.fetchone()
+            assert row is not None
+        return AuditRecord(
+            int(row[0]), at, kind, subject_id, payload, prev, digest, chain=chain, chain_seq=position
+        )
 
     def audit_append_many(
-        self, records: Sequence[tuple[str, str, Mapping[str, Any]]], *, at: dt.datetime
+        self,
+        records: Sequence[tuple[str, str, Mapping[str, Any]]],
+        *,
+        at: dt.datetime,
+        chain: str = MAIN_CHAIN,
     ) -> list[AuditRecord]:
-        """Append many records in order under the audit lock: the head read once, each hash
-        computed in memory, one ``executemany``."""
+        """Append many records to ``chain`` in order under its lock: the head read once, the log's
+        positions taken in one statement, each hash computed in memory, one ``executemany``."""
         if not records:
             return []
         out: list[AuditRecord] = []
         with self.transaction(), self._statement() as cur:
-            cur.execute(b"SELECT pg_advisory_xact_lock(%s)", (_LOCK_AUDIT,))
-            cur.execute(b"SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-            last = cur.fetchone()
-            seq, prev = (0, GENESIS_HASH) if last is None else (int(last[0]), last[1])
+            position, prev = self._lock_chain(cur, chain)
+            cur.execute(b"SELECT nextval('audit_log_seq') FROM generate_series(1, %s)", (len(records),))
+            seqs = sorted(int(r[0]) for r in cur.fetchall())
             when = codec.iso_instant(at)
             rows = []
-            for kind, subject_id, data in records:
+            for seq, (kind, subject_id, data) in zip(seqs, records, strict=True):
                 payload = dict(data)
-                seq += 1
-                digest = audit_hash(prev, seq, at, kind, subject_id, payload)
-                rows.append((seq, when, kind, subject_id, canonical_json(payload), prev, digest))
-                out.append(AuditRecord(seq, at, kind, subject_id, payload, prev, digest))
+                position += 1
+                digest = audit_hash(prev, position, at, kind, subject_id, payload, chain=chain)
+                rows.append(
+                    (seq, when, kind, subject_id, canonical_json(payload), prev, digest, chain, position)
+                )
+                out.append(
+                    AuditRecord(
+                        seq, at, kind, subject_id, payload, prev, digest, chain=chain, chain_seq=position
+                    )
+                )
                 prev = digest
             cur.executemany(
-                b"INSERT INTO audit_log (seq, at, kind, subject_id, data, prev_hash, hash) "
-                b"VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                b"INSERT INTO audit_log (seq, at, kind, subject_id, data, prev_hash, hash, chain, chain_seq) "
+                b"VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 rows,
             )
         return out
 
     def audit_records(
-        self, *, subject_id: str | None = None, kinds: Collection[str] | None = None
+        self,
+        *,
+        subject_id: str | None = None,
+        kinds: Collection[str] | None = None,
+        chain: str | None = None,
     ) -> Iterator[AuditRecord]:
-        """The audit log in order, optionally one subject's records only, and only ``kinds``."""
-        sql = "SELECT seq, at, kind, subject_id, data, prev_hash, hash FROM audit_log"
+        """The audit log in order, optionally one subject's records only, only ``kinds``, only one chain's."""
+        sql = f"SELECT {AUDIT_ROW} FROM audit_log"
         where: list[str] = []
         params: list[Any] = []
         if subject_id is not None:
@@ -1968,44 +2028,63 @@ class PostgresStore:
         if kinds is not None:
             where.append("kind = ANY(%s)")
             params.append(sorted(set(kinds)))
+        if chain is not None:
+            where.append("chain = %s")
+            params.append(chain)
         if where:
             sql += " WHERE " + " AND ".join(where)
         for r in self._all(sql + " ORDER BY seq", params):
-            yield AuditRecord(
-                int(r[0]), codec.instant_from_iso(r[1]), r[2], r[3], json.loads(r[4]), r[5], r[6]
+            yield record_from_row(r)
+
+    def audit_heads(self) -> list[AuditHead]:
+        """The last record of every chain that has one, by chain name (a skip scan of the chain index)."""
+        return heads_from_rows(
+            self._all(
+                """WITH RECURSIVE c(chain) AS (
+                    SELECT MIN(chain) FROM audit_log
+                    UNION ALL
+                    SELECT (SELECT MIN(chain) FROM audit_log WHERE chain > c.chain) FROM c WHERE c.chain IS NOT NULL)
+                SELECT c.chain, h.chain_seq, h.hash FROM c CROSS JOIN LATERAL (
+                    SELECT chain_seq, hash FROM audit_log a WHERE a.chain = c.chain
+                    ORDER BY chain_seq DESC LIMIT 1) h
+                WHERE c.chain IS NOT NULL"""
             )
+        )
+
+    def seal_audit(self, *, at: dt.datetime) -> AuditRecord | None:
+        """Seal the heads of every chain with a main-chain record (``None``: nothing new to seal).
+
+        The main chain's lock is taken first, so two sealers one after the other write one seal.
+        """
+        with self.transaction(), self._statement() as cur:
+            self._lock_chain(cur, MAIN_CHAIN)
+            heads = self.audit_heads()
+            cur.execute(
+                f"SELECT {AUDIT_ROW} FROM audit_log WHERE chain = %s ORDER BY chain_seq DESC LIMIT 1".encode(),
+                (MAIN_CHAIN,),
+            )
+            last = cur.fetchone()
+            if not seal_due(heads, None if last is None else record_from_row(last)):
+                return None
+            return self.audit_append(SEAL_KIND, "audit", seal_data(heads), at=at)
 
     def verify_audit(self) -> AuditVerification:
-        """Recompute every hash and link; report the first record that does not hold."""
-        prev = GENESIS_HASH
-        checked = 0
-        expected_seq = 1
-        last = 0
-        while True:
-            rows = self._all(
-                "SELECT seq, at, kind, subject_id, data, prev_hash, hash FROM audit_log WHERE seq > %s "
-                "ORDER BY seq LIMIT 5000",
-                (last,),
-            )
-            if not rows:
-                return AuditVerification(True, checked)
-            for r in rows:
-                seq = int(r[0])
-                if seq != expected_seq:
-                    return AuditVerification(
-                        False, checked, expected_seq, f"record {expected_seq} is missing"
-                    )
-                if r[5] != prev:
-                    return AuditVerification(
-                        False, checked, seq, "prev_hash does not match the record before"
-                    )
-                try:
-                    digest = audit_hash(prev, seq, codec.instant_from_iso(r[1]), r[2], r[3], json.loads(r[4]))
-                except (ValueError, TypeError):
-                    return AuditVerification(False, checked, seq, "the record cannot be read")
-                if digest != r[6]:
-                    return AuditVerification(False, checked, seq, "hash does not match the record's content")
-                prev = r[6]
-                checked += 1
-                expected_seq += 1
-            last = int(rows[-1][0])
+        """Recompute every chain and check every seal (:func:`~carecollect.store.audit.verify_chains`),
+        reading the log in pages by chain and position."""
+        seals = self._all(
+            f"SELECT {AUDIT_ROW} FROM audit_log WHERE chain = %s AND kind = %s ORDER BY chain_seq",
+            (MAIN_CHAIN, SEAL_KIND),
+        )
+
+        def pages() -> Iterator[tuple[Any, ...]]:
+            rows = self._all(f"SELECT {AUDIT_ROW} FROM audit_log ORDER BY chain, chain_seq LIMIT 5000")
+            while rows:
+                yield from rows
+                last = rows[-1]
+                rows = self._all(
+                    f"SELECT {AUDIT_ROW} FROM audit_log WHERE (chain, chain_seq) > (%s, %s) "
+                    "ORDER BY chain, chain_seq LIMIT 5000",
+                    (last[1], last[2]),
+                )
+
+        return verify_chains(seals, pages())

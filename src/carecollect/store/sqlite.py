@@ -7,12 +7,13 @@
   file is opened and each is recorded in ``schema_version``; a file written by
   a newer carecollect is refused;
 * ledger entries and audit records are append-only (triggers refuse UPDATE
-  and DELETE), and the audit log is hash-chained (:meth:`SQLiteStore.verify_audit`).
+  and DELETE), and the audit log is hash-chained, one chain per partition of a run beside the
+  main one, sealed by the run (:meth:`SQLiteStore.verify_audit`, :mod:`carecollect.store.audit`).
 
 >>> import datetime as dt
 >>> from carecollect.store.sqlite import SQLiteStore
 >>> store = SQLiteStore(":memory:")
->>> store.schema_version() == len(MIGRATIONS)
+>>> store.schema_version() == MIGRATIONS[-1][0]
 True
 >>> t = dt.datetime(2026, 3, 2, 8, tzinfo=dt.timezone.utc)
 >>> store.mark_processed("stripe", "evt_1", at=t), store.mark_processed("stripe", "evt_1", at=t)
@@ -45,10 +46,14 @@ from ..patients import Account, ContactPoint, Patient
 from ..placements import AgencyPlacement
 from ..plans import PaymentPlan
 from . import codec
+from .audit import AUDIT_ROW, heads_from_rows, record_from_row, seal_data, seal_due, verify_chains
 from .base import (
     GENESIS_HASH,
+    MAIN_CHAIN,
     RUN_LOCK_STALE_AFTER,
+    SEAL_KIND,
     AccountSnapshot,
+    AuditHead,
     AuditRecord,
     AuditVerification,
     ContactRequest,
@@ -277,6 +282,20 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             "CREATE INDEX accounts_plan ON accounts(id, patient_id, creditor_id, currency, jurisdiction, partition_key)",
         ),
     ),
+    (
+        13,
+        "audit chains: each record in one chain (the main one or a partition's) at a position of its own",
+        (
+            "ALTER TABLE audit_log ADD COLUMN chain TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE audit_log ADD COLUMN chain_seq INTEGER NOT NULL DEFAULT 0",
+            "DROP TRIGGER audit_no_update",  # the one UPDATE the log ever gets: old records keep their place
+            "UPDATE audit_log SET chain_seq = seq",
+            "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit_log BEGIN "
+            + _NO_CHANGE.format(table="the audit log")
+            + "; END",
+            "CREATE UNIQUE INDEX audit_chain ON audit_log(chain, chain_seq)",
+        ),
+    ),
 )
 
 _CHILD_TABLES = (
@@ -349,8 +368,10 @@ class SQLiteStore:
             self.path, timeout=timeout, isolation_level=None, check_same_thread=check_same_thread
         )
         self._depth = 0
-        #: the audit chain's last (seq, hash) while a unit of work holds the write lock
-        self._audit_head: tuple[int, str] | None = None
+        #: while a unit of work holds the write lock: each audit chain's last (position, hash) it
+        #: read or wrote, and the log's last seq (0: not read yet)
+        self._audit_heads: dict[str, tuple[int, str]] = {}
+        self._audit_seq = 0
         # the migration that added the column fills it, and a read falls back on it for a row
         # some other program inserted without one
         self._db.create_function("carecollect_partition_key", 1, codec.partition_key, deterministic=True)
@@ -387,16 +408,16 @@ class SQLiteStore:
         if self._depth == 0:
             self._db.execute("BEGIN IMMEDIATE")
             self._depth = 1
-            self._audit_head = None  # read again under the write lock
+            self._forget_audit_heads()  # read again under the write lock
             try:
                 yield
             except BaseException:
                 self._depth = 0
-                self._audit_head = None
+                self._forget_audit_heads()
                 self._db.execute("ROLLBACK")
                 raise
             self._depth = 0
-            self._audit_head = None
+            self._forget_audit_heads()
             self._db.execute("COMMIT")
             return
         name = f"sp{self._depth}"
@@ -406,12 +427,16 @@ class SQLiteStore:
             yield
         except BaseException:
             self._depth -= 1
-            self._audit_head = None  # the savepoint's audit records are undone
+            self._forget_audit_heads()  # the savepoint's audit records are undone
             self._db.execute(f"ROLLBACK TO {name}")
             self._db.execute(f"RELEASE {name}")
             raise
         self._depth -= 1
         self._db.execute(f"RELEASE {name}")
+
+    def _forget_audit_heads(self) -> None:
+        self._audit_heads.clear()
+        self._audit_seq = 0
 
     @contextmanager
     def _unit(self) -> Iterator[None]:
@@ -1741,66 +1766,94 @@ class SQLiteStore:
         return {r[0] for r in rows}
 
     # -- audit --------------------------------------------------------------------------------------
+    def _audit_tail(self, chain: str) -> tuple[int, int, str]:
+        """``(the log's last seq, the chain's last position, its hash)``, under the write lock."""
+        head = self._audit_heads.get(chain)
+        if head is None:
+            last = self._db.execute(
+                "SELECT chain_seq, hash FROM audit_log WHERE chain = ? ORDER BY chain_seq DESC LIMIT 1",
+                (chain,),
+            ).fetchone()
+            head = (0, GENESIS_HASH) if last is None else (last[0], last[1])
+        seq = self._audit_seq or int(
+            self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM audit_log").fetchone()[0]
+        )
+        return seq, head[0], head[1]
+
     def audit_append(
-        self, kind: str, subject_id: str, data: Mapping[str, Any], *, at: dt.datetime
+        self,
+        kind: str,
+        subject_id: str,
+        data: Mapping[str, Any],
+        *,
+        at: dt.datetime,
+        chain: str = MAIN_CHAIN,
     ) -> AuditRecord:
-        """Append a record chained to the last one (inside the caller's unit of work, if any)."""
+        """Append a record chained to the last one of ``chain`` (inside the caller's unit of work, if any)."""
         payload = dict(data)
         text = canonical_json(payload)
-        with self._unit():  # a read (or the chain's head kept in this unit of work), then the one write
-            head = self._audit_head
-            if head is None:
-                last = self._db.execute(
-                    "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"
-                ).fetchone()
-                head = (0, GENESIS_HASH) if last is None else (last[0], last[1])
-            seq, prev = head[0] + 1, head[1]
-            digest = audit_hash(prev, seq, at, kind, subject_id, payload)
+        with self._unit():  # reads (or the heads kept in this unit of work), then the one write
+            last_seq, position, prev = self._audit_tail(chain)
+            seq, position = last_seq + 1, position + 1
+            digest = audit_hash(prev, position, at, kind, subject_id, payload, chain=chain)
             self._db.execute(
-                "INSERT INTO audit_log (seq, at, kind, subject_id, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (seq, codec.iso_instant(at), kind, subject_id, text, prev, digest),
+                "INSERT INTO audit_log (seq, at, kind, subject_id, data, prev_hash, hash, chain, chain_seq) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (seq, codec.iso_instant(at), kind, subject_id, text, prev, digest, chain, position),
             )
-            # while this unit of work holds the write lock nobody else appends: the head is known
-            self._audit_head = (seq, digest) if self._depth else None
-        return AuditRecord(seq, at, kind, subject_id, payload, prev, digest)
+            # while this unit of work holds the write lock nobody else appends: the heads are known
+            self._audit_heads[chain] = (position, digest)
+            self._audit_seq = seq
+        return AuditRecord(seq, at, kind, subject_id, payload, prev, digest, chain=chain, chain_seq=position)
 
     def audit_append_many(
-        self, records: Sequence[tuple[str, str, Mapping[str, Any]]], *, at: dt.datetime
+        self,
+        records: Sequence[tuple[str, str, Mapping[str, Any]]],
+        *,
+        at: dt.datetime,
+        chain: str = MAIN_CHAIN,
     ) -> list[AuditRecord]:
-        """Append many records in order: the chain's head read once, each hash computed in memory,
-        one ``executemany``."""
+        """Append many records to ``chain`` in order: its head read once, each hash computed in
+        memory, one ``executemany``."""
         if not records:
             return []
         out: list[AuditRecord] = []
         with self.transaction():
-            head = self._audit_head
-            if head is None:
-                last = self._db.execute(
-                    "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"
-                ).fetchone()
-                head = (0, GENESIS_HASH) if last is None else (last[0], last[1])
-            seq, prev = head
+            seq, position, prev = self._audit_tail(chain)
             when = codec.iso_instant(at)
             rows = []
             for kind, subject_id, data in records:
                 payload = dict(data)
                 seq += 1
-                digest = audit_hash(prev, seq, at, kind, subject_id, payload)
-                rows.append((seq, when, kind, subject_id, canonical_json(payload), prev, digest))
-                out.append(AuditRecord(seq, at, kind, subject_id, payload, prev, digest))
+                position += 1
+                digest = audit_hash(prev, position, at, kind, subject_id, payload, chain=chain)
+                rows.append(
+                    (seq, when, kind, subject_id, canonical_json(payload), prev, digest, chain, position)
+                )
+                out.append(
+                    AuditRecord(
+                        seq, at, kind, subject_id, payload, prev, digest, chain=chain, chain_seq=position
+                    )
+                )
                 prev = digest
             self._db.executemany(
-                "INSERT INTO audit_log (seq, at, kind, subject_id, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO audit_log (seq, at, kind, subject_id, data, prev_hash, hash, chain, chain_seq) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
-            self._audit_head = (seq, prev)
+            self._audit_heads[chain] = (position, prev)
+            self._audit_seq = seq
         return out
 
     def audit_records(
-        self, *, subject_id: str | None = None, kinds: Collection[str] | None = None
+        self,
+        *,
+        subject_id: str | None = None,
+        kinds: Collection[str] | None = None,
+        chain: str | None = None,
     ) -> Iterator[AuditRecord]:
-        """The audit log in order, optionally one subject's records only, and only ``kinds``."""
-        sql = "SELECT seq, at, kind, subject_id, data, prev_hash, hash FROM audit_log"
+        """The audit log in order, optionally one subject's records only, only ``kinds``, only one chain's."""
+        sql = f"SELECT {AUDIT_ROW} FROM audit_log"
         where: list[str] = []
         params: list[Any] = []
         if subject_id is not None:
@@ -1810,32 +1863,38 @@ class SQLiteStore:
             wanted = sorted(set(kinds))
             where.append(f"kind IN ({', '.join('?' * len(wanted))})" if wanted else "0")
             params.extend(wanted)
+        if chain is not None:
+            where.append("chain = ?")
+            params.append(chain)
         if where:
             sql += " WHERE " + " AND ".join(where)
         for r in self._db.execute(sql + " ORDER BY seq", params).fetchall():
-            yield AuditRecord(r[0], codec.instant_from_iso(r[1]), r[2], r[3], json.loads(r[4]), r[5], r[6])
+            yield record_from_row(r)
+
+    def audit_heads(self) -> list[AuditHead]:
+        """The last record of every chain that has one, by chain name."""
+        # SQLite gives the bare column ``hash`` of the row holding MAX(chain_seq)
+        return heads_from_rows(
+            self._db.execute("SELECT chain, MAX(chain_seq), hash FROM audit_log GROUP BY chain").fetchall()
+        )
+
+    def seal_audit(self, *, at: dt.datetime) -> AuditRecord | None:
+        """Seal the heads of every chain with a main-chain record (``None``: nothing new to seal)."""
+        with self.transaction():  # the heads are read under the write lock the seal is written in
+            heads = self.audit_heads()
+            last = self._db.execute(
+                f"SELECT {AUDIT_ROW} FROM audit_log WHERE chain = ? ORDER BY chain_seq DESC LIMIT 1",
+                (MAIN_CHAIN,),
+            ).fetchone()
+            if not seal_due(heads, None if last is None else record_from_row(last)):
+                return None
+            return self.audit_append(SEAL_KIND, "audit", seal_data(heads), at=at)
 
     def verify_audit(self) -> AuditVerification:
-        """Recompute every hash and link; report the first record that does not hold."""
-        prev = GENESIS_HASH
-        checked = 0
-        expected_seq = 1
-        for r in self._db.execute(
-            "SELECT seq, at, kind, subject_id, data, prev_hash, hash FROM audit_log ORDER BY seq"
-        ):
-            seq = r[0]
-            if seq != expected_seq:
-                return AuditVerification(False, checked, expected_seq, f"record {expected_seq} is missing")
-            if r[5] != prev:
-                return AuditVerification(False, checked, seq, "prev_hash does not match the record before")
-            try:
-                data = json.loads(r[4])
-                digest = audit_hash(prev, seq, codec.instant_from_iso(r[1]), r[2], r[3], data)
-            except (ValueError, TypeError):
-                return AuditVerification(False, checked, seq, "the record cannot be read")
-            if digest != r[6]:
-                return AuditVerification(False, checked, seq, "hash does not match the record's content")
-            prev = r[6]
-            checked += 1
-            expected_seq += 1
-        return AuditVerification(True, checked)
+        """Recompute every chain and check every seal (:func:`~carecollect.store.audit.verify_chains`)."""
+        seals = self._db.execute(
+            f"SELECT {AUDIT_ROW} FROM audit_log WHERE chain = ? AND kind = ? ORDER BY chain_seq",
+            (MAIN_CHAIN, SEAL_KIND),
+        ).fetchall()
+        rows = self._db.execute(f"SELECT {AUDIT_ROW} FROM audit_log ORDER BY chain, chain_seq")
+        return verify_chains(seals, rows)

@@ -1,6 +1,6 @@
 """The store conformance kit: every behaviour the daily run relies on, for any :class:`~carecollect.store.base.Store`.
 
-A store implementation's tests subclass :class:`StoreContract` and override three fixtures::
+A store implementation's tests subclass :class:`StoreContract` and override five fixtures::
 
     import contextlib, sqlite3
     from carecollect.store import SQLiteStore
@@ -20,14 +20,24 @@ A store implementation's tests subclass :class:`StoreContract` and override thre
         def tamper_audit(self):
             return my_raw_update_of_one_audit_record        # (store, seq, data_json) past the store's guards
 
+        @pytest.fixture
+        def delete_audit(self):
+            return my_raw_delete_of_audit_records           # (store, [seq, ...]) past the store's guards
+
+        @pytest.fixture
+        def swap_audit(self):
+            return my_raw_swap_of_two_audit_records         # (store, seq_a, seq_b): their places in the log
+
 What the kit holds a store to: records round-trip exactly (money to the minor unit in
 currencies of 0, 2 and 3 decimals and beyond 2**53, instants to the microsecond whatever zone
 they were given in, the patient's zone names); a unit of work is all or nothing, a nested one a
 savepoint; ledger entries are idempotent by key; the outbox records an intent once and retries a
 failure with back-off until it is done or given up; the run lock is exclusive, kept alive by
 heartbeats and taken over once stale; the inbox and the hook-event queue keep what they are
-given until it is taken; the audit chain verifies and finds a record edited behind the store's
-back; the plan-row facts (``iter_plan_facts``, ``account_snapshots``, when the store has them)
+given until it is taken; the audit log keeps one chain per partition beside the main one, each
+linking only its own records, a seal lists every chain's head once per change, and verification
+names the chain and record where a record was edited, a sealed tail removed or rewritten, a
+chain removed, or records reordered behind the store's back; the plan-row facts (``iter_plan_facts``, ``account_snapshots``, when the store has them)
 give the same plan rows as the records they aggregate; and several handles writing at once
 (threads standing in for processes) lose nothing, fork no chain and share one run lock.
 """
@@ -37,7 +47,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -59,6 +69,9 @@ from ..plans import InstalmentStatus, PaymentPlan, PlanStatus, build_schedule
 from ..relief.assistance import ApplicationStatus, AssistanceApplication
 from ..store.base import (
     GENESIS_HASH,
+    MAIN_CHAIN,
+    SEAL_KIND,
+    AuditHead,
     ContactRequest,
     InboxItem,
     Mandate,
@@ -71,7 +84,7 @@ from ..store.base import (
     next_retry_at,
 )
 
-__all__ = ["OpenStore", "SecondHandle", "StoreContract", "TamperAudit"]
+__all__ = ["DeleteAudit", "OpenStore", "SecondHandle", "StoreContract", "SwapAudit", "TamperAudit"]
 
 #: ``() -> Store``: a new store on a new, empty database each call.
 OpenStore = Callable[[], Store]
@@ -79,6 +92,11 @@ OpenStore = Callable[[], Store]
 SecondHandle = Callable[[Store], Store]
 #: ``(store, seq, data_json)``: overwrite the data of audit record ``seq`` past the store's guards.
 TamperAudit = Callable[[Store, int, str], None]
+#: ``(store, seqs)``: delete the audit records ``seqs`` past the store's guards.
+DeleteAudit = Callable[[Store, Sequence[int]], None]
+#: ``(store, seq_a, seq_b)``: exchange two audit records' places in the log (their ``seq``)
+#: past the store's guards, every other column as it was.
+SwapAudit = Callable[[Store, int, int], None]
 
 OSLO = ZoneInfo("Europe/Oslo")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -176,7 +194,8 @@ def _entry(
 
 
 class StoreContract:
-    """The conformance tests for a store: override ``open_store``, ``second_handle`` and ``tamper_audit``."""
+    """The conformance tests for a store: override ``open_store``, ``second_handle``, ``tamper_audit``,
+    ``delete_audit`` and ``swap_audit``."""
 
     # -- fixtures the store under test overrides --------------------------------------------
     @pytest.fixture
@@ -195,6 +214,18 @@ class StoreContract:
     def tamper_audit(self) -> TamperAudit:
         """``(store, seq, data_json)``: edit one audit record past the store's guards (override)."""
         pytest.fail("override the 'tamper_audit' fixture: it edits an audit record behind the store's back")
+
+    @pytest.fixture
+    def delete_audit(self) -> DeleteAudit:
+        """``(store, seqs)``: delete audit records past the store's guards (override)."""
+        pytest.fail("override the 'delete_audit' fixture: it deletes audit records behind the store's back")
+
+    @pytest.fixture
+    def swap_audit(self) -> SwapAudit:
+        """``(store, seq_a, seq_b)``: exchange two audit records' places in the log (override)."""
+        pytest.fail(
+            "override the 'swap_audit' fixture: it swaps two audit records' seq behind the store's back"
+        )
 
     @pytest.fixture
     def store(self, open_store: OpenStore) -> Iterator[Store]:
@@ -675,6 +706,138 @@ class StoreContract:
         assert (broken.ok, broken.first_broken_seq, broken.checked) == (False, 2, 1)
         assert broken.problem is not None
 
+    def test_each_chain_links_only_its_own_records(self, store: Store) -> None:
+        m1 = store.audit_append("import", "A-1", {"rows": 1}, at=T0)
+        a1, a2 = store.audit_append_many(
+            [("decision", "A-2", {"n": 1}), ("decision", "A-3", {"n": 2})], at=T0, chain="p0of2"
+        )
+        b1 = store.audit_append("decision", "A-4", {"n": 1}, at=T0, chain="p1of2")
+        m2 = store.audit_append("import", "A-1", {"rows": 2}, at=T_HALF)
+
+        def undone() -> None:
+            with store.transaction():
+                store.audit_append("decision", "A-9", {"undone": True}, at=T0, chain="p0of2")
+                raise RuntimeError("undone")
+
+        with store.transaction():
+            a3 = store.audit_append("decision", "A-5", {"n": 3}, at=T_HALF, chain="p0of2")
+            with pytest.raises(RuntimeError):
+                undone()  # a savepoint: the chain's head is where it was before it
+            b2 = store.audit_append("decision", "A-6", {"n": 2}, at=T_HALF, chain="p1of2")
+            a4 = store.audit_append("decision", "A-7", {"n": 4}, at=T_HALF, chain="p0of2")
+        every = [m1, a1, a2, b1, m2, a3, b2, a4]
+        assert list(store.audit_records()) == every
+        assert [r.seq for r in every] == sorted(r.seq for r in every) and len({r.seq for r in every}) == 8
+        for chain, records in (
+            (MAIN_CHAIN, [m1, m2]),
+            ("p0of2", [a1, a2, a3, a4]),
+            ("p1of2", [b1, b2]),
+        ):
+            assert list(store.audit_records(chain=chain)) == records
+            assert [(r.chain, r.chain_seq) for r in records] == [
+                (chain, n) for n in range(1, len(records) + 1)
+            ]
+            assert [r.prev_hash for r in records] == [GENESIS_HASH, *(r.hash for r in records[:-1])]
+        assert list(store.audit_records(subject_id="A-3", chain="p0of2")) == [a2]
+        assert list(store.audit_records(subject_id="A-3", chain="p1of2")) == []
+        assert store.audit_heads() == [
+            AuditHead(MAIN_CHAIN, 2, m2.hash),
+            AuditHead("p0of2", 4, a4.hash),
+            AuditHead("p1of2", 2, b2.hash),
+        ]
+        # the same record in another chain hashes differently: a record cannot change chains unseen
+        assert a1.hash != store.audit_append("decision", "A-2", {"n": 1}, at=T0, chain="p0of3").hash
+        ok = store.verify_audit()
+        assert (ok.ok, ok.checked, ok.chains, ok.seals, ok.problems) == (True, 9, 4, 0, ())
+
+    def test_a_seal_lists_every_chains_head_once_per_change(self, store: Store) -> None:
+        assert store.seal_audit(at=T0) is None  # nothing to seal
+        store.audit_append("import", "A-1", {"rows": 1}, at=T0)
+        assert store.seal_audit(at=T0) is None  # the main chain alone links its own records
+        store.audit_append_many([("decision", "A-2", {}), ("decision", "A-3", {})], at=T0, chain="p0of2")
+        store.audit_append("decision", "A-4", {}, at=T0, chain="p1of2")
+        heads = store.audit_heads()
+        seal = store.seal_audit(at=T_HALF)
+        assert seal is not None
+        assert (seal.chain, seal.chain_seq, seal.kind, seal.at) == (MAIN_CHAIN, 2, SEAL_KIND, T_HALF)
+        assert seal.data == {"heads": [{"chain": h.chain, "seq": h.seq, "hash": h.hash} for h in heads]}
+        assert [h["chain"] for h in seal.data["heads"]] == [MAIN_CHAIN, "p0of2", "p1of2"]
+        assert store.seal_audit(at=T_HALF) is None  # nothing appended since: no second seal
+        store.audit_append("decision", "A-5", {}, at=T_HALF, chain="p1of2")
+        again = store.seal_audit(at=T_HALF)
+        assert again is not None and again.prev_hash == seal.hash
+        assert again.data["heads"][0] == {"chain": MAIN_CHAIN, "seq": 2, "hash": seal.hash}
+        assert again.data["heads"][2]["seq"] == 2
+        assert list(store.audit_records(kinds={SEAL_KIND})) == [seal, again]
+        result = store.verify_audit()
+        assert (result.ok, result.checked, result.chains, result.seals) == (True, 7, 3, 2)
+
+    def test_an_edited_record_is_found_in_its_own_chain(
+        self, store: Store, tamper_audit: TamperAudit
+    ) -> None:
+        store.audit_append("import", "A-1", {"rows": 1}, at=T0)
+        part = store.audit_append_many(
+            [("decision", f"A-{n}", {"n": n}) for n in range(4)], at=T0, chain="p1of2"
+        )
+        store.audit_append("decision", "A-9", {"n": 9}, at=T0, chain="p0of2")
+        store.audit_append("import", "A-1", {"rows": 2}, at=T0)
+        tamper_audit(store, part[1].seq, '{"n":5}')
+        broken = store.verify_audit()
+        assert not broken.ok
+        assert [(p.chain, p.seq) for p in broken.problems] == [("p1of2", 2)]
+        assert (broken.chain, broken.first_broken_seq) == ("p1of2", 2)
+        assert "hash" in (broken.problem or "")
+        assert broken.checked == 4  # the main chain (2), p0of2 (1) and the record before the edit
+        assert broken.chains == 3
+
+    def test_a_sealed_tail_removed_or_rewritten_is_found_against_the_seal(
+        self, store: Store, delete_audit: DeleteAudit
+    ) -> None:
+        store.audit_append("import", "A-1", {"rows": 1}, at=T0)
+        p0 = store.audit_append_many(
+            [("decision", f"A-{n}", {"n": n}) for n in range(3)], at=T0, chain="p0of2"
+        )
+        p1 = store.audit_append_many(
+            [("decision", f"B-{n}", {"n": n}) for n in range(2)], at=T0, chain="p1of2"
+        )
+        seal = store.seal_audit(at=T0)
+        assert seal is not None
+        later = store.audit_append("decision", "A-3", {"n": 3}, at=T_HALF, chain="p0of2")
+        assert store.verify_audit().ok
+
+        # the records after the seal and the last sealed one go: the chain still links, the seal does not hold
+        delete_audit(store, [p0[2].seq, later.seq])
+        gone = store.verify_audit()
+        assert not gone.ok
+        assert [(p.chain, p.seq) for p in gone.problems] == [("p0of2", 3)]
+        assert "missing" in (gone.problem or "") and f"main record {seal.chain_seq}" in (gone.problem or "")
+
+        # the tail rewritten through the store itself (every hash recomputed): it links, but it is not
+        # what the seal attests
+        store.audit_append("decision", "A-2", {"n": 2, "changed": True}, at=T0, chain="p0of2")
+        rewritten = store.verify_audit()
+        assert [(p.chain, p.seq) for p in rewritten.problems] == [("p0of2", 3)]
+        assert "seal" in rewritten.problems[0].problem
+
+        # a whole sealed chain removed
+        delete_audit(store, [r.seq for r in p1])
+        both = store.verify_audit()
+        assert [(p.chain, p.seq) for p in both.problems] == [("p0of2", 3), ("p1of2", 1)]
+        assert "chain is missing" in both.problems[1].problem
+
+    def test_reordered_records_are_found(self, store: Store, swap_audit: SwapAudit) -> None:
+        store.audit_append("import", "A-1", {"rows": 1}, at=T0)
+        part = store.audit_append_many(
+            [("decision", f"A-{n}", {"n": n}) for n in range(3)], at=T0, chain="p1of2"
+        )
+        store.audit_append("decision", "B-1", {}, at=T0, chain="p0of2")
+        assert store.verify_audit().ok
+        swap_audit(store, part[0].seq, part[1].seq)  # the log now reads record 2 before record 1
+        assert [r.data["n"] for r in store.audit_records(chain="p1of2")] == [1, 0, 2]
+        broken = store.verify_audit()
+        assert [(p.chain, p.seq) for p in broken.problems] == [("p1of2", 2)]
+        assert "order" in (broken.problem or "")
+
     # -- plan-row queries ----------------------------------------------------------------------
     def test_plan_facts_give_the_rows_of_the_records_they_aggregate(self, store: Store) -> None:
         from ..portfolio import load_portfolio
@@ -783,6 +946,8 @@ class StoreContract:
                                 f"shared-{k}", "message", {"k": k}, at=T0
                             )  # every writer intends the same
                             mine.audit_append("kit.write", f"A-W{n}", {"k": k}, at=T0)
+                        # two writers share each partition chain; neither waits for the main chain
+                        mine.audit_append("kit.part", f"A-W{n}", {"k": k}, at=T0, chain=f"p{n % 2}of2")
                         mine.outbox_failed(f"shared-{k}", at=T0, error=f"writer {n}")
                     try:
                         mine.acquire_run_lock(f"writer-{n}", n + 1, now=WALL)
@@ -802,7 +967,8 @@ class StoreContract:
         for n in range(writers):
             assert store.ledger(f"A-W{n}").balance == Money("15.15", "NOK")
         result = store.verify_audit()
-        assert (result.ok, result.checked) == (True, writers * rounds)
+        assert (result.ok, result.checked, result.chains) == (True, 2 * writers * rounds, 3)
+        assert [h.seq for h in store.audit_heads()] == [writers * rounds, 2 * rounds, 2 * rounds]
         for k in range(rounds):
             assert store.outbox_get(f"shared-{k}").attempts == writers  # every failure counted, none lost
 
