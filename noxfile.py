@@ -222,5 +222,6 @@ def plugins(session: nox.Session) -> None:
 @nox.session(python=DEFAULT)
 def bench(session: nox.Session) -> None:
     """The benchmark: prints its figures (never a timed unit test)."""
-    session.install("-e", ".[dask]")
+    # the channel figures (6) send through the smtp plugin to a local aiosmtpd
+    session.install("-e", ".[dask,demo-channels]", "-e", "plugins/carecollect-smtp")
     session.run("python", "-m", "carecollect.bench", *session.posargs)

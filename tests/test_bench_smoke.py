@@ -62,3 +62,16 @@ def test_quick_bench_prints_its_figures(tmp_path: Path, capsys: pytest.CaptureFi
 def test_full_run_figure_counts_the_same_with_two_workers(store: Path, tmp_path: Path) -> None:
     one, two = full_run(store, 1, tmp_path), full_run(store, 2, tmp_path)
     assert one["sent"] == two["sent"] > 0
+
+
+def test_the_channel_figures_send_through_the_smtp_plugin_to_a_local_server() -> None:
+    from importlib.util import find_spec
+
+    from carecollect.bench.channels import smtp_figures
+
+    lines = smtp_figures(60, 20)
+    if find_spec("carecollect_smtp") is None or find_spec("aiosmtpd") is None:
+        assert lines[0].startswith("skipped: pip install")
+        return
+    assert [line.split()[0] for line in lines] == ["one", "reuse,", "reuse,", "of", "reuse"]
+    assert "(baseline)" in lines[0] and "/s" in lines[1] and "target >= 1,000/s" in lines[-1]

@@ -16,7 +16,10 @@ are shown, with CPU time and peak resident memory of that process):
 5. the same full run on a Dask ``LocalCluster`` (``--cluster local:1`` and ``local:2``) and
    their ratio (needs ``carecollect[dask]``; ``--skip-cluster`` leaves it out), and a cost model
    from the measured per-partition figures, extrapolated to 10,000,000 invoices: how many
-   workers reach a 10-minute daily run.
+   workers reach a 10-minute daily run;
+6. channels to local servers (:mod:`carecollect.bench.channels`): SMTP e-mails a second to an
+   aiosmtpd server with connection reuse, beside one connection per message measured in the same
+   run (needs the ``carecollect-smtp`` plugin and aiosmtpd; ``--skip-channels`` leaves it out).
 
 Nothing here decides anything the product does not: the dry run is the product's command; the
 floors live in :mod:`carecollect.bench.floors`. ``--quick`` runs everything at CI size.
@@ -305,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--skip-full", action="store_true", help="skip the full runs (4 and 5)")
     ap.add_argument("--skip-cluster", action="store_true", help="skip the Dask LocalCluster runs (5)")
+    ap.add_argument("--skip-channels", action="store_true", help="skip the channel figures (6)")
     ap.add_argument(
         "--full-invoices", type=int, default=None, help="portfolio of the full run (default 65,000)"
     )
@@ -410,6 +414,13 @@ def main(argv: list[str] | None = None) -> int:
             print()
             if not args.skip_cluster:
                 _cluster_figures(path, tmp, full_invoices)
+    if not args.skip_channels:
+        from .channels import smtp_figures
+
+        print("6. SMTP to aiosmtpd on 127.0.0.1 (a process of its own), the smtp channel")
+        for line in smtp_figures(500 if args.quick else 3000, 100 if args.quick else 500):
+            print("  " + line)
+        print()
     return 0
 
 
