@@ -222,6 +222,8 @@ def plugins(session: nox.Session) -> None:
 @nox.session(python=DEFAULT)
 def bench(session: nox.Session) -> None:
     """The benchmark: prints its figures (never a timed unit test)."""
-    # the channel figures (6) send through the smtp plugin to a local aiosmtpd
-    session.install("-e", ".[dask,demo-channels]", "-e", "plugins/carecollect-smtp")
+    # the channel figures (6) send through the smtp and sms plugins to local servers
+    session.install(
+        "-e", ".[dask,demo-channels]", "-e", "plugins/carecollect-smtp", "-e", "plugins/carecollect-sms"
+    )
     session.run("python", "-m", "carecollect.bench", *session.posargs)

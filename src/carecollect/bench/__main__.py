@@ -19,7 +19,9 @@ are shown, with CPU time and peak resident memory of that process):
    workers reach a 10-minute daily run;
 6. channels to local servers (:mod:`carecollect.bench.channels`): SMTP e-mails a second to an
    aiosmtpd server with connection reuse, beside one connection per message measured in the same
-   run (needs the ``carecollect-smtp`` plugin and aiosmtpd; ``--skip-channels`` leaves it out).
+   run (needs the ``carecollect-smtp`` plugin and aiosmtpd), and SMS texts a second to the SMS
+   plugin's local test gateway, one request at a time and at the channel's declared concurrency
+   (needs ``carecollect-sms``); ``--skip-channels`` leaves them out.
 
 Nothing here decides anything the product does not: the dry run is the product's command; the
 floors live in :mod:`carecollect.bench.floors`. ``--quick`` runs everything at CI size.
@@ -415,10 +417,13 @@ def main(argv: list[str] | None = None) -> int:
             if not args.skip_cluster:
                 _cluster_figures(path, tmp, full_invoices)
     if not args.skip_channels:
-        from .channels import smtp_figures
+        from .channels import sms_figures, smtp_figures
 
         print("6. SMTP to aiosmtpd on 127.0.0.1 (a process of its own), the smtp channel")
         for line in smtp_figures(500 if args.quick else 3000, 100 if args.quick else 500):
+            print("  " + line)
+        print("   SMS to the sms plugin's local test gateway (a process of its own), the sms channel")
+        for line in sms_figures(200 if args.quick else 1000):
             print("  " + line)
         print()
     return 0

@@ -11,6 +11,10 @@ ways, in the same run, on the same server:
 * connection reuse as the run drives the channel: its declared pool of sessions, through
   :class:`~carecollect.plugins.dispatch.ChannelSender` (the run's own way of keeping a channel busy).
 
+SMS: the ``sms`` channel (``carecollect-sms``) posting to its local test gateway
+(``python -m carecollect_sms.testing_server``, a process of its own), one request at a time and at
+the channel's declared concurrency (kept-alive connections).
+
 Beside each figure, the CPU per e-mail of this process (the channel: building the e-mail and the
 SMTP session) and of the server; and what building and flattening the e-mail alone costs
 (:func:`~carecollect.messages.email.build_email`, the bytes the file outbox writes too).
@@ -184,6 +188,73 @@ def smtp_figures(messages: int, baseline: int) -> list[str]:
     return lines
 
 
+@contextmanager
+def sms_gateway() -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """The SMS plugin's local test gateway (``python -m carecollect_sms.testing_server``) in a
+    process of its own on 127.0.0.1; yields the process and its port."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "carecollect_sms.testing_server", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the SMS test gateway did not start") from None
+                time.sleep(0.05)
+        yield proc, port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def sms_figures(messages: int) -> list[str]:
+    """Lines of SMS figures: one request at a time, and at the channel's declared concurrency."""
+    if importlib.util.find_spec("carecollect_sms") is None:
+        return ["skipped: pip install -e plugins/carecollect-sms"]
+    sms_channel: Any = importlib.import_module("carecollect_sms").TwilioSMSChannel
+    texts = [
+        OutgoingMessage(
+            id=f"sms-{i:06d}",
+            channel=Channel.SMS,
+            recipient=f"+47912{i % 100000:05d}",
+            body=f"Legesenteret: regning INV-{i} på 450,00 kr forfaller 2. april. Stopp: svar STOPP.",
+        )
+        for i in range(messages)
+    ]
+    lines = []
+    with sms_gateway() as (server, port):
+        for label, connections in (("one request at a time", "1"), ("the declared concurrency", "")):
+            ch = sms_channel(
+                {
+                    "account_sid": "AC00000000000000000000000000000001",
+                    "auth_token": "tok-local",
+                    "from": "Legesenter",
+                    "base_url": f"http://127.0.0.1:{port}",
+                    **({"connections": connections} if connections else {}),
+                }
+            )
+            try:
+                timed(ch, texts[:10], driven=True)  # warm: first connections, first imports
+                cpu, server_cpu = time.process_time(), _process_cpu(server.pid)
+                rate = timed(ch, texts[10:], driven=True)
+                cpu, server_cpu = time.process_time() - cpu, _process_cpu(server.pid) - server_cpu
+            finally:
+                ch.close()
+            n = len(texts) - 10
+            lines.append(
+                f"{label:<48} {n:>6,} texts {rate:8,.0f} /s; CPU per text {cpu / n * 1000:.2f} ms here, "
+                f"{server_cpu / n * 1000:.2f} ms the gateway (concurrency {ch.capabilities.concurrency})"
+            )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the channel figures."""
     ap = argparse.ArgumentParser(
@@ -191,11 +262,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--messages", type=int, default=3000, help="e-mails per reuse figure (default 3,000)")
     ap.add_argument("--baseline", type=int, default=500, help="e-mails of the baseline (default 500)")
+    ap.add_argument("--sms", type=int, default=1000, help="texts per SMS figure (default 1,000; 0 skips)")
     args = ap.parse_args(argv)
     print(f"Channels to local servers (python {sys.version.split()[0]}, {os.cpu_count()} cores)")
     print("  SMTP to aiosmtpd on 127.0.0.1 (a process of its own):")
     for line in smtp_figures(args.messages, args.baseline):
         print("    " + line)
+    if args.sms:
+        print("  SMS to the sms plugin's local test gateway (a process of its own):")
+        for line in sms_figures(args.sms):
+            print("    " + line)
     return 0
 
 
