@@ -17,7 +17,7 @@ import pytest
 
 from carecollect.channels import Channel
 from carecollect.errors import PluginError, ValidationError
-from carecollect.plugins.builtin.outbox import CAPABILITIES, OutboxChannel
+from carecollect.plugins.builtin.outbox import CAPABILITIES, OutboxChannel, spooled_messages
 from carecollect.plugins.dispatch import ChannelSender, TokenBucket
 from carecollect.plugins.hookspecs import hookimpl
 from carecollect.plugins.manager import make_plugin_manager
@@ -397,3 +397,62 @@ def test_a_channel_that_cannot_deduplicate_has_a_window_of_its_calls_in_flight(t
     assert report.sent == len(_Unsure.started) > 10
     # the others in flight (two) and the one just answered, whose records are being written
     assert max(_Unsure.windows) <= 3
+
+
+class _Spooling(OutboxChannel):
+    """The spool outbox, three calls at a time; a flush while a send is in flight is a fault."""
+
+    capabilities = attrs.evolve(CAPABILITIES, concurrency=3)
+    sending = 0
+    faults: ClassVar[list[str]] = []
+
+    def send(self, message: OutgoingMessage) -> Receipt:
+        cls = type(self)
+        cls.sending += 1
+        try:
+            time.sleep(0.001)
+            return super().send(message)
+        finally:
+            cls.sending -= 1
+
+    def flush(self) -> None:
+        if type(self).sending:
+            type(self).faults.append("flushed while sending")
+        super().flush()
+
+
+class _OneByOne(OutboxChannel):
+    capabilities = attrs.evolve(CAPABILITIES, deduplicates=False)
+
+
+def test_a_spool_sent_to_concurrently_is_flushed_only_when_its_sends_are_in(tmp_path: Path) -> None:
+    _Spooling.faults = []
+
+    class Plugin:
+        @hookimpl
+        def carecollect_message_channels(self) -> list[MessageChannelDescriptor]:
+            return [
+                MessageChannelDescriptor("spooling", _Spooling.capabilities, _Spooling),
+                MessageChannelDescriptor("one-by-one", _OneByOne.capabilities, _OneByOne),
+            ]
+
+    pm = make_plugin_manager(load_entrypoints=False, plugins=[Plugin()])
+    plugins = dict.fromkeys(Channel, "spooling") | {Channel.EMAIL: "one-by-one"}
+    settings = RunSettings(
+        channel_plugins=plugins,
+        channel_config={
+            "spooling": {"folder": str(tmp_path / "spool"), "layout": "spool"},
+            "one-by-one": {"folder": str(tmp_path / "mail")},
+        },
+        send_batch=30,
+    )
+    with closing(_store(tmp_path)) as store:
+        planned = plan_run(store, NOW, RunSettings()).messages
+        report = execute_run(store, NOW, pm, settings)
+        assert report.sent == len(planned) and report.failed == 0
+        assert {store.outbox_get(m.key).status for m in planned} == {OutboxStatus.DONE}
+    assert _Spooling.faults == []
+    spooled = sorted(m.id for m in spooled_messages(tmp_path / "spool"))
+    mailed = sorted(p.stem for p in (tmp_path / "mail").iterdir())
+    assert spooled == sorted(message_id(m.key) for m in planned if m.channel is not Channel.EMAIL)
+    assert mailed == sorted(message_id(m.key) for m in planned if m.channel is Channel.EMAIL) != []

@@ -453,7 +453,11 @@ class _Sender:
         """Make the channels' batches durable, then write the records of every message handed over
         (with ``wait``, after every channel answered for every message it holds; a step is closed
         once all its channels answered)."""
-        if wait:
+        if wait or any(
+            callable(getattr(h.channel, "flush", None)) and self._senders[id(h.channel)].in_flight
+            for h in self._handed
+        ):
+            # a channel is flushed only when none of its sends is in flight
             self._collect(wait=True)
         handed, self._handed = self._handed, []
         steps = [s for s in self._steps if all(o != "pending" for _, o in s[1])]
