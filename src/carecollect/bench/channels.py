@@ -17,7 +17,9 @@ the channel's declared concurrency (kept-alive connections).
 
 Beside each figure, the CPU per e-mail of this process (the channel: building the e-mail and the
 SMTP session) and of the server; and what building and flattening the e-mail alone costs
-(:func:`~carecollect.messages.email.build_email`, the bytes the file outbox writes too).
+(:func:`~carecollect.messages.email.build_email`, the bytes the file outbox writes too); and a
+floor: the same e-mails, built beforehand, over the declared number of plain :mod:`smtplib`
+sessions (what the SMTP sessions alone allow on this machine, no channel).
 
 Every message must be accepted, or the script fails. See :doc:`/explanation/performance`.
 """
@@ -27,9 +29,11 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import smtplib
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -127,6 +131,28 @@ def timed(channel: MessageChannel, messages: Sequence[OutgoingMessage], *, drive
     return len(messages) / wall
 
 
+#: Sessions of the floor: the smtp channel's declared pool.
+CAPABILITY_SESSIONS = 4
+
+
+def session_floor(port: int, raw: Sequence[bytes], sessions: int) -> float:
+    """E-mails a second over ``sessions`` reused :mod:`smtplib` sessions (threads) sending ``raw``,
+    e-mails built and flattened beforehand: what the SMTP sessions alone cost, no channel."""
+
+    def run(chunk: Sequence[bytes]) -> None:
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
+            for data in chunk:
+                smtp.sendmail("billing@clinic.example", ["patient@example.org"], data)
+
+    threads = [threading.Thread(target=run, args=(raw[i::sessions],)) for i in range(sessions)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return len(raw) / (time.perf_counter() - t0)
+
+
 def smtp_figures(messages: int, baseline: int) -> list[str]:
     """Lines of SMTP figures: baseline, reuse on one session, reuse as the run drives the channel."""
     if importlib.util.find_spec("carecollect_smtp") is None or importlib.util.find_spec("aiosmtpd") is None:
@@ -173,11 +199,15 @@ def smtp_figures(messages: int, baseline: int) -> list[str]:
             )
         built = _emails(messages, "build")
         t0 = time.process_time()
-        for m in built:
-            ch.build(m).as_bytes()
+        raw = [ch.build(m).as_bytes() for m in built]
         lines.append(
             f"of which building and flattening the e-mail (build_email): "
             f"{(time.process_time() - t0) / messages * 1000:.2f} ms CPU per e-mail"
+        )
+        rate = session_floor(port, raw, CAPABILITY_SESSIONS)
+        lines.append(
+            f"{'floor: the sessions alone, e-mails built before':<48} {messages:>6,} e-mails {rate:8,.0f} /s "
+            f"(plain smtplib, {CAPABILITY_SESSIONS} reused sessions, no channel)"
         )
         best = max(rates[w[0]] for w in ways[1:])
         base = rates[ways[0][0]]
