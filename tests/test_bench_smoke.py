@@ -52,7 +52,8 @@ def test_the_store_is_made_with_the_demo_command(store: Path) -> None:
 
 
 def test_quick_bench_prints_its_figures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--quick", "--size", "4000", "--skip-full", "--cache-dir", str(tmp_path)]) == 0
+    argv = ["--quick", "--size", "4000", "--skip-full", "--skip-channels", "--skip-postgres"]
+    assert main([*argv, "--cache-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "carecollect run --dry-run" in out
     assert "decision floor" in out and "read floor" in out
@@ -62,3 +63,33 @@ def test_quick_bench_prints_its_figures(tmp_path: Path, capsys: pytest.CaptureFi
 def test_full_run_figure_counts_the_same_with_two_workers(store: Path, tmp_path: Path) -> None:
     one, two = full_run(store, 1, tmp_path), full_run(store, 2, tmp_path)
     assert one["sent"] == two["sent"] > 0
+
+
+def test_the_channel_figures_send_through_the_smtp_plugin_to_a_local_server() -> None:
+    from importlib.util import find_spec
+
+    from carecollect.bench.channels import smtp_figures
+
+    lines = smtp_figures(60, 20)
+    if find_spec("carecollect_smtp") is None or find_spec("aiosmtpd") is None:
+        assert lines[0].startswith("skipped: pip install")
+        return
+    assert [line.split()[0] for line in lines] == ["one", "reuse,", "reuse,", "of", "floor:", "reuse"]
+    assert "(baseline)" in lines[0] and "/s" in lines[1] and "target >= 1,000/s" in lines[-1]
+
+
+@pytest.mark.postgres
+def test_the_postgresql_figures_run_the_dry_run_and_the_full_run_on_a_server(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("psycopg", reason="NO PSYCOPG: install carecollect[postgres]")
+    from carecollect.bench.__main__ import _postgres_figures
+
+    work = tmp_path / "work"
+    work.mkdir()
+    _postgres_figures(tmp_path / "cache", work, 600, 0, 1, 200, 2.0)
+    out = capsys.readouterr().out
+    assert "carecollect run --dry-run --store postgresql://...:" in out
+    sent = [line for line in out.splitlines() if "carecollect run --store postgresql://...:" in line]
+    assert sent and "messages sent" in sent[0] and " 0 messages" not in sent[0]
+    assert "x the SQLite run" in sent[0]

@@ -65,6 +65,8 @@ FLOORS: dict[str, int] = {
     "plugins": 5,
     # the built-in plugins use the messages of floor 5 (standard e-mail, letters)
     "plugins.builtin": 6,
+    # drives a channel with its declared batch size, concurrency and rate limit (the run uses it)
+    "plugins.dispatch": 5,
     "testing": 5,
     "_moved": 0,
     "store": 6,

@@ -89,15 +89,22 @@ CHILD = textwrap.dedent(
     db, folder, log, now = sys.argv[1:5]
     pause = float(sys.argv[5]) if len(sys.argv) > 5 else 0.0  # seconds per send (a slow provider)
     send_batch = int(sys.argv[6]) if len(sys.argv) > 6 else RunSettings().send_batch
+    concurrency = int(sys.argv[7]) if len(sys.argv) > 7 else 1  # calls in flight (threads)
+    import threading
+    import attrs
 
 
     class Recording(OutboxChannel):
+        capabilities = attrs.evolve(CAPABILITIES, concurrency=concurrency, batch_size=min(concurrency, 3))
+        lock = threading.Lock()
+
         def __init__(self, settings):
             super().__init__(settings)
             self._log = open(settings["log"], "a", buffering=1, encoding="utf-8")
 
         def send(self, message):
-            self._log.write(message.id + "\\n")  # the raw call, before the delivery
+            with self.lock:
+                self._log.write(message.id + "\\n")  # the raw call, before the delivery
             time.sleep(pause)
             return super().send(message)
 
@@ -129,7 +136,7 @@ CHILD = textwrap.dedent(
     class Plugin:
         @hookimpl
         def carecollect_message_channels(self):
-            return [MessageChannelDescriptor("recording", CAPABILITIES, Recording)]
+            return [MessageChannelDescriptor("recording", Recording.capabilities, Recording)]
 
         @hookimpl
         def carecollect_payment_providers(self):
@@ -164,9 +171,13 @@ def _lines(path: Path) -> int:
         return 0
 
 
-def _spawn(tmp: Path, *extra: str, send_batch: int | None = None) -> subprocess.Popen[bytes]:
-    if send_batch is not None:
-        extra = (*(extra or ("0",)), str(send_batch))
+def _spawn(
+    tmp: Path, *extra: str, send_batch: int | None = None, concurrency: int = 1
+) -> subprocess.Popen[bytes]:
+    if send_batch is not None or concurrency != 1:
+        extra = (*(extra or ("0",)), str(send_batch or RunSettings().send_batch))
+    if concurrency != 1:
+        extra = (*extra, str(concurrency))
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     return subprocess.Popen(
         [
@@ -220,7 +231,7 @@ def _add_mandated_plans(store: SQLiteStore, count: int, rng: random.Random) -> N
 
 
 def _crash_and_recover(
-    tmp: Path, *, invoices: int, kills: int, seed: int, send_batch: int | None = None
+    tmp: Path, *, invoices: int, kills: int, seed: int, send_batch: int | None = None, concurrency: int = 1
 ) -> None:
     rng = random.Random(seed)
     (tmp / "child.py").write_text(CHILD, encoding="utf-8")
@@ -242,7 +253,7 @@ def _crash_and_recover(
     log = tmp / "sends.log"
     killed = 0
     for point in points:
-        child = _spawn(tmp, send_batch=send_batch)
+        child = _spawn(tmp, send_batch=send_batch, concurrency=concurrency)
         deadline = time.monotonic() + 120
         while _lines(log) < point and child.poll() is None:
             assert time.monotonic() < deadline, "the child made no progress"
@@ -259,7 +270,7 @@ def _crash_and_recover(
     assert killed >= max(1, kills - 1), f"only {killed} of {kills} kills landed mid-run"
 
     # run again to completion (at the same `now`: the killed run's lock must not block it)
-    child = _spawn(tmp, send_batch=send_batch)
+    child = _spawn(tmp, send_batch=send_batch, concurrency=concurrency)
     _, err = child.communicate(timeout=300)
     assert child.returncode == 0, err.decode()
 
@@ -337,7 +348,7 @@ def _crash_and_recover(
         store.close()
 
     # and one more run changes nothing
-    child = _spawn(tmp, send_batch=send_batch)
+    child = _spawn(tmp, send_batch=send_batch, concurrency=concurrency)
     _, err = child.communicate(timeout=300)
     assert child.returncode == 0, err.decode()
     assert _lines(log) == sum(calls.values())
@@ -352,6 +363,12 @@ def test_killed_runs_send_every_due_message_exactly_once(tmp_path: Path) -> None
 def test_killed_runs_with_small_batches_send_every_due_message_exactly_once(tmp_path: Path) -> None:
     """Batches of about seven messages: the kills land on batch boundaries and inside batches."""
     _crash_and_recover(tmp_path, invoices=1000, kills=4, seed=8, send_batch=7)
+
+
+def test_killed_runs_with_concurrent_sends_send_every_due_message_exactly_once(tmp_path: Path) -> None:
+    """A channel that takes four calls of three messages at a time (threads): the kills land while
+    several sends are in flight; intents are durable before each hand-over, done-marks after."""
+    _crash_and_recover(tmp_path, invoices=1000, kills=4, seed=9, send_batch=40, concurrency=4)
 
 
 @pytest.mark.slow

@@ -17,7 +17,12 @@ are shown, with CPU time and peak resident memory of that process):
    their ratio (needs ``carecollect[dask]``; ``--skip-cluster`` leaves it out), and a cost model
    from the measured per-partition figures, extrapolated to 10,000,000 invoices: how many
    workers reach a 10-minute daily run;
-6. the dry run of ``--size`` invoices and the full run from a throwaway PostgreSQL server (needs
+6. channels to local servers (:mod:`carecollect.bench.channels`): SMTP e-mails a second to an
+   aiosmtpd server with connection reuse, beside one connection per message measured in the same
+   run (needs the ``carecollect-smtp`` plugin and aiosmtpd), and SMS texts a second to the SMS
+   plugin's local test gateway, one request at a time and at the channel's declared concurrency
+   (needs ``carecollect-sms``); ``--skip-channels`` leaves them out.
+7. the dry run of ``--size`` invoices and the full run from a throwaway PostgreSQL server (needs
    ``carecollect[postgres]`` and the server binaries; ``--skip-postgres`` leaves it out), the
    full run beside the SQLite figure of 4.
 
@@ -308,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--skip-full", action="store_true", help="skip the full runs (4 and 5)")
     ap.add_argument("--skip-cluster", action="store_true", help="skip the Dask LocalCluster runs (5)")
-    ap.add_argument("--skip-postgres", action="store_true", help="skip the PostgreSQL runs (6)")
+    ap.add_argument("--skip-channels", action="store_true", help="skip the channel figures (6)")
+    ap.add_argument("--skip-postgres", action="store_true", help="skip the PostgreSQL runs (7)")
     ap.add_argument(
         "--full-invoices", type=int, default=None, help="portfolio of the full run (default 65,000)"
     )
@@ -415,6 +421,16 @@ def main(argv: list[str] | None = None) -> int:
             if not args.skip_cluster:
                 _cluster_figures(path, tmp, full_invoices)
                 print()
+        if not args.skip_channels:
+            from .channels import sms_figures, smtp_figures
+
+            print("6. SMTP to aiosmtpd on 127.0.0.1 (a process of its own), the smtp channel")
+            for line in smtp_figures(500 if args.quick else 3000, 100 if args.quick else 500):
+                print("  " + line)
+            print("   SMS to the sms plugin's local test gateway (a process of its own), the sms channel")
+            for line in sms_figures(200 if args.quick else 1000):
+                print("  " + line)
+            print()
         if not args.skip_postgres:
             _postgres_figures(
                 cache, tmp, size, args.seed, n, full_invoices, walls.get(1) if not args.skip_full else None
@@ -451,7 +467,7 @@ def _postgres_figures(
     import contextlib
     import importlib.util
 
-    print(f"6. PostgreSQL: the dry run of {size:,} invoices and the full run of {full_invoices:,}")
+    print(f"7. PostgreSQL: the dry run of {size:,} invoices and the full run of {full_invoices:,}")
     if importlib.util.find_spec("psycopg") is None:
         print('  skipped: pip install "carecollect[postgres]"')
         return

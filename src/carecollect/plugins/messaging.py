@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Callable, Iterable, Mapping
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import attrs
@@ -36,6 +37,7 @@ from .providers import validate_plugin_name
 
 __all__ = [
     "OPT_OUT_KEYWORDS",
+    "BatchSendingChannel",
     "BatchingChannel",
     "ChannelCapabilities",
     "DeliveryReport",
@@ -275,7 +277,27 @@ class ChannelCapabilities:
         at-least-once keyed by message id: a run killed after a send and before its record hands
         that message over again on its rerun. The run hands a channel that de-duplicates a batch
         of messages before it records them; for one that does not (plain SMTP) it records each
-        message right after its send, keeping the window to one message.
+        message right after its send returns and before it hands the channel its next one, keeping
+        the window to the messages in flight (one, with ``batch_size=1`` and ``concurrency=1``).
+    :param batch_size: messages handed over in one call: a channel that offers ``send_batch``
+        (:class:`BatchSendingChannel`) gets lists of up to this many, any other one ``send`` per
+        message, in the same worker. Default ``1``.
+    :param concurrency: calls (of ``send`` or ``send_batch``) the channel takes at the same time,
+        each from its own thread; the run never has more in flight and waits for one to end before
+        it hands over more (back-pressure). Default ``1``: every call from the run's own thread,
+        one after the other.
+    :param rate_limit: messages per second at most (a provider's quota), ``None`` for no limit.
+        The run waits before it hands over a call that would go faster; a burst of one batch is
+        allowed.
+
+    .. versionchanged:: 0.3 ``batch_size``, ``concurrency`` and ``rate_limit``.
+
+    >>> ChannelCapabilities(channels={Channel.SMS}, concurrency=4, rate_limit=50).concurrency
+    4
+    >>> ChannelCapabilities(channels={Channel.SMS}, concurrency=0)
+    Traceback (most recent call last):
+    ...
+    carecollect.errors.ValidationError: ChannelCapabilities: field 'concurrency': a positive int
     """
 
     channels: frozenset[Channel] = attrs.field(converter=_channel_set)
@@ -286,6 +308,9 @@ class ChannelCapabilities:
     inbound: bool = False
     html: bool = False
     deduplicates: bool = False
+    batch_size: int = 1
+    concurrency: int = 1
+    rate_limit: float | None = None
 
     def __attrs_post_init__(self) -> None:
         if not self.channels or not all(isinstance(c, Channel) for c in self.channels):
@@ -294,6 +319,20 @@ class ChannelCapabilities:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValidationError("ChannelCapabilities", name, "a positive int or None")
+        for name in ("batch_size", "concurrency"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValidationError("ChannelCapabilities", name, "a positive int")
+        rate = self.rate_limit
+        if rate is not None and (
+            not isinstance(rate, int | float)
+            or isinstance(rate, bool)
+            or not math.isfinite(rate)
+            or rate <= 0
+        ):
+            raise ValidationError(
+                "ChannelCapabilities", "rate_limit", "a positive number of messages per second, or None"
+            )
 
 
 class MessageChannel(Protocol):
@@ -338,6 +377,18 @@ class FlushingChannel(MessageChannel, Protocol):
 
     def flush(self) -> None:
         """Make every message sent since the last flush durable (raise ``OSError`` if it cannot)."""
+        ...
+
+
+class BatchSendingChannel(MessageChannel, Protocol):
+    """A channel that sends several messages in one call (one session, one HTTP request).
+
+    The run hands it lists of up to :attr:`ChannelCapabilities.batch_size` messages.
+    """
+
+    def send_batch(self, messages: Sequence[OutgoingMessage]) -> Sequence[Receipt | Exception]:
+        """Send ``messages``; one result per message, in their order: a :class:`Receipt` or the
+        exception that message met (one message's failure never loses the others' results)."""
         ...
 
 

@@ -34,8 +34,9 @@ from ..plans import (
     PlanStatus,
     mark_instalment_missed,
 )
+from ..plugins.dispatch import ChannelSender
 from ..plugins.manager import PluginManager
-from ..plugins.messaging import BatchingChannel, MessageChannel, OutgoingMessage, ReceiptStatus
+from ..plugins.messaging import BatchingChannel, MessageChannel, OutgoingMessage, Receipt, ReceiptStatus
 from ..plugins.providers import PaymentProvider
 from ..policy.governor import UNDELIVERABLE_RULE, ContactHistory, Debt, may_contact
 from ..relief.pauses import relief_flags
@@ -227,6 +228,20 @@ def close_batches(pm: PluginManager, settings: RunSettings, now: dt.datetime) ->
 
 
 @attrs.frozen
+class _Ready:
+    """A message checked and rendered, to be handed to its channel (``attempt`` without the
+    provider's id yet)."""
+
+    msg: PlannedMessage
+    settings: RunSettings
+    channel: MessageChannel
+    outgoing: OutgoingMessage
+    attempt: ContactAttempt
+    address: str
+    language: str
+
+
+@attrs.frozen
 class _Handed:
     """A message a channel accepted whose records (done-mark, attempt, audit, hook) are not written yet."""
 
@@ -247,7 +262,14 @@ class _Sender:
     writes, in one unit of work, the batch's done-marks, contact attempts, steps, audit records
     and owed hooks. A run killed inside a batch hands that batch's messages over again on its
     rerun (each at most once more): delivery is at-least-once keyed by message id. A channel that
-    cannot de-duplicate by message id has its records written right after each of its messages.
+    cannot de-duplicate by message id has its records written as soon as its sends return, before
+    it is handed its next message.
+
+    Each channel is driven by a :class:`~carecollect.plugins.dispatch.ChannelSender` with the
+    batch size, concurrency and rate limit its capabilities declare: the run renders the next
+    messages while a channel sends, and waits when a channel has ``concurrency`` calls in flight.
+    A message in flight counts as sent for the governor's checks of its account's next message
+    (the careful side: a cap is never passed); one that fails stops counting.
 
     The parent runs it for every account with ``workers=1``; with more workers, each worker process
     runs it (unchanged) on its own connection to the same store file for its share of the accounts.
@@ -285,7 +307,11 @@ class _Sender:
         self._queue: list[tuple[str, str, AccountPlan, Sequence[tuple[str, str | None, dt.datetime]]]] = []
         self._queued = 0
         self._handed: list[_Handed] = []
-        self._steps: list[tuple[OutreachStep, list[tuple[str, str]]]] = []
+        self._steps: list[tuple[OutreachStep, list[list[str]]]] = []
+        #: per channel instance: the sender that keeps it busy
+        self._senders: dict[int, ChannelSender] = {}
+        #: handed to a sender, result not taken yet: (channel, message id) -> (message, its outcome slot)
+        self._waiting: dict[tuple[int, str], tuple[_Ready, list[str]]] = {}
 
     def _creditor_settings(
         self, creditor_id: str
@@ -341,14 +367,18 @@ class _Sender:
                 intents.extend((settings, m) for m in plan.messages)
             intended = _intend(store, intents, now)
         try:
-            for account_id, creditor_id, plan, talks in queue:
-                if self.beat is not None:
-                    self.beat()
-                self._carry_out(account_id, creditor_id, plan, talks, intended)
-        except RunLocked:
-            self._record()  # what was handed over is recorded; the run then stops
-            raise
-        self._record()
+            try:
+                for account_id, creditor_id, plan, talks in queue:
+                    if self.beat is not None:
+                        self.beat()
+                    self._carry_out(account_id, creditor_id, plan, talks, intended)
+            except RunLocked:
+                self._record()  # what was handed over is recorded; the run then stops
+                raise
+            self._record()
+        finally:
+            for sender in self._senders.values():
+                sender.close()  # its threads end with the batch (made again for the next)
 
     def _carry_out(
         self,
@@ -366,9 +396,9 @@ class _Sender:
                 outcome = _charge(store, self.pm, settings, providers, charge, now)
                 if outcome in ("charged", "charge_failed"):
                     counts[outcome] += 1
-        by_step: dict[str, tuple[OutreachStep, list[tuple[str, str]]]] = {}
+        by_step: dict[str, tuple[OutreachStep, list[list[str]]]] = {}
         for msg in plan.messages:
-            outcome, handed = _send_one(
+            outcome, ready = _prepare(
                 store,
                 self.pm,
                 settings,
@@ -382,23 +412,56 @@ class _Sender:
                 item=intended.get(msg.key),
                 accounts=self.accounts,
             )
-            counts["failed" if outcome == "gave_up" else outcome] += 1
-            if outcome == "sent":
-                counts[f"sent.{msg.channel.value}"] += 1
-            by_step.setdefault(msg.step.id, (msg.step, []))[1].append((msg.key, outcome))
-            if handed is not None:
-                self._handed.append(handed)
-                if not _deduplicates(handed.channel):
-                    self._record()  # the window stays one message for a channel that cannot de-duplicate
+            slot = [msg.key, outcome]
+            by_step.setdefault(msg.step.id, (msg.step, []))[1].append(slot)
+            if ready is None:
+                counts["failed" if outcome == "gave_up" else outcome] += 1
+                continue
+            self.accounts.handed(msg.step, ready.attempt)  # the governor counts it from now on
+            sender = self._senders.get(id(ready.channel))
+            if sender is None:
+                sender = self._senders[id(ready.channel)] = ChannelSender.for_channel(ready.channel)
+            self._waiting[(id(ready.channel), ready.outgoing.id)] = (ready, slot)
+            slot[1] = "pending"
+            sender.submit(ready.outgoing)  # waits while the channel has `concurrency` calls in flight
+            self._collect(wait=False)
+            if not _deduplicates(ready.channel):
+                # the window stays the messages in flight for a channel that cannot de-duplicate
+                self._record(wait=False)
         self._steps.extend(by_step.values())
         if plan.placement is not None:
             self._record()  # a placement follows the account's messages as recorded
             counts["placed"] += _place(store, self.pm, settings, plan.placement, now)
 
-    def _record(self) -> None:
-        """Make the channels' batches durable, then write the records of every message handed over."""
+    def _collect(self, *, wait: bool) -> None:
+        """Take the channels' answers (every one, waiting, when ``wait``): an accepted message is
+        handed over (recorded by :meth:`_record`), a failed one recorded failed at once."""
+        for sender in self._senders.values():
+            for message, result in sender.drain() if wait else sender.ready():
+                ready, slot = self._waiting.pop((id(sender.channel), message.id))
+                outcome, handed = _receive(self.store, self.pm, ready, result, self.now)
+                slot[1] = outcome
+                self.counts[outcome] += 1
+                if handed is None:
+                    self.accounts.withdrawn(ready.msg.step, ready.attempt)
+                    continue
+                self.counts[f"sent.{ready.msg.channel.value}"] += 1
+                self.accounts.handed(ready.msg.step, handed.attempt)
+                self._handed.append(handed)
+
+    def _record(self, *, wait: bool = True) -> None:
+        """Make the channels' batches durable, then write the records of every message handed over
+        (with ``wait``, after every channel answered for every message it holds; a step is closed
+        once all its channels answered)."""
+        if wait or any(
+            callable(getattr(h.channel, "flush", None)) and self._senders[id(h.channel)].in_flight
+            for h in self._handed
+        ):
+            # a channel is flushed only when none of its sends is in flight
+            self._collect(wait=True)
         handed, self._handed = self._handed, []
-        steps, self._steps = self._steps, []
+        steps = [s for s in self._steps if all(o != "pending" for _, o in s[1])]
+        self._steps = [s for s in self._steps if any(o == "pending" for _, o in s[1])]
         if not handed and not steps:
             return
         store, now = self.store, self.now
@@ -460,6 +523,8 @@ class _Sender:
             for step, outcomes in steps:
                 _close_step(store, step, [(k, "failed" if k in lost else o) for k, o in outcomes], now)
         self.accounts.recorded()
+        for ready, _ in self._waiting.values():  # still in flight: the governor keeps counting them
+            self.accounts.handed(ready.msg.step, ready.attempt)
         deliver_hooks(store, self.pm, owed, now)
         for h in handed:
             if h.msg.key in lost:
@@ -499,7 +564,7 @@ def message_id(key: str) -> str:
     return key.replace(":", "_").replace("#", "-")
 
 
-def _send_one(
+def _prepare(
     store: Store,
     pm: PluginManager,
     settings: RunSettings,
@@ -513,9 +578,10 @@ def _send_one(
     *,
     item: OutboxItem | None = None,
     accounts: _Fresh | None = None,
-) -> tuple[str, _Handed | None]:
-    """Outbox protocol for one message; returns the counter to bump and, for a message the channel
-    accepted, what the caller records for it (:meth:`_Sender._record`).
+) -> tuple[str, _Ready | None]:
+    """Outbox protocol for one message up to its hand-over: the checks against the account as
+    stored now, the rendering. Returns ``("ready", ...)`` and the message to hand to its channel,
+    or the counter to bump and ``None`` when it is not sent (done, deferred, suppressed, failed).
 
     ``item`` is the message's outbox item when :func:`_intend` already recorded the intent;
     ``accounts`` reads the account as stored now, with this run's sends not yet recorded (see
@@ -601,13 +667,10 @@ def _send_one(
             pay_link=ctx.pay_link,
             written_on=ctx.today,
         )
-        receipt = channel.send(outgoing)
     except CareCollectError as exc:
         return _failed(store, pm, settings, msg, now, f"{type(exc).__name__}: {exc}"), None
     except OSError as exc:
         return _failed(store, pm, settings, msg, now, f"transport: {type(exc).__name__}"), None
-    if receipt.status is not ReceiptStatus.ACCEPTED:
-        return _failed(store, pm, settings, msg, now, f"channel said {receipt.status.value}"), None
     attempt = ContactAttempt(
         f"{msg.key}@{now.isoformat()}",
         step.id,
@@ -616,10 +679,71 @@ def _send_one(
         msg.channel,
         now,
         AttemptOutcome.DELIVERED,
-        receipt.provider_message_id,
     )
-    accounts.handed(step, attempt)  # the governor sees it for the account's next message
-    return "sent", _Handed(msg, settings, channel, attempt, address, rendered.language)
+    return "ready", _Ready(msg, settings, channel, outgoing, attempt, address, rendered.language)
+
+
+def _receive(
+    store: Store, pm: PluginManager, ready: _Ready, result: Receipt | Exception, now: dt.datetime
+) -> tuple[str, _Handed | None]:
+    """What the channel answered for ``ready``: the counter to bump and, for a message it accepted,
+    what the caller records for it (:meth:`_Sender._record`). An exception other than a
+    :class:`~carecollect.errors.CareCollectError` or an ``OSError`` is a fault: raised again."""
+    msg, settings = ready.msg, ready.settings
+    if isinstance(result, CareCollectError):
+        return _failed(store, pm, settings, msg, now, f"{type(result).__name__}: {result}"), None
+    if isinstance(result, OSError):
+        return _failed(store, pm, settings, msg, now, f"transport: {type(result).__name__}"), None
+    if isinstance(result, BaseException):
+        raise result
+    if result.status is not ReceiptStatus.ACCEPTED:
+        return _failed(store, pm, settings, msg, now, f"channel said {result.status.value}"), None
+    attempt = attrs.evolve(ready.attempt, provider_message_id=result.provider_message_id)
+    return "sent", _Handed(msg, settings, ready.channel, attempt, ready.address, ready.language)
+
+
+def _send_one(
+    store: Store,
+    pm: PluginManager,
+    settings: RunSettings,
+    renderer: Renderer,
+    signer: PayLinkSigner | None,
+    channels: dict[str, MessageChannel],
+    creditor: Creditor,
+    msg: PlannedMessage,
+    now: dt.datetime,
+    account_conversations: Sequence[tuple[str, str | None, dt.datetime]] = (),
+    *,
+    item: OutboxItem | None = None,
+    accounts: _Fresh | None = None,
+) -> tuple[str, _Handed | None]:
+    """The outbox protocol for one message, sent from this thread: :func:`_prepare`, the channel's
+    ``send``, :func:`_receive`."""
+    accounts = accounts or _Fresh(store)
+    outcome, ready = _prepare(
+        store,
+        pm,
+        settings,
+        renderer,
+        signer,
+        channels,
+        creditor,
+        msg,
+        now,
+        account_conversations,
+        item=item,
+        accounts=accounts,
+    )
+    if ready is None:
+        return outcome, None
+    try:
+        result: Receipt | Exception = ready.channel.send(ready.outgoing)
+    except (CareCollectError, OSError) as exc:
+        result = exc
+    outcome, handed = _receive(store, pm, ready, result, now)
+    if handed is not None:
+        accounts.handed(handed.msg.step, handed.attempt)  # the governor sees it for the next message
+    return outcome, handed
 
 
 class _Fresh:
@@ -684,6 +808,18 @@ class _Fresh:
         attempts[attempt.id] = attempt
         if self._snap is not None and self._account_id == step.account_id:
             self._snap = self._overlay(self._snap)
+
+    def withdrawn(self, step: OutreachStep, attempt: ContactAttempt) -> None:
+        """A message counted by :meth:`handed` failed: it stops counting."""
+        pending = self._pending.get(step.account_id)
+        if pending is None:
+            return
+        steps, attempts = pending
+        attempts.pop(attempt.id, None)
+        if not any(a.step_id == step.id for a in attempts.values()):
+            steps.pop(step.id, None)
+        if self._account_id == step.account_id:
+            self._snap = None  # read again, without it
 
     def recorded(self) -> None:
         """The unrecorded sends were written: the next message reads its account again."""

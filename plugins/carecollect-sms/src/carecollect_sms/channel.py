@@ -36,13 +36,15 @@ import logging
 import os
 import sqlite3
 import urllib.parse
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
 import httpx
 import phonenumbers
 from carecollect.channels import Channel
-from carecollect.errors import ConfigurationError
+from carecollect.errors import ConfigurationError, ValidationError
 from carecollect.messages.checks import sms_segments
 from carecollect.plugins.messaging import (
     ChannelCapabilities,
@@ -78,6 +80,7 @@ CAPABILITIES = ChannelCapabilities(
     opt_out_link=False,
     delivery_reports=True,
     inbound=True,
+    concurrency=4,
 )
 
 #: Error codes of a ``failed`` or ``undelivered`` callback that mean the number itself cannot take
@@ -162,7 +165,10 @@ class TwilioSMSChannel:
         ``from`` and ``from.<CC>`` (:mod:`carecollect_sms.senders`) or ``messaging_service_sid``,
         ``status_callback`` and ``inbound_url`` (the webhook URLs, as Twilio requests them),
         ``max_segments`` (default 4), ``journal`` (an SQLite file of sent message ids),
-        ``base_url`` (default ``https://api.twilio.com``), ``timeout`` (seconds, default 10).
+        ``base_url`` (default ``https://api.twilio.com``), ``timeout`` (seconds, default 10),
+        ``connections`` (requests in flight at once on kept-alive connections, default 4: the
+        channel's ``concurrency``), ``rate_limit`` (messages per second at most, as the sender's
+        throughput allows; default none).
     :raises ConfigurationError: no account SID or auth token, neither sender nor messaging
         service, or a bad number.
     """
@@ -200,6 +206,37 @@ class TwilioSMSChannel:
                     "(message_id TEXT PRIMARY KEY, sid TEXT NOT NULL, at TEXT)"
                 )
         self._sent: dict[str, Receipt] = {}
+        try:
+            connections = int(settings.get("connections") or CAPABILITIES.concurrency)
+            rate = settings.get("rate_limit")
+            rate_limit = float(rate) if rate not in (None, "") else None
+        except ValueError:
+            raise ConfigurationError(
+                "the sms channel's 'connections' and 'rate_limit' must be numbers"
+            ) from None
+        try:
+            #: what the run honours: this channel's own connections and rate limit
+            self.capabilities = attrs.evolve(CAPABILITIES, concurrency=connections, rate_limit=rate_limit)
+        except ValidationError as exc:
+            raise ConfigurationError(
+                f"the sms channel's {'connections' if exc.field == 'concurrency' else exc.field!r} "
+                "setting must be positive"
+            ) from None
+        self._client = self._new_client()
+
+    def _new_client(self) -> httpx.Client:
+        """One client for every request: its connections are kept alive and shared by the threads
+        the run sends from (closed when the channel is dropped, or by :meth:`close`)."""
+        n = self.capabilities.concurrency
+        client = httpx.Client(
+            timeout=self.timeout, limits=httpx.Limits(max_connections=n, max_keepalive_connections=n)
+        )
+        weakref.finalize(self, client.close)
+        return client
+
+    def close(self) -> None:
+        """Close the kept-alive connections (opened again by the next send)."""
+        self._client.close()
 
     def __repr__(self) -> str:
         return f"TwilioSMSChannel(account_sid={self.account_sid!r}, base_url={self.base_url!r})"
@@ -294,7 +331,9 @@ class TwilioSMSChannel:
         )
         url = f"{self.base_url}/2010-04-01/Accounts/{urllib.parse.quote(self.account_sid)}/Messages.json"
         try:
-            response = httpx.post(url, data=form, auth=login, timeout=self.timeout)
+            if self._client.is_closed:
+                self._client = self._new_client()
+            response = self._client.post(url, data=form, auth=login)
         except httpx.HTTPError as exc:
             _log.info("sms: message %s retry later (%s)", message.id, type(exc).__name__)
             return Receipt(

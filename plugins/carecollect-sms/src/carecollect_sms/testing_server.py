@@ -215,6 +215,9 @@ def serve(
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # the headers and the body go out in two writes: without this, a kept-alive client waits
+        # for its delayed ACK (40 ms) before the body comes
+        disable_nagle_algorithm = True
 
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)

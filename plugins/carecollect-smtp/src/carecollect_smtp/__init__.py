@@ -32,6 +32,25 @@ Settings (all strings, as carecollect passes them):
     address; empty for none).
 ``timeout``
     seconds to wait for the server (default ``30``).
+``sessions``
+    SMTP sessions kept open at the same time (default ``4``): the channel's
+    ``concurrency``, the run hands it that many messages at once. ``1`` keeps the
+    duplicate window (below) to one message.
+``batch_size``
+    messages the run hands over in one :meth:`~SMTPChannel.send_batch` call, sent
+    one after the other on one session (default ``1``).
+``messages_per_session``
+    messages sent on one session before it is closed with ``QUIT`` and a fresh
+    one opened (default ``100``; servers limit it, and a long session ties the
+    run to one server of a pool).
+
+Connections are reused: a session (connect, ``EHLO``, ``STARTTLS``, login) is
+opened once and carries many messages, each one ``MAIL FROM``/``RCPT TO``/``DATA``.
+A refused recipient leaves the session usable (``RSET``); a session the server
+dropped (or closed with ``421``) is opened again and the message in flight sent
+once more on the fresh one. Plain SMTP cannot tell a message it already took from
+the same message again, so that message may arrive twice: with ``sessions`` and
+``batch_size`` at ``1`` no other message can.
 
 What :meth:`SMTPChannel.send` answers:
 
@@ -63,8 +82,11 @@ import email.utils
 import logging
 import smtplib
 import ssl
-from collections.abc import Mapping
+import threading
+import weakref
+from collections.abc import Mapping, Sequence
 
+import attrs
 from carecollect.channels import Channel
 from carecollect.errors import ConfigurationError, ValidationError
 from carecollect.messages.email import build_email, message_id_header
@@ -81,8 +103,15 @@ from carecollect.plugins.messaging import (
 
 __all__ = ["CAPABILITIES", "SMTP", "SMTPChannel", "carecollect_message_channels"]
 
-#: E-mail only, with an HTML alternative and an opt-out link; no delivery reports or replies.
-CAPABILITIES = ChannelCapabilities(channels=frozenset({Channel.EMAIL}), opt_out_link=True, html=True)
+#: E-mail only, with an HTML alternative and an opt-out link; no delivery reports or replies;
+#: four sessions at a time, one message per call (a channel built with other ``sessions`` or
+#: ``batch_size`` settings declares those on its own ``capabilities``).
+CAPABILITIES = ChannelCapabilities(
+    channels=frozenset({Channel.EMAIL}), opt_out_link=True, html=True, batch_size=1, concurrency=4
+)
+
+#: Replies that mean the server closes the session: open a fresh one and send again.
+_CLOSING = 421
 
 _log = logging.getLogger("carecollect.smtp")
 _TRUE = {"1", "true", "yes", "on"}
@@ -105,6 +134,36 @@ class _Secret:
 
 def _flag(settings: Mapping[str, str], name: str) -> bool:
     return str(settings.get(name, "")).strip().lower() in _TRUE
+
+
+def _count(settings: Mapping[str, str], name: str, default: int) -> int:
+    raw = settings.get(name)
+    try:
+        value = int(raw) if raw not in (None, "") else default
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigurationError(f"the smtp channel's {name!r} setting must be a whole number of at least 1")
+    return value
+
+
+class _Session:
+    """One open SMTP connection and how many messages it carried."""
+
+    __slots__ = ("smtp", "sent")
+
+    def __init__(self, smtp: smtplib.SMTP) -> None:
+        self.smtp = smtp
+        self.sent = 0
+
+
+class _Dropped(Exception):
+    """The session ended under a message (a dropped connection, a ``421``): try a fresh one."""
+
+    def __init__(self, code: int | None, text: object) -> None:
+        super().__init__(code)
+        self.code = code
+        self.text = text
 
 
 class SMTPChannel:
@@ -141,7 +200,18 @@ class SMTPChannel:
         self.domain = settings.get("message_id_domain") or self.envelope_from.rsplit("@", 1)[1]
         self.one_click = str(settings.get("one_click_unsubscribe", "true")).strip().lower() in _TRUE
         self.unsubscribe_mailto = settings.get("unsubscribe_mailto")
+        self.sessions = _count(settings, "sessions", CAPABILITIES.concurrency)
+        self.batch_size = _count(settings, "batch_size", CAPABILITIES.batch_size)
+        self.messages_per_session = _count(settings, "messages_per_session", 100)
+        #: what the run honours: this channel's own sessions and batch size
+        self.capabilities = attrs.evolve(CAPABILITIES, concurrency=self.sessions, batch_size=self.batch_size)
         self._sent: dict[str, Receipt] = {}
+        self._idle: list[_Session] = []
+        self._lock = threading.Lock()
+        #: sessions opened so far (a figure for tests and the bench)
+        self.connections = 0
+        # a channel dropped without close() still closes its idle sockets (no QUIT)
+        weakref.finalize(self, _close_idle, self._idle)
 
     def __repr__(self) -> str:
         return (
@@ -192,65 +262,179 @@ class SMTPChannel:
             message.id, status, detail=f"{code} {self._clean(text, message)}", raw={"smtp_code": code}
         )
 
+    def _open(self) -> _Session:
+        """A fresh session: connected, greeted, upgraded and logged in as configured."""
+        smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        try:
+            smtp.ehlo_or_helo_if_needed()
+            if self.starttls:
+                smtp.starttls(context=ssl.create_default_context())
+                smtp.ehlo()
+            if self.username:
+                smtp.login(self.username, self._password.reveal())
+        except BaseException:
+            _discard(smtp)
+            raise
+        with self._lock:
+            self.connections += 1
+        return _Session(smtp)
+
+    def _checkout(self) -> _Session:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return self._open()
+
+    def _checkin(self, session: _Session) -> None:
+        if session.sent >= self.messages_per_session:
+            _quit(session.smtp)
+            return
+        with self._lock:
+            if len(self._idle) < self.sessions:
+                self._idle.append(session)
+                return
+        _quit(session.smtp)
+
+    def close(self) -> None:
+        """End every idle session with ``QUIT`` (sessions are opened again when needed)."""
+        with self._lock:
+            idle = self._idle[:]
+            self._idle.clear()
+        for session in idle:
+            _quit(session.smtp)
+
     def send(self, message: OutgoingMessage) -> Receipt:
-        """Send ``message`` over SMTP; the same message id twice is sent once.
+        """Send ``message`` over SMTP on a reused session; the same message id twice is sent once.
 
         :param message: an e-mail (any other channel is rejected).
         :returns: the :class:`~carecollect.plugins.messaging.Receipt` (see the module's documentation).
         :raises ConfigurationError: the login failed, or STARTTLS or AUTH is not offered.
         """
+        return self.send_batch((message,))[0]
+
+    def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[Receipt]:
+        """Send ``messages`` one after the other on one session (opened again if the server drops it).
+
+        :param messages: e-mails.
+        :returns: one :class:`~carecollect.plugins.messaging.Receipt` per message, in order.
+        :raises ConfigurationError: the login failed, or STARTTLS or AUTH is not offered.
+        """
+        receipts: list[Receipt] = []
+        session: _Session | None = None
+        try:
+            for message in messages:
+                receipt, session = self._send_on(session, message)
+                receipts.append(receipt)
+        finally:
+            if session is not None:
+                self._checkin(session)
+        return receipts
+
+    def _send_on(self, session: _Session | None, message: OutgoingMessage) -> tuple[Receipt, _Session | None]:
+        """Send ``message`` on ``session`` (or a session from the pool); the session to go on with."""
         if message.id in self._sent:
-            return self._sent[message.id]
+            return self._sent[message.id], session
         if message.channel is not Channel.EMAIL:
-            return Receipt(message.id, ReceiptStatus.REJECTED, detail="the smtp channel carries e-mail only")
+            return Receipt(
+                message.id, ReceiptStatus.REJECTED, detail="the smtp channel carries e-mail only"
+            ), session
         try:
             mail = self.build(message)
         except ValidationError:
             return Receipt(
                 message.id, ReceiptStatus.REJECTED, detail="the recipient or subject is not a valid header"
-            )
+            ), session
+        for fresh in (False, True):
+            if session is not None and session.sent >= self.messages_per_session:
+                _quit(session.smtp)
+                session = None
+            try:
+                if session is None:
+                    session = self._open() if fresh else self._checkout()
+                receipt = self._transaction(session, message, mail)
+            except _Dropped as dropped:
+                _discard(session.smtp if session is not None else None)
+                session = None
+                if not fresh:  # a session that carried messages may have timed out: once more, fresh
+                    _log.info("smtp: session ended under message %s; sending on a fresh one", message.id)
+                    continue
+                return self._dropped(message, dropped), None
+            except smtplib.SMTPAuthenticationError as exc:
+                _discard(session.smtp if session is not None else None)
+                raise ConfigurationError(
+                    f"the smtp server {self.host} refused the login for the configured username "
+                    f"(code {exc.smtp_code})"
+                ) from None
+            except smtplib.SMTPNotSupportedError as exc:
+                _discard(session.smtp if session is not None else None)
+                what = "STARTTLS" if "STARTTLS" in str(exc) else "AUTH"
+                raise ConfigurationError(
+                    f"the smtp server {self.host}:{self.port} does not offer {what}; check the settings"
+                ) from None
+            except (
+                smtplib.SMTPConnectError
+            ) as exc:  # the server would not talk to us: not the message's fault
+                _log.info("smtp: message %s retry later (greeting %d)", message.id, exc.smtp_code)
+                return Receipt(
+                    message.id,
+                    ReceiptStatus.RETRY_LATER,
+                    detail=f"{self.host}:{self.port} refused the connection ({exc.smtp_code})",
+                ), None
+            except (smtplib.SMTPException, OSError) as exc:  # refused connections, timeouts
+                _discard(session.smtp if session is not None else None)
+                _log.info("smtp: message %s retry later (%s)", message.id, type(exc).__name__)
+                return Receipt(
+                    message.id,
+                    ReceiptStatus.RETRY_LATER,
+                    detail=f"could not reach {self.host}:{self.port} ({type(exc).__name__})",
+                ), None
+            return receipt, session
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _transaction(
+        self, session: _Session, message: OutgoingMessage, mail: email.message.EmailMessage
+    ) -> Receipt:
+        """``MAIL FROM``, ``RCPT TO``, ``DATA`` for ``message`` on ``session``.
+
+        A refused recipient or sender answers the message and leaves the session usable (smtplib
+        sends ``RSET``); a drop or a ``421`` raises :class:`_Dropped`.
+        """
         try:
-            with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
-                if self.starttls:
-                    smtp.starttls(context=ssl.create_default_context())
-                if self.username:
-                    smtp.login(self.username, self._password.reveal())
-                smtp.send_message(
-                    mail, from_addr=self.envelope_from, to_addrs=[email.utils.parseaddr(message.recipient)[1]]
-                )
-        except smtplib.SMTPAuthenticationError as exc:
-            raise ConfigurationError(
-                f"the smtp server {self.host} refused the login for the configured username "
-                f"(code {exc.smtp_code})"
-            ) from None
-        except smtplib.SMTPNotSupportedError as exc:
-            what = "STARTTLS" if "STARTTLS" in str(exc) else "AUTH"
-            raise ConfigurationError(
-                f"the smtp server {self.host}:{self.port} does not offer {what}; check the settings"
-            ) from None
+            session.smtp.send_message(
+                mail, from_addr=self.envelope_from, to_addrs=[email.utils.parseaddr(message.recipient)[1]]
+            )
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()), (550, b"recipient refused"))
+            if code == _CLOSING:
+                raise _Dropped(code, text) from None
+            session.sent += 1
             return self._answer(message, code, text)
-        except smtplib.SMTPConnectError as exc:  # the server would not talk to us: not the message's fault
-            _log.info("smtp: message %s retry later (greeting %d)", message.id, exc.smtp_code)
-            return Receipt(
-                message.id,
-                ReceiptStatus.RETRY_LATER,
-                detail=f"{self.host}:{self.port} refused the connection ({exc.smtp_code})",
-            )
+        except smtplib.SMTPServerDisconnected as exc:
+            raise _Dropped(None, exc) from None
+        except (smtplib.SMTPAuthenticationError, smtplib.SMTPNotSupportedError):
+            raise
         except smtplib.SMTPResponseException as exc:  # sender refused, data refused
+            if exc.smtp_code == _CLOSING:
+                raise _Dropped(exc.smtp_code, exc.smtp_error) from None
+            session.sent += 1
             return self._answer(message, exc.smtp_code, exc.smtp_error)
-        except (smtplib.SMTPException, OSError) as exc:  # disconnects, refused connections, timeouts
-            _log.info("smtp: message %s retry later (%s)", message.id, type(exc).__name__)
-            return Receipt(
-                message.id,
-                ReceiptStatus.RETRY_LATER,
-                detail=f"could not reach {self.host}:{self.port} ({type(exc).__name__})",
-            )
+        except (ConnectionError, TimeoutError) as exc:  # reset, broken pipe, a server gone quiet
+            raise _Dropped(None, exc) from None
+        session.sent += 1
         receipt = Receipt(message.id, ReceiptStatus.ACCEPTED, provider_message_id=mail["Message-ID"])
         _log.info("smtp: message %s accepted as %s", message.id, receipt.provider_message_id)
         self._sent[message.id] = receipt
         return receipt
+
+    def _dropped(self, message: OutgoingMessage, dropped: _Dropped) -> Receipt:
+        if dropped.code is not None:
+            return self._answer(message, dropped.code, dropped.text)
+        _log.info("smtp: message %s retry later (connection dropped)", message.id)
+        return Receipt(
+            message.id,
+            ReceiptStatus.RETRY_LATER,
+            detail=f"{self.host}:{self.port} dropped the connection twice",
+        )
 
     def parse_delivery_report(
         self, headers: Mapping[str, str], body: bytes, *, now: dt.datetime
@@ -267,6 +451,29 @@ class SMTPChannel:
         :raises ConfigurationError: always (``inbound`` is not claimed).
         """
         raise ConfigurationError("the smtp channel does not parse inbound replies")
+
+
+def _quit(smtp: smtplib.SMTP) -> None:
+    """End a session politely; a server already gone is fine."""
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        _discard(smtp)
+
+
+def _close_idle(idle: list[_Session]) -> None:
+    for session in idle:
+        _discard(session.smtp)
+    idle.clear()
+
+
+def _discard(smtp: smtplib.SMTP | None) -> None:
+    """Drop a session without a word (it is broken)."""
+    if smtp is not None:
+        try:
+            smtp.close()
+        except OSError:  # pragma: no cover - closing a socket hardly fails
+            pass
 
 
 #: The descriptor this plugin registers.
