@@ -75,7 +75,14 @@ def tests_postgres(session: nox.Session) -> None:
     it): the tests ``initdb`` their own cluster in a temporary directory on a free local port.
     """
     session.install(
-        "-e", ".[test,pdf,fhir,web,x12,report,otel,postgres,dask]", "-e", "plugins/carecollect-demo-gateway"
+        "-e",
+        ".[test,pdf,fhir,web,x12,report,otel,postgres,dask,demo-channels]",
+        "-e",
+        "plugins/carecollect-demo-gateway",
+        "-e",
+        "plugins/carecollect-smtp",
+        "-e",
+        "plugins/carecollect-sms",
     )
     session.run(
         "pytest",
