@@ -49,6 +49,7 @@ FLOORS: dict[str, int] = {
     "policy.packs": 2,
     "policy.rules": 2,
     "policy.explain": 2,
+    "policy.reason_texts": 2,
     "policy.content": 2,
     "policy.relief_rules": 2,
     "policy.outreach_rules": 2,

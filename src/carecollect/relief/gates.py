@@ -56,6 +56,7 @@ from ..creditors import Creditor
 from ..disputes import DisputeReason
 from ..money import Money
 from ..outreach import OutreachPurpose
+from ..policy.explain import Param
 from ..policy.packs import PolicyPack
 from ..timekeeping import require_aware
 from .insurer import billable_to_patient
@@ -135,12 +136,16 @@ def _age(c: _Collector, pack: PolicyPack, rule_id: str, start: dt.date, today: d
                 rule_id,
                 today,
                 Outcome.DEFER,
-                f"{what}: not before {until.isoformat()} ({days} days after {start.isoformat()})",
+                case="age_wait",
+                what=what,
+                until=until.isoformat(),
+                days=days,
+                start=start.isoformat(),
             ),
             until,
         )
     else:
-        c.allow(rule_reason(pack, rule_id, today, Outcome.ALLOW, f"{what}: {days} days have passed"))
+        c.allow(rule_reason(pack, rule_id, today, Outcome.ALLOW, case="age_passed", what=what, days=days))
 
 
 def _stricter(pack: PolicyPack, today: dt.date, legal: str, house: str) -> str:
@@ -173,7 +178,8 @@ def gate(
                 "dispute.freezes_collection",
                 today,
                 Outcome.DENY,
-                f"dispute {d.id} is open: no handoff until it is resolved",
+                case="handoff",
+                dispute=d.id,
             )
         )
         if (
@@ -187,11 +193,15 @@ def gate(
                     "dispute.validation_stops_collection",
                     today,
                     Outcome.DENY,
-                    f"dispute {d.id}: collection stops until verification is sent",
+                    dispute=d.id,
                 )
             )
     for p in snapshot.current_plans():
-        c.deny(rule_reason(pack, "gate.plan_blocks", today, Outcome.DENY, f"plan {p.id} is {p.status.value}"))
+        c.deny(
+            rule_reason(
+                pack, "gate.plan_blocks", today, Outcome.DENY, case="gate", plan=p.id, status=p.status.value
+            )
+        )
     for a in snapshot.pending_applications():
         c.deny(
             rule_reason(
@@ -199,18 +209,16 @@ def gate(
                 "gate.application_blocks",
                 today,
                 Outcome.DENY,
-                f"assistance application {a.id} is {a.status.value}: collection actions are suspended",
+                case="gate",
+                application=a.id,
+                status=a.status.value,
             )
         )
     if not snapshot.balance.is_positive():
         if action is GateAction.CREDIT_REPORT and "credit.paid_reportable" in pack.rules:
-            c.deny(
-                rule_reason(
-                    pack, "credit.paid_reportable", today, Outcome.DENY, "paid debts are never reported"
-                )
-            )
+            c.deny(rule_reason(pack, "credit.paid_reportable", today, Outcome.DENY))
         else:
-            c.deny(note("record.balance", "account record", "nothing is owed", Outcome.DENY))
+            c.deny(note("record.balance", "account record", Outcome.DENY))
 
     # -- the insurer's time -----------------------------------------------------------------
     for inv in snapshot.invoices:
@@ -222,14 +230,7 @@ def gate(
     # -- age ----------------------------------------------------------------------------------
     first = snapshot.first_statement
     if first is None:
-        c.deny(
-            note(
-                "record.first_statement",
-                "invoice record",
-                "no first statement recorded: the waiting periods cannot start",
-                Outcome.DENY,
-            )
-        )
+        c.deny(note("record.first_statement", "invoice record", Outcome.DENY))
     else:
         age_rule = "gate.min_days_after_first_statement"
         if creditor.nonprofit and "r501.notification_period_days" in pack.rules:
@@ -274,8 +275,9 @@ def gate(
                     rid,
                     today,
                     Outcome.DEFER,
-                    f"no pre-placement notice sent: send one, then wait "
-                    f"{days} days (earliest {until.isoformat()})",
+                    case="none",
+                    days=days,
+                    until=until.isoformat(),
                 ),
                 until,
             )
@@ -290,7 +292,9 @@ def gate(
                         rid,
                         today,
                         Outcome.DEFER,
-                        f"notice of {notice.sent_on.isoformat()}: wait until {until.isoformat()}",
+                        case="wait",
+                        sent=notice.sent_on.isoformat(),
+                        until=until.isoformat(),
                     ),
                     until,
                 )
@@ -301,23 +305,26 @@ def gate(
                         rid,
                         today,
                         Outcome.ALLOW,
-                        f"notice of {notice.sent_on.isoformat()} gave {days} days",
+                        case="gave",
+                        sent=notice.sent_on.isoformat(),
+                        days=days,
                     )
                 )
 
     # -- Germany: consent ---------------------------------------------------------------------
     if "de.handoff_requires_consent" in pack.rules and pack.value("de.handoff_requires_consent", on=today):
         consent = snapshot.handoff_consent
+        why: dict[str, Param] | None
         if consent is None:
-            why = "no recorded consent to hand the medical claim to a third party: record it first"
+            why = {"case": "none"}
         elif consent.withdrawn_at is not None and consent.withdrawn_at <= now:
-            why = f"the patient withdrew the consent on {consent.withdrawn_at.date().isoformat()}"
+            why = {"case": "withdrawn", "on": consent.withdrawn_at.date().isoformat()}
         elif consent.given_at > now:
-            why = f"the recorded consent is dated {consent.given_at.date().isoformat()}, after today"
+            why = {"case": "future", "on": consent.given_at.date().isoformat()}
         else:
-            why = ""
-        if why:
-            c.deny(rule_reason(pack, "de.handoff_requires_consent", today, Outcome.DENY, why))
+            why = None
+        if why is not None:
+            c.deny(rule_reason(pack, "de.handoff_requires_consent", today, Outcome.DENY, **why))
         else:
             assert consent is not None
             c.allow(
@@ -326,7 +333,9 @@ def gate(
                     "de.handoff_requires_consent",
                     today,
                     Outcome.ALLOW,
-                    f"consent given on {consent.given_at.date().isoformat()} ({consent.method.value})",
+                    case="given",
+                    on=consent.given_at.date().isoformat(),
+                    method=consent.method.value,
                 )
             )
 
@@ -342,7 +351,8 @@ def gate(
                     "no.inkassovarsel_days",
                     today,
                     Outcome.DEFER,
-                    f"no inkassovarsel sent: send one, then wait {days} days",
+                    case="none",
+                    days=days,
                 ),
                 until,
             )
@@ -357,8 +367,9 @@ def gate(
                         "no.inkassovarsel_days",
                         today,
                         Outcome.DEFER,
-                        f"inkassovarsel of {varsel.sent_on.isoformat()}: the patient may pay until "
-                        f"{until.isoformat()}",
+                        case="wait",
+                        sent=varsel.sent_on.isoformat(),
+                        until=until.isoformat(),
                     ),
                     until + dt.timedelta(days=1),
                 )
@@ -369,7 +380,9 @@ def gate(
                         "no.inkassovarsel_days",
                         today,
                         Outcome.ALLOW,
-                        f"inkassovarsel of {varsel.sent_on.isoformat()}: {days} days passed",
+                        case="passed",
+                        sent=varsel.sent_on.isoformat(),
+                        days=days,
                     )
                 )
 
@@ -392,14 +405,7 @@ def _credit(
     c: _Collector, snapshot: GateSnapshot, today: dt.date, pack: PolicyPack, creditor: Creditor, cur: str
 ) -> None:
     if "credit.min_balance_usd" not in pack.rules:
-        c.deny(
-            note(
-                "pack.credit_reporting",
-                f"policy pack {pack.key!r}",
-                "this pack has no credit-reporting rules: carecollect does not report",
-                Outcome.DENY,
-            )
-        )
+        c.deny(note("pack.credit_reporting", f"policy pack {pack.key!r}", Outcome.DENY))
         return
     floor = Money.of(pack.value("credit.min_balance_usd", on=today), cur)
     if snapshot.balance.is_positive() and snapshot.balance < floor:
@@ -409,7 +415,8 @@ def _credit(
                 "credit.min_balance_usd",
                 today,
                 Outcome.DENY,
-                f"balance {snapshot.balance} is under {floor}: never reported",
+                balance=str(snapshot.balance),
+                floor=str(floor),
             )
         )
     since = snapshot.delinquent_since
@@ -425,7 +432,8 @@ def _credit(
                     "credit.passive_wait_days",
                     today,
                     Outcome.DEFER,
-                    f"no conversation and no message yet: send one and wait {days} days",
+                    case="none_yet",
+                    days=days,
                 ),
                 until,
             )
@@ -443,9 +451,11 @@ def _credit(
                         "credit.passive_wait_days",
                         today,
                         Outcome.DEFER,
-                        f"message of {sent.isoformat()} was reported undeliverable on "
-                        f"{returned[0].isoformat()}: send a message that reaches the consumer "
-                        f"and wait {days} days (earliest {until.isoformat()})",
+                        case="undeliverable",
+                        sent=sent.isoformat(),
+                        returned=returned[0].isoformat(),
+                        days=days,
+                        until=until.isoformat(),
                     ),
                     until,
                 )
