@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..errors import CareCollectError, ConfigurationError
+from ..errors import CareCollectError, ConfigurationError, ValidationError
 
 if TYPE_CHECKING:  # `carecollect --help` imports none of these: each command imports what it uses
     from rich.console import Console
@@ -710,6 +710,21 @@ def config_check(db: Path) -> None:
     console.print(effective_settings(cfg), markup=False, highlight=False)
 
 
+def _reason_line(record: Mapping[str, Any]) -> str:
+    """One stored reason as a line: its text written out now from the rule id and parameters
+    (a record from before reasons carried parameters shows its stored text)."""
+    from ..policy.explain import Reason
+
+    try:
+        reason = Reason.from_record(record)
+    except ValidationError:  # not a reason this release can read: show what is there
+        return (
+            f"{record.get('outcome', '')} {record.get('rule_id', '')} ({record.get('source', '')}): "
+            f"{record.get('message', '')}"
+        )
+    return f"{reason.outcome.value} {reason.rule_id} ({reason.source}): {reason.message}"
+
+
 @main.command()
 @_db_option()
 @_store_option
@@ -732,10 +747,7 @@ def explain(db: Path, account_id: str, store_url: str | None) -> None:
     for col in ("at", "kind", "invoice", "purpose", "channel", "reasons"):
         table.add_column(col, overflow="fold")
     for item in items:
-        reasons = "\n".join(
-            f"{r.get('outcome', '')} {r.get('rule_id', '')} ({r.get('source', '')}): {r.get('message', '')}"
-            for r in item.get("reasons", ())
-        )
+        reasons = "\n".join(_reason_line(r) for r in item.get("reasons", ()))
         extra = ", ".join(
             f"{k}={v}"
             for k, v in item.items()

@@ -56,7 +56,6 @@ from ..creditors import Creditor
 from ..disputes import DisputeReason
 from ..money import Money
 from ..outreach import OutreachPurpose
-from ..policy.explain import Param
 from ..policy.packs import PolicyPack
 from ..timekeeping import require_aware
 from .insurer import billable_to_patient
@@ -314,29 +313,19 @@ def gate(
     # -- Germany: consent ---------------------------------------------------------------------
     if "de.handoff_requires_consent" in pack.rules and pack.value("de.handoff_requires_consent", on=today):
         consent = snapshot.handoff_consent
-        why: dict[str, Param] | None
+        consent_rule = "de.handoff_requires_consent"
         if consent is None:
-            why = {"case": "none"}
+            c.deny(rule_reason(pack, consent_rule, today, Outcome.DENY, case="none"))
         elif consent.withdrawn_at is not None and consent.withdrawn_at <= now:
-            why = {"case": "withdrawn", "on": consent.withdrawn_at.date().isoformat()}
+            withdrawn = consent.withdrawn_at.date().isoformat()
+            c.deny(rule_reason(pack, consent_rule, today, Outcome.DENY, case="withdrawn", on=withdrawn))
         elif consent.given_at > now:
-            why = {"case": "future", "on": consent.given_at.date().isoformat()}
+            dated = consent.given_at.date().isoformat()
+            c.deny(rule_reason(pack, consent_rule, today, Outcome.DENY, case="future", on=dated))
         else:
-            why = None
-        if why is not None:
-            c.deny(rule_reason(pack, "de.handoff_requires_consent", today, Outcome.DENY, **why))
-        else:
-            assert consent is not None
+            given, method = consent.given_at.date().isoformat(), consent.method.value
             c.allow(
-                rule_reason(
-                    pack,
-                    "de.handoff_requires_consent",
-                    today,
-                    Outcome.ALLOW,
-                    case="given",
-                    on=consent.given_at.date().isoformat(),
-                    method=consent.method.value,
-                )
+                rule_reason(pack, consent_rule, today, Outcome.ALLOW, case="given", on=given, method=method)
             )
 
     # -- Norway: inkassovarsel ------------------------------------------------------------------
