@@ -225,8 +225,8 @@ def init(db: Path) -> None:
     Running it again on an existing database only applies new migrations and
     keeps the settings file as it is.
     """
+    from ..run.settings_file import config_path, write_default_config
     from ..store.sqlite import SQLiteStore
-    from .config import config_path, write_default_config
 
     console = _console()
     existed = db.exists()
@@ -421,8 +421,8 @@ def backup(db: Path, dest: Path) -> None:
     """
     import shutil
 
+    from ..run.settings_file import config_path
     from ..store.sqlite import SQLiteStore
-    from .config import config_path
 
     console = _console()
     with _open_file(db) as store:
@@ -457,9 +457,9 @@ def restore(db: Path, source: Path, force: bool) -> None:
     import shutil
     import sqlite3
 
+    from ..run.settings_file import config_path
     from ..store.base import RunLocked
     from ..store.sqlite import SQLiteStore
-    from .config import config_path
 
     console = _console()
     try:
@@ -567,7 +567,7 @@ def run(
     from ..plugins.manager import make_plugin_manager
     from ..run.execute import execute_run, last_run_at
     from ..run.planning import plan_run
-    from .config import check_config, load_config
+    from ..run.settings_file import check_config, load_config
     from .run_summary import dry_run_document, dry_run_rows, routes, run_rows
 
     if (show or fmt != "text") and not dry_run:
@@ -690,7 +690,7 @@ def config_check(db: Path) -> None:
     any problem; else the effective settings per creditor, secrets shown by reference only.
     """
     from ..plugins.manager import make_plugin_manager
-    from .config import check_config, config_path, effective_settings, load_config
+    from ..run.settings_file import check_config, config_path, effective_settings, load_config
 
     cfg = load_config(db)
     pm = make_plugin_manager()
@@ -905,7 +905,7 @@ def report(
 ) -> None:
     """Aging, money collected, messages, plans, disputes, holds and the contact centre's day."""
     from ..reports import report_from_store
-    from .config import load_config
+    from ..run.settings_file import load_config
     from .contacts import read_records
 
     now = parse_as_of(as_of)
@@ -992,7 +992,7 @@ def demo(db: Path, size: int, weeks: int, seed: int, fresh: bool, no_run: bool, 
 
     from ..demo import DEMO_START, create_demo_portfolio, run_demo
     from ..demo_channels import DemoDelivery, require_installed
-    from .config import config_path, load_config
+    from ..run.settings_file import config_path, load_config
     from .wording import counted, duration
 
     console = _console()
