@@ -238,10 +238,7 @@ def _cycles(graph: dict[tuple[str, int], set[tuple[str, int]]]) -> list[list[tup
 
 
 #: Rooms that use each other today, each with its reason; the list may only shrink.
-KNOWN_ROOM_CYCLES: dict[tuple[str, ...], str] = {
-    ("handoff_consent", "patients"): "a Patient record holds its HandoffConsent, and the consent's "
-    "guarded transitions take and return a Patient (imported for type checking only)",
-}
+KNOWN_ROOM_CYCLES: dict[tuple[str, ...], str] = {}
 
 
 def test_no_two_rooms_import_each_other() -> None:
