@@ -11,9 +11,11 @@ governor's caps...), so a new rule or a new text without its template fails here
 from __future__ import annotations
 
 import ast
+import copy
 import datetime as dt
 import importlib
 import json
+import pickle
 import string
 import warnings
 from collections.abc import Iterator
@@ -300,6 +302,20 @@ def test_params_are_immutable_and_only_str_or_int() -> None:
         with pytest.raises(ValidationError, match="params"):
             Params(n=bad)  # type: ignore[arg-type]
     assert Params({"a": 1}) == Params(a=1) != Params(a=2)
+
+
+def test_a_reason_crosses_processes_and_copies_whole() -> None:
+    r = Reason(
+        "plan.grace_days",
+        "creditor policy",
+        Outcome.INFO,
+        {"case": "run_missed", "instalment": 2, "plan": "PL-1", "days": 10},
+    )
+    for back in (pickle.loads(pickle.dumps(r)), copy.deepcopy(r), copy.copy(r.params)):
+        assert back == (r if isinstance(back, Reason) else r.params)
+    assert (
+        pickle.loads(pickle.dumps(r)).message == "instalment 2 of plan PL-1 unpaid 10 days after it fell due"
+    )
 
 
 def test_an_unknown_rule_id_shows_its_id_and_parameters() -> None:

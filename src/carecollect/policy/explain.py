@@ -134,6 +134,9 @@ class Params(Mapping[str, Param]):
     def __repr__(self) -> str:
         return f"Params({self._items!r})"
 
+    def __reduce__(self) -> tuple[type[Params], tuple[dict[str, Param]]]:
+        return (Params, (self._items,))  # a run's workers hand decisions between processes
+
 
 _NO_PARAMS = Params()
 
