@@ -258,7 +258,7 @@ def test_a_reason_records_its_parameters_and_writes_its_text_when_asked() -> Non
     assert r.params == {"days": 90} and r.text is None
     assert r.message == "no consent or number check within 90 days"
     record = r.to_record()
-    assert record["params"] == {"days": 90} and record["message"] == r.message
+    assert record["params"] == {"days": 90} and "message" not in record  # written out when read
     back = Reason.from_record(json.loads(json.dumps(record)))
     assert back == r and hash(back) == hash(r)
     assert str(Verdict(False, (r,)).explain()).endswith(": no consent or number check within 90 days")
@@ -349,7 +349,6 @@ def test_carecollect_explain_writes_out_new_and_old_reasons(tmp_path: Path) -> N
         load_portfolio(store, 3, seed=5, as_of=dt.date(2026, 3, 2))
         account = next(iter(store.iter_account_snapshots())).account.id
         new = Reason("sms.consent_recheck_days", "s", Outcome.DENY, {"days": 90}).to_record()
-        del new["message"]  # parameters only: the text is written out when read
         old = {"rule_id": "sms.allowed", "source": "t", "outcome": "deny", "message": "an old stored text"}
         at = dt.datetime(2026, 3, 2, 12, tzinfo=dt.UTC)
         store.audit_append("decision.hold", account, {"kind": "hold", "reasons": [new, old]}, at=at)

@@ -39,8 +39,8 @@ import datetime as dt
 import enum
 import typing
 import warnings
-from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import attrs
 
@@ -88,63 +88,58 @@ class Outcome(enum.Enum):
 Param = str | int
 
 
+_PARAM_TYPES = frozenset({str, int})
+
+
+def _refuse(self: object, *args: object, **kwargs: object) -> NoReturn:
+    raise TypeError("a reason's Params are immutable")
+
+
 @typing.final
-class Params(Mapping[str, Param]):
+class Params(dict[str, Param]):
     """A reason's parameters: an immutable, hashable mapping of names to ``str`` or ``int``.
 
     The rule's own figures (days, amounts as text, dates, channel names, record ids), never a
-    patient's name, address or clinical detail.
+    patient's name, address or clinical detail. A ``dict`` underneath (reading it, writing a
+    text from it and storing it cost what a ``dict`` costs); every way to change it raises
+    :class:`TypeError`.
 
     >>> Params({"days": 7}) == {"days": 7}, dict(Params(days=7, on="2026-03-08"))
     (True, {'days': 7, 'on': '2026-03-08'})
     """
 
-    __slots__ = ("_items",)
-    _items: dict[str, Param]
+    __slots__ = ()
 
     def __init__(self, items: Mapping[str, Param] | None = None, /, **more: Param) -> None:
-        data = {**(items or {}), **more}
+        if items and items.__class__ is not dict and not isinstance(items, Mapping):
+            raise ValidationError(
+                "Reason", "params", f"a mapping of names to values, not {type(items).__name__}"
+            )
+        data = ({**items, **more} if more else items) if items else more
         for key, value in data.items():
-            if not isinstance(key, str) or isinstance(value, bool) or not isinstance(value, (str, int)):
+            if value.__class__ not in _PARAM_TYPES or key.__class__ is not str:  # a bool is no number here
                 raise ValidationError("Reason", "params", f"{key!r}: a name and a str or int value")
-        object.__setattr__(self, "_items", data)
+        dict.__init__(self, data)
 
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError("Params are immutable")
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _refuse
 
-    def __getitem__(self, key: str) -> Param:
-        return self._items[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __hash__(self) -> int:
-        return hash(tuple(sorted(self._items.items())))
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Params):
-            return self._items == other._items
-        if isinstance(other, Mapping):
-            return self._items == dict(other)
-        return NotImplemented
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(sorted(self.items())))
 
     def __repr__(self) -> str:
-        return f"Params({self._items!r})"
+        return f"Params({dict.__repr__(self)})"
 
     def __reduce__(self) -> tuple[type[Params], tuple[dict[str, Param]]]:
-        return (Params, (self._items,))  # a run's workers hand decisions between processes
+        return (Params, (dict(self),))  # a run's workers hand decisions between processes
+
+    def __copy__(self) -> Params:
+        return self
+
+    def __deepcopy__(self, memo: object) -> Params:
+        return self
 
 
 _NO_PARAMS = Params()
-
-
-def _params(value: Mapping[str, Param] | None) -> Params:
-    if value is None or (not value and not isinstance(value, Params)):
-        return _NO_PARAMS
-    return value if isinstance(value, Params) else Params(value)
 
 
 def _old_text(where: str) -> None:
@@ -193,10 +188,12 @@ class Reason:
         *,
         text: str | None = None,
     ) -> None:
-        if isinstance(params, str):  # the 0.1 signature: a finished message
-            _old_text("Reason(rule_id, source, outcome, message)")
-            params, text = None, params
-        self.__attrs_init__(rule_id, source, outcome, _params(params), text)
+        if type(params) is not Params:
+            if isinstance(params, str):  # the 0.1 signature: a finished message
+                _old_text("Reason(rule_id, source, outcome, message)")
+                params, text = None, params
+            params = Params(params) if params else _NO_PARAMS
+        self.__attrs_init__(rule_id, source, outcome, params, text)
 
     @property
     def message(self) -> str:
@@ -208,20 +205,23 @@ class Reason:
     def to_record(self) -> dict[str, Any]:
         """A plain ``dict`` for an audit log (see :meth:`from_record`).
 
-        :returns: keys ``rule_id``, ``source``, ``outcome``, ``params`` (a ``dict``) and
-            ``message`` (the text as written today, for readers of the log that do not know
-            the catalogue; :meth:`from_record` writes the text afresh from ``params``).
+        :returns: keys ``rule_id``, ``source``, ``outcome`` and ``params`` (a ``dict``); no text:
+            :meth:`from_record` and :attr:`message` write it out when someone reads the log. A
+            reason read from an older log keeps its ``message`` instead of ``params``.
         """
-        record: dict[str, Any] = {
+        if self.text is not None:
+            return {
+                "rule_id": self.rule_id,
+                "source": self.source,
+                "outcome": self.outcome.value,
+                "message": self.text,
+            }
+        return {
             "rule_id": self.rule_id,
             "source": self.source,
             "outcome": self.outcome.value,
             "params": dict(self.params),
-            "message": self.message,
         }
-        if self.text is not None:
-            del record["params"]
-        return record
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> Reason:

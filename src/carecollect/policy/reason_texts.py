@@ -3,7 +3,7 @@
 A :class:`~carecollect.policy.explain.Reason` records a rule id, its source, the outcome and
 a few parameters (numbers, dates, channel names, record ids); its text is written out from
 the template here only when someone reads it (``carecollect explain``, a staff screen, the
-audit log's ``message`` for readers that do not know this catalogue). One place holds every
+dry run's ``--show`` listing); the audit log stores the parameters. One place holds every
 sentence, so a wording is changed (or translated) once, and ``tests/test_reason_texts.py``
 proves that every rule id the code records has a template whose fields are the parameters
 the code passes.
@@ -27,6 +27,7 @@ or a clinical detail.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 __all__ = ["REASON_TEXTS", "template"]
@@ -253,6 +254,7 @@ REASON_TEXTS: Mapping[str, str | Mapping[str, str]] = {
 }
 
 
+@functools.lru_cache(maxsize=4096)  # a run asks for the same few templates again and again
 def template(rule_id: str, case: object = None) -> str | None:
     """The template for a reason of ``rule_id`` (``case`` picks one of several), or ``None``.
 
