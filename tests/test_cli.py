@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from carecollect.cli import main
-from carecollect.cli.config import config_path
 from carecollect.importers import export_document
 from carecollect.portfolio import load_portfolio
+from carecollect.run.settings_file import config_path
 from carecollect.store.sqlite import MIGRATIONS, SQLiteStore
 
 AS_OF = "2026-03-02"
@@ -300,8 +300,8 @@ def test_run_takes_in_events_from_a_file_once(db: Path, tmp_path: Path) -> None:
 def test_payment_provider_settings_take_secrets_from_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from carecollect.cli.config import parse_config
     from carecollect.errors import ConfigurationError
+    from carecollect.run.settings_file import parse_config
 
     text = '[payment_providers.demo-gateway]\nwebhook_secret = "env:GW_SECRET"\nmode = "test"\n'
     monkeypatch.setenv("GW_SECRET", "s3cret")

@@ -15,13 +15,13 @@ from click.testing import CliRunner, Result
 
 from carecollect.channels import Channel
 from carecollect.cli import main
-from carecollect.cli.config import config_path
 from carecollect.errors import ConfigurationError
 from carecollect.plugins.manager import make_plugin_manager
 from carecollect.portfolio import load_portfolio
 from carecollect.run.execute import execute_run
 from carecollect.run.planning import plan_run
 from carecollect.run.settings import RunSettings
+from carecollect.run.settings_file import config_path
 from carecollect.store.sqlite import SQLiteStore
 
 AS_OF = "2026-03-02"

@@ -12,7 +12,7 @@ HEAVY = (
     "carecollect.reports",
     "carecollect.plugins.manager",
     "carecollect.messages",
-    "carecollect.cli.config",
+    "carecollect.run.settings_file",
     "jinja2",
     "pendulum",
     "rich.table",

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from carecollect.cli import main
-from carecollect.cli.config import config_path
+from carecollect.run.settings_file import config_path
 from carecollect.store.codec import partition_key
 from carecollect.store.sqlite import MIGRATIONS, SQLiteStore
 from carecollect.store.urls import open_store, sqlite_url

@@ -13,17 +13,12 @@ import pytest
 from carecollect.channels import Channel
 from carecollect.creditors import Creditor, CreditorRole
 from carecollect.errors import InvalidTransition, NaiveDatetime, ValidationError
-from carecollect.handoff_consent import (
-    ConsentMethod,
-    HandoffConsent,
-    record_handoff_consent,
-    withdraw_handoff_consent,
-)
+from carecollect.handoff_consent import ConsentMethod, HandoffConsent
 from carecollect.importers import FORMAT, ImportFailed, export_csv, export_document, import_csv, import_json
 from carecollect.invoices import InvoiceStatus
 from carecollect.ledger import Ledger, post_charge
 from carecollect.outreach import OutreachPurpose, OutreachStatus, OutreachStep
-from carecollect.patients import ContactPoint
+from carecollect.patients import ContactPoint, record_handoff_consent, withdraw_handoff_consent
 from carecollect.run.decisions import DecisionKind
 from carecollect.run.planning import plan_run
 from carecollect.run.settings import RunSettings

@@ -49,6 +49,7 @@ FLOORS: dict[str, int] = {
     "policy.packs": 2,
     "policy.rules": 2,
     "policy.explain": 2,
+    "policy.reason_texts": 2,
     "policy.content": 2,
     "policy.relief_rules": 2,
     "policy.outreach_rules": 2,
@@ -75,6 +76,9 @@ FLOORS: dict[str, int] = {
     "run.rows": 7,
     "run.kernel": 7,
     "run.settings": 7,
+    # the settings file (TOML beside the database): read into run settings by the commands,
+    # the demo and the patient pages
+    "run.settings_file": 7,
     "run.decisions": 7,
     "run.planning": 7,
     "run.inbound": 7,
@@ -96,9 +100,7 @@ FLOORS: dict[str, int] = {
     "reports": 8,
     "report_formats": 8,
     "portfolio": 8,
-    # the settings file and the contact-centre records file are read by the demo and the
-    # commands alike: edges below both
-    "cli.config": 8,
+    # the contact-centre records file is read by the demo and the commands alike: an edge below both
     "cli.contacts": 8,
     # the command line is the very top: it calls the demo, never the other way round
     "cli": 10,
@@ -238,10 +240,7 @@ def _cycles(graph: dict[tuple[str, int], set[tuple[str, int]]]) -> list[list[tup
 
 
 #: Rooms that use each other today, each with its reason; the list may only shrink.
-KNOWN_ROOM_CYCLES: dict[tuple[str, ...], str] = {
-    ("handoff_consent", "patients"): "a Patient record holds its HandoffConsent, and the consent's "
-    "guarded transitions take and return a Patient (imported for type checking only)",
-}
+KNOWN_ROOM_CYCLES: dict[tuple[str, ...], str] = {}
 
 
 def test_no_two_rooms_import_each_other() -> None:
@@ -289,7 +288,8 @@ def test_the_room_check_sees_a_cycle() -> None:
         ("policy.packs", 2),
         ("store.sqlite", 6),
         ("run.kernel", 7),
-        ("cli.config", 8),
+        ("cli.contacts", 8),
+        ("run.settings_file", 7),
         ("cli", 10),
     ],
 )

@@ -21,11 +21,11 @@ from click.testing import CliRunner, Result
 
 from carecollect.channels import Channel
 from carecollect.cli import main
-from carecollect.cli.config import config_path, default_config_text, load_config, parse_config
 from carecollect.errors import CareCollectError
 from carecollect.messages.paylinks import PayLinkSigner
 from carecollect.portfolio import load_portfolio
 from carecollect.run.settings import CreditorSettings, RunSettings
+from carecollect.run.settings_file import config_path, default_config_text, load_config, parse_config
 from carecollect.store.sqlite import SQLiteStore
 
 AS_OF = "2026-03-02"

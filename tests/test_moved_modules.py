@@ -1,4 +1,5 @@
-"""Modules that moved into carecollect.plugins stay importable under their old paths, with a warning."""
+"""Modules that moved (into carecollect.plugins, the settings file beside the run's settings) stay
+importable under their old paths, with a warning."""
 
 from __future__ import annotations
 

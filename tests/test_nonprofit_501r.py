@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from carecollect.channels import Channel
-from carecollect.cli.config import parse_config
 from carecollect.creditors import Creditor, CreditorRole
 from carecollect.errors import ValidationError
 from carecollect.invoices import Invoice, InvoiceLine, InvoiceStatus
@@ -28,6 +27,7 @@ from carecollect.policy.packs import get_pack
 from carecollect.run.execute import execute_run
 from carecollect.run.planning import plan_run
 from carecollect.run.settings import RunSettings
+from carecollect.run.settings_file import parse_config
 from carecollect.store.sqlite import SQLiteStore
 
 NY = dt.timezone(dt.timedelta(hours=-5))

@@ -17,7 +17,6 @@ from click.testing import CliRunner
 
 from carecollect.channels import Channel
 from carecollect.cli import main
-from carecollect.cli.config import config_path, load_config
 from carecollect.errors import ConfigurationError, ValidationError
 from carecollect.messages.context import MessageContext
 from carecollect.messages.render import Renderer
@@ -25,6 +24,7 @@ from carecollect.money import Money
 from carecollect.office_hours import OfficeHours
 from carecollect.outreach import OutreachPurpose
 from carecollect.portfolio import load_portfolio
+from carecollect.run.settings_file import config_path, load_config
 from carecollect.store.sqlite import SQLiteStore
 
 NOW = dt.datetime(2026, 3, 2, 16, tzinfo=dt.UTC)

@@ -136,7 +136,7 @@ def test_limited_content_voicemail_fields() -> None:
 
 
 def test_reason_records_round_trip() -> None:
-    r = Reason("x", "src", Outcome.DEFER, "m")
+    r = Reason("sms.consent_recheck_days", "src", Outcome.DEFER, {"days": 90})
     assert Reason.from_record(r.to_record()) == r
     with pytest.raises(ValueError, match="not a stored reason"):
         Reason.from_record({"rule_id": "x"})

@@ -34,6 +34,18 @@ ALIASES: list[tuple[str, str, str, str]] = [
     ("carecollect.policy.governor", "Conversation", "carecollect.policy.governor", "ReportedConversation"),
     ("carecollect.policy.outreach_rules", "RULES", "carecollect.policy.outreach_rules", "OUTREACH_RULES"),
     ("carecollect.policy.relief_rules", "RULES", "carecollect.policy.relief_rules", "RELIEF_RULES"),
+    (
+        "carecollect.handoff_consent",
+        "record_handoff_consent",
+        "carecollect.patients",
+        "record_handoff_consent",
+    ),
+    (
+        "carecollect.handoff_consent",
+        "withdraw_handoff_consent",
+        "carecollect.patients",
+        "withdraw_handoff_consent",
+    ),
 ]
 
 

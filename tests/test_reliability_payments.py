@@ -22,7 +22,6 @@ from click.testing import CliRunner
 
 from carecollect.channels import Channel
 from carecollect.cli import main
-from carecollect.cli.config import write_default_config
 from carecollect.disputes import Dispute, DisputeReason, DisputeStatus
 from carecollect.events import Event, EventType
 from carecollect.invoices import InvoiceStatus
@@ -55,6 +54,7 @@ from carecollect.run.execute import execute_run
 from carecollect.run.inbound import InboundEvent, InboundKind
 from carecollect.run.planning import plan_run
 from carecollect.run.settings import RunSettings
+from carecollect.run.settings_file import write_default_config
 from carecollect.store.base import Mandate, OutboxStatus, ProviderPayment
 from carecollect.store.sqlite import SQLiteStore
 

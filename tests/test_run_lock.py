@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from carecollect.cli.config import write_default_config
 from carecollect.portfolio import load_portfolio
+from carecollect.run.settings_file import write_default_config
 from carecollect.store.base import RunLock, RunLocked
 from carecollect.store.sqlite import SQLiteStore
 

@@ -26,6 +26,7 @@ MOVED_MODULES: dict[str, str] = {
     "carecollect.messaging": "carecollect.plugins.messaging",
     "carecollect.agencies": "carecollect.plugins.agencies",
     "carecollect.builtin": "carecollect.plugins.builtin",
+    "carecollect.cli.config": "carecollect.run.settings_file",
 }
 
 

@@ -87,7 +87,6 @@ MOVED: dict[str, str] = {
     "_Creditors": "planning",
     "_gate_snapshot": "planning",
     "_iter_plans": "planning",
-    "_outcome": "planning",
     "_paid": "planning",
     "_placed_on": "planning",
     "plan_account": "planning",

@@ -40,7 +40,6 @@ from typing import Any
 import attrs
 
 from .channels import Channel
-from .cli.config import CliConfig, config_path, load_config, write_default_config
 from .cli.contacts import append_records, read_records
 from .contact_centre import (
     AccountState,
@@ -67,6 +66,7 @@ from .run.event_intake import intake
 from .run.execute import execute_run
 from .run.inbound import InboundEvent
 from .run.report import RunReport
+from .run.settings_file import CliConfig, config_path, load_config, write_default_config
 from .store.sqlite import SQLiteStore
 from .timekeeping import zone
 

@@ -8,12 +8,20 @@ consent is a fact about the patient, recorded with when and how it was given
 so that it can be shown later (GDPR Art. 7 (1)), and it can be withdrawn for
 the future (GDPR Art. 7 (3)).
 
-:class:`HandoffConsent` is that record; :func:`record_handoff_consent` and
-:func:`withdraw_handoff_consent` are the only moves, and the agency gate
-(:func:`~carecollect.relief.gates.gate`) reads :meth:`HandoffConsent.in_force`.
+:class:`HandoffConsent` is that record, held by the
+:class:`~carecollect.patients.Patient`; the patient's transitions
+:func:`~carecollect.patients.record_handoff_consent` and
+:func:`~carecollect.patients.withdraw_handoff_consent` are the only moves, and
+the agency gate (:func:`~carecollect.relief.gates.gate`) reads
+:meth:`HandoffConsent.in_force`. This module knows nothing of patients: the
+record sits below the patient that holds it.
+
+.. versionchanged:: 0.2 the two transitions live with the patient's others in
+   :mod:`carecollect.patients` (the old names here still work, with a
+   :class:`DeprecationWarning`, for one minor release).
 
 >>> import datetime as dt
->>> from carecollect.patients import Patient
+>>> from carecollect.patients import Patient, record_handoff_consent, withdraw_handoff_consent
 >>> t0 = dt.datetime(2026, 3, 2, 10, tzinfo=dt.timezone.utc)
 >>> consent = HandoffConsent(given_at=t0, method=ConsentMethod.WRITTEN, reference="form 2026-117")
 >>> p, event = record_handoff_consent(Patient(id="P-1", time_zones=("Europe/Berlin",)), consent)
@@ -30,19 +38,15 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from typing import TYPE_CHECKING
 
 import attrs
 
-from .errors import InvalidTransition, ValidationError
-from .events import Event, EventType
+from .deprecation import renamed
+from .errors import ValidationError
 from .timekeeping import require_aware
 from .validation import aware, aware_or_none, of_type
 
-if TYPE_CHECKING:
-    from .patients import Patient
-
-__all__ = ["ConsentMethod", "HandoffConsent", "record_handoff_consent", "withdraw_handoff_consent"]
+__all__ = ["ConsentMethod", "HandoffConsent"]
 
 
 class ConsentMethod(enum.Enum):
@@ -88,40 +92,10 @@ class HandoffConsent:
         return self.given_at <= at and (self.withdrawn_at is None or at < self.withdrawn_at)
 
 
-def record_handoff_consent(patient: Patient, consent: HandoffConsent) -> tuple[Patient, Event]:
-    """Record the patient's consent; a new consent replaces a withdrawn one.
-
-    :raises InvalidTransition: a consent is already in force (withdraw it first, or keep it).
-    """
-    current = patient.handoff_consent
-    if current is not None and current.withdrawn_at is None:
-        raise InvalidTransition(
-            f"Patient {patient.id}",
-            "handoff consent in force",
-            "record another handoff consent",
-            "withdraw the one in force first",
-        )
-    new = attrs.evolve(patient, handoff_consent=consent)
-    return new, Event(
-        EventType.HANDOFF_CONSENT_GIVEN, patient.id, consent.given_at, {"method": consent.method.value}
-    )
-
-
-def withdraw_handoff_consent(patient: Patient, *, at: dt.datetime) -> tuple[Patient, Event]:
-    """Record that the patient withdrew the consent at ``at`` (from then on no new handoff).
-
-    :raises InvalidTransition: there is no consent, or it was already withdrawn.
-    :raises ValidationError: ``at`` is before the consent was given.
-    """
-    require_aware(at, f"Patient {patient.id}", "at")
-    current = patient.handoff_consent
-    if current is None or current.withdrawn_at is not None:
-        state = "no handoff consent" if current is None else "handoff consent withdrawn"
-        raise InvalidTransition(f"Patient {patient.id}", state, "withdraw the handoff consent")
-    try:
-        withdrawn = attrs.evolve(current, withdrawn_at=at)
-    except ValidationError as exc:
-        raise ValidationError(f"Patient {patient.id}", "handoff_consent.withdrawn_at", exc.problem) from None
-    return attrs.evolve(patient, handoff_consent=withdrawn), Event(
-        EventType.HANDOFF_CONSENT_WITHDRAWN, patient.id, at
-    )
+__getattr__ = renamed(
+    __name__,
+    {
+        "record_handoff_consent": "carecollect.patients:record_handoff_consent",
+        "withdraw_handoff_consent": "carecollect.patients:withdraw_handoff_consent",
+    },
+)

@@ -29,7 +29,7 @@ from typing import Any
 import attrs
 
 from .channels import Channel
-from .errors import TimeZoneUnknown, ValidationError
+from .errors import InvalidTransition, TimeZoneUnknown, ValidationError
 from .events import Event, EventType
 from .geography import zones_for_phone, zones_for_place
 from .handoff_consent import HandoffConsent
@@ -46,7 +46,9 @@ __all__ = [
     "grant_consent",
     "mark_undeliverable",
     "opt_out",
+    "record_handoff_consent",
     "request_cease_communication",
+    "withdraw_handoff_consent",
 ]
 
 #: Languages carecollect writes patient messages in; others fall back to English.
@@ -326,6 +328,45 @@ def request_cease_communication(patient: Patient, *, at: dt.datetime) -> tuple[P
     require_aware(at, f"Patient {patient.id}", "at")
     new = attrs.evolve(patient, cease_requested_at=patient.cease_requested_at or at)
     return new, Event(EventType.CEASE_REQUESTED, patient.id, at)
+
+
+def record_handoff_consent(patient: Patient, consent: HandoffConsent) -> tuple[Patient, Event]:
+    """Record the patient's consent; a new consent replaces a withdrawn one.
+
+    :raises InvalidTransition: a consent is already in force (withdraw it first, or keep it).
+    """
+    current = patient.handoff_consent
+    if current is not None and current.withdrawn_at is None:
+        raise InvalidTransition(
+            f"Patient {patient.id}",
+            "handoff consent in force",
+            "record another handoff consent",
+            "withdraw the one in force first",
+        )
+    new = attrs.evolve(patient, handoff_consent=consent)
+    return new, Event(
+        EventType.HANDOFF_CONSENT_GIVEN, patient.id, consent.given_at, {"method": consent.method.value}
+    )
+
+
+def withdraw_handoff_consent(patient: Patient, *, at: dt.datetime) -> tuple[Patient, Event]:
+    """Record that the patient withdrew the consent at ``at`` (from then on no new handoff).
+
+    :raises InvalidTransition: there is no consent, or it was already withdrawn.
+    :raises ValidationError: ``at`` is before the consent was given.
+    """
+    require_aware(at, f"Patient {patient.id}", "at")
+    current = patient.handoff_consent
+    if current is None or current.withdrawn_at is not None:
+        state = "no handoff consent" if current is None else "handoff consent withdrawn"
+        raise InvalidTransition(f"Patient {patient.id}", state, "withdraw the handoff consent")
+    try:
+        withdrawn = attrs.evolve(current, withdrawn_at=at)
+    except ValidationError as exc:
+        raise ValidationError(f"Patient {patient.id}", "handoff_consent.withdrawn_at", exc.problem) from None
+    return attrs.evolve(patient, handoff_consent=withdrawn), Event(
+        EventType.HANDOFF_CONSENT_WITHDRAWN, patient.id, at
+    )
 
 
 @attrs.frozen

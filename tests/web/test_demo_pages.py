@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from carecollect.cli import main
-from carecollect.cli.config import load_config
 from carecollect.cli.web import _key
 from carecollect.plugins.manager import make_plugin_manager
+from carecollect.run.settings_file import load_config
 from carecollect.store.sqlite import SQLiteStore
 from carecollect.web import create_app
 

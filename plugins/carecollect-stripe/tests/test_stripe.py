@@ -446,7 +446,7 @@ def test_idempotency_key_helper_is_stable() -> None:
 def test_secrets_come_from_env_references_in_the_settings_file(
     tmp_path: Path, stripe_server: LocalStripe, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from carecollect.cli.config import parse_config
+    from carecollect.run.settings_file import parse_config
 
     monkeypatch.setenv("STRIPE_API_KEY", API_KEY)
     monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)

@@ -347,7 +347,7 @@ def test_a_vipps_payment_is_posted_once_on_capture_and_a_refund_taken_back(
 def test_secrets_come_from_env_references_in_the_settings_file(
     tmp_path: Path, vipps_server: LocalVipps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from carecollect.cli.config import parse_config
+    from carecollect.run.settings_file import parse_config
 
     monkeypatch.setenv("VIPPS_CLIENT_SECRET", CLIENT_SECRET)
     monkeypatch.setenv("VIPPS_SUBSCRIPTION_KEY", SUBSCRIPTION_KEY)

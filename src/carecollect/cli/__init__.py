@@ -3,7 +3,7 @@
 Commands: ``init``, ``import``, ``run``, ``explain``, ``report`` and
 ``demo``; see :doc:`/reference/cli`. Every command takes ``--db PATH``
 (default ``./carecollect.sqlite``); its settings file is the same name with
-``.toml`` (:mod:`carecollect.cli.config`). An error is one line naming the
+``.toml`` (:mod:`carecollect.run.settings_file`). An error is one line naming the
 record and field, with exit code 1; no traceback, no patient data.
 """
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..errors import CareCollectError, ConfigurationError
+from ..errors import CareCollectError, ConfigurationError, ValidationError
 
 if TYPE_CHECKING:  # `carecollect --help` imports none of these: each command imports what it uses
     from rich.console import Console
@@ -225,8 +225,8 @@ def init(db: Path) -> None:
     Running it again on an existing database only applies new migrations and
     keeps the settings file as it is.
     """
+    from ..run.settings_file import config_path, write_default_config
     from ..store.sqlite import SQLiteStore
-    from .config import config_path, write_default_config
 
     console = _console()
     existed = db.exists()
@@ -421,8 +421,8 @@ def backup(db: Path, dest: Path) -> None:
     """
     import shutil
 
+    from ..run.settings_file import config_path
     from ..store.sqlite import SQLiteStore
-    from .config import config_path
 
     console = _console()
     with _open_file(db) as store:
@@ -457,9 +457,9 @@ def restore(db: Path, source: Path, force: bool) -> None:
     import shutil
     import sqlite3
 
+    from ..run.settings_file import config_path
     from ..store.base import RunLocked
     from ..store.sqlite import SQLiteStore
-    from .config import config_path
 
     console = _console()
     try:
@@ -567,7 +567,7 @@ def run(
     from ..plugins.manager import make_plugin_manager
     from ..run.execute import execute_run, last_run_at
     from ..run.planning import plan_run
-    from .config import check_config, load_config
+    from ..run.settings_file import check_config, load_config
     from .run_summary import dry_run_document, dry_run_rows, routes, run_rows
 
     if (show or fmt != "text") and not dry_run:
@@ -690,7 +690,7 @@ def config_check(db: Path) -> None:
     any problem; else the effective settings per creditor, secrets shown by reference only.
     """
     from ..plugins.manager import make_plugin_manager
-    from .config import check_config, config_path, effective_settings, load_config
+    from ..run.settings_file import check_config, config_path, effective_settings, load_config
 
     cfg = load_config(db)
     pm = make_plugin_manager()
@@ -708,6 +708,21 @@ def config_check(db: Path) -> None:
         + f"; agency: {s.agency or 'none'}; run lock stale after {cfg.lock_stale_after.total_seconds():g} s"
     )
     console.print(effective_settings(cfg), markup=False, highlight=False)
+
+
+def _reason_line(record: Mapping[str, Any]) -> str:
+    """One stored reason as a line: its text written out now from the rule id and parameters
+    (a record from before reasons carried parameters shows its stored text)."""
+    from ..policy.explain import Reason
+
+    try:
+        reason = Reason.from_record(record)
+    except ValidationError:  # not a reason this release can read: show what is there
+        return (
+            f"{record.get('outcome', '')} {record.get('rule_id', '')} ({record.get('source', '')}): "
+            f"{record.get('message', '')}"
+        )
+    return f"{reason.outcome.value} {reason.rule_id} ({reason.source}): {reason.message}"
 
 
 @main.command()
@@ -732,10 +747,7 @@ def explain(db: Path, account_id: str, store_url: str | None) -> None:
     for col in ("at", "kind", "invoice", "purpose", "channel", "reasons"):
         table.add_column(col, overflow="fold")
     for item in items:
-        reasons = "\n".join(
-            f"{r.get('outcome', '')} {r.get('rule_id', '')} ({r.get('source', '')}): {r.get('message', '')}"
-            for r in item.get("reasons", ())
-        )
+        reasons = "\n".join(_reason_line(r) for r in item.get("reasons", ()))
         extra = ", ".join(
             f"{k}={v}"
             for k, v in item.items()
@@ -893,7 +905,7 @@ def report(
 ) -> None:
     """Aging, money collected, messages, plans, disputes, holds and the contact centre's day."""
     from ..reports import report_from_store
-    from .config import load_config
+    from ..run.settings_file import load_config
     from .contacts import read_records
 
     now = parse_as_of(as_of)
@@ -980,7 +992,7 @@ def demo(db: Path, size: int, weeks: int, seed: int, fresh: bool, no_run: bool, 
 
     from ..demo import DEMO_START, create_demo_portfolio, run_demo
     from ..demo_channels import DemoDelivery, require_installed
-    from .config import config_path, load_config
+    from ..run.settings_file import config_path, load_config
     from .wording import counted, duration
 
     console = _console()

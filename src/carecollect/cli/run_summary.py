@@ -17,7 +17,8 @@ stable within its ``format`` (``carecollect.dry-run/1``):
 ``holds``
     With ``--show``: one object per held step (``account_id``, ``invoice_id``, ``step``,
     ``channel``, ``earliest`` or ``null``, ``reasons``: a list of ``rule_id``, ``source``,
-    ``outcome``, ``message``); without it ``null``.
+    ``outcome``, ``params`` and ``message``, the text written out for this listing); without
+    it ``null``.
 
 Ids only: no name, address or amount of any patient is printed.
 
@@ -134,7 +135,11 @@ def dry_run_document(plan: RunPlan, language_of: Callable[[str], str] | None = N
             "step": d.purpose,
             "channel": d.channel,
             "earliest": d.earliest.isoformat() if d.earliest else None,
-            "reasons": [r.to_record() for r in d.reasons if r.outcome.value not in ("allow", "info")],
+            "reasons": [
+                {**r.to_record(), "message": r.message}
+                for r in d.reasons
+                if r.outcome.value not in ("allow", "info")
+            ],
         }
         for d in plan.decisions
         if d.kind is DecisionKind.HOLD

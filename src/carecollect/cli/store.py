@@ -34,7 +34,7 @@ def resolve_store_url(db: Path, store_url: str | None) -> str:
 
     if store_url:
         return store_url
-    from .config import config_path, load_config
+    from ..run.settings_file import config_path, load_config
 
     if config_path(db).exists():
         configured = load_config(db).store_url

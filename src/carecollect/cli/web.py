@@ -1,6 +1,6 @@
 """``carecollect web``: serve the patient pages (``serve``) and print a pay link (``link``).
 
-Both read the database's settings file (:mod:`carecollect.cli.config`) and the pay-link
+Both read the database's settings file (:mod:`carecollect.run.settings_file`) and the pay-link
 key from ``CARECOLLECT_PAY_LINK_KEY`` (64 hex digits) or ``--key-file``. The optional
 ``[web]`` table of the settings file gives the bank details shown as a way to pay::
 
@@ -52,7 +52,7 @@ def _key(key_file: Path | None) -> bytes:
 
 
 def _web_table(db: Path) -> Mapping[str, Any]:
-    from .config import config_path
+    from ..run.settings_file import config_path
 
     data = tomllib.loads(config_path(db).read_text(encoding="utf-8"))
     table = data.get("web", {})
@@ -104,10 +104,10 @@ def serve(
             'the patient pages need the web extra: pip install "carecollect[web]"'
         ) from None
     from ..plugins.manager import make_plugin_manager
+    from ..run.settings_file import load_config
     from ..store.sqlite import SQLiteStore
     from ..store.urls import open_store, sqlite_path, store_scheme
     from ..web import BankTransfer, OfficeHours, WebSettings, create_app
-    from .config import load_config
     from .store import resolve_store_url
 
     if not db.exists():
@@ -224,8 +224,8 @@ def demo_pages(db: Path) -> tuple[Path, str] | None:
     :returns: the key file and a pay link of a demo patient with an open balance (``None``: none is open).
     """
     from ..invoices import InvoiceStatus
+    from ..run.settings_file import config_path
     from ..store.sqlite import SQLiteStore
-    from .config import config_path
 
     key_file = db.with_name(f"{db.stem}-paylink.key")
     if not key_file.exists():

@@ -65,7 +65,7 @@ from ..outreach import OutreachPurpose, OutreachStatus, OutreachStep
 from ..patients import Patient
 from ..plans import PlanStatus
 from ..timekeeping import require_aware, zone
-from .explain import Outcome, Reason, Verdict, reason_from_rule
+from .explain import Outcome, Param, Params, Reason, Verdict, reason_from_rule
 from .governor import UNDELIVERABLE_RULE, channel_undeliverable, channel_usable
 from .insurer import billable_to_patient
 from .packs import PolicyPack
@@ -692,6 +692,7 @@ class EstimateContext:
 
 
 _SENT = (OutreachStatus.SENT, OutreachStatus.DELIVERED)
+_NOTHING_DUE = Params(case="none")
 
 
 def _local_day(at: dt.datetime, patient: Patient) -> dt.date:
@@ -732,7 +733,7 @@ def _channels(
                     UNDELIVERABLE_RULE,
                     "delivery report",
                     Outcome.INFO,
-                    f"{ch.value} skipped: every {ch.value} contact point bounced (undeliverable)",
+                    {"case": "skipped", "channel": ch.value},
                 )
             )
     return tuple(out)
@@ -755,13 +756,16 @@ def due_steps(context: InvoiceContext | EstimateContext, now: dt.datetime) -> Ca
     today = _local_day(now, patient)
     reasons: list[Reason] = []
 
-    def rr(rule_id: str, outcome: Outcome, message: str) -> None:
-        reasons.append(reason_from_rule(pack.rule(rule_id, on=today), outcome, message))
+    def rr(rule_id: str, outcome: Outcome, **params: Param) -> None:
+        reasons.append(reason_from_rule(pack.rule(rule_id, on=today), outcome, **params))
 
     if inv.status is not InvoiceStatus.OPEN:
         reasons.append(
             Reason(
-                "invoice.status", "invoice record", Outcome.DENY, f"invoice {inv.id} is {inv.status.value}"
+                "invoice.status",
+                "invoice record",
+                Outcome.DENY,
+                {"invoice": inv.id, "status": inv.status.value},
             )
         )
         return CadencePlan((), None, tuple(reasons))
@@ -769,9 +773,7 @@ def due_steps(context: InvoiceContext | EstimateContext, now: dt.datetime) -> Ca
     if balance.currency != inv.currency:
         raise ValidationError(f"Invoice {inv.id}", "balance", f"must be in {inv.currency}")
     if not balance.is_positive():
-        reasons.append(
-            Reason("invoice.balance", "ledger", Outcome.DENY, f"invoice {inv.id} has nothing left to pay")
-        )
+        reasons.append(Reason("invoice.balance", "ledger", Outcome.DENY, {"invoice": inv.id}))
         return CadencePlan((), None, tuple(reasons))
     insurer = ctx.insurer_waiting
     if insurer is None:  # from the claim, with the pack's wait before the patient is billed anyway
@@ -782,21 +784,16 @@ def due_steps(context: InvoiceContext | EstimateContext, now: dt.datetime) -> Ca
         (
             ctx.dispute_open or any(d.is_open and d.covers(inv.id) for d in ctx.disputes),
             "dispute.freeze",
-            "a dispute of this invoice is open",
         ),
-        (
-            ctx.plan_status is not None and ctx.plan_status.current,
-            "plan.pause_reminders",
-            "a payment plan is current",
-        ),
-        (insurer, "insurer.pause", "the insurer has not decided yet"),
-        (ctx.assistance_pending, "assistance.pause", "a financial-assistance application is under review"),
+        (ctx.plan_status is not None and ctx.plan_status.current, "plan.pause_reminders"),
+        (insurer, "insurer.pause"),
+        (ctx.assistance_pending, "assistance.pause"),
     )
     blocked = False
-    for active, rule_id, message in freezes:
+    for active, rule_id in freezes:
         if active and pack.value(rule_id, on=today):
             blocked = True
-            rr(rule_id, Outcome.DENY, message)
+            rr(rule_id, Outcome.DENY, case="invoice")
     if blocked:
         return CadencePlan((), None, tuple(reasons))
 
@@ -825,14 +822,17 @@ def due_steps(context: InvoiceContext | EstimateContext, now: dt.datetime) -> Ca
     next_at = _at_start(dt.date.fromordinal(nxt), patient, pack) if nxt != NONE else None
 
     purpose = cp.purposes[idx]
-    rr(cp.rule_ids[idx], Outcome.INFO, f"{purpose.value} #{cp.ranks[idx]} is due on {today.isoformat()}")
+    rr(
+        cp.rule_ids[idx],
+        Outcome.INFO,
+        case="due",
+        purpose=purpose.value,
+        rank=cp.ranks[idx],
+        on=today.isoformat(),
+    )
     cease = patient.cease_requested_at is not None and patient.cease_requested_at <= now
     if cease and purpose.value not in pack.value("cease.allowed_purposes", on=today):
-        rr(
-            "cease.allowed_purposes",
-            Outcome.DENY,
-            f"the patient asked us to stop; {purpose.value} may not follow",
-        )
+        rr("cease.allowed_purposes", Outcome.DENY, case="step", purpose=purpose.value)
         return CadencePlan((), None, tuple(reasons))
     channels = _channels(cp.channels[idx], patient, pack, now, today, cease, reasons)
     if not channels:
@@ -841,7 +841,7 @@ def due_steps(context: InvoiceContext | EstimateContext, now: dt.datetime) -> Ca
                 "patient.consent",
                 "patient record",
                 Outcome.DENY,
-                f"no usable channel among {', '.join(c.value for c in cp.channels[idx])}",
+                {"case": "none_among", "channels": ", ".join(c.value for c in cp.channels[idx])},
             )
         )
         return CadencePlan((), next_at, tuple(reasons))
@@ -853,17 +853,9 @@ def due_steps(context: InvoiceContext | EstimateContext, now: dt.datetime) -> Ca
         # whether the invoice states the rule is a fact about the invoice, not a house rule
         if inv.default_notice_given:
             notices = ("bgb_286_3_hint",)
-            rr(
-                "de.statement.default_hint_required",
-                Outcome.CONDITION,
-                "the invoice states the 30-day default rule, and so does the statement",
-            )
+            rr("de.statement.default_hint_required", Outcome.CONDITION, case="stated")
         else:
-            rr(
-                "de.statement.default_hint_required",
-                Outcome.INFO,
-                "the invoice does not state the 30-day default rule: default begins only with a reminder",
-            )
+            rr("de.statement.default_hint_required", Outcome.INFO, case="not_stated")
     step = PlannedStep(
         key=f"{purpose.value}#{cp.ranks[idx]}",
         account_id=inv.account_id,
@@ -910,7 +902,7 @@ def nothing_due_in(
         "cadence",
         pack.key,
         Outcome.INFO,
-        "no step is due today" + (f"; the next falls on {next_on.isoformat()}" if next_on else ""),
+        {"case": "next", "next": next_on.isoformat()} if next_on else _NOTHING_DUE,
     )
     next_at = _at_start_in(next_on, time_zone, pack) if next_on is not None else None
     return CadencePlan((), next_at, (*reasons, why))
@@ -979,13 +971,13 @@ def _estimate_plan(ctx: EstimateContext, now: dt.datetime) -> CadencePlan:
     today = _local_day(now, patient)
     if any(s.purpose is OutreachPurpose.ESTIMATE and s.status in _SENT for s in ctx.sent_steps):
         return CadencePlan(
-            (), None, (Reason("cadence.channels.estimate", pack.key, Outcome.INFO, "estimate already sent"),)
+            (), None, (Reason("cadence.channels.estimate", pack.key, Outcome.INFO, {"case": "sent"}),)
         )
     if est.scheduled_for is not None and today >= est.scheduled_for:
         return CadencePlan(
             (),
             None,
-            (Reason("cadence.channels.estimate", pack.key, Outcome.INFO, "the service date has passed"),),
+            (Reason("cadence.channels.estimate", pack.key, Outcome.INFO, {"case": "passed"}),),
         )
     reasons: list[Reason] = []
     deadline = _gfe_deadline(est, pack, reasons)
@@ -1000,16 +992,14 @@ def _estimate_plan(ctx: EstimateContext, now: dt.datetime) -> CadencePlan:
         reasons,
     )
     if not channels:
-        reasons.append(
-            Reason("patient.consent", "patient record", Outcome.DENY, "no usable channel for the estimate")
-        )
+        reasons.append(Reason("patient.consent", "patient record", Outcome.DENY, {"case": "estimate"}))
         return CadencePlan((), None, tuple(reasons))
     reasons.insert(
         0,
         reason_from_rule(
             pack.rule("cadence.channels.estimate", on=today),
             Outcome.INFO,
-            "estimate and payment terms are due before treatment",
+            case="due",
         ),
     )
     step = PlannedStep(
@@ -1040,7 +1030,7 @@ def _gfe_deadline(est: Estimate, pack: PolicyPack, reasons: list[Reason]) -> dt.
     else:
         return None
     deadline = cal.add_business_days(on, int(rule.value))
-    reasons.append(reason_from_rule(rule, Outcome.INFO, f"give the estimate by {deadline.isoformat()}"))
+    reasons.append(reason_from_rule(rule, Outcome.INFO, by=deadline.isoformat()))
     return deadline
 
 
@@ -1076,9 +1066,9 @@ def check_formal_notice(
     """
     reasons: list[Reason] = []
 
-    def rr(rule_id: str, ok: bool, message: str) -> None:
+    def rr(rule_id: str, ok: bool, **params: Param) -> None:
         reasons.append(
-            reason_from_rule(pack.rule(rule_id, on=sent_on), Outcome.ALLOW if ok else Outcome.DENY, message)
+            reason_from_rule(pack.rule(rule_id, on=sent_on), Outcome.ALLOW if ok else Outcome.DENY, **params)
         )
 
     days = (deadline - sent_on).days
@@ -1088,13 +1078,15 @@ def check_formal_notice(
         rr(
             "no.inkassovarsel.min_days_after_due",
             after >= minimum_after,
-            f"sent {after} days after the due date (at least {minimum_after})",
+            after=after,
+            least=minimum_after,
         )
         need = int(pack.value("no.inkassovarsel.deadline_days", on=sent_on))
         rr(
             "no.inkassovarsel.deadline_days",
             days >= need,
-            f"{days} days to pay from sending (at least {need})",
+            days=days,
+            least=need,
         )
     elif (
         purpose is OutreachPurpose.BETALINGSOPPFORDRING
@@ -1104,15 +1096,15 @@ def check_formal_notice(
         rr(
             "no.betalingsoppfordring.deadline_days",
             ok_after,
-            "sent after the inkassovarsel's deadline"
-            if ok_after
-            else "the inkassovarsel's deadline has not passed (or no varsel was sent)",
+            case="after" if ok_after else "early",
         )
         need = int(pack.value("no.betalingsoppfordring.deadline_days", on=sent_on))
         rr(
             "no.betalingsoppfordring.deadline_days",
             days >= need,
-            f"{days} days to pay or object (at least {need})",
+            case="days",
+            days=days,
+            least=need,
         )
     allowed = not any(r.outcome.blocks for r in reasons)
     return Verdict(allowed=allowed, reasons=tuple(reasons))

@@ -166,29 +166,31 @@ def check_content(
         rule = pack.rule(_RULE_OF[surface], on=on)
         if bad:
             names = ", ".join(sorted(s.value for s in bad))
-            reasons.append(reason_from_rule(rule, Outcome.DENY, f"{surface.value} must not carry: {names}"))
+            reasons.append(
+                reason_from_rule(rule, Outcome.DENY, case="carries", surface=surface.value, names=names)
+            )
         else:
-            reasons.append(reason_from_rule(rule, Outcome.ALLOW, f"{surface.value} carries nothing clinical"))
+            reasons.append(reason_from_rule(rule, Outcome.ALLOW, case="clean", surface=surface.value))
     if surface is Surface.VOICEMAIL and fields is not None and rules.voicemail_limited:
         have = frozenset(fields)
-        rule = pack.rule("voicemail.limited_content", on=on)
+        limited = pack.rule("voicemail.limited_content", on=on)
         missing = rules.voicemail_required - have
         extra = have - rules.voicemail_required - rules.voicemail_optional
         if missing:
             reasons.append(
                 reason_from_rule(
-                    rule, Outcome.DENY, "missing: " + ", ".join(sorted(f.value for f in missing))
+                    limited, Outcome.DENY, case="missing", fields=", ".join(sorted(f.value for f in missing))
                 )
             )
         if extra:
             reasons.append(
                 reason_from_rule(
-                    rule,
+                    limited,
                     Outcome.DENY,
-                    "not allowed in a limited-content voicemail: "
-                    + ", ".join(sorted(f.value for f in extra)),
+                    case="extra",
+                    fields=", ".join(sorted(f.value for f in extra)),
                 )
             )
         if not missing and not extra:
-            reasons.append(reason_from_rule(rule, Outcome.ALLOW, "a limited-content voicemail"))
+            reasons.append(reason_from_rule(limited, Outcome.ALLOW, case="ok"))
     return Verdict(allowed=not any(r.outcome.blocks for r in reasons), reasons=tuple(reasons))

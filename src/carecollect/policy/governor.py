@@ -49,7 +49,7 @@ from ..disputes import Dispute
 from ..outreach import ContactAttempt, OutreachPurpose
 from ..patients import ConfidentialWish, ContactPoint, Patient
 from ..timekeeping import require_aware, zone
-from .explain import Outcome, Reason, Verdict, reason_from_rule
+from .explain import Outcome, Param, Reason, Verdict, reason_from_rule
 from .packs import PolicyPack
 
 __all__ = [
@@ -332,17 +332,14 @@ def may_contact(
     reasons: list[Reason] = []
     permanent = False
 
-    def rule_reason(rule_id: str, outcome: Outcome, message: str) -> None:
-        reasons.append(reason_from_rule(pack.rule(rule_id, on=on), outcome, message))
+    def rule_reason(rule_id: str, outcome: Outcome, **params: Param) -> None:
+        reasons.append(reason_from_rule(pack.rule(rule_id, on=on), outcome, **params))
 
     # Consent / opt-out / confidential ----------------------------------------
     if channel_usable(patient, channel, at):
         reasons.append(
             Reason(
-                "patient.consent",
-                "patient record",
-                Outcome.ALLOW,
-                f"{channel.value}: consent on record and no opt-out",
+                "patient.consent", "patient record", Outcome.ALLOW, {"case": "ok", "channel": channel.value}
             )
         )
     else:
@@ -352,16 +349,14 @@ def may_contact(
             and channel not in patient.confidential_channels
             and pack.value("confidential.honour", on=on)
         ):
-            rule_reason(
-                "confidential.honour", Outcome.DENY, f"{channel.value} is not a channel the patient listed"
-            )
+            rule_reason("confidential.honour", Outcome.DENY, case="unlisted", channel=channel.value)
         elif channel_undeliverable(patient, channel, at):
             reasons.append(
                 Reason(
                     UNDELIVERABLE_RULE,
                     "delivery report",
                     Outcome.DENY,
-                    f"{channel.value}: every contact point bounced (undeliverable); a new address clears it",
+                    {"case": "held", "channel": channel.value},
                 )
             )
         else:
@@ -370,24 +365,20 @@ def may_contact(
                     "opt_out.delay_days",
                     pack.rule("opt_out.delay_days", on=on).source,
                     Outcome.DENY,
-                    f"{channel.value}: opted out, no consent, or no contact point",
+                    {"channel": channel.value},
                 )
             )
     if channel is Channel.PHONE and patient.confidential is ConfidentialWish.NO_VOICEMAIL:
-        rule_reason("confidential.honour", Outcome.CONDITION, "do not leave a voicemail")
+        rule_reason("confidential.honour", Outcome.CONDITION, case="no_voicemail")
     if channel is Channel.SMS:
         if not pack.value("sms.allowed", on=on):
             permanent = True
-            rule_reason("sms.allowed", Outcome.DENY, "text messages are not used under this pack")
+            rule_reason("sms.allowed", Outcome.DENY)
         elif creditor.role.is_collector or pack.value("sms.recheck_for_all_creditors", on=on):
             recheck = int(pack.value("sms.consent_recheck_days", on=on))
             if not any(_checked_within(p, at, recheck) for p in patient.points(Channel.SMS)):
                 permanent = True
-                rule_reason(
-                    "sms.consent_recheck_days",
-                    Outcome.DENY,
-                    f"no consent or number check within {recheck} days",
-                )
+                rule_reason("sms.consent_recheck_days", Outcome.DENY, days=recheck)
 
     # Cease communication --------------------------------------------------------
     if patient.cease_requested_at is not None and patient.cease_requested_at <= at:
@@ -397,32 +388,32 @@ def may_contact(
             rule_reason(
                 "cease.allowed_purposes",
                 Outcome.ALLOW,
-                f"{purpose.value} by {channel.value} is allowed after a stop request",
+                case="allow",
+                purpose=purpose.value,
+                channel=channel.value,
             )
         else:
             permanent = True
             rule_reason(
                 "cease.allowed_purposes",
                 Outcome.DENY,
-                f"the patient asked us to stop; only {', '.join(purposes)} by {', '.join(channels)} may follow",
+                case="deny",
+                purposes=", ".join(purposes),
+                channels=", ".join(channels),
             )
 
     # Freezes on the debt ---------------------------------------------------------
     if purpose.is_collection:
         freezes = (
-            (debt.has_open_dispute, "dispute.freeze", "a dispute of this debt is open"),
-            (debt.insurer_waiting, "insurer.pause", "the insurer has not decided yet"),
-            (debt.plan_current, "plan.pause_reminders", "a payment plan is current"),
-            (
-                debt.assistance_pending,
-                "assistance.pause",
-                "a financial-assistance application is under review",
-            ),
+            (debt.has_open_dispute, "dispute.freeze"),
+            (debt.insurer_waiting, "insurer.pause"),
+            (debt.plan_current, "plan.pause_reminders"),
+            (debt.assistance_pending, "assistance.pause"),
         )
-        for active, rule_id, message in freezes:
+        for active, rule_id in freezes:
             if active and pack.value(rule_id, on=on):
                 permanent = True
-                rule_reason(rule_id, Outcome.DENY, message)
+                rule_reason(rule_id, Outcome.DENY, case="debt")
 
     # Timing: quiet hours and caps -----------------------------------------------
     zones = patient_zones(patient)
@@ -463,13 +454,19 @@ def may_contact(
             rule_reason(
                 "quiet_hours.start",
                 Outcome.ALLOW,
-                f"{start:%H:%M}-{end:%H:%M} local time holds in {', '.join(zones)}",
+                case="holds",
+                start=f"{start:%H:%M}",
+                end=f"{end:%H:%M}",
+                zones=", ".join(zones),
             )
         else:
             rule_reason(
                 "quiet_hours.start",
                 Outcome.DEFER,
-                f"outside {start:%H:%M}-{end:%H:%M} local time in at least one of {', '.join(zones)}",
+                case="outside",
+                start=f"{start:%H:%M}",
+                end=f"{end:%H:%M}",
+                zones=", ".join(zones),
             )
     if caps is not None:
         today = on
@@ -479,20 +476,23 @@ def may_contact(
                 rule_reason(
                     "calls.days_after_conversation",
                     Outcome.DEFER,
-                    f"a conversation about this debt on {last.isoformat()} (day 1); "
-                    f"calls resume on {(last + dt.timedelta(days=caps.after_conversation_days)).isoformat()}",
+                    on=last.isoformat(),
+                    resume=(last + dt.timedelta(days=caps.after_conversation_days)).isoformat(),
                 )
         recent = _count_cap_earliest(event_days, today, caps.max_in_window, caps.window_days)
         if recent is not None:
             rule_reason(
                 caps.cap_rule_id,
                 Outcome.DEFER,
-                f"{caps.max_in_window} {channel.value} contacts on this debt in the "
-                f"{caps.window_days} days ending {today.isoformat()}",
+                case="reached",
+                most=caps.max_in_window,
+                channel=channel.value,
+                days=caps.window_days,
+                until=today.isoformat(),
             )
         else:
             rule_reason(
-                caps.cap_rule_id, Outcome.ALLOW, f"fewer than {caps.max_in_window} in {caps.window_days} days"
+                caps.cap_rule_id, Outcome.ALLOW, case="below", most=caps.max_in_window, days=caps.window_days
             )
 
     allowed = not permanent and earliest == at

@@ -65,14 +65,18 @@ def billable_to_patient(
     due = invoice.patient_responsibility
     ins = invoice.insurance
     if not ins.status.waiting:
-        msg = (
-            "self-pay"
+        why = (
+            note("record.claim_status", "invoice record", Outcome.ALLOW, case="self_pay")
             if ins.status is ClaimStatus.NONE
-            else f"claim {ins.status.value}: patient responsibility only"
+            else note(
+                "record.claim_status",
+                "invoice record",
+                Outcome.ALLOW,
+                case="decided",
+                status=ins.status.value,
+            )
         )
-        return InsurerWait(
-            due, False, None, (note("record.claim_status", "invoice record", msg, Outcome.ALLOW),)
-        )
+        return InsurerWait(due, False, None, (why,))
     rid = "insurer.appeal_wait_days" if ins.status is ClaimStatus.APPEALED else "insurer.pending_wait_days"
     days: int = pack.value(rid, on=today)
     filed = ins.submitted_on or invoice.issue_date
@@ -88,7 +92,10 @@ def billable_to_patient(
                     rid,
                     today,
                     Outcome.ALLOW,
-                    f"claim {ins.status.value} since {filed.isoformat()}: waited {days} days; the patient may be billed",
+                    case="waited",
+                    status=ins.status.value,
+                    filed=filed.isoformat(),
+                    days=days,
                 ),
             ),
         )
@@ -105,7 +112,9 @@ def billable_to_patient(
                 rid,
                 today,
                 Outcome.DEFER,
-                f"claim {ins.status.value}: the patient is not asked for what the insurer may pay before {until.isoformat()}",
+                case="waiting",
+                status=ins.status.value,
+                until=until.isoformat(),
             ),
         ),
     )

@@ -353,8 +353,8 @@ def screen(
                     note(
                         "creditor.assistance.presumptive",
                         policy.source,
-                        f"presumptively eligible ({basis.value}): free care without an income check",
                         Outcome.CONDITION,
+                        basis=basis.value,
                     ),
                 ),
             )
@@ -367,7 +367,8 @@ def screen(
         f"fpl.{region.value}",
         on,
         Outcome.INFO,
-        f"household of {household_size} at {pct} % of the poverty guideline",
+        household=household_size,
+        percent=str(pct),
     )
     if exact <= Fraction(policy.free_at_or_below):
         return Screening(
@@ -379,8 +380,8 @@ def screen(
                 note(
                     "creditor.assistance.free",
                     policy.source,
-                    f"free care at or below {policy.free_at_or_below} %",
                     Outcome.CONDITION,
+                    percent=str(policy.free_at_or_below),
                 ),
             ),
             exact,
@@ -396,8 +397,9 @@ def screen(
                     note(
                         "creditor.assistance.tier",
                         policy.source,
-                        f"{tier.discount_percent} % discount up to {tier.max_fpl_percent} %",
                         Outcome.CONDITION,
+                        discount=str(tier.discount_percent),
+                        up_to=str(tier.max_fpl_percent),
                     ),
                 ),
                 exact,
@@ -411,7 +413,6 @@ def screen(
             note(
                 "creditor.assistance.none",
                 policy.source,
-                "above every tier of the policy; a plan may still help",
                 Outcome.INFO,
             ),
         ),

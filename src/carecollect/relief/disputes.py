@@ -291,22 +291,28 @@ def resolve_dispute(
             note(
                 "creditor.dispute.authority",
                 procedure.source,
-                f"{d.level.name} may grant a {resolution.kind.value} of {amount}",
                 Outcome.ALLOW,
+                level=d.level.name,
+                kind=resolution.kind.value,
+                amount=str(amount),
             )
         )
     days = procedure.follow_up_business_days
     follow = pack.calendar.add_business_days(at.date(), days)
-    message = f"follow-up call on {follow.isoformat()} to ask whether the patient is satisfied"
     if days == pack.value("dispute.follow_up_business_days", on=at.date()):
-        reasons.append(rule_reason(pack, "dispute.follow_up_business_days", at.date(), Outcome.INFO, message))
+        reasons.append(
+            rule_reason(
+                pack, "dispute.follow_up_business_days", at.date(), Outcome.INFO, on=follow.isoformat()
+            )
+        )
     else:  # the creditor's own procedure sets another day (a creditor's choice)
         reasons.append(
             note(
                 "creditor.dispute.follow_up",
                 procedure.source,
-                f"{message} ({days} business days)",
                 Outcome.INFO,
+                on=follow.isoformat(),
+                days=days,
             )
         )
     new = attrs.evolve(
@@ -449,14 +455,15 @@ def nsa_dispute_eligibility(
             "nsa.dispute_threshold_usd",
             on,
             Outcome.ALLOW if over else Outcome.DENY,
-            f"bill exceeds the estimate by {comparison.difference} (threshold {threshold})",
+            difference=str(comparison.difference),
+            threshold=str(threshold),
         ),
         rule_reason(
             pack,
             "nsa.dispute_window_days",
             on,
             Outcome.ALLOW if on <= ends else Outcome.DENY,
-            f"dispute window runs to {ends.isoformat()}",
+            until=ends.isoformat(),
         ),
     )
     return NsaEligibility(over and on <= ends, ends, reasons)

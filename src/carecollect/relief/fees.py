@@ -79,7 +79,7 @@ class FeeDecision:
 def _off(currency: str, what: str) -> FeeDecision:
     return FeeDecision(
         Money.zero(currency),
-        (note("creditor.fees", "creditor's fee settings", f"{what} are off (the default)", Outcome.DENY),),
+        (note("creditor.fees", "creditor's fee settings", Outcome.DENY, what=what),),
     )
 
 
@@ -113,8 +113,8 @@ def norway_reminder_fee(
                 "no.reminder_fee_min_days_after_due",
                 sent_on,
                 Outcome.DENY,
-                f"no fee before {(due + dt.timedelta(days=wait)).isoformat()} "
-                f"({wait} days after the due date)",
+                before=(due + dt.timedelta(days=wait)).isoformat(),
+                days=wait,
             )
         )
         return FeeDecision(Money.zero(cur), tuple(reasons))
@@ -126,18 +126,17 @@ def norway_reminder_fee(
                 "no.max_fee_notices",
                 sent_on,
                 Outcome.DENY,
-                f"{fee_notices_before} fee-bearing notices already sent (at most {most})",
+                sent=fee_notices_before,
+                most=most,
             )
         )
         return FeeDecision(Money.zero(cur), tuple(reasons))
     sats: Decimal = pack.value("no.inkassosats", on=sent_on)
     div: int = pack.value("no.reminder_fee_divisor", on=sent_on)
     fee = Money.of(sats / div, cur)
-    reasons.append(rule_reason(pack, "no.inkassosats", sent_on, Outcome.INFO, f"inkassosats {sats} kr"))
+    reasons.append(rule_reason(pack, "no.inkassosats", sent_on, Outcome.INFO, sats=str(sats)))
     reasons.append(
-        rule_reason(
-            pack, "no.reminder_fee_divisor", sent_on, Outcome.ALLOW, f"fee 1/{div} of the inkassosats: {fee}"
-        )
+        rule_reason(pack, "no.reminder_fee_divisor", sent_on, Outcome.ALLOW, divisor=div, fee=str(fee))
     )
     return FeeDecision(fee, tuple(reasons))
 
@@ -225,7 +224,7 @@ def germany_default_interest(
     amount = _accrue(principal, default_from, until, periods, basis)
     reasons = tuple(
         rule_reason(
-            pack, "de.base_rate_percent", a, Outcome.INFO, f"{a.isoformat()}..{b.isoformat()}: {r} % a year"
+            pack, "de.base_rate_percent", a, Outcome.INFO, start=a.isoformat(), end=b.isoformat(), rate=str(r)
         )
         for a, b, r in periods
     )
@@ -238,7 +237,8 @@ def germany_default_interest(
                 "de.default_interest_points",
                 until,
                 Outcome.ALLOW,
-                f"base rate + {points} points, {basis}-day year",
+                points=str(points),
+                basis=basis,
             ),
         ),
     )
@@ -277,7 +277,6 @@ def germany_reminder_cost(
                     "de.first_reminder_free",
                     on,
                     Outcome.DENY,
-                    "the reminder that creates default is free",
                 ),
             ),
         )
@@ -291,12 +290,14 @@ def germany_reminder_cost(
                     "de.reminder_cost_max",
                     on,
                     Outcome.CONDITION,
-                    f"actual cost {actual_cost} capped at {cap}",
+                    case="capped",
+                    cost=str(actual_cost),
+                    cap=str(cap),
                 ),
             ),
         )
     return FeeDecision(
-        actual_cost, (rule_reason(pack, "de.reminder_cost_max", on, Outcome.ALLOW, "actual cost only"),)
+        actual_cost, (rule_reason(pack, "de.reminder_cost_max", on, Outcome.ALLOW, case="actual"),)
     )
 
 
@@ -330,13 +331,14 @@ def bulgaria_late_interest(
     return FeeDecision(
         amount,
         (
-            rule_reason(pack, "bg.ecb_mro_percent", until, Outcome.INFO, "ECB main refinancing rate"),
+            rule_reason(pack, "bg.ecb_mro_percent", until, Outcome.INFO),
             rule_reason(
                 pack,
                 "bg.late_interest_points",
                 until,
                 Outcome.ALLOW,
-                f"MRO + {points} points, {basis}-day year",
+                points=str(points),
+                basis=basis,
             ),
         ),
     )

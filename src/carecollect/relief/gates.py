@@ -135,12 +135,16 @@ def _age(c: _Collector, pack: PolicyPack, rule_id: str, start: dt.date, today: d
                 rule_id,
                 today,
                 Outcome.DEFER,
-                f"{what}: not before {until.isoformat()} ({days} days after {start.isoformat()})",
+                case="age_wait",
+                what=what,
+                until=until.isoformat(),
+                days=days,
+                start=start.isoformat(),
             ),
             until,
         )
     else:
-        c.allow(rule_reason(pack, rule_id, today, Outcome.ALLOW, f"{what}: {days} days have passed"))
+        c.allow(rule_reason(pack, rule_id, today, Outcome.ALLOW, case="age_passed", what=what, days=days))
 
 
 def _stricter(pack: PolicyPack, today: dt.date, legal: str, house: str) -> str:
@@ -173,7 +177,8 @@ def gate(
                 "dispute.freezes_collection",
                 today,
                 Outcome.DENY,
-                f"dispute {d.id} is open: no handoff until it is resolved",
+                case="handoff",
+                dispute=d.id,
             )
         )
         if (
@@ -187,11 +192,15 @@ def gate(
                     "dispute.validation_stops_collection",
                     today,
                     Outcome.DENY,
-                    f"dispute {d.id}: collection stops until verification is sent",
+                    dispute=d.id,
                 )
             )
     for p in snapshot.current_plans():
-        c.deny(rule_reason(pack, "gate.plan_blocks", today, Outcome.DENY, f"plan {p.id} is {p.status.value}"))
+        c.deny(
+            rule_reason(
+                pack, "gate.plan_blocks", today, Outcome.DENY, case="gate", plan=p.id, status=p.status.value
+            )
+        )
     for a in snapshot.pending_applications():
         c.deny(
             rule_reason(
@@ -199,18 +208,16 @@ def gate(
                 "gate.application_blocks",
                 today,
                 Outcome.DENY,
-                f"assistance application {a.id} is {a.status.value}: collection actions are suspended",
+                case="gate",
+                application=a.id,
+                status=a.status.value,
             )
         )
     if not snapshot.balance.is_positive():
         if action is GateAction.CREDIT_REPORT and "credit.paid_reportable" in pack.rules:
-            c.deny(
-                rule_reason(
-                    pack, "credit.paid_reportable", today, Outcome.DENY, "paid debts are never reported"
-                )
-            )
+            c.deny(rule_reason(pack, "credit.paid_reportable", today, Outcome.DENY))
         else:
-            c.deny(note("record.balance", "account record", "nothing is owed", Outcome.DENY))
+            c.deny(note("record.balance", "account record", Outcome.DENY))
 
     # -- the insurer's time -----------------------------------------------------------------
     for inv in snapshot.invoices:
@@ -222,14 +229,7 @@ def gate(
     # -- age ----------------------------------------------------------------------------------
     first = snapshot.first_statement
     if first is None:
-        c.deny(
-            note(
-                "record.first_statement",
-                "invoice record",
-                "no first statement recorded: the waiting periods cannot start",
-                Outcome.DENY,
-            )
-        )
+        c.deny(note("record.first_statement", "invoice record", Outcome.DENY))
     else:
         age_rule = "gate.min_days_after_first_statement"
         if creditor.nonprofit and "r501.notification_period_days" in pack.rules:
@@ -274,8 +274,9 @@ def gate(
                     rid,
                     today,
                     Outcome.DEFER,
-                    f"no pre-placement notice sent: send one, then wait "
-                    f"{days} days (earliest {until.isoformat()})",
+                    case="none",
+                    days=days,
+                    until=until.isoformat(),
                 ),
                 until,
             )
@@ -290,7 +291,9 @@ def gate(
                         rid,
                         today,
                         Outcome.DEFER,
-                        f"notice of {notice.sent_on.isoformat()}: wait until {until.isoformat()}",
+                        case="wait",
+                        sent=notice.sent_on.isoformat(),
+                        until=until.isoformat(),
                     ),
                     until,
                 )
@@ -301,33 +304,28 @@ def gate(
                         rid,
                         today,
                         Outcome.ALLOW,
-                        f"notice of {notice.sent_on.isoformat()} gave {days} days",
+                        case="gave",
+                        sent=notice.sent_on.isoformat(),
+                        days=days,
                     )
                 )
 
     # -- Germany: consent ---------------------------------------------------------------------
     if "de.handoff_requires_consent" in pack.rules and pack.value("de.handoff_requires_consent", on=today):
         consent = snapshot.handoff_consent
+        consent_rule = "de.handoff_requires_consent"
         if consent is None:
-            why = "no recorded consent to hand the medical claim to a third party: record it first"
+            c.deny(rule_reason(pack, consent_rule, today, Outcome.DENY, case="none"))
         elif consent.withdrawn_at is not None and consent.withdrawn_at <= now:
-            why = f"the patient withdrew the consent on {consent.withdrawn_at.date().isoformat()}"
+            withdrawn = consent.withdrawn_at.date().isoformat()
+            c.deny(rule_reason(pack, consent_rule, today, Outcome.DENY, case="withdrawn", on=withdrawn))
         elif consent.given_at > now:
-            why = f"the recorded consent is dated {consent.given_at.date().isoformat()}, after today"
+            dated = consent.given_at.date().isoformat()
+            c.deny(rule_reason(pack, consent_rule, today, Outcome.DENY, case="future", on=dated))
         else:
-            why = ""
-        if why:
-            c.deny(rule_reason(pack, "de.handoff_requires_consent", today, Outcome.DENY, why))
-        else:
-            assert consent is not None
+            given, method = consent.given_at.date().isoformat(), consent.method.value
             c.allow(
-                rule_reason(
-                    pack,
-                    "de.handoff_requires_consent",
-                    today,
-                    Outcome.ALLOW,
-                    f"consent given on {consent.given_at.date().isoformat()} ({consent.method.value})",
-                )
+                rule_reason(pack, consent_rule, today, Outcome.ALLOW, case="given", on=given, method=method)
             )
 
     # -- Norway: inkassovarsel ------------------------------------------------------------------
@@ -342,7 +340,8 @@ def gate(
                     "no.inkassovarsel_days",
                     today,
                     Outcome.DEFER,
-                    f"no inkassovarsel sent: send one, then wait {days} days",
+                    case="none",
+                    days=days,
                 ),
                 until,
             )
@@ -357,8 +356,9 @@ def gate(
                         "no.inkassovarsel_days",
                         today,
                         Outcome.DEFER,
-                        f"inkassovarsel of {varsel.sent_on.isoformat()}: the patient may pay until "
-                        f"{until.isoformat()}",
+                        case="wait",
+                        sent=varsel.sent_on.isoformat(),
+                        until=until.isoformat(),
                     ),
                     until + dt.timedelta(days=1),
                 )
@@ -369,7 +369,9 @@ def gate(
                         "no.inkassovarsel_days",
                         today,
                         Outcome.ALLOW,
-                        f"inkassovarsel of {varsel.sent_on.isoformat()}: {days} days passed",
+                        case="passed",
+                        sent=varsel.sent_on.isoformat(),
+                        days=days,
                     )
                 )
 
@@ -392,14 +394,7 @@ def _credit(
     c: _Collector, snapshot: GateSnapshot, today: dt.date, pack: PolicyPack, creditor: Creditor, cur: str
 ) -> None:
     if "credit.min_balance_usd" not in pack.rules:
-        c.deny(
-            note(
-                "pack.credit_reporting",
-                f"policy pack {pack.key!r}",
-                "this pack has no credit-reporting rules: carecollect does not report",
-                Outcome.DENY,
-            )
-        )
+        c.deny(note("pack.credit_reporting", f"policy pack {pack.key!r}", Outcome.DENY))
         return
     floor = Money.of(pack.value("credit.min_balance_usd", on=today), cur)
     if snapshot.balance.is_positive() and snapshot.balance < floor:
@@ -409,7 +404,8 @@ def _credit(
                 "credit.min_balance_usd",
                 today,
                 Outcome.DENY,
-                f"balance {snapshot.balance} is under {floor}: never reported",
+                balance=str(snapshot.balance),
+                floor=str(floor),
             )
         )
     since = snapshot.delinquent_since
@@ -425,7 +421,8 @@ def _credit(
                     "credit.passive_wait_days",
                     today,
                     Outcome.DEFER,
-                    f"no conversation and no message yet: send one and wait {days} days",
+                    case="none_yet",
+                    days=days,
                 ),
                 until,
             )
@@ -443,9 +440,11 @@ def _credit(
                         "credit.passive_wait_days",
                         today,
                         Outcome.DEFER,
-                        f"message of {sent.isoformat()} was reported undeliverable on "
-                        f"{returned[0].isoformat()}: send a message that reaches the consumer "
-                        f"and wait {days} days (earliest {until.isoformat()})",
+                        case="undeliverable",
+                        sent=sent.isoformat(),
+                        returned=returned[0].isoformat(),
+                        days=days,
+                        until=until.isoformat(),
                     ),
                     until,
                 )

@@ -67,7 +67,8 @@ def collection_paused(
                 "dispute.freezes_collection",
                 today,
                 Outcome.DENY,
-                f"dispute {d.id} is open: collection outreach is frozen",
+                case="outreach",
+                dispute=d.id,
             )
         )
     for p in snapshot.current_plans(invoice_id):
@@ -77,7 +78,9 @@ def collection_paused(
                 "gate.plan_blocks",
                 today,
                 Outcome.DENY,
-                f"plan {p.id} is {p.status.value}: instalment reminders only",
+                case="reminders",
+                plan=p.id,
+                status=p.status.value,
             )
         )
     for a in snapshot.pending_applications():
@@ -87,7 +90,8 @@ def collection_paused(
                 "gate.application_blocks",
                 today,
                 Outcome.DENY,
-                f"assistance application {a.id} awaits a decision",
+                case="awaits",
+                application=a.id,
             )
         )
     for inv in snapshot.invoices:

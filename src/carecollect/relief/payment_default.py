@@ -99,8 +99,10 @@ def germany_default_start(
             "de.default_days_after_invoice",
             began,
             Outcome.INFO,
-            f"the invoice stated the {days}-day rule; due {due.isoformat()}, received "
-            f"{invoice.received_on.isoformat()}: the last day to pay was {last.isoformat()}",
+            days=days,
+            due=due.isoformat(),
+            received=invoice.received_on.isoformat(),
+            last=last.isoformat(),
         )
         found.append(DefaultStart(began, began, DefaultCause.THIRTY_DAYS, (reason,)))
     if (
@@ -111,8 +113,9 @@ def germany_default_start(
         reason = note(
             "record.reminder_received",
             "BGB § 286 (1); interest from the next day (BGB § 187 (1))",
-            f"a reminder received on {reminder_received_on.isoformat()}, after the due date {due.isoformat()}",
             Outcome.INFO,
+            received=reminder_received_on.isoformat(),
+            due=due.isoformat(),
         )
         found.append(
             DefaultStart(

@@ -258,9 +258,8 @@ def monthly_cap(
             note(
                 "plan.max_income_percent",
                 "carecollect",
-                "income not known: ask the patient what they can "
-                "afford; only the minimum instalment and maximum term apply",
                 Outcome.INFO,
+                case="unknown",
             ),
         )
     if income.currency != currency:
@@ -272,7 +271,8 @@ def monthly_cap(
             "plan.max_income_percent",
             on,
             Outcome.CONDITION,
-            f"instalments at most {pct} % of gross monthly income",
+            case="cap",
+            percent=str(pct),
         )
     ]
     state = creditor.state
@@ -289,7 +289,9 @@ def monthly_cap(
                         state_rule_id(state, name),
                         on,
                         Outcome.CONDITION,
-                        f"{state} caps a {bill_kind.value} bill's instalment at {spct} % of income",
+                        state=state,
+                        bill=bill_kind.value,
+                        percent=str(spct),
                     )
                 )
                 break
@@ -324,7 +326,6 @@ def _interest_rate(
                 "plan.interest_allowed",
                 on,
                 Outcome.DENY,
-                "interest on plans is not allowed in this pack; plans are interest-free",
             )
         )
         return Decimal(0)
@@ -336,7 +337,8 @@ def _interest_rate(
                 state_rule_id(creditor.state, "plan.max_interest_percent"),
                 on,
                 Outcome.CONDITION,
-                f"interest lowered from {requested} % to the state cap {cap} %",
+                requested=str(requested),
+                cap=str(cap),
             )
         )
         return Decimal(cap)
@@ -344,8 +346,8 @@ def _interest_rate(
         note(
             "creditor.plan_interest",
             "creditor's plan settings",
-            f"interest {requested} % a year on the declining balance, turned on by the creditor",
             Outcome.INFO,
+            percent=str(requested),
         )
     )
     return requested
@@ -440,8 +442,10 @@ def propose_plan_options(
             note(
                 f"creditor.incentive.{offer.kind.value}",
                 "creditor's incentive policy",
-                f"{offer.kind.value} discount of {discount} if paid by {offer.valid_until.isoformat()}",
                 Outcome.CONDITION,
+                kind=offer.kind.value,
+                discount=str(discount),
+                until=offer.valid_until.isoformat(),
             ),
         )
     options = [
@@ -470,7 +474,6 @@ def propose_plan_options(
                 "plan.min_instalment",
                 today,
                 Outcome.CONDITION,
-                "the minimum instalment is lowered to the affordability cap",
             )
         )
     limit: int = pack.value("plan.max_term_months", on=today)
@@ -488,7 +491,7 @@ def propose_plan_options(
                 "plan.max_income_percent",
                 today,
                 Outcome.DENY,
-                "no income to pay from: screen for financial assistance",
+                case="no_income",
             )
         )
         return PlanProposal(tuple(options), cap, tuple(reasons))
@@ -504,7 +507,10 @@ def propose_plan_options(
                 state_rule_id(creditor.state, "plan.paid_after_payments"),
                 today,
                 Outcome.CONDITION,
-                f"after {limit} payments of {cap} the rest, {balance - paid}, counts as paid",
+                case="offer",
+                payments=limit,
+                cap=str(cap),
+                rest=str(balance - paid),
             )
             options.append(
                 PlanOption(OptionKind.LONG_PLAN, balance, zero, zero, sched, balance - paid, reasons=(why,))
@@ -516,8 +522,8 @@ def propose_plan_options(
                     "plan.max_term_months",
                     today,
                     Outcome.DENY,
-                    f"no plan of at most {limit} months fits the cap of {cap}: screen for "
-                    "financial assistance or a hardship arrangement",
+                    months=limit,
+                    cap=str(cap),
                 )
             )
         return PlanProposal(tuple(options), cap, tuple(reasons))
@@ -638,7 +644,7 @@ def check_plan(
             MissedAction.PAUSED,
             None,
             None,
-            (note("record.plan_paused", "plan record", "paused for hardship: nothing is due", Outcome.INFO),),
+            (note("record.plan_paused", "plan record", Outcome.INFO),),
         )
     if plan.status is not PlanStatus.ACTIVE:
         return PlanCheck(MissedAction.NOT_ACTIVE, None, None, ())
@@ -649,7 +655,8 @@ def check_plan(
             "plan.missed_before_default",
             today,
             Outcome.ALLOW,
-            f"{len(plan.missed)} instalments missed (threshold {threshold}) after reminders and grace",
+            missed=len(plan.missed),
+            threshold=threshold,
         )
         return PlanCheck(MissedAction.DEFAULT, plan.missed[-1].number, today, (why,))
     grace: int = pack.value("plan.grace_days", on=today)
@@ -665,7 +672,7 @@ def check_plan(
                 "plan.reminder_before_default",
                 today,
                 Outcome.DEFER,
-                f"instalment {inst.number} is overdue: a friendly reminder comes first",
+                instalment=inst.number,
             )
             return PlanCheck(MissedAction.SEND_REMINDER, inst.number, today, (why,))
         if today <= grace_end:
@@ -674,7 +681,9 @@ def check_plan(
                 "plan.grace_days",
                 today,
                 Outcome.DEFER,
-                f"grace period of {grace} days runs to {grace_end.isoformat()}",
+                case="runs",
+                days=grace,
+                until=grace_end.isoformat(),
             )
             return PlanCheck(MissedAction.WAIT, inst.number, grace_end + dt.timedelta(days=1), (why,))
         why = rule_reason(
@@ -682,7 +691,9 @@ def check_plan(
             "plan.grace_days",
             today,
             Outcome.ALLOW,
-            f"instalment {inst.number} unpaid after the {grace}-day grace period and a reminder",
+            case="missed",
+            instalment=inst.number,
+            days=grace,
         )
         return PlanCheck(MissedAction.MARK_MISSED, inst.number, today, (why,))
     return PlanCheck(MissedAction.ON_TRACK, None, None, ())
@@ -704,12 +715,14 @@ def hardship_pause(
     new, event = pause_plan(plan, on=on, at=at)
     limit: int = pack.value("plan.hardship_pause_max_months", on=on)
     outcome = Outcome.ALLOW if months <= limit else Outcome.INFO
-    msg = (
-        f"hardship pause of {months} months"
+    why = (
+        rule_reason(pack, "plan.hardship_pause_max_months", on, outcome, case="granted", months=months)
         if months <= limit
-        else f"pause of {months} months exceeds {limit}: record the escalation"
+        else rule_reason(
+            pack, "plan.hardship_pause_max_months", on, outcome, case="escalate", months=months, most=limit
+        )
     )
-    return new, event, (rule_reason(pack, "plan.hardship_pause_max_months", on, outcome, msg),)
+    return new, event, (why,)
 
 
 def resume_after_hardship(
@@ -763,8 +776,9 @@ def resume_after_hardship(
             note(
                 "record.reamortised",
                 "plan record",
-                f"{remaining} re-amortised over {count} instalments",
                 Outcome.CONDITION,
+                remaining=str(remaining),
+                count=count,
             ),
         ),
     )
@@ -804,6 +818,8 @@ def apply_paid_after_payments_rule(
         state_rule_id(creditor.state, "plan.paid_after_payments"),
         on,
         Outcome.CONDITION,
-        f"{plan.paid_count} payments made: the remaining {plan.remaining} counts as paid",
+        case="done",
+        payments=plan.paid_count,
+        remaining=str(plan.remaining),
     )
     return new, event, why

@@ -1,6 +1,7 @@
 """The daily run, one subsystem per module.
 
-* :mod:`carecollect.run.settings`: what a run uses (plugins, packs, rules), per creditor.
+* :mod:`carecollect.run.settings`: what a run uses (plugins, packs, rules), per creditor;
+  :mod:`carecollect.run.settings_file` reads them from the TOML file beside the database.
 * :mod:`carecollect.run.rows` and :mod:`carecollect.run.kernel`: flat plan rows from the store
   and the compiled decision kernel that decides them.
 * :mod:`carecollect.run.decisions` and :mod:`carecollect.run.planning`: the plan of a run

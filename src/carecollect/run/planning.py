@@ -84,6 +84,8 @@ __all__ = [
 
 
 _SENT = (OutreachStatus.SENT, OutreachStatus.DELIVERED)
+#: The reason of every open invoice with nothing left to pay (one object: it has no parameters).
+_PAID = Reason("invoice.paid", "ledger", Outcome.INFO)
 
 
 def _today(now: dt.datetime, tz: str) -> dt.date:
@@ -214,8 +216,8 @@ def plan_account(
                         Reason(
                             "plan.grace_days",
                             "creditor policy",
-                            _outcome("INFO"),
-                            f"instalment {inst.number} of plan {plan.id} unpaid {grace} days after it fell due",
+                            Outcome.INFO,
+                            {"case": "run_missed", "instalment": inst.number, "plan": plan.id, "days": grace},
                         ),
                     ),
                 )
@@ -333,7 +335,7 @@ def _paid(account_id: str, invoice_id: str) -> Decision:
         invoice_id,
         None,
         None,
-        (Reason("invoice.paid", "ledger", _outcome("INFO"), "nothing is owed on this invoice"),),
+        (_PAID,),
     )
 
 
@@ -399,17 +401,21 @@ def _plan_charge(
         reason = Reason(
             "plan.charge_disputed",
             "creditor policy",
-            _outcome("DEFER"),
-            f"instalment {inst.number} of plan {plan_id} is not charged while dispute {disputed[0]} is open",
+            Outcome.DEFER,
+            {"instalment": inst.number, "plan": plan_id, "dispute": disputed[0]},
         )
         kind = DecisionKind.CHARGE_HELD
     else:
         reason = Reason(
             "plan.mandate_charge",
             "patient's mandate",
-            _outcome("INFO"),
-            f"instalment {inst.number} of plan {plan_id} fell due on {inst.due_date.isoformat()}; "
-            f"charged to the mandate at {mandate.provider}",
+            Outcome.INFO,
+            {
+                "instalment": inst.number,
+                "plan": plan_id,
+                "due": inst.due_date.isoformat(),
+                "provider": mandate.provider,
+            },
         )
         kind = DecisionKind.CHARGE
     d = Decision(kind, snap.account.id, None, None, None, (reason,))
@@ -422,10 +428,6 @@ def _plan_charge(
         mandate.provider,
         d,
     )
-
-
-def _outcome(name: str) -> Outcome:
-    return Outcome[name]
 
 
 def _placed_on(snap: AccountSnapshot, tz: str) -> dt.date | None:

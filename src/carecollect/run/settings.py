@@ -20,7 +20,9 @@ from ..policy.packs import PolicyPack, get_pack
 from ..relief.disputes import DisputeProcedure
 from ..scrubbing import scrub_text
 
-if TYPE_CHECKING:  # annotations only: reading the settings (carecollect.cli.config) loads no plugin machinery
+if (
+    TYPE_CHECKING
+):  # annotations only: reading the settings (carecollect.run.settings_file) loads no plugin machinery
     from ..plugins.manager import PluginManager
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""The command line's settings file: one TOML file next to the database.
+"""The settings file: one TOML file next to the database, read into the run's settings.
 
 ``carecollect init --db clinic.sqlite`` writes ``clinic.toml`` beside it
 (:func:`config_path`). Relative paths in it (the outbox folder, the
@@ -35,9 +35,9 @@ import attrs
 from ..channels import Channel
 from ..errors import CareCollectError, ConfigurationError
 from ..office_hours import OfficeHours
-from ..run.settings import CreditorSettings, RunSettings, settings_problems
 from ..store.base import RUN_LOCK_STALE_AFTER
 from ..timekeeping import zone
+from .settings import CreditorSettings, RunSettings, settings_problems
 
 __all__ = [
     "CREDITOR_KEYS",
