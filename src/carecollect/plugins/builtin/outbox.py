@@ -2,9 +2,9 @@
 
 What a developer uses on day one: nothing is sent, every message can be read.
 With ``layout = "files"`` (the default) e-mails are written as ``<id>.eml`` (open them in a mail
-client), the bytes of :func:`~carecollect.messages.email.build_email`'s message exactly as the SMTP plugin
-sends them (:func:`~carecollect.messages.email.email_bytes`); letters, SMS, calls and portal notices as ``<id>.txt``. Writing the same message id again
-changes nothing. With ``layout = "spool"`` the messages of a batch go into one spool file
+client), the bytes of :func:`~carecollect.messages.email.build_email`'s message exactly as the SMTP
+plugin sends them (:func:`~carecollect.messages.email.email_bytes`); letters, SMS, calls and
+portal notices as ``<id>.txt``. Writing the same message id again changes nothing. With ``layout = "spool"`` the messages of a batch go into one spool file
 (``spool/<run>-<batch>.jsonl``), written aside and renamed into place when the run says the batch
 ends (:meth:`OutboxChannel.flush`); read them back with :func:`spooled_messages` and
 :func:`spooled_message`. Delivery reports and replies are JSON bodies, so a test or a developer
