@@ -26,6 +26,7 @@ from ..channels import Channel
 from ..messages.context import MessageContext
 from ..messages.examples import context
 from ..messages.render import Renderer
+from ..messages.statement import Statement
 from ..money import Money
 from ..outreach import OutreachPurpose as P
 
@@ -73,7 +74,7 @@ def statements(n: int) -> list[tuple[P, Channel, str, MessageContext]]:
         range(n), itertools.cycle(itertools.product((Channel.LETTER, Channel.EMAIL), _PLACES)), strict=False
     ):
         base = context(P.STATEMENT, jurisdiction)
-        assert base.statement is not None
+        assert isinstance(base.statement, Statement)
         cur = base.amount_due.currency
         lines = tuple(
             attrs.evolve(

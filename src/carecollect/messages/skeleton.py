@@ -317,11 +317,10 @@ def derived(value: Any, fmt: Callable[[Any], str]) -> str | None:
     one inside an iterated sequence) in a probing rendering; ``None`` otherwise (format it then).
     """
     kind = type(value)
-    if kind is _Watch:
-        return value._rec.derive(value._path, fmt, value._target)
-    if kind is _Probe and value._path is not None:
-        return value._rec.derive(value._path, fmt, value._real)
-    return None
+    if kind is not _Watch and (kind is not _Probe or value._path is None):
+        return None
+    rec: _Recording = value._rec
+    return rec.derive(value._path, fmt, value._target if kind is _Watch else value._real)
 
 
 def is_none(value: Any) -> bool:
@@ -617,16 +616,16 @@ class _Length(int):
         return self._opaque() != other
 
     def __lt__(self, other: Any) -> bool:
-        return self._opaque() < other
+        return bool(self._opaque() < other)
 
     def __le__(self, other: Any) -> bool:
-        return self._opaque() <= other
+        return bool(self._opaque() <= other)
 
     def __gt__(self, other: Any) -> bool:
-        return self._opaque() > other
+        return bool(self._opaque() > other)
 
     def __ge__(self, other: Any) -> bool:
-        return self._opaque() >= other
+        return bool(self._opaque() >= other)
 
     def __hash__(self) -> int:
         return hash(self._opaque())
