@@ -2,7 +2,8 @@
 
 :func:`build_email` is the one place a carecollect e-mail is put together; the
 file outbox (:mod:`carecollect.plugins.builtin.outbox`) writes what it builds as
-``.eml`` files and the SMTP plugin (``carecollect-smtp``) sends it. It sets:
+``.eml`` files (through :func:`email_bytes`: the same bytes, without the message object)
+and the SMTP plugin (``carecollect-smtp``) sends it. It sets:
 
 * ``From``, ``To``, ``Reply-To`` (optional), ``Date`` (the instant passed in)
   and ``Subject`` (the renderer's subject, which is checked to carry no health

@@ -16,13 +16,24 @@ methods, glossary terms), which values are empty (a template tests them: ``{% if
 %}``), and every field of the context the template read, with what it read (a plural count, an
 optional paragraph, itemised lines). A message whose shape differs gets a skeleton of its own.
 
+The context's sequences are followed item by item: iterating one (a statement's lines, their
+reasons and codes, a letter's address) reads its length, and inside it a text becomes a slot of
+its own (its truthiness read), a date or an amount given to ``date()`` or ``money()`` a slot
+formatted per message (:func:`derived`; also the plain-language text of a remittance code), any
+other plain value is read. So two statements with the same number of lines and the same kinds
+of share differ only in their slots, whatever their descriptions, codes, dates and amounts. A
+line of a character as long as a text holding values (a letter's subject underlined with
+``"=" * (subject|length)``) is filled per message (:func:`measured`).
+
 Whatever a probe cannot follow makes the skeleton *opaque* and the renderer renders that
-shape with plain Jinja, never a wrong text: a value compared, measured, sliced, transformed
-(``|upper``) or formatted with a width; a marker that comes out altered (escaped twice);
-a value in a heading underlined to its length or a table label padded to the widest; a list
-item made of values only (an empty one is dropped). A template shape with many variants (a
-letter's address, a statement's lines) stops being compiled after :data:`MAX_VARIANTS`
-and is rendered with Jinja from then on.
+shape with plain Jinja, never a wrong text: a value compared, measured otherwise, sliced,
+transformed (``|upper``) or formatted with a width; a marker that comes out altered (escaped
+twice); a value in a heading the plain-text helpers underline to its length or a table label
+padded to the widest; a list item made of values only (an empty one is dropped). A template
+with more than :data:`MAX_VARIANTS` shapes renders the shapes beyond them with Jinja.
+
+The skeletons of one template are kept in a tree of their reads (:class:`SkeletonIndex`):
+finding a message's skeleton resolves the reads on its path once, however many shapes exist.
 
 This module holds the mechanism; the renderer decides when to use it. The equality with plain
 Jinja rendering is proven by ``tests/test_messages_skeleton.py`` over every template shipped.
