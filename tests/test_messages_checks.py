@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from carecollect.channels import Channel
 from carecollect.messages.checks import MessageCheckFailed, check_rendering, find_words, sms_segments
@@ -154,3 +158,19 @@ def test_voicemail_with_large_amount_and_phone_number() -> None:
     for written in ("1\u00a0250,00 kr", "1 250,00", "1,250.00", "1.250,00 €"):
         with pytest.raises(MessageCheckFailed, match="limited_content_voicemail"):
             _check(context=big, channel=Channel.PHONE, text="script", voicemail=f"{vm_ok} {written}")
+
+
+_PIECES = st.sampled_from(
+    ["Court", "court.", "ordered", " ", ".", "..", "Ab", "shame", "Ø", "I", "ı", "ß", "\u00a0", "-", "'"]
+)
+
+
+@given(texts=st.lists(st.lists(_PIECES, max_size=25).map("".join), min_size=1, max_size=8))
+def test_find_words_finds_what_one_scan_of_the_whole_text_finds(texts: list[str]) -> None:
+    # the sentences found clean are remembered across calls: a later text that repeats them,
+    # with a word in another sentence, must still be caught
+    words = ("court", "shame", "order", "ab")
+    for text in texts:
+        low = " " + text.casefold() + " "
+        expected = [w for w in words if re.search(r"(?<![\w])" + re.escape(w), low)]
+        assert find_words(text, words) == expected

@@ -8,10 +8,12 @@ import email.policy
 from email.message import EmailMessage
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from carecollect.channels import Channel
 from carecollect.errors import ValidationError
-from carecollect.messages.email import EMAIL_POLICY, build_email, message_id_header
+from carecollect.messages.email import EMAIL_POLICY, build_email, email_bytes, message_id_header
 from carecollect.plugins.messaging import OutgoingMessage
 
 AT = dt.datetime(2026, 3, 2, 10, 15, tzinfo=dt.timezone(dt.timedelta(hours=1)))
@@ -140,3 +142,118 @@ def test_the_same_message_gives_the_same_bytes_and_headers_are_not_mixed_up() ->
     mail = _parse(other.as_bytes())
     assert mail["To"] == "ivan@example.bg" and "M-2" in mail["Message-ID"]
     assert _parse(first)["To"].addresses[0].addr_spec == "kari@example.no"
+
+
+_WORDS = st.sampled_from(
+    [
+        "Kari",
+        "Nordmann",
+        "Ærlig",
+        "Ørn",
+        "Иван",
+        "Петров",
+        "O'Brien",
+        "<b>",
+        "=?utf-8?q?x?=",
+        "Müller",
+        "😀",
+        "",
+        "a" * 70,
+        "Straße",
+        "(c)",
+        '"quoted"',
+        "\\",
+        "€",
+        "\u00a0",
+        "—",
+        ".",
+        "x=y",
+        "From",
+        "\t",
+    ]
+)
+_TEXT = st.lists(_WORDS, max_size=30).map(" ".join)
+_BODY = st.lists(
+    st.one_of(_TEXT, st.sampled_from(["", "From the clinic", ".", "=" * 80, "é" * 100, "\r", "end "])),
+    max_size=40,
+).map(lambda lines: "\n".join(lines))
+
+
+def _outcome(make: object, **kw: object) -> object:
+    try:
+        return make(**kw)  # type: ignore[operator]
+    except ValidationError as exc:
+        return (type(exc), str(exc), exc.field)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    message_id=st.sampled_from(
+        ["step_INV-1_reminder-1_email", "I00000001-1.statement-1_email", "a/b é", "x" * 120]
+    ),
+    recipient=st.sampled_from(
+        [
+            "kari@example.no",
+            "Kari Nordmann <kari@example.no>",
+            "Ærlig Ørn <orn@example.no>",
+            '"O\'Brien, Sam" <s@x.example>',
+            "kari",
+            "a@b.c, d@e.f",
+            "Иван Петров <ivan@example.bg>",
+            "x" * 60 + "@" + "y" * 40 + ".example",
+        ]
+    ),
+    sender=st.sampled_from(
+        [SENDER, "carecollect outbox <outbox@outbox.carecollect.invalid>", "billing@clinic.example"]
+    ),
+    subject=_TEXT,
+    body=_BODY.map(lambda b: b + "\nBest wishes"),
+    html=st.none() | _BODY,
+    language=st.sampled_from(["en", "de", "nb", "bg", ""]),
+    opt_out_url=st.none()
+    | st.sampled_from(["https://portal.example.no/stop/T0K3N", "http://x.example/s", "https://" + "p" * 90]),
+    reply_to=st.none() | st.sampled_from(["help@clinic.example", "Hjelp Ås <hjelp@clinic.example>"]),
+    mailto=st.none() | st.sampled_from(["", "optout@clinic.example"]),
+    one_click=st.booleans(),
+    domain=st.none() | st.just("outbox.carecollect.invalid"),
+)
+def test_email_bytes_are_the_standard_librarys_bytes(
+    message_id: str,
+    recipient: str,
+    sender: str,
+    subject: str,
+    body: str,
+    html: str | None,
+    language: str,
+    opt_out_url: str | None,
+    reply_to: str | None,
+    mailto: str | None,
+    one_click: bool,
+    domain: str | None,
+) -> None:
+    message = OutgoingMessage(
+        id=message_id,
+        channel=Channel.EMAIL,
+        recipient=recipient,
+        subject=subject,
+        body=body,
+        html=html,
+        language=language,
+        opt_out_url=opt_out_url,
+    )
+    kw: dict[str, object] = {
+        "sender": sender,
+        "at": AT,
+        "reply_to": reply_to,
+        "message_id_domain": domain,
+        "unsubscribe_mailto": mailto,
+        "one_click": one_click,
+    }
+
+    def stdlib(**kw: object) -> bytes:
+        return build_email(message, **kw).as_bytes()  # type: ignore[arg-type]
+
+    def direct(**kw: object) -> bytes:
+        return email_bytes(message, **kw)  # type: ignore[arg-type]
+
+    assert _outcome(direct, **kw) == _outcome(stdlib, **kw)

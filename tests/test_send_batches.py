@@ -26,7 +26,7 @@ from carecollect.run.execute import execute_run
 from carecollect.run.planning import plan_run
 from carecollect.run.sending import _Fresh, message_id
 from carecollect.run.settings import RunSettings
-from carecollect.store.base import OutboxStatus
+from carecollect.store.base import AccountSnapshot, OutboxStatus
 from carecollect.store.sqlite import SQLiteStore
 
 NOW = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)
@@ -231,3 +231,27 @@ def test_the_outbox_commands_list_and_show_the_spool(tmp_path: Path) -> None:
     assert shown.exit_code == 0 and shown.stdout.endswith("\n\nBill 2.\n")
     missing = CliRunner().invoke(main, ["outbox", "show", str(tmp_path), "M-9"])
     assert missing.exit_code == 1 and "M-9" in missing.output
+
+
+def test_a_batchs_accounts_are_read_together_and_again_after_any_write(tmp_path: Path) -> None:
+    with closing(_store(tmp_path)) as store:
+        snaps = list(store.iter_account_snapshots(batch_size=10))[:4]
+        ids = [s.account.id for s in snaps]
+        reads: list[str] = []
+        one = store.account_snapshot
+
+        def counted(account_id: str) -> AccountSnapshot:
+            reads.append(account_id)
+            return one(account_id)
+
+        store.account_snapshot = counted  # type: ignore[method-assign]
+        fresh = _Fresh(store)
+        fresh.prefetch(ids)
+        assert [fresh.get(i) for i in ids] == snaps and reads == []  # the batch read serves each
+        with closing(SQLiteStore(tmp_path / "run.db")) as other, other.transaction():
+            other.audit_append("news", ids[0], {}, at=NOW)  # another connection commits
+        assert fresh.get(ids[1]) == snaps[1] and reads == [ids[1]]  # read again after the write
+        fresh.prefetch(ids)
+        fresh.recorded()  # the run's own records: the batch read is stale
+        fresh.get(ids[2])
+        assert reads == [ids[1], ids[2]]

@@ -5,8 +5,10 @@ Renders the same mix of messages twice in this process, once with plain Jinja
 the CPU time per message of each (rendering plus every content check: what
 :meth:`Renderer.render <carecollect.messages.render.Renderer.render>` costs). The mix is the
 run's: reminders, pre-due reminders and statements by SMS and e-mail in four languages, one
-patient per message (a different name, amount, due date and pay link each time). Both
-renderers must give the same texts; the script says so or fails.
+patient per message (a different name, amount, due date and pay link each time). With
+``--statements`` it is a full run's first day instead: statements by letter and e-mail, each
+patient's own lines (descriptions, codes, service dates, amounts) and address. Both renderers
+must give the same texts; the script says so or fails.
 See :doc:`/explanation/performance`.
 """
 
@@ -24,6 +26,7 @@ from ..channels import Channel
 from ..messages.context import MessageContext
 from ..messages.examples import context
 from ..messages.render import Renderer
+from ..messages.statement import Statement
 from ..money import Money
 from ..outreach import OutreachPurpose as P
 
@@ -64,6 +67,45 @@ def messages(n: int) -> list[tuple[P, Channel, str, MessageContext]]:
     return out
 
 
+def statements(n: int) -> list[tuple[P, Channel, str, MessageContext]]:
+    """``n`` statements by letter and e-mail, each patient's own lines, amounts and address."""
+    out = []
+    for i, (channel, (jurisdiction, lang)) in zip(
+        range(n), itertools.cycle(itertools.product((Channel.LETTER, Channel.EMAIL), _PLACES)), strict=False
+    ):
+        base = context(P.STATEMENT, jurisdiction)
+        assert isinstance(base.statement, Statement)
+        cur = base.amount_due.currency
+        lines = tuple(
+            attrs.evolve(
+                ln,
+                description=f"Consultation {i % 97} and examination",
+                service_date=ln.service_date - dt.timedelta(days=i % 60),
+                charge=ln.charge + Money(Decimal(i % 5000) / 100, cur),
+                patient_owes=ln.patient_owes + Money(Decimal(i % 5000) / 100, cur),
+            )
+            for ln in base.statement.lines[: 1 + i % len(base.statement.lines)]
+        )
+        statement = attrs.evolve(base.statement, lines=lines)
+        out.append(
+            (
+                P.STATEMENT,
+                channel,
+                lang,
+                attrs.evolve(
+                    base,
+                    reference=f"INV-{100000 + i}",
+                    recipient_name=f"{_NAMES[i % len(_NAMES)]} {i}",
+                    statement=statement,
+                    amount_due=statement.balance,
+                    address=(f"{_NAMES[i % len(_NAMES)]} {i}", f"{i % 300} Main Street", "0150 Oslo"),
+                    pay_link=f"https://pay.example.org/p/{i:08x}",
+                ),
+            )
+        )
+    return out
+
+
 def cpu_per_message(renderer: Renderer, batch: list[tuple[P, Channel, str, MessageContext]]) -> float:
     """CPU seconds per message of rendering ``batch`` (after one warm-up pass over its first tenth)."""
     for purpose, channel, lang, ctx in batch[: max(1, len(batch) // 10)]:
@@ -80,8 +122,11 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m carecollect.bench.messages", description=__doc__.splitlines()[0]
     )
     ap.add_argument("--messages", type=int, default=5000, help="messages rendered by each renderer")
+    ap.add_argument(
+        "--statements", action="store_true", help="statements by letter and e-mail (a full run's first day)"
+    )
     args = ap.parse_args(argv)
-    batch = messages(args.messages)
+    batch = statements(args.messages) if args.statements else messages(args.messages)
     plain, compiled = Renderer(compiled=False), Renderer()
     for purpose, channel, lang, ctx in batch[:200]:
         if plain.render(purpose, channel, lang, ctx) != compiled.render(purpose, channel, lang, ctx):

@@ -371,16 +371,29 @@ def _any_hit(words: tuple[str, ...], low: str) -> bool:
     A message is mostly the same sentences as the last one of its template, with a few values in
     between. When no word holds a full stop, no hit spans one, and a full stop is not a word
     character (the check before a word start sees the same either way): ``low`` is scanned
-    sentence by sentence, and a sentence already scanned is not scanned again.
+    sentence by sentence, and a sentence already found clean is not scanned again (the
+    sentences not yet known are told apart in one set difference).
     """
     if "." in _joined(words):
         return _any_word(words).search(low) is not None
-    return any(map(functools.partial(_sentence_hit, words), low.split(".")))
+    clean = _clean_sentences(words)
+    fresh = set(low.split(".")).difference(clean)
+    if not fresh:
+        return False
+    pattern = _any_word(words)
+    for sentence in fresh:
+        if pattern.search(sentence) is not None:
+            return True
+    if len(clean) > 65536:
+        clean.clear()
+    clean.update(fresh)
+    return False
 
 
-@functools.lru_cache(maxsize=65536)
-def _sentence_hit(words: tuple[str, ...], sentence: str) -> bool:
-    return _any_word(words).search(sentence) is not None
+@functools.lru_cache(maxsize=256)
+def _clean_sentences(words: tuple[str, ...]) -> set[str]:
+    """The sentences (case-folded) found to hold none of ``words``."""
+    return set()
 
 
 @functools.lru_cache(maxsize=256)
@@ -408,6 +421,12 @@ def _content_pack(jurisdiction: str) -> PolicyPack:
         return get_pack(jurisdiction)
     except ConfigurationError:
         return get_pack("default")
+
+
+@functools.lru_cache(maxsize=1024)
+def _squeezed(text: str) -> str:
+    """``text`` with its white space runs made one space (a rights or glossary text, cached)."""
+    return " ".join(text.split())
 
 
 def check_rendering(
@@ -517,7 +536,7 @@ def check_rendering(
     html_words = html_to_text(html) if html else None
     whole = " ".join(" ".join(p.split()) for p in (subject, text, html_words, voicemail) if p)
     for quoted in tone_exempt:
-        whole = whole.replace(" ".join(quoted.split()), " ")
+        whole = whole.replace(_squeezed(quoted), " ")
     lang_shame = tuple(SHAMING_WORDS.get(language, ())) + tuple(
         SHAMING_WORDS["en"] if language != "en" else ()
     )

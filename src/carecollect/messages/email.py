@@ -2,7 +2,8 @@
 
 :func:`build_email` is the one place a carecollect e-mail is put together; the
 file outbox (:mod:`carecollect.plugins.builtin.outbox`) writes what it builds as
-``.eml`` files and the SMTP plugin (``carecollect-smtp``) sends it. It sets:
+``.eml`` files (through :func:`email_bytes`: the same bytes, without the message object)
+and the SMTP plugin (``carecollect-smtp``) sends it. It sets:
 
 * ``From``, ``To``, ``Reply-To`` (optional), ``Date`` (the instant passed in)
   and ``Subject`` (the renderer's subject, which is checked to carry no health
@@ -42,6 +43,7 @@ Bulgarian base64), and non-ASCII headers are RFC 2047 encoded words.
 from __future__ import annotations
 
 import datetime as dt
+import email.contentmanager
 import email.errors
 import email.headerregistry
 import email.message
@@ -58,7 +60,7 @@ from ..errors import ValidationError
 from ..plugins.messaging import OutgoingMessage
 from ..timekeeping import require_aware
 
-__all__ = ["EMAIL_POLICY", "build_email", "message_id_header", "unsubscribe_headers"]
+__all__ = ["EMAIL_POLICY", "build_email", "email_bytes", "message_id_header", "unsubscribe_headers"]
 
 
 class _Headers(email.headerregistry.HeaderRegistry):
@@ -162,6 +164,61 @@ def _one_line(record: str, field: str, value: str) -> str:
     return value
 
 
+def _checked_headers(
+    message: OutgoingMessage,
+    *,
+    sender: str,
+    at: dt.datetime,
+    reply_to: str | None,
+    message_id_domain: str | None,
+    unsubscribe_mailto: str | None,
+    one_click: bool,
+) -> list[tuple[str, Any]]:
+    """The e-mail's headers before its content, parsed as :data:`EMAIL_POLICY` stores them.
+
+    :raises ValidationError: as :func:`build_email` says.
+    """
+    record = f"OutgoingMessage {message.id}"
+    require_aware(at, record, "at")
+    if message.channel is not Channel.EMAIL:
+        raise ValidationError(record, "channel", f"build_email needs an e-mail, not {message.channel.value}")
+    for field, value in (("sender", sender), ("recipient", message.recipient), ("subject", message.subject)):
+        _one_line(record, field, value)
+    _one_line(record, "reply_to", reply_to or "")
+    _, address = email.utils.parseaddr(sender)
+    if "@" not in address:
+        raise ValidationError(record, "sender", "needs an address such as billing@clinic.example")
+    domain = message_id_domain or address.rsplit("@", 1)[1]
+    values = [("From", sender), ("To", message.recipient)]
+    if reply_to:
+        values.append(("Reply-To", reply_to))
+    values.append(("Subject", message.subject))
+    values.append(("Date", email.utils.format_datetime(at.astimezone(dt.UTC))))
+    values.append(("Message-ID", message_id_header(message.id, domain)))
+    mailto = address if unsubscribe_mailto is None else unsubscribe_mailto
+    for name, value in unsubscribe_headers(message.id, message.opt_out_url, mailto).items():
+        if name != "List-Unsubscribe-Post" or one_click:
+            values.append((name, value))
+    try:
+        headers = [EMAIL_POLICY.header_store_parse(name, value) for name, value in values]
+    except (ValueError, IndexError, email.errors.HeaderParseError):
+        raise ValidationError(record, "headers", "the recipient or sender is not a valid address") from None
+    to = headers[1][1]
+    if (
+        not isinstance(to, email.headerregistry.AddressHeader)
+        or not all("@" in a.addr_spec for a in to.addresses)
+        or not to.addresses
+    ):
+        raise ValidationError(record, "recipient", "not an e-mail address")
+    return headers
+
+
+def _boundary(message: OutgoingMessage) -> str:
+    # derived from the message id, so the same message gives the same bytes; "=_" never occurs in
+    # base64 or quoted-printable text, and 24 hex digits of SHA-256 not by chance in a 7-bit part
+    return "=_" + hashlib.sha256(message.id.encode("utf-8")).hexdigest()[:24]
+
+
 def build_email(
     message: OutgoingMessage,
     *,
@@ -189,45 +246,93 @@ def build_email(
     :raises ValidationError: not an e-mail, a sender without a domain, or a recipient,
         subject or address that is not a valid one-line header (naming the message by id).
     """
-    record = f"OutgoingMessage {message.id}"
-    require_aware(at, record, "at")
-    if message.channel is not Channel.EMAIL:
-        raise ValidationError(record, "channel", f"build_email needs an e-mail, not {message.channel.value}")
-    for field, value in (("sender", sender), ("recipient", message.recipient), ("subject", message.subject)):
-        _one_line(record, field, value)
-    _one_line(record, "reply_to", reply_to or "")
-    _, address = email.utils.parseaddr(sender)
-    if "@" not in address:
-        raise ValidationError(record, "sender", "needs an address such as billing@clinic.example")
-    domain = message_id_domain or address.rsplit("@", 1)[1]
+    headers = _checked_headers(
+        message,
+        sender=sender,
+        at=at,
+        reply_to=reply_to,
+        message_id_domain=message_id_domain,
+        unsubscribe_mailto=unsubscribe_mailto,
+        one_click=one_click,
+    )
     mail = email.message.EmailMessage(policy=EMAIL_POLICY)
-    try:
-        mail["From"] = sender
-        mail["To"] = message.recipient
-        if reply_to:
-            mail["Reply-To"] = reply_to
-        mail["Subject"] = message.subject
-        mail["Date"] = email.utils.format_datetime(at.astimezone(dt.UTC))
-        mail["Message-ID"] = message_id_header(message.id, domain)
-        mailto = address if unsubscribe_mailto is None else unsubscribe_mailto
-        for name, value in unsubscribe_headers(message.id, message.opt_out_url, mailto).items():
-            if name != "List-Unsubscribe-Post" or one_click:
-                mail[name] = value
-        to = mail["To"]
-    except (ValueError, IndexError, email.errors.HeaderParseError):
-        raise ValidationError(record, "headers", "the recipient or sender is not a valid address") from None
-    if (
-        not isinstance(to, email.headerregistry.AddressHeader)
-        or not all("@" in a.addr_spec for a in to.addresses)
-        or not to.addresses
-    ):
-        raise ValidationError(record, "recipient", "not an e-mail address")
+    for name, value in headers:
+        mail[name] = value
     mail.set_content(message.body, charset="utf-8")
     if message.html:
         mail.add_alternative(message.html, subtype="html", charset="utf-8")
-        # derived from the message id, so the same message gives the same bytes; "=_" never
-        # occurs in base64 or quoted-printable text, and 24 hex digits of SHA-256 not by chance
-        # in a 7-bit part
-        mail.set_boundary("=_" + hashlib.sha256(message.id.encode("utf-8")).hexdigest()[:24])
+        mail.set_boundary(_boundary(message))
     mail["Content-Language"] = message.language  # after the parts: make_alternative moves Content-*
     return mail
+
+
+#: the standard library's choice of transfer encoding and the encoded text (7bit, quoted-printable
+#: or base64, whichever the content manager takes); without it :func:`email_bytes` builds the
+#: message object
+_ENCODE_TEXT = getattr(email.contentmanager, "_encode_text", None)
+_NEWLINES = re.compile(r"\r\n|\r|\n")
+#: a part's header block by (subtype, transfer encoding), as the generator writes it
+_PART_HEADERS: dict[tuple[str, str], bytes] = {}
+
+
+def _fold(name: str, value: str) -> bytes:
+    return bytes(EMAIL_POLICY.fold_binary(name, EMAIL_POLICY.header_store_parse(name, value)[1]))
+
+
+def _part(text: str, subtype: str) -> bytes:
+    """A ``text/<subtype>`` part of a ``multipart/alternative`` message, as ``as_bytes`` writes it."""
+    assert _ENCODE_TEXT is not None
+    cte, payload = _ENCODE_TEXT(text, "utf-8", None, EMAIL_POLICY)
+    head = _PART_HEADERS.get((subtype, cte))
+    if head is None:
+        head = _fold("Content-Type", f'text/{subtype}; charset="utf-8"') + _fold(
+            "Content-Transfer-Encoding", cte
+        )
+        if subtype == "html":  # add_alternative makes the part an EmailMessage, which says its MIME version
+            head += _fold("MIME-Version", "1.0")
+        head = _PART_HEADERS[subtype, cte] = head + b"\r\n"
+    return head + _NEWLINES.sub("\r\n", payload).encode("ascii", "surrogateescape")
+
+
+def email_bytes(
+    message: OutgoingMessage,
+    *,
+    sender: str,
+    at: dt.datetime,
+    reply_to: str | None = None,
+    message_id_domain: str | None = None,
+    unsubscribe_mailto: str | None = None,
+    one_click: bool = True,
+) -> bytes:
+    """The bytes of :func:`build_email`'s e-mail (``build_email(...).as_bytes()``), written
+    without building the message object: the headers parsed and folded by :data:`EMAIL_POLICY`,
+    the parts encoded as the standard library's content manager encodes them, put together as its
+    generator puts a ``multipart/alternative`` message together. The same bytes, at about half
+    the cost (``tests/test_messages_email.py`` compares them).
+
+    :param message: an :attr:`~carecollect.channels.Channel.EMAIL` message.
+    :returns: the e-mail as written to a file or handed to an SMTP server.
+    :raises ValidationError: as :func:`build_email`.
+
+    Parameters as :func:`build_email`.
+    """
+    kw: dict[str, Any] = {
+        "sender": sender,
+        "at": at,
+        "reply_to": reply_to,
+        "message_id_domain": message_id_domain,
+        "unsubscribe_mailto": unsubscribe_mailto,
+        "one_click": one_click,
+    }
+    if not message.html or _ENCODE_TEXT is None:
+        return build_email(message, **kw).as_bytes()
+    headers = _checked_headers(message, **kw)
+    boundary = _boundary(message)
+    out = [EMAIL_POLICY.fold_binary(name, value) for name, value in headers]
+    out.append(_fold("MIME-Version", "1.0"))
+    out.append(_fold("Content-Type", f'multipart/alternative; boundary="{boundary}"'))
+    out.append(_fold("Content-Language", message.language))
+    line = f"--{boundary}\r\n".encode("ascii")
+    out += [b"\r\n", line, _part(message.body, "plain"), b"\r\n", line, _part(message.html, "html")]
+    out.append(f"\r\n--{boundary}--\r\n".encode("ascii"))
+    return b"".join(out)

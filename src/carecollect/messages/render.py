@@ -69,8 +69,12 @@ from .skeleton import (
     MAX_VARIANTS,
     Skeleton,
     SkeletonBuild,
+    SkeletonIndex,
+    derived,
     guarded,
     has_marker,
+    is_none,
+    measured,
     only_markers,
     unwatch,
 )
@@ -247,6 +251,15 @@ def _format_date(d: dt.date, loc: str) -> str:
     return str(babel.dates.format_date(d, "long", locale=_babel_locale(loc)))
 
 
+# the formatters of a skeleton's slots filled from the context (locale first, for partial)
+def _money_in(loc: str, m: Money) -> str:
+    return _format_money(m, loc)
+
+
+def _date_in(loc: str, d: dt.date) -> str:
+    return _format_date(d, loc)
+
+
 @functools.lru_cache(maxsize=4096)
 def _format_days(days: int, loc: str) -> str:
     return str(
@@ -373,11 +386,15 @@ class _Tr:
 
     def money(self, m: Money) -> str:
         """``m`` formatted for the rendering's locale."""
-        return _format_money(unwatch(m), self.loc)
+        slot = derived(m, functools.partial(_money_in, self.loc))
+        return _format_money(unwatch(m), self.loc) if slot is None else slot
 
     def date(self, d: dt.date | None) -> str:
         """``d`` as a long date for the rendering's locale (today when ``None``)."""
-        return self.values["today"] if d is None else _format_date(unwatch(d), self.loc)
+        if d is None:
+            return self.values["today"]
+        slot = derived(d, functools.partial(_date_in, self.loc))
+        return _format_date(unwatch(d), self.loc) if slot is None else slot
 
     def texts(self, keys: Iterable[str]) -> list[str]:
         """The texts of ``keys``."""
@@ -492,7 +509,12 @@ class Renderer:
         for is_html, env in ((False, self._text_env), (True, self._html_env)):
             probe_env = self._probe_envs[is_html] = env.overlay()
             probe_env.filters = {k: guarded(f) for k, f in env.filters.items()}
+            # joining texts only concatenates them (an attribute looked up on a value is refused
+            # by the value's probe); the length of a text holding a value may underline it
+            probe_env.filters["join"] = env.filters["join"]
+            probe_env.filters["length"] = probe_env.filters["count"] = measured(env.filters["length"])
             probe_env.tests = {k: guarded(f) for k, f in env.tests.items()}  # type: ignore[arg-type]
+            probe_env.tests["none"] = is_none
         self._probe_templates: dict[tuple[bool, str, str, OutreachPurpose, str], jinja2.Template] = {}
         cats = builtin_catalogs()
         for lang, extra in (catalogs or {}).items():
@@ -504,6 +526,7 @@ class Renderer:
         self._catalogs = cats
         self._templates: dict[tuple[bool, str, str, OutreachPurpose, str], jinja2.Template] = {}
         self._skeletons: dict[tuple[Any, ...], list[Skeleton]] = {}
+        self._indexes: dict[tuple[Any, ...], SkeletonIndex] = {}
         self.max_sms_segments = max_sms_segments
         #: Whether templates render from compiled skeletons (:mod:`~carecollect.messages.skeleton`);
         #: ``False`` renders every message with plain Jinja (the same text, slower).
@@ -785,19 +808,19 @@ class Renderer:
         html = key[0]
         values = job.tr.values
         roots = {"ctx": job.context, "statement": job.statement}
-        variants = self._skeletons.setdefault((key, job.shape), [])
-        for skeleton in variants:
-            if skeleton.matches(values, roots):
-                if skeleton.parts is None:
-                    break
-                return skeleton.fill(values, self._wrap_block)
-        else:
+        index = self._indexes.get((key, job.shape))
+        if index is None:
+            index = self._indexes[key, job.shape] = SkeletonIndex()
+        skeleton = index.find(values, roots)
+        if skeleton is None:
+            variants = self._skeletons.setdefault((key, job.shape), [])
             if len(variants) < MAX_VARIANTS:
-                built = self._probe(env, key, ns, job)
-                if built is not None:
-                    variants.append(built)
-                    if built.parts is not None:
-                        return built.fill(values, self._wrap_block)
+                skeleton = self._probe(env, key, ns, job)
+                if skeleton is not None:
+                    variants.append(skeleton)
+                    index.add(skeleton)
+        if skeleton is not None and skeleton.parts is not None:
+            return skeleton.fill(values, self._wrap_block, roots)
         return self._template(env, key).render(ns | {"m": _FMT_HTML if html else _FMT_TEXT})
 
     def _probe(
@@ -827,6 +850,8 @@ class Renderer:
             "money": tr.money,
             "date": tr.date,
             "tl": tr.texts,
+            "carc": _derived_or(ns["carc"], ns["lang"], carc_text),
+            "rarc": _derived_or(ns["rarc"], ns["lang"], rarc_text),
             "ctx": build.watch(job.context, "ctx"),
             "statement": build.watch(job.statement, "statement"),
             "m": _ProbeFmt(key[0], build),
@@ -841,6 +866,20 @@ class Renderer:
     @staticmethod
     def _wrap_block(text: str, indent: str) -> str:
         return _FMT_TEXT._wrap(text, indent)
+
+
+def _derived_or(plain: Any, lang: str, text: Any) -> Any:
+    """A probing rendering's ``carc``/``rarc``: a slot for a code of the context, else ``plain``."""
+
+    def lookup(code: Any) -> Any:
+        slot = derived(code, functools.partial(_code_text, text, lang))
+        return plain(code) if slot is None else slot
+
+    return lookup
+
+
+def _code_text(text: Any, lang: str, code: str) -> str:
+    return str(text(code, lang))
 
 
 @attrs.frozen

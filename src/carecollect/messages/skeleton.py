@@ -16,13 +16,24 @@ methods, glossary terms), which values are empty (a template tests them: ``{% if
 %}``), and every field of the context the template read, with what it read (a plural count, an
 optional paragraph, itemised lines). A message whose shape differs gets a skeleton of its own.
 
+The context's sequences are followed item by item: iterating one (a statement's lines, their
+reasons and codes, a letter's address) reads its length, and inside it a text becomes a slot of
+its own (its truthiness read), a date or an amount given to ``date()`` or ``money()`` a slot
+formatted per message (:func:`derived`; also the plain-language text of a remittance code), any
+other plain value is read. So two statements with the same number of lines and the same kinds
+of share differ only in their slots, whatever their descriptions, codes, dates and amounts. A
+line of a character as long as a text holding values (a letter's subject underlined with
+``"=" * (subject|length)``) is filled per message (:func:`measured`).
+
 Whatever a probe cannot follow makes the skeleton *opaque* and the renderer renders that
-shape with plain Jinja, never a wrong text: a value compared, measured, sliced, transformed
-(``|upper``) or formatted with a width; a marker that comes out altered (escaped twice);
-a value in a heading underlined to its length or a table label padded to the widest; a list
-item made of values only (an empty one is dropped). A template shape with many variants (a
-letter's address, a statement's lines) stops being compiled after :data:`MAX_VARIANTS`
-and is rendered with Jinja from then on.
+shape with plain Jinja, never a wrong text: a value compared, measured otherwise, sliced,
+transformed (``|upper``) or formatted with a width; a marker that comes out altered (escaped
+twice); a value in a heading the plain-text helpers underline to its length or a table label
+padded to the widest; a list item made of values only (an empty one is dropped). A template
+with more than :data:`MAX_VARIANTS` shapes renders the shapes beyond them with Jinja.
+
+The skeletons of one template are kept in a tree of their reads (:class:`SkeletonIndex`):
+finding a message's skeleton resolves the reads on its path once, however many shapes exist.
 
 This module holds the mechanism; the renderer decides when to use it. The equality with plain
 Jinja rendering is proven by ``tests/test_messages_skeleton.py`` over every template shipped.
@@ -45,14 +56,18 @@ __all__ = [
     "MAX_VARIANTS",
     "Skeleton",
     "SkeletonBuild",
+    "SkeletonIndex",
+    "derived",
     "guarded",
     "has_marker",
+    "is_none",
+    "measured",
     "only_markers",
     "unwatch",
 ]
 
 #: Skeletons kept per template and namespace; further shapes are rendered with plain Jinja.
-MAX_VARIANTS = 32
+MAX_VARIANTS = 512
 
 _SLOT_OPEN, _SLOT_CLOSE, _BLOCK_OPEN, _BLOCK_CLOSE = "\ue000", "\ue001", "\ue002", "\ue003"
 _INDEX_BASE = 0xE100
@@ -65,24 +80,52 @@ _PLAIN = (str, int, bool, float, Decimal, dt.date, type(None), enum.Enum)
 class _Recording:
     """What one probing rendering saw: the reads that fix its shape, and whether it is opaque."""
 
-    __slots__ = ("blocks", "opaque", "reads")
+    __slots__ = ("blocks", "derived", "names", "opaque", "reads")
 
-    def __init__(self) -> None:
+    def __init__(self, names: int) -> None:
         self.reads: dict[tuple[Any, ...], Any] = {}
         self.opaque = False
-        self.blocks: list[tuple[str, str]] = []
+        self.blocks: list[tuple[str, Any]] = []
+        self.names = names
+        #: slots filled from the context: ``(path, format)``, indices after the values'
+        self.derived: list[tuple[tuple[Any, ...], Callable[[Any], str]]] = []
+
+    def derive(self, path: tuple[Any, ...], fmt: Callable[[Any], str], real: Any) -> str:
+        """A marker for ``fmt`` of the context's field at ``path``, filled per message."""
+        index = self.names + len(self.derived)
+        if index >= 0x700:
+            self.opaque = True
+            return fmt(real)
+        self.derived.append((path, fmt))
+        p = _Probe(_SLOT_OPEN + chr(_INDEX_BASE + index) + "<" + _SLOT_CLOSE)
+        object.__setattr__(p, "_name", None)
+        object.__setattr__(p, "_key", None)
+        object.__setattr__(p, "_path", None)
+        object.__setattr__(p, "_real", fmt(real))
+        object.__setattr__(p, "_rec", self)
+        return p
 
     def read(self, key: tuple[Any, ...], value: Any) -> None:
         self.reads.setdefault(key, value)
 
 
-_ALLOWED = frozenset({"_name", "_real", "_rec", "_opaque", "__class__", "__html__", "__html_format__"})
+_ALLOWED = frozenset(
+    {"_name", "_key", "_path", "_real", "_rec", "_opaque", "__class__", "__html__", "__html_format__"}
+)
 
 
 class _Probe(str):
-    """A value's marker: renders as the marker, records its truthiness, refuses to be inspected."""
+    """A value's marker: renders as the marker, records its truthiness, refuses to be inspected.
 
-    _name: str
+    A probe stands for a value of ``v`` (``_key`` is ``("v", name)``), for a text of the context
+    inside a sequence the template iterates (``_path`` is where it is, ``_key`` its truthiness
+    read), or for a formatted field of the context (``money(line.charge)``: no key, its
+    truthiness is not followed).
+    """
+
+    _name: str | None
+    _key: tuple[Any, ...] | None
+    _path: tuple[Any, ...] | None
     _real: str
     _rec: _Recording
 
@@ -94,7 +137,11 @@ class _Probe(str):
 
     def __bool__(self) -> bool:
         real = bool(self._real)
-        self._rec.read(("v", self._name), real)
+        key = self._key
+        if key is None:
+            self._rec.opaque = True
+        else:
+            self._rec.read(key, real)
         return real
 
     def _opaque(self) -> str:
@@ -152,9 +199,34 @@ class _Probe(str):
 def _probe(name: str, index: int, real: str, rec: _Recording) -> _Probe:
     p = _Probe(_SLOT_OPEN + chr(_INDEX_BASE + index) + "<" + _SLOT_CLOSE)
     object.__setattr__(p, "_name", name)
+    object.__setattr__(p, "_key", ("v", name))
+    object.__setattr__(p, "_path", None)
     object.__setattr__(p, "_real", real)
     object.__setattr__(p, "_rec", rec)
     return p
+
+
+def _identity(value: Any) -> str:
+    return str(value)
+
+
+def _item(value: Any, path: tuple[Any, ...], rec: _Recording) -> Any:
+    """What a template gets for ``value`` at ``path`` inside an iterated sequence: a text becomes
+    a slot (its truthiness read), a date a watch (:func:`derived` formats it per message), any
+    other plain value is read (it fixes the shape), anything else is watched."""
+    kind = type(value)
+    if kind is str:
+        p = rec.derive(path, _identity, value)
+        if type(p) is _Probe:
+            object.__setattr__(p, "_key", ("bool", path))
+            object.__setattr__(p, "_path", path)
+        return p
+    if kind is dt.date:
+        return _Watch(value, path, rec)
+    if isinstance(value, _PLAIN):
+        rec.read(("value", path), value)
+        return value
+    return _Watch(value, path, rec)
 
 
 class _Watch:
@@ -174,6 +246,8 @@ class _Watch:
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._target, name)
         path = (*self._path, name)
+        if self._indexed():
+            return _item(value, path, self._rec)
         if isinstance(value, _PLAIN):
             self._rec.read(("value", path), value)
             return value
@@ -191,8 +265,16 @@ class _Watch:
         self._rec.read(("bool", self._path), result)
         return result
 
+    def _indexed(self) -> bool:
+        return any(type(step) is int for step in self._path)
+
     def __iter__(self) -> Any:
-        return iter(self._whole())
+        target = self._target
+        if type(target) not in (tuple, list):
+            return iter(self._whole())
+        self._rec.read(("len", self._path), len(target))
+        rec, path = self._rec, self._path
+        return iter([_item(value, (*path, i), rec) for i, value in enumerate(target)])
 
     def __len__(self) -> int:
         return len(self._whole())
@@ -221,15 +303,44 @@ def unwatch(value: Any) -> Any:
     return value._whole() if type(value) is _Watch else value
 
 
-def _resolve(roots: Mapping[str, Any], kind: str, path: tuple[str, ...]) -> Any:
+def _at(roots: Mapping[str, Any], path: tuple[Any, ...]) -> Any:
     obj = roots[path[0]]
-    for name in path[1:]:
-        obj = getattr(obj, name)
+    for step in path[1:]:
+        obj = obj[step] if type(step) is int else getattr(obj, step)
+    return obj
+
+
+def _resolve(roots: Mapping[str, Any], kind: str, path: tuple[Any, ...]) -> Any:
+    obj = _at(roots, path)
     if kind == "bool":
         return bool(obj)
     if kind == "call":
         return obj()
+    if kind == "len":
+        return len(obj)
+    if kind == "none":
+        return obj is None
     return obj
+
+
+def derived(value: Any, fmt: Callable[[Any], str]) -> str | None:
+    """A slot for ``fmt(value)`` when ``value`` is a watched field of the context (or a text of
+    one inside an iterated sequence) in a probing rendering; ``None`` otherwise (format it then).
+    """
+    kind = type(value)
+    if kind is not _Watch and (kind is not _Probe or value._path is None):
+        return None
+    rec: _Recording = value._rec
+    return rec.derive(value._path, fmt, value._target if kind is _Watch else value._real)
+
+
+def is_none(value: Any) -> bool:
+    """Jinja's ``none`` test, following a watched field (whether it is ``None`` fixes the shape)."""
+    if type(value) is _Watch:
+        result = value._target is None
+        value._rec.read(("none", value._path), result)
+        return result
+    return value is None
 
 
 class Skeleton:
@@ -240,12 +351,19 @@ class Skeleton:
     :param names: the value names by slot index.
     """
 
-    __slots__ = ("names", "parts", "reads")
+    __slots__ = ("derived", "names", "parts", "reads")
 
-    def __init__(self, parts: list[Any] | None, reads: dict[tuple[Any, ...], Any], names: tuple[str, ...]):
+    def __init__(
+        self,
+        parts: list[Any] | None,
+        reads: dict[tuple[Any, ...], Any],
+        names: tuple[str, ...],
+        derived: tuple[tuple[tuple[Any, ...], Callable[[Any], str]], ...] = (),
+    ):
         self.parts = parts
         self.reads = tuple(reads.items())
         self.names = names
+        self.derived = derived
 
     @property
     def opaque(self) -> bool:
@@ -266,10 +384,20 @@ class Skeleton:
                 return False
         return True
 
-    def fill(self, values: Mapping[str, str], wrap: Callable[[str, str], str]) -> str:
-        """The rendering for ``values`` (``wrap(text, indent)`` wraps a block)."""
+    def fill(
+        self,
+        values: Mapping[str, str],
+        wrap: Callable[[str, str], str],
+        roots: Mapping[str, Any] | None = None,
+    ) -> str:
+        """The rendering for ``values`` and the context ``roots`` (``wrap(text, indent)`` wraps a
+        block)."""
         assert self.parts is not None
-        return _join(self.parts, [values[n] for n in self.names], wrap)
+        vals = [values[n] for n in self.names]
+        if self.derived:
+            assert roots is not None
+            vals += [fmt(_at(roots, path)) for path, fmt in self.derived]
+        return _join(self.parts, vals, wrap)
 
 
 def _join(parts: list[Any], vals: list[str], wrap: Callable[[str, str], str]) -> str:
@@ -282,9 +410,78 @@ def _join(parts: list[Any], vals: list[str], wrap: Callable[[str, str], str]) ->
             out.append(vals[part])
         elif kind is tuple and type(part[0]) is int:
             out.append(str(escape(vals[part[0]])))
+        elif type(part[1]) is tuple:  # a line of a character as long as the filled text
+            out.append(part[1][1] * len(_join(part[0], vals, wrap)))
         else:
             out.append(wrap(_join(part[0], vals, wrap), part[1]))
     return "".join(out)
+
+
+class _Node:
+    __slots__ = ("children", "key", "leaf")
+
+    def __init__(self) -> None:
+        self.key: tuple[Any, ...] | None = None
+        self.children: dict[Any, _Node] = {}
+        self.leaf: Skeleton | None = None
+
+
+class SkeletonIndex:
+    """The skeletons of one template and namespace, found by their reads in one walk.
+
+    A template reads the same field next whenever the reads before gave the same results (its
+    output depends on nothing else), so the skeletons form a tree: each node is a read, each
+    branch one result of it, each leaf a skeleton. Finding a message's skeleton costs one
+    resolution per read on its path, not a comparison with every skeleton kept. A skeleton whose
+    reads do not fit the tree (an unhashable result) is kept aside and compared in full.
+    """
+
+    __slots__ = ("_aside", "_root")
+
+    def __init__(self) -> None:
+        self._root = _Node()
+        self._aside: list[Skeleton] = []
+
+    def find(self, values: Mapping[str, str], roots: Mapping[str, Any]) -> Skeleton | None:
+        """The skeleton of a message of ``values`` and context ``roots``, if one was built."""
+        node = self._root
+        while node.leaf is None:
+            key = node.key
+            if key is None:
+                break
+            try:
+                if key[0] == "v":
+                    result: Any = bool(values[key[1]])
+                else:
+                    result = _resolve(roots, key[0], key[1])
+                child = node.children.get(result)
+            except Exception:  # a field missing, failing or unhashable here: no shape of the tree
+                break
+            if child is None:
+                break
+            node = child
+        else:
+            return node.leaf
+        for skeleton in self._aside:
+            if skeleton.matches(values, roots):
+                return skeleton
+        return None
+
+    def add(self, skeleton: Skeleton) -> None:
+        """Keep ``skeleton``."""
+        node = self._root
+        try:
+            for key, expected in skeleton.reads:
+                if node.leaf is not None or (node.key is not None and node.key != key):
+                    raise LookupError(key)
+                node.key = key
+                node = node.children.setdefault(expected, _Node())
+            if node.key is not None or node.leaf is not None:
+                raise LookupError(skeleton.reads)
+        except (LookupError, TypeError):
+            self._aside.append(skeleton)
+            return
+        node.leaf = skeleton
 
 
 class SkeletonBuild:
@@ -294,16 +491,17 @@ class SkeletonBuild:
     """
 
     def __init__(self, values: Mapping[str, str]) -> None:
-        self.rec = _Recording()
         self.names = tuple(values)
+        self.rec = _Recording(len(self.names))
         self.probes = {n: _probe(n, i, values[n], self.rec) for i, n in enumerate(self.names)}
 
     def watch(self, target: Any, root: str) -> Any:
         """``target`` (a root of the context, ``None`` left alone) watched for reads."""
         return None if target is None else _Watch(target, (root,), self.rec)
 
-    def block(self, text: str, indent: str) -> str:
-        """A marker for ``text`` wrapped with ``indent`` once filled."""
+    def block(self, text: str, indent: Any) -> str:
+        """A marker for ``text`` wrapped with ``indent`` once filled (``("repeat", char)``: a line
+        of ``char`` as long as the filled text)."""
         if _BLOCK_OPEN in text or len(self.rec.blocks) >= 0x700:
             self.rec.opaque = True
         self.rec.blocks.append((text, indent))
@@ -323,7 +521,7 @@ class SkeletonBuild:
     def finish(self, output: str) -> Skeleton:
         """The skeleton of a probing rendering's ``output`` (opaque if anything was not followed)."""
         parts = None if self.rec.opaque else self._split(output, allow_blocks=True)
-        return Skeleton(parts, self.rec.reads, self.names)
+        return Skeleton(parts, self.rec.reads, self.names, tuple(self.rec.derived))
 
     def _split(self, text: str, *, allow_blocks: bool) -> list[Any] | None:
         parts: list[Any] = []
@@ -336,7 +534,7 @@ class SkeletonBuild:
                 parts.append(literal)
             if m[1] is not None:
                 index = ord(m[1]) - _INDEX_BASE
-                if index >= len(self.names):
+                if index >= len(self.names) + len(self.rec.derived):
                     return None
                 parts.append(index if m[2] == "<" else (index, True))
             else:
@@ -388,5 +586,106 @@ def guarded(func: Callable[..., Any]) -> Callable[..., Any]:
         if build is not None and any(map(_marked, (*args, *kwargs.values()))):
             build.opaque()
         return func(*args, **kwargs)
+
+    return wrapper
+
+
+class _Length(int):
+    """The length of a text holding a value: right only as the count of a line of a character
+    (``"=" * (subject|length)``, filled per message); any other use makes the shape opaque."""
+
+    _text: str
+    _build: SkeletonBuild
+
+    def _opaque(self) -> int:
+        self._build.opaque()
+        return int(self)
+
+    def __rmul__(self, other: Any) -> Any:
+        if type(other) is str and not has_marker(other):
+            return self._build.block(self._text, ("repeat", other))
+        return other * self._opaque()
+
+    def __mul__(self, other: Any) -> Any:
+        return self._opaque() * other
+
+    def __add__(self, other: Any) -> Any:
+        return self._opaque() + other
+
+    __radd__ = __add__
+
+    def __sub__(self, other: Any) -> Any:
+        return self._opaque() - other
+
+    def __rsub__(self, other: Any) -> Any:
+        return other - self._opaque()
+
+    def __eq__(self, other: object) -> bool:
+        return self._opaque() == other
+
+    def __ne__(self, other: object) -> bool:
+        return self._opaque() != other
+
+    def __lt__(self, other: Any) -> bool:
+        return bool(self._opaque() < other)
+
+    def __le__(self, other: Any) -> bool:
+        return bool(self._opaque() <= other)
+
+    def __gt__(self, other: Any) -> bool:
+        return bool(self._opaque() > other)
+
+    def __ge__(self, other: Any) -> bool:
+        return bool(self._opaque() >= other)
+
+    def __hash__(self) -> int:
+        return hash(self._opaque())
+
+    def __bool__(self) -> bool:
+        return bool(self._opaque())
+
+    def __index__(self) -> int:
+        return self._opaque()
+
+    def __int__(self) -> int:
+        return self._opaque()
+
+    def __float__(self) -> float:
+        return float(self._opaque())
+
+    def __str__(self) -> str:
+        return str(self._opaque())
+
+    def __repr__(self) -> str:
+        return repr(self._opaque())
+
+    def __format__(self, spec: str) -> str:
+        return format(self._opaque(), spec)
+
+    def __truediv__(self, other: Any) -> Any:
+        return self._opaque() / other
+
+    def __floordiv__(self, other: Any) -> Any:
+        return self._opaque() // other
+
+    def __mod__(self, other: Any) -> Any:
+        return self._opaque() % other
+
+
+def measured(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``func`` (Jinja's ``length`` filter) guarded, except that the length of a text holding a
+    value may make a line of a character as long as the text (a letter's underlined subject)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        build = _BUILDING.get()
+        if build is not None and len(args) == 1 and not kwargs:
+            (obj,) = args
+            if type(obj) is str and has_marker(obj):
+                length = _Length(len(obj))
+                object.__setattr__(length, "_text", obj)
+                object.__setattr__(length, "_build", build)
+                return length
+        return guarded(func)(*args, **kwargs)
 
     return wrapper

@@ -366,6 +366,7 @@ class _Sender:
                 settings = self._creditor_settings(creditor_id)[0]
                 intents.extend((settings, m) for m in plan.messages)
             intended = _intend(store, intents, now)
+        self.accounts.prefetch([account_id for account_id, *_ in queue])
         try:
             try:
                 for account_id, creditor_id, plan, talks in queue:
@@ -754,8 +755,10 @@ class _Fresh:
     ``change_token()`` (a value that changes with any write, by this connection or another:
     :meth:`SQLiteStore.change_token <carecollect.store.sqlite.SQLiteStore.change_token>`), the
     next message of the same account uses the account read for the previous one if nothing was
-    written since; the run's records are written once per batch, after which the account is
-    read again. The messages this run handed over
+    written since, and the accounts of a batch are read together once its intents are written
+    (:meth:`prefetch`): an account's first message uses that read if nothing was written since
+    (the run itself writes nothing until the batch's records). The run's records are written once
+    per batch, after which every account is read again. The messages this run handed over
     and has not recorded yet (their records are written once per batch) are laid over every read:
     their steps, still planned, put in place and their contact attempts added, so the governor
     counts a message sent earlier in the batch. Without ``change_token()`` every message reads
@@ -770,6 +773,19 @@ class _Fresh:
         self._snap: AccountSnapshot | None = None
         #: per account: the steps and attempts of its messages handed over, not yet recorded
         self._pending: dict[str, tuple[dict[str, OutreachStep], dict[str, ContactAttempt]]] = {}
+        #: the batch's accounts read together (:meth:`prefetch`), and the change token before
+        self._batch: dict[str, AccountSnapshot] = {}
+        self._batch_seen: object = None
+
+    def prefetch(self, account_ids: Sequence[str]) -> None:
+        """Read the accounts of a batch together; each is used while nothing is written.
+
+        Without ``change_token()`` nothing is read ahead (every message reads its account)."""
+        self._batch = {}
+        if self._token is None or not account_ids:
+            return
+        self._batch_seen = self._token()  # taken before the read
+        self._batch = {snap.account.id: snap for snap in self._store.account_snapshots(account_ids)}
 
     def get(self, account_id: str) -> AccountSnapshot:
         """The account as stored now, with this run's unrecorded sends laid over it."""
@@ -781,7 +797,11 @@ class _Fresh:
         ):
             return self._snap
         self._seen = self._token() if self._token is not None else None  # taken before the read
-        self._snap = self._overlay(self._store.account_snapshot(account_id))
+        ahead = self._batch.get(account_id)
+        if ahead is not None and self._seen == self._batch_seen:  # nothing written since the batch read
+            self._snap = self._overlay(ahead)
+        else:
+            self._snap = self._overlay(self._store.account_snapshot(account_id))
         self._account_id = account_id
         return self._snap
 
@@ -825,6 +845,7 @@ class _Fresh:
         """The unrecorded sends were written: the next message reads its account again."""
         self._pending.clear()
         self._snap = None
+        self._batch = {}
 
 
 def _intend(

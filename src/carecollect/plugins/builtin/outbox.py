@@ -2,9 +2,9 @@
 
 What a developer uses on day one: nothing is sent, every message can be read.
 With ``layout = "files"`` (the default) e-mails are written as ``<id>.eml`` (open them in a mail
-client), built by :func:`~carecollect.messages.email.build_email` exactly as the SMTP plugin sends
-them; letters, SMS, calls and portal notices as ``<id>.txt``. Writing the same message id again
-changes nothing. With ``layout = "spool"`` the messages of a batch go into one spool file
+client), the bytes of :func:`~carecollect.messages.email.build_email`'s message exactly as the SMTP
+plugin sends them (:func:`~carecollect.messages.email.email_bytes`); letters, SMS, calls and
+portal notices as ``<id>.txt``. Writing the same message id again changes nothing. With ``layout = "spool"`` the messages of a batch go into one spool file
 (``spool/<run>-<batch>.jsonl``), written aside and renamed into place when the run says the batch
 ends (:meth:`OutboxChannel.flush`); read them back with :func:`spooled_messages` and
 :func:`spooled_message`. Delivery reports and replies are JSON bodies, so a test or a developer
@@ -42,7 +42,7 @@ import attrs
 
 from ...channels import Channel
 from ...errors import ConfigurationError, ValidationError
-from ...messages.email import build_email
+from ...messages.email import email_bytes
 from ...timekeeping import require_aware
 from ..hookspecs import hookimpl
 from ..messaging import (
@@ -166,14 +166,14 @@ class OutboxChannel:
     def _render(self, message: OutgoingMessage) -> tuple[str, bytes]:
         stem = file_stem(message.id)
         if message.channel is Channel.EMAIL:
-            mail = build_email(
+            mail = email_bytes(
                 message,
                 sender=self.sender,
                 at=dt.datetime.now(dt.UTC),
                 message_id_domain=OUTBOX_DOMAIN,
                 unsubscribe_mailto=self.unsubscribe_mailto,
             )
-            return f"{stem}.eml", mail.as_bytes()
+            return f"{stem}.eml", mail
         lines = [
             f"Channel: {message.channel.value}",
             f"To: {message.recipient}",
