@@ -645,6 +645,13 @@ def run(
             markup=False,
             highlight=False,
         )
+    if report.joined is not None:
+        console.print(
+            f"Joined the run of {report.joined} (it took in the events and closes the run); "
+            f"partitions done here: {', '.join(map(str, report.partitions_done)) or 'none'}",
+            markup=False,
+            highlight=False,
+        )
     for line in report.hook_failures:
         console.print(f"[yellow]plugin hook failed:[/yellow] {line}", markup=True, highlight=False)
 
