@@ -304,7 +304,7 @@ def _join(
     except BaseException as exc:
         log_event("run.failed", run_id=run_id, error=type(exc).__name__)
         raise
-    log_event("run.joined.done", run_id=run_id, partitions=len(done))
+    log_event("run.joined.finished", run_id=run_id, partitions=len(done), sent=counts["sent"])
     return attrs.evolve(
         _report(collected.plan(now), counts, None),
         hook_failures=hook_failures(pm) + failures,
