@@ -39,7 +39,7 @@ from .decisions import DecisionKind, _Collected
 from .event_intake import intake
 from .hooks import hook_failures, redeliver_hook_events
 from .inbound import InboundEvent, IntakeReport
-from .joining import RunLead, intake_done, lead_or_join, taker_of, work_partitions
+from .joining import RunLead, intake_done, keep_for_next_run, lead_or_join, taker_of, work_partitions
 from .planning import Conversations, _iter_plans, by_account
 from .report import RunReport, _report
 from .sending import _COUNTERS, _Sender, close_batches
@@ -159,6 +159,7 @@ def execute_run(
             cluster,
             partitions or held.partitions,
             run_id,
+            events,
         )
     heart = RunHeartbeat(store, owner, pid, stale_after)
     log_event("run.started", run_id=run_id, as_of=now.isoformat(), workers=workers, dry_run=False)
@@ -241,9 +242,15 @@ def _join(
     cluster: str | None,
     partitions: int | None,
     run_id: str,
+    events: Iterable[InboundEvent],
 ) -> RunReport:
-    """Work partitions of the run ``lead`` leads until none is free (see :mod:`carecollect.run.joining`)."""
+    """Work partitions of the run ``lead`` leads until none is free (see :mod:`carecollect.run.joining`).
+
+    The leader's intake is done: events given to this process go to the store's inbox, for the
+    next run's intake (those the leader took in too count there as duplicates).
+    """
     assert partitions is not None
+    keep_for_next_run(store, events, now)
     taker = taker_of(lead, owner, pid)
     joined = f"{lead.owner} {lead.pid}"
     log_event("run.joined", run_id=run_id, as_of=now.isoformat(), workers=workers, lead=joined)

@@ -29,10 +29,11 @@ of work checks the lease's fencing number; outbox keys are deterministic.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import attrs
 
@@ -40,8 +41,9 @@ from ..errors import RunLocked
 from ..messages.render import Renderer
 from ..plugins.manager import PluginManager
 from ..store import codec
-from ..store.base import RunLock, Store
+from ..store.base import InboxItem, RunLock, Store
 from .decisions import _Collected
+from .inbound import InboundEvent
 from .planning import Conversations
 from .sending import _COUNTERS
 from .settings import RunSettings
@@ -53,6 +55,7 @@ __all__ = [
     "RUN_STARTED",
     "RunLead",
     "intake_done",
+    "keep_for_next_run",
     "lead_or_join",
     "taker_of",
     "work_partitions",
@@ -168,6 +171,25 @@ def intake_done(store: Store, lock: RunLock, now: dt.datetime) -> None:
     """Record that the intake of the run ``lock``'s holder leads is committed: processes waiting
     to join it start on its partitions."""
     store.audit_append(INTAKE_DONE, "run", {"run_key": run_key_of(now), **_holder(lock)}, at=now)
+
+
+def keep_for_next_run(store: Store, events: Iterable[InboundEvent], now: dt.datetime) -> int:
+    """Keep ``events`` in the store's inbox for the next run's intake (a joiner's: the run it joined
+    took in already); each is kept once (its id: a digest of kind, plugin and body) and checked as
+    of ``now``. Returns how many were new to the inbox."""
+    kept = 0
+    for ev in events:
+        digest = hashlib.sha256(b"\0".join((ev.kind.value.encode(), ev.plugin.encode(), ev.body))).hexdigest()
+        item = InboxItem(
+            ev.kind.value,
+            ev.plugin,
+            f"joined:{digest[:32]}",
+            ev.body,
+            dict(ev.headers),
+            ev.received_at or now,
+        )
+        kept += store.inbox_put(item)
+    return kept
 
 
 def taker_of(lead: RunLead | None, owner: str, pid: int) -> str:
