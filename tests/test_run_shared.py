@@ -1,0 +1,265 @@
+"""Two ``carecollect run`` processes at once on one store, and the database going down mid-run.
+
+Real processes (``python -m carecollect.cli run``) against a throwaway PostgreSQL server (and a
+SQLite file), the demo portfolio, the file outbox:
+
+* started together for the same ``--as-of`` with ``--partitions``, one leads (the run lock, the
+  intake of the events, the close) and the other joins: the partitions are split between them,
+  every due message is handed over exactly once (the spool layout writes every hand-over down),
+  the opt-outs of the intake hold in both, the ledgers balance, the audit chain verifies;
+* the server stopped under a run (``pg_ctl stop -m fast`` and ``-m immediate``): the run exits
+  with exit code 1 and one line naming :class:`~carecollect.errors.StoreUnavailable`, no
+  traceback; what it wrote is whole; started again once the server is back, it finishes the
+  rest, each message exactly once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from carecollect.cli import main
+from carecollect.ledger import EntryKind
+from carecollect.portfolio import load_portfolio
+from carecollect.run.planning import plan_run
+from carecollect.run.sending import message_id
+from carecollect.run.settings import RunSettings
+from carecollect.run.workers import run_key_of
+from carecollect.store.base import OutboxStatus, Store
+from carecollect.store.sqlite import SQLiteStore
+from carecollect.store.urls import open_store
+from carecollect.testing.postgres import LocalPostgres
+
+NOW = dt.datetime(2026, 3, 2, 16, 0, tzinfo=dt.UTC)
+_names = itertools.count()
+_CLI = (sys.executable, "-m", "carecollect.cli")
+
+
+def _settings_file(folder: Path, layout: str) -> Path:
+    """``carecollect init``'s settings, the file outbox in ``layout``; returns the ``--db`` path."""
+    db = folder / "clinic.sqlite"
+    assert CliRunner().invoke(main, ["init", "--db", str(db)]).exit_code == 0
+    toml = folder / "clinic.toml"
+    text = toml.read_text(encoding="utf-8")
+    toml.write_text(
+        text.replace('folder = "clinic-outbox"\n', f'folder = "clinic-outbox"\nlayout = "{layout}"\n', 1),
+        encoding="utf-8",
+    )
+    return db
+
+
+def _run(folder: Path, db: Path, url: str, *more: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*_CLI, "run", "--db", str(db), "--store", url, "--as-of", NOW.isoformat(), *more],
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+def _sent_records(store: Store) -> Counter[str]:
+    return Counter(str(r.data["key"]) for r in store.audit_records(kinds=("message.sent",)))
+
+
+def _check_books(store: Store) -> set[str]:
+    """What must hold after any run, finished or not: every unit of work whole. Returns the keys done.
+
+    A message is done in the outbox exactly when it has one ``message.sent`` record and one
+    contact attempt (all three are written in one unit of work); every ledger balances; the
+    audit chain verifies.
+    """
+    done = {
+        k
+        for k, n in _sent_records(store).items()
+        if n == 1 and store.outbox_get(k).status is OutboxStatus.DONE
+    }
+    sent = _sent_records(store)
+    assert all(n == 1 for n in sent.values()), [k for k, n in sent.items() if n > 1][:5]
+    assert set(sent) == done
+    snaps = list(store.iter_account_snapshots(batch_size=500))
+    attempts = Counter(a.id.split("@")[0] for s in snaps for a in s.attempts)
+    assert {k for k in attempts if k in done} == done and all(attempts[k] == 1 for k in done)
+    for snap in snaps:
+        book = snap.ledger
+        total = {k: book.sum_of(k).minor_units for k in EntryKind}
+        owed = total[EntryKind.CHARGE] + total[EntryKind.REFUND]
+        settled = (
+            total[EntryKind.PATIENT_PAYMENT]
+            + total[EntryKind.INSURANCE_PAYMENT]
+            + total[EntryKind.ADJUSTMENT]
+            + total[EntryKind.WRITE_OFF]
+        )
+        assert owed == settled + book.balance.minor_units, snap.account.id
+    check = store.verify_audit()
+    assert check.ok, check
+    return done
+
+
+def _partitions_done(out: str) -> set[int]:
+    """The partitions a joiner's summary says it did."""
+    line = next(ln for ln in out.splitlines() if ln.startswith("Joined the run of"))
+    listed = line.rpartition("partitions done here: ")[2].strip()
+    return set() if listed == "none" else {int(p) for p in listed.split(", ")}
+
+
+@pytest.fixture(params=[pytest.param("postgresql", marks=pytest.mark.postgres), "sqlite"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'records.sqlite'}"
+        SQLiteStore(tmp_path / "records.sqlite").close()
+    else:
+        pytest.importorskip("psycopg", reason="NO PSYCOPG: install carecollect[postgres]")
+        server: LocalPostgres = request.getfixturevalue("postgres_server")
+        url = server.create_database(f"shared_{next(_names)}")
+        from carecollect.store.postgres import apply_migrations
+
+        apply_migrations(url)
+    return url
+
+
+def test_two_run_processes_share_the_partitions_of_one_run_and_hand_each_message_over_once(
+    store_url: str, tmp_path: Path
+) -> None:
+    with open_store(store_url) as store:
+        load_portfolio(store, 250, seed=11, as_of=NOW.date())
+        plan = plan_run(store, NOW, RunSettings())
+        # the intake takes in opt-outs by e-mail for a few patients with e-mails due today
+        emailed = sorted({m.step.account_id for m in plan.messages if m.channel.value == "email"})[:6]
+        opted = {store.get_account(a).patient_id for a in emailed}
+        addresses = {
+            cp.address
+            for pid in opted
+            for cp in store.get_patient(pid).contact_points
+            if cp.channel.value == "email"
+        }
+    assert len(plan.messages) > 200 and addresses
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "kind": "reply",
+                    "plugin": "outbox",
+                    "body": json.dumps({"id": f"in-{n}", "from": a, "text": "STOP", "channel": "email"}),
+                }
+            )
+            + "\n"
+            for n, a in enumerate(sorted(addresses))
+        ),
+        encoding="utf-8",
+    )
+    db = _settings_file(tmp_path, "spool")
+    both = [_run(tmp_path, db, store_url, "--partitions", "6", "--events", str(events)) for _ in range(2)]
+    outs = [p.communicate(timeout=240) for p in both]
+    for p, (out, err) in zip(both, outs, strict=True):
+        assert p.returncode == 0, (out, err)
+        assert "Traceback" not in err
+
+    # one led, one joined; the partitions split between them, each did some
+    joiners = [out for out, _ in outs if "Joined the run of" in out]
+    assert len(joiners) == 1, [o for o, _ in outs]
+    with open_store(store_url) as store:
+        assert store.finished_partitions(run_key_of(NOW)) == set(range(6))
+        joined = _partitions_done(joiners[0])
+        assert 0 < len(joined) < 6
+
+        # every hand-over is in the spool: each message id exactly once, and each is done
+        spooled: Counter[str] = Counter()
+        for f in (tmp_path / "clinic-outbox" / "spool").glob("*.jsonl"):
+            spooled.update(json.loads(line)["id"] for line in f.read_text(encoding="utf-8").splitlines()[1:])
+        assert spooled and all(n == 1 for n in spooled.values()), spooled.most_common(3)
+        done = _check_books(store)
+        assert {message_id(k) for k in done} == set(spooled)
+        # nothing due is left, and the intake's opt-outs held in both processes
+        assert plan_run(store, NOW, RunSettings()).messages == ()
+        sent_to = {
+            r.subject_id
+            for r in store.audit_records(kinds=("message.sent",))
+            if str(r.data["key"]).endswith(":email")
+        }
+        assert not {store.get_account(a).patient_id for a in sent_to} & opted
+        once = ("run.started", "run.intake_done", "run.finished")
+        assert Counter(r.kind for r in store.audit_records(subject_id="run", kinds=once)) == dict.fromkeys(
+            once, 1
+        )
+        opt_outs = Counter(r.subject_id for r in store.audit_records(kinds=("opt_out",)))
+        assert set(opt_outs) >= opted and all(n == 1 for n in opt_outs.values())
+        assert store.current_run_lock() is None
+        # the joiner kept the events it was given for the next intake: duplicates there, nothing new
+        assert len(store.inbox_pending()) == len(addresses)
+
+
+@pytest.fixture
+def own_server() -> Iterator[LocalPostgres]:
+    """A PostgreSQL server of this test's own (it is stopped under a run)."""
+    pytest.importorskip("psycopg", reason="NO PSYCOPG: install carecollect[postgres]")
+    server = LocalPostgres()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("mode", "partitions"), [("fast", ()), ("immediate", ("--partitions", "4"))])
+def test_a_run_whose_database_goes_down_fails_cleanly_and_a_rerun_finishes_it_exactly_once(
+    own_server: LocalPostgres, tmp_path: Path, mode: str, partitions: tuple[str, ...]
+) -> None:
+    from carecollect.store.postgres import apply_migrations
+
+    url = own_server.create_database("restarted")
+    apply_migrations(url)
+    with open_store(url) as store:
+        load_portfolio(store, 250, seed=11, as_of=NOW.date())
+        planned = {m.key for m in plan_run(store, NOW, RunSettings()).messages}
+    assert len(planned) > 200
+    db = _settings_file(tmp_path, "files")
+    out = tmp_path / "clinic-outbox"
+
+    def handed_over() -> set[str]:
+        return {p.stem for p in out.iterdir() if not p.name.startswith(".")} if out.exists() else set()
+
+    run = _run(tmp_path, db, url, *partitions)
+    deadline = time.monotonic() + 120
+    while len(handed_over()) < 40 and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert run.poll() is None, run.communicate()  # still sending: the server goes down under it
+    own_server.halt(mode)
+    started = time.monotonic()
+    stdout, stderr = run.communicate(timeout=120)
+    exited_after = time.monotonic() - started
+    own_server.resume()
+
+    assert run.returncode == 1, (stdout, stderr)
+    assert "Traceback" not in stderr and "Traceback" not in stdout
+    assert "is unavailable" in stderr and "Run again once the server is back" in stderr, stderr
+    assert exited_after < 20
+    with open_store(url) as store:
+        done = _check_books(store)  # nothing half-written
+        assert done < planned and {message_id(k) for k in done} <= handed_over()
+        assert not list(store.audit_records(subject_id="run", kinds=("run.finished",)))
+
+    again = _run(tmp_path, db, url, *partitions)
+    stdout, stderr = again.communicate(timeout=240)
+    assert again.returncode == 0, (stdout, stderr)
+    with open_store(url) as store:
+        assert _check_books(store) == planned
+        assert {message_id(k) for k in planned} == handed_over()  # the file outbox: one file per id
+        assert plan_run(store, NOW, RunSettings()).messages == ()
+        assert store.current_run_lock() is None
+        if partitions:
+            assert store.finished_partitions(run_key_of(NOW)) == set(range(4))
