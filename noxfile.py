@@ -82,6 +82,7 @@ def tests_postgres(session: nox.Session) -> None:
         # only the suites with PostgreSQL tests (no collection skips for extras it does not install)
         "tests/test_store_postgres.py",
         "tests/test_cli_store.py",
+        "tests/test_run_shared.py",
         *session.posargs,
         env={"CARECOLLECT_REQUIRE_POSTGRES": "1"},
     )

@@ -5,7 +5,8 @@ The run has three phases, each usable on its own:
 1. :func:`~carecollect.run.event_intake.intake` takes in what came back since the last run.
 2. :func:`~carecollect.run.planning.plan_run` plans every decision and writes nothing: a dry
    run is exactly this plan.
-3. :func:`execute_run` takes the run lock, takes in, plans, and carries the plan out: messages
+3. :func:`execute_run` takes the run lock, takes in, plans, and carries the plan out (or joins a
+   partitioned run another process leads, :mod:`carecollect.run.joining`): messages
    (:mod:`carecollect.run.sending`), instalment charges and agency placements
    (:mod:`carecollect.run.charges`) go through the outbox, so a run killed at any point and run
    again sends or charges nothing twice and skips nothing. Every decision goes to the
@@ -115,13 +116,21 @@ def execute_run(
         (``tcp://host:8786``); see :mod:`carecollect.run.cluster` (``pip install "carecollect[dask]"``).
     :param partitions: partitions of the patients for ``workers`` above one or a ``cluster``
         (default: ``workers`` times :data:`~carecollect.run.workers.PARTITIONS_PER_WORKER`, or 16
-        on a cluster); keep it the same when a run is started again for the same ``now``.
+        on a cluster); with one worker and no cluster, this process leases and does them itself,
+        one at a time (default: none, the run is not partitioned). Keep it the same when a run is
+        started again for the same ``now``. A partitioned run can be shared: another process that
+        starts it for the same ``now`` while this one holds the lock joins it, and this process,
+        when it finds the lock held by such a run, joins it instead of leading (the returned
+        report's ``joined``; see :mod:`carecollect.run.joining`).
     :param pm_factory: builds each worker's plugin manager (it must pickle: a module-level
         function or a :func:`functools.partial`); default
         :func:`~carecollect.plugins.manager.make_plugin_manager` with its defaults.
     :raises ConfigurationError: the settings name a plugin that is not installed, or house rules
         that do not apply (:func:`~carecollect.run.settings.settings_problems`); nothing was taken in, planned or sent.
-    :raises RunLocked: another run holds the lock.
+    :raises RunLocked: another run holds the lock and this one cannot join it: it runs for
+        another ``now``, or one of the two is not partitioned.
+    :raises StoreUnavailable: the store's database server went away (nothing half-written; run
+        again once it is back).
     :raises ValueError: ``workers`` is below 1, or above 1 with a store no other process can open.
     :raises RunWorkerError: a worker process failed or died (what it finished stays done; a rerun
         carries on exactly once).
