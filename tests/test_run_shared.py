@@ -10,7 +10,9 @@ SQLite file), the demo portfolio, the file outbox:
 * the server stopped under a run (``pg_ctl stop -m fast`` and ``-m immediate``): the run exits
   with exit code 1 and one line naming :class:`~carecollect.errors.StoreUnavailable`, no
   traceback; what it wrote is whole; started again once the server is back, it finishes the
-  rest, each message exactly once.
+  rest, each message exactly once. (The throwaway server runs with ``synchronous_commit=off``:
+  an immediate stop also loses the last fraction of a second of commits, whole transactions,
+  which the rerun then does again: a harsher case than a real server's.)
 """
 
 from __future__ import annotations
@@ -263,3 +265,76 @@ def test_a_run_whose_database_goes_down_fails_cleanly_and_a_rerun_finishes_it_ex
         assert store.current_run_lock() is None
         if partitions:
             assert store.finished_partitions(run_key_of(NOW)) == set(range(4))
+
+
+def test_a_partitioned_run_of_the_same_instant_is_joined_once_its_intake_is_done_and_others_are_refused(
+    tmp_path: Path,
+) -> None:
+    import threading
+
+    from carecollect.errors import RunLocked
+    from carecollect.run.joining import RunLead, intake_done, lead_or_join
+
+    path = tmp_path / "records.sqlite"
+    wait = dt.timedelta(seconds=30)
+    me = os.getpid()
+    with SQLiteStore(path) as store:
+        lock = lead_or_join(store, "lead@h", me, NOW, stale_after=wait, partitions=4, run_id="r1")
+        assert (lock.owner, lock.pid) == ("lead@h", me)
+        with SQLiteStore(path) as other:
+            for when, parts in ((NOW + dt.timedelta(days=1), 4), (NOW, None)):  # another day; no partitions
+                with pytest.raises(RunLocked):
+                    lead_or_join(
+                        other, "next@h", me + 1, when, stale_after=wait, partitions=parts, run_id="r2"
+                    )
+        found: list[object] = []
+
+        def join() -> None:
+            with SQLiteStore(path) as own:
+                found.append(
+                    lead_or_join(
+                        own, "next@h", me + 1, NOW, stale_after=wait, partitions=4, run_id="r2", poll=0.01
+                    )
+                )
+
+        joiner = threading.Thread(target=join)
+        joiner.start()
+        time.sleep(0.3)
+        assert joiner.is_alive() and not found  # the leader is still taking in
+        intake_done(store, lock, NOW)
+        joiner.join(10)
+        assert found == [RunLead("lead@h", me, run_key_of(NOW), 4, True)]
+        store.release_run_lock("lead@h", me)
+
+        # a run without partitions records no run.started: a partitioned one is refused, not joined
+        alone = lead_or_join(store, "alone@h", me, NOW, stale_after=wait, partitions=None, run_id="r3")
+        with SQLiteStore(path) as other, pytest.raises(RunLocked):
+            lead_or_join(other, "next@h", me + 1, NOW, stale_after=wait, partitions=4, run_id="r4")
+        store.release_run_lock(alone.owner, alone.pid)
+
+
+@pytest.mark.postgres
+def test_a_store_whose_server_went_away_says_so_with_a_typed_error(own_server: LocalPostgres) -> None:
+    from carecollect.errors import StoreUnavailable
+    from carecollect.store.postgres import PostgresStore
+
+    url = own_server.create_database("away")
+    with PostgresStore(url, migrate=True, min_size=2, max_size=2) as store:
+        store.audit_append("note", "run", {"n": 1}, at=NOW)
+
+        def cut_off() -> None:
+            with store.transaction():
+                store.audit_append("note", "run", {"n": 2}, at=NOW)
+                own_server.halt("fast")  # the server goes down inside the unit of work
+                store.audit_append("note", "run", {"n": 3}, at=NOW)
+
+        try:
+            with pytest.raises(StoreUnavailable, match="is unavailable"):
+                cut_off()
+            with pytest.raises(StoreUnavailable, match="Run again once the server is back"):
+                store.current_run_lock()  # one statement on the pool's other connection, dropped too
+        finally:
+            own_server.resume()
+    with PostgresStore(url) as store:  # the unit of work was rolled back whole
+        assert [r.data for r in store.audit_records(kinds=("note",))] == [{"n": 1}]
+        assert store.verify_audit().ok

@@ -6,7 +6,7 @@ the same as-of instant (the run's key, :func:`~carecollect.run.workers.run_key_o
 
 * The first to take the run lock **leads** the run. In the unit of work that takes the lock it
   records ``run.started`` in the audit log (the run key, the number of partitions, the lock's
-  holder). It redelivers the hook events earlier runs owe plugins and takes in the events, once,
+  holder; a run without partitions records none and cannot be joined). It redelivers the hook events earlier runs owe plugins and takes in the events, once,
   then records ``run.intake_done``; it works partitions like everyone else; then it waits until
   every partition of the run is finished, by whichever process, taking over and doing itself any
   partition whose holder stopped beating (:func:`work_partitions` with ``until_all_finished``);
@@ -108,8 +108,8 @@ def lead_or_join(
     run_id: str,
     poll: float = JOIN_POLL,
 ) -> RunLock | RunLead:
-    """Take the run lock and record ``run.started`` in one unit of work (this process leads the
-    run), or find the partitioned run of the same key to join.
+    """Take the run lock and, for a partitioned run, record ``run.started`` in the same unit of
+    work (this process leads the run), or find the partitioned run of the same key to join.
 
     A lock left by a process of this host that is gone is released first (see
     :func:`~carecollect.run.workers._release_if_holder_died`). While the leader of the same run is
@@ -128,12 +128,13 @@ def lead_or_join(
         try:
             with store.transaction():
                 lock = store.acquire_run_lock(owner, pid, now=_wall_clock(), stale_after=stale_after)
-                store.audit_append(
-                    RUN_STARTED,
-                    "run",
-                    {"run_id": run_id, "run_key": key, "partitions": partitions, **_holder(lock)},
-                    at=now,
-                )
+                if partitions is not None:  # a run without partitions cannot be joined: no record
+                    store.audit_append(
+                        RUN_STARTED,
+                        "run",
+                        {"run_id": run_id, "run_key": key, "partitions": partitions, **_holder(lock)},
+                        at=now,
+                    )
             return lock
         except RunLocked as locked:
             if partitions is None:
@@ -147,7 +148,8 @@ def lead_or_join(
 
 
 def _lead_of(store: Store, locked: RunLocked) -> RunLead | None:
-    """The run the lock's holder recorded when it took the lock (``None``: it recorded none)."""
+    """The run the lock's holder recorded when it took the lock (``None``: it recorded none, being
+    a run without partitions)."""
     holder = _holder(locked)
     lead: RunLead | None = None
     for rec in store.audit_records(subject_id="run", kinds=(RUN_STARTED, INTAKE_DONE)):
