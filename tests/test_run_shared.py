@@ -17,10 +17,12 @@ SQLite file), the demo portfolio, the file outbox:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -117,6 +119,42 @@ def _partitions_done(out: str) -> set[int]:
     return set() if listed == "none" else {int(p) for p in listed.split(", ")}
 
 
+@contextlib.contextmanager
+def _starting_line(url: str) -> Iterator[None]:
+    """Hold back every process's first take of the run lock until two are waiting for it, so two
+    processes started together also start their run together (a loaded machine starts one of them
+    seconds late).
+
+    PostgreSQL: hold the run lock's advisory lock and wait until two sessions wait for it. SQLite:
+    hold the file's write lock for three seconds (its waiters cannot be seen; they wait up to the
+    store's 30-second busy timeout).
+    """
+    if url.startswith("sqlite:"):
+        with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)) as db:
+            db.execute("BEGIN IMMEDIATE")
+            yield
+            time.sleep(3)
+            db.execute("ROLLBACK")
+        return
+    import psycopg
+
+    from carecollect.store.postgres import _LOCK_RUN
+
+    with psycopg.connect(url) as conn:
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_RUN,))
+        yield
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            ).fetchone()
+            if row is not None and row[0] >= 2:
+                break
+            time.sleep(0.05)
+        conn.rollback()
+
+
 @pytest.fixture(params=[pytest.param("postgresql", marks=pytest.mark.postgres), "sqlite"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
@@ -164,7 +202,8 @@ def test_two_run_processes_share_the_partitions_of_one_run_and_hand_each_message
         encoding="utf-8",
     )
     db = _settings_file(tmp_path, "spool")
-    both = [_run(tmp_path, db, store_url, "--partitions", "6", "--events", str(events)) for _ in range(2)]
+    with _starting_line(store_url):  # both reach the run lock before either takes it
+        both = [_run(tmp_path, db, store_url, "--partitions", "6", "--events", str(events)) for _ in range(2)]
     outs = [p.communicate(timeout=240) for p in both]
     for p, (out, err) in zip(both, outs, strict=True):
         assert p.returncode == 0, (out, err)
