@@ -218,7 +218,7 @@ def execute_run(
         failed_on_store = isinstance(exc, StoreUnavailable)
         raise
     finally:
-        heart.stop()
+        heart.stop(wait=not failed_on_store)
         if not failed_on_store:
             store.release_run_lock(owner, pid)
     return report

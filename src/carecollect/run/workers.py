@@ -95,10 +95,14 @@ class RunHeartbeat:
         if self._thread is not None:
             self._thread.start()
 
-    def stop(self) -> None:
-        """Stop the thread and wait for it (before the lock is released)."""
+    def stop(self, *, wait: bool = True) -> None:
+        """Stop the thread and wait for it (before the lock is released).
+
+        :param wait: ``False`` when the store's server went away: the thread may be waiting for a
+            connection; it ends by itself (a daemon thread, it never holds up the process's exit).
+        """
         self._stop.set()
-        if self._thread is not None and self._thread.is_alive():
+        if wait and self._thread is not None and self._thread.is_alive():
             self._thread.join()
 
     def beat(self) -> None:
