@@ -646,9 +646,10 @@ def run(
             highlight=False,
         )
     if report.joined is not None:
+        done = ", ".join(map(str, report.partitions_done)) or "none"
         console.print(
-            f"Joined the run of {report.joined} (it took in the events and closes the run); "
-            f"partitions done here: {', '.join(map(str, report.partitions_done)) or 'none'}",
+            f"Joined the run of {report.joined} (it took in the events and closes the run)"
+            + ("" if cluster else f"; partitions done here: {done}"),  # a cluster's tasks keep no tally
             markup=False,
             highlight=False,
         )
