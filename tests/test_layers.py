@@ -91,6 +91,7 @@ FLOORS: dict[str, int] = {
     "run.report": 7,
     "run.workers": 7,
     "run.cluster": 7,
+    "run.joining": 7,
     "run.execute": 7,
     # deprecated alias of the modules above (one minor release)
     "daily_run": 7,

@@ -44,6 +44,7 @@ __all__ = [
     "RunWorkerError",
     "ScheduleMismatch",
     "StoreError",
+    "StoreUnavailable",
     "TimeZoneUnknown",
     "ValidationError",
     "WebhookError",
@@ -167,6 +168,15 @@ RUN_LOCK_STALE_AFTER = dt.timedelta(seconds=30)
 
 class StoreError(CareCollectError, RuntimeError):
     """The store cannot do what was asked (a schema newer than this code, a broken file...)."""
+
+
+class StoreUnavailable(StoreError):
+    """The connection to the store's database server was lost (the server stopped, restarted or
+    cannot be reached).
+
+    The unit of work in flight was not committed, or was committed whole (a connection lost during
+    ``COMMIT``): never half. Run again once the server is back: the run carries on exactly once.
+    """
 
 
 class NotFound(CareCollectError, KeyError):

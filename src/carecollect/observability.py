@@ -39,6 +39,8 @@ RUN_EVENTS: Mapping[str, tuple[int, str]] = {
     "run.message.sent": (logging.DEBUG, "account_id, key, channel"),
     "run.finished": (logging.INFO, "run_id, accounts, sent, held, suppressed, failed, deferred"),
     "run.failed": (logging.ERROR, "run_id, error (the exception's class name)"),
+    "run.joined": (logging.INFO, "run_id, as_of, workers, lead (the run lock's holder: owner and pid)"),
+    "run.joined.finished": (logging.INFO, "run_id, partitions (done here), sent"),
 }
 
 _log = logging.getLogger(LOGGER_NAME)

@@ -645,6 +645,14 @@ def run(
             markup=False,
             highlight=False,
         )
+    if report.joined is not None:
+        done = ", ".join(map(str, report.partitions_done)) or "none"
+        console.print(
+            f"Joined the run of {report.joined} (it took in the events and closes the run)"
+            + ("" if cluster else f"; partitions done here: {done}"),  # a cluster's tasks keep no tally
+            markup=False,
+            highlight=False,
+        )
     for line in report.hook_failures:
         console.print(f"[yellow]plugin hook failed:[/yellow] {line}", markup=True, highlight=False)
 

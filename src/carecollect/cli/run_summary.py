@@ -179,6 +179,7 @@ def run_rows(report: RunReport) -> list[tuple[str, int]]:
             ("agency status updates", i.agency_updates),
             ("events refused or unmatched", len(i.failures)),
         ]
+    rows.append(("partitions done here", len(report.partitions_done)))
     rows.append(("plugin hook failures (not delivered)", len(report.hook_failures)))
     return [(label, n) for label, n in rows if n or label in ("accounts", "sent")]
 

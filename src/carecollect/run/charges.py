@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 from ..channels import Channel
-from ..errors import CareCollectError, DuplicateEntry
+from ..errors import CareCollectError, DuplicateEntry, StoreUnavailable
 from ..ledger import post_payment
 from ..payments import (
     Payment,
@@ -74,6 +74,8 @@ def _place(
     try:
         connector = pm.agency_connector(settings.agency).create(dict(settings.agency_config))
         receipt = connector.place(_placement_request(store, record))
+    except StoreUnavailable:  # the store's server went away: not the placement's failure; the run stops
+        raise
     except CareCollectError as exc:
         _failed_placement(store, key, now, f"{type(exc).__name__}")
         return 0

@@ -35,7 +35,7 @@ from .planning import Conversations
 from .report import RunReport, _report
 from .sending import _COUNTERS
 from .settings import RunSettings
-from .workers import RunHeartbeat, _wall_clock, run_key_of, run_partition
+from .workers import _wall_clock, run_key_of, run_partition
 
 __all__ = ["PARTITION_STALE_AFTER", "WarmRun", "open_cluster", "partition_task"]
 
@@ -142,18 +142,24 @@ def _execute_on_cluster(
     store: Store,
     now: dt.datetime,
     settings: RunSettings,
-    intake_report: IntakeReport,
+    intake_report: IntakeReport | None,
     progress: Callable[[int], None] | None,
     owner: str,
     pid: int,
     conversations: Conversations,
     cluster: str,
     pm_factory: Callable[[], PluginManager] | None,
-    heart: RunHeartbeat,
+    beat: Callable[[], None],
     partitions: int,
     stale_after: dt.timedelta | None = None,
+    run_owner: str | None = None,
 ) -> tuple[RunReport, tuple[str, ...]]:
-    """Submit one task per partition and add up their results (the run lock stays here)."""
+    """Submit one task per partition and add up their results (the run lock stays here).
+
+    :param beat: called as results come in (the leader's run-lock heartbeat).
+    :param run_owner: the prefix of the tasks' leases (default ``owner:pid``: this process leads
+        the run; see :func:`~carecollect.run.joining.taker_of`).
+    """
     stale_after = stale_after or PARTITION_STALE_AFTER
     url = url_of(store)
     if url is None:
@@ -173,7 +179,7 @@ def _execute_on_cluster(
                 partitions,
                 now,
                 settings,
-                f"{owner}:{pid}",
+                run_owner or f"{owner}:{pid}",
                 talks,
                 stale_after,
                 key=f"carecollect-partition-{run_key_of(now)}-{p}-of-{partitions}",
@@ -188,7 +194,7 @@ def _execute_on_cluster(
             for k, v in part_counts.items():
                 counts[k] = counts.get(k, 0) + v
             failures.extend(part_failures)
-            heart.beat()
+            beat()
             if progress is not None:
                 progress(collected.accounts)
     finally:

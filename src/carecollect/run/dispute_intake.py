@@ -21,7 +21,7 @@ from ..disputes import (
     escalate_dispute,
     withdraw_dispute,
 )
-from ..errors import CareCollectError, DuplicateEntry
+from ..errors import CareCollectError, DuplicateEntry, StoreUnavailable
 from ..ledger import post_adjustment
 from ..money import Money
 from ..payments import (
@@ -56,6 +56,8 @@ def _meet_disputes(store: Store, contacts: Iterable[ContactRecord], now: dt.date
     for account_id, records in grouped.items():
         try:
             disputes = store.account_snapshot(account_id).disputes
+        except StoreUnavailable:  # the store's server went away: the run stops
+            raise
         except CareCollectError:  # a contact about an account this store does not hold
             continue
         for dispute in disputes:
@@ -269,6 +271,8 @@ def _retry_recalls(
         if item.kind == "recall":
             try:
                 done += _recall(store, pm, settings, str(item.payload["placement"]), "", now)
+            except StoreUnavailable:
+                raise
             except CareCollectError as exc:
                 failures.append(f"recall {item.key}: {type(exc).__name__}: {exc}")
     return done

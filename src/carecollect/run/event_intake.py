@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 
 from ..contact_centre.records import ContactRecord
 from ..disputes import DisputeReason
-from ..errors import CareCollectError
+from ..errors import CareCollectError, StoreUnavailable
 from ..events import Event, EventType
 from ..outreach import AttemptOutcome, ContactAttempt, OutreachStep
 from ..patients import mark_undeliverable, opt_out
@@ -206,6 +206,8 @@ def intake(
                     counts["bounced"] += 1
                 counts["delivery"] += 1
                 counts["processed"] += 1
+        except StoreUnavailable:  # the store's server went away: not this event's fault; the run stops
+            raise
         except CareCollectError as exc:
             failures.append(f"{ev.kind.value} via {ev.plugin}: {type(exc).__name__}: {exc}")
         except (KeyError, ValueError, TypeError) as exc:
@@ -224,6 +226,8 @@ def intake(
             for update in connector.read_status_updates(since):
                 try:
                     applied = _take_status_update(store, pm, settings, update, now)
+                except StoreUnavailable:
+                    raise
                 except CareCollectError as exc:
                     failures.append(f"status update via {settings.agency}: {type(exc).__name__}: {exc}")
                     continue
@@ -232,6 +236,8 @@ def intake(
                     counts["processed"] += 1
                 else:
                     counts["duplicates"] += 1
+        except StoreUnavailable:
+            raise
         except CareCollectError as exc:
             failures.append(f"agency {settings.agency}: {type(exc).__name__}: {exc}")
     return IntakeReport(

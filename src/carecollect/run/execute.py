@@ -5,7 +5,8 @@ The run has three phases, each usable on its own:
 1. :func:`~carecollect.run.event_intake.intake` takes in what came back since the last run.
 2. :func:`~carecollect.run.planning.plan_run` plans every decision and writes nothing: a dry
    run is exactly this plan.
-3. :func:`execute_run` takes the run lock, takes in, plans, and carries the plan out: messages
+3. :func:`execute_run` takes the run lock, takes in, plans, and carries the plan out (or joins a
+   partitioned run another process leads, :mod:`carecollect.run.joining`): messages
    (:mod:`carecollect.run.sending`), instalment charges and agency placements
    (:mod:`carecollect.run.charges`) go through the outbox, so a run killed at any point and run
    again sends or charges nothing twice and skips nothing. Every decision goes to the
@@ -25,7 +26,7 @@ from typing import Any
 import attrs
 
 from ..contact_centre.records import ContactRecord
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, StoreUnavailable
 from ..messages.render import Renderer
 from ..observability import add_metric, log_event, phase_span
 from ..plugins.manager import PluginManager
@@ -39,11 +40,12 @@ from .decisions import DecisionKind, _Collected
 from .event_intake import intake
 from .hooks import hook_failures, redeliver_hook_events
 from .inbound import InboundEvent, IntakeReport
+from .joining import RunLead, intake_done, keep_for_next_run, lead_or_join, taker_of, work_partitions
 from .planning import Conversations, _iter_plans, by_account
 from .report import RunReport, _report
-from .sending import _Sender, close_batches
+from .sending import _COUNTERS, _Sender, close_batches
 from .settings import RunSettings, check_settings
-from .workers import RunHeartbeat, _execute_parallel, _release_if_holder_died, _wall_clock
+from .workers import PARTITIONS_PER_WORKER, RunHeartbeat, _execute_parallel
 
 __all__ = [
     "CLUSTER_PARTITIONS",
@@ -114,13 +116,21 @@ def execute_run(
         (``tcp://host:8786``); see :mod:`carecollect.run.cluster` (``pip install "carecollect[dask]"``).
     :param partitions: partitions of the patients for ``workers`` above one or a ``cluster``
         (default: ``workers`` times :data:`~carecollect.run.workers.PARTITIONS_PER_WORKER`, or 16
-        on a cluster); keep it the same when a run is started again for the same ``now``.
+        on a cluster); with one worker and no cluster, this process leases and does them itself,
+        one at a time (default: none, the run is not partitioned). Keep it the same when a run is
+        started again for the same ``now``. A partitioned run can be shared: another process that
+        starts it for the same ``now`` while this one holds the lock joins it, and this process,
+        when it finds the lock held by such a run, joins it instead of leading (the returned
+        report's ``joined``; see :mod:`carecollect.run.joining`).
     :param pm_factory: builds each worker's plugin manager (it must pickle: a module-level
         function or a :func:`functools.partial`); default
         :func:`~carecollect.plugins.manager.make_plugin_manager` with its defaults.
     :raises ConfigurationError: the settings name a plugin that is not installed, or house rules
         that do not apply (:func:`~carecollect.run.settings.settings_problems`); nothing was taken in, planned or sent.
-    :raises RunLocked: another run holds the lock.
+    :raises RunLocked: another run holds the lock and this one cannot join it: it runs for
+        another ``now``, or one of the two is not partitioned.
+    :raises StoreUnavailable: the store's database server went away (nothing half-written; run
+        again once it is back).
     :raises ValueError: ``workers`` is below 1, or above 1 with a store no other process can open.
     :raises RunWorkerError: a worker process failed or died (what it finished stays done; a rerun
         carries on exactly once).
@@ -136,17 +146,41 @@ def execute_run(
     renderer = renderer or Renderer()
     pid = os.getpid()
     owner = f"{owner}@{socket.gethostname()}"
-    _release_if_holder_died(store, owner, pid, now)
-    store.acquire_run_lock(owner, pid, now=_wall_clock(), stale_after=stale_after)
-    heart = RunHeartbeat(store, owner, pid, stale_after)
     run_id = uuid.uuid4().hex[:12]
+    count = _partitions(workers, cluster, partitions)
+    held = lead_or_join(store, owner, pid, now, stale_after=stale_after, partitions=count, run_id=run_id)
+    if isinstance(held, RunLead):
+        return _join(
+            store,
+            now,
+            pm,
+            settings,
+            renderer,
+            given_renderer,
+            held,
+            owner,
+            pid,
+            by_account(conversations),
+            progress,
+            workers,
+            pm_factory,
+            stale_after,
+            cluster,
+            partitions or held.partitions,
+            run_id,
+            events,
+        )
+    heart = RunHeartbeat(store, owner, pid, stale_after)
     log_event("run.started", run_id=run_id, as_of=now.isoformat(), workers=workers, dry_run=False)
+    failed_on_store = False
     try:
         with phase_span("carecollect.run", run_id=run_id, as_of=now.isoformat(), workers=workers):
             heart.start()
             with phase_span("carecollect.run.event_intake", run_id=run_id):
                 redeliver_hook_events(store, pm, now)  # what earlier runs owe plugins goes first
                 intake_report = intake(store, pm, settings, events, now, contacts=contacts)
+                if count is not None:  # committed: processes waiting to join start on the partitions
+                    intake_done(store, held, now)
             log_event(
                 "run.intake.done",
                 run_id=run_id,
@@ -174,16 +208,143 @@ def execute_run(
                     run_id,
                     stale_after,
                     cluster,
-                    partitions,
+                    count,
                 )
             _finished(store, report, now, run_id)  # under the lock: the next run sees it
     except BaseException as exc:
         log_event("run.failed", run_id=run_id, error=type(exc).__name__)
+        # the server is away: releasing would only wait for it; the lock goes to the next run (at
+        # once on this host, its holder being gone, else once stale)
+        failed_on_store = isinstance(exc, StoreUnavailable)
         raise
     finally:
-        heart.stop()
-        store.release_run_lock(owner, pid)
+        heart.stop(wait=not failed_on_store)
+        if not failed_on_store:
+            store.release_run_lock(owner, pid)
     return report
+
+
+def _partitions(workers: int, cluster: str | None, partitions: int | None) -> int | None:
+    """The run's partitions (``None``: it runs without, in one process, and nobody can join it)."""
+    if cluster is not None:
+        return partitions or CLUSTER_PARTITIONS
+    if workers > 1:
+        return partitions or workers * PARTITIONS_PER_WORKER
+    return partitions
+
+
+def _join(
+    store: Store,
+    now: dt.datetime,
+    pm: PluginManager,
+    settings: RunSettings,
+    renderer: Renderer,
+    given_renderer: Renderer | None,
+    lead: RunLead,
+    owner: str,
+    pid: int,
+    talks: Conversations,
+    progress: Callable[[int], None] | None,
+    workers: int,
+    pm_factory: Callable[[], PluginManager] | None,
+    stale_after: dt.timedelta,
+    cluster: str | None,
+    partitions: int | None,
+    run_id: str,
+    events: Iterable[InboundEvent],
+) -> RunReport:
+    """Work partitions of the run ``lead`` leads until none is free (see :mod:`carecollect.run.joining`).
+
+    The leader's intake is done: events given to this process go to the store's inbox, for the
+    next run's intake (those the leader took in too count there as duplicates).
+    """
+    assert partitions is not None
+    keep_for_next_run(store, events, now)
+    taker = taker_of(lead, owner, pid)
+    joined = f"{lead.owner} {lead.pid}"
+    log_event("run.joined", run_id=run_id, as_of=now.isoformat(), workers=workers, lead=joined)
+    try:
+        with phase_span("carecollect.run.joined", run_id=run_id, as_of=now.isoformat(), workers=workers):
+            if cluster is not None:
+                _execute_on_cluster = _cluster_runner()
+                report, failures = _execute_on_cluster(
+                    store,
+                    now,
+                    settings,
+                    None,
+                    progress,
+                    owner,
+                    pid,
+                    talks,
+                    cluster,
+                    pm_factory,
+                    _no_lock,
+                    partitions,
+                    run_owner=taker,
+                )
+                return attrs.evolve(report, hook_failures=hook_failures(pm) + failures, joined=joined)
+            if workers > 1:
+                collected, counts, failures, done = _execute_parallel(
+                    store,
+                    now,
+                    settings,
+                    given_renderer,
+                    progress,
+                    owner,
+                    pid,
+                    talks,
+                    workers,
+                    pm_factory,
+                    _no_lock,
+                    stale_after,
+                    partitions,
+                    lead=(lead.owner, lead.pid),
+                    taker=taker,
+                )
+            else:
+                collected, counts, done = work_partitions(
+                    store,
+                    now,
+                    partitions,
+                    (lead.owner, lead.pid),
+                    taker,
+                    settings,
+                    pm,
+                    renderer,
+                    talks,
+                    stale_after,
+                    beat=_no_lock,
+                    progress=progress,
+                )
+                failures = ()
+    except BaseException as exc:
+        log_event("run.failed", run_id=run_id, error=type(exc).__name__)
+        raise
+    log_event("run.joined.finished", run_id=run_id, partitions=len(done), sent=counts["sent"])
+    return attrs.evolve(
+        _report(collected.plan(now), counts, None),
+        hook_failures=hook_failures(pm) + failures,
+        partitions_done=done,
+        joined=joined,
+    )
+
+
+def _cluster_runner() -> Callable[..., tuple[RunReport, tuple[str, ...]]]:
+    """:func:`carecollect.run.cluster._execute_on_cluster` (its module needs the dask extra).
+
+    :raises ConfigurationError: ``distributed`` is not installed.
+    """
+    try:
+        from .cluster import _execute_on_cluster
+    except ImportError:
+        raise ConfigurationError(
+            'the run on a Dask cluster needs the dask extra: pip install "carecollect[dask]"'
+        ) from None
+    return _execute_on_cluster
+
+
+def _no_lock() -> None:
+    """A joiner holds no run lock: nothing to keep alive between partitions."""
 
 
 def _finished(store: Store, report: RunReport, now: dt.datetime, run_id: str) -> None:
@@ -245,14 +406,8 @@ def _execute_phase(
     """Plan and send, in this process or in ``workers`` processes (see :func:`execute_run`)."""
     talks = by_account(conversations)
     if cluster is not None:
-        try:
-            from .cluster import _execute_on_cluster
-        except ImportError:
-            raise ConfigurationError(
-                'the run on a Dask cluster needs the dask extra: pip install "carecollect[dask]"'
-            ) from None
-
-        report, failures = _execute_on_cluster(
+        _execute_on_cluster = _cluster_runner()
+        report, tasks_failed = _execute_on_cluster(
             store,
             now,
             settings,
@@ -263,34 +418,70 @@ def _execute_phase(
             talks,
             cluster,
             pm_factory,
-            heart,
+            heart.beat,
             partitions or CLUSTER_PARTITIONS,
         )
+        # every task returned once its partition was finished, by it or by a joiner's process
         return attrs.evolve(
-            report, hook_failures=hook_failures(pm) + failures, batches=close_batches(pm, settings, now)
+            report, hook_failures=hook_failures(pm) + tasks_failed, batches=close_batches(pm, settings, now)
         )
+    if partitions is None:
+        report = _execute(store, now, pm, settings, renderer, intake_report, progress, heart, talks, run_id)
+        return attrs.evolve(report, hook_failures=hook_failures(pm), batches=close_batches(pm, settings, now))
+    collected = _Collected(settings.keep_plan)
+    counts = dict.fromkeys(_COUNTERS, 0)
+    failures: tuple[str, ...] = ()
+    done: tuple[int, ...] = ()
+    accounts = 0
     if workers > 1:
-        report, failures = _execute_parallel(
+        part, part_counts, failures, done = _execute_parallel(
             store,
             now,
             settings,
             given_renderer,
-            intake_report,
             progress,
             owner,
             pid,
             talks,
             workers,
             pm_factory,
-            heart,
+            heart.beat,
             stale_after,
             partitions,
         )
-        return attrs.evolve(
-            report, hook_failures=hook_failures(pm) + failures, batches=close_batches(pm, settings, now)
-        )
-    report = _execute(store, now, pm, settings, renderer, intake_report, progress, heart, talks, run_id)
-    return attrs.evolve(report, hook_failures=hook_failures(pm), batches=close_batches(pm, settings, now))
+        collected.merge(part)
+        _add(counts, part_counts)
+        accounts = part.accounts
+    # here: the partitions still free (all of them with one worker), then, until every partition
+    # of the run is finished by whichever process, any whose holder stopped beating
+    part, part_counts, here = work_partitions(
+        store,
+        now,
+        partitions,
+        (owner, pid),
+        taker_of(None, owner, pid),
+        settings,
+        pm,
+        renderer,
+        talks,
+        stale_after,
+        beat=heart.beat,
+        progress=None if progress is None else (lambda n: progress(accounts + n)),
+        until_all_finished=True,
+    )
+    collected.merge(part)
+    _add(counts, part_counts)
+    return attrs.evolve(
+        _report(collected.plan(now), counts, intake_report),
+        hook_failures=hook_failures(pm) + failures,
+        batches=close_batches(pm, settings, now),
+        partitions_done=tuple(sorted(done + here)),
+    )
+
+
+def _add(counts: dict[str, int], more: dict[str, int]) -> None:
+    for k, v in more.items():
+        counts[k] = counts.get(k, 0) + v
 
 
 def _execute(

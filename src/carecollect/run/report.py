@@ -37,6 +37,12 @@ class RunReport:
     batches: tuple[str, ...] = ()
     #: Messages sent on each channel (channels that sent none are left out).
     sent_by_channel: Mapping[Channel, int] = attrs.field(factory=dict)
+    #: The partitions this process and its local worker processes planned and sent (a partitioned
+    #: run; empty without partitions and on a Dask cluster, whose tasks lease their own).
+    partitions_done: tuple[int, ...] = ()
+    #: The run this process joined (``owner pid`` of the run lock's holder, which took in the
+    #: events and closes the run; see :mod:`carecollect.run.joining`); ``None``: it led the run.
+    joined: str | None = None
 
 
 def _report(plan: RunPlan, counts: Mapping[str, int], intake_report: IntakeReport | None) -> RunReport:

@@ -19,7 +19,7 @@ import attrs
 from ..addresses import region_of
 from ..channels import Channel
 from ..creditors import Creditor
-from ..errors import CareCollectError, ConfigurationError
+from ..errors import CareCollectError, ConfigurationError, StoreUnavailable
 from ..events import Event, EventType
 from ..invoices import InvoiceStatus
 from ..messages.context import Itemization, MessageContext, NoticeInfo
@@ -668,6 +668,8 @@ def _prepare(
             pay_link=ctx.pay_link,
             written_on=ctx.today,
         )
+    except StoreUnavailable:  # the store's server went away: not this message's failure; the run stops
+        raise
     except CareCollectError as exc:
         return _failed(store, pm, settings, msg, now, f"{type(exc).__name__}: {exc}"), None
     except OSError as exc:

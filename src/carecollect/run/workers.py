@@ -41,9 +41,7 @@ from ..store.codec import partition_key
 from ..store.urls import open_store, url_of
 from .decisions import _Collected
 from .hooks import hook_failures
-from .inbound import IntakeReport
 from .planning import Conversations, _iter_plans
-from .report import RunReport, _report
 from .sending import _COUNTERS, _Sender
 from .settings import RunSettings
 
@@ -100,10 +98,14 @@ class RunHeartbeat:
         if self._thread is not None:
             self._thread.start()
 
-    def stop(self) -> None:
-        """Stop the thread and wait for it (before the lock is released)."""
+    def stop(self, *, wait: bool = True) -> None:
+        """Stop the thread and wait for it (before the lock is released).
+
+        :param wait: ``False`` when the store's server went away: the thread may be waiting for a
+            connection; it ends by itself (a daemon thread, it never holds up the process's exit).
+        """
         self._stop.set()
-        if self._thread is not None and self._thread.is_alive():
+        if wait and self._thread is not None and self._thread.is_alive():
             self._thread.join()
 
     def beat(self) -> None:
@@ -337,23 +339,48 @@ def _execute_parallel(
     now: dt.datetime,
     settings: RunSettings,
     renderer: Renderer | None,
-    intake_report: IntakeReport,
     progress: Callable[[int], None] | None,
     owner: str,
     pid: int,
     conversations: Conversations,
     workers: int,
     pm_factory: Callable[[], PluginManager] | None,
-    heart: RunHeartbeat,
+    beat: Callable[[], None],
     stale_after: dt.timedelta = dt.timedelta(minutes=10),
     partitions: int | None = None,
-) -> tuple[RunReport, tuple[str, ...]]:
+    lead: tuple[str, int] | None = None,
+    taker: str | None = None,
+) -> tuple[_Collected, dict[str, int], tuple[str, ...], tuple[int, ...]]:
+    """Start ``workers`` processes that take partitions of the run until none is free.
+
+    :returns: what they planned, their send counters, their hook failures, and the partitions
+        they did.
+
+    :param beat: called as results come in (the leader's :meth:`RunHeartbeat.beat`).
+    :param lead: the run lock's holder the workers work for (default ``(owner, pid)``: this process
+        leads the run; a process that joined another's run passes the leader's).
+    :param taker: the prefix of the workers' leases (default ``owner:pid``; see
+        :func:`~carecollect.run.joining.taker_of`).
+    """
     url = url_of(store)
     assert url is not None
     partitions = partitions or workers * PARTITIONS_PER_WORKER
     ctx = multiprocessing.get_context("spawn")
     results: Any = ctx.Queue()
-    job = (url, settings, renderer, pm_factory, now, owner, pid, dict(conversations), partitions, stale_after)
+    lead = lead or (owner, pid)
+    job = (
+        url,
+        settings,
+        renderer,
+        pm_factory,
+        now,
+        lead,
+        taker or f"{owner}:{pid}",
+        os.getpid(),
+        dict(conversations),
+        partitions,
+        stale_after,
+    )
     procs = [
         ctx.Process(
             target=_worker,
@@ -369,6 +396,7 @@ def _execute_parallel(
     collected = _Collected(settings.keep_plan)
     failures: list[str] = []
     errors: list[str] = []
+    done_here: list[int] = []
     finished = [False] * workers
     done = 0
 
@@ -381,17 +409,18 @@ def _execute_parallel(
                 return
             if what == "progress":
                 done += body
-                heart.beat()
+                beat()
                 if progress is not None:
                     progress(done)
             elif what == "error":
                 errors.append(f"worker {index}: {body}")
                 finished[index] = True
             else:  # "report"
-                worker_counts, worker_failures, worker_collected = body
+                worker_counts, worker_failures, worker_collected, worker_done = body
                 for k, v in worker_counts.items():
                     counts[k] += v
                 failures.extend(worker_failures)
+                done_here.extend(worker_done)
                 collected.merge(worker_collected)
                 finished[index] = True
             block = False
@@ -399,7 +428,7 @@ def _execute_parallel(
     try:
         while not all(finished):
             take(True)
-            heart.beat()
+            beat()
             for i, proc in enumerate(procs):
                 if not finished[i] and not proc.is_alive():
                     take(False)  # it may have reported just before it ended
@@ -412,7 +441,7 @@ def _execute_parallel(
             if not all(finished):  # this process failed: stop the workers as a kill would (the
                 proc.terminate()  # outbox keeps it exactly once; the rerun carries on)
             proc.join()
-    return _report(collected.plan(now), counts, intake_report), tuple(failures)
+    return collected, counts, tuple(failures), tuple(sorted(done_here))
 
 
 def _worker_failure(index: int, proc: BaseProcess, errors: Sequence[str]) -> str:
@@ -434,8 +463,12 @@ def _die_with(parent: int) -> None:
 
 
 def _worker(index: int, job: tuple[Any, ...], results: Any) -> None:
-    """A worker process of a parallel run: takes partitions until none is left, each end to end."""
-    url, settings, renderer, pm_factory, now, owner, parent, talks, partitions, stale_after = job
+    """A worker process of a parallel run: takes partitions until none is left, each end to end.
+
+    It stops taking partitions when its parent is gone (nobody to report to) or the run lock is no
+    longer held by the run it works for (``lead``; it reports what it did).
+    """
+    url, settings, renderer, pm_factory, now, lead, taker, parent, talks, partitions, stale_after = job
     _die_with(parent)
     try:
         with contextlib.closing(open_store(url)) as store:
@@ -443,13 +476,16 @@ def _worker(index: int, job: tuple[Any, ...], results: Any) -> None:
             renderer = renderer or Renderer()
             counts = dict.fromkeys(_COUNTERS, 0)
             collected = _Collected(False)
-            run_owner = f"{owner}:{parent}"
-            me = f"{run_owner}/worker-{index}:{os.getpid()}"
+            done: list[int] = []
+            run_owner = f"{lead[0]}:{lead[1]}"
+            me = f"{taker}/worker-{index}:{os.getpid()}"
             while True:
-                # the run must still hold the lock: a worker orphaned by a killed run stops
-                held = store.current_run_lock()
-                if os.getppid() != parent or held is None or (held.owner, held.pid) != (owner, parent):
+                if os.getppid() != parent:  # a worker orphaned by a killed run stops
                     return
+                # the run must still hold the lock (else it ended, or its leader died)
+                held = store.current_run_lock()
+                if held is None or (held.owner, held.pid) != tuple(lead):
+                    break
                 lease = store.take_partition(
                     run_key_of(now),
                     partitions,
@@ -475,7 +511,8 @@ def _worker(index: int, job: tuple[Any, ...], results: Any) -> None:
                 collected.merge(part)
                 for k, v in part_counts.items():
                     counts[k] = counts.get(k, 0) + v
-            results.put(("report", index, (counts, hook_failures(pm), collected)))
+                done.append(lease.partition)
+            results.put(("report", index, (counts, hook_failures(pm), collected, done)))
     except BaseException as exc:  # reported to the run, which raises RunWorkerError
         results.put(("error", index, scrub_text(f"{type(exc).__name__}: {exc}")[:500]))
         raise

@@ -46,7 +46,13 @@ from ..channels import Channel
 from ..contact_centre.records import ContactChannel, ContactRecord, Direction, Topic
 from ..creditors import Creditor
 from ..disputes import Dispute
-from ..errors import ConfigurationError, DuplicateEntry, PartitionLeaseLost, ValidationError
+from ..errors import (
+    ConfigurationError,
+    DuplicateEntry,
+    PartitionLeaseLost,
+    StoreUnavailable,
+    ValidationError,
+)
 from ..invoices import Invoice, InvoiceLine
 from ..ledger import Ledger, LedgerEntry
 from ..outreach import ContactAttempt, OutreachStep
@@ -406,6 +412,14 @@ def apply_migrations(
     return done
 
 
+def _connection_lost(exc: psycopg.OperationalError) -> bool:
+    """Whether ``exc`` says the server went away (not a statement's own failure): no SQLSTATE (the
+    client saw the connection close, or the pool had none to give), a connection exception
+    (class 08), or the server shutting down or starting up (57P01, 57P02, 57P03)."""
+    state = exc.sqlstate
+    return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03")
+
+
 class _Local(threading.local):
     conn: psycopg.Connection[Any] | None = None
     depth: int = 0
@@ -527,6 +541,10 @@ class PostgresStore:
                     local.conn, local.depth = None, 0
         except psycopg.errors.QueryCanceled as exc:
             raise self._timed_out() from exc
+        except psycopg.OperationalError as exc:
+            if _connection_lost(exc):
+                raise self._lost(exc) from exc
+            raise
 
     @contextmanager
     def _cur(self) -> Iterator[psycopg.Cursor[Any]]:
@@ -573,11 +591,27 @@ class PostgresStore:
                 yield cur
         except psycopg.errors.QueryCanceled as exc:
             raise self._timed_out() from exc
+        except psycopg.OperationalError as exc:
+            if _connection_lost(exc):
+                raise self._lost(exc) from exc
+            raise
 
     def _timed_out(self) -> StoreError:
         return StoreError(
             f"Store: a statement ran or waited longer than the statement timeout "
             f"({self._statement_timeout.total_seconds():g} s); the unit of work was rolled back"
+        )
+
+    def _lost(self, exc: psycopg.OperationalError) -> StoreUnavailable:
+        what = (
+            "no connection within the pool's timeout"
+            if isinstance(exc, PoolTimeout)
+            else "the connection was lost"
+        )
+        return StoreUnavailable(
+            f"Store: the PostgreSQL database {self._dbname!r} is unavailable ({what}: the server stopped, "
+            "restarted or cannot be reached); the unit of work in flight was rolled back, or committed "
+            "whole if the connection went during its commit. Run again once the server is back"
         )
 
     def _all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:

@@ -69,6 +69,9 @@ def _free_port() -> int:
 class LocalPostgres:
     """One throwaway cluster: :meth:`start` it, :meth:`create_database` per test module, :meth:`stop`.
 
+    :meth:`halt` and :meth:`resume` stop and start the server on the same data and port, for tests
+    of clients that lose their database mid-work.
+
     :param bindir: the server binaries (default: :func:`find_server_binaries`).
     :raises PostgresUnavailable: no binaries, or (as root) no ``postgres`` user to run them.
     """
@@ -138,6 +141,24 @@ class LocalPostgres:
             self.user,
         )
         self.port = _free_port()
+        self.resume()
+        return self
+
+    def halt(self, mode: str = "fast") -> None:
+        """Stop the server and keep its data (a database server going down under its clients).
+
+        :param mode: ``pg_ctl stop -m``: ``fast`` (sessions are ended, the server shuts down
+            cleanly), ``immediate`` (the processes quit at once, as in a crash; the next start
+            recovers from the write-ahead log) or ``smart``.
+        """
+        if mode not in ("smart", "fast", "immediate"):
+            raise ValueError(f"mode {mode!r}: smart, fast or immediate")
+        assert self.directory is not None, "start() first"
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.directory / "data"), "-m", mode, "-w", "stop")
+
+    def resume(self) -> None:
+        """Start the server on its data and port again (after :meth:`halt`)."""
+        assert self.directory is not None, "start() first"
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.directory} "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
@@ -145,7 +166,7 @@ class LocalPostgres:
         self._run(
             str(self.bindir / "pg_ctl"),
             "-D",
-            str(data),
+            str(self.directory / "data"),
             "-o",
             options,
             "-l",
@@ -153,7 +174,6 @@ class LocalPostgres:
             "-w",
             "start",
         )
-        return self
 
     def stop(self) -> None:
         """Stop the server (fast) and remove its directory."""
