@@ -230,8 +230,9 @@ def plugins(session: nox.Session) -> None:
 @nox.session(python=DEFAULT)
 def bench(session: nox.Session) -> None:
     """The benchmark: prints its figures (never a timed unit test)."""
-    # the channel figures (6) send through the smtp and sms plugins to local servers
+    # the channel figures (6) send through the smtp and sms plugins to local servers; the
+    # PostgreSQL figures (7) need psycopg
     session.install(
-        "-e", ".[dask,demo-channels]", "-e", "plugins/carecollect-smtp", "-e", "plugins/carecollect-sms"
+        "-e", ".[dask,postgres,demo-channels]", "-e", "plugins/carecollect-smtp", "-e", "plugins/carecollect-sms"
     )
     session.run("python", "-m", "carecollect.bench", *session.posargs)

@@ -225,3 +225,14 @@ def test_every_language_arrives_intact_and_seven_bit_clean(smtp_server, language
     assert mail.get_body(("plain",)).get_content().replace("\r\n", "\n") == body
     assert body.strip() in mail.get_body(("html",)).get_content()
     assert mail["Message-ID"] == channel.message_id(message)
+
+
+@pytest.mark.parametrize("html", [None, "<p>Beløpet på <b>1 250,00 kr</b> forfaller.</p>"])
+def test_the_server_receives_the_very_bytes_of_the_standard_email(smtp_server, html):
+    channel = SMTP.create(settings(smtp_server) | {"from": "Klinikk Ås <billing@clinic.example>"})
+    message = f.make_message(subject="Påminnelse om regning", language="nb", html=html)
+    assert channel.send(message).status is ReceiptStatus.ACCEPTED
+    ((_, _, content),) = smtp_server.messages
+    at = parsed(content)["Date"].datetime
+    # written without the message object (the envelope is ASCII), byte for byte what build() gives
+    assert content == channel.build(message, at=at).as_bytes()

@@ -89,7 +89,7 @@ from collections.abc import Mapping, Sequence
 import attrs
 from carecollect.channels import Channel
 from carecollect.errors import ConfigurationError, ValidationError
-from carecollect.messages.email import build_email, message_id_header
+from carecollect.messages.email import build_email, email_bytes, message_id_header
 from carecollect.plugins.hookspecs import hookimpl
 from carecollect.plugins.messaging import (
     ChannelCapabilities,
@@ -247,6 +247,26 @@ class SMTPChannel:
             one_click=self.one_click,
         )
 
+    def _payload(self, message: OutgoingMessage) -> bytes | email.message.EmailMessage:
+        """What goes after ``DATA``: the bytes of :meth:`build`'s e-mail
+        (:func:`~carecollect.messages.email.email_bytes`, the same bytes without the message
+        object) when the envelope is plain ASCII; else the e-mail itself, which
+        :meth:`smtplib.SMTP.send_message` writes with ``SMTPUTF8`` as the server allows.
+
+        :raises ValidationError: a recipient or subject that is not a valid header.
+        """
+        if (self.envelope_from + email.utils.parseaddr(message.recipient)[1]).isascii():
+            return email_bytes(
+                message,
+                sender=self.sender,
+                at=dt.datetime.now(dt.UTC),
+                reply_to=self.reply_to,
+                message_id_domain=self.domain,
+                unsubscribe_mailto=self.unsubscribe_mailto,
+                one_click=self.one_click,
+            )
+        return self.build(message)
+
     def _clean(self, text: object, message: OutgoingMessage) -> str:
         """A server's answer without the recipient's address or the password."""
         value = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
@@ -339,7 +359,7 @@ class SMTPChannel:
                 message.id, ReceiptStatus.REJECTED, detail="the smtp channel carries e-mail only"
             ), session
         try:
-            mail = self.build(message)
+            mail = self._payload(message)
         except ValidationError:
             return Receipt(
                 message.id, ReceiptStatus.REJECTED, detail="the recipient or subject is not a valid header"
@@ -392,7 +412,7 @@ class SMTPChannel:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _transaction(
-        self, session: _Session, message: OutgoingMessage, mail: email.message.EmailMessage
+        self, session: _Session, message: OutgoingMessage, mail: bytes | email.message.EmailMessage
     ) -> Receipt:
         """``MAIL FROM``, ``RCPT TO``, ``DATA`` for ``message`` on ``session``.
 
@@ -400,9 +420,11 @@ class SMTPChannel:
         sends ``RSET``); a drop or a ``421`` raises :class:`_Dropped`.
         """
         try:
-            session.smtp.send_message(
-                mail, from_addr=self.envelope_from, to_addrs=[email.utils.parseaddr(message.recipient)[1]]
-            )
+            to_addrs = [email.utils.parseaddr(message.recipient)[1]]
+            if isinstance(mail, bytes):
+                session.smtp.sendmail(self.envelope_from, to_addrs, mail)
+            else:
+                session.smtp.send_message(mail, from_addr=self.envelope_from, to_addrs=to_addrs)
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()), (550, b"recipient refused"))
             if code == _CLOSING:
@@ -421,7 +443,7 @@ class SMTPChannel:
         except (ConnectionError, TimeoutError) as exc:  # reset, broken pipe, a server gone quiet
             raise _Dropped(None, exc) from None
         session.sent += 1
-        receipt = Receipt(message.id, ReceiptStatus.ACCEPTED, provider_message_id=mail["Message-ID"])
+        receipt = Receipt(message.id, ReceiptStatus.ACCEPTED, provider_message_id=self.message_id(message))
         _log.info("smtp: message %s accepted as %s", message.id, receipt.provider_message_id)
         self._sent[message.id] = receipt
         return receipt
