@@ -233,6 +233,11 @@ def bench(session: nox.Session) -> None:
     # the channel figures (6) send through the smtp and sms plugins to local servers; the
     # PostgreSQL figures (7) need psycopg
     session.install(
-        "-e", ".[dask,postgres,demo-channels]", "-e", "plugins/carecollect-smtp", "-e", "plugins/carecollect-sms"
+        "-e",
+        ".[dask,postgres,demo-channels]",
+        "-e",
+        "plugins/carecollect-smtp",
+        "-e",
+        "plugins/carecollect-sms",
     )
     session.run("python", "-m", "carecollect.bench", *session.posargs)

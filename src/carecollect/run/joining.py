@@ -6,8 +6,9 @@ the same as-of instant (the run's key, :func:`~carecollect.run.workers.run_key_o
 
 * The first to take the run lock **leads** the run. In the unit of work that takes the lock it
   records ``run.started`` in the audit log (the run key, the number of partitions, the lock's
-  holder; a run without partitions records none and cannot be joined). It redelivers the hook events earlier runs owe plugins and takes in the events, once,
-  then records ``run.intake_done``; it works partitions like everyone else; then it waits until
+  holder; a run without partitions records none and cannot be joined). It redelivers the hook
+  events earlier runs owe plugins and takes in the events, once, then records
+  ``run.intake_done``; it works partitions like everyone else; then it waits until
   every partition of the run is finished, by whichever process, taking over and doing itself any
   partition whose holder stopped beating (:func:`work_partitions` with ``until_all_finished``);
   only then does it close the print batches and record ``run.finished``. It holds the run lock
