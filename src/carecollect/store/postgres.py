@@ -1066,6 +1066,27 @@ class PostgresStore:
         )
         return None if r is None else ProviderPayment(r[0], r[1], r[2], r[3], r[4], r[5])
 
+    def change_token(self) -> object:
+        """A value that differs whenever anything may have been written since it was taken.
+
+        Outside a unit of work it is the server's current snapshot (``pg_current_snapshot()``:
+        the oldest transaction still running, the next transaction id and those in between still
+        running). A transaction that writes is given an id, which moves the next id on; while it
+        runs it is in the list; when it ends it leaves the list: so any write anywhere on the
+        server, by this process or another, committed or still open, changes the value, and a
+        snapshot taken before a read tells whether that read may be out of date. Reads only,
+        vacuum and other databases' reads leave it alone. Inside a unit of work (whose own later
+        writes share one transaction id) it is a fresh object every time, equal to nothing.
+
+        The daily run uses it, as it uses
+        :meth:`SQLiteStore.change_token <carecollect.store.sqlite.SQLiteStore.change_token>`, to
+        skip re-reading an account that nothing touched since it last read it.
+        """
+        if self._local.conn is not None:
+            return object()
+        row = self._first("SELECT pg_current_snapshot()::text")
+        return None if row is None else str(row[0])
+
     # -- reading the portfolio -----------------------------------------------------------------
     def account_snapshot(self, account_id: str) -> AccountSnapshot:
         """Everything about one account."""

@@ -465,6 +465,42 @@ class StoreContract:
                 store.append_ledger("A-1", [_entry("k1")])
             assert [e.key for e in other.ledger("A-1").entries] == ["k1"]
 
+    def test_a_change_token_changes_with_every_write_and_only_then(
+        self, store: Store, second_handle: SecondHandle
+    ) -> None:
+        """``change_token()``, when the store offers it (the run then skips re-reading an account
+        nothing touched): equal across reads, different after a write through this handle or
+        another, committed; a token taken before a read that missed a write differs afterwards."""
+        token = getattr(store, "change_token", None)
+        if token is None:
+            pytest.skip("no change_token: the run reads every account again before each message")
+        _seed(store)
+        before = token()
+        store.ledger("A-1")
+        store.account_snapshot("A-1")
+        assert token() == before, "a read changed the token: the run would read every account again"
+        store.append_ledger("A-1", [_entry("own")])
+        after_own = token()
+        assert after_own != before, "this handle's write left the token as it was"
+        with contextlib.closing(second_handle(store)) as other:
+            seen = token()
+            assert store.ledger("A-1").balance is not None
+            with other.transaction():
+                other.append_ledger("A-1", [_entry("other-1")])
+                other.append_ledger("A-1", [_entry("other-2")])
+            assert token() != seen, "another handle's committed write left the token as it was"
+            assert token() == token()
+            seen = token()
+            other.append_ledger("A-1", [_entry("other-3")])
+            assert token() != seen
+        with store.transaction():
+            first = token()
+            store.append_ledger("A-1", [_entry("inside-1")])
+            second = token()
+            assert second != first, "a write inside a unit of work left the token as it was"
+            store.append_ledger("A-1", [_entry("inside-2")])
+            assert token() != second, "a unit of work's second write left the token as it was"
+
     # -- ledger ------------------------------------------------------------------------------
     def test_ledger_entries_are_idempotent_by_key(self, store: Store) -> None:
         _seed(store)
