@@ -217,6 +217,19 @@ def _audit_lines(store: Any) -> tuple[list[str], list[str]]:
     return facts, problems
 
 
+def _existing_store_url(db: Path, store_url: str | None) -> str:
+    """The store's URL (:func:`resolve_store_url`); a SQLite file that is not there is a
+    :class:`ConfigurationError` saying how to make it."""
+    from ..store.urls import sqlite_path, store_scheme
+
+    url = resolve_store_url(db, store_url)
+    if store_scheme(url) == "sqlite" and not Path(sqlite_path(url)).exists():
+        raise ConfigurationError(
+            f"no database at {sqlite_path(url)}; run `carecollect init --db {sqlite_path(url)}` first"
+        )
+    return url
+
+
 @click.group()
 def store() -> None:
     """Look after the store (SQLite or PostgreSQL)."""
@@ -233,13 +246,9 @@ def store() -> None:
 @click.option("--store", "store_url", envvar="CARECOLLECT_STORE_URL", help=_STORE_HELP)
 def check(db: Path, store_url: str | None) -> None:
     """Check the schema version, the audit chains and seals, the run lock and stuck outbox items; exit 1 on a problem."""
-    from ..store.urls import safe_url, sqlite_path, store_scheme
+    from ..store.urls import safe_url
 
-    url = resolve_store_url(db, store_url)
-    if store_scheme(url) == "sqlite" and not Path(sqlite_path(url)).exists():
-        raise ConfigurationError(
-            f"no database at {sqlite_path(url)}; run `carecollect init --db {sqlite_path(url)}` first"
-        )
+    url = _existing_store_url(db, store_url)
     facts, problems = check_store(url, dt.datetime.now(dt.UTC))
     click.echo(safe_url(url))
     for line in facts:
@@ -267,13 +276,9 @@ def seal(db: Path, store_url: str | None) -> None:
     seal, or when there is no chain but the main one. The seal's hash is printed: keep it
     outside the database (a log, a ticket) and a rewrite of everything up to it shows.
     """
-    from ..store.urls import open_store, safe_url, sqlite_path, store_scheme
+    from ..store.urls import open_store, safe_url
 
-    url = resolve_store_url(db, store_url)
-    if store_scheme(url) == "sqlite" and not Path(sqlite_path(url)).exists():
-        raise ConfigurationError(
-            f"no database at {sqlite_path(url)}; run `carecollect init --db {sqlite_path(url)}` first"
-        )
+    url = _existing_store_url(db, store_url)
     with contextlib.closing(open_store(url)) as opened:
         record = opened.seal_audit(at=dt.datetime.now(dt.UTC))
     click.echo(safe_url(url))
