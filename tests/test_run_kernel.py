@@ -209,7 +209,7 @@ def test_the_comparison_covers_every_kind_of_decision(store: SQLiteStore) -> Non
         for kind, n in plan_run(store, now, RunSettings(keep_plan=False)).counts().items():
             kinds[kind] = kinds.get(kind, 0) + n
         tables = RunTables(Contexts(), now)
-        for facts in store.iter_plan_facts(batch_size=100):
+        for facts in store.iter_plan_facts(now=now, batch_size=100):
             for acc in rows_from_facts(facts, now, tables.contexts):
                 states.update(decode(c)[0] for c in decide(acc.rows, tables))
     for kind in ("send", "hold", "nothing_due", "plan_missed", "charge", "charge_held"):
@@ -227,7 +227,7 @@ def test_the_kernels_memo_changes_no_decision(store: SQLiteStore, monkeypatch: p
         shared = RunTables(Contexts(), now)
         rows = [
             r
-            for facts in store.iter_plan_facts(batch_size=50)
+            for facts in store.iter_plan_facts(now=now, batch_size=50)
             for acc in rows_from_facts(facts, now, shared.contexts)
             if not acc.rich
             for r in acc.rows
@@ -249,7 +249,9 @@ def test_rows_from_the_store_equal_rows_from_snapshots(store: SQLiteStore, day: 
     now = NOW + dt.timedelta(days=day, hours=5)
     a, b = Contexts(), Contexts()
     from_facts = [
-        acc for facts in store.iter_plan_facts(batch_size=64) for acc in rows_from_facts(facts, now, a)
+        acc
+        for facts in store.iter_plan_facts(now=now, batch_size=64)
+        for acc in rows_from_facts(facts, now, a)
     ]
     snaps = list(store.iter_account_snapshots())
     from_snaps = [rows_from_snapshot(s, store.get_creditor(s.account.creditor_id), now, b) for s in snaps]
@@ -316,7 +318,7 @@ def test_two_creditors_with_their_own_house_rules_on_one_pack(two_clinics: SQLit
     tables = RunTables(
         Contexts(TWO_CLINICS.own_rules), now, TWO_CLINICS.pack, creditor_pack_of=TWO_CLINICS.pack
     )
-    for facts in two_clinics.iter_plan_facts(batch_size=100):
+    for facts in two_clinics.iter_plan_facts(now=now, batch_size=100):
         rows_from_facts(facts, now, tables.contexts)
     owners = {tables.contexts[i].creditor_id for i in range(len(tables.contexts))}
     assert owners == {"", "CR-US2"}

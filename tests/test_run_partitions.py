@@ -100,7 +100,7 @@ def test_every_account_of_a_patient_is_in_one_partition_and_the_partitions_cover
         mine = {m.key for m in plan_run(view, NOW, settings).messages}  # type: ignore[arg-type]
         assert not mine & seen
         seen |= mine
-        for facts in view.iter_plan_facts(batch_size=50):
+        for facts in view.iter_plan_facts(now=NOW, batch_size=50):
             for account in facts.accounts:
                 assert patients.setdefault(account[1], p) == p
                 assert partition_of(account[1], parts) == p

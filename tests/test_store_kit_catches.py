@@ -101,8 +101,8 @@ class ForgivingLedger(SQLiteStore):
 
 
 class DriftingFacts(SQLiteStore):
-    def iter_plan_facts(self, *, batch_size: int = 2000) -> Iterator[PlanFacts]:
-        for facts in super().iter_plan_facts(batch_size=batch_size):
+    def iter_plan_facts(self, *, now: dt.datetime, batch_size: int = 2000) -> Iterator[PlanFacts]:
+        for facts in super().iter_plan_facts(now=now, batch_size=batch_size):
             invoices = [(*r[:-1], r[-1] + 1) if n == 0 else r for n, r in enumerate(facts.invoices)]
             yield attrs.evolve(facts, invoices=invoices)  # one balance a minor unit off per batch
 

@@ -38,7 +38,7 @@ def store_rows(
     :param batch_size: accounts per read.
     """
     with SQLiteStore(path) as store:
-        for facts in store.iter_plan_facts(batch_size=batch_size):
+        for facts in store.iter_plan_facts(now=now, batch_size=batch_size):
             yield from rows_from_facts(facts, now, contexts)
 
 

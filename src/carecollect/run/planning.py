@@ -507,7 +507,7 @@ def _iter_plans(
             )
         return
     agency = settings.agency is not None
-    for facts in facts_of(batch_size=max(settings.batch_size, 2000)):
+    for facts in facts_of(now=now, batch_size=max(settings.batch_size, 2000)):
         batch = rows_from_facts(facts, now, tables.contexts, agency=agency, conversations=conversations)
         settled: dict[str, _Planned] = {}
         rich: list[str] = []

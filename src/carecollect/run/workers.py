@@ -275,7 +275,7 @@ class PartitionView:
         return self._store.audit_append_many(records, at=at, chain=self.chain if chain is None else chain)
 
     def iter_plan_facts(
-        self, *, batch_size: int = 2000, partition: tuple[int, int] | None = None
+        self, *, now: dt.datetime, batch_size: int = 2000, partition: tuple[int, int] | None = None
     ) -> Iterator[PlanFacts]:
         """The store's plan facts of this partition's accounts, filtered by the store in SQL.
 
@@ -284,7 +284,7 @@ class PartitionView:
         mine = (self.lease.partition, self.partitions)
         if partition is not None and tuple(partition) != mine:
             raise ValidationError("PartitionView", "partition", f"this view reads {mine}, not {partition}")
-        return self._store.iter_plan_facts(batch_size=batch_size, partition=mine)
+        return self._store.iter_plan_facts(now=now, batch_size=batch_size, partition=mine)
 
     def iter_account_snapshots(self, *, batch_size: int = 1000) -> Iterator[AccountSnapshot]:
         """The store's account snapshots of this partition's patients."""

@@ -49,6 +49,7 @@ from ..plans import PaymentPlan
 from ..timekeeping import require_aware
 
 __all__ = [
+    "CHANNEL_CODES",
     "GENESIS_HASH",
     "MAIN_CHAIN",
     "RUN_LOCK_STALE_AFTER",
@@ -80,9 +81,58 @@ __all__ = [
     "audit_hash",
     "canonical_json",
     "checked_partition",
+    "contact_facts_sql",
     "next_retry_at",
     "partition_chain",
 ]
+
+
+#: Channel -> code; a channel's bit in plan facts and plan rows is ``1 << code``.
+CHANNEL_CODES: dict[Channel, int] = {
+    Channel.LETTER: 0,
+    Channel.EMAIL: 1,
+    Channel.SMS: 2,
+    Channel.PHONE: 3,
+    Channel.PORTAL: 4,
+}
+
+
+def contact_facts_sql(
+    now: str, *, point: str = "cp", patient: str = "p", find: str = "instr"
+) -> tuple[str, str]:
+    """SQL for :class:`PlanFacts`' ``usable`` and ``sms_checked_at`` of one contact point row.
+
+    Both backends write it the same way, so one text states which point is usable: it is
+    :func:`~carecollect.policy.governor.channel_usable` for one point, in SQL.
+
+    :param now: the run's instant as the backend compares it (a parameter placeholder, or a
+        cast of one), with the point's instant columns.
+    :param point: the contact point table's alias.
+    :param patient: the patients table's alias (its confidential wish).
+    :param find: the backend's ``(text, part) -> position or 0`` function (``instr``, ``strpos``).
+    :returns: ``(bit, checked)``: the point's channel bit when its patient's wishes allow it at
+        ``now``, else ``NULL`` (sum the distinct bits); the point's latest consent or check at
+        or before ``now`` when it is an SMS point, else ``NULL`` (take the maximum).
+
+    >>> bit, checked = contact_facts_sql("?")
+    >>> "cp.opted_out_at > ?" in bit, "WHEN 'sms' THEN 4" in bit
+    (True, True)
+    """
+    c, p = point, patient
+    bits = " ".join(f"WHEN '{ch.value}' THEN {1 << code}" for ch, code in CHANNEL_CODES.items())
+    bit = f"""CASE WHEN ({p}.confidential <> 'only_listed'
+                     OR {find}(' ' || {p}.confidential_channels || ' ', ' ' || {c}.channel || ' ') > 0)
+                AND ({c}.opted_out_at IS NULL OR {c}.opted_out_at > {now})
+                AND ({c}.undeliverable_at IS NULL OR {c}.undeliverable_at > {now}
+                     OR ({c}.verified_at > {c}.undeliverable_at AND {c}.verified_at <= {now}))
+                AND ({c}.channel = 'letter' OR {c}.consent_at <= {now})
+               THEN CASE {c}.channel {bits} END END"""
+    checked = f"""CASE WHEN {c}.channel = 'sms' THEN
+                    CASE WHEN {c}.verified_at <= {now}
+                              AND ({c}.consent_at IS NULL OR {c}.consent_at > {now} OR {c}.verified_at > {c}.consent_at)
+                         THEN {c}.verified_at
+                         WHEN {c}.consent_at <= {now} THEN {c}.consent_at END END"""
+    return bit, checked
 
 
 def checked_partition(value: tuple[int, int] | None) -> tuple[int, int] | None:
@@ -521,7 +571,7 @@ class PortfolioRows:
 
 @attrs.frozen
 class PlanFacts:
-    """The raw facts the daily run's planner reads for a range of accounts (one read per table).
+    """The facts the daily run's planner reads for a range of accounts at the run's instant (one read per table).
 
     What :meth:`SQLiteStore.iter_plan_facts <carecollect.store.sqlite.SQLiteStore.iter_plan_facts>`
     yields: plain tuples straight from the store, no domain objects, so that the run can settle
@@ -530,13 +580,25 @@ class PlanFacts:
     money integer minor units. Every list is in account id order.
 
     :param accounts: ``(id, patient_id, creditor_id, currency, jurisdiction, time_zones,
-        confidential, confidential_channels, cease_requested_at, creditor_role, creditor_nonprofit)``.
+        cease_requested_at, creditor_role, creditor_nonprofit, usable, sms_checked_at,
+        point_zones, exact)``. The last four sum up the patient's contact points at the instant
+        the facts were read for (``now``), in the backend:
+
+        * ``usable``: the channel bits (``1 << CHANNEL_CODES[channel]``) the patient's wishes
+          allow at ``now``, as :func:`~carecollect.policy.governor.channel_usable` answers them
+          (consent given, no opt-out, no bounce a later check did not clear, the confidential
+          wish honoured); ``None`` when none;
+        * ``sms_checked_at``: the latest consent or number check of an SMS point at or before
+          ``now``, or ``None``;
+        * ``point_zones``: the points' own zones in the patient's order, space-separated, or
+          ``None``;
+        * ``exact``: ``1`` when the backend compared every instant exactly; ``0`` when one of
+          the patient's point instants is not in the store's UTC form (the run then decides the
+          account on its snapshot).
     :param invoices: ``(id, account_id, currency, issue_date, due_date, status, claim_status,
         claim_submitted_on, balance_minor)``; the balance is the ledger's once a charge was
         posted, else the patient's share (lines less what the insurer paid and the contractual
         adjustment), as :func:`~carecollect.run.planning.plan_account` reads it.
-    :param contact_points: ``(account_id, channel, consent_at, opted_out_at, verified_at,
-        time_zone, undeliverable_at)``, in the patient's order.
     :param steps: sent outreach steps ``(account_id, invoice_id, purpose, sent_at, id)``.
     :param attempts: contact attempts ``(account_id, invoice_id, channel, at, outcome)``.
     :param disputes: open disputes ``(account_id, invoice_id or None)``.
@@ -553,7 +615,6 @@ class PlanFacts:
 
     accounts: list[tuple[Any, ...]]
     invoices: list[tuple[Any, ...]]
-    contact_points: list[tuple[Any, ...]]
     steps: list[tuple[Any, ...]]
     attempts: list[tuple[Any, ...]]
     disputes: list[tuple[Any, ...]]
@@ -825,12 +886,13 @@ class RecordStore(UnitOfWork, Protocol):
         ...
 
     def iter_plan_facts(
-        self, *, batch_size: int = 2000, partition: tuple[int, int] | None = None
+        self, *, now: dt.datetime, batch_size: int = 2000, partition: tuple[int, int] | None = None
     ) -> Iterator[PlanFacts]:
-        """The planner's raw facts, ``batch_size`` accounts per :class:`PlanFacts`, accounts in id order.
+        """The planner's facts at ``now``, ``batch_size`` accounts per :class:`PlanFacts`, accounts in id order.
 
-        Every fact of one account is in one batch; sums that are exact in the
-        backend (an invoice's lines, its ledger balance) may be aggregated there.
+        Every fact of one account is in one batch; what is exact in the backend (an
+        invoice's lines, its ledger balance, which contact points are usable at ``now``)
+        may be worked out there.
         With ``partition=(k, n)`` only the accounts whose patient's
         :func:`~carecollect.store.codec.partition_key` modulo ``n`` is ``k``, filtered
         in the backend: ``n`` partitions together read every account once.

@@ -60,6 +60,7 @@ from ..patients import Account, ContactPoint, Patient
 from ..placements import AgencyPlacement
 from ..plans import PaymentPlan
 from ..relief.assistance import ApplicationStatus, AssistanceApplication
+from ..timekeeping import require_aware
 from . import codec
 from .audit import AUDIT_ROW, heads_from_rows, record_from_row, seal_data, seal_due, verify_chains
 from .base import (
@@ -89,6 +90,7 @@ from .base import (
     audit_hash,
     canonical_json,
     checked_partition,
+    contact_facts_sql,
     next_retry_at,
 )
 
@@ -1191,9 +1193,9 @@ class PostgresStore:
             last = ids[-1]
 
     def iter_plan_facts(
-        self, *, batch_size: int = 2000, partition: tuple[int, int] | None = None
+        self, *, now: dt.datetime, batch_size: int = 2000, partition: tuple[int, int] | None = None
     ) -> Iterator[PlanFacts]:
-        """The planner's raw facts, ``batch_size`` accounts per :class:`~carecollect.store.base.PlanFacts`.
+        """The planner's facts at ``now``, ``batch_size`` accounts per :class:`~carecollect.store.base.PlanFacts`.
 
         The same tuples as :meth:`SQLiteStore.iter_plan_facts
         <carecollect.store.sqlite.SQLiteStore.iter_plan_facts>` (instants as ISO text in UTC, money
@@ -1203,21 +1205,23 @@ class PostgresStore:
         the caller works on this one (the server's time and the caller's overlap); inside one,
         every batch is read in the caller's transaction, one after the other, and sees its writes.
 
+        :param now: the run's instant (aware).
         :param partition: ``(k, n)``: only partition ``k`` of ``n``, filtered in SQL on the
             accounts' stored partition key; ``None``: every account.
-        :raises ValidationError: ``batch_size`` or ``partition`` is malformed.
+        :raises ValidationError: ``batch_size``, ``partition`` or ``now`` is malformed.
         """
         size = _batch_size(batch_size)
         part = checked_partition(partition)
+        require_aware(now, "Store", "now")
         if self._local.conn is not None:
-            yield from self._plan_batches(size, part)
+            yield from self._plan_batches(now, size, part)
             return
         ahead: queue.Queue[PlanFacts | BaseException | None] = queue.Queue(maxsize=1)
         stop = threading.Event()
 
         def read() -> None:
             try:
-                for facts in self._plan_batches(size, part):
+                for facts in self._plan_batches(now, size, part):
                     while not stop.is_set():
                         try:
                             ahead.put(facts, timeout=0.1)
@@ -1246,7 +1250,7 @@ class PostgresStore:
                 ahead.get_nowait()  # a reader waiting to hand over its batch sees the stop
             reader.join()
 
-    def _plan_batches(self, size: int, part: tuple[int, int] | None) -> Iterator[PlanFacts]:
+    def _plan_batches(self, now: dt.datetime, size: int, part: tuple[int, int] | None) -> Iterator[PlanFacts]:
         """:meth:`iter_plan_facts`'s batches, read on this thread."""
         last = ""
         while True:
@@ -1259,7 +1263,7 @@ class PostgresStore:
                     return cur.fetchall()
 
                 if part is None:
-                    accounts = q(self._FACTS_ACCOUNTS, (last, size))
+                    accounts = q(self._FACTS_ACCOUNTS, {"now": now, "last": last, "size": size})
                     scope, params = (
                         "BETWEEN %(lo)s AND %(hi)s",
                         {
@@ -1268,7 +1272,10 @@ class PostgresStore:
                         },
                     )
                 else:
-                    accounts = q(self._FACTS_ACCOUNTS_OF_PARTITION, (last, part[1], part[0], size))
+                    accounts = q(
+                        self._FACTS_ACCOUNTS_OF_PARTITION,
+                        {"now": now, "last": last, "n": part[1], "k": part[0], "size": size},
+                    )
                     scope, params = "= ANY(%(ids)s)", {"ids": [a[0] for a in accounts]}
                 if not accounts:
                     return
@@ -1279,14 +1286,20 @@ class PostgresStore:
             yield facts
             last = accounts[-1][0]
 
-    _FACTS_SELECT = """
-        SELECT a.id, a.patient_id, a.creditor_id, a.currency, a.jurisdiction, p.time_zones, p.confidential,
-               p.confidential_channels, p.cease_requested_at, c.role, c.nonprofit
-          FROM accounts a JOIN patients p ON p.id = a.patient_id JOIN creditors c ON c.id = a.creditor_id"""
-    _FACTS_ACCOUNTS = f"{_FACTS_SELECT} WHERE a.id > %s ORDER BY a.id LIMIT %s"
-    _FACTS_ACCOUNTS_OF_PARTITION = (
-        f"{_FACTS_SELECT} WHERE a.id > %s AND a.partition_key %% %s = %s ORDER BY a.id LIMIT %s"
-    )
+    _POINT_BIT, _POINT_CHECKED = contact_facts_sql("%(now)s", find="strpos")
+    # An account's facts with its patient's contact points summed up at ``now`` (see PlanFacts);
+    # timestamptz compares exactly, so ``exact`` is always 1.
+    _FACTS_SELECT = f"""
+        SELECT a.id, a.patient_id, a.creditor_id, a.currency, a.jurisdiction, p.time_zones, p.cease_requested_at,
+               c.role, c.nonprofit, pts.usable, pts.checked, pts.zones, 1
+          FROM accounts a JOIN patients p ON p.id = a.patient_id JOIN creditors c ON c.id = a.creditor_id
+               LEFT JOIN LATERAL (
+                   SELECT SUM(DISTINCT {_POINT_BIT}) AS usable, MAX({_POINT_CHECKED}) AS checked,
+                          string_agg(cp.time_zone, ' ' ORDER BY cp.position)
+                              FILTER (WHERE cp.time_zone <> '') AS zones
+                     FROM contact_points cp WHERE cp.patient_id = a.patient_id) pts ON true"""
+    _FACTS_ACCOUNTS = f"{_FACTS_SELECT} WHERE a.id > %(last)s ORDER BY a.id LIMIT %(size)s"
+    _FACTS_ACCOUNTS_OF_PARTITION = f"{_FACTS_SELECT} WHERE a.id > %(last)s AND a.partition_key %% %(n)s = %(k)s ORDER BY a.id LIMIT %(size)s"
     # Each table's facts of a batch's accounts: ``{scope}`` is an id range, or a partition's ids.
     _FACTS: ClassVar[dict[str, str]] = {
         "invoices": """
@@ -1303,10 +1316,6 @@ class PostgresStore:
                  FROM ledger_entries WHERE account_id {scope} AND invoice_id IS NOT NULL
                 GROUP BY invoice_id) b ON b.invoice_id = i.id
          WHERE i.account_id {scope} ORDER BY i.account_id, i.id""",
-        "contact_points": """
-        SELECT a.id, c.channel, c.consent_at, c.opted_out_at, c.verified_at, c.time_zone, c.undeliverable_at
-          FROM accounts a JOIN contact_points c ON c.patient_id = a.patient_id
-         WHERE a.id {scope} ORDER BY a.id, c.position""",
         "steps": """
         SELECT account_id, invoice_id, purpose, sent_at, id FROM outreach_steps
          WHERE account_id {scope} AND status IN ('sent', 'delivered') AND sent_at IS NOT NULL

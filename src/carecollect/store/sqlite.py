@@ -74,6 +74,7 @@ from .base import (
     audit_hash,
     canonical_json,
     checked_partition,
+    contact_facts_sql,
     next_retry_at,
 )
 
@@ -1054,31 +1055,43 @@ class SQLiteStore:
             last = ids[-1]
 
     def iter_plan_facts(
-        self, *, batch_size: int = 2000, partition: tuple[int, int] | None = None
+        self, *, now: dt.datetime, batch_size: int = 2000, partition: tuple[int, int] | None = None
     ) -> Iterator[PlanFacts]:
-        """The planner's raw facts, ``batch_size`` accounts per :class:`~carecollect.store.base.PlanFacts`.
+        """The planner's facts at ``now``, ``batch_size`` accounts per :class:`~carecollect.store.base.PlanFacts`.
 
         One query per table and batch, aggregated in SQL where that is exact (an invoice's lines
-        total and ledger balance); no domain objects. Accounts come in id order, so every fact of
-        one account is in one batch.
+        total and ledger balance; which contact points are usable at ``now``, comparing the
+        store's UTC instants as text, which orders them as their instants); no domain objects.
+        Accounts come in id order, so every fact of one account is in one batch.
 
+        :param now: the run's instant (aware).
         :param batch_size: accounts per batch (at most 5,000 for a partition's read).
         :param partition: ``(k, n)``: only the accounts of partition ``k`` of ``n``
             (:func:`~carecollect.store.codec.partition_key` of the patient modulo ``n`` is
             ``k``), filtered in SQL; ``None``: every account.
-        :raises ValidationError: ``batch_size`` or ``partition`` is malformed.
+        :raises ValidationError: ``batch_size``, ``partition`` or ``now`` is malformed.
         """
         size = _batch_size(batch_size)
         part = checked_partition(partition)
+        at = codec.iso_instant(now)
         db = self._db
         last = ""
         while True:
             if part is None:
-                accounts = db.execute(self._FACTS_ACCOUNTS, (last, size)).fetchall()
+                accounts = db.execute(
+                    self._FACTS_ACCOUNTS, {"now": at, "last": last, "size": size}
+                ).fetchall()
                 scope, params = "BETWEEN ? AND ?", (accounts[0][0], accounts[-1][0]) if accounts else ()
             else:
                 accounts = db.execute(
-                    self._FACTS_ACCOUNTS_OF_PARTITION, (last, part[1], part[0], min(size, _PARTITION_BATCH))
+                    self._FACTS_ACCOUNTS_OF_PARTITION,
+                    {
+                        "now": at,
+                        "last": last,
+                        "n": part[1],
+                        "k": part[0],
+                        "size": min(size, _PARTITION_BATCH),
+                    },
                 ).fetchall()
                 params = tuple(a[0] for a in accounts)
                 scope = f"IN ({', '.join('?' * len(params))})"
@@ -1093,14 +1106,25 @@ class SQLiteStore:
             )
             last = accounts[-1][0]
 
-    _FACTS_SELECT = """
-        SELECT a.id, a.patient_id, a.creditor_id, a.currency, a.jurisdiction, p.time_zones, p.confidential,
-               p.confidential_channels, p.cease_requested_at, c.role, c.nonprofit
-          FROM accounts a JOIN patients p ON p.id = a.patient_id JOIN creditors c ON c.id = a.creditor_id"""
-    _FACTS_ACCOUNTS = f"{_FACTS_SELECT} WHERE a.id > ? ORDER BY a.id LIMIT ?"
+    _POINT_BIT, _POINT_CHECKED = contact_facts_sql(":now")
+    # An account's facts with its patient's contact points summed up at ``:now`` (see PlanFacts).
+    # The points are joined in their index's order (patient, position), the order group_concat
+    # sees them in; ``exact``: every instant of the points is in the store's UTC form, so the
+    # text comparisons order them as their instants.
+    _FACTS_SELECT = f"""
+        SELECT a.id, a.patient_id, a.creditor_id, a.currency, a.jurisdiction, p.time_zones, p.cease_requested_at,
+               c.role, c.nonprofit, SUM(DISTINCT {_POINT_BIT}), MAX({_POINT_CHECKED}),
+               group_concat(NULLIF(cp.time_zone, ''), ' '),
+               MIN(IFNULL(substr(cp.consent_at, -6), '+00:00') = '+00:00'
+                   AND IFNULL(substr(cp.opted_out_at, -6), '+00:00') = '+00:00'
+                   AND IFNULL(substr(cp.verified_at, -6), '+00:00') = '+00:00'
+                   AND IFNULL(substr(cp.undeliverable_at, -6), '+00:00') = '+00:00')
+          FROM accounts a JOIN patients p ON p.id = a.patient_id JOIN creditors c ON c.id = a.creditor_id
+               LEFT JOIN contact_points cp ON cp.patient_id = a.patient_id"""
+    _FACTS_ACCOUNTS = f"{_FACTS_SELECT} WHERE a.id > :last GROUP BY a.id ORDER BY a.id LIMIT :size"
     _FACTS_ACCOUNTS_OF_PARTITION = f"""{_FACTS_SELECT}
-         WHERE a.id > ? AND COALESCE(a.partition_key, carecollect_partition_key(a.patient_id)) % ? = ?
-         ORDER BY a.id LIMIT ?"""
+         WHERE a.id > :last AND COALESCE(a.partition_key, carecollect_partition_key(a.patient_id)) % :n = :k
+         GROUP BY a.id ORDER BY a.id LIMIT :size"""
     # Each table's facts of a batch's accounts: ``{scope}`` is an id range, or a partition's ids.
     # The balance: the account's ledger for the invoice once a charge was posted (one indexed
     # look-up per invoice, HAVING gives no row, so NULL, without a charge), else the patient's share.
@@ -1117,10 +1141,6 @@ class SQLiteStore:
                    - COALESCE(i.insurer_paid_minor, 0) - COALESCE(i.contractual_adjustment_minor, 0))
           FROM invoices i
          WHERE i.account_id {scope} ORDER BY i.account_id, i.id""",
-        "contact_points": """
-        SELECT a.id, c.channel, c.consent_at, c.opted_out_at, c.verified_at, c.time_zone, c.undeliverable_at
-          FROM accounts a JOIN contact_points c ON c.patient_id = a.patient_id
-         WHERE a.id {scope} ORDER BY a.id, c.position""",
         "steps": """
         SELECT account_id, invoice_id, purpose, sent_at, id FROM outreach_steps
          WHERE account_id {scope} AND status IN ('sent', 'delivered') AND sent_at IS NOT NULL""",
