@@ -340,3 +340,38 @@ def test_a_creditors_own_house_rules_change_only_its_accounts(two_clinics: SQLit
                 differ[creditor[d[0]]] += 1
     assert differ["CR-US"] == 0  # the installation's rules: the same decisions
     assert differ["CR-US2"] > 0  # its own, stricter rules: other decisions
+
+
+def test_a_point_instant_not_in_utc_form_sends_its_account_to_the_rich_path(tmp_path: Path) -> None:
+    """A bulk load may bring an instant with another offset; SQL cannot compare it as text."""
+    path = tmp_path / "run.db"
+    with SQLiteStore(path) as s:
+        load_portfolio(s, 60, seed=9, as_of=AS_OF)
+    db = sqlite3.connect(path)
+    try:
+        pid, aid = db.execute(
+            "SELECT a.patient_id, a.id FROM accounts a JOIN contact_points c ON c.patient_id = a.patient_id "
+            "WHERE c.channel = 'email' AND c.consent_at IS NOT NULL ORDER BY a.id LIMIT 1"
+        ).fetchone()
+        # 16:00 in +01:00 is 15:00 UTC, before NOW (15:30 UTC): the patient opted out, though
+        # the text sorts after NOW's
+        with db:
+            db.execute(
+                "UPDATE contact_points SET opted_out_at = '2026-03-02T16:00:00+01:00' "
+                "WHERE patient_id = ? AND channel = 'email'",
+                (pid,),
+            )
+        mine = {r[0] for r in db.execute("SELECT id FROM accounts WHERE patient_id = ?", (pid,))}
+    finally:
+        db.close()
+    with SQLiteStore(path) as s:
+        facts = list(s.iter_plan_facts(now=NOW, batch_size=7))
+        inexact = {a[0] for f in facts for a in f.accounts if a[12] == 0}
+        assert inexact == mine and aid in mine
+        contexts = Contexts()
+        accounts = {acc.account_id: acc for f in facts for acc in rows_from_facts(f, NOW, contexts)}
+        assert accounts[aid].rich
+        assert sum(acc.rich for acc in accounts.values()) < len(accounts) / 2
+        rich = plan_run(s, NOW, RunSettings(), prescreen=False)
+        _same(rich, plan_run(s, NOW, RunSettings()))
+        assert not any(m.step.account_id in mine and m.channel.value == "email" for m in rich.messages)

@@ -83,6 +83,14 @@ __all__ = ["MIGRATIONS", "SQLiteStore"]
 _NO_CHANGE = "SELECT RAISE(ABORT, '{table} is append-only: add a correcting entry instead')"
 
 #: The schema, as numbered migrations: ``(version, description, statements)``. Only ever append.
+# A contact point with an instant not in the UTC form the store writes (a bulk load may bring any
+# offset): the plan read cannot compare it as text, so its patient's accounts are decided on
+# their snapshots. A partial index keeps these few points, so the plan read finds them at once.
+_INEXACT_POINT = " OR ".join(
+    f"substr({column}, -6) <> '+00:00'"
+    for column in ("consent_at", "opted_out_at", "verified_at", "undeliverable_at")
+)
+
 MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (
         1,
@@ -296,6 +304,11 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
             + "; END",
             "CREATE UNIQUE INDEX audit_chain ON audit_log(chain, chain_seq)",
         ),
+    ),
+    (
+        14,
+        "contact points with an instant not in UTC form, indexed (the plan read decides their accounts on snapshots)",
+        (f"CREATE INDEX contact_points_inexact ON contact_points(patient_id) WHERE {_INEXACT_POINT}",),
     ),
 )
 
@@ -1110,15 +1123,12 @@ class SQLiteStore:
     # An account's facts with its patient's contact points summed up at ``:now`` (see PlanFacts).
     # The points are joined in their index's order (patient, position), the order group_concat
     # sees them in; ``exact``: every instant of the points is in the store's UTC form, so the
-    # text comparisons order them as their instants.
+    # text comparisons order them as their instants (the few other points are in a partial index).
     _FACTS_SELECT = f"""
         SELECT a.id, a.patient_id, a.creditor_id, a.currency, a.jurisdiction, p.time_zones, p.cease_requested_at,
                c.role, c.nonprofit, SUM(DISTINCT {_POINT_BIT}), MAX({_POINT_CHECKED}),
                group_concat(NULLIF(cp.time_zone, ''), ' '),
-               MIN(IFNULL(substr(cp.consent_at, -6), '+00:00') = '+00:00'
-                   AND IFNULL(substr(cp.opted_out_at, -6), '+00:00') = '+00:00'
-                   AND IFNULL(substr(cp.verified_at, -6), '+00:00') = '+00:00'
-                   AND IFNULL(substr(cp.undeliverable_at, -6), '+00:00') = '+00:00')
+               a.patient_id NOT IN (SELECT patient_id FROM contact_points WHERE {_INEXACT_POINT})
           FROM accounts a JOIN patients p ON p.id = a.patient_id JOIN creditors c ON c.id = a.creditor_id
                LEFT JOIN contact_points cp ON cp.patient_id = a.patient_id"""
     _FACTS_ACCOUNTS = f"{_FACTS_SELECT} WHERE a.id > :last GROUP BY a.id ORDER BY a.id LIMIT :size"
