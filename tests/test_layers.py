@@ -93,6 +93,7 @@ FLOORS: dict[str, int] = {
     "run.cluster": 7,
     "run.joining": 7,
     "run.execute": 7,
+    "run.process": 7,
     # deprecated alias of the modules above (one minor release)
     "daily_run": 7,
     "importers": 8,

@@ -130,9 +130,11 @@ def dry_run(path: Path, now: dt.datetime, n: int) -> dict[str, Any]:
 def floor_child(kind: str, path: str, now: str) -> dict[str, Any]:
     """In a fresh process: the read floor, or the decision floor and the kernel on in-memory rows."""
     from ..run.kernel import RunTables, decide
+    from ..run.process import tune_gc_for_batch_run
     from ..run.rows import Contexts
     from .floors import decision_floor, read_floor, store_rows
 
+    tune_gc_for_batch_run()  # as carecollect run does: the floors run under the product's settings
     at = dt.datetime.fromisoformat(now)
     if kind == "read":
         accounts, invoices = read_floor(path, at)

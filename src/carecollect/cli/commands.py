@@ -217,20 +217,6 @@ def main() -> None:
     """Patient-friendly billing and collections: run the daily cycle, explain it, report on it."""
 
 
-def _collect_garbage_less_often() -> None:
-    """Tune Python's cycle collector for the daily run, a batch job of many short-lived tuples.
-
-    The run's rows and decisions hold no reference cycles (reference counting frees them), but
-    the collector's default threshold (700 new objects) has it scan the young ones again and
-    again, and every module loaded so far with them: about a tenth of a dry run's time. What is
-    loaded now is frozen (never scanned again) and the collector runs every 50,000 new objects.
-    """
-    import gc
-
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
-
-
 @main.command()
 @_db_option()
 def init(db: Path) -> None:
@@ -581,12 +567,13 @@ def run(
     from ..plugins.manager import make_plugin_manager
     from ..run.execute import execute_run, last_run_at
     from ..run.planning import plan_run
+    from ..run.process import tune_gc_for_batch_run
     from ..run.settings_file import check_config, load_config
     from .run_summary import dry_run_document, dry_run_rows, routes, run_rows
 
     if (show or fmt != "text") and not dry_run:
         raise click.UsageError("--show and --format go with --dry-run")
-    _collect_garbage_less_often()
+    tune_gc_for_batch_run()
     now = parse_as_of(as_of)
     console = _console()
     with _open(db, store_url) as store:

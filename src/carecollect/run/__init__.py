@@ -15,6 +15,7 @@
 * :mod:`carecollect.run.execute`, :mod:`carecollect.run.report`, :mod:`carecollect.run.workers`:
   the run itself (:func:`~carecollect.run.execute.execute_run`), what it did, its lock's
   heartbeat and its parallel workers.
+* :mod:`carecollect.run.process`: how a batch run tunes the process (Python's cycle collector).
 
 The public names below are importable from :mod:`carecollect.run` itself; each module is
 imported on first use, so ``import carecollect.run`` stays light.
