@@ -8,6 +8,7 @@ from contextlib import closing
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import attrs
 import pytest
 
 from carecollect.channels import Channel
@@ -252,6 +253,59 @@ def test_ledger_is_append_only_and_idempotent(store: SQLiteStore) -> None:
         store._db.execute("UPDATE ledger_entries SET amount_minor = 1")
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         store._db.execute("DELETE FROM ledger_entries")
+
+
+def _invoice_sums(store: SQLiteStore) -> dict[str, tuple[int, int]]:
+    rows = store._db.execute("SELECT id, ledger_charged, ledger_balance_minor FROM invoices ORDER BY id")
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def _ledger_sums(store: SQLiteStore) -> dict[str, tuple[int, int]]:
+    """Each invoice's ledger summed from the entries themselves (what the triggers must keep)."""
+    up = {EntryKind.CHARGE, EntryKind.REFUND, EntryKind.PAYMENT_REVERSED, EntryKind.INSURANCE_REVERSED}
+    out: dict[str, tuple[int, int]] = {}
+    for iid, aid in store._db.execute("SELECT id, account_id FROM invoices ORDER BY id").fetchall():
+        mine = [e for e in store.ledger(aid).entries if e.invoice_id == iid]
+        out[iid] = (
+            int(any(e.kind is EntryKind.CHARGE for e in mine)),
+            sum(e.amount.minor_units * (1 if e.kind in up else -1) for e in mine),
+        )
+    return out
+
+
+def test_each_invoice_keeps_its_ledgers_sum_whatever_the_order_of_writes(store: SQLiteStore) -> None:
+    """The plan read takes an invoice's balance from the sum the ledger's triggers keep on it."""
+    _seed(store)
+    ledger, _ = post_charge(store.ledger("A-1"), "INV-1", Money("575.50", "NOK"), at=T0)
+    pay = Payment("PAY-1", "A-1", Money("200.00", "NOK"), PaymentMethod.MOBILE, T0 + dt.timedelta(days=2))
+    ledger, _ = post_payment(ledger, pay)
+    back = LedgerEntry(
+        "reversed:PAY-1", EntryKind.PAYMENT_REVERSED, Money("50.00", "NOK"), T0, "INV-1", "PAY-1"
+    )
+    store.append_ledger("A-1", [*ledger.entries, back])
+    assert _invoice_sums(store) == {"INV-1": (1, 57550 - 20000 + 5000)}
+    # entries written before their invoice (a bulk load, a late import): the invoice sums them
+    early = LedgerEntry("charge:INV-2", EntryKind.CHARGE, Money("10.00", "NOK"), T0, "INV-2", "INV-2")
+    store.append_ledger("A-1", [early])
+    store.put_invoice(_invoice("INV-2"))
+    # an invoice moved to another account: only that account's entries count
+    store.put_account(Account("A-2", "P-1", "CR-1", "NOK", "no"))
+    store.append_ledger(
+        "A-2", [LedgerEntry("charge:INV-3", EntryKind.CHARGE, Money("3.00", "NOK"), T0, "INV-3", "INV-3")]
+    )
+    store.put_invoice(_invoice("INV-3"))  # on A-1: A-2's charge does not count
+    assert _invoice_sums(store)["INV-3"] == (0, 0)
+    store.put_invoice(attrs.evolve(_invoice("INV-3"), account_id="A-2"))
+    store.put_invoice(attrs.evolve(_invoice("INV-1"), status=InvoiceStatus.PAID))  # rewritten in place
+    assert (
+        _invoice_sums(store)
+        == _ledger_sums(store)
+        == {
+            "INV-1": (1, 42550),
+            "INV-2": (1, 1000),
+            "INV-3": (1, 300),
+        }
+    )
 
 
 def test_a_failed_unit_of_work_leaves_nothing(store: SQLiteStore) -> None:

@@ -55,6 +55,7 @@ import attrs
 
 from ..channels import Channel
 from ..creditors import Creditor
+from ..errors import StoreError
 from ..invoices import InvoiceStatus
 from ..outreach import AttemptOutcome, OutreachPurpose, OutreachStatus
 from ..patients import Patient
@@ -308,7 +309,9 @@ def rows_from_facts(
     passed = clock.passed
     ctx_of: dict[tuple[Any, ...], int] = {}
     parse = dt.datetime.fromisoformat
-    invoices = _group(facts.invoices, 1)
+    invoices = facts.invoices  # in account order, as the accounts: walked alongside them
+    n_invoices = len(invoices)
+    j = 0
     steps = _group(facts.steps)
     attempts = _group(facts.attempts)
     placements = _group(facts.placements)
@@ -328,6 +331,7 @@ def rows_from_facts(
     placed_status = PlacementStatus.PLACED.value
     out: list[AccountRows] = []
     append = out.append
+    new = tuple.__new__
     for acc in facts.accounts:
         (
             aid,
@@ -344,8 +348,11 @@ def rows_from_facts(
             point_zones,
             exact,
         ) = acc
-        invs = invoices.get(aid)
-        if invs is None:
+        start = j
+        while j < n_invoices and invoices[j][1] == aid:
+            j += 1
+        invs = invoices[start:j]
+        if not invs:
             append(AccountRows(aid, creditor_id, 0, (), aid in conversations))
             continue
         sparse = aid in noted
@@ -362,14 +369,13 @@ def rows_from_facts(
                     rich = True
             if agency and not rich and any(r[5] == "open" for r in invs):
                 rich = not any(p[1] == placed_status for p in placements.get(aid, ()))
-        home = zones_text.split()
-        if rich or not home:  # no zone: the rich path says why
+        if rich or not zones_text or zones_text.isspace():  # no zone: the rich path says why
             append(AccountRows(aid, creditor_id, len(invs), (), True))
             continue
         ctx_key = (pack_key, zones_text, point_zones, role, nonprofit, creditor_id)
         ctx = ctx_of.get(ctx_key)
         if ctx is None:
-            zones = tuple(home)
+            zones = tuple(zones_text.split())
             for z in point_zones.split() if point_zones else ():
                 if z not in zones:
                     zones += (z,)
@@ -386,7 +392,7 @@ def rows_from_facts(
         tz = None
         placed = 0
         if collector:
-            tz = zone(home[0])
+            tz = zone(zones_text.split()[0])
             for p in placements.get(aid, ()):
                 if p[2] is not None:
                     placed = _day(parse(p[2]), tz)
@@ -396,34 +402,41 @@ def rows_from_facts(
         cease = cease_at is not None and passed(cease_at)
         if not sparse:  # most accounts: no step sent, no attempt, dispute, plan or application
             append(
-                AccountRows(
-                    aid,
-                    creditor_id,
-                    len(invs),
-                    tuple(
-                        [
-                            (
-                                r[0],
-                                ctx,
-                                r[5] == "open",
-                                ords[r[3]],
-                                ords[r[4]],
-                                placed,
-                                r[8],
-                                False,
-                                False,
-                                _claim(r[6], r[7], r[3]) if r[6] in _WAITING else 0,
-                                False,
-                                cease,
-                                usable,
-                                sms_checked,
-                                (),
-                                (),
-                            )
-                            for r in invs
-                        ]
+                new(  # the named tuple made as a plain tuple is (its __new__ is a Python function)
+                    AccountRows,
+                    (
+                        aid,
+                        creditor_id,
+                        len(invs),
+                        tuple(
+                            [
+                                (
+                                    r[0],
+                                    ctx,
+                                    r[5] == "open",
+                                    ords[r[3]],
+                                    ords[r[4]],
+                                    placed,
+                                    r[8],
+                                    False,
+                                    False,
+                                    _claim(r[6], r[7], r[3]) if r[6] in _WAITING else 0,
+                                    False,
+                                    cease,
+                                    usable,
+                                    sms_checked,
+                                    (),
+                                    (),
+                                )
+                                for r in invs
+                            ]
+                        ),
+                        False,
+                        (),
+                        (),
+                        (),
+                        False,
                     ),
-                    False,
                 )
             )
             continue
@@ -435,7 +448,7 @@ def rows_from_facts(
                 sent.setdefault(st[1], []).append((parse(st[3]), st[4], st[2]))
         counted: list[tuple[str | None, int, int]] | None = None
         if acc_attempts:
-            tz = tz or zone(home[0])
+            tz = tz or zone(zones_text.split()[0])
             counted = [
                 (a[1], _CODE_OF[a[2]], _day(parse(a[3]), tz))
                 for a in acc_attempts
@@ -452,7 +465,7 @@ def rows_from_facts(
             if sent is not None:
                 mine = sent.get(iid)
                 if mine:
-                    tz = tz or zone(home[0])
+                    tz = tz or zone(zones_text.split()[0])
                     history = tuple((_PURPOSES[purpose], _day(at, tz)) for at, _sid, purpose in sorted(mine))
             recent: tuple[tuple[int, int], ...] = ()
             if counted:
@@ -508,6 +521,8 @@ def rows_from_facts(
                 bool(acc_disputes or acc_plans or assisting),
             )
         )
+    if j != n_invoices:  # an invoice whose account is not in the batch, or out of order
+        raise StoreError(f"plan facts: invoice {invoices[j][0]} is not in its account's place in the batch")
     return out
 
 

@@ -91,6 +91,18 @@ _INEXACT_POINT = " OR ".join(
     for column in ("consent_at", "opted_out_at", "verified_at", "undeliverable_at")
 )
 
+# An invoice's ledger, summed as the plan read needs it: whether a charge was posted, and the
+# balance (charges, refunds and reversals up, payments and adjustments down). Triggers keep the
+# two columns in the transaction that writes the entry (the ledger is append-only), so the plan
+# read takes them from the invoice's index entry instead of summing the entries per invoice.
+_LEDGER_SIGNED = (
+    "CASE WHEN e.kind IN ('charge', 'refund', 'payment_reversed', 'insurance_reversed') "
+    "THEN e.amount_minor ELSE -e.amount_minor END"
+)
+_INVOICE_LEDGER = f"""UPDATE invoices SET (ledger_charged, ledger_balance_minor) = (
+    SELECT COALESCE(MAX(e.kind = 'charge'), 0), COALESCE(SUM({_LEDGER_SIGNED}), 0)
+      FROM ledger_entries e WHERE e.invoice_id = invoices.id AND e.account_id = invoices.account_id)"""
+
 MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (
         1,
@@ -309,6 +321,29 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         14,
         "contact points with an instant not in UTC form, indexed (the plan read decides their accounts on snapshots)",
         (f"CREATE INDEX contact_points_inexact ON contact_points(patient_id) WHERE {_INEXACT_POINT}",),
+    ),
+    (
+        15,
+        "each invoice keeps its ledger's sum (kept by triggers; the plan read takes it from the index)",
+        (
+            "ALTER TABLE invoices ADD COLUMN ledger_charged INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE invoices ADD COLUMN ledger_balance_minor INTEGER NOT NULL DEFAULT 0",
+            _INVOICE_LEDGER,
+            # an entry adds its signed amount to the invoice it names (on the same account)
+            f"""CREATE TRIGGER ledger_invoice_sum AFTER INSERT ON ledger_entries
+                WHEN NEW.invoice_id IS NOT NULL BEGIN
+                UPDATE invoices SET ledger_charged = MAX(ledger_charged, NEW.kind = 'charge'),
+                       ledger_balance_minor = ledger_balance_minor + {_LEDGER_SIGNED.replace("e.", "NEW.")}
+                 WHERE id = NEW.invoice_id AND account_id = NEW.account_id; END""",
+            # an invoice written after entries that name it, or moved to another account, sums them again
+            f"CREATE TRIGGER invoice_ledger_new AFTER INSERT ON invoices BEGIN {_INVOICE_LEDGER} WHERE id = NEW.id; END",
+            f"""CREATE TRIGGER invoice_ledger_moved AFTER UPDATE OF account_id ON invoices
+                WHEN NEW.account_id IS NOT OLD.account_id BEGIN {_INVOICE_LEDGER} WHERE id = NEW.id; END""",
+            "DROP INDEX invoices_plan",
+            """CREATE INDEX invoices_plan ON invoices(account_id, id, currency, issue_date, due_date, status,
+                claim_status, claim_submitted_on, insurer_paid_minor, contractual_adjustment_minor, ledger_charged,
+                ledger_balance_minor)""",
+        ),
     ),
 )
 
@@ -1136,19 +1171,15 @@ class SQLiteStore:
          WHERE a.id > :last AND COALESCE(a.partition_key, carecollect_partition_key(a.patient_id)) % :n = :k
          GROUP BY a.id ORDER BY a.id LIMIT :size"""
     # Each table's facts of a batch's accounts: ``{scope}`` is an id range, or a partition's ids.
-    # The balance: the account's ledger for the invoice once a charge was posted (one indexed
-    # look-up per invoice, HAVING gives no row, so NULL, without a charge), else the patient's share.
+    # The balance: the account's ledger for the invoice once a charge was posted (the sum the
+    # ledger's trigger keeps on the invoice, see migration 15), else the patient's share.
     _FACTS: ClassVar[dict[str, str]] = {
         "invoices": """
         SELECT i.id, i.account_id, i.currency, i.issue_date, i.due_date, i.status, i.claim_status,
                i.claim_submitted_on,
-               COALESCE(
-                   (SELECT SUM(CASE WHEN e.kind IN ('charge', 'refund', 'payment_reversed', 'insurance_reversed')
-                                    THEN e.amount_minor ELSE -e.amount_minor END)
-                      FROM ledger_entries e WHERE e.invoice_id = i.id AND e.account_id = i.account_id
-                    HAVING MAX(e.kind = 'charge')),
-                   (SELECT COALESCE(SUM(l.amount_minor), 0) FROM invoice_lines l WHERE l.invoice_id = i.id)
-                   - COALESCE(i.insurer_paid_minor, 0) - COALESCE(i.contractual_adjustment_minor, 0))
+               CASE WHEN i.ledger_charged THEN i.ledger_balance_minor
+                    ELSE (SELECT COALESCE(SUM(l.amount_minor), 0) FROM invoice_lines l WHERE l.invoice_id = i.id)
+                         - COALESCE(i.insurer_paid_minor, 0) - COALESCE(i.contractual_adjustment_minor, 0) END
           FROM invoices i
          WHERE i.account_id {scope} ORDER BY i.account_id, i.id""",
         "steps": """
