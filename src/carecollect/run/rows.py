@@ -400,7 +400,11 @@ def rows_from_facts(
             else:
                 placed = min(ords[r[3]] for r in invs)
         cease = cease_at is not None and passed(cease_at)
-        if not sparse:  # most accounts: no step sent, no attempt, dispute, plan or application
+        # Most accounts have no step sent, no attempt, dispute, plan or application: their rows are
+        # the general loop's below with those fields empty, built in one comprehension (the
+        # fields must stay in step with the loop's; tests/test_run_kernel.py holds both to the
+        # rows of the snapshots).
+        if not sparse:
             append(
                 new(  # the named tuple made as a plain tuple is (its __new__ is a Python function)
                     AccountRows,
