@@ -45,6 +45,7 @@ from ..outreach import ContactAttempt, OutreachStep
 from ..patients import Account, ContactPoint, Patient
 from ..placements import AgencyPlacement
 from ..plans import PaymentPlan
+from ..timekeeping import require_aware
 from . import codec
 from .audit import AUDIT_ROW, heads_from_rows, record_from_row, seal_data, seal_due, verify_chains
 from .base import (
@@ -1121,7 +1122,7 @@ class SQLiteStore:
         """
         size = _batch_size(batch_size)
         part = checked_partition(partition)
-        at = codec.iso_instant(now)
+        at = codec.iso_instant(require_aware(now, "Store", "now"))
         db = self._db
         last = ""
         while True:

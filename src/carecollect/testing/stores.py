@@ -959,6 +959,8 @@ class StoreContract:
         for bad in ((3, 3), (-1, 2), (0, 0), (True, 2), "0/2"):
             with pytest.raises(ValidationError, match="partition"):
                 next(iter(store.iter_plan_facts(now=_FACTS_AT, partition=bad)))  # type: ignore[arg-type]
+        with pytest.raises(ValidationError, match="now"):  # the facts are read at an instant, with its zone
+            next(iter(store.iter_plan_facts(now=_FACTS_AT.replace(tzinfo=None))))
 
     # -- several writers at once ---------------------------------------------------------------
     def test_concurrent_writers_lose_nothing_and_fork_no_chain(
