@@ -331,7 +331,6 @@ def rows_from_facts(
     placed_status = PlacementStatus.PLACED.value
     out: list[AccountRows] = []
     append = out.append
-    new = tuple.__new__
     for acc in facts.accounts:
         (
             aid,
@@ -400,52 +399,8 @@ def rows_from_facts(
             else:
                 placed = min(ords[r[3]] for r in invs)
         cease = cease_at is not None and passed(cease_at)
-        # Most accounts have no step sent, no attempt, dispute, plan or application: their rows are
-        # the general loop's below with those fields empty, built in one comprehension (the
-        # fields must stay in step with the loop's; tests/test_run_kernel.py holds both to the
-        # rows of the snapshots).
-        if not sparse:
-            append(
-                new(  # the named tuple made as a plain tuple is (its __new__ is a Python function)
-                    AccountRows,
-                    (
-                        aid,
-                        creditor_id,
-                        len(invs),
-                        tuple(
-                            [
-                                (
-                                    r[0],
-                                    ctx,
-                                    r[5] == "open",
-                                    ords[r[3]],
-                                    ords[r[4]],
-                                    placed,
-                                    r[8],
-                                    False,
-                                    False,
-                                    _claim(r[6], r[7], r[3]) if r[6] in _WAITING else 0,
-                                    False,
-                                    cease,
-                                    usable,
-                                    sms_checked,
-                                    (),
-                                    (),
-                                )
-                                for r in invs
-                            ]
-                        ),
-                        False,
-                        (),
-                        (),
-                        (),
-                        False,
-                    ),
-                )
-            )
-            continue
         sent: dict[str | None, list[tuple[dt.datetime, str, str]]] | None = None
-        acc_steps = steps.get(aid)
+        acc_steps = steps.get(aid) if sparse else None
         if acc_steps:
             sent = {}
             for st in acc_steps:
@@ -458,10 +413,10 @@ def rows_from_facts(
                 for a in acc_attempts
                 if a[2] != "phone" or a[4] != no_connection
             ]
-        open_disputes = disputes.get(aid)
+        open_disputes = disputes.get(aid) if sparse else None
         acc_disputes = tuple(d[1] for d in open_disputes) if open_disputes else ()
-        acc_plans = plans.get(aid, ())
-        assisting = aid in applying
+        acc_plans = plans.get(aid, ()) if sparse else ()
+        assisting = sparse and aid in applying
         rows: list[PlanRow] = []
         for r in invs:
             iid = r[0]
@@ -511,7 +466,9 @@ def rows_from_facts(
                 if pl[3] == "active"
             )
         )
-        mandated = tuple(m[1] for m in mandates.get(aid, ()) if m[2] is None or not passed(m[2]))
+        mandated = (
+            tuple(m[1] for m in mandates.get(aid, ()) if m[2] is None or not passed(m[2])) if sparse else ()
+        )
         append(
             AccountRows(
                 aid,
