@@ -22,6 +22,7 @@ from carecollect.plugins.messaging import (
     Receipt,
 )
 from carecollect.portfolio import load_portfolio
+from carecollect.remittance import CLAIM_RECORD
 from carecollect.run.execute import execute_run
 from carecollect.run.planning import plan_run
 from carecollect.run.sending import _Fresh, message_id
@@ -255,3 +256,25 @@ def test_a_batchs_accounts_are_read_together_and_again_after_any_write(tmp_path:
         fresh.recorded()  # the run's own records: the batch read is stale
         fresh.get(ids[2])
         assert reads == [ids[1], ids[2]]
+
+
+def test_a_statements_claim_records_are_read_with_the_batch_and_again_after_any_write(tmp_path: Path) -> None:
+    with closing(_store(tmp_path)) as store:
+        snaps = list(store.iter_account_snapshots(batch_size=10))[:3]
+        invoice = snaps[0].invoices[0].id
+        early = store.audit_append(CLAIM_RECORD, invoice, {"invoice": invoice, "n": 1}, at=NOW)
+        statement = OutreachStep(
+            "S-c", snaps[0].account.id, invoice, OutreachPurpose.STATEMENT, (Channel.EMAIL,), NOW, "statement"
+        )
+        fresh = _Fresh(store)
+        fresh.prefetch([s.account.id for s in snaps])
+        fresh.get(snaps[0].account.id)
+        assert fresh.claim_records(statement) == [early]  # read with the batch
+        elsewhere = attrs.evolve(statement, invoice_id="INV-not-in-the-batch")
+        assert fresh.claim_records(elsewhere) is None  # not read ahead: read when needed
+        with closing(SQLiteStore(tmp_path / "run.db")) as other, other.transaction():
+            other.audit_append(CLAIM_RECORD, invoice, {"invoice": invoice, "n": 2}, at=NOW)
+        fresh.get(snaps[0].account.id)
+        assert fresh.claim_records(statement) is None  # written since the batch read: read again
+        late = [r.data["n"] for r in store.audit_records(subject_id=invoice, kinds={CLAIM_RECORD})]
+        assert late == [1, 2]

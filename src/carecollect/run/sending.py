@@ -43,6 +43,7 @@ from ..relief.pauses import relief_flags
 from ..remittance import CLAIM_RECORD, ClaimPayment, active_claims, claim_from_record
 from ..store.base import (
     AccountSnapshot,
+    AuditRecord,
     OutboxItem,
     OutboxStatus,
     RunLocked,
@@ -98,11 +99,15 @@ def _channel_instance(
     return cache[name]
 
 
-def _claims_in_force(store: Store, step: OutreachStep) -> tuple[ClaimPayment, ...]:
-    """The insurer's answers in force for a statement's invoice (from the remittances applied)."""
+def _claims_in_force(
+    store: Store, step: OutreachStep, records: Sequence[AuditRecord] | None = None
+) -> tuple[ClaimPayment, ...]:
+    """The insurer's answers in force for a statement's invoice (from the remittances applied);
+    ``records``: the invoice's claim records when already read (:meth:`_Fresh.claim_records`)."""
     if step.purpose is not OutreachPurpose.STATEMENT or step.invoice_id is None:
         return ()
-    records = store.audit_records(subject_id=step.invoice_id, kinds={CLAIM_RECORD})
+    if records is None:
+        records = list(store.audit_records(subject_id=step.invoice_id, kinds={CLAIM_RECORD}))
     return active_claims([claim_from_record(r.data) for r in records])
 
 
@@ -477,10 +482,13 @@ class _Sender:
         lost = {h.msg.key: broken[id(h.channel)] for h in handed if id(h.channel) in broken}
         done = [h for h in handed if h.msg.key not in lost]
         with store.transaction():
-            for h in done:
-                # the step is recorded sent below once all its channels are through; until then it
-                # stays planned, so a run killed between two channels of one step re-plans the rest
-                store.put_step(h.msg.step)
+            # a step handed over is recorded as planned (so a run killed between two channels of
+            # one step re-plans the rest), and as sent once all its channels are through: later wins
+            closed = (
+                _closed_step(store, step, [(k, "failed" if k in lost else o) for k, o in outcomes], now)
+                for step, outcomes in steps
+            )
+            store.put_steps([h.msg.step for h in done] + [c for c in closed if c is not None])
             store.add_attempts([h.attempt for h in done])
             store.outbox_done_many(
                 [
@@ -521,8 +529,6 @@ class _Sender:
                         event=_sent_event(sent_step, h.msg.channel, now),
                     )
                 )
-            for step, outcomes in steps:
-                _close_step(store, step, [(k, "failed" if k in lost else o) for k, o in outcomes], now)
         self.accounts.recorded()
         for ready, _ in self._waiting.values():  # still in flight: the governor keeps counting them
             self.accounts.handed(ready.msg.step, ready.attempt)
@@ -647,7 +653,8 @@ def _prepare(
             )
         return "suppressed", None
     try:
-        ctx = _message_context(fresh, creditor, step, settings, now, signer, _claims_in_force(store, step))
+        claims = _claims_in_force(store, step, accounts.claim_records(step))
+        ctx = _message_context(fresh, creditor, step, settings, now, signer, claims)
         rendered = renderer.render(step.purpose, msg.channel, fresh.patient.preferred_language, ctx)
         channel = _channel_instance(pm, settings, plugin, channels)
         outgoing = OutgoingMessage(
@@ -758,8 +765,9 @@ class _Fresh:
     :meth:`SQLiteStore.change_token <carecollect.store.sqlite.SQLiteStore.change_token>`), the
     next message of the same account uses the account read for the previous one if nothing was
     written since, and the accounts of a batch are read together once its intents are written
-    (:meth:`prefetch`): an account's first message uses that read if nothing was written since
-    (the run itself writes nothing until the batch's records). The run's records are written once
+    (:meth:`prefetch`), with the insurer's claim records of their invoices: an account's first
+    message uses that read if nothing was written since (the run itself writes nothing until the
+    batch's records). The run's records are written once
     per batch, after which every account is read again. The messages this run handed over
     and has not recorded yet (their records are written once per batch) are laid over every read:
     their steps, still planned, put in place and their contact attempts added, so the governor
@@ -778,16 +786,34 @@ class _Fresh:
         #: the batch's accounts read together (:meth:`prefetch`), and the change token before
         self._batch: dict[str, AccountSnapshot] = {}
         self._batch_seen: object = None
+        #: the claim records of the batch's invoices, read with them (``None``: not read ahead)
+        self._claims: dict[str, list[AuditRecord]] | None = None
 
     def prefetch(self, account_ids: Sequence[str]) -> None:
         """Read the accounts of a batch together; each is used while nothing is written.
 
         Without ``change_token()`` nothing is read ahead (every message reads its account)."""
-        self._batch = {}
+        self._batch, self._claims = {}, None
         if self._token is None or not account_ids:
             return
         self._batch_seen = self._token()  # taken before the read
         self._batch = {snap.account.id: snap for snap in self._store.account_snapshots(account_ids)}
+        invoices = [inv.id for snap in self._batch.values() for inv in snap.invoices]
+        self._claims = {i: [] for i in invoices}
+        for rec in self._store.audit_records(subject_ids=invoices, kinds={CLAIM_RECORD}):
+            self._claims[rec.subject_id].append(rec)
+
+    def claim_records(self, step: OutreachStep) -> list[AuditRecord] | None:
+        """The insurer's claim records of ``step``'s invoice as read with the batch, if nothing
+        was written since (as of the last :meth:`get`); ``None``: read them now."""
+        if (
+            self._claims is None
+            or step.invoice_id not in self._claims
+            or self._token is None
+            or self._seen != self._batch_seen
+        ):
+            return None
+        return self._claims[step.invoice_id]
 
     def get(self, account_id: str) -> AccountSnapshot:
         """The account as stored now, with this run's unrecorded sends laid over it."""
@@ -847,7 +873,7 @@ class _Fresh:
         """The unrecorded sends were written: the next message reads its account again."""
         self._pending.clear()
         self._snap = None
-        self._batch = {}
+        self._batch, self._claims = {}, None
 
 
 def _intend(
@@ -878,10 +904,10 @@ def _intend(
         )
 
 
-def _close_step(
+def _closed_step(
     store: Store, step: OutreachStep, outcomes: list[tuple[str, str]], now: dt.datetime | None = None
-) -> None:
-    """Record ``step`` sent once every channel planned for it is through.
+) -> OutreachStep | None:
+    """``step`` recorded sent, once every channel planned for it is through (``None``: not yet).
 
     A channel that failed or waits for its back-off keeps the step open, so the next
     run plans it again (its done channels are skipped by their outbox keys). A
@@ -889,15 +915,23 @@ def _close_step(
     step counts as sent if any channel delivered it. ``sent_at`` is the first delivery.
     """
     if any(o in ("failed", "deferred") for _, o in outcomes):
-        return
+        return None
     done = [(k, o) for k, o in outcomes if o in ("sent", "skipped")]
     if not done:
-        return
+        return None
     # a channel this run sent was recorded done at ``now``; one done by an earlier run is read back
     times = [now if o == "sent" and now is not None else store.outbox_get(k).updated_at for k, o in done]
     sent_at = min(t for t in times if t is not None)
-    with store.transaction():
-        store.put_step(attrs.evolve(step, status=OutreachStatus.SENT, sent_at=sent_at))
+    return attrs.evolve(step, status=OutreachStatus.SENT, sent_at=sent_at)
+
+
+def _close_step(
+    store: Store, step: OutreachStep, outcomes: list[tuple[str, str]], now: dt.datetime | None = None
+) -> None:
+    """Record :func:`_closed_step` of ``step``, if it is through."""
+    closed = _closed_step(store, step, outcomes, now)
+    if closed is not None:
+        store.put_step(closed)
 
 
 def _sent_event(step: OutreachStep, channel: Channel, now: dt.datetime) -> Event:

@@ -812,6 +812,11 @@ class RecordStore(UnitOfWork, Protocol):
         """Insert or replace an outreach step."""
         ...
 
+    def put_steps(self, steps: Sequence[OutreachStep]) -> None:
+        """Insert or replace many outreach steps at once, all or none (as :meth:`put_step` each,
+        in order: of two with one id, the later wins)."""
+        ...
+
     def get_step(self, step_id: str) -> OutreachStep:
         """The step with that id."""
         ...
@@ -1139,9 +1144,10 @@ class RunJournal(UnitOfWork, Protocol):
         subject_id: str | None = None,
         kinds: Collection[str] | None = None,
         chain: str | None = None,
+        subject_ids: Collection[str] | None = None,
     ) -> Iterator[AuditRecord]:
-        """The audit log in order of ``seq`` (optionally only one subject's records, only these
-        kinds, only one chain's)."""
+        """The audit log in order of ``seq`` (optionally only one subject's records, or the
+        records of any of ``subject_ids``, only these kinds, only one chain's)."""
         ...
 
     def audit_heads(self) -> list[AuditHead]:

@@ -288,6 +288,11 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE audit_log ALTER COLUMN seq SET DEFAULT nextval('audit_log_seq')",
         ),
     ),
+    (
+        7,
+        "instalments indexed by account (a batch's accounts are read without scanning every plan's instalments)",
+        ("CREATE INDEX instalments_account ON instalments(account_id)",),
+    ),
 )
 
 _VERSION_TABLE = (
@@ -356,6 +361,23 @@ def _upsert(table: str, key: str = "id") -> str:
     cols = codec.COLUMNS[table]
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in cols if c != key)
     return f"{_insert(table)} ON CONFLICT ({key}) DO UPDATE SET {updates}"
+
+
+def _insert_rows(table: str, columns: Sequence[str] | None = None) -> bytes:
+    """``INSERT INTO table (columns) SELECT ...`` of many rows in one parameter: a JSON array of
+    objects (:func:`_json_rows`), each turned into the table's row type by the server with the
+    table's own column types. One statement and one round trip for a whole batch, where an
+    ``executemany`` sends and the server runs a statement per row."""
+    cols = ", ".join(columns or codec.COLUMNS[table])
+    return (
+        f"INSERT INTO {table} ({cols}) SELECT {cols} FROM json_populate_recordset(NULL::{table}, %s::json)"
+    ).encode()
+
+
+def _json_rows(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """``rows`` (plain values in ``columns``' order, as the codec writes them) as the JSON array
+    :func:`_insert_rows` reads."""
+    return json.dumps([dict(zip(columns, row, strict=True)) for row in rows], ensure_ascii=False)
 
 
 def _applied(conn: psycopg.Connection[Any]) -> int:
@@ -618,7 +640,12 @@ class PostgresStore:
 
     def _all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._statement() as cur:
-            cur.execute(sql.encode(), params)
+            # A read that matches an array (a batch's accounts, invoices) is planned for that array
+            # each time, never from a prepared statement's generic plan: a generic plan cannot see
+            # how long the array is, nor use the statistics of what it holds, and it searches the
+            # array element by element for every row it scans (a planned constant is hashed). On a
+            # table that grows during the run that made each batch's read cost more than the last.
+            cur.execute(sql.encode(), params, prepare=False if "= ANY(" in sql else None)
             return cur.fetchall()
 
     def _first(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
@@ -882,6 +909,21 @@ class PostgresStore:
         """Insert or replace an outreach step."""
         self._exec(_upsert("outreach_steps"), codec.step_row(step))
 
+    _PUT_STEPS = (
+        _insert_rows("outreach_steps")
+        + b" ON CONFLICT (id) DO UPDATE SET "
+        + ", ".join(f"{c} = EXCLUDED.{c}" for c in codec.COLUMNS["outreach_steps"][1:]).encode()
+    )
+
+    def put_steps(self, steps: Sequence[OutreachStep]) -> None:
+        """Insert or replace many steps in one statement (of two with one id, the later wins)."""
+        latest = {s.id: s for s in steps}
+        if not latest:
+            return
+        rows = _json_rows(codec.COLUMNS["outreach_steps"], map(codec.step_row, latest.values()))
+        with self._statement() as cur:
+            cur.execute(self._PUT_STEPS, (rows,))
+
     def get_step(self, step_id: str) -> OutreachStep:
         """The step with that id."""
         return codec.step_from_row(
@@ -903,23 +945,18 @@ class PostgresStore:
         )
 
     def add_attempts(self, attempts: Sequence[ContactAttempt]) -> int:
-        """Record many attempts in one ``executemany``; ids already recorded are ignored.
+        """Record many attempts in one statement; ids already recorded are ignored.
 
         :returns: how many were new.
         """
         if not attempts:
             return 0
-        with self.transaction(), self._statement() as cur:
-            cur.executemany(
-                (_insert("contact_attempts") + " ON CONFLICT (id) DO NOTHING RETURNING id").encode(),
-                [codec.attempt_row(a) for a in attempts],
-                returning=True,
+        rows = _json_rows(codec.COLUMNS["contact_attempts"], map(codec.attempt_row, attempts))
+        with self._statement() as cur:
+            cur.execute(
+                _insert_rows("contact_attempts") + b" ON CONFLICT (id) DO NOTHING RETURNING id", (rows,)
             )
-            new = 0
-            while True:
-                new += len(cur.fetchall())
-                if not cur.nextset():
-                    return new
+            return len(cur.fetchall())
 
     def attempt_by_provider_message_id(self, provider_message_id: str) -> ContactAttempt | None:
         """The first attempt that carried the channel's ``provider_message_id`` (``None``: none)."""
@@ -1443,6 +1480,7 @@ class PostgresStore:
 
     # -- outbox ----------------------------------------------------------------------------------
     _OUTBOX = codec.OUTBOX_COLUMNS
+    _INTEND = ("key", "kind", "account_id", "payload", "status", "recorded_at")
     _outbox_item = staticmethod(codec.outbox_item_from_row)
 
     def outbox_get(self, key: str) -> OutboxItem:
@@ -1508,8 +1546,8 @@ class PostgresStore:
         *,
         at: dt.datetime,
     ) -> dict[str, OutboxItem]:
-        """Record many intents: one ``executemany`` of inserts that skip a key already there, then
-        one read of every key.
+        """Record many intents: one insert of them all that skips a key already there, then one
+        read of every key.
 
         :raises DuplicateEntry: a key is recorded with a different kind or payload (nothing is written).
         """
@@ -1520,13 +1558,17 @@ class PostgresStore:
             return {}
         when = codec.iso_instant(at)
         with self.transaction(), self._statement() as cur:
-            cur.executemany(
-                b"INSERT INTO outbox (key, kind, account_id, payload, status, recorded_at) "
-                b"VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (key) DO NOTHING",
-                [
-                    (key, kind, account_id, text, OutboxStatus.INTENDED.value, when)
-                    for key, (kind, text, account_id) in texts.items()
-                ],
+            cur.execute(
+                _insert_rows("outbox", self._INTEND) + b" ON CONFLICT (key) DO NOTHING",
+                (
+                    _json_rows(
+                        self._INTEND,
+                        (
+                            (key, kind, account_id, text, OutboxStatus.INTENDED.value, when)
+                            for key, (kind, text, account_id) in texts.items()
+                        ),
+                    ),
+                ),
             )
             cur.execute(f"SELECT {self._OUTBOX} FROM outbox WHERE key = ANY(%s)".encode(), (list(texts),))
             out = {item.key: item for item in map(self._outbox_item, cur.fetchall())}
@@ -1541,33 +1583,34 @@ class PostgresStore:
     def outbox_done_many(
         self, items: Sequence[tuple[str, Mapping[str, Any] | None]], *, at: dt.datetime
     ) -> None:
-        """Record many items performed in one ``executemany``; a done item keeps its first record.
+        """Record many items performed in one statement; a done item keeps its first record (so
+        does a key given twice).
 
         :raises NotFound: a key was never intended (nothing is written).
         """
         if not items:
             return
-        when = codec.iso_instant(at)
-        keys = [key for key, _ in items]
+        first: dict[str, str | None] = {}
+        for key, result in items:
+            if key not in first:
+                first[key] = None if result is None else canonical_json(dict(result))
         with self.transaction(), self._statement() as cur:
-            cur.execute(b"SELECT key FROM outbox WHERE key = ANY(%s)", (keys,))
+            cur.execute(b"SELECT key FROM outbox WHERE key = ANY(%s)", (list(first),))
             found = {r[0] for r in cur.fetchall()}
-            missing = next((k for k in keys if k not in found), None)
+            missing = next((k for k in first if k not in found), None)
             if missing is not None:
                 raise NotFound("OutboxItem", missing)
-            cur.executemany(
-                b"UPDATE outbox SET status = %s, updated_at = %s, attempts = attempts + 1, next_retry_at = NULL, "
-                b"result = %s WHERE key = %s AND status <> %s",
-                [
-                    (
-                        OutboxStatus.DONE.value,
-                        when,
-                        None if result is None else canonical_json(dict(result)),
-                        key,
-                        OutboxStatus.DONE.value,
-                    )
-                    for key, result in items
-                ],
+            cur.execute(
+                b"UPDATE outbox o SET status = %s, updated_at = %s, attempts = o.attempts + 1, "
+                b"next_retry_at = NULL, result = u.result "
+                b"FROM json_to_recordset(%s::json) AS u(key text, result text) "
+                b"WHERE o.key = u.key AND o.status <> %s",
+                (
+                    OutboxStatus.DONE.value,
+                    codec.iso_instant(at),
+                    _json_rows(("key", "result"), first.items()),
+                    OutboxStatus.DONE.value,
+                ),
             )
 
     def outbox_failed(
@@ -1994,6 +2037,8 @@ class PostgresStore:
         return {r[0] for r in rows}
 
     # -- audit ------------------------------------------------------------------------------------
+    _AUDIT_COLUMNS = ("seq", "at", "kind", "subject_id", "data", "prev_hash", "hash", "chain", "chain_seq")
+
     def _lock_chain(self, cur: psycopg.Cursor[Any], chain: str) -> tuple[int, str]:
         """Queue for ``chain``'s advisory lock (held to the end of the unit of work), then read its
         head ``(position, hash)``; a statement of its own, so it sees what the last holder committed."""
@@ -2045,7 +2090,7 @@ class PostgresStore:
         chain: str = MAIN_CHAIN,
     ) -> list[AuditRecord]:
         """Append many records to ``chain`` in order under its lock: the head read once, the log's
-        positions taken in one statement, each hash computed in memory, one ``executemany``."""
+        positions taken in one statement, each hash computed in memory, the records written in one."""
         if not records:
             return []
         out: list[AuditRecord] = []
@@ -2068,10 +2113,8 @@ class PostgresStore:
                     )
                 )
                 prev = digest
-            cur.executemany(
-                b"INSERT INTO audit_log (seq, at, kind, subject_id, data, prev_hash, hash, chain, chain_seq) "
-                b"VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                rows,
+            cur.execute(
+                _insert_rows("audit_log", self._AUDIT_COLUMNS), (_json_rows(self._AUDIT_COLUMNS, rows),)
             )
         return out
 
@@ -2081,14 +2124,19 @@ class PostgresStore:
         subject_id: str | None = None,
         kinds: Collection[str] | None = None,
         chain: str | None = None,
+        subject_ids: Collection[str] | None = None,
     ) -> Iterator[AuditRecord]:
-        """The audit log in order, optionally one subject's records only, only ``kinds``, only one chain's."""
+        """The audit log in order, optionally one subject's records only (or those of
+        ``subject_ids``), only ``kinds``, only one chain's."""
         sql = f"SELECT {AUDIT_ROW} FROM audit_log"
         where: list[str] = []
         params: list[Any] = []
         if subject_id is not None:
             where.append("subject_id = %s")
             params.append(subject_id)
+        if subject_ids is not None:
+            where.append("subject_id = ANY(%s)")
+            params.append(sorted(set(subject_ids)))
         if kinds is not None:
             where.append("kind = ANY(%s)")
             params.append(sorted(set(kinds)))

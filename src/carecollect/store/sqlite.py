@@ -346,6 +346,11 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
                 ledger_balance_minor)""",
         ),
     ),
+    (
+        16,
+        "instalments indexed by account (a batch's accounts are read without scanning every plan's instalments)",
+        ("CREATE INDEX instalments_account ON instalments(account_id)",),
+    ),
 )
 
 _CHILD_TABLES = (
@@ -808,6 +813,13 @@ class SQLiteStore:
         """Insert or replace an outreach step."""
         with self._unit():
             self._db.execute(_upsert("outreach_steps"), codec.step_row(step))
+
+    def put_steps(self, steps: Sequence[OutreachStep]) -> None:
+        """Insert or replace many steps in one ``executemany`` (of two with one id, the later wins)."""
+        if not steps:
+            return
+        with self.transaction():
+            self._db.executemany(_upsert("outreach_steps"), [codec.step_row(s) for s in steps])
 
     def get_step(self, step_id: str) -> OutreachStep:
         """The step with that id."""
@@ -1913,14 +1925,19 @@ class SQLiteStore:
         subject_id: str | None = None,
         kinds: Collection[str] | None = None,
         chain: str | None = None,
+        subject_ids: Collection[str] | None = None,
     ) -> Iterator[AuditRecord]:
-        """The audit log in order, optionally one subject's records only, only ``kinds``, only one chain's."""
+        """The audit log in order, optionally one subject's records only (or those of
+        ``subject_ids``), only ``kinds``, only one chain's."""
         sql = f"SELECT {AUDIT_ROW} FROM audit_log"
         where: list[str] = []
         params: list[Any] = []
         if subject_id is not None:
             where.append("subject_id = ?")
             params.append(subject_id)
+        if subject_ids is not None:  # one parameter however many: no limit on variables to meet
+            where.append("subject_id IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(sorted(set(subject_ids))))
         if kinds is not None:
             wanted = sorted(set(kinds))
             where.append(f"kind IN ({', '.join('?' * len(wanted))})" if wanted else "0")

@@ -584,9 +584,22 @@ class StoreContract:
             for n in range(3)
         ]
         assert store.add_attempts(attempts[:2]) == 2
-        assert store.add_attempts(attempts) == 1
+        assert store.add_attempts([*attempts, attempts[2]]) == 1  # one id twice in a batch: kept once
         assert store.attempts_for("A-1") == tuple(attempts)
         assert store.add_attempts([]) == 0
+        store.outbox_intend_many([("m-4", "message", {}, "A-1")], at=T0)
+        store.outbox_done_many([("m-4", {"n": "first"}), ("m-4", {"n": "second"})], at=at)
+        assert store.outbox_get("m-4").result == {"n": "first"}  # one key twice: the first record
+        planned = OutreachStep(
+            "S-9", "A-1", "INV-A-1", OutreachPurpose.REMINDER, (Channel.SMS,), T0, "reminder.v1"
+        )
+        sent = attrs.evolve(planned, status=OutreachStatus.SENT, sent_at=at, deadline=dt.date(2026, 4, 1))
+        other = attrs.evolve(planned, id="S-8", channels=(Channel.EMAIL, Channel.LETTER))
+        store.put_steps([planned, other, sent])  # one id twice: the later wins, as put_step each
+        assert (store.get_step("S-9"), store.get_step("S-8")) == (sent, other)
+        store.put_steps([planned])
+        assert store.get_step("S-9") == planned
+        store.put_steps([])
         first = store.audit_append("import", "A-1", {"rows": 1}, at=T0)
         with store.transaction():
             many = store.audit_append_many(
@@ -596,6 +609,9 @@ class StoreContract:
         assert [r.seq for r in many] == [2, 3] and many[0].prev_hash == first.hash
         assert last.prev_hash == many[1].hash
         assert list(store.audit_records()) == [first, *many, last]
+        assert list(store.audit_records(subject_ids=["A-2", "nobody"])) == [many[1], last]
+        assert list(store.audit_records(subject_ids={"A-1", "A-2"}, kinds={"import"})) == [first, last]
+        assert list(store.audit_records(subject_ids=[])) == []
         assert store.audit_append_many([], at=at) == []
         assert store.verify_audit().ok
 
