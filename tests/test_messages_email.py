@@ -257,3 +257,44 @@ def test_email_bytes_are_the_standard_librarys_bytes(
         return email_bytes(message, **kw)  # type: ignore[arg-type]
 
     assert _outcome(direct, **kw) == _outcome(stdlib, **kw)
+
+
+_PIECES = st.sampled_from(
+    [
+        "a",
+        "=",
+        " ",
+        "\t",
+        "é",
+        "ж",
+        "😀",
+        "\r",
+        "\n",
+        "\r\n",
+        "\x85",
+        "\u2028",
+        "\x0b",
+        "\x00",
+        "ab=cd",
+        "x" * 70,
+    ]
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    text=st.lists(_PIECES, max_size=80).map("".join)
+    | st.text(max_size=400)
+    | st.builds(
+        lambda n, tail, lines: "\n".join(["y" * n + tail] * lines),
+        st.integers(60, 240),
+        st.sampled_from(["", " ", "\t", "=", "é", "= ", "  "]),
+        st.integers(1, 14),
+    )
+)
+def test_a_text_part_is_encoded_as_the_standard_library_encodes_it(text: str) -> None:
+    from email.contentmanager import _encode_text as stdlib_encode_text  # type: ignore[attr-defined]
+
+    from carecollect.messages.email import _encode_text
+
+    assert _encode_text(text) == stdlib_encode_text(text, "utf-8", None, EMAIL_POLICY)

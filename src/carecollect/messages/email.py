@@ -275,6 +275,76 @@ _NEWLINES = re.compile(r"\r\n|\r|\n")
 _PART_HEADERS: dict[tuple[str, str], bytes] = {}
 
 
+#: runs of bytes a quoted-printable body writes as ``=XX``: all but tab, line ends, and the
+#: printable ASCII characters other than ``=`` (``email.quoprimime``'s body map)
+_QP_QUOTED = re.compile(rb"[^\t\n\r -<>-~]+")
+_QP_LINE: int = EMAIL_POLICY.max_line_length or 78  # what the content manager passes to body_encode
+
+
+def _qp_run(match: re.Match[bytes]) -> bytes:
+    return b"=" + match[0].hex("=").upper().encode("ascii")
+
+
+def _qp_pieces(line: str) -> list[str]:
+    """One quoted line of a body as ``email.quoprimime.body_encode`` breaks it: pieces of at most
+    :data:`_QP_LINE` characters, each but the last ending in a soft break ``=``, never splitting an ``=XX``,
+    and a space or tab at the end of the line quoted (or moved past a soft break) as it does."""
+    if len(line) <= _QP_LINE and not (line and line[-1] in " \t"):
+        return [line]
+    pieces = []
+    start = 0
+    laststart = len(line) - 1 - _QP_LINE
+    while start <= laststart:
+        stop = start + _QP_LINE - 1
+        if line[stop - 2] == "=":
+            pieces.append(line[start : stop - 1])
+            start = stop - 2
+        elif line[stop - 1] == "=":
+            pieces.append(line[start:stop])
+            start = stop - 1
+        else:
+            pieces.append(line[start:stop] + "=")
+            start = stop
+    if line and line[-1] in " \t":
+        room = start - laststart
+        last = line[-1]
+        if room >= 3:
+            tail = f"={ord(last):02X}"
+        elif room == 2:
+            tail = last + "=\n"
+        else:
+            tail = f"=\n={ord(last):02X}"
+        pieces.append(line[start:-1] + tail)
+    else:
+        pieces.append(line[start:])
+    return pieces
+
+
+def _encode_text(text: str) -> tuple[str, str]:
+    """``email.contentmanager``'s choice and encoding of a UTF-8 text part under
+    :data:`EMAIL_POLICY` (the same transfer encoding and the same text, lines ending in a line feed),
+    with the quoted-printable body written at once: runs of bytes quoted in one step each, every
+    line broken once (the standard library quotes byte by byte and encodes the first ten lines
+    twice, once to choose the encoding). ``tests/test_messages_email.py`` holds the two equal."""
+    assert _ENCODE_TEXT is not None
+    lines = text.encode("utf-8").splitlines()
+    if max((len(x) for x in lines), default=0) <= _QP_LINE and text.isascii():
+        return _ENCODE_TEXT(text, "utf-8", None, EMAIL_POLICY)  # type: ignore[no-any-return]
+    sniffed = min(len(lines), 10)
+    sniff_bytes = sum(len(x) for x in lines[:sniffed]) + 2 * sniffed  # each line and its CRLF
+    quoted = _QP_QUOTED.sub(_qp_run, b"\n".join(lines[:sniffed])).decode("ascii").split("\n")
+    pieces = [p for line in quoted for p in _qp_pieces(line)] if sniffed else []
+    sniff_qp = len("\n".join(pieces)) + 1
+    # base64 of the sniffed lines: 4 characters per 3 bytes and a newline (binascii.b2a_base64)
+    if sniff_qp > (sniff_bytes + 2) // 3 * 4 + 1:
+        return _ENCODE_TEXT(text, "utf-8", "base64", EMAIL_POLICY)  # type: ignore[no-any-return]
+    if len(lines) > sniffed:
+        rest = _QP_QUOTED.sub(_qp_run, b"\n".join(lines[sniffed:])).decode("ascii").split("\n")
+        pieces += [p for line in rest for p in _qp_pieces(line)]
+    pieces.append("")
+    return "quoted-printable", "\n".join(pieces)
+
+
 def _fold(name: str, value: str) -> bytes:
     return bytes(EMAIL_POLICY.fold_binary(name, EMAIL_POLICY.header_store_parse(name, value)[1]))
 
@@ -282,7 +352,7 @@ def _fold(name: str, value: str) -> bytes:
 def _part(text: str, subtype: str) -> bytes:
     """A ``text/<subtype>`` part of a ``multipart/alternative`` message, as ``as_bytes`` writes it."""
     assert _ENCODE_TEXT is not None
-    cte, payload = _ENCODE_TEXT(text, "utf-8", None, EMAIL_POLICY)
+    cte, payload = _encode_text(text)
     head = _PART_HEADERS.get((subtype, cte))
     if head is None:
         head = _fold("Content-Type", f'text/{subtype}; charset="utf-8"') + _fold(
@@ -291,7 +361,8 @@ def _part(text: str, subtype: str) -> bytes:
         if subtype == "html":  # add_alternative makes the part an EmailMessage, which says its MIME version
             head += _fold("MIME-Version", "1.0")
         head = _PART_HEADERS[subtype, cte] = head + b"\r\n"
-    return head + _NEWLINES.sub("\r\n", payload).encode("ascii", "surrogateescape")
+    crlf = payload.replace("\n", "\r\n") if "\r" not in payload else _NEWLINES.sub("\r\n", payload)
+    return head + crlf.encode("ascii", "surrogateescape")
 
 
 def email_bytes(
