@@ -237,6 +237,7 @@ def bench(session: nox.Session) -> None:
     session.install(
         "-e",
         ".[dask,postgres,demo-channels]",
+        "pytest",  # carecollect.testing (its throwaway PostgreSQL server for figure 7) imports it
         "-e",
         "plugins/carecollect-smtp",
         "-e",
