@@ -591,10 +591,16 @@ class StoreContract:
         store.outbox_done_many([("m-4", {"n": "first"}), ("m-4", {"n": "second"})], at=at)
         assert store.outbox_get("m-4").result == {"n": "first"}  # one key twice: the first record
         planned = OutreachStep(
-            "S-9", "A-1", "INV-A-1", OutreachPurpose.REMINDER, (Channel.SMS,), T0, "reminder.v1"
+            "S-9",
+            "A-1",
+            "INV-A-1",
+            OutreachPurpose.REMINDER,
+            (Channel.SMS,),  # type: ignore[arg-type]
+            T0,
+            "reminder.v1",
         )
         sent = attrs.evolve(planned, status=OutreachStatus.SENT, sent_at=at, deadline=dt.date(2026, 4, 1))
-        other = attrs.evolve(planned, id="S-8", channels=(Channel.EMAIL, Channel.LETTER))
+        other = attrs.evolve(planned, id="S-8", channels=(Channel.EMAIL, Channel.LETTER))  # type: ignore[arg-type]
         store.put_steps([planned, other, sent])  # one id twice: the later wins, as put_step each
         assert (store.get_step("S-9"), store.get_step("S-8")) == (sent, other)
         store.put_steps([planned])
