@@ -298,3 +298,26 @@ def test_a_text_part_is_encoded_as_the_standard_library_encodes_it(text: str) ->
     from carecollect.messages.email import _encode_text
 
     assert _encode_text(text) == stdlib_encode_text(text, "utf-8", None, EMAIL_POLICY)
+
+
+_ATOM = st.text(alphabet="abcXYZ019_%+-", min_size=1, max_size=12)
+_HOST = st.lists(st.text(alphabet="abz09-", min_size=1, max_size=10), min_size=1, max_size=4).map(".".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    name=st.sampled_from(["To", "Message-ID"]),
+    local=st.lists(_ATOM, min_size=1, max_size=6).map(".".join),
+    host=_HOST,
+    tld=st.sampled_from(["", ".no", ".example"]),
+    bracketed=st.booleans(),
+)
+def test_a_plain_header_is_written_as_the_policy_folds_it(
+    name: str, local: str, host: str, tld: str, bracketed: bool
+) -> None:
+    from carecollect.messages.email import _plain_folded
+
+    value = f"<{local}@{host}{tld}>" if bracketed else f"{local}@{host}{tld}"
+    plain = _plain_folded(name, value)
+    if plain is not None:  # what the standard library writes for the same header
+        assert plain == EMAIL_POLICY.fold_binary(name, EMAIL_POLICY.header_store_parse(name, value)[1])

@@ -110,6 +110,7 @@ class _Policy(email.policy.EmailPolicy):
 #: most 78 characters, and 7-bit transfer encodings only (quoted-printable or base64 for text
 #: that is not ASCII), so no server needs ``8BITMIME`` or ``SMTPUTF8``.
 EMAIL_POLICY = _Policy(linesep="\r\n", cte_type="7bit", header_factory=_Headers())
+_MAX_LINE: int = EMAIL_POLICY.max_line_length or 78
 
 _STEM = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -164,6 +165,23 @@ def _one_line(record: str, field: str, value: str) -> str:
     return value
 
 
+#: headers whose plain values the policy folds as they are (``Name: value`` and CRLF, when that
+#: fits on a line): a ``To`` of one dot-atom address, a ``Message-ID`` of dot-atom words
+_PLAIN_HEADERS = {
+    "To": re.compile(r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"),
+    "Message-ID": re.compile(r"<[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*>"),
+}
+
+
+def _plain_folded(name: str, value: str) -> bytes | None:
+    """``Name: value`` and CRLF when ``value`` is plain for ``name`` (:data:`_PLAIN_HEADERS`) and
+    fits on one line, the bytes the policy folds it to; ``None``: parse and fold it."""
+    form = _PLAIN_HEADERS.get(name)
+    if form is None or len(name) + 2 + len(value) > _MAX_LINE or not form.fullmatch(value):
+        return None
+    return f"{name}: {value}\r\n".encode("ascii")
+
+
 def _checked_headers(
     message: OutgoingMessage,
     *,
@@ -173,8 +191,13 @@ def _checked_headers(
     message_id_domain: str | None,
     unsubscribe_mailto: str | None,
     one_click: bool,
+    plain: bool = False,
 ) -> list[tuple[str, Any]]:
     """The e-mail's headers before its content, parsed as :data:`EMAIL_POLICY` stores them.
+
+    With ``plain``, a ``To`` that is one plain address and a ``Message-ID`` of plain words, each
+    on one line, are not parsed: they come as the bytes the policy folds them to (``Name: value``
+    and a CRLF, :data:`_PLAIN_HEADERS`), and such a ``To`` is an e-mail address by its form.
 
     :raises ValidationError: as :func:`build_email` says.
     """
@@ -200,11 +223,16 @@ def _checked_headers(
         if name != "List-Unsubscribe-Post" or one_click:
             values.append((name, value))
     try:
-        headers = [EMAIL_POLICY.header_store_parse(name, value) for name, value in values]
+        headers = [
+            (name, folded)
+            if plain and (folded := _plain_folded(name, value)) is not None
+            else EMAIL_POLICY.header_store_parse(name, value)
+            for name, value in values
+        ]
     except (ValueError, IndexError, email.errors.HeaderParseError):
         raise ValidationError(record, "headers", "the recipient or sender is not a valid address") from None
     to = headers[1][1]
-    if (
+    if not isinstance(to, bytes) and (
         not isinstance(to, email.headerregistry.AddressHeader)
         or not all("@" in a.addr_spec for a in to.addresses)
         or not to.addresses
@@ -278,7 +306,7 @@ _PART_HEADERS: dict[tuple[str, str], bytes] = {}
 #: runs of bytes a quoted-printable body writes as ``=XX``: all but tab, line ends, and the
 #: printable ASCII characters other than ``=`` (``email.quoprimime``'s body map)
 _QP_QUOTED = re.compile(rb"[^\t\n\r -<>-~]+")
-_QP_LINE: int = EMAIL_POLICY.max_line_length or 78  # what the content manager passes to body_encode
+_QP_LINE = _MAX_LINE  # what the content manager passes to body_encode
 
 
 def _qp_run(match: re.Match[bytes]) -> bytes:
@@ -397,9 +425,12 @@ def email_bytes(
     }
     if not message.html or _ENCODE_TEXT is None:
         return build_email(message, **kw).as_bytes()
-    headers = _checked_headers(message, **kw)
+    headers = _checked_headers(message, **kw, plain=True)
     boundary = _boundary(message)
-    out = [EMAIL_POLICY.fold_binary(name, value) for name, value in headers]
+    out = [
+        value if isinstance(value, bytes) else EMAIL_POLICY.fold_binary(name, value)
+        for name, value in headers
+    ]
     out.append(_fold("MIME-Version", "1.0"))
     out.append(_fold("Content-Type", f'multipart/alternative; boundary="{boundary}"'))
     out.append(_fold("Content-Language", message.language))
