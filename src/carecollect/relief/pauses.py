@@ -57,9 +57,18 @@ def collection_paused(
     :param pack: the rules.
     :returns: ``(paused, reasons)``; the reasons are empty when nothing pauses collection.
     """
+    reasons, _ = _paused(snapshot, invoice_id, now, pack)
+    return bool(reasons), reasons
+
+
+def _paused(
+    snapshot: GateSnapshot, invoice_id: str | None, now: dt.datetime, pack: PolicyPack
+) -> tuple[tuple[Reason, ...], bool]:
+    """:func:`collection_paused`'s reasons, and whether an insurer's wait is among them."""
     require_aware(now, f"GateSnapshot {snapshot.account_id}", "now")
     today = now.date()
     reasons: list[Reason] = []
+    waiting = False
     for d in snapshot.open_disputes(invoice_id):
         reasons.append(
             rule_reason(
@@ -99,8 +108,9 @@ def collection_paused(
             continue
         wait = billable_to_patient(inv, today=today, pack=pack)
         if wait.waiting:
+            waiting = True
             reasons.extend(wait.reasons)
-    return bool(reasons), tuple(reasons)
+    return tuple(reasons), waiting
 
 
 @attrs.frozen
@@ -152,13 +162,8 @@ def relief_flags(
     >>> f.as_context_kwargs()
     {'dispute_open': False, 'plan_status': None, 'insurer_waiting': False, 'assistance_pending': False}
     """
-    _, reasons = collection_paused(snapshot, invoice_id=invoice_id, now=now, pack=pack)
+    reasons, waiting = _paused(snapshot, invoice_id, now, pack)  # the insurer's wait weighed once
     plans = snapshot.current_plans(invoice_id)
-    waiting = any(
-        billable_to_patient(inv, today=now.date(), pack=pack).waiting
-        for inv in snapshot.invoices
-        if inv.id == invoice_id
-    )
     return ReliefFlags(
         dispute_open=bool(snapshot.open_disputes(invoice_id)),
         plan_status=plans[0].status if plans else None,
