@@ -59,7 +59,10 @@ def test_headers_parts_and_encodings(language: str) -> None:
     message = _message(language)
     raw = build_email(message, sender=SENDER, at=AT).as_bytes()
     raw.decode("ascii")  # 7-bit clean: no server needs 8BITMIME
-    assert all(len(line) <= 78 for line in raw.split(b"\r\n"))
+    longer = [line for line in raw.split(b"\r\n") if len(line) > 78]
+    # lines of at most 78 characters, but for a URI of List-Unsubscribe, which cannot be broken
+    # (RFC 5322 allows 998); written as encoded words to fit, no mail client would read it
+    assert all(len(line) <= 998 and b"<mailto:" in line for line in longer)
     mail = _parse(raw)
     assert mail["From"].addresses[0].addr_spec == "faktura@legesenteret.example"
     assert mail["From"].addresses[0].display_name == "Legesenteret Ås"
@@ -321,3 +324,27 @@ def test_a_plain_header_is_written_as_the_policy_folds_it(
     plain = _plain_folded(name, value)
     if plain is not None:  # what the standard library writes for the same header
         assert plain == EMAIL_POLICY.fold_binary(name, EMAIL_POLICY.header_store_parse(name, value)[1])
+
+
+@pytest.mark.parametrize(
+    "url", [None, "https://portal.example.org/stop", "https://" + "p" * 90 + ".example/s"]
+)
+def test_list_unsubscribe_is_written_as_uris_a_mail_client_reads(url: str | None) -> None:
+    message = OutgoingMessage(
+        id="I00000002-0.statement-1_email",  # a long id makes the mailto longer than a line
+        channel=Channel.EMAIL,
+        recipient="kari@example.no",
+        subject="Faktura",
+        body="Hei på deg",
+        html="<p>Hei på deg</p>",
+        language="nb",
+        opt_out_url=url,
+    )
+    raw = email_bytes(message, sender=SENDER, at=AT)
+    assert raw == build_email(message, sender=SENDER, at=AT).as_bytes()
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    folded = head.split("List-Unsubscribe: ", 1)[1].split("\r\nList-Unsubscribe-Post")[0].split("\r\nMIME")[0]
+    assert "=?" not in folded  # no encoded words: the URIs as they are, folded between them
+    uris = [u.strip() for u in folded.replace("\r\n", "").split(",")]
+    mailto = "<mailto:faktura@legesenteret.example?subject=unsubscribe%20I00000002-0.statement-1_email>"
+    assert uris == [mailto] + ([f"<{url}>"] if url else [])

@@ -82,6 +82,29 @@ class _Headers(email.headerregistry.HeaderRegistry):
         return super().__call__(name, value)
 
 
+class _UriListHeader(email.headerregistry.UnstructuredHeader, email.headerregistry.BaseHeader):
+    """``List-Unsubscribe`` (RFC 2369): angle-bracketed URIs, folded between them, never as
+    encoded words.
+
+    The standard folding writes a URI longer than a line (a ``mailto:`` naming the message is)
+    as RFC 2047 encoded words, which no mail client reads as a URI: one-click and mailto
+    unsubscribing stop working. Here the header is one line when it fits, else each URI on a
+    line of its own; a URI is never broken, so a line may pass 78 characters (RFC 5322 allows
+    998; a longer one is left to the standard folding).
+    """
+
+    def fold(self, *, policy: email.policy.Policy) -> str:
+        value = str(self)
+        one = f"{self.name}: {value}"
+        if len(one) <= (policy.max_line_length or 998):
+            return one + policy.linesep
+        uris = value.split(", <")
+        lines = [f"{self.name}: {uris[0]}", *(f" <{u}" for u in uris[1:])]
+        if not value.startswith("<") or any(len(line) > 998 for line in lines):
+            return str(super().fold(policy=policy))
+        return ("," + policy.linesep).join(lines) + policy.linesep
+
+
 _FOLDED: dict[tuple[object, ...], Any] = {}
 
 
@@ -109,7 +132,9 @@ class _Policy(email.policy.EmailPolicy):
 #: The policy every carecollect e-mail is built and written with: CRLF line ends, lines of at
 #: most 78 characters, and 7-bit transfer encodings only (quoted-printable or base64 for text
 #: that is not ASCII), so no server needs ``8BITMIME`` or ``SMTPUTF8``.
-EMAIL_POLICY = _Policy(linesep="\r\n", cte_type="7bit", header_factory=_Headers())
+_HEADER_TYPES = _Headers()
+_HEADER_TYPES.map_to_type("list-unsubscribe", _UriListHeader)
+EMAIL_POLICY = _Policy(linesep="\r\n", cte_type="7bit", header_factory=_HEADER_TYPES)
 _MAX_LINE: int = EMAIL_POLICY.max_line_length or 78
 
 _STEM = re.compile(r"[^A-Za-z0-9._-]")
