@@ -326,6 +326,51 @@ def test_a_plain_header_is_written_as_the_policy_folds_it(
         assert plain == EMAIL_POLICY.fold_binary(name, EMAIL_POLICY.header_store_parse(name, value)[1])
 
 
+def _policy_folds(name: str, value: str) -> bytes:
+    return bytes(EMAIL_POLICY.fold_binary(name, EMAIL_POLICY.header_store_parse(name, value)[1]))
+
+
+def test_a_message_id_of_any_length_is_written_as_the_policy_folds_it() -> None:
+    from carecollect.messages.email import _plain_folded
+
+    for length in range(10, 1000):  # on the header's line, alone on the next, on the header's again
+        value = "<" + "a" * (length - 9) + ".b@c.no>"
+        plain = _plain_folded("Message-ID", value)
+        if len("Message-ID: ") + length > 998:  # longer than a line may be: left to the policy
+            assert plain is None
+        else:
+            assert plain == _policy_folds("Message-ID", value), length
+
+
+_HEADER_TEXT = st.text(alphabet="aZ09 =?()<>@,;:\\\"'%./_-~\té", max_size=120)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    name=st.sampled_from(["Subject", "List-Unsubscribe"]),
+    value=_HEADER_TEXT
+    | st.lists(st.text(alphabet="abz09:/?=%.-_@", min_size=1, max_size=60), min_size=1, max_size=3).map(
+        lambda uris: ", ".join(f"<{u}>" for u in uris)
+    ),
+)
+def test_a_plain_text_header_is_written_as_the_policy_folds_it(name: str, value: str) -> None:
+    from carecollect.messages.email import _plain_folded
+
+    plain = _plain_folded(name, value)
+    if plain is not None:
+        assert plain == _policy_folds(name, value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(digits=st.text(alphabet="0123456789abcdef", min_size=24, max_size=24))
+def test_the_multipart_type_is_written_as_the_policy_folds_it(digits: str) -> None:
+    from carecollect.messages.email import _multipart_type
+
+    value = f'multipart/alternative; boundary="=_{digits}"'
+    before, after = _multipart_type()
+    assert before + f"=_{digits}".encode("ascii") + after == _policy_folds("Content-Type", value)
+
+
 @pytest.mark.parametrize(
     "url", [None, "https://portal.example.org/stop", "https://" + "p" * 90 + ".example/s"]
 )

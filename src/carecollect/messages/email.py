@@ -94,15 +94,23 @@ class _UriListHeader(email.headerregistry.UnstructuredHeader, email.headerregist
     """
 
     def fold(self, *, policy: email.policy.Policy) -> str:
-        value = str(self)
-        one = f"{self.name}: {value}"
-        if len(one) <= (policy.max_line_length or 998):
-            return one + policy.linesep
-        uris = value.split(", <")
-        lines = [f"{self.name}: {uris[0]}", *(f" <{u}" for u in uris[1:])]
-        if not value.startswith("<") or any(len(line) > 998 for line in lines):
+        lines = _uri_list_lines(self.name, str(self), policy.max_line_length or 998)
+        if lines is None:
             return str(super().fold(policy=policy))
         return ("," + policy.linesep).join(lines) + policy.linesep
+
+
+def _uri_list_lines(name: str, value: str, max_line: int) -> list[str] | None:
+    """The lines :class:`_UriListHeader` folds ``value`` to, without their ends (the first says
+    ``Name: ``, each after the first follows a comma); ``None``: the standard folding."""
+    one = f"{name}: {value}"
+    if len(one) <= max_line:
+        return [one]
+    uris = value.split(", <")
+    lines = [f"{name}: {uris[0]}", *(f" <{u}" for u in uris[1:])]
+    if not value.startswith("<") or any(len(line) > 998 for line in lines):
+        return None
+    return lines
 
 
 _FOLDED: dict[tuple[object, ...], Any] = {}
@@ -190,21 +198,45 @@ def _one_line(record: str, field: str, value: str) -> str:
     return value
 
 
-#: headers whose plain values the policy folds as they are (``Name: value`` and CRLF, when that
-#: fits on a line): a ``To`` of one dot-atom address, a ``Message-ID`` of dot-atom words
-_PLAIN_HEADERS = {
-    "To": re.compile(r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"),
-    "Message-ID": re.compile(r"<[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*>"),
-}
+#: the forms of plain header values the policy folds as they are: one dot-atom address, a
+#: Message-ID of dot-atom words, and text of printable ASCII words between single spaces
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+_PLAIN_MESSAGE_ID = re.compile(r"<[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*>")
+_PLAIN_TEXT = re.compile(r"[!-~]+(?: [!-~]+)*")
 
 
 def _plain_folded(name: str, value: str) -> bytes | None:
-    """``Name: value`` and CRLF when ``value`` is plain for ``name`` (:data:`_PLAIN_HEADERS`) and
-    fits on one line, the bytes the policy folds it to; ``None``: parse and fold it."""
-    form = _PLAIN_HEADERS.get(name)
-    if form is None or len(name) + 2 + len(value) > _MAX_LINE or not form.fullmatch(value):
+    """The bytes the policy folds header ``name: value`` to, for the plain values a run writes
+    over and over with a part that differs per message; ``None``: parse and fold it.
+
+    * ``To``: one dot-atom address that fits on a line: ``To: value``;
+    * ``Message-ID`` of dot-atom words: on the header's line when it fits, else alone on the
+      next line when it fits there, else on the header's line (up to 998 characters);
+    * ``Subject``: printable ASCII words between single spaces, no encoded-word marker ``=?``,
+      that fit on a line;
+    * ``List-Unsubscribe`` of the same text: as :class:`_UriListHeader` folds it.
+
+    Every line ends in CRLF. ``tests/test_messages_email.py`` holds each equal to the policy's.
+    """
+    one = len(name) + 2 + len(value)
+    if name == "To":
+        plain = one <= _MAX_LINE and _PLAIN_ADDRESS.fullmatch(value) is not None
+    elif name == "Message-ID":
+        if one <= 998 and _PLAIN_MESSAGE_ID.fullmatch(value):
+            if one > _MAX_LINE and 1 + len(value) <= _MAX_LINE:
+                return f"{name}:\r\n {value}\r\n".encode("ascii")
+            return f"{name}: {value}\r\n".encode("ascii")
         return None
-    return f"{name}: {value}\r\n".encode("ascii")
+    elif name in ("Subject", "List-Unsubscribe"):
+        if "=?" in value or not _PLAIN_TEXT.fullmatch(value):
+            return None
+        if name == "List-Unsubscribe":
+            lines = _uri_list_lines(name, value, _MAX_LINE)
+            return None if lines is None else (",\r\n".join(lines) + "\r\n").encode("ascii")
+        plain = one <= _MAX_LINE
+    else:
+        return None
+    return f"{name}: {value}\r\n".encode("ascii") if plain else None
 
 
 def _checked_headers(
@@ -220,9 +252,8 @@ def _checked_headers(
 ) -> list[tuple[str, Any]]:
     """The e-mail's headers before its content, parsed as :data:`EMAIL_POLICY` stores them.
 
-    With ``plain``, a ``To`` that is one plain address and a ``Message-ID`` of plain words, each
-    on one line, are not parsed: they come as the bytes the policy folds them to (``Name: value``
-    and a CRLF, :data:`_PLAIN_HEADERS`), and such a ``To`` is an e-mail address by its form.
+    With ``plain``, headers of the plain forms :func:`_plain_folded` knows are not parsed: they
+    come as the bytes the policy folds them to, and such a ``To`` is an e-mail address by its form.
 
     :raises ValidationError: as :func:`build_email` says.
     """
@@ -270,6 +301,20 @@ def _boundary(message: OutgoingMessage) -> str:
     # derived from the message id, so the same message gives the same bytes; "=_" never occurs in
     # base64 or quoted-printable text, and 24 hex digits of SHA-256 not by chance in a 7-bit part
     return "=_" + hashlib.sha256(message.id.encode("utf-8")).hexdigest()[:24]
+
+
+#: a boundary of :func:`_boundary`'s form, standing in for every other
+_BOUNDARY_FORM = "=_" + "0" * 24
+
+
+@functools.cache
+def _multipart_type() -> tuple[bytes, bytes]:
+    """``Content-Type: multipart/alternative; boundary="..."`` as the policy folds it, before and
+    after the boundary: folded once, for :data:`_BOUNDARY_FORM` (every boundary of that form, 24
+    hex digits, folds alike; ``tests/test_messages_email.py`` holds them equal)."""
+    folded = _fold("Content-Type", f'multipart/alternative; boundary="{_BOUNDARY_FORM}"')
+    before, after = folded.split(_BOUNDARY_FORM.encode("ascii"))
+    return before, after
 
 
 def build_email(
@@ -457,7 +502,8 @@ def email_bytes(
         for name, value in headers
     ]
     out.append(_fold("MIME-Version", "1.0"))
-    out.append(_fold("Content-Type", f'multipart/alternative; boundary="{boundary}"'))
+    before, after = _multipart_type()
+    out.append(before + boundary.encode("ascii") + after)
     out.append(_fold("Content-Language", message.language))
     line = f"--{boundary}\r\n".encode("ascii")
     out += [b"\r\n", line, _part(message.body, "plain"), b"\r\n", line, _part(message.html, "html")]
