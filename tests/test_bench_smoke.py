@@ -74,8 +74,17 @@ def test_the_channel_figures_send_through_the_smtp_plugin_to_a_local_server() ->
     if find_spec("carecollect_smtp") is None or find_spec("aiosmtpd") is None:
         assert lines[0].startswith("skipped: pip install")
         return
-    assert [line.split()[0] for line in lines] == ["one", "reuse,", "reuse,", "of", "floor:", "reuse"]
+    assert [line.split()[0] for line in lines] == [
+        "one",
+        "reuse,",
+        "reuse,",
+        "reuse,",
+        "of",
+        "floor:",
+        "reuse",
+    ]
     assert "(baseline)" in lines[0] and "/s" in lines[1] and "target >= 1,000/s" in lines[-1]
+    assert "PIPELINING" in lines[3]
 
 
 @pytest.mark.postgres

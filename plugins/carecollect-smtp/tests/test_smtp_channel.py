@@ -5,11 +5,13 @@ from __future__ import annotations
 import email
 import email.policy
 import logging
+import smtplib
 import socket
 
 import pytest
 from carecollect.channels import Channel
 from carecollect.errors import ConfigurationError
+from carecollect.plugins.dispatch import ChannelSender
 from carecollect.plugins.manager import make_plugin_manager
 from carecollect.plugins.messaging import ReceiptStatus
 from carecollect.testing import MessageChannelContract
@@ -34,14 +36,73 @@ class PickyServer(LoopbackSMTPServer):
         return "250 OK"
 
 
-@pytest.fixture
-def picky_server():
-    server = PickyServer()
+class Pipelining:
+    """Offers ``PIPELINING`` (RFC 2920) in its ``EHLO`` reply; aiosmtpd reads pipelined commands
+    in order (it reads line by line) but does not say so itself."""
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
+
+class PipeliningServer(Pipelining, LoopbackSMTPServer):
+    """A loopback server that offers ``PIPELINING``."""
+
+
+class PickyPipeliningServer(Pipelining, PickyServer):
+    """:class:`PickyServer`, offering ``PIPELINING``."""
+
+
+class ClosingServer(LoopbackSMTPServer):
+    """Takes two messages on a session; a third ``MAIL FROM`` gets ``421`` and the session ends
+    (as servers that limit messages per connection do)."""
+
+    def __init__(self):
+        super().__init__()
+        self.sessions = 0
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        count = getattr(session, "carecollect_mails", 0) + 1
+        session.carecollect_mails = count
+        if count == 1:
+            self.sessions += 1
+        if count > 2:
+            server.transport.close()
+            return "421 4.7.0 too many messages on this connection"
+        envelope.mail_from = address
+        return "250 OK"
+
+
+class ClosingPipeliningServer(Pipelining, ClosingServer):
+    """:class:`ClosingServer`, offering ``PIPELINING``."""
+
+
+def _started(server):
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def picky_server():
+    yield from _started(PickyServer())
+
+
+@pytest.fixture
+def picky_pipelining_server():
+    yield from _started(PickyPipeliningServer())
+
+
+@pytest.fixture
+def pipelining_server():
+    yield from _started(PipeliningServer())
+
+
+@pytest.fixture(params=[ClosingServer, ClosingPipeliningServer], ids=["plain", "pipelining"])
+def closing_server(request):
+    yield from _started(request.param())
 
 
 def settings(server, **extra):
@@ -74,6 +135,14 @@ class TestSMTPContract(MessageChannelContract):
     @pytest.fixture
     def rejected_message(self):
         return f.make_message(id="MSG-NOBODY", recipient="nobody@example.org")
+
+
+class TestSMTPContractPipelined(TestSMTPContract):
+    """The kit's channel tests again, against a server that offers ``PIPELINING``."""
+
+    @pytest.fixture
+    def picky_server(self, picky_pipelining_server):
+        return picky_pipelining_server
 
 
 def test_found_through_the_entry_point():
@@ -236,3 +305,95 @@ def test_the_server_receives_the_very_bytes_of_the_standard_email(smtp_server, h
     at = parsed(content)["Date"].datetime
     # written without the message object (the envelope is ASCII), byte for byte what build() gives
     assert content == channel.build(message, at=at).as_bytes()
+
+
+class _Writes:
+    """Counts what the client writes to the server: one write per command or message text, or one
+    for several commands sent at once."""
+
+    def __init__(self, monkeypatch):
+        self.count = 0
+        send = smtplib.SMTP.send
+
+        def counted(smtp, data):
+            self.count += 1
+            return send(smtp, data)
+
+        monkeypatch.setattr(smtplib.SMTP, "send", counted)
+
+
+@pytest.mark.parametrize("pipelining", ["true", "false"])
+def test_a_server_offering_pipelining_gets_a_message_in_two_writes(
+    pipelining_server, monkeypatch, pipelining
+):
+    channel = SMTP.create(settings(pipelining_server, sessions="1", pipelining=pipelining))
+    messages = [f.make_message(id=f"MSG-{i}", recipient=f"p{i}@example.org") for i in range(5)]
+    channel.send(messages[0])  # the session: connect, EHLO
+    writes = _Writes(monkeypatch)
+    receipts = [channel.send(m) for m in messages[1:]]
+    assert {r.status for r in receipts} == {ReceiptStatus.ACCEPTED}
+    # MAIL FROM, RCPT TO and DATA at once, then the text: two writes a message instead of four
+    assert writes.count == (2 if pipelining == "true" else 4) * 4
+    assert channel.connections == 1
+    # each message arrives whole, byte for byte the standard e-mail
+    assert [rcpts for _, rcpts, _ in pipelining_server.messages] == [[f"p{i}@example.org"] for i in range(5)]
+    for (sender, _, content), message in zip(pipelining_server.messages, messages, strict=True):
+        assert sender == SENDER
+        assert content == channel.build(message, at=parsed(content)["Date"].datetime).as_bytes()
+
+
+def test_a_line_starting_with_a_full_stop_arrives_as_written(pipelining_server, smtp_server):
+    body = "Line one\n.\n..two\n.end"
+    for server in (pipelining_server, smtp_server):
+        SMTP.create(settings(server)).send(f.make_message(body=body, html=None))
+        ((_, _, content),) = server.messages
+        assert parsed(content).get_body(("plain",)).get_content().replace("\r\n", "\n").rstrip("\n") == body
+
+
+def test_refusals_under_pipelining_keep_the_session(picky_pipelining_server):
+    channel = SMTP.create(settings(picky_pipelining_server, sessions="1"))
+    sent = [
+        channel.send(f.make_message(id="M-1", recipient="nobody@example.org")),
+        channel.send(f.make_message(id="M-2", recipient="busy@example.org")),
+        channel.send(f.make_message(id="M-3", recipient="patient@example.org")),
+    ]
+    assert [r.status for r in sent] == [
+        ReceiptStatus.REJECTED,
+        ReceiptStatus.RETRY_LATER,
+        ReceiptStatus.ACCEPTED,
+    ]
+    assert sent[0].detail.startswith("550") and sent[1].detail.startswith("451")
+    # the refused transactions were reset, not the session: one connection, one message taken
+    assert channel.connections == 1
+    assert [rcpts for _, rcpts, _ in picky_pipelining_server.messages] == [["patient@example.org"]]
+
+
+def test_sessions_are_reused_up_to_messages_per_session(smtp_server):
+    channel = SMTP.create(settings(smtp_server, sessions="1", messages_per_session="3"))
+    receipts = [channel.send(f.make_message(id=f"M-{i}", recipient=f"p{i}@example.org")) for i in range(10)]
+    assert {r.status for r in receipts} == {ReceiptStatus.ACCEPTED}
+    assert len(smtp_server.messages) == 10
+    assert channel.connections == 4  # 3 + 3 + 3 + 1
+    channel.close()
+
+
+def test_a_session_the_server_closes_with_421_is_opened_again_and_the_message_sent_once(closing_server):
+    channel = SMTP.create(settings(closing_server, sessions="1"))
+    receipts = [channel.send(f.make_message(id=f"M-{i}", recipient=f"p{i}@example.org")) for i in range(5)]
+    assert [r.status for r in receipts] == [ReceiptStatus.ACCEPTED] * 5
+    # two messages a session: the third MAIL FROM of each session met 421 and went on a fresh one
+    assert [rcpts for _, rcpts, _ in closing_server.messages] == [[f"p{i}@example.org"] for i in range(5)]
+    assert closing_server.sessions == 3 and channel.connections == 3
+
+
+def test_the_declared_pool_sends_every_message_once(pipelining_server):
+    channel = SMTP.create(settings(pipelining_server))
+    messages = [f.make_message(id=f"M-{i}", recipient=f"p{i}@example.org") for i in range(40)]
+    with ChannelSender.for_channel(channel) as sender:
+        results = list(sender.send_all(messages))
+    assert [m.id for m, _ in results] == [m.id for m in messages]
+    assert {r.status for _, r in results} == {ReceiptStatus.ACCEPTED}
+    assert sorted(rcpts[0] for _, rcpts, _ in pipelining_server.messages) == sorted(
+        m.recipient for m in messages
+    )
+    assert channel.connections <= channel.capabilities.concurrency == 4

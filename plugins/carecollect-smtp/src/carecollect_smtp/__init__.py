@@ -43,9 +43,15 @@ Settings (all strings, as carecollect passes them):
     messages sent on one session before it is closed with ``QUIT`` and a fresh
     one opened (default ``100``; servers limit it, and a long session ties the
     run to one server of a pool).
+``pipelining``
+    ``"true"`` (the default) sends ``MAIL FROM``, ``RCPT TO`` and ``DATA`` of a
+    message at once when the server offers ``PIPELINING`` (RFC 2920): two round
+    trips to the server per message instead of four, which is what counts
+    against a server across a network. ``"false"`` waits for each reply.
 
 Connections are reused: a session (connect, ``EHLO``, ``STARTTLS``, login) is
-opened once and carries many messages, each one ``MAIL FROM``/``RCPT TO``/``DATA``.
+opened once and carries many messages, each one ``MAIL FROM``/``RCPT TO``/``DATA``
+(pipelined where the server offers it).
 A refused recipient leaves the session usable (``RSET``); a session the server
 dropped (or closed with ``421``) is opened again and the message in flight sent
 once more on the fresh one. Plain SMTP cannot tell a message it already took from
@@ -80,6 +86,7 @@ import datetime as dt
 import email.message
 import email.utils
 import logging
+import re
 import smtplib
 import ssl
 import threading
@@ -203,6 +210,7 @@ class SMTPChannel:
         self.sessions = _count(settings, "sessions", CAPABILITIES.concurrency)
         self.batch_size = _count(settings, "batch_size", CAPABILITIES.batch_size)
         self.messages_per_session = _count(settings, "messages_per_session", 100)
+        self.pipelining = str(settings.get("pipelining", "true")).strip().lower() in _TRUE
         #: what the run honours: this channel's own sessions and batch size
         self.capabilities = attrs.evolve(CAPABILITIES, concurrency=self.sessions, batch_size=self.batch_size)
         self._sent: dict[str, Receipt] = {}
@@ -421,7 +429,9 @@ class SMTPChannel:
         """
         try:
             to_addrs = [email.utils.parseaddr(message.recipient)[1]]
-            if isinstance(mail, bytes):
+            if isinstance(mail, bytes) and self.pipelining and session.smtp.has_extn("pipelining"):
+                _sendmail_pipelined(session.smtp, self.envelope_from, to_addrs[0], mail)
+            elif isinstance(mail, bytes):
                 session.smtp.sendmail(self.envelope_from, to_addrs, mail)
             else:
                 session.smtp.send_message(mail, from_addr=self.envelope_from, to_addrs=to_addrs)
@@ -473,6 +483,62 @@ class SMTPChannel:
         :raises ConfigurationError: always (``inbound`` is not claimed).
         """
         raise ConfigurationError("the smtp channel does not parse inbound replies")
+
+
+#: a line of the message that starts with a full stop (doubled in the DATA text, RFC 5321 4.5.2)
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+def _rset(smtp: smtplib.SMTP) -> None:
+    try:
+        smtp.rset()
+    except smtplib.SMTPServerDisconnected:
+        pass
+
+
+def _refused(smtp: smtplib.SMTP, code: int) -> None:
+    """After a refusal, as :meth:`smtplib.SMTP.sendmail` does: a ``421`` closes the session, any
+    other reply resets the transaction (``RSET``) and keeps it."""
+    if code == _CLOSING:
+        smtp.close()
+    else:
+        _rset(smtp)
+
+
+def _sendmail_pipelined(smtp: smtplib.SMTP, sender: str, recipient: str, data: bytes) -> None:
+    """:meth:`smtplib.SMTP.sendmail` of ``data`` to one recipient, with ``MAIL FROM``, ``RCPT TO``
+    and ``DATA`` written at once and their replies read after (RFC 2920 ``PIPELINING``, for a
+    server that offers it): two round trips instead of four. The same commands, the same
+    refusals raised (``SMTPSenderRefused``, ``SMTPRecipientsRefused``, ``SMTPDataError``,
+    ``SMTPServerDisconnected``), the session reset or closed as ``sendmail`` leaves it.
+    """
+    size = f" size={len(data)}" if smtp.has_extn("size") else ""
+    smtp.send(
+        f"mail FROM:{smtplib.quoteaddr(sender)}{size}\r\nrcpt TO:{smtplib.quoteaddr(recipient)}\r\ndata\r\n"
+    )
+    mail, rcpt, go = smtp.getreply(), smtp.getreply(), smtp.getreply()
+    if go[0] == 354 and (mail[0] != 250 or rcpt[0] not in (250, 251)):
+        # the server took DATA after refusing the sender or the recipient (RFC 2920 says it
+        # answers 554 then): end the empty message, which it has no one to deliver to
+        smtp.send(b".\r\n")
+        smtp.getreply()
+    if mail[0] != 250:
+        _refused(smtp, mail[0])
+        raise smtplib.SMTPSenderRefused(mail[0], mail[1], sender)
+    if rcpt[0] not in (250, 251):
+        _refused(smtp, rcpt[0])
+        raise smtplib.SMTPRecipientsRefused({recipient: rcpt})
+    if go[0] != 354:
+        _refused(smtp, go[0])
+        raise smtplib.SMTPDataError(go[0], go[1])
+    text = _LEADING_DOT.sub(b"..", data)
+    if not text.endswith(b"\r\n"):
+        text += b"\r\n"
+    smtp.send(text + b".\r\n")
+    code, answer = smtp.getreply()
+    if code != 250:
+        _refused(smtp, code)
+        raise smtplib.SMTPDataError(code, answer)
 
 
 def _quit(smtp: smtplib.SMTP) -> None:
