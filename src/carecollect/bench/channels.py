@@ -225,10 +225,12 @@ def smtp_figures(messages: int, baseline: int) -> list[str]:
             f"(plain smtplib, {CAPABILITY_SESSIONS} reused sessions, no channel)"
         )
     # the same pool to a server that offers PIPELINING: MAIL FROM, RCPT TO and DATA sent at once
+    piped_way = "reuse, the declared pool, PIPELINING offered"
     with smtp_sink("carecollect.bench.smtp_sink.PipeliningSink") as (server, port):
-        measure(server, port, "reuse, the declared pool, PIPELINING offered", messages, {}, True)
+        measure(server, port, piped_way, messages, {}, True)
     lines.insert(3, lines.pop())  # beside the same pool to the server that does not
-    best = max(rate for way, rate in rates.items() if way != baseline_way)
+    # the target is judged on aiosmtpd as it is (it does not offer PIPELINING)
+    best = max(rate for way, rate in rates.items() if way not in (baseline_way, piped_way))
     base = rates[baseline_way]
     lines.append(
         f"reuse {best / base:.1f}x the baseline; {best:,.0f} e-mails/s "
