@@ -323,11 +323,27 @@ def test_a_plain_header_is_written_as_the_policy_folds_it(
     value = f"<{local}@{host}{tld}>" if bracketed else f"{local}@{host}{tld}"
     plain = _plain_folded(name, value)
     if plain is not None:  # what the standard library writes for the same header
-        assert plain == EMAIL_POLICY.fold_binary(name, EMAIL_POLICY.header_store_parse(name, value)[1])
+        assert plain == _policy_folds(name, value)
 
 
 def _policy_folds(name: str, value: str) -> bytes:
     return bytes(EMAIL_POLICY.fold_binary(name, EMAIL_POLICY.header_store_parse(name, value)[1]))
+
+
+def test_the_headers_a_run_writes_take_the_plain_way() -> None:
+    from carecollect.messages.email import _plain_folded
+
+    mailto = "<mailto:billing@clinic.example?subject=unsubscribe%20I00000002-0.statement-1_email>"
+    for name, value in (
+        ("To", "kari.nordmann@example.no"),
+        ("Message-ID", "<I00000002-0.statement-1_email.671e41b8c797@outbox.carecollect.invalid>"),
+        ("Subject", "Your invoice I00000002-0"),
+        ("List-Unsubscribe", f"{mailto}, <https://portal.example.org/stop>"),
+    ):
+        assert _plain_folded(name, value) == _policy_folds(name, value), name
+    # a subject in another language, a display name: parsed and folded by the policy
+    assert _plain_folded("Subject", "Påminnelse om regning") is None
+    assert _plain_folded("To", "Kari <kari@example.no>") is None
 
 
 def test_a_message_id_of_any_length_is_written_as_the_policy_folds_it() -> None:
