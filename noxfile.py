@@ -224,6 +224,8 @@ def plugins(session: nox.Session) -> None:
         "no:cacheprovider",
         "tests/test_demo_deliver.py",
         "tests/test_docs_demo_figures.py::test_the_deliver_section_shows_a_real_run_through_the_local_servers",
+        # the bench's SMTP figures (figure 6) through the installed smtp plugin, with and without PIPELINING
+        "tests/test_bench_smoke.py::test_the_channel_figures_send_through_the_smtp_plugin_to_a_local_server",
         # the patient page offers the installed payment plugins (skipped where they are not)
         "tests/web/test_ways_to_pay.py::test_the_installed_payment_plugins_are_offered_as_they_declare",
     )
