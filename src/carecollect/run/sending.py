@@ -806,12 +806,8 @@ class _Fresh:
     def claim_records(self, step: OutreachStep) -> list[AuditRecord] | None:
         """The insurer's claim records of ``step``'s invoice as read with the batch, if nothing
         was written since (as of the last :meth:`get`); ``None``: read them now."""
-        if (
-            self._claims is None
-            or step.invoice_id not in self._claims
-            or self._token is None
-            or self._seen != self._batch_seen
-        ):
+        # read ahead only with a change token (prefetch): ``_claims`` is None without one
+        if self._claims is None or step.invoice_id not in self._claims or self._seen != self._batch_seen:
             return None
         return self._claims[step.invoice_id]
 
