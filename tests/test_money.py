@@ -292,3 +292,78 @@ def test_zero_is_the_constructors_zero() -> None:
     for code in ("EUR", "JPY", "BHD"):
         assert Money.zero(code).amount.as_tuple() == Money(0, code).amount.as_tuple()
         assert str(Money.zero(code)) == str(Money(0, code))
+
+
+@given(
+    st.integers(min_value=-(10**MAX_MINOR_DIGITS) + 1, max_value=10**MAX_MINOR_DIGITS - 1),
+    st.integers(min_value=-(10**MAX_MINOR_DIGITS) + 1, max_value=10**MAX_MINOR_DIGITS - 1),
+    st.sampled_from(["EUR", "JPY", "BHD", "NOK", "USD", "BGN", "CLF"]),
+)
+def test_sums_and_differences_are_what_the_constructor_builds(a: int, b: int, code: str) -> None:
+    # + and - of two amounts in one currency skip the constructor's quantising: same amount, same
+    # digits, one zero, and out of range still refused
+    exp = minor_unit_exponent(code)
+    x, y = Money.from_minor(a, code), Money.from_minor(b, code)
+    for units, result in ((a + b, lambda: x + y), (a - b, lambda: x - y)):
+        if abs(units) >= 10**MAX_MINOR_DIGITS:
+            with pytest.raises(InvalidMoney, match="out of range"):
+                result()
+            continue
+        fast = result()
+        slow = Money(Decimal(units).scaleb(-exp), code)
+        assert repr(fast) == repr(slow) and fast.amount.as_tuple() == slow.amount.as_tuple()
+        assert type(fast) is Money and fast.minor_units == units
+    assert (x < y) is (a < b) and (x <= y) is (a <= b) and (x > y) is (a > b) and (x >= y) is (a >= b)
+
+
+def test_zero_is_kept_once_per_currency_and_cannot_be_changed() -> None:
+    assert Money.zero("EUR") is Money.zero("EUR")
+    with pytest.raises(AttributeError):
+        Money.zero("EUR").amount = Decimal(5)  # type: ignore[misc]
+    assert (Money.zero("EUR") + Money("1.00", "EUR")) == Money("1.00", "EUR")
+    assert Money.zero("EUR") == Money(0, "EUR")
+
+
+_LOCALES = [
+    "en_US",
+    "en",
+    "de_DE",
+    "de",
+    "nb_NO",
+    "nb",
+    "bg_BG",
+    "bg",
+    "en_IN",
+    "de_CH",
+    "fr_FR",
+    "ar_EG",
+    "ja_JP",
+]
+
+
+@given(
+    st.integers(min_value=-(10**MAX_MINOR_DIGITS) + 1, max_value=10**MAX_MINOR_DIGITS - 1)
+    | st.integers(min_value=-100_000, max_value=100_000),
+    st.sampled_from(["EUR", "JPY", "BHD", "NOK", "USD", "BGN", "INR", "CLF"]),
+    st.sampled_from(_LOCALES),
+    st.booleans(),
+)
+def test_formatting_gives_what_babel_gives(units: int, code: str, locale: str, currency_digits: bool) -> None:
+    # Money.format lays plain patterns out itself (a run formats the same few pairs many times);
+    # each layout must give Babel's text exactly, and the others stay with Babel
+    import babel.numbers
+
+    amount = Money.from_minor(units, code)
+    expected = babel.numbers.format_currency(
+        amount.amount, code, locale=locale, currency_digits=currency_digits
+    )
+    assert amount.format(locale, currency_digits=currency_digits) == expected
+
+
+def test_the_common_locales_take_the_layout_and_a_quoting_one_stays_with_babel() -> None:
+    from carecollect.money import _layout
+
+    for locale in ("en_US", "de_DE", "nb_NO", "bg_BG", "en_IN"):
+        assert _layout(locale, "EUR", True) is not None
+    assert _layout("de_CH", "CHF", True) is None  # its group separator is a quote Babel strips
+    assert _layout("en_US", "CLF", False) is None  # the pattern's 2 digits, not the unit's 4

@@ -233,6 +233,9 @@ ISO_4217: dict[str, int] = {
     **dict.fromkeys(_FOUR, 4),
 }
 _QUANTA = {digits: Decimal(1).scaleb(-digits) for digits in set(ISO_4217.values())}
+#: Per currency, the first amount out of range (10**18 minor units): a sum or difference of two
+#: amounts already at the minor unit is exact, so it only needs this bound (and one zero).
+_LIMITS = {code: Decimal(_MAX_MINOR).scaleb(-digits) for code, digits in ISO_4217.items()}
 
 
 @functools.lru_cache(maxsize=64)
@@ -241,6 +244,80 @@ def _locale(name: str) -> babel.Locale:
         return babel.Locale.parse(name)
     except (ValueError, babel.UnknownLocaleError):
         raise ValidationError("Money", "locale", f"{name!r} is not a known locale") from None
+
+
+class _Layout:
+    """How one locale lays out amounts of one currency: what Babel's ``format_currency`` gives
+    for a plain pattern (sign, symbol, grouping, the minor unit's digits), without it.
+
+    A run formats the same few locale and currency pairs hundreds of thousands of times; Babel
+    works the pattern out again for each. :func:`_layout` builds one only where it can check it
+    against Babel; anything else (other digits than the minor unit's, a significant-digits,
+    scientific or per-mille pattern, a currency name, quotes) stays with Babel.
+    """
+
+    __slots__ = ("decimal", "group", "prefix", "primary", "secondary", "suffix")
+
+    def __init__(self, pattern: Any, loc: babel.Locale, currency: str) -> None:
+        symbol = babel.numbers.get_currency_symbol(currency, loc)
+        self.prefix: tuple[str, ...] = tuple(
+            str(p).replace("¤¤", currency).replace("¤", symbol) for p in pattern.prefix
+        )
+        self.suffix: tuple[str, ...] = tuple(
+            str(p).replace("¤¤", currency).replace("¤", symbol) for p in pattern.suffix
+        )
+        self.group: str = babel.numbers.get_group_symbol(loc)
+        self.decimal: str = babel.numbers.get_decimal_symbol(loc)
+        self.primary: int = pattern.grouping[0]
+        self.secondary: int = pattern.grouping[1]
+
+    def format(self, amount: Decimal) -> str:
+        negative = amount.is_signed()
+        whole, _, fraction = f"{-amount if negative else amount:f}".partition(".")
+        size = self.primary
+        grouped = ""
+        while len(whole) > size:
+            grouped = self.group + whole[-size:] + grouped
+            whole = whole[:-size]
+            size = self.secondary
+        number = whole + grouped + (self.decimal + fraction if fraction else "")
+        return self.prefix[negative] + number + self.suffix[negative]
+
+
+#: Amounts _layout checks a layout with against Babel, in minor units (signs, zeros, groups).
+_PROBES = (0, 1, 5, 99, 100, 1234, 123456, 1234567, 10**8 + 7, 123456789012345678)
+
+
+@functools.lru_cache(maxsize=256)
+def _layout(locale: str, currency: str, currency_digits: bool) -> _Layout | None:
+    """The layout of ``currency`` in ``locale`` when it gives what Babel gives; else ``None``."""
+    loc = _locale(locale)
+    exponent = minor_unit_exponent(currency)
+    pattern = loc.currency_formats["standard"]
+    digits = (babel.numbers.get_currency_precision(currency),) * 2 if currency_digits else pattern.frac_prec
+    plain = (
+        not pattern.exp_prec
+        and "@" not in pattern.pattern
+        and pattern.scale == 0
+        and pattern.number_pattern != ""
+        and pattern.int_prec[0] == 1
+        and digits == (exponent, exponent)
+        and not any("¤¤¤" in p or "'" in p for p in (*pattern.prefix, *pattern.suffix))
+    )
+    if not plain:
+        return None
+    layout = _Layout(pattern, loc, currency)
+    if any("'" in p for p in (*layout.prefix, *layout.suffix, layout.group, layout.decimal)):
+        return None
+    for units in _PROBES:
+        for signed in (units, -units):
+            amount = Decimal(signed).scaleb(-exponent, context=_CONTEXT)
+            expected = babel.numbers.format_currency(
+                amount, currency, locale=loc, currency_digits=currency_digits
+            )
+            if layout.format(amount) != expected:
+                return None
+    return layout
 
 
 def minor_unit_exponent(currency: str) -> int:
@@ -337,6 +414,12 @@ class Money(_money.Money):  # type: ignore[misc]
     @classmethod
     def zero(cls, currency: str) -> Money:
         """Return nothing, in ``currency``."""
+        if cls is Money:
+            zero = _ZEROS.get(currency)
+            if zero is not None:
+                return zero
+            zero = _ZEROS[currency] = cls.from_minor(0, currency)
+            return zero
         return cls.from_minor(0, currency)
 
     @classmethod
@@ -413,10 +496,12 @@ class Money(_money.Money):  # type: ignore[misc]
         """
         if not locale or not isinstance(locale, str):
             raise ValidationError("Money", "locale", "an explicit locale such as 'en_US' is required")
-        loc = _locale(locale)
+        layout = _layout(locale, self._currency, currency_digits)
+        if layout is not None:
+            return layout.format(self._amount)
         return str(
             babel.numbers.format_currency(
-                self._amount, self._currency, locale=loc, currency_digits=currency_digits
+                self._amount, self._currency, locale=_locale(locale), currency_digits=currency_digits
             )
         )
 
@@ -511,6 +596,8 @@ class Money(_money.Money):  # type: ignore[misc]
         return other
 
     def __add__(self, other: object) -> Money:
+        if type(other) is Money and other._currency == self._currency:
+            return _exact(_CONTEXT.add(self._amount, other._amount), self._currency)
         o = self._same(other, "add")
         return Money(self._amount + o._amount, self._currency)
 
@@ -518,6 +605,8 @@ class Money(_money.Money):  # type: ignore[misc]
         return self.__add__(other)
 
     def __sub__(self, other: object) -> Money:
+        if type(other) is Money and other._currency == self._currency:
+            return _exact(_CONTEXT.subtract(self._amount, other._amount), self._currency)
         o = self._same(other, "subtract")
         return Money(self._amount - o._amount, self._currency)
 
@@ -557,15 +646,23 @@ class Money(_money.Money):  # type: ignore[misc]
         raise TypeError("the truth of Money is ambiguous; use is_zero() or is_positive()")
 
     def __lt__(self, other: object) -> bool:
+        if type(other) is Money and other._currency == self._currency:
+            return bool(self._amount < other._amount)
         return bool(self._amount < self._same(other, "compare")._amount)
 
     def __le__(self, other: object) -> bool:
+        if type(other) is Money and other._currency == self._currency:
+            return bool(self._amount <= other._amount)
         return bool(self._amount <= self._same(other, "compare")._amount)
 
     def __gt__(self, other: object) -> bool:
+        if type(other) is Money and other._currency == self._currency:
+            return bool(self._amount > other._amount)
         return bool(self._amount > self._same(other, "compare")._amount)
 
     def __ge__(self, other: object) -> bool:
+        if type(other) is Money and other._currency == self._currency:
+            return bool(self._amount >= other._amount)
         return bool(self._amount >= self._same(other, "compare")._amount)
 
     def __eq__(self, other: object) -> bool:
@@ -581,6 +678,24 @@ class Money(_money.Money):  # type: ignore[misc]
 
     def __str__(self) -> str:
         return f"{self._currency} {self._amount}"
+
+
+def _exact(value: Decimal, currency: str) -> Money:
+    """An amount from ``value``, the exact sum or difference of two amounts in ``currency``.
+
+    Both were at the currency's minor unit, so ``value`` is too: only its range is checked (and
+    a zero is stored without its sign), as :class:`Money` would.
+    """
+    if -_LIMITS[currency] < value < _LIMITS[currency]:
+        out: Money = Money.__new__(Money)
+        out._amount = value.copy_abs() if value.is_zero() else value
+        out._currency = currency
+        return out
+    return Money(value, currency)  # raises InvalidMoney, naming the amount
+
+
+#: One zero per currency for Money.zero (amounts are never changed in place).
+_ZEROS: dict[str, Money] = {}
 
 
 def total(amounts: Iterable[Money], currency: str) -> Money:
