@@ -308,3 +308,39 @@ def test_statements_of_the_same_shape_share_one_skeleton() -> None:
     # the letter (underlined subject, address lines), the e-mail's subject, text and HTML: one each
     assert len(skeletons) == 4
     assert not any(s.opaque for s in skeletons)
+
+
+def _read_step_by_step(roots: dict[str, object], path: tuple[object, ...]) -> object:
+    obj = roots[path[0]]  # type: ignore[index]
+    for step in path[1:]:
+        obj = obj[step] if type(step) is int else getattr(obj, step)  # type: ignore[index, call-overload]
+    return obj
+
+
+@given(
+    st.lists(
+        st.sampled_from(["a", "b", "items", "n"]) | st.integers(min_value=-3, max_value=3),
+        min_size=0,
+        max_size=6,
+    )
+)
+def test_a_compiled_path_reads_what_a_step_by_step_read_gives(steps: list[object]) -> None:
+    # skeletons read the context through compiled getters (attrgetter and itemgetter runs): the
+    # same value, or the same kind of error, as reading the path one step at a time
+    from types import SimpleNamespace
+
+    from carecollect.messages.skeleton import _getter
+
+    leaf = SimpleNamespace(a=1, n=None)
+    middle = SimpleNamespace(
+        a=leaf, b=[leaf, SimpleNamespace(a=2, b=(3, 4))], items=[[leaf], [], [leaf, leaf]]
+    )
+    roots: dict[str, object] = {"ctx": SimpleNamespace(a=middle, b=[middle, leaf], items=[middle], n=None)}
+    path = ("ctx", *steps)
+    try:
+        expected: object = _read_step_by_step(roots, path)
+    except Exception as exc:  # the kind of error is what is compared
+        with pytest.raises(type(exc)):
+            _getter(path)(roots)
+    else:
+        assert _getter(path)(roots) is expected

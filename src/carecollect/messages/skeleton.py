@@ -45,6 +45,7 @@ import contextvars
 import datetime as dt
 import enum
 import functools
+import operator
 import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal
@@ -303,15 +304,41 @@ def unwatch(value: Any) -> Any:
     return value._whole() if type(value) is _Watch else value
 
 
-def _at(roots: Mapping[str, Any], path: tuple[Any, ...]) -> Any:
-    obj = roots[path[0]]
+@functools.lru_cache(maxsize=16384)
+def _getter(path: tuple[Any, ...]) -> Callable[[Mapping[str, Any]], Any]:
+    """The context's field at ``path`` (a root's name, then attribute names and indices), read
+    by one function: each run of attribute names one :func:`operator.attrgetter`, each index one
+    :func:`operator.itemgetter` (a skeleton reads the same paths for every message)."""
+    root = path[0]
+    steps: list[Callable[[Any], Any]] = []
+    names: list[str] = []
     for step in path[1:]:
-        obj = obj[step] if type(step) is int else getattr(obj, step)
-    return obj
+        if type(step) is int:
+            if names:
+                steps.append(operator.attrgetter(".".join(names)))
+                names = []
+            steps.append(operator.itemgetter(step))
+        else:
+            names.append(step)
+    if names:
+        steps.append(operator.attrgetter(".".join(names)))
+    if not steps:
+        return operator.itemgetter(root)
+    if len(steps) == 1:
+        only = steps[0]
+        return lambda roots: only(roots[root])
+
+    def get(roots: Mapping[str, Any]) -> Any:
+        obj = roots[root]
+        for step in steps:
+            obj = step(obj)
+        return obj
+
+    return get
 
 
 def _resolve(roots: Mapping[str, Any], kind: str, path: tuple[Any, ...]) -> Any:
-    obj = _at(roots, path)
+    obj = _getter(path)(roots)
     if kind == "bool":
         return bool(obj)
     if kind == "call":
@@ -321,6 +348,24 @@ def _resolve(roots: Mapping[str, Any], kind: str, path: tuple[Any, ...]) -> Any:
     if kind == "none":
         return obj is None
     return obj
+
+
+def _reader(key: tuple[Any, ...]) -> Callable[[Mapping[str, str], Mapping[str, Any]], Any]:
+    """The result of the read ``key`` for a message's values and context: what :func:`_resolve`
+    gives (or the truth of a value, for ``("v", name)``), as one function."""
+    kind, what = key[0], key[1]
+    if kind == "v":
+        return lambda values, roots: bool(values[what])
+    get = _getter(what)
+    if kind == "bool":
+        return lambda values, roots: bool(get(roots))
+    if kind == "call":
+        return lambda values, roots: get(roots)()
+    if kind == "len":
+        return lambda values, roots: len(get(roots))
+    if kind == "none":
+        return lambda values, roots: get(roots) is None
+    return lambda values, roots: get(roots)
 
 
 def derived(value: Any, fmt: Callable[[Any], str]) -> str | None:
@@ -351,7 +396,7 @@ class Skeleton:
     :param names: the value names by slot index.
     """
 
-    __slots__ = ("derived", "names", "parts", "reads")
+    __slots__ = ("_derive", "derived", "names", "parts", "reads")
 
     def __init__(
         self,
@@ -364,6 +409,7 @@ class Skeleton:
         self.reads = tuple(reads.items())
         self.names = names
         self.derived = derived
+        self._derive = tuple((_getter(path), fmt) for path, fmt in derived)
 
     @property
     def opaque(self) -> bool:
@@ -394,9 +440,9 @@ class Skeleton:
         block)."""
         assert self.parts is not None
         vals = [values[n] for n in self.names]
-        if self.derived:
+        if self._derive:
             assert roots is not None
-            vals += [fmt(_at(roots, path)) for path, fmt in self.derived]
+            vals += [fmt(get(roots)) for get, fmt in self._derive]
         return _join(self.parts, vals, wrap)
 
 
@@ -418,10 +464,12 @@ def _join(parts: list[Any], vals: list[str], wrap: Callable[[str, str], str]) ->
 
 
 class _Node:
-    __slots__ = ("children", "key", "leaf")
+    __slots__ = ("children", "key", "leaf", "read")
 
     def __init__(self) -> None:
         self.key: tuple[Any, ...] | None = None
+        #: :func:`_reader` of :attr:`key`
+        self.read: Callable[[Mapping[str, str], Mapping[str, Any]], Any] | None = None
         self.children: dict[Any, _Node] = {}
         self.leaf: Skeleton | None = None
 
@@ -446,15 +494,11 @@ class SkeletonIndex:
         """The skeleton of a message of ``values`` and context ``roots``, if one was built."""
         node = self._root
         while node.leaf is None:
-            key = node.key
-            if key is None:
+            read = node.read
+            if read is None:
                 break
             try:
-                if key[0] == "v":
-                    result: Any = bool(values[key[1]])
-                else:
-                    result = _resolve(roots, key[0], key[1])
-                child = node.children.get(result)
+                child = node.children.get(read(values, roots))
             except Exception:  # a field missing, failing or unhashable here: no shape of the tree
                 break
             if child is None:
@@ -474,7 +518,8 @@ class SkeletonIndex:
             for key, expected in skeleton.reads:
                 if node.leaf is not None or (node.key is not None and node.key != key):
                     raise LookupError(key)
-                node.key = key
+                if node.key is None:
+                    node.key, node.read = key, _reader(key)
                 node = node.children.setdefault(expected, _Node())
             if node.key is not None or node.leaf is not None:
                 raise LookupError(skeleton.reads)
