@@ -533,8 +533,10 @@ def check_rendering(
         passed.append("sms_length")
 
     # the HTML part is what most patients read: its words count too (tags and entities dropped)
-    html_words = html_to_text(html) if html else None
-    whole = " ".join(" ".join(p.split()) for p in (subject, text, html_words, voicemail) if p)
+    html_words = html_to_text(html) if html else None  # its words already between single spaces
+    whole = " ".join(
+        p if p is html_words else " ".join(p.split()) for p in (subject, text, html_words, voicemail) if p
+    )
     for quoted in tone_exempt:
         whole = whole.replace(_squeezed(quoted), " ")
     lang_shame = tuple(SHAMING_WORDS.get(language, ())) + tuple(

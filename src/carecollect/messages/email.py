@@ -239,6 +239,23 @@ def _plain_folded(name: str, value: str) -> bytes | None:
     return f"{name}: {value}\r\n".encode("ascii") if plain else None
 
 
+#: headers a channel writes the same in every message (its settings): parsed once each
+_SENDER_HEADERS = frozenset({"From", "Reply-To"})
+
+
+@functools.lru_cache(maxsize=64)
+def _address_of(sender: str) -> str:
+    """The address of a ``From`` value (``"Clinic <billing@clinic.example>"``), parsed once."""
+    return email.utils.parseaddr(sender)[1]
+
+
+@functools.lru_cache(maxsize=64)
+def _stored_once(name: str, value: str) -> Any:
+    """``EMAIL_POLICY.header_store_parse(name, value)`` of a header a channel's settings give: the
+    same sender in every message, parsed once (a header object is an immutable ``str``)."""
+    return EMAIL_POLICY.header_store_parse(name, value)
+
+
 def _checked_headers(
     message: OutgoingMessage,
     *,
@@ -264,7 +281,7 @@ def _checked_headers(
     for field, value in (("sender", sender), ("recipient", message.recipient), ("subject", message.subject)):
         _one_line(record, field, value)
     _one_line(record, "reply_to", reply_to or "")
-    _, address = email.utils.parseaddr(sender)
+    address = _address_of(sender)
     if "@" not in address:
         raise ValidationError(record, "sender", "needs an address such as billing@clinic.example")
     domain = message_id_domain or address.rsplit("@", 1)[1]
@@ -282,6 +299,8 @@ def _checked_headers(
         headers = [
             (name, folded)
             if plain and (folded := _plain_folded(name, value)) is not None
+            else _stored_once(name, value)
+            if name in _SENDER_HEADERS
             else EMAIL_POLICY.header_store_parse(name, value)
             for name, value in values
         ]
