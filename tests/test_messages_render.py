@@ -8,6 +8,8 @@ from pathlib import Path
 
 import babel.dates
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from carecollect.channels import Channel
 from carecollect.errors import ValidationError
@@ -305,3 +307,45 @@ def test_sender_name_follows_the_creditor_name_unless_set() -> None:
     chosen = attrs.evolve(ctx, sender_name="Bay Medical Billing")
     assert attrs.evolve(chosen, creditor_name="Bay Oncology Center").sender_name == "Bay Medical Billing"
     assert attrs.evolve(chosen, sender_name="").sender_name == chosen.creditor_name
+
+
+_WRAP_ALPHABET = "abcdeé-.,Жx\u00a0\u2009\u3000\x1c \t\n"
+
+
+@given(
+    st.lists(
+        st.text(alphabet=_WRAP_ALPHABET, min_size=1, max_size=12)
+        | st.text(alphabet="abcЖ-", min_size=20, max_size=90),
+        min_size=0,
+        max_size=25,
+    ),
+    st.integers(min_value=1, max_value=90),
+    st.sampled_from(["", "- ", "   ", "1. "]),
+)
+def test_wrapping_gives_what_textwrap_gives(words: list[str], width: int, indent: str) -> None:
+    # words between single spaces wrap without textwrap; anything with other white space, a word
+    # of white space only, or spaces at the ends goes to textwrap: the same text either way
+    import textwrap
+
+    from carecollect.messages.render import _fill
+
+    text = " ".join(words)
+    expected = textwrap.fill(
+        text,
+        width,
+        initial_indent=indent,
+        subsequent_indent=" " * len(indent),
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    assert _fill.__wrapped__(text, width, indent) == expected
+
+
+def test_a_paragraph_with_amounts_and_dates_wraps_without_textwrap() -> None:
+    from carecollect.messages.render import _WRAP_SPACE
+
+    assert (
+        _WRAP_SPACE.search("Please pay 1\u00a0234,50\u00a0€ by 22 March 2026 at https://pay.example/p/x.")
+        is None
+    )
+    assert _WRAP_SPACE.search("a \u00a0 b") is not None  # a word of a no-break space alone

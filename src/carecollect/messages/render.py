@@ -199,8 +199,35 @@ def _babel_locale(loc: str) -> babel.Locale:
     return babel.Locale.parse(loc)
 
 
+#: What :mod:`textwrap` counts as white space (it breaks at these and drops a word of only
+#: white space, such as a no-break space, at a line's ends): a text without these but single
+#: spaces between words, none at either end, wraps by :func:`_fill_words`.
+_WRAP_SPACE = re.compile(r"[\t\n\x0b\x0c\r]|  |^ | $|(?:^|(?<= ))[^\S ]+(?= |$)")
+
+
+def _fill_words(text: str, width: int, indent: str) -> str:
+    """``textwrap.fill`` as :func:`_fill` calls it, for words between single spaces: each line
+    takes the words that fit in ``width`` with the indent, a word longer than that stands alone."""
+    room = width - len(indent)
+    lines = []
+    line: list[str] = []
+    used = 0
+    for word in text.split(" "):
+        if line and used + 1 + len(word) <= room:
+            line.append(word)
+            used += 1 + len(word)
+            continue
+        if line:
+            lines.append(" ".join(line))
+        line, used = [word], len(word)
+    lines.append(" ".join(line))
+    return indent + ("\n" + " " * len(indent)).join(lines)
+
+
 @functools.lru_cache(maxsize=8192)
 def _fill(text: str, width: int, indent: str) -> str:
+    if text and _WRAP_SPACE.search(text) is None:
+        return _fill_words(text, width, indent)
     return textwrap.fill(
         text,
         width,
