@@ -89,6 +89,10 @@ OUTBOX_SENDER = "carecollect outbox <outbox@outbox.carecollect.invalid>"
 OUTBOX_DOMAIN = "outbox.carecollect.invalid"
 
 
+#: A file name stem kept as it is: the safe characters, not starting with a dot.
+_SAFE_STEM = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+
+
 def file_stem(message_id: str) -> str:
     """``message_id`` as a safe file name stem: unchanged when it is one, else made safe and given
     8 hex digits of its SHA-256, so two ids never share a file.
@@ -96,6 +100,8 @@ def file_stem(message_id: str) -> str:
     >>> file_stem("step-1_email"), file_stem("a/b")
     ('step-1_email', 'a_b-c14cddc0')
     """
+    if _SAFE_STEM.fullmatch(message_id) is not None:  # the run's own ids: already safe
+        return message_id
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", message_id)
     if safe != message_id or safe.startswith("."):
         safe = f"{safe.lstrip('.')}-{hashlib.sha256(message_id.encode()).hexdigest()[:8]}"
@@ -151,6 +157,7 @@ class OutboxChannel:
             )
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
+        self._folder = os.fspath(self.folder)  # joined per message as a str (cheaper than a Path)
         self.sender = settings.get("from") or OUTBOX_SENDER
         self.unsubscribe_mailto = settings.get("unsubscribe_mailto")
         self.layout = settings.get("layout") or "files"
@@ -198,10 +205,11 @@ class OutboxChannel:
         if self.layout == "spool":
             self._batch.setdefault(message.id, (message.channel, name, data))
             return Receipt(message.id, ReceiptStatus.ACCEPTED, provider_message_id=name)
-        target = self.folder / name
-        if not target.exists():
-            partial = self.folder / f".{name}.partial"
-            partial.write_bytes(data)
+        target = os.path.join(self._folder, name)
+        if not os.path.exists(target):
+            partial = os.path.join(self._folder, f".{name}.partial")
+            with open(partial, "wb") as out:
+                out.write(data)
             os.replace(partial, target)
         return Receipt(message.id, ReceiptStatus.ACCEPTED, provider_message_id=name)
 
