@@ -243,9 +243,6 @@ def _format_money(m: Money, loc: str) -> str:
     return m.format(loc)
 
 
-#: Three line ends or more: one blank line in their place.
-_BLANK_LINES = re.compile(r"\n{3,}")
-
 #: A full stop right after another one (not an ellipsis), outside a URL or an e-mail address.
 _DOUBLE_STOP = re.compile(
     r"(?P<keep>[^\s<>\"']+://[^\s<>\"']+|[^\s<>\"']+@[^\s<>\"']+)|(?<!\.)\.(?P<tags>(?:</?[a-z]+>)*)\.(?!\.)"
@@ -766,8 +763,8 @@ class Renderer:
             text = " ".join(text.split())
         else:
             text = text.strip()
-            if "\n\n\n" in text:  # a blank run of lines where an optional block was left out
-                text = _BLANK_LINES.sub("\n\n", text)
+            while "\n\n\n" in text:  # blank lines where optional blocks were left out: one
+                text = text.replace("\n\n\n", "\n\n")
             text += "\n"
         text = _one_full_stop(text)
         subject = _one_full_stop(subject) if subject is not None else None

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 from collections.abc import Mapping, Sequence
 
 import attrs
@@ -144,32 +145,32 @@ class Statement:
     claim_reasons: tuple[ShareReason, ...] = ()
     claim_remarks: tuple[str, ...] = ()
 
-    @property
+    @functools.cached_property
     def currency(self) -> str:
         """The statement's currency."""
         return str(self.lines[0].charge.currency)
 
-    @property
+    @functools.cached_property
     def charges(self) -> Money:
         """Sum of the charges."""
         return total((ln.charge for ln in self.lines), self.currency)
 
-    @property
+    @functools.cached_property
     def insurer_paid(self) -> Money:
         """Sum of the insurer's payments."""
         return total((ln.insurer_paid for ln in self.lines), self.currency)
 
-    @property
+    @functools.cached_property
     def adjustments(self) -> Money:
         """Sum of the contractual adjustments."""
         return total((ln.adjustment for ln in self.lines), self.currency)
 
-    @property
+    @functools.cached_property
     def patient_share(self) -> Money:
         """What the patient owes before their own payments."""
         return total((ln.patient_owes for ln in self.lines), self.currency)
 
-    @property
+    @functools.cached_property
     def balance(self) -> Money:
         """What is still open: the patient share minus payments made."""
         return self.patient_share - (
