@@ -385,6 +385,9 @@ class Money(_money.Money):  # type: ignore[misc]
         currency has (use :meth:`of` to round).
     """
 
+    #: the amount in minor units, once asked for (or known when built from them)
+    _minor: int
+
     def __init__(self, amount: Decimal | int | str, currency: str) -> None:
         value = _to_decimal(amount)
         exponent = minor_unit_exponent(currency)
@@ -439,6 +442,7 @@ class Money(_money.Money):  # type: ignore[misc]
             out: Money = cls.__new__(cls)
             out._amount = value
             out._currency = currency
+            out._minor = units  # what minor_units gives, known already
             return out
         return cls(value, currency)
 
@@ -463,7 +467,13 @@ class Money(_money.Money):  # type: ignore[misc]
     @property
     def minor_units(self) -> int:
         """The amount as an integer count of minor units (cents for EUR)."""
-        return int(self._amount.scaleb(minor_unit_exponent(self._currency), context=_CONTEXT))
+        try:
+            return self._minor
+        except AttributeError:
+            units = self._minor = int(
+                self._amount.scaleb(minor_unit_exponent(self._currency), context=_CONTEXT)
+            )
+            return units
 
     @property
     def exponent(self) -> int:
