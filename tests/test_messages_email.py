@@ -280,6 +280,10 @@ _PIECES = st.sampled_from(
         "\x00",
         "ab=cd",
         "x" * 70,
+        ".",
+        ".\n",
+        "\n.",
+        " \n",
     ]
 )
 

@@ -42,6 +42,7 @@ Bulgarian base64), and non-ASCII headers are RFC 2047 encoded words.
 
 from __future__ import annotations
 
+import binascii
 import datetime as dt
 import email.contentmanager
 import email.errors
@@ -445,10 +446,21 @@ def _encode_text(text: str) -> tuple[str, str]:
     twice, once to choose the encoding). ``tests/test_messages_email.py`` holds the two equal."""
     assert _ENCODE_TEXT is not None
     lines = text.encode("utf-8").splitlines()
-    if max((len(x) for x in lines), default=0) <= _QP_LINE and text.isascii():
+    if max(map(len, lines), default=0) <= _QP_LINE and text.isascii():
         return _ENCODE_TEXT(text, "utf-8", None, EMAIL_POLICY)  # type: ignore[no-any-return]
     sniffed = min(len(lines), 10)
-    sniff_bytes = sum(len(x) for x in lines[:sniffed]) + 2 * sniffed  # each line and its CRLF
+    sniff_bytes = sum(map(len, lines[:sniffed])) + 2 * sniffed  # each line and its CRLF
+    # binascii quotes the bytes the body map quotes, and a space or tab ending a line, as the
+    # standard library does; it differs only where it breaks a line (a soft break "=" and line
+    # end: quoted "=" is "=3D", so "=\n" is only ever one) or quotes a full stop alone on a
+    # line ("=2E": a full stop is never quoted otherwise). Without either, its lines are the ones
+    # the standard library writes.
+    whole = binascii.b2a_qp(b"\n".join(lines), istext=True).decode("ascii")
+    if "=\n" not in whole and "=2E" not in whole:
+        sniff_qp = sum(map(len, whole.split("\n", sniffed)[:sniffed])) + sniffed
+        if sniff_qp > (sniff_bytes + 2) // 3 * 4 + 1:
+            return _ENCODE_TEXT(text, "utf-8", "base64", EMAIL_POLICY)  # type: ignore[no-any-return]
+        return "quoted-printable", whole + "\n"
     quoted = _QP_QUOTED.sub(_qp_run, b"\n".join(lines[:sniffed])).decode("ascii").split("\n")
     pieces = [p for line in quoted for p in _qp_pieces(line)] if sniffed else []
     sniff_qp = len("\n".join(pieces)) + 1
