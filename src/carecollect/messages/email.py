@@ -393,14 +393,7 @@ _NEWLINES = re.compile(r"\r\n|\r|\n")
 _PART_HEADERS: dict[tuple[str, str], bytes] = {}
 
 
-#: runs of bytes a quoted-printable body writes as ``=XX``: all but tab, line ends, and the
-#: printable ASCII characters other than ``=`` (``email.quoprimime``'s body map)
-_QP_QUOTED = re.compile(rb"[^\t\n\r -<>-~]+")
 _QP_LINE = _MAX_LINE  # what the content manager passes to body_encode
-
-
-def _qp_run(match: re.Match[bytes]) -> bytes:
-    return b"=" + match[0].hex("=").upper().encode("ascii")
 
 
 def _qp_pieces(line: str) -> list[str]:
@@ -441,37 +434,57 @@ def _qp_pieces(line: str) -> list[str]:
 def _encode_text(text: str) -> tuple[str, str]:
     """``email.contentmanager``'s choice and encoding of a UTF-8 text part under
     :data:`EMAIL_POLICY` (the same transfer encoding and the same text, lines ending in a line feed),
-    with the quoted-printable body written at once: runs of bytes quoted in one step each, every
-    line broken once (the standard library quotes byte by byte and encodes the first ten lines
-    twice, once to choose the encoding). ``tests/test_messages_email.py`` holds the two equal."""
+    with the quoted-printable body written at once: its bytes quoted in C, every line broken once
+    (the standard library quotes byte by byte and encodes the first ten lines twice, once to
+    choose the encoding). ``tests/test_messages_email.py`` holds the two equal."""
     assert _ENCODE_TEXT is not None
     lines = text.encode("utf-8").splitlines()
     if max(map(len, lines), default=0) <= _QP_LINE and text.isascii():
         return _ENCODE_TEXT(text, "utf-8", None, EMAIL_POLICY)  # type: ignore[no-any-return]
     sniffed = min(len(lines), 10)
     sniff_bytes = sum(map(len, lines[:sniffed])) + 2 * sniffed  # each line and its CRLF
-    # binascii quotes the bytes the body map quotes, and a space or tab ending a line, as the
-    # standard library does; it differs only where it breaks a line (a soft break "=" and line
-    # end: quoted "=" is "=3D", so "=\n" is only ever one) or quotes a full stop alone on a
-    # line ("=2E": a full stop is never quoted otherwise). Without either, its lines are the ones
-    # the standard library writes.
+    # base64 of the sniffed lines: 4 characters per 3 bytes and a newline (binascii.b2a_base64)
+    base64_size = (sniff_bytes + 2) // 3 * 4 + 1
     whole = binascii.b2a_qp(b"\n".join(lines), istext=True).decode("ascii")
-    if "=\n" not in whole and "=2E" not in whole:
-        sniff_qp = sum(map(len, whole.split("\n", sniffed)[:sniffed])) + sniffed
-        if sniff_qp > (sniff_bytes + 2) // 3 * 4 + 1:
+    if "=\n" not in whole and "=2E" not in whole:  # no line broken, no full stop quoted: as is
+        if sum(map(len, whole.split("\n", sniffed)[:sniffed])) + sniffed > base64_size:
             return _ENCODE_TEXT(text, "utf-8", "base64", EMAIL_POLICY)  # type: ignore[no-any-return]
         return "quoted-printable", whole + "\n"
-    quoted = _QP_QUOTED.sub(_qp_run, b"\n".join(lines[:sniffed])).decode("ascii").split("\n")
-    pieces = [p for line in quoted for p in _qp_pieces(line)] if sniffed else []
-    sniff_qp = len("\n".join(pieces)) + 1
-    # base64 of the sniffed lines: 4 characters per 3 bytes and a newline (binascii.b2a_base64)
-    if sniff_qp > (sniff_bytes + 2) // 3 * 4 + 1:
+    quoted = _unbroken(whole)
+    pieces = _broken(quoted[:sniffed])
+    if len("\n".join(pieces)) + 1 > base64_size:
         return _ENCODE_TEXT(text, "utf-8", "base64", EMAIL_POLICY)  # type: ignore[no-any-return]
-    if len(lines) > sniffed:
-        rest = _QP_QUOTED.sub(_qp_run, b"\n".join(lines[sniffed:])).decode("ascii").split("\n")
-        pieces += [p for line in rest for p in _qp_pieces(line)]
+    pieces += _broken(quoted[sniffed:])
     pieces.append("")
     return "quoted-printable", "\n".join(pieces)
+
+
+def _unbroken(whole: str) -> list[str]:
+    """The lines of ``binascii.b2a_qp``'s text (``istext``) as the body map quotes them, before
+    any line is broken: its soft breaks taken out, a full stop it quoted (alone on a line) and a
+    space or tab it quoted at a line's end given back (:func:`_qp_pieces` handles those).
+
+    Quoted, ``=`` is ``=3D``: an ``=`` then a line end is only ever a soft break, and ``=2E``,
+    ``=20`` and ``=09`` only ever a quoted full stop, space and tab (it never splits an ``=XX``).
+    """
+    whole = whole.replace("=\n", "")
+    if "=2E" in whole:
+        whole = whole.replace("=2E", ".")
+    whole = whole.replace("=20\n", " \n").replace("=09\n", "\t\n")
+    if whole.endswith(("=20", "=09")):
+        whole = whole[:-3] + (" " if whole.endswith("=20") else "\t")
+    return whole.split("\n")
+
+
+def _broken(quoted: list[str]) -> list[str]:
+    """Quoted lines broken as ``email.quoprimime.body_encode`` breaks them (:func:`_qp_pieces`)."""
+    pieces: list[str] = []
+    for line in quoted:
+        if len(line) <= _QP_LINE and line[-1:] not in (" ", "\t"):
+            pieces.append(line)
+        else:
+            pieces += _qp_pieces(line)
+    return pieces
 
 
 def _fold(name: str, value: str) -> bytes:
