@@ -22,6 +22,8 @@ from collections.abc import Iterator
 
 import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from carecollect.channels import Channel
 from carecollect.messages.catalog import LANGUAGES
@@ -159,3 +161,22 @@ def test_a_bulgarian_date_at_the_end_of_a_sentence_keeps_one_full_stop(channel: 
     message = render(OutreachPurpose.DISPUTE_ACKNOWLEDGEMENT, channel, "bg", ctx)
     assert "31 март 2026" in message.text.replace("\u202f", " ").replace("\xa0", " ")
     assert "г.." not in message.text and "г.\u202f." not in message.text
+
+
+@given(
+    st.lists(
+        st.sampled_from([".", "a", "<b>", "</b>", "<", "x.", ".<i>", " ", "г.", "https://x.example/a..b"]),
+        max_size=16,
+    )
+)
+def test_the_quick_search_for_a_pair_of_stops_finds_what_the_substitution_looks_for(
+    pieces: list[str],
+) -> None:
+    # _one_full_stop skips the substitution where _STOP_PAIR finds nothing: it must find every
+    # pair the substitution's second alternative finds (written with its look-behind first)
+    from carecollect.messages.render import _STOP_PAIR
+
+    text = "".join(pieces)
+    plain = re.compile(r"(?<!\.)\.(?:</?[a-z]+>)*\.(?!\.)").search(text)
+    quick = _STOP_PAIR.search(text)
+    assert (plain and plain.span()) == (quick and quick.span())

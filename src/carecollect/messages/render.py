@@ -249,8 +249,10 @@ _DOUBLE_STOP = re.compile(
 )
 
 #: The second alternative of :data:`_DOUBLE_STOP` alone: where it finds nothing, the substitution
-#: changes nothing (the first alternative only keeps what it matched).
-_STOP_PAIR = re.compile(r"(?<!\.)\.(?:</?[a-z]+>)*\.(?!\.)")
+#: changes nothing (the first alternative only keeps what it matched). Its look-behind comes after
+#: the first full stop (the two characters before the end of that are not two stops), so the
+#: search can look for the literal full stop: the same matches, several times faster.
+_STOP_PAIR = re.compile(r"\.(?<!\.\.)(?:</?[a-z]+>)*\.(?!\.)")
 
 
 def _one_full_stop(text: str) -> str:
