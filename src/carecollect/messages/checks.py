@@ -359,7 +359,7 @@ def find_words(text: str, words: Iterable[str]) -> list[str]:
     ws = tuple(words)
     if not ws:
         return []
-    low = " " + text.casefold() + " "
+    low = _folded(text)
     if not _any_hit(ws, low):  # the common case is no hit at all
         return []
     return [w for w in ws if re.search(r"(?<![\w])" + re.escape(w.casefold()), low)]
@@ -377,7 +377,7 @@ def _any_hit(words: tuple[str, ...], low: str) -> bool:
     if "." in _joined(words):
         return _any_word(words).search(low) is not None
     clean = _clean_sentences(words)
-    fresh = set(low.split(".")).difference(clean)
+    fresh = _sentences(low).difference(clean)
     if not fresh:
         return False
     pattern = _any_word(words)
@@ -388,6 +388,35 @@ def _any_hit(words: tuple[str, ...], low: str) -> bool:
         clean.clear()
     clean.update(fresh)
     return False
+
+
+#: the last text :func:`_folded` folded, and its folding (a message's text is scanned for several
+#: word lists in turn: folded and split once)
+_LAST_FOLDED: tuple[str, str] = ("", "  ")
+#: the last folded text :func:`_sentences` split, and its sentences
+_LAST_SENTENCES: tuple[str, frozenset[str]] = ("  ", frozenset({"  "}))
+
+
+def _folded(text: str) -> str:
+    """``text`` case-folded between two spaces (the last one kept for the next word list)."""
+    global _LAST_FOLDED
+    last = _LAST_FOLDED
+    if last[0] is text:
+        return last[1]
+    low = " " + text.casefold() + " "
+    _LAST_FOLDED = (text, low)
+    return low
+
+
+def _sentences(low: str) -> frozenset[str]:
+    """The sentences of a folded text (split at full stops; the last one kept likewise)."""
+    global _LAST_SENTENCES
+    last = _LAST_SENTENCES
+    if last[0] is low:
+        return last[1]
+    sentences = frozenset(low.split("."))
+    _LAST_SENTENCES = (low, sentences)
+    return sentences
 
 
 @functools.lru_cache(maxsize=256)
