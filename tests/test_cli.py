@@ -12,6 +12,7 @@ from click.testing import CliRunner, Result
 
 from carecollect.cli import main
 from carecollect.importers import export_document
+from carecollect.plugins.builtin.outbox import spooled_messages
 from carecollect.portfolio import load_portfolio
 from carecollect.run.settings_file import config_path
 from carecollect.store.sqlite import MIGRATIONS, SQLiteStore
@@ -45,6 +46,17 @@ def db(tmp_path: Path) -> Path:
 
 def _outbox(db: Path) -> Path:
     return db.with_name(f"{db.stem}-outbox")
+
+
+def _spooled_ids(db: Path) -> list[str]:
+    """Every message id in the outbox's spool (``carecollect init``'s layout), once per batch file
+    that holds it: a message handed over twice would be there twice."""
+    spool = _outbox(db) / "spool"
+    ids: list[str] = []
+    for path in sorted(spool.glob("*.jsonl")) if spool.is_dir() else ():
+        with open(path, encoding="utf-8") as batch:
+            ids += json.loads(batch.readline())["ids"]
+    return ids
 
 
 def test_init_creates_database_and_settings(tmp_path: Path) -> None:
@@ -112,13 +124,14 @@ def test_dry_run_sends_nothing_and_run_sends_each_message_once(db: Path) -> None
     assert real.exit_code == 0, real.output
     sent = int(_row(real.output, "sent"))
     assert sent == planned
-    files = sorted(p.name for p in _outbox(db).iterdir())
-    assert len(files) == sent
+    ids = _spooled_ids(db)
+    assert len(ids) == len(set(ids)) == sent
+    assert {m.id for m in spooled_messages(_outbox(db))} == set(ids)
 
     again = _cli("run", "--db", str(db), "--as-of", AS_OF)
     assert again.exit_code == 0
     assert int(_row(again.output, "sent")) == 0
-    assert sorted(p.name for p in _outbox(db).iterdir()) == files
+    assert _spooled_ids(db) == ids
 
 
 def test_run_with_two_workers_sends_each_message_once(db: Path) -> None:
@@ -127,10 +140,11 @@ def test_run_with_two_workers_sends_each_message_once(db: Path) -> None:
     real = _cli("run", "--db", str(db), "--as-of", AS_OF, "--workers", "2")
     assert real.exit_code == 0, real.output
     assert int(_row(real.output, "sent")) == planned > 0
-    assert len(list(_outbox(db).iterdir())) == planned
+    ids = _spooled_ids(db)
+    assert len(ids) == len(set(ids)) == planned
     again = _cli("run", "--db", str(db), "--as-of", AS_OF, "--workers", "2")
     assert int(_row(again.output, "sent")) == 0
-    assert len(list(_outbox(db).iterdir())) == planned
+    assert sorted(_spooled_ids(db)) == sorted(ids)
     with SQLiteStore(db) as store:
         assert store.verify_audit().ok
     assert CliRunner().invoke(main, ["run", "--db", str(db), "--workers", "0"]).exit_code == 2

@@ -90,7 +90,9 @@ def db(tmp_path: Path) -> Path:
     (tmp_path / "secrets").mkdir()
     (tmp_path / "secrets" / "praxis-pay-link.hex").write_text(PRAXIS_KEY + "\n", encoding="utf-8")
     cfg = config_path(path)
-    cfg.write_text(cfg.read_text(encoding="utf-8") + TWO_CLINICS, encoding="utf-8")
+    # the clinics' messages are opened one by one: the outbox writes a file per message
+    text = cfg.read_text(encoding="utf-8").replace('layout = "spool"', 'layout = "files"', 1)
+    cfg.write_text(text + TWO_CLINICS, encoding="utf-8")
     return path
 
 

@@ -152,7 +152,9 @@ def db(tmp_path: Path) -> Path:
     with SQLiteStore(path) as store:
         load_portfolio(store, 60, seed=5, as_of=NOW.date())
     cfg = config_path(path)
-    cfg.write_text(cfg.read_text(encoding="utf-8") + HOURS, encoding="utf-8")
+    # each message is read as its own file: the outbox writes a file per message
+    text = cfg.read_text(encoding="utf-8").replace('layout = "spool"', 'layout = "files"', 1)
+    cfg.write_text(text + HOURS, encoding="utf-8")
     return path
 
 

@@ -57,7 +57,7 @@ def _settings_file(folder: Path, layout: str) -> Path:
     toml = folder / "clinic.toml"
     text = toml.read_text(encoding="utf-8")
     toml.write_text(
-        text.replace('folder = "clinic-outbox"\n', f'folder = "clinic-outbox"\nlayout = "{layout}"\n', 1),
+        text.replace('layout = "spool"\n', f'layout = "{layout}"\n', 1),
         encoding="utf-8",
     )
     return db

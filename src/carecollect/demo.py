@@ -421,7 +421,7 @@ def _new_demo_store(db: Path, fresh: bool) -> SQLiteStore:
     _check_fresh(db, fresh)
     db.parent.mkdir(parents=True, exist_ok=True)
     store = SQLiteStore(db)
-    write_default_config(db)
+    write_default_config(db, outbox_layout="files")  # the demo's messages are opened by hand
     return store
 
 

@@ -37,6 +37,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -196,8 +197,8 @@ def full_run(
     copy = folder / "run.sqlite"
     shutil.copy(path, copy)
     config = path.with_suffix(".toml").read_text(encoding="utf-8")
-    if layout != "files":
-        config = config.replace("[plugins.outbox]\n", f'[plugins.outbox]\nlayout = "{layout}"\n', 1)
+    config = re.sub(r'(?m)^layout = "[a-z]+"\n', "", config)  # the portfolio's own choice, if any
+    config = config.replace("[plugins.outbox]\n", f'[plugins.outbox]\nlayout = "{layout}"\n', 1)
     copy.with_suffix(".toml").write_text(config, encoding="utf-8")
     before = _size(copy)
     how = (

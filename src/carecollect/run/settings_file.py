@@ -63,10 +63,13 @@ def config_path(db: Path) -> Path:
     return db.with_suffix(".toml")
 
 
-def default_config_text(stem: str) -> str:
+def default_config_text(stem: str, *, outbox_layout: str = "spool") -> str:
     """The settings file ``carecollect init`` writes, for a database named ``<stem>.sqlite``.
 
     :param stem: the database file's name without its suffix.
+    :param outbox_layout: how the outbox writes messages: ``"spool"`` (one file per batch, read
+        with ``carecollect outbox list`` and ``show``) or ``"files"`` (one file per message, to
+        open by hand; the demo's choice).
     """
     return f"""\
 # carecollect settings for {stem}.sqlite, written by `carecollect init`.
@@ -103,6 +106,9 @@ portal = "outbox"
 
 [plugins.outbox]
 folder = "{stem}-outbox"
+# "spool": a run's messages in one file per batch (read them with `carecollect outbox list`
+# and `carecollect outbox show`); "files": one file per message, to open by hand.
+layout = "{outbox_layout}"
 
 # Printed letters in print batches (PDF and manifest CSV for a print-and-mail
 # house; needs `pip install carecollect[pdf]`): set letter = "letter" above.
@@ -713,12 +719,13 @@ def load_config(db: Path) -> CliConfig:
     return parse_config(path.read_text(encoding="utf-8"), path.parent)
 
 
-def write_default_config(db: Path) -> Path:
+def write_default_config(db: Path, *, outbox_layout: str = "spool") -> Path:
     """Write the default settings file for ``db`` unless one exists; returns its path.
 
     :param db: the database file.
+    :param outbox_layout: as :func:`default_config_text` takes it.
     """
     path = config_path(db)
     if not path.exists():
-        path.write_text(default_config_text(db.stem), encoding="utf-8")
+        path.write_text(default_config_text(db.stem, outbox_layout=outbox_layout), encoding="utf-8")
     return path

@@ -1,7 +1,8 @@
 """The ``outbox`` message channel: every rendered message written to a folder.
 
 What a developer uses on day one: nothing is sent, every message can be read.
-With ``layout = "files"`` (the default) e-mails are written as ``<id>.eml`` (open them in a mail
+With ``layout = "files"`` (the default without the setting; the settings ``carecollect init``
+writes choose ``"spool"``, below) e-mails are written as ``<id>.eml`` (open them in a mail
 client), the bytes of :func:`~carecollect.messages.email.build_email`'s message exactly as the SMTP
 plugin sends them (:func:`~carecollect.messages.email.email_bytes`); letters, SMS, calls and
 portal notices as ``<id>.txt``. Writing the same message id again changes nothing. With ``layout = "spool"`` the messages of a batch go into one spool file
