@@ -228,6 +228,12 @@ def _fill_words(text: str, width: int, indent: str) -> str:
 def _fill(text: str, width: int, indent: str) -> str:
     if text and _WRAP_SPACE.search(text) is None:
         return _fill_words(text, width, indent)
+    return _textwrap_fill(text, width, indent)
+
+
+def _textwrap_fill(text: str, width: int, indent: str) -> str:
+    """``text`` wrapped by :mod:`textwrap` as a block's paragraph is: at spaces only, a word
+    longer than the line left whole, later lines indented as far as the first."""
     return textwrap.fill(
         text,
         width,
