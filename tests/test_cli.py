@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from tests.spool import spool_ids
 
 from carecollect.cli import main
 from carecollect.importers import export_document
@@ -49,14 +50,8 @@ def _outbox(db: Path) -> Path:
 
 
 def _spooled_ids(db: Path) -> list[str]:
-    """Every message id in the outbox's spool (``carecollect init``'s layout), once per batch file
-    that holds it: a message handed over twice would be there twice."""
-    spool = _outbox(db) / "spool"
-    ids: list[str] = []
-    for path in sorted(spool.glob("*.jsonl")) if spool.is_dir() else ():
-        with open(path, encoding="utf-8") as batch:
-            ids += json.loads(batch.readline())["ids"]
-    return ids
+    """The message ids in the spool of the outbox ``carecollect init`` set up for ``db``."""
+    return spool_ids(_outbox(db))
 
 
 def test_init_creates_database_and_settings(tmp_path: Path) -> None:

@@ -17,6 +17,8 @@ pytest.importorskip(
     "psycopg", reason="NO PSYCOPG: install carecollect[postgres] to test the PostgreSQL store"
 )
 
+from tests.spool import spool_ids
+
 from carecollect.cli import main
 from carecollect.plugins.manager import make_plugin_manager
 from carecollect.portfolio import load_portfolio
@@ -66,9 +68,9 @@ def test_run_store_postgresql_imports_runs_with_two_workers_and_sends_each_messa
     ran = _cli("run", "--db", str(db), "--store", url, "--as-of", NOW.isoformat(), "--workers", "2")
     assert ran.exit_code == 0, ran.output
 
-    out = tmp_path / "clinic-outbox"
-    files = Counter(p.stem for p in out.iterdir() if not p.name.startswith("."))
-    assert len(files) == len(planned) and all(n == 1 for n in files.values())
+    out = tmp_path / "clinic-outbox"  # in the spool layout `carecollect init` writes
+    handed = spool_ids(out)
+    assert len(handed) == len(set(handed)) == len(planned)
     with open_store(url) as store:
         assert {store.outbox_get(k).status for k in planned} == {OutboxStatus.DONE}
         assert store.verify_audit().ok
@@ -76,7 +78,7 @@ def test_run_store_postgresql_imports_runs_with_two_workers_and_sends_each_messa
         assert Counter(r.kind for r in store.audit_records())["message.sent"] == len(planned)
     again = _cli("run", "--db", str(db), "--store", url, "--as-of", NOW.isoformat(), "--workers", "2")
     assert again.exit_code == 0, again.output
-    assert len(list(out.iterdir())) == len(files)
+    assert spool_ids(out) == handed
     with open_store(url) as store:
         account = next(r.subject_id for r in store.audit_records() if r.kind == "message.sent")
     explained = _cli("explain", "--db", str(db), "--store", url, account)
