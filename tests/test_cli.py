@@ -320,3 +320,15 @@ def test_payment_provider_settings_take_secrets_from_the_environment(
     monkeypatch.delenv("GW_SECRET")
     with pytest.raises(ConfigurationError, match="GW_SECRET"):
         parse_config(text, tmp_path)
+
+
+def test_init_writes_the_spool_layout_and_the_demo_keeps_files(tmp_path: Path) -> None:
+    from carecollect.errors import ConfigurationError
+    from carecollect.run.settings_file import default_config_text, load_config
+
+    db = tmp_path / "clinic.sqlite"
+    assert _cli("init", "--db", str(db)).exit_code == 0
+    assert load_config(db).settings.channel_config["outbox"]["layout"] == "spool"
+    assert 'layout = "files"' in default_config_text("demo", outbox_layout="files")
+    with pytest.raises(ConfigurationError, match="one of files, spool, not 'pdf'"):
+        default_config_text("clinic", outbox_layout="pdf")

@@ -70,7 +70,14 @@ def default_config_text(stem: str, *, outbox_layout: str = "spool") -> str:
     :param outbox_layout: how the outbox writes messages: ``"spool"`` (one file per batch, read
         with ``carecollect outbox list`` and ``show``) or ``"files"`` (one file per message, to
         open by hand; the demo's choice).
+    :raises ConfigurationError: ``outbox_layout`` is not one of the outbox's layouts.
     """
+    from ..plugins.builtin.outbox import LAYOUTS  # here: reading settings does not need the channel
+
+    if outbox_layout not in LAYOUTS:
+        raise ConfigurationError(
+            f"the outbox's layout must be one of {', '.join(LAYOUTS)}, not {outbox_layout!r}"
+        )
     return f"""\
 # carecollect settings for {stem}.sqlite, written by `carecollect init`.
 # Relative paths are relative to this file's folder.
