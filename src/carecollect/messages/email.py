@@ -450,17 +450,17 @@ def _encode_text(text: str) -> tuple[str, str]:
         if sum(map(len, whole.split("\n", sniffed)[:sniffed])) + sniffed > base64_size:
             return _ENCODE_TEXT(text, "utf-8", "base64", EMAIL_POLICY)  # type: ignore[no-any-return]
         return "quoted-printable", whole + "\n"
-    quoted = _unbroken(whole)
-    pieces = _broken(quoted[:sniffed])
-    if len("\n".join(pieces)) + 1 > base64_size:
+    quoted = _unbroken(whole).split("\n", sniffed)
+    head = _broken("\n".join(quoted[:sniffed]))
+    if len(head) + 1 > base64_size:
         return _ENCODE_TEXT(text, "utf-8", "base64", EMAIL_POLICY)  # type: ignore[no-any-return]
-    pieces += _broken(quoted[sniffed:])
-    pieces.append("")
-    return "quoted-printable", "\n".join(pieces)
+    if len(quoted) > sniffed:
+        head += "\n" + _broken(quoted[sniffed])
+    return "quoted-printable", head + "\n"
 
 
-def _unbroken(whole: str) -> list[str]:
-    """The lines of ``binascii.b2a_qp``'s text (``istext``) as the body map quotes them, before
+def _unbroken(whole: str) -> str:
+    """``binascii.b2a_qp``'s text (``istext``), its lines as the body map quotes them, before
     any line is broken: its soft breaks taken out, a full stop it quoted (alone on a line) and a
     space or tab it quoted at a line's end given back (:func:`_qp_pieces` handles those).
 
@@ -473,18 +473,22 @@ def _unbroken(whole: str) -> list[str]:
     whole = whole.replace("=20\n", " \n").replace("=09\n", "\t\n")
     if whole.endswith(("=20", "=09")):
         whole = whole[:-3] + (" " if whole.endswith("=20") else "\t")
-    return whole.split("\n")
+    return whole
 
 
-def _broken(quoted: list[str]) -> list[str]:
-    """Quoted lines broken as ``email.quoprimime.body_encode`` breaks them (:func:`_qp_pieces`)."""
-    pieces: list[str] = []
-    for line in quoted:
-        if len(line) <= _QP_LINE and line[-1:] not in (" ", "\t"):
-            pieces.append(line)
-        else:
-            pieces += _qp_pieces(line)
-    return pieces
+#: A quoted line ``email.quoprimime.body_encode`` changes: longer than a line may be, or ending
+#: in a space or tab.
+_TO_BREAK = re.compile(rf"(?m)^(?:.{{{_QP_LINE + 1},}}|.*[ \t])$")
+
+
+def _broken(quoted: str) -> str:
+    """Quoted lines broken as ``email.quoprimime.body_encode`` breaks them (:func:`_qp_pieces`);
+    the lines it leaves alone are not looked at one by one."""
+    return _TO_BREAK.sub(_break_line, quoted)
+
+
+def _break_line(match: re.Match[str]) -> str:
+    return "\n".join(_qp_pieces(match[0]))
 
 
 def _fold(name: str, value: str) -> bytes:
