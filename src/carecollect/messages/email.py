@@ -240,8 +240,30 @@ def _plain_folded(name: str, value: str) -> bytes | None:
     return f"{name}: {value}\r\n".encode("ascii") if plain else None
 
 
-#: headers a channel writes the same in every message (its settings): parsed once each
-_SENDER_HEADERS = frozenset({"From", "Reply-To"})
+#: headers a channel writes the same in every message (its settings, or a fixed value):
+#: parsed once each, and with ``plain`` folded once
+_SENDER_HEADERS = frozenset({"From", "Reply-To", "List-Unsubscribe-Post"})
+
+
+def _header(name: str, value: str, plain: bool) -> tuple[str, Any]:
+    """One header of :func:`_checked_headers`: as :data:`EMAIL_POLICY` stores it, or with
+    ``plain`` the bytes it folds to where they are known without parsing (a plain value, or a
+    value the channel's settings give, folded once)."""
+    if plain:
+        folded = _plain_folded(name, value)
+        if folded is not None:
+            return name, folded
+        if name in _SENDER_HEADERS:
+            return name, _folded_once(name, value)
+    if name in _SENDER_HEADERS:
+        return _stored_once(name, value)  # type: ignore[no-any-return]
+    return EMAIL_POLICY.header_store_parse(name, value)
+
+
+@functools.lru_cache(maxsize=64)
+def _folded_once(name: str, value: str) -> bytes:
+    """The bytes :data:`EMAIL_POLICY` folds a header of the channel's settings to (once)."""
+    return bytes(EMAIL_POLICY.fold_binary(name, _stored_once(name, value)[1]))
 
 
 @functools.lru_cache(maxsize=64)
@@ -297,14 +319,7 @@ def _checked_headers(
         if name != "List-Unsubscribe-Post" or one_click:
             values.append((name, value))
     try:
-        headers = [
-            (name, folded)
-            if plain and (folded := _plain_folded(name, value)) is not None
-            else _stored_once(name, value)
-            if name in _SENDER_HEADERS
-            else EMAIL_POLICY.header_store_parse(name, value)
-            for name, value in values
-        ]
+        headers = [_header(name, value, plain) for name, value in values]
     except (ValueError, IndexError, email.errors.HeaderParseError):
         raise ValidationError(record, "headers", "the recipient or sender is not a valid address") from None
     to = headers[1][1]
