@@ -224,6 +224,18 @@ def test_a_narrow_thread_context_does_not_round_money() -> None:
         assert Money.of("123456789.125", "EUR") == Money("123456789.13", "EUR")
 
 
+def test_a_narrow_thread_context_does_not_round_a_formatted_amount() -> None:
+    import decimal
+
+    from carecollect.money import _layout
+
+    _layout.cache_clear()  # the layout is built under the narrow context too
+    with decimal.localcontext() as ctx:
+        ctx.prec = 5
+        assert Money("-123456789.12", "EUR").format("en_US") == "-€123,456,789.12"
+        assert Money("1234567.5", "NOK").format("nb_NO") == "1\xa0234\xa0567,50\xa0kr"
+
+
 def test_negative_zero_has_one_spelling() -> None:
     assert str(Money("-0.00", "EUR")) == "EUR 0.00"
     assert repr(-Money.zero("NOK")) == "Money('0.00', 'NOK')"

@@ -273,7 +273,7 @@ class _Layout:
 
     def format(self, amount: Decimal) -> str:
         negative = amount.is_signed()
-        whole, _, fraction = f"{-amount if negative else amount:f}".partition(".")
+        whole, _, fraction = f"{amount.copy_abs():f}".partition(".")  # exact, whatever the context
         size = self.primary
         grouped = ""
         while len(whole) > size:
@@ -309,14 +309,15 @@ def _layout(locale: str, currency: str, currency_digits: bool) -> _Layout | None
     layout = _Layout(pattern, loc, currency)
     if any("'" in p for p in (*layout.prefix, *layout.suffix, layout.group, layout.decimal)):
         return None
-    for units in _PROBES:
-        for signed in (units, -units):
-            amount = Decimal(signed).scaleb(-exponent, context=_CONTEXT)
-            expected = babel.numbers.format_currency(
-                amount, currency, locale=loc, currency_digits=currency_digits
-            )
-            if layout.format(amount) != expected:
-                return None
+    with decimal.localcontext(_CONTEXT):  # Babel rounds in the thread's context: a wide one here
+        for units in _PROBES:
+            for signed in (units, -units):
+                amount = Decimal(signed).scaleb(-exponent)
+                expected = babel.numbers.format_currency(
+                    amount, currency, locale=loc, currency_digits=currency_digits
+                )
+                if layout.format(amount) != expected:
+                    return None
     return layout
 
 

@@ -356,28 +356,48 @@ def find_words(text: str, words: Iterable[str]) -> list[str]:
     :param words: word starts to look for.
     :returns: the ones found, in list order.
     """
-    ws = tuple(words)
-    if not ws:
-        return []
-    low = _folded(text)
-    if not _any_hit(ws, low):  # the common case is no hit at all
-        return []
-    return [w for w in ws if re.search(r"(?<![\w])" + re.escape(w.casefold()), low)]
+    return _words_in(_Folded(text), tuple(words))
 
 
-def _any_hit(words: tuple[str, ...], low: str) -> bool:
-    """Whether any of ``words`` starts a word in ``low`` (case-folded).
+class _Folded:
+    """A text case-folded between two spaces, and its sentences (split at full stops) once
+    asked for: what :func:`find_words` scans, made once for every word list a text is checked
+    against."""
+
+    __slots__ = ("_sentences", "low")
+
+    def __init__(self, text: str) -> None:
+        self.low = " " + text.casefold() + " "
+        self._sentences: frozenset[str] | None = None
+
+    @property
+    def sentences(self) -> frozenset[str]:
+        """The folded text's sentences."""
+        if self._sentences is None:
+            self._sentences = frozenset(self.low.split("."))
+        return self._sentences
+
+
+def _words_in(text: _Folded, words: tuple[str, ...]) -> list[str]:
+    """:func:`find_words` on a folded text."""
+    if not words or not _any_hit(words, text):  # the common case is no hit at all
+        return []
+    return [w for w in words if re.search(r"(?<![\w])" + re.escape(w.casefold()), text.low)]
+
+
+def _any_hit(words: tuple[str, ...], text: _Folded) -> bool:
+    """Whether any of ``words`` starts a word in ``text``.
 
     A message is mostly the same sentences as the last one of its template, with a few values in
     between. When no word holds a full stop, no hit spans one, and a full stop is not a word
-    character (the check before a word start sees the same either way): ``low`` is scanned
+    character (the check before a word start sees the same either way): the text is scanned
     sentence by sentence, and a sentence already found clean is not scanned again (the
     sentences not yet known are told apart in one set difference).
     """
     if "." in _joined(words):
-        return _any_word(words).search(low) is not None
+        return _any_word(words).search(text.low) is not None
     clean = _clean_sentences(words)
-    fresh = _sentences(low).difference(clean)
+    fresh = text.sentences.difference(clean)
     if not fresh:
         return False
     pattern = _any_word(words)
@@ -388,35 +408,6 @@ def _any_hit(words: tuple[str, ...], low: str) -> bool:
         clean.clear()
     clean.update(fresh)
     return False
-
-
-#: the last text :func:`_folded` folded, and its folding (a message's text is scanned for several
-#: word lists in turn: folded and split once)
-_LAST_FOLDED: tuple[str, str] = ("", "  ")
-#: the last folded text :func:`_sentences` split, and its sentences
-_LAST_SENTENCES: tuple[str, frozenset[str]] = ("  ", frozenset({"  "}))
-
-
-def _folded(text: str) -> str:
-    """``text`` case-folded between two spaces (the last one kept for the next word list)."""
-    global _LAST_FOLDED
-    last = _LAST_FOLDED
-    if last[0] is text:
-        return last[1]
-    low = " " + text.casefold() + " "
-    _LAST_FOLDED = (text, low)
-    return low
-
-
-def _sentences(low: str) -> frozenset[str]:
-    """The sentences of a folded text (split at full stops; the last one kept likewise)."""
-    global _LAST_SENTENCES
-    last = _LAST_SENTENCES
-    if last[0] is low:
-        return last[1]
-    sentences = frozenset(low.split("."))
-    _LAST_SENTENCES = (low, sentences)
-    return sentences
 
 
 @functools.lru_cache(maxsize=256)
@@ -562,20 +553,24 @@ def check_rendering(
         passed.append("sms_length")
 
     # the HTML part is what most patients read: its words count too (tags and entities dropped)
+    parts = [" ".join(p.split()) for p in (subject, text) if p]
     html_words = html_to_text(html) if html else None  # its words already between single spaces
-    whole = " ".join(
-        p if p is html_words else " ".join(p.split()) for p in (subject, text, html_words, voicemail) if p
-    )
+    if html_words:
+        parts.append(html_words)
+    if voicemail:
+        parts.append(" ".join(voicemail.split()))
+    whole = " ".join(parts)
     for quoted in tone_exempt:
         whole = whole.replace(_squeezed(quoted), " ")
+    folded = _Folded(whole)  # once, for both word lists
     lang_shame = tuple(SHAMING_WORDS.get(language, ())) + tuple(
         SHAMING_WORDS["en"] if language != "en" else ()
     )
-    hits = find_words(whole, lang_shame)
+    hits = _words_in(folded, lang_shame)
     if hits:
         raise MessageCheckFailed(template, "tone", f"shaming word {hits[0]!r}")
     if purpose in FRIENDLY_PURPOSES:
-        hits = find_words(whole, THREAT_WORDS.get(language, THREAT_WORDS["en"]))
+        hits = _words_in(folded, tuple(THREAT_WORDS.get(language, THREAT_WORDS["en"])))
         if hits:
             raise MessageCheckFailed(template, "tone", f"threatening word {hits[0]!r} in a friendly step")
     passed.append("tone")
