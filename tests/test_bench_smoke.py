@@ -60,9 +60,11 @@ def test_quick_bench_prints_its_figures(tmp_path: Path, capsys: pytest.CaptureFi
     assert 'python -c "import carecollect"' in out
 
 
-def test_full_run_figure_counts_the_same_with_two_workers(store: Path, tmp_path: Path) -> None:
+def test_full_run_figure_counts_the_same_with_two_workers_and_by_default(store: Path, tmp_path: Path) -> None:
     one, two = full_run(store, 1, tmp_path), full_run(store, 2, tmp_path)
     assert one["sent"] == two["sent"] > 0
+    default = full_run(store, None, tmp_path, "spool")  # no --workers: auto
+    assert default["sent"] == one["sent"] and default["outbox_size"] > 0
 
 
 def test_the_channel_figures_send_through_the_smtp_plugin_to_a_local_server() -> None:

@@ -145,6 +145,50 @@ def test_run_with_two_workers_sends_each_message_once(db: Path) -> None:
     assert CliRunner().invoke(main, ["run", "--db", str(db), "--workers", "0"]).exit_code == 2
 
 
+def test_workers_auto_starts_one_per_core_for_a_large_portfolio(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the default: the store's 15 accounts stay in this process, with no line about workers
+    dry = _cli("run", "--db", str(db), "--dry-run", "--as-of", AS_OF)
+    planned = int(_row(dry.output, "messages planned"))
+    small = db.with_name("small.sqlite")
+    small.write_bytes(db.read_bytes())
+    config_path(small).write_text(
+        config_path(db).read_text(encoding="utf-8").replace("clinic-outbox", "small-outbox"), encoding="utf-8"
+    )
+    alone = _cli("run", "--db", str(small), "--as-of", AS_OF)
+    assert alone.exit_code == 0, alone.output
+    assert "Worker processes" not in alone.output
+    assert int(_row(alone.output, "sent")) == planned
+    # a portfolio at the threshold on two cores: two processes, the fixed partitions of auto
+    from carecollect.run import workers
+
+    monkeypatch.setattr(workers, "AUTO_MIN_ACCOUNTS", 10)
+    monkeypatch.setattr(workers, "usable_cores", lambda: 2)
+    real = _cli("run", "--db", str(db), "--as-of", AS_OF)
+    assert real.exit_code == 0, real.output
+    assert f"Worker processes: 2, partitions: {workers.AUTO_PARTITIONS} (--workers auto" in real.output
+    assert int(_row(real.output, "sent")) == planned > 0
+    ids = _spooled_ids(db)
+    assert len(ids) == len(set(ids)) == planned
+    assert sorted(ids) == sorted(spool_ids(small.with_name("small-outbox")))
+    # started again for the same instant on a machine with more cores: the same layout, nothing twice
+    monkeypatch.setattr(workers, "usable_cores", lambda: 6)
+    again = _cli("run", "--db", str(db), "--as-of", AS_OF)
+    assert again.exit_code == 0, again.output
+    assert int(_row(again.output, "sent")) == 0
+    assert "Worker processes: 6" in again.output
+    with SQLiteStore(db) as store:
+        assert store.verify_audit().ok
+
+
+@pytest.mark.parametrize("given", ["0", "-1", "many", "2.5", ""])
+def test_workers_takes_a_count_or_auto(db: Path, given: str) -> None:
+    result = CliRunner().invoke(main, ["run", "--db", str(db), "--as-of", AS_OF, "--workers", given])
+    assert result.exit_code == 2
+    assert "neither a count of at least 1 nor auto" in result.output
+
+
 def _row(output: str, label: str) -> str:
     for line in output.splitlines():
         cells = [c.strip() for c in line.replace("┃", "│").split("│") if c.strip()]

@@ -13,7 +13,15 @@ from carecollect.errors import ConfigurationError, PartitionLeaseLost
 from carecollect.portfolio import load_portfolio
 from carecollect.run.planning import plan_run
 from carecollect.run.settings import RunSettings
-from carecollect.run.workers import PartitionView, partition_of, run_key_of
+from carecollect.run.workers import (
+    AUTO_MIN_ACCOUNTS,
+    AUTO_PARTITIONS,
+    PartitionView,
+    auto_workers,
+    partition_of,
+    run_key_of,
+    usable_cores,
+)
 from carecollect.store.base import Store
 from carecollect.store.sqlite import SQLiteStore
 
@@ -105,3 +113,12 @@ def test_every_account_of_a_patient_is_in_one_partition_and_the_partitions_cover
                 assert patients.setdefault(account[1], p) == p
                 assert partition_of(account[1], parts) == p
     assert seen == whole and len(whole) > 50
+
+
+def test_auto_workers_one_per_core_from_the_threshold_at_most_one_per_partition() -> None:
+    assert auto_workers(AUTO_MIN_ACCOUNTS - 1, cores=8) == 1
+    assert auto_workers(0, cores=8) == 1
+    assert auto_workers(AUTO_MIN_ACCOUNTS, cores=1) == 1
+    assert auto_workers(AUTO_MIN_ACCOUNTS, cores=3) == 3
+    assert auto_workers(10**7, cores=AUTO_PARTITIONS + 1) == AUTO_PARTITIONS
+    assert auto_workers(10**7) == min(usable_cores(), AUTO_PARTITIONS) >= 1

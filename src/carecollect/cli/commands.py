@@ -488,6 +488,16 @@ def restore(db: Path, source: Path, force: bool) -> None:
     )
 
 
+def _worker_count(ctx: click.Context, param: click.Parameter, value: str) -> int | str:
+    """``--workers``: a count of at least 1, or ``auto``."""
+    text = value.strip().lower()
+    if text == "auto":
+        return "auto"
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise click.BadParameter(f"{value!r} is neither a count of at least 1 nor auto", ctx, param)
+
+
 @main.command()
 @_db_option()
 @_store_option
@@ -502,11 +512,12 @@ def restore(db: Path, source: Path, force: bool) -> None:
 )
 @click.option(
     "--workers",
-    type=click.IntRange(min=1),
-    default=1,
-    metavar="N",
+    default="auto",
+    callback=_worker_count,
+    metavar="N|auto",
     help="Processes that plan and send, each a partition of the patients at a time; each opens "
-    "the store itself. Default: 1.",
+    "the store itself. auto (the default): one per core for 2,000 accounts or more (16 "
+    "partitions), else 1, this process alone.",
 )
 @click.option(
     "--cluster",
@@ -522,7 +533,7 @@ def restore(db: Path, source: Path, force: bool) -> None:
     default=None,
     metavar="N",
     help="Partitions of the patients for --workers or --cluster (keep it when running the same "
-    "--as-of again). Default: 4 per worker, 16 on a cluster.",
+    "--as-of again). Default: 4 per worker given as N, 16 with auto or on a cluster.",
 )
 @click.option(
     "--show",
@@ -548,7 +559,7 @@ def run(
     dry_run: bool,
     as_of: str | None,
     events: Path | None,
-    workers: int,
+    workers: int | str,
     show: bool,
     fmt: str,
     force: bool,
@@ -569,6 +580,7 @@ def run(
     from ..run.planning import plan_run
     from ..run.process import tune_gc_for_batch_run
     from ..run.settings_file import check_config, load_config
+    from ..run.workers import AUTO_PARTITIONS, PARTITIONS_PER_WORKER, auto_workers
     from .run_summary import dry_run_document, dry_run_rows, routes, run_rows
 
     if (show or fmt != "text") and not dry_run:
@@ -576,6 +588,7 @@ def run(
     tune_gc_for_batch_run()
     now = parse_as_of(as_of)
     console = _console()
+    processes = 1
     with _open(db, store_url) as store:
         config = load_config(db)
         pm = make_plugin_manager()
@@ -610,6 +623,12 @@ def run(
             rows = dry_run_rows(plan)
         else:
             total = store.counts()["accounts"]
+            if isinstance(workers, int):
+                processes = workers
+            else:  # auto: by the portfolio's size and this machine's cores
+                processes = 1 if cluster else auto_workers(total)
+                if processes > 1:
+                    partitions = partitions or AUTO_PARTITIONS
             with _progress(console) as bar:
                 task = bar.add_task("accounts", total=total)
                 report = execute_run(
@@ -622,7 +641,7 @@ def run(
                     progress=lambda done: bar.update(task, completed=done),
                     conversations=talks,
                     contacts=records,
-                    workers=workers,
+                    workers=processes,
                     stale_after=config.lock_stale_after,
                     cluster=cluster,
                     partitions=partitions,
@@ -640,6 +659,13 @@ def run(
         if show:
             _print_dry_run_lists(console, doc)
         return
+    if processes > 1 and report.joined is None:
+        console.print(
+            f"Worker processes: {processes}, partitions: {partitions or processes * PARTITIONS_PER_WORKER}"
+            + (" (--workers auto: one per core for this portfolio)" if workers == "auto" else ""),
+            markup=False,
+            highlight=False,
+        )
     for route in routes(settings, report.sent_by_channel):
         console.print(
             f"{route.channel}: {route.sent} sent by plugin {route.plugin}"

@@ -121,7 +121,8 @@ def execute_run(
         started again for the same ``now``. A partitioned run can be shared: another process that
         starts it for the same ``now`` while this one holds the lock joins it, and this process,
         when it finds the lock held by such a run, joins it instead of leading (the returned
-        report's ``joined``; see :mod:`carecollect.run.joining`).
+        report's ``joined``; see :mod:`carecollect.run.joining`); a process that joins works the
+        leader's partitions, whatever its own ``partitions``.
     :param pm_factory: builds each worker's plugin manager (it must pickle: a module-level
         function or a :func:`functools.partial`); default
         :func:`~carecollect.plugins.manager.make_plugin_manager` with its defaults.
@@ -166,7 +167,7 @@ def execute_run(
             pm_factory,
             stale_after,
             cluster,
-            partitions or held.partitions,
+            held.partitions,  # the leader laid them out: a joiner's own count is for leading
             run_id,
             events,
         )

@@ -46,12 +46,16 @@ from .sending import _COUNTERS, _Sender
 from .settings import RunSettings
 
 __all__ = [
+    "AUTO_MIN_ACCOUNTS",
+    "AUTO_PARTITIONS",
     "PARTITIONS_PER_WORKER",
     "PartitionView",
     "RunHeartbeat",
+    "auto_workers",
     "partition_of",
     "run_key_of",
     "run_partition",
+    "usable_cores",
     "worker_of",
 ]
 
@@ -196,6 +200,47 @@ _QUEUED = 8
 
 #: Partitions of a parallel run per worker: a worker that finishes early takes the next one.
 PARTITIONS_PER_WORKER = 4
+
+
+#: Below this many accounts ``carecollect run --workers auto`` (its default) runs in one process:
+#: starting a worker (a new interpreter that imports the package, opens the store and builds its
+#: renderer) costs about as much CPU as sending for a few hundred accounts.
+AUTO_MIN_ACCOUNTS = 2_000
+
+#: Partitions of a run whose workers ``--workers auto`` chose: a fixed number, not one per core, so
+#: a run started again for the same instant on a machine with other cores lays them out the same
+#: way (a run's partitions cannot change once laid out). It also bounds the workers ``auto`` starts.
+AUTO_PARTITIONS = 16
+
+
+def usable_cores() -> int:
+    """The processors this process may run on (its affinity where the system says it), at least 1."""
+    counter = getattr(os, "process_cpu_count", None)  # Python 3.13
+    if counter is not None:
+        return max(int(counter() or 1), 1)
+    if hasattr(os, "sched_getaffinity"):
+        return max(len(os.sched_getaffinity(0)), 1)
+    return max(os.cpu_count() or 1, 1)
+
+
+def auto_workers(accounts: int, cores: int | None = None) -> int:
+    """The worker processes ``carecollect run --workers auto`` starts: one per usable core (at
+    most :data:`AUTO_PARTITIONS`) for a portfolio of at least :data:`AUTO_MIN_ACCOUNTS` accounts;
+    1 (the run stays in its own process, unpartitioned) for a smaller one or a single core.
+
+    :param accounts: the store's accounts.
+    :param cores: the processors to use (default: :func:`usable_cores`).
+
+    >>> auto_workers(500, cores=8)
+    1
+    >>> auto_workers(50_000, cores=2)
+    2
+    >>> auto_workers(50_000, cores=64)
+    16
+    """
+    if accounts < AUTO_MIN_ACCOUNTS:
+        return 1
+    return max(1, min(usable_cores() if cores is None else cores, AUTO_PARTITIONS))
 
 
 def run_key_of(now: dt.datetime) -> str:
