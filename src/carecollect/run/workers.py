@@ -3,7 +3,8 @@
 :class:`RunHeartbeat` keeps the run lock alive on the wall clock; a lock whose holder died on
 this host is released. With ``workers`` above one, the accounts are dealt to worker processes by
 :func:`worker_of` (one account, one worker, always), and a worker that fails stops the run with
-:class:`~carecollect.errors.RunWorkerError`.
+:class:`~carecollect.errors.RunWorkerError`. ``carecollect run`` starts as many as
+:func:`auto_workers` says for the store's portfolio and this machine unless given ``--workers``.
 """
 
 from __future__ import annotations
