@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import itertools
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from carecollect.errors import PartitionLeaseLost
 from carecollect.plugins.manager import make_plugin_manager
@@ -21,7 +25,15 @@ from carecollect.portfolio import load_portfolio
 from carecollect.run.execute import execute_run
 from carecollect.run.settings import RunSettings
 from carecollect.run.workers import PartitionView, partition_of, run_key_of
-from carecollect.store.base import GENESIS_HASH, MAIN_CHAIN, SEAL_KIND, Store, partition_chain
+from carecollect.store.base import (
+    GENESIS_HASH,
+    MAIN_CHAIN,
+    SEAL_KIND,
+    Store,
+    audit_hash,
+    canonical_json,
+    partition_chain,
+)
 from carecollect.store.sqlite import SQLiteStore
 
 NOW = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)
@@ -115,3 +127,52 @@ def test_a_parallel_run_keeps_a_chain_per_partition_and_ends_with_a_seal(tmp_pat
         assert len(list(store.audit_records(kinds={SEAL_KIND}))) == 2
         result = store.verify_audit()
         assert (result.ok, result.chains, result.seals) == (True, 5, 2)
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**20), 10**20) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    prev=st.text(max_size=70),
+    seq=st.integers(0, 10**12),
+    at=st.datetimes(timezones=st.timezones()),
+    kind=st.text(max_size=20),
+    subject_id=st.text(max_size=20),
+    data=st.dictionaries(st.text(max_size=8), _json_values, max_size=4),
+    chain=st.sampled_from([MAIN_CHAIN, "p0of2", "p13of16"]) | st.text(min_size=1, max_size=9),
+)
+def test_the_audit_hash_is_sha256_of_the_records_canonical_json(
+    prev: str, seq: int, at: dt.datetime, kind: str, subject_id: str, data: dict[str, Any], chain: str
+) -> None:
+    """The record's text is put together around the data's text; it is the canonical JSON of the
+    whole record, as the hash was always defined (quotes, escapes, surrogates and all)."""
+    fields: dict[str, Any] = {
+        "seq": seq,
+        "at": at.astimezone(dt.UTC).isoformat(),
+        "kind": kind,
+        "subject_id": subject_id,
+        "data": data,
+    }
+    if chain != MAIN_CHAIN:
+        fields["chain"] = chain
+    expected = hashlib.sha256((prev + canonical_json(fields)).encode("utf-8", "surrogatepass")).hexdigest()
+    try:
+        got = audit_hash(prev, seq, at, kind, subject_id, data, chain=chain)
+    except UnicodeEncodeError:  # a lone surrogate: neither way can write it as UTF-8
+        with pytest.raises(UnicodeEncodeError):
+            hashlib.sha256((prev + canonical_json(fields)).encode("utf-8"))
+        return
+    assert got == expected
+    assert (
+        audit_hash(prev, seq, at, kind, subject_id, data, chain=chain, data_json=canonical_json(data)) == got
+    )
+    as_bool = canonical_json({**fields, "seq": True})
+    assert (
+        audit_hash(prev, True, at, kind, subject_id, data, chain=chain)
+        == hashlib.sha256((prev + as_bool).encode("utf-8")).hexdigest()
+    )

@@ -357,3 +357,50 @@ def test_money_is_conserved(code: str, ops: list[tuple[str, int, int]]) -> None:
         assert owed - book.credit.minor_units == expected_balance
         assert all(not book.invoice_balance(i).is_negative() for i in book.invoice_ids())
         assert not book.credit.is_negative()
+        # the sums the ledger keeps equal the entries read one by one, on this and a fresh ledger
+        for ledger in (book, Ledger("A-1", code, book.entries)):
+            assert _read_one_by_one(ledger) == (
+                [
+                    ledger.invoice_balance(i).minor_units
+                    for i in sorted({e.invoice_id or "" for e in book.entries})
+                ],
+                ledger.invoice_ids(),
+                ledger.credit.minor_units,
+                ledger.balance.minor_units,
+                ledger.open_invoices(),
+            )
+
+
+def _read_one_by_one(ledger: Ledger) -> tuple[list[int], list[str], int, int, list[str]]:
+    """Each invoice's balance, the charged invoices, the credit, the balance and the open invoices,
+    by the entries' definitions (the way the ledger summed them before it kept its sums)."""
+    ids = sorted({e.invoice_id or "" for e in ledger.entries})
+    owed = dict.fromkeys(ids, 0)
+    credit = 0
+    first: dict[str, dt.datetime] = {}
+    for e in ledger.entries:
+        units = e.amount.minor_units
+        if e.kind is EntryKind.CHARGE:
+            first.setdefault(e.invoice_id or "", e.at)
+        if e.invoice_id is not None:
+            taken_back = e.kind in (
+                EntryKind.REFUND,
+                EntryKind.PAYMENT_REVERSED,
+                EntryKind.INSURANCE_REVERSED,
+            )
+            owed[e.invoice_id] += units if e.kind is EntryKind.CHARGE or taken_back else -units
+        if e.invoice_id is None and e.kind is EntryKind.PATIENT_PAYMENT:
+            credit += units
+        elif (e.invoice_id is None and e.kind in (EntryKind.REFUND, EntryKind.PAYMENT_REVERSED)) or (
+            e.kind is EntryKind.CREDIT_APPLIED
+        ):
+            credit -= units
+    charged = sorted(first, key=lambda i: (first[i], i))
+    balances = [owed[i] if i else 0 for i in ids]
+    return (
+        balances,
+        charged,
+        credit,
+        sum(owed[i] for i in charged) - credit,
+        [i for i in charged if owed[i] > 0],
+    )

@@ -188,6 +188,10 @@ class Ledger:
     currency: str
     entries: tuple[LedgerEntry, ...] = attrs.field(default=(), converter=_entries)
     _by_key: dict[str, LedgerEntry] = attrs.field(init=False, repr=False, eq=False)
+    #: :meth:`_totals`, once asked for (the ledger never changes)
+    _sums: tuple[dict[str, int], tuple[str, ...], int] | None = attrs.field(
+        init=False, repr=False, eq=False, default=None
+    )
 
     def __attrs_post_init__(self) -> None:
         try:
@@ -223,47 +227,60 @@ class Ledger:
                 units += e.amount.minor_units
         return Money.from_minor(units, self.currency)
 
+    def _totals(self) -> tuple[dict[str, int], tuple[str, ...], int]:
+        """Minor units still owed by invoice, the charged invoices (oldest charge first) and the
+        credit's minor units, summed in one pass over the entries and kept: a run asks a ledger
+        for its balance and its invoices' balances once per message."""
+        sums = self._sums
+        if sums is not None:
+            return sums
+        owed: dict[str, int] = {}
+        charged: dict[str, dt.datetime] = {}
+        credit = 0
+        for e in self.entries:
+            kind, invoice_id, units = e.kind, e.invoice_id, e.amount.minor_units
+            if invoice_id is None:
+                if kind is EntryKind.PATIENT_PAYMENT:
+                    credit += units
+                elif kind in _TAKES_BACK or kind is EntryKind.CREDIT_APPLIED:
+                    credit -= units
+                continue
+            if kind is EntryKind.CHARGE:
+                charged.setdefault(invoice_id, e.at)
+                owed[invoice_id] = owed.get(invoice_id, 0) + units
+            elif kind in _TAKES_BACK or kind is EntryKind.INSURANCE_REVERSED:
+                owed[invoice_id] = owed.get(invoice_id, 0) + units
+            else:
+                owed[invoice_id] = owed.get(invoice_id, 0) - units
+                if kind is EntryKind.CREDIT_APPLIED:
+                    credit -= units
+        sums = (owed, tuple(sorted(charged, key=lambda i: (charged[i], i))), credit)
+        object.__setattr__(self, "_sums", sums)
+        return sums
+
     def invoice_ids(self) -> list[str]:
         """Invoices charged on this ledger, oldest charge first."""
-        charges = [e for e in self.entries if e.kind is EntryKind.CHARGE]
-        seen: dict[str, dt.datetime] = {}
-        for e in charges:
-            assert e.invoice_id is not None
-            seen.setdefault(e.invoice_id, e.at)
-        return sorted(seen, key=lambda i: (seen[i], i))
+        return list(self._totals()[1])
 
     def invoice_balance(self, invoice_id: str) -> Money:
         """What is still owed on one invoice (never negative)."""
-        units = 0
-        for e in self.entries:
-            if e.invoice_id != invoice_id:
-                continue
-            if e.kind is EntryKind.CHARGE or e.kind in _TAKES_BACK or e.kind is EntryKind.INSURANCE_REVERSED:
-                units += e.amount.minor_units
-            else:
-                units -= e.amount.minor_units
-        return Money.from_minor(units, self.currency)
+        return Money.from_minor(self._totals()[0].get(invoice_id, 0), self.currency)
 
     @property
     def credit(self) -> Money:
         """Money paid but not owed on any invoice (an overpayment)."""
-        units = 0
-        for e in self.entries:
-            if e.invoice_id is None and e.kind is EntryKind.PATIENT_PAYMENT:
-                units += e.amount.minor_units
-            elif (e.invoice_id is None and e.kind in _TAKES_BACK) or e.kind is EntryKind.CREDIT_APPLIED:
-                units -= e.amount.minor_units
-        return Money.from_minor(units, self.currency)
+        return Money.from_minor(self._totals()[2], self.currency)
 
     @property
     def balance(self) -> Money:
         """Owed on all invoices minus credit; negative means the account is in credit."""
-        owed = sum((self.invoice_balance(i).minor_units for i in self.invoice_ids()), 0)
-        return Money.from_minor(owed, self.currency) - self.credit
+        owed, charged, credit = self._totals()
+        return Money.from_minor(sum(owed[i] for i in charged) - credit, self.currency)
 
     def open_invoices(self) -> list[str]:
         """Invoices with something still owed, oldest first."""
-        return [i for i in self.invoice_ids() if self.invoice_balance(i).is_positive()]
+        owed, charged, _ = self._totals()
+        return [i for i in charged if owed[i] > 0]
 
     def paid_by(self, payment_id: str) -> Money:
         """How much of payment ``payment_id`` is on the books, net of its refunds and reversals."""

@@ -643,6 +643,7 @@ def audit_hash(
     data: Mapping[str, Any],
     *,
     chain: str = MAIN_CHAIN,
+    data_json: str | None = None,
 ) -> str:
     """The hash that chains an audit record to the one before it in its chain.
 
@@ -659,19 +660,47 @@ def audit_hash(
     (64, False)
     >>> h == audit_hash(GENESIS_HASH, 1, t, "k", "A-1", {}, chain="p0of2")
     False
+
+    :param data_json: ``canonical_json(data)``, when the caller has it already (it stores that
+        text): the record's text is then put together around it instead of encoding ``data``
+        again. The same text either way, its keys in order: ``at``, ``chain``, ``data``,
+        ``kind``, ``seq``, ``subject_id``.
     """
     require_aware(at, f"AuditRecord {seq}", "at")
-    fields: dict[str, Any] = {
-        "seq": seq,
-        "at": at.astimezone(dt.UTC).isoformat(),
-        "kind": kind,
-        "subject_id": subject_id,
-        "data": data,
-    }
-    if chain != MAIN_CHAIN:
-        fields["chain"] = chain
-    body = canonical_json(fields)
+    if type(seq) is not int:  # a bool or an int subclass: encoded as canonical_json encodes it
+        fields: dict[str, Any] = {
+            "seq": seq,
+            "at": at.astimezone(dt.UTC).isoformat(),
+            "kind": kind,
+            "subject_id": subject_id,
+            "data": data,
+        }
+        if chain != MAIN_CHAIN:
+            fields["chain"] = chain
+        body = canonical_json(fields)
+    else:
+        body = "".join(
+            (
+                '{"at":',
+                _json_text(at.astimezone(dt.UTC).isoformat()),
+                "" if chain == MAIN_CHAIN else ',"chain":' + _json_text(chain),
+                ',"data":',
+                canonical_json(data) if data_json is None else data_json,
+                ',"kind":',
+                _json_text(kind),
+                ',"seq":',
+                str(seq),
+                ',"subject_id":',
+                _json_text(subject_id),
+                "}",
+            )
+        )
     return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
+
+
+def _json_text(value: str) -> str:
+    """A string as :func:`canonical_json` writes it (a value of another type: the same)."""
+    return json.encoder.encode_basestring(value) if type(value) is str else canonical_json(value)  # type: ignore[attr-defined]
 
 
 def next_retry_at(

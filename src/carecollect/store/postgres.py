@@ -2070,7 +2070,7 @@ class PostgresStore:
         with self._unit_cur() as cur:
             position, prev = self._lock_chain(cur, chain)
             position += 1
-            digest = audit_hash(prev, position, at, kind, subject_id, payload, chain=chain)
+            digest = audit_hash(prev, position, at, kind, subject_id, payload, chain=chain, data_json=text)
             cur.execute(
                 b"INSERT INTO audit_log (at, kind, subject_id, data, prev_hash, hash, chain, chain_seq) "
                 b"VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING seq",
@@ -2102,11 +2102,12 @@ class PostgresStore:
             rows = []
             for seq, (kind, subject_id, data) in zip(seqs, records, strict=True):
                 payload = dict(data)
+                text = canonical_json(payload)
                 position += 1
-                digest = audit_hash(prev, position, at, kind, subject_id, payload, chain=chain)
-                rows.append(
-                    (seq, when, kind, subject_id, canonical_json(payload), prev, digest, chain, position)
+                digest = audit_hash(
+                    prev, position, at, kind, subject_id, payload, chain=chain, data_json=text
                 )
+                rows.append((seq, when, kind, subject_id, text, prev, digest, chain, position))
                 out.append(
                     AuditRecord(
                         seq, at, kind, subject_id, payload, prev, digest, chain=chain, chain_seq=position

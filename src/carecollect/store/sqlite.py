@@ -1869,7 +1869,7 @@ class SQLiteStore:
         with self._unit():  # reads (or the heads kept in this unit of work), then the one write
             last_seq, position, prev = self._audit_tail(chain)
             seq, position = last_seq + 1, position + 1
-            digest = audit_hash(prev, position, at, kind, subject_id, payload, chain=chain)
+            digest = audit_hash(prev, position, at, kind, subject_id, payload, chain=chain, data_json=text)
             self._db.execute(
                 "INSERT INTO audit_log (seq, at, kind, subject_id, data, prev_hash, hash, chain, chain_seq) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -1898,12 +1898,13 @@ class SQLiteStore:
             rows = []
             for kind, subject_id, data in records:
                 payload = dict(data)
+                text = canonical_json(payload)
                 seq += 1
                 position += 1
-                digest = audit_hash(prev, position, at, kind, subject_id, payload, chain=chain)
-                rows.append(
-                    (seq, when, kind, subject_id, canonical_json(payload), prev, digest, chain, position)
+                digest = audit_hash(
+                    prev, position, at, kind, subject_id, payload, chain=chain, data_json=text
                 )
+                rows.append((seq, when, kind, subject_id, text, prev, digest, chain, position))
                 out.append(
                     AuditRecord(
                         seq, at, kind, subject_id, payload, prev, digest, chain=chain, chain_seq=position
