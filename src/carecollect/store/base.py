@@ -700,7 +700,7 @@ def audit_hash(
 
 def _json_text(value: str) -> str:
     """A string as :func:`canonical_json` writes it (a value of another type: the same)."""
-    return json.encoder.encode_basestring(value) if type(value) is str else canonical_json(value)  # type: ignore[attr-defined]
+    return json.encoder.encode_basestring(value) if type(value) is str else canonical_json(value)
 
 
 def next_retry_at(
