@@ -168,6 +168,21 @@ def test_allocation_never_loses_or_invents_a_minor_unit(units: int, code: str, r
             assert part.is_zero()
 
 
+@given(
+    units=st.integers(-(10**15), 10**15),
+    code=st.sampled_from(CURRENCIES),
+    ratios=st.lists(
+        st.integers(0, 10**12) | st.sampled_from([0, 1, 2, 3, 7]), min_size=1, max_size=12
+    ).filter(lambda r: sum(r) > 0),
+)
+def test_allocation_by_whole_numbers_equals_the_decimal_way(units: int, code: str, ratios: list[int]) -> None:
+    """Whole-number ratios are allocated in integers; the same parts as the ratios given as
+    decimals (ties, many equal ratios and zeros included)."""
+    amount = Money.from_minor(units, code)
+    assert amount.allocate(ratios) == amount.allocate([Decimal(r) for r in ratios])
+    assert amount.allocate(ratios) == amount.allocate([str(r) for r in ratios])
+
+
 @given(units=st.integers(0, 10**9), parts=st.integers(1, 60), code=st.sampled_from(CURRENCIES))
 def test_split_is_near_equal_and_exact(units: int, parts: int, code: str) -> None:
     pieces = Money.from_minor(units, code).split(parts)

@@ -529,6 +529,8 @@ class Money(_money.Money):  # type: ignore[misc]
         >>> [str(p) for p in Money("10", "JPY").allocate([70, 30])]
         ['JPY 7', 'JPY 3']
         """
+        if ratios and all(type(r) is int and r >= 0 for r in ratios) and any(ratios):
+            return self._allocate_ints(ratios)  # type: ignore[arg-type]
         weights = [_to_decimal(r, "ratios") if not isinstance(r, Decimal) else r for r in ratios]
         if not weights:
             raise ValidationError("Money", "ratios", "at least one ratio is required")
@@ -549,6 +551,27 @@ class Money(_money.Money):  # type: ignore[misc]
         for i in order[:left]:
             floors[i] += 1
         return [Money.from_minor(sign * f, self._currency) for f in floors]
+
+    def _allocate_ints(self, weights: Sequence[int]) -> list[Money]:
+        """:meth:`allocate` by whole-number ratios (not all zero), in integers: each part's share
+        and remainder over the same total are exact, so the largest remainders are found without
+        dividing (``tests/test_money.py`` holds it equal to the general way)."""
+        units = self.minor_units
+        sign = -1 if units < 0 else 1
+        units = abs(units)
+        total_weight = sum(weights)
+        floors = []
+        rests = []
+        for w in weights:
+            share, rest = divmod(units * w, total_weight)
+            floors.append(share)
+            rests.append(rest)
+        left = units - sum(floors)
+        if left:
+            for i in sorted(range(len(weights)), key=lambda i: (-rests[i], i))[:left]:
+                floors[i] += 1
+        currency = self._currency
+        return [Money.from_minor(sign * f, currency) for f in floors]
 
     def split(self, parts: int) -> list[Money]:
         """Split into ``parts`` near-equal amounts; the first ones get the extra minor units."""
