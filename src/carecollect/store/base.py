@@ -667,34 +667,22 @@ def audit_hash(
         ``kind``, ``seq``, ``subject_id``.
     """
     require_aware(at, f"AuditRecord {seq}", "at")
-    if type(seq) is not int:  # a bool or an int subclass: encoded as canonical_json encodes it
-        fields: dict[str, Any] = {
-            "seq": seq,
-            "at": at.astimezone(dt.UTC).isoformat(),
-            "kind": kind,
-            "subject_id": subject_id,
-            "data": data,
-        }
-        if chain != MAIN_CHAIN:
-            fields["chain"] = chain
-        body = canonical_json(fields)
-    else:
-        body = "".join(
-            (
-                '{"at":',
-                _json_text(at.astimezone(dt.UTC).isoformat()),
-                "" if chain == MAIN_CHAIN else ',"chain":' + _json_text(chain),
-                ',"data":',
-                canonical_json(data) if data_json is None else data_json,
-                ',"kind":',
-                _json_text(kind),
-                ',"seq":',
-                str(seq),
-                ',"subject_id":',
-                _json_text(subject_id),
-                "}",
-            )
+    body = "".join(
+        (
+            '{"at":',
+            _json_text(at.astimezone(dt.UTC).isoformat()),
+            "" if chain == MAIN_CHAIN else ',"chain":' + _json_text(chain),
+            ',"data":',
+            canonical_json(data) if data_json is None else data_json,
+            ',"kind":',
+            _json_text(kind),
+            ',"seq":',
+            str(seq) if type(seq) is int else canonical_json(seq),
+            ',"subject_id":',
+            _json_text(subject_id),
+            "}",
         )
+    )
     return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
 
 
