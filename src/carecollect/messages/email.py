@@ -492,8 +492,9 @@ def _unbroken(whole: str) -> str:
 
 
 #: A quoted line ``email.quoprimime.body_encode`` changes: longer than a line may be, or ending
-#: in a space or tab.
-_TO_BREAK = re.compile(rf"(?m)^(?:.{{{_QP_LINE + 1},}}|.*[ \t])$")
+#: in a space or tab (the line taken whole, then its last character looked at: no backtracking
+#: through every line that is left alone).
+_TO_BREAK = re.compile(rf"(?m)^(?:.{{{_QP_LINE + 1},}}|.*+(?<=[ \t]))$")
 
 
 def _broken(quoted: str) -> str:
