@@ -659,7 +659,7 @@ def run(
         if show:
             _print_dry_run_lists(console, doc)
         return
-    if processes > 1 and report.joined is None:
+    if processes > 1 and report.joined is None and cluster is None:  # a cluster's workers are its own
         console.print(
             f"Worker processes: {processes}, partitions: {partitions or processes * PARTITIONS_PER_WORKER}"
             + (" (--workers auto: one per core for this portfolio)" if workers == "auto" else ""),
