@@ -539,38 +539,31 @@ class Money(_money.Money):  # type: ignore[misc]
         total_weight = sum(weights, Decimal(0))
         if total_weight == 0:
             raise ValidationError("Money", "ratios", "ratios must not all be zero")
-        units = self.minor_units
-        sign = -1 if units < 0 else 1
-        units = abs(units)
+        units = abs(self.minor_units)
         with decimal.localcontext() as ctx:
             ctx.prec = 60
             exact = [Decimal(units) * w / total_weight for w in weights]
         floors = [int(e) for e in exact]
-        left = units - sum(floors)
-        order = sorted(range(len(weights)), key=lambda i: (-(exact[i] - floors[i]), i))
-        for i in order[:left]:
-            floors[i] += 1
-        return [Money.from_minor(sign * f, self._currency) for f in floors]
+        return self._parts(floors, [e - f for e, f in zip(exact, floors, strict=True)])
 
     def _allocate_ints(self, weights: Sequence[int]) -> list[Money]:
         """:meth:`allocate` by whole-number ratios (not all zero), in integers: each part's share
         and remainder over the same total are exact, so the largest remainders are found without
         dividing (``tests/test_money.py`` holds it equal to the general way)."""
-        units = self.minor_units
-        sign = -1 if units < 0 else 1
-        units = abs(units)
+        units = abs(self.minor_units)
         total_weight = sum(weights)
-        floors = []
-        rests = []
-        for w in weights:
-            share, rest = divmod(units * w, total_weight)
-            floors.append(share)
-            rests.append(rest)
-        left = units - sum(floors)
+        shares = [divmod(units * w, total_weight) for w in weights]
+        return self._parts([share for share, _ in shares], [rest for _, rest in shares])
+
+    def _parts(self, floors: list[int], rests: Sequence[Decimal | int]) -> list[Money]:
+        """The parts of this amount: each its share of the absolute amount rounded down
+        (``floors``), the minor units left over one by one to the largest remainders
+        (``rests``; ties to the earlier part), with this amount's sign."""
+        left = abs(self.minor_units) - sum(floors)
         if left:
-            for i in sorted(range(len(weights)), key=lambda i: (-rests[i], i))[:left]:
+            for i in sorted(range(len(floors)), key=lambda i: (-rests[i], i))[:left]:
                 floors[i] += 1
-        currency = self._currency
+        sign, currency = (-1 if self.minor_units < 0 else 1), self._currency
         return [Money.from_minor(sign * f, currency) for f in floors]
 
     def split(self, parts: int) -> list[Money]:

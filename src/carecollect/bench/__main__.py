@@ -410,7 +410,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_full:
             print(f"4. Full run: carecollect run on {full_invoices:,} invoices (render, file outbox, send)")
             path = store_for(cache, full_invoices, args.seed)
-            one_cpu = default_wall = 0.0
+            one_cpu: list[float] = []  # CPU per message of the one-process runs
+            default_wall = 0.0
             # the last: as a new installation runs it (init's spool, --workers auto)
             runs: tuple[tuple[int | None, str], ...] = (
                 (1, "files"),
@@ -426,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
                 elif layout == "files":
                     walls[workers] = r["wall"]
                 if workers == 1:
-                    one_cpu = min(one_cpu or r["cpu"] / per, r["cpu"] / per)
+                    one_cpu.append(r["cpu"] / per)
                 rate = r["sent"] / r["wall"] if r["wall"] else 0.0
                 print(
                     f"  --workers {workers or 'auto (the default)'}, outbox layout {layout}: "
@@ -439,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  1 worker / 2 workers: {walls[1] / walls[2]:.2f}x (issue 15 asks >= 1.7x)")
             print(
                 f"  the default run: {default_wall:.1f} s wall per 100,000 messages (issue 15 asks <= 30 s); "
-                f"one process: {one_cpu * 1000:.2f} ms CPU per message (issue 15 asks <= 0.4 ms)"
+                f"one process: {min(one_cpu) * 1000:.2f} ms CPU per message (issue 15 asks <= 0.4 ms)"
             )
             print()
             if not args.skip_cluster:
