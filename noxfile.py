@@ -62,8 +62,9 @@ def tests(session: nox.Session) -> None:
         "-e", ".[test,pdf,fhir,web,x12,report,otel,postgres,dask]", "-e", "plugins/carecollect-demo-gateway"
     )
     # the real-browser and PostgreSQL suites run once each, in their own sessions
-    # (nox -s browser, nox -s tests_postgres, nox -s tests_dask)
-    session.run("pytest", "-m", "not browser and not postgres and not dask", *session.posargs)
+    # (nox -s browser, nox -s tests_postgres, nox -s tests_dask); the unit suite is spread over
+    # the machine's cores (-n auto; `nox -s tests -- -n 0` runs it in one process)
+    session.run("pytest", "-n", "auto", "-m", "not browser and not postgres and not dask", *session.posargs)
 
 
 @nox.session(python=DEFAULT)
