@@ -50,6 +50,7 @@ __all__ = [
     "check_rendering",
     "find_words",
     "sms_segments",
+    "tone_words",
 ]
 
 
@@ -359,6 +360,34 @@ def find_words(text: str, words: Iterable[str]) -> list[str]:
     return _words_in(_Folded(text), tuple(words))
 
 
+def tone_words(
+    *,
+    subject: str | None,
+    text: str,
+    html: str | None = None,
+    voicemail: str | None = None,
+    tone_exempt: Sequence[str] = (),
+) -> str:
+    """The words the tone check of :func:`check_rendering` reads, case-folded: the subject's,
+    the text's, the HTML part's (what most patients read: tags dropped, entities decoded) and the
+    voicemail's, white space made single spaces, the quoted reference texts (``tone_exempt``)
+    taken out.
+
+    >>> tone_words(subject="Your  Bill", text="Pay by  1 May.", html="<p>Pay by <b>1&nbsp;May</b>.</p>")
+    'your bill pay by 1 may. pay by 1 may .'
+    """
+    parts = [" ".join(p.split()) for p in (subject, text) if p]
+    html_words = html_to_text(html) if html else None  # its words already between single spaces
+    if html_words:
+        parts.append(html_words)
+    if voicemail:
+        parts.append(" ".join(voicemail.split()))
+    whole = " ".join(parts)
+    for quoted in tone_exempt:
+        whole = whole.replace(_squeezed(quoted), " ")
+    return whole.casefold()
+
+
 class _Folded:
     """A text case-folded between two spaces, and its sentences (split at full stops) once
     asked for: what :func:`find_words` scans, made once for every word list a text is checked
@@ -366,8 +395,8 @@ class _Folded:
 
     __slots__ = ("_sentences", "low")
 
-    def __init__(self, text: str) -> None:
-        self.low = " " + text.casefold() + " "
+    def __init__(self, text: str, *, folded: bool = False) -> None:
+        self.low = " " + (text if folded else text.casefold()) + " "
         self._sentences: frozenset[str] | None = None
 
     @property
@@ -464,6 +493,7 @@ def check_rendering(
     extra_clinical: Sequence[str] = (),
     descriptions: Sequence[str] = (),
     tone_exempt: Sequence[str] = (),
+    words: str | None = None,
 ) -> tuple[str, ...]:
     """Run every check on one rendering.
 
@@ -483,6 +513,8 @@ def check_rendering(
         restricted places.
     :param tone_exempt: quoted reference texts (rights, glossary) the tone
         check skips: they name legal steps to inform, not to threaten.
+    :param words: what :func:`tone_words` gives for this rendering, when the caller already
+        has it (the renderer puts it together from its skeletons); ``None``: made here.
     :returns: the names of the checks that passed.
     :raises MessageCheckFailed: naming the template and the rule.
     """
@@ -552,17 +584,11 @@ def check_rendering(
             )
         passed.append("sms_length")
 
-    # the HTML part is what most patients read: its words count too (tags and entities dropped)
-    parts = [" ".join(p.split()) for p in (subject, text) if p]
-    html_words = html_to_text(html) if html else None  # its words already between single spaces
-    if html_words:
-        parts.append(html_words)
-    if voicemail:
-        parts.append(" ".join(voicemail.split()))
-    whole = " ".join(parts)
-    for quoted in tone_exempt:
-        whole = whole.replace(_squeezed(quoted), " ")
-    folded = _Folded(whole)  # once, for both word lists
+    if words is None:
+        words = tone_words(
+            subject=subject, text=text, html=html, voicemail=voicemail, tone_exempt=tone_exempt
+        )
+    folded = _Folded(words, folded=True)  # once, for both word lists
     lang_shame = tuple(SHAMING_WORDS.get(language, ())) + tuple(
         SHAMING_WORDS["en"] if language != "en" else ()
     )

@@ -79,6 +79,7 @@ from .skeleton import (
     unwatch,
 )
 from .statement import ShareKind, Statement
+from .wordsview import HTML, SUBJECT, TEXT, VALUE, WordsView, words_view
 
 __all__ = [
     "DEFAULT_LOCALES",
@@ -562,6 +563,8 @@ class Renderer:
         self._templates: dict[tuple[bool, str, str, OutreachPurpose, str], jinja2.Template] = {}
         self._skeletons: dict[tuple[Any, ...], list[Skeleton]] = {}
         self._indexes: dict[tuple[Any, ...], SkeletonIndex] = {}
+        #: per combination of skeletons (and quoted texts): its words prepared (:mod:`.wordsview`)
+        self._words_views: dict[tuple[Any, ...], WordsView | None] = {}
         self.max_sms_segments = max_sms_segments
         #: Whether templates render from compiled skeletons (:mod:`~carecollect.messages.skeleton`);
         #: ``False`` renders every message with plain Jinja (the same text, slower).
@@ -781,6 +784,7 @@ class Renderer:
         descriptions = [ln.description for ln in statement.lines] if statement is not None else []
         if context.dispute is not None and context.dispute.corrective_action:
             descriptions.append(context.dispute.corrective_action)
+        tone_exempt = (*ns["rights"], *(f"{w}: {d}" for w, d in ns["glossary"]))
         checks = check_rendering(
             template=template,
             purpose=purpose,
@@ -794,7 +798,8 @@ class Renderer:
             max_sms_segments=self.max_sms_segments,
             extra_clinical=self.extra_clinical,
             descriptions=descriptions,
-            tone_exempt=[*ns["rights"], *(f"{w}: {d}" for w, d in ns["glossary"])],
+            tone_exempt=tone_exempt,
+            words=self._words(channel, subject, job, tone_exempt) if self.compiled else None,
         )
         encoding = segments = None
         if channel is Channel.SMS:
@@ -858,8 +863,43 @@ class Renderer:
                     variants.append(skeleton)
                     index.add(skeleton)
         if skeleton is not None and skeleton.parts is not None:
-            return skeleton.fill(values, self._wrap_block, roots)
+            vals = skeleton.slot_values(values, roots)
+            job.filled[key[4]] = (skeleton, vals)
+            return skeleton.fill_values(vals, self._wrap_block)
+        job.filled[key[4]] = None
         return self._template(env, key).render(ns | {"m": _FMT_HTML if html else _FMT_TEXT})
+
+    def _words(
+        self, channel: Channel, subject: str | None, job: _Job, tone_exempt: tuple[str, ...]
+    ) -> str | None:
+        """The words the tone check reads, from the message's skeletons (:mod:`.wordsview`);
+        ``None`` when a part was not rendered from one or a value is not plain (the check then
+        reads the rendered text)."""
+        sources: list[tuple[str, Skeleton | str | None]]
+        vals: list[list[str]]
+        if channel is Channel.EMAIL:
+            filled = [job.filled.get(name) for name in ("subject.txt", "txt", "html")]
+            parts = [f for f in filled if f is not None]
+            if len(parts) < 3:
+                return None
+            sources = [(SUBJECT, parts[0][0]), (TEXT, parts[1][0]), (HTML, parts[2][0])]
+            vals = [vals for _, vals in parts]
+        elif channel in (Channel.LETTER, Channel.PORTAL):
+            text = job.filled.get("txt")
+            if text is None:
+                return None
+            # a letter's or portal notice's subject comes from the catalog, values in it
+            sources = [(SUBJECT, None if subject is None else VALUE), (TEXT, text[0])]
+            vals = [[] if subject is None else [subject], text[1]]
+        else:
+            return None
+        key = (*(source for _, source in sources), tone_exempt)
+        view = self._words_views.get(key, _NOT_BUILT)
+        if view is _NOT_BUILT:
+            if len(self._words_views) >= 4096:
+                self._words_views.clear()
+            view = self._words_views[key] = words_view(sources, tone_exempt, self._wrap_block)
+        return None if view is None else view.words(vals, self._wrap_block)
 
     def _probe(
         self,
@@ -920,6 +960,9 @@ def _code_text(text: Any, lang: str, code: str) -> str:
     return str(text(code, lang))
 
 
+_NOT_BUILT: Any = object()
+
+
 @attrs.frozen
 class _Job:
     """One message's rendering state shared by its templates (the values and the shape key)."""
@@ -928,6 +971,9 @@ class _Job:
     context: MessageContext
     statement: Statement | None
     shape: tuple[Any, ...]
+    #: per template part rendered ("txt", "html", "subject.txt"): its skeleton and slot values,
+    #: or ``None`` when plain Jinja rendered it
+    filled: dict[str, tuple[Skeleton, list[str]] | None] = attrs.field(factory=dict)
 
 
 def _pay_keys(ctx: MessageContext) -> list[str]:

@@ -439,10 +439,19 @@ class Skeleton:
         """The rendering for ``values`` and the context ``roots`` (``wrap(text, indent)`` wraps a
         block)."""
         assert self.parts is not None
+        return _join(self.parts, self.slot_values(values, roots), wrap)
+
+    def slot_values(self, values: Mapping[str, str], roots: Mapping[str, Any] | None = None) -> list[str]:
+        """What this shape's slots are filled with, by slot index, for ``values`` and ``roots``."""
         vals = [values[n] for n in self.names]
         if self._derive:
             assert roots is not None
             vals += [fmt(get(roots)) for get, fmt in self._derive]
+        return vals
+
+    def fill_values(self, vals: list[str], wrap: Callable[[str, str], str]) -> str:
+        """The rendering of :meth:`slot_values`' ``vals``."""
+        assert self.parts is not None
         return _join(self.parts, vals, wrap)
 
 
