@@ -421,7 +421,8 @@ def _any_hit(words: tuple[str, ...], text: _Folded) -> bool:
     between. When no word holds a full stop, no hit spans one, and a full stop is not a word
     character (the check before a word start sees the same either way): the text is scanned
     sentence by sentence, and a sentence already found clean is not scanned again (the
-    sentences not yet known are told apart in one set difference).
+    sentences not yet known are told apart in one set difference). Sentences that hold none of
+    the words anywhere (a substring search per word) are clean without a scan.
     """
     if "." in _joined(words):
         return _any_word(words).search(text.low) is not None
@@ -429,10 +430,14 @@ def _any_hit(words: tuple[str, ...], text: _Folded) -> bool:
     fresh = text.sentences.difference(clean)
     if not fresh:
         return False
-    pattern = _any_word(words)
-    for sentence in fresh:
-        if pattern.search(sentence) is not None:
-            return True
+    # a word that starts a word is in the text: the sentences none of the words is in at all are
+    # clean without a regular expression (a substring search per word, in C)
+    joined = "\x00".join(fresh)
+    if any(map(joined.__contains__, _folded_words(words))):
+        pattern = _any_word(words)
+        for sentence in fresh:
+            if pattern.search(sentence) is not None:
+                return True
     if len(clean) > 65536:
         clean.clear()
     clean.update(fresh)
@@ -443,6 +448,11 @@ def _any_hit(words: tuple[str, ...], text: _Folded) -> bool:
 def _clean_sentences(words: tuple[str, ...]) -> set[str]:
     """The sentences (case-folded) found to hold none of ``words``."""
     return set()
+
+
+@functools.lru_cache(maxsize=256)
+def _folded_words(words: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple({w.casefold() for w in words})
 
 
 @functools.lru_cache(maxsize=256)
