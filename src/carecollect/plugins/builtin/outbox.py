@@ -245,8 +245,9 @@ class OutboxChannel:
                 )
             )
         partial = spool / f".{name}.partial"
-        with open(partial, "w", encoding="utf-8") as out:
-            out.write("\n".join(lines) + "\n")
+        with open(partial, "wb") as out:
+            # each line encoded alone: no copy of the whole batch as one text
+            out.writelines([line.encode("utf-8") + b"\n" for line in lines])
             out.flush()
             os.fsync(out.fileno())
         os.replace(partial, spool / name)
