@@ -396,7 +396,7 @@ class Skeleton:
     :param names: the value names by slot index.
     """
 
-    __slots__ = ("_derive", "derived", "names", "parts", "reads")
+    __slots__ = ("_derive", "_pick", "derived", "names", "parts", "reads")
 
     def __init__(
         self,
@@ -410,6 +410,10 @@ class Skeleton:
         self.names = names
         self.derived = derived
         self._derive = tuple((_getter(path), fmt) for path, fmt in derived)
+        #: the values by slot index, read in one call (a tuple of them, also for one name)
+        self._pick: Callable[[Mapping[str, str]], tuple[str, ...]] = (
+            operator.itemgetter(*names) if len(names) > 1 else lambda values: tuple(values[n] for n in names)
+        )
 
     @property
     def opaque(self) -> bool:
@@ -443,7 +447,7 @@ class Skeleton:
 
     def slot_values(self, values: Mapping[str, str], roots: Mapping[str, Any] | None = None) -> list[str]:
         """What this shape's slots are filled with, by slot index, for ``values`` and ``roots``."""
-        vals = [values[n] for n in self.names]
+        vals = list(self._pick(values))
         if self._derive:
             assert roots is not None
             vals += [fmt(get(roots)) for get, fmt in self._derive]
