@@ -491,20 +491,24 @@ def _unbroken(whole: str) -> str:
     return whole
 
 
-#: A quoted line ``email.quoprimime.body_encode`` changes: longer than a line may be, or ending
-#: in a space or tab (the line taken whole, then its last character looked at: no backtracking
-#: through every line that is left alone).
-_TO_BREAK = re.compile(rf"(?m)^(?:.{{{_QP_LINE + 1},}}|.*+(?<=[ \t]))$")
-
-
 def _broken(quoted: str) -> str:
-    """Quoted lines broken as ``email.quoprimime.body_encode`` breaks them (:func:`_qp_pieces`);
-    the lines it leaves alone are not looked at one by one."""
-    return _TO_BREAK.sub(_break_line, quoted)
-
-
-def _break_line(match: re.Match[str]) -> str:
-    return "\n".join(_qp_pieces(match[0]))
+    """Quoted lines broken as ``email.quoprimime.body_encode`` breaks them (:func:`_qp_pieces`):
+    a line longer than a line may be, or ending in a space or tab; a part with none is left as it
+    is without looking at its lines one by one."""
+    lines = quoted.split("\n")
+    if (
+        max(map(len, lines)) <= _QP_LINE
+        and " \n" not in quoted
+        and "\t\n" not in quoted
+        and not quoted.endswith((" ", "\t"))
+    ):
+        return quoted
+    return "\n".join(
+        [
+            "\n".join(_qp_pieces(line)) if len(line) > _QP_LINE or line.endswith((" ", "\t")) else line
+            for line in lines
+        ]
+    )
 
 
 def _fold(name: str, value: str) -> bytes:
