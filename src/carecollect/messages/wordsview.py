@@ -13,11 +13,12 @@ The pieces equal the words of the rendered message whenever the values are *plai
 :meth:`WordsView.words` gives ``None`` and the words are made from the rendered text. A value is
 plain when it is not empty, has no white space at either end, holds no ``<`` and no pair of full
 stops, does not put a full stop next to one of the fixed text (the renderer makes such a pair
-one), and, filled into the HTML part unescaped, holds no ``>`` or ``&``. A combination whose
-fixed text holds a pair of full stops, an unfinished character reference before a value, a
-line of full stops or a marker's character, or a wrapped paragraph whose indent would lose its
-space, has no view (:func:`words_view` gives ``None``). Wrapping a paragraph changes only its
-white space (at spaces only, no word broken), which the words do not see.
+one), and, filled into the HTML part unescaped, holds no ``>`` or ``&``; and a line of a
+character as long as a filled text must not come out empty. A combination whose fixed text
+holds a pair of full stops, an unfinished character reference before a value, a line of full
+stops or a marker's character, or a wrapped paragraph with white space at either end, has no
+view (:func:`words_view` gives ``None``). Wrapping a paragraph with words at both ends changes
+only its white space (at spaces only, no word broken), which the words do not see.
 
 One difference is by design: a quoted reference text is taken out of the fixed text only. A
 value that, together with the fixed text around it, spelled out a rights or glossary text would
@@ -33,7 +34,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .checks import html_to_text
+from .checks import _squeezed, html_to_text
 from .skeleton import Skeleton, _join
 
 __all__ = ["HTML", "SUBJECT", "TEXT", "VALUE", "WordsView", "words_view"]
@@ -55,7 +56,6 @@ VALUE = "value"
 _DOT_AFTER = re.compile("(?:</?[a-z]+>)*[.\U000f0000-\U000ffffd]")
 _DOT_BEFORE = re.compile("[.\U000f0000-\U000ffffd](?:</?[a-z]+>)*\\Z")
 _ENTITY_OPEN = re.compile(r"&[#\w]*\Z")
-_STOP_PAIR = re.compile(r"\.(?<!\.\.)(?:</?[a-z]+>)*\.(?!\.)")
 
 
 class _NoView(Exception):
@@ -152,7 +152,7 @@ def _build(
     tone_exempt: Sequence[str],
     wrap: Callable[[str, str], str],
 ) -> WordsView:
-    from .checks import _squeezed
+    from .render import _STOP_PAIR  # the renderer's pair of full stops (it imports this module)
 
     checks: dict[tuple[int, int], list[bool]] = {}
     repeats: dict[tuple[int, int], tuple[str, list[Any]]] = {}
