@@ -93,49 +93,37 @@ _COMPILED_PURPOSES = {P.STATEMENT, P.REMINDER, P.FINAL_NOTICE, P.PAYMENT_CONFIRM
 _WORDY = st.text(alphabet=st.sampled_from(list("abcXYZ Жщяß.,-&;<>#\u00a0\t\n😀é")), max_size=30)
 
 
+@st.composite
+def _messages(draw: st.DrawFn) -> tuple[P, Channel, str, MessageContext]:
+    """A message to render: purpose, channel, language and a context of random values."""
+    purpose = draw(st.sampled_from(list(P)))
+    jurisdiction = JURISDICTION_OF.get(purpose, draw(st.sampled_from(["us", "no", "de", "bg"])))
+    due = draw(DATES)
+    ctx = attrs.evolve(
+        context(purpose, jurisdiction),
+        recipient_name=draw(NAMES | _WORDY),
+        creditor_name=draw(_WORDY.filter(lambda s: s.strip())),
+        amount_due=Money(Decimal(draw(st.integers(0, 10**9))) / 100, CURRENCY[jurisdiction]),
+        today=draw(DATES),
+        due_date=due,
+        deadline=due + dt.timedelta(days=30),
+        pay_link=draw(URLS),
+    )
+    channel = draw(st.sampled_from([Channel.EMAIL, Channel.LETTER, Channel.PORTAL]))
+    return purpose, channel, draw(st.sampled_from(LANGUAGES)), ctx
+
+
 @settings(
     max_examples=150,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-@given(
-    purpose=st.sampled_from(list(P)),
-    channel=st.sampled_from([Channel.EMAIL, Channel.LETTER, Channel.PORTAL]),
-    lang=st.sampled_from(LANGUAGES),
-    jurisdiction=st.sampled_from(["us", "no", "de", "bg"]),
-    name=NAMES | _WORDY,
-    creditor=_WORDY.filter(lambda s: s.strip()),
-    cents=st.integers(0, 10**9),
-    today=DATES,
-    due=DATES,
-    pay_link=URLS,
-)
+@given(message=_messages())
 def test_random_values_read_the_same_words(
-    watched: Counter[str],
-    purpose: P,
-    channel: Channel,
-    lang: str,
-    jurisdiction: str,
-    name: str | None,
-    creditor: str,
-    cents: int,
-    today: dt.date,
-    due: dt.date,
-    pay_link: str | None,
+    watched: Counter[str], message: tuple[P, Channel, str, MessageContext]
 ) -> None:
-    jurisdiction = JURISDICTION_OF.get(purpose, jurisdiction)
-    ctx = attrs.evolve(
-        context(purpose, jurisdiction),
-        recipient_name=name,
-        creditor_name=creditor,
-        amount_due=Money(Decimal(cents) / 100, CURRENCY[jurisdiction]),
-        today=today,
-        due_date=due,
-        deadline=due + dt.timedelta(days=30),
-        pay_link=pay_link,
-    )
     for _ in range(2):
-        _render(_SHARED, purpose, channel, lang, ctx)
+        _render(_SHARED, *message)
 
 
 #: one renderer across the random examples: a view built for one message's values serves the next
