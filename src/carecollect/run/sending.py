@@ -780,6 +780,9 @@ class _Fresh:
         self._token: Callable[[], object] | None = getattr(store, "change_token", None)
         self._account_id: str | None = None
         self._seen: object = None
+        #: the account as last read, and with this run's unrecorded sends laid over it (``None``:
+        #: laid over again when next asked for, after a send was handed over or withdrawn)
+        self._base: AccountSnapshot | None = None
         self._snap: AccountSnapshot | None = None
         #: per account: the steps and attempts of its messages handed over, not yet recorded
         self._pending: dict[str, tuple[dict[str, OutreachStep], dict[str, ContactAttempt]]] = {}
@@ -814,18 +817,21 @@ class _Fresh:
     def get(self, account_id: str) -> AccountSnapshot:
         """The account as stored now, with this run's unrecorded sends laid over it."""
         if (
-            self._snap is not None
+            self._base is not None
             and self._token is not None
             and account_id == self._account_id
             and self._token() == self._seen
         ):
+            if self._snap is None:
+                self._snap = self._overlay(self._base)
             return self._snap
         self._seen = self._token() if self._token is not None else None  # taken before the read
         ahead = self._batch.get(account_id)
         if ahead is not None and self._seen == self._batch_seen:  # nothing written since the batch read
-            self._snap = self._overlay(ahead)
+            self._base = ahead
         else:
-            self._snap = self._overlay(self._store.account_snapshot(account_id))
+            self._base = self._store.account_snapshot(account_id)
+        self._snap = self._overlay(self._base)
         self._account_id = account_id
         return self._snap
 
@@ -850,8 +856,8 @@ class _Fresh:
         steps, attempts = self._pending.setdefault(step.account_id, ({}, {}))
         steps[step.id] = step
         attempts[attempt.id] = attempt
-        if self._snap is not None and self._account_id == step.account_id:
-            self._snap = self._overlay(self._snap)
+        if self._account_id == step.account_id:
+            self._snap = None  # laid over again when next asked for
 
     def withdrawn(self, step: OutreachStep, attempt: ContactAttempt) -> None:
         """A message counted by :meth:`handed` failed: it stops counting."""
@@ -863,12 +869,12 @@ class _Fresh:
         if not any(a.step_id == step.id for a in attempts.values()):
             steps.pop(step.id, None)
         if self._account_id == step.account_id:
-            self._snap = None  # read again, without it
+            self._snap = None  # laid over again, without it
 
     def recorded(self) -> None:
         """The unrecorded sends were written: the next message reads its account again."""
         self._pending.clear()
-        self._snap = None
+        self._base = self._snap = None
         self._batch, self._claims = {}, None
 
 
