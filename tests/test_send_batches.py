@@ -212,6 +212,14 @@ def test_messages_handed_over_in_the_batch_are_laid_over_every_read(tmp_path: Pa
         assert attempt in again.attempts and step in again.steps
         assert store.attempts_for(snap.account.id) == snap.attempts  # nothing written yet
         assert fresh.get(snap.account.id) is again  # nothing written since: no read
+        second = attrs.evolve(attempt, id="S-new@y")
+        fresh.handed(step, second)  # a second channel's message of the step
+        assert {attempt, second} <= set(fresh.get(snap.account.id).attempts)
+        fresh.withdrawn(step, second)  # its channel refused it: it stops counting, the first stays
+        held = fresh.get(snap.account.id)
+        assert attempt in held.attempts and second not in held.attempts and step in held.steps
+        fresh.withdrawn(step, attempt)  # the step's last message withdrawn: the step as stored
+        assert fresh.get(snap.account.id) == snap
 
 
 def test_the_outbox_commands_list_and_show_the_spool(tmp_path: Path) -> None:
