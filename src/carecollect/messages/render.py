@@ -883,7 +883,7 @@ class Renderer:
             if len(parts) < 3:
                 return None
             sources = [(SUBJECT, parts[0][0]), (TEXT, parts[1][0]), (HTML, parts[2][0])]
-            vals = [vals for _, vals in parts]
+            vals = [slot_values for _, slot_values in parts]
         elif channel in (Channel.LETTER, Channel.PORTAL):
             text = job.filled.get("txt")
             if text is None:
