@@ -256,7 +256,9 @@ def test_a_view_reads_what_the_rendered_parts_hold(data: st.DataObject, letter: 
         subject = _one_full_stop(subject)
     else:  # an e-mail: subject, text and HTML part from skeletons
         subject_skel = Skeleton(data.draw(_skeleton_parts(3, html=False)), {}, names)
-        html_skel = Skeleton(data.draw(_skeleton_parts(3, html=True)), {}, names)
+        # another shape's names in another order: its slot n is another value (never merged)
+        html_names = names if data.draw(st.booleans()) else ("c", "a", "b")
+        html_skel = Skeleton(data.draw(_skeleton_parts(3, html=True)), {}, html_names)
         subject = _one_full_stop(" ".join(subject_skel.fill(values, _wrap).split()))
         html = _one_full_stop(html_skel.fill(values, _wrap))
         sources = [(SUBJECT, subject_skel), (TEXT, text_skel), (HTML, html_skel)]

@@ -158,12 +158,18 @@ def _build(
     repeats: dict[tuple[int, int], tuple[str, list[Any]]] = {}
     raw_html: set[tuple[int, int]] = set()
     words: list[str] = []
+    #: the first part whose skeleton has the same value names: a value slot of a later one is
+    #: the same value (checked and made into words once per message)
+    first: dict[int, int] = {}
+    names_of: dict[int, tuple[str, ...]] = {}
     for number, (kind, source) in enumerate(parts):
         if source is None:
             continue
         if isinstance(source, Skeleton):
             if source.parts is None:
                 raise _NoView
+            first[number] = next((n for n, names in names_of.items() if names == source.names), number)
+            names_of[number] = source.names
             raw = _flatten(source.parts, number, repeats, raw_html, wrap, html=kind == HTML)
         elif source == VALUE:
             raw = chr(_BASE + number * _PART)  # the whole part is one value (slot 0)
@@ -189,17 +195,24 @@ def _build(
     whole = " ".join(words)
     for quoted in tone_exempt:
         whole = whole.replace(_squeezed(quoted), " ")
+
+    def same(slot: tuple[int, int]) -> tuple[int, int]:
+        part, index = slot
+        if 0 <= index < len(names_of.get(part, ())):
+            return first[part], index
+        return slot
+
     pieces: list[Any] = []
     for i, piece in enumerate(_MARKER.split(whole.casefold())):
         if i % 2 == 1:
-            pieces.append(_slot(piece))
+            pieces.append(same(_slot(piece)))
         elif piece:
             pieces.append(piece)
-    return WordsView(
-        pieces,
-        {slot: (before, after, slot in raw_html) for slot, (before, after) in checks.items()},
-        repeats,
-    )
+    merged: dict[tuple[int, int], tuple[bool, bool, bool]] = {}
+    for slot, (before, after) in checks.items():
+        was = merged.get(same(slot), (False, False, False))
+        merged[same(slot)] = (was[0] or before, was[1] or after, was[2] or slot in raw_html)
+    return WordsView(pieces, merged, repeats)
 
 
 def _slot(marker: str) -> tuple[int, int]:
