@@ -66,6 +66,8 @@ def _render(renderer: Renderer, purpose: P, channel: Channel, lang: str, ctx: Me
         renderer.render(purpose, channel, lang, ctx)
     except MessageCheckFailed:
         pass  # a value with a word the check refuses: refused either way (the words were compared)
+    except AssertionError:
+        raise  # the watch found words unlike the rendered text's
     except Exception:  # a context the template cannot render: no words to compare
         pass
 
