@@ -592,3 +592,79 @@ def test_the_audit_chain_holds_across_units_of_work_and_undone_savepoints(tmp_pa
         assert [r.kind for r in store.audit_records()] == ["a", "b", "c", "d", "e"]
         assert [r.seq for r in store.audit_records()] == [1, 2, 3, 4, 5]
         assert store.verify_audit().ok
+
+
+def test_every_table_an_account_is_read_from_moves_its_version_whoever_writes_it(tmp_path: Path) -> None:
+    """Another program writing the file directly (no store method between): an insert, an update
+    and a delete of any row the account's snapshot is read from (its contact points included,
+    which the store itself only ever writes with their patient's row) moves the account's version
+    and leaves another patient's account's alone."""
+    import attrs
+
+    from carecollect.relief.assistance import ApplicationStatus, AssistanceApplication
+    from carecollect.store.base import Mandate
+    from carecollect.store.sqlite import ACCOUNT_TABLES
+
+    path = tmp_path / "cc.db"
+    store = SQLiteStore(path)
+    _seed(store)
+    store.put_patient(attrs.evolve(_patient(), id="P-2"))
+    store.put_account(attrs.evolve(_account(), id="A-2", patient_id="P-2"))
+    store.put_invoice(attrs.evolve(_invoice("INV-2"), account_id="A-2"))
+    sched = build_schedule(Money("450.00", "NOK"), 2, first_due=dt.date(2026, 4, 1))
+    store.put_plan(PaymentPlan("PL-1", "A-1", ("INV-1",), Money("450.00", "NOK"), sched, T0))
+    store.put_dispute(Dispute("D-1", "A-1", None, DisputeReason.NOT_MINE, T0))
+    store.put_step(OutreachStep("S-1", "A-1", "INV-1", OutreachPurpose.REMINDER, (Channel.EMAIL,), T0))
+    store.add_attempt(
+        ContactAttempt("AT-1", "S-1", "A-1", "INV-1", Channel.EMAIL, T0, AttemptOutcome.DELIVERED)
+    )
+    store.append_ledger(
+        "A-1",
+        [LedgerEntry("charge:INV-1", EntryKind.CHARGE, Money("575.50", "NOK"), T0, "INV-1", "INV-1", "kit")],
+    )
+    store.put_placement(
+        AgencyPlacement(
+            "PLC-1",
+            "A-1",
+            "credicare",
+            Money("375.50", "NOK"),
+            PlacementStatus.PLACED,
+            T0,
+            None,
+            (Remittance("R-1", Money("100.00", "NOK"), T0, Money("10.00", "NOK")),),
+            ("INV-1",),
+        )
+    )
+    store.put_mandate(Mandate("PL-1", "A-1", "demo-gateway", "card", "tok_1", T0))
+    store.put_application(
+        AssistanceApplication("APP-1", "A-1", dt.date(2026, 3, 1), ApplicationStatus.RECEIVED)
+    )
+    whose = {"accounts": "id = 'A-1'", "patients": "id = 'P-1'", "contact_points": "patient_id = 'P-1'"}
+    tables = [*whose, *ACCOUNT_TABLES]
+    with closing(sqlite3.connect(path, isolation_level=None)) as raw:  # foreign keys off: any order
+        for table in tables:
+            where = whose.get(table, "account_id = 'A-1'")
+            rowid, *values = raw.execute(f"SELECT rowid, * FROM {table} WHERE {where} LIMIT 1").fetchone()
+            if table == "ledger_entries":  # append-only: a new entry (its seq and key its own)
+                values[0], values[2] = None, "again:" + values[2]
+            column = next(r[1] for r in raw.execute(f"PRAGMA table_info({table})") if not r[5])
+            changes = [
+                ("update", f"UPDATE {table} SET {column} = {column} WHERE rowid = {rowid}"),
+                ("delete", f"DELETE FROM {table} WHERE rowid = {rowid}"),
+                ("insert", f"INSERT INTO {table} VALUES ({', '.join('?' * len(values))})"),
+            ]
+            for what, sql in changes:
+                if table == "ledger_entries" and what != "insert":
+                    continue  # append-only: the ledger's own triggers refuse the rest
+                before = store.account_versions(["A-1", "A-2"])
+                raw.execute(sql, values if what == "insert" else ())
+                after = store.account_versions(["A-1", "A-2"])
+                assert after["A-1"] != before["A-1"], f"{table}: an {what} left the account's version"
+                assert after["A-2"] == before["A-2"], f"{table}: an {what} moved another account's version"
+        before = store.account_versions(["A-1", "A-2"])
+        raw.execute(
+            "UPDATE disputes SET account_id = 'A-2' WHERE id = 'D-1'"
+        )  # a row moved to another account
+        after = store.account_versions(["A-1", "A-2"])
+        assert after["A-1"] != before["A-1"] and after["A-2"] != before["A-2"]
+    store.close()

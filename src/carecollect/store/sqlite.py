@@ -45,6 +45,7 @@ from ..outreach import ContactAttempt, OutreachStep
 from ..patients import Account, ContactPoint, Patient
 from ..placements import AgencyPlacement
 from ..plans import PaymentPlan
+from ..remittance import CLAIM_RECORD
 from ..timekeeping import require_aware
 from . import codec
 from .audit import AUDIT_ROW, heads_from_rows, record_from_row, seal_data, seal_due, verify_chains
@@ -82,6 +83,84 @@ from .base import (
 __all__ = ["MIGRATIONS", "SQLiteStore"]
 
 _NO_CHANGE = "SELECT RAISE(ABORT, '{table} is append-only: add a correcting entry instead')"
+
+#: The tables an account's snapshot is read from, each naming its account in ``account_id`` (the
+#: ``accounts``, ``patients`` and ``contact_points`` tables and the insurer's claim records in the
+#: audit log are kept by triggers of their own).
+ACCOUNT_TABLES = (
+    "invoices",
+    "invoice_lines",
+    "ledger_entries",
+    "plans",
+    "instalments",
+    "disputes",
+    "outreach_steps",
+    "contact_attempts",
+    "placements",
+    "remittances",
+    "mandates",
+    "assistance_applications",
+)
+
+
+def _bump(source: str) -> str:
+    """Add one to the version of each account ``source`` (``SELECT account_id, 1 ... WHERE ...``) names."""
+    return (
+        f"INSERT INTO account_versions (account_id, version) {source} "
+        "ON CONFLICT(account_id) DO UPDATE SET version = version + 1;"
+    )
+
+
+def _version_triggers(name: str, table: str, key: str, accounts_of: str) -> tuple[str, ...]:
+    """Triggers that bump the accounts ``accounts_of`` names (``SELECT ... WHERE ...`` over ``{row}``,
+    the row written) after every insert, update and delete on ``table``; an update that changes
+    the row's ``key`` (the column naming its account or patient) bumps the accounts of both."""
+    new, old = accounts_of.format(row="NEW"), accounts_of.format(row="OLD")
+    moved = f"{old} AND OLD.{key} IS NOT NEW.{key}"
+    return (
+        f"CREATE TRIGGER {name}_version_insert AFTER INSERT ON {table} BEGIN {_bump(new)} END",
+        f"CREATE TRIGGER {name}_version_update AFTER UPDATE ON {table} BEGIN {_bump(new)} {_bump(moved)} END",
+        f"CREATE TRIGGER {name}_version_delete AFTER DELETE ON {table} BEGIN {_bump(old)} END",
+    )
+
+
+def _account_version_migration() -> tuple[str, ...]:
+    """Migration 17: the ``account_versions`` table and the triggers that keep it.
+
+    An account's version goes up with every write to its row, its patient's row or contact points,
+    a row of :data:`ACCOUNT_TABLES` that names it (before or after the write) or an insurer's claim
+    record on one of its invoices, in the transaction that writes: whatever
+    :meth:`SQLiteStore.account_snapshot` returns for it can change only with its version. An
+    account with no row yet is at version 0.
+    """
+    claims = (
+        "CREATE TRIGGER claim_version AFTER INSERT ON audit_log "
+        f"WHEN NEW.kind = '{CLAIM_RECORD}' BEGIN "
+        + _bump("SELECT account_id, 1 FROM invoices WHERE id = NEW.subject_id")
+        + " END"
+    )
+    return (
+        "CREATE TABLE account_versions (account_id TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID",
+        *_version_triggers("account", "accounts", "id", "SELECT {row}.id, 1 WHERE true"),
+        *_version_triggers(
+            "patient", "patients", "id", "SELECT id, 1 FROM accounts WHERE patient_id = {row}.id"
+        ),
+        *_version_triggers(
+            "contact_point",
+            "contact_points",
+            "patient_id",
+            "SELECT id, 1 FROM accounts WHERE patient_id = {row}.patient_id",
+        ),
+        *(
+            trigger
+            for table in ACCOUNT_TABLES
+            for trigger in _version_triggers(
+                table, table, "account_id", "SELECT {row}.account_id, 1 WHERE true"
+            )
+        ),
+        claims,
+    )
+
 
 #: The schema, as numbered migrations: ``(version, description, statements)``. Only ever append.
 # A contact point with an instant not in the UTC form the store writes (a bulk load may bring any
@@ -351,6 +430,12 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         "instalments indexed by account (a batch's accounts are read without scanning every plan's instalments)",
         ("CREATE INDEX instalments_account ON instalments(account_id)",),
     ),
+    (
+        17,
+        "each account's version: kept by triggers on everything its snapshot holds (the run checks it, "
+        "not the whole file, before using an account it read)",
+        _account_version_migration(),
+    ),
 )
 
 _CHILD_TABLES = (
@@ -552,6 +637,31 @@ class SQLiteStore:
         daily run uses it to skip re-reading an account that nothing touched since it last read it.
         """
         return (int(self._db.execute("PRAGMA data_version").fetchone()[0]), self._db.total_changes)
+
+    def account_versions(self, account_ids: Sequence[str]) -> dict[str, int]:
+        """Each account's version: a number that changes, in the transaction that writes, with every
+        write to anything :meth:`account_snapshot` returns for it (its row, its patient and contact
+        points, its invoices, ledger, plans, disputes, outreach, placements, mandates and
+        applications, and the insurer's claim records on its invoices), by this connection or
+        another, and with nothing else. An account never written since the store began keeping
+        versions (and an unknown id) is at 0.
+
+        The daily run reads an account's version before its snapshot and, once the file changed
+        (:meth:`change_token`), uses the snapshot only while the version is the same: another
+        worker's writes to other accounts no longer make it read everything again.
+        """
+        ids = list(dict.fromkeys(account_ids))
+        found: dict[str, int] = dict.fromkeys(ids, 0)
+        for start in range(0, len(ids), _PARTITION_BATCH):
+            part = ids[start : start + _PARTITION_BATCH]
+            found.update(
+                self._db.execute(
+                    "SELECT account_id, version FROM account_versions "
+                    f"WHERE account_id IN ({', '.join('?' * len(part))})",
+                    part,
+                ).fetchall()
+            )
+        return found
 
     def schema_version(self) -> int:
         """The highest migration applied to this file."""
@@ -847,12 +957,11 @@ class SQLiteStore:
         if not attempts:
             return 0
         with self.transaction():
-            before = self._db.total_changes
-            self._db.executemany(
+            # the rows the statement inserted (the version triggers' own writes not counted)
+            return self._db.executemany(
                 _insert("contact_attempts") + " ON CONFLICT(id) DO NOTHING",
                 [codec.attempt_row(a) for a in attempts],
-            )
-            return self._db.total_changes - before
+            ).rowcount
 
     def attempt_by_provider_message_id(self, provider_message_id: str) -> ContactAttempt | None:
         """The first attempt that carried the channel's ``provider_message_id`` (``None``: none)."""
@@ -921,7 +1030,10 @@ class SQLiteStore:
         """Insert or replace the mandate of ``mandate.plan_id`` (one per plan)."""
         with self.transaction():
             self._db.execute(
-                f"INSERT OR REPLACE INTO mandates ({self._MANDATE}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                # an upsert, not a REPLACE: a row that moves account bumps both accounts' versions
+                f"INSERT INTO mandates ({self._MANDATE}) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(plan_id) DO UPDATE "
+                "SET (account_id, provider, method, reference, created_at, revoked_at) = (excluded.account_id, "
+                "excluded.provider, excluded.method, excluded.reference, excluded.created_at, excluded.revoked_at)",
                 (
                     mandate.plan_id,
                     mandate.account_id,
@@ -971,7 +1083,10 @@ class SQLiteStore:
             ):
                 raise NotFound("Account", application.account_id)
             self._db.execute(
-                f"INSERT OR REPLACE INTO assistance_applications ({self._APPLICATION}) VALUES (?, ?, ?, ?, ?)",
+                # an upsert, not a REPLACE: a row that moves account bumps both accounts' versions
+                f"INSERT INTO assistance_applications ({self._APPLICATION}) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET (account_id, received_on, status, decided_on) = "
+                "(excluded.account_id, excluded.received_on, excluded.status, excluded.decided_on)",
                 (
                     application.id,
                     application.account_id,
@@ -1416,8 +1531,7 @@ class SQLiteStore:
             return
         with self.transaction():
             when = codec.iso_instant(at)
-            before = self._db.total_changes
-            self._db.executemany(
+            done = self._db.executemany(
                 "UPDATE outbox SET status = ?, updated_at = ?, attempts = attempts + 1, next_retry_at = NULL, "
                 "result = ? WHERE key = ? AND status != ?",
                 [
@@ -1431,7 +1545,7 @@ class SQLiteStore:
                     for key, result in items
                 ],
             )
-            if self._db.total_changes - before != len(items):
+            if done.rowcount != len(items):
                 keys = [key for key, _ in items]
                 for i in range(0, len(keys), 500):
                     chunk = keys[i : i + 500]

@@ -67,11 +67,14 @@ from ..patients import Account, ConfidentialWish, ContactPoint, Patient
 from ..placements import AgencyPlacement, PlacementStatus, Remittance
 from ..plans import InstalmentStatus, PaymentPlan, PlanStatus, build_schedule
 from ..relief.assistance import ApplicationStatus, AssistanceApplication
+from ..remittance import CLAIM_RECORD
 from ..store.base import (
     GENESIS_HASH,
     MAIN_CHAIN,
     SEAL_KIND,
+    AccountSnapshot,
     AuditHead,
+    AuditRecord,
     ContactRequest,
     InboxItem,
     Mandate,
@@ -502,6 +505,140 @@ class StoreContract:
             assert second != first, "a write inside a unit of work left the token as it was"
             store.append_ledger("A-1", [_entry("inside-2")])
             assert token() != second, "a unit of work's second write left the token as it was"
+
+    def test_an_account_version_changes_with_every_write_to_its_snapshot_and_only_then(
+        self, store: Store, second_handle: SecondHandle
+    ) -> None:
+        """``account_versions()``, when the store offers it (the run then uses an account it read
+        while its version holds, whatever else the file saw): each write that changes what
+        ``account_snapshot`` returns for an account, or its invoices' claim records, through this
+        handle or another, changes that account's version and no other account's; reads and the
+        run's own bookkeeping (outbox, other audit records, processed events) change none."""
+        versions = getattr(store, "account_versions", None)
+        if versions is None:
+            pytest.skip("no account_versions: the run reads every account again once anything was written")
+        _seed(store)
+        store.put_patient(_patient("P-2"))
+        store.put_account(_account("A-2", "P-2"))
+        store.put_invoice(_invoice("INV-A-2", "A-2"))
+        ids = ["A-1", "A-2"]
+        assert set(versions([*ids, "A-404"])) == {"A-1", "A-2", "A-404"}
+        assert versions(["A-404"]) == {"A-404": 0}
+        sched = build_schedule(Money("450.05", "NOK"), 2, first_due=dt.date(2026, 4, 1))
+        plan = PaymentPlan("PL-1", "A-1", ("INV-A-1",), Money("450.05", "NOK"), sched, T0)
+        step = OutreachStep(
+            "S-1",
+            "A-1",
+            "INV-A-1",
+            OutreachPurpose.REMINDER,
+            (Channel.EMAIL,),
+            T0,
+            "reminder.v1",  # type: ignore[arg-type]
+        )
+
+        def attempt(aid: str) -> ContactAttempt:
+            return ContactAttempt(aid, "S-1", "A-1", "INV-A-1", Channel.EMAIL, T0, AttemptOutcome.DELIVERED)
+
+        placement = AgencyPlacement(
+            "PLC-1",
+            "A-1",
+            "credicare",
+            Money("375.50", "NOK"),
+            PlacementStatus.PLACED,
+            T0,
+            None,
+            (),
+            ("INV-A-1",),
+        )
+        mandate = Mandate("PL-1", "A-1", "demo-gateway", "card", "tok_1", T0)
+        application = AssistanceApplication("APP-1", "A-1", dt.date(2026, 3, 1), ApplicationStatus.RECEIVED)
+        opted_out = attrs.evolve(
+            _patient(),
+            contact_points=tuple(
+                attrs.evolve(c, opted_out_at=T_HALF) if c.channel is Channel.EMAIL else c
+                for c in _patient().contact_points
+            ),
+        )
+        writes: list[tuple[str, Callable[[Store], object]]] = [
+            ("an opt-out on a contact point", lambda s: s.put_patient(opted_out)),
+            (
+                "the patient's language",
+                lambda s: s.put_patient(attrs.evolve(opted_out, preferred_language="en")),
+            ),
+            ("the account", lambda s: s.put_account(attrs.evolve(_account(), household_size=5))),
+            (
+                "an invoice",
+                lambda s: s.put_invoice(attrs.evolve(_invoice("INV-A-1"), status=InvoiceStatus.PAID)),
+            ),
+            ("a ledger entry", lambda s: s.append_ledger("A-1", [_entry("v-1")])),
+            ("a plan", lambda s: s.put_plan(plan)),
+            ("a plan's status", lambda s: s.put_plan(attrs.evolve(plan, status=PlanStatus.PAUSED))),
+            ("a dispute", lambda s: s.put_dispute(Dispute("D-1", "A-1", None, DisputeReason.NOT_MINE, T0))),
+            ("an outreach step", lambda s: s.put_step(step)),
+            ("steps", lambda s: s.put_steps([attrs.evolve(step, status=OutreachStatus.SENT, sent_at=T0)])),
+            ("an attempt", lambda s: s.add_attempt(attempt("AT-1"))),
+            ("attempts", lambda s: s.add_attempts([attempt("AT-2"), attempt("AT-3")])),
+            ("a placement", lambda s: s.put_placement(placement)),
+            ("a mandate", lambda s: s.put_mandate(mandate)),
+            ("a revoked mandate", lambda s: s.revoke_mandate("demo-gateway", "tok_1", at=T_HALF)),
+            ("an application", lambda s: s.put_application(application)),
+            (
+                "a decided application",
+                lambda s: s.put_application(
+                    attrs.evolve(
+                        application, status=ApplicationStatus.APPROVED, decided_on=dt.date(2026, 3, 2)
+                    )
+                ),
+            ),
+            ("a claim record", lambda s: s.audit_append(CLAIM_RECORD, "INV-A-1", {"claim": "CLP-1"}, at=T0)),
+        ]
+        untouched: list[tuple[str, Callable[[Store], object]]] = [
+            ("reads", lambda s: (s.account_snapshot("A-1"), s.ledger("A-1"), s.audit_records())),
+            (
+                "an outbox intent",
+                lambda s: s.outbox_intend("m-1", "message", {"step": "S-1"}, at=T0, account_id="A-1"),
+            ),
+            ("an outbox done-mark", lambda s: s.outbox_done("m-1", at=T0)),
+            ("an audit record", lambda s: s.audit_append("message.sent", "A-1", {"key": "m-1"}, at=T0)),
+            ("a processed event", lambda s: s.mark_processed("kit", "ev-1", at=T0)),
+        ]
+
+        def seen(s: Store) -> tuple[AccountSnapshot, list[AuditRecord]]:
+            return s.account_snapshot("A-1"), s.audit_records(subject_ids=["INV-A-1"], kinds={CLAIM_RECORD})
+
+        with contextlib.closing(second_handle(store)) as other:
+            for n, (what, write) in enumerate(writes):
+                handle = other if n % 2 else store  # every kind of write, through both handles
+                before, other_before = versions(ids), store.account_snapshot("A-2")
+                was = seen(store)
+                write(handle)
+                assert seen(store) != was, (
+                    f"{what}: the write changed nothing the run reads (the test is wrong)"
+                )
+                after = versions(ids)
+                assert after["A-1"] != before["A-1"], f"{what}: the account's version stayed as it was"
+                assert after["A-2"] == before["A-2"], f"{what}: another patient's account's version changed"
+                assert store.account_snapshot("A-2") == other_before
+            moved = attrs.evolve(mandate, account_id="A-2")
+            before = versions(ids)
+            other.put_mandate(moved)
+            after = versions(ids)
+            assert after["A-1"] != before["A-1"] and after["A-2"] != before["A-2"], (
+                "a mandate moved to another account: both accounts' versions change"
+            )
+            for what, write in untouched:
+                for handle in (store, other):
+                    before = versions(ids)
+                    write(handle)
+                    assert versions(ids) == before, f"{what} changed an account's version"
+            with store.transaction():
+                before = versions(ids)
+                store.append_ledger("A-2", [attrs.evolve(_entry("v-2"), invoice_id="INV-A-2")])
+                inside = versions(ids)
+                assert inside["A-2"] != before["A-2"], (
+                    "a write inside a unit of work: its version changes at once"
+                )
+            assert versions(ids) == inside
 
     # -- ledger ------------------------------------------------------------------------------
     def test_ledger_entries_are_idempotent_by_key(self, store: Store) -> None:
