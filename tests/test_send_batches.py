@@ -242,28 +242,69 @@ def test_the_outbox_commands_list_and_show_the_spool(tmp_path: Path) -> None:
     assert missing.exit_code == 1 and "M-9" in missing.output
 
 
-def test_a_batchs_accounts_are_read_together_and_again_after_any_write(tmp_path: Path) -> None:
+def _counting(store: SQLiteStore) -> list[str]:
+    """The ids of the accounts the store reads one by one from now on."""
+    reads: list[str] = []
+    one = store.account_snapshot
+
+    def counted(account_id: str) -> AccountSnapshot:
+        reads.append(account_id)
+        return one(account_id)
+
+    store.account_snapshot = counted  # type: ignore[method-assign]
+    return reads
+
+
+def test_a_batchs_accounts_are_read_together_and_again_only_once_written(tmp_path: Path) -> None:
     with closing(_store(tmp_path)) as store:
-        snaps = list(store.iter_account_snapshots(batch_size=10))[:4]
+        snaps = list(store.iter_account_snapshots(batch_size=10))[:5]
         ids = [s.account.id for s in snaps]
-        reads: list[str] = []
-        one = store.account_snapshot
-
-        def counted(account_id: str) -> AccountSnapshot:
-            reads.append(account_id)
-            return one(account_id)
-
-        store.account_snapshot = counted  # type: ignore[method-assign]
+        reads = _counting(store)
         fresh = _Fresh(store)
         fresh.prefetch(ids)
         assert [fresh.get(i) for i in ids] == snaps and reads == []  # the batch read serves each
-        with closing(SQLiteStore(tmp_path / "run.db")) as other, other.transaction():
-            other.audit_append("news", ids[0], {}, at=NOW)  # another connection commits
-        assert fresh.get(ids[1]) == snaps[1] and reads == [ids[1]]  # read again after the write
+        with closing(SQLiteStore(tmp_path / "run.db")) as other:
+            other.audit_append("news", ids[0], {}, at=NOW)  # another connection commits, to no account
+            assert fresh.get(ids[0]) == snaps[0] and reads == []  # (another worker's records)
+            patient = snaps[1].patient
+            opted_out = attrs.evolve(
+                patient,
+                contact_points=tuple(attrs.evolve(c, opted_out_at=NOW) for c in patient.contact_points),
+            )
+            other.put_patient(opted_out)  # an opt-out that arrives during the run
+        got = fresh.get(ids[1])
+        assert reads == [ids[1]] and got.patient == opted_out  # that account is read again, and wins
+        assert fresh.get(ids[2]) == snaps[2] and reads == [ids[1]]  # the others are not
+        attempt = ContactAttempt("AT-own", None, ids[3], None, Channel.EMAIL, NOW, AttemptOutcome.DELIVERED)
+        store.add_attempts([attempt])  # the run's own records
+        fresh.recorded()
+        assert attempt in fresh.get(ids[3]).attempts and reads == [ids[1], ids[3]]
+        assert fresh.get(ids[4]) == snaps[4] and reads == [ids[1], ids[3]]
+
+
+def test_without_account_versions_any_write_reads_every_account_again(tmp_path: Path) -> None:
+    """A store with a change token and no versions: whatever was written, nothing held is used."""
+
+    class NoVersions:
+        def __init__(self, store: SQLiteStore) -> None:
+            self._store = store
+
+        def __getattr__(self, name: str) -> Any:
+            if name == "account_versions":
+                raise AttributeError(name)
+            return getattr(self._store, name)
+
+    with closing(_store(tmp_path)) as store:
+        snaps = list(store.iter_account_snapshots(batch_size=10))[:3]
+        ids = [s.account.id for s in snaps]
+        reads = _counting(store)
+        fresh = _Fresh(NoVersions(store))  # type: ignore[arg-type]
         fresh.prefetch(ids)
-        fresh.recorded()  # the run's own records: the batch read is stale
-        fresh.get(ids[2])
-        assert reads == [ids[1], ids[2]]
+        assert fresh.get(ids[0]) == snaps[0] and reads == []
+        with closing(SQLiteStore(tmp_path / "run.db")) as other:
+            other.audit_append("news", ids[0], {}, at=NOW)
+        assert [fresh.get(i) for i in ids] == snaps and reads == ids
+        assert fresh.get(ids[2]) == snaps[2] and reads == ids  # read again, then used again
 
 
 def test_a_statements_claim_records_are_read_with_the_batch_and_again_after_any_write(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import cast
 
 import attrs
@@ -756,82 +756,130 @@ def _send_one(
     return outcome, handed
 
 
+@attrs.frozen(eq=False)
+class _Held:
+    """An account as :class:`_Fresh` read it: the snapshot, the account's version read before it
+    (``None``: the store keeps no versions) and the insurer's claim records of its invoices when
+    they were read with it (``None``: read them when asked)."""
+
+    snapshot: AccountSnapshot
+    version: int | None
+    claims: dict[str, list[AuditRecord]] | None = None
+
+
+#: Accounts :class:`_Fresh` holds at most outside a batch read (it lets them all go then).
+_HELD_AT_MOST = 4096
+
+
 class _Fresh:
     """The account as the store holds it now, with this run's sends not yet recorded laid over it.
 
     An opt-out or a dispute that arrives during the run must win over any message not yet sent, so
     each message is checked against the account as stored at that moment. When the store offers
     ``change_token()`` (a value that changes with any write, by this connection or another:
-    :meth:`SQLiteStore.change_token <carecollect.store.sqlite.SQLiteStore.change_token>`), the
-    next message of the same account uses the account read for the previous one if nothing was
-    written since, and the accounts of a batch are read together once its intents are written
-    (:meth:`prefetch`), with the insurer's claim records of their invoices: an account's first
-    message uses that read if nothing was written since (the run itself writes nothing until the
-    batch's records). The run's records are written once
-    per batch, after which every account is read again. The messages this run handed over
-    and has not recorded yet (their records are written once per batch) are laid over every read:
-    their steps, still planned, put in place and their contact attempts added, so the governor
-    counts a message sent earlier in the batch. Without ``change_token()`` every message reads
-    the account again.
+    :meth:`SQLiteStore.change_token <carecollect.store.sqlite.SQLiteStore.change_token>`), an
+    account once read is used again while nothing was written since, and the accounts of a batch
+    are read together once its intents are written (:meth:`prefetch`), with the insurer's claim
+    records of their invoices. Once something was written, a store that also offers
+    ``account_versions()`` (:meth:`SQLiteStore.account_versions
+    <carecollect.store.sqlite.SQLiteStore.account_versions>`: per account, a number that changes
+    with every write to anything its snapshot holds) is asked for the versions of the accounts
+    held, in one query, and only those whose version moved are read again: another worker's
+    commits, which touch other patients' accounts, no longer make every account of the batch be
+    read one by one. Without versions everything held is dropped and read again; without
+    ``change_token()`` every message reads its account. Each version is read before its
+    account's snapshot, so a write that lands between the two moves it and the read is not used.
+
+    The messages this run handed over and has not recorded yet are laid over every read: their
+    steps, still planned, put in place and their contact attempts added, so the governor counts a
+    message sent earlier in the batch. Their records are written once per batch (:meth:`recorded`),
+    which moves the versions of the accounts written to: those are read again when next asked for.
     """
 
     def __init__(self, store: Store) -> None:
         self._store = store
         self._token: Callable[[], object] | None = getattr(store, "change_token", None)
-        self._account_id: str | None = None
+        self._versions: Callable[[Sequence[str]], Mapping[str, int]] | None = (
+            getattr(store, "account_versions", None) if self._token is not None else None
+        )
+        #: the accounts read and not known to be out of date, as of the change token ``_seen``
+        self._held: dict[str, _Held] = {}
         self._seen: object = None
-        #: the account as last read, and with this run's unrecorded sends laid over it (``None``:
-        #: laid over again when next asked for, after a send was handed over or withdrawn)
-        self._base: AccountSnapshot | None = None
+        #: the account last asked for, and its read with this run's unrecorded sends laid over it
+        #: (``None``: laid over again when next asked for, after a send was handed over or withdrawn)
+        self._account_id: str | None = None
+        self._snap_of: _Held | None = None
         self._snap: AccountSnapshot | None = None
         #: per account: the steps and attempts of its messages handed over, not yet recorded
         self._pending: dict[str, tuple[dict[str, OutreachStep], dict[str, ContactAttempt]]] = {}
-        #: the batch's accounts read together (:meth:`prefetch`), and the change token before
-        self._batch: dict[str, AccountSnapshot] = {}
-        self._batch_seen: object = None
-        #: the claim records of the batch's invoices, read with them (``None``: not read ahead)
-        self._claims: dict[str, list[AuditRecord]] | None = None
+
+    def _current(self) -> None:
+        """Drop the accounts held that were written since they were read (all of them, if the
+        store keeps no versions); a no-op while the change token is the one last seen."""
+        if self._token is None:
+            return
+        token = self._token()  # taken before the versions are read
+        if token == self._seen:
+            return
+        if self._held:
+            if self._versions is None:
+                self._held.clear()
+            else:
+                now = self._versions(list(self._held))
+                for account_id, held in list(self._held.items()):
+                    if now.get(account_id, 0) != held.version:
+                        del self._held[account_id]
+        self._seen = token
 
     def prefetch(self, account_ids: Sequence[str]) -> None:
-        """Read the accounts of a batch together; each is used while nothing is written.
+        """Read the accounts of a batch together, with their invoices' claim records; each is
+        used while it is not written.
 
         Without ``change_token()`` nothing is read ahead (every message reads its account)."""
-        self._batch, self._claims = {}, None
         if self._token is None or not account_ids:
             return
-        self._batch_seen = self._token()  # taken before the read
-        self._batch = {snap.account.id: snap for snap in self._store.account_snapshots(account_ids)}
-        invoices = [inv.id for snap in self._batch.values() for inv in snap.invoices]
-        self._claims = {i: [] for i in invoices}
-        for rec in self._store.audit_records(subject_ids=invoices, kinds={CLAIM_RECORD}):
-            self._claims[rec.subject_id].append(rec)
+        self._current()
+        wanted = dict.fromkeys(account_ids)
+        # the earlier batches' reads are let go (an account of this batch still held is kept)
+        self._held = {i: held for i, held in self._held.items() if i in wanted}
+        ids = [i for i in wanted if i not in self._held]
+        if not ids:
+            return
+        versions = self._versions(ids) if self._versions is not None else None  # before the read
+        snaps = list(self._store.account_snapshots(ids))
+        claims: dict[str, dict[str, list[AuditRecord]]] = {
+            snap.account.id: {inv.id: [] for inv in snap.invoices} for snap in snaps
+        }
+        invoices = {inv.id: snap.account.id for snap in snaps for inv in snap.invoices}
+        for rec in self._store.audit_records(subject_ids=list(invoices), kinds={CLAIM_RECORD}):
+            claims[invoices[rec.subject_id]][rec.subject_id].append(rec)
+        for snap in snaps:
+            account_id = snap.account.id
+            version = None if versions is None else versions.get(account_id, 0)
+            self._held[account_id] = _Held(snap, version, claims[account_id])
 
     def claim_records(self, step: OutreachStep) -> list[AuditRecord] | None:
-        """The insurer's claim records of ``step``'s invoice as read with the batch, if nothing
-        was written since (as of the last :meth:`get`); ``None``: read them now."""
-        # read ahead only with a change token (prefetch): ``_claims`` is None without one
-        if self._claims is None or step.invoice_id not in self._claims or self._seen != self._batch_seen:
+        """The insurer's claim records of ``step``'s invoice as read with the batch, if its account
+        was not written since (as of the last :meth:`get`); ``None``: read them now."""
+        held = self._held.get(step.account_id)
+        if held is None or held.claims is None:
             return None
-        return self._claims[step.invoice_id]
+        return held.claims.get(step.invoice_id) if step.invoice_id is not None else None
 
     def get(self, account_id: str) -> AccountSnapshot:
         """The account as stored now, with this run's unrecorded sends laid over it."""
-        if (
-            self._base is not None
-            and self._token is not None
-            and account_id == self._account_id
-            and self._token() == self._seen
-        ):
-            if self._snap is None:
-                self._snap = self._overlay(self._base)
-            return self._snap
-        self._seen = self._token() if self._token is not None else None  # taken before the read
-        ahead = self._batch.get(account_id)
-        if ahead is not None and self._seen == self._batch_seen:  # nothing written since the batch read
-            self._base = ahead
-        else:
-            self._base = self._store.account_snapshot(account_id)
-        self._snap = self._overlay(self._base)
+        self._current()
+        held = self._held.get(account_id)
+        if held is None:
+            version = self._versions([account_id]).get(account_id, 0) if self._versions is not None else None
+            held = _Held(self._store.account_snapshot(account_id), version)
+            if self._token is not None:
+                if len(self._held) >= _HELD_AT_MOST:  # accounts read one by one, with no batch
+                    self._held.clear()
+                self._held[account_id] = held
+        if self._snap is None or self._snap_of is not held:
+            self._snap = self._overlay(held.snapshot)
+            self._snap_of = held
         self._account_id = account_id
         return self._snap
 
@@ -872,10 +920,10 @@ class _Fresh:
             self._snap = None  # laid over again, without it
 
     def recorded(self) -> None:
-        """The unrecorded sends were written: the next message reads its account again."""
+        """The unrecorded sends were written: they are no longer laid over the reads (an account
+        they were written to has moved on, and is read again when next asked for)."""
         self._pending.clear()
-        self._base = self._snap = None
-        self._batch, self._claims = {}, None
+        self._snap = self._snap_of = None
 
 
 def _intend(
