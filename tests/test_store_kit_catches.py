@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import itertools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -107,6 +107,26 @@ class DriftingFacts(SQLiteStore):
             yield attrs.evolve(facts, invoices=invoices)  # one balance a minor unit off per batch
 
 
+class OptOutUnversioned(SQLiteStore):
+    def put_patient(self, patient: Patient) -> None:
+        with self.transaction():
+            accounts = [
+                r[0] for r in self._db.execute("SELECT id FROM accounts WHERE patient_id = ?", (patient.id,))
+            ]
+            before = self.account_versions(accounts)
+            super().put_patient(patient)
+            self._db.executemany(  # a patient's contact points are not part of the account's version
+                "UPDATE account_versions SET version = ? WHERE account_id = ?",
+                [(v, a) for a, v in before.items()],
+            )
+
+
+class OneVersion(SQLiteStore):
+    def account_versions(self, account_ids: Sequence[str]) -> dict[str, int]:
+        (total,) = self._db.execute("SELECT COALESCE(SUM(version), 0) FROM account_versions").fetchone()
+        return dict.fromkeys(account_ids, total)  # any write moves every account's version
+
+
 FAULTS: list[tuple[type[SQLiteStore], str]] = [
     (NoBackOff, "test_a_failure_is_retried_with_back_off_until_done"),
     (ForkedAudit, "test_the_audit_chain_verifies_and_finds_an_edited_record"),
@@ -117,6 +137,8 @@ FAULTS: list[tuple[type[SQLiteStore], str]] = [
     (SharedLock, "test_the_run_lock_is_exclusive_until_stale"),
     (ForgivingLedger, "test_ledger_entries_are_idempotent_by_key"),
     (DriftingFacts, "test_plan_facts_give_the_rows_of_the_records_they_aggregate"),
+    (OptOutUnversioned, "test_an_account_version_changes_with_every_write_to_its_snapshot_and_only_then"),
+    (OneVersion, "test_an_account_version_changes_with_every_write_to_its_snapshot_and_only_then"),
 ]
 
 
