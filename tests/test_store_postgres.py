@@ -377,3 +377,49 @@ def test_the_plan_read_reads_ahead_and_stops_when_the_caller_stops(url: str) -> 
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute("ALTER TABLE instalments_away RENAME TO instalments")
         assert readers() == []
+
+
+def test_account_versions_see_a_direct_write_and_move_when_the_run_lock_is_taken(url: str) -> None:
+    """Another program writing a contact point directly moves only its patient's accounts'
+    versions; taking the run lock lets go of the writers noted and moves every version (so a
+    version read before never equals one read after); rows from two transactions that commit in
+    the other order than they began both count."""
+    from carecollect.portfolio import load_portfolio
+
+    apply_migrations(url)
+    with PostgresStore(url) as store:
+        load_portfolio(store, 30, seed=2, as_of=T0.date())
+        snaps = list(store.iter_account_snapshots(batch_size=50))
+        one = snaps[0]
+        other = next(s for s in snaps if s.patient.id != one.patient.id)
+        ids = [one.account.id, other.account.id]
+        before = store.account_versions(ids)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                "UPDATE contact_points SET opted_out_at = now() WHERE patient_id = %s", (one.patient.id,)
+            )
+        after = store.account_versions(ids)
+        assert after[ids[0]] != before[ids[0]] and after[ids[1]] == before[ids[1]]
+        # the earlier transaction commits last: the version read between still misses it, and moves
+        with psycopg.connect(url) as first, psycopg.connect(url) as second:
+            first.execute("UPDATE accounts SET household_size = 7 WHERE id = %s", (ids[1],))
+            second.execute("UPDATE patients SET name = name || ' ' WHERE id = %s", (other.patient.id,))
+            second.commit()
+            between = store.account_versions(ids)
+            assert between[ids[1]] != after[ids[1]]
+            first.commit()
+        assert store.account_versions(ids)[ids[1]] != between[ids[1]]
+        held = store.account_versions(ids)
+        store.acquire_run_lock("run", 1, now=T0)
+        taken = store.account_versions(ids)
+        assert all(taken[i] != held[i] for i in ids)
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT count(*) FROM account_changes").fetchone() == (0,)
+        store.release_run_lock("run", 1)
+        # a write between a read and the next run's start, its writer let go then: still seen
+        held = store.account_versions(ids)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("UPDATE accounts SET household_size = 9 WHERE id = %s", (ids[0],))
+        store.acquire_run_lock("run", 1, now=T0)
+        assert store.account_versions(ids)[ids[0]] != held[ids[0]]
+        store.release_run_lock("run", 1)

@@ -603,7 +603,7 @@ def test_every_table_an_account_is_read_from_moves_its_version_whoever_writes_it
 
     from carecollect.relief.assistance import ApplicationStatus, AssistanceApplication
     from carecollect.store.base import Mandate
-    from carecollect.store.sqlite import ACCOUNT_TABLES
+    from carecollect.store.codec import ACCOUNT_TABLES
 
     path = tmp_path / "cc.db"
     store = SQLiteStore(path)

@@ -759,11 +759,11 @@ def _send_one(
 @attrs.frozen(eq=False)
 class _Held:
     """An account as :class:`_Fresh` read it: the snapshot, the account's version read before it
-    (``None``: the store keeps no versions) and the insurer's claim records of its invoices when
+    (compared for equality only; ``None``: the store keeps no versions) and the insurer's claim records of its invoices when
     they were read with it (``None``: read them when asked)."""
 
     snapshot: AccountSnapshot
-    version: int | None
+    version: object
     claims: dict[str, list[AuditRecord]] | None = None
 
 
@@ -799,7 +799,7 @@ class _Fresh:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._token: Callable[[], object] | None = getattr(store, "change_token", None)
-        self._versions: Callable[[Sequence[str]], Mapping[str, int]] | None = (
+        self._versions: Callable[[Sequence[str]], Mapping[str, object]] | None = (
             getattr(store, "account_versions", None) if self._token is not None else None
         )
         #: the accounts read and not known to be out of date, as of the change token ``_seen``

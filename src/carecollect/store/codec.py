@@ -39,6 +39,7 @@ from ..timekeeping import require_aware
 from .base import OutboxItem, OutboxStatus
 
 __all__ = [
+    "ACCOUNT_TABLES",
     "COLUMNS",
     "OUTBOX_COLUMNS",
     "instant_from_iso",
@@ -68,6 +69,25 @@ def partition_key(patient_id: str) -> int:
     True
     """
     return int.from_bytes(hashlib.md5(patient_id.encode("utf-8"), usedforsecurity=False).digest()[:4], "big")
+
+
+#: The tables an account's snapshot is read from, each naming its account in ``account_id`` (the
+#: ``accounts``, ``patients`` and ``contact_points`` tables and the insurer's claim records in the
+#: audit log are kept by triggers of their own).
+ACCOUNT_TABLES = (
+    "invoices",
+    "invoice_lines",
+    "ledger_entries",
+    "plans",
+    "instalments",
+    "disputes",
+    "outreach_steps",
+    "contact_attempts",
+    "placements",
+    "remittances",
+    "mandates",
+    "assistance_applications",
+)
 
 
 #: Column order of the row tuple of each table (what :meth:`~carecollect.store.base.Store.bulk_load` takes).

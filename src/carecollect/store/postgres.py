@@ -60,6 +60,7 @@ from ..patients import Account, ContactPoint, Patient
 from ..placements import AgencyPlacement
 from ..plans import PaymentPlan
 from ..relief.assistance import ApplicationStatus, AssistanceApplication
+from ..remittance import CLAIM_RECORD
 from ..timekeeping import require_aware
 from . import codec
 from .audit import AUDIT_ROW, heads_from_rows, record_from_row, seal_data, seal_due, verify_chains
@@ -114,6 +115,79 @@ BEGIN
     RAISE EXCEPTION '% is append-only: add a correcting entry instead', TG_TABLE_NAME
         USING ERRCODE = 'insufficient_privilege';
 END $$"""
+
+
+def _changed_function(name: str, accounts_of: str) -> str:
+    """A statement-level trigger function that notes this transaction as a writer of the accounts
+    ``accounts_of`` names (a ``SELECT`` over ``{rows}``, the rows the statement wrote), in one
+    statement per written statement however many rows it wrote."""
+    note = "INSERT INTO account_changes (account_id) {select} ON CONFLICT DO NOTHING;"
+    new, old = accounts_of.format(rows="new_rows"), accounts_of.format(rows="old_rows")
+    return f"""CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        {note.format(select=new)}
+    ELSIF TG_OP = 'UPDATE' THEN
+        {note.format(select=f"{new} UNION {old}")}
+    ELSE
+        {note.format(select=old)}
+    END IF;
+    RETURN NULL;
+END $$"""
+
+
+def _changed_triggers(
+    table: str, function: str, events: tuple[str, ...] = ("INSERT", "UPDATE", "DELETE")
+) -> tuple[str, ...]:
+    rows = {"INSERT": "NEW TABLE AS new_rows", "UPDATE": "NEW TABLE AS new_rows OLD TABLE AS old_rows"}
+    return tuple(
+        f"CREATE TRIGGER {table}_changed_{event.lower()} AFTER {event} ON {table} "
+        f"REFERENCING {rows.get(event, 'OLD TABLE AS old_rows')} FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
+        for event in events
+    )
+
+
+def _account_version_migration() -> tuple[str, ...]:
+    """Migration 8: ``account_changes`` (which transactions wrote to which account), the one-row
+    ``account_change_generation`` and the triggers that note the writers.
+
+    Every statement that writes an account's row, its patient's row or contact points, a row of
+    :data:`~carecollect.store.codec.ACCOUNT_TABLES` naming it (before or after the write) or an insurer's claim record on
+    one of its invoices notes its transaction (``pg_current_xact_id()``) against the account,
+    once per transaction. Writers only ever add rows of their own transaction: no writer waits
+    for another, and none can deadlock on them. :meth:`PostgresStore.account_versions` reads,
+    per account, the generation and the writers noted.
+    """
+    claims = (
+        "SELECT i.account_id FROM invoices i JOIN {rows} r ON i.id = r.subject_id "
+        f"WHERE r.kind = '{CLAIM_RECORD}'"
+    )
+    return (
+        """CREATE TABLE account_changes (account_id text NOT NULL, xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
+            PRIMARY KEY (account_id, xid))""",
+        "CREATE TABLE account_change_generation (n bigint NOT NULL)",
+        "INSERT INTO account_change_generation VALUES (0)",
+        _changed_function("carecollect_changed_by_account", "SELECT account_id FROM {rows}"),
+        _changed_function("carecollect_changed_account", "SELECT id FROM {rows}"),
+        _changed_function(
+            "carecollect_changed_patient", "SELECT a.id FROM accounts a JOIN {rows} p ON a.patient_id = p.id"
+        ),
+        _changed_function(
+            "carecollect_changed_points",
+            "SELECT a.id FROM accounts a JOIN {rows} c ON a.patient_id = c.patient_id",
+        ),
+        _changed_function("carecollect_changed_claim", claims),
+        *_changed_triggers("accounts", "carecollect_changed_account"),
+        *_changed_triggers("patients", "carecollect_changed_patient"),
+        *_changed_triggers("contact_points", "carecollect_changed_points"),
+        *(
+            t
+            for table in codec.ACCOUNT_TABLES
+            for t in _changed_triggers(table, "carecollect_changed_by_account")
+        ),
+        *_changed_triggers("audit_log", "carecollect_changed_claim", ("INSERT",)),
+    )
+
 
 #: The schema, as numbered migrations ``(version, description, statements)``. Only ever append.
 POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
@@ -292,6 +366,12 @@ POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
         7,
         "instalments indexed by account (a batch's accounts are read without scanning every plan's instalments)",
         ("CREATE INDEX instalments_account ON instalments(account_id)",),
+    ),
+    (
+        8,
+        "each account's version: the transactions that wrote to anything its snapshot holds, noted by "
+        "triggers (the run checks them, not the whole server, before using an account it read)",
+        _account_version_migration(),
     ),
 )
 
@@ -1126,6 +1206,38 @@ class PostgresStore:
         row = self._first("SELECT pg_current_snapshot()::text")
         return None if row is None else str(row[0])
 
+    def account_versions(self, account_ids: Sequence[str]) -> dict[str, tuple[int, tuple[str, ...]]]:
+        """Each account's version: a value that changes, once the transaction that writes commits
+        (at once, inside it), with every write to anything :meth:`account_snapshot` returns for
+        it (as :meth:`SQLiteStore.account_versions
+        <carecollect.store.sqlite.SQLiteStore.account_versions>`, compared for equality only).
+
+        It is the generation of ``account_changes`` (moved when the run lock is taken and the
+        writers no transaction can still miss are let go) and the ids of the transactions noted as
+        writers of the account, read in one statement. A write committed after the value was read
+        adds its own transaction (whatever the order in which transactions commit), and a writer
+        only ever adds: the value read before an account's snapshot equals a later one only if
+        nothing was written to the account in between.
+        """
+        ids = list(dict.fromkeys(account_ids))
+        rows = self._all(
+            "SELECT NULL, n::text FROM account_change_generation UNION ALL "
+            "SELECT account_id, string_agg(xid::text, ' ' ORDER BY xid) FROM account_changes "
+            "WHERE account_id = ANY(%s) GROUP BY account_id",
+            (ids,),
+        )
+        generation = next(int(r[1]) for r in rows if r[0] is None)
+        found: dict[str, tuple[int, tuple[str, ...]]] = dict.fromkeys(ids, (generation, ()))
+        found.update((r[0], (generation, tuple(r[1].split()))) for r in rows if r[0] is not None)
+        return found
+
+    def _forget_account_changes(self) -> None:
+        """Let go of the writers every transaction still running sees already, and move the
+        generation (every version read before differs from every one read after)."""
+        with self._unit():
+            self._exec("UPDATE account_change_generation SET n = n + 1")
+            self._exec("DELETE FROM account_changes WHERE xid < pg_snapshot_xmin(pg_current_snapshot())")
+
     # -- reading the portfolio -----------------------------------------------------------------
     def account_snapshot(self, account_id: str) -> AccountSnapshot:
         """Everything about one account."""
@@ -1908,6 +2020,7 @@ class PostgresStore:
                 "stale_after_seconds = EXCLUDED.stale_after_seconds",
                 (owner, pid, stamp, stamp, stale_after.total_seconds()),
             )
+        self._forget_account_changes()  # once per run: the table holds about one day's writers
         return RunLock(owner, pid, now, now, stale_after)
 
     def heartbeat_run_lock(self, owner: str, pid: int, *, now: dt.datetime) -> None:

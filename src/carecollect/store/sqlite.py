@@ -84,24 +84,6 @@ __all__ = ["MIGRATIONS", "SQLiteStore"]
 
 _NO_CHANGE = "SELECT RAISE(ABORT, '{table} is append-only: add a correcting entry instead')"
 
-#: The tables an account's snapshot is read from, each naming its account in ``account_id`` (the
-#: ``accounts``, ``patients`` and ``contact_points`` tables and the insurer's claim records in the
-#: audit log are kept by triggers of their own).
-ACCOUNT_TABLES = (
-    "invoices",
-    "invoice_lines",
-    "ledger_entries",
-    "plans",
-    "instalments",
-    "disputes",
-    "outreach_steps",
-    "contact_attempts",
-    "placements",
-    "remittances",
-    "mandates",
-    "assistance_applications",
-)
-
 
 def _bump(source: str) -> str:
     """Add one to the version of each account ``source`` (``SELECT account_id, 1 ... WHERE ...``) names."""
@@ -128,7 +110,7 @@ def _account_version_migration() -> tuple[str, ...]:
     """Migration 17: the ``account_versions`` table and the triggers that keep it.
 
     An account's version goes up with every write to its row, its patient's row or contact points,
-    a row of :data:`ACCOUNT_TABLES` that names it (before or after the write) or an insurer's claim
+    a row of :data:`~carecollect.store.codec.ACCOUNT_TABLES` that names it (before or after the write) or an insurer's claim
     record on one of its invoices, in the transaction that writes: whatever
     :meth:`SQLiteStore.account_snapshot` returns for it can change only with its version. An
     account with no row yet is at version 0.
@@ -153,7 +135,7 @@ def _account_version_migration() -> tuple[str, ...]:
         ),
         *(
             trigger
-            for table in ACCOUNT_TABLES
+            for table in codec.ACCOUNT_TABLES
             for trigger in _version_triggers(
                 table, table, "account_id", "SELECT {row}.account_id, 1 WHERE true"
             )
