@@ -759,8 +759,8 @@ def _send_one(
 @attrs.frozen(eq=False)
 class _Held:
     """An account as :class:`_Fresh` read it: the snapshot, the account's version read before it
-    (compared for equality only; ``None``: the store keeps no versions) and the insurer's claim records of its invoices when
-    they were read with it (``None``: read them when asked)."""
+    (compared for equality only; ``None``: the store keeps no versions) and the insurer's claim
+    records of its invoices when they were read with it (``None``: read them when asked)."""
 
     snapshot: AccountSnapshot
     version: object

@@ -142,7 +142,8 @@ def _changed_triggers(
     rows = {"INSERT": "NEW TABLE AS new_rows", "UPDATE": "NEW TABLE AS new_rows OLD TABLE AS old_rows"}
     return tuple(
         f"CREATE TRIGGER {table}_changed_{event.lower()} AFTER {event} ON {table} "
-        f"REFERENCING {rows.get(event, 'OLD TABLE AS old_rows')} FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
+        f"REFERENCING {rows.get(event, 'OLD TABLE AS old_rows')} "
+        f"FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
         for event in events
     )
 
@@ -152,10 +153,10 @@ def _account_version_migration() -> tuple[str, ...]:
     ``account_change_generation`` and the triggers that note the writers.
 
     Every statement that writes an account's row, its patient's row or contact points, a row of
-    :data:`~carecollect.store.codec.ACCOUNT_TABLES` naming it (before or after the write) or an insurer's claim record on
-    one of its invoices notes its transaction (``pg_current_xact_id()``) against the account,
-    once per transaction. Writers only ever add rows of their own transaction: no writer waits
-    for another, and none can deadlock on them. :meth:`PostgresStore.account_versions` reads,
+    :data:`~carecollect.store.codec.ACCOUNT_TABLES` naming it (before or after the write) or an
+    insurer's claim record on one of its invoices notes its transaction
+    (``pg_current_xact_id()``) against the account, once per transaction. Writers only ever add
+    rows of their own transaction: no writer waits for another, and none can deadlock on them. :meth:`PostgresStore.account_versions` reads,
     per account, the generation and the writers noted.
     """
     claims = (
@@ -163,8 +164,8 @@ def _account_version_migration() -> tuple[str, ...]:
         f"WHERE r.kind = '{CLAIM_RECORD}'"
     )
     return (
-        """CREATE TABLE account_changes (account_id text NOT NULL, xid xid8 NOT NULL DEFAULT pg_current_xact_id(),
-            PRIMARY KEY (account_id, xid))""",
+        """CREATE TABLE account_changes (account_id text NOT NULL,
+            xid xid8 NOT NULL DEFAULT pg_current_xact_id(), PRIMARY KEY (account_id, xid))""",
         "CREATE TABLE account_change_generation (n bigint NOT NULL)",
         "INSERT INTO account_change_generation VALUES (0)",
         _changed_function("carecollect_changed_by_account", "SELECT account_id FROM {rows}"),
@@ -385,17 +386,7 @@ _TABLES = (
     "patients",
     "contact_points",
     "accounts",
-    "invoices",
-    "invoice_lines",
-    "ledger_entries",
-    "plans",
-    "instalments",
-    "disputes",
-    "outreach_steps",
-    "contact_attempts",
-    "placements",
-    "remittances",
-    "assistance_applications",
+    *(t for t in codec.ACCOUNT_TABLES if t != "mandates"),  # as the SQLite store's counts
     "outbox",
     "processed_events",
     "audit_log",

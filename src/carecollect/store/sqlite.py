@@ -110,8 +110,8 @@ def _account_version_migration() -> tuple[str, ...]:
     """Migration 17: the ``account_versions`` table and the triggers that keep it.
 
     An account's version goes up with every write to its row, its patient's row or contact points,
-    a row of :data:`~carecollect.store.codec.ACCOUNT_TABLES` that names it (before or after the write) or an insurer's claim
-    record on one of its invoices, in the transaction that writes: whatever
+    a row of :data:`~carecollect.store.codec.ACCOUNT_TABLES` that names it (before or after the
+    write) or an insurer's claim record on one of its invoices, in the transaction that writes: whatever
     :meth:`SQLiteStore.account_snapshot` returns for it can change only with its version. An
     account with no row yet is at version 0.
     """
@@ -420,19 +420,8 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     ),
 )
 
-_CHILD_TABLES = (
-    "invoices",
-    "invoice_lines",
-    "ledger_entries",
-    "plans",
-    "instalments",
-    "disputes",
-    "outreach_steps",
-    "contact_attempts",
-    "placements",
-    "remittances",
-    "assistance_applications",
-)
+#: The account's tables :meth:`SQLiteStore.counts` counts (it never counted mandates).
+_CHILD_TABLES = tuple(t for t in codec.ACCOUNT_TABLES if t != "mandates")
 
 
 def _cols(table: str) -> str:
@@ -1013,9 +1002,10 @@ class SQLiteStore:
         with self.transaction():
             self._db.execute(
                 # an upsert, not a REPLACE: a row that moves account bumps both accounts' versions
-                f"INSERT INTO mandates ({self._MANDATE}) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(plan_id) DO UPDATE "
-                "SET (account_id, provider, method, reference, created_at, revoked_at) = (excluded.account_id, "
-                "excluded.provider, excluded.method, excluded.reference, excluded.created_at, excluded.revoked_at)",
+                f"INSERT INTO mandates ({self._MANDATE}) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(plan_id) DO UPDATE SET (account_id, provider, method, reference, created_at, "
+                "revoked_at) = (excluded.account_id, excluded.provider, excluded.method, excluded.reference, "
+                "excluded.created_at, excluded.revoked_at)",
                 (
                     mandate.plan_id,
                     mandate.account_id,
