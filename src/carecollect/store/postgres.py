@@ -156,8 +156,8 @@ def _account_version_migration() -> tuple[str, ...]:
     :data:`~carecollect.store.codec.ACCOUNT_TABLES` naming it (before or after the write) or an
     insurer's claim record on one of its invoices notes its transaction
     (``pg_current_xact_id()``) against the account, once per transaction. Writers only ever add
-    rows of their own transaction: no writer waits for another, and none can deadlock on them. :meth:`PostgresStore.account_versions` reads,
-    per account, the generation and the writers noted.
+    rows of their own transaction: no writer waits for another, and none can deadlock on them.
+    :meth:`PostgresStore.account_versions` reads, per account, the generation and the writers noted.
     """
     claims = (
         "SELECT i.account_id FROM invoices i JOIN {rows} r ON i.id = r.subject_id "
