@@ -510,8 +510,8 @@ def _die_with(parent: int) -> None:
 
 class _Progress:
     """A worker's accounts done, put on the run's queue at most every :data:`PROGRESS_EVERY`
-    seconds (and at each partition's end): a put per account cost the worker a wake-up of the
-    queue's feeder thread and a pickle per account, some 6 % of its time."""
+    seconds (and at each partition's end), not once per account (each put pickles a message and
+    wakes the queue's feeder thread)."""
 
     def __init__(self, results: Any, index: int) -> None:
         self._results = results
