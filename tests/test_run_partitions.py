@@ -122,3 +122,30 @@ def test_auto_workers_one_per_core_from_the_threshold_at_most_one_per_partition(
     assert auto_workers(AUTO_MIN_ACCOUNTS, cores=3) == 3
     assert auto_workers(10**7, cores=AUTO_PARTITIONS + 1) == AUTO_PARTITIONS
     assert auto_workers(10**7) == min(usable_cores(), AUTO_PARTITIONS) >= 1
+
+
+def test_a_workers_progress_goes_to_the_run_every_quarter_second_and_whole_at_each_partitions_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from carecollect.run import workers
+
+    clock = [100.0]
+    monkeypatch.setattr(workers.time, "monotonic", lambda: clock[0])
+    put: list[tuple[str, int, int]] = []
+
+    class Queue:
+        def put(self, item: tuple[str, int, int]) -> None:
+            put.append(item)
+
+    reports = workers._Progress(Queue(), 3)
+    for _ in range(40):  # accounts done within a quarter second: nothing put yet
+        reports.add(1)
+    assert put == []
+    clock[0] += workers.PROGRESS_EVERY
+    reports.add(2)
+    assert put == [("progress", 3, 42)]
+    reports.add(5)
+    reports.flush()  # the partition's end: the rest at once
+    reports.flush()  # nothing more to say: nothing put
+    assert put == [("progress", 3, 42), ("progress", 3, 5)]
+    assert sum(n for *_, n in put) == 47
