@@ -282,6 +282,34 @@ def test_a_batchs_accounts_are_read_together_and_again_only_once_written(tmp_pat
         assert fresh.get(ids[4]) == snaps[4] and reads == [ids[1], ids[3]]
 
 
+def test_a_batch_uses_the_planners_reads_whose_version_still_holds(tmp_path: Path) -> None:
+    """The planner read some accounts (each with its version read before it); the batch reads
+    only the others, and those written since the planner's read."""
+    with closing(_store(tmp_path)) as store:
+        snaps = list(store.iter_account_snapshots(batch_size=10))[:4]
+        ids = [s.account.id for s in snaps]
+        planned = store.account_versions(ids)
+        reads = {i: (s, planned[i]) for i, s in zip(ids[:3], snaps, strict=False)}
+        store.add_attempts(  # written after the planner's read of ids[1]
+            [ContactAttempt("AT-late", None, ids[1], None, Channel.EMAIL, NOW, AttemptOutcome.DELIVERED)]
+        )
+        batch: list[list[str]] = []
+        many = store.account_snapshots
+
+        def counted(account_ids: Any) -> Any:
+            batch.append(list(account_ids))
+            return many(account_ids)
+
+        store.account_snapshots = counted  # type: ignore[method-assign]
+        one = _counting(store)
+        fresh = _Fresh(store)
+        fresh.prefetch(ids, reads)
+        assert batch == [[ids[1], ids[3]]]  # the planner's reads of ids[0] and ids[2] are used
+        assert fresh.get(ids[0]) is snaps[0] and fresh.get(ids[2]) is snaps[2]
+        assert any(a.id == "AT-late" for a in fresh.get(ids[1]).attempts)  # read again: the write is in
+        assert fresh.get(ids[3]) == snaps[3] and one == []
+
+
 def test_without_account_versions_any_write_reads_every_account_again(tmp_path: Path) -> None:
     """A store with a change token and no versions: whatever was written, nothing held is used."""
 

@@ -18,6 +18,7 @@ from ..channels import Channel
 from ..money import Money
 from ..outreach import OutreachStep
 from ..policy.explain import Reason
+from ..store.base import AccountSnapshot
 from .kernel import (
     tally,
 )
@@ -197,6 +198,9 @@ class _Planned:
     #: Counts of instalment actions (without ``objects``: ``missed``, ``charges``, ``decision.*``).
     extra: Mapping[str, int] | None = None
     accounts: int = 1
+    #: The account's snapshot the planner read and its version read before it (``None``: planned
+    #: on plan rows, or the store keeps no versions): the sender uses it while the version holds.
+    read: tuple[AccountSnapshot, object] | None = None
 
 
 class _Collected:

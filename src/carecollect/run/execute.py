@@ -510,7 +510,11 @@ def _execute(
             holds=sum(1 for d in planned.plan.decisions if d.kind is DecisionKind.HOLD),
         )
         sender.account(
-            planned.account_id, planned.creditor_id, planned.plan, conversations.get(planned.account_id, ())
+            planned.account_id,
+            planned.creditor_id,
+            planned.plan,
+            conversations.get(planned.account_id, ()),
+            planned.read,
         )
         heart.beat()
         if progress is not None:

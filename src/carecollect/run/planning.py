@@ -12,7 +12,7 @@ cannot decide alone); a dry run is exactly this plan.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from ..creditors import Creditor
 from ..invoices import Invoice, InvoiceStatus
@@ -507,6 +507,9 @@ def _iter_plans(
             )
         return
     agency = settings.agency is not None
+    versions_of: Callable[[Sequence[str]], Mapping[str, object]] | None = (
+        getattr(store, "account_versions", None) if objects and hasattr(store, "change_token") else None
+    )
     for facts in facts_of(now=now, batch_size=max(settings.batch_size, 2000)):
         batch = rows_from_facts(facts, now, tables.contexts, agency=agency, conversations=conversations)
         settled: dict[str, _Planned] = {}
@@ -539,6 +542,8 @@ def _iter_plans(
                 rich.append(acc.account_id)
             else:
                 settled[acc.account_id] = _Planned(acc.account_id, acc.creditor_id, acc.invoices, plan)
+        # the sender uses these reads again while the accounts' versions hold (read before them)
+        versions = versions_of(rich) if rich and versions_of is not None else None
         snaps = {s.account.id: s for s in store.account_snapshots(rich)} if rich else {}
         for acc in batch:
             planned = settled.get(acc.account_id)
@@ -556,6 +561,7 @@ def _iter_plans(
                         agency=settings.agency,
                         conversations=conversations.get(acc.account_id, ()),
                     ),
+                    read=None if versions is None else (snap, versions[acc.account_id]),
                 )
             yield planned
 

@@ -311,6 +311,8 @@ class _Sender:
         self.counts = dict.fromkeys(_COUNTERS, 0)
         self._queue: list[tuple[str, str, AccountPlan, Sequence[tuple[str, str | None, dt.datetime]]]] = []
         self._queued = 0
+        #: the planner's reads of the queued accounts (:meth:`account`'s ``read``)
+        self._reads: dict[str, tuple[AccountSnapshot, object]] = {}
         self._handed: list[_Handed] = []
         self._steps: list[tuple[OutreachStep, list[list[str]]]] = []
         #: per channel instance: the sender that keeps it busy
@@ -335,10 +337,17 @@ class _Sender:
         creditor_id: str,
         plan: AccountPlan,
         account_conversations: Sequence[tuple[str, str | None, dt.datetime]],
+        read: tuple[AccountSnapshot, object] | None = None,
     ) -> None:
         """Queue one account's plan (carried out on its creditor's settings) in the current batch;
-        the batch is carried out once it holds ``send_batch`` messages or accounts, or at :meth:`finish`."""
+        the batch is carried out once it holds ``send_batch`` messages or accounts, or at :meth:`finish`.
+
+        :param read: the account's snapshot the planner read and its version read before it
+            (:attr:`_Planned.read <carecollect.run.decisions._Planned.read>`): the batch uses it
+            instead of reading the account again if its version still holds."""
         self._queue.append((account_id, creditor_id, plan, account_conversations))
+        if read is not None and plan.messages:
+            self._reads[account_id] = read
         self._queued += len(plan.messages)
         # whole accounts: a batch closes at send_batch messages, or accounts (a day with little due)
         if self._queued >= self.settings.send_batch or len(self._queue) >= self.settings.send_batch:
@@ -347,6 +356,7 @@ class _Sender:
     def finish(self) -> None:
         """Carry out every queued account and write their records."""
         queue, self._queue, self._queued = self._queue, [], 0
+        reads, self._reads = self._reads, {}
         if not queue:
             return
         store, now, counts = self.store, self.now, self.counts
@@ -371,7 +381,7 @@ class _Sender:
                 settings = self._creditor_settings(creditor_id)[0]
                 intents.extend((settings, m) for m in plan.messages)
             intended = _intend(store, intents, now)
-        self.accounts.prefetch([account_id for account_id, *_ in queue])
+        self.accounts.prefetch([account_id for account_id, *_ in queue], reads)
         try:
             try:
                 for account_id, creditor_id, plan, talks in queue:
@@ -831,9 +841,15 @@ class _Fresh:
                         del self._held[account_id]
         self._seen = token
 
-    def prefetch(self, account_ids: Sequence[str]) -> None:
+    def prefetch(
+        self, account_ids: Sequence[str], reads: Mapping[str, tuple[AccountSnapshot, object]] | None = None
+    ) -> None:
         """Read the accounts of a batch together, with their invoices' claim records; each is
         used while it is not written.
+
+        :param reads: accounts read already (by the planner), each with its version read before
+            it: used instead of reading again when its version is still the same (only with a
+            store that keeps versions).
 
         Without ``change_token()`` nothing is read ahead (every message reads its account)."""
         if self._token is None or not account_ids:
@@ -846,7 +862,14 @@ class _Fresh:
         if not ids:
             return
         versions = self._versions(ids) if self._versions is not None else None  # before the read
-        snaps = list(self._store.account_snapshots(ids))
+        # a read whose version still holds is as good as one made now (nothing written since)
+        kept = (
+            [r[0] for i in ids if (r := (reads or {}).get(i)) is not None and versions[i] == r[1]]
+            if versions is not None
+            else []
+        )
+        again = {s.account.id for s in kept}
+        snaps = [*kept, *self._store.account_snapshots([i for i in ids if i not in again])]
         claims: dict[str, dict[str, list[AuditRecord]]] = {
             snap.account.id: {inv.id: [] for inv in snap.invoices} for snap in snaps
         }

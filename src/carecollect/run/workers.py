@@ -368,7 +368,11 @@ def run_partition(
         collected.add(planned)
         assert planned.plan is not None
         sender.account(
-            planned.account_id, planned.creditor_id, planned.plan, conversations.get(planned.account_id, ())
+            planned.account_id,
+            planned.creditor_id,
+            planned.plan,
+            conversations.get(planned.account_id, ()),
+            planned.read,
         )
         if time.monotonic() - last >= interval:
             store.heartbeat_partition(lease, now=_wall_clock())
