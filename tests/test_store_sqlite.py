@@ -668,3 +668,48 @@ def test_every_table_an_account_is_read_from_moves_its_version_whoever_writes_it
         after = store.account_versions(["A-1", "A-2"])
         assert after["A-1"] != before["A-1"] and after["A-2"] != before["A-2"]
     store.close()
+
+
+def test_a_bulk_load_moves_the_versions_of_the_accounts_it_writes_to_and_keeps_the_triggers(
+    tmp_path: Path,
+) -> None:
+    import attrs
+
+    from carecollect.store import codec
+    from carecollect.store.base import PortfolioRows
+
+    with closing(SQLiteStore(tmp_path / "cc.db")) as store:
+        _seed(store)
+        store.put_patient(attrs.evolve(_patient(), id="P-2"))
+        for aid in ("A-2", "A-3"):
+            store.put_account(attrs.evolve(_account(), id=aid, patient_id="P-2"))
+        triggers = store._db.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name"
+        ).fetchall()
+        ids = ["A-1", "A-2", "A-3", "A-9"]
+        before = store.account_versions(ids)
+        invoice = attrs.evolve(_invoice("INV-7"), account_id="A-2")
+        new_patient = attrs.evolve(_patient(), id="P-9")
+        store.bulk_load(
+            PortfolioRows(
+                patients=[codec.patient_row(new_patient)],
+                contact_points=codec.contact_point_rows(new_patient),
+                accounts=[codec.account_row(attrs.evolve(_account(), id="A-9", patient_id="P-9"))],
+                invoices=[codec.invoice_row(invoice)],
+                invoice_lines=codec.invoice_line_rows(invoice),
+            )
+        )
+        after = store.account_versions(ids)
+        assert [after[i] != before[i] for i in ids] == [False, True, False, True]
+        point = codec.contact_point_rows(attrs.evolve(_patient(), id="P-2"))[0]
+        store.bulk_load(PortfolioRows(contact_points=[(point[0], 9, *point[2:])]))  # one more point of P-2
+        again = store.account_versions(ids)
+        assert [again[i] != after[i] for i in ids] == [False, True, True, False]  # both of P-2's accounts
+        assert (
+            store._db.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name"
+            ).fetchall()
+            == triggers
+        ), "the load put the triggers back as they were"
+        store.put_dispute(Dispute("D-1", "A-1", None, DisputeReason.NOT_MINE, T0))
+        assert store.account_versions(["A-1"])["A-1"] != again["A-1"]  # and they work
