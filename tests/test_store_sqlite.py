@@ -119,6 +119,20 @@ def _invoice(iid: str = "INV-1") -> Invoice:
     )
 
 
+def _placement(collected_at: dt.datetime) -> AgencyPlacement:
+    return AgencyPlacement(
+        "PLC-1",
+        "A-1",
+        "credicare",
+        Money("375.50", "NOK"),
+        PlacementStatus.PLACED,
+        T0,
+        None,
+        (Remittance("R-1", Money("100.00", "NOK"), collected_at, Money("10.00", "NOK")),),
+        ("INV-1",),
+    )
+
+
 def _seed(store: SQLiteStore) -> None:
     store.put_creditor(_creditor())
     store.put_patient(_patient())
@@ -395,17 +409,7 @@ def test_plans_disputes_steps_attempts_placements_round_trip(store: SQLiteStore)
     assert store.add_attempt(attempt) is False
     assert store.attempts_for("A-1") == (attempt,)
 
-    placement = AgencyPlacement(
-        "PLC-1",
-        "A-1",
-        "credicare",
-        Money("375.50", "NOK"),
-        PlacementStatus.PLACED,
-        T0,
-        None,
-        (Remittance("R-1", Money("100.00", "NOK"), T0 + dt.timedelta(days=30), Money("10.00", "NOK")),),
-        ("INV-1",),
-    )
+    placement = _placement(T0 + dt.timedelta(days=30))
     store.put_placement(placement)
     assert store.get_placement("PLC-1") == placement
 
@@ -622,19 +626,7 @@ def test_every_table_an_account_is_read_from_moves_its_version_whoever_writes_it
         "A-1",
         [LedgerEntry("charge:INV-1", EntryKind.CHARGE, Money("575.50", "NOK"), T0, "INV-1", "INV-1", "kit")],
     )
-    store.put_placement(
-        AgencyPlacement(
-            "PLC-1",
-            "A-1",
-            "credicare",
-            Money("375.50", "NOK"),
-            PlacementStatus.PLACED,
-            T0,
-            None,
-            (Remittance("R-1", Money("100.00", "NOK"), T0, Money("10.00", "NOK")),),
-            ("INV-1",),
-        )
-    )
+    store.put_placement(_placement(T0))
     store.put_mandate(Mandate("PL-1", "A-1", "demo-gateway", "card", "tok_1", T0))
     store.put_application(
         AssistanceApplication("APP-1", "A-1", dt.date(2026, 3, 1), ApplicationStatus.RECEIVED)

@@ -52,6 +52,7 @@ __all__ = [
     "CHANNEL_CODES",
     "GENESIS_HASH",
     "MAIN_CHAIN",
+    "PORTFOLIO_TABLES",
     "RUN_LOCK_STALE_AFTER",
     "SEAL_KIND",
     "AccountSnapshot",
@@ -555,6 +556,7 @@ class PortfolioRows:
     Each field is a list of tuples in the column order documented in
     :doc:`/reference/store`; every datetime is an ISO-8601 string with its
     UTC offset, every date an ISO date string, money integer minor units.
+    The fields are in the order a store writes them (each table after those it refers to).
     """
 
     creditors: list[tuple[Any, ...]] = attrs.Factory(list)
@@ -567,6 +569,10 @@ class PortfolioRows:
     plans: list[tuple[Any, ...]] = attrs.Factory(list)
     instalments: list[tuple[Any, ...]] = attrs.Factory(list)
     disputes: list[tuple[Any, ...]] = attrs.Factory(list)
+
+
+#: The tables of :class:`PortfolioRows`, in the order a bulk load writes them.
+PORTFOLIO_TABLES: tuple[str, ...] = tuple(f.name for f in attrs.fields(PortfolioRows))
 
 
 @attrs.frozen

@@ -67,6 +67,7 @@ from .audit import AUDIT_ROW, heads_from_rows, record_from_row, seal_data, seal_
 from .base import (
     GENESIS_HASH,
     MAIN_CHAIN,
+    PORTFOLIO_TABLES,
     RUN_LOCK_STALE_AFTER,
     SEAL_KIND,
     AccountSnapshot,
@@ -1550,18 +1551,7 @@ class PostgresStore:
         """
         loaded: list[tuple[str, int]] = []
         with self._cur() as cur:
-            for table in (
-                "creditors",
-                "patients",
-                "contact_points",
-                "accounts",
-                "invoices",
-                "invoice_lines",
-                "ledger_entries",
-                "plans",
-                "instalments",
-                "disputes",
-            ):
+            for table in PORTFOLIO_TABLES:
                 batch = getattr(rows, table)
                 if not batch:
                     continue

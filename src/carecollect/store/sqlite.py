@@ -52,6 +52,7 @@ from .audit import AUDIT_ROW, heads_from_rows, record_from_row, seal_data, seal_
 from .base import (
     GENESIS_HASH,
     MAIN_CHAIN,
+    PORTFOLIO_TABLES,
     RUN_LOCK_STALE_AFTER,
     SEAL_KIND,
     AccountSnapshot,
@@ -1418,18 +1419,7 @@ class SQLiteStore:
                 self._db.execute(trigger)
 
     def _bulk_insert(self, rows: PortfolioRows) -> None:
-        for table in (
-            "creditors",
-            "patients",
-            "contact_points",
-            "accounts",
-            "invoices",
-            "invoice_lines",
-            "ledger_entries",
-            "plans",
-            "instalments",
-            "disputes",
-        ):
+        for table in PORTFOLIO_TABLES:
             batch = getattr(rows, table)
             if table == "accounts":
                 self._db.executemany(_ACCOUNT_INSERT, [(*r, codec.partition_key(r[1])) for r in batch])

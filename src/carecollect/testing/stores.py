@@ -192,6 +192,20 @@ def _seed(store: Store, aid: str = "A-1", currency: str = "NOK") -> None:
     store.put_invoice(_invoice(f"INV-{aid}", aid, currency))
 
 
+def _placement(remittances: tuple[Remittance, ...] = ()) -> AgencyPlacement:
+    return AgencyPlacement(
+        "PLC-1",
+        "A-1",
+        "credicare",
+        Money("375.50", "NOK"),
+        PlacementStatus.PLACED,
+        T0,
+        None,
+        remittances,
+        ("INV-A-1",),
+    )
+
+
 def _entry(
     key: str, amount: str = "100.00", kind: EntryKind = EntryKind.PATIENT_PAYMENT, at: dt.datetime = T0
 ) -> LedgerEntry:
@@ -328,17 +342,7 @@ class StoreContract:
         assert store.attempts_for("A-1") == (attempt,)
         assert store.attempt_by_provider_message_id("msg-9") == attempt
         assert store.attempt_by_provider_message_id("nope") is None
-        placement = AgencyPlacement(
-            "PLC-1",
-            "A-1",
-            "credicare",
-            Money("375.50", "NOK"),
-            PlacementStatus.PLACED,
-            T0,
-            None,
-            (Remittance("R-1", Money("100.01", "NOK"), T_HALF, Money("10.00", "NOK")),),
-            ("INV-A-1",),
-        )
+        placement = _placement((Remittance("R-1", Money("100.01", "NOK"), T_HALF, Money("10.00", "NOK")),))
         store.put_placement(placement)
         assert store.get_placement("PLC-1") == placement
         mandate = Mandate("PL-1", "A-1", "demo-gateway", "card", "tok_1", T0)
@@ -538,17 +542,7 @@ class StoreContract:
         def attempt(aid: str) -> ContactAttempt:
             return ContactAttempt(aid, "S-1", "A-1", "INV-A-1", Channel.EMAIL, T0, AttemptOutcome.DELIVERED)
 
-        placement = AgencyPlacement(
-            "PLC-1",
-            "A-1",
-            "credicare",
-            Money("375.50", "NOK"),
-            PlacementStatus.PLACED,
-            T0,
-            None,
-            (),
-            ("INV-A-1",),
-        )
+        placement = _placement()
         mandate = Mandate("PL-1", "A-1", "demo-gateway", "card", "tok_1", T0)
         application = AssistanceApplication("APP-1", "A-1", dt.date(2026, 3, 1), ApplicationStatus.RECEIVED)
         opted_out = attrs.evolve(
