@@ -161,7 +161,7 @@ def _account_version_migration() -> tuple[str, ...]:
     :meth:`PostgresStore.account_versions` reads, per account, the generation and the writers noted.
     """
     claims = (
-        "SELECT i.account_id FROM invoices i JOIN {rows} r ON i.id = r.subject_id "
+        "SELECT DISTINCT i.account_id FROM invoices i JOIN {rows} r ON i.id = r.subject_id "
         f"WHERE r.kind = '{CLAIM_RECORD}'"
     )
     return (
@@ -169,14 +169,15 @@ def _account_version_migration() -> tuple[str, ...]:
             xid xid8 NOT NULL DEFAULT pg_current_xact_id(), PRIMARY KEY (account_id, xid))""",
         "CREATE TABLE account_change_generation (n bigint NOT NULL)",
         "INSERT INTO account_change_generation VALUES (0)",
-        _changed_function("carecollect_changed_by_account", "SELECT account_id FROM {rows}"),
-        _changed_function("carecollect_changed_account", "SELECT id FROM {rows}"),
+        _changed_function("carecollect_changed_by_account", "SELECT DISTINCT account_id FROM {rows}"),
+        _changed_function("carecollect_changed_account", "SELECT DISTINCT id FROM {rows}"),
         _changed_function(
-            "carecollect_changed_patient", "SELECT a.id FROM accounts a JOIN {rows} p ON a.patient_id = p.id"
+            "carecollect_changed_patient",
+            "SELECT DISTINCT a.id FROM accounts a JOIN {rows} p ON a.patient_id = p.id",
         ),
         _changed_function(
             "carecollect_changed_points",
-            "SELECT a.id FROM accounts a JOIN {rows} c ON a.patient_id = c.patient_id",
+            "SELECT DISTINCT a.id FROM accounts a JOIN {rows} c ON a.patient_id = c.patient_id",
         ),
         _changed_function("carecollect_changed_claim", claims),
         *_changed_triggers("accounts", "carecollect_changed_account"),
