@@ -73,7 +73,9 @@ def partition_key(patient_id: str) -> int:
 
 #: The tables an account's snapshot is read from, each naming its account in ``account_id`` (the
 #: ``accounts``, ``patients`` and ``contact_points`` tables and the insurer's claim records in the
-#: audit log are kept by triggers of their own).
+#: audit log are kept by triggers of their own). Only ever append: SQLite's migration 17 and
+#: PostgreSQL's migration 8 put version triggers on the first twelve; a table added later needs a
+#: migration of each store that puts them on it.
 ACCOUNT_TABLES = (
     "invoices",
     "invoice_lines",
