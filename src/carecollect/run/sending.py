@@ -863,10 +863,9 @@ class _Fresh:
             return
         versions = self._versions(ids) if self._versions is not None else None  # before the read
         # a read whose version still holds is as good as one made now (nothing written since)
-        given = reads if reads is not None and versions is not None else {}
-        kept = {
-            i: given[i][0] for i in ids if i in given and versions is not None and versions[i] == given[i][1]
-        }
+        kept: dict[str, AccountSnapshot] = {}
+        if versions is not None and reads:
+            kept = {i: reads[i][0] for i in ids if i in reads and versions[i] == reads[i][1]}
         snaps = [*kept.values(), *self._store.account_snapshots([i for i in ids if i not in kept])]
         claims: dict[str, dict[str, list[AuditRecord]]] = {
             snap.account.id: {inv.id: [] for inv in snap.invoices} for snap in snaps

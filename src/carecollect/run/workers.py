@@ -512,6 +512,11 @@ def _die_with(parent: int) -> None:
         os._exit(0)
 
 
+#: Seconds between a worker's progress reports (the run's heartbeat beats on them, and on its own
+#: half-second wait when none comes).
+PROGRESS_EVERY = 0.25
+
+
 class _Progress:
     """A worker's accounts done, put on the run's queue at most every :data:`PROGRESS_EVERY`
     seconds (and at each partition's end), not once per account (each put pickles a message and
@@ -533,11 +538,6 @@ class _Progress:
             self._results.put(("progress", self._index, self._done))
             self._done = 0
         self._last = time.monotonic()
-
-
-#: Seconds between a worker's progress reports (the run's heartbeat beats on them, and on its own
-#: half-second wait when none comes).
-PROGRESS_EVERY = 0.25
 
 
 def _worker(index: int, job: tuple[Any, ...], results: Any) -> None:

@@ -124,14 +124,6 @@ def _account_version_migration() -> tuple[str, ...]:
     )
     return (
         "CREATE TABLE account_versions (account_id TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID",
-        *_row_version_triggers(),
-        claims,
-    )
-
-
-def _row_version_triggers() -> tuple[str, ...]:
-    """Migration 17's version triggers on the account's tables (every one but the claim records')."""
-    return (
         *_version_triggers("account", "accounts", "id", "SELECT {row}.id, 1 WHERE true"),
         *_version_triggers(
             "patient", "patients", "id", "SELECT id, 1 FROM accounts WHERE patient_id = {row}.id"
@@ -149,6 +141,7 @@ def _row_version_triggers() -> tuple[str, ...]:
                 table, table, "account_id", "SELECT {row}.account_id, 1 WHERE true"
             )
         ),
+        claims,
     )
 
 
@@ -1407,14 +1400,9 @@ class SQLiteStore:
             self._db.executemany(
                 _bump("SELECT ?, 1 WHERE true").rstrip(";"), [(a,) for a in _accounts_of(rows)]
             )
+            patients = dict.fromkeys([r[0] for r in rows.patients] + [r[0] for r in rows.contact_points])
             self._db.executemany(
-                _bump("SELECT id, 1 FROM accounts WHERE patient_id = ?").rstrip(";"),
-                [
-                    (p,)
-                    for p in dict.fromkeys(
-                        [r[0] for r in rows.patients] + [r[0] for r in rows.contact_points]
-                    )
-                ],
+                _bump("SELECT id, 1 FROM accounts WHERE patient_id = ?").rstrip(";"), [(p,) for p in patients]
             )
             for _, sql in aside:
                 self._db.execute(sql)
